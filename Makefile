@@ -1,0 +1,86 @@
+# edgecd - one Makefile for the daemon, its tests and the example plugins.
+#
+#   make            build/edgecd, build/edgecd-asan, build/plugins/
+#   make run        the daemon in the foreground on config/edgecd.yaml
+#   make check      every test (unit, integration on a real runtime, ASan build)
+#   make bench      benchmark figures
+#   make clean
+#
+# Every target first makes sure the Debian packages are there
+# (scripts/install-deps.sh, a no-op when nothing is missing).
+
+CC      ?= gcc
+PKGS    := libmicrohttpd jansson yaml-0.1 libseccomp libcgroup libsystemd uuid
+VERSION := 0.1.0
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
+           -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
+           -Wundef -Wnull-dereference -Wimplicit-fallthrough
+CFLAGS  ?= -O2 -g
+override CFLAGS += -std=gnu17 $(WARN) -D_GNU_SOURCE -DEDGECD_VERSION='"$(VERSION)"' \
+           -fstack-protector-strong -D_FORTIFY_SOURCE=2 -pthread -MMD -MP
+ASAN    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+B       := build
+SRCS    := $(wildcard daemon/*.c)
+LIBSRCS := $(filter-out daemon/main.c,$(SRCS))
+OBJS    := $(SRCS:daemon/%.c=$(B)/obj/%.o)
+LIBOBJS := $(LIBSRCS:daemon/%.c=$(B)/obj/%.o)
+AOBJS   := $(SRCS:daemon/%.c=$(B)/asan/%.o)
+ALIBOBJS:= $(LIBSRCS:daemon/%.c=$(B)/asan/%.o)
+TESTS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test-*.c))
+
+DEPS_OK := $(B)/.deps-ok
+
+.PHONY: all deps run check unit integration plugins bench clean
+all: $(B)/edgecd $(B)/edgecd-asan plugins
+
+# Installs packages only when something is missing (needs root then).
+deps: $(DEPS_OK)
+$(DEPS_OK): scripts/install-deps.sh
+	@scripts/install-deps.sh --if-missing
+	@mkdir -p $(B) && touch $@
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+
+$(B)/obj/%.o: daemon/%.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+$(B)/asan/%.o: daemon/%.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(ASAN) $(PKG_CFLAGS) -c $< -o $@
+
+$(B)/edgecd: $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+$(B)/edgecd-asan: $(AOBJS)
+	$(CC) $(CFLAGS) $(ASAN) -o $@ $^ $(PKG_LIBS) -lm
+$(B)/libedgecd-asan.a: $(ALIBOBJS)
+	rm -f $@ && ar rcs $@ $^
+
+# Unit tests (Check) are built with ASan+UBSan against the daemon's modules.
+$(B)/tests/%: tests/unit/%.c tests/unit/testutil.h $(B)/libedgecd-asan.a | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(ASAN) $(PKG_CFLAGS) $(shell pkg-config --cflags check) -iquote daemon \
+	  -o $@ $< $(B)/libedgecd-asan.a $(PKG_LIBS) $(shell pkg-config --libs check) -lm
+
+plugins: | $(DEPS_OK)
+	$(MAKE) -C plugins OUT=$(abspath $(B)/plugins) TEST_OUT=$(abspath $(B)/test-plugins)
+
+run: $(B)/edgecd plugins
+	$(B)/edgecd --config config/edgecd.yaml --plugins-dir $(B)/plugins \
+	  --templates-dir oci-templates --state-dir $(B)/state
+
+unit: $(TESTS)
+integration: all
+
+check: all $(TESTS)
+	@tests/run.sh $(TESTS)
+
+bench: all
+	@bench/run.sh
+
+clean:
+	rm -rf $(B)
+
+-include $(OBJS:.o=.d) $(AOBJS:.o=.d)

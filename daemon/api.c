@@ -1,0 +1,613 @@
+/* api.c - HTTP API v1 handlers (see api.h).
+ *
+ * Threads: handlers run on the HTTP thread.  A request that waits for its job
+ * (?wait=) is suspended; the job's completion (a worker thread) or the wait
+ * thread here (deadlines) resumes it, and the handler runs again to answer.
+ * Waits are tracked under a->lock; see struct wait for who holds what. */
+#include "api.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "http.h"
+#include "job.h"
+#include "log.h"
+#include "manifest.h"
+#include "schema.h"
+#include "util.h"
+
+#define WAIT_MAX_SECONDS 3600
+#define LIST_DEFAULT_LIMIT 50
+#define LIST_MAX_LIMIT 1000
+#define RETRY_AFTER_SECONDS "2"
+
+/* A request waiting for its job.  References: the request's state, the
+ * wait list (until resumed), and the job's waiter callback (until called or
+ * removed).  `req` may be used only while suspended && !resumed. */
+struct wait {
+        int refs;
+        struct api *api;
+        struct http_request *req;
+        struct job *job;
+        struct job_waiter *waiter;
+        int64_t deadline;        /* now_mono_ms() clock */
+        bool suspended, resumed, done;
+        struct wait *next;
+};
+
+struct api {
+        struct api_deps d;
+        struct http_server *http;
+
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct wait *waits;
+        bool stopping;
+        pthread_t wait_thread;
+        bool wait_thread_started;
+};
+
+/* ---- errors ---- */
+
+/* The one table from error codes to HTTP statuses and API codes. */
+static const struct {
+        enum err_code code;
+        unsigned status;
+        const char *name;
+} status_table[] = {
+        { ERR_INVALID, 400, "invalid_request" },
+        { ERR_NOT_FOUND, 404, "not_found" },
+        { ERR_CONFLICT, 409, "conflict" },
+        { ERR_TOO_LARGE, 413, "payload_too_large" },
+        { ERR_BUSY, 429, "queue_full" },
+        { ERR_UNAVAILABLE, 503, "unavailable" },
+};
+
+static void reply_err(struct http_request *req, const struct err *err, const char *code_override)
+{
+        unsigned status = 500;
+        const char *code = "internal";
+        for (size_t i = 0; i < ARRAY_SIZE(status_table); i++) {
+                if (status_table[i].code == err->code) {
+                        status = status_table[i].status;
+                        code = status_table[i].name;
+                }
+        }
+        if (status == 429)
+                http_add_header(req, "Retry-After", RETRY_AFTER_SECONDS);
+        if (status == 500)
+                log_error("%s %s: %s", http_method(req), http_path(req), err->msg);
+        http_reply_error(req, status, code_override ? code_override : code, err->msg, err->field);
+}
+
+static void reply_invalid(struct http_request *req, const char *field, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static void reply_invalid(struct http_request *req, const char *field, const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        http_reply_error(req, 400, "invalid_request", msg, field);
+}
+
+/* ---- waiting ---- */
+
+static struct wait *wait_ref(struct wait *w)
+{
+        __atomic_add_fetch(&w->refs, 1, __ATOMIC_RELAXED);
+        return w;
+}
+
+static void wait_unref(void *p)
+{
+        struct wait *w = p;
+        if (!w || __atomic_sub_fetch(&w->refs, 1, __ATOMIC_ACQ_REL) > 0)
+                return;
+        job_unref(w->job);
+        free(w);
+}
+
+/* Under a->lock. */
+static void wait_resume_locked(struct wait *w)
+{
+        if (w->suspended && !w->resumed) {
+                w->resumed = true;
+                http_resume(w->req);
+        }
+}
+
+/* The job became final (a worker thread, or the HTTP thread on cancel). */
+static void on_job_done(void *ctx)
+{
+        struct wait *w = ctx;
+        struct api *a = w->api;
+        pthread_mutex_lock(&a->lock);
+        w->done = true;
+        wait_resume_locked(w);
+        pthread_cond_signal(&a->cond);
+        pthread_mutex_unlock(&a->lock);
+        wait_unref(w);
+}
+
+/* Resumes waits whose deadline passed and drops resumed ones from the list. */
+static void *wait_thread_main(void *arg)
+{
+        struct api *a = arg;
+        pthread_mutex_lock(&a->lock);
+        for (;;) {
+                int64_t now = now_mono_ms(), next = now + 1000;
+                for (struct wait **pp = &a->waits; *pp;) {
+                        struct wait *w = *pp;
+                        if (a->stopping || now >= w->deadline)
+                                wait_resume_locked(w);
+                        if (w->resumed) {
+                                *pp = w->next;
+                                wait_unref(w);
+                                continue;
+                        }
+                        if (w->deadline < next)
+                                next = w->deadline;
+                        pp = &w->next;
+                }
+                if (a->stopping && !a->waits)
+                        break;
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                int64_t delay = next - now;
+                if (delay < 1)
+                        delay = 1;
+                ts.tv_sec += delay / 1000;
+                ts.tv_nsec += (delay % 1000) * 1000000;
+                if (ts.tv_nsec >= 1000000000) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&a->cond, &a->lock, &ts);
+        }
+        pthread_mutex_unlock(&a->lock);
+        return NULL;
+}
+
+static void reply_job(struct http_request *req, unsigned status, struct job *j)
+{
+        char location[64];
+        snprintf(location, sizeof location, "/v1/jobs/%s", j->id);
+        http_add_header(req, "Location", location);
+        http_reply_json(req, status, job_to_json(j));
+}
+
+/* Second dispatch of a waiting submit: answer with what the job has now. */
+static void finish_wait(struct http_request *req, struct wait *w)
+{
+        if (w->waiter && job_remove_waiter(w->job, w->waiter))
+                wait_unref(w);   /* the callback's reference: it will not run now */
+        w->waiter = NULL;
+        bool final = job_status_is_final(job_get_status(w->job));
+        reply_job(req, final ? 200 : 202, w->job);
+}
+
+/* Park req until j is final or `seconds` pass. */
+static void start_wait(struct api *a, struct http_request *req, struct job *j, int64_t seconds)
+{
+        struct wait *w = xcalloc(1, sizeof *w);
+        w->refs = 1;   /* the request's */
+        w->api = a;
+        w->req = req;
+        w->job = job_ref(j);
+        w->deadline = now_mono_ms() + seconds * 1000;
+        http_set_state(req, w, wait_unref);
+
+        wait_ref(w);   /* the callback's */
+        w->waiter = job_add_waiter(j, on_job_done, w);
+        if (!w->waiter) {
+                wait_unref(w);
+                reply_job(req, 200, j);
+                return;
+        }
+        pthread_mutex_lock(&a->lock);
+        if (w->done || a->stopping) {
+                pthread_mutex_unlock(&a->lock);
+                finish_wait(req, w);
+                return;
+        }
+        http_suspend(req);
+        w->suspended = true;
+        w->next = a->waits;
+        a->waits = wait_ref(w);   /* the list's */
+        pthread_cond_signal(&a->cond);
+        pthread_mutex_unlock(&a->lock);
+}
+
+/* ---- POST /v1/jobs ---- */
+
+static bool is_json_content_type(const char *ct)
+{
+        if (!ct)
+                return false;
+        while (*ct == ' ')
+                ct++;
+        size_t n = strlen("application/json");
+        if (strncasecmp(ct, "application/json", n))
+                return false;
+        ct += n;
+        while (*ct == ' ')
+                ct++;
+        return *ct == '\0' || *ct == ';';
+}
+
+static bool valid_name(const char *s)
+{
+        size_t n = strlen(s);
+        if (n == 0 || n > 64)
+                return false;
+        for (; *s; s++)
+                if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) && *s != '_' && *s != '-')
+                        return false;
+        return true;
+}
+
+/* ?wait=true|false|SECONDS -> seconds to wait (0: do not). -1 when bad. */
+static int64_t parse_wait(const char *v)
+{
+        if (!v)
+                return 0;
+        if (!strcmp(v, "true") || !strcmp(v, "1") || !*v)
+                return WAIT_MAX_SECONDS;
+        if (!strcmp(v, "false") || !strcmp(v, "0"))
+                return 0;
+        int64_t n;
+        return parse_int64(v, 0, WAIT_MAX_SECONDS, &n) ? n : -1;
+}
+
+static void handle_submit(struct http_request *req, void *ctx)
+{
+        struct api *a = ctx;
+        struct wait *w = http_state(req);
+        if (w) {
+                finish_wait(req, w);
+                return;
+        }
+        const struct config *cfg = a->d.cfg;
+
+        int64_t wait_seconds = parse_wait(http_query(req, "wait"));
+        if (wait_seconds < 0) {
+                reply_invalid(req, "?wait", "wait must be true, false or a number of seconds up to %d",
+                              WAIT_MAX_SECONDS);
+                return;
+        }
+        if (!is_json_content_type(http_header(req, "Content-Type"))) {
+                http_reply_error(req, 415, "unsupported_media_type",
+                                 "the request body must be JSON: send Content-Type: application/json", NULL);
+                return;
+        }
+        size_t len;
+        const char *body = http_body(req, &len);
+        json_error_t jerr;
+        _cleanup_json_ json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!doc) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+                http_reply_error(req, 400, "invalid_json", msg, NULL);
+                return;
+        }
+        if (!json_is_object(doc)) {
+                reply_invalid(req, "", "the request body must be a JSON object");
+                return;
+        }
+        static const char *const known[] = { "algorithm", "version", "parameters", "priority", "timeout_seconds" };
+        const char *key;
+        json_t *value;
+        json_object_foreach(doc, key, value) {
+                bool ok = false;
+                for (size_t i = 0; i < ARRAY_SIZE(known); i++)
+                        ok |= !strcmp(key, known[i]);
+                if (!ok) {
+                        _cleanup_free_ char *field = xasprintf("/%s", key);
+                        reply_invalid(req, field, "unknown field `%s` (known: algorithm, version, parameters, "
+                                      "priority, timeout_seconds)", key);
+                        return;
+                }
+        }
+        json_t *jalg = json_object_get(doc, "algorithm");
+        if (!json_is_string(jalg) || !valid_name(json_string_value(jalg))) {
+                reply_invalid(req, "/algorithm", jalg ? "algorithm must be a plugin name ([a-z0-9_-], 1 to 64 characters)"
+                                                      : "algorithm is required");
+                return;
+        }
+        const char *algorithm = json_string_value(jalg);
+        json_t *jver = json_object_get(doc, "version");
+        const char *version = NULL;
+        if (jver) {
+                struct semver sv;
+                struct err verr = ERR_INIT;
+                if (!json_is_string(jver) || semver_parse(json_string_value(jver), &sv, &verr) < 0) {
+                        reply_invalid(req, "/version", "version must be a semantic version string like \"1.2.0\"");
+                        return;
+                }
+                semver_done(&sv);
+                version = json_string_value(jver);
+        }
+        json_t *params = json_object_get(doc, "parameters");
+        if (params && !json_is_object(params)) {
+                reply_invalid(req, "/parameters", "parameters must be a JSON object");
+                return;
+        }
+        _cleanup_json_ json_t *parameters = params ? json_incref(params) : json_object();
+        int priority = PRIO_NORMAL;
+        json_t *jprio = json_object_get(doc, "priority");
+        if (jprio && (!json_is_string(jprio) || (priority = job_priority_parse(json_string_value(jprio))) < 0)) {
+                reply_invalid(req, "/priority", "priority must be \"high\", \"normal\" or \"low\"");
+                return;
+        }
+        int64_t timeout = 0;
+        json_t *jtimeout = json_object_get(doc, "timeout_seconds");
+        if (jtimeout) {
+                if (!json_is_integer(jtimeout) || json_integer_value(jtimeout) < 1 ||
+                    json_integer_value(jtimeout) > cfg->max_timeout_seconds) {
+                        reply_invalid(req, "/timeout_seconds", "timeout_seconds must be an integer from 1 to %lld",
+                                      (long long)cfg->max_timeout_seconds);
+                        return;
+                }
+                timeout = json_integer_value(jtimeout);
+        }
+
+        struct err err = ERR_INIT;
+        struct manifest *m = NULL;
+        if (registry_find(a->d.registry, algorithm, version, &m, &err) < 0) {
+                if (err.code == ERR_NOT_FOUND) {
+                        err_set_field(&err, version ? "/version" : "/algorithm");
+                        reply_err(req, &err, "unknown_algorithm");
+                } else {
+                        reply_err(req, &err, NULL);
+                }
+                return;
+        }
+        if (schema_validate(m->input_schema, parameters, "/parameters", &err) < 0) {
+                manifest_unref(m);
+                http_reply_error(req, 400, "invalid_parameters", err.msg, err.field);
+                return;
+        }
+        if (!timeout)
+                timeout = m->timeout_seconds ? m->timeout_seconds : cfg->defaults.timeout_seconds;
+        if (timeout > cfg->max_timeout_seconds)
+                timeout = cfg->max_timeout_seconds;
+
+        struct job *j = job_new(m, parameters, (enum job_priority)priority, timeout);
+        manifest_unref(m);
+        if (queue_push(a->d.queue, j, &err) < 0) {
+                job_unref(j);
+                reply_err(req, &err, err.code == ERR_UNAVAILABLE ? "shutting_down" : NULL);
+                return;
+        }
+        store_add(a->d.store, j);
+        log_debug("job %s: %s %s accepted (%s priority)", j->id, j->manifest->name, j->manifest->version,
+                  job_priority_name(j->priority));
+        if (wait_seconds > 0)
+                start_wait(a, req, j, wait_seconds);
+        else
+                reply_job(req, 202, j);
+        job_unref(j);
+}
+
+/* ---- other job routes ---- */
+
+static struct job *find_job(struct api *a, struct http_request *req)
+{
+        const char *id = http_param(req, 0);
+        struct job *j = store_get(a->d.store, id);
+        if (!j) {
+                struct err err;
+                err_set(&err, ERR_NOT_FOUND, 0, "no job `%.64s`", id);
+                reply_err(req, &err, NULL);
+        }
+        return j;
+}
+
+static void handle_get_job(struct http_request *req, void *ctx)
+{
+        struct job *j = find_job(ctx, req);
+        if (j) {
+                http_reply_json(req, 200, job_to_json(j));
+                job_unref(j);
+        }
+}
+
+static void handle_cancel(struct http_request *req, void *ctx)
+{
+        struct api *a = ctx;
+        struct job *j = find_job(a, req);
+        if (!j)
+                return;
+        struct err err = ERR_INIT;
+        if (scheduler_cancel(a->d.scheduler, j, &err) < 0)
+                reply_err(req, &err, NULL);
+        else
+                http_reply_json(req, 202, job_to_json(j));
+        job_unref(j);
+}
+
+static void handle_logs(struct http_request *req, void *ctx)
+{
+        struct api *a = ctx;
+        struct job *j = find_job(a, req);
+        if (!j)
+                return;
+        _cleanup_free_ char *path = store_log_path(a->d.store, j->id);
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        struct err err = ERR_INIT;
+        if (read_file(path, (size_t)a->d.cfg->max_log_bytes, &text, &len, &err) < 0 && err.code != ERR_NOT_FOUND) {
+                reply_err(req, &err, NULL);
+                job_unref(j);
+                return;
+        }
+        http_add_header(req, "X-Edgecd-Log-Truncated", job_log_truncated(j) ? "true" : "false");
+        http_reply_text(req, 200, "text/plain; charset=utf-8", text ? text : "", len);
+        job_unref(j);
+}
+
+static void handle_list(struct http_request *req, void *ctx)
+{
+        struct api *a = ctx;
+        struct store_filter f = { .status = -1, .limit = LIST_DEFAULT_LIMIT };
+        const char *status = http_query(req, "status");
+        if (status && (f.status = job_status_parse(status)) < 0) {
+                reply_invalid(req, "?status", "status must be queued, running, succeeded, failed or cancelled");
+                return;
+        }
+        const char *limit = http_query(req, "limit");
+        int64_t n;
+        if (limit) {
+                if (!parse_int64(limit, 1, LIST_MAX_LIMIT, &n)) {
+                        reply_invalid(req, "?limit", "limit must be an integer from 1 to %d", LIST_MAX_LIMIT);
+                        return;
+                }
+                f.limit = (size_t)n;
+        }
+        f.algorithm = http_query(req, "algorithm");
+        f.after = http_query(req, "after");
+        json_t *list = NULL;
+        struct err err = ERR_INIT;
+        if (store_list_json(a->d.store, &f, &list, &err) < 0) {
+                err_set_field(&err, "?after");
+                reply_err(req, &err, NULL);
+                return;
+        }
+        http_reply_json(req, 200, list);
+}
+
+/* ---- registry and health ---- */
+
+static void handle_algorithms(struct http_request *req, void *ctx)
+{
+        struct api *a = ctx;
+        http_reply_json(req, 200, registry_list_json(a->d.registry));
+}
+
+static void handle_algorithm(struct http_request *req, void *ctx)
+{
+        struct api *a = ctx;
+        json_t *o = registry_algorithm_json(a->d.registry, http_param(req, 0));
+        if (!o) {
+                struct err err;
+                err_set(&err, ERR_NOT_FOUND, 0, "no algorithm `%.64s`", http_param(req, 0));
+                reply_err(req, &err, "unknown_algorithm");
+                return;
+        }
+        http_reply_json(req, 200, o);
+}
+
+static void handle_healthz(struct http_request *req, void *ctx)
+{
+        (void)ctx;
+        http_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void handle_readyz(struct http_request *req, void *ctx)
+{
+        struct api *a = ctx;
+        json_t *reasons = json_array();
+        size_t loaded = registry_count(a->d.registry), broken = registry_broken_count(a->d.registry);
+        pthread_mutex_lock(&a->lock);
+        bool stopping = a->stopping;
+        pthread_mutex_unlock(&a->lock);
+        const char *status = "healthy";
+        if (stopping) {
+                status = "unhealthy";
+                json_array_append_new(reasons, json_string("the daemon is shutting down"));
+        }
+        if (loaded == 0) {
+                if (!stopping)
+                        status = "degraded";
+                json_array_append_new(reasons, json_sprintf("no plugin is loaded from %s", a->d.cfg->plugins_dir));
+        }
+        if (broken > 0) {
+                if (!stopping)
+                        status = "degraded";
+                json_array_append_new(reasons, json_sprintf("%zu plugin manifest(s) are broken: see GET /v1/algorithms", broken));
+        }
+        size_t queued = queue_length(a->d.queue), cap = queue_capacity(a->d.queue);
+        if (queued >= cap) {
+                if (!stopping)
+                        status = "degraded";
+                json_array_append_new(reasons, json_string("the job queue is full"));
+        }
+        const struct runtime *rt = a->d.runtime;
+        json_t *o = json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:o}",
+                              "status", status,
+                              "runtime", "name", rt->name, "path", rt->path,
+                              "plugins", "loaded", (json_int_t)loaded, "broken", (json_int_t)broken,
+                              "jobs", "queued", (json_int_t)queued, "queue_capacity", (json_int_t)cap,
+                              "running", (json_int_t)scheduler_running(a->d.scheduler),
+                              "workers", (json_int_t)scheduler_workers(a->d.scheduler),
+                              "reasons", reasons);
+        http_reply_json(req, stopping ? 503 : 200, o);
+}
+
+static const struct http_route routes[] = {
+        { "POST", "/v1/jobs", handle_submit },
+        { "GET", "/v1/jobs", handle_list },
+        { "GET", "/v1/jobs/*", handle_get_job },
+        { "DELETE", "/v1/jobs/*", handle_cancel },
+        { "GET", "/v1/jobs/*/logs", handle_logs },
+        { "GET", "/v1/algorithms", handle_algorithms },
+        { "GET", "/v1/algorithms/*", handle_algorithm },
+        { "GET", "/healthz", handle_healthz },
+        { "GET", "/readyz", handle_readyz },
+};
+
+int api_start(const struct api_deps *deps, int listen_fd, struct api **ret, struct err *err)
+{
+        struct api *a = xcalloc(1, sizeof *a);
+        a->d = *deps;
+        pthread_mutex_init(&a->lock, NULL);
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&a->cond, &attr);
+        pthread_condattr_destroy(&attr);
+        if (pthread_create(&a->wait_thread, NULL, wait_thread_main, a) != 0) {
+                err_set(err, ERR_INTERNAL, 0, "cannot start the wait thread");
+                api_stop(a);
+                return -1;
+        }
+        a->wait_thread_started = true;
+        if (http_start(deps->cfg->listen, listen_fd, (size_t)deps->cfg->max_body_bytes, routes,
+                       ARRAY_SIZE(routes), a, &a->http, err) < 0) {
+                api_stop(a);
+                return -1;
+        }
+        *ret = a;
+        return 0;
+}
+
+const char *api_address(const struct api *a)
+{
+        return http_address(a->http);
+}
+
+void api_quiesce(struct api *a)
+{
+        http_quiesce(a->http);
+}
+
+void api_stop(struct api *a)
+{
+        if (!a)
+                return;
+        pthread_mutex_lock(&a->lock);
+        a->stopping = true;
+        pthread_cond_signal(&a->cond);
+        pthread_mutex_unlock(&a->lock);
+        if (a->wait_thread_started)
+                pthread_join(a->wait_thread, NULL);
+        http_stop(a->http);
+        pthread_cond_destroy(&a->cond);
+        pthread_mutex_destroy(&a->lock);
+        free(a);
+}

@@ -1,0 +1,35 @@
+/* api.h - the HTTP API v1 (MISSION.md): routes, request validation, job
+ * submission and waiting, and the mapping from error codes to HTTP statuses.
+ * Handlers validate and enqueue; they never build argv or touch containers. */
+#ifndef EDGECD_API_H
+#define EDGECD_API_H
+
+#include "config.h"
+#include "error.h"
+#include "queue.h"
+#include "registry.h"
+#include "runtime.h"
+#include "scheduler.h"
+#include "store.h"
+
+/* Everything the handlers use; borrowed, must outlive the api. */
+struct api_deps {
+        const struct config *cfg;
+        struct registry *registry;
+        struct queue *queue;
+        struct store *store;
+        struct scheduler *scheduler;
+        const struct runtime *runtime;
+};
+
+struct api;
+
+/* Start serving on cfg->listen, or on listen_fd (socket activation) when >= 0. */
+int api_start(const struct api_deps *deps, int listen_fd, struct api **ret, struct err *err);
+const char *api_address(const struct api *a);
+/* Stop accepting connections; requests in flight go on. */
+void api_quiesce(struct api *a);
+/* Answer every waiting request with what its job has now, then close. */
+void api_stop(struct api *a);
+
+#endif

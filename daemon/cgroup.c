@@ -1,0 +1,299 @@
+/* cgroup.c - per-job cgroup accounting (peak memory, CPU time, OOM kills)
+ * and removal of the daemon's parent cgroup, on cgroup v1 (including hybrid
+ * hosts like this one, where v1 controllers sit beside an empty cgroup2
+ * "unified" mount) and on pure cgroup v2.
+ *
+ * Owns: a table of the mounted cgroup hierarchies and of the mount points of
+ * the two controllers we read (memory, cpuacct/cpu).  It is built once,
+ * under pthread_once, from libcgroup (cgroup_init and
+ * cgroup_get_subsys_mount_point / the controller iterator) plus a scan of
+ * /sys/fs/cgroup for the hierarchies libcgroup does not name (name=systemd,
+ * unified); after that it is read-only, so any worker thread may call
+ * cgroup_read_stats() concurrently, and main or a test calls the rest.
+ *
+ * The values themselves are read straight from the control files rather
+ * than through cgroup_get_cgroup(): that call reads every file of every
+ * controller (about a hundred reads on v1) to return three numbers, and
+ * memory.oom_control is a key/value file libcgroup has no getter for.
+ *
+ * The runtime creates and deletes the job cgroups; this file only reads
+ * them, and removes the (empty) parent. */
+#include "cgroup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <linux/magic.h>
+
+#include <libcgroup.h>
+
+#include "util.h"
+
+#define CGROUP_ROOT "/sys/fs/cgroup"
+#define MAX_HIERARCHIES 32
+
+struct hierarchies {
+        bool v2;                         /* /sys/fs/cgroup itself is cgroup2 */
+        char memory[PATH_MAX];           /* mount point of the memory controller */
+        bool memory_v2;
+        char cpu[PATH_MAX];              /* cpuacct (v1) or cpu (v2) */
+        bool cpu_v2;
+        char *roots[MAX_HIERARCHIES];    /* every hierarchy, once each */
+        dev_t devs[MAX_HIERARCHIES];     /* to tell co-mounts and symlinks apart */
+        size_t n_roots;
+};
+
+static struct hierarchies H;
+static pthread_once_t H_once = PTHREAD_ONCE_INIT;
+
+/* 1 for a cgroup v1 mount, 2 for cgroup2, 0 for anything else. */
+static int cgroup_fs_version(const char *path)
+{
+        struct statfs sfs;
+        if (statfs(path, &sfs) < 0)
+                return 0;
+        if (sfs.f_type == CGROUP2_SUPER_MAGIC)
+                return 2;
+        if (sfs.f_type == CGROUP_SUPER_MAGIC)
+                return 1;
+        return 0;
+}
+
+static void add_root(const char *path)
+{
+        struct stat st;
+        if (H.n_roots >= MAX_HIERARCHIES || !cgroup_fs_version(path) || stat(path, &st) < 0)
+                return;
+        for (size_t i = 0; i < H.n_roots; i++)
+                if (H.devs[i] == st.st_dev)
+                        return;
+        H.devs[H.n_roots] = st.st_dev;
+        H.roots[H.n_roots++] = xstrdup(path);
+}
+
+/* Mount point of a controller: libcgroup first, then the usual place. */
+static void find_controller(const char *name, bool lib_ok, const char *fallback, char *buf, size_t len)
+{
+        char *mp = NULL;
+        if (lib_ok && cgroup_get_subsys_mount_point(name, &mp) == 0 && mp)
+                snprintf(buf, len, "%s", mp);
+        else
+                snprintf(buf, len, "%s", fallback);
+        free(mp);
+}
+
+static void hierarchies_init(void)
+{
+        H.v2 = cgroup_fs_version(CGROUP_ROOT) == 2;
+        bool lib_ok = cgroup_init() == 0;
+
+        if (H.v2) {
+                find_controller("memory", lib_ok, CGROUP_ROOT, H.memory, sizeof H.memory);
+                find_controller("cpu", lib_ok, CGROUP_ROOT, H.cpu, sizeof H.cpu);
+        } else {
+                find_controller("memory", lib_ok, CGROUP_ROOT "/memory", H.memory, sizeof H.memory);
+                find_controller("cpuacct", lib_ok, CGROUP_ROOT "/cpuacct", H.cpu, sizeof H.cpu);
+        }
+        H.memory_v2 = cgroup_fs_version(H.memory) == 2;
+        H.cpu_v2 = cgroup_fs_version(H.cpu) == 2;
+
+        if (H.v2) {
+                add_root(CGROUP_ROOT);
+                return;
+        }
+        /* Every hierarchy libcgroup knows, then whatever else is mounted
+         * under /sys/fs/cgroup (name=systemd, the unified cgroup2 mount):
+         * the runtime creates the job's cgroup in all of them. */
+        if (lib_ok) {
+                void *handle = NULL;
+                struct cgroup_mount_point mp;
+                int r = cgroup_get_controller_begin(&handle, &mp);
+                while (r == 0) {
+                        add_root(mp.path);
+                        r = cgroup_get_controller_next(&handle, &mp);
+                }
+                cgroup_get_controller_end(&handle);
+        }
+        DIR *d = opendir(CGROUP_ROOT);
+        if (d) {
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        if (de->d_name[0] == '.')
+                                continue;
+                        char p[PATH_MAX];
+                        snprintf(p, sizeof p, CGROUP_ROOT "/%s", de->d_name);
+                        add_root(p);
+                }
+                closedir(d);
+        }
+}
+
+static const struct hierarchies *hierarchies(void)
+{
+        pthread_once(&H_once, hierarchies_init);
+        return &H;
+}
+
+/* A cgroupsPath we accept: absolute, no "..", not the root itself. */
+static bool path_ok(const char *path)
+{
+        if (!path || path[0] != '/' || !path[1] || strlen(path) > 1024)
+                return false;
+        for (const char *p = path; (p = strstr(p, "..")); p += 2)
+                if ((p == path || p[-1] == '/') && (p[2] == '/' || p[2] == '\0'))
+                        return false;
+        return true;
+}
+
+/* Read a small control file into buf; false when absent or unreadable. */
+static bool read_ctl(const char *dir, const char *file, char *buf, size_t len)
+{
+        char p[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/%s", dir, file) >= (int)sizeof p)
+                return false;
+        _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        size_t got = 0;
+        while (got < len - 1) {
+                ssize_t n = read(fd, buf + got, len - 1 - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                got += (size_t)n;
+        }
+        buf[got] = '\0';
+        return got > 0;
+}
+
+static int64_t read_ctl_int(const char *dir, const char *file)
+{
+        char buf[64];
+        int64_t v;
+        if (!read_ctl(dir, file, buf, sizeof buf))
+                return -1;
+        buf[strcspn(buf, "\n")] = '\0';
+        return parse_int64(buf, 0, INT64_MAX, &v) ? v : -1;
+}
+
+/* The value of `key N` in a flat keyed file (memory.events, cpu.stat,
+ * memory.oom_control); -1 when the key is not there. */
+static int64_t read_ctl_key(const char *dir, const char *file, const char *key)
+{
+        char buf[4096];
+        if (!read_ctl(dir, file, buf, sizeof buf))
+                return -1;
+        size_t klen = strlen(key);
+        for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+                if (strncmp(line, key, klen) || line[klen] != ' ')
+                        continue;
+                char num[32];
+                size_t n = strcspn(line + klen + 1, "\n");
+                if (n >= sizeof num)
+                        return -1;
+                memcpy(num, line + klen + 1, n);
+                num[n] = '\0';
+                int64_t v;
+                return parse_int64(num, 0, INT64_MAX, &v) ? v : -1;
+        }
+        return -1;
+}
+
+int cgroup_read_stats(const char *path, struct cgroup_stats *ret, struct err *err)
+{
+        if (!path_ok(path))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
+        const struct hierarchies *h = hierarchies();
+        _cleanup_free_ char *mem = xasprintf("%s%s", h->memory, path);
+        _cleanup_free_ char *cpu = xasprintf("%s%s", h->cpu, path);
+
+        struct stat st;
+        if (stat(mem, &st) < 0)
+                return err_errno(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, "cgroup: stat `%s`", mem);
+
+        struct cgroup_stats s = { .peak_memory_bytes = -1, .cpu_ms = -1 };
+        if (h->memory_v2) {
+                /* memory.peak appeared in Linux 5.19. */
+                s.peak_memory_bytes = read_ctl_int(mem, "memory.peak");
+                s.oom_killed = read_ctl_key(mem, "memory.events", "oom_kill") > 0;
+                s.limit_hit = read_ctl_key(mem, "memory.events", "max") > 0;
+        } else {
+                s.peak_memory_bytes = read_ctl_int(mem, "memory.max_usage_in_bytes");
+                /* `oom_kill N` is in memory.oom_control since Linux 4.13.
+                 * Without it, failcnt only says the limit was reached, which
+                 * reclaim may have survived: that is limit_hit, not an OOM
+                 * kill.  With memory+swap limited too, neither failcnt
+                 * need move (seen on 6.18), so a peak at the limit counts. */
+                s.oom_killed = read_ctl_key(mem, "memory.oom_control", "oom_kill") > 0;
+                int64_t limit = read_ctl_int(mem, "memory.limit_in_bytes");
+                s.limit_hit = read_ctl_int(mem, "memory.failcnt") > 0 ||
+                              read_ctl_int(mem, "memory.memsw.failcnt") > 0 ||
+                              (limit > 0 && s.peak_memory_bytes >= limit);
+        }
+        if (h->cpu_v2) {
+                int64_t us = read_ctl_key(cpu, "cpu.stat", "usage_usec");
+                s.cpu_ms = us < 0 ? -1 : us / 1000;
+        } else {
+                int64_t ns = read_ctl_int(cpu, "cpuacct.usage");
+                s.cpu_ms = ns < 0 ? -1 : ns / 1000000;
+        }
+        *ret = s;
+        return 0;
+}
+
+int cgroup_remove_parent(const char *path, struct err *err)
+{
+        if (!path_ok(path))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
+        const struct hierarchies *h = hierarchies();
+        char failed[ERR_MSG_MAX] = "";
+        size_t flen = 0;
+        int first_errno = 0;
+        for (size_t i = 0; i < h->n_roots; i++) {
+                char p[PATH_MAX];
+                snprintf(p, sizeof p, "%s%s", h->roots[i], path);
+                if (rmdir(p) == 0 || errno == ENOENT)
+                        continue;
+                if (!first_errno)
+                        first_errno = errno;
+                if (flen < sizeof failed)
+                        flen += (size_t)snprintf(failed + flen, sizeof failed - flen, "%s`%s`",
+                                                 flen ? ", " : "", p);
+        }
+        if (first_errno)
+                return err_set(err, first_errno == EBUSY ? ERR_BUSY : ERR_IO, first_errno,
+                               "cgroup: remove `%s`: %s", path, failed);
+        return 0;
+}
+
+int cgroup_count_children(const char *path)
+{
+        if (!path_ok(path))
+                return 0;
+        const struct hierarchies *h = hierarchies();
+        int n = 0;
+        for (size_t i = 0; i < h->n_roots; i++) {
+                char p[PATH_MAX];
+                snprintf(p, sizeof p, "%s%s", h->roots[i], path);
+                DIR *d = opendir(p);
+                if (!d)
+                        continue;
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        if (de->d_type == DT_DIR && strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                                n++;
+                }
+                closedir(d);
+        }
+        return n;
+}

@@ -1,0 +1,36 @@
+/* cgroup.h - the daemon's parent cgroup and per-job accounting, on cgroup v1
+ * (hybrid hosts like this one), or v2.  Uses libcgroup where it helps.
+ * Reads only; the runtime creates and deletes the job cgroups themselves. */
+#ifndef EDGECD_CGROUP_H
+#define EDGECD_CGROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct cgroup_stats {
+        int64_t peak_memory_bytes;  /* -1 when unknown */
+        int64_t cpu_ms;             /* -1 when unknown */
+        bool oom_killed;            /* the kernel OOM-killed a task in it */
+        bool limit_hit;             /* the memory limit was reached (v1 failcnt or a peak at the limit,
+                                     * v2 memory.events `max`); a hint only: reclaim
+                                     * may have coped, so not an OOM kill by itself */
+};
+
+/* Read stats of the cgroup at `path` (a cgroupsPath like "/edgecd/<id>").
+ * Must run after the container exits and before `runtime delete`.  A value
+ * the kernel does not offer is -1; ERR_NOT_FOUND when the cgroup is gone.
+ * Thread-safe. */
+int cgroup_read_stats(const char *path, struct cgroup_stats *ret, struct err *err);
+
+/* Remove the (empty) parent cgroup from every hierarchy.  Called at exit and
+ * by tests; an absent or busy one is not an error worth more than a log. */
+int cgroup_remove_parent(const char *path, struct err *err);
+
+/* Does any hierarchy hold a cgroup under path?  Count of leftovers: the
+ * direct sub-directories of path, summed over every hierarchy (so one
+ * leftover container cgroup on a v1 host counts once per hierarchy). */
+int cgroup_count_children(const char *path);
+
+#endif

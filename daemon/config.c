@@ -1,0 +1,378 @@
+/* config.c - the daemon's configuration (see config.h).
+ *
+ * Every option lives in one table, options[] below: its name as written in
+ * the YAML file, its type, where it goes in struct config, its bounds and
+ * its default.  config_init_defaults(), the loader and config_validate() all
+ * walk that table, so adding an option is one row (and a line in
+ * config/edgecd.yaml, which tests/unit/test-config.c keeps in step).
+ *
+ * Only main.c calls this, once, before any thread starts; the result is
+ * read-only afterwards. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "log.h"
+#include "util.h"
+#include "yamldoc.h"
+
+/* A config file is a few hundred bytes; this only stops a wrong path (a log,
+ * a disk image) from being read whole. */
+#define CONFIG_MAX_BYTES (1024 * 1024)
+
+#define KiB (1024.0)
+#define MiB (1024.0 * 1024.0)
+#define GiB (1024.0 * 1024.0 * 1024.0)
+
+enum opt_type {
+        OPT_STRING,   /* char *: any non-null scalar */
+        OPT_INT,      /* int64_t: decimal integer in [min,max] */
+        OPT_BYTES,    /* int64_t: integer or "64KiB" in [min,max] bytes */
+        OPT_BOOL,     /* bool */
+        OPT_DOUBLE,   /* double in [min,max] */
+        OPT_SECTION,  /* a mapping whose keys are the rows named "NAME.key" */
+};
+
+struct option {
+        const char *name;        /* "workers", or "defaults.memory_mb" inside a section */
+        enum opt_type type;
+        size_t offset;           /* into struct config */
+        double min, max;         /* bounds for numbers (all exact in a double) */
+        double def;              /* default for numbers and bools */
+        const char *def_str;     /* default for strings */
+};
+
+#define OFF(field) offsetof(struct config, field)
+
+static const struct option options[] = {
+        { "listen",              OPT_STRING, OFF(listen),        0, 0, 0, "127.0.0.1:8080" },
+        { "plugins_dir",         OPT_STRING, OFF(plugins_dir),   0, 0, 0, "/usr/lib/edgecd/plugins" },
+        { "templates_dir",       OPT_STRING, OFF(templates_dir), 0, 0, 0, "/usr/share/edgecd/oci-templates" },
+        { "state_dir",           OPT_STRING, OFF(state_dir),     0, 0, 0, "/var/lib/edgecd" },
+        { "runtime",             OPT_STRING, OFF(runtime),       0, 0, 0, "youki" },
+        { "cgroup_parent",       OPT_STRING, OFF(cgroup_parent), 0, 0, 0, "/edgecd" },
+        { "workers",             OPT_INT,    OFF(workers),             1, 1024,       2,     NULL },
+        { "queue_capacity",      OPT_INT,    OFF(queue_capacity),      1, 1000000,    256,   NULL },
+        { "jobs_kept",           OPT_INT,    OFF(jobs_kept),           1, 10000000,   10000, NULL },
+        { "max_body_bytes",      OPT_BYTES,  OFF(max_body_bytes),      KiB, GiB,      MiB,   NULL },
+        { "max_result_bytes",    OPT_BYTES,  OFF(max_result_bytes),    KiB, GiB,      MiB,   NULL },
+        { "max_log_bytes",       OPT_BYTES,  OFF(max_log_bytes),       KiB, GiB,      64 * KiB, NULL },
+        { "max_timeout_seconds", OPT_INT,    OFF(max_timeout_seconds), 1, 86400,      600,   NULL },
+        /* (uid_t)-1 means "no change" to the kernel, so it is not a user. */
+        { "uid",                 OPT_INT,    OFF(uid),                 0, 4294967294.0, 65534, NULL },
+        { "gid",                 OPT_INT,    OFF(gid),                 0, 4294967294.0, 65534, NULL },
+        { "keep_bundles",        OPT_BOOL,   OFF(keep_bundles),        0, 0,          0,     NULL },
+        { "log_level",           OPT_STRING, OFF(log_level),           0, 0,          0,     "info" },
+        { "defaults",            OPT_SECTION, 0,                       0, 0,          0,     NULL },
+        /* A cpu quota below 1 ms per 100 ms period is refused by the kernel. */
+        { "defaults.cpu_cores",  OPT_DOUBLE, OFF(defaults.cpu_cores),  0.01, 1024,    1.0,   NULL },
+        { "defaults.memory_mb",  OPT_INT,    OFF(defaults.memory_mb),  4, 1048576,    256,   NULL },
+        { "defaults.pids",       OPT_INT,    OFF(defaults.pids),       1, 65536,      64,    NULL },
+        { "defaults.disk_mb",    OPT_INT,    OFF(defaults.disk_mb),    1, 1048576,    16,    NULL },
+        { "defaults.timeout_seconds", OPT_INT, OFF(defaults.timeout_seconds), 1, 86400, 30,  NULL },
+};
+
+#define FIELD(cfg, opt, type) ((type *)(void *)((char *)(cfg) + (opt)->offset))
+#define CFIELD(cfg, opt, type) ((const type *)(const void *)((const char *)(cfg) + (opt)->offset))
+
+static const struct option *option_find(const char *name)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(options); i++)
+                if (!strcmp(options[i].name, name))
+                        return &options[i];
+        return NULL;
+}
+
+void config_init_defaults(struct config *cfg)
+{
+        memset(cfg, 0, sizeof *cfg);
+        for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
+                const struct option *o = &options[i];
+                switch (o->type) {
+                case OPT_STRING:
+                        *FIELD(cfg, o, char *) = xstrdup(o->def_str);
+                        break;
+                case OPT_INT:
+                case OPT_BYTES:
+                        *FIELD(cfg, o, int64_t) = (int64_t)o->def;
+                        break;
+                case OPT_BOOL:
+                        *FIELD(cfg, o, bool) = o->def != 0;
+                        break;
+                case OPT_DOUBLE:
+                        *FIELD(cfg, o, double) = o->def;
+                        break;
+                case OPT_SECTION:
+                        break;
+                }
+        }
+}
+
+void config_set_string(char **field, const char *value)
+{
+        char *copy = xstrdup(value);
+        free(*field);
+        *field = copy;
+}
+
+void config_free(struct config *cfg)
+{
+        if (!cfg)
+                return;
+        for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
+                if (options[i].type == OPT_STRING) {
+                        char **s = FIELD(cfg, &options[i], char *);
+                        free(*s);
+                        *s = NULL;
+                }
+        }
+        free(cfg->path);
+        cfg->path = NULL;
+}
+
+static void load_mapping(struct config *cfg, struct yamldoc *y, const yaml_node_t *map,
+                         const char *prefix, struct ydiag *d);
+
+/* Parse one value into its field.  The getters write only on success, so a
+ * bad value leaves the default in place (the load fails anyway). */
+static void load_option(struct config *cfg, struct yamldoc *y, const struct option *o,
+                        const yaml_node_t *v, struct ydiag *d)
+{
+        switch (o->type) {
+        case OPT_STRING:
+                yget_string(v, o->name, d, FIELD(cfg, o, char *));
+                break;
+        case OPT_INT:
+                yget_int(v, o->name, (int64_t)o->min, (int64_t)o->max, d, FIELD(cfg, o, int64_t));
+                break;
+        case OPT_BYTES:
+                yget_bytes(v, o->name, (int64_t)o->min, (int64_t)o->max, d, FIELD(cfg, o, int64_t));
+                break;
+        case OPT_BOOL:
+                yget_bool(v, o->name, d, FIELD(cfg, o, bool));
+                break;
+        case OPT_DOUBLE:
+                yget_double(v, o->name, o->min, o->max, d, FIELD(cfg, o, double));
+                break;
+        case OPT_SECTION:
+                if (v->type != YAML_MAPPING_NODE) {
+                        /* "defaults:" with nothing under it is an empty section. */
+                        if (!ynode_is_null(v))
+                                ydiag_add(d, v, o->name, "expected a mapping, got %s", ynode_kind(v));
+                        break;
+                }
+                load_mapping(cfg, y, v, o->name, d);
+                break;
+        }
+}
+
+static void load_mapping(struct config *cfg, struct yamldoc *y, const yaml_node_t *map,
+                         const char *prefix, struct ydiag *d)
+{
+        yamldoc_check_keys(y, map, prefix, d);
+        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+             p++) {
+                const yaml_node_t *kn = yamldoc_node(y, p->key);
+                const char *k = ynode_str(kn);
+                if (!k || yamldoc_key_dup(y, map, p))
+                        continue;   /* already reported */
+                _cleanup_free_ char *name = prefix ? xasprintf("%s.%s", prefix, k) : xstrdup(k);
+                const struct option *o = option_find(name);
+                if (!o) {
+                        ydiag_add(d, kn, name, "unknown key");
+                        continue;
+                }
+                load_option(cfg, y, o, yamldoc_node(y, p->value), d);
+        }
+}
+
+int config_load_file(struct config *cfg, const char *path,
+                     void (*report)(const char *line, void *ctx), void *ctx,
+                     struct err *err)
+{
+        struct ydiag d;
+        ydiag_init(&d, path, report, ctx);
+
+        struct yamldoc *y = NULL;
+        if (yamldoc_load(path, CONFIG_MAX_BYTES, &y, err) < 0) {
+                /* err->msg is already "FILE:LINE:COL: ..." or "FILE: ...". */
+                ydiag_line(&d, err->msg);
+                ydiag_done(&d);
+                return -1;
+        }
+        config_set_string(&cfg->path, path);
+
+        const yaml_node_t *root = yamldoc_root(y);
+        if (root && root->type != YAML_MAPPING_NODE)
+                ydiag_add(&d, root, NULL, "the top level must be a mapping, got %s",
+                          ynode_kind(root));
+        else if (root)
+                load_mapping(cfg, y, root, NULL, &d);
+
+        int r = ydiag_result(&d, ERR_INVALID, err);
+        ydiag_done(&d);
+        yamldoc_free(y);
+        return r;
+}
+
+/* ---- config_validate ---- */
+
+/* RFC 1123 host name: dot-separated labels of letters, digits and '-', each
+ * 1..63 long and not starting or ending with '-'. */
+static bool valid_hostname(const char *h, size_t len)
+{
+        if (len == 0 || len > 253)
+                return false;
+        size_t label = 0;
+        for (size_t i = 0; i <= len; i++) {
+                char c = i < len ? h[i] : '.';
+                if (c == '.') {
+                        if (label == 0 || label > 63 || h[i - 1] == '-')
+                                return false;
+                        label = 0;
+                        continue;
+                }
+                bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                          (c >= '0' && c <= '9') || c == '-';
+                if (!ok || (label == 0 && c == '-'))
+                        return false;
+                label++;
+        }
+        return true;
+}
+
+static bool valid_port(const char *s)
+{
+        int64_t port;
+        if (!*s || strspn(s, "0123456789") != strlen(s))
+                return false;
+        return parse_int64(s, 1, 65535, &port);
+}
+
+/* NULL when fine, else why not. */
+static const char *listen_problem(const char *l)
+{
+        if (!strncmp(l, "unix:", 5)) {
+                const char *p = l + 5;
+                if (p[0] != '/')
+                        return "a unix socket path must be absolute (unix:/run/edgecd.sock)";
+                if (strlen(p) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+                        return "the unix socket path is too long";
+                return NULL;
+        }
+        const char *host, *port;
+        size_t host_len;
+        if (l[0] == '[') {
+                const char *close = strchr(l, ']');
+                if (!close || close[1] != ':')
+                        return "expected [IPV6]:PORT";
+                host = l + 1;
+                host_len = (size_t)(close - host);
+                port = close + 2;
+                char buf[INET6_ADDRSTRLEN + 1];
+                struct in6_addr a6;
+                if (host_len >= sizeof buf)
+                        return "not an IPv6 address in brackets";
+                memcpy(buf, host, host_len);
+                buf[host_len] = '\0';
+                if (inet_pton(AF_INET6, buf, &a6) != 1)
+                        return "not an IPv6 address in brackets";
+        } else {
+                const char *colon = strrchr(l, ':');
+                if (!colon)
+                        return "expected HOST:PORT or unix:/PATH";
+                host = l;
+                host_len = (size_t)(colon - l);
+                port = colon + 1;
+                if (memchr(host, ':', host_len))
+                        return "an IPv6 address needs brackets: [::1]:8080";
+                char buf[256];
+                if (host_len == 0 || host_len >= sizeof buf)
+                        return "expected HOST:PORT with a host";
+                memcpy(buf, host, host_len);
+                buf[host_len] = '\0';
+                struct in_addr a4;
+                if (strspn(buf, "0123456789.") == host_len) {
+                        if (inet_pton(AF_INET, buf, &a4) != 1)
+                                return "not an IPv4 address";
+                } else if (!valid_hostname(buf, host_len)) {
+                        return "not a valid host name";
+                }
+        }
+        if (!valid_port(port))
+                return "the port must be between 1 and 65535";
+        return NULL;
+}
+
+static bool has_dotdot(const char *p)
+{
+        for (const char *s = p; (s = strstr(s, "..")); s += 2) {
+                bool start = s == p || s[-1] == '/';
+                bool end = s[2] == '\0' || s[2] == '/';
+                if (start && end)
+                        return true;
+        }
+        return false;
+}
+
+int config_validate(const struct config *cfg,
+                    void (*report)(const char *line, void *ctx), void *ctx,
+                    struct err *err)
+{
+        struct ydiag d;
+        ydiag_init(&d, cfg->path, report, ctx);
+
+        /* Bounds again: command-line overrides bypass the loader. */
+        for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
+                const struct option *o = &options[i];
+                if (o->type == OPT_INT || o->type == OPT_BYTES) {
+                        int64_t v = *CFIELD(cfg, o, int64_t);
+                        if (v < (int64_t)o->min || v > (int64_t)o->max)
+                                ydiag_add(&d, NULL, o->name, "must be between %lld and %lld, got %lld",
+                                          (long long)o->min, (long long)o->max, (long long)v);
+                } else if (o->type == OPT_DOUBLE) {
+                        double v = *CFIELD(cfg, o, double);
+                        if (!(v >= o->min && v <= o->max))
+                                ydiag_add(&d, NULL, o->name, "must be between %g and %g, got %g",
+                                          o->min, o->max, v);
+                } else if (o->type == OPT_STRING && !*(char *const *)(const void *)((const char *)cfg + o->offset)) {
+                        ydiag_add(&d, NULL, o->name, "not set");
+                }
+        }
+        if (cfg->listen) {
+                const char *why = listen_problem(cfg->listen);
+                if (why)
+                        ydiag_add(&d, NULL, "listen", "`%s`: %s", cfg->listen, why);
+        }
+        if (cfg->cgroup_parent) {
+                if (cfg->cgroup_parent[0] != '/')
+                        ydiag_add(&d, NULL, "cgroup_parent", "`%s` must start with '/'",
+                                  cfg->cgroup_parent);
+                else if (has_dotdot(cfg->cgroup_parent))
+                        ydiag_add(&d, NULL, "cgroup_parent", "`%s` must not contain `..`",
+                                  cfg->cgroup_parent);
+        }
+        if (cfg->runtime && !*cfg->runtime)
+                ydiag_add(&d, NULL, "runtime", "must not be empty");
+        if (cfg->plugins_dir && !*cfg->plugins_dir)
+                ydiag_add(&d, NULL, "plugins_dir", "must not be empty");
+        if (cfg->templates_dir && !*cfg->templates_dir)
+                ydiag_add(&d, NULL, "templates_dir", "must not be empty");
+        if (cfg->state_dir && !*cfg->state_dir)
+                ydiag_add(&d, NULL, "state_dir", "must not be empty");
+        if (cfg->log_level && log_level_parse(cfg->log_level) < 0)
+                ydiag_add(&d, NULL, "log_level", "`%s` is not one of error, warn, info, debug",
+                          cfg->log_level);
+        if (cfg->defaults.timeout_seconds > cfg->max_timeout_seconds)
+                ydiag_add(&d, NULL, "defaults.timeout_seconds",
+                          "%lld is over max_timeout_seconds (%lld)",
+                          (long long)cfg->defaults.timeout_seconds,
+                          (long long)cfg->max_timeout_seconds);
+
+        int r = ydiag_result(&d, ERR_INVALID, err);
+        ydiag_done(&d);
+        return r;
+}

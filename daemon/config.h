@@ -1,0 +1,68 @@
+/* config.h - the daemon's configuration: embedded defaults, then the YAML
+ * file (libyaml), then command-line overrides.  Options are defined in one
+ * table in config.c (name, type, field, default, bounds).  Loaded once by
+ * main.c before any thread starts; read-only afterwards, so any thread may
+ * read it without a lock. */
+#ifndef EDGECD_CONFIG_H
+#define EDGECD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* Limits a job gets when its manifest does not name them. */
+struct limits {
+        double cpu_cores;         /* cpu quota in cores, e.g. 1.0 */
+        int64_t memory_mb;
+        int64_t pids;
+        int64_t disk_mb;          /* size of the /output tmpfs */
+        int64_t timeout_seconds;
+};
+
+struct config {
+        char *path;               /* file it came from, or NULL for embedded defaults */
+
+        char *listen;             /* "127.0.0.1:8080", "[::1]:8080" or "unix:/run/edgecd.sock" */
+        char *plugins_dir;
+        char *templates_dir;      /* holds default.json and seccomp.allow */
+        char *state_dir;          /* workspaces/, runtime/ (runtime --root), logs */
+        char *runtime;            /* preferred runtime: "youki", "crun", "runc" or a path */
+        char *cgroup_parent;      /* every job's cgroupsPath is under this, e.g. "/edgecd" */
+        int64_t workers;          /* worker threads = global concurrency limit */
+        int64_t queue_capacity;   /* jobs waiting; a full queue answers 429 */
+        int64_t jobs_kept;        /* finished jobs kept in memory */
+        int64_t max_body_bytes;   /* request body limit (413 above) */
+        int64_t max_result_bytes; /* /output/result.json limit */
+        int64_t max_log_bytes;    /* per-job stdout+stderr log cap */
+        int64_t max_timeout_seconds; /* ceiling for a request's timeout_seconds */
+        int64_t uid, gid;         /* the container process's user */
+        bool keep_bundles;        /* debug: keep each job's bundle after it ends */
+        char *log_level;          /* error, warn, info, debug */
+        struct limits defaults;
+};
+
+/* Fill *cfg with the embedded defaults.  Never fails. */
+void config_init_defaults(struct config *cfg);
+
+/* Parse the YAML file at path over the values already in cfg.  Every problem
+ * (unknown key, wrong type, value out of range, YAML syntax) is reported as
+ * one line "FILE:LINE:COL: key: what is wrong" (LINE and COL 1-based) through
+ * report(line, ctx); parsing goes on after a bad key.  Returns 0, or -1 when
+ * anything was reported (err then holds the first problem and a count). */
+int config_load_file(struct config *cfg, const char *path,
+                     void (*report)(const char *line, void *ctx), void *ctx,
+                     struct err *err);
+
+/* Check cross-field consistency after overrides (listen address parses,
+ * directories are absolute or relative, workers >= 1 ...).  Same reporting. */
+int config_validate(const struct config *cfg,
+                    void (*report)(const char *line, void *ctx), void *ctx,
+                    struct err *err);
+
+/* Replace a string option (for --listen and friends); takes a copy. */
+void config_set_string(char **field, const char *value);
+
+void config_free(struct config *cfg);   /* frees the members, not cfg itself */
+
+#endif

@@ -1,0 +1,462 @@
+/* http.c - libmicrohttpd glue (see http.h).
+ *
+ * Threads: libmicrohttpd's one internal polling thread runs every callback
+ * here and every handler; http_resume() is the only entry point other
+ * threads use (MHD_resume_connection is thread-safe).  Per-request memory
+ * lives in struct http_request, freed by the request-completed callback. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <microhttpd.h>
+
+#include "util.h"
+
+/* A body that goes on past the limit without a Content-Length is read and
+ * dropped so the client still gets its 413, up to this many times the limit;
+ * beyond that the connection is closed. */
+#define SWALLOW_FACTOR 16
+#define MAX_PARAMS 4
+
+struct http_server {
+        struct MHD_Daemon *mhd;
+        int listen_fd;
+        char *unix_path;
+        char address[128];
+        size_t max_body;
+        const struct http_route *routes;
+        size_t nroutes;
+        void *ctx;
+};
+
+struct header {
+        char *name, *value;
+        struct header *next;
+};
+
+struct http_request {
+        struct http_server *srv;
+        struct MHD_Connection *conn;
+        char *method, *path;
+        char *params[MAX_PARAMS];
+        const struct http_route *route;
+        char *body;
+        size_t body_len, body_cap, swallowed;
+        bool too_large;
+        bool replied, suspended;
+        struct header *headers;
+        void *state;
+        void (*state_free)(void *);
+};
+
+/* ---- listening ---- */
+
+static int listen_unix(struct http_server *srv, const char *path, struct err *err)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(path) >= sizeof sa.sun_path)
+                return err_set(err, ERR_INVALID, 0, "unix socket path too long: `%s`", path);
+        strcpy(sa.sun_path, path);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return err_errno(err, ERR_IO, "socket");
+        /* A socket file left by a previous run would make bind fail. */
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+                unlink(path);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, 0660) < 0 || listen(fd, 128) < 0) {
+                err_errno(err, ERR_IO, "listen on `unix:%s`", path);
+                close(fd);
+                return -1;
+        }
+        srv->listen_fd = fd;
+        srv->unix_path = xstrdup(path);
+        snprintf(srv->address, sizeof srv->address, "unix:%s", path);
+        return 0;
+}
+
+static int listen_tcp(struct http_server *srv, const char *listen_addr, struct err *err)
+{
+        _cleanup_free_ char *host = NULL;
+        const char *colon = strrchr(listen_addr, ':');
+        if (!colon)
+                return err_set(err, ERR_INVALID, 0, "listen address `%s` has no port", listen_addr);
+        if (listen_addr[0] == '[') {
+                const char *close_br = strchr(listen_addr, ']');
+                if (!close_br || close_br + 1 != colon)
+                        return err_set(err, ERR_INVALID, 0, "bad listen address `%s`", listen_addr);
+                host = strndup(listen_addr + 1, (size_t)(close_br - listen_addr - 1));
+        } else {
+                host = strndup(listen_addr, (size_t)(colon - listen_addr));
+        }
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+        struct addrinfo *res = NULL;
+        int gai = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res);
+        if (gai)
+                return err_set(err, ERR_INVALID, 0, "listen address `%s`: %s", listen_addr, gai_strerror(gai));
+        int fd = -1, saved = 0;
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+                fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                if (fd < 0) {
+                        saved = errno;
+                        continue;
+                }
+                int one = 1;
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+                if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0)
+                        break;
+                saved = errno;
+                close(fd);
+                fd = -1;
+        }
+        freeaddrinfo(res);
+        if (fd < 0)
+                return err_set(err, ERR_IO, saved, "listen on `%s`", listen_addr);
+        srv->listen_fd = fd;
+        snprintf(srv->address, sizeof srv->address, "%s", listen_addr);
+        return 0;
+}
+
+/* ---- requests ---- */
+
+static void request_free(struct http_request *req)
+{
+        if (!req)
+                return;
+        if (req->state_free)
+                req->state_free(req->state);
+        for (struct header *h = req->headers, *n; h; h = n) {
+                n = h->next;
+                free(h->name);
+                free(h->value);
+                free(h);
+        }
+        for (size_t i = 0; i < MAX_PARAMS; i++)
+                free(req->params[i]);
+        free(req->method);
+        free(req->path);
+        free(req->body);
+        free(req);
+}
+
+/* Match path against pattern, filling params.  Both start with '/'. */
+static bool route_match(const char *pattern, const char *path, char **params)
+{
+        size_t np = 0;
+        const char *p = pattern, *u = path;
+        while (*p && *u) {
+                if (*p != '/' || *u != '/')
+                        return false;
+                p++, u++;
+                size_t plen = strcspn(p, "/"), ulen = strcspn(u, "/");
+                if (plen == 1 && *p == '*') {
+                        if (ulen == 0 || np >= MAX_PARAMS)
+                                return false;
+                        params[np++] = strndup(u, ulen);
+                } else if (plen != ulen || strncmp(p, u, plen)) {
+                        return false;
+                }
+                p += plen, u += ulen;
+        }
+        return !*p && !*u;
+}
+
+static void clear_params(char **params)
+{
+        for (size_t i = 0; i < MAX_PARAMS; i++) {
+                free(params[i]);
+                params[i] = NULL;
+        }
+}
+
+/* Find the route; on a miss reply 404, or 405 with Allow. */
+static bool route(struct http_request *req)
+{
+        struct http_server *srv = req->srv;
+        char allow[128] = "";
+        for (size_t i = 0; i < srv->nroutes; i++) {
+                const struct http_route *r = &srv->routes[i];
+                char *params[MAX_PARAMS] = { 0 };
+                bool match = route_match(r->pattern, req->path, params);
+                if (match && !strcmp(r->method, req->method)) {
+                        memcpy(req->params, params, sizeof params);
+                        req->route = r;
+                        return true;
+                }
+                clear_params(params);
+                if (match && !strstr(allow, r->method)) {
+                        size_t n = strlen(allow);
+                        snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "", r->method);
+                }
+        }
+        if (*allow) {
+                http_add_header(req, "Allow", allow);
+                _cleanup_free_ char *msg = xasprintf("%s is not allowed on %s (allowed: %s)",
+                                                     req->method, req->path, allow);
+                http_reply_error(req, 405, "method_not_allowed", msg, NULL);
+        } else {
+                _cleanup_free_ char *msg = xasprintf("no such resource: %s", req->path);
+                http_reply_error(req, 404, "not_found", msg, NULL);
+        }
+        return false;
+}
+
+static void reply_too_large(struct http_request *req)
+{
+        _cleanup_free_ char *msg = xasprintf("request body is larger than the limit of %zu bytes",
+                                             req->srv->max_body);
+        http_add_header(req, "Connection", "close");
+        http_reply_error(req, 413, "payload_too_large", msg, NULL);
+}
+
+static void dispatch(struct http_request *req)
+{
+        req->suspended = false;
+        req->route->fn(req, req->srv->ctx);
+        if (!req->replied && !req->suspended)
+                http_reply_error(req, 500, "internal", "the handler gave no reply", NULL);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+        (void)version;
+        struct http_server *srv = cls;
+        struct http_request *req = *con_cls;
+
+        if (!req) {
+                req = xcalloc(1, sizeof *req);
+                req->srv = srv;
+                req->conn = conn;
+                req->method = xstrdup(method);
+                req->path = xstrdup(url);
+                *con_cls = req;
+                if (!route(req))
+                        return MHD_YES;
+                const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                int64_t len;
+                if (cl && parse_int64(cl, 0, INT64_MAX, &len) && (uint64_t)len > srv->max_body) {
+                        /* Refuse before reading a byte of it. */
+                        reply_too_large(req);
+                }
+                return MHD_YES;
+        }
+        if (req->replied) {
+                /* Replied early (404, 405, 413): drop whatever body follows. */
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+        if (*upload_data_size > 0) {
+                size_t n = *upload_data_size;
+                *upload_data_size = 0;
+                if (req->too_large || req->body_len + n > srv->max_body) {
+                        req->too_large = true;
+                        req->swallowed += n;
+                        return req->swallowed > SWALLOW_FACTOR * srv->max_body ? MHD_NO : MHD_YES;
+                }
+                if (req->body_len + n + 1 > req->body_cap) {
+                        size_t cap = req->body_cap ? req->body_cap : 4096;
+                        while (cap < req->body_len + n + 1)
+                                cap *= 2;
+                        if (cap > srv->max_body + 1)
+                                cap = srv->max_body + 1;
+                        req->body = xrealloc(req->body, cap);
+                        req->body_cap = cap;
+                }
+                memcpy(req->body + req->body_len, upload_data, n);
+                req->body_len += n;
+                req->body[req->body_len] = '\0';
+                return MHD_YES;
+        }
+        if (req->too_large) {
+                reply_too_large(req);
+                return MHD_YES;
+        }
+        dispatch(req);
+        return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+        (void)cls, (void)conn, (void)toe;
+        request_free(*con_cls);
+        *con_cls = NULL;
+}
+
+int http_start(const char *listen_addr, int listen_fd, size_t max_body,
+               const struct http_route *routes, size_t nroutes, void *ctx,
+               struct http_server **ret, struct err *err)
+{
+        struct http_server *srv = xcalloc(1, sizeof *srv);
+        srv->listen_fd = -1;
+        srv->max_body = max_body;
+        srv->routes = routes;
+        srv->nroutes = nroutes;
+        srv->ctx = ctx;
+        int rc;
+        if (listen_fd >= 0) {
+                srv->listen_fd = listen_fd;
+                snprintf(srv->address, sizeof srv->address, "socket-activated fd %d", listen_fd);
+                rc = 0;
+        } else if (!strncmp(listen_addr, "unix:", 5)) {
+                rc = listen_unix(srv, listen_addr + 5, err);
+        } else {
+                rc = listen_tcp(srv, listen_addr, err);
+        }
+        if (rc < 0) {
+                free(srv);
+                return -1;
+        }
+        srv->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                                    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+                                    0, NULL, NULL, on_request, srv,
+                                    MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
+                                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                                    MHD_OPTION_END);
+        if (!srv->mhd) {
+                err_set(err, ERR_IO, 0, "cannot start the HTTP server on `%s`", srv->address);
+                http_stop(srv);
+                return -1;
+        }
+        *ret = srv;
+        return 0;
+}
+
+const char *http_address(const struct http_server *srv)
+{
+        return srv->address;
+}
+
+void http_quiesce(struct http_server *srv)
+{
+        if (srv && srv->mhd)
+                MHD_quiesce_daemon(srv->mhd);
+}
+
+void http_stop(struct http_server *srv)
+{
+        if (!srv)
+                return;
+        if (srv->mhd)
+                MHD_stop_daemon(srv->mhd);
+        if (srv->listen_fd >= 0)
+                close(srv->listen_fd);
+        if (srv->unix_path) {
+                unlink(srv->unix_path);
+                free(srv->unix_path);
+        }
+        free(srv);
+}
+
+/* ---- inside a handler ---- */
+
+const char *http_method(const struct http_request *req) { return req->method; }
+const char *http_path(const struct http_request *req) { return req->path; }
+
+const char *http_param(const struct http_request *req, size_t i)
+{
+        return i < MAX_PARAMS ? req->params[i] : NULL;
+}
+
+const char *http_query(struct http_request *req, const char *key)
+{
+        return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *http_header(struct http_request *req, const char *name)
+{
+        return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_body(const struct http_request *req, size_t *ret_len)
+{
+        if (ret_len)
+                *ret_len = req->body_len;
+        return req->body ? req->body : "";
+}
+
+void *http_state(const struct http_request *req) { return req->state; }
+
+void http_set_state(struct http_request *req, void *state, void (*free_fn)(void *))
+{
+        req->state = state;
+        req->state_free = free_fn;
+}
+
+void http_add_header(struct http_request *req, const char *name, const char *value)
+{
+        struct header *h = xmalloc(sizeof *h);
+        h->name = xstrdup(name);
+        h->value = xstrdup(value);
+        h->next = req->headers;
+        req->headers = h;
+}
+
+static void reply(struct http_request *req, unsigned status, const char *content_type, char *data, size_t len)
+{
+        struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(data);
+                return;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        for (struct header *h = req->headers; h; h = h->next)
+                MHD_add_response_header(resp, h->name, h->value);
+        MHD_queue_response(req->conn, status, resp);
+        MHD_destroy_response(resp);
+        req->replied = true;
+}
+
+void http_reply_json(struct http_request *req, unsigned status, json_t *body)
+{
+        char *text = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
+        json_decref(body);
+        if (!text)
+                text = xstrdup("{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode the reply\"}}");
+        size_t len = strlen(text);
+        text = xrealloc(text, len + 2);
+        text[len++] = '\n';
+        reply(req, status, "application/json", text, len);
+}
+
+void http_reply_text(struct http_request *req, unsigned status, const char *content_type,
+                     const char *text, size_t len)
+{
+        char *copy = xmalloc(len + 1);
+        memcpy(copy, text, len);
+        reply(req, status, content_type, copy, len);
+}
+
+void http_reply_error(struct http_request *req, unsigned status, const char *code,
+                      const char *message, const char *field)
+{
+        json_t *e = json_pack("{s:s, s:s}", "code", code, "message", message ? message : code);
+        if (!e)   /* a message that is not UTF-8 */
+                e = json_pack("{s:s, s:s}", "code", code, "message", code);
+        if (field && *field)
+                json_object_set_new(e, "field", json_string(field));
+        http_reply_json(req, status, json_pack("{s:o}", "error", e));
+}
+
+void http_suspend(struct http_request *req)
+{
+        req->suspended = true;
+        MHD_suspend_connection(req->conn);
+}
+
+void http_resume(struct http_request *req)
+{
+        MHD_resume_connection(req->conn);
+}

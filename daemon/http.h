@@ -1,0 +1,72 @@
+/* http.h - the HTTP server: libmicrohttpd glue, listening sockets, request
+ * bodies under a size limit, routing, JSON replies, and suspend/resume so a
+ * request can wait for a job without holding a thread.
+ *
+ * Handlers run on libmicrohttpd's single internal thread and must not block.
+ * A handler either replies (http_reply_*) or suspends the request; a
+ * suspended request is handed to its handler again after http_resume().
+ * This file knows nothing of jobs: api.c does. */
+#ifndef EDGECD_HTTP_H
+#define EDGECD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "error.h"
+
+struct http_server;
+struct http_request;
+
+typedef void (*http_handler)(struct http_request *req, void *ctx);
+
+/* pattern: "/v1/jobs/ * /logs" written without spaces; a "*" matches one
+ * non-empty path segment, fetched with http_param(req, i). */
+struct http_route {
+        const char *method;
+        const char *pattern;
+        http_handler fn;
+};
+
+/* Listen on `listen` ("HOST:PORT", "[V6]:PORT" or "unix:/path"), or on
+ * listen_fd when it is >= 0 (systemd socket activation).  routes and ctx are
+ * borrowed for the server's life. */
+int http_start(const char *listen, int listen_fd, size_t max_body,
+               const struct http_route *routes, size_t nroutes, void *ctx,
+               struct http_server **ret, struct err *err);
+/* The address actually bound (for logs), e.g. "127.0.0.1:8080". */
+const char *http_address(const struct http_server *srv);
+/* Stop accepting new connections (requests in flight go on). */
+void http_quiesce(struct http_server *srv);
+/* Close everything.  Every suspended request must be resumed first. */
+void http_stop(struct http_server *srv);
+
+/* ---- inside a handler ---- */
+const char *http_method(const struct http_request *req);
+const char *http_path(const struct http_request *req);
+const char *http_param(const struct http_request *req, size_t i);
+const char *http_query(struct http_request *req, const char *key);
+const char *http_header(struct http_request *req, const char *name);
+const char *http_body(const struct http_request *req, size_t *ret_len);
+
+/* Per-request state of the handler, freed with free_fn when the request ends. */
+void *http_state(const struct http_request *req);
+void http_set_state(struct http_request *req, void *state, void (*free_fn)(void *));
+
+/* Add a header to the coming reply. */
+void http_add_header(struct http_request *req, const char *name, const char *value);
+/* Reply with JSON (takes the reference). */
+void http_reply_json(struct http_request *req, unsigned status, json_t *body);
+void http_reply_text(struct http_request *req, unsigned status, const char *content_type,
+                     const char *text, size_t len);
+/* {"error":{"code":code,"message":message[,"field":field]}}; field may be NULL or "". */
+void http_reply_error(struct http_request *req, unsigned status, const char *code,
+                      const char *message, const char *field);
+
+/* Park the request: the server goes on with others.  Only from a handler. */
+void http_suspend(struct http_request *req);
+/* Hand a suspended request back to its handler.  Any thread, once per suspend. */
+void http_resume(struct http_request *req);
+
+#endif

@@ -1,0 +1,605 @@
+/* manifest.c - plugin.yaml parsing, semver, and the manifest's reference
+ * count (see manifest.h).
+ *
+ * manifest_load() runs on whichever thread loads the registry (main.c at
+ * startup, the reload thread later); it touches only the file and the plugin
+ * directory.  A loaded manifest is immutable; manifest_ref()/unref() are
+ * atomic and called from HTTP and worker threads.
+ *
+ * Every key is checked, unknown keys included: a typo such as "memroy_mb"
+ * must fail loudly instead of silently dropping a limit.  All problems of a
+ * file are collected, each as "PATH:LINE:COL: key: what is wrong". */
+#include "manifest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <seccomp.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "schema.h"
+#include "util.h"
+#include "yamldoc.h"
+
+/* A manifest is a page or two; this refuses a wrong file before parsing it. */
+#define MANIFEST_MAX_BYTES (256 * 1024)
+#define NAME_MAX_LEN 64
+
+/* ---- semver ---- */
+
+/* A numeric identifier: "0" or no leading zero.  Returns chars consumed. */
+static size_t parse_num(const char *s, int64_t *ret)
+{
+        size_t n = strspn(s, "0123456789");
+        if (n == 0 || (n > 1 && s[0] == '0') || n > 18)
+                return 0;
+        int64_t v = 0;
+        for (size_t i = 0; i < n; i++)
+                v = v * 10 + (s[i] - '0');
+        *ret = v;
+        return n;
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+        return n > 0 && strspn(s, "0123456789") >= n;
+}
+
+/* Dot-separated identifiers of [0-9A-Za-z-], none empty; numeric ones in a
+ * pre-release may not have leading zeros. */
+static bool valid_idents(const char *s, size_t len, bool numeric_no_lead)
+{
+        static const char ok[] =
+                "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-";
+        size_t i = 0;
+        for (;;) {
+                size_t n = 0;
+                while (i + n < len && s[i + n] != '.') {
+                        if (!strchr(ok, s[i + n]))
+                                return false;
+                        n++;
+                }
+                if (n == 0)
+                        return false;
+                if (numeric_no_lead && all_digits(s + i, n) && n > 1 && s[i] == '0')
+                        return false;
+                i += n;
+                if (i == len)
+                        return true;
+                i++;   /* the dot */
+        }
+}
+
+int semver_parse(const char *s, struct semver *ret, struct err *err)
+{
+        struct semver v = { 0 };
+        const char *p = s;
+        int64_t *parts[] = { &v.major, &v.minor, &v.patch };
+        for (size_t i = 0; i < 3; i++) {
+                size_t n = parse_num(p, parts[i]);
+                if (n == 0)
+                        return err_set(err, ERR_INVALID, 0,
+                                       "`%s` is not a semantic version (MAJOR.MINOR.PATCH, no leading zeros)",
+                                       s);
+                p += n;
+                if (i < 2) {
+                        if (*p != '.')
+                                return err_set(err, ERR_INVALID, 0,
+                                               "`%s` is not a semantic version (MAJOR.MINOR.PATCH)", s);
+                        p++;
+                }
+        }
+        const char *pre = NULL;
+        size_t pre_len = 0;
+        if (*p == '-') {
+                pre = ++p;
+                pre_len = strcspn(p, "+");
+                if (!valid_idents(pre, pre_len, true))
+                        return err_set(err, ERR_INVALID, 0, "`%s`: bad pre-release `%.*s`", s,
+                                       (int)pre_len, pre);
+                p += pre_len;
+        }
+        if (*p == '+') {
+                p++;
+                if (!valid_idents(p, strlen(p), false))
+                        return err_set(err, ERR_INVALID, 0, "`%s`: bad build metadata `%s`", s, p);
+                p += strlen(p);
+        }
+        if (*p)
+                return err_set(err, ERR_INVALID, 0,
+                               "`%s` is not a semantic version (MAJOR.MINOR.PATCH)", s);
+        if (pre) {
+                v.prerelease = strndup(pre, pre_len);
+                if (!v.prerelease)
+                        abort();
+        }
+        *ret = v;
+        return 0;
+}
+
+static int cmp_i64(int64_t a, int64_t b)
+{
+        return a < b ? -1 : a > b;
+}
+
+int semver_compare(const struct semver *a, const struct semver *b)
+{
+        int c;
+        if ((c = cmp_i64(a->major, b->major)) || (c = cmp_i64(a->minor, b->minor)) ||
+            (c = cmp_i64(a->patch, b->patch)))
+                return c;
+        /* A release ranks above any of its pre-releases. */
+        if (!a->prerelease || !b->prerelease)
+                return !a->prerelease - !b->prerelease;
+        const char *x = a->prerelease, *y = b->prerelease;
+        for (;;) {
+                size_t xn = strcspn(x, "."), yn = strcspn(y, ".");
+                bool xd = all_digits(x, xn), yd = all_digits(y, yn);
+                if (xd && yd) {
+                        /* No leading zeros: the longer number is larger. */
+                        if (xn != yn)
+                                return xn < yn ? -1 : 1;
+                        c = strncmp(x, y, xn);
+                } else if (xd != yd) {
+                        return xd ? -1 : 1;   /* numeric ranks below alphanumeric */
+                } else {
+                        c = strncmp(x, y, xn < yn ? xn : yn);
+                        if (!c && xn != yn)
+                                c = xn < yn ? -1 : 1;
+                }
+                if (c)
+                        return c < 0 ? -1 : 1;
+                x += xn;
+                y += yn;
+                if (!*x || !*y)
+                        return !*x && !*y ? 0 : !*x ? -1 : 1;
+                x++;
+                y++;
+        }
+}
+
+void semver_done(struct semver *v)
+{
+        if (!v)
+                return;
+        free(v->prerelease);
+        v->prerelease = NULL;
+}
+
+/* ---- reference count ---- */
+
+struct manifest *manifest_ref(struct manifest *m)
+{
+        if (m)
+                __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+        return m;
+}
+
+void manifest_unref(struct manifest *m)
+{
+        if (!m || __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) > 0)
+                return;
+        free(m->path);
+        free(m->dir);
+        free(m->rootfs);
+        free(m->name);
+        free(m->version);
+        semver_done(&m->semver);
+        free(m->description);
+        strv_free(m->command);
+        strv_free(m->env);
+        if (m->input_schema)
+                json_decref(m->input_schema);
+        free(m->oci_template);
+        strv_free(m->extra_syscalls);
+        free(m);
+}
+
+static void manifest_unrefp(struct manifest **m)
+{
+        manifest_unref(*m);
+}
+
+/* ---- loading ---- */
+
+struct mload {
+        struct yamldoc *y;
+        struct ydiag *d;
+        struct manifest *m;
+        const yaml_node_t *root;
+        const yaml_node_t *command_node;   /* for the rootfs check's line */
+        const yaml_node_t *rootfs_node;
+        bool command_ok, rootfs_ok;
+};
+
+static bool valid_name_chars(const char *s, size_t max)
+{
+        size_t n = strlen(s);
+        return n >= 1 && n <= max && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+static void load_name(struct mload *L, const yaml_node_t *v)
+{
+        if (yget_string(v, "name", L->d, &L->m->name) < 0)
+                return;
+        if (!valid_name_chars(L->m->name, NAME_MAX_LEN))
+                ydiag_add(L->d, v, "name", "`%s` must be 1 to %d characters of a-z, 0-9, _ and -",
+                          L->m->name, NAME_MAX_LEN);
+}
+
+static void load_version(struct mload *L, const yaml_node_t *v)
+{
+        if (yget_string(v, "version", L->d, &L->m->version) < 0)
+                return;
+        struct err e = ERR_INIT;
+        if (semver_parse(L->m->version, &L->m->semver, &e) < 0)
+                ydiag_add(L->d, v, "version", "%s", e.msg);
+}
+
+static void load_description(struct mload *L, const yaml_node_t *v)
+{
+        if (yget_string(v, "description", L->d, &L->m->description) < 0)
+                return;
+        if (!*L->m->description)
+                ydiag_add(L->d, v, "description", "must not be empty");
+}
+
+static void load_command(struct mload *L, const yaml_node_t *v)
+{
+        L->command_node = v;
+        if (yget_strv(L->y, v, "command", L->d, &L->m->command) < 0)
+                return;
+        if (!L->m->command[0]) {
+                ydiag_add(L->d, v, "command", "must not be empty");
+                return;
+        }
+        if (L->m->command[0][0] != '/') {
+                ydiag_add(L->d, yamldoc_node(L->y, v->data.sequence.items.start[0]), "command[0]",
+                          "`%s` must be an absolute path inside the rootfs", L->m->command[0]);
+                return;
+        }
+        L->command_ok = true;
+}
+
+static bool valid_env_key(const char *k)
+{
+        if (!((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') || *k == '_'))
+                return false;
+        return strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") ==
+               strlen(k);
+}
+
+static void load_env(struct mload *L, const yaml_node_t *v)
+{
+        if (ynode_is_null(v))
+                return;   /* "env:" with nothing under it */
+        if (v->type != YAML_MAPPING_NODE) {
+                ydiag_add(L->d, v, "env", "expected a mapping of NAME: value, got %s", ynode_kind(v));
+                return;
+        }
+        yamldoc_check_keys(L->y, v, "env", L->d);
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+                const yaml_node_t *kn = yamldoc_node(L->y, p->key);
+                const yaml_node_t *vn = yamldoc_node(L->y, p->value);
+                const char *k = ynode_str(kn);
+                if (!k || yamldoc_key_dup(L->y, v, p))
+                        continue;
+                _cleanup_free_ char *name = xasprintf("env.%s", k);
+                if (!valid_env_key(k)) {
+                        ydiag_add(L->d, kn, name, "not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)");
+                        continue;
+                }
+                /* A value is taken as written; "FOO:" alone is the empty string. */
+                const char *val = ynode_is_null(vn) && !*(const char *)vn->data.scalar.value
+                                          ? "" : ynode_str(vn);
+                if (!val) {
+                        ydiag_add(L->d, vn, name, "expected a string, got %s", ynode_kind(vn));
+                        continue;
+                }
+                _cleanup_free_ char *kv = xasprintf("%s=%s", k, val);
+                strv_push(&L->m->env, kv);
+        }
+}
+
+static void load_input_schema(struct mload *L, const yaml_node_t *v)
+{
+        if (v->type != YAML_MAPPING_NODE) {
+                ydiag_add(L->d, v, "input_schema", "expected a mapping (a JSON Schema), got %s",
+                          ynode_kind(v));
+                return;
+        }
+        json_t *schema = NULL;
+        if (yamldoc_to_json(L->y, v, "input_schema", L->d, &schema) < 0)
+                return;
+        L->m->input_schema = schema;
+        struct err e = ERR_INIT;
+        if (schema_check(schema, &e) < 0) {
+                _cleanup_free_ char *name = xasprintf("input_schema%s", e.field);
+                ydiag_add(L->d, yamldoc_at_pointer(L->y, v, e.field), name, "%s", e.msg);
+        }
+}
+
+/* An integer in [min,max], or 0 for "use the config default". */
+static void get_limit(struct mload *L, const yaml_node_t *v, const char *key, int64_t min,
+                      int64_t max, int64_t *ret)
+{
+        int64_t x;
+        if (yget_int(v, key, 0, max, L->d, &x) < 0)
+                return;
+        if (x != 0 && x < min) {
+                ydiag_add(L->d, v, key, "must be between %lld and %lld (or 0 for the default), got %lld",
+                          (long long)min, (long long)max, (long long)x);
+                return;
+        }
+        *ret = x;
+}
+
+static void load_resources(struct mload *L, const yaml_node_t *v)
+{
+        if (ynode_is_null(v))
+                return;
+        if (v->type != YAML_MAPPING_NODE) {
+                ydiag_add(L->d, v, "resources", "expected a mapping, got %s", ynode_kind(v));
+                return;
+        }
+        yamldoc_check_keys(L->y, v, "resources", L->d);
+        struct limits *r = &L->m->resources;
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+                const yaml_node_t *kn = yamldoc_node(L->y, p->key);
+                const yaml_node_t *vn = yamldoc_node(L->y, p->value);
+                const char *k = ynode_str(kn);
+                if (!k || yamldoc_key_dup(L->y, v, p))
+                        continue;
+                _cleanup_free_ char *name = xasprintf("resources.%s", k);
+                if (!strcmp(k, "cpu_cores"))
+                        yget_double(vn, name, 0, 1024, L->d, &r->cpu_cores);
+                else if (!strcmp(k, "memory_mb"))
+                        get_limit(L, vn, name, 4, 1048576, &r->memory_mb);
+                else if (!strcmp(k, "pids"))
+                        get_limit(L, vn, name, 1, 65536, &r->pids);
+                else if (!strcmp(k, "disk_mb"))
+                        get_limit(L, vn, name, 1, 1048576, &r->disk_mb);
+                else
+                        ydiag_add(L->d, kn, name, "unknown key (expected cpu_cores, memory_mb, pids, disk_mb)");
+        }
+}
+
+static void load_timeout(struct mload *L, const yaml_node_t *v)
+{
+        if (yget_int(v, "timeout_seconds", 1, 86400, L->d, &L->m->timeout_seconds) == 0)
+                L->m->resources.timeout_seconds = L->m->timeout_seconds;
+}
+
+static void load_max_concurrent(struct mload *L, const yaml_node_t *v)
+{
+        yget_int(v, "max_concurrent", 0, 1000, L->d, &L->m->max_concurrent);
+}
+
+static void load_oci_template(struct mload *L, const yaml_node_t *v)
+{
+        if (yget_string(v, "oci_template", L->d, &L->m->oci_template) < 0)
+                return;
+        if (!valid_name_chars(L->m->oci_template, NAME_MAX_LEN))
+                ydiag_add(L->d, v, "oci_template", "`%s` must be 1 to %d characters of a-z, 0-9, _ and -",
+                          L->m->oci_template, NAME_MAX_LEN);
+}
+
+static void load_syscalls(struct mload *L, const yaml_node_t *v)
+{
+        if (ynode_is_null(v))
+                return;
+        if (yget_strv(L->y, v, "syscalls", L->d, &L->m->extra_syscalls) < 0)
+                return;
+        /* Check each name here so the error names its line. */
+        for (size_t i = 0; L->m->extra_syscalls[i]; i++) {
+                if (seccomp_syscall_resolve_name(L->m->extra_syscalls[i]) != __NR_SCMP_ERROR)
+                        continue;
+                _cleanup_free_ char *name = xasprintf("syscalls[%zu]", i);
+                ydiag_add(L->d, yamldoc_node(L->y, v->data.sequence.items.start[i]), name,
+                          "unknown syscall `%s`", L->m->extra_syscalls[i]);
+        }
+}
+
+static bool has_dotdot(const char *p)
+{
+        for (const char *s = p; (s = strstr(s, "..")); s += 2) {
+                bool start = s == p || s[-1] == '/';
+                bool end = s[2] == '\0' || s[2] == '/';
+                if (start && end)
+                        return true;
+        }
+        return false;
+}
+
+static void load_rootfs(struct mload *L, const yaml_node_t *v)
+{
+        _cleanup_free_ char *rel = NULL;
+        L->rootfs_node = v;
+        if (yget_string(v, "rootfs", L->d, &rel) < 0) {
+                L->rootfs_ok = false;
+                return;
+        }
+        if (!*rel || rel[0] == '/' || has_dotdot(rel)) {
+                ydiag_add(L->d, v, "rootfs", "`%s` must be a relative path inside the plugin directory without `..`",
+                          rel);
+                L->rootfs_ok = false;
+                return;
+        }
+        free(L->m->rootfs);
+        L->m->rootfs = xasprintf("%s/%s", L->m->dir, rel);
+}
+
+static const struct {
+        const char *key;
+        bool required;
+        void (*load)(struct mload *L, const yaml_node_t *v);
+} keys[] = {
+        { "name", true, load_name },
+        { "version", true, load_version },
+        { "description", true, load_description },
+        { "command", true, load_command },
+        { "env", false, load_env },
+        { "input_schema", true, load_input_schema },
+        { "resources", false, load_resources },
+        { "timeout_seconds", false, load_timeout },
+        { "max_concurrent", false, load_max_concurrent },
+        { "oci_template", false, load_oci_template },
+        { "syscalls", false, load_syscalls },
+        { "rootfs", false, load_rootfs },
+};
+
+/* Open `dir` below rootfs_fd the way the container will see it: symlinks
+ * resolve inside the rootfs (merged-/usr images link /bin -> usr/bin, and an
+ * absolute link must not escape to the host).  Falls back to a plain openat
+ * on kernels without openat2(2). */
+static int open_in_root(int rootfs_fd, const char *dir)
+{
+        struct open_how how = {
+                .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        };
+        int fd = (int)syscall(SYS_openat2, rootfs_fd, dir, &how, sizeof how);
+        if (fd < 0 && (errno == ENOSYS || errno == EPERM))
+                fd = openat(rootfs_fd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        return fd;
+}
+
+static void check_rootfs(struct mload *L)
+{
+        const yaml_node_t *at = L->rootfs_node ? L->rootfs_node : L->root;
+        _cleanup_close_ int rfd = open(L->m->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (rfd < 0) {
+                ydiag_add(L->d, at, "rootfs", "`%s`: %s", L->m->rootfs,
+                          errno == ENOENT ? "no such directory" : strerror(errno));
+                return;
+        }
+        if (!L->command_ok)
+                return;
+
+        const char *cmd = L->m->command[0];
+        const yaml_node_t *cn = yamldoc_node(L->y, L->command_node->data.sequence.items.start[0]);
+        _cleanup_free_ char *rel = xstrdup(cmd + strspn(cmd, "/"));
+        char *slash = strrchr(rel, '/');
+        const char *base = slash ? slash + 1 : rel;
+        if (!*base) {
+                ydiag_add(L->d, cn, "command[0]", "`%s` does not name a file", cmd);
+                return;
+        }
+        _cleanup_close_ int dfd = -1;
+        if (slash) {
+                *slash = '\0';
+                dfd = open_in_root(rfd, rel);
+                if (dfd < 0) {
+                        ydiag_add(L->d, cn, "command[0]", "`%s` not found in the rootfs: %s", cmd,
+                                  strerror(errno));
+                        return;
+                }
+        }
+        struct stat st;
+        if (fstatat(slash ? dfd : rfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                ydiag_add(L->d, cn, "command[0]", "`%s` not found in the rootfs `%s`", cmd,
+                          L->m->rootfs);
+                return;
+        }
+        /* A symlink is fine: busybox plugins link /bin/sh -> busybox. */
+        if (S_ISLNK(st.st_mode))
+                return;
+        if (!S_ISREG(st.st_mode))
+                ydiag_add(L->d, cn, "command[0]", "`%s` is not a regular file", cmd);
+        else if (!(st.st_mode & 0111))
+                ydiag_add(L->d, cn, "command[0]", "`%s` is not executable", cmd);
+}
+
+/* The absolute path of the directory holding path, symlinks resolved. */
+static int plugin_dir_of(const char *path, char **ret, struct err *err)
+{
+        _cleanup_free_ char *copy = xstrdup(path);
+        char *slash = strrchr(copy, '/');
+        const char *dir = ".";
+        if (slash == copy)
+                dir = "/";
+        else if (slash) {
+                *slash = '\0';
+                dir = copy;
+        }
+        char *abs = realpath(dir, NULL);
+        if (!abs)
+                return err_errno(err, ERR_IO, "%s: resolve directory", path);
+        *ret = abs;
+        return 0;
+}
+
+static void ydiag_donep(struct ydiag *d)
+{
+        ydiag_done(d);
+}
+
+static void yamldoc_freep(struct yamldoc **y)
+{
+        yamldoc_free(*y);
+}
+
+int manifest_load(const char *path, struct manifest **ret, struct err *err)
+{
+        _cleanup_(yamldoc_freep) struct yamldoc *y = NULL;
+        if (yamldoc_load(path, MANIFEST_MAX_BYTES, &y, err) < 0)
+                return -1;   /* the message already starts with the path */
+
+        _cleanup_(manifest_unrefp) struct manifest *m = xcalloc(1, sizeof *m);
+        m->refs = 1;
+        if (plugin_dir_of(path, &m->dir, err) < 0)
+                return -1;
+        const char *slash = strrchr(path, '/');
+        m->path = xasprintf("%s/%s", m->dir, slash ? slash + 1 : path);
+        m->rootfs = xasprintf("%s/rootfs", m->dir);
+        m->env = xcalloc(1, sizeof *m->env);
+        m->extra_syscalls = xcalloc(1, sizeof *m->extra_syscalls);
+
+        _cleanup_(ydiag_donep) struct ydiag d;
+        ydiag_init(&d, path, NULL, NULL);
+        struct mload L = { .y = y, .d = &d, .m = m, .rootfs_ok = true };
+
+        const yaml_node_t *root = yamldoc_root(y);
+        if (!root) {
+                ydiag_add(&d, NULL, NULL, "the manifest is empty");
+                return ydiag_result_all(&d, ERR_INVALID, err);
+        }
+        if (root->type != YAML_MAPPING_NODE) {
+                ydiag_add(&d, root, NULL, "the top level must be a mapping, got %s", ynode_kind(root));
+                return ydiag_result_all(&d, ERR_INVALID, err);
+        }
+        L.root = root;
+
+        yamldoc_check_keys(y, root, NULL, &d);
+        for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+             p++) {
+                const yaml_node_t *kn = yamldoc_node(y, p->key);
+                const char *k = ynode_str(kn);
+                if (!k || yamldoc_key_dup(y, root, p))
+                        continue;
+                size_t i = 0;
+                while (i < ARRAY_SIZE(keys) && strcmp(keys[i].key, k))
+                        i++;
+                if (i == ARRAY_SIZE(keys)) {
+                        ydiag_add(&d, kn, k, "unknown key");
+                        continue;
+                }
+                keys[i].load(&L, yamldoc_node(y, p->value));
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+                if (keys[i].required && !yamldoc_get(y, root, keys[i].key))
+                        ydiag_add(&d, root, keys[i].key, "missing required key");
+
+        if (L.rootfs_ok)
+                check_rootfs(&L);
+        if (!m->oci_template)
+                m->oci_template = xstrdup("default");
+
+        if (ydiag_result_all(&d, ERR_INVALID, err) < 0)
+                return -1;
+        *ret = TAKE_PTR(m);
+        return 0;
+}

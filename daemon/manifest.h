@@ -1,0 +1,62 @@
+/* manifest.h - one plugin's plugin.yaml, parsed with libyaml.
+ *
+ * A manifest is immutable once loaded and reference-counted: the registry
+ * holds one reference, and every job that runs the plugin holds another, so
+ * a hot reload can replace it while jobs still run the old one.
+ * manifest_ref/unref are atomic and may be called from any thread. */
+#ifndef EDGECD_MANIFEST_H
+#define EDGECD_MANIFEST_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "error.h"
+
+struct semver {
+        int64_t major, minor, patch;
+        char *prerelease;         /* NULL when none; build metadata is ignored */
+};
+
+/* Parse "1.2.3", "1.2.3-rc.1", "1.2.3+build".  0 or -1. */
+int semver_parse(const char *s, struct semver *ret, struct err *err);
+/* <0, 0, >0 as a < b, a == b, a > b, by semver 2.0 precedence. */
+int semver_compare(const struct semver *a, const struct semver *b);
+void semver_done(struct semver *v);
+
+struct manifest {
+        int refs;
+
+        char *path;               /* absolute path of plugin.yaml */
+        char *dir;                /* absolute plugin directory */
+        char *rootfs;             /* absolute path of the rootfs (default DIR/rootfs) */
+
+        char *name;               /* [a-z0-9_-]{1,64}, the algorithm name */
+        char *version;            /* as written */
+        struct semver semver;
+        char *description;
+        char **command;           /* argv inside the container, NULL-terminated, >= 1 */
+        char **env;               /* "KEY=VALUE", NULL-terminated, never NULL, may be empty */
+        json_t *input_schema;     /* JSON Schema subset (schema.h), owned */
+
+        /* 0 (or 0.0) means "not set: use the config default". */
+        struct limits resources;  /* cpu_cores, memory_mb, pids, disk_mb; its
+                                   * timeout_seconds mirrors the one below */
+        int64_t timeout_seconds;
+        int64_t max_concurrent;   /* 0 = no per-plugin limit */
+
+        char *oci_template;       /* template name, file TEMPLATES_DIR/NAME.json; default "default" */
+        char **extra_syscalls;    /* added to the seccomp allowlist; names checked at load;
+                                   * never NULL, may be empty */
+};
+
+/* Parse path (a plugin.yaml).  On error, err->msg reads
+ * "PATH:LINE:COL: key: what is wrong" and *ret is untouched.  All problems of
+ * the file are collected into the message, separated by "; ". */
+int manifest_load(const char *path, struct manifest **ret, struct err *err);
+
+struct manifest *manifest_ref(struct manifest *m);
+void manifest_unref(struct manifest *m);   /* NULL is fine */
+
+#endif

@@ -1,0 +1,345 @@
+/* oci.c - owns the translation of (template, manifest, job) into an OCI
+ * runtime config.json.  No state of its own: any worker thread may call it;
+ * the manifest and the seccomp policy it reads are immutable.
+ *
+ * The template supplies what is the same for every job (the pseudo
+ * filesystems, masked paths, the device cgroup rules); everything that
+ * decides the sandbox is overwritten from the job here, so a careless
+ * template can not weaken it: capabilities, user, namespaces, root, the
+ * /input and /output mounts, resources, rlimits, seccomp, cgroupsPath. */
+#include "oci.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#include "util.h"
+
+#define TEMPLATE_MAX (1024 * 1024)
+#define CPU_PERIOD_US 100000
+#define HOSTNAME_MAX 63
+
+/* Paths every job gets masked / read-only even if its template forgets
+ * them (the list `runc spec` writes). */
+static const char *const default_masked[] = {
+        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+        "/proc/scsi",
+};
+static const char *const default_readonly[] = {
+        "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+};
+
+struct limits oci_effective_limits(const struct manifest *m, const struct limits *defaults)
+{
+        struct limits l = *defaults;
+        if (!m)
+                return l;
+        if (m->resources.cpu_cores > 0)
+                l.cpu_cores = m->resources.cpu_cores;
+        if (m->resources.memory_mb > 0)
+                l.memory_mb = m->resources.memory_mb;
+        if (m->resources.pids > 0)
+                l.pids = m->resources.pids;
+        if (m->resources.disk_mb > 0)
+                l.disk_mb = m->resources.disk_mb;
+        if (m->timeout_seconds > 0)
+                l.timeout_seconds = m->timeout_seconds;
+        return l;
+}
+
+static bool template_name_ok(const char *name)
+{
+        return *name && !strchr(name, '/') && !strstr(name, "..");
+}
+
+/* Read and parse TEMPLATES_DIR/NAME.json; must be a JSON object. */
+static int load_template(const char *dir, const char *name, json_t **ret, struct err *err)
+{
+        if (!template_name_ok(name))
+                return err_set(err, ERR_INVALID, 0, "bad template name `%s`", name);
+        _cleanup_free_ char *path = xasprintf("%s/%s.json", dir, name);
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        /* read_file, not json_load_file: it opens O_CLOEXEC and caps the size. */
+        if (read_file(path, TEMPLATE_MAX, &data, &len, err) < 0)
+                return err_wrap(err, "template");
+        json_error_t jerr;
+        json_t *t = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!t)
+                return err_set(err, ERR_INVALID, 0, "template `%s`:%d:%d: %s", path, jerr.line,
+                               jerr.column, jerr.text);
+        if (!json_is_object(t)) {
+                json_decref(t);
+                return err_set(err, ERR_INVALID, 0, "template `%s`: not a JSON object", path);
+        }
+        *ret = t;
+        return 0;
+}
+
+/* obj[key] as an object: created when absent; an error when it is there
+ * but not an object.  Borrowed reference. */
+static json_t *object_member(json_t *obj, const char *key, struct err *err)
+{
+        json_t *v = json_object_get(obj, key);
+        if (!v) {
+                v = json_object();
+                json_object_set_new(obj, key, v);
+        }
+        if (!json_is_object(v)) {
+                err_set(err, ERR_INVALID, 0, "template: `%s` is not an object", key);
+                return NULL;
+        }
+        return v;
+}
+
+static json_t *string_array(char *const *v)
+{
+        json_t *a = json_array();
+        for (size_t i = 0; v && v[i]; i++)
+                json_array_append_new(a, json_string(v[i]));
+        return a;
+}
+
+/* Length of the "KEY" part of "KEY=VALUE" (the whole string without '='). */
+static size_t env_key_len(const char *kv)
+{
+        const char *eq = strchr(kv, '=');
+        return eq ? (size_t)(eq - kv) : strlen(kv);
+}
+
+/* Add kv to the env array, replacing an entry with the same key in place so
+ * that a later source (manifest over our PATH, ours over the manifest's
+ * EDGECD_*) wins and no key appears twice: with duplicates, getenv() would
+ * see the first one and a shell the last. */
+static void env_set(json_t *env, const char *kv)
+{
+        size_t klen = env_key_len(kv);
+        size_t i;
+        json_t *v;
+        json_array_foreach(env, i, v) {
+                const char *s = json_string_value(v);
+                if (s && env_key_len(s) == klen && strncmp(s, kv, klen) == 0) {
+                        json_array_set_new(env, i, json_string(kv));
+                        return;
+                }
+        }
+        json_array_append_new(env, json_string(kv));
+}
+
+static json_t *build_env(char *const *manifest_env)
+{
+        json_t *env = json_array();
+        env_set(env, "PATH=/bin:/usr/bin");
+        for (size_t i = 0; manifest_env && manifest_env[i]; i++)
+                env_set(env, manifest_env[i]);
+        env_set(env, "EDGECD_INPUT=/input/input.json");
+        env_set(env, "EDGECD_OUTPUT=/output");
+        return env;
+}
+
+/* The template's rlimits except the ones the job decides, plus those. */
+static json_t *build_rlimits(const json_t *tmpl)
+{
+        json_t *out = json_array();
+        size_t i;
+        json_t *v;
+        if (json_is_array(tmpl))
+                json_array_foreach(tmpl, i, v) {
+                        const char *type = json_string_value(json_object_get(v, "type"));
+                        if (type && (strcmp(type, "RLIMIT_CORE") == 0 || strcmp(type, "RLIMIT_NOFILE") == 0))
+                                continue;
+                        json_array_append(out, v);
+                }
+        /* No core dumps: they would land in the read-only rootfs or /output
+         * and leak memory contents into a result. */
+        json_array_append_new(out, json_pack("{s:s,s:i,s:i}", "type", "RLIMIT_CORE", "hard", 0, "soft", 0));
+        json_array_append_new(out, json_pack("{s:s,s:i,s:i}", "type", "RLIMIT_NOFILE", "hard", 1024,
+                                             "soft", 1024));
+        return out;
+}
+
+static int build_process(json_t *config, const struct oci_job *job, struct err *err)
+{
+        json_t *proc = object_member(config, "process", err);
+        if (!proc)
+                return -1;
+        json_object_set_new(proc, "terminal", json_false());
+        json_object_del(proc, "consoleSize");
+        json_object_set_new(proc, "user", json_pack("{s:I,s:I,s:[]}", "uid", (json_int_t)job->uid,
+                                                    "gid", (json_int_t)job->gid, "additionalGids"));
+        json_object_set_new(proc, "args", string_array(job->manifest->command));
+        json_object_set_new(proc, "env", build_env(job->manifest->env));
+        json_object_set_new(proc, "cwd", json_string("/"));
+        json_object_set_new(proc, "capabilities",
+                            json_pack("{s:[],s:[],s:[],s:[],s:[]}", "bounding", "effective",
+                                      "inheritable", "permitted", "ambient"));
+        json_object_set_new(proc, "noNewPrivileges", json_true());
+        json_object_set_new(proc, "rlimits", build_rlimits(json_object_get(proc, "rlimits")));
+        /* When the host runs out of memory, a job is the first to go, not
+         * the daemon (the job's own cgroup limit normally strikes first). */
+        json_object_set_new(proc, "oomScoreAdj", json_integer(1000));
+        return 0;
+}
+
+static bool is_job_mount(const char *dest)
+{
+        if (!dest)
+                return false;
+        size_t n = strlen(dest);
+        while (n > 1 && dest[n - 1] == '/')
+                n--;
+        return (n == 6 && strncmp(dest, "/input", 6) == 0) || (n == 7 && strncmp(dest, "/output", 7) == 0);
+}
+
+static int build_mounts(json_t *config, const struct oci_job *job, struct err *err)
+{
+        json_t *tmpl = json_object_get(config, "mounts");
+        if (tmpl && !json_is_array(tmpl))
+                return err_set(err, ERR_INVALID, 0, "template: `mounts` is not an array");
+        json_t *mounts = json_array();
+        size_t i;
+        json_t *m;
+        json_array_foreach(tmpl, i, m) {
+                if (is_job_mount(json_string_value(json_object_get(m, "destination"))))
+                        continue;
+                json_array_append(mounts, m);
+        }
+        json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[sssss]}", "destination", "/input",
+                                                "type", "bind", "source", job->input_dir, "options",
+                                                "rbind", "ro", "nosuid", "nodev", "noexec"));
+        json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[sssss]}", "destination", "/output",
+                                                "type", "bind", "source", job->output_dir, "options",
+                                                "rbind", "rw", "nosuid", "nodev", "noexec"));
+        json_object_set_new(config, "mounts", mounts);
+        return 0;
+}
+
+/* dst = template's array (strings) plus each of defaults it lacks. */
+static int merge_paths(json_t *linux_, const char *key, const char *const *defaults, size_t n,
+                       struct err *err)
+{
+        json_t *arr = json_object_get(linux_, key);
+        if (!arr) {
+                arr = json_array();
+                json_object_set_new(linux_, key, arr);
+        }
+        if (!json_is_array(arr))
+                return err_set(err, ERR_INVALID, 0, "template: `linux.%s` is not an array", key);
+        for (size_t d = 0; d < n; d++) {
+                bool have = false;
+                size_t i;
+                json_t *v;
+                json_array_foreach(arr, i, v) {
+                        const char *s = json_string_value(v);
+                        if (s && strcmp(s, defaults[d]) == 0)
+                                have = true;
+                }
+                if (!have)
+                        json_array_append_new(arr, json_string(defaults[d]));
+        }
+        return 0;
+}
+
+static int build_linux(json_t *config, const struct oci_job *job, const struct seccomp_policy *policy,
+                       struct err *err)
+{
+        json_t *lx = object_member(config, "linux", err);
+        if (!lx)
+                return -1;
+
+        /* New, empty pid, mount, ipc, uts and network namespaces.  No user
+         * namespace: the job already runs as an unprivileged uid with no
+         * capabilities, and id mappings would have to match the ownership
+         * of every plugin rootfs and of the /output tmpfs.  No cgroup
+         * namespace: /sys/fs/cgroup is not mounted in the container and the
+         * three runtimes disagree on cgroupns on cgroup v1 hosts. */
+        json_object_set_new(lx, "namespaces",
+                            json_pack("[{s:s},{s:s},{s:s},{s:s},{s:s}]", "type", "pid", "type", "mount",
+                                      "type", "ipc", "type", "uts", "type", "network"));
+        json_object_del(lx, "uidMappings");
+        json_object_del(lx, "gidMappings");
+
+        json_t *res = object_member(lx, "resources", err);
+        if (!res)
+                return err_wrap(err, "linux");
+        json_int_t mem = (json_int_t)job->limits.memory_mb * 1024 * 1024;
+        /* swap == limit: memory+swap may not exceed the limit, i.e. no swap
+         * on top (cgroup v1 memsw semantics; runtimes convert for v2). */
+        json_object_set_new(res, "memory", json_pack("{s:I,s:I}", "limit", mem, "swap", mem));
+        json_int_t quota = (json_int_t)llround(job->limits.cpu_cores * CPU_PERIOD_US);
+        if (quota < 1000)
+                quota = 1000;   /* the kernel's minimum cfs quota is 1 ms */
+        json_object_set_new(res, "cpu", json_pack("{s:I,s:I}", "quota", quota, "period",
+                                                  (json_int_t)CPU_PERIOD_US));
+        json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t)job->limits.pids));
+
+        json_object_set_new(lx, "cgroupsPath", json_string(job->cgroups_path));
+        json_object_set_new(lx, "seccomp", seccomp_policy_oci(policy, job->manifest->extra_syscalls));
+        if (merge_paths(lx, "maskedPaths", default_masked, ARRAY_SIZE(default_masked), err) < 0 ||
+            merge_paths(lx, "readonlyPaths", default_readonly, ARRAY_SIZE(default_readonly), err) < 0)
+                return -1;
+        return 0;
+}
+
+static int check_job(const struct oci_job *job, struct err *err)
+{
+        const struct manifest *m = job->manifest;
+        if (!job->container_id || !*job->container_id)
+                return err_set(err, ERR_INVALID, 0, "no container id");
+        if (!m || !m->rootfs || m->rootfs[0] != '/')
+                return err_set(err, ERR_INVALID, 0, "rootfs must be an absolute path");
+        if (!m->command || !m->command[0])
+                return err_set(err, ERR_INVALID, 0, "empty command");
+        if (!job->input_dir || job->input_dir[0] != '/' || !job->output_dir || job->output_dir[0] != '/')
+                return err_set(err, ERR_INVALID, 0, "input and output directories must be absolute paths");
+        if (!job->cgroups_path || job->cgroups_path[0] != '/')
+                return err_set(err, ERR_INVALID, 0, "cgroupsPath must be an absolute path");
+        if (job->uid < 0 || job->uid > UINT32_MAX - 1 || job->gid < 0 || job->gid > UINT32_MAX - 1)
+                return err_set(err, ERR_INVALID, 0, "uid/gid out of range");
+        if (!(job->limits.cpu_cores > 0) || job->limits.cpu_cores > 1024 || job->limits.memory_mb <= 0 ||
+            job->limits.memory_mb > INT64_MAX / (1024 * 1024) || job->limits.pids <= 0)
+                return err_set(err, ERR_INVALID, 0, "limits must be positive");
+        return 0;
+}
+
+int oci_build(const char *templates_dir, const struct oci_job *job,
+              const struct seccomp_policy *policy, json_t **ret, struct err *err)
+{
+        if (check_job(job, err) < 0)
+                return err_wrap(err, "oci");
+        const char *name = job->manifest->oci_template && *job->manifest->oci_template
+                                   ? job->manifest->oci_template
+                                   : "default";
+        _cleanup_json_ json_t *config = NULL;
+        if (load_template(templates_dir, name, &config, err) < 0)
+                return err_wrap(err, "oci");
+
+        if (!json_is_string(json_object_get(config, "ociVersion")))
+                json_object_set_new(config, "ociVersion", json_string("1.0.2"));
+        if (build_process(config, job, err) < 0 || build_mounts(config, job, err) < 0 ||
+            build_linux(config, job, policy, err) < 0)
+                return err_wrap(err, "oci");
+        json_object_set_new(config, "root", json_pack("{s:s,s:b}", "path", job->manifest->rootfs,
+                                                      "readonly", 1));
+        /* A hostname is at most 64 bytes; the id is unique in its first
+         * characters (a uuid), so cutting the tail is harmless. */
+        char host[HOSTNAME_MAX + 1];
+        snprintf(host, sizeof host, "%s", job->container_id);
+        json_object_set_new(config, "hostname", json_string(host));
+
+        *ret = TAKE_PTR(config);
+        return 0;
+}
+
+int oci_write_bundle(const char *bundle_dir, const json_t *config, struct err *err)
+{
+        _cleanup_free_ char *text = json_dumps(config, JSON_INDENT(2));
+        if (!text)
+                return err_set(err, ERR_INTERNAL, 0, "oci: cannot serialise config.json");
+        _cleanup_free_ char *path = xasprintf("%s/config.json", bundle_dir);
+        if (write_file(path, text, strlen(text), 0600, err) < 0)
+                return err_wrap(err, "oci");
+        return 0;
+}

@@ -1,0 +1,50 @@
+/* oci.h - builds a job's OCI runtime config.json from a template in
+ * TEMPLATES_DIR (default.json), the plugin's manifest and the job.
+ * Pure: no files are touched except reading the template and writing the
+ * bundle.  Any thread. */
+#ifndef EDGECD_OCI_H
+#define EDGECD_OCI_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "error.h"
+#include "manifest.h"
+#include "seccomp.h"
+
+struct oci_job {
+        const char *container_id;   /* also the hostname */
+        const struct manifest *manifest;
+        struct limits limits;       /* effective: manifest values, else config defaults */
+        const char *input_dir;      /* host path bound read-only at /input */
+        const char *output_dir;     /* host path bound writable at /output */
+        int64_t uid, gid;
+        const char *cgroups_path;   /* "<cgroup_parent>/<container_id>" */
+};
+
+/* Build config.json.  What the template says is kept unless the job decides
+ * it; the job always decides: process.args/env/user/cwd, root (the plugin
+ * rootfs, readonly), the /input and /output mounts, linux.resources
+ * (memory limit and swap equal to it, cpu quota/period, pids), namespaces
+ * (pid, mount, ipc, uts, network: new and empty), capabilities (every set
+ * empty), noNewPrivileges, rlimits (RLIMIT_CORE 0, RLIMIT_NOFILE),
+ * maskedPaths/readonlyPaths (the template's plus the `runc spec` defaults
+ * it lacks), linux.seccomp and cgroupsPath.  process.env is
+ * PATH=/bin:/usr/bin, then the manifest's env, then EDGECD_INPUT and
+ * EDGECD_OUTPUT; a later entry replaces an earlier one with the same key.
+ * process.oomScoreAdj is 1000.  The template is TEMPLATES_DIR/NAME.json with
+ * NAME the manifest's oci_template (default "default"; a NAME with '/' or
+ * ".." is ERR_INVALID); bad JSON is ERR_INVALID "template `PATH`:LINE:COL:
+ * text".  New reference. */
+int oci_build(const char *templates_dir, const struct oci_job *job,
+              const struct seccomp_policy *policy, json_t **ret, struct err *err);
+
+/* Write config into bundle_dir/config.json (mode 0600, fsynced). */
+int oci_write_bundle(const char *bundle_dir, const json_t *config, struct err *err);
+
+/* Effective limits: each manifest value, or the default where it is 0. */
+struct limits oci_effective_limits(const struct manifest *m, const struct limits *defaults);
+
+#endif

@@ -1,0 +1,50 @@
+/* registry.h - the loaded plugins: every PLUGINS_DIR/<dir>/plugin.yaml.
+ *
+ * DESIGN: the registry owns one reference to each manifest.  Lookups return a
+ * new reference the caller must manifest_unref().  A broken manifest never
+ * stops the daemon: it is recorded with its error and listed as broken.  A
+ * mutex guards the tables so a later hot reload (inotify) can swap entries
+ * while HTTP and worker threads look them up. */
+#ifndef EDGECD_REGISTRY_H
+#define EDGECD_REGISTRY_H
+
+#include <jansson.h>
+
+#include "error.h"
+#include "manifest.h"
+
+#define REGISTRY_MAX_PLUGINS 1000
+
+struct registry;
+
+/* Scan dir.  Only an unreadable dir itself is an error; each broken plugin is
+ * kept as a broken entry (and reported through report(msg, ctx) if given). */
+int registry_load(const char *dir, void (*report)(const char *msg, void *ctx), void *ctx,
+                  struct registry **ret, struct err *err);
+void registry_free(struct registry *r);
+
+/* Rescan the directory registry_load() was given and swap the new tables in
+ * atomically; lookups see either the old or the new set, never a mix.  Jobs
+ * keep the manifest references they hold.  On error (the dir itself cannot
+ * be read) the old tables stay. */
+int registry_reload(struct registry *r, void (*report)(const char *msg, void *ctx), void *ctx,
+                    struct err *err);
+
+/* The newest version of name, or exactly `version` when non-NULL (build
+ * metadata ignored).  "Newest" is the highest release; pre-releases count
+ * only when name has no release.  ERR_NOT_FOUND when absent, ERR_INVALID when
+ * `version` is not semver.  Returns a new reference in *ret. */
+int registry_find(struct registry *r, const char *name, const char *version,
+                  struct manifest **ret, struct err *err);
+
+/* JSON for GET /v1/algorithms: {"algorithms":[...], "broken":[{"path","error"}]}.
+ * Each algorithm: name, description, versions (newest first), latest, and for
+ * the latest its input_schema, resources, timeout_seconds, max_concurrent. */
+json_t *registry_list_json(struct registry *r);
+/* JSON for GET /v1/algorithms/{name}; NULL when unknown. */
+json_t *registry_algorithm_json(struct registry *r, const char *name);
+
+size_t registry_count(struct registry *r);         /* loaded manifests */
+size_t registry_broken_count(struct registry *r);
+
+#endif

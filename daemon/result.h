@@ -1,0 +1,60 @@
+/* result.h - what a finished container left behind, turned into either the
+ * algorithm's JSON result or one code of the fixed error taxonomy (the seed's
+ * ExceptionHandler, ErrorTranslator and ResultProcessor).  Pure, any thread. */
+#ifndef EDGECD_RESULT_H
+#define EDGECD_RESULT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "error.h"
+#include "runtime.h"
+
+enum job_error {
+        JOB_ERR_NONE = 0,
+        JOB_ERR_TIMEOUT,
+        JOB_ERR_OUT_OF_MEMORY,
+        JOB_ERR_SANDBOX_VIOLATION,
+        JOB_ERR_ALGORITHM_FAILED,
+        JOB_ERR_NO_RESULT,
+        JOB_ERR_INVALID_RESULT,
+        JOB_ERR_RESULT_TOO_LARGE,
+        JOB_ERR_RUNTIME_ERROR,
+        JOB_ERR_INTERRUPTED,
+        JOB_ERR_CANCELLED,
+};
+
+/* "timeout", "out_of_memory", ... as in the API; "none" for JOB_ERR_NONE. */
+const char *job_error_name(enum job_error e);
+
+/* Read output_dir/result.json: opened with O_NOFOLLOW relative to the
+ * directory, must be a regular file, size checked with fstat before reading
+ * (ERR_TOO_LARGE), then parsed (ERR_INVALID with jansson's line and column);
+ * ERR_NOT_FOUND when missing; ERR_INVALID for a symlink, FIFO, directory or
+ * a raw NUL byte.  Any JSON value is accepted (a \u0000 escape only inside
+ * strings: jansson keys are C strings). */
+int result_read(const char *output_dir, int64_t max_bytes, json_t **ret, struct err *err);
+
+struct outcome {
+        struct runtime_exit exit;
+        bool oom_killed;          /* from cgroup_stats */
+        const char *stderr_tail;  /* may be NULL */
+};
+
+/* Classify: a signal or non-zero exit is decided first (SIGSYS:
+ * sandbox_violation; oom: out_of_memory; timeout; non-zero:
+ * algorithm_failed with the code and the stderr tail), then the result file
+ * (no_result, result_too_large, invalid_result; runtime_error when the
+ * daemon itself cannot read the output directory).  On JOB_ERR_NONE
+ * *ret_result holds the result (new reference) and *ret_message is NULL;
+ * otherwise *ret_result is NULL and *ret_message (caller frees) says what
+ * went wrong in words an operator understands, valid UTF-8 (bytes quoted
+ * from the algorithm that are not are replaced with '?').  Either pointer
+ * may be NULL when the caller does not want it. */
+enum job_error result_classify(const struct outcome *o, const char *output_dir,
+                               int64_t max_result_bytes, json_t **ret_result,
+                               char **ret_message);
+
+#endif

@@ -1,0 +1,476 @@
+/* schema.c - the JSON Schema subset of schema.h: schema_check() when a
+ * manifest is loaded, schema_validate() for every submitted job.
+ *
+ * Owns no state; any thread (HTTP threads validate concurrently against the
+ * same schema, which nothing modifies after load).
+ *
+ * Both walks carry a JSON pointer (RFC 6901: "~" -> "~0", "/" -> "~1") in a
+ * fixed buffer and recurse at most SCHEMA_MAX_DEPTH levels, so a hostile
+ * schema or parameter object cannot exhaust the stack. */
+#include "schema.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+#define SCHEMA_MAX_DEPTH 64
+
+/* jansson's object iterator takes a non-const object; nothing here writes. */
+static inline json_t *mut(const json_t *j)
+{
+        return (json_t *)(uintptr_t)j;
+}
+
+struct ptr {
+        char buf[ERR_FIELD_MAX];
+        size_t len;
+};
+
+static void ptr_init(struct ptr *p, const char *base)
+{
+        snprintf(p->buf, sizeof p->buf, "%s", base ? base : "");
+        p->len = strlen(p->buf);
+}
+
+/* Append "/seg", escaped; returns the old length for ptr_pop().  A pointer
+ * longer than the buffer is cut: it still names the right subtree. */
+static size_t ptr_push(struct ptr *p, const char *seg)
+{
+        size_t old = p->len, n = p->len;
+        if (n + 1 < sizeof p->buf)
+                p->buf[n++] = '/';
+        for (const char *s = seg; *s && n + 2 < sizeof p->buf; s++) {
+                if (*s == '~' || *s == '/') {
+                        p->buf[n++] = '~';
+                        p->buf[n++] = *s == '~' ? '0' : '1';
+                } else {
+                        p->buf[n++] = *s;
+                }
+        }
+        p->buf[n] = '\0';
+        p->len = n;
+        return old;
+}
+
+static size_t ptr_push_index(struct ptr *p, size_t i)
+{
+        char idx[32];
+        snprintf(idx, sizeof idx, "%zu", i);
+        return ptr_push(p, idx);
+}
+
+static void ptr_pop(struct ptr *p, size_t old)
+{
+        p->len = old;
+        p->buf[old] = '\0';
+}
+
+/* err_set() clears the field, so the field goes in afterwards. */
+static int fail(struct err *err, const struct ptr *p, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static int fail(struct err *err, const struct ptr *p, const char *fmt, ...)
+{
+        char msg[ERR_MSG_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        err_set(err, ERR_INVALID, 0, "%s", msg);
+        err_set_field(err, p->buf);
+        return -1;
+}
+
+static const char *const type_names[] = {
+        "object", "array", "string", "number", "integer", "boolean", "null",
+};
+
+static bool type_name_known(const char *s)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(type_names); i++)
+                if (!strcmp(s, type_names[i]))
+                        return true;
+        return false;
+}
+
+/* The JSON Schema name of a value's type; a real is a "number". */
+static const char *kind(const json_t *j)
+{
+        switch (json_typeof(j)) {
+        case JSON_OBJECT: return "object";
+        case JSON_ARRAY: return "array";
+        case JSON_STRING: return "string";
+        case JSON_INTEGER: return "integer";
+        case JSON_REAL: return "number";
+        case JSON_TRUE:
+        case JSON_FALSE: return "boolean";
+        case JSON_NULL: return "null";
+        }
+        return "unknown";
+}
+
+/* ---- schema_check ---- */
+
+static bool is_count(const json_t *j)
+{
+        return json_is_integer(j) && json_integer_value(j) >= 0;
+}
+
+static int check_type(const json_t *t, struct ptr *p, struct err *err)
+{
+        if (json_is_string(t)) {
+                if (!type_name_known(json_string_value(t)))
+                        return fail(err, p, "unknown type `%s`", json_string_value(t));
+                return 0;
+        }
+        if (!json_is_array(t) || json_array_size(t) == 0)
+                return fail(err, p, "must be a type name or a non-empty list of them");
+        size_t i;
+        const json_t *v;
+        json_array_foreach(t, i, v) {
+                size_t old = ptr_push_index(p, i);
+                if (!json_is_string(v))
+                        return fail(err, p, "must be a type name");
+                if (!type_name_known(json_string_value(v)))
+                        return fail(err, p, "unknown type `%s`", json_string_value(v));
+                for (size_t k = 0; k < i; k++)
+                        if (json_equal(json_array_get(t, k), v))
+                                return fail(err, p, "type `%s` listed twice", json_string_value(v));
+                ptr_pop(p, old);
+        }
+        return 0;
+}
+
+static int check_node(const json_t *s, struct ptr *p, int depth, struct err *err);
+
+/* Keywords we implement, and annotations we accept and ignore. */
+static const char *const keywords[] = {
+        "type", "properties", "required", "additionalProperties", "items", "enum",
+        "minimum", "maximum", "minItems", "maxItems", "minLength", "maxLength",
+        "title", "description", "default", "examples", "$comment", "$schema",
+};
+
+static int check_keyword(const char *key, const json_t *v, struct ptr *p, int depth,
+                         struct err *err)
+{
+        if (!strcmp(key, "type"))
+                return check_type(v, p, err);
+        if (!strcmp(key, "properties")) {
+                if (!json_is_object(v))
+                        return fail(err, p, "must be an object");
+                const char *name;
+                const json_t *sub;
+                json_object_foreach(mut(v), name, sub) {
+                        size_t old = ptr_push(p, name);
+                        if (check_node(sub, p, depth + 1, err) < 0)
+                                return -1;
+                        ptr_pop(p, old);
+                }
+                return 0;
+        }
+        if (!strcmp(key, "required")) {
+                if (!json_is_array(v))
+                        return fail(err, p, "must be a list of property names");
+                size_t i;
+                const json_t *name;
+                json_array_foreach(v, i, name) {
+                        size_t old = ptr_push_index(p, i);
+                        if (!json_is_string(name))
+                                return fail(err, p, "must be a property name");
+                        for (size_t k = 0; k < i; k++)
+                                if (json_equal(json_array_get(v, k), name))
+                                        return fail(err, p, "`%s` listed twice",
+                                                    json_string_value(name));
+                        ptr_pop(p, old);
+                }
+                return 0;
+        }
+        if (!strcmp(key, "additionalProperties"))
+                return json_is_boolean(v) ? 0 : fail(err, p, "must be true or false");
+        if (!strcmp(key, "items"))
+                return check_node(v, p, depth + 1, err);
+        if (!strcmp(key, "enum"))
+                return json_is_array(v) && json_array_size(v) > 0
+                               ? 0 : fail(err, p, "must be a non-empty list");
+        if (!strcmp(key, "minimum") || !strcmp(key, "maximum"))
+                return json_is_number(v) ? 0 : fail(err, p, "must be a number");
+        if (!strcmp(key, "minItems") || !strcmp(key, "maxItems") || !strcmp(key, "minLength") ||
+            !strcmp(key, "maxLength"))
+                return is_count(v) ? 0 : fail(err, p, "must be an integer >= 0");
+        if (!strcmp(key, "title") || !strcmp(key, "description") || !strcmp(key, "$comment") ||
+            !strcmp(key, "$schema"))
+                return json_is_string(v) ? 0 : fail(err, p, "must be a string");
+        return 0;   /* default, examples: any value */
+}
+
+static int check_pair(const json_t *s, const char *lo, const char *hi, struct ptr *p,
+                      struct err *err)
+{
+        const json_t *a = json_object_get(s, lo), *b = json_object_get(s, hi);
+        if (!a || !b || json_number_value(a) <= json_number_value(b))
+                return 0;
+        size_t old = ptr_push(p, hi);
+        fail(err, p, "must not be below %s", lo);
+        ptr_pop(p, old);
+        return -1;
+}
+
+static int check_node(const json_t *s, struct ptr *p, int depth, struct err *err)
+{
+        if (depth > SCHEMA_MAX_DEPTH)
+                return fail(err, p, "schema nested too deeply (over %d levels)", SCHEMA_MAX_DEPTH);
+        if (!json_is_object(s))
+                return fail(err, p, "a schema must be an object, got %s", kind(s));
+        const char *key;
+        const json_t *v;
+        json_object_foreach(mut(s), key, v) {
+                bool known = false;
+                for (size_t i = 0; i < ARRAY_SIZE(keywords) && !known; i++)
+                        known = !strcmp(key, keywords[i]);
+                size_t old = ptr_push(p, key);
+                if (!known)
+                        return fail(err, p, "unsupported keyword `%s`", key);
+                if (check_keyword(key, v, p, depth, err) < 0)
+                        return -1;
+                ptr_pop(p, old);
+        }
+        if (check_pair(s, "minimum", "maximum", p, err) < 0 ||
+            check_pair(s, "minItems", "maxItems", p, err) < 0 ||
+            check_pair(s, "minLength", "maxLength", p, err) < 0)
+                return -1;
+        return 0;
+}
+
+int schema_check(const json_t *schema, struct err *err)
+{
+        struct ptr p;
+        ptr_init(&p, "");
+        return check_node(schema, &p, 0, err);
+}
+
+/* ---- schema_validate ---- */
+
+static bool type_matches(const char *type, const json_t *j)
+{
+        if (!strcmp(type, "integer")) {
+                if (json_is_integer(j))
+                        return true;
+                /* JSON Schema: 2.0 is an integer, being a number with no fraction. */
+                double v = json_is_real(j) ? json_real_value(j) : NAN;
+                return isfinite(v) && v == floor(v);
+        }
+        if (!strcmp(type, "number"))
+                return json_is_number(j);
+        if (!strcmp(type, "boolean"))
+                return json_is_boolean(j);
+        return !strcmp(type, kind(j));
+}
+
+static int validate_type(const json_t *t, const json_t *j, struct ptr *p, struct err *err)
+{
+        if (json_is_string(t)) {
+                if (type_matches(json_string_value(t), j))
+                        return 0;
+                return fail(err, p, "expected %s, got %s", json_string_value(t), kind(j));
+        }
+        if (!json_is_array(t))
+                return 0;
+        size_t i, n = json_array_size(t);
+        const json_t *v;
+        json_array_foreach(t, i, v)
+                if (json_is_string(v) && type_matches(json_string_value(v), j))
+                        return 0;
+        /* "expected string, integer or null, got array" */
+        char list[256] = "";
+        size_t len = 0;
+        json_array_foreach(t, i, v) {
+                const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+                int w = snprintf(list + len, sizeof list - len, "%s%s", sep,
+                                 json_is_string(v) ? json_string_value(v) : "?");
+                if (w < 0 || (size_t)w >= sizeof list - len)
+                        break;
+                len += (size_t)w;
+        }
+        return fail(err, p, "expected %s, got %s", list, kind(j));
+}
+
+/* Compare two numbers exactly when both are integers. */
+static int num_cmp(const json_t *a, const json_t *b)
+{
+        if (json_is_integer(a) && json_is_integer(b)) {
+                json_int_t x = json_integer_value(a), y = json_integer_value(b);
+                return x < y ? -1 : x > y;
+        }
+        double x = json_number_value(a), y = json_number_value(b);
+        return x < y ? -1 : x > y;
+}
+
+/* JSON Schema equality: like json_equal(), but 1 equals 1.0. */
+static bool value_equal(const json_t *a, const json_t *b, int depth)
+{
+        if (depth > SCHEMA_MAX_DEPTH)
+                return false;
+        if (json_is_number(a) && json_is_number(b))
+                return num_cmp(a, b) == 0;
+        if (json_typeof(a) != json_typeof(b))
+                return false;
+        if (json_is_array(a)) {
+                if (json_array_size(a) != json_array_size(b))
+                        return false;
+                for (size_t i = 0; i < json_array_size(a); i++)
+                        if (!value_equal(json_array_get(a, i), json_array_get(b, i), depth + 1))
+                                return false;
+                return true;
+        }
+        if (json_is_object(a)) {
+                if (json_object_size(a) != json_object_size(b))
+                        return false;
+                const char *k;
+                const json_t *v;
+                json_object_foreach(mut(a), k, v) {
+                        const json_t *w = json_object_get(b, k);
+                        if (!w || !value_equal(v, w, depth + 1))
+                                return false;
+                }
+                return true;
+        }
+        return json_equal(a, b);
+}
+
+static void format_number(const json_t *n, char *buf, size_t len)
+{
+        if (json_is_integer(n))
+                snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(n));
+        else
+                snprintf(buf, len, "%.15g", json_number_value(n));
+}
+
+/* Unicode code points, as JSON Schema counts string length. */
+static size_t utf8_length(const char *s, size_t bytes)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < bytes; i++)
+                if (((unsigned char)s[i] & 0xC0) != 0x80)
+                        n++;
+        return n;
+}
+
+static int validate_node(const json_t *s, const json_t *j, struct ptr *p, int depth,
+                         struct err *err);
+
+static int validate_object(const json_t *s, const json_t *j, struct ptr *p, int depth,
+                           struct err *err)
+{
+        const json_t *required = json_object_get(s, "required");
+        size_t i;
+        const json_t *name;
+        json_array_foreach(required, i, name) {
+                const char *k = json_string_value(name);
+                if (k && !json_object_get(j, k)) {
+                        /* The field names the missing property itself, so a
+                         * client sees which one without parsing the message. */
+                        size_t old = ptr_push(p, k);
+                        fail(err, p, "missing required property `%s`", k);
+                        ptr_pop(p, old);
+                        return -1;
+                }
+        }
+        const json_t *props = json_object_get(s, "properties");
+        const json_t *extra = json_object_get(s, "additionalProperties");
+        const char *k;
+        const json_t *v;
+        json_object_foreach(mut(j), k, v) {
+                const json_t *sub = json_object_get(props, k);
+                size_t old = ptr_push(p, k);
+                if (!sub && json_is_false(extra))
+                        return fail(err, p, "unexpected property `%s`", k);
+                if (sub && validate_node(sub, v, p, depth + 1, err) < 0)
+                        return -1;
+                ptr_pop(p, old);
+        }
+        return 0;
+}
+
+static int validate_node(const json_t *s, const json_t *j, struct ptr *p, int depth,
+                         struct err *err)
+{
+        if (depth > SCHEMA_MAX_DEPTH)
+                return fail(err, p, "nested too deeply (over %d levels)", SCHEMA_MAX_DEPTH);
+        if (!json_is_object(s))
+                return 0;   /* schema_check() refuses these; stay harmless */
+
+        const json_t *t = json_object_get(s, "type");
+        if (t && validate_type(t, j, p, err) < 0)
+                return -1;
+
+        const json_t *e = json_object_get(s, "enum");
+        if (json_is_array(e)) {
+                bool found = false;
+                for (size_t i = 0; i < json_array_size(e) && !found; i++)
+                        found = value_equal(json_array_get(e, i), j, 0);
+                if (!found)
+                        return fail(err, p, "must be one of the enum values");
+        }
+
+        if (json_is_number(j)) {
+                const json_t *min = json_object_get(s, "minimum"), *max = json_object_get(s, "maximum");
+                char b[64];
+                if (json_is_number(min) && num_cmp(j, min) < 0) {
+                        format_number(min, b, sizeof b);
+                        return fail(err, p, "must be >= %s", b);
+                }
+                if (json_is_number(max) && num_cmp(j, max) > 0) {
+                        format_number(max, b, sizeof b);
+                        return fail(err, p, "must be <= %s", b);
+                }
+        }
+
+        if (json_is_string(j)) {
+                size_t n = utf8_length(json_string_value(j), json_string_length(j));
+                const json_t *min = json_object_get(s, "minLength"), *max = json_object_get(s, "maxLength");
+                if (json_is_integer(min) && (json_int_t)n < json_integer_value(min))
+                        return fail(err, p, "must be at least %" JSON_INTEGER_FORMAT " character%s long",
+                                    json_integer_value(min), json_integer_value(min) == 1 ? "" : "s");
+                if (json_is_integer(max) && (json_int_t)n > json_integer_value(max))
+                        return fail(err, p, "must be at most %" JSON_INTEGER_FORMAT " character%s long",
+                                    json_integer_value(max), json_integer_value(max) == 1 ? "" : "s");
+        }
+
+        if (json_is_array(j)) {
+                json_int_t n = (json_int_t)json_array_size(j);
+                const json_t *min = json_object_get(s, "minItems"), *max = json_object_get(s, "maxItems");
+                if (json_is_integer(min) && n < json_integer_value(min))
+                        return fail(err, p, "must have at least %" JSON_INTEGER_FORMAT " item%s",
+                                    json_integer_value(min), json_integer_value(min) == 1 ? "" : "s");
+                if (json_is_integer(max) && n > json_integer_value(max))
+                        return fail(err, p, "must have at most %" JSON_INTEGER_FORMAT " item%s",
+                                    json_integer_value(max), json_integer_value(max) == 1 ? "" : "s");
+                const json_t *items = json_object_get(s, "items");
+                if (items) {
+                        size_t i;
+                        const json_t *v;
+                        json_array_foreach(j, i, v) {
+                                size_t old = ptr_push_index(p, i);
+                                if (validate_node(items, v, p, depth + 1, err) < 0)
+                                        return -1;
+                                ptr_pop(p, old);
+                        }
+                }
+        }
+
+        if (json_is_object(j))
+                return validate_object(s, j, p, depth, err);
+        return 0;
+}
+
+int schema_validate(const json_t *schema, const json_t *instance, const char *base,
+                    struct err *err)
+{
+        struct ptr p;
+        ptr_init(&p, base);
+        return validate_node(schema, instance, &p, 0, err);
+}

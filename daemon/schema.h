@@ -1,0 +1,26 @@
+/* schema.h - the JSON Schema subset plugins describe their parameters with:
+ * type (object, array, string, number, integer, boolean, null, or a list of
+ * those), properties, required, additionalProperties (bool), items, enum,
+ * minimum, maximum, minItems, maxItems, minLength, maxLength.  Pure functions,
+ * no state, any thread. */
+#ifndef EDGECD_SCHEMA_H
+#define EDGECD_SCHEMA_H
+
+#include <jansson.h>
+
+#include "error.h"
+
+/* Check that schema uses only the subset and is well-formed.  On error
+ * err->field holds the JSON pointer inside the schema and err->msg says why. */
+int schema_check(const json_t *schema, struct err *err);
+
+/* Validate instance against schema.  On the first mismatch: ERR_INVALID,
+ * err->field = base + the JSON pointer of the bad value (for example
+ * "/parameters/matrix_a/1/0"), err->msg says what was expected.  For a
+ * missing required property the pointer names that property
+ * ("/parameters/matrix_b", "missing required property `matrix_b`").
+ * base may be NULL or "". */
+int schema_validate(const json_t *schema, const json_t *instance, const char *base,
+                    struct err *err);
+
+#endif

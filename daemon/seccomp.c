@@ -1,0 +1,214 @@
+/* seccomp.c - owns the syscall allowlist (struct seccomp_policy) and its
+ * translation into the OCI `linux.seccomp` object.  The policy is loaded
+ * once by main.c before the workers start and is read-only afterwards, so
+ * every worker thread may call seccomp_policy_oci() without a lock.
+ *
+ * We never load a filter ourselves: the OCI runtime does, from the JSON we
+ * hand it.  libseccomp is used only to check names, so a typo in
+ * seccomp.allow or in a manifest is caught at load instead of being silently
+ * ignored (runc skips unknown names) or killing every job. */
+#include "seccomp.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <string.h>
+
+#include <seccomp.h>   /* libseccomp: our header is only reachable as "seccomp.h" */
+
+#include "util.h"
+
+#define ALLOW_FILE_MAX (1024 * 1024)
+
+/* clone(2) flags that create namespaces; the filter allows clone only when
+ * none of them is set (Docker's rule).  Without it an unprivileged process
+ * could still make a user namespace with clone(CLONE_NEWUSER) although
+ * unshare and setns are forbidden. */
+#define CLONE_NS_FLAGS_MASK 0x7E020000ULL
+
+/* socket(2) is allowed for every family but AF_VSOCK (Docker's rule): the
+ * network namespace is empty, but vsock is not namespaced and on a VM host
+ * reaches the hypervisor. */
+#define AF_VSOCK_NR 40
+
+/* ENOSYS, the answer to clone3: glibc >= 2.34 tries clone3 first and falls
+ * back to clone on ENOSYS, and clone3 passes its flags in memory where a
+ * seccomp filter cannot look, so it cannot be allowed conditionally. */
+#define CLONE3_ERRNO 38
+
+struct seccomp_policy {
+        char **names;   /* sorted, unique, NULL-terminated */
+        size_t n;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sort v (n entries) and drop duplicates in place; returns the new count.
+ * Dropped strings are freed. */
+static size_t sort_unique(char **v, size_t n)
+{
+        if (n == 0)
+                return 0;
+        qsort(v, n, sizeof *v, cmp_str);
+        size_t w = 1;
+        for (size_t r = 1; r < n; r++) {
+                if (strcmp(v[r], v[w - 1]) == 0) {
+                        free(v[r]);
+                        continue;
+                }
+                v[w++] = v[r];
+        }
+        v[w] = NULL;
+        return w;
+}
+
+static bool name_known(const char *name)
+{
+        /* Names of other architectures resolve to negative pseudo numbers;
+         * only a name libseccomp has never heard of is __NR_SCMP_ERROR. */
+        return *name && seccomp_syscall_resolve_name(name) != __NR_SCMP_ERROR;
+}
+
+void seccomp_policy_free(struct seccomp_policy *p)
+{
+        if (!p)
+                return;
+        strv_free(p->names);
+        free(p);
+}
+
+static void seccomp_policy_freep(struct seccomp_policy **p)
+{
+        seccomp_policy_free(*p);
+}
+
+int seccomp_policy_load(const char *path, struct seccomp_policy **ret, struct err *err)
+{
+        _cleanup_free_ char *data = NULL;
+        if (read_file(path, ALLOW_FILE_MAX, &data, NULL, err) < 0)
+                return err_wrap(err, "seccomp");
+
+        _cleanup_(seccomp_policy_freep) struct seccomp_policy *p = xcalloc(1, sizeof *p);
+        size_t cap = 0;
+        unsigned lineno = 0;
+        char *save = NULL;
+        /* strtok_r would skip empty lines and lose the count, so walk by hand. */
+        for (char *line = data; line; line = save) {
+                lineno++;
+                char *nl = strchr(line, '\n');
+                save = nl ? nl + 1 : NULL;
+                if (nl)
+                        *nl = '\0';
+                char *hash = strchr(line, '#');
+                if (hash)
+                        *hash = '\0';
+                while (isspace((unsigned char)*line))
+                        line++;
+                char *end = line + strlen(line);
+                while (end > line && isspace((unsigned char)end[-1]))
+                        *--end = '\0';
+                if (!*line)
+                        continue;
+                for (const char *c = line; *c; c++)
+                        if (isspace((unsigned char)*c))
+                                return err_set(err, ERR_INVALID, 0,
+                                               "seccomp: %s:%u: one syscall name per line: `%s`",
+                                               path, lineno, line);
+                if (!name_known(line))
+                        return err_set(err, ERR_INVALID, 0, "seccomp: %s:%u: unknown syscall `%s`",
+                                       path, lineno, line);
+                if (p->n + 2 > cap) {
+                        cap = cap ? cap * 2 : 256;
+                        p->names = xrealloc(p->names, cap * sizeof *p->names);
+                }
+                p->names[p->n++] = xstrdup(line);
+                p->names[p->n] = NULL;
+        }
+        if (p->n == 0)
+                return err_set(err, ERR_INVALID, 0, "seccomp: %s: no syscall names", path);
+        p->n = sort_unique(p->names, p->n);
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+size_t seccomp_policy_count(const struct seccomp_policy *p)
+{
+        return p ? p->n : 0;
+}
+
+int seccomp_check_names(char *const *names, struct err *err)
+{
+        for (size_t i = 0; names && names[i]; i++)
+                if (!name_known(names[i]))
+                        return err_set(err, ERR_INVALID, 0, "unknown syscall `%s`", names[i]);
+        return 0;
+}
+
+static json_t *native_architectures(void)
+{
+#if defined(__x86_64__)
+        return json_pack("[sss]", "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32");
+#elif defined(__aarch64__)
+        return json_pack("[ss]", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM");
+#else
+#error "edgecd: add this architecture's seccomp architectures"
+#endif
+}
+
+json_t *seccomp_policy_oci(const struct seccomp_policy *p, char *const *extra)
+{
+        size_t n = p->n + strv_len(extra);
+        _cleanup_strv_ char **all = xcalloc(n + 1, sizeof *all);
+        size_t k = 0;
+        for (size_t i = 0; i < p->n; i++)
+                all[k++] = xstrdup(p->names[i]);
+        for (size_t i = 0; extra && extra[i]; i++)
+                all[k++] = xstrdup(extra[i]);
+        n = sort_unique(all, k);
+
+        json_t *names = json_array();
+        bool has_clone = false, has_clone3 = false, has_socket = false;
+        for (size_t i = 0; i < n; i++) {
+                /* These two get rules of their own with an argument check. */
+                if (strcmp(all[i], "clone") == 0) {
+                        has_clone = true;
+                        continue;
+                }
+                if (strcmp(all[i], "socket") == 0) {
+                        has_socket = true;
+                        continue;
+                }
+                if (strcmp(all[i], "clone3") == 0)
+                        has_clone3 = true;
+                json_array_append_new(names, json_string(all[i]));
+        }
+
+        json_t *rules = json_array();
+        if (json_array_size(names) > 0)
+                json_array_append_new(rules, json_pack("{s:o,s:s}", "names", names,
+                                                       "action", "SCMP_ACT_ALLOW"));
+        else
+                json_decref(names);
+        if (has_clone)
+                /* MASKED_EQ: (arg0 & value) == valueTwo (0). */
+                json_array_append_new(rules, json_pack("{s:[s],s:s,s:[{s:i,s:I,s:I,s:s}]}",
+                                                       "names", "clone", "action", "SCMP_ACT_ALLOW",
+                                                       "args", "index", 0,
+                                                       "value", (json_int_t)CLONE_NS_FLAGS_MASK,
+                                                       "valueTwo", (json_int_t)0,
+                                                       "op", "SCMP_CMP_MASKED_EQ"));
+        if (has_socket)
+                json_array_append_new(rules, json_pack("{s:[s],s:s,s:[{s:i,s:i,s:s}]}",
+                                                       "names", "socket", "action", "SCMP_ACT_ALLOW",
+                                                       "args", "index", 0, "value", AF_VSOCK_NR,
+                                                       "op", "SCMP_CMP_NE"));
+        if (!has_clone3)
+                json_array_append_new(rules, json_pack("{s:[s],s:s,s:i}", "names", "clone3",
+                                                       "action", "SCMP_ACT_ERRNO",
+                                                       "errnoRet", CLONE3_ERRNO));
+
+        return json_pack("{s:s,s:o,s:o}", "defaultAction", "SCMP_ACT_KILL_PROCESS",
+                         "architectures", native_architectures(), "syscalls", rules);
+}

@@ -1,0 +1,39 @@
+/* seccomp.h - the default-deny syscall allowlist, kept as data in
+ * TEMPLATES_DIR/seccomp.allow (one syscall name per line, '#' comments).
+ * Every name is checked with libseccomp's seccomp_syscall_resolve_name() at
+ * load, so a typo is a startup error naming the file and line, not a
+ * container that dies mysteriously.  The policy is immutable once loaded and
+ * shared read-only by all worker threads. */
+#ifndef EDGECD_SECCOMP_H
+#define EDGECD_SECCOMP_H
+
+#include <jansson.h>
+
+#include "error.h"
+
+struct seccomp_policy;
+
+int seccomp_policy_load(const char *path, struct seccomp_policy **ret, struct err *err);
+void seccomp_policy_free(struct seccomp_policy *p);
+size_t seccomp_policy_count(const struct seccomp_policy *p);
+
+/* Check names (a manifest's extra syscalls); ERR_INVALID naming the first
+ * unknown one. */
+int seccomp_check_names(char *const *names, struct err *err);
+
+/* The OCI `linux.seccomp` object: defaultAction SCMP_ACT_KILL_PROCESS (so a
+ * violation is a SIGSYS the daemon can name), the native architectures, and
+ * one SCMP_ACT_ALLOW rule with the allowlist plus `extra` (may be NULL),
+ * sorted and without duplicates.  Three rules besides:
+ *  - `clone`, when listed, is allowed only without namespace flags
+ *    (CLONE_NEWUSER and friends; Docker's rule), else unshare's ban could be
+ *    bypassed with clone(CLONE_NEWUSER);
+ *  - `socket`, when listed, is allowed for every family but AF_VSOCK (not
+ *    namespaced: it would reach the hypervisor of a VM host);
+ *  - `clone3`, unless listed, fails with ENOSYS (Docker's answer) instead of
+ *    killing: glibc >= 2.34 tries clone3 for every thread and posix_spawn
+ *    and falls back to clone on ENOSYS.
+ * New reference. */
+json_t *seccomp_policy_oci(const struct seccomp_policy *p, char *const *extra);
+
+#endif

@@ -1,0 +1,196 @@
+/* store.c - in-memory job records (see store.h for the design).
+ * Any thread; one mutex. */
+#include "store.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "util.h"
+
+#define BUCKETS 16384
+
+struct entry {
+        struct job *job;
+        struct entry *hnext;          /* hash chain */
+        struct entry *newer, *older;  /* creation order */
+};
+
+struct store {
+        pthread_mutex_t lock;
+        struct entry *buckets[BUCKETS];
+        struct entry *newest, *oldest;
+        size_t count, final_limit;
+        char *logs_dir;
+};
+
+static size_t hash_id(const char *id)
+{
+        size_t h = 5381;
+        for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+                h = h * 33 + *p;
+        return h % BUCKETS;
+}
+
+struct store *store_new(size_t jobs_kept, const char *logs_dir)
+{
+        struct store *s = xcalloc(1, sizeof *s);
+        pthread_mutex_init(&s->lock, NULL);
+        s->final_limit = jobs_kept;
+        s->logs_dir = xstrdup(logs_dir);
+        return s;
+}
+
+char *store_log_path(struct store *s, const char *id)
+{
+        return xasprintf("%s/%s.log", s->logs_dir, id);
+}
+
+static void remove_entry(struct store *s, struct entry *e)
+{
+        struct entry **pp = &s->buckets[hash_id(e->job->id)];
+        while (*pp != e)
+                pp = &(*pp)->hnext;
+        *pp = e->hnext;
+        if (e->newer)
+                e->newer->older = e->older;
+        else
+                s->newest = e->older;
+        if (e->older)
+                e->older->newer = e->newer;
+        else
+                s->oldest = e->newer;
+        s->count--;
+}
+
+void store_free(struct store *s)
+{
+        if (!s)
+                return;
+        for (struct entry *e = s->newest, *n; e; e = n) {
+                n = e->older;
+                job_unref(e->job);
+                free(e);
+        }
+        pthread_mutex_destroy(&s->lock);
+        free(s->logs_dir);
+        free(s);
+}
+
+/* Forget the oldest final jobs beyond the limit.  Active jobs stay: they are
+ * bounded by the queue capacity plus the workers. */
+static void evict(struct store *s)
+{
+        size_t finals = 0;
+        for (struct entry *e = s->newest; e; e = e->older)
+                if (job_status_is_final(job_get_status(e->job)))
+                        finals++;
+        for (struct entry *e = s->oldest, *n; e && finals > s->final_limit; e = n) {
+                n = e->newer;
+                if (!job_status_is_final(job_get_status(e->job)))
+                        continue;
+                remove_entry(s, e);
+                _cleanup_free_ char *log = store_log_path(s, e->job->id);
+                unlink(log);
+                job_unref(e->job);
+                free(e);
+                finals--;
+        }
+}
+
+void store_add(struct store *s, struct job *j)
+{
+        struct entry *e = xcalloc(1, sizeof *e);
+        e->job = job_ref(j);
+        pthread_mutex_lock(&s->lock);
+        size_t h = hash_id(j->id);
+        e->hnext = s->buckets[h];
+        s->buckets[h] = e;
+        e->older = s->newest;
+        if (s->newest)
+                s->newest->newer = e;
+        s->newest = e;
+        if (!s->oldest)
+                s->oldest = e;
+        s->count++;
+        /* Counting finals is O(n); only do it once we may be over. */
+        if (s->count > s->final_limit)
+                evict(s);
+        pthread_mutex_unlock(&s->lock);
+}
+
+static struct entry *find(struct store *s, const char *id)
+{
+        for (struct entry *e = s->buckets[hash_id(id)]; e; e = e->hnext)
+                if (!strcmp(e->job->id, id))
+                        return e;
+        return NULL;
+}
+
+struct job *store_get(struct store *s, const char *id)
+{
+        pthread_mutex_lock(&s->lock);
+        struct entry *e = find(s, id);
+        struct job *j = e ? job_ref(e->job) : NULL;
+        pthread_mutex_unlock(&s->lock);
+        return j;
+}
+
+int store_list_json(struct store *s, const struct store_filter *f, json_t **ret, struct err *err)
+{
+        pthread_mutex_lock(&s->lock);
+        struct entry *start = s->newest;
+        if (f->after) {
+                struct entry *a = find(s, f->after);
+                if (!a) {
+                        pthread_mutex_unlock(&s->lock);
+                        return err_set(err, ERR_NOT_FOUND, 0, "no job `%s` to list after", f->after);
+                }
+                start = a->older;
+        }
+        json_t *jobs = json_array();
+        const char *next = NULL;
+        for (struct entry *e = start; e; e = e->older) {
+                if (f->status >= 0 && (int)job_get_status(e->job) != f->status)
+                        continue;
+                if (f->algorithm && strcmp(f->algorithm, e->job->manifest->name))
+                        continue;
+                if (json_array_size(jobs) == f->limit) {
+                        next = json_string_value(json_object_get(
+                                json_array_get(jobs, json_array_size(jobs) - 1), "id"));
+                        break;
+                }
+                json_array_append_new(jobs, job_to_json(e->job));
+        }
+        json_t *o = json_pack("{s:o, s:o}", "jobs", jobs, "next", next ? json_string(next) : json_null());
+        pthread_mutex_unlock(&s->lock);
+        *ret = o;
+        return 0;
+}
+
+void store_foreach_active(struct store *s, void (*fn)(struct job *j, void *ctx), void *ctx)
+{
+        /* Collect references first: fn may take other locks. */
+        pthread_mutex_lock(&s->lock);
+        size_t n = 0;
+        for (struct entry *e = s->newest; e; e = e->older)
+                n++;
+        struct job **list = xcalloc(n + 1, sizeof *list);
+        size_t k = 0;
+        for (struct entry *e = s->newest; e; e = e->older)
+                if (!job_status_is_final(job_get_status(e->job)))
+                        list[k++] = job_ref(e->job);
+        pthread_mutex_unlock(&s->lock);
+        for (size_t i = 0; i < k; i++) {
+                fn(list[i], ctx);
+                job_unref(list[i]);
+        }
+        free(list);
+}
+
+size_t store_count(struct store *s)
+{
+        pthread_mutex_lock(&s->lock);
+        size_t n = s->count;
+        pthread_mutex_unlock(&s->lock);
+        return n;
+}

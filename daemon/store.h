@@ -1,0 +1,48 @@
+/* store.h - where job records live.  For now in memory and bounded: the
+ * newest `jobs_kept` final jobs are kept, older final ones are forgotten
+ * (their log files removed); queued and running jobs are never evicted.
+ * The durable SQLite store replaces this behind the same functions.
+ *
+ * DESIGN: a hash table by id for lookups and a list in creation order for
+ * listing newest first and evicting oldest first, under one mutex.  The
+ * store holds one reference per job; lookups return a new one. */
+#ifndef EDGECD_STORE_H
+#define EDGECD_STORE_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "error.h"
+#include "job.h"
+
+struct store;
+
+/* logs_dir: where job logs live (STATE_DIR/logs), removed with their job. */
+struct store *store_new(size_t jobs_kept, const char *logs_dir);
+void store_free(struct store *s);
+
+/* Takes a new reference.  May evict the oldest final jobs. */
+void store_add(struct store *s, struct job *j);
+/* A new reference, or NULL. */
+struct job *store_get(struct store *s, const char *id);
+
+struct store_filter {
+        int status;               /* enum job_status, or -1 for any */
+        const char *algorithm;    /* NULL for any */
+        const char *after;        /* list jobs created before this id; NULL from the newest */
+        size_t limit;
+};
+/* {"jobs": [...newest first...], "next": id-or-null}.  ERR_NOT_FOUND when
+ * `after` is not a known job. */
+int store_list_json(struct store *s, const struct store_filter *f, json_t **ret, struct err *err);
+
+/* Call fn on every job that is not final (for shutdown). */
+void store_foreach_active(struct store *s, void (*fn)(struct job *j, void *ctx), void *ctx);
+
+size_t store_count(struct store *s);
+
+/* The log file of a job id: LOGS_DIR/<id>.log (caller frees). */
+char *store_log_path(struct store *s, const char *id);
+
+#endif

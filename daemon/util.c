@@ -1,0 +1,263 @@
+/* util.c - helpers shared by every module (see util.h). */
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+void *xmalloc(size_t n)
+{
+        void *p = malloc(n ? n : 1);
+        if (!p)
+                abort();
+        return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+        void *p = calloc(n ? n : 1, size ? size : 1);
+        if (!p)
+                abort();
+        return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+        void *q = realloc(p, n ? n : 1);
+        if (!q)
+                abort();
+        return q;
+}
+
+char *xstrdup(const char *s)
+{
+        if (!s)
+                return NULL;
+        char *d = strdup(s);
+        if (!d)
+                abort();
+        return d;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+        va_list ap;
+        char *s = NULL;
+        va_start(ap, fmt);
+        int n = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                abort();
+        return s;
+}
+
+void strv_free(char **v)
+{
+        if (!v)
+                return;
+        for (char **p = v; *p; p++)
+                free(*p);
+        free(v);
+}
+
+size_t strv_len(char *const *v)
+{
+        size_t n = 0;
+        while (v && v[n])
+                n++;
+        return n;
+}
+
+char **strv_dup(char *const *v)
+{
+        if (!v)
+                return NULL;
+        size_t n = strv_len(v);
+        char **d = xcalloc(n + 1, sizeof *d);
+        for (size_t i = 0; i < n; i++)
+                d[i] = xstrdup(v[i]);
+        return d;
+}
+
+void strv_push(char ***v, const char *s)
+{
+        size_t n = strv_len(*v);
+        *v = xrealloc(*v, (n + 2) * sizeof **v);
+        (*v)[n] = xstrdup(s);
+        (*v)[n + 1] = NULL;
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+        struct timespec ts;
+        clock_gettime(id, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t now_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+int64_t now_real_ms(void) { return clock_ms(CLOCK_REALTIME); }
+
+void format_rfc3339(int64_t real_ms, char *buf, size_t len)
+{
+        time_t secs = (time_t)(real_ms / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        char base[24];
+        strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf, len, "%s.%03dZ", base, (int)(real_ms % 1000));
+}
+
+int mkdir_p(const char *path, unsigned mode, struct err *err)
+{
+        char buf[PATH_MAX];
+        if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+                return err_set(err, ERR_INVALID, 0, "path too long: `%s`", path);
+        for (char *p = buf + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                        return err_errno(err, ERR_IO, "mkdir `%s`", buf);
+                *p = '/';
+        }
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return err_errno(err, ERR_IO, "mkdir `%s`", buf);
+        return 0;
+}
+
+static int rm_rf_at(int dirfd, const char *name, dev_t dev, struct err *err)
+{
+        struct stat st;
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : err_errno(err, ERR_IO, "stat `%s`", name);
+        if (!S_ISDIR(st.st_mode)) {
+                if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+                        return err_errno(err, ERR_IO, "unlink `%s`", name);
+                return 0;
+        }
+        if (st.st_dev != dev)
+                return err_set(err, ERR_IO, EXDEV, "refusing to remove `%s` on another mount", name);
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return err_errno(err, ERR_IO, "open `%s`", name);
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return err_errno(err, ERR_IO, "opendir `%s`", name);
+        }
+        int ret = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                if (rm_rf_at(fd, de->d_name, dev, err) < 0) {
+                        ret = -1;
+                        break;
+                }
+        }
+        closedir(d);
+        if (ret < 0)
+                return err_wrap(err, "%s", name);
+        if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                return err_errno(err, ERR_IO, "rmdir `%s`", name);
+        return 0;
+}
+
+int rm_rf(const char *path, struct err *err)
+{
+        struct stat st;
+        if (lstat(path, &st) < 0)
+                return errno == ENOENT ? 0 : err_errno(err, ERR_IO, "stat `%s`", path);
+        return rm_rf_at(AT_FDCWD, path, st.st_dev, err);
+}
+
+int write_file(const char *path, const void *data, size_t len, unsigned mode, struct err *err)
+{
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd < 0)
+                return err_errno(err, ERR_IO, "open `%s`", path);
+        const char *p = data;
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return err_errno(err, ERR_IO, "write `%s`", path);
+                }
+                p += n;
+                len -= (size_t)n;
+        }
+        if (fsync(fd) < 0)
+                return err_errno(err, ERR_IO, "fsync `%s`", path);
+        return 0;
+}
+
+int read_file(const char *path, size_t max, char **ret_data, size_t *ret_len, struct err *err)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return err_errno(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, "open `%s`", path);
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return err_errno(err, ERR_IO, "stat `%s`", path);
+        if (!S_ISREG(st.st_mode))
+                return err_set(err, ERR_INVALID, 0, "`%s` is not a regular file", path);
+        if ((uint64_t)st.st_size > max)
+                return err_set(err, ERR_TOO_LARGE, 0, "`%s` is %lld bytes, over the limit of %zu",
+                               path, (long long)st.st_size, max);
+        _cleanup_free_ char *buf = xmalloc(max + 1);
+        size_t got = 0;
+        for (;;) {
+                ssize_t n = read(fd, buf + got, max + 1 - got);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return err_errno(err, ERR_IO, "read `%s`", path);
+                }
+                if (n == 0)
+                        break;
+                got += (size_t)n;
+                if (got > max)
+                        return err_set(err, ERR_TOO_LARGE, 0, "`%s` grew over the limit of %zu bytes", path, max);
+        }
+        buf[got] = '\0';
+        if (ret_len)
+                *ret_len = got;
+        *ret_data = TAKE_PTR(buf);
+        return 0;
+}
+
+char *read_file_tail(const char *path, size_t max)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return NULL;
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return NULL;
+        off_t start = st.st_size > (off_t)max ? st.st_size - (off_t)max : 0;
+        char *buf = xmalloc(max + 1);
+        ssize_t n = pread(fd, buf, max, start);
+        if (n < 0)
+                n = 0;
+        buf[n] = '\0';
+        return buf;
+}
+
+bool parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret)
+{
+        if (!s || !*s)
+                return false;
+        char *end;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (errno || *end || v < min || v > max)
+                return false;
+        *ret = v;
+        return true;
+}

@@ -1,0 +1,75 @@
+/* util.h - cleanup attributes, ownership moves and small helpers shared by
+ * every module.  Nothing here keeps state. */
+#ifndef EDGECD_UTIL_H
+#define EDGECD_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "error.h"
+
+/* ---- cleanup attributes (see crun's utils.h, systemd's alloc-util.h) ---- */
+
+static inline void freep(void *p) { free(*(void **)p); }
+static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
+static inline void fclosep(FILE **f) { if (*f) fclose(*f); }
+/* json_decrefp() comes with jansson >= 2.11. */
+void strv_free(char **v);
+static inline void strv_freep(char ***v) { strv_free(*v); }
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_fclose_ _cleanup_(fclosep)
+#define _cleanup_json_ _cleanup_(json_decrefp)
+#define _cleanup_strv_ _cleanup_(strv_freep)
+
+/* Move ownership out of a cleanup variable, leaving NULL (or -1) behind. */
+#define TAKE_PTR(p) ({ __typeof__(p) _tp = (p); (p) = NULL; _tp; })
+#define TAKE_FD(fd) ({ int _tf = (fd); (fd) = -1; _tf; })
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation failure is fatal: a daemon that cannot allocate a few bytes
+ * cannot report anything useful either. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- NULL-terminated string vectors ---- */
+size_t strv_len(char *const *v);
+char **strv_dup(char *const *v);
+/* Append a copy of s; *v may be NULL. */
+void strv_push(char ***v, const char *s);
+
+/* ---- time ---- */
+int64_t now_mono_ms(void);   /* CLOCK_MONOTONIC, for durations */
+int64_t now_real_ms(void);   /* CLOCK_REALTIME, for timestamps */
+/* RFC 3339 UTC with milliseconds: "2026-11-25T08:48:06.123Z"; buf >= 32. */
+void format_rfc3339(int64_t real_ms, char *buf, size_t len);
+
+/* ---- files ---- */
+/* mkdir -p with the given mode for created directories. */
+int mkdir_p(const char *path, unsigned mode, struct err *err);
+/* rm -rf that never crosses into another mount and never follows links. */
+int rm_rf(const char *path, struct err *err);
+/* Write data to path (created with mode, truncated) and fsync it. */
+int write_file(const char *path, const void *data, size_t len, unsigned mode, struct err *err);
+/* Read a whole regular file of at most max bytes; *ret_data is NUL-terminated
+ * and owned by the caller.  ERR_TOO_LARGE when bigger. */
+int read_file(const char *path, size_t max, char **ret_data, size_t *ret_len, struct err *err);
+/* Read at most the last `max` bytes of a file (for stderr tails). */
+char *read_file_tail(const char *path, size_t max);
+
+/* Parse a decimal integer in [min,max]; false on any junk. */
+bool parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret);
+
+#endif

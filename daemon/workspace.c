@@ -1,0 +1,227 @@
+/* workspace.c - owns one job's directory tree under STATE_DIR/workspaces and
+ * the tmpfs mounted on its output/ (layout in workspace.h).  A workspace is
+ * used by one worker thread at a time; workspace_sweep() runs at startup
+ * before any worker.  Mounts are made in the daemon's mount namespace; the
+ * runtime bind-mounts them into the container.
+ *
+ * The output directory is a tmpfs so that its size cap is enforced by the
+ * kernel (ENOSPC inside the container) and nothing the algorithm writes can
+ * fill the daemon's state disk. */
+#include "workspace.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+#define JOB_ID_MAX 128
+
+static bool job_id_ok(const char *id)
+{
+        size_t n = strlen(id);
+        if (n == 0 || n > JOB_ID_MAX)
+                return false;
+        for (const char *c = id; *c; c++)
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                      *c == '-'))
+                        return false;
+        return true;
+}
+
+/* mkdir with exactly `mode` (chmod afterwards, so the umask does not narrow
+ * what the container user needs to read). */
+static int make_dir(const char *path, unsigned mode, struct err *err)
+{
+        if (mkdir(path, mode) < 0)
+                return err_errno(err, errno == EEXIST ? ERR_CONFLICT : ERR_IO, "mkdir `%s`", path);
+        if (chmod(path, mode) < 0)
+                return err_errno(err, ERR_IO, "chmod `%s`", path);
+        return 0;
+}
+
+static void workspace_destroyp(struct workspace **ws)
+{
+        if (*ws)
+                workspace_destroy(*ws, false, NULL);
+}
+
+int workspace_create(const char *root, const char *job_id, const json_t *parameters,
+                     int64_t disk_mb, int64_t uid, int64_t gid,
+                     struct workspace **ret, struct err *err)
+{
+        if (!job_id_ok(job_id))
+                return err_set(err, ERR_INVALID, 0, "workspace: bad job id `%s`", job_id);
+        if (disk_mb <= 0 || disk_mb > 1024 * 1024 || uid < 0 || uid > UINT32_MAX - 1 || gid < 0 ||
+            gid > UINT32_MAX - 1)
+                return err_set(err, ERR_INVALID, 0, "workspace: bad disk size or uid/gid");
+        if (mkdir_p(root, 0711, err) < 0)
+                return err_wrap(err, "workspace");
+
+        _cleanup_free_ char *dir = xasprintf("%s/%s", root, job_id);
+        /* Plain mkdir, not mkdir -p: an existing directory belongs to
+         * another job (or a leftover the sweep missed) and must not be
+         * adopted, nor removed by our cleanup below. */
+        if (make_dir(dir, 0711, err) < 0)
+                return err_wrap(err, "workspace");
+
+        /* From here on the cleanup removes whatever was made. */
+        _cleanup_(workspace_destroyp) struct workspace *ws = xcalloc(1, sizeof *ws);
+        ws->dir = TAKE_PTR(dir);
+        ws->input_dir = xasprintf("%s/input", ws->dir);
+        ws->output_dir = xasprintf("%s/output", ws->dir);
+        ws->bundle_dir = xasprintf("%s/bundle", ws->dir);
+
+        if (make_dir(ws->input_dir, 0755, err) < 0)
+                return err_wrap(err, "workspace");
+        _cleanup_free_ char *text = json_dumps(parameters, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!text)
+                return err_set(err, ERR_INVALID, 0, "workspace: cannot serialise the parameters");
+        _cleanup_free_ char *input = xasprintf("%s/input.json", ws->input_dir);
+        if (write_file(input, text, strlen(text), 0644, err) < 0)
+                return err_wrap(err, "workspace");
+        if (chmod(input, 0644) < 0)
+                return err_errno(err, ERR_IO, "workspace: chmod `%s`", input);
+
+        if (make_dir(ws->output_dir, 0700, err) < 0)
+                return err_wrap(err, "workspace");
+        _cleanup_free_ char *opts = xasprintf("size=%lldm,mode=0700,uid=%lld,gid=%lld", (long long)disk_mb,
+                                              (long long)uid, (long long)gid);
+        if (mount("tmpfs", ws->output_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
+                return err_errno(err, ERR_IO, "workspace: mount tmpfs on `%s`", ws->output_dir);
+        ws->output_mounted = true;
+
+        if (make_dir(ws->bundle_dir, 0700, err) < 0)
+                return err_wrap(err, "workspace");
+
+        *ret = TAKE_PTR(ws);
+        return 0;
+}
+
+static int unmount(const char *path, struct err *err)
+{
+        /* MNT_DETACH: a process still holding a file open there (a container
+         * being torn down) must not make us fail; the tmpfs goes away when
+         * the last reference does.  EINVAL: not a mount point (any more). */
+        if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+                return err_errno(err, ERR_IO, "umount `%s`", path);
+        return 0;
+}
+
+int workspace_destroy(struct workspace *ws, bool keep_bundle, struct err *err)
+{
+        if (!ws)
+                return 0;
+        int ret = 0;
+        if (ws->output_mounted && unmount(ws->output_dir, err) < 0)
+                ret = -1;
+        if (ret == 0 && ws->dir) {
+                if (!keep_bundle)
+                        ret = rm_rf(ws->dir, err);
+                else if (rm_rf(ws->input_dir, err) < 0 || rm_rf(ws->output_dir, err) < 0)
+                        ret = -1;
+        }
+        if (ret < 0)
+                err_wrap(err, "workspace: remove `%s`", ws->dir ? ws->dir : "?");
+        free(ws->dir);
+        free(ws->input_dir);
+        free(ws->output_dir);
+        free(ws->bundle_dir);
+        free(ws);
+        return ret;
+}
+
+/* Undo the octal escapes (\040 space, \011 tab, \012 newline, \134
+ * backslash) of a /proc/self/mountinfo path, in place. */
+static void unescape_mount_path(char *s)
+{
+        char *w = s;
+        for (char *r = s; *r; r++) {
+                if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+                    r[3] >= '0' && r[3] <= '7') {
+                        *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+                        r += 3;
+                } else {
+                        *w++ = *r;
+                }
+        }
+        *w = '\0';
+}
+
+static int cmp_len_desc(const void *a, const void *b)
+{
+        size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+        return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+/* Every mount point strictly below `dir`, deepest first. */
+static int mounts_below(const char *dir, char ***ret, struct err *err)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return err_errno(err, ERR_IO, "open `/proc/self/mountinfo`");
+        size_t dlen = strlen(dir);
+        _cleanup_strv_ char **found = NULL;
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        while (getline(&line, &cap, f) > 0) {
+                /* "36 35 98:0 /mnt1 /mnt2 rw,noatime ..." - field 5 is the mount point. */
+                char *save = NULL, *tok = strtok_r(line, " ", &save);
+                for (int i = 1; tok && i < 5; i++)
+                        tok = strtok_r(NULL, " ", &save);
+                if (!tok)
+                        continue;
+                unescape_mount_path(tok);
+                if (strncmp(tok, dir, dlen) == 0 && tok[dlen] == '/')
+                        strv_push(&found, tok);
+        }
+        size_t n = strv_len(found);
+        if (n > 1)
+                qsort(found, n, sizeof *found, cmp_len_desc);
+        *ret = TAKE_PTR(found);
+        return 0;
+}
+
+int workspace_sweep(const char *root, struct err *err)
+{
+        char real[PATH_MAX];
+        if (!realpath(root, real))
+                return errno == ENOENT ? 0 : err_errno(err, ERR_IO, "workspace: sweep `%s`", root);
+
+        int ret = 0;
+        _cleanup_strv_ char **mounts = NULL;
+        if (mounts_below(real, &mounts, err) < 0)
+                return err_wrap(err, "workspace: sweep");
+        for (size_t i = 0; mounts && mounts[i]; i++) {
+                struct err e = ERR_INIT;
+                if (unmount(mounts[i], &e) < 0 && ret == 0) {
+                        ret = -1;
+                        if (err)
+                                *err = e;
+                }
+        }
+
+        DIR *d = opendir(real);
+        if (!d)
+                return err_errno(err, ERR_IO, "workspace: sweep: open `%s`", real);
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                _cleanup_free_ char *path = xasprintf("%s/%s", real, de->d_name);
+                struct err e = ERR_INIT;
+                if (rm_rf(path, &e) < 0 && ret == 0) {
+                        ret = -1;
+                        if (err)
+                                *err = e;
+                }
+        }
+        closedir(d);
+        if (ret < 0)
+                return err_wrap(err, "workspace: sweep `%s`", real);
+        return 0;
+}

@@ -1,0 +1,735 @@
+/* yamldoc.c - libyaml documents, typed getters and diagnostics shared by
+ * config.c and manifest.c (see yamldoc.h).
+ *
+ * Owns nothing global.  A struct yamldoc and a struct ydiag belong to the one
+ * thread that loads a file (main.c at startup for the config, the registry's
+ * loader for manifests).
+ *
+ * libyaml's loader resolves aliases by sharing node ids, and registers an
+ * anchor before its children are loaded, so "&a [*a]" is a cycle.  Nothing
+ * here recurses without a depth cap for that reason. */
+#include "yamldoc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+/* Deep enough for any honest schema, shallow enough for the stack. */
+#define YAML_JSON_MAX_DEPTH 64
+/* Aliases can multiply a small file into a huge tree ("billion laughs"). */
+#define YAML_JSON_MAX_NODES 100000
+
+static void yaml_parser_deletep(yaml_parser_t **p)
+{
+        if (*p)
+                yaml_parser_delete(*p);
+}
+
+/* Read a whole regular file of at most max bytes.  Unlike util's read_file()
+ * this follows a symlink: /etc/edgecd/edgecd.yaml is often one. */
+static int slurp(const char *path, size_t max, char **ret_data, size_t *ret_len, struct err *err)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return err_errno(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, "%s: open", path);
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return err_errno(err, ERR_IO, "%s: stat", path);
+        if (!S_ISREG(st.st_mode))
+                return err_set(err, ERR_INVALID, 0, "%s: not a regular file", path);
+        if ((uint64_t)st.st_size > max)
+                return err_set(err, ERR_TOO_LARGE, 0, "%s: %lld bytes, over the limit of %zu",
+                               path, (long long)st.st_size, max);
+        _cleanup_free_ char *buf = xmalloc(max + 1);
+        size_t got = 0;
+        for (;;) {
+                ssize_t n = read(fd, buf + got, max + 1 - got);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return err_errno(err, ERR_IO, "%s: read", path);
+                }
+                if (n == 0)
+                        break;
+                got += (size_t)n;
+                if (got > max)
+                        return err_set(err, ERR_TOO_LARGE, 0, "%s: grew over the limit of %zu bytes",
+                                       path, max);
+        }
+        buf[got] = '\0';
+        *ret_len = got;
+        *ret_data = TAKE_PTR(buf);
+        return 0;
+}
+
+/* A reader error (bad UTF-8, control character) has a byte offset, not a
+ * mark: count lines up to it so the message still has LINE:COL. */
+static void offset_to_mark(const char *data, size_t len, size_t off, size_t *line, size_t *col)
+{
+        size_t l = 1, c = 1;
+        for (size_t i = 0; i < off && i < len; i++) {
+                if (data[i] == '\n') {
+                        l++;
+                        c = 1;
+                } else {
+                        c++;
+                }
+        }
+        *line = l;
+        *col = c;
+}
+
+static int syntax_error(const yaml_parser_t *p, const char *path, const char *data, size_t len,
+                        struct err *err)
+{
+        const char *problem = p->problem ? p->problem : "unknown problem";
+        if (p->error == YAML_MEMORY_ERROR)
+                return err_set(err, ERR_INTERNAL, 0, "%s: out of memory parsing yaml", path);
+        if (p->error == YAML_READER_ERROR) {
+                size_t line, col;
+                offset_to_mark(data, len, p->problem_offset, &line, &col);
+                return err_set(err, ERR_INVALID, 0, "%s:%zu:%zu: syntax error: %s", path, line, col,
+                               problem);
+        }
+        if (p->context)
+                return err_set(err, ERR_INVALID, 0, "%s:%zu:%zu: syntax error: %s %s at %zu:%zu", path,
+                               p->problem_mark.line + 1, p->problem_mark.column + 1, problem,
+                               p->context, p->context_mark.line + 1, p->context_mark.column + 1);
+        return err_set(err, ERR_INVALID, 0, "%s:%zu:%zu: syntax error: %s", path,
+                       p->problem_mark.line + 1, p->problem_mark.column + 1, problem);
+}
+
+int yamldoc_load(const char *path, size_t max_bytes, struct yamldoc **ret, struct err *err)
+{
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        if (slurp(path, max_bytes, &data, &len, err) < 0)
+                return -1;
+
+        yaml_parser_t parser;
+        if (!yaml_parser_initialize(&parser))
+                return err_set(err, ERR_INTERNAL, 0, "%s: out of memory", path);
+        _cleanup_(yaml_parser_deletep) yaml_parser_t *pp = &parser;
+        yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+
+        yaml_document_t doc;
+        if (!yaml_parser_load(&parser, &doc))   /* libyaml frees doc on failure */
+                return syntax_error(&parser, path, data, len, err);
+
+        /* Exactly one document: a second one would be silently ignored. */
+        yaml_document_t extra;
+        if (!yaml_parser_load(&parser, &extra)) {
+                yaml_document_delete(&doc);
+                return syntax_error(&parser, path, data, len, err);
+        }
+        yaml_node_t *extra_root = yaml_document_get_root_node(&extra);
+        if (extra_root) {
+                yaml_mark_t m = extra_root->start_mark;
+                yaml_document_delete(&extra);
+                yaml_document_delete(&doc);
+                return err_set(err, ERR_INVALID, 0, "%s:%zu:%zu: more than one yaml document", path,
+                               m.line + 1, m.column + 1);
+        }
+        yaml_document_delete(&extra);
+
+        struct yamldoc *y = xcalloc(1, sizeof *y);
+        y->path = xstrdup(path);
+        y->doc = doc;
+        *ret = y;
+        return 0;
+}
+
+void yamldoc_free(struct yamldoc *y)
+{
+        if (!y)
+                return;
+        yaml_document_delete(&y->doc);
+        free(y->path);
+        free(y);
+}
+
+yaml_node_t *yamldoc_root(struct yamldoc *y)
+{
+        yaml_node_t *root = yaml_document_get_root_node(&y->doc);
+        if (root && ynode_is_null(root))
+                return NULL;
+        return root;
+}
+
+yaml_node_t *yamldoc_node(struct yamldoc *y, int id)
+{
+        return yaml_document_get_node(&y->doc, id);
+}
+
+bool ynode_is_null(const yaml_node_t *n)
+{
+        if (!n || n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+                return false;
+        const char *s = (const char *)n->data.scalar.value;
+        return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+               !strcmp(s, "NULL");
+}
+
+const char *ynode_kind(const yaml_node_t *n)
+{
+        if (!n)
+                return "nothing";
+        switch (n->type) {
+        case YAML_MAPPING_NODE:
+                return "a mapping";
+        case YAML_SEQUENCE_NODE:
+                return "a list";
+        case YAML_SCALAR_NODE:
+                return ynode_is_null(n) ? "null" : "a scalar";
+        case YAML_NO_NODE:
+                break;
+        }
+        return "nothing";
+}
+
+const char *ynode_str(const yaml_node_t *n)
+{
+        if (!n || n->type != YAML_SCALAR_NODE)
+                return NULL;
+        const char *s = (const char *)n->data.scalar.value;
+        if (strlen(s) != n->data.scalar.length)
+                return NULL;   /* "\0" in a double-quoted scalar */
+        return s;
+}
+
+/* ---- diagnostics ---- */
+
+void ydiag_init(struct ydiag *d, const char *path, void (*report)(const char *line, void *ctx),
+                void *ctx)
+{
+        *d = (struct ydiag){ .path = path, .report = report, .ctx = ctx };
+}
+
+void ydiag_done(struct ydiag *d)
+{
+        free(d->first);
+        free(d->joined);
+        d->first = d->joined = NULL;
+        d->count = 0;
+}
+
+void ydiag_line(struct ydiag *d, const char *line)
+{
+        if (d->report)
+                d->report(line, d->ctx);
+        if (!d->first)
+                d->first = xstrdup(line);
+        char *j = d->joined ? xasprintf("%s; %s", d->joined, line) : xstrdup(line);
+        free(d->joined);
+        d->joined = j;
+        d->count++;
+}
+
+void ydiag_add(struct ydiag *d, const yaml_node_t *at, const char *key, const char *fmt, ...)
+{
+        _cleanup_free_ char *what = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&what, fmt, ap) < 0)
+                abort();
+        va_end(ap);
+
+        _cleanup_free_ char *where = NULL;
+        if (d->path && at)
+                where = xasprintf("%s:%zu:%zu: ", d->path, at->start_mark.line + 1,
+                                  at->start_mark.column + 1);
+        else if (d->path)
+                where = xasprintf("%s: ", d->path);
+        else
+                where = xstrdup("");
+        _cleanup_free_ char *line = key ? xasprintf("%s%s: %s", where, key, what)
+                                        : xasprintf("%s%s", where, what);
+        ydiag_line(d, line);
+}
+
+int ydiag_result(const struct ydiag *d, enum err_code code, struct err *err)
+{
+        if (d->count == 0)
+                return 0;
+        if (d->count == 1)
+                return err_set(err, code, 0, "%s", d->first);
+        return err_set(err, code, 0, "%s (and %zu more problem%s)", d->first, d->count - 1,
+                       d->count == 2 ? "" : "s");
+}
+
+int ydiag_result_all(const struct ydiag *d, enum err_code code, struct err *err)
+{
+        if (d->count == 0)
+                return 0;
+        err_set(err, code, 0, "%s", d->joined);
+        size_t len = strlen(d->joined);
+        if (len >= sizeof err->msg) {
+                /* Cut at the last whole problem that fits, and say so. */
+                static const char more[] = "; ...";
+                size_t keep = sizeof err->msg - sizeof more;
+                char *cut = memrchr(err->msg, ';', keep);
+                if (cut)
+                        keep = (size_t)(cut - err->msg);
+                memcpy(err->msg + keep, more, sizeof more);
+        }
+        return -1;
+}
+
+/* ---- mappings ---- */
+
+static char *join_key(const char *prefix, const char *key)
+{
+        return prefix ? xasprintf("%s.%s", prefix, key) : xstrdup(key);
+}
+
+bool yamldoc_key_dup(struct yamldoc *y, const yaml_node_t *map, const yaml_node_pair_t *pair)
+{
+        const char *k = ynode_str(yamldoc_node(y, pair->key));
+        if (!k)
+                return false;
+        for (const yaml_node_pair_t *p = map->data.mapping.pairs.start; p < pair; p++) {
+                const char *o = ynode_str(yamldoc_node(y, p->key));
+                if (o && !strcmp(o, k))
+                        return true;
+        }
+        return false;
+}
+
+int yamldoc_check_keys(struct yamldoc *y, const yaml_node_t *map, const char *prefix,
+                       struct ydiag *d)
+{
+        int problems = 0;
+        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+             p++) {
+                const yaml_node_t *kn = yamldoc_node(y, p->key);
+                const char *k = ynode_str(kn);
+                if (!k) {
+                        ydiag_add(d, kn, prefix ? prefix : "(key)", "a key must be a string, not %s",
+                                  kn && kn->type == YAML_SCALAR_NODE ? "one with a NUL byte"
+                                                                     : ynode_kind(kn));
+                        problems++;
+                        continue;
+                }
+                if (yamldoc_key_dup(y, map, p)) {
+                        _cleanup_free_ char *name = join_key(prefix, k);
+                        ydiag_add(d, kn, name, "duplicate key");
+                        problems++;
+                }
+        }
+        return problems;
+}
+
+yaml_node_t *yamldoc_get(struct yamldoc *y, const yaml_node_t *map, const char *key)
+{
+        if (!map || map->type != YAML_MAPPING_NODE)
+                return NULL;
+        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+             p++) {
+                const char *k = ynode_str(yamldoc_node(y, p->key));
+                if (k && !strcmp(k, key))
+                        return yamldoc_node(y, p->value);
+        }
+        return NULL;
+}
+
+/* ---- typed getters ---- */
+
+/* The scalar text of n for a typed getter, or NULL after reporting. */
+static const char *scalar_for(const yaml_node_t *n, const char *key, const char *what,
+                              struct ydiag *d)
+{
+        if (!n || n->type != YAML_SCALAR_NODE || ynode_is_null(n)) {
+                ydiag_add(d, n, key, "expected %s, got %s", what, ynode_kind(n));
+                return NULL;
+        }
+        const char *s = ynode_str(n);
+        if (!s)
+                ydiag_add(d, n, key, "contains a NUL byte");
+        return s;
+}
+
+int yget_string(const yaml_node_t *n, const char *key, struct ydiag *d, char **ret)
+{
+        const char *s = scalar_for(n, key, "a string", d);
+        if (!s)
+                return -1;
+        free(*ret);
+        *ret = xstrdup(s);
+        return 0;
+}
+
+/* Strict decimal: optional sign, digits, nothing else.  ERANGE is reported
+ * through *overflow so the caller can say "out of range" instead of "not an
+ * integer". */
+static bool parse_decimal(const char *s, int64_t *ret, bool *overflow)
+{
+        const char *p = s;
+        if (*p == '+' || *p == '-')
+                p++;
+        if (!*p)
+                return false;
+        for (const char *q = p; *q; q++)
+                if (*q < '0' || *q > '9')
+                        return false;
+        errno = 0;
+        long long v = strtoll(s, NULL, 10);
+        *overflow = errno == ERANGE;
+        *ret = v;
+        return true;
+}
+
+int yget_int(const yaml_node_t *n, const char *key, int64_t min, int64_t max, struct ydiag *d,
+             int64_t *ret)
+{
+        const char *s = scalar_for(n, key, "an integer", d);
+        if (!s)
+                return -1;
+        int64_t v;
+        bool overflow = false;
+        if (!parse_decimal(s, &v, &overflow)) {
+                ydiag_add(d, n, key, "`%s` is not an integer", s);
+                return -1;
+        }
+        if (overflow || v < min || v > max) {
+                ydiag_add(d, n, key, "must be between %lld and %lld, got %s", (long long)min,
+                          (long long)max, s);
+                return -1;
+        }
+        *ret = v;
+        return 0;
+}
+
+static bool looks_like_float(const char *s)
+{
+        /* [-+]? ( .digits | digits ( .digits? )? ) ( [eE] [-+]? digits )? */
+        const char *p = s;
+        if (*p == '+' || *p == '-')
+                p++;
+        size_t digits = 0;
+        while (*p >= '0' && *p <= '9')
+                p++, digits++;
+        if (*p == '.') {
+                p++;
+                while (*p >= '0' && *p <= '9')
+                        p++, digits++;
+        }
+        if (!digits)
+                return false;
+        if (*p == 'e' || *p == 'E') {
+                p++;
+                if (*p == '+' || *p == '-')
+                        p++;
+                if (!(*p >= '0' && *p <= '9'))
+                        return false;
+                while (*p >= '0' && *p <= '9')
+                        p++;
+        }
+        return *p == '\0';
+}
+
+int yget_double(const yaml_node_t *n, const char *key, double min, double max, struct ydiag *d,
+                double *ret)
+{
+        const char *s = scalar_for(n, key, "a number", d);
+        if (!s)
+                return -1;
+        if (!looks_like_float(s)) {
+                ydiag_add(d, n, key, "`%s` is not a number", s);
+                return -1;
+        }
+        double v = strtod(s, NULL);
+        if (!isfinite(v) || v < min || v > max) {
+                ydiag_add(d, n, key, "must be between %g and %g, got %s", min, max, s);
+                return -1;
+        }
+        *ret = v;
+        return 0;
+}
+
+int yget_bool(const yaml_node_t *n, const char *key, struct ydiag *d, bool *ret)
+{
+        static const char *const yes[] = { "true", "yes", "on" };
+        static const char *const no[] = { "false", "no", "off" };
+        const char *s = scalar_for(n, key, "a boolean", d);
+        if (!s)
+                return -1;
+        for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+                if (!strcasecmp(s, yes[i])) {
+                        *ret = true;
+                        return 0;
+                }
+                if (!strcasecmp(s, no[i])) {
+                        *ret = false;
+                        return 0;
+                }
+        }
+        ydiag_add(d, n, key, "`%s` is not a boolean (true or false)", s);
+        return -1;
+}
+
+int yget_bytes(const yaml_node_t *n, const char *key, int64_t min, int64_t max, struct ydiag *d,
+               int64_t *ret)
+{
+        static const struct { const char *suffix; int64_t mult; } units[] = {
+                { "", 1 }, { "B", 1 }, { "KiB", 1LL << 10 }, { "MiB", 1LL << 20 }, { "GiB", 1LL << 30 },
+        };
+        const char *s = scalar_for(n, key, "a byte size", d);
+        if (!s)
+                return -1;
+        const char *p = s;
+        while (*p >= '0' && *p <= '9')
+                p++;
+        size_t ndigits = (size_t)(p - s);
+        const char *unit = p;
+        while (*unit == ' ')
+                unit++;
+        int64_t mult = 0;
+        for (size_t i = 0; i < ARRAY_SIZE(units); i++)
+                if (!strcmp(unit, units[i].suffix))
+                        mult = units[i].mult;
+        if (ndigits == 0 || mult == 0) {
+                ydiag_add(d, n, key, "`%s` is not a byte size (an integer, or one with KiB, MiB or GiB)",
+                          s);
+                return -1;
+        }
+        _cleanup_free_ char *num = strndup(s, ndigits);
+        if (!num)
+                abort();
+        int64_t v = 0;
+        bool overflow = false;
+        parse_decimal(num, &v, &overflow);
+        if (overflow || v > INT64_MAX / mult || v * mult < min || v * mult > max) {
+                ydiag_add(d, n, key, "must be between %lld and %lld bytes, got %s", (long long)min,
+                          (long long)max, s);
+                return -1;
+        }
+        *ret = v * mult;
+        return 0;
+}
+
+int yget_strv(struct yamldoc *y, const yaml_node_t *n, const char *key, struct ydiag *d,
+              char ***ret)
+{
+        if (!n || n->type != YAML_SEQUENCE_NODE) {
+                ydiag_add(d, n, key, "expected a list, got %s", ynode_kind(n));
+                return -1;
+        }
+        _cleanup_strv_ char **v = xcalloc(1, sizeof *v);
+        int bad = 0;
+        size_t i = 0;
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+             it++, i++) {
+                const yaml_node_t *item = yamldoc_node(y, *it);
+                _cleanup_free_ char *name = xasprintf("%s[%zu]", key, i);
+                const char *s = scalar_for(item, name, "a string", d);
+                if (!s) {
+                        bad++;
+                        continue;
+                }
+                strv_push(&v, s);
+        }
+        if (bad)
+                return -1;
+        strv_free(*ret);
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+/* ---- YAML to JSON ---- */
+
+struct to_json {
+        struct yamldoc *y;
+        struct ydiag *d;
+        const char *key;
+        size_t nodes;
+        char ptr[1024];           /* JSON pointer of the node being converted */
+        size_t ptr_len;
+};
+
+/* Append "/seg" (RFC 6901 escaped) to the pointer; returns the old length so
+ * the caller can cut it back. */
+static size_t ptr_push(struct to_json *c, const char *seg)
+{
+        size_t old = c->ptr_len;
+        size_t n = c->ptr_len;
+        if (n + 1 < sizeof c->ptr)
+                c->ptr[n++] = '/';
+        for (const char *s = seg; *s && n + 2 < sizeof c->ptr; s++) {
+                if (*s == '~' || *s == '/') {
+                        c->ptr[n++] = '~';
+                        c->ptr[n++] = *s == '~' ? '0' : '1';
+                } else {
+                        c->ptr[n++] = *s;
+                }
+        }
+        c->ptr[n] = '\0';
+        c->ptr_len = n;
+        return old;
+}
+
+static void ptr_pop(struct to_json *c, size_t old)
+{
+        c->ptr_len = old;
+        c->ptr[old] = '\0';
+}
+
+static void tj_report(struct to_json *c, const yaml_node_t *n, const char *what)
+{
+        _cleanup_free_ char *name = xasprintf("%s%s", c->key, c->ptr);
+        ydiag_add(c->d, n, name, "%s", what);
+}
+
+static json_t *plain_scalar_json(const char *s)
+{
+        if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL"))
+                return json_null();
+        if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
+                return json_true();
+        if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
+                return json_false();
+        int64_t i;
+        bool overflow = false;
+        if (parse_decimal(s, &i, &overflow) && !overflow)
+                return json_integer(i);
+        if (looks_like_float(s)) {
+                double v = strtod(s, NULL);
+                if (isfinite(v))
+                        return json_real(v);
+        }
+        return NULL;   /* a plain string */
+}
+
+static json_t *node_json(struct to_json *c, const yaml_node_t *n, int depth)
+{
+        if (depth > YAML_JSON_MAX_DEPTH) {
+                tj_report(c, n, "nested too deeply");
+                return NULL;
+        }
+        if (++c->nodes > YAML_JSON_MAX_NODES) {
+                if (c->nodes == YAML_JSON_MAX_NODES + 1)
+                        tj_report(c, n, "too many nodes (aliases?)");
+                return NULL;
+        }
+        switch (n->type) {
+        case YAML_SCALAR_NODE: {
+                const char *s = ynode_str(n);
+                if (!s) {
+                        tj_report(c, n, "contains a NUL byte");
+                        return NULL;
+                }
+                if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+                        json_t *j = plain_scalar_json(s);
+                        if (j)
+                                return j;
+                }
+                json_t *j = json_stringn(s, n->data.scalar.length);
+                if (!j)
+                        tj_report(c, n, "not valid UTF-8");
+                return j;
+        }
+        case YAML_SEQUENCE_NODE: {
+                _cleanup_json_ json_t *arr = json_array();
+                bool bad = false;
+                size_t i = 0;
+                for (yaml_node_item_t *it = n->data.sequence.items.start;
+                     it < n->data.sequence.items.top; it++, i++) {
+                        char idx[32];
+                        snprintf(idx, sizeof idx, "%zu", i);
+                        size_t old = ptr_push(c, idx);
+                        json_t *v = node_json(c, yamldoc_node(c->y, *it), depth + 1);
+                        ptr_pop(c, old);
+                        if (!v)
+                                bad = true;
+                        else
+                                json_array_append_new(arr, v);
+                }
+                return bad ? NULL : TAKE_PTR(arr);
+        }
+        case YAML_MAPPING_NODE: {
+                _cleanup_json_ json_t *obj = json_object();
+                bool bad = false;
+                for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+                     p < n->data.mapping.pairs.top; p++) {
+                        const yaml_node_t *kn = yamldoc_node(c->y, p->key);
+                        const char *k = ynode_str(kn);
+                        if (!k) {
+                                tj_report(c, kn, "a key must be a string");
+                                bad = true;
+                                continue;
+                        }
+                        size_t old = ptr_push(c, k);
+                        if (json_object_get(obj, k) || yamldoc_key_dup(c->y, n, p)) {
+                                tj_report(c, kn, "duplicate key");
+                                bad = true;
+                        } else {
+                                json_t *v = node_json(c, yamldoc_node(c->y, p->value), depth + 1);
+                                if (!v)
+                                        bad = true;
+                                else if (json_object_set_new(obj, k, v) < 0) {
+                                        tj_report(c, kn, "key is not valid UTF-8");
+                                        bad = true;
+                                }
+                        }
+                        ptr_pop(c, old);
+                }
+                return bad ? NULL : TAKE_PTR(obj);
+        }
+        case YAML_NO_NODE:
+                break;
+        }
+        tj_report(c, n, "empty node");
+        return NULL;
+}
+
+int yamldoc_to_json(struct yamldoc *y, const yaml_node_t *n, const char *key, struct ydiag *d,
+                    json_t **ret)
+{
+        struct to_json c = { .y = y, .d = d, .key = key };
+        json_t *j = node_json(&c, n, 0);
+        if (!j)
+                return -1;
+        *ret = j;
+        return 0;
+}
+
+const yaml_node_t *yamldoc_at_pointer(struct yamldoc *y, const yaml_node_t *n, const char *ptr)
+{
+        const char *p = ptr;
+        while (n && *p == '/') {
+                p++;
+                size_t seglen = strcspn(p, "/");
+                char seg[256];
+                size_t k = 0;
+                for (size_t i = 0; i < seglen && k + 1 < sizeof seg; i++) {
+                        if (p[i] == '~' && i + 1 < seglen && (p[i + 1] == '0' || p[i + 1] == '1')) {
+                                seg[k++] = p[i + 1] == '0' ? '~' : '/';
+                                i++;
+                        } else {
+                                seg[k++] = p[i];
+                        }
+                }
+                seg[k] = '\0';
+                p += seglen;
+
+                const yaml_node_t *next = NULL;
+                if (n->type == YAML_MAPPING_NODE) {
+                        next = yamldoc_get(y, n, seg);
+                } else if (n->type == YAML_SEQUENCE_NODE) {
+                        int64_t idx;
+                        size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+                        if (parse_int64(seg, 0, INT64_MAX, &idx) && (size_t)idx < count)
+                                next = yamldoc_node(y, n->data.sequence.items.start[idx]);
+                }
+                if (!next)
+                        return n;
+                n = next;
+        }
+        return n;
+}

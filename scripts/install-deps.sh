@@ -1,0 +1,37 @@
+#!/bin/sh
+# Install every Debian 12 package edgecd needs to build, test and run.
+# Idempotent.  With --if-missing it does nothing when all is present, so the
+# Makefile can call it on every build; installing needs root.
+set -eu
+
+PACKAGES="build-essential pkg-config make git curl ca-certificates
+libmicrohttpd-dev libjansson-dev libyaml-dev libseccomp-dev libcgroup-dev
+libsystemd-dev uuid-dev check musl-tools busybox-static runc crun
+python3 python3-jsonschema iproute2 procps"
+
+missing() {
+        out=""
+        for p in $PACKAGES; do
+                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+                        || out="$out $p"
+        done
+        echo "$out"
+}
+
+need=$(missing)
+if [ "${1:-}" = "--if-missing" ] && [ -z "$need" ]; then
+        exit 0
+fi
+[ -n "$need" ] || need="$PACKAGES"
+
+if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: missing packages:$need" >&2
+        echo "install-deps: run as root: sudo $0" >&2
+        exit 1
+fi
+echo "install-deps: installing:$need" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $need >/dev/null
+echo "install-deps: done" >&2

@@ -1,0 +1,739 @@
+"""harness.py - start a real edgecd on a loopback port and talk HTTP to it.
+
+Owned by the integration suite (tests/integration/).  Python 3 standard
+library only; runs under Debian's /usr/bin/python3.  run.py fills OPTIONS
+before it imports any test module.
+
+A Daemon owns one temporary directory (config, state dir, log).  stop()
+sends SIGTERM to the pid it started (nothing else is ever signalled), waits,
+and then checks that the daemon left the host clean: exit status 0, no
+sanitizer report in its log, no container in its runtime root, no cgroup
+named after its cgroup_parent in any hierarchy, no mount under the temp dir,
+no workspace.  Whatever it finds is removed (so a failing run does not leave
+the host dirty) and then reported as an AssertionError.
+
+Threads: tests call Daemon.req() from several threads at once (each call
+opens its own connection); start()/stop() run on the main thread only.
+"""
+
+import atexit
+import collections
+import datetime
+import http.client
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+OPTIONS = {
+    "daemon": os.path.join(REPO, "build", "edgecd"),
+    "plugins": os.path.join(REPO, "build", "test-plugins"),
+    "templates": os.path.join(REPO, "oci-templates"),
+    "quick": False,
+}
+
+FINAL = ("succeeded", "failed", "cancelled")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+# Daemons a test talked to or started; run.py prints their log tails when the
+# test fails, then clears the list.
+TOUCHED = []
+_LIVE = set()
+_COUNTER = itertools.count(1)
+_LOCK = threading.Lock()
+
+
+def quick(obj):
+    """Mark a test method or class as part of the --quick subset."""
+    obj.quick = True
+    return obj
+
+
+def slow_factor():
+    """ASan builds run slower; deadlines that measure daemon work scale."""
+    return 3.0 if "asan" in os.path.basename(OPTIONS["daemon"]) else 1.0
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def _yaml_scalar(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_yaml_scalar(x) for x in v) + "]"
+    return json.dumps(str(v))     # a JSON string is a YAML double-quoted scalar
+
+
+def yaml_dump(d, indent=0):
+    lines = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            lines.append(" " * indent + "%s:" % k)
+            lines.extend(yaml_dump(v, indent + 2))
+        else:
+            lines.append(" " * indent + "%s: %s" % (k, _yaml_scalar(v)))
+    return lines
+
+
+def parse_time(s):
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Response(collections.namedtuple("Response", "status headers body")):
+    """(status, headers, body); body is parsed JSON for application/json,
+    else text.  .raw holds the bytes, .elapsed the seconds it took."""
+
+    def error_code(self):
+        if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
+            return self.body["error"].get("code")
+        return None
+
+    def __str__(self):
+        b = self.raw[:600].decode("utf-8", "replace") if hasattr(self, "raw") else self.body
+        return "HTTP %s %s" % (self.status, b)
+
+
+def _make_response(r, raw, elapsed):
+    ctype = r.getheader("Content-Type", "") or ""
+    body = raw.decode("utf-8", "replace")
+    if ctype.split(";")[0].strip().lower() == "application/json":
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            pass        # left as text; tests asserting JSON will say so
+    resp = Response(r.status, r.headers, body)
+    resp.raw = raw
+    resp.elapsed = elapsed
+    return resp
+
+
+def _encode(body, headers):
+    hdrs = dict(headers or {})
+    if body is None:
+        return None, hdrs
+    if isinstance(body, (dict, list)):
+        if not any(k.lower() == "content-type" for k in hdrs):
+            hdrs["Content-Type"] = "application/json"
+        return json.dumps(body, ensure_ascii=False).encode("utf-8"), hdrs
+    if isinstance(body, str):
+        return body.encode("utf-8"), hdrs
+    return bytes(body), hdrs
+
+
+def tail(path, lines=80):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode("utf-8", "replace")
+    except OSError as e:
+        return "(no log: %s)" % e
+    return "\n".join(data.splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------- host state
+
+def cgroup_roots():
+    """Every cgroup hierarchy root on this host: v1 controllers (and
+    name=systemd), the hybrid /sys/fs/cgroup/unified, or a pure v2 root."""
+    roots = []
+    base = "/sys/fs/cgroup"
+    if os.path.exists(os.path.join(base, "cgroup.controllers")):
+        roots.append(base)            # pure v2
+    try:
+        entries = sorted(os.listdir(base))
+    except OSError:
+        entries = []
+    seen = set()
+    for e in entries:
+        p = os.path.join(base, e)
+        real = os.path.realpath(p)
+        if real in seen or not os.path.isdir(real):
+            continue
+        if os.path.exists(os.path.join(real, "cgroup.procs")):
+            seen.add(real)
+            roots.append(real)
+    return roots
+
+
+def cgroup_dirs(parent):
+    """Existing directories named parent (e.g. "/edgecd-it-1-2") in any hierarchy."""
+    rel = parent.strip("/")
+    return [os.path.join(r, rel) for r in cgroup_roots() if os.path.isdir(os.path.join(r, rel))]
+
+
+def cgroup_children(parent):
+    out = []
+    for d in cgroup_dirs(parent):
+        for dirpath, dirnames, _ in os.walk(d):
+            out.extend(os.path.join(dirpath, x) for x in dirnames)
+    return out
+
+
+def _unescape_mount(s):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+
+
+def mounts_under(prefix, pid=None):
+    path = "/proc/%d/mounts" % pid if pid else "/proc/self/mounts"
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2:
+                    mp = _unescape_mount(parts[1])
+                    if mp == prefix or mp.startswith(prefix.rstrip("/") + "/"):
+                        out.append(mp)
+    except OSError:
+        pass
+    return out
+
+
+def runc_containers(root):
+    """Containers known to runc under root: `runc list -q` plus any
+    directory holding a state.json (a runtime root we do not know the layout
+    of may nest: STATE/runtime/<runtime>/<id>)."""
+    found = set()
+    if not os.path.isdir(root):
+        return []
+    try:
+        out = subprocess.run(["runc", "--root", root, "list", "-q"], capture_output=True,
+                             text=True, timeout=20)
+        found.update(x for x in out.stdout.split() if x)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    for dirpath, dirnames, filenames in os.walk(root):
+        if "state.json" in filenames:
+            found.add(os.path.relpath(dirpath, root))
+        if dirpath.count(os.sep) - root.count(os.sep) >= 2:
+            dirnames[:] = []
+    return sorted(found)
+
+
+def force_remove_containers(root):
+    for cid in runc_containers(root):
+        sub = os.path.dirname(cid)
+        r = os.path.join(root, sub) if sub else root
+        subprocess.run(["runc", "--root", r, "delete", "--force", os.path.basename(cid)],
+                       capture_output=True, timeout=30)
+
+
+def force_remove_cgroups(parent):
+    for d in cgroup_dirs(parent):
+        for dirpath, _, _ in sorted(os.walk(d), key=lambda t: -len(t[0])):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass
+
+
+# ------------------------------------------------------------------- daemon
+
+class Daemon:
+    """One edgecd process with its own temp dir, config, state and port."""
+
+    def __init__(self, name="d", config=None, args=None, plugins=None, write_config=True):
+        self.name = name
+        n = next(_COUNTER)
+        self.tmp = tempfile.mkdtemp(prefix="edgecd-it-%s-" % name.lower()[:20])
+        self.state_dir = os.path.join(self.tmp, "state")
+        self.log_path = os.path.join(self.tmp, "daemon.log")
+        self.config_path = os.path.join(self.tmp, "edgecd.yaml")
+        self.port = free_port()
+        self.cgroup_parent = "/edgecd-it-%d-%d" % (os.getpid(), n)
+        self.proc = None
+        self.final_log = None
+        self.stopped = False
+        self.args = list(args or [])
+        cfg = {
+            "listen": "127.0.0.1:%d" % self.port,
+            "plugins_dir": plugins if plugins is not None else OPTIONS["plugins"],
+            "templates_dir": OPTIONS["templates"],
+            "state_dir": self.state_dir,
+            "runtime": "youki",          # the default: exercises the fallback to runc
+            "cgroup_parent": self.cgroup_parent,
+            "workers": 2,
+            "queue_capacity": 64,
+            "log_level": "debug",
+        }
+        cfg.update(config or {})
+        self.config = cfg
+        if write_config:
+            with open(self.config_path, "w") as f:
+                f.write("# written by tests/integration/harness.py\n")
+                f.write("\n".join(yaml_dump(cfg)) + "\n")
+        with _LOCK:
+            _LIVE.add(self)
+
+    # -- lifecycle
+
+    def start(self, timeout=15.0):
+        TOUCHED.append(self)
+        cmd = [OPTIONS["daemon"], "--config", self.config_path] + self.args
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.logf,
+                                     stderr=subprocess.STDOUT, cwd=self.tmp,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                msg = "daemon %s exited with status %s during startup" % (self.name, rc)
+                self._abort(msg)
+            try:
+                r = self.req("GET", "/healthz", timeout=1.0)
+                if r.status == 200:
+                    return self
+                last = str(r)
+            except (OSError, http.client.HTTPException) as e:
+                last = repr(e)
+            time.sleep(0.05)
+        self._abort("daemon %s: GET /healthz did not answer 200 within %.0f s (last: %s)"
+                    % (self.name, timeout, last))
+
+    def _abort(self, msg):
+        log = tail(self.log_path)
+        try:
+            self.stop(check=False)
+        except Exception:        # noqa: BLE001 - cleanup must not hide msg
+            pass
+        raise AssertionError(msg + "\n--- daemon log tail ---\n" + log)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines=80):
+        if self.final_log is not None:
+            return self.final_log
+        return tail(self.log_path, lines)
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def leftovers(self, include_parent=True):
+        """What of ours is still on the host, as a list of sentences."""
+        problems = []
+        cs = runc_containers(os.path.join(self.state_dir, "runtime"))
+        if cs:
+            problems.append("containers left in %s/runtime: %s" % (self.state_dir, ", ".join(cs)))
+        if include_parent:
+            dirs = cgroup_dirs(self.cgroup_parent)
+            if dirs:
+                problems.append("cgroup dirs left: %s" % ", ".join(dirs))
+        else:
+            kids = cgroup_children(self.cgroup_parent)
+            if kids:
+                problems.append("job cgroups left: %s" % ", ".join(kids))
+        ms = mounts_under(self.tmp)
+        if self.alive():
+            ms += [m for m in mounts_under(self.tmp, self.proc.pid) if m not in ms]
+        if ms:
+            problems.append("mounts left: %s" % ", ".join(ms))
+        ws = os.path.join(self.state_dir, "workspaces")
+        if os.path.isdir(ws) and os.listdir(ws):
+            problems.append("workspaces left: %s" % ", ".join(sorted(os.listdir(ws))))
+        return problems
+
+    def assert_idle_clean(self, timeout=5.0):
+        """While the daemon runs and no job is active: no container, no job
+        cgroup, no mount, no workspace.  Polls briefly (removal may trail
+        the HTTP answer by a few ms)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            p = self.leftovers(include_parent=False)
+            if not p:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("daemon %s not clean while idle: %s" % (self.name, "; ".join(p)))
+            time.sleep(0.1)
+
+    def stop(self, check=True):
+        """SIGTERM, wait 20 s (then SIGKILL), check the host is clean, remove
+        the temp dir.  Raises AssertionError listing every problem."""
+        if self.stopped:
+            return
+        self.stopped = True
+        problems = []
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    problems.append("did not exit within 20 s of SIGTERM (killed)")
+                    self.proc.kill()
+                    self.proc.wait(10)
+            rc = self.proc.returncode
+            if rc != 0:
+                problems.append("exit status %s%s" % (rc, " (signal %d)" % -rc if rc < 0 else ""))
+            self.logf.close()
+            log = self.log_text()
+            bad = [ln for ln in log.splitlines() if any(m in ln for m in SANITIZER_MARKERS)]
+            if bad:
+                problems.append("sanitizer report in log: %s" % " | ".join(bad[:5]))
+        problems += self.leftovers(include_parent=True)
+        self.final_log = tail(self.log_path)
+        self._force_cleanup()
+        with _LOCK:
+            _LIVE.discard(self)
+        if problems and check:
+            raise AssertionError("daemon %s: stop: %s\n--- daemon log tail ---\n%s"
+                                 % (self.name, "; ".join(problems), self.final_log))
+
+    def _force_cleanup(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        force_remove_containers(os.path.join(self.state_dir, "runtime"))
+        for m in sorted(mounts_under(self.tmp), key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        force_remove_cgroups(self.cgroup_parent)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- HTTP
+
+    def req(self, method, path, body=None, headers=None, timeout=30.0):
+        """One request on a fresh connection: (status, headers, body)."""
+        if self not in TOUCHED:
+            TOUCHED.append(self)
+        data, hdrs = _encode(body, headers)
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            t0 = time.monotonic()
+            c.request(method, path, body=data, headers=hdrs)
+            r = c.getresponse()
+            raw = r.read()
+            return _make_response(r, raw, time.monotonic() - t0)
+        finally:
+            c.close()
+
+    def session(self, timeout=10.0):
+        return Session(self, timeout)
+
+    def healthz_ok(self, timeout=2.0):
+        r = self.req("GET", "/healthz", timeout=timeout)
+        return r.status == 200
+
+    # -- jobs
+
+    def submit(self, body, wait=None, headers=None, timeout=60.0):
+        path = "/v1/jobs" if wait is None else "/v1/jobs?wait=%s" % wait
+        return self.req("POST", path, body, headers, timeout=timeout)
+
+    def run_job(self, body, timeout=60.0):
+        """POST ?wait=true; asserts 200 and a final job; returns the job."""
+        r = self.submit(body, wait="true", timeout=timeout * slow_factor())
+        if r.status != 200 or not isinstance(r.body, dict):
+            raise AssertionError("POST /v1/jobs?wait=true %s: expected 200, got %s"
+                                 % (json.dumps(body)[:200], r))
+        check_job(r.body, final=True)
+        return r.body
+
+    def get_job(self, job_id):
+        r = self.req("GET", "/v1/jobs/%s" % job_id)
+        if r.status != 200:
+            raise AssertionError("GET /v1/jobs/%s: %s" % (job_id, r))
+        return r.body
+
+    def wait_final(self, job_id, timeout=30.0):
+        deadline = time.monotonic() + timeout * slow_factor()
+        job = None
+        while time.monotonic() < deadline:
+            job = self.get_job(job_id)
+            if job.get("status") in FINAL:
+                check_job(job, final=True)
+                return job
+            time.sleep(0.05)
+        raise AssertionError("job %s not final after %.0f s: %s" % (job_id, timeout, job))
+
+    def wait_status(self, job_id, status, timeout=10.0):
+        deadline = time.monotonic() + timeout * slow_factor()
+        job = None
+        while time.monotonic() < deadline:
+            job = self.get_job(job_id)
+            if job.get("status") == status:
+                return job
+            if job.get("status") in FINAL:
+                break
+            time.sleep(0.05)
+        raise AssertionError("job %s did not reach %s: %s" % (job_id, status, job))
+
+    def list_jobs(self, **query):
+        """Every job matching query, following `next` across pages."""
+        out = []
+        q = dict(query)
+        for _ in range(1000):
+            path = "/v1/jobs?" + "&".join("%s=%s" % kv for kv in q.items())
+            r = self.req("GET", path)
+            if r.status != 200:
+                raise AssertionError("GET %s: %s" % (path, r))
+            out.extend(r.body["jobs"])
+            if not r.body.get("next"):
+                return out
+            q["after"] = r.body["next"]
+        raise AssertionError("pagination did not end")
+
+
+class Session:
+    """A keep-alive connection that reconnects when the daemon closes it."""
+
+    def __init__(self, daemon, timeout):
+        self.d = daemon
+        self.timeout = timeout
+        self.c = None
+        self.reconnects = 0
+
+    def req(self, method, path, body=None, headers=None):
+        data, hdrs = _encode(body, headers)
+        for attempt in (0, 1):
+            if self.c is None:
+                self.c = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=self.timeout)
+            try:
+                t0 = time.monotonic()
+                self.c.request(method, path, body=data, headers=hdrs)
+                r = self.c.getresponse()
+                raw = r.read()
+                resp = _make_response(r, raw, time.monotonic() - t0)
+                if r.will_close:
+                    self.close()
+                return resp
+            except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine,
+                    BrokenPipeError):
+                # The server may close an idle keep-alive connection; retry
+                # once on a new one.  A timeout is not retried: it is a hang.
+                self.close()
+                self.reconnects += 1
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self):
+        if self.c is not None:
+            self.c.close()
+            self.c = None
+
+
+def raw_exchange(port, head, body_chunks=(), timeout=10.0):
+    """Send raw bytes (head, then each chunk from a sender thread, so an
+    early answer can be read while we still send) and read one response.
+    Returns (status, headers dict lower-case, body bytes, seconds)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    t0 = time.monotonic()
+    stop = threading.Event()
+
+    def sender():
+        try:
+            s.sendall(head)
+            for ch in body_chunks:
+                if stop.is_set():
+                    return
+                s.sendall(ch)
+        except OSError:
+            pass            # the server answered and closed: expected for 413
+
+    th = threading.Thread(target=sender, daemon=True)
+    th.start()
+    buf = b""
+    try:
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        if b"\r\n\r\n" not in buf:
+            raise AssertionError("no complete response head (got %r)" % buf[:200])
+        hd, _, rest = buf.partition(b"\r\n\r\n")
+        lines = hd.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        hdrs = {}
+        for ln in lines[1:]:
+            k, _, v = ln.partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        n = int(hdrs.get("content-length", "0") or 0)
+        while len(rest) < n:
+            d = s.recv(65536)
+            if not d:
+                break
+            rest += d
+        return status, hdrs, rest, time.monotonic() - t0
+    finally:
+        stop.set()
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        s.close()
+        th.join(5)
+
+
+# ------------------------------------------------------------- assertions
+
+METRIC_KEYS = ("queue_ms", "create_ms", "run_ms", "collect_ms", "total_ms",
+               "peak_memory_bytes", "cpu_ms")
+JOB_KEYS = ("id", "algorithm", "version", "status", "priority", "created_at", "started_at",
+            "finished_at", "result", "error", "exit_code", "metrics", "runtime")
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_job(job, final=None):
+    """Assert the job object has the contract's shape; final=True also
+    demands a final status with its timestamps and metrics."""
+    def fail(msg):
+        raise AssertionError("job object: %s: %s" % (msg, json.dumps(job)[:800]))
+
+    if not isinstance(job, dict):
+        fail("not an object")
+    missing = [k for k in JOB_KEYS if k not in job]
+    if missing:
+        fail("missing keys %s" % missing)
+    if not isinstance(job["id"], str) or not UUID_RE.match(job["id"]):
+        fail("id is not a UUID")
+    st = job["status"]
+    if st not in ("queued", "running") + FINAL:
+        fail("bad status %r" % st)
+    if final is True and st not in FINAL:
+        fail("expected a final status")
+    if job["priority"] not in ("high", "normal", "low"):
+        fail("bad priority")
+    for k in ("created_at", "started_at", "finished_at"):
+        v = job[k]
+        if v is not None and (not isinstance(v, str) or not TIME_RE.match(v)):
+            fail("%s is not RFC 3339 UTC with ms: %r" % (k, v))
+    if not isinstance(job["created_at"], str):
+        fail("created_at unset")
+    if st == "queued" and (job["started_at"] is not None or job["finished_at"] is not None):
+        fail("queued job with started_at/finished_at")
+    if st in FINAL:
+        if job["finished_at"] is None:
+            fail("final job without finished_at")
+        if parse_time(job["finished_at"]) < parse_time(job["created_at"]):
+            fail("finished_at before created_at")
+        if job["started_at"] is not None:
+            if not (parse_time(job["created_at"]) <= parse_time(job["started_at"])
+                    <= parse_time(job["finished_at"])):
+                fail("timestamps out of order")
+        m = job["metrics"]
+        if not isinstance(m, dict) or any(not _is_int(m.get(k)) for k in METRIC_KEYS):
+            fail("metrics must hold ints %s" % (METRIC_KEYS,))
+    if st == "succeeded":
+        if job["error"] is not None:
+            fail("succeeded job with error")
+        if job["started_at"] is None:
+            fail("succeeded job without started_at")
+        if job["runtime"] != "runc":
+            fail("runtime should be runc on this host")
+        if job["exit_code"] != 0:
+            fail("succeeded job with exit_code %r" % job["exit_code"])
+    else:
+        if job["result"] is not None:
+            fail("result set on a job that did not succeed")
+    if st in ("failed", "cancelled"):
+        e = job["error"]
+        if not isinstance(e, dict) or not isinstance(e.get("code"), str) \
+                or not isinstance(e.get("message"), str) or not e["message"]:
+            fail("error must be {code, message}")
+    if st in ("queued", "running") and job["error"] is not None:
+        fail("error set on an active job")
+    if job["exit_code"] is not None and not _is_int(job["exit_code"]):
+        fail("exit_code must be int or null")
+    return job
+
+
+def check_error(resp, status, code=None, field=None):
+    """Assert resp is status with the JSON error shape (and code, field)."""
+    what = "expected %s %s%s, got %s" % (status, code or "", " field " + field if field else "", resp)
+    if resp.status != status:
+        raise AssertionError(what)
+    ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise AssertionError("error response Content-Type %r: %s" % (ctype, what))
+    b = resp.body
+    if not isinstance(b, dict) or not isinstance(b.get("error"), dict):
+        raise AssertionError("error body is not {\"error\":{...}}: " + what)
+    e = b["error"]
+    if not isinstance(e.get("code"), str) or not e["code"] or not isinstance(e.get("message"), str) \
+            or not e["message"]:
+        raise AssertionError("error needs code and message strings: " + what)
+    if "field" in e and e["field"] is not None and not isinstance(e["field"], str):
+        raise AssertionError("error field must be a string: " + what)
+    if code is not None and e["code"] != code:
+        raise AssertionError(what)
+    if field is not None and e.get("field") != field:
+        raise AssertionError(what)
+    return e
+
+
+# ------------------------------------------------------------- test bases
+
+import unittest  # noqa: E402  (kept next to its only users)
+
+
+class DaemonCase(unittest.TestCase):
+    """One daemon per test class (setUpClass), stopped and checked in
+    tearDownClass.  Subclasses set CONFIG (extra config keys)."""
+
+    CONFIG = {}
+    d = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon(cls.__name__, config=cls.CONFIG).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.d is not None:
+            d, cls.d = cls.d, None
+            d.stop()
+
+    def setUp(self):
+        if self.d is not None and self.d not in TOUCHED:
+            TOUCHED.append(self.d)
+        if self.d is not None and not self.d.alive():
+            self.fail("daemon %s is not running (exit %s)" % (self.d.name, self.d.proc.returncode))
+
+    def assertHealthy(self, d=None):
+        d = d or self.d
+        r = d.req("GET", "/healthz", timeout=5)
+        self.assertEqual(r.status, 200, "daemon no longer serves /healthz: %s" % (r,))
+
+
+def _atexit_cleanup():
+    for d in list(_LIVE):
+        try:
+            d.stop(check=False)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+atexit.register(_atexit_cleanup)

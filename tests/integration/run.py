@@ -1,0 +1,218 @@
+#!/usr/bin/python3
+"""Integration tests for edgecd: a real daemon, real HTTP, real containers.
+
+Run from the repository root, as root (containers, cgroups, mounts):
+
+    /usr/bin/python3 tests/integration/run.py --daemon build/edgecd \
+        [--plugins build/test-plugins] [--filter PATTERN] [--quick]
+
+Every tests/integration/test_*.py is loaded.  One line is printed per test
+("ok", "FAIL" or "ERROR", its name, seconds), then the details of each
+failure (with the tail of the log of each daemon the test used), then the
+line "N passed, N failed".  Exit status 1 on any failure (or when nothing
+matched the filter), 0 otherwise.
+
+--filter PATTERN keeps tests whose id (module.Class.method) contains
+PATTERN, or matches it as a shell glob; repeatable.
+
+--quick runs the subset marked with @harness.quick, meant for the ASan build
+(`run.py --daemon build/edgecd-asan --quick`).  It covers:
+  - the CLI (--version, --check-config good and bad files);
+  - every HTTP error path (bad JSON and the whole JSONTestSuite corpus,
+    invalid requests, schema failures, unknown algorithm/version, 415,
+    413 with Content-Length, chunked and a 10 GB claim, 405, 404, 409, 429);
+  - real jobs of each outcome: succeeded (matrix, echo), algorithm_failed,
+    timeout, no_result, invalid_result, result_too_large,
+    sandbox_violation, out_of_memory, cancelled (queued and running);
+  - the wait path: ?wait=true, ?wait=N expiring, and 100 concurrent
+    ?wait=30 requests while /healthz keeps answering, then cancelled;
+  - startup without a plugins dir, readiness, stop with jobs in flight.
+It leaves out the slower checks that exercise plugins more than the daemon
+(large and random matrices, statistics, word_count, pids, logs of 1 MiB,
+priorities, pagination details).
+"""
+
+import argparse
+import fnmatch
+import os
+import sys
+import time
+import traceback
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+
+
+def iter_tests(suite):
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            yield from iter_tests(t)
+        else:
+            yield t
+
+
+def is_quick(test):
+    m = getattr(test, test._testMethodName, None)
+    return bool(getattr(m, "quick", False) or getattr(type(test), "quick", False))
+
+
+def matches(test, patterns):
+    if not patterns:
+        return True
+    tid = test.id()
+    return any(p in tid or fnmatch.fnmatchcase(tid, p) for p in patterns)
+
+
+class LineResult(unittest.TestResult):
+    """One line per test; details collected for the end."""
+
+    def __init__(self, stream):
+        super().__init__()
+        self.stream = stream
+        self.details = []
+        self.passed = 0
+        self.failed = 0
+        self.cur = None
+
+    def _w(self, s):
+        self.stream.write(s + "\n")
+        self.stream.flush()
+
+    def startTest(self, test):
+        super().startTest(test)
+        del harness.TOUCHED[:]
+        self.cur = {"status": "ok", "t0": time.monotonic(), "errs": []}
+
+    def _record(self, test, kind, err):
+        text = self._exc_info_to_string(err, test)
+        logs = []
+        for d in list(harness.TOUCHED):
+            logs.append("--- log tail of daemon %s (%s) ---\n%s" % (d.name, d.tmp, d.log_tail(60)))
+        return "%s: %s\n%s%s" % (kind, test, text, "\n".join(logs))
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._fail(test, "FAIL", err)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._fail(test, "ERROR", err)
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            kind = "FAIL" if issubclass(err[0], test.failureException) else "ERROR"
+            self._fail(subtest, kind, err, parent=test)
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        if self.cur is not None:
+            self.cur["status"] = "skip"
+            self.cur["reason"] = reason
+
+    def _fail(self, test, kind, err, parent=None):
+        detail = self._record(test, kind, err)
+        if self.cur is not None and (parent is not None or isinstance(test, unittest.TestCase)):
+            if self.cur["status"] != "ERROR":
+                self.cur["status"] = kind
+            self.details.append(detail)
+        else:
+            # setUpClass/setUpModule/tearDown* errors come without startTest.
+            self.failed += 1
+            self._w("%-5s %s" % (kind, test))
+            self.details.append(detail)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        c = self.cur
+        self.cur = None
+        dt = time.monotonic() - c["t0"]
+        if c["status"] == "ok":
+            self.passed += 1
+        elif c["status"] == "skip":
+            self._w("%-5s %s %.2fs (%s)" % ("skip", test.id(), dt, c.get("reason")))
+            return
+        else:
+            self.failed += 1
+        self._w("%-5s %s %.2fs" % (c["status"], test.id(), dt))
+        del harness.TOUCHED[:]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--daemon", required=True, help="the edgecd binary (build/edgecd)")
+    ap.add_argument("--plugins", default=os.path.join("build", "test-plugins"),
+                    help="plugins dir for the daemons (default build/test-plugins)")
+    ap.add_argument("--templates", default=os.path.join(harness.REPO, "oci-templates"))
+    ap.add_argument("--filter", action="append", default=[], metavar="PATTERN")
+    ap.add_argument("--quick", action="store_true", help="the subset for the ASan build")
+    ap.add_argument("--list", action="store_true", help="list the selected tests and exit")
+    a = ap.parse_args()
+
+    harness.OPTIONS.update(daemon=os.path.abspath(a.daemon), plugins=os.path.abspath(a.plugins),
+                           templates=os.path.abspath(a.templates), quick=a.quick)
+    os.environ.setdefault("EDGECD_SRC", harness.REPO)
+
+    problems = []
+    if not os.access(harness.OPTIONS["daemon"], os.X_OK):
+        problems.append("daemon binary %s is missing or not executable" % a.daemon)
+    if not os.path.isdir(harness.OPTIONS["plugins"]):
+        problems.append("plugins dir %s does not exist (make plugins)" % a.plugins)
+    if os.geteuid() != 0:
+        problems.append("must run as root (containers, cgroups, mounts)")
+
+    loader = unittest.TestLoader()
+    names = sorted(f[:-3] for f in os.listdir(HERE) if f.startswith("test_") and f.endswith(".py"))
+    suite = unittest.TestSuite()
+    for n in names:
+        suite.addTests(loader.loadTestsFromName(n))
+    tests = [t for t in iter_tests(suite)
+             if matches(t, a.filter) and (not a.quick or is_quick(t)
+                                          or isinstance(t, unittest.loader._FailedTest))]
+    if a.list:
+        for t in tests:
+            print(t.id())
+        return 0
+    if not tests:
+        problems.append("no test matches the filter")
+    if problems:
+        for p in problems:
+            print("run.py: " + p)
+        print("0 passed, %d failed" % len(problems))
+        return 1
+
+    result = LineResult(sys.stdout)
+    t0 = time.monotonic()
+    try:
+        unittest.TestSuite(tests).run(result)
+    except KeyboardInterrupt:
+        print("interrupted")
+        result.failed += 1
+    finally:
+        harness._atexit_cleanup()
+    if result.details:
+        print("\n==================== failures ====================")
+        for d in result.details:
+            print(d)
+            print("-" * 50)
+    print("(%.0f s)" % (time.monotonic() - t0))
+    print("%d passed, %d failed" % (result.passed, result.failed))
+    return 1 if result.failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except SystemExit:
+        raise
+    except BaseException:
+        traceback.print_exc()
+        print("0 passed, 1 failed")
+        sys.exit(1)

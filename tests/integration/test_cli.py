@@ -1,0 +1,172 @@
+"""The daemon's command line: --version, --help, --check-config, overrides,
+and starting with a plugins dir that is missing or holds only broken
+manifests."""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import harness
+from harness import Daemon, quick
+
+
+def run_cli(*args, timeout=20):
+    return subprocess.run([harness.OPTIONS["daemon"]] + list(args), capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+class Cli(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="edgecd-it-cli-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def write(self, name, text):
+        p = os.path.join(self.tmp, name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
+
+    def assertNoSanitizer(self, r):
+        for m in harness.SANITIZER_MARKERS:
+            self.assertNotIn(m, r.stderr + r.stdout)
+
+    @quick
+    def test_version(self):
+        r = run_cli("--version")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout.strip(), r"^edgecd \d+\.\d+\.\d+$")
+        self.assertNoSanitizer(r)
+
+    def test_help(self):
+        r = run_cli("--help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        text = r.stdout + r.stderr
+        for opt in ("--config", "--listen", "--plugins-dir", "--templates-dir", "--state-dir",
+                    "--log-level", "--check-config", "--version"):
+            self.assertIn(opt, text, "--help does not mention %s" % opt)
+
+    def test_unknown_option(self):
+        r = run_cli("--no-such-option")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertNoSanitizer(r)
+
+    @quick
+    def test_check_config_default_file(self):
+        path = os.path.join(harness.REPO, "config", "edgecd.yaml")
+        self.assertTrue(os.path.isfile(path), "config/edgecd.yaml is missing")
+        # The file names the installed paths (/usr/share/edgecd/...); a
+        # checkout has the templates in oci-templates/, as `make run` says.
+        r = run_cli("--config", path, "--templates-dir", harness.OPTIONS["templates"],
+                    "--check-config")
+        self.assertEqual(r.returncode, 0, "stdout=%r stderr=%r" % (r.stdout, r.stderr))
+        self.assertIn("configuration OK", r.stdout + r.stderr)
+        self.assertNoSanitizer(r)
+
+    @quick
+    def test_check_config_errors(self):
+        # Line numbers are part of the contract: count them here.
+        text = ("listen: \"127.0.0.1:8080\"\n"    # 1 fine
+                "bogus_key: 1\n"                  # 2 unknown key
+                "workers: abc\n"                  # 3 wrong type
+                "queue_capacity: [1, 2]\n"        # 4 list for a scalar
+                "keep_bundles: maybe\n"           # 5 not a bool
+                "defaults:\n"                     # 6
+                "  memory_mb: lots\n"             # 7 nested wrong type
+                "  colour: blue\n")               # 8 nested unknown key
+        path = self.write("bad.yaml", text)
+        r = run_cli("--config", path, "--check-config")
+        self.assertEqual(r.returncode, 2, "stdout=%r stderr=%r" % (r.stdout, r.stderr))
+        self.assertNotIn("configuration OK", r.stdout)
+        lines = [ln for ln in r.stderr.splitlines() if ln.startswith(path + ":")]
+        expect = [(2, "bogus_key"), (3, "workers"), (4, "queue_capacity"), (5, "keep_bundles"),
+                  (7, "defaults.memory_mb"), (8, "defaults.colour")]
+        for line, key in expect:
+            pat = re.compile(r"^%s:%d:\d+: %s: \S" % (re.escape(path), line, re.escape(key)))
+            self.assertTrue(any(pat.match(ln) for ln in lines),
+                            "no line %s:%d:COL: %s: ... in stderr:\n%s" % (path, line, key, r.stderr))
+        for ln in lines:
+            self.assertRegex(ln, r"^%s:\d+:\d+: [a-z_.]+: " % re.escape(path))
+        self.assertNoSanitizer(r)
+
+    def test_check_config_unknown_key_column(self):
+        path = self.write("col.yaml", "workers: 2\n   \nlog_leve: debug\n")
+        r = run_cli("--config", path, "--check-config")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertRegex(r.stderr, r"(?m)^%s:3:1: log_leve: " % re.escape(path))
+
+    @quick
+    def test_check_config_yaml_syntax(self):
+        path = self.write("syntax.yaml", "workers: 2\nlisten: [unclosed\nlog_level: info\n")
+        r = run_cli("--config", path, "--check-config")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertRegex(r.stderr, r"(?m)^%s:\d+:\d+: " % re.escape(path))
+        self.assertNoSanitizer(r)
+
+    def test_check_config_out_of_range(self):
+        path = self.write("range.yaml", "workers: 0\nuid: -1\n")
+        r = run_cli("--config", path, "--check-config")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertRegex(r.stderr, r"(?m)^%s:1:\d+: workers: " % re.escape(path))
+        self.assertRegex(r.stderr, r"(?m)^%s:2:\d+: uid: " % re.escape(path))
+
+    def test_check_config_missing_file(self):
+        path = os.path.join(self.tmp, "absent.yaml")
+        r = run_cli("--config", path, "--check-config")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(path, r.stderr)
+
+
+class Startup(unittest.TestCase):
+    """Daemons that must start even though there is nothing to run."""
+
+    def start(self, name, **kw):
+        d = Daemon(name, **kw)
+        self.addCleanup(d.stop)
+        return d.start()
+
+    @quick
+    def test_missing_plugins_dir_and_cli_overrides(self):
+        # The config names a good plugins dir and a port nobody listens on;
+        # --plugins-dir and --listen on the command line win.
+        missing = "/nonexistent/edgecd-it-plugins-%d" % os.getpid()
+        d = Daemon("noplugins", config={"listen": "127.0.0.1:1"})
+        d.args = ["--plugins-dir", missing, "--listen", "127.0.0.1:%d" % d.port,
+                  "--log-level", "debug"]
+        self.addCleanup(d.stop)
+        d.start()
+        r = d.req("GET", "/healthz")
+        self.assertEqual((r.status, r.body), (200, {"status": "ok"}))
+        r = d.req("GET", "/readyz")
+        self.assertIn(r.status, (200, 503), r)
+        self.assertIn(r.body.get("status"), ("degraded", "unhealthy"), r)
+        self.assertEqual(r.status, 503 if r.body["status"] == "unhealthy" else 200, r)
+        self.assertEqual(r.body["plugins"]["loaded"], 0, r)
+        self.assertTrue(r.body["reasons"], "readyz must explain: %s" % (r,))
+        self.assertIn(missing, " ".join(r.body["reasons"]), r)
+        r = d.req("GET", "/v1/algorithms")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body["algorithms"], [])
+        r = d.submit({"algorithm": "t_echo"})
+        harness.check_error(r, 404, "unknown_algorithm")
+
+    def test_only_broken_manifests(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-broken-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        for name in ("t_broken_yaml", "t_broken_key"):
+            src = os.path.join(harness.OPTIONS["plugins"], name)
+            self.assertTrue(os.path.isdir(src), "%s missing from the test plugins" % src)
+            shutil.copytree(src, os.path.join(tmp, name), symlinks=True)
+        d = self.start("brokenonly", plugins=tmp)
+        self.assertTrue(d.healthz_ok())
+        r = d.req("GET", "/readyz")
+        self.assertIn(r.body.get("status"), ("degraded", "unhealthy"), r)
+        self.assertEqual(r.status, 503 if r.body["status"] == "unhealthy" else 200, r)
+        self.assertEqual(r.body["plugins"], {"loaded": 0, "broken": 2}, r)
+        why = " ".join(r.body["reasons"])
+        self.assertIn("t_broken_yaml", why, r)
+        self.assertIn("t_broken_key", why, r)
+        r = d.req("GET", "/v1/algorithms")
+        self.assertEqual(len(r.body["broken"]), 2, r)

@@ -1,0 +1,308 @@
+"""The HTTP error matrix: every malformed request gets the documented status
+and JSON error, never a 5xx or a hang, and the daemon keeps serving
+/healthz after each one.  Also the JSONTestSuite corpus sent as bodies."""
+
+import json
+import os
+import re
+import time
+import uuid
+
+import harness
+from harness import DaemonCase, check_error, check_job, quick, raw_exchange
+
+MAX_BODY = 65536
+CORPUS = "/work/shared/corpora/jsontestsuite/test_parsing"
+
+
+@quick
+class HttpErrors(DaemonCase):
+    CONFIG = {"max_body_bytes": MAX_BODY, "max_timeout_seconds": 300}
+
+    def bad(self, method, path, body=None, headers=None, status=400, code=None, field=None):
+        r = self.d.req(method, path, body, headers)
+        try:
+            e = check_error(r, status, code, field)
+        except AssertionError as ex:
+            raise AssertionError("%s %s body=%r: %s" % (method, path, body if not isinstance(
+                body, (bytes, str)) or len(body) < 200 else "(%d bytes)" % len(body), ex)) from None
+        self.assertHealthy()
+        return r, e
+
+    def post(self, body, **kw):
+        return self.bad("POST", "/v1/jobs", body, **kw)
+
+    # -- liveness and readiness
+
+    def test_healthz(self):
+        r = self.d.req("GET", "/healthz")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, {"status": "ok"})
+        self.assertEqual(r.headers["Content-Type"].split(";")[0], "application/json")
+
+    # -- bodies that are not JSON
+
+    def test_malformed_json(self):
+        for body in (b'{"algorithm": ', b"{algorithm: 1}", b"{'a': 1}", b'{"a":1,}', b"nul",
+                     b'{"algorithm":"t_echo"} trailing', b"\xff\xfe{}", b'{"a":"\xc3\x28"}',
+                     b'{"a":"x\x00y"}', b"[" * 40000 + b"]" * 40000, b"{" * 60000,
+                     b"   ", b'{"a":1e999999999999}', b'"\\ud800"'):
+            r, e = self.post(body, headers={"Content-Type": "application/json"})
+            self.assertIn(e["code"], ("invalid_json", "invalid_request"), (body[:40], r))
+        # a syntax error on line 3: the message says where
+        r, e = self.post(b'{"algorithm":\n  "t_echo",\n  oops}',
+                         headers={"Content-Type": "application/json"}, code="invalid_json")
+        self.assertTrue(re.search(r"line\D{0,3}3\b", e["message"], re.I)
+                        or re.search(r"\b3:\d+\b", e["message"]),
+                        "invalid_json message should name line 3: %r" % e["message"])
+        self.assertTrue(re.search(r"col(umn)?\D{0,3}\d+", e["message"], re.I)
+                        or re.search(r"\b3:\d+\b", e["message"]),
+                        "invalid_json message should name the column: %r" % e["message"])
+
+    def test_empty_body(self):
+        self.post(b"", headers={"Content-Type": "application/json"}, code="invalid_json")
+
+    # -- request fields
+
+    def test_body_not_an_object(self):
+        for body in ([], [{"algorithm": "t_echo"}], "t_echo", 42, None, True):
+            raw = json.dumps(body).encode()
+            self.post(raw, headers={"Content-Type": "application/json"}, code="invalid_request")
+
+    def test_algorithm_missing_or_ill_formed(self):
+        self.post({}, code="invalid_request", field="/algorithm")
+        self.post({"parameters": {}}, code="invalid_request", field="/algorithm")
+        for alg in (42, None, "", [], {}, True, "../etc/passwd", "a/b", "has space",
+                    "x" * 300, "t_echo\n"):
+            self.post({"algorithm": alg}, code="invalid_request", field="/algorithm")
+
+    def test_bad_priority(self):
+        for p in ("urgent", "", "HIGHEST", 1, [], {}, True):
+            self.post({"algorithm": "t_echo", "priority": p}, code="invalid_request",
+                      field="/priority")
+
+    def test_bad_timeout_seconds(self):
+        for t in (0, -1, 301, 10 ** 12, "5", 1.5, True, [], {}):
+            self.post({"algorithm": "t_echo", "timeout_seconds": t}, code="invalid_request",
+                      field="/timeout_seconds")
+
+    def test_unknown_top_level_field(self):
+        for k in ("id", "bogus", "Algorithm", "status", "result"):
+            self.post({"algorithm": "t_echo", k: "x"}, code="invalid_request", field="/" + k)
+
+    def test_bad_version(self):
+        for v in (1, 1.0, [], {}, True):
+            self.post({"algorithm": "t_echo", "version": v}, code="invalid_request",
+                      field="/version")
+        for v in ("latest", "1", "01.0.0", "1.0"):
+            r = self.d.submit({"algorithm": "t_echo", "version": v})
+            if r.status == 400:
+                check_error(r, 400, "invalid_request", "/version")
+            else:
+                check_error(r, 404, "unknown_algorithm")
+            self.assertHealthy()
+
+    def test_parameters_not_an_object(self):
+        for p in ([1], "x", 5, True):
+            r, e = self.post({"algorithm": "t_echo", "parameters": p})
+            self.assertIn(e["code"], ("invalid_request", "invalid_parameters"), r)
+            self.assertEqual(e.get("field"), "/parameters", r)
+
+    def test_parameters_fail_schema(self):
+        for n in ("x", 11, -1, 2.5, None, [], {}):
+            self.post({"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": n}},
+                      code="invalid_parameters", field="/parameters/n")
+        self.post({"algorithm": "t_echo", "parameters": {"n": 11}},      # latest (2.0.0) too
+                  code="invalid_parameters", field="/parameters/n")
+        mm = "matrix_multiplication"
+        r, e = self.post({"algorithm": mm, "parameters": {"matrix_a": [[1]]}},
+                         code="invalid_parameters")
+        self.assertTrue(e["field"].startswith("/parameters"), e)
+        self.assertIn("matrix_b", e["field"] + e["message"], e)
+        self.post({"algorithm": mm, "parameters": {"matrix_a": [[1, "x"]], "matrix_b": [[1]]}},
+                  code="invalid_parameters", field="/parameters/matrix_a/0/1")
+        self.post({"algorithm": mm, "parameters": {"matrix_a": [[1]], "matrix_b": [[1], [True]]}},
+                  code="invalid_parameters", field="/parameters/matrix_b/1/0")
+        self.post({"algorithm": mm, "parameters": {"matrix_a": [], "matrix_b": [[1]]}},
+                  code="invalid_parameters", field="/parameters/matrix_a")
+        self.post({"algorithm": mm, "parameters": {"matrix_a": 7, "matrix_b": [[1]]}},
+                  code="invalid_parameters", field="/parameters/matrix_a")
+
+    def test_unknown_algorithm_and_version(self):
+        self.post({"algorithm": "no_such_algorithm"}, status=404, code="unknown_algorithm")
+        self.post({"algorithm": "t_echo", "version": "9.9.9"}, status=404,
+                  code="unknown_algorithm")
+        self.post({"algorithm": "t_broken_key"}, status=404, code="unknown_algorithm")
+
+    # -- media type
+
+    def test_wrong_content_type(self):
+        body = json.dumps({"algorithm": "t_echo"}).encode()
+        for ct in ("text/plain", "application/x-www-form-urlencoded", "application/jsonx",
+                   "multipart/form-data; boundary=x", "json", None):
+            headers = {"Content-Type": ct} if ct else {}
+            self.post(body, headers=headers, status=415, code="unsupported_media_type")
+
+    def test_charset_parameter_allowed(self):
+        for ct in ("application/json; charset=utf-8", "application/json;charset=UTF-8"):
+            r = self.d.submit(json.dumps({"algorithm": "t_echo", "parameters": {"ct": ct}}).encode(),
+                              headers={"Content-Type": ct}, wait="true")
+            self.assertEqual(r.status, 200, r)
+            check_job(r.body, final=True)
+            self.assertEqual(r.body["status"], "succeeded", r)
+
+    # -- size limits
+
+    def padded(self, size):
+        b = b'{"algorithm":"no_such_algorithm"}'
+        return b + b" " * (size - len(b))
+
+    def test_body_at_limit_and_over(self):
+        r = self.d.submit(self.padded(MAX_BODY), headers={"Content-Type": "application/json"})
+        check_error(r, 404, "unknown_algorithm")
+        self.post(self.padded(MAX_BODY + 1), headers={"Content-Type": "application/json"},
+                  status=413, code="payload_too_large")
+        self.post(self.padded(MAX_BODY * 8), headers={"Content-Type": "application/json"},
+                  status=413, code="payload_too_large")
+
+    def test_huge_content_length_is_refused_promptly(self):
+        head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n"
+                b'{"algorithm":')
+        st, hdrs, body, secs = raw_exchange(self.d.port, head, timeout=10)
+        self.assertEqual(st, 413, body)
+        self.assertLess(secs, 3.0 * harness.slow_factor(), "413 took %.1f s" % secs)
+        self.assertEqual(json.loads(body)["error"]["code"], "payload_too_large")
+        self.assertHealthy()
+
+    def test_chunked_over_limit(self):
+        chunk = b"a" * 16384
+        chunks = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * (MAX_BODY * 4 // len(chunk))
+        chunks.append(b"0\r\n\r\n")
+        head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        st, hdrs, body, secs = raw_exchange(self.d.port, head, chunks, timeout=10)
+        self.assertEqual(st, 413, body)
+        self.assertEqual(json.loads(body)["error"]["code"], "payload_too_large")
+        self.assertHealthy()
+
+    def test_chunked_within_limit_accepted(self):
+        payload = json.dumps({"algorithm": "t_echo", "parameters": {"chunked": True}}).encode()
+        chunks = [b"%x\r\n%s\r\n" % (len(payload[i:i + 7]), payload[i:i + 7])
+                  for i in range(0, len(payload), 7)] + [b"0\r\n\r\n"]
+        head = (b"POST /v1/jobs?wait=true HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        st, hdrs, body, secs = raw_exchange(self.d.port, head, chunks, timeout=60)
+        self.assertEqual(st, 200, body)
+        job = check_job(json.loads(body), final=True)
+        self.assertEqual(job["result"], {"version": 2, "input": {"chunked": True}})
+
+    # -- methods and paths
+
+    def test_method_not_allowed(self):
+        jid = str(uuid.uuid4())
+        cases = [("PUT", "/v1/jobs", {"GET", "POST"}), ("DELETE", "/v1/jobs", {"GET", "POST"}),
+                 ("PATCH", "/v1/jobs", {"GET", "POST"}), ("POST", "/healthz", {"GET"}),
+                 ("DELETE", "/healthz", {"GET"}), ("POST", "/readyz", {"GET"}),
+                 ("PUT", "/v1/algorithms", {"GET"}), ("POST", "/v1/algorithms/t_echo", {"GET"}),
+                 ("PUT", "/v1/jobs/" + jid, {"GET", "DELETE"}),
+                 ("POST", "/v1/jobs/" + jid, {"GET", "DELETE"}),
+                 ("POST", "/v1/jobs/%s/logs" % jid, {"GET"})]
+        for method, path, allow in cases:
+            r, e = self.bad(method, path, status=405, code="method_not_allowed")
+            got = {m.strip().upper() for m in (r.headers.get("Allow") or "").split(",") if m.strip()}
+            self.assertTrue(allow <= got, "%s %s: Allow %r should list %s" % (method, path, got, allow))
+            self.assertNotIn(method, got, "%s %s: Allow lists the refused method" % (method, path))
+
+    def test_unknown_path(self):
+        for path in ("/", "/nope", "/v1", "/v1/", "/v1/nope", "/v2/jobs", "/healthz/x",
+                     "/v1/jobs/%s/logs/x" % uuid.uuid4(), "/v1/algorithms/t_echo/versions",
+                     "/v1/jobs/../healthz/x", "/" + "a" * 8000):
+            self.bad("GET", path, status=404, code="not_found")
+
+    def test_unknown_job(self):
+        for jid in (str(uuid.uuid4()), "not-a-uuid", "x" * 300, "..",
+                    str(uuid.uuid4()).upper()):
+            self.bad("GET", "/v1/jobs/" + jid, status=404)
+            self.bad("DELETE", "/v1/jobs/" + jid, status=404)
+            self.bad("GET", "/v1/jobs/%s/logs" % jid, status=404)
+
+    def test_unknown_algorithm_lookup(self):
+        self.bad("GET", "/v1/algorithms/no_such_algorithm", status=404)
+        self.bad("GET", "/v1/algorithms/t_broken_key", status=404)
+
+    def test_delete_final_job_conflicts(self):
+        job = self.d.run_job({"algorithm": "t_echo", "parameters": {}})
+        self.assertEqual(job["status"], "succeeded")
+        self.bad("DELETE", "/v1/jobs/" + job["id"], status=409)
+        self.assertEqual(self.d.get_job(job["id"])["status"], "succeeded")
+
+    def test_hostile_queries_never_5xx(self):
+        paths = ["/v1/jobs?limit=abc", "/v1/jobs?limit=-1", "/v1/jobs?limit=0",
+                 "/v1/jobs?limit=99999999999999999999", "/v1/jobs?status=bogus",
+                 "/v1/jobs?after=garbage", "/v1/jobs?after=%s" % uuid.uuid4(),
+                 "/v1/jobs?algorithm=%00", "/v1/jobs?" + "a=1&" * 500, "/v1/jobs?%zz",
+                 "/healthz?x=%ff"]
+        for p in paths:
+            r = self.d.req("GET", p)
+            self.assertLess(r.status, 500, "GET %s: %s" % (p, r))
+            if r.status >= 400:
+                check_error(r, r.status)
+            self.assertHealthy()
+        for q in ("wait=abc", "wait=-5", "wait=99999999999999999999", "wait=", "wait=1e3"):
+            r = self.d.req("POST", "/v1/jobs?" + q, {"algorithm": "no_such_algorithm"})
+            self.assertIn(r.status, (400, 404), "POST ?%s: %s" % (q, r))
+            check_error(r, r.status)
+            self.assertHealthy()
+
+    def test_keep_alive_through_errors(self):
+        s = self.d.session()
+        self.addCleanup(s.close)
+        for i in range(30):
+            r = s.req("POST", "/v1/jobs", b"{bad", {"Content-Type": "application/json"})
+            check_error(r, 400, "invalid_json")
+            r = s.req("GET", "/nope")
+            check_error(r, 404, "not_found")
+            r = s.req("GET", "/healthz")
+            self.assertEqual(r.status, 200)
+        self.assertLess(s.reconnects, 30, "the daemon closes the connection after every error")
+
+    # -- the JSONTestSuite corpus as request bodies
+
+    def test_jsontestsuite_bodies(self):
+        files = sorted(f for f in os.listdir(CORPUS) if f.endswith(".json"))
+        self.assertGreater(len(files), 300)
+        s = self.d.session(timeout=10)
+        self.addCleanup(s.close)
+        problems = []
+        t0 = time.monotonic()
+        for i, name in enumerate(files):
+            with open(os.path.join(CORPUS, name), "rb") as f:
+                data = f.read()
+            try:
+                r = s.req("POST", "/v1/jobs", data, {"Content-Type": "application/json"})
+            except Exception as ex:  # noqa: BLE001 - a hang or reset is the finding
+                problems.append("%s: %r" % (name, ex))
+                if not self.d.alive():
+                    break
+                continue
+            if r.status >= 500:
+                problems.append("%s: %s" % (name, r))
+            elif len(data) > MAX_BODY and r.status == 413:
+                pass        # bigger than this daemon's max_body_bytes: 413 is right
+            elif name.startswith("n_") and r.status != 400:
+                problems.append("%s (must be rejected): %s" % (name, r))
+            elif name.startswith("y_") and r.status not in (400, 404):
+                problems.append("%s: expected 400 or 404, got %s" % (name, r))
+            elif r.status >= 400:
+                try:
+                    check_error(r, r.status)
+                except AssertionError as ex:
+                    problems.append("%s: %s" % (name, ex))
+            if i % 50 == 0 and not self.d.healthz_ok():
+                problems.append("healthz failed after %s" % name)
+        secs = time.monotonic() - t0
+        self.assertTrue(self.d.alive(), "daemon died during the corpus")
+        self.assertHealthy()
+        self.assertEqual(problems, [], "\n".join(problems))
+        self.assertLess(secs, 20 * harness.slow_factor(), "corpus took %.1f s" % secs)

@@ -1,0 +1,412 @@
+"""Real jobs in real containers on one shared daemon (setUpModule): the
+reference matrix job, every failure code, the sandbox seen from inside,
+logs, listing, cancel, priorities.  Tests run one after another, so a test
+that checks "nothing is left while idle" may do so once its jobs are final."""
+
+import json
+import math
+import random
+import time
+import unittest
+
+import harness
+from harness import Daemon, check_error, check_job, parse_time, quick
+
+MAX_LOG = 32768
+_D = None
+
+
+def setUpModule():
+    global _D
+    _D = Daemon("jobs", config={"workers": 2, "queue_capacity": 64, "max_log_bytes": MAX_LOG,
+                                "max_timeout_seconds": 300}).start()
+
+
+def tearDownModule():
+    global _D
+    d, _D = _D, None
+    if d is not None:
+        d.stop()
+
+
+class JobCase(unittest.TestCase):
+    @property
+    def d(self):
+        return _D
+
+    def setUp(self):
+        if _D is None:
+            self.fail("shared daemon did not start")
+        if _D not in harness.TOUCHED:
+            harness.TOUCHED.append(_D)
+        if not _D.alive():
+            self.fail("shared daemon is not running (exit %s)" % _D.proc.returncode)
+
+    def assertFailedWith(self, job, code):
+        self.assertEqual((job["status"], job["error"] and job["error"]["code"]), ("failed", code),
+                         json.dumps(job)[:1500])
+        self.assertIsNone(job["result"])
+        self.assertTrue(job["error"]["message"])
+
+    def seconds_between(self, a, b):
+        return (parse_time(b) - parse_time(a)).total_seconds()
+
+
+def matmul(a, b):
+    return [[sum(a[i][k] * b[k][j] for k in range(len(b))) for j in range(len(b[0]))]
+            for i in range(len(a))]
+
+
+class Matrix(JobCase):
+
+    def assertProduct(self, job, a, b):
+        self.assertEqual(job["status"], "succeeded", json.dumps(job)[:1500])
+        want = matmul(a, b)
+        res = job["result"]
+        self.assertEqual((res["rows"], res["cols"]), (len(a), len(b[0])))
+        got = res["product"]
+        self.assertEqual(len(got), len(want))
+        exact = all(isinstance(x, int) for row in a + b for x in row)
+        for i, (gr, wr) in enumerate(zip(got, want)):
+            self.assertEqual(len(gr), len(wr), "row %d" % i)
+            for j, (g, w) in enumerate(zip(gr, wr)):
+                if exact:
+                    self.assertEqual(g, w, "product[%d][%d]" % (i, j))
+                    self.assertIsInstance(g, int, "integer inputs give integer output")
+                else:
+                    self.assertTrue(math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-12),
+                                    "product[%d][%d] = %r, want %r" % (i, j, g, w))
+
+    def mm(self, a, b):
+        return self.d.run_job({"algorithm": "matrix_multiplication",
+                               "parameters": {"matrix_a": a, "matrix_b": b}})
+
+    @quick
+    def test_non_square_wait_true(self):
+        for a, b in (([[1, 2, 3], [4, 5, 6]], [[7, 8], [9, 10], [11, 12]]),
+                     ([[1, 2, 3]], [[4], [5], [6]]),
+                     ([[1], [2], [3]], [[4, 5, 6]])):
+            job = self.mm(a, b)
+            self.assertProduct(job, a, b)
+            self.assertEqual(job["version"], "1.0.0")
+            self.assertEqual(job["priority"], "normal")
+            m = job["metrics"]
+            self.assertGreater(m["peak_memory_bytes"], 0, m)
+            self.assertGreaterEqual(m["cpu_ms"], 0, m)
+            self.assertGreaterEqual(m["total_ms"], m["run_ms"], m)
+            for k in harness.METRIC_KEYS:
+                self.assertGreaterEqual(m[k], 0, m)
+        self.assertEqual(self.mm([[1, 2, 3], [4, 5, 6]], [[7, 8], [9, 10], [11, 12]])["result"]
+                         ["product"], [[58, 64], [139, 154]])
+
+    def test_negative_and_fractional(self):
+        a = [[-1, 2.5, -3.25], [0.5, -0.125, 1e-3]]
+        b = [[1.5, -2], [-0.75, 4.25], [3.125, -0.5]]
+        self.assertProduct(self.mm(a, b), a, b)
+        a, b = [[-3, -7], [5, -11]], [[-2], [13]]
+        job = self.mm(a, b)
+        self.assertProduct(job, a, b)
+        self.assertEqual(job["result"]["product"], [[-85], [-153]])
+
+    def test_random_larger(self):
+        rnd = random.Random(42)
+        a = [[rnd.uniform(-100, 100) for _ in range(30)] for _ in range(20)]
+        b = [[rnd.uniform(-100, 100) for _ in range(10)] for _ in range(30)]
+        self.assertProduct(self.mm(a, b), a, b)
+
+    @quick
+    def test_accepted_then_poll(self):
+        a, b = [[2, 0, -1], [1, 3, 5]], [[1, 4], [2, -5], [0, 6]]
+        r = self.d.submit({"algorithm": "matrix_multiplication",
+                           "parameters": {"matrix_a": a, "matrix_b": b}})
+        self.assertEqual(r.status, 202, r)
+        job = check_job(r.body)
+        self.assertIn(job["status"], ("queued", "running"))
+        self.assertEqual(r.headers["Location"], "/v1/jobs/" + job["id"])
+        self.assertEqual(job["algorithm"], "matrix_multiplication")
+        self.assertIsNone(job["finished_at"])
+        self.assertIsNone(job["result"])
+        final = self.d.wait_final(job["id"])
+        self.assertProduct(final, a, b)
+        self.assertEqual(final["created_at"], job["created_at"])
+
+    @quick
+    def test_dimension_mismatch(self):
+        job = self.mm([[1, 2, 3], [4, 5, 6]], [[1, 2], [3, 4]])
+        self.assertFailedWith(job, "algorithm_failed")
+        msg = job["error"]["message"]
+        self.assertRegex(msg, r"2\s*[x\u00d7]\s*3", "message should give matrix_a's shape")
+        self.assertRegex(msg, r"2\s*[x\u00d7]\s*2", "message should give matrix_b's shape")
+        self.assertIsInstance(job["exit_code"], int)
+        self.assertNotEqual(job["exit_code"], 0)
+
+    def test_ragged(self):
+        job = self.mm([[1, 2, 3], [4, 5]], [[1], [2], [3]])
+        self.assertFailedWith(job, "algorithm_failed")
+        self.assertIn("matrix_a", job["error"]["message"])
+        self.assertRegex(job["error"]["message"], r"row 1")
+        r = self.d.submit({"algorithm": "matrix_multiplication",
+                           "parameters": {"matrix_a": [[1, 2]], "matrix_b": [[1], [2, 3]]}})
+        self.assertEqual(r.status, 202, r)
+        job = self.d.wait_final(r.body["id"])
+        self.assertFailedWith(job, "algorithm_failed")
+        self.assertIn("matrix_b", job["error"]["message"])
+
+
+class OtherAlgorithms(JobCase):
+
+    def test_statistics(self):
+        job = self.d.run_job({"algorithm": "statistics",
+                              "parameters": {"values": [2, 4, 4, 4, 5, 5, 7, 9],
+                                             "percentiles": [50, 90]}})
+        self.assertEqual(job["status"], "succeeded", job)
+        r = job["result"]
+        self.assertEqual((r["count"], r["sum"], r["mean"], r["min"], r["max"], r["median"]),
+                         (8, 40, 5, 2, 9, 4.5))
+        self.assertTrue(math.isclose(r["variance"], 4) or math.isclose(r["variance"], 32 / 7), r)
+        self.assertTrue(math.isclose(r["stddev"], math.sqrt(r["variance"])), r)
+        self.assertTrue(math.isclose(r["percentiles"]["p50"], 4.5), r)
+        self.assertTrue(7 <= r["percentiles"]["p90"] <= 9, r)
+
+    def test_word_count(self):
+        text = "the cat and the hat\nthe end"
+        job = self.d.run_job({"algorithm": "word_count", "parameters": {"text": text}})
+        self.assertEqual(job["status"], "succeeded", job)
+        r = job["result"]
+        self.assertEqual(r["words"], 7, r)
+        self.assertIn(r["lines"], (1, 2), r)
+        self.assertIn(r["chars"], (len(text), len(text) + 1), r)
+        self.assertEqual(r["top_words"][0], {"word": "the", "count": 3}, r)
+
+    def test_pids_limit(self):
+        job = self.d.run_job({"algorithm": "t_pids"})
+        self.assertEqual(job["status"], "succeeded", job)
+        n = job["result"]["forked"]
+        self.assertIsInstance(n, int)
+        self.assertTrue(0 < n < 8, "forked %d children under pids limit 8" % n)
+
+
+@quick
+class Outcomes(JobCase):
+
+    def test_algorithm_failed(self):
+        job = self.d.run_job({"algorithm": "t_exit"})
+        self.assertFailedWith(job, "algorithm_failed")
+        self.assertEqual(job["exit_code"], 3)
+        self.assertIn("testkit: failing on purpose with status 3", job["error"]["message"])
+
+    def test_timeout_from_request(self):
+        t0 = time.monotonic()
+        job = self.d.run_job({"algorithm": "t_sleep", "parameters": {"seconds": 5},
+                              "timeout_seconds": 1})
+        wall = time.monotonic() - t0
+        self.assertFailedWith(job, "timeout")
+        ran = self.seconds_between(job["started_at"], job["finished_at"])
+        self.assertTrue(0.9 <= ran <= 2.5 * harness.slow_factor(), "ran %.2f s" % ran)
+        self.assertLess(wall, 4.5 * harness.slow_factor())
+        self.d.assert_idle_clean()
+
+    def test_timeout_from_manifest(self):
+        job = self.d.run_job({"algorithm": "t_sleep"})      # sleeps 3600 s, manifest says 2 s
+        self.assertFailedWith(job, "timeout")
+        ran = self.seconds_between(job["started_at"], job["finished_at"])
+        self.assertTrue(1.9 <= ran <= 3.5 * harness.slow_factor(), "ran %.2f s" % ran)
+        self.d.assert_idle_clean()
+
+    def test_request_timeout_can_exceed_manifest(self):
+        job = self.d.run_job({"algorithm": "t_sleep", "parameters": {"seconds": 2.5},
+                              "timeout_seconds": 10})
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(job["result"], {"slept": 2.5})
+
+    def test_no_result(self):
+        self.assertFailedWith(self.d.run_job({"algorithm": "t_noresult"}), "no_result")
+
+    def test_invalid_result(self):
+        self.assertFailedWith(self.d.run_job({"algorithm": "t_invalid"}), "invalid_result")
+
+    def test_result_too_large(self):
+        self.assertFailedWith(self.d.run_job({"algorithm": "t_big"}), "result_too_large")
+        job = self.d.run_job({"algorithm": "t_big", "parameters": {"bytes": 1000}})
+        self.assertEqual(job["status"], "succeeded", job)
+
+    def test_sandbox_violation(self):
+        job = self.d.run_job({"algorithm": "t_syscall"})
+        self.assertFailedWith(job, "sandbox_violation")
+        self.d.assert_idle_clean()
+
+    def test_out_of_memory(self):
+        job = self.d.run_job({"algorithm": "t_memory"})
+        self.assertFailedWith(job, "out_of_memory")
+        peak = job["metrics"]["peak_memory_bytes"]
+        self.assertTrue(0 < peak <= 33 * 1024 * 1024, "peak %d under a 32 MiB limit" % peak)
+        self.d.assert_idle_clean()
+
+    def test_succeeded_cleans_up(self):
+        job = self.d.run_job({"algorithm": "t_echo", "parameters": {"n": 1}})
+        self.assertEqual(job["status"], "succeeded")
+        self.d.assert_idle_clean()
+
+
+@quick
+class Sandbox(JobCase):
+
+    def test_sandbox_from_inside(self):
+        job = self.d.run_job({"algorithm": "t_sandbox"})
+        self.assertEqual(job["status"], "succeeded", job)
+        s = job["result"]
+        self.assertEqual((s["uid"], s["gid"], s["euid"]), (65534, 65534, 65534), s)
+        self.assertEqual(s["pid"], 1, "own pid namespace")
+        for k in ("cap_inh", "cap_prm", "cap_eff", "cap_bnd", "cap_amb"):
+            self.assertEqual(int(s[k], 16), 0, "%s = %s" % (k, s[k]))
+        self.assertEqual(s["no_new_privs"], 1)
+        self.assertEqual(s["seccomp"], 2, "seccomp filter mode")
+        self.assertIs(s["rootfs_writable"], False)
+        self.assertIn(str(s["rootfs_errno"]), ("EROFS", "30", "Read-only file system"), s)
+        self.assertIs(s["input_writable"], False)
+        self.assertIs(s["output_writable"], True)
+        self.assertTrue(set(s["net_interfaces"]) <= {"lo"}, s["net_interfaces"])
+        self.assertIn("/input", s["mounts"])
+        self.assertIn("/output", s["mounts"])
+        self.assertIn("EDGECD_INPUT=/input/input.json", s["env"])
+        self.assertIn("EDGECD_OUTPUT=/output", s["env"])
+        with open("/proc/sys/kernel/hostname") as f:
+            self.assertNotEqual(s["hostname"], f.read().strip(), "own uts namespace")
+
+
+class Logs(JobCase):
+
+    @quick
+    def test_log_capped_and_flagged(self):
+        job = self.d.run_job({"algorithm": "t_spam"})
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(job["result"], {"ok": True})
+        r = self.d.req("GET", "/v1/jobs/%s/logs" % job["id"])
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.headers["Content-Type"].startswith("text/plain"), r.headers)
+        self.assertLessEqual(len(r.raw), MAX_LOG, "log not capped at max_log_bytes")
+        self.assertGreater(len(r.raw), MAX_LOG // 2, "capped log is nearly empty")
+        self.assertEqual((r.headers.get("X-Edgecd-Log-Truncated") or "").lower(), "true")
+
+    @quick
+    def test_log_holds_stderr(self):
+        job = self.d.run_job({"algorithm": "t_exit"})
+        r = self.d.req("GET", "/v1/jobs/%s/logs" % job["id"])
+        self.assertEqual(r.status, 200, r)
+        self.assertIn("testkit: failing on purpose with status 3", r.body)
+        self.assertNotEqual((r.headers.get("X-Edgecd-Log-Truncated") or "").lower(), "true")
+
+    def test_log_of_quiet_job(self):
+        job = self.d.run_job({"algorithm": "t_echo"})
+        r = self.d.req("GET", "/v1/jobs/%s/logs" % job["id"])
+        self.assertEqual(r.status, 200, r)
+        self.assertLess(len(r.raw), 1024)
+
+
+class Listing(JobCase):
+
+    def test_newest_first_and_paginated(self):
+        ids = [self.d.run_job({"algorithm": "t_echo", "version": "1.0.0",
+                               "parameters": {"list": i}})["id"] for i in range(3)]
+        r = self.d.req("GET", "/v1/jobs?algorithm=t_echo&limit=2")
+        self.assertEqual(r.status, 200, r)
+        page = r.body["jobs"]
+        self.assertEqual([j["id"] for j in page], ids[::-1][:2])
+        for j in page:
+            check_job(j)
+        self.assertIsInstance(r.body["next"], str, r.body)
+        r2 = self.d.req("GET", "/v1/jobs?algorithm=t_echo&limit=2&after=" + r.body["next"])
+        self.assertEqual(r2.status, 200, r2)
+        self.assertEqual(r2.body["jobs"][0]["id"], ids[0])
+        everything = self.d.list_jobs(limit=5)
+        seen = [j["id"] for j in everything]
+        self.assertEqual(len(seen), len(set(seen)), "pagination repeats jobs")
+        times = [parse_time(j["created_at"]) for j in everything]
+        self.assertEqual(times, sorted(times, reverse=True), "not newest first")
+        self.assertTrue(set(ids) <= set(seen))
+
+    def test_filters(self):
+        ok = self.d.run_job({"algorithm": "t_echo", "version": "1.0.0"})
+        bad = self.d.run_job({"algorithm": "t_exit"})
+        failed = self.d.list_jobs(status="failed")
+        self.assertTrue(failed and all(j["status"] == "failed" for j in failed))
+        self.assertIn(bad["id"], [j["id"] for j in failed])
+        self.assertNotIn(ok["id"], [j["id"] for j in failed])
+        echo = self.d.list_jobs(algorithm="t_echo", status="succeeded")
+        self.assertTrue(all(j["algorithm"] == "t_echo" for j in echo))
+        self.assertIn(ok["id"], [j["id"] for j in echo])
+        r = self.d.req("GET", "/v1/jobs?algorithm=no_such_algorithm")
+        self.assertEqual((r.status, r.body["jobs"], r.body["next"]), (200, [], None))
+
+
+@quick
+class Cancel(JobCase):
+
+    def sleeper(self, seconds=60, **extra):
+        body = {"algorithm": "t_sleep", "parameters": {"seconds": seconds}, "timeout_seconds": 120}
+        body.update(extra)
+        r = self.d.submit(body)
+        self.assertEqual(r.status, 202, r)
+        return r.body["id"]
+
+    def test_cancel_running(self):
+        jid = self.sleeper()
+        self.d.wait_status(jid, "running")
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        r = self.d.req("DELETE", "/v1/jobs/" + jid)
+        self.assertEqual(r.status, 202, r)
+        job = self.d.wait_final(jid, timeout=10)
+        self.assertLess(time.monotonic() - t0, 5 * harness.slow_factor())
+        self.assertEqual(job["status"], "cancelled", job)
+        self.assertEqual(job["error"]["code"], "cancelled")
+        self.assertIsNotNone(job["started_at"])
+        check_error(self.d.req("DELETE", "/v1/jobs/" + jid), 409)
+        self.d.assert_idle_clean()
+
+    def test_cancel_queued(self):
+        running = [self.sleeper(), self.sleeper()]
+        for jid in running:
+            self.d.wait_status(jid, "running")
+        r = self.d.submit({"algorithm": "t_echo", "parameters": {"queued": True}})
+        self.assertEqual(r.status, 202, r)
+        qid = r.body["id"]
+        time.sleep(0.3)
+        self.assertEqual(self.d.get_job(qid)["status"], "queued", "both workers are busy")
+        r = self.d.req("DELETE", "/v1/jobs/" + qid)
+        self.assertEqual(r.status, 202, r)
+        job = self.d.wait_final(qid, timeout=5)
+        self.assertEqual(job["status"], "cancelled", job)
+        self.assertEqual(job["error"]["code"], "cancelled")
+        self.assertIsNone(job["started_at"])
+        self.assertIsNone(job["exit_code"])
+        for jid in running:
+            self.assertEqual(self.d.req("DELETE", "/v1/jobs/" + jid).status, 202)
+        for jid in running:
+            self.assertEqual(self.d.wait_final(jid, timeout=10)["status"], "cancelled")
+        self.d.assert_idle_clean()
+
+
+class Priority(JobCase):
+
+    def test_high_before_normal_before_low(self):
+        short = self.d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 1},
+                               "timeout_seconds": 10})
+        long_ = self.d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 4},
+                               "timeout_seconds": 10})
+        for r in (short, long_):
+            self.assertEqual(r.status, 202, r)
+            self.d.wait_status(r.body["id"], "running")
+        ids = {}
+        for name, prio in (("low", "low"), ("normal", "normal"), ("high1", "high"),
+                           ("high2", "high")):
+            r = self.d.submit({"algorithm": "t_echo", "priority": prio, "parameters": {"p": name}})
+            self.assertEqual(r.status, 202, r)
+            self.assertEqual(r.body["priority"], prio)
+            ids[name] = r.body["id"]
+        jobs = {n: self.d.wait_final(i) for n, i in ids.items()}
+        for r in (short, long_):
+            self.d.wait_final(r.body["id"])
+        order = sorted(jobs, key=lambda n: parse_time(jobs[n]["started_at"]))
+        self.assertEqual(order, ["high1", "high2", "normal", "low"],
+                         {n: j["started_at"] for n, j in jobs.items()})

@@ -1,0 +1,180 @@
+"""The queue and the wait path: a full queue answers 429 and loses nothing;
+?wait holds a request, not the server; a daemon stopped with jobs in flight
+exits cleanly and leaves nothing behind."""
+
+import threading
+import time
+import unittest
+
+import harness
+from harness import Daemon, DaemonCase, check_error, check_job, quick
+
+
+@quick
+class QueueFull(DaemonCase):
+    CONFIG = {"workers": 1, "queue_capacity": 1}
+
+    def test_429_and_nothing_lost(self):
+        accepted, refused = [], []
+        for i in range(8):
+            r = self.d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 0.5},
+                               "timeout_seconds": 10})
+            if r.status == 202:
+                accepted.append(check_job(r.body)["id"])
+            else:
+                e = check_error(r, 429, "queue_full")
+                ra = r.headers.get("Retry-After")
+                self.assertIsNotNone(ra, "429 without Retry-After")
+                self.assertRegex(ra, r"^\d+$")
+                self.assertGreaterEqual(int(ra), 1)
+                refused.append(e)
+        self.assertTrue(refused, "8 submissions to 1 worker + capacity 1 never got a 429")
+        self.assertGreaterEqual(len(accepted), 1)
+        self.assertLessEqual(len(accepted), 2, "more accepted than worker + capacity")
+        self.assertHealthy()
+        for jid in accepted:
+            job = self.d.wait_final(jid, timeout=20)
+            self.assertEqual(job["status"], "succeeded", job)
+        # Once drained, the queue takes jobs again.
+        r = self.d.submit({"algorithm": "t_echo"}, wait="true")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body["status"], "succeeded")
+        self.d.assert_idle_clean()
+
+
+@quick
+class Waiting(DaemonCase):
+    CONFIG = {"workers": 2, "queue_capacity": 128}
+
+    def test_wait_true(self):
+        t0 = time.monotonic()
+        r = self.d.submit({"algorithm": "t_echo", "parameters": {"w": 1}}, wait="true")
+        self.assertEqual(r.status, 200, r)
+        job = check_job(r.body, final=True)
+        self.assertEqual(job["result"], {"version": 2, "input": {"w": 1}})
+        self.assertLess(time.monotonic() - t0, 10 * harness.slow_factor())
+
+    def test_wait_seconds_in_time(self):
+        r = self.d.submit({"algorithm": "t_echo", "parameters": {"w": 2}}, wait="20")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(check_job(r.body, final=True)["status"], "succeeded")
+
+    def test_wait_seconds_expires(self):
+        t0 = time.monotonic()
+        r = self.d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 30},
+                           "timeout_seconds": 60}, wait="1")
+        secs = time.monotonic() - t0
+        self.assertEqual(r.status, 202, r)
+        job = check_job(r.body)
+        self.assertIn(job["status"], ("queued", "running"))
+        self.assertEqual(r.headers["Location"], "/v1/jobs/" + job["id"])
+        self.assertTrue(0.9 <= secs <= 3 * harness.slow_factor(), "wait=1 took %.2f s" % secs)
+        self.assertEqual(self.d.req("DELETE", "/v1/jobs/" + job["id"]).status, 202)
+        self.assertEqual(self.d.wait_final(job["id"])["status"], "cancelled")
+        self.d.assert_idle_clean()
+
+    def test_wait_ends_when_cancelled(self):
+        box = {}
+
+        def waiter():
+            box["r"] = self.d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 30},
+                                      "timeout_seconds": 60}, wait="true", timeout=60)
+        th = threading.Thread(target=waiter)
+        th.start()
+        try:
+            jid = None
+            deadline = time.monotonic() + 10
+            while jid is None and time.monotonic() < deadline:
+                js = self.d.list_jobs(algorithm="t_sleep", status="running")
+                jid = js[0]["id"] if js else None
+                time.sleep(0.1)
+            self.assertIsNotNone(jid, "the waited-on job never ran")
+            self.assertEqual(self.d.req("DELETE", "/v1/jobs/" + jid).status, 202)
+        finally:
+            th.join(30)
+        self.assertFalse(th.is_alive(), "?wait=true did not return after cancel")
+        r = box["r"]
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body["status"], "cancelled")
+        self.d.assert_idle_clean()
+
+    def test_hundred_waiters_do_not_hold_the_server(self):
+        n = 100
+        results = [None] * n
+        errors = []
+
+        def waiter(i):
+            try:
+                results[i] = self.d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60},
+                                            "timeout_seconds": 120}, wait="30", timeout=90)
+            except Exception as ex:  # noqa: BLE001
+                errors.append("waiter %d: %r" % (i, ex))
+
+        threads = [threading.Thread(target=waiter, args=(i,)) for i in range(n)]
+        t0 = time.monotonic()
+        for th in threads:
+            th.start()
+        try:
+            # The daemon keeps answering while 100 requests wait.
+            slow = []
+            for _ in range(6):
+                r = self.d.req("GET", "/healthz", timeout=5)
+                self.assertEqual(r.status, 200, r)
+                if r.elapsed >= 1.0:
+                    slow.append(r.elapsed)
+                time.sleep(0.5)
+            self.assertEqual(slow, [], "/healthz took >= 1 s while requests wait")
+            # Every one was accepted: 100 t_sleep jobs exist.
+            deadline = time.monotonic() + 20 * harness.slow_factor()
+            jobs = []
+            while time.monotonic() < deadline:
+                jobs = [j for j in self.d.list_jobs(algorithm="t_sleep")
+                        if j["status"] in ("queued", "running")]
+                if len(jobs) >= n:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(len(jobs), n, "jobs accepted while waiting")
+            r = self.d.req("GET", "/healthz", timeout=5)
+            self.assertLess(r.elapsed, 1.0)
+            for j in jobs:
+                r = self.d.req("DELETE", "/v1/jobs/" + j["id"])
+                self.assertEqual(r.status, 202, "DELETE %s: %s" % (j["id"], r))
+        finally:
+            for th in threads:
+                th.join(60)
+        secs = time.monotonic() - t0
+        self.assertEqual(errors, [], "\n".join(errors[:10]))
+        self.assertFalse(any(th.is_alive() for th in threads))
+        statuses = {}
+        for r in results:
+            self.assertIn(r.status, (200, 202), r)
+            job = self.d.wait_final(r.body["id"], timeout=15) if r.status == 202 else r.body
+            statuses[job["status"]] = statuses.get(job["status"], 0) + 1
+            self.assertEqual(job["status"], "cancelled", job)
+            self.assertEqual(job["error"]["code"], "cancelled")
+        self.assertEqual(statuses, {"cancelled": n})
+        late = [r for r in results if r.status != 200]
+        self.assertEqual(late, [], "%d waiters did not wake up when their job was cancelled "
+                         "(took %.0f s)" % (len(late), secs))
+        self.assertHealthy()
+        self.d.assert_idle_clean(timeout=10)
+
+
+class StopWithJobsInFlight(unittest.TestCase):
+
+    @quick
+    def test_sigterm_with_running_and_queued_jobs(self):
+        d = Daemon("inflight", config={"workers": 1, "queue_capacity": 8})
+        self.addCleanup(d.stop, False)
+        d.start()
+        ids = []
+        for _ in range(3):
+            r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60},
+                          "timeout_seconds": 120})
+            self.assertEqual(r.status, 202, r)
+            ids.append(r.body["id"])
+        d.wait_status(ids[0], "running")
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        d.stop()        # raises on exit status, sanitizer output or leftovers
+        self.assertLess(time.monotonic() - t0, 20)

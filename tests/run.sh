@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs every edgecd test and ends with the line "N passed, N failed";
+# exits non-zero when anything failed.  Called by `make check` with the unit
+# test binaries as arguments.
+#
+#   1. unit tests (Check, built with ASan+UBSan), one binary per module
+#   2. the plugins' own self-test (binaries run outside containers)
+#   3. integration tests: the real daemon over HTTP, real containers
+#   4. the same integration suite's --quick subset against the ASan daemon
+set -u
+cd "$(dirname "$0")/.." || exit 2
+export EDGECD_SRC="$PWD"
+PY=/usr/bin/python3
+passed=0
+failed=0
+log_dir=build/test-logs
+mkdir -p "$log_dir"
+
+# Add the counts of the last "N passed, N failed" line of a log.
+count_summary() {
+        local line
+        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+        if [ -z "$line" ]; then
+                echo "  (no summary line: counted as 1 failure; see $1)"
+                failed=$((failed + 1))
+                return
+        fi
+        passed=$((passed + $(echo "$line" | awk '{print $1}')))
+        failed=$((failed + $(echo "$line" | awk '{print $3}')))
+}
+
+echo "== unit tests (ASan+UBSan)"
+for t in "$@"; do
+        name=$(basename "$t")
+        out="$log_dir/$name.log"
+        CK_VERBOSITY=normal ASAN_OPTIONS=detect_leaks=1 "$t" >"$out" 2>&1
+        rc=$?
+        line=$(grep -E 'Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$out" | tail -n 1)
+        if [ -z "$line" ]; then
+                echo "FAIL $name: exit $rc, no Check summary"
+                tail -n 20 "$out"
+                failed=$((failed + 1))
+                continue
+        fi
+        n=$(echo "$line" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
+        f=$(echo "$line" | sed -E 's/.*Failures: ([0-9]+).*/\1/')
+        e=$(echo "$line" | sed -E 's/.*Errors: ([0-9]+).*/\1/')
+        bad=$((f + e))
+        if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+                bad=1   # a leak report or a crash after the checks
+                grep -E 'ERROR|runtime error' "$out" | head -n 5
+        fi
+        passed=$((passed + n - (f + e)))
+        failed=$((failed + bad))
+        echo "$line  $name"
+        [ "$bad" -gt 0 ] && grep -E ':[EF]:' "$out" | head -n 20
+done
+
+echo "== plugin self-test"
+bash tests/plugins/selftest.sh >"$log_dir/selftest.log" 2>&1
+tail -n 3 "$log_dir/selftest.log"
+count_summary "$log_dir/selftest.log"
+
+echo "== integration tests (build/edgecd, real containers)"
+$PY tests/integration/run.py --daemon build/edgecd 2>&1 | tee "$log_dir/integration.log"
+count_summary "$log_dir/integration.log"
+
+echo "== integration tests, quick subset (build/edgecd-asan)"
+$PY tests/integration/run.py --daemon build/edgecd-asan --quick 2>&1 | tee "$log_dir/integration-asan.log"
+count_summary "$log_dir/integration-asan.log"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,285 @@
+/* test-cgroup.c - cgroup accounting on real containers (runc on this hybrid
+ * v1 host): peak memory and CPU time of a container that allocates 20 MB,
+ * the OOM kill of one over a 16 MiB limit; and removal/counting of a parent
+ * cgroup with and without children.  The tcase teardown removes containers
+ * and cgroups even when a test fails. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
+
+#include <jansson.h>
+
+#include "testutil.h"
+#include "cgroup.h"
+#include "runtime.h"
+#include "util.h"
+
+static char *T_dir;
+static char T_root[512];
+static char T_rootfs[512];
+static char T_cg[64];
+static char T_runc[64];
+static struct runtime T_rt;
+
+static char *run_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *run_cmd(const char *fmt, ...)
+{
+        va_list ap;
+        char *cmd = NULL;
+        va_start(ap, fmt);
+        ck_assert_int_ge(vasprintf(&cmd, fmt, ap), 0);
+        va_end(ap);
+        FILE *p = popen(cmd, "r");
+        free(cmd);
+        ck_assert_ptr_nonnull(p);
+        char *out = calloc(1, 65536);
+        size_t n = fread(out, 1, 65535, p);
+        out[n] = '\0';
+        pclose(p);
+        return out;
+}
+
+static bool pure_v2(void)
+{
+        struct statfs sfs;
+        return statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+static void setup(void)
+{
+        T_dir = tu_mkdtemp();
+        snprintf(T_root, sizeof T_root, "%s/state", T_dir);
+        snprintf(T_rootfs, sizeof T_rootfs, "%s/rootfs", T_dir);
+        snprintf(T_cg, sizeof T_cg, "/edgecd-unit-%d", (int)getpid());
+        snprintf(T_runc, sizeof T_runc, "%s", access("/usr/sbin/runc", X_OK) == 0 ? "/usr/sbin/runc" : "/usr/bin/runc");
+        free(run_cmd("mkdir -p '%s' '%s/bin' '%s/proc' '%s/dev' && cp /bin/busybox '%s/bin/busybox'",
+                     T_root, T_rootfs, T_rootfs, T_rootfs, T_rootfs));
+        T_rt = (struct runtime){ .name = (char *)"runc", .path = T_runc, .root = T_root };
+}
+
+/* Whatever a failed test left behind: before each test (so one failure
+ * does not cascade) and at the end of the tcase. */
+static void sweep(void)
+{
+        char *ids = run_cmd("%s --root '%s' list -q 2>/dev/null", T_runc, T_root);
+        for (char *save = NULL, *id = strtok_r(ids, "\n", &save); id; id = strtok_r(NULL, "\n", &save))
+                free(run_cmd("%s --root '%s' delete --force '%s' 2>&1", T_runc, T_root, id));
+        free(ids);
+        /* The fake children of test_remove_parent. */
+        free(run_cmd("rmdir /sys/fs/cgroup/*%s/* /sys/fs/cgroup%s/* 2>/dev/null", T_cg, T_cg));
+}
+
+static void teardown(void)
+{
+        sweep();
+        struct err e = ERR_INIT;
+        cgroup_remove_parent(T_cg, &e);
+        tu_rm_rf(T_dir);
+        free(T_dir);
+}
+
+static void setup_reaper(void)
+{
+        struct err e = ERR_INIT;
+        ck_assert_msg(runtime_setup_reaper(&e) == 0, "%s", e.msg);
+        sweep();
+}
+
+static void assert_no_leftovers(void)
+{
+        char *ids = run_cmd("%s --root '%s' list -q 2>&1", T_runc, T_root);
+        ck_assert_str_eq(ids, "");
+        free(ids);
+        ck_assert_int_eq(cgroup_count_children(T_cg), 0);
+}
+
+static char *make_bundle(const char *id, const char *script, int64_t mem_limit)
+{
+        char *bundle = NULL;
+        ck_assert_int_ge(asprintf(&bundle, "%s/b-%s", T_dir, id), 0);
+        ck_assert_int_eq(mkdir(bundle, 0755), 0);
+        json_t *res = json_pack("{s:{s:I}}", "pids", "limit", (json_int_t)64);
+        if (mem_limit > 0)
+                json_object_set_new(res, "memory", json_pack("{s:I, s:I}", "limit", (json_int_t)mem_limit,
+                                                             "swap", (json_int_t)mem_limit));
+        char cgpath[256];
+        snprintf(cgpath, sizeof cgpath, "%s/%s", T_cg, id);
+        json_t *c = json_pack("{s:s, s:{s:b, s:{s:i, s:i}, s:[s, s, s, s], s:[s], s:s, s:b},"
+                              " s:{s:s, s:b}, s:s,"
+                              " s:[{s:s, s:s, s:s}, {s:s, s:s, s:s, s:[s, s, s]}],"
+                              " s:{s:[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}], s:s, s:o}}",
+                              "ociVersion", "1.0.2",
+                              "process", "terminal", 0, "user", "uid", 65534, "gid", 65534,
+                              "args", "/bin/busybox", "sh", "-c", script, "env", "PATH=/bin", "cwd", "/",
+                              "noNewPrivileges", 1,
+                              "root", "path", T_rootfs, "readonly", 1,
+                              "hostname", "unit",
+                              "mounts", "destination", "/proc", "type", "proc", "source", "proc",
+                              "destination", "/dev", "type", "tmpfs", "source", "tmpfs",
+                              "options", "nosuid", "mode=755", "size=64k",
+                              "linux", "namespaces", "type", "pid", "type", "network", "type", "ipc",
+                              "type", "uts", "type", "mount", "cgroupsPath", cgpath, "resources", res);
+        ck_assert_ptr_nonnull(c);
+        char *path = NULL;
+        ck_assert_int_ge(asprintf(&path, "%s/config.json", bundle), 0);
+        ck_assert_int_eq(json_dump_file(c, path, 0), 0);
+        json_decref(c);
+        free(path);
+        return bundle;
+}
+
+/* Run script to its end and read the stats before `delete`. */
+static void run_and_measure(const char *id, const char *script, int64_t mem_limit, struct runtime_exit *ex,
+                            struct cgroup_stats *stats)
+{
+        char *bundle = make_bundle(id, script, mem_limit);
+        char *log_path = NULL;
+        ck_assert_int_ge(asprintf(&log_path, "%s/%s.log", T_dir, id), 0);
+        int log = open(log_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        ck_assert_int_ge(log, 0);
+        struct err e = ERR_INIT;
+        pid_t pid;
+        ck_assert_msg(runtime_create(&T_rt, id, bundle, log, &pid, &e) == 0, "%s", e.msg);
+        ck_assert_msg(runtime_start(&T_rt, id, &e) == 0, "%s", e.msg);
+        ck_assert_msg(runtime_wait(pid, now_mono_ms() + 30000, -1, ex, &e) == 0, "%s", e.msg);
+        char cgpath[256];
+        snprintf(cgpath, sizeof cgpath, "%s/%s", T_cg, id);
+        ck_assert_msg(cgroup_read_stats(cgpath, stats, &e) == 0, "%s", e.msg);
+        ck_assert_msg(runtime_delete(&T_rt, id, false, &e) == 0, "%s", e.msg);
+        /* Gone with the container. */
+        ck_assert_int_eq(cgroup_read_stats(cgpath, stats + 1, &e), -1);
+        ck_assert_int_eq(e.code, ERR_NOT_FOUND);
+        close(log);
+        free(log_path);
+        free(bundle);
+}
+
+START_TEST(test_stats_peak_and_cpu)
+{
+        struct runtime_exit ex;
+        struct cgroup_stats st[2];
+        /* busybox tail holds the newline-free 20 MB "line" in memory. */
+        run_and_measure("t-peak", "busybox head -c 20000000 /dev/zero | busybox tail | busybox wc -c", 0, &ex, st);
+        ck_assert_int_eq(ex.status, WAIT_EXITED);
+        ck_assert_int_eq(ex.exit_code, 0);
+        fprintf(stderr, "peak %lld bytes, cpu %lld ms, oom %d, limit hit %d\n", (long long)st[0].peak_memory_bytes,
+                (long long)st[0].cpu_ms, st[0].oom_killed, st[0].limit_hit);
+        ck_assert_int_gt(st[0].peak_memory_bytes, 10 * 1000 * 1000);
+        ck_assert_int_lt(st[0].peak_memory_bytes, 200 * 1000 * 1000);
+        ck_assert_int_ge(st[0].cpu_ms, 0);
+        ck_assert(!st[0].oom_killed);
+        ck_assert(!st[0].limit_hit);
+        assert_no_leftovers();
+}
+END_TEST
+
+START_TEST(test_stats_cpu_time)
+{
+        struct runtime_exit ex;
+        struct cgroup_stats st[2];
+        /* A busy shell loop: a few hundred ms of CPU. */
+        run_and_measure("t-cpu", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done", 0, &ex, st);
+        ck_assert_int_eq(ex.status, WAIT_EXITED);
+        ck_assert_int_eq(ex.exit_code, 0);
+        fprintf(stderr, "busy loop: cpu %lld ms\n", (long long)st[0].cpu_ms);
+        ck_assert_int_ge(st[0].cpu_ms, 50);
+        assert_no_leftovers();
+}
+END_TEST
+
+START_TEST(test_stats_oom_kill)
+{
+        struct runtime_exit ex;
+        struct cgroup_stats st[2];
+        /* The init itself grows past 16 MiB: the kernel kills it. */
+        run_and_measure("t-oom", "exec busybox tail < /dev/zero", 16 << 20, &ex, st);
+        ck_assert_int_eq(ex.status, WAIT_SIGNALED);
+        ck_assert_int_eq(ex.signal, SIGKILL);
+        ck_assert(st[0].oom_killed);
+        ck_assert(st[0].limit_hit);
+        ck_assert_int_le(st[0].peak_memory_bytes, (16 << 20) + (1 << 20));
+        ck_assert_int_gt(st[0].peak_memory_bytes, 8 << 20);
+        assert_no_leftovers();
+}
+END_TEST
+
+START_TEST(test_bad_paths)
+{
+        struct cgroup_stats st;
+        struct err e = ERR_INIT;
+        const char *bad[] = { "relative/x", "/", "", "/a/../b", "/..", "/a/.." };
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                ck_assert_int_eq(cgroup_read_stats(bad[i], &st, &e), -1);
+                ck_assert_int_eq(e.code, ERR_INVALID);
+                ck_assert_int_eq(cgroup_remove_parent(bad[i], &e), -1);
+                ck_assert_int_eq(cgroup_count_children(bad[i]), 0);
+        }
+        ck_assert_int_eq(cgroup_read_stats(NULL, &st, &e), -1);
+        /* dots inside a name are fine; the cgroup just is not there */
+        ck_assert_int_eq(cgroup_read_stats("/edgecd-unit-none/a..b", &st, &e), -1);
+        ck_assert_int_eq(e.code, ERR_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(test_remove_parent)
+{
+        /* Two hierarchies (or the one v2 tree), each with a child. */
+        const char *v1[] = { "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", NULL };
+        const char *v2[] = { "/sys/fs/cgroup", NULL };
+        const char *const *roots = pure_v2() ? v2 : v1;
+        int made = 0;
+        for (const char *const *r = roots; *r; r++) {
+                char *p = NULL;
+                ck_assert_int_ge(asprintf(&p, "%s%s/c1", *r, T_cg), 0);
+                struct err e = ERR_INIT;
+                ck_assert_msg(mkdir_p(p, 0755, &e) == 0, "%s", e.msg);
+                free(p);
+                made++;
+        }
+        ck_assert_int_eq(cgroup_count_children(T_cg), made);
+
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(cgroup_remove_parent(T_cg, &e), -1);
+        ck_assert_int_eq(e.code, ERR_BUSY);
+        ck_assert_int_eq(e.errnum, EBUSY);
+        char *where = NULL;
+        ck_assert_int_ge(asprintf(&where, "`%s%s`", roots[0], T_cg), 0);
+        ck_assert_msg(strstr(e.msg, where), "%s", e.msg);
+        free(where);
+
+        for (const char *const *r = roots; *r; r++) {
+                char *p = NULL;
+                ck_assert_int_ge(asprintf(&p, "%s%s/c1", *r, T_cg), 0);
+                ck_assert_int_eq(rmdir(p), 0);
+                free(p);
+        }
+        ck_assert_int_eq(cgroup_count_children(T_cg), 0);
+        ck_assert_msg(cgroup_remove_parent(T_cg, &e) == 0, "%s", e.msg);
+        char *p = NULL;
+        ck_assert_int_ge(asprintf(&p, "%s%s", roots[0], T_cg), 0);
+        ck_assert_int_eq(access(p, F_OK), -1);
+        free(p);
+        /* Absent everywhere: fine. */
+        ck_assert_msg(cgroup_remove_parent(T_cg, &e) == 0, "%s", e.msg);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+        Suite *s = suite_create("cgroup");
+        TCase *tc = tcase_create("cgroup");
+        tcase_set_timeout(tc, 120);
+        tcase_add_unchecked_fixture(tc, setup, teardown);
+        tcase_add_checked_fixture(tc, setup_reaper, NULL);
+        tcase_add_test(tc, test_bad_paths);
+        tcase_add_test(tc, test_remove_parent);
+        tcase_add_test(tc, test_stats_peak_and_cpu);
+        tcase_add_test(tc, test_stats_cpu_time);
+        tcase_add_test(tc, test_stats_oom_kill);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+TEST_MAIN(suite)

@@ -1,0 +1,553 @@
+/* test-config.c - config.c: defaults, the YAML loader's messages, byte sizes,
+ * config_validate, and the shipped config/edgecd.yaml. */
+#include <math.h>
+#include <string.h>
+
+#include "config.h"
+#include "testutil.h"
+
+/* Collects reported lines. */
+struct lines {
+        char *v[32];
+        size_t n;
+};
+
+static void collect(const char *line, void *ctx)
+{
+        struct lines *l = ctx;
+        if (l->n < 32)
+                l->v[l->n] = strdup(line);
+        l->n++;
+}
+
+static void lines_free(struct lines *l)
+{
+        for (size_t i = 0; i < l->n && i < 32; i++)
+                free(l->v[i]);
+        l->n = 0;
+}
+
+/* A temp dir with one config file; path and dir freed by fixture_done. */
+static char *dir, *path;
+
+/* Each test's dir lives under one base dir that an unchecked fixture (run
+ * in the parent process) removes: a failed assertion ends a forked test
+ * with _exit(), which skips the checked teardown. */
+static char *base;
+
+static void suite_setup(void)
+{
+        base = tu_mkdtemp();
+}
+
+static void suite_teardown(void)
+{
+        tu_rm_rf(base);
+        free(base);
+        base = NULL;
+}
+
+static char *test_dir(void)
+{
+        char *d = NULL;
+        ck_assert_int_ge(asprintf(&d, "%s/XXXXXX", base), 0);
+        ck_assert_ptr_nonnull(mkdtemp(d));
+        return d;
+}
+
+static void setup(void)
+{
+        dir = test_dir();
+        path = NULL;
+}
+
+static void teardown(void)
+{
+        tu_rm_rf(dir);
+        free(dir);
+        dir = NULL;
+        free(path);
+}
+
+static const char *write_cfg(const char *content)
+{
+        free(path);
+        path = tu_write(dir, "edgecd.yaml", content);
+        return path;
+}
+
+/* Load content over the defaults; returns the load's result. */
+static int load(const char *content, struct config *cfg, struct lines *l, struct err *e)
+{
+        config_init_defaults(cfg);
+        return config_load_file(cfg, write_cfg(content), collect, l, e);
+}
+
+/* Assert exactly one line was reported and it equals "PATH:" + rest. */
+static void expect_one(const struct lines *l, const char *rest)
+{
+        char want[1024];
+        snprintf(want, sizeof want, "%s:%s", path, rest);
+        ck_assert_uint_eq(l->n, 1);
+        ck_assert_str_eq(l->v[0], want);
+}
+
+static void expect_load_error(const char *content, const char *rest)
+{
+        struct config cfg;
+        struct lines l = { 0 };
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(load(content, &cfg, &l, &e), -1);
+        ck_assert_int_eq(e.code, ERR_INVALID);
+        expect_one(&l, rest);
+        char want[1024];
+        snprintf(want, sizeof want, "%s:%s", path, rest);
+        ck_assert_str_eq(e.msg, want);
+        lines_free(&l);
+        config_free(&cfg);
+}
+
+static void assert_defaults(const struct config *c)
+{
+        ck_assert_str_eq(c->listen, "127.0.0.1:8080");
+        ck_assert_str_eq(c->plugins_dir, "/usr/lib/edgecd/plugins");
+        ck_assert_str_eq(c->templates_dir, "/usr/share/edgecd/oci-templates");
+        ck_assert_str_eq(c->state_dir, "/var/lib/edgecd");
+        ck_assert_str_eq(c->runtime, "youki");
+        ck_assert_str_eq(c->cgroup_parent, "/edgecd");
+        ck_assert_int_eq(c->workers, 2);
+        ck_assert_int_eq(c->queue_capacity, 256);
+        ck_assert_int_eq(c->jobs_kept, 10000);
+        ck_assert_int_eq(c->max_body_bytes, 1024 * 1024);
+        ck_assert_int_eq(c->max_result_bytes, 1024 * 1024);
+        ck_assert_int_eq(c->max_log_bytes, 64 * 1024);
+        ck_assert_int_eq(c->max_timeout_seconds, 600);
+        ck_assert_int_eq(c->uid, 65534);
+        ck_assert_int_eq(c->gid, 65534);
+        ck_assert(!c->keep_bundles);
+        ck_assert_str_eq(c->log_level, "info");
+        ck_assert_double_eq(c->defaults.cpu_cores, 1.0);
+        ck_assert_int_eq(c->defaults.memory_mb, 256);
+        ck_assert_int_eq(c->defaults.pids, 64);
+        ck_assert_int_eq(c->defaults.disk_mb, 16);
+        ck_assert_int_eq(c->defaults.timeout_seconds, 30);
+}
+
+START_TEST(test_defaults)
+{
+        struct config cfg;
+        config_init_defaults(&cfg);
+        ck_assert_ptr_null(cfg.path);
+        assert_defaults(&cfg);
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(config_validate(&cfg, NULL, NULL, &e), 0);
+        config_free(&cfg);
+        config_free(&cfg);   /* idempotent */
+}
+END_TEST
+
+START_TEST(test_full_file)
+{
+        struct config cfg;
+        struct lines l = { 0 };
+        struct err e = ERR_INIT;
+        int r = load("listen: \"[::1]:9090\"\n"
+                     "plugins_dir: /srv/plugins\n"
+                     "templates_dir: /srv/templates\n"
+                     "state_dir: /srv/state\n"
+                     "runtime: runc\n"
+                     "cgroup_parent: /system.slice/edgecd\n"
+                     "workers: 8\n"
+                     "queue_capacity: 1000\n"
+                     "jobs_kept: 50\n"
+                     "max_body_bytes: 2MiB\n"
+                     "max_result_bytes: \"512KiB\"\n"
+                     "max_log_bytes: 4096\n"
+                     "max_timeout_seconds: 3600\n"
+                     "uid: 1000\n"
+                     "gid: 0\n"
+                     "keep_bundles: yes\n"
+                     "log_level: debug\n"
+                     "defaults:\n"
+                     "  cpu_cores: 0.5\n"
+                     "  memory_mb: 512\n"
+                     "  pids: 128\n"
+                     "  disk_mb: 32\n"
+                     "  timeout_seconds: 120\n",
+                     &cfg, &l, &e);
+        ck_assert_msg(r == 0, "%s", e.msg);
+        ck_assert_uint_eq(l.n, 0);
+        ck_assert_str_eq(cfg.path, path);
+        ck_assert_str_eq(cfg.listen, "[::1]:9090");
+        ck_assert_str_eq(cfg.plugins_dir, "/srv/plugins");
+        ck_assert_str_eq(cfg.templates_dir, "/srv/templates");
+        ck_assert_str_eq(cfg.state_dir, "/srv/state");
+        ck_assert_str_eq(cfg.runtime, "runc");
+        ck_assert_str_eq(cfg.cgroup_parent, "/system.slice/edgecd");
+        ck_assert_int_eq(cfg.workers, 8);
+        ck_assert_int_eq(cfg.queue_capacity, 1000);
+        ck_assert_int_eq(cfg.jobs_kept, 50);
+        ck_assert_int_eq(cfg.max_body_bytes, 2 * 1024 * 1024);
+        ck_assert_int_eq(cfg.max_result_bytes, 512 * 1024);
+        ck_assert_int_eq(cfg.max_log_bytes, 4096);
+        ck_assert_int_eq(cfg.max_timeout_seconds, 3600);
+        ck_assert_int_eq(cfg.uid, 1000);
+        ck_assert_int_eq(cfg.gid, 0);
+        ck_assert(cfg.keep_bundles);
+        ck_assert_str_eq(cfg.log_level, "debug");
+        ck_assert_double_eq(cfg.defaults.cpu_cores, 0.5);
+        ck_assert_int_eq(cfg.defaults.memory_mb, 512);
+        ck_assert_int_eq(cfg.defaults.pids, 128);
+        ck_assert_int_eq(cfg.defaults.disk_mb, 32);
+        ck_assert_int_eq(cfg.defaults.timeout_seconds, 120);
+        ck_assert_int_eq(config_validate(&cfg, collect, &l, &e), 0);
+        ck_assert_uint_eq(l.n, 0);
+        config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_partial_file_keeps_defaults)
+{
+        struct config cfg;
+        struct lines l = { 0 };
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(load("# only one key\nworkers: 5\ndefaults:\n  pids: 9\n", &cfg, &l, &e), 0);
+        ck_assert_int_eq(cfg.workers, 5);
+        ck_assert_int_eq(cfg.defaults.pids, 9);
+        ck_assert_int_eq(cfg.defaults.memory_mb, 256);
+        ck_assert_str_eq(cfg.listen, "127.0.0.1:8080");
+        config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_empty_file)
+{
+        static const char *const empties[] = { "", "# nothing but a comment\n", "---\n", "\n\n" };
+        for (size_t i = 0; i < sizeof empties / sizeof *empties; i++) {
+                struct config cfg;
+                struct lines l = { 0 };
+                struct err e = ERR_INIT;
+                ck_assert_int_eq(load(empties[i], &cfg, &l, &e), 0);
+                ck_assert_uint_eq(l.n, 0);
+                assert_defaults(&cfg);
+                config_free(&cfg);
+        }
+}
+END_TEST
+
+START_TEST(test_unknown_key)
+{
+        expect_load_error("workers: 2\nworkerz: 3\n", "2:1: workerz: unknown key");
+        expect_load_error("defaults:\n  memroy_mb: 3\n", "2:3: defaults.memroy_mb: unknown key");
+}
+END_TEST
+
+START_TEST(test_wrong_type)
+{
+        expect_load_error("workers: [1, 2]\n", "1:10: workers: expected an integer, got a list");
+        expect_load_error("workers: abc\n", "1:10: workers: `abc` is not an integer");
+        expect_load_error("workers: 1.5\n", "1:10: workers: `1.5` is not an integer");
+        expect_load_error("keep_bundles: maybe\n",
+                          "1:15: keep_bundles: `maybe` is not a boolean (true or false)");
+        expect_load_error("listen: {a: 1}\n", "1:9: listen: expected a string, got a mapping");
+        expect_load_error("listen:\n", "1:8: listen: expected a string, got null");
+        expect_load_error("defaults: [1]\n", "1:11: defaults: expected a mapping, got a list");
+        expect_load_error("defaults:\n  cpu_cores: lots\n",
+                          "2:14: defaults.cpu_cores: `lots` is not a number");
+}
+END_TEST
+
+START_TEST(test_out_of_range)
+{
+        expect_load_error("workers: 0\n", "1:10: workers: must be between 1 and 1024, got 0");
+        expect_load_error("uid: -1\n", "1:6: uid: must be between 0 and 4294967294, got -1");
+        expect_load_error("gid: 99999999999999999999999\n",
+                          "1:6: gid: must be between 0 and 4294967294, got 99999999999999999999999");
+        expect_load_error("defaults:\n  memory_mb: 2\n",
+                          "2:14: defaults.memory_mb: must be between 4 and 1048576, got 2");
+        expect_load_error("defaults:\n  cpu_cores: 0\n",
+                          "2:14: defaults.cpu_cores: must be between 0.01 and 1024, got 0");
+}
+END_TEST
+
+START_TEST(test_duplicate_key)
+{
+        expect_load_error("workers: 2\nlisten: x:1\nworkers: 3\n", "3:1: workers: duplicate key");
+        expect_load_error("defaults:\n  pids: 2\n  pids: 3\n", "3:3: defaults.pids: duplicate key");
+}
+END_TEST
+
+START_TEST(test_syntax_error)
+{
+        /* The parser's problem mark: the second line's stray indentation. */
+        struct config cfg;
+        struct lines l = { 0 };
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(load("workers: 2\n  listen: x\n", &cfg, &l, &e), -1);
+        ck_assert_int_eq(e.code, ERR_INVALID);
+        ck_assert_uint_eq(l.n, 1);
+        char want[512];
+        snprintf(want, sizeof want, "%s:2:9: syntax error: ", path);
+        ck_assert_msg(!strncmp(l.v[0], want, strlen(want)), "got `%s`", l.v[0]);
+        lines_free(&l);
+        config_free(&cfg);
+
+        ck_assert_int_eq(load("workers: [1, 2\n", &cfg, &l, &e), -1);
+        ck_assert_uint_eq(l.n, 1);
+        snprintf(want, sizeof want, "%s:2:1: syntax error: ", path);
+        ck_assert_msg(!strncmp(l.v[0], want, strlen(want)), "got `%s`", l.v[0]);
+        lines_free(&l);
+        config_free(&cfg);
+
+        /* A second document would be silently ignored: refuse it. */
+        expect_load_error("workers: 2\n---\nworkers: 3\n", "3:1: more than one yaml document");
+}
+END_TEST
+
+START_TEST(test_top_level_not_mapping)
+{
+        expect_load_error("- workers: 2\n", "1:1: the top level must be a mapping, got a list");
+        expect_load_error("hello\n", "1:1: the top level must be a mapping, got a scalar");
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+        struct config cfg;
+        struct lines l = { 0 };
+        struct err e = ERR_INIT;
+        config_init_defaults(&cfg);
+        char *missing = NULL;
+        ck_assert_int_ge(asprintf(&missing, "%s/nope.yaml", dir), 0);
+        ck_assert_int_eq(config_load_file(&cfg, missing, collect, &l, &e), -1);
+        ck_assert_int_eq(e.code, ERR_NOT_FOUND);
+        char want[512];
+        snprintf(want, sizeof want, "%s: open: No such file or directory", missing);
+        ck_assert_str_eq(e.msg, want);
+        ck_assert_uint_eq(l.n, 1);
+        ck_assert_str_eq(l.v[0], want);
+        assert_defaults(&cfg);
+        lines_free(&l);
+        config_free(&cfg);
+        free(missing);
+}
+END_TEST
+
+START_TEST(test_several_errors)
+{
+        struct config cfg;
+        struct lines l = { 0 };
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(load("workers: 0\n"
+                              "bogus: 1\n"
+                              "queue_capacity: 10\n"
+                              "keep_bundles: maybe\n"
+                              "defaults:\n"
+                              "  pids: x\n"
+                              "  disk_mb: 2\n",
+                              &cfg, &l, &e), -1);
+        ck_assert_uint_eq(l.n, 4);
+        char want[512];
+        snprintf(want, sizeof want, "%s:1:10: workers: must be between 1 and 1024, got 0", path);
+        ck_assert_str_eq(l.v[0], want);
+        snprintf(want, sizeof want, "%s:2:1: bogus: unknown key", path);
+        ck_assert_str_eq(l.v[1], want);
+        snprintf(want, sizeof want, "%s:4:15: keep_bundles: `maybe` is not a boolean (true or false)", path);
+        ck_assert_str_eq(l.v[2], want);
+        snprintf(want, sizeof want, "%s:6:9: defaults.pids: `x` is not an integer", path);
+        ck_assert_str_eq(l.v[3], want);
+        /* Good keys after bad ones still load. */
+        ck_assert_int_eq(cfg.queue_capacity, 10);
+        ck_assert_int_eq(cfg.defaults.disk_mb, 2);
+        snprintf(want, sizeof want, "%s:1:10: workers: must be between 1 and 1024, got 0 (and 3 more problems)",
+                 path);
+        ck_assert_str_eq(e.msg, want);
+        lines_free(&l);
+        config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_sizes)
+{
+        static const struct { const char *text; int64_t bytes; } ok[] = {
+                { "4096", 4096 }, { "64KiB", 65536 }, { "\"64KiB\"", 65536 }, { "2 MiB", 2097152 },
+                { "1GiB", 1073741824 }, { "1024B", 1024 },
+        };
+        for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+                struct config cfg;
+                struct lines l = { 0 };
+                struct err e = ERR_INIT;
+                char text[128];
+                snprintf(text, sizeof text, "max_log_bytes: %s\n", ok[i].text);
+                ck_assert_msg(load(text, &cfg, &l, &e) == 0, "%s: %s", ok[i].text, e.msg);
+                ck_assert_int_eq(cfg.max_log_bytes, ok[i].bytes);
+                config_free(&cfg);
+        }
+        expect_load_error("max_log_bytes: 1.5MiB\n",
+                          "1:16: max_log_bytes: `1.5MiB` is not a byte size (an integer, or one with KiB, MiB or GiB)");
+        expect_load_error("max_log_bytes: 10KB\n",
+                          "1:16: max_log_bytes: `10KB` is not a byte size (an integer, or one with KiB, MiB or GiB)");
+        expect_load_error("max_log_bytes: 2GiB\n",
+                          "1:16: max_log_bytes: must be between 1024 and 1073741824 bytes, got 2GiB");
+        expect_load_error("max_log_bytes: 100\n",
+                          "1:16: max_log_bytes: must be between 1024 and 1073741824 bytes, got 100");
+        expect_load_error("max_log_bytes: 99999999999999999999GiB\n",
+                          "1:16: max_log_bytes: must be between 1024 and 1073741824 bytes, got 99999999999999999999GiB");
+        expect_load_error("max_log_bytes: -5\n",
+                          "1:16: max_log_bytes: `-5` is not a byte size (an integer, or one with KiB, MiB or GiB)");
+}
+END_TEST
+
+static void expect_invalid(struct config *cfg, const char *want)
+{
+        struct lines l = { 0 };
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(config_validate(cfg, collect, &l, &e), -1);
+        ck_assert_int_eq(e.code, ERR_INVALID);
+        ck_assert_uint_eq(l.n, 1);
+        ck_assert_str_eq(l.v[0], want);
+        ck_assert_str_eq(e.msg, want);
+        lines_free(&l);
+}
+
+START_TEST(test_validate_listen)
+{
+        static const char *const good[] = {
+                "127.0.0.1:8080", "0.0.0.0:1", "[::1]:65535", "[::]:80", "localhost:8080",
+                "edge-01.example.com:443", "unix:/run/edgecd.sock",
+        };
+        static const char *const bad[] = {
+                "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:http", "::1:8080",
+                "[::1]8080", "[nope]:80", "300.1.1.1:80", ":8080", "-bad-.com:80", "unix:rel.sock",
+                "127.0.0.1:+80", "",
+        };
+        struct config cfg;
+        config_init_defaults(&cfg);
+        for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+                struct err e = ERR_INIT;
+                config_set_string(&cfg.listen, good[i]);
+                ck_assert_msg(config_validate(&cfg, NULL, NULL, &e) == 0, "%s: %s", good[i], e.msg);
+        }
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+                struct err e = ERR_INIT;
+                config_set_string(&cfg.listen, bad[i]);
+                ck_assert_msg(config_validate(&cfg, NULL, NULL, &e) == -1, "accepted `%s`", bad[i]);
+                char prefix[128];
+                snprintf(prefix, sizeof prefix, "listen: `%s`: ", bad[i]);
+                ck_assert_msg(!strncmp(e.msg, prefix, strlen(prefix)), "got `%s`", e.msg);
+        }
+        config_set_string(&cfg.listen, "127.0.0.1:0");
+        expect_invalid(&cfg, "listen: `127.0.0.1:0`: the port must be between 1 and 65535");
+        config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_validate_fields)
+{
+        struct config cfg;
+        config_init_defaults(&cfg);
+
+        config_set_string(&cfg.cgroup_parent, "edgecd");
+        expect_invalid(&cfg, "cgroup_parent: `edgecd` must start with '/'");
+        config_set_string(&cfg.cgroup_parent, "/edgecd/../escape");
+        expect_invalid(&cfg, "cgroup_parent: `/edgecd/../escape` must not contain `..`");
+        config_set_string(&cfg.cgroup_parent, "/edgecd/..x");   /* a name, not a parent */
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(config_validate(&cfg, NULL, NULL, &e), 0);
+        config_set_string(&cfg.cgroup_parent, "/edgecd");
+
+        config_set_string(&cfg.runtime, "");
+        expect_invalid(&cfg, "runtime: must not be empty");
+        config_set_string(&cfg.runtime, "runc");
+
+        config_set_string(&cfg.log_level, "verbose");
+        expect_invalid(&cfg, "log_level: `verbose` is not one of error, warn, info, debug");
+        config_set_string(&cfg.log_level, "warn");
+
+        /* Command-line overrides bypass the loader: bounds are checked again. */
+        cfg.workers = 0;
+        expect_invalid(&cfg, "workers: must be between 1 and 1024, got 0");
+        cfg.workers = 2;
+
+        cfg.defaults.timeout_seconds = 700;
+        expect_invalid(&cfg, "defaults.timeout_seconds: 700 is over max_timeout_seconds (600)");
+        cfg.defaults.timeout_seconds = 30;
+
+        /* With a file, messages name it but no line. */
+        config_set_string(&cfg.path, "/etc/edgecd/edgecd.yaml");
+        config_set_string(&cfg.runtime, "");
+        expect_invalid(&cfg, "/etc/edgecd/edgecd.yaml: runtime: must not be empty");
+
+        /* Several problems: all reported, the error says how many. */
+        config_set_string(&cfg.log_level, "loud");
+        struct lines l = { 0 };
+        ck_assert_int_eq(config_validate(&cfg, collect, &l, &e), -1);
+        ck_assert_uint_eq(l.n, 2);
+        ck_assert_ptr_nonnull(strstr(e.msg, "(and 1 more problem)"));
+        lines_free(&l);
+        config_free(&cfg);
+}
+END_TEST
+
+/* config/edgecd.yaml documents every key at its default.  Load it over a
+ * config where every field differs from the defaults: a key missing from the
+ * file, or set to anything else, makes this fail. */
+START_TEST(test_shipped_file_equals_defaults)
+{
+        struct config cfg;
+        config_init_defaults(&cfg);
+        config_set_string(&cfg.listen, "poison:1");
+        config_set_string(&cfg.plugins_dir, "/poison");
+        config_set_string(&cfg.templates_dir, "/poison");
+        config_set_string(&cfg.state_dir, "/poison");
+        config_set_string(&cfg.runtime, "poison");
+        config_set_string(&cfg.cgroup_parent, "/poison");
+        config_set_string(&cfg.log_level, "poison");
+        cfg.workers = cfg.queue_capacity = cfg.jobs_kept = 7;
+        cfg.max_body_bytes = cfg.max_result_bytes = cfg.max_log_bytes = 7;
+        cfg.max_timeout_seconds = cfg.uid = cfg.gid = 7;
+        cfg.keep_bundles = true;
+        cfg.defaults = (struct limits){ 7.5, 7, 7, 7, 7 };
+
+        char *file = NULL;
+        ck_assert_int_ge(asprintf(&file, "%s/config/edgecd.yaml", tu_src()), 0);
+        struct lines l = { 0 };
+        struct err e = ERR_INIT;
+        int r = config_load_file(&cfg, file, collect, &l, &e);
+        ck_assert_msg(r == 0, "%s", e.msg);
+        ck_assert_uint_eq(l.n, 0);
+        ck_assert_str_eq(cfg.path, file);
+        assert_defaults(&cfg);
+        ck_assert_int_eq(config_validate(&cfg, NULL, NULL, &e), 0);
+        config_free(&cfg);
+        free(file);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+        Suite *s = suite_create("config");
+        TCase *tc = tcase_create("config");
+        tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, test_defaults);
+        tcase_add_test(tc, test_full_file);
+        tcase_add_test(tc, test_partial_file_keeps_defaults);
+        tcase_add_test(tc, test_empty_file);
+        tcase_add_test(tc, test_unknown_key);
+        tcase_add_test(tc, test_wrong_type);
+        tcase_add_test(tc, test_out_of_range);
+        tcase_add_test(tc, test_duplicate_key);
+        tcase_add_test(tc, test_syntax_error);
+        tcase_add_test(tc, test_top_level_not_mapping);
+        tcase_add_test(tc, test_missing_file);
+        tcase_add_test(tc, test_several_errors);
+        tcase_add_test(tc, test_sizes);
+        tcase_add_test(tc, test_validate_listen);
+        tcase_add_test(tc, test_validate_fields);
+        tcase_add_test(tc, test_shipped_file_equals_defaults);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+TEST_MAIN(suite)

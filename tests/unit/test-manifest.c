@@ -1,0 +1,587 @@
+/* test-manifest.c - manifest.c: plugin.yaml fields, every kind of error
+ * with its PATH:LINE:COL prefix, the rootfs/command check, semver. */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "manifest.h"
+#include "testutil.h"
+#include "util.h"
+
+static char *dir;    /* the plugin directory */
+static char *yaml;   /* dir/plugin.yaml */
+
+static void mkdirs(const char *rel)
+{
+        char *p = NULL;
+        ck_assert_int_ge(asprintf(&p, "%s/%s", dir, rel), 0);
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(mkdir_p(p, 0755, &e), 0);
+        free(p);
+}
+
+static void put_file(const char *rel, const char *content, mode_t mode)
+{
+        char *p = tu_write(dir, rel, content);
+        ck_assert_int_eq(chmod(p, mode), 0);
+        free(p);
+}
+
+static void put_link(const char *target, const char *rel)
+{
+        char *p = NULL;
+        ck_assert_int_ge(asprintf(&p, "%s/%s", dir, rel), 0);
+        ck_assert_int_eq(symlink(target, p), 0);
+        free(p);
+}
+
+/* A plugin dir with a fake rootfs holding an executable /bin/algo. */
+/* Each test's dir lives under one base dir that an unchecked fixture (run
+ * in the parent process) removes: a failed assertion ends a forked test
+ * with _exit(), which skips the checked teardown. */
+static char *base;
+
+static void suite_setup(void)
+{
+        base = tu_mkdtemp();
+}
+
+static void suite_teardown(void)
+{
+        tu_rm_rf(base);
+        free(base);
+        base = NULL;
+}
+
+static char *test_dir(void)
+{
+        char *d = NULL;
+        ck_assert_int_ge(asprintf(&d, "%s/XXXXXX", base), 0);
+        ck_assert_ptr_nonnull(mkdtemp(d));
+        return d;
+}
+
+static void setup(void)
+{
+        dir = test_dir();
+        ck_assert_int_ge(asprintf(&yaml, "%s/plugin.yaml", dir), 0);
+        mkdirs("rootfs/bin");
+        put_file("rootfs/bin/algo", "#!/bin/sh\n", 0755);
+}
+
+static void teardown(void)
+{
+        tu_rm_rf(dir);
+        free(dir);
+        dir = NULL;
+        free(yaml);
+}
+
+static void write_yaml(const char *content)
+{
+        free(tu_write(dir, "plugin.yaml", content));
+}
+
+#define MINIMAL                                        \
+        "name: algo\n"                                 \
+        "version: 1.0.0\n"                             \
+        "description: Does a thing.\n"                 \
+        "command: [/bin/algo]\n"                       \
+        "input_schema:\n"                              \
+        "  type: object\n"
+
+static struct manifest *load_ok(const char *content)
+{
+        write_yaml(content);
+        struct manifest *m = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_msg(manifest_load(yaml, &m, &e) == 0, "%s", e.msg);
+        ck_assert_ptr_nonnull(m);
+        return m;
+}
+
+/* Load content, expect failure; err->msg must equal "YAML:" + rest. */
+static void expect_error(const char *content, const char *rest)
+{
+        write_yaml(content);
+        struct manifest *m = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(manifest_load(yaml, &m, &e), -1);
+        ck_assert_ptr_null(m);
+        ck_assert_int_eq(e.code, ERR_INVALID);
+        char want[2048];
+        snprintf(want, sizeof want, "%s:%s", yaml, rest);
+        ck_assert_str_eq(e.msg, want);
+}
+
+START_TEST(test_valid)
+{
+        struct manifest *m = load_ok(
+                "name: matrix_multiplication\n"
+                "version: 1.2.3-rc.1+build.5\n"
+                "description: Multiplies two matrices.\n"
+                "command: [\"/bin/algo\", \"--fast\"]\n"
+                "env:\n"
+                "  LC_ALL: C\n"
+                "  EMPTY:\n"
+                "  _X1: \"a=b\"\n"
+                "input_schema:\n"
+                "  type: object\n"
+                "  required: [matrix_a]\n"
+                "  properties:\n"
+                "    matrix_a: {type: array, minItems: 1, items: {type: array, items: {type: number}}}\n"
+                "    mode: {enum: [fast, \"1\", 1, 2.5, true, null]}\n"
+                "resources:\n"
+                "  cpu_cores: 1.5\n"
+                "  memory_mb: 128\n"
+                "  pids: 32\n"
+                "  disk_mb: 8\n"
+                "timeout_seconds: 45\n"
+                "max_concurrent: 2\n"
+                "oci_template: strict-1\n"
+                "syscalls: [ptrace, membarrier]\n"
+                "rootfs: rootfs\n");
+        ck_assert_str_eq(m->name, "matrix_multiplication");
+        ck_assert_str_eq(m->version, "1.2.3-rc.1+build.5");
+        ck_assert_int_eq(m->semver.major, 1);
+        ck_assert_int_eq(m->semver.minor, 2);
+        ck_assert_int_eq(m->semver.patch, 3);
+        ck_assert_str_eq(m->semver.prerelease, "rc.1");
+        ck_assert_str_eq(m->description, "Multiplies two matrices.");
+        ck_assert_uint_eq(strv_len(m->command), 2);
+        ck_assert_str_eq(m->command[0], "/bin/algo");
+        ck_assert_str_eq(m->command[1], "--fast");
+        ck_assert_uint_eq(strv_len(m->env), 3);
+        ck_assert_str_eq(m->env[0], "LC_ALL=C");
+        ck_assert_str_eq(m->env[1], "EMPTY=");
+        ck_assert_str_eq(m->env[2], "_X1=a=b");
+        ck_assert_double_eq(m->resources.cpu_cores, 1.5);
+        ck_assert_int_eq(m->resources.memory_mb, 128);
+        ck_assert_int_eq(m->resources.pids, 32);
+        ck_assert_int_eq(m->resources.disk_mb, 8);
+        ck_assert_int_eq(m->timeout_seconds, 45);
+        ck_assert_int_eq(m->resources.timeout_seconds, 45);
+        ck_assert_int_eq(m->max_concurrent, 2);
+        ck_assert_str_eq(m->oci_template, "strict-1");
+        ck_assert_uint_eq(strv_len(m->extra_syscalls), 2);
+        ck_assert_str_eq(m->extra_syscalls[0], "ptrace");
+
+        char *real = realpath(dir, NULL);
+        char *want = NULL;
+        ck_assert_str_eq(m->dir, real);
+        ck_assert_int_ge(asprintf(&want, "%s/plugin.yaml", real), 0);
+        ck_assert_str_eq(m->path, want);
+        free(want);
+        ck_assert_int_ge(asprintf(&want, "%s/rootfs", real), 0);
+        ck_assert_str_eq(m->rootfs, want);
+        free(want);
+        free(real);
+
+        /* YAML scalars as JSON: plain numbers, booleans and null are typed,
+         * quoted scalars stay strings. */
+        json_t *e = json_object_get(json_object_get(json_object_get(m->input_schema, "properties"),
+                                                    "mode"), "enum");
+        ck_assert_uint_eq(json_array_size(e), 6);
+        ck_assert_str_eq(json_string_value(json_array_get(e, 0)), "fast");
+        ck_assert_str_eq(json_string_value(json_array_get(e, 1)), "1");
+        ck_assert(json_is_integer(json_array_get(e, 2)));
+        ck_assert(json_is_real(json_array_get(e, 3)));
+        ck_assert(json_is_true(json_array_get(e, 4)));
+        ck_assert(json_is_null(json_array_get(e, 5)));
+        json_t *ma = json_object_get(json_object_get(m->input_schema, "properties"), "matrix_a");
+        ck_assert_int_eq(json_integer_value(json_object_get(ma, "minItems")), 1);
+
+        /* Reference counting: the last unref frees (ASan checks). */
+        ck_assert_ptr_eq(manifest_ref(m), m);
+        ck_assert_int_eq(m->refs, 2);
+        manifest_unref(m);
+        manifest_unref(m);
+        manifest_unref(NULL);
+}
+END_TEST
+
+START_TEST(test_minimal_defaults)
+{
+        struct manifest *m = load_ok(MINIMAL);
+        ck_assert_uint_eq(strv_len(m->env), 0);
+        ck_assert_ptr_nonnull(m->env);
+        ck_assert_uint_eq(strv_len(m->extra_syscalls), 0);
+        ck_assert_ptr_null(m->semver.prerelease);
+        ck_assert_str_eq(m->oci_template, "default");
+        ck_assert_double_eq(m->resources.cpu_cores, 0);
+        ck_assert_int_eq(m->resources.memory_mb, 0);
+        ck_assert_int_eq(m->timeout_seconds, 0);
+        ck_assert_int_eq(m->max_concurrent, 0);
+        manifest_unref(m);
+}
+END_TEST
+
+START_TEST(test_missing_required)
+{
+        expect_error("name: algo\n"
+                     "description: x\n"
+                     "command: [/bin/algo]\n"
+                     "input_schema: {type: object}\n",
+                     "1:1: version: missing required key");
+        /* Several missing: all listed, "; "-separated, in key order. */
+        write_yaml("name: algo\n");
+        struct manifest *m = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(manifest_load(yaml, &m, &e), -1);
+        char want[2048];
+        snprintf(want, sizeof want,
+                 "%1$s:1:1: version: missing required key; %1$s:1:1: description: missing required key; "
+                 "%1$s:1:1: command: missing required key; %1$s:1:1: input_schema: missing required key",
+                 yaml);
+        ck_assert_str_eq(e.msg, want);
+}
+END_TEST
+
+START_TEST(test_wrong_types)
+{
+        expect_error("name: algo\nversion: 1.0.0\ndescription: x\n"
+                     "command: /bin/algo\n"
+                     "input_schema: {type: object}\n",
+                     "4:10: command: expected a list, got a scalar");
+        expect_error("name: algo\nversion: 1.0.0\ndescription: x\n"
+                     "command: []\n"
+                     "input_schema: {type: object}\n",
+                     "4:10: command: must not be empty");
+        expect_error("name: algo\nversion: 1.0.0\ndescription: x\n"
+                     "command: [/bin/algo, {a: 1}]\n"
+                     "input_schema: {type: object}\n",
+                     "4:22: command[1]: expected a string, got a mapping");
+        expect_error("name: algo\nversion: 1.0.0\ndescription: x\n"
+                     "command: [bin/algo]\n"
+                     "input_schema: {type: object}\n",
+                     "4:11: command[0]: `bin/algo` must be an absolute path inside the rootfs");
+        expect_error(MINIMAL "timeout_seconds: soon\n",
+                     "7:18: timeout_seconds: `soon` is not an integer");
+        expect_error(MINIMAL "timeout_seconds: 0\n",
+                     "7:18: timeout_seconds: must be between 1 and 86400, got 0");
+        expect_error(MINIMAL "max_concurrent: 1001\n",
+                     "7:17: max_concurrent: must be between 0 and 1000, got 1001");
+        expect_error(MINIMAL "input_schema: [1]\n", "7:1: input_schema: duplicate key");
+        expect_error("name: algo\nversion: 1.0.0\ndescription: x\ncommand: [/bin/algo]\n"
+                     "input_schema: [1]\n",
+                     "5:15: input_schema: expected a mapping (a JSON Schema), got a list");
+        expect_error(MINIMAL "resources: 5\n", "7:12: resources: expected a mapping, got a scalar");
+        expect_error(MINIMAL "resources:\n  memory_mb: 2\n",
+                     "8:14: resources.memory_mb: must be between 4 and 1048576 (or 0 for the default), got 2");
+        expect_error(MINIMAL "resources:\n  cpu_cores: 2000\n",
+                     "8:14: resources.cpu_cores: must be between 0 and 1024, got 2000");
+        expect_error(MINIMAL "env: [A]\n", "7:6: env: expected a mapping of NAME: value, got a list");
+        expect_error(MINIMAL "env:\n  1BAD: x\n",
+                     "8:3: env.1BAD: not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)");
+        expect_error(MINIMAL "env:\n  A: [x]\n", "8:6: env.A: expected a string, got a list");
+        expect_error(MINIMAL "description: again\n", "7:1: description: duplicate key");
+        expect_error("name: algo\nversion: 1.0.0\ndescription: \"\"\ncommand: [/bin/algo]\n"
+                     "input_schema: {type: object}\n",
+                     "3:14: description: must not be empty");
+        expect_error(MINIMAL "oci_template: ../etc\n",
+                     "7:15: oci_template: `../etc` must be 1 to 64 characters of a-z, 0-9, _ and -");
+
+        /* 0 means "the config default" for resources. */
+        struct manifest *m = load_ok(MINIMAL "resources: {memory_mb: 0, cpu_cores: 0}\n");
+        ck_assert_int_eq(m->resources.memory_mb, 0);
+        manifest_unref(m);
+}
+END_TEST
+
+START_TEST(test_bad_semver)
+{
+        expect_error("name: algo\nversion: 1.02.3\ndescription: x\ncommand: [/bin/algo]\n"
+                     "input_schema: {type: object}\n",
+                     "2:10: version: `1.02.3` is not a semantic version (MAJOR.MINOR.PATCH, no leading zeros)");
+        expect_error("name: algo\nversion: 1.0\ndescription: x\ncommand: [/bin/algo]\n"
+                     "input_schema: {type: object}\n",
+                     "2:10: version: `1.0` is not a semantic version (MAJOR.MINOR.PATCH)");
+        expect_error("name: algo\nversion: 1.0.0-rc..1\ndescription: x\ncommand: [/bin/algo]\n"
+                     "input_schema: {type: object}\n",
+                     "2:10: version: `1.0.0-rc..1`: bad pre-release `rc..1`");
+}
+END_TEST
+
+START_TEST(test_bad_name)
+{
+        expect_error("name: Matrix\nversion: 1.0.0\ndescription: x\ncommand: [/bin/algo]\n"
+                     "input_schema: {type: object}\n",
+                     "1:7: name: `Matrix` must be 1 to 64 characters of a-z, 0-9, _ and -");
+        expect_error("name: \"\"\nversion: 1.0.0\ndescription: x\ncommand: [/bin/algo]\n"
+                     "input_schema: {type: object}\n",
+                     "1:7: name: `` must be 1 to 64 characters of a-z, 0-9, _ and -");
+        expect_error("name: a/b\nversion: 1.0.0\ndescription: x\ncommand: [/bin/algo]\n"
+                     "input_schema: {type: object}\n",
+                     "1:7: name: `a/b` must be 1 to 64 characters of a-z, 0-9, _ and -");
+}
+END_TEST
+
+START_TEST(test_unknown_syscall)
+{
+        expect_error(MINIMAL "syscalls:\n  - read\n  - nosuchcall\n",
+                     "9:5: syscalls[1]: unknown syscall `nosuchcall`");
+        expect_error(MINIMAL "syscalls: read\n", "7:11: syscalls: expected a list, got a scalar");
+}
+END_TEST
+
+START_TEST(test_unknown_key)
+{
+        expect_error(MINIMAL "timeout: 5\n", "7:1: timeout: unknown key");
+        expect_error(MINIMAL "resources:\n  memroy_mb: 5\n",
+                     "8:3: resources.memroy_mb: unknown key (expected cpu_cores, memory_mb, pids, disk_mb)");
+}
+END_TEST
+
+START_TEST(test_syntax_error)
+{
+        write_yaml("name: algo\nversion: 1.0.0\n  description: x\n");
+        struct manifest *m = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(manifest_load(yaml, &m, &e), -1);
+        ck_assert_int_eq(e.code, ERR_INVALID);
+        char want[1024];
+        snprintf(want, sizeof want, "%s:3:14: syntax error: ", yaml);
+        ck_assert_msg(!strncmp(e.msg, want, strlen(want)), "got `%s`", e.msg);
+
+        expect_error("- a\n- b\n", "1:1: the top level must be a mapping, got a list");
+        expect_error("", " the manifest is empty");
+}
+END_TEST
+
+START_TEST(test_input_schema_errors)
+{
+        expect_error("name: algo\nversion: 1.0.0\ndescription: x\ncommand: [/bin/algo]\n"
+                     "input_schema:\n"
+                     "  type: object\n"
+                     "  properties:\n"
+                     "    a:\n"
+                     "      type: strin\n",
+                     "9:13: input_schema/properties/a/type: unknown type `strin`");
+        expect_error("name: algo\nversion: 1.0.0\ndescription: x\ncommand: [/bin/algo]\n"
+                     "input_schema:\n"
+                     "  type: object\n"
+                     "  requird: [a]\n",
+                     "7:12: input_schema/requird: unsupported keyword `requird`");
+        expect_error("name: algo\nversion: 1.0.0\ndescription: x\ncommand: [/bin/algo]\n"
+                     "input_schema:\n"
+                     "  type: object\n"
+                     "  properties: {a: {}, a: {}}\n",
+                     "7:23: input_schema/properties/a: duplicate key");
+        /* An alias cycle is caught by the depth cap, not the stack. */
+        write_yaml("name: algo\nversion: 1.0.0\ndescription: x\ncommand: [/bin/algo]\n"
+                   "input_schema: &s\n  type: object\n  items: *s\n");
+        struct manifest *m = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(manifest_load(yaml, &m, &e), -1);
+        ck_assert_ptr_nonnull(strstr(e.msg, "nested too deeply"));
+}
+END_TEST
+
+START_TEST(test_rootfs_and_command)
+{
+        /* Missing command binary. */
+        char want[2048];
+        write_yaml("name: algo\nversion: 1.0.0\ndescription: x\ncommand: [/bin/nothere]\n"
+                   "input_schema: {type: object}\n");
+        struct manifest *m = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(manifest_load(yaml, &m, &e), -1);
+        snprintf(want, sizeof want, "%s:4:11: command[0]: `/bin/nothere` not found in the rootfs `", yaml);
+        ck_assert_msg(!strncmp(e.msg, want, strlen(want)), "got `%s`", e.msg);
+
+        /* Not executable, not a regular file. */
+        put_file("rootfs/bin/data", "x", 0644);
+        expect_error("name: algo\nversion: 1.0.0\ndescription: x\ncommand: [/bin/data]\n"
+                     "input_schema: {type: object}\n",
+                     "4:11: command[0]: `/bin/data` is not executable");
+        expect_error("name: algo\nversion: 1.0.0\ndescription: x\ncommand: [/bin]\n"
+                     "input_schema: {type: object}\n",
+                     "4:11: command[0]: `/bin` is not a regular file");
+
+        /* A symlink is accepted (busybox applets). */
+        put_link("algo", "rootfs/bin/sh");
+        m = load_ok("name: algo\nversion: 1.0.0\ndescription: x\ncommand: [/bin/sh, -c, x]\n"
+                    "input_schema: {type: object}\n");
+        manifest_unref(m);
+
+        /* Merged /usr: /bin -> /usr/bin resolves inside the rootfs, never on the host. */
+        mkdirs("merged/usr/bin");
+        put_file("merged/usr/bin/tool", "#!/bin/sh\n", 0755);
+        put_link("/usr/bin", "merged/bin");
+        m = load_ok("name: algo\nversion: 1.0.0\ndescription: x\ncommand: [/bin/tool]\n"
+                    "input_schema: {type: object}\nrootfs: merged\n");
+        manifest_unref(m);
+        ck_assert_int_eq(access("/usr/bin/env", X_OK), 0);   /* on the host, not in the rootfs */
+        write_yaml("name: algo\nversion: 1.0.0\ndescription: x\ncommand: [/bin/env]\n"
+                   "input_schema: {type: object}\nrootfs: merged\n");
+        ck_assert_int_eq(manifest_load(yaml, &m, &e), -1);
+        ck_assert_ptr_nonnull(strstr(e.msg, "command[0]: `/bin/env` not found in the rootfs"));
+}
+END_TEST
+
+/* Missing rootfs: named at the rootfs key, or at the top without one. */
+START_TEST(test_rootfs_missing)
+{
+        char *real = realpath(dir, NULL);
+        char want[2048];
+        struct manifest *m = NULL;
+        struct err e = ERR_INIT;
+
+        write_yaml("name: algo\nversion: 1.0.0\ndescription: x\ncommand: [/bin/algo]\n"
+                   "input_schema: {type: object}\nrootfs: other\n");
+        ck_assert_int_eq(manifest_load(yaml, &m, &e), -1);
+        snprintf(want, sizeof want, "%s:6:9: rootfs: `%s/other`: no such directory", yaml, real);
+        ck_assert_str_eq(e.msg, want);
+
+        tu_rm_rf(dir);
+        ck_assert_int_eq(mkdir(dir, 0755), 0);
+        write_yaml(MINIMAL);
+        ck_assert_int_eq(manifest_load(yaml, &m, &e), -1);
+        snprintf(want, sizeof want, "%s:1:1: rootfs: `%s/rootfs`: no such directory", yaml, real);
+        ck_assert_str_eq(e.msg, want);
+
+        expect_error(MINIMAL "rootfs: ../x\n",
+                     "7:9: rootfs: `../x` must be a relative path inside the plugin directory without `..`");
+        expect_error(MINIMAL "rootfs: /abs\n",
+                     "7:9: rootfs: `/abs` must be a relative path inside the plugin directory without `..`");
+        free(real);
+}
+END_TEST
+
+START_TEST(test_many_problems_collected)
+{
+        write_yaml("name: Bad\n"
+                   "version: one\n"
+                   "description: x\n"
+                   "command: [/bin/algo]\n"
+                   "input_schema: {type: object}\n"
+                   "bogus: 1\n"
+                   "syscalls: [nosuch]\n");
+        struct manifest *m = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(manifest_load(yaml, &m, &e), -1);
+        char want[2048];
+        snprintf(want, sizeof want,
+                 "%1$s:1:7: name: `Bad` must be 1 to 64 characters of a-z, 0-9, _ and -; "
+                 "%1$s:2:10: version: `one` is not a semantic version (MAJOR.MINOR.PATCH, no leading zeros); "
+                 "%1$s:6:1: bogus: unknown key; "
+                 "%1$s:7:12: syscalls[0]: unknown syscall `nosuch`",
+                 yaml);
+        ck_assert_str_eq(e.msg, want);
+
+        /* Too many to fit: cut at a whole problem, marked "; ...". */
+        char big[16384] = MINIMAL;
+        for (int i = 0; i < 60; i++) {
+                char line[64];
+                snprintf(line, sizeof line, "unknown_key_%02d: 1\n", i);
+                strcat(big, line);
+        }
+        write_yaml(big);
+        ck_assert_int_eq(manifest_load(yaml, &m, &e), -1);
+        size_t n = strlen(e.msg);
+        ck_assert_uint_lt(n, sizeof e.msg);
+        ck_assert_str_eq(e.msg + n - 5, "; ...");
+}
+END_TEST
+
+START_TEST(test_file_limits)
+{
+        struct manifest *m = NULL;
+        struct err e = ERR_INIT;
+        /* No plugin.yaml: not found. */
+        ck_assert_int_eq(manifest_load(yaml, &m, &e), -1);
+        ck_assert_int_eq(e.code, ERR_NOT_FOUND);
+        /* Bigger than 256 KiB: refused before parsing. */
+        char *big = malloc(300 * 1024);
+        memset(big, '#', 300 * 1024 - 1);
+        big[300 * 1024 - 1] = '\0';
+        write_yaml(big);
+        free(big);
+        ck_assert_int_eq(manifest_load(yaml, &m, &e), -1);
+        ck_assert_int_eq(e.code, ERR_TOO_LARGE);
+        ck_assert_ptr_nonnull(strstr(e.msg, "over the limit"));
+        ck_assert_ptr_null(m);
+}
+END_TEST
+
+START_TEST(test_semver)
+{
+        static const char *const good[] = {
+                "0.0.0", "1.2.3", "10.20.30", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-0.3.7",
+                "1.0.0-x.7.z.92", "1.0.0+20130313144700", "1.0.0-beta+exp.sha.5114f85", "1.0.0+001",
+        };
+        static const char *const bad[] = {
+                "", "1", "1.2", "1.2.3.4", "01.2.3", "1.02.3", "1.2.03", "v1.2.3", "1.2.3-",
+                "1.2.3+", "1.2.3-01", "1.2.3-a..b", "1.2.3-a_b", " 1.2.3", "1.2.3 ", "-1.2.3",
+                "99999999999999999999.0.0",
+        };
+        for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+                struct semver v;
+                struct err e = ERR_INIT;
+                ck_assert_msg(semver_parse(good[i], &v, &e) == 0, "%s: %s", good[i], e.msg);
+                semver_done(&v);
+        }
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+                struct semver v = { .major = 42 };
+                struct err e = ERR_INIT;
+                ck_assert_msg(semver_parse(bad[i], &v, &e) == -1, "accepted `%s`", bad[i]);
+                ck_assert_int_eq(e.code, ERR_INVALID);
+                ck_assert_int_eq(v.major, 42);   /* untouched on error */
+        }
+        /* semver.org's precedence example, in ascending order. */
+        static const char *const order[] = {
+                "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
+                "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.1.0", "1.10.0", "2.0.0",
+        };
+        size_t n = sizeof order / sizeof *order;
+        for (size_t i = 0; i < n; i++) {
+                for (size_t k = 0; k < n; k++) {
+                        struct semver a, b;
+                        struct err e = ERR_INIT;
+                        ck_assert_int_eq(semver_parse(order[i], &a, &e), 0);
+                        ck_assert_int_eq(semver_parse(order[k], &b, &e), 0);
+                        int want = i < k ? -1 : i > k ? 1 : 0;
+                        ck_assert_msg(semver_compare(&a, &b) == want, "%s vs %s: got %d", order[i],
+                                      order[k], semver_compare(&a, &b));
+                        semver_done(&a);
+                        semver_done(&b);
+                }
+        }
+        /* Build metadata does not count. */
+        struct semver a, b;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(semver_parse("1.0.0+a", &a, &e), 0);
+        ck_assert_int_eq(semver_parse("1.0.0+b", &b, &e), 0);
+        ck_assert_int_eq(semver_compare(&a, &b), 0);
+        semver_done(&a);
+        semver_done(&b);
+        semver_done(NULL);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+        Suite *s = suite_create("manifest");
+        TCase *tc = tcase_create("manifest");
+        tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, test_valid);
+        tcase_add_test(tc, test_minimal_defaults);
+        tcase_add_test(tc, test_missing_required);
+        tcase_add_test(tc, test_wrong_types);
+        tcase_add_test(tc, test_bad_semver);
+        tcase_add_test(tc, test_bad_name);
+        tcase_add_test(tc, test_unknown_syscall);
+        tcase_add_test(tc, test_unknown_key);
+        tcase_add_test(tc, test_syntax_error);
+        tcase_add_test(tc, test_input_schema_errors);
+        tcase_add_test(tc, test_rootfs_and_command);
+        tcase_add_test(tc, test_rootfs_missing);
+        tcase_add_test(tc, test_many_problems_collected);
+        tcase_add_test(tc, test_file_limits);
+        tcase_add_test(tc, test_semver);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+TEST_MAIN(suite)

@@ -1,0 +1,744 @@
+/* test-oci.c - config.json generation: schema validity (the official OCI
+ * runtime-spec schema via ../shared/tools/oci-validate), the security
+ * relevant fields, template handling, and real containers under runc with
+ * the generated config and seccomp policy (allowed programs run, forbidden
+ * syscalls kill with SIGSYS). */
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+
+#include <jansson.h>
+
+#include "testutil.h"
+
+#include "oci.h"
+#include "seccomp.h"
+#include "util.h"
+#include "workspace.h"
+
+static char *g_tmp;       /* per-tcase scratch directory */
+static char g_cgparent[64];
+
+static const struct limits defaults = {
+        .cpu_cores = 1.0, .memory_mb = 256, .pids = 64, .disk_mb = 16, .timeout_seconds = 60,
+};
+
+static char *templates_dir(void)
+{
+        return xasprintf("%s/oci-templates", tu_src());
+}
+
+static struct seccomp_policy *load_policy(void)
+{
+        _cleanup_free_ char *dir = templates_dir();
+        _cleanup_free_ char *path = xasprintf("%s/seccomp.allow", dir);
+        struct seccomp_policy *p = NULL;
+        struct err err = ERR_INIT;
+        ck_assert_msg(seccomp_policy_load(path, &p, &err) == 0, "%s", err.msg);
+        return p;
+}
+
+static struct manifest manifest(char **command)
+{
+        return (struct manifest){ .refs = 1, .rootfs = "/srv/plugins/matmul/rootfs", .command = command };
+}
+
+static struct oci_job job_for(const struct manifest *m, const char *id)
+{
+        static char cg[128];
+        snprintf(cg, sizeof cg, "/edgecd/%s", id);
+        return (struct oci_job){
+                .container_id = id, .manifest = m, .limits = oci_effective_limits(m, &defaults),
+                .input_dir = "/var/lib/edgecd/workspaces/j/input",
+                .output_dir = "/var/lib/edgecd/workspaces/j/output",
+                .uid = 65534, .gid = 65534, .cgroups_path = cg,
+        };
+}
+
+static json_t *build(const char *tdir, const struct oci_job *job)
+{
+        struct seccomp_policy *p = load_policy();
+        json_t *cfg = NULL;
+        struct err err = ERR_INIT;
+        ck_assert_msg(oci_build(tdir, job, p, &cfg, &err) == 0, "%s", err.msg);
+        seccomp_policy_free(p);
+        return cfg;
+}
+
+/* Write cfg as a bundle under g_tmp, check its mode and validate it against
+ * the OCI runtime-spec schema. */
+static void write_and_validate(const json_t *cfg, const char *name)
+{
+        _cleanup_free_ char *dir = xasprintf("%s/%s", g_tmp, name);
+        ck_assert_int_eq(mkdir(dir, 0700), 0);
+        struct err err = ERR_INIT;
+        ck_assert_msg(oci_write_bundle(dir, cfg, &err) == 0, "%s", err.msg);
+        _cleanup_free_ char *file = xasprintf("%s/config.json", dir);
+        struct stat st;
+        ck_assert_int_eq(stat(file, &st), 0);
+        ck_assert_int_eq(st.st_mode & 07777, 0600);
+        /* Round trip: the file holds what we built. */
+        json_error_t jerr;
+        json_t *back = json_load_file(file, 0, &jerr);
+        ck_assert_ptr_nonnull(back);
+        ck_assert(json_equal(back, cfg));
+        json_decref(back);
+        _cleanup_free_ char *cmd = xasprintf("/usr/bin/python3 '%s/../shared/tools/oci-validate' '%s'",
+                                             tu_src(), file);
+        int rc = system(cmd);
+        ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "oci-validate failed on %s", file);
+}
+
+static bool has_string(const json_t *arr, const char *s)
+{
+        size_t i;
+        json_t *v;
+        json_array_foreach(arr, i, v)
+                if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+                        return true;
+        return false;
+}
+
+static const json_t *mount_at(const json_t *cfg, const char *dest, int *count)
+{
+        const json_t *found = NULL;
+        size_t i;
+        json_t *m;
+        *count = 0;
+        json_array_foreach(json_object_get(cfg, "mounts"), i, m) {
+                const char *d = json_string_value(json_object_get(m, "destination"));
+                size_t n = strlen(dest);
+                if (d && strncmp(d, dest, n) == 0 && (d[n] == '\0' || strcmp(d + n, "/") == 0)) {
+                        found = m;
+                        (*count)++;
+                }
+        }
+        return found;
+}
+
+/* Does any unconditional ALLOW rule name `name`? */
+static bool seccomp_allows(const json_t *cfg, const char *name)
+{
+        const json_t *sc = json_object_get(json_object_get(cfg, "linux"), "seccomp");
+        size_t i;
+        json_t *rule;
+        json_array_foreach(json_object_get(sc, "syscalls"), i, rule)
+                if (!strcmp(json_string_value(json_object_get(rule, "action")), "SCMP_ACT_ALLOW") &&
+                    !json_object_get(rule, "args") && has_string(json_object_get(rule, "names"), name))
+                        return true;
+        return false;
+}
+
+static json_int_t jint(const json_t *cfg, const char *a, const char *b, const char *c, const char *d)
+{
+        const json_t *v = json_object_get(cfg, a);
+        if (b)
+                v = json_object_get(v, b);
+        if (c)
+                v = json_object_get(v, c);
+        if (d)
+                v = json_object_get(v, d);
+        ck_assert_msg(json_is_integer(v), "%s.%s.%s.%s is not an integer", a, b ? b : "", c ? c : "", d ? d : "");
+        return json_integer_value(v);
+}
+
+static void check_sandbox(const json_t *cfg, const struct oci_job *job)
+{
+        const json_t *proc = json_object_get(cfg, "process");
+        ck_assert(json_is_false(json_object_get(proc, "terminal")));
+        ck_assert(json_is_true(json_object_get(proc, "noNewPrivileges")));
+        const json_t *caps = json_object_get(proc, "capabilities");
+        static const char *const sets[] = { "bounding", "effective", "inheritable", "permitted", "ambient" };
+        for (size_t i = 0; i < ARRAY_SIZE(sets); i++) {
+                const json_t *s = json_object_get(caps, sets[i]);
+                ck_assert_msg(json_is_array(s) && json_array_size(s) == 0, "capabilities.%s not empty", sets[i]);
+        }
+        ck_assert_int_eq(json_object_size(caps), 5);
+        ck_assert_int_eq(jint(cfg, "process", "user", "uid", NULL), job->uid);
+        ck_assert_int_eq(jint(cfg, "process", "user", "gid", NULL), job->gid);
+        ck_assert_int_eq(json_array_size(json_object_get(json_object_get(proc, "user"), "additionalGids")), 0);
+        ck_assert_str_eq(json_string_value(json_object_get(proc, "cwd")), "/");
+
+        bool core = false, nofile = false;
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(proc, "rlimits"), i, r) {
+                const char *t = json_string_value(json_object_get(r, "type"));
+                if (!strcmp(t, "RLIMIT_CORE")) {
+                        ck_assert(!core);
+                        core = true;
+                        ck_assert_int_eq(json_integer_value(json_object_get(r, "hard")), 0);
+                        ck_assert_int_eq(json_integer_value(json_object_get(r, "soft")), 0);
+                } else if (!strcmp(t, "RLIMIT_NOFILE")) {
+                        ck_assert(!nofile);
+                        nofile = true;
+                        ck_assert_int_eq(json_integer_value(json_object_get(r, "hard")), 1024);
+                }
+        }
+        ck_assert(core && nofile);
+
+        const json_t *root = json_object_get(cfg, "root");
+        ck_assert(json_is_true(json_object_get(root, "readonly")));
+        ck_assert_str_eq(json_string_value(json_object_get(root, "path")), job->manifest->rootfs);
+
+        int n;
+        const json_t *in = mount_at(cfg, "/input", &n);
+        ck_assert_int_eq(n, 1);
+        ck_assert_str_eq(json_string_value(json_object_get(in, "source")), job->input_dir);
+        const json_t *opts = json_object_get(in, "options");
+        ck_assert(has_string(opts, "ro") && !has_string(opts, "rw"));
+        ck_assert(has_string(opts, "nosuid") && has_string(opts, "nodev") && has_string(opts, "noexec"));
+        const json_t *out = mount_at(cfg, "/output", &n);
+        ck_assert_int_eq(n, 1);
+        ck_assert_str_eq(json_string_value(json_object_get(out, "source")), job->output_dir);
+        opts = json_object_get(out, "options");
+        ck_assert(has_string(opts, "rw") && !has_string(opts, "ro"));
+        ck_assert(has_string(opts, "noexec") && has_string(opts, "nosuid") && has_string(opts, "nodev"));
+
+        const json_t *lx = json_object_get(cfg, "linux");
+        const json_t *ns = json_object_get(lx, "namespaces");
+        ck_assert_int_eq(json_array_size(ns), 5);
+        static const char *const want_ns[] = { "pid", "mount", "ipc", "uts", "network" };
+        for (size_t k = 0; k < ARRAY_SIZE(want_ns); k++) {
+                bool seen = false;
+                json_t *e;
+                json_array_foreach(ns, i, e)
+                        if (!strcmp(json_string_value(json_object_get(e, "type")), want_ns[k])) {
+                                seen = true;
+                                ck_assert_msg(!json_object_get(e, "path"), "%s namespace joins a path", want_ns[k]);
+                        }
+                ck_assert_msg(seen, "no %s namespace", want_ns[k]);
+        }
+        ck_assert_ptr_null(json_object_get(lx, "uidMappings"));
+        ck_assert_str_eq(json_string_value(json_object_get(lx, "cgroupsPath")), job->cgroups_path);
+
+        json_int_t mem = (json_int_t)job->limits.memory_mb * 1024 * 1024;
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "memory", "limit"), mem);
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "memory", "swap"), mem);
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "cpu", "period"), 100000);
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "cpu", "quota"),
+                         (json_int_t)(job->limits.cpu_cores * 100000 + 0.5));
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "pids", "limit"), job->limits.pids);
+
+        const json_t *sc = json_object_get(lx, "seccomp");
+        ck_assert_str_eq(json_string_value(json_object_get(sc, "defaultAction")), "SCMP_ACT_KILL_PROCESS");
+        ck_assert(seccomp_allows(cfg, "read"));
+        ck_assert(!seccomp_allows(cfg, "mount"));
+        ck_assert(!seccomp_allows(cfg, "unshare"));
+        ck_assert(!seccomp_allows(cfg, "ptrace"));
+
+        ck_assert(has_string(json_object_get(lx, "maskedPaths"), "/proc/kcore"));
+        ck_assert(has_string(json_object_get(lx, "readonlyPaths"), "/proc/sys"));
+}
+
+START_TEST(test_defaults_only)
+{
+        char *cmd[] = { "/bin/matmul", "--fast", NULL };
+        struct manifest m = manifest(cmd);
+        struct oci_job job = job_for(&m, "job-defaults");
+        _cleanup_free_ char *tdir = templates_dir();
+        _cleanup_json_ json_t *cfg = build(tdir, &job);
+        write_and_validate(cfg, "defaults");
+        check_sandbox(cfg, &job);
+
+        ck_assert_int_eq(job.limits.memory_mb, 256);
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "memory", "limit"), 256 * 1024 * 1024);
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "cpu", "quota"), 100000);
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "pids", "limit"), 64);
+        _cleanup_json_ json_t *args = json_pack("[ss]", "/bin/matmul", "--fast");
+        ck_assert(json_equal(json_object_get(json_object_get(cfg, "process"), "args"), args));
+        _cleanup_json_ json_t *env = json_pack("[sss]", "PATH=/bin:/usr/bin", "EDGECD_INPUT=/input/input.json",
+                                               "EDGECD_OUTPUT=/output");
+        ck_assert(json_equal(json_object_get(json_object_get(cfg, "process"), "env"), env));
+        ck_assert_str_eq(json_string_value(json_object_get(cfg, "hostname")), "job-defaults");
+        /* The template's device rules and pseudo filesystems are kept. */
+        ck_assert_int_ge(json_array_size(json_object_get(json_object_get(json_object_get(cfg, "linux"),
+                                                                          "resources"), "devices")), 1);
+        int n;
+        ck_assert_ptr_nonnull(mount_at(cfg, "/proc", &n));
+        ck_assert_ptr_nonnull(mount_at(cfg, "/tmp", &n));
+        ck_assert_int_eq(jint(cfg, "process", "oomScoreAdj", NULL, NULL), 1000);
+}
+END_TEST
+
+START_TEST(test_full_resources)
+{
+        char *cmd[] = { "/bin/x", NULL };
+        struct manifest m = manifest(cmd);
+        m.resources = (struct limits){ .cpu_cores = 2.5, .memory_mb = 512, .pids = 100, .disk_mb = 64 };
+        m.timeout_seconds = 30;
+        struct oci_job job = job_for(&m, "job-full");
+        ck_assert(job.limits.cpu_cores == 2.5);
+        ck_assert_int_eq(job.limits.disk_mb, 64);
+        ck_assert_int_eq(job.limits.timeout_seconds, 30);
+        _cleanup_free_ char *tdir = templates_dir();
+        _cleanup_json_ json_t *cfg = build(tdir, &job);
+        write_and_validate(cfg, "full");
+        check_sandbox(cfg, &job);
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "memory", "limit"), 512LL * 1024 * 1024);
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "memory", "swap"), 512LL * 1024 * 1024);
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "cpu", "quota"), 250000);
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "pids", "limit"), 100);
+
+        /* A tiny cpu share still gets the kernel's 1 ms minimum quota. */
+        job.limits.cpu_cores = 0.001;
+        _cleanup_json_ json_t *tiny = build(tdir, &job);
+        ck_assert_int_eq(jint(tiny, "linux", "resources", "cpu", "quota"), 1000);
+}
+END_TEST
+
+START_TEST(test_extra_syscalls_and_env)
+{
+        char *cmd[] = { "/bin/sh", "-c", "run", NULL };
+        char *env[] = { "FOO=bar", "PATH=/opt/bin:/bin", "EDGECD_OUTPUT=/elsewhere", "EMPTY=", NULL };
+        char *extra[] = { "personality", "io_uring_setup", NULL };
+        struct manifest m = manifest(cmd);
+        m.env = env;
+        m.extra_syscalls = extra;
+        struct oci_job job = job_for(&m, "job-extra");
+        job.uid = 1000;
+        job.gid = 1001;
+        _cleanup_free_ char *tdir = templates_dir();
+        _cleanup_json_ json_t *cfg = build(tdir, &job);
+        write_and_validate(cfg, "extra");
+        check_sandbox(cfg, &job);
+        ck_assert(seccomp_allows(cfg, "personality"));
+        ck_assert(seccomp_allows(cfg, "io_uring_setup"));
+        /* The manifest may set PATH, never the EDGECD_* contract. */
+        _cleanup_json_ json_t *want = json_pack("[sssss]", "PATH=/opt/bin:/bin", "FOO=bar",
+                                                "EDGECD_OUTPUT=/output", "EMPTY=",
+                                                "EDGECD_INPUT=/input/input.json");
+        ck_assert_msg(json_equal(json_object_get(json_object_get(cfg, "process"), "env"), want), "%s",
+                      json_dumps(json_object_get(json_object_get(cfg, "process"), "env"), 0));
+}
+END_TEST
+
+/* A careless template: the job's decisions must win over all of this. */
+static const char *const careless_template =
+        "{\"ociVersion\": \"1.0.2\","
+        " \"process\": {\"terminal\": true, \"user\": {\"uid\": 0, \"gid\": 0, \"additionalGids\": [0]},"
+        "   \"args\": [\"sh\"], \"cwd\": \"/root\","
+        "   \"capabilities\": {\"bounding\": [\"CAP_SYS_ADMIN\"], \"effective\": [\"CAP_SYS_ADMIN\"]},"
+        "   \"rlimits\": [{\"type\": \"RLIMIT_CORE\", \"hard\": 999, \"soft\": 999},"
+        "                {\"type\": \"RLIMIT_NPROC\", \"hard\": 50, \"soft\": 50}],"
+        "   \"noNewPrivileges\": false},"
+        " \"root\": {\"path\": \"rootfs\", \"readonly\": false},"
+        " \"mounts\": [{\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"},"
+        "   {\"destination\": \"/input\", \"type\": \"bind\", \"source\": \"/\", \"options\": [\"rbind\", \"rw\"]},"
+        "   {\"destination\": \"/output/\", \"type\": \"bind\", \"source\": \"/etc\", \"options\": [\"rbind\"]}],"
+        " \"linux\": {\"namespaces\": [{\"type\": \"network\", \"path\": \"/proc/1/ns/net\"}, {\"type\": \"user\"}],"
+        "   \"uidMappings\": [{\"containerID\": 0, \"hostID\": 0, \"size\": 1}],"
+        "   \"resources\": {\"memory\": {\"limit\": 1}, \"devices\": [{\"allow\": true, \"access\": \"r\"}]},"
+        "   \"maskedPaths\": [\"/proc/custom\"], \"sysctl\": {\"net.ipv4.ip_forward\": \"0\"}}}";
+
+START_TEST(test_template_cannot_weaken)
+{
+        _cleanup_free_ char *tdir = xasprintf("%s/templates-careless", g_tmp);
+        ck_assert_int_eq(mkdir(tdir, 0755), 0);
+        free(tu_write(tdir, "careless.json", careless_template));
+        char *cmd[] = { "/bin/x", NULL };
+        struct manifest m = manifest(cmd);
+        m.oci_template = "careless";
+        struct oci_job job = job_for(&m, "job-careless");
+        _cleanup_json_ json_t *cfg = build(tdir, &job);
+        write_and_validate(cfg, "careless");
+        check_sandbox(cfg, &job);
+        ck_assert_int_eq(json_array_size(json_object_get(cfg, "mounts")), 3);   /* proc, input, output */
+        const json_t *lx = json_object_get(cfg, "linux");
+        ck_assert(has_string(json_object_get(lx, "maskedPaths"), "/proc/custom"));
+        ck_assert(has_string(json_object_get(lx, "maskedPaths"), "/sys/firmware"));
+        ck_assert_ptr_nonnull(json_object_get(lx, "sysctl"));   /* kept */
+        ck_assert_int_eq(json_array_size(json_object_get(json_object_get(lx, "resources"), "devices")), 1);
+        ck_assert_int_eq(json_array_size(json_object_get(json_object_get(cfg, "process"), "rlimits")), 3);
+}
+END_TEST
+
+START_TEST(test_bad_templates)
+{
+        _cleanup_free_ char *tdir = xasprintf("%s/templates-bad", g_tmp);
+        ck_assert_int_eq(mkdir(tdir, 0755), 0);
+        _cleanup_free_ char *bad = tu_write(tdir, "broken.json", "{\n  \"ociVersion\": \"1.0.2\",\n  oops\n}\n");
+        free(tu_write(tdir, "array.json", "[]"));
+        free(tu_write(tdir, "proc.json", "{\"process\": 5}"));
+        free(tu_write(tdir, "mounts.json", "{\"mounts\": {}}"));
+        free(tu_write(tdir, "dup.json", "{\"a\": 1, \"a\": 2}"));
+
+        struct seccomp_policy *p = load_policy();
+        char *cmd[] = { "/bin/x", NULL };
+        struct manifest m = manifest(cmd);
+        struct oci_job job = job_for(&m, "job-bad");
+        json_t *cfg = NULL;
+        struct err err = ERR_INIT;
+
+        static char *bad_names[] = { "../default", "a/b", "..", "x..y", "/etc/passwd" };
+        for (size_t i = 0; i < ARRAY_SIZE(bad_names); i++) {
+                m.oci_template = bad_names[i];
+                ck_assert_int_eq(oci_build(tdir, &job, p, &cfg, &err), -1);
+                ck_assert_int_eq(err.code, ERR_INVALID);
+                ck_assert_msg(strstr(err.msg, "bad template name"), "%s", err.msg);
+                ck_assert_ptr_null(cfg);
+        }
+
+        m.oci_template = "missing";
+        ck_assert_int_eq(oci_build(tdir, &job, p, &cfg, &err), -1);
+        ck_assert_int_eq(err.code, ERR_NOT_FOUND);
+
+        m.oci_template = "broken";
+        ck_assert_int_eq(oci_build(tdir, &job, p, &cfg, &err), -1);
+        ck_assert_int_eq(err.code, ERR_INVALID);
+        _cleanup_free_ char *want = xasprintf("`%s`:3:", bad);
+        ck_assert_msg(strstr(err.msg, want), "%s", err.msg);
+
+        static char *invalid[] = { "array", "proc", "mounts", "dup" };
+        for (size_t i = 0; i < ARRAY_SIZE(invalid); i++) {
+                m.oci_template = invalid[i];
+                ck_assert_msg(oci_build(tdir, &job, p, &cfg, &err) == -1, "%s accepted", invalid[i]);
+                ck_assert_ptr_null(cfg);
+        }
+
+        /* Job checks. */
+        m.oci_template = NULL;
+        _cleanup_free_ char *real = templates_dir();
+        m.rootfs = "relative/rootfs";
+        ck_assert_int_eq(oci_build(real, &job, p, &cfg, &err), -1);
+        ck_assert_msg(strstr(err.msg, "rootfs"), "%s", err.msg);
+        m = manifest((char *[]){ NULL });
+        ck_assert_int_eq(oci_build(real, &job, p, &cfg, &err), -1);
+        ck_assert_msg(strstr(err.msg, "command"), "%s", err.msg);
+        seccomp_policy_free(p);
+}
+END_TEST
+
+START_TEST(test_effective_limits_and_hostname)
+{
+        struct limits l = oci_effective_limits(NULL, &defaults);
+        ck_assert_int_eq(l.memory_mb, 256);
+        char *cmd[] = { "/bin/x", NULL };
+        struct manifest m = manifest(cmd);
+        m.resources.memory_mb = 1024;
+        l = oci_effective_limits(&m, &defaults);
+        ck_assert_int_eq(l.memory_mb, 1024);
+        ck_assert(l.cpu_cores == 1.0);
+        ck_assert_int_eq(l.pids, 64);
+        ck_assert_int_eq(l.disk_mb, 16);
+        ck_assert_int_eq(l.timeout_seconds, 60);
+
+        char id[101];
+        memset(id, 'a', 100);
+        id[100] = '\0';
+        struct oci_job job = job_for(&m, id);
+        _cleanup_free_ char *tdir = templates_dir();
+        _cleanup_json_ json_t *cfg = build(tdir, &job);
+        ck_assert_uint_eq(strlen(json_string_value(json_object_get(cfg, "hostname"))), 63);
+}
+END_TEST
+
+/* ---- real containers under runc ---- */
+
+static char *which(const char *prog)
+{
+        const char *path = getenv("PATH");
+        _cleanup_free_ char *copy = xasprintf("%s:/usr/sbin:/usr/bin:/sbin:/bin", path ? path : "");
+        char *save = NULL;
+        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+                char *p = xasprintf("%s/%s", d, prog);
+                if (access(p, X_OK) == 0)
+                        return p;
+                free(p);
+        }
+        return NULL;
+}
+
+static int run_cmd(const char *cmd)
+{
+        int rc = system(cmd);
+        ck_assert_msg(rc != -1 && WIFEXITED(rc), "`%s` did not run", cmd);
+        return WEXITSTATUS(rc);
+}
+
+static void copy_file(const char *src, const char *dst, mode_t mode)
+{
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        struct err err = ERR_INIT;
+        ck_assert_msg(read_file(src, 64 * 1024 * 1024, &data, &len, &err) == 0, "%s", err.msg);
+        ck_assert_msg(write_file(dst, data, len, mode, &err) == 0, "%s", err.msg);
+        ck_assert_int_eq(chmod(dst, mode), 0);
+}
+
+/* The rootfs of a test plugin: a static busybox, and mount points (the
+ * runtime would otherwise create them in the rootfs). */
+static char *make_rootfs(void)
+{
+        char *rootfs = xasprintf("%s/rootfs", g_tmp);
+        static const char *const dirs[] = { "bin", "proc", "dev", "sys", "tmp", "input", "output" };
+        struct err err = ERR_INIT;
+        for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+                _cleanup_free_ char *d = xasprintf("%s/%s", rootfs, dirs[i]);
+                ck_assert_int_eq(mkdir_p(d, 0755, &err), 0);
+        }
+        _cleanup_free_ char *bb = xasprintf("%s/bin/busybox", rootfs);
+        copy_file("/bin/busybox", bb, 0755);
+        return rootfs;
+}
+
+/* Compile src (a C program) statically with cc into rootfs/bin/name. */
+static bool compile_static(const char *cc, const char *rootfs, const char *name, const char *src)
+{
+        _cleanup_free_ char *compiler = which(cc);
+        if (!compiler)
+                return false;
+        _cleanup_free_ char *c = tu_write(g_tmp, name, src);
+        _cleanup_free_ char *cfile = xasprintf("%s.c", c);
+        ck_assert_int_eq(rename(c, cfile), 0);
+        _cleanup_free_ char *cmd = xasprintf("%s -static -O1 -pthread -o '%s/bin/%s' '%s'", compiler, rootfs,
+                                             name, cfile);
+        ck_assert_msg(run_cmd(cmd) == 0, "`%s` failed", cmd);
+        return true;
+}
+
+struct run {
+        int status;       /* runc run's exit status: the process's, or 128+signal */
+        char *out;        /* its stdout and stderr */
+        char *result;     /* /output/x, or NULL */
+};
+
+static void run_free(struct run *r)
+{
+        free(r->out);
+        free(r->result);
+}
+
+/* Create a workspace, build the config for cmd, run it with runc, collect,
+ * delete the container and the workspace. */
+static struct run run_container(const char *runc, char *rootfs, const char *id, char **cmd)
+{
+        struct err err = ERR_INIT;
+        _cleanup_free_ char *wsroot = xasprintf("%s/workspaces", g_tmp);
+        json_t *params = json_pack("{s:i}", "n", 42);
+        struct workspace *ws = NULL;
+        ck_assert_msg(workspace_create(wsroot, id, params, 1, 65534, 65534, &ws, &err) == 0, "%s", err.msg);
+        json_decref(params);
+
+        struct manifest m = manifest(cmd);
+        m.rootfs = rootfs;
+        _cleanup_free_ char *cg = xasprintf("%s/%s", g_cgparent, id);
+        struct oci_job job = {
+                .container_id = id, .manifest = &m, .limits = defaults, .input_dir = ws->input_dir,
+                .output_dir = ws->output_dir, .uid = 65534, .gid = 65534, .cgroups_path = cg,
+        };
+        _cleanup_free_ char *tdir = templates_dir();
+        _cleanup_json_ json_t *cfg = build(tdir, &job);
+        ck_assert_int_eq(oci_write_bundle(ws->bundle_dir, cfg, &err), 0);
+
+        _cleanup_free_ char *log = xasprintf("%s/%s.log", g_tmp, id);
+        _cleanup_free_ char *cmdline = xasprintf("cd '%s' && timeout 60 '%s' --root '%s/runc' run '%s' "
+                                                 "</dev/null >'%s' 2>&1",
+                                                 ws->bundle_dir, runc, g_tmp, id, log);
+        struct run r = { .status = run_cmd(cmdline) };
+        _cleanup_free_ char *del = xasprintf("'%s' --root '%s/runc' delete --force '%s' >/dev/null 2>&1", runc,
+                                             g_tmp, id);
+        run_cmd(del);
+        r.out = read_file_tail(log, 64 * 1024);
+        _cleanup_free_ char *x = xasprintf("%s/x", ws->output_dir);
+        if (read_file(x, 4096, &r.result, NULL, &err) < 0)
+                r.result = NULL;
+        ck_assert_msg(workspace_destroy(ws, false, &err) == 0, "%s", err.msg);
+        return r;
+}
+
+static const char *const musl_hello =
+        "#include <stdio.h>\n"
+        "int main(void) {\n"
+        "    FILE *f = fopen(\"/output/x\", \"w\");\n"
+        "    if (!f) return 2;\n"
+        "    fputs(\"musl\", f);\n"
+        "    printf(\"hello from musl\\n\");\n"
+        "    return fclose(f) != 0;\n"
+        "}\n";
+
+/* glibc: threads, fork and ordinary sockets work (clone3 answers ENOSYS,
+ * glibc falls back to clone); clone with CLONE_NEWUSER and an AF_VSOCK
+ * socket are killed. */
+static const char *const glibc_clone =
+        "#define _GNU_SOURCE\n"
+        "#include <pthread.h>\n#include <sched.h>\n#include <signal.h>\n#include <stdio.h>\n"
+        "#include <string.h>\n#include <sys/socket.h>\n#include <sys/wait.h>\n#include <unistd.h>\n"
+        "static char stack[65536];\n"
+        "static int child(void *a) { (void)a; return 0; }\n"
+        "static void *thread(void *a) { return a; }\n"
+        "int main(int argc, char **argv) {\n"
+        "    if (argc > 1 && !strcmp(argv[1], \"newuser\"))\n"
+        "        return clone(child, stack + sizeof stack, CLONE_NEWUSER | SIGCHLD, NULL) < 0 ? 3 : 0;\n"
+        "    if (argc > 1 && !strcmp(argv[1], \"vsock\"))\n"
+        "        return socket(40 /* AF_VSOCK */, SOCK_STREAM, 0) < 0 ? 3 : 0;\n"
+        "    int sv[2];\n"
+        "    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return 6;\n"
+        "    if (socket(AF_INET, SOCK_STREAM, 0) < 0) return 8;\n"
+        "    pthread_t t;\n"
+        "    if (pthread_create(&t, NULL, thread, NULL) != 0) return 4;\n"
+        "    pthread_join(t, NULL);\n"
+        "    pid_t p = fork();\n"
+        "    if (p == 0) _exit(7);\n"
+        "    int st;\n"
+        "    if (waitpid(p, &st, 0) != p || WEXITSTATUS(st) != 7) return 5;\n"
+        "    FILE *f = fopen(\"/output/x\", \"w\");\n"
+        "    fputs(\"glibc\", f);\n"
+        "    return fclose(f) != 0;\n"
+        "}\n";
+
+START_TEST(test_real_container)
+{
+        _cleanup_free_ char *runc = which("runc");
+        if (geteuid() != 0 || !runc || access("/bin/busybox", X_OK) != 0) {
+                fprintf(stderr, "test_real_container: needs root, runc and /bin/busybox; skipped\n");
+                return;
+        }
+        _cleanup_free_ char *rootfs = make_rootfs();
+
+        /* An ordinary script: reads /input, writes /output, runs as 65534. */
+        char *sh[] = { "/bin/busybox", "sh", "-c",
+                       "echo hi > /output/x && cat /input/input.json && echo && id -u && hostname && "
+                       "! touch /input/y 2>/dev/null && ! touch /x 2>/dev/null && echo ro-ok", NULL };
+        struct run r = run_container(runc, rootfs, "t-sh", sh);
+        ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.out);
+        ck_assert_str_eq(r.result, "hi\n");
+        ck_assert_msg(strstr(r.out, "{\"n\":42}\n65534\nt-sh\nro-ok"), "%s", r.out);
+        run_free(&r);
+
+        /* Forbidden system calls kill with SIGSYS: runc reports 128+31. */
+        char *unshare[] = { "/bin/busybox", "unshare", "-n", "true", NULL };
+        r = run_container(runc, rootfs, "t-unshare", unshare);
+        ck_assert_msg(r.status == 128 + SIGSYS, "unshare: status %d: %s", r.status, r.out);
+        run_free(&r);
+        char *mnt[] = { "/bin/busybox", "mount", "-t", "tmpfs", "none", "/tmp", NULL };
+        r = run_container(runc, rootfs, "t-mount", mnt);
+        ck_assert_msg(r.status == 128 + SIGSYS, "mount: status %d: %s", r.status, r.out);
+        run_free(&r);
+
+        /* No network: only a loopback interface, and it is down. */
+        char *net[] = { "/bin/busybox", "sh", "-c", "ls /sys/class/net | tr '\\n' ' '", NULL };
+        r = run_container(runc, rootfs, "t-net", net);
+        ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.out);
+        ck_assert_msg(strcmp(r.out, "lo ") == 0, "interfaces: `%s`", r.out);
+        run_free(&r);
+
+        /* A static musl program. */
+        if (compile_static("musl-gcc", rootfs, "hello", musl_hello)) {
+                char *hello[] = { "/bin/hello", NULL };
+                r = run_container(runc, rootfs, "t-musl", hello);
+                ck_assert_msg(r.status == 0, "musl: status %d: %s", r.status, r.out);
+                ck_assert_str_eq(r.result, "musl");
+                ck_assert_msg(strstr(r.out, "hello from musl"), "%s", r.out);
+                run_free(&r);
+        } else {
+                fprintf(stderr, "test_real_container: no musl-gcc; musl case skipped\n");
+        }
+
+        /* A static glibc program with threads and fork; clone(CLONE_NEWUSER) dies. */
+        if (compile_static("gcc", rootfs, "clonetest", glibc_clone)) {
+                char *ok[] = { "/bin/clonetest", NULL };
+                r = run_container(runc, rootfs, "t-glibc", ok);
+                ck_assert_msg(r.status == 0, "glibc: status %d: %s", r.status, r.out);
+                ck_assert_str_eq(r.result, "glibc");
+                run_free(&r);
+                char *newuser[] = { "/bin/clonetest", "newuser", NULL };
+                r = run_container(runc, rootfs, "t-newuser", newuser);
+                ck_assert_msg(r.status == 128 + SIGSYS, "clone(CLONE_NEWUSER): status %d: %s", r.status, r.out);
+                run_free(&r);
+                char *vsock[] = { "/bin/clonetest", "vsock", NULL };
+                r = run_container(runc, rootfs, "t-vsock", vsock);
+                ck_assert_msg(r.status == 128 + SIGSYS, "socket(AF_VSOCK): status %d: %s", r.status, r.out);
+                run_free(&r);
+        }
+}
+END_TEST
+
+static void unmount_all_under(const char *path)
+{
+        for (int tries = 0; tries < 8; tries++) {
+                FILE *f = fopen("/proc/self/mounts", "re");
+                if (!f)
+                        return;
+                char *line = NULL;
+                size_t cap = 0;
+                int n = 0;
+                size_t len = strlen(path);
+                while (getline(&line, &cap, f) > 0) {
+                        char *mp = strchr(line, ' ');
+                        if (!mp || strncmp(mp + 1, path, len) != 0)
+                                continue;
+                        char *end = strchr(mp + 1, ' ');
+                        if (end)
+                                *end = '\0';
+                        umount2(mp + 1, MNT_DETACH);
+                        n++;
+                }
+                free(line);
+                fclose(f);
+                if (n == 0)
+                        return;
+        }
+}
+
+static void setup(void)
+{
+        g_tmp = tu_mkdtemp();
+        snprintf(g_cgparent, sizeof g_cgparent, "/edgecd-test-oci-%d", (int)getpid());
+}
+
+static void teardown(void)
+{
+        /* Whatever a failed test left: containers, mounts, cgroups, files. */
+        _cleanup_free_ char *runc = which("runc");
+        static const char *const ids[] = { "t-sh", "t-unshare", "t-mount", "t-net", "t-musl", "t-glibc",
+                                           "t-newuser", "t-vsock" };
+        for (size_t i = 0; runc && i < ARRAY_SIZE(ids); i++) {
+                _cleanup_free_ char *cmd = xasprintf("'%s' --root '%s/runc' delete --force '%s' >/dev/null 2>&1",
+                                                     runc, g_tmp, ids[i]);
+                int rc = system(cmd);
+                (void)rc;
+        }
+        unmount_all_under(g_tmp);
+        tu_rm_rf(g_tmp);
+        _cleanup_free_ char *pattern = xasprintf("/sys/fs/cgroup/*%s", g_cgparent);
+        _cleanup_free_ char *pattern2 = xasprintf("/sys/fs/cgroup/*%s/*/", g_cgparent);
+        glob_t g;
+        if (glob(pattern2, GLOB_ONLYDIR, NULL, &g) == 0) {
+                for (size_t i = 0; i < g.gl_pathc; i++)
+                        rmdir(g.gl_pathv[i]);
+                globfree(&g);
+        }
+        if (glob(pattern, GLOB_ONLYDIR, NULL, &g) == 0) {
+                for (size_t i = 0; i < g.gl_pathc; i++)
+                        rmdir(g.gl_pathv[i]);
+                globfree(&g);
+        }
+        free(g_tmp);
+        g_tmp = NULL;
+}
+
+static Suite *suite(void)
+{
+        Suite *s = suite_create("oci");
+        TCase *tc = tcase_create("config");
+        tcase_set_timeout(tc, 60);
+        tcase_add_unchecked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, test_defaults_only);
+        tcase_add_test(tc, test_full_resources);
+        tcase_add_test(tc, test_extra_syscalls_and_env);
+        tcase_add_test(tc, test_template_cannot_weaken);
+        tcase_add_test(tc, test_bad_templates);
+        tcase_add_test(tc, test_effective_limits_and_hostname);
+        suite_add_tcase(s, tc);
+        TCase *rc = tcase_create("runc");
+        tcase_set_timeout(rc, 180);
+        tcase_add_unchecked_fixture(rc, setup, teardown);
+        tcase_add_test(rc, test_real_container);
+        suite_add_tcase(s, rc);
+        return s;
+}
+
+TEST_MAIN(suite)

@@ -1,0 +1,409 @@
+/* test-registry.c - registry.c: scanning a plugins directory, versions side
+ * by side, broken manifests, lookups, the JSON listings and reload. */
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "registry.h"
+#include "testutil.h"
+#include "util.h"
+
+static char *plugins;
+
+/* Each test's dir lives under one base dir that an unchecked fixture (run
+ * in the parent process) removes: a failed assertion ends a forked test
+ * with _exit(), which skips the checked teardown. */
+static char *base;
+
+static void suite_setup(void)
+{
+        base = tu_mkdtemp();
+}
+
+static void suite_teardown(void)
+{
+        tu_rm_rf(base);
+        free(base);
+        base = NULL;
+}
+
+static char *test_dir(void)
+{
+        char *d = NULL;
+        ck_assert_int_ge(asprintf(&d, "%s/XXXXXX", base), 0);
+        ck_assert_ptr_nonnull(mkdtemp(d));
+        return d;
+}
+
+static void setup(void)
+{
+        plugins = test_dir();
+}
+
+static void teardown(void)
+{
+        tu_rm_rf(plugins);
+        free(plugins);
+        plugins = NULL;
+}
+
+/* plugins/<sub>/plugin.yaml for name@version, with a rootfs holding /bin/run. */
+static void add_plugin_text(const char *sub, const char *text)
+{
+        char *d = NULL;
+        ck_assert_int_ge(asprintf(&d, "%s/%s/rootfs/bin", plugins, sub), 0);
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(mkdir_p(d, 0755, &e), 0);
+        char *exe = tu_write(d, "run", "#!/bin/sh\n");
+        ck_assert_int_eq(chmod(exe, 0755), 0);
+        free(exe);
+        free(d);
+        ck_assert_int_ge(asprintf(&d, "%s/%s", plugins, sub), 0);
+        free(tu_write(d, "plugin.yaml", text));
+        free(d);
+}
+
+static void add_plugin(const char *sub, const char *name, const char *version, const char *extra)
+{
+        char *text = NULL;
+        ck_assert_int_ge(asprintf(&text,
+                                  "name: %s\n"
+                                  "version: %s\n"
+                                  "description: %s at %s\n"
+                                  "command: [/bin/run]\n"
+                                  "input_schema:\n"
+                                  "  type: object\n"
+                                  "  properties: {n: {type: integer, maximum: 10}}\n"
+                                  "%s",
+                                  name, version, name, version, extra ? extra : ""), 0);
+        add_plugin_text(sub, text);
+        free(text);
+}
+
+struct msgs {
+        size_t n;
+        char last[2048];
+};
+
+static void collect(const char *msg, void *ctx)
+{
+        struct msgs *m = ctx;
+        m->n++;
+        snprintf(m->last, sizeof m->last, "%s", msg);
+}
+
+static struct registry *load(struct msgs *m)
+{
+        struct registry *r = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_msg(registry_load(plugins, collect, m, &r, &e) == 0, "%s", e.msg);
+        return r;
+}
+
+START_TEST(test_versions_side_by_side)
+{
+        add_plugin("matmul-1.0.0", "matmul", "1.0.0", NULL);
+        add_plugin("matmul-1.10.0", "matmul", "1.10.0", "timeout_seconds: 20\n");
+        add_plugin("matmul-1.9.0", "matmul", "1.9.0", NULL);
+        add_plugin("matmul-2.0.0-rc.1", "matmul", "2.0.0-rc.1", NULL);
+        add_plugin("other", "other", "0.1.0", NULL);
+        struct msgs msgs = { 0 };
+        struct registry *r = load(&msgs);
+        ck_assert_uint_eq(registry_count(r), 5);
+        ck_assert_uint_eq(registry_broken_count(r), 0);
+        ck_assert_uint_eq(msgs.n, 0);
+
+        /* Newest release by semver precedence (1.10.0 > 1.9.0), not the rc. */
+        struct manifest *m = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(registry_find(r, "matmul", NULL, &m, &e), 0);
+        ck_assert_str_eq(m->version, "1.10.0");
+        ck_assert_int_eq(m->timeout_seconds, 20);
+        ck_assert_int_eq(m->refs, 2);   /* the registry's and ours */
+        manifest_unref(m);
+
+        /* Exact versions, the pre-release included. */
+        ck_assert_int_eq(registry_find(r, "matmul", "1.0.0", &m, &e), 0);
+        ck_assert_str_eq(m->version, "1.0.0");
+        manifest_unref(m);
+        ck_assert_int_eq(registry_find(r, "matmul", "2.0.0-rc.1", &m, &e), 0);
+        ck_assert_str_eq(m->version, "2.0.0-rc.1");
+        manifest_unref(m);
+        ck_assert_int_eq(registry_find(r, "matmul", "1.9.0+build7", &m, &e), 0);   /* build ignored */
+        ck_assert_str_eq(m->version, "1.9.0");
+        manifest_unref(m);
+
+        m = NULL;
+        ck_assert_int_eq(registry_find(r, "matmul", "3.0.0", &m, &e), -1);
+        ck_assert_int_eq(e.code, ERR_NOT_FOUND);
+        ck_assert_str_eq(e.msg, "algorithm `matmul` version `3.0.0` not found");
+        ck_assert_int_eq(registry_find(r, "matmul", "latest", &m, &e), -1);
+        ck_assert_int_eq(e.code, ERR_INVALID);
+        ck_assert_ptr_null(m);
+        registry_free(r);
+}
+END_TEST
+
+START_TEST(test_only_prereleases)
+{
+        add_plugin("a", "beta", "1.0.0-beta.2", NULL);
+        add_plugin("b", "beta", "1.0.0-beta.11", NULL);
+        add_plugin("c", "beta", "0.9.0-rc.1", NULL);
+        struct msgs msgs = { 0 };
+        struct registry *r = load(&msgs);
+        struct manifest *m = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(registry_find(r, "beta", NULL, &m, &e), 0);
+        ck_assert_str_eq(m->version, "1.0.0-beta.11");
+        manifest_unref(m);
+        registry_free(r);
+}
+END_TEST
+
+START_TEST(test_unknown_name)
+{
+        add_plugin("x", "x", "1.0.0", NULL);
+        struct msgs msgs = { 0 };
+        struct registry *r = load(&msgs);
+        struct manifest *m = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(registry_find(r, "nope", NULL, &m, &e), -1);
+        ck_assert_int_eq(e.code, ERR_NOT_FOUND);
+        ck_assert_str_eq(e.msg, "algorithm `nope` not found");
+        ck_assert_ptr_null(m);
+        ck_assert_ptr_null(registry_algorithm_json(r, "nope"));
+        registry_free(r);
+}
+END_TEST
+
+START_TEST(test_broken_and_skipped)
+{
+        add_plugin("good", "good", "1.0.0", NULL);
+        add_plugin_text("typo", "name: typo\nversion: 1.0.0\ndescription: x\ncommand: [/bin/run]\n"
+                                "input_schema: {type: object}\nresources: {memroy_mb: 5}\n");
+        add_plugin("dup-a", "dup", "1.0.0+a", NULL);
+        add_plugin("dup-b", "dup", "1.0.0+b", NULL);   /* same precedence: a duplicate */
+        /* Skipped silently: a dir without plugin.yaml, a dot dir, a plain file. */
+        char *p = NULL;
+        ck_assert_int_ge(asprintf(&p, "%s/empty", plugins), 0);
+        ck_assert_int_eq(mkdir(p, 0755), 0);
+        free(p);
+        add_plugin(".hidden", "hidden", "1.0.0", NULL);
+        free(tu_write(plugins, "README", "not a plugin\n"));
+
+        struct msgs msgs = { 0 };
+        struct registry *r = load(&msgs);
+        ck_assert_uint_eq(registry_count(r), 2);
+        ck_assert_uint_eq(registry_broken_count(r), 2);
+        ck_assert_uint_eq(msgs.n, 2);
+
+        json_t *list = registry_list_json(r);
+        json_t *broken = json_object_get(list, "broken");
+        ck_assert_uint_eq(json_array_size(broken), 2);
+        char want[2048];
+        /* dup-b sorts after dup-a, so it is the duplicate. */
+        snprintf(want, sizeof want, "%s/dup-b/plugin.yaml", plugins);
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(broken, 0), "path")), want);
+        const char *err0 = json_string_value(json_object_get(json_array_get(broken, 0), "error"));
+        ck_assert_msg(strstr(err0, "`dup` 1.0.0+b is a duplicate of ") && strstr(err0, "/dup-a"), "%s", err0);
+        snprintf(want, sizeof want, "%s/typo/plugin.yaml", plugins);
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(broken, 1), "path")), want);
+        snprintf(want, sizeof want,
+                 "%s/typo/plugin.yaml:6:13: resources.memroy_mb: unknown key (expected cpu_cores, memory_mb, pids, disk_mb)",
+                 plugins);
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(broken, 1), "error")), want);
+        ck_assert_str_eq(msgs.last, want);
+
+        json_t *algs = json_object_get(list, "algorithms");
+        ck_assert_uint_eq(json_array_size(algs), 2);
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(algs, 0), "name")), "dup");
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(algs, 1), "name")), "good");
+        json_decref(list);
+        registry_free(r);
+}
+END_TEST
+
+START_TEST(test_list_json_shape)
+{
+        add_plugin("m1", "matmul", "1.0.0", NULL);
+        add_plugin("m2", "matmul", "1.2.0",
+                   "resources: {cpu_cores: 1.5, memory_mb: 128}\ntimeout_seconds: 30\nmax_concurrent: 2\n");
+        add_plugin("m3", "matmul", "1.3.0-rc.1", NULL);
+        add_plugin("a", "adder", "0.1.0", NULL);
+        struct msgs msgs = { 0 };
+        struct registry *r = load(&msgs);
+        json_t *list = registry_list_json(r);
+        char *text = json_dumps(list, JSON_SORT_KEYS | JSON_COMPACT);
+        /* The whole shape, pinned: clients rely on it. */
+        const char *want =
+                "{\"algorithms\":["
+                "{\"description\":\"adder at 0.1.0\",\"health\":\"healthy\",\"input_schema\":"
+                "{\"properties\":{\"n\":{\"maximum\":10,\"type\":\"integer\"}},\"type\":\"object\"},"
+                "\"latest\":\"0.1.0\",\"max_concurrent\":0,\"name\":\"adder\","
+                "\"resources\":{\"cpu_cores\":0.0,\"disk_mb\":0,\"memory_mb\":0,\"pids\":0},"
+                "\"timeout_seconds\":0,\"versions\":[\"0.1.0\"]},"
+                "{\"description\":\"matmul at 1.2.0\",\"health\":\"healthy\",\"input_schema\":"
+                "{\"properties\":{\"n\":{\"maximum\":10,\"type\":\"integer\"}},\"type\":\"object\"},"
+                "\"latest\":\"1.2.0\",\"max_concurrent\":2,\"name\":\"matmul\","
+                "\"resources\":{\"cpu_cores\":1.5,\"disk_mb\":0,\"memory_mb\":128,\"pids\":0},"
+                "\"timeout_seconds\":30,\"versions\":[\"1.3.0-rc.1\",\"1.2.0\",\"1.0.0\"]}"
+                "],\"broken\":[]}";
+        ck_assert_str_eq(text, want);
+        free(text);
+        json_decref(list);
+
+        json_t *one = registry_algorithm_json(r, "matmul");
+        ck_assert_ptr_nonnull(one);
+        ck_assert_str_eq(json_string_value(json_object_get(one, "latest")), "1.2.0");
+        ck_assert_uint_eq(json_array_size(json_object_get(one, "versions")), 3);
+        json_decref(one);
+        registry_free(r);
+}
+END_TEST
+
+START_TEST(test_empty_and_missing_dir)
+{
+        struct msgs msgs = { 0 };
+        struct registry *r = load(&msgs);
+        ck_assert_uint_eq(registry_count(r), 0);
+        json_t *list = registry_list_json(r);
+        ck_assert_uint_eq(json_array_size(json_object_get(list, "algorithms")), 0);
+        json_decref(list);
+        registry_free(r);
+        registry_free(NULL);
+
+        char *missing = NULL;
+        ck_assert_int_ge(asprintf(&missing, "%s/nope", plugins), 0);
+        struct err e = ERR_INIT;
+        r = NULL;
+        ck_assert_int_eq(registry_load(missing, NULL, NULL, &r, &e), -1);
+        ck_assert_int_eq(e.code, ERR_NOT_FOUND);
+        ck_assert_ptr_null(r);
+        free(missing);
+}
+END_TEST
+
+START_TEST(test_reload_swaps)
+{
+        add_plugin("v1", "algo", "1.0.0", NULL);
+        struct msgs msgs = { 0 };
+        struct registry *r = load(&msgs);
+        struct manifest *held = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(registry_find(r, "algo", NULL, &held, &e), 0);
+
+        /* Drop in 2.0.0, remove 1.0.0, and break nothing else. */
+        add_plugin("v2", "algo", "2.0.0", NULL);
+        char *old = NULL;
+        ck_assert_int_ge(asprintf(&old, "%s/v1", plugins), 0);
+        tu_rm_rf(old);
+        free(old);
+        ck_assert_int_eq(registry_reload(r, NULL, NULL, &e), 0);
+
+        struct manifest *m = NULL;
+        ck_assert_int_eq(registry_find(r, "algo", NULL, &m, &e), 0);
+        ck_assert_str_eq(m->version, "2.0.0");
+        manifest_unref(m);
+        ck_assert_int_eq(registry_find(r, "algo", "1.0.0", &m, &e), -1);
+        /* A job holding the old manifest keeps a valid one. */
+        ck_assert_str_eq(held->version, "1.0.0");
+        ck_assert_int_eq(held->refs, 1);
+        manifest_unref(held);
+        registry_free(r);
+}
+END_TEST
+
+START_TEST(test_registry_full)
+{
+        /* REGISTRY_MAX_PLUGINS + 2 tiny plugins sharing one rootfs via symlink. */
+        add_plugin("p0000", "p0000", "1.0.0", NULL);
+        char *rootfs = NULL;
+        ck_assert_int_ge(asprintf(&rootfs, "%s/p0000/rootfs", plugins), 0);
+        for (int i = 1; i < REGISTRY_MAX_PLUGINS + 2; i++) {
+                char *d = NULL, *link = NULL, *text = NULL;
+                ck_assert_int_ge(asprintf(&d, "%s/p%04d", plugins, i), 0);
+                ck_assert_int_eq(mkdir(d, 0755), 0);
+                ck_assert_int_ge(asprintf(&link, "%s/rootfs", d), 0);
+                ck_assert_int_eq(symlink(rootfs, link), 0);
+                ck_assert_int_ge(asprintf(&text, "name: p%04d\nversion: 1.0.0\ndescription: x\n"
+                                                 "command: [/bin/run]\ninput_schema: {}\n", i), 0);
+                free(tu_write(d, "plugin.yaml", text));
+                free(d);
+                free(link);
+                free(text);
+        }
+        free(rootfs);
+        struct msgs msgs = { 0 };
+        struct registry *r = load(&msgs);
+        ck_assert_uint_eq(registry_count(r), REGISTRY_MAX_PLUGINS);
+        ck_assert_uint_eq(registry_broken_count(r), 2);
+        ck_assert_ptr_nonnull(strstr(msgs.last, "p1001/plugin.yaml: registry full"));
+        registry_free(r);
+}
+END_TEST
+
+/* Lookups on several threads while another reloads: ASan/TSan-style smoke
+ * test that references stay valid across swaps. */
+struct race {
+        struct registry *r;
+        int stop;
+};
+
+static void *finder(void *arg)
+{
+        struct race *x = arg;
+        while (!__atomic_load_n(&x->stop, __ATOMIC_ACQUIRE)) {
+                struct manifest *m = NULL;
+                struct err e = ERR_INIT;
+                if (registry_find(x->r, "algo", NULL, &m, &e) == 0) {
+                        if (strcmp(m->name, "algo"))
+                                abort();
+                        manifest_unref(m);
+                }
+                json_decref(registry_list_json(x->r));
+        }
+        return NULL;
+}
+
+START_TEST(test_concurrent_reload)
+{
+        add_plugin("v1", "algo", "1.0.0", NULL);
+        add_plugin("v2", "algo", "2.0.0", NULL);
+        struct msgs msgs = { 0 };
+        struct race x = { .r = load(&msgs) };
+        pthread_t t[3];
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(pthread_create(&t[i], NULL, finder, &x), 0);
+        for (int i = 0; i < 30; i++) {
+                struct err e = ERR_INIT;
+                ck_assert_int_eq(registry_reload(x.r, NULL, NULL, &e), 0);
+        }
+        __atomic_store_n(&x.stop, 1, __ATOMIC_RELEASE);
+        for (int i = 0; i < 3; i++)
+                pthread_join(t[i], NULL);
+        ck_assert_uint_eq(registry_count(x.r), 2);
+        registry_free(x.r);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+        Suite *s = suite_create("registry");
+        TCase *tc = tcase_create("registry");
+        tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_versions_side_by_side);
+        tcase_add_test(tc, test_only_prereleases);
+        tcase_add_test(tc, test_unknown_name);
+        tcase_add_test(tc, test_broken_and_skipped);
+        tcase_add_test(tc, test_list_json_shape);
+        tcase_add_test(tc, test_empty_and_missing_dir);
+        tcase_add_test(tc, test_reload_swaps);
+        tcase_add_test(tc, test_registry_full);
+        tcase_add_test(tc, test_concurrent_reload);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+TEST_MAIN(suite)

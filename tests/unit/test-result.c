@@ -1,0 +1,349 @@
+/* test-result.c - reading /output/result.json (the JSONTestSuite corpus,
+ * hostile file types, size limits) and the error taxonomy. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+
+#include <jansson.h>
+
+#include "testutil.h"
+
+#include "result.h"
+#include "util.h"
+
+#define MAX (1024 * 1024)
+
+static char *corpus_dir(void)
+{
+        char *p = NULL;
+        ck_assert_int_ge(asprintf(&p, "%s/../shared/corpora/jsontestsuite/test_parsing", tu_src()), 0);
+        return p;
+}
+
+/* y_ cases jansson rejects, with the reason (reported as invalid_result). */
+static const char *const y_exceptions[][2] = {
+        { "y_object_escaped_null_in_key.json",
+          "jansson object keys are C strings: a \\u0000 in a key is refused" },
+};
+
+static const char *y_exception(const char *name)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(y_exceptions); i++)
+                if (strcmp(name, y_exceptions[i][0]) == 0)
+                        return y_exceptions[i][1];
+        return NULL;
+}
+
+static void copy_as_result(const char *src, const char *outdir)
+{
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        struct err err = ERR_INIT;
+        ck_assert_msg(read_file(src, 16 * 1024 * 1024, &data, &len, &err) == 0, "%s", err.msg);
+        _cleanup_free_ char *dst = xasprintf("%s/result.json", outdir);
+        unlink(dst);
+        ck_assert_msg(write_file(dst, data, len, 0644, &err) == 0, "%s", err.msg);
+}
+
+START_TEST(test_corpus)
+{
+        _cleanup_free_ char *dir = corpus_dir();
+        _cleanup_free_ char *out = tu_mkdtemp();
+        DIR *d = opendir(dir);
+        ck_assert_msg(d != NULL, "corpus `%s` missing", dir);
+        int ny = 0, nn = 0, ni = 0, exceptions = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                const char *name = de->d_name;
+                if (!strstr(name, ".json") || (name[0] != 'y' && name[0] != 'n' && name[0] != 'i'))
+                        continue;
+                _cleanup_free_ char *src = xasprintf("%s/%s", dir, name);
+                copy_as_result(src, out);
+                json_t *v = NULL;
+                struct err err = ERR_INIT;
+                int r = result_read(out, MAX, &v, &err);
+                if (name[0] == 'y') {
+                        ny++;
+                        if (y_exception(name)) {
+                                exceptions++;
+                                ck_assert_msg(r == -1 && err.code == ERR_INVALID,
+                                              "%s: documented exception now accepted", name);
+                        } else {
+                                ck_assert_msg(r == 0, "%s rejected: %s", name, err.msg);
+                        }
+                } else if (name[0] == 'n') {
+                        nn++;
+                        ck_assert_msg(r == -1, "%s accepted", name);
+                        ck_assert_msg(err.code == ERR_INVALID, "%s: %s", name, err_code_name(err.code));
+                        ck_assert_msg(strstr(err.msg, "result.json"), "%s", err.msg);
+                } else {
+                        ni++;
+                        ck_assert_msg(r == 0 || err.code == ERR_INVALID, "%s: %s", name, err.msg);
+                }
+                if (r == 0) {
+                        /* The accepted value can be serialised again (what the API does). */
+                        char *s = json_dumps(v, JSON_ENCODE_ANY);
+                        ck_assert_msg(s != NULL, "%s: cannot dump", name);
+                        free(s);
+                        json_decref(v);
+                }
+        }
+        closedir(d);
+        ck_assert_int_gt(ny, 90);
+        ck_assert_int_gt(nn, 180);
+        ck_assert_int_gt(ni, 20);
+        ck_assert_int_eq(exceptions, (int)ARRAY_SIZE(y_exceptions));
+        tu_rm_rf(out);
+}
+END_TEST
+
+START_TEST(test_read_kinds)
+{
+        _cleanup_free_ char *out = tu_mkdtemp();
+        _cleanup_free_ char *path = xasprintf("%s/result.json", out);
+        struct err err = ERR_INIT;
+        json_t *v = NULL;
+
+        /* missing */
+        ck_assert_int_eq(result_read(out, MAX, &v, &err), -1);
+        ck_assert_int_eq(err.code, ERR_NOT_FOUND);
+
+        /* a valid object, a bare value */
+        free(tu_write(out, "result.json", "{\"c\": [[1,2],[3,4]]}"));
+        ck_assert_msg(result_read(out, MAX, &v, &err) == 0, "%s", err.msg);
+        ck_assert_int_eq(json_integer_value(json_array_get(json_array_get(json_object_get(v, "c"), 1), 0)), 3);
+        json_decref(v);
+        free(tu_write(out, "result.json", "42"));
+        ck_assert_int_eq(result_read(out, MAX, &v, &err), 0);
+        ck_assert_int_eq(json_integer_value(v), 42);
+        json_decref(v);
+
+        /* invalid JSON: line and column */
+        free(tu_write(out, "result.json", "{\n  \"a\": 1,\n  oops\n}"));
+        v = NULL;
+        ck_assert_int_eq(result_read(out, MAX, &v, &err), -1);
+        ck_assert_ptr_null(v);
+        ck_assert_int_eq(err.code, ERR_INVALID);
+        ck_assert_msg(strstr(err.msg, "result.json:3:"), "%s", err.msg);
+
+        /* a raw NUL byte after a valid value */
+        unlink(path);
+        ck_assert_int_eq(write_file(path, "123\0x", 5, 0644, &err), 0);
+        ck_assert_int_eq(result_read(out, MAX, &v, &err), -1);
+        ck_assert_msg(strstr(err.msg, "NUL byte at offset 3"), "%s", err.msg);
+
+        /* exactly at the limit is fine, one byte over is too large */
+        unlink(path);
+        free(tu_write(out, "result.json", "[1,2,3]"));   /* 7 bytes */
+        ck_assert_int_eq(result_read(out, 7, &v, &err), 0);
+        json_decref(v);
+        ck_assert_int_eq(result_read(out, 6, &v, &err), -1);
+        ck_assert_int_eq(err.code, ERR_TOO_LARGE);
+
+        /* a big sparse file is refused by its size, without reading it */
+        unlink(path);
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, (off_t)4 << 30), 0);
+        close(fd);
+        ck_assert_int_eq(result_read(out, MAX, &v, &err), -1);
+        ck_assert_int_eq(err.code, ERR_TOO_LARGE);
+
+        /* a symlink, even to a valid file */
+        unlink(path);
+        _cleanup_free_ char *target = tu_write(out, "real.json", "{}");
+        ck_assert_int_eq(symlink(target, path), 0);
+        ck_assert_int_eq(result_read(out, MAX, &v, &err), -1);
+        ck_assert_int_eq(err.code, ERR_INVALID);
+        ck_assert_msg(strstr(err.msg, "symlink"), "%s", err.msg);
+
+        /* a FIFO with no writer: must not hang */
+        unlink(path);
+        ck_assert_int_eq(mkfifo(path, 0644), 0);
+        ck_assert_int_eq(result_read(out, MAX, &v, &err), -1);
+        ck_assert_int_eq(err.code, ERR_INVALID);
+        ck_assert_msg(strstr(err.msg, "FIFO"), "%s", err.msg);
+
+        /* a directory */
+        unlink(path);
+        ck_assert_int_eq(mkdir(path, 0755), 0);
+        ck_assert_int_eq(result_read(out, MAX, &v, &err), -1);
+        ck_assert_int_eq(err.code, ERR_INVALID);
+        ck_assert_msg(strstr(err.msg, "directory"), "%s", err.msg);
+        rmdir(path);
+
+        /* the output directory itself is a symlink */
+        _cleanup_free_ char *link = xasprintf("%s/outlink", out);
+        _cleanup_free_ char *sub = xasprintf("%s/sub", out);
+        ck_assert_int_eq(mkdir(sub, 0755), 0);
+        free(tu_write(sub, "result.json", "{}"));
+        ck_assert_int_eq(symlink(sub, link), 0);
+        ck_assert_int_eq(result_read(link, MAX, &v, &err), -1);
+        ck_assert_int_eq(err.code, ERR_IO);
+        tu_rm_rf(out);
+}
+END_TEST
+
+static struct outcome exited(int code)
+{
+        return (struct outcome){ .exit = { .status = WAIT_EXITED, .exit_code = code } };
+}
+
+static struct outcome signaled(int sig)
+{
+        return (struct outcome){ .exit = { .status = WAIT_SIGNALED, .signal = sig } };
+}
+
+/* Classify o against out and return the message (caller frees). */
+static char *classify(const struct outcome *o, const char *out, enum job_error want)
+{
+        json_t *res = (json_t *)1;
+        char *msg = (char *)1;
+        enum job_error e = result_classify(o, out, MAX, &res, &msg);
+        ck_assert_msg(e == want, "got %s, want %s (%s)", job_error_name(e), job_error_name(want),
+                      msg ? msg : "");
+        if (e == JOB_ERR_NONE) {
+                ck_assert_ptr_nonnull(res);
+                ck_assert_ptr_null(msg);
+                json_decref(res);
+                return NULL;
+        }
+        ck_assert_ptr_null(res);
+        ck_assert_ptr_nonnull(msg);
+        json_t *js = json_string(msg);   /* NULL unless valid UTF-8 */
+        ck_assert_msg(js != NULL, "message is not valid UTF-8");
+        json_decref(js);
+        return msg;
+}
+
+static void expect(const struct outcome *o, const char *out, enum job_error want, const char *needle)
+{
+        _cleanup_free_ char *msg = classify(o, out, want);
+        if (needle)
+                ck_assert_msg(msg && strstr(msg, needle), "`%s` lacks `%s`", msg ? msg : "(null)", needle);
+}
+
+START_TEST(test_classify)
+{
+        _cleanup_free_ char *out = tu_mkdtemp();
+        /* A valid result is present throughout: failures must win over it. */
+        free(tu_write(out, "result.json", "{\"ok\":true}"));
+
+        struct outcome o = { .exit = { .status = WAIT_CANCELLED } };
+        expect(&o, out, JOB_ERR_CANCELLED, "cancel");
+        o = (struct outcome){ .exit = { .status = WAIT_TIMEOUT }, .oom_killed = true };
+        expect(&o, out, JOB_ERR_TIMEOUT, "time");
+
+        o = signaled(SIGSYS);
+        expect(&o, out, JOB_ERR_SANDBOX_VIOLATION, "killed by seccomp: forbidden system call");
+        o = signaled(SIGKILL);
+        o.oom_killed = true;
+        expect(&o, out, JOB_ERR_OUT_OF_MEMORY, "out of memory");
+        o = signaled(SIGKILL);
+        expect(&o, out, JOB_ERR_ALGORITHM_FAILED, "killed by signal SIGKILL");
+        o = signaled(SIGSEGV);
+        expect(&o, out, JOB_ERR_ALGORITHM_FAILED, "killed by signal SIGSEGV");
+
+        o = exited(137);
+        o.oom_killed = true;
+        expect(&o, out, JOB_ERR_OUT_OF_MEMORY, "status 137");
+
+        o = exited(3);
+        o.stderr_tail = "\n  matmul: dimension mismatch\n\n";
+        expect(&o, out, JOB_ERR_ALGORITHM_FAILED, "exited with status 3: matmul: dimension mismatch");
+        {
+                _cleanup_free_ char *msg = classify(&o, out, JOB_ERR_ALGORITHM_FAILED);
+                ck_assert_str_eq(msg, "exited with status 3: matmul: dimension mismatch");
+        }
+        o.stderr_tail = NULL;
+        {
+                _cleanup_free_ char *msg = classify(&o, out, JOB_ERR_ALGORITHM_FAILED);
+                ck_assert_str_eq(msg, "exited with status 3");
+        }
+        o = exited(159);
+        expect(&o, out, JOB_ERR_ALGORITHM_FAILED, "seccomp?");
+
+        /* A long stderr: only the last ~1 KiB, cut inside a UTF-8 character
+         * and holding invalid bytes and control characters: still valid UTF-8. */
+        char big[5000];
+        for (size_t i = 0; i + 2 < sizeof big; i += 2) {
+                big[i] = (char)0xC3;   /* "é" repeated */
+                big[i + 1] = (char)0xA9;
+        }
+        memcpy(big + sizeof big - 12, "\xff\x01 THE END", 11);
+        big[sizeof big - 1] = '\0';
+        o = exited(1);
+        o.stderr_tail = big + 1;   /* starts with a continuation byte */
+        {
+                _cleanup_free_ char *msg = classify(&o, out, JOB_ERR_ALGORITHM_FAILED);
+                ck_assert_uint_lt(strlen(msg), 1100);
+                ck_assert_msg(strstr(msg, "?? THE END"), "%s", msg);
+        }
+
+        /* exit 0: the result decides */
+        o = exited(0);
+        expect(&o, out, JOB_ERR_NONE, NULL);
+        free(tu_write(out, "result.json", "{\"ok\":"));
+        expect(&o, out, JOB_ERR_INVALID_RESULT, "result.json:1:");
+        free(tu_write(out, "result.json", "\"\xff\xfe\""));
+        expect(&o, out, JOB_ERR_INVALID_RESULT, "result.json");
+        _cleanup_free_ char *path = xasprintf("%s/result.json", out);
+        unlink(path);
+        expect(&o, out, JOB_ERR_NO_RESULT, "result.json");
+        _cleanup_free_ char *large = xmalloc(MAX + 16);
+        memset(large, ' ', MAX + 16);
+        large[0] = '1';
+        struct err err = ERR_INIT;
+        ck_assert_int_eq(write_file(path, large, MAX + 16, 0644, &err), 0);
+        expect(&o, out, JOB_ERR_RESULT_TOO_LARGE, "over the limit");
+        unlink(path);
+        ck_assert_int_eq(symlink("/etc/passwd", path), 0);
+        expect(&o, out, JOB_ERR_INVALID_RESULT, "symlink");
+        _cleanup_free_ char *gone = xasprintf("%s/nonexistent", out);
+        expect(&o, gone, JOB_ERR_RUNTIME_ERROR, NULL);
+
+        /* Callers may pass NULL for what they do not want. */
+        unlink(path);
+        free(tu_write(out, "result.json", "[]"));
+        ck_assert_int_eq(result_classify(&o, out, MAX, NULL, NULL), JOB_ERR_NONE);
+        o = exited(2);
+        ck_assert_int_eq(result_classify(&o, out, MAX, NULL, NULL), JOB_ERR_ALGORITHM_FAILED);
+        tu_rm_rf(out);
+}
+END_TEST
+
+START_TEST(test_names)
+{
+        static const char *const want[] = {
+                [JOB_ERR_NONE] = "none",
+                [JOB_ERR_TIMEOUT] = "timeout",
+                [JOB_ERR_OUT_OF_MEMORY] = "out_of_memory",
+                [JOB_ERR_SANDBOX_VIOLATION] = "sandbox_violation",
+                [JOB_ERR_ALGORITHM_FAILED] = "algorithm_failed",
+                [JOB_ERR_NO_RESULT] = "no_result",
+                [JOB_ERR_INVALID_RESULT] = "invalid_result",
+                [JOB_ERR_RESULT_TOO_LARGE] = "result_too_large",
+                [JOB_ERR_RUNTIME_ERROR] = "runtime_error",
+                [JOB_ERR_INTERRUPTED] = "interrupted",
+                [JOB_ERR_CANCELLED] = "cancelled",
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(want); i++)
+                ck_assert_str_eq(job_error_name((enum job_error)i), want[i]);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+        Suite *s = suite_create("result");
+        TCase *tc = tcase_create("core");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_corpus);
+        tcase_add_test(tc, test_read_kinds);
+        tcase_add_test(tc, test_classify);
+        tcase_add_test(tc, test_names);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+TEST_MAIN(suite)

@@ -1,0 +1,303 @@
+/* test-schema.c - schema.c: schema_check() on good and bad schemas,
+ * schema_validate() per keyword with its field pointer and message, and the
+ * depth cap. */
+#include <string.h>
+
+#include <jansson.h>
+
+#include "schema.h"
+#include "testutil.h"
+
+static json_t *J(const char *text)
+{
+        json_error_t je;
+        json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
+        ck_assert_msg(j != NULL, "bad test JSON `%s`: %s", text, je.text);
+        return j;
+}
+
+/* Validate instance against schema (both JSON text) under base "/parameters". */
+static int run(const char *schema, const char *instance, struct err *e)
+{
+        json_t *s = J(schema), *i = J(instance);
+        struct err ce = ERR_INIT;
+        ck_assert_msg(schema_check(s, &ce) == 0, "schema `%s` refused: %s at %s", schema, ce.msg,
+                      ce.field);
+        err_clear(e);
+        int r = schema_validate(s, i, "/parameters", e);
+        json_decref(s);
+        json_decref(i);
+        return r;
+}
+
+static void pass(const char *schema, const char *instance)
+{
+        struct err e = ERR_INIT;
+        ck_assert_msg(run(schema, instance, &e) == 0, "`%s` against `%s`: %s at %s", instance, schema,
+                      e.msg, e.field);
+}
+
+static void fail_with(const char *schema, const char *instance, const char *field, const char *msg)
+{
+        struct err e = ERR_INIT;
+        ck_assert_msg(run(schema, instance, &e) == -1, "`%s` passed `%s`", instance, schema);
+        ck_assert_int_eq(e.code, ERR_INVALID);
+        ck_assert_str_eq(e.field, field);
+        ck_assert_str_eq(e.msg, msg);
+}
+
+static void check_fails(const char *schema, const char *field, const char *msg)
+{
+        json_t *s = J(schema);
+        struct err e = ERR_INIT;
+        ck_assert_msg(schema_check(s, &e) == -1, "schema `%s` accepted", schema);
+        ck_assert_str_eq(e.field, field);
+        ck_assert_str_eq(e.msg, msg);
+        json_decref(s);
+}
+
+START_TEST(test_type)
+{
+        pass("{\"type\":\"object\"}", "{}");
+        pass("{\"type\":\"array\"}", "[]");
+        pass("{\"type\":\"string\"}", "\"x\"");
+        pass("{\"type\":\"number\"}", "1");
+        pass("{\"type\":\"number\"}", "1.5");
+        pass("{\"type\":\"integer\"}", "7");
+        pass("{\"type\":\"integer\"}", "2.0");   /* JSON Schema: no fraction is an integer */
+        pass("{\"type\":\"boolean\"}", "false");
+        pass("{\"type\":\"null\"}", "null");
+        pass("{\"type\":[\"string\",\"null\"]}", "null");
+        pass("{}", "{\"anything\": [1]}");
+        fail_with("{\"type\":\"number\"}", "\"7\"", "/parameters", "expected number, got string");
+        fail_with("{\"type\":\"integer\"}", "2.5", "/parameters", "expected integer, got number");
+        fail_with("{\"type\":\"object\"}", "[]", "/parameters", "expected object, got array");
+        fail_with("{\"type\":\"boolean\"}", "0", "/parameters", "expected boolean, got integer");
+        fail_with("{\"type\":\"null\"}", "false", "/parameters", "expected null, got boolean");
+        fail_with("{\"type\":[\"string\",\"integer\",\"null\"]}", "[1]", "/parameters",
+                  "expected string, integer or null, got array");
+        fail_with("{\"type\":[\"string\",\"null\"]}", "1", "/parameters",
+                  "expected string or null, got integer");
+}
+END_TEST
+
+START_TEST(test_properties_required_additional)
+{
+        const char *s = "{\"type\":\"object\",\"required\":[\"a\",\"b\"],"
+                        "\"properties\":{\"a\":{\"type\":\"integer\"},\"b\":{\"type\":\"string\"}}}";
+        pass(s, "{\"a\":1,\"b\":\"x\"}");
+        pass(s, "{\"a\":1,\"b\":\"x\",\"extra\":true}");   /* additionalProperties defaults to true */
+        fail_with(s, "{\"a\":1}", "/parameters/b", "missing required property `b`");
+        fail_with(s, "{\"a\":\"1\",\"b\":\"x\"}", "/parameters/a", "expected integer, got string");
+        const char *closed = "{\"type\":\"object\",\"additionalProperties\":false,"
+                             "\"properties\":{\"a\":{}}}";
+        pass(closed, "{\"a\":[1]}");
+        fail_with(closed, "{\"a\":1,\"x\":2}", "/parameters/x", "unexpected property `x`");
+        pass("{\"type\":\"object\",\"additionalProperties\":true}", "{\"q\":1}");
+        /* Keywords for objects ignore other types (type is what restricts). */
+        pass("{\"required\":[\"a\"]}", "5");
+}
+END_TEST
+
+START_TEST(test_items_and_pointer)
+{
+        const char *matrix = "{\"type\":\"object\",\"properties\":{\"matrix_a\":{\"type\":\"array\","
+                             "\"items\":{\"type\":\"array\",\"items\":{\"type\":\"number\"}}}}}";
+        pass(matrix, "{\"matrix_a\":[[1,2],[3,4.5]]}");
+        fail_with(matrix, "{\"matrix_a\":[[1,2],[\"x\",4]]}", "/parameters/matrix_a/1/0",
+                  "expected number, got string");
+        /* RFC 6901 escaping of ~ and / in property names. */
+        const char *odd = "{\"properties\":{\"a/b\":{\"properties\":{\"c~d\":{\"type\":\"string\"}}}}}";
+        fail_with(odd, "{\"a/b\":{\"c~d\":1}}", "/parameters/a~1b/c~0d", "expected string, got integer");
+        /* No base: the pointer starts at the root. */
+        json_t *s = J("{\"items\":{\"type\":\"string\"}}"), *i = J("[\"a\", 2]");
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(schema_validate(s, i, NULL, &e), -1);
+        ck_assert_str_eq(e.field, "/1");
+        ck_assert_int_eq(schema_validate(s, i, "", &e), -1);
+        ck_assert_str_eq(e.field, "/1");
+        json_decref(s);
+        json_decref(i);
+}
+END_TEST
+
+START_TEST(test_enum)
+{
+        const char *s = "{\"enum\":[\"fast\",\"exact\",1,null,[1,2],{\"k\":1}]}";
+        pass(s, "\"fast\"");
+        pass(s, "1");
+        pass(s, "1.0");   /* 1 and 1.0 are the same number */
+        pass(s, "null");
+        pass(s, "[1,2]");
+        pass(s, "{\"k\":1.0}");
+        fail_with(s, "\"slow\"", "/parameters", "must be one of the enum values");
+        fail_with(s, "[2,1]", "/parameters", "must be one of the enum values");
+        fail_with(s, "{\"k\":2}", "/parameters", "must be one of the enum values");
+        fail_with(s, "true", "/parameters", "must be one of the enum values");
+}
+END_TEST
+
+START_TEST(test_minimum_maximum)
+{
+        const char *s = "{\"type\":\"number\",\"minimum\":1,\"maximum\":100}";
+        pass(s, "1");
+        pass(s, "100");
+        pass(s, "50.5");
+        fail_with(s, "0", "/parameters", "must be >= 1");
+        fail_with(s, "0.999", "/parameters", "must be >= 1");
+        fail_with(s, "101", "/parameters", "must be <= 100");
+        fail_with(s, "100.01", "/parameters", "must be <= 100");
+        fail_with("{\"maximum\":0.5}", "0.75", "/parameters", "must be <= 0.5");
+        /* Exact for large integers (a double would round them equal). */
+        fail_with("{\"maximum\":9007199254740992}", "9007199254740993", "/parameters",
+                  "must be <= 9007199254740992");
+        pass("{\"minimum\":5}", "\"strings are not numbers\"");
+}
+END_TEST
+
+START_TEST(test_items_count)
+{
+        const char *s = "{\"type\":\"array\",\"minItems\":1,\"maxItems\":3}";
+        pass(s, "[1]");
+        pass(s, "[1,2,3]");
+        fail_with(s, "[]", "/parameters", "must have at least 1 item");
+        fail_with(s, "[1,2,3,4]", "/parameters", "must have at most 3 items");
+        fail_with("{\"minItems\":2}", "[1]", "/parameters", "must have at least 2 items");
+}
+END_TEST
+
+START_TEST(test_length)
+{
+        const char *s = "{\"type\":\"string\",\"minLength\":2,\"maxLength\":4}";
+        pass(s, "\"ab\"");
+        pass(s, "\"abcd\"");
+        pass(s, "\"\\u00e9\\u00e9\\u00e9\\u00e9\"");   /* 4 characters, 8 bytes */
+        fail_with(s, "\"a\"", "/parameters", "must be at least 2 characters long");
+        fail_with(s, "\"abcde\"", "/parameters", "must be at most 4 characters long");
+        fail_with("{\"maxLength\":1}", "\"ab\"", "/parameters", "must be at most 1 character long");
+}
+END_TEST
+
+START_TEST(test_check_bad_schemas)
+{
+        check_fails("[]", "", "a schema must be an object, got array");
+        check_fails("{\"type\":\"strin\"}", "/type", "unknown type `strin`");
+        check_fails("{\"type\":[]}", "/type", "must be a type name or a non-empty list of them");
+        check_fails("{\"type\":[\"string\",\"string\"]}", "/type/1", "type `string` listed twice");
+        check_fails("{\"type\":[\"string\",5]}", "/type/1", "must be a type name");
+        check_fails("{\"requird\":[\"a\"]}", "/requird", "unsupported keyword `requird`");
+        check_fails("{\"pattern\":\"x\"}", "/pattern", "unsupported keyword `pattern`");
+        check_fails("{\"properties\":[]}", "/properties", "must be an object");
+        check_fails("{\"properties\":{\"a\":{\"type\":\"int\"}}}", "/properties/a/type",
+                    "unknown type `int`");
+        check_fails("{\"properties\":{\"a/b\":{\"maxLength\":-1}}}", "/properties/a~1b/maxLength",
+                    "must be an integer >= 0");
+        check_fails("{\"required\":\"a\"}", "/required", "must be a list of property names");
+        check_fails("{\"required\":[\"a\",1]}", "/required/1", "must be a property name");
+        check_fails("{\"required\":[\"a\",\"a\"]}", "/required/1", "`a` listed twice");
+        check_fails("{\"additionalProperties\":{}}", "/additionalProperties", "must be true or false");
+        check_fails("{\"items\":[{}]}", "/items", "a schema must be an object, got array");
+        check_fails("{\"items\":{\"items\":{\"type\":1}}}", "/items/items/type",
+                    "must be a type name or a non-empty list of them");
+        check_fails("{\"enum\":[]}", "/enum", "must be a non-empty list");
+        check_fails("{\"minimum\":\"1\"}", "/minimum", "must be a number");
+        check_fails("{\"minItems\":1.5}", "/minItems", "must be an integer >= 0");
+        check_fails("{\"minimum\":5,\"maximum\":1}", "/maximum", "must not be below minimum");
+        check_fails("{\"minLength\":5,\"maxLength\":1}", "/maxLength", "must not be below minLength");
+        check_fails("{\"description\":5}", "/description", "must be a string");
+
+        /* Annotations are accepted and ignored. */
+        json_t *s = J("{\"title\":\"t\",\"description\":\"d\",\"default\":[1],\"examples\":[2],"
+                      "\"$comment\":\"c\",\"$schema\":\"http://json-schema.org/draft-07/schema#\"}");
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(schema_check(s, &e), 0);
+        json_decref(s);
+}
+END_TEST
+
+/* Build {"items":{"items":...{}}} n levels deep, and [[[...]]] to match. */
+static json_t *deep_schema(int n)
+{
+        json_t *s = json_object();
+        for (int i = 0; i < n; i++) {
+                json_t *outer = json_object();
+                json_object_set_new(outer, "items", s);
+                s = outer;
+        }
+        return s;
+}
+
+static json_t *deep_array(int n)
+{
+        json_t *a = json_array();
+        for (int i = 0; i < n; i++) {
+                json_t *outer = json_array();
+                json_array_append_new(outer, a);
+                a = outer;
+        }
+        return a;
+}
+
+START_TEST(test_depth_cap)
+{
+        struct err e = ERR_INIT;
+        json_t *ok = deep_schema(60), *too_deep = deep_schema(200);
+        ck_assert_int_eq(schema_check(ok, &e), 0);
+        ck_assert_int_eq(schema_check(too_deep, &e), -1);
+        ck_assert_ptr_nonnull(strstr(e.msg, "nested too deeply"));
+        ck_assert_int_eq(strncmp(e.field, "/items/items/items", 18), 0);
+
+        json_t *arr = deep_array(60);
+        ck_assert_int_eq(schema_validate(ok, arr, "/p", &e), 0);
+        json_decref(arr);
+        /* An unchecked deep schema and a deep instance: refused, not a crash. */
+        arr = deep_array(200);
+        ck_assert_int_eq(schema_validate(too_deep, arr, "/p", &e), -1);
+        ck_assert_ptr_nonnull(strstr(e.msg, "nested too deeply"));
+        ck_assert_int_eq(strncmp(e.field, "/p/0/0/0", 8), 0);
+        json_decref(arr);
+        json_decref(ok);
+        json_decref(too_deep);
+}
+END_TEST
+
+START_TEST(test_matrix_schema)
+{
+        /* The reference job's schema, as manifests in plugins/ write it. */
+        const char *s =
+                "{\"type\":\"object\",\"required\":[\"matrix_a\",\"matrix_b\"],"
+                "\"additionalProperties\":false,\"properties\":{"
+                "\"matrix_a\":{\"type\":\"array\",\"minItems\":1,\"maxItems\":100,"
+                "\"items\":{\"type\":\"array\",\"minItems\":1,\"items\":{\"type\":\"number\"}}},"
+                "\"matrix_b\":{\"type\":\"array\",\"minItems\":1,"
+                "\"items\":{\"type\":\"array\",\"items\":{\"type\":\"number\"}}}}}";
+        pass(s, "{\"matrix_a\":[[1,2],[3,4]],\"matrix_b\":[[5],[6]]}");
+        fail_with(s, "{\"matrix_a\":[[1,2]]}", "/parameters/matrix_b",
+                  "missing required property `matrix_b`");
+        fail_with(s, "{\"matrix_a\":[],\"matrix_b\":[[1]]}", "/parameters/matrix_a",
+                  "must have at least 1 item");
+        fail_with(s, "{\"matrix_a\":[[1]],\"matrix_b\":[[1]],\"c\":1}", "/parameters/c",
+                  "unexpected property `c`");
+        fail_with(s, "[1]", "/parameters", "expected object, got array");
+}
+END_TEST
+
+static Suite *suite(void)
+{
+        Suite *s = suite_create("schema");
+        TCase *tc = tcase_create("schema");
+        tcase_add_test(tc, test_type);
+        tcase_add_test(tc, test_properties_required_additional);
+        tcase_add_test(tc, test_items_and_pointer);
+        tcase_add_test(tc, test_enum);
+        tcase_add_test(tc, test_minimum_maximum);
+        tcase_add_test(tc, test_items_count);
+        tcase_add_test(tc, test_length);
+        tcase_add_test(tc, test_check_bad_schemas);
+        tcase_add_test(tc, test_depth_cap);
+        tcase_add_test(tc, test_matrix_schema);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+TEST_MAIN(suite)
