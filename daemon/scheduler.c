@@ -199,10 +199,11 @@ static int run_container(struct run *r, const char *bundle, struct outcome *out,
 
         int ret = 0;
         pid_t pid = -1;
-        bool created = false;
+        bool created = false, create_failed = false;
         int64_t t0 = now_mono_ms();
         if (runtime_create(s->rt, id, bundle, write_fd, &pid, err) < 0) {
-                ret = err_wrap(err, "create container");
+                ret = -1;
+                create_failed = true;
         } else {
                 created = true;
                 /* Only the container keeps the write end now, so the pump
@@ -224,6 +225,12 @@ static int run_container(struct run *r, const char *bundle, struct outcome *out,
         }
         r->metrics.run_ms = now_mono_ms() - t1;
 
+        if (create_failed) {
+                /* A half-made container may be left in the runtime's state. */
+                struct err kerr = ERR_INIT;
+                if (runtime_delete(s->rt, id, true, &kerr) < 0)
+                        log_warn("job %s: %s", id, kerr.msg);
+        }
         if (created) {
                 struct err kerr = ERR_INIT;
                 bool alive = ret < 0 || out->exit.status == WAIT_TIMEOUT || out->exit.status == WAIT_CANCELLED;
@@ -250,6 +257,14 @@ static int run_container(struct run *r, const char *bundle, struct outcome *out,
         close(TAKE_FD(write_fd));
         pthread_join(lp.thread, NULL);
         job_set_log_truncated(r->job, lp.truncated);
+        if (create_failed) {
+                /* The runtime wrote why into the container's log pipe. */
+                _cleanup_free_ char *tail = read_file_tail(r->log_path, 4096);
+                _cleanup_free_ char *why = runtime_error_text(tail ? tail : "");
+                if (why && *why)
+                        err_set(err, ERR_RUNTIME, 0, "%s create: %s", s->rt->name, why);
+                err_wrap(err, "create container");
+        }
         return ret;
 }
 

@@ -45,7 +45,7 @@ class HttpErrors(DaemonCase):
     def test_malformed_json(self):
         for body in (b'{"algorithm": ', b"{algorithm: 1}", b"{'a': 1}", b'{"a":1,}', b"nul",
                      b'{"algorithm":"t_echo"} trailing', b"\xff\xfe{}", b'{"a":"\xc3\x28"}',
-                     b'{"a":"x\x00y"}', b"[" * 40000 + b"]" * 40000, b"{" * 60000,
+                     b'{"a":"x\x00y"}', b"[" * 30000 + b"]" * 30000, b"{" * 60000,
                      b"   ", b'{"a":1e999999999999}', b'"\\ud800"'):
             r, e = self.post(body, headers={"Content-Type": "application/json"})
             self.assertIn(e["code"], ("invalid_json", "invalid_request"), (body[:40], r))
@@ -244,9 +244,12 @@ class HttpErrors(DaemonCase):
                  "/v1/jobs?algorithm=%00", "/v1/jobs?" + "a=1&" * 500, "/v1/jobs?%zz",
                  "/healthz?x=%ff"]
         for p in paths:
-            r = self.d.req("GET", p)
+            try:
+                r = self.d.req("GET", p, timeout=10)
+            except OSError as ex:
+                raise AssertionError("GET %s (%d bytes): no answer: %r" % (p[:60], len(p), ex))
             self.assertLess(r.status, 500, "GET %s: %s" % (p, r))
-            if r.status >= 400:
+            if r.status >= 400 and r.status not in (414, 431):   # libmicrohttpd's own
                 check_error(r, r.status)
             self.assertHealthy()
         for q in ("wait=abc", "wait=-5", "wait=99999999999999999999", "wait=", "wait=1e3"):

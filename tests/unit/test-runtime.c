@@ -350,6 +350,73 @@ START_TEST(test_stub_kill_checks_state)
 }
 END_TEST
 
+/* create's stderr is the log fd: read back from a file, not from a pipe. */
+START_TEST(test_stub_create_failure_log_fd)
+{
+        char *log = stub_log_path();
+        struct runtime rt = stub_rt();
+        struct err e = ERR_INIT;
+        setenv("STUB_EXIT", "1", 1);
+        setenv("STUB_STDERR", "time=\"x\" level=error msg=\"runc create failed: no cgroup\"", 1);
+        int fd = open_log("c-file");
+        ck_assert_int_eq(write(fd, "earlier output\n", 15), 15);
+        pid_t pid = 4242;
+        ck_assert_int_eq(runtime_create(&rt, "c1", T_dir, fd, &pid, &e), -1);
+        ck_assert_int_eq(e.code, ERR_RUNTIME);
+        ck_assert_str_eq(e.msg, "stub create `c1`: exited with status 1: runc create failed: no cgroup");
+        ck_assert_int_eq(pid, 4242);
+        close(fd);
+
+        int p[2];
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        ck_assert_int_eq(runtime_create(&rt, "c2", T_dir, p[1], &pid, &e), -1);
+        ck_assert_str_eq(e.msg, "stub create `c2`: exited with status 1: its message is in the container log");
+        close(p[1]);
+        char buf[256] = "";
+        ck_assert_int_gt(read(p[0], buf, sizeof buf - 1), 0);
+        close(p[0]);
+        char *line = runtime_error_text(buf);
+        ck_assert_str_eq(line, "runc create failed: no cgroup");
+        free(line);
+
+        char *pidf = NULL;
+        ck_assert_int_ge(asprintf(&pidf, "%s/container.pid", T_dir), 0);
+        char *want = NULL;
+        ck_assert_int_ge(asprintf(&want, "create\n--bundle\n%s\n--pid-file\n%s\nc1", T_dir, pidf), 0);
+        char *want2 = NULL;
+        ck_assert_int_ge(asprintf(&want2, "create\n--bundle\n%s\n--pid-file\n%s\nc2", T_dir, pidf), 0);
+        assert_stub_log(log, (const char *const[]){ want, want2, NULL });
+        free(want);
+        free(want2);
+        free(pidf);
+        free(log);
+}
+END_TEST
+
+START_TEST(test_error_text)
+{
+        char *t = runtime_error_text(NULL);
+        ck_assert_str_eq(t, "(no output)");
+        free(t);
+        t = runtime_error_text("cgroups in hybrid mode not supported, drop all controllers from cgroupv2\n");
+        ck_assert_str_eq(t, "cgroups in hybrid mode not supported, drop all controllers from cgroupv2");
+        free(t);
+        t = runtime_error_text("time=\"a\" level=warning msg=\"w\"\ntime=\"b\" level=error msg=\"e1\"\n"
+                               "time=\"c\" level=error msg=\"path \\\"x\\\"\"\n");
+        ck_assert_str_eq(t, "e1; path \"x\"");
+        free(t);
+        char big[2000];
+        memset(big, 'a', sizeof big - 2);
+        big[sizeof big - 2] = 'z';
+        big[sizeof big - 1] = '\0';
+        t = runtime_error_text(big);
+        ck_assert_int_lt(strlen(t), 600);
+        ck_assert_int_eq(strncmp(t, "...", 3), 0);
+        ck_assert_int_eq(t[strlen(t) - 1], 'z');
+        free(t);
+}
+END_TEST
+
 START_TEST(test_exec_missing_binary)
 {
         struct runtime rt = { .name = (char *)"runc", .path = (char *)"/nonexistent/runc", .root = T_root };
@@ -766,6 +833,7 @@ static Suite *suite(void)
         TCase *tc = tcase_create("argv");
         tcase_add_test(tc, test_argv_create);
         tcase_add_test(tc, test_argv_others);
+        tcase_add_test(tc, test_error_text);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("stub");
@@ -775,6 +843,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_stub_failure_is_surfaced);
         tcase_add_test(tc, test_stub_gone_is_success);
         tcase_add_test(tc, test_stub_kill_checks_state);
+        tcase_add_test(tc, test_stub_create_failure_log_fd);
         tcase_add_test(tc, test_exec_missing_binary);
         tcase_add_test(tc, test_bad_id_rejected);
         suite_add_tcase(s, tc);
