@@ -16,6 +16,7 @@
 #include "job.h"
 #include "log.h"
 #include "manifest.h"
+#include "metrics.h"
 #include "schema.h"
 #include "util.h"
 
@@ -251,14 +252,15 @@ static bool valid_name(const char *s)
         return true;
 }
 
-/* ?wait=true|false|SECONDS -> seconds to wait (0: do not). -1 when bad. */
+/* ?wait=true|false|SECONDS -> seconds to wait (0: do not).  "1" is one
+ * second, not true.  -1 when bad. */
 static int64_t parse_wait(const char *v)
 {
         if (!v)
                 return 0;
-        if (!strcmp(v, "true") || !strcmp(v, "1") || !*v)
+        if (!strcmp(v, "true") || !*v)
                 return WAIT_MAX_SECONDS;
-        if (!strcmp(v, "false") || !strcmp(v, "0"))
+        if (!strcmp(v, "false"))
                 return 0;
         int64_t n;
         return parse_int64(v, 0, WAIT_MAX_SECONDS, &n) ? n : -1;
@@ -288,7 +290,7 @@ static void handle_submit(struct http_request *req, void *ctx)
         size_t len;
         const char *body = http_body(req, &len);
         json_error_t jerr;
-        _cleanup_json_ json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        _cleanup_json_ json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
         if (!doc) {
                 char msg[512];
                 snprintf(msg, sizeof msg, "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
@@ -359,6 +361,7 @@ static void handle_submit(struct http_request *req, void *ctx)
         struct err err = ERR_INIT;
         struct manifest *m = NULL;
         if (registry_find(a->d.registry, algorithm, version, &m, &err) < 0) {
+                metrics_job_rejected("invalid");
                 if (err.code == ERR_NOT_FOUND) {
                         err_set_field(&err, version ? "/version" : "/algorithm");
                         reply_err(req, &err, "unknown_algorithm");
@@ -369,6 +372,7 @@ static void handle_submit(struct http_request *req, void *ctx)
         }
         if (schema_validate(m->input_schema, parameters, "/parameters", &err) < 0) {
                 manifest_unref(m);
+                metrics_job_rejected("invalid");
                 http_reply_error(req, 400, "invalid_parameters", err.msg, err.field);
                 return;
         }
@@ -380,11 +384,13 @@ static void handle_submit(struct http_request *req, void *ctx)
         struct job *j = job_new(m, parameters, (enum job_priority)priority, timeout);
         manifest_unref(m);
         if (queue_push(a->d.queue, j, &err) < 0) {
+                metrics_job_rejected(err.code == ERR_BUSY ? "queue_full" : "unavailable");
                 job_unref(j);
                 reply_err(req, &err, err.code == ERR_UNAVAILABLE ? "shutting_down" : NULL);
                 return;
         }
         store_add(a->d.store, j);
+        metrics_job_submitted();
         log_debug("job %s: %s %s accepted (%s priority)", j->id, j->manifest->name, j->manifest->version,
                   job_priority_name(j->priority));
         if (wait_seconds > 0)
@@ -529,7 +535,13 @@ static void handle_readyz(struct http_request *req, void *ctx)
         if (broken > 0) {
                 if (!stopping)
                         status = "degraded";
-                json_array_append_new(reasons, json_sprintf("%zu plugin manifest(s) are broken: see GET /v1/algorithms", broken));
+                json_t *list = registry_list_json(a->d.registry);
+                size_t i;
+                json_t *b;
+                json_array_foreach(json_object_get(list, "broken"), i, b)
+                        json_array_append_new(reasons, json_sprintf("broken plugin manifest: %s",
+                                              json_string_value(json_object_get(b, "error"))));
+                json_decref(list);
         }
         size_t queued = queue_length(a->d.queue), cap = queue_capacity(a->d.queue);
         if (queued >= cap) {
@@ -538,15 +550,29 @@ static void handle_readyz(struct http_request *req, void *ctx)
                 json_array_append_new(reasons, json_string("the job queue is full"));
         }
         const struct runtime *rt = a->d.runtime;
-        json_t *o = json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:o}",
+        json_t *o = json_pack("{s:s, s:{s:s, s:s, s:s?}, s:{s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:o}",
                               "status", status,
-                              "runtime", "name", rt->name, "path", rt->path,
+                              "runtime", "name", rt->name, "path", rt->path, "version", rt->version,
                               "plugins", "loaded", (json_int_t)loaded, "broken", (json_int_t)broken,
                               "jobs", "queued", (json_int_t)queued, "queue_capacity", (json_int_t)cap,
                               "running", (json_int_t)scheduler_running(a->d.scheduler),
                               "workers", (json_int_t)scheduler_workers(a->d.scheduler),
                               "reasons", reasons);
         http_reply_json(req, stopping ? 503 : 200, o);
+}
+
+static void handle_metrics(struct http_request *req, void *ctx)
+{
+        struct api *a = ctx;
+        struct metrics_gauges g = {
+                .runtime = a->d.runtime->name,
+                .queue_length = queue_length(a->d.queue), .queue_capacity = queue_capacity(a->d.queue),
+                .running = scheduler_running(a->d.scheduler), .workers = scheduler_workers(a->d.scheduler),
+                .plugins_loaded = registry_count(a->d.registry),
+                .plugins_broken = registry_broken_count(a->d.registry),
+        };
+        _cleanup_free_ char *text = metrics_render(&g);
+        http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
 }
 
 static const struct http_route routes[] = {
@@ -559,6 +585,7 @@ static const struct http_route routes[] = {
         { "GET", "/v1/algorithms/*", handle_algorithm },
         { "GET", "/healthz", handle_healthz },
         { "GET", "/readyz", handle_readyz },
+        { "GET", "/metrics", handle_metrics },
 };
 
 int api_start(const struct api_deps *deps, int listen_fd, struct api **ret, struct err *err)

@@ -317,13 +317,19 @@ int http_start(const char *listen_addr, int listen_fd, size_t max_body,
                 free(srv);
                 return -1;
         }
-        srv->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+        /* poll(2), not epoll: libmicrohttpd 0.9.75 with epoll leaves a connection
+         * it gave up on (request header over its memory pool) hanging until the
+         * connection timeout; with poll it is closed at once. */
+        srv->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
                                     0, NULL, NULL, on_request, srv,
                                     MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                                    /* Room for long query strings; past it
+                                     * libmicrohttpd closes the connection. */
+                                    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
                                     MHD_OPTION_END);
         if (!srv->mhd) {
                 err_set(err, ERR_IO, 0, "cannot start the HTTP server on `%s`", srv->address);

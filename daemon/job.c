@@ -10,6 +10,7 @@
 
 #include <uuid/uuid.h>
 
+#include "metrics.h"
 #include "util.h"
 
 struct job_waiter {
@@ -149,7 +150,10 @@ void job_finish(struct job *j, enum job_error error, const char *message, json_t
         }
         struct job_waiter *waiters = j->waiters;
         j->waiters = NULL;
+        struct job_metrics m = j->metrics;
         pthread_mutex_unlock(&j->lock);
+
+        metrics_job_finished(error, m.queue_ms, m.create_ms, m.run_ms, m.total_ms);
 
         for (struct job_waiter *w = waiters, *n; w; w = n) {
                 n = w->next;

@@ -136,9 +136,16 @@ static int scan(const char *dir, void (*report)(const char *msg, void *ctx), voi
 int registry_load(const char *dir, void (*report)(const char *msg, void *ctx), void *ctx,
                   struct registry **ret, struct err *err)
 {
+        (void)err;
         struct table *t = NULL;
-        if (scan(dir, report, ctx, &t, err) < 0)
-                return -1;
+        struct err e = ERR_INIT;
+        if (scan(dir, report, ctx, &t, &e) < 0) {
+                /* The directory may appear later (SIGHUP rescans): serve an
+                 * empty registry, and /readyz says no plugin is loaded. */
+                if (report)
+                        report(e.msg, ctx);
+                t = xcalloc(1, sizeof *t);
+        }
         struct registry *r = xcalloc(1, sizeof *r);
         pthread_mutex_init(&r->lock, NULL);
         r->dir = xstrdup(dir);

@@ -17,8 +17,11 @@
 
 struct registry;
 
-/* Scan dir.  Only an unreadable dir itself is an error; each broken plugin is
- * kept as a broken entry (and reported through report(msg, ctx) if given). */
+/* Scan dir.  Each broken plugin is kept as a broken entry (and reported
+ * through report(msg, ctx) if given).  A missing or unreadable dir is
+ * reported too and gives an empty registry: the daemon still starts, and a
+ * rescan picks the plugins up once the dir is there.  Never fails today; err
+ * is kept for callers that may. */
 int registry_load(const char *dir, void (*report)(const char *msg, void *ctx), void *ctx,
                   struct registry **ret, struct err *err);
 void registry_free(struct registry *r);

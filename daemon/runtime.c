@@ -768,6 +768,7 @@ void runtime_free(struct runtime *rt)
         free(rt->name);
         free(rt->path);
         free(rt->root);
+        free(rt->version);
         free(rt);
 }
 
@@ -1054,7 +1055,8 @@ int runtime_resolve(const char *preferred, const char *root_dir, const char *pro
                 rt->name = xstrdup(name);
                 rt->path = path;
                 rt->root = xstrdup(root_dir);
-                _cleanup_free_ char *version = runtime_version(path);
+                rt->version = runtime_version(path);
+                const char *version = rt->version;
                 int64_t ms = 0;
                 struct err perr = ERR_INIT;
                 if (probe(rt, probe_dir, cgroup_parent, &ms, &perr) == 0) {

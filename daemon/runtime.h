@@ -22,6 +22,7 @@ struct runtime {
         char *name;   /* "youki", "crun", "runc" */
         char *path;   /* absolute path of the binary */
         char *root;   /* our own --root state directory */
+        char *version;/* as `--version` says, e.g. "1.1.5+ds1"; NULL when unknown */
 };
 
 enum runtime_op { RUNTIME_CREATE, RUNTIME_START, RUNTIME_STATE, RUNTIME_KILL, RUNTIME_DELETE };

@@ -26,7 +26,7 @@ in=${EDGECD_INPUT:-/input/input.json}
 out=${EDGECD_OUTPUT:-/output}
 
 fail() {
-        echo "word_count: $2" >&2
+        printf 'word_count: %s\n' "$2" >&2
         exit "$1"
 }
 

@@ -26,10 +26,13 @@ PATTERN, or matches it as a shell glob; repeatable.
     sandbox_violation, out_of_memory, cancelled (queued and running);
   - the wait path: ?wait=true, ?wait=N expiring, and 100 concurrent
     ?wait=30 requests while /healthz keeps answering, then cancelled;
-  - startup without a plugins dir, readiness, stop with jobs in flight.
-It leaves out the slower checks that exercise plugins more than the daemon
-(large and random matrices, statistics, word_count, pids, logs of 1 MiB,
-priorities, pagination details).
+  - listing with filters and pagination, priorities;
+  - startup without a plugins dir or with only broken manifests,
+    readiness, stop with jobs in flight.
+It leaves out checks that exercise the plugins more than the daemon
+(negative, fractional, random and ragged matrices, statistics, word_count,
+t_pids) and a few CLI corner cases (--help, unknown option, range errors,
+missing config file).
 """
 
 import argparse
@@ -90,6 +93,8 @@ class LineResult(unittest.TestResult):
         text = self._exc_info_to_string(err, test)
         logs = []
         for d in list(harness.TOUCHED):
+            if "--- daemon log tail ---" in text and "daemon %s " % d.name in text:
+                continue        # the error message already carries this log
             logs.append("--- log tail of daemon %s (%s) ---\n%s" % (d.name, d.tmp, d.log_tail(60)))
         return "%s: %s\n%s%s" % (kind, test, text, "\n".join(logs))
 

@@ -152,6 +152,7 @@ class Startup(unittest.TestCase):
         r = d.submit({"algorithm": "t_echo"})
         harness.check_error(r, 404, "unknown_algorithm")
 
+    @quick
     def test_only_broken_manifests(self):
         tmp = tempfile.mkdtemp(prefix="edgecd-it-broken-")
         self.addCleanup(shutil.rmtree, tmp, True)

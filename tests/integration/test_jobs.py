@@ -42,6 +42,10 @@ class JobCase(unittest.TestCase):
         if not _D.alive():
             self.fail("shared daemon is not running (exit %s)" % _D.proc.returncode)
 
+    def track(self, job_id):
+        self.addCleanup(harness.cancel_quietly, _D, job_id)
+        return job_id
+
     def assertFailedWith(self, job, code):
         self.assertEqual((job["status"], job["error"] and job["error"]["code"]), ("failed", code),
                          json.dumps(job)[:1500])
@@ -303,6 +307,7 @@ class Logs(JobCase):
         self.assertLess(len(r.raw), 1024)
 
 
+@quick
 class Listing(JobCase):
 
     def test_newest_first_and_paginated(self):
@@ -347,7 +352,7 @@ class Cancel(JobCase):
         body.update(extra)
         r = self.d.submit(body)
         self.assertEqual(r.status, 202, r)
-        return r.body["id"]
+        return self.track(r.body["id"])
 
     def test_cancel_running(self):
         jid = self.sleeper()
@@ -370,7 +375,7 @@ class Cancel(JobCase):
             self.d.wait_status(jid, "running")
         r = self.d.submit({"algorithm": "t_echo", "parameters": {"queued": True}})
         self.assertEqual(r.status, 202, r)
-        qid = r.body["id"]
+        qid = self.track(r.body["id"])
         time.sleep(0.3)
         self.assertEqual(self.d.get_job(qid)["status"], "queued", "both workers are busy")
         r = self.d.req("DELETE", "/v1/jobs/" + qid)
@@ -387,6 +392,7 @@ class Cancel(JobCase):
         self.d.assert_idle_clean()
 
 
+@quick
 class Priority(JobCase):
 
     def test_high_before_normal_before_low(self):
@@ -396,6 +402,8 @@ class Priority(JobCase):
                                "timeout_seconds": 10})
         for r in (short, long_):
             self.assertEqual(r.status, 202, r)
+            self.track(r.body["id"])
+        for r in (short, long_):
             self.d.wait_status(r.body["id"], "running")
         ids = {}
         for name, prio in (("low", "low"), ("normal", "normal"), ("high1", "high"),

@@ -20,7 +20,7 @@ class QueueFull(DaemonCase):
             r = self.d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 0.5},
                                "timeout_seconds": 10})
             if r.status == 202:
-                accepted.append(check_job(r.body)["id"])
+                accepted.append(self.track(check_job(r.body)["id"]))
             else:
                 e = check_error(r, 429, "queue_full")
                 ra = r.headers.get("Retry-After")
@@ -62,16 +62,29 @@ class Waiting(DaemonCase):
     def test_wait_seconds_expires(self):
         t0 = time.monotonic()
         r = self.d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 30},
-                           "timeout_seconds": 60}, wait="1")
+                           "timeout_seconds": 60}, wait="2", timeout=40)
         secs = time.monotonic() - t0
+        if isinstance(r.body, dict) and "id" in r.body:
+            self.track(r.body["id"])
         self.assertEqual(r.status, 202, r)
         job = check_job(r.body)
         self.assertIn(job["status"], ("queued", "running"))
         self.assertEqual(r.headers["Location"], "/v1/jobs/" + job["id"])
-        self.assertTrue(0.9 <= secs <= 3 * harness.slow_factor(), "wait=1 took %.2f s" % secs)
+        self.assertTrue(1.9 <= secs <= 4 * harness.slow_factor(), "wait=2 took %.2f s" % secs)
         self.assertEqual(self.d.req("DELETE", "/v1/jobs/" + job["id"]).status, 202)
         self.assertEqual(self.d.wait_final(job["id"])["status"], "cancelled")
         self.d.assert_idle_clean()
+
+    def test_wait_one_means_one_second(self):
+        # The contract: ?wait=true waits for the end, ?wait=N for N seconds.
+        t0 = time.monotonic()
+        r = self.d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 4},
+                           "timeout_seconds": 10}, wait="1", timeout=20)
+        secs = time.monotonic() - t0
+        if isinstance(r.body, dict) and "id" in r.body:
+            self.track(r.body["id"])
+        self.assertEqual(r.status, 202, "?wait=1 must wait 1 s, not for the end: %s" % (r,))
+        self.assertLess(secs, 3 * harness.slow_factor())
 
     def test_wait_ends_when_cancelled(self):
         box = {}
@@ -80,6 +93,7 @@ class Waiting(DaemonCase):
             box["r"] = self.d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 30},
                                       "timeout_seconds": 60}, wait="true", timeout=60)
         th = threading.Thread(target=waiter)
+        self.addCleanup(harness.cancel_all, self.d)
         th.start()
         try:
             jid = None
@@ -110,6 +124,7 @@ class Waiting(DaemonCase):
             except Exception as ex:  # noqa: BLE001
                 errors.append("waiter %d: %r" % (i, ex))
 
+        self.addCleanup(harness.cancel_all, self.d)
         threads = [threading.Thread(target=waiter, args=(i,)) for i in range(n)]
         t0 = time.monotonic()
         for th in threads:

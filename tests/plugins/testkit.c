@@ -425,12 +425,15 @@ static int mode_memory(void)
         long page = sysconf(_SC_PAGESIZE);
         if (page <= 0)
                 page = 4096;
+        static void *head;   /* chained through each block: still reachable */
         for (size_t i = 0; i < mb; i++) {
-                volatile char *p = malloc(1 << 20);
+                char *p = malloc(1 << 20);
                 if (!p)
                         plugin_die(EXIT_INTERNAL, "out of memory after %zu MiB", i);
-                for (size_t off = 0; off < (1 << 20); off += (size_t)page)
-                        p[off] = 1;
+                for (size_t off = sizeof(void *); off < (1 << 20); off += (size_t)page)
+                        ((volatile char *)p)[off] = 1;
+                *(void **)p = head;
+                head = p;
         }
 
         struct jw w;

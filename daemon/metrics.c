@@ -1,0 +1,115 @@
+/* metrics.c - counters and their Prometheus text (see metrics.h).
+ * Any thread: every counter is a relaxed atomic. */
+#include "metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define N_ERRORS (JOB_ERR_CANCELLED + 1)
+
+static uint64_t submitted, rejected_full, rejected_invalid;
+static uint64_t finished[N_ERRORS];
+static uint64_t sum_queue_ms, sum_create_ms, sum_run_ms, sum_total_ms;
+
+static void add(uint64_t *c, int64_t v)
+{
+        if (v > 0)
+                __atomic_add_fetch(c, (uint64_t)v, __ATOMIC_RELAXED);
+}
+
+static uint64_t get(const uint64_t *c)
+{
+        return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
+void metrics_job_submitted(void)
+{
+        add(&submitted, 1);
+}
+
+void metrics_job_rejected(const char *reason)
+{
+        add(!strcmp(reason, "queue_full") ? &rejected_full : &rejected_invalid, 1);
+}
+
+void metrics_job_finished(enum job_error error, int64_t queue_ms, int64_t create_ms,
+                          int64_t run_ms, int64_t total_ms)
+{
+        if ((int)error < 0 || error >= N_ERRORS)
+                error = JOB_ERR_RUNTIME_ERROR;
+        add(&finished[error], 1);
+        add(&sum_queue_ms, queue_ms);
+        add(&sum_create_ms, create_ms);
+        add(&sum_run_ms, run_ms);
+        add(&sum_total_ms, total_ms);
+}
+
+/* A growing text buffer; allocation failure aborts (xrealloc). */
+struct buf {
+        char *s;
+        size_t len, cap;
+};
+
+static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct buf *b, const char *fmt, ...)
+{
+        for (;;) {
+                va_list ap;
+                va_start(ap, fmt);
+                int n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+                va_end(ap);
+                if (n >= 0 && (size_t)n < b->cap - b->len) {
+                        b->len += (size_t)n;
+                        return;
+                }
+                b->cap = b->cap * 2 + (n > 0 ? (size_t)n : 0) + 256;
+                b->s = xrealloc(b->s, b->cap);
+        }
+}
+
+static void family(struct buf *b, const char *name, const char *type, const char *help)
+{
+        put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+char *metrics_render(const struct metrics_gauges *g)
+{
+        struct buf b = { .cap = 4096 };
+        b.s = xmalloc(b.cap);
+        b.s[0] = '\0';
+
+        family(&b, "edgecd_build_info", "gauge", "Version and OCI runtime in use.");
+        put(&b, "edgecd_build_info{version=\"%s\",runtime=\"%s\"} 1\n", EDGECD_VERSION, g->runtime);
+        family(&b, "edgecd_jobs_submitted_total", "counter", "Jobs accepted into the queue.");
+        put(&b, "edgecd_jobs_submitted_total %llu\n", (unsigned long long)get(&submitted));
+        family(&b, "edgecd_jobs_rejected_total", "counter", "Submissions refused before they were accepted.");
+        put(&b, "edgecd_jobs_rejected_total{reason=\"queue_full\"} %llu\n", (unsigned long long)get(&rejected_full));
+        put(&b, "edgecd_jobs_rejected_total{reason=\"invalid\"} %llu\n", (unsigned long long)get(&rejected_invalid));
+        family(&b, "edgecd_jobs_finished_total", "counter", "Jobs that became final, by outcome.");
+        for (int e = 0; e < N_ERRORS; e++) {
+                const char *status = e == JOB_ERR_NONE ? "succeeded" : e == JOB_ERR_CANCELLED ? "cancelled" : "failed";
+                put(&b, "edgecd_jobs_finished_total{status=\"%s\",error=\"%s\"} %llu\n", status,
+                    e == JOB_ERR_NONE ? "" : job_error_name((enum job_error)e),
+                    (unsigned long long)get(&finished[e]));
+        }
+        family(&b, "edgecd_job_phase_seconds_total", "counter", "Time spent by finished jobs, by phase.");
+        put(&b, "edgecd_job_phase_seconds_total{phase=\"queue\"} %.3f\n", get(&sum_queue_ms) / 1000.0);
+        put(&b, "edgecd_job_phase_seconds_total{phase=\"create\"} %.3f\n", get(&sum_create_ms) / 1000.0);
+        put(&b, "edgecd_job_phase_seconds_total{phase=\"run\"} %.3f\n", get(&sum_run_ms) / 1000.0);
+        put(&b, "edgecd_job_phase_seconds_total{phase=\"total\"} %.3f\n", get(&sum_total_ms) / 1000.0);
+        family(&b, "edgecd_queue_length", "gauge", "Jobs waiting for a worker.");
+        put(&b, "edgecd_queue_length %zu\n", g->queue_length);
+        family(&b, "edgecd_queue_capacity", "gauge", "Queue capacity (queue_capacity).");
+        put(&b, "edgecd_queue_capacity %zu\n", g->queue_capacity);
+        family(&b, "edgecd_jobs_running", "gauge", "Jobs running now.");
+        put(&b, "edgecd_jobs_running %zu\n", g->running);
+        family(&b, "edgecd_workers", "gauge", "Worker threads (the concurrency limit).");
+        put(&b, "edgecd_workers %zu\n", g->workers);
+        family(&b, "edgecd_plugins", "gauge", "Plugin manifests, by state.");
+        put(&b, "edgecd_plugins{state=\"loaded\"} %zu\n", g->plugins_loaded);
+        put(&b, "edgecd_plugins{state=\"broken\"} %zu\n", g->plugins_broken);
+        return b.s;
+}

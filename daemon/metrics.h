@@ -1,0 +1,28 @@
+/* metrics.h - daemon-wide counters for GET /metrics (Prometheus text
+ * exposition 0.0.4).  Counters are process-global atomics, so any thread may
+ * bump them without a lock and the exporter reads a consistent-enough
+ * snapshot; gauges (queue, workers, plugins) are passed in when rendering. */
+#ifndef EDGECD_METRICS_H
+#define EDGECD_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "result.h"
+
+void metrics_job_submitted(void);
+void metrics_job_rejected(const char *reason);     /* "queue_full", "invalid", ... */
+/* A job became final: error JOB_ERR_NONE is a success.  Durations in ms. */
+void metrics_job_finished(enum job_error error, int64_t queue_ms, int64_t create_ms,
+                          int64_t run_ms, int64_t total_ms);
+
+struct metrics_gauges {
+        const char *runtime;
+        size_t queue_length, queue_capacity, running, workers;
+        size_t plugins_loaded, plugins_broken;
+};
+
+/* The exposition text; caller frees. */
+char *metrics_render(const struct metrics_gauges *g);
+
+#endif
