@@ -17,6 +17,7 @@
 
 #include <microhttpd.h>
 
+#include "log.h"
 #include "util.h"
 
 /* A body that goes on past the limit without a Content-Length is read and
@@ -285,6 +286,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
 }
 
+/* libmicrohttpd's own complaints (a request it gave up on, a socket error)
+ * have no caller to return to: send them through our log so they get a
+ * timestamp and a journal priority like everything else. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+        (void)cls;
+        char msg[512];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        msg[strcspn(msg, "\n")] = '\0';
+        log_warn("http: %s", msg);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -323,6 +336,8 @@ int http_start(const char *listen_addr, int listen_fd, size_t max_body,
         srv->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
                                     0, NULL, NULL, on_request, srv,
+                                    /* first, or some messages miss it */
+                                    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
                                     MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,

@@ -152,7 +152,10 @@ struct run {
 
 static void finish(struct run *r, enum job_error e, const char *message, json_t *result)
 {
-        if (e != JOB_ERR_NONE && e != JOB_ERR_CANCELLED)
+        if (e == JOB_ERR_RUNTIME_ERROR || e == JOB_ERR_INTERRUPTED)
+                log_warn("job %s: %s failed: %s: %s", r->job->id, r->job->manifest->name,
+                         job_error_name(e), message);
+        else if (e != JOB_ERR_NONE && e != JOB_ERR_CANCELLED)
                 log_info("job %s: %s failed: %s: %s", r->job->id, r->job->manifest->name,
                          job_error_name(e), message);
         else

@@ -5,8 +5,11 @@ manifests."""
 import os
 import re
 import shutil
+import signal
+import stat
 import subprocess
 import tempfile
+import time
 import unittest
 
 import harness
@@ -171,3 +174,49 @@ class Startup(unittest.TestCase):
         self.assertIn("t_broken_key", why, r)
         r = d.req("GET", "/v1/algorithms")
         self.assertEqual(len(r.body["broken"]), 2, r)
+
+
+class Listening(unittest.TestCase):
+    """Where the API listens, and rescanning plugins without a restart."""
+
+    @quick
+    def test_unix_socket(self):
+        d = Daemon("unix")
+        self.addCleanup(d.stop)
+        sock = os.path.join(d.tmp, "edgecd.sock")
+        d.args = ["--listen", "unix:" + sock]
+        d.unix_path = sock
+        d.start()
+        st = os.stat(sock)
+        self.assertTrue(stat.S_ISSOCK(st.st_mode), "not a socket: %s" % sock)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o660)
+        job = d.run_job({"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 3}})
+        self.assertEqual(job["result"], {"n": 3}, job)
+        d.stop()
+        self.assertFalse(os.path.exists(sock), "the socket file must go with the daemon")
+
+    def test_sighup_rescans_plugins(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-hup-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        src = harness.OPTIONS["plugins"]
+        shutil.copytree(os.path.join(src, "t_echo"), os.path.join(tmp, "t_echo"), symlinks=True)
+        d = Daemon("hup", plugins=tmp)
+        self.addCleanup(d.stop)
+        d.start()
+        names = [a["name"] for a in d.req("GET", "/v1/algorithms").body["algorithms"]]
+        self.assertEqual(names, ["t_echo"])
+        shutil.copytree(os.path.join(src, "t_sleep"), os.path.join(tmp, "t_sleep"), symlinks=True)
+        shutil.copytree(os.path.join(src, "t_broken_key"), os.path.join(tmp, "t_broken_key"), symlinks=True)
+        shutil.rmtree(os.path.join(tmp, "t_echo"))
+        os.kill(d.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            body = d.req("GET", "/v1/algorithms").body
+            if [a["name"] for a in body["algorithms"]] == ["t_sleep"]:
+                break
+            time.sleep(0.1)
+        self.assertEqual([a["name"] for a in body["algorithms"]], ["t_sleep"], body)
+        self.assertEqual(len(body["broken"]), 1, body)
+        harness.check_error(d.submit({"algorithm": "t_echo"}), 404, "unknown_algorithm")
+        job = d.run_job({"algorithm": "t_sleep", "parameters": {"seconds": 0}})
+        self.assertEqual(job["status"], "succeeded", job)

@@ -4,6 +4,9 @@ logs, listing, cancel, priorities.  Tests run one after another, so a test
 that checks "nothing is left while idle" may do so once its jobs are final."""
 
 import json
+import os
+import shutil
+import tempfile
 import math
 import random
 import time
@@ -250,6 +253,28 @@ class Outcomes(JobCase):
         job = self.d.run_job({"algorithm": "t_echo", "parameters": {"n": 1}})
         self.assertEqual(job["status"], "succeeded")
         self.d.assert_idle_clean()
+
+
+class RuntimeFailure(unittest.TestCase):
+    """The runtime itself refuses: runtime_error with its own words, no leftovers."""
+
+    def test_runtime_create_failure_is_runtime_error(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-rtfail-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        shutil.copytree(os.path.join(harness.OPTIONS["plugins"], "t_echo"), os.path.join(tmp, "t_echo"),
+                        symlinks=True)
+        # uid 65534 cannot exec a root-only binary: `create` fails inside runc.
+        os.chmod(os.path.join(tmp, "t_echo", "rootfs", "bin", "testkit"), 0o700)
+        d = Daemon("rtfail", plugins=tmp)
+        self.addCleanup(d.stop)
+        d.start()
+        job = d.run_job({"algorithm": "t_echo"})
+        self.assertEqual(job["status"], "failed", job)
+        self.assertEqual(job["error"]["code"], "runtime_error", job)
+        self.assertIn("permission denied", job["error"]["message"], job)
+        self.assertIsNone(job["exit_code"], job)
+        d.assert_idle_clean()
+        self.assertTrue(d.healthz_ok())
 
 
 @quick
