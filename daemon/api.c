@@ -447,7 +447,7 @@ static void handle_logs(struct http_request *req, void *ctx)
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         struct err err = ERR_INIT;
-        if (read_file(path, (size_t)a->d.cfg->max_log_bytes, &text, &len, &err) < 0 && err.code != ERR_NOT_FOUND) {
+        if (read_file(path, (size_t)a->d.cfg->max_log_bytes, 0, &text, &len, &err) < 0 && err.code != ERR_NOT_FOUND) {
                 reply_err(req, &err, NULL);
                 job_unref(j);
                 return;

@@ -307,17 +307,6 @@ static const char *listen_problem(const char *l)
         return NULL;
 }
 
-static bool has_dotdot(const char *p)
-{
-        for (const char *s = p; (s = strstr(s, "..")); s += 2) {
-                bool start = s == p || s[-1] == '/';
-                bool end = s[2] == '\0' || s[2] == '/';
-                if (start && end)
-                        return true;
-        }
-        return false;
-}
-
 int config_validate(const struct config *cfg,
                     void (*report)(const char *line, void *ctx), void *ctx,
                     struct err *err)
@@ -351,7 +340,7 @@ int config_validate(const struct config *cfg,
                 if (cfg->cgroup_parent[0] != '/')
                         ydiag_add(&d, NULL, "cgroup_parent", "`%s` must start with '/'",
                                   cfg->cgroup_parent);
-                else if (has_dotdot(cfg->cgroup_parent))
+                else if (path_has_dotdot(cfg->cgroup_parent))
                         ydiag_add(&d, NULL, "cgroup_parent", "`%s` must not contain `..`",
                                   cfg->cgroup_parent);
         }

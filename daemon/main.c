@@ -185,6 +185,12 @@ static int start(struct daemon *d, struct err *err)
         if (runtime_resolve(cfg->runtime, runtime_root, probe_dir, cfg->cgroup_parent, log_report, NULL,
                             &d->runtime, err) < 0)
                 return -1;
+        size_t swept = 0;
+        struct err serr = ERR_INIT;
+        if (runtime_sweep(d->runtime, &swept, &serr) < 0)
+                log_warn("runtime: leftover containers: %s", serr.msg);
+        if (swept)
+                log_warn("runtime: removed %zu container(s) left by a previous run", swept);
         if (seccomp_policy_load(allow, &d->policy, err) < 0)
                 return -1;
         log_info("seccomp: %zu system calls allowed by %s", seccomp_policy_count(d->policy), allow);

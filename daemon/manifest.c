@@ -403,17 +403,6 @@ static void load_syscalls(struct mload *L, const yaml_node_t *v)
         }
 }
 
-static bool has_dotdot(const char *p)
-{
-        for (const char *s = p; (s = strstr(s, "..")); s += 2) {
-                bool start = s == p || s[-1] == '/';
-                bool end = s[2] == '\0' || s[2] == '/';
-                if (start && end)
-                        return true;
-        }
-        return false;
-}
-
 static void load_rootfs(struct mload *L, const yaml_node_t *v)
 {
         _cleanup_free_ char *rel = NULL;
@@ -422,7 +411,7 @@ static void load_rootfs(struct mload *L, const yaml_node_t *v)
                 L->rootfs_ok = false;
                 return;
         }
-        if (!*rel || rel[0] == '/' || has_dotdot(rel)) {
+        if (!*rel || rel[0] == '/' || path_has_dotdot(rel)) {
                 ydiag_add(L->d, v, "rootfs", "`%s` must be a relative path inside the plugin directory without `..`",
                           rel);
                 L->rootfs_ok = false;

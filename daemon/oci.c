@@ -63,7 +63,7 @@ static int load_template(const char *dir, const char *name, json_t **ret, struct
         _cleanup_free_ char *data = NULL;
         size_t len = 0;
         /* read_file, not json_load_file: it opens O_CLOEXEC and caps the size. */
-        if (read_file(path, TEMPLATE_MAX, &data, &len, err) < 0)
+        if (read_file(path, TEMPLATE_MAX, READ_FOLLOW_LINKS, &data, &len, err) < 0)
                 return err_wrap(err, "template");
         json_error_t jerr;
         json_t *t = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);

@@ -515,7 +515,7 @@ int runtime_create(const struct runtime *rt, const char *id, const char *bundle,
         }
 
         _cleanup_free_ char *data = NULL;
-        if (read_file(pid_file, 64, &data, NULL, err) < 0) {
+        if (read_file(pid_file, 64, 0, &data, NULL, err) < 0) {
                 if (err)
                         err->code = ERR_RUNTIME;
                 return err_wrap(err, "%s create `%s`: pid file", rt->name, id);
@@ -596,6 +596,36 @@ int runtime_delete(const struct runtime *rt, const char *id, bool force, struct 
                 return 0;
         *err = e;
         return -1;
+}
+
+int runtime_sweep(const struct runtime *rt, size_t *ret_removed, struct err *err)
+{
+        /* The runtimes keep one directory per container under --root; ours
+         * holds only our containers, so whatever is there is a leftover of a
+         * daemon that died without cleaning up. */
+        DIR *d = opendir(rt->root);
+        if (!d)
+                return errno == ENOENT ? 0 : err_errno(err, ERR_IO, "runtime: open `%s`", rt->root);
+        _cleanup_strv_ char **ids = NULL;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.' && id_ok(de->d_name))
+                        strv_push(&ids, de->d_name);
+        closedir(d);
+        size_t removed = 0;
+        int ret = 0;
+        for (size_t i = 0; ids && ids[i]; i++) {
+                struct err e = ERR_INIT;
+                if (runtime_delete(rt, ids[i], true, &e) == 0) {
+                        removed++;
+                } else if (ret == 0) {
+                        *err = e;
+                        ret = -1;
+                }
+        }
+        if (ret_removed)
+                *ret_removed = removed;
+        return ret;
 }
 
 /* ---- waiting ---- */

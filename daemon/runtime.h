@@ -64,6 +64,11 @@ int runtime_kill(const struct runtime *rt, const char *id, const char *signal, s
 /* `delete [--force] id`; a container that is already gone is success. */
 int runtime_delete(const struct runtime *rt, const char *id, bool force, struct err *err);
 
+/* Delete (--force) every container left in rt->root by a daemon that died:
+ * their processes, cgroups and state go.  *ret_removed counts them.  Goes
+ * on after a failure and returns the first one. */
+int runtime_sweep(const struct runtime *rt, size_t *ret_removed, struct err *err);
+
 enum runtime_wait_status { WAIT_EXITED, WAIT_SIGNALED, WAIT_TIMEOUT, WAIT_CANCELLED };
 
 struct runtime_exit {

@@ -366,7 +366,11 @@ int scheduler_start(const struct config *cfg, const struct runtime *rt,
         s->logs_dir = xasprintf("%s/logs", cfg->state_dir);
         pthread_mutex_init(&s->lock, NULL);
 
-        int rc = mkdir_p(s->workspaces_dir, 0711, err);
+        /* Job records do not outlive the daemon yet, so neither do their
+         * logs: start with an empty logs dir. */
+        int rc = rm_rf(s->logs_dir, err);
+        if (rc == 0)
+                rc = mkdir_p(s->workspaces_dir, 0711, err);
         if (rc == 0)
                 rc = mkdir_p(s->logs_dir, 0750, err);
         if (rc == 0)

@@ -87,7 +87,7 @@ static void seccomp_policy_freep(struct seccomp_policy **p)
 int seccomp_policy_load(const char *path, struct seccomp_policy **ret, struct err *err)
 {
         _cleanup_free_ char *data = NULL;
-        if (read_file(path, ALLOW_FILE_MAX, &data, NULL, err) < 0)
+        if (read_file(path, ALLOW_FILE_MAX, READ_FOLLOW_LINKS, &data, NULL, err) < 0)
                 return err_wrap(err, "seccomp");
 
         _cleanup_(seccomp_policy_freep) struct seccomp_policy *p = xcalloc(1, sizeof *p);

@@ -197,9 +197,11 @@ int write_file(const char *path, const void *data, size_t len, unsigned mode, st
         return 0;
 }
 
-int read_file(const char *path, size_t max, char **ret_data, size_t *ret_len, struct err *err)
+int read_file(const char *path, size_t max, unsigned flags, char **ret_data, size_t *ret_len,
+              struct err *err)
 {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        int nofollow = flags & READ_FOLLOW_LINKS ? 0 : O_NOFOLLOW;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | nofollow);
         if (fd < 0)
                 return err_errno(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, "open `%s`", path);
         struct stat st;
@@ -247,6 +249,17 @@ char *read_file_tail(const char *path, size_t max)
                 n = 0;
         buf[n] = '\0';
         return buf;
+}
+
+bool path_has_dotdot(const char *p)
+{
+        for (const char *s = p; (s = strstr(s, "..")); s += 2) {
+                bool start = s == p || s[-1] == '/';
+                bool end = s[2] == '\0' || s[2] == '/';
+                if (start && end)
+                        return true;
+        }
+        return false;
 }
 
 bool parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret)

@@ -64,10 +64,18 @@ int rm_rf(const char *path, struct err *err);
 /* Write data to path (created with mode, truncated) and fsync it. */
 int write_file(const char *path, const void *data, size_t len, unsigned mode, struct err *err);
 /* Read a whole regular file of at most max bytes; *ret_data is NUL-terminated
- * and owned by the caller.  ERR_TOO_LARGE when bigger. */
-int read_file(const char *path, size_t max, char **ret_data, size_t *ret_len, struct err *err);
+ * and owned by the caller.  ERR_NOT_FOUND when missing, ERR_TOO_LARGE when
+ * bigger.  A symlink is refused unless flags has READ_FOLLOW_LINKS (operator
+ * files such as /etc/edgecd/edgecd.yaml often are links; our own state
+ * files never are). */
+#define READ_FOLLOW_LINKS 1u
+int read_file(const char *path, size_t max, unsigned flags, char **ret_data, size_t *ret_len,
+              struct err *err);
 /* Read at most the last `max` bytes of a file (for stderr tails). */
 char *read_file_tail(const char *path, size_t max);
+
+/* Does path have a ".." component ("a/../b", "..", "x/..")? */
+bool path_has_dotdot(const char *path);
 
 /* Parse a decimal integer in [min,max]; false on any junk. */
 bool parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret);

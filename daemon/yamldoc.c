@@ -32,43 +32,6 @@ static void yaml_parser_deletep(yaml_parser_t **p)
                 yaml_parser_delete(*p);
 }
 
-/* Read a whole regular file of at most max bytes.  Unlike util's read_file()
- * this follows a symlink: /etc/edgecd/edgecd.yaml is often one. */
-static int slurp(const char *path, size_t max, char **ret_data, size_t *ret_len, struct err *err)
-{
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return err_errno(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, "%s: open", path);
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return err_errno(err, ERR_IO, "%s: stat", path);
-        if (!S_ISREG(st.st_mode))
-                return err_set(err, ERR_INVALID, 0, "%s: not a regular file", path);
-        if ((uint64_t)st.st_size > max)
-                return err_set(err, ERR_TOO_LARGE, 0, "%s: %lld bytes, over the limit of %zu",
-                               path, (long long)st.st_size, max);
-        _cleanup_free_ char *buf = xmalloc(max + 1);
-        size_t got = 0;
-        for (;;) {
-                ssize_t n = read(fd, buf + got, max + 1 - got);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return err_errno(err, ERR_IO, "%s: read", path);
-                }
-                if (n == 0)
-                        break;
-                got += (size_t)n;
-                if (got > max)
-                        return err_set(err, ERR_TOO_LARGE, 0, "%s: grew over the limit of %zu bytes",
-                                       path, max);
-        }
-        buf[got] = '\0';
-        *ret_len = got;
-        *ret_data = TAKE_PTR(buf);
-        return 0;
-}
-
 /* A reader error (bad UTF-8, control character) has a byte offset, not a
  * mark: count lines up to it so the message still has LINE:COL. */
 static void offset_to_mark(const char *data, size_t len, size_t off, size_t *line, size_t *col)
@@ -110,7 +73,8 @@ int yamldoc_load(const char *path, size_t max_bytes, struct yamldoc **ret, struc
 {
         _cleanup_free_ char *data = NULL;
         size_t len = 0;
-        if (slurp(path, max_bytes, &data, &len, err) < 0)
+        /* Follows a symlink: /etc/edgecd/edgecd.yaml often is one. */
+        if (read_file(path, max_bytes, READ_FOLLOW_LINKS, &data, &len, err) < 0)
                 return -1;
 
         yaml_parser_t parser;

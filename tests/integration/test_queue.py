@@ -2,6 +2,7 @@
 ?wait holds a request, not the server; a daemon stopped with jobs in flight
 exits cleanly and leaves nothing behind."""
 
+import os
 import threading
 import time
 import unittest
@@ -193,3 +194,34 @@ class StopWithJobsInFlight(unittest.TestCase):
         t0 = time.monotonic()
         d.stop()        # raises on exit status, sanitizer output or leftovers
         self.assertLess(time.monotonic() - t0, 20)
+
+
+class CrashRecovery(unittest.TestCase):
+    """A daemon that died without cleaning up (SIGKILL) leaves a running
+    container, its cgroup, its workspace and /output mount behind; the next
+    daemon on the same state dir removes all of it before serving."""
+
+    def test_restart_after_sigkill_removes_leftovers(self):
+        d = Daemon("crash", config={"workers": 1})
+        self.addCleanup(d.stop)
+        d.start()
+        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 120})
+        self.assertEqual(r.status, 202, r)
+        d.wait_status(r.body["id"], "running")
+        time.sleep(0.3)
+        d.proc.kill()
+        d.proc.wait(10)
+        root = os.path.join(d.state_dir, "runtime")
+        self.assertEqual(harness.runc_containers(root), [r.body["id"]], "the killed daemon's container runs on")
+        self.assertTrue(harness.mounts_under(d.tmp), "its /output tmpfs is still mounted")
+        self.assertTrue(harness.cgroup_children(d.cgroup_parent), "its cgroup is still there")
+
+        d.logf.close()
+        d.start()    # same config, same state dir, same cgroup parent
+        self.assertEqual(harness.runc_containers(root), [])
+        self.assertEqual(harness.mounts_under(d.tmp), [])
+        self.assertEqual(harness.cgroup_children(d.cgroup_parent), [])
+        self.assertEqual(os.listdir(os.path.join(d.state_dir, "workspaces")), [])
+        self.assertIn("removed 1 container(s) left by a previous run", d.log_text())
+        job = d.run_job({"algorithm": "t_echo", "parameters": {"n": 1}})
+        self.assertEqual(job["status"], "succeeded", job)

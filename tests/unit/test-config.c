@@ -322,7 +322,7 @@ START_TEST(test_missing_file)
         ck_assert_int_eq(config_load_file(&cfg, missing, collect, &l, &e), -1);
         ck_assert_int_eq(e.code, ERR_NOT_FOUND);
         char want[512];
-        snprintf(want, sizeof want, "%s: open: No such file or directory", missing);
+        snprintf(want, sizeof want, "open `%s`: No such file or directory", missing);
         ck_assert_str_eq(e.msg, want);
         ck_assert_uint_eq(l.n, 1);
         ck_assert_str_eq(l.v[0], want);

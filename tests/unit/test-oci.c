@@ -463,7 +463,7 @@ static void copy_file(const char *src, const char *dst, mode_t mode)
         _cleanup_free_ char *data = NULL;
         size_t len = 0;
         struct err err = ERR_INIT;
-        ck_assert_msg(read_file(src, 64 * 1024 * 1024, &data, &len, &err) == 0, "%s", err.msg);
+        ck_assert_msg(read_file(src, 64 * 1024 * 1024, 0, &data, &len, &err) == 0, "%s", err.msg);
         ck_assert_msg(write_file(dst, data, len, mode, &err) == 0, "%s", err.msg);
         ck_assert_int_eq(chmod(dst, mode), 0);
 }
@@ -543,7 +543,7 @@ static struct run run_container(const char *runc, char *rootfs, const char *id, 
         run_cmd(del);
         r.out = read_file_tail(log, 64 * 1024);
         _cleanup_free_ char *x = xasprintf("%s/x", ws->output_dir);
-        if (read_file(x, 4096, &r.result, NULL, &err) < 0)
+        if (read_file(x, 4096, 0, &r.result, NULL, &err) < 0)
                 r.result = NULL;
         ck_assert_msg(workspace_destroy(ws, false, &err) == 0, "%s", err.msg);
         return r;

@@ -40,7 +40,7 @@ static void copy_as_result(const char *src, const char *outdir)
         _cleanup_free_ char *data = NULL;
         size_t len = 0;
         struct err err = ERR_INIT;
-        ck_assert_msg(read_file(src, 16 * 1024 * 1024, &data, &len, &err) == 0, "%s", err.msg);
+        ck_assert_msg(read_file(src, 16 * 1024 * 1024, 0, &data, &len, &err) == 0, "%s", err.msg);
         _cleanup_free_ char *dst = xasprintf("%s/result.json", outdir);
         unlink(dst);
         ck_assert_msg(write_file(dst, data, len, 0644, &err) == 0, "%s", err.msg);

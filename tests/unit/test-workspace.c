@@ -119,7 +119,7 @@ START_TEST(test_create_layout)
 
         _cleanup_free_ char *data = NULL;
         struct err err = ERR_INIT;
-        ck_assert_int_eq(read_file(input, 4096, &data, NULL, &err), 0);
+        ck_assert_int_eq(read_file(input, 4096, 0, &data, NULL, &err), 0);
         ck_assert_str_eq(data, "{\"a\":[1,2],\"s\":\"x y\"}");
 
         struct statfs sf;
