@@ -59,7 +59,7 @@ $(B)/libedgecd-asan.a: $(ALIBOBJS)
 	rm -f $@ && ar rcs $@ $^
 
 # Unit tests (Check) are built with ASan+UBSan against the daemon's modules.
-$(B)/tests/%: tests/unit/%.c tests/unit/testutil.h $(B)/libedgecd-asan.a | $(DEPS_OK)
+$(B)/tests/%: tests/unit/%.c $(B)/libedgecd-asan.a | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(ASAN) $(PKG_CFLAGS) $(shell pkg-config --cflags check) -iquote daemon \
 	  -o $@ $< $(B)/libedgecd-asan.a $(PKG_LIBS) $(shell pkg-config --libs check) -lm
@@ -83,4 +83,4 @@ bench: all
 clean:
 	rm -rf $(B)
 
--include $(OBJS:.o=.d) $(AOBJS:.o=.d)
+-include $(OBJS:.o=.d) $(AOBJS:.o=.d) $(TESTS:=.d)

@@ -6,6 +6,7 @@ that checks "nothing is left while idle" may do so once its jobs are final."""
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import math
 import random
@@ -275,6 +276,33 @@ class RuntimeFailure(unittest.TestCase):
         self.assertIsNone(job["exit_code"], job)
         d.assert_idle_clean()
         self.assertTrue(d.healthz_ok())
+
+
+class KeptBundle(unittest.TestCase):
+    """keep_bundles: the real config.json a job ran with stays behind, and it
+    passes the OCI runtime-spec schema (../shared/tools/oci-validate)."""
+
+    def test_kept_bundle_is_valid_oci(self):
+        d = Daemon("keep", config={"keep_bundles": True})
+        self.addCleanup(d.stop)
+        d.start()
+        job = d.run_job({"algorithm": "matrix_multiplication",
+                         "parameters": {"matrix_a": [[1]], "matrix_b": [[2]]}})
+        self.assertEqual(job["result"]["product"], [[2]], job)
+        ws = os.path.join(d.state_dir, "workspaces", job["id"])
+        config = os.path.join(ws, "bundle", "config.json")
+        self.assertEqual(os.listdir(ws), ["bundle"], "only the bundle is kept")
+        self.assertEqual(harness.mounts_under(d.tmp), [], "the /output tmpfs is unmounted")
+        validator = os.path.join(harness.REPO, "..", "shared", "tools", "oci-validate")
+        r = subprocess.run(["/usr/bin/python3", validator, config], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(config) as f:
+            c = json.load(f)
+        self.assertEqual(c["linux"]["cgroupsPath"], "%s/%s" % (d.cgroup_parent, job["id"]))
+        self.assertEqual(c["process"]["args"], ["/bin/matrix_multiplication"])
+        self.assertEqual(c["linux"]["resources"]["memory"]["limit"], 256 * 1024 * 1024)
+        self.assertTrue(c["root"]["readonly"])
+        shutil.rmtree(ws)    # the harness checks that workspaces/ ends empty
 
 
 @quick

@@ -2,132 +2,41 @@
  * v1 host): peak memory and CPU time of a container that allocates 20 MB,
  * the OOM kill of one over a 16 MiB limit; and removal/counting of a parent
  * cgroup with and without children.  The tcase teardown removes containers
- * and cgroups even when a test fails. */
+ * and cgroups even when a test fails; the fixture itself is in
+ * containerfix.h, shared with test-runtime.c. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/statfs.h>
-#include <linux/magic.h>
 
 #include <jansson.h>
 
 #include "testutil.h"
+#include "containerfix.h"
 #include "cgroup.h"
 #include "runtime.h"
 #include "util.h"
 
-static char *T_dir;
-static char T_root[512];
-static char T_rootfs[512];
-static char T_cg[64];
-static char T_runc[64];
-static struct runtime T_rt;
-
-static char *run_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *run_cmd(const char *fmt, ...)
+/* The fake children of test_remove_parent. */
+static void sweep_fake_children(void)
 {
-        va_list ap;
-        char *cmd = NULL;
-        va_start(ap, fmt);
-        ck_assert_int_ge(vasprintf(&cmd, fmt, ap), 0);
-        va_end(ap);
-        FILE *p = popen(cmd, "r");
-        free(cmd);
-        ck_assert_ptr_nonnull(p);
-        char *out = calloc(1, 65536);
-        size_t n = fread(out, 1, 65535, p);
-        out[n] = '\0';
-        pclose(p);
-        return out;
-}
-
-static bool pure_v2(void)
-{
-        struct statfs sfs;
-        return statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
+        free(run_cmd("rmdir /sys/fs/cgroup/*%s/* /sys/fs/cgroup%s/* 2>/dev/null", T_cg, T_cg));
 }
 
 static void setup(void)
 {
-        T_dir = tu_mkdtemp();
-        snprintf(T_root, sizeof T_root, "%s/state", T_dir);
-        snprintf(T_rootfs, sizeof T_rootfs, "%s/rootfs", T_dir);
-        snprintf(T_cg, sizeof T_cg, "/edgecd-unit-%d", (int)getpid());
-        snprintf(T_runc, sizeof T_runc, "%s", access("/usr/sbin/runc", X_OK) == 0 ? "/usr/sbin/runc" : "/usr/bin/runc");
-        free(run_cmd("mkdir -p '%s' '%s/bin' '%s/proc' '%s/dev' && cp /bin/busybox '%s/bin/busybox'",
-                     T_root, T_rootfs, T_rootfs, T_rootfs, T_rootfs));
-        T_rt = (struct runtime){ .name = (char *)"runc", .path = T_runc, .root = T_root };
+        fixture_setup();
+        T_sweep_extra = sweep_fake_children;
 }
 
-/* Whatever a failed test left behind: before each test (so one failure
- * does not cascade) and at the end of the tcase. */
-static void sweep(void)
-{
-        char *ids = run_cmd("%s --root '%s' list -q 2>/dev/null", T_runc, T_root);
-        for (char *save = NULL, *id = strtok_r(ids, "\n", &save); id; id = strtok_r(NULL, "\n", &save))
-                free(run_cmd("%s --root '%s' delete --force '%s' 2>&1", T_runc, T_root, id));
-        free(ids);
-        /* The fake children of test_remove_parent. */
-        free(run_cmd("rmdir /sys/fs/cgroup/*%s/* /sys/fs/cgroup%s/* 2>/dev/null", T_cg, T_cg));
-}
-
-static void teardown(void)
-{
-        sweep();
-        struct err e = ERR_INIT;
-        cgroup_remove_parent(T_cg, &e);
-        tu_rm_rf(T_dir);
-        free(T_dir);
-}
-
-static void setup_reaper(void)
-{
-        struct err e = ERR_INIT;
-        ck_assert_msg(runtime_setup_reaper(&e) == 0, "%s", e.msg);
-        sweep();
-}
-
-static void assert_no_leftovers(void)
-{
-        char *ids = run_cmd("%s --root '%s' list -q 2>&1", T_runc, T_root);
-        ck_assert_str_eq(ids, "");
-        free(ids);
-        ck_assert_int_eq(cgroup_count_children(T_cg), 0);
-}
-
+/* script under busybox sh in all five namespaces; a memory limit also
+ * caps swap (memory+swap on v1). */
 static char *make_bundle(const char *id, const char *script, int64_t mem_limit)
 {
-        char *bundle = NULL;
-        ck_assert_int_ge(asprintf(&bundle, "%s/b-%s", T_dir, id), 0);
-        ck_assert_int_eq(mkdir(bundle, 0755), 0);
-        json_t *res = json_pack("{s:{s:I}}", "pids", "limit", (json_int_t)64);
-        if (mem_limit > 0)
-                json_object_set_new(res, "memory", json_pack("{s:I, s:I}", "limit", (json_int_t)mem_limit,
-                                                             "swap", (json_int_t)mem_limit));
-        char cgpath[256];
-        snprintf(cgpath, sizeof cgpath, "%s/%s", T_cg, id);
-        json_t *c = json_pack("{s:s, s:{s:b, s:{s:i, s:i}, s:[s, s, s, s], s:[s], s:s, s:b},"
-                              " s:{s:s, s:b}, s:s,"
-                              " s:[{s:s, s:s, s:s}, {s:s, s:s, s:s, s:[s, s, s]}],"
-                              " s:{s:[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}], s:s, s:o}}",
-                              "ociVersion", "1.0.2",
-                              "process", "terminal", 0, "user", "uid", 65534, "gid", 65534,
-                              "args", "/bin/busybox", "sh", "-c", script, "env", "PATH=/bin", "cwd", "/",
-                              "noNewPrivileges", 1,
-                              "root", "path", T_rootfs, "readonly", 1,
-                              "hostname", "unit",
-                              "mounts", "destination", "/proc", "type", "proc", "source", "proc",
-                              "destination", "/dev", "type", "tmpfs", "source", "tmpfs",
-                              "options", "nosuid", "mode=755", "size=64k",
-                              "linux", "namespaces", "type", "pid", "type", "network", "type", "ipc",
-                              "type", "uts", "type", "mount", "cgroupsPath", cgpath, "resources", res);
-        ck_assert_ptr_nonnull(c);
-        char *path = NULL;
-        ck_assert_int_ge(asprintf(&path, "%s/config.json", bundle), 0);
-        ck_assert_int_eq(json_dump_file(c, path, 0), 0);
-        json_decref(c);
-        free(path);
-        return bundle;
+        json_t *args = jargs((const char *const[]){ "/bin/busybox", "sh", "-c", script, NULL });
+        json_t *ns = jnamespaces((const char *const[]){ "pid", "network", "ipc", "uts", "mount", NULL });
+        json_t *mem = mem_limit > 0 ? json_pack("{s:I, s:I}", "limit", (json_int_t)mem_limit, "swap",
+                                                (json_int_t)mem_limit)
+                                    : NULL;
+        return write_bundle(id, args, ns, mem);
 }
 
 /* Run script to its end and read the stats before `delete`. */
@@ -135,10 +44,7 @@ static void run_and_measure(const char *id, const char *script, int64_t mem_limi
                             struct cgroup_stats *stats)
 {
         char *bundle = make_bundle(id, script, mem_limit);
-        char *log_path = NULL;
-        ck_assert_int_ge(asprintf(&log_path, "%s/%s.log", T_dir, id), 0);
-        int log = open(log_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        ck_assert_int_ge(log, 0);
+        int log = open_log(id);
         struct err e = ERR_INIT;
         pid_t pid;
         ck_assert_msg(runtime_create(&T_rt, id, bundle, log, &pid, &e) == 0, "%s", e.msg);
@@ -152,7 +58,6 @@ static void run_and_measure(const char *id, const char *script, int64_t mem_limi
         ck_assert_int_eq(cgroup_read_stats(cgpath, stats + 1, &e), -1);
         ck_assert_int_eq(e.code, ERR_NOT_FOUND);
         close(log);
-        free(log_path);
         free(bundle);
 }
 
@@ -271,7 +176,7 @@ static Suite *suite(void)
         Suite *s = suite_create("cgroup");
         TCase *tc = tcase_create("cgroup");
         tcase_set_timeout(tc, 120);
-        tcase_add_unchecked_fixture(tc, setup, teardown);
+        tcase_add_unchecked_fixture(tc, setup, fixture_teardown);
         tcase_add_checked_fixture(tc, setup_reaper, NULL);
         tcase_add_test(tc, test_bad_paths);
         tcase_add_test(tc, test_remove_parent);

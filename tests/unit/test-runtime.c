@@ -4,110 +4,31 @@
  * resolution with a real probe, exit codes, signals, timeout, cancel and
  * orphan reaping.  Every real-container test ends with no container in the
  * runtime root and no cgroup under the test's parent; the tcase teardown
- * cleans up after a failed test too. */
+ * cleans up after a failed test too (the fixture: containerfix.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
-#include <sys/statfs.h>
 #include <sys/wait.h>
-#include <linux/magic.h>
 
 #include <jansson.h>
 
 #include "testutil.h"
-#include "cgroup.h"
+#include "containerfix.h"
 #include "runtime.h"
 #include "util.h"
 
-/* ---- shared state, set up once per tcase in the parent process ---- */
-
-static char *T_dir;          /* scratch directory */
-static char T_root[512];     /* runtime --root */
-static char T_rootfs[512];   /* busybox rootfs shared read-only by every container */
-static char T_cg[64];        /* cgroup parent, "/edgecd-unit-<pid>" */
 static char T_stub[4096];    /* tests/data/stub-runtime */
-static char T_runc[64];
-static struct runtime T_rt;  /* the real runtime (runc) */
-
-static char *run_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *run_cmd(const char *fmt, ...)
-{
-        va_list ap;
-        char *cmd = NULL;
-        va_start(ap, fmt);
-        ck_assert_int_ge(vasprintf(&cmd, fmt, ap), 0);
-        va_end(ap);
-        FILE *p = popen(cmd, "r");
-        free(cmd);
-        ck_assert_ptr_nonnull(p);
-        char *out = calloc(1, 65536);
-        size_t n = fread(out, 1, 65535, p);
-        out[n] = '\0';
-        pclose(p);
-        return out;
-}
 
 static void setup(void)
 {
-        T_dir = tu_mkdtemp();
-        snprintf(T_root, sizeof T_root, "%s/state", T_dir);
-        snprintf(T_rootfs, sizeof T_rootfs, "%s/rootfs", T_dir);
-        snprintf(T_cg, sizeof T_cg, "/edgecd-unit-%d", (int)getpid());
-        snprintf(T_runc, sizeof T_runc, "%s", access("/usr/sbin/runc", X_OK) == 0 ? "/usr/sbin/runc" : "/usr/bin/runc");
+        fixture_setup();
         char *stub = NULL;
         ck_assert_int_ge(asprintf(&stub, "%s/tests/data/stub-runtime", tu_src()), 0);
         ck_assert_ptr_nonnull(realpath(stub, T_stub));
         free(stub);
-        free(run_cmd("mkdir -p '%s' '%s/bin' '%s/proc' '%s/dev' && cp /bin/busybox '%s/bin/busybox'",
-                     T_root, T_rootfs, T_rootfs, T_rootfs, T_rootfs));
-        ck_assert_int_eq(access(T_rootfs, F_OK), 0);
-        T_rt = (struct runtime){ .name = (char *)"runc", .path = T_runc, .root = T_root };
-}
-
-/* Whatever a failed test left behind: before each test (so one failure
- * does not cascade) and at the end of the tcase. */
-static void sweep(void)
-{
-        char *ids = run_cmd("%s --root '%s' list -q 2>/dev/null", T_runc, T_root);
-        for (char *save = NULL, *id = strtok_r(ids, "\n", &save); id; id = strtok_r(NULL, "\n", &save))
-                free(run_cmd("%s --root '%s' delete --force '%s' 2>&1", T_runc, T_root, id));
-        free(ids);
-}
-
-static void teardown(void)
-{
-        sweep();
-        struct err e = ERR_INIT;
-        cgroup_remove_parent(T_cg, &e);
-        tu_rm_rf(T_dir);
-        free(T_dir);
-}
-
-/* In the forked test process: the subreaper flag is not inherited. */
-static void setup_reaper(void)
-{
-        struct err e = ERR_INIT;
-        ck_assert_msg(runtime_setup_reaper(&e) == 0, "%s", e.msg);
-        sweep();
-}
-
-static void assert_no_leftovers(void)
-{
-        char *ids = run_cmd("%s --root '%s' list -q 2>&1", T_runc, T_root);
-        ck_assert_str_eq(ids, "");
-        free(ids);
-        ck_assert_int_eq(cgroup_count_children(T_cg), 0);
-}
-
-static json_t *jargs(const char *const *v)
-{
-        json_t *a = json_array();
-        for (; *v; v++)
-                json_array_append_new(a, json_string(*v));
-        return a;
 }
 
 /* A bundle running args on the busybox rootfs as user 65534, no network;
@@ -115,48 +36,10 @@ static json_t *jargs(const char *const *v)
  * an init the kernel shields from its own signals). */
 static char *make_bundle(const char *id, const char *const *args, bool pid_ns, int64_t mem_limit)
 {
-        char *bundle = NULL;
-        ck_assert_int_ge(asprintf(&bundle, "%s/b-%s", T_dir, id), 0);
-        ck_assert_int_eq(mkdir(bundle, 0755), 0);
-        json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}]", "type", "network", "type", "ipc", "type", "uts",
-                               "type", "mount");
-        if (pid_ns)
-                json_array_append_new(ns, json_pack("{s:s}", "type", "pid"));
-        json_t *res = json_pack("{s:{s:I}}", "pids", "limit", (json_int_t)64);
-        if (mem_limit > 0)
-                json_object_set_new(res, "memory", json_pack("{s:I}", "limit", (json_int_t)mem_limit));
-        char cgpath[256];
-        snprintf(cgpath, sizeof cgpath, "%s/%s", T_cg, id);
-        json_t *c = json_pack("{s:s, s:{s:b, s:{s:i, s:i}, s:o, s:[s], s:s, s:b},"
-                              " s:{s:s, s:b}, s:s,"
-                              " s:[{s:s, s:s, s:s}, {s:s, s:s, s:s, s:[s, s, s]}],"
-                              " s:{s:o, s:s, s:o}}",
-                              "ociVersion", "1.0.2",
-                              "process", "terminal", 0, "user", "uid", 65534, "gid", 65534,
-                              "args", jargs(args), "env", "PATH=/bin", "cwd", "/", "noNewPrivileges", 1,
-                              "root", "path", T_rootfs, "readonly", 1,
-                              "hostname", "unit",
-                              "mounts", "destination", "/proc", "type", "proc", "source", "proc",
-                              "destination", "/dev", "type", "tmpfs", "source", "tmpfs",
-                              "options", "nosuid", "mode=755", "size=64k",
-                              "linux", "namespaces", ns, "cgroupsPath", cgpath, "resources", res);
-        ck_assert_ptr_nonnull(c);
-        char *path = NULL;
-        ck_assert_int_ge(asprintf(&path, "%s/config.json", bundle), 0);
-        ck_assert_int_eq(json_dump_file(c, path, 0), 0);
-        json_decref(c);
-        free(path);
-        return bundle;
-}
-
-static int open_log(const char *id)
-{
-        char *p = NULL;
-        ck_assert_int_ge(asprintf(&p, "%s/%s.log", T_dir, id), 0);
-        int fd = open(p, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        free(p);
-        ck_assert_int_ge(fd, 0);
-        return fd;
+        json_t *ns = jnamespaces(pid_ns ? (const char *const[]){ "network", "ipc", "uts", "mount", "pid", NULL }
+                                        : (const char *const[]){ "network", "ipc", "uts", "mount", NULL });
+        json_t *mem = mem_limit > 0 ? json_pack("{s:I}", "limit", (json_int_t)mem_limit) : NULL;
+        return write_bundle(id, jargs(args), ns, mem);
 }
 
 static char *log_text(const char *id)
@@ -476,9 +359,7 @@ START_TEST(test_resolve_real_probe)
         ck_assert_msg(r == 0, "%s", e.msg);
         ck_assert_ptr_nonnull(lines.text);
         ck_assert_msg(strstr(lines.text, "runtime `youki`: not found in PATH\n"), "%s", lines.text);
-        struct statfs sfs;
-        bool pure_v2 = statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
-        if (!pure_v2) {
+        if (!pure_v2()) {
                 /* This host: hybrid cgroups, crun refuses, runc works. */
                 ck_assert_str_eq(rt->name, "runc");
                 ck_assert_msg(strstr(lines.text, "runtime `crun` (/usr/bin/crun): cannot run a container here: "),
@@ -837,7 +718,7 @@ static Suite *suite(void)
         suite_add_tcase(s, tc);
 
         tc = tcase_create("stub");
-        tcase_add_unchecked_fixture(tc, setup, teardown);
+        tcase_add_unchecked_fixture(tc, setup, fixture_teardown);
         tcase_add_checked_fixture(tc, setup_reaper, NULL);
         tcase_add_test(tc, test_stub_start_kill_delete_argv);
         tcase_add_test(tc, test_stub_failure_is_surfaced);
@@ -850,7 +731,7 @@ static Suite *suite(void)
 
         tc = tcase_create("real");
         tcase_set_timeout(tc, 120);
-        tcase_add_unchecked_fixture(tc, setup, teardown);
+        tcase_add_unchecked_fixture(tc, setup, fixture_teardown);
         tcase_add_checked_fixture(tc, setup_reaper, NULL);
         tcase_add_test(tc, test_resolve_real_probe);
         tcase_add_test(tc, test_resolve_skips_broken_runtime);
