@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <stddef.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -116,6 +117,23 @@ void config_set_string(char **field, const char *value)
         char *copy = xstrdup(value);
         free(*field);
         *field = copy;
+}
+
+int config_absolute_paths(struct config *cfg, struct err *err)
+{
+        char *const dirs[] = { cfg->plugins_dir, cfg->templates_dir, cfg->state_dir };
+        char **fields[] = { &cfg->plugins_dir, &cfg->templates_dir, &cfg->state_dir };
+        _cleanup_free_ char *cwd = NULL;
+        for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+                if (!dirs[i] || dirs[i][0] == '/')
+                        continue;
+                if (!cwd && !(cwd = getcwd(NULL, 0)))
+                        return err_errno(err, ERR_IO, "getcwd");
+                char *abs = xasprintf("%s/%s", cwd, dirs[i]);
+                free(*fields[i]);
+                *fields[i] = abs;
+        }
+        return 0;
 }
 
 void config_free(struct config *cfg)

@@ -63,6 +63,11 @@ int config_validate(const struct config *cfg,
 /* Replace a string option (for --listen and friends); takes a copy. */
 void config_set_string(char **field, const char *value);
 
+/* Make plugins_dir, templates_dir and state_dir absolute against the
+ * current directory, so that OCI bundles (which need absolute paths) and
+ * the runtime (which runs elsewhere) see the same directories. */
+int config_absolute_paths(struct config *cfg, struct err *err);
+
 void config_free(struct config *cfg);   /* frees the members, not cfg itself */
 
 #endif

@@ -133,6 +133,8 @@ static int load_config(const struct options *o, struct config *cfg)
         if (o->state_dir) config_set_string(&cfg->state_dir, o->state_dir);
         if (o->log_level) config_set_string(&cfg->log_level, o->log_level);
         config_validate(cfg, print_problem, &problems, &err);
+        if (config_absolute_paths(cfg, &err) < 0)
+                print_problem(err.msg, &problems);
         return problems;
 }
 

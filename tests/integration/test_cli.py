@@ -220,3 +220,17 @@ class Listening(unittest.TestCase):
         harness.check_error(d.submit({"algorithm": "t_echo"}), 404, "unknown_algorithm")
         job = d.run_job({"algorithm": "t_sleep", "parameters": {"seconds": 0}})
         self.assertEqual(job["status"], "succeeded", job)
+
+    @quick
+    def test_relative_directories(self):
+        # `make run` passes build/plugins and build/state: relative to the
+        # daemon's working directory (the harness runs it in its temp dir).
+        d = Daemon("relative")
+        self.addCleanup(d.stop)
+        d.args = ["--plugins-dir", os.path.relpath(harness.OPTIONS["plugins"], d.tmp),
+                  "--templates-dir", os.path.relpath(harness.OPTIONS["templates"], d.tmp),
+                  "--state-dir", "state"]
+        d.start()
+        job = d.run_job({"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 2}})
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(job["result"], {"n": 2}, job)
