@@ -12,7 +12,7 @@ import harness
 from harness import DaemonCase, check_error, check_job, quick, raw_exchange
 
 MAX_BODY = 65536
-CORPUS = "/work/shared/corpora/jsontestsuite/test_parsing"
+CORPUS = os.path.join(harness.REPO, "..", "shared", "corpora", "jsontestsuite", "test_parsing")
 
 
 @quick

@@ -347,7 +347,8 @@ if [ -d "$corpus" ]; then
                 done
         done
 else
-        echo "skipped: JSONTestSuite ($corpus not found)"
+        # A missing corpus is a broken checkout, not a reason to test less.
+        bad "JSONTestSuite corpus not found at $corpus"
 fi
 
 # ---- rootfs layout: static binaries, mount points, modes, nothing else ----
