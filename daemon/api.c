@@ -266,6 +266,92 @@ static int64_t parse_wait(const char *v)
         return parse_int64(v, 0, WAIT_MAX_SECONDS, &n) ? n : -1;
 }
 
+/* A submit body, checked for shape; borrowed from the parsed document. */
+struct submit {
+        const char *algorithm;
+        const char *version;        /* NULL: the newest */
+        json_t *parameters;         /* NULL: {} */
+        enum job_priority priority;
+        int64_t timeout_seconds;    /* 0: the manifest's, else the default */
+};
+
+/* Check the body's shape (not the parameters: the plugin's schema does
+ * that).  ERR_INVALID with err->field the JSON pointer of the bad member. */
+static int parse_submit(const json_t *doc, int64_t max_timeout, struct submit *ret, struct err *err)
+{
+        static const char *const known[] = { "algorithm", "version", "parameters", "priority", "timeout_seconds" };
+        struct submit s = { .priority = PRIO_NORMAL };
+        int rc = 0;
+        if (!json_is_object(doc)) {
+                rc = err_set(err, ERR_INVALID, 0, "the request body must be a JSON object");
+                err_set_field(err, "");
+                return rc;
+        }
+        const char *key;
+        json_t *value;
+        json_object_foreach((json_t *)(uintptr_t)doc, key, value) {
+                bool ok = false;
+                for (size_t i = 0; i < ARRAY_SIZE(known); i++)
+                        ok |= !strcmp(key, known[i]);
+                if (!ok) {
+                        rc = err_set(err, ERR_INVALID, 0, "unknown field `%.64s` (known: algorithm, version, "
+                                     "parameters, priority, timeout_seconds)", key);
+                        _cleanup_free_ char *field = xasprintf("/%.64s", key);
+                        err_set_field(err, field);
+                        return rc;
+                }
+        }
+        json_t *jalg = json_object_get(doc, "algorithm");
+        if (!json_is_string(jalg) || !valid_name(json_string_value(jalg))) {
+                rc = err_set(err, ERR_INVALID, 0, "%s", jalg ? "algorithm must be a plugin name ([a-z0-9_-], "
+                             "1 to 64 characters)" : "algorithm is required");
+                err_set_field(err, "/algorithm");
+                return rc;
+        }
+        s.algorithm = json_string_value(jalg);
+        json_t *jver = json_object_get(doc, "version");
+        if (jver) {
+                struct semver sv;
+                struct err verr = ERR_INIT;
+                if (!json_is_string(jver) || semver_parse(json_string_value(jver), &sv, &verr) < 0) {
+                        rc = err_set(err, ERR_INVALID, 0, "version must be a semantic version string like \"1.2.0\"");
+                        err_set_field(err, "/version");
+                        return rc;
+                }
+                semver_done(&sv);
+                s.version = json_string_value(jver);
+        }
+        s.parameters = json_object_get(doc, "parameters");
+        if (s.parameters && !json_is_object(s.parameters)) {
+                rc = err_set(err, ERR_INVALID, 0, "parameters must be a JSON object");
+                err_set_field(err, "/parameters");
+                return rc;
+        }
+        json_t *jprio = json_object_get(doc, "priority");
+        if (jprio) {
+                int p = json_is_string(jprio) ? job_priority_parse(json_string_value(jprio)) : -1;
+                if (p < 0) {
+                        rc = err_set(err, ERR_INVALID, 0, "priority must be \"high\", \"normal\" or \"low\"");
+                        err_set_field(err, "/priority");
+                        return rc;
+                }
+                s.priority = (enum job_priority)p;
+        }
+        json_t *jtimeout = json_object_get(doc, "timeout_seconds");
+        if (jtimeout) {
+                if (!json_is_integer(jtimeout) || json_integer_value(jtimeout) < 1 ||
+                    json_integer_value(jtimeout) > max_timeout) {
+                        rc = err_set(err, ERR_INVALID, 0, "timeout_seconds must be an integer from 1 to %lld",
+                                     (long long)max_timeout);
+                        err_set_field(err, "/timeout_seconds");
+                        return rc;
+                }
+                s.timeout_seconds = json_integer_value(jtimeout);
+        }
+        *ret = s;
+        return 0;
+}
+
 static void handle_submit(struct http_request *req, void *ctx)
 {
         struct api *a = ctx;
@@ -297,91 +383,34 @@ static void handle_submit(struct http_request *req, void *ctx)
                 http_reply_error(req, 400, "invalid_json", msg, NULL);
                 return;
         }
-        if (!json_is_object(doc)) {
-                reply_invalid(req, "", "the request body must be a JSON object");
-                return;
-        }
-        static const char *const known[] = { "algorithm", "version", "parameters", "priority", "timeout_seconds" };
-        const char *key;
-        json_t *value;
-        json_object_foreach(doc, key, value) {
-                bool ok = false;
-                for (size_t i = 0; i < ARRAY_SIZE(known); i++)
-                        ok |= !strcmp(key, known[i]);
-                if (!ok) {
-                        _cleanup_free_ char *field = xasprintf("/%s", key);
-                        reply_invalid(req, field, "unknown field `%s` (known: algorithm, version, parameters, "
-                                      "priority, timeout_seconds)", key);
-                        return;
-                }
-        }
-        json_t *jalg = json_object_get(doc, "algorithm");
-        if (!json_is_string(jalg) || !valid_name(json_string_value(jalg))) {
-                reply_invalid(req, "/algorithm", jalg ? "algorithm must be a plugin name ([a-z0-9_-], 1 to 64 characters)"
-                                                      : "algorithm is required");
-                return;
-        }
-        const char *algorithm = json_string_value(jalg);
-        json_t *jver = json_object_get(doc, "version");
-        const char *version = NULL;
-        if (jver) {
-                struct semver sv;
-                struct err verr = ERR_INIT;
-                if (!json_is_string(jver) || semver_parse(json_string_value(jver), &sv, &verr) < 0) {
-                        reply_invalid(req, "/version", "version must be a semantic version string like \"1.2.0\"");
-                        return;
-                }
-                semver_done(&sv);
-                version = json_string_value(jver);
-        }
-        json_t *params = json_object_get(doc, "parameters");
-        if (params && !json_is_object(params)) {
-                reply_invalid(req, "/parameters", "parameters must be a JSON object");
-                return;
-        }
-        _cleanup_json_ json_t *parameters = params ? json_incref(params) : json_object();
-        int priority = PRIO_NORMAL;
-        json_t *jprio = json_object_get(doc, "priority");
-        if (jprio && (!json_is_string(jprio) || (priority = job_priority_parse(json_string_value(jprio))) < 0)) {
-                reply_invalid(req, "/priority", "priority must be \"high\", \"normal\" or \"low\"");
-                return;
-        }
-        int64_t timeout = 0;
-        json_t *jtimeout = json_object_get(doc, "timeout_seconds");
-        if (jtimeout) {
-                if (!json_is_integer(jtimeout) || json_integer_value(jtimeout) < 1 ||
-                    json_integer_value(jtimeout) > cfg->max_timeout_seconds) {
-                        reply_invalid(req, "/timeout_seconds", "timeout_seconds must be an integer from 1 to %lld",
-                                      (long long)cfg->max_timeout_seconds);
-                        return;
-                }
-                timeout = json_integer_value(jtimeout);
-        }
-
+        struct submit sub = { 0 };
         struct err err = ERR_INIT;
-        struct manifest *m = NULL;
-        if (registry_find(a->d.registry, algorithm, version, &m, &err) < 0) {
-                metrics_job_rejected("invalid");
-                if (err.code == ERR_NOT_FOUND) {
-                        err_set_field(&err, version ? "/version" : "/algorithm");
-                        reply_err(req, &err, "unknown_algorithm");
-                } else {
-                        reply_err(req, &err, NULL);
-                }
+        if (parse_submit(doc, cfg->max_timeout_seconds, &sub, &err) < 0) {
+                reply_err(req, &err, NULL);
                 return;
         }
+        struct manifest *m = NULL;
+        if (registry_find(a->d.registry, sub.algorithm, sub.version, &m, &err) < 0) {
+                metrics_job_rejected("invalid");
+                if (err.code == ERR_NOT_FOUND)
+                        err_set_field(&err, sub.version ? "/version" : "/algorithm");
+                reply_err(req, &err, err.code == ERR_NOT_FOUND ? "unknown_algorithm" : NULL);
+                return;
+        }
+        _cleanup_json_ json_t *parameters = sub.parameters ? json_incref(sub.parameters) : json_object();
         if (schema_validate(m->input_schema, parameters, "/parameters", &err) < 0) {
                 manifest_unref(m);
                 metrics_job_rejected("invalid");
                 http_reply_error(req, 400, "invalid_parameters", err.msg, err.field);
                 return;
         }
+        int64_t timeout = sub.timeout_seconds;
         if (!timeout)
                 timeout = m->timeout_seconds ? m->timeout_seconds : cfg->defaults.timeout_seconds;
         if (timeout > cfg->max_timeout_seconds)
                 timeout = cfg->max_timeout_seconds;
 
-        struct job *j = job_new(m, parameters, (enum job_priority)priority, timeout);
+        struct job *j = job_new(m, parameters, sub.priority, timeout);
         manifest_unref(m);
         if (queue_push(a->d.queue, j, &err) < 0) {
                 metrics_job_rejected(err.code == ERR_BUSY ? "queue_full" : "unavailable");
