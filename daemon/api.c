@@ -412,13 +412,16 @@ static void handle_submit(struct http_request *req, void *ctx)
 
         struct job *j = job_new(m, parameters, sub.priority, timeout);
         manifest_unref(m);
+        /* Recorded before it is queued, so a worker that finishes it at once
+         * finds it in the store. */
+        store_add(a->d.store, j);
         if (queue_push(a->d.queue, j, &err) < 0) {
+                store_remove(a->d.store, j);
                 metrics_job_rejected(err.code == ERR_BUSY ? "queue_full" : "unavailable");
                 job_unref(j);
                 reply_err(req, &err, err.code == ERR_UNAVAILABLE ? "shutting_down" : NULL);
                 return;
         }
-        store_add(a->d.store, j);
         metrics_job_submitted();
         log_debug("job %s: %s %s accepted (%s priority)", j->id, j->manifest->name, j->manifest->version,
                   job_priority_name(j->priority));

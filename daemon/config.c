@@ -58,6 +58,7 @@ static const struct option options[] = {
         { "workers",             OPT_INT,    OFF(workers),             1, 1024,       2,     NULL },
         { "queue_capacity",      OPT_INT,    OFF(queue_capacity),      1, 1000000,    256,   NULL },
         { "jobs_kept",           OPT_INT,    OFF(jobs_kept),           1, 10000000,   10000, NULL },
+        { "kept_results_bytes",  OPT_BYTES,  OFF(kept_results_bytes),  KiB, 64 * GiB, 64 * MiB, NULL },
         { "max_body_bytes",      OPT_BYTES,  OFF(max_body_bytes),      KiB, GiB,      MiB,   NULL },
         { "max_result_bytes",    OPT_BYTES,  OFF(max_result_bytes),    KiB, GiB,      MiB,   NULL },
         { "max_log_bytes",       OPT_BYTES,  OFF(max_log_bytes),       KiB, GiB,      64 * KiB, NULL },

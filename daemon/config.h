@@ -32,6 +32,7 @@ struct config {
         int64_t workers;          /* worker threads = global concurrency limit */
         int64_t queue_capacity;   /* jobs waiting; a full queue answers 429 */
         int64_t jobs_kept;        /* finished jobs kept in memory */
+        int64_t kept_results_bytes; /* ...and at most this much of their results */
         int64_t max_body_bytes;   /* request body limit (413 above) */
         int64_t max_result_bytes; /* /output/result.json limit */
         int64_t max_log_bytes;    /* per-job stdout+stderr log cap */

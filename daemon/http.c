@@ -289,6 +289,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 /* libmicrohttpd's own complaints (a request it gave up on, a socket error)
  * have no caller to return to: send them through our log so they get a
  * timestamp and a journal priority like everything else. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
         (void)cls;

@@ -117,15 +117,18 @@ bool job_start(struct job *j, const char *runtime_name)
         return ok;
 }
 
-void job_finish(struct job *j, enum job_error error, const char *message, json_t *result,
+bool job_finish(struct job *j, enum job_error error, const char *message, json_t *result,
                 int exit_code, const struct job_metrics *metrics)
 {
+        /* Measured outside the lock: a result may be a megabyte. */
+        size_t result_bytes = result ? json_dumpb(result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
         pthread_mutex_lock(&j->lock);
         if (job_status_is_final(j->status)) {
                 pthread_mutex_unlock(&j->lock);
                 json_decref(result);
-                return;
+                return false;
         }
+        j->result_bytes = result_bytes;
         j->status = error == JOB_ERR_NONE ? JOB_SUCCEEDED
                     : error == JOB_ERR_CANCELLED ? JOB_CANCELLED : JOB_FAILED;
         j->finished_ms = now_real_ms();
@@ -160,6 +163,7 @@ void job_finish(struct job *j, enum job_error error, const char *message, json_t
                 w->fn(w->ctx);
                 free(w);
         }
+        return true;
 }
 
 bool job_request_cancel(struct job *j)

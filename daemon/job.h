@@ -52,6 +52,7 @@ struct job {
         enum job_status status;
         int64_t started_ms, finished_ms;    /* wall clock, 0 = not yet */
         json_t *result;
+        size_t result_bytes;            /* compact JSON size of result */
         enum job_error error;
         char *error_message;
         bool has_exit_code;
@@ -89,8 +90,9 @@ bool job_start(struct job *j, const char *runtime_name);
 /* Make the job final (status from error: NONE succeeded, CANCELLED cancelled,
  * else failed).  Takes ownership of result (may be NULL) and copies message.
  * exit_code < 0 means none.  Calls the waiters.  A job already final is left
- * alone (and result is released). */
-void job_finish(struct job *j, enum job_error error, const char *message, json_t *result,
+ * alone (and result is released): false then, true when this call made it
+ * final. */
+bool job_finish(struct job *j, enum job_error error, const char *message, json_t *result,
                 int exit_code, const struct job_metrics *metrics);
 
 /* Ask a running job to stop (writes its eventfd); true when it was running. */

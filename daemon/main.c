@@ -202,7 +202,7 @@ static int start(struct daemon *d, struct err *err)
                  registry_broken_count(d->registry), cfg->plugins_dir);
 
         d->queue = queue_new((size_t)cfg->queue_capacity);
-        d->store = store_new((size_t)cfg->jobs_kept, logs_dir);
+        d->store = store_new((size_t)cfg->jobs_kept, (size_t)cfg->kept_results_bytes, logs_dir);
         if (scheduler_start(cfg, d->runtime, d->policy, d->queue, d->store, &d->scheduler, err) < 0)
                 return -1;
 

@@ -162,7 +162,8 @@ static void finish(struct run *r, enum job_error e, const char *message, json_t 
                 log_info("job %s: %s %s in %lld ms", r->job->id, r->job->manifest->name,
                          e == JOB_ERR_NONE ? "succeeded" : "cancelled",
                          (long long)(now_mono_ms() - r->job->created_mono));
-        job_finish(r->job, e, message, result, r->exit_code, &r->metrics);
+        if (job_finish(r->job, e, message, result, r->exit_code, &r->metrics))
+                store_job_final(r->s->store, r->job);
 }
 
 /* Why a job that stopped on request stopped: the operator, or shutdown. */
@@ -402,8 +403,9 @@ static void interrupt_running(struct job *j, void *ctx)
 
 static void fail_queued(struct job *j, void *ctx)
 {
-        (void)ctx;
-        job_finish(j, JOB_ERR_INTERRUPTED, "the daemon stopped before the job ran", NULL, -1, NULL);
+        struct scheduler *s = ctx;
+        if (job_finish(j, JOB_ERR_INTERRUPTED, "the daemon stopped before the job ran", NULL, -1, NULL))
+                store_job_final(s->store, j);
         job_unref(j);
 }
 
@@ -414,7 +416,7 @@ void scheduler_stop(struct scheduler *s)
         pthread_mutex_lock(&s->lock);
         s->stopping = true;
         pthread_mutex_unlock(&s->lock);
-        queue_close(s->queue, fail_queued, NULL);
+        queue_close(s->queue, fail_queued, s);
         store_foreach_active(s->store, interrupt_running, NULL);
         for (size_t i = 0; i < s->nworkers; i++)
                 pthread_join(s->threads[i], NULL);
@@ -433,7 +435,8 @@ void scheduler_stop(struct scheduler *s)
 int scheduler_cancel(struct scheduler *s, struct job *j, struct err *err)
 {
         if (queue_remove(s->queue, j)) {
-                job_finish(j, JOB_ERR_CANCELLED, "cancelled on request before it ran", NULL, -1, NULL);
+                if (job_finish(j, JOB_ERR_CANCELLED, "cancelled on request before it ran", NULL, -1, NULL))
+                        store_job_final(s->store, j);
                 return 0;
         }
         if (job_status_is_final(job_get_status(j)))

@@ -11,6 +11,7 @@
 
 struct entry {
         struct job *job;
+        bool counted;                 /* in finals and result_bytes */
         struct entry *hnext;          /* hash chain */
         struct entry *newer, *older;  /* creation order */
 };
@@ -19,7 +20,9 @@ struct store {
         pthread_mutex_t lock;
         struct entry *buckets[BUCKETS];
         struct entry *newest, *oldest;
-        size_t count, final_limit;
+        size_t count;
+        size_t finals, final_limit;
+        size_t result_bytes, result_bytes_limit;
         char *logs_dir;
 };
 
@@ -31,11 +34,12 @@ static size_t hash_id(const char *id)
         return h % BUCKETS;
 }
 
-struct store *store_new(size_t jobs_kept, const char *logs_dir)
+struct store *store_new(size_t jobs_kept, size_t kept_results_bytes, const char *logs_dir)
 {
         struct store *s = xcalloc(1, sizeof *s);
         pthread_mutex_init(&s->lock, NULL);
         s->final_limit = jobs_kept;
+        s->result_bytes_limit = kept_results_bytes;
         s->logs_dir = xstrdup(logs_dir);
         return s;
 }
@@ -59,6 +63,10 @@ static void remove_entry(struct store *s, struct entry *e)
                 e->older->newer = e->newer;
         else
                 s->oldest = e->newer;
+        if (e->counted) {
+                s->finals--;
+                s->result_bytes -= e->job->result_bytes;
+        }
         s->count--;
 }
 
@@ -76,25 +84,34 @@ void store_free(struct store *s)
         free(s);
 }
 
-/* Forget the oldest final jobs beyond the limit.  Active jobs stay: they are
- * bounded by the queue capacity plus the workers. */
+static bool over_limits(const struct store *s)
+{
+        return s->finals > s->final_limit || s->result_bytes > s->result_bytes_limit;
+}
+
+/* Forget the oldest final jobs while over a limit, keeping the newest final
+ * one.  Starts from the oldest, so it stops after a few steps. */
 static void evict(struct store *s)
 {
-        size_t finals = 0;
-        for (struct entry *e = s->newest; e; e = e->older)
-                if (job_status_is_final(job_get_status(e->job)))
-                        finals++;
-        for (struct entry *e = s->oldest, *n; e && finals > s->final_limit; e = n) {
+        for (struct entry *e = s->oldest, *n; e && over_limits(s) && s->finals > 1; e = n) {
                 n = e->newer;
-                if (!job_status_is_final(job_get_status(e->job)))
+                if (!e->counted)
                         continue;
                 remove_entry(s, e);
                 _cleanup_free_ char *log = store_log_path(s, e->job->id);
                 unlink(log);
                 job_unref(e->job);
                 free(e);
-                finals--;
         }
+}
+
+static void count_final(struct store *s, struct entry *e)
+{
+        if (e->counted || !job_status_is_final(job_get_status(e->job)))
+                return;
+        e->counted = true;
+        s->finals++;
+        s->result_bytes += e->job->result_bytes;
 }
 
 void store_add(struct store *s, struct job *j)
@@ -112,9 +129,8 @@ void store_add(struct store *s, struct job *j)
         if (!s->oldest)
                 s->oldest = e;
         s->count++;
-        /* Counting finals is O(n); only do it once we may be over. */
-        if (s->count > s->final_limit)
-                evict(s);
+        count_final(s, e);
+        evict(s);
         pthread_mutex_unlock(&s->lock);
 }
 
@@ -124,6 +140,30 @@ static struct entry *find(struct store *s, const char *id)
                 if (!strcmp(e->job->id, id))
                         return e;
         return NULL;
+}
+
+void store_remove(struct store *s, struct job *j)
+{
+        pthread_mutex_lock(&s->lock);
+        struct entry *e = find(s, j->id);
+        if (e)
+                remove_entry(s, e);
+        pthread_mutex_unlock(&s->lock);
+        if (e) {
+                job_unref(e->job);
+                free(e);
+        }
+}
+
+void store_job_final(struct store *s, struct job *j)
+{
+        pthread_mutex_lock(&s->lock);
+        struct entry *e = find(s, j->id);
+        if (e) {
+                count_final(s, e);
+                evict(s);
+        }
+        pthread_mutex_unlock(&s->lock);
 }
 
 struct job *store_get(struct store *s, const char *id)

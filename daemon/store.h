@@ -1,11 +1,15 @@
-/* store.h - where job records live.  For now in memory and bounded: the
- * newest `jobs_kept` final jobs are kept, older final ones are forgotten
- * (their log files removed); queued and running jobs are never evicted.
- * The durable SQLite store replaces this behind the same functions.
+/* store.h - where job records live.  For now in memory and bounded: at most
+ * `jobs_kept` final jobs holding at most `kept_results_bytes` of results
+ * are kept; past either, the oldest final ones are forgotten (their log
+ * files removed).  Queued and running jobs are never evicted.  The durable
+ * SQLite store replaces this behind the same functions.
  *
  * DESIGN: a hash table by id for lookups and a list in creation order for
- * listing newest first and evicting oldest first, under one mutex.  The
- * store holds one reference per job; lookups return a new one. */
+ * listing newest first and evicting oldest first, under one mutex.  Whoever
+ * makes a job final tells the store (store_job_final), which keeps running
+ * totals, so eviction costs nothing until a limit is passed.  The store
+ * holds one reference per job; lookups return a new one.  Lock order: the
+ * store's lock, then a job's. */
 #ifndef EDGECD_STORE_H
 #define EDGECD_STORE_H
 
@@ -19,11 +23,16 @@
 struct store;
 
 /* logs_dir: where job logs live (STATE_DIR/logs), removed with their job. */
-struct store *store_new(size_t jobs_kept, const char *logs_dir);
+struct store *store_new(size_t jobs_kept, size_t kept_results_bytes, const char *logs_dir);
 void store_free(struct store *s);
 
 /* Takes a new reference.  May evict the oldest final jobs. */
 void store_add(struct store *s, struct job *j);
+/* Forget j (a job refused after it was added). */
+void store_remove(struct store *s, struct job *j);
+/* j has become final: count it (once) and evict past the limits.  The
+ * newest final job is never evicted, however large its result. */
+void store_job_final(struct store *s, struct job *j);
 /* A new reference, or NULL. */
 struct job *store_get(struct store *s, const char *id);
 

@@ -278,6 +278,27 @@ class RuntimeFailure(unittest.TestCase):
         self.assertTrue(d.healthz_ok())
 
 
+class Retention(unittest.TestCase):
+    """Finished jobs are kept within jobs_kept and kept_results_bytes; the
+    oldest go first, the newest always stays."""
+
+    def test_result_bytes_bound_what_is_kept(self):
+        d = Daemon("retention", config={"kept_results_bytes": "4KiB", "jobs_kept": 100})
+        self.addCleanup(d.stop)
+        d.start()
+        blob = "x" * 1500       # each result is ~1.5 KiB: room for two
+        ids = [d.run_job({"algorithm": "t_echo", "version": "1.0.0",
+                          "parameters": {"blob": blob, "i": i}})["id"] for i in range(4)]
+        self.assertEqual(d.req("GET", "/v1/jobs/" + ids[0]).status, 404, "oldest result forgotten")
+        self.assertEqual(d.req("GET", "/v1/jobs/" + ids[1]).status, 404)
+        for i in (2, 3):
+            r = d.req("GET", "/v1/jobs/" + ids[i])
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.body["result"]["i"], i)
+        listed = [j["id"] for j in d.list_jobs()]
+        self.assertEqual(listed[:2], [ids[3], ids[2]])
+
+
 class KeptBundle(unittest.TestCase):
     """keep_bundles: the real config.json a job ran with stays behind, and it
     passes the OCI runtime-spec schema (../shared/tools/oci-validate)."""

@@ -169,13 +169,13 @@ START_TEST(test_job_states_and_waiters)
         ck_assert(job_start(j, "runc"));
         ck_assert_int_ge(job_cancel_fd(j), 0);
         ck_assert(!job_start(j, "runc"));
-        job_finish(j, JOB_ERR_TIMEOUT, "took too long", NULL, -1, NULL);
+        ck_assert(job_finish(j, JOB_ERR_TIMEOUT, "took too long", NULL, -1, NULL));
         ck_assert_int_eq(job_get_status(j), JOB_FAILED);
         ck_assert_int_eq(calls, 1);
         ck_assert_int_eq(removed_calls, 0);
         ck_assert(!job_remove_waiter(j, w));
         /* Final is final: a second finish changes nothing. */
-        job_finish(j, JOB_ERR_NONE, NULL, json_true(), 0, NULL);
+        ck_assert(!job_finish(j, JOB_ERR_NONE, NULL, json_true(), 0, NULL));
         ck_assert_int_eq(job_get_status(j), JOB_FAILED);
         ck_assert_ptr_null(job_add_waiter(j, count_call, &calls));
         json_t *o = job_to_json(j);
@@ -199,7 +199,7 @@ START_TEST(test_store_evicts_oldest_final_and_lists)
 {
         char *dir = tu_mkdtemp();
         struct manifest *m = fake_manifest("a", 0), *m2 = fake_manifest("b", 0);
-        struct store *s = store_new(2, dir);
+        struct store *s = store_new(2, 1 << 20, dir);
         struct job *jobs[4];
         for (int i = 0; i < 4; i++) {
                 jobs[i] = new_job(i == 3 ? m2 : m, PRIO_NORMAL);
@@ -251,6 +251,52 @@ START_TEST(test_store_evicts_oldest_final_and_lists)
 }
 END_TEST
 
+START_TEST(test_store_bounds_kept_result_bytes)
+{
+        char *dir = tu_mkdtemp();
+        struct manifest *m = fake_manifest("a", 0);
+        /* Room for two results of ~400 bytes, not three. */
+        struct store *s = store_new(100, 1000, dir);
+        struct job *jobs[4];
+        for (int i = 0; i < 4; i++) {
+                jobs[i] = new_job(m, PRIO_NORMAL);
+                store_add(s, jobs[i]);   /* queued: counted only when final */
+        }
+        char big[400];
+        memset(big, 'x', sizeof big - 1);
+        big[sizeof big - 1] = '\0';
+        for (int i = 0; i < 3; i++) {
+                ck_assert(job_finish(jobs[i], JOB_ERR_NONE, NULL, json_string(big), 0, NULL));
+                ck_assert_uint_eq(jobs[i]->result_bytes, sizeof big + 1);   /* quotes, no NUL */
+                store_job_final(s, jobs[i]);
+                store_job_final(s, jobs[i]);   /* counted once */
+        }
+        struct job *g = store_get(s, jobs[0]->id);
+        ck_assert_ptr_null(g);
+        for (int i = 1; i < 4; i++) {
+                g = store_get(s, jobs[i]->id);
+                ck_assert_ptr_eq(g, jobs[i]);
+                job_unref(g);
+        }
+        /* One result over the whole budget still stays: the newest final job. */
+        struct store *tiny = store_new(100, 10, dir);
+        store_add(tiny, jobs[1]);
+        g = store_get(tiny, jobs[1]->id);
+        ck_assert_ptr_eq(g, jobs[1]);
+        job_unref(g);
+        store_remove(tiny, jobs[1]);
+        ck_assert_ptr_null(store_get(tiny, jobs[1]->id));
+        ck_assert_uint_eq(store_count(tiny), 0);
+        store_free(tiny);
+        for (int i = 0; i < 4; i++)
+                job_unref(jobs[i]);
+        store_free(s);
+        manifest_unref(m);
+        tu_rm_rf(dir);
+        free(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("queue");
@@ -261,6 +307,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_close_wakes_workers_and_hands_back_jobs);
         tcase_add_test(tc, test_job_states_and_waiters);
         tcase_add_test(tc, test_store_evicts_oldest_final_and_lists);
+        tcase_add_test(tc, test_store_bounds_kept_result_bytes);
         suite_add_tcase(s, tc);
         return s;
 }
