@@ -32,7 +32,7 @@ TESTS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test-*.c
 
 DEPS_OK := $(B)/.deps-ok
 
-.PHONY: all deps run check unit integration plugins bench clean
+.PHONY: all deps run check unit integration plugins bench clean fuzz
 all: $(B)/edgecd $(B)/edgecd-asan plugins
 
 # Installs packages only when something is missing (needs root then).
@@ -79,6 +79,10 @@ check: all $(TESTS)
 
 bench: all
 	@bench/run.sh
+
+# libFuzzer targets for the parsers (clang; FUZZ_SECONDS per target, default 60).
+fuzz: | $(DEPS_OK)
+	@tests/fuzz/run.sh
 
 clean:
 	rm -rf $(B)

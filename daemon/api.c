@@ -46,6 +46,7 @@ struct api {
         pthread_mutex_t lock;
         pthread_cond_t cond;
         struct wait *waits;
+        size_t waits_open;      /* wait requests not yet answered and closed */
         bool stopping;
         pthread_t wait_thread;
         bool wait_thread_started;
@@ -111,6 +112,18 @@ static void wait_unref(void *p)
                 return;
         job_unref(w->job);
         free(w);
+}
+
+/* The request's reference, dropped when libmicrohttpd is done with it. */
+static void wait_request_done(void *p)
+{
+        struct wait *w = p;
+        struct api *a = w->api;
+        pthread_mutex_lock(&a->lock);
+        a->waits_open--;
+        pthread_cond_broadcast(&a->cond);
+        pthread_mutex_unlock(&a->lock);
+        wait_unref(w);
 }
 
 /* Under a->lock. */
@@ -201,7 +214,10 @@ static void start_wait(struct api *a, struct http_request *req, struct job *j, i
         w->req = req;
         w->job = job_ref(j);
         w->deadline = now_mono_ms() + seconds * 1000;
-        http_set_state(req, w, wait_unref);
+        http_set_state(req, w, wait_request_done);
+        pthread_mutex_lock(&a->lock);
+        a->waits_open++;
+        pthread_mutex_unlock(&a->lock);
 
         wait_ref(w);   /* the callback's */
         w->waiter = job_add_waiter(j, on_job_done, w);
@@ -665,6 +681,15 @@ void api_stop(struct api *a)
         pthread_mutex_unlock(&a->lock);
         if (a->wait_thread_started)
                 pthread_join(a->wait_thread, NULL);
+        /* Every wait is resumed now; let the HTTP thread send those answers
+         * before the server closes their connections (bounded). */
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += 2;
+        pthread_mutex_lock(&a->lock);
+        while (a->waits_open > 0 && pthread_cond_timedwait(&a->cond, &a->lock, &until) == 0)
+                ;
+        pthread_mutex_unlock(&a->lock);
         http_stop(a->http);
         pthread_cond_destroy(&a->cond);
         pthread_mutex_destroy(&a->lock);

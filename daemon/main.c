@@ -226,7 +226,8 @@ static void stop(struct daemon *d)
         if (d->api)
                 api_quiesce(d->api);
         scheduler_stop(d->scheduler);   /* every job final: no waiter fires after this */
-        api_stop(d->api);
+        api_stop(d->api);               /* no handler runs after this */
+        scheduler_free(d->scheduler);
         store_free(d->store);
         queue_free(d->queue);
         registry_free(d->registry);

@@ -378,7 +378,7 @@ int scheduler_start(const struct config *cfg, const struct runtime *rt,
                 rc = workspace_sweep(s->workspaces_dir, err);
         if (rc < 0) {
                 err_wrap(err, "scheduler");
-                scheduler_stop(s);
+                scheduler_free(s);
                 return -1;
         }
         s->threads = xcalloc((size_t)cfg->workers, sizeof *s->threads);
@@ -386,7 +386,7 @@ int scheduler_start(const struct config *cfg, const struct runtime *rt,
                 int e = pthread_create(&s->threads[i], NULL, worker_main, s);
                 if (e) {
                         err_set(err, ERR_INTERNAL, e, "scheduler: start worker %lld", (long long)i);
-                        scheduler_stop(s);
+                        scheduler_free(s);
                         return -1;
                 }
                 s->nworkers++;
@@ -414,12 +414,23 @@ void scheduler_stop(struct scheduler *s)
         if (!s)
                 return;
         pthread_mutex_lock(&s->lock);
+        bool was_stopping = s->stopping;
         s->stopping = true;
         pthread_mutex_unlock(&s->lock);
+        if (was_stopping)
+                return;
         queue_close(s->queue, fail_queued, s);
         store_foreach_active(s->store, interrupt_running, NULL);
         for (size_t i = 0; i < s->nworkers; i++)
                 pthread_join(s->threads[i], NULL);
+        s->nworkers = 0;
+}
+
+void scheduler_free(struct scheduler *s)
+{
+        if (!s)
+                return;
+        scheduler_stop(s);
         for (struct plugin_slot *p = s->slots, *n; p; p = n) {
                 n = p->next;
                 free(p->name);

@@ -29,8 +29,12 @@ int scheduler_start(const struct config *cfg, const struct runtime *rt,
                     struct scheduler **ret, struct err *err);
 
 /* Stop taking jobs, interrupt the running ones (error `interrupted`), fail
- * the queued ones the same way, join the workers, free. NULL is fine. */
+ * the queued ones the same way, join the workers.  The scheduler stays
+ * valid (HTTP handlers may still ask it things) until scheduler_free().
+ * NULL is fine; a second call does nothing. */
 void scheduler_stop(struct scheduler *s);
+/* Stop if not yet, then free.  NULL is fine. */
+void scheduler_free(struct scheduler *s);
 
 /* DELETE /v1/jobs/{id}: a queued job leaves the queue and is cancelled at
  * once; a running one is killed by its worker and ends cancelled.

@@ -25,6 +25,10 @@
 #define YAML_JSON_MAX_DEPTH 64
 /* Aliases can multiply a small file into a huge tree ("billion laughs"). */
 #define YAML_JSON_MAX_NODES 100000
+/* ydiag_result_all() shows one err->msg worth of the joined lines; joining
+ * stops a little past that, so thousands of problems (aliases repeat a
+ * subtree's) cost no quadratic copying. */
+#define YDIAG_JOINED_MAX (4 * ERR_MSG_MAX)
 
 static void yaml_parser_deletep(yaml_parser_t **p)
 {
@@ -191,9 +195,11 @@ void ydiag_line(struct ydiag *d, const char *line)
                 d->report(line, d->ctx);
         if (!d->first)
                 d->first = xstrdup(line);
-        char *j = d->joined ? xasprintf("%s; %s", d->joined, line) : xstrdup(line);
-        free(d->joined);
-        d->joined = j;
+        if (!d->joined || strlen(d->joined) < YDIAG_JOINED_MAX) {
+                char *j = d->joined ? xasprintf("%s; %s", d->joined, line) : xstrdup(line);
+                free(d->joined);
+                d->joined = j;
+        }
         d->count++;
 }
 
@@ -571,17 +577,25 @@ static json_t *plain_scalar_json(const char *s)
         return NULL;   /* a plain string */
 }
 
+/* Count one node (or mapping pair) against the budget; false, reported
+ * once, when it is spent. */
+static bool tj_budget(struct to_json *c, const yaml_node_t *n)
+{
+        if (++c->nodes <= YAML_JSON_MAX_NODES)
+                return true;
+        if (c->nodes == YAML_JSON_MAX_NODES + 1)
+                tj_report(c, n, "too many nodes (aliases?)");
+        return false;
+}
+
 static json_t *node_json(struct to_json *c, const yaml_node_t *n, int depth)
 {
         if (depth > YAML_JSON_MAX_DEPTH) {
                 tj_report(c, n, "nested too deeply");
                 return NULL;
         }
-        if (++c->nodes > YAML_JSON_MAX_NODES) {
-                if (c->nodes == YAML_JSON_MAX_NODES + 1)
-                        tj_report(c, n, "too many nodes (aliases?)");
+        if (!tj_budget(c, n))
                 return NULL;
-        }
         switch (n->type) {
         case YAML_SCALAR_NODE: {
                 const char *s = ynode_str(n);
@@ -619,10 +633,20 @@ static json_t *node_json(struct to_json *c, const yaml_node_t *n, int depth)
         }
         case YAML_MAPPING_NODE: {
                 _cleanup_json_ json_t *obj = json_object();
+                /* Every key so far, converted or not: a hash lookup, not
+                 * yamldoc_key_dup()'s scan of the earlier pairs, because
+                 * aliases can convert one big mapping many times. */
+                _cleanup_json_ json_t *seen = json_object();
                 bool bad = false;
                 for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
                      p < n->data.mapping.pairs.top; p++) {
                         const yaml_node_t *kn = yamldoc_node(c->y, p->key);
+                        /* A pair whose value is never converted (a bad or
+                         * duplicate key) still costs a report. */
+                        if (!tj_budget(c, kn)) {
+                                bad = true;
+                                break;
+                        }
                         const char *k = ynode_str(kn);
                         if (!k) {
                                 tj_report(c, kn, "a key must be a string");
@@ -630,10 +654,11 @@ static json_t *node_json(struct to_json *c, const yaml_node_t *n, int depth)
                                 continue;
                         }
                         size_t old = ptr_push(c, k);
-                        if (json_object_get(obj, k) || yamldoc_key_dup(c->y, n, p)) {
+                        if (json_object_get(seen, k)) {
                                 tj_report(c, kn, "duplicate key");
                                 bad = true;
                         } else {
+                                json_object_set_new(seen, k, json_null());
                                 json_t *v = node_json(c, yamldoc_node(c->y, p->value), depth + 1);
                                 if (!v)
                                         bad = true;

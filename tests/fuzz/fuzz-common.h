@@ -21,15 +21,15 @@
 
 #include "util.h"
 
-static char *fz_dir;
+static char *fz_dir;   /* the scratch directory, once made */
 
-static void fz_die(const char *what)
+static inline void fz_die(const char *what)
 {
         fprintf(stderr, "fuzz setup: %s: %s\n", what, strerror(errno));
         abort();
 }
 
-static void fz_cleanup(void)
+static inline void fz_cleanup(void)
 {
         if (!fz_dir)
                 return;
@@ -40,7 +40,7 @@ static void fz_cleanup(void)
 }
 
 /* The scratch directory, made on first use. */
-static const char *fz_tmpdir(void)
+static inline const char *fz_tmpdir(void)
 {
         if (fz_dir)
                 return fz_dir;
@@ -54,7 +54,7 @@ static const char *fz_tmpdir(void)
 }
 
 /* Create (or truncate) path, make it executable when exec is set. */
-static void fz_touch(const char *path, int exec)
+static inline void fz_touch(const char *path, int exec)
 {
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, exec ? 0755 : 0644);
         if (fd < 0)
@@ -70,7 +70,7 @@ struct fz_file {
         int fd;
 };
 
-static void fz_file_open(struct fz_file *f, const char *path)
+static inline void fz_file_open(struct fz_file *f, const char *path)
 {
         f->path = xstrdup(path);
         f->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -78,7 +78,7 @@ static void fz_file_open(struct fz_file *f, const char *path)
                 fz_die(path);
 }
 
-static void fz_file_write(struct fz_file *f, const uint8_t *data, size_t size)
+static inline void fz_file_write(struct fz_file *f, const uint8_t *data, size_t size)
 {
         if (ftruncate(f->fd, 0) < 0)
                 fz_die(f->path);
@@ -94,7 +94,7 @@ static void fz_file_write(struct fz_file *f, const uint8_t *data, size_t size)
 /* A plugin directory DIR/plugin with rootfs/bin/<cmd> for the commands the
  * seed manifests name, so manifest_load()'s rootfs check can pass and the
  * fuzzer gets past it.  Returns DIR/plugin (owned by the caller). */
-static char *fz_plugin_dir(void)
+static inline char *fz_plugin_dir(void)
 {
         static const char *const cmds[] = {
                 "matrix_multiplication", "statistics", "sh", "word_count.sh", "testkit", "busybox",

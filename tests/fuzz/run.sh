@@ -91,7 +91,7 @@ max_len() {
 }
 
 # The last value of "KEY: N" (libFuzzer's final stats), or empty.
-stat() { grep -E "^stat::$1: " "$2" | tail -n 1 | awk '{print $2}'; }
+final_stat() { grep -E "^stat::$1: " "$2" | tail -n 1 | awk '{print $2}'; }
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
@@ -113,8 +113,8 @@ for t in $TARGETS; do
         rc=$?
         rm -rf "$tmp"
 
-        runs=$(stat number_of_executed_units "$log")
-        eps=$(stat average_exec_per_sec "$log")
+        runs=$(final_stat number_of_executed_units "$log")
+        eps=$(final_stat average_exec_per_sec "$log")
         if [ -z "$runs" ]; then
                 # A crash ends the run before the final stats: use the last
                 # status line ("#1234 NEW cov: ...").

@@ -195,6 +195,39 @@ class StopWithJobsInFlight(unittest.TestCase):
         d.stop()        # raises on exit status, sanitizer output or leftovers
         self.assertLess(time.monotonic() - t0, 20)
 
+    @quick
+    def test_sigterm_answers_every_waiting_client(self):
+        # Clients parked on ?wait=true get their (interrupted) job, not a
+        # closed connection, when the daemon stops under them.
+        d = Daemon("waitstop", config={"workers": 2, "queue_capacity": 16})
+        self.addCleanup(d.stop, False)
+        d.start()
+        answers = []
+        lock = threading.Lock()
+
+        def waiter():
+            try:
+                r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60},
+                              "timeout_seconds": 120}, wait="true", timeout=30)
+                out = (r.status, (r.body.get("error") or {}).get("code") if isinstance(r.body, dict) else r)
+            except Exception as ex:   # noqa: BLE001 - a dropped connection is the failure
+                out = ("no answer", repr(ex))
+            with lock:
+                answers.append(out)
+        threads = [threading.Thread(target=waiter) for _ in range(6)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            running = [j for j in d.list_jobs(status="running")]
+            if len(running) == 2 and len(d.list_jobs(status="queued")) == 4:
+                break
+            time.sleep(0.05)
+        d.stop()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(sorted(answers), [(200, "interrupted")] * 6, answers)
+
 
 class CrashRecovery(unittest.TestCase):
     """A daemon that died without cleaning up (SIGKILL) leaves a running

@@ -1,0 +1,202 @@
+/* test-yamldoc.c - yamldoc.c: YAML to JSON under aliases and the collected
+ * diagnostics.  The alias inputs are the ones tests/fuzz/fuzz-manifest.c
+ * timed out on: aliases repeat one subtree many times, and neither the
+ * problems they repeat nor the duplicate-key check may grow quadratically. */
+#include <string.h>
+
+#include "testutil.h"
+#include "util.h"
+#include "yamldoc.h"
+
+/* yamldoc.c's YAML_JSON_MAX_NODES: nodes and mapping pairs converted. */
+#define MAX_NODES 100000
+
+static char *base;   /* removed by the unchecked fixture, even after a failure */
+
+static void suite_setup(void)
+{
+        base = tu_mkdtemp();
+}
+
+static void suite_teardown(void)
+{
+        tu_rm_rf(base);
+        free(base);
+        base = NULL;
+}
+
+struct lines {
+        size_t n;
+        size_t too_many;   /* lines saying "too many nodes" */
+};
+
+static void count_line(const char *line, void *ctx)
+{
+        struct lines *l = ctx;
+        l->n++;
+        if (strstr(line, "too many nodes"))
+                l->too_many++;
+}
+
+/* Convert the value of key "x" in the YAML text; returns yamldoc_to_json()'s
+ * result.  *d is initialised here and left for the caller to inspect. */
+static int convert(const char *text, struct ydiag *d, struct lines *l, json_t **ret)
+{
+        char *path = tu_write(base, "doc.yaml", text);
+        struct yamldoc *y = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_msg(yamldoc_load(path, 1 << 20, &y, &e) == 0, "%s", e.msg);
+        ydiag_init(d, NULL, count_line, l);
+        yaml_node_t *x = yamldoc_get(y, yamldoc_root(y), "x");
+        ck_assert_ptr_nonnull(x);
+        int r = yamldoc_to_json(y, x, "x", d, ret);
+        yamldoc_free(y);
+        free(path);
+        return r;
+}
+
+/* "x: [&a [ITEM, ITEM, ...], *a, *a, ...]": one anchored list of n items,
+ * then m aliases of it.  Caller frees. */
+static char *aliased(const char *open, const char *item, const char *close, size_t n, size_t m)
+{
+        size_t cap = 64 + n * (strlen(item) + 2) + m * 4;
+        char *s = xmalloc(cap);
+        strcpy(s, "x: [&a ");
+        strcat(s, open);
+        for (size_t i = 0; i < n; i++) {
+                if (i)
+                        strcat(s, ", ");
+                strcat(s, item);
+        }
+        strcat(s, close);
+        char *p = s + strlen(s);
+        for (size_t i = 0; i < m; i++, p += 4)
+                memcpy(p, ", *a", 4);
+        strcpy(p, "]\n");
+        return s;
+}
+
+START_TEST(test_convert)
+{
+        struct ydiag d;
+        struct lines l = { 0 };
+        json_t *j = NULL;
+        ck_assert_int_eq(convert("x: {a: 1, b: [true, ~, '2', 2.5], c: {d: x}}\n", &d, &l, &j), 0);
+        char *s = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+        ck_assert_str_eq(s, "{\"a\":1,\"b\":[true,null,\"2\",2.5],\"c\":{\"d\":\"x\"}}");
+        free(s);
+        json_decref(j);
+        ck_assert_uint_eq(d.count, 0);
+        ydiag_done(&d);
+}
+END_TEST
+
+/* A duplicate is caught even when the first occurrence failed to convert. */
+START_TEST(test_duplicate_after_bad_value)
+{
+        struct ydiag d;
+        struct lines l = { 0 };
+        json_t *j = NULL;
+        ck_assert_int_eq(convert("x: {a: \"\\0\", b: 1, a: 2, b: 3}\n", &d, &l, &j), -1);
+        ck_assert_ptr_null(j);
+        ck_assert_uint_eq(d.count, 3);
+        ck_assert_str_eq(d.joined, "x/a: contains a NUL byte; x/a: duplicate key; x/b: duplicate key");
+        ydiag_done(&d);
+}
+END_TEST
+
+/* Every alias repeats the problems of its subtree: 200 NUL scalars seen 51
+ * times are 10200 problems.  They are all counted, but the joined message
+ * stays a few KiB (it was every line, copied once per line: 38 s for a
+ * 13 KB manifest) and the result is still cut with "; ...". */
+START_TEST(test_alias_problems_bounded)
+{
+        char *text = aliased("[", "\"\\0\"", "]", 200, 50);
+        struct ydiag d;
+        struct lines l = { 0 };
+        json_t *j = NULL;
+        ck_assert_int_eq(convert(text, &d, &l, &j), -1);
+        ck_assert_uint_eq(d.count, 200 * 51);
+        ck_assert_uint_eq(l.n, 200 * 51);
+        ck_assert_uint_lt(strlen(d.joined), 8 * 1024);
+        ck_assert_str_eq(d.first, "x/0/0: contains a NUL byte");
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(ydiag_result_all(&d, ERR_INVALID, &e), -1);
+        size_t n = strlen(e.msg);
+        ck_assert_str_eq(e.msg + n - 5, "; ...");
+        ydiag_done(&d);
+        free(text);
+}
+END_TEST
+
+/* Duplicate keys count against the node budget: 99 duplicates in a mapping
+ * aliased 2000 times were 198000 problems that no budget stopped. */
+START_TEST(test_alias_duplicates_budget)
+{
+        char *text = aliased("{", "a: 0", "}", 100, 2000);
+        struct ydiag d;
+        struct lines l = { 0 };
+        json_t *j = NULL;
+        ck_assert_int_eq(convert(text, &d, &l, &j), -1);
+        ck_assert_uint_le(d.count, MAX_NODES + 1);
+        ck_assert_uint_eq(l.too_many, 1);
+        ydiag_done(&d);
+        free(text);
+}
+END_TEST
+
+/* A big mapping aliased many times: the duplicate-key check is a hash
+ * lookup, not a scan of the earlier keys (which made this quadratic: 9 s
+ * under the fuzzer for 16 KB).  Bounded by the budget, reported once. */
+START_TEST(test_alias_big_mapping)
+{
+        char keys[6000][4];
+        size_t n = 0;
+        for (char a = 'a'; a <= 'z'; a++)
+                for (char b = 'a'; b <= 'z'; b++)
+                        for (char c = 'a'; c <= 'z' && n < 6000; c++) {
+                                keys[n][0] = a, keys[n][1] = b, keys[n][2] = c, keys[n][3] = '\0';
+                                n++;
+                        }
+        size_t cap = 64 + n * 8 + 200 * 4;
+        char *text = xmalloc(cap);
+        char *p = text + sprintf(text, "x: [&a {");
+        for (size_t i = 0; i < n; i++)
+                p += sprintf(p, "%s%s: 0", i ? ", " : "", keys[i]);
+        p += sprintf(p, "}");
+        for (int i = 0; i < 200; i++)
+                p += sprintf(p, ", *a");
+        sprintf(p, "]\n");
+
+        struct ydiag d;
+        struct lines l = { 0 };
+        json_t *j = NULL;
+        int64_t t0 = now_mono_ms();
+        ck_assert_int_eq(convert(text, &d, &l, &j), -1);
+        int64_t ms = now_mono_ms() - t0;
+        ck_assert_uint_eq(d.count, 1);
+        ck_assert_uint_eq(l.too_many, 1);
+        /* Milliseconds now, seconds before; a wide margin for ASan and a
+         * busy machine. */
+        ck_assert_msg(ms < 2000, "took %lld ms", (long long)ms);
+        ydiag_done(&d);
+        free(text);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+        Suite *s = suite_create("yamldoc");
+        TCase *tc = tcase_create("to_json");
+        tcase_set_timeout(tc, 30);
+        tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+        tcase_add_test(tc, test_convert);
+        tcase_add_test(tc, test_duplicate_after_bad_value);
+        tcase_add_test(tc, test_alias_problems_bounded);
+        tcase_add_test(tc, test_alias_duplicates_budget);
+        tcase_add_test(tc, test_alias_big_mapping);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+TEST_MAIN(suite)
