@@ -146,12 +146,16 @@ int seccomp_check_names(char *const *names, struct err *err)
         return 0;
 }
 
+/* Only the native ABI: a 32-bit call (int 0x80 from any x86_64 binary) is a
+ * foreign architecture to the filter and dies.  Allowing x86/x32 would let
+ * socketcall(2) create the sockets the socket() rule refuses, since its
+ * arguments sit in memory the filter cannot read. */
 static json_t *native_architectures(void)
 {
 #if defined(__x86_64__)
-        return json_pack("[sss]", "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32");
+        return json_pack("[s]", "SCMP_ARCH_X86_64");
 #elif defined(__aarch64__)
-        return json_pack("[ss]", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM");
+        return json_pack("[s]", "SCMP_ARCH_AARCH64");
 #else
 #error "edgecd: add this architecture's seccomp architectures"
 #endif

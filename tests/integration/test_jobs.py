@@ -241,6 +241,10 @@ class Outcomes(JobCase):
     def test_sandbox_violation(self):
         job = self.d.run_job({"algorithm": "t_syscall"})
         self.assertFailedWith(job, "sandbox_violation")
+
+    def test_32bit_syscall_is_a_sandbox_violation(self):
+        job = self.d.run_job({"algorithm": "t_syscall32"})
+        self.assertFailedWith(job, "sandbox_violation")
         self.d.assert_idle_clean()
 
     def test_out_of_memory(self):

@@ -13,6 +13,7 @@
  *   sandbox     report what the process sees of its sandbox
  *   syscall     unshare(CLONE_NEWNS), which the seccomp allowlist lacks:
  *               SIGSYS; if it survives, {"survived": true, ...}
+ *   syscall int80  the same with a 32-bit getpid through int 0x80
  *   memory      allocate and touch parameters.mb MiB (default 512)
  *   spam        parameters.bytes (default 1 MiB) to stdout, 1000 lines to
  *               stderr, then {"ok": true}
@@ -392,10 +393,28 @@ static int mode_sandbox(void)
         return 0;
 }
 
-static int mode_syscall(void)
+/* A 32-bit system call from this 64-bit process: getpid through int 0x80
+ * (i386 number 20).  The filter allows only the native ABI, so this must
+ * die; if it returns, the 32-bit ABI is open (and with it socketcall). */
+static long int80_getpid(void)
+{
+#if defined(__x86_64__)
+        long r;
+        __asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory");
+        if (r < 0) {
+                errno = (int)-r;
+                return -1;
+        }
+        return r;
+#else
+        return syscall(SYS_unshare, CLONE_NEWNS);
+#endif
+}
+
+static int mode_syscall(const char *how)
 {
         /* Called through syscall() so no libc wrapper can second-guess it. */
-        long r = syscall(SYS_unshare, CLONE_NEWNS);
+        long r = how && strcmp(how, "int80") == 0 ? int80_getpid() : syscall(SYS_unshare, CLONE_NEWNS);
         int e = r < 0 ? errno : 0;
         struct jw w;
 
@@ -586,7 +605,7 @@ int main(int argc, char **argv)
         if (strcmp(mode, "sandbox") == 0)
                 return mode_sandbox();
         if (strcmp(mode, "syscall") == 0)
-                return mode_syscall();
+                return mode_syscall(argc > 2 ? argv[2] : NULL);
         if (strcmp(mode, "memory") == 0)
                 return mode_memory();
         if (strcmp(mode, "spam") == 0)
