@@ -180,7 +180,7 @@ static int start(struct daemon *d, struct err *err)
         _cleanup_free_ char *logs_dir = xasprintf("%s/logs", cfg->state_dir);
         _cleanup_free_ char *allow = xasprintf("%s/seccomp.allow", cfg->templates_dir);
 
-        if (mkdir_p(cfg->state_dir, 0711, err) < 0)
+        if (mkdir_p(cfg->state_dir, 0700, err) < 0)
                 return err_wrap(err, "state dir");
         if (runtime_setup_reaper(err) < 0)
                 return -1;

@@ -371,7 +371,7 @@ int scheduler_start(const struct config *cfg, const struct runtime *rt,
          * logs: start with an empty logs dir. */
         int rc = rm_rf(s->logs_dir, err);
         if (rc == 0)
-                rc = mkdir_p(s->workspaces_dir, 0711, err);
+                rc = mkdir_p(s->workspaces_dir, 0700, err);
         if (rc == 0)
                 rc = mkdir_p(s->logs_dir, 0750, err);
         if (rc == 0)

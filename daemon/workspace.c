@@ -59,14 +59,20 @@ int workspace_create(const char *root, const char *job_id, const json_t *paramet
         if (disk_mb <= 0 || disk_mb > 1024 * 1024 || uid < 0 || uid > UINT32_MAX - 1 || gid < 0 ||
             gid > UINT32_MAX - 1)
                 return err_set(err, ERR_INVALID, 0, "workspace: bad disk size or uid/gid");
-        if (mkdir_p(root, 0711, err) < 0)
+        /* Root only, all the way down to the job: the container reaches
+         * /input and /output through bind mounts, never through these host
+         * paths, while the paths are public in /proc/self/mountinfo and
+         * uid 65534 is shared with host `nobody` services. */
+        if (mkdir_p(root, 0700, err) < 0)
                 return err_wrap(err, "workspace");
+        if (chmod(root, 0700) < 0)
+                return err_errno(err, ERR_IO, "workspace: chmod `%s`", root);
 
         _cleanup_free_ char *dir = xasprintf("%s/%s", root, job_id);
         /* Plain mkdir, not mkdir -p: an existing directory belongs to
          * another job (or a leftover the sweep missed) and must not be
          * adopted, nor removed by our cleanup below. */
-        if (make_dir(dir, 0711, err) < 0)
+        if (make_dir(dir, 0700, err) < 0)
                 return err_wrap(err, "workspace");
 
         /* From here on the cleanup removes whatever was made. */

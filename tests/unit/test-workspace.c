@@ -108,8 +108,8 @@ START_TEST(test_create_layout)
         ck_assert_str_eq(ws->dir, dir);
         struct stat st;
         ck_assert_int_eq(stat(g_root, &st), 0);
-        ck_assert_msg((st.st_mode & 07777 & ~0711) == 0, "root mode %o", st.st_mode & 07777);
-        assert_mode(ws->dir, S_IFDIR, 0711, 0, 0);
+        ck_assert_msg((st.st_mode & 07777) == 0700, "root mode %o", st.st_mode & 07777);
+        assert_mode(ws->dir, S_IFDIR, 0700, 0, 0);
         assert_mode(ws->input_dir, S_IFDIR, 0755, 0, 0);
         _cleanup_free_ char *input = xasprintf("%s/input.json", ws->input_dir);
         assert_mode(input, S_IFREG, 0644, 0, 0);
