@@ -44,13 +44,29 @@ void log_msg(enum log_level level, const char *fmt, ...)
                 format_rfc3339(now_real_ms(), ts, sizeof ts);
                 n = snprintf(line, sizeof line, "%s edgecd[%d] %s: ", ts, (int)getpid(), tags[level]);
         }
+        char msg[3072];
         va_list ap;
         va_start(ap, fmt);
-        int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+        int m = vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-        if (len > sizeof line - 2)
-                len = sizeof line - 2;
+        size_t mlen = m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
+        /* One record per line: a message may quote an algorithm's output,
+         * and a newline there must not forge a log line (or a journal
+         * priority prefix) of its own. */
+        size_t len = (size_t)n;
+        for (size_t i = 0; i < mlen && len < sizeof line - 6; i++) {
+                unsigned char c = (unsigned char)msg[i];
+                if (c >= 0x20 && c != 0x7f) {
+                        line[len++] = (char)c;
+                } else if (c == '\n') {
+                        line[len++] = '\\';
+                        line[len++] = 'n';
+                } else if (c == '\t') {
+                        line[len++] = '\t';
+                } else {
+                        len += (size_t)snprintf(line + len, 5, "\\x%02x", c);
+                }
+        }
         line[len++] = '\n';
         ssize_t ignored = write(STDERR_FILENO, line, len);
         (void)ignored;
