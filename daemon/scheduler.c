@@ -107,32 +107,31 @@ static void *log_pump_main(void *arg)
         char buf[16384];
         int64_t drain_deadline = 0;
         for (;;) {
-                struct pollfd pfd = { .fd = lp->read_fd, .events = POLLIN };
-                int r = poll(&pfd, 1, 100);
-                if (r < 0 && errno != EINTR)
-                        break;
-                if (r > 0) {
-                        ssize_t n = read(lp->read_fd, buf, sizeof buf);
-                        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
-                                break;
-                        if (n > 0) {
-                                size_t room = lp->cap - lp->written;
-                                size_t take = (size_t)n < room ? (size_t)n : room;
-                                if ((size_t)n > room)
-                                        lp->truncated = true;
-                                if (take > 0 && write(lp->file_fd, buf, take) == (ssize_t)take)
-                                        lp->written += take;
-                                continue;
-                        }
-                }
+                /* Checked on every pass, data or not: something may still
+                 * hold the pipe and keep writing; do not wait for it forever. */
                 if (__atomic_load_n(&lp->stop, __ATOMIC_ACQUIRE)) {
-                        /* Something in the container may still hold the pipe:
-                         * do not wait for it forever. */
                         if (!drain_deadline)
                                 drain_deadline = now_mono_ms() + LOG_DRAIN_MS;
                         else if (now_mono_ms() > drain_deadline)
                                 break;
                 }
+                struct pollfd pfd = { .fd = lp->read_fd, .events = POLLIN };
+                int r = poll(&pfd, 1, 100);
+                if (r < 0 && errno != EINTR)
+                        break;
+                if (r <= 0)
+                        continue;
+                ssize_t n = read(lp->read_fd, buf, sizeof buf);
+                if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+                        break;
+                if (n < 0)
+                        continue;
+                size_t room = lp->cap - lp->written;
+                size_t take = (size_t)n < room ? (size_t)n : room;
+                if ((size_t)n > room)
+                        lp->truncated = true;
+                if (take > 0 && write(lp->file_fd, buf, take) == (ssize_t)take)
+                        lp->written += take;
         }
         return NULL;
 }
