@@ -15,12 +15,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
-#include <seccomp.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include "schema.h"
+#include "seccomp.h"
 #include "util.h"
 #include "yamldoc.h"
 
@@ -395,11 +395,12 @@ static void load_syscalls(struct mload *L, const yaml_node_t *v)
                 return;
         /* Check each name here so the error names its line. */
         for (size_t i = 0; L->m->extra_syscalls[i]; i++) {
-                if (seccomp_syscall_resolve_name(L->m->extra_syscalls[i]) != __NR_SCMP_ERROR)
+                struct err e = ERR_INIT;
+                char *const one[] = { L->m->extra_syscalls[i], NULL };
+                if (seccomp_check_names(one, &e) == 0)
                         continue;
                 _cleanup_free_ char *name = xasprintf("syscalls[%zu]", i);
-                ydiag_add(L->d, yamldoc_node(L->y, v->data.sequence.items.start[i]), name,
-                          "unknown syscall `%s`", L->m->extra_syscalls[i]);
+                ydiag_add(L->d, yamldoc_node(L->y, v->data.sequence.items.start[i]), name, "%s", e.msg);
         }
 }
 

@@ -138,11 +138,58 @@ size_t seccomp_policy_count(const struct seccomp_policy *p)
         return p ? p->n : 0;
 }
 
+static const struct {
+        const char *name;
+        const char *why;
+} never[] = {
+        { "unshare", "it makes namespaces" }, { "setns", "it enters namespaces" },
+        { "clone3", "its namespace flags cannot be filtered" },
+        { "mount", "it changes mounts" }, { "umount2", "it changes mounts" },
+        { "pivot_root", "it changes mounts" }, { "move_mount", "it changes mounts" },
+        { "open_tree", "it changes mounts" }, { "fsopen", "it changes mounts" },
+        { "fsconfig", "it changes mounts" }, { "fsmount", "it changes mounts" },
+        { "fspick", "it changes mounts" }, { "mount_setattr", "it changes mounts" },
+        { "kexec_load", "it replaces the kernel" }, { "kexec_file_load", "it replaces the kernel" },
+        { "init_module", "it loads kernel code" }, { "finit_module", "it loads kernel code" },
+        { "delete_module", "it unloads kernel code" }, { "bpf", "it loads kernel programs" },
+        { "perf_event_open", "it observes the host" }, { "keyctl", "kernel keys are not namespaced" },
+        { "add_key", "kernel keys are not namespaced" }, { "request_key", "kernel keys are not namespaced" },
+        { "reboot", "it stops the host" }, { "swapon", "it changes host memory" },
+        { "swapoff", "it changes host memory" }, { "acct", "it changes host accounting" },
+        { "settimeofday", "it sets the host clock" }, { "clock_settime", "it sets the host clock" },
+        { "clock_adjtime", "it sets the host clock" }, { "adjtimex", "it sets the host clock" },
+        { "open_by_handle_at", "it opens host files by handle" },
+        { "name_to_handle_at", "it pairs with open_by_handle_at" },
+        { "userfaultfd", "it widens kernel race windows" }, { "iopl", "it reaches I/O ports" },
+        { "ioperm", "it reaches I/O ports" }, { "lookup_dcookie", "it reads host paths" },
+        { "quotactl", "it changes host quotas" }, { "sethostname", "it changes host names" },
+        { "setdomainname", "it changes host names" }, { "syslog", "it reads the kernel log" },
+        { "vhangup", "it hangs up terminals" }, { "fanotify_init", "it watches host files" },
+        { "io_uring_setup", "io_uring bypasses the filter" }, { "io_uring_enter", "io_uring bypasses the filter" },
+        { "io_uring_register", "io_uring bypasses the filter" },
+        { "process_vm_readv", "it reads other processes" }, { "process_vm_writev", "it writes other processes" },
+        { "personality", "it changes the ABI the filter sees" }, { "modify_ldt", "it changes the ABI the filter sees" },
+        { "uselib", "obsolete" }, { "nfsservctl", "obsolete" }, { "_sysctl", "obsolete" },
+};
+
+const char *seccomp_never_allowed(const char *name)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(never); i++)
+                if (!strcmp(name, never[i].name))
+                        return never[i].why;
+        return NULL;
+}
+
 int seccomp_check_names(char *const *names, struct err *err)
 {
-        for (size_t i = 0; names && names[i]; i++)
+        for (size_t i = 0; names && names[i]; i++) {
                 if (!name_known(names[i]))
                         return err_set(err, ERR_INVALID, 0, "unknown syscall `%s`", names[i]);
+                const char *why = seccomp_never_allowed(names[i]);
+                if (why)
+                        return err_set(err, ERR_INVALID, 0, "syscall `%s` can never be allowed: %s",
+                                       names[i], why);
+        }
         return 0;
 }
 

@@ -18,8 +18,15 @@ void seccomp_policy_free(struct seccomp_policy *p);
 size_t seccomp_policy_count(const struct seccomp_policy *p);
 
 /* Check names (a manifest's extra syscalls); ERR_INVALID naming the first
- * unknown one. */
+ * unknown one, or one that seccomp_never_allowed() refuses. */
 int seccomp_check_names(char *const *names, struct err *err);
+
+/* The floor under every plugin: system calls a manifest's `syscalls` may
+ * never add, because each one lets a process leave or weaken its sandbox
+ * (namespaces, mounts, kernel modules and keys, bpf, io_uring, clock and
+ * host state, 32-bit escape hatches).  NULL when name may be added, else a
+ * short reason. */
+const char *seccomp_never_allowed(const char *name);
 
 /* The OCI `linux.seccomp` object: defaultAction SCMP_ACT_KILL_PROCESS (so a
  * violation is a SIGSYS the daemon can name), the native architectures, and

@@ -320,6 +320,11 @@ START_TEST(test_unknown_syscall)
 {
         expect_error(MINIMAL "syscalls:\n  - read\n  - nosuchcall\n",
                      "9:5: syscalls[1]: unknown syscall `nosuchcall`");
+        /* The floor no manifest can lower. */
+        expect_error(MINIMAL "syscalls: [read, unshare]\n",
+                     "7:18: syscalls[1]: syscall `unshare` can never be allowed: it makes namespaces");
+        expect_error(MINIMAL "syscalls: [clone3]\n",
+                     "7:12: syscalls[0]: syscall `clone3` can never be allowed: its namespace flags cannot be filtered");
         expect_error(MINIMAL "syscalls: read\n", "7:11: syscalls: expected a list, got a scalar");
 }
 END_TEST

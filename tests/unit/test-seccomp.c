@@ -182,8 +182,15 @@ END_TEST
 START_TEST(test_check_names)
 {
         struct err err = ERR_INIT;
-        char *good[] = { "read", "io_uring_setup", "chown32", NULL };
+        char *good[] = { "read", "ptrace", "chown32", NULL };
         ck_assert_int_eq(seccomp_check_names(good, &err), 0);
+        /* Known to libseccomp, but below the floor no manifest may lower. */
+        char *never[] = { "read", "io_uring_setup", NULL };
+        ck_assert_int_eq(seccomp_check_names(never, &err), -1);
+        ck_assert_int_eq(err.code, ERR_INVALID);
+        ck_assert_str_eq(err.msg, "syscall `io_uring_setup` can never be allowed: io_uring bypasses the filter");
+        ck_assert_ptr_nonnull(seccomp_never_allowed("mount"));
+        ck_assert_ptr_null(seccomp_never_allowed("read"));
         ck_assert_int_eq(seccomp_check_names(NULL, &err), 0);
         char *bad[] = { "read", "nosuchcall", "alsobad", NULL };
         ck_assert_int_eq(seccomp_check_names(bad, &err), -1);
