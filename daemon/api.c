@@ -528,6 +528,9 @@ static void handle_list(struct http_request *req, void *ctx)
         json_t *list = NULL;
         struct err err = ERR_INIT;
         if (store_list_json(a->d.store, &f, &list, &err) < 0) {
+                /* An unknown `after` is a bad query, not a missing resource. */
+                if (err.code == ERR_NOT_FOUND)
+                        err.code = ERR_INVALID;
                 err_set_field(&err, "?after");
                 reply_err(req, &err, NULL);
                 return;

@@ -466,6 +466,24 @@ static void check_rootfs(struct mload *L)
                           errno == ENOENT ? "no such directory" : strerror(errno));
                 return;
         }
+        /* The rootfs must really be inside the plugin directory: a link to
+         * `/` would hand the host's root to the container on a runtime that
+         * does not refuse it (runc does, crun and youki may not).  Keep the
+         * resolved path so the runtime gets no link at all. */
+        _cleanup_free_ char *real = realpath(L->m->rootfs, NULL);
+        _cleanup_free_ char *realdir = realpath(L->m->dir, NULL);
+        if (!real || !realdir) {
+                ydiag_add(L->d, at, "rootfs", "`%s`: %s", L->m->rootfs, strerror(errno));
+                return;
+        }
+        size_t n = strlen(realdir);
+        if (strncmp(real, realdir, n) != 0 || real[n] != '/') {
+                ydiag_add(L->d, at, "rootfs", "`%s` resolves to `%s`, outside the plugin directory",
+                          L->m->rootfs, real);
+                return;
+        }
+        free(L->m->rootfs);
+        L->m->rootfs = TAKE_PTR(real);
         if (!L->command_ok)
                 return;
 

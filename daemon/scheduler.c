@@ -288,6 +288,11 @@ static void run_job(struct scheduler *s, struct job *j)
                 finish(&r, e, stop_message(e), NULL);
                 return;
         }
+        if (job_cancel_fd(j) < 0) {
+                /* Without its eventfd a running job could not be cancelled. */
+                finish(&r, JOB_ERR_RUNTIME_ERROR, "cannot create the job's cancel eventfd", NULL);
+                return;
+        }
         log_debug("job %s: %s %s started after %lld ms in the queue", j->id, j->manifest->name,
                   j->manifest->version, (long long)(now_mono_ms() - j->created_mono));
 

@@ -212,10 +212,17 @@ int read_file(const char *path, size_t max, unsigned flags, char **ret_data, siz
         if ((uint64_t)st.st_size > max)
                 return err_set(err, ERR_TOO_LARGE, 0, "`%s` is %lld bytes, over the limit of %zu",
                                path, (long long)st.st_size, max);
-        _cleanup_free_ char *buf = xmalloc(max + 1);
+        /* Sized by the file, not the limit: a 1 GiB limit must not mean a
+         * 1 GiB allocation for a small file.  Grows if the file does. */
+        size_t cap = (size_t)st.st_size + 1;
+        _cleanup_free_ char *buf = xmalloc(cap + 1);
         size_t got = 0;
         for (;;) {
-                ssize_t n = read(fd, buf + got, max + 1 - got);
+                if (got == cap) {
+                        cap = cap * 2 < max + 1 ? cap * 2 : max + 1;
+                        buf = xrealloc(buf, cap + 1);
+                }
+                ssize_t n = read(fd, buf + got, cap - got);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;

@@ -407,6 +407,8 @@ class Listing(JobCase):
         times = [parse_time(j["created_at"]) for j in everything]
         self.assertEqual(times, sorted(times, reverse=True), "not newest first")
         self.assertTrue(set(ids) <= set(seen))
+        check_error(self.d.req("GET", "/v1/jobs?after=00000000-0000-4000-8000-000000000000"), 400,
+                    "invalid_request", "?after")
 
     def test_filters(self):
         ok = self.d.run_job({"algorithm": "t_echo", "version": "1.0.0"})

@@ -564,6 +564,26 @@ START_TEST(test_semver)
 }
 END_TEST
 
+START_TEST(test_rootfs_must_stay_in_the_plugin_dir)
+{
+        /* A rootfs that is a link out of the plugin dir (here to /) is refused. */
+        put_link("/", "hostroot");
+        write_yaml(MINIMAL "rootfs: hostroot\n");
+        struct manifest *bad = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(manifest_load(yaml, &bad, &e), -1);
+        ck_assert_ptr_null(bad);
+        ck_assert_msg(strstr(e.msg, ":7:9: rootfs: `") && strstr(e.msg, "/hostroot` resolves to `/`, outside the "
+                                                                   "plugin directory"), "%s", e.msg);
+        /* A link that stays inside is fine, and the resolved path is kept. */
+        put_link("rootfs", "current");
+        struct manifest *m = load_ok(MINIMAL "rootfs: current\n");
+        ck_assert_ptr_null(strstr(m->rootfs, "current"));
+        ck_assert_ptr_nonnull(strstr(m->rootfs, "/rootfs"));
+        manifest_unref(m);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("manifest");
@@ -577,6 +597,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_bad_semver);
         tcase_add_test(tc, test_bad_name);
         tcase_add_test(tc, test_unknown_syscall);
+        tcase_add_test(tc, test_rootfs_must_stay_in_the_plugin_dir);
         tcase_add_test(tc, test_unknown_key);
         tcase_add_test(tc, test_syntax_error);
         tcase_add_test(tc, test_input_schema_errors);

@@ -320,16 +320,21 @@ END_TEST
 
 START_TEST(test_registry_full)
 {
-        /* REGISTRY_MAX_PLUGINS + 2 tiny plugins sharing one rootfs via symlink. */
+        /* REGISTRY_MAX_PLUGINS + 2 tiny plugins (a rootfs must sit inside its
+         * own plugin dir, so each gets one). */
         add_plugin("p0000", "p0000", "1.0.0", NULL);
-        char *rootfs = NULL;
-        ck_assert_int_ge(asprintf(&rootfs, "%s/p0000/rootfs", plugins), 0);
         for (int i = 1; i < REGISTRY_MAX_PLUGINS + 2; i++) {
                 char *d = NULL, *link = NULL, *text = NULL;
                 ck_assert_int_ge(asprintf(&d, "%s/p%04d", plugins, i), 0);
                 ck_assert_int_eq(mkdir(d, 0755), 0);
                 ck_assert_int_ge(asprintf(&link, "%s/rootfs", d), 0);
-                ck_assert_int_eq(symlink(rootfs, link), 0);
+                ck_assert_int_eq(mkdir(link, 0755), 0);
+                free(link);
+                ck_assert_int_ge(asprintf(&link, "%s/rootfs/bin", d), 0);
+                ck_assert_int_eq(mkdir(link, 0755), 0);
+                char *run = tu_write(link, "run", "#!/bin/sh\n");
+                ck_assert_int_eq(chmod(run, 0755), 0);
+                free(run);
                 ck_assert_int_ge(asprintf(&text, "name: p%04d\nversion: 1.0.0\ndescription: x\n"
                                                  "command: [/bin/run]\ninput_schema: {}\n", i), 0);
                 free(tu_write(d, "plugin.yaml", text));
@@ -337,7 +342,6 @@ START_TEST(test_registry_full)
                 free(link);
                 free(text);
         }
-        free(rootfs);
         struct msgs msgs = { 0 };
         struct registry *r = load(&msgs);
         ck_assert_uint_eq(registry_count(r), REGISTRY_MAX_PLUGINS);
