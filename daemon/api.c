@@ -601,13 +601,16 @@ static void handle_readyz(struct http_request *req, void *ctx)
                 json_array_append_new(reasons, json_string("the job queue is full"));
         }
         const struct runtime *rt = a->d.runtime;
-        json_t *o = json_pack("{s:s, s:{s:s, s:s, s:s?}, s:{s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:o}",
+        int64_t mem_used, mem_pool;
+        scheduler_memory(a->d.scheduler, &mem_used, &mem_pool);
+        json_t *o = json_pack("{s:s, s:{s:s, s:s, s:s?}, s:{s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:o}",
                               "status", status,
                               "runtime", "name", rt->name, "path", rt->path, "version", rt->version,
                               "plugins", "loaded", (json_int_t)loaded, "broken", (json_int_t)broken,
                               "jobs", "queued", (json_int_t)queued, "queue_capacity", (json_int_t)cap,
                               "running", (json_int_t)scheduler_running(a->d.scheduler),
                               "workers", (json_int_t)scheduler_workers(a->d.scheduler),
+                              "memory_reserved_mb", (json_int_t)mem_used, "memory_pool_mb", (json_int_t)mem_pool,
                               "reasons", reasons);
         http_reply_json(req, stopping ? 503 : 200, o);
 }
@@ -615,8 +618,11 @@ static void handle_readyz(struct http_request *req, void *ctx)
 static void handle_metrics(struct http_request *req, void *ctx)
 {
         struct api *a = ctx;
+        int64_t mem_used, mem_pool;
+        scheduler_memory(a->d.scheduler, &mem_used, &mem_pool);
         struct metrics_gauges g = {
                 .runtime = a->d.runtime->name,
+                .memory_reserved_mb = mem_used, .memory_pool_mb = mem_pool,
                 .queue_length = queue_length(a->d.queue), .queue_capacity = queue_capacity(a->d.queue),
                 .running = scheduler_running(a->d.scheduler), .workers = scheduler_workers(a->d.scheduler),
                 .plugins_loaded = registry_count(a->d.registry),

@@ -57,6 +57,7 @@ static const struct option options[] = {
         { "cgroup_parent",       OPT_STRING, OFF(cgroup_parent), 0, 0, 0, "/edgecd" },
         { "workers",             OPT_INT,    OFF(workers),             1, 1024,       2,     NULL },
         { "queue_capacity",      OPT_INT,    OFF(queue_capacity),      1, 1000000,    256,   NULL },
+        { "memory_pool_mb",      OPT_INT,    OFF(memory_pool_mb),      0, 16777216,   0,     NULL },
         { "jobs_kept",           OPT_INT,    OFF(jobs_kept),           1, 10000000,   10000, NULL },
         { "kept_results_bytes",  OPT_BYTES,  OFF(kept_results_bytes),  KiB, 64 * GiB, 64 * MiB, NULL },
         { "max_body_bytes",      OPT_BYTES,  OFF(max_body_bytes),      KiB, GiB,      MiB,   NULL },

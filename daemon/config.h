@@ -30,6 +30,7 @@ struct config {
         char *runtime;            /* preferred runtime: "youki", "crun", "runc" or a path */
         char *cgroup_parent;      /* every job's cgroupsPath is under this, e.g. "/edgecd" */
         int64_t workers;          /* worker threads = global concurrency limit */
+        int64_t memory_pool_mb;   /* running jobs' memory limits add up to at most this; 0 = auto */
         int64_t queue_capacity;   /* jobs waiting; a full queue answers 429 */
         int64_t jobs_kept;        /* finished jobs kept in memory */
         int64_t kept_results_bytes; /* ...and at most this much of their results */

@@ -108,6 +108,10 @@ char *metrics_render(const struct metrics_gauges *g)
         put(&b, "edgecd_jobs_running %zu\n", g->running);
         family(&b, "edgecd_workers", "gauge", "Worker threads (the concurrency limit).");
         put(&b, "edgecd_workers %zu\n", g->workers);
+        family(&b, "edgecd_memory_reserved_bytes", "gauge", "Memory limits of the running jobs, in all.");
+        put(&b, "edgecd_memory_reserved_bytes %lld\n", (long long)g->memory_reserved_mb * 1024 * 1024);
+        family(&b, "edgecd_memory_pool_bytes", "gauge", "The memory budget jobs are admitted against.");
+        put(&b, "edgecd_memory_pool_bytes %lld\n", (long long)g->memory_pool_mb * 1024 * 1024);
         family(&b, "edgecd_plugins", "gauge", "Plugin manifests, by state.");
         put(&b, "edgecd_plugins{state=\"loaded\"} %zu\n", g->plugins_loaded);
         put(&b, "edgecd_plugins{state=\"broken\"} %zu\n", g->plugins_broken);

@@ -20,6 +20,7 @@ struct metrics_gauges {
         const char *runtime;
         size_t queue_length, queue_capacity, running, workers;
         size_t plugins_loaded, plugins_broken;
+        int64_t memory_reserved_mb, memory_pool_mb;
 };
 
 /* The exposition text; caller frees. */

@@ -45,6 +45,7 @@ struct scheduler {
         pthread_mutex_t lock;
         struct plugin_slot *slots;
         size_t running;
+        int64_t memory_pool_mb, memory_used_mb;
         bool stopping;
 
         size_t nworkers;
@@ -65,17 +66,28 @@ static struct plugin_slot *slot_for(struct scheduler *s, const char *name)
         return p;
 }
 
-/* Runs under the queue lock; reserves the slot when it says yes. */
+static int64_t job_memory_mb(const struct scheduler *s, const struct job *j)
+{
+        return oci_effective_limits(j->manifest, &s->cfg->defaults).memory_mb;
+}
+
+/* Runs under the queue lock; reserves the slot when it says yes.  A job
+ * waits while its plugin is at max_concurrent or while its memory limit
+ * does not fit the pool next to the running jobs' (alone it always fits,
+ * or a big job would wait forever). */
 static bool admit(struct job *j, void *ctx)
 {
         struct scheduler *s = ctx;
+        int64_t need = job_memory_mb(s, j);
         pthread_mutex_lock(&s->lock);
         struct plugin_slot *p = slot_for(s, j->manifest->name);
         int64_t max = j->manifest->max_concurrent;
-        bool ok = max <= 0 || p->running < (size_t)max;
+        bool ok = (max <= 0 || p->running < (size_t)max) &&
+                  (s->running == 0 || s->memory_used_mb + need <= s->memory_pool_mb);
         if (ok) {
                 p->running++;
                 s->running++;
+                s->memory_used_mb += need;
         }
         pthread_mutex_unlock(&s->lock);
         return ok;
@@ -83,9 +95,11 @@ static bool admit(struct job *j, void *ctx)
 
 static void release(struct scheduler *s, struct job *j)
 {
+        int64_t need = job_memory_mb(s, j);
         pthread_mutex_lock(&s->lock);
         slot_for(s, j->manifest->name)->running--;
         s->running--;
+        s->memory_used_mb -= need;
         pthread_mutex_unlock(&s->lock);
         queue_kick(s->queue);
 }
@@ -370,6 +384,11 @@ int scheduler_start(const struct config *cfg, const struct runtime *rt,
         s->workspaces_dir = xasprintf("%s/workspaces", cfg->state_dir);
         s->logs_dir = xasprintf("%s/logs", cfg->state_dir);
         pthread_mutex_init(&s->lock, NULL);
+        s->memory_pool_mb = cfg->memory_pool_mb;
+        if (s->memory_pool_mb == 0) {
+                long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+                s->memory_pool_mb = pages > 0 && page > 0 ? (int64_t)pages / 1024 * page / 1024 * 3 / 4 : 1024;
+        }
 
         /* Job records do not outlive the daemon yet, so neither do their
          * logs: start with an empty logs dir. */
@@ -473,4 +492,12 @@ size_t scheduler_running(struct scheduler *s)
 size_t scheduler_workers(struct scheduler *s)
 {
         return s->nworkers;
+}
+
+void scheduler_memory(struct scheduler *s, int64_t *ret_used_mb, int64_t *ret_pool_mb)
+{
+        pthread_mutex_lock(&s->lock);
+        *ret_used_mb = s->memory_used_mb;
+        *ret_pool_mb = s->memory_pool_mb;
+        pthread_mutex_unlock(&s->lock);
 }

@@ -1,7 +1,9 @@
 /* scheduler.h - the worker pool that runs jobs.
  *
  * DESIGN: `workers` threads (the global concurrency limit) each pop a job
- * from the queue that its plugin's max_concurrent allows, and run the whole
+ * from the queue that its plugin's max_concurrent and the memory pool (the
+ * running jobs' memory limits add up to at most memory_pool_mb) allow, and
+ * run the whole
  * job path: workspace, OCI bundle, runtime create/start, wait with the
  * job's deadline (or a cancel), kill and delete, cgroup accounting, result
  * collection, cleanup, final record.  A per-job log pump thread copies the
@@ -43,5 +45,7 @@ int scheduler_cancel(struct scheduler *s, struct job *j, struct err *err);
 
 size_t scheduler_running(struct scheduler *s);
 size_t scheduler_workers(struct scheduler *s);
+/* The memory budget: limits of the running jobs, and the pool (MiB). */
+void scheduler_memory(struct scheduler *s, int64_t *ret_used_mb, int64_t *ret_pool_mb);
 
 #endif

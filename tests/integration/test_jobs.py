@@ -472,6 +472,32 @@ class Cancel(JobCase):
         self.d.assert_idle_clean()
 
 
+class MemoryPool(unittest.TestCase):
+    """A job starts only while the running jobs' memory limits fit the pool."""
+
+    def test_second_job_waits_for_memory(self):
+        # t_sleep gets the default 256 MiB; a 300 MiB pool holds one at a time
+        # although two workers are free.
+        d = Daemon("mempool", config={"workers": 2, "memory_pool_mb": 300})
+        self.addCleanup(d.stop)
+        d.start()
+        ids = []
+        for _ in range(2):
+            r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 1}})
+            self.assertEqual(r.status, 202, r)
+            ids.append(r.body["id"])
+        d.wait_status(ids[0], "running")
+        time.sleep(0.3)
+        self.assertEqual(d.get_job(ids[1])["status"], "queued", "must wait for memory, not a worker")
+        ready = d.req("GET", "/readyz").body["jobs"]
+        self.assertEqual((ready["memory_reserved_mb"], ready["memory_pool_mb"]), (256, 300), ready)
+        a, b = d.wait_final(ids[0]), d.wait_final(ids[1])
+        self.assertEqual((a["status"], b["status"]), ("succeeded", "succeeded"), (a, b))
+        self.assertGreaterEqual(parse_time(b["started_at"]), parse_time(a["finished_at"]))
+        metrics = d.req("GET", "/metrics").body
+        self.assertIn("edgecd_memory_pool_bytes %d" % (300 * 1024 * 1024), metrics)
+
+
 @quick
 class Priority(JobCase):
 

@@ -118,6 +118,7 @@ static void assert_defaults(const struct config *c)
         ck_assert_int_eq(c->workers, 2);
         ck_assert_int_eq(c->queue_capacity, 256);
         ck_assert_int_eq(c->jobs_kept, 10000);
+        ck_assert_int_eq(c->memory_pool_mb, 0);
         ck_assert_int_eq(c->kept_results_bytes, 64 * 1024 * 1024);
         ck_assert_int_eq(c->max_body_bytes, 1024 * 1024);
         ck_assert_int_eq(c->max_result_bytes, 1024 * 1024);
@@ -504,7 +505,7 @@ START_TEST(test_shipped_file_equals_defaults)
         config_set_string(&cfg.runtime, "poison");
         config_set_string(&cfg.cgroup_parent, "/poison");
         config_set_string(&cfg.log_level, "poison");
-        cfg.workers = cfg.queue_capacity = cfg.jobs_kept = cfg.kept_results_bytes = 7;
+        cfg.workers = cfg.queue_capacity = cfg.jobs_kept = cfg.kept_results_bytes = cfg.memory_pool_mb = 7;
         cfg.max_body_bytes = cfg.max_result_bytes = cfg.max_log_bytes = 7;
         cfg.max_timeout_seconds = cfg.uid = cfg.gid = 7;
         cfg.keep_bundles = true;
