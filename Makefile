@@ -73,6 +73,7 @@ run: $(B)/edgecd plugins
 
 unit: $(TESTS)
 integration: all
+	/usr/bin/python3 tests/integration/run.py --daemon $(B)/edgecd
 
 check: all $(TESTS)
 	@tests/run.sh $(TESTS)
