@@ -630,6 +630,68 @@ int runtime_sweep(const struct runtime *rt, size_t *ret_removed, struct err *err
 
 /* ---- waiting ---- */
 
+enum wait_why { WHY_EXITED, WHY_CANCELLED, WHY_TIMED_OUT };
+
+/* Wait until the pidfd says the process ended (0, *why EXITED), the cancel
+ * fd is readable (CANCELLED) or the deadline passes (TIMED_OUT).  Returns 0
+ * or an errno. */
+static int wait_pidfd(int pidfd, int64_t deadline_mono_ms, int cancel_fd, enum wait_why *why)
+{
+        for (;;) {
+                int64_t left = deadline_mono_ms - now_mono_ms();
+                struct pollfd pfd[2] = {
+                        { .fd = pidfd, .events = POLLIN },
+                        { .fd = cancel_fd, .events = POLLIN },
+                };
+                int r = poll(pfd, cancel_fd >= 0 ? 2 : 1,
+                             left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return errno;
+                if (pfd[0].revents) {
+                        *why = WHY_EXITED;
+                        return 0;
+                }
+                if (r > 0 || left <= 0) {
+                        *why = r > 0 ? WHY_CANCELLED : WHY_TIMED_OUT;
+                        return 0;
+                }
+        }
+}
+
+/* The same without pidfd_open (kernels before 5.3, valgrind): look at the
+ * child every few milliseconds without reaping it. */
+static int wait_polling(pid_t pid, int64_t deadline_mono_ms, int cancel_fd, enum wait_why *why)
+{
+        for (;;) {
+                siginfo_t peek = { 0 };
+                if (waitid(P_PID, (id_t)pid, &peek, WEXITED | WNOHANG | WNOWAIT) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        *why = WHY_EXITED;   /* gone or not ours: the reaping waitid says which */
+                        return 0;
+                }
+                if (peek.si_pid == pid) {
+                        *why = WHY_EXITED;
+                        return 0;
+                }
+                int64_t left = deadline_mono_ms - now_mono_ms();
+                if (left <= 0) {
+                        *why = WHY_TIMED_OUT;
+                        return 0;
+                }
+                struct pollfd pfd = { .fd = cancel_fd, .events = POLLIN };
+                int r = poll(&pfd, cancel_fd >= 0 ? 1 : 0, left < 10 ? (int)left : 10);
+                if (r < 0 && errno != EINTR)
+                        return errno;
+                if (r > 0) {
+                        *why = WHY_CANCELLED;
+                        return 0;
+                }
+        }
+}
+
 int runtime_wait(pid_t pid, int64_t deadline_mono_ms, int cancel_fd,
                  struct runtime_exit *ret, struct err *err)
 {
@@ -652,49 +714,33 @@ int runtime_wait(pid_t pid, int64_t deadline_mono_ms, int cancel_fd,
         child_set(pid, CHILD_WAITING);
         pthread_mutex_unlock(&children_lock);
 
+        enum wait_why why = WHY_EXITED;
+        int e = 0;
         /* ESRCH: no such process at all; waitid below says ECHILD then. */
         _cleanup_close_ int pidfd = pidfd_open_(pid);
-        if (pidfd < 0 && errno != ESRCH) {
-                int e = errno;
+        if (pidfd >= 0)
+                e = wait_pidfd(pidfd, deadline_mono_ms, cancel_fd, &why);
+        else if (errno == ENOSYS)
+                e = wait_polling(pid, deadline_mono_ms, cancel_fd, &why);
+        else if (errno != ESRCH)
+                e = errno;
+        if (e || why != WHY_EXITED) {
+                /* Not reaped: on a timeout or cancel the caller kills it and
+                 * waits again. */
                 pthread_mutex_lock(&children_lock);
                 child_set(pid, CHILD_CREATED);
                 pthread_mutex_unlock(&children_lock);
-                return err_set(err, ERR_INTERNAL, e, "runtime: wait: pidfd_open %d", (int)pid);
-        }
-        while (pidfd >= 0) {
-                int64_t left = deadline_mono_ms - now_mono_ms();
-                struct pollfd pfd[2] = {
-                        { .fd = pidfd, .events = POLLIN },
-                        { .fd = cancel_fd, .events = POLLIN },
-                };
-                int r = poll(pfd, cancel_fd >= 0 ? 2 : 1,
-                             left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r < 0) {
-                        int e = errno;
-                        pthread_mutex_lock(&children_lock);
-                        child_set(pid, CHILD_CREATED);
-                        pthread_mutex_unlock(&children_lock);
-                        return err_set(err, ERR_INTERNAL, e, "runtime: wait: poll");
-                }
-                if (pfd[0].revents)
-                        break;
-                if (r > 0 || left <= 0) {
-                        /* Not reaped: the caller kills it and waits again. */
-                        pthread_mutex_lock(&children_lock);
-                        child_set(pid, CHILD_CREATED);
-                        pthread_mutex_unlock(&children_lock);
-                        *ret = (struct runtime_exit){ .status = r > 0 ? WAIT_CANCELLED : WAIT_TIMEOUT };
-                        return 0;
-                }
+                if (e)
+                        return err_set(err, ERR_INTERNAL, e, "runtime: wait for pid %d", (int)pid);
+                *ret = (struct runtime_exit){ .status = why == WHY_CANCELLED ? WAIT_CANCELLED : WAIT_TIMEOUT };
+                return 0;
         }
 
         siginfo_t si = { 0 };
         int r;
         while ((r = waitid(P_PID, (id_t)pid, &si, WEXITED)) < 0 && errno == EINTR)
                 ;
-        int e = errno;
+        e = errno;
         pthread_mutex_lock(&children_lock);
         child_remove(pid);
         pthread_mutex_unlock(&children_lock);

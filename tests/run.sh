@@ -7,6 +7,7 @@
 #   2. the plugins' own self-test (binaries run outside containers)
 #   3. integration tests: the real daemon over HTTP, real containers
 #   4. the same integration suite's --quick subset against the ASan daemon
+#   5. a short scenario with the daemon under valgrind
 set -u
 cd "$(dirname "$0")/.." || exit 2
 export EDGECD_SRC="$PWD"
@@ -68,6 +69,10 @@ count_summary "$log_dir/integration.log"
 echo "== integration tests, quick subset (build/edgecd-asan)"
 $PY tests/integration/run.py --daemon build/edgecd-asan --quick 2>&1 | tee "$log_dir/integration-asan.log"
 count_summary "$log_dir/integration-asan.log"
+
+echo "== the daemon under valgrind (memcheck, leaks)"
+$PY tests/integration/valgrind_run.py --daemon build/edgecd 2>&1 | tee "$log_dir/valgrind.log"
+count_summary "$log_dir/valgrind.log"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
