@@ -4,6 +4,8 @@
 #   make run        the daemon in the foreground on config/edgecd.yaml
 #   make check      every test (unit, integration on a real runtime, ASan build)
 #   make bench      benchmark figures
+#   make fuzz       libFuzzer on the config, manifest, schema and request parsers
+#                   (FUZZ_SECONDS per target, default 60; installs clang-14)
 #   make clean
 #
 # Every target first makes sure the Debian packages are there

@@ -192,7 +192,8 @@ static void load_option(struct config *cfg, struct yamldoc *y, const struct opti
 static void load_mapping(struct config *cfg, struct yamldoc *y, const yaml_node_t *map,
                          const char *prefix, struct ydiag *d)
 {
-        yamldoc_check_keys(y, map, prefix, d);
+        if (yamldoc_check_keys(y, map, prefix, d) < 0)
+                return;
         for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
              p++) {
                 const yaml_node_t *kn = yamldoc_node(y, p->key);

@@ -280,7 +280,8 @@ static void load_env(struct mload *L, const yaml_node_t *v)
                 ydiag_add(L->d, v, "env", "expected a mapping of NAME: value, got %s", ynode_kind(v));
                 return;
         }
-        yamldoc_check_keys(L->y, v, "env", L->d);
+        if (yamldoc_check_keys(L->y, v, "env", L->d) < 0)
+                return;
         for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
                 const yaml_node_t *kn = yamldoc_node(L->y, p->key);
                 const yaml_node_t *vn = yamldoc_node(L->y, p->value);
@@ -345,7 +346,8 @@ static void load_resources(struct mload *L, const yaml_node_t *v)
                 ydiag_add(L->d, v, "resources", "expected a mapping, got %s", ynode_kind(v));
                 return;
         }
-        yamldoc_check_keys(L->y, v, "resources", L->d);
+        if (yamldoc_check_keys(L->y, v, "resources", L->d) < 0)
+                return;
         struct limits *r = &L->m->resources;
         for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
                 const yaml_node_t *kn = yamldoc_node(L->y, p->key);
@@ -581,7 +583,8 @@ int manifest_load(const char *path, struct manifest **ret, struct err *err)
         }
         L.root = root;
 
-        yamldoc_check_keys(y, root, NULL, &d);
+        if (yamldoc_check_keys(y, root, NULL, &d) < 0)
+                return ydiag_result_all(&d, ERR_INVALID, err);
         for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
              p++) {
                 const yaml_node_t *kn = yamldoc_node(y, p->key);

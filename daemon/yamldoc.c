@@ -276,6 +276,12 @@ bool yamldoc_key_dup(struct yamldoc *y, const yaml_node_t *map, const yaml_node_
 int yamldoc_check_keys(struct yamldoc *y, const yaml_node_t *map, const char *prefix,
                        struct ydiag *d)
 {
+        size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+        if (n > YAMLDOC_MAX_KEYS) {
+                ydiag_add(d, map, prefix ? prefix : "(top level)", "%zu keys, more than the %d allowed", n,
+                          YAMLDOC_MAX_KEYS);
+                return -1;
+        }
         int problems = 0;
         for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
              p++) {

@@ -79,7 +79,11 @@ int ydiag_result_all(const struct ydiag *d, enum err_code code, struct err *err)
  * repeats an earlier one ("duplicate key").  `prefix` names the mapping for
  * messages ("defaults" gives "defaults.x"; NULL at the top).  Returns the
  * number of problems.  Callers then loop over map->data.mapping.pairs and
- * skip pairs whose key ynode_str() is NULL or a duplicate (yamldoc_key_dup). */
+ * skip pairs whose key ynode_str() is NULL or a duplicate (yamldoc_key_dup).
+ * A mapping of more than YAMLDOC_MAX_KEYS keys is reported once and -1 is
+ * returned: the caller skips it whole (config and manifest mappings are
+ * small; the duplicate checks are quadratic in the key count). */
+#define YAMLDOC_MAX_KEYS 256
 int yamldoc_check_keys(struct yamldoc *y, const yaml_node_t *map, const char *prefix,
                        struct ydiag *d);
 /* True when the key of pair `pair` repeats a key earlier in the mapping. */

@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "testutil.h"
+#include "util.h"
 
 /* Collects reported lines. */
 struct lines {
@@ -313,6 +314,29 @@ START_TEST(test_top_level_not_mapping)
 }
 END_TEST
 
+START_TEST(test_huge_mapping_refused_at_once)
+{
+        /* 20000 distinct keys: checking each for duplicates against every
+         * other would take minutes; the mapping is refused whole instead. */
+        size_t cap = 20000 * 16 + 64;
+        char *text = malloc(cap);
+        size_t n = 0;
+        for (int i = 0; i < 20000; i++)
+                n += (size_t)snprintf(text + n, cap - n, "k%06d: 1\n", i);
+        struct config cfg;
+        struct lines l = { 0 };
+        struct err e = ERR_INIT;
+        int64_t t0 = now_mono_ms();
+        ck_assert_int_eq(load(text, &cfg, &l, &e), -1);
+        ck_assert_int_lt(now_mono_ms() - t0, 2000);
+        ck_assert_uint_eq(l.n, 1);
+        ck_assert_msg(strstr(l.v[0], "1:1: (top level): 20000 keys, more than the 256 allowed"), "%s", l.v[0]);
+        lines_free(&l);
+        config_free(&cfg);
+        free(text);
+}
+END_TEST
+
 START_TEST(test_missing_file)
 {
         struct config cfg;
@@ -543,6 +567,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_syntax_error);
         tcase_add_test(tc, test_top_level_not_mapping);
         tcase_add_test(tc, test_missing_file);
+        tcase_add_test(tc, test_huge_mapping_refused_at_once);
         tcase_add_test(tc, test_several_errors);
         tcase_add_test(tc, test_sizes);
         tcase_add_test(tc, test_validate_listen);
