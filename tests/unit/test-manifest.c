@@ -36,34 +36,10 @@ static void put_link(const char *target, const char *rel)
 }
 
 /* A plugin dir with a fake rootfs holding an executable /bin/algo. */
-/* Each test's dir lives under one base dir that an unchecked fixture (run
- * in the parent process) removes: a failed assertion ends a forked test
- * with _exit(), which skips the checked teardown. */
-static char *base;
-
-static void suite_setup(void)
-{
-        base = tu_mkdtemp();
-}
-
-static void suite_teardown(void)
-{
-        tu_rm_rf(base);
-        free(base);
-        base = NULL;
-}
-
-static char *test_dir(void)
-{
-        char *d = NULL;
-        ck_assert_int_ge(asprintf(&d, "%s/XXXXXX", base), 0);
-        ck_assert_ptr_nonnull(mkdtemp(d));
-        return d;
-}
 
 static void setup(void)
 {
-        dir = test_dir();
+        dir = tu_test_dir();
         ck_assert_int_ge(asprintf(&yaml, "%s/plugin.yaml", dir), 0);
         mkdirs("rootfs/bin");
         put_file("rootfs/bin/algo", "#!/bin/sh\n", 0755);
@@ -588,7 +564,7 @@ static Suite *suite(void)
 {
         Suite *s = suite_create("manifest");
         TCase *tc = tcase_create("manifest");
-        tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+        tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_valid);
         tcase_add_test(tc, test_minimal_defaults);

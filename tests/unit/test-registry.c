@@ -10,34 +10,10 @@
 
 static char *plugins;
 
-/* Each test's dir lives under one base dir that an unchecked fixture (run
- * in the parent process) removes: a failed assertion ends a forked test
- * with _exit(), which skips the checked teardown. */
-static char *base;
-
-static void suite_setup(void)
-{
-        base = tu_mkdtemp();
-}
-
-static void suite_teardown(void)
-{
-        tu_rm_rf(base);
-        free(base);
-        base = NULL;
-}
-
-static char *test_dir(void)
-{
-        char *d = NULL;
-        ck_assert_int_ge(asprintf(&d, "%s/XXXXXX", base), 0);
-        ck_assert_ptr_nonnull(mkdtemp(d));
-        return d;
-}
 
 static void setup(void)
 {
-        plugins = test_dir();
+        plugins = tu_test_dir();
 }
 
 static void teardown(void)
@@ -399,7 +375,7 @@ static Suite *suite(void)
 {
         Suite *s = suite_create("registry");
         TCase *tc = tcase_create("registry");
-        tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+        tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_versions_side_by_side);

@@ -11,19 +11,6 @@
 /* yamldoc.c's YAML_JSON_MAX_NODES: nodes and mapping pairs converted. */
 #define MAX_NODES 100000
 
-static char *base;   /* removed by the unchecked fixture, even after a failure */
-
-static void suite_setup(void)
-{
-        base = tu_mkdtemp();
-}
-
-static void suite_teardown(void)
-{
-        tu_rm_rf(base);
-        free(base);
-        base = NULL;
-}
 
 struct lines {
         size_t n;
@@ -42,7 +29,7 @@ static void count_line(const char *line, void *ctx)
  * result.  *d is initialised here and left for the caller to inspect. */
 static int convert(const char *text, struct ydiag *d, struct lines *l, json_t **ret)
 {
-        char *path = tu_write(base, "doc.yaml", text);
+        char *path = tu_write(tu_base, "doc.yaml", text);
         struct yamldoc *y = NULL;
         struct err e = ERR_INIT;
         ck_assert_msg(yamldoc_load(path, 1 << 20, &y, &e) == 0, "%s", e.msg);
@@ -189,7 +176,7 @@ static Suite *suite(void)
         Suite *s = suite_create("yamldoc");
         TCase *tc = tcase_create("to_json");
         tcase_set_timeout(tc, 30);
-        tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+        tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
         tcase_add_test(tc, test_convert);
         tcase_add_test(tc, test_duplicate_after_bad_value);
         tcase_add_test(tc, test_alias_problems_bounded);

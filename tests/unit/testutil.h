@@ -48,6 +48,34 @@ static inline void tu_rm_rf(const char *dir)
         free(cmd);
 }
 
+/* Per-test directories under one base dir.  The base is made and removed by
+ * an unchecked fixture (tcase_add_unchecked_fixture(tc, tu_base_setup,
+ * tu_base_teardown)), which runs in the parent process: a failed assertion
+ * ends a forked test with _exit(), skipping its checked teardown, and the
+ * base still goes. */
+static char *tu_base __attribute__((unused));
+
+static inline void tu_base_setup(void)
+{
+        tu_base = tu_mkdtemp();
+}
+
+static inline void tu_base_teardown(void)
+{
+        tu_rm_rf(tu_base);
+        free(tu_base);
+        tu_base = NULL;
+}
+
+/* A fresh directory under the base; caller frees the string. */
+static inline char *tu_test_dir(void)
+{
+        char *d = NULL;
+        ck_assert_int_ge(asprintf(&d, "%s/XXXXXX", tu_base), 0);
+        ck_assert_ptr_nonnull(mkdtemp(d));
+        return d;
+}
+
 #define TEST_MAIN(suite_fn)                                          \
         int main(void)                                               \
         {                                                            \
