@@ -11,7 +11,6 @@
 /* yamldoc.c's YAML_JSON_MAX_NODES: nodes and mapping pairs converted. */
 #define MAX_NODES 100000
 
-
 struct lines {
         size_t n;
         size_t too_many;   /* lines saying "too many nodes" */
