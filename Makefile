@@ -6,6 +6,8 @@
 #   make bench      benchmark figures
 #   make fuzz       libFuzzer on the config, manifest, schema and request parsers
 #                   (FUZZ_SECONDS per target, default 60; installs clang-14)
+#   make install    binary, templates, plugins, config, systemd units
+#                   (DESTDIR and PREFIX as usual; PREFIX=/usr/local)
 #   make clean
 #
 # Every target first makes sure the Debian packages are there
@@ -34,7 +36,7 @@ TESTS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test-*.c
 
 DEPS_OK := $(B)/.deps-ok
 
-.PHONY: all deps run check unit integration plugins bench clean fuzz
+.PHONY: all deps run check unit integration plugins bench install clean fuzz
 all: $(B)/edgecd $(B)/edgecd-asan plugins
 
 # Installs packages only when something is missing (needs root then).
@@ -86,6 +88,19 @@ bench: all
 # libFuzzer targets for the parsers (clang; FUZZ_SECONDS per target, default 60).
 fuzz: | $(DEPS_OK)
 	@tests/fuzz/run.sh
+
+# Paths match config/edgecd.yaml's defaults and packaging/edgecd.service.
+PREFIX  ?= /usr/local
+install: $(B)/edgecd plugins
+	install -D -m 0755 $(B)/edgecd $(DESTDIR)$(PREFIX)/bin/edgecd
+	install -d -m 0755 $(DESTDIR)/usr/share/edgecd/oci-templates $(DESTDIR)/usr/lib/edgecd/plugins
+	install -m 0644 oci-templates/* $(DESTDIR)/usr/share/edgecd/oci-templates/
+	cp -a $(B)/plugins/. $(DESTDIR)/usr/lib/edgecd/plugins/
+	install -d -m 0755 $(DESTDIR)/etc/edgecd
+	test -e $(DESTDIR)/etc/edgecd/edgecd.yaml || install -m 0644 config/edgecd.yaml $(DESTDIR)/etc/edgecd/edgecd.yaml
+	install -D -m 0644 packaging/edgecd.service $(DESTDIR)/etc/systemd/system/edgecd.service
+	install -D -m 0644 packaging/edgecd.socket $(DESTDIR)/etc/systemd/system/edgecd.socket
+	install -D -m 0644 README.md $(DESTDIR)/usr/share/doc/edgecd/README.md
 
 clean:
 	rm -rf $(B)

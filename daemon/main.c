@@ -161,6 +161,24 @@ static int check_templates(const struct config *cfg)
         return problems;
 }
 
+static void print_plugin_warning(const char *msg, void *ctx)
+{
+        (void)ctx;
+        fprintf(stderr, "warning: plugin skipped: %s\n", msg);
+}
+
+/* Broken plugins do not stop the daemon, so they are warnings here, not
+ * problems: an ExecStartPre check must not keep it from starting. */
+static void check_plugins(const struct config *cfg)
+{
+        struct registry *r = NULL;
+        struct err err = ERR_INIT;
+        if (registry_load(cfg->plugins_dir, print_plugin_warning, NULL, &r, &err) == 0)
+                printf("plugins: %zu loaded, %zu broken, from %s\n", registry_count(r),
+                       registry_broken_count(r), cfg->plugins_dir);
+        registry_free(r);
+}
+
 struct daemon {
         struct config cfg;
         struct runtime *runtime;
@@ -253,8 +271,10 @@ int main(int argc, char **argv)
         if (o.check_only) {
                 if (!problems)
                         problems += check_templates(&d.cfg);
-                if (!problems)
+                if (!problems) {
+                        check_plugins(&d.cfg);
                         printf("configuration OK\n");
+                }
                 config_free(&d.cfg);
                 return problems ? 2 : EXIT_SUCCESS;
         }

@@ -16,8 +16,8 @@ import harness
 from harness import Daemon, quick
 
 
-def run_cli(*args, timeout=20):
-    return subprocess.run([harness.OPTIONS["daemon"]] + list(args), capture_output=True,
+def run_cli(*args, timeout=20, daemon=None):
+    return subprocess.run([daemon or harness.OPTIONS["daemon"]] + list(args), capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -234,3 +234,40 @@ class Listening(unittest.TestCase):
         job = d.run_job({"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 2}})
         self.assertEqual(job["status"], "succeeded", job)
         self.assertEqual(job["result"], {"n": 2}, job)
+
+
+class Install(unittest.TestCase):
+    """`make install DESTDIR=...` lays out what the systemd unit and the
+    default config expect, and the installed daemon runs the reference job."""
+
+    def test_installed_layout_runs_the_reference_job(self):
+        dest = tempfile.mkdtemp(prefix="edgecd-it-install-")
+        self.addCleanup(shutil.rmtree, dest, True)
+        r = subprocess.run(["make", "-s", "install", "DESTDIR=" + dest], cwd=harness.REPO,
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        binary = os.path.join(dest, "usr/local/bin/edgecd")
+        templates = os.path.join(dest, "usr/share/edgecd/oci-templates")
+        plugins = os.path.join(dest, "usr/lib/edgecd/plugins")
+        conf = os.path.join(dest, "etc/edgecd/edgecd.yaml")
+        for path in (binary, conf, os.path.join(templates, "default.json"),
+                     os.path.join(templates, "seccomp.allow"),
+                     os.path.join(plugins, "matrix_multiplication", "plugin.yaml"),
+                     os.path.join(dest, "etc/systemd/system/edgecd.service")):
+            self.assertTrue(os.path.exists(path), path)
+        with open(os.path.join(dest, "etc/systemd/system/edgecd.service")) as f:
+            self.assertIn("ExecStart=/usr/local/bin/edgecd --config /etc/edgecd/edgecd.yaml", f.read())
+        # The installed config names /usr/...: point the dirs into DESTDIR.
+        r = run_cli("--config", conf, "--templates-dir", templates, "--plugins-dir", plugins,
+                    "--check-config", daemon=binary)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("plugins: 3 loaded, 0 broken", r.stdout)
+        saved = dict(harness.OPTIONS)
+        self.addCleanup(harness.OPTIONS.update, saved)
+        harness.OPTIONS.update(daemon=binary, templates=templates, plugins=plugins)
+        d = Daemon("installed")
+        self.addCleanup(d.stop)
+        d.start()
+        job = d.run_job({"algorithm": "matrix_multiplication",
+                         "parameters": {"matrix_a": [[1, 2], [3, 4]], "matrix_b": [[5], [6]]}})
+        self.assertEqual(job["result"], {"product": [[17], [39]], "rows": 2, "cols": 1}, job)
