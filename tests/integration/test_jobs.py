@@ -242,6 +242,14 @@ class Outcomes(JobCase):
         job = self.d.run_job({"algorithm": "t_syscall"})
         self.assertFailedWith(job, "sandbox_violation")
 
+    def test_output_full_is_the_algorithms_failure(self):
+        # t_big's /output is an 8 MiB tmpfs: writing 9 MB fails inside the
+        # container, and the algorithm says so.
+        job = self.d.run_job({"algorithm": "t_big", "parameters": {"bytes": 9000000}})
+        self.assertFailedWith(job, "algorithm_failed")
+        self.assertIn("No space left on device", job["error"]["message"], job)
+        self.d.assert_idle_clean()
+
     def test_32bit_syscall_is_a_sandbox_violation(self):
         job = self.d.run_job({"algorithm": "t_syscall32"})
         self.assertFailedWith(job, "sandbox_violation")
@@ -301,6 +309,33 @@ class Retention(unittest.TestCase):
             self.assertEqual(r.body["result"]["i"], i)
         listed = [j["id"] for j in d.list_jobs()]
         self.assertEqual(listed[:2], [ids[3], ids[2]])
+
+
+class FullDisk(unittest.TestCase):
+    """The state dir fills up: the job that cannot get its workspace fails
+    with a clear runtime_error, nothing is left half-made, and the daemon
+    goes on running jobs that fit."""
+
+    def test_full_state_dir(self):
+        state = tempfile.mkdtemp(prefix="edgecd-it-full-")
+        self.addCleanup(shutil.rmtree, state, True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", state],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.addCleanup(subprocess.run, ["umount", "-l", state], capture_output=True)
+        d = Daemon("fulldisk", config={"state_dir": state})
+        self.addCleanup(d.stop)
+        d.start()
+        big = {"blob": "x" * 700000}         # input.json alone is over the 512 KiB
+        job = d.run_job({"algorithm": "t_echo", "version": "1.0.0", "parameters": big})
+        self.assertEqual(job["status"], "failed", job)
+        self.assertEqual(job["error"]["code"], "runtime_error", job)
+        self.assertIn("No space left on device", job["error"]["message"], job)
+        self.assertEqual(os.listdir(os.path.join(state, "workspaces")), [], "half-made workspace left")
+        self.assertTrue(d.healthz_ok())
+        job = d.run_job({"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 1}})
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(job["result"], {"n": 1})
 
 
 class KeptBundle(unittest.TestCase):
