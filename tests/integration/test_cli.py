@@ -176,6 +176,28 @@ class Startup(unittest.TestCase):
         self.assertEqual(len(r.body["broken"]), 2, r)
 
 
+@quick
+class NoRuntime(unittest.TestCase):
+    """No OCI runtime at all (all three hidden in a private mount namespace):
+    the daemon refuses to start, says why for each, and exits non-zero."""
+
+    def test_no_runtime_is_a_clear_startup_error(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-nort-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        daemon = os.path.abspath(harness.OPTIONS["daemon"])
+        script = ("mount -t tmpfs none /usr/sbin && mount -t tmpfs none /usr/local/sbin && "
+                  "mount -t tmpfs none /usr/local/bin && mount -t tmpfs none /usr/bin && "
+                  "exec %s --listen 127.0.0.1:%d --state-dir %s/state --plugins-dir %s --templates-dir %s"
+                  % (daemon, harness.free_port(), tmp, harness.OPTIONS["plugins"], harness.OPTIONS["templates"]))
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("cannot start: no usable OCI runtime: youki: not found; crun: not found; "
+                      "runc: not found", r.stderr)
+        self.assertFalse([ln for ln in r.stderr.splitlines()
+                          if any(m in ln for m in harness.SANITIZER_MARKERS)], r.stderr)
+
+
 class Listening(unittest.TestCase):
     """Where the API listens, and rescanning plugins without a restart."""
 
