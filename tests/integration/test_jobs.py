@@ -250,6 +250,12 @@ class Outcomes(JobCase):
         self.assertIn("No space left on device", job["error"]["message"], job)
         self.d.assert_idle_clean()
 
+    def test_symlinked_result_is_refused(self):
+        job = self.d.run_job({"algorithm": "t_symlink"})
+        self.assertFailedWith(job, "invalid_result")
+        self.assertIn("symlink", job["error"]["message"], job)
+        self.assertNotIn("root:", json.dumps(job), "the host file leaked into the job")
+
     def test_32bit_syscall_is_a_sandbox_violation(self):
         job = self.d.run_job({"algorithm": "t_syscall32"})
         self.assertFailedWith(job, "sandbox_violation")

@@ -10,6 +10,7 @@
  *   invalid     write `{"unterminated": ` as result.json, exit 0
  *   big         a valid JSON array of exactly parameters.bytes bytes
  *               (default 2 MiB)
+ *   symlink     make /output/result.json a symlink to /etc/shadow
  *   sandbox     report what the process sees of its sandbox
  *   syscall     unshare(CLONE_NEWNS), which the seccomp allowlist lacks:
  *               SIGSYS; if it survives, {"survived": true, ...}
@@ -137,6 +138,17 @@ static int mode_invalid(void)
         out_open_result(&out);
         out_puts(&out, "{\"unterminated\": ");
         out_commit(&out);
+        return 0;
+}
+
+/* A hostile result: /output/result.json is a symlink to a host file (the
+ * daemon reads results as root).  Must end invalid_result, never the file. */
+static int mode_symlink(void)
+{
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/result.json", plugin_output_dir());
+        if (symlink("/etc/shadow", path) < 0)
+                plugin_die(EXIT_OUTPUT, "symlink %s: %s", path, strerror(errno));
         return 0;
 }
 
@@ -602,6 +614,8 @@ int main(int argc, char **argv)
                 return mode_invalid();
         if (strcmp(mode, "big") == 0)
                 return mode_big();
+        if (strcmp(mode, "symlink") == 0)
+                return mode_symlink();
         if (strcmp(mode, "sandbox") == 0)
                 return mode_sandbox();
         if (strcmp(mode, "syscall") == 0)
