@@ -129,6 +129,10 @@ bool job_finish(struct job *j, enum job_error error, const char *message, json_t
                 return false;
         }
         j->result_bytes = result_bytes;
+        /* Its workspace has its input.json: a kept record need not hold the
+         * parameters too (they are up to max_body_bytes each). */
+        json_decref(j->parameters);
+        j->parameters = NULL;
         j->status = error == JOB_ERR_NONE ? JOB_SUCCEEDED
                     : error == JOB_ERR_CANCELLED ? JOB_CANCELLED : JOB_FAILED;
         j->finished_ms = now_real_ms();

@@ -42,7 +42,9 @@ struct job {
         /* Immutable after job_new(). */
         char id[JOB_ID_LEN + 1];
         struct manifest *manifest;      /* a reference, for the job's whole life */
-        json_t *parameters;             /* owned, never modified */
+        json_t *parameters;             /* owned, never modified; released (NULL)
+                                         * when the job becomes final: only its
+                                         * worker reads it, before that */
         enum job_priority priority;
         int64_t timeout_seconds;        /* effective */
         int64_t created_ms;             /* wall clock */

@@ -46,6 +46,7 @@ struct scheduler {
         struct plugin_slot *slots;
         size_t running;
         int64_t memory_pool_mb, memory_used_mb;
+        struct job *memory_waiter;   /* a reference: first in line for memory */
         bool stopping;
 
         size_t nworkers;
@@ -71,19 +72,33 @@ static int64_t job_memory_mb(const struct scheduler *s, const struct job *j)
         return oci_effective_limits(j->manifest, &s->cfg->defaults).memory_mb;
 }
 
-/* Runs under the queue lock; reserves the slot when it says yes.  A job
- * waits while its plugin is at max_concurrent or while its memory limit
- * does not fit the pool next to the running jobs' (alone it always fits,
- * or a big job would wait forever). */
+/* Runs under the queue lock (so j->queued is stable); reserves the slot
+ * when it says yes.  A job waits while its plugin is at max_concurrent or
+ * while its memory limit does not fit the pool next to the running jobs'
+ * (alone it always fits).  The first job, in queue order, that waits for
+ * memory holds the line: no job behind it starts until it has run, or a
+ * stream of small jobs could keep a big one waiting for ever. */
 static bool admit(struct job *j, void *ctx)
 {
         struct scheduler *s = ctx;
         int64_t need = job_memory_mb(s, j);
         pthread_mutex_lock(&s->lock);
+        if (s->memory_waiter && !s->memory_waiter->queued) {
+                /* Cancelled while it waited. */
+                job_unref(s->memory_waiter);
+                s->memory_waiter = NULL;
+        }
         struct plugin_slot *p = slot_for(s, j->manifest->name);
         int64_t max = j->manifest->max_concurrent;
-        bool ok = (max <= 0 || p->running < (size_t)max) &&
-                  (s->running == 0 || s->memory_used_mb + need <= s->memory_pool_mb);
+        bool plugin_ok = max <= 0 || p->running < (size_t)max;
+        bool fits = s->running == 0 || s->memory_used_mb + need <= s->memory_pool_mb;
+        bool ok = plugin_ok && fits && (!s->memory_waiter || s->memory_waiter == j);
+        if (plugin_ok && !fits && !s->memory_waiter)
+                s->memory_waiter = job_ref(j);
+        if (ok && s->memory_waiter == j) {
+                job_unref(s->memory_waiter);
+                s->memory_waiter = NULL;
+        }
         if (ok) {
                 p->running++;
                 s->running++;
@@ -459,6 +474,7 @@ void scheduler_free(struct scheduler *s)
                 free(p->name);
                 free(p);
         }
+        job_unref(s->memory_waiter);
         pthread_mutex_destroy(&s->lock);
         free(s->threads);
         free(s->workspaces_dir);

@@ -11,15 +11,17 @@
 
 struct entry {
         struct job *job;
-        bool counted;                 /* in finals and result_bytes */
+        bool counted;                 /* in finals, result_bytes and the final list */
         struct entry *hnext;          /* hash chain */
         struct entry *newer, *older;  /* creation order */
+        struct entry *fnext, *fprev;  /* order of becoming final: eviction order */
 };
 
 struct store {
         pthread_mutex_t lock;
         struct entry *buckets[BUCKETS];
         struct entry *newest, *oldest;
+        struct entry *first_final, *last_final;
         size_t count;
         size_t finals, final_limit;
         size_t result_bytes, result_bytes_limit;
@@ -66,6 +68,14 @@ static void remove_entry(struct store *s, struct entry *e)
         if (e->counted) {
                 s->finals--;
                 s->result_bytes -= e->job->result_bytes;
+                if (e->fprev)
+                        e->fprev->fnext = e->fnext;
+                else
+                        s->first_final = e->fnext;
+                if (e->fnext)
+                        e->fnext->fprev = e->fprev;
+                else
+                        s->last_final = e->fprev;
         }
         s->count--;
 }
@@ -89,14 +99,13 @@ static bool over_limits(const struct store *s)
         return s->finals > s->final_limit || s->result_bytes > s->result_bytes_limit;
 }
 
-/* Forget the oldest final jobs while over a limit, keeping the newest final
- * one.  Starts from the oldest, so it stops after a few steps. */
+/* Forget the jobs that became final first while over a limit, keeping the
+ * last one to finish: a long job created early and finished just now is the
+ * newest result, not the oldest.  Each step removes one, so it is cheap. */
 static void evict(struct store *s)
 {
-        for (struct entry *e = s->oldest, *n; e && over_limits(s) && s->finals > 1; e = n) {
-                n = e->newer;
-                if (!e->counted)
-                        continue;
+        while (over_limits(s) && s->finals > 1) {
+                struct entry *e = s->first_final;
                 remove_entry(s, e);
                 _cleanup_free_ char *log = store_log_path(s, e->job->id);
                 unlink(log);
@@ -112,6 +121,12 @@ static void count_final(struct store *s, struct entry *e)
         e->counted = true;
         s->finals++;
         s->result_bytes += e->job->result_bytes;
+        e->fprev = s->last_final;
+        if (s->last_final)
+                s->last_final->fnext = e;
+        else
+                s->first_final = e;
+        s->last_final = e;
 }
 
 void store_add(struct store *s, struct job *j)

@@ -1,7 +1,7 @@
 /* store.h - where job records live.  For now in memory and bounded: at most
  * `jobs_kept` final jobs holding at most `kept_results_bytes` of results
- * are kept; past either, the oldest final ones are forgotten (their log
- * files removed).  Queued and running jobs are never evicted.  The durable
+ * are kept; past either, the ones that finished first are forgotten (their
+ * log files removed).  Queued and running jobs are never evicted.  The durable
  * SQLite store replaces this behind the same functions.
  *
  * DESIGN: a hash table by id for lookups and a list in creation order for
@@ -30,8 +30,9 @@ void store_free(struct store *s);
 void store_add(struct store *s, struct job *j);
 /* Forget j (a job refused after it was added). */
 void store_remove(struct store *s, struct job *j);
-/* j has become final: count it (once) and evict past the limits.  The
- * newest final job is never evicted, however large its result. */
+/* j has become final: count it (once) and evict past the limits, in the
+ * order jobs became final.  The last one to finish is never evicted,
+ * however large its result. */
 void store_job_final(struct store *s, struct job *j);
 /* A new reference, or NULL. */
 struct job *store_get(struct store *s, const char *id);

@@ -539,6 +539,46 @@ class MemoryPool(unittest.TestCase):
         self.assertIn("edgecd_memory_pool_bytes %d" % (300 * 1024 * 1024), metrics)
 
 
+class MemoryHoldsTheLine(unittest.TestCase):
+    """A big job waiting for memory is not overtaken for ever by small ones:
+    once it waits, no job behind it starts before it."""
+
+    def test_big_job_is_not_starved_by_small_ones(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-mem-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        src = os.path.join(harness.OPTIONS["plugins"], "t_sleep")
+        for name, mb in (("t_small", 150), ("t_large", 300)):
+            shutil.copytree(src, os.path.join(tmp, name), symlinks=True)
+            path = os.path.join(tmp, name, "plugin.yaml")
+            with open(path) as f:
+                text = f.read().replace("name: t_sleep", "name: " + name)
+            with open(path, "w") as f:
+                f.write(text + "resources: {memory_mb: %d}\n" % mb)
+        # Two small jobs fill 300 of 400 MiB; the large one needs the pool to
+        # itself, so without holding the line a third small job would start
+        # as soon as one of the first two ends, and so on.
+        d = Daemon("memline", plugins=tmp, config={"workers": 2, "memory_pool_mb": 400})
+        self.addCleanup(d.stop)
+        d.start()
+
+        def submit(name, seconds):
+            r = d.submit({"algorithm": name, "parameters": {"seconds": seconds}, "timeout_seconds": 30})
+            self.assertEqual(r.status, 202, r)
+            return r.body["id"]
+        s1 = submit("t_small", 1.0)
+        s2 = submit("t_small", 1.5)
+        d.wait_status(s1, "running")
+        d.wait_status(s2, "running")
+        large = submit("t_large", 0.2)
+        s3 = submit("t_small", 0.2)
+        jobs = {i: d.wait_final(i, timeout=30) for i in (s1, s2, large, s3)}
+        for j in jobs.values():
+            self.assertEqual(j["status"], "succeeded", j)
+        self.assertLess(parse_time(jobs[large]["started_at"]), parse_time(jobs[s3]["started_at"]),
+                        "the small job behind the waiting large one started first")
+        self.assertGreaterEqual(parse_time(jobs[large]["started_at"]), parse_time(jobs[s2]["finished_at"]))
+
+
 @quick
 class Priority(JobCase):
 

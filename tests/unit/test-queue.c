@@ -297,6 +297,38 @@ START_TEST(test_store_bounds_kept_result_bytes)
 }
 END_TEST
 
+START_TEST(test_store_evicts_in_finishing_order)
+{
+        /* A long job created first and finished last is the newest result. */
+        char *dir = tu_mkdtemp();
+        struct manifest *m = fake_manifest("a", 0);
+        struct store *s = store_new(2, 1 << 20, dir);
+        struct job *long_job = new_job(m, PRIO_NORMAL), *b = new_job(m, PRIO_NORMAL),
+                   *c = new_job(m, PRIO_NORMAL);
+        struct job *all[] = { long_job, b, c };
+        for (int i = 0; i < 3; i++)
+                store_add(s, all[i]);
+        struct job *order[] = { b, c, long_job };
+        for (int i = 0; i < 3; i++) {
+                ck_assert(job_finish(order[i], JOB_ERR_NONE, NULL, json_object(), 0, NULL));
+                store_job_final(s, order[i]);
+        }
+        struct job *g = store_get(s, long_job->id);
+        ck_assert_ptr_eq(g, long_job);
+        job_unref(g);
+        ck_assert_ptr_null(store_get(s, b->id));
+        g = store_get(s, c->id);
+        ck_assert_ptr_eq(g, c);
+        job_unref(g);
+        for (int i = 0; i < 3; i++)
+                job_unref(all[i]);
+        store_free(s);
+        manifest_unref(m);
+        tu_rm_rf(dir);
+        free(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("queue");
@@ -308,6 +340,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_job_states_and_waiters);
         tcase_add_test(tc, test_store_evicts_oldest_final_and_lists);
         tcase_add_test(tc, test_store_bounds_kept_result_bytes);
+        tcase_add_test(tc, test_store_evicts_in_finishing_order);
         suite_add_tcase(s, tc);
         return s;
 }
