@@ -56,7 +56,11 @@ void log_msg(enum log_level level, const char *fmt, ...)
         size_t len = (size_t)n;
         for (size_t i = 0; i < mlen && len < sizeof line - 6; i++) {
                 unsigned char c = (unsigned char)msg[i];
-                if (c >= 0x20 && c != 0x7f) {
+                if (c == '\\') {
+                        /* Doubled, so a written "\n" never reads as an escaped newline. */
+                        line[len++] = '\\';
+                        line[len++] = '\\';
+                } else if (c >= 0x20 && c != 0x7f) {
                         line[len++] = (char)c;
                 } else if (c == '\n') {
                         line[len++] = '\\';

@@ -35,7 +35,7 @@ static void log_hostile(void)
 {
         unsetenv("JOURNAL_STREAM");
         log_init(LOG_LVL_INFO);
-        log_info("job x failed: %s", "boom\n2026-01-01T00:00:00.000Z edgecd[1] error: FORGED\r\n<2>crit\x1b[31m");
+        log_info("job x failed: %s", "boom\n2026-01-01T00:00:00.000Z edgecd[1] error: FORGED\r\n<2>crit\x1b[31m a\\nb");
         log_debug("not shown at info");
 }
 
@@ -47,7 +47,7 @@ START_TEST(test_one_record_one_line)
                 lines += *p == '\n';
         ck_assert_uint_eq(lines, 1);
         ck_assert_ptr_nonnull(strstr(text, "info: job x failed: boom\\n2026-01-01"));
-        ck_assert_ptr_nonnull(strstr(text, "FORGED\\x0d\\n<2>crit\\x1b[31m"));
+        ck_assert_ptr_nonnull(strstr(text, "FORGED\\x0d\\n<2>crit\\x1b[31m a\\\\nb\n"));
         ck_assert_ptr_null(strstr(text, "not shown"));
         free(text);
 }
