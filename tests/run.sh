@@ -6,7 +6,7 @@
 #   1. unit tests (Check, built with ASan+UBSan), one binary per module
 #   2. the plugins' own self-test (binaries run outside containers)
 #   3. integration tests: the real daemon over HTTP, real containers
-#   4. the same integration suite's --quick subset against the ASan daemon
+#   4. the same integration suite against the ASan+UBSan daemon
 #   5. a short scenario with the daemon under valgrind
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -66,8 +66,8 @@ echo "== integration tests (build/edgecd, real containers)"
 $PY tests/integration/run.py --daemon build/edgecd 2>&1 | tee "$log_dir/integration.log"
 count_summary "$log_dir/integration.log"
 
-echo "== integration tests, quick subset (build/edgecd-asan)"
-$PY tests/integration/run.py --daemon build/edgecd-asan --quick 2>&1 | tee "$log_dir/integration-asan.log"
+echo "== integration tests (build/edgecd-asan: ASan+UBSan, leaks checked at exit)"
+$PY tests/integration/run.py --daemon build/edgecd-asan 2>&1 | tee "$log_dir/integration-asan.log"
 count_summary "$log_dir/integration-asan.log"
 
 echo "== the daemon under valgrind (memcheck, leaks)"

@@ -15,8 +15,9 @@ matched the filter), 0 otherwise.
 --filter PATTERN keeps tests whose id (module.Class.method) contains
 PATTERN, or matches it as a shell glob; repeatable.
 
---quick runs the subset marked with @harness.quick, meant for the ASan build
-(`run.py --daemon build/edgecd-asan --quick`).  It covers:
+--quick runs the subset marked with @harness.quick, a fast check for a
+sanitizer or debug build (`make check` runs the whole suite on both builds).
+It covers:
   - the CLI (--version, --check-config good and bad files);
   - every HTTP error path (bad JSON and the whole JSONTestSuite corpus,
     invalid requests, schema failures, unknown algorithm/version, 415,
