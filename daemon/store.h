@@ -5,7 +5,8 @@
  * SQLite store replaces this behind the same functions.
  *
  * DESIGN: a hash table by id for lookups and a list in creation order for
- * listing newest first and evicting oldest first, under one mutex.  Whoever
+ * listing newest first, and a list in the order jobs became final for
+ * evicting the first-finished first, under one mutex.  Whoever
  * makes a job final tells the store (store_job_final), which keeps running
  * totals, so eviction costs nothing until a limit is passed.  The store
  * holds one reference per job; lookups return a new one.  Lock order: the
@@ -26,7 +27,7 @@ struct store;
 struct store *store_new(size_t jobs_kept, size_t kept_results_bytes, const char *logs_dir);
 void store_free(struct store *s);
 
-/* Takes a new reference.  May evict the oldest final jobs. */
+/* Takes a new reference.  May evict the first-finished final jobs. */
 void store_add(struct store *s, struct job *j);
 /* Forget j (a job refused after it was added). */
 void store_remove(struct store *s, struct job *j);
