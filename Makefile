@@ -2,7 +2,8 @@
 #
 #   make            build/edgecd, build/edgecd-asan, build/plugins/
 #   make run        the daemon in the foreground on config/edgecd.yaml
-#   make check      every test (unit, integration on a real runtime, ASan build)
+#   make check      every test (unit, integration on a real runtime, ASan build);
+#                   RUNTIME=/path/to/youki runs them on that runtime
 #   make bench      benchmark figures
 #   make fuzz       libFuzzer on the config, manifest, schema and request parsers
 #                   (FUZZ_SECONDS per target, default 60; installs clang-14)
@@ -14,7 +15,7 @@
 # (scripts/install-deps.sh, a no-op when nothing is missing).
 
 CC      ?= gcc
-PKGS    := libmicrohttpd jansson yaml-0.1 libseccomp libcgroup libsystemd uuid
+PKGS    := libmicrohttpd jansson yaml-0.1 libseccomp libcgroup libsystemd uuid nettle yajl
 VERSION := 0.1.0
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
@@ -28,10 +29,15 @@ ASAN    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 B       := build
 SRCS    := $(wildcard daemon/*.c)
 LIBSRCS := $(filter-out daemon/main.c,$(SRCS))
-OBJS    := $(SRCS:daemon/%.c=$(B)/obj/%.o)
-LIBOBJS := $(LIBSRCS:daemon/%.c=$(B)/obj/%.o)
-AOBJS   := $(SRCS:daemon/%.c=$(B)/asan/%.o)
-ALIBOBJS:= $(LIBSRCS:daemon/%.c=$(B)/asan/%.o)
+# The sandbox probe runs inside containers: a static musl binary, embedded
+# in the daemon (daemon/inside/payload.S), built without sanitizers.
+PROBE   := $(B)/inside/sandbox-probe
+PAYLOAD := $(B)/inside/payload.o
+OBJS    := $(SRCS:daemon/%.c=$(B)/obj/%.o) $(PAYLOAD)
+LIBOBJS := $(LIBSRCS:daemon/%.c=$(B)/obj/%.o) $(PAYLOAD)
+AOBJS   := $(SRCS:daemon/%.c=$(B)/asan/%.o) $(PAYLOAD)
+ALIBOBJS:= $(LIBSRCS:daemon/%.c=$(B)/asan/%.o) $(PAYLOAD)
+PROBE_CC := $(or $(shell command -v musl-gcc 2>/dev/null),gcc)
 TESTS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test-*.c))
 
 DEPS_OK := $(B)/.deps-ok
@@ -55,6 +61,12 @@ $(B)/asan/%.o: daemon/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(ASAN) $(PKG_CFLAGS) -c $< -o $@
 
+$(PROBE): daemon/inside/sandbox-probe.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(PROBE_CC) -std=gnu17 -O2 -static -s $(WARN) -o $@ $<
+$(PAYLOAD): daemon/inside/payload.S $(PROBE)
+	$(CC) -c -DSANDBOX_PROBE_PATH='"$(abspath $(PROBE))"' -o $@ $<
+
 $(B)/edgecd: $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 $(B)/edgecd-asan: $(AOBJS)
@@ -77,10 +89,12 @@ run: $(B)/edgecd plugins
 
 unit: $(TESTS)
 integration: all
-	/usr/bin/python3 tests/integration/run.py --daemon $(B)/edgecd
+	EDGECD_RUNTIME="$(RUNTIME)" /usr/bin/python3 tests/integration/run.py --daemon $(B)/edgecd
 
+# RUNTIME=/path/to/youki runs every test on that runtime (default: youki,
+# which falls back to crun, then runc, on hosts without it).
 check: all $(TESTS)
-	@tests/run.sh $(TESTS)
+	@EDGECD_RUNTIME="$(RUNTIME)" tests/run.sh $(TESTS)
 
 bench: all
 	@bench/run.sh

@@ -14,6 +14,7 @@
 
 #include "http.h"
 #include "job.h"
+#include "jsontext.h"
 #include "log.h"
 #include "manifest.h"
 #include "metrics.h"
@@ -24,6 +25,9 @@
 #define LIST_DEFAULT_LIMIT 50
 #define LIST_MAX_LIMIT 1000
 #define RETRY_AFTER_SECONDS "2"
+/* A page of GET /v1/jobs stops once it holds this much: a page of 1,000
+ * jobs with megabyte results would be a gigabyte on the HTTP thread. */
+#define LIST_PAGE_BYTES (4 * 1024 * 1024)
 
 /* A request waiting for its job.  References: the request's state, the
  * wait list (until resumed), and the job's waiter callback (until called or
@@ -50,6 +54,9 @@ struct api {
         bool stopping;
         pthread_t wait_thread;
         bool wait_thread_started;
+
+        pthread_mutex_t auth_lock;
+        struct auth *auth;       /* NULL: auth off */
 };
 
 /* ---- errors ---- */
@@ -192,7 +199,9 @@ static void reply_job(struct http_request *req, unsigned status, struct job *j)
         char location[64];
         snprintf(location, sizeof location, "/v1/jobs/%s", j->id);
         http_add_header(req, "Location", location);
-        http_reply_json(req, status, job_to_json(j));
+        size_t len;
+        char *text = job_render(j, true, &len);
+        http_reply_json_text(req, status, text, len);
 }
 
 /* Second dispatch of a waiting submit: answer with what the job has now. */
@@ -391,6 +400,15 @@ static void handle_submit(struct http_request *req, void *ctx)
         }
         size_t len;
         const char *body = http_body(req, &len);
+        struct err derr = ERR_INIT;
+        if (jsontext_check(body, len, (size_t)cfg->http.max_json_depth, &derr) < 0) {
+                if (strstr(derr.msg, "nesting deeper"))
+                        metrics_http_rejected("json_too_deep");
+                char msg[ERR_MSG_MAX + 32];
+                snprintf(msg, sizeof msg, "malformed JSON at %s", derr.msg);
+                http_reply_error(req, 400, "invalid_json", msg, NULL);
+                return;
+        }
         json_error_t jerr;
         _cleanup_json_ json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
         if (!doc) {
@@ -420,13 +438,27 @@ static void handle_submit(struct http_request *req, void *ctx)
                 http_reply_error(req, 400, "invalid_parameters", err.msg, err.field);
                 return;
         }
+        if (breaker_check_submit(a->d.breaker, m->name, &err) < 0) {
+                manifest_unref(m);
+                metrics_job_rejected("algorithm_unavailable");
+                reply_err(req, &err, "algorithm_unavailable");
+                return;
+        }
+        /* Kept as text until it runs: a parsed tree costs many times its
+         * size (jsontext.h). */
+        _cleanup_free_ char *params = json_dumps(parameters, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!params) {
+                manifest_unref(m);
+                http_reply_error(req, 500, "internal", "cannot encode the parameters", NULL);
+                return;
+        }
         int64_t timeout = sub.timeout_seconds;
         if (!timeout)
                 timeout = m->timeout_seconds ? m->timeout_seconds : cfg->defaults.timeout_seconds;
         if (timeout > cfg->max_timeout_seconds)
                 timeout = cfg->max_timeout_seconds;
 
-        struct job *j = job_new(m, parameters, sub.priority, timeout);
+        struct job *j = job_new(m, params, strlen(params), sub.priority, timeout, http_user(req));
         manifest_unref(m);
         /* Recorded before it is queued, so a worker that finishes it at once
          * finds it in the store. */
@@ -466,7 +498,9 @@ static void handle_get_job(struct http_request *req, void *ctx)
 {
         struct job *j = find_job(ctx, req);
         if (j) {
-                http_reply_json(req, 200, job_to_json(j));
+                size_t len;
+                char *text = job_render(j, true, &len);
+                http_reply_json_text(req, 200, text, len);
                 job_unref(j);
         }
 }
@@ -478,10 +512,13 @@ static void handle_cancel(struct http_request *req, void *ctx)
         if (!j)
                 return;
         struct err err = ERR_INIT;
-        if (scheduler_cancel(a->d.scheduler, j, &err) < 0)
+        if (scheduler_cancel(a->d.scheduler, j, &err) < 0) {
                 reply_err(req, &err, NULL);
-        else
-                http_reply_json(req, 202, job_to_json(j));
+        } else {
+                size_t len;
+                char *text = job_render(j, true, &len);
+                http_reply_json_text(req, 202, text, len);
+        }
         job_unref(j);
 }
 
@@ -491,7 +528,9 @@ static void handle_logs(struct http_request *req, void *ctx)
         struct job *j = find_job(a, req);
         if (!j)
                 return;
-        _cleanup_free_ char *path = store_log_path(a->d.store, j->id);
+        char run_id[RUN_ID_MAX];
+        job_last_run_id(j, run_id);
+        _cleanup_free_ char *path = store_log_path(a->d.store, *run_id ? run_id : j->id);
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         struct err err = ERR_INIT;
@@ -501,6 +540,8 @@ static void handle_logs(struct http_request *req, void *ctx)
                 return;
         }
         http_add_header(req, "X-Edgecd-Log-Truncated", job_log_truncated(j) ? "true" : "false");
+        if (*run_id)
+                http_add_header(req, "X-Edgecd-Run-Id", run_id);
         http_reply_text(req, 200, "text/plain; charset=utf-8", text ? text : "", len);
         job_unref(j);
 }
@@ -525,9 +566,10 @@ static void handle_list(struct http_request *req, void *ctx)
         }
         f.algorithm = http_query(req, "algorithm");
         f.after = http_query(req, "after");
-        json_t *list = NULL;
+        char *text = NULL;
+        size_t len = 0;
         struct err err = ERR_INIT;
-        if (store_list_json(a->d.store, &f, &list, &err) < 0) {
+        if (store_list(a->d.store, &f, LIST_PAGE_BYTES, &text, &len, &err) < 0) {
                 /* An unknown `after` is a bad query, not a missing resource. */
                 if (err.code == ERR_NOT_FOUND)
                         err.code = ERR_INVALID;
@@ -535,15 +577,27 @@ static void handle_list(struct http_request *req, void *ctx)
                 reply_err(req, &err, NULL);
                 return;
         }
-        http_reply_json(req, 200, list);
+        http_reply_json_text(req, 200, text, len);
 }
 
 /* ---- registry and health ---- */
 
+static void add_health(struct api *a, json_t *alg)
+{
+        const char *name = json_string_value(json_object_get(alg, "name"));
+        if (name)
+                json_object_set_new(alg, "health", breaker_json(a->d.breaker, name));
+}
+
 static void handle_algorithms(struct http_request *req, void *ctx)
 {
         struct api *a = ctx;
-        http_reply_json(req, 200, registry_list_json(a->d.registry));
+        json_t *list = registry_list_json(a->d.registry);
+        size_t i;
+        json_t *alg;
+        json_array_foreach(json_object_get(list, "algorithms"), i, alg)
+                add_health(a, alg);
+        http_reply_json(req, 200, list);
 }
 
 static void handle_algorithm(struct http_request *req, void *ctx)
@@ -556,6 +610,7 @@ static void handle_algorithm(struct http_request *req, void *ctx)
                 reply_err(req, &err, "unknown_algorithm");
                 return;
         }
+        add_health(a, o);
         http_reply_json(req, 200, o);
 }
 
@@ -563,6 +618,13 @@ static void handle_healthz(struct http_request *req, void *ctx)
 {
         (void)ctx;
         http_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void add_unhealthy_reason(const char *name, enum health h, const char *reason, void *ctx)
+{
+        json_t *reasons = ctx;
+        json_t *r = json_sprintf("algorithm `%s` is %s: %s", name, health_name(h), reason);
+        json_array_append_new(reasons, r ? r : json_sprintf("algorithm `%s` is %s", name, health_name(h)));
 }
 
 static void handle_readyz(struct http_request *req, void *ctx)
@@ -600,15 +662,22 @@ static void handle_readyz(struct http_request *req, void *ctx)
                         status = "degraded";
                 json_array_append_new(reasons, json_string("the job queue is full"));
         }
+        size_t health[4];
+        breaker_counts(a->d.breaker, health);
+        if (health[HEALTH_DEGRADED] + health[HEALTH_ISOLATED] + health[HEALTH_PROBING] > 0) {
+                if (!stopping)
+                        status = "degraded";
+                breaker_foreach_unhealthy(a->d.breaker, add_unhealthy_reason, reasons);
+        }
         const struct runtime *rt = a->d.runtime;
         int64_t mem_used, mem_pool;
-        scheduler_memory(a->d.scheduler, &mem_used, &mem_pool);
+        admission_memory(a->d.admission, &mem_used, &mem_pool);
         json_t *o = json_pack("{s:s, s:{s:s, s:s, s:s?}, s:{s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:o}",
                               "status", status,
                               "runtime", "name", rt->name, "path", rt->path, "version", rt->version,
                               "plugins", "loaded", (json_int_t)loaded, "broken", (json_int_t)broken,
                               "jobs", "queued", (json_int_t)queued, "queue_capacity", (json_int_t)cap,
-                              "running", (json_int_t)scheduler_running(a->d.scheduler),
+                              "running", (json_int_t)admission_running(a->d.admission),
                               "workers", (json_int_t)scheduler_workers(a->d.scheduler),
                               "memory_reserved_mb", (json_int_t)mem_used, "memory_pool_mb", (json_int_t)mem_pool,
                               "reasons", reasons);
@@ -619,12 +688,13 @@ static void handle_metrics(struct http_request *req, void *ctx)
 {
         struct api *a = ctx;
         int64_t mem_used, mem_pool;
-        scheduler_memory(a->d.scheduler, &mem_used, &mem_pool);
+        admission_memory(a->d.admission, &mem_used, &mem_pool);
         struct metrics_gauges g = {
                 .runtime = a->d.runtime->name,
                 .memory_reserved_mb = mem_used, .memory_pool_mb = mem_pool,
                 .queue_length = queue_length(a->d.queue), .queue_capacity = queue_capacity(a->d.queue),
-                .running = scheduler_running(a->d.scheduler), .workers = scheduler_workers(a->d.scheduler),
+                .running = admission_running(a->d.admission), .workers = scheduler_workers(a->d.scheduler),
+                .ids_in_use = idpool_in_use(a->d.ids), .breaker = a->d.breaker,
                 .plugins_loaded = registry_count(a->d.registry),
                 .plugins_broken = registry_broken_count(a->d.registry),
         };
@@ -633,23 +703,67 @@ static void handle_metrics(struct http_request *req, void *ctx)
 }
 
 static const struct http_route routes[] = {
-        { "POST", "/v1/jobs", handle_submit },
-        { "GET", "/v1/jobs", handle_list },
-        { "GET", "/v1/jobs/*", handle_get_job },
-        { "DELETE", "/v1/jobs/*", handle_cancel },
-        { "GET", "/v1/jobs/*/logs", handle_logs },
-        { "GET", "/v1/algorithms", handle_algorithms },
-        { "GET", "/v1/algorithms/*", handle_algorithm },
-        { "GET", "/healthz", handle_healthz },
-        { "GET", "/readyz", handle_readyz },
-        { "GET", "/metrics", handle_metrics },
+        { "POST", "/v1/jobs", handle_submit, SCOPE_SUBMIT },
+        { "GET", "/v1/jobs", handle_list, SCOPE_READ },
+        { "GET", "/v1/jobs/*", handle_get_job, SCOPE_READ },
+        { "DELETE", "/v1/jobs/*", handle_cancel, SCOPE_CANCEL },
+        { "GET", "/v1/jobs/*/logs", handle_logs, SCOPE_READ },
+        { "GET", "/v1/algorithms", handle_algorithms, SCOPE_READ },
+        { "GET", "/v1/algorithms/*", handle_algorithm, SCOPE_READ },
+        { "GET", "/healthz", handle_healthz, SCOPE_NONE },
+        { "GET", "/readyz", handle_readyz, SCOPE_NONE },
+        { "GET", "/metrics", handle_metrics, SCOPE_READ },
 };
 
-int api_start(const struct api_deps *deps, int listen_fd, struct api **ret, struct err *err)
+/* Before a request's body is read: who is it, and may they. */
+static bool authorize(struct http_request *req, const struct http_route *route, void *ctx)
+{
+        struct api *a = ctx;
+        if (route->scope == SCOPE_NONE || (route->fn == handle_metrics && a->d.cfg->auth.metrics_public))
+                return true;
+        pthread_mutex_lock(&a->auth_lock);
+        if (!a->auth) {
+                pthread_mutex_unlock(&a->auth_lock);
+                return true;
+        }
+        const char *name = NULL;
+        enum auth_result r = auth_check(a->auth, http_header(req, "Authorization"), route->scope, &name);
+        if (name)
+                http_set_user(req, name);
+        pthread_mutex_unlock(&a->auth_lock);
+        switch (r) {
+        case AUTH_OK:
+                return true;
+        case AUTH_MISSING:
+                metrics_http_rejected("unauthorized");
+                http_add_header(req, "WWW-Authenticate", "Bearer realm=\"edgecd\"");
+                http_reply_error(req, 401, "unauthorized", "this endpoint needs a token: Authorization: Bearer TOKEN",
+                                 NULL);
+                return false;
+        case AUTH_INVALID:
+                metrics_http_rejected("unauthorized");
+                http_add_header(req, "WWW-Authenticate", "Bearer realm=\"edgecd\", error=\"invalid_token\"");
+                http_reply_error(req, 401, "unauthorized", "the token is not valid", NULL);
+                return false;
+        case AUTH_FORBIDDEN: {
+                metrics_http_rejected("forbidden");
+                _cleanup_free_ char *msg = xasprintf("token `%s` lacks the `%s` scope for %s %s", http_user(req),
+                                                     auth_scope_name(route->scope), http_method(req),
+                                                     route->pattern);
+                http_reply_error(req, 403, "forbidden", msg, NULL);
+                return false;
+        }
+        }
+        return false;
+}
+
+int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, struct api **ret, struct err *err)
 {
         struct api *a = xcalloc(1, sizeof *a);
         a->d = *deps;
+        a->auth = auth;
         pthread_mutex_init(&a->lock, NULL);
+        pthread_mutex_init(&a->auth_lock, NULL);
         pthread_condattr_t attr;
         pthread_condattr_init(&attr);
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -661,13 +775,37 @@ int api_start(const struct api_deps *deps, int listen_fd, struct api **ret, stru
                 return -1;
         }
         a->wait_thread_started = true;
-        if (http_start(deps->cfg->listen, listen_fd, (size_t)deps->cfg->max_body_bytes, routes,
-                       ARRAY_SIZE(routes), a, &a->http, err) < 0) {
+        const struct config *cfg = deps->cfg;
+        struct http_options o = {
+                .listen = cfg->listen, .listen_fd = listen_fd,
+                .max_body = (size_t)cfg->max_body_bytes, .max_header_bytes = (size_t)cfg->http.max_header_bytes,
+                .max_connections = (unsigned)cfg->http.max_connections,
+                .max_connections_per_client = (unsigned)cfg->http.max_connections_per_client,
+                .connection_timeout_seconds = (unsigned)cfg->http.connection_timeout_seconds,
+                .unix_mode = (unsigned)strtoul(cfg->http.unix_mode, NULL, 8), .unix_group = cfg->http.unix_group,
+        };
+        if (http_start(&o, routes, ARRAY_SIZE(routes), authorize, a, &a->http, err) < 0) {
+                api_stop(a);
+                return -1;
+        }
+        if (!a->auth && !http_is_local(a->http)) {
+                err_set(err, ERR_INVALID, 0, "refusing to serve `%s` without authentication: it is reachable from "
+                        "other hosts; set auth.tokens_file, or listen on a loopback address or a unix socket",
+                        http_address(a->http));
                 api_stop(a);
                 return -1;
         }
         *ret = a;
         return 0;
+}
+
+void api_set_auth(struct api *a, struct auth *auth)
+{
+        pthread_mutex_lock(&a->auth_lock);
+        struct auth *old = a->auth;
+        a->auth = auth;
+        pthread_mutex_unlock(&a->auth_lock);
+        auth_free(old);
 }
 
 const char *api_address(const struct api *a)
@@ -702,5 +840,7 @@ void api_stop(struct api *a)
         http_stop(a->http);
         pthread_cond_destroy(&a->cond);
         pthread_mutex_destroy(&a->lock);
+        pthread_mutex_destroy(&a->auth_lock);
+        auth_free(a->auth);
         free(a);
 }

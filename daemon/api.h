@@ -4,8 +4,12 @@
 #ifndef EDGECD_API_H
 #define EDGECD_API_H
 
+#include "admission.h"
+#include "auth.h"
+#include "breaker.h"
 #include "config.h"
 #include "error.h"
+#include "idpool.h"
 #include "queue.h"
 #include "registry.h"
 #include "runtime.h"
@@ -20,12 +24,20 @@ struct api_deps {
         struct store *store;
         struct scheduler *scheduler;
         const struct runtime *runtime;
+        struct breaker *breaker;
+        struct admission *admission;
+        struct idpool *ids;
 };
 
 struct api;
 
-/* Start serving on cfg->listen, or on listen_fd (socket activation) when >= 0. */
-int api_start(const struct api_deps *deps, int listen_fd, struct api **ret, struct err *err);
+/* Start serving on cfg->listen, or on listen_fd (socket activation) when >= 0.
+ * auth: the tokens (taken; NULL when auth is off: then only a local listener
+ * is allowed, ERR_INVALID otherwise). */
+int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, struct api **ret,
+              struct err *err);
+/* Swap in new tokens (SIGHUP); takes auth.  Requests already authorized go on. */
+void api_set_auth(struct api *a, struct auth *auth);
 const char *api_address(const struct api *a);
 /* Stop accepting connections; requests in flight go on. */
 void api_quiesce(struct api *a);

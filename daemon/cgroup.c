@@ -29,7 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/magic.h>
@@ -296,4 +299,125 @@ int cgroup_count_children(const char *path)
                 closedir(d);
         }
         return n;
+}
+
+char **cgroup_list_children(const char *path)
+{
+        if (!path_ok(path))
+                return NULL;
+        const struct hierarchies *h = hierarchies();
+        char **names = NULL;
+        for (size_t i = 0; i < h->n_roots; i++) {
+                char p[PATH_MAX];
+                snprintf(p, sizeof p, "%s%s", h->roots[i], path);
+                DIR *d = opendir(p);
+                if (!d)
+                        continue;
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                                continue;
+                        bool have = false;
+                        for (size_t k = 0; names && names[k] && !have; k++)
+                                have = !strcmp(names[k], de->d_name);
+                        if (!have)
+                                strv_push(&names, de->d_name);
+                }
+                closedir(d);
+        }
+        return names;
+}
+
+/* Is pid (still) in the cgroup whose path below its hierarchy is rel? */
+static bool pid_in_cgroup(pid_t pid, const char *rel)
+{
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%d/cgroup", (int)pid);
+        _cleanup_fclose_ FILE *f = fopen(p, "re");
+        if (!f)
+                return false;
+        char line[PATH_MAX + 64];
+        size_t rl = strlen(rel);
+        while (fgets(line, sizeof line, f)) {
+                /* "ID:CONTROLLERS:/path" */
+                char *c = strchr(line, ':');
+                c = c ? strchr(c + 1, ':') : NULL;
+                if (!c)
+                        continue;
+                c++;
+                c[strcspn(c, "\n")] = '\0';
+                if (!strncmp(c, rel, rl) && (c[rl] == '\0' || c[rl] == '/'))
+                        return true;
+        }
+        return false;
+}
+
+/* SIGKILL every process listed in dir/cgroup.procs that is in rel. */
+static int kill_members(const char *dir, const char *rel)
+{
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/cgroup.procs", dir);
+        _cleanup_fclose_ FILE *f = fopen(p, "re");
+        if (!f)
+                return 0;
+        int n = 0;
+        long pid;
+        while (fscanf(f, "%ld", &pid) == 1) {
+                int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+                if (fd < 0)
+                        continue;
+                if (pid_in_cgroup((pid_t)pid, rel) && syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0)
+                        n++;
+                close(fd);
+        }
+        return n;
+}
+
+/* Kill and remove one hierarchy's copy of the cgroup, deepest first. */
+static int destroy_in(const char *dir, const char *rel)
+{
+        DIR *d = opendir(dir);
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        struct dirent *de;
+        int ret = 0;
+        while ((de = readdir(d))) {
+                if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                char sub[PATH_MAX], subrel[PATH_MAX];
+                snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
+                snprintf(subrel, sizeof subrel, "%s/%s", rel, de->d_name);
+                int r = destroy_in(sub, subrel);
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+        closedir(d);
+        for (int tries = 0; tries < 50; tries++) {
+                kill_members(dir, rel);
+                if (rmdir(dir) == 0 || errno == ENOENT)
+                        return ret;
+                if (errno != EBUSY)
+                        return -errno;
+                struct timespec ts = { .tv_nsec = 20 * 1000000 };
+                nanosleep(&ts, NULL);
+        }
+        return -EBUSY;
+}
+
+int cgroup_destroy(const char *path, struct err *err)
+{
+        if (!path_ok(path))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
+        const struct hierarchies *h = hierarchies();
+        int first = 0;
+        for (size_t i = 0; i < h->n_roots; i++) {
+                char p[PATH_MAX];
+                snprintf(p, sizeof p, "%s%s", h->roots[i], path);
+                int r = destroy_in(p, path);
+                if (r < 0 && !first)
+                        first = -r;
+        }
+        if (first)
+                return err_set(err, first == EBUSY ? ERR_BUSY : ERR_IO, first, "cgroup: destroy `%s`", path);
+        return 0;
 }

@@ -1,6 +1,7 @@
 /* cgroup.h - the daemon's parent cgroup and per-job accounting, on cgroup v1
  * (hybrid hosts like this one), or v2.  Uses libcgroup where it helps.
- * Reads only; the runtime creates and deletes the job cgroups themselves. */
+ * The runtime creates and deletes the job cgroups themselves; this module
+ * reads them, and removes what a runtime failed to (the collector). */
 #ifndef EDGECD_CGROUP_H
 #define EDGECD_CGROUP_H
 
@@ -32,5 +33,15 @@ int cgroup_remove_parent(const char *path, struct err *err);
  * direct sub-directories of path, summed over every hierarchy (so one
  * leftover container cgroup on a v1 host counts once per hierarchy). */
 int cgroup_count_children(const char *path);
+
+/* The names of the cgroups directly under path, in any hierarchy, each
+ * once (caller frees, strv; NULL when none). */
+char **cgroup_list_children(const char *path);
+
+/* Kill every process in the cgroup at path (and below it), in every
+ * hierarchy, and remove it: for leftovers no runtime will delete.  A
+ * process is signalled through a pidfd after its membership is checked, so
+ * a recycled pid is never hit.  0 when nothing is left. */
+int cgroup_destroy(const char *path, struct err *err);
 
 #endif

@@ -64,9 +64,8 @@ static const struct option options[] = {
         { "max_result_bytes",    OPT_BYTES,  OFF(max_result_bytes),    KiB, GiB,      MiB,   NULL },
         { "max_log_bytes",       OPT_BYTES,  OFF(max_log_bytes),       KiB, GiB,      64 * KiB, NULL },
         { "max_timeout_seconds", OPT_INT,    OFF(max_timeout_seconds), 1, 86400,      600,   NULL },
-        /* (uid_t)-1 means "no change" to the kernel, so it is not a user. */
-        { "uid",                 OPT_INT,    OFF(uid),                 0, 4294967294.0, 65534, NULL },
-        { "gid",                 OPT_INT,    OFF(gid),                 0, 4294967294.0, 65534, NULL },
+        { "runtime_timeout_seconds", OPT_INT, OFF(runtime_timeout_seconds), 1, 3600,  30,    NULL },
+        { "sweep_interval_seconds", OPT_INT, OFF(sweep_interval_seconds), 1, 86400,   60,    NULL },
         { "keep_bundles",        OPT_BOOL,   OFF(keep_bundles),        0, 0,          0,     NULL },
         { "log_level",           OPT_STRING, OFF(log_level),           0, 0,          0,     "info" },
         { "defaults",            OPT_SECTION, 0,                       0, 0,          0,     NULL },
@@ -76,6 +75,31 @@ static const struct option options[] = {
         { "defaults.pids",       OPT_INT,    OFF(defaults.pids),       1, 65536,      64,    NULL },
         { "defaults.disk_mb",    OPT_INT,    OFF(defaults.disk_mb),    1, 1048576,    16,    NULL },
         { "defaults.timeout_seconds", OPT_INT, OFF(defaults.timeout_seconds), 1, 86400, 30,  NULL },
+        /* Above the ranges systemd gives users, dynamic users and nspawn
+         * containers, and sssd's default ID map; below 2^31 (signed-int
+         * tools).  (uid_t)-1 means "no change" to the kernel. */
+        { "job_users",           OPT_SECTION, 0,                       0, 0,          0,     NULL },
+        { "job_users.first_uid", OPT_INT,    OFF(job_users.first_uid), 1, 4294967294.0, 2001000000, NULL },
+        { "job_users.first_gid", OPT_INT,    OFF(job_users.first_gid), 1, 4294967294.0, 2001000000, NULL },
+        { "job_users.count",     OPT_INT,    OFF(job_users.count),     1, 1048576,    65536, NULL },
+        { "retry",               OPT_SECTION, 0,                       0, 0,          0,     NULL },
+        { "retry.max_attempts",  OPT_INT,    OFF(retry.max_attempts),  1, 100,        3,     NULL },
+        { "retry.backoff_ms",    OPT_INT,    OFF(retry.backoff_ms),    0, 600000,     250,   NULL },
+        { "breaker",             OPT_SECTION, 0,                       0, 0,          0,     NULL },
+        { "breaker.degrade_after", OPT_INT,  OFF(breaker.degrade_after), 1, 1000000,  3,     NULL },
+        { "breaker.isolate_after", OPT_INT,  OFF(breaker.isolate_after), 1, 1000000,  5,     NULL },
+        { "breaker.cooldown_seconds", OPT_INT, OFF(breaker.cooldown_seconds), 1, 86400, 30,  NULL },
+        { "http",                OPT_SECTION, 0,                       0, 0,          0,     NULL },
+        { "http.max_connections", OPT_INT,   OFF(http.max_connections), 1, 65536,     512,   NULL },
+        { "http.max_connections_per_client", OPT_INT, OFF(http.max_connections_per_client), 1, 65536, 32, NULL },
+        { "http.connection_timeout_seconds", OPT_INT, OFF(http.connection_timeout_seconds), 1, 3600, 15, NULL },
+        { "http.max_header_bytes", OPT_BYTES, OFF(http.max_header_bytes), KiB, MiB,    16 * KiB, NULL },
+        { "http.max_json_depth", OPT_INT,    OFF(http.max_json_depth), 1, 10000,      64,    NULL },
+        { "http.unix_mode",      OPT_STRING, OFF(http.unix_mode),      0, 0,          0,     "0660" },
+        { "http.unix_group",     OPT_STRING, OFF(http.unix_group),     0, 0,          0,     "" },
+        { "auth",                OPT_SECTION, 0,                       0, 0,          0,     NULL },
+        { "auth.tokens_file",    OPT_STRING, OFF(auth.tokens_file),    0, 0,          0,     "" },
+        { "auth.metrics_public", OPT_BOOL,   OFF(auth.metrics_public), 0, 0,          0,     NULL },
 };
 
 #define FIELD(cfg, opt, type) ((type *)(void *)((char *)(cfg) + (opt)->offset))
@@ -376,6 +400,19 @@ int config_validate(const struct config *cfg,
         if (cfg->log_level && log_level_parse(cfg->log_level) < 0)
                 ydiag_add(&d, NULL, "log_level", "`%s` is not one of error, warn, info, debug",
                           cfg->log_level);
+        if (cfg->http.unix_mode) {
+                size_t n = strlen(cfg->http.unix_mode);
+                if (n == 0 || n > 4 || strspn(cfg->http.unix_mode, "01234567") != n ||
+                    strtoul(cfg->http.unix_mode, NULL, 8) > 0777)
+                        ydiag_add(&d, NULL, "http.unix_mode", "`%s` is not an octal file mode (0000..0777)",
+                                  cfg->http.unix_mode);
+        }
+        if (cfg->breaker.isolate_after < cfg->breaker.degrade_after)
+                ydiag_add(&d, NULL, "breaker.isolate_after", "%lld is below breaker.degrade_after (%lld)",
+                          (long long)cfg->breaker.isolate_after, (long long)cfg->breaker.degrade_after);
+        if (cfg->job_users.first_uid + cfg->job_users.count - 1 > 4294967294LL ||
+            cfg->job_users.first_gid + cfg->job_users.count - 1 > 4294967294LL)
+                ydiag_add(&d, NULL, "job_users.count", "the range ends past 4294967294");
         if (cfg->defaults.timeout_seconds > cfg->max_timeout_seconds)
                 ydiag_add(&d, NULL, "defaults.timeout_seconds",
                           "%lld is over max_timeout_seconds (%lld)",

@@ -38,10 +38,34 @@ struct config {
         int64_t max_result_bytes; /* /output/result.json limit */
         int64_t max_log_bytes;    /* per-job stdout+stderr log cap */
         int64_t max_timeout_seconds; /* ceiling for a request's timeout_seconds */
-        int64_t uid, gid;         /* the container process's user */
+        int64_t runtime_timeout_seconds; /* any one runtime CLI call */
+        int64_t sweep_interval_seconds;  /* how often leftovers are collected */
         bool keep_bundles;        /* debug: keep each job's bundle after it ends */
         char *log_level;          /* error, warn, info, debug */
         struct limits defaults;
+        struct {
+                int64_t first_uid, first_gid, count;   /* one pair per running container */
+        } job_users;
+        struct {
+                int64_t max_attempts;     /* a job's runs in all, when the runtime fails */
+                int64_t backoff_ms;       /* before the second run; doubles after */
+        } retry;
+        struct {
+                int64_t degrade_after, isolate_after;  /* consecutive runtime errors or violations */
+                int64_t cooldown_seconds;              /* isolated this long before a probe job */
+        } breaker;
+        struct {
+                int64_t max_connections, max_connections_per_client;
+                int64_t connection_timeout_seconds;
+                int64_t max_header_bytes;
+                int64_t max_json_depth;
+                char *unix_mode;          /* octal, for a unix: listen socket */
+                char *unix_group;         /* "" for the daemon's own */
+        } http;
+        struct {
+                char *tokens_file;        /* "" when auth is off */
+                bool metrics_public;      /* /metrics without a token */
+        } auth;
 };
 
 /* Fill *cfg with the embedded defaults.  Never fails. */

@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <microhttpd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 /* A body that goes on past the limit without a Content-Length is read and
@@ -29,11 +31,13 @@
 struct http_server {
         struct MHD_Daemon *mhd;
         int listen_fd;
+        bool own_fd;             /* not socket-activated: ours to close */
         char *unix_path;
         char address[128];
-        size_t max_body;
+        struct http_options o;
         const struct http_route *routes;
         size_t nroutes;
+        http_authorizer authorize;
         void *ctx;
 };
 
@@ -53,6 +57,7 @@ struct http_request {
         bool too_large;
         bool replied, suspended;
         struct header *headers;
+        char *user;
         void *state;
         void (*state_free)(void *);
 };
@@ -61,6 +66,14 @@ struct http_request {
 
 static int listen_unix(struct http_server *srv, const char *path, struct err *err)
 {
+        gid_t gid = (gid_t)-1;
+        if (srv->o.unix_group && *srv->o.unix_group) {
+                struct group *gr = getgrnam(srv->o.unix_group);
+                if (!gr)
+                        return err_set(err, ERR_INVALID, 0, "listen on `unix:%s`: no group `%s`", path,
+                                       srv->o.unix_group);
+                gid = gr->gr_gid;
+        }
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         if (strlen(path) >= sizeof sa.sun_path)
                 return err_set(err, ERR_INVALID, 0, "unix socket path too long: `%s`", path);
@@ -72,7 +85,8 @@ static int listen_unix(struct http_server *srv, const char *path, struct err *er
         struct stat st;
         if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
                 unlink(path);
-        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, 0660) < 0 || listen(fd, 128) < 0) {
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, srv->o.unix_mode) < 0 ||
+            (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) || listen(fd, 128) < 0) {
                 err_errno(err, ERR_IO, "listen on `unix:%s`", path);
                 close(fd);
                 return -1;
@@ -145,6 +159,7 @@ static void request_free(struct http_request *req)
         free(req->method);
         free(req->path);
         free(req->body);
+        free(req->user);
         free(req);
 }
 
@@ -213,7 +228,7 @@ static bool route(struct http_request *req)
 static void reply_too_large(struct http_request *req)
 {
         _cleanup_free_ char *msg = xasprintf("request body is larger than the limit of %zu bytes",
-                                             req->srv->max_body);
+                                             req->srv->o.max_body);
         http_add_header(req, "Connection", "close");
         http_reply_error(req, 413, "payload_too_large", msg, NULL);
 }
@@ -224,6 +239,14 @@ static void dispatch(struct http_request *req)
         req->route->fn(req, req->srv->ctx);
         if (!req->replied && !req->suspended)
                 http_reply_error(req, 500, "internal", "the handler gave no reply", NULL);
+}
+
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+        (void)kind;
+        *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+        return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -241,11 +264,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 req->method = xstrdup(method);
                 req->path = xstrdup(url);
                 *con_cls = req;
+                size_t head = strlen(method) + strlen(url) + 16;
+                MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &head);
+                if (head > srv->o.max_header_bytes) {
+                        _cleanup_free_ char *msg = xasprintf("the request line and headers are %zu bytes, over the "
+                                                             "limit of %zu", head, srv->o.max_header_bytes);
+                        metrics_http_rejected("header_too_large");
+                        http_add_header(req, "Connection", "close");
+                        http_reply_error(req, 431, "header_too_large", msg, NULL);
+                        return MHD_YES;
+                }
                 if (!route(req))
                         return MHD_YES;
+                /* Who may: before a byte of the body is read. */
+                if (srv->authorize && !srv->authorize(req, req->route, srv->ctx)) {
+                        if (!req->replied)
+                                http_reply_error(req, 500, "internal", "the authorizer gave no reply", NULL);
+                        return MHD_YES;
+                }
                 const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
                 int64_t len;
-                if (cl && parse_int64(cl, 0, INT64_MAX, &len) && (uint64_t)len > srv->max_body) {
+                if (cl && parse_int64(cl, 0, INT64_MAX, &len) && (uint64_t)len > srv->o.max_body) {
                         /* Refuse before reading a byte of it. */
                         reply_too_large(req);
                 }
@@ -259,17 +298,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (*upload_data_size > 0) {
                 size_t n = *upload_data_size;
                 *upload_data_size = 0;
-                if (req->too_large || req->body_len + n > srv->max_body) {
+                if (req->too_large || req->body_len + n > srv->o.max_body) {
                         req->too_large = true;
                         req->swallowed += n;
-                        return req->swallowed > SWALLOW_FACTOR * srv->max_body ? MHD_NO : MHD_YES;
+                        return req->swallowed > SWALLOW_FACTOR * srv->o.max_body ? MHD_NO : MHD_YES;
                 }
                 if (req->body_len + n + 1 > req->body_cap) {
                         size_t cap = req->body_cap ? req->body_cap : 4096;
                         while (cap < req->body_len + n + 1)
                                 cap *= 2;
-                        if (cap > srv->max_body + 1)
-                                cap = srv->max_body + 1;
+                        if (cap > srv->o.max_body + 1)
+                                cap = srv->o.max_body + 1;
                         req->body = xrealloc(req->body, cap);
                         req->body_cap = cap;
                 }
@@ -307,30 +346,38 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         *con_cls = NULL;
 }
 
-int http_start(const char *listen_addr, int listen_fd, size_t max_body,
-               const struct http_route *routes, size_t nroutes, void *ctx,
-               struct http_server **ret, struct err *err)
+int http_start(const struct http_options *o, const struct http_route *routes, size_t nroutes,
+               http_authorizer authorize, void *ctx, struct http_server **ret, struct err *err)
 {
         struct http_server *srv = xcalloc(1, sizeof *srv);
         srv->listen_fd = -1;
-        srv->max_body = max_body;
+        srv->o = *o;
         srv->routes = routes;
         srv->nroutes = nroutes;
+        srv->authorize = authorize;
         srv->ctx = ctx;
         int rc;
-        if (listen_fd >= 0) {
-                srv->listen_fd = listen_fd;
-                snprintf(srv->address, sizeof srv->address, "socket-activated fd %d", listen_fd);
+        if (o->listen_fd >= 0) {
+                srv->listen_fd = o->listen_fd;
+                snprintf(srv->address, sizeof srv->address, "socket-activated fd %d", o->listen_fd);
                 rc = 0;
-        } else if (!strncmp(listen_addr, "unix:", 5)) {
-                rc = listen_unix(srv, listen_addr + 5, err);
+        } else if (!strncmp(o->listen, "unix:", 5)) {
+                rc = listen_unix(srv, o->listen + 5, err);
+                srv->own_fd = true;
         } else {
-                rc = listen_tcp(srv, listen_addr, err);
+                rc = listen_tcp(srv, o->listen, err);
+                srv->own_fd = true;
         }
         if (rc < 0) {
                 free(srv);
                 return -1;
         }
+        /* The pool holds the request line and headers: room for our own
+         * 431 check to see them whole (past the pool libmicrohttpd answers
+         * 431 itself, in HTML), and for long query strings. */
+        size_t pool = o->max_header_bytes * 2 + 64 * 1024;
+        if (pool < 128 * 1024)
+                pool = 128 * 1024;
         /* poll(2), not epoll: libmicrohttpd 0.9.75 with epoll leaves a connection
          * it gave up on (request header over its memory pool) hanging until the
          * connection timeout; with poll it is closed at once. */
@@ -341,11 +388,12 @@ int http_start(const char *listen_addr, int listen_fd, size_t max_body,
                                     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
                                     MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-                                    /* Room for long query strings; past it
-                                     * libmicrohttpd closes the connection. */
-                                    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+                                    MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout_seconds,
+                                    MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+                                    /* One client (a slowloris) cannot take every
+                                     * connection; unix sockets are not counted. */
+                                    MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_client,
+                                    MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
                                     MHD_OPTION_END);
         if (!srv->mhd) {
                 err_set(err, ERR_IO, 0, "cannot start the HTTP server on `%s`", srv->address);
@@ -354,6 +402,28 @@ int http_start(const char *listen_addr, int listen_fd, size_t max_body,
         }
         *ret = srv;
         return 0;
+}
+
+bool http_is_local(const struct http_server *srv)
+{
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        if (getsockname(srv->listen_fd, (struct sockaddr *)&ss, &len) < 0)
+                return false;
+        if (ss.ss_family == AF_UNIX)
+                return true;
+        if (ss.ss_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+                return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+        }
+        if (ss.ss_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+                if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+                        return true;
+                if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+                        return in6->sin6_addr.s6_addr[12] == 127;
+        }
+        return false;
 }
 
 const char *http_address(const struct http_server *srv)
@@ -373,7 +443,7 @@ void http_stop(struct http_server *srv)
                 return;
         if (srv->mhd)
                 MHD_stop_daemon(srv->mhd);
-        if (srv->listen_fd >= 0)
+        if (srv->listen_fd >= 0 && srv->own_fd)
                 close(srv->listen_fd);
         if (srv->unix_path) {
                 unlink(srv->unix_path);
@@ -408,6 +478,14 @@ const char *http_body(const struct http_request *req, size_t *ret_len)
                 *ret_len = req->body_len;
         return req->body ? req->body : "";
 }
+
+void http_set_user(struct http_request *req, const char *name)
+{
+        free(req->user);
+        req->user = xstrdup(name);
+}
+
+const char *http_user(const struct http_request *req) { return req->user; }
 
 void *http_state(const struct http_request *req) { return req->state; }
 
@@ -449,6 +527,13 @@ void http_reply_json(struct http_request *req, unsigned status, json_t *body)
                 text = xstrdup("{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode the reply\"}}");
         size_t len = strlen(text);
         text = xrealloc(text, len + 2);
+        text[len++] = '\n';
+        reply(req, status, "application/json", text, len);
+}
+
+void http_reply_json_text(struct http_request *req, unsigned status, char *text, size_t len)
+{
+        text = xrealloc(text, len + 1);
         text[len++] = '\n';
         reply(req, status, "application/json", text, len);
 }

@@ -22,21 +22,42 @@ struct http_request;
 typedef void (*http_handler)(struct http_request *req, void *ctx);
 
 /* pattern: "/v1/jobs/ * /logs" written without spaces; a "*" matches one
- * non-empty path segment, fetched with http_param(req, i). */
+ * non-empty path segment, fetched with http_param(req, i).  scope is
+ * opaque here: it is handed to the authorizer. */
 struct http_route {
         const char *method;
         const char *pattern;
         http_handler fn;
+        unsigned scope;
 };
 
-/* Listen on `listen` ("HOST:PORT", "[V6]:PORT" or "unix:/path"), or on
- * listen_fd when it is >= 0 (systemd socket activation).  routes and ctx are
- * borrowed for the server's life. */
-int http_start(const char *listen, int listen_fd, size_t max_body,
-               const struct http_route *routes, size_t nroutes, void *ctx,
-               struct http_server **ret, struct err *err);
+/* Called once per request when its headers are complete and its route is
+ * known, before any of its body is read.  Returns true to go on; false
+ * after replying (401, 403). */
+typedef bool (*http_authorizer)(struct http_request *req, const struct http_route *route, void *ctx);
+
+struct http_options {
+        const char *listen;            /* "HOST:PORT", "[V6]:PORT" or "unix:/path" */
+        int listen_fd;                 /* >= 0: a socket passed by systemd, used instead */
+        size_t max_body;               /* larger: 413 */
+        size_t max_header_bytes;       /* request line and headers; larger: 431 */
+        unsigned max_connections;      /* in all */
+        unsigned max_connections_per_client;   /* per client IP address (TCP only) */
+        unsigned connection_timeout_seconds;   /* an idle connection is closed */
+        unsigned unix_mode;            /* file mode of a unix socket */
+        const char *unix_group;        /* its group; NULL or "" for the daemon's */
+};
+
+/* Start serving.  routes, authorize and ctx are borrowed for the server's
+ * life; authorize may be NULL. */
+int http_start(const struct http_options *o, const struct http_route *routes, size_t nroutes,
+               http_authorizer authorize, void *ctx, struct http_server **ret, struct err *err);
 /* The address actually bound (for logs), e.g. "127.0.0.1:8080". */
 const char *http_address(const struct http_server *srv);
+/* Does the server listen only where no other host can reach it: a unix
+ * socket or a loopback address (checked on the bound socket, so a socket
+ * passed by systemd counts too)? */
+bool http_is_local(const struct http_server *srv);
 /* Stop accepting new connections (requests in flight go on). */
 void http_quiesce(struct http_server *srv);
 /* Close everything.  Every suspended request must be resumed first. */
@@ -50,6 +71,10 @@ const char *http_query(struct http_request *req, const char *key);
 const char *http_header(struct http_request *req, const char *name);
 const char *http_body(const struct http_request *req, size_t *ret_len);
 
+/* The client's name, once authorized (a token's name), or NULL. */
+void http_set_user(struct http_request *req, const char *name);
+const char *http_user(const struct http_request *req);
+
 /* Per-request state of the handler, freed with free_fn when the request ends. */
 void *http_state(const struct http_request *req);
 void http_set_state(struct http_request *req, void *state, void (*free_fn)(void *));
@@ -58,6 +83,8 @@ void http_set_state(struct http_request *req, void *state, void (*free_fn)(void 
 void http_add_header(struct http_request *req, const char *name, const char *value);
 /* Reply with JSON (takes the reference). */
 void http_reply_json(struct http_request *req, unsigned status, json_t *body);
+/* Reply with JSON text (takes ownership of text, len bytes, malloc'd). */
+void http_reply_json_text(struct http_request *req, unsigned status, char *text, size_t len);
 void http_reply_text(struct http_request *req, unsigned status, const char *content_type,
                      const char *text, size_t len);
 /* {"error":{"code":code,"message":message[,"field":field]}}; field may be NULL or "". */

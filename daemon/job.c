@@ -4,6 +4,7 @@
 #include "job.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -19,8 +20,8 @@ struct job_waiter {
         struct job_waiter *next;
 };
 
-struct job *job_new(struct manifest *m, json_t *parameters, enum job_priority prio,
-                    int64_t timeout_seconds)
+struct job *job_new(struct manifest *m, const char *params, size_t len, enum job_priority prio,
+                    int64_t timeout_seconds, const char *submitted_by)
 {
         struct job *j = xcalloc(1, sizeof *j);
         j->refs = 1;
@@ -29,7 +30,11 @@ struct job *job_new(struct manifest *m, json_t *parameters, enum job_priority pr
         uuid_generate_random(u);
         uuid_unparse_lower(u, j->id);
         j->manifest = manifest_ref(m);
-        j->parameters = json_incref(parameters);
+        j->params = xmalloc(len + 1);
+        memcpy(j->params, params, len);
+        j->params[len] = '\0';
+        j->params_len = len;
+        j->submitted_by = xstrdup(submitted_by);
         j->priority = prio;
         j->timeout_seconds = timeout_seconds;
         j->created_ms = now_real_ms();
@@ -61,8 +66,12 @@ void job_unref(struct job *j)
         if (j->cancel_fd >= 0)
                 close(j->cancel_fd);
         manifest_unref(j->manifest);
-        json_decref(j->parameters);
-        json_decref(j->result);
+        free(j->params);
+        free(j->result);
+        free(j->submitted_by);
+        for (size_t i = 0; i < j->n_attempts; i++)
+                free(j->attempts[i].message);
+        free(j->attempts);
         free(j->error_message);
         free(j->runtime_name);
         pthread_mutex_destroy(&j->lock);
@@ -117,29 +126,69 @@ bool job_start(struct job *j, const char *runtime_name)
         return ok;
 }
 
-bool job_finish(struct job *j, enum job_error error, const char *message, json_t *result,
+size_t job_attempt_begin(struct job *j, int64_t uid, int64_t gid, char *run_id)
+{
+        pthread_mutex_lock(&j->lock);
+        j->attempts = xrealloc(j->attempts, (j->n_attempts + 1) * sizeof *j->attempts);
+        struct job_attempt *a = &j->attempts[j->n_attempts++];
+        *a = (struct job_attempt){ .uid = uid, .gid = gid, .started_ms = now_real_ms() };
+        snprintf(a->run_id, sizeof a->run_id, "%s-%zu", j->id, j->n_attempts);
+        memcpy(run_id, a->run_id, RUN_ID_MAX);
+        size_t n = j->n_attempts;
+        pthread_mutex_unlock(&j->lock);
+        return n;
+}
+
+void job_attempt_end(struct job *j, enum job_error e, const char *message)
+{
+        pthread_mutex_lock(&j->lock);
+        if (j->n_attempts > 0) {
+                struct job_attempt *a = &j->attempts[j->n_attempts - 1];
+                a->finished_ms = now_real_ms();
+                a->error = e;
+                free(a->message);
+                a->message = e != JOB_ERR_NONE ? xstrdup(message ? message : job_error_name(e)) : NULL;
+        }
+        pthread_mutex_unlock(&j->lock);
+}
+
+size_t job_attempt_count(struct job *j)
+{
+        pthread_mutex_lock(&j->lock);
+        size_t n = j->n_attempts;
+        pthread_mutex_unlock(&j->lock);
+        return n;
+}
+
+void job_last_run_id(struct job *j, char *buf)
+{
+        pthread_mutex_lock(&j->lock);
+        snprintf(buf, RUN_ID_MAX, "%s", j->n_attempts ? j->attempts[j->n_attempts - 1].run_id : "");
+        pthread_mutex_unlock(&j->lock);
+}
+
+bool job_finish(struct job *j, enum job_error error, const char *message, char *result, size_t len,
                 int exit_code, const struct job_metrics *metrics)
 {
-        /* Measured outside the lock: a result may be a megabyte. */
-        size_t result_bytes = result ? json_dumpb(result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
         pthread_mutex_lock(&j->lock);
         if (job_status_is_final(j->status)) {
                 pthread_mutex_unlock(&j->lock);
-                json_decref(result);
+                free(result);
                 return false;
         }
-        j->result_bytes = result_bytes;
-        /* Its workspace has its input.json: a kept record need not hold the
+        j->result_bytes = result ? len : 0;
+        /* Its workspace had its input.json: a kept record need not hold the
          * parameters too (they are up to max_body_bytes each). */
-        json_decref(j->parameters);
-        j->parameters = NULL;
+        free(j->params);
+        j->params = NULL;
+        j->params_len = 0;
         j->status = error == JOB_ERR_NONE ? JOB_SUCCEEDED
                     : error == JOB_ERR_CANCELLED ? JOB_CANCELLED : JOB_FAILED;
         j->finished_ms = now_real_ms();
         j->error = error;
         free(j->error_message);
         j->error_message = error != JOB_ERR_NONE ? xstrdup(message ? message : job_error_name(error)) : NULL;
-        json_decref(j->result);
+        free(j->result);
         j->result = result;
         j->has_exit_code = exit_code >= 0;
         j->exit_code = exit_code;
@@ -237,9 +286,16 @@ static json_t *int_or_null(int64_t v)
         return v < 0 ? json_null() : json_integer(v);
 }
 
-json_t *job_to_json(struct job *j)
+static json_t *error_or_null(enum job_error e, const char *message)
 {
-        pthread_mutex_lock(&j->lock);
+        if (e == JOB_ERR_NONE)
+                return json_null();
+        return json_pack("{s:s, s:s}", "code", job_error_name(e), "message", message ? message : "");
+}
+
+/* The job object but its result (lock held). */
+static json_t *to_json_locked(struct job *j)
+{
         json_t *o = json_object();
         json_object_set_new(o, "id", json_string(j->id));
         json_object_set_new(o, "algorithm", json_string(j->manifest->name));
@@ -250,13 +306,8 @@ json_t *job_to_json(struct job *j)
         json_object_set_new(o, "created_at", time_or_null(j->created_ms));
         json_object_set_new(o, "started_at", time_or_null(j->started_ms));
         json_object_set_new(o, "finished_at", time_or_null(j->finished_ms));
-        json_object_set(o, "result", j->result && j->status == JOB_SUCCEEDED ? j->result : json_null());
-        if (j->error != JOB_ERR_NONE) {
-                json_object_set_new(o, "error", json_pack("{s:s, s:s}", "code", job_error_name(j->error),
-                                                          "message", j->error_message ? j->error_message : ""));
-        } else {
-                json_object_set_new(o, "error", json_null());
-        }
+        json_object_set_new(o, "result", json_null());
+        json_object_set_new(o, "error", error_or_null(j->error, j->error_message));
         json_object_set_new(o, "exit_code", j->has_exit_code ? json_integer(j->exit_code) : json_null());
         if (job_status_is_final(j->status)) {
                 const struct job_metrics *m = &j->metrics;
@@ -270,8 +321,50 @@ json_t *job_to_json(struct job *j)
                 json_object_set_new(o, "metrics", json_null());
         }
         json_object_set_new(o, "runtime", j->runtime_name ? json_string(j->runtime_name) : json_null());
-        pthread_mutex_unlock(&j->lock);
+        json_object_set_new(o, "submitted_by", j->submitted_by ? json_string(j->submitted_by) : json_null());
+        json_t *attempts = json_array();
+        for (size_t i = 0; i < j->n_attempts; i++) {
+                const struct job_attempt *a = &j->attempts[i];
+                json_array_append_new(attempts, json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}",
+                        "run_id", a->run_id, "uid", (json_int_t)a->uid, "gid", (json_int_t)a->gid,
+                        "started_at", time_or_null(a->started_ms),
+                        "finished_at", time_or_null(a->finished_ms),
+                        "error", a->finished_ms ? error_or_null(a->error, a->message) : json_null()));
+        }
+        json_object_set_new(o, "attempts", attempts);
         return o;
+}
+
+char *job_render(struct job *j, bool with_result, size_t *ret_len)
+{
+        pthread_mutex_lock(&j->lock);
+        _cleanup_json_ json_t *o = to_json_locked(j);
+        bool splice = with_result && j->result && j->status == JOB_SUCCEEDED;
+        if (splice)
+                json_object_del(o, "result");
+        char *text = json_dumps(o, JSON_COMPACT);
+        if (!text)
+                abort();
+        size_t n = strlen(text);
+        if (splice) {
+                /* {...} -> {...,"result":<text>}: the result is checked JSON
+                 * text (jsontext.h), kept as the algorithm wrote it. */
+                static const char key[] = ",\"result\":";
+                size_t total = n - 1 + sizeof key - 1 + j->result_bytes + 1;
+                text = xrealloc(text, total + 1);
+                char *p = text + n - 1;
+                memcpy(p, key, sizeof key - 1);
+                p += sizeof key - 1;
+                memcpy(p, j->result, j->result_bytes);
+                p += j->result_bytes;
+                *p++ = '}';
+                *p = '\0';
+                n = total;
+        }
+        pthread_mutex_unlock(&j->lock);
+        if (ret_len)
+                *ret_len = n;
+        return text;
 }
 
 struct job_waiter *job_add_waiter(struct job *j, void (*fn)(void *ctx), void *ctx)

@@ -1,13 +1,17 @@
 /* main.c - edgecd: command line, start-up order, signals, shut-down order.
  *
- * Start: config (file, then flags) -> log -> state dirs -> runtime probe ->
- * seccomp policy -> plugin registry -> queue, store, workers -> HTTP ->
- * READY=1.  Stop (SIGTERM/SIGINT): STOPPING=1 -> stop accepting -> workers
- * interrupt running jobs and fail queued ones -> waiting clients answered ->
+ * Start: config (file, then flags) -> log -> state dir -> job identities
+ * checked against the host's accounts -> seccomp policy -> leftovers of a
+ * previous run removed (every runtime's state root, cgroups, workspaces) ->
+ * runtime chosen by the sandbox probe -> plugin registry -> queue, store,
+ * breaker, workers, collector -> tokens -> HTTP -> READY=1.  Stop
+ * (SIGTERM/SIGINT): STOPPING=1 -> stop accepting -> workers interrupt
+ * running jobs and fail queued ones -> waiting clients answered ->
  * everything freed, the parent cgroup removed.
  *
  * The main thread owns every object and only waits for signals; all other
  * threads are started with every signal blocked. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -18,13 +22,22 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "admission.h"
 #include "api.h"
+#include "auth.h"
+#include "breaker.h"
 #include "cgroup.h"
+#include "collector.h"
 #include "config.h"
+#include "idpool.h"
 #include "log.h"
+#include "oci.h"
+#include "probe.h"
 #include "queue.h"
+#include "reaper.h"
 #include "registry.h"
 #include "runtime.h"
+#include "runtime_cli.h"
 #include "scheduler.h"
 #include "seccomp.h"
 #include "store.h"
@@ -48,6 +61,7 @@ static void usage(FILE *f)
                 "  -s, --state-dir DIR      workspaces, logs, runtime state (overrides `state_dir`)\n"
                 "      --log-level LEVEL    error, warn, info or debug (overrides `log_level`)\n"
                 "      --check-config       check the configuration, print every problem, exit 0 or 2\n"
+                "      --hash-token         read an API token on stdin, print its line for the tokens file\n"
                 "  -V, --version            print the version\n"
                 "  -h, --help               this help\n");
 }
@@ -73,13 +87,13 @@ static void log_broken(const char *msg, void *ctx)
 
 struct options {
         const char *config, *listen, *plugins_dir, *templates_dir, *state_dir, *log_level;
-        bool check_only;
+        bool check_only, hash_token;
 };
 
 /* 0 to go on, 1 to exit 0 (help, version), 2 on a usage error. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-        enum { OPT_CHECK = 256, OPT_LOG_LEVEL };
+        enum { OPT_CHECK = 256, OPT_LOG_LEVEL, OPT_HASH_TOKEN };
         static const struct option longopts[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "listen", required_argument, NULL, 'l' },
@@ -88,6 +102,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "state-dir", required_argument, NULL, 's' },
                 { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
                 { "check-config", no_argument, NULL, OPT_CHECK },
+                { "hash-token", no_argument, NULL, OPT_HASH_TOKEN },
                 { "version", no_argument, NULL, 'V' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
@@ -102,6 +117,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 case 's': o->state_dir = optarg; break;
                 case OPT_LOG_LEVEL: o->log_level = optarg; break;
                 case OPT_CHECK: o->check_only = true; break;
+                case OPT_HASH_TOKEN: o->hash_token = true; break;
                 case 'V': printf("edgecd %s\n", EDGECD_VERSION); return 1;
                 case 'h': usage(stdout); return 1;
                 default: usage(stderr); return 2;
@@ -150,14 +166,11 @@ static int check_templates(const struct config *cfg)
                 problems++;
         }
         seccomp_policy_free(p);
-        _cleanup_free_ char *tmpl = xasprintf("%s/default.json", cfg->templates_dir);
-        json_error_t jerr;
-        json_t *t = json_load_file(tmpl, 0, &jerr);
-        if (!t) {
-                fprintf(stderr, "%s:%d:%d: %s\n", tmpl, jerr.line, jerr.column, jerr.text);
+        err_clear(&err);
+        if (oci_check_template(cfg->templates_dir, "default", &err) < 0) {
+                fprintf(stderr, "%s\n", err.msg);
                 problems++;
         }
-        json_decref(t);
         return problems;
 }
 
@@ -181,39 +194,109 @@ static void check_plugins(const struct config *cfg)
 
 struct daemon {
         struct config cfg;
+        struct idpool *ids;
         struct runtime *runtime;
         struct seccomp_policy *policy;
         struct registry *registry;
         struct queue *queue;
         struct store *store;
+        struct breaker *breaker;
+        struct admission *admission;
         struct scheduler *scheduler;
+        struct collector *collector;
         struct api *api;
 };
+
+/* Containers a previous run left in any runtime's state root
+ * (STATE/runtime/<name>), each removed with its own runtime. */
+static void sweep_runtime_roots(const struct config *cfg)
+{
+        _cleanup_free_ char *base = xasprintf("%s/runtime", cfg->state_dir);
+        DIR *d = opendir(base);
+        if (!d)
+                return;
+        _cleanup_strv_ char **names = NULL;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.' && runtime_id_ok(de->d_name))
+                        strv_push(&names, de->d_name);
+        closedir(d);
+        for (size_t i = 0; names && names[i]; i++) {
+                _cleanup_free_ char *root = xasprintf("%s/%s", base, names[i]);
+                _cleanup_strv_ char **ids = NULL;
+                struct err err = ERR_INIT;
+                struct runtime probe_rt = { .ops = &runtime_cli_ops, .root = root };
+                if (runtime_list(&probe_rt, &ids, &err) < 0 || !ids)
+                        continue;
+                /* The configured path when it names this runtime. */
+                const char *cfgbase = strrchr(cfg->runtime, '/') ? strrchr(cfg->runtime, '/') + 1 : cfg->runtime;
+                const char *want = !strcmp(cfgbase, names[i]) ? cfg->runtime : names[i];
+                _cleanup_free_ char *path = probe_find_binary(want);
+                if (!path) {
+                        log_error("runtime `%s`: %zu container(s) left in `%s`, but `%s` is not installed to remove them",
+                                  names[i], strv_len(ids), root, names[i]);
+                        continue;
+                }
+                struct runtime *rt = runtime_cli_new(names[i], path, root, cfg->runtime_timeout_seconds * 1000);
+                size_t removed = 0;
+                if (runtime_sweep(rt, NULL, NULL, &removed, &err) < 0)
+                        log_warn("runtime `%s`: leftover containers: %s", names[i], err.msg);
+                if (removed)
+                        log_warn("runtime `%s`: removed %zu container(s) left by a previous run", names[i], removed);
+                runtime_free(rt);
+        }
+}
+
+static bool run_is_live(const char *run_id, void *ctx)
+{
+        return scheduler_run_is_live(ctx, run_id);
+}
+
+static void print_token_problem(const char *line, void *ctx)
+{
+        (void)ctx;
+        log_error("%s", line);
+}
+
+static int load_tokens(const struct config *cfg, struct auth **ret, struct err *err)
+{
+        *ret = NULL;
+        if (!*cfg->auth.tokens_file)
+                return 0;
+        if (auth_load(cfg->auth.tokens_file, print_token_problem, NULL, ret, err) < 0)
+                return err_wrap(err, "auth");
+        log_info("auth: %zu token(s) from %s", auth_count(*ret), cfg->auth.tokens_file);
+        return 0;
+}
 
 static int start(struct daemon *d, struct err *err)
 {
         const struct config *cfg = &d->cfg;
-        _cleanup_free_ char *runtime_root = xasprintf("%s/runtime", cfg->state_dir);
-        _cleanup_free_ char *probe_dir = xasprintf("%s/probe", cfg->state_dir);
         _cleanup_free_ char *logs_dir = xasprintf("%s/logs", cfg->state_dir);
         _cleanup_free_ char *allow = xasprintf("%s/seccomp.allow", cfg->templates_dir);
 
         if (mkdir_p(cfg->state_dir, 0700, err) < 0)
                 return err_wrap(err, "state dir");
-        if (runtime_setup_reaper(err) < 0)
+        if (reaper_setup(err) < 0)
                 return -1;
-        if (runtime_resolve(cfg->runtime, runtime_root, probe_dir, cfg->cgroup_parent, log_report, NULL,
-                            &d->runtime, err) < 0)
-                return -1;
-        size_t swept = 0;
-        struct err serr = ERR_INIT;
-        if (runtime_sweep(d->runtime, &swept, &serr) < 0)
-                log_warn("runtime: leftover containers: %s", serr.msg);
-        if (swept)
-                log_warn("runtime: removed %zu container(s) left by a previous run", swept);
+        if (idpool_check_host(cfg->job_users.first_uid, cfg->job_users.first_gid, cfg->job_users.count, err) < 0)
+                return err_wrap(err, "job_users");
+        d->ids = idpool_new(cfg->job_users.first_uid, cfg->job_users.first_gid, cfg->job_users.count);
         if (seccomp_policy_load(allow, &d->policy, err) < 0)
                 return -1;
         log_info("seccomp: %zu system calls allowed by %s", seccomp_policy_count(d->policy), allow);
+        if (oci_check_template(cfg->templates_dir, "default", err) < 0)
+                return -1;
+
+        sweep_runtime_roots(cfg);
+        struct probe_env pe = { .cfg = cfg, .policy = d->policy, .ids = d->ids };
+        if (probe_select_runtime(&pe, log_report, NULL, &d->runtime, err) < 0)
+                return -1;
+        /* Nothing runs yet: whatever is under our cgroup parent or in the
+         * workspaces is a leftover. */
+        struct collector_deps cd = { .cfg = cfg, .rt = d->runtime };
+        collector_run(&cd);
+
         if (registry_load(cfg->plugins_dir, log_broken, NULL, &d->registry, err) < 0)
                 return -1;
         log_info("plugins: %zu loaded, %zu broken, from %s", registry_count(d->registry),
@@ -221,20 +304,37 @@ static int start(struct daemon *d, struct err *err)
 
         d->queue = queue_new((size_t)cfg->queue_capacity);
         d->store = store_new((size_t)cfg->jobs_kept, (size_t)cfg->kept_results_bytes, logs_dir);
-        if (scheduler_start(cfg, d->runtime, d->policy, d->queue, d->store, &d->scheduler, err) < 0)
+        d->breaker = breaker_new(cfg->breaker.degrade_after, cfg->breaker.isolate_after,
+                                 cfg->breaker.cooldown_seconds * 1000);
+        d->admission = admission_new(cfg->memory_pool_mb, &cfg->defaults, d->breaker);
+        struct scheduler_deps sd = {
+                .cfg = cfg, .rt = d->runtime, .policy = d->policy, .queue = d->queue, .store = d->store,
+                .ids = d->ids, .breaker = d->breaker, .admission = d->admission,
+        };
+        if (scheduler_start(&sd, &d->scheduler, err) < 0)
+                return -1;
+        cd.is_live = run_is_live;
+        cd.ctx = d->scheduler;
+        if (collector_start(&cd, &d->collector, err) < 0)
                 return -1;
 
+        struct auth *auth = NULL;
+        if (load_tokens(cfg, &auth, err) < 0)
+                return -1;
         int listen_fd = -1;
         int n = sd_listen_fds(1);
-        if (n > 1)
+        if (n > 1) {
+                auth_free(auth);
                 return err_set(err, ERR_INVALID, 0, "socket activation passed %d sockets, expected 1", n);
+        }
         if (n == 1)
                 listen_fd = SD_LISTEN_FDS_START;
         struct api_deps deps = {
                 .cfg = cfg, .registry = d->registry, .queue = d->queue, .store = d->store,
-                .scheduler = d->scheduler, .runtime = d->runtime,
+                .scheduler = d->scheduler, .runtime = d->runtime, .breaker = d->breaker,
+                .admission = d->admission, .ids = d->ids,
         };
-        if (api_start(&deps, listen_fd, &d->api, err) < 0)
+        if (api_start(&deps, listen_fd, auth, &d->api, err) < 0)
                 return -1;
         return 0;
 }
@@ -243,11 +343,14 @@ static void stop(struct daemon *d)
 {
         if (d->api)
                 api_quiesce(d->api);
+        collector_stop(d->collector);
         scheduler_stop(d->scheduler);   /* every job final: no waiter fires after this */
         api_stop(d->api);               /* no handler runs after this */
         scheduler_free(d->scheduler);
         store_free(d->store);
         queue_free(d->queue);
+        admission_free(d->admission);
+        breaker_free(d->breaker);
         registry_free(d->registry);
         seccomp_policy_free(d->policy);
         if (d->runtime) {
@@ -256,7 +359,29 @@ static void stop(struct daemon *d)
                         log_warn("cgroup: %s", err.msg);
         }
         runtime_free(d->runtime);
+        idpool_free(d->ids);
         config_free(&d->cfg);
+}
+
+/* --hash-token: the token on stdin (one line), its tokens-file entry out. */
+static int hash_token(void)
+{
+        char buf[4096];
+        if (!fgets(buf, sizeof buf, stdin)) {
+                fprintf(stderr, "edgecd: --hash-token: no token on stdin\n");
+                return 2;
+        }
+        buf[strcspn(buf, "\r\n")] = '\0';
+        size_t len = strlen(buf);
+        if (len < AUTH_TOKEN_MIN) {
+                fprintf(stderr, "edgecd: --hash-token: a token needs at least %d characters "
+                        "(try: head -c 32 /dev/urandom | base64)\n", AUTH_TOKEN_MIN);
+                return 2;
+        }
+        char hex[65];
+        auth_hash(buf, len, hex);
+        printf("  - name: NAME\n    sha256: %s\n    scopes: [read, submit, cancel]\n", hex);
+        return 0;
 }
 
 int main(int argc, char **argv)
@@ -266,6 +391,8 @@ int main(int argc, char **argv)
         if (rc)
                 return rc == 1 ? EXIT_SUCCESS : 2;
 
+        if (o.hash_token)
+                return hash_token();
         struct daemon d = { 0 };
         int problems = load_config(&o, &d.cfg);
         if (o.check_only) {
@@ -321,10 +448,16 @@ int main(int argc, char **argv)
                         else
                                 log_info("SIGHUP: plugins reloaded: %zu loaded, %zu broken",
                                          registry_count(d.registry), registry_broken_count(d.registry));
+                        struct auth *auth = NULL;
+                        err_clear(&rerr);
+                        if (load_tokens(&d.cfg, &auth, &rerr) < 0)
+                                log_error("SIGHUP: tokens not reloaded, the old ones stay: %s", rerr.msg);
+                        else if (auth)
+                                api_set_auth(d.api, auth);
                 }
                 /* SIGCHLD or the tick: containers whose init we subreaped
                  * but nobody waits for any more. */
-                runtime_reap_orphans();
+                reaper_reap_orphans();
         }
         sd_notify(0, "STOPPING=1");
         stop(&d);

@@ -10,7 +10,18 @@
 
 #define N_ERRORS (JOB_ERR_CANCELLED + 1)
 
-static uint64_t submitted, rejected_full, rejected_invalid;
+static const char *const reject_reasons[] = {
+        "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage",
+};
+static const char *const http_reasons[] = {
+        "unauthorized", "forbidden", "header_too_large", "json_too_deep",
+};
+static const char *const kinds[] = { "container", "cgroup", "workspace" };
+
+static uint64_t submitted, retries;
+static uint64_t rejected[ARRAY_SIZE(reject_reasons)];
+static uint64_t http_rejected[ARRAY_SIZE(http_reasons)];
+static uint64_t cleanup_failed[ARRAY_SIZE(kinds)], leftovers[ARRAY_SIZE(kinds)];
 static uint64_t finished[N_ERRORS];
 static uint64_t sum_queue_ms, sum_create_ms, sum_run_ms, sum_total_ms;
 
@@ -30,9 +41,38 @@ void metrics_job_submitted(void)
         add(&submitted, 1);
 }
 
+/* The counter of `name` in table (names, n), or the last one. */
+static size_t index_of(const char *const *names, size_t n, const char *name)
+{
+        for (size_t i = 0; i < n; i++)
+                if (!strcmp(names[i], name))
+                        return i;
+        return n - 1;
+}
+
 void metrics_job_rejected(const char *reason)
 {
-        add(!strcmp(reason, "queue_full") ? &rejected_full : &rejected_invalid, 1);
+        add(&rejected[index_of(reject_reasons, ARRAY_SIZE(reject_reasons), reason)], 1);
+}
+
+void metrics_http_rejected(const char *reason)
+{
+        add(&http_rejected[index_of(http_reasons, ARRAY_SIZE(http_reasons), reason)], 1);
+}
+
+void metrics_retry(void)
+{
+        add(&retries, 1);
+}
+
+void metrics_cleanup_failed(const char *kind)
+{
+        add(&cleanup_failed[index_of(kinds, ARRAY_SIZE(kinds), kind)], 1);
+}
+
+void metrics_leftovers_removed(const char *kind, size_t n)
+{
+        add(&leftovers[index_of(kinds, ARRAY_SIZE(kinds), kind)], (int64_t)n);
 }
 
 void metrics_job_finished(enum job_error error, int64_t queue_ms, int64_t create_ms,
@@ -75,6 +115,13 @@ static void family(struct buf *b, const char *name, const char *type, const char
         put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+static void put_unhealthy(const char *name, enum health h, const char *reason, void *ctx)
+{
+        (void)reason;
+        /* Algorithm names are [a-z0-9_-]: nothing to escape. */
+        put(ctx, "edgecd_algorithm_unhealthy{algorithm=\"%s\",state=\"%s\"} 1\n", name, health_name(h));
+}
+
 char *metrics_render(const struct metrics_gauges *g)
 {
         struct buf b = { .cap = 4096 };
@@ -86,8 +133,23 @@ char *metrics_render(const struct metrics_gauges *g)
         family(&b, "edgecd_jobs_submitted_total", "counter", "Jobs accepted into the queue.");
         put(&b, "edgecd_jobs_submitted_total %llu\n", (unsigned long long)get(&submitted));
         family(&b, "edgecd_jobs_rejected_total", "counter", "Submissions refused before they were accepted.");
-        put(&b, "edgecd_jobs_rejected_total{reason=\"queue_full\"} %llu\n", (unsigned long long)get(&rejected_full));
-        put(&b, "edgecd_jobs_rejected_total{reason=\"invalid\"} %llu\n", (unsigned long long)get(&rejected_invalid));
+        for (size_t i = 0; i < ARRAY_SIZE(reject_reasons); i++)
+                put(&b, "edgecd_jobs_rejected_total{reason=\"%s\"} %llu\n", reject_reasons[i],
+                    (unsigned long long)get(&rejected[i]));
+        family(&b, "edgecd_http_rejected_total", "counter", "Requests refused before their handler ran.");
+        for (size_t i = 0; i < ARRAY_SIZE(http_reasons); i++)
+                put(&b, "edgecd_http_rejected_total{reason=\"%s\"} %llu\n", http_reasons[i],
+                    (unsigned long long)get(&http_rejected[i]));
+        family(&b, "edgecd_job_retries_total", "counter", "Runs the runtime failed that were tried again.");
+        put(&b, "edgecd_job_retries_total %llu\n", (unsigned long long)get(&retries));
+        family(&b, "edgecd_cleanup_failures_total", "counter", "Runs whose own cleanup failed (left to the collector).");
+        for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+                put(&b, "edgecd_cleanup_failures_total{kind=\"%s\"} %llu\n", kinds[i],
+                    (unsigned long long)get(&cleanup_failed[i]));
+        family(&b, "edgecd_leftovers_removed_total", "counter", "Leftovers the collector removed.");
+        for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+                put(&b, "edgecd_leftovers_removed_total{kind=\"%s\"} %llu\n", kinds[i],
+                    (unsigned long long)get(&leftovers[i]));
         family(&b, "edgecd_jobs_finished_total", "counter", "Jobs that became final, by outcome.");
         for (int e = 0; e < N_ERRORS; e++) {
                 const char *status = e == JOB_ERR_NONE ? "succeeded" : e == JOB_ERR_CANCELLED ? "cancelled" : "failed";
@@ -112,6 +174,17 @@ char *metrics_render(const struct metrics_gauges *g)
         put(&b, "edgecd_memory_reserved_bytes %lld\n", (long long)g->memory_reserved_mb * 1024 * 1024);
         family(&b, "edgecd_memory_pool_bytes", "gauge", "The memory budget jobs are admitted against.");
         put(&b, "edgecd_memory_pool_bytes %lld\n", (long long)g->memory_pool_mb * 1024 * 1024);
+        family(&b, "edgecd_job_users_in_use", "gauge", "Job user ids held by runs.");
+        put(&b, "edgecd_job_users_in_use %zu\n", g->ids_in_use);
+        if (g->breaker) {
+                size_t c[4];
+                breaker_counts(g->breaker, c);
+                family(&b, "edgecd_algorithms_by_health", "gauge", "Algorithms that have run, by circuit-breaker state.");
+                for (int h = 0; h < 4; h++)
+                        put(&b, "edgecd_algorithms_by_health{state=\"%s\"} %zu\n", health_name((enum health)h), c[h]);
+                family(&b, "edgecd_algorithm_unhealthy", "gauge", "1 for each algorithm that is not healthy, by state.");
+                breaker_foreach_unhealthy(g->breaker, put_unhealthy, &b);
+        }
         family(&b, "edgecd_plugins", "gauge", "Plugin manifests, by state.");
         put(&b, "edgecd_plugins{state=\"loaded\"} %zu\n", g->plugins_loaded);
         put(&b, "edgecd_plugins{state=\"broken\"} %zu\n", g->plugins_broken);

@@ -8,10 +8,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "breaker.h"
 #include "result.h"
 
 void metrics_job_submitted(void);
-void metrics_job_rejected(const char *reason);     /* "queue_full", "invalid", ... */
+/* "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage" */
+void metrics_job_rejected(const char *reason);
+/* A request refused before its handler: "unauthorized", "forbidden",
+ * "header_too_large", "json_too_deep". */
+void metrics_http_rejected(const char *reason);
+/* A run the runtime failed, retried. */
+void metrics_retry(void);
+/* A run's own cleanup failed: "container", "workspace" (the collector takes over). */
+void metrics_cleanup_failed(const char *kind);
+/* The collector removed n leftovers: "container", "cgroup", "workspace". */
+void metrics_leftovers_removed(const char *kind, size_t n);
 /* A job became final: error JOB_ERR_NONE is a success.  Durations in ms. */
 void metrics_job_finished(enum job_error error, int64_t queue_ms, int64_t create_ms,
                           int64_t run_ms, int64_t total_ms);
@@ -21,6 +32,8 @@ struct metrics_gauges {
         size_t queue_length, queue_capacity, running, workers;
         size_t plugins_loaded, plugins_broken;
         int64_t memory_reserved_mb, memory_pool_mb;
+        size_t ids_in_use;
+        struct breaker *breaker;      /* algorithm health */
 };
 
 /* The exposition text; caller frees. */

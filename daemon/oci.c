@@ -4,9 +4,12 @@
  *
  * The template supplies what is the same for every job (the pseudo
  * filesystems, masked paths, the device cgroup rules); everything that
- * decides the sandbox is overwritten from the job here, so a careless
- * template can not weaken it: capabilities, user, namespaces, root, the
- * /input and /output mounts, resources, rlimits, seccomp, cgroupsPath. */
+ * decides the sandbox is overwritten from the job here: capabilities, user,
+ * namespaces, root, the /input and /output mounts, resources, rlimits,
+ * seccomp, cgroupsPath.  And what a template may say at all is checked when
+ * it is loaded (check_template): no hooks, no devices, no sysctls, no host
+ * bind mounts, no scheduler or personality - a careless or hostile template
+ * is refused, never passed through to every job. */
 #include "oci.h"
 
 #include <errno.h>
@@ -54,6 +57,169 @@ static bool template_name_ok(const char *name)
         return *name && !strchr(name, '/') && !strstr(name, "..");
 }
 
+/* ---- what a template may say ---- */
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (!strcmp(s, list[i]))
+                        return true;
+        return false;
+}
+
+/* Keys of obj outside `allowed` are refused, named by their JSON pointer. */
+static int only_keys(const json_t *obj, const char *where, const char *const *allowed, size_t n,
+                     const char *why, struct err *err)
+{
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)(uintptr_t)obj, key, v) {
+                if (!in_list(key, allowed, n))
+                        return err_set(err, ERR_INVALID, 0, "%s/%s: not allowed in a template (%s)", where, key, why);
+        }
+        return 0;
+}
+
+static const char *const top_keys[] = { "ociVersion", "process", "root", "hostname", "mounts", "linux", "annotations" };
+static const char *const process_keys[] = {
+        "terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits",
+        "noNewPrivileges", "apparmorProfile", "selinuxLabel", "oomScoreAdj",
+};
+static const char *const linux_keys[] = {
+        "resources", "namespaces", "uidMappings", "gidMappings", "cgroupsPath", "seccomp",
+        "maskedPaths", "readonlyPaths", "mountLabel",
+};
+static const char *const resource_keys[] = { "devices", "memory", "cpu", "pids" };
+/* Pseudo filesystems a template may mount, and where. */
+static const struct {
+        const char *type, *dest;    /* dest NULL: anywhere but the job's own mounts */
+} mount_types[] = {
+        { "proc", "/proc" }, { "sysfs", "/sys" }, { "devpts", "/dev/pts" }, { "mqueue", "/dev/mqueue" },
+        { "tmpfs", NULL },
+};
+/* Mount options that only restrict, or size a tmpfs. */
+static const char *const mount_options[] = {
+        "nosuid", "nodev", "noexec", "ro", "rw", "strictatime", "relatime", "noatime", "nodiratime",
+        "newinstance", "exec",
+};
+static const char *const mount_option_prefixes[] = { "mode=", "size=", "nr_inodes=", "ptmxmode=", "gid=", "uid=" };
+/* Raising these would let a job out-prioritise the host or pin memory. */
+static const char *const rlimits_refused[] = { "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_NICE", "RLIMIT_MEMLOCK" };
+
+static bool option_ok(const char *o)
+{
+        if (in_list(o, mount_options, ARRAY_SIZE(mount_options)))
+                return true;
+        for (size_t i = 0; i < ARRAY_SIZE(mount_option_prefixes); i++)
+                if (!strncmp(o, mount_option_prefixes[i], strlen(mount_option_prefixes[i])))
+                        return !strchr(o, ',');
+        return false;
+}
+
+static int check_mount(const json_t *m, size_t i, struct err *err)
+{
+        if (!json_is_object(m))
+                return err_set(err, ERR_INVALID, 0, "/mounts/%zu: not an object", i);
+        static const char *const keys[] = { "destination", "type", "source", "options" };
+        char where[32];
+        snprintf(where, sizeof where, "/mounts/%zu", i);
+        if (only_keys(m, where, keys, ARRAY_SIZE(keys), "destination, type, source, options", err) < 0)
+                return -1;
+        const char *dest = json_string_value(json_object_get(m, "destination"));
+        const char *type = json_string_value(json_object_get(m, "type"));
+        const char *src = json_string_value(json_object_get(m, "source"));
+        if (!dest || dest[0] != '/' || path_has_dotdot(dest))
+                return err_set(err, ERR_INVALID, 0, "%s/destination: must be an absolute path without `..`", where);
+        size_t t;
+        for (t = 0; t < ARRAY_SIZE(mount_types); t++)
+                if (type && !strcmp(type, mount_types[t].type))
+                        break;
+        if (t == ARRAY_SIZE(mount_types))
+                return err_set(err, ERR_INVALID, 0, "%s/type: `%s` is not allowed (a template may mount proc at /proc, "
+                               "sysfs at /sys, devpts at /dev/pts, mqueue at /dev/mqueue and tmpfs elsewhere)",
+                               where, type ? type : "(none)");
+        if (mount_types[t].dest && strcmp(dest, mount_types[t].dest))
+                return err_set(err, ERR_INVALID, 0, "%s/destination: %s goes at %s only", where, type,
+                               mount_types[t].dest);
+        if (!src || src[0] == '/' || strchr(src, '/'))
+                return err_set(err, ERR_INVALID, 0, "%s/source: must name the filesystem (`%s`), not a host path",
+                               where, type);
+        json_t *opts = json_object_get(m, "options");
+        if (opts && !json_is_array(opts))
+                return err_set(err, ERR_INVALID, 0, "%s/options: not an array", where);
+        size_t k;
+        json_t *o;
+        json_array_foreach(opts, k, o) {
+                const char *os = json_string_value(o);
+                if (!os || !option_ok(os))
+                        return err_set(err, ERR_INVALID, 0, "%s/options/%zu: `%s` is not allowed (bind mounts, "
+                                       "propagation, suid and dev are not for templates)", where, k,
+                                       os ? os : "(not a string)");
+        }
+        return 0;
+}
+
+static int check_template(const json_t *t, struct err *err)
+{
+        if (only_keys(t, "", top_keys, ARRAY_SIZE(top_keys), "hooks and the like would run in every job", err) < 0)
+                return -1;
+        json_t *proc = json_object_get(t, "process");
+        if (proc) {
+                if (!json_is_object(proc))
+                        return err_set(err, ERR_INVALID, 0, "/process: not an object");
+                if (only_keys(proc, "/process", process_keys, ARRAY_SIZE(process_keys),
+                              "the job decides its process; scheduling and CPU placement are not for templates", err) < 0)
+                        return -1;
+                json_t *rl = json_object_get(proc, "rlimits");
+                if (rl && !json_is_array(rl))
+                        return err_set(err, ERR_INVALID, 0, "/process/rlimits: not an array");
+                size_t i;
+                json_t *r;
+                json_array_foreach(rl, i, r) {
+                        const char *type = json_string_value(json_object_get(r, "type"));
+                        if (!type || strncmp(type, "RLIMIT_", 7))
+                                return err_set(err, ERR_INVALID, 0, "/process/rlimits/%zu/type: not an RLIMIT_ name", i);
+                        if (in_list(type, rlimits_refused, ARRAY_SIZE(rlimits_refused)))
+                                return err_set(err, ERR_INVALID, 0, "/process/rlimits/%zu: %s is not allowed (it would "
+                                               "let a job out-prioritise the host or pin memory)", i, type);
+                }
+        }
+        json_t *mounts = json_object_get(t, "mounts");
+        if (mounts && !json_is_array(mounts))
+                return err_set(err, ERR_INVALID, 0, "/mounts: not an array");
+        size_t i;
+        json_t *m;
+        json_array_foreach(mounts, i, m)
+                if (check_mount(m, i, err) < 0)
+                        return -1;
+        json_t *lx = json_object_get(t, "linux");
+        if (lx) {
+                if (!json_is_object(lx))
+                        return err_set(err, ERR_INVALID, 0, "/linux: not an object");
+                if (only_keys(lx, "/linux", linux_keys, ARRAY_SIZE(linux_keys),
+                              "devices, sysctls, personality and the like are not for templates", err) < 0)
+                        return -1;
+                json_t *res = json_object_get(lx, "resources");
+                if (res) {
+                        if (!json_is_object(res))
+                                return err_set(err, ERR_INVALID, 0, "/linux/resources: not an object");
+                        if (only_keys(res, "/linux/resources", resource_keys, ARRAY_SIZE(resource_keys),
+                                      "the job's limits are the manifest's", err) < 0)
+                                return -1;
+                        json_t *dev = json_object_get(res, "devices");
+                        if (dev && !json_is_array(dev))
+                                return err_set(err, ERR_INVALID, 0, "/linux/resources/devices: not an array");
+                        json_t *d;
+                        json_array_foreach(dev, i, d) {
+                                if (!json_is_false(json_object_get(d, "allow")))
+                                        return err_set(err, ERR_INVALID, 0, "/linux/resources/devices/%zu: a template "
+                                                       "may only deny devices", i);
+                        }
+                }
+        }
+        return 0;
+}
+
 /* Read and parse TEMPLATES_DIR/NAME.json; must be a JSON object. */
 static int load_template(const char *dir, const char *name, json_t **ret, struct err *err)
 {
@@ -74,7 +240,20 @@ static int load_template(const char *dir, const char *name, json_t **ret, struct
                 json_decref(t);
                 return err_set(err, ERR_INVALID, 0, "template `%s`: not a JSON object", path);
         }
+        if (check_template(t, err) < 0) {
+                json_decref(t);
+                return err_wrap(err, "template `%s`", path);
+        }
         *ret = t;
+        return 0;
+}
+
+int oci_check_template(const char *templates_dir, const char *name, struct err *err)
+{
+        json_t *t = NULL;
+        if (load_template(templates_dir, name, &t, err) < 0)
+                return -1;
+        json_decref(t);
         return 0;
 }
 
@@ -157,6 +336,10 @@ static json_t *build_rlimits(const json_t *tmpl)
         json_array_append_new(out, json_pack("{s:s,s:i,s:i}", "type", "RLIMIT_CORE", "hard", 0, "soft", 0));
         json_array_append_new(out, json_pack("{s:s,s:i,s:i}", "type", "RLIMIT_NOFILE", "hard", 1024,
                                              "soft", 1024));
+        /* No real-time priority, no raised nice: the host's processes come
+         * first. */
+        json_array_append_new(out, json_pack("{s:s,s:i,s:i}", "type", "RLIMIT_RTPRIO", "hard", 0, "soft", 0));
+        json_array_append_new(out, json_pack("{s:s,s:i,s:i}", "type", "RLIMIT_NICE", "hard", 0, "soft", 0));
         return out;
 }
 
@@ -193,6 +376,49 @@ static bool is_job_mount(const char *dest)
         return (n == 6 && strncmp(dest, "/input", 6) == 0) || (n == 7 && strncmp(dest, "/output", 7) == 0);
 }
 
+/* A copy of a template mount, hardened: nosuid always; nodev but on /dev
+ * (the runtime puts the standard device nodes there) and devpts (whose
+ * nodes are the point); sysfs read-only; a scratch tmpfs (anything but
+ * /dev) owned by the job's user, since runc
+ * gives a tmpfs the mode of its mount point and a rootfs /tmp of 0755 would
+ * leave it unwritable. */
+static json_t *job_mount(const json_t *m, const struct oci_job *job)
+{
+        json_t *c = json_deep_copy(m);
+        json_t *opts = json_object_get(c, "options");
+        if (!json_is_array(opts)) {
+                opts = json_array();
+                json_object_set_new(c, "options", opts);
+        }
+        const char *type = json_string_value(json_object_get(c, "type")) ?: "";
+        bool tmpfs = !strcmp(type, "tmpfs"), sysfs = !strcmp(type, "sysfs");
+        bool dev = !strcmp(json_string_value(json_object_get(c, "destination")) ?: "", "/dev") ||
+                   !strcmp(type, "devpts");
+        bool scratch = tmpfs && !dev;
+        json_t *out = json_array();
+        size_t i;
+        json_t *o;
+        json_array_foreach(opts, i, o) {
+                const char *s = json_string_value(o);
+                if (!s || !strcmp(s, "nosuid") || !strcmp(s, "nodev") ||
+                    (sysfs && (!strcmp(s, "rw") || !strcmp(s, "ro"))) ||
+                    (scratch && (!strncmp(s, "uid=", 4) || !strncmp(s, "gid=", 4))))
+                        continue;
+                json_array_append(out, o);
+        }
+        if (sysfs)
+                json_array_append_new(out, json_string("ro"));
+        json_array_append_new(out, json_string("nosuid"));
+        if (!dev)
+                json_array_append_new(out, json_string("nodev"));
+        if (scratch) {
+                json_array_append_new(out, json_sprintf("uid=%lld", (long long)job->uid));
+                json_array_append_new(out, json_sprintf("gid=%lld", (long long)job->gid));
+        }
+        json_object_set_new(c, "options", out);
+        return c;
+}
+
 static int build_mounts(json_t *config, const struct oci_job *job, struct err *err)
 {
         json_t *tmpl = json_object_get(config, "mounts");
@@ -202,9 +428,10 @@ static int build_mounts(json_t *config, const struct oci_job *job, struct err *e
         size_t i;
         json_t *m;
         json_array_foreach(tmpl, i, m) {
-                if (is_job_mount(json_string_value(json_object_get(m, "destination"))))
+                const char *dest = json_string_value(json_object_get(m, "destination"));
+                if (is_job_mount(dest))
                         continue;
-                json_array_append(mounts, m);
+                json_array_append_new(mounts, job_mount(m, job));
         }
         json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[sssss]}", "destination", "/input",
                                                 "type", "bind", "source", job->input_dir, "options",

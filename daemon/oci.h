@@ -41,6 +41,13 @@ struct oci_job {
 int oci_build(const char *templates_dir, const struct oci_job *job,
               const struct seccomp_policy *policy, json_t **ret, struct err *err);
 
+/* Load TEMPLATES_DIR/NAME.json and check what it says: only the pseudo
+ * filesystems (proc, sysfs, devpts, mqueue at their places, tmpfs
+ * anywhere) with restricting options, no hooks, devices, sysctls,
+ * scheduler, personality, rlimits that raise priority...  ERR_INVALID
+ * "template `PATH`: /JSON/POINTER: why".  oci_build() checks the same. */
+int oci_check_template(const char *templates_dir, const char *name, struct err *err);
+
 /* Write config into bundle_dir/config.json (mode 0600, fsynced). */
 int oci_write_bundle(const char *bundle_dir, const json_t *config, struct err *err);
 

@@ -1,20 +1,26 @@
-/* queue.c - bounded priority queue of jobs (see queue.h for the design).
+/* queue.c - bounded priority queue of jobs in lanes (see queue.h).
  * Touched by HTTP threads (push, remove) and worker threads (pop). */
 #include "queue.h"
 
 #include <pthread.h>
+#include <string.h>
 
 #include "util.h"
 
-struct fifo {
+struct lane {
+        enum job_priority prio;
+        char *algorithm;
         struct job *head, *tail;
+        struct lane *next;
 };
 
 struct queue {
         pthread_mutex_t lock;
         pthread_cond_t cond;
-        struct fifo fifo[PRIO_COUNT];
+        struct lane *lanes;      /* the non-empty ones */
+        size_t nlanes;
         size_t length, capacity;
+        uint64_t seq;
         bool closed;
 };
 
@@ -27,29 +33,55 @@ struct queue *queue_new(size_t capacity)
         return q;
 }
 
-static void unlink_job(struct queue *q, struct fifo *f, struct job *prev, struct job *j)
+static struct lane *lane_find(struct queue *q, enum job_priority prio, const char *algorithm)
 {
-        if (prev)
-                prev->qnext = j->qnext;
+        for (struct lane *l = q->lanes; l; l = l->next)
+                if (l->prio == prio && !strcmp(l->algorithm, algorithm))
+                        return l;
+        return NULL;
+}
+
+static void lane_drop(struct queue *q, struct lane *l)
+{
+        for (struct lane **pp = &q->lanes; *pp; pp = &(*pp)->next) {
+                if (*pp == l) {
+                        *pp = l->next;
+                        break;
+                }
+        }
+        q->nlanes--;
+        free(l->algorithm);
+        free(l);
+}
+
+/* Unlink j from its lane (lock held); the lane goes when it empties. */
+static void unlink_job(struct queue *q, struct job *j)
+{
+        struct lane *l = j->qlane;
+        if (j->qprev)
+                j->qprev->qnext = j->qnext;
         else
-                f->head = j->qnext;
-        if (f->tail == j)
-                f->tail = prev;
-        j->qnext = NULL;
+                l->head = j->qnext;
+        if (j->qnext)
+                j->qnext->qprev = j->qprev;
+        else
+                l->tail = j->qprev;
+        j->qnext = j->qprev = NULL;
+        j->qlane = NULL;
         j->queued = false;
         q->length--;
+        if (!l->head)
+                lane_drop(q, l);
 }
 
 void queue_free(struct queue *q)
 {
         if (!q)
                 return;
-        for (int p = 0; p < PRIO_COUNT; p++) {
-                while (q->fifo[p].head) {
-                        struct job *j = q->fifo[p].head;
-                        unlink_job(q, &q->fifo[p], NULL, j);
-                        job_unref(j);
-                }
+        while (q->lanes) {
+                struct job *j = q->lanes->head;
+                unlink_job(q, j);
+                job_unref(j);
         }
         pthread_cond_destroy(&q->cond);
         pthread_mutex_destroy(&q->lock);
@@ -65,57 +97,81 @@ int queue_push(struct queue *q, struct job *j, struct err *err)
         } else if (q->length >= q->capacity) {
                 ret = err_set(err, ERR_BUSY, 0, "the job queue is full (%zu jobs waiting)", q->length);
         } else {
-                struct fifo *f = &q->fifo[j->priority];
+                struct lane *l = lane_find(q, j->priority, j->manifest->name);
+                if (!l) {
+                        l = xcalloc(1, sizeof *l);
+                        l->prio = j->priority;
+                        l->algorithm = xstrdup(j->manifest->name);
+                        l->next = q->lanes;
+                        q->lanes = l;
+                        q->nlanes++;
+                }
+                j->qseq = ++q->seq;
+                j->qlane = l;
                 j->qnext = NULL;
-                j->queued = true;
-                if (f->tail)
-                        f->tail->qnext = j;
+                j->qprev = l->tail;
+                if (l->tail)
+                        l->tail->qnext = j;
                 else
-                        f->head = j;
-                f->tail = job_ref(j);
+                        l->head = j;
+                l->tail = job_ref(j);
+                j->queued = true;
                 q->length++;
-                pthread_cond_broadcast(&q->cond);
+                /* Any one worker can take it: one wake-up is enough. */
+                pthread_cond_signal(&q->cond);
         }
         pthread_mutex_unlock(&q->lock);
         return ret;
+}
+
+static int head_order(const void *a, const void *b)
+{
+        const struct job *x = *(struct job *const *)a, *y = *(struct job *const *)b;
+        if (x->priority != y->priority)
+                return x->priority < y->priority ? -1 : 1;
+        return x->qseq < y->qseq ? -1 : x->qseq > y->qseq;
 }
 
 struct job *queue_pop(struct queue *q, bool (*eligible)(struct job *j, void *ctx), void *ctx)
 {
         pthread_mutex_lock(&q->lock);
         struct job *found = NULL;
+        struct job **heads = NULL;
+        size_t cap = 0;
         while (!q->closed && !found) {
-                for (int p = 0; p < PRIO_COUNT && !found; p++) {
-                        struct fifo *f = &q->fifo[p];
-                        for (struct job *prev = NULL, *j = f->head; j; prev = j, j = j->qnext) {
-                                if (eligible && !eligible(j, ctx))
-                                        continue;
-                                unlink_job(q, f, prev, j);
-                                found = j;
-                                break;
-                        }
+                if (q->nlanes > cap) {
+                        cap = q->nlanes * 2;
+                        heads = xrealloc(heads, cap * sizeof *heads);
+                }
+                size_t n = 0;
+                for (struct lane *l = q->lanes; l; l = l->next)
+                        heads[n++] = l->head;
+                /* The order jobs would leave a single queue in. */
+                if (n > 1)
+                        qsort(heads, n, sizeof *heads, head_order);
+                for (size_t i = 0; i < n && !found; i++) {
+                        if (eligible && !eligible(heads[i], ctx))
+                                continue;
+                        found = heads[i];
+                        unlink_job(q, found);
                 }
                 if (!found)
                         pthread_cond_wait(&q->cond, &q->lock);
         }
         pthread_mutex_unlock(&q->lock);
+        free(heads);
         return found;
 }
 
 bool queue_remove(struct queue *q, struct job *j)
 {
         pthread_mutex_lock(&q->lock);
-        bool removed = false;
-        if (j->queued) {
-                struct fifo *f = &q->fifo[j->priority];
-                for (struct job *prev = NULL, *it = f->head; it; prev = it, it = it->qnext) {
-                        if (it == j) {
-                                unlink_job(q, f, prev, it);
-                                removed = true;
-                                break;
-                        }
-                }
-        }
+        bool removed = j->queued;
+        if (removed)
+                unlink_job(q, j);
+        /* The job may have held the memory-budget line: let the workers
+         * look again. */
+        pthread_cond_broadcast(&q->cond);
         pthread_mutex_unlock(&q->lock);
         if (removed)
                 job_unref(j);
@@ -133,25 +189,26 @@ void queue_close(struct queue *q, void (*fn)(struct job *j, void *ctx), void *ct
 {
         pthread_mutex_lock(&q->lock);
         q->closed = true;
-        struct job *list = NULL, **tail = &list;
-        for (int p = 0; p < PRIO_COUNT; p++) {
-                while (q->fifo[p].head) {
-                        struct job *j = q->fifo[p].head;
-                        unlink_job(q, &q->fifo[p], NULL, j);
-                        *tail = j;
-                        tail = &j->qnext;
-                }
+        size_t n = q->length, k = 0;
+        struct job **list = xcalloc(n + 1, sizeof *list);
+        /* In the order they would have run. */
+        while (q->lanes) {
+                struct job *first = NULL;
+                for (struct lane *l = q->lanes; l; l = l->next)
+                        if (!first || head_order(&l->head, &first) < 0)
+                                first = l->head;
+                unlink_job(q, first);
+                list[k++] = first;
         }
         pthread_cond_broadcast(&q->cond);
         pthread_mutex_unlock(&q->lock);
-        for (struct job *j = list, *n; j; j = n) {
-                n = j->qnext;
-                j->qnext = NULL;
+        for (size_t i = 0; i < k; i++) {
                 if (fn)
-                        fn(j, ctx);
+                        fn(list[i], ctx);
                 else
-                        job_unref(j);
+                        job_unref(list[i]);
         }
+        free(list);
 }
 
 size_t queue_length(struct queue *q)

@@ -1,15 +1,19 @@
 /* queue.h - the bounded, prioritised queue of jobs waiting for a worker.
  *
- * DESIGN: one FIFO per priority (high, normal, low) under one mutex and one
- * condition variable.  Workers pop the first job, in priority order, that an
- * admission predicate accepts (the scheduler's per-plugin max_concurrent), so
- * a plugin at its limit does not block jobs of other plugins behind it.  A
- * push to a full queue fails with ERR_BUSY (the API answers 429): a job is
- * refused before it is accepted, never dropped after.  The queue holds a
- * job reference for every job in it.
+ * DESIGN: one lane per (priority, algorithm), each a FIFO, under one mutex
+ * and one condition variable.  A worker takes, in priority order and then
+ * in order of arrival, the first lane head that an admission predicate
+ * accepts (the scheduler's per-plugin limit, memory budget and circuit
+ * breaker).  Only lane heads are ever offered: every job of a lane has the
+ * same plugin, so when its head must wait the whole lane waits, and a pop
+ * costs O(lanes log lanes), never O(jobs) - a long queue does not slow down
+ * submits, which take the same lock.  A push to a full queue fails with
+ * ERR_BUSY (the API answers 429): a job is refused before it is accepted,
+ * never dropped after.  The queue holds a job reference for every job in
+ * it.
  *
- * Lock order: queue lock, then a job's lock (the predicate may take it);
- * never the other way round. */
+ * Lock order: queue lock, then the predicate's locks (the scheduler's, then
+ * a job's); never the other way round. */
 #ifndef EDGECD_QUEUE_H
 #define EDGECD_QUEUE_H
 
@@ -27,15 +31,18 @@ void queue_free(struct queue *q);   /* drops the references of queued jobs */
 /* Takes a new reference.  ERR_BUSY when full, ERR_UNAVAILABLE when closed. */
 int queue_push(struct queue *q, struct job *j, struct err *err);
 
-/* Block until a job that eligible(job, ctx) accepts is queued (eligible may be
- * NULL), or the queue is closed (then NULL).  Returns the queue's reference. */
+/* Block until a lane head that eligible(job, ctx) accepts is queued
+ * (eligible may be NULL), or the queue is closed (then NULL).  Returns the
+ * queue's reference.  eligible runs under the queue lock and must not
+ * block. */
 struct job *queue_pop(struct queue *q, bool (*eligible)(struct job *j, void *ctx), void *ctx);
 
-/* Take j out of the queue; true (and the queue's reference dropped) when it
- * was queued. */
+/* Take j out of the queue and wake the workers (j may have been what held
+ * others back); true (and the queue's reference dropped) when it was
+ * queued. */
 bool queue_remove(struct queue *q, struct job *j);
 
-/* Wake the workers to look again (a plugin slot freed up). */
+/* Wake the workers to look again (a slot or memory freed up). */
 void queue_kick(struct queue *q);
 
 /* Refuse new pushes and wake every worker; queue_pop returns NULL from now

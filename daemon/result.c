@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "jsontext.h"
 #include "util.h"
 
 #define RESULT_NAME "result.json"
@@ -50,7 +51,8 @@ static const char *file_kind(mode_t m)
         return "not a regular file";
 }
 
-int result_read(const char *output_dir, int64_t max_bytes, json_t **ret, struct err *err)
+int result_read(const char *output_dir, int64_t max_bytes, char **ret_text, size_t *ret_len,
+                struct err *err)
 {
         _cleanup_close_ int dfd = open(output_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dfd < 0)
@@ -105,20 +107,13 @@ int result_read(const char *output_dir, int64_t max_bytes, json_t **ret, struct 
                 return err_set(err, ERR_TOO_LARGE, 0, RESULT_NAME " grew over the limit of %lld bytes",
                                (long long)max_bytes);
 
-        /* A raw NUL byte is never valid JSON, but jansson takes it for the
-         * end of the text and would accept "123\0garbage" as 123. */
-        const char *nul = memchr(buf, '\0', got);
-        if (nul)
-                return err_set(err, ERR_INVALID, 0, RESULT_NAME ": NUL byte at offset %zu",
-                               (size_t)(nul - buf));
-        /* Any JSON value is a result; NUL escapes (\u0000) are valid JSON and
-         * jansson keeps them in strings when told to (not in object keys). */
-        json_error_t jerr;
-        json_t *v = json_loadb(buf, got, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-        if (!v)
-                return err_set(err, ERR_INVALID, 0, RESULT_NAME ":%d:%d: %s", jerr.line, jerr.column,
-                               jerr.text);
-        *ret = v;
+        buf[got] = '\0';
+        struct err jerr = ERR_INIT;
+        if (jsontext_check(buf, got, 0, &jerr) < 0)
+                return err_set(err, ERR_INVALID, 0, RESULT_NAME ": %s", jerr.msg);
+        *ret_text = TAKE_PTR(buf);
+        if (ret_len)
+                *ret_len = got;
         return 0;
 }
 
@@ -154,40 +149,6 @@ static char *trim_tail(const char *s)
         return t;
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), 0 when invalid. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-        unsigned char c = s[0];
-        if (c < 0x80)
-                return 1;
-        size_t n;
-        unsigned char lo = 0x80, hi = 0xBF;   /* range of the second byte */
-        if (c >= 0xC2 && c <= 0xDF) {
-                n = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-                n = 3;
-                if (c == 0xE0)
-                        lo = 0xA0;
-                else if (c == 0xED)
-                        hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-                n = 4;
-                if (c == 0xF0)
-                        lo = 0x90;
-                else if (c == 0xF4)
-                        hi = 0x8F;
-        } else {
-                return 0;
-        }
-        if (s[1] < lo || s[1] > hi)
-                return 0;
-        for (size_t i = 2; i < n; i++)
-                if (s[i] < 0x80 || s[i] > 0xBF)
-                        return 0;
-        return n;
-}
-
 /* Messages quote bytes the algorithm wrote (its stderr, jansson's "near
  * '...'"), and end up in JSON, where jansson refuses invalid UTF-8: replace
  * every byte that is not part of a valid sequence with '?', in place. */
@@ -195,7 +156,7 @@ static void sanitize_utf8(char *msg)
 {
         unsigned char *s = (unsigned char *)msg;
         while (*s) {
-                size_t n = utf8_seq_len(s);
+                size_t n = utf8_seq_len((const char *)s, strlen((const char *)s));
                 if (n == 0) {
                         *s++ = '?';
                         continue;
@@ -215,15 +176,17 @@ static enum job_error fail(enum job_error e, char **ret_message, char *msg)
 }
 
 enum job_error result_classify(const struct outcome *o, const char *output_dir,
-                               int64_t max_result_bytes, json_t **ret_result,
+                               int64_t max_result_bytes, char **ret_result, size_t *ret_len,
                                char **ret_message)
 {
         if (ret_result)
                 *ret_result = NULL;
+        if (ret_len)
+                *ret_len = 0;
         if (ret_message)
                 *ret_message = NULL;
 
-        const struct runtime_exit *x = &o->exit;
+        const struct proc_exit *x = &o->exit;
         switch (x->status) {
         case WAIT_CANCELLED:
                 return fail(JOB_ERR_CANCELLED, ret_message, xstrdup("cancelled while running"));
@@ -259,9 +222,10 @@ enum job_error result_classify(const struct outcome *o, const char *output_dir,
                                  : xasprintf("exited with status %d%s", x->exit_code, hint));
         }
 
-        json_t *result = NULL;
+        char *result = NULL;
+        size_t len = 0;
         struct err e = ERR_INIT;
-        if (result_read(output_dir, max_result_bytes, &result, &e) < 0) {
+        if (result_read(output_dir, max_result_bytes, &result, &len, &e) < 0) {
                 enum job_error je;
                 switch (e.code) {
                 case ERR_NOT_FOUND:
@@ -280,9 +244,11 @@ enum job_error result_classify(const struct outcome *o, const char *output_dir,
                 }
                 return fail(je, ret_message, xasprintf("%s", e.msg));
         }
+        if (ret_len)
+                *ret_len = len;
         if (ret_result)
                 *ret_result = result;
         else
-                json_decref(result);
+                free(result);
         return JOB_ERR_NONE;
 }

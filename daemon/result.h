@@ -7,10 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "error.h"
-#include "runtime.h"
+#include "reaper.h"
 
 enum job_error {
         JOB_ERR_NONE = 0,
@@ -31,14 +29,17 @@ const char *job_error_name(enum job_error e);
 
 /* Read output_dir/result.json: opened with O_NOFOLLOW relative to the
  * directory, must be a regular file, size checked with fstat before reading
- * (ERR_TOO_LARGE), then parsed (ERR_INVALID with jansson's line and column);
- * ERR_NOT_FOUND when missing; ERR_INVALID for a symlink, FIFO, directory or
- * a raw NUL byte.  Any JSON value is accepted (a \u0000 escape only inside
- * strings: jansson keys are C strings). */
-int result_read(const char *output_dir, int64_t max_bytes, json_t **ret, struct err *err);
+ * (ERR_TOO_LARGE), then checked as JSON text without building a tree
+ * (jsontext.h; ERR_INVALID with line and column); ERR_NOT_FOUND when
+ * missing; ERR_INVALID for a symlink, FIFO, directory or a raw NUL byte.
+ * Any JSON value is accepted.  *ret_text (caller frees) is the file's bytes,
+ * NUL-terminated; *ret_len their count: what the daemon keeps is exactly
+ * what it counted. */
+int result_read(const char *output_dir, int64_t max_bytes, char **ret_text, size_t *ret_len,
+                struct err *err);
 
 struct outcome {
-        struct runtime_exit exit;
+        struct proc_exit exit;
         bool oom_killed;          /* from cgroup_stats */
         const char *stderr_tail;  /* may be NULL */
 };
@@ -48,13 +49,14 @@ struct outcome {
  * algorithm_failed with the code and the stderr tail), then the result file
  * (no_result, result_too_large, invalid_result; runtime_error when the
  * daemon itself cannot read the output directory).  On JOB_ERR_NONE
- * *ret_result holds the result (new reference) and *ret_message is NULL;
+ * *ret_result holds the result's JSON text (caller frees), *ret_len its
+ * length, and *ret_message is NULL;
  * otherwise *ret_result is NULL and *ret_message (caller frees) says what
  * went wrong in words an operator understands, valid UTF-8 (bytes quoted
  * from the algorithm that are not are replaced with '?').  Either pointer
  * may be NULL when the caller does not want it. */
 enum job_error result_classify(const struct outcome *o, const char *output_dir,
-                               int64_t max_result_bytes, json_t **ret_result,
+                               int64_t max_result_bytes, char **ret_result, size_t *ret_len,
                                char **ret_message);
 
 #endif

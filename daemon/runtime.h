@@ -1,90 +1,85 @@
-/* runtime.h - drives an OCI runtime (youki, crun, runc) through the CLI
- * subset they share: create, start, state, kill, delete; `--root` always.
+/* runtime.h - an OCI runtime, as the rest of the daemon sees it: create a
+ * container from a bundle (its init then ours to wait for, as a pidref),
+ * start it, signal it, delete it, list what is left in its state root.
  *
- * DESIGN: the daemon is a child subreaper (PR_SET_CHILD_SUBREAPER).  `create`
- * forks the container's init and exits; the init is then re-parented to the
- * daemon, which waits for it through a pidfd with the job's deadline.  So we
- * never rely on a runtime's foreground `run` to notice a process that exits
- * at once, and we get the real exit status (a SIGSYS says seccomp, a SIGKILL
- * with an OOM count says memory).  Each runtime call is a fork+exec with an
- * error pipe (libuv's trick) so "could not exec youki" is distinct from
- * "youki failed".  Any worker thread may call these concurrently. */
+ * DESIGN: one interface, a table of operations per kind of driver (as
+ * crun's cgroup managers are).  Today there is one driver, the OCI command
+ * line that youki, crun and runc share (runtime_cli.c); another (a library
+ * runtime, a remote one) slots in behind the same table.  Which runtime is
+ * used, and whether it really sandboxes a job here, is decided at start by
+ * probe.c.  A `struct runtime` is read-only once made, so any worker thread
+ * may use it without a lock. */
 #ifndef EDGECD_RUNTIME_H
 #define EDGECD_RUNTIME_H
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "error.h"
+#include "reaper.h"
+
+struct runtime;
+
+struct runtime_ops {
+        const char *kind;
+        /* Create the container `id` from bundle (config.json there), with
+         * stdin /dev/null and stdout and stderr on log_fd (the container
+         * inherits them).  *ret is its init, claimed.  On failure the caller
+         * still deletes the id: a runtime may leave half a container. */
+        int (*create)(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
+                      struct pidref *ret, struct err *err);
+        int (*start)(const struct runtime *rt, const char *id, struct err *err);
+        /* sig a name as in signal(7) without SIG: "KILL", "TERM". */
+        int (*kill)(const struct runtime *rt, const char *id, const char *sig, struct err *err);
+        /* Delete with force (its processes killed first).  0 only when the
+         * container is gone from the runtime's state afterwards; one already
+         * gone is success. */
+        int (*delete)(const struct runtime *rt, const char *id, struct err *err);
+        /* Every container id in the state root (caller frees, strv). */
+        int (*list)(const struct runtime *rt, char ***ret, struct err *err);
+        /* What the runtime printed (to a container's log, when `create`
+         * failed) made one line fit for an error message; "" for nothing. */
+        char *(*error_text)(const char *output);
+};
 
 struct runtime {
-        char *name;   /* "youki", "crun", "runc" */
-        char *path;   /* absolute path of the binary */
-        char *root;   /* our own --root state directory */
-        char *version;/* as `--version` says, e.g. "1.1.5+ds1"; NULL when unknown */
+        const struct runtime_ops *ops;
+        char *name;      /* "youki", "crun", "runc" */
+        char *path;      /* absolute path of the binary */
+        char *root;      /* our own state root for it: STATE_DIR/runtime/<name> */
+        char *version;   /* as the runtime says, e.g. "1.1.5+ds1"; NULL when unknown */
+        char **env;      /* the environment its processes get (never the daemon's) */
+        int64_t cli_timeout_ms;   /* any one call */
 };
 
-enum runtime_op { RUNTIME_CREATE, RUNTIME_START, RUNTIME_STATE, RUNTIME_KILL, RUNTIME_DELETE };
+/* A runtime of the OCI command-line driver; env NULL means the default
+ * minimal environment (PATH only).  Asks the binary its version. */
+struct runtime *runtime_cli_new(const char *name, const char *path, const char *root,
+                                int64_t cli_timeout_ms);
+void runtime_free(struct runtime *rt);   /* NULL is fine */
 
-/* Build argv for op (unit-testable).  bundle and pid_file are used by
- * CREATE, signal by KILL ("KILL", "TERM"), force by DELETE.  NULL-terminated,
- * caller frees with strv_free(). */
-char **runtime_argv(const struct runtime *rt, enum runtime_op op, const char *id,
-                    const char *bundle, const char *pid_file, const char *signal, bool force);
-
-/* Become a child subreaper; once, from main, before any container. */
-int runtime_setup_reaper(struct err *err);
-
-/* Resolve the runtime to use: try `preferred` first (a name looked up in
- * PATH, or a path), then crun, then runc; each candidate must run a
- * throw-away probe container (in probe_dir, under cgroup_parent) to be
- * chosen.  report(msg, ctx) hears why each candidate was passed over and
- * which was chosen.  ERR_RUNTIME when none works. */
-int runtime_resolve(const char *preferred, const char *root_dir, const char *probe_dir,
-                    const char *cgroup_parent, void (*report)(const char *msg, void *ctx),
-                    void *ctx, struct runtime **ret, struct err *err);
-void runtime_free(struct runtime *rt);
-
-/* `create --bundle B --pid-file P id` with stdin /dev/null and stdout and
- * stderr to log_fd (the container inherits them).  *ret_pid is the
- * container's init.  On failure err holds the runtime's own stderr tail
- * when log_fd is a regular file (read back through the fd),
- * and the caller should still `delete --force` the id (a runtime may leave
- * a half-made container behind).  Needs runtime_setup_reaper() first. */
-int runtime_create(const struct runtime *rt, const char *id, const char *bundle,
-                   int log_fd, pid_t *ret_pid, struct err *err);
-/* A runtime's error output made one line fit for an error message: runc's
- * logrus lines give their msg="..." (level=error first), plain lines stay;
- * long text keeps its end.  For a caller whose log_fd is a pipe, where
- * runtime_create cannot read back what the runtime said.  Caller frees. */
-char *runtime_error_text(const char *output);
+/* The operations, checked: a container id must be [A-Za-z0-9_.-], not
+ * starting with '-' or '.', at most 200 bytes (it lands in argv and paths). */
+bool runtime_id_ok(const char *id);
+int runtime_create(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
+                   struct pidref *ret, struct err *err);
 int runtime_start(const struct runtime *rt, const char *id, struct err *err);
-int runtime_kill(const struct runtime *rt, const char *id, const char *signal, struct err *err);
-/* `delete [--force] id`; a container that is already gone is success. */
-int runtime_delete(const struct runtime *rt, const char *id, bool force, struct err *err);
+int runtime_kill(const struct runtime *rt, const char *id, const char *sig, struct err *err);
+int runtime_delete(const struct runtime *rt, const char *id, struct err *err);
+int runtime_list(const struct runtime *rt, char ***ret, struct err *err);
+/* Caller frees. */
+char *runtime_error_text(const struct runtime *rt, const char *output);
 
-/* Delete (--force) every container left in rt->root by a daemon that died:
- * their processes, cgroups and state go.  *ret_removed counts them.  Goes
- * on after a failure and returns the first one. */
-int runtime_sweep(const struct runtime *rt, size_t *ret_removed, struct err *err);
+/* Delete, retried with backoff (attempts in all, the first at once) until
+ * the container is gone: a runtime can fail a delete transiently (youki:
+ * "failed to seal /proc/self/exe: Device or resource busy").  The last
+ * error when it never went. */
+int runtime_delete_retry(const struct runtime *rt, const char *id, int attempts, struct err *err);
 
-enum runtime_wait_status { WAIT_EXITED, WAIT_SIGNALED, WAIT_TIMEOUT, WAIT_CANCELLED };
-
-struct runtime_exit {
-        enum runtime_wait_status status;
-        int exit_code;    /* WAIT_EXITED */
-        int signal;       /* WAIT_SIGNALED */
-};
-
-/* Wait for pid (our child by subreaping) until deadline_mono_ms
- * (now_mono_ms() clock) or until cancel_fd (an eventfd, -1 for none)
- * becomes readable.  Reaps pid when it exits. */
-int runtime_wait(pid_t pid, int64_t deadline_mono_ms, int cancel_fd,
-                 struct runtime_exit *ret, struct err *err);
-
-/* Reap zombies that are ours by subreaping but that nobody waits for
- * (pids not in use by runtime_wait).  Called periodically. */
-void runtime_reap_orphans(void);
+/* Delete every container in rt's state root for which keep(id, ctx) is
+ * false (keep may be NULL: all go).  *ret_removed counts those removed.
+ * Goes on after a failure and returns the first one. */
+int runtime_sweep(const struct runtime *rt, bool (*keep)(const char *id, void *ctx), void *ctx,
+                  size_t *ret_removed, struct err *err);
 
 #endif

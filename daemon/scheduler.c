@@ -1,23 +1,22 @@
 /* scheduler.c - worker threads running the job path (see scheduler.h).
  *
- * Threads: `workers` worker threads, plus one short-lived log pump per
- * running job.  Shared state here: the per-plugin running counts, under
- * s->lock.  Lock order: queue lock, then s->lock (the admission predicate
- * runs under the queue lock); a job's lock is never held while taking
- * either. */
+ * Threads: `workers` worker threads; each run has a log pump of its own
+ * (logpump.h).  Shared state here: the set of live run ids and the
+ * stopping flag, under s->lock (a leaf lock).  A job's lock is never held
+ * while taking it. */
 #include "scheduler.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cgroup.h"
 #include "log.h"
+#include "logpump.h"
+#include "metrics.h"
 #include "oci.h"
 #include "result.h"
 #include "util.h"
@@ -25,385 +24,401 @@
 
 #define STDERR_TAIL_BYTES 1024
 #define KILL_GRACE_MS 5000
-#define LOG_DRAIN_MS 2000
-
-struct plugin_slot {
-        char *name;
-        size_t running;
-        struct plugin_slot *next;
-};
+#define DELETE_ATTEMPTS 5
 
 struct scheduler {
-        const struct config *cfg;
-        const struct runtime *rt;
-        const struct seccomp_policy *policy;
-        struct queue *queue;
-        struct store *store;
+        struct scheduler_deps d;
         char *workspaces_dir;
         char *logs_dir;
 
         pthread_mutex_t lock;
-        struct plugin_slot *slots;
-        size_t running;
-        int64_t memory_pool_mb, memory_used_mb;
-        struct job *memory_waiter;   /* a reference: first in line for memory */
+        char **live;             /* run ids in progress (strv) */
+        size_t nlive, caplive;
         bool stopping;
 
         size_t nworkers;
         pthread_t *threads;
 };
 
-/* ---- admission ---- */
+/* ---- live runs ---- */
 
-static struct plugin_slot *slot_for(struct scheduler *s, const char *name)
+static void live_add(struct scheduler *s, const char *run_id)
 {
-        for (struct plugin_slot *p = s->slots; p; p = p->next)
-                if (!strcmp(p->name, name))
-                        return p;
-        struct plugin_slot *p = xcalloc(1, sizeof *p);
-        p->name = xstrdup(name);
-        p->next = s->slots;
-        s->slots = p;
-        return p;
-}
-
-static int64_t job_memory_mb(const struct scheduler *s, const struct job *j)
-{
-        return oci_effective_limits(j->manifest, &s->cfg->defaults).memory_mb;
-}
-
-/* Runs under the queue lock (so j->queued is stable); reserves the slot
- * when it says yes.  A job waits while its plugin is at max_concurrent or
- * while its memory limit does not fit the pool next to the running jobs'
- * (alone it always fits).  The first job, in queue order, that waits for
- * memory holds the line: no job behind it starts until it has run, or a
- * stream of small jobs could keep a big one waiting for ever. */
-static bool admit(struct job *j, void *ctx)
-{
-        struct scheduler *s = ctx;
-        int64_t need = job_memory_mb(s, j);
         pthread_mutex_lock(&s->lock);
-        if (s->memory_waiter && !s->memory_waiter->queued) {
-                /* Cancelled while it waited. */
-                job_unref(s->memory_waiter);
-                s->memory_waiter = NULL;
+        if (s->nlive == s->caplive) {
+                s->caplive = s->caplive ? s->caplive * 2 : 8;
+                s->live = xrealloc(s->live, s->caplive * sizeof *s->live);
         }
-        struct plugin_slot *p = slot_for(s, j->manifest->name);
-        int64_t max = j->manifest->max_concurrent;
-        bool plugin_ok = max <= 0 || p->running < (size_t)max;
-        bool fits = s->running == 0 || s->memory_used_mb + need <= s->memory_pool_mb;
-        bool ok = plugin_ok && fits && (!s->memory_waiter || s->memory_waiter == j);
-        if (plugin_ok && !fits && !s->memory_waiter)
-                s->memory_waiter = job_ref(j);
-        if (ok && s->memory_waiter == j) {
-                job_unref(s->memory_waiter);
-                s->memory_waiter = NULL;
-        }
-        if (ok) {
-                p->running++;
-                s->running++;
-                s->memory_used_mb += need;
-        }
+        s->live[s->nlive++] = xstrdup(run_id);
         pthread_mutex_unlock(&s->lock);
-        return ok;
 }
 
-static void release(struct scheduler *s, struct job *j)
+static void live_remove(struct scheduler *s, const char *run_id)
 {
-        int64_t need = job_memory_mb(s, j);
         pthread_mutex_lock(&s->lock);
-        slot_for(s, j->manifest->name)->running--;
-        s->running--;
-        s->memory_used_mb -= need;
-        pthread_mutex_unlock(&s->lock);
-        queue_kick(s->queue);
-}
-
-/* ---- log pump: container stdout/stderr -> capped file ---- */
-
-struct log_pump {
-        pthread_t thread;
-        int read_fd;
-        int file_fd;
-        size_t cap, written;
-        bool truncated;
-        int stop;        /* atomic: drain what is there, then end */
-};
-
-static void *log_pump_main(void *arg)
-{
-        struct log_pump *lp = arg;
-        char buf[16384];
-        int64_t drain_deadline = 0;
-        for (;;) {
-                /* Checked on every pass, data or not: something may still
-                 * hold the pipe and keep writing; do not wait for it forever. */
-                if (__atomic_load_n(&lp->stop, __ATOMIC_ACQUIRE)) {
-                        if (!drain_deadline)
-                                drain_deadline = now_mono_ms() + LOG_DRAIN_MS;
-                        else if (now_mono_ms() > drain_deadline)
-                                break;
+        for (size_t i = 0; i < s->nlive; i++) {
+                if (!strcmp(s->live[i], run_id)) {
+                        free(s->live[i]);
+                        s->live[i] = s->live[--s->nlive];
+                        break;
                 }
-                struct pollfd pfd = { .fd = lp->read_fd, .events = POLLIN };
-                int r = poll(&pfd, 1, 100);
-                if (r < 0 && errno != EINTR)
-                        break;
-                if (r <= 0)
-                        continue;
-                ssize_t n = read(lp->read_fd, buf, sizeof buf);
-                if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
-                        break;
-                if (n < 0)
-                        continue;
-                size_t room = lp->cap - lp->written;
-                size_t take = (size_t)n < room ? (size_t)n : room;
-                if ((size_t)n > room)
-                        lp->truncated = true;
-                if (take > 0 && write(lp->file_fd, buf, take) == (ssize_t)take)
-                        lp->written += take;
         }
-        return NULL;
+        pthread_mutex_unlock(&s->lock);
 }
 
-/* ---- one job ---- */
-
-struct run {
-        struct scheduler *s;
-        struct job *job;
-        struct limits limits;
-        char *cgroups_path;
-        char *log_path;
-        struct workspace *ws;
-        struct job_metrics metrics;
-        int exit_code;
-};
-
-static void finish(struct run *r, enum job_error e, const char *message, json_t *result)
+bool scheduler_run_is_live(struct scheduler *s, const char *run_id)
 {
-        if (e == JOB_ERR_RUNTIME_ERROR || e == JOB_ERR_INTERRUPTED)
-                log_warn("job %s: %s failed: %s: %s", r->job->id, r->job->manifest->name,
-                         job_error_name(e), message);
-        else if (e != JOB_ERR_NONE && e != JOB_ERR_CANCELLED)
-                log_info("job %s: %s failed: %s: %s", r->job->id, r->job->manifest->name,
-                         job_error_name(e), message);
-        else
-                log_info("job %s: %s %s in %lld ms", r->job->id, r->job->manifest->name,
-                         e == JOB_ERR_NONE ? "succeeded" : "cancelled",
-                         (long long)(now_mono_ms() - r->job->created_mono));
-        if (job_finish(r->job, e, message, result, r->exit_code, &r->metrics))
-                store_job_final(r->s->store, r->job);
+        pthread_mutex_lock(&s->lock);
+        bool live = false;
+        for (size_t i = 0; i < s->nlive && !live; i++)
+                live = !strcmp(s->live[i], run_id);
+        pthread_mutex_unlock(&s->lock);
+        return live;
+}
+
+static bool stopping(struct scheduler *s)
+{
+        pthread_mutex_lock(&s->lock);
+        bool v = s->stopping;
+        pthread_mutex_unlock(&s->lock);
+        return v;
 }
 
 /* Why a job that stopped on request stopped: the operator, or shutdown. */
 static enum job_error stop_reason(struct scheduler *s)
 {
-        pthread_mutex_lock(&s->lock);
-        bool stopping = s->stopping;
-        pthread_mutex_unlock(&s->lock);
-        return stopping ? JOB_ERR_INTERRUPTED : JOB_ERR_CANCELLED;
+        return stopping(s) ? JOB_ERR_INTERRUPTED : JOB_ERR_CANCELLED;
 }
 
 static const char *stop_message(enum job_error e)
 {
-        return e == JOB_ERR_INTERRUPTED ? "the daemon stopped while the job ran"
-                                        : "cancelled on request";
+        return e == JOB_ERR_INTERRUPTED ? "the daemon stopped while the job ran" : "cancelled on request";
 }
 
-/* Create, start, wait, kill on deadline or cancel, account, delete.  Returns
- * -1 with err for a runtime failure (the container did not get to run). */
-static int run_container(struct run *r, const char *bundle, struct outcome *out, struct err *err)
+/* ---- one run ---- */
+
+struct run {
+        struct scheduler *s;
+        struct job *job;
+        struct limits limits;
+        char run_id[RUN_ID_MAX];
+        struct job_ids ids;
+        char *cgroups_path;
+        char *log_path;
+        struct workspace *ws;
+        struct job_metrics metrics;
+        int exit_code;
+        /* The outcome. */
+        enum job_error error;
+        char *message;
+        char *result;
+        size_t result_len;
+        bool retryable;          /* the runtime or host failed before the algorithm ran */
+        bool container_gone;     /* deleted (or never made): its identity may be reused */
+};
+
+static void run_fail(struct run *r, enum job_error e, bool retryable, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void run_fail(struct run *r, enum job_error e, bool retryable, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        char *msg = xvasprintf(fmt, ap);
+        va_end(ap);
+        free(r->message);
+        r->message = msg;
+        r->error = e;
+        r->retryable = retryable;
+}
+
+/* After a timeout, a cancel or a failed wait: kill the init (its pid
+ * namespace goes with it) and reap it.  Through the runtime only when the
+ * pidref cannot do it. */
+static void kill_init(struct run *r, struct pidref *init)
 {
         struct scheduler *s = r->s;
-        const char *id = r->job->id;
+        struct proc_exit ignored;
+        struct err e = ERR_INIT;
+        if (init->pid > 0 && pidref_signal(init, SIGKILL) == 0 &&
+            pidref_wait(init, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) == 0 &&
+            ignored.status != WAIT_TIMEOUT)
+                return;
+        if (runtime_kill(s->d.rt, r->run_id, "KILL", &e) < 0)
+                log_warn("job %s: run %s: %s", r->job->id, r->run_id, e.msg);
+        if (init->pid > 0 && (pidref_wait(init, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) < 0 ||
+                              ignored.status == WAIT_TIMEOUT)) {
+                log_warn("job %s: run %s: the container's init did not die after SIGKILL", r->job->id, r->run_id);
+                pidref_release(init);
+        }
+}
 
-        _cleanup_close_ int file_fd = open(r->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-        if (file_fd < 0)
-                return err_errno(err, ERR_IO, "open log `%s`", r->log_path);
-        int pipefd[2];
-        if (pipe2(pipefd, O_CLOEXEC) < 0)
-                return err_errno(err, ERR_IO, "pipe");
-        _cleanup_close_ int read_fd = pipefd[0];
-        _cleanup_close_ int write_fd = pipefd[1];
+/* Create, start, wait (deadline, cancel), kill, account, delete. */
+static void run_container(struct run *r, struct outcome *out)
+{
+        struct scheduler *s = r->s;
+        const struct runtime *rt = s->d.rt;
+        struct err err = ERR_INIT;
 
-        struct log_pump lp = { .read_fd = read_fd, .file_fd = file_fd, .cap = (size_t)s->cfg->max_log_bytes };
-        if (pthread_create(&lp.thread, NULL, log_pump_main, &lp) != 0)
-                return err_set(err, ERR_INTERNAL, 0, "cannot start the log pump thread");
+        struct logpump *lp = NULL;
+        _cleanup_close_ int write_fd = -1;
+        if (logpump_start(r->log_path, (size_t)s->d.cfg->max_log_bytes, &lp, &write_fd, &err) < 0) {
+                run_fail(r, JOB_ERR_RUNTIME_ERROR, true, "%s", err.msg);
+                return;
+        }
 
-        int ret = 0;
-        pid_t pid = -1;
-        bool created = false, create_failed = false;
+        struct pidref init = PIDREF_NULL;
+        bool ran = false;
         int64_t t0 = now_mono_ms();
-        if (runtime_create(s->rt, id, bundle, write_fd, &pid, err) < 0) {
-                ret = -1;
-                create_failed = true;
+        int rc = runtime_create(rt, r->run_id, r->ws->bundle_dir, write_fd, &init, &err);
+        /* Only the container keeps the write end now, so the pump sees EOF
+         * when it ends. */
+        close(TAKE_FD(write_fd));
+        if (rc < 0) {
+                /* The runtime's own words went down the log pipe: add them
+                 * to the cause, never in its place. */
+                bool truncated;
+                logpump_stop(TAKE_PTR(lp), &truncated);
+                _cleanup_free_ char *tail = read_file_tail(r->log_path, 4096);
+                _cleanup_free_ char *words = runtime_error_text(rt, tail);
+                run_fail(r, JOB_ERR_RUNTIME_ERROR, err.code != ERR_INVALID, "create container: %s%s%s", err.msg,
+                         *words && !strstr(err.msg, words) ? ": " : "", *words && !strstr(err.msg, words) ? words : "");
+        } else if (job_cancel_requested(r->job)) {
+                out->exit.status = WAIT_CANCELLED;
+                ran = true;
+        } else if (runtime_start(rt, r->run_id, &err) < 0) {
+                run_fail(r, JOB_ERR_RUNTIME_ERROR, true, "start container: %s", err.msg);
         } else {
-                created = true;
-                /* Only the container keeps the write end now, so the pump
-                 * sees EOF when it ends. */
-                close(TAKE_FD(write_fd));
-                if (job_cancel_requested(r->job)) {
-                        out->exit.status = WAIT_CANCELLED;
-                } else if (runtime_start(s->rt, id, err) < 0) {
-                        ret = err_wrap(err, "start container");
-                }
+                ran = true;
         }
         int64_t t1 = now_mono_ms();
         r->metrics.create_ms = t1 - t0;
 
-        if (ret == 0 && out->exit.status != WAIT_CANCELLED) {
+        if (ran && out->exit.status != WAIT_CANCELLED) {
                 int64_t deadline = t1 + r->job->timeout_seconds * 1000;
-                if (runtime_wait(pid, deadline, job_cancel_fd(r->job), &out->exit, err) < 0)
-                        ret = err_wrap(err, "wait for container");
+                if (pidref_wait(&init, deadline, job_cancel_fd(r->job), &out->exit, &err) < 0) {
+                        run_fail(r, JOB_ERR_RUNTIME_ERROR, false, "wait for the container: %s", err.msg);
+                        ran = false;
+                }
         }
         r->metrics.run_ms = now_mono_ms() - t1;
+        if (init.pid > 0)
+                kill_init(r, &init);   /* still ours: a timeout, a cancel, a failed start */
 
-        if (create_failed) {
-                /* A half-made container may be left in the runtime's state. */
-                struct err kerr = ERR_INIT;
-                if (runtime_delete(s->rt, id, true, &kerr) < 0)
-                        log_warn("job %s: %s", id, kerr.msg);
-        }
-        if (created) {
-                struct err kerr = ERR_INIT;
-                bool alive = ret < 0 || out->exit.status == WAIT_TIMEOUT || out->exit.status == WAIT_CANCELLED;
-                if (alive) {
-                        struct runtime_exit ignored;
-                        if (runtime_kill(s->rt, id, "KILL", &kerr) < 0)
-                                log_debug("job %s: %s", id, kerr.msg);
-                        if (runtime_wait(pid, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &kerr) < 0)
-                                log_warn("job %s: container did not die after SIGKILL: %s", id, kerr.msg);
-                }
+        if (rc == 0) {
                 struct cgroup_stats st = { .peak_memory_bytes = -1, .cpu_ms = -1 };
-                if (cgroup_read_stats(r->cgroups_path, &st, &kerr) == 0) {
+                struct err cerr = ERR_INIT;
+                if (cgroup_read_stats(r->cgroups_path, &st, &cerr) == 0) {
                         r->metrics.peak_memory_bytes = st.peak_memory_bytes;
                         r->metrics.cpu_ms = st.cpu_ms;
                         out->oom_killed = st.oom_killed;
                 } else {
-                        log_debug("job %s: cgroup stats: %s", id, kerr.msg);
+                        log_debug("job %s: cgroup stats: %s", r->job->id, cerr.msg);
                 }
-                if (runtime_delete(s->rt, id, true, &kerr) < 0)
-                        log_warn("job %s: %s", id, kerr.msg);
         }
+        /* A half-made container may be left in the runtime's state too. */
+        struct err derr = ERR_INIT;
+        if (runtime_delete_retry(rt, r->run_id, DELETE_ATTEMPTS, &derr) == 0) {
+                r->container_gone = true;
+        } else {
+                metrics_cleanup_failed("container");
+                log_warn("job %s: run %s: %s (left to the collector)", r->job->id, r->run_id, derr.msg);
+        }
+        if (lp) {
+                bool truncated = false;
+                logpump_stop(lp, &truncated);
+                job_set_log_truncated(r->job, truncated);
+        }
+        if (!ran && r->error == JOB_ERR_NONE)
+                run_fail(r, JOB_ERR_RUNTIME_ERROR, false, "the container did not run");
+}
 
-        __atomic_store_n(&lp.stop, 1, __ATOMIC_RELEASE);
-        close(TAKE_FD(write_fd));
-        pthread_join(lp.thread, NULL);
-        job_set_log_truncated(r->job, lp.truncated);
-        if (create_failed) {
-                /* The runtime wrote why into the container's log pipe. */
-                _cleanup_free_ char *tail = read_file_tail(r->log_path, 4096);
-                _cleanup_free_ char *why = runtime_error_text(tail ? tail : "");
-                if (why && *why)
-                        err_set(err, ERR_RUNTIME, 0, "%s create: %s", s->rt->name, why);
-                err_wrap(err, "create container");
+static void run_once(struct run *r)
+{
+        struct scheduler *s = r->s;
+        const struct config *cfg = s->d.cfg;
+        struct job *j = r->job;
+        struct err err = ERR_INIT;
+
+        if (workspace_create(r->s->workspaces_dir, r->run_id, j->params, j->params_len, r->limits.disk_mb,
+                             r->ids.uid, r->ids.gid, &r->ws, &err) < 0) {
+                run_fail(r, JOB_ERR_RUNTIME_ERROR, err.code != ERR_INVALID, "%s", err.msg);
+                r->container_gone = true;
+                return;
         }
-        return ret;
+        struct oci_job oj = {
+                .container_id = r->run_id, .manifest = j->manifest, .limits = r->limits,
+                .input_dir = r->ws->input_dir, .output_dir = r->ws->output_dir,
+                .uid = r->ids.uid, .gid = r->ids.gid, .cgroups_path = r->cgroups_path,
+        };
+        _cleanup_json_ json_t *config = NULL;
+        if (oci_build(cfg->templates_dir, &oj, s->d.policy, &config, &err) < 0 ||
+            oci_write_bundle(r->ws->bundle_dir, config, &err) < 0) {
+                run_fail(r, JOB_ERR_RUNTIME_ERROR, err.code != ERR_INVALID, "%s", err.msg);
+                r->container_gone = true;
+        } else {
+                struct outcome out = { 0 };
+                run_container(r, &out);
+                if (r->error == JOB_ERR_NONE) {
+                        int64_t t_collect = now_mono_ms();
+                        if (out.exit.status == WAIT_CANCELLED) {
+                                enum job_error e = stop_reason(s);
+                                run_fail(r, e, false, "%s", stop_message(e));
+                        } else {
+                                _cleanup_free_ char *tail = read_file_tail(r->log_path, STDERR_TAIL_BYTES);
+                                out.stderr_tail = tail;
+                                char *message = NULL;
+                                r->error = result_classify(&out, r->ws->output_dir, cfg->max_result_bytes,
+                                                           &r->result, &r->result_len, &message);
+                                r->message = message;
+                                if (out.exit.status == WAIT_EXITED)
+                                        r->exit_code = out.exit.exit_code;
+                        }
+                        r->metrics.collect_ms = now_mono_ms() - t_collect;
+                }
+        }
+        if (workspace_destroy(TAKE_PTR(r->ws), cfg->keep_bundles, &err) < 0) {
+                metrics_cleanup_failed("workspace");
+                log_warn("job %s: workspace cleanup: %s (left to the collector)", j->id, err.msg);
+        }
+}
+
+/* Wait before the next run; false when the job was cancelled meanwhile. */
+static bool backoff(struct scheduler *s, struct job *j, size_t attempt)
+{
+        int64_t ms = s->d.cfg->retry.backoff_ms;
+        for (size_t i = 1; i < attempt && ms < 60000; i++)
+                ms *= 2;
+        struct pollfd pfd = { .fd = job_cancel_fd(j), .events = POLLIN };
+        int64_t until = now_mono_ms() + ms;
+        for (;;) {
+                int64_t left = until - now_mono_ms();
+                if (left <= 0)
+                        return !job_cancel_requested(j);
+                int r = poll(&pfd, pfd.fd >= 0 ? 1 : 0, (int)left);
+                if (r > 0 || job_cancel_requested(j))
+                        return false;
+        }
+}
+
+static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_error e, const char *message)
+{
+        if (e == JOB_ERR_RUNTIME_ERROR || e == JOB_ERR_INTERRUPTED)
+                log_warn("job %s: %s failed: %s: %s", j->id, j->manifest->name, job_error_name(e), message);
+        else if (e != JOB_ERR_NONE && e != JOB_ERR_CANCELLED)
+                log_info("job %s: %s failed: %s: %s", j->id, j->manifest->name, job_error_name(e), message);
+        else
+                log_info("job %s: %s %s in %lld ms", j->id, j->manifest->name,
+                         e == JOB_ERR_NONE ? "succeeded" : "cancelled",
+                         (long long)(now_mono_ms() - j->created_mono));
+        char *result = r ? TAKE_PTR(r->result) : NULL;
+        size_t len = r ? r->result_len : 0;
+        if (job_finish(j, e, message, result, len, r ? r->exit_code : -1, r ? &r->metrics : NULL))
+                store_job_final(s->d.store, j);
 }
 
 static void run_job(struct scheduler *s, struct job *j)
 {
-        const struct config *cfg = s->cfg;
-        struct run r = {
-                .s = s, .job = j, .exit_code = -1,
-                .limits = oci_effective_limits(j->manifest, &cfg->defaults),
-                .metrics = { .peak_memory_bytes = -1, .cpu_ms = -1 },
-        };
-        _cleanup_free_ char *cgroups_path = r.cgroups_path = xasprintf("%s/%s", cfg->cgroup_parent, j->id);
-        _cleanup_free_ char *log_path = r.log_path = store_log_path(s->store, j->id);
-        struct err err = ERR_INIT;
-
-        if (!job_start(j, s->rt->name)) {
+        const struct config *cfg = s->d.cfg;
+        bool probe = j->breaker_probe;
+        if (!job_start(j, s->d.rt->name)) {
                 enum job_error e = stop_reason(s);
-                finish(&r, e, stop_message(e), NULL);
+                if (probe)
+                        breaker_probe_abandoned(s->d.breaker, j->manifest->name);
+                finish(s, j, NULL, e, stop_message(e));
                 return;
         }
         if (job_cancel_fd(j) < 0) {
                 /* Without its eventfd a running job could not be cancelled. */
-                finish(&r, JOB_ERR_RUNTIME_ERROR, "cannot create the job's cancel eventfd", NULL);
+                if (probe)
+                        breaker_probe_abandoned(s->d.breaker, j->manifest->name);
+                finish(s, j, NULL, JOB_ERR_RUNTIME_ERROR, "cannot create the job's cancel eventfd");
                 return;
         }
         log_debug("job %s: %s %s started after %lld ms in the queue", j->id, j->manifest->name,
                   j->manifest->version, (long long)(now_mono_ms() - j->created_mono));
 
-        if (workspace_create(s->workspaces_dir, j->id, j->parameters, r.limits.disk_mb,
-                             cfg->uid, cfg->gid, &r.ws, &err) < 0) {
-                finish(&r, JOB_ERR_RUNTIME_ERROR, err.msg, NULL);
+        for (size_t n = 1;; n++) {
+                struct run r = {
+                        .s = s, .job = j, .exit_code = -1, .error = JOB_ERR_NONE,
+                        .limits = oci_effective_limits(j->manifest, &cfg->defaults),
+                        .metrics = { .peak_memory_bytes = -1, .cpu_ms = -1 },
+                        .ids = JOB_IDS_NONE,
+                };
+                struct err err = ERR_INIT;
+                if (idpool_take(s->d.ids, &r.ids, &err) < 0) {
+                        finish(s, j, NULL, JOB_ERR_RUNTIME_ERROR, err.msg);
+                        return;
+                }
+                job_attempt_begin(j, r.ids.uid, r.ids.gid, r.run_id);
+                r.cgroups_path = xasprintf("%s/%s", cfg->cgroup_parent, r.run_id);
+                r.log_path = store_log_path(s->d.store, r.run_id);
+                live_add(s, r.run_id);
+
+                run_once(&r);
+
+                live_remove(s, r.run_id);
+                if (r.container_gone)
+                        idpool_give(s->d.ids, r.ids);
+                else
+                        log_warn("job %s: uid %lld stays out of use until run %s is removed", j->id,
+                                 (long long)r.ids.uid, r.run_id);
+                job_attempt_end(j, r.error, r.message);
+                breaker_record(s->d.breaker, j->manifest->name, r.error, r.message, probe);
+
+                bool again = r.error == JOB_ERR_RUNTIME_ERROR && r.retryable &&
+                             n < (size_t)cfg->retry.max_attempts && !job_cancel_requested(j) && !stopping(s) &&
+                             breaker_state(s->d.breaker, j->manifest->name) != HEALTH_ISOLATED;
+                if (again) {
+                        log_warn("job %s: run %s failed (%s); run %zu of %lld after a pause", j->id, r.run_id,
+                                 r.message, n + 1, (long long)cfg->retry.max_attempts);
+                        metrics_retry();
+                }
+                if (again && backoff(s, j, n)) {
+                        free(r.message);
+                        free(r.result);
+                        free(r.cgroups_path);
+                        free(r.log_path);
+                        continue;
+                }
+                enum job_error e = r.error;
+                const char *msg = r.message;
+                if (again || (e == JOB_ERR_RUNTIME_ERROR && job_cancel_requested(j))) {
+                        /* Cancelled between runs. */
+                        e = stop_reason(s);
+                        msg = stop_message(e);
+                }
+                finish(s, j, &r, e, msg);
+                free(r.message);
+                free(r.result);
+                free(r.cgroups_path);
+                free(r.log_path);
                 return;
         }
-
-        struct oci_job oj = {
-                .container_id = j->id, .manifest = j->manifest, .limits = r.limits,
-                .input_dir = r.ws->input_dir, .output_dir = r.ws->output_dir,
-                .uid = cfg->uid, .gid = cfg->gid, .cgroups_path = cgroups_path,
-        };
-        _cleanup_json_ json_t *config = NULL;
-        struct outcome out = { 0 };
-        int rc = oci_build(cfg->templates_dir, &oj, s->policy, &config, &err);
-        if (rc == 0)
-                rc = oci_write_bundle(r.ws->bundle_dir, config, &err);
-        if (rc == 0)
-                rc = run_container(&r, r.ws->bundle_dir, &out, &err);
-
-        int64_t t_collect = now_mono_ms();
-        enum job_error e;
-        json_t *result = NULL;
-        _cleanup_free_ char *message = NULL;
-        if (rc < 0) {
-                e = JOB_ERR_RUNTIME_ERROR;
-                message = xstrdup(err.msg);
-        } else if (out.exit.status == WAIT_CANCELLED) {
-                e = stop_reason(s);
-                message = xstrdup(stop_message(e));
-        } else {
-                _cleanup_free_ char *tail = read_file_tail(log_path, STDERR_TAIL_BYTES);
-                out.stderr_tail = tail;
-                e = result_classify(&out, r.ws->output_dir, cfg->max_result_bytes, &result, &message);
-                if (out.exit.status == WAIT_EXITED)
-                        r.exit_code = out.exit.exit_code;
-        }
-        r.metrics.collect_ms = now_mono_ms() - t_collect;
-
-        if (workspace_destroy(TAKE_PTR(r.ws), cfg->keep_bundles, &err) < 0)
-                log_warn("job %s: workspace cleanup: %s", j->id, err.msg);
-        finish(&r, e, message, result);
 }
 
 static void *worker_main(void *arg)
 {
         struct scheduler *s = arg;
-        /* Signals are for the main thread. */
-        sigset_t all;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, NULL);
         for (;;) {
-                struct job *j = queue_pop(s->queue, admit, s);
+                struct job *j = queue_pop(s->d.queue, admission_try, s->d.admission);
                 if (!j)
                         break;
                 run_job(s, j);
-                release(s, j);
+                admission_release(s->d.admission, j);
+                queue_kick(s->d.queue);
                 job_unref(j);
         }
         return NULL;
 }
 
-int scheduler_start(const struct config *cfg, const struct runtime *rt,
-                    const struct seccomp_policy *policy, struct queue *q, struct store *st,
-                    struct scheduler **ret, struct err *err)
+int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, struct err *err)
 {
         struct scheduler *s = xcalloc(1, sizeof *s);
-        s->cfg = cfg;
-        s->rt = rt;
-        s->policy = policy;
-        s->queue = q;
-        s->store = st;
+        s->d = *deps;
+        const struct config *cfg = deps->cfg;
         s->workspaces_dir = xasprintf("%s/workspaces", cfg->state_dir);
         s->logs_dir = xasprintf("%s/logs", cfg->state_dir);
         pthread_mutex_init(&s->lock, NULL);
-        s->memory_pool_mb = cfg->memory_pool_mb;
-        if (s->memory_pool_mb == 0) {
-                long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-                s->memory_pool_mb = pages > 0 && page > 0 ? (int64_t)pages / 1024 * page / 1024 * 3 / 4 : 1024;
-        }
 
         /* Job records do not outlive the daemon yet, so neither do their
          * logs: start with an empty logs dir. */
@@ -413,22 +428,28 @@ int scheduler_start(const struct config *cfg, const struct runtime *rt,
         if (rc == 0)
                 rc = mkdir_p(s->logs_dir, 0750, err);
         if (rc == 0)
-                rc = workspace_sweep(s->workspaces_dir, err);
+                rc = workspace_sweep(s->workspaces_dir, NULL, NULL, NULL, err);
         if (rc < 0) {
                 err_wrap(err, "scheduler");
                 scheduler_free(s);
                 return -1;
         }
         s->threads = xcalloc((size_t)cfg->workers, sizeof *s->threads);
+        /* Signals are for the main thread. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
         for (int64_t i = 0; i < cfg->workers; i++) {
                 int e = pthread_create(&s->threads[i], NULL, worker_main, s);
                 if (e) {
+                        pthread_sigmask(SIG_SETMASK, &old, NULL);
                         err_set(err, ERR_INTERNAL, e, "scheduler: start worker %lld", (long long)i);
                         scheduler_free(s);
                         return -1;
                 }
                 s->nworkers++;
         }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         *ret = s;
         return 0;
 }
@@ -442,8 +463,8 @@ static void interrupt_running(struct job *j, void *ctx)
 static void fail_queued(struct job *j, void *ctx)
 {
         struct scheduler *s = ctx;
-        if (job_finish(j, JOB_ERR_INTERRUPTED, "the daemon stopped before the job ran", NULL, -1, NULL))
-                store_job_final(s->store, j);
+        if (job_finish(j, JOB_ERR_INTERRUPTED, "the daemon stopped before the job ran", NULL, 0, -1, NULL))
+                store_job_final(s->d.store, j);
         job_unref(j);
 }
 
@@ -457,8 +478,8 @@ void scheduler_stop(struct scheduler *s)
         pthread_mutex_unlock(&s->lock);
         if (was_stopping)
                 return;
-        queue_close(s->queue, fail_queued, s);
-        store_foreach_active(s->store, interrupt_running, NULL);
+        queue_close(s->d.queue, fail_queued, s);
+        store_foreach_active(s->d.store, interrupt_running, NULL);
         for (size_t i = 0; i < s->nworkers; i++)
                 pthread_join(s->threads[i], NULL);
         s->nworkers = 0;
@@ -469,12 +490,9 @@ void scheduler_free(struct scheduler *s)
         if (!s)
                 return;
         scheduler_stop(s);
-        for (struct plugin_slot *p = s->slots, *n; p; p = n) {
-                n = p->next;
-                free(p->name);
-                free(p);
-        }
-        job_unref(s->memory_waiter);
+        for (size_t i = 0; i < s->nlive; i++)
+                free(s->live[i]);
+        free(s->live);
         pthread_mutex_destroy(&s->lock);
         free(s->threads);
         free(s->workspaces_dir);
@@ -484,9 +502,9 @@ void scheduler_free(struct scheduler *s)
 
 int scheduler_cancel(struct scheduler *s, struct job *j, struct err *err)
 {
-        if (queue_remove(s->queue, j)) {
-                if (job_finish(j, JOB_ERR_CANCELLED, "cancelled on request before it ran", NULL, -1, NULL))
-                        store_job_final(s->store, j);
+        if (queue_remove(s->d.queue, j)) {
+                if (job_finish(j, JOB_ERR_CANCELLED, "cancelled on request before it ran", NULL, 0, -1, NULL))
+                        store_job_final(s->d.store, j);
                 return 0;
         }
         if (job_status_is_final(job_get_status(j)))
@@ -497,23 +515,7 @@ int scheduler_cancel(struct scheduler *s, struct job *j, struct err *err)
         return 0;
 }
 
-size_t scheduler_running(struct scheduler *s)
-{
-        pthread_mutex_lock(&s->lock);
-        size_t n = s->running;
-        pthread_mutex_unlock(&s->lock);
-        return n;
-}
-
 size_t scheduler_workers(struct scheduler *s)
 {
         return s->nworkers;
-}
-
-void scheduler_memory(struct scheduler *s, int64_t *ret_used_mb, int64_t *ret_pool_mb)
-{
-        pthread_mutex_lock(&s->lock);
-        *ret_used_mb = s->memory_used_mb;
-        *ret_pool_mb = s->memory_pool_mb;
-        pthread_mutex_unlock(&s->lock);
 }

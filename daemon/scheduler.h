@@ -1,22 +1,27 @@
 /* scheduler.h - the worker pool that runs jobs.
  *
- * DESIGN: `workers` threads (the global concurrency limit) each pop a job
- * from the queue that its plugin's max_concurrent and the memory pool (the
- * running jobs' memory limits add up to at most memory_pool_mb) allow, and
- * run the whole
- * job path: workspace, OCI bundle, runtime create/start, wait with the
- * job's deadline (or a cancel), kill and delete, cgroup accounting, result
- * collection, cleanup, final record.  A per-job log pump thread copies the
- * container's stdout and stderr into a size-capped log file.  The scheduler
- * is the only place a job goes from running to final; cancel of a running
- * job is a request the worker acts on. */
+ * DESIGN: `workers` threads (the global concurrency limit) each take from
+ * the queue a job that admission.h allows and run it: one or more runs
+ * (attempts), each with its own run id "<job id>-<n>", job identity
+ * (idpool.h), workspace, OCI bundle, container, cgroup and log.  A run the
+ * runtime or host failed before the algorithm ran (workspace, bundle,
+ * `create`, `start`) is retried with backoff, up to retry.max_attempts runs
+ * in all, while the algorithm is not isolated; the algorithm's own failures
+ * (a non-zero exit, a timeout, no result...) never are.  Each run's outcome
+ * goes to the circuit breaker (breaker.h).  The scheduler is the only place
+ * a job goes from running to final; cancel of a running job is a request
+ * the worker acts on. */
 #ifndef EDGECD_SCHEDULER_H
 #define EDGECD_SCHEDULER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
+#include "admission.h"
+#include "breaker.h"
 #include "config.h"
 #include "error.h"
+#include "idpool.h"
 #include "job.h"
 #include "queue.h"
 #include "runtime.h"
@@ -25,10 +30,19 @@
 
 struct scheduler;
 
-/* Borrowed: cfg, rt, policy, q and st must outlive the scheduler. */
-int scheduler_start(const struct config *cfg, const struct runtime *rt,
-                    const struct seccomp_policy *policy, struct queue *q, struct store *st,
-                    struct scheduler **ret, struct err *err);
+/* Everything the workers use; borrowed, must outlive the scheduler. */
+struct scheduler_deps {
+        const struct config *cfg;
+        const struct runtime *rt;
+        const struct seccomp_policy *policy;
+        struct queue *queue;
+        struct store *store;
+        struct idpool *ids;
+        struct breaker *breaker;
+        struct admission *admission;
+};
+
+int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, struct err *err);
 
 /* Stop taking jobs, interrupt the running ones (error `interrupted`), fail
  * the queued ones the same way, join the workers.  The scheduler stays
@@ -43,9 +57,10 @@ void scheduler_free(struct scheduler *s);
  * ERR_CONFLICT when the job is final already. */
 int scheduler_cancel(struct scheduler *s, struct job *j, struct err *err);
 
-size_t scheduler_running(struct scheduler *s);
+/* Is run_id (a container, cgroup or workspace name) a run in progress?
+ * For the collector: what is not live is a leftover. */
+bool scheduler_run_is_live(struct scheduler *s, const char *run_id);
+
 size_t scheduler_workers(struct scheduler *s);
-/* The memory budget: limits of the running jobs, and the pool (MiB). */
-void scheduler_memory(struct scheduler *s, int64_t *ret_used_mb, int64_t *ret_pool_mb);
 
 #endif

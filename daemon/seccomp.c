@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <seccomp.h>   /* libseccomp: our header is only reachable as "seccomp.h" */
@@ -19,11 +20,14 @@
 
 #define ALLOW_FILE_MAX (1024 * 1024)
 
-/* clone(2) flags that create namespaces; the filter allows clone only when
- * none of them is set (Docker's rule).  Without it an unprivileged process
- * could still make a user namespace with clone(CLONE_NEWUSER) although
- * unshare and setns are forbidden. */
-#define CLONE_NS_FLAGS_MASK 0x7E020000ULL
+/* clone(2) flags that create namespaces: CLONE_NEWNS, NEWCGROUP, NEWUTS,
+ * NEWIPC, NEWUSER, NEWPID, NEWNET.  A clone with any of them set kills the
+ * thread.  Without this an unprivileged process could still make a user
+ * namespace with clone(CLONE_NEWUSER) although unshare and setns are
+ * forbidden. */
+static const uint64_t clone_ns_flags[] = {
+        0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000,
+};
 
 /* socket(2) is allowed for every family but AF_VSOCK (Docker's rule): the
  * network namespace is empty, but vsock is not namespaced and on a VM host
@@ -242,14 +246,29 @@ json_t *seccomp_policy_oci(const struct seccomp_policy *p, char *const *extra)
                                                        "action", "SCMP_ACT_ALLOW"));
         else
                 json_decref(names);
-        if (has_clone)
-                /* MASKED_EQ: (arg0 & value) == valueTwo (0). */
-                json_array_append_new(rules, json_pack("{s:[s],s:s,s:[{s:i,s:I,s:I,s:s}]}",
+        if (has_clone) {
+                /* Runtimes disagree on which of value and valueTwo is the
+                 * mask of SCMP_CMP_MASKED_EQ (runc and crun: value; youki
+                 * 0.7: valueTwo, which turned Docker's "allow when
+                 * (flags & NS) == 0" into an unconditional allow).  So every
+                 * masked rule here has value == valueTwo, which reads the
+                 * same either way: one rule per flag, "(flags & F) == F"
+                 * kills.  Then an allow with a comparison that is always
+                 * true: libseccomp tries masked-equal comparisons before
+                 * greater-or-equal ones on the same argument, so the kills
+                 * come first (and an unconditional allow would wipe them). */
+                for (size_t i = 0; i < ARRAY_SIZE(clone_ns_flags); i++)
+                        json_array_append_new(rules, json_pack("{s:[s],s:s,s:[{s:i,s:I,s:I,s:s}]}",
+                                                               "names", "clone", "action", "SCMP_ACT_KILL",
+                                                               "args", "index", 0,
+                                                               "value", (json_int_t)clone_ns_flags[i],
+                                                               "valueTwo", (json_int_t)clone_ns_flags[i],
+                                                               "op", "SCMP_CMP_MASKED_EQ"));
+                json_array_append_new(rules, json_pack("{s:[s],s:s,s:[{s:i,s:I,s:s}]}",
                                                        "names", "clone", "action", "SCMP_ACT_ALLOW",
-                                                       "args", "index", 0,
-                                                       "value", (json_int_t)CLONE_NS_FLAGS_MASK,
-                                                       "valueTwo", (json_int_t)0,
-                                                       "op", "SCMP_CMP_MASKED_EQ"));
+                                                       "args", "index", 0, "value", (json_int_t)0,
+                                                       "op", "SCMP_CMP_GE"));
+        }
         if (has_socket)
                 json_array_append_new(rules, json_pack("{s:[s],s:s,s:[{s:i,s:i,s:s}]}",
                                                        "names", "socket", "action", "SCMP_ACT_ALLOW",

@@ -33,8 +33,10 @@ const char *seccomp_never_allowed(const char *name);
  * one SCMP_ACT_ALLOW rule with the allowlist plus `extra` (may be NULL),
  * sorted and without duplicates.  Three rules besides:
  *  - `clone`, when listed, is allowed only without namespace flags
- *    (CLONE_NEWUSER and friends; Docker's rule), else unshare's ban could be
- *    bypassed with clone(CLONE_NEWUSER);
+ *    (CLONE_NEWUSER and friends kill the thread, SCMP_ACT_KILL), else
+ *    unshare's ban could be bypassed with clone(CLONE_NEWUSER).  Written so
+ *    that it means the same whichever of value and valueTwo a runtime takes
+ *    for the mask (seccomp.c);
  *  - `socket`, when listed, is allowed for every family but AF_VSOCK (not
  *    namespaced: it would reach the hypervisor of a VM host);
  *  - `clone3`, unless listed, fails with ENOSYS (Docker's answer) instead of

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -102,13 +103,25 @@ static bool over_limits(const struct store *s)
 /* Forget the jobs that became final first while over a limit, keeping the
  * last one to finish: a long job created early and finished just now is the
  * newest result, not the oldest.  Each step removes one, so it is cheap. */
+/* Remove the logs of every run of a job. */
+static void remove_logs(struct store *s, struct job *j)
+{
+        size_t n = job_attempt_count(j);
+        for (size_t i = 1; i <= n; i++) {
+                _cleanup_free_ char *log = xasprintf("%s/%s-%zu.log", s->logs_dir, j->id, i);
+                unlink(log);
+        }
+}
+
+/* Forget the jobs that became final first while over a limit, keeping the
+ * last one to finish: a long job created early and finished just now is the
+ * newest result, not the oldest.  Each step removes one, so it is cheap. */
 static void evict(struct store *s)
 {
         while (over_limits(s) && s->finals > 1) {
                 struct entry *e = s->first_final;
                 remove_entry(s, e);
-                _cleanup_free_ char *log = store_log_path(s, e->job->id);
-                unlink(log);
+                remove_logs(s, e->job);
                 job_unref(e->job);
                 free(e);
         }
@@ -190,35 +203,71 @@ struct job *store_get(struct store *s, const char *id)
         return j;
 }
 
-int store_list_json(struct store *s, const struct store_filter *f, json_t **ret, struct err *err)
+int store_list(struct store *s, const struct store_filter *f, size_t max_bytes, char **ret_text,
+               size_t *ret_len, struct err *err)
 {
+        /* Take references under the lock; render outside it, so a long
+         * page holds up neither the workers nor other requests' lookups. */
+        struct job **page = xcalloc(f->limit + 1, sizeof *page);
+        size_t n = 0;
+        bool more = false;
         pthread_mutex_lock(&s->lock);
         struct entry *start = s->newest;
         if (f->after) {
                 struct entry *a = find(s, f->after);
                 if (!a) {
                         pthread_mutex_unlock(&s->lock);
-                        return err_set(err, ERR_NOT_FOUND, 0, "no job `%s` to list after", f->after);
+                        free(page);
+                        return err_set(err, ERR_NOT_FOUND, 0, "no job `%.64s` to list after", f->after);
                 }
                 start = a->older;
         }
-        json_t *jobs = json_array();
-        const char *next = NULL;
         for (struct entry *e = start; e; e = e->older) {
                 if (f->status >= 0 && (int)job_get_status(e->job) != f->status)
                         continue;
                 if (f->algorithm && strcmp(f->algorithm, e->job->manifest->name))
                         continue;
-                if (json_array_size(jobs) == f->limit) {
-                        next = json_string_value(json_object_get(
-                                json_array_get(jobs, json_array_size(jobs) - 1), "id"));
+                if (n == f->limit) {
+                        more = true;
                         break;
                 }
-                json_array_append_new(jobs, job_to_json(e->job));
+                page[n++] = job_ref(e->job);
         }
-        json_t *o = json_pack("{s:o, s:o}", "jobs", jobs, "next", next ? json_string(next) : json_null());
         pthread_mutex_unlock(&s->lock);
-        *ret = o;
+
+        /* {"jobs":[...],"next":"<id>"|null}; a page ends early once it
+         * holds max_bytes, and `next` goes on from there. */
+        size_t cap = 4096, len = 0;
+        char *out = xmalloc(cap);
+        len += (size_t)snprintf(out, cap, "{\"jobs\":[");
+        size_t shown = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (shown > 0 && len >= max_bytes) {
+                        more = true;
+                        break;
+                }
+                size_t jl;
+                _cleanup_free_ char *jt = job_render(page[i], true, &jl);
+                if (len + jl + 128 > cap) {
+                        while (len + jl + 128 > cap)
+                                cap *= 2;
+                        out = xrealloc(out, cap);
+                }
+                if (shown)
+                        out[len++] = ',';
+                memcpy(out + len, jt, jl);
+                len += jl;
+                shown++;
+        }
+        if (more && shown)
+                len += (size_t)snprintf(out + len, cap - len, "],\"next\":\"%s\"}", page[shown - 1]->id);
+        else
+                len += (size_t)snprintf(out + len, cap - len, "],\"next\":null}");
+        for (size_t i = 0; i < n; i++)
+                job_unref(page[i]);
+        free(page);
+        *ret_text = out;
+        *ret_len = len;
         return 0;
 }
 

@@ -16,8 +16,6 @@
 
 #include <stddef.h>
 
-#include <jansson.h>
-
 #include "error.h"
 #include "job.h"
 
@@ -44,16 +42,20 @@ struct store_filter {
         const char *after;        /* list jobs created before this id; NULL from the newest */
         size_t limit;
 };
-/* {"jobs": [...newest first...], "next": id-or-null}.  ERR_NOT_FOUND when
- * `after` is not a known job. */
-int store_list_json(struct store *s, const struct store_filter *f, json_t **ret, struct err *err);
+/* GET /v1/jobs as JSON text: {"jobs": [...newest first...], "next":
+ * id-or-null}.  A page holds at most f->limit jobs, and stops early once it
+ * holds max_bytes (at least one job): `next` then names the last job shown.
+ * ERR_NOT_FOUND when `after` is not a known job.  Caller frees *ret_text. */
+int store_list(struct store *s, const struct store_filter *f, size_t max_bytes, char **ret_text,
+               size_t *ret_len, struct err *err);
 
 /* Call fn on every job that is not final (for shutdown). */
 void store_foreach_active(struct store *s, void (*fn)(struct job *j, void *ctx), void *ctx);
 
 size_t store_count(struct store *s);
 
-/* The log file of a job id: LOGS_DIR/<id>.log (caller frees). */
+/* The log file of a run: LOGS_DIR/<run id>.log (caller frees).  A job's
+ * runs are "<job id>-<n>"; all of them go when the job is evicted. */
 char *store_log_path(struct store *s, const char *id);
 
 #endif

@@ -44,15 +44,20 @@ char *xstrdup(const char *s)
         return d;
 }
 
+char *xvasprintf(const char *fmt, va_list ap)
+{
+        char *s = NULL;
+        if (vasprintf(&s, fmt, ap) < 0)
+                abort();
+        return s;
+}
+
 char *xasprintf(const char *fmt, ...)
 {
         va_list ap;
-        char *s = NULL;
         va_start(ap, fmt);
-        int n = vasprintf(&s, fmt, ap);
+        char *s = xvasprintf(fmt, ap);
         va_end(ap);
-        if (n < 0)
-                abort();
         return s;
 }
 
@@ -279,5 +284,58 @@ bool parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret)
         if (errno || *end || v < min || v > max)
                 return false;
         *ret = v;
+        return true;
+}
+
+size_t utf8_seq_len(const char *str, size_t left)
+{
+        const unsigned char *s = (const unsigned char *)str;
+        if (left == 0)
+                return 0;
+        unsigned char c = s[0];
+        if (c < 0x80)
+                return 1;
+        size_t n;
+        unsigned char lo = 0x80, hi = 0xBF;   /* range of the second byte */
+        if (c >= 0xC2 && c <= 0xDF) {
+                n = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+                n = 3;
+                if (c == 0xE0)
+                        lo = 0xA0;
+                else if (c == 0xED)
+                        hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+                n = 4;
+                if (c == 0xF0)
+                        lo = 0x90;
+                else if (c == 0xF4)
+                        hi = 0x8F;
+        } else {
+                return 0;
+        }
+        if (left < n || s[1] < lo || s[1] > hi)
+                return 0;
+        for (size_t i = 2; i < n; i++)
+                if (s[i] < 0x80 || s[i] > 0xBF)
+                        return 0;
+        return n;
+}
+
+bool utf8_valid(const char *s, size_t len, size_t *ret_bad)
+{
+        for (size_t i = 0; i < len;) {
+                if ((unsigned char)s[i] < 0x80) {
+                        i++;
+                        continue;
+                }
+                size_t n = utf8_seq_len(s + i, len - i);
+                if (n == 0) {
+                        if (ret_bad)
+                                *ret_bad = i;
+                        return false;
+                }
+                i += n;
+        }
         return true;
 }

@@ -3,6 +3,7 @@
 #ifndef EDGECD_UTIL_H
 #define EDGECD_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +44,7 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* ---- NULL-terminated string vectors ---- */
 size_t strv_len(char *const *v);
@@ -73,6 +75,14 @@ int read_file(const char *path, size_t max, unsigned flags, char **ret_data, siz
               struct err *err);
 /* Read at most the last `max` bytes of a file (for stderr tails). */
 char *read_file_tail(const char *path, size_t max);
+
+/* Length of the valid UTF-8 sequence at s (at most `left` bytes there):
+ * RFC 3629, no overlong forms, no surrogates, nothing above U+10FFFF; 0
+ * when invalid. */
+size_t utf8_seq_len(const char *s, size_t left);
+/* Is s[0..len) valid UTF-8 throughout?  *ret_bad (may be NULL) gets the
+ * offset of the first bad byte. */
+bool utf8_valid(const char *s, size_t len, size_t *ret_bad);
 
 /* Does path have a ".." component ("a/../b", "..", "x/..")? */
 bool path_has_dotdot(const char *path);

@@ -50,25 +50,24 @@ static void workspace_destroyp(struct workspace **ws)
                 workspace_destroy(*ws, false, NULL);
 }
 
-int workspace_create(const char *root, const char *job_id, const json_t *parameters,
+int workspace_create(const char *root, const char *run_id, const char *input_text, size_t input_len,
                      int64_t disk_mb, int64_t uid, int64_t gid,
                      struct workspace **ret, struct err *err)
 {
-        if (!job_id_ok(job_id))
-                return err_set(err, ERR_INVALID, 0, "workspace: bad job id `%s`", job_id);
+        if (!job_id_ok(run_id))
+                return err_set(err, ERR_INVALID, 0, "workspace: bad run id `%s`", run_id);
         if (disk_mb <= 0 || disk_mb > 1024 * 1024 || uid < 0 || uid > UINT32_MAX - 1 || gid < 0 ||
             gid > UINT32_MAX - 1)
                 return err_set(err, ERR_INVALID, 0, "workspace: bad disk size or uid/gid");
         /* Root only, all the way down to the job: the container reaches
          * /input and /output through bind mounts, never through these host
-         * paths, while the paths are public in /proc/self/mountinfo and
-         * uid 65534 is shared with host `nobody` services. */
+         * paths, while the paths are public in /proc/self/mountinfo. */
         if (mkdir_p(root, 0700, err) < 0)
                 return err_wrap(err, "workspace");
         if (chmod(root, 0700) < 0)
                 return err_errno(err, ERR_IO, "workspace: chmod `%s`", root);
 
-        _cleanup_free_ char *dir = xasprintf("%s/%s", root, job_id);
+        _cleanup_free_ char *dir = xasprintf("%s/%s", root, run_id);
         /* Plain mkdir, not mkdir -p: an existing directory belongs to
          * another job (or a leftover the sweep missed) and must not be
          * adopted, nor removed by our cleanup below. */
@@ -84,11 +83,8 @@ int workspace_create(const char *root, const char *job_id, const json_t *paramet
 
         if (make_dir(ws->input_dir, 0755, err) < 0)
                 return err_wrap(err, "workspace");
-        _cleanup_free_ char *text = json_dumps(parameters, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!text)
-                return err_set(err, ERR_INVALID, 0, "workspace: cannot serialise the parameters");
         _cleanup_free_ char *input = xasprintf("%s/input.json", ws->input_dir);
-        if (write_file(input, text, strlen(text), 0644, err) < 0)
+        if (write_file(input, input_text, input_len, 0644, err) < 0)
                 return err_wrap(err, "workspace");
         if (chmod(input, 0644) < 0)
                 return err_errno(err, ERR_IO, "workspace: chmod `%s`", input);
@@ -192,16 +188,13 @@ static int mounts_below(const char *dir, char ***ret, struct err *err)
         return 0;
 }
 
-int workspace_sweep(const char *root, struct err *err)
+/* Unmount everything below dir (deepest first) and remove it. */
+static int remove_tree(const char *dir, struct err *err)
 {
-        char real[PATH_MAX];
-        if (!realpath(root, real))
-                return errno == ENOENT ? 0 : err_errno(err, ERR_IO, "workspace: sweep `%s`", root);
-
         int ret = 0;
         _cleanup_strv_ char **mounts = NULL;
-        if (mounts_below(real, &mounts, err) < 0)
-                return err_wrap(err, "workspace: sweep");
+        if (mounts_below(dir, &mounts, err) < 0)
+                return -1;
         for (size_t i = 0; mounts && mounts[i]; i++) {
                 struct err e = ERR_INIT;
                 if (unmount(mounts[i], &e) < 0 && ret == 0) {
@@ -210,23 +203,49 @@ int workspace_sweep(const char *root, struct err *err)
                                 *err = e;
                 }
         }
+        struct err e = ERR_INIT;
+        if (rm_rf(dir, &e) < 0 && ret == 0) {
+                ret = -1;
+                if (err)
+                        *err = e;
+        }
+        return ret;
+}
+
+int workspace_sweep(const char *root, bool (*keep)(const char *run_id, void *ctx), void *ctx,
+                    size_t *ret_removed, struct err *err)
+{
+        size_t removed = 0;
+        if (ret_removed)
+                *ret_removed = 0;
+        char real[PATH_MAX];
+        if (!realpath(root, real))
+                return errno == ENOENT ? 0 : err_errno(err, ERR_IO, "workspace: sweep `%s`", root);
 
         DIR *d = opendir(real);
         if (!d)
                 return err_errno(err, ERR_IO, "workspace: sweep: open `%s`", real);
+        _cleanup_strv_ char **names = NULL;
         struct dirent *de;
-        while ((de = readdir(d))) {
-                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                _cleanup_free_ char *path = xasprintf("%s/%s", real, de->d_name);
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && !(keep && keep(de->d_name, ctx)))
+                        strv_push(&names, de->d_name);
+        closedir(d);
+
+        int ret = 0;
+        for (size_t i = 0; names && names[i]; i++) {
+                _cleanup_free_ char *path = xasprintf("%s/%s", real, names[i]);
                 struct err e = ERR_INIT;
-                if (rm_rf(path, &e) < 0 && ret == 0) {
-                        ret = -1;
-                        if (err)
+                if (remove_tree(path, &e) < 0) {
+                        if (ret == 0 && err)
                                 *err = e;
+                        ret = -1;
+                } else {
+                        removed++;
                 }
         }
-        closedir(d);
+        if (ret_removed)
+                *ret_removed = removed;
         if (ret < 0)
                 return err_wrap(err, "workspace: sweep `%s`", real);
         return 0;

@@ -1,4 +1,4 @@
-/* workspace.h - one job's directory under STATE_DIR/workspaces/<job-id>:
+/* workspace.h - one run's directory under STATE_DIR/workspaces/<run-id>:
  *
  *   input/input.json   the accepted parameters (mode 0644), bind-mounted
  *                      read-only at /input
@@ -13,9 +13,8 @@
 #define EDGECD_WORKSPACE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-
-#include <jansson.h>
 
 #include "error.h"
 
@@ -27,9 +26,10 @@ struct workspace {
         bool output_mounted;
 };
 
-/* Make the workspace for job_id under root (STATE_DIR/workspaces).  On error
+/* Make the workspace for run_id under root (STATE_DIR/workspaces), with
+ * input (the parameters' JSON text, len bytes) as input.json.  On error
  * everything made so far is removed again. */
-int workspace_create(const char *root, const char *job_id, const json_t *parameters,
+int workspace_create(const char *root, const char *run_id, const char *input, size_t len,
                      int64_t disk_mb, int64_t uid, int64_t gid,
                      struct workspace **ret, struct err *err);
 
@@ -37,8 +37,11 @@ int workspace_create(const char *root, const char *job_id, const json_t *paramet
  * Accepts NULL.  Frees ws even when removal fails (err says what is left). */
 int workspace_destroy(struct workspace *ws, bool keep_bundle, struct err *err);
 
-/* Remove leftovers of a previous run under root (unmount output tmpfs
- * mounts, remove directories).  Called at startup. */
-int workspace_sweep(const char *root, struct err *err);
+/* Remove the workspaces under root for which keep(run_id, ctx) is false
+ * (keep NULL: all): unmount what is mounted below them, remove the
+ * directories.  Leftovers of runs that ended without cleaning up, at start
+ * and by the collector.  *ret_removed (may be NULL) counts them. */
+int workspace_sweep(const char *root, bool (*keep)(const char *run_id, void *ctx), void *ctx,
+                    size_t *ret_removed, struct err *err);
 
 #endif

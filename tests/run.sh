@@ -8,9 +8,14 @@
 #   3. integration tests: the real daemon over HTTP, real containers
 #   4. the same integration suite against the ASan+UBSan daemon
 #   5. a short scenario with the daemon under valgrind
+#
+# EDGECD_RUNTIME (make check RUNTIME=...) names the runtime every daemon and
+# unit test uses: a name or an absolute path; empty means youki, which falls
+# back to crun, then runc.  The integration suite prints which one ran.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 export EDGECD_SRC="$PWD"
+export EDGECD_RUNTIME="${EDGECD_RUNTIME:-}"
 PY=/usr/bin/python3
 passed=0
 failed=0

@@ -159,11 +159,14 @@ def main():
     ap.add_argument("--templates", default=os.path.join(harness.REPO, "oci-templates"))
     ap.add_argument("--filter", action="append", default=[], metavar="PATTERN")
     ap.add_argument("--quick", action="store_true", help="the subset for the ASan build")
+    ap.add_argument("--runtime", default=os.environ.get("EDGECD_RUNTIME") or "youki",
+                    help="the daemons' `runtime` setting: a name or a path (default youki, "
+                         "which falls back to crun, then runc)")
     ap.add_argument("--list", action="store_true", help="list the selected tests and exit")
     a = ap.parse_args()
 
     harness.OPTIONS.update(daemon=os.path.abspath(a.daemon), plugins=os.path.abspath(a.plugins),
-                           templates=os.path.abspath(a.templates), quick=a.quick)
+                           templates=os.path.abspath(a.templates), quick=a.quick, runtime=a.runtime)
     os.environ.setdefault("EDGECD_SRC", harness.REPO)
 
     problems = []
@@ -208,7 +211,9 @@ def main():
         for d in result.details:
             print(d)
             print("-" * 50)
-    print("(%.0f s)" % (time.monotonic() - t0))
+    rt = harness.RUNTIME
+    print("(%.0f s; runtime %s %s at %s)" % (time.monotonic() - t0, rt.get("name", "?"),
+                                            rt.get("version", "?"), rt.get("path", "?")))
     print("%d passed, %d failed" % (result.passed, result.failed))
     return 1 if result.failed else 0
 

@@ -2,6 +2,7 @@
 and starting with a plugins dir that is missing or holds only broken
 manifests."""
 
+import json
 import os
 import re
 import shutil
@@ -293,3 +294,52 @@ class Install(unittest.TestCase):
         job = d.run_job({"algorithm": "matrix_multiplication",
                          "parameters": {"matrix_a": [[1, 2], [3, 4]], "matrix_b": [[5], [6]]}})
         self.assertEqual(job["result"], {"product": [[17], [39]], "rows": 2, "cols": 1}, job)
+
+
+class Refusals(unittest.TestCase):
+    """Configurations that would weaken the sandbox are refused at start,
+    each naming what and where."""
+
+    def refused(self, name, config=None, templates=None):
+        d = Daemon(name, config=config or {})
+        if templates:
+            d.config["templates_dir"] = templates
+            with open(d.config_path, "w") as f:
+                f.write("\n".join(harness.yaml_dump(d.config)) + "\n")
+        self.addCleanup(d.stop, check=False)
+        with self.assertRaises(AssertionError) as cm:
+            d.start(timeout=20)
+        return str(cm.exception)
+
+    def test_template_with_hooks_or_host_mounts(self):
+        src = harness.OPTIONS["templates"]
+        cases = (
+            ("hooks", lambda t: t.update(hooks={"prestart": [{"path": "/bin/sh"}]}), "/hooks"),
+            ("bind", lambda t: t["mounts"].append({"destination": "/host", "type": "bind", "source": "/",
+                                                    "options": ["rbind"]}), "/mounts/7/type"),
+            ("sysctl", lambda t: t["linux"].update(sysctl={"kernel.shmmax": "1"}), "/linux/sysctl"),
+            ("devices", lambda t: t["linux"].update(devices=[{"path": "/dev/kmsg", "type": "c", "major": 1,
+                                                             "minor": 11}]), "/linux/devices"),
+        )
+        for what, edit, pointer in cases:
+            with self.subTest(what=what):
+                tmp = tempfile.mkdtemp(prefix="edgecd-it-tmpl-")
+                self.addCleanup(shutil.rmtree, tmp, True)
+                shutil.copy(os.path.join(src, "seccomp.allow"), tmp)
+                with open(os.path.join(src, "default.json")) as f:
+                    t = json.load(f)
+                edit(t)
+                with open(os.path.join(tmp, "default.json"), "w") as f:
+                    json.dump(t, f)
+                log = self.refused("tmpl-" + what, templates=tmp)
+                self.assertIn("template `%s/default.json`: %s" % (tmp, pointer), log)
+                r = subprocess.run([harness.OPTIONS["daemon"], "--check-config", "--templates-dir", tmp],
+                                   capture_output=True, text=True, timeout=20)
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                self.assertIn(pointer, r.stderr)
+
+    def test_job_users_overlapping_a_host_account(self):
+        import pwd
+        name = pwd.getpwuid(1).pw_name           # "daemon" on Debian
+        log = self.refused("jobusers", config={"job_users": {"first_uid": 1, "first_gid": 3000000000, "count": 10}})
+        self.assertIn("job_users: the job uid range 1-10 holds host user `%s` (uid 1)" % name, log)

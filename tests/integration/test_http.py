@@ -186,6 +186,23 @@ class HttpErrors(DaemonCase):
         self.assertEqual(json.loads(body)["error"]["code"], "payload_too_large")
         self.assertHealthy()
 
+    def chunked(self, payload, size=4096):
+        return [b"%x\r\n%s\r\n" % (len(payload[i:i + size]), payload[i:i + size])
+                for i in range(0, len(payload), size)] + [b"0\r\n\r\n"]
+
+    def test_chunked_exactly_at_the_limit(self):
+        # Without a Content-Length the limit is counted as the body comes:
+        # max_body_bytes is read, one byte more is refused.
+        head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        st, hdrs, body, secs = raw_exchange(self.d.port, head, self.chunked(self.padded(MAX_BODY)), timeout=10)
+        self.assertEqual(st, 404, body)
+        self.assertEqual(json.loads(body)["error"]["code"], "unknown_algorithm")
+        st, hdrs, body, secs = raw_exchange(self.d.port, head, self.chunked(self.padded(MAX_BODY + 1)), timeout=10)
+        self.assertEqual(st, 413, body)
+        self.assertEqual(json.loads(body)["error"]["code"], "payload_too_large")
+        self.assertHealthy()
+
     def test_chunked_within_limit_accepted(self):
         payload = json.dumps({"algorithm": "t_echo", "parameters": {"chunked": True}}).encode()
         chunks = [b"%x\r\n%s\r\n" % (len(payload[i:i + 7]), payload[i:i + 7])

@@ -45,7 +45,8 @@ class QueueFull(DaemonCase):
 
 @quick
 class Waiting(DaemonCase):
-    CONFIG = {"workers": 2, "queue_capacity": 128}
+    # 100 waiting clients come from one address here.
+    CONFIG = {"workers": 2, "queue_capacity": 128, "http": {"max_connections_per_client": 256}}
 
     def test_wait_true(self):
         t0 = time.monotonic()
@@ -245,13 +246,15 @@ class CrashRecovery(unittest.TestCase):
         d.proc.kill()
         d.proc.wait(10)
         root = os.path.join(d.state_dir, "runtime")
-        self.assertEqual(harness.runc_containers(root), [r.body["id"]], "the killed daemon's container runs on")
+        left = harness.runtime_containers(root)
+        self.assertEqual(left, ["%s/%s-1" % (d.runtime["name"], r.body["id"])],
+                         "the killed daemon's container runs on")
         self.assertTrue(harness.mounts_under(d.tmp), "its /output tmpfs is still mounted")
         self.assertTrue(harness.cgroup_children(d.cgroup_parent), "its cgroup is still there")
 
         d.logf.close()
         d.start()    # same config, same state dir, same cgroup parent
-        self.assertEqual(harness.runc_containers(root), [])
+        self.assertEqual(harness.runtime_containers(root), [])
         self.assertEqual(harness.mounts_under(d.tmp), [])
         self.assertEqual(harness.cgroup_children(d.cgroup_parent), [])
         self.assertEqual(os.listdir(os.path.join(d.state_dir, "workspaces")), [])

@@ -298,6 +298,96 @@ case $(cat "$work/out/result.json" 2>/dev/null) in
 *) bad "testkit sandbox: unexpected report $(head -c 300 "$work/out/result.json")" ;;
 esac
 [ -e "$work/probe" ] && bad "testkit sandbox: probe file left behind"
+# The attack modes: only what is harmless and quick on the host.  forkbomb,
+# escape, ignoreterm, net, peer and every deadly call run in containers
+# only (the integration tests); here just their input checks, which die
+# before doing anything.
+t0=$(date +%s%N)
+expect "testkit spin" '{"seconds":0.2}' '{"spun":0.2}' "$TK" spin
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -ge 200 ] || bad "testkit spin: ended after $ms ms, want at least 200"
+expect_fail "testkit spin: bad seconds" '{"seconds":-1}' 2 'seconds is -1, must be within 0..' "$TK" spin
+
+# mo NAME INPUT BYTES PYEXPR: manyobjects exits 0 with a result of exactly
+# BYTES that python3 parses into a value v for which PYEXPR holds.
+mo() {
+        printf '%s' "$2" >"$work/in.json"
+        run "$TK" manyobjects
+        if [ "$rc" -ne 0 ]; then
+                bad "testkit manyobjects $1: exit $rc; stderr: $(head -c 300 "$work/stderr")"
+                return
+        fi
+        size=$(wc -c <"$work/out/result.json")
+        if [ "$size" -ne "$3" ]; then
+                bad "testkit manyobjects $1: $size bytes, want $3"
+        elif ! python3 -c "import json, sys
+v = json.load(open(sys.argv[1]))
+sys.exit(0 if ($4) else 1)" "$work/out/result.json"; then
+                bad "testkit manyobjects $1: not JSON, or not the shape ($4)"
+        else
+                ok
+        fi
+}
+# [{},...] is 3n+1 bytes: 1048576 holds 349525 objects and one space.
+mo "default" '{}' 1048576 'len(v) == 349525 and all(x == {} for x in v)'
+mo "objects" '{"bytes":100}' 100 'len(v) == 33 and all(x == {} for x in v)'
+mo "arrays" '{"shape":"arrays","bytes":1000}' 1000 'len(v) == 333 and all(x == [] for x in v)'
+mo "too small for one" '{"bytes":3}' 3 'v == []'
+mo "deep" '{"shape":"deep","depth":50,"bytes":150}' 150 'repr(v) == "[" * 50 + "]" * 50'
+# The default depth is beyond python's recursion limit: check the bytes.
+printf '{"shape":"deep"}' >"$work/in.json"
+run "$TK" manyobjects
+f=$work/out/result.json
+if [ "$rc" -eq 0 ] && [ "$(wc -c <"$f")" -eq 1048576 ] &&
+        [ "$(head -c 100000 "$f" | tr -d '[' | wc -c)" -eq 0 ] &&
+        [ "$(head -c 200000 "$f" | tail -c 100000 | tr -d ']' | wc -c)" -eq 0 ] &&
+        [ "$(tail -c +200001 "$f" | tr -d ' ' | wc -c)" -eq 0 ]; then
+        ok
+else
+        bad "testkit manyobjects deep: exit $rc, or not 100000 nested arrays padded to 1048576 bytes"
+fi
+expect_fail "testkit manyobjects: depth over bytes" '{"shape":"deep","depth":10,"bytes":19}' 2 \
+        'depth 10 needs 20 bytes, more than bytes (19)' "$TK" manyobjects
+expect_fail "testkit manyobjects: bad shape" '{"shape":"trees"}' 2 \
+        "shape is \`trees\`, must be objects, arrays or deep" "$TK" manyobjects
+
+# resultattack, the kinds that only make files in the temporary output dir
+# (growing leaves a writer behind; not here).  ra KIND [MORE-JSON]
+ra() {
+        printf '{"kind":"%s"%s}' "$1" "${2-}" >"$work/in.json"
+        run "$TK" resultattack
+        f=$work/out/result.json
+        [ "$rc" -eq 0 ] || bad "testkit resultattack $1: exit $rc; stderr: $(head -c 300 "$work/stderr")"
+}
+ra fifo
+if [ -p "$f" ]; then ok; else bad "testkit resultattack fifo: result.json is not a fifo"; fi
+ra dir
+if [ -d "$f" ]; then ok; else bad "testkit resultattack dir: result.json is not a directory"; fi
+ra sparse ',"bytes":4096'
+if [ -f "$f" ] && [ "$(wc -c <"$f")" -eq 4096 ]; then ok; else bad "testkit resultattack sparse: not a 4096-byte file"; fi
+ra hardlink
+ino() { ls -i "$1" | awk '{ print $1 }'; }
+if [ "$(ino "$f")" = "$(ino "$work/in.json")" ]; then ok; else bad "testkit resultattack hardlink: result.json is not input.json"; fi
+ra proc_symlink
+if [ -L "$f" ] && [ "$(readlink "$f")" = /proc/1/environ ]; then ok; else bad "testkit resultattack proc_symlink: no symlink to /proc/1/environ"; fi
+ra devzero
+if [ -L "$f" ] && [ "$(readlink "$f")" = /dev/zero ]; then ok; else bad "testkit resultattack devzero: no symlink to /dev/zero"; fi
+ra tmp_then_rename_late
+if [ ! -e "$f" ] && [ "$(cat "$f.tmp" 2>/dev/null)" = '{"late":true}' ]; then
+        ok
+else
+        bad "testkit resultattack tmp_then_rename_late: want result.json.tmp only"
+fi
+expect_fail "testkit resultattack: unknown kind" '{"kind":"socket"}' 2 "unknown kind \`socket\`" "$TK" resultattack
+expect_fail "testkit resultattack: no kind" '{}' 2 'kind is missing' "$TK" resultattack
+
+expect_fail "testkit deadly: unknown call" '{"call":"reboot"}' 2 "unknown call \`reboot\`" "$TK" deadly
+expect_fail "testkit deadly: no call" '{}' 2 'call is missing' "$TK" deadly
+expect_fail "testkit deadly: call not a string" '{"call":1}' 2 'call must be a string, got number' "$TK" deadly
+expect_fail "testkit peer: bad role" '{"role":"both"}' 2 "role is \`both\`, must be holder or prober" "$TK" peer
+expect_fail "testkit peer: no role" '{}' 2 'role is missing' "$TK" peer
+expect_fail "testkit peer: bad tag" '{"role":"prober","tag":"../x"}' 2 \
+        'tag must be 1 to 32 characters of a-z and 0-9' "$TK" peer
 expect_fail "testkit: unknown mode" '{}' 2 'unknown mode' "$TK" bogus
 
 # ---- JSONTestSuite: n_ rejected cleanly by all, y_ accepted and re-serialized

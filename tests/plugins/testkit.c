@@ -23,20 +23,63 @@
  *   parse       (self-test only) parse input.json as any JSON value and
  *               write it back re-serialized; exercises plugins/common/json.c
  *
+ * Attacks on the sandbox and on the daemon (never run them outside a
+ * container; selftest.sh runs only the harmless ones):
+ *
+ *   forkbomb    every process forks forever, children too; retries a failed
+ *               fork after 1 ms; no result (ends by timeout only)
+ *   spin        busy loop for parameters.seconds (default forever), then
+ *               {"spun": s}
+ *   ignoreterm  ignore SIGTERM, SIGINT, SIGHUP and sleep forever; no result
+ *   escape      double fork; the grandchild calls setsid(), closes stdio,
+ *               ignores SIGTERM/SIGHUP and sleeps forever; the main process
+ *               writes {"escaped_pid": grandchild pid inside} and exits 0
+ *   net         try TCP/UDP/unix/netlink/packet sockets, list interfaces:
+ *               {"attempts": {NAME: {"ok", "errno"}}, "interfaces": [...]}
+ *   deadly      parameters.call: one forbidden call from deadly_calls[],
+ *               after parameters.seconds (default 0);
+ *               {"survived": true, ...} if it returns
+ *   deadly_all  every deadly call in its own child: {"calls": {NAME:
+ *               {"signal": N|null, "exit": N|null}}} (exit 42: it worked)
+ *   resultattack  parameters.kind: a hostile /output/result.json (fifo,
+ *               dir, hardlink, sparse, proc_symlink, devzero, growing,
+ *               tmp_then_rename_late), exit 0
+ *   manyobjects a valid result of exactly parameters.bytes (default 1 MiB)
+ *               that is expensive as a tree: [{},{},...], [[],[],...] or
+ *               parameters.depth nested arrays (parameters.shape)
+ *   peer        parameters.role holder: plants files, SysV and POSIX IPC, an
+ *               abstract socket, exhausts inotify instances and mqueues,
+ *               sleeps, reports; prober: reports which of them it reaches
+ *
  * Inputs and outputs follow plugins/common/plugin.h (EDGECD_INPUT and
  * EDGECD_OUTPUT override the container paths).  Single-threaded. */
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <mqueue.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,9 +106,29 @@ static double param_number(const struct json_value *params, const char *name, do
         return v->u.num.d;
 }
 
+/* errno_name(), plus the socket and IPC errors the attack modes meet. */
+static const char *err_name(int e)
+{
+        static const struct { int num; const char *name; } more[] = {
+#define E(x) { x, #x }
+                E(ECONNREFUSED), E(ENETUNREACH), E(EHOSTUNREACH), E(ETIMEDOUT),
+                E(EAFNOSUPPORT), E(EPROTONOSUPPORT), E(ESOCKTNOSUPPORT), E(EPFNOSUPPORT),
+                E(EPROTOTYPE), E(EADDRNOTAVAIL), E(EADDRINUSE), E(ENETDOWN),
+                E(EINPROGRESS), E(EALREADY), E(ECONNRESET), E(ECONNABORTED),
+                E(ENOTCONN), E(EISCONN), E(ENOTSOCK), E(EMSGSIZE), E(EDESTADDRREQ),
+                E(EIDRM), E(ENOMSG), E(ENOTTY), E(EOVERFLOW), E(ENOLINK),
+#undef E
+        };
+        const char *name = errno_name(e);
+        for (size_t i = 0; !name && i < sizeof(more) / sizeof(more[0]); i++)
+                if (more[i].num == e)
+                        name = more[i].name;
+        return name;
+}
+
 static void write_errno(struct jw *w, int e)
 {
-        const char *name = errno_name(e);
+        const char *name = err_name(e);
         if (e == 0)
                 jw_null(w);
         else if (name)
@@ -232,6 +295,27 @@ static char *read_proc(const char *path)
         return buf;
 }
 
+/* The next interface name in /proc/net/dev text (two header lines, then
+ * "  name: counters"), from *cursor on; false at the end.  *line counts
+ * lines across calls (start it at 0). */
+static bool next_interface(char **cursor, int *line, const char **ret_name, size_t *ret_len)
+{
+        while (*cursor && **cursor) {
+                char *p = *cursor;
+                char *nl = strchr(p, '\n');
+                char *colon = strchr(p, ':');
+                *cursor = nl ? nl + 1 : NULL;
+                if ((*line)++ >= 2 && colon && (!nl || colon < nl)) {
+                        while (*p == ' ')
+                                p++;
+                        *ret_name = p;
+                        *ret_len = (size_t)(colon - p);
+                        return true;
+                }
+        }
+        return false;
+}
+
 /* Try to create path (and remove it again).  true when it worked; errno in
  * *err otherwise. */
 static bool try_create(const char *path, int *err)
@@ -334,21 +418,13 @@ static int mode_sandbox(void)
         ok = try_create("/tmp/testkit-probe", &err);
         key_probe(&w, "tmp_writable", ok, err);
 
-        /* /proc/net/dev: two header lines, then "  name: counters". */
         jw_key(&w, "net_interfaces");
         jw_array_begin(&w);
         int line = 0;
-        for (char *p = netdev; p && *p; line++) {
-                char *nl = strchr(p, '\n');
-                char *colon = strchr(p, ':');
-                if (line >= 2 && colon && (!nl || colon < nl)) {
-                        char *s = p;
-                        while (*s == ' ')
-                                s++;
-                        jw_string(&w, s, (size_t)(colon - s));
-                }
-                p = nl ? nl + 1 : NULL;
-        }
+        const char *ifname;
+        size_t iflen;
+        for (char *cur = netdev; next_interface(&cur, &line, &ifname, &iflen);)
+                jw_string(&w, ifname, iflen);
         jw_array_end(&w);
 
         char host[256] = "";
@@ -576,6 +652,899 @@ static int mode_pids(void)
         return 0;
 }
 
+/* ---- attacks: run these only inside a container ---- */
+
+/* parameters.NAME as a string, def when absent; dies when present but not a
+ * string or holding a NUL.  Points into params. */
+static const char *param_string(const struct json_value *params, const char *name, const char *def)
+{
+        const struct json_value *v = json_object_get(params, name);
+        if (!v)
+                return def;
+        if (v->type != JSON_STRING)
+                plugin_die(EXIT_BAD_INPUT, "%s must be a string, got %s", name, json_type_name(v->type));
+        if (strlen(v->u.str.s) != v->u.str.len)
+                plugin_die(EXIT_BAD_INPUT, "%s holds a NUL byte", name);
+        return v->u.str.s;
+}
+
+static void sleep_seconds(double s)
+{
+        struct timespec ts = { .tv_sec = (time_t)s, .tv_nsec = (long)((s - floor(s)) * 1e9) };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+static _Noreturn void sleep_forever(void)
+{
+        for (;;)
+                pause();
+}
+
+static void ignore_signals(const int *sigs, size_t n)
+{
+        struct sigaction sa = { .sa_handler = SIG_IGN };
+        sigemptyset(&sa.sa_mask);
+        for (size_t i = 0; i < n; i++)
+                if (sigaction(sigs[i], &sa, NULL) < 0)
+                        plugin_die(EXIT_INTERNAL, "sigaction %d: %s", sigs[i], strerror(errno));
+}
+
+static void reap(pid_t pid, int *status)
+{
+        while (waitpid(pid, status, 0) < 0)
+                if (errno != EINTR)
+                        plugin_die(EXIT_INTERNAL, "waitpid %d: %s", (int)pid, strerror(errno));
+}
+
+/* key: {"ok": ok, "errno": err} */
+static void write_attempt(struct jw *w, const char *key, bool ok, int err)
+{
+        jw_key(w, key);
+        jw_object_begin(w);
+        jw_key(w, "ok");
+        jw_bool(w, ok);
+        jw_key(w, "errno");
+        write_errno(w, ok ? 0 : err);
+        jw_object_end(w);
+}
+
+/* An attempt from a call's return value; errno is read only on failure. */
+static void write_call(struct jw *w, const char *key, long r)
+{
+        write_attempt(w, key, r >= 0, r >= 0 ? 0 : errno);
+}
+
+/* Every process forks as fast as it can, children too, and none ever
+ * leaves: only the pids limit stops the growth and only the daemon's
+ * timeout ends the job.  A failed fork is retried after a millisecond
+ * rather than given up, so the tree never shrinks by itself. */
+static _Noreturn void mode_forkbomb(void)
+{
+        for (;;)
+                if (fork() < 0)
+                        sleep_seconds(0.001);
+}
+
+static double now_monotonic(void)
+{
+        struct timespec ts;
+        if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+                plugin_die(EXIT_INTERNAL, "clock_gettime: %s", strerror(errno));
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int mode_spin(void)
+{
+        struct json_value params;
+        plugin_read_params(&params);
+        double s = param_number(&params, "seconds", -1, 0, 1e9);   /* -1: forever */
+        json_value_done(&params);
+
+        /* Pure arithmetic between clock reads (vDSO, no system call): only
+         * the CPU quota can slow it down. */
+        double end = now_monotonic() + s;
+        volatile uint64_t x = 1;
+        do {
+                for (int i = 0; i < 1000000; i++)
+                        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        } while (s < 0 || now_monotonic() < end);
+
+        struct jw w;
+        out_open_result(&out);
+        jw_init(&w, &out);
+        jw_object_begin(&w);
+        jw_key(&w, "spun");
+        jw_double(&w, s);
+        jw_object_end(&w);
+        out_commit(&out);
+        return 0;
+}
+
+/* Only SIGKILL ends it: the daemon must escalate after its grace period. */
+static _Noreturn void mode_ignoreterm(void)
+{
+        static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+        ignore_signals(sigs, sizeof(sigs) / sizeof(sigs[0]));
+        sleep_forever();
+}
+
+/* A daemonized grandchild: reparented, in its own session, no stdio, deaf
+ * to SIGTERM and SIGHUP.  The job's main process exits 0 at once; the
+ * daemon must still leave no process behind on the host. */
+static int mode_escape(void)
+{
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                plugin_die(EXIT_INTERNAL, "pipe2: %s", strerror(errno));
+        pid_t mid = fork();
+        if (mid < 0)
+                plugin_die(EXIT_INTERNAL, "fork: %s", strerror(errno));
+        if (mid == 0) {
+                close(p[0]);
+                pid_t gc = fork();
+                if (gc != 0)
+                        _exit(gc < 0 ? 1 : 0);
+                static const int sigs[] = { SIGTERM, SIGHUP };
+                ignore_signals(sigs, sizeof(sigs) / sizeof(sigs[0]));
+                if (setsid() < 0)
+                        _exit(1);
+                /* The pid goes up only once setsid worked: no pid, no escape. */
+                pid_t me = getpid();
+                if (write(p[1], &me, sizeof(me)) != (ssize_t)sizeof(me))
+                        _exit(1);
+                close(p[1]);
+                close(STDIN_FILENO);
+                close(STDOUT_FILENO);
+                close(STDERR_FILENO);
+                sleep_forever();
+        }
+        close(p[1]);
+        int status;
+        reap(mid, &status);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                plugin_die(EXIT_INTERNAL, "middle child failed (wait status %#x)", status);
+        pid_t gc;
+        ssize_t n;
+        do
+                n = read(p[0], &gc, sizeof(gc));
+        while (n < 0 && errno == EINTR);
+        if (n != (ssize_t)sizeof(gc))
+                plugin_die(EXIT_INTERNAL, "the grandchild did not report its pid (%s)",
+                           n < 0 ? strerror(errno) : "no setsid");
+        close(p[0]);
+
+        struct jw w;
+        out_open_result(&out);
+        jw_init(&w, &out);
+        jw_object_begin(&w);
+        jw_key(&w, "escaped_pid");
+        jw_int(&w, gc);
+        jw_object_end(&w);
+        out_commit(&out);
+        return 0;
+}
+
+/* connect() that gives up after a second: a non-blocking socket and poll,
+ * so an address that drops packets cannot hang the job.  0 or an errno. */
+static int connect_1s(int fd, const void *sa, socklen_t len)
+{
+        if (connect(fd, sa, len) == 0)
+                return 0;
+        if (errno != EINPROGRESS)
+                return errno;
+        struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+        int r;
+        do
+                r = poll(&pfd, 1, 1000);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                return errno;
+        if (r == 0)
+                return ETIMEDOUT;
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+                return errno;
+        return soerr;
+}
+
+/* socket() + connect_1s(): 0 or the errno of the step that failed. */
+static int try_connect(int family, int type, const void *sa, socklen_t len)
+{
+        int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return errno;
+        int e = connect_1s(fd, sa, len);
+        close(fd);
+        return e;
+}
+
+static struct sockaddr_in sin4(const char *ip, int port)
+{
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+        if (inet_pton(AF_INET, ip, &a.sin_addr) != 1)
+                plugin_die(EXIT_INTERNAL, "inet_pton %s failed", ip);
+        return a;
+}
+
+/* An AF_UNIX address; a name starting with '@' is abstract (leading NUL). */
+static socklen_t sun_addr(struct sockaddr_un *a, const char *name)
+{
+        size_t n = strlen(name);
+        if (n >= sizeof(a->sun_path))
+                plugin_die(EXIT_INTERNAL, "unix socket name too long: %s", name);
+        memset(a, 0, sizeof(*a));
+        a->sun_family = AF_UNIX;
+        memcpy(a->sun_path, name, n);
+        if (name[0] == '@') {
+                a->sun_path[0] = '\0';
+                return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+        }
+        return (socklen_t)sizeof(*a);
+}
+
+/* struct sockaddr_nl from <linux/netlink.h>, which musl does not ship. */
+struct nl_sockaddr {
+        sa_family_t nl_family;
+        unsigned short nl_pad;
+        uint32_t nl_pid;
+        uint32_t nl_groups;
+};
+#define TK_NETLINK_ROUTE 0
+
+static int try_netlink(void)
+{
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, TK_NETLINK_ROUTE);
+        if (fd < 0)
+                return errno;
+        struct nl_sockaddr a = { .nl_family = AF_NETLINK };
+        int e = bind(fd, (const struct sockaddr *)&a, sizeof(a)) < 0 ? errno : 0;
+        close(fd);
+        return e;
+}
+
+static int try_packet(void)
+{
+        int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return errno;
+        close(fd);
+        return 0;
+}
+
+static int try_broadcast(void)
+{
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return errno;
+        int one = 1, e = 0;
+        struct sockaddr_in a = sin4("255.255.255.255", 9);
+        if (setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) < 0)
+                e = errno;
+        else if (sendto(fd, "x", 1, MSG_DONTWAIT, (const struct sockaddr *)&a, sizeof(a)) < 0)
+                e = errno;
+        close(fd);
+        return e;
+}
+
+/* 1 up, 0 down, -1 unknown: SIOCGIFFLAGS, else /sys/class/net/NAME/operstate
+ * (where lo says "unknown" even when up, hence only as a fallback). */
+static int iface_up(int sock, const char *name)
+{
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof(ifr));
+        size_t n = strlen(name);
+        memcpy(ifr.ifr_name, name, n < sizeof(ifr.ifr_name) ? n : sizeof(ifr.ifr_name) - 1);
+        if (sock >= 0 && ioctl(sock, SIOCGIFFLAGS, &ifr) == 0)
+                return (ifr.ifr_flags & IFF_UP) != 0;
+        char path[128];
+        snprintf(path, sizeof(path), "/sys/class/net/%s/operstate", name);
+        char *state = read_proc(path);
+        int up = -1;
+        if (state && strncmp(state, "up", 2) == 0)
+                up = 1;
+        else if (state && strncmp(state, "down", 4) == 0)
+                up = 0;
+        free(state);
+        return up;
+}
+
+static int mode_net(void)
+{
+        struct json_value params;
+        plugin_read_params(&params);
+        int port = (int)param_number(&params, "port", 80, 1, 65535);
+        json_value_done(&params);
+
+        struct jw w;
+        out_open_result(&out);
+        jw_init(&w, &out);
+        jw_object_begin(&w);
+        jw_key(&w, "attempts");
+        jw_object_begin(&w);
+
+        static const struct { const char *key, *ip; int port; } tcp4[] = {
+                { "tcp4_localhost", "127.0.0.1", 0 },   /* 0: parameters.port */
+                { "tcp4_internet", "1.1.1.1", 53 },
+                { "tcp4_slirp_gateway", "10.0.2.2", 80 },
+        };
+        for (size_t i = 0; i < sizeof(tcp4) / sizeof(tcp4[0]); i++) {
+                struct sockaddr_in a = sin4(tcp4[i].ip, tcp4[i].port ? tcp4[i].port : port);
+                int e = try_connect(AF_INET, SOCK_STREAM, &a, sizeof(a));
+                write_attempt(&w, tcp4[i].key, e == 0, e);
+        }
+
+        struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+                                   .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        int e = try_connect(AF_INET6, SOCK_STREAM, &a6, sizeof(a6));
+        write_attempt(&w, "tcp6_localhost", e == 0, e);
+
+        /* Abstract names live in the network namespace; a path socket needs
+         * the host's file system (sd_notify's is a datagram socket). */
+        struct sockaddr_un un;
+        socklen_t ulen = sun_addr(&un, "@edgecd-test-host");
+        e = try_connect(AF_UNIX, SOCK_STREAM, &un, ulen);
+        write_attempt(&w, "unix_abstract", e == 0, e);
+        ulen = sun_addr(&un, "/run/systemd/notify");
+        e = try_connect(AF_UNIX, SOCK_DGRAM, &un, ulen);
+        write_attempt(&w, "unix_systemd_notify", e == 0, e);
+
+        e = try_netlink();
+        write_attempt(&w, "netlink_route_bind", e == 0, e);
+        e = try_packet();
+        write_attempt(&w, "packet_raw", e == 0, e);
+        e = try_broadcast();
+        write_attempt(&w, "udp_broadcast", e == 0, e);
+        jw_object_end(&w);
+
+        char *netdev = read_proc("/proc/net/dev");
+        int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        jw_key(&w, "interfaces");
+        jw_array_begin(&w);
+        int line = 0;
+        const char *ifname;
+        size_t iflen;
+        for (char *cur = netdev; next_interface(&cur, &line, &ifname, &iflen);) {
+                char name[IF_NAMESIZE];   /* longer ones cannot exist */
+                snprintf(name, sizeof(name), "%.*s", (int)iflen, ifname);
+                int up = iface_up(sock, name);
+                jw_object_begin(&w);
+                jw_key(&w, "name");
+                jw_str(&w, name);
+                jw_key(&w, "up");
+                if (up < 0)
+                        jw_null(&w);
+                else
+                        jw_bool(&w, up);
+                jw_object_end(&w);
+        }
+        jw_array_end(&w);
+        if (sock >= 0)
+                close(sock);
+        free(netdev);
+
+        jw_object_end(&w);
+        out_commit(&out);
+        return 0;
+}
+
+/* ---- deadly calls: none is in seccomp.allow (or its argument rules), so
+ * each must end the process with SIGSYS; namespace-making ones must at
+ * least fail.  All through syscall(2), so no libc wrapper can refuse or
+ * substitute anything first.  A call that works cleans up after itself. */
+
+/* Raw clone without CLONE_VM: fork with extra flags.  The child leaves at
+ * once; the parent reaps it. */
+static long clone_flags(unsigned long flags)
+{
+        long r = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+        if (r == 0)
+                _exit(0);
+        if (r > 0)
+                reap((pid_t)r, NULL);
+        return r;
+}
+
+static long dc_unshare(void) { return syscall(SYS_unshare, CLONE_NEWNS); }
+static long dc_clone_newuser(void) { return clone_flags(CLONE_NEWUSER); }
+static long dc_clone_newns(void) { return clone_flags(CLONE_NEWNS); }
+static long dc_clone_newnet(void) { return clone_flags(CLONE_NEWNET); }
+static long dc_mount(void) { return syscall(SYS_mount, "none", "/tmp", "tmpfs", 0UL, NULL); }
+/* KEYCTL_GET_KEYRING_ID (0) of KEY_SPEC_SESSION_KEYRING (-3), no create. */
+static long dc_keyctl(void) { return syscall(SYS_keyctl, 0, -3, 0); }
+static long dc_bpf(void) { return syscall(SYS_bpf, 5 /* BPF_PROG_LOAD */, NULL, 0); }
+static long dc_ptrace(void) { return syscall(SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0); }
+/* 425 on every architecture since Linux 5.1. */
+static long dc_io_uring_setup(void) { return syscall(425, 0, 0); }
+static long dc_perf_event_open(void) { return syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0); }
+static long dc_vsock(void)
+{
+        long r = syscall(SYS_socket, 40 /* AF_VSOCK */, SOCK_STREAM, 0);
+        if (r >= 0)
+                close((int)r);
+        return r;
+}
+/* 0xffffffff only queries the persona. */
+static long dc_personality(void) { return syscall(SYS_personality, 0xffffffffUL); }
+static long dc_init_module(void) { return syscall(SYS_init_module, NULL, 0UL, ""); }
+static long dc_acct(void) { return syscall(SYS_acct, NULL); }
+static long dc_setns(void) { return syscall(SYS_setns, -1, 0); }
+
+static const struct {
+        const char *name;
+        long (*call)(void);
+} deadly_calls[] = {
+        { "unshare", dc_unshare },
+        { "clone_newuser", dc_clone_newuser },
+        { "clone_newns", dc_clone_newns },
+        { "clone_newnet", dc_clone_newnet },
+        { "mount", dc_mount },
+        { "keyctl", dc_keyctl },
+        { "bpf", dc_bpf },
+        { "ptrace", dc_ptrace },
+        { "io_uring_setup", dc_io_uring_setup },
+        { "perf_event_open", dc_perf_event_open },
+        { "vsock", dc_vsock },
+        { "personality", dc_personality },
+        { "init_module", dc_init_module },
+        { "acct", dc_acct },
+        { "setns", dc_setns },
+};
+#define N_DEADLY (sizeof(deadly_calls) / sizeof(deadly_calls[0]))
+
+static int mode_deadly(void)
+{
+        struct json_value params;
+        plugin_read_params(&params);
+        const char *name = param_string(&params, "call", NULL);
+        if (!name)
+                plugin_die(EXIT_BAD_INPUT, "call is missing");
+        size_t i = 0;
+        while (i < N_DEADLY && strcmp(deadly_calls[i].name, name) != 0)
+                i++;
+        if (i == N_DEADLY)
+                plugin_die(EXIT_BAD_INPUT, "unknown call `%s`", name);
+        /* A pause first lets a test hold two such jobs at once. */
+        double s = param_number(&params, "seconds", 0, 0, 3600);
+        json_value_done(&params);
+        struct timespec ts = { .tv_sec = (time_t)s, .tv_nsec = (long)((s - floor(s)) * 1e9) };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+
+        long r = deadly_calls[i].call();
+        int e = r < 0 ? errno : 0;
+
+        struct jw w;
+        out_open_result(&out);
+        jw_init(&w, &out);
+        jw_object_begin(&w);
+        jw_key(&w, "survived");
+        jw_bool(&w, true);
+        jw_key(&w, "call");
+        jw_str(&w, deadly_calls[i].name);
+        jw_key(&w, "result");
+        jw_int(&w, r);
+        jw_key(&w, "errno");
+        write_errno(&w, e);
+        jw_object_end(&w);
+        out_commit(&out);
+        return 0;
+}
+
+static int mode_deadly_all(void)
+{
+        int status[N_DEADLY];
+        for (size_t i = 0; i < N_DEADLY; i++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        plugin_die(EXIT_INTERNAL, "fork: %s", strerror(errno));
+                if (pid == 0)
+                        _exit(deadly_calls[i].call() < 0 ? 0 : 42);
+                reap(pid, &status[i]);
+        }
+
+        struct jw w;
+        out_open_result(&out);
+        jw_init(&w, &out);
+        jw_object_begin(&w);
+        jw_key(&w, "calls");
+        jw_object_begin(&w);
+        for (size_t i = 0; i < N_DEADLY; i++) {
+                jw_key(&w, deadly_calls[i].name);
+                jw_object_begin(&w);
+                jw_key(&w, "signal");
+                if (WIFSIGNALED(status[i]))
+                        jw_int(&w, WTERMSIG(status[i]));
+                else
+                        jw_null(&w);
+                jw_key(&w, "exit");
+                if (WIFEXITED(status[i]))
+                        jw_int(&w, WEXITSTATUS(status[i]));
+                else
+                        jw_null(&w);
+                jw_object_end(&w);
+        }
+        jw_object_end(&w);
+        jw_object_end(&w);
+        out_commit(&out);
+        return 0;
+}
+
+/* ---- hostile result files ---- */
+
+/* Appends "0," forever in 4 KiB blocks; on ENOSPC and the like it keeps
+ * retrying.  A short write resumes mid-block so the pattern stays "0,". */
+static _Noreturn void grow_forever(int fd)
+{
+        static char block[4096];
+        for (size_t i = 0; i < sizeof(block); i += 2)
+                memcpy(block + i, "0,", 2);
+        size_t off = 0;
+        for (;;) {
+                ssize_t r = write(fd, block + off, sizeof(block) - off);
+                if (r > 0)
+                        off = (off + (size_t)r) % sizeof(block);
+                else if (r < 0 && errno != EINTR)
+                        sleep_seconds(0.01);
+        }
+}
+
+static int mode_resultattack(void)
+{
+        struct json_value params;
+        plugin_read_params(&params);
+        const char *kind = param_string(&params, "kind", NULL);
+        if (!kind)
+                plugin_die(EXIT_BAD_INPUT, "kind is missing");
+        off_t bytes = (off_t)param_number(&params, "bytes", 1073741824.0, 0, 1e15);
+
+        char path[4096], tmp[4200];
+        snprintf(path, sizeof(path), "%s/result.json", plugin_output_dir());
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+
+        if (strcmp(kind, "fifo") == 0) {
+                /* A reader that opens it blocking waits for a writer forever. */
+                if (mkfifo(path, 0644) < 0)
+                        plugin_die(EXIT_OUTPUT, "mkfifo %s: %s", path, strerror(errno));
+        } else if (strcmp(kind, "dir") == 0) {
+                if (mkdir(path, 0755) < 0)
+                        plugin_die(EXIT_OUTPUT, "mkdir %s: %s", path, strerror(errno));
+        } else if (strcmp(kind, "hardlink") == 0) {
+                /* Across mounts this is EXDEV; either way the job "succeeds". */
+                const char *in = plugin_input_path();
+                if (link(in, path) < 0)
+                        fprintf(stderr, "testkit: link %s %s: %s\n", in, path, strerror(errno));
+                else
+                        fprintf(stderr, "testkit: linked %s to %s\n", path, in);
+        } else if (strcmp(kind, "sparse") == 0) {
+                /* A huge size with no blocks: a reader must check the size
+                 * before reading.  A small tmpfs may refuse (EFBIG/ENOSPC);
+                 * the empty file is then the result. */
+                int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (fd < 0)
+                        plugin_die(EXIT_OUTPUT, "open %s: %s", path, strerror(errno));
+                if (ftruncate(fd, bytes) < 0)
+                        fprintf(stderr, "testkit: ftruncate %s to %lld: %s (ignored)\n", path,
+                                (long long)bytes, strerror(errno));
+                if (close(fd) < 0)
+                        plugin_die(EXIT_OUTPUT, "close %s: %s", path, strerror(errno));
+        } else if (strcmp(kind, "proc_symlink") == 0 || strcmp(kind, "devzero") == 0) {
+                /* Resolved by a root reader on the host: the daemon's own
+                 * environment, or an endless read. */
+                const char *target = kind[0] == 'p' ? "/proc/1/environ" : "/dev/zero";
+                if (symlink(target, path) < 0)
+                        plugin_die(EXIT_OUTPUT, "symlink %s: %s", path, strerror(errno));
+        } else if (strcmp(kind, "growing") == 0) {
+                /* "[" is a valid prefix that never closes; a child keeps it
+                 * growing after the main process has exited 0. */
+                int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (fd < 0)
+                        plugin_die(EXIT_OUTPUT, "open %s: %s", path, strerror(errno));
+                write_all(fd, "[", 1);
+                pid_t pid = fork();
+                if (pid < 0)
+                        plugin_die(EXIT_INTERNAL, "fork: %s", strerror(errno));
+                if (pid == 0)
+                        grow_forever(fd);
+                close(fd);
+        } else if (strcmp(kind, "tmp_then_rename_late") == 0) {
+                /* A complete result under the temporary name only, as if
+                 * the job died just before its rename. */
+                int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (fd < 0)
+                        plugin_die(EXIT_OUTPUT, "open %s: %s", tmp, strerror(errno));
+                write_all(fd, "{\"late\":true}", 13);
+                if (close(fd) < 0)
+                        plugin_die(EXIT_OUTPUT, "close %s: %s", tmp, strerror(errno));
+        } else {
+                plugin_die(EXIT_BAD_INPUT, "unknown kind `%s`", kind);
+        }
+        json_value_done(&params);
+        return 0;
+}
+
+/* s (len bytes, at most 64) written times times, through 64 KiB blocks. */
+static void out_repeat(const char *s, size_t len, size_t times)
+{
+        static char block[64 * 1024];
+        size_t per = sizeof(block) / len;
+        for (size_t i = 0; i < per; i++)
+                memcpy(block + i * len, s, len);
+        while (times > 0) {
+                size_t k = times < per ? times : per;
+                out_write(&out, block, k * len);
+                times -= k;
+        }
+}
+
+/* A valid result that is cheap in bytes but costly as a parsed tree: one
+ * node per 3 bytes, or one nesting level per 2 bytes.  Trailing spaces make
+ * the size exact. */
+static int mode_manyobjects(void)
+{
+        struct json_value params;
+        plugin_read_params(&params);
+        size_t bytes = (size_t)param_number(&params, "bytes", 1048576, 2, 1 << 30);
+        size_t depth = (size_t)param_number(&params, "depth", 100000, 1, 1 << 29);
+        const char *shape = param_string(&params, "shape", "objects");
+        bool deep = strcmp(shape, "deep") == 0;
+        const char *item = strcmp(shape, "objects") == 0 ? "{}" : strcmp(shape, "arrays") == 0 ? "[]" : NULL;
+        if (!deep && !item)
+                plugin_die(EXIT_BAD_INPUT, "shape is `%s`, must be objects, arrays or deep", shape);
+        if (deep && 2 * depth > bytes)
+                plugin_die(EXIT_BAD_INPUT, "depth %zu needs %zu bytes, more than bytes (%zu)", depth,
+                           2 * depth, bytes);
+        json_value_done(&params);
+
+        size_t used;
+        out_open_result(&out);
+        if (deep) {
+                out_repeat("[", 1, depth);
+                out_repeat("]", 1, depth);
+                used = 2 * depth;
+        } else {
+                /* n items: "[" + n * 2 + (n - 1) commas + "]" = 3n + 1. */
+                size_t n = (bytes - 1) / 3;
+                out_puts(&out, "[");
+                if (n > 0) {
+                        out_puts(&out, item);
+                        char sep[3] = { ',', item[0], item[1] };
+                        out_repeat(sep, 3, n - 1);
+                }
+                out_puts(&out, "]");
+                used = n > 0 ? 3 * n + 1 : 2;
+        }
+        out_repeat(" ", 1, bytes - used);
+        out_commit(&out);
+        return 0;
+}
+
+/* ---- two jobs probing each other ---- */
+
+#define PEER_KEY ((key_t)0x5eed0000)
+#define PEER_MAX 65536   /* cap on the exhaustion loops, for a run by hand */
+
+/* Create path holding "secret": 0 or an errno. */
+static int plant_file(const char *path)
+{
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return errno;
+        ssize_t n = write(fd, "secret", 6);
+        int e = n < 0 ? errno : n != 6 ? EIO : 0;
+        if (close(fd) < 0 && !e)
+                e = errno;
+        return e;
+}
+
+static int try_open(const char *path)
+{
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno;
+        close(fd);
+        return 0;
+}
+
+static void write_count(struct jw *w, const char *key, int n, int err)
+{
+        jw_key(w, key);
+        jw_object_begin(w);
+        jw_key(w, "count");
+        jw_int(w, n);
+        jw_key(w, "errno");
+        write_errno(w, err);
+        jw_object_end(w);
+}
+
+static void peer_holder(const char *tag, double seconds)
+{
+        char path[128], tmp_path[128], shm_path[128], sockname[128];
+        snprintf(tmp_path, sizeof(tmp_path), "/tmp/peer-%s", tag);
+        snprintf(shm_path, sizeof(shm_path), "/dev/shm/peer-%s", tag);
+        int tmp_err = plant_file(tmp_path);
+        int shm_err = plant_file(shm_path);
+
+        int msq = msgget(PEER_KEY, IPC_CREAT | 0600);
+        int msq_err = msq < 0 ? errno : 0;
+        int shm = shmget(PEER_KEY, 4096, IPC_CREAT | 0600);
+        int shmseg_err = shm < 0 ? errno : 0;
+
+        /* mq_open is a system call of its own: /dev/mqueue only shows the
+         * queues, it is not needed.  Kept open until exit. */
+        snprintf(path, sizeof(path), "/peer-%s", tag);
+        mqd_t mq = mq_open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600, NULL);
+        int mq_err = mq == (mqd_t)-1 ? errno : 0;
+
+        snprintf(sockname, sizeof(sockname), "@edgecd-peer-%s", tag);
+        struct sockaddr_un un;
+        socklen_t ulen = sun_addr(&un, sockname);
+        int sock_err = 0;
+        int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (sock < 0 || bind(sock, (const struct sockaddr *)&un, ulen) < 0 || listen(sock, 16) < 0)
+                sock_err = errno;
+
+        /* Per-user kernel resources: the queues charge the uid's
+         * RLIMIT_MSGQUEUE and stay in the IPC namespace after close (closed
+         * so they do not also eat file descriptors); the inotify instances
+         * count against the uid's max_user_instances while open. */
+        int nmq = 0, nmq_err = 0;
+        while (nmq < PEER_MAX) {
+                snprintf(path, sizeof(path), "/peer-%s-%d", tag, nmq);
+                mqd_t q = mq_open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, NULL);
+                if (q == (mqd_t)-1) {
+                        nmq_err = errno;
+                        break;
+                }
+                mq_close(q);
+                nmq++;
+        }
+        int nin = 0, nin_err = 0;
+        while (nin < PEER_MAX) {
+                if (inotify_init1(IN_CLOEXEC) < 0) {
+                        nin_err = errno;
+                        break;
+                }
+                nin++;
+        }
+
+        sleep_seconds(seconds);
+
+        struct jw w;
+        out_open_result(&out);
+        jw_init(&w, &out);
+        jw_object_begin(&w);
+        jw_key(&w, "role");
+        jw_str(&w, "holder");
+        jw_key(&w, "pid");
+        jw_int(&w, getpid());
+        jw_key(&w, "uid");
+        jw_int(&w, getuid());
+        write_attempt(&w, "tmp_file", tmp_err == 0, tmp_err);
+        write_attempt(&w, "shm_file", shm_err == 0, shm_err);
+        write_attempt(&w, "sysv_msg", msq_err == 0, msq_err);
+        write_attempt(&w, "sysv_shm", shmseg_err == 0, shmseg_err);
+        write_attempt(&w, "posix_mq", mq_err == 0, mq_err);
+        write_attempt(&w, "abstract_socket", sock_err == 0, sock_err);
+        write_count(&w, "inotify", nin, nin_err);
+        write_count(&w, "mqueues", nmq, nmq_err);
+        jw_object_end(&w);
+        out_commit(&out);
+}
+
+static void peer_prober(const char *tag)
+{
+        char path[128];
+        struct jw w;
+        out_open_result(&out);
+        jw_init(&w, &out);
+        jw_object_begin(&w);
+        jw_key(&w, "role");
+        jw_str(&w, "prober");
+        jw_key(&w, "pid");
+        jw_int(&w, getpid());
+        jw_key(&w, "uid");
+        jw_int(&w, getuid());
+
+        jw_key(&w, "procs");
+        DIR *d = opendir("/proc");
+        if (d) {
+                jw_array_begin(&w);
+                for (struct dirent *de; (de = readdir(d));) {
+                        char *end;
+                        long pid = strtol(de->d_name, &end, 10);
+                        if (de->d_name[0] >= '1' && de->d_name[0] <= '9' && !*end)
+                                jw_int(&w, pid);
+                }
+                jw_array_end(&w);
+                closedir(d);
+        } else {
+                jw_null(&w);
+        }
+
+        snprintf(path, sizeof(path), "/tmp/peer-%s", tag);
+        int e = try_open(path);
+        write_attempt(&w, "tmp_file", e == 0, e);
+        snprintf(path, sizeof(path), "/dev/shm/peer-%s", tag);
+        e = try_open(path);
+        write_attempt(&w, "shm_file", e == 0, e);
+        write_call(&w, "sysv_msg", msgget(PEER_KEY, 0));
+        write_call(&w, "sysv_shm", shmget(PEER_KEY, 0, 0));
+
+        snprintf(path, sizeof(path), "/peer-%s", tag);
+        mqd_t mq = mq_open(path, O_RDONLY | O_CLOEXEC);
+        write_call(&w, "posix_mq", mq == (mqd_t)-1 ? -1 : 0);
+        if (mq != (mqd_t)-1)
+                mq_close(mq);
+
+        char sockname[128];
+        snprintf(sockname, sizeof(sockname), "@edgecd-peer-%s", tag);
+        struct sockaddr_un un;
+        socklen_t ulen = sun_addr(&un, sockname);
+        e = try_connect(AF_UNIX, SOCK_STREAM, &un, ulen);
+        write_attempt(&w, "abstract_socket", e == 0, e);
+
+        /* Signal 0 only tests for existence and permission: which pids
+         * could this job signal?  ESRCH ones (no such process) are left
+         * out. */
+        jw_key(&w, "kill_all");
+        jw_array_begin(&w);
+        for (pid_t pid = 1; pid <= 64; pid++) {
+                if (pid == getpid())
+                        continue;
+                int r = kill(pid, 0);
+                if (r < 0 && errno == ESRCH)
+                        continue;
+                jw_object_begin(&w);
+                jw_key(&w, "pid");
+                jw_int(&w, pid);
+                jw_key(&w, "ok");
+                jw_bool(&w, r == 0);
+                jw_key(&w, "errno");
+                write_errno(&w, r == 0 ? 0 : errno);
+                jw_object_end(&w);
+        }
+        jw_array_end(&w);
+
+        int fd = inotify_init1(IN_CLOEXEC);
+        write_call(&w, "inotify_init", fd);
+        if (fd >= 0)
+                close(fd);
+
+        snprintf(path, sizeof(path), "/probe-%s", tag);
+        mq = mq_open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600, NULL);
+        write_call(&w, "mq_open_new", mq == (mqd_t)-1 ? -1 : 0);
+        if (mq != (mqd_t)-1) {
+                mq_close(mq);
+                mq_unlink(path);
+        }
+
+        jw_object_end(&w);
+        out_commit(&out);
+}
+
+static int mode_peer(void)
+{
+        struct json_value params;
+        plugin_read_params(&params);
+        const char *role = param_string(&params, "role", NULL);
+        const char *tag = param_string(&params, "tag", "x");
+        double seconds = param_number(&params, "seconds", 30, 0, 86400);
+        if (!role)
+                plugin_die(EXIT_BAD_INPUT, "role is missing");
+        if (!*tag || strlen(tag) > 32 || strspn(tag, "abcdefghijklmnopqrstuvwxyz0123456789") != strlen(tag))
+                plugin_die(EXIT_BAD_INPUT, "tag must be 1 to 32 characters of a-z and 0-9");
+        if (strcmp(role, "holder") == 0)
+                peer_holder(tag, seconds);
+        else if (strcmp(role, "prober") == 0)
+                peer_prober(tag);
+        else
+                plugin_die(EXIT_BAD_INPUT, "role is `%s`, must be holder or prober", role);
+        json_value_done(&params);
+        return 0;
+}
+
 static int mode_parse(void)
 {
         size_t len;
@@ -628,5 +1597,25 @@ int main(int argc, char **argv)
                 return mode_pids();
         if (strcmp(mode, "parse") == 0)
                 return mode_parse();
+        if (strcmp(mode, "forkbomb") == 0)
+                mode_forkbomb();
+        if (strcmp(mode, "spin") == 0)
+                return mode_spin();
+        if (strcmp(mode, "ignoreterm") == 0)
+                mode_ignoreterm();
+        if (strcmp(mode, "escape") == 0)
+                return mode_escape();
+        if (strcmp(mode, "net") == 0)
+                return mode_net();
+        if (strcmp(mode, "deadly") == 0)
+                return mode_deadly();
+        if (strcmp(mode, "deadly_all") == 0)
+                return mode_deadly_all();
+        if (strcmp(mode, "resultattack") == 0)
+                return mode_resultattack();
+        if (strcmp(mode, "manyobjects") == 0)
+                return mode_manyobjects();
+        if (strcmp(mode, "peer") == 0)
+                return mode_peer();
         plugin_die(EXIT_BAD_INPUT, "unknown mode `%s`", mode);
 }

@@ -1,7 +1,9 @@
 /* containerfix.h - the real-container fixture shared by test-runtime.c and
  * test-cgroup.c: a scratch dir with a runtime state root and a read-only
- * busybox rootfs, a per-process cgroup parent, the host's runc as T_rt,
- * run_cmd(), a sweep of leftover containers, the tcase fixtures
+ * busybox rootfs, a per-process cgroup parent, the host's runtime as T_rt
+ * (runc, or the absolute path in $EDGECD_RUNTIME: `make check
+ * RUNTIME=/path/to/youki`), run_cmd(), a sweep of leftover containers, the
+ * tcase fixtures
  * (fixture_setup/fixture_teardown unchecked, setup_reaper checked),
  * assert_no_leftovers() and write_bundle() for a minimal busybox bundle.
  * Everything is static, like testutil.h: each test binary that includes it
@@ -21,7 +23,9 @@
 #include "testutil.h"
 #include "cgroup.h"
 #include "error.h"
+#include "reaper.h"
 #include "runtime.h"
+#include "runtime_cli.h"
 
 /* ---- shared state, set up once per tcase in the parent process ---- */
 
@@ -29,8 +33,9 @@ static char *T_dir;          /* scratch directory */
 static char T_root[512];     /* runtime --root */
 static char T_rootfs[512];   /* busybox rootfs shared read-only by every container */
 static char T_cg[64];        /* cgroup parent, "/edgecd-unit-<pid>" */
-static char T_runc[64];
-static struct runtime T_rt;  /* the real runtime (runc) */
+static char T_rtpath[512];   /* its binary */
+static char T_rtname[64];    /* its name, as in messages: "runc" */
+static struct runtime T_rt;  /* the real runtime */
 /* Optional: more to clean up, run by sweep() after the containers. */
 static void (*T_sweep_extra)(void);
 
@@ -65,20 +70,26 @@ static void fixture_setup(void)
         snprintf(T_root, sizeof T_root, "%s/state", T_dir);
         snprintf(T_rootfs, sizeof T_rootfs, "%s/rootfs", T_dir);
         snprintf(T_cg, sizeof T_cg, "/edgecd-unit-%d", (int)getpid());
-        snprintf(T_runc, sizeof T_runc, "%s", access("/usr/sbin/runc", X_OK) == 0 ? "/usr/sbin/runc" : "/usr/bin/runc");
+        const char *want = getenv("EDGECD_RUNTIME");
+        if (want && want[0] == '/')
+                snprintf(T_rtpath, sizeof T_rtpath, "%s", want);
+        else
+                snprintf(T_rtpath, sizeof T_rtpath, "%s", access("/usr/sbin/runc", X_OK) == 0 ? "/usr/sbin/runc" : "/usr/bin/runc");
+        snprintf(T_rtname, sizeof T_rtname, "%s", strrchr(T_rtpath, '/') + 1);
         free(run_cmd("mkdir -p '%s' '%s/bin' '%s/proc' '%s/dev' && cp /bin/busybox '%s/bin/busybox'",
                      T_root, T_rootfs, T_rootfs, T_rootfs, T_rootfs));
         ck_assert_int_eq(access(T_rootfs, F_OK), 0);
-        T_rt = (struct runtime){ .name = (char *)"runc", .path = T_runc, .root = T_root };
+        T_rt = (struct runtime){ .ops = &runtime_cli_ops, .name = T_rtname, .path = T_rtpath, .root = T_root,
+                                 .cli_timeout_ms = 30000 };
 }
 
 /* Whatever a failed test left behind: before each test (so one failure
  * does not cascade) and at the end of the tcase. */
 static void sweep(void)
 {
-        char *ids = run_cmd("%s --root '%s' list -q 2>/dev/null", T_runc, T_root);
+        char *ids = run_cmd("ls -A '%s' 2>/dev/null", T_root);
         for (char *save = NULL, *id = strtok_r(ids, "\n", &save); id; id = strtok_r(NULL, "\n", &save))
-                free(run_cmd("%s --root '%s' delete --force '%s' 2>&1", T_runc, T_root, id));
+                free(run_cmd("%s --root '%s' delete --force '%s' 2>&1", T_rtpath, T_root, id));
         free(ids);
         if (T_sweep_extra)
                 T_sweep_extra();
@@ -97,13 +108,15 @@ static void fixture_teardown(void)
 static void setup_reaper(void)
 {
         struct err e = ERR_INIT;
-        ck_assert_msg(runtime_setup_reaper(&e) == 0, "%s", e.msg);
+        ck_assert_msg(reaper_setup(&e) == 0, "%s", e.msg);
         sweep();
 }
 
+/* No container state left in T_root (every runtime keeps a directory per
+ * container there) and no cgroup under T_cg. */
 static void assert_no_leftovers(void)
 {
-        char *ids = run_cmd("%s --root '%s' list -q 2>&1", T_runc, T_root);
+        char *ids = run_cmd("ls -A '%s' 2>&1", T_root);
         ck_assert_str_eq(ids, "");
         free(ids);
         ck_assert_int_eq(cgroup_count_children(T_cg), 0);

@@ -40,20 +40,20 @@ static char *make_bundle(const char *id, const char *script, int64_t mem_limit)
 }
 
 /* Run script to its end and read the stats before `delete`. */
-static void run_and_measure(const char *id, const char *script, int64_t mem_limit, struct runtime_exit *ex,
+static void run_and_measure(const char *id, const char *script, int64_t mem_limit, struct proc_exit *ex,
                             struct cgroup_stats *stats)
 {
         char *bundle = make_bundle(id, script, mem_limit);
         int log = open_log(id);
         struct err e = ERR_INIT;
-        pid_t pid;
-        ck_assert_msg(runtime_create(&T_rt, id, bundle, log, &pid, &e) == 0, "%s", e.msg);
+        struct pidref init = PIDREF_NULL;
+        ck_assert_msg(runtime_create(&T_rt, id, bundle, log, &init, &e) == 0, "%s", e.msg);
         ck_assert_msg(runtime_start(&T_rt, id, &e) == 0, "%s", e.msg);
-        ck_assert_msg(runtime_wait(pid, now_mono_ms() + 30000, -1, ex, &e) == 0, "%s", e.msg);
+        ck_assert_msg(pidref_wait(&init, now_mono_ms() + 30000, -1, ex, &e) == 0, "%s", e.msg);
         char cgpath[256];
         snprintf(cgpath, sizeof cgpath, "%s/%s", T_cg, id);
         ck_assert_msg(cgroup_read_stats(cgpath, stats, &e) == 0, "%s", e.msg);
-        ck_assert_msg(runtime_delete(&T_rt, id, false, &e) == 0, "%s", e.msg);
+        ck_assert_msg(runtime_delete(&T_rt, id, &e) == 0, "%s", e.msg);
         /* Gone with the container. */
         ck_assert_int_eq(cgroup_read_stats(cgpath, stats + 1, &e), -1);
         ck_assert_int_eq(e.code, ERR_NOT_FOUND);
@@ -63,7 +63,7 @@ static void run_and_measure(const char *id, const char *script, int64_t mem_limi
 
 START_TEST(test_stats_peak_and_cpu)
 {
-        struct runtime_exit ex;
+        struct proc_exit ex;
         struct cgroup_stats st[2];
         /* busybox tail holds the newline-free 20 MB "line" in memory. */
         run_and_measure("t-peak", "busybox head -c 20000000 /dev/zero | busybox tail | busybox wc -c", 0, &ex, st);
@@ -82,7 +82,7 @@ END_TEST
 
 START_TEST(test_stats_cpu_time)
 {
-        struct runtime_exit ex;
+        struct proc_exit ex;
         struct cgroup_stats st[2];
         /* A busy shell loop: a few hundred ms of CPU. */
         run_and_measure("t-cpu", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done", 0, &ex, st);
@@ -96,7 +96,7 @@ END_TEST
 
 START_TEST(test_stats_oom_kill)
 {
-        struct runtime_exit ex;
+        struct proc_exit ex;
         struct cgroup_stats st[2];
         /* The init itself grows past 16 MiB: the kernel kills it. */
         run_and_measure("t-oom", "exec busybox tail < /dev/zero", 16 << 20, &ex, st);

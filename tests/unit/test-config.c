@@ -101,8 +101,8 @@ static void assert_defaults(const struct config *c)
         ck_assert_int_eq(c->max_result_bytes, 1024 * 1024);
         ck_assert_int_eq(c->max_log_bytes, 64 * 1024);
         ck_assert_int_eq(c->max_timeout_seconds, 600);
-        ck_assert_int_eq(c->uid, 65534);
-        ck_assert_int_eq(c->gid, 65534);
+        ck_assert_int_eq(c->runtime_timeout_seconds, 30);
+        ck_assert_int_eq(c->sweep_interval_seconds, 60);
         ck_assert(!c->keep_bundles);
         ck_assert_str_eq(c->log_level, "info");
         ck_assert_double_eq(c->defaults.cpu_cores, 1.0);
@@ -110,6 +110,23 @@ static void assert_defaults(const struct config *c)
         ck_assert_int_eq(c->defaults.pids, 64);
         ck_assert_int_eq(c->defaults.disk_mb, 16);
         ck_assert_int_eq(c->defaults.timeout_seconds, 30);
+        ck_assert_int_eq(c->job_users.first_uid, 2001000000);
+        ck_assert_int_eq(c->job_users.first_gid, 2001000000);
+        ck_assert_int_eq(c->job_users.count, 65536);
+        ck_assert_int_eq(c->retry.max_attempts, 3);
+        ck_assert_int_eq(c->retry.backoff_ms, 250);
+        ck_assert_int_eq(c->breaker.degrade_after, 3);
+        ck_assert_int_eq(c->breaker.isolate_after, 5);
+        ck_assert_int_eq(c->breaker.cooldown_seconds, 30);
+        ck_assert_int_eq(c->http.max_connections, 512);
+        ck_assert_int_eq(c->http.max_connections_per_client, 32);
+        ck_assert_int_eq(c->http.connection_timeout_seconds, 15);
+        ck_assert_int_eq(c->http.max_header_bytes, 16 * 1024);
+        ck_assert_int_eq(c->http.max_json_depth, 64);
+        ck_assert_str_eq(c->http.unix_mode, "0660");
+        ck_assert_str_eq(c->http.unix_group, "");
+        ck_assert_str_eq(c->auth.tokens_file, "");
+        ck_assert(!c->auth.metrics_public);
 }
 
 START_TEST(test_defaults)
@@ -143,8 +160,8 @@ START_TEST(test_full_file)
                      "max_result_bytes: \"512KiB\"\n"
                      "max_log_bytes: 4096\n"
                      "max_timeout_seconds: 3600\n"
-                     "uid: 1000\n"
-                     "gid: 0\n"
+                     "runtime_timeout_seconds: 45\n"
+                     "sweep_interval_seconds: 5\n"
                      "keep_bundles: yes\n"
                      "log_level: debug\n"
                      "defaults:\n"
@@ -152,7 +169,29 @@ START_TEST(test_full_file)
                      "  memory_mb: 512\n"
                      "  pids: 128\n"
                      "  disk_mb: 32\n"
-                     "  timeout_seconds: 120\n",
+                     "  timeout_seconds: 120\n"
+                     "job_users:\n"
+                     "  first_uid: 3000000000\n"
+                     "  first_gid: 3000000100\n"
+                     "  count: 16\n"
+                     "retry:\n"
+                     "  max_attempts: 1\n"
+                     "  backoff_ms: 0\n"
+                     "breaker:\n"
+                     "  degrade_after: 2\n"
+                     "  isolate_after: 2\n"
+                     "  cooldown_seconds: 600\n"
+                     "http:\n"
+                     "  max_connections: 64\n"
+                     "  max_connections_per_client: 4\n"
+                     "  connection_timeout_seconds: 60\n"
+                     "  max_header_bytes: 8KiB\n"
+                     "  max_json_depth: 16\n"
+                     "  unix_mode: \"0600\"\n"
+                     "  unix_group: edgecd\n"
+                     "auth:\n"
+                     "  tokens_file: /etc/edgecd/tokens.yaml\n"
+                     "  metrics_public: true\n",
                      &cfg, &l, &e);
         ck_assert_msg(r == 0, "%s", e.msg);
         ck_assert_uint_eq(l.n, 0);
@@ -170,8 +209,8 @@ START_TEST(test_full_file)
         ck_assert_int_eq(cfg.max_result_bytes, 512 * 1024);
         ck_assert_int_eq(cfg.max_log_bytes, 4096);
         ck_assert_int_eq(cfg.max_timeout_seconds, 3600);
-        ck_assert_int_eq(cfg.uid, 1000);
-        ck_assert_int_eq(cfg.gid, 0);
+        ck_assert_int_eq(cfg.runtime_timeout_seconds, 45);
+        ck_assert_int_eq(cfg.sweep_interval_seconds, 5);
         ck_assert(cfg.keep_bundles);
         ck_assert_str_eq(cfg.log_level, "debug");
         ck_assert_double_eq(cfg.defaults.cpu_cores, 0.5);
@@ -179,6 +218,23 @@ START_TEST(test_full_file)
         ck_assert_int_eq(cfg.defaults.pids, 128);
         ck_assert_int_eq(cfg.defaults.disk_mb, 32);
         ck_assert_int_eq(cfg.defaults.timeout_seconds, 120);
+        ck_assert_int_eq(cfg.job_users.first_uid, 3000000000LL);
+        ck_assert_int_eq(cfg.job_users.first_gid, 3000000100LL);
+        ck_assert_int_eq(cfg.job_users.count, 16);
+        ck_assert_int_eq(cfg.retry.max_attempts, 1);
+        ck_assert_int_eq(cfg.retry.backoff_ms, 0);
+        ck_assert_int_eq(cfg.breaker.degrade_after, 2);
+        ck_assert_int_eq(cfg.breaker.isolate_after, 2);
+        ck_assert_int_eq(cfg.breaker.cooldown_seconds, 600);
+        ck_assert_int_eq(cfg.http.max_connections, 64);
+        ck_assert_int_eq(cfg.http.max_connections_per_client, 4);
+        ck_assert_int_eq(cfg.http.connection_timeout_seconds, 60);
+        ck_assert_int_eq(cfg.http.max_header_bytes, 8192);
+        ck_assert_int_eq(cfg.http.max_json_depth, 16);
+        ck_assert_str_eq(cfg.http.unix_mode, "0600");
+        ck_assert_str_eq(cfg.http.unix_group, "edgecd");
+        ck_assert_str_eq(cfg.auth.tokens_file, "/etc/edgecd/tokens.yaml");
+        ck_assert(cfg.auth.metrics_public);
         ck_assert_int_eq(config_validate(&cfg, collect, &l, &e), 0);
         ck_assert_uint_eq(l.n, 0);
         config_free(&cfg);
@@ -218,6 +274,16 @@ START_TEST(test_unknown_key)
 {
         expect_load_error("workers: 2\nworkerz: 3\n", "2:1: workerz: unknown key");
         expect_load_error("defaults:\n  memroy_mb: 3\n", "2:3: defaults.memroy_mb: unknown key");
+        expect_load_error("http:\n  max_conections: 3\n", "2:3: http.max_conections: unknown key");
+}
+END_TEST
+
+START_TEST(test_removed_keys)
+{
+        /* uid and gid gave way to job_users: an old file says so at once
+         * instead of running jobs as someone it did not mean. */
+        expect_load_error("workers: 2\nuid: 65534\n", "2:1: uid: unknown key");
+        expect_load_error("gid: 65534\n", "1:1: gid: unknown key");
 }
 END_TEST
 
@@ -239,9 +305,16 @@ END_TEST
 START_TEST(test_out_of_range)
 {
         expect_load_error("workers: 0\n", "1:10: workers: must be between 1 and 1024, got 0");
-        expect_load_error("uid: -1\n", "1:6: uid: must be between 0 and 4294967294, got -1");
-        expect_load_error("gid: 99999999999999999999999\n",
-                          "1:6: gid: must be between 0 and 4294967294, got 99999999999999999999999");
+        expect_load_error("job_users:\n  first_uid: -1\n",
+                          "2:14: job_users.first_uid: must be between 1 and 4294967294, got -1");
+        expect_load_error("job_users:\n  first_gid: 99999999999999999999999\n",
+                          "2:14: job_users.first_gid: must be between 1 and 4294967294, got 99999999999999999999999");
+        expect_load_error("job_users:\n  first_uid: 0\n",
+                          "2:14: job_users.first_uid: must be between 1 and 4294967294, got 0");
+        expect_load_error("http:\n  max_json_depth: 0\n",
+                          "2:19: http.max_json_depth: must be between 1 and 10000, got 0");
+        expect_load_error("retry:\n  max_attempts: 101\n",
+                          "2:17: retry.max_attempts: must be between 1 and 100, got 101");
         expect_load_error("defaults:\n  memory_mb: 2\n",
                           "2:14: defaults.memory_mb: must be between 4 and 1048576, got 2");
         expect_load_error("defaults:\n  cpu_cores: 0\n",
@@ -475,6 +548,25 @@ START_TEST(test_validate_fields)
         expect_invalid(&cfg, "defaults.timeout_seconds: 700 is over max_timeout_seconds (600)");
         cfg.defaults.timeout_seconds = 30;
 
+        cfg.breaker.isolate_after = 2;   /* below degrade_after 3 */
+        expect_invalid(&cfg, "breaker.isolate_after: 2 is below breaker.degrade_after (3)");
+        cfg.breaker.isolate_after = 3;   /* equal: isolated at once, never degraded first */
+        ck_assert_int_eq(config_validate(&cfg, NULL, NULL, &e), 0);
+        cfg.breaker.isolate_after = 5;
+
+        /* The job id ranges must end at 4294967294: (uid_t)-1 is "no change". */
+        cfg.job_users.first_uid = 4294967294LL - 11;
+        cfg.job_users.count = 12;   /* ends at 4294967294 exactly */
+        cfg.job_users.first_gid = 4294967294LL - 11;
+        ck_assert_int_eq(config_validate(&cfg, NULL, NULL, &e), 0);
+        cfg.job_users.first_uid++;
+        expect_invalid(&cfg, "job_users.count: the range ends past 4294967294");
+        cfg.job_users.first_uid--;
+        cfg.job_users.first_gid++;
+        expect_invalid(&cfg, "job_users.count: the range ends past 4294967294");
+        cfg.job_users.first_gid = cfg.job_users.first_uid = 2001000000;
+        cfg.job_users.count = 65536;
+
         /* With a file, messages name it but no line. */
         config_set_string(&cfg.path, "/etc/edgecd/edgecd.yaml");
         config_set_string(&cfg.runtime, "");
@@ -491,9 +583,36 @@ START_TEST(test_validate_fields)
 }
 END_TEST
 
+START_TEST(test_validate_unix_mode)
+{
+        struct config cfg;
+        config_init_defaults(&cfg);
+        static const char *const good[] = { "0600", "0660", "0777", "0000", "600", "0" };
+        for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+                struct err e = ERR_INIT;
+                config_set_string(&cfg.http.unix_mode, good[i]);
+                ck_assert_msg(config_validate(&cfg, NULL, NULL, &e) == 0, "%s: %s", good[i], e.msg);
+        }
+        /* Not octal, too long, empty, a sign, setuid bits: all refused. */
+        static const char *const bad[] = { "0999", "12345", "", "-600", "0x1ff", "4755", "rw-rw----", " 0600" };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+                char want[128];
+                snprintf(want, sizeof want, "http.unix_mode: `%s` is not an octal file mode (0000..0777)", bad[i]);
+                config_set_string(&cfg.http.unix_mode, bad[i]);
+                expect_invalid(&cfg, want);
+        }
+        config_free(&cfg);
+}
+END_TEST
+
 /* config/edgecd.yaml documents every key at its default.  Load it over a
  * config where every field differs from the defaults: a key missing from the
  * file, or set to anything else, makes this fail. */
+#if __SIZEOF_POINTER__ == 8
+/* A new field changes the size: poison it below and check it in
+ * assert_defaults(), then update the number. */
+_Static_assert(sizeof(struct config) == 336, "struct config changed: extend the poison and assert_defaults");
+#endif
 START_TEST(test_shipped_file_equals_defaults)
 {
         struct config cfg;
@@ -505,11 +624,20 @@ START_TEST(test_shipped_file_equals_defaults)
         config_set_string(&cfg.runtime, "poison");
         config_set_string(&cfg.cgroup_parent, "/poison");
         config_set_string(&cfg.log_level, "poison");
+        config_set_string(&cfg.http.unix_mode, "poison");
+        config_set_string(&cfg.http.unix_group, "poison");
+        config_set_string(&cfg.auth.tokens_file, "poison");
         cfg.workers = cfg.queue_capacity = cfg.jobs_kept = cfg.kept_results_bytes = cfg.memory_pool_mb = 7;
         cfg.max_body_bytes = cfg.max_result_bytes = cfg.max_log_bytes = 7;
-        cfg.max_timeout_seconds = cfg.uid = cfg.gid = 7;
+        cfg.max_timeout_seconds = cfg.runtime_timeout_seconds = cfg.sweep_interval_seconds = 7;
         cfg.keep_bundles = true;
         cfg.defaults = (struct limits){ 7.5, 7, 7, 7, 7 };
+        cfg.job_users.first_uid = cfg.job_users.first_gid = cfg.job_users.count = 7;
+        cfg.retry.max_attempts = cfg.retry.backoff_ms = 7;
+        cfg.breaker.degrade_after = cfg.breaker.isolate_after = cfg.breaker.cooldown_seconds = 7;
+        cfg.http.max_connections = cfg.http.max_connections_per_client = 7;
+        cfg.http.connection_timeout_seconds = cfg.http.max_header_bytes = cfg.http.max_json_depth = 7;
+        cfg.auth.metrics_public = true;
 
         char *file = NULL;
         ck_assert_int_ge(asprintf(&file, "%s/config/edgecd.yaml", tu_src()), 0);
@@ -537,6 +665,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_partial_file_keeps_defaults);
         tcase_add_test(tc, test_empty_file);
         tcase_add_test(tc, test_unknown_key);
+        tcase_add_test(tc, test_removed_keys);
         tcase_add_test(tc, test_wrong_type);
         tcase_add_test(tc, test_out_of_range);
         tcase_add_test(tc, test_duplicate_key);
@@ -548,6 +677,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_sizes);
         tcase_add_test(tc, test_validate_listen);
         tcase_add_test(tc, test_validate_fields);
+        tcase_add_test(tc, test_validate_unix_mode);
         tcase_add_test(tc, test_shipped_file_equals_defaults);
         suite_add_tcase(s, tc);
         return s;

@@ -161,23 +161,27 @@ static void check_sandbox(const json_t *cfg, const struct oci_job *job)
         ck_assert_int_eq(json_array_size(json_object_get(json_object_get(proc, "user"), "additionalGids")), 0);
         ck_assert_str_eq(json_string_value(json_object_get(proc, "cwd")), "/");
 
-        bool core = false, nofile = false;
+        /* The rlimits the job decides, once each, whatever the template said. */
+        static const struct {
+                const char *type;
+                json_int_t value;
+        } want_rl[] = { { "RLIMIT_CORE", 0 }, { "RLIMIT_NOFILE", 1024 }, { "RLIMIT_RTPRIO", 0 }, { "RLIMIT_NICE", 0 } };
+        int seen_rl[ARRAY_SIZE(want_rl)] = { 0 };
         size_t i;
         json_t *r;
         json_array_foreach(json_object_get(proc, "rlimits"), i, r) {
                 const char *t = json_string_value(json_object_get(r, "type"));
-                if (!strcmp(t, "RLIMIT_CORE")) {
-                        ck_assert(!core);
-                        core = true;
-                        ck_assert_int_eq(json_integer_value(json_object_get(r, "hard")), 0);
-                        ck_assert_int_eq(json_integer_value(json_object_get(r, "soft")), 0);
-                } else if (!strcmp(t, "RLIMIT_NOFILE")) {
-                        ck_assert(!nofile);
-                        nofile = true;
-                        ck_assert_int_eq(json_integer_value(json_object_get(r, "hard")), 1024);
+                ck_assert_ptr_nonnull(t);
+                for (size_t k = 0; k < ARRAY_SIZE(want_rl); k++) {
+                        if (strcmp(t, want_rl[k].type))
+                                continue;
+                        seen_rl[k]++;
+                        ck_assert_int_eq(json_integer_value(json_object_get(r, "hard")), want_rl[k].value);
+                        ck_assert_int_eq(json_integer_value(json_object_get(r, "soft")), want_rl[k].value);
                 }
         }
-        ck_assert(core && nofile);
+        for (size_t k = 0; k < ARRAY_SIZE(want_rl); k++)
+                ck_assert_msg(seen_rl[k] == 1, "%s %d times", want_rl[k].type, seen_rl[k]);
 
         const json_t *root = json_object_get(cfg, "root");
         ck_assert(json_is_true(json_object_get(root, "readonly")));
@@ -315,29 +319,42 @@ START_TEST(test_extra_syscalls_and_env)
 }
 END_TEST
 
-/* A careless template: the job's decisions must win over all of this. */
+/* A careless template that stays within what templates may say: the job's
+ * decisions must win over all of it. */
 static const char *const careless_template =
         "{\"ociVersion\": \"1.0.2\","
         " \"process\": {\"terminal\": true, \"user\": {\"uid\": 0, \"gid\": 0, \"additionalGids\": [0]},"
-        "   \"args\": [\"sh\"], \"cwd\": \"/root\","
+        "   \"args\": [\"sh\"], \"cwd\": \"/root\", \"oomScoreAdj\": -1000,"
         "   \"capabilities\": {\"bounding\": [\"CAP_SYS_ADMIN\"], \"effective\": [\"CAP_SYS_ADMIN\"]},"
         "   \"rlimits\": [{\"type\": \"RLIMIT_CORE\", \"hard\": 999, \"soft\": 999},"
-        "                {\"type\": \"RLIMIT_NPROC\", \"hard\": 50, \"soft\": 50}],"
+        "                {\"type\": \"RLIMIT_NPROC\", \"hard\": 50, \"soft\": 50},"
+        "                {\"type\": \"RLIMIT_NOFILE\", \"hard\": 1048576, \"soft\": 1048576}],"
         "   \"noNewPrivileges\": false},"
         " \"root\": {\"path\": \"rootfs\", \"readonly\": false},"
         " \"mounts\": [{\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"},"
-        "   {\"destination\": \"/input\", \"type\": \"bind\", \"source\": \"/\", \"options\": [\"rbind\", \"rw\"]},"
-        "   {\"destination\": \"/output/\", \"type\": \"bind\", \"source\": \"/etc\", \"options\": [\"rbind\"]}],"
+        "   {\"destination\": \"/input\", \"type\": \"tmpfs\", \"source\": \"tmpfs\", \"options\": [\"rw\"]},"
+        "   {\"destination\": \"/output/\", \"type\": \"tmpfs\", \"source\": \"tmpfs\"}],"
         " \"linux\": {\"namespaces\": [{\"type\": \"network\", \"path\": \"/proc/1/ns/net\"}, {\"type\": \"user\"}],"
         "   \"uidMappings\": [{\"containerID\": 0, \"hostID\": 0, \"size\": 1}],"
-        "   \"resources\": {\"memory\": {\"limit\": 1}, \"devices\": [{\"allow\": true, \"access\": \"r\"}]},"
-        "   \"maskedPaths\": [\"/proc/custom\"], \"sysctl\": {\"net.ipv4.ip_forward\": \"0\"}}}";
+        "   \"gidMappings\": [{\"containerID\": 0, \"hostID\": 0, \"size\": 1}],"
+        "   \"cgroupsPath\": \"/\", \"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\"},"
+        "   \"resources\": {\"memory\": {\"limit\": 1}, \"pids\": {\"limit\": 1000000},"
+        "                 \"devices\": [{\"allow\": false, \"access\": \"rwm\"}]},"
+        "   \"maskedPaths\": [\"/proc/custom\"]}}";
+
+/* A fresh templates directory under g_tmp holding name.json = text. */
+static char *template_dir_with(const char *dir, const char *name, const char *text)
+{
+        char *tdir = xasprintf("%s/%s", g_tmp, dir);
+        ck_assert_int_eq(mkdir(tdir, 0755), 0);
+        _cleanup_free_ char *file = xasprintf("%s.json", name);
+        free(tu_write(tdir, file, text));
+        return tdir;
+}
 
 START_TEST(test_template_cannot_weaken)
 {
-        _cleanup_free_ char *tdir = xasprintf("%s/templates-careless", g_tmp);
-        ck_assert_int_eq(mkdir(tdir, 0755), 0);
-        free(tu_write(tdir, "careless.json", careless_template));
+        _cleanup_free_ char *tdir = template_dir_with("templates-careless", "careless", careless_template);
         char *cmd[] = { "/bin/x", NULL };
         struct manifest m = manifest(cmd);
         m.oci_template = "careless";
@@ -347,11 +364,222 @@ START_TEST(test_template_cannot_weaken)
         check_sandbox(cfg, &job);
         ck_assert_int_eq(json_array_size(json_object_get(cfg, "mounts")), 3);   /* proc, input, output */
         const json_t *lx = json_object_get(cfg, "linux");
+        ck_assert_ptr_null(json_object_get(lx, "gidMappings"));
         ck_assert(has_string(json_object_get(lx, "maskedPaths"), "/proc/custom"));
         ck_assert(has_string(json_object_get(lx, "maskedPaths"), "/sys/firmware"));
-        ck_assert_ptr_nonnull(json_object_get(lx, "sysctl"));   /* kept */
         ck_assert_int_eq(json_array_size(json_object_get(json_object_get(lx, "resources"), "devices")), 1);
-        ck_assert_int_eq(json_array_size(json_object_get(json_object_get(cfg, "process"), "rlimits")), 3);
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "pids", "limit"), 64);
+        ck_assert_int_eq(jint(cfg, "process", "oomScoreAdj", NULL, NULL), 1000);
+        /* The template's other rlimits stay, next to the four the job sets. */
+        ck_assert_int_eq(json_array_size(json_object_get(json_object_get(cfg, "process"), "rlimits")), 5);
+}
+END_TEST
+
+/* Templates a careless or hostile hand might write, each refused with the
+ * JSON pointer of what is wrong. */
+static const struct {
+        const char *name, *text, *pointer;
+} refused_templates[] = {
+        { "hooks", "{\"hooks\": {\"prestart\": [{\"path\": \"/bin/sh\"}]}}", "/hooks" },
+        { "unknown-key", "{\"ociVersion\": \"1.0.2\", \"x-extra\": true}", "/x-extra" },
+        { "linux-devices",
+          "{\"linux\": {\"devices\": [{\"path\": \"/dev/sda\", \"type\": \"b\", \"major\": 8, \"minor\": 0}]}}",
+          "/linux/devices" },
+        { "sysctl", "{\"linux\": {\"sysctl\": {\"net.ipv4.ip_forward\": \"1\"}}}", "/linux/sysctl" },
+        { "personality", "{\"linux\": {\"personality\": {\"domain\": \"LINUX32\"}}}", "/linux/personality" },
+        { "scheduler", "{\"process\": {\"scheduler\": {\"policy\": \"SCHED_FIFO\", \"priority\": 99}}}",
+          "/process/scheduler" },
+        { "cpu-affinity", "{\"process\": {\"execCPUAffinity\": {\"initial\": \"0\"}}}", "/process/execCPUAffinity" },
+        { "rtprio",
+          "{\"process\": {\"rlimits\": [{\"type\": \"RLIMIT_NPROC\", \"hard\": 9, \"soft\": 9},"
+          " {\"type\": \"RLIMIT_RTPRIO\", \"hard\": 99, \"soft\": 99}]}}",
+          "/process/rlimits/1" },
+        { "memlock", "{\"process\": {\"rlimits\": [{\"type\": \"RLIMIT_MEMLOCK\", \"hard\": -1, \"soft\": -1}]}}",
+          "/process/rlimits/0" },
+        { "rlimit-name", "{\"process\": {\"rlimits\": [{\"type\": \"CORE\", \"hard\": 0, \"soft\": 0}]}}",
+          "/process/rlimits/0/type" },
+        { "bind-host",
+          "{\"mounts\": [{\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"},"
+          " {\"destination\": \"/tmp\", \"type\": \"tmpfs\", \"source\": \"tmpfs\"},"
+          " {\"destination\": \"/host\", \"type\": \"bind\", \"source\": \"/\", \"options\": [\"rbind\", \"ro\"]}]}",
+          "/mounts/2/type" },
+        { "host-source",
+          "{\"mounts\": [{\"destination\": \"/etc\", \"type\": \"tmpfs\", \"source\": \"/etc\"}]}",
+          "/mounts/0/source" },
+        { "rshared",
+          "{\"mounts\": [{\"destination\": \"/tmp\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
+          " \"options\": [\"nosuid\", \"rshared\"]}]}",
+          "/mounts/0/options/1" },
+        { "bind-option",
+          "{\"mounts\": [{\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"},"
+          " {\"destination\": \"/tmp\", \"type\": \"tmpfs\", \"source\": \"tmpfs\", \"options\": [\"bind\"]}]}",
+          "/mounts/1/options/0" },
+        { "suid-option",
+          "{\"mounts\": [{\"destination\": \"/tmp\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
+          " \"options\": [\"noexec\", \"size=1m\", \"suid\"]}]}",
+          "/mounts/0/options/2" },
+        { "sysfs-elsewhere",
+          "{\"mounts\": [{\"destination\": \"/mnt/sys\", \"type\": \"sysfs\", \"source\": \"sysfs\"}]}",
+          "/mounts/0/destination" },
+        { "dotdot-destination",
+          "{\"mounts\": [{\"destination\": \"/tmp/../etc\", \"type\": \"tmpfs\", \"source\": \"tmpfs\"}]}",
+          "/mounts/0/destination" },
+        { "device-allow",
+          "{\"linux\": {\"resources\": {\"devices\": [{\"allow\": false, \"access\": \"rwm\"},"
+          " {\"allow\": true, \"type\": \"b\", \"major\": 8, \"access\": \"rw\"}]}}}",
+          "/linux/resources/devices/1" },
+        { "device-no-allow",
+          "{\"linux\": {\"resources\": {\"devices\": [{\"access\": \"rwm\"}]}}}",
+          "/linux/resources/devices/0" },
+        { "hugepages", "{\"linux\": {\"resources\": {\"hugepageLimits\": [{\"pageSize\": \"2MB\", \"limit\": 1}]}}}",
+          "/linux/resources/hugepageLimits" },
+};
+
+START_TEST(test_template_refusals)
+{
+        struct seccomp_policy *p = load_policy();
+        char *cmd[] = { "/bin/x", NULL };
+        struct manifest m = manifest(cmd);
+        struct oci_job job = job_for(&m, "job-refused");
+        _cleanup_free_ char *tdir = xasprintf("%s/templates-refused", g_tmp);
+        ck_assert_int_eq(mkdir(tdir, 0755), 0);
+        for (size_t i = 0; i < ARRAY_SIZE(refused_templates); i++) {
+                const char *name = refused_templates[i].name;
+                _cleanup_free_ char *file = xasprintf("%s.json", name);
+                _cleanup_free_ char *path = tu_write(tdir, file, refused_templates[i].text);
+                /* "template `PATH`: /POINTER: why", the pointer whole. */
+                _cleanup_free_ char *want = xasprintf("template `%s`: %s: ", path, refused_templates[i].pointer);
+
+                char tname[64];
+                snprintf(tname, sizeof tname, "%s", name);
+                m.oci_template = tname;
+                json_t *cfg = NULL;
+                struct err err = ERR_INIT;
+                ck_assert_msg(oci_build(tdir, &job, p, &cfg, &err) == -1, "%s: accepted", name);
+                ck_assert_ptr_null(cfg);
+                ck_assert_msg(err.code == ERR_INVALID, "%s: %s", name, err_code_name(err.code));
+                ck_assert_msg(strstr(err.msg, want), "%s: `%s` lacks `%s`", name, err.msg, want);
+
+                err = (struct err)ERR_INIT;
+                ck_assert_int_eq(oci_check_template(tdir, name, &err), -1);
+                ck_assert_int_eq(err.code, ERR_INVALID);
+                ck_assert_msg(!strncmp(err.msg, want, strlen(want)), "%s: `%s`", name, err.msg);
+        }
+        seccomp_policy_free(p);
+}
+END_TEST
+
+START_TEST(test_shipped_template_passes)
+{
+        _cleanup_free_ char *tdir = templates_dir();
+        struct err err = ERR_INIT;
+        ck_assert_msg(oci_check_template(tdir, "default", &err) == 0, "%s", err.msg);
+        ck_assert_int_eq(oci_check_template(tdir, "missing", &err), -1);
+        ck_assert_int_eq(err.code, ERR_NOT_FOUND);
+        ck_assert_int_eq(oci_check_template(tdir, "../oci-templates/default", &err), -1);
+        ck_assert_int_eq(err.code, ERR_INVALID);
+}
+END_TEST
+
+/* How many times s is in the string array arr. */
+static int count_string(const json_t *arr, const char *s)
+{
+        int n = 0;
+        size_t i;
+        json_t *v;
+        json_array_foreach(arr, i, v)
+                n += json_is_string(v) && !strcmp(json_string_value(v), s);
+        return n;
+}
+
+/* How many strings in arr start with prefix. */
+static int count_prefix(const json_t *arr, const char *prefix)
+{
+        int n = 0;
+        size_t i;
+        json_t *v;
+        json_array_foreach(arr, i, v)
+                n += json_is_string(v) && !strncmp(json_string_value(v), prefix, strlen(prefix));
+        return n;
+}
+
+START_TEST(test_template_mounts_hardened)
+{
+        /* A template that forgets nosuid and nodev, asks for a group of its
+         * own on a scratch tmpfs and puts nodev on /dev. */
+        static const char text[] =
+                "{\"mounts\": ["
+                " {\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"},"
+                " {\"destination\": \"/dev\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
+                "  \"options\": [\"nodev\", \"mode=755\"]},"
+                " {\"destination\": \"/dev/pts\", \"type\": \"devpts\", \"source\": \"devpts\","
+                "  \"options\": [\"newinstance\", \"gid=5\"]},"
+                " {\"destination\": \"/tmp\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
+                "  \"options\": [\"gid=0\", \"mode=1777\", \"nosuid\", \"nosuid\"]},"
+                " {\"destination\": \"/scratch\", \"type\": \"tmpfs\", \"source\": \"tmpfs\"},"
+                " {\"destination\": \"/sys\", \"type\": \"sysfs\", \"source\": \"sysfs\", \"options\": [\"ro\"]}]}";
+        _cleanup_free_ char *tdir = template_dir_with("templates-mounts", "mounts", text);
+        char *cmd[] = { "/bin/x", NULL };
+        struct manifest m = manifest(cmd);
+        m.oci_template = "mounts";
+        struct oci_job job = job_for(&m, "job-mounts");
+        job.uid = 2001000007;
+        job.gid = 2001000107;
+        _cleanup_json_ json_t *cfg = build(tdir, &job);
+        write_and_validate(cfg, "mounts");
+        check_sandbox(cfg, &job);
+
+        size_t i;
+        json_t *mt;
+        int tmpfs_seen = 0;
+        json_array_foreach(json_object_get(cfg, "mounts"), i, mt) {
+                const char *dest = json_string_value(json_object_get(mt, "destination"));
+                const char *type = json_string_value(json_object_get(mt, "type"));
+                const json_t *opts = json_object_get(mt, "options");
+                ck_assert_msg(count_string(opts, "nosuid") == 1, "%s: nosuid %d times", dest,
+                              count_string(opts, "nosuid"));
+                if (!strcmp(dest, "/dev")) {
+                        /* The runtime's device nodes live there. */
+                        ck_assert_msg(count_string(opts, "nodev") == 0, "/dev has nodev");
+                } else if (!strcmp(type, "devpts")) {
+                        /* Not asserted: nodev on devpts makes every pty
+                         * unusable (posix_openpt fails with EACCES); whether
+                         * jobs may have ptys is still open. */
+                } else {
+                        ck_assert_msg(count_string(opts, "nodev") == 1, "%s: nodev %d times", dest,
+                                      count_string(opts, "nodev"));
+                }
+                if (!strcmp(type, "tmpfs") && strcmp(dest, "/dev")) {
+                        /* A scratch tmpfs belongs to the job's user, only. */
+                        tmpfs_seen++;
+                        ck_assert_msg(count_string(opts, "uid=2001000007") == 1 && count_prefix(opts, "uid=") == 1,
+                                      "%s: uid options", dest);
+                        ck_assert_msg(count_string(opts, "gid=2001000107") == 1 && count_prefix(opts, "gid=") == 1,
+                                      "%s: gid options", dest);
+                } else {
+                        ck_assert_msg(count_prefix(opts, "uid=") == 0, "%s: has uid=", dest);
+                }
+                if (!strcmp(dest, "/dev/pts"))
+                        ck_assert(has_string(opts, "gid=5"));   /* the tty group, not a tmpfs */
+                if (!strcmp(dest, "/tmp"))
+                        ck_assert(has_string(opts, "mode=1777"));
+        }
+        ck_assert_int_eq(tmpfs_seen, 2);   /* /tmp and /scratch */
+
+        /* The shipped template's /dev/shm and /tmp get the same. */
+        _cleanup_free_ char *real = templates_dir();
+        m.oci_template = NULL;
+        _cleanup_json_ json_t *def = build(real, &job);
+        int n;
+        const json_t *shm = mount_at(def, "/dev/shm", &n);
+        ck_assert_int_eq(n, 1);
+        ck_assert(has_string(json_object_get(shm, "options"), "uid=2001000007"));
+        ck_assert(has_string(json_object_get(shm, "options"), "gid=2001000107"));
+        ck_assert(has_string(json_object_get(shm, "options"), "nodev"));
+        const json_t *dev = mount_at(def, "/dev", &n);
+        ck_assert(has_string(json_object_get(dev, "options"), "nosuid"));
+        ck_assert(!has_string(json_object_get(dev, "options"), "nodev"));
+        ck_assert_int_eq(count_prefix(json_object_get(dev, "options"), "uid="), 0);
 }
 END_TEST
 
@@ -517,10 +745,10 @@ static struct run run_container(const char *runc, char *rootfs, const char *id, 
 {
         struct err err = ERR_INIT;
         _cleanup_free_ char *wsroot = xasprintf("%s/workspaces", g_tmp);
-        json_t *params = json_pack("{s:i}", "n", 42);
+        static const char params[] = "{\"n\":42}";
         struct workspace *ws = NULL;
-        ck_assert_msg(workspace_create(wsroot, id, params, 1, 65534, 65534, &ws, &err) == 0, "%s", err.msg);
-        json_decref(params);
+        ck_assert_msg(workspace_create(wsroot, id, params, strlen(params), 1, 65534, 65534, &ws, &err) == 0, "%s",
+                      err.msg);
 
         struct manifest m = manifest(cmd);
         m.rootfs = rootfs;
@@ -730,6 +958,9 @@ static Suite *suite(void)
         tcase_add_test(tc, test_full_resources);
         tcase_add_test(tc, test_extra_syscalls_and_env);
         tcase_add_test(tc, test_template_cannot_weaken);
+        tcase_add_test(tc, test_template_refusals);
+        tcase_add_test(tc, test_shipped_template_passes);
+        tcase_add_test(tc, test_template_mounts_hardened);
         tcase_add_test(tc, test_bad_templates);
         tcase_add_test(tc, test_effective_limits_and_hostname);
         suite_add_tcase(s, tc);

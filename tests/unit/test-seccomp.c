@@ -1,7 +1,16 @@
-/* test-seccomp.c - the allowlist file parser and the OCI seccomp object.
- * (Whether the filter really kills is tested on a real container in
- * test-oci.c.) */
+/* test-seccomp.c - the allowlist file parser and the OCI seccomp object,
+ * and the clone rule loaded into libseccomp the way runc and crun read it
+ * and the way youki 0.7 does (value and valueTwo swapped): it must mean the
+ * same both ways.  (Whether the filter really kills in a container is
+ * tested by the sandbox probe, test-runtime.c, and the integration suite.) */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
 #include <jansson.h>
+#include <seccomp.h>
 
 #include "testutil.h"
 
@@ -76,19 +85,36 @@ START_TEST(test_shipped_allowlist)
                 ck_assert_msg(!allows_unconditionally(oci, forbidden[i]), "%s must not be allowed",
                               forbidden[i]);
 
-        /* clone: allowed only when no namespace flag is set. */
-        const json_t *clone = rule_for(oci, "clone");
-        ck_assert_ptr_nonnull(clone);
-        ck_assert_str_eq(json_string_value(json_object_get(clone, "action")), "SCMP_ACT_ALLOW");
-        const json_t *arg = json_array_get(json_object_get(clone, "args"), 0);
-        ck_assert_ptr_nonnull(arg);
-        ck_assert_int_eq(json_integer_value(json_object_get(arg, "index")), 0);
-        ck_assert_str_eq(json_string_value(json_object_get(arg, "op")), "SCMP_CMP_MASKED_EQ");
-        json_int_t mask = json_integer_value(json_object_get(arg, "value"));
-        ck_assert(mask & 0x10000000);   /* CLONE_NEWUSER */
-        ck_assert(mask & 0x00020000);   /* CLONE_NEWNS */
-        ck_assert(mask & 0x40000000);   /* CLONE_NEWNET */
-        ck_assert_int_eq(json_integer_value(json_object_get(arg, "valueTwo")), 0);
+        /* clone: one kill rule per namespace flag, then an allow; and no
+         * masked comparison anywhere whose meaning depends on which of
+         * value and valueTwo a runtime takes for the mask. */
+        ck_assert(!allows_unconditionally(oci, "clone"));
+        size_t ri;
+        json_t *rule;
+        json_int_t killed = 0;
+        int allows = 0;
+        json_array_foreach(json_object_get(oci, "syscalls"), ri, rule) {
+                size_t k;
+                json_t *arg;
+                json_array_foreach(json_object_get(rule, "args"), k, arg) {
+                        if (!strcmp(json_string_value(json_object_get(arg, "op")), "SCMP_CMP_MASKED_EQ"))
+                                ck_assert_int_eq(json_integer_value(json_object_get(arg, "value")),
+                                                 json_integer_value(json_object_get(arg, "valueTwo")));
+                }
+                if (strcmp(json_string_value(json_array_get(json_object_get(rule, "names"), 0)), "clone"))
+                        continue;
+                const char *action = json_string_value(json_object_get(rule, "action"));
+                json_t *a0 = json_array_get(json_object_get(rule, "args"), 0);
+                ck_assert_ptr_nonnull(a0);
+                ck_assert_int_eq(json_integer_value(json_object_get(a0, "index")), 0);
+                if (!strcmp(action, "SCMP_ACT_KILL"))
+                        killed |= json_integer_value(json_object_get(a0, "value"));
+                else if (!strcmp(action, "SCMP_ACT_ALLOW"))
+                        allows++;
+        }
+        ck_assert_int_eq(killed, 0x7E020000);   /* NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET */
+        ck_assert_int_eq(allows, 1);
+        const json_t *arg;
 
         /* socket: any family but AF_VSOCK (40). */
         ck_assert(!allows_unconditionally(oci, "socket"));
@@ -202,6 +228,112 @@ START_TEST(test_check_names)
 }
 END_TEST
 
+/* ---- the clone rule in libseccomp, read both ways ---- */
+
+static enum scmp_compare op_of(const char *op)
+{
+        static const struct {
+                const char *name;
+                enum scmp_compare op;
+        } ops[] = {
+                { "SCMP_CMP_NE", SCMP_CMP_NE }, { "SCMP_CMP_LT", SCMP_CMP_LT }, { "SCMP_CMP_LE", SCMP_CMP_LE },
+                { "SCMP_CMP_EQ", SCMP_CMP_EQ }, { "SCMP_CMP_GE", SCMP_CMP_GE }, { "SCMP_CMP_GT", SCMP_CMP_GT },
+                { "SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
+                if (!strcmp(op, ops[i].name))
+                        return ops[i].op;
+        ck_abort_msg("op %s", op);
+        return SCMP_CMP_EQ;
+}
+
+/* Load the clone rules of the OCI object into a filter whose default is
+ * ERRNO(EUCLEAN) (so everything else still runs), reading MASKED_EQ as runc
+ * and crun do (mask = value) or, swapped, as youki 0.7 does (mask =
+ * valueTwo).  In a child only. */
+static void load_clone_rules(const json_t *syscalls, bool swapped)
+{
+        scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+        if (!ctx)
+                _exit(90);
+        size_t i;
+        json_t *rule;
+        json_array_foreach(syscalls, i, rule) {
+                if (strcmp(json_string_value(json_array_get(json_object_get(rule, "names"), 0)), "clone"))
+                        continue;
+                const char *a = json_string_value(json_object_get(rule, "action"));
+                /* ALLOW stands out from the default: an allowed clone in the
+                 * test fails with EUCLEAN, refused ones never get there. */
+                uint32_t action = !strcmp(a, "SCMP_ACT_KILL") ? SCMP_ACT_KILL : SCMP_ACT_ERRNO(EUCLEAN);
+                struct scmp_arg_cmp cmp[6];
+                size_t n = 0, k;
+                json_t *arg;
+                json_array_foreach(json_object_get(rule, "args"), k, arg) {
+                        scmp_datum_t v = (scmp_datum_t)json_integer_value(json_object_get(arg, "value"));
+                        scmp_datum_t v2 = (scmp_datum_t)json_integer_value(json_object_get(arg, "valueTwo"));
+                        enum scmp_compare op = op_of(json_string_value(json_object_get(arg, "op")));
+                        cmp[n++] = (struct scmp_arg_cmp){
+                                .arg = (unsigned)json_integer_value(json_object_get(arg, "index")), .op = op,
+                                .datum_a = op == SCMP_CMP_MASKED_EQ && swapped ? v2 : v,
+                                .datum_b = op == SCMP_CMP_MASKED_EQ && swapped ? v : v2,
+                        };
+                }
+                if (seccomp_rule_add_array(ctx, action, SCMP_SYS(clone), (unsigned)n, cmp) < 0)
+                        _exit(91);
+        }
+        if (seccomp_load(ctx) < 0)
+                _exit(92);
+}
+
+/* In a child with the rules loaded: clone(flags).  The child's status:
+ * killed by SIGSYS, or exit 0 when the call was let through (EUCLEAN, the
+ * allow rule), 1 when it failed otherwise, 2 when it really ran. */
+static int clone_outcome(const json_t *syscalls, bool swapped, unsigned long flags)
+{
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                load_clone_rules(syscalls, swapped);
+                long r = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+                if (r == 0)
+                        _exit(0);
+                _exit(r < 0 && errno == EUCLEAN ? 0 : r < 0 ? 1 : 2);
+        }
+        int st;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        return WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+START_TEST(test_clone_rule_means_the_same_both_ways)
+{
+        _cleanup_free_ char *path = allow_path();
+        struct seccomp_policy *p = NULL;
+        struct err err = ERR_INIT;
+        ck_assert_msg(seccomp_policy_load(path, &p, &err) == 0, "%s", err.msg);
+        _cleanup_json_ json_t *oci = seccomp_policy_oci(p, NULL);
+        const json_t *syscalls = json_object_get(oci, "syscalls");
+        static const unsigned long ns[] = { CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWIPC,
+                                            CLONE_NEWUTS, CLONE_NEWCGROUP, CLONE_NEWUSER | CLONE_NEWNET };
+        for (int swapped = 0; swapped < 2; swapped++) {
+                ck_assert_int_eq(clone_outcome(syscalls, swapped, 0), 0);   /* a plain fork: allowed */
+                ck_assert_int_eq(clone_outcome(syscalls, swapped, CLONE_FILES), 0);
+                for (size_t i = 0; i < ARRAY_SIZE(ns); i++)
+                        ck_assert_msg(clone_outcome(syscalls, swapped, ns[i]) == -SIGSYS, "flags %#lx %s", ns[i],
+                                      swapped ? "swapped" : "as runc reads it");
+        }
+
+        /* The check can fail: Docker's single rule, read youki's way, lets
+         * CLONE_NEWUSER through. */
+        _cleanup_json_ json_t *docker = json_pack("[{s:[s],s:s,s:[{s:i,s:I,s:I,s:s}]}]", "names", "clone",
+                                                  "action", "SCMP_ACT_ALLOW", "args", "index", 0,
+                                                  "value", (json_int_t)0x7E020000, "valueTwo", (json_int_t)0,
+                                                  "op", "SCMP_CMP_MASKED_EQ");
+        ck_assert_int_ne(clone_outcome(docker, false, CLONE_NEWUSER), 0);
+        ck_assert_int_eq(clone_outcome(docker, true, CLONE_NEWUSER), 0);
+        seccomp_policy_free(p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("seccomp");
@@ -210,6 +342,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_parse_comments_duplicates);
         tcase_add_test(tc, test_parse_errors);
         tcase_add_test(tc, test_check_names);
+        tcase_add_test(tc, test_clone_rule_means_the_same_both_ways);
         suite_add_tcase(s, tc);
         return s;
 }

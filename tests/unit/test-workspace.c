@@ -1,5 +1,6 @@
-/* test-workspace.c - job workspaces: layout, modes, the output tmpfs and its
- * size cap, removal and the startup sweep.  Needs root (mount). */
+/* test-workspace.c - job workspaces: layout, modes, the parameters written
+ * as given, the output tmpfs and its size cap, removal and the sweep of
+ * leftovers (all but the runs it is told to keep).  Needs root (mount). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -7,8 +8,6 @@
 #include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
-
-#include <jansson.h>
 
 #include "testutil.h"
 
@@ -86,22 +85,34 @@ static void assert_mode(const char *path, mode_t type, mode_t mode, uid_t uid, g
         ck_assert_msg(st.st_uid == uid && st.st_gid == gid, "%s: owner %u:%u", path, st.st_uid, st.st_gid);
 }
 
-static struct workspace *make(const char *id, const char *params, int64_t disk_mb)
+static struct workspace *make_in(const char *root, const char *id, const char *params, int64_t disk_mb)
 {
-        json_error_t jerr;
-        json_t *p = json_loads(params, 0, &jerr);
-        ck_assert_ptr_nonnull(p);
         struct workspace *ws = NULL;
         struct err err = ERR_INIT;
-        ck_assert_msg(workspace_create(g_root, id, p, disk_mb, 65534, 65534, &ws, &err) == 0, "%s", err.msg);
-        json_decref(p);
+        ck_assert_msg(workspace_create(root, id, params, strlen(params), disk_mb, 65534, 65534, &ws, &err) == 0,
+                      "%s", err.msg);
         return ws;
+}
+
+static struct workspace *make(const char *id, const char *params, int64_t disk_mb)
+{
+        return make_in(g_root, id, params, disk_mb);
+}
+
+/* A directory beside g_root, under the fixture's base (caller frees): a
+ * test of its own, whatever a failed test left in g_root. */
+static char *sibling(const char *name)
+{
+        _cleanup_free_ char *base = xstrdup(g_root);
+        *strrchr(base, '/') = '\0';
+        return xasprintf("%s/%s", base, name);
 }
 
 START_TEST(test_create_layout)
 {
         mode_t old = umask(077);   /* the workspace modes must not depend on the umask */
-        struct workspace *ws = make("job-1", "{\"a\": [1, 2], \"s\": \"x y\"}", 1);
+        static const char params[] = "{\"a\": [1, 2],\n \"s\": \"x y\"}";
+        struct workspace *ws = make("job-1", params, 1);
         umask(old);
 
         _cleanup_free_ char *dir = xasprintf("%s/job-1", g_root);
@@ -119,8 +130,11 @@ START_TEST(test_create_layout)
 
         _cleanup_free_ char *data = NULL;
         struct err err = ERR_INIT;
-        ck_assert_int_eq(read_file(input, 4096, 0, &data, NULL, &err), 0);
-        ck_assert_str_eq(data, "{\"a\":[1,2],\"s\":\"x y\"}");
+        size_t len = 0;
+        ck_assert_int_eq(read_file(input, 4096, 0, &data, &len, &err), 0);
+        /* The parameters' text as accepted, byte for byte. */
+        ck_assert_uint_eq(len, strlen(params));
+        ck_assert_str_eq(data, params);
 
         struct statfs sf;
         ck_assert_int_eq(statfs(ws->output_dir, &sf), 0);
@@ -181,76 +195,143 @@ END_TEST
 
 START_TEST(test_create_errors)
 {
-        json_t *p = json_object();
         struct workspace *ws = NULL;
         struct err err = ERR_INIT;
         static const char *const bad_ids[] = { "", "../x", "a/b", "a b", "a.b", "x\n" };
         for (size_t i = 0; i < ARRAY_SIZE(bad_ids); i++) {
-                ck_assert_int_eq(workspace_create(g_root, bad_ids[i], p, 1, 65534, 65534, &ws, &err), -1);
+                ck_assert_int_eq(workspace_create(g_root, bad_ids[i], "{}", 2, 1, 65534, 65534, &ws, &err), -1);
                 ck_assert_int_eq(err.code, ERR_INVALID);
                 ck_assert_ptr_null(ws);
         }
-        ck_assert_int_eq(workspace_create(g_root, "ok", p, 0, 65534, 65534, &ws, &err), -1);
-        ck_assert_int_eq(workspace_create(g_root, "ok", p, 1, -1, 65534, &ws, &err), -1);
+        ck_assert_int_eq(workspace_create(g_root, "ok", "{}", 2, 0, 65534, 65534, &ws, &err), -1);
+        ck_assert_int_eq(workspace_create(g_root, "ok", "{}", 2, 1, -1, 65534, &ws, &err), -1);
+        ck_assert_int_eq(workspace_create(g_root, "ok", "{}", 2, 1, 65534, 4294967295LL, &ws, &err), -1);
+        ck_assert_ptr_null(ws);
 
         /* An existing directory is never adopted nor removed. */
         _cleanup_free_ char *taken = xasprintf("%s/taken", g_root);
         struct err e2 = ERR_INIT;
         ck_assert_int_eq(mkdir_p(taken, 0755, &e2), 0);
         free(tu_write(taken, "precious", "keep me"));
-        ck_assert_int_eq(workspace_create(g_root, "taken", p, 1, 65534, 65534, &ws, &err), -1);
+        ck_assert_int_eq(workspace_create(g_root, "taken", "{}", 2, 1, 65534, 65534, &ws, &err), -1);
         ck_assert_int_eq(err.code, ERR_CONFLICT);
         _cleanup_free_ char *precious = xasprintf("%s/precious", taken);
         ck_assert_int_eq(access(precious, F_OK), 0);
-
-        /* A failure half way (parameters that cannot be serialised, after
-         * input/ exists) removes what was made. */
-        ck_assert_int_eq(workspace_create(g_root, "half", NULL, 1, 65534, 65534, &ws, &err), -1);
-        ck_assert_ptr_null(ws);
-        _cleanup_free_ char *half = xasprintf("%s/half", g_root);
-        ck_assert_int_eq(access(half, F_OK), -1);
-        json_decref(p);
 }
 END_TEST
 
-START_TEST(test_sweep)
+START_TEST(test_create_fails_half_way)
 {
-        /* Two workspaces left behind by a "crashed" daemon, one with a file
-         * in its output tmpfs, plus stray entries. */
-        struct workspace *a = make("crashed-a", "{}", 1);
-        struct workspace *b = make("crashed-b", "[1]", 1);
-        free(tu_write(a->output_dir, "result.json", "{}"));
-        free(tu_write(g_root, "stray-file", "x"));
-        _cleanup_free_ char *stray = xasprintf("%s/stray-dir/deeper", g_root);
+        /* A state disk that fills up while input.json is written (after
+         * the run's directory and input/ exist): what was made goes again. */
+        _cleanup_free_ char *small = sibling("small");
+        ck_assert_int_eq(mkdir(small, 0700), 0);
+        ck_assert_int_eq(mount("tmpfs", small, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k"), 0);
+        size_t len = 1024 * 1024;
+        _cleanup_free_ char *params = xmalloc(len);
+        memset(params, ' ', len);
+        params[0] = '1';
+        struct workspace *ws = NULL;
         struct err err = ERR_INIT;
-        ck_assert_int_eq(mkdir_p(stray, 0755, &err), 0);
-        ck_assert_int_eq(mounts_under(g_root), 2);
-        /* forget them as a crash would (without unmounting) */
-        struct workspace *v[] = { a, b };
-        for (size_t i = 0; i < 2; i++) {
-                free(v[i]->dir);
-                free(v[i]->input_dir);
-                free(v[i]->output_dir);
-                free(v[i]->bundle_dir);
-                free(v[i]);
-        }
+        ck_assert_int_eq(workspace_create(small, "half", params, len, 1, 65534, 65534, &ws, &err), -1);
+        ck_assert_int_eq(err.code, ERR_IO);
+        ck_assert_msg(strstr(err.msg, "input.json"), "%s", err.msg);
+        ck_assert_ptr_null(ws);
+        _cleanup_free_ char *half = xasprintf("%s/half", small);
+        ck_assert_int_eq(access(half, F_OK), -1);
+        ck_assert_int_eq(mounts_under(small), 1);   /* only the small disk itself */
+        ck_assert_int_eq(umount2(small, 0), 0);
+}
+END_TEST
 
-        ck_assert_msg(workspace_sweep(g_root, &err) == 0, "%s", err.msg);
-        ck_assert_int_eq(mounts_under(g_root), 0);
-        DIR *d = opendir(g_root);
+/* Forget ws as a crash would: no unmount, no removal. */
+static void forget(struct workspace *ws)
+{
+        free(ws->dir);
+        free(ws->input_dir);
+        free(ws->output_dir);
+        free(ws->bundle_dir);
+        free(ws);
+}
+
+static int entries_in(const char *dir)
+{
+        DIR *d = opendir(dir);
         ck_assert_ptr_nonnull(d);
-        int entries = 0;
+        int n = 0;
         struct dirent *de;
         while ((de = readdir(d)))
                 if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-                        entries++;
+                        n++;
         closedir(d);
-        ck_assert_int_eq(entries, 0);
+        return n;
+}
 
-        /* Nothing to sweep, and no root at all, are fine. */
-        ck_assert_int_eq(workspace_sweep(g_root, &err), 0);
-        _cleanup_free_ char *none = xasprintf("%s/none", g_root);
-        ck_assert_int_eq(workspace_sweep(none, &err), 0);
+/* keep(): the run ids in the NULL-terminated list ctx. */
+static bool keep_listed(const char *run_id, void *ctx)
+{
+        for (char **k = ctx; *k; k++)
+                if (!strcmp(*k, run_id))
+                        return true;
+        return false;
+}
+
+START_TEST(test_sweep)
+{
+        /* Two workspaces left behind by a crashed run, one with a file in
+         * its output tmpfs and a second tmpfs mounted inside that, plus
+         * stray entries; and one live run the sweep must leave alone. */
+        _cleanup_free_ char *root = sibling("sweep");
+        struct workspace *a = make_in(root, "crashed-a", "{}", 1);
+        struct workspace *b = make_in(root, "crashed-b", "[1]", 1);
+        struct workspace *live = make_in(root, "live-1", "{}", 1);
+        free(tu_write(a->output_dir, "result.json", "{}"));
+        _cleanup_free_ char *inner = xasprintf("%s/inner", a->output_dir);
+        ck_assert_int_eq(mkdir(inner, 0700), 0);
+        ck_assert_int_eq(mount("tmpfs", inner, "tmpfs", 0, "size=64k"), 0);
+        free(tu_write(inner, "x", "x"));
+        free(tu_write(root, "stray-file", "x"));
+        _cleanup_free_ char *stray = xasprintf("%s/stray-dir/deeper", root);
+        struct err err = ERR_INIT;
+        ck_assert_int_eq(mkdir_p(stray, 0755, &err), 0);
+        ck_assert_int_eq(mounts_under(root), 4);
+        _cleanup_free_ char *live_dir = xstrdup(live->dir);
+        _cleanup_free_ char *live_out = xstrdup(live->output_dir);
+        _cleanup_free_ char *a_dir = xstrdup(a->dir);
+        forget(a);
+        forget(b);
+
+        char *kept[] = { "live-1", "not-there", NULL };
+        size_t removed = 99;
+        ck_assert_msg(workspace_sweep(root, keep_listed, kept, &removed, &err) == 0, "%s", err.msg);
+        ck_assert_uint_eq(removed, 4);   /* crashed-a, crashed-b, stray-file, stray-dir */
+        ck_assert_int_eq(mounts_under(a_dir), 0);
+        ck_assert_int_eq(access(a_dir, F_OK), -1);
+        /* The kept run is untouched: its directory, its tmpfs, its files. */
+        ck_assert_int_eq(entries_in(root), 1);
+        ck_assert_int_eq(access(live_dir, F_OK), 0);
+        ck_assert_int_eq(mounts_under(root), 1);
+        ck_assert_int_eq(mounts_under(live_out), 1);
+
+        /* Kept again: nothing to do, and *removed says so. */
+        removed = 99;
+        ck_assert_int_eq(workspace_sweep(root, keep_listed, kept, &removed, &err), 0);
+        ck_assert_uint_eq(removed, 0);
+        ck_assert_int_eq(entries_in(root), 1);
+
+        /* No predicate: everything goes, the live run's mount too. */
+        forget(live);
+        ck_assert_int_eq(workspace_sweep(root, NULL, NULL, &removed, &err), 0);
+        ck_assert_uint_eq(removed, 1);
+        ck_assert_int_eq(mounts_under(root), 0);
+        ck_assert_int_eq(entries_in(root), 0);
+
+        /* Nothing to sweep, and no root at all, are fine; removed may be NULL. */
+        ck_assert_int_eq(workspace_sweep(root, NULL, NULL, NULL, &err), 0);
+        _cleanup_free_ char *none = xasprintf("%s/none", root);
+        removed = 99;
+        ck_assert_int_eq(workspace_sweep(none, NULL, NULL, &removed, &err), 0);
+        ck_assert_uint_eq(removed, 0);
 }
 END_TEST
 
@@ -263,6 +344,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_create_layout);
         tcase_add_test(tc, test_keep_bundle);
         tcase_add_test(tc, test_create_errors);
+        tcase_add_test(tc, test_create_fails_half_way);
         tcase_add_test(tc, test_sweep);
         suite_add_tcase(s, tc);
         return s;

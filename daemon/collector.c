@@ -1,0 +1,130 @@
+/* collector.c - periodic removal of leftovers (see collector.h).
+ * Its thread sleeps on a condition variable between passes, so a stop
+ * does not wait out the interval. */
+#include "collector.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+#include "cgroup.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+#include "workspace.h"
+
+struct collector {
+        struct collector_deps d;
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool stop;
+};
+
+static bool keep(const char *id, void *ctx)
+{
+        const struct collector_deps *d = ctx;
+        return d->is_live && d->is_live(id, d->ctx);
+}
+
+size_t collector_run(const struct collector_deps *d)
+{
+        size_t total = 0, n = 0;
+        struct err err = ERR_INIT;
+        if (runtime_sweep(d->rt, keep, (void *)(uintptr_t)d, &n, &err) < 0)
+                log_warn("collector: containers: %s", err.msg);
+        if (n) {
+                log_warn("collector: removed %zu container(s) no run owned", n);
+                metrics_leftovers_removed("container", n);
+        }
+        total += n;
+
+        _cleanup_strv_ char **cgs = cgroup_list_children(d->cfg->cgroup_parent);
+        n = 0;
+        for (size_t i = 0; cgs && cgs[i]; i++) {
+                if (keep(cgs[i], (void *)(uintptr_t)d))
+                        continue;
+                _cleanup_free_ char *path = xasprintf("%s/%s", d->cfg->cgroup_parent, cgs[i]);
+                err_clear(&err);
+                if (cgroup_destroy(path, &err) == 0)
+                        n++;
+                else
+                        log_warn("collector: %s", err.msg);
+        }
+        if (n) {
+                log_warn("collector: removed %zu cgroup(s) no run owned", n);
+                metrics_leftovers_removed("cgroup", n);
+        }
+        total += n;
+
+        _cleanup_free_ char *ws = xasprintf("%s/workspaces", d->cfg->state_dir);
+        n = 0;
+        err_clear(&err);
+        if (workspace_sweep(ws, keep, (void *)(uintptr_t)d, &n, &err) < 0)
+                log_warn("collector: %s", err.msg);
+        if (n) {
+                log_warn("collector: removed %zu workspace(s) no run owned", n);
+                metrics_leftovers_removed("workspace", n);
+        }
+        return total + n;
+}
+
+static void *collector_main(void *arg)
+{
+        struct collector *c = arg;
+        pthread_mutex_lock(&c->lock);
+        while (!c->stop) {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                ts.tv_sec += c->d.cfg->sweep_interval_seconds;
+                while (!c->stop && pthread_cond_timedwait(&c->cond, &c->lock, &ts) == 0)
+                        ;
+                if (c->stop)
+                        break;
+                pthread_mutex_unlock(&c->lock);
+                collector_run(&c->d);
+                pthread_mutex_lock(&c->lock);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return NULL;
+}
+
+int collector_start(const struct collector_deps *deps, struct collector **ret, struct err *err)
+{
+        struct collector *c = xcalloc(1, sizeof *c);
+        c->d = *deps;
+        pthread_mutex_init(&c->lock, NULL);
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&c->cond, &attr);
+        pthread_condattr_destroy(&attr);
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        int e = pthread_create(&c->thread, NULL, collector_main, c);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (e) {
+                pthread_cond_destroy(&c->cond);
+                pthread_mutex_destroy(&c->lock);
+                free(c);
+                return err_set(err, ERR_INTERNAL, e, "start the collector");
+        }
+        *ret = c;
+        return 0;
+}
+
+void collector_stop(struct collector *c)
+{
+        if (!c)
+                return;
+        pthread_mutex_lock(&c->lock);
+        c->stop = true;
+        pthread_cond_signal(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+        pthread_join(c->thread, NULL);
+        pthread_cond_destroy(&c->cond);
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+}

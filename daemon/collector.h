@@ -1,0 +1,39 @@
+/* collector.h - the garbage collector: what a run left behind when its own
+ * cleanup failed (a runtime that would not delete, a busy mount), or what a
+ * daemon that died left, is found and removed.
+ *
+ * Every sweep_interval_seconds, and once at start before any job runs: the
+ * containers in the runtime's state root, the cgroups under cgroup_parent
+ * and the workspaces under STATE_DIR/workspaces whose run is not live
+ * (scheduler_run_is_live) are removed - containers with `delete --force`,
+ * cgroups by killing what is in them, workspaces by unmounting and removing
+ * them.  Each removal is logged and counted in /metrics.  One thread. */
+#ifndef EDGECD_COLLECTOR_H
+#define EDGECD_COLLECTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "error.h"
+#include "runtime.h"
+
+struct collector;
+
+struct collector_deps {
+        const struct config *cfg;
+        const struct runtime *rt;
+        /* Is run_id in progress?  NULL: nothing is (at start). */
+        bool (*is_live)(const char *run_id, void *ctx);
+        void *ctx;
+};
+
+/* One pass now, on this thread.  *ret_removed counts what went. */
+size_t collector_run(const struct collector_deps *deps);
+
+/* Start the periodic thread. */
+int collector_start(const struct collector_deps *deps, struct collector **ret, struct err *err);
+/* Stop and join it.  NULL is fine. */
+void collector_stop(struct collector *c);
+
+#endif

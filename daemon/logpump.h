@@ -1,0 +1,29 @@
+/* logpump.h - a container's stdout and stderr, copied into a size-capped
+ * log file.
+ *
+ * The container inherits the write end of a pipe; a thread copies what
+ * arrives into the file up to `cap` bytes and drops the rest (noting that it
+ * did), so an algorithm that prints without end can neither fill the state
+ * disk nor block on a full pipe.  One pump per run; any thread. */
+#ifndef EDGECD_LOGPUMP_H
+#define EDGECD_LOGPUMP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+struct logpump;
+
+/* Create path (truncated, 0640, no symlink followed) and start copying.
+ * *ret_write_fd is the pipe's write end for the container (close-on-exec;
+ * the caller closes it once the runtime has handed it on). */
+int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_write_fd,
+                  struct err *err);
+
+/* Drain what is there (for a bounded time: something outside may still
+ * hold the pipe), stop, free.  *ret_truncated says whether output was
+ * dropped.  NULL is fine. */
+void logpump_stop(struct logpump *lp, bool *ret_truncated);
+
+#endif

@@ -1,0 +1,36 @@
+/* runtime_cli.h - the runtime driver for the OCI command line that youki,
+ * crun and runc share: `--root R create --bundle B --pid-file P ID`,
+ * `start ID`, `state ID`, `kill ID SIG`, `delete --force ID`, `--version`.
+ * Nothing beyond that subset is used, and no runtime's wording is parsed to
+ * decide anything: a container exists while its directory R/ID does (the
+ * three keep their per-container state there).
+ *
+ * The driver's operations are reached through runtime.h; this header holds
+ * what the unit tests check on their own. */
+#ifndef EDGECD_RUNTIME_CLI_H
+#define EDGECD_RUNTIME_CLI_H
+
+#include <stdbool.h>
+
+#include "runtime.h"
+
+extern const struct runtime_ops runtime_cli_ops;
+
+enum runtime_cli_op { CLI_CREATE, CLI_START, CLI_STATE, CLI_KILL, CLI_DELETE };
+
+/* argv for op (NULL-terminated, caller frees with strv_free).  bundle and
+ * pid_file are used by CREATE, sig by KILL.  NULL on bad arguments. */
+char **runtime_cli_argv(const struct runtime *rt, enum runtime_cli_op op, const char *id,
+                        const char *bundle, const char *pid_file, const char *sig);
+
+/* A runtime's error output made one line fit for an error message: runc's
+ * logrus lines give their msg="..." (level=error first), plain lines stay;
+ * long text keeps its end; "" when there was nothing.  Caller frees. */
+char *runtime_cli_error_text(const char *output);
+
+/* The version in a `--version` output's first line: "runc version 1.1.5+ds1",
+ * "crun version 1.8.1", "youki version: 0.7.0" (and "youki version 0.7.0")
+ * give the number; NULL when there is none.  Caller frees. */
+char *runtime_cli_parse_version(const char *output);
+
+#endif

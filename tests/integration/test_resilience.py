@@ -1,0 +1,276 @@
+"""Resilience: runs the runtime failed are retried (never the algorithm's
+own failures), each attempt recorded under its own run id; the cause of a
+`create` failure is kept; an algorithm whose runs keep failing in the
+runtime or the sandbox is degraded, then isolated, then probed back; what a
+failed cleanup leaves is collected; a change of runtime still sweeps the old
+runtime's containers.
+
+Runtime failures are injected with wrapper runtimes (harness.
+write_runtime_wrapper): shell scripts that fail an operation for job
+containers (never for the start-up probe's, edgecd-probe-*) and otherwise
+hand over to the real runtime."""
+
+import os
+import shutil
+import signal
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import Daemon, check_error, quick, slow_factor
+
+ECHO = {"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 1}}
+
+
+def fail_first(op, n, counter, extra=""):
+    """Wrapper body: the first n `op` calls on job containers fail."""
+    return ('case "$op:$id" in\n'
+            '  %s:edgecd-probe-*) ;;\n'
+            '  %s:*) c=$(cat %s 2>/dev/null || echo 0); echo $((c + 1)) > %s\n'
+            '     if [ "$c" -lt %d ]; then echo "injected %s failure $c" >&2; %s exit 1; fi ;;\n'
+            'esac' % (op, op, counter, counter, n, op, extra))
+
+
+class Retries(unittest.TestCase):
+
+    def daemon(self, name, body, config=None):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-wrap-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        w = harness.write_runtime_wrapper(tmp, name, body.replace("COUNTER", os.path.join(tmp, "count")))
+        cfg = {"runtime": w, "retry": {"max_attempts": 3, "backoff_ms": 50}}
+        cfg.update(config or {})
+        d = Daemon(name, config=cfg)
+        self.addCleanup(d.stop)
+        d.start()
+        self.assertEqual(d.runtime["name"], name, "the wrapper passed the sandbox probe")
+        return d
+
+    @quick
+    def test_transient_create_failures_are_retried(self):
+        d = self.daemon("flaky", fail_first("create", 2, "COUNTER"))
+        job = d.run_job(ECHO)
+        self.assertEqual(job["status"], "succeeded", job)
+        a = job["attempts"]
+        self.assertEqual([x["run_id"] for x in a], ["%s-%d" % (job["id"], i) for i in (1, 2, 3)], a)
+        for x in a[:2]:
+            self.assertEqual(x["error"]["code"], "runtime_error", a)
+            self.assertIn("injected create failure", x["error"]["message"], a)
+        self.assertIsNone(a[2]["error"], a)
+        self.assertEqual(d.metric("edgecd_job_retries_total"), 2)
+        d.assert_idle_clean()
+
+    def test_retries_end(self):
+        d = self.daemon("broken", fail_first("create", 99, "COUNTER"))
+        job = d.run_job(ECHO)
+        self.assertEqual((job["status"], job["error"]["code"]), ("failed", "runtime_error"), job)
+        self.assertEqual(len(job["attempts"]), 3, job)
+        self.assertIn("injected create failure 2", job["error"]["message"], job)
+        self.assertIsNone(job["exit_code"], job)
+        d.assert_idle_clean()
+
+    @quick
+    def test_the_algorithms_own_failure_is_not_retried(self):
+        d = self.daemon("flaky2", fail_first("create", 0, "COUNTER"))
+        job = d.run_job({"algorithm": "t_exit"})
+        self.assertEqual((job["status"], job["error"]["code"]), ("failed", "algorithm_failed"), job)
+        self.assertEqual(len(job["attempts"]), 1, job)
+        job = d.run_job({"algorithm": "t_sleep", "parameters": {"seconds": 30}, "timeout_seconds": 1})
+        self.assertEqual(job["error"]["code"], "timeout", job)
+        self.assertEqual(len(job["attempts"]), 1, job)
+
+    def test_create_failure_keeps_its_cause(self):
+        # A `create` that hangs past runtime_timeout_seconds: the message
+        # says so, not "(no output)" nor the log of another run.
+        d = self.daemon("hang", 'case "$op:$id" in create:edgecd-probe-*) ;; create:*) sleep 30 ;; esac',
+                        config={"runtime_timeout_seconds": 1, "retry": {"max_attempts": 1}})
+        job = d.run_job(ECHO, timeout=60)
+        self.assertEqual(job["error"]["code"], "runtime_error", job)
+        self.assertIn("timed out after 1000 ms and was killed", job["error"]["message"], job)
+        d.assert_idle_clean()
+
+    def test_cancel_between_runs(self):
+        d = self.daemon("slowretry", fail_first("create", 99, "COUNTER"),
+                        config={"retry": {"max_attempts": 5, "backoff_ms": 3000}})
+        r = d.submit(ECHO)
+        jid = r.body["id"]
+        deadline = time.monotonic() + 20
+        while len(d.get_job(jid)["attempts"]) < 1 or d.get_job(jid)["attempts"][0]["finished_at"] is None:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        self.assertEqual(d.req("DELETE", "/v1/jobs/" + jid).status, 202)
+        job = d.wait_final(jid, timeout=10)
+        self.assertLess(time.monotonic() - t0, 2.5, "the pause before the next run is cut short")
+        self.assertEqual(job["status"], "cancelled", job)
+        self.assertEqual(len(job["attempts"]), 1, job)
+
+
+def flaky_plugins(tmp):
+    """A plugins dir with t_echo and t_flaky (t_echo whose binary only root
+    may run: every `create` (or `start`) fails in the runtime)."""
+    plugins = os.path.join(tmp, "plugins")
+    os.makedirs(plugins)
+    src = os.path.join(harness.OPTIONS["plugins"], "t_echo")
+    for name in ("t_echo", "t_flaky"):
+        shutil.copytree(src, os.path.join(plugins, name), symlinks=True)
+    y = os.path.join(plugins, "t_flaky", "plugin.yaml")
+    with open(y) as f:
+        text = f.read().replace("name: t_echo", "name: t_flaky")
+    with open(y, "w") as f:
+        f.write(text)
+    shutil.copytree(os.path.join(harness.OPTIONS["plugins"], "t_deadly"), os.path.join(plugins, "t_deadly"),
+                    symlinks=True)
+    binary = os.path.join(plugins, "t_flaky", "rootfs", "bin", "testkit")
+    os.chmod(binary, 0o700)
+    return plugins, binary
+
+
+class Breaker(unittest.TestCase):
+
+    def daemon(self, config):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-breaker-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        plugins, binary = flaky_plugins(tmp)
+        cfg = {"retry": {"max_attempts": 1}}
+        cfg.update(config)
+        d = Daemon("breaker", plugins=plugins, config=cfg)
+        self.addCleanup(d.stop)
+        d.start()
+        return d, binary
+
+    def health(self, d, name="t_flaky"):
+        r = d.req("GET", "/v1/algorithms/" + name)
+        self.assertEqual(r.status, 200, r)
+        return r.body["health"]
+
+    def wait_health(self, d, state, timeout=15):
+        deadline = time.monotonic() + timeout * slow_factor()
+        while time.monotonic() < deadline:
+            h = self.health(d)
+            if h["state"] == state:
+                return h
+            time.sleep(0.1)
+        self.fail("t_flaky never became %s: %s" % (state, h))
+
+    @quick
+    def test_through_all_states(self):
+        d, binary = self.daemon({"breaker": {"degrade_after": 2, "isolate_after": 3, "cooldown_seconds": 2}})
+        flaky = {"algorithm": "t_flaky", "parameters": {}}
+        self.assertEqual(self.health(d)["state"], "healthy")
+        job = d.run_job(flaky)
+        self.assertEqual(job["error"]["code"], "runtime_error", job)
+        self.assertEqual(self.health(d)["state"], "healthy")
+        self.assertEqual(self.health(d)["consecutive_failures"], 1)
+
+        d.run_job(flaky)
+        h = self.health(d)
+        self.assertEqual(h["state"], "degraded", h)
+        self.assertIn("runtime_error", h["reason"], h)
+        ready = d.req("GET", "/readyz").body
+        self.assertEqual(ready["status"], "degraded", ready)
+        self.assertTrue(any("t_flaky" in r and "degraded" in r for r in ready["reasons"]), ready)
+        self.assertEqual(d.metric("edgecd_algorithm_unhealthy", {"algorithm": "t_flaky", "state": "degraded"}), 1)
+
+        d.run_job(flaky)
+        h = self.health(d)
+        self.assertEqual(h["state"], "isolated", h)
+        self.assertIn("retry_at", h)
+        r = d.submit(flaky)
+        e = check_error(r, 503, "algorithm_unavailable")
+        self.assertIn("t_flaky", e["message"])
+        self.assertIn("isolated", e["message"])
+        self.assertEqual(d.metric("edgecd_jobs_rejected_total", {"reason": "algorithm_unavailable"}), 1)
+        # Others go on.
+        self.assertEqual(d.run_job(ECHO)["status"], "succeeded")
+        # A rescan does not forget it.
+        d.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        self.assertEqual(self.health(d)["state"], "isolated")
+
+        # Mended; after the cool-down one probe job decides.
+        os.chmod(binary, 0o755)
+        self.wait_health(d, "probing")
+        job = d.run_job(flaky)
+        self.assertEqual(job["status"], "succeeded", job)
+        h = self.health(d)
+        self.assertEqual((h["state"], h["consecutive_failures"]), ("healthy", 0), h)
+        self.assertEqual(d.req("GET", "/readyz").body["status"], "healthy")
+        self.assertIsNone(d.metric("edgecd_algorithm_unhealthy", {"algorithm": "t_flaky"}))
+
+    def test_failed_probe_isolates_again(self):
+        d, _ = self.daemon({"breaker": {"degrade_after": 1, "isolate_after": 1, "cooldown_seconds": 1}})
+        flaky = {"algorithm": "t_flaky", "parameters": {}}
+        d.run_job(flaky)
+        first = self.health(d)
+        self.assertEqual(first["state"], "isolated", first)
+        self.wait_health(d, "probing")
+        job = d.run_job(flaky)
+        self.assertEqual(job["error"]["code"], "runtime_error", job)
+        h = self.health(d)
+        self.assertEqual(h["state"], "isolated", h)
+        check_error(d.submit(flaky), 503, "algorithm_unavailable")
+
+    def test_degraded_runs_one_at_a_time(self):
+        d, _ = self.daemon({"workers": 2, "breaker": {"degrade_after": 2, "isolate_after": 100,
+                                                      "cooldown_seconds": 60}})
+        for _ in range(2):
+            job = d.run_job({"algorithm": "t_deadly", "parameters": {"call": "keyctl"}})
+            self.assertEqual(job["error"]["code"], "sandbox_violation", job)
+        self.assertEqual(self.health(d, "t_deadly")["state"], "degraded")
+        ids = [d.submit({"algorithm": "t_deadly", "parameters": {"call": "keyctl", "seconds": 1}}).body["id"]
+               for _ in range(2)]
+        jobs = sorted((d.wait_final(i, timeout=30) for i in ids), key=lambda j: j["started_at"])
+        self.assertLessEqual(harness.parse_time(jobs[0]["finished_at"]), harness.parse_time(jobs[1]["started_at"]),
+                             "two jobs of a degraded algorithm ran at once: %s" % jobs)
+
+
+class Collector(unittest.TestCase):
+
+    def test_a_container_the_run_could_not_delete_is_collected(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-collect-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        # Six failed deletes: more than a run tries (5).
+        w = harness.write_runtime_wrapper(tmp, "sticky", fail_first("delete", 6, os.path.join(tmp, "count")))
+        d = Daemon("collect", config={"runtime": w, "sweep_interval_seconds": 1})
+        self.addCleanup(d.stop)
+        d.start()
+        job = d.run_job(ECHO)
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(d.metric("edgecd_cleanup_failures_total", {"kind": "container"}), 1)
+        d.assert_idle_clean(timeout=15 * slow_factor())
+        self.assertGreaterEqual(d.metric("edgecd_leftovers_removed_total", {"kind": "container"}), 1)
+        self.assertIn("collector: removed 1 container(s) no run owned", d.log_text())
+        self.assertEqual(d.run_job(ECHO)["status"], "succeeded")
+
+
+class RuntimeChange(unittest.TestCase):
+    """Containers a killed daemon left under one runtime are removed with
+    that runtime when the next daemon uses another (each runtime has a state
+    root of its own)."""
+
+    def test_old_runtimes_containers_are_swept(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-rtchange-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        d = Daemon("rtchange", config={"workers": 1})
+        self.addCleanup(d.stop)
+        d.start()
+        first = d.runtime["name"]
+        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 120})
+        d.wait_status(r.body["id"], "running")
+        time.sleep(0.3)
+        d.proc.kill()
+        d.proc.wait(10)
+        root = os.path.join(d.state_dir, "runtime")
+        self.assertEqual(harness.runtime_containers(root), ["%s/%s-1" % (first, r.body["id"])])
+
+        w = harness.write_runtime_wrapper(tmp, "other", "")
+        d.config["runtime"] = w
+        with open(d.config_path, "w") as f:
+            f.write("\n".join(harness.yaml_dump(d.config)) + "\n")
+        d.logf.close()
+        d.start()
+        self.assertEqual(d.runtime["name"], "other")
+        self.assertEqual(harness.runtime_containers(root), [])
+        self.assertIn("runtime `%s`: removed 1 container(s) left by a previous run" % first, d.log_text())
+        self.assertEqual(d.run_job(ECHO)["status"], "succeeded")

@@ -1,0 +1,137 @@
+/* test-idpool.c - the job user and group ids: pairs handed out round robin
+ * (an id given back rests while others are free), busy when all are out,
+ * bad give-backs ignored, and the check against the host's accounts. */
+#include "testutil.h"
+
+#include "idpool.h"
+
+#define FIRST_UID 3000000000LL
+#define FIRST_GID 3100000000LL
+
+/* Take one pair; its index in the range (uid - FIRST_UID). */
+static int64_t take(struct idpool *p)
+{
+        struct job_ids ids = JOB_IDS_NONE;
+        struct err err = ERR_INIT;
+        ck_assert_msg(idpool_take(p, &ids, &err) == 0, "%s", err.msg);
+        /* uid first_uid + i always goes with gid first_gid + i */
+        ck_assert_int_eq(ids.gid - FIRST_GID, ids.uid - FIRST_UID);
+        return ids.uid - FIRST_UID;
+}
+
+static struct job_ids pair(int64_t i)
+{
+        return (struct job_ids){ .uid = FIRST_UID + i, .gid = FIRST_GID + i };
+}
+
+START_TEST(test_round_robin)
+{
+        struct idpool *p = idpool_new(FIRST_UID, FIRST_GID, 4);
+        ck_assert_int_eq(take(p), 0);
+        ck_assert_int_eq(take(p), 1);
+        /* 0 comes back but is not next: 2 and 3 have rested longer. */
+        idpool_give(p, pair(0));
+        ck_assert_int_eq(take(p), 2);
+        ck_assert_int_eq(take(p), 3);
+        /* Then the one given back; 1 is still out. */
+        ck_assert_int_eq(take(p), 0);
+        ck_assert_uint_eq(idpool_in_use(p), 4);
+        idpool_free(p);
+
+        /* Among several given back, the one that has rested longest comes
+         * out first: three out, 2 given back, then 0: 2 is next. */
+        p = idpool_new(FIRST_UID, FIRST_GID, 3);
+        for (int i = 0; i < 3; i++)
+                take(p);
+        idpool_give(p, pair(2));
+        idpool_give(p, pair(0));
+        ck_assert_int_eq(take(p), 2);
+        ck_assert_int_eq(take(p), 0);
+        idpool_free(p);
+}
+END_TEST
+
+START_TEST(test_busy_when_all_in_use)
+{
+        struct idpool *p = idpool_new(FIRST_UID, FIRST_GID, 3);
+        for (int i = 0; i < 3; i++)
+                take(p);
+        struct job_ids ids = JOB_IDS_NONE;
+        struct err err = ERR_INIT;
+        ck_assert_int_eq(idpool_take(p, &ids, &err), -1);
+        ck_assert_int_eq(err.code, ERR_BUSY);
+        ck_assert_msg(strstr(err.msg, "all 3 job user ids are in use"), "%s", err.msg);
+        ck_assert_int_eq(ids.uid, -1);   /* untouched */
+        ck_assert_uint_eq(idpool_in_use(p), 3);
+        /* One back, one out again: that one. */
+        idpool_give(p, pair(1));
+        ck_assert_int_eq(take(p), 1);
+
+        /* A pool of one hands out the same pair each time it is free. */
+        struct idpool *one = idpool_new(FIRST_UID, FIRST_GID, 1);
+        ck_assert_int_eq(take(one), 0);
+        ck_assert_int_eq(idpool_take(one, &ids, &err), -1);
+        idpool_give(one, pair(0));
+        ck_assert_int_eq(take(one), 0);
+        idpool_free(one);
+        idpool_free(p);
+}
+END_TEST
+
+START_TEST(test_bad_give_ignored)
+{
+        struct idpool *p = idpool_new(FIRST_UID, FIRST_GID, 4);
+        take(p);
+        take(p);
+        ck_assert_uint_eq(idpool_in_use(p), 2);
+        idpool_give(p, JOB_IDS_NONE);
+        idpool_give(p, pair(-1));
+        idpool_give(p, pair(4));
+        idpool_give(p, (struct job_ids){ .uid = 0, .gid = 0 });
+        idpool_give(p, pair(3));   /* in the range, but not handed out */
+        ck_assert_uint_eq(idpool_in_use(p), 2);
+        /* A pair given back twice counts once. */
+        idpool_give(p, pair(0));
+        idpool_give(p, pair(0));
+        ck_assert_uint_eq(idpool_in_use(p), 1);
+        idpool_give(p, pair(1));
+        ck_assert_uint_eq(idpool_in_use(p), 0);
+        idpool_give(NULL, pair(0));   /* no pool: nothing to do */
+        idpool_free(p);
+        idpool_free(NULL);
+}
+END_TEST
+
+START_TEST(test_check_host)
+{
+        struct err err = ERR_INIT;
+        /* Every host has root at 0 in both databases. */
+        ck_assert_int_eq(idpool_check_host(0, FIRST_GID, 10, &err), -1);
+        ck_assert_int_eq(err.code, ERR_INVALID);
+        ck_assert_msg(strstr(err.msg, "host user `root` (uid 0)"), "%s", err.msg);
+        ck_assert_msg(strstr(err.msg, "0-9"), "%s", err.msg);
+        err = (struct err)ERR_INIT;
+        ck_assert_int_eq(idpool_check_host(FIRST_UID, 0, 10, &err), -1);
+        ck_assert_int_eq(err.code, ERR_INVALID);
+        ck_assert_msg(strstr(err.msg, "host group `root` (gid 0)"), "%s", err.msg);
+
+        /* Far above any account. */
+        err = (struct err)ERR_INIT;
+        ck_assert_msg(idpool_check_host(FIRST_UID, FIRST_UID, 10, &err) == 0, "%s", err.msg);
+        ck_assert_msg(idpool_check_host(FIRST_UID, FIRST_GID, 10, &err) == 0, "%s", err.msg);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+        Suite *s = suite_create("idpool");
+        TCase *tc = tcase_create("core");
+        tcase_add_test(tc, test_round_robin);
+        tcase_add_test(tc, test_busy_when_all_in_use);
+        tcase_add_test(tc, test_bad_give_ignored);
+        tcase_add_test(tc, test_check_host);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+TEST_MAIN(suite)

@@ -1,0 +1,286 @@
+/* test-reaper.c - the daemon's children (reaper.h) and helper programs
+ * (spawn.h), with plain forks and /bin programs, no containers:
+ *   - an init that dies before it is claimed keeps its status while a claim
+ *     window that saw it is open, and is reaped once none is;
+ *   - a claimed child is never reaped by the orphan reaper; a released one
+ *     is; a pid that is not our child cannot be claimed;
+ *   - waiting with a deadline and a cancel fd;
+ *   - a helper gets exactly the environment it is given, its output's tail,
+ *     a time limit, and a clear error when it cannot be started. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+#include "reaper.h"
+#include "spawn.h"
+#include "util.h"
+
+static void setup(void)
+{
+        struct err e = ERR_INIT;
+        ck_assert_msg(reaper_setup(&e) == 0, "%s", e.msg);
+}
+
+/* A child that exits with code at once; returns its pid (not reaped). */
+static pid_t child_exiting(int code)
+{
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+                _exit(code);
+        /* Until it is a zombie: peek without reaping. */
+        for (;;) {
+                siginfo_t si = { 0 };
+                ck_assert_int_eq(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+                if (si.si_pid == pid)
+                        return pid;
+        }
+}
+
+static bool is_zombie_of_ours(pid_t pid)
+{
+        siginfo_t si = { 0 };
+        return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
+static void reap_a_while(void)
+{
+        for (int i = 0; i < 20; i++) {
+                reaper_reap_orphans();
+                usleep(1000);
+        }
+}
+
+START_TEST(test_window_keeps_an_unclaimed_init)
+{
+        uint64_t w = reaper_window_open();
+        pid_t pid = child_exiting(5);
+        reap_a_while();
+        ck_assert(is_zombie_of_ours(pid));   /* not reaped: its status is kept */
+        struct pidref p = PIDREF_NULL;
+        struct err e = ERR_INIT;
+        ck_assert_msg(pidref_claim(pid, &p, &e) == 0, "%s", e.msg);
+        reaper_window_close(w);
+        reap_a_while();                      /* claimed: still left alone */
+        struct proc_exit ex;
+        ck_assert_msg(pidref_wait(&p, now_mono_ms() + 5000, -1, &ex, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(ex.status, WAIT_EXITED);
+        ck_assert_int_eq(ex.exit_code, 5);
+        ck_assert_int_eq(p.pid, 0);
+        ck_assert_int_eq(p.fd, -1);
+}
+END_TEST
+
+START_TEST(test_zombie_reaped_once_its_windows_close)
+{
+        uint64_t a = reaper_window_open();
+        pid_t pid = child_exiting(1);
+        reap_a_while();                      /* seen while `a` is open */
+        ck_assert(is_zombie_of_ours(pid));
+        uint64_t b = reaper_window_open();   /* opened after it was seen */
+        reaper_window_close(a);
+        reap_a_while();
+        ck_assert(!is_zombie_of_ours(pid));  /* `b` does not protect it */
+        ck_assert_int_eq(kill(pid, 0), -1);
+        reaper_window_close(b);
+}
+END_TEST
+
+START_TEST(test_unclaimed_orphan_reaped_without_windows)
+{
+        pid_t pid = child_exiting(0);
+        reap_a_while();
+        ck_assert(!is_zombie_of_ours(pid));
+}
+END_TEST
+
+START_TEST(test_claim_checks)
+{
+        struct pidref p = PIDREF_NULL;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(pidref_claim(1, &p, &e), -1);
+        ck_assert_int_eq(e.code, ERR_RUNTIME);
+        ck_assert_msg(strstr(e.msg, "pid 1 is not a child of the daemon"), "%s", e.msg);
+        ck_assert_int_eq(pidref_claim(0, &p, &e), -1);
+
+        uint64_t w = reaper_window_open();
+        pid_t pid = child_exiting(3);
+        ck_assert_msg(pidref_claim(pid, &p, &e) == 0, "%s", e.msg);
+        struct pidref q = PIDREF_NULL;
+        ck_assert_int_eq(pidref_claim(pid, &q, &e), -1);   /* once only */
+        reaper_window_close(w);
+        struct proc_exit ex;
+        ck_assert_msg(pidref_wait(&p, now_mono_ms() + 5000, -1, &ex, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(ex.exit_code, 3);
+}
+END_TEST
+
+/* Released before it ended: the orphan reaper takes it afterwards. */
+START_TEST(test_released_child_is_reaped)
+{
+        uint64_t w = reaper_window_open();
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                usleep(50000);
+                _exit(0);
+        }
+        struct pidref p = PIDREF_NULL;
+        struct err e = ERR_INIT;
+        ck_assert_msg(pidref_claim(pid, &p, &e) == 0, "%s", e.msg);
+        reaper_window_close(w);
+        pidref_release(&p);
+        ck_assert_int_eq(p.pid, 0);
+        pidref_release(&p);   /* twice is fine */
+        for (int i = 0; i < 200 && (kill(pid, 0) == 0 || errno != ESRCH); i++) {
+                reaper_reap_orphans();
+                usleep(5000);
+        }
+        ck_assert_int_eq(kill(pid, 0), -1);
+        ck_assert_int_eq(errno, ESRCH);
+}
+END_TEST
+
+START_TEST(test_wait_deadline_and_cancel)
+{
+        uint64_t w = reaper_window_open();
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                /* Check's handler would take the whole test down with us. */
+                signal(SIGTERM, SIG_DFL);
+                pause();
+                _exit(0);
+        }
+        struct pidref p = PIDREF_NULL;
+        struct err e = ERR_INIT;
+        ck_assert_msg(pidref_claim(pid, &p, &e) == 0, "%s", e.msg);
+        reaper_window_close(w);
+        struct proc_exit ex;
+        ck_assert_msg(pidref_wait(&p, now_mono_ms() + 100, -1, &ex, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(ex.status, WAIT_TIMEOUT);
+        int efd = eventfd(1, EFD_CLOEXEC);
+        ck_assert_msg(pidref_wait(&p, now_mono_ms() + 10000, efd, &ex, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(ex.status, WAIT_CANCELLED);
+        close(efd);
+        ck_assert_int_gt(p.pid, 0);   /* still ours after both */
+        ck_assert_int_eq(pidref_signal(&p, SIGTERM), 0);
+        ck_assert_msg(pidref_wait(&p, now_mono_ms() + 5000, -1, &ex, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(ex.status, WAIT_SIGNALED);
+        ck_assert_int_eq(ex.signal, SIGTERM);
+        ck_assert_int_eq(pidref_signal(&p, SIGTERM), ESRCH);   /* done: nothing to hit */
+}
+END_TEST
+
+/* ---- spawn ---- */
+
+static int run(char *const *argv, char *const *envp, int64_t timeout_ms, struct spawn_result *res, struct err *e)
+{
+        struct spawn_request req = { .argv = argv, .envp = envp, .out_fd = -1, .timeout_ms = timeout_ms };
+        return spawn_run(&req, res, e);
+}
+
+START_TEST(test_spawn_environment_is_exactly_the_given_one)
+{
+        setenv("NOTIFY_SOCKET", "/run/systemd/notify", 1);
+        char *argv[] = { (char *)"/usr/bin/env", NULL };
+        char *envp[] = { (char *)"A=1", (char *)"PATH=/usr/bin", NULL };
+        struct spawn_result res = { 0 };
+        struct err e = ERR_INIT;
+        ck_assert_msg(run(argv, envp, 10000, &res, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(res.exit.status, WAIT_EXITED);
+        ck_assert_int_eq(res.exit.exit_code, 0);
+        ck_assert_str_eq(res.output, "A=1\nPATH=/usr/bin\n");
+        spawn_result_done(&res);
+        /* NULL: an empty environment. */
+        ck_assert_msg(run(argv, NULL, 10000, &res, &e) == 0, "%s", e.msg);
+        ck_assert_str_eq(res.output, "");
+        spawn_result_done(&res);
+        unsetenv("NOTIFY_SOCKET");
+}
+END_TEST
+
+START_TEST(test_spawn_status_and_output_tail)
+{
+        char *argv[] = { (char *)"/bin/sh", (char *)"-c",
+                         (char *)"i=0; while [ $i -lt 2000 ]; do echo line $i; i=$((i+1)); done; echo end >&2; exit 3",
+                         NULL };
+        struct spawn_result res = { 0 };
+        struct err e = ERR_INIT;
+        ck_assert_msg(run(argv, NULL, 10000, &res, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(res.exit.status, WAIT_EXITED);
+        ck_assert_int_eq(res.exit.exit_code, 3);
+        ck_assert_int_le(strlen(res.output), SPAWN_OUTPUT_MAX);
+        size_t n = strlen(res.output);
+        ck_assert_str_eq(res.output + n - strlen("line 1999\nend\n"), "line 1999\nend\n");
+        char *t = spawn_exit_text(&res.exit);
+        ck_assert_str_eq(t, "exited with status 3");
+        free(t);
+        spawn_result_done(&res);
+}
+END_TEST
+
+START_TEST(test_spawn_time_limit)
+{
+        char *argv[] = { (char *)"/bin/sleep", (char *)"30", NULL };
+        struct spawn_result res = { 0 };
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(run(argv, NULL, 200, &res, &e), -1);
+        ck_assert_int_eq(e.code, ERR_RUNTIME);
+        ck_assert_str_eq(e.msg, "`/bin/sleep` timed out after 200 ms and was killed");
+}
+END_TEST
+
+/* A grandchild that keeps the output pipe open must not hold the caller
+ * once the helper itself has ended. */
+START_TEST(test_spawn_grandchild_holding_the_pipe)
+{
+        char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)"sleep 30 & echo started", NULL };
+        struct spawn_result res = { 0 };
+        struct err e = ERR_INIT;
+        int64_t t0 = now_mono_ms();
+        ck_assert_msg(run(argv, NULL, 20000, &res, &e) == 0, "%s", e.msg);
+        ck_assert_int_lt(now_mono_ms() - t0, 15000);
+        ck_assert_str_eq(res.output, "started\n");
+        spawn_result_done(&res);
+}
+END_TEST
+
+START_TEST(test_spawn_exec_failure)
+{
+        char *argv[] = { (char *)"/nonexistent/tool", NULL };
+        struct spawn_result res = { 0 };
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(run(argv, NULL, 1000, &res, &e), -1);
+        ck_assert_int_eq(e.errnum, ENOENT);
+        ck_assert_str_eq(e.msg, "exec `/nonexistent/tool`: No such file or directory");
+}
+END_TEST
+
+static Suite *suite(void)
+{
+        Suite *s = suite_create("reaper");
+        TCase *tc = tcase_create("children");
+        tcase_add_checked_fixture(tc, setup, NULL);
+        tcase_add_test(tc, test_window_keeps_an_unclaimed_init);
+        tcase_add_test(tc, test_zombie_reaped_once_its_windows_close);
+        tcase_add_test(tc, test_unclaimed_orphan_reaped_without_windows);
+        tcase_add_test(tc, test_claim_checks);
+        tcase_add_test(tc, test_released_child_is_reaped);
+        tcase_add_test(tc, test_wait_deadline_and_cancel);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("spawn");
+        tcase_add_checked_fixture(tc, setup, NULL);
+        tcase_add_test(tc, test_spawn_environment_is_exactly_the_given_one);
+        tcase_add_test(tc, test_spawn_status_and_output_tail);
+        tcase_add_test(tc, test_spawn_time_limit);
+        tcase_add_test(tc, test_spawn_grandchild_holding_the_pipe);
+        tcase_add_test(tc, test_spawn_exec_failure);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+TEST_MAIN(suite)
