@@ -7,7 +7,8 @@ set -eu
 PACKAGES="build-essential pkg-config make git curl ca-certificates
 libmicrohttpd-dev libjansson-dev libyaml-dev libseccomp-dev libcgroup-dev
 libsystemd-dev uuid-dev nettle-dev libyajl-dev check musl-tools busybox-static runc crun
-python3 python3-jsonschema iproute2 procps valgrind slowhttptest"
+python3 python3-jsonschema golang-github-opencontainers-specs-dev iproute2 procps
+valgrind slowhttptest"
 
 missing() {
         out=""

@@ -290,6 +290,9 @@ class HttpErrors(DaemonCase):
     # -- the JSONTestSuite corpus as request bodies
 
     def test_jsontestsuite_bodies(self):
+        # CI has the corpus beside the checkout; a user's clone does not.
+        if not os.path.isdir(CORPUS):
+            self.skipTest("skipped: corpus absent (%s)" % os.path.normpath(CORPUS))
         files = sorted(f for f in os.listdir(CORPUS) if f.endswith(".json"))
         self.assertGreater(len(files), 300)
         s = self.d.session(timeout=10)

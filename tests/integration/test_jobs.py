@@ -365,7 +365,7 @@ class FullDisk(unittest.TestCase):
 
 class KeptBundle(unittest.TestCase):
     """keep_bundles: the real config.json a job ran with stays behind, and it
-    passes the OCI runtime-spec schema (../shared/tools/oci-validate)."""
+    passes the OCI runtime-spec schema (Debian's copy, tests/tools/oci-validate)."""
 
     def test_kept_bundle_is_valid_oci(self):
         d = Daemon("keep", config={"keep_bundles": True})
@@ -380,7 +380,7 @@ class KeptBundle(unittest.TestCase):
         config = os.path.join(ws, "bundle", "config.json")
         self.assertEqual(os.listdir(ws), ["bundle"], "only the bundle is kept")
         self.assertEqual(harness.mounts_under(d.tmp), [], "the /output tmpfs is unmounted")
-        validator = os.path.join(harness.REPO, "..", "shared", "tools", "oci-validate")
+        validator = os.path.join(harness.REPO, "tests", "tools", "oci-validate")
         r = subprocess.run(["/usr/bin/python3", validator, config], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         with open(config) as f:

@@ -1,5 +1,5 @@
 /* test-oci.c - config.json generation: schema validity (the official OCI
- * runtime-spec schema via ../shared/tools/oci-validate), the security
+ * runtime-spec schema as Debian ships it, via tests/tools/oci-validate), the security
  * relevant fields, template handling, and real containers under runc with
  * the generated config and seccomp policy (allowed programs run, forbidden
  * syscalls kill with SIGSYS). */
@@ -85,7 +85,7 @@ static void write_and_validate(const json_t *cfg, const char *name)
         ck_assert_ptr_nonnull(back);
         ck_assert(json_equal(back, cfg));
         json_decref(back);
-        _cleanup_free_ char *cmd = xasprintf("/usr/bin/python3 '%s/../shared/tools/oci-validate' '%s'",
+        _cleanup_free_ char *cmd = xasprintf("/usr/bin/python3 '%s/tests/tools/oci-validate' '%s'",
                                              tu_src(), file);
         int rc = system(cmd);
         ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "oci-validate failed on %s", file);
