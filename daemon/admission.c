@@ -71,22 +71,33 @@ static int64_t memory_mb(const struct admission *a, const struct job *j)
         return oci_effective_limits(j->manifest, a->defaults).memory_mb;
 }
 
+/* Could j start now but for memory: its plugin under max_concurrent and
+ * its algorithm's breaker willing (lock held)? */
+static bool may_run(struct admission *a, struct job *j)
+{
+        struct slot *s = slot_for(a, j->manifest->name);
+        int64_t max = j->manifest->max_concurrent;
+        return (max <= 0 || s->running < (size_t)max) &&
+               breaker_would_admit(a->breaker, j->manifest->name, s->running);
+}
+
 bool admission_try(struct job *j, void *ctx)
 {
         struct admission *a = ctx;
         int64_t need = memory_mb(a, j);
         pthread_mutex_lock(&a->lock);
-        if (a->memory_waiter && !a->memory_waiter->queued) {
-                /* Cancelled while it waited: the line is free. */
+        /* The line is held only by a job that waits for memory alone: one
+         * cancelled, or held back by its plugin's limit or its breaker,
+         * would block every other algorithm for as long. */
+        if (a->memory_waiter && (!a->memory_waiter->queued || !may_run(a, a->memory_waiter))) {
                 job_unref(a->memory_waiter);
                 a->memory_waiter = NULL;
         }
         struct slot *s = slot_for(a, j->manifest->name);
-        int64_t max = j->manifest->max_concurrent;
-        bool plugin_ok = max <= 0 || s->running < (size_t)max;
+        bool runnable = may_run(a, j);
         bool fits = a->running == 0 || a->used_mb + need <= a->pool_mb;
-        bool ok = plugin_ok && fits && (!a->memory_waiter || a->memory_waiter == j);
-        if (plugin_ok && !fits && !a->memory_waiter)
+        bool ok = runnable && fits && (!a->memory_waiter || a->memory_waiter == j);
+        if (runnable && !fits && !a->memory_waiter)
                 a->memory_waiter = job_ref(j);
         bool probe = false;
         if (ok)

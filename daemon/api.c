@@ -779,6 +779,7 @@ int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, str
         struct http_options o = {
                 .listen = cfg->listen, .listen_fd = listen_fd,
                 .max_body = (size_t)cfg->max_body_bytes, .max_header_bytes = (size_t)cfg->http.max_header_bytes,
+                .max_response_bytes = (size_t)cfg->http.max_response_bytes,
                 .max_connections = (unsigned)cfg->http.max_connections,
                 .max_connections_per_client = (unsigned)cfg->http.max_connections_per_client,
                 .connection_timeout_seconds = (unsigned)cfg->http.connection_timeout_seconds,

@@ -88,10 +88,10 @@ static void tick(struct entry *e)
                 set_state(e, HEALTH_PROBING);
 }
 
-bool breaker_admit(struct breaker *b, const char *name, size_t running, bool *ret_probe)
+/* May a job start (lock held)?  take: it does, and a probe takes its place. */
+static bool admit_locked(struct breaker *b, const char *name, size_t running, bool take, bool *ret_probe)
 {
         *ret_probe = false;
-        pthread_mutex_lock(&b->lock);
         struct entry *e = find(b, name, false);
         bool ok = true;
         if (e) {
@@ -107,13 +107,29 @@ bool breaker_admit(struct breaker *b, const char *name, size_t running, bool *re
                         break;
                 case HEALTH_PROBING:
                         ok = !e->probe_running && running == 0;
-                        if (ok) {
+                        if (ok && take) {
                                 e->probe_running = true;
                                 *ret_probe = true;
                         }
                         break;
                 }
         }
+        return ok;
+}
+
+bool breaker_admit(struct breaker *b, const char *name, size_t running, bool *ret_probe)
+{
+        pthread_mutex_lock(&b->lock);
+        bool ok = admit_locked(b, name, running, true, ret_probe);
+        pthread_mutex_unlock(&b->lock);
+        return ok;
+}
+
+bool breaker_would_admit(struct breaker *b, const char *name, size_t running)
+{
+        bool probe;
+        pthread_mutex_lock(&b->lock);
+        bool ok = admit_locked(b, name, running, false, &probe);
         pthread_mutex_unlock(&b->lock);
         return ok;
 }

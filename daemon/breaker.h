@@ -40,6 +40,8 @@ const char *health_name(enum health h);
  * Degraded allows one at a time; isolated none, until the cool-down is
  * over: then exactly one, and *ret_probe says this job is the probe. */
 bool breaker_admit(struct breaker *b, const char *name, size_t running, bool *ret_probe);
+/* The same question without taking the probe's place. */
+bool breaker_would_admit(struct breaker *b, const char *name, size_t running);
 
 /* At submit: ERR_UNAVAILABLE with the reason while `name` is isolated and
  * its cool-down is not over. */

@@ -421,3 +421,27 @@ int cgroup_destroy(const char *path, struct err *err)
                 return err_set(err, first == EBUSY ? ERR_BUSY : ERR_IO, first, "cgroup: destroy `%s`", path);
         return 0;
 }
+
+int cgroup_check_parent(const char *parent, struct err *err)
+{
+        if (!path_ok(parent))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", parent ? parent : "");
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
+        if (!f)
+                return 0;
+        char line[PATH_MAX + 64];
+        size_t pl = strlen(parent);
+        while (fgets(line, sizeof line, f)) {
+                /* "ID:CONTROLLERS:/path" */
+                char *c = strchr(line, ':');
+                c = c ? strchr(c + 1, ':') : NULL;
+                if (!c)
+                        continue;
+                c++;
+                c[strcspn(c, "\n")] = '\0';
+                if (!strncmp(c, parent, pl) && (c[pl] == '\0' || c[pl] == '/'))
+                        return err_set(err, ERR_INVALID, 0, "cgroup_parent `%s` holds the daemon's own cgroup `%s`: "
+                                       "what edgecd finds left under it is killed", parent, c);
+        }
+        return 0;
+}

@@ -38,6 +38,11 @@ int cgroup_count_children(const char *path);
  * once (caller frees, strv; NULL when none). */
 char **cgroup_list_children(const char *path);
 
+/* ERR_INVALID when the daemon's own cgroup (in any hierarchy, as
+ * /proc/self/cgroup says) is parent or below it: leftovers under the parent
+ * are killed, and the daemon must not be among them. */
+int cgroup_check_parent(const char *parent, struct err *err);
+
 /* Kill every process in the cgroup at path (and below it), in every
  * hierarchy, and remove it: for leftovers no runtime will delete.  A
  * process is signalled through a pidfd after its membership is checked, so

@@ -3,6 +3,7 @@
  * does not wait out the interval. */
 #include "collector.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -22,18 +23,54 @@ struct collector {
         bool stop;
 };
 
+/* "8-4-4-4-12" lower-case hex. */
+static bool is_uuid(const char *s, size_t n)
+{
+        if (n != 36)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+                if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i]))
+                        return false;
+        }
+        return true;
+}
+
+bool collector_name_is_ours(const char *name)
+{
+        const char *dash = strrchr(name, '-');
+        if (dash && dash[1] && strspn(dash + 1, "0123456789") == strlen(dash + 1) && is_uuid(name, (size_t)(dash - name)))
+                return true;
+        const char *p = strstr(name, "probe-");
+        return p && (p == name || !strncmp(name, "edgecd-", (size_t)(p - name))) && p[6] >= '0' && p[6] <= '9';
+}
+
+/* Left alone: live runs, and whatever edgecd did not name. */
 static bool keep(const char *id, void *ctx)
 {
         const struct collector_deps *d = ctx;
-        return d->is_live && d->is_live(id, d->ctx);
+        return !collector_name_is_ours(id) || (d->is_live && d->is_live(id, d->ctx));
 }
 
 size_t collector_run(const struct collector_deps *d)
 {
         size_t total = 0, n = 0;
         struct err err = ERR_INIT;
-        if (runtime_sweep(d->rt, keep, (void *)(uintptr_t)d, &n, &err) < 0)
+        _cleanup_strv_ char **ids = NULL;
+        if (runtime_list(d->rt, &ids, &err) < 0)
                 log_warn("collector: containers: %s", err.msg);
+        for (size_t i = 0; ids && ids[i]; i++) {
+                if (keep(ids[i], (void *)(uintptr_t)d))
+                        continue;
+                err_clear(&err);
+                if (runtime_delete_retry(d->rt, ids[i], 3, &err) < 0) {
+                        log_warn("collector: %s", err.msg);
+                        continue;
+                }
+                n++;
+                if (d->released)
+                        d->released(ids[i], d->ctx);
+        }
         if (n) {
                 log_warn("collector: removed %zu container(s) no run owned", n);
                 metrics_leftovers_removed("container", n);

@@ -7,7 +7,10 @@
  * and the workspaces under STATE_DIR/workspaces whose run is not live
  * (scheduler_run_is_live) are removed - containers with `delete --force`,
  * cgroups by killing what is in them, workspaces by unmounting and removing
- * them.  Each removal is logged and counted in /metrics.  One thread. */
+ * them.  Only names edgecd gives are touched (a run id "<uuid>-<n>", a
+ * probe's "...probe-<pid>-<runtime>"): whatever else lives under the cgroup
+ * parent is not ours to kill.  Each removal is logged and counted in
+ * /metrics.  One thread. */
 #ifndef EDGECD_COLLECTOR_H
 #define EDGECD_COLLECTOR_H
 
@@ -25,8 +28,14 @@ struct collector_deps {
         const struct runtime *rt;
         /* Is run_id in progress?  NULL: nothing is (at start). */
         bool (*is_live)(const char *run_id, void *ctx);
+        /* run_id's container is gone now (may be NULL): what the run held
+         * until then (its job user) can be given back. */
+        void (*released)(const char *run_id, void *ctx);
         void *ctx;
 };
+
+/* Is name one edgecd gives a run or a probe? */
+bool collector_name_is_ours(const char *name);
 
 /* One pass now, on this thread.  *ret_removed counts what went. */
 size_t collector_run(const struct collector_deps *deps);

@@ -94,6 +94,7 @@ static const struct option options[] = {
         { "http.max_connections_per_client", OPT_INT, OFF(http.max_connections_per_client), 1, 65536, 32, NULL },
         { "http.connection_timeout_seconds", OPT_INT, OFF(http.connection_timeout_seconds), 1, 3600, 15, NULL },
         { "http.max_header_bytes", OPT_BYTES, OFF(http.max_header_bytes), KiB, MiB,    16 * KiB, NULL },
+        { "http.max_response_bytes", OPT_BYTES, OFF(http.max_response_bytes), MiB, 64 * GiB, 64 * MiB, NULL },
         { "http.max_json_depth", OPT_INT,    OFF(http.max_json_depth), 1, 10000,      64,    NULL },
         { "http.unix_mode",      OPT_STRING, OFF(http.unix_mode),      0, 0,          0,     "0660" },
         { "http.unix_group",     OPT_STRING, OFF(http.unix_group),     0, 0,          0,     "" },
@@ -410,6 +411,10 @@ int config_validate(const struct config *cfg,
         if (cfg->breaker.isolate_after < cfg->breaker.degrade_after)
                 ydiag_add(&d, NULL, "breaker.isolate_after", "%lld is below breaker.degrade_after (%lld)",
                           (long long)cfg->breaker.isolate_after, (long long)cfg->breaker.degrade_after);
+        if (cfg->job_users.count < cfg->workers + 1)
+                ydiag_add(&d, NULL, "job_users.count", "%lld is too few: each worker's run and the start-up probe "
+                          "need one (workers + 1 = %lld)", (long long)cfg->job_users.count,
+                          (long long)cfg->workers + 1);
         if (cfg->job_users.first_uid + cfg->job_users.count - 1 > 4294967294LL ||
             cfg->job_users.first_gid + cfg->job_users.count - 1 > 4294967294LL)
                 ydiag_add(&d, NULL, "job_users.count", "the range ends past 4294967294");

@@ -58,6 +58,7 @@ struct config {
                 int64_t max_connections, max_connections_per_client;
                 int64_t connection_timeout_seconds;
                 int64_t max_header_bytes;
+                int64_t max_response_bytes;   /* large replies held for slow readers */
                 int64_t max_json_depth;
                 char *unix_mode;          /* octal, for a unix: listen socket */
                 char *unix_group;         /* "" for the daemon's own */

@@ -27,6 +27,9 @@
  * beyond that the connection is closed. */
 #define SWALLOW_FACTOR 16
 #define MAX_PARAMS 4
+/* Replies up to this size are always sent; larger ones count against
+ * max_response_bytes while libmicrohttpd holds them. */
+#define SMALL_REPLY (64 * 1024)
 
 struct http_server {
         struct MHD_Daemon *mhd;
@@ -39,6 +42,7 @@ struct http_server {
         size_t nroutes;
         http_authorizer authorize;
         void *ctx;
+        size_t inflight;         /* atomic: bytes of large replies not yet sent */
 };
 
 struct header {
@@ -265,7 +269,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 req->path = xstrdup(url);
                 *con_cls = req;
                 size_t head = strlen(method) + strlen(url) + 16;
-                MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &head);
+                MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_size, &head);
                 if (head > srv->o.max_header_bytes) {
                         _cleanup_free_ char *msg = xasprintf("the request line and headers are %zu bytes, over the "
                                                              "limit of %zu", head, srv->o.max_header_bytes);
@@ -504,13 +508,49 @@ void http_add_header(struct http_request *req, const char *name, const char *val
         req->headers = h;
 }
 
+struct held {
+        struct http_server *srv;
+        char *data;
+        size_t len;
+};
+
+/* libmicrohttpd is done with a reply's body. */
+static void release_reply(void *cls)
+{
+        struct held *h = cls;
+        __atomic_sub_fetch(&h->srv->inflight, h->len, __ATOMIC_RELAXED);
+        free(h->data);
+        free(h);
+}
+
 static void reply(struct http_request *req, unsigned status, const char *content_type, char *data, size_t len)
 {
-        struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-        if (!resp) {
+        struct http_server *srv = req->srv;
+        if (len > SMALL_REPLY &&
+            __atomic_add_fetch(&srv->inflight, len, __ATOMIC_RELAXED) > srv->o.max_response_bytes) {
+                /* Slow readers holding many large replies would hold the
+                 * daemon's memory: refuse this one until they drain. */
+                __atomic_sub_fetch(&srv->inflight, len, __ATOMIC_RELAXED);
                 free(data);
+                metrics_http_rejected("replies_in_flight");
+                http_add_header(req, "Retry-After", "1");
+                http_reply_error(req, 503, "busy", "too many large replies are still being sent; retry", NULL);
                 return;
         }
+        struct MHD_Response *resp;
+        if (len > SMALL_REPLY) {
+                struct held *h = xmalloc(sizeof *h);
+                *h = (struct held){ .srv = srv, .data = data, .len = len };
+                resp = MHD_create_response_from_buffer_with_free_callback_cls(len, data, release_reply, h);
+                if (!resp)
+                        release_reply(h);
+        } else {
+                resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+                if (!resp)
+                        free(data);
+        }
+        if (!resp)
+                return;
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
         for (struct header *h = req->headers; h; h = h->next)
                 MHD_add_response_header(resp, h->name, h->value);

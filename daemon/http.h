@@ -41,6 +41,7 @@ struct http_options {
         int listen_fd;                 /* >= 0: a socket passed by systemd, used instead */
         size_t max_body;               /* larger: 413 */
         size_t max_header_bytes;       /* request line and headers; larger: 431 */
+        size_t max_response_bytes;     /* large replies held at once; past it: 503 busy */
         unsigned max_connections;      /* in all */
         unsigned max_connections_per_client;   /* per client IP address (TCP only) */
         unsigned connection_timeout_seconds;   /* an idle connection is closed */

@@ -2,12 +2,14 @@
  *
  * yajl 2.1 is stricter than jansson where it matters here (it takes
  * "\u0000" in object keys, which is valid JSON) and looser in two places:
- * it takes a form feed as whitespace, and it checks UTF-8 only for its byte
- * structure (overlong forms, encoded surrogates and code points past
- * U+10FFFF pass).  JSON allows no raw control character anywhere (in
- * strings they must be escaped) and bytes above 0x7f only inside strings,
- * so a raw form feed or NUL, and any invalid UTF-8, are refused before yajl
- * sees the text. */
+ * it takes a form feed and a vertical tab as whitespace, and it checks
+ * UTF-8 only for its byte structure (overlong forms, encoded surrogates and
+ * code points past U+10FFFF pass).  JSON allows no raw control character
+ * but the whitespace tab, newline and carriage return anywhere (in strings
+ * they must be escaped) and bytes above 0x7f only inside strings, so any
+ * other raw control character and any invalid UTF-8 are refused before yajl
+ * sees the text: what is accepted here is spliced into API replies as it
+ * is. */
 #include "jsontext.h"
 
 #include <string.h>
@@ -69,7 +71,8 @@ int jsontext_check(const char *text, size_t len, size_t max_depth, struct err *e
                 return err_set(err, ERR_INVALID, 0, "line %zu, column %zu: invalid UTF-8", line, col);
         }
         for (size_t i = 0; i < len; i++) {
-                if (text[i] == '\0' || text[i] == '\f') {
+                unsigned char c = (unsigned char)text[i];
+                if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
                         position(text, i, &line, &col);
                         return err_set(err, ERR_INVALID, 0, "line %zu, column %zu: raw control character 0x%02x",
                                        line, col, (unsigned)text[i]);

@@ -154,8 +154,9 @@ static int load_config(const struct options *o, struct config *cfg)
         return problems;
 }
 
-/* The parts of --check-config beyond the file itself: the templates. */
-static int check_templates(const struct config *cfg)
+/* The parts of --check-config beyond the file itself: the templates, the
+ * job users against the host's accounts, the tokens file. */
+static int check_beyond_file(const struct config *cfg)
 {
         int problems = 0;
         struct err err = ERR_INIT;
@@ -170,6 +171,18 @@ static int check_templates(const struct config *cfg)
         if (oci_check_template(cfg->templates_dir, "default", &err) < 0) {
                 fprintf(stderr, "%s\n", err.msg);
                 problems++;
+        }
+        err_clear(&err);
+        if (idpool_check_host(cfg->job_users.first_uid, cfg->job_users.first_gid, cfg->job_users.count, &err) < 0) {
+                fprintf(stderr, "job_users: %s\n", err.msg);
+                problems++;
+        }
+        if (*cfg->auth.tokens_file) {
+                struct auth *a = NULL;
+                err_clear(&err);
+                if (auth_load(cfg->auth.tokens_file, print_problem, &problems, &a, &err) == 0)
+                        printf("auth: %zu token(s) from %s\n", auth_count(a), cfg->auth.tokens_file);
+                auth_free(a);
         }
         return problems;
 }
@@ -252,6 +265,11 @@ static bool run_is_live(const char *run_id, void *ctx)
         return scheduler_run_is_live(ctx, run_id);
 }
 
+static void run_released(const char *run_id, void *ctx)
+{
+        scheduler_run_released(ctx, run_id);
+}
+
 static void print_token_problem(const char *line, void *ctx)
 {
         (void)ctx;
@@ -288,6 +306,8 @@ static int start(struct daemon *d, struct err *err)
         if (oci_check_template(cfg->templates_dir, "default", err) < 0)
                 return -1;
 
+        if (cgroup_check_parent(cfg->cgroup_parent, err) < 0)
+                return -1;
         sweep_runtime_roots(cfg);
         struct probe_env pe = { .cfg = cfg, .policy = d->policy, .ids = d->ids };
         if (probe_select_runtime(&pe, log_report, NULL, &d->runtime, err) < 0)
@@ -314,6 +334,7 @@ static int start(struct daemon *d, struct err *err)
         if (scheduler_start(&sd, &d->scheduler, err) < 0)
                 return -1;
         cd.is_live = run_is_live;
+        cd.released = run_released;
         cd.ctx = d->scheduler;
         if (collector_start(&cd, &d->collector, err) < 0)
                 return -1;
@@ -397,7 +418,7 @@ int main(int argc, char **argv)
         int problems = load_config(&o, &d.cfg);
         if (o.check_only) {
                 if (!problems)
-                        problems += check_templates(&d.cfg);
+                        problems += check_beyond_file(&d.cfg);
                 if (!problems) {
                         check_plugins(&d.cfg);
                         printf("configuration OK\n");

@@ -14,7 +14,7 @@ static const char *const reject_reasons[] = {
         "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage",
 };
 static const char *const http_reasons[] = {
-        "unauthorized", "forbidden", "header_too_large", "json_too_deep",
+        "unauthorized", "forbidden", "header_too_large", "json_too_deep", "replies_in_flight",
 };
 static const char *const kinds[] = { "container", "cgroup", "workspace" };
 

@@ -15,7 +15,7 @@ void metrics_job_submitted(void);
 /* "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage" */
 void metrics_job_rejected(const char *reason);
 /* A request refused before its handler: "unauthorized", "forbidden",
- * "header_too_large", "json_too_deep". */
+ * "header_too_large", "json_too_deep", "replies_in_flight". */
 void metrics_http_rejected(const char *reason);
 /* A run the runtime failed, retried. */
 void metrics_retry(void);

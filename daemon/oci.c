@@ -80,7 +80,9 @@ static int only_keys(const json_t *obj, const char *where, const char *const *al
         return 0;
 }
 
-static const char *const top_keys[] = { "ociVersion", "process", "root", "hostname", "mounts", "linux", "annotations" };
+/* Not annotations: crun acts on some (run.oci.seccomp_bpf_data replaces
+ * the seccomp filter, run.oci.keep_original_groups keeps root's groups). */
+static const char *const top_keys[] = { "ociVersion", "process", "root", "hostname", "mounts", "linux" };
 static const char *const process_keys[] = {
         "terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits",
         "noNewPrivileges", "apparmorProfile", "selinuxLabel", "oomScoreAdj",
@@ -103,8 +105,14 @@ static const char *const mount_options[] = {
         "newinstance", "exec",
 };
 static const char *const mount_option_prefixes[] = { "mode=", "size=", "nr_inodes=", "ptmxmode=", "gid=", "uid=" };
-/* Raising these would let a job out-prioritise the host or pin memory. */
-static const char *const rlimits_refused[] = { "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_NICE", "RLIMIT_MEMLOCK" };
+/* The rlimits a template may set: per-process sizes and times.  Not the
+ * per-user ones (NPROC, MSGQUEUE, SIGPENDING: job users keep them apart) nor
+ * those that would let a job out-prioritise the host or pin memory
+ * (RTPRIO, RTTIME, NICE, MEMLOCK). */
+static const char *const rlimits_allowed[] = {
+        "RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_LOCKS",
+        "RLIMIT_NOFILE", "RLIMIT_STACK",
+};
 
 static bool option_ok(const char *o)
 {
@@ -179,9 +187,9 @@ static int check_template(const json_t *t, struct err *err)
                         const char *type = json_string_value(json_object_get(r, "type"));
                         if (!type || strncmp(type, "RLIMIT_", 7))
                                 return err_set(err, ERR_INVALID, 0, "/process/rlimits/%zu/type: not an RLIMIT_ name", i);
-                        if (in_list(type, rlimits_refused, ARRAY_SIZE(rlimits_refused)))
-                                return err_set(err, ERR_INVALID, 0, "/process/rlimits/%zu: %s is not allowed (it would "
-                                               "let a job out-prioritise the host or pin memory)", i, type);
+                        if (!in_list(type, rlimits_allowed, ARRAY_SIZE(rlimits_allowed)))
+                                return err_set(err, ERR_INVALID, 0, "/process/rlimits/%zu: %s is not allowed (a template "
+                                               "may set AS, CORE, CPU, DATA, FSIZE, LOCKS, NOFILE, STACK)", i, type);
                 }
         }
         json_t *mounts = json_object_get(t, "mounts");

@@ -268,10 +268,17 @@ int probe_sandbox(const struct probe_env *pe, const struct runtime *rt, int64_t 
                         r = judge(text, ids.uid, err);
         }
         struct err derr = ERR_INIT;
-        if (runtime_delete_retry(rt, id, 3, &derr) < 0 && r == 0)
-                r = err_set(err, derr.code, derr.errnum, "%s", derr.msg);
-        if (workspace_destroy(ws, false, &derr) < 0 && r == 0)
-                r = err_set(err, derr.code, derr.errnum, "%s", derr.msg);
+        if (runtime_delete_retry(rt, id, 3, &derr) < 0 && r == 0) {
+                if (err)
+                        *err = derr;
+                r = -1;
+        }
+        err_clear(&derr);
+        if (workspace_destroy(ws, false, &derr) < 0 && r == 0) {
+                if (err)
+                        *err = derr;
+                r = -1;
+        }
         idpool_give(pe->ids, ids);
         return r;
 }

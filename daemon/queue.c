@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -28,7 +29,11 @@ struct queue *queue_new(size_t capacity)
 {
         struct queue *q = xcalloc(1, sizeof *q);
         pthread_mutex_init(&q->lock, NULL);
-        pthread_cond_init(&q->cond, NULL);
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&q->cond, &attr);
+        pthread_condattr_destroy(&attr);
         q->capacity = capacity;
         return q;
 }
@@ -155,8 +160,14 @@ struct job *queue_pop(struct queue *q, bool (*eligible)(struct job *j, void *ctx
                         found = heads[i];
                         unlink_job(q, found);
                 }
-                if (!found)
-                        pthread_cond_wait(&q->cond, &q->lock);
+                if (!found) {
+                        /* A refusal can end without an event in the queue
+                         * (a breaker's cool-down): look again each second. */
+                        struct timespec ts;
+                        clock_gettime(CLOCK_MONOTONIC, &ts);
+                        ts.tv_sec += 1;
+                        pthread_cond_timedwait(&q->cond, &q->lock, &ts);
+                }
         }
         pthread_mutex_unlock(&q->lock);
         free(heads);

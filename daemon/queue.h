@@ -34,7 +34,8 @@ int queue_push(struct queue *q, struct job *j, struct err *err);
 /* Block until a lane head that eligible(job, ctx) accepts is queued
  * (eligible may be NULL), or the queue is closed (then NULL).  Returns the
  * queue's reference.  eligible runs under the queue lock and must not
- * block. */
+ * block; it is asked again on every push, remove and kick, and at least
+ * once a second (what it refuses may change with time alone). */
 struct job *queue_pop(struct queue *q, bool (*eligible)(struct job *j, void *ctx), void *ctx);
 
 /* Take j out of the queue and wake the workers (j may have been what held

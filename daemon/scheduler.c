@@ -34,10 +34,19 @@ struct scheduler {
         pthread_mutex_t lock;
         char **live;             /* run ids in progress (strv) */
         size_t nlive, caplive;
+        struct parked *parked;   /* runs whose container outlived them */
+        size_t nparked;
         bool stopping;
 
         size_t nworkers;
         pthread_t *threads;
+};
+
+/* A run whose container could not be deleted keeps its job user out of the
+ * pool until the collector has removed the container. */
+struct parked {
+        char run_id[RUN_ID_MAX];
+        struct job_ids ids;
 };
 
 /* ---- live runs ---- */
@@ -64,6 +73,31 @@ static void live_remove(struct scheduler *s, const char *run_id)
                 }
         }
         pthread_mutex_unlock(&s->lock);
+}
+
+static void park(struct scheduler *s, const char *run_id, struct job_ids ids)
+{
+        pthread_mutex_lock(&s->lock);
+        s->parked = xrealloc(s->parked, (s->nparked + 1) * sizeof *s->parked);
+        struct parked *p = &s->parked[s->nparked++];
+        snprintf(p->run_id, sizeof p->run_id, "%s", run_id);
+        p->ids = ids;
+        pthread_mutex_unlock(&s->lock);
+}
+
+void scheduler_run_released(struct scheduler *s, const char *run_id)
+{
+        struct job_ids ids = JOB_IDS_NONE;
+        pthread_mutex_lock(&s->lock);
+        for (size_t i = 0; i < s->nparked; i++) {
+                if (!strcmp(s->parked[i].run_id, run_id)) {
+                        ids = s->parked[i].ids;
+                        s->parked[i] = s->parked[--s->nparked];
+                        break;
+                }
+        }
+        pthread_mutex_unlock(&s->lock);
+        idpool_give(s->d.ids, ids);
 }
 
 bool scheduler_run_is_live(struct scheduler *s, const char *run_id)
@@ -163,6 +197,7 @@ static void run_container(struct run *r, struct outcome *out)
         _cleanup_close_ int write_fd = -1;
         if (logpump_start(r->log_path, (size_t)s->d.cfg->max_log_bytes, &lp, &write_fd, &err) < 0) {
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, true, "%s", err.msg);
+                r->container_gone = true;   /* never made */
                 return;
         }
 
@@ -346,6 +381,8 @@ static void run_job(struct scheduler *s, struct job *j)
                 };
                 struct err err = ERR_INIT;
                 if (idpool_take(s->d.ids, &r.ids, &err) < 0) {
+                        if (probe)
+                                breaker_probe_abandoned(s->d.breaker, j->manifest->name);
                         finish(s, j, NULL, JOB_ERR_RUNTIME_ERROR, err.msg);
                         return;
                 }
@@ -356,12 +393,14 @@ static void run_job(struct scheduler *s, struct job *j)
 
                 run_once(&r);
 
-                live_remove(s, r.run_id);
-                if (r.container_gone)
+                if (r.container_gone) {
                         idpool_give(s->d.ids, r.ids);
-                else
+                } else {
                         log_warn("job %s: uid %lld stays out of use until run %s is removed", j->id,
                                  (long long)r.ids.uid, r.run_id);
+                        park(s, r.run_id, r.ids);
+                }
+                live_remove(s, r.run_id);
                 job_attempt_end(j, r.error, r.message);
                 breaker_record(s->d.breaker, j->manifest->name, r.error, r.message, probe);
 
@@ -493,6 +532,7 @@ void scheduler_free(struct scheduler *s)
         for (size_t i = 0; i < s->nlive; i++)
                 free(s->live[i]);
         free(s->live);
+        free(s->parked);
         pthread_mutex_destroy(&s->lock);
         free(s->threads);
         free(s->workspaces_dir);

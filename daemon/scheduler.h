@@ -61,6 +61,10 @@ int scheduler_cancel(struct scheduler *s, struct job *j, struct err *err);
  * For the collector: what is not live is a leftover. */
 bool scheduler_run_is_live(struct scheduler *s, const char *run_id);
 
+/* The collector removed run_id's container: the job user that run held is
+ * free again. */
+void scheduler_run_released(struct scheduler *s, const char *run_id);
+
 size_t scheduler_workers(struct scheduler *s);
 
 #endif

@@ -21,8 +21,10 @@
 #define ALLOW_FILE_MAX (1024 * 1024)
 
 /* clone(2) flags that create namespaces: CLONE_NEWNS, NEWCGROUP, NEWUTS,
- * NEWIPC, NEWUSER, NEWPID, NEWNET.  A clone with any of them set kills the
- * thread.  Without this an unprivileged process could still make a user
+ * NEWIPC, NEWUSER, NEWPID, NEWNET.  A clone with any of them set gets
+ * SIGSYS (SCMP_ACT_TRAP: the default disposition ends the whole process, as
+ * the filter's default does; KILL_PROCESS itself cannot be used, runtimes
+ * drop a rule whose action is the default's).  Without this an unprivileged process could still make a user
  * namespace with clone(CLONE_NEWUSER) although unshare and setns are
  * forbidden. */
 static const uint64_t clone_ns_flags[] = {
@@ -259,7 +261,7 @@ json_t *seccomp_policy_oci(const struct seccomp_policy *p, char *const *extra)
                  * come first (and an unconditional allow would wipe them). */
                 for (size_t i = 0; i < ARRAY_SIZE(clone_ns_flags); i++)
                         json_array_append_new(rules, json_pack("{s:[s],s:s,s:[{s:i,s:I,s:I,s:s}]}",
-                                                               "names", "clone", "action", "SCMP_ACT_KILL",
+                                                               "names", "clone", "action", "SCMP_ACT_TRAP",
                                                                "args", "index", 0,
                                                                "value", (json_int_t)clone_ns_flags[i],
                                                                "valueTwo", (json_int_t)clone_ns_flags[i],

@@ -33,7 +33,7 @@ const char *seccomp_never_allowed(const char *name);
  * one SCMP_ACT_ALLOW rule with the allowlist plus `extra` (may be NULL),
  * sorted and without duplicates.  Three rules besides:
  *  - `clone`, when listed, is allowed only without namespace flags
- *    (CLONE_NEWUSER and friends kill the thread, SCMP_ACT_KILL), else
+ *    (CLONE_NEWUSER and friends get SIGSYS, SCMP_ACT_TRAP), else
  *    unshare's ban could be bypassed with clone(CLONE_NEWUSER).  Written so
  *    that it means the same whichever of value and valueTwo a runtime takes
  *    for the mask (seccomp.c);

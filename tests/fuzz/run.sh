@@ -3,7 +3,7 @@
 # coverage) and runs each for a bounded time.  Called by `make fuzz`.
 #
 #   FUZZ_SECONDS=60                 seconds per target (default 60)
-#   FUZZ_TARGETS="config manifest"  a subset (default: all four)
+#   FUZZ_TARGETS="config manifest"  a subset (default: all six)
 #   FUZZ_CC=clang-14                the compiler
 #
 # Prints one line per target, "TARGET: N runs, N exec/s, coverage N, crashes N"
@@ -23,10 +23,10 @@ cd "$(dirname "$0")/../.." || exit 2
 export EDGECD_SRC="$PWD"
 
 SECONDS_PER=${FUZZ_SECONDS:-60}
-TARGETS=${FUZZ_TARGETS:-config manifest schema request}
+TARGETS=${FUZZ_TARGETS:-config manifest schema request jsontext tokens}
 CC=${FUZZ_CC:-clang-14}
 B=build/fuzz
-PKGS="jansson yaml-0.1 libseccomp"
+PKGS="jansson yaml-0.1 libseccomp yajl nettle"
 
 # ---- toolchain ----
 
@@ -105,7 +105,7 @@ build || { echo "fuzz: build failed" >&2; exit 2; }
 
 max_len() {
         case "$1" in
-        config|manifest) echo 16384 ;;
+        config|manifest|tokens) echo 16384 ;;
         *) echo 65536 ;;
         esac
 }

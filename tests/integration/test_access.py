@@ -255,12 +255,14 @@ class Limits(unittest.TestCase):
         e = check_error(r, 431, "header_too_large")
         self.assertIn("limit of 8192", e["message"])
         self.assertEqual(d.req("GET", "/healthz", headers={"X-Small": "x" * 7000}).status, 200)
+        # The query string counts too.
+        check_error(d.req("GET", "/v1/jobs?limit=1&pad=" + "x" * 9000), 431, "header_too_large")
         deep = {"algorithm": "t_echo", "version": "1.0.0", "parameters": {"a": [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}}
         e = check_error(d.submit(deep), 400, "invalid_json")
         self.assertIn("nesting deeper than 16", e["message"])
         ok = {"algorithm": "t_echo", "version": "1.0.0", "parameters": {"a": [[[[[[[[[[[[[[1]]]]]]]]]]]]]]}}
         self.assertEqual(d.submit(ok, wait="true").status, 200)
-        self.assertEqual(d.metric("edgecd_http_rejected_total", {"reason": "header_too_large"}), 1)
+        self.assertEqual(d.metric("edgecd_http_rejected_total", {"reason": "header_too_large"}), 2)
         self.assertEqual(d.metric("edgecd_http_rejected_total", {"reason": "json_too_deep"}), 1)
 
     def test_connections_per_client_and_idle_timeout(self):

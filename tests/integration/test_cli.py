@@ -320,6 +320,10 @@ class Refusals(unittest.TestCase):
             ("sysctl", lambda t: t["linux"].update(sysctl={"kernel.shmmax": "1"}), "/linux/sysctl"),
             ("devices", lambda t: t["linux"].update(devices=[{"path": "/dev/kmsg", "type": "c", "major": 1,
                                                              "minor": 11}]), "/linux/devices"),
+            # crun would load this BPF instead of the seccomp policy.
+            ("annotations", lambda t: t.update(annotations={"run.oci.seccomp_bpf_data": "AAAA"}), "/annotations"),
+            ("nproc", lambda t: t["process"]["rlimits"].append({"type": "RLIMIT_NPROC", "hard": 99999,
+                                                                "soft": 99999}), "/process/rlimits/2"),
         )
         for what, edit, pointer in cases:
             with self.subTest(what=what):
@@ -337,6 +341,22 @@ class Refusals(unittest.TestCase):
                                    capture_output=True, text=True, timeout=20)
                 self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
                 self.assertIn(pointer, r.stderr)
+
+    def test_check_config_reads_tokens_and_job_users(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-chk-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        tokens = os.path.join(tmp, "tokens.yaml")
+        with open(tokens, "w") as f:
+            f.write("tokens:\n  - name: a\n    sha256: xyz\n    scopes: [read]\n")
+        cfg = os.path.join(tmp, "edgecd.yaml")
+        with open(cfg, "w") as f:
+            f.write("templates_dir: %s\nauth:\n  tokens_file: %s\njob_users:\n  first_uid: 1\n"
+                    "  first_gid: 3000000000\n  count: 5\n" % (harness.OPTIONS["templates"], tokens))
+        r = subprocess.run([harness.OPTIONS["daemon"], "--config", cfg, "--check-config"], capture_output=True,
+                           text=True, timeout=20)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("%s:3:13: tokens[0].sha256: expected 64 hex digits" % tokens, r.stderr)
+        self.assertIn("job_users: the job uid range 1-5 holds host user", r.stderr)
 
     def test_job_users_overlapping_a_host_account(self):
         import pwd

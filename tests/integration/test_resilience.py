@@ -13,6 +13,7 @@ hand over to the real runtime."""
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import unittest
@@ -198,6 +199,22 @@ class Breaker(unittest.TestCase):
         self.assertEqual(d.req("GET", "/readyz").body["status"], "healthy")
         self.assertIsNone(d.metric("edgecd_algorithm_unhealthy", {"algorithm": "t_flaky"}))
 
+    def test_queued_jobs_run_after_the_cool_down(self):
+        # Isolated with jobs still queued, and no request after: the next
+        # queued job is the probe once the cool-down ends.
+        d, binary = self.daemon({"workers": 1, "breaker": {"degrade_after": 1, "isolate_after": 1,
+                                                             "cooldown_seconds": 2}})
+        flaky = {"algorithm": "t_flaky", "parameters": {}}
+        ids = [d.submit(flaky).body["id"] for _ in range(3)]
+        first = d.wait_final(ids[0])
+        self.assertEqual(first["error"]["code"], "runtime_error", first)
+        self.assertEqual(self.health(d)["state"], "isolated")
+        os.chmod(binary, 0o755)
+        for i in ids[1:]:
+            job = d.wait_final(i, timeout=20)
+            self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(self.health(d)["state"], "healthy")
+
     def test_failed_probe_isolates_again(self):
         d, _ = self.daemon({"breaker": {"degrade_after": 1, "isolate_after": 1, "cooldown_seconds": 1}})
         flaky = {"algorithm": "t_flaky", "parameters": {}}
@@ -240,6 +257,8 @@ class Collector(unittest.TestCase):
         self.assertEqual(d.metric("edgecd_cleanup_failures_total", {"kind": "container"}), 1)
         d.assert_idle_clean(timeout=15 * slow_factor())
         self.assertGreaterEqual(d.metric("edgecd_leftovers_removed_total", {"kind": "container"}), 1)
+        # The run's job user was held until its container went, and is back.
+        self.assertEqual(d.metric("edgecd_job_users_in_use"), 0)
         self.assertIn("collector: removed 1 container(s) no run owned", d.log_text())
         self.assertEqual(d.run_job(ECHO)["status"], "succeeded")
 
@@ -274,3 +293,47 @@ class RuntimeChange(unittest.TestCase):
         self.assertEqual(harness.runtime_containers(root), [])
         self.assertIn("runtime `%s`: removed 1 container(s) left by a previous run" % first, d.log_text())
         self.assertEqual(d.run_job(ECHO)["status"], "succeeded")
+
+
+class CgroupParent(unittest.TestCase):
+    """What lives under the cgroup parent and is not edgecd's is left
+    alone; a parent that holds the daemon itself is refused."""
+
+    def test_foreign_cgroups_are_left_alone(self):
+        d = Daemon("foreigncg", config={"sweep_interval_seconds": 1})
+        self.addCleanup(d.stop)
+        d.start()
+        root = harness.cgroup_roots()[0]
+        foreign = os.path.join(root, d.cgroup_parent.strip("/"), "not-edgecd")
+        os.makedirs(foreign)
+        sleeper = subprocess.Popen(["sleep", "60"])
+
+        def cleanup():
+            sleeper.kill()
+            sleeper.wait()
+            if os.path.isdir(foreign):
+                os.rmdir(foreign)
+        self.addCleanup(cleanup)
+        with open(os.path.join(foreign, "cgroup.procs"), "w") as f:
+            f.write(str(sleeper.pid))
+        self.assertEqual(d.run_job(ECHO)["status"], "succeeded")
+        time.sleep(2.5)         # two collector passes
+        self.assertIsNone(sleeper.poll(), "the collector killed a process that is not edgecd's")
+        self.assertTrue(os.path.isdir(foreign))
+        cleanup()               # before the daemon stops: it checks its parent is gone
+
+    def test_parent_holding_the_daemon_is_refused(self):
+        root = harness.cgroup_roots()[0]
+        name = "edgecd-it-selfcg-%d" % os.getpid()
+        cg = os.path.join(root, name)
+        os.makedirs(cg)
+        self.addCleanup(lambda: os.path.isdir(cg) and os.rmdir(cg))
+        shim = ["/bin/sh", "-c", 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', "sh", cg]
+        d = Daemon("selfcg", argv0=shim)
+        d.config["cgroup_parent"] = "/" + name
+        with open(d.config_path, "w") as f:
+            f.write("\n".join(harness.yaml_dump(d.config)) + "\n")
+        self.addCleanup(d.stop, check=False)
+        with self.assertRaises(AssertionError) as cm:
+            d.start(timeout=20)
+        self.assertIn("cgroup_parent `/%s` holds the daemon's own cgroup" % name, str(cm.exception))

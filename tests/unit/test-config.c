@@ -122,6 +122,7 @@ static void assert_defaults(const struct config *c)
         ck_assert_int_eq(c->http.max_connections_per_client, 32);
         ck_assert_int_eq(c->http.connection_timeout_seconds, 15);
         ck_assert_int_eq(c->http.max_header_bytes, 16 * 1024);
+        ck_assert_int_eq(c->http.max_response_bytes, 64 * 1024 * 1024);
         ck_assert_int_eq(c->http.max_json_depth, 64);
         ck_assert_str_eq(c->http.unix_mode, "0660");
         ck_assert_str_eq(c->http.unix_group, "");
@@ -186,6 +187,7 @@ START_TEST(test_full_file)
                      "  max_connections_per_client: 4\n"
                      "  connection_timeout_seconds: 60\n"
                      "  max_header_bytes: 8KiB\n"
+                     "  max_response_bytes: 2MiB\n"
                      "  max_json_depth: 16\n"
                      "  unix_mode: \"0600\"\n"
                      "  unix_group: edgecd\n"
@@ -230,6 +232,7 @@ START_TEST(test_full_file)
         ck_assert_int_eq(cfg.http.max_connections_per_client, 4);
         ck_assert_int_eq(cfg.http.connection_timeout_seconds, 60);
         ck_assert_int_eq(cfg.http.max_header_bytes, 8192);
+        ck_assert_int_eq(cfg.http.max_response_bytes, 2 * 1024 * 1024);
         ck_assert_int_eq(cfg.http.max_json_depth, 16);
         ck_assert_str_eq(cfg.http.unix_mode, "0600");
         ck_assert_str_eq(cfg.http.unix_group, "edgecd");
@@ -565,6 +568,14 @@ START_TEST(test_validate_fields)
         cfg.job_users.first_gid++;
         expect_invalid(&cfg, "job_users.count: the range ends past 4294967294");
         cfg.job_users.first_gid = cfg.job_users.first_uid = 2001000000;
+        /* Each worker's run and the start-up probe take a pair. */
+        cfg.workers = 8;
+        cfg.job_users.count = 9;
+        ck_assert_int_eq(config_validate(&cfg, NULL, NULL, &e), 0);
+        cfg.job_users.count = 8;
+        expect_invalid(&cfg, "job_users.count: 8 is too few: each worker's run and the start-up probe need one "
+                             "(workers + 1 = 9)");
+        cfg.workers = 2;
         cfg.job_users.count = 65536;
 
         /* With a file, messages name it but no line. */
@@ -611,7 +622,7 @@ END_TEST
 #if __SIZEOF_POINTER__ == 8
 /* A new field changes the size: poison it below and check it in
  * assert_defaults(), then update the number. */
-_Static_assert(sizeof(struct config) == 336, "struct config changed: extend the poison and assert_defaults");
+_Static_assert(sizeof(struct config) == 344, "struct config changed: extend the poison and assert_defaults");
 #endif
 START_TEST(test_shipped_file_equals_defaults)
 {
@@ -637,6 +648,7 @@ START_TEST(test_shipped_file_equals_defaults)
         cfg.breaker.degrade_after = cfg.breaker.isolate_after = cfg.breaker.cooldown_seconds = 7;
         cfg.http.max_connections = cfg.http.max_connections_per_client = 7;
         cfg.http.connection_timeout_seconds = cfg.http.max_header_bytes = cfg.http.max_json_depth = 7;
+        cfg.http.max_response_bytes = 7;
         cfg.auth.metrics_public = true;
 
         char *file = NULL;

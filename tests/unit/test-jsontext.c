@@ -71,6 +71,13 @@ START_TEST(test_raw_control_characters)
         expect_bad("\"a\0b\"", 5, "line 1, column 3: raw control character 0x00");
         /* yajl takes a form feed as whitespace; JSON does not. */
         expect_bad("[1,\f2]", 6, "line 1, column 4: raw control character 0x0c");
+        /* yajl takes a vertical tab for whitespace too; JSON does not, and
+         * what is accepted is spliced into API replies as it is. */
+        expect_bad("[1,\v2]", 6, "line 1, column 4: raw control character 0x0b");
+        expect_bad("{\"a\":1}\v", 8, "line 1, column 8: raw control character 0x0b");
+        expect_bad("[1,\x1b" "2]", 6, "line 1, column 4: raw control character 0x1b");
+        /* The four whitespace characters JSON has are fine. */
+        expect_ok(" \t\r\n[1,\t2]\r\n", 0);
         expect_bad("[1]\n\f", 5, "line 2, column 1: raw control character 0x0c");
         /* Other control characters inside a string are yajl's to refuse. */
         expect_bad("\"a\tb\"", 5, "line 1, column ");
