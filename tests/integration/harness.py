@@ -348,7 +348,9 @@ class Daemon:
                     ready = self.req("GET", "/readyz", timeout=5.0)
                     if isinstance(ready.body, dict) and isinstance(ready.body.get("runtime"), dict):
                         self.runtime = ready.body["runtime"]
-                        if not RUNTIME:
+                        # Only a daemon on the configured runtime says which
+                        # one the run uses (not one on a test's wrapper).
+                        if not RUNTIME and self.config.get("runtime") == OPTIONS["runtime"]:
                             RUNTIME.update(self.runtime)
                     return self
                 last = str(r)

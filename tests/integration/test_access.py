@@ -265,17 +265,27 @@ class Limits(unittest.TestCase):
         self.assertEqual(d.metric("edgecd_http_rejected_total", {"reason": "header_too_large"}), 2)
         self.assertEqual(d.metric("edgecd_http_rejected_total", {"reason": "json_too_deep"}), 1)
 
-    def test_connections_per_client_and_idle_timeout(self):
-        d = Daemon("conns", config={"http": {"max_connections_per_client": 4, "connection_timeout_seconds": 2}})
+    def test_connections_per_client(self):
+        # A long idle timeout: the fifth connection is closed for the limit,
+        # not for being idle.
+        d = Daemon("conns", config={"http": {"max_connections_per_client": 4, "connection_timeout_seconds": 30}})
         self.addCleanup(d.stop)
         d.start()
         held = [connect_from("127.0.0.1", d.port) for _ in range(4)]
         self.addCleanup(lambda: [s.close() for s in held])
         extra = connect_from("127.0.0.1", d.port)
-        self.assertTrue(closed_soon(extra, 3), "a fifth connection from one client was kept")
+        self.assertTrue(closed_soon(extra, 1), "a fifth connection from one client was kept")
         extra.close()
         # Another client is served meanwhile.
         self.assertEqual(get_from("127.0.0.2", d.port, "/healthz"), 200)
+        self.assertTrue(all(not closed_soon(s, 0.2) for s in held), "the four held connections were closed")
+
+    def test_idle_timeout(self):
+        d = Daemon("idle", config={"http": {"max_connections_per_client": 4, "connection_timeout_seconds": 2}})
+        self.addCleanup(d.stop)
+        d.start()
+        held = [connect_from("127.0.0.1", d.port) for _ in range(4)]
+        self.addCleanup(lambda: [s.close() for s in held])
         # Idle connections are closed after the timeout...
         self.assertTrue(all(closed_soon(s, 6) for s in held), "idle connections were not closed")
         # ...and the client may connect again (once the server has counted

@@ -409,6 +409,11 @@ class Sandbox(JobCase):
         self.assertEqual(s["no_new_privs"], 1)
         self.assertEqual(s["seccomp"], 2, "seccomp filter mode")
         self.assertIs(s["rootfs_writable"], False)
+        # It starts with no signal blocked or ignored (the daemon blocks
+        # them in its threads and ignores SIGPIPE: none of it may leak).
+        self.assertEqual(int(s["sig_blocked"], 16), 0, s["sig_blocked"])
+        # (Real-time signals are the runtime's business: runc leaves 32.)
+        self.assertEqual(int(s["sig_ignored"], 16) & 0x7fffffff, 0, s["sig_ignored"])
         self.assertIn(str(s["rootfs_errno"]), ("EROFS", "30", "Read-only file system"), s)
         self.assertIs(s["input_writable"], False)
         self.assertIs(s["output_writable"], True)
@@ -600,6 +605,17 @@ class MaxConcurrent(JobCase):
                              "two t_single jobs ran at once: %s" % jobs)
         # The other plugin did not wait behind them.
         self.assertLess(parse_time(echo["finished_at"]), parse_time(jobs[1]["started_at"]), echo)
+
+
+class LargerThanThePool(unittest.TestCase):
+    """A job whose memory limit is over the whole pool still runs, alone."""
+
+    def test_alone_always_fits(self):
+        d = Daemon("tinypool", config={"memory_pool_mb": 1})
+        self.addCleanup(d.stop)
+        d.start()
+        job = d.run_job({"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 1}}, timeout=20)
+        self.assertEqual(job["status"], "succeeded", job)
 
 
 class MemoryPool(unittest.TestCase):

@@ -80,6 +80,24 @@ class Retries(unittest.TestCase):
         self.assertEqual(job["error"]["code"], "timeout", job)
         self.assertEqual(len(job["attempts"]), 1, job)
 
+    def test_pause_doubles(self):
+        d = self.daemon("doubling", fail_first("create", 99, "COUNTER"), config={"retry": {"max_attempts": 3,
+                                                                                      "backoff_ms": 600}})
+        job = d.run_job(ECHO, timeout=30)
+        a = job["attempts"]
+        self.assertEqual(len(a), 3, job)
+        gap1 = (harness.parse_time(a[1]["started_at"]) - harness.parse_time(a[0]["finished_at"])).total_seconds()
+        gap2 = (harness.parse_time(a[2]["started_at"]) - harness.parse_time(a[1]["finished_at"])).total_seconds()
+        self.assertGreaterEqual(gap1, 0.55, a)
+        self.assertGreaterEqual(gap2, 1.15, "the second pause is not doubled: %s" % a)
+
+    def test_no_retry_once_isolated(self):
+        d = self.daemon("isolating", fail_first("create", 99, "COUNTER"),
+                        config={"breaker": {"degrade_after": 1, "isolate_after": 1, "cooldown_seconds": 60}})
+        job = d.run_job(ECHO)
+        self.assertEqual(job["error"]["code"], "runtime_error", job)
+        self.assertEqual(len(job["attempts"]), 1, "retried an isolated algorithm: %s" % job)
+
     def test_create_failure_keeps_its_cause(self):
         # A `create` that hangs past runtime_timeout_seconds: the message
         # says so, not "(no output)" nor the log of another run.
@@ -249,18 +267,29 @@ class Collector(unittest.TestCase):
         self.addCleanup(shutil.rmtree, tmp, True)
         # Six failed deletes: more than a run tries (5).
         w = harness.write_runtime_wrapper(tmp, "sticky", fail_first("delete", 6, os.path.join(tmp, "count")))
-        d = Daemon("collect", config={"runtime": w, "sweep_interval_seconds": 1})
+        d = Daemon("collect", config={"runtime": w, "sweep_interval_seconds": 3})
         self.addCleanup(d.stop)
         d.start()
         job = d.run_job(ECHO)
         self.assertEqual(job["status"], "succeeded", job)
         self.assertEqual(d.metric("edgecd_cleanup_failures_total", {"kind": "container"}), 1)
+        # Its container is still there: its user may not go to another run.
+        self.assertEqual(d.metric("edgecd_job_users_in_use"), 1)
         d.assert_idle_clean(timeout=15 * slow_factor())
         self.assertGreaterEqual(d.metric("edgecd_leftovers_removed_total", {"kind": "container"}), 1)
         # The run's job user was held until its container went, and is back.
         self.assertEqual(d.metric("edgecd_job_users_in_use"), 0)
         self.assertIn("collector: removed 1 container(s) no run owned", d.log_text())
         self.assertEqual(d.run_job(ECHO)["status"], "succeeded")
+
+
+    def test_running_jobs_are_not_collected(self):
+        d = Daemon("collectlive", config={"sweep_interval_seconds": 1})
+        self.addCleanup(d.stop)
+        d.start()
+        job = d.run_job({"algorithm": "t_sleep", "parameters": {"seconds": 3.5}, "timeout_seconds": 10})
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(d.metric("edgecd_leftovers_removed_total", {"kind": "container"}), 0)
 
 
 class RuntimeChange(unittest.TestCase):

@@ -385,6 +385,12 @@ static int mode_sandbox(void)
         jw_int(&w, atoi(status_field(status, "NoNewPrivs", buf)));
         jw_key(&w, "seccomp");
         jw_int(&w, atoi(status_field(status, "Seccomp", buf)));
+        /* What the process starts with: no blocked or ignored signals (the
+         * daemon blocks them in its threads and ignores SIGPIPE). */
+        jw_key(&w, "sig_blocked");
+        jw_str(&w, status_field(status, "SigBlk", buf));
+        jw_key(&w, "sig_ignored");
+        jw_str(&w, status_field(status, "SigIgn", buf));
 
         /* TESTKIT_PROBE moves the rootfs probe when run by hand outside a
          * container, where / is the host's. */

@@ -327,7 +327,7 @@ static const char *const careless_template =
         "   \"args\": [\"sh\"], \"cwd\": \"/root\", \"oomScoreAdj\": -1000,"
         "   \"capabilities\": {\"bounding\": [\"CAP_SYS_ADMIN\"], \"effective\": [\"CAP_SYS_ADMIN\"]},"
         "   \"rlimits\": [{\"type\": \"RLIMIT_CORE\", \"hard\": 999, \"soft\": 999},"
-        "                {\"type\": \"RLIMIT_NPROC\", \"hard\": 50, \"soft\": 50},"
+        "                {\"type\": \"RLIMIT_STACK\", \"hard\": 8388608, \"soft\": 8388608},"
         "                {\"type\": \"RLIMIT_NOFILE\", \"hard\": 1048576, \"soft\": 1048576}],"
         "   \"noNewPrivileges\": false},"
         " \"root\": {\"path\": \"rootfs\", \"readonly\": false},"
@@ -391,9 +391,13 @@ static const struct {
           "/process/scheduler" },
         { "cpu-affinity", "{\"process\": {\"execCPUAffinity\": {\"initial\": \"0\"}}}", "/process/execCPUAffinity" },
         { "rtprio",
-          "{\"process\": {\"rlimits\": [{\"type\": \"RLIMIT_NPROC\", \"hard\": 9, \"soft\": 9},"
+          "{\"process\": {\"rlimits\": [{\"type\": \"RLIMIT_STACK\", \"hard\": 9999999, \"soft\": 9999999},"
           " {\"type\": \"RLIMIT_RTPRIO\", \"hard\": 99, \"soft\": 99}]}}",
           "/process/rlimits/1" },
+        /* Per-user limits are what job users keep apart. */
+        { "nproc", "{\"process\": {\"rlimits\": [{\"type\": \"RLIMIT_NPROC\", \"hard\": 99999, \"soft\": 99999}]}}",
+          "/process/rlimits/0" },
+        { "annotations", "{\"annotations\": {\"run.oci.seccomp_bpf_data\": \"AAAA\"}}", "/annotations" },
         { "memlock", "{\"process\": {\"rlimits\": [{\"type\": \"RLIMIT_MEMLOCK\", \"hard\": -1, \"soft\": -1}]}}",
           "/process/rlimits/0" },
         { "rlimit-name", "{\"process\": {\"rlimits\": [{\"type\": \"CORE\", \"hard\": 0, \"soft\": 0}]}}",

@@ -249,6 +249,26 @@ START_TEST(test_spawn_grandchild_holding_the_pipe)
 }
 END_TEST
 
+/* A descriptor the daemon left open without close-on-exec (a library's,
+ * say) does not reach the helper: only 0, 1 and 2 do. */
+START_TEST(test_spawn_passes_only_stdio)
+{
+        int fd = open("/dev/null", O_RDONLY);   /* no O_CLOEXEC on purpose */
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_ge(dup2(fd, 77), 0);
+        char *argv[] = { (char *)"/bin/sh", (char *)"-c",
+                         (char *)"for f in 3 4 5 77; do [ -e /proc/$$/fd/$f ] && echo open $f; done; echo done",
+                         NULL };
+        struct spawn_result res = { 0 };
+        struct err e = ERR_INIT;
+        ck_assert_msg(run(argv, NULL, 10000, &res, &e) == 0, "%s", e.msg);
+        ck_assert_str_eq(res.output, "done\n");
+        spawn_result_done(&res);
+        close(77);
+        close(fd);
+}
+END_TEST
+
 START_TEST(test_spawn_exec_failure)
 {
         char *argv[] = { (char *)"/nonexistent/tool", NULL };
@@ -278,6 +298,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_spawn_status_and_output_tail);
         tcase_add_test(tc, test_spawn_time_limit);
         tcase_add_test(tc, test_spawn_grandchild_holding_the_pipe);
+        tcase_add_test(tc, test_spawn_passes_only_stdio);
         tcase_add_test(tc, test_spawn_exec_failure);
         suite_add_tcase(s, tc);
         return s;
