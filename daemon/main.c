@@ -13,6 +13,7 @@
  * threads are started with every signal blocked. */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -221,7 +222,10 @@ struct daemon {
 };
 
 /* Containers a previous run left in any runtime's state root
- * (STATE/runtime/<name>), each removed with its own runtime. */
+ * (STATE/runtime/<name>), each removed with its own runtime: the binary
+ * that root was last used with (STATE/runtime/<name>.path, written when a
+ * runtime is chosen), else the configured one of that name, else one found
+ * by name. */
 static void sweep_runtime_roots(const struct config *cfg)
 {
         _cleanup_free_ char *base = xasprintf("%s/runtime", cfg->state_dir);
@@ -231,7 +235,7 @@ static void sweep_runtime_roots(const struct config *cfg)
         _cleanup_strv_ char **names = NULL;
         struct dirent *de;
         while ((de = readdir(d)))
-                if (de->d_name[0] != '.' && runtime_id_ok(de->d_name))
+                if (de->d_name[0] != '.' && runtime_id_ok(de->d_name) && de->d_type == DT_DIR)
                         strv_push(&names, de->d_name);
         closedir(d);
         for (size_t i = 0; names && names[i]; i++) {
@@ -241,10 +245,15 @@ static void sweep_runtime_roots(const struct config *cfg)
                 struct runtime probe_rt = { .ops = &runtime_cli_ops, .root = root };
                 if (runtime_list(&probe_rt, &ids, &err) < 0 || !ids)
                         continue;
-                /* The configured path when it names this runtime. */
+                _cleanup_free_ char *record = xasprintf("%s.path", root);
+                _cleanup_free_ char *recorded = NULL;
+                if (read_file(record, PATH_MAX, 0, &recorded, NULL, &err) == 0)
+                        recorded[strcspn(recorded, "\n")] = '\0';
                 const char *cfgbase = strrchr(cfg->runtime, '/') ? strrchr(cfg->runtime, '/') + 1 : cfg->runtime;
                 const char *want = !strcmp(cfgbase, names[i]) ? cfg->runtime : names[i];
-                _cleanup_free_ char *path = probe_find_binary(want);
+                _cleanup_free_ char *path = recorded && recorded[0] == '/' ? probe_find_binary(recorded) : NULL;
+                if (!path)
+                        path = probe_find_binary(want);
                 if (!path) {
                         log_error("runtime `%s`: %zu container(s) left in `%s`, but `%s` is not installed to remove them",
                                   names[i], strv_len(ids), root, names[i]);
@@ -312,6 +321,11 @@ static int start(struct daemon *d, struct err *err)
         struct probe_env pe = { .cfg = cfg, .policy = d->policy, .ids = d->ids };
         if (probe_select_runtime(&pe, log_report, NULL, &d->runtime, err) < 0)
                 return -1;
+        /* Which binary this state root belongs to, for a later start that
+         * is configured with another runtime. */
+        _cleanup_free_ char *record = xasprintf("%s.path", d->runtime->root);
+        if (write_file(record, d->runtime->path, strlen(d->runtime->path), 0600, err) < 0)
+                return err_wrap(err, "runtime");
         /* Nothing runs yet: whatever is under our cgroup parent or in the
          * workspaces is a leftover. */
         struct collector_deps cd = { .cfg = cfg, .rt = d->runtime };
