@@ -328,16 +328,20 @@ char **cgroup_list_children(const char *path)
         return names;
 }
 
-/* Is pid (still) in the cgroup whose path below its hierarchy is rel? */
-static bool pid_in_cgroup(pid_t pid, const char *rel)
+/* Is a cgroup of process pid (0: this one), in any hierarchy, at path or
+ * below it?  The first such one is copied to found (may be NULL). */
+static bool proc_in_cgroup(pid_t pid, const char *path, char *found, size_t len)
 {
         char p[64];
-        snprintf(p, sizeof p, "/proc/%d/cgroup", (int)pid);
+        if (pid)
+                snprintf(p, sizeof p, "/proc/%d/cgroup", (int)pid);
+        else
+                snprintf(p, sizeof p, "/proc/self/cgroup");
         _cleanup_fclose_ FILE *f = fopen(p, "re");
         if (!f)
                 return false;
         char line[PATH_MAX + 64];
-        size_t rl = strlen(rel);
+        size_t pl = strlen(path);
         while (fgets(line, sizeof line, f)) {
                 /* "ID:CONTROLLERS:/path" */
                 char *c = strchr(line, ':');
@@ -346,8 +350,11 @@ static bool pid_in_cgroup(pid_t pid, const char *rel)
                         continue;
                 c++;
                 c[strcspn(c, "\n")] = '\0';
-                if (!strncmp(c, rel, rl) && (c[rl] == '\0' || c[rl] == '/'))
+                if (!strncmp(c, path, pl) && (c[pl] == '\0' || c[pl] == '/')) {
+                        if (found)
+                                snprintf(found, len, "%s", c);
                         return true;
+                }
         }
         return false;
 }
@@ -366,7 +373,7 @@ static int kill_members(const char *dir, const char *rel)
                 int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
                 if (fd < 0)
                         continue;
-                if (pid_in_cgroup((pid_t)pid, rel) && syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0)
+                if (proc_in_cgroup((pid_t)pid, rel, NULL, 0) && syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0)
                         n++;
                 close(fd);
         }
@@ -426,22 +433,9 @@ int cgroup_check_parent(const char *parent, struct err *err)
 {
         if (!path_ok(parent))
                 return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", parent ? parent : "");
-        _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
-        if (!f)
-                return 0;
-        char line[PATH_MAX + 64];
-        size_t pl = strlen(parent);
-        while (fgets(line, sizeof line, f)) {
-                /* "ID:CONTROLLERS:/path" */
-                char *c = strchr(line, ':');
-                c = c ? strchr(c + 1, ':') : NULL;
-                if (!c)
-                        continue;
-                c++;
-                c[strcspn(c, "\n")] = '\0';
-                if (!strncmp(c, parent, pl) && (c[pl] == '\0' || c[pl] == '/'))
-                        return err_set(err, ERR_INVALID, 0, "cgroup_parent `%s` holds the daemon's own cgroup `%s`: "
-                                       "what edgecd finds left under it is killed", parent, c);
-        }
+        char self[PATH_MAX];
+        if (proc_in_cgroup(0, parent, self, sizeof self))
+                return err_set(err, ERR_INVALID, 0, "cgroup_parent `%s` holds the daemon's own cgroup `%s`: "
+                               "what edgecd finds left under it is killed", parent, self);
         return 0;
 }

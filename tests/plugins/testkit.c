@@ -137,6 +137,28 @@ static void write_errno(struct jw *w, int e)
                 jw_int(w, e);
 }
 
+/* A call the sandbox should have stopped returned: {"survived": true,
+ * "call"?: NAME, "result": r, "errno": ...} as result.json. */
+static void write_survived(const char *call, long r, int e)
+{
+        struct jw w;
+        out_open_result(&out);
+        jw_init(&w, &out);
+        jw_object_begin(&w);
+        jw_key(&w, "survived");
+        jw_bool(&w, true);
+        if (call) {
+                jw_key(&w, "call");
+                jw_str(&w, call);
+        }
+        jw_key(&w, "result");
+        jw_int(&w, r);
+        jw_key(&w, "errno");
+        write_errno(&w, e);
+        jw_object_end(&w);
+        out_commit(&out);
+}
+
 static int mode_echo(int argc, char **argv)
 {
         bool v2 = argc > 2 && strcmp(argv[2], "v2") == 0;
@@ -510,19 +532,7 @@ static int mode_syscall(const char *how)
         /* Called through syscall() so no libc wrapper can second-guess it. */
         long r = how && strcmp(how, "int80") == 0 ? int80_getpid() : syscall(SYS_unshare, CLONE_NEWNS);
         int e = r < 0 ? errno : 0;
-        struct jw w;
-
-        out_open_result(&out);
-        jw_init(&w, &out);
-        jw_object_begin(&w);
-        jw_key(&w, "survived");
-        jw_bool(&w, true);
-        jw_key(&w, "result");
-        jw_int(&w, r);
-        jw_key(&w, "errno");
-        write_errno(&w, e);
-        jw_object_end(&w);
-        out_commit(&out);
+        write_survived(NULL, r, e);
         return 0;
 }
 
@@ -1120,21 +1130,7 @@ static int mode_deadly(void)
 
         long r = deadly_calls[i].call();
         int e = r < 0 ? errno : 0;
-
-        struct jw w;
-        out_open_result(&out);
-        jw_init(&w, &out);
-        jw_object_begin(&w);
-        jw_key(&w, "survived");
-        jw_bool(&w, true);
-        jw_key(&w, "call");
-        jw_str(&w, deadly_calls[i].name);
-        jw_key(&w, "result");
-        jw_int(&w, r);
-        jw_key(&w, "errno");
-        write_errno(&w, e);
-        jw_object_end(&w);
-        out_commit(&out);
+        write_survived(deadly_calls[i].name, r, e);
         return 0;
 }
 

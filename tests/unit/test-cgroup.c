@@ -6,6 +6,7 @@
  * containerfix.h, shared with test-runtime.c. */
 #include <errno.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <jansson.h>
 
@@ -171,6 +172,62 @@ START_TEST(test_remove_parent)
 }
 END_TEST
 
+/* A leftover cgroup no runtime will delete, with a process in it (and in
+ * a sub-cgroup): killed and removed in every hierarchy; a process outside
+ * it, and a sibling cgroup, are left alone. */
+START_TEST(test_destroy_kills_members_only)
+{
+        const char *v1[] = { "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", NULL };
+        const char *v2[] = { "/sys/fs/cgroup", NULL };
+        const char *const *roots = pure_v2() ? v2 : v1;
+        pid_t in = fork(), out = fork();
+        if (in == 0 || out == 0) {
+                signal(SIGTERM, SIG_DFL);
+                pause();
+                _exit(0);
+        }
+        ck_assert_int_gt(in, 0);
+        ck_assert_int_gt(out, 0);
+        for (const char *const *r = roots; *r; r++) {
+                char *p = NULL, *q = NULL;
+                ck_assert_int_ge(asprintf(&p, "%s%s/left-1/sub", *r, T_cg), 0);
+                ck_assert_int_ge(asprintf(&q, "%s%s/other-1", *r, T_cg), 0);
+                struct err e = ERR_INIT;
+                ck_assert_msg(mkdir_p(p, 0755, &e) == 0 && mkdir_p(q, 0755, &e) == 0, "%s", e.msg);
+                free(run_cmd("echo %d > '%s/cgroup.procs'", (int)in, p));
+                free(p);
+                free(q);
+        }
+        char **names = cgroup_list_children(T_cg);
+        ck_assert_int_eq(strv_len(names), 2);
+        strv_free(names);
+
+        char *left = NULL;
+        ck_assert_int_ge(asprintf(&left, "%s/left-1", T_cg), 0);
+        struct err e = ERR_INIT;
+        ck_assert_msg(cgroup_destroy(left, &e) == 0, "%s", e.msg);
+        int st;
+        ck_assert_int_eq(waitpid(in, &st, 0), in);
+        ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        ck_assert_int_eq(kill(out, 0), 0);   /* not a member: alive */
+        names = cgroup_list_children(T_cg);
+        ck_assert_int_eq(strv_len(names), 1);
+        ck_assert_str_eq(names[0], "other-1");
+        strv_free(names);
+        ck_assert_msg(cgroup_destroy(left, &e) == 0, "%s", e.msg);   /* gone already: fine */
+        free(left);
+
+        kill(out, SIGKILL);
+        waitpid(out, &st, 0);
+        for (const char *const *r = roots; *r; r++) {
+                char *q = NULL;
+                ck_assert_int_ge(asprintf(&q, "%s%s/other-1", *r, T_cg), 0);
+                ck_assert_int_eq(rmdir(q), 0);
+                free(q);
+        }
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("cgroup");
@@ -180,6 +237,7 @@ static Suite *suite(void)
         tcase_add_checked_fixture(tc, setup_reaper, NULL);
         tcase_add_test(tc, test_bad_paths);
         tcase_add_test(tc, test_remove_parent);
+        tcase_add_test(tc, test_destroy_kills_members_only);
         tcase_add_test(tc, test_stats_peak_and_cpu);
         tcase_add_test(tc, test_stats_cpu_time);
         tcase_add_test(tc, test_stats_oom_kill);
