@@ -279,12 +279,13 @@ int cgroup_remove_parent(const char *path, struct err *err)
         return 0;
 }
 
-int cgroup_count_children(const char *path)
+/* fn(name, ctx) for every directory right below path, in every hierarchy
+ * (a name present in several comes once per hierarchy). */
+static void each_child(const char *path, void (*fn)(const char *name, void *ctx), void *ctx)
 {
         if (!path_ok(path))
-                return 0;
+                return;
         const struct hierarchies *h = hierarchies();
-        int n = 0;
         for (size_t i = 0; i < h->n_roots; i++) {
                 char p[PATH_MAX];
                 snprintf(p, sizeof p, "%s%s", h->roots[i], path);
@@ -292,39 +293,39 @@ int cgroup_count_children(const char *path)
                 if (!d)
                         continue;
                 struct dirent *de;
-                while ((de = readdir(d))) {
+                while ((de = readdir(d)))
                         if (de->d_type == DT_DIR && strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-                                n++;
-                }
+                                fn(de->d_name, ctx);
                 closedir(d);
         }
+}
+
+static void count_one(const char *name, void *ctx)
+{
+        (void)name;
+        (*(int *)ctx)++;
+}
+
+int cgroup_count_children(const char *path)
+{
+        int n = 0;
+        each_child(path, count_one, &n);
         return n;
+}
+
+static void add_once(const char *name, void *ctx)
+{
+        char ***names = ctx;
+        for (size_t k = 0; *names && (*names)[k]; k++)
+                if (!strcmp((*names)[k], name))
+                        return;
+        strv_push(names, name);
 }
 
 char **cgroup_list_children(const char *path)
 {
-        if (!path_ok(path))
-                return NULL;
-        const struct hierarchies *h = hierarchies();
         char **names = NULL;
-        for (size_t i = 0; i < h->n_roots; i++) {
-                char p[PATH_MAX];
-                snprintf(p, sizeof p, "%s%s", h->roots[i], path);
-                DIR *d = opendir(p);
-                if (!d)
-                        continue;
-                struct dirent *de;
-                while ((de = readdir(d))) {
-                        if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                                continue;
-                        bool have = false;
-                        for (size_t k = 0; names && names[k] && !have; k++)
-                                have = !strcmp(names[k], de->d_name);
-                        if (!have)
-                                strv_push(&names, de->d_name);
-                }
-                closedir(d);
-        }
+        each_child(path, add_once, &names);
         return names;
 }
 

@@ -36,7 +36,8 @@ static bool is_uuid(const char *s, size_t n)
         return true;
 }
 
-bool collector_name_is_ours(const char *name)
+/* Is name one edgecd gives a run or a probe? */
+static bool name_is_ours(const char *name)
 {
         const char *dash = strrchr(name, '-');
         if (dash && dash[1] && strspn(dash + 1, "0123456789") == strlen(dash + 1) && is_uuid(name, (size_t)(dash - name)))
@@ -49,7 +50,7 @@ bool collector_name_is_ours(const char *name)
 static bool keep(const char *id, void *ctx)
 {
         const struct collector_deps *d = ctx;
-        return !collector_name_is_ours(id) || (d->is_live && d->is_live(id, d->ctx));
+        return !name_is_ours(id) || (d->is_live && d->is_live(id, d->ctx));
 }
 
 size_t collector_run(const struct collector_deps *d)

@@ -34,8 +34,6 @@ struct collector_deps {
         void *ctx;
 };
 
-/* Is name one edgecd gives a run or a probe? */
-bool collector_name_is_ours(const char *name);
 
 /* One pass now, on this thread.  *ret_removed counts what went. */
 size_t collector_run(const struct collector_deps *deps);

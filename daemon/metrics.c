@@ -115,6 +115,14 @@ static void family(struct buf *b, const char *name, const char *type, const char
         put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* One sample per label value: NAME{LABEL="names[i]"} counts[i]. */
+static void put_labelled(struct buf *b, const char *name, const char *label, const char *const *names,
+                         const uint64_t *counts, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                put(b, "%s{%s=\"%s\"} %llu\n", name, label, names[i], (unsigned long long)get(&counts[i]));
+}
+
 static void put_unhealthy(const char *name, enum health h, const char *reason, void *ctx)
 {
         (void)reason;
@@ -133,23 +141,16 @@ char *metrics_render(const struct metrics_gauges *g)
         family(&b, "edgecd_jobs_submitted_total", "counter", "Jobs accepted into the queue.");
         put(&b, "edgecd_jobs_submitted_total %llu\n", (unsigned long long)get(&submitted));
         family(&b, "edgecd_jobs_rejected_total", "counter", "Submissions refused before they were accepted.");
-        for (size_t i = 0; i < ARRAY_SIZE(reject_reasons); i++)
-                put(&b, "edgecd_jobs_rejected_total{reason=\"%s\"} %llu\n", reject_reasons[i],
-                    (unsigned long long)get(&rejected[i]));
+        put_labelled(&b, "edgecd_jobs_rejected_total", "reason", reject_reasons, rejected, ARRAY_SIZE(rejected));
         family(&b, "edgecd_http_rejected_total", "counter", "Requests refused before their handler ran.");
-        for (size_t i = 0; i < ARRAY_SIZE(http_reasons); i++)
-                put(&b, "edgecd_http_rejected_total{reason=\"%s\"} %llu\n", http_reasons[i],
-                    (unsigned long long)get(&http_rejected[i]));
+        put_labelled(&b, "edgecd_http_rejected_total", "reason", http_reasons, http_rejected,
+                     ARRAY_SIZE(http_rejected));
         family(&b, "edgecd_job_retries_total", "counter", "Runs the runtime failed that were tried again.");
         put(&b, "edgecd_job_retries_total %llu\n", (unsigned long long)get(&retries));
         family(&b, "edgecd_cleanup_failures_total", "counter", "Runs whose own cleanup failed (left to the collector).");
-        for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
-                put(&b, "edgecd_cleanup_failures_total{kind=\"%s\"} %llu\n", kinds[i],
-                    (unsigned long long)get(&cleanup_failed[i]));
+        put_labelled(&b, "edgecd_cleanup_failures_total", "kind", kinds, cleanup_failed, ARRAY_SIZE(cleanup_failed));
         family(&b, "edgecd_leftovers_removed_total", "counter", "Leftovers the collector removed.");
-        for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
-                put(&b, "edgecd_leftovers_removed_total{kind=\"%s\"} %llu\n", kinds[i],
-                    (unsigned long long)get(&leftovers[i]));
+        put_labelled(&b, "edgecd_leftovers_removed_total", "kind", kinds, leftovers, ARRAY_SIZE(leftovers));
         family(&b, "edgecd_jobs_finished_total", "counter", "Jobs that became final, by outcome.");
         for (int e = 0; e < N_ERRORS; e++) {
                 const char *status = e == JOB_ERR_NONE ? "succeeded" : e == JOB_ERR_CANCELLED ? "cancelled" : "failed";

@@ -179,7 +179,9 @@ static int judge(const char *text, int64_t uid, struct err *err)
 
 /* ---- one probe run ---- */
 
-int probe_sandbox(const struct probe_env *pe, const struct runtime *rt, int64_t *ret_ms, struct err *err)
+/* Run the sandbox probe once on rt.  0 when the sandbox holds; *ret_ms is
+ * the time from create to the probe's exit. */
+static int probe_sandbox(const struct probe_env *pe, const struct runtime *rt, int64_t *ret_ms, struct err *err)
 {
         const struct config *cfg = pe->cfg;
         _cleanup_free_ char *dir = xasprintf("%s/probe", cfg->state_dir);
@@ -305,13 +307,6 @@ static void say(void (*report)(const char *, void *), void *ctx, const char *fmt
         free(msg);
 }
 
-static void join(char **acc, const char *s)
-{
-        char *n = *acc ? xasprintf("%s; %s", *acc, s) : xstrdup(s);
-        free(*acc);
-        *acc = n;
-}
-
 int probe_select_runtime(const struct probe_env *pe, void (*report)(const char *msg, void *ctx),
                          void *ctx, struct runtime **ret, struct err *err)
 {
@@ -342,7 +337,7 @@ int probe_select_runtime(const struct probe_env *pe, void (*report)(const char *
                         else
                                 say(report, ctx, "runtime `%s`: not found in PATH", name);
                         _cleanup_free_ char *r = xasprintf("%s: not found", name);
-                        join(&reasons, r);
+                        strv_join_append(&reasons, r);
                         continue;
                 }
                 /* A state root per runtime: the containers one runtime
@@ -362,7 +357,7 @@ int probe_select_runtime(const struct probe_env *pe, void (*report)(const char *
                 say(report, ctx, "runtime `%s` (%s, version %s): passed over: %s", name, path,
                     rt->version ? rt->version : "unknown", perr.msg);
                 _cleanup_free_ char *r = xasprintf("%s: %s", name, perr.msg);
-                join(&reasons, r);
+                strv_join_append(&reasons, r);
                 runtime_free(rt);
         }
         return err_set(err, ERR_RUNTIME, 0, "no usable OCI runtime: %s", reasons ? reasons : "none tried");

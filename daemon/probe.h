@@ -34,10 +34,6 @@ struct probe_env {
 int probe_select_runtime(const struct probe_env *pe, void (*report)(const char *msg, void *ctx),
                          void *ctx, struct runtime **ret, struct err *err);
 
-/* Run the sandbox probe once on rt.  0 when the sandbox holds; *ret_ms is
- * the time from create to the probe's exit. */
-int probe_sandbox(const struct probe_env *pe, const struct runtime *rt, int64_t *ret_ms, struct err *err);
-
 /* The path of a runtime named `name` (PATH, then the usual sbin and bin
  * directories), or of the file `name` when it holds a '/'; NULL when there
  * is none.  Caller frees. */

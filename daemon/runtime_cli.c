@@ -75,14 +75,6 @@ char **runtime_cli_argv(const struct runtime *rt, enum runtime_cli_op op, const 
 
 /* ---- output ---- */
 
-/* Append s to a growing "; "-separated string. */
-static void join(char **acc, const char *s)
-{
-        char *n = *acc ? xasprintf("%s; %s", *acc, s) : xstrdup(s);
-        free(*acc);
-        *acc = n;
-}
-
 /* The value of msg="..." in a logrus line (runc), \" and \\ unescaped;
  * NULL when the line has none. */
 static char *logrus_msg(const char *line, size_t len)
@@ -112,15 +104,15 @@ char *runtime_cli_error_text(const char *output)
                 char *msg = logrus_msg(line, tlen);
                 if (msg) {
                         if (memmem(line, tlen, "level=error", 11) || memmem(line, tlen, "level=fatal", 11))
-                                join(&errors, msg);
+                                strv_join_append(&errors, msg);
                         else
-                                join(&msgs, msg);
+                                strv_join_append(&msgs, msg);
                         free(msg);
                 } else if (tlen) {
                         _cleanup_free_ char *l = xmalloc(tlen + 1);
                         memcpy(l, line, tlen);
                         l[tlen] = '\0';
-                        join(&plain, l);
+                        strv_join_append(&plain, l);
                 }
                 line += len;
                 if (*line)

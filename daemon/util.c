@@ -339,3 +339,10 @@ bool utf8_valid(const char *s, size_t len, size_t *ret_bad)
         }
         return true;
 }
+
+void strv_join_append(char **acc, const char *s)
+{
+        char *n = *acc ? xasprintf("%s; %s", *acc, s) : xstrdup(s);
+        free(*acc);
+        *acc = n;
+}

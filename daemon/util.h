@@ -51,6 +51,8 @@ size_t strv_len(char *const *v);
 char **strv_dup(char *const *v);
 /* Append a copy of s; *v may be NULL. */
 void strv_push(char ***v, const char *s);
+/* Append s to a growing "; "-separated string (*acc NULL: none yet). */
+void strv_join_append(char **acc, const char *s);
 
 /* ---- time ---- */
 int64_t now_mono_ms(void);   /* CLOCK_MONOTONIC, for durations */

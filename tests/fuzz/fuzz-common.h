@@ -120,4 +120,14 @@ static inline char *fz_plugin_dir(void)
         return plugin;
 }
 
+/* A report callback that counts the non-empty lines (ctx: a size_t): every
+ * line's callback is called the way main.c does (--check-config prints
+ * each one). */
+static inline void fz_count_line(const char *line, void *ctx)
+{
+        size_t *n = ctx;
+        if (line && *line)
+                (*n)++;
+}
+
 #endif

@@ -10,15 +10,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Count the report lines: it calls every line's callback the way main.c
- * does (--check-config prints each one). */
-static void count_line(const char *line, void *ctx)
-{
-        size_t *n = ctx;
-        if (line && *line)
-                (*n)++;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         static struct fz_file f;
@@ -32,13 +23,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         config_init_defaults(&cfg);
         size_t lines = 0;
         struct err err = ERR_INIT;
-        int r = config_load_file(&cfg, f.path, count_line, &lines, &err);
+        int r = config_load_file(&cfg, f.path, fz_count_line, &lines, &err);
         /* The contract: -1 exactly when something was reported. */
         if ((r < 0) != (lines > 0))
                 abort();
         if (r == 0) {
                 struct err verr = ERR_INIT;
-                config_validate(&cfg, count_line, &lines, &verr);
+                config_validate(&cfg, fz_count_line, &lines, &verr);
                 config_absolute_paths(&cfg, &verr);
         }
         config_free(&cfg);

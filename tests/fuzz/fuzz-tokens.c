@@ -9,13 +9,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void count_line(const char *line, void *ctx)
-{
-        size_t *n = ctx;
-        if (line && *line)
-                (*n)++;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         static struct fz_file f;
@@ -27,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct auth *a = NULL;
         size_t lines = 0;
         struct err err = ERR_INIT;
-        int r = auth_load(f.path, count_line, &lines, &a, &err);
+        int r = auth_load(f.path, fz_count_line, &lines, &a, &err);
         if ((r < 0) != (lines > 0) || (r == 0) != (a != NULL))
                 abort();
         if (a) {
