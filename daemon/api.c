@@ -25,6 +25,7 @@
 #define LIST_DEFAULT_LIMIT 50
 #define LIST_MAX_LIMIT 1000
 #define RETRY_AFTER_SECONDS "2"
+#define IDEMPOTENCY_KEY_MAX 128
 /* A page of GET /v1/jobs stops once it holds this much: a page of 1,000
  * jobs with megabyte results would be a gigabyte on the HTTP thread. */
 #define LIST_PAGE_BYTES (4 * 1024 * 1024)
@@ -41,7 +42,20 @@ struct wait {
         int64_t deadline;        /* now_mono_ms() clock */
         bool suspended, resumed, done;
         struct wait *next;
+
+        /* The commit before the answer (submit): the write in flight and
+         * what it carries.  committing: handed to the store, not done. */
+        bool committing, committed;
+        struct store_write write;
+        struct store_item item;
+        struct job_record rec;
+        int64_t wait_seconds;
+        char *idem_key;
+        char idem_hash[65];
+        struct batch *batch;     /* POST /v1/jobs/batch: its items */
 };
+
+static void batch_free(struct batch *b);
 
 struct api {
         struct api_deps d;
@@ -51,7 +65,9 @@ struct api {
         pthread_cond_t cond;
         struct wait *waits;
         size_t waits_open;      /* wait requests not yet answered and closed */
+        size_t commits_open;    /* store writes in flight for requests */
         bool stopping;
+        bool draining;          /* the daemon is stopping: running jobs finish */
         pthread_t wait_thread;
         bool wait_thread_started;
 
@@ -118,6 +134,9 @@ static void wait_unref(void *p)
         if (!w || __atomic_sub_fetch(&w->refs, 1, __ATOMIC_ACQ_REL) > 0)
                 return;
         job_unref(w->job);
+        record_clear(&w->rec);
+        free(w->idem_key);
+        batch_free(w->batch);
         free(w);
 }
 
@@ -177,30 +196,34 @@ static void *wait_thread_main(void *arg)
                 }
                 if (a->stopping && !a->waits)
                         break;
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
                 int64_t delay = next - now;
-                if (delay < 1)
-                        delay = 1;
-                ts.tv_sec += delay / 1000;
-                ts.tv_nsec += (delay % 1000) * 1000000;
-                if (ts.tv_nsec >= 1000000000) {
-                        ts.tv_sec++;
-                        ts.tv_nsec -= 1000000000;
-                }
+                struct timespec ts = timespec_in(CLOCK_MONOTONIC, delay < 1 ? 1 : delay);
                 pthread_cond_timedwait(&a->cond, &a->lock, &ts);
         }
         pthread_mutex_unlock(&a->lock);
         return NULL;
 }
 
-static void reply_job(struct http_request *req, unsigned status, struct job *j)
+/* Answer with the job's record as stored. */
+static void reply_record(struct api *a, struct http_request *req, unsigned status, const char *id,
+                         bool location)
 {
-        char location[64];
-        snprintf(location, sizeof location, "/v1/jobs/%s", j->id);
-        http_add_header(req, "Location", location);
+        struct job_record rec;
+        struct err err = ERR_INIT;
+        if (store_get(a->d.store, id, STORE_READ_RESULT, &rec, &err) < 0) {
+                reply_err(req, &err, err.code == ERR_UNAVAILABLE ? "storage_unavailable" : NULL);
+                return;
+        }
+        if (location) {
+                char where[64];
+                snprintf(where, sizeof where, "/v1/jobs/%s", rec.id);
+                http_add_header(req, "Location", where);
+        }
+        if (status == 0)
+                status = job_status_is_final(rec.status) ? 200 : 202;
         size_t len;
-        char *text = job_render(j, true, &len);
+        char *text = record_render(&rec, true, &len);
+        record_clear(&rec);
         http_reply_json_text(req, status, text, len);
 }
 
@@ -210,29 +233,41 @@ static void finish_wait(struct http_request *req, struct wait *w)
         if (w->waiter && job_remove_waiter(w->job, w->waiter))
                 wait_unref(w);   /* the callback's reference: it will not run now */
         w->waiter = NULL;
-        bool final = job_status_is_final(job_get_status(w->job));
-        reply_job(req, final ? 200 : 202, w->job);
+        reply_record(w->api, req, 0, w->job->id, true);
+}
+
+/* The request's state: one struct wait for its whole life (the commit,
+ * then the wait for the job). */
+static struct wait *wait_for(struct api *a, struct http_request *req)
+{
+        struct wait *w = http_state(req);
+        if (w)
+                return w;
+        w = xcalloc(1, sizeof *w);
+        w->refs = 1;   /* the request's */
+        w->api = a;
+        w->req = req;
+        http_set_state(req, w, wait_request_done);
+        pthread_mutex_lock(&a->lock);
+        a->waits_open++;
+        pthread_mutex_unlock(&a->lock);
+        return w;
 }
 
 /* Park req until j is final or `seconds` pass. */
 static void start_wait(struct api *a, struct http_request *req, struct job *j, int64_t seconds)
 {
-        struct wait *w = xcalloc(1, sizeof *w);
-        w->refs = 1;   /* the request's */
-        w->api = a;
-        w->req = req;
+        struct wait *w = wait_for(a, req);
+        job_unref(w->job);
         w->job = job_ref(j);
         w->deadline = now_mono_ms() + seconds * 1000;
-        http_set_state(req, w, wait_request_done);
-        pthread_mutex_lock(&a->lock);
-        a->waits_open++;
-        pthread_mutex_unlock(&a->lock);
+        w->suspended = w->resumed = w->done = false;
 
         wait_ref(w);   /* the callback's */
         w->waiter = job_add_waiter(j, on_job_done, w);
         if (!w->waiter) {
                 wait_unref(w);
-                reply_job(req, 200, j);
+                reply_record(a, req, 0, j->id, true);
                 return;
         }
         pthread_mutex_lock(&a->lock);
@@ -247,6 +282,46 @@ static void start_wait(struct api *a, struct http_request *req, struct job *j, i
         a->waits = wait_ref(w);   /* the list's */
         pthread_cond_signal(&a->cond);
         pthread_mutex_unlock(&a->lock);
+}
+
+/* ---- committing before answering ---- */
+
+/* The store's answer (its writer thread, or this one). */
+static void on_committed(struct store_write *sw)
+{
+        struct wait *w = sw->ctx;
+        struct api *a = w->api;
+        pthread_mutex_lock(&a->lock);
+        w->committed = true;
+        if (w->suspended && !w->resumed) {
+                w->resumed = true;
+                http_resume(w->req);
+        }
+        a->commits_open--;
+        pthread_cond_broadcast(&a->cond);
+        pthread_mutex_unlock(&a->lock);
+        wait_unref(w);
+}
+
+/* Hand w's write to the store and park the request until it is done.
+ * true when it is done already (answer now). */
+static bool commit(struct api *a, struct http_request *req, struct wait *w)
+{
+        w->committing = true;
+        w->write.done = on_committed;
+        w->write.ctx = wait_ref(w);   /* the write's */
+        pthread_mutex_lock(&a->lock);
+        a->commits_open++;
+        pthread_mutex_unlock(&a->lock);
+        store_write_async(a->d.store, &w->write);
+        pthread_mutex_lock(&a->lock);
+        bool done = w->committed;
+        if (!done) {
+                http_suspend(req);
+                w->suspended = true;
+        }
+        pthread_mutex_unlock(&a->lock);
+        return done;
 }
 
 /* ---- POST /v1/jobs ---- */
@@ -377,173 +452,479 @@ static int parse_submit(const json_t *doc, int64_t max_timeout, struct submit *r
         return 0;
 }
 
-static void handle_submit(struct http_request *req, void *ctx)
-{
-        struct api *a = ctx;
-        struct wait *w = http_state(req);
-        if (w) {
-                finish_wait(req, w);
-                return;
-        }
-        const struct config *cfg = a->d.cfg;
+/* Why one submission was refused: an HTTP status and API code. */
+struct reject {
+        unsigned status;
+        const char *code;
+        struct err err;
+};
 
-        int64_t wait_seconds = parse_wait(http_query(req, "wait"));
-        if (wait_seconds < 0) {
-                reply_invalid(req, "?wait", "wait must be true, false or a number of seconds up to %d",
-                              WAIT_MAX_SECONDS);
-                return;
+static void reject_err(struct reject *rj, const struct err *err, const char *code_override)
+{
+        rj->status = 500;
+        rj->code = "internal";
+        for (size_t i = 0; i < ARRAY_SIZE(status_table); i++) {
+                if (status_table[i].code == err->code) {
+                        rj->status = status_table[i].status;
+                        rj->code = status_table[i].name;
+                }
         }
-        if (!is_json_content_type(http_header(req, "Content-Type"))) {
-                http_reply_error(req, 415, "unsupported_media_type",
-                                 "the request body must be JSON: send Content-Type: application/json", NULL);
-                return;
-        }
-        size_t len;
-        const char *body = http_body(req, &len);
-        struct err derr = ERR_INIT;
-        if (jsontext_check(body, len, (size_t)cfg->http.max_json_depth, &derr) < 0) {
-                if (strstr(derr.msg, "nesting deeper"))
-                        metrics_http_rejected("json_too_deep");
-                char msg[ERR_MSG_MAX + 32];
-                snprintf(msg, sizeof msg, "malformed JSON at %s", derr.msg);
-                http_reply_error(req, 400, "invalid_json", msg, NULL);
-                return;
-        }
-        json_error_t jerr;
-        _cleanup_json_ json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-        if (!doc) {
-                char msg[512];
-                snprintf(msg, sizeof msg, "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
-                http_reply_error(req, 400, "invalid_json", msg, NULL);
-                return;
-        }
+        if (code_override)
+                rj->code = code_override;
+        rj->err = *err;
+}
+
+static void reply_reject(struct http_request *req, const struct reject *rj)
+{
+        if (rj->status == 429 || rj->status == 503)
+                http_add_header(req, "Retry-After", RETRY_AFTER_SECONDS);
+        if (rj->status == 500)
+                log_error("%s %s: %s", http_method(req), http_path(req), rj->err.msg);
+        http_reply_error(req, rj->status, rj->code, rj->err.msg, rj->err.field);
+}
+
+/* Check one submission and make its live job and record (queued, with its
+ * parameters as compact text).  0, or -1 with *rj filled. */
+static int prepare_job(struct api *a, const json_t *doc, const char *user, struct job **ret_job,
+                       struct job_record *rec, struct reject *rj)
+{
+        const struct config *cfg = a->d.cfg;
         struct submit sub = { 0 };
         struct err err = ERR_INIT;
         if (parse_submit(doc, cfg->max_timeout_seconds, &sub, &err) < 0) {
-                reply_err(req, &err, NULL);
-                return;
+                metrics_job_rejected("invalid");
+                reject_err(rj, &err, NULL);
+                return -1;
         }
         struct manifest *m = NULL;
         if (registry_find(a->d.registry, sub.algorithm, sub.version, &m, &err) < 0) {
                 metrics_job_rejected("invalid");
                 if (err.code == ERR_NOT_FOUND)
                         err_set_field(&err, sub.version ? "/version" : "/algorithm");
-                reply_err(req, &err, err.code == ERR_NOT_FOUND ? "unknown_algorithm" : NULL);
-                return;
+                reject_err(rj, &err, err.code == ERR_NOT_FOUND ? "unknown_algorithm" : NULL);
+                return -1;
         }
         _cleanup_json_ json_t *parameters = sub.parameters ? json_incref(sub.parameters) : json_object();
         if (schema_validate(m->input_schema, parameters, "/parameters", &err) < 0) {
                 manifest_unref(m);
                 metrics_job_rejected("invalid");
-                http_reply_error(req, 400, "invalid_parameters", err.msg, err.field);
-                return;
+                err.code = ERR_INVALID;
+                reject_err(rj, &err, "invalid_parameters");
+                return -1;
         }
         if (breaker_check_submit(a->d.breaker, m->name, &err) < 0) {
                 manifest_unref(m);
                 metrics_job_rejected("algorithm_unavailable");
-                reply_err(req, &err, "algorithm_unavailable");
-                return;
+                reject_err(rj, &err, "algorithm_unavailable");
+                return -1;
         }
-        /* Kept as text until it runs: a parsed tree costs many times its
-         * size (jsontext.h). */
-        _cleanup_free_ char *params = json_dumps(parameters, JSON_COMPACT | JSON_ENCODE_ANY);
+        /* Kept as text, on disk: a parsed tree costs many times its size
+         * (jsontext.h), and a queued job holds nothing of it in memory. */
+        char *params = json_dumps(parameters, JSON_COMPACT | JSON_ENCODE_ANY);
         if (!params) {
                 manifest_unref(m);
-                http_reply_error(req, 500, "internal", "cannot encode the parameters", NULL);
-                return;
+                err_set(&err, ERR_INTERNAL, 0, "cannot encode the parameters");
+                reject_err(rj, &err, NULL);
+                return -1;
         }
         int64_t timeout = sub.timeout_seconds;
         if (!timeout)
                 timeout = m->timeout_seconds ? m->timeout_seconds : cfg->defaults.timeout_seconds;
         if (timeout > cfg->max_timeout_seconds)
                 timeout = cfg->max_timeout_seconds;
-
-        struct job *j = job_new(m, params, strlen(params), sub.priority, timeout, http_user(req));
+        struct job *j = job_new(m, sub.priority, timeout, user);
         manifest_unref(m);
-        /* Recorded before it is queued, so a worker that finishes it at once
-         * finds it in the store. */
-        store_add(a->d.store, j);
-        if (queue_push(a->d.queue, j, &err) < 0) {
-                store_remove(a->d.store, j);
-                metrics_job_rejected(err.code == ERR_BUSY ? "queue_full" : "unavailable");
-                job_unref(j);
-                reply_err(req, &err, err.code == ERR_UNAVAILABLE ? "shutting_down" : NULL);
+        job_snapshot(j, rec);
+        rec->params = params;
+        rec->params_len = strlen(params);
+        *ret_job = j;
+        return 0;
+}
+
+/* Parse and check a request body as JSON.  NULL after replying. */
+static json_t *parse_body(struct api *a, struct http_request *req)
+{
+        if (!is_json_content_type(http_header(req, "Content-Type"))) {
+                http_reply_error(req, 415, "unsupported_media_type",
+                                 "the request body must be JSON: send Content-Type: application/json", NULL);
+                return NULL;
+        }
+        size_t len;
+        const char *body = http_body(req, &len);
+        struct err derr = ERR_INIT;
+        if (jsontext_check(body, len, (size_t)a->d.cfg->http.max_json_depth, &derr) < 0) {
+                if (strstr(derr.msg, "nesting deeper"))
+                        metrics_http_rejected("json_too_deep");
+                char msg[ERR_MSG_MAX + 32];
+                snprintf(msg, sizeof msg, "malformed JSON at %s", derr.msg);
+                http_reply_error(req, 400, "invalid_json", msg, NULL);
+                return NULL;
+        }
+        json_error_t jerr;
+        json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+        if (!doc) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+                http_reply_error(req, 400, "invalid_json", msg, NULL);
+        }
+        return doc;
+}
+
+/* An Idempotency-Key: 1 to 128 printable ASCII characters. */
+static bool valid_idempotency_key(const char *k)
+{
+        size_t n = strlen(k);
+        if (n == 0 || n > IDEMPOTENCY_KEY_MAX)
+                return false;
+        for (; *k; k++)
+                if ((unsigned char)*k < 0x21 || (unsigned char)*k > 0x7e)
+                        return false;
+        return true;
+}
+
+/* After the commit (second dispatch): answer, queue, maybe wait. */
+static void finish_submit(struct api *a, struct http_request *req, struct wait *w)
+{
+        w->committing = false;
+        struct store_item *it = &w->item;
+        if (w->write.err.code != ERR_OK) {
+                queue_unreserve(a->d.queue, 1);
+                metrics_job_rejected("storage");
+                struct reject rj;
+                reject_err(&rj, &w->write.err, "storage_unavailable");
+                reply_reject(req, &rj);
                 return;
         }
+        if (it->outcome == STORE_ITEM_CONFLICT) {
+                queue_unreserve(a->d.queue, 1);
+                metrics_job_rejected("idempotency_conflict");
+                char msg[512];
+                snprintf(msg, sizeof msg, "Idempotency-Key `%.128s` was used for job %s with another request body",
+                         w->idem_key, it->existing_id);
+                http_reply_error(req, 409, "idempotency_conflict", msg, "Idempotency-Key");
+                return;
+        }
+        if (it->outcome == STORE_ITEM_REPLAYED) {
+                /* The first job, as it is now. */
+                queue_unreserve(a->d.queue, 1);
+                http_add_header(req, "Idempotent-Replayed", "true");
+                struct job *live = w->wait_seconds > 0 ? jobtable_get(a->d.jobs, it->existing_id) : NULL;
+                if (live) {
+                        start_wait(a, req, live, w->wait_seconds);
+                        job_unref(live);
+                } else {
+                        reply_record(a, req, 200, it->existing_id, true);
+                }
+                return;
+        }
+        struct job *j = w->job;
+        scheduler_accept(a->d.scheduler, j);
         metrics_job_submitted();
         log_debug("job %s: %s %s accepted (%s priority)", j->id, j->manifest->name, j->manifest->version,
                   job_priority_name(j->priority));
-        if (wait_seconds > 0)
-                start_wait(a, req, j, wait_seconds);
-        else
-                reply_job(req, 202, j);
-        job_unref(j);
+        if (w->wait_seconds > 0) {
+                start_wait(a, req, j, w->wait_seconds);
+                return;
+        }
+        char location[64];
+        snprintf(location, sizeof location, "/v1/jobs/%s", j->id);
+        http_add_header(req, "Location", location);
+        size_t len;
+        char *text = record_render(&w->rec, false, &len);
+        http_reply_json_text(req, 202, text, len);
+}
+
+static void handle_submit(struct http_request *req, void *ctx)
+{
+        struct api *a = ctx;
+        struct wait *w = http_state(req);
+        if (w) {
+                if (w->committing)
+                        finish_submit(a, req, w);
+                else
+                        finish_wait(req, w);
+                return;
+        }
+        int64_t wait_seconds = parse_wait(http_query(req, "wait"));
+        if (wait_seconds < 0) {
+                reply_invalid(req, "?wait", "wait must be true, false or a number of seconds up to %d",
+                              WAIT_MAX_SECONDS);
+                return;
+        }
+        const char *key = http_header(req, "Idempotency-Key");
+        if (key && !valid_idempotency_key(key)) {
+                reply_invalid(req, "Idempotency-Key", "Idempotency-Key must be 1 to %d printable ASCII characters",
+                              IDEMPOTENCY_KEY_MAX);
+                return;
+        }
+        _cleanup_json_ json_t *doc = parse_body(a, req);
+        if (!doc)
+                return;
+        struct reject rj;
+        struct job *j = NULL;
+        struct job_record rec;
+        if (prepare_job(a, doc, http_user(req), &j, &rec, &rj) < 0) {
+                reply_reject(req, &rj);
+                return;
+        }
+        /* A place in the queue before the commit: what the store accepts
+         * always fits. */
+        struct err err = ERR_INIT;
+        if (queue_reserve(a->d.queue, 1, &err) < 0) {
+                record_clear(&rec);
+                job_unref(j);
+                metrics_job_rejected(err.code == ERR_BUSY ? "queue_full" : "unavailable");
+                reply_err(req, &err, err.code == ERR_UNAVAILABLE ? "shutting_down" : NULL);
+                return;
+        }
+        w = wait_for(a, req);
+        w->job = j;
+        w->rec = rec;
+        w->wait_seconds = wait_seconds;
+        w->item = (struct store_item){ .rec = &w->rec };
+        if (key) {
+                size_t len;
+                const char *body = http_body(req, &len);
+                w->idem_key = xstrdup(key);
+                auth_hash(body, len, w->idem_hash);
+                w->item.idem_key = w->idem_key;
+                w->item.idem_hash = w->idem_hash;
+        }
+        w->write = (struct store_write){ .kind = STORE_INSERT, .items = &w->item, .n = 1 };
+        /* Never acknowledge what is not on disk. */
+        if (commit(a, req, w))
+                finish_submit(a, req, w);
+}
+
+/* ---- POST /v1/jobs/batch ---- */
+
+struct batch {
+        size_t n;
+        json_t *answers;              /* per item: {"status":..., "job"|"error":...} */
+        struct job **jobs;            /* NULL where refused */
+        struct job_record *recs;
+        struct store_item *items;     /* the accepted ones */
+        size_t *item_of;              /* items[k] is answers[item_of[k]] */
+        size_t nitems;
+};
+
+static void batch_free(struct batch *b)
+{
+        if (!b)
+                return;
+        for (size_t i = 0; i < b->n; i++) {
+                job_unref(b->jobs[i]);
+                record_clear(&b->recs[i]);
+        }
+        free(b->jobs);
+        free(b->recs);
+        free(b->items);
+        free(b->item_of);
+        json_decref(b->answers);
+        free(b);
+}
+
+static json_t *reject_json(const struct reject *rj)
+{
+        json_t *e = json_pack("{s:s, s:s}", "code", rj->code, "message", rj->err.msg);
+        if (*rj->err.field)
+                json_object_set_new(e, "field", json_string(rj->err.field));
+        return json_pack("{s:i, s:o}", "status", (int)rj->status, "error", e);
+}
+
+static void finish_batch(struct api *a, struct http_request *req, struct wait *w)
+{
+        struct batch *b = w->batch;
+        w->committing = false;
+        if (w->write.err.code != ERR_OK) {
+                queue_unreserve(a->d.queue, b->nitems);
+                metrics_job_rejected("storage");
+                struct reject rj;
+                reject_err(&rj, &w->write.err, "storage_unavailable");
+                reply_reject(req, &rj);
+                return;
+        }
+        for (size_t k = 0; k < b->nitems; k++) {
+                size_t i = b->item_of[k];
+                struct job *j = b->jobs[i];
+                scheduler_accept(a->d.scheduler, j);
+                metrics_job_submitted();
+                size_t len;
+                _cleanup_free_ char *text = record_render(&b->recs[i], false, &len);
+                json_t *job = json_loadb(text, len, 0, NULL);
+                json_array_set_new(b->answers, i, json_pack("{s:i, s:o}", "status", 202, "job",
+                                                            job ? job : json_null()));
+        }
+        json_t *o = json_pack("{s:O}", "jobs", b->answers);
+        http_reply_json(req, 200, o);
+}
+
+static void handle_batch(struct http_request *req, void *ctx)
+{
+        struct api *a = ctx;
+        struct wait *w = http_state(req);
+        if (w) {
+                finish_batch(a, req, w);
+                return;
+        }
+        if (http_header(req, "Idempotency-Key")) {
+                reply_invalid(req, "Idempotency-Key", "Idempotency-Key is not supported on a batch: "
+                              "submit the jobs one by one to use it");
+                return;
+        }
+        _cleanup_json_ json_t *doc = parse_body(a, req);
+        if (!doc)
+                return;
+        json_t *list = json_object_get(doc, "jobs");
+        if (!json_is_object(doc) || !json_is_array(list) || json_object_size(doc) != 1) {
+                reply_invalid(req, "/jobs", "the body must be {\"jobs\": [submission, ...]}");
+                return;
+        }
+        size_t n = json_array_size(list);
+        if (n == 0 || n > (size_t)a->d.cfg->max_batch) {
+                reply_invalid(req, "/jobs", "a batch holds 1 to %lld jobs (max_batch); this one has %zu",
+                              (long long)a->d.cfg->max_batch, n);
+                return;
+        }
+        struct batch *b = xcalloc(1, sizeof *b);
+        b->n = n;
+        b->answers = json_array();
+        b->jobs = xcalloc(n, sizeof *b->jobs);
+        b->recs = xcalloc(n, sizeof *b->recs);
+        b->items = xcalloc(n, sizeof *b->items);
+        b->item_of = xcalloc(n, sizeof *b->item_of);
+        w = wait_for(a, req);
+        w->batch = b;
+        /* Each item on its own; the good ones share one transaction. */
+        for (size_t i = 0; i < n; i++) {
+                struct reject rj;
+                struct err err = ERR_INIT;
+                json_array_append_new(b->answers, json_null());
+                if (prepare_job(a, json_array_get(list, i), http_user(req), &b->jobs[i], &b->recs[i], &rj) == 0 &&
+                    queue_reserve(a->d.queue, 1, &err) < 0) {
+                        metrics_job_rejected(err.code == ERR_BUSY ? "queue_full" : "unavailable");
+                        reject_err(&rj, &err, err.code == ERR_UNAVAILABLE ? "shutting_down" : NULL);
+                        job_unref(TAKE_PTR(b->jobs[i]));
+                        record_clear(&b->recs[i]);
+                }
+                if (!b->jobs[i]) {
+                        /* The item's own pointer, not the batch's. */
+                        _cleanup_free_ char *field = xasprintf("/jobs/%zu%s", i, rj.err.field);
+                        err_set_field(&rj.err, field);
+                        json_array_set_new(b->answers, i, reject_json(&rj));
+                        continue;
+                }
+                b->items[b->nitems] = (struct store_item){ .rec = &b->recs[i] };
+                b->item_of[b->nitems++] = i;
+        }
+        if (!b->nitems) {
+                json_t *o = json_pack("{s:O}", "jobs", b->answers);
+                http_reply_json(req, 200, o);
+                return;
+        }
+        w->write = (struct store_write){ .kind = STORE_INSERT, .items = b->items, .n = b->nitems };
+        if (commit(a, req, w))
+                finish_batch(a, req, w);
 }
 
 /* ---- other job routes ---- */
 
-static struct job *find_job(struct api *a, struct http_request *req)
-{
-        const char *id = http_param(req, 0);
-        struct job *j = store_get(a->d.store, id);
-        if (!j) {
-                struct err err;
-                err_set(&err, ERR_NOT_FOUND, 0, "no job `%.64s`", id);
-                reply_err(req, &err, NULL);
-        }
-        return j;
-}
-
 static void handle_get_job(struct http_request *req, void *ctx)
 {
-        struct job *j = find_job(ctx, req);
-        if (j) {
-                size_t len;
-                char *text = job_render(j, true, &len);
-                http_reply_json_text(req, 200, text, len);
-                job_unref(j);
+        reply_record(ctx, req, 200, http_param(req, 0), false);
+}
+
+/* After the cancel's commit (second dispatch). */
+static void finish_cancel(struct api *a, struct http_request *req, struct wait *w)
+{
+        w->committing = false;
+        if (w->write.err.code != ERR_OK) {
+                struct reject rj;
+                reject_err(&rj, &w->write.err, "storage_unavailable");
+                reply_reject(req, &rj);
+                return;
         }
+        scheduler_cancel_end(a->d.scheduler, w->job, w->item.outcome == STORE_ITEM_OK);
+        reply_record(a, req, 202, w->job->id, false);
 }
 
 static void handle_cancel(struct http_request *req, void *ctx)
 {
         struct api *a = ctx;
-        struct job *j = find_job(a, req);
-        if (!j)
+        struct wait *w = http_state(req);
+        if (w) {
+                finish_cancel(a, req, w);
                 return;
-        struct err err = ERR_INIT;
-        if (scheduler_cancel(a->d.scheduler, j, &err) < 0) {
-                reply_err(req, &err, NULL);
-        } else {
-                size_t len;
-                char *text = job_render(j, true, &len);
-                http_reply_json_text(req, 202, text, len);
         }
-        job_unref(j);
+        const char *id = http_param(req, 0);
+        struct job_record rec;
+        struct err err = ERR_INIT;
+        if (store_get(a->d.store, id, 0, &rec, &err) < 0) {
+                reply_err(req, &err, NULL);
+                return;
+        }
+        enum job_status status = rec.status;
+        record_clear(&rec);
+        if (job_status_is_final(status)) {
+                err_set(&err, ERR_CONFLICT, 0, "job `%s` is %s already", id, job_status_name(status));
+                reply_err(req, &err, NULL);
+                return;
+        }
+        struct job *j = jobtable_get(a->d.jobs, id);
+        if (!j) {
+                /* It became final between the two reads. */
+                reply_record(a, req, 0, id, false);
+                return;
+        }
+        int rc = scheduler_cancel_begin(a->d.scheduler, j, &rec, &err);
+        if (rc <= 0) {
+                job_unref(j);
+                if (rc < 0)
+                        reply_err(req, &err, NULL);
+                else
+                        reply_record(a, req, 202, id, false);
+                return;
+        }
+        /* A queued job: on disk before the answer, as a submit; the HTTP
+         * thread does not wait for the disk meanwhile. */
+        w = wait_for(a, req);
+        w->job = j;
+        w->rec = rec;
+        w->item = (struct store_item){ .rec = &w->rec, .expect_status = JOB_QUEUED };
+        w->write = (struct store_write){ .kind = STORE_UPDATE, .items = &w->item, .n = 1 };
+        if (commit(a, req, w))
+                finish_cancel(a, req, w);
 }
 
 static void handle_logs(struct http_request *req, void *ctx)
 {
         struct api *a = ctx;
-        struct job *j = find_job(a, req);
-        if (!j)
-                return;
-        char run_id[RUN_ID_MAX];
-        job_last_run_id(j, run_id);
-        _cleanup_free_ char *path = store_log_path(a->d.store, *run_id ? run_id : j->id);
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0;
+        const char *id = http_param(req, 0);
+        struct job_record rec;
         struct err err = ERR_INIT;
-        if (read_file(path, (size_t)a->d.cfg->max_log_bytes, 0, &text, &len, &err) < 0 && err.code != ERR_NOT_FOUND) {
+        if (store_get(a->d.store, id, 0, &rec, &err) < 0) {
                 reply_err(req, &err, NULL);
-                job_unref(j);
                 return;
         }
-        http_add_header(req, "X-Edgecd-Log-Truncated", job_log_truncated(j) ? "true" : "false");
-        if (*run_id)
+        size_t n = record_attempt_count(&rec);
+        bool truncated = rec.log_truncated;
+        record_clear(&rec);
+        char run_id[RUN_ID_MAX];
+        snprintf(run_id, sizeof run_id, "%s-%zu", id, n);
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        if (n) {
+                _cleanup_free_ char *path = store_log_path(a->d.store, run_id);
+                if (read_file(path, (size_t)a->d.cfg->max_log_bytes, 0, &text, &len, &err) < 0 &&
+                    err.code != ERR_NOT_FOUND) {
+                        reply_err(req, &err, NULL);
+                        return;
+                }
+        }
+        http_add_header(req, "X-Edgecd-Log-Truncated", truncated ? "true" : "false");
+        if (n)
                 http_add_header(req, "X-Edgecd-Run-Id", run_id);
         http_reply_text(req, 200, "text/plain; charset=utf-8", text ? text : "", len);
-        job_unref(j);
 }
 
 static void handle_list(struct http_request *req, void *ctx)
@@ -564,6 +945,12 @@ static void handle_list(struct http_request *req, void *ctx)
                 }
                 f.limit = (size_t)n;
         }
+        const char *with_result = http_query(req, "result");
+        if (with_result && strcmp(with_result, "true") && strcmp(with_result, "false")) {
+                reply_invalid(req, "?result", "result must be true or false");
+                return;
+        }
+        f.with_result = with_result && !strcmp(with_result, "true");
         f.algorithm = http_query(req, "algorithm");
         f.after = http_query(req, "after");
         char *text = NULL;
@@ -571,9 +958,10 @@ static void handle_list(struct http_request *req, void *ctx)
         struct err err = ERR_INIT;
         if (store_list(a->d.store, &f, LIST_PAGE_BYTES, &text, &len, &err) < 0) {
                 /* An unknown `after` is a bad query, not a missing resource. */
-                if (err.code == ERR_NOT_FOUND)
+                if (err.code == ERR_NOT_FOUND) {
                         err.code = ERR_INVALID;
-                err_set_field(&err, "?after");
+                        err_set_field(&err, "?after");
+                }
                 reply_err(req, &err, NULL);
                 return;
         }
@@ -633,20 +1021,26 @@ static void handle_readyz(struct http_request *req, void *ctx)
         json_t *reasons = json_array();
         size_t loaded = registry_count(a->d.registry), broken = registry_broken_count(a->d.registry);
         pthread_mutex_lock(&a->lock);
-        bool stopping = a->stopping;
+        bool stopping = a->stopping || a->draining;
         pthread_mutex_unlock(&a->lock);
         const char *status = "healthy";
         if (stopping) {
                 status = "unhealthy";
                 json_array_append_new(reasons, json_string("the daemon is shutting down"));
         }
+        char why[512];
+        bool store_ok = store_health(a->d.store, why, sizeof why);
+        if (!store_ok) {
+                status = "unhealthy";
+                json_array_append_new(reasons, json_sprintf("the job store cannot write, new jobs are refused: %s", why));
+        }
         if (loaded == 0) {
-                if (!stopping)
+                if (!stopping && store_ok)
                         status = "degraded";
                 json_array_append_new(reasons, json_sprintf("no plugin is loaded from %s", a->d.cfg->plugins_dir));
         }
         if (broken > 0) {
-                if (!stopping)
+                if (!stopping && store_ok)
                         status = "degraded";
                 json_t *list = registry_list_json(a->d.registry);
                 size_t i;
@@ -658,14 +1052,14 @@ static void handle_readyz(struct http_request *req, void *ctx)
         }
         size_t queued = queue_length(a->d.queue), cap = queue_capacity(a->d.queue);
         if (queued >= cap) {
-                if (!stopping)
+                if (!stopping && store_ok)
                         status = "degraded";
                 json_array_append_new(reasons, json_string("the job queue is full"));
         }
         size_t health[4];
         breaker_counts(a->d.breaker, health);
         if (health[HEALTH_DEGRADED] + health[HEALTH_ISOLATED] + health[HEALTH_PROBING] > 0) {
-                if (!stopping)
+                if (!stopping && store_ok)
                         status = "degraded";
                 breaker_foreach_unhealthy(a->d.breaker, add_unhealthy_reason, reasons);
         }
@@ -681,7 +1075,7 @@ static void handle_readyz(struct http_request *req, void *ctx)
                               "workers", (json_int_t)scheduler_workers(a->d.scheduler),
                               "memory_reserved_mb", (json_int_t)mem_used, "memory_pool_mb", (json_int_t)mem_pool,
                               "reasons", reasons);
-        http_reply_json(req, stopping ? 503 : 200, o);
+        http_reply_json(req, stopping || !store_ok ? 503 : 200, o);
 }
 
 static void handle_metrics(struct http_request *req, void *ctx)
@@ -697,13 +1091,17 @@ static void handle_metrics(struct http_request *req, void *ctx)
                 .ids_in_use = idpool_in_use(a->d.ids), .breaker = a->d.breaker,
                 .plugins_loaded = registry_count(a->d.registry),
                 .plugins_broken = registry_broken_count(a->d.registry),
+                .store_healthy = store_health(a->d.store, NULL, 0),
+                .store_records = store_count(a->d.store),
         };
+        store_stats(a->d.store, &g.store);
         _cleanup_free_ char *text = metrics_render(&g);
         http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
 }
 
 static const struct http_route routes[] = {
         { "POST", "/v1/jobs", handle_submit, SCOPE_SUBMIT },
+        { "POST", "/v1/jobs/batch", handle_batch, SCOPE_SUBMIT },
         { "GET", "/v1/jobs", handle_list, SCOPE_READ },
         { "GET", "/v1/jobs/*", handle_get_job, SCOPE_READ },
         { "DELETE", "/v1/jobs/*", handle_cancel, SCOPE_CANCEL },
@@ -814,6 +1212,15 @@ const char *api_address(const struct api *a)
         return http_address(a->http);
 }
 
+void api_drain(struct api *a)
+{
+        if (!a)
+                return;
+        pthread_mutex_lock(&a->lock);
+        a->draining = true;
+        pthread_mutex_unlock(&a->lock);
+}
+
 void api_quiesce(struct api *a)
 {
         http_quiesce(a->http);
@@ -829,6 +1236,12 @@ void api_stop(struct api *a)
         pthread_mutex_unlock(&a->lock);
         if (a->wait_thread_started)
                 pthread_join(a->wait_thread, NULL);
+        /* A write in flight calls back into this api: wait for it (the
+         * store answers every write, soon). */
+        pthread_mutex_lock(&a->lock);
+        while (a->commits_open > 0)
+                pthread_cond_wait(&a->cond, &a->lock);
+        pthread_mutex_unlock(&a->lock);
         /* Every wait is resumed now; let the HTTP thread send those answers
          * before the server closes their connections (bounded). */
         struct timespec until;

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "error.h"
 #include "idpool.h"
+#include "jobtable.h"
 #include "queue.h"
 #include "registry.h"
 #include "runtime.h"
@@ -22,6 +23,7 @@ struct api_deps {
         struct registry *registry;
         struct queue *queue;
         struct store *store;
+        struct jobtable *jobs;
         struct scheduler *scheduler;
         const struct runtime *runtime;
         struct breaker *breaker;
@@ -39,6 +41,10 @@ int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, str
 /* Swap in new tokens (SIGHUP); takes auth.  Requests already authorized go on. */
 void api_set_auth(struct api *a, struct auth *auth);
 const char *api_address(const struct api *a);
+/* The daemon is stopping and its running jobs drain: /readyz says so
+ * (503); the API goes on serving (submissions get 503 shutting_down from the
+ * closed queue; reads and cancels work). */
+void api_drain(struct api *a);
 /* Stop accepting connections; requests in flight go on. */
 void api_quiesce(struct api *a);
 /* Answer every waiting request with what its job has now, then close. */

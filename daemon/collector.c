@@ -105,7 +105,21 @@ size_t collector_run(const struct collector_deps *d)
                 log_warn("collector: removed %zu workspace(s) no run owned", n);
                 metrics_leftovers_removed("workspace", n);
         }
-        return total + n;
+        total += n;
+
+        /* Expired records and their logs. */
+        if (d->store) {
+                size_t gone = 0;
+                err_clear(&err);
+                int64_t before = now_real_ms() - d->cfg->store.retention_seconds * 1000;
+                if (store_prune(d->store, before, d->cfg->store.max_records, &gone, &err) < 0)
+                        log_warn("collector: expired records: %s", err.msg);
+                if (gone) {
+                        log_info("collector: deleted %zu finished job record(s) past retention", gone);
+                        metrics_records_pruned(gone);
+                }
+        }
+        return total;
 }
 
 static void *collector_main(void *arg)

@@ -7,7 +7,9 @@
  * and the workspaces under STATE_DIR/workspaces whose run is not live
  * (scheduler_run_is_live) are removed - containers with `delete --force`,
  * cgroups by killing what is in them, workspaces by unmounting and removing
- * them.  Only names edgecd gives are touched (a run id "<uuid>-<n>", a
+ * them; and job records finished longer ago than store.retention_seconds,
+ * or past store.max_records, are deleted with their logs (store_prune).
+ * Only names edgecd gives are touched (a run id "<uuid>-<n>", a
  * probe's "...probe-<pid>-<runtime>"): whatever else lives under the cgroup
  * parent is not ours to kill.  Each removal is logged and counted in
  * /metrics.  One thread. */
@@ -20,12 +22,15 @@
 #include "config.h"
 #include "error.h"
 #include "runtime.h"
+#include "store.h"
 
 struct collector;
 
 struct collector_deps {
         const struct config *cfg;
         const struct runtime *rt;
+        /* Where records expire (retention); NULL: none (the start-up pass). */
+        struct store *store;
         /* Is run_id in progress?  NULL: nothing is (at start). */
         bool (*is_live)(const char *run_id, void *ctx);
         /* run_id's container is gone now (may be NULL): what the run held

@@ -26,14 +26,14 @@ struct config {
         char *listen;             /* "127.0.0.1:8080", "[::1]:8080" or "unix:/run/edgecd.sock" */
         char *plugins_dir;
         char *templates_dir;      /* holds default.json and seccomp.allow */
-        char *state_dir;          /* workspaces/, runtime/ (runtime --root), logs */
+        char *state_dir;          /* edgecd.db, workspaces/, runtime/ (runtime --root), logs/ */
         char *runtime;            /* preferred runtime: "youki", "crun", "runc" or a path */
         char *cgroup_parent;      /* every job's cgroupsPath is under this, e.g. "/edgecd" */
         int64_t workers;          /* worker threads = global concurrency limit */
         int64_t memory_pool_mb;   /* running jobs' memory limits add up to at most this; 0 = auto */
         int64_t queue_capacity;   /* jobs waiting; a full queue answers 429 */
-        int64_t jobs_kept;        /* finished jobs kept in memory */
-        int64_t kept_results_bytes; /* ...and at most this much of their results */
+        int64_t max_batch;        /* jobs in one POST /v1/jobs/batch */
+        int64_t drain_seconds;    /* on SIGTERM, running jobs may finish for this long */
         int64_t max_body_bytes;   /* request body limit (413 above) */
         int64_t max_result_bytes; /* /output/result.json limit */
         int64_t max_log_bytes;    /* per-job stdout+stderr log cap */
@@ -54,6 +54,10 @@ struct config {
                 int64_t degrade_after, isolate_after;  /* consecutive runtime errors or violations */
                 int64_t cooldown_seconds;              /* isolated this long before a probe job */
         } breaker;
+        struct {
+                int64_t retention_seconds;    /* final records (and their logs) older than this go */
+                int64_t max_records;          /* ...and the oldest-finished past this many */
+        } store;
         struct {
                 int64_t max_connections, max_connections_per_client;
                 int64_t connection_timeout_seconds;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <uuid/uuid.h>
@@ -20,30 +21,75 @@ struct job_waiter {
         struct job_waiter *next;
 };
 
-struct job *job_new(struct manifest *m, const char *params, size_t len, enum job_priority prio,
-                    int64_t timeout_seconds, const char *submitted_by)
+static struct job *job_alloc(struct manifest *m, enum job_priority prio, int64_t timeout_seconds,
+                             const char *submitted_by)
 {
         struct job *j = xcalloc(1, sizeof *j);
         j->refs = 1;
         pthread_mutex_init(&j->lock, NULL);
-        uuid_t u;
-        uuid_generate_random(u);
-        uuid_unparse_lower(u, j->id);
         j->manifest = manifest_ref(m);
-        j->params = xmalloc(len + 1);
-        memcpy(j->params, params, len);
-        j->params[len] = '\0';
-        j->params_len = len;
         j->submitted_by = xstrdup(submitted_by);
         j->priority = prio;
         j->timeout_seconds = timeout_seconds;
-        j->created_ms = now_real_ms();
-        j->created_mono = now_mono_ms();
         j->status = JOB_QUEUED;
         j->cancel_fd = -1;
         j->exit_code = -1;
         j->metrics.peak_memory_bytes = -1;
         j->metrics.cpu_ms = -1;
+        return j;
+}
+
+struct job *job_new(struct manifest *m, enum job_priority prio, int64_t timeout_seconds,
+                    const char *submitted_by)
+{
+        struct job *j = job_alloc(m, prio, timeout_seconds, submitted_by);
+        uuid_t u;
+        uuid_generate_random(u);
+        uuid_unparse_lower(u, j->id);
+        j->created_ms = now_real_ms();
+        j->created_mono = now_mono_ms();
+        return j;
+}
+
+static int64_t parse_time_or_zero(json_t *v)
+{
+        const char *s = json_string_value(v);
+        struct tm tm = { 0 };
+        int ms = 0;
+        if (!s || sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                         &tm.tm_min, &tm.tm_sec, &ms) != 7)
+                return 0;
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+struct job *job_from_record(const struct job_record *r, struct manifest *m)
+{
+        _cleanup_json_ json_t *attempts = json_loads(r->attempts ? r->attempts : "[]", 0, NULL);
+        if (!json_is_array(attempts))
+                return NULL;
+        struct job *j = job_alloc(m, r->priority, r->timeout_seconds, r->submitted_by);
+        memcpy(j->id, r->id, sizeof j->id);
+        j->created_ms = r->created_ms;
+        j->created_mono = now_mono_ms() - (now_real_ms() - r->created_ms);
+        j->recoveries = r->recoveries;
+        size_t n = json_array_size(attempts);
+        j->attempts = xcalloc(n + 1, sizeof *j->attempts);
+        for (size_t i = 0; i < n; i++) {
+                json_t *a = json_array_get(attempts, i);
+                struct job_attempt *at = &j->attempts[j->n_attempts++];
+                snprintf(at->run_id, sizeof at->run_id, "%.36s-%u", j->id, (unsigned)(i + 1));
+                at->uid = json_integer_value(json_object_get(a, "uid"));
+                at->gid = json_integer_value(json_object_get(a, "gid"));
+                at->started_ms = parse_time_or_zero(json_object_get(a, "started_at"));
+                at->finished_ms = parse_time_or_zero(json_object_get(a, "finished_at"));
+                json_t *e = json_object_get(a, "error");
+                if (json_is_object(e)) {
+                        at->error = job_error_parse(json_string_value(json_object_get(e, "code")));
+                        at->message = xstrdup(json_string_value(json_object_get(e, "message")));
+                }
+        }
         return j;
 }
 
@@ -66,8 +112,6 @@ void job_unref(struct job *j)
         if (j->cancel_fd >= 0)
                 close(j->cancel_fd);
         manifest_unref(j->manifest);
-        free(j->params);
-        free(j->result);
         free(j->submitted_by);
         for (size_t i = 0; i < j->n_attempts; i++)
                 free(j->attempts[i].message);
@@ -76,38 +120,6 @@ void job_unref(struct job *j)
         free(j->runtime_name);
         pthread_mutex_destroy(&j->lock);
         free(j);
-}
-
-static const char *const status_names[] = {
-        [JOB_QUEUED] = "queued", [JOB_RUNNING] = "running", [JOB_SUCCEEDED] = "succeeded",
-        [JOB_FAILED] = "failed", [JOB_CANCELLED] = "cancelled",
-};
-static const char *const priority_names[] = {
-        [PRIO_HIGH] = "high", [PRIO_NORMAL] = "normal", [PRIO_LOW] = "low",
-};
-
-const char *job_status_name(enum job_status s) { return status_names[s]; }
-const char *job_priority_name(enum job_priority p) { return priority_names[p]; }
-
-int job_priority_parse(const char *s)
-{
-        for (size_t i = 0; s && i < ARRAY_SIZE(priority_names); i++)
-                if (!strcmp(s, priority_names[i]))
-                        return (int)i;
-        return -1;
-}
-
-int job_status_parse(const char *s)
-{
-        for (size_t i = 0; s && i < ARRAY_SIZE(status_names); i++)
-                if (!strcmp(s, status_names[i]))
-                        return (int)i;
-        return -1;
-}
-
-bool job_status_is_final(enum job_status s)
-{
-        return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED;
 }
 
 bool job_start(struct job *j, const char *runtime_name)
@@ -124,6 +136,20 @@ bool job_start(struct job *j, const char *runtime_name)
         }
         pthread_mutex_unlock(&j->lock);
         return ok;
+}
+
+void job_requeue(struct job *j)
+{
+        pthread_mutex_lock(&j->lock);
+        if (j->status == JOB_RUNNING) {
+                j->status = JOB_QUEUED;
+                j->started_ms = 0;
+                if (j->cancel_fd >= 0) {
+                        close(j->cancel_fd);
+                        j->cancel_fd = -1;
+                }
+        }
+        pthread_mutex_unlock(&j->lock);
 }
 
 size_t job_attempt_begin(struct job *j, int64_t uid, int64_t gid, char *run_id)
@@ -167,29 +193,20 @@ void job_last_run_id(struct job *j, char *buf)
         pthread_mutex_unlock(&j->lock);
 }
 
-bool job_finish(struct job *j, enum job_error error, const char *message, char *result, size_t len,
-                int exit_code, const struct job_metrics *metrics)
+bool job_finish(struct job *j, enum job_error error, const char *message, int exit_code,
+                const struct job_metrics *metrics)
 {
         pthread_mutex_lock(&j->lock);
         if (job_status_is_final(j->status)) {
                 pthread_mutex_unlock(&j->lock);
-                free(result);
                 return false;
         }
-        j->result_bytes = result ? len : 0;
-        /* Its workspace had its input.json: a kept record need not hold the
-         * parameters too (they are up to max_body_bytes each). */
-        free(j->params);
-        j->params = NULL;
-        j->params_len = 0;
         j->status = error == JOB_ERR_NONE ? JOB_SUCCEEDED
                     : error == JOB_ERR_CANCELLED ? JOB_CANCELLED : JOB_FAILED;
         j->finished_ms = now_real_ms();
         j->error = error;
         free(j->error_message);
         j->error_message = error != JOB_ERR_NONE ? xstrdup(message ? message : job_error_name(error)) : NULL;
-        free(j->result);
-        j->result = result;
         j->has_exit_code = exit_code >= 0;
         j->exit_code = exit_code;
         if (metrics) {
@@ -204,19 +221,24 @@ bool job_finish(struct job *j, enum job_error error, const char *message, char *
                 close(j->cancel_fd);
                 j->cancel_fd = -1;
         }
-        struct job_waiter *waiters = j->waiters;
-        j->waiters = NULL;
         struct job_metrics m = j->metrics;
         pthread_mutex_unlock(&j->lock);
-
         metrics_job_finished(error, m.queue_ms, m.create_ms, m.run_ms, m.total_ms);
+        return true;
+}
 
+void job_wake(struct job *j)
+{
+        pthread_mutex_lock(&j->lock);
+        struct job_waiter *waiters = j->woken ? NULL : j->waiters;
+        j->waiters = NULL;
+        j->woken = true;
+        pthread_mutex_unlock(&j->lock);
         for (struct job_waiter *w = waiters, *n; w; w = n) {
                 n = w->next;
                 w->fn(w->ctx);
                 free(w);
         }
-        return true;
 }
 
 bool job_request_cancel(struct job *j)
@@ -231,6 +253,26 @@ bool job_request_cancel(struct job *j)
         }
         pthread_mutex_unlock(&j->lock);
         return running;
+}
+
+void job_request_interrupt(struct job *j)
+{
+        pthread_mutex_lock(&j->lock);
+        j->interrupt_requested = true;
+        if (j->status == JOB_RUNNING && j->cancel_fd >= 0) {
+                uint64_t one = 1;
+                ssize_t n = write(j->cancel_fd, &one, sizeof one);
+                (void)n;
+        }
+        pthread_mutex_unlock(&j->lock);
+}
+
+bool job_stop_requested(struct job *j)
+{
+        pthread_mutex_lock(&j->lock);
+        bool r = j->cancel_requested || j->interrupt_requested;
+        pthread_mutex_unlock(&j->lock);
+        return r;
 }
 
 bool job_cancel_requested(struct job *j)
@@ -264,113 +306,55 @@ void job_set_log_truncated(struct job *j, bool truncated)
         pthread_mutex_unlock(&j->lock);
 }
 
-bool job_log_truncated(struct job *j)
+/* The attempts as the record keeps them (lock held). */
+static char *attempts_text_locked(struct job *j)
 {
-        pthread_mutex_lock(&j->lock);
-        bool t = j->log_truncated;
-        pthread_mutex_unlock(&j->lock);
-        return t;
-}
-
-static json_t *time_or_null(int64_t ms)
-{
-        if (!ms)
-                return json_null();
-        char buf[40];
-        format_rfc3339(ms, buf, sizeof buf);
-        return json_string(buf);
-}
-
-static json_t *int_or_null(int64_t v)
-{
-        return v < 0 ? json_null() : json_integer(v);
-}
-
-static json_t *error_or_null(enum job_error e, const char *message)
-{
-        if (e == JOB_ERR_NONE)
-                return json_null();
-        return json_pack("{s:s, s:s}", "code", job_error_name(e), "message", message ? message : "");
-}
-
-/* The job object but its result (lock held). */
-static json_t *to_json_locked(struct job *j)
-{
-        json_t *o = json_object();
-        json_object_set_new(o, "id", json_string(j->id));
-        json_object_set_new(o, "algorithm", json_string(j->manifest->name));
-        json_object_set_new(o, "version", json_string(j->manifest->version));
-        json_object_set_new(o, "status", json_string(status_names[j->status]));
-        json_object_set_new(o, "priority", json_string(priority_names[j->priority]));
-        json_object_set_new(o, "timeout_seconds", json_integer(j->timeout_seconds));
-        json_object_set_new(o, "created_at", time_or_null(j->created_ms));
-        json_object_set_new(o, "started_at", time_or_null(j->started_ms));
-        json_object_set_new(o, "finished_at", time_or_null(j->finished_ms));
-        json_object_set_new(o, "result", json_null());
-        json_object_set_new(o, "error", error_or_null(j->error, j->error_message));
-        json_object_set_new(o, "exit_code", j->has_exit_code ? json_integer(j->exit_code) : json_null());
-        if (job_status_is_final(j->status)) {
-                const struct job_metrics *m = &j->metrics;
-                json_object_set_new(o, "metrics", json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
-                        "queue_ms", (json_int_t)m->queue_ms, "create_ms", (json_int_t)m->create_ms,
-                        "run_ms", (json_int_t)m->run_ms, "collect_ms", (json_int_t)m->collect_ms,
-                        "total_ms", (json_int_t)m->total_ms,
-                        "peak_memory_bytes", int_or_null(m->peak_memory_bytes),
-                        "cpu_ms", int_or_null(m->cpu_ms)));
-        } else {
-                json_object_set_new(o, "metrics", json_null());
-        }
-        json_object_set_new(o, "runtime", j->runtime_name ? json_string(j->runtime_name) : json_null());
-        json_object_set_new(o, "submitted_by", j->submitted_by ? json_string(j->submitted_by) : json_null());
-        json_t *attempts = json_array();
+        _cleanup_json_ json_t *attempts = json_array();
         for (size_t i = 0; i < j->n_attempts; i++) {
                 const struct job_attempt *a = &j->attempts[i];
                 json_array_append_new(attempts, json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}",
                         "run_id", a->run_id, "uid", (json_int_t)a->uid, "gid", (json_int_t)a->gid,
-                        "started_at", time_or_null(a->started_ms),
-                        "finished_at", time_or_null(a->finished_ms),
-                        "error", a->finished_ms ? error_or_null(a->error, a->message) : json_null()));
+                        "started_at", record_time_json(a->started_ms),
+                        "finished_at", record_time_json(a->finished_ms),
+                        "error", a->finished_ms ? record_error_json(a->error, a->message) : json_null()));
         }
-        json_object_set_new(o, "attempts", attempts);
-        return o;
-}
-
-char *job_render(struct job *j, bool with_result, size_t *ret_len)
-{
-        pthread_mutex_lock(&j->lock);
-        _cleanup_json_ json_t *o = to_json_locked(j);
-        bool splice = with_result && j->result && j->status == JOB_SUCCEEDED;
-        if (splice)
-                json_object_del(o, "result");
-        char *text = json_dumps(o, JSON_COMPACT);
+        char *text = json_dumps(attempts, JSON_COMPACT);
         if (!text)
                 abort();
-        size_t n = strlen(text);
-        if (splice) {
-                /* {...} -> {...,"result":<text>}: the result is checked JSON
-                 * text (jsontext.h), kept as the algorithm wrote it. */
-                static const char key[] = ",\"result\":";
-                size_t total = n - 1 + sizeof key - 1 + j->result_bytes + 1;
-                text = xrealloc(text, total + 1);
-                char *p = text + n - 1;
-                memcpy(p, key, sizeof key - 1);
-                p += sizeof key - 1;
-                memcpy(p, j->result, j->result_bytes);
-                p += j->result_bytes;
-                *p++ = '}';
-                *p = '\0';
-                n = total;
-        }
-        pthread_mutex_unlock(&j->lock);
-        if (ret_len)
-                *ret_len = n;
         return text;
+}
+
+void job_snapshot(struct job *j, struct job_record *r)
+{
+        memset(r, 0, sizeof *r);
+        memcpy(r->id, j->id, sizeof r->id);
+        r->algorithm = xstrdup(j->manifest->name);
+        r->version = xstrdup(j->manifest->version);
+        r->priority = j->priority;
+        r->timeout_seconds = j->timeout_seconds;
+        r->submitted_by = xstrdup(j->submitted_by);
+        r->created_ms = j->created_ms;
+        pthread_mutex_lock(&j->lock);
+        r->status = j->status;
+        r->started_ms = j->started_ms;
+        r->finished_ms = j->finished_ms;
+        r->error = j->error;
+        r->error_message = xstrdup(j->error_message);
+        r->has_exit_code = j->has_exit_code;
+        r->exit_code = j->exit_code;
+        r->has_metrics = job_status_is_final(j->status);
+        r->metrics = j->metrics;
+        r->runtime_name = xstrdup(j->runtime_name);
+        r->log_truncated = j->log_truncated;
+        r->attempts = attempts_text_locked(j);
+        r->recoveries = j->recoveries;
+        pthread_mutex_unlock(&j->lock);
 }
 
 struct job_waiter *job_add_waiter(struct job *j, void (*fn)(void *ctx), void *ctx)
 {
         pthread_mutex_lock(&j->lock);
-        if (job_status_is_final(j->status)) {
+        if (j->woken) {
                 pthread_mutex_unlock(&j->lock);
                 return NULL;
         }

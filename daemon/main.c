@@ -3,11 +3,14 @@
  * Start: config (file, then flags) -> log -> state dir -> job identities
  * checked against the host's accounts -> seccomp policy -> leftovers of a
  * previous run removed (every runtime's state root, cgroups, workspaces) ->
- * runtime chosen by the sandbox probe -> plugin registry -> queue, store,
- * breaker, workers, collector -> tokens -> HTTP -> READY=1.  Stop
- * (SIGTERM/SIGINT): STOPPING=1 -> stop accepting -> workers interrupt
- * running jobs and fail queued ones -> waiting clients answered ->
- * everything freed, the parent cgroup removed.
+ * runtime chosen by the sandbox probe -> plugin registry -> job store
+ * (STATE/edgecd.db, schema migrated) -> queue, breaker, workers -> recovery
+ * (stored queued jobs queued again, interrupted runs run again once) ->
+ * collector -> tokens -> HTTP -> READY=1.  Stop (SIGTERM/SIGINT):
+ * STOPPING=1 -> stop accepting -> running jobs drain for up to
+ * drain_seconds, then are stopped and recorded queued; queued ones stay
+ * queued on disk -> waiting clients answered -> everything freed, the
+ * parent cgroup removed.
  *
  * The main thread owns every object and only waits for signals; all other
  * threads are started with every signal blocked. */
@@ -28,6 +31,7 @@
 #include "auth.h"
 #include "breaker.h"
 #include "cgroup.h"
+#include "jobtable.h"
 #include "collector.h"
 #include "config.h"
 #include "idpool.h"
@@ -214,6 +218,7 @@ struct daemon {
         struct registry *registry;
         struct queue *queue;
         struct store *store;
+        struct jobtable *jobs;
         struct breaker *breaker;
         struct admission *admission;
         struct scheduler *scheduler;
@@ -336,17 +341,24 @@ static int start(struct daemon *d, struct err *err)
         log_info("plugins: %zu loaded, %zu broken, from %s", registry_count(d->registry),
                  registry_broken_count(d->registry), cfg->plugins_dir);
 
+        if (store_open("sqlite", cfg->state_dir, logs_dir, &d->store, err) < 0)
+                return -1;
+        log_info("store: %zu job record(s) in %s/edgecd.db", store_count(d->store), cfg->state_dir);
         d->queue = queue_new((size_t)cfg->queue_capacity);
-        d->store = store_new((size_t)cfg->jobs_kept, (size_t)cfg->kept_results_bytes, logs_dir);
+        d->jobs = jobtable_new();
         d->breaker = breaker_new(cfg->breaker.degrade_after, cfg->breaker.isolate_after,
                                  cfg->breaker.cooldown_seconds * 1000);
         d->admission = admission_new(cfg->memory_pool_mb, &cfg->defaults, d->breaker);
         struct scheduler_deps sd = {
                 .cfg = cfg, .rt = d->runtime, .policy = d->policy, .queue = d->queue, .store = d->store,
-                .ids = d->ids, .breaker = d->breaker, .admission = d->admission,
+                .jobs = d->jobs, .ids = d->ids, .breaker = d->breaker, .admission = d->admission,
         };
         if (scheduler_start(&sd, &d->scheduler, err) < 0)
                 return -1;
+        /* Before serving: what the last daemon accepted runs again. */
+        if (scheduler_recover(d->scheduler, d->registry, err) < 0)
+                return -1;
+        cd.store = d->store;
         cd.is_live = run_is_live;
         cd.released = run_released;
         cd.ctx = d->scheduler;
@@ -365,7 +377,7 @@ static int start(struct daemon *d, struct err *err)
         if (n == 1)
                 listen_fd = SD_LISTEN_FDS_START;
         struct api_deps deps = {
-                .cfg = cfg, .registry = d->registry, .queue = d->queue, .store = d->store,
+                .cfg = cfg, .registry = d->registry, .queue = d->queue, .store = d->store, .jobs = d->jobs,
                 .scheduler = d->scheduler, .runtime = d->runtime, .breaker = d->breaker,
                 .admission = d->admission, .ids = d->ids,
         };
@@ -376,14 +388,18 @@ static int start(struct daemon *d, struct err *err)
 
 static void stop(struct daemon *d)
 {
+        api_drain(d->api);
+        collector_stop(d->collector);
+        /* Running jobs drain while the API still answers (reads, cancels,
+         * 503 to submissions); no waiter fires after this. */
+        scheduler_stop(d->scheduler, d->cfg.drain_seconds * 1000);
         if (d->api)
                 api_quiesce(d->api);
-        collector_stop(d->collector);
-        scheduler_stop(d->scheduler);   /* every job final: no waiter fires after this */
         api_stop(d->api);               /* no handler runs after this */
         scheduler_free(d->scheduler);
-        store_free(d->store);
+        jobtable_free(d->jobs);
         queue_free(d->queue);
+        store_close(d->store);
         admission_free(d->admission);
         breaker_free(d->breaker);
         registry_free(d->registry);

@@ -380,6 +380,11 @@ static void load_max_concurrent(struct mload *L, const yaml_node_t *v)
         yget_int(v, "max_concurrent", 0, 1000, L->d, &L->m->max_concurrent);
 }
 
+static void load_rerun(struct mload *L, const yaml_node_t *v)
+{
+        yget_bool(v, "rerun", L->d, &L->m->rerun);
+}
+
 static void load_oci_template(struct mload *L, const yaml_node_t *v)
 {
         if (yget_string(v, "oci_template", L->d, &L->m->oci_template) < 0)
@@ -438,6 +443,7 @@ static const struct {
         { "resources", false, load_resources },
         { "timeout_seconds", false, load_timeout },
         { "max_concurrent", false, load_max_concurrent },
+        { "rerun", false, load_rerun },
         { "oci_template", false, load_oci_template },
         { "syscalls", false, load_syscalls },
         { "rootfs", false, load_rootfs },
@@ -560,6 +566,7 @@ int manifest_load(const char *path, struct manifest **ret, struct err *err)
 
         _cleanup_(manifest_unrefp) struct manifest *m = xcalloc(1, sizeof *m);
         m->refs = 1;
+        m->rerun = true;
         if (plugin_dir_of(path, &m->dir, err) < 0)
                 return -1;
         const char *slash = strrchr(path, '/');

@@ -45,6 +45,7 @@ struct manifest {
                                    * timeout_seconds mirrors the one below */
         int64_t timeout_seconds;
         int64_t max_concurrent;   /* 0 = no per-plugin limit */
+        bool rerun;               /* run again once when a daemon crash interrupted it (default true) */
 
         char *oci_template;       /* template name, file TEMPLATES_DIR/NAME.json; default "default" */
         char **extra_syscalls;    /* added to the seccomp allowlist; names checked at load;

@@ -11,14 +11,14 @@
 #define N_ERRORS (JOB_ERR_CANCELLED + 1)
 
 static const char *const reject_reasons[] = {
-        "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage",
+        "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage", "idempotency_conflict",
 };
 static const char *const http_reasons[] = {
         "unauthorized", "forbidden", "header_too_large", "json_too_deep", "replies_in_flight",
 };
 static const char *const kinds[] = { "container", "cgroup", "workspace" };
 
-static uint64_t submitted, retries;
+static uint64_t submitted, retries, pruned;
 static uint64_t rejected[ARRAY_SIZE(reject_reasons)];
 static uint64_t http_rejected[ARRAY_SIZE(http_reasons)];
 static uint64_t cleanup_failed[ARRAY_SIZE(kinds)], leftovers[ARRAY_SIZE(kinds)];
@@ -73,6 +73,11 @@ void metrics_cleanup_failed(const char *kind)
 void metrics_leftovers_removed(const char *kind, size_t n)
 {
         add(&leftovers[index_of(kinds, ARRAY_SIZE(kinds), kind)], (int64_t)n);
+}
+
+void metrics_records_pruned(size_t n)
+{
+        add(&pruned, (int64_t)n);
 }
 
 void metrics_job_finished(enum job_error error, int64_t queue_ms, int64_t create_ms,
@@ -186,6 +191,18 @@ char *metrics_render(const struct metrics_gauges *g)
                 family(&b, "edgecd_algorithm_unhealthy", "gauge", "1 for each algorithm that is not healthy, by state.");
                 breaker_foreach_unhealthy(g->breaker, put_unhealthy, &b);
         }
+        family(&b, "edgecd_store_commits_total", "counter", "Store transactions committed (each one WAL fsync).");
+        put(&b, "edgecd_store_commits_total %llu\n", (unsigned long long)g->store.commits);
+        family(&b, "edgecd_store_writes_total", "counter", "Store writes (submissions, transitions) those commits carried.");
+        put(&b, "edgecd_store_writes_total %llu\n", (unsigned long long)g->store.writes);
+        family(&b, "edgecd_store_commit_failures_total", "counter", "Store commits that failed (disk full, I/O error).");
+        put(&b, "edgecd_store_commit_failures_total %llu\n", (unsigned long long)g->store.failures);
+        family(&b, "edgecd_store_healthy", "gauge", "1 while the job store can write.");
+        put(&b, "edgecd_store_healthy %d\n", g->store_healthy ? 1 : 0);
+        family(&b, "edgecd_store_records", "gauge", "Job records in the store.");
+        put(&b, "edgecd_store_records %zu\n", g->store_records);
+        family(&b, "edgecd_store_records_pruned_total", "counter", "Finished records deleted past retention.");
+        put(&b, "edgecd_store_records_pruned_total %llu\n", (unsigned long long)get(&pruned));
         family(&b, "edgecd_plugins", "gauge", "Plugin manifests, by state.");
         put(&b, "edgecd_plugins{state=\"loaded\"} %zu\n", g->plugins_loaded);
         put(&b, "edgecd_plugins{state=\"broken\"} %zu\n", g->plugins_broken);

@@ -10,9 +10,11 @@
 
 #include "breaker.h"
 #include "result.h"
+#include "store.h"
 
 void metrics_job_submitted(void);
-/* "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage" */
+/* "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage",
+ * "idempotency_conflict" */
 void metrics_job_rejected(const char *reason);
 /* A request refused before its handler: "unauthorized", "forbidden",
  * "header_too_large", "json_too_deep", "replies_in_flight". */
@@ -23,6 +25,8 @@ void metrics_retry(void);
 void metrics_cleanup_failed(const char *kind);
 /* The collector removed n leftovers: "container", "cgroup", "workspace". */
 void metrics_leftovers_removed(const char *kind, size_t n);
+/* Retention deleted n finished records. */
+void metrics_records_pruned(size_t n);
 /* A job became final: error JOB_ERR_NONE is a success.  Durations in ms. */
 void metrics_job_finished(enum job_error error, int64_t queue_ms, int64_t create_ms,
                           int64_t run_ms, int64_t total_ms);
@@ -34,6 +38,9 @@ struct metrics_gauges {
         int64_t memory_reserved_mb, memory_pool_mb;
         size_t ids_in_use;
         struct breaker *breaker;      /* algorithm health */
+        struct store_stats store;
+        bool store_healthy;
+        size_t store_records;
 };
 
 /* The exposition text; caller frees. */

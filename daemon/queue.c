@@ -21,6 +21,7 @@ struct queue {
         struct lane *lanes;      /* the non-empty ones */
         size_t nlanes;
         size_t length, capacity;
+        size_t reserved;          /* places held for jobs being committed */
         uint64_t seq;
         bool closed;
 };
@@ -93,40 +94,83 @@ void queue_free(struct queue *q)
         free(q);
 }
 
+/* Under q->lock. */
+static void push_locked(struct queue *q, struct job *j)
+{
+        struct lane *l = lane_find(q, j->priority, j->manifest->name);
+        if (!l) {
+                l = xcalloc(1, sizeof *l);
+                l->prio = j->priority;
+                l->algorithm = xstrdup(j->manifest->name);
+                l->next = q->lanes;
+                q->lanes = l;
+                q->nlanes++;
+        }
+        j->qseq = ++q->seq;
+        j->qlane = l;
+        j->qnext = NULL;
+        j->qprev = l->tail;
+        if (l->tail)
+                l->tail->qnext = j;
+        else
+                l->head = j;
+        l->tail = job_ref(j);
+        j->queued = true;
+        q->length++;
+        /* Any one worker can take it: one wake-up is enough. */
+        pthread_cond_signal(&q->cond);
+}
+
 int queue_push(struct queue *q, struct job *j, struct err *err)
 {
         pthread_mutex_lock(&q->lock);
         int ret = 0;
-        if (q->closed) {
+        if (q->closed)
                 ret = err_set(err, ERR_UNAVAILABLE, 0, "the daemon is shutting down");
-        } else if (q->length >= q->capacity) {
+        else if (q->length + q->reserved >= q->capacity)
                 ret = err_set(err, ERR_BUSY, 0, "the job queue is full (%zu jobs waiting)", q->length);
-        } else {
-                struct lane *l = lane_find(q, j->priority, j->manifest->name);
-                if (!l) {
-                        l = xcalloc(1, sizeof *l);
-                        l->prio = j->priority;
-                        l->algorithm = xstrdup(j->manifest->name);
-                        l->next = q->lanes;
-                        q->lanes = l;
-                        q->nlanes++;
-                }
-                j->qseq = ++q->seq;
-                j->qlane = l;
-                j->qnext = NULL;
-                j->qprev = l->tail;
-                if (l->tail)
-                        l->tail->qnext = j;
-                else
-                        l->head = j;
-                l->tail = job_ref(j);
-                j->queued = true;
-                q->length++;
-                /* Any one worker can take it: one wake-up is enough. */
-                pthread_cond_signal(&q->cond);
-        }
+        else
+                push_locked(q, j);
         pthread_mutex_unlock(&q->lock);
         return ret;
+}
+
+int queue_reserve(struct queue *q, size_t n, struct err *err)
+{
+        pthread_mutex_lock(&q->lock);
+        int ret = 0;
+        if (q->closed)
+                ret = err_set(err, ERR_UNAVAILABLE, 0, "the daemon is shutting down");
+        else if (q->length + q->reserved + n > q->capacity)
+                ret = err_set(err, ERR_BUSY, 0, "the job queue is full (%zu jobs waiting)", q->length);
+        else
+                q->reserved += n;
+        pthread_mutex_unlock(&q->lock);
+        return ret;
+}
+
+void queue_unreserve(struct queue *q, size_t n)
+{
+        pthread_mutex_lock(&q->lock);
+        q->reserved -= n <= q->reserved ? n : q->reserved;
+        pthread_mutex_unlock(&q->lock);
+}
+
+void queue_push_reserved(struct queue *q, struct job *j)
+{
+        pthread_mutex_lock(&q->lock);
+        q->reserved -= q->reserved ? 1 : 0;
+        if (!q->closed)
+                push_locked(q, j);
+        pthread_mutex_unlock(&q->lock);
+}
+
+void queue_restore(struct queue *q, struct job *j)
+{
+        pthread_mutex_lock(&q->lock);
+        if (!q->closed)
+                push_locked(q, j);
+        pthread_mutex_unlock(&q->lock);
 }
 
 static int head_order(const void *a, const void *b)

@@ -31,6 +31,18 @@ void queue_free(struct queue *q);   /* drops the references of queued jobs */
 /* Takes a new reference.  ERR_BUSY when full, ERR_UNAVAILABLE when closed. */
 int queue_push(struct queue *q, struct job *j, struct err *err);
 
+/* Hold n places for jobs about to be committed, so that a job the store
+ * has accepted always fits.  ERR_BUSY when they do not fit, ERR_UNAVAILABLE
+ * when closed. */
+int queue_reserve(struct queue *q, size_t n, struct err *err);
+void queue_unreserve(struct queue *q, size_t n);
+/* Push into a reserved place (takes a reference).  Into a closed queue the
+ * job is dropped: it stays queued on disk. */
+void queue_push_reserved(struct queue *q, struct job *j);
+/* Recovery: push past the capacity if need be (the jobs were accepted
+ * before). */
+void queue_restore(struct queue *q, struct job *j);
+
 /* Block until a lane head that eligible(job, ctx) accepts is queued
  * (eligible may be NULL), or the queue is closed (then NULL).  Returns the
  * queue's reference.  eligible runs under the queue lock and must not

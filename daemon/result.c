@@ -165,6 +165,14 @@ static void sanitize_utf8(char *msg)
         }
 }
 
+enum job_error job_error_parse(const char *s)
+{
+        for (int e = JOB_ERR_NONE; s && e <= JOB_ERR_CANCELLED; e++)
+                if (!strcmp(s, job_error_name((enum job_error)e)))
+                        return (enum job_error)e;
+        return JOB_ERR_RUNTIME_ERROR;
+}
+
 static enum job_error fail(enum job_error e, char **ret_message, char *msg)
 {
         sanitize_utf8(msg);

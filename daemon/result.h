@@ -26,6 +26,8 @@ enum job_error {
 
 /* "timeout", "out_of_memory", ... as in the API; "none" for JOB_ERR_NONE. */
 const char *job_error_name(enum job_error e);
+/* The inverse; an unknown name is JOB_ERR_RUNTIME_ERROR. */
+enum job_error job_error_parse(const char *s);
 
 /* Read output_dir/result.json: opened with O_NOFOLLOW relative to the
  * directory, must be a regular file, size checked with fstat before reading

@@ -21,10 +21,13 @@
 #include "result.h"
 #include "util.h"
 #include "workspace.h"
+#include <stdarg.h>
+#include <time.h>
 
 #define STDERR_TAIL_BYTES 1024
 #define KILL_GRACE_MS 5000
 #define DELETE_ATTEMPTS 5
+#define CANCELLED_QUEUED "cancelled on request before it ran"
 
 struct scheduler {
         struct scheduler_deps d;
@@ -32,11 +35,14 @@ struct scheduler {
         char *logs_dir;
 
         pthread_mutex_t lock;
+        pthread_cond_t idle;     /* nbusy fell */
         char **live;             /* run ids in progress (strv) */
         size_t nlive, caplive;
         struct parked *parked;   /* runs whose container outlived them */
         size_t nparked;
-        bool stopping;
+        size_t nbusy;            /* workers with a job */
+        bool stopping;           /* no new job is taken */
+        bool interrupting;       /* the drain is over: running jobs are stopped */
 
         size_t nworkers;
         pthread_t *threads;
@@ -118,10 +124,19 @@ static bool stopping(struct scheduler *s)
         return v;
 }
 
-/* Why a job that stopped on request stopped: the operator, or shutdown. */
-static enum job_error stop_reason(struct scheduler *s)
+static bool interrupting(struct scheduler *s)
 {
-        return stopping(s) ? JOB_ERR_INTERRUPTED : JOB_ERR_CANCELLED;
+        pthread_mutex_lock(&s->lock);
+        bool v = s->interrupting;
+        pthread_mutex_unlock(&s->lock);
+        return v;
+}
+
+/* Why a job that stopped on request stopped: a client's cancel (which wins),
+ * or the daemon's stop. */
+static enum job_error stop_reason(struct scheduler *s, struct job *j)
+{
+        return !job_cancel_requested(j) && interrupting(s) ? JOB_ERR_INTERRUPTED : JOB_ERR_CANCELLED;
 }
 
 static const char *stop_message(enum job_error e)
@@ -217,7 +232,7 @@ static void run_container(struct run *r, struct outcome *out)
                 _cleanup_free_ char *words = runtime_error_text(rt, tail);
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, err.code != ERR_INVALID, "create container: %s%s%s", err.msg,
                          *words && !strstr(err.msg, words) ? ": " : "", *words && !strstr(err.msg, words) ? words : "");
-        } else if (job_cancel_requested(r->job)) {
+        } else if (job_stop_requested(r->job)) {
                 out->exit.status = WAIT_CANCELLED;
                 ran = true;
         } else if (runtime_start(rt, r->run_id, &err) < 0) {
@@ -274,8 +289,18 @@ static void run_once(struct run *r)
         struct job *j = r->job;
         struct err err = ERR_INIT;
 
-        if (workspace_create(r->s->workspaces_dir, r->run_id, j->params, j->params_len, r->limits.disk_mb,
-                             r->ids.uid, r->ids.gid, &r->ws, &err) < 0) {
+        /* The parameters stay on disk until the run needs them. */
+        struct job_record rec;
+        if (store_get(s->d.store, j->id, STORE_READ_PARAMS, &rec, &err) < 0) {
+                run_fail(r, JOB_ERR_RUNTIME_ERROR, true, "read the job's parameters: %s", err.msg);
+                r->container_gone = true;
+                return;
+        }
+        int rc = workspace_create(r->s->workspaces_dir, r->run_id, rec.params ? rec.params : "{}",
+                                  rec.params ? rec.params_len : 2, r->limits.disk_mb, r->ids.uid, r->ids.gid,
+                                  &r->ws, &err);
+        record_clear(&rec);
+        if (rc < 0) {
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, err.code != ERR_INVALID, "%s", err.msg);
                 r->container_gone = true;
                 return;
@@ -296,7 +321,7 @@ static void run_once(struct run *r)
                 if (r->error == JOB_ERR_NONE) {
                         int64_t t_collect = now_mono_ms();
                         if (out.exit.status == WAIT_CANCELLED) {
-                                enum job_error e = stop_reason(s);
+                                enum job_error e = stop_reason(s, j);
                                 run_fail(r, e, false, "%s", stop_message(e));
                         } else {
                                 _cleanup_free_ char *tail = read_file_tail(r->log_path, STDERR_TAIL_BYTES);
@@ -328,16 +353,43 @@ static bool backoff(struct scheduler *s, struct job *j, size_t attempt)
         for (;;) {
                 int64_t left = until - now_mono_ms();
                 if (left <= 0)
-                        return !job_cancel_requested(j);
+                        return !job_stop_requested(j);
                 int r = poll(&pfd, pfd.fd >= 0 ? 1 : 0, (int)left);
-                if (r > 0 || job_cancel_requested(j))
+                if (r > 0 || job_stop_requested(j))
                         return false;
         }
 }
 
+/* Commit j's state as it stands (with the result, when final: taken). */
+static void record_job(struct scheduler *s, struct job *j, char *result, size_t len)
+{
+        struct job_record rec;
+        job_snapshot(j, &rec);
+        rec.result = result;
+        rec.result_len = result ? len : 0;
+        struct err err = ERR_INIT;
+        if (store_update(s->d.store, &rec, -1, &err) < 0)
+                log_error("job %s: its %s state is not recorded (the next start runs it again): %s", j->id,
+                          job_status_name(rec.status), err.msg);
+        record_clear(&rec);
+}
+
+/* A planned stop interrupted j: it goes back to queued, for the next start. */
+static void requeue(struct scheduler *s, struct job *j)
+{
+        log_info("job %s: %s interrupted by the daemon's stop; it runs again at the next start", j->id,
+                 j->manifest->name);
+        job_requeue(j);
+        record_job(s, j, NULL, 0);
+}
+
 static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_error e, const char *message)
 {
-        if (e == JOB_ERR_RUNTIME_ERROR || e == JOB_ERR_INTERRUPTED)
+        if (e == JOB_ERR_INTERRUPTED && interrupting(s)) {
+                requeue(s, j);
+                return;
+        }
+        if (e == JOB_ERR_RUNTIME_ERROR)
                 log_warn("job %s: %s failed: %s: %s", j->id, j->manifest->name, job_error_name(e), message);
         else if (e != JOB_ERR_NONE && e != JOB_ERR_CANCELLED)
                 log_info("job %s: %s failed: %s: %s", j->id, j->manifest->name, job_error_name(e), message);
@@ -345,10 +397,28 @@ static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_e
                 log_info("job %s: %s %s in %lld ms", j->id, j->manifest->name,
                          e == JOB_ERR_NONE ? "succeeded" : "cancelled",
                          (long long)(now_mono_ms() - j->created_mono));
-        char *result = r ? TAKE_PTR(r->result) : NULL;
-        size_t len = r ? r->result_len : 0;
-        if (job_finish(j, e, message, result, len, r ? r->exit_code : -1, r ? &r->metrics : NULL))
-                store_job_final(s->d.store, j);
+        if (!job_finish(j, e, message, r ? r->exit_code : -1, r ? &r->metrics : NULL))
+                return;
+        /* On disk before any waiter is told. */
+        record_job(s, j, r ? TAKE_PTR(r->result) : NULL, r ? r->result_len : 0);
+        job_wake(j);
+        jobtable_remove(s->d.jobs, j);
+}
+
+/* Record that attempt n begins (the first in this daemon takes the job
+ * from queued: it is not taken when a cancel got there first).  1 when
+ * recorded, 0 when the job was cancelled meanwhile, -1 when the store
+ * failed. */
+static int record_attempt(struct scheduler *s, struct job *j, bool first)
+{
+        struct job_record rec;
+        job_snapshot(j, &rec);
+        struct err err = ERR_INIT;
+        int rc = store_update(s->d.store, &rec, first ? JOB_QUEUED : JOB_RUNNING, &err);
+        if (rc < 0)
+                log_error("job %s: cannot record its start: %s", j->id, err.msg);
+        record_clear(&rec);
+        return rc;
 }
 
 static void run_job(struct scheduler *s, struct job *j)
@@ -356,10 +426,9 @@ static void run_job(struct scheduler *s, struct job *j)
         const struct config *cfg = s->d.cfg;
         bool probe = j->breaker_probe;
         if (!job_start(j, s->d.rt->name)) {
-                enum job_error e = stop_reason(s);
+                /* Cancelled while queued: the cancel finished it. */
                 if (probe)
                         breaker_probe_abandoned(s->d.breaker, j->manifest->name);
-                finish(s, j, NULL, e, stop_message(e));
                 return;
         }
         if (job_cancel_fd(j) < 0) {
@@ -387,6 +456,18 @@ static void run_job(struct scheduler *s, struct job *j)
                         return;
                 }
                 job_attempt_begin(j, r.ids.uid, r.ids.gid, r.run_id);
+                int rec = record_attempt(s, j, n == 1);
+                if (rec <= 0) {
+                        idpool_give(s->d.ids, r.ids);
+                        if (probe)
+                                breaker_probe_abandoned(s->d.breaker, j->manifest->name);
+                        /* 0: a cancel took it first and finished it.  -1:
+                         * not recorded as started, so it did not start:
+                         * still queued on disk, for the next start. */
+                        if (rec < 0)
+                                job_requeue(j);
+                        return;
+                }
                 r.cgroups_path = xasprintf("%s/%s", cfg->cgroup_parent, r.run_id);
                 r.log_path = store_log_path(s->d.store, r.run_id);
                 live_add(s, r.run_id);
@@ -405,13 +486,24 @@ static void run_job(struct scheduler *s, struct job *j)
                 breaker_record(s->d.breaker, j->manifest->name, r.error, r.message, probe);
 
                 bool again = r.error == JOB_ERR_RUNTIME_ERROR && r.retryable &&
-                             n < (size_t)cfg->retry.max_attempts && !job_cancel_requested(j) && !stopping(s) &&
+                             n < (size_t)cfg->retry.max_attempts && !job_cancel_requested(j) &&
                              breaker_state(s->d.breaker, j->manifest->name) != HEALTH_ISOLATED;
+                if (again && stopping(s)) {
+                        /* The next start retries it. */
+                        free(r.message);
+                        free(r.result);
+                        free(r.cgroups_path);
+                        free(r.log_path);
+                        requeue(s, j);
+                        return;
+                }
                 if (again) {
                         log_warn("job %s: run %s failed (%s); run %zu of %lld after a pause", j->id, r.run_id,
                                  r.message, n + 1, (long long)cfg->retry.max_attempts);
                         metrics_retry();
                 }
+                if (again)
+                        record_job(s, j, NULL, 0);   /* the failed run, on disk before the pause */
                 if (again && backoff(s, j, n)) {
                         free(r.message);
                         free(r.result);
@@ -421,9 +513,9 @@ static void run_job(struct scheduler *s, struct job *j)
                 }
                 enum job_error e = r.error;
                 const char *msg = r.message;
-                if (again || (e == JOB_ERR_RUNTIME_ERROR && job_cancel_requested(j))) {
-                        /* Cancelled between runs. */
-                        e = stop_reason(s);
+                if (again || (e == JOB_ERR_RUNTIME_ERROR && job_stop_requested(j))) {
+                        /* Cancelled or interrupted between runs. */
+                        e = stop_reason(s, j);
                         msg = stop_message(e);
                 }
                 finish(s, j, &r, e, msg);
@@ -442,10 +534,17 @@ static void *worker_main(void *arg)
                 struct job *j = queue_pop(s->d.queue, admission_try, s->d.admission);
                 if (!j)
                         break;
+                pthread_mutex_lock(&s->lock);
+                s->nbusy++;
+                pthread_mutex_unlock(&s->lock);
                 run_job(s, j);
                 admission_release(s->d.admission, j);
                 queue_kick(s->d.queue);
                 job_unref(j);
+                pthread_mutex_lock(&s->lock);
+                s->nbusy--;
+                pthread_cond_broadcast(&s->idle);
+                pthread_mutex_unlock(&s->lock);
         }
         return NULL;
 }
@@ -458,12 +557,15 @@ int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, s
         s->workspaces_dir = xasprintf("%s/workspaces", cfg->state_dir);
         s->logs_dir = xasprintf("%s/logs", cfg->state_dir);
         pthread_mutex_init(&s->lock, NULL);
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->idle, &attr);
+        pthread_condattr_destroy(&attr);
 
-        /* Job records do not outlive the daemon yet, so neither do their
-         * logs: start with an empty logs dir. */
-        int rc = rm_rf(s->logs_dir, err);
-        if (rc == 0)
-                rc = mkdir_p(s->workspaces_dir, 0700, err);
+        /* Logs outlive the daemon with their records (retention removes
+         * them); workspaces never do. */
+        int rc = mkdir_p(s->workspaces_dir, 0700, err);
         if (rc == 0)
                 rc = mkdir_p(s->logs_dir, 0750, err);
         if (rc == 0)
@@ -496,18 +598,17 @@ int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, s
 static void interrupt_running(struct job *j, void *ctx)
 {
         (void)ctx;
-        job_request_cancel(j);
+        job_request_interrupt(j);
 }
 
-static void fail_queued(struct job *j, void *ctx)
+/* Queued jobs stay queued on disk: the next start runs them. */
+static void leave_queued(struct job *j, void *ctx)
 {
-        struct scheduler *s = ctx;
-        if (job_finish(j, JOB_ERR_INTERRUPTED, "the daemon stopped before the job ran", NULL, 0, -1, NULL))
-                store_job_final(s->d.store, j);
+        (void)ctx;
         job_unref(j);
 }
 
-void scheduler_stop(struct scheduler *s)
+void scheduler_stop(struct scheduler *s, int64_t drain_ms)
 {
         if (!s)
                 return;
@@ -517,8 +618,22 @@ void scheduler_stop(struct scheduler *s)
         pthread_mutex_unlock(&s->lock);
         if (was_stopping)
                 return;
-        queue_close(s->d.queue, fail_queued, s);
-        store_foreach_active(s->d.store, interrupt_running, NULL);
+        queue_close(s->d.queue, leave_queued, s);
+        /* Let the running jobs finish, for up to drain_ms. */
+        int64_t deadline = now_mono_ms() + drain_ms;
+        pthread_mutex_lock(&s->lock);
+        if (s->nbusy)
+                log_info("draining: %zu running job(s), up to %lld ms", s->nbusy, (long long)drain_ms);
+        while (s->nbusy > 0 && now_mono_ms() < deadline) {
+                struct timespec ts = timespec_in(CLOCK_MONOTONIC, 100);
+                pthread_cond_timedwait(&s->idle, &s->lock, &ts);
+        }
+        s->interrupting = true;
+        size_t left = s->nbusy;
+        pthread_mutex_unlock(&s->lock);
+        if (left)
+                log_warn("drain time over: stopping %zu running job(s); they run again at the next start", left);
+        jobtable_foreach(s->d.jobs, interrupt_running, NULL);
         for (size_t i = 0; i < s->nworkers; i++)
                 pthread_join(s->threads[i], NULL);
         s->nworkers = 0;
@@ -528,24 +643,34 @@ void scheduler_free(struct scheduler *s)
 {
         if (!s)
                 return;
-        scheduler_stop(s);
+        scheduler_stop(s, 0);
         for (size_t i = 0; i < s->nlive; i++)
                 free(s->live[i]);
         free(s->live);
         free(s->parked);
         pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->idle);
         free(s->threads);
         free(s->workspaces_dir);
         free(s->logs_dir);
         free(s);
 }
 
-int scheduler_cancel(struct scheduler *s, struct job *j, struct err *err)
+int scheduler_cancel_begin(struct scheduler *s, struct job *j, struct job_record *rec, struct err *err)
 {
-        if (queue_remove(s->d.queue, j)) {
-                if (job_finish(j, JOB_ERR_CANCELLED, "cancelled on request before it ran", NULL, 0, -1, NULL))
-                        store_job_final(s->d.store, j);
-                return 0;
+        (void)s;
+        if (job_get_status(j) == JOB_QUEUED) {
+                /* Recorded first, and taken from queued only if no worker
+                 * took it meanwhile (the store orders the two). */
+                job_snapshot(j, rec);
+                rec->status = JOB_CANCELLED;
+                rec->error = JOB_ERR_CANCELLED;
+                free(rec->error_message);
+                rec->error_message = xstrdup(CANCELLED_QUEUED);
+                rec->finished_ms = now_real_ms();
+                rec->has_metrics = true;
+                rec->metrics.queue_ms = rec->metrics.total_ms = now_mono_ms() - j->created_mono;
+                return 1;
         }
         if (job_status_is_final(job_get_status(j)))
                 return err_set(err, ERR_CONFLICT, 0, "job `%s` is %s already", j->id,
@@ -553,6 +678,140 @@ int scheduler_cancel(struct scheduler *s, struct job *j, struct err *err)
         /* Running, or popped and about to start: the worker sees the flag. */
         job_request_cancel(j);
         return 0;
+}
+
+void scheduler_cancel_end(struct scheduler *s, struct job *j, bool applied)
+{
+        if (!applied) {
+                /* A worker took it first: cancel it running. */
+                job_request_cancel(j);
+                return;
+        }
+        queue_remove(s->d.queue, j);
+        if (job_finish(j, JOB_ERR_CANCELLED, CANCELLED_QUEUED, -1, NULL)) {
+                job_wake(j);
+                jobtable_remove(s->d.jobs, j);
+        }
+}
+
+void scheduler_accept(struct scheduler *s, struct job *j)
+{
+        jobtable_add(s->d.jobs, j);
+        queue_push_reserved(s->d.queue, j);
+}
+
+/* ---- recovery ---- */
+
+struct recovery {
+        struct scheduler *s;
+        struct registry *registry;
+        struct job_record *recs;
+        size_t n, cap;
+};
+
+static void collect_unfinished(struct job_record *r, void *ctx)
+{
+        struct recovery *rc = ctx;
+        if (rc->n == rc->cap) {
+                rc->cap = rc->cap ? rc->cap * 2 : 64;
+                rc->recs = xrealloc(rc->recs, rc->cap * sizeof *rc->recs);
+        }
+        rc->recs[rc->n++] = *r;
+        memset(r, 0, sizeof *r);   /* moved */
+}
+
+static void fail_record(struct job_record *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail_record(struct job_record *r, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        char *msg = xvasprintf(fmt, ap);
+        va_end(ap);
+        r->status = JOB_FAILED;
+        r->error = JOB_ERR_INTERRUPTED;
+        free(r->error_message);
+        r->error_message = msg;
+        r->finished_ms = now_real_ms();
+        r->has_metrics = true;
+        r->metrics = (struct job_metrics){ .total_ms = r->finished_ms - r->created_ms,
+                                           .peak_memory_bytes = -1, .cpu_ms = -1 };
+}
+
+int scheduler_recover(struct scheduler *s, struct registry *registry, struct err *err)
+{
+        struct recovery rc = { .s = s, .registry = registry };
+        if (store_load_unfinished(s->d.store, collect_unfinished, &rc, err) < 0)
+                return err_wrap(err, "recovery");
+        size_t requeued = 0, rerun = 0, failed = 0;
+        struct store_item *items = xcalloc(rc.n + 1, sizeof *items);
+        struct manifest **manifests = xcalloc(rc.n + 1, sizeof *manifests);
+        for (size_t i = 0; i < rc.n; i++) {
+                struct job_record *r = &rc.recs[i];
+                struct manifest *m = NULL;
+                struct err ferr = ERR_INIT;
+                if (registry_find(registry, r->algorithm, r->version, &m, &ferr) < 0)
+                        m = NULL;
+                items[i] = (struct store_item){ .rec = r, .expect_status = -1 };
+                if (r->status == JOB_RUNNING) {
+                        /* The daemon died while it ran: its container,
+                         * cgroup and workspace are gone (the start-up sweep);
+                         * it runs again once, under a new run id. */
+                        record_end_last_attempt(r, JOB_ERR_INTERRUPTED,
+                                                "the daemon stopped while the run was in progress");
+                        if (r->recoveries >= 1)
+                                fail_record(r, "interrupted by a daemon crash again (it runs again only once)");
+                        else if (m && !m->rerun)
+                                fail_record(r, "interrupted by a daemon crash; %s %s is not run again "
+                                            "(rerun: false)", r->algorithm, r->version);
+                        else {
+                                r->status = JOB_QUEUED;
+                                r->started_ms = 0;
+                                r->recoveries++;
+                                rerun++;
+                        }
+                }
+                if (r->status == JOB_QUEUED && !m)
+                        fail_record(r, "%s %s is no longer installed", r->algorithm, r->version);
+                if (r->status == JOB_QUEUED) {
+                        manifests[i] = TAKE_PTR(m);
+                        requeued++;
+                } else if (r->status == JOB_FAILED) {
+                        failed++;
+                        log_warn("job %s: %s", r->id, r->error_message);
+                }
+                manifest_unref(m);
+        }
+        struct store_write w = { .kind = STORE_UPDATE, .items = items, .n = rc.n };
+        int ret = 0;
+        if (rc.n && store_write_sync(s->d.store, &w, err) < 0) {
+                ret = err_wrap(err, "recovery");
+        } else {
+                /* Queued again in their order (the queue keeps arrival order
+                 * within a priority). */
+                for (size_t i = 0; i < rc.n; i++) {
+                        if (!manifests[i])
+                                continue;
+                        struct job *j = job_from_record(&rc.recs[i], manifests[i]);
+                        if (!j) {
+                                log_error("job %s: its attempts do not parse; left queued", rc.recs[i].id);
+                                continue;
+                        }
+                        jobtable_add(s->d.jobs, j);
+                        queue_restore(s->d.queue, j);
+                        job_unref(j);
+                }
+                if (rc.n)
+                        log_info("recovery: %zu job(s) queued again (%zu of them interrupted runs), %zu failed",
+                                 requeued, rerun, failed);
+        }
+        for (size_t i = 0; i < rc.n; i++) {
+                manifest_unref(manifests[i]);
+                record_clear(&rc.recs[i]);
+        }
+        free(manifests);
+        free(items);
+        free(rc.recs);
+        return ret;
 }
 
 size_t scheduler_workers(struct scheduler *s)

@@ -10,7 +10,9 @@
  * (a non-zero exit, a timeout, no result...) never are.  Each run's outcome
  * goes to the circuit breaker (breaker.h).  The scheduler is the only place
  * a job goes from running to final; cancel of a running job is a request
- * the worker acts on. */
+ * the worker acts on.  Every transition is committed to the store (store.h)
+ * before anyone is told: the start of each attempt (the first one takes the
+ * job from queued, so a cancel and a worker never both win), and the end. */
 #ifndef EDGECD_SCHEDULER_H
 #define EDGECD_SCHEDULER_H
 
@@ -23,7 +25,9 @@
 #include "error.h"
 #include "idpool.h"
 #include "job.h"
+#include "jobtable.h"
 #include "queue.h"
+#include "registry.h"
 #include "runtime.h"
 #include "seccomp.h"
 #include "store.h"
@@ -37,6 +41,7 @@ struct scheduler_deps {
         const struct seccomp_policy *policy;
         struct queue *queue;
         struct store *store;
+        struct jobtable *jobs;
         struct idpool *ids;
         struct breaker *breaker;
         struct admission *admission;
@@ -44,18 +49,35 @@ struct scheduler_deps {
 
 int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, struct err *err);
 
-/* Stop taking jobs, interrupt the running ones (error `interrupted`), fail
- * the queued ones the same way, join the workers.  The scheduler stays
- * valid (HTTP handlers may still ask it things) until scheduler_free().
- * NULL is fine; a second call does nothing. */
-void scheduler_stop(struct scheduler *s);
+/* Recovery, at start before serving: queued records are queued again in
+ * their order; a record left running by a daemon that died is run again
+ * once (a new run id) or fails `interrupted` when it was run again once
+ * already, its manifest says `rerun: false`, or its plugin is gone. */
+int scheduler_recover(struct scheduler *s, struct registry *registry, struct err *err);
+
+/* A job whose record is committed: into the job table and the queue (a
+ * slot reserved with queue_reserve()). */
+void scheduler_accept(struct scheduler *s, struct job *j);
+
+/* Stop taking jobs (queued ones stay queued on disk), let the running ones
+ * finish for up to drain_ms, then stop them and record them queued again
+ * (the next start runs them; a planned stop fails nothing), join the
+ * workers.  The scheduler stays valid (HTTP handlers may still ask it
+ * things) until scheduler_free().  NULL is fine; a second call does
+ * nothing. */
+void scheduler_stop(struct scheduler *s, int64_t drain_ms);
 /* Stop if not yet, then free.  NULL is fine. */
 void scheduler_free(struct scheduler *s);
 
-/* DELETE /v1/jobs/{id}: a queued job leaves the queue and is cancelled at
- * once; a running one is killed by its worker and ends cancelled.
- * ERR_CONFLICT when the job is final already. */
-int scheduler_cancel(struct scheduler *s, struct job *j, struct err *err);
+/* DELETE /v1/jobs/{id}, in two steps around a commit the caller makes.
+ * begin: a running job is asked to stop (its worker ends it cancelled): 0.
+ * A queued job: *rec is filled with its cancelled record, to be written
+ * with expect_status JOB_QUEUED, and 1 is returned.  ERR_CONFLICT when the
+ * job is final already.  end: after that write, `applied` as the store
+ * said: the job leaves the queue and is final; not applied (a worker took
+ * it first) it is cancelled running. */
+int scheduler_cancel_begin(struct scheduler *s, struct job *j, struct job_record *rec, struct err *err);
+void scheduler_cancel_end(struct scheduler *s, struct job *j, bool applied);
 
 /* Is run_id (a container, cgroup or workspace name) a run in progress?
  * For the collector: what is not live is a leftover. */

@@ -1,61 +1,184 @@
-/* store.h - where job records live.  For now in memory and bounded: at most
- * `jobs_kept` final jobs holding at most `kept_results_bytes` of results
- * are kept; past either, the ones that finished first are forgotten (their
- * log files removed).  Queued and running jobs are never evicted.  The durable
- * SQLite store replaces this behind the same functions.
+/* store.h - where job records live: the durable centre of the daemon.
  *
- * DESIGN: a hash table by id for lookups and a list in creation order for
- * listing newest first, and a list in the order jobs became final for
- * evicting the first-finished first, under one mutex.  Whoever
- * makes a job final tells the store (store_job_final), which keeps running
- * totals, so eviction costs nothing until a limit is passed.  The store
- * holds one reference per job; lookups return a new one.  Lock order: the
- * store's lock, then a job's. */
+ * One interface, many backends (an operations table, as crun's cgroup
+ * managers are).  SQLite in the state dir is the embedded default
+ * (store_sqlite.c); a PostgreSQL backend for a fleet can be added behind
+ * the same table without touching the API, the scheduler or the runtime
+ * driver.  Nothing outside a backend writes SQL.
+ *
+ * Writes are asynchronous requests (struct store_write) so that the HTTP
+ * thread never waits for a disk: the backend calls w->done(w) once, from
+ * any thread, when the write is committed or has failed.  A backend may
+ * commit many writes in one transaction (SQLite: one writer thread, one
+ * fsync for every write waiting, "group commit").  store_write_sync()
+ * waits, for worker threads.  A write that is answered `ok` is on disk.
+ *
+ * Failure is fail-stop for new work: once a commit fails (a full disk, an
+ * I/O error) the store is unhealthy with a reason (store_health), inserts
+ * fail with ERR_UNAVAILABLE at once, other writes are held and retried,
+ * and reads go on.  The backend probes and becomes healthy again when a
+ * write succeeds.
+ *
+ * Taking the next runnable job is a store operation too: the queue (queue.h)
+ * is this daemon's index of what is runnable, and a worker turns the head
+ * it was offered into its job with a conditional update (expect_status
+ * JOB_QUEUED): a job cancelled meanwhile is not taken.  (On PostgreSQL
+ * that is SELECT ... FOR UPDATE SKIP LOCKED.) */
 #ifndef EDGECD_STORE_H
 #define EDGECD_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
-#include "job.h"
+#include "record.h"
 
 struct store;
+struct store_backend;
 
-/* logs_dir: where job logs live (STATE_DIR/logs), removed with their job. */
-struct store *store_new(size_t jobs_kept, size_t kept_results_bytes, const char *logs_dir);
-void store_free(struct store *s);
+enum store_write_kind {
+        /* Insert n records (with parameters).  Per item: ok, or an
+         * idempotency replay (existing_id), or a conflict.  A write is all
+         * or nothing: one that fails (err set) leaves nothing behind,
+         * while the others in the same commit go on. */
+        STORE_INSERT,
+        /* Replace the mutable part of records (status, result, error,
+         * metrics, attempts, times ...; never id, parameters, created).
+         * With expect_status >= 0 only when the stored status is that one:
+         * the item's outcome is STORE_ITEM_NOT_APPLIED when it was not. */
+        STORE_UPDATE,
+        /* Delete final records finished before prune_before_ms, then the
+         * oldest-finished final ones past prune_max_records, and
+         * idempotency keys older than prune_before_ms (and those of the
+         * deleted records); at most prune_limit records; prune_max_records
+         * <= 0 means no cap.  The deleted ones are reported through
+         * on_pruned(id, attempts, ctx) (their logs go with them). */
+        STORE_PRUNE,
+};
 
-/* Takes a new reference.  May evict the first-finished final jobs. */
-void store_add(struct store *s, struct job *j);
-/* Forget j (a job refused after it was added). */
-void store_remove(struct store *s, struct job *j);
-/* j has become final: count it (once) and evict past the limits, in the
- * order jobs became final.  The last one to finish is never evicted,
- * however large its result. */
-void store_job_final(struct store *s, struct job *j);
-/* A new reference, or NULL. */
-struct job *store_get(struct store *s, const char *id);
+enum store_item_outcome {
+        STORE_ITEM_OK,
+        STORE_ITEM_REPLAYED,        /* the key was used with the same body: existing_id */
+        STORE_ITEM_CONFLICT,        /* the key was used with another body */
+        STORE_ITEM_NOT_APPLIED,     /* STORE_UPDATE: the status was not expect_status */
+};
+
+struct store_item {
+        struct job_record *rec;     /* borrowed */
+        /* STORE_INSERT: an Idempotency-Key and the SHA-256 of the request
+         * body (hex), or NULL. */
+        const char *idem_key;
+        const char *idem_hash;
+        int expect_status;          /* STORE_UPDATE: -1 for any */
+        /* Out. */
+        enum store_item_outcome outcome;
+        char existing_id[JOB_ID_LEN + 1];
+};
+
+struct store_write {
+        enum store_write_kind kind;
+        struct store_item *items;
+        size_t n;
+        /* STORE_UPDATE only: keep retrying while the store is unhealthy
+         * (a transition must not be lost); inserts never retry. */
+        bool retry;
+        int64_t prune_before_ms;
+        int64_t prune_max_records;
+        size_t prune_limit;
+        void (*on_pruned)(const char *id, size_t attempts, void *ctx);
+        void *prune_ctx;
+        size_t pruned;              /* out */
+        /* Called once when committed (err.code == ERR_OK) or failed. */
+        void (*done)(struct store_write *w);
+        void *ctx;
+        struct err err;
+        /* The backend's. */
+        struct store_write *next;
+};
 
 struct store_filter {
         int status;               /* enum job_status, or -1 for any */
         const char *algorithm;    /* NULL for any */
         const char *after;        /* list jobs created before this id; NULL from the newest */
         size_t limit;
+        bool with_result;
 };
+
+/* What a read returns beyond the always-present fields. */
+#define STORE_READ_PARAMS 1u
+#define STORE_READ_RESULT 2u
+
+struct store_stats {
+        uint64_t commits;         /* transactions committed (SQLite: WAL fsyncs) */
+        uint64_t writes;          /* writes they carried */
+        uint64_t failures;        /* commits that failed */
+};
+
+struct store_ops {
+        const char *name;
+        int (*open)(const char *state_dir, struct store_backend **ret, struct err *err);
+        /* Waits for writes in flight; writes still held fail. */
+        void (*close)(struct store_backend *b);
+        /* Take w (see store_write_async). */
+        void (*write)(struct store_backend *b, struct store_write *w);
+        /* ERR_NOT_FOUND when there is no such record. */
+        int (*get)(struct store_backend *b, const char *id, unsigned what, struct job_record *ret,
+                   struct err *err);
+        /* Newest first in the order the records were inserted (a sequence,
+         * not created_ms); fn gets each record (borrowed, without
+         * parameters) and returns false to stop.  ERR_NOT_FOUND when
+         * f->after names no record. */
+        int (*list)(struct store_backend *b, const struct store_filter *f,
+                    bool (*fn)(const struct job_record *r, void *ctx), void *ctx, struct err *err);
+        /* Queued and running records in insertion order, without
+         * parameters (recovery at start). */
+        int (*load_unfinished)(struct store_backend *b, void (*fn)(struct job_record *r, void *ctx),
+                               void *ctx, struct err *err);
+        size_t (*count)(struct store_backend *b);
+        /* false with a reason while commits fail. */
+        bool (*health)(struct store_backend *b, char *reason, size_t len);
+        void (*stats)(struct store_backend *b, struct store_stats *ret);
+        /* A consistency check of the stored data (SQLite: integrity_check). */
+        int (*check)(struct store_backend *b, struct err *err);
+};
+
+extern const struct store_ops store_sqlite_ops;
+
+/* Open the backend named `backend` ("sqlite") in state_dir.  logs_dir is
+ * where run logs live (removed with their record). */
+int store_open(const char *backend, const char *state_dir, const char *logs_dir, struct store **ret,
+               struct err *err);
+void store_close(struct store *s);
+
+/* Hand w to the backend; w->done(w) is called exactly once, possibly before
+ * this returns.  w and its items must live until then. */
+void store_write_async(struct store *s, struct store_write *w);
+/* Hand w over and wait for it; returns 0 or -1 with w->err copied to err. */
+int store_write_sync(struct store *s, struct store_write *w, struct err *err);
+/* One record's update, waited for; retried while the store is unhealthy
+ * (until the store closes).  Returns 1 when applied, 0 when the stored
+ * status was not expect_status, -1 on error. */
+int store_update(struct store *s, struct job_record *rec, int expect_status, struct err *err);
+
+int store_get(struct store *s, const char *id, unsigned what, struct job_record *ret, struct err *err);
 /* GET /v1/jobs as JSON text: {"jobs": [...newest first...], "next":
- * id-or-null}.  A page holds at most f->limit jobs, and stops early once it
- * holds max_bytes (at least one job): `next` then names the last job shown.
- * ERR_NOT_FOUND when `after` is not a known job.  Caller frees *ret_text. */
+ * id-or-null}; a page stops early once it holds max_bytes (at least one
+ * job), `next` then naming the last job shown.  Caller frees *ret_text. */
 int store_list(struct store *s, const struct store_filter *f, size_t max_bytes, char **ret_text,
                size_t *ret_len, struct err *err);
-
-/* Call fn on every job that is not final (for shutdown). */
-void store_foreach_active(struct store *s, void (*fn)(struct job *j, void *ctx), void *ctx);
-
+int store_load_unfinished(struct store *s, void (*fn)(struct job_record *r, void *ctx), void *ctx,
+                          struct err *err);
+/* Delete expired records and their logs (the collector's), in bounded
+ * steps.  *ret_removed counts them. */
+int store_prune(struct store *s, int64_t before_ms, int64_t max_records, size_t *ret_removed,
+                struct err *err);
 size_t store_count(struct store *s);
+bool store_health(struct store *s, char *reason, size_t len);
+void store_stats(struct store *s, struct store_stats *ret);
+int store_check(struct store *s, struct err *err);
 
-/* The log file of a run: LOGS_DIR/<run id>.log (caller frees).  A job's
- * runs are "<job id>-<n>"; all of them go when the job is evicted. */
-char *store_log_path(struct store *s, const char *id);
+/* The log file of a run: LOGS_DIR/<run id>.log (caller frees). */
+char *store_log_path(struct store *s, const char *run_id);
 
 #endif

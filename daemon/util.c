@@ -105,6 +105,19 @@ static int64_t clock_ms(clockid_t id)
 }
 
 int64_t now_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+
+struct timespec timespec_in(int clock, int64_t ms)
+{
+        struct timespec ts;
+        clock_gettime((clockid_t)clock, &ts);
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+        }
+        return ts;
+}
 int64_t now_real_ms(void) { return clock_ms(CLOCK_REALTIME); }
 
 void format_rfc3339(int64_t real_ms, char *buf, size_t len)

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -57,6 +58,9 @@ void strv_join_append(char **acc, const char *s);
 /* ---- time ---- */
 int64_t now_mono_ms(void);   /* CLOCK_MONOTONIC, for durations */
 int64_t now_real_ms(void);   /* CLOCK_REALTIME, for timestamps */
+/* ms milliseconds from now on `clock`, for pthread_cond_timedwait (whose
+ * condition variable must use that clock). */
+struct timespec timespec_in(int clock, int64_t ms);
 /* RFC 3339 UTC with milliseconds: "2026-11-25T08:48:06.123Z"; buf >= 32. */
 void format_rfc3339(int64_t real_ms, char *buf, size_t len);
 

@@ -302,6 +302,8 @@ class Daemon:
         self.env = dict(env or {})     # added to the daemon's environment
         self.pass_fds = tuple(pass_fds)
         self.argv0 = argv0             # a command to run instead of the daemon itself (socket activation)
+        self.own_mounts = []           # mount points under tmp a test made itself (not leftovers)
+        self.restarts = 0              # processes started after the first (restart())
         cfg = {
             "listen": "127.0.0.1:%d" % self.port,
             "plugins_dir": plugins if plugins is not None else OPTIONS["plugins"],
@@ -312,6 +314,9 @@ class Daemon:
             "workers": 2,
             "queue_capacity": 64,
             "log_level": "debug",
+            # Stop at once (running jobs are recorded queued for the next
+            # start); tests of the drain set it themselves.
+            "drain_seconds": 0,
         }
         cfg.update(config or {})
         self.config = cfg
@@ -424,6 +429,7 @@ class Daemon:
         ms = mounts_under(self.tmp)
         if self.alive():
             ms += [m for m in mounts_under(self.tmp, self.proc.pid) if m not in ms]
+        ms = [m for m in ms if m not in self.own_mounts]
         if ms:
             problems.append("mounts left: %s" % ", ".join(ms))
         ws = os.path.join(self.state_dir, "workspaces")
@@ -486,6 +492,66 @@ class Daemon:
             subprocess.run(["umount", "-l", m], capture_output=True)
         force_remove_cgroups(self.cgroup_parent)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- restarts: one Daemon, several processes on the same config, state
+    # dir, port and cgroup parent (the durable job store).  stop() stays the
+    # last word: it checks the last process and removes everything.
+
+    @property
+    def db_path(self):
+        return os.path.join(self.state_dir, "edgecd.db")
+
+    def kill(self):
+        """SIGKILL the running process (it cleans nothing up) and reap it.
+        The state dir stays for restart()."""
+        if not self.alive():
+            raise AssertionError("daemon %s: kill(): not running (exit %s)"
+                                 % (self.name, self.proc and self.proc.returncode))
+        self.proc.kill()
+        self.proc.wait(10)
+        self.logf.close()
+
+    def terminate(self, timeout=20.0):
+        """SIGTERM the running process and wait for it to exit, without
+        stop()'s checks and without removing anything: the state dir stays
+        for restart().  Returns (exit status, seconds from the signal to the
+        exit).  A process still there after timeout is killed and that is
+        an AssertionError."""
+        if not self.alive():
+            raise AssertionError("daemon %s: terminate(): not running (exit %s)"
+                                 % (self.name, self.proc and self.proc.returncode))
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.logf.close()
+            raise AssertionError("daemon %s did not exit within %.0f s of SIGTERM (killed)"
+                                 % (self.name, timeout))
+        secs = time.monotonic() - t0
+        self.logf.close()
+        return rc, secs
+
+    def restart(self, timeout=15.0):
+        """Start a new process on the same config, state dir, port and
+        cgroup parent once the previous one has exited (kill() or
+        terminate(), never stop(): stop() removes the state dir).  The log
+        file goes on (a marker line separates the processes)."""
+        if self.stopped:
+            raise AssertionError("daemon %s: restart() after stop(): its state dir is gone" % self.name)
+        if self.alive():
+            raise AssertionError("daemon %s: restart() while the process still runs" % self.name)
+        if self.proc is not None and not self.logf.closed:
+            self.logf.close()
+        self.restarts += 1
+        with open(self.log_path, "ab") as f:
+            f.write(("--- harness: restart %d (previous exit %s) ---\n"
+                     % (self.restarts, self.proc.returncode if self.proc else None)).encode())
+        if self in TOUCHED:
+            TOUCHED.remove(self)    # start() adds it again
+        return self.start(timeout)
 
     # -- HTTP
 
@@ -741,10 +807,12 @@ def check_job(job, final=None, runtime=None):
         m = job["metrics"]
         # A job whose container never ran (cancelled before it started, or
         # the runtime refused to create it) has no cgroup to read: null is
-        # tolerated there for the two cgroup figures (and only there).
+        # tolerated there for the two cgroup figures (and only there).  So
+        # is a run a daemon crash interrupted: nobody read its cgroup.
         last = job["attempts"][-1] if job.get("attempts") else {}
-        no_container = job["started_at"] is None or (job["error"] or {}).get("code") == "runtime_error" \
-            or (last.get("error") or {}).get("code") == "runtime_error"
+        no_figures = ("runtime_error", "interrupted")
+        no_container = job["started_at"] is None or (job["error"] or {}).get("code") in no_figures \
+            or (last.get("error") or {}).get("code") in no_figures
         lax = ("peak_memory_bytes", "cpu_ms") if no_container else ()
         if not isinstance(m, dict) or any(not _is_int(m.get(k)) and not (k in lax and m.get(k) is None)
                                           for k in METRIC_KEYS):

@@ -315,31 +315,10 @@ class RuntimeFailure(unittest.TestCase):
         self.assertTrue(d.healthz_ok())
 
 
-class Retention(unittest.TestCase):
-    """Finished jobs are kept within jobs_kept and kept_results_bytes; the
-    oldest go first, the newest always stays."""
-
-    def test_result_bytes_bound_what_is_kept(self):
-        d = Daemon("retention", config={"kept_results_bytes": "4KiB", "jobs_kept": 100})
-        self.addCleanup(d.stop)
-        d.start()
-        blob = "x" * 1500       # each result is ~1.5 KiB: room for two
-        ids = [d.run_job({"algorithm": "t_echo", "version": "1.0.0",
-                          "parameters": {"blob": blob, "i": i}})["id"] for i in range(4)]
-        self.assertEqual(d.req("GET", "/v1/jobs/" + ids[0]).status, 404, "oldest result forgotten")
-        self.assertEqual(d.req("GET", "/v1/jobs/" + ids[1]).status, 404)
-        for i in (2, 3):
-            r = d.req("GET", "/v1/jobs/" + ids[i])
-            self.assertEqual(r.status, 200, r)
-            self.assertEqual(r.body["result"]["i"], i)
-        listed = [j["id"] for j in d.list_jobs()]
-        self.assertEqual(listed[:2], [ids[3], ids[2]])
-
-
 class FullDisk(unittest.TestCase):
-    """The state dir fills up: the job that cannot get its workspace fails
-    with a clear runtime_error, nothing is left half-made, and the daemon
-    goes on running jobs that fit."""
+    """The state dir fills up: a submission that does not fit is refused
+    with 503 storage_unavailable (nothing recorded, nothing half-made), the
+    daemon goes on, and takes jobs again once a probe write fits."""
 
     def test_full_state_dir(self):
         state = tempfile.mkdtemp(prefix="edgecd-it-full-")
@@ -351,16 +330,30 @@ class FullDisk(unittest.TestCase):
         d = Daemon("fulldisk", config={"state_dir": state})
         self.addCleanup(d.stop)
         d.start()
-        big = {"blob": "x" * 700000}         # input.json alone is over the 512 KiB
-        job = d.run_job({"algorithm": "t_echo", "version": "1.0.0", "parameters": big})
-        self.assertEqual(job["status"], "failed", job)
-        self.assertEqual(job["error"]["code"], "runtime_error", job)
-        self.assertIn("No space left on device", job["error"]["message"], job)
+        big = {"blob": "x" * 700000}         # the parameters alone are over the 512 KiB
+        r = d.submit({"algorithm": "t_echo", "version": "1.0.0", "parameters": big})
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.error_code(), "storage_unavailable", r)
+        self.assertIn("full", r.body["error"]["message"], r)
+        self.assertEqual(os.listdir(os.path.join(state, "workspaces")), [], "half-made workspace left")
+        self.assertEqual(d.list_jobs(), [], "a refused job was recorded")
+        self.assertTrue(d.healthz_ok())
+        # The failed transaction's WAL frames keep their disk space (the
+        # next transactions reuse it), so the store can write again at once
+        # while the disk stays full: jobs are accepted again, and one whose
+        # workspace does not fit fails with a clear runtime_error.
+        deadline = time.monotonic() + 10
+        while True:
+            r = d.submit({"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 1}}, wait="true")
+            if r.status != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        self.assertEqual(r.status, 200, r)
+        if r.body["status"] != "succeeded":
+            self.assertEqual(r.body["error"]["code"], "runtime_error", r)
+            self.assertIn("No space left on device", r.body["error"]["message"], r)
         self.assertEqual(os.listdir(os.path.join(state, "workspaces")), [], "half-made workspace left")
         self.assertTrue(d.healthz_ok())
-        job = d.run_job({"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 1}})
-        self.assertEqual(job["status"], "succeeded", job)
-        self.assertEqual(job["result"], {"n": 1})
 
 
 class KeptBundle(unittest.TestCase):
@@ -516,8 +509,9 @@ class Listing(JobCase):
 
 @quick
 class LargeListing(unittest.TestCase):
-    """GET /v1/jobs renders outside the store lock and stops a page once it
-    holds a few MiB, however many jobs `limit` asks for: `next` goes on."""
+    """GET /v1/jobs?result=true stops a page once it holds a few MiB,
+    however many jobs `limit` asks for: `next` goes on.  Without
+    ?result=true a listing leaves the results out."""
 
     def test_page_of_large_results_is_cut_and_continued(self):
         d = Daemon("biglist", config={"workers": 2})
@@ -530,13 +524,18 @@ class LargeListing(unittest.TestCase):
             ids.add(job["id"])
         r = d.req("GET", "/v1/jobs?limit=1000")
         self.assertEqual(r.status, 200)
+        self.assertEqual(len(r.body["jobs"]), 8)
+        self.assertTrue(all(j["result"] is None for j in r.body["jobs"]), "results listed unasked")
+        self.assertLess(len(r.raw), 64 * 1024, len(r.raw))
+        r = d.req("GET", "/v1/jobs?limit=1000&result=true")
+        self.assertEqual(r.status, 200)
         first = r.body["jobs"]
         self.assertLess(len(first), 8, "one page carried %d large results" % len(first))
         self.assertGreater(len(first), 0)
         self.assertLess(len(r.raw), 6 * 1024 * 1024, len(r.raw))
         self.assertEqual(r.body["next"], first[-1]["id"])
         self.assertEqual(len(first[0]["result"][0]), 700000 - 4)
-        listed = d.list_jobs(limit=1000)
+        listed = d.list_jobs(limit=1000, result="true")
         self.assertEqual({j["id"] for j in listed}, ids)
         self.assertEqual(len(listed), 8)
 

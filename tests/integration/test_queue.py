@@ -198,8 +198,10 @@ class StopWithJobsInFlight(unittest.TestCase):
 
     @quick
     def test_sigterm_answers_every_waiting_client(self):
-        # Clients parked on ?wait=true get their (interrupted) job, not a
-        # closed connection, when the daemon stops under them.
+        # Clients parked on ?wait=true get their job as it is (queued: the
+        # next start runs it; the running ones are recorded queued again
+        # when the drain is over), not a closed connection, when the daemon
+        # stops under them.
         d = Daemon("waitstop", config={"workers": 2, "queue_capacity": 16})
         self.addCleanup(d.stop, False)
         d.start()
@@ -210,7 +212,7 @@ class StopWithJobsInFlight(unittest.TestCase):
             try:
                 r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60},
                               "timeout_seconds": 120}, wait="true", timeout=30)
-                out = (r.status, (r.body.get("error") or {}).get("code") if isinstance(r.body, dict) else r)
+                out = (r.status, r.body.get("status") if isinstance(r.body, dict) else r)
             except Exception as ex:   # noqa: BLE001 - a dropped connection is the failure
                 out = ("no answer", repr(ex))
             with lock:
@@ -227,7 +229,7 @@ class StopWithJobsInFlight(unittest.TestCase):
         d.stop()
         for t in threads:
             t.join(30)
-        self.assertEqual(sorted(answers), [(200, "interrupted")] * 6, answers)
+        self.assertEqual(sorted(answers), [(202, "queued")] * 6, answers)
 
 
 class CrashRecovery(unittest.TestCase):
@@ -254,6 +256,16 @@ class CrashRecovery(unittest.TestCase):
 
         d.logf.close()
         d.start()    # same config, same state dir, same cgroup parent
+        # The killed run is gone; the job runs again once, as run 2.
+        want = ["%s/%s-2" % (d.runtime["name"], r.body["id"])]
+        deadline = time.monotonic() + 10
+        while harness.runtime_containers(root) != want and time.monotonic() < deadline:
+            time.sleep(0.05)      # "running" is recorded before the container is made
+        self.assertEqual(harness.runtime_containers(root), want)
+        self.assertEqual(d.req("DELETE", "/v1/jobs/" + r.body["id"]).status, 202)
+        job = d.wait_final(r.body["id"])
+        self.assertEqual([a["run_id"][-2:] for a in job["attempts"]], ["-1", "-2"], job)
+        self.assertEqual(job["attempts"][0]["error"]["code"], "interrupted", job)
         self.assertEqual(harness.runtime_containers(root), [])
         self.assertEqual(harness.mounts_under(d.tmp), [])
         self.assertEqual(harness.cgroup_children(d.cgroup_parent), [])

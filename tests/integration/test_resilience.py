@@ -319,6 +319,11 @@ class RuntimeChange(unittest.TestCase):
         d.logf.close()
         d.start()
         self.assertEqual(d.runtime["name"], "other")
+        # The killed run's container is gone from the first runtime's root;
+        # the job runs again (run 2) on the new runtime.
+        self.assertNotIn("%s/%s-1" % (first, r.body["id"]), harness.runtime_containers(root))
+        self.assertEqual(d.req("DELETE", "/v1/jobs/" + r.body["id"]).status, 202)
+        d.wait_final(r.body["id"])
         self.assertEqual(harness.runtime_containers(root), [])
         self.assertIn("runtime `%s`: removed 1 container(s) left by a previous run" % first, d.log_text())
         self.assertEqual(d.run_job(ECHO)["status"], "succeeded")

@@ -21,7 +21,7 @@ static struct manifest plugin(const char *name, int64_t memory_mb, int64_t max_c
 /* A job as the queue offers it (queued). */
 static struct job *queued(struct manifest *m)
 {
-        struct job *j = job_new(m, "{}", 2, PRIO_NORMAL, 10, NULL);
+        struct job *j = job_new(m, PRIO_NORMAL, 10, NULL);
         j->queued = true;
         return j;
 }

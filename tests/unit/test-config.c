@@ -94,9 +94,9 @@ static void assert_defaults(const struct config *c)
         ck_assert_str_eq(c->cgroup_parent, "/edgecd");
         ck_assert_int_eq(c->workers, 2);
         ck_assert_int_eq(c->queue_capacity, 256);
-        ck_assert_int_eq(c->jobs_kept, 10000);
         ck_assert_int_eq(c->memory_pool_mb, 0);
-        ck_assert_int_eq(c->kept_results_bytes, 64 * 1024 * 1024);
+        ck_assert_int_eq(c->max_batch, 100);
+        ck_assert_int_eq(c->drain_seconds, 30);
         ck_assert_int_eq(c->max_body_bytes, 1024 * 1024);
         ck_assert_int_eq(c->max_result_bytes, 1024 * 1024);
         ck_assert_int_eq(c->max_log_bytes, 64 * 1024);
@@ -118,6 +118,8 @@ static void assert_defaults(const struct config *c)
         ck_assert_int_eq(c->breaker.degrade_after, 3);
         ck_assert_int_eq(c->breaker.isolate_after, 5);
         ck_assert_int_eq(c->breaker.cooldown_seconds, 30);
+        ck_assert_int_eq(c->store.retention_seconds, 604800);
+        ck_assert_int_eq(c->store.max_records, 100000);
         ck_assert_int_eq(c->http.max_connections, 512);
         ck_assert_int_eq(c->http.max_connections_per_client, 32);
         ck_assert_int_eq(c->http.connection_timeout_seconds, 15);
@@ -156,7 +158,8 @@ START_TEST(test_full_file)
                      "cgroup_parent: /system.slice/edgecd\n"
                      "workers: 8\n"
                      "queue_capacity: 1000\n"
-                     "jobs_kept: 50\n"
+                     "max_batch: 10000\n"
+                     "drain_seconds: 0\n"
                      "max_body_bytes: 2MiB\n"
                      "max_result_bytes: \"512KiB\"\n"
                      "max_log_bytes: 4096\n"
@@ -182,6 +185,9 @@ START_TEST(test_full_file)
                      "  degrade_after: 2\n"
                      "  isolate_after: 2\n"
                      "  cooldown_seconds: 600\n"
+                     "store:\n"
+                     "  retention_seconds: 3600\n"
+                     "  max_records: 5\n"
                      "http:\n"
                      "  max_connections: 64\n"
                      "  max_connections_per_client: 4\n"
@@ -206,7 +212,8 @@ START_TEST(test_full_file)
         ck_assert_str_eq(cfg.cgroup_parent, "/system.slice/edgecd");
         ck_assert_int_eq(cfg.workers, 8);
         ck_assert_int_eq(cfg.queue_capacity, 1000);
-        ck_assert_int_eq(cfg.jobs_kept, 50);
+        ck_assert_int_eq(cfg.max_batch, 10000);
+        ck_assert_int_eq(cfg.drain_seconds, 0);
         ck_assert_int_eq(cfg.max_body_bytes, 2 * 1024 * 1024);
         ck_assert_int_eq(cfg.max_result_bytes, 512 * 1024);
         ck_assert_int_eq(cfg.max_log_bytes, 4096);
@@ -228,6 +235,8 @@ START_TEST(test_full_file)
         ck_assert_int_eq(cfg.breaker.degrade_after, 2);
         ck_assert_int_eq(cfg.breaker.isolate_after, 2);
         ck_assert_int_eq(cfg.breaker.cooldown_seconds, 600);
+        ck_assert_int_eq(cfg.store.retention_seconds, 3600);
+        ck_assert_int_eq(cfg.store.max_records, 5);
         ck_assert_int_eq(cfg.http.max_connections, 64);
         ck_assert_int_eq(cfg.http.max_connections_per_client, 4);
         ck_assert_int_eq(cfg.http.connection_timeout_seconds, 60);
@@ -278,6 +287,7 @@ START_TEST(test_unknown_key)
         expect_load_error("workers: 2\nworkerz: 3\n", "2:1: workerz: unknown key");
         expect_load_error("defaults:\n  memroy_mb: 3\n", "2:3: defaults.memroy_mb: unknown key");
         expect_load_error("http:\n  max_conections: 3\n", "2:3: http.max_conections: unknown key");
+        expect_load_error("store:\n  max_record: 3\n", "2:3: store.max_record: unknown key");
 }
 END_TEST
 
@@ -287,6 +297,10 @@ START_TEST(test_removed_keys)
          * instead of running jobs as someone it did not mean. */
         expect_load_error("workers: 2\nuid: 65534\n", "2:1: uid: unknown key");
         expect_load_error("gid: 65534\n", "1:1: gid: unknown key");
+        /* The in-memory store's bounds gave way to store.retention_seconds
+         * and store.max_records. */
+        expect_load_error("jobs_kept: 10000\n", "1:1: jobs_kept: unknown key");
+        expect_load_error("kept_results_bytes: 64MiB\n", "1:1: kept_results_bytes: unknown key");
 }
 END_TEST
 
@@ -322,6 +336,19 @@ START_TEST(test_out_of_range)
                           "2:14: defaults.memory_mb: must be between 4 and 1048576, got 2");
         expect_load_error("defaults:\n  cpu_cores: 0\n",
                           "2:14: defaults.cpu_cores: must be between 0.01 and 1024, got 0");
+        expect_load_error("max_batch: 0\n", "1:12: max_batch: must be between 1 and 10000, got 0");
+        expect_load_error("max_batch: 10001\n", "1:12: max_batch: must be between 1 and 10000, got 10001");
+        expect_load_error("drain_seconds: -1\n", "1:16: drain_seconds: must be between 0 and 86400, got -1");
+        expect_load_error("drain_seconds: 86401\n",
+                          "1:16: drain_seconds: must be between 0 and 86400, got 86401");
+        expect_load_error("store:\n  retention_seconds: 0\n",
+                          "2:22: store.retention_seconds: must be between 1 and 315360000, got 0");
+        expect_load_error("store:\n  retention_seconds: 315360001\n",
+                          "2:22: store.retention_seconds: must be between 1 and 315360000, got 315360001");
+        expect_load_error("store:\n  max_records: 0\n",
+                          "2:16: store.max_records: must be between 1 and 100000000, got 0");
+        expect_load_error("store:\n  max_records: 100000001\n",
+                          "2:16: store.max_records: must be between 1 and 100000000, got 100000001");
 }
 END_TEST
 
@@ -546,6 +573,14 @@ START_TEST(test_validate_fields)
         cfg.workers = 0;
         expect_invalid(&cfg, "workers: must be between 1 and 1024, got 0");
         cfg.workers = 2;
+        cfg.store.max_records = 0;
+        expect_invalid(&cfg, "store.max_records: must be between 1 and 100000000, got 0");
+        cfg.store.max_records = 100000;
+        cfg.drain_seconds = 86401;
+        expect_invalid(&cfg, "drain_seconds: must be between 0 and 86400, got 86401");
+        cfg.drain_seconds = 0;   /* no drain at all is allowed */
+        ck_assert_int_eq(config_validate(&cfg, NULL, NULL, &e), 0);
+        cfg.drain_seconds = 30;
 
         cfg.defaults.timeout_seconds = 700;
         expect_invalid(&cfg, "defaults.timeout_seconds: 700 is over max_timeout_seconds (600)");
@@ -622,7 +657,7 @@ END_TEST
 #if __SIZEOF_POINTER__ == 8
 /* A new field changes the size: poison it below and check it in
  * assert_defaults(), then update the number. */
-_Static_assert(sizeof(struct config) == 344, "struct config changed: extend the poison and assert_defaults");
+_Static_assert(sizeof(struct config) == 360, "struct config changed: extend the poison and assert_defaults");
 #endif
 START_TEST(test_shipped_file_equals_defaults)
 {
@@ -638,7 +673,7 @@ START_TEST(test_shipped_file_equals_defaults)
         config_set_string(&cfg.http.unix_mode, "poison");
         config_set_string(&cfg.http.unix_group, "poison");
         config_set_string(&cfg.auth.tokens_file, "poison");
-        cfg.workers = cfg.queue_capacity = cfg.jobs_kept = cfg.kept_results_bytes = cfg.memory_pool_mb = 7;
+        cfg.workers = cfg.queue_capacity = cfg.memory_pool_mb = cfg.max_batch = cfg.drain_seconds = 7;
         cfg.max_body_bytes = cfg.max_result_bytes = cfg.max_log_bytes = 7;
         cfg.max_timeout_seconds = cfg.runtime_timeout_seconds = cfg.sweep_interval_seconds = 7;
         cfg.keep_bundles = true;
@@ -646,6 +681,7 @@ START_TEST(test_shipped_file_equals_defaults)
         cfg.job_users.first_uid = cfg.job_users.first_gid = cfg.job_users.count = 7;
         cfg.retry.max_attempts = cfg.retry.backoff_ms = 7;
         cfg.breaker.degrade_after = cfg.breaker.isolate_after = cfg.breaker.cooldown_seconds = 7;
+        cfg.store.retention_seconds = cfg.store.max_records = 7;
         cfg.http.max_connections = cfg.http.max_connections_per_client = 7;
         cfg.http.connection_timeout_seconds = cfg.http.max_header_bytes = cfg.http.max_json_depth = 7;
         cfg.http.max_response_bytes = 7;

@@ -1,7 +1,9 @@
-/* test-queue.c - the bounded priority queue, the job state machine and the
- * in-memory store: order across and within lanes, what the admission
- * predicate is shown, capacity, removal and the wake-ups it owes, close,
- * waiters, eviction and listing. */
+/* test-queue.c - the bounded priority queue, the live job handle and a
+ * job record's rendering: order across and within lanes, what the
+ * admission predicate is shown, capacity and reserved places, removal and
+ * the wake-ups it owes, close, restore; job states, waiters (called by
+ * job_wake, not job_finish), requeue; job_snapshot + record_render with
+ * the result spliced in; a record's attempts. */
 #include "testutil.h"
 
 #include <pthread.h>
@@ -10,7 +12,7 @@
 
 #include "job.h"
 #include "queue.h"
-#include "store.h"
+#include "record.h"
 #include "util.h"
 
 static struct manifest *fake_manifest(const char *name, int64_t max_concurrent)
@@ -25,7 +27,7 @@ static struct manifest *fake_manifest(const char *name, int64_t max_concurrent)
 
 static struct job *new_job(struct manifest *m, enum job_priority p)
 {
-        return job_new(m, "{}", 2, p, 5, NULL);
+        return job_new(m, p, 5, NULL);
 }
 
 /* Pop with no predicate and check it is `want`. */
@@ -36,22 +38,32 @@ static void pop_expect(struct queue *q, struct job *want)
         job_unref(got);
 }
 
-/* The job's API object, parsed (caller frees). */
-static json_t *rendered(struct job *j, bool with_result)
+static int refs_of(struct job *j)
+{
+        return __atomic_load_n(&j->refs, __ATOMIC_SEQ_CST);
+}
+
+/* A record's API object, parsed (caller frees). */
+static json_t *rendered_record(const struct job_record *rec, bool with_result)
 {
         size_t len = 0;
-        _cleanup_free_ char *text = job_render(j, with_result, &len);
+        _cleanup_free_ char *text = record_render(rec, with_result, &len);
         ck_assert_uint_eq(len, strlen(text));
         json_error_t jerr;
         json_t *o = json_loadb(text, len, 0, &jerr);
-        ck_assert_msg(o != NULL, "job_render: %s: %s", jerr.text, text);
+        ck_assert_msg(o != NULL, "record_render: %s: %s", jerr.text, text);
         return o;
 }
 
-/* finish j as succeeded with a copy of the JSON text `result` */
-static bool finish_ok(struct job *j, const char *result)
+/* A live job's API object as it stands (its snapshot: no result), parsed
+ * (caller frees). */
+static json_t *rendered(struct job *j)
 {
-        return job_finish(j, JOB_ERR_NONE, NULL, xstrdup(result), strlen(result), 0, NULL);
+        struct job_record rec;
+        job_snapshot(j, &rec);
+        json_t *o = rendered_record(&rec, true);
+        record_clear(&rec);
+        return o;
 }
 
 START_TEST(test_priority_order_and_fifo)
@@ -422,9 +434,166 @@ START_TEST(test_close_wakes_workers_and_hands_back_jobs)
 }
 END_TEST
 
-static void count_call(void *ctx)
+START_TEST(test_reserve_counts_places)
 {
-        (*(int *)ctx)++;
+        /* Reserved places count against the capacity as queued jobs do, so
+         * that a job the store has accepted always fits when it is pushed. */
+        struct manifest *m = fake_manifest("a", 0);
+        struct queue *q = queue_new(3);
+        struct err err = ERR_INIT;
+        struct job *a = new_job(m, PRIO_NORMAL), *b = new_job(m, PRIO_NORMAL), *c = new_job(m, PRIO_NORMAL),
+                   *r = new_job(m, PRIO_NORMAL);
+        ck_assert_int_eq(queue_reserve(q, 4, &err), -1);   /* more than the whole queue */
+        ck_assert_int_eq(err.code, ERR_BUSY);
+        ck_assert_int_eq(queue_reserve(q, 2, &err), 0);
+        ck_assert_uint_eq(queue_length(q), 0);             /* held, not queued */
+        ck_assert_int_eq(queue_push(q, a, &err), 0);
+        err = (struct err)ERR_INIT;
+        ck_assert_int_eq(queue_push(q, b, &err), -1);      /* 1 queued + 2 reserved */
+        ck_assert_int_eq(err.code, ERR_BUSY);
+        err = (struct err)ERR_INIT;
+        ck_assert_int_eq(queue_reserve(q, 1, &err), -1);
+        ck_assert_int_eq(err.code, ERR_BUSY);
+        ck_assert_uint_eq(queue_length(q), 1);
+
+        /* An unreserved place is free again. */
+        queue_unreserve(q, 1);
+        ck_assert_int_eq(queue_push(q, b, &err), 0);
+        err = (struct err)ERR_INIT;
+        ck_assert_int_eq(queue_push(q, c, &err), -1);
+        ck_assert_int_eq(err.code, ERR_BUSY);
+
+        /* The last reserved place takes its job: full by jobs now. */
+        queue_push_reserved(q, r);
+        ck_assert_uint_eq(queue_length(q), 3);
+        ck_assert(r->queued);
+        ck_assert_int_eq(refs_of(r), 2);                   /* the queue's own */
+        err = (struct err)ERR_INIT;
+        ck_assert_int_eq(queue_reserve(q, 1, &err), -1);
+        ck_assert_int_eq(err.code, ERR_BUSY);
+
+        /* The push used the reservation up: a place freed is free. */
+        pop_expect(q, a);
+        ck_assert_int_eq(queue_push(q, c, &err), 0);
+
+        /* Unreserving more than is held is harmless: the count does not
+         * wrap (which would make the queue look full for ever). */
+        queue_unreserve(q, 5);
+        pop_expect(q, b);
+        ck_assert_int_eq(queue_reserve(q, 1, &err), 0);
+        err = (struct err)ERR_INIT;
+        ck_assert_int_eq(queue_push(q, a, &err), -1);
+        ck_assert_int_eq(err.code, ERR_BUSY);
+        queue_unreserve(q, 1);
+        ck_assert_int_eq(queue_push(q, a, &err), 0);
+
+        /* A reserved job queues in its arrival order at push time. */
+        pop_expect(q, r);
+        pop_expect(q, c);
+        pop_expect(q, a);
+        ck_assert_uint_eq(queue_length(q), 0);
+
+        /* The whole capacity may be reserved at once, then nothing more. */
+        ck_assert_int_eq(queue_reserve(q, 3, &err), 0);
+        ck_assert_int_eq(queue_reserve(q, 1, &err), -1);
+        queue_unreserve(q, 3);
+        ck_assert_int_eq(queue_reserve(q, 3, &err), 0);
+        queue_unreserve(q, 3);
+        job_unref(a), job_unref(b), job_unref(c), job_unref(r);
+        queue_free(q);
+        manifest_unref(m);
+}
+END_TEST
+
+START_TEST(test_push_reserved_into_closed_queue_drops)
+{
+        /* A shutdown between a commit and its push: the job stays queued on
+         * disk for the next start; the queue neither keeps it nor a
+         * reference to it (LeakSanitizer would see one). */
+        struct manifest *m = fake_manifest("a", 0);
+        struct queue *q = queue_new(2);
+        struct err err = ERR_INIT;
+        struct job *j = new_job(m, PRIO_NORMAL);
+        ck_assert_int_eq(queue_reserve(q, 1, &err), 0);
+        int handed = 0;
+        queue_close(q, collect, &handed);
+        ck_assert_int_eq(handed, 0);
+        queue_push_reserved(q, j);
+        ck_assert_uint_eq(queue_length(q), 0);
+        ck_assert(!j->queued);
+        ck_assert_int_eq(refs_of(j), 1);
+        ck_assert_ptr_null(queue_pop(q, NULL, NULL));
+        ck_assert_int_eq(queue_reserve(q, 1, &err), -1);
+        ck_assert_int_eq(err.code, ERR_UNAVAILABLE);
+        /* Recovery into a closed queue drops the job the same way. */
+        queue_restore(q, j);
+        ck_assert_uint_eq(queue_length(q), 0);
+        ck_assert(!j->queued);
+        ck_assert_int_eq(refs_of(j), 1);
+        job_unref(j);
+        queue_free(q);
+        manifest_unref(m);
+}
+END_TEST
+
+START_TEST(test_restore_pushes_past_capacity)
+{
+        /* Recovery: jobs accepted before a restart are queued again even
+         * past a (smaller) capacity; new work waits until the queue is below
+         * it again. */
+        struct manifest *m = fake_manifest("a", 0);
+        struct queue *q = queue_new(2);
+        struct err err = ERR_INIT;
+        struct job *j[4];
+        for (int i = 0; i < 3; i++) {
+                j[i] = new_job(m, i == 2 ? PRIO_HIGH : PRIO_NORMAL);
+                queue_restore(q, j[i]);
+                ck_assert(j[i]->queued);
+                ck_assert_int_eq(refs_of(j[i]), 2);
+        }
+        ck_assert_uint_eq(queue_length(q), 3);
+        struct job *extra = new_job(m, PRIO_HIGH);
+        ck_assert_int_eq(queue_push(q, extra, &err), -1);
+        ck_assert_int_eq(err.code, ERR_BUSY);
+        err = (struct err)ERR_INIT;
+        ck_assert_int_eq(queue_reserve(q, 1, &err), -1);
+        ck_assert_int_eq(err.code, ERR_BUSY);
+        /* In priority, then arrival order, as pushed jobs are. */
+        pop_expect(q, j[2]);
+        err = (struct err)ERR_INIT;
+        ck_assert_int_eq(queue_push(q, extra, &err), -1);   /* 2 of 2 */
+        ck_assert_int_eq(err.code, ERR_BUSY);
+        pop_expect(q, j[0]);
+        ck_assert_int_eq(queue_push(q, extra, &err), 0);
+        /* Past the capacity again, with the queue full. */
+        j[3] = new_job(m, PRIO_LOW);
+        queue_restore(q, j[3]);
+        ck_assert_uint_eq(queue_length(q), 3);
+        pop_expect(q, extra);
+        /* queue_free drops the references of what is left. */
+        queue_free(q);
+        ck_assert_int_eq(refs_of(j[1]), 1);
+        ck_assert_int_eq(refs_of(j[3]), 1);
+        for (int i = 0; i < 4; i++)
+                job_unref(j[i]);
+        job_unref(extra);
+        manifest_unref(m);
+}
+END_TEST
+
+/* A waiter that records how often it was called and the job's status when
+ * it was: a waiter must always find the job final. */
+struct seen {
+        struct job *j;
+        int calls;
+        int status;
+};
+
+static void saw(void *ctx)
+{
+        struct seen *s = ctx;
+        s->calls++;
+        s->status = (int)job_get_status(s->j);
 }
 
 START_TEST(test_job_states_and_waiters)
@@ -433,36 +602,181 @@ START_TEST(test_job_states_and_waiters)
         struct job *j = new_job(m, PRIO_NORMAL);
         ck_assert_int_eq(strlen(j->id), JOB_ID_LEN);
         ck_assert_int_eq(job_get_status(j), JOB_QUEUED);
-        int calls = 0, removed_calls = 0;
-        struct job_waiter *w = job_add_waiter(j, count_call, &calls);
-        struct job_waiter *w2 = job_add_waiter(j, count_call, &removed_calls);
+        ck_assert_int_eq(job_cancel_fd(j), -1);
+        struct seen first = { .j = j, .status = -1 }, removed = { .j = j }, late = { .j = j, .status = -1 };
+        struct job_waiter *w = job_add_waiter(j, saw, &first);
+        struct job_waiter *w2 = job_add_waiter(j, saw, &removed);
         ck_assert_ptr_nonnull(w);
+        ck_assert_ptr_nonnull(w2);
         ck_assert(job_remove_waiter(j, w2));
         ck_assert(job_start(j, "runc"));
+        ck_assert_int_eq(job_get_status(j), JOB_RUNNING);
         ck_assert_int_ge(job_cancel_fd(j), 0);
         ck_assert(!job_start(j, "runc"));
-        ck_assert(job_finish(j, JOB_ERR_TIMEOUT, "took too long", NULL, 0, -1, NULL));
+        struct job_metrics mt = { .queue_ms = 999999, .create_ms = 5, .run_ms = 6, .collect_ms = 7,
+                                  .peak_memory_bytes = -1, .cpu_ms = 3 };
+        ck_assert(job_finish(j, JOB_ERR_TIMEOUT, "took too long", -1, &mt));
         ck_assert_int_eq(job_get_status(j), JOB_FAILED);
-        ck_assert_int_eq(calls, 1);
-        ck_assert_int_eq(removed_calls, 0);
+        ck_assert_int_eq(job_cancel_fd(j), -1);
+
+        /* Final but not yet told (the final record is committed between
+         * the two steps): nobody is called, and a waiter may still be
+         * added. */
+        ck_assert_int_eq(first.calls, 0);
+        ck_assert_ptr_nonnull(job_add_waiter(j, saw, &late));
+        /* Final is final: a second finish changes nothing and calls nobody. */
+        ck_assert(!job_finish(j, JOB_ERR_NONE, NULL, 0, NULL));
+        ck_assert_int_eq(job_get_status(j), JOB_FAILED);
+        ck_assert_int_eq(first.calls, 0);
+
+        job_wake(j);
+        ck_assert_int_eq(first.calls, 1);
+        ck_assert_int_eq(first.status, JOB_FAILED);
+        ck_assert_int_eq(late.calls, 1);
+        ck_assert_int_eq(late.status, JOB_FAILED);
+        ck_assert_int_eq(removed.calls, 0);
+        /* Once: a second wake calls nobody, and no waiter can be added. */
+        job_wake(j);
+        ck_assert_int_eq(first.calls, 1);
+        ck_assert_int_eq(late.calls, 1);
         ck_assert(!job_remove_waiter(j, w));
-        /* Final is final: a second finish changes nothing. */
-        ck_assert(!finish_ok(j, "true"));   /* the result is freed */
-        ck_assert_int_eq(job_get_status(j), JOB_FAILED);
-        ck_assert_ptr_null(job_add_waiter(j, count_call, &calls));
-        ck_assert_ptr_null(j->result);
-        json_t *o = rendered(j, true);
+        ck_assert_ptr_null(job_add_waiter(j, saw, &late));
+        ck_assert_int_eq(late.calls, 1);
+
+        json_t *o = rendered(j);
         ck_assert_str_eq(json_string_value(json_object_get(o, "status")), "failed");
-        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "error"), "code")), "timeout");
+        json_t *e = json_object_get(o, "error");
+        ck_assert_str_eq(json_string_value(json_object_get(e, "code")), "timeout");
+        ck_assert_str_eq(json_string_value(json_object_get(e, "message")), "took too long");
         ck_assert(json_is_null(json_object_get(o, "result")));
-        ck_assert(json_is_integer(json_object_get(json_object_get(o, "metrics"), "total_ms")));
+        ck_assert(json_is_null(json_object_get(o, "exit_code")));
+        ck_assert_str_eq(json_string_value(json_object_get(o, "runtime")), "runc");
+        ck_assert(json_is_string(json_object_get(o, "started_at")));
+        ck_assert(json_is_string(json_object_get(o, "finished_at")));
+        json_t *mo = json_object_get(o, "metrics");
+        ck_assert(json_is_integer(json_object_get(mo, "total_ms")));
+        /* The queue time is the job's own, measured when it started. */
+        ck_assert_int_lt(json_integer_value(json_object_get(mo, "queue_ms")), 999999);
+        ck_assert_int_eq(json_integer_value(json_object_get(mo, "create_ms")), 5);
+        ck_assert_int_eq(json_integer_value(json_object_get(mo, "run_ms")), 6);
+        ck_assert_int_eq(json_integer_value(json_object_get(mo, "collect_ms")), 7);
+        ck_assert(json_is_null(json_object_get(mo, "peak_memory_bytes")));
+        ck_assert_int_eq(json_integer_value(json_object_get(mo, "cpu_ms")), 3);
         json_decref(o);
         job_unref(j);
 
-        /* A queued job that is cancelled never starts. */
+        /* Waiters never woken go with the job, uncalled (LeakSanitizer
+         * checks they are freed). */
         j = new_job(m, PRIO_NORMAL);
-        ck_assert(!job_request_cancel(j));
+        struct seen never = { .j = j };
+        ck_assert_ptr_nonnull(job_add_waiter(j, saw, &never));
+        job_unref(j);
+        ck_assert_int_eq(never.calls, 0);
+        manifest_unref(m);
+}
+END_TEST
+
+START_TEST(test_queued_job_cancelled)
+{
+        /* A queued job that is cancelled never starts; finishing it makes it
+         * cancelled, with the time it spent queued. */
+        struct manifest *m = fake_manifest("a", 0);
+        struct job *j = new_job(m, PRIO_NORMAL);
+        ck_assert(!job_request_cancel(j));   /* not running: nothing to signal */
+        ck_assert(job_cancel_requested(j));
         ck_assert(!job_start(j, "runc"));
+        ck_assert_int_eq(job_get_status(j), JOB_QUEUED);
+        ck_assert_int_eq(job_cancel_fd(j), -1);
+        ck_assert(job_finish(j, JOB_ERR_CANCELLED, NULL, -1, NULL));
+        ck_assert_int_eq(job_get_status(j), JOB_CANCELLED);
+        json_t *o = rendered(j);
+        ck_assert_str_eq(json_string_value(json_object_get(o, "status")), "cancelled");
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "error"), "code")), "cancelled");
+        ck_assert(json_is_null(json_object_get(o, "started_at")));
+        ck_assert(json_is_null(json_object_get(o, "runtime")));
+        ck_assert_int_ge(json_integer_value(json_object_get(json_object_get(o, "metrics"), "queue_ms")), 0);
+        ck_assert_uint_eq(json_array_size(json_object_get(o, "attempts")), 0);
+        json_decref(o);
+        job_wake(j);
+        job_unref(j);
+
+        /* A running one is signalled through its eventfd. */
+        j = new_job(m, PRIO_NORMAL);
+        ck_assert(job_start(j, "runc"));
+        int fd = job_cancel_fd(j);
+        ck_assert_int_ge(fd, 0);
+        ck_assert(job_request_cancel(j));
+        uint64_t v = 0;
+        ck_assert_int_eq(read(fd, &v, sizeof v), (ssize_t)sizeof v);
+        ck_assert_uint_eq(v, 1);
+        ck_assert(job_finish(j, JOB_ERR_CANCELLED, "cancelled by ci", -1, NULL));
+        ck_assert_int_eq(job_get_status(j), JOB_CANCELLED);
+        ck_assert_int_eq(job_cancel_fd(j), -1);
+        ck_assert(!job_request_cancel(j));
+        job_wake(j);
+        job_unref(j);
+        manifest_unref(m);
+}
+END_TEST
+
+START_TEST(test_job_requeue)
+{
+        /* A planned stop interrupts a run: the job is queued again, its
+         * attempt kept, its waiters still waiting; the next start runs it
+         * under the next run id. */
+        struct manifest *m = fake_manifest("a", 0);
+        struct job *j = new_job(m, PRIO_NORMAL);
+        struct seen s = { .j = j, .status = -1 };
+        ck_assert_ptr_nonnull(job_add_waiter(j, saw, &s));
+        job_requeue(j);   /* queued already: nothing to do */
+        ck_assert_int_eq(job_get_status(j), JOB_QUEUED);
+        ck_assert(job_start(j, "runc"));
+        ck_assert_int_ge(job_cancel_fd(j), 0);
+        char run_id[RUN_ID_MAX], want[RUN_ID_MAX];
+        ck_assert_uint_eq(job_attempt_begin(j, 1000, 1000, run_id), 1);
+        job_attempt_end(j, JOB_ERR_INTERRUPTED, "stopped by the daemon");
+
+        job_requeue(j);
+        ck_assert_int_eq(job_get_status(j), JOB_QUEUED);
+        ck_assert_int_eq(job_cancel_fd(j), -1);
+        ck_assert_uint_eq(job_attempt_count(j), 1);
+        ck_assert_int_eq(s.calls, 0);
+        ck_assert_ptr_nonnull(job_add_waiter(j, saw, &s));   /* not woken: still accepts */
+        json_t *o = rendered(j);
+        ck_assert_str_eq(json_string_value(json_object_get(o, "status")), "queued");
+        ck_assert(json_is_null(json_object_get(o, "started_at")));
+        ck_assert(json_is_null(json_object_get(o, "finished_at")));
+        ck_assert(json_is_null(json_object_get(o, "metrics")));
+        ck_assert(json_is_null(json_object_get(o, "error")));
+        json_t *attempts = json_object_get(o, "attempts");
+        ck_assert_uint_eq(json_array_size(attempts), 1);
+        json_t *a0 = json_array_get(attempts, 0);
+        ck_assert_str_eq(json_string_value(json_object_get(a0, "run_id")), run_id);
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(a0, "error"), "code")), "interrupted");
+        json_decref(o);
+
+        /* Started again: a new eventfd, the next run id. */
+        ck_assert(job_start(j, "crun"));
+        ck_assert_int_eq(job_get_status(j), JOB_RUNNING);
+        ck_assert_int_ge(job_cancel_fd(j), 0);
+        ck_assert_uint_eq(job_attempt_begin(j, 1001, 1001, run_id), 2);
+        snprintf(want, sizeof want, "%s-2", j->id);
+        ck_assert_str_eq(run_id, want);
+        job_last_run_id(j, want);
+        ck_assert_str_eq(run_id, want);
+        job_attempt_end(j, JOB_ERR_NONE, NULL);
+        o = rendered(j);
+        ck_assert_str_eq(json_string_value(json_object_get(o, "runtime")), "crun");
+        ck_assert(json_is_string(json_object_get(o, "started_at")));
+        json_decref(o);
+        ck_assert(job_finish(j, JOB_ERR_NONE, NULL, 0, NULL));
+        /* Final is final: requeue leaves it alone. */
+        job_requeue(j);
+        ck_assert_int_eq(job_get_status(j), JOB_SUCCEEDED);
+        ck_assert_int_eq(s.calls, 0);
+        job_wake(j);
+        ck_assert_int_eq(s.calls, 2);   /* both waiters, once each */
+        ck_assert_int_eq(s.status, JOB_SUCCEEDED);
         job_unref(j);
         manifest_unref(m);
 }
@@ -470,206 +784,195 @@ END_TEST
 
 START_TEST(test_render_splices_result_text)
 {
-        /* The result is kept and shown as the text the algorithm wrote;
-         * listings may leave it out. */
+        /* The result is stored and shown as the text the algorithm wrote,
+         * spliced into the record's rendering; listings may leave it out.
+         * A live job holds neither parameters nor result: its snapshot has
+         * none. */
         struct manifest *m = fake_manifest("a", 0);
-        struct job *j = job_new(m, "{\"n\": 1}", 8, PRIO_HIGH, 7, "ci");
-        ck_assert_str_eq(j->params, "{\"n\": 1}");
-        ck_assert_uint_eq(j->params_len, 8);
+        struct job *j = job_new(m, PRIO_HIGH, 7, "ci");
         ck_assert(job_start(j, "runc"));
-        static const char result[] = "{\"b\": 1.50, \"s\": \"\\u00e9\"}";
-        ck_assert(finish_ok(j, result));
-        ck_assert_uint_eq(j->result_bytes, strlen(result));
-        /* A final job no longer holds its parameters. */
-        ck_assert_ptr_null(j->params);
+        char run_id[RUN_ID_MAX], want_run[RUN_ID_MAX];
+        job_attempt_begin(j, 1000, 1001, run_id);
+        job_attempt_end(j, JOB_ERR_NONE, NULL);
+        struct job_metrics mt = { .create_ms = 11, .run_ms = 22, .collect_ms = 33, .peak_memory_bytes = 4096,
+                                  .cpu_ms = -1 };
+        ck_assert(job_finish(j, JOB_ERR_NONE, NULL, 0, &mt));
+        struct job_record rec;
+        job_snapshot(j, &rec);
+        ck_assert_str_eq(rec.id, j->id);
+        ck_assert_int_eq(rec.status, JOB_SUCCEEDED);
+        ck_assert_ptr_null(rec.params);
+        ck_assert_ptr_null(rec.result);
+        ck_assert_uint_eq(rec.result_len, 0);
+        ck_assert(rec.has_metrics);
+        ck_assert_int_eq(rec.metrics.create_ms, 11);
 
-        _cleanup_free_ char *text = job_render(j, true, NULL);
+        /* No result in the record: null even when asked for. */
+        json_t *o = rendered_record(&rec, true);
+        ck_assert(json_is_null(json_object_get(o, "result")));
+        json_decref(o);
+
+        /* The result as the store gives it: its length is what counts, not
+         * a NUL (here text follows it in the buffer). */
+        static const char result[] = "{\"b\": 1.50, \"s\": \"\\u00e9\"}";
+        rec.result = xasprintf("%s, \"garbage\"", result);
+        rec.result_len = strlen(result);
+        size_t len = 0;
+        _cleanup_free_ char *text = record_render(&rec, true, &len);
+        ck_assert_uint_eq(len, strlen(text));
         _cleanup_free_ char *want = xasprintf(",\"result\":%s}", result);
         ck_assert_msg(strlen(text) > strlen(want) && !strcmp(text + strlen(text) - strlen(want), want), "%s",
                       text);
-        json_t *o = rendered(j, true);
+        o = rendered_record(&rec, true);
+        ck_assert_str_eq(json_string_value(json_object_get(o, "id")), j->id);
+        ck_assert_str_eq(json_string_value(json_object_get(o, "algorithm")), "a");
+        ck_assert_str_eq(json_string_value(json_object_get(o, "version")), "1.0.0");
         ck_assert_str_eq(json_string_value(json_object_get(o, "status")), "succeeded");
         ck_assert_str_eq(json_string_value(json_object_get(o, "priority")), "high");
         ck_assert_str_eq(json_string_value(json_object_get(o, "submitted_by")), "ci");
+        ck_assert_str_eq(json_string_value(json_object_get(o, "runtime")), "runc");
         ck_assert_int_eq(json_integer_value(json_object_get(o, "timeout_seconds")), 7);
-        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "result"), "s")), "\xc3\xa9");
+        ck_assert_int_eq(json_integer_value(json_object_get(o, "exit_code")), 0);
         ck_assert(json_is_null(json_object_get(o, "error")));
+        ck_assert(json_is_string(json_object_get(o, "created_at")));
+        ck_assert(json_is_string(json_object_get(o, "started_at")));
+        ck_assert(json_is_string(json_object_get(o, "finished_at")));
+        json_t *res = json_object_get(o, "result");
+        ck_assert_str_eq(json_string_value(json_object_get(res, "s")), "\xc3\xa9");
+        ck_assert_double_eq(json_real_value(json_object_get(res, "b")), 1.5);
+        ck_assert_uint_eq(json_object_size(res), 2);
+        json_t *mo = json_object_get(o, "metrics");
+        ck_assert_int_eq(json_integer_value(json_object_get(mo, "create_ms")), 11);
+        ck_assert_int_eq(json_integer_value(json_object_get(mo, "run_ms")), 22);
+        ck_assert_int_eq(json_integer_value(json_object_get(mo, "collect_ms")), 33);
+        ck_assert_int_eq(json_integer_value(json_object_get(mo, "peak_memory_bytes")), 4096);
+        ck_assert(json_is_null(json_object_get(mo, "cpu_ms")));
+        json_t *attempts = json_object_get(o, "attempts");
+        ck_assert_uint_eq(json_array_size(attempts), 1);
+        json_t *a0 = json_array_get(attempts, 0);
+        snprintf(want_run, sizeof want_run, "%s-1", j->id);
+        ck_assert_str_eq(json_string_value(json_object_get(a0, "run_id")), want_run);
+        ck_assert_int_eq(json_integer_value(json_object_get(a0, "uid")), 1000);
+        ck_assert_int_eq(json_integer_value(json_object_get(a0, "gid")), 1001);
+        ck_assert(json_is_string(json_object_get(a0, "finished_at")));
+        ck_assert(json_is_null(json_object_get(a0, "error")));
         json_decref(o);
-        o = rendered(j, false);
+
+        o = rendered_record(&rec, false);
         ck_assert(json_is_null(json_object_get(o, "result")));
+        ck_assert_uint_eq(json_array_size(json_object_get(o, "attempts")), 1);
+        json_decref(o);
+        /* Only a succeeded job shows a result. */
+        rec.status = JOB_FAILED;
+        o = rendered_record(&rec, true);
+        ck_assert(json_is_null(json_object_get(o, "result")));
+        json_decref(o);
+        record_clear(&rec);
+        ck_assert_ptr_null(rec.result);
+        ck_assert_ptr_null(rec.algorithm);
+        ck_assert_ptr_null(rec.attempts);
+        record_clear(&rec);   /* a cleared record clears again */
+
+        /* A bare record: null where nothing is known, no attempts. */
+        struct job_record bare = { .status = JOB_QUEUED, .priority = PRIO_LOW, .timeout_seconds = 1 };
+        memcpy(bare.id, j->id, sizeof bare.id);
+        o = rendered_record(&bare, true);
+        ck_assert_str_eq(json_string_value(json_object_get(o, "status")), "queued");
+        ck_assert_str_eq(json_string_value(json_object_get(o, "priority")), "low");
+        ck_assert(json_is_null(json_object_get(o, "algorithm")));
+        ck_assert(json_is_null(json_object_get(o, "submitted_by")));
+        ck_assert(json_is_null(json_object_get(o, "created_at")));
+        ck_assert(json_is_null(json_object_get(o, "metrics")));
+        ck_assert(json_is_null(json_object_get(o, "exit_code")));
+        ck_assert(json_is_null(json_object_get(o, "result")));
+        ck_assert(json_is_array(json_object_get(o, "attempts")));
+        ck_assert_uint_eq(json_array_size(json_object_get(o, "attempts")), 0);
         json_decref(o);
         job_unref(j);
         manifest_unref(m);
 }
 END_TEST
 
-/* store_list's page, parsed (caller frees). */
-static json_t *listed(struct store *s, const struct store_filter *f, size_t max_bytes)
+START_TEST(test_record_attempts)
 {
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0;
-        struct err err = ERR_INIT;
-        ck_assert_msg(store_list(s, f, max_bytes, &text, &len, &err) == 0, "%s", err.msg);
-        ck_assert_uint_eq(len, strlen(text));
-        json_error_t jerr;
-        json_t *o = json_loadb(text, len, 0, &jerr);
-        ck_assert_msg(o != NULL, "store_list: %s: %s", jerr.text, text);
-        return o;
-}
+        /* No attempts, or none that parse: none to count or end. */
+        struct job_record rec = { 0 };
+        ck_assert_uint_eq(record_attempt_count(&rec), 0);
+        record_end_last_attempt(&rec, JOB_ERR_INTERRUPTED, "x");
+        ck_assert_ptr_null(rec.attempts);
+        rec.attempts = xstrdup("[]");
+        ck_assert_uint_eq(record_attempt_count(&rec), 0);
+        record_end_last_attempt(&rec, JOB_ERR_INTERRUPTED, "x");
+        ck_assert_str_eq(rec.attempts, "[]");
+        free(rec.attempts);
+        rec.attempts = xstrdup("not json");
+        ck_assert_uint_eq(record_attempt_count(&rec), 0);
+        record_end_last_attempt(&rec, JOB_ERR_INTERRUPTED, "x");
+        ck_assert_str_eq(rec.attempts, "not json");
+        record_clear(&rec);
 
-START_TEST(test_store_evicts_oldest_final_and_lists)
-{
-        char *dir = tu_test_dir();   /* under the fixture's base: gone even if this fails */
-        struct manifest *m = fake_manifest("a", 0), *m2 = fake_manifest("b", 0);
-        struct store *s = store_new(2, 1 << 20, dir);
-        struct job *jobs[4];
-        char *logs[3][2] = { { NULL } };
-        for (int i = 0; i < 4; i++) {
-                jobs[i] = new_job(i == 3 ? m2 : m, PRIO_NORMAL);
-                if (i < 3) {
-                        /* Each run has its log, by run id; jobs[0] ran twice. */
-                        ck_assert(job_start(jobs[i], "runc"));
-                        for (int a = 0; a < (i == 0 ? 2 : 1); a++) {
-                                char run_id[RUN_ID_MAX];
-                                job_attempt_begin(jobs[i], 1000, 1000, run_id);
-                                job_attempt_end(jobs[i], a == 0 && i == 0 ? JOB_ERR_RUNTIME_ERROR : JOB_ERR_NONE,
-                                                NULL);
-                                logs[i][a] = store_log_path(s, run_id);
-                                free(tu_write(dir, strrchr(logs[i][a], '/') + 1, "x"));
-                        }
-                        finish_ok(jobs[i], "{}");
-                }
-                store_add(s, jobs[i]);
-        }
-        /* jobs[0] (oldest final) is gone with the logs of both its runs;
-         * the others keep theirs; the active jobs[3] stays. */
-        struct job *g = store_get(s, jobs[0]->id);
-        ck_assert_ptr_null(g);
-        ck_assert_int_ne(access(logs[0][0], F_OK), 0);
-        ck_assert_int_ne(access(logs[0][1], F_OK), 0);
-        ck_assert_int_eq(access(logs[1][0], F_OK), 0);
-        ck_assert_int_eq(access(logs[2][0], F_OK), 0);
-        for (int i = 0; i < 3; i++)
-                free(logs[i][0]), free(logs[i][1]);
-        for (int i = 1; i < 4; i++) {
-                g = store_get(s, jobs[i]->id);
-                ck_assert_ptr_eq(g, jobs[i]);
-                job_unref(g);
-        }
-        struct store_filter f = { .status = -1, .limit = 2 };
-        struct err err = ERR_INIT;
-        json_t *list = listed(s, &f, SIZE_MAX);
-        json_t *arr = json_object_get(list, "jobs");
-        ck_assert_uint_eq(json_array_size(arr), 2);
-        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(arr, 0), "id")), jobs[3]->id);
-        ck_assert_str_eq(json_string_value(json_object_get(list, "next")), jobs[2]->id);
-        json_decref(list);
-        f.after = jobs[2]->id;
-        list = listed(s, &f, SIZE_MAX);
-        ck_assert_uint_eq(json_array_size(json_object_get(list, "jobs")), 1);
-        ck_assert(json_is_null(json_object_get(list, "next")));
-        json_decref(list);
-        f = (struct store_filter){ .status = JOB_QUEUED, .algorithm = "b", .limit = 10 };
-        list = listed(s, &f, SIZE_MAX);
-        ck_assert_uint_eq(json_array_size(json_object_get(list, "jobs")), 1);
-        json_decref(list);
-        /* A byte budget ends the page early (after at least one job), and
-         * `next` goes on from the last job shown. */
-        f = (struct store_filter){ .status = -1, .limit = 10 };
-        list = listed(s, &f, 1);
-        arr = json_object_get(list, "jobs");
-        ck_assert_uint_eq(json_array_size(arr), 1);
-        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(arr, 0), "id")), jobs[3]->id);
-        ck_assert_str_eq(json_string_value(json_object_get(list, "next")), jobs[3]->id);
-        json_decref(list);
-        f = (struct store_filter){ .status = -1, .after = "nope", .limit = 10 };
-        char *text = (char *)1;
-        size_t len = 0;
-        ck_assert_int_eq(store_list(s, &f, SIZE_MAX, &text, &len, &err), -1);
-        ck_assert_int_eq(err.code, ERR_NOT_FOUND);
-        ck_assert_ptr_eq(text, (char *)1);
-        for (int i = 0; i < 4; i++)
-                job_unref(jobs[i]);
-        store_free(s);
-        manifest_unref(m), manifest_unref(m2);
-        free(dir);
-}
-END_TEST
-
-START_TEST(test_store_bounds_kept_result_bytes)
-{
-        char *dir = tu_test_dir();
+        /* A job that ran twice, its first run failed, its record taken
+         * while the second was in progress (what a crash leaves). */
         struct manifest *m = fake_manifest("a", 0);
-        /* Room for two results of ~400 bytes, not three. */
-        struct store *s = store_new(100, 1000, dir);
-        struct job *jobs[4];
-        for (int i = 0; i < 4; i++) {
-                jobs[i] = new_job(m, PRIO_NORMAL);
-                store_add(s, jobs[i]);   /* queued: counted only when final */
-        }
-        char big[402];   /* a JSON string of 401 bytes */
-        memset(big, 'x', sizeof big - 1);
-        big[0] = big[sizeof big - 2] = '"';
-        big[sizeof big - 1] = '\0';
-        for (int i = 0; i < 3; i++) {
-                ck_assert(finish_ok(jobs[i], big));
-                ck_assert_uint_eq(jobs[i]->result_bytes, 401);   /* the text as kept, no NUL */
-                store_job_final(s, jobs[i]);
-                store_job_final(s, jobs[i]);   /* counted once */
-        }
-        struct job *g = store_get(s, jobs[0]->id);
-        ck_assert_ptr_null(g);
-        for (int i = 1; i < 4; i++) {
-                g = store_get(s, jobs[i]->id);
-                ck_assert_ptr_eq(g, jobs[i]);
-                job_unref(g);
-        }
-        /* One result over the whole budget still stays: the newest final job. */
-        struct store *tiny = store_new(100, 10, dir);
-        store_add(tiny, jobs[1]);
-        g = store_get(tiny, jobs[1]->id);
-        ck_assert_ptr_eq(g, jobs[1]);
-        job_unref(g);
-        store_remove(tiny, jobs[1]);
-        ck_assert_ptr_null(store_get(tiny, jobs[1]->id));
-        ck_assert_uint_eq(store_count(tiny), 0);
-        store_free(tiny);
-        for (int i = 0; i < 4; i++)
-                job_unref(jobs[i]);
-        store_free(s);
-        manifest_unref(m);
-        free(dir);
-}
-END_TEST
+        struct job *j = new_job(m, PRIO_NORMAL);
+        ck_assert(job_start(j, "runc"));
+        char run_id[RUN_ID_MAX], want[RUN_ID_MAX];
+        ck_assert_uint_eq(job_attempt_begin(j, 1000, 1000, run_id), 1);
+        job_attempt_end(j, JOB_ERR_RUNTIME_ERROR, "create failed");
+        ck_assert_uint_eq(job_attempt_begin(j, 1001, 1001, run_id), 2);
+        job_snapshot(j, &rec);
+        ck_assert_uint_eq(record_attempt_count(&rec), 2);
+        json_t *a = json_loads(rec.attempts, 0, NULL);
+        ck_assert(json_is_null(json_object_get(json_array_get(a, 1), "finished_at")));
+        json_decref(a);
 
-START_TEST(test_store_evicts_in_finishing_order)
-{
-        /* A long job created first and finished last is the newest result. */
-        char *dir = tu_test_dir();
-        struct manifest *m = fake_manifest("a", 0);
-        struct store *s = store_new(2, 1 << 20, dir);
-        struct job *long_job = new_job(m, PRIO_NORMAL), *b = new_job(m, PRIO_NORMAL),
-                   *c = new_job(m, PRIO_NORMAL);
-        struct job *all[] = { long_job, b, c };
-        for (int i = 0; i < 3; i++)
-                store_add(s, all[i]);
-        struct job *order[] = { b, c, long_job };
-        for (int i = 0; i < 3; i++) {
-                ck_assert(finish_ok(order[i], "{}"));
-                store_job_final(s, order[i]);
-        }
-        struct job *g = store_get(s, long_job->id);
-        ck_assert_ptr_eq(g, long_job);
-        job_unref(g);
-        ck_assert_ptr_null(store_get(s, b->id));
-        g = store_get(s, c->id);
-        ck_assert_ptr_eq(g, c);
-        job_unref(g);
-        for (int i = 0; i < 3; i++)
-                job_unref(all[i]);
-        store_free(s);
+        record_end_last_attempt(&rec, JOB_ERR_INTERRUPTED, "the daemon stopped");
+        ck_assert_uint_eq(record_attempt_count(&rec), 2);
+        a = json_loads(rec.attempts, 0, NULL);
+        ck_assert(json_is_array(a));
+        json_t *first = json_array_get(a, 0), *last = json_array_get(a, 1);
+        /* The first is left as it was. */
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(first, "error"), "code")),
+                         "runtime_error");
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(first, "error"), "message")),
+                         "create failed");
+        /* The last is finished now, with the reason. */
+        snprintf(want, sizeof want, "%s-2", j->id);
+        ck_assert_str_eq(json_string_value(json_object_get(last, "run_id")), want);
+        ck_assert_int_eq(json_integer_value(json_object_get(last, "uid")), 1001);
+        ck_assert(json_is_string(json_object_get(last, "started_at")));
+        ck_assert(json_is_string(json_object_get(last, "finished_at")));
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(last, "error"), "code")),
+                         "interrupted");
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(last, "error"), "message")),
+                         "the daemon stopped");
+        json_decref(a);
+        /* Ended once: another call changes nothing. */
+        _cleanup_free_ char *before = xstrdup(rec.attempts);
+        record_end_last_attempt(&rec, JOB_ERR_RUNTIME_ERROR, "again");
+        ck_assert_str_eq(rec.attempts, before);
+        /* ...and the rendering shows them as they are now. */
+        json_t *o = rendered_record(&rec, false);
+        ck_assert_str_eq(json_string_value(json_object_get(
+                                 json_object_get(json_array_get(json_object_get(o, "attempts"), 1), "error"), "code")),
+                         "interrupted");
+        json_decref(o);
+
+        /* The handle made again from the record (recovery) has both
+         * attempts, and its next run is the third. */
+        struct job *back = job_from_record(&rec, m);
+        ck_assert_ptr_nonnull(back);
+        ck_assert_str_eq(back->id, j->id);
+        ck_assert_int_eq(job_get_status(back), JOB_QUEUED);
+        ck_assert_uint_eq(job_attempt_count(back), 2);
+        job_last_run_id(back, run_id);
+        ck_assert_str_eq(run_id, want);
+        ck_assert(job_start(back, "runc"));
+        ck_assert_uint_eq(job_attempt_begin(back, 1002, 1002, run_id), 3);
+        job_unref(back);
+        record_clear(&rec);
+        job_unref(j);
         manifest_unref(m);
-        free(dir);
 }
 END_TEST
 
@@ -678,7 +981,6 @@ static Suite *suite(void)
         Suite *s = suite_create("queue");
         TCase *tc = tcase_create("core");
         tcase_set_timeout(tc, 30);   /* above the 10 s bounds of the thread tests */
-        tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
         tcase_add_test(tc, test_priority_order_and_fifo);
         tcase_add_test(tc, test_full_queue_is_busy_and_keeps_jobs);
         tcase_add_test(tc, test_admission_skips_ineligible);
@@ -688,11 +990,14 @@ static Suite *suite(void)
         tcase_add_test(tc, test_remove_keeps_lane_order);
         tcase_add_test(tc, test_remove_wakes_blocked_popper);
         tcase_add_test(tc, test_close_wakes_workers_and_hands_back_jobs);
+        tcase_add_test(tc, test_reserve_counts_places);
+        tcase_add_test(tc, test_push_reserved_into_closed_queue_drops);
+        tcase_add_test(tc, test_restore_pushes_past_capacity);
         tcase_add_test(tc, test_job_states_and_waiters);
+        tcase_add_test(tc, test_queued_job_cancelled);
+        tcase_add_test(tc, test_job_requeue);
         tcase_add_test(tc, test_render_splices_result_text);
-        tcase_add_test(tc, test_store_evicts_oldest_final_and_lists);
-        tcase_add_test(tc, test_store_bounds_kept_result_bytes);
-        tcase_add_test(tc, test_store_evicts_in_finishing_order);
+        tcase_add_test(tc, test_record_attempts);
         suite_add_tcase(s, tc);
         return s;
 }

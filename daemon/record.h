@@ -1,0 +1,80 @@
+/* record.h - a job's persisted record: everything the API shows of a job,
+ * as plain data a process that did not run the job can read back.
+ *
+ * The live handle (job.h: references, waiters, cancel eventfd, queue links)
+ * is a running daemon's; the record is the store's (store.h).  Parameters
+ * and result are JSON text, never parsed trees; attempts are JSON text too
+ * (an array of {run_id, uid, gid, started_at, finished_at, error}), so a
+ * store backend keeps them as one column. */
+#ifndef EDGECD_RECORD_H
+#define EDGECD_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "result.h"
+
+enum job_status { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED };
+enum job_priority { PRIO_HIGH = 0, PRIO_NORMAL = 1, PRIO_LOW = 2 };
+#define PRIO_COUNT 3
+
+#define JOB_ID_LEN 36       /* a lower-case UUID */
+
+struct job_metrics {
+        int64_t queue_ms, create_ms, run_ms, collect_ms, total_ms;
+        int64_t peak_memory_bytes, cpu_ms;   /* -1 when unknown */
+};
+
+struct job_record {
+        char id[JOB_ID_LEN + 1];
+        char *algorithm, *version;
+        enum job_status status;
+        enum job_priority priority;
+        int64_t timeout_seconds;
+        char *submitted_by;            /* NULL: no token */
+        char *params;                  /* JSON text; NULL when not read */
+        size_t params_len;
+        char *result;                  /* JSON text; NULL when none or not read */
+        size_t result_len;
+        enum job_error error;
+        char *error_message;           /* NULL with JOB_ERR_NONE */
+        bool has_exit_code;
+        int exit_code;
+        bool has_metrics;              /* final jobs only */
+        struct job_metrics metrics;
+        char *runtime_name;            /* NULL before it ran */
+        bool log_truncated;
+        char *attempts;                /* JSON array text, never NULL once filled */
+        int64_t recoveries;            /* times a crash interrupted it and it was queued again */
+        int64_t created_ms, started_ms, finished_ms;   /* wall clock; 0 = not yet */
+};
+
+/* Free the members (not r itself) and zero it. */
+void record_clear(struct job_record *r);
+
+const char *job_status_name(enum job_status s);
+const char *job_priority_name(enum job_priority p);
+bool job_status_is_final(enum job_status s);
+/* -1 when not a name. */
+int job_status_parse(const char *s);
+int job_priority_parse(const char *s);
+
+/* The API's job object as JSON text (caller frees, *ret_len its length),
+ * the result spliced in as the text it is; with_result false (or no
+ * result) shows "result": null. */
+char *record_render(const struct job_record *r, bool with_result, size_t *ret_len);
+
+/* JSON pieces of the job object, shared with job.c's attempts: an RFC 3339
+ * time or null for 0; {"code","message"} or null for JOB_ERR_NONE. */
+struct json_t;
+struct json_t *record_time_json(int64_t ms);
+struct json_t *record_error_json(enum job_error e, const char *message);
+
+/* The last attempt of r->attempts, if it has not finished, marked finished
+ * now with error e and message (a crash or a stop interrupted it). */
+void record_end_last_attempt(struct job_record *r, enum job_error e, const char *message);
+/* How many attempts r->attempts holds. */
+size_t record_attempt_count(const struct job_record *r);
+
+#endif

@@ -1,0 +1,1094 @@
+/* store_sqlite.c - the embedded store backend: SQLite in STATE_DIR/edgecd.db.
+ *
+ * Durability: WAL journal, synchronous=FULL, so a commit is on disk when
+ * COMMIT returns.  One writer thread owns the one writing connection and
+ * commits every write waiting for it in one transaction (group commit: one
+ * WAL fsync for many submitters).  Readers take a connection from a small
+ * pool; WAL lets them read while the writer writes.
+ *
+ * Failure: a failed COMMIT (SQLITE_FULL, SQLITE_IOERR ...) makes the store
+ * unhealthy with SQLite's words as the reason.  While unhealthy, inserts
+ * fail at once (nothing is acknowledged that is not on disk), updates that
+ * asked to be retried are held and tried again every second, and a small
+ * probe transaction tells when writes work again.  Reads go on throughout.
+ *
+ * Schema versions live in PRAGMA user_version; migrations[] is applied in
+ * order at open, each in its own transaction. */
+#include "store.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "log.h"
+#include "util.h"
+
+#define DB_NAME "edgecd.db"
+#define READERS 4
+#define BATCH_MAX 512             /* writes in one transaction at most */
+#define RETRY_MS 1000             /* held writes and the probe, while unhealthy */
+#define BUSY_TIMEOUT_MS 5000
+
+static const char *const migrations[] = {
+        /* 1: jobs (the small, often updated part), their parameters and
+         * results (written once each: a status change never rewrites
+         * them), idempotency keys, a scratch row for the health probe. */
+        "CREATE TABLE jobs ("
+        "  seq INTEGER PRIMARY KEY,"
+        "  id TEXT NOT NULL UNIQUE,"
+        "  algorithm TEXT NOT NULL,"
+        "  version TEXT NOT NULL,"
+        "  status INTEGER NOT NULL,"
+        "  priority INTEGER NOT NULL,"
+        "  timeout_seconds INTEGER NOT NULL,"
+        "  submitted_by TEXT,"
+        "  error INTEGER NOT NULL DEFAULT 0,"
+        "  error_message TEXT,"
+        "  exit_code INTEGER,"
+        "  queue_ms INTEGER, create_ms INTEGER, run_ms INTEGER, collect_ms INTEGER,"
+        "  total_ms INTEGER, peak_memory_bytes INTEGER, cpu_ms INTEGER,"
+        "  runtime TEXT,"
+        "  log_truncated INTEGER NOT NULL DEFAULT 0,"
+        "  attempts TEXT NOT NULL DEFAULT '[]',"
+        "  recoveries INTEGER NOT NULL DEFAULT 0,"
+        "  created_ms INTEGER NOT NULL,"
+        "  started_ms INTEGER NOT NULL DEFAULT 0,"
+        "  finished_ms INTEGER NOT NULL DEFAULT 0"
+        ");"
+        "CREATE INDEX jobs_by_status ON jobs(status, seq);"
+        "CREATE INDEX jobs_by_algorithm ON jobs(algorithm, seq);"
+        "CREATE INDEX jobs_by_algorithm_status ON jobs(algorithm, status, seq);"
+        "CREATE INDEX jobs_by_finish ON jobs(finished_ms) WHERE status >= 2;"
+        "CREATE TABLE job_data ("
+        "  seq INTEGER PRIMARY KEY,"
+        "  params TEXT,"
+        "  result TEXT"
+        ");"
+        "CREATE TABLE idempotency ("
+        "  key TEXT PRIMARY KEY,"
+        "  hash TEXT NOT NULL,"
+        "  job_id TEXT NOT NULL,"
+        "  created_ms INTEGER NOT NULL"
+        ") WITHOUT ROWID;"
+        "CREATE INDEX idempotency_by_age ON idempotency(created_ms);"
+        "CREATE INDEX idempotency_by_job ON idempotency(job_id);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;",
+};
+
+/* Every column a read returns, in this order (see row_to_record). */
+#define COLUMNS "id, algorithm, version, status, priority, timeout_seconds, submitted_by, error, " \
+                "error_message, exit_code, queue_ms, create_ms, run_ms, collect_ms, total_ms, " \
+                "peak_memory_bytes, cpu_ms, runtime, log_truncated, attempts, recoveries, " \
+                "created_ms, started_ms, finished_ms"
+#define NCOLUMNS 24
+
+struct reader {
+        sqlite3 *db;
+        bool busy;
+};
+
+struct store_backend {
+        char *path;
+        sqlite3 *w;                    /* the writer thread's */
+        pthread_t thread;
+        bool thread_started;
+
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct store_write *head, *tail;   /* waiting to be written */
+        struct store_write *held;          /* failed, to be retried */
+        bool stopping;
+        bool healthy;
+        char reason[512];
+        struct store_stats stats;
+        size_t count;
+
+        pthread_mutex_t rlock;
+        pthread_cond_t rcond;
+        struct reader readers[READERS];
+};
+
+static int sql_err(struct err *err, sqlite3 *db, int rc, const char *what)
+{
+        return err_set(err, rc == SQLITE_FULL ? ERR_UNAVAILABLE : ERR_IO, 0, "%s: %s", what,
+                       db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+static int exec(sqlite3 *db, const char *sql, struct err *err)
+{
+        char *msg = NULL;
+        int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+        if (rc != SQLITE_OK) {
+                err_set(err, rc == SQLITE_FULL ? ERR_UNAVAILABLE : ERR_IO, 0, "%s", msg ? msg : sqlite3_errstr(rc));
+                sqlite3_free(msg);
+                return -1;
+        }
+        return 0;
+}
+
+static int open_conn(const char *path, bool readonly, sqlite3 **ret, struct err *err)
+{
+        sqlite3 *db = NULL;
+        int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                    SQLITE_OPEN_NOMUTEX;
+        int rc = sqlite3_open_v2(path, &db, flags, NULL);
+        if (rc != SQLITE_OK) {
+                err_set(err, ERR_IO, 0, "open %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+                sqlite3_close(db);
+                return -1;
+        }
+        sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+        sqlite3_extended_result_codes(db, 1);
+        if (!readonly &&
+            (exec(db, "PRAGMA journal_mode=WAL", err) < 0 || exec(db, "PRAGMA synchronous=FULL", err) < 0 ||
+             exec(db, "PRAGMA journal_size_limit=16777216", err) < 0 ||
+             exec(db, "PRAGMA foreign_keys=OFF", err) < 0)) {
+                sqlite3_close(db);
+                return err_wrap(err, "%s", path);
+        }
+        *ret = db;
+        return 0;
+}
+
+static int64_t pragma_int(sqlite3 *db, const char *sql)
+{
+        sqlite3_stmt *st = NULL;
+        int64_t v = -1;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+                v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return v;
+}
+
+static int migrate(struct store_backend *b, struct err *err)
+{
+        int64_t have = pragma_int(b->w, "PRAGMA user_version");
+        int64_t known = (int64_t)ARRAY_SIZE(migrations);
+        if (have < 0)
+                return err_set(err, ERR_IO, 0, "%s: cannot read the schema version: %s", b->path,
+                               sqlite3_errmsg(b->w));
+        if (have > known)
+                return err_set(err, ERR_INVALID, 0, "%s: schema version %lld is newer than this edgecd "
+                               "knows (%lld): was it written by a later release?", b->path,
+                               (long long)have, (long long)known);
+        for (int64_t v = have; v < known; v++) {
+                _cleanup_free_ char *bump = xasprintf("PRAGMA user_version=%lld", (long long)v + 1);
+                if (exec(b->w, "BEGIN IMMEDIATE", err) < 0 || exec(b->w, migrations[v], err) < 0 ||
+                    exec(b->w, bump, err) < 0 || exec(b->w, "COMMIT", err) < 0) {
+                        struct err ignored = ERR_INIT;
+                        exec(b->w, "ROLLBACK", &ignored);
+                        return err_wrap(err, "%s: migrate the schema to version %lld", b->path, (long long)v + 1);
+                }
+                log_info("store: %s: schema version %lld", b->path, (long long)v + 1);
+        }
+        return 0;
+}
+
+/* ---- statements ---- */
+
+/* A prepared statement kept by its connection (SQLite caches nothing by
+ * itself): looked up by its text's address. */
+static sqlite3_stmt *stmt(sqlite3 *db, const char *sql, struct err *err)
+{
+        sqlite3_stmt *st = NULL;
+        for (sqlite3_stmt *p = sqlite3_next_stmt(db, NULL); p; p = sqlite3_next_stmt(db, p)) {
+                if (sqlite3_sql(p) == sql || !strcmp(sqlite3_sql(p), sql)) {
+                        st = p;
+                        break;
+                }
+        }
+        if (!st && sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+                sql_err(err, db, sqlite3_errcode(db), "prepare");
+                return NULL;
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return st;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s, size_t len)
+{
+        if (s)
+                sqlite3_bind_text64(st, i, s, len, SQLITE_STATIC, SQLITE_UTF8);
+        else
+                sqlite3_bind_null(st, i);
+}
+
+static void bind_str(sqlite3_stmt *st, int i, const char *s)
+{
+        bind_text(st, i, s, s ? strlen(s) : 0);
+}
+
+static void bind_opt(sqlite3_stmt *st, int i, bool present, int64_t v)
+{
+        if (present)
+                sqlite3_bind_int64(st, i, v);
+        else
+                sqlite3_bind_null(st, i);
+}
+
+static char *column_dup(sqlite3_stmt *st, int i, size_t *ret_len)
+{
+        if (sqlite3_column_type(st, i) == SQLITE_NULL)
+                return NULL;
+        const char *t = (const char *)sqlite3_column_text(st, i);
+        size_t n = (size_t)sqlite3_column_bytes(st, i);
+        char *s = xmalloc(n + 1);
+        memcpy(s, t ? t : "", n);
+        s[n] = '\0';
+        if (ret_len)
+                *ret_len = n;
+        return s;
+}
+
+static void row_to_record(sqlite3_stmt *st, struct job_record *r)
+{
+        memset(r, 0, sizeof *r);
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        snprintf(r->id, sizeof r->id, "%s", id ? id : "");
+        r->algorithm = column_dup(st, 1, NULL);
+        r->version = column_dup(st, 2, NULL);
+        r->status = (enum job_status)sqlite3_column_int(st, 3);
+        r->priority = (enum job_priority)sqlite3_column_int(st, 4);
+        r->timeout_seconds = sqlite3_column_int64(st, 5);
+        r->submitted_by = column_dup(st, 6, NULL);
+        r->error = (enum job_error)sqlite3_column_int(st, 7);
+        r->error_message = column_dup(st, 8, NULL);
+        r->has_exit_code = sqlite3_column_type(st, 9) != SQLITE_NULL;
+        r->exit_code = sqlite3_column_int(st, 9);
+        r->has_metrics = sqlite3_column_type(st, 14) != SQLITE_NULL;
+        int64_t *m[] = { &r->metrics.queue_ms, &r->metrics.create_ms, &r->metrics.run_ms,
+                         &r->metrics.collect_ms, &r->metrics.total_ms, &r->metrics.peak_memory_bytes,
+                         &r->metrics.cpu_ms };
+        for (int i = 0; i < 7; i++)
+                *m[i] = sqlite3_column_type(st, 10 + i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 10 + i);
+        r->runtime_name = column_dup(st, 17, NULL);
+        r->log_truncated = sqlite3_column_int(st, 18) != 0;
+        r->attempts = column_dup(st, 19, NULL);
+        r->recoveries = sqlite3_column_int64(st, 20);
+        r->created_ms = sqlite3_column_int64(st, 21);
+        r->started_ms = sqlite3_column_int64(st, 22);
+        r->finished_ms = sqlite3_column_int64(st, 23);
+}
+
+/* ---- the writer ---- */
+
+static const char SQL_FIND_KEY[] = "SELECT hash, job_id FROM idempotency WHERE key = ?1";
+static const char SQL_ADD_KEY[] = "INSERT INTO idempotency(key, hash, job_id, created_ms) VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_INSERT[] =
+        "INSERT INTO jobs(id, algorithm, version, status, priority, timeout_seconds, submitted_by, "
+        "attempts, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+static const char SQL_INSERT_DATA[] = "INSERT INTO job_data(seq, params) VALUES (?1, ?2)";
+static const char SQL_SET_RESULT[] =
+        "UPDATE job_data SET result = ?2 WHERE seq = (SELECT seq FROM jobs WHERE id = ?1)";
+static const char SQL_DELETE_DATA[] = "DELETE FROM job_data WHERE seq = (SELECT seq FROM jobs WHERE id = ?1)";
+static const char SQL_UPDATE[] =
+        "UPDATE jobs SET status = ?2, error = ?4, error_message = ?5, exit_code = ?6, "
+        "queue_ms = ?7, create_ms = ?8, run_ms = ?9, collect_ms = ?10, total_ms = ?11, "
+        "peak_memory_bytes = ?12, cpu_ms = ?13, runtime = ?14, log_truncated = ?15, attempts = ?16, "
+        "recoveries = ?17, started_ms = ?18, finished_ms = ?19 "
+        "WHERE id = ?1 AND (?20 < 0 OR status = ?20)";
+static const char SQL_EXPIRED[] =
+        "SELECT id, attempts FROM jobs WHERE status >= 2 AND finished_ms < ?1 ORDER BY finished_ms LIMIT ?2";
+static const char SQL_FINALS[] = "SELECT count(*) FROM jobs WHERE status >= 2";
+static const char SQL_OLDEST_FINALS[] =
+        "SELECT id, attempts FROM jobs WHERE status >= 2 ORDER BY finished_ms LIMIT ?1";
+static const char SQL_DELETE[] = "DELETE FROM jobs WHERE id = ?1";
+static const char SQL_DELETE_JOB_KEYS[] = "DELETE FROM idempotency WHERE job_id = ?1";
+static const char SQL_DELETE_KEYS[] = "DELETE FROM idempotency WHERE created_ms < ?1";
+static const char SQL_PROBE[] = "INSERT OR REPLACE INTO meta(key, value) VALUES ('probe', zeroblob(16384))";
+static const char SQL_UNPROBE[] = "DELETE FROM meta WHERE key = 'probe'";
+
+/* A statement error that spoils the whole transaction (as opposed to one
+ * write's own problem, such as a constraint). */
+static bool fatal_rc(int rc)
+{
+        rc &= 0xff;
+        return rc == SQLITE_FULL || rc == SQLITE_IOERR || rc == SQLITE_NOMEM || rc == SQLITE_CORRUPT ||
+               rc == SQLITE_CANTOPEN || rc == SQLITE_READONLY || rc == SQLITE_BUSY || rc == SQLITE_NOTADB;
+}
+
+static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct err *err)
+{
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+                return sql_err(err, db, rc, what), rc;
+        return 0;
+}
+
+static int apply_update(struct store_backend *b, struct store_item *it, struct err *err);
+
+static int apply_insert(struct store_backend *b, struct store_item *it, struct err *err)
+{
+        sqlite3 *db = b->w;
+        struct job_record *r = it->rec;
+        if (it->idem_key) {
+                sqlite3_stmt *st = stmt(db, SQL_FIND_KEY, err);
+                if (!st)
+                        return SQLITE_ERROR;
+                bind_str(st, 1, it->idem_key);
+                int rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW) {
+                        const char *hash = (const char *)sqlite3_column_text(st, 0);
+                        const char *id = (const char *)sqlite3_column_text(st, 1);
+                        it->outcome = hash && it->idem_hash && !strcmp(hash, it->idem_hash)
+                                              ? STORE_ITEM_REPLAYED : STORE_ITEM_CONFLICT;
+                        snprintf(it->existing_id, sizeof it->existing_id, "%s", id ? id : "");
+                        sqlite3_reset(st);
+                        return 0;
+                }
+                sqlite3_reset(st);
+                if (rc != SQLITE_DONE)
+                        return sql_err(err, db, rc, "find idempotency key"), rc;
+        }
+        sqlite3_stmt *st = stmt(db, SQL_INSERT, err);
+        if (!st)
+                return SQLITE_ERROR;
+        bind_str(st, 1, r->id);
+        bind_str(st, 2, r->algorithm);
+        bind_str(st, 3, r->version);
+        sqlite3_bind_int(st, 4, (int)r->status);
+        sqlite3_bind_int(st, 5, (int)r->priority);
+        sqlite3_bind_int64(st, 6, r->timeout_seconds);
+        bind_str(st, 7, r->submitted_by);
+        bind_str(st, 8, r->attempts ? r->attempts : "[]");
+        sqlite3_bind_int64(st, 9, r->created_ms);
+        int rc = step_done(db, st, "insert job", err);
+        if (rc)
+                return rc;
+        st = stmt(db, SQL_INSERT_DATA, err);
+        if (!st)
+                return SQLITE_ERROR;
+        sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(db));
+        bind_text(st, 2, r->params, r->params_len);
+        if ((rc = step_done(db, st, "insert job parameters", err)))
+                return rc;
+        if (r->status != JOB_QUEUED) {
+                /* A record inserted past queued: the rest of it too. */
+                struct store_item rest = { .rec = r, .expect_status = -1 };
+                if ((rc = apply_update(b, &rest, err)))
+                        return rc;
+        }
+        if (it->idem_key) {
+                st = stmt(db, SQL_ADD_KEY, err);
+                if (!st)
+                        return SQLITE_ERROR;
+                bind_str(st, 1, it->idem_key);
+                bind_str(st, 2, it->idem_hash);
+                bind_str(st, 3, r->id);
+                sqlite3_bind_int64(st, 4, r->created_ms);
+                if ((rc = step_done(db, st, "insert idempotency key", err)))
+                        return rc;
+        }
+        it->outcome = STORE_ITEM_OK;
+        return 0;
+}
+
+static int apply_update(struct store_backend *b, struct store_item *it, struct err *err)
+{
+        sqlite3 *db = b->w;
+        const struct job_record *r = it->rec;
+        sqlite3_stmt *st = stmt(db, SQL_UPDATE, err);
+        if (!st)
+                return SQLITE_ERROR;
+        bind_str(st, 1, r->id);
+        sqlite3_bind_int(st, 2, (int)r->status);
+        sqlite3_bind_int(st, 4, (int)r->error);
+        bind_str(st, 5, r->error_message);
+        bind_opt(st, 6, r->has_exit_code, r->exit_code);
+        const int64_t m[] = { r->metrics.queue_ms, r->metrics.create_ms, r->metrics.run_ms,
+                              r->metrics.collect_ms, r->metrics.total_ms, r->metrics.peak_memory_bytes,
+                              r->metrics.cpu_ms };
+        for (int i = 0; i < 7; i++)
+                bind_opt(st, 7 + i, r->has_metrics && m[i] >= 0, m[i]);
+        bind_str(st, 14, r->runtime_name);
+        sqlite3_bind_int(st, 15, r->log_truncated);
+        bind_str(st, 16, r->attempts ? r->attempts : "[]");
+        sqlite3_bind_int64(st, 17, r->recoveries);
+        sqlite3_bind_int64(st, 18, r->started_ms);
+        sqlite3_bind_int64(st, 19, r->finished_ms);
+        sqlite3_bind_int(st, 20, it->expect_status);
+        int rc = step_done(db, st, "update job", err);
+        if (rc)
+                return rc;
+        it->outcome = sqlite3_changes(db) > 0 ? STORE_ITEM_OK : STORE_ITEM_NOT_APPLIED;
+        if (it->outcome == STORE_ITEM_OK && r->result) {
+                st = stmt(db, SQL_SET_RESULT, err);
+                if (!st)
+                        return SQLITE_ERROR;
+                bind_str(st, 1, r->id);
+                bind_text(st, 2, r->result, r->result_len);
+                if ((rc = step_done(db, st, "store the result", err)))
+                        return rc;
+        }
+        return 0;
+}
+
+static size_t count_attempts(const char *text)
+{
+        _cleanup_json_ json_t *a = text ? json_loads(text, 0, NULL) : NULL;
+        return json_is_array(a) ? json_array_size(a) : 0;
+}
+
+struct victim {
+        char id[JOB_ID_LEN + 1];
+        size_t attempts;
+};
+
+/* Collect up to `limit` (id, attempts) rows of st into *v. */
+static int collect(sqlite3 *db, sqlite3_stmt *st, struct victim **v, size_t *n, size_t limit, struct err *err)
+{
+        int rc = SQLITE_DONE;
+        while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                *v = xrealloc(*v, (*n + 1) * sizeof **v);
+                const char *id = (const char *)sqlite3_column_text(st, 0);
+                snprintf((*v)[*n].id, sizeof (*v)[*n].id, "%s", id ? id : "");
+                (*v)[*n].attempts = count_attempts((const char *)sqlite3_column_text(st, 1));
+                (*n)++;
+        }
+        sqlite3_reset(st);
+        if (*n < limit && rc != SQLITE_DONE)
+                return sql_err(err, db, rc, "select expired jobs"), rc;
+        return 0;
+}
+
+/* The victims are reported after the commit (their logs go then). */
+static int apply_prune(struct store_backend *b, struct store_write *w, struct victim **v, size_t *nv,
+                       struct err *err)
+{
+        sqlite3 *db = b->w;
+        size_t limit = w->prune_limit ? w->prune_limit : 1000;
+        sqlite3_stmt *st = stmt(db, SQL_EXPIRED, err);
+        if (!st)
+                return SQLITE_ERROR;
+        sqlite3_bind_int64(st, 1, w->prune_before_ms);
+        sqlite3_bind_int64(st, 2, (int64_t)limit);
+        int rc = collect(db, st, v, nv, limit, err);
+        if (rc)
+                return rc;
+        if (w->prune_max_records > 0 && *nv < limit) {
+                st = stmt(db, SQL_FINALS, err);
+                if (!st)
+                        return SQLITE_ERROR;
+                int64_t finals = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+                sqlite3_reset(st);
+                finals -= (int64_t)*nv;
+                if (finals > w->prune_max_records) {
+                        /* The oldest-finished ones, past those already taken. */
+                        int64_t extra = finals - w->prune_max_records;
+                        st = stmt(db, SQL_OLDEST_FINALS, err);
+                        if (!st)
+                                return SQLITE_ERROR;
+                        sqlite3_bind_int64(st, 1, (int64_t)*nv + extra);
+                        struct victim *all = NULL;
+                        size_t nall = 0;
+                        rc = collect(db, st, &all, &nall, *nv + (size_t)extra, err);
+                        for (size_t i = 0; !rc && i < nall && *nv < limit; i++) {
+                                bool dup = false;
+                                for (size_t k = 0; k < *nv && !dup; k++)
+                                        dup = !strcmp((*v)[k].id, all[i].id);
+                                if (!dup) {
+                                        *v = xrealloc(*v, (*nv + 1) * sizeof **v);
+                                        (*v)[(*nv)++] = all[i];
+                                }
+                        }
+                        free(all);
+                        if (rc)
+                                return rc;
+                }
+        }
+        /* A key goes with its job: a retry must never be answered with a
+         * job that is gone. */
+        for (size_t i = 0; i < *nv; i++) {
+                st = stmt(db, SQL_DELETE_DATA, err);
+                if (!st)
+                        return SQLITE_ERROR;
+                bind_str(st, 1, (*v)[i].id);
+                if ((rc = step_done(db, st, "delete job data", err)))
+                        return rc;
+                st = stmt(db, SQL_DELETE, err);
+                if (!st)
+                        return SQLITE_ERROR;
+                bind_str(st, 1, (*v)[i].id);
+                if ((rc = step_done(db, st, "delete job", err)))
+                        return rc;
+                st = stmt(db, SQL_DELETE_JOB_KEYS, err);
+                if (!st)
+                        return SQLITE_ERROR;
+                bind_str(st, 1, (*v)[i].id);
+                if ((rc = step_done(db, st, "delete idempotency key", err)))
+                        return rc;
+        }
+        st = stmt(db, SQL_DELETE_KEYS, err);
+        if (!st)
+                return SQLITE_ERROR;
+        sqlite3_bind_int64(st, 1, w->prune_before_ms);
+        return step_done(db, st, "delete idempotency keys", err);
+}
+
+static void set_health(struct store_backend *b, bool healthy, const char *reason)
+{
+        pthread_mutex_lock(&b->lock);
+        bool was = b->healthy;
+        b->healthy = healthy;
+        if (!healthy)
+                snprintf(b->reason, sizeof b->reason, "%s", reason);
+        pthread_mutex_unlock(&b->lock);
+        if (was && !healthy)
+                log_error("store: %s: writes fail, new jobs are refused until they work again: %s", b->path, reason);
+        else if (!was && healthy)
+                log_info("store: %s: writes work again", b->path);
+}
+
+static void finish_write(struct store_write *w, const struct err *err)
+{
+        if (err)
+                w->err = *err;
+        else
+                err_clear(&w->err);
+        w->done(w);
+}
+
+/* Write a little and roll it back... no: commit it, so the disk must take
+ * it.  true when it worked. */
+static bool probe(struct store_backend *b)
+{
+        struct err err = ERR_INIT;
+        if (exec(b->w, "BEGIN IMMEDIATE", &err) == 0 && exec(b->w, SQL_PROBE, &err) == 0 &&
+            exec(b->w, SQL_UNPROBE, &err) == 0 && exec(b->w, "COMMIT", &err) == 0)
+                return true;
+        struct err ignored = ERR_INIT;
+        if (!sqlite3_get_autocommit(b->w))
+                exec(b->w, "ROLLBACK", &ignored);
+        exec(b->w, "PRAGMA wal_checkpoint(TRUNCATE)", &ignored);
+        set_health(b, false, err.msg);
+        return false;
+}
+
+/* Commit a batch of writes in one transaction. */
+/* One write, all or nothing: inside a savepoint, so that its own problem
+ * (a constraint) undoes only it.  Returns a fatal SQLite code (the whole
+ * transaction is lost), else 0 with w->err telling how it went. */
+static int apply_write(struct store_backend *b, struct store_write *w, struct victim **v, size_t *nv,
+                       long *inserted)
+{
+        struct err ignored = ERR_INIT;
+        err_clear(&w->err);
+        if (exec(b->w, "SAVEPOINT one_write", &w->err) < 0)
+                return SQLITE_IOERR;
+        int rc = 0;
+        long added = 0;
+        if (w->kind == STORE_PRUNE) {
+                rc = apply_prune(b, w, v, nv, &w->err);
+        } else {
+                for (size_t i = 0; i < w->n && !rc; i++) {
+                        struct store_item *it = &w->items[i];
+                        rc = w->kind == STORE_INSERT ? apply_insert(b, it, &w->err) : apply_update(b, it, &w->err);
+                        if (!rc && w->kind == STORE_INSERT && it->outcome == STORE_ITEM_OK)
+                                added++;
+                }
+        }
+        if (rc && fatal_rc(rc))
+                return rc;
+        if (rc) {
+                /* Not this transaction's fault: undo this write only. */
+                exec(b->w, "ROLLBACK TO one_write", &ignored);
+                exec(b->w, "RELEASE one_write", &ignored);
+                *nv = 0;
+                if (w->err.code == ERR_OK)
+                        err_set(&w->err, ERR_INTERNAL, 0, "%s", sqlite3_errstr(rc));
+                return 0;
+        }
+        if (exec(b->w, "RELEASE one_write", &w->err) < 0)
+                return SQLITE_IOERR;
+        *inserted += added;
+        return 0;
+}
+
+/* Commit a batch of writes in one transaction. */
+static void commit_batch(struct store_backend *b, struct store_write *batch)
+{
+        struct err err = ERR_INIT;
+        size_t nwrites = 0;
+        for (struct store_write *w = batch; w; w = w->next)
+                nwrites++;
+        /* What each prune deleted, reported to it after the commit. */
+        struct victim **victims = xcalloc(nwrites, sizeof *victims);
+        size_t *nvictims = xcalloc(nwrites, sizeof *nvictims);
+        long inserted = 0, deleted = 0;
+        bool failed = exec(b->w, "BEGIN IMMEDIATE", &err) < 0;
+        size_t k = 0;
+        for (struct store_write *w = batch; w && !failed; w = w->next, k++) {
+                if (apply_write(b, w, &victims[k], &nvictims[k], &inserted)) {
+                        err = w->err;
+                        failed = true;
+                }
+                w->pruned = nvictims[k];
+                deleted += (long)nvictims[k];
+        }
+        if (!failed && exec(b->w, "COMMIT", &err) < 0)
+                failed = true;
+        if (failed) {
+                struct err ignored = ERR_INIT;
+                if (!sqlite3_get_autocommit(b->w))
+                        exec(b->w, "ROLLBACK", &ignored);
+                set_health(b, false, err.msg);
+        } else {
+                set_health(b, true, NULL);
+        }
+
+        pthread_mutex_lock(&b->lock);
+        if (failed) {
+                b->stats.failures++;
+        } else {
+                b->stats.commits++;
+                b->stats.writes += nwrites;
+                b->count += (size_t)inserted;
+                b->count -= (size_t)deleted <= b->count ? (size_t)deleted : b->count;
+        }
+        pthread_mutex_unlock(&b->lock);
+
+        struct err failure;
+        err_set(&failure, ERR_UNAVAILABLE, 0, "the job store cannot write: %s", err.msg);
+        k = 0;
+        for (struct store_write *w = batch, *next; w; w = next, k++) {
+                next = w->next;
+                w->next = NULL;
+                if (!failed) {
+                        if (w->kind == STORE_PRUNE && w->on_pruned)
+                                for (size_t i = 0; i < nvictims[k]; i++)
+                                        w->on_pruned(victims[k][i].id, victims[k][i].attempts, w->prune_ctx);
+                        finish_write(w, w->err.code ? &w->err : NULL);
+                } else if (w->retry) {
+                        w->pruned = 0;
+                        pthread_mutex_lock(&b->lock);
+                        w->next = b->held;
+                        b->held = w;
+                        pthread_mutex_unlock(&b->lock);
+                } else {
+                        w->pruned = 0;
+                        finish_write(w, &failure);
+                }
+                free(victims[k]);
+        }
+        free(victims);
+        free(nvictims);
+}
+
+static void *writer_main(void *arg)
+{
+        struct store_backend *b = arg;
+        int64_t next_retry = 0;
+        pthread_mutex_lock(&b->lock);
+        for (;;) {
+                while (!b->head && !b->stopping && (b->healthy || now_mono_ms() < next_retry)) {
+                        if (b->healthy) {
+                                pthread_cond_wait(&b->cond, &b->lock);
+                        } else {
+                                struct timespec ts = timespec_in(CLOCK_REALTIME, 200);
+                                pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+                        }
+                }
+                if (b->stopping && !b->head)
+                        break;
+                /* Take what waits, up to BATCH_MAX writes. */
+                struct store_write *batch = b->head, *last = b->head;
+                size_t n = batch ? 1 : 0;
+                while (last && last->next && n < BATCH_MAX) {
+                        last = last->next;
+                        n++;
+                }
+                if (last) {
+                        b->head = last->next;
+                        if (!b->head)
+                                b->tail = NULL;
+                        last->next = NULL;
+                }
+                bool healthy = b->healthy;
+                bool retry_due = !healthy && now_mono_ms() >= next_retry;
+                pthread_mutex_unlock(&b->lock);
+
+                if (!healthy) {
+                        /* Held writes are retried (and probe) once a second;
+                         * inserts meanwhile are refused at once. */
+                        if (retry_due) {
+                                next_retry = now_mono_ms() + RETRY_MS;
+                                healthy = probe(b);
+                                if (healthy)
+                                        set_health(b, true, NULL);
+                        }
+                        if (!healthy) {
+                                char reason[512];
+                                pthread_mutex_lock(&b->lock);
+                                snprintf(reason, sizeof reason, "%s", b->reason);
+                                pthread_mutex_unlock(&b->lock);
+                                struct err failure;
+                                err_set(&failure, ERR_UNAVAILABLE, 0, "the job store cannot write: %s", reason);
+                                for (struct store_write *w = batch, *next; w; w = next) {
+                                        next = w->next;
+                                        w->next = NULL;
+                                        if (w->retry) {
+                                                pthread_mutex_lock(&b->lock);
+                                                w->next = b->held;
+                                                b->held = w;
+                                                pthread_mutex_unlock(&b->lock);
+                                        } else {
+                                                finish_write(w, &failure);
+                                        }
+                                }
+                                pthread_mutex_lock(&b->lock);
+                                continue;
+                        }
+                        /* Writes work again: the held ones go first. */
+                        pthread_mutex_lock(&b->lock);
+                        struct store_write *held = b->held;
+                        b->held = NULL;
+                        pthread_mutex_unlock(&b->lock);
+                        if (held) {
+                                struct store_write *t = held;
+                                while (t->next)
+                                        t = t->next;
+                                t->next = batch;
+                                batch = held;
+                        }
+                }
+                if (batch)
+                        commit_batch(b, batch);
+                pthread_mutex_lock(&b->lock);
+        }
+        /* Closing: what could not be written fails now. */
+        struct store_write *held = b->held;
+        b->held = NULL;
+        pthread_mutex_unlock(&b->lock);
+        struct err failure;
+        err_set(&failure, ERR_UNAVAILABLE, 0, "the job store closed before it could write");
+        for (struct store_write *w = held, *next; w; w = next) {
+                next = w->next;
+                w->next = NULL;
+                finish_write(w, &failure);
+        }
+        return NULL;
+}
+
+static void sqlite_write(struct store_backend *b, struct store_write *w)
+{
+        w->next = NULL;
+        pthread_mutex_lock(&b->lock);
+        if (b->stopping) {
+                pthread_mutex_unlock(&b->lock);
+                struct err e;
+                err_set(&e, ERR_UNAVAILABLE, 0, "the job store is closing");
+                finish_write(w, &e);
+                return;
+        }
+        if (w->kind == STORE_INSERT && !b->healthy) {
+                char reason[512];
+                snprintf(reason, sizeof reason, "%s", b->reason);
+                pthread_mutex_unlock(&b->lock);
+                struct err e;
+                err_set(&e, ERR_UNAVAILABLE, 0, "the job store cannot write: %s", reason);
+                finish_write(w, &e);
+                return;
+        }
+        if (b->tail)
+                b->tail->next = w;
+        else
+                b->head = w;
+        b->tail = w;
+        pthread_cond_signal(&b->cond);
+        pthread_mutex_unlock(&b->lock);
+}
+
+/* ---- readers ---- */
+
+static struct reader *reader_take(struct store_backend *b, struct err *err)
+{
+        pthread_mutex_lock(&b->rlock);
+        for (;;) {
+                for (size_t i = 0; i < READERS; i++) {
+                        struct reader *r = &b->readers[i];
+                        if (r->busy)
+                                continue;
+                        if (!r->db) {
+                                /* Read-write but query_only: a read-only
+                                 * connection could not recover a WAL index. */
+                                if (open_conn(b->path, false, &r->db, err) < 0 ||
+                                    exec(r->db, "PRAGMA query_only=1", err) < 0) {
+                                        sqlite3_close(r->db);
+                                        r->db = NULL;
+                                        pthread_mutex_unlock(&b->rlock);
+                                        return NULL;
+                                }
+                        }
+                        r->busy = true;
+                        pthread_mutex_unlock(&b->rlock);
+                        return r;
+                }
+                pthread_cond_wait(&b->rcond, &b->rlock);
+        }
+}
+
+static void reader_give(struct store_backend *b, struct reader *r)
+{
+        pthread_mutex_lock(&b->rlock);
+        r->busy = false;
+        pthread_cond_signal(&b->rcond);
+        pthread_mutex_unlock(&b->rlock);
+}
+
+static const char SQL_GET[] =
+        "SELECT " COLUMNS ", d.params, d.result FROM jobs LEFT JOIN job_data d USING (seq) WHERE id = ?1";
+
+static int sqlite_get(struct store_backend *b, const char *id, unsigned what, struct job_record *ret,
+                      struct err *err)
+{
+        struct reader *r = reader_take(b, err);
+        if (!r)
+                return -1;
+        int rv = 0;
+        sqlite3_stmt *st = stmt(r->db, SQL_GET, err);
+        if (!st) {
+                rv = -1;
+        } else {
+                bind_str(st, 1, id);
+                int rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW) {
+                        row_to_record(st, ret);
+                        if (what & STORE_READ_PARAMS)
+                                ret->params = column_dup(st, NCOLUMNS, &ret->params_len);
+                        if (what & STORE_READ_RESULT)
+                                ret->result = column_dup(st, NCOLUMNS + 1, &ret->result_len);
+                } else if (rc == SQLITE_DONE) {
+                        rv = err_set(err, ERR_NOT_FOUND, 0, "no job `%.64s`", id);
+                } else {
+                        rv = sql_err(err, r->db, rc, "read job");
+                }
+                sqlite3_reset(st);
+        }
+        reader_give(b, r);
+        return rv;
+}
+
+static int sqlite_list(struct store_backend *b, const struct store_filter *f,
+                       bool (*fn)(const struct job_record *r, void *ctx), void *ctx, struct err *err)
+{
+        struct reader *rd = reader_take(b, err);
+        if (!rd)
+                return -1;
+        int rv = 0;
+        int64_t before = INT64_MAX;
+        if (f->after) {
+                sqlite3_stmt *st = stmt(rd->db, "SELECT seq FROM jobs WHERE id = ?1", err);
+                if (!st) {
+                        reader_give(b, rd);
+                        return -1;
+                }
+                bind_str(st, 1, f->after);
+                int rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW)
+                        before = sqlite3_column_int64(st, 0);
+                else
+                        rv = err_set(err, ERR_NOT_FOUND, 0, "no job `%.64s` to list after", f->after);
+                sqlite3_reset(st);
+        }
+        /* One statement per filter shape, so each uses its index. */
+        static const char *const shapes[4] = {
+                "SELECT " COLUMNS ", d.result FROM jobs LEFT JOIN job_data d USING (seq) "
+                "WHERE seq < ?1 ORDER BY seq DESC LIMIT ?4",
+                "SELECT " COLUMNS ", d.result FROM jobs LEFT JOIN job_data d USING (seq) "
+                "WHERE seq < ?1 AND status = ?2 ORDER BY seq DESC LIMIT ?4",
+                "SELECT " COLUMNS ", d.result FROM jobs LEFT JOIN job_data d USING (seq) "
+                "WHERE seq < ?1 AND algorithm = ?3 ORDER BY seq DESC LIMIT ?4",
+                "SELECT " COLUMNS ", d.result FROM jobs LEFT JOIN job_data d USING (seq) "
+                "WHERE seq < ?1 AND status = ?2 AND algorithm = ?3 "
+                "ORDER BY seq DESC LIMIT ?4",
+        };
+        static const char *const shapes_nores[4] = {
+                "SELECT " COLUMNS " FROM jobs WHERE seq < ?1 ORDER BY seq DESC LIMIT ?4",
+                "SELECT " COLUMNS " FROM jobs WHERE seq < ?1 AND status = ?2 ORDER BY seq DESC LIMIT ?4",
+                "SELECT " COLUMNS " FROM jobs WHERE seq < ?1 AND algorithm = ?3 ORDER BY seq DESC LIMIT ?4",
+                "SELECT " COLUMNS " FROM jobs WHERE seq < ?1 AND status = ?2 AND algorithm = ?3 "
+                "ORDER BY seq DESC LIMIT ?4",
+        };
+        int shape = (f->status >= 0 ? 1 : 0) | (f->algorithm ? 2 : 0);
+        sqlite3_stmt *st = rv ? NULL : stmt(rd->db, f->with_result ? shapes[shape] : shapes_nores[shape], err);
+        if (!rv && !st)
+                rv = -1;
+        if (st) {
+                sqlite3_bind_int64(st, 1, before);
+                sqlite3_bind_int(st, 2, f->status);
+                bind_str(st, 3, f->algorithm);
+                sqlite3_bind_int64(st, 4, (int64_t)f->limit + 1);
+                int rc;
+                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                        struct job_record rec;
+                        row_to_record(st, &rec);
+                        if (f->with_result)
+                                rec.result = column_dup(st, NCOLUMNS, &rec.result_len);
+                        bool go_on = fn(&rec, ctx);
+                        record_clear(&rec);
+                        if (!go_on)
+                                break;
+                }
+                if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                        rv = sql_err(err, rd->db, rc, "list jobs");
+                sqlite3_reset(st);
+        }
+        reader_give(b, rd);
+        return rv;
+}
+
+static int sqlite_load_unfinished(struct store_backend *b, void (*fn)(struct job_record *r, void *ctx),
+                                  void *ctx, struct err *err)
+{
+        struct reader *rd = reader_take(b, err);
+        if (!rd)
+                return -1;
+        int rv = 0;
+        sqlite3_stmt *st = stmt(rd->db, "SELECT " COLUMNS " FROM jobs WHERE status < 2 ORDER BY seq", err);
+        if (!st) {
+                rv = -1;
+        } else {
+                int rc;
+                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                        struct job_record rec;
+                        row_to_record(st, &rec);
+                        fn(&rec, ctx);
+                        record_clear(&rec);
+                }
+                if (rc != SQLITE_DONE)
+                        rv = sql_err(err, rd->db, rc, "load unfinished jobs");
+                sqlite3_reset(st);
+        }
+        reader_give(b, rd);
+        return rv;
+}
+
+static size_t sqlite_count(struct store_backend *b)
+{
+        pthread_mutex_lock(&b->lock);
+        size_t n = b->count;
+        pthread_mutex_unlock(&b->lock);
+        return n;
+}
+
+static bool sqlite_health(struct store_backend *b, char *reason, size_t len)
+{
+        pthread_mutex_lock(&b->lock);
+        bool h = b->healthy;
+        if (!h && reason)
+                snprintf(reason, len, "%s", b->reason);
+        pthread_mutex_unlock(&b->lock);
+        return h;
+}
+
+static void sqlite_stats(struct store_backend *b, struct store_stats *ret)
+{
+        pthread_mutex_lock(&b->lock);
+        *ret = b->stats;
+        pthread_mutex_unlock(&b->lock);
+}
+
+static int sqlite_check(struct store_backend *b, struct err *err)
+{
+        struct reader *rd = reader_take(b, err);
+        if (!rd)
+                return -1;
+        sqlite3_stmt *st = NULL;
+        int rv = 0;
+        if (sqlite3_prepare_v2(rd->db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) {
+                rv = sql_err(err, rd->db, sqlite3_errcode(rd->db), "integrity_check");
+        } else if (sqlite3_step(st) != SQLITE_ROW) {
+                rv = sql_err(err, rd->db, sqlite3_errcode(rd->db), "integrity_check");
+        } else {
+                const char *v = (const char *)sqlite3_column_text(st, 0);
+                if (!v || strcmp(v, "ok"))
+                        rv = err_set(err, ERR_IO, 0, "%s: integrity_check: %s", b->path, v ? v : "?");
+        }
+        sqlite3_finalize(st);
+        reader_give(b, rd);
+        return rv;
+}
+
+static void close_conn(sqlite3 *db)
+{
+        if (!db)
+                return;
+        sqlite3_stmt *st;
+        while ((st = sqlite3_next_stmt(db, NULL)))
+                sqlite3_finalize(st);
+        sqlite3_close(db);
+}
+
+static void sqlite_close(struct store_backend *b)
+{
+        if (!b)
+                return;
+        if (b->thread_started) {
+                pthread_mutex_lock(&b->lock);
+                b->stopping = true;
+                pthread_cond_broadcast(&b->cond);
+                pthread_mutex_unlock(&b->lock);
+                pthread_join(b->thread, NULL);
+        }
+        for (size_t i = 0; i < READERS; i++)
+                close_conn(b->readers[i].db);
+        if (b->w) {
+                /* A clean close checkpoints and removes the WAL. */
+                close_conn(b->w);
+        }
+        pthread_mutex_destroy(&b->lock);
+        pthread_cond_destroy(&b->cond);
+        pthread_mutex_destroy(&b->rlock);
+        pthread_cond_destroy(&b->rcond);
+        free(b->path);
+        free(b);
+}
+
+static int sqlite_open(const char *state_dir, struct store_backend **ret, struct err *err)
+{
+        struct store_backend *b = xcalloc(1, sizeof *b);
+        b->path = xasprintf("%s/%s", state_dir, DB_NAME);
+        b->healthy = true;
+        pthread_mutex_init(&b->lock, NULL);
+        pthread_cond_init(&b->cond, NULL);
+        pthread_mutex_init(&b->rlock, NULL);
+        pthread_cond_init(&b->rcond, NULL);
+        if (open_conn(b->path, false, &b->w, err) < 0 || migrate(b, err) < 0) {
+                sqlite_close(b);
+                return -1;
+        }
+        int64_t n = pragma_int(b->w, "SELECT count(*) FROM jobs");
+        b->count = n > 0 ? (size_t)n : 0;
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        int e = pthread_create(&b->thread, NULL, writer_main, b);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (e) {
+                sqlite_close(b);
+                return err_set(err, ERR_INTERNAL, e, "store: start the writer thread");
+        }
+        b->thread_started = true;
+        *ret = b;
+        return 0;
+}
+
+const struct store_ops store_sqlite_ops = {
+        .name = "sqlite",
+        .open = sqlite_open,
+        .close = sqlite_close,
+        .write = sqlite_write,
+        .get = sqlite_get,
+        .list = sqlite_list,
+        .load_unfinished = sqlite_load_unfinished,
+        .count = sqlite_count,
+        .health = sqlite_health,
+        .stats = sqlite_stats,
+        .check = sqlite_check,
+};

@@ -1,0 +1,922 @@
+"""The durable job store (SQLite in STATE_DIR/edgecd.db): records and logs
+outlive the daemon; a crash (SIGKILL) re-runs the jobs that were running
+once, a planned stop (SIGTERM) drains the running ones and keeps the queued
+ones; a full disk refuses new work and recovers; retention and max_records
+prune old records with their logs; Idempotency-Key; batch submit; listings
+without results; the store's counters in /metrics; and a chaos run: 16
+clients submit 1,000 jobs while the daemon is SIGKILLed ten times.
+
+Every test has its own daemon (harness.Daemon) and restarts it on the same
+config, state dir, port and cgroup parent with Daemon.kill() or
+Daemon.terminate() and Daemon.restart().  The plugins these tests need that
+the shared test plugins lack (rerun: false) are made in a temporary plugins
+dir, so the shared one and its counts stay as other tests expect."""
+
+import calendar
+import contextlib
+import errno
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+import harness
+from harness import Daemon, FINAL, check_error, check_job, parse_time, quick, slow_factor
+
+
+def echo(i, **params):
+    """A t_echo 1.0.0 job whose result is its parameters ({"i": i, ...})."""
+    p = {"i": i}
+    p.update(params)
+    return {"algorithm": "t_echo", "version": "1.0.0", "parameters": p}
+
+
+def sleep(seconds, timeout=30, algorithm="t_sleep"):
+    # t_sleep's manifest says timeout_seconds 2: every test names its own.
+    return {"algorithm": algorithm, "parameters": {"seconds": seconds}, "timeout_seconds": timeout}
+
+
+def body_bytes(body):
+    """The exact bytes sent for body (a replay must be byte-identical)."""
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def keyed(key):
+    h = dict(JSON)
+    h["Idempotency-Key"] = key
+    return h
+
+
+# ------------------------------------------------------------------ SQLite
+
+def db_connect(path):
+    """A read-only connection to the daemon's database (it may be running)."""
+    return contextlib.closing(sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(path), uri=True,
+                                              timeout=10))
+
+
+# enum job_status in daemon/record.h, as the jobs table stores it.
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+def db_record_status(path, job_id):
+    """The status stored for job_id in the jobs table (schema version 1 of
+    daemon/store_sqlite.c), read straight from the file; None when there is
+    no such row."""
+    with db_connect(path) as c:
+        row = c.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        return None
+    return STATUSES[row[0]] if isinstance(row[0], int) and 0 <= row[0] < len(STATUSES) else row[0]
+
+
+def utc_seconds(rfc3339):
+    return calendar.timegm(parse_time(rfc3339).timetuple()) + parse_time(rfc3339).microsecond / 1e6
+
+
+def integrity_check(path):
+    with db_connect(path) as c:
+        return [r[0] for r in c.execute("PRAGMA integrity_check")]
+
+
+# -------------------------------------------------------------- test base
+
+class DurableCase(unittest.TestCase):
+
+    def daemon(self, name, config=None, plugins=None, start=True, after_stop=None):
+        cfg = {"workers": 2, "queue_capacity": 64}
+        cfg.update(config or {})
+        d = Daemon(name, config=cfg, plugins=plugins)
+        if after_stop is not None:
+            self.addCleanup(after_stop, d)
+        self.addCleanup(d.stop)
+        # Cleanups run last-in first-out: queued and running jobs are
+        # cancelled first, so that stop()'s SIGTERM has nothing to drain.
+        self.addCleanup(harness.cancel_all, d)
+        if start:
+            d.start()
+        return d
+
+    def submit_ok(self, d, body, headers=None):
+        r = d.submit(body, headers=headers)
+        self.assertEqual(r.status, 202, "submit %s: %s" % (json.dumps(body)[:200], r))
+        check_job(r.body, runtime=d.runtime.get("name"))
+        return r.body["id"]
+
+    def wait_attempt_running(self, d, job_id, n, timeout=20.0):
+        """Wait until job_id runs its n-th run (run id <id>-n), then give the
+        container a moment to be up."""
+        deadline = time.monotonic() + timeout * slow_factor()
+        job = None
+        while time.monotonic() < deadline:
+            job = d.get_job(job_id)
+            a = job.get("attempts") or []
+            if job["status"] == "running" and len(a) == n and a[-1]["run_id"] == "%s-%d" % (job_id, n):
+                time.sleep(0.3)
+                return job
+            if job["status"] in FINAL:
+                break
+            time.sleep(0.05)
+        self.fail("job %s never ran its run %d: %s" % (job_id, n, json.dumps(job)[:1500]))
+
+    def assertRuns(self, job, codes):
+        """job's attempts are <id>-1..<id>-n with these error codes (None: ok)."""
+        a = job["attempts"]
+        self.assertEqual([x["run_id"] for x in a], ["%s-%d" % (job["id"], i + 1) for i in range(len(a))],
+                         json.dumps(job)[:2000])
+        self.assertEqual([(x.get("error") or {}).get("code") for x in a], list(codes), json.dumps(job)[:2000])
+
+    def assertEcho(self, job, i):
+        self.assertEqual(job["status"], "succeeded", json.dumps(job)[:1500])
+        self.assertEqual(job["result"], {"i": i}, json.dumps(job)[:1500])
+
+    def log_file(self, d, run_id):
+        return os.path.join(d.state_dir, "logs", run_id + ".log")
+
+
+def plugins_with(tmp, names, extra=()):
+    """A plugins dir in tmp with copies of the shared test plugins `names`
+    and, for each (new name, source, manifest lines to add) in extra, a
+    copy of source renamed, with those lines added to its plugin.yaml."""
+    plugins = os.path.join(tmp, "plugins")
+    os.makedirs(plugins)
+    src = harness.OPTIONS["plugins"]
+    for n in names:
+        shutil.copytree(os.path.join(src, n), os.path.join(plugins, n), symlinks=True)
+    for new, source, lines in extra:
+        shutil.copytree(os.path.join(src, source), os.path.join(plugins, new), symlinks=True)
+        y = os.path.join(plugins, new, "plugin.yaml")
+        with open(y) as f:
+            text = f.read().replace("name: %s\n" % source, "name: %s\n" % new)
+        # Drop the source's own timeout: the tests name their own.
+        text = "".join(ln for ln in text.splitlines(True) if not ln.startswith("timeout_seconds:"))
+        text += "timeout_seconds: 30\n" + "".join(ln + "\n" for ln in lines)
+        with open(y, "w") as f:
+            f.write(text)
+        os.chmod(y, 0o644)
+    return plugins
+
+
+# ------------------------------------------------------------- 1. restart
+
+class RecordsOutliveTheDaemon(DurableCase):
+
+    @quick
+    def test_record_and_log_survive_a_restart(self):
+        d = self.daemon("restart")
+        echo_job = d.run_job(echo(1))
+        self.assertEcho(echo_job, 1)
+        spam = d.run_job({"algorithm": "t_spam", "parameters": {"bytes": 3000}})
+        self.assertEqual((spam["status"], spam["result"]), ("succeeded", {"ok": True}), spam)
+        failed = d.run_job({"algorithm": "t_exit"})
+        self.assertEqual(failed["error"]["code"], "algorithm_failed", failed)
+
+        self.assertTrue(os.path.isfile(d.db_path), "no %s" % d.db_path)
+        with db_connect(d.db_path) as c:
+            mode = c.execute("PRAGMA journal_mode").fetchone()[0]
+        self.assertEqual(mode.lower(), "wal", "the store is not in WAL mode")
+        jobs = [echo_job, spam, failed]
+        before, logs = {}, {}
+        for j in jobs:
+            before[j["id"]] = d.get_job(j["id"])
+            run_id = j["id"] + "-1"
+            self.assertTrue(os.path.isfile(self.log_file(d, run_id)), "no log file for run %s" % run_id)
+            r = d.req("GET", "/v1/jobs/%s/logs" % j["id"])
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.headers.get("X-Edgecd-Run-Id"), run_id, r.headers)
+            logs[j["id"]] = r.raw
+        self.assertIn(b"testkit spam: the quick brown fox", logs[spam["id"]])
+        self.assertIn(b"testkit: failing on purpose with status 3", logs[failed["id"]])
+        listed = [j["id"] for j in d.list_jobs()]
+
+        rc, _ = d.terminate()
+        self.assertEqual(rc, 0, "exit status after SIGTERM")
+        self.assertTrue(os.path.isfile(d.db_path), "the store is gone after SIGTERM")
+        d.restart()
+
+        for j in jobs:
+            after = d.get_job(j["id"])
+            self.assertEqual(after, before[j["id"]], "the record changed across the restart")
+            r = d.req("GET", "/v1/jobs/%s/logs" % j["id"])
+            self.assertEqual(r.status, 200, "logs after the restart: %s" % (r,))
+            self.assertEqual(r.headers.get("X-Edgecd-Run-Id"), j["id"] + "-1", r.headers)
+            self.assertEqual(r.raw, logs[j["id"]], "the log changed across the restart")
+        self.assertEqual([j["id"] for j in d.list_jobs()], listed, "the listing changed across the restart")
+
+        # The restarted daemon goes on: a new job, newest first.
+        new = d.run_job(echo(2))
+        self.assertEcho(new, 2)
+        self.assertNotIn(new["id"], before)
+        self.assertEqual([j["id"] for j in d.list_jobs(algorithm="t_echo")], [new["id"], echo_job["id"]])
+        d.assert_idle_clean()
+
+
+# ------------------------------------------------------ 2. SIGKILL recovery
+
+class CrashRecovery(DurableCase):
+
+    def test_sigkill_reruns_the_running_job_and_runs_the_queued_ones(self):
+        d = self.daemon("sigkill", {"workers": 1})
+        sid = self.submit_ok(d, sleep(3, timeout=30))
+        d.wait_status(sid, "running")
+        eids = [self.submit_ok(d, echo(i)) for i in range(3)]
+        time.sleep(0.3)
+        for e in eids:
+            self.assertEqual(d.get_job(e)["status"], "queued")
+        d.kill()
+        root = os.path.join(d.state_dir, "runtime")
+        killed = "%s/%s-1" % (d.runtime["name"], sid)
+        self.assertEqual(harness.runtime_containers(root), [killed], "the killed daemon's container")
+
+        d.restart()
+        self.assertNotIn(killed, harness.runtime_containers(root), "the killed daemon's container is still there")
+        job = d.wait_final(sid, timeout=30)
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(float(job["result"]["slept"]), 3.0, job)
+        self.assertRuns(job, ["interrupted", None])
+        self.assertTrue(job["attempts"][0]["error"]["message"], job)
+        for i, e in enumerate(eids):
+            ej = d.wait_final(e, timeout=30)
+            self.assertEcho(ej, i)
+            self.assertRuns(ej, [None])
+        d.assert_idle_clean()
+        self.assertEqual(harness.runtime_containers(root), [])
+        self.assertEqual(harness.cgroup_children(d.cgroup_parent), [])
+        self.assertEqual(os.listdir(os.path.join(d.state_dir, "workspaces")), [])
+
+
+# ---------------------------------------------- 3. a crash re-runs only once
+
+class CrashRerunsOnce(DurableCase):
+
+    def test_rerun_false_is_not_rerun(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-norerun-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        plugins = plugins_with(tmp, ["t_sleep"], extra=[("t_norerun", "t_sleep", ["rerun: false"]),
+                                                       ("t_rerun", "t_sleep", ["rerun: true"]),
+                                                       ("t_badrerun", "t_sleep", ["rerun: 7"])])
+        d = self.daemon("norerun", {"workers": 3}, plugins=plugins)
+        r = d.req("GET", "/v1/algorithms")
+        self.assertEqual(r.status, 200, r)
+        names = {a["name"] for a in r.body["algorithms"]}
+        self.assertTrue({"t_norerun", "t_rerun", "t_sleep"} <= names, "rerun: true/false must load: %s" % (r,))
+        bad = [b for b in r.body["broken"] if "t_badrerun" in b["path"]]
+        self.assertEqual(len(bad), 1, "rerun: 7 is not a bool: %s" % (r,))
+        self.assertIn("rerun", bad[0]["error"], bad)
+        self.assertEqual(len(r.body["broken"]), 1, r)
+
+        no = self.submit_ok(d, sleep(20, algorithm="t_norerun"))
+        yes = self.submit_ok(d, sleep(3, algorithm="t_rerun"))
+        default = self.submit_ok(d, sleep(3))
+        for j in (no, yes, default):
+            d.wait_status(j, "running")
+        time.sleep(0.3)
+        d.kill()
+        d.restart()
+
+        job = d.wait_final(no, timeout=10)
+        self.assertEqual((job["status"], job["error"]["code"]), ("failed", "interrupted"), job)
+        self.assertRuns(job, ["interrupted"])
+        self.assertIsNone(job["result"], job)
+        for j in (yes, default):
+            job = d.wait_final(j, timeout=30)
+            self.assertEqual(job["status"], "succeeded", job)
+            self.assertRuns(job, ["interrupted", None])
+        d.assert_idle_clean()
+
+    def test_killed_twice_while_running_fails_interrupted(self):
+        d = self.daemon("twice", {"workers": 1})
+        sid = self.submit_ok(d, sleep(20, timeout=30))
+        self.wait_attempt_running(d, sid, 1)
+        d.kill()
+        d.restart()
+        self.wait_attempt_running(d, sid, 2)
+        d.kill()
+        d.restart()
+        job = d.wait_final(sid, timeout=10)
+        self.assertEqual((job["status"], job["error"]["code"]), ("failed", "interrupted"), job)
+        self.assertRuns(job, ["interrupted", "interrupted"])
+        self.assertTrue(job["error"]["message"], job)
+        # The daemon goes on.
+        self.assertEcho(d.run_job(echo(1)), 1)
+        d.assert_idle_clean()
+
+
+# ------------------------------------------------------- 4. planned stops
+
+class PlannedStop(DurableCase):
+
+    def test_sigterm_drains_the_running_job_and_keeps_the_queued(self):
+        d = self.daemon("drain", {"workers": 1, "drain_seconds": 15})
+        sid = self.submit_ok(d, sleep(1, timeout=10))
+        d.wait_status(sid, "running")
+        eids = [self.submit_ok(d, echo(i)) for i in range(3)]
+        for e in eids:
+            self.assertEqual(d.get_job(e)["status"], "queued")
+        signalled = time.time()
+        rc, secs = d.terminate()
+        self.assertEqual(rc, 0)
+        self.assertLess(secs, 10 * slow_factor(), "the drain of a 1 s job took %.1f s" % secs)
+        self.assertEqual(d.leftovers(include_parent=False), [])
+        self.assertEqual(db_record_status(d.db_path, eids[0]), "queued", "a queued job's stored status")
+
+        d.restart()
+        job = d.wait_final(sid, timeout=10)
+        self.assertEqual(job["status"], "succeeded", "the running job was not drained: %s" % job)
+        self.assertRuns(job, [None])
+        self.assertGreater(utc_seconds(job["finished_at"]), signalled - 0.05,
+                           "the job ended before SIGTERM: nothing was drained (%s)" % job)
+        for i, e in enumerate(eids):
+            ej = d.wait_final(e, timeout=30)
+            self.assertEcho(ej, i)
+            self.assertRuns(ej, [None])
+        d.assert_idle_clean()
+
+    def test_api_answers_during_the_drain(self):
+        # While running jobs drain, the daemon still listens: /readyz says
+        # it is stopping, a submit gets 503 shutting_down, reads and cancels
+        # work.
+        d = self.daemon("drainapi", {"workers": 1, "drain_seconds": 20})
+        sid = self.submit_ok(d, sleep(30, timeout=60))
+        d.wait_status(sid, "running")
+        qid = self.submit_ok(d, echo(1))
+        d.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and d.req("GET", "/readyz").status != 503:
+            time.sleep(0.05)
+        ready = d.req("GET", "/readyz")
+        self.assertEqual(ready.status, 503, ready)
+        self.assertIn("shutting down", json.dumps(ready.body["reasons"]), ready)
+        r = d.submit(echo(2))
+        check_error(r, 503, "shutting_down")
+        self.assertEqual(d.get_job(sid)["status"], "running")
+        self.assertEqual(d.get_job(qid)["status"], "queued")
+        r = d.req("DELETE", "/v1/jobs/" + qid)
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(d.get_job(qid)["status"], "cancelled")
+        # The operator's cancel wins over the stop: the running job ends
+        # cancelled, not queued for the next start.
+        r = d.req("DELETE", "/v1/jobs/" + sid)
+        self.assertEqual(r.status, 202, r)
+        rc = d.proc.wait(15 * slow_factor())
+        d.logf.close()
+        self.assertEqual(rc, 0)
+        self.assertEqual(db_record_status(d.db_path, sid), "cancelled")
+        self.assertEqual(db_record_status(d.db_path, qid), "cancelled")
+        d.restart()
+        self.assertEqual(d.get_job(sid)["error"]["code"], "cancelled")
+        d.assert_idle_clean()
+
+    def test_drain_seconds_bound_the_stop_and_the_job_runs_again(self):
+        d = self.daemon("draintimeout", {"workers": 1, "drain_seconds": 1})
+        sid = self.submit_ok(d, sleep(6, timeout=30))
+        self.wait_attempt_running(d, sid, 1)
+        qid = self.submit_ok(d, echo(7))
+        rc, secs = d.terminate()
+        self.assertEqual(rc, 0)
+        self.assertLess(secs, 1 + 2.5 * slow_factor(),
+                        "drain_seconds 1: the daemon took %.1f s to exit (the job sleeps 6 s)" % secs)
+        self.assertEqual(d.leftovers(include_parent=False), [], "the interrupted run left something")
+        self.assertEqual(db_record_status(d.db_path, sid), "queued", "the interrupted job's stored status")
+        self.assertEqual(db_record_status(d.db_path, qid), "queued", "the queued job's stored status")
+        self.assertEqual(integrity_check(d.db_path), ["ok"])
+
+        d.restart()
+        job = d.wait_final(sid, timeout=30)
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertRuns(job, ["interrupted", None])
+        self.assertEcho(d.wait_final(qid), 7)
+        d.assert_idle_clean()
+
+    def test_planned_stop_does_not_use_up_the_crash_rerun(self):
+        d = self.daemon("plannedthencrash", {"workers": 1, "drain_seconds": 1})
+        sid = self.submit_ok(d, sleep(4, timeout=30))
+        self.wait_attempt_running(d, sid, 1)
+        rc, _ = d.terminate()
+        self.assertEqual(rc, 0)
+        d.restart()
+        self.wait_attempt_running(d, sid, 2)
+        d.kill()
+        d.restart()
+        job = d.wait_final(sid, timeout=30)
+        self.assertEqual(job["status"], "succeeded",
+                         "interrupted once by SIGTERM and once by SIGKILL: the crash re-run is due: %s" % job)
+        self.assertRuns(job, ["interrupted", "interrupted", None])
+        d.assert_idle_clean()
+
+
+# ------------------------------------------------------------- 5. chaos
+
+class Chaos(DurableCase):
+    JOBS = 1000
+    CLIENTS = 16
+    KILLS = 10
+
+    def test_thousand_submits_through_ten_sigkills(self):
+        d = self.daemon("chaos", {"workers": 2, "queue_capacity": 2000})
+        rng = random.Random(os.getpid() ^ int(time.time()))
+        ids = [None] * self.JOBS
+        statuses = [None] * self.JOBS
+        problems = []
+        stats = {"conn_errors": 0, "503": 0, "replayed": 0}
+        lock = threading.Lock()
+        give_up = time.monotonic() + 150 * slow_factor()
+        last_ack = [0.0]
+
+        def client(k):
+            crng = random.Random(k * 7919 + rng.random())
+            for i in range(k, self.JOBS, self.CLIENTS):
+                data = body_bytes(echo(i))
+                hdrs = keyed("chaos-%04d" % i)
+                while True:
+                    if time.monotonic() > give_up:
+                        with lock:
+                            problems.append("job %d: no 2xx before the deadline" % i)
+                        return
+                    try:
+                        r = d.req("POST", "/v1/jobs", data, hdrs, timeout=15)
+                    except (OSError, http.client.HTTPException):
+                        with lock:
+                            stats["conn_errors"] += 1
+                        time.sleep(crng.uniform(0.05, 0.2))
+                        continue
+                    if r.status == 503:
+                        with lock:
+                            stats["503"] += 1
+                        time.sleep(crng.uniform(0.05, 0.2))
+                        continue
+                    if r.status in (200, 202) and isinstance(r.body, dict) and isinstance(r.body.get("id"), str):
+                        ids[i], statuses[i] = r.body["id"], r.status
+                        with lock:
+                            last_ack[0] = time.monotonic()
+                            if r.status == 200:
+                                stats["replayed"] += 1
+                        break
+                    with lock:
+                        problems.append("job %d: %s" % (i, r))
+                    break
+                time.sleep(crng.uniform(0, 0.3))
+
+        threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(self.CLIENTS)]
+        for t in threads:
+            t.start()
+        kill_times = []
+        try:
+            for _ in range(self.KILLS):
+                time.sleep(rng.uniform(0.8, 2.5))
+                kill_times.append(time.monotonic())
+                d.kill()
+                d.restart(timeout=60)
+        finally:
+            for t in threads:
+                t.join(200)
+        self.assertFalse(any(t.is_alive() for t in threads), "clients still submitting")
+        self.assertEqual(problems, [], "clients (%s): %s" % (stats, problems[:20]))
+        self.assertEqual(len(kill_times), self.KILLS)
+        self.assertLess(kill_times[0], last_ack[0], "no SIGKILL fell while clients were submitting")
+        self.assertGreater(stats["conn_errors"], 0, "no client ever saw the daemon gone: %s" % stats)
+        missing = [i for i in range(self.JOBS) if ids[i] is None]
+        self.assertEqual(missing, [], "submissions without a 2xx")
+        self.assertEqual(len(set(ids)), self.JOBS,
+                         "%d distinct ids for %d idempotency keys" % (len(set(ids)), self.JOBS))
+
+        deadline = time.monotonic() + 240 * slow_factor()
+        while True:
+            busy = [j["id"] for st in ("queued", "running")
+                    for j in d.req("GET", "/v1/jobs?status=%s&limit=5" % st).body["jobs"]]
+            if not busy:
+                break
+            self.assertLess(time.monotonic(), deadline, "jobs still active: %s" % busy)
+            time.sleep(0.5)
+
+        listed = [j["id"] for j in d.list_jobs(algorithm="t_echo")]
+        self.assertEqual(len(listed), len(set(listed)), "the listing repeats jobs")
+        self.assertEqual(set(listed), set(ids), "listed jobs and acknowledged ids differ: %d extra, %d missing"
+                         % (len(set(listed) - set(ids)), len(set(ids) - set(listed))))
+        twice = []
+        for i, jid in enumerate(ids):
+            r = d.req("GET", "/v1/jobs/" + jid)
+            self.assertEqual(r.status, 200, "acknowledged job %d (%s) is gone: %s" % (i, jid, r))
+            job = check_job(r.body, final=True, runtime=d.runtime.get("name"))
+            codes = [(a.get("error") or {}).get("code") for a in job["attempts"]]
+            if job["status"] == "failed" and job["error"]["code"] == "interrupted" \
+                    and codes == ["interrupted", "interrupted"]:
+                twice.append(jid)       # running at two kills in a row: allowed (test 3)
+                continue
+            self.assertEcho(job, i)
+            # One success, at most one crash re-run before it.
+            self.assertIn(codes, ([None], ["interrupted", None]), json.dumps(job)[:1500])
+            self.assertRuns(job, codes)
+        self.assertLessEqual(len(twice), 2, "jobs interrupted twice: %s" % twice)
+        d.assert_idle_clean()
+        rc, _ = d.terminate(timeout=30)
+        self.assertEqual(rc, 0)
+        self.assertEqual(integrity_check(d.db_path), ["ok"])
+
+
+# ------------------------------------------------------------ 6. full disk
+
+class FullDisk(DurableCase):
+
+    def test_full_state_dir_refuses_work_and_recovers(self):
+        def unmount(d):
+            # After d.stop() (which unmounts lazily what it finds under its
+            # temp dir), whatever happened.
+            if d.state_dir in harness.mounts_under(d.state_dir):
+                subprocess.run(["umount", "-R", "-l", d.state_dir], capture_output=True)
+        d = self.daemon("fullstore", start=False, after_stop=unmount)
+        os.makedirs(d.state_dir)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", d.state_dir],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d.own_mounts.append(d.state_dir)
+        fill = os.path.join(d.state_dir, "fill.bin")
+        # Before d.stop(): the daemon stops on a disk with room.
+        self.addCleanup(lambda: os.path.exists(fill) and os.unlink(fill))
+        d.start()
+
+        first = d.run_job(echo(1))
+        self.assertEcho(first, 1)
+        time.sleep(0.5)
+        with open(fill, "wb", buffering=0) as f:
+            for size in (1 << 20, 1 << 12, 1):
+                chunk = b"\1" * size
+                try:
+                    while True:
+                        f.write(chunk)      # a short write is fine: the next one fails
+                except OSError as e:
+                    self.assertEqual(e.errno, errno.ENOSPC, e)
+        self.assertGreater(os.path.getsize(fill), 8 << 20)
+
+        # A commit in WAL space the file already has may still succeed: a
+        # job accepted that way is durable and fine.  The disk is full, so
+        # a 503 must come within a few submits.
+        accepted = []
+        refused = None
+        for k in range(20):
+            r = d.submit(echo(100 + k))
+            if r.status == 202:
+                accepted.append(r.body["id"])
+                continue
+            refused = r
+            break
+        self.assertIsNotNone(refused, "20 submits accepted on a full disk")
+        check_error(refused, 503, "storage_unavailable")
+        self.assertLessEqual(len(accepted), 3, "accepted on a full disk: %s" % accepted)
+        r = d.req("GET", "/readyz")
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.body["status"], "unhealthy", r)
+        self.assertIn("store", " ".join(r.body.get("reasons") or []).lower(), r)
+        r = d.req("GET", "/v1/jobs/" + first["id"])
+        self.assertEqual(r.status, 200, "a read while the disk is full: %s" % (r,))
+        self.assertEcho(r.body, 1)
+        check_error(d.submit(echo(200)), 503, "storage_unavailable")
+        self.assertTrue(d.alive(), "the daemon died on a full disk")
+
+        os.unlink(fill)
+        t0 = time.monotonic()
+        again = None
+        while time.monotonic() - t0 < 5 * slow_factor():
+            r = d.submit(echo(2))
+            if r.status == 202:
+                again = r.body["id"]
+                break
+            check_error(r, 503, "storage_unavailable")
+            time.sleep(0.2)
+        self.assertIsNotNone(again, "submits still refused 5 s after space came back")
+        while True:
+            r = d.req("GET", "/readyz")
+            why = " ".join(r.body.get("reasons") or []).lower()
+            if "store" not in why and r.body["status"] != "unhealthy":
+                break
+            self.assertLess(time.monotonic() - t0, 5 * slow_factor(), "readyz still unhealthy: %s" % (r,))
+            time.sleep(0.2)
+        self.assertEcho(d.wait_final(again, timeout=30), 2)
+        for jid in accepted:
+            job = d.wait_final(jid, timeout=30)
+            # Run while the disk was full, it may have failed in the runtime.
+            self.assertIn((job["status"], (job["error"] or {}).get("code")),
+                          (("succeeded", None), ("failed", "runtime_error")), job)
+        self.assertTrue(d.alive(), "the daemon died")
+        d.assert_idle_clean()
+        rc, _ = d.terminate()
+        self.assertEqual(rc, 0)
+        self.assertEqual(integrity_check(d.db_path), ["ok"])
+
+
+# ------------------------------------------------------------ 7. retention
+
+class Retention(DurableCase):
+
+    def test_max_records_prunes_the_oldest_with_their_logs(self):
+        d = self.daemon("maxrecords", {"store": {"retention_seconds": 3600, "max_records": 3},
+                                       "sweep_interval_seconds": 1})
+        jobs = [d.run_job(echo(i)) for i in range(6)]
+        for j in jobs:
+            self.assertEqual(j["status"], "succeeded", j)
+        old, new = jobs[:3], jobs[3:]
+        deadline = time.monotonic() + 5 * slow_factor()
+        while any(d.req("GET", "/v1/jobs/" + j["id"]).status != 404 for j in old):
+            self.assertLess(time.monotonic(), deadline, "the 3 oldest records are still there")
+            time.sleep(0.2)
+        for j in old:
+            check_error(d.req("GET", "/v1/jobs/" + j["id"]), 404, "not_found")
+            self.assertEqual(d.req("GET", "/v1/jobs/%s/logs" % j["id"]).status, 404)
+            self.assertFalse(os.path.exists(self.log_file(d, j["id"] + "-1")), "log of a pruned record")
+        time.sleep(1.5)         # another sweep: the newest stay
+        for i, j in enumerate(new):
+            self.assertEcho(d.get_job(j["id"]), i + 3)
+            self.assertTrue(os.path.isfile(self.log_file(d, j["id"] + "-1")), "log of a kept record")
+        self.assertEqual([j["id"] for j in d.list_jobs()], [j["id"] for j in reversed(new)])
+
+    def test_retention_seconds_spare_active_jobs(self):
+        d = self.daemon("retentionsecs", {"workers": 1, "store": {"retention_seconds": 1, "max_records": 100000},
+                                          "sweep_interval_seconds": 1})
+        done = d.run_job(echo(1))
+        sid = self.submit_ok(d, sleep(4, timeout=10))
+        qid = self.submit_ok(d, echo(2))        # queued behind the sleeper for ~4 s
+        deadline = time.monotonic() + 5 * slow_factor()
+        while d.req("GET", "/v1/jobs/" + done["id"]).status != 404:
+            self.assertLess(time.monotonic(), deadline, "a finished job outlived retention_seconds 1")
+            time.sleep(0.2)
+        self.assertFalse(os.path.exists(self.log_file(d, done["id"] + "-1")), "log of a pruned record")
+
+        # The active ones outlive several sweeps, and end normally.
+        seen = {sid: [], qid: []}
+        deadline = time.monotonic() + 20 * slow_factor()
+        while not all(seen[j] and seen[j][-1] in FINAL for j in seen):
+            self.assertLess(time.monotonic(), deadline, "jobs did not end: %s" % seen)
+            for j in seen:
+                if seen[j] and seen[j][-1] in FINAL:
+                    continue
+                r = d.req("GET", "/v1/jobs/" + j)
+                self.assertEqual(r.status, 200, "an active job was pruned (seen %s): %s" % (seen[j], r))
+                if not seen[j] or seen[j][-1] != r.body["status"]:
+                    seen[j].append(r.body["status"])
+                    if r.body["status"] in FINAL:
+                        self.assertEqual(r.body["status"], "succeeded", r)
+            time.sleep(0.05)
+        self.assertEqual(seen[sid][-2:], ["running", "succeeded"], seen)
+        self.assertEqual(seen[qid][0], "queued", seen)
+        # ...and once final, they go too.
+        deadline = time.monotonic() + 5 * slow_factor()
+        while any(d.req("GET", "/v1/jobs/" + j).status != 404 for j in seen):
+            self.assertLess(time.monotonic(), deadline, "final jobs outlived retention_seconds 1")
+            time.sleep(0.2)
+        d.assert_idle_clean()
+
+
+# ---------------------------------------------------------- 8. idempotency
+
+class Idempotency(DurableCase):
+
+    @quick
+    def test_replay_and_conflict(self):
+        d = self.daemon("idem")
+        data = body_bytes(echo(1))
+        r1 = d.req("POST", "/v1/jobs", data, keyed("key-1"))
+        self.assertEqual(r1.status, 202, r1)
+        self.assertNotEqual((r1.headers.get("Idempotent-Replayed") or "").lower(), "true", r1.headers)
+        jid = check_job(r1.body)["id"]
+        d.wait_final(jid)
+        r2 = d.req("POST", "/v1/jobs", data, keyed("key-1"))
+        self.assertEqual(r2.status, 200, r2)
+        self.assertEqual((r2.headers.get("Idempotent-Replayed") or "").lower(), "true", r2.headers)
+        self.assertEqual(check_job(r2.body)["id"], jid, r2)
+        self.assertEcho(r2.body, 1)
+
+        r3 = d.req("POST", "/v1/jobs", body_bytes(echo(2)), keyed("key-1"))
+        check_error(r3, 409, "idempotency_conflict")
+        # Another key, or none, is another job.
+        r4 = d.req("POST", "/v1/jobs", data, keyed("key-2"))
+        self.assertEqual(r4.status, 202, r4)
+        r5 = d.req("POST", "/v1/jobs", data, JSON)
+        self.assertEqual(r5.status, 202, r5)
+        self.assertEqual(len({jid, r4.body["id"], r5.body["id"]}), 3)
+        for j in (r4.body["id"], r5.body["id"]):
+            d.wait_final(j)
+        self.assertEqual(len(d.list_jobs(algorithm="t_echo")), 3)
+
+    def test_twenty_parallel_submits_make_one_job(self):
+        d = self.daemon("idempar", {"http": {"max_connections_per_client": 64}})
+        data = body_bytes(echo(5))
+        n = 20
+        barrier = threading.Barrier(n)
+        out = [None] * n
+
+        def one(k):
+            barrier.wait(10)
+            try:
+                out[k] = d.req("POST", "/v1/jobs", data, keyed("parallel"), timeout=20)
+            except Exception as e:   # noqa: BLE001 - reported below
+                out[k] = e
+        threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        bad = [x for x in out if not isinstance(x, harness.Response) or x.status not in (200, 202)]
+        self.assertEqual(bad, [], "answers: %s" % [str(x) for x in out])
+        self.assertEqual(sorted(x.status for x in out), [200] * (n - 1) + [202], [str(x) for x in out])
+        for x in out:
+            if x.status == 200:
+                self.assertEqual((x.headers.get("Idempotent-Replayed") or "").lower(), "true", x.headers)
+        ids = {x.body["id"] for x in out}
+        self.assertEqual(len(ids), 1, ids)
+        listed = d.list_jobs(algorithm="t_echo")
+        self.assertEqual([j["id"] for j in listed], list(ids), "jobs made from one key")
+        self.assertEcho(d.wait_final(ids.pop()), 5)
+
+    def test_key_survives_a_restart(self):
+        d = self.daemon("idemrestart")
+        data = body_bytes(echo(3))
+        r = d.req("POST", "/v1/jobs", data, keyed("durable-key"))
+        self.assertEqual(r.status, 202, r)
+        jid = r.body["id"]
+        d.wait_final(jid)
+        # A second key, its job perhaps still running at the stop.
+        d2 = body_bytes(sleep(0.5, timeout=10))
+        r = d.req("POST", "/v1/jobs", d2, keyed("second-key"))
+        self.assertEqual(r.status, 202, r)
+        qid = r.body["id"]
+        rc, _ = d.terminate()
+        self.assertEqual(rc, 0)
+        d.restart()
+        r = d.req("POST", "/v1/jobs", data, keyed("durable-key"))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.headers.get("Idempotent-Replayed") or "").lower(), "true", r.headers)
+        self.assertEqual(r.body["id"], jid, r)
+        self.assertEcho(r.body, 3)
+        check_error(d.req("POST", "/v1/jobs", body_bytes(echo(4)), keyed("durable-key")), 409,
+                    "idempotency_conflict")
+        r = d.req("POST", "/v1/jobs", d2, keyed("second-key"))
+        self.assertEqual((r.status, r.body.get("id")), (200, qid), r)
+        self.assertEqual(d.wait_final(qid)["status"], "succeeded")
+        self.assertEqual(len(d.list_jobs(algorithm="t_echo")), 1)
+        self.assertEqual(len(d.list_jobs(algorithm="t_sleep")), 1)
+
+    @quick
+    def test_bad_keys(self):
+        d = self.daemon("idembad")
+        data = body_bytes(echo(1))
+        for key in ("k" * 129, "bad\x01key", "bad\x7fkey", "k" * 1000):
+            r = d.req("POST", "/v1/jobs", data, keyed(key))
+            check_error(r, 400, "invalid_request", "Idempotency-Key")
+        self.assertEqual(d.list_jobs(algorithm="t_echo"), [], "a refused submit made a job")
+        r = d.req("POST", "/v1/jobs", data, keyed("k" * 128))
+        self.assertEqual(r.status, 202, "a 128-character key: %s" % (r,))
+        r = d.req("POST", "/v1/jobs", data, keyed("printable-~!@#$%^&*()_+=[]{};:'\",.<>/?|`"))
+        self.assertEqual(r.status, 202, "a printable key: %s" % (r,))
+        for j in d.list_jobs(algorithm="t_echo"):
+            d.wait_final(j["id"])
+
+
+# ---------------------------------------------------------------- 9. batch
+
+class Batch(DurableCase):
+
+    def batch(self, d, body):
+        return d.req("POST", "/v1/jobs/batch", body)
+
+    @quick
+    def test_mixed_batch_in_order(self):
+        d = self.daemon("batch")
+        items = [echo(0), {"algorithm": "t_nope"}, echo(1),
+                 {"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 99}}, 42, echo(2)]
+        r = self.batch(d, {"jobs": items})
+        self.assertEqual(r.status, 200, r)
+        out = r.body["jobs"]
+        self.assertEqual(len(out), len(items), r)
+        want = [202, 404, 202, 400, 400, 202]
+        self.assertEqual([x.get("status") for x in out], want, r)
+        for x in out:
+            if x["status"] == 202:
+                self.assertNotIn("error", x, x)
+                check_job(x["job"])
+            else:
+                self.assertNotIn("job", x, x)
+                e = x["error"]
+                self.assertTrue(isinstance(e.get("code"), str) and isinstance(e.get("message"), str) and
+                                e["message"], x)
+        self.assertEqual(out[1]["error"]["code"], "unknown_algorithm", out[1])
+        self.assertEqual(out[3]["error"]["code"], "invalid_parameters", out[3])
+        self.assertTrue((out[3]["error"].get("field") or "").endswith("/parameters/n"), out[3])
+        self.assertEqual(out[4]["error"]["code"], "invalid_request", out[4])
+        good = [out[0]["job"]["id"], out[2]["job"]["id"], out[5]["job"]["id"]]
+        self.assertEqual(len(set(good)), 3)
+        for i, jid in enumerate(good):
+            self.assertEcho(d.wait_final(jid), i)
+        self.assertEqual(sorted(j["id"] for j in d.list_jobs(algorithm="t_echo")), sorted(good))
+
+        # The default max_batch is 100.
+        r = self.batch(d, {"jobs": [echo(i) for i in range(101)]})
+        check_error(r, 400, "invalid_request", "/jobs")
+        self.assertEqual(len(d.list_jobs(algorithm="t_echo")), 3, "a refused batch made jobs")
+
+    def test_max_batch(self):
+        d = self.daemon("maxbatch", {"max_batch": 4})
+        r = self.batch(d, {"jobs": [echo(i) for i in range(5)]})
+        check_error(r, 400, "invalid_request", "/jobs")
+        self.assertEqual(d.list_jobs(algorithm="t_echo"), [], "a refused batch made jobs")
+        r = self.batch(d, {"jobs": [echo(i) for i in range(4)]})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([x["status"] for x in r.body["jobs"]], [202] * 4, r)
+        for i, x in enumerate(r.body["jobs"]):
+            self.assertEcho(d.wait_final(x["job"]["id"]), i)
+
+    @quick
+    def test_body_without_a_jobs_array(self):
+        d = self.daemon("batchbad")
+        for body in ({}, {"jobs": {}}, {"jobs": "x"}, {"jobs": None}, [], [echo(1)], {"job": [echo(1)]}):
+            r = self.batch(d, body)
+            check_error(r, 400)
+        check_error(d.req("POST", "/v1/jobs/batch", b"{\"jobs\": [", JSON), 400, "invalid_json")
+        self.assertEqual(d.list_jobs(), [], "a refused batch made jobs")
+
+
+# ----------------------------------------------------- 10. listing results
+
+class ListingResults(DurableCase):
+
+    @quick
+    def test_results_only_on_request(self):
+        d = self.daemon("listresult")
+        ids = [d.run_job(echo(i))["id"] for i in range(3)]
+        r = d.req("GET", "/v1/jobs?algorithm=t_echo")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([j["id"] for j in r.body["jobs"]], ids[::-1])
+        for j in r.body["jobs"]:
+            check_job(j)
+            self.assertEqual(j["status"], "succeeded", j)
+            self.assertIn("result", j)
+            self.assertIsNone(j["result"], "a listing without ?result=true carries results")
+        r = d.req("GET", "/v1/jobs?algorithm=t_echo&result=true")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([j["result"] for j in r.body["jobs"]], [{"i": 2}, {"i": 1}, {"i": 0}], r)
+        # GET of one job has it either way.
+        self.assertEcho(d.get_job(ids[0]), 0)
+
+        # Pagination, newest first, with and without results.
+        for q, want in (("", [None, None, None]), ("&result=true", [{"i": 2}, {"i": 1}, {"i": 0}])):
+            r = d.req("GET", "/v1/jobs?algorithm=t_echo&limit=2" + q)
+            self.assertEqual(r.status, 200, r)
+            page = r.body["jobs"]
+            self.assertEqual([j["id"] for j in page], [ids[2], ids[1]], r)
+            self.assertEqual([j["result"] for j in page], want[:2], r)
+            self.assertIsInstance(r.body["next"], str, r)
+            r2 = d.req("GET", "/v1/jobs?algorithm=t_echo&limit=2&after=%s%s" % (r.body["next"], q))
+            self.assertEqual(r2.status, 200, r2)
+            self.assertEqual([j["id"] for j in r2.body["jobs"]], [ids[0]], r2)
+            self.assertEqual([j["result"] for j in r2.body["jobs"]], want[2:], r2)
+            self.assertIsNone(r2.body.get("next"), r2)
+
+
+# --------------------------------------------------------------- 11. metrics
+
+class StoreMetrics(DurableCase):
+
+    @quick
+    def test_commit_and_write_counters(self):
+        d = self.daemon("storemetrics", {"http": {"max_connections_per_client": 64}})
+        w0 = d.metric("edgecd_store_writes_total")
+        c0 = d.metric("edgecd_store_commits_total")
+        self.assertIsNotNone(w0, "no edgecd_store_writes_total")
+        self.assertIsNotNone(c0, "no edgecd_store_commits_total")
+        out = [None] * 20
+
+        def one(k):
+            try:
+                out[k] = d.submit(echo(k), timeout=20)
+            except Exception as e:   # noqa: BLE001 - reported below
+                out[k] = e
+        threads = [threading.Thread(target=one, args=(k,)) for k in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertTrue(all(isinstance(x, harness.Response) and x.status == 202 for x in out),
+                        [str(x) for x in out])
+        for k, x in enumerate(out):
+            self.assertEcho(d.wait_final(x.body["id"]), k)
+        w = d.metric("edgecd_store_writes_total")
+        c = d.metric("edgecd_store_commits_total")
+        self.assertGreater(w, 0)
+        self.assertGreater(c, 0)
+        self.assertLessEqual(c, w, "more commits than writes")
+        self.assertGreaterEqual(w - w0, 20, "20 submits are at least 20 writes")
+        self.assertGreater(c, c0)
+        r = d.req("GET", "/metrics")
+        for name in ("edgecd_store_writes_total", "edgecd_store_commits_total"):
+            self.assertIn("# TYPE %s counter" % name, r.body)
