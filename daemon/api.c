@@ -1,6 +1,7 @@
 /* api.c - HTTP API v1 handlers (see api.h).
  *
- * Threads: handlers run on the HTTP thread.  A request that waits for its job
+ * Threads: handlers run on the HTTP threads (http.h), concurrently; what
+ * they share is locked where it lives.  A request that waits for its job
  * (?wait=) is suspended; the job's completion (a worker thread) or the wait
  * thread here (deadlines) resumes it, and the handler runs again to answer.
  * Waits are tracked under a->lock; see struct wait for who holds what. */
@@ -46,6 +47,8 @@ struct wait {
         /* The commit before the answer (submit): the write in flight and
          * what it carries.  committing: handed to the store, not done. */
         bool committing, committed;
+        enum { COMMIT_SUBMIT, COMMIT_BATCH, COMMIT_CANCEL } kind;
+        bool refused;            /* never handed to the store: the api is stopping */
         struct store_write write;
         struct store_item item;
         struct job_record rec;
@@ -55,7 +58,33 @@ struct wait {
         struct batch *batch;     /* POST /v1/jobs/batch: its items */
 };
 
-static void batch_free(struct batch *b);
+/* POST /v1/jobs/batch: its items. */
+struct batch {
+        size_t n;
+        json_t *answers;              /* per item: {"status":..., "job"|"error":...} */
+        struct job **jobs;            /* NULL where refused */
+        struct job_record *recs;
+        struct store_item *items;     /* the accepted ones */
+        size_t *item_of;              /* items[k] is answers[item_of[k]] */
+        size_t nitems;
+};
+
+static void batch_free(struct batch *b)
+{
+        if (!b)
+                return;
+        for (size_t i = 0; i < b->n; i++) {
+                job_unref(b->jobs[i]);
+                record_clear(&b->recs[i]);
+        }
+        free(b->jobs);
+        free(b->recs);
+        free(b->items);
+        free(b->item_of);
+        json_decref(b->answers);
+        free(b);
+}
+
 
 struct api {
         struct api_deps d;
@@ -258,8 +287,9 @@ static struct wait *wait_for(struct api *a, struct http_request *req)
 static void start_wait(struct api *a, struct http_request *req, struct job *j, int64_t seconds)
 {
         struct wait *w = wait_for(a, req);
-        job_unref(w->job);
-        w->job = job_ref(j);
+        struct job *old = w->job;
+        w->job = job_ref(j);      /* before the old one goes: j may be it */
+        job_unref(old);
         w->deadline = now_mono_ms() + seconds * 1000;
         w->suspended = w->resumed = w->done = false;
 
@@ -286,11 +316,16 @@ static void start_wait(struct api *a, struct http_request *req, struct job *j, i
 
 /* ---- committing before answering ---- */
 
-/* The store's answer (its writer thread, or this one). */
+static void after_commit(struct api *a, struct wait *w);
+
+/* The store's answer (its writer thread, or this one).  What the commit
+ * means for the daemon happens here, whatever becomes of the request (its
+ * client may be gone); the second dispatch only answers. */
 static void on_committed(struct store_write *sw)
 {
         struct wait *w = sw->ctx;
         struct api *a = w->api;
+        after_commit(a, w);
         pthread_mutex_lock(&a->lock);
         w->committed = true;
         if (w->suspended && !w->resumed) {
@@ -309,8 +344,16 @@ static bool commit(struct api *a, struct http_request *req, struct wait *w)
 {
         w->committing = true;
         w->write.done = on_committed;
-        w->write.ctx = wait_ref(w);   /* the write's */
         pthread_mutex_lock(&a->lock);
+        if (a->stopping) {
+                /* api_stop waits for no more writes. */
+                pthread_mutex_unlock(&a->lock);
+                err_set(&w->write.err, ERR_UNAVAILABLE, 0, "the daemon is shutting down");
+                w->refused = true;
+                after_commit(a, w);
+                return true;
+        }
+        w->write.ctx = wait_ref(w);   /* the write's */
         a->commits_open++;
         pthread_mutex_unlock(&a->lock);
         store_write_async(a->d.store, &w->write);
@@ -583,21 +626,65 @@ static bool valid_idempotency_key(const char *k)
 }
 
 /* After the commit (second dispatch): answer, queue, maybe wait. */
+/* What a committed (or failed) submit, batch or cancel means; once per
+ * write, on whichever thread the store answered.  Takes no api lock. */
+static void after_commit(struct api *a, struct wait *w)
+{
+        bool ok = w->write.err.code == ERR_OK;
+        /* The parameters are on disk now (or refused): a request that goes
+         * on waiting for its job holds nothing of them. */
+        free(w->rec.params);
+        w->rec.params = NULL;
+        w->rec.params_len = 0;
+        switch (w->kind) {
+        case COMMIT_SUBMIT:
+                if (ok && w->item.outcome == STORE_ITEM_OK) {
+                        struct job *j = w->job;
+                        scheduler_accept(a->d.scheduler, j);
+                        metrics_job_submitted();
+                        log_debug("job %s: %s %s accepted (%s priority)", j->id, j->manifest->name,
+                                  j->manifest->version, job_priority_name(j->priority));
+                } else {
+                        queue_unreserve(a->d.queue, 1);
+                        if (!ok)
+                                metrics_job_rejected(w->refused ? "unavailable" : "storage");
+                        else if (w->item.outcome == STORE_ITEM_CONFLICT)
+                                metrics_job_rejected("idempotency_conflict");
+                }
+                break;
+        case COMMIT_BATCH: {
+                struct batch *b = w->batch;
+                for (size_t k = 0; k < b->nitems; k++) {
+                        record_clear_params(&b->recs[b->item_of[k]]);
+                        if (ok) {
+                                scheduler_accept(a->d.scheduler, b->jobs[b->item_of[k]]);
+                                metrics_job_submitted();
+                        }
+                }
+                if (!ok) {
+                        queue_unreserve(a->d.queue, b->nitems);
+                        metrics_job_rejected(w->refused ? "unavailable" : "storage");
+                }
+                break;
+        }
+        case COMMIT_CANCEL:
+                if (ok)
+                        scheduler_cancel_end(a->d.scheduler, w->job, w->item.outcome == STORE_ITEM_OK);
+                break;
+        }
+}
+
 static void finish_submit(struct api *a, struct http_request *req, struct wait *w)
 {
         w->committing = false;
         struct store_item *it = &w->item;
         if (w->write.err.code != ERR_OK) {
-                queue_unreserve(a->d.queue, 1);
-                metrics_job_rejected("storage");
                 struct reject rj;
-                reject_err(&rj, &w->write.err, "storage_unavailable");
+                reject_err(&rj, &w->write.err, w->refused ? "shutting_down" : "storage_unavailable");
                 reply_reject(req, &rj);
                 return;
         }
         if (it->outcome == STORE_ITEM_CONFLICT) {
-                queue_unreserve(a->d.queue, 1);
-                metrics_job_rejected("idempotency_conflict");
                 char msg[512];
                 snprintf(msg, sizeof msg, "Idempotency-Key `%.128s` was used for job %s with another request body",
                          w->idem_key, it->existing_id);
@@ -606,7 +693,6 @@ static void finish_submit(struct api *a, struct http_request *req, struct wait *
         }
         if (it->outcome == STORE_ITEM_REPLAYED) {
                 /* The first job, as it is now. */
-                queue_unreserve(a->d.queue, 1);
                 http_add_header(req, "Idempotent-Replayed", "true");
                 struct job *live = w->wait_seconds > 0 ? jobtable_get(a->d.jobs, it->existing_id) : NULL;
                 if (live) {
@@ -618,10 +704,6 @@ static void finish_submit(struct api *a, struct http_request *req, struct wait *
                 return;
         }
         struct job *j = w->job;
-        scheduler_accept(a->d.scheduler, j);
-        metrics_job_submitted();
-        log_debug("job %s: %s %s accepted (%s priority)", j->id, j->manifest->name, j->manifest->version,
-                  job_priority_name(j->priority));
         if (w->wait_seconds > 0) {
                 start_wait(a, req, j, w->wait_seconds);
                 return;
@@ -690,6 +772,7 @@ static void handle_submit(struct http_request *req, void *ctx)
                 w->item.idem_key = w->idem_key;
                 w->item.idem_hash = w->idem_hash;
         }
+        w->kind = COMMIT_SUBMIT;
         w->write = (struct store_write){ .kind = STORE_INSERT, .items = &w->item, .n = 1 };
         /* Never acknowledge what is not on disk. */
         if (commit(a, req, w))
@@ -697,32 +780,6 @@ static void handle_submit(struct http_request *req, void *ctx)
 }
 
 /* ---- POST /v1/jobs/batch ---- */
-
-struct batch {
-        size_t n;
-        json_t *answers;              /* per item: {"status":..., "job"|"error":...} */
-        struct job **jobs;            /* NULL where refused */
-        struct job_record *recs;
-        struct store_item *items;     /* the accepted ones */
-        size_t *item_of;              /* items[k] is answers[item_of[k]] */
-        size_t nitems;
-};
-
-static void batch_free(struct batch *b)
-{
-        if (!b)
-                return;
-        for (size_t i = 0; i < b->n; i++) {
-                job_unref(b->jobs[i]);
-                record_clear(&b->recs[i]);
-        }
-        free(b->jobs);
-        free(b->recs);
-        free(b->items);
-        free(b->item_of);
-        json_decref(b->answers);
-        free(b);
-}
 
 static json_t *reject_json(const struct reject *rj)
 {
@@ -732,23 +789,18 @@ static json_t *reject_json(const struct reject *rj)
         return json_pack("{s:i, s:o}", "status", (int)rj->status, "error", e);
 }
 
-static void finish_batch(struct api *a, struct http_request *req, struct wait *w)
+static void finish_batch(struct http_request *req, struct wait *w)
 {
         struct batch *b = w->batch;
         w->committing = false;
         if (w->write.err.code != ERR_OK) {
-                queue_unreserve(a->d.queue, b->nitems);
-                metrics_job_rejected("storage");
                 struct reject rj;
-                reject_err(&rj, &w->write.err, "storage_unavailable");
+                reject_err(&rj, &w->write.err, w->refused ? "shutting_down" : "storage_unavailable");
                 reply_reject(req, &rj);
                 return;
         }
         for (size_t k = 0; k < b->nitems; k++) {
                 size_t i = b->item_of[k];
-                struct job *j = b->jobs[i];
-                scheduler_accept(a->d.scheduler, j);
-                metrics_job_submitted();
                 size_t len;
                 _cleanup_free_ char *text = record_render(&b->recs[i], false, &len);
                 json_t *job = json_loadb(text, len, 0, NULL);
@@ -764,7 +816,7 @@ static void handle_batch(struct http_request *req, void *ctx)
         struct api *a = ctx;
         struct wait *w = http_state(req);
         if (w) {
-                finish_batch(a, req, w);
+                finish_batch(req, w);
                 return;
         }
         if (http_header(req, "Idempotency-Key")) {
@@ -822,9 +874,10 @@ static void handle_batch(struct http_request *req, void *ctx)
                 http_reply_json(req, 200, o);
                 return;
         }
+        w->kind = COMMIT_BATCH;
         w->write = (struct store_write){ .kind = STORE_INSERT, .items = b->items, .n = b->nitems };
         if (commit(a, req, w))
-                finish_batch(a, req, w);
+                finish_batch(req, w);
 }
 
 /* ---- other job routes ---- */
@@ -840,11 +893,10 @@ static void finish_cancel(struct api *a, struct http_request *req, struct wait *
         w->committing = false;
         if (w->write.err.code != ERR_OK) {
                 struct reject rj;
-                reject_err(&rj, &w->write.err, "storage_unavailable");
+                reject_err(&rj, &w->write.err, w->refused ? "shutting_down" : "storage_unavailable");
                 reply_reject(req, &rj);
                 return;
         }
-        scheduler_cancel_end(a->d.scheduler, w->job, w->item.outcome == STORE_ITEM_OK);
         reply_record(a, req, 202, w->job->id, false);
 }
 
@@ -891,6 +943,7 @@ static void handle_cancel(struct http_request *req, void *ctx)
         w->job = j;
         w->rec = rec;
         w->item = (struct store_item){ .rec = &w->rec, .expect_status = JOB_QUEUED };
+        w->kind = COMMIT_CANCEL;
         w->write = (struct store_write){ .kind = STORE_UPDATE, .items = &w->item, .n = 1 };
         if (commit(a, req, w))
                 finish_cancel(a, req, w);

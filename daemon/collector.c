@@ -109,11 +109,18 @@ size_t collector_run(const struct collector_deps *d)
 
         /* Expired records and their logs. */
         if (d->store) {
-                size_t gone = 0;
+                size_t gone = 0, step = 0;
                 err_clear(&err);
                 int64_t before = now_real_ms() - d->cfg->store.retention_seconds * 1000;
-                if (store_prune(d->store, before, d->cfg->store.max_records, &gone, &err) < 0)
-                        log_warn("collector: expired records: %s", err.msg);
+                /* In steps, so submissions never wait long behind it and a
+                 * stop does not wait for a long backlog. */
+                do {
+                        if (store_prune(d->store, before, d->cfg->store.max_records, &step, &err) < 0) {
+                                log_warn("collector: expired records: %s", err.msg);
+                                break;
+                        }
+                        gone += step;
+                } while (step == STORE_PRUNE_STEP && !(d->stop && __atomic_load_n(d->stop, __ATOMIC_RELAXED)));
                 if (gone) {
                         log_info("collector: deleted %zu finished job record(s) past retention", gone);
                         metrics_records_pruned(gone);
@@ -146,6 +153,7 @@ int collector_start(const struct collector_deps *deps, struct collector **ret, s
 {
         struct collector *c = xcalloc(1, sizeof *c);
         c->d = *deps;
+        c->d.stop = &c->stop;
         pthread_mutex_init(&c->lock, NULL);
         pthread_condattr_t attr;
         pthread_condattr_init(&attr);
@@ -172,7 +180,7 @@ void collector_stop(struct collector *c)
         if (!c)
                 return;
         pthread_mutex_lock(&c->lock);
-        c->stop = true;
+        __atomic_store_n(&c->stop, true, __ATOMIC_RELAXED);
         pthread_cond_signal(&c->cond);
         pthread_mutex_unlock(&c->lock);
         pthread_join(c->thread, NULL);

@@ -37,6 +37,8 @@ struct collector_deps {
          * until then (its job user) can be given back. */
         void (*released)(const char *run_id, void *ctx);
         void *ctx;
+        /* Set by collector_start: a pass stops early once this is true. */
+        const bool *stop;
 };
 
 

@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <systemd/sd-daemon.h>
@@ -212,6 +214,7 @@ static void check_plugins(const struct config *cfg)
 
 struct daemon {
         struct config cfg;
+        int lock_fd;                 /* STATE_DIR/edgecd.lock, held while we run */
         struct idpool *ids;
         struct runtime *runtime;
         struct seccomp_policy *policy;
@@ -309,6 +312,15 @@ static int start(struct daemon *d, struct err *err)
 
         if (mkdir_p(cfg->state_dir, 0700, err) < 0)
                 return err_wrap(err, "state dir");
+        /* One daemon per state dir: two would both recover, and run, the
+         * same stored jobs. */
+        _cleanup_free_ char *lock = xasprintf("%s/edgecd.lock", cfg->state_dir);
+        d->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (d->lock_fd < 0)
+                return err_errno(err, ERR_IO, "state dir: open %s", lock);
+        if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0)
+                return err_set(err, errno == EWOULDBLOCK ? ERR_CONFLICT : ERR_IO, errno == EWOULDBLOCK ? 0 : errno,
+                               "state dir %s is in use by another edgecd (%s is locked)", cfg->state_dir, lock);
         if (reaper_setup(err) < 0)
                 return -1;
         if (idpool_check_host(cfg->job_users.first_uid, cfg->job_users.first_gid, cfg->job_users.count, err) < 0)
@@ -411,6 +423,8 @@ static void stop(struct daemon *d)
         }
         runtime_free(d->runtime);
         idpool_free(d->ids);
+        if (d->lock_fd >= 0)
+                close(d->lock_fd);
         config_free(&d->cfg);
 }
 
@@ -444,7 +458,7 @@ int main(int argc, char **argv)
 
         if (o.hash_token)
                 return hash_token();
-        struct daemon d = { 0 };
+        struct daemon d = { .lock_fd = -1 };
         int problems = load_config(&o, &d.cfg);
         if (o.check_only) {
                 if (!problems)

@@ -62,6 +62,13 @@ static json_t *int_or_null(int64_t v)
         return v < 0 ? json_null() : json_integer(v);
 }
 
+void record_clear_params(struct job_record *r)
+{
+        free(r->params);
+        r->params = NULL;
+        r->params_len = 0;
+}
+
 static json_t *string_or_null(const char *s)
 {
         return s ? json_string(s) : json_null();

@@ -52,6 +52,8 @@ struct job_record {
 
 /* Free the members (not r itself) and zero it. */
 void record_clear(struct job_record *r);
+/* Free just the parameters. */
+void record_clear_params(struct job_record *r);
 
 const char *job_status_name(enum job_status s);
 const char *job_priority_name(enum job_priority p);

@@ -633,6 +633,8 @@ void scheduler_stop(struct scheduler *s, int64_t drain_ms)
         pthread_mutex_unlock(&s->lock);
         if (left)
                 log_warn("drain time over: stopping %zu running job(s); they run again at the next start", left);
+        /* A transition held by a full disk must not hold the stop. */
+        store_abandon(s->d.store);
         jobtable_foreach(s->d.jobs, interrupt_running, NULL);
         for (size_t i = 0; i < s->nworkers; i++)
                 pthread_join(s->threads[i], NULL);
@@ -672,10 +674,10 @@ int scheduler_cancel_begin(struct scheduler *s, struct job *j, struct job_record
                 rec->metrics.queue_ms = rec->metrics.total_ms = now_mono_ms() - j->created_mono;
                 return 1;
         }
-        if (job_status_is_final(job_get_status(j)))
-                return err_set(err, ERR_CONFLICT, 0, "job `%s` is %s already", j->id,
-                               job_status_name(job_get_status(j)));
-        /* Running, or popped and about to start: the worker sees the flag. */
+        (void)err;
+        /* Running, or popped and about to start: the worker sees the flag.
+         * (Final here but not yet on disk: the flag changes nothing, and
+         * the answer shows the record as stored.) */
         job_request_cancel(j);
         return 0;
 }
@@ -742,74 +744,74 @@ int scheduler_recover(struct scheduler *s, struct registry *registry, struct err
         struct recovery rc = { .s = s, .registry = registry };
         if (store_load_unfinished(s->d.store, collect_unfinished, &rc, err) < 0)
                 return err_wrap(err, "recovery");
-        size_t requeued = 0, rerun = 0, failed = 0;
-        struct store_item *items = xcalloc(rc.n + 1, sizeof *items);
-        struct manifest **manifests = xcalloc(rc.n + 1, sizeof *manifests);
+        size_t requeued = 0, rerun = 0, failed = 0, nchanged = 0;
+        struct store_item *changed = xcalloc(rc.n + 1, sizeof *changed);
+        struct job **jobs = xcalloc(rc.n + 1, sizeof *jobs);
         for (size_t i = 0; i < rc.n; i++) {
                 struct job_record *r = &rc.recs[i];
                 struct manifest *m = NULL;
                 struct err ferr = ERR_INIT;
                 if (registry_find(registry, r->algorithm, r->version, &m, &ferr) < 0)
                         m = NULL;
-                items[i] = (struct store_item){ .rec = r, .expect_status = -1 };
-                if (r->status == JOB_RUNNING) {
+                bool was_running = r->status == JOB_RUNNING;
+                if (was_running)
                         /* The daemon died while it ran: its container,
-                         * cgroup and workspace are gone (the start-up sweep);
-                         * it runs again once, under a new run id. */
+                         * cgroup and workspace are gone (the start-up sweep). */
                         record_end_last_attempt(r, JOB_ERR_INTERRUPTED,
                                                 "the daemon stopped while the run was in progress");
-                        if (r->recoveries >= 1)
-                                fail_record(r, "interrupted by a daemon crash again (it runs again only once)");
-                        else if (m && !m->rerun)
-                                fail_record(r, "interrupted by a daemon crash; %s %s is not run again "
-                                            "(rerun: false)", r->algorithm, r->version);
-                        else {
-                                r->status = JOB_QUEUED;
-                                r->started_ms = 0;
-                                r->recoveries++;
-                                rerun++;
-                        }
-                }
-                if (r->status == JOB_QUEUED && !m)
+                if (!m)
                         fail_record(r, "%s %s is no longer installed", r->algorithm, r->version);
-                if (r->status == JOB_QUEUED) {
-                        manifests[i] = TAKE_PTR(m);
-                        requeued++;
-                } else if (r->status == JOB_FAILED) {
-                        failed++;
-                        log_warn("job %s: %s", r->id, r->error_message);
+                else if (record_attempt_count(r) >= JOB_ATTEMPTS_MAX)
+                        fail_record(r, "run %zu times already", record_attempt_count(r));
+                else if (was_running && r->recoveries >= 1)
+                        fail_record(r, "interrupted by a daemon crash again (it runs again only once)");
+                else if (was_running && !m->rerun)
+                        fail_record(r, "interrupted by a daemon crash; %s %s is not run again (rerun: false)",
+                                    r->algorithm, r->version);
+                else if (!(jobs[i] = job_from_record(r, m)))
+                        fail_record(r, "its stored attempts do not parse");
+                else if (was_running) {
+                        /* It runs again once, under a new run id. */
+                        r->status = JOB_QUEUED;
+                        r->started_ms = 0;
+                        r->recoveries++;
+                        job_unref(jobs[i]);
+                        jobs[i] = job_from_record(r, m);   /* with the attempt ended */
+                        rerun++;
                 }
                 manifest_unref(m);
+                if (was_running || r->status == JOB_FAILED)
+                        changed[nchanged++] = (struct store_item){ .rec = r, .expect_status = -1 };
+                if (r->status == JOB_FAILED) {
+                        failed++;
+                        log_warn("job %s: failed at recovery: %s", r->id, r->error_message);
+                } else {
+                        requeued++;
+                }
         }
-        struct store_write w = { .kind = STORE_UPDATE, .items = items, .n = rc.n };
+        struct store_write w = { .kind = STORE_UPDATE, .items = changed, .n = nchanged };
         int ret = 0;
-        if (rc.n && store_write_sync(s->d.store, &w, err) < 0) {
+        if (nchanged && store_write_sync(s->d.store, &w, err) < 0) {
                 ret = err_wrap(err, "recovery");
         } else {
                 /* Queued again in their order (the queue keeps arrival order
                  * within a priority). */
                 for (size_t i = 0; i < rc.n; i++) {
-                        if (!manifests[i])
+                        if (!jobs[i])
                                 continue;
-                        struct job *j = job_from_record(&rc.recs[i], manifests[i]);
-                        if (!j) {
-                                log_error("job %s: its attempts do not parse; left queued", rc.recs[i].id);
-                                continue;
-                        }
-                        jobtable_add(s->d.jobs, j);
-                        queue_restore(s->d.queue, j);
-                        job_unref(j);
+                        jobtable_add(s->d.jobs, jobs[i]);
+                        queue_restore(s->d.queue, jobs[i]);
                 }
                 if (rc.n)
                         log_info("recovery: %zu job(s) queued again (%zu of them interrupted runs), %zu failed",
                                  requeued, rerun, failed);
         }
         for (size_t i = 0; i < rc.n; i++) {
-                manifest_unref(manifests[i]);
+                job_unref(jobs[i]);
                 record_clear(&rc.recs[i]);
         }
-        free(manifests);
-        free(items);
+        free(jobs);
+        free(changed);
         free(rc.recs);
         return ret;
 }

@@ -69,13 +69,13 @@ void scheduler_stop(struct scheduler *s, int64_t drain_ms);
 /* Stop if not yet, then free.  NULL is fine. */
 void scheduler_free(struct scheduler *s);
 
-/* DELETE /v1/jobs/{id}, in two steps around a commit the caller makes.
- * begin: a running job is asked to stop (its worker ends it cancelled): 0.
- * A queued job: *rec is filled with its cancelled record, to be written
- * with expect_status JOB_QUEUED, and 1 is returned.  ERR_CONFLICT when the
- * job is final already.  end: after that write, `applied` as the store
- * said: the job leaves the queue and is final; not applied (a worker took
- * it first) it is cancelled running. */
+/* DELETE /v1/jobs/{id} of a job that is not final on disk, in two steps
+ * around a commit the caller makes.  begin: a running job is asked to stop
+ * (its worker ends it cancelled): 0.  A queued job: *rec is filled with its
+ * cancelled record, to be written with expect_status JOB_QUEUED, and 1 is
+ * returned.  end: after that write, `applied` as the store said: the job
+ * leaves the queue and is final; not applied (a worker took it first) it
+ * is cancelled running. */
 int scheduler_cancel_begin(struct scheduler *s, struct job *j, struct job_record *rec, struct err *err);
 void scheduler_cancel_end(struct scheduler *s, struct job *j, bool applied);
 

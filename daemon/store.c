@@ -176,25 +176,19 @@ static void remove_logs(const char *id, size_t attempts, void *ctx)
 
 int store_prune(struct store *s, int64_t before_ms, int64_t max_records, size_t *ret_removed, struct err *err)
 {
-        /* In steps of a thousand, so submissions never wait long behind it. */
-        size_t removed = 0;
-        for (;;) {
-                struct store_write w = {
-                        .kind = STORE_PRUNE, .prune_before_ms = before_ms, .prune_max_records = max_records,
-                        .prune_limit = 1000, .on_pruned = remove_logs, .prune_ctx = s,
-                };
-                if (store_write_sync(s, &w, err) < 0) {
-                        if (ret_removed)
-                                *ret_removed = removed;
-                        return -1;
-                }
-                removed += w.pruned;
-                if (w.pruned < 1000)
-                        break;
-        }
+        struct store_write w = {
+                .kind = STORE_PRUNE, .prune_before_ms = before_ms, .prune_max_records = max_records,
+                .prune_limit = STORE_PRUNE_STEP, .on_pruned = remove_logs, .prune_ctx = s,
+        };
+        int rc = store_write_sync(s, &w, err);
         if (ret_removed)
-                *ret_removed = removed;
-        return 0;
+                *ret_removed = rc < 0 ? 0 : w.pruned;
+        return rc;
+}
+
+void store_abandon(struct store *s)
+{
+        s->ops->abandon(s->b);
 }
 
 size_t store_count(struct store *s)

@@ -135,6 +135,9 @@ struct store_ops {
          * parameters (recovery at start). */
         int (*load_unfinished)(struct store_backend *b, void (*fn)(struct job_record *r, void *ctx),
                                void *ctx, struct err *err);
+        /* Give up retrying: held writes fail now, and later ones that fail
+         * are not held (a stop that must not wait for the disk). */
+        void (*abandon)(struct store_backend *b);
         size_t (*count)(struct store_backend *b);
         /* false with a reason while commits fail. */
         bool (*health)(struct store_backend *b, char *reason, size_t len);
@@ -169,10 +172,15 @@ int store_list(struct store *s, const struct store_filter *f, size_t max_bytes, 
                size_t *ret_len, struct err *err);
 int store_load_unfinished(struct store *s, void (*fn)(struct job_record *r, void *ctx), void *ctx,
                           struct err *err);
-/* Delete expired records and their logs (the collector's), in bounded
- * steps.  *ret_removed counts them. */
+/* Delete expired records and their logs (the collector's): one bounded
+ * step of at most STORE_PRUNE_STEP records; call again while it removed
+ * that many.  *ret_removed counts them. */
+#define STORE_PRUNE_STEP 1000
 int store_prune(struct store *s, int64_t before_ms, int64_t max_records, size_t *ret_removed,
                 struct err *err);
+/* The drain is over: transitions still held (a full disk) fail, so the
+ * workers can stop; what is on disk is what recovery expects. */
+void store_abandon(struct store *s);
 size_t store_count(struct store *s);
 bool store_health(struct store *s, char *reason, size_t len);
 void store_stats(struct store *s, struct store_stats *ret);

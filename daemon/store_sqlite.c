@@ -102,6 +102,7 @@ struct store_backend {
         struct store_write *head, *tail;   /* waiting to be written */
         struct store_write *held;          /* failed, to be retried */
         bool stopping;
+        bool abandon;                      /* retries given up: held writes fail */
         bool healthy;
         char reason[512];
         struct store_stats stats;
@@ -208,6 +209,14 @@ static sqlite3_stmt *stmt(sqlite3 *db, const char *sql, struct err *err)
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
         return st;
+}
+
+/* What a failed stmt() means for the transaction: its own code (an I/O
+ * error or out of memory there is as fatal as in a step). */
+static int prepare_failed(sqlite3 *db)
+{
+        int rc = sqlite3_errcode(db);
+        return rc == SQLITE_OK ? SQLITE_ERROR : rc;
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s, size_t len)
@@ -330,7 +339,7 @@ static int apply_insert(struct store_backend *b, struct store_item *it, struct e
         if (it->idem_key) {
                 sqlite3_stmt *st = stmt(db, SQL_FIND_KEY, err);
                 if (!st)
-                        return SQLITE_ERROR;
+                        return prepare_failed(db);
                 bind_str(st, 1, it->idem_key);
                 int rc = sqlite3_step(st);
                 if (rc == SQLITE_ROW) {
@@ -348,7 +357,7 @@ static int apply_insert(struct store_backend *b, struct store_item *it, struct e
         }
         sqlite3_stmt *st = stmt(db, SQL_INSERT, err);
         if (!st)
-                return SQLITE_ERROR;
+                return prepare_failed(db);
         bind_str(st, 1, r->id);
         bind_str(st, 2, r->algorithm);
         bind_str(st, 3, r->version);
@@ -363,7 +372,7 @@ static int apply_insert(struct store_backend *b, struct store_item *it, struct e
                 return rc;
         st = stmt(db, SQL_INSERT_DATA, err);
         if (!st)
-                return SQLITE_ERROR;
+                return prepare_failed(db);
         sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(db));
         bind_text(st, 2, r->params, r->params_len);
         if ((rc = step_done(db, st, "insert job parameters", err)))
@@ -377,7 +386,7 @@ static int apply_insert(struct store_backend *b, struct store_item *it, struct e
         if (it->idem_key) {
                 st = stmt(db, SQL_ADD_KEY, err);
                 if (!st)
-                        return SQLITE_ERROR;
+                        return prepare_failed(db);
                 bind_str(st, 1, it->idem_key);
                 bind_str(st, 2, it->idem_hash);
                 bind_str(st, 3, r->id);
@@ -395,7 +404,7 @@ static int apply_update(struct store_backend *b, struct store_item *it, struct e
         const struct job_record *r = it->rec;
         sqlite3_stmt *st = stmt(db, SQL_UPDATE, err);
         if (!st)
-                return SQLITE_ERROR;
+                return prepare_failed(db);
         bind_str(st, 1, r->id);
         sqlite3_bind_int(st, 2, (int)r->status);
         sqlite3_bind_int(st, 4, (int)r->error);
@@ -420,7 +429,7 @@ static int apply_update(struct store_backend *b, struct store_item *it, struct e
         if (it->outcome == STORE_ITEM_OK && r->result) {
                 st = stmt(db, SQL_SET_RESULT, err);
                 if (!st)
-                        return SQLITE_ERROR;
+                        return prepare_failed(db);
                 bind_str(st, 1, r->id);
                 bind_text(st, 2, r->result, r->result_len);
                 if ((rc = step_done(db, st, "store the result", err)))
@@ -465,7 +474,7 @@ static int apply_prune(struct store_backend *b, struct store_write *w, struct vi
         size_t limit = w->prune_limit ? w->prune_limit : 1000;
         sqlite3_stmt *st = stmt(db, SQL_EXPIRED, err);
         if (!st)
-                return SQLITE_ERROR;
+                return prepare_failed(db);
         sqlite3_bind_int64(st, 1, w->prune_before_ms);
         sqlite3_bind_int64(st, 2, (int64_t)limit);
         int rc = collect(db, st, v, nv, limit, err);
@@ -474,20 +483,25 @@ static int apply_prune(struct store_backend *b, struct store_write *w, struct vi
         if (w->prune_max_records > 0 && *nv < limit) {
                 st = stmt(db, SQL_FINALS, err);
                 if (!st)
-                        return SQLITE_ERROR;
+                        return prepare_failed(db);
                 int64_t finals = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
                 sqlite3_reset(st);
                 finals -= (int64_t)*nv;
                 if (finals > w->prune_max_records) {
                         /* The oldest-finished ones, past those already taken. */
-                        int64_t extra = finals - w->prune_max_records;
+                        /* The oldest-finished ones (those already taken
+                         * come first: they are the oldest), at most `limit`
+                         * in all: a step costs the same however far over. */
+                        size_t extra = (size_t)(finals - w->prune_max_records);
+                        if (extra > limit - *nv)
+                                extra = limit - *nv;
                         st = stmt(db, SQL_OLDEST_FINALS, err);
                         if (!st)
-                                return SQLITE_ERROR;
-                        sqlite3_bind_int64(st, 1, (int64_t)*nv + extra);
+                                return prepare_failed(db);
+                        sqlite3_bind_int64(st, 1, (int64_t)(*nv + extra));
                         struct victim *all = NULL;
                         size_t nall = 0;
-                        rc = collect(db, st, &all, &nall, *nv + (size_t)extra, err);
+                        rc = collect(db, st, &all, &nall, *nv + extra, err);
                         for (size_t i = 0; !rc && i < nall && *nv < limit; i++) {
                                 bool dup = false;
                                 for (size_t k = 0; k < *nv && !dup; k++)
@@ -507,26 +521,26 @@ static int apply_prune(struct store_backend *b, struct store_write *w, struct vi
         for (size_t i = 0; i < *nv; i++) {
                 st = stmt(db, SQL_DELETE_DATA, err);
                 if (!st)
-                        return SQLITE_ERROR;
+                        return prepare_failed(db);
                 bind_str(st, 1, (*v)[i].id);
                 if ((rc = step_done(db, st, "delete job data", err)))
                         return rc;
                 st = stmt(db, SQL_DELETE, err);
                 if (!st)
-                        return SQLITE_ERROR;
+                        return prepare_failed(db);
                 bind_str(st, 1, (*v)[i].id);
                 if ((rc = step_done(db, st, "delete job", err)))
                         return rc;
                 st = stmt(db, SQL_DELETE_JOB_KEYS, err);
                 if (!st)
-                        return SQLITE_ERROR;
+                        return prepare_failed(db);
                 bind_str(st, 1, (*v)[i].id);
                 if ((rc = step_done(db, st, "delete idempotency key", err)))
                         return rc;
         }
         st = stmt(db, SQL_DELETE_KEYS, err);
         if (!st)
-                return SQLITE_ERROR;
+                return prepare_failed(db);
         sqlite3_bind_int64(st, 1, w->prune_before_ms);
         return step_done(db, st, "delete idempotency keys", err);
 }
@@ -544,6 +558,8 @@ static void set_health(struct store_backend *b, bool healthy, const char *reason
         else if (!was && healthy)
                 log_info("store: %s: writes work again", b->path);
 }
+
+static void hold_or_fail(struct store_backend *b, struct store_write *w, const struct err *failure);
 
 static void finish_write(struct store_write *w, const struct err *err)
 {
@@ -664,20 +680,49 @@ static void commit_batch(struct store_backend *b, struct store_write *batch)
                                 for (size_t i = 0; i < nvictims[k]; i++)
                                         w->on_pruned(victims[k][i].id, victims[k][i].attempts, w->prune_ctx);
                         finish_write(w, w->err.code ? &w->err : NULL);
-                } else if (w->retry) {
-                        w->pruned = 0;
-                        pthread_mutex_lock(&b->lock);
-                        w->next = b->held;
-                        b->held = w;
-                        pthread_mutex_unlock(&b->lock);
                 } else {
                         w->pruned = 0;
-                        finish_write(w, &failure);
+                        hold_or_fail(b, w, &failure);
                 }
                 free(victims[k]);
         }
         free(victims);
         free(nvictims);
+}
+
+/* Hold w for a retry, or fail it (an insert, or once retries are given up). */
+static void hold_or_fail(struct store_backend *b, struct store_write *w, const struct err *failure)
+{
+        w->next = NULL;
+        pthread_mutex_lock(&b->lock);
+        bool hold = w->retry && !b->abandon;
+        if (hold) {
+                w->next = b->held;
+                b->held = w;
+        }
+        pthread_mutex_unlock(&b->lock);
+        if (!hold)
+                finish_write(w, failure);
+}
+
+static struct store_write *take_held(struct store_backend *b)
+{
+        pthread_mutex_lock(&b->lock);
+        struct store_write *held = b->held;
+        b->held = NULL;
+        pthread_mutex_unlock(&b->lock);
+        return held;
+}
+
+static void fail_all(struct store_write *list, const char *why)
+{
+        struct err failure;
+        err_set(&failure, ERR_UNAVAILABLE, 0, "the job store %s", why);
+        for (struct store_write *w = list, *next; w; w = next) {
+                next = w->next;
+                w->next = NULL;
+                finish_write(w, &failure);
+        }
 }
 
 static void *writer_main(void *arg)
@@ -686,7 +731,8 @@ static void *writer_main(void *arg)
         int64_t next_retry = 0;
         pthread_mutex_lock(&b->lock);
         for (;;) {
-                while (!b->head && !b->stopping && (b->healthy || now_mono_ms() < next_retry)) {
+                while (!b->head && !b->stopping && !(b->abandon && b->held) &&
+                       (b->healthy || now_mono_ms() < next_retry)) {
                         if (b->healthy) {
                                 pthread_cond_wait(&b->cond, &b->lock);
                         } else {
@@ -696,6 +742,7 @@ static void *writer_main(void *arg)
                 }
                 if (b->stopping && !b->head)
                         break;
+                bool abandon = b->abandon;
                 /* Take what waits, up to BATCH_MAX writes. */
                 struct store_write *batch = b->head, *last = b->head;
                 size_t n = batch ? 1 : 0;
@@ -711,67 +758,46 @@ static void *writer_main(void *arg)
                 }
                 bool healthy = b->healthy;
                 bool retry_due = !healthy && now_mono_ms() >= next_retry;
+                char reason[512];
+                snprintf(reason, sizeof reason, "%s", b->reason);
                 pthread_mutex_unlock(&b->lock);
 
-                if (!healthy) {
-                        /* Held writes are retried (and probe) once a second;
-                         * inserts meanwhile are refused at once. */
-                        if (retry_due) {
-                                next_retry = now_mono_ms() + RETRY_MS;
-                                healthy = probe(b);
-                                if (healthy)
-                                        set_health(b, true, NULL);
-                        }
-                        if (!healthy) {
-                                char reason[512];
-                                pthread_mutex_lock(&b->lock);
-                                snprintf(reason, sizeof reason, "%s", b->reason);
-                                pthread_mutex_unlock(&b->lock);
-                                struct err failure;
-                                err_set(&failure, ERR_UNAVAILABLE, 0, "the job store cannot write: %s", reason);
-                                for (struct store_write *w = batch, *next; w; w = next) {
-                                        next = w->next;
-                                        w->next = NULL;
-                                        if (w->retry) {
-                                                pthread_mutex_lock(&b->lock);
-                                                w->next = b->held;
-                                                b->held = w;
-                                                pthread_mutex_unlock(&b->lock);
-                                        } else {
-                                                finish_write(w, &failure);
-                                        }
-                                }
-                                pthread_mutex_lock(&b->lock);
-                                continue;
-                        }
-                        /* Writes work again: the held ones go first. */
-                        pthread_mutex_lock(&b->lock);
-                        struct store_write *held = b->held;
-                        b->held = NULL;
-                        pthread_mutex_unlock(&b->lock);
-                        if (held) {
-                                struct store_write *t = held;
-                                while (t->next)
-                                        t = t->next;
-                                t->next = batch;
-                                batch = held;
-                        }
+                if (abandon) {
+                        char why[600];
+                        snprintf(why, sizeof why, "gave up writing it: %s", reason);
+                        fail_all(take_held(b), why);
                 }
-                if (batch)
+                if (!healthy && retry_due) {
+                        /* Once a second: the held writes on their own (the
+                         * store is healthy again only when they fit), else
+                         * a probe. */
+                        next_retry = now_mono_ms() + RETRY_MS;
+                        struct store_write *held = take_held(b);
+                        if (held)
+                                commit_batch(b, held);
+                        else if (probe(b))
+                                set_health(b, true, NULL);
+                        pthread_mutex_lock(&b->lock);
+                        healthy = b->healthy;
+                        snprintf(reason, sizeof reason, "%s", b->reason);
+                        pthread_mutex_unlock(&b->lock);
+                }
+                if (!healthy) {
+                        /* Inserts are refused at once; transitions wait. */
+                        struct err failure;
+                        err_set(&failure, ERR_UNAVAILABLE, 0, "the job store cannot write: %s", reason);
+                        for (struct store_write *w = batch, *next; w; w = next) {
+                                next = w->next;
+                                hold_or_fail(b, w, &failure);
+                        }
+                } else if (batch) {
                         commit_batch(b, batch);
+                }
                 pthread_mutex_lock(&b->lock);
         }
         /* Closing: what could not be written fails now. */
-        struct store_write *held = b->held;
-        b->held = NULL;
         pthread_mutex_unlock(&b->lock);
-        struct err failure;
-        err_set(&failure, ERR_UNAVAILABLE, 0, "the job store closed before it could write");
-        for (struct store_write *w = held, *next; w; w = next) {
-                next = w->next;
-                w->next = NULL;
-                finish_write(w, &failure);
-        }
+        fail_all(take_held(b), "closed before it could write");
         return NULL;
 }
 
@@ -841,8 +867,14 @@ static void reader_give(struct store_backend *b, struct reader *r)
         pthread_mutex_unlock(&b->rlock);
 }
 
-static const char SQL_GET[] =
-        "SELECT " COLUMNS ", d.params, d.result FROM jobs LEFT JOIN job_data d USING (seq) WHERE id = ?1";
+/* One statement per `what`: SQLite reads every column a statement names,
+ * so a plain get never touches the parameters or the result. */
+static const char *const SQL_GET[4] = {
+        "SELECT " COLUMNS " FROM jobs WHERE id = ?1",
+        "SELECT " COLUMNS ", d.params FROM jobs LEFT JOIN job_data d USING (seq) WHERE id = ?1",
+        "SELECT " COLUMNS ", d.result FROM jobs LEFT JOIN job_data d USING (seq) WHERE id = ?1",
+        "SELECT " COLUMNS ", d.params, d.result FROM jobs LEFT JOIN job_data d USING (seq) WHERE id = ?1",
+};
 
 static int sqlite_get(struct store_backend *b, const char *id, unsigned what, struct job_record *ret,
                       struct err *err)
@@ -851,7 +883,8 @@ static int sqlite_get(struct store_backend *b, const char *id, unsigned what, st
         if (!r)
                 return -1;
         int rv = 0;
-        sqlite3_stmt *st = stmt(r->db, SQL_GET, err);
+        what &= STORE_READ_PARAMS | STORE_READ_RESULT;
+        sqlite3_stmt *st = stmt(r->db, SQL_GET[what], err);
         if (!st) {
                 rv = -1;
         } else {
@@ -859,10 +892,11 @@ static int sqlite_get(struct store_backend *b, const char *id, unsigned what, st
                 int rc = sqlite3_step(st);
                 if (rc == SQLITE_ROW) {
                         row_to_record(st, ret);
+                        int col = NCOLUMNS;
                         if (what & STORE_READ_PARAMS)
-                                ret->params = column_dup(st, NCOLUMNS, &ret->params_len);
+                                ret->params = column_dup(st, col++, &ret->params_len);
                         if (what & STORE_READ_RESULT)
-                                ret->result = column_dup(st, NCOLUMNS + 1, &ret->result_len);
+                                ret->result = column_dup(st, col, &ret->result_len);
                 } else if (rc == SQLITE_DONE) {
                         rv = err_set(err, ERR_NOT_FOUND, 0, "no job `%.64s`", id);
                 } else {
@@ -967,6 +1001,14 @@ static int sqlite_load_unfinished(struct store_backend *b, void (*fn)(struct job
         }
         reader_give(b, rd);
         return rv;
+}
+
+static void sqlite_abandon(struct store_backend *b)
+{
+        pthread_mutex_lock(&b->lock);
+        b->abandon = true;
+        pthread_cond_broadcast(&b->cond);
+        pthread_mutex_unlock(&b->lock);
 }
 
 static size_t sqlite_count(struct store_backend *b)
@@ -1087,6 +1129,7 @@ const struct store_ops store_sqlite_ops = {
         .get = sqlite_get,
         .list = sqlite_list,
         .load_unfinished = sqlite_load_unfinished,
+        .abandon = sqlite_abandon,
         .count = sqlite_count,
         .health = sqlite_health,
         .stats = sqlite_stats,

@@ -920,3 +920,25 @@ class StoreMetrics(DurableCase):
         r = d.req("GET", "/metrics")
         for name in ("edgecd_store_writes_total", "edgecd_store_commits_total"):
             self.assertIn("# TYPE %s counter" % name, r.body)
+
+
+class OneDaemonPerStateDir(unittest.TestCase):
+    """Two daemons on one state dir would both recover and run the same
+    stored jobs: the second refuses to start, naming the lock."""
+
+    @quick
+    def test_second_daemon_on_the_same_state_dir_is_refused(self):
+        d = Daemon("lock1")
+        self.addCleanup(d.stop)
+        d.start()
+        other = Daemon("lock2", config={"state_dir": d.state_dir})
+        other.write_config = True
+        cmd = [harness.OPTIONS["daemon"], "--config", other.config_path]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        other.stopped = True
+        shutil.rmtree(other.tmp, ignore_errors=True)
+        self.assertNotEqual(r.returncode, 0, r.stderr)
+        self.assertIn("in use by another edgecd", r.stdout + r.stderr)
+        self.assertTrue(d.healthz_ok(), "the first daemon was disturbed")
+        self.assertEqual(d.run_job(echo(1))["status"], "succeeded")
+

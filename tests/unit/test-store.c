@@ -629,13 +629,20 @@ static bool log_exists(struct fx *f, const char *id, int attempt)
         return ok;
 }
 
+/* store_prune in steps, as the collector calls it: each step removes at
+ * most STORE_PRUNE_STEP records, and a short step is the last. */
 static size_t prune(struct fx *f, int64_t before_ms, int64_t max_records)
 {
-        size_t removed = (size_t)-1;
-        struct err err = ERR_INIT;
-        ck_assert_msg(store_prune(f->s, before_ms, max_records, &removed, &err) == 0, "%s: store_prune: %s",
-                      f->be->name, err.msg);
-        return removed;
+        size_t total = 0, removed;
+        do {
+                removed = (size_t)-1;
+                struct err err = ERR_INIT;
+                ck_assert_msg(store_prune(f->s, before_ms, max_records, &removed, &err) == 0,
+                              "%s: store_prune: %s", f->be->name, err.msg);
+                ck_assert_uint_le(removed, STORE_PRUNE_STEP);
+                total += removed;
+        } while (removed == STORE_PRUNE_STEP);
+        return total;
 }
 
 /* A write's done callbacks, counted; waits are bounded. */
@@ -2267,6 +2274,55 @@ END_TEST
 
 /* Closing while writes fail: a held update fails (done once, not ok) and
  * is not applied. */
+/* store_abandon (the drain is over): a held update fails at once instead
+ * of holding the stop, and a later failing one is not held either. */
+START_TEST(test_fail_stop_abandon)
+{
+        struct fx f;
+        fx_setup(&f, _i);
+        if (!f.be->break_writes) {
+                fx_teardown(&f);
+                return;
+        }
+        struct job_record q, run;
+        rec_queued(&q, "alpha", T0 + 1);
+        insert(&f, &q);
+        rec_copy(&run, &q);
+        rec_set_running(&run, T0 + 50);
+        struct store_item uit = { .rec = &run, .expect_status = JOB_QUEUED };
+        struct waiter wt;
+        waiter_init(&wt);
+        struct store_write uw = { .kind = STORE_UPDATE, .items = &uit, .n = 1, .retry = true, .done = on_done,
+                                  .ctx = &wt };
+
+        /* ---- writes fail: no assertions ---- */
+        bool broken = f.be->break_writes(f.dir);
+        store_write_async(f.s, &uw);
+        usleep(300 * 1000);
+        int calls_held = waiter_calls(&wt);
+        store_abandon(f.s);
+        bool answered = waiter_wait(&wt, 1);
+        struct err e2 = ERR_INIT;
+        int rc2 = store_update(f.s, &run, -1, &e2);   /* not held: fails, does not block */
+        bool mended = f.be->mend_writes(f.dir);
+        /* ---- writes work again ---- */
+
+        ck_assert(broken && mended);
+        ck_assert_int_eq(calls_held, 0);
+        ck_assert_msg(answered, "%s: a held update was not answered after store_abandon", f.be->name);
+        ck_assert_int_ne(uw.err.code, ERR_OK);
+        ck_assert_int_eq(rc2, -1);
+        struct job_record got;
+        get_ok(&f, q.id, 0, &got);
+        ck_assert_int_eq(got.status, JOB_QUEUED);
+        record_clear(&got);
+        waiter_destroy(&wt);
+        record_clear(&q);
+        record_clear(&run);
+        fx_teardown(&f);
+}
+END_TEST
+
 START_TEST(test_fail_stop_close)
 {
         struct fx f;
@@ -2571,6 +2627,7 @@ static Suite *suite(void)
                 tcase_add_loop_test(tc, test_close_waits, a, z);
                 tcase_add_loop_test(tc, test_check_health, a, z);
                 tcase_add_loop_test(tc, test_fail_stop, a, z);
+                tcase_add_loop_test(tc, test_fail_stop_abandon, a, z);
                 tcase_add_loop_test(tc, test_fail_stop_close, a, z);
                 tcase_add_loop_test(tc, test_ops_direct, a, z);
                 suite_add_tcase(s, tc);
