@@ -1,7 +1,7 @@
 /* api.c - HTTP API v1 handlers (see api.h).
  *
- * Threads: handlers run on the HTTP threads (http.h), concurrently; what
- * they share is locked where it lives.  A request that waits for its job
+ * Threads: handlers run on the HTTP thread (http.h); what they share with
+ * other threads is locked where it lives.  A request that waits for its job
  * (?wait=) is suspended; the job's completion (a worker thread) or the wait
  * thread here (deadlines) resumes it, and the handler runs again to answer.
  * Waits are tracked under a->lock; see struct wait for who holds what. */
@@ -625,6 +625,18 @@ static bool valid_idempotency_key(const char *k)
         return true;
 }
 
+/* A place in the queue for a job about to be committed; none once the
+ * daemon is stopping (from the moment /readyz says so). */
+static int reserve(struct api *a, struct err *err)
+{
+        pthread_mutex_lock(&a->lock);
+        bool draining = a->draining || a->stopping;
+        pthread_mutex_unlock(&a->lock);
+        if (draining)
+                return err_set(err, ERR_UNAVAILABLE, 0, "the daemon is shutting down");
+        return queue_reserve(a->d.queue, 1, err);
+}
+
 /* After the commit (second dispatch): answer, queue, maybe wait. */
 /* What a committed (or failed) submit, batch or cancel means; once per
  * write, on whichever thread the store answered.  Takes no api lock. */
@@ -752,7 +764,7 @@ static void handle_submit(struct http_request *req, void *ctx)
         /* A place in the queue before the commit: what the store accepts
          * always fits. */
         struct err err = ERR_INIT;
-        if (queue_reserve(a->d.queue, 1, &err) < 0) {
+        if (reserve(a, &err) < 0) {
                 record_clear(&rec);
                 job_unref(j);
                 metrics_job_rejected(err.code == ERR_BUSY ? "queue_full" : "unavailable");
@@ -853,7 +865,7 @@ static void handle_batch(struct http_request *req, void *ctx)
                 struct err err = ERR_INIT;
                 json_array_append_new(b->answers, json_null());
                 if (prepare_job(a, json_array_get(list, i), http_user(req), &b->jobs[i], &b->recs[i], &rj) == 0 &&
-                    queue_reserve(a->d.queue, 1, &err) < 0) {
+                    reserve(a, &err) < 0) {
                         metrics_job_rejected(err.code == ERR_BUSY ? "queue_full" : "unavailable");
                         reject_err(&rj, &err, err.code == ERR_UNAVAILABLE ? "shutting_down" : NULL);
                         job_unref(TAKE_PTR(b->jobs[i]));

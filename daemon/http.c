@@ -1,10 +1,10 @@
 /* http.c - libmicrohttpd glue (see http.h).
  *
- * Threads: libmicrohttpd's pool of internal polling threads runs every
- * callback here and every handler, each connection on one of them;
- * http_resume() is the only entry point other threads use
- * (MHD_resume_connection is thread-safe).  Shared state here is atomic
- * (inflight) or set before the threads start.  Per-request memory
+ * Threads: libmicrohttpd's one internal polling thread runs every callback
+ * here and every handler; http_resume() is the only entry point other
+ * threads use (MHD_resume_connection is thread-safe).  (Not a thread pool:
+ * libmicrohttpd 0.9.75 counts MHD_OPTION_PER_IP_CONNECTION_LIMIT per pool
+ * thread, which would multiply the per-client limit.)  Per-request memory
  * lives in struct http_request, freed by the request-completed callback. */
 #include "http.h"
 
@@ -352,14 +352,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         *con_cls = NULL;
 }
 
-/* One polling thread per core (2 to 8): reads and submits of many clients
- * go on in parallel. */
-static unsigned http_threads(void)
-{
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        return n < 2 ? 2 : n > 8 ? 8 : (unsigned)n;
-}
-
 int http_start(const struct http_options *o, const struct http_route *routes, size_t nroutes,
                http_authorizer authorize, void *ctx, struct http_server **ret, struct err *err)
 {
@@ -408,7 +400,6 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
                                      * connection; unix sockets are not counted. */
                                     MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_client,
                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
-                                    MHD_OPTION_THREAD_POOL_SIZE, http_threads(),
                                     MHD_OPTION_END);
         if (!srv->mhd) {
                 err_set(err, ERR_IO, 0, "cannot start the HTTP server on `%s`", srv->address);

@@ -2,8 +2,7 @@
  * bodies under a size limit, routing, JSON replies, and suspend/resume so a
  * request can wait for a job without holding a thread.
  *
- * Handlers run on libmicrohttpd's internal polling threads (one per core,
- * 2 to 8), so two requests may be handled at once; they must not block.
+ * Handlers run on libmicrohttpd's single internal thread and must not block.
  * A handler either replies (http_reply_*) or suspends the request; a
  * suspended request is handed to its handler again after http_resume().
  * This file knows nothing of jobs: api.c does. */

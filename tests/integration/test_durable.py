@@ -21,6 +21,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -941,4 +942,44 @@ class OneDaemonPerStateDir(unittest.TestCase):
         self.assertIn("in use by another edgecd", r.stdout + r.stderr)
         self.assertTrue(d.healthz_ok(), "the first daemon was disturbed")
         self.assertEqual(d.run_job(echo(1))["status"], "succeeded")
+
+
+class ClientGoneDuringCommit(unittest.TestCase):
+    """A client that hangs up while its submit is being committed: the job
+    is on disk, so it is queued and runs, and its place in the queue is
+    used, not lost.  The commit is held back by another process holding
+    the database's write lock (SQLite waits for it)."""
+
+    def test_submit_whose_client_left_still_runs(self):
+        d = Daemon("gone", config={"workers": 1, "queue_capacity": 2})
+        self.addCleanup(d.stop)
+        d.start()
+        body = body_bytes(echo(5))
+        head = ("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
+        blocker = sqlite3.connect(d.db_path, isolation_level=None, timeout=10)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")      # the daemon's writer now waits
+            for _ in range(2):
+                c = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+                c.sendall(head)
+                time.sleep(0.3)                     # the submit is waiting for its commit
+                c.close()                           # ... and its client leaves
+            time.sleep(0.3)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(d.list_jobs()) < 2:
+            time.sleep(0.1)
+        jobs = d.list_jobs()
+        self.assertEqual(len(jobs), 2, "both submits were committed: %s" % jobs)
+        for j in jobs:
+            job = d.wait_final(j["id"], timeout=30)
+            self.assertEqual(job["status"], "succeeded", "a committed job whose client left never ran: %s" % job)
+        # Their queue places were used, not leaked: the queue takes jobs.
+        for i in range(2):
+            r = d.submit(echo(10 + i))
+            self.assertEqual(r.status, 202, r)
+            self.assertEqual(d.wait_final(r.body["id"], timeout=30)["status"], "succeeded")
 
