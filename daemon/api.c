@@ -940,13 +940,10 @@ static void handle_cancel(struct http_request *req, void *ctx)
                 reply_record(a, req, 0, id, false);
                 return;
         }
-        int rc = scheduler_cancel_begin(a->d.scheduler, j, &rec, &err);
-        if (rc <= 0) {
+        if (scheduler_cancel_begin(a->d.scheduler, j, &rec) == 0) {
+                /* Running: its worker ends it. */
                 job_unref(j);
-                if (rc < 0)
-                        reply_err(req, &err, NULL);
-                else
-                        reply_record(a, req, 202, id, false);
+                reply_record(a, req, 202, id, false);
                 return;
         }
         /* A queued job: on disk before the answer, as a submit; the HTTP

@@ -318,9 +318,12 @@ static int start(struct daemon *d, struct err *err)
         d->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (d->lock_fd < 0)
                 return err_errno(err, ERR_IO, "state dir: open %s", lock);
-        if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0)
-                return err_set(err, errno == EWOULDBLOCK ? ERR_CONFLICT : ERR_IO, errno == EWOULDBLOCK ? 0 : errno,
-                               "state dir %s is in use by another edgecd (%s is locked)", cfg->state_dir, lock);
+        if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno == EWOULDBLOCK)
+                        return err_set(err, ERR_CONFLICT, 0, "state dir %s is in use by another edgecd (%s is locked)",
+                                       cfg->state_dir, lock);
+                return err_errno(err, ERR_IO, "state dir: lock %s", lock);
+        }
         if (reaper_setup(err) < 0)
                 return -1;
         if (idpool_check_host(cfg->job_users.first_uid, cfg->job_users.first_gid, cfg->job_users.count, err) < 0)

@@ -658,7 +658,7 @@ void scheduler_free(struct scheduler *s)
         free(s);
 }
 
-int scheduler_cancel_begin(struct scheduler *s, struct job *j, struct job_record *rec, struct err *err)
+int scheduler_cancel_begin(struct scheduler *s, struct job *j, struct job_record *rec)
 {
         (void)s;
         if (job_get_status(j) == JOB_QUEUED) {
@@ -674,7 +674,6 @@ int scheduler_cancel_begin(struct scheduler *s, struct job *j, struct job_record
                 rec->metrics.queue_ms = rec->metrics.total_ms = now_mono_ms() - j->created_mono;
                 return 1;
         }
-        (void)err;
         /* Running, or popped and about to start: the worker sees the flag.
          * (Final here but not yet on disk: the flag changes nothing, and
          * the answer shows the record as stored.) */
@@ -768,16 +767,17 @@ int scheduler_recover(struct scheduler *s, struct registry *registry, struct err
                 else if (was_running && !m->rerun)
                         fail_record(r, "interrupted by a daemon crash; %s %s is not run again (rerun: false)",
                                     r->algorithm, r->version);
-                else if (!(jobs[i] = job_from_record(r, m)))
-                        fail_record(r, "its stored attempts do not parse");
-                else if (was_running) {
-                        /* It runs again once, under a new run id. */
-                        r->status = JOB_QUEUED;
-                        r->started_ms = 0;
-                        r->recoveries++;
-                        job_unref(jobs[i]);
-                        jobs[i] = job_from_record(r, m);   /* with the attempt ended */
-                        rerun++;
+                else {
+                        if (was_running) {
+                                /* It runs again once, under a new run id. */
+                                r->status = JOB_QUEUED;
+                                r->started_ms = 0;
+                                r->recoveries++;
+                        }
+                        if (!(jobs[i] = job_from_record(r, m)))
+                                fail_record(r, "its stored attempts do not parse");
+                        else if (was_running)
+                                rerun++;
                 }
                 manifest_unref(m);
                 if (was_running || r->status == JOB_FAILED)

@@ -76,7 +76,7 @@ void scheduler_free(struct scheduler *s);
  * returned.  end: after that write, `applied` as the store said: the job
  * leaves the queue and is final; not applied (a worker took it first) it
  * is cancelled running. */
-int scheduler_cancel_begin(struct scheduler *s, struct job *j, struct job_record *rec, struct err *err);
+int scheduler_cancel_begin(struct scheduler *s, struct job *j, struct job_record *rec);
 void scheduler_cancel_end(struct scheduler *s, struct job *j, bool applied);
 
 /* Is run_id (a container, cgroup or workspace name) a run in progress?

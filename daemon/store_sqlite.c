@@ -103,6 +103,7 @@ struct store_backend {
         struct store_write *held;          /* failed, to be retried */
         bool stopping;
         bool abandon;                      /* retries given up: held writes fail */
+        char last_failure[512];            /* the writer's: why a held retry failed */
         bool healthy;
         char reason[512];
         struct store_stats stats;
@@ -627,7 +628,9 @@ static int apply_write(struct store_backend *b, struct store_write *w, struct vi
 }
 
 /* Commit a batch of writes in one transaction. */
-static void commit_batch(struct store_backend *b, struct store_write *batch)
+/* Returns whether it committed; the store's health follows only when
+ * update_health (a retry of one held write does not speak for all). */
+static bool commit_batch(struct store_backend *b, struct store_write *batch, bool update_health)
 {
         struct err err = ERR_INIT;
         size_t nwrites = 0;
@@ -653,8 +656,11 @@ static void commit_batch(struct store_backend *b, struct store_write *batch)
                 struct err ignored = ERR_INIT;
                 if (!sqlite3_get_autocommit(b->w))
                         exec(b->w, "ROLLBACK", &ignored);
-                set_health(b, false, err.msg);
-        } else {
+                if (update_health)
+                        set_health(b, false, err.msg);
+                else
+                        snprintf(b->last_failure, sizeof b->last_failure, "%.500s", err.msg);
+        } else if (update_health) {
                 set_health(b, true, NULL);
         }
 
@@ -688,6 +694,7 @@ static void commit_batch(struct store_backend *b, struct store_write *batch)
         }
         free(victims);
         free(nvictims);
+        return !failed;
 }
 
 /* Hold w for a retry, or fail it (an insert, or once retries are given up). */
@@ -763,6 +770,9 @@ static void *writer_main(void *arg)
                 pthread_mutex_unlock(&b->lock);
 
                 if (abandon) {
+                        /* Stopping: no more waiting for another process's
+                         * lock either. */
+                        sqlite3_busy_timeout(b->w, 0);
                         char why[600];
                         snprintf(why, sizeof why, "gave up writing it: %s", reason);
                         fail_all(take_held(b), why);
@@ -773,10 +783,27 @@ static void *writer_main(void *arg)
                          * a probe. */
                         next_retry = now_mono_ms() + RETRY_MS;
                         struct store_write *held = take_held(b);
-                        if (held)
-                                commit_batch(b, held);
-                        else if (probe(b))
+                        if (held) {
+                                /* One transaction each: one that does not
+                                 * fit (a large result) holds up no other. */
+                                bool all = true;
+                                for (struct store_write *w = held, *next; w; w = next) {
+                                        next = w->next;
+                                        w->next = NULL;
+                                        all &= commit_batch(b, w, false);
+                                }
+                                if (all) {
+                                        set_health(b, true, NULL);
+                                } else {
+                                        /* Give back what the failed ones
+                                         * wrote to the WAL, if it can be. */
+                                        struct err ignored = ERR_INIT;
+                                        exec(b->w, "PRAGMA wal_checkpoint(TRUNCATE)", &ignored);
+                                        set_health(b, false, b->last_failure);
+                                }
+                        } else if (probe(b)) {
                                 set_health(b, true, NULL);
+                        }
                         pthread_mutex_lock(&b->lock);
                         healthy = b->healthy;
                         snprintf(reason, sizeof reason, "%s", b->reason);
@@ -791,7 +818,7 @@ static void *writer_main(void *arg)
                                 hold_or_fail(b, w, &failure);
                         }
                 } else if (batch) {
-                        commit_batch(b, batch);
+                        commit_batch(b, batch, true);
                 }
                 pthread_mutex_lock(&b->lock);
         }
