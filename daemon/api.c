@@ -645,9 +645,7 @@ static void after_commit(struct api *a, struct wait *w)
         bool ok = w->write.err.code == ERR_OK;
         /* The parameters are on disk now (or refused): a request that goes
          * on waiting for its job holds nothing of them. */
-        free(w->rec.params);
-        w->rec.params = NULL;
-        w->rec.params_len = 0;
+        record_clear_params(&w->rec);
         switch (w->kind) {
         case COMMIT_SUBMIT:
                 if (ok && w->item.outcome == STORE_ITEM_OK) {
@@ -686,16 +684,23 @@ static void after_commit(struct api *a, struct wait *w)
         }
 }
 
-static void finish_submit(struct api *a, struct http_request *req, struct wait *w)
+/* The second dispatch after a commit: answer when the write failed (true). */
+static bool reply_if_not_written(struct http_request *req, struct wait *w)
 {
         w->committing = false;
+        if (w->write.err.code == ERR_OK)
+                return false;
+        struct reject rj;
+        reject_err(&rj, &w->write.err, w->refused ? "shutting_down" : "storage_unavailable");
+        reply_reject(req, &rj);
+        return true;
+}
+
+static void finish_submit(struct api *a, struct http_request *req, struct wait *w)
+{
         struct store_item *it = &w->item;
-        if (w->write.err.code != ERR_OK) {
-                struct reject rj;
-                reject_err(&rj, &w->write.err, w->refused ? "shutting_down" : "storage_unavailable");
-                reply_reject(req, &rj);
+        if (reply_if_not_written(req, w))
                 return;
-        }
         if (it->outcome == STORE_ITEM_CONFLICT) {
                 char msg[512];
                 snprintf(msg, sizeof msg, "Idempotency-Key `%.128s` was used for job %s with another request body",
@@ -804,13 +809,8 @@ static json_t *reject_json(const struct reject *rj)
 static void finish_batch(struct http_request *req, struct wait *w)
 {
         struct batch *b = w->batch;
-        w->committing = false;
-        if (w->write.err.code != ERR_OK) {
-                struct reject rj;
-                reject_err(&rj, &w->write.err, w->refused ? "shutting_down" : "storage_unavailable");
-                reply_reject(req, &rj);
+        if (reply_if_not_written(req, w))
                 return;
-        }
         for (size_t k = 0; k < b->nitems; k++) {
                 size_t i = b->item_of[k];
                 size_t len;
@@ -902,13 +902,8 @@ static void handle_get_job(struct http_request *req, void *ctx)
 /* After the cancel's commit (second dispatch). */
 static void finish_cancel(struct api *a, struct http_request *req, struct wait *w)
 {
-        w->committing = false;
-        if (w->write.err.code != ERR_OK) {
-                struct reject rj;
-                reject_err(&rj, &w->write.err, w->refused ? "shutting_down" : "storage_unavailable");
-                reply_reject(req, &rj);
+        if (reply_if_not_written(req, w))
                 return;
-        }
         reply_record(a, req, 202, w->job->id, false);
 }
 

@@ -178,21 +178,6 @@ void job_attempt_end(struct job *j, enum job_error e, const char *message)
         pthread_mutex_unlock(&j->lock);
 }
 
-size_t job_attempt_count(struct job *j)
-{
-        pthread_mutex_lock(&j->lock);
-        size_t n = j->n_attempts;
-        pthread_mutex_unlock(&j->lock);
-        return n;
-}
-
-void job_last_run_id(struct job *j, char *buf)
-{
-        pthread_mutex_lock(&j->lock);
-        snprintf(buf, RUN_ID_MAX, "%s", j->n_attempts ? j->attempts[j->n_attempts - 1].run_id : "");
-        pthread_mutex_unlock(&j->lock);
-}
-
 bool job_finish(struct job *j, enum job_error error, const char *message, int exit_code,
                 const struct job_metrics *metrics)
 {

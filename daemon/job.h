@@ -112,7 +112,6 @@ void job_requeue(struct job *j);
 size_t job_attempt_begin(struct job *j, int64_t uid, int64_t gid, char *run_id);
 /* The current attempt ended (message copied; may be NULL). */
 void job_attempt_end(struct job *j, enum job_error e, const char *message);
-size_t job_attempt_count(struct job *j);
 
 /* Make the job final (status from error: NONE succeeded, CANCELLED
  * cancelled, else failed) and copy message.  exit_code < 0 means none.
@@ -136,8 +135,6 @@ int job_cancel_fd(struct job *j);
 
 enum job_status job_get_status(struct job *j);
 void job_set_log_truncated(struct job *j, bool truncated);
-/* The run id of the latest attempt ("" before the first); buf RUN_ID_MAX. */
-void job_last_run_id(struct job *j, char *buf);
 
 /* Call fn(ctx) once when the job is final and recorded.  Returns NULL (and
  * does not call fn) when that happened already.  The handle is for

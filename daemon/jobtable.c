@@ -106,11 +106,3 @@ void jobtable_foreach(struct jobtable *t, void (*fn)(struct job *j, void *ctx), 
         }
         free(list);
 }
-
-size_t jobtable_count(struct jobtable *t)
-{
-        pthread_mutex_lock(&t->lock);
-        size_t n = t->count;
-        pthread_mutex_unlock(&t->lock);
-        return n;
-}

@@ -20,6 +20,5 @@ void jobtable_remove(struct jobtable *t, struct job *j);
 struct job *jobtable_get(struct jobtable *t, const char *id);
 /* fn on every job (references taken under the lock, fn called outside). */
 void jobtable_foreach(struct jobtable *t, void (*fn)(struct job *j, void *ctx), void *ctx);
-size_t jobtable_count(struct jobtable *t);
 
 #endif

@@ -739,7 +739,7 @@ START_TEST(test_job_requeue)
         job_requeue(j);
         ck_assert_int_eq(job_get_status(j), JOB_QUEUED);
         ck_assert_int_eq(job_cancel_fd(j), -1);
-        ck_assert_uint_eq(job_attempt_count(j), 1);
+        ck_assert_uint_eq(j->n_attempts, 1);
         ck_assert_int_eq(s.calls, 0);
         ck_assert_ptr_nonnull(job_add_waiter(j, saw, &s));   /* not woken: still accepts */
         json_t *o = rendered(j);
@@ -762,8 +762,7 @@ START_TEST(test_job_requeue)
         ck_assert_uint_eq(job_attempt_begin(j, 1001, 1001, run_id), 2);
         snprintf(want, sizeof want, "%s-2", j->id);
         ck_assert_str_eq(run_id, want);
-        job_last_run_id(j, want);
-        ck_assert_str_eq(run_id, want);
+        ck_assert_str_eq(j->attempts[j->n_attempts - 1].run_id, want);
         job_attempt_end(j, JOB_ERR_NONE, NULL);
         o = rendered(j);
         ck_assert_str_eq(json_string_value(json_object_get(o, "runtime")), "crun");
@@ -964,9 +963,8 @@ START_TEST(test_record_attempts)
         ck_assert_ptr_nonnull(back);
         ck_assert_str_eq(back->id, j->id);
         ck_assert_int_eq(job_get_status(back), JOB_QUEUED);
-        ck_assert_uint_eq(job_attempt_count(back), 2);
-        job_last_run_id(back, run_id);
-        ck_assert_str_eq(run_id, want);
+        ck_assert_uint_eq(back->n_attempts, 2);
+        ck_assert_str_eq(back->attempts[back->n_attempts - 1].run_id, want);
         ck_assert(job_start(back, "runc"));
         ck_assert_uint_eq(job_attempt_begin(back, 1002, 1002, run_id), 3);
         job_unref(back);
