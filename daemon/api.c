@@ -963,15 +963,14 @@ static void handle_logs(struct http_request *req, void *ctx)
                 reply_err(req, &err, NULL);
                 return;
         }
-        size_t n = record_attempt_count(&rec);
+        char run_id[RUN_ID_MAX];
+        size_t n = record_attempt_count(&rec, run_id, sizeof run_id);
         bool truncated = rec.log_truncated;
         record_clear(&rec);
-        char run_id[RUN_ID_MAX];
-        snprintf(run_id, sizeof run_id, "%s-%zu", id, n);
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         if (n) {
-                _cleanup_free_ char *path = store_log_path(a->d.store, run_id);
+                _cleanup_free_ char *path = store_log_path(a->d.store, id, n);
                 if (read_file(path, (size_t)a->d.cfg->max_log_bytes, 0, &text, &len, &err) < 0 &&
                     err.code != ERR_NOT_FOUND) {
                         reply_err(req, &err, NULL);
@@ -1150,6 +1149,7 @@ static void handle_metrics(struct http_request *req, void *ctx)
                 .plugins_broken = registry_broken_count(a->d.registry),
                 .store_healthy = store_health(a->d.store, NULL, 0),
                 .store_records = store_count(a->d.store),
+                .warm = a->d.warm, .cleanups_pending = cleaner_pending(a->d.cleaner),
         };
         store_stats(a->d.store, &g.store);
         _cleanup_free_ char *text = metrics_render(&g);

@@ -15,6 +15,8 @@
 #include "registry.h"
 #include "runtime.h"
 #include "scheduler.h"
+#include "warmpool.h"
+#include "cleaner.h"
 #include "store.h"
 
 /* Everything the handlers use; borrowed, must outlive the api. */
@@ -29,6 +31,8 @@ struct api_deps {
         struct breaker *breaker;
         struct admission *admission;
         struct idpool *ids;
+        struct warmpool *warm;         /* NULL: no pool */
+        struct cleaner *cleaner;
 };
 
 struct api;

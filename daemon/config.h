@@ -59,6 +59,10 @@ struct config {
                 int64_t max_records;          /* ...and the oldest-finished past this many */
         } store;
         struct {
+                int64_t max_containers;       /* warm containers of all plugins together (0: no pool) */
+                int64_t idle_seconds;         /* a pool no job took from this long empties */
+        } warm;
+        struct {
                 int64_t max_connections, max_connections_per_client;
                 int64_t connection_timeout_seconds;
                 int64_t max_header_bytes;

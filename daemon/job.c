@@ -79,7 +79,12 @@ struct job *job_from_record(const struct job_record *r, struct manifest *m)
         for (size_t i = 0; i < n; i++) {
                 json_t *a = json_array_get(attempts, i);
                 struct job_attempt *at = &j->attempts[j->n_attempts++];
-                snprintf(at->run_id, sizeof at->run_id, "%.36s-%u", j->id, (unsigned)(i + 1));
+                const char *rid = json_string_value(json_object_get(a, "run_id"));
+                if (rid && strlen(rid) < sizeof at->run_id)
+                        snprintf(at->run_id, sizeof at->run_id, "%s", rid);
+                else
+                        snprintf(at->run_id, sizeof at->run_id, "%.36s-%u", j->id, (unsigned)(i + 1));
+                at->warm = json_is_true(json_object_get(a, "warm"));
                 at->uid = json_integer_value(json_object_get(a, "uid"));
                 at->gid = json_integer_value(json_object_get(a, "gid"));
                 at->started_ms = parse_time_or_zero(json_object_get(a, "started_at"));
@@ -157,8 +162,11 @@ size_t job_attempt_begin(struct job *j, int64_t uid, int64_t gid, char *run_id)
         pthread_mutex_lock(&j->lock);
         j->attempts = xrealloc(j->attempts, (j->n_attempts + 1) * sizeof *j->attempts);
         struct job_attempt *a = &j->attempts[j->n_attempts++];
-        *a = (struct job_attempt){ .uid = uid, .gid = gid, .started_ms = now_real_ms() };
-        snprintf(a->run_id, sizeof a->run_id, "%s-%zu", j->id, j->n_attempts);
+        *a = (struct job_attempt){ .uid = uid, .gid = gid, .started_ms = now_real_ms(), .warm = *run_id != '\0' };
+        if (a->warm)
+                snprintf(a->run_id, sizeof a->run_id, "%s", run_id);
+        else
+                snprintf(a->run_id, sizeof a->run_id, "%s-%zu", j->id, j->n_attempts);
         memcpy(run_id, a->run_id, RUN_ID_MAX);
         size_t n = j->n_attempts;
         pthread_mutex_unlock(&j->lock);
@@ -297,8 +305,8 @@ static char *attempts_text_locked(struct job *j)
         _cleanup_json_ json_t *attempts = json_array();
         for (size_t i = 0; i < j->n_attempts; i++) {
                 const struct job_attempt *a = &j->attempts[i];
-                json_array_append_new(attempts, json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}",
-                        "run_id", a->run_id, "uid", (json_int_t)a->uid, "gid", (json_int_t)a->gid,
+                json_array_append_new(attempts, json_pack("{s:s, s:b, s:I, s:I, s:o, s:o, s:o}",
+                        "run_id", a->run_id, "warm", a->warm, "uid", (json_int_t)a->uid, "gid", (json_int_t)a->gid,
                         "started_at", record_time_json(a->started_ms),
                         "finished_at", record_time_json(a->finished_ms),
                         "error", a->finished_ms ? record_error_json(a->error, a->message) : json_null()));

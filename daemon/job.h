@@ -29,13 +29,14 @@
 #include "record.h"
 #include "result.h"
 
-#define RUN_ID_MAX 48       /* "<job id>-<attempt>" */
+#define RUN_ID_MAX 48       /* "<job id>-<attempt>", a warm container's "<uuid>-0" */
 #define JOB_ATTEMPTS_MAX 100
 
 /* One run of the job: its own container, cgroup, workspace, log and user. */
 struct job_attempt {
         char run_id[RUN_ID_MAX];
         int64_t uid, gid;
+        bool warm;                           /* in a container made ahead (warmpool.h) */
         int64_t started_ms, finished_ms;     /* wall clock, 0 = not yet */
         enum job_error error;                /* JOB_ERR_NONE while running or when it succeeded */
         char *message;
@@ -107,8 +108,9 @@ bool job_start(struct job *j, const char *runtime_name);
  * again (the attempt stays recorded). */
 void job_requeue(struct job *j);
 
-/* A new attempt begins (running jobs only): its run id is "<id>-<n>", n
- * counting from 1, written to run_id (RUN_ID_MAX bytes).  Returns n. */
+/* A new attempt begins (running jobs only), n counting from 1.  Its run id
+ * is run_id when that is not "" (a warm container's), else "<id>-<n>",
+ * written to run_id (RUN_ID_MAX bytes).  Returns n. */
 size_t job_attempt_begin(struct job *j, int64_t uid, int64_t gid, char *run_id);
 /* The current attempt ended (message copied; may be NULL). */
 void job_attempt_end(struct job *j, enum job_error e, const char *message);

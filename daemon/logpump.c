@@ -1,53 +1,91 @@
-/* logpump.c - a run's stdout and stderr into a capped file (see logpump.h).
- * One thread per pump; the stop flag is an atomic checked on every pass. */
+/* logpump.c - runs' stdout and stderr into capped files (see logpump.h).
+ *
+ * One thread for every pump of the process (started with the first pump):
+ * an epoll set of the pipes' read ends, so a job costs no thread of its own
+ * and a warm container's idle pipe costs nothing but its fds.  Pumps are
+ * found by id, never by a pointer kept in the epoll set: a pump stopped
+ * and freed while its event is in flight is simply not found. */
 #include "logpump.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
 
 /* After stop, what still arrives is copied for at most this long. */
 #define DRAIN_MS 2000
+#define EVENTS_MAX 32
 
 struct logpump {
-        pthread_t thread;
+        uint64_t id;
         int read_fd;
         int file_fd;
         size_t cap, written;
         bool truncated;
-        int stop;        /* atomic: drain what is there, then end */
+        bool done;               /* EOF or a read error: out of the epoll set */
+        struct logpump *next;
 };
 
-static void *pump_main(void *arg)
+static struct {
+        pthread_mutex_t lock;
+        pthread_cond_t done;     /* some pump reached EOF */
+        pthread_once_t once;
+        int epfd, wake_fd;
+        bool running, quit;
+        pthread_t thread;
+        uint64_t next_id;
+        struct logpump *pumps;   /* registered, not yet stopped */
+        int start_error;
+} P = {
+        .lock = PTHREAD_MUTEX_INITIALIZER,
+        .once = PTHREAD_ONCE_INIT,
+        .epfd = -1, .wake_fd = -1,
+};
+
+static struct logpump *find(uint64_t id)
 {
-        struct logpump *lp = arg;
-        char buf[16384];
-        int64_t drain_deadline = 0;
-        for (;;) {
-                /* Checked on every pass, data or not: something may still
-                 * hold the pipe and keep writing; do not wait for it forever. */
-                if (__atomic_load_n(&lp->stop, __ATOMIC_ACQUIRE)) {
-                        if (!drain_deadline)
-                                drain_deadline = now_mono_ms() + DRAIN_MS;
-                        else if (now_mono_ms() > drain_deadline)
-                                break;
+        for (struct logpump *lp = P.pumps; lp; lp = lp->next)
+                if (lp->id == id)
+                        return lp;
+        return NULL;
+}
+
+static void unregister(struct logpump *lp)
+{
+        for (struct logpump **pp = &P.pumps; *pp; pp = &(*pp)->next) {
+                if (*pp == lp) {
+                        *pp = lp->next;
+                        break;
                 }
-                struct pollfd pfd = { .fd = lp->read_fd, .events = POLLIN };
-                int r = poll(&pfd, 1, 100);
-                if (r < 0 && errno != EINTR)
-                        break;
-                if (r <= 0)
-                        continue;
+        }
+        if (!lp->done)
+                epoll_ctl(P.epfd, EPOLL_CTL_DEL, lp->read_fd, NULL);
+        lp->done = true;
+}
+
+/* Under P.lock: copy what the pipe holds; at EOF leave the epoll set. */
+static void drain(struct logpump *lp)
+{
+        char buf[16384];
+        for (;;) {
                 ssize_t n = read(lp->read_fd, buf, sizeof buf);
-                if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
-                        break;
-                if (n < 0)
+                if (n < 0 && errno == EINTR)
                         continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (n <= 0) {
+                        epoll_ctl(P.epfd, EPOLL_CTL_DEL, lp->read_fd, NULL);
+                        lp->done = true;
+                        pthread_cond_broadcast(&P.done);
+                        return;
+                }
                 size_t room = lp->cap - lp->written;
                 size_t take = (size_t)n < room ? (size_t)n : room;
                 if ((size_t)n > room)
@@ -55,35 +93,101 @@ static void *pump_main(void *arg)
                 if (take > 0 && write(lp->file_fd, buf, take) == (ssize_t)take)
                         lp->written += take;
         }
+}
+
+static void *pump_main(void *arg)
+{
+        (void)arg;
+        struct epoll_event ev[EVENTS_MAX];
+        for (;;) {
+                int n = epoll_wait(P.epfd, ev, EVENTS_MAX, -1);
+                if (n < 0 && errno != EINTR)
+                        break;
+                pthread_mutex_lock(&P.lock);
+                bool quit = P.quit;
+                for (int i = 0; i < n && !quit; i++) {
+                        if (ev[i].data.u64 == 0)
+                                continue;   /* the wake-up eventfd */
+                        struct logpump *lp = find(ev[i].data.u64);
+                        if (lp && !lp->done)
+                                drain(lp);
+                }
+                pthread_mutex_unlock(&P.lock);
+                if (quit)
+                        break;
+        }
         return NULL;
+}
+
+static void start_thread(void)
+{
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&P.done, &attr);
+        pthread_condattr_destroy(&attr);
+        P.epfd = epoll_create1(EPOLL_CLOEXEC);
+        P.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (P.epfd < 0 || P.wake_fd < 0) {
+                P.start_error = errno;
+                return;
+        }
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0 };
+        if (epoll_ctl(P.epfd, EPOLL_CTL_ADD, P.wake_fd, &ev) < 0) {
+                P.start_error = errno;
+                return;
+        }
+        /* The pump never takes signals: they are for the main thread. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        int e = pthread_create(&P.thread, NULL, pump_main, NULL);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (e)
+                P.start_error = e;
+        else
+                P.running = true;
 }
 
 int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_write_fd,
                   struct err *err)
 {
+        pthread_once(&P.once, start_thread);
+        if (!P.running)
+                return err_set(err, ERR_INTERNAL, P.start_error, "start the log pump");
         _cleanup_close_ int file_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
         if (file_fd < 0)
                 return err_errno(err, ERR_IO, "open log `%s`", path);
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
                 return err_errno(err, ERR_IO, "pipe");
+        /* Only our end is non-blocking: the container's writes block on a
+         * full pipe, as they would on a terminal. */
+        if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
+                int e = errno;
+                close(p[0]);
+                close(p[1]);
+                return err_set(err, ERR_IO, e, "pipe");
+        }
         struct logpump *lp = xcalloc(1, sizeof *lp);
         lp->read_fd = p[0];
         lp->file_fd = TAKE_FD(file_fd);
         lp->cap = cap;
-        /* The pump never takes signals: they are for the main thread. */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        int e = pthread_create(&lp->thread, NULL, pump_main, lp);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (e) {
+        pthread_mutex_lock(&P.lock);
+        lp->id = ++P.next_id;
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = lp->id };
+        if (epoll_ctl(P.epfd, EPOLL_CTL_ADD, lp->read_fd, &ev) < 0) {
+                int e = errno;
+                pthread_mutex_unlock(&P.lock);
                 close(p[0]);
                 close(p[1]);
                 close(lp->file_fd);
                 free(lp);
-                return err_set(err, ERR_INTERNAL, e, "start the log pump");
+                return err_set(err, ERR_IO, e, "log pump: epoll");
         }
+        lp->next = P.pumps;
+        P.pumps = lp;
+        pthread_mutex_unlock(&P.lock);
         *ret = lp;
         *ret_write_fd = p[1];
         return 0;
@@ -93,11 +197,39 @@ void logpump_stop(struct logpump *lp, bool *ret_truncated)
 {
         if (!lp)
                 return;
-        __atomic_store_n(&lp->stop, 1, __ATOMIC_RELEASE);
-        pthread_join(lp->thread, NULL);
+        pthread_mutex_lock(&P.lock);
+        /* Until EOF, for a bounded time: something may still hold the pipe. */
+        struct timespec until = timespec_in(CLOCK_MONOTONIC, DRAIN_MS);
+        while (!lp->done && pthread_cond_timedwait(&P.done, &P.lock, &until) != ETIMEDOUT)
+                ;
+        if (!lp->done)
+                drain(lp);   /* what is there now, then no more */
+        unregister(lp);
         if (ret_truncated)
                 *ret_truncated = lp->truncated;
+        pthread_mutex_unlock(&P.lock);
         close(lp->read_fd);
         close(lp->file_fd);
         free(lp);
+}
+
+void logpump_shutdown(void)
+{
+        pthread_mutex_lock(&P.lock);
+        bool running = P.running;
+        P.quit = true;
+        pthread_mutex_unlock(&P.lock);
+        if (running) {
+                uint64_t one = 1;
+                if (write(P.wake_fd, &one, sizeof one) < 0) {
+                        /* A full counter wakes it as well. */
+                }
+                pthread_join(P.thread, NULL);
+        }
+        if (P.epfd >= 0)
+                close(P.epfd);
+        if (P.wake_fd >= 0)
+                close(P.wake_fd);
+        P.epfd = P.wake_fd = -1;
+        P.running = false;
 }

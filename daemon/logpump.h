@@ -1,10 +1,11 @@
 /* logpump.h - a container's stdout and stderr, copied into a size-capped
  * log file.
  *
- * The container inherits the write end of a pipe; a thread copies what
- * arrives into the file up to `cap` bytes and drops the rest (noting that it
- * did), so an algorithm that prints without end can neither fill the state
- * disk nor block on a full pipe.  One pump per run; any thread. */
+ * The container inherits the write end of a pipe; the process's one pump
+ * thread copies what arrives into the file up to `cap` bytes and drops the
+ * rest (noting that it did), so an algorithm that prints without end can
+ * neither fill the state disk nor block on a full pipe.  One pump per run;
+ * any thread; no thread per run. */
 #ifndef EDGECD_LOGPUMP_H
 #define EDGECD_LOGPUMP_H
 
@@ -25,5 +26,8 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
  * hold the pipe), stop, free.  *ret_truncated says whether output was
  * dropped.  NULL is fine. */
 void logpump_stop(struct logpump *lp, bool *ret_truncated);
+
+/* End the pump thread (at exit, after every pump has been stopped). */
+void logpump_shutdown(void);
 
 #endif

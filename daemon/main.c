@@ -224,6 +224,11 @@ struct daemon {
         struct jobtable *jobs;
         struct breaker *breaker;
         struct admission *admission;
+        char *workspaces_dir;
+        struct sandbox_env env;
+        struct liveset *live;
+        struct cleaner *cleaner;
+        struct warmpool *warm;
         struct scheduler *scheduler;
         struct collector *collector;
         struct api *api;
@@ -279,12 +284,14 @@ static void sweep_runtime_roots(const struct config *cfg)
 
 static bool run_is_live(const char *run_id, void *ctx)
 {
-        return scheduler_run_is_live(ctx, run_id);
+        struct daemon *d = ctx;
+        return liveset_contains(d->live, run_id);
 }
 
 static void run_released(const char *run_id, void *ctx)
 {
-        scheduler_run_released(ctx, run_id);
+        struct daemon *d = ctx;
+        cleaner_released(d->cleaner, run_id);
 }
 
 static void print_token_problem(const char *line, void *ctx)
@@ -364,19 +371,37 @@ static int start(struct daemon *d, struct err *err)
         d->breaker = breaker_new(cfg->breaker.degrade_after, cfg->breaker.isolate_after,
                                  cfg->breaker.cooldown_seconds * 1000);
         d->admission = admission_new(cfg->memory_pool_mb, &cfg->defaults, d->breaker);
+        d->env = (struct sandbox_env){
+                .cfg = cfg, .rt = d->runtime, .policy = d->policy,
+                .workspaces_dir = d->workspaces_dir = xasprintf("%s/workspaces", cfg->state_dir),
+        };
+        d->live = liveset_new();
+        if (cleaner_start(&d->env, d->ids, d->live, &d->cleaner, err) < 0)
+                return -1;
+        if (cfg->warm.max_containers > 0) {
+                struct warmpool_deps wd = {
+                        .cfg = cfg, .env = &d->env, .ids = d->ids, .live = d->live, .cleaner = d->cleaner,
+                        .admission = d->admission,
+                };
+                if (warmpool_start(&wd, &d->warm, err) < 0)
+                        return -1;
+        }
         struct scheduler_deps sd = {
-                .cfg = cfg, .rt = d->runtime, .policy = d->policy, .queue = d->queue, .store = d->store,
+                .cfg = cfg, .rt = d->runtime, .env = &d->env, .queue = d->queue, .store = d->store,
                 .jobs = d->jobs, .ids = d->ids, .breaker = d->breaker, .admission = d->admission,
+                .live = d->live, .cleaner = d->cleaner, .warm = d->warm,
         };
         if (scheduler_start(&sd, &d->scheduler, err) < 0)
                 return -1;
         /* Before serving: what the last daemon accepted runs again. */
         if (scheduler_recover(d->scheduler, d->registry, err) < 0)
                 return -1;
+        /* Containers made ahead only once the leftovers are gone. */
+        warmpool_sync(d->warm, d->registry);
         cd.store = d->store;
         cd.is_live = run_is_live;
         cd.released = run_released;
-        cd.ctx = d->scheduler;
+        cd.ctx = d;
         if (collector_start(&cd, &d->collector, err) < 0)
                 return -1;
 
@@ -394,7 +419,7 @@ static int start(struct daemon *d, struct err *err)
         struct api_deps deps = {
                 .cfg = cfg, .registry = d->registry, .queue = d->queue, .store = d->store, .jobs = d->jobs,
                 .scheduler = d->scheduler, .runtime = d->runtime, .breaker = d->breaker,
-                .admission = d->admission, .ids = d->ids,
+                .admission = d->admission, .ids = d->ids, .warm = d->warm, .cleaner = d->cleaner,
         };
         if (api_start(&deps, listen_fd, auth, &d->api, err) < 0)
                 return -1;
@@ -407,11 +432,17 @@ static void stop(struct daemon *d)
         collector_stop(d->collector);
         /* Running jobs drain while the API still answers (reads, cancels,
          * 503 to submissions); no waiter fires after this. */
+        warmpool_free(TAKE_PTR(d->warm));
         scheduler_stop(d->scheduler, d->cfg.drain_seconds * 1000);
         if (d->api)
                 api_quiesce(d->api);
         api_stop(d->api);               /* no handler runs after this */
         scheduler_free(d->scheduler);
+        /* Every sandbox is handed over by now: take them apart. */
+        cleaner_free(d->cleaner);
+        liveset_free(d->live);
+        logpump_shutdown();
+        free(d->workspaces_dir);
         jobtable_free(d->jobs);
         queue_free(d->queue);
         store_close(d->store);
@@ -516,6 +547,7 @@ int main(int argc, char **argv)
                         else
                                 log_info("SIGHUP: plugins reloaded: %zu loaded, %zu broken",
                                          registry_count(d.registry), registry_broken_count(d.registry));
+                        warmpool_sync(d.warm, d.registry);
                         struct auth *auth = NULL;
                         err_clear(&rerr);
                         if (load_tokens(&d.cfg, &auth, &rerr) < 0)

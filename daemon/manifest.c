@@ -385,6 +385,11 @@ static void load_rerun(struct mload *L, const yaml_node_t *v)
         yget_bool(v, "rerun", L->d, &L->m->rerun);
 }
 
+static void load_warm(struct mload *L, const yaml_node_t *v)
+{
+        yget_int(v, "warm", 0, MANIFEST_WARM_MAX, L->d, &L->m->warm);
+}
+
 static void load_oci_template(struct mload *L, const yaml_node_t *v)
 {
         if (yget_string(v, "oci_template", L->d, &L->m->oci_template) < 0)
@@ -444,6 +449,7 @@ static const struct {
         { "timeout_seconds", false, load_timeout },
         { "max_concurrent", false, load_max_concurrent },
         { "rerun", false, load_rerun },
+        { "warm", false, load_warm },
         { "oci_template", false, load_oci_template },
         { "syscalls", false, load_syscalls },
         { "rootfs", false, load_rootfs },

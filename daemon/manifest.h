@@ -25,6 +25,8 @@ int semver_parse(const char *s, struct semver *ret, struct err *err);
 int semver_compare(const struct semver *a, const struct semver *b);
 void semver_done(struct semver *v);
 
+#define MANIFEST_WARM_MAX 64
+
 struct manifest {
         int refs;
 
@@ -46,6 +48,7 @@ struct manifest {
         int64_t timeout_seconds;
         int64_t max_concurrent;   /* 0 = no per-plugin limit */
         bool rerun;               /* run again once when a daemon crash interrupted it (default true) */
+        int64_t warm;             /* containers kept created ahead (warmpool.h); 0 = none */
 
         char *oci_template;       /* template name, file TEMPLATES_DIR/NAME.json; default "default" */
         char **extra_syscalls;    /* added to the seccomp allowlist; names checked at load;

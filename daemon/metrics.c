@@ -135,6 +135,20 @@ static void put_unhealthy(const char *name, enum health h, const char *reason, v
         put(ctx, "edgecd_algorithm_unhealthy{algorithm=\"%s\",state=\"%s\"} 1\n", name, health_name(h));
 }
 
+struct warm_family {
+        struct buf *b;
+        const char *name;
+        int which;                     /* 0 ready, 1 target, 2 hits, 3 misses */
+};
+
+static void put_warm(const struct warmpool_stats *st, void *ctx)
+{
+        struct warm_family *f = ctx;
+        unsigned long long v = f->which == 0 ? st->ready : f->which == 1 ? st->target
+                               : f->which == 2 ? st->hits : st->misses;
+        put(f->b, "%s{algorithm=\"%s\",version=\"%s\"} %llu\n", f->name, st->algorithm, st->version, v);
+}
+
 char *metrics_render(const struct metrics_gauges *g)
 {
         struct buf b = { .cap = 4096 };
@@ -203,6 +217,21 @@ char *metrics_render(const struct metrics_gauges *g)
         put(&b, "edgecd_store_records %zu\n", g->store_records);
         family(&b, "edgecd_store_records_pruned_total", "counter", "Finished records deleted past retention.");
         put(&b, "edgecd_store_records_pruned_total %llu\n", (unsigned long long)get(&pruned));
+        static const struct {
+                const char *name, *type, *help;
+        } warm[] = {
+                { "edgecd_warm_pool_size", "gauge", "Warm containers ready, by plugin version." },
+                { "edgecd_warm_pool_target", "gauge", "Warm containers each pool keeps (the manifest's warm)." },
+                { "edgecd_warm_pool_hits_total", "counter", "Jobs that found a warm container." },
+                { "edgecd_warm_pool_misses_total", "counter", "Jobs of a warm plugin that found the pool empty and ran cold." },
+        };
+        for (int i = 0; i < 4; i++) {
+                family(&b, warm[i].name, warm[i].type, warm[i].help);
+                struct warm_family f = { .b = &b, .name = warm[i].name, .which = i };
+                warmpool_each(g->warm, put_warm, &f);
+        }
+        family(&b, "edgecd_cleanups_pending", "gauge", "Finished runs whose container and workspace are still being removed.");
+        put(&b, "edgecd_cleanups_pending %zu\n", g->cleanups_pending);
         family(&b, "edgecd_plugins", "gauge", "Plugin manifests, by state.");
         put(&b, "edgecd_plugins{state=\"loaded\"} %zu\n", g->plugins_loaded);
         put(&b, "edgecd_plugins{state=\"broken\"} %zu\n", g->plugins_broken);

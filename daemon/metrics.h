@@ -11,6 +11,7 @@
 #include "breaker.h"
 #include "result.h"
 #include "store.h"
+#include "warmpool.h"
 
 void metrics_job_submitted(void);
 /* "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage",
@@ -41,6 +42,8 @@ struct metrics_gauges {
         struct store_stats store;
         bool store_healthy;
         size_t store_records;
+        struct warmpool *warm;        /* NULL: no pool */
+        size_t cleanups_pending;
 };
 
 /* The exposition text; caller frees. */

@@ -570,11 +570,11 @@ int oci_build(const char *templates_dir, const struct oci_job *job,
 
 int oci_write_bundle(const char *bundle_dir, const json_t *config, struct err *err)
 {
-        _cleanup_free_ char *text = json_dumps(config, JSON_INDENT(2));
+        _cleanup_free_ char *text = json_dumps(config, JSON_COMPACT);
         if (!text)
                 return err_set(err, ERR_INTERNAL, 0, "oci: cannot serialise config.json");
         _cleanup_free_ char *path = xasprintf("%s/config.json", bundle_dir);
-        if (write_file(path, text, strlen(text), 0600, err) < 0)
+        if (write_file_unsynced(path, text, strlen(text), 0600, err) < 0)
                 return err_wrap(err, "oci");
         return 0;
 }

@@ -48,7 +48,8 @@ int oci_build(const char *templates_dir, const struct oci_job *job,
  * "template `PATH`: /JSON/POINTER: why".  oci_build() checks the same. */
 int oci_check_template(const char *templates_dir, const char *name, struct err *err);
 
-/* Write config into bundle_dir/config.json (mode 0600, fsynced). */
+/* Write config into bundle_dir/config.json (mode 0600; not fsynced: a
+ * bundle does not outlive a crash). */
 int oci_write_bundle(const char *bundle_dir, const json_t *config, struct err *err);
 
 /* Effective limits: each manifest value, or the default where it is 0. */

@@ -144,10 +144,15 @@ char *record_render(const struct job_record *r, bool with_result, size_t *ret_le
         return text;
 }
 
-size_t record_attempt_count(const struct job_record *r)
+size_t record_attempt_count(const struct job_record *r, char *ret_last_run_id, size_t size)
 {
         _cleanup_json_ json_t *a = r->attempts ? json_loads(r->attempts, 0, NULL) : NULL;
-        return json_is_array(a) ? json_array_size(a) : 0;
+        size_t n = json_is_array(a) ? json_array_size(a) : 0;
+        if (ret_last_run_id && size) {
+                const char *rid = n ? json_string_value(json_object_get(json_array_get(a, n - 1), "run_id")) : NULL;
+                snprintf(ret_last_run_id, size, "%s", rid ? rid : "");
+        }
+        return n;
 }
 
 void record_end_last_attempt(struct job_record *r, enum job_error e, const char *message)

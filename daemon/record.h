@@ -76,7 +76,8 @@ struct json_t *record_error_json(enum job_error e, const char *message);
 /* The last attempt of r->attempts, if it has not finished, marked finished
  * now with error e and message (a crash or a stop interrupted it). */
 void record_end_last_attempt(struct job_record *r, enum job_error e, const char *message);
-/* How many attempts r->attempts holds. */
-size_t record_attempt_count(const struct job_record *r);
+/* How many attempts r->attempts holds; the last one's run id into
+ * ret_last_run_id (size bytes; "" when none) unless NULL. */
+size_t record_attempt_count(const struct job_record *r, char *ret_last_run_id, size_t size);
 
 #endif

@@ -304,6 +304,14 @@ json_t *registry_algorithm_json(struct registry *r, const char *name)
         return j;
 }
 
+void registry_foreach(struct registry *r, void (*fn)(struct manifest *m, void *ctx), void *ctx)
+{
+        pthread_mutex_lock(&r->lock);
+        for (size_t i = 0; i < r->t->n; i++)
+                fn(r->t->items[i], ctx);
+        pthread_mutex_unlock(&r->lock);
+}
+
 size_t registry_count(struct registry *r)
 {
         pthread_mutex_lock(&r->lock);

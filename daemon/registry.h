@@ -47,6 +47,10 @@ json_t *registry_list_json(struct registry *r);
 /* JSON for GET /v1/algorithms/{name}; NULL when unknown. */
 json_t *registry_algorithm_json(struct registry *r, const char *name);
 
+/* fn for every loaded manifest, under the registry's lock (fn may take a
+ * reference; it must not call the registry). */
+void registry_foreach(struct registry *r, void (*fn)(struct manifest *m, void *ctx), void *ctx);
+
 size_t registry_count(struct registry *r);         /* loaded manifests */
 size_t registry_broken_count(struct registry *r);
 

@@ -1,9 +1,10 @@
 /* scheduler.c - worker threads running the job path (see scheduler.h).
  *
- * Threads: `workers` worker threads; each run has a log pump of its own
- * (logpump.h).  Shared state here: the set of live run ids and the
- * stopping flag, under s->lock (a leaf lock).  A job's lock is never held
- * while taking it. */
+ * Threads: `workers` worker threads.  A run's sandbox (sandbox.h) is made
+ * here, or taken from the warm pool, and handed to the cleaner once the
+ * job's answer is out.  Shared state here: the stopping flags and the busy
+ * count, under s->lock (a leaf lock).  A job's lock is never held while
+ * taking it. */
 #include "scheduler.h"
 
 #include <errno.h>
@@ -15,18 +16,16 @@
 
 #include "cgroup.h"
 #include "log.h"
-#include "logpump.h"
 #include "metrics.h"
 #include "oci.h"
 #include "result.h"
+#include "sandbox.h"
 #include "util.h"
-#include "workspace.h"
+#include "warmpool.h"
 #include <stdarg.h>
 #include <time.h>
 
 #define STDERR_TAIL_BYTES 1024
-#define KILL_GRACE_MS 5000
-#define DELETE_ATTEMPTS 5
 #define CANCELLED_QUEUED "cancelled on request before it ran"
 
 struct scheduler {
@@ -36,10 +35,6 @@ struct scheduler {
 
         pthread_mutex_t lock;
         pthread_cond_t idle;     /* nbusy fell */
-        char **live;             /* run ids in progress (strv) */
-        size_t nlive, caplive;
-        struct parked *parked;   /* runs whose container outlived them */
-        size_t nparked;
         size_t nbusy;            /* workers with a job */
         bool stopping;           /* no new job is taken */
         bool interrupting;       /* the drain is over: running jobs are stopped */
@@ -47,74 +42,6 @@ struct scheduler {
         size_t nworkers;
         pthread_t *threads;
 };
-
-/* A run whose container could not be deleted keeps its job user out of the
- * pool until the collector has removed the container. */
-struct parked {
-        char run_id[RUN_ID_MAX];
-        struct job_ids ids;
-};
-
-/* ---- live runs ---- */
-
-static void live_add(struct scheduler *s, const char *run_id)
-{
-        pthread_mutex_lock(&s->lock);
-        if (s->nlive == s->caplive) {
-                s->caplive = s->caplive ? s->caplive * 2 : 8;
-                s->live = xrealloc(s->live, s->caplive * sizeof *s->live);
-        }
-        s->live[s->nlive++] = xstrdup(run_id);
-        pthread_mutex_unlock(&s->lock);
-}
-
-static void live_remove(struct scheduler *s, const char *run_id)
-{
-        pthread_mutex_lock(&s->lock);
-        for (size_t i = 0; i < s->nlive; i++) {
-                if (!strcmp(s->live[i], run_id)) {
-                        free(s->live[i]);
-                        s->live[i] = s->live[--s->nlive];
-                        break;
-                }
-        }
-        pthread_mutex_unlock(&s->lock);
-}
-
-static void park(struct scheduler *s, const char *run_id, struct job_ids ids)
-{
-        pthread_mutex_lock(&s->lock);
-        s->parked = xrealloc(s->parked, (s->nparked + 1) * sizeof *s->parked);
-        struct parked *p = &s->parked[s->nparked++];
-        snprintf(p->run_id, sizeof p->run_id, "%s", run_id);
-        p->ids = ids;
-        pthread_mutex_unlock(&s->lock);
-}
-
-void scheduler_run_released(struct scheduler *s, const char *run_id)
-{
-        struct job_ids ids = JOB_IDS_NONE;
-        pthread_mutex_lock(&s->lock);
-        for (size_t i = 0; i < s->nparked; i++) {
-                if (!strcmp(s->parked[i].run_id, run_id)) {
-                        ids = s->parked[i].ids;
-                        s->parked[i] = s->parked[--s->nparked];
-                        break;
-                }
-        }
-        pthread_mutex_unlock(&s->lock);
-        idpool_give(s->d.ids, ids);
-}
-
-bool scheduler_run_is_live(struct scheduler *s, const char *run_id)
-{
-        pthread_mutex_lock(&s->lock);
-        bool live = false;
-        for (size_t i = 0; i < s->nlive && !live; i++)
-                live = !strcmp(s->live[i], run_id);
-        pthread_mutex_unlock(&s->lock);
-        return live;
-}
 
 static bool stopping(struct scheduler *s)
 {
@@ -149,12 +76,10 @@ static const char *stop_message(enum job_error e)
 struct run {
         struct scheduler *s;
         struct job *job;
-        struct limits limits;
         char run_id[RUN_ID_MAX];
         struct job_ids ids;
-        char *cgroups_path;
+        struct sandbox *sb;      /* warm (taken before the run) or made by run_once */
         char *log_path;
-        struct workspace *ws;
         struct job_metrics metrics;
         int exit_code;
         /* The outcome. */
@@ -163,7 +88,6 @@ struct run {
         char *result;
         size_t result_len;
         bool retryable;          /* the runtime or host failed before the algorithm ran */
-        bool container_gone;     /* deleted (or never made): its identity may be reused */
 };
 
 static void run_fail(struct run *r, enum job_error e, bool retryable, const char *fmt, ...)
@@ -180,104 +104,50 @@ static void run_fail(struct run *r, enum job_error e, bool retryable, const char
         r->retryable = retryable;
 }
 
-/* After a timeout, a cancel or a failed wait: kill the init (its pid
- * namespace goes with it) and reap it.  Through the runtime only when the
- * pidref cannot do it. */
-static void kill_init(struct run *r, struct pidref *init)
-{
-        struct scheduler *s = r->s;
-        struct proc_exit ignored;
-        struct err e = ERR_INIT;
-        if (init->pid > 0 && pidref_signal(init, SIGKILL) == 0 &&
-            pidref_wait(init, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) == 0 &&
-            ignored.status != WAIT_TIMEOUT)
-                return;
-        if (runtime_kill(s->d.rt, r->run_id, "KILL", &e) < 0)
-                log_warn("job %s: run %s: %s", r->job->id, r->run_id, e.msg);
-        if (init->pid > 0 && (pidref_wait(init, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) < 0 ||
-                              ignored.status == WAIT_TIMEOUT)) {
-                log_warn("job %s: run %s: the container's init did not die after SIGKILL", r->job->id, r->run_id);
-                pidref_release(init);
-        }
-}
-
-/* Create, start, wait (deadline, cancel), kill, account, delete. */
+/* Start, wait (deadline, cancel), kill, account, stop the log.  The
+ * container is left for the cleaner. */
 static void run_container(struct run *r, struct outcome *out)
 {
         struct scheduler *s = r->s;
-        const struct runtime *rt = s->d.rt;
+        struct sandbox *sb = r->sb;
         struct err err = ERR_INIT;
 
-        struct logpump *lp = NULL;
-        _cleanup_close_ int write_fd = -1;
-        if (logpump_start(r->log_path, (size_t)s->d.cfg->max_log_bytes, &lp, &write_fd, &err) < 0) {
-                run_fail(r, JOB_ERR_RUNTIME_ERROR, true, "%s", err.msg);
-                r->container_gone = true;   /* never made */
-                return;
-        }
-
-        struct pidref init = PIDREF_NULL;
         bool ran = false;
         int64_t t0 = now_mono_ms();
-        int rc = runtime_create(rt, r->run_id, r->ws->bundle_dir, write_fd, &init, &err);
-        /* Only the container keeps the write end now, so the pump sees EOF
-         * when it ends. */
-        close(TAKE_FD(write_fd));
-        if (rc < 0) {
-                /* The runtime's own words went down the log pipe: add them
-                 * to the cause, never in its place. */
-                bool truncated;
-                logpump_stop(TAKE_PTR(lp), &truncated);
-                _cleanup_free_ char *tail = read_file_tail(r->log_path, 4096);
-                _cleanup_free_ char *words = runtime_error_text(rt, tail);
-                run_fail(r, JOB_ERR_RUNTIME_ERROR, err.code != ERR_INVALID, "create container: %s%s%s", err.msg,
-                         *words && !strstr(err.msg, words) ? ": " : "", *words && !strstr(err.msg, words) ? words : "");
-        } else if (job_stop_requested(r->job)) {
+        if (job_stop_requested(r->job)) {
                 out->exit.status = WAIT_CANCELLED;
                 ran = true;
-        } else if (runtime_start(rt, r->run_id, &err) < 0) {
+        } else if (runtime_start(s->d.rt, sb->run_id, &err) < 0) {
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, true, "start container: %s", err.msg);
         } else {
                 ran = true;
         }
         int64_t t1 = now_mono_ms();
-        r->metrics.create_ms = t1 - t0;
+        r->metrics.create_ms += t1 - t0;
 
         if (ran && out->exit.status != WAIT_CANCELLED) {
                 int64_t deadline = t1 + r->job->timeout_seconds * 1000;
-                if (pidref_wait(&init, deadline, job_cancel_fd(r->job), &out->exit, &err) < 0) {
+                if (pidref_wait(&sb->init, deadline, job_cancel_fd(r->job), &out->exit, &err) < 0) {
                         run_fail(r, JOB_ERR_RUNTIME_ERROR, false, "wait for the container: %s", err.msg);
                         ran = false;
                 }
         }
         r->metrics.run_ms = now_mono_ms() - t1;
-        if (init.pid > 0)
-                kill_init(r, &init);   /* still ours: a timeout, a cancel, a failed start */
+        /* Still ours: a timeout, a cancel, a failed start. */
+        sandbox_kill_init(s->d.env, sb);
 
-        if (rc == 0) {
-                struct cgroup_stats st = { .peak_memory_bytes = -1, .cpu_ms = -1 };
-                struct err cerr = ERR_INIT;
-                if (cgroup_read_stats(r->cgroups_path, &st, &cerr) == 0) {
-                        r->metrics.peak_memory_bytes = st.peak_memory_bytes;
-                        r->metrics.cpu_ms = st.cpu_ms;
-                        out->oom_killed = st.oom_killed;
-                } else {
-                        log_debug("job %s: cgroup stats: %s", r->job->id, cerr.msg);
-                }
-        }
-        /* A half-made container may be left in the runtime's state too. */
-        struct err derr = ERR_INIT;
-        if (runtime_delete_retry(rt, r->run_id, DELETE_ATTEMPTS, &derr) == 0) {
-                r->container_gone = true;
+        struct cgroup_stats st = { .peak_memory_bytes = -1, .cpu_ms = -1 };
+        struct err cerr = ERR_INIT;
+        if (cgroup_read_stats(sb->cgroups_path, &st, &cerr) == 0) {
+                r->metrics.peak_memory_bytes = st.peak_memory_bytes;
+                r->metrics.cpu_ms = st.cpu_ms;
+                out->oom_killed = st.oom_killed;
         } else {
-                metrics_cleanup_failed("container");
-                log_warn("job %s: run %s: %s (left to the collector)", r->job->id, r->run_id, derr.msg);
+                log_debug("job %s: cgroup stats: %s", r->job->id, cerr.msg);
         }
-        if (lp) {
-                bool truncated = false;
-                logpump_stop(lp, &truncated);
-                job_set_log_truncated(r->job, truncated);
-        }
+        bool truncated = false;
+        sandbox_stop_log(sb, &truncated);
+        job_set_log_truncated(r->job, truncated);
         if (!ran && r->error == JOB_ERR_NONE)
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, false, "the container did not run");
 }
@@ -293,53 +163,43 @@ static void run_once(struct run *r)
         struct job_record rec;
         if (store_get(s->d.store, j->id, STORE_READ_PARAMS, &rec, &err) < 0) {
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, true, "read the job's parameters: %s", err.msg);
-                r->container_gone = true;
                 return;
         }
-        int rc = workspace_create(r->s->workspaces_dir, r->run_id, rec.params ? rec.params : "{}",
-                                  rec.params ? rec.params_len : 2, r->limits.disk_mb, r->ids.uid, r->ids.gid,
-                                  &r->ws, &err);
+        const char *params = rec.params ? rec.params : "{}";
+        size_t params_len = rec.params ? rec.params_len : 2;
+        int rc;
+        bool retryable = true;
+        if (r->sb) {
+                rc = sandbox_adopt(r->sb, params, params_len, r->log_path, &err);
+        } else {
+                rc = sandbox_prepare(s->d.env, j->manifest, r->run_id, r->ids, r->log_path, params, params_len,
+                                     &r->sb, &retryable, &err);
+                r->metrics.create_ms = r->sb ? r->sb->create_ms : 0;
+        }
         record_clear(&rec);
         if (rc < 0) {
-                run_fail(r, JOB_ERR_RUNTIME_ERROR, err.code != ERR_INVALID, "%s", err.msg);
-                r->container_gone = true;
+                run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err.msg);
                 return;
         }
-        struct oci_job oj = {
-                .container_id = r->run_id, .manifest = j->manifest, .limits = r->limits,
-                .input_dir = r->ws->input_dir, .output_dir = r->ws->output_dir,
-                .uid = r->ids.uid, .gid = r->ids.gid, .cgroups_path = r->cgroups_path,
-        };
-        _cleanup_json_ json_t *config = NULL;
-        if (oci_build(cfg->templates_dir, &oj, s->d.policy, &config, &err) < 0 ||
-            oci_write_bundle(r->ws->bundle_dir, config, &err) < 0) {
-                run_fail(r, JOB_ERR_RUNTIME_ERROR, err.code != ERR_INVALID, "%s", err.msg);
-                r->container_gone = true;
+        struct outcome out = { 0 };
+        run_container(r, &out);
+        if (r->error != JOB_ERR_NONE)
+                return;
+        int64_t t_collect = now_mono_ms();
+        if (out.exit.status == WAIT_CANCELLED) {
+                enum job_error e = stop_reason(s, j);
+                run_fail(r, e, false, "%s", stop_message(e));
         } else {
-                struct outcome out = { 0 };
-                run_container(r, &out);
-                if (r->error == JOB_ERR_NONE) {
-                        int64_t t_collect = now_mono_ms();
-                        if (out.exit.status == WAIT_CANCELLED) {
-                                enum job_error e = stop_reason(s, j);
-                                run_fail(r, e, false, "%s", stop_message(e));
-                        } else {
-                                _cleanup_free_ char *tail = read_file_tail(r->log_path, STDERR_TAIL_BYTES);
-                                out.stderr_tail = tail;
-                                char *message = NULL;
-                                r->error = result_classify(&out, r->ws->output_dir, cfg->max_result_bytes,
-                                                           &r->result, &r->result_len, &message);
-                                r->message = message;
-                                if (out.exit.status == WAIT_EXITED)
-                                        r->exit_code = out.exit.exit_code;
-                        }
-                        r->metrics.collect_ms = now_mono_ms() - t_collect;
-                }
+                _cleanup_free_ char *tail = read_file_tail(r->log_path, STDERR_TAIL_BYTES);
+                out.stderr_tail = tail;
+                char *message = NULL;
+                r->error = result_classify(&out, r->sb->ws->output_dir, cfg->max_result_bytes, &r->result,
+                                           &r->result_len, &message);
+                r->message = message;
+                if (out.exit.status == WAIT_EXITED)
+                        r->exit_code = out.exit.exit_code;
         }
-        if (workspace_destroy(TAKE_PTR(r->ws), cfg->keep_bundles, &err) < 0) {
-                metrics_cleanup_failed("workspace");
-                log_warn("job %s: workspace cleanup: %s (left to the collector)", j->id, err.msg);
-        }
+        r->metrics.collect_ms = now_mono_ms() - t_collect;
 }
 
 /* Wait before the next run; false when the job was cancelled meanwhile. */
@@ -444,21 +304,33 @@ static void run_job(struct scheduler *s, struct job *j)
         for (size_t n = 1;; n++) {
                 struct run r = {
                         .s = s, .job = j, .exit_code = -1, .error = JOB_ERR_NONE,
-                        .limits = oci_effective_limits(j->manifest, &cfg->defaults),
                         .metrics = { .peak_memory_bytes = -1, .cpu_ms = -1 },
                         .ids = JOB_IDS_NONE,
                 };
                 struct err err = ERR_INIT;
-                if (idpool_take(s->d.ids, &r.ids, &err) < 0) {
+                /* A warm container when the pool has one: its run id and
+                 * ids are the attempt's. */
+                r.sb = warmpool_take(s->d.warm, j->manifest);
+                if (r.sb) {
+                        r.ids = r.sb->ids;
+                        snprintf(r.run_id, sizeof r.run_id, "%s", r.sb->run_id);
+                } else if (idpool_take(s->d.ids, &r.ids, &err) < 0) {
                         if (probe)
                                 breaker_probe_abandoned(s->d.breaker, j->manifest->name);
                         finish(s, j, NULL, JOB_ERR_RUNTIME_ERROR, err.msg);
                         return;
                 }
                 job_attempt_begin(j, r.ids.uid, r.ids.gid, r.run_id);
+                if (!r.sb)
+                        liveset_add(s->d.live, r.run_id);
                 int rec = record_attempt(s, j, n == 1);
                 if (rec <= 0) {
-                        idpool_give(s->d.ids, r.ids);
+                        if (r.sb) {
+                                cleaner_push(s->d.cleaner, TAKE_PTR(r.sb));
+                        } else {
+                                liveset_remove(s->d.live, r.run_id);
+                                idpool_give(s->d.ids, r.ids);
+                        }
                         if (probe)
                                 breaker_probe_abandoned(s->d.breaker, j->manifest->name);
                         /* 0: a cancel took it first and finished it.  -1:
@@ -468,31 +340,29 @@ static void run_job(struct scheduler *s, struct job *j)
                                 job_requeue(j);
                         return;
                 }
-                r.cgroups_path = xasprintf("%s/%s", cfg->cgroup_parent, r.run_id);
-                r.log_path = store_log_path(s->d.store, r.run_id);
-                live_add(s, r.run_id);
+                r.log_path = store_log_path(s->d.store, j->id, n);
 
                 run_once(&r);
 
-                if (r.container_gone) {
+                if (!r.sb) {
+                        /* Nothing was made (the parameters could not be read). */
+                        liveset_remove(s->d.live, r.run_id);
                         idpool_give(s->d.ids, r.ids);
-                } else {
-                        log_warn("job %s: uid %lld stays out of use until run %s is removed", j->id,
-                                 (long long)r.ids.uid, r.run_id);
-                        park(s, r.run_id, r.ids);
                 }
-                live_remove(s, r.run_id);
                 job_attempt_end(j, r.error, r.message);
                 breaker_record(s->d.breaker, j->manifest->name, r.error, r.message, probe);
 
                 bool again = r.error == JOB_ERR_RUNTIME_ERROR && r.retryable &&
                              n < (size_t)cfg->retry.max_attempts && !job_cancel_requested(j) &&
                              breaker_state(s->d.breaker, j->manifest->name) != HEALTH_ISOLATED;
+                if (again) {
+                        /* The next run gets a sandbox of its own. */
+                        cleaner_push(s->d.cleaner, TAKE_PTR(r.sb));
+                }
                 if (again && stopping(s)) {
                         /* The next start retries it. */
                         free(r.message);
                         free(r.result);
-                        free(r.cgroups_path);
                         free(r.log_path);
                         requeue(s, j);
                         return;
@@ -507,7 +377,6 @@ static void run_job(struct scheduler *s, struct job *j)
                 if (again && backoff(s, j, n)) {
                         free(r.message);
                         free(r.result);
-                        free(r.cgroups_path);
                         free(r.log_path);
                         continue;
                 }
@@ -518,10 +387,12 @@ static void run_job(struct scheduler *s, struct job *j)
                         e = stop_reason(s, j);
                         msg = stop_message(e);
                 }
+                /* The answer first; the container, cgroup and workspace go
+                 * after it. */
                 finish(s, j, &r, e, msg);
+                cleaner_push(s->d.cleaner, TAKE_PTR(r.sb));
                 free(r.message);
                 free(r.result);
-                free(r.cgroups_path);
                 free(r.log_path);
                 return;
         }
@@ -646,10 +517,6 @@ void scheduler_free(struct scheduler *s)
         if (!s)
                 return;
         scheduler_stop(s, 0);
-        for (size_t i = 0; i < s->nlive; i++)
-                free(s->live[i]);
-        free(s->live);
-        free(s->parked);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->idle);
         free(s->threads);
@@ -760,8 +627,8 @@ int scheduler_recover(struct scheduler *s, struct registry *registry, struct err
                                                 "the daemon stopped while the run was in progress");
                 if (!m)
                         fail_record(r, "%s %s is no longer installed", r->algorithm, r->version);
-                else if (record_attempt_count(r) >= JOB_ATTEMPTS_MAX)
-                        fail_record(r, "run %zu times already", record_attempt_count(r));
+                else if (record_attempt_count(r, NULL, 0) >= JOB_ATTEMPTS_MAX)
+                        fail_record(r, "run %zu times already", record_attempt_count(r, NULL, 0));
                 else if (was_running && r->recoveries >= 1)
                         fail_record(r, "interrupted by a daemon crash again (it runs again only once)");
                 else if (was_running && !m->rerun)

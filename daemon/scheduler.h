@@ -2,8 +2,9 @@
  *
  * DESIGN: `workers` threads (the global concurrency limit) each take from
  * the queue a job that admission.h allows and run it: one or more runs
- * (attempts), each with its own run id "<job id>-<n>", job identity
- * (idpool.h), workspace, OCI bundle, container, cgroup and log.  A run the
+ * (attempts), each with its own run id ("<job id>-<n>", or a warm
+ * container's), job identity (idpool.h), workspace, OCI bundle, container,
+ * cgroup (sandbox.h) and log.  A run the
  * runtime or host failed before the algorithm ran (workspace, bundle,
  * `create`, `start`) is retried with backoff, up to retry.max_attempts runs
  * in all, while the algorithm is not isolated; the algorithm's own failures
@@ -21,16 +22,19 @@
 
 #include "admission.h"
 #include "breaker.h"
+#include "cleaner.h"
 #include "config.h"
 #include "error.h"
 #include "idpool.h"
 #include "job.h"
 #include "jobtable.h"
+#include "liveset.h"
 #include "queue.h"
 #include "registry.h"
 #include "runtime.h"
-#include "seccomp.h"
+#include "sandbox.h"
 #include "store.h"
+#include "warmpool.h"
 
 struct scheduler;
 
@@ -38,13 +42,16 @@ struct scheduler;
 struct scheduler_deps {
         const struct config *cfg;
         const struct runtime *rt;
-        const struct seccomp_policy *policy;
+        const struct sandbox_env *env;
         struct queue *queue;
         struct store *store;
         struct jobtable *jobs;
         struct idpool *ids;
         struct breaker *breaker;
         struct admission *admission;
+        struct liveset *live;
+        struct cleaner *cleaner;       /* takes each run's sandbox after the answer */
+        struct warmpool *warm;         /* may be NULL: every run cold */
 };
 
 int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, struct err *err);
@@ -78,14 +85,6 @@ void scheduler_free(struct scheduler *s);
  * is cancelled running. */
 int scheduler_cancel_begin(struct scheduler *s, struct job *j, struct job_record *rec);
 void scheduler_cancel_end(struct scheduler *s, struct job *j, bool applied);
-
-/* Is run_id (a container, cgroup or workspace name) a run in progress?
- * For the collector: what is not live is a leftover. */
-bool scheduler_run_is_live(struct scheduler *s, const char *run_id);
-
-/* The collector removed run_id's container: the job user that run held is
- * free again. */
-void scheduler_run_released(struct scheduler *s, const char *run_id);
 
 size_t scheduler_workers(struct scheduler *s);
 

@@ -169,7 +169,7 @@ static void remove_logs(const char *id, size_t attempts, void *ctx)
 {
         struct store *s = ctx;
         for (size_t i = 1; i <= attempts; i++) {
-                _cleanup_free_ char *log = xasprintf("%s/%s-%zu.log", s->logs_dir, id, i);
+                _cleanup_free_ char *log = store_log_path(s, id, i);
                 unlink(log);
         }
 }
@@ -211,7 +211,7 @@ int store_check(struct store *s, struct err *err)
         return s->ops->check(s->b, err);
 }
 
-char *store_log_path(struct store *s, const char *run_id)
+char *store_log_path(struct store *s, const char *id, size_t n)
 {
-        return xasprintf("%s/%s.log", s->logs_dir, run_id);
+        return xasprintf("%s/%s-%zu.log", s->logs_dir, id, n);
 }

@@ -186,7 +186,8 @@ bool store_health(struct store *s, char *reason, size_t len);
 void store_stats(struct store *s, struct store_stats *ret);
 int store_check(struct store *s, struct err *err);
 
-/* The log file of a run: LOGS_DIR/<run id>.log (caller frees). */
-char *store_log_path(struct store *s, const char *run_id);
+/* The log file of attempt n of job id: LOGS_DIR/<id>-<n>.log, whatever
+ * container ran it (caller frees). */
+char *store_log_path(struct store *s, const char *id, size_t n);
 
 #endif

@@ -194,7 +194,8 @@ int rm_rf(const char *path, struct err *err)
         return rm_rf_at(AT_FDCWD, path, st.st_dev, err);
 }
 
-int write_file(const char *path, const void *data, size_t len, unsigned mode, struct err *err)
+static int write_whole(const char *path, const void *data, size_t len, unsigned mode, bool sync,
+                       struct err *err)
 {
         _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
@@ -210,9 +211,19 @@ int write_file(const char *path, const void *data, size_t len, unsigned mode, st
                 p += n;
                 len -= (size_t)n;
         }
-        if (fsync(fd) < 0)
+        if (sync && fsync(fd) < 0)
                 return err_errno(err, ERR_IO, "fsync `%s`", path);
         return 0;
+}
+
+int write_file(const char *path, const void *data, size_t len, unsigned mode, struct err *err)
+{
+        return write_whole(path, data, len, mode, true, err);
+}
+
+int write_file_unsynced(const char *path, const void *data, size_t len, unsigned mode, struct err *err)
+{
+        return write_whole(path, data, len, mode, false, err);
 }
 
 int read_file(const char *path, size_t max, unsigned flags, char **ret_data, size_t *ret_len,

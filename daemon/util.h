@@ -71,6 +71,9 @@ int mkdir_p(const char *path, unsigned mode, struct err *err);
 int rm_rf(const char *path, struct err *err);
 /* Write data to path (created with mode, truncated) and fsync it. */
 int write_file(const char *path, const void *data, size_t len, unsigned mode, struct err *err);
+/* The same without the fsync: for files a crash makes worthless anyway (a
+ * run's workspace), where the fsync would only cost the job time. */
+int write_file_unsynced(const char *path, const void *data, size_t len, unsigned mode, struct err *err);
 /* Read a whole regular file of at most max bytes; *ret_data is NUL-terminated
  * and owned by the caller.  ERR_NOT_FOUND when missing, ERR_TOO_LARGE when
  * bigger.  A symlink is refused unless flags has READ_FOLLOW_LINKS (operator

@@ -83,11 +83,8 @@ int workspace_create(const char *root, const char *run_id, const char *input_tex
 
         if (make_dir(ws->input_dir, 0755, err) < 0)
                 return err_wrap(err, "workspace");
-        _cleanup_free_ char *input = xasprintf("%s/input.json", ws->input_dir);
-        if (write_file(input, input_text, input_len, 0644, err) < 0)
-                return err_wrap(err, "workspace");
-        if (chmod(input, 0644) < 0)
-                return err_errno(err, ERR_IO, "workspace: chmod `%s`", input);
+        if (input_text && workspace_place_input(ws, input_text, input_len, err) < 0)
+                return -1;
 
         if (make_dir(ws->output_dir, 0700, err) < 0)
                 return err_wrap(err, "workspace");
@@ -101,6 +98,16 @@ int workspace_create(const char *root, const char *run_id, const char *input_tex
                 return err_wrap(err, "workspace");
 
         *ret = TAKE_PTR(ws);
+        return 0;
+}
+
+int workspace_place_input(struct workspace *ws, const char *input_text, size_t input_len, struct err *err)
+{
+        _cleanup_free_ char *input = xasprintf("%s/input.json", ws->input_dir);
+        if (write_file_unsynced(input, input_text, input_len, 0644, err) < 0)
+                return err_wrap(err, "workspace");
+        if (chmod(input, 0644) < 0)
+                return err_errno(err, ERR_IO, "workspace: chmod `%s`", input);
         return 0;
 }
 

@@ -27,11 +27,16 @@ struct workspace {
 };
 
 /* Make the workspace for run_id under root (STATE_DIR/workspaces), with
- * input (the parameters' JSON text, len bytes) as input.json.  On error
- * everything made so far is removed again. */
+ * input (the parameters' JSON text, len bytes) as input.json; input NULL
+ * leaves input/ empty for workspace_place_input() (a warm container's).
+ * On error everything made so far is removed again. */
 int workspace_create(const char *root, const char *run_id, const char *input, size_t len,
                      int64_t disk_mb, int64_t uid, int64_t gid,
                      struct workspace **ret, struct err *err);
+
+/* Write input.json into input/ (which a created container already sees:
+ * /input is a bind mount of the directory). */
+int workspace_place_input(struct workspace *ws, const char *input, size_t len, struct err *err);
 
 /* Unmount and remove.  keep_bundle leaves bundle/ in place (debug).
  * Accepts NULL.  Frees ws even when removal fails (err says what is left). */

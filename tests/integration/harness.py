@@ -437,6 +437,19 @@ class Daemon:
             problems.append("workspaces left: %s" % ", ".join(sorted(os.listdir(ws))))
         return problems
 
+    def wait_cleaned(self, timeout=15.0):
+        """Wait until the daemon has taken apart every finished run (the
+        container, cgroup and workspace go after the job's answer):
+        edgecd_cleanups_pending reaches 0."""
+        deadline = time.monotonic() + timeout
+        while True:
+            v = self.metric("edgecd_cleanups_pending")
+            if v == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("daemon %s: %s cleanup(s) still pending after %.0f s" % (self.name, v, timeout))
+            time.sleep(0.05)
+
     def assert_idle_clean(self, timeout=5.0):
         """While the daemon runs and no job is active: no container, no job
         cgroup, no mount, no workspace.  Polls briefly (removal may trail

@@ -252,6 +252,7 @@ class CrashRecovery(DurableCase):
             ej = d.wait_final(e, timeout=30)
             self.assertEcho(ej, i)
             self.assertRuns(ej, [None])
+        d.wait_cleaned()
         d.assert_idle_clean()
         self.assertEqual(harness.runtime_containers(root), [])
         self.assertEqual(harness.cgroup_children(d.cgroup_parent), [])

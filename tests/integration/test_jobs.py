@@ -352,6 +352,7 @@ class FullDisk(unittest.TestCase):
         if r.body["status"] != "succeeded":
             self.assertEqual(r.body["error"]["code"], "runtime_error", r)
             self.assertIn("No space left on device", r.body["error"]["message"], r)
+        d.wait_cleaned()
         self.assertEqual(os.listdir(os.path.join(state, "workspaces")), [], "half-made workspace left")
         self.assertTrue(d.healthz_ok())
 
@@ -371,6 +372,7 @@ class KeptBundle(unittest.TestCase):
         self.assertEqual(run_id, job["id"] + "-1", job)
         ws = os.path.join(d.state_dir, "workspaces", run_id)
         config = os.path.join(ws, "bundle", "config.json")
+        d.wait_cleaned()
         self.assertEqual(os.listdir(ws), ["bundle"], "only the bundle is kept")
         self.assertEqual(harness.mounts_under(d.tmp), [], "the /output tmpfs is unmounted")
         validator = os.path.join(harness.REPO, "tests", "tools", "oci-validate")

@@ -266,6 +266,7 @@ class CrashRecovery(unittest.TestCase):
         job = d.wait_final(r.body["id"])
         self.assertEqual([a["run_id"][-2:] for a in job["attempts"]], ["-1", "-2"], job)
         self.assertEqual(job["attempts"][0]["error"]["code"], "interrupted", job)
+        d.wait_cleaned()
         self.assertEqual(harness.runtime_containers(root), [])
         self.assertEqual(harness.mounts_under(d.tmp), [])
         self.assertEqual(harness.cgroup_children(d.cgroup_parent), [])

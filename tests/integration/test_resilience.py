@@ -272,6 +272,7 @@ class Collector(unittest.TestCase):
         d.start()
         job = d.run_job(ECHO)
         self.assertEqual(job["status"], "succeeded", job)
+        d.wait_cleaned()     # the deletes are tried after the answer
         self.assertEqual(d.metric("edgecd_cleanup_failures_total", {"kind": "container"}), 1)
         # Its container is still there: its user may not go to another run.
         self.assertEqual(d.metric("edgecd_job_users_in_use"), 1)
@@ -324,6 +325,7 @@ class RuntimeChange(unittest.TestCase):
         self.assertNotIn("%s/%s-1" % (first, r.body["id"]), harness.runtime_containers(root))
         self.assertEqual(d.req("DELETE", "/v1/jobs/" + r.body["id"]).status, 202)
         d.wait_final(r.body["id"])
+        d.wait_cleaned()
         self.assertEqual(harness.runtime_containers(root), [])
         self.assertIn("runtime `%s`: removed 1 container(s) left by a previous run" % first, d.log_text())
         self.assertEqual(d.run_job(ECHO)["status"], "succeeded")

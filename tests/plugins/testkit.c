@@ -50,6 +50,13 @@
  *   peer        parameters.role holder: plants files, SysV and POSIX IPC, an
  *               abstract socket, exhausts inotify instances and mqueues,
  *               sleeps, reports; prober: reports which of them it reaches
+ *   workspace   what a run finds of its own workspace before it writes
+ *               anything: {"uid", "gid", "hostname", "input_files",
+ *               "input_text", "output_before", "tmp_before", "output_after"};
+ *               prints "workspace: tag=T" on stdout and stderr, leaves
+ *               /output/mark-T and /tmp/mark-T, sleeps parameters.seconds
+ *               (default 0), then lists /output again (parameters.tag T:
+ *               default "x", 1..64 of [A-Za-z0-9_-])
  *
  * Inputs and outputs follow plugins/common/plugin.h (EDGECD_INPUT and
  * EDGECD_OUTPUT override the container paths).  Single-threaded. */
@@ -1547,6 +1554,144 @@ static int mode_peer(void)
         return 0;
 }
 
+/* ---- what a run finds of its workspace ---- */
+
+struct names {
+        bool ok;                 /* the directory could be read */
+        char **v;
+        size_t n;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in dir, sorted, without . and .. */
+static struct names list_dir(const char *dir)
+{
+        struct names r = { 0 };
+        DIR *d = opendir(dir);
+        if (!d)
+                return r;
+        r.ok = true;
+        size_t cap = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (r.n == cap) {
+                        cap = cap ? cap * 2 : 16;
+                        char **grown = realloc(r.v, cap * sizeof(*r.v));
+                        if (!grown)
+                                plugin_die(EXIT_OUTPUT, "out of memory");
+                        r.v = grown;
+                }
+                size_t len = strlen(de->d_name);
+                r.v[r.n] = xmalloc(len + 1);
+                memcpy(r.v[r.n], de->d_name, len + 1);
+                r.n++;
+        }
+        closedir(d);
+        if (r.n > 1)
+                qsort(r.v, r.n, sizeof(*r.v), cmp_str);
+        return r;
+}
+
+/* key: the names as an array (null when unreadable); frees them. */
+static void write_names(struct jw *w, const char *key, struct names *nm)
+{
+        jw_key(w, key);
+        if (!nm->ok) {
+                jw_null(w);
+                return;
+        }
+        jw_array_begin(w);
+        for (size_t i = 0; i < nm->n; i++) {
+                jw_str(w, nm->v[i]);
+                free(nm->v[i]);
+        }
+        jw_array_end(w);
+        free(nm->v);
+        memset(nm, 0, sizeof(*nm));
+}
+
+static void mark(const char *dir, const char *tag)
+{
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/mark-%s", dir, tag);
+        int e = plant_file(path);
+        if (e)
+                plugin_die(EXIT_OUTPUT, "create %s: %s", path, strerror(e));
+}
+
+static int mode_workspace(void)
+{
+        /* Before anything is written: what the run was given. */
+        const char *in = plugin_input_path();
+        const char *slash = strrchr(in, '/');
+        char in_dir[4096];
+        snprintf(in_dir, sizeof(in_dir), "%.*s", slash && slash != in ? (int)(slash - in) : 1,
+                 slash ? in : ".");
+        struct names in_files = list_dir(in_dir);
+        struct names out_before = list_dir(plugin_output_dir());
+        struct names tmp_before = list_dir("/tmp");
+
+        size_t len;
+        char *text = plugin_read_file(in, &len);
+        struct json_value params;
+        struct json_error jerr;
+        if (json_parse(text, len, &params, &jerr) < 0)
+                plugin_die(EXIT_BAD_INPUT, "%s: %s", in, jerr.text);
+        double s = param_number(&params, "seconds", 0, 0, 3600);
+        char tag[65] = "x";
+        const struct json_value *t = json_object_get(&params, "tag");
+        if (t) {
+                static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
+                if (t->type != JSON_STRING || t->u.str.len == 0 || t->u.str.len > 64 ||
+                    strspn(t->u.str.s, ok) != t->u.str.len)
+                        plugin_die(EXIT_BAD_INPUT, "tag must be 1..64 of [A-Za-z0-9_-]");
+                memcpy(tag, t->u.str.s, t->u.str.len + 1);
+        }
+        json_value_done(&params);
+
+        printf("workspace: tag=%s\n", tag);
+        fflush(stdout);
+        fprintf(stderr, "workspace: tag=%s\n", tag);
+        mark(plugin_output_dir(), tag);
+        mark("/tmp", tag);
+
+        struct timespec ts = { .tv_sec = (time_t)s, .tv_nsec = (long)((s - floor(s)) * 1e9) };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+        struct names out_after = list_dir(plugin_output_dir());
+
+        char host[256] = "";
+        gethostname(host, sizeof(host) - 1);
+        struct jw w;
+        out_open_result(&out);
+        jw_init(&w, &out);
+        jw_object_begin(&w);
+        jw_key(&w, "tag");
+        jw_str(&w, tag);
+        jw_key(&w, "uid");
+        jw_int(&w, getuid());
+        jw_key(&w, "gid");
+        jw_int(&w, getgid());
+        jw_key(&w, "hostname");
+        jw_str(&w, host);
+        write_names(&w, "input_files", &in_files);
+        jw_key(&w, "input_text");
+        jw_string(&w, text, len);
+        write_names(&w, "output_before", &out_before);
+        write_names(&w, "tmp_before", &tmp_before);
+        write_names(&w, "output_after", &out_after);
+        jw_object_end(&w);
+        out_commit(&out);
+        free(text);
+        return 0;
+}
+
 static int mode_parse(void)
 {
         size_t len;
@@ -1619,5 +1764,7 @@ int main(int argc, char **argv)
                 return mode_manyobjects();
         if (strcmp(mode, "peer") == 0)
                 return mode_peer();
+        if (strcmp(mode, "workspace") == 0)
+                return mode_workspace();
         plugin_die(EXIT_BAD_INPUT, "unknown mode `%s`", mode);
 }

@@ -732,7 +732,7 @@ START_TEST(test_job_requeue)
         ck_assert_int_eq(job_get_status(j), JOB_QUEUED);
         ck_assert(job_start(j, "runc"));
         ck_assert_int_ge(job_cancel_fd(j), 0);
-        char run_id[RUN_ID_MAX], want[RUN_ID_MAX];
+        char run_id[RUN_ID_MAX] = "", want[RUN_ID_MAX];
         ck_assert_uint_eq(job_attempt_begin(j, 1000, 1000, run_id), 1);
         job_attempt_end(j, JOB_ERR_INTERRUPTED, "stopped by the daemon");
 
@@ -759,6 +759,7 @@ START_TEST(test_job_requeue)
         ck_assert(job_start(j, "crun"));
         ck_assert_int_eq(job_get_status(j), JOB_RUNNING);
         ck_assert_int_ge(job_cancel_fd(j), 0);
+        run_id[0] = '\0';
         ck_assert_uint_eq(job_attempt_begin(j, 1001, 1001, run_id), 2);
         snprintf(want, sizeof want, "%s-2", j->id);
         ck_assert_str_eq(run_id, want);
@@ -790,7 +791,7 @@ START_TEST(test_render_splices_result_text)
         struct manifest *m = fake_manifest("a", 0);
         struct job *j = job_new(m, PRIO_HIGH, 7, "ci");
         ck_assert(job_start(j, "runc"));
-        char run_id[RUN_ID_MAX], want_run[RUN_ID_MAX];
+        char run_id[RUN_ID_MAX] = "", want_run[RUN_ID_MAX];
         job_attempt_begin(j, 1000, 1001, run_id);
         job_attempt_end(j, JOB_ERR_NONE, NULL);
         struct job_metrics mt = { .create_ms = 11, .run_ms = 22, .collect_ms = 33, .peak_memory_bytes = 4096,
@@ -896,16 +897,16 @@ START_TEST(test_record_attempts)
 {
         /* No attempts, or none that parse: none to count or end. */
         struct job_record rec = { 0 };
-        ck_assert_uint_eq(record_attempt_count(&rec), 0);
+        ck_assert_uint_eq(record_attempt_count(&rec, NULL, 0), 0);
         record_end_last_attempt(&rec, JOB_ERR_INTERRUPTED, "x");
         ck_assert_ptr_null(rec.attempts);
         rec.attempts = xstrdup("[]");
-        ck_assert_uint_eq(record_attempt_count(&rec), 0);
+        ck_assert_uint_eq(record_attempt_count(&rec, NULL, 0), 0);
         record_end_last_attempt(&rec, JOB_ERR_INTERRUPTED, "x");
         ck_assert_str_eq(rec.attempts, "[]");
         free(rec.attempts);
         rec.attempts = xstrdup("not json");
-        ck_assert_uint_eq(record_attempt_count(&rec), 0);
+        ck_assert_uint_eq(record_attempt_count(&rec, NULL, 0), 0);
         record_end_last_attempt(&rec, JOB_ERR_INTERRUPTED, "x");
         ck_assert_str_eq(rec.attempts, "not json");
         record_clear(&rec);
@@ -915,18 +916,22 @@ START_TEST(test_record_attempts)
         struct manifest *m = fake_manifest("a", 0);
         struct job *j = new_job(m, PRIO_NORMAL);
         ck_assert(job_start(j, "runc"));
-        char run_id[RUN_ID_MAX], want[RUN_ID_MAX];
+        char run_id[RUN_ID_MAX] = "", want[RUN_ID_MAX], last_id[RUN_ID_MAX];
         ck_assert_uint_eq(job_attempt_begin(j, 1000, 1000, run_id), 1);
         job_attempt_end(j, JOB_ERR_RUNTIME_ERROR, "create failed");
+        run_id[0] = '\0';   /* "": the attempt is named after the job */
         ck_assert_uint_eq(job_attempt_begin(j, 1001, 1001, run_id), 2);
+        snprintf(want, sizeof want, "%s-2", j->id);
+        ck_assert_str_eq(run_id, want);
         job_snapshot(j, &rec);
-        ck_assert_uint_eq(record_attempt_count(&rec), 2);
+        ck_assert_uint_eq(record_attempt_count(&rec, last_id, sizeof last_id), 2);
+        ck_assert_str_eq(last_id, want);
         json_t *a = json_loads(rec.attempts, 0, NULL);
         ck_assert(json_is_null(json_object_get(json_array_get(a, 1), "finished_at")));
         json_decref(a);
 
         record_end_last_attempt(&rec, JOB_ERR_INTERRUPTED, "the daemon stopped");
-        ck_assert_uint_eq(record_attempt_count(&rec), 2);
+        ck_assert_uint_eq(record_attempt_count(&rec, NULL, 0), 2);
         a = json_loads(rec.attempts, 0, NULL);
         ck_assert(json_is_array(a));
         json_t *first = json_array_get(a, 0), *last = json_array_get(a, 1);
@@ -966,7 +971,24 @@ START_TEST(test_record_attempts)
         ck_assert_uint_eq(back->n_attempts, 2);
         ck_assert_str_eq(back->attempts[back->n_attempts - 1].run_id, want);
         ck_assert(job_start(back, "runc"));
+        /* A warm container's run id is the attempt's, kept through the
+         * record. */
+        snprintf(run_id, sizeof run_id, "%s", "0f0e0d0c-0b0a-4908-8706-050403020100-0");
         ck_assert_uint_eq(job_attempt_begin(back, 1002, 1002, run_id), 3);
+        ck_assert_str_eq(run_id, "0f0e0d0c-0b0a-4908-8706-050403020100-0");
+        struct job_record rec2;
+        job_snapshot(back, &rec2);
+        ck_assert_uint_eq(record_attempt_count(&rec2, last_id, sizeof last_id), 3);
+        ck_assert_str_eq(last_id, run_id);
+        a = json_loads(rec2.attempts, 0, NULL);
+        ck_assert(json_is_true(json_object_get(json_array_get(a, 2), "warm")));
+        ck_assert(json_is_false(json_object_get(json_array_get(a, 1), "warm")));
+        json_decref(a);
+        struct job *again = job_from_record(&rec2, m);
+        ck_assert_str_eq(again->attempts[2].run_id, run_id);
+        ck_assert(again->attempts[2].warm);
+        job_unref(again);
+        record_clear(&rec2);
         job_unref(back);
         record_clear(&rec);
         job_unref(j);

@@ -1989,7 +1989,7 @@ START_TEST(test_check_health)
         ck_assert_msg(st.commits >= 1 && st.commits <= st.writes, "%llu commits, %llu writes",
                       (unsigned long long)st.commits, (unsigned long long)st.writes);
 
-        char *p = store_log_path(f.s, "abc-1");
+        char *p = store_log_path(f.s, "abc", 1);
         char *want = xasprintf("%s/abc-1.log", f.logs);
         ck_assert_str_eq(p, want);
         free(p);
@@ -2561,12 +2561,12 @@ START_TEST(test_record_helpers)
 {
         struct job_record r;
         rec_queued(&r, "alpha", T0);
-        ck_assert_uint_eq(record_attempt_count(&r), 0);
+        ck_assert_uint_eq(record_attempt_count(&r, NULL, 0), 0);
         rec_set_running(&r, T0 + 5);
-        ck_assert_uint_eq(record_attempt_count(&r), 1);
+        ck_assert_uint_eq(record_attempt_count(&r, NULL, 0), 1);
         free(r.attempts);
         r.attempts = attempts_text(r.id, 3, T0 + 5, 0);
-        ck_assert_uint_eq(record_attempt_count(&r), 3);
+        ck_assert_uint_eq(record_attempt_count(&r, NULL, 0), 3);
 
         /* The last attempt, unfinished, ends now with the error. */
         record_end_last_attempt(&r, JOB_ERR_INTERRUPTED, "the daemon stopped");

@@ -1,0 +1,176 @@
+/* cleaner.c - sandboxes taken apart off the job path (see cleaner.h). */
+#include "cleaner.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "util.h"
+
+struct item {
+        struct sandbox *sb;
+        struct item *next;
+};
+
+/* A run whose container could not be deleted keeps its job ids out of the
+ * pool until the collector has removed the container. */
+struct parked {
+        char run_id[RUN_ID_MAX];
+        struct job_ids ids;
+};
+
+struct cleaner {
+        struct sandbox_env env;
+        struct idpool *ids;
+        struct liveset *live;
+        int64_t delay_ms;        /* EDGECD_TEST_CLEANUP_DELAY_MS: the tests' window */
+
+        pthread_mutex_t lock;
+        pthread_cond_t more, room;
+        struct item *head, **tail;
+        size_t pending;          /* queued + the one in hand */
+        bool quit;
+        pthread_t thread;
+        struct parked *parked;
+        size_t nparked;
+};
+
+static void clean(struct cleaner *c, struct sandbox *sb)
+{
+        char run_id[RUN_ID_MAX];
+        snprintf(run_id, sizeof run_id, "%s", sb->run_id);
+        struct job_ids ids = sb->ids;
+        if (sandbox_destroy(&c->env, sb)) {
+                idpool_give(c->ids, ids);
+        } else {
+                log_warn("run %s: uid %lld stays out of use until its container is removed", run_id,
+                         (long long)ids.uid);
+                pthread_mutex_lock(&c->lock);
+                c->parked = xrealloc(c->parked, (c->nparked + 1) * sizeof *c->parked);
+                struct parked *p = &c->parked[c->nparked++];
+                snprintf(p->run_id, sizeof p->run_id, "%s", run_id);
+                p->ids = ids;
+                pthread_mutex_unlock(&c->lock);
+        }
+        liveset_remove(c->live, run_id);
+}
+
+static void *cleaner_main(void *arg)
+{
+        struct cleaner *c = arg;
+        pthread_mutex_lock(&c->lock);
+        for (;;) {
+                while (!c->head && !c->quit)
+                        pthread_cond_wait(&c->more, &c->lock);
+                if (!c->head)
+                        break;   /* quit, nothing left */
+                struct item *it = c->head;
+                c->head = it->next;
+                if (!c->head)
+                        c->tail = &c->head;
+                pthread_mutex_unlock(&c->lock);
+                int64_t delay = __atomic_load_n(&c->delay_ms, __ATOMIC_RELAXED);
+                if (delay > 0) {
+                        struct timespec ts = { delay / 1000, (delay % 1000) * 1000000 };
+                        nanosleep(&ts, NULL);
+                }
+                clean(c, it->sb);
+                free(it);
+                pthread_mutex_lock(&c->lock);
+                c->pending--;
+                pthread_cond_broadcast(&c->room);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return NULL;
+}
+
+int cleaner_start(const struct sandbox_env *env, struct idpool *ids, struct liveset *live,
+                  struct cleaner **ret, struct err *err)
+{
+        struct cleaner *c = xcalloc(1, sizeof *c);
+        c->env = *env;
+        c->ids = ids;
+        c->live = live;
+        c->tail = &c->head;
+        const char *delay = getenv("EDGECD_TEST_CLEANUP_DELAY_MS");
+        c->delay_ms = delay ? strtoll(delay, NULL, 10) : 0;
+        pthread_mutex_init(&c->lock, NULL);
+        pthread_cond_init(&c->more, NULL);
+        pthread_cond_init(&c->room, NULL);
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        int e = pthread_create(&c->thread, NULL, cleaner_main, c);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (e) {
+                pthread_mutex_destroy(&c->lock);
+                pthread_cond_destroy(&c->more);
+                pthread_cond_destroy(&c->room);
+                free(c);
+                return err_set(err, ERR_INTERNAL, e, "start the cleaner");
+        }
+        if (c->delay_ms > 0)
+                log_warn("cleanup delayed by %lld ms (EDGECD_TEST_CLEANUP_DELAY_MS, for tests)",
+                         (long long)c->delay_ms);
+        *ret = c;
+        return 0;
+}
+
+void cleaner_push(struct cleaner *c, struct sandbox *sb)
+{
+        if (!sb)
+                return;
+        struct item *it = xcalloc(1, sizeof *it);
+        it->sb = sb;
+        pthread_mutex_lock(&c->lock);
+        while (c->pending >= CLEANER_BACKLOG && !c->quit)
+                pthread_cond_wait(&c->room, &c->lock);
+        *c->tail = it;
+        c->tail = &it->next;
+        c->pending++;
+        pthread_cond_signal(&c->more);
+        pthread_mutex_unlock(&c->lock);
+}
+
+void cleaner_released(struct cleaner *c, const char *run_id)
+{
+        struct job_ids ids = JOB_IDS_NONE;
+        pthread_mutex_lock(&c->lock);
+        for (size_t i = 0; i < c->nparked; i++) {
+                if (!strcmp(c->parked[i].run_id, run_id)) {
+                        ids = c->parked[i].ids;
+                        c->parked[i] = c->parked[--c->nparked];
+                        break;
+                }
+        }
+        pthread_mutex_unlock(&c->lock);
+        idpool_give(c->ids, ids);
+}
+
+size_t cleaner_pending(struct cleaner *c)
+{
+        pthread_mutex_lock(&c->lock);
+        size_t n = c->pending;
+        pthread_mutex_unlock(&c->lock);
+        return n;
+}
+
+void cleaner_free(struct cleaner *c)
+{
+        if (!c)
+                return;
+        pthread_mutex_lock(&c->lock);
+        c->quit = true;
+        __atomic_store_n(&c->delay_ms, 0, __ATOMIC_RELAXED);   /* at a stop, no test window */
+        pthread_cond_broadcast(&c->more);
+        pthread_mutex_unlock(&c->lock);
+        pthread_join(c->thread, NULL);
+        free(c->parked);
+        pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->more);
+        pthread_cond_destroy(&c->room);
+        free(c);
+}

@@ -1,0 +1,80 @@
+/* sandbox.h - one run's container with everything it stands on: its job
+ * identity (idpool.h), workspace (input, output tmpfs, bundle), cgroup
+ * path, log pump, and the container the runtime has created (its init
+ * waiting to be started).
+ *
+ * DESIGN: a cold run prepares a sandbox and starts it at once; the warm
+ * pool (warmpool.h) prepares them ahead, without input, so a job only
+ * places its input and starts one.  Either way the same code makes it and
+ * the same code takes it apart, and the owner calls sandbox_destroy()
+ * after the job's answer is out: deletion, cgroup removal and workspace
+ * cleanup are not on the job's path.  A sandbox is used by one thread at a
+ * time; the run id names its container, cgroup and workspace. */
+#ifndef EDGECD_SANDBOX_H
+#define EDGECD_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "error.h"
+#include "idpool.h"
+#include "job.h"
+#include "logpump.h"
+#include "manifest.h"
+#include "reaper.h"
+#include "runtime.h"
+#include "seccomp.h"
+#include "workspace.h"
+
+/* What preparing and removing a sandbox uses; borrowed. */
+struct sandbox_env {
+        const struct config *cfg;
+        const struct runtime *rt;
+        const struct seccomp_policy *policy;
+        const char *workspaces_dir;
+};
+
+struct sandbox {
+        char run_id[RUN_ID_MAX];
+        struct job_ids ids;          /* the caller's; sandbox_destroy() says when free */
+        struct limits limits;
+        char *cgroups_path;
+        char *log_path;              /* where the pump writes */
+        struct workspace *ws;
+        struct logpump *lp;
+        struct pidref init;          /* the container's init, while ours */
+        bool asked;                  /* `create` was called: delete needed */
+        bool created;                /* `create` succeeded */
+        int64_t create_ms;
+};
+
+/* Make the workspace (input NULL: none yet), the bundle, the log pump into
+ * log_path, and `create` the container run_id as ids for manifest m.  0, or
+ * -1 with err and *ret_retryable (the host or runtime failed, not the
+ * request); *ret is set either way, and the caller destroys it. */
+int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, const char *run_id,
+                    struct job_ids ids, const char *log_path, const char *input, size_t input_len,
+                    struct sandbox **ret, bool *ret_retryable, struct err *err);
+
+/* Place the job's input into a prepared sandbox's /input, and move its log
+ * to log_path (the job's; the warm container's log was its own). */
+int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const char *log_path,
+                  struct err *err);
+
+/* Stop the log pump (after the container's end); *ret_truncated says
+ * whether output was dropped.  Idempotent. */
+void sandbox_stop_log(struct sandbox *sb, bool *ret_truncated);
+
+/* Kill and reap the init if still ours, delete the container (retried),
+ * stop the log, unmount and remove the workspace, free.  true when the
+ * container is gone (its ids may be reused); false leaves them to the
+ * collector, which removes the container later.  NULL: true. */
+bool sandbox_destroy(const struct sandbox_env *env, struct sandbox *sb);
+
+/* Kill the init (SIGKILL, its pid namespace goes with it) and reap it;
+ * through the runtime only when the pidref cannot. */
+void sandbox_kill_init(const struct sandbox_env *env, struct sandbox *sb);
+
+#endif

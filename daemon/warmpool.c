@@ -1,0 +1,349 @@
+/* warmpool.c - containers created ahead (see warmpool.h).
+ *
+ * Threads: one refill thread does every prepare and hands every container
+ * it gives up to the cleaner; workers only take.  wp->lock guards the
+ * pools; no other lock is taken under it except the admission's (a leaf,
+ * for the memory figures) and the live set's. */
+#include "warmpool.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+#include <uuid/uuid.h>
+
+#include "log.h"
+#include "oci.h"
+#include "util.h"
+
+#define RETRY_MS 5000       /* after a failed prepare */
+#define TICK_MS 1000        /* idle expiry is checked this often */
+
+struct pool {
+        struct manifest *m;          /* a reference */
+        size_t target;               /* the manifest's warm, within warm.max_containers */
+        int64_t memory_mb;           /* each container's limit */
+        struct sandbox **ready;      /* oldest first */
+        size_t nready, cap;
+        size_t making;               /* being prepared now (0 or 1) */
+        bool draining;               /* the plugin changed or went */
+        bool seen;                   /* in the registry at this sync */
+        bool idle;                   /* expired: no refill until the next job */
+        int64_t last_use;            /* a take (hit or miss), or the pool's birth */
+        int64_t retry_at;            /* after a failed prepare, not before */
+        uint64_t hits, misses;
+        struct pool *next;
+};
+
+struct warmpool {
+        struct warmpool_deps d;
+        int64_t idle_ms;
+        pthread_mutex_t lock;
+        pthread_cond_t kick;
+        struct pool *pools;
+        bool quit;
+        pthread_t thread;
+};
+
+static void pool_free(struct pool *p)
+{
+        manifest_unref(p->m);
+        free(p->ready);
+        free(p);
+}
+
+/* Memory the warm containers reserve (ready and being made). */
+static int64_t warm_mb(struct warmpool *wp)
+{
+        int64_t mb = 0;
+        for (struct pool *p = wp->pools; p; p = p->next)
+                mb += (int64_t)(p->nready + p->making) * p->memory_mb;
+        return mb;
+}
+
+static struct sandbox *pop_oldest(struct pool *p)
+{
+        struct sandbox *sb = p->ready[0];
+        memmove(p->ready, p->ready + 1, (p->nready - 1) * sizeof *p->ready);
+        p->nready--;
+        return sb;
+}
+
+/* Under the lock: a ready container to give up, if any must go: its pool
+ * drains, expired, or jobs need the memory. */
+static struct sandbox *victim(struct warmpool *wp, int64_t now)
+{
+        int64_t used = 0, budget = 0;
+        admission_memory(wp->d.admission, &used, &budget);
+        bool over = used + warm_mb(wp) > budget;
+        struct pool *fattest = NULL;
+        for (struct pool *p = wp->pools; p; p = p->next) {
+                if (!p->nready)
+                        continue;
+                if (p->draining || wp->quit)
+                        return pop_oldest(p);
+                if (now - p->last_use >= wp->idle_ms) {
+                        if (!p->idle)
+                                log_info("warm pool %s %s: no job for %lld s, emptied until the next one",
+                                         p->m->name, p->m->version, (long long)(wp->idle_ms / 1000));
+                        p->idle = true;
+                        return pop_oldest(p);
+                }
+                if (!fattest || p->nready > fattest->nready)
+                        fattest = p;
+        }
+        return over && fattest ? pop_oldest(fattest) : NULL;
+}
+
+/* Under the lock: the pool to make a container for next, if any may. */
+static struct pool *wanting(struct warmpool *wp, int64_t now)
+{
+        int64_t used = 0, budget = 0;
+        admission_memory(wp->d.admission, &used, &budget);
+        int64_t warm = warm_mb(wp);
+        for (struct pool *p = wp->pools; p; p = p->next) {
+                if (p->draining || p->idle || now < p->retry_at || p->nready + p->making >= p->target)
+                        continue;
+                if (used + warm + p->memory_mb > budget)
+                        continue;
+                return p;
+        }
+        return NULL;
+}
+
+static void reap_drained(struct warmpool *wp)
+{
+        for (struct pool **pp = &wp->pools; *pp;) {
+                struct pool *p = *pp;
+                if (p->draining && !p->nready && !p->making) {
+                        *pp = p->next;
+                        pool_free(p);
+                } else {
+                        pp = &p->next;
+                }
+        }
+}
+
+/* Without the lock: one container for m. */
+static struct sandbox *make_one(struct warmpool *wp, const struct manifest *m, struct err *err)
+{
+        struct job_ids ids;
+        if (idpool_take(wp->d.ids, &ids, err) < 0)
+                return NULL;
+        uuid_t u;
+        char uuid[37];
+        uuid_generate_random(u);
+        uuid_unparse_lower(u, uuid);
+        char run_id[RUN_ID_MAX];
+        snprintf(run_id, sizeof run_id, "%s-0", uuid);
+        /* Its own log until a job takes it (then the job's). */
+        _cleanup_free_ char *log_path = xasprintf("%s/%s/run.log", wp->d.env->workspaces_dir, run_id);
+        liveset_add(wp->d.live, run_id);
+        struct sandbox *sb = NULL;
+        bool retryable;
+        if (sandbox_prepare(wp->d.env, m, run_id, ids, log_path, NULL, 0, &sb, &retryable, err) < 0) {
+                cleaner_push(wp->d.cleaner, sb);   /* gives the ids back, leaves the live set */
+                return NULL;
+        }
+        return sb;
+}
+
+static void *refill_main(void *arg)
+{
+        struct warmpool *wp = arg;
+        pthread_mutex_lock(&wp->lock);
+        for (;;) {
+                int64_t now = now_mono_ms();
+                struct sandbox *gone = victim(wp, now);
+                if (gone) {
+                        pthread_mutex_unlock(&wp->lock);
+                        cleaner_push(wp->d.cleaner, gone);
+                        pthread_mutex_lock(&wp->lock);
+                        continue;
+                }
+                reap_drained(wp);
+                if (wp->quit)
+                        break;
+                struct pool *p = wanting(wp, now);
+                if (!p) {
+                        struct timespec ts = timespec_in(CLOCK_MONOTONIC, TICK_MS);
+                        pthread_cond_timedwait(&wp->kick, &wp->lock, &ts);
+                        continue;
+                }
+                p->making++;
+                struct manifest *m = manifest_ref(p->m);
+                pthread_mutex_unlock(&wp->lock);
+                struct err err = ERR_INIT;
+                struct sandbox *sb = make_one(wp, m, &err);
+                manifest_unref(m);
+                pthread_mutex_lock(&wp->lock);
+                p->making--;
+                if (!sb) {
+                        p->retry_at = now_mono_ms() + RETRY_MS;
+                        log_warn("warm pool %s %s: %s (next try in %d s)", p->m->name, p->m->version, err.msg,
+                                 RETRY_MS / 1000);
+                        continue;
+                }
+                if (p->nready == p->cap) {
+                        p->cap = p->cap ? p->cap * 2 : 4;
+                        p->ready = xrealloc(p->ready, p->cap * sizeof *p->ready);
+                }
+                p->ready[p->nready++] = sb;   /* victim() gives it up if the pool drains meanwhile */
+        }
+        pthread_mutex_unlock(&wp->lock);
+        return NULL;
+}
+
+int warmpool_start(const struct warmpool_deps *deps, struct warmpool **ret, struct err *err)
+{
+        struct warmpool *wp = xcalloc(1, sizeof *wp);
+        wp->d = *deps;
+        wp->idle_ms = deps->cfg->warm.idle_seconds * 1000;
+        pthread_mutex_init(&wp->lock, NULL);
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&wp->kick, &attr);
+        pthread_condattr_destroy(&attr);
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        int e = pthread_create(&wp->thread, NULL, refill_main, wp);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (e) {
+                pthread_mutex_destroy(&wp->lock);
+                pthread_cond_destroy(&wp->kick);
+                free(wp);
+                return err_set(err, ERR_INTERNAL, e, "start the warm pool");
+        }
+        *ret = wp;
+        return 0;
+}
+
+struct sync_ctx {
+        struct warmpool *wp;
+        int64_t room;                /* warm.max_containers not yet given to a pool */
+};
+
+static void sync_one(struct manifest *m, void *ctx)
+{
+        struct sync_ctx *c = ctx;
+        struct warmpool *wp = c->wp;
+        if (m->warm <= 0)
+                return;
+        struct pool *p = wp->pools;
+        while (p && (p->m != m || p->draining))
+                p = p->next;
+        if (!p) {
+                p = xcalloc(1, sizeof *p);
+                p->m = manifest_ref(m);
+                p->memory_mb = oci_effective_limits(m, &wp->d.cfg->defaults).memory_mb;
+                p->last_use = now_mono_ms();
+                p->next = wp->pools;
+                wp->pools = p;
+        }
+        p->seen = true;
+        int64_t want = m->warm < c->room ? m->warm : c->room;
+        if (want < m->warm)
+                log_warn("warm pool %s %s: %lld of the %lld warm containers it asks for (warm.max_containers %lld)",
+                         m->name, m->version, (long long)want, (long long)m->warm,
+                         (long long)wp->d.cfg->warm.max_containers);
+        p->target = (size_t)want;
+        c->room -= want;
+}
+
+void warmpool_sync(struct warmpool *wp, struct registry *r)
+{
+        if (!wp)
+                return;
+        pthread_mutex_lock(&wp->lock);
+        for (struct pool *p = wp->pools; p; p = p->next)
+                p->seen = false;
+        struct sync_ctx c = { .wp = wp, .room = wp->d.cfg->warm.max_containers };
+        registry_foreach(r, sync_one, &c);
+        for (struct pool *p = wp->pools; p; p = p->next) {
+                if (!p->seen && !p->draining) {
+                        p->draining = true;
+                        if (p->nready || p->making)
+                                log_info("warm pool %s %s: the plugin changed or went; draining %zu container(s)",
+                                         p->m->name, p->m->version, p->nready + p->making);
+                }
+        }
+        pthread_cond_signal(&wp->kick);
+        pthread_mutex_unlock(&wp->lock);
+}
+
+struct sandbox *warmpool_take(struct warmpool *wp, const struct manifest *m)
+{
+        if (!wp || m->warm <= 0)
+                return NULL;
+        struct sandbox *sb = NULL;
+        pthread_mutex_lock(&wp->lock);
+        for (struct pool *p = wp->pools; p; p = p->next) {
+                if (p->m != m || p->draining)
+                        continue;
+                p->last_use = now_mono_ms();
+                p->idle = false;
+                if (p->nready) {
+                        sb = pop_oldest(p);
+                        p->hits++;
+                } else {
+                        p->misses++;
+                }
+                pthread_cond_signal(&wp->kick);
+                break;
+        }
+        pthread_mutex_unlock(&wp->lock);
+        return sb;
+}
+
+void warmpool_each(struct warmpool *wp, void (*fn)(const struct warmpool_stats *st, void *ctx), void *ctx)
+{
+        if (!wp)
+                return;
+        pthread_mutex_lock(&wp->lock);
+        for (struct pool *p = wp->pools; p; p = p->next) {
+                if (p->draining)
+                        continue;
+                struct warmpool_stats st = {
+                        .algorithm = p->m->name, .version = p->m->version, .ready = p->nready,
+                        .target = p->target, .hits = p->hits, .misses = p->misses,
+                };
+                fn(&st, ctx);
+        }
+        pthread_mutex_unlock(&wp->lock);
+}
+
+size_t warmpool_ready(struct warmpool *wp)
+{
+        if (!wp)
+                return 0;
+        size_t n = 0;
+        pthread_mutex_lock(&wp->lock);
+        for (struct pool *p = wp->pools; p; p = p->next)
+                n += p->nready;
+        pthread_mutex_unlock(&wp->lock);
+        return n;
+}
+
+void warmpool_free(struct warmpool *wp)
+{
+        if (!wp)
+                return;
+        pthread_mutex_lock(&wp->lock);
+        wp->quit = true;
+        pthread_cond_signal(&wp->kick);
+        pthread_mutex_unlock(&wp->lock);
+        pthread_join(wp->thread, NULL);
+        /* The thread gave every ready container to the cleaner; what is
+         * left is pool bookkeeping. */
+        while (wp->pools) {
+                struct pool *p = wp->pools;
+                wp->pools = p->next;
+                pool_free(p);
+        }
+        pthread_mutex_destroy(&wp->lock);
+        pthread_cond_destroy(&wp->kick);
+        free(wp);
+}

@@ -1,0 +1,64 @@
+/* warmpool.h - containers created ahead of their jobs.
+ *
+ * DESIGN: a plugin whose manifest says `warm: N` gets a pool of N sandboxes
+ * (sandbox.h) prepared without input: `create` done, each with its own run
+ * id "<uuid>-0", workspace, cgroup, job ids and log.  A job of that exact
+ * manifest takes one (warmpool_take), places its input and starts it; a
+ * warm container serves that one job and is then taken apart like any
+ * other.  One thread refills the pools in the background, one container at
+ * a time, and only while the memory the running jobs and the warm
+ * containers reserve fits the admission pool (warm containers count
+ * against the budget, and are given up first when jobs need it).  A pool no
+ * job took from for warm.idle_seconds empties until the next job of its
+ * plugin; a plugin changed or removed (warmpool_sync after a registry
+ * reload) drains its pool; warmpool_free() drains them all.  Warm
+ * containers are in the live set while they wait; after a crash nothing
+ * owns them and the start-up sweep removes them.  Any thread. */
+#ifndef EDGECD_WARMPOOL_H
+#define EDGECD_WARMPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "admission.h"
+#include "cleaner.h"
+#include "config.h"
+#include "error.h"
+#include "idpool.h"
+#include "liveset.h"
+#include "manifest.h"
+#include "registry.h"
+#include "sandbox.h"
+
+struct warmpool;
+
+struct warmpool_deps {
+        const struct config *cfg;
+        const struct sandbox_env *env;
+        struct idpool *ids;
+        struct liveset *live;
+        struct cleaner *cleaner;
+        struct admission *admission;
+};
+
+int warmpool_start(const struct warmpool_deps *deps, struct warmpool **ret, struct err *err);
+/* The registry's manifests with `warm` > 0 get pools (up to
+ * warm.max_containers in all); pools of manifests no longer in it drain. */
+void warmpool_sync(struct warmpool *wp, struct registry *r);
+/* A ready sandbox of exactly manifest m, now the caller's; NULL when there
+ * is none (a miss, counted, when m has a pool) or wp is NULL. */
+struct sandbox *warmpool_take(struct warmpool *wp, const struct manifest *m);
+
+struct warmpool_stats {
+        const char *algorithm, *version;
+        size_t ready, target;
+        uint64_t hits, misses;
+};
+/* fn for each pool, under the pool's lock (fn must not call back). */
+void warmpool_each(struct warmpool *wp, void (*fn)(const struct warmpool_stats *st, void *ctx), void *ctx);
+size_t warmpool_ready(struct warmpool *wp);
+
+/* Drain every pool (to the cleaner), end the thread, free.  NULL is fine. */
+void warmpool_free(struct warmpool *wp);
+
+#endif
