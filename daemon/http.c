@@ -1,15 +1,20 @@
 /* http.c - libmicrohttpd glue (see http.h).
  *
- * Threads: libmicrohttpd's one internal polling thread runs every callback
- * here and every handler; http_resume() is the only entry point other
- * threads use (MHD_resume_connection is thread-safe).  (Not a thread pool:
- * libmicrohttpd 0.9.75 counts MHD_OPTION_PER_IP_CONNECTION_LIMIT per pool
- * thread, which would multiply the per-client limit.)  Per-request memory
- * lives in struct http_request, freed by the request-completed callback. */
+ * Threads: libmicrohttpd's pool of internal polling threads (one per core,
+ * 2 to 8) runs every callback here and every handler, each connection on
+ * one of them; http_resume() is the only entry point other threads use
+ * (MHD_resume_connection is thread-safe).  Shared state here is atomic
+ * (inflight), set before the threads start, or the per-client connection
+ * counts under srv->clients_lock: libmicrohttpd 0.9.75 counts its own
+ * MHD_OPTION_PER_IP_CONNECTION_LIMIT per pool thread, which would multiply
+ * the limit, so we count clients ourselves (accept policy + connection
+ * notifications).  Per-request memory lives in struct http_request, freed
+ * by the request-completed callback. */
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -45,7 +50,24 @@ struct http_server {
         http_authorizer authorize;
         void *ctx;
         size_t inflight;         /* atomic: bytes of large replies not yet sent */
+
+        pthread_mutex_t clients_lock;
+        struct client *clients;  /* TCP peers with connections, by address */
+        size_t nclients, capclients;
 };
+
+/* One TCP peer's connections.  `reserved`: let in by the accept policy, not
+ * yet started (microseconds later, in the same thread); a reservation that
+ * never starts (libmicrohttpd refused the connection after our yes) goes
+ * stale after RESERVE_STALE_MS. */
+struct client {
+        int family;
+        unsigned char addr[16];
+        size_t started, reserved;
+        int64_t reserved_at;
+};
+
+#define RESERVE_STALE_MS 1000
 
 struct header {
         char *name, *value;
@@ -352,6 +374,117 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         *con_cls = NULL;
 }
 
+/* ---- per-client connection limit ---- */
+
+/* The peer's address as a key; false for what is not counted (unix). */
+static bool client_key(const struct sockaddr *sa, int *family, unsigned char addr[16])
+{
+        memset(addr, 0, 16);
+        if (sa && sa->sa_family == AF_INET) {
+                memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        } else if (sa && sa->sa_family == AF_INET6) {
+                memcpy(addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        } else {
+                return false;
+        }
+        *family = sa->sa_family;
+        return true;
+}
+
+/* Under clients_lock: the peer's entry, made when `make`. */
+static struct client *client_find(struct http_server *srv, int family, const unsigned char addr[16], bool make)
+{
+        for (size_t i = 0; i < srv->nclients; i++)
+                if (srv->clients[i].family == family && !memcmp(srv->clients[i].addr, addr, 16))
+                        return &srv->clients[i];
+        if (!make)
+                return NULL;
+        if (srv->nclients == srv->capclients) {
+                srv->capclients = srv->capclients ? srv->capclients * 2 : 16;
+                srv->clients = xrealloc(srv->clients, srv->capclients * sizeof *srv->clients);
+        }
+        struct client *c = &srv->clients[srv->nclients++];
+        *c = (struct client){ .family = family };
+        memcpy(c->addr, addr, 16);
+        return c;
+}
+
+static void client_drop_if_idle(struct http_server *srv, struct client *c)
+{
+        if (!c->started && !c->reserved)
+                *c = srv->clients[--srv->nclients];
+}
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t len)
+{
+        (void)len;
+        struct http_server *srv = cls;
+        int family;
+        unsigned char addr[16];
+        if (!client_key(sa, &family, addr))
+                return MHD_YES;
+        pthread_mutex_lock(&srv->clients_lock);
+        struct client *c = client_find(srv, family, addr, true);
+        int64_t now = now_mono_ms();
+        if (c->reserved && now - c->reserved_at > RESERVE_STALE_MS)
+                c->reserved = 0;
+        bool ok = c->started + c->reserved < srv->o.max_connections_per_client;
+        if (ok) {
+                c->reserved++;
+                c->reserved_at = now;
+        }
+        client_drop_if_idle(srv, c);
+        pthread_mutex_unlock(&srv->clients_lock);
+        return ok ? MHD_YES : MHD_NO;
+}
+
+/* A started connection's socket context: its peer, once counted. */
+struct counted {
+        int family;
+        unsigned char addr[16];
+};
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+        struct http_server *srv = cls;
+        if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+                struct counted k;
+                if (!ci || !client_key(ci->client_addr, &k.family, k.addr))
+                        return;
+                pthread_mutex_lock(&srv->clients_lock);
+                struct client *c = client_find(srv, k.family, k.addr, true);
+                if (c->reserved)
+                        c->reserved--;
+                c->started++;
+                pthread_mutex_unlock(&srv->clients_lock);
+                struct counted *p = xmalloc(sizeof *p);
+                *p = k;
+                *socket_context = p;
+        } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+                struct counted *k = *socket_context;
+                pthread_mutex_lock(&srv->clients_lock);
+                struct client *c = client_find(srv, k->family, k->addr, false);
+                if (c) {
+                        if (c->started)
+                                c->started--;
+                        client_drop_if_idle(srv, c);
+                }
+                pthread_mutex_unlock(&srv->clients_lock);
+                free(k);
+                *socket_context = NULL;
+        }
+}
+
+/* One polling thread per core (2 to 8): reads and submits of many clients
+ * go on in parallel. */
+static unsigned http_threads(void)
+{
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return n < 2 ? 2 : n > 8 ? 8 : (unsigned)n;
+}
+
 int http_start(const struct http_options *o, const struct http_route *routes, size_t nroutes,
                http_authorizer authorize, void *ctx, struct http_server **ret, struct err *err)
 {
@@ -378,18 +511,21 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
                 free(srv);
                 return -1;
         }
-        /* The pool holds the request line and headers: room for our own
-         * 431 check to see them whole (past the pool libmicrohttpd answers
-         * 431 itself, in HTML), and for long query strings. */
-        size_t pool = o->max_header_bytes * 2 + 64 * 1024;
-        if (pool < 128 * 1024)
-                pool = 128 * 1024;
+        /* The pool holds the request line and headers (in the read buffer,
+         * half the pool at first): room for our own 431 check to see them
+         * whole (past the pool libmicrohttpd answers 431 itself, in HTML).
+         * No bigger: libmicrohttpd zeroes the whole pool for every request
+         * on a kept-alive connection. */
+        size_t pool = o->max_header_bytes * 2 + 8 * 1024;
+        if (pool < 32 * 1024)
+                pool = 32 * 1024;
         /* poll(2), not epoll: libmicrohttpd 0.9.75 with epoll leaves a connection
          * it gave up on (request header over its memory pool) hanging until the
          * connection timeout; with poll it is closed at once. */
+        pthread_mutex_init(&srv->clients_lock, NULL);
         srv->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-                                    0, NULL, NULL, on_request, srv,
+                                    0, on_accept, srv, on_request, srv,
                                     /* first, or some messages miss it */
                                     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
                                     MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
@@ -398,8 +534,9 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
                                     MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
                                     /* One client (a slowloris) cannot take every
                                      * connection; unix sockets are not counted. */
-                                    MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_client,
+                                    MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+                                    MHD_OPTION_THREAD_POOL_SIZE, http_threads(),
                                     MHD_OPTION_END);
         if (!srv->mhd) {
                 err_set(err, ERR_IO, 0, "cannot start the HTTP server on `%s`", srv->address);
@@ -455,6 +592,9 @@ void http_stop(struct http_server *srv)
                 unlink(srv->unix_path);
                 free(srv->unix_path);
         }
+        if (srv->mhd)
+                pthread_mutex_destroy(&srv->clients_lock);
+        free(srv->clients);
         free(srv);
 }
 

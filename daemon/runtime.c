@@ -31,17 +31,30 @@ static int check(const struct runtime *rt, const char *id, struct err *err)
         return 0;
 }
 
-int runtime_create(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
-                   struct pidref *ret, struct err *err)
+static int create_checked(const struct runtime *rt, const char *id, const char *bundle, int log_fd, bool start,
+                          struct pidref *ret, struct err *err)
 {
+        const char *verb = start ? "run" : "create";
         if (check(rt, id, err) < 0)
                 return -1;
         if (!bundle || bundle[0] != '/' || log_fd < 0)
-                return err_set(err, ERR_INVALID, 0, "runtime: create `%s`: no bundle or log fd", id);
+                return err_set(err, ERR_INVALID, 0, "runtime: %s `%s`: no bundle or log fd", verb, id);
         if (!reaper_is_subreaper())
                 return err_set(err, ERR_INTERNAL, 0,
-                               "runtime: create `%s`: not a child subreaper, the init could not be waited for", id);
-        return rt->ops->create(rt, id, bundle, log_fd, ret, err);
+                               "runtime: %s `%s`: not a child subreaper, the init could not be waited for", verb, id);
+        return start ? rt->ops->run(rt, id, bundle, log_fd, ret, err) : rt->ops->create(rt, id, bundle, log_fd, ret, err);
+}
+
+int runtime_create(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
+                   struct pidref *ret, struct err *err)
+{
+        return create_checked(rt, id, bundle, log_fd, false, ret, err);
+}
+
+int runtime_run(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
+                struct pidref *ret, struct err *err)
+{
+        return create_checked(rt, id, bundle, log_fd, true, ret, err);
 }
 
 int runtime_start(const struct runtime *rt, const char *id, struct err *err)

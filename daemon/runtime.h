@@ -28,6 +28,10 @@ struct runtime_ops {
          * still deletes the id: a runtime may leave half a container. */
         int (*create)(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
                       struct pidref *ret, struct err *err);
+        /* Create and start in one go (the cold path: one runtime process
+         * instead of two); otherwise as create. */
+        int (*run)(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
+                   struct pidref *ret, struct err *err);
         int (*start)(const struct runtime *rt, const char *id, struct err *err);
         /* sig a name as in signal(7) without SIG: "KILL", "TERM". */
         int (*kill)(const struct runtime *rt, const char *id, const char *sig, struct err *err);
@@ -63,6 +67,8 @@ void runtime_free(struct runtime *rt);   /* NULL is fine */
 bool runtime_id_ok(const char *id);
 int runtime_create(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
                    struct pidref *ret, struct err *err);
+int runtime_run(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
+                struct pidref *ret, struct err *err);
 int runtime_start(const struct runtime *rt, const char *id, struct err *err);
 int runtime_kill(const struct runtime *rt, const char *id, const char *sig, struct err *err);
 int runtime_delete(const struct runtime *rt, const char *id, struct err *err);

@@ -36,7 +36,7 @@ char **runtime_cli_argv(const struct runtime *rt, enum runtime_cli_op op, const 
 {
         if (!rt || !rt->path || !rt->root || !id)
                 return NULL;
-        if (op == CLI_CREATE && (!bundle || !pid_file))
+        if ((op == CLI_CREATE || op == CLI_RUN) && (!bundle || !pid_file))
                 return NULL;
         char **v = NULL;
         strv_push(&v, rt->path);
@@ -45,6 +45,14 @@ char **runtime_cli_argv(const struct runtime *rt, enum runtime_cli_op op, const 
         switch (op) {
         case CLI_CREATE:
                 strv_push(&v, "create");
+                strv_push(&v, "--bundle");
+                strv_push(&v, bundle);
+                strv_push(&v, "--pid-file");
+                strv_push(&v, pid_file);
+                break;
+        case CLI_RUN:
+                strv_push(&v, "run");
+                strv_push(&v, "--detach");
                 strv_push(&v, "--bundle");
                 strv_push(&v, bundle);
                 strv_push(&v, "--pid-file");
@@ -207,13 +215,15 @@ static char *log_since(int fd, off_t mark)
         return buf;
 }
 
-static int cli_create(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
-                      struct pidref *ret, struct err *err)
+/* `create`, or `run --detach` (create and start in one runtime process). */
+static int create_or_run(const struct runtime *rt, enum runtime_cli_op op, const char *id, const char *bundle,
+                         int log_fd, struct pidref *ret, struct err *err)
 {
+        const char *verb = op == CLI_RUN ? "run" : "create";
         _cleanup_free_ char *pid_file = xasprintf("%s/container.pid", bundle);
         if (unlink(pid_file) < 0 && errno != ENOENT)
-                return err_errno(err, ERR_IO, "%s create `%s`: remove `%s`", rt->name, id, pid_file);
-        _cleanup_strv_ char **argv = runtime_cli_argv(rt, CLI_CREATE, id, bundle, pid_file, NULL);
+                return err_errno(err, ERR_IO, "%s %s `%s`: remove `%s`", rt->name, verb, id, pid_file);
+        _cleanup_strv_ char **argv = runtime_cli_argv(rt, op, id, bundle, pid_file, NULL);
         struct stat st;
         off_t mark = fstat(log_fd, &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : -1;
 
@@ -222,7 +232,7 @@ static int cli_create(const struct runtime *rt, const char *id, const char *bund
         int r = run(rt, argv, log_fd, &res, err);
         if (r < 0) {
                 reaper_window_close(window);
-                return err_wrap(err, "%s create `%s`", rt->name, id);
+                return err_wrap(err, "%s %s `%s`", rt->name, verb, id);
         }
         if (res.exit.status != WAIT_EXITED || res.exit.exit_code != 0) {
                 reaper_window_close(window);
@@ -232,7 +242,7 @@ static int cli_create(const struct runtime *rt, const char *id, const char *bund
                 _cleanup_free_ char *st_text = spawn_exit_text(&res.exit);
                 _cleanup_free_ char *tail = log_since(log_fd, mark);
                 _cleanup_free_ char *msg = runtime_cli_error_text(tail);
-                return err_set(err, ERR_RUNTIME, 0, "%s create `%s`: %s%s%s", rt->name, id, st_text,
+                return err_set(err, ERR_RUNTIME, 0, "%s %s `%s`: %s%s%s", rt->name, verb, id, st_text,
                                *msg ? ": " : "", msg);
         }
 
@@ -241,20 +251,32 @@ static int cli_create(const struct runtime *rt, const char *id, const char *bund
                 reaper_window_close(window);
                 if (err)
                         err->code = ERR_RUNTIME;
-                return err_wrap(err, "%s create `%s`: pid file", rt->name, id);
+                return err_wrap(err, "%s %s `%s`: pid file", rt->name, verb, id);
         }
         data[strcspn(data, "\n")] = '\0';
         int64_t pid;
         if (!parse_int64(data, 1, INT32_MAX, &pid)) {
                 reaper_window_close(window);
-                return err_set(err, ERR_RUNTIME, 0, "%s create `%s`: bad pid file `%s`: `%.64s`", rt->name, id,
+                return err_set(err, ERR_RUNTIME, 0, "%s %s `%s`: bad pid file `%s`: `%.64s`", rt->name, verb, id,
                                pid_file, data);
         }
         r = pidref_claim((pid_t)pid, ret, err);
         reaper_window_close(window);
         if (r < 0)
-                return err_wrap(err, "%s create `%s`: init", rt->name, id);
+                return err_wrap(err, "%s %s `%s`: init", rt->name, verb, id);
         return 0;
+}
+
+static int cli_create(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
+                      struct pidref *ret, struct err *err)
+{
+        return create_or_run(rt, CLI_CREATE, id, bundle, log_fd, ret, err);
+}
+
+static int cli_run(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
+                   struct pidref *ret, struct err *err)
+{
+        return create_or_run(rt, CLI_RUN, id, bundle, log_fd, ret, err);
 }
 
 static int cli_start(const struct runtime *rt, const char *id, struct err *err)
@@ -334,6 +356,7 @@ static int cli_list(const struct runtime *rt, char ***ret, struct err *err)
 const struct runtime_ops runtime_cli_ops = {
         .kind = "oci-cli",
         .create = cli_create,
+        .run = cli_run,
         .start = cli_start,
         .kill = cli_kill,
         .delete = cli_delete,

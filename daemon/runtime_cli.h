@@ -16,10 +16,10 @@
 
 extern const struct runtime_ops runtime_cli_ops;
 
-enum runtime_cli_op { CLI_CREATE, CLI_START, CLI_STATE, CLI_KILL, CLI_DELETE };
+enum runtime_cli_op { CLI_CREATE, CLI_RUN, CLI_START, CLI_STATE, CLI_KILL, CLI_DELETE };
 
 /* argv for op (NULL-terminated, caller frees with strv_free).  bundle and
- * pid_file are used by CREATE, sig by KILL.  NULL on bad arguments. */
+ * pid_file are used by CREATE and RUN, sig by KILL.  NULL on bad arguments. */
 char **runtime_cli_argv(const struct runtime *rt, enum runtime_cli_op op, const char *id,
                         const char *bundle, const char *pid_file, const char *sig);
 

@@ -16,7 +16,7 @@
 
 int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, const char *run_id,
                     struct job_ids ids, const char *log_path, const char *input, size_t input_len,
-                    struct sandbox **ret, bool *ret_retryable, struct err *err)
+                    bool start, struct sandbox **ret, bool *ret_retryable, struct err *err)
 {
         const struct config *cfg = env->cfg;
         struct sandbox *sb = xcalloc(1, sizeof *sb);
@@ -51,13 +51,15 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
 
         int64_t t0 = now_mono_ms();
         sb->asked = true;
-        int rc = runtime_create(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err);
+        int rc = start ? runtime_run(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err)
+                       : runtime_create(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err);
         /* Only the container keeps the write end now, so the pump sees EOF
          * when it ends. */
         close(TAKE_FD(write_fd));
         sb->create_ms = now_mono_ms() - t0;
         if (rc == 0) {
                 sb->created = true;
+                sb->started = start;
                 return 0;
         }
         /* The runtime's own words went down the log pipe: add them to the
@@ -70,7 +72,7 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
                 size_t n = strlen(err->msg);
                 snprintf(err->msg + n, sizeof err->msg - n, ": %s", words);
         }
-        return err_wrap(err, "create container");
+        return err_wrap(err, start ? "run container" : "create container");
 }
 
 int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const char *log_path,

@@ -45,18 +45,20 @@ struct sandbox {
         struct workspace *ws;
         struct logpump *lp;
         struct pidref init;          /* the container's init, while ours */
-        bool asked;                  /* `create` was called: delete needed */
-        bool created;                /* `create` succeeded */
+        bool asked;                  /* `create` or `run` was called: delete needed */
+        bool created;                /* it succeeded */
+        bool started;                /* made with `run`: already started */
         int64_t create_ms;
 };
 
 /* Make the workspace (input NULL: none yet), the bundle, the log pump into
- * log_path, and `create` the container run_id as ids for manifest m.  0, or
- * -1 with err and *ret_retryable (the host or runtime failed, not the
- * request); *ret is set either way, and the caller destroys it. */
+ * log_path, and `create` the container run_id as ids for manifest m (with
+ * start: `run` it, created and started by one runtime process, the cold
+ * path).  0, or -1 with err and *ret_retryable (the host or runtime failed,
+ * not the request); *ret is set either way, and the caller destroys it. */
 int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, const char *run_id,
                     struct job_ids ids, const char *log_path, const char *input, size_t input_len,
-                    struct sandbox **ret, bool *ret_retryable, struct err *err);
+                    bool start, struct sandbox **ret, bool *ret_retryable, struct err *err);
 
 /* Place the job's input into a prepared sandbox's /input, and move its log
  * to log_path (the job's; the warm container's log was its own). */

@@ -104,8 +104,8 @@ static void run_fail(struct run *r, enum job_error e, bool retryable, const char
         r->retryable = retryable;
 }
 
-/* Start, wait (deadline, cancel), kill, account, stop the log.  The
- * container is left for the cleaner. */
+/* Start (unless `run` did), wait (deadline, cancel), kill, account, stop
+ * the log.  The container is left for the cleaner. */
 static void run_container(struct run *r, struct outcome *out)
 {
         struct scheduler *s = r->s;
@@ -114,7 +114,9 @@ static void run_container(struct run *r, struct outcome *out)
 
         bool ran = false;
         int64_t t0 = now_mono_ms();
-        if (job_stop_requested(r->job)) {
+        if (sb->started) {
+                ran = true;   /* `run`: created and started in one go */
+        } else if (job_stop_requested(r->job)) {
                 out->exit.status = WAIT_CANCELLED;
                 ran = true;
         } else if (runtime_start(s->d.rt, sb->run_id, &err) < 0) {
@@ -173,7 +175,7 @@ static void run_once(struct run *r)
                 rc = sandbox_adopt(r->sb, params, params_len, r->log_path, &err);
         } else {
                 rc = sandbox_prepare(s->d.env, j->manifest, r->run_id, r->ids, r->log_path, params, params_len,
-                                     &r->sb, &retryable, &err);
+                                     true, &r->sb, &retryable, &err);
                 r->metrics.create_ms = r->sb ? r->sb->create_ms : 0;
         }
         record_clear(&rec);

@@ -759,7 +759,7 @@ def write_runtime_wrapper(directory, name, body):
                 "# written by tests/integration/harness.py\n"
                 "op=$3\n"
                 "id=$4\n"
-                "case $op in create|delete) eval \"id=\\${$#}\";; esac\n"
+                "case $op in create|run|delete) eval \"id=\\${$#}\";; esac\n"
                 "%s\n"
                 "exec %s \"$@\"\n" % (body, real))
     os.chmod(path, 0o755)

@@ -25,12 +25,17 @@ ECHO = {"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 1}}
 
 
 def fail_first(op, n, counter, extra=""):
-    """Wrapper body: the first n `op` calls on job containers fail."""
+    """Wrapper body: the first n `op` calls on job containers fail.  op
+    "create" also means `run` (the cold path creates and starts in one
+    call)."""
+    ops = ["create", "run"] if op == "create" else [op]
+    probe = "|".join("%s:edgecd-probe-*" % o for o in ops)
+    job = "|".join("%s:*" % o for o in ops)
     return ('case "$op:$id" in\n'
-            '  %s:edgecd-probe-*) ;;\n'
-            '  %s:*) c=$(cat %s 2>/dev/null || echo 0); echo $((c + 1)) > %s\n'
+            '  %s) ;;\n'
+            '  %s) c=$(cat %s 2>/dev/null || echo 0); echo $((c + 1)) > %s\n'
             '     if [ "$c" -lt %d ]; then echo "injected %s failure $c" >&2; %s exit 1; fi ;;\n'
-            'esac' % (op, op, counter, counter, n, op, extra))
+            'esac' % (probe, job, counter, counter, n, op, extra))
 
 
 class Retries(unittest.TestCase):
@@ -99,9 +104,11 @@ class Retries(unittest.TestCase):
         self.assertEqual(len(job["attempts"]), 1, "retried an isolated algorithm: %s" % job)
 
     def test_create_failure_keeps_its_cause(self):
-        # A `create` that hangs past runtime_timeout_seconds: the message
-        # says so, not "(no output)" nor the log of another run.
-        d = self.daemon("hang", 'case "$op:$id" in create:edgecd-probe-*) ;; create:*) sleep 30 ;; esac',
+        # A `create` (or `run`: the cold path's) that hangs past
+        # runtime_timeout_seconds: the message says so, not "(no output)"
+        # nor the log of another run.
+        d = self.daemon("hang", 'case "$op:$id" in create:edgecd-probe-*|run:edgecd-probe-*) ;; '
+                                'create:*|run:*) sleep 30 ;; esac',
                         config={"runtime_timeout_seconds": 1, "retry": {"max_attempts": 1}})
         job = d.run_job(ECHO, timeout=60)
         self.assertEqual(job["error"]["code"], "runtime_error", job)

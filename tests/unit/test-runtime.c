@@ -76,6 +76,18 @@ static struct pidref start_container(const char *id, const char *const *args, bo
         return init;
 }
 
+/* `run --detach`: created and started by one runtime call. */
+static struct pidref run_container(const char *id, const char *const *args, bool pid_ns, int log_fd)
+{
+        char *bundle = make_bundle(id, args, pid_ns);
+        struct err e = ERR_INIT;
+        struct pidref init = PIDREF_NULL;
+        ck_assert_msg(runtime_run(&T_rt, id, bundle, log_fd, &init, &e) == 0, "%s", e.msg);
+        ck_assert_int_gt(init.pid, 0);
+        free(bundle);
+        return init;
+}
+
 static void delete_container(const char *id)
 {
         struct err e = ERR_INIT;
@@ -110,6 +122,11 @@ START_TEST(test_argv_create)
                                            "/b/job-1", "--pid-file", "/b/job-1/container.pid", "job-1", NULL });
         ck_assert_ptr_null(runtime_cli_argv(&ARGV_RT, CLI_CREATE, "job-1", NULL, "/p", NULL));
         ck_assert_ptr_null(runtime_cli_argv(&ARGV_RT, CLI_CREATE, "job-1", "/b", NULL, NULL));
+        assert_argv(runtime_cli_argv(&ARGV_RT, CLI_RUN, "job-1", "/b/job-1", "/b/job-1/container.pid", NULL),
+                    (const char *const[]){ "/usr/bin/youki", "--root", "/run/edgecd/runtime", "run", "--detach",
+                                           "--bundle", "/b/job-1", "--pid-file", "/b/job-1/container.pid", "job-1",
+                                           NULL });
+        ck_assert_ptr_null(runtime_cli_argv(&ARGV_RT, CLI_RUN, "job-1", NULL, "/p", NULL));
 }
 END_TEST
 
@@ -782,6 +799,38 @@ static void *worker_run(void *arg)
         return NULL;
 }
 
+/* The cold path's `run --detach`: the init may be gone before the runtime
+ * returns; it is ours to wait for all the same (claimed in the window),
+ * with its exit code, while the orphan reaper runs. */
+START_TEST(test_run_detached_exit_code)
+{
+        atomic_store(&reaper_stop, false);
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, reaper_loop, NULL), 0);
+        for (int i = 0; i < 3; i++) {
+                char id[32];
+                snprintf(id, sizeof id, "t-run-exit5-%d", i);
+                int log = open_log(id);
+                struct pidref init = run_container(id, (const char *const[]){ "/bin/busybox", "sh", "-c",
+                                                   "echo ran; exit 5", NULL }, true, log);
+                if (i == 1)
+                        usleep(100000);
+                struct proc_exit ex;
+                struct err e = ERR_INIT;
+                ck_assert_msg(pidref_wait(&init, now_mono_ms() + 10000, -1, &ex, &e) == 0, "%s", e.msg);
+                ck_assert_int_eq(ex.status, WAIT_EXITED);
+                ck_assert_int_eq(ex.exit_code, 5);
+                delete_container(id);
+                close(log);
+                _cleanup_free_ char *out = log_text(id);
+                ck_assert_msg(strstr(out, "ran"), "the container's output reached the log: `%s`", out);
+        }
+        atomic_store(&reaper_stop, true);
+        pthread_join(th, NULL);
+        assert_no_leftovers();
+}
+END_TEST
+
 START_TEST(test_concurrent_containers)
 {
         enum { N = 4 };
@@ -988,6 +1037,7 @@ static Suite *suite(void)
         tcase_add_checked_fixture(tc, setup_reaper, NULL);
         tcase_add_test(tc, test_exit_zero);
         tcase_add_test(tc, test_exit_code_with_reaper_running);
+        tcase_add_test(tc, test_run_detached_exit_code);
         tcase_add_test(tc, test_concurrent_containers);
         tcase_add_test(tc, test_killed_by_signal);
         tcase_add_test(tc, test_timeout_then_kill);
