@@ -29,9 +29,11 @@ ASAN    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 B       := build
 SRCS    := $(wildcard daemon/*.c)
 LIBSRCS := $(filter-out daemon/main.c,$(SRCS))
-# The sandbox probe runs inside containers: a static musl binary, embedded
-# in the daemon (daemon/inside/payload.S), built without sanitizers.
+# The sandbox probe and the warm containers' gate run inside containers:
+# static musl binaries, embedded in the daemon (daemon/inside/payload.S),
+# built without sanitizers.
 PROBE   := $(B)/inside/sandbox-probe
+GATE    := $(B)/inside/warm-gate
 PAYLOAD := $(B)/inside/payload.o
 OBJS    := $(SRCS:daemon/%.c=$(B)/obj/%.o) $(PAYLOAD)
 LIBOBJS := $(LIBSRCS:daemon/%.c=$(B)/obj/%.o) $(PAYLOAD)
@@ -64,8 +66,11 @@ $(B)/asan/%.o: daemon/%.c | $(DEPS_OK)
 $(PROBE): daemon/inside/sandbox-probe.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(PROBE_CC) -std=gnu17 -O2 -static -s $(WARN) -o $@ $<
-$(PAYLOAD): daemon/inside/payload.S $(PROBE)
-	$(CC) -c -DSANDBOX_PROBE_PATH='"$(abspath $(PROBE))"' -o $@ $<
+$(GATE): daemon/inside/warm-gate.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(PROBE_CC) -std=gnu17 -O2 -static -s $(WARN) -o $@ $<
+$(PAYLOAD): daemon/inside/payload.S $(PROBE) $(GATE)
+	$(CC) -c -DSANDBOX_PROBE_PATH='"$(abspath $(PROBE))"' -DWARM_GATE_PATH='"$(abspath $(GATE))"' -o $@ $<
 
 $(B)/edgecd: $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm

@@ -225,6 +225,7 @@ struct daemon {
         struct breaker *breaker;
         struct admission *admission;
         char *workspaces_dir;
+        char *gate_path;
         struct sandbox_env env;
         struct liveset *live;
         struct cleaner *cleaner;
@@ -374,7 +375,10 @@ static int start(struct daemon *d, struct err *err)
         d->env = (struct sandbox_env){
                 .cfg = cfg, .rt = d->runtime, .policy = d->policy,
                 .workspaces_dir = d->workspaces_dir = xasprintf("%s/workspaces", cfg->state_dir),
+                .gate_path = d->gate_path = xasprintf("%s/warm-gate", cfg->state_dir),
         };
+        if (sandbox_install_gate(d->gate_path, err) < 0)
+                return -1;
         d->live = liveset_new();
         if (cleaner_start(&d->env, d->ids, d->live, &d->cleaner, err) < 0)
                 return -1;
@@ -443,6 +447,7 @@ static void stop(struct daemon *d)
         liveset_free(d->live);
         logpump_shutdown();
         free(d->workspaces_dir);
+        free(d->gate_path);
         jobtable_free(d->jobs);
         queue_free(d->queue);
         store_close(d->store);

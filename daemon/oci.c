@@ -360,7 +360,12 @@ static int build_process(json_t *config, const struct oci_job *job, struct err *
         json_object_del(proc, "consoleSize");
         json_object_set_new(proc, "user", json_pack("{s:I,s:I,s:[]}", "uid", (json_int_t)job->uid,
                                                     "gid", (json_int_t)job->gid, "additionalGids"));
-        json_object_set_new(proc, "args", string_array(job->manifest->command));
+        json_t *args = string_array(job->manifest->command);
+        if (job->gate_path) {
+                json_array_insert_new(args, 0, json_string(OCI_GATE_FIFO));
+                json_array_insert_new(args, 0, json_string(OCI_GATE_BIN));
+        }
+        json_object_set_new(proc, "args", args);
         json_object_set_new(proc, "env", build_env(job->manifest->env));
         json_object_set_new(proc, "cwd", json_string("/"));
         json_object_set_new(proc, "capabilities",
@@ -447,6 +452,10 @@ static int build_mounts(json_t *config, const struct oci_job *job, struct err *e
         json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[sssss]}", "destination", "/output",
                                                 "type", "bind", "source", job->output_dir, "options",
                                                 "rbind", "rw", "nosuid", "nodev", "noexec"));
+        if (job->gate_path)
+                json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[ssss]}", "destination", OCI_GATE_BIN,
+                                                        "type", "bind", "source", job->gate_path, "options",
+                                                        "bind", "ro", "nosuid", "nodev"));
         json_object_set_new(config, "mounts", mounts);
         return 0;
 }

@@ -13,6 +13,7 @@
 #include "error.h"
 #include "manifest.h"
 #include "seccomp.h"
+#include "workspace.h"
 
 struct oci_job {
         const char *container_id;   /* also the hostname */
@@ -22,7 +23,16 @@ struct oci_job {
         const char *output_dir;     /* host path bound writable at /output */
         int64_t uid, gid;
         const char *cgroups_path;   /* "<cgroup_parent>/<container_id>" */
+        /* A warm container's: the host path of the gate binary (warmpool.h),
+         * bound read-only (exec allowed) at OCI_GATE_BIN, and the process
+         * is `OCI_GATE_BIN OCI_GATE_FIFO COMMAND...`; NULL: the command. */
+        const char *gate_path;
 };
+
+/* Where a warm container's gate is, inside; both live in the input
+ * directory on the host (workspace.h) and are gone once the job starts. */
+#define OCI_GATE_BIN "/input/" WORKSPACE_GATE_BIN
+#define OCI_GATE_FIFO "/input/" WORKSPACE_GATE_FIFO
 
 /* Build config.json.  What the template says is kept unless the job decides
  * it; the job always decides: process.args/env/user/cwd, root (the plugin

@@ -2,7 +2,11 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,10 +17,34 @@
 
 #define KILL_GRACE_MS 5000
 #define DELETE_ATTEMPTS 5
+#define GATE_WAIT_MS 2000    /* for a just-started gate to open its FIFO */
+
+extern const unsigned char warm_gate_payload[];
+extern const unsigned char warm_gate_payload_end[];
+
+int sandbox_install_gate(const char *path, struct err *err)
+{
+        size_t len = (size_t)(warm_gate_payload_end - warm_gate_payload);
+        if (write_file(path, warm_gate_payload, len, 0755, err) < 0 || chmod(path, 0755) < 0)
+                return err_wrap(err, "install the warm gate");
+        return 0;
+}
+
+/* A warm workspace's input/: the gate binary's mount point and its FIFO. */
+static int make_gate(struct workspace *ws, struct err *err)
+{
+        _cleanup_free_ char *bin = xasprintf("%s/" WORKSPACE_GATE_BIN, ws->input_dir);
+        _cleanup_free_ char *fifo = xasprintf("%s/" WORKSPACE_GATE_FIFO, ws->input_dir);
+        if (write_file_unsynced(bin, "", 0, 0644, err) < 0)
+                return -1;
+        if (mkfifo(fifo, 0644) < 0 || chmod(fifo, 0644) < 0)
+                return err_errno(err, ERR_IO, "mkfifo `%s`", fifo);
+        return 0;
+}
 
 int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, const char *run_id,
                     struct job_ids ids, const char *log_path, const char *input, size_t input_len,
-                    bool start, struct sandbox **ret, bool *ret_retryable, struct err *err)
+                    struct sandbox **ret, bool *ret_retryable, struct err *err)
 {
         const struct config *cfg = env->cfg;
         struct sandbox *sb = xcalloc(1, sizeof *sb);
@@ -34,10 +62,14 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
                 *ret_retryable = err->code != ERR_INVALID;
                 return -1;
         }
+        sb->warm = !input;
+        if (sb->warm && make_gate(sb->ws, err) < 0)
+                return -1;
         struct oci_job oj = {
                 .container_id = run_id, .manifest = m, .limits = sb->limits,
                 .input_dir = sb->ws->input_dir, .output_dir = sb->ws->output_dir,
                 .uid = ids.uid, .gid = ids.gid, .cgroups_path = sb->cgroups_path,
+                .gate_path = sb->warm ? env->gate_path : NULL,
         };
         _cleanup_json_ json_t *config = NULL;
         if (oci_build(cfg->templates_dir, &oj, env->policy, &config, err) < 0 ||
@@ -51,15 +83,13 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
 
         int64_t t0 = now_mono_ms();
         sb->asked = true;
-        int rc = start ? runtime_run(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err)
-                       : runtime_create(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err);
+        int rc = runtime_run(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err);
         /* Only the container keeps the write end now, so the pump sees EOF
          * when it ends. */
         close(TAKE_FD(write_fd));
         sb->create_ms = now_mono_ms() - t0;
         if (rc == 0) {
                 sb->created = true;
-                sb->started = start;
                 return 0;
         }
         /* The runtime's own words went down the log pipe: add them to the
@@ -72,7 +102,23 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
                 size_t n = strlen(err->msg);
                 snprintf(err->msg + n, sizeof err->msg - n, ": %s", words);
         }
-        return err_wrap(err, start ? "run container" : "create container");
+        return err_wrap(err, "create container");
+}
+
+/* The gate's FIFO open for writing: the gate has it open for reading (a
+ * just-started one may not have got there yet). */
+static int open_gate(const char *fifo, struct err *err)
+{
+        int64_t until = now_mono_ms() + GATE_WAIT_MS;
+        for (;;) {
+                int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+                if (fd >= 0)
+                        return fd;
+                if (errno != ENXIO || now_mono_ms() > until)
+                        return err_errno(err, ERR_RUNTIME, "warm container: its gate `%s` is not waiting", fifo);
+                struct timespec ts = { 0, 1000000 };
+                nanosleep(&ts, NULL);
+        }
 }
 
 int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const char *log_path,
@@ -84,6 +130,19 @@ int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const
                 return err_errno(err, ERR_IO, "move the log `%s` to `%s`", sb->log_path, log_path);
         free(sb->log_path);
         sb->log_path = xstrdup(log_path);
+        _cleanup_free_ char *bin = xasprintf("%s/" WORKSPACE_GATE_BIN, sb->ws->input_dir);
+        _cleanup_free_ char *fifo = xasprintf("%s/" WORKSPACE_GATE_FIFO, sb->ws->input_dir);
+        _cleanup_close_ int fd = open_gate(fifo, err);
+        if (fd < 0)
+                return -1;
+        /* The algorithm sees its input and nothing of ours: the gate holds
+         * its FIFO open, the running gate needs no path to its binary (the
+         * mount on it goes with the name, in the container too). */
+        unlink(fifo);
+        unlink(bin);
+        if (write(fd, "g", 1) != 1)
+                return err_errno(err, ERR_RUNTIME, "warm container: open its gate `%s`", fifo);
+        sb->warm = false;
         return 0;
 }
 

@@ -34,7 +34,11 @@ struct sandbox_env {
         const struct runtime *rt;
         const struct seccomp_policy *policy;
         const char *workspaces_dir;
+        const char *gate_path;       /* the warm gate binary (sandbox_install_gate) */
 };
+
+/* Write the embedded warm gate (daemon/inside/warm-gate.c) to path, 0755. */
+int sandbox_install_gate(const char *path, struct err *err);
 
 struct sandbox {
         char run_id[RUN_ID_MAX];
@@ -45,23 +49,27 @@ struct sandbox {
         struct workspace *ws;
         struct logpump *lp;
         struct pidref init;          /* the container's init, while ours */
-        bool asked;                  /* `create` or `run` was called: delete needed */
-        bool created;                /* it succeeded */
-        bool started;                /* made with `run`: already started */
+        bool asked;                  /* `run` was called: delete needed */
+        bool created;                /* it succeeded: the init is ours */
+        bool warm;                   /* its init is the gate, waiting for sandbox_adopt() */
         int64_t create_ms;
 };
 
-/* Make the workspace (input NULL: none yet), the bundle, the log pump into
- * log_path, and `create` the container run_id as ids for manifest m (with
- * start: `run` it, created and started by one runtime process, the cold
- * path).  0, or -1 with err and *ret_retryable (the host or runtime failed,
- * not the request); *ret is set either way, and the caller destroys it. */
+/* Make the workspace, the bundle, the log pump into log_path, and `run`
+ * the container run_id as ids for manifest m (created and started by one
+ * runtime process).  Cold (input non-NULL): the command runs at once on
+ * that input.  Warm (input NULL): the container's process is the gate,
+ * which waits in the sandbox until sandbox_adopt() and then becomes the
+ * command.  0, or -1 with err and *ret_retryable (the host or runtime
+ * failed, not the request); *ret is set either way, and the caller
+ * destroys it. */
 int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, const char *run_id,
                     struct job_ids ids, const char *log_path, const char *input, size_t input_len,
-                    bool start, struct sandbox **ret, bool *ret_retryable, struct err *err);
+                    struct sandbox **ret, bool *ret_retryable, struct err *err);
 
-/* Place the job's input into a prepared sandbox's /input, and move its log
- * to log_path (the job's; the warm container's log was its own). */
+/* A warm sandbox's job: place its input in /input, move the log to log_path
+ * (the job's; the warm container's log was its own), remove the gate's
+ * files and open the gate: the command runs. */
 int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const char *log_path,
                   struct err *err);
 

@@ -104,38 +104,24 @@ static void run_fail(struct run *r, enum job_error e, bool retryable, const char
         r->retryable = retryable;
 }
 
-/* Start (unless `run` did), wait (deadline, cancel), kill, account, stop
- * the log.  The container is left for the cleaner. */
+/* Wait (deadline, cancel), kill, account, stop the log.  The container
+ * was started by sandbox_prepare() or sandbox_adopt(); it is left for the
+ * cleaner. */
 static void run_container(struct run *r, struct outcome *out)
 {
         struct scheduler *s = r->s;
         struct sandbox *sb = r->sb;
         struct err err = ERR_INIT;
 
-        bool ran = false;
-        int64_t t0 = now_mono_ms();
-        if (sb->started) {
-                ran = true;   /* `run`: created and started in one go */
-        } else if (job_stop_requested(r->job)) {
-                out->exit.status = WAIT_CANCELLED;
-                ran = true;
-        } else if (runtime_start(s->d.rt, sb->run_id, &err) < 0) {
-                run_fail(r, JOB_ERR_RUNTIME_ERROR, true, "start container: %s", err.msg);
-        } else {
-                ran = true;
-        }
+        bool ran = true;
         int64_t t1 = now_mono_ms();
-        r->metrics.create_ms += t1 - t0;
-
-        if (ran && out->exit.status != WAIT_CANCELLED) {
-                int64_t deadline = t1 + r->job->timeout_seconds * 1000;
-                if (pidref_wait(&sb->init, deadline, job_cancel_fd(r->job), &out->exit, &err) < 0) {
-                        run_fail(r, JOB_ERR_RUNTIME_ERROR, false, "wait for the container: %s", err.msg);
-                        ran = false;
-                }
+        int64_t deadline = t1 + r->job->timeout_seconds * 1000;
+        if (pidref_wait(&sb->init, deadline, job_cancel_fd(r->job), &out->exit, &err) < 0) {
+                run_fail(r, JOB_ERR_RUNTIME_ERROR, false, "wait for the container: %s", err.msg);
+                ran = false;
         }
         r->metrics.run_ms = now_mono_ms() - t1;
-        /* Still ours: a timeout, a cancel, a failed start. */
+        /* Still ours: a timeout, a cancel, a failed wait. */
         sandbox_kill_init(s->d.env, sb);
 
         struct cgroup_stats st = { .peak_memory_bytes = -1, .cpu_ms = -1 };
@@ -172,10 +158,12 @@ static void run_once(struct run *r)
         int rc;
         bool retryable = true;
         if (r->sb) {
+                int64_t t0 = now_mono_ms();
                 rc = sandbox_adopt(r->sb, params, params_len, r->log_path, &err);
+                r->metrics.create_ms = now_mono_ms() - t0;
         } else {
                 rc = sandbox_prepare(s->d.env, j->manifest, r->run_id, r->ids, r->log_path, params, params_len,
-                                     true, &r->sb, &retryable, &err);
+                                     &r->sb, &retryable, &err);
                 r->metrics.create_ms = r->sb ? r->sb->create_ms : 0;
         }
         record_clear(&rec);

@@ -142,7 +142,7 @@ static struct sandbox *make_one(struct warmpool *wp, const struct manifest *m, s
         liveset_add(wp->d.live, run_id);
         struct sandbox *sb = NULL;
         bool retryable;
-        if (sandbox_prepare(wp->d.env, m, run_id, ids, log_path, NULL, 0, false, &sb, &retryable, err) < 0) {
+        if (sandbox_prepare(wp->d.env, m, run_id, ids, log_path, NULL, 0, &sb, &retryable, err) < 0) {
                 cleaner_push(wp->d.cleaner, sb);   /* gives the ids back, leaves the live set */
                 return NULL;
         }

@@ -270,6 +270,44 @@ START_TEST(test_defaults_only)
 }
 END_TEST
 
+/* A warm container: the gate is its process, bound read-only (exec
+ * allowed, no setuid) above /input, and the command follows the FIFO; the
+ * rest of the sandbox is the same. */
+START_TEST(test_warm_gate)
+{
+        char *cmd[] = { "/bin/matmul", "--fast", NULL };
+        struct manifest m = manifest(cmd);
+        struct oci_job job = job_for(&m, "job-warm");
+        job.gate_path = "/var/lib/edgecd/warm-gate";
+        _cleanup_free_ char *tdir = templates_dir();
+        _cleanup_json_ json_t *cfg = build(tdir, &job);
+        write_and_validate(cfg, "warm");
+        check_sandbox(cfg, &job);
+        _cleanup_json_ json_t *args = json_pack("[ssss]", "/input/.edgecd-gate", "/input/.edgecd-go", "/bin/matmul",
+                                                "--fast");
+        ck_assert(json_equal(json_object_get(json_object_get(cfg, "process"), "args"), args));
+        int n;
+        const json_t *g = mount_at(cfg, "/input/.edgecd-gate", &n);
+        ck_assert_ptr_nonnull(g);
+        ck_assert_int_eq(n, 1);
+        ck_assert_str_eq(json_string_value(json_object_get(g, "source")), "/var/lib/edgecd/warm-gate");
+        _cleanup_json_ json_t *opts = json_pack("[ssss]", "bind", "ro", "nosuid", "nodev");
+        ck_assert(json_equal(json_object_get(g, "options"), opts));
+        /* After /input, or it would be hidden under it. */
+        json_t *mounts = json_object_get(cfg, "mounts");
+        size_t i_input = 0, i_gate = 0, i;
+        json_t *mt;
+        json_array_foreach(mounts, i, mt) {
+                const char *d = json_string_value(json_object_get(mt, "destination"));
+                if (!strcmp(d, "/input"))
+                        i_input = i;
+                if (!strcmp(d, "/input/.edgecd-gate"))
+                        i_gate = i;
+        }
+        ck_assert_uint_gt(i_gate, i_input);
+}
+END_TEST
+
 START_TEST(test_full_resources)
 {
         char *cmd[] = { "/bin/x", NULL };
@@ -983,6 +1021,7 @@ static Suite *suite(void)
         tcase_set_timeout(tc, 60);
         tcase_add_unchecked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_defaults_only);
+        tcase_add_test(tc, test_warm_gate);
         tcase_add_test(tc, test_full_resources);
         tcase_add_test(tc, test_extra_syscalls_and_env);
         tcase_add_test(tc, test_template_cannot_weaken);
