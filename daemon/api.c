@@ -1,6 +1,6 @@
 /* api.c - HTTP API v1 handlers (see api.h).
  *
- * Threads: handlers run on the HTTP thread (http.h); what they share with
+ * Threads: handlers run on the HTTP threads (http.h); what they share with
  * other threads is locked where it lives.  A request that waits for its job
  * (?wait=) is suspended; the job's completion (a worker thread) or the wait
  * thread here (deadlines) resumes it, and the handler runs again to answer.
@@ -28,7 +28,7 @@
 #define RETRY_AFTER_SECONDS "2"
 #define IDEMPOTENCY_KEY_MAX 128
 /* A page of GET /v1/jobs stops once it holds this much: a page of 1,000
- * jobs with megabyte results would be a gigabyte on the HTTP thread. */
+ * jobs with megabyte results would be a gigabyte on the HTTP threads. */
 #define LIST_PAGE_BYTES (4 * 1024 * 1024)
 
 /* A request waiting for its job.  References: the request's state, the
@@ -190,7 +190,7 @@ static void wait_resume_locked(struct wait *w)
         }
 }
 
-/* The job became final (a worker thread, or the HTTP thread on cancel). */
+/* The job became final (a worker thread, or an HTTP thread on cancel). */
 static void on_job_done(void *ctx)
 {
         struct wait *w = ctx;
@@ -237,22 +237,21 @@ static void *wait_thread_main(void *arg)
 static void reply_record(struct api *a, struct http_request *req, unsigned status, const char *id,
                          bool location)
 {
-        struct job_record rec;
+        char *text;
+        size_t len;
+        bool final;
         struct err err = ERR_INIT;
-        if (store_get(a->d.store, id, STORE_READ_RESULT, &rec, &err) < 0) {
+        if (store_render(a->d.store, id, &text, &len, &final, &err) < 0) {
                 reply_err(req, &err, err.code == ERR_UNAVAILABLE ? "storage_unavailable" : NULL);
                 return;
         }
         if (location) {
                 char where[64];
-                snprintf(where, sizeof where, "/v1/jobs/%s", rec.id);
+                snprintf(where, sizeof where, "/v1/jobs/%s", id);
                 http_add_header(req, "Location", where);
         }
         if (status == 0)
-                status = job_status_is_final(rec.status) ? 200 : 202;
-        size_t len;
-        char *text = record_render(&rec, true, &len);
-        record_clear(&rec);
+                status = final ? 200 : 202;
         http_reply_json_text(req, status, text, len);
 }
 
@@ -1299,7 +1298,7 @@ void api_stop(struct api *a)
         while (a->commits_open > 0)
                 pthread_cond_wait(&a->cond, &a->lock);
         pthread_mutex_unlock(&a->lock);
-        /* Every wait is resumed now; let the HTTP thread send those answers
+        /* Every wait is resumed now; let the HTTP threads send those answers
          * before the server closes their connections (bounded). */
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);

@@ -1,6 +1,7 @@
 /* cleaner.c - sandboxes taken apart off the job path (see cleaner.h). */
 #include "cleaner.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -71,12 +72,13 @@ static void *cleaner_main(void *arg)
                 c->head = it->next;
                 if (!c->head)
                         c->tail = &c->head;
-                pthread_mutex_unlock(&c->lock);
-                int64_t delay = __atomic_load_n(&c->delay_ms, __ATOMIC_RELAXED);
-                if (delay > 0) {
-                        struct timespec ts = { delay / 1000, (delay % 1000) * 1000000 };
-                        nanosleep(&ts, NULL);
+                /* The tests' window; a stop ends it. */
+                if (c->delay_ms > 0) {
+                        struct timespec ts = timespec_in(CLOCK_MONOTONIC, c->delay_ms);
+                        while (!c->quit && pthread_cond_timedwait(&c->more, &c->lock, &ts) != ETIMEDOUT)
+                                ;
                 }
+                pthread_mutex_unlock(&c->lock);
                 clean(c, it->sb);
                 free(it);
                 pthread_mutex_lock(&c->lock);
@@ -98,7 +100,11 @@ int cleaner_start(const struct sandbox_env *env, struct idpool *ids, struct live
         const char *delay = getenv("EDGECD_TEST_CLEANUP_DELAY_MS");
         c->delay_ms = delay ? strtoll(delay, NULL, 10) : 0;
         pthread_mutex_init(&c->lock, NULL);
-        pthread_cond_init(&c->more, NULL);
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&c->more, &attr);
+        pthread_condattr_destroy(&attr);
         pthread_cond_init(&c->room, NULL);
         sigset_t all, old;
         sigfillset(&all);
@@ -164,7 +170,7 @@ void cleaner_free(struct cleaner *c)
                 return;
         pthread_mutex_lock(&c->lock);
         c->quit = true;
-        __atomic_store_n(&c->delay_ms, 0, __ATOMIC_RELAXED);   /* at a stop, no test window */
+        c->delay_ms = 0;   /* at a stop, no test window */
         pthread_cond_broadcast(&c->more);
         pthread_mutex_unlock(&c->lock);
         pthread_join(c->thread, NULL);

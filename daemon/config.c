@@ -92,6 +92,7 @@ static const struct option options[] = {
         { "store",               OPT_SECTION, 0,                       0, 0,          0,     NULL },
         { "store.retention_seconds", OPT_INT, OFF(store.retention_seconds), 1, 315360000, 604800, NULL },
         { "store.max_records",   OPT_INT,    OFF(store.max_records),   1, 100000000,  100000, NULL },
+        { "store.cache_bytes",   OPT_BYTES,  OFF(store.cache_bytes),   0, GiB,        8 * MiB, NULL },
         { "warm",                OPT_SECTION, 0,                       0, 0,          0,     NULL },
         { "warm.max_containers", OPT_INT,    OFF(warm.max_containers), 0, 4096,       32,    NULL },
         { "warm.idle_seconds",   OPT_INT,    OFF(warm.idle_seconds),   1, 86400,      300,   NULL },

@@ -57,6 +57,7 @@ struct config {
         struct {
                 int64_t retention_seconds;    /* final records (and their logs) older than this go */
                 int64_t max_records;          /* ...and the oldest-finished past this many */
+                int64_t cache_bytes;          /* renderings of final records kept for reads */
         } store;
         struct {
                 int64_t max_containers;       /* warm containers of all plugins together (0: no pool) */

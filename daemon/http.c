@@ -478,11 +478,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 }
 
 /* One polling thread per core (2 to 8): reads and submits of many clients
- * go on in parallel. */
-static unsigned http_threads(void)
+ * go on in parallel.  Never more than connections: libmicrohttpd gives each
+ * thread its share of http.max_connections. */
+static unsigned http_threads(size_t max_connections)
 {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        return n < 2 ? 2 : n > 8 ? 8 : (unsigned)n;
+        unsigned t = n < 2 ? 2 : n > 8 ? 8 : (unsigned)n;
+        return max_connections < t ? (unsigned)max_connections : t;
 }
 
 int http_start(const struct http_options *o, const struct http_route *routes, size_t nroutes,
@@ -516,7 +518,7 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
          * whole (past the pool libmicrohttpd answers 431 itself, in HTML).
          * No bigger: libmicrohttpd zeroes the whole pool for every request
          * on a kept-alive connection. */
-        size_t pool = o->max_header_bytes * 2 + 8 * 1024;
+        size_t pool = o->max_header_bytes * 2 + 16 * 1024;
         if (pool < 32 * 1024)
                 pool = 32 * 1024;
         /* poll(2), not epoll: libmicrohttpd 0.9.75 with epoll leaves a connection
@@ -536,7 +538,7 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
                                      * connection; unix sockets are not counted. */
                                     MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
-                                    MHD_OPTION_THREAD_POOL_SIZE, http_threads(),
+                                    MHD_OPTION_THREAD_POOL_SIZE, http_threads(o->max_connections),
                                     MHD_OPTION_END);
         if (!srv->mhd) {
                 err_set(err, ERR_IO, 0, "cannot start the HTTP server on `%s`", srv->address);

@@ -2,7 +2,8 @@
  * bodies under a size limit, routing, JSON replies, and suspend/resume so a
  * request can wait for a job without holding a thread.
  *
- * Handlers run on libmicrohttpd's single internal thread and must not block.
+ * Handlers run on libmicrohttpd's pool of polling threads (a few at once,
+ * one per connection at a time) and must not block.
  * A handler either replies (http_reply_*) or suspends the request; a
  * suspended request is handed to its handler again after http_resume().
  * This file knows nothing of jobs: api.c does. */

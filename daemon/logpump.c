@@ -22,6 +22,9 @@
 /* After stop, what still arrives is copied for at most this long. */
 #define DRAIN_MS 2000
 #define EVENTS_MAX 32
+/* Reads of one pipe per wake-up: a run that prints without end gets its
+ * turn and no more (the epoll set is level-triggered: the rest waits). */
+#define READS_PER_TURN 4
 
 struct logpump {
         uint64_t id;
@@ -70,11 +73,12 @@ static void unregister(struct logpump *lp)
         lp->done = true;
 }
 
-/* Under P.lock: copy what the pipe holds; at EOF leave the epoll set. */
-static void drain(struct logpump *lp)
+/* Under P.lock: copy what the pipe holds, up to `turns` reads (0: all);
+ * at EOF leave the epoll set. */
+static void drain(struct logpump *lp, int turns)
 {
         char buf[16384];
-        for (;;) {
+        for (int i = 0; turns == 0 || i < turns; i++) {
                 ssize_t n = read(lp->read_fd, buf, sizeof buf);
                 if (n < 0 && errno == EINTR)
                         continue;
@@ -110,7 +114,7 @@ static void *pump_main(void *arg)
                                 continue;   /* the wake-up eventfd */
                         struct logpump *lp = find(ev[i].data.u64);
                         if (lp && !lp->done)
-                                drain(lp);
+                                drain(lp, READS_PER_TURN);
                 }
                 pthread_mutex_unlock(&P.lock);
                 if (quit)
@@ -203,7 +207,7 @@ void logpump_stop(struct logpump *lp, bool *ret_truncated)
         while (!lp->done && pthread_cond_timedwait(&P.done, &P.lock, &until) != ETIMEDOUT)
                 ;
         if (!lp->done)
-                drain(lp);   /* what is there now, then no more */
+                drain(lp, READS_PER_TURN);   /* some of what is there now, then no more */
         unregister(lp);
         if (ret_truncated)
                 *ret_truncated = lp->truncated;

@@ -367,6 +367,7 @@ static int start(struct daemon *d, struct err *err)
         if (store_open("sqlite", cfg->state_dir, logs_dir, &d->store, err) < 0)
                 return -1;
         log_info("store: %zu job record(s) in %s/edgecd.db", store_count(d->store), cfg->state_dir);
+        store_set_cache(d->store, (size_t)cfg->store.cache_bytes);
         d->queue = queue_new((size_t)cfg->queue_capacity);
         d->jobs = jobtable_new();
         d->breaker = breaker_new(cfg->breaker.degrade_after, cfg->breaker.isolate_after,
@@ -436,12 +437,13 @@ static void stop(struct daemon *d)
         collector_stop(d->collector);
         /* Running jobs drain while the API still answers (reads, cancels,
          * 503 to submissions); no waiter fires after this. */
-        warmpool_free(TAKE_PTR(d->warm));
+        warmpool_stop(d->warm);
         scheduler_stop(d->scheduler, d->cfg.drain_seconds * 1000);
         if (d->api)
                 api_quiesce(d->api);
         api_stop(d->api);               /* no handler runs after this */
         scheduler_free(d->scheduler);
+        warmpool_free(d->warm);
         /* Every sandbox is handed over by now: take them apart. */
         cleaner_free(d->cleaner);
         liveset_free(d->live);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -24,9 +25,17 @@ extern const unsigned char warm_gate_payload_end[];
 
 int sandbox_install_gate(const char *path, struct err *err)
 {
+        /* A new file renamed over the old: a gate a crash left running
+         * keeps its text (rewriting it in place would fail ETXTBSY). */
         size_t len = (size_t)(warm_gate_payload_end - warm_gate_payload);
-        if (write_file(path, warm_gate_payload, len, 0755, err) < 0 || chmod(path, 0755) < 0)
+        _cleanup_free_ char *tmp = xasprintf("%s.new", path);
+        if (write_file(tmp, warm_gate_payload, len, 0755, err) < 0)
                 return err_wrap(err, "install the warm gate");
+        if (chmod(tmp, 0755) < 0 || rename(tmp, path) < 0) {
+                err_errno(err, ERR_IO, "install the warm gate `%s`", path);
+                unlink(tmp);
+                return -1;
+        }
         return 0;
 }
 
@@ -107,7 +116,7 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
 
 /* The gate's FIFO open for writing: the gate has it open for reading (a
  * just-started one may not have got there yet). */
-static int open_gate(const char *fifo, struct err *err)
+static int open_gate(const struct sandbox *sb, const char *fifo, struct err *err)
 {
         int64_t until = now_mono_ms() + GATE_WAIT_MS;
         for (;;) {
@@ -116,8 +125,15 @@ static int open_gate(const char *fifo, struct err *err)
                         return fd;
                 if (errno != ENXIO || now_mono_ms() > until)
                         return err_errno(err, ERR_RUNTIME, "warm container: its gate `%s` is not waiting", fifo);
-                struct timespec ts = { 0, 1000000 };
-                nanosleep(&ts, NULL);
+                /* A gate that died waiting (killed, out of memory) never
+                 * opens it: its pidfd is readable then. */
+                struct pollfd pfd = { .fd = sb->init.fd, .events = POLLIN };
+                if (pfd.fd >= 0 && poll(&pfd, 1, 1) > 0)
+                        return err_set(err, ERR_RUNTIME, 0, "warm container: its gate ended while it waited");
+                if (pfd.fd < 0) {
+                        struct timespec ts = { 0, 1000000 };
+                        nanosleep(&ts, NULL);
+                }
         }
 }
 
@@ -132,18 +148,25 @@ int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const
         sb->log_path = xstrdup(log_path);
         _cleanup_free_ char *bin = xasprintf("%s/" WORKSPACE_GATE_BIN, sb->ws->input_dir);
         _cleanup_free_ char *fifo = xasprintf("%s/" WORKSPACE_GATE_FIFO, sb->ws->input_dir);
-        _cleanup_close_ int fd = open_gate(fifo, err);
+        _cleanup_close_ int fd = open_gate(sb, fifo, err);
         if (fd < 0)
                 return -1;
         /* The algorithm sees its input and nothing of ours: the gate holds
          * its FIFO open, the running gate needs no path to its binary (the
          * mount on it goes with the name, in the container too). */
-        unlink(fifo);
-        unlink(bin);
+        if (unlink(fifo) < 0 || unlink(bin) < 0)
+                return err_errno(err, ERR_IO, "warm container: remove its gate from `%s`", sb->ws->input_dir);
         if (write(fd, "g", 1) != 1)
                 return err_errno(err, ERR_RUNTIME, "warm container: open its gate `%s`", fifo);
         sb->warm = false;
         return 0;
+}
+
+void sandbox_release_output(struct sandbox *sb)
+{
+        struct err err = ERR_INIT;
+        if (sb && workspace_release_output(sb->ws, &err) < 0)
+                log_warn("run %s: %s (the cleaner tries again)", sb->run_id, err.msg);
 }
 
 void sandbox_stop_log(struct sandbox *sb, bool *ret_truncated)

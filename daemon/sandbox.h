@@ -1,11 +1,10 @@
 /* sandbox.h - one run's container with everything it stands on: its job
  * identity (idpool.h), workspace (input, output tmpfs, bundle), cgroup
- * path, log pump, and the container the runtime has created (its init
- * waiting to be started).
+ * path, log pump, and the running container (its init ours to wait for).
  *
- * DESIGN: a cold run prepares a sandbox and starts it at once; the warm
- * pool (warmpool.h) prepares them ahead, without input, so a job only
- * places its input and starts one.  Either way the same code makes it and
+ * DESIGN: a cold run makes a sandbox whose command runs at once on its
+ * input; the warm pool (warmpool.h) makes them ahead, without input, their
+ * process the gate, so a job only places its input and opens the gate.  Either way the same code makes it and
  * the same code takes it apart, and the owner calls sandbox_destroy()
  * after the job's answer is out: deletion, cgroup removal and workspace
  * cleanup are not on the job's path.  A sandbox is used by one thread at a
@@ -72,6 +71,11 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
  * files and open the gate: the command runs. */
 int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const char *log_path,
                   struct err *err);
+
+/* Unmount /output's tmpfs (its pages are memory outside any limit) once
+ * the result has been read; the rest waits for sandbox_destroy().  NULL is
+ * fine. */
+void sandbox_release_output(struct sandbox *sb);
 
 /* Stop the log pump (after the container's end); *ret_truncated says
  * whether output was dropped.  Idempotent. */

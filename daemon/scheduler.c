@@ -26,6 +26,7 @@
 #include <time.h>
 
 #define STDERR_TAIL_BYTES 1024
+#define IDS_WAIT_MS 60000
 #define CANCELLED_QUEUED "cancelled on request before it ran"
 
 struct scheduler {
@@ -271,6 +272,22 @@ static int record_attempt(struct scheduler *s, struct job *j, bool first)
         return rc;
 }
 
+/* A job user for a cold run.  All in use (runs waiting for the cleaner,
+ * containers the runtime would not delete): wait for one, for a while. */
+static int take_ids(struct scheduler *s, struct job *j, struct job_ids *ret, struct err *err)
+{
+        int64_t until = now_mono_ms() + IDS_WAIT_MS;
+        for (;;) {
+                err_clear(err);
+                if (idpool_take(s->d.ids, ret, err) == 0)
+                        return 0;
+                if (err->code != ERR_BUSY || now_mono_ms() > until || job_stop_requested(j))
+                        return -1;
+                struct timespec ts = { 0, 20 * 1000000 };
+                nanosleep(&ts, NULL);
+        }
+}
+
 static void run_job(struct scheduler *s, struct job *j)
 {
         const struct config *cfg = s->d.cfg;
@@ -304,13 +321,13 @@ static void run_job(struct scheduler *s, struct job *j)
                 if (r.sb) {
                         r.ids = r.sb->ids;
                         snprintf(r.run_id, sizeof r.run_id, "%s", r.sb->run_id);
-                } else if (idpool_take(s->d.ids, &r.ids, &err) < 0) {
+                } else if (take_ids(s, j, &r.ids, &err) < 0) {
                         if (probe)
                                 breaker_probe_abandoned(s->d.breaker, j->manifest->name);
                         finish(s, j, NULL, JOB_ERR_RUNTIME_ERROR, err.msg);
                         return;
                 }
-                job_attempt_begin(j, r.ids.uid, r.ids.gid, r.run_id);
+                size_t attempt = job_attempt_begin(j, r.ids.uid, r.ids.gid, r.run_id);
                 if (!r.sb)
                         liveset_add(s->d.live, r.run_id);
                 int rec = record_attempt(s, j, n == 1);
@@ -330,7 +347,7 @@ static void run_job(struct scheduler *s, struct job *j)
                                 job_requeue(j);
                         return;
                 }
-                r.log_path = store_log_path(s->d.store, j->id, n);
+                r.log_path = store_log_path(s->d.store, j->id, attempt);
 
                 run_once(&r);
 
@@ -380,6 +397,9 @@ static void run_job(struct scheduler *s, struct job *j)
                 /* The answer first; the container, cgroup and workspace go
                  * after it. */
                 finish(s, j, &r, e, msg);
+                /* The /output tmpfs holds memory outside the job's cgroup
+                 * once the job is admitted no more: give it back now. */
+                sandbox_release_output(r.sb);
                 cleaner_push(s->d.cleaner, TAKE_PTR(r.sb));
                 free(r.message);
                 free(r.result);

@@ -7,12 +7,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "recordcache.h"
 #include "util.h"
 
 struct store {
         const struct store_ops *ops;
         struct store_backend *b;
         char *logs_dir;
+        struct recordcache *cache;   /* renderings of final records */
 };
 
 static const struct store_ops *const backends[] = { &store_sqlite_ops };
@@ -29,7 +31,9 @@ int store_open(const char *backend, const char *state_dir, const char *logs_dir,
         struct store *s = xcalloc(1, sizeof *s);
         s->ops = ops;
         s->logs_dir = xstrdup(logs_dir);
+        s->cache = recordcache_new(0);
         if (ops->open(state_dir, &s->b, err) < 0) {
+                recordcache_free(s->cache);
                 free(s->logs_dir);
                 free(s);
                 return err_wrap(err, "store");
@@ -43,8 +47,35 @@ void store_close(struct store *s)
         if (!s)
                 return;
         s->ops->close(s->b);
+        recordcache_free(s->cache);
         free(s->logs_dir);
         free(s);
+}
+
+void store_set_cache(struct store *s, size_t max_bytes)
+{
+        recordcache_free(s->cache);
+        s->cache = recordcache_new(max_bytes);
+}
+
+int store_render(struct store *s, const char *id, char **ret_text, size_t *ret_len, bool *ret_final,
+                 struct err *err)
+{
+        *ret_text = recordcache_get(s->cache, id, ret_len);
+        if (*ret_text) {
+                *ret_final = true;   /* only final records are cached */
+                return 0;
+        }
+        uint64_t gen = recordcache_generation(s->cache);
+        struct job_record rec;
+        if (store_get(s, id, STORE_READ_RESULT, &rec, err) < 0)
+                return -1;
+        *ret_final = job_status_is_final(rec.status);
+        *ret_text = record_render(&rec, true, ret_len);
+        if (*ret_final)
+                recordcache_put(s->cache, gen, rec.id, *ret_text, *ret_len);
+        record_clear(&rec);
+        return 0;
 }
 
 void store_write_async(struct store *s, struct store_write *w)
@@ -168,6 +199,7 @@ int store_load_unfinished(struct store *s, void (*fn)(struct job_record *r, void
 static void remove_logs(const char *id, size_t attempts, void *ctx)
 {
         struct store *s = ctx;
+        recordcache_drop(s->cache, id);
         for (size_t i = 1; i <= attempts; i++) {
                 _cleanup_free_ char *log = store_log_path(s, id, i);
                 unlink(log);

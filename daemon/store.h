@@ -186,6 +186,15 @@ bool store_health(struct store *s, char *reason, size_t len);
 void store_stats(struct store *s, struct store_stats *ret);
 int store_check(struct store *s, struct err *err);
 
+/* Keep renderings of final records, up to max_bytes (0: none); before
+ * serving. */
+void store_set_cache(struct store *s, size_t max_bytes);
+/* id's record rendered as the API shows it (with its result; caller
+ * frees), and whether it is final: from the cache when it is there, and
+ * cached when final.  ERR_NOT_FOUND as store_get. */
+int store_render(struct store *s, const char *id, char **ret_text, size_t *ret_len, bool *ret_final,
+                 struct err *err);
+
 /* The log file of attempt n of job id: LOGS_DIR/<id>-<n>.log, whatever
  * container ran it (caller frees). */
 char *store_log_path(struct store *s, const char *id, size_t n);

@@ -2,8 +2,9 @@
  *
  * Threads: one refill thread does every prepare and hands every container
  * it gives up to the cleaner; workers only take.  wp->lock guards the
- * pools; no other lock is taken under it except the admission's (a leaf,
- * for the memory figures) and the live set's. */
+ * pools; taken under it: the admission's lock (a leaf, for the memory
+ * figures) and the idpool's; warmpool_sync holds the registry's lock
+ * around it (registry -> warm pool, never the other way). */
 #include "warmpool.h"
 
 #include <pthread.h>
@@ -128,6 +129,13 @@ static void reap_drained(struct warmpool *wp)
 /* Without the lock: one container for m. */
 static struct sandbox *make_one(struct warmpool *wp, const struct manifest *m, struct err *err)
 {
+        /* Cold runs first: leave a job user for each worker. */
+        const struct config *cfg = wp->d.cfg;
+        if ((int64_t)idpool_in_use(wp->d.ids) + cfg->workers + 1 > cfg->job_users.count) {
+                err_set(err, ERR_BUSY, 0, "no job user to spare (job_users.count %lld, %lld workers)",
+                        (long long)cfg->job_users.count, (long long)cfg->workers);
+                return NULL;
+        }
         struct job_ids ids;
         if (idpool_take(wp->d.ids, &ids, err) < 0)
                 return NULL;
@@ -280,7 +288,7 @@ struct sandbox *warmpool_take(struct warmpool *wp, const struct manifest *m)
                 return NULL;
         struct sandbox *sb = NULL;
         pthread_mutex_lock(&wp->lock);
-        for (struct pool *p = wp->pools; p; p = p->next) {
+        for (struct pool *p = wp->pools; p && !wp->quit; p = p->next) {
                 if (p->m != m || p->draining)
                         continue;
                 p->last_use = now_mono_ms();
@@ -303,7 +311,7 @@ void warmpool_each(struct warmpool *wp, void (*fn)(const struct warmpool_stats *
         if (!wp)
                 return;
         pthread_mutex_lock(&wp->lock);
-        for (struct pool *p = wp->pools; p; p = p->next) {
+        for (struct pool *p = wp->pools; p && !wp->quit; p = p->next) {
                 if (p->draining)
                         continue;
                 struct warmpool_stats st = {
@@ -327,15 +335,24 @@ size_t warmpool_ready(struct warmpool *wp)
         return n;
 }
 
-void warmpool_free(struct warmpool *wp)
+void warmpool_stop(struct warmpool *wp)
 {
         if (!wp)
                 return;
         pthread_mutex_lock(&wp->lock);
+        bool was = wp->quit;
         wp->quit = true;
         pthread_cond_signal(&wp->kick);
         pthread_mutex_unlock(&wp->lock);
-        pthread_join(wp->thread, NULL);
+        if (!was)
+                pthread_join(wp->thread, NULL);
+}
+
+void warmpool_free(struct warmpool *wp)
+{
+        if (!wp)
+                return;
+        warmpool_stop(wp);
         /* The thread gave every ready container to the cleaner; what is
          * left is pool bookkeeping. */
         while (wp->pools) {

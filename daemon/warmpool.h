@@ -1,11 +1,12 @@
-/* warmpool.h - containers created ahead of their jobs.
+/* warmpool.h - containers made ahead of their jobs.
  *
  * DESIGN: a plugin whose manifest says `warm: N` gets a pool of N sandboxes
- * (sandbox.h) prepared without input: `create` done, each with its own run
- * id "<uuid>-0", workspace, cgroup, job ids and log.  A job of that exact
- * manifest takes one (warmpool_take), places its input and starts it; a
+ * (sandbox.h) made without input: running, their process the gate that
+ * waits in the sandbox, each with its own run id "<uuid>-0", workspace,
+ * cgroup, job ids and log.  A job of that exact manifest takes one
+ * (warmpool_take), places its input and opens the gate (sandbox_adopt); a
  * warm container serves that one job and is then taken apart like any
- * other.  One thread refills the pools in the background, one container at
+ * other.  The pool leaves `workers` job users free for cold runs.  One thread refills the pools in the background, one container at
  * a time, and only while the memory the running jobs and the warm
  * containers reserve fits the admission pool (warm containers count
  * against the budget, and are given up first when jobs need it).  A pool no
@@ -58,7 +59,11 @@ struct warmpool_stats {
 void warmpool_each(struct warmpool *wp, void (*fn)(const struct warmpool_stats *st, void *ctx), void *ctx);
 size_t warmpool_ready(struct warmpool *wp);
 
-/* Drain every pool (to the cleaner), end the thread, free.  NULL is fine. */
+/* Drain every pool (to the cleaner) and end the thread; afterwards take
+ * finds nothing and each shows nothing, so workers and handlers may still
+ * call them.  NULL is fine; a second call does nothing. */
+void warmpool_stop(struct warmpool *wp);
+/* Stop if not yet, then free (after every user of wp is gone). */
 void warmpool_free(struct warmpool *wp);
 
 #endif

@@ -120,6 +120,7 @@ static void assert_defaults(const struct config *c)
         ck_assert_int_eq(c->breaker.cooldown_seconds, 30);
         ck_assert_int_eq(c->store.retention_seconds, 604800);
         ck_assert_int_eq(c->store.max_records, 100000);
+        ck_assert_int_eq(c->store.cache_bytes, 8 * 1024 * 1024);
         ck_assert_int_eq(c->warm.max_containers, 32);
         ck_assert_int_eq(c->warm.idle_seconds, 300);
         ck_assert_int_eq(c->http.max_connections, 512);
@@ -659,7 +660,7 @@ END_TEST
 #if __SIZEOF_POINTER__ == 8
 /* A new field changes the size: poison it below and check it in
  * assert_defaults(), then update the number. */
-_Static_assert(sizeof(struct config) == 376, "struct config changed: extend the poison and assert_defaults");
+_Static_assert(sizeof(struct config) == 384, "struct config changed: extend the poison and assert_defaults");
 #endif
 START_TEST(test_shipped_file_equals_defaults)
 {
@@ -685,6 +686,7 @@ START_TEST(test_shipped_file_equals_defaults)
         cfg.breaker.degrade_after = cfg.breaker.isolate_after = cfg.breaker.cooldown_seconds = 7;
         cfg.store.retention_seconds = cfg.store.max_records = 7;
         cfg.warm.max_containers = cfg.warm.idle_seconds = 7;
+        cfg.store.cache_bytes = 7;
         cfg.http.max_connections = cfg.http.max_connections_per_client = 7;
         cfg.http.connection_timeout_seconds = cfg.http.max_header_bytes = cfg.http.max_json_depth = 7;
         cfg.http.max_response_bytes = 7;
