@@ -9,13 +9,23 @@ one run side by side, each label saying how it was measured:
   4. submits that fail schema validation: the daemon's own per-call cost
      (parse, registry lookup, schema check, JSON reply), no container;
   5. the daemon's peak resident memory (VmHWM) over 1-4;
-  6. GET /v1/jobs/{id} against nginx serving a file of the same bytes,
-     wrk -t2 -c64 -d10s each, alternated A/B;
+  6. GET /v1/jobs/{id} and GET /healthz against nginx serving files of the
+     same bytes, wrk -t2 -c64 -d10s each, alternated A/B;
   7. durable submissions per second: wrk -t2 -c64 -d10s POSTing a trivial
      job while the one worker is held by a long one, with the fsyncs each
      submission cost (from /metrics);
   8. the daemon's resident memory: idle, with 10,000 queued jobs of 100 KB
-     parameters each, and before/after N submitted-and-cancelled jobs.
+     parameters each, and before/after 100,000 submitted-and-cancelled jobs;
+  9. a cold job against the raw runtime (`RUNTIME --root TMP run`) of the
+     same config.json, alternated pairs, for the trivial job and the
+     reference job, with the daemon's own sequence of runtime calls
+     (run --detach, wait, delete) driven directly as a third arm;
+ 10. `workers` concurrent clients against as many parallel raw loops:
+     jobs per second;
+ 11. CPU per job: the daemon's own and its children's (/proc/PID/stat)
+     against one raw run's (wait4 rusage);
+ 12. a warm job (manifest `warm: 2`) against the raw run of 9; skipped when
+     the daemon has no warm pool.
 Prints the figures and the targets; no pass/fail: the reader compares.
 
 Sections 1-6 run on the example plugins (build/plugins).  Sections 7
@@ -23,7 +33,19 @@ and 8 need a job that holds the single worker for the whole measurement,
 and no example plugin sleeps (matrix_multiplication, statistics and
 word_count all finish in milliseconds), so they run on the test plugins
 (build/test-plugins): t_sleep {"seconds": 600} holds the worker, t_echo is
-the trivial job.
+the trivial job.  Sections 9-12 run on a temp plugins dir holding copies of
+t_echo 1.0.0 (build/test-plugins: a static binary copying its input to its
+output, so the job is all overhead) and matrix_multiplication
+(build/plugins).
+
+The raw runs of 9-12 use the runtime binary the daemon reports in GET
+/readyz and the config.json the daemon itself wrote for the same job (one
+job each with keep_bundles: true), rewritten only where a run must differ:
+the container id, linux.cgroupsPath (under the compared daemon's cgroup
+parent) and the sources of the /input and /output bind mounts (plain
+directories).  Each raw run's result.json must equal the job's result.
+Their containers, cgroups and directories are removed after each run and
+again at the end, failure or not.
 
 Every daemon runs with its state dir in a temp dir under /tmp (the
 harness's), and stop() removes it and checks that no container, cgroup,
@@ -31,10 +53,12 @@ mount or workspace is left.  nginx and wrk are started here and stopped by
 their own pids.  `bench.py --only 7,8` runs some sections (1-5 go together).
 """
 import argparse
+import ctypes
 import http.client
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import statistics
@@ -197,7 +221,7 @@ def sections_1_to_5(d):
     row("  create_ms (runtime create+start)", create)
     row("  run_ms (algorithm)", run)
     row("  collect_ms (result checks)", collect)
-    row("  rest (workspace, bundle, delete)", other)
+    row("  rest (workspace, bundle, store)", other)
     note("1. reference job, sequential, ?wait=true, p50 client latency", "%.0f ms" % pct(lat, 50))
 
     n, threads = 100, 8
@@ -294,7 +318,7 @@ class Nginx:
 
     def serve(self, url_path, body):
         f = os.path.join(self.tmp, "www", url_path.lstrip("/"))
-        os.makedirs(os.path.dirname(f), mode=0o755)
+        os.makedirs(os.path.dirname(f), mode=0o755, exist_ok=True)
         with open(f, "wb") as out:
             out.write(body)
         os.chmod(f, 0o644)
@@ -346,52 +370,61 @@ class Nginx:
 
 
 def section_6_get(d, wrk, job_id, rounds=3):
-    """GET /v1/jobs/{id} on edgecd against nginx serving the same bytes.
+    """GET /v1/jobs/{id} and GET /healthz on edgecd against nginx serving
+    the same bytes.
 
     Method: the job is a finished reference job (a result in the durable
-    store).  Its GET body is written to a file served by nginx (daemon off,
-    worker_processes 2, access_log off, keepalive_requests unlimited) under
-    the same path, so both answer the same body bytes (nginx adds a few
-    headers).  `wrk -t2 -c64 -d10s` (plain GET, no script) runs against
-    edgecd, then nginx, alternated `rounds` times; reported: both medians of
-    requests/s and edgecd/nginx.  Both servers and wrk share the 2 cores;
-    edgecd answers on its one libmicrohttpd thread, nginx on 2 workers."""
-    path = "/v1/jobs/%s" % job_id
-    r = d.req("GET", path)
-    if r.status != 200:
-        raise AssertionError("GET %s: %s" % (path, r))
+    store).  Its GET body, and the /healthz body, are written to files
+    served by nginx (daemon off, worker_processes 2, access_log off,
+    keepalive_requests unlimited) under the same paths, so both answer the
+    same body bytes (nginx adds a few headers).  `wrk -t2 -c64 -d10s`
+    (plain GET, no script) runs against edgecd, then nginx, for the job
+    path, then the same for /healthz, alternated so `rounds` times;
+    reported per path: both medians of requests/s and edgecd/nginx.  Both
+    servers and wrk share the 2 cores; edgecd answers on its one
+    libmicrohttpd thread, nginx on 2 workers."""
+    targets = []
+    for key, path in (("GET /v1/jobs/{id}", "/v1/jobs/%s" % job_id), ("GET /healthz", "/healthz")):
+        r = d.req("GET", path)
+        if r.status != 200:
+            raise AssertionError("GET %s: %s" % (path, r))
+        targets.append((key, path, r.raw))
     ng = Nginx()
+    runs = {key: ([], []) for key, _, _ in targets}
     try:
-        ng.serve(path, r.raw)
+        for _, path, raw in targets:
+            ng.serve(path, raw)
         ng.start()
-        st, body = ng.get(path)
-        if st != 200 or body != r.raw:
-            raise AssertionError("nginx does not serve the same bytes: %s %r" % (st, body[:200]))
-        ed_runs, ng_runs = [], []
-        ed_bad = ng_bad = 0
+        for _, path, raw in targets:
+            st, body = ng.get(path)
+            if st != 200 or body != raw:
+                raise AssertionError("nginx does not serve the same bytes for %s: %s %r" % (path, st, body[:200]))
         for _ in range(rounds):
-            a = wrk.run("http://127.0.0.1:%d%s" % (d.port, path))
-            b = wrk.run("http://127.0.0.1:%d%s" % (ng.port, path))
-            ed_runs.append(a)
-            ng_runs.append(b)
-            ed_bad += a["non2xx"] + a["socket_errors"]
-            ng_bad += b["non2xx"] + b["socket_errors"]
+            for key, path, _ in targets:
+                runs[key][0].append(wrk.run("http://127.0.0.1:%d%s" % (d.port, path)))
+                runs[key][1].append(wrk.run("http://127.0.0.1:%d%s" % (ng.port, path)))
     finally:
         ng.stop()
-    ed = statistics.median(x["rps"] for x in ed_runs)
-    nx = statistics.median(x["rps"] for x in ng_runs)
-    print("6. GET /v1/jobs/{id} (%d body bytes) vs nginx static file of the same bytes, "
-          "wrk -t2 -c64 -d10s each, A/B x%d" % (len(r.raw), rounds))
-    print("  edgecd requests/s: %s  median %.0f  (p50 latency %.2f ms; %d non-2xx/socket errors)"
-          % (" ".join("%.0f" % x["rps"] for x in ed_runs), ed,
-             statistics.median(x["p50"] for x in ed_runs), ed_bad))
-    print("  nginx  requests/s: %s  median %.0f  (p50 latency %.2f ms; %d non-2xx/socket errors)"
-          % (" ".join("%.0f" % x["rps"] for x in ng_runs), nx,
-             statistics.median(x["p50"] for x in ng_runs), ng_bad))
-    print("  edgecd / nginx = %.2f" % (ed / nx))
-    note("6. GET /v1/jobs/{id}, wrk -t2 -c64 -d10s, median of %d" % rounds, "%.0f/s" % ed)
-    note("6. nginx static file, same bytes, same wrk, median of %d" % rounds, "%.0f/s" % nx)
-    note("6. edgecd / nginx", "%.2f" % (ed / nx), ">= 1.00")
+    print("6. GET against nginx serving a static file of the same bytes, wrk -t2 -c64 -d10s each, "
+          "alternated x%d" % rounds)
+    for key, path, raw in targets:
+        ed_runs, ng_runs = runs[key]
+        ed_bad = sum(x["non2xx"] + x["socket_errors"] for x in ed_runs)
+        ng_bad = sum(x["non2xx"] + x["socket_errors"] for x in ng_runs)
+        ed = statistics.median(x["rps"] for x in ed_runs)
+        nx = statistics.median(x["rps"] for x in ng_runs)
+        print("  %s (%d body bytes)" % (key, len(raw)))
+        print("    edgecd requests/s: %s  median %.0f  (p50 latency %.2f ms; %d non-2xx/socket errors)"
+              % (" ".join("%.0f" % x["rps"] for x in ed_runs), ed,
+                 statistics.median(x["p50"] for x in ed_runs), ed_bad))
+        print("    nginx  requests/s: %s  median %.0f  (p50 latency %.2f ms; %d non-2xx/socket errors)"
+              % (" ".join("%.0f" % x["rps"] for x in ng_runs), nx,
+                 statistics.median(x["p50"] for x in ng_runs), ng_bad))
+        print("    edgecd / nginx = %.2f (of the medians; per round: %s)"
+              % (ed / nx, " ".join("%.2f" % (x["rps"] / y["rps"]) for x, y in zip(ed_runs, ng_runs))))
+        note("6. %s, wrk -t2 -c64 -d10s, median of %d" % (key, rounds), "%.0f/s" % ed)
+        note("6.   the same bytes from nginx (static file), same wrk", "%.0f/s" % nx)
+        note("6. %s: edgecd / nginx" % key, "%.2f" % (ed / nx), ">= 1.00")
 
 
 # ------------------------------------------------------------ section 7
@@ -501,7 +534,7 @@ def run_clients(d, nthreads, work, deadline=None):
     return state["next"], state["error"]
 
 
-def section_8(n_final=20000, final_budget=100.0):
+def section_8(n_final=100000, final_budget=240.0, slice_size=20000):
     """The daemon's resident memory (VmRSS and VmHWM of /proc/PID/status).
 
     Method: a daemon with workers: 1 on the test plugins.
@@ -515,9 +548,14 @@ def section_8(n_final=20000, final_budget=100.0):
       many finished jobs: a second daemon, the same way; t_sleep holds the
         worker; VmRSS after a warm-up of 1,000 jobs, then N small t_echo
         jobs, each POSTed and at once DELETEd (a cancelled, final record)
-        from 16 keep-alive connections, in two halves; VmRSS after each half.
-        N is n_final unless the budget in seconds runs out first (a cancel
-        is one synchronous commit each)."""
+        from 16 keep-alive connections, in slices of slice_size; VmRSS and
+        VmHWM after each slice.  N is n_final (100,000: about a minute at
+        ~2,000 pairs/s here) unless the budget in seconds runs out first (a
+        cancel is one synchronous commit each).  The store keeps at most
+        store.max_records final records (100,000 by default), pruned by the
+        collector every sweep_interval_seconds (60): the records held and
+        pruned at the end are shown (edgecd_store_records,
+        edgecd_store_records_pruned_total)."""
     print("8. daemon resident memory (VmRSS/VmHWM from /proc/PID/status), workers: 1, test plugins")
     big = json.dumps({"algorithm": "t_echo", "parameters": {"pad": "x" * 100000}}).encode()
     json_hdr = {"Content-Type": "application/json"}
@@ -608,11 +646,14 @@ def section_8(n_final=20000, final_budget=100.0):
         t0 = time.monotonic()
         deadline = t0 + final_budget
         done, after = 0, []
-        for half in (n_final // 2, n_final - n_final // 2):
-            n, err = run_clients(d, 16, submit_cancel(half), deadline)
+        left = n_final
+        while left > 0 and time.monotonic() < deadline:
+            part = min(slice_size, left)
+            left -= part
+            n, err = run_clients(d, 16, submit_cancel(part), deadline)
             if err:
                 raise err
-            done += min(n, half)
+            done += min(n, part)
             time.sleep(0.5)
             after.append((done, proc_status(d.proc.pid)))
         el = time.monotonic() - t0
@@ -624,6 +665,10 @@ def section_8(n_final=20000, final_budget=100.0):
         print("    (%d jobs in %.1f s, %.0f submit+cancel pairs/s, 16 connections, %.2f commits and %.1f KB "
               "written per pair%s)" % (done, el, done / el, (c1 - c0) / done, (b1 - b0) / 1e3 / done,
                                        "; time budget hit before N=%d" % n_final if done < n_final else ""))
+        recs, pruned = d.metric("edgecd_store_records"), d.metric("edgecd_store_records_pruned_total")
+        if recs is not None:
+            print("    the store holds %d records now (edgecd_store_records); %s pruned so far"
+                  % (recs, "?" if pruned is None else "%d" % pruned))
         note("8. VmRSS before / after N=%d final (cancelled) jobs" % done,
              "%.1f / %.1f MiB" % (mib(before), mib(after[-1][1][0])), "flat")
         d.req("DELETE", "/v1/jobs/" + blocker)
@@ -631,11 +676,773 @@ def section_8(n_final=20000, final_budget=100.0):
         d.stop()
 
 
+# ------------------------------------------------- sections 9-12: raw runtime
+
+# The environment the daemon gives its runtime calls (runtime_cli.c): the
+# raw runs get the same.
+RUNTIME_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+# What sections 9-12 compare, on a plugins dir of their own (copies): the
+# trivial job (t_echo 1.0.0 of the test plugins: a static binary that copies
+# /input/input.json to /output/result.json, so the job is all overhead) and
+# the reference job (MATRIX, matrix_multiplication of the example plugins).
+COMPARE = (("t_echo", os.path.join(TEST_PLUGINS, "t_echo"), TRIVIAL),
+           ("matrix_multiplication", os.path.join(EXAMPLE_PLUGINS, "matrix_multiplication"), MATRIX))
+RAW_PREFIX = "bench-raw-"     # not a name edgecd gives a run: its collector leaves these alone
+
+
+def compact(obj):
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def stats_line(name, values, unit="ms"):
+    print("  %-44s median %8.2f  p99 %8.2f  min %8.2f %s (n=%d)"
+          % (name, statistics.median(values), pct(values, 99), min(values), unit, len(values)))
+
+
+def make_plugins_dir(extra_manifest=""):
+    """A temp plugins dir holding copies of the COMPARE plugins; extra_manifest
+    is appended to each plugin.yaml."""
+    tmp = tempfile.mkdtemp(prefix="edgecd-bench-plugins-")
+    os.chmod(tmp, 0o755)
+    for name, src, _ in COMPARE:
+        dst = os.path.join(tmp, name)
+        shutil.copytree(src, dst, symlinks=True)
+        if extra_manifest:
+            with open(os.path.join(dst, "plugin.yaml"), "a") as f:
+                f.write("\n# added by bench/bench.py\n" + extra_manifest)
+    return tmp
+
+
+def wait_for_daemon_binary(timeout=180.0):
+    """build/edgecd may be briefly missing while someone rebuilds it."""
+    deadline = time.monotonic() + timeout
+    while not os.access(harness.OPTIONS["daemon"], os.X_OK):
+        if time.monotonic() > deadline:
+            raise AssertionError("%s is missing" % harness.OPTIONS["daemon"])
+        print("  (%s missing: waiting for it)" % harness.OPTIONS["daemon"])
+        time.sleep(10)
+
+
+def timed_job(d, payload):
+    """POST payload (bytes) with ?wait=true: (client latency in ms, job).
+    Only the request is timed; the checks come after."""
+    t0 = time.monotonic()
+    r = d.req("POST", "/v1/jobs?wait=true", payload, {"Content-Type": "application/json"}, timeout=120)
+    ms = (time.monotonic() - t0) * 1000
+    if r.status != 200 or not isinstance(r.body, dict) or r.body.get("status") != "succeeded":
+        raise AssertionError("POST /v1/jobs?wait=true %s: %s" % (payload[:120], r))
+    return ms, r.body
+
+
+def capture_bundles(plugins):
+    """The daemon's own config.json for one job of each COMPARE plugin.
+
+    A daemon with keep_bundles: true (otherwise the config of the measured
+    daemons) runs one job of each; the bundle it keeps is
+    STATE/workspaces/RUN_ID/bundle/config.json (workspace.c: only input/ and
+    output/ are removed).  Returns {algorithm: {"config", "input",
+    "result"}}: the config as the daemon wrote it, the bytes it put in
+    /input/input.json (the parameters as api.c stores them: jansson's
+    JSON_COMPACT, i.e. separators "," and ":", key order kept) and the job's
+    result.  The kept workspaces are removed before the daemon stops."""
+    d = bench_daemon("bench-capture", plugins, {"workers": 2, "queue_capacity": 256, "keep_bundles": True})
+    d.start()
+    out = {}
+    ws = os.path.join(d.state_dir, "workspaces")
+    runs = []
+    try:
+        for name, _, body in COMPARE:
+            _, job = timed_job(d, compact(body))
+            run_id = job["attempts"][-1]["run_id"]
+            runs.append(run_id)
+            with open(os.path.join(ws, run_id, "bundle", "config.json")) as f:
+                cfg = json.load(f)
+            out[name] = {"config": cfg, "input": compact(body["parameters"]), "result": job["result"]}
+    finally:
+        # The reply may come before the daemon has cleaned the workspace
+        # up (input/ and output/ removed, the bundle kept): wait for that
+        # before removing the rest.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+                os.path.exists(os.path.join(ws, r, x)) for r in runs for x in ("input", "output")):
+            time.sleep(0.02)
+        shutil.rmtree(ws, ignore_errors=True)
+        d.stop()
+    return out
+
+
+class RawRunner:
+    """`RUNTIME --root TMP/root run --bundle BUNDLE ID` of a config.json the
+    daemon wrote, driven directly.
+
+    prepare() makes one run's directory: input/ (0755) with input.json
+    (0644, the daemon's bytes), output/ (0700, owned by the config's
+    uid/gid: a plain directory where the daemon mounts a tmpfs), bundle/
+    with the config rewritten where it must differ: the container id,
+    linux.cgroupsPath (PARENT/bench-raw-PID-N, under the cgroup parent of
+    the daemon it is compared with) and the sources of the /input and
+    /output mounts.  Everything else (root.path, the plugin's rootfs, the
+    limits, seccomp, namespaces, user) is the daemon's.  run() posix_spawns
+    the runtime with the daemon's runtime environment (PATH only), stdin
+    /dev/null and stdout/stderr to a file, waits for it with os.wait4 (its
+    rusage includes the container's processes, which it reaps) and reads
+    output/result.json; that is what is timed.  finish() removes the run:
+    `delete --force` if the runtime left its state, the cgroup if left, the
+    directory.  close() removes whatever is left (containers, cgroups named
+    bench-raw-* under the parent, the temp dir), also after a failure."""
+
+    def __init__(self, runtime_path, cgroup_parent):
+        self.rt = runtime_path
+        self.parent = cgroup_parent
+        self.tmp = tempfile.mkdtemp(prefix="edgecd-bench-raw-")
+        self.root = os.path.join(self.tmp, "root")
+        os.mkdir(self.root, 0o700)
+        self.n = 0
+        self.lock = threading.Lock()
+
+    def prepare(self, template, input_bytes):
+        with self.lock:
+            self.n += 1
+            cid = "%s%d-%d" % (RAW_PREFIX, os.getpid(), self.n)
+        base = os.path.join(self.tmp, cid)
+        os.mkdir(base, 0o700)
+        inp, outp, bundle = (os.path.join(base, x) for x in ("input", "output", "bundle"))
+        os.mkdir(inp)
+        os.chmod(inp, 0o755)
+        with open(os.path.join(inp, "input.json"), "wb") as f:
+            f.write(input_bytes)
+        os.chmod(os.path.join(inp, "input.json"), 0o644)
+        user = template["process"]["user"]
+        os.mkdir(outp)
+        os.chmod(outp, 0o700)
+        os.chown(outp, user["uid"], user["gid"])
+        os.mkdir(bundle, 0o700)
+        cfg = json.loads(json.dumps(template))
+        cfg["linux"]["cgroupsPath"] = "%s/%s" % (self.parent.rstrip("/"), cid)
+        seen = set()
+        for m in cfg["mounts"]:
+            if m["destination"] == "/input":
+                m["source"] = inp
+                seen.add("/input")
+            elif m["destination"] == "/output":
+                m["source"] = outp
+                seen.add("/output")
+        if seen != {"/input", "/output"}:
+            raise AssertionError("the daemon's config.json has no /input or /output bind mount: %s"
+                                 % [m["destination"] for m in cfg["mounts"]])
+        if not os.path.isabs(cfg["root"]["path"]):
+            raise AssertionError("root.path %r is not absolute" % cfg["root"]["path"])
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+        return {"id": cid, "dir": base, "bundle": bundle, "output": outp, "cgroup": cfg["linux"]["cgroupsPath"]}
+
+    def run(self, r):
+        """(wall ms, rusage, result.json bytes); raises on a failed run."""
+        log = os.path.join(r["dir"], "runtime.log")
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            argv = [self.rt, "--root", self.root, "run", "--bundle", r["bundle"], r["id"]]
+            t0 = time.monotonic()
+            pid = os.posix_spawn(self.rt, argv, RUNTIME_ENV, file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, fd, 1), (os.POSIX_SPAWN_DUP2, fd, 2)])
+            _, status, ru = os.wait4(pid, 0)
+            try:
+                with open(os.path.join(r["output"], "result.json"), "rb") as f:
+                    data = f.read()
+            except OSError:
+                data = None
+            ms = (time.monotonic() - t0) * 1000
+        finally:
+            os.close(fd)
+        rc = os.waitstatus_to_exitcode(status)
+        if rc != 0 or data is None:
+            raise AssertionError("%s: exit %s, result.json %s\n%s" % (
+                " ".join(argv), rc, "missing" if data is None else "present", harness.tail(log, 20)))
+        return ms, ru, data
+
+    def _call(self, args, fd):
+        argv = [self.rt, "--root", self.root] + args
+        pid = os.posix_spawn(self.rt, argv, RUNTIME_ENV, file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, fd, 1), (os.POSIX_SPAWN_DUP2, fd, 2)])
+        _, status, _ = os.wait4(pid, 0)
+        rc = os.waitstatus_to_exitcode(status)
+        if rc != 0:
+            raise AssertionError("%s: exit %s" % (" ".join(argv), rc))
+
+    def run_split(self, r, timeout=60.0):
+        """The daemon's own sequence of runtime calls (runtime_cli.c, this
+        build), driven directly: `run --detach --bundle B --pid-file P ID`
+        (create and start in one runtime process), wait for the container's
+        init (re-parented to us: call under Subreaper(), as the daemon is a
+        subreaper), `delete --force ID`, read result.json.  Returns
+        ({phase: ms}, result.json bytes)."""
+        log = os.path.join(r["dir"], "runtime.log")
+        pid_file = os.path.join(r["bundle"], "container.pid")
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        ms = {}
+        try:
+            t0 = time.monotonic()
+            self._call(["run", "--detach", "--bundle", r["bundle"], "--pid-file", pid_file, r["id"]], fd)
+            t2 = time.monotonic()
+            with open(pid_file) as f:
+                init = int(f.read().strip())
+            pfd = os.pidfd_open(init)
+            try:
+                p = select.poll()
+                p.register(pfd, select.POLLIN)
+                if not p.poll(timeout * 1000):
+                    raise AssertionError("raw container %s did not end within %.0f s" % (r["id"], timeout))
+                _, status, _ = os.wait4(init, 0)
+                t3 = time.monotonic()
+            finally:
+                os.close(pfd)
+            self._call(["delete", "--force", r["id"]], fd)
+            t4 = time.monotonic()
+            try:
+                with open(os.path.join(r["output"], "result.json"), "rb") as f:
+                    data = f.read()
+            except OSError:
+                data = None
+            t5 = time.monotonic()
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, harness.tail(log, 20)))
+        finally:
+            os.close(fd)
+        rc = os.waitstatus_to_exitcode(status)
+        if rc != 0 or data is None:
+            raise AssertionError("raw run --detach/wait/delete of %s: init exit %s, result.json %s\n%s" % (
+                r["id"], rc, "missing" if data is None else "present", harness.tail(log, 20)))
+        ms.update(run=(t2 - t0) * 1000, wait=(t3 - t2) * 1000, delete=(t4 - t3) * 1000, total=(t5 - t0) * 1000)
+        return ms, data
+
+    def finish(self, r):
+        if os.path.exists(os.path.join(self.root, r["id"])):
+            subprocess.run([self.rt, "--root", self.root, "delete", "--force", r["id"]],
+                           capture_output=True, timeout=30, env=RUNTIME_ENV)
+        harness.force_remove_cgroups(r["cgroup"])
+        shutil.rmtree(r["dir"], ignore_errors=True)
+
+    def one(self, template, input_bytes, expect):
+        """prepare, run, check the result against the job's, finish."""
+        r = self.prepare(template, input_bytes)
+        try:
+            ms, ru, data = self.run(r)
+        finally:
+            self.finish(r)
+        check_same_result(expect, data, r["id"])
+        return ms, ru
+
+    def noop_ms(self):
+        """One `RUNTIME --root ROOT list` (an empty root): the cost of starting
+        the runtime's binary at all, in ms."""
+        t0 = time.monotonic()
+        subprocess.run([self.rt, "--root", self.root, "list", "-q"], capture_output=True, timeout=30,
+                       env=RUNTIME_ENV, check=True)
+        return (time.monotonic() - t0) * 1000
+
+    def close(self):
+        left = []
+        if os.path.isdir(self.root):
+            for cid in os.listdir(self.root):
+                left.append(cid)
+                subprocess.run([self.rt, "--root", self.root, "delete", "--force", cid],
+                               capture_output=True, timeout=30, env=RUNTIME_ENV)
+        for d in harness.cgroup_dirs(self.parent):
+            for name in os.listdir(d):
+                if name.startswith(RAW_PREFIX) and os.path.isdir(os.path.join(d, name)):
+                    harness.force_remove_cgroups("%s/%s" % (self.parent.rstrip("/"), name))
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return left
+
+
+class Subreaper:
+    """prctl(PR_SET_CHILD_SUBREAPER) on this process for a while: a
+    container's init, orphaned when `create` exits, becomes our child (as it
+    becomes the daemon's) and can be waited for."""
+    PR_SET_CHILD_SUBREAPER = 36
+
+    def __enter__(self):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        if self.libc.prctl(self.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+        return self
+
+    def __exit__(self, *exc):
+        self.libc.prctl(self.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def check_same_result(expect, data, what):
+    try:
+        got = json.loads(data)
+    except ValueError:
+        got = data
+    if got != expect:
+        raise AssertionError("raw run %s produced a different result than the job: %r, job: %r"
+                             % (what, data[:300], json.dumps(expect)[:300]))
+
+
+class CompareRig:
+    """Sections 9-12: one plugins dir of copies and the bundles captured
+    from it (start()); for 9-11 also one daemon on it (workers: 2, as in
+    sections 1-6) with a RawRunner on its cgroup parent (start_daemon()).
+    close() removes all of it, raw runs first (they sit under the daemon's
+    cgroup parent, which the daemon removes as it stops)."""
+
+    def __init__(self):
+        self.plugins = self.d = self.raw = None
+        self.bundles = {}
+
+    def start(self):
+        wait_for_daemon_binary()
+        self.plugins = make_plugins_dir()
+        self.bundles = capture_bundles(self.plugins)
+        return self
+
+    def start_daemon(self):
+        self.d = bench_daemon("bench-compare", self.plugins, {"workers": 2, "queue_capacity": 256})
+        self.d.start()
+        self.raw = RawRunner(self.d.runtime["path"], self.d.cgroup_parent)
+        rt = self.d.runtime
+        print("raw runtime comparisons: the daemon's runtime is %s %s at %s (GET /readyz); each raw run is "
+              "`%s --root TMP run --bundle BUNDLE ID`" % (rt.get("name"), rt.get("version"), rt.get("path"),
+                                                         rt.get("path")))
+
+    def stop_daemon(self):
+        try:
+            if self.raw is not None:
+                left = self.raw.close()
+                if left:
+                    print("  NOTE: raw containers were left and have been deleted: %s" % ", ".join(left))
+        finally:
+            self.raw = None
+            if self.d is not None:
+                d, self.d = self.d, None
+                d.stop()
+
+    def close(self):
+        try:
+            self.stop_daemon()
+        finally:
+            if self.plugins:
+                shutil.rmtree(self.plugins, ignore_errors=True)
+
+
+def rounds(fns, n, warmups):
+    """warmups of each, then n rounds of one call of each fn, the order
+    rotated by one each round (A,B / B,A; A,B,C / B,C,A / C,A,B): a list of
+    figures per fn, in round order."""
+    for _ in range(warmups):
+        for fn in fns:
+            fn()
+    out = [[] for _ in fns]
+    for i in range(n):
+        for j in range(len(fns)):
+            k = (i + j) % len(fns)
+            out[k].append(fns[k]())
+    return out
+
+
+def pairs_ab(a_fn, b_fn, n_pairs, warmups):
+    """rounds() of A and B: alternately A,B and B,A."""
+    return rounds((a_fn, b_fn), n_pairs, warmups)
+
+
+def settle(d, algorithm=None, warm=0, timeout=30.0):
+    """Wait until the daemon's work after the last answer is done: no
+    cleanup pending (edgecd_cleanups_pending 0: the container deleted and
+    the workspace removed after the job's answer went out), and, with
+    warm, the algorithm's warm pool full again.  So that no arm of a
+    comparison runs beside the previous one's leftovers.  A daemon without
+    these metrics is settled at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = metric_value(d, "edgecd_cleanups_pending", None)
+        size = metric_value(d, "edgecd_warm_pool_size", algorithm) if warm else None
+        if (pending is None or pending == 0) and (not warm or (size is not None and size >= warm)):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("daemon not settled after %.0f s: edgecd_cleanups_pending %s, "
+                                 "edgecd_warm_pool_size{algorithm=\"%s\"} %s" % (timeout, pending, algorithm, size))
+        time.sleep(0.005)
+
+
+def section_9_cold(rig, n_pairs=40, warmups=3):
+    """Cold job against a raw `RUNTIME run` of the same config.json.
+
+    Method: per plugin (t_echo, the trivial job; MATRIX, the reference job),
+    3 warm-ups of each, then n_pairs pairs alternately A,B and B,A.
+    A = one POST /v1/jobs?wait=true on a fresh connection, client latency
+    (the request only).  B = RawRunner.run of the config.json the daemon
+    wrote for that plugin (see capture_bundles, RawRunner): spawn, wait,
+    read result.json; the run dir's preparation and removal are not timed
+    (their own median is shown).  Every job's and every raw run's result is
+    checked against the captured job's.  Reported: median of the per-pair
+    ratio A/B, medians and p99 of A and B, and the job's own phases.
+    To show where A's extra time goes, each round also has C (not in the
+    ratio; rounds rotate A,B,C / B,C,A / C,A,B): the same config.json
+    through the daemon's own sequence of runtime calls (RawRunner.run_split:
+    run --detach, wait, delete, each timed); and after the rounds, the
+    cost of starting the runtime binary at all (`list` on an empty root,
+    x10).  Before every A, B and C the daemon is settled (settle(): the
+    previous job's cleanup, which runs after its answer, is over)."""
+    d, raw = rig.d, rig.raw
+    print("9. cold job vs raw `%s run` of the daemon's own config.json, %d alternated rounds after %d warm-ups"
+          % (d.runtime.get("name"), n_pairs, warmups))
+    for name, _, body in COMPARE:
+        b = rig.bundles[name]
+        payload = compact(body)
+        jobs, prep = [], []
+
+        def a_fn():
+            settle(d)
+            ms, job = timed_job(d, payload)
+            if job["result"] != b["result"]:
+                raise AssertionError("job %s: result %r, expected %r" % (job["id"], job["result"], b["result"]))
+            jobs.append(job)
+            return ms
+
+        def b_fn():
+            settle(d)
+            t0 = time.monotonic()
+            r = raw.prepare(b["config"], b["input"])
+            prep.append((time.monotonic() - t0) * 1000)
+            try:
+                ms, _, data = raw.run(r)
+            finally:
+                raw.finish(r)
+            check_same_result(b["result"], data, r["id"])
+            return ms
+        split = []
+
+        def c_fn():
+            settle(d)
+            r = raw.prepare(b["config"], b["input"])
+            try:
+                ph, data = raw.run_split(r)
+            finally:
+                raw.finish(r)
+            check_same_result(b["result"], data, r["id"])
+            split.append(ph)
+            return ph["total"]
+        with Subreaper():
+            a, bb, _ = rounds((a_fn, b_fn, c_fn), n_pairs, warmups)
+        jobs = jobs[warmups:]
+        split = split[warmups:]
+        ratio = [x / y for x, y in zip(a, bb)]
+        noop = [raw.noop_ms() for _ in range(10)]
+        sm = lambda k: statistics.median(x[k] for x in split)  # noqa: E731
+        m = lambda k: statistics.median(j["metrics"][k] for j in jobs)  # noqa: E731
+        rest = statistics.median(j["metrics"]["total_ms"] - j["metrics"]["create_ms"] - j["metrics"]["run_ms"]
+                                 - j["metrics"]["collect_ms"] - j["metrics"]["queue_ms"] for j in jobs)
+        print("  %s (%s)" % (name, json.dumps(body["parameters"])[:60]))
+        stats_line("A  job, client latency", a)
+        stats_line("B  raw run (spawn, wait, read result)", bb)
+        print("  %-44s median %8.3f  min %.3f  max %.3f" % ("A/B per pair", statistics.median(ratio), min(ratio),
+                                                           max(ratio)))
+        print("    job phases (medians): total_ms %.0f = queue %.0f + create_ms %.0f + run %.0f + collect %.0f"
+              " + rest %.0f (workspace, bundle, store; the delete comes after the answer)"
+              % (m("total_ms"), m("queue_ms"), m("create_ms"), m("run_ms"), m("collect_ms"), rest))
+        print("    client latency - total_ms (HTTP, submit commit, reply): median %.1f ms"
+              % statistics.median(x - j["metrics"]["total_ms"] for x, j in zip(a, jobs)))
+        print("    B's untimed preparation (dirs, input.json, config.json): median %.2f ms; one `%s list` "
+              "(the runtime binary starting at all): median %.1f ms" % (statistics.median(prep),
+                                                                        d.runtime.get("name"),
+                                                                        statistics.median(noop)))
+        upto = [x["run"] + x["wait"] for x in split]
+        a_c = statistics.median(x - y for x, y in zip(a, upto))
+        c_b = statistics.median(y - z for y, z in zip(upto, bb))
+        print("  C  the daemon's sequence of runtime calls driven directly (in the same rounds, not in the ratio):")
+        print("    run --detach %.1f + wait %.1f + delete %.1f ms (medians); run --detach + wait median %.1f ms"
+              % (sm("run"), sm("wait"), sm("delete"), statistics.median(upto)))
+        print("    per round, median of A - C(run --detach + wait) = %.1f ms: the daemon's own work on the job's "
+              "path (its delete comes after the answer); of C(run --detach + wait) - B = %.1f ms"
+              % (a_c, c_b))
+        note("9. cold %s job / raw run, median per-pair A/B" % name, "%.3f (A %.0f / B %.0f ms)"
+             % (statistics.median(ratio), statistics.median(a), statistics.median(bb)), "<= 1.05")
+        note("9.   %s job p99 / raw run p99" % name, "%.0f / %.0f ms" % (pct(a, 99), pct(bb, 99)))
+
+
+def section_10_concurrent(rig, per_client=12, n_rounds=4):
+    """N concurrent clients against N parallel raw loops (N = workers).
+
+    Method: the reference job (MATRIX).  A: N threads, each POSTing
+    per_client jobs with ?wait=true one after the other.  B: N threads, each
+    running per_client raw runs (RawRunner.run) one after the other, on run
+    dirs prepared before the clock starts and removed after it stops; each
+    result is checked.  jobs/s = N * per_client / wall time from the
+    threads' start to the last join.  Each round starts on a settled
+    daemon (settle()).  Rounds alternate A,B then B,A;
+    reported: the median of the per-round ratio A/B and both medians."""
+    d, raw = rig.d, rig.raw
+    n = d.req("GET", "/readyz").body["jobs"]["workers"]
+    b = rig.bundles["matrix_multiplication"]
+    payload = compact(MATRIX)
+    total = n * per_client
+
+    def threaded(work):
+        errors = []
+
+        def th(k):
+            try:
+                work(k)
+            except Exception as e:  # noqa: BLE001 - re-raised below
+                errors.append(e)
+        ts = [threading.Thread(target=th, args=(k,)) for k in range(n)]
+        t0 = time.monotonic()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        el = time.monotonic() - t0
+        if errors:
+            raise errors[0]
+        return total / el
+
+    def a_fn():
+        settle(d)
+
+        def work(_):
+            for _ in range(per_client):
+                _, job = timed_job(d, payload)
+                if job["result"] != b["result"]:
+                    raise AssertionError("job %s: wrong result" % job["id"])
+        return threaded(work)
+
+    def b_fn():
+        settle(d)
+        runs = [[raw.prepare(b["config"], b["input"]) for _ in range(per_client)] for _ in range(n)]
+        outs = []
+        try:
+            def work(k):
+                for r in runs[k]:
+                    outs.append((r["id"], raw.run(r)[2]))
+            return threaded(work)
+        finally:
+            for rs in runs:
+                for r in rs:
+                    raw.finish(r)
+            for cid, data in outs:
+                check_same_result(b["result"], data, cid)
+
+    a, bb = pairs_ab(a_fn, b_fn, n_rounds, 1)
+    ratio = [x / y for x, y in zip(a, bb)]
+    print("10. %d concurrent clients vs %d parallel raw loops (workers: %d), %d reference jobs each way per round, "
+          "%d rounds alternated after a warm-up" % (n, n, n, total, n_rounds))
+    print("  A  daemon jobs/s:   %s  median %.2f" % (" ".join("%.2f" % x for x in a), statistics.median(a)))
+    print("  B  raw runs/s:      %s  median %.2f" % (" ".join("%.2f" % x for x in bb), statistics.median(bb)))
+    print("  A/B per round:      %s  median %.3f" % (" ".join("%.3f" % x for x in ratio), statistics.median(ratio)))
+    note("10. %d clients vs %d raw loops, jobs/s A/B (median of %d rounds)" % (n, n, n_rounds),
+         "%.3f (%.1f / %.1f per s)" % (statistics.median(ratio), statistics.median(a), statistics.median(bb)),
+         ">= 0.95")
+
+
+def proc_cpu_ticks(pid):
+    """(utime+stime, cutime+cstime) of /proc/PID/stat, in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    # fields[0] is field 3 (state): utime is field 14, so fields[11]
+    return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
+def section_11_cpu(rig, k=60):
+    """CPU per job: the daemon's own, its children's, and one raw run's.
+
+    Method: k reference jobs (MATRIX) one at a time with ?wait=true, each
+    on a fresh connection (as in 9 and 10); the daemon's utime+stime (all
+    its threads) and cutime+cstime (the children it has waited for: its
+    runtime calls and the container's init, which is re-parented to it)
+    from /proc/PID/stat before and after, delta / k.  Before each reading
+    the daemon is settled (settle()): the last job's cleanup, which runs
+    after its answer, counts.  The figures are in clock ticks (SC_CLK_TCK,
+    100 per second here), so the resolution is 10 ms / k.  Then the same
+    over one keep-alive connection, and the cost of a connection alone (300
+    GET /healthz on fresh connections against 3,000 on one keep-alive
+    connection, /proc/PID/stat).  Then k raw runs one after the other:
+    ru_utime+ru_stime of os.wait4 of each `run` (the runtime and the
+    container it waited for), summed / k."""
+    d, raw = rig.d, rig.raw
+    b = rig.bundles["matrix_multiplication"]
+    payload = compact(MATRIX)
+    hz = os.sysconf("SC_CLK_TCK")
+    for _ in range(3):
+        timed_job(d, payload)
+
+    def window(fn, n):
+        settle(d)
+        own0, kids0 = proc_cpu_ticks(d.proc.pid)
+        t0 = time.monotonic()
+        for _ in range(n):
+            fn()
+        el = time.monotonic() - t0
+        settle(d)      # the last job's cleanup (delete, workspace) belongs to it
+        own1, kids1 = proc_cpu_ticks(d.proc.pid)
+        return (own1 - own0) * 1000.0 / hz / n, (kids1 - kids0) * 1000.0 / hz / n, own1 - own0, el
+
+    own, kids, ticks, el_a = window(lambda: timed_job(d, payload), k)
+    s = d.session(timeout=120)
+
+    def keepalive_job():
+        r = s.req("POST", "/v1/jobs?wait=true", payload, {"Content-Type": "application/json"})
+        if r.status != 200 or r.body.get("status") != "succeeded":
+            raise AssertionError("POST /v1/jobs?wait=true: %s" % (r,))
+    try:
+        own_ka, kids_ka, ticks_ka, _ = window(keepalive_job, k)
+        hz_ka = window(lambda: s.req("GET", "/healthz"), 3000)[0]
+    finally:
+        s.close()
+    hz_fresh = window(lambda: d.req("GET", "/healthz"), 300)[0]
+    raw_cpu = []
+    for _ in range(k):
+        _, ru = raw.one(b["config"], b["input"], b["result"])
+        raw_cpu.append((ru.ru_utime + ru.ru_stime) * 1000)
+    rawm = sum(raw_cpu) / k
+    print("11. CPU per reference job over %d jobs one at a time (%.1f s), /proc/PID/stat at %d Hz, "
+          "vs %d raw runs (os.wait4 rusage)" % (k, el_a, hz, k))
+    print("  daemon's own (utime+stime, all threads)        %7.2f ms per job  (%d ticks; a fresh connection each)"
+          % (own, ticks))
+    print("    the same over one keep-alive connection      %7.2f ms per job  (%d ticks)" % (own_ka, ticks_ka))
+    print("    a GET /healthz: %.3f ms on a fresh connection, %.3f ms on a keep-alive one"
+          % (hz_fresh, hz_ka))
+    print("  daemon's children (cutime+cstime: runtime calls, container)  %7.2f ms per job  (keep-alive run: %.2f)"
+          % (kids, kids_ka))
+    print("  daemon own + children                          %7.2f ms per job" % (own + kids))
+    print("  raw `run` (runtime + container, rusage)        %7.2f ms per run  (median %.2f)"
+          % (rawm, statistics.median(raw_cpu)))
+    note("11. daemon's own CPU per job (utime+stime / %d jobs)" % k, "%.2f ms (keep-alive %.2f)" % (own, own_ka),
+         "< 1 ms")
+    note("11. daemon's children CPU per job / raw run CPU", "%.1f / %.1f ms" % (kids, rawm))
+
+
+def metric_value(d, name, algorithm):
+    """The sum of name's samples that are for algorithm (an algorithm label
+    equal to it, or no algorithm label); None when /metrics has none."""
+    r = d.req("GET", "/metrics")
+    if r.status != 200:
+        raise AssertionError("GET /metrics: %s" % (r,))
+    total = None
+    for line in r.body.splitlines():
+        if line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        if head != name and not head.startswith(name + "{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', head[len(name):]))
+        if labels.get("algorithm", algorithm) != algorithm:
+            continue
+        total = (total or 0.0) + float(value)
+    return total
+
+
+def wait_pool_full(d, algorithm, size, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    v = None
+    while time.monotonic() < deadline:
+        v = metric_value(d, "edgecd_warm_pool_size", algorithm)
+        if v is not None and v >= size:
+            return
+        time.sleep(0.01)
+    raise AssertionError("edgecd_warm_pool_size{algorithm=\"%s\"} did not reach %d in %.0f s (last %s)"
+                         % (algorithm, size, timeout, v))
+
+
+def section_12_warm(rig, warm=2, n_pairs=30, warmups=2):
+    """Warm job against a raw `RUNTIME run` of the cold job's config.json.
+
+    Method: the COMPARE plugins copied into a temp plugins dir with
+    `warm: 2` added to each plugin.yaml; a daemon (workers: 2) on it.  When
+    a plugin is refused (listed under `broken` by GET /v1/algorithms) or
+    /metrics has no edgecd_warm_pool_size, the section is skipped.  Else,
+    per plugin: wait until edgecd_warm_pool_size{algorithm} reaches 2
+    (polling /metrics every 10 ms), then pairs as in 9 (A,B / B,A): before
+    each job the pool is full again, and after it
+    edgecd_warm_pool_hits_total (the algorithm's sample, or the unlabelled
+    total) must have gone up; a job that was not a hit is left out of the
+    figures and counted.  B is the raw run of the cold config.json (9),
+    under the warm daemon's cgroup parent."""
+    print("12. warm job (manifest `warm: %d`) vs raw run of the same config.json" % warm)
+    plugins = make_plugins_dir("warm: %d\n" % warm)
+    d = raw = None
+    try:
+        wait_for_daemon_binary()
+        d = bench_daemon("bench-warm", plugins, {"workers": 2, "queue_capacity": 256})
+        d.start()
+        algs = d.req("GET", "/v1/algorithms").body
+        broken = [b for b in algs.get("broken", []) if b.get("path", "").startswith(plugins)]
+        if broken:
+            print("  skipped: this daemon has no warm pool (it refuses the manifest key: %s)" % broken[0]["error"])
+            note("12. warm job vs raw run", "skipped: no warm pool", "<= 0.35")
+            return
+        if metric_value(d, "edgecd_warm_pool_size", COMPARE[0][0]) is None:
+            print("  skipped: this daemon has no warm pool (no edgecd_warm_pool_size in /metrics)")
+            note("12. warm job vs raw run", "skipped: no warm pool", "<= 0.35")
+            return
+        raw = RawRunner(d.runtime["path"], d.cgroup_parent)
+        for name, _, body in COMPARE:
+            b = rig.bundles[name]
+            payload = compact(body)
+            misses, jobs = [], []
+            wait_pool_full(d, name, warm)
+
+            def a_fn():
+                settle(d, name, warm)
+                h0 = metric_value(d, "edgecd_warm_pool_hits_total", name) or 0
+                ms, job = timed_job(d, payload)
+                if job["result"] != b["result"]:
+                    raise AssertionError("warm job %s: result %r, expected %r" % (job["id"], job["result"],
+                                                                                  b["result"]))
+                h1 = metric_value(d, "edgecd_warm_pool_hits_total", name) or 0
+                if h1 <= h0:
+                    misses.append(job["id"])
+                    return None
+                jobs.append(job)
+                return ms
+
+            def b_fn():
+                settle(d, name, warm)
+                return raw.one(b["config"], b["input"], b["result"])[0]
+            a, bb = pairs_ab(a_fn, b_fn, n_pairs, warmups)
+            kept = [(x, y) for x, y in zip(a, bb) if x is not None]
+            if not kept:
+                raise AssertionError("no warm job of %s was a pool hit (edgecd_warm_pool_hits_total did not move)"
+                                     % name)
+            a = [x for x, _ in kept]
+            bb = [y for _, y in kept]
+            ratio = [x / y for x, y in kept]
+            print("  %s: %d pairs (%d jobs not pool hits, left out)" % (name, len(kept), len(misses)))
+            stats_line("A  warm job, client latency", a)
+            stats_line("B  raw run (spawn, wait, read result)", bb)
+            print("  %-44s median %8.3f  min %.3f  max %.3f" % ("A/B per pair", statistics.median(ratio),
+                                                               min(ratio), max(ratio)))
+            jobs = jobs[-len(kept):]
+            m = lambda k: statistics.median(j["metrics"][k] for j in jobs)  # noqa: E731
+            print("    warm job phases (medians): total_ms %.0f = queue %.0f + create_ms %.0f (input placed, "
+                  "start) + run %.0f + collect %.0f + rest %.0f" % (
+                      m("total_ms"), m("queue_ms"), m("create_ms"), m("run_ms"), m("collect_ms"),
+                      statistics.median(j["metrics"]["total_ms"] - j["metrics"]["create_ms"] - j["metrics"]["run_ms"]
+                                        - j["metrics"]["collect_ms"] - j["metrics"]["queue_ms"] for j in jobs)))
+            print("    client latency - total_ms (HTTP, submit commit, reply): median %.1f ms"
+                  % statistics.median(x - j["metrics"]["total_ms"] for x, j in zip(a, jobs)))
+            note("12. warm %s job / raw run, median per-pair A/B" % name, "%.3f (A %.0f / B %.0f ms)"
+                 % (statistics.median(ratio), statistics.median(a), statistics.median(bb)), "<= 0.35")
+    finally:
+        try:
+            if raw is not None:
+                raw.close()
+        finally:
+            try:
+                if d is not None:
+                    d.stop()
+            finally:
+                shutil.rmtree(plugins, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- main
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", default="", help="comma-separated sections (1 = 1-5, 6, 7, 8)")
+    ap.add_argument("--only", default="", help="comma-separated sections (1 = 1-5, 6, 7, 8, 9, 10, 11, 12)")
     args = ap.parse_args()
     only = set(x.strip() for x in args.only.split(",") if x.strip())
 
@@ -668,6 +1475,23 @@ def main():
             section_7_submits(wrk)
         if want("8"):
             section_8()
+        if any(want(k) for k in ("9", "10", "11", "12")):
+            rig = CompareRig()
+            try:
+                rig.start()
+                if any(want(k) for k in ("9", "10", "11")):
+                    rig.start_daemon()
+                    if want("9"):
+                        section_9_cold(rig)
+                    if want("10"):
+                        section_10_concurrent(rig)
+                    if want("11"):
+                        section_11_cpu(rig)
+                    rig.stop_daemon()
+                if want("12"):
+                    section_12_warm(rig)
+            finally:
+                rig.close()
     finally:
         if wrk:
             wrk.close()

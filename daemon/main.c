@@ -539,6 +539,9 @@ int main(int argc, char **argv)
                  EDGECD_VERSION, api_address(d.api), d.runtime->name, d.runtime->path,
                  (long long)d.cfg.workers);
         sd_notify(0, "READY=1");
+        /* What ran only to start (library initialisers, the probe, the
+         * parsers) need not stay resident. */
+        release_code_pages();
 
         for (;;) {
                 struct timespec tick = { .tv_sec = 1 };

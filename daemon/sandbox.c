@@ -162,13 +162,6 @@ int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const
         return 0;
 }
 
-void sandbox_release_output(struct sandbox *sb)
-{
-        struct err err = ERR_INIT;
-        if (sb && workspace_release_output(sb->ws, &err) < 0)
-                log_warn("run %s: %s (the cleaner tries again)", sb->run_id, err.msg);
-}
-
 void sandbox_stop_log(struct sandbox *sb, bool *ret_truncated)
 {
         bool truncated = false;

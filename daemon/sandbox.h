@@ -72,11 +72,6 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
 int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const char *log_path,
                   struct err *err);
 
-/* Unmount /output's tmpfs (its pages are memory outside any limit) once
- * the result has been read; the rest waits for sandbox_destroy().  NULL is
- * fine. */
-void sandbox_release_output(struct sandbox *sb);
-
 /* Stop the log pump (after the container's end); *ret_truncated says
  * whether output was dropped.  Idempotent. */
 void sandbox_stop_log(struct sandbox *sb, bool *ret_truncated);

@@ -394,13 +394,11 @@ static void run_job(struct scheduler *s, struct job *j)
                         e = stop_reason(s, j);
                         msg = stop_message(e);
                 }
-                /* The answer first; the container, cgroup and workspace go
-                 * after it. */
-                finish(s, j, &r, e, msg);
-                /* The /output tmpfs holds memory outside the job's cgroup
-                 * once the job is admitted no more: give it back now. */
-                sandbox_release_output(r.sb);
+                /* The container, cgroup and workspace go on the cleaner's
+                 * thread (counted pending from now), beside the answer,
+                 * not before it. */
                 cleaner_push(s->d.cleaner, TAKE_PTR(r.sb));
+                finish(s, j, &r, e, msg);
                 free(r.message);
                 free(r.result);
                 free(r.log_path);

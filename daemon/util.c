@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -369,4 +370,27 @@ void strv_join_append(char **acc, const char *s)
         char *n = *acc ? xasprintf("%s; %s", *acc, s) : xstrdup(s);
         free(*acc);
         *acc = n;
+}
+
+size_t release_code_pages(void)
+{
+        FILE *f = fopen("/proc/self/maps", "re");
+        if (!f)
+                return 0;
+        size_t released = 0;
+        char line[4096];
+        while (fgets(line, sizeof line, f)) {
+                unsigned long start, end;
+                char perms[8];
+                int path_at = 0;
+                if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &path_at) < 3)
+                        continue;
+                /* r-xp and backed by a file (not [vdso], not anonymous). */
+                if (strcmp(perms, "r-xp") != 0 || path_at <= 0 || line[path_at] != '/')
+                        continue;
+                if (madvise((void *)start, end - start, MADV_DONTNEED) == 0)
+                        released += (end - start) / 1024;
+        }
+        fclose(f);
+        return released;
 }

@@ -69,6 +69,12 @@ void format_rfc3339(int64_t real_ms, char *buf, size_t len);
 int mkdir_p(const char *path, unsigned mode, struct err *err);
 /* rm -rf that never crosses into another mount and never follows links. */
 int rm_rf(const char *path, struct err *err);
+/* Drop this process's resident pages of executable file mappings (code run
+ * once at start-up: library initialisers, the probe, the config parser).
+ * Code is never written, so nothing is lost: a page faults back in from
+ * the page cache when it runs again.  Returns the KiB released. */
+size_t release_code_pages(void);
+
 /* Write data to path (created with mode, truncated) and fsync it. */
 int write_file(const char *path, const void *data, size_t len, unsigned mode, struct err *err);
 /* The same without the fsync: for files a crash makes worthless anyway (a

@@ -248,6 +248,20 @@ static void sync_one(struct manifest *m, void *ctx)
                 p->m = manifest_ref(m);
                 p->memory_mb = oci_effective_limits(m, &wp->d.cfg->defaults).memory_mb;
                 p->last_use = now_mono_ms();
+                /* The same name and version reloaded: its counters go on
+                 * (Prometheus counters never go back), and an emptied idle
+                 * pool stays empty until a job comes. */
+                for (struct pool *o = wp->pools; o; o = o->next) {
+                        if (!o->seen && !o->draining && !strcmp(o->m->name, m->name) &&
+                            !strcmp(o->m->version, m->version)) {
+                                p->hits = o->hits;
+                                p->misses = o->misses;
+                                p->idle = o->idle;
+                                p->last_use = o->last_use;
+                                o->hits = o->misses = 0;
+                                break;
+                        }
+                }
                 p->next = wp->pools;
                 wp->pools = p;
         }

@@ -121,16 +121,6 @@ static int unmount(const char *path, struct err *err)
         return 0;
 }
 
-int workspace_release_output(struct workspace *ws, struct err *err)
-{
-        if (!ws || !ws->output_mounted)
-                return 0;
-        if (unmount(ws->output_dir, err) < 0)
-                return -1;
-        ws->output_mounted = false;
-        return 0;
-}
-
 int workspace_destroy(struct workspace *ws, bool keep_bundle, struct err *err)
 {
         if (!ws)

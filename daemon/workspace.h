@@ -43,9 +43,6 @@ int workspace_create(const char *root, const char *run_id, const char *input, si
  * /input is a bind mount of the directory). */
 int workspace_place_input(struct workspace *ws, const char *input, size_t len, struct err *err);
 
-/* Unmount output/ now (MNT_DETACH); workspace_destroy() does the rest. */
-int workspace_release_output(struct workspace *ws, struct err *err);
-
 /* Unmount and remove.  keep_bundle leaves bundle/ in place (debug).
  * Accepts NULL.  Frees ws even when removal fails (err says what is left). */
 int workspace_destroy(struct workspace *ws, bool keep_bundle, struct err *err);

@@ -10,6 +10,7 @@ import http.client
 import os
 import shutil
 import signal
+import re
 import socket
 import stat
 import subprocess
@@ -217,6 +218,24 @@ def connect_from(source, port, timeout=5.0):
     return s
 
 
+def served(s):
+    """One keep-alive GET /healthz on s, answered: the server has accepted
+    and counted s (several HTTP threads accept in parallel, so connections
+    opened together are not counted in the order they were opened)."""
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while True:
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if sep:
+            m = re.search(rb"(?i)content-length: *(\d+)", head)
+            if m and len(body) >= int(m.group(1)):
+                return s
+        chunk = s.recv(4096)
+        if not chunk:
+            raise AssertionError("closed before answering: %r" % data)
+        data += chunk
+
+
 def get_from(source, port, path, timeout=10.0):
     """GET path over a connection from the given source address."""
     s = connect_from(source, port, timeout)
@@ -271,7 +290,7 @@ class Limits(unittest.TestCase):
         d = Daemon("conns", config={"http": {"max_connections_per_client": 4, "connection_timeout_seconds": 30}})
         self.addCleanup(d.stop)
         d.start()
-        held = [connect_from("127.0.0.1", d.port) for _ in range(4)]
+        held = [served(connect_from("127.0.0.1", d.port)) for _ in range(4)]
         self.addCleanup(lambda: [s.close() for s in held])
         extra = connect_from("127.0.0.1", d.port)
         self.assertTrue(closed_soon(extra, 1), "a fifth connection from one client was kept")

@@ -7,8 +7,10 @@ Covered, each on a daemon of its own:
     the warm run id ("<uuid>-0", "warm": true), the container is deleted
     after it and never serves again; its workspace is fresh: /input holds
     that job's input.json and nothing else, /output and /tmp are empty when
-    the job starts (a waiting container has an empty input/ and an empty
-    output tmpfs, its own cgroup and job uid);
+    the job starts, no mount below /input and no descriptor of the
+    container's making is left to the job (a waiting container has no
+    input yet, an empty output tmpfs, its own cgroup and job uid); a warm
+    run sees the same mounts, descriptors and files as a cold run;
   - concurrent jobs (workers 2, warm 2, and a burst of 8) never share a
     container, a uid or an output directory;
   - the pool refills to N: the metrics and the runtime's container list
@@ -23,7 +25,7 @@ Covered, each on a daemon of its own:
     SIGTERM with a drain: the pool goes first, /metrics still answers,
     the running job finishes;
   - SIGKILL and restart: the killed daemon's warm containers (by id) are
-    removed by the start-up sweep and the pool is refilled with new ones;
+    removed at the next start and the pool is refilled with new ones;
   - a cleanup deferred past the answer (EDGECD_TEST_CLEANUP_DELAY_MS
     widens the window) still happens when the daemon is killed right
     after answering: the next start removes the container, workspace and
@@ -35,7 +37,11 @@ Covered, each on a daemon of its own:
     running jobs' and the warm containers' memory limits fit, does not
     refill while a warm job holds the memory, and gives its container up
     when a cold job needs the memory;
-  - a cancelled warm job ends cancelled and leaves nothing;
+  - a warm container whose process died while it waited does not fail
+    the next job, and is removed;
+  - a cancelled warm job ends cancelled and leaves nothing; a warm job's
+    timeout counts from the job, not from its container's making, and a
+    warm job past it is stopped and leaves nothing;
   - the log of a warm run is served by GET /v1/jobs/{id}/logs with
     X-Edgecd-Run-Id the warm run id.
 
@@ -212,14 +218,23 @@ class WarmCase(unittest.TestCase):
     def plugins(self, spec):
         """A temporary plugins dir holding a copy of each build/test-plugins
         dir named in spec, with `warm: N` appended to its plugin.yaml (N
-        None: the manifest as it is)."""
+        None: the manifest as it is).  "NAME@VERSION": a copy of NAME as
+        that version."""
         tmp = tempfile.mkdtemp(prefix="edgecd-warm-plugins-")
         self.addCleanup(shutil.rmtree, tmp, True)
         for name, n in spec.items():
+            src, _, version = name.partition("@")
             dst = os.path.join(tmp, name)
-            shutil.copytree(os.path.join(harness.OPTIONS["plugins"], name), dst, symlinks=True)
+            shutil.copytree(os.path.join(harness.OPTIONS["plugins"], src), dst, symlinks=True)
+            yaml = os.path.join(dst, "plugin.yaml")
+            if version:
+                with open(yaml) as f:
+                    text, k = re.subn(r"(?m)^version: .*$", "version: %s" % version, f.read())
+                self.assertEqual(k, 1, text)
+                with open(yaml, "w") as f:
+                    f.write(text)
             if n is not None:
-                with open(os.path.join(dst, "plugin.yaml"), "a") as f:
+                with open(yaml, "a") as f:
                     f.write("warm: %d\n" % n)
         return tmp
 
@@ -306,6 +321,9 @@ class WarmCase(unittest.TestCase):
         self.assertEqual(res["tmp_before"], [], "/tmp was not empty when the job started: %s" % res)
         self.assertEqual(res["output_after"], ["mark-" + tag], "another run's output was seen: %s" % res)
         self.assertEqual((res["uid"], res["gid"]), (job["attempts"][-1]["uid"], job["attempts"][-1]["gid"]), res)
+        # Nothing of the container's making is left where the job sees it.
+        self.assertEqual([m for m in res["mounts"] if m.startswith("/input/")], [], res)
+        self.assertEqual([f for f in res["fds"] if ":/input" in f or ":/output" in f], [], res)
 
 
 # ------------------------------------------------------------- one job each
@@ -316,13 +334,13 @@ class OneJobEach(WarmCase):
     def test_container_serves_one_job_with_fresh_workspace(self):
         d = self.daemon("WarmOne", {"t_workspace": 2})
         held = self.wait_pool(d, "t_workspace", 2)
-        # A waiting container: created, with its own workspace (an empty
-        # input/, an empty output tmpfs), cgroup and job uid.
+        # A waiting container: made, with its own workspace (no input yet,
+        # an empty output tmpfs), cgroup and job uid.
         uids = set()
         for rid in held:
             self.assertEqual(traces(d, rid), ["container", "workspace", "cgroup", "mounts"], rid)
             ws = os.path.join(d.state_dir, "workspaces", rid)
-            self.assertEqual(os.listdir(os.path.join(ws, "input")), [], "a waiting container has input")
+            self.assertNotIn("input.json", os.listdir(os.path.join(ws, "input")), "a waiting container has input")
             self.assertEqual(os.listdir(os.path.join(ws, "output")), [])
             self.assertIn(os.path.join(ws, "output"), run_mounts(d, rid))
             uids.add(bundle(d, rid)["process"]["user"]["uid"])
@@ -352,6 +370,25 @@ class OneJobEach(WarmCase):
         self.assertEqual(containers(d), after)
         self.assertEqual(workspaces(d), after)
         self.assertEqual(cgroups(d), after)
+
+    def test_warm_run_sees_what_a_cold_run_sees(self):
+        # The same plugin as two versions: 1.0.0 warm, 1.0.1 cold.
+        d = self.daemon("WarmSame", {"t_workspace": 1, "t_workspace@1.0.1": None})
+        held = self.wait_pool(d, "t_workspace", 1)
+        wb, cb = ws_job("warm"), ws_job("cold")
+        cb["version"] = "1.0.1"
+        warm, cold = d.run_job(wb), d.run_job(cb)
+        self.assertWarm(warm, held)
+        self.assertCold(cold)
+        self.assertWorkspace(warm, wb)
+        self.assertWorkspace(cold, cb)
+
+        def seen(job):
+            r = job["result"]
+            return {"mounts": r["mounts"], "fds": [re.sub(r"\[\d+\]$", "", f) for f in r["fds"]],
+                    "input_files": r["input_files"], "output_before": r["output_before"],
+                    "tmp_before": r["tmp_before"]}
+        self.assertEqual(seen(warm), seen(cold), "a warm run's sandbox differs from a cold run's")
 
     def test_concurrent_jobs_never_share(self):
         d = self.daemon("WarmShare", {"t_workspace": 2}, config={"workers": 2})
@@ -464,11 +501,8 @@ class Refill(WarmCase):
     def test_max_containers_zero_disables(self):
         d = self.daemon("WarmOff", {"t_echo": 2}, config={"warm": {"max_containers": 0}})
         job = d.run_job(echo_job(1))
-        self.assertCold(job)
-        holds(lambda: not containers(d) or d.metric("edgecd_cleanups_pending") > 0, WINDOW,
-              lambda: "containers with the pool disabled: %s" % containers(d))
-        d.wait_cleaned()
-        self.assertEqual(containers(d), set())
+        self.assertGone(d, [self.assertCold(job)])
+        holds(lambda: not containers(d), WINDOW, lambda: "containers with the pool disabled: %s" % containers(d))
         self.assertEqual(pools(d), {})
 
 
@@ -490,13 +524,29 @@ class Reload(WarmCase):
         # The unchanged plugin's pool is back to full too.
         ws = self.wait_pool(d, "t_workspace", 1)
         job = d.run_job(echo_job(3, version="1.0.1"))
-        self.assertWarm(job, new)
         self.assertEqual(job["result"], {"i": 3})
-        d.wait_cleaned()
+        self.assertGone(d, [self.assertWarm(job, new)])
         new2 = self.wait_pool(d, "t_echo", 2, version="1.0.1")
         self.assertEqual(containers(d), new2 | ws)
         self.assertEqual(workspaces(d), new2 | ws)
         self.assertEqual(cgroups(d), new2 | ws)
+
+    def test_counters_survive_a_reload(self):
+        # SIGHUP replaces every manifest; the same name and version keep
+        # their hit and miss counters (Prometheus counters never go back).
+        d = self.daemon("WarmCounters", {"t_echo": 1})
+        self.wait_pool(d, "t_echo", 1)
+        self.assertWarm(d.run_job(echo_job(1)))
+        self.wait_pool(d, "t_echo", 1)
+        before = pool(d, "t_echo", V1)
+        self.assertEqual(before.get("hits"), 1, before)
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP: plugins reloaded" in d.log_text(), 20, lambda: d.log_tail(20))
+        self.wait_pool(d, "t_echo", 1)
+        after = pool(d, "t_echo", V1)
+        self.assertEqual((after.get("hits"), after.get("misses")), (before.get("hits"), before.get("misses")), after)
+        self.assertWarm(d.run_job(echo_job(2)))
+        self.assertEqual(pool(d, "t_echo", V1).get("hits"), 2)
 
     def test_removed_plugin_and_warm_zero_leave_no_pool(self):
         d = self.daemon("WarmRemoved", {"t_echo": 2, "t_workspace": 1})
@@ -541,7 +591,7 @@ class Stop(WarmCase):
     def test_sigterm_drain_deletes_pool_and_finishes_job(self):
         d = self.daemon("WarmDrain", {"t_echo": 2, "t_sleep": None}, config={"drain_seconds": 30})
         held = self.wait_pool(d, "t_echo", 2)
-        jid = self.submit_ok(d, sleep_job(2.5))
+        jid = self.submit_ok(d, sleep_job(4))
         job = self.wait_running(d, jid)
         rid = self.assertCold(job)
         d.proc.send_signal(signal.SIGTERM)
@@ -590,12 +640,20 @@ class Crash(WarmCase):
         runs = [self.assertWarm(warm, held), self.assertCold(cold)]
         # Answered, not yet taken apart.
         for rid in runs:
-            self.assertEqual(traces(d, rid), ["container", "workspace", "cgroup", "mounts"], rid)
+            self.assertIn("container", traces(d, rid), rid)
         self.assertGreaterEqual(d.metric("edgecd_cleanups_pending"), 2)
+        # The pool made a new one meanwhile (the served one is still listed).
+        state = {}
+
+        def refilled():
+            state["p"], (state["w"], state["u"]) = pool(d, "t_echo"), warm_of(d, "t_echo")
+            return state["p"].get("size") == 1 and len(state["w"] - {runs[0]}) == 1 and not state["u"]
+        wait_for(refilled, 30, lambda: "the pool did not refill: %s" % state)
+        refill = state["w"] - {runs[0]}
         d.kill()
         d.env.pop("EDGECD_TEST_CLEANUP_DELAY_MS")
         d.restart()
-        for rid in runs:
+        for rid in runs + list(refill):
             self.assertEqual(traces(d, rid), [], "run %s after the restart" % rid)
         # The two runs and the warm container made after the take.
         self.assertEqual(leftovers_reported(d), 3, d.log_tail(30))
@@ -603,7 +661,7 @@ class Crash(WarmCase):
             after = check_job(d.get_job(before["id"]), final=True)
             self.assertEqual(after, before, "the record changed across the crash")
         new = self.wait_pool(d, "t_echo", 1)
-        self.assertFalse(new & (held | set(runs)))
+        self.assertFalse(new & (held | refill | set(runs)))
         self.assertWarm(d.run_job(echo_job(6)), new)
 
 
@@ -615,8 +673,7 @@ class Idle(WarmCase):
         d = self.daemon("WarmIdle", {"t_echo": 1}, config={"warm": {"idle_seconds": 2}})
         msg = "warm pool t_echo 1.0.0: no job for 2 s, emptied until the next one"
         wait_for(lambda: msg in d.log_text(), 30, lambda: d.log_tail(20))
-        d.wait_cleaned()
-        self.assertEqual(warm_of(d, "t_echo"), (set(), 0))
+        wait_for(lambda: not containers(d), 20, lambda: "the expired container stays: %s" % containers(d))
         holds(lambda: pool(d, "t_echo").get("size") == 0 and not containers(d), WINDOW,
               lambda: "an idle pool refilled: %s %s" % (pool(d, "t_echo"), containers(d)))
         p = pool(d, "t_echo")
@@ -628,8 +685,7 @@ class Idle(WarmCase):
         p = pool(d, "t_echo")
         self.assertEqual((p["hits"], p["misses"]), (0, 1), p)
         wait_for(lambda: d.log_text().count(msg) == 2, 30, lambda: d.log_tail(20))
-        d.wait_cleaned()
-        self.assertEqual(containers(d), set())
+        wait_for(lambda: not containers(d), 20, lambda: "the expired container stays: %s" % containers(d))
 
 
 # ------------------------------------------------------------------ memory
@@ -670,9 +726,9 @@ class Memory(WarmCase):
         self.assertFalse(self.wait_pool(d, "t_sleep", 1) & (one | again))
 
 
-# ------------------------------------------------------------ cancel, logs
+# --------------------------------------------- timeout, cancel, death, logs
 
-class CancelAndLogs(WarmCase):
+class WarmJobs(WarmCase):
 
     @quick
     def test_cancelled_warm_job_leaves_nothing(self):
@@ -695,6 +751,46 @@ class CancelAndLogs(WarmCase):
         self.assertEqual(workspaces(d), new)
         self.assertEqual(cgroups(d), new)
         self.assertEqual(pool(d, "t_sleep")["hits"], 1)
+
+    def test_warm_job_timeout_counts_from_the_job(self):
+        d = self.daemon("WarmTimeout", {"t_sleep": 1})
+        held = self.wait_pool(d, "t_sleep", 1)
+        # The container has waited longer than the next job's timeout: the
+        # job's time starts with the job, not with its container.
+        time.sleep(2.5)
+        job = d.run_job(sleep_job(0.5, timeout=2))
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(job["result"], {"slept": 0.5})
+        self.assertWarm(job, held)
+        # And a warm job past its timeout is stopped and leaves nothing.
+        again = self.wait_pool(d, "t_sleep", 1)
+        job = d.run_job(sleep_job(30, timeout=1))
+        self.assertEqual((job["status"], job["error"]["code"]), ("failed", "timeout"), job)
+        rid = self.assertWarm(job, again)
+        self.assertLess(job["metrics"]["run_ms"], 10000 * slow_factor(), job)
+        d.wait_cleaned()
+        self.assertGone(d, [rid])
+
+    def test_container_died_while_waiting(self):
+        d = self.daemon("WarmDied", {"t_echo": 1})
+        held = self.wait_pool(d, "t_echo", 1)
+        rid = next(iter(held))
+        # Its process dies while it waits (killed here by pid: a process of
+        # this test's daemon's container).
+        pids = set()
+        for cg in harness.cgroup_dirs(d.cgroup_parent + "/" + rid):
+            with open(os.path.join(cg, "cgroup.procs")) as f:
+                pids.update(int(x) for x in f.read().split())
+        self.assertTrue(pids, "no process in the waiting container %s" % rid)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        # A job still gets its answer (from another container), and the dead
+        # one goes like any other.
+        job = d.run_job(echo_job(4))
+        self.assertEqual((job["status"], job["result"]), ("succeeded", {"i": 4}), job)
+        self.assertNotEqual(job["attempts"][-1]["run_id"], rid, job)
+        d.wait_cleaned()
+        self.assertGone(d, [rid])
 
     def test_warm_job_log_served_with_its_run_id(self):
         d = self.daemon("WarmLogs", {"t_workspace": 1, "t_echo": None})

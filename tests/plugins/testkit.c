@@ -52,7 +52,9 @@
  *               sleeps, reports; prober: reports which of them it reaches
  *   workspace   what a run finds of its own workspace before it writes
  *               anything: {"uid", "gid", "hostname", "input_files",
- *               "input_text", "output_before", "tmp_before", "output_after"};
+ *               "input_text", "output_before", "tmp_before", "fds" (open
+ *               descriptors as "N:target"), "mounts" (mount points, sorted),
+ *               "output_after"};
  *               prints "workspace: tag=T" on stdout and stderr, leaves
  *               /output/mark-T and /tmp/mark-T, sleeps parameters.seconds
  *               (default 0), then lists /output again (parameters.tag T:
@@ -1616,6 +1618,75 @@ static void write_names(struct jw *w, const char *key, struct names *nm)
         memset(nm, 0, sizeof(*nm));
 }
 
+static void names_push(struct names *nm, size_t *cap, const char *s, size_t len)
+{
+        if (nm->n == *cap) {
+                *cap = *cap ? *cap * 2 : 16;
+                char **grown = realloc(nm->v, *cap * sizeof(*nm->v));
+                if (!grown)
+                        plugin_die(EXIT_OUTPUT, "out of memory");
+                nm->v = grown;
+        }
+        nm->v[nm->n] = xmalloc(len + 1);
+        memcpy(nm->v[nm->n], s, len);
+        nm->v[nm->n][len] = '\0';
+        nm->n++;
+}
+
+/* The open descriptors as "N:target" (without the one reading the list). */
+static struct names list_fds(void)
+{
+        struct names r = { 0 };
+        DIR *d = opendir("/proc/self/fd");
+        if (!d)
+                return r;
+        r.ok = true;
+        size_t cap = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.' || atoi(de->d_name) == dirfd(d))
+                        continue;
+                char path[300], target[4096], item[4400];
+                snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+                ssize_t n = readlink(path, target, sizeof(target) - 1);
+                target[n > 0 ? n : 0] = '\0';
+                int len = snprintf(item, sizeof(item), "%s:%s", de->d_name, target);
+                names_push(&r, &cap, item, (size_t)len < sizeof(item) ? (size_t)len : sizeof(item) - 1);
+        }
+        closedir(d);
+        if (r.n > 1)
+                qsort(r.v, r.n, sizeof(*r.v), cmp_str);
+        return r;
+}
+
+/* The mount points of /proc/self/mounts, sorted. */
+static struct names list_mounts(void)
+{
+        struct names r = { 0 };
+        char *mounts = read_proc("/proc/self/mounts");
+        if (!mounts)
+                return r;
+        r.ok = true;
+        size_t cap = 0;
+        for (char *p = mounts; *p;) {
+                char *nl = strchr(p, '\n');
+                size_t len = nl ? (size_t)(nl - p) : strlen(p);
+                char *sp = memchr(p, ' ', len);
+                if (sp) {
+                        char *t = sp + 1;
+                        char *end = memchr(t, ' ', len - (size_t)(t - p));
+                        names_push(&r, &cap, t, end ? (size_t)(end - t) : len - (size_t)(t - p));
+                }
+                if (!nl)
+                        break;
+                p = nl + 1;
+        }
+        free(mounts);
+        if (r.n > 1)
+                qsort(r.v, r.n, sizeof(*r.v), cmp_str);
+        return r;
+}
+
 static void mark(const char *dir, const char *tag)
 {
         char path[4096];
@@ -1636,6 +1707,8 @@ static int mode_workspace(void)
         struct names in_files = list_dir(in_dir);
         struct names out_before = list_dir(plugin_output_dir());
         struct names tmp_before = list_dir("/tmp");
+        struct names fds = list_fds();
+        struct names mounts = list_mounts();
 
         size_t len;
         char *text = plugin_read_file(in, &len);
@@ -1685,6 +1758,8 @@ static int mode_workspace(void)
         jw_string(&w, text, len);
         write_names(&w, "output_before", &out_before);
         write_names(&w, "tmp_before", &tmp_before);
+        write_names(&w, "fds", &fds);
+        write_names(&w, "mounts", &mounts);
         write_names(&w, "output_after", &out_after);
         jw_object_end(&w);
         out_commit(&out);
