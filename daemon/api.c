@@ -1218,12 +1218,8 @@ int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, str
         a->auth = auth;
         pthread_mutex_init(&a->lock, NULL);
         pthread_mutex_init(&a->auth_lock, NULL);
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&a->cond, &attr);
-        pthread_condattr_destroy(&attr);
-        if (pthread_create(&a->wait_thread, NULL, wait_thread_main, a) != 0) {
+        cond_init_monotonic(&a->cond);
+        if (thread_start(&a->wait_thread, wait_thread_main, a) != 0) {
                 err_set(err, ERR_INTERNAL, 0, "cannot start the wait thread");
                 api_stop(a);
                 return -1;

@@ -100,17 +100,9 @@ int cleaner_start(const struct sandbox_env *env, struct idpool *ids, struct live
         const char *delay = getenv("EDGECD_TEST_CLEANUP_DELAY_MS");
         c->delay_ms = delay ? strtoll(delay, NULL, 10) : 0;
         pthread_mutex_init(&c->lock, NULL);
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&c->more, &attr);
-        pthread_condattr_destroy(&attr);
+        cond_init_monotonic(&c->more);
         pthread_cond_init(&c->room, NULL);
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        int e = pthread_create(&c->thread, NULL, cleaner_main, c);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        int e = thread_start(&c->thread, cleaner_main, c);
         if (e) {
                 pthread_mutex_destroy(&c->lock);
                 pthread_cond_destroy(&c->more);

@@ -155,16 +155,8 @@ int collector_start(const struct collector_deps *deps, struct collector **ret, s
         c->d = *deps;
         c->d.stop = &c->stop;
         pthread_mutex_init(&c->lock, NULL);
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&c->cond, &attr);
-        pthread_condattr_destroy(&attr);
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        int e = pthread_create(&c->thread, NULL, collector_main, c);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        cond_init_monotonic(&c->cond);
+        int e = thread_start(&c->thread, collector_main, c);
         if (e) {
                 pthread_cond_destroy(&c->cond);
                 pthread_mutex_destroy(&c->lock);

@@ -125,11 +125,7 @@ static void *pump_main(void *arg)
 
 static void start_thread(void)
 {
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&P.done, &attr);
-        pthread_condattr_destroy(&attr);
+        cond_init_monotonic(&P.done);
         P.epfd = epoll_create1(EPOLL_CLOEXEC);
         P.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (P.epfd < 0 || P.wake_fd < 0) {
@@ -141,12 +137,7 @@ static void start_thread(void)
                 P.start_error = errno;
                 return;
         }
-        /* The pump never takes signals: they are for the main thread. */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        int e = pthread_create(&P.thread, NULL, pump_main, NULL);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        int e = thread_start(&P.thread, pump_main, NULL);
         if (e)
                 P.start_error = e;
         else

@@ -30,11 +30,7 @@ struct queue *queue_new(size_t capacity)
 {
         struct queue *q = xcalloc(1, sizeof *q);
         pthread_mutex_init(&q->lock, NULL);
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&q->cond, &attr);
-        pthread_condattr_destroy(&attr);
+        cond_init_monotonic(&q->cond);
         q->capacity = capacity;
         return q;
 }

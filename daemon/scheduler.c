@@ -436,11 +436,7 @@ int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, s
         s->workspaces_dir = xasprintf("%s/workspaces", cfg->state_dir);
         s->logs_dir = xasprintf("%s/logs", cfg->state_dir);
         pthread_mutex_init(&s->lock, NULL);
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&s->idle, &attr);
-        pthread_condattr_destroy(&attr);
+        cond_init_monotonic(&s->idle);
 
         /* Logs outlive the daemon with their records (retention removes
          * them); workspaces never do. */
@@ -455,21 +451,15 @@ int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, s
                 return -1;
         }
         s->threads = xcalloc((size_t)cfg->workers, sizeof *s->threads);
-        /* Signals are for the main thread. */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
         for (int64_t i = 0; i < cfg->workers; i++) {
-                int e = pthread_create(&s->threads[i], NULL, worker_main, s);
+                int e = thread_start(&s->threads[i], worker_main, s);
                 if (e) {
-                        pthread_sigmask(SIG_SETMASK, &old, NULL);
                         err_set(err, ERR_INTERNAL, e, "scheduler: start worker %lld", (long long)i);
                         scheduler_free(s);
                         return -1;
                 }
                 s->nworkers++;
         }
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
         *ret = s;
         return 0;
 }

@@ -1134,11 +1134,7 @@ static int sqlite_open(const char *state_dir, struct store_backend **ret, struct
         }
         int64_t n = pragma_int(b->w, "SELECT count(*) FROM jobs");
         b->count = n > 0 ? (size_t)n : 0;
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        int e = pthread_create(&b->thread, NULL, writer_main, b);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        int e = thread_start(&b->thread, writer_main, b);
         if (e) {
                 sqlite_close(b);
                 return err_set(err, ERR_INTERNAL, e, "store: start the writer thread");

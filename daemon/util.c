@@ -7,6 +7,8 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <string.h>
+#include <signal.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -393,4 +395,23 @@ size_t release_code_pages(void)
         }
         fclose(f);
         return released;
+}
+
+void cond_init_monotonic(pthread_cond_t *c)
+{
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(c, &attr);
+        pthread_condattr_destroy(&attr);
+}
+
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        int e = pthread_create(t, NULL, fn, arg);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return e;
 }

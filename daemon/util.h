@@ -4,6 +4,7 @@
 #define EDGECD_UTIL_H
 
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,12 @@ void format_rfc3339(int64_t real_ms, char *buf, size_t len);
 int mkdir_p(const char *path, unsigned mode, struct err *err);
 /* rm -rf that never crosses into another mount and never follows links. */
 int rm_rf(const char *path, struct err *err);
+/* A condition variable that waits on CLOCK_MONOTONIC (timespec_in). */
+void cond_init_monotonic(pthread_cond_t *c);
+/* pthread_create with every signal blocked in the new thread: signals are
+ * for the main thread.  0 or the error number. */
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+
 /* Drop this process's resident pages of executable file mappings (code run
  * once at start-up: library initialisers, the probe, the config parser).
  * Code is never written, so nothing is lost: a page faults back in from

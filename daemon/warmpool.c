@@ -209,16 +209,8 @@ int warmpool_start(const struct warmpool_deps *deps, struct warmpool **ret, stru
         wp->d = *deps;
         wp->idle_ms = deps->cfg->warm.idle_seconds * 1000;
         pthread_mutex_init(&wp->lock, NULL);
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&wp->kick, &attr);
-        pthread_condattr_destroy(&attr);
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        int e = pthread_create(&wp->thread, NULL, refill_main, wp);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        cond_init_monotonic(&wp->kick);
+        int e = thread_start(&wp->thread, refill_main, wp);
         if (e) {
                 pthread_mutex_destroy(&wp->lock);
                 pthread_cond_destroy(&wp->kick);
