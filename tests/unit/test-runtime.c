@@ -63,29 +63,27 @@ static char *log_text(const char *id)
         return t;
 }
 
-/* create + start; returns the init. */
-static struct pidref start_container(const char *id, const char *const *args, bool pid_ns, int log_fd)
+/* create + start, or (run) `run --detach`: created and started by one
+ * runtime call; returns the init. */
+static struct pidref launch(const char *id, const char *const *args, bool pid_ns, int log_fd, bool run)
 {
         char *bundle = make_bundle(id, args, pid_ns);
         struct err e = ERR_INIT;
         struct pidref init = PIDREF_NULL;
-        ck_assert_msg(runtime_create(&T_rt, id, bundle, log_fd, &init, &e) == 0, "%s", e.msg);
+        if (run) {
+                ck_assert_msg(runtime_run(&T_rt, id, bundle, log_fd, &init, &e) == 0, "%s", e.msg);
+        } else {
+                ck_assert_msg(runtime_create(&T_rt, id, bundle, log_fd, &init, &e) == 0, "%s", e.msg);
+                ck_assert_msg(runtime_start(&T_rt, id, &e) == 0, "%s", e.msg);
+        }
         ck_assert_int_gt(init.pid, 0);
-        ck_assert_msg(runtime_start(&T_rt, id, &e) == 0, "%s", e.msg);
         free(bundle);
         return init;
 }
 
-/* `run --detach`: created and started by one runtime call. */
-static struct pidref run_container(const char *id, const char *const *args, bool pid_ns, int log_fd)
+static struct pidref start_container(const char *id, const char *const *args, bool pid_ns, int log_fd)
 {
-        char *bundle = make_bundle(id, args, pid_ns);
-        struct err e = ERR_INIT;
-        struct pidref init = PIDREF_NULL;
-        ck_assert_msg(runtime_run(&T_rt, id, bundle, log_fd, &init, &e) == 0, "%s", e.msg);
-        ck_assert_int_gt(init.pid, 0);
-        free(bundle);
-        return init;
+        return launch(id, args, pid_ns, log_fd, false);
 }
 
 static void delete_container(const char *id)
@@ -747,7 +745,7 @@ START_TEST(test_exit_code_with_reaper_running)
                 snprintf(id, sizeof id, "t-%s-exit7-%d", run ? "run" : "create", i);
                 int log = open_log(id);
                 const char *const args[] = { "/bin/busybox", "sh", "-c", "echo ran; exit 7", NULL };
-                struct pidref init = run ? run_container(id, args, true, log) : start_container(id, args, true, log);
+                struct pidref init = launch(id, args, true, log, run);
                 if (i % 3 == 1)
                         usleep(100000);  /* let it die first: claimed, so the reaper leaves it */
                 struct proc_exit ex;
