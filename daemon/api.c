@@ -233,15 +233,17 @@ static void *wait_thread_main(void *arg)
         return NULL;
 }
 
-/* Answer with the job's record as stored. */
+/* Answer with the job's record as stored.  Only reads (GET) fill the
+ * cache of final renderings: a cancel's or a submit's answer is seldom
+ * asked for again. */
 static void reply_record(struct api *a, struct http_request *req, unsigned status, const char *id,
-                         bool location)
+                         bool location, bool read)
 {
         char *text;
         size_t len;
         bool final;
         struct err err = ERR_INIT;
-        if (store_render(a->d.store, id, &text, &len, &final, &err) < 0) {
+        if (store_render(a->d.store, id, read, &text, &len, &final, &err) < 0) {
                 reply_err(req, &err, err.code == ERR_UNAVAILABLE ? "storage_unavailable" : NULL);
                 return;
         }
@@ -261,7 +263,7 @@ static void finish_wait(struct http_request *req, struct wait *w)
         if (w->waiter && job_remove_waiter(w->job, w->waiter))
                 wait_unref(w);   /* the callback's reference: it will not run now */
         w->waiter = NULL;
-        reply_record(w->api, req, 0, w->job->id, true);
+        reply_record(w->api, req, 0, w->job->id, true, false);
 }
 
 /* The request's state: one struct wait for its whole life (the commit,
@@ -296,7 +298,7 @@ static void start_wait(struct api *a, struct http_request *req, struct job *j, i
         w->waiter = job_add_waiter(j, on_job_done, w);
         if (!w->waiter) {
                 wait_unref(w);
-                reply_record(a, req, 0, j->id, true);
+                reply_record(a, req, 0, j->id, true, false);
                 return;
         }
         pthread_mutex_lock(&a->lock);
@@ -715,7 +717,7 @@ static void finish_submit(struct api *a, struct http_request *req, struct wait *
                         start_wait(a, req, live, w->wait_seconds);
                         job_unref(live);
                 } else {
-                        reply_record(a, req, 200, it->existing_id, true);
+                        reply_record(a, req, 200, it->existing_id, true, false);
                 }
                 return;
         }
@@ -895,7 +897,7 @@ static void handle_batch(struct http_request *req, void *ctx)
 
 static void handle_get_job(struct http_request *req, void *ctx)
 {
-        reply_record(ctx, req, 200, http_param(req, 0), false);
+        reply_record(ctx, req, 200, http_param(req, 0), false, true);
 }
 
 /* After the cancel's commit (second dispatch). */
@@ -903,7 +905,7 @@ static void finish_cancel(struct api *a, struct http_request *req, struct wait *
 {
         if (reply_if_not_written(req, w))
                 return;
-        reply_record(a, req, 202, w->job->id, false);
+        reply_record(a, req, 202, w->job->id, false, false);
 }
 
 static void handle_cancel(struct http_request *req, void *ctx)
@@ -931,13 +933,13 @@ static void handle_cancel(struct http_request *req, void *ctx)
         struct job *j = jobtable_get(a->d.jobs, id);
         if (!j) {
                 /* It became final between the two reads. */
-                reply_record(a, req, 0, id, false);
+                reply_record(a, req, 0, id, false, false);
                 return;
         }
         if (scheduler_cancel_begin(a->d.scheduler, j, &rec) == 0) {
                 /* Running: its worker ends it. */
                 job_unref(j);
-                reply_record(a, req, 202, id, false);
+                reply_record(a, req, 202, id, false, false);
                 return;
         }
         /* A queued job: on disk before the answer, as a submit; the HTTP

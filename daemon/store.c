@@ -58,7 +58,7 @@ void store_set_cache(struct store *s, size_t max_bytes)
         s->cache = recordcache_new(max_bytes);
 }
 
-int store_render(struct store *s, const char *id, char **ret_text, size_t *ret_len, bool *ret_final,
+int store_render(struct store *s, const char *id, bool cache, char **ret_text, size_t *ret_len, bool *ret_final,
                  struct err *err)
 {
         *ret_text = recordcache_get(s->cache, id, ret_len);
@@ -72,7 +72,7 @@ int store_render(struct store *s, const char *id, char **ret_text, size_t *ret_l
                 return -1;
         *ret_final = job_status_is_final(rec.status);
         *ret_text = record_render(&rec, true, ret_len);
-        if (*ret_final)
+        if (*ret_final && cache)
                 recordcache_put(s->cache, gen, rec.id, *ret_text, *ret_len);
         record_clear(&rec);
         return 0;

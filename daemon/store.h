@@ -191,8 +191,8 @@ int store_check(struct store *s, struct err *err);
 void store_set_cache(struct store *s, size_t max_bytes);
 /* id's record rendered as the API shows it (with its result; caller
  * frees), and whether it is final: from the cache when it is there, and
- * cached when final.  ERR_NOT_FOUND as store_get. */
-int store_render(struct store *s, const char *id, char **ret_text, size_t *ret_len, bool *ret_final,
+ * (with cache) cached when final.  ERR_NOT_FOUND as store_get. */
+int store_render(struct store *s, const char *id, bool cache, char **ret_text, size_t *ret_len, bool *ret_final,
                  struct err *err);
 
 /* The log file of attempt n of job id: LOGS_DIR/<id>-<n>.log, whatever
