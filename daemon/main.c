@@ -448,6 +448,7 @@ static void stop(struct daemon *d)
         cleaner_free(d->cleaner);
         liveset_free(d->live);
         logpump_shutdown();
+        oci_template_cache_clear();
         free(d->workspaces_dir);
         free(d->gate_path);
         jobtable_free(d->jobs);

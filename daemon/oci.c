@@ -15,7 +15,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util.h"
 
@@ -254,6 +256,83 @@ static int load_template(const char *dir, const char *name, json_t **ret, struct
         }
         *ret = t;
         return 0;
+}
+
+/* Templates as loaded and checked, by path, while the file is unchanged:
+ * a job pays a stat and a copy, not a read, a parse and a check. */
+#define TEMPLATE_CACHE_MAX 16
+
+static struct {
+        pthread_mutex_t lock;
+        struct cached_template {
+                char *path;
+                struct stat st;
+                json_t *t;
+        } e[TEMPLATE_CACHE_MAX];
+        size_t n, next;
+} T = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* load_template(), from the cache when the file has not changed; a copy
+ * the caller owns and may change. */
+static int cached_template(const char *dir, const char *name, json_t **ret, struct err *err)
+{
+        if (!template_name_ok(name))
+                return err_set(err, ERR_INVALID, 0, "bad template name `%s`", name);
+        _cleanup_free_ char *path = xasprintf("%s/%s.json", dir, name);
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return load_template(dir, name, ret, err);   /* it says why */
+        pthread_mutex_lock(&T.lock);
+        for (size_t i = 0; i < T.n; i++) {
+                if (!strcmp(T.e[i].path, path) && same_file(&T.e[i].st, &st)) {
+                        *ret = json_deep_copy(T.e[i].t);
+                        pthread_mutex_unlock(&T.lock);
+                        return *ret ? 0 : err_set(err, ERR_INTERNAL, 0, "template `%s`: out of memory", path);
+                }
+        }
+        pthread_mutex_unlock(&T.lock);
+        json_t *t = NULL;
+        if (load_template(dir, name, &t, err) < 0)
+                return -1;
+        pthread_mutex_lock(&T.lock);
+        size_t i = 0;
+        while (i < T.n && strcmp(T.e[i].path, path))
+                i++;
+        if (i == T.n) {
+                if (T.n < TEMPLATE_CACHE_MAX)
+                        T.n++;
+                else
+                        i = T.next++ % TEMPLATE_CACHE_MAX;   /* replace in turn */
+        }
+        free(T.e[i].path);
+        json_decref(T.e[i].t);
+        T.e[i].path = TAKE_PTR(path);
+        T.e[i].st = st;
+        T.e[i].t = json_incref(t);
+        pthread_mutex_unlock(&T.lock);
+        *ret = json_deep_copy(t);
+        json_decref(t);
+        return *ret ? 0 : err_set(err, ERR_INTERNAL, 0, "template: out of memory");
+}
+
+void oci_template_cache_clear(void)
+{
+        pthread_mutex_lock(&T.lock);
+        for (size_t i = 0; i < T.n; i++) {
+                free(T.e[i].path);
+                json_decref(T.e[i].t);
+                T.e[i].path = NULL;
+                T.e[i].t = NULL;
+        }
+        T.n = T.next = 0;
+        pthread_mutex_unlock(&T.lock);
 }
 
 int oci_check_template(const char *templates_dir, const char *name, struct err *err)
@@ -557,7 +636,7 @@ int oci_build(const char *templates_dir, const struct oci_job *job,
                                    ? job->manifest->oci_template
                                    : "default";
         _cleanup_json_ json_t *config = NULL;
-        if (load_template(templates_dir, name, &config, err) < 0)
+        if (cached_template(templates_dir, name, &config, err) < 0)
                 return err_wrap(err, "oci");
 
         if (!json_is_string(json_object_get(config, "ociVersion")))

@@ -58,6 +58,10 @@ int oci_build(const char *templates_dir, const struct oci_job *job,
  * "template `PATH`: /JSON/POINTER: why".  oci_build() checks the same. */
 int oci_check_template(const char *templates_dir, const char *name, struct err *err);
 
+/* Forget the templates oci_build() keeps parsed and checked (they are
+ * reloaded when their file changes anyway); at exit. */
+void oci_template_cache_clear(void);
+
 /* Write config into bundle_dir/config.json (mode 0600; not fsynced: a
  * bundle does not outlive a crash). */
 int oci_write_bundle(const char *bundle_dir, const json_t *config, struct err *err);

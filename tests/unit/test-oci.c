@@ -308,6 +308,52 @@ START_TEST(test_warm_gate)
 }
 END_TEST
 
+/* Templates are kept parsed and checked while their file is unchanged:
+ * a config the caller changes does not change the next one, and a
+ * template rewritten on disk is read again (refused when it went bad). */
+START_TEST(test_template_cache)
+{
+        char *cmd[] = { "/bin/x", NULL };
+        struct manifest m = manifest(cmd);
+        m.oci_template = (char *)"cached";
+        struct oci_job job = job_for(&m, "job-cache");
+        _cleanup_free_ char *tdir = tu_mkdtemp();
+        _cleanup_free_ char *path = xasprintf("%s/cached.json", tdir);
+        struct err err = ERR_INIT;
+        const char *v1 = "{\"mounts\": [{\"destination\": \"/tmp\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
+                         " \"options\": [\"size=1m\"]}]}";
+        ck_assert_int_eq(write_file(path, v1, strlen(v1), 0644, &err), 0);
+        json_t *a = build(tdir, &job);
+        int n;
+        ck_assert_ptr_nonnull(mount_at(a, "/tmp", &n));
+        json_object_set_new(a, "mounts", json_array());   /* the caller's own copy */
+        json_decref(a);
+        json_t *b = build(tdir, &job);
+        ck_assert_ptr_nonnull(mount_at(b, "/tmp", &n));
+        json_decref(b);
+        /* Rewritten (another size, a later time): read again. */
+        usleep(20000);
+        const char *v2 = "{\"mounts\": [{\"destination\": \"/scratch\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
+                         " \"options\": [\"size=2m\"]}]}";
+        ck_assert_int_eq(write_file(path, v2, strlen(v2), 0644, &err), 0);
+        json_t *c = build(tdir, &job);
+        ck_assert_ptr_null(mount_at(c, "/tmp", &n));
+        ck_assert_ptr_nonnull(mount_at(c, "/scratch", &n));
+        json_decref(c);
+        /* Gone bad: refused, not served from the cache. */
+        usleep(20000);
+        const char *bad = "{\"hooks\": {}}";
+        ck_assert_int_eq(write_file(path, bad, strlen(bad), 0644, &err), 0);
+        struct seccomp_policy *p = load_policy();
+        json_t *cfg = NULL;
+        ck_assert_int_eq(oci_build(tdir, &job, p, &cfg, &err), -1);
+        ck_assert_msg(strstr(err.msg, "/hooks"), "%s", err.msg);
+        seccomp_policy_free(p);
+        oci_template_cache_clear();
+        tu_rm_rf(tdir);
+}
+END_TEST
+
 START_TEST(test_full_resources)
 {
         char *cmd[] = { "/bin/x", NULL };
@@ -1022,6 +1068,7 @@ static Suite *suite(void)
         tcase_add_unchecked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_defaults_only);
         tcase_add_test(tc, test_warm_gate);
+        tcase_add_test(tc, test_template_cache);
         tcase_add_test(tc, test_full_resources);
         tcase_add_test(tc, test_extra_syscalls_and_env);
         tcase_add_test(tc, test_template_cannot_weaken);
