@@ -64,11 +64,3 @@ bool liveset_contains(struct liveset *l, const char *run_id)
         pthread_mutex_unlock(&l->lock);
         return found;
 }
-
-size_t liveset_count(struct liveset *l)
-{
-        pthread_mutex_lock(&l->lock);
-        size_t n = l->n;
-        pthread_mutex_unlock(&l->lock);
-        return n;
-}

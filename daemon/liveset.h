@@ -14,6 +14,5 @@ void liveset_free(struct liveset *l);   /* NULL is fine */
 void liveset_add(struct liveset *l, const char *run_id);
 void liveset_remove(struct liveset *l, const char *run_id);
 bool liveset_contains(struct liveset *l, const char *run_id);
-size_t liveset_count(struct liveset *l);
 
 #endif

@@ -71,14 +71,14 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
                 *ret_retryable = err->code != ERR_INVALID;
                 return -1;
         }
-        sb->warm = !input;
-        if (sb->warm && make_gate(sb->ws, err) < 0)
+        bool warm = !input;
+        if (warm && make_gate(sb->ws, err) < 0)
                 return -1;
         struct oci_job oj = {
                 .container_id = run_id, .manifest = m, .limits = sb->limits,
                 .input_dir = sb->ws->input_dir, .output_dir = sb->ws->output_dir,
                 .uid = ids.uid, .gid = ids.gid, .cgroups_path = sb->cgroups_path,
-                .gate_path = sb->warm ? env->gate_path : NULL,
+                .gate_path = warm ? env->gate_path : NULL,
         };
         _cleanup_json_ json_t *config = NULL;
         if (oci_build(cfg->templates_dir, &oj, env->policy, &config, err) < 0 ||
@@ -97,10 +97,8 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
          * when it ends. */
         close(TAKE_FD(write_fd));
         sb->create_ms = now_mono_ms() - t0;
-        if (rc == 0) {
-                sb->created = true;
+        if (rc == 0)
                 return 0;
-        }
         /* The runtime's own words went down the log pipe: add them to the
          * cause, never in its place. */
         *ret_retryable = err->code != ERR_INVALID;
@@ -158,7 +156,6 @@ int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const
                 return err_errno(err, ERR_IO, "warm container: remove its gate from `%s`", sb->ws->input_dir);
         if (write(fd, "g", 1) != 1)
                 return err_errno(err, ERR_RUNTIME, "warm container: open its gate `%s`", fifo);
-        sb->warm = false;
         return 0;
 }
 

@@ -49,8 +49,6 @@ struct sandbox {
         struct logpump *lp;
         struct pidref init;          /* the container's init, while ours */
         bool asked;                  /* `run` was called: delete needed */
-        bool created;                /* it succeeded: the init is ours */
-        bool warm;                   /* its init is the gate, waiting for sandbox_adopt() */
         int64_t create_ms;
 };
 

@@ -519,25 +519,22 @@ static int apply_prune(struct store_backend *b, struct store_write *w, struct vi
         }
         /* A key goes with its job: a retry must never be answered with a
          * job that is gone. */
+        static const struct {
+                const char *sql, *what;
+        } deletes[] = {
+                { SQL_DELETE_DATA, "delete job data" },
+                { SQL_DELETE, "delete job" },
+                { SQL_DELETE_JOB_KEYS, "delete idempotency key" },
+        };
         for (size_t i = 0; i < *nv; i++) {
-                st = stmt(db, SQL_DELETE_DATA, err);
-                if (!st)
-                        return prepare_failed(db);
-                bind_str(st, 1, (*v)[i].id);
-                if ((rc = step_done(db, st, "delete job data", err)))
-                        return rc;
-                st = stmt(db, SQL_DELETE, err);
-                if (!st)
-                        return prepare_failed(db);
-                bind_str(st, 1, (*v)[i].id);
-                if ((rc = step_done(db, st, "delete job", err)))
-                        return rc;
-                st = stmt(db, SQL_DELETE_JOB_KEYS, err);
-                if (!st)
-                        return prepare_failed(db);
-                bind_str(st, 1, (*v)[i].id);
-                if ((rc = step_done(db, st, "delete idempotency key", err)))
-                        return rc;
+                for (size_t k = 0; k < ARRAY_SIZE(deletes); k++) {
+                        st = stmt(db, deletes[k].sql, err);
+                        if (!st)
+                                return prepare_failed(db);
+                        bind_str(st, 1, (*v)[i].id);
+                        if ((rc = step_done(db, st, deletes[k].what, err)))
+                                return rc;
+                }
         }
         st = stmt(db, SQL_DELETE_KEYS, err);
         if (!st)

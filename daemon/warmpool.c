@@ -329,18 +329,6 @@ void warmpool_each(struct warmpool *wp, void (*fn)(const struct warmpool_stats *
         pthread_mutex_unlock(&wp->lock);
 }
 
-size_t warmpool_ready(struct warmpool *wp)
-{
-        if (!wp)
-                return 0;
-        size_t n = 0;
-        pthread_mutex_lock(&wp->lock);
-        for (struct pool *p = wp->pools; p; p = p->next)
-                n += p->nready;
-        pthread_mutex_unlock(&wp->lock);
-        return n;
-}
-
 void warmpool_stop(struct warmpool *wp)
 {
         if (!wp)

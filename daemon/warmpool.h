@@ -57,7 +57,6 @@ struct warmpool_stats {
 };
 /* fn for each pool, under the pool's lock (fn must not call back). */
 void warmpool_each(struct warmpool *wp, void (*fn)(const struct warmpool_stats *st, void *ctx), void *ctx);
-size_t warmpool_ready(struct warmpool *wp);
 
 /* Drain every pool (to the cleaner) and end the thread; afterwards take
  * finds nothing and each shows nothing, so workers and handlers may still
