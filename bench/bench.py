@@ -18,8 +18,8 @@ one run side by side, each label saying how it was measured:
      parameters each, and before/after 100,000 submitted-and-cancelled jobs;
   9. a cold job against the raw runtime (`RUNTIME --root TMP run`) of the
      same config.json, alternated pairs, for the trivial job and the
-     reference job, with the daemon's own sequence of runtime calls
-     (run --detach, wait, delete) driven directly as a third arm;
+     reference job, with the daemon's own sequence (`run` in the
+     foreground in a cgroup of the run's own) driven directly as a third arm;
  10. `workers` concurrent clients against as many parallel raw loops:
      jobs per second;
  11. CPU per job: the daemon's own and its children's (/proc/PID/stat)
@@ -53,7 +53,6 @@ mount or workspace is left.  nginx and wrk are started here and stopped by
 their own pids.  `bench.py --only 7,8` runs some sections (1-5 go together).
 """
 import argparse
-import ctypes
 import http.client
 import json
 import os
@@ -872,49 +871,47 @@ class RawRunner:
             raise AssertionError("%s: exit %s" % (" ".join(argv), rc))
 
     def run_split(self, r, timeout=60.0):
-        """The daemon's own sequence of runtime calls (runtime_cli.c, this
-        build), driven directly: `run --detach --bundle B --pid-file P ID`
-        (create and start in one runtime process), wait for the container's
-        init (re-parented to us: call under Subreaper(), as the daemon is a
-        subreaper), `delete --force ID`, read result.json.  Returns
-        ({phase: ms}, result.json bytes)."""
+        """The daemon's own runtime sequence of a cold job (runtime_cli.c,
+        sandbox.c, this build), driven directly: the container in a cgroup
+        of the run's own (cgroupsPath PARENT/ID/job, so the run's cgroup
+        PARENT/ID keeps the totals when the runtime deletes the
+        container's), `run --bundle B --pid-file P ID` in the foreground,
+        read result.json (the daemon answers here), then remove PARENT/ID
+        from every hierarchy (the daemon does it after the answer).
+        Returns ({phase: ms}, result.json bytes)."""
         log = os.path.join(r["dir"], "runtime.log")
         pid_file = os.path.join(r["bundle"], "container.pid")
+        cfg_path = os.path.join(r["bundle"], "config.json")
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+        cfg["linux"]["cgroupsPath"] = r["cgroup"] + "/job"
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f, indent=2)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         ms = {}
         try:
             t0 = time.monotonic()
-            self._call(["run", "--detach", "--bundle", r["bundle"], "--pid-file", pid_file, r["id"]], fd)
-            t2 = time.monotonic()
-            with open(pid_file) as f:
-                init = int(f.read().strip())
-            pfd = os.pidfd_open(init)
-            try:
-                p = select.poll()
-                p.register(pfd, select.POLLIN)
-                if not p.poll(timeout * 1000):
-                    raise AssertionError("raw container %s did not end within %.0f s" % (r["id"], timeout))
-                _, status, _ = os.wait4(init, 0)
-                t3 = time.monotonic()
-            finally:
-                os.close(pfd)
-            self._call(["delete", "--force", r["id"]], fd)
-            t4 = time.monotonic()
+            argv = ["run", "--bundle", r["bundle"], "--pid-file", pid_file, r["id"]]
+            pid = os.posix_spawn(self.rt, [self.rt, "--root", self.root] + argv, RUNTIME_ENV, file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, fd, 1), (os.POSIX_SPAWN_DUP2, fd, 2)])
+            _, status, _ = os.wait4(pid, 0)
             try:
                 with open(os.path.join(r["output"], "result.json"), "rb") as f:
                     data = f.read()
             except OSError:
                 data = None
-            t5 = time.monotonic()
-        except AssertionError as e:
-            raise AssertionError("%s\n%s" % (e, harness.tail(log, 20)))
+            t2 = time.monotonic()
+            for d in harness.cgroup_dirs(r["cgroup"]):
+                os.rmdir(d)
+            t3 = time.monotonic()
         finally:
             os.close(fd)
         rc = os.waitstatus_to_exitcode(status)
         if rc != 0 or data is None:
-            raise AssertionError("raw run --detach/wait/delete of %s: init exit %s, result.json %s\n%s" % (
+            raise AssertionError("raw run (the daemon's sequence) of %s: exit %s, result.json %s\n%s" % (
                 r["id"], rc, "missing" if data is None else "present", harness.tail(log, 20)))
-        ms.update(run=(t2 - t0) * 1000, wait=(t3 - t2) * 1000, delete=(t4 - t3) * 1000, total=(t5 - t0) * 1000)
+        ms.update(run=(t2 - t0) * 1000, remove=(t3 - t2) * 1000, total=(t3 - t0) * 1000)
         return ms, data
 
     def finish(self, r):
@@ -955,22 +952,6 @@ class RawRunner:
                     harness.force_remove_cgroups("%s/%s" % (self.parent.rstrip("/"), name))
         shutil.rmtree(self.tmp, ignore_errors=True)
         return left
-
-
-class Subreaper:
-    """prctl(PR_SET_CHILD_SUBREAPER) on this process for a while: a
-    container's init, orphaned when `create` exits, becomes our child (as it
-    becomes the daemon's) and can be waited for."""
-    PR_SET_CHILD_SUBREAPER = 36
-
-    def __enter__(self):
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        if self.libc.prctl(self.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-        return self
-
-    def __exit__(self, *exc):
-        self.libc.prctl(self.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 def check_same_result(expect, data, what):
@@ -1082,8 +1063,9 @@ def section_9_cold(rig, n_pairs=40, warmups=3):
     ratio A/B, medians and p99 of A and B, and the job's own phases.
     To show where A's extra time goes, each round also has C (not in the
     ratio; rounds rotate A,B,C / B,C,A / C,A,B): the same config.json
-    through the daemon's own sequence of runtime calls (RawRunner.run_split:
-    run --detach, wait, delete, each timed); and after the rounds, the
+    through the daemon's own sequence (RawRunner.run_split: `run` in the
+    foreground in a cgroup of the run's own, then that cgroup removed, each
+    timed); and after the rounds, the
     cost of starting the runtime binary at all (`list` on an empty root,
     x10).  Before every A, B and C the daemon is settled (settle(): the
     previous job's cleanup, which runs after its answer, is over)."""
@@ -1126,8 +1108,7 @@ def section_9_cold(rig, n_pairs=40, warmups=3):
             check_same_result(b["result"], data, r["id"])
             split.append(ph)
             return ph["total"]
-        with Subreaper():
-            a, bb, _ = rounds((a_fn, b_fn, c_fn), n_pairs, warmups)
+        a, bb, _ = rounds((a_fn, b_fn, c_fn), n_pairs, warmups)
         jobs = jobs[warmups:]
         split = split[warmups:]
         ratio = [x / y for x, y in zip(a, bb)]
@@ -1142,7 +1123,7 @@ def section_9_cold(rig, n_pairs=40, warmups=3):
         print("  %-44s median %8.3f  min %.3f  max %.3f" % ("A/B per pair", statistics.median(ratio), min(ratio),
                                                            max(ratio)))
         print("    job phases (medians): total_ms %.0f = queue %.0f + create_ms %.0f + run %.0f + collect %.0f"
-              " + rest %.0f (workspace, bundle, store; the delete comes after the answer)"
+              " + rest %.0f (workspace, bundle, store; cleanup comes after the answer)"
               % (m("total_ms"), m("queue_ms"), m("create_ms"), m("run_ms"), m("collect_ms"), rest))
         print("    client latency - total_ms (HTTP, submit commit, reply): median %.1f ms"
               % statistics.median(x - j["metrics"]["total_ms"] for x, j in zip(a, jobs)))
@@ -1150,15 +1131,15 @@ def section_9_cold(rig, n_pairs=40, warmups=3):
               "(the runtime binary starting at all): median %.1f ms" % (statistics.median(prep),
                                                                         d.runtime.get("name"),
                                                                         statistics.median(noop)))
-        upto = [x["run"] + x["wait"] for x in split]
+        upto = [x["run"] for x in split]
         a_c = statistics.median(x - y for x, y in zip(a, upto))
         c_b = statistics.median(y - z for y, z in zip(upto, bb))
-        print("  C  the daemon's sequence of runtime calls driven directly (in the same rounds, not in the ratio):")
-        print("    run --detach %.1f + wait %.1f + delete %.1f ms (medians); run --detach + wait median %.1f ms"
-              % (sm("run"), sm("wait"), sm("delete"), statistics.median(upto)))
-        print("    per round, median of A - C(run --detach + wait) = %.1f ms: the daemon's own work on the job's "
-              "path (its delete comes after the answer); of C(run --detach + wait) - B = %.1f ms"
-              % (a_c, c_b))
+        print("  C  the daemon's sequence driven directly (in the same rounds, not in the ratio):")
+        print("    run (foreground, cgroup PARENT/ID/job) %.1f + remove PARENT/ID %.1f ms (medians)"
+              % (sm("run"), sm("remove")))
+        print("    per round, median of A - C(run) = %.1f ms: the daemon's own work on the job's path (the "
+              "cgroup's and workspace's removal come after the answer); of C(run) - B = %.1f ms: the run's "
+              "own cgroup" % (a_c, c_b))
         note("9. cold %s job / raw run, median per-pair A/B" % name, "%.3f (A %.0f / B %.0f ms)"
              % (statistics.median(ratio), statistics.median(a), statistics.median(bb)), "<= 1.05")
         note("9.   %s job p99 / raw run p99" % name, "%.0f / %.0f ms" % (pct(a, 99), pct(bb, 99)))

@@ -16,8 +16,8 @@
  * controller (about a hundred reads on v1) to return three numbers, and
  * memory.oom_control is a key/value file libcgroup has no getter for.
  *
- * The runtime creates and deletes the job cgroups; this file only reads
- * them, and removes the (empty) parent. */
+ * The runtime creates and deletes the container cgroups; this file reads
+ * them and the run cgroups above them, and removes what is left. */
 #include "cgroup.h"
 
 #include <dirent.h>
@@ -212,10 +212,11 @@ static int64_t read_ctl_key(const char *dir, const char *file, const char *key)
         return -1;
 }
 
-int cgroup_read_stats(const char *path, struct cgroup_stats *ret, struct err *err)
+int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_bytes, struct cgroup_stats *ret,
+                      struct err *err)
 {
-        if (!path_ok(path))
-                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
+        if (!path_ok(path) || (leaf && !path_ok(leaf)))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path_ok(path) ? leaf : path ? path : "");
         const struct hierarchies *h = hierarchies();
         _cleanup_free_ char *mem = xasprintf("%s%s", h->memory, path);
         _cleanup_free_ char *cpu = xasprintf("%s%s", h->cpu, path);
@@ -228,6 +229,7 @@ int cgroup_read_stats(const char *path, struct cgroup_stats *ret, struct err *er
         if (h->memory_v2) {
                 /* memory.peak appeared in Linux 5.19. */
                 s.peak_memory_bytes = read_ctl_int(mem, "memory.peak");
+                /* Hierarchical: the run's counts its container's. */
                 s.oom_killed = read_ctl_key(mem, "memory.events", "oom_kill") > 0;
                 s.limit_hit = read_ctl_key(mem, "memory.events", "max") > 0;
         } else {
@@ -242,6 +244,17 @@ int cgroup_read_stats(const char *path, struct cgroup_stats *ret, struct err *er
                 s.limit_hit = read_ctl_int(mem, "memory.failcnt") > 0 ||
                               read_ctl_int(mem, "memory.memsw.failcnt") > 0 ||
                               (limit > 0 && s.peak_memory_bytes >= limit);
+                /* The limit and the counters of an OOM are the container's,
+                 * not hierarchical on v1: read them while it is there, else
+                 * a peak at its limit says it was reached. */
+                if (leaf) {
+                        _cleanup_free_ char *lmem = xasprintf("%s%s", h->memory, leaf);
+                        s.oom_killed = s.oom_killed || read_ctl_key(lmem, "memory.oom_control", "oom_kill") > 0;
+                        s.limit_hit = s.limit_hit || read_ctl_int(lmem, "memory.failcnt") > 0 ||
+                                      read_ctl_int(lmem, "memory.memsw.failcnt") > 0;
+                }
+                if (memory_limit_bytes > 0 && s.peak_memory_bytes >= memory_limit_bytes)
+                        s.limit_hit = true;
         }
         if (h->cpu_v2) {
                 int64_t us = read_ctl_key(cpu, "cpu.stat", "usage_usec");
@@ -254,7 +267,7 @@ int cgroup_read_stats(const char *path, struct cgroup_stats *ret, struct err *er
         return 0;
 }
 
-int cgroup_remove_parent(const char *path, struct err *err)
+int cgroup_remove(const char *path, struct err *err)
 {
         if (!path_ok(path))
                 return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");

@@ -1,7 +1,9 @@
 /* cgroup.h - the daemon's parent cgroup and per-job accounting, on cgroup v1
  * (hybrid hosts like this one), or v2.  Uses libcgroup where it helps.
- * The runtime creates and deletes the job cgroups themselves; this module
- * reads them, and removes what a runtime failed to (the collector). */
+ * A run's container cgroup sits in a cgroup of the run's own (made by the
+ * runtime's mkdir -p, removed by us): the runtime deletes the container's,
+ * the run's keeps the totals.  This module reads them, and removes what is
+ * left (the cleaner, the collector). */
 #ifndef EDGECD_CGROUP_H
 #define EDGECD_CGROUP_H
 
@@ -19,15 +21,21 @@ struct cgroup_stats {
                                      * may have coped, so not an OOM kill by itself */
 };
 
-/* Read stats of the cgroup at `path` (a cgroupsPath like "/edgecd/<id>").
- * Must run after the container exits and before `runtime delete`.  A value
- * the kernel does not offer is -1; ERR_NOT_FOUND when the cgroup is gone.
- * Thread-safe. */
-int cgroup_read_stats(const char *path, struct cgroup_stats *ret, struct err *err);
+/* Read stats of a run's cgroup at `path` (a cgroupsPath like
+ * "/edgecd/<run>"): peak memory and CPU of everything in it and below it,
+ * so they outlive the container's own cgroup under it, which the runtime
+ * deletes.  leaf (may be NULL) is that container cgroup, read too while it
+ * is there: cgroup v1 counts an OOM kill only in the cgroup of the process
+ * killed.  memory_limit_bytes (0: none known) is the container's limit, for
+ * limit_hit.  A value the kernel does not offer is -1; ERR_NOT_FOUND when
+ * the cgroup is gone.  Thread-safe. */
+int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_bytes, struct cgroup_stats *ret,
+                      struct err *err);
 
-/* Remove the (empty) parent cgroup from every hierarchy.  Called at exit and
- * by tests; an absent or busy one is not an error worth more than a log. */
-int cgroup_remove_parent(const char *path, struct err *err);
+/* Remove the (empty) cgroup at path from every hierarchy: a run's after its
+ * container's is gone, the parent at exit.  Absent is done; ERR_BUSY when
+ * something is still in it or below it (then cgroup_destroy()). */
+int cgroup_remove(const char *path, struct err *err);
 
 /* Does any hierarchy hold a cgroup under path?  Count of leftovers: the
  * direct sub-directories of path, summed over every hierarchy (so one

@@ -1,7 +1,7 @@
 /* cleaner.h - takes sandboxes apart after their job's answer is out.
  *
- * DESIGN: one thread, so the container's deletion, the cgroup's removal and
- * the workspace's unmount cost a job no time and a worker goes straight to
+ * DESIGN: one thread, so a warm container's deletion, the run cgroup's
+ * removal and the workspace's unmount cost a job no time and a worker goes straight to
  * the next job.  A sandbox handed over stays in the live set (liveset.h)
  * until it is gone, so the collector never races it; its job ids go back
  * to the idpool when the container is gone, or stay out of use (parked)

@@ -460,7 +460,7 @@ static void stop(struct daemon *d)
         seccomp_policy_free(d->policy);
         if (d->runtime) {
                 struct err err = ERR_INIT;
-                if (cgroup_remove_parent(d->cfg.cgroup_parent, &err) < 0)
+                if (cgroup_remove(d->cfg.cgroup_parent, &err) < 0)
                         log_warn("cgroup: %s", err.msg);
         }
         runtime_free(d->runtime);

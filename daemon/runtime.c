@@ -57,6 +57,31 @@ int runtime_run(const struct runtime *rt, const char *id, const char *bundle, in
         return create_checked(rt, id, bundle, log_fd, true, ret, err);
 }
 
+int runtime_run_attached(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
+                         struct pidref *ret, struct err *err)
+{
+        *ret = PIDREF_NULL;
+        if (check(rt, id, err) < 0)
+                return -1;
+        if (!bundle || bundle[0] != '/' || log_fd < 0)
+                return err_set(err, ERR_INVALID, 0, "runtime: run `%s`: no bundle or log fd", id);
+        return rt->ops->run_attached(rt, id, bundle, log_fd, ret, err);
+}
+
+bool runtime_attached_started(const struct runtime *rt, const char *id, const char *bundle, int64_t *ret_ms)
+{
+        *ret_ms = -1;
+        return check(rt, id, NULL) == 0 && bundle && rt->ops->attached_started(rt, id, bundle, ret_ms);
+}
+
+int runtime_attached_end(const struct runtime *rt, const char *id, const char *bundle,
+                         const struct proc_exit *runtime_exit, struct proc_exit *ret, struct err *err)
+{
+        if (check(rt, id, err) < 0)
+                return -1;
+        return rt->ops->attached_end(rt, id, bundle, runtime_exit, ret, err);
+}
+
 int runtime_start(const struct runtime *rt, const char *id, struct err *err)
 {
         return check(rt, id, err) < 0 ? -1 : rt->ops->start(rt, id, err);

@@ -1,5 +1,6 @@
-/* runtime.h - an OCI runtime, as the rest of the daemon sees it: create a
- * container from a bundle (its init then ours to wait for, as a pidref),
+/* runtime.h - an OCI runtime, as the rest of the daemon sees it: run a
+ * container from a bundle in the foreground (the runtime's process ours to
+ * wait for), or create it (its init then ours to wait for, as a pidref) and
  * start it, signal it, delete it, list what is left in its state root.
  *
  * DESIGN: one interface, a table of operations per kind of driver (as
@@ -32,6 +33,23 @@ struct runtime_ops {
          * instead of two); otherwise as create. */
         int (*run)(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
                    struct pidref *ret, struct err *err);
+        /* Run in the foreground: one runtime process creates and starts the
+         * container, stays while it runs, and deletes it when it ends.  *ret
+         * is that process (ours to wait for); attached_end reads its end.
+         * No runtime call is needed after it, and the container's cgroup is
+         * gone when it ends: account in a parent cgroup. */
+        int (*run_attached)(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
+                            struct pidref *ret, struct err *err);
+        /* Has an attached run's container process started?  *ret_ms: when
+         * (CLOCK_REALTIME ms).  Until it has, the runtime is creating it
+         * (and may hang there); afterwards the container runs. */
+        bool (*attached_started)(const struct runtime *rt, const char *id, const char *bundle, int64_t *ret_ms);
+        /* How an attached run ended, given its runtime process's end: 0 and
+         * the container's own end in *ret (a container killed by signal N,
+         * which the runtimes report as status 128+N, as killed by N), or -1
+         * when the runtime failed before the container's process ran. */
+        int (*attached_end)(const struct runtime *rt, const char *id, const char *bundle,
+                            const struct proc_exit *runtime_exit, struct proc_exit *ret, struct err *err);
         int (*start)(const struct runtime *rt, const char *id, struct err *err);
         /* sig a name as in signal(7) without SIG: "KILL", "TERM". */
         int (*kill)(const struct runtime *rt, const char *id, const char *sig, struct err *err);
@@ -69,6 +87,11 @@ int runtime_create(const struct runtime *rt, const char *id, const char *bundle,
                    struct pidref *ret, struct err *err);
 int runtime_run(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
                 struct pidref *ret, struct err *err);
+int runtime_run_attached(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
+                         struct pidref *ret, struct err *err);
+bool runtime_attached_started(const struct runtime *rt, const char *id, const char *bundle, int64_t *ret_ms);
+int runtime_attached_end(const struct runtime *rt, const char *id, const char *bundle,
+                         const struct proc_exit *runtime_exit, struct proc_exit *ret, struct err *err);
 int runtime_start(const struct runtime *rt, const char *id, struct err *err);
 int runtime_kill(const struct runtime *rt, const char *id, const char *sig, struct err *err);
 int runtime_delete(const struct runtime *rt, const char *id, struct err *err);

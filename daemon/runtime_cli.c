@@ -1,7 +1,9 @@
 /* runtime_cli.c - the OCI command-line driver (see runtime_cli.h).
  *
  * Every call is one spawn_run() with the runtime's own minimal environment
- * and time limit.  `create` runs inside a reaper claim window: the
+ * and time limit, but for `run` in the foreground, whose process the caller
+ * waits for as long as the container runs.  `create` and `run --detach`
+ * run inside a reaper claim window: the
  * container's init is re-parented to the daemon when `create` exits, and
  * the window keeps the orphan reaper off it until the pid file has been
  * read and the init claimed. */
@@ -36,7 +38,7 @@ char **runtime_cli_argv(const struct runtime *rt, enum runtime_cli_op op, const 
 {
         if (!rt || !rt->path || !rt->root || !id)
                 return NULL;
-        if ((op == CLI_CREATE || op == CLI_RUN) && (!bundle || !pid_file))
+        if ((op == CLI_CREATE || op == CLI_RUN || op == CLI_RUN_ATTACHED) && (!bundle || !pid_file))
                 return NULL;
         char **v = NULL;
         strv_push(&v, rt->path);
@@ -51,8 +53,10 @@ char **runtime_cli_argv(const struct runtime *rt, enum runtime_cli_op op, const 
                 strv_push(&v, pid_file);
                 break;
         case CLI_RUN:
+        case CLI_RUN_ATTACHED:
                 strv_push(&v, "run");
-                strv_push(&v, "--detach");
+                if (op == CLI_RUN)
+                        strv_push(&v, "--detach");
                 strv_push(&v, "--bundle");
                 strv_push(&v, bundle);
                 strv_push(&v, "--pid-file");
@@ -279,6 +283,57 @@ static int cli_run(const struct runtime *rt, const char *id, const char *bundle,
         return create_or_run(rt, CLI_RUN, id, bundle, log_fd, ret, err);
 }
 
+static int cli_run_attached(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
+                            struct pidref *ret, struct err *err)
+{
+        _cleanup_free_ char *pid_file = xasprintf("%s/container.pid", bundle);
+        if (unlink(pid_file) < 0 && errno != ENOENT)
+                return err_errno(err, ERR_IO, "%s run `%s`: remove `%s`", rt->name, id, pid_file);
+        _cleanup_strv_ char **argv = runtime_cli_argv(rt, CLI_RUN_ATTACHED, id, bundle, pid_file, NULL);
+        struct spawn_request req = {
+                .argv = argv, .envp = rt->env ? rt->env : (char *const *)(uintptr_t)default_env,
+                .out_fd = log_fd,
+        };
+        if (spawn_start(&req, ret, err) < 0)
+                return err_wrap(err, "%s run `%s`", rt->name, id);
+        return 0;
+}
+
+/* The pid file is written once the container's process runs (after the
+ * runtime's create and start), so its presence tells an algorithm's
+ * failure from the runtime's, and its time when the container ran. */
+static bool cli_attached_started(const struct runtime *rt, const char *id, const char *bundle, int64_t *ret_ms)
+{
+        (void)rt;
+        (void)id;
+        _cleanup_free_ char *pid_file = xasprintf("%s/container.pid", bundle);
+        struct stat st;
+        if (stat(pid_file, &st) < 0)
+                return false;
+        *ret_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+        return true;
+}
+
+static int cli_attached_end(const struct runtime *rt, const char *id, const char *bundle,
+                            const struct proc_exit *runtime_exit, struct proc_exit *ret, struct err *err)
+{
+        int64_t ignored;
+        bool ran = cli_attached_started(rt, id, bundle, &ignored);
+        const struct proc_exit *x = runtime_exit;
+        if (!ran || x->status != WAIT_EXITED) {
+                _cleanup_free_ char *st_text = spawn_exit_text(x);
+                return err_set(err, ERR_RUNTIME, 0, "%s run `%s`: %s%s", rt->name, id, st_text,
+                               ran ? " (the runtime itself)" : " before the container ran");
+        }
+        /* 128+N: killed by signal N, in runc (utils.ExitStatus), crun and
+         * youki alike; a process that exits 128+N by itself reads the same. */
+        if (x->exit_code > 128 && x->exit_code < 128 + 65)
+                *ret = (struct proc_exit){ .status = WAIT_SIGNALED, .signal = x->exit_code - 128 };
+        else
+                *ret = *x;
+        return 0;
+}
+
 static int cli_start(const struct runtime *rt, const char *id, struct err *err)
 {
         return call(rt, CLI_START, "start", id, NULL, NULL, err);
@@ -320,6 +375,9 @@ static int cli_kill(const struct runtime *rt, const char *id, const char *sig, s
 
 static int cli_delete(const struct runtime *rt, const char *id, struct err *err)
 {
+        /* An attached run deletes its own container: no process to spawn. */
+        if (!state_exists(rt, id))
+                return 0;
         struct err e = ERR_INIT;
         int r = call(rt, CLI_DELETE, "delete", id, NULL, NULL, &e);
         bool exists = state_exists(rt, id);
@@ -357,6 +415,9 @@ const struct runtime_ops runtime_cli_ops = {
         .kind = "oci-cli",
         .create = cli_create,
         .run = cli_run,
+        .run_attached = cli_run_attached,
+        .attached_started = cli_attached_started,
+        .attached_end = cli_attached_end,
         .start = cli_start,
         .kill = cli_kill,
         .delete = cli_delete,

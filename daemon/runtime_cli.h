@@ -1,6 +1,6 @@
 /* runtime_cli.h - the runtime driver for the OCI command line that youki,
- * crun and runc share: `--root R create --bundle B --pid-file P ID`,
- * `start ID`, `state ID`, `kill ID SIG`, `delete --force ID`, `--version`.
+ * crun and runc share: `--root R run [--detach] --bundle B --pid-file P
+ * ID`, `create --bundle B --pid-file P ID`, `start ID`, `state ID`, `kill ID SIG`, `delete --force ID`, `--version`.
  * Nothing beyond that subset is used, and no runtime's wording is parsed to
  * decide anything: a container exists while its directory R/ID does (the
  * three keep their per-container state there).
@@ -16,10 +16,10 @@
 
 extern const struct runtime_ops runtime_cli_ops;
 
-enum runtime_cli_op { CLI_CREATE, CLI_RUN, CLI_START, CLI_STATE, CLI_KILL, CLI_DELETE };
+enum runtime_cli_op { CLI_CREATE, CLI_RUN, CLI_RUN_ATTACHED, CLI_START, CLI_STATE, CLI_KILL, CLI_DELETE };
 
 /* argv for op (NULL-terminated, caller frees with strv_free).  bundle and
- * pid_file are used by CREATE and RUN, sig by KILL.  NULL on bad arguments. */
+ * pid_file are used by CREATE, RUN and RUN_ATTACHED, sig by KILL.  NULL on bad arguments. */
 char **runtime_cli_argv(const struct runtime *rt, enum runtime_cli_op op, const char *id,
                         const char *bundle, const char *pid_file, const char *sig);
 

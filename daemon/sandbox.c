@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cgroup.h"
 #include "log.h"
 #include "metrics.h"
 #include "oci.h"
@@ -19,6 +20,8 @@
 #define KILL_GRACE_MS 5000
 #define DELETE_ATTEMPTS 5
 #define GATE_WAIT_MS 2000    /* for a just-started gate to open its FIFO */
+#define KILL_RETRY_MS 250    /* between a runtime's kills of an attached run */
+#define CONTAINER_CGROUP "job"   /* the container's cgroup, in the run's */
 
 extern const unsigned char warm_gate_payload[];
 extern const unsigned char warm_gate_payload_end[];
@@ -51,6 +54,20 @@ static int make_gate(struct workspace *ws, struct err *err)
         return 0;
 }
 
+/* A runtime that failed: its own words went down the log pipe.  Add them to
+ * the cause, never in its place.  Returns -1. */
+static int add_runtime_words(const struct sandbox_env *env, struct sandbox *sb, struct err *err)
+{
+        sandbox_stop_log(sb, NULL);
+        _cleanup_free_ char *tail = read_file_tail(sb->log_path, 4096);
+        _cleanup_free_ char *words = runtime_error_text(env->rt, tail);
+        if (*words && !strstr(err->msg, words)) {
+                size_t n = strlen(err->msg);
+                snprintf(err->msg + n, sizeof err->msg - n, ": %s", words);
+        }
+        return err_wrap(err, "create container");
+}
+
 int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, const char *run_id,
                     struct job_ids ids, const char *log_path, const char *input, size_t input_len,
                     struct sandbox **ret, bool *ret_retryable, struct err *err)
@@ -60,7 +77,8 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
         snprintf(sb->run_id, sizeof sb->run_id, "%s", run_id);
         sb->ids = ids;
         sb->limits = oci_effective_limits(m, &cfg->defaults);
-        sb->cgroups_path = xasprintf("%s/%s", cfg->cgroup_parent, run_id);
+        sb->cgroup_dir = xasprintf("%s/%s", cfg->cgroup_parent, run_id);
+        sb->cgroups_path = xasprintf("%s/" CONTAINER_CGROUP, sb->cgroup_dir);
         sb->log_path = xstrdup(log_path);
         sb->init = PIDREF_NULL;
         *ret = sb;
@@ -92,24 +110,19 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
 
         int64_t t0 = now_mono_ms();
         sb->asked = true;
-        int rc = runtime_run(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err);
-        /* Only the container keeps the write end now, so the pump sees EOF
-         * when it ends. */
+        sb->attached = !warm;
+        sb->spawned_ms = now_real_ms();
+        sb->spawned_mono_ms = t0;
+        int rc = warm ? runtime_run(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err)
+                      : runtime_run_attached(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err);
+        /* Only the container (and an attached run's runtime) keeps the
+         * write end now, so the pump sees EOF when they end. */
         close(TAKE_FD(write_fd));
         sb->create_ms = now_mono_ms() - t0;
         if (rc == 0)
                 return 0;
-        /* The runtime's own words went down the log pipe: add them to the
-         * cause, never in its place. */
         *ret_retryable = err->code != ERR_INVALID;
-        sandbox_stop_log(sb, NULL);
-        _cleanup_free_ char *tail = read_file_tail(sb->log_path, 4096);
-        _cleanup_free_ char *words = runtime_error_text(env->rt, tail);
-        if (*words && !strstr(err->msg, words)) {
-                size_t n = strlen(err->msg);
-                snprintf(err->msg + n, sizeof err->msg - n, ": %s", words);
-        }
-        return err_wrap(err, "create container");
+        return add_runtime_words(env, sb, err);
 }
 
 /* The gate's FIFO open for writing: the gate has it open for reading (a
@@ -159,6 +172,59 @@ int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const
         return 0;
 }
 
+/* An attached run's runtime that has not started the container by its
+ * time limit (runtime_timeout_seconds, as any runtime call) hangs: true
+ * when it was killed for it (err says so). */
+static bool creation_timed_out(const struct sandbox_env *env, struct sandbox *sb, int64_t deadline_mono_ms,
+                               int cancel_fd, struct proc_exit *x, struct err *err)
+{
+        int64_t limit = env->rt->cli_timeout_ms > 0 ? env->rt->cli_timeout_ms : 30000;
+        int64_t create_deadline = sb->spawned_mono_ms + limit;
+        if (create_deadline >= deadline_mono_ms)
+                return false;
+        if (pidref_wait(&sb->init, create_deadline, cancel_fd, x, err) < 0 || x->status != WAIT_TIMEOUT)
+                return false;
+        int64_t ignored;
+        if (runtime_attached_started(env->rt, sb->run_id, sb->ws->bundle_dir, &ignored))
+                return false;
+        struct proc_exit gone;
+        struct err e = ERR_INIT;
+        if (pidref_signal(&sb->init, SIGKILL) != 0 ||
+            pidref_wait(&sb->init, now_mono_ms() + KILL_GRACE_MS, -1, &gone, &e) < 0 || gone.status == WAIT_TIMEOUT)
+                pidref_release(&sb->init);
+        err_set(err, ERR_RUNTIME, 0, "%s run `%s`: timed out after %lld ms and was killed (the container never ran)",
+                env->rt->name, sb->run_id, (long long)limit);
+        return true;
+}
+
+int sandbox_wait(const struct sandbox_env *env, struct sandbox *sb, int64_t deadline_mono_ms, int cancel_fd,
+                 struct proc_exit *ret, bool *ret_retryable, struct err *err)
+{
+        *ret_retryable = false;
+        struct proc_exit x = { .status = WAIT_TIMEOUT };
+        if (sb->attached && creation_timed_out(env, sb, deadline_mono_ms, cancel_fd, &x, err)) {
+                *ret_retryable = true;
+                return add_runtime_words(env, sb, err);
+        }
+        if (x.status == WAIT_TIMEOUT && pidref_wait(&sb->init, deadline_mono_ms, cancel_fd, &x, err) < 0)
+                return err_wrap(err, "wait for the container");
+        if (!sb->attached || x.status == WAIT_TIMEOUT || x.status == WAIT_CANCELLED) {
+                *ret = x;
+                return 0;
+        }
+        if (runtime_attached_end(env->rt, sb->run_id, sb->ws->bundle_dir, &x, ret, err) < 0) {
+                *ret_retryable = err->code != ERR_INVALID;
+                return add_runtime_words(env, sb, err);
+        }
+        /* One process created, started and ran it: creating took until
+         * its process ran. */
+        int64_t started_ms;
+        if (runtime_attached_started(env->rt, sb->run_id, sb->ws->bundle_dir, &started_ms) &&
+            started_ms >= sb->spawned_ms)
+                sb->create_ms = started_ms - sb->spawned_ms;
+        return 0;
+}
+
 void sandbox_stop_log(struct sandbox *sb, bool *ret_truncated)
 {
         bool truncated = false;
@@ -168,6 +234,34 @@ void sandbox_stop_log(struct sandbox *sb, bool *ret_truncated)
                 *ret_truncated = truncated;
 }
 
+/* An attached run: the runtime kills its container (it may still be
+ * making it: asked again until its process ends), then that process ends. */
+static void kill_attached(const struct sandbox_env *env, struct sandbox *sb)
+{
+        struct pidref *rt_proc = &sb->init;
+        struct proc_exit ignored;
+        struct err e = ERR_INIT;
+        int64_t until = now_mono_ms() + KILL_GRACE_MS, pause = KILL_RETRY_MS;
+        do {
+                if (runtime_kill(env->rt, sb->run_id, "KILL", &e) < 0)
+                        log_debug("run %s: %s", sb->run_id, e.msg);
+                int64_t next = now_mono_ms() + pause;
+                pause *= 2;
+                if (pidref_wait(rt_proc, next < until ? next : until, -1, &ignored, &e) < 0) {
+                        pidref_release(rt_proc);
+                        return;
+                }
+                if (ignored.status != WAIT_TIMEOUT)
+                        return;
+        } while (now_mono_ms() < until);
+        /* What it leaves is deleted by sandbox_destroy() or the collector. */
+        log_warn("run %s: %s did not end after its container was killed; killing it", sb->run_id, env->rt->name);
+        if (pidref_signal(rt_proc, SIGKILL) != 0 ||
+            pidref_wait(rt_proc, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) < 0 ||
+            ignored.status == WAIT_TIMEOUT)
+                pidref_release(rt_proc);
+}
+
 void sandbox_kill_init(const struct sandbox_env *env, struct sandbox *sb)
 {
         struct pidref *init = &sb->init;
@@ -175,6 +269,10 @@ void sandbox_kill_init(const struct sandbox_env *env, struct sandbox *sb)
         struct err e = ERR_INIT;
         if (init->pid <= 0)
                 return;
+        if (sb->attached) {
+                kill_attached(env, sb);
+                return;
+        }
         if (pidref_signal(init, SIGKILL) == 0 &&
             pidref_wait(init, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) == 0 &&
             ignored.status != WAIT_TIMEOUT)
@@ -209,6 +307,16 @@ bool sandbox_destroy(const struct sandbox_env *env, struct sandbox *sb)
                 metrics_cleanup_failed("workspace");
                 log_warn("run %s: workspace cleanup: %s (left to the collector)", sb->run_id, err.msg);
         }
+        /* Empty once the runtime is done with its container; else what is
+         * in it is killed (a container the runtime could not delete keeps
+         * its ids parked either way). */
+        err = (struct err)ERR_INIT;
+        if (gone && cgroup_remove(sb->cgroup_dir, &err) < 0 && cgroup_destroy(sb->cgroup_dir, &err) < 0) {
+                gone = false;
+                metrics_cleanup_failed("cgroup");
+                log_warn("run %s: %s (left to the collector)", sb->run_id, err.msg);
+        }
+        free(sb->cgroup_dir);
         free(sb->cgroups_path);
         free(sb->log_path);
         free(sb);

@@ -1,14 +1,20 @@
 /* sandbox.h - one run's container with everything it stands on: its job
- * identity (idpool.h), workspace (input, output tmpfs, bundle), cgroup
- * path, log pump, and the running container (its init ours to wait for).
+ * identity (idpool.h), workspace (input, output tmpfs, bundle), cgroups
+ * (the run's, and its container's inside it), log pump, and the running
+ * container (ours to wait for).
  *
  * DESIGN: a cold run makes a sandbox whose command runs at once on its
- * input; the warm pool (warmpool.h) makes them ahead, without input, their
- * process the gate, so a job only places its input and opens the gate.  Either way the same code makes it and
- * the same code takes it apart, and the owner calls sandbox_destroy()
- * after the job's answer is out: deletion, cgroup removal and workspace
- * cleanup are not on the job's path.  A sandbox is used by one thread at a
- * time; the run id names its container, cgroup and workspace. */
+ * input, through one runtime process in the foreground that creates,
+ * starts, waits for and deletes the container (as `runc run` by hand
+ * does: the cheapest the CLI offers); the run's cgroup above the
+ * container's keeps its figures.  The warm pool (warmpool.h) makes them
+ * ahead with `run --detach`, without input, their process the gate, so a
+ * job only places its input and opens the gate.  Either way the same code
+ * makes it and the same code takes it apart, and the owner calls
+ * sandbox_destroy() after the job's answer is out: a warm container's
+ * deletion, the run cgroup's removal and the workspace's are not on the
+ * job's path.  A sandbox is used by one thread at a time; the run id names
+ * its container, cgroup and workspace. */
 #ifndef EDGECD_SANDBOX_H
 #define EDGECD_SANDBOX_H
 
@@ -43,19 +49,25 @@ struct sandbox {
         char run_id[RUN_ID_MAX];
         struct job_ids ids;          /* the caller's; sandbox_destroy() says when free */
         struct limits limits;
-        char *cgroups_path;
+        char *cgroup_dir;            /* the run's cgroup: the totals, ours to remove */
+        char *cgroups_path;          /* its container's, under it: the runtime's */
         char *log_path;              /* where the pump writes */
         struct workspace *ws;
         struct logpump *lp;
-        struct pidref init;          /* the container's init, while ours */
-        bool asked;                  /* `run` was called: delete needed */
-        int64_t create_ms;
+        struct pidref init;          /* the container's init (attached: the runtime's
+                                      * process), while ours */
+        bool attached;               /* run in the foreground (cold) */
+        bool asked;                  /* the runtime was called: delete needed */
+        int64_t spawned_ms;          /* attached: when the runtime started, CLOCK_REALTIME */
+        int64_t spawned_mono_ms;     /* and CLOCK_MONOTONIC */
+        int64_t create_ms;           /* attached: until its process ran, once known */
 };
 
-/* Make the workspace, the bundle, the log pump into log_path, and `run`
- * the container run_id as ids for manifest m (created and started by one
- * runtime process).  Cold (input non-NULL): the command runs at once on
- * that input.  Warm (input NULL): the container's process is the gate,
+/* Make the workspace, the bundle, the log pump into log_path, and run the
+ * container run_id as ids for manifest m.  Cold (input non-NULL): the
+ * runtime runs it in the foreground (one runtime process creates, starts,
+ * waits for and deletes it) and the command runs at once on that input.
+ * Warm (input NULL): `run --detach`; the container's process is the gate,
  * which waits in the sandbox until sandbox_adopt() and then becomes the
  * command.  0, or -1 with err and *ret_retryable (the host or runtime
  * failed, not the request); *ret is set either way, and the caller
@@ -70,18 +82,29 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
 int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const char *log_path,
                   struct err *err);
 
+/* Wait for the container's end until deadline_mono_ms or cancel_fd (as
+ * pidref_wait): 0 with *ret how it ended (WAIT_TIMEOUT, WAIT_CANCELLED: it
+ * still runs, sandbox_kill_init() it).  -1 with err when the runtime failed
+ * before the container ran (*ret_retryable) or the wait itself failed.
+ * Sets create_ms of an attached run from when its process ran. */
+int sandbox_wait(const struct sandbox_env *env, struct sandbox *sb, int64_t deadline_mono_ms, int cancel_fd,
+                 struct proc_exit *ret, bool *ret_retryable, struct err *err);
+
 /* Stop the log pump (after the container's end); *ret_truncated says
  * whether output was dropped.  Idempotent. */
 void sandbox_stop_log(struct sandbox *sb, bool *ret_truncated);
 
-/* Kill and reap the init if still ours, delete the container (retried),
- * stop the log, unmount and remove the workspace, free.  true when the
+/* Kill and reap the init if still ours, delete the container (retried;
+ * an attached run's is gone already), stop the log, unmount and remove the
+ * workspace, remove the run's cgroup, free.  true when the
  * container is gone (its ids may be reused); false leaves them to the
  * collector, which removes the container later.  NULL: true. */
 bool sandbox_destroy(const struct sandbox_env *env, struct sandbox *sb);
 
-/* Kill the init (SIGKILL, its pid namespace goes with it) and reap it;
- * through the runtime only when the pidref cannot. */
+/* Kill the container and reap what is ours.  Detached: the init (SIGKILL,
+ * its pid namespace goes with it), through the runtime only when the pidref
+ * cannot.  Attached: through the runtime, whose process then ends; killed
+ * itself only when it does not. */
 void sandbox_kill_init(const struct sandbox_env *env, struct sandbox *sb);
 
 #endif

@@ -117,20 +117,28 @@ static void run_container(struct run *r, struct outcome *out)
         bool ran = true;
         int64_t t1 = now_mono_ms();
         int64_t deadline = t1 + r->job->timeout_seconds * 1000;
-        if (pidref_wait(&sb->init, deadline, job_cancel_fd(r->job), &out->exit, &err) < 0) {
-                run_fail(r, JOB_ERR_RUNTIME_ERROR, false, "wait for the container: %s", err.msg);
+        bool retryable = false;
+        if (sandbox_wait(s->d.env, sb, deadline, job_cancel_fd(r->job), &out->exit, &retryable, &err) < 0) {
+                run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err.msg);
                 ran = false;
         }
         r->metrics.run_ms = now_mono_ms() - t1;
+        if (sb->attached) {
+                /* One runtime process made and ran it. */
+                r->metrics.create_ms = sb->create_ms;
+                r->metrics.run_ms = now_mono_ms() - sb->spawned_mono_ms - sb->create_ms;
+        }
         /* Still ours: a timeout, a cancel, a failed wait. */
         sandbox_kill_init(s->d.env, sb);
 
         struct cgroup_stats st = { .peak_memory_bytes = -1, .cpu_ms = -1 };
         struct err cerr = ERR_INIT;
-        if (cgroup_read_stats(sb->cgroups_path, &st, &cerr) == 0) {
+        if (cgroup_read_stats(sb->cgroup_dir, sb->cgroups_path, (int64_t)sb->limits.memory_mb * 1024 * 1024, &st,
+                              &cerr) == 0) {
                 r->metrics.peak_memory_bytes = st.peak_memory_bytes;
                 r->metrics.cpu_ms = st.cpu_ms;
                 out->oom_killed = st.oom_killed;
+                out->limit_hit = st.limit_hit;
         } else {
                 log_debug("job %s: cgroup stats: %s", r->job->id, cerr.msg);
         }

@@ -73,28 +73,11 @@ void spawn_result_done(struct spawn_result *r)
         }
 }
 
-int spawn_run(const struct spawn_request *req, struct spawn_result *ret, struct err *err)
+/* posix_spawn argv with stdout and stderr on out_fd (>= 3), stdin
+ * /dev/null, the pid registered before it can exit. */
+static int start(const struct spawn_request *req, int out_fd, struct pidref *ret, struct err *err)
 {
         static char *const no_env[] = { NULL };
-        _cleanup_close_ int rd = -1, wr = -1, low_fd = -1;
-        int out_fd = req->out_fd;
-        if (out_fd < 0) {
-                int p[2];
-                if (pipe2(p, O_CLOEXEC) < 0)
-                        return err_errno(err, ERR_INTERNAL, "pipe");
-                rd = p[0];
-                wr = p[1];
-                if (fcntl(rd, F_SETFL, O_NONBLOCK) < 0)
-                        return err_errno(err, ERR_INTERNAL, "pipe");
-                out_fd = wr;
-        } else if (out_fd < 3) {
-                /* dup2(fd, fd) would keep close-on-exec; move it up. */
-                low_fd = fcntl(out_fd, F_DUPFD_CLOEXEC, 3);
-                if (low_fd < 0)
-                        return err_errno(err, ERR_INTERNAL, "dup");
-                out_fd = low_fd;
-        }
-
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
         sigset_t none, all;
@@ -112,16 +95,63 @@ int spawn_run(const struct spawn_request *req, struct spawn_result *ret, struct 
         posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
         pid_t pid;
-        struct pidref child = PIDREF_NULL;
+        *ret = PIDREF_NULL;
         reaper_lock();
         int r = posix_spawn(&pid, req->argv[0], &fa, &attr, req->argv, req->envp ? req->envp : no_env);
         if (r == 0)
-                pidref_register_locked(pid, &child);
+                pidref_register_locked(pid, ret);
         reaper_unlock();
         posix_spawn_file_actions_destroy(&fa);
         posix_spawnattr_destroy(&attr);
         if (r != 0)
                 return err_set(err, ERR_RUNTIME, r, "exec `%s`", req->argv[0]);
+        return 0;
+}
+
+/* fd made >= 3 (dup2(fd, fd) would keep close-on-exec): fd itself, or a
+ * duplicate in *dup to close. */
+static int high_fd(int fd, int *dup, struct err *err)
+{
+        if (fd >= 3)
+                return fd;
+        *dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (*dup < 0)
+                return err_errno(err, ERR_INTERNAL, "dup");
+        return *dup;
+}
+
+int spawn_start(const struct spawn_request *req, struct pidref *ret, struct err *err)
+{
+        _cleanup_close_ int low_fd = -1;
+        *ret = PIDREF_NULL;
+        if (req->out_fd < 0)
+                return err_set(err, ERR_INVALID, 0, "spawn `%s`: no output fd", req->argv[0]);
+        int out_fd = high_fd(req->out_fd, &low_fd, err);
+        if (out_fd < 0)
+                return -1;
+        return start(req, out_fd, ret, err);
+}
+
+int spawn_run(const struct spawn_request *req, struct spawn_result *ret, struct err *err)
+{
+        _cleanup_close_ int rd = -1, wr = -1, low_fd = -1;
+        int out_fd = req->out_fd;
+        if (out_fd < 0) {
+                int p[2];
+                if (pipe2(p, O_CLOEXEC) < 0)
+                        return err_errno(err, ERR_INTERNAL, "pipe");
+                rd = p[0];
+                wr = p[1];
+                if (fcntl(rd, F_SETFL, O_NONBLOCK) < 0)
+                        return err_errno(err, ERR_INTERNAL, "pipe");
+                out_fd = wr;
+        } else if ((out_fd = high_fd(out_fd, &low_fd, err)) < 0) {
+                return -1;
+        }
+
+        struct pidref child;
+        if (start(req, out_fd, &child, err) < 0)
+                return -1;
         if (wr >= 0)
                 close(TAKE_FD(wr));
 

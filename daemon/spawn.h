@@ -1,6 +1,7 @@
 /* spawn.h - run one helper program (an OCI runtime's CLI) to its end, with
  * an environment the caller spells out, a time limit, and its output either
- * on a given fd or captured.
+ * on a given fd or captured; or start it and leave the wait to the caller
+ * (a runtime running a container in the foreground).
  *
  * The daemon's own environment never reaches a helper: under systemd it
  * holds NOTIFY_SOCKET, which runc takes as a request to proxy the
@@ -36,6 +37,11 @@ struct spawn_result {
  * is inherited, signals are at their defaults and unblocked. */
 int spawn_run(const struct spawn_request *req, struct spawn_result *ret, struct err *err);
 void spawn_result_done(struct spawn_result *r);
+
+/* Start it and return: *ret is the child, registered (ours to wait for
+ * with pidref_wait(), then release).  req->out_fd must be given; the time
+ * limit is the caller's to keep. */
+int spawn_start(const struct spawn_request *req, struct pidref *ret, struct err *err);
 
 /* "exited with status 1", "killed by signal 9 (Killed)"; caller frees. */
 char *spawn_exit_text(const struct proc_exit *e);

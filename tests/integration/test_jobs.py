@@ -380,7 +380,7 @@ class KeptBundle(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         with open(config) as f:
             c = json.load(f)
-        self.assertEqual(c["linux"]["cgroupsPath"], "%s/%s" % (d.cgroup_parent, run_id))
+        self.assertEqual(c["linux"]["cgroupsPath"], "%s/%s/job" % (d.cgroup_parent, run_id))
         self.assertEqual(c["process"]["args"], ["/bin/matrix_multiplication"])
         self.assertEqual(c["linux"]["resources"]["memory"]["limit"], 256 * 1024 * 1024)
         self.assertTrue(c["root"]["readonly"])

@@ -269,28 +269,6 @@ class Breaker(unittest.TestCase):
 
 class Collector(unittest.TestCase):
 
-    def test_a_container_the_run_could_not_delete_is_collected(self):
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-collect-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        # Six failed deletes: more than a run tries (5).
-        w = harness.write_runtime_wrapper(tmp, "sticky", fail_first("delete", 6, os.path.join(tmp, "count")))
-        d = Daemon("collect", config={"runtime": w, "sweep_interval_seconds": 3})
-        self.addCleanup(d.stop)
-        d.start()
-        job = d.run_job(ECHO)
-        self.assertEqual(job["status"], "succeeded", job)
-        d.wait_cleaned()     # the deletes are tried after the answer
-        self.assertEqual(d.metric("edgecd_cleanup_failures_total", {"kind": "container"}), 1)
-        # Its container is still there: its user may not go to another run.
-        self.assertEqual(d.metric("edgecd_job_users_in_use"), 1)
-        d.assert_idle_clean(timeout=15 * slow_factor())
-        self.assertGreaterEqual(d.metric("edgecd_leftovers_removed_total", {"kind": "container"}), 1)
-        # The run's job user was held until its container went, and is back.
-        self.assertEqual(d.metric("edgecd_job_users_in_use"), 0)
-        self.assertIn("collector: removed 1 container(s) no run owned", d.log_text())
-        self.assertEqual(d.run_job(ECHO)["status"], "succeeded")
-
-
     def test_running_jobs_are_not_collected(self):
         d = Daemon("collectlive", config={"sweep_interval_seconds": 1})
         self.addCleanup(d.stop)

@@ -385,10 +385,16 @@ class OneJobEach(WarmCase):
 
         def seen(job):
             r = job["result"]
-            return {"mounts": r["mounts"], "fds": [re.sub(r"\[\d+\]$", "", f) for f in r["fds"]],
+            # stdin is at its end either way: /dev/null, or (a cold run,
+            # on a runtime that relays a foreground container's stdio, as
+            # runc does) a pipe the runtime fed /dev/null.
+            fds = [re.sub(r"\[\d+\]$", "", f) for f in r["fds"]]
+            fds = ["0:/dev/null" if f == "0:pipe:" else f for f in fds]
+            return {"mounts": r["mounts"], "fds": fds, "stdin_eof": r["stdin_eof"],
                     "input_files": r["input_files"], "output_before": r["output_before"],
                     "tmp_before": r["tmp_before"]}
         self.assertEqual(seen(warm), seen(cold), "a warm run's sandbox differs from a cold run's")
+        self.assertTrue(seen(cold)["stdin_eof"], cold)
 
     def test_concurrent_jobs_never_share(self):
         d = self.daemon("WarmShare", {"t_workspace": 2}, config={"workers": 2})
@@ -638,9 +644,11 @@ class Crash(WarmCase):
         self.assertEqual(warm["result"], {"i": 5})
         self.assertEqual(cold["status"], "succeeded", cold)
         runs = [self.assertWarm(warm, held), self.assertCold(cold)]
-        # Answered, not yet taken apart.
-        for rid in runs:
-            self.assertIn("container", traces(d, rid), rid)
+        # Answered, not yet taken apart.  A cold run's runtime deleted its
+        # container before the answer (it runs in the foreground); its
+        # workspace and cgroup wait for the cleanup.
+        self.assertEqual(traces(d, runs[0]), ["container", "workspace", "cgroup", "mounts"], runs[0])
+        self.assertEqual(traces(d, runs[1]), ["workspace", "cgroup", "mounts"], runs[1])
         self.assertGreaterEqual(d.metric("edgecd_cleanups_pending"), 2)
         # The pool made a new one meanwhile (the served one is still listed).
         state = {}
@@ -655,14 +663,43 @@ class Crash(WarmCase):
         d.restart()
         for rid in runs + list(refill):
             self.assertEqual(traces(d, rid), [], "run %s after the restart" % rid)
-        # The two runs and the warm container made after the take.
-        self.assertEqual(leftovers_reported(d), 3, d.log_tail(30))
+        # The warm run's container and the one made after the take.
+        self.assertEqual(leftovers_reported(d), 2, d.log_tail(30))
         for before in (warm, cold):
             after = check_job(d.get_job(before["id"]), final=True)
             self.assertEqual(after, before, "the record changed across the crash")
         new = self.wait_pool(d, "t_echo", 1)
         self.assertFalse(new & (held | refill | set(runs)))
         self.assertWarm(d.run_job(echo_job(6)), new)
+
+
+class Collected(WarmCase):
+
+    def test_a_container_the_run_could_not_delete_is_collected(self):
+        # A cold run's runtime deletes its own container; a warm one is
+        # deleted after its job, and that delete can fail.
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-collect-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        # Six failed deletes: more than a run tries (5).
+        from test_resilience import fail_first
+        w = harness.write_runtime_wrapper(tmp, "sticky", fail_first("delete", 6, os.path.join(tmp, "count")))
+        d = self.daemon("WarmSticky", {"t_echo": 1}, config={"runtime": w, "sweep_interval_seconds": 8})
+        held = self.wait_pool(d, "t_echo", 1)
+        job = d.run_job(echo_job(1))
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertWarm(job, held)
+        d.wait_cleaned()     # the deletes are tried after the answer
+        self.assertEqual(d.metric("edgecd_cleanup_failures_total", {"kind": "container"}), 1)
+        # Its container is still there: its user may not go to another run
+        # (one more is the pool's new container's).
+        wait_for(lambda: d.metric("edgecd_job_users_in_use") == 2, 5,
+                 lambda: "job users in use: %s" % d.metric("edgecd_job_users_in_use"))
+        wait_for(lambda: d.metric("edgecd_leftovers_removed_total", {"kind": "container"}) >= 1,
+                 20, lambda: "the collector did not remove the container")
+        # The run's job user was held until its container went, and is back.
+        wait_for(lambda: d.metric("edgecd_job_users_in_use") == 1, 10, lambda: "the run's job user was not released")
+        self.assertIn("collector: removed 1 container(s) no run owned", d.log_text())
+        self.assertEqual(d.run_job(echo_job(2))["status"], "succeeded")
 
 
 # -------------------------------------------------------------------- idle
@@ -778,7 +815,7 @@ class WarmJobs(WarmCase):
         # Its process dies while it waits (killed here by pid: a process of
         # this test's daemon's container).
         pids = set()
-        for cg in harness.cgroup_dirs(d.cgroup_parent + "/" + rid):
+        for cg in harness.cgroup_dirs(d.cgroup_parent + "/" + rid + "/job"):
             with open(os.path.join(cg, "cgroup.procs")) as f:
                 pids.update(int(x) for x in f.read().split())
         self.assertTrue(pids, "no process in the waiting container %s" % rid)

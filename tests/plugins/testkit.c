@@ -1709,6 +1709,8 @@ static int mode_workspace(void)
         struct names tmp_before = list_dir("/tmp");
         struct names fds = list_fds();
         struct names mounts = list_mounts();
+        char c;
+        bool stdin_eof = read(STDIN_FILENO, &c, 1) == 0;
 
         size_t len;
         char *text = plugin_read_file(in, &len);
@@ -1753,6 +1755,8 @@ static int mode_workspace(void)
         jw_int(&w, getgid());
         jw_key(&w, "hostname");
         jw_str(&w, host);
+        jw_key(&w, "stdin_eof");
+        jw_bool(&w, stdin_eof);
         write_names(&w, "input_files", &in_files);
         jw_key(&w, "input_text");
         jw_string(&w, text, len);

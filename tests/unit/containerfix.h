@@ -99,7 +99,7 @@ static void fixture_teardown(void)
 {
         sweep();
         struct err e = ERR_INIT;
-        cgroup_remove_parent(T_cg, &e);
+        cgroup_remove(T_cg, &e);
         tu_rm_rf(T_dir);
         free(T_dir);
 }

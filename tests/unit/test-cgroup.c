@@ -53,14 +53,83 @@ static void run_and_measure(const char *id, const char *script, int64_t mem_limi
         ck_assert_msg(pidref_wait(&init, now_mono_ms() + 30000, -1, ex, &e) == 0, "%s", e.msg);
         char cgpath[256];
         snprintf(cgpath, sizeof cgpath, "%s/%s", T_cg, id);
-        ck_assert_msg(cgroup_read_stats(cgpath, stats, &e) == 0, "%s", e.msg);
+        ck_assert_msg(cgroup_read_stats(cgpath, NULL, 0, stats, &e) == 0, "%s", e.msg);
         ck_assert_msg(runtime_delete(&T_rt, id, &e) == 0, "%s", e.msg);
         /* Gone with the container. */
-        ck_assert_int_eq(cgroup_read_stats(cgpath, stats + 1, &e), -1);
+        ck_assert_int_eq(cgroup_read_stats(cgpath, NULL, 0, stats + 1, &e), -1);
         ck_assert_int_eq(e.code, ERR_NOT_FOUND);
         close(log);
         free(bundle);
 }
+
+/* The cold path: the runtime runs script in the foreground in the
+ * container cgroup T_cg/<id>/job and deletes that cgroup when it ends; the
+ * run's cgroup T_cg/<id> above it keeps the totals, and is removed here. */
+static void run_attached_and_measure(const char *id, const char *script, int64_t mem_limit, struct proc_exit *cx,
+                                     struct cgroup_stats *st)
+{
+        char *bundle = make_bundle(id, script, mem_limit);
+        char run[256], leaf[300], *config = NULL;
+        snprintf(run, sizeof run, "%s/%s", T_cg, id);
+        snprintf(leaf, sizeof leaf, "%s/job", run);
+        ck_assert_int_ge(asprintf(&config, "%s/config.json", bundle), 0);
+        json_t *c = json_load_file(config, 0, NULL);
+        ck_assert_ptr_nonnull(c);
+        json_object_set_new(json_object_get(c, "linux"), "cgroupsPath", json_string(leaf));
+        ck_assert_int_eq(json_dump_file(c, config, 0), 0);
+        json_decref(c);
+        free(config);
+
+        int log = open_log(id);
+        struct err e = ERR_INIT;
+        struct pidref proc = PIDREF_NULL;
+        struct proc_exit rx;
+        ck_assert_msg(runtime_run_attached(&T_rt, id, bundle, log, &proc, &e) == 0, "%s", e.msg);
+        ck_assert_msg(pidref_wait(&proc, now_mono_ms() + 30000, -1, &rx, &e) == 0, "%s", e.msg);
+        ck_assert_msg(runtime_attached_end(&T_rt, id, bundle, &rx, cx, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(cgroup_read_stats(leaf, NULL, 0, st + 1, &e), -1);   /* the runtime's: gone */
+        ck_assert_int_eq(e.code, ERR_NOT_FOUND);
+        ck_assert_msg(cgroup_read_stats(run, leaf, mem_limit, st, &e) == 0, "%s", e.msg);
+        ck_assert_msg(cgroup_remove(run, &e) == 0, "%s", e.msg);
+        close(log);
+        free(bundle);
+}
+
+START_TEST(test_run_cgroup_keeps_totals)
+{
+        struct proc_exit ex;
+        struct cgroup_stats st[2];
+        run_attached_and_measure("t-runpeak", "busybox head -c 20000000 /dev/zero | busybox tail | busybox wc -c; "
+                                 "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done", 0, &ex, st);
+        ck_assert_int_eq(ex.status, WAIT_EXITED);
+        ck_assert_int_eq(ex.exit_code, 0);
+        fprintf(stderr, "run cgroup: peak %lld bytes, cpu %lld ms\n", (long long)st[0].peak_memory_bytes,
+                (long long)st[0].cpu_ms);
+        ck_assert_int_gt(st[0].peak_memory_bytes, 10 * 1000 * 1000);
+        ck_assert_int_lt(st[0].peak_memory_bytes, 200 * 1000 * 1000);
+        ck_assert_int_ge(st[0].cpu_ms, 50);
+        ck_assert(!st[0].oom_killed);
+        ck_assert(!st[0].limit_hit);
+        assert_no_leftovers();
+}
+END_TEST
+
+/* Over its limit: the runtime reports the kill as 128+9, and the run's
+ * cgroup shows the limit reached (v1 keeps no OOM count above the
+ * container's own cgroup; v2 does). */
+START_TEST(test_run_cgroup_oom)
+{
+        struct proc_exit ex;
+        struct cgroup_stats st[2];
+        run_attached_and_measure("t-runoom", "exec busybox tail < /dev/zero", 16 << 20, &ex, st);
+        ck_assert_int_eq(ex.status, WAIT_SIGNALED);
+        ck_assert_int_eq(ex.signal, SIGKILL);
+        ck_assert(st[0].limit_hit);
+        ck_assert_int_le(st[0].peak_memory_bytes, (16 << 20) + (1 << 20));
+        ck_assert_int_gt(st[0].peak_memory_bytes, 8 << 20);
+        assert_no_leftovers();
+}
+END_TEST
 
 START_TEST(test_stats_peak_and_cpu)
 {
@@ -117,14 +186,14 @@ START_TEST(test_bad_paths)
         struct err e = ERR_INIT;
         const char *bad[] = { "relative/x", "/", "", "/a/../b", "/..", "/a/.." };
         for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-                ck_assert_int_eq(cgroup_read_stats(bad[i], &st, &e), -1);
+                ck_assert_int_eq(cgroup_read_stats(bad[i], NULL, 0, &st, &e), -1);
                 ck_assert_int_eq(e.code, ERR_INVALID);
-                ck_assert_int_eq(cgroup_remove_parent(bad[i], &e), -1);
+                ck_assert_int_eq(cgroup_remove(bad[i], &e), -1);
                 ck_assert_int_eq(cgroup_count_children(bad[i]), 0);
         }
-        ck_assert_int_eq(cgroup_read_stats(NULL, &st, &e), -1);
+        ck_assert_int_eq(cgroup_read_stats(NULL, NULL, 0, &st, &e), -1);
         /* dots inside a name are fine; the cgroup just is not there */
-        ck_assert_int_eq(cgroup_read_stats("/edgecd-unit-none/a..b", &st, &e), -1);
+        ck_assert_int_eq(cgroup_read_stats("/edgecd-unit-none/a..b", NULL, 0, &st, &e), -1);
         ck_assert_int_eq(e.code, ERR_NOT_FOUND);
 }
 END_TEST
@@ -147,7 +216,7 @@ START_TEST(test_remove_parent)
         ck_assert_int_eq(cgroup_count_children(T_cg), made);
 
         struct err e = ERR_INIT;
-        ck_assert_int_eq(cgroup_remove_parent(T_cg, &e), -1);
+        ck_assert_int_eq(cgroup_remove(T_cg, &e), -1);
         ck_assert_int_eq(e.code, ERR_BUSY);
         ck_assert_int_eq(e.errnum, EBUSY);
         char *where = NULL;
@@ -162,13 +231,13 @@ START_TEST(test_remove_parent)
                 free(p);
         }
         ck_assert_int_eq(cgroup_count_children(T_cg), 0);
-        ck_assert_msg(cgroup_remove_parent(T_cg, &e) == 0, "%s", e.msg);
+        ck_assert_msg(cgroup_remove(T_cg, &e) == 0, "%s", e.msg);
         char *p = NULL;
         ck_assert_int_ge(asprintf(&p, "%s%s", roots[0], T_cg), 0);
         ck_assert_int_eq(access(p, F_OK), -1);
         free(p);
         /* Absent everywhere: fine. */
-        ck_assert_msg(cgroup_remove_parent(T_cg, &e) == 0, "%s", e.msg);
+        ck_assert_msg(cgroup_remove(T_cg, &e) == 0, "%s", e.msg);
 }
 END_TEST
 
@@ -241,6 +310,8 @@ static Suite *suite(void)
         tcase_add_test(tc, test_stats_peak_and_cpu);
         tcase_add_test(tc, test_stats_cpu_time);
         tcase_add_test(tc, test_stats_oom_kill);
+        tcase_add_test(tc, test_run_cgroup_keeps_totals);
+        tcase_add_test(tc, test_run_cgroup_oom);
         suite_add_tcase(s, tc);
         return s;
 }

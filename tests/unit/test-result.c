@@ -295,6 +295,20 @@ START_TEST(test_classify)
         expect(&o, out, JOB_ERR_OUT_OF_MEMORY, "out of memory");
         o = signaled(SIGKILL);
         expect(&o, out, JOB_ERR_ALGORITHM_FAILED, "killed by signal SIGKILL");
+        /* No OOM count (v1, the container's cgroup gone): a SIGKILL at the
+         * memory limit is the OOM killer's; the limit alone is not. */
+        o = signaled(SIGKILL);
+        o.limit_hit = true;
+        expect(&o, out, JOB_ERR_OUT_OF_MEMORY, "out of memory");
+        o = signaled(SIGTERM);
+        o.limit_hit = true;
+        expect(&o, out, JOB_ERR_ALGORITHM_FAILED, "killed by signal SIGTERM");
+        o = exited(137);
+        o.limit_hit = true;
+        expect(&o, out, JOB_ERR_OUT_OF_MEMORY, "status 137");
+        o = exited(3);
+        o.limit_hit = true;
+        expect(&o, out, JOB_ERR_ALGORITHM_FAILED, "exited with status 3");
         o = signaled(SIGSEGV);
         expect(&o, out, JOB_ERR_ALGORITHM_FAILED, "killed by signal SIGSEGV");
 

@@ -125,6 +125,11 @@ START_TEST(test_argv_create)
                                            "--bundle", "/b/job-1", "--pid-file", "/b/job-1/container.pid", "job-1",
                                            NULL });
         ck_assert_ptr_null(runtime_cli_argv(&ARGV_RT, CLI_RUN, "job-1", NULL, "/p", NULL));
+        /* In the foreground: no --detach. */
+        assert_argv(runtime_cli_argv(&ARGV_RT, CLI_RUN_ATTACHED, "job-1", "/b/job-1", "/b/job-1/container.pid", NULL),
+                    (const char *const[]){ "/usr/bin/youki", "--root", "/run/edgecd/runtime", "run", "--bundle",
+                                           "/b/job-1", "--pid-file", "/b/job-1/container.pid", "job-1", NULL });
+        ck_assert_ptr_null(runtime_cli_argv(&ARGV_RT, CLI_RUN_ATTACHED, "job-1", "/b", NULL, NULL));
 }
 END_TEST
 
@@ -256,13 +261,87 @@ static void make_state(const char *id, bool exists)
 
 START_TEST(test_stub_start_kill_delete_argv)
 {
-        struct runtime rt = stub_rt(NULL);
+        struct runtime rt = stub_rt((const char *const[]){ "STUB_DELETE_REMOVES=1", NULL });
         struct err e = ERR_INIT;
+        make_state("job-7", true);
         ck_assert_msg(runtime_start(&rt, "job-7", &e) == 0, "%s", e.msg);
         ck_assert_msg(runtime_kill(&rt, "job-7", "TERM", &e) == 0, "%s", e.msg);
         ck_assert_msg(runtime_delete(&rt, "job-7", &e) == 0, "%s", e.msg);
         assert_stub_log((const char *const[]){ "start\njob-7", "kill\njob-7\nTERM", "delete\n--force\njob-7", NULL });
         stub_done(&rt);
+}
+END_TEST
+
+/* A container the runtime keeps no state for (an attached run deleted its
+ * own) needs no runtime process to delete. */
+START_TEST(test_stub_delete_without_state_spawns_nothing)
+{
+        struct runtime rt = stub_rt(NULL);
+        struct err e = ERR_INIT;
+        ck_assert_msg(runtime_delete(&rt, "job-8", &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(access(T_stub_log, F_OK), -1);
+        stub_done(&rt);
+}
+END_TEST
+
+/* An attached run: the runtime's process is returned, not waited for; its
+ * end means the container's when the pid file says the container ran (a
+ * status 128+N as signal N), and the runtime's failure when not. */
+START_TEST(test_stub_run_attached)
+{
+        struct err e = ERR_INIT;
+        int fd = open_log("c-att");
+        struct { const char *exit; const char *pidfile; enum proc_wait_status status; int code; } cases[] = {
+                { "0", "4242", WAIT_EXITED, 0 },
+                { "3", "4242", WAIT_EXITED, 3 },
+                { "137", "4242", WAIT_SIGNALED, SIGKILL },
+                { "159", "4242", WAIT_SIGNALED, SIGSYS },
+                { "1", NULL, WAIT_EXITED, -1 },     /* never ran: the runtime failed */
+                { "0", NULL, WAIT_EXITED, -1 },
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                char exit_kv[32], pid_kv[32];
+                snprintf(exit_kv, sizeof exit_kv, "STUB_EXIT=%s", cases[i].exit);
+                snprintf(pid_kv, sizeof pid_kv, "STUB_PIDFILE=%s", cases[i].pidfile ? cases[i].pidfile : "");
+                struct runtime rt = stub_rt((const char *const[]){ exit_kv, pid_kv,
+                                                                   "STUB_STDERR=level=error msg=\"no such image\"", NULL });
+                struct pidref proc = PIDREF_NULL;
+                int64_t t0 = now_real_ms();
+                ck_assert_msg(runtime_run_attached(&rt, "c-att", T_dir, fd, &proc, &e) == 0, "%s", e.msg);
+                ck_assert_int_gt(proc.pid, 0);
+                struct proc_exit rx, cx;
+                ck_assert_msg(pidref_wait(&proc, now_mono_ms() + 10000, -1, &rx, &e) == 0, "%s", e.msg);
+                ck_assert_int_eq(rx.status, WAIT_EXITED);
+                int64_t started;
+                bool ran = runtime_attached_started(&rt, "c-att", T_dir, &started);
+                ck_assert_int_eq(ran, cases[i].pidfile != NULL);
+                int r = runtime_attached_end(&rt, "c-att", T_dir, &rx, &cx, &e);
+                if (cases[i].code < 0) {
+                        ck_assert_int_eq(r, -1);
+                        ck_assert_int_eq(e.code, ERR_RUNTIME);
+                        ck_assert_msg(strstr(e.msg, "stub run `c-att`") && strstr(e.msg, "before the container ran"),
+                                      "%s", e.msg);
+                } else {
+                        ck_assert_msg(r == 0, "%s", e.msg);
+                        ck_assert_int_ge(started, t0 - 1000);
+                        ck_assert_int_le(started, now_real_ms() + 1000);
+                        ck_assert_int_eq(cx.status, cases[i].status);
+                        ck_assert_int_eq(cx.status == WAIT_EXITED ? cx.exit_code : cx.signal, cases[i].code);
+                }
+                stub_done(&rt);
+        }
+        /* Argv as runtime_cli_argv() says, output on the log fd. */
+        char *log = log_text("c-att");
+        ck_assert_msg(strstr(log, "no such image"), "%s", log);
+        free(log);
+        close(fd);
+        char *pid_file = NULL;
+        ck_assert_int_ge(asprintf(&pid_file, "%s/container.pid", T_dir), 0);
+        char *calls = read_file_tail(T_stub_log, 65536);
+        ck_assert_msg(calls && strstr(calls, "\nrun\n--bundle\n"), "no foreground run: %s", calls);
+        free(calls);
+        unlink(pid_file);
+        free(pid_file);
 }
 END_TEST
 
@@ -832,6 +911,50 @@ START_TEST(test_concurrent_containers)
 }
 END_TEST
 
+/* The cold path: `run` in the foreground.  The runtime's process ends with
+ * its container, having deleted it; a container killed through the runtime
+ * reads as killed by that signal. */
+START_TEST(test_run_attached)
+{
+        struct err e = ERR_INIT;
+        struct pidref proc = PIDREF_NULL;
+        struct proc_exit rx, cx;
+        int log = open_log("t-att");
+        char *bundle = make_bundle("t-att", (const char *const[]){ "/bin/busybox", "sh", "-c",
+                                                                  "echo attached; exit 7", NULL }, true);
+        ck_assert_msg(runtime_run_attached(&T_rt, "t-att", bundle, log, &proc, &e) == 0, "%s", e.msg);
+        ck_assert_msg(pidref_wait(&proc, now_mono_ms() + 20000, -1, &rx, &e) == 0, "%s", e.msg);
+        ck_assert_msg(runtime_attached_end(&T_rt, "t-att", bundle, &rx, &cx, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(cx.status, WAIT_EXITED);
+        ck_assert_int_eq(cx.exit_code, 7);
+        char *dir = NULL;
+        ck_assert_int_ge(asprintf(&dir, "%s/t-att", T_root), 0);
+        ck_assert_int_eq(access(dir, F_OK), -1);   /* deleted by its runtime */
+        free(dir);
+        char *out = log_text("t-att");
+        ck_assert_msg(strstr(out, "attached\n"), "%s", out);
+        free(out);
+        free(bundle);
+
+        bundle = make_bundle("t-att2", (const char *const[]){ "/bin/busybox", "sleep", "60", NULL }, true);
+        ck_assert_msg(runtime_run_attached(&T_rt, "t-att2", bundle, log, &proc, &e) == 0, "%s", e.msg);
+        int64_t started = -1, until = now_mono_ms() + 20000;
+        while (!runtime_attached_started(&T_rt, "t-att2", bundle, &started) && now_mono_ms() < until)
+                usleep(10000);
+        ck_assert_int_gt(started, 0);
+        ck_assert_msg(pidref_wait(&proc, now_mono_ms() + 200, -1, &rx, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rx.status, WAIT_TIMEOUT);
+        ck_assert_msg(runtime_kill(&T_rt, "t-att2", "KILL", &e) == 0, "%s", e.msg);
+        ck_assert_msg(pidref_wait(&proc, now_mono_ms() + 10000, -1, &rx, &e) == 0, "%s", e.msg);
+        ck_assert_msg(runtime_attached_end(&T_rt, "t-att2", bundle, &rx, &cx, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(cx.status, WAIT_SIGNALED);
+        ck_assert_int_eq(cx.signal, SIGKILL);
+        free(bundle);
+        close(log);
+        assert_no_leftovers();
+}
+END_TEST
+
 START_TEST(test_killed_by_signal)
 {
         int log = open_log("t-sig");
@@ -981,6 +1104,8 @@ static Suite *suite(void)
         tcase_add_unchecked_fixture(tc, setup, fixture_teardown);
         tcase_add_checked_fixture(tc, setup_reaper, NULL);
         tcase_add_test(tc, test_stub_start_kill_delete_argv);
+        tcase_add_test(tc, test_stub_delete_without_state_spawns_nothing);
+        tcase_add_test(tc, test_stub_run_attached);
         tcase_add_test(tc, test_stub_environment_is_explicit);
         tcase_add_test(tc, test_stub_failure_is_surfaced);
         tcase_add_test(tc, test_stub_delete_is_done_when_state_is_gone);
@@ -1009,6 +1134,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_exit_zero);
         tcase_add_test(tc, test_exit_code_with_reaper_running);
         tcase_add_test(tc, test_concurrent_containers);
+        tcase_add_test(tc, test_run_attached);
         tcase_add_test(tc, test_killed_by_signal);
         tcase_add_test(tc, test_timeout_then_kill);
         tcase_add_test(tc, test_cancel_with_eventfd);
