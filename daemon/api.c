@@ -456,14 +456,19 @@ static int parse_submit(const json_t *doc, int64_t max_timeout, struct submit *r
         json_t *jver = json_object_get(doc, "version");
         if (jver) {
                 struct semver sv;
+                struct semver_range *range = NULL;
                 struct err verr = ERR_INIT;
-                if (!json_is_string(jver) || semver_parse(json_string_value(jver), &sv, &verr) < 0) {
-                        rc = err_set(err, ERR_INVALID, 0, "version must be a semantic version string like \"1.2.0\"");
+                const char *v = json_string_value(jver);
+                if (v && semver_parse(v, &sv, NULL) == 0) {
+                        semver_done(&sv);
+                } else if (!v || semver_range_parse(v, &range, &verr) < 0) {
+                        rc = err_set(err, ERR_INVALID, 0, "version must be a semantic version like \"1.2.0\" "
+                                     "or a range of them like \"^1.2\", \"~1.2.3\" or \">=1.0.0 <2.0.0\"");
                         err_set_field(err, "/version");
                         return rc;
                 }
-                semver_done(&sv);
-                s.version = json_string_value(jver);
+                semver_range_free(range);
+                s.version = v;
         }
         s.parameters = json_object_get(doc, "parameters");
         if (s.parameters && !json_is_object(s.parameters)) {
@@ -543,8 +548,13 @@ static int prepare_job(struct api *a, const json_t *doc, const char *user, struc
         struct manifest *m = NULL;
         if (registry_find(a->d.registry, sub.algorithm, sub.version, &m, &err) < 0) {
                 metrics_job_rejected("invalid");
-                if (err.code == ERR_NOT_FOUND)
-                        err_set_field(&err, sub.version ? "/version" : "/algorithm");
+                if (err.code == ERR_NOT_FOUND) {
+                        /* The version, or the name itself? */
+                        struct manifest *any = NULL;
+                        bool named = sub.version && registry_find(a->d.registry, sub.algorithm, NULL, &any, NULL) == 0;
+                        manifest_unref(any);
+                        err_set_field(&err, named ? "/version" : "/algorithm");
+                }
                 reject_err(rj, &err, err.code == ERR_NOT_FOUND ? "unknown_algorithm" : NULL);
                 return -1;
         }

@@ -13,17 +13,7 @@
 
 #include "config.h"
 #include "error.h"
-
-struct semver {
-        int64_t major, minor, patch;
-        char *prerelease;         /* NULL when none; build metadata is ignored */
-};
-
-/* Parse "1.2.3", "1.2.3-rc.1", "1.2.3+build".  0 or -1. */
-int semver_parse(const char *s, struct semver *ret, struct err *err);
-/* <0, 0, >0 as a < b, a == b, a > b, by semver 2.0 precedence. */
-int semver_compare(const struct semver *a, const struct semver *b);
-void semver_done(struct semver *v);
+#include "semver.h"
 
 #define MANIFEST_WARM_MAX 64
 

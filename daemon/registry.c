@@ -202,17 +202,37 @@ static struct manifest *latest(const struct table *t, const char *name)
         return best;
 }
 
+/* The newest version of name in range, a pre-release only when the range
+ * names it.  Lock held. */
+static struct manifest *newest_in(const struct table *t, const char *name, const struct semver_range *range)
+{
+        struct manifest *best = NULL;
+        for (size_t i = 0; i < t->n; i++) {
+                struct manifest *m = t->items[i];
+                if (!strcmp(m->name, name) && semver_range_match(range, &m->semver) &&
+                    (!best || semver_compare(&m->semver, &best->semver) > 0))
+                        best = m;
+        }
+        return best;
+}
+
 int registry_find(struct registry *r, const char *name, const char *version,
                   struct manifest **ret, struct err *err)
 {
+        /* A version, or else a range of them. */
         struct semver want = { 0 };
-        if (version && semver_parse(version, &want, err) < 0)
+        struct semver_range *range = NULL;
+        bool exact = version && semver_parse(version, &want, NULL) == 0;
+        if (version && !exact && semver_range_parse(version, &range, err) < 0)
                 return err_wrap(err, "algorithm `%s`: version", name);
 
         pthread_mutex_lock(&r->lock);
         struct manifest *found = NULL;
+        bool known = latest(r->t, name) != NULL;
         if (!version) {
                 found = latest(r->t, name);
+        } else if (range) {
+                found = newest_in(r->t, name, range);
         } else {
                 for (size_t i = 0; i < r->t->n && !found; i++)
                         if (!strcmp(r->t->items[i]->name, name) &&
@@ -222,12 +242,15 @@ int registry_find(struct registry *r, const char *name, const char *version,
         manifest_ref(found);
         pthread_mutex_unlock(&r->lock);
         semver_done(&want);
+        semver_range_free(range);
 
         if (!found) {
-                if (version)
-                        return err_set(err, ERR_NOT_FOUND, 0, "algorithm `%s` version `%s` not found",
-                                       name, version);
-                return err_set(err, ERR_NOT_FOUND, 0, "algorithm `%s` not found", name);
+                if (!known)
+                        return err_set(err, ERR_NOT_FOUND, 0, "algorithm `%s` not found", name);
+                if (range)
+                        return err_set(err, ERR_NOT_FOUND, 0, "algorithm `%s`: no version matches `%s` "
+                                       "(GET /v1/algorithms/%s lists them)", name, version, name);
+                return err_set(err, ERR_NOT_FOUND, 0, "algorithm `%s` version `%s` not found", name, version);
         }
         *ret = found;
         return 0;

@@ -33,10 +33,14 @@ void registry_free(struct registry *r);
 int registry_reload(struct registry *r, void (*report)(const char *msg, void *ctx), void *ctx,
                     struct err *err);
 
-/* The newest version of name, or exactly `version` when non-NULL (build
- * metadata ignored).  "Newest" is the highest release; pre-releases count
- * only when name has no release.  ERR_NOT_FOUND when absent, ERR_INVALID when
- * `version` is not semver.  Returns a new reference in *ret. */
+/* The version of name that `version` asks for: NULL, the newest (the
+ * highest release; pre-releases count only when name has no release); a
+ * version, exactly that one (build metadata ignored); a range ("^1.2",
+ * "~1.2.3", ">=1.0.0 <2.0.0", "1.x", ...: semver.h), the newest in it, a
+ * pre-release only when the range names it.  ERR_NOT_FOUND when there is
+ * none (the message says whether the name or the version), ERR_INVALID
+ * when `version` is neither a version nor a range.  Returns a new reference
+ * in *ret. */
 int registry_find(struct registry *r, const char *name, const char *version,
                   struct manifest **ret, struct err *err);
 

@@ -128,6 +128,72 @@ class Registry(DaemonCase):
         self.assertTrue(any(re.match(r"^edgecd_", ln) for ln in samples), "no edgecd_ metric")
 
 
+class VersionRanges(unittest.TestCase):
+    """Many versions side by side, picked exactly, by a semver range, or
+    by default (the newest release: pre-releases only when named)."""
+
+    VERSIONS = ("1.0.0", "1.2.0", "1.2.5", "2.0.0-rc.1")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="edgecd-it-ranges-")
+        for v in cls.VERSIONS:
+            dst = os.path.join(cls.tmp, "t_echo-" + v)
+            shutil.copytree(os.path.join(harness.OPTIONS["plugins"], "t_echo"), dst, symlinks=True)
+            path = os.path.join(dst, "plugin.yaml")
+            with open(path) as f:
+                text, n = re.subn(r"(?m)^version: .*$", "version: %s" % v, f.read())
+            assert n == 1, text
+            with open(path, "w") as f:
+                f.write(text)
+        cls.d = harness.Daemon("ranges", plugins=cls.tmp)
+        cls.d.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+        shutil.rmtree(cls.tmp, True)
+
+    def picked(self, version):
+        body = {"algorithm": "t_echo", "parameters": {"a": 1}}
+        if version is not None:
+            body["version"] = version
+        r = self.d.submit(body)
+        self.assertEqual(r.status, 202, (version, r))
+        return r.body["version"]
+
+    def test_listing_has_every_version(self):
+        r = self.d.req("GET", "/v1/algorithms/t_echo")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body["versions"], ["2.0.0-rc.1", "1.2.5", "1.2.0", "1.0.0"])
+        self.assertEqual(r.body["latest"], "1.2.5")
+
+    def test_selection(self):
+        want = {None: "1.2.5", "1.0.0": "1.0.0", "2.0.0-rc.1": "2.0.0-rc.1", "^1": "1.2.5",
+                "^1.0": "1.2.5", "~1.0": "1.0.0", "~1.2.0": "1.2.5", ">=1.0.0 <1.2.5": "1.2.0",
+                "1.2.x": "1.2.5", "1.0.0 - 1.2.0": "1.2.0", "<1.2 || >=1.2.1 <1.2.4": "1.0.0",
+                ">=2.0.0-rc.1": "2.0.0-rc.1", "^2.0.0-rc.0": "2.0.0-rc.1", "*": "1.2.5"}
+        got = {k: self.picked(k) for k in want}
+        self.assertEqual(got, want)
+        job = self.d.run_job({"algorithm": "t_echo", "version": "~1.2", "parameters": {"a": 2}})
+        self.assertEqual((job["status"], job["version"], job["result"]), ("succeeded", "1.2.5", {"a": 2}), job)
+
+    def test_no_match_and_bad_range(self):
+        # A pre-release is never picked unless named: ^2 has no release.
+        for v in ("^2", "2.x", ">1.2.5 <2.0.0", "1.1.0"):
+            r = self.d.submit({"algorithm": "t_echo", "version": v})
+            check_error(r, 404, "unknown_algorithm")
+            self.assertEqual(r.body["error"]["field"], "/version", r.body)
+            self.assertIn(v, r.body["error"]["message"])
+        for v in ("=>1", "^^1", "1.2.3.4", "", "1.x.3", 7, ["1.0.0"]):
+            r = self.d.submit({"algorithm": "t_echo", "version": v})
+            check_error(r, 400)
+            self.assertEqual(r.body["error"]["field"], "/version", r.body)
+        r = self.d.submit({"algorithm": "nope", "version": "^1"})
+        check_error(r, 404, "unknown_algorithm")
+        self.assertEqual(r.body["error"]["field"], "/algorithm", r.body)
+
+
 class ForbiddenSyscall(unittest.TestCase):
     """A manifest asking for a system call that no plugin may have is
     broken, named by file, line and key, and never loaded."""

@@ -1,5 +1,5 @@
 /* test-manifest.c - manifest.c: plugin.yaml fields, every kind of error
- * with its PATH:LINE:COL prefix, the rootfs/command check, semver. */
+ * with its PATH:LINE:COL prefix, the rootfs/command check. */
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -485,61 +485,6 @@ START_TEST(test_file_limits)
 }
 END_TEST
 
-START_TEST(test_semver)
-{
-        static const char *const good[] = {
-                "0.0.0", "1.2.3", "10.20.30", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-0.3.7",
-                "1.0.0-x.7.z.92", "1.0.0+20130313144700", "1.0.0-beta+exp.sha.5114f85", "1.0.0+001",
-        };
-        static const char *const bad[] = {
-                "", "1", "1.2", "1.2.3.4", "01.2.3", "1.02.3", "1.2.03", "v1.2.3", "1.2.3-",
-                "1.2.3+", "1.2.3-01", "1.2.3-a..b", "1.2.3-a_b", " 1.2.3", "1.2.3 ", "-1.2.3",
-                "99999999999999999999.0.0",
-        };
-        for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
-                struct semver v;
-                struct err e = ERR_INIT;
-                ck_assert_msg(semver_parse(good[i], &v, &e) == 0, "%s: %s", good[i], e.msg);
-                semver_done(&v);
-        }
-        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-                struct semver v = { .major = 42 };
-                struct err e = ERR_INIT;
-                ck_assert_msg(semver_parse(bad[i], &v, &e) == -1, "accepted `%s`", bad[i]);
-                ck_assert_int_eq(e.code, ERR_INVALID);
-                ck_assert_int_eq(v.major, 42);   /* untouched on error */
-        }
-        /* semver.org's precedence example, in ascending order. */
-        static const char *const order[] = {
-                "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-                "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.1.0", "1.10.0", "2.0.0",
-        };
-        size_t n = sizeof order / sizeof *order;
-        for (size_t i = 0; i < n; i++) {
-                for (size_t k = 0; k < n; k++) {
-                        struct semver a, b;
-                        struct err e = ERR_INIT;
-                        ck_assert_int_eq(semver_parse(order[i], &a, &e), 0);
-                        ck_assert_int_eq(semver_parse(order[k], &b, &e), 0);
-                        int want = i < k ? -1 : i > k ? 1 : 0;
-                        ck_assert_msg(semver_compare(&a, &b) == want, "%s vs %s: got %d", order[i],
-                                      order[k], semver_compare(&a, &b));
-                        semver_done(&a);
-                        semver_done(&b);
-                }
-        }
-        /* Build metadata does not count. */
-        struct semver a, b;
-        struct err e = ERR_INIT;
-        ck_assert_int_eq(semver_parse("1.0.0+a", &a, &e), 0);
-        ck_assert_int_eq(semver_parse("1.0.0+b", &b, &e), 0);
-        ck_assert_int_eq(semver_compare(&a, &b), 0);
-        semver_done(&a);
-        semver_done(&b);
-        semver_done(NULL);
-}
-END_TEST
-
 START_TEST(test_rootfs_must_stay_in_the_plugin_dir)
 {
         /* A rootfs that is a link out of the plugin dir (here to /) is refused. */
@@ -581,7 +526,6 @@ static Suite *suite(void)
         tcase_add_test(tc, test_rootfs_missing);
         tcase_add_test(tc, test_many_problems_collected);
         tcase_add_test(tc, test_file_limits);
-        tcase_add_test(tc, test_semver);
         suite_add_tcase(s, tc);
         return s;
 }
