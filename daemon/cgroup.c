@@ -230,7 +230,9 @@ int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_b
                 /* memory.peak appeared in Linux 5.19. */
                 s.peak_memory_bytes = read_ctl_int(mem, "memory.peak");
                 /* Hierarchical: the run's counts its container's. */
-                s.oom_killed = read_ctl_key(mem, "memory.events", "oom_kill") > 0;
+                int64_t kills = read_ctl_key(mem, "memory.events", "oom_kill");
+                s.oom_known = kills >= 0;
+                s.oom_killed = kills > 0;
                 s.limit_hit = read_ctl_key(mem, "memory.events", "max") > 0;
         } else {
                 s.peak_memory_bytes = read_ctl_int(mem, "memory.max_usage_in_bytes");
@@ -239,7 +241,9 @@ int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_b
                  * reclaim may have survived: that is limit_hit, not an OOM
                  * kill.  With memory+swap limited too, neither failcnt
                  * need move (seen on 6.18), so a peak at the limit counts. */
-                s.oom_killed = read_ctl_key(mem, "memory.oom_control", "oom_kill") > 0;
+                int64_t kills = read_ctl_key(mem, "memory.oom_control", "oom_kill");
+                s.oom_killed = kills > 0;
+                s.oom_known = !leaf && kills >= 0;   /* counted where the process was */
                 int64_t limit = read_ctl_int(mem, "memory.limit_in_bytes");
                 s.limit_hit = read_ctl_int(mem, "memory.failcnt") > 0 ||
                               read_ctl_int(mem, "memory.memsw.failcnt") > 0 ||
@@ -249,7 +253,9 @@ int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_b
                  * a peak at its limit says it was reached. */
                 if (leaf) {
                         _cleanup_free_ char *lmem = xasprintf("%s%s", h->memory, leaf);
-                        s.oom_killed = s.oom_killed || read_ctl_key(lmem, "memory.oom_control", "oom_kill") > 0;
+                        kills = read_ctl_key(lmem, "memory.oom_control", "oom_kill");
+                        s.oom_known = kills >= 0;
+                        s.oom_killed = s.oom_killed || kills > 0;
                         s.limit_hit = s.limit_hit || read_ctl_int(lmem, "memory.failcnt") > 0 ||
                                       read_ctl_int(lmem, "memory.memsw.failcnt") > 0;
                 }
@@ -390,6 +396,20 @@ static int kill_members(const char *dir, const char *rel)
                 if (proc_in_cgroup((pid_t)pid, rel, NULL, 0) && syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0)
                         n++;
                 close(fd);
+        }
+        return n;
+}
+
+int cgroup_kill(const char *path)
+{
+        if (!path_ok(path))
+                return 0;
+        const struct hierarchies *h = hierarchies();
+        int n = 0;
+        for (size_t i = 0; i < h->n_roots; i++) {
+                char p[PATH_MAX];
+                snprintf(p, sizeof p, "%s%s", h->roots[i], path);
+                n += kill_members(p, path);
         }
         return n;
 }

@@ -16,6 +16,9 @@ struct cgroup_stats {
         int64_t peak_memory_bytes;  /* -1 when unknown */
         int64_t cpu_ms;             /* -1 when unknown */
         bool oom_killed;            /* the kernel OOM-killed a task in it */
+        bool oom_known;             /* the kernel kept a count of OOM kills that was read (v2; v1 while
+                                     * the container's own cgroup is there): else oom_killed is
+                                     * false for want of it */
         bool limit_hit;             /* the memory limit was reached (v1 failcnt or a peak at the limit,
                                      * v2 memory.events `max`); a hint only: reclaim
                                      * may have coped, so not an OOM kill by itself */
@@ -50,6 +53,11 @@ char **cgroup_list_children(const char *path);
  * /proc/self/cgroup says) is parent or below it: leftovers under the parent
  * are killed, and the daemon must not be among them. */
 int cgroup_check_parent(const char *parent, struct err *err);
+
+/* SIGKILL every process in the cgroup at path (not below it), in every
+ * hierarchy, each through a pidfd after its membership is checked; the
+ * cgroup stays.  The number signalled. */
+int cgroup_kill(const char *path);
 
 /* Kill every process in the cgroup at path (and below it), in every
  * hierarchy, and remove it: for leftovers no runtime will delete.  A

@@ -208,7 +208,7 @@ enum job_error result_classify(const struct outcome *o, const char *output_dir,
                          * apart above): at the memory limit it is the OOM killer,
                          * when the kernel kept no count of it (cgroup v1, the
                          * container's cgroup gone with its runtime). */
-                if (o->oom_killed || (x->signal == SIGKILL && o->limit_hit))
+                if (o->oom_killed || (!o->oom_known && x->signal == SIGKILL && o->limit_hit))
                         return fail(JOB_ERR_OUT_OF_MEMORY, ret_message,
                                     xstrdup("killed by the kernel: out of memory (memory limit reached)"));
                 {
@@ -222,7 +222,7 @@ enum job_error result_classify(const struct outcome *o, const char *output_dir,
         if (x->exit_code != 0) {
                 /* The init exiting non-zero after the OOM killer hit one of
                  * its processes (a shell whose child died) is memory too. */
-                if (o->oom_killed || (x->exit_code == 128 + SIGKILL && o->limit_hit))
+                if (o->oom_killed || (!o->oom_known && x->exit_code == 128 + SIGKILL && o->limit_hit))
                         return fail(JOB_ERR_OUT_OF_MEMORY, ret_message,
                                     xasprintf("out of memory (memory limit reached); exited with status %d",
                                               x->exit_code));

@@ -43,7 +43,8 @@ int result_read(const char *output_dir, int64_t max_bytes, char **ret_text, size
 struct outcome {
         struct proc_exit exit;
         bool oom_killed;          /* from cgroup_stats */
-        bool limit_hit;           /* likewise: with a SIGKILL, an OOM kill too */
+        bool oom_known;           /* likewise */
+        bool limit_hit;           /* likewise: with a SIGKILL and no OOM count known, an OOM kill */
         const char *stderr_tail;  /* may be NULL */
 };
 

@@ -71,6 +71,12 @@ struct runtime {
         char *root;      /* our own state root for it: STATE_DIR/runtime/<name> */
         char *version;   /* as the runtime says, e.g. "1.1.5+ds1"; NULL when unknown */
         char **env;      /* the environment its processes get (never the daemon's) */
+        /* Its foreground `run` writes the pid file once the container runs
+         * and reports a container killed by signal N as status 128+N (runc,
+         * crun); so cold runs use it (run_attached).  youki writes the pid
+         * file at create and exits N: cold runs use `run --detach` there,
+         * and with any runtime not known to behave. */
+        bool attached_ok;
         int64_t cli_timeout_ms;   /* any one call */
 };
 

@@ -435,6 +435,7 @@ struct runtime *runtime_cli_new(const char *name, const char *path, const char *
         rt->root = xstrdup(root);
         rt->env = strv_dup((char *const *)(uintptr_t)default_env);
         rt->cli_timeout_ms = cli_timeout_ms;
+        rt->attached_ok = !strcmp(name, "runc") || !strcmp(name, "crun");
 
         char *argv[] = { rt->path, (char *)(uintptr_t)"--version", NULL };
         struct spawn_request req = { .argv = argv, .envp = rt->env, .out_fd = -1,

@@ -20,7 +20,7 @@
 #define KILL_GRACE_MS 5000
 #define DELETE_ATTEMPTS 5
 #define GATE_WAIT_MS 2000    /* for a just-started gate to open its FIFO */
-#define KILL_RETRY_MS 250    /* between a runtime's kills of an attached run */
+#define CREATE_POLL_MS 50    /* a runtime slower to create than the job's time limit: looked at */
 #define CONTAINER_CGROUP "job"   /* the container's cgroup, in the run's */
 
 extern const unsigned char warm_gate_payload[];
@@ -110,11 +110,11 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
 
         int64_t t0 = now_mono_ms();
         sb->asked = true;
-        sb->attached = !warm;
+        sb->attached = !warm && env->rt->attached_ok;
         sb->spawned_ms = now_real_ms();
         sb->spawned_mono_ms = t0;
-        int rc = warm ? runtime_run(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err)
-                      : runtime_run_attached(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err);
+        int rc = sb->attached ? runtime_run_attached(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err)
+                              : runtime_run(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err);
         /* Only the container (and an attached run's runtime) keeps the
          * write end now, so the pump sees EOF when they end. */
         close(TAKE_FD(write_fd));
@@ -172,56 +172,93 @@ int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const
         return 0;
 }
 
-/* An attached run's runtime that has not started the container by its
- * time limit (runtime_timeout_seconds, as any runtime call) hangs: true
- * when it was killed for it (err says so). */
-static bool creation_timed_out(const struct sandbox_env *env, struct sandbox *sb, int64_t deadline_mono_ms,
-                               int cancel_fd, struct proc_exit *x, struct err *err)
+/* Kill an attached run's runtime process and reap it: it is still making
+ * the container, or will not end. */
+static void kill_runtime(struct sandbox *sb)
 {
-        int64_t limit = env->rt->cli_timeout_ms > 0 ? env->rt->cli_timeout_ms : 30000;
-        int64_t create_deadline = sb->spawned_mono_ms + limit;
-        if (create_deadline >= deadline_mono_ms)
-                return false;
-        if (pidref_wait(&sb->init, create_deadline, cancel_fd, x, err) < 0 || x->status != WAIT_TIMEOUT)
-                return false;
-        int64_t ignored;
-        if (runtime_attached_started(env->rt, sb->run_id, sb->ws->bundle_dir, &ignored))
-                return false;
         struct proc_exit gone;
         struct err e = ERR_INIT;
         if (pidref_signal(&sb->init, SIGKILL) != 0 ||
             pidref_wait(&sb->init, now_mono_ms() + KILL_GRACE_MS, -1, &gone, &e) < 0 || gone.status == WAIT_TIMEOUT)
                 pidref_release(&sb->init);
-        err_set(err, ERR_RUNTIME, 0, "%s run `%s`: timed out after %lld ms and was killed (the container never ran)",
-                env->rt->name, sb->run_id, (long long)limit);
-        return true;
 }
 
-int sandbox_wait(const struct sandbox_env *env, struct sandbox *sb, int64_t deadline_mono_ms, int cancel_fd,
+/* An attached run: one runtime process makes the container, runs it and
+ * deletes it.  Until the container runs (the pid file) the runtime has
+ * runtime_timeout_seconds, as any runtime call, and a time-out or cancel
+ * meanwhile is the runtime's failure, not the job's; the job's own time
+ * limit counts from when its container ran. */
+static int wait_attached(const struct sandbox_env *env, struct sandbox *sb, int64_t timeout_ms, int cancel_fd,
+                         struct proc_exit *ret, bool *ret_retryable, struct err *err)
+{
+        int64_t limit = env->rt->cli_timeout_ms > 0 ? env->rt->cli_timeout_ms : 30000;
+        int64_t create_deadline = sb->spawned_mono_ms + limit;
+        int64_t deadline = sb->spawned_mono_ms + timeout_ms;   /* until we know when it ran */
+        bool ran = false;
+        struct proc_exit x;
+        for (;;) {
+                /* Before it ran: look again from the job's deadline on, a
+                 * little at a time, for as long as creating may take. */
+                int64_t until = deadline;
+                if (!ran) {
+                        int64_t now = now_mono_ms();
+                        if (until < now + CREATE_POLL_MS)
+                                until = now + CREATE_POLL_MS;
+                        if (until > create_deadline)
+                                until = create_deadline;
+                }
+                if (pidref_wait(&sb->init, until, cancel_fd, &x, err) < 0)
+                        return err_wrap(err, "wait for the container");
+                int64_t started_ms;
+                if (!ran && runtime_attached_started(env->rt, sb->run_id, sb->ws->bundle_dir, &started_ms)) {
+                        ran = true;
+                        int64_t create_ms = started_ms - sb->spawned_ms;
+                        int64_t waited = now_mono_ms() - sb->spawned_mono_ms;
+                        /* Clock steps (CLOCK_REALTIME) cannot make it more
+                         * than the time that passed, nor less than none. */
+                        sb->create_ms = create_ms < 0 ? 0 : create_ms > waited ? waited : create_ms;
+                        deadline = sb->spawned_mono_ms + sb->create_ms + timeout_ms;
+                }
+                if (x.status == WAIT_EXITED || x.status == WAIT_SIGNALED)
+                        break;
+                if (ran && x.status == WAIT_TIMEOUT && now_mono_ms() < deadline)
+                        continue;   /* it ran later than we waited for: its time runs from then */
+                if (ran) {
+                        *ret = x;   /* the job's time-out or cancel: the caller kills it */
+                        return 0;
+                }
+                if (x.status == WAIT_TIMEOUT && now_mono_ms() < create_deadline)
+                        continue;
+                /* Still making the container. */
+                kill_runtime(sb);
+                ran = runtime_attached_started(env->rt, sb->run_id, sb->ws->bundle_dir, &started_ms);
+                *ret_retryable = !ran;
+                if (x.status == WAIT_CANCELLED) {
+                        *ret = x;
+                        return 0;
+                }
+                err_set(err, ERR_RUNTIME, 0, "%s run `%s`: did not start the container within %lld ms, and was killed",
+                        env->rt->name, sb->run_id, (long long)(now_mono_ms() - sb->spawned_mono_ms));
+                return ran ? -1 : add_runtime_words(env, sb, err);
+        }
+        if (runtime_attached_end(env->rt, sb->run_id, sb->ws->bundle_dir, &x, ret, err) < 0) {
+                /* The runtime failed: before the container ran, the host's
+                 * failure, worth another try; after it, the algorithm may
+                 * have done its work, and its output is no runtime's words. */
+                *ret_retryable = !ran;
+                return ran ? -1 : add_runtime_words(env, sb, err);
+        }
+        return 0;
+}
+
+int sandbox_wait(const struct sandbox_env *env, struct sandbox *sb, int64_t timeout_ms, int cancel_fd,
                  struct proc_exit *ret, bool *ret_retryable, struct err *err)
 {
         *ret_retryable = false;
-        struct proc_exit x = { .status = WAIT_TIMEOUT };
-        if (sb->attached && creation_timed_out(env, sb, deadline_mono_ms, cancel_fd, &x, err)) {
-                *ret_retryable = true;
-                return add_runtime_words(env, sb, err);
-        }
-        if (x.status == WAIT_TIMEOUT && pidref_wait(&sb->init, deadline_mono_ms, cancel_fd, &x, err) < 0)
+        if (sb->attached)
+                return wait_attached(env, sb, timeout_ms, cancel_fd, ret, ret_retryable, err);
+        if (pidref_wait(&sb->init, now_mono_ms() + timeout_ms, cancel_fd, ret, err) < 0)
                 return err_wrap(err, "wait for the container");
-        if (!sb->attached || x.status == WAIT_TIMEOUT || x.status == WAIT_CANCELLED) {
-                *ret = x;
-                return 0;
-        }
-        if (runtime_attached_end(env->rt, sb->run_id, sb->ws->bundle_dir, &x, ret, err) < 0) {
-                *ret_retryable = err->code != ERR_INVALID;
-                return add_runtime_words(env, sb, err);
-        }
-        /* One process created, started and ran it: creating took until
-         * its process ran. */
-        int64_t started_ms;
-        if (runtime_attached_started(env->rt, sb->run_id, sb->ws->bundle_dir, &started_ms) &&
-            started_ms >= sb->spawned_ms)
-                sb->create_ms = started_ms - sb->spawned_ms;
         return 0;
 }
 
@@ -234,32 +271,29 @@ void sandbox_stop_log(struct sandbox *sb, bool *ret_truncated)
                 *ret_truncated = truncated;
 }
 
-/* An attached run: the runtime kills its container (it may still be
- * making it: asked again until its process ends), then that process ends. */
+/* An attached run: its container's processes killed (the init takes its
+ * pid namespace with it), then the runtime ends; asked through the runtime
+ * once when it does not, killed itself as a last resort. */
 static void kill_attached(const struct sandbox_env *env, struct sandbox *sb)
 {
         struct pidref *rt_proc = &sb->init;
         struct proc_exit ignored;
         struct err e = ERR_INIT;
-        int64_t until = now_mono_ms() + KILL_GRACE_MS, pause = KILL_RETRY_MS;
-        do {
-                if (runtime_kill(env->rt, sb->run_id, "KILL", &e) < 0)
-                        log_debug("run %s: %s", sb->run_id, e.msg);
-                int64_t next = now_mono_ms() + pause;
-                pause *= 2;
-                if (pidref_wait(rt_proc, next < until ? next : until, -1, &ignored, &e) < 0) {
-                        pidref_release(rt_proc);
-                        return;
-                }
-                if (ignored.status != WAIT_TIMEOUT)
-                        return;
-        } while (now_mono_ms() < until);
+        cgroup_kill(sb->cgroups_path);
+        if (pidref_wait(rt_proc, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) < 0) {
+                pidref_release(rt_proc);
+                return;
+        }
+        if (ignored.status != WAIT_TIMEOUT)
+                return;
+        if (runtime_kill(env->rt, sb->run_id, "KILL", &e) < 0)
+                log_debug("run %s: %s", sb->run_id, e.msg);
+        if (pidref_wait(rt_proc, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) == 0 &&
+            ignored.status != WAIT_TIMEOUT)
+                return;
         /* What it leaves is deleted by sandbox_destroy() or the collector. */
         log_warn("run %s: %s did not end after its container was killed; killing it", sb->run_id, env->rt->name);
-        if (pidref_signal(rt_proc, SIGKILL) != 0 ||
-            pidref_wait(rt_proc, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) < 0 ||
-            ignored.status == WAIT_TIMEOUT)
-                pidref_release(rt_proc);
+        kill_runtime(sb);
 }
 
 void sandbox_kill_init(const struct sandbox_env *env, struct sandbox *sb)
@@ -310,9 +344,10 @@ bool sandbox_destroy(const struct sandbox_env *env, struct sandbox *sb)
         /* Empty once the runtime is done with its container; else what is
          * in it is killed (a container the runtime could not delete keeps
          * its ids parked either way). */
+        /* Its ids are free once the container is gone from the runtime: a
+         * cgroup left here is the collector's to remove. */
         err = (struct err)ERR_INIT;
         if (gone && cgroup_remove(sb->cgroup_dir, &err) < 0 && cgroup_destroy(sb->cgroup_dir, &err) < 0) {
-                gone = false;
                 metrics_cleanup_failed("cgroup");
                 log_warn("run %s: %s (left to the collector)", sb->run_id, err.msg);
         }

@@ -82,12 +82,13 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
 int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const char *log_path,
                   struct err *err);
 
-/* Wait for the container's end until deadline_mono_ms or cancel_fd (as
- * pidref_wait): 0 with *ret how it ended (WAIT_TIMEOUT, WAIT_CANCELLED: it
- * still runs, sandbox_kill_init() it).  -1 with err when the runtime failed
- * before the container ran (*ret_retryable) or the wait itself failed.
- * Sets create_ms of an attached run from when its process ran. */
-int sandbox_wait(const struct sandbox_env *env, struct sandbox *sb, int64_t deadline_mono_ms, int cancel_fd,
+/* Wait for the container's end, for timeout_ms of its running (an attached
+ * run's from when its container ran) or until cancel_fd (as pidref_wait):
+ * 0 with *ret how it ended (WAIT_TIMEOUT, WAIT_CANCELLED: it may still run,
+ * sandbox_kill_init() it).  -1 with err when the runtime failed (before
+ * the container ran: *ret_retryable) or the wait itself failed.  Sets an
+ * attached run's create_ms. */
+int sandbox_wait(const struct sandbox_env *env, struct sandbox *sb, int64_t timeout_ms, int cancel_fd,
                  struct proc_exit *ret, bool *ret_retryable, struct err *err);
 
 /* Stop the log pump (after the container's end); *ret_truncated says

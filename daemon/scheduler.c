@@ -116,17 +116,18 @@ static void run_container(struct run *r, struct outcome *out)
 
         bool ran = true;
         int64_t t1 = now_mono_ms();
-        int64_t deadline = t1 + r->job->timeout_seconds * 1000;
         bool retryable = false;
-        if (sandbox_wait(s->d.env, sb, deadline, job_cancel_fd(r->job), &out->exit, &retryable, &err) < 0) {
+        if (sandbox_wait(s->d.env, sb, r->job->timeout_seconds * 1000, job_cancel_fd(r->job), &out->exit, &retryable,
+                         &err) < 0) {
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err.msg);
                 ran = false;
         }
         r->metrics.run_ms = now_mono_ms() - t1;
         if (sb->attached) {
                 /* One runtime process made and ran it. */
-                r->metrics.create_ms = sb->create_ms;
-                r->metrics.run_ms = now_mono_ms() - sb->spawned_mono_ms - sb->create_ms;
+                int64_t all = now_mono_ms() - sb->spawned_mono_ms;
+                r->metrics.create_ms = sb->create_ms < all ? sb->create_ms : all;
+                r->metrics.run_ms = all - r->metrics.create_ms;
         }
         /* Still ours: a timeout, a cancel, a failed wait. */
         sandbox_kill_init(s->d.env, sb);
@@ -138,6 +139,7 @@ static void run_container(struct run *r, struct outcome *out)
                 r->metrics.peak_memory_bytes = st.peak_memory_bytes;
                 r->metrics.cpu_ms = st.cpu_ms;
                 out->oom_killed = st.oom_killed;
+                out->oom_known = st.oom_known;
                 out->limit_hit = st.limit_hit;
         } else {
                 log_debug("job %s: cgroup stats: %s", r->job->id, cerr.msg);

@@ -92,7 +92,10 @@ static int start(const struct spawn_request *req, int out_fd, struct pidref *ret
         /* The daemon blocks signals in its threads and ignores SIGPIPE. */
         posix_spawnattr_setsigmask(&attr, &none);
         posix_spawnattr_setsigdefault(&attr, &all);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        /* A session of its own: a signal to the daemon's process group (a
+         * Ctrl-C, a supervisor) never reaches a runtime, which would pass
+         * it on to a running container. */
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
 
         pid_t pid;
         *ret = PIDREF_NULL;

@@ -192,6 +192,21 @@ def cgroup_dirs(parent):
     return [os.path.join(r, rel) for r in cgroup_roots() if os.path.isdir(os.path.join(r, rel))]
 
 
+def children(pid):
+    """The pids of pid's children (every thread's), as /proc says now."""
+    out = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                    out.extend(int(x) for x in f.read().split())
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return out
+
+
 def cgroup_children(parent):
     out = []
     for d in cgroup_dirs(parent):
@@ -819,11 +834,12 @@ def check_job(job, final=None, runtime=None):
                 fail("timestamps out of order")
         m = job["metrics"]
         # A job whose container never ran (cancelled before it started, or
-        # the runtime refused to create it) has no cgroup to read: null is
-        # tolerated there for the two cgroup figures (and only there).  So
-        # is a run a daemon crash interrupted: nobody read its cgroup.
+        # while its runtime was still making it, or the runtime refused to
+        # create it) has no cgroup to read: null is tolerated there for the
+        # two cgroup figures (and only there).  So is a run a daemon crash
+        # interrupted: nobody read its cgroup.
         last = job["attempts"][-1] if job.get("attempts") else {}
-        no_figures = ("runtime_error", "interrupted")
+        no_figures = ("runtime_error", "interrupted", "cancelled")
         no_container = job["started_at"] is None or (job["error"] or {}).get("code") in no_figures \
             or (last.get("error") or {}).get("code") in no_figures
         lax = ("peak_memory_bytes", "cpu_ms") if no_container else ()

@@ -94,13 +94,15 @@ class HttpErrors(DaemonCase):
         for v in (1, 1.0, [], {}, True):
             self.post({"algorithm": "t_echo", "version": v}, code="invalid_request",
                       field="/version")
-        for v in ("latest", "1", "01.0.0", "1.0"):
+        for v in ("latest", "01.0.0", "1.2.3.4", "^^1", ""):
             r = self.d.submit({"algorithm": "t_echo", "version": v})
-            if r.status == 400:
-                check_error(r, 400, "invalid_request", "/version")
-            else:
-                check_error(r, 404, "unknown_algorithm")
+            check_error(r, 400, "invalid_request", "/version")
             self.assertHealthy()
+        # Ranges: "1" and "1.0" are 1.x and 1.0.x.
+        for v in ("1", "1.0"):
+            r = self.d.submit({"algorithm": "t_echo", "version": v})
+            self.assertEqual((r.status, r.body.get("version")), (202, "1.0.0"), r)
+        check_error(self.d.submit({"algorithm": "t_echo", "version": "3"}), 404, "unknown_algorithm", "/version")
 
     def test_parameters_not_an_object(self):
         for p in ([1], "x", 5, True):

@@ -38,19 +38,25 @@ def fail_first(op, n, counter, extra=""):
             'esac' % (probe, job, counter, counter, n, op, extra))
 
 
+def wrapped_daemon(test, name, wrapper, body, config):
+    """A started daemon whose runtime is the wrapper script `wrapper` (its
+    file name: the daemon names the runtime after it) running body first;
+    COUNTER in body is a file of the test's own."""
+    tmp = tempfile.mkdtemp(prefix="edgecd-it-wrap-")
+    test.addCleanup(shutil.rmtree, tmp, True)
+    w = harness.write_runtime_wrapper(tmp, wrapper, body.replace("COUNTER", os.path.join(tmp, "count")))
+    d = Daemon(name, config=dict(config, runtime=w))
+    test.addCleanup(d.stop)
+    d.start()
+    test.assertEqual(d.runtime["path"], w, "the wrapper passed the sandbox probe")
+    return d
+
+
 class Retries(unittest.TestCase):
 
     def daemon(self, name, body, config=None):
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-wrap-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        w = harness.write_runtime_wrapper(tmp, name, body.replace("COUNTER", os.path.join(tmp, "count")))
-        cfg = {"runtime": w, "retry": {"max_attempts": 3, "backoff_ms": 50}}
-        cfg.update(config or {})
-        d = Daemon(name, config=cfg)
-        self.addCleanup(d.stop)
-        d.start()
-        self.assertEqual(d.runtime["name"], name, "the wrapper passed the sandbox probe")
-        return d
+        return wrapped_daemon(self, name, name, body, dict({"retry": {"max_attempts": 3, "backoff_ms": 50}},
+                                                           **(config or {})))
 
     @quick
     def test_transient_create_failures_are_retried(self):
@@ -265,6 +271,62 @@ class Breaker(unittest.TestCase):
         jobs = sorted((d.wait_final(i, timeout=30) for i in ids), key=lambda j: j["started_at"])
         self.assertLessEqual(harness.parse_time(jobs[0]["finished_at"]), harness.parse_time(jobs[1]["started_at"]),
                              "two jobs of a degraded algorithm ran at once: %s" % jobs)
+
+
+class Attached(unittest.TestCase):
+    """A cold job's runtime runs in the foreground (runc and crun: a wrapper
+    named runc stands in here): its creation is bounded by
+    runtime_timeout_seconds and is the runtime's failure, not the job's;
+    the job's own time limit counts from when its container ran; and the
+    runtime sits in a session of its own, out of reach of signals to the
+    daemon's process group, which it would pass on to the container."""
+
+    def daemon(self, name, body, config=None):
+        return wrapped_daemon(self, name, "runc", body, dict({"retry": {"max_attempts": 1}}, **(config or {})))
+
+    def test_creation_that_hangs_is_a_runtime_error(self):
+        d = self.daemon("atthang", 'case "$op:$id" in run:edgecd-probe-*) ;; run:*) sleep 30 ;; esac',
+                        config={"runtime_timeout_seconds": 1})
+        t0 = time.monotonic()
+        job = d.run_job(dict(ECHO, timeout_seconds=20), timeout=60)
+        self.assertLess(time.monotonic() - t0, 15, "the hung runtime was not bounded by runtime_timeout_seconds")
+        self.assertEqual(job["error"]["code"], "runtime_error", job)
+        self.assertIn("did not start the container within", job["error"]["message"], job)
+        d.assert_idle_clean()
+
+    def test_time_limit_counts_from_when_the_container_ran(self):
+        # Creating takes 1.5 s; the job may run 1 s and needs half of it.
+        d = self.daemon("attslow", 'case "$op:$id" in run:edgecd-probe-*) ;; run:*) sleep 1.5 ;; esac',
+                        config={"runtime_timeout_seconds": 10})
+        job = d.run_job({"algorithm": "t_sleep", "parameters": {"seconds": 0.5}, "timeout_seconds": 1}, timeout=60)
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertGreaterEqual(job["metrics"]["create_ms"], 1400, job)
+        self.assertLess(job["metrics"]["run_ms"], 1500, job)
+        # And a job past its limit is still stopped, a second after it ran.
+        job = d.run_job({"algorithm": "t_sleep", "parameters": {"seconds": 30}, "timeout_seconds": 1}, timeout=60)
+        self.assertEqual(job["error"]["code"], "timeout", job)
+        self.assertLess(job["metrics"]["run_ms"], 6000 * slow_factor(), job)
+        d.assert_idle_clean()
+
+    def test_runtime_in_a_session_of_its_own(self):
+        d = Daemon("session")
+        self.addCleanup(d.stop)
+        d.start()
+        jid = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 3}, "timeout_seconds": 10}).body["id"]
+        deadline = time.monotonic() + 10
+        kids = []
+        while not kids and time.monotonic() < deadline:
+            kids = harness.children(d.proc.pid)
+            time.sleep(0.05)
+        # The runtime (runc, crun: in the foreground) or the container's
+        # init (youki: run --detach, the init re-parented to the daemon).
+        self.assertTrue(kids, "no process under the daemon while a job ran")
+        for k in kids:
+            try:
+                self.assertNotEqual(os.getsid(k), os.getsid(d.proc.pid), "child %d shares the daemon's session" % k)
+            except ProcessLookupError:
+                pass
+        self.assertEqual(d.wait_final(jid, timeout=30)["status"], "succeeded")
 
 
 class Collector(unittest.TestCase):

@@ -173,6 +173,7 @@ START_TEST(test_stats_oom_kill)
         ck_assert_int_eq(ex.status, WAIT_SIGNALED);
         ck_assert_int_eq(ex.signal, SIGKILL);
         ck_assert(st[0].oom_killed);
+        ck_assert(st[0].oom_known);
         ck_assert(st[0].limit_hit);
         ck_assert_int_le(st[0].peak_memory_bytes, (16 << 20) + (1 << 20));
         ck_assert_int_gt(st[0].peak_memory_bytes, 8 << 20);

@@ -303,6 +303,12 @@ START_TEST(test_classify)
         o = signaled(SIGTERM);
         o.limit_hit = true;
         expect(&o, out, JOB_ERR_ALGORITHM_FAILED, "killed by signal SIGTERM");
+        /* Where the kernel's count was read and says none, the limit is
+         * only a limit (v2 reclaims at it all the time). */
+        o = signaled(SIGKILL);
+        o.limit_hit = true;
+        o.oom_known = true;
+        expect(&o, out, JOB_ERR_ALGORITHM_FAILED, "killed by signal SIGKILL");
         o = exited(137);
         o.limit_hit = true;
         expect(&o, out, JOB_ERR_OUT_OF_MEMORY, "status 137");
