@@ -67,6 +67,8 @@ static const struct option options[] = {
         { "runtime_timeout_seconds", OPT_INT, OFF(runtime_timeout_seconds), 1, 3600,  30,    NULL },
         { "sweep_interval_seconds", OPT_INT, OFF(sweep_interval_seconds), 1, 86400,   60,    NULL },
         { "keep_bundles",        OPT_BOOL,   OFF(keep_bundles),        0, 0,          0,     NULL },
+        { "watch_plugins",       OPT_BOOL,   OFF(watch_plugins),       0, 0,          1,     NULL },
+        { "max_algorithms",      OPT_INT,    OFF(max_algorithms),      1, 100000,     1000,  NULL },
         { "log_level",           OPT_STRING, OFF(log_level),           0, 0,          0,     "info" },
         { "defaults",            OPT_SECTION, 0,                       0, 0,          0,     NULL },
         /* A cpu quota below 1 ms per 100 ms period is refused by the kernel. */

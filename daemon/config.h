@@ -41,6 +41,8 @@ struct config {
         int64_t runtime_timeout_seconds; /* any one runtime CLI call */
         int64_t sweep_interval_seconds;  /* how often leftovers are collected */
         bool keep_bundles;        /* debug: keep each job's bundle after it ends */
+        bool watch_plugins;       /* rescan plugins_dir when it changes (inotify) */
+        int64_t max_algorithms;   /* plugin manifests (versions) loaded at most */
         char *log_level;          /* error, warn, info, debug */
         struct limits defaults;
         struct {

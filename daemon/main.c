@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,8 @@
 #include "auth.h"
 #include "breaker.h"
 #include "cgroup.h"
+#include "metrics.h"
+#include "plugwatch.h"
 #include "jobtable.h"
 #include "collector.h"
 #include "config.h"
@@ -90,6 +93,12 @@ static void log_broken(const char *msg, void *ctx)
 {
         (void)ctx;
         log_warn("plugin skipped: %s", msg);
+}
+
+static void log_change(const char *msg, void *ctx)
+{
+        (void)ctx;
+        log_info("%s", msg);
 }
 
 struct options {
@@ -206,7 +215,7 @@ static void check_plugins(const struct config *cfg)
 {
         struct registry *r = NULL;
         struct err err = ERR_INIT;
-        if (registry_load(cfg->plugins_dir, print_plugin_warning, NULL, &r, &err) == 0)
+        if (registry_load(cfg->plugins_dir, (size_t)cfg->max_algorithms, print_plugin_warning, NULL, &r, &err) == 0)
                 printf("plugins: %zu loaded, %zu broken, from %s\n", registry_count(r),
                        registry_broken_count(r), cfg->plugins_dir);
         registry_free(r);
@@ -233,6 +242,9 @@ struct daemon {
         struct scheduler *scheduler;
         struct collector *collector;
         struct api *api;
+        struct plugwatch *watch;     /* NULL when watch_plugins is off */
+        pthread_t main_thread;       /* the watch wakes it with SIGUSR1 */
+        int64_t broken_retry_ms;     /* the next look at broken plugins, backing off */
 };
 
 /* Containers a previous run left in any runtime's state root
@@ -312,6 +324,54 @@ static int load_tokens(const struct config *cfg, struct auth **ret, struct err *
         return 0;
 }
 
+/* The watch's thread: the main thread rescans. */
+static void wake_main(void *ctx)
+{
+        struct daemon *d = ctx;
+        pthread_kill(d->main_thread, SIGUSR1);
+}
+
+#define BROKEN_RETRY_MIN_MS 1000
+#define BROKEN_RETRY_MAX_MS 30000
+#define PENDING_RETRY_MS 500
+
+/* Rescan the plugins (forced by SIGHUP: every manifest read anew), log and
+ * count what changed, bring the warm pools in line, and ask the watch to
+ * look again while a plugin is still being written or is broken (what it
+ * waits for may happen deeper than the watch sees). */
+static void reload_plugins(struct daemon *d, const char *trigger, bool force)
+{
+        struct registry_changes c;
+        struct err err = ERR_INIT;
+        metrics_plugin_reload(trigger);
+        if (registry_reload(d->registry, force, log_broken, log_change, NULL, &c, &err) < 0) {
+                log_error("plugins not reloaded (%s): %s", trigger, err.msg);
+                return;
+        }
+        metrics_plugin_changes("added", c.added);
+        metrics_plugin_changes("changed", c.changed);
+        metrics_plugin_changes("removed", c.removed);
+        metrics_plugin_changes("broken", c.broken);
+        bool any = c.added || c.changed || c.removed || c.broken;
+        if (force || any)
+                log_info("plugins reloaded (%s): %zu added, %zu changed, %zu removed, %zu newly broken; "
+                         "%zu loaded, %zu broken%s", trigger, c.added, c.changed, c.removed, c.broken,
+                         registry_count(d->registry), registry_broken_count(d->registry),
+                         c.pending ? "; some still being written" : "");
+        warmpool_sync(d->warm, d->registry);
+        if (c.pending) {
+                plugwatch_again(d->watch, PENDING_RETRY_MS);
+        } else if (registry_broken_count(d->registry)) {
+                if (any || force || !d->broken_retry_ms)
+                        d->broken_retry_ms = BROKEN_RETRY_MIN_MS;
+                else if (d->broken_retry_ms < BROKEN_RETRY_MAX_MS)
+                        d->broken_retry_ms *= 2;
+                plugwatch_again(d->watch, d->broken_retry_ms);
+        } else {
+                d->broken_retry_ms = 0;
+        }
+}
+
 static int start(struct daemon *d, struct err *err)
 {
         const struct config *cfg = &d->cfg;
@@ -359,7 +419,7 @@ static int start(struct daemon *d, struct err *err)
         struct collector_deps cd = { .cfg = cfg, .rt = d->runtime };
         collector_run(&cd);
 
-        if (registry_load(cfg->plugins_dir, log_broken, NULL, &d->registry, err) < 0)
+        if (registry_load(cfg->plugins_dir, (size_t)cfg->max_algorithms, log_broken, NULL, &d->registry, err) < 0)
                 return -1;
         log_info("plugins: %zu loaded, %zu broken, from %s", registry_count(d->registry),
                  registry_broken_count(d->registry), cfg->plugins_dir);
@@ -428,11 +488,14 @@ static int start(struct daemon *d, struct err *err)
         };
         if (api_start(&deps, listen_fd, auth, &d->api, err) < 0)
                 return -1;
+        if (cfg->watch_plugins && plugwatch_start(cfg->plugins_dir, wake_main, d, &d->watch, err) < 0)
+                return -1;
         return 0;
 }
 
 static void stop(struct daemon *d)
 {
+        plugwatch_stop(d->watch);
         api_drain(d->api);
         collector_stop(d->collector);
         /* Running jobs drain while the API still answers (reads, cancels,
@@ -500,7 +563,7 @@ int main(int argc, char **argv)
 
         if (o.hash_token)
                 return hash_token();
-        struct daemon d = { .lock_fd = -1 };
+        struct daemon d = { .lock_fd = -1, .main_thread = pthread_self() };
         int problems = load_config(&o, &d.cfg);
         if (o.check_only) {
                 if (!problems)
@@ -526,6 +589,7 @@ int main(int argc, char **argv)
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGHUP);
+        sigaddset(&set, SIGUSR1);
         sigaddset(&set, SIGCHLD);
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
@@ -551,14 +615,11 @@ int main(int argc, char **argv)
                         log_info("signal %s: stopping", strsignal(sig));
                         break;
                 }
+                if (sig == SIGUSR1)
+                        reload_plugins(&d, "watch", false);
                 if (sig == SIGHUP) {
                         struct err rerr = ERR_INIT;
-                        if (registry_reload(d.registry, log_broken, NULL, &rerr) < 0)
-                                log_error("SIGHUP: plugins not reloaded: %s", rerr.msg);
-                        else
-                                log_info("SIGHUP: plugins reloaded: %zu loaded, %zu broken",
-                                         registry_count(d.registry), registry_broken_count(d.registry));
-                        warmpool_sync(d.warm, d.registry);
+                        reload_plugins(&d, "sighup", true);
                         struct auth *auth = NULL;
                         err_clear(&rerr);
                         if (load_tokens(&d.cfg, &auth, &rerr) < 0)

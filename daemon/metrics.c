@@ -17,12 +17,15 @@ static const char *const http_reasons[] = {
         "unauthorized", "forbidden", "header_too_large", "json_too_deep", "replies_in_flight",
 };
 static const char *const kinds[] = { "container", "cgroup", "workspace" };
+static const char *const plugin_changes[] = { "added", "changed", "removed", "broken" };
+static const char *const reload_triggers[] = { "watch", "sighup" };
 
 static uint64_t submitted, retries, pruned;
 static uint64_t rejected[ARRAY_SIZE(reject_reasons)];
 static uint64_t http_rejected[ARRAY_SIZE(http_reasons)];
 static uint64_t cleanup_failed[ARRAY_SIZE(kinds)], leftovers[ARRAY_SIZE(kinds)];
 static uint64_t finished[N_ERRORS];
+static uint64_t plugin_changed[ARRAY_SIZE(plugin_changes)], reloads[ARRAY_SIZE(reload_triggers)];
 static uint64_t sum_queue_ms, sum_create_ms, sum_run_ms, sum_total_ms;
 
 static void add(uint64_t *c, int64_t v)
@@ -73,6 +76,16 @@ void metrics_cleanup_failed(const char *kind)
 void metrics_leftovers_removed(const char *kind, size_t n)
 {
         add(&leftovers[index_of(kinds, ARRAY_SIZE(kinds), kind)], (int64_t)n);
+}
+
+void metrics_plugin_changes(const char *change, size_t n)
+{
+        add(&plugin_changed[index_of(plugin_changes, ARRAY_SIZE(plugin_changes), change)], (int64_t)n);
+}
+
+void metrics_plugin_reload(const char *trigger)
+{
+        add(&reloads[index_of(reload_triggers, ARRAY_SIZE(reload_triggers), trigger)], 1);
 }
 
 void metrics_records_pruned(size_t n)
@@ -170,6 +183,13 @@ char *metrics_render(const struct metrics_gauges *g)
         put_labelled(&b, "edgecd_cleanup_failures_total", "kind", kinds, cleanup_failed, ARRAY_SIZE(cleanup_failed));
         family(&b, "edgecd_leftovers_removed_total", "counter", "Leftovers the collector removed.");
         put_labelled(&b, "edgecd_leftovers_removed_total", "kind", kinds, leftovers, ARRAY_SIZE(leftovers));
+        family(&b, "edgecd_plugin_changes_total", "counter",
+               "Plugins the rescans of the plugins directory found added, changed, removed or newly broken.");
+        put_labelled(&b, "edgecd_plugin_changes_total", "change", plugin_changes, plugin_changed,
+                     ARRAY_SIZE(plugin_changed));
+        family(&b, "edgecd_plugin_rescans_total", "counter",
+               "Rescans of the plugins directory, by what asked (the watch on it, SIGHUP).");
+        put_labelled(&b, "edgecd_plugin_rescans_total", "trigger", reload_triggers, reloads, ARRAY_SIZE(reloads));
         family(&b, "edgecd_jobs_finished_total", "counter", "Jobs that became final, by outcome.");
         for (int e = 0; e < N_ERRORS; e++) {
                 const char *status = e == JOB_ERR_NONE ? "succeeded" : e == JOB_ERR_CANCELLED ? "cancelled" : "failed";

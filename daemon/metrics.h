@@ -28,6 +28,10 @@ void metrics_cleanup_failed(const char *kind);
 void metrics_leftovers_removed(const char *kind, size_t n);
 /* Retention deleted n finished records. */
 void metrics_records_pruned(size_t n);
+/* Plugins a rescan found: change "added", "changed", "removed", "broken". */
+void metrics_plugin_changes(const char *change, size_t n);
+/* A rescan of the plugins directory; trigger "watch" or "sighup". */
+void metrics_plugin_reload(const char *trigger);
 /* A job became final: error JOB_ERR_NONE is a success.  Durations in ms. */
 void metrics_job_finished(enum job_error error, int64_t queue_ms, int64_t create_ms,
                           int64_t run_ms, int64_t total_ms);

@@ -7,8 +7,14 @@
  * unlocking.  Manifests are reference-counted, so a job that already holds
  * one keeps running the version it started with.
  *
+ * A rescan keeps the manifest of every plugin.yaml that is still the same
+ * file (so warm pools and caches keyed by it live on), and loads a plugin
+ * new or changed since only once nothing in its directory has been written
+ * for REGISTRY_SETTLE_MS: a directory being copied in is never loaded half
+ * done.  A forced rescan (SIGHUP) reads every manifest anew.
+ *
  * Threads: registry_load() on main before the other threads start;
- * registry_reload() on whichever thread watches the directory; lookups and
+ * registry_reload() on main only (SIGHUP, or the watch's wake-up); lookups and
  * the JSON listings on HTTP and worker threads.  The lock is held only for
  * in-memory work and is a leaf: nothing is called with it held that takes
  * another lock. */
@@ -16,9 +22,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -27,16 +37,29 @@ struct broken {
         char *error;
 };
 
+/* What a plugin.yaml was when it was loaded: a rescan keeps the manifest
+ * of a file still the same (ctime moves on any write, rename or chmod). */
+struct file_id {
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtime, ctime;
+};
+
 struct table {
         struct manifest **items;
+        struct file_id *ids;      /* one per item */
         size_t n;
         struct broken *broken;
         size_t nbroken;
+        size_t newly_broken;      /* broken entries the previous table did not have */
+        size_t pending;           /* plugins not settled yet, left for a later rescan */
 };
 
 struct registry {
         pthread_mutex_t lock;
         char *dir;
+        size_t max;               /* manifests loaded at most */
         struct table *t;          /* guarded by lock */
 };
 
@@ -51,6 +74,7 @@ static void table_free(struct table *t)
                 free(t->broken[i].error);
         }
         free(t->items);
+        free(t->ids);
         free(t->broken);
         free(t);
 }
@@ -60,11 +84,30 @@ static void table_freep(struct table **t)
         table_free(*t);
 }
 
-static void add_broken(struct table *t, const char *path, const char *error,
+static bool same_file(const struct file_id *a, const struct file_id *b)
+{
+        return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+               a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+               a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+static struct file_id file_id_of(const struct stat *st)
+{
+        return (struct file_id){ .dev = st->st_dev, .ino = st->st_ino, .size = st->st_size,
+                                 .mtime = st->st_mtim, .ctime = st->st_ctim };
+}
+
+/* Report a broken plugin unless the previous table had it broken the same
+ * way (a rescan does not repeat itself). */
+static void add_broken(struct table *t, const struct table *old, const char *path, const char *error,
                        void (*report)(const char *msg, void *ctx), void *ctx)
 {
         t->broken = xrealloc(t->broken, (t->nbroken + 1) * sizeof *t->broken);
         t->broken[t->nbroken++] = (struct broken){ .path = xstrdup(path), .error = xstrdup(error) };
+        for (size_t i = 0; old && i < old->nbroken; i++)
+                if (!strcmp(old->broken[i].path, path) && !strcmp(old->broken[i].error, error))
+                        return;
+        t->newly_broken++;
         if (report)
                 report(error, ctx);
 }
@@ -74,10 +117,74 @@ static int cmp_names(const void *a, const void *b)
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+struct settle_ctx {
+        struct timespec since;    /* changed at or after this: not settled */
+        bool busy;
+        size_t left;              /* entries still to look at */
+};
+
+static bool changed_since(const struct stat *st, const struct timespec *since)
+{
+        return st->st_ctim.tv_sec > since->tv_sec ||
+               (st->st_ctim.tv_sec == since->tv_sec && st->st_ctim.tv_nsec >= since->tv_nsec);
+}
+
+/* Has nothing in dir's tree been created or written for REGISTRY_SETTLE_MS?
+ * ctime, which a copy cannot set back (`cp -a` keeps mtimes).  A tree past
+ * the entry budget counts as settled once the part looked at is. */
+static bool walk_settled(int dirfd, struct settle_ctx *c, int depth)
+{
+        DIR *d = fdopendir(dirfd);
+        if (!d) {
+                close(dirfd);
+                return true;
+        }
+        struct dirent *de;
+        while (!c->busy && c->left && (de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                c->left--;
+                struct stat st;
+                if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (changed_since(&st, &c->since)) {
+                        c->busy = true;
+                        break;
+                }
+                if (S_ISDIR(st.st_mode) && depth < 64) {
+                        int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (sub >= 0)
+                                walk_settled(sub, c, depth + 1);
+                }
+        }
+        closedir(d);
+        return !c->busy;
+}
+
+static bool tree_settled(const char *dir)
+{
+        struct settle_ctx c = { .left = REGISTRY_SETTLE_ENTRIES };
+        clock_gettime(CLOCK_REALTIME, &c.since);
+        int64_t ns = (int64_t)c.since.tv_sec * 1000000000 + c.since.tv_nsec - (int64_t)REGISTRY_SETTLE_MS * 1000000;
+        c.since.tv_sec = (time_t)(ns / 1000000000);
+        c.since.tv_nsec = (long)(ns % 1000000000);
+        struct stat st;
+        if (stat(dir, &st) < 0)
+                return true;
+        if (changed_since(&st, &c.since))
+                return false;
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return fd < 0 || walk_settled(fd, &c, 0);
+}
+
 /* Scan dir into a new table.  Directories are taken in name order so which
- * of two duplicates counts as "the second" does not depend on readdir. */
-static int scan(const char *dir, void (*report)(const char *msg, void *ctx), void *ctx,
-                struct table **ret, struct err *err)
+ * of two duplicates counts as "the second" does not depend on readdir.
+ * With old (a rescan that is not forced): a plugin.yaml that is still the
+ * same file keeps its manifest, and a plugin new or changed since is
+ * loaded only once its directory has settled (until then the old version
+ * stays, or it waits: t->pending). */
+static int scan(const char *dir, size_t max, const struct table *old, void (*report)(const char *msg, void *ctx),
+                void *ctx, struct table **ret, struct err *err)
 {
         DIR *d = opendir(dir);
         if (!d)
@@ -96,22 +203,43 @@ static int scan(const char *dir, void (*report)(const char *msg, void *ctx), voi
         for (size_t i = 0; i < count; i++) {
                 _cleanup_free_ char *pdir = xasprintf("%s/%s", dir, names[i]);
                 _cleanup_free_ char *yaml = xasprintf("%s/plugin.yaml", pdir);
-                struct stat st;
+                struct stat st, yst;
                 if (stat(pdir, &st) < 0 || !S_ISDIR(st.st_mode))
                         continue;
-                if (lstat(yaml, &st) < 0 && errno == ENOENT)
-                        continue;   /* not a plugin (yet): a copy may be under way */
+                if (stat(yaml, &yst) < 0) {
+                        if (errno == ENOENT)
+                                continue;   /* not a plugin (yet): a copy may be under way */
+                        memset(&yst, 0, sizeof yst);
+                }
+                struct file_id id = file_id_of(&yst);
 
-                if (t->n >= REGISTRY_MAX_PLUGINS) {
-                        _cleanup_free_ char *msg = xasprintf("%s: registry full (%d plugins)", yaml,
-                                                             REGISTRY_MAX_PLUGINS);
-                        add_broken(t, yaml, msg, report, ctx);
+                struct manifest *m = NULL;
+                for (size_t k = 0; old && k < old->n && !m; k++)
+                        if (same_file(&old->ids[k], &id))
+                                m = manifest_ref(old->items[k]);
+                if (!m && old && !tree_settled(pdir)) {
+                        /* Being written: it waits, and the version it
+                         * replaces serves meanwhile. */
+                        t->pending++;
+                        _cleanup_free_ char *real = realpath(pdir, NULL);
+                        size_t k = 0;
+                        while (real && k < old->n && strcmp(old->items[k]->dir, real))
+                                k++;
+                        if (!real || k == old->n)
+                                continue;
+                        m = manifest_ref(old->items[k]);
+                        id = old->ids[k];
+                }
+                if (t->n >= max) {
+                        manifest_unref(m);
+                        _cleanup_free_ char *msg = xasprintf("%s: not loaded: %zu plugins are loaded already, "
+                                                             "the most max_algorithms allows", yaml, max);
+                        add_broken(t, old, yaml, msg, report, ctx);
                         continue;
                 }
-                struct manifest *m = NULL;
                 struct err e = ERR_INIT;
-                if (manifest_load(yaml, &m, &e) < 0) {
-                        add_broken(t, yaml, e.msg, report, ctx);
+                if (!m && manifest_load(yaml, &m, &e) < 0) {
+                        add_broken(t, old, yaml, e.msg, report, ctx);
                         continue;
                 }
                 const struct manifest *dup = NULL;
@@ -122,24 +250,27 @@ static int scan(const char *dir, void (*report)(const char *msg, void *ctx), voi
                 if (dup) {
                         _cleanup_free_ char *msg = xasprintf("%s: `%s` %s is a duplicate of %s", yaml,
                                                              m->name, m->version, dup->dir);
-                        add_broken(t, yaml, msg, report, ctx);
+                        add_broken(t, old, yaml, msg, report, ctx);
                         manifest_unref(m);
                         continue;
                 }
                 t->items = xrealloc(t->items, (t->n + 1) * sizeof *t->items);
+                t->ids = xrealloc(t->ids, (t->n + 1) * sizeof *t->ids);
+                t->ids[t->n] = id;
                 t->items[t->n++] = m;
         }
         *ret = TAKE_PTR(t);
         return 0;
 }
 
-int registry_load(const char *dir, void (*report)(const char *msg, void *ctx), void *ctx,
+int registry_load(const char *dir, size_t max_plugins, void (*report)(const char *msg, void *ctx), void *ctx,
                   struct registry **ret, struct err *err)
 {
+        size_t max = max_plugins ? max_plugins : REGISTRY_MAX_PLUGINS;
         (void)err;
         struct table *t = NULL;
         struct err e = ERR_INIT;
-        if (scan(dir, report, ctx, &t, &e) < 0) {
+        if (scan(dir, max, NULL, report, ctx, &t, &e) < 0) {
                 /* The directory may appear later (SIGHUP rescans): serve an
                  * empty registry, and /readyz says no plugin is loaded. */
                 if (report)
@@ -149,17 +280,76 @@ int registry_load(const char *dir, void (*report)(const char *msg, void *ctx), v
         struct registry *r = xcalloc(1, sizeof *r);
         pthread_mutex_init(&r->lock, NULL);
         r->dir = xstrdup(dir);
+        r->max = max;
         r->t = t;
         *ret = r;
         return 0;
 }
 
-int registry_reload(struct registry *r, void (*report)(const char *msg, void *ctx), void *ctx,
+static bool holds(const struct table *t, const struct manifest *m)
+{
+        for (size_t i = 0; i < t->n; i++)
+                if (t->items[i] == m)
+                        return true;
+        return false;
+}
+
+static const struct manifest *same_version(const struct table *t, const struct manifest *m)
+{
+        for (size_t i = 0; i < t->n; i++)
+                if (!strcmp(t->items[i]->name, m->name) && semver_compare(&t->items[i]->semver, &m->semver) == 0)
+                        return t->items[i];
+        return NULL;
+}
+
+/* What changed from old to t, told to `changed` and counted. */
+static void diff(const struct table *old, const struct table *t, void (*changed)(const char *msg, void *ctx),
+                 void *ctx, struct registry_changes *c)
+{
+        for (size_t i = 0; i < t->n; i++) {
+                const struct manifest *m = t->items[i];
+                if (holds(old, m))
+                        continue;
+                bool was = same_version(old, m) != NULL;
+                if (was)
+                        c->changed++;
+                else
+                        c->added++;
+                if (changed) {
+                        _cleanup_free_ char *msg = xasprintf("plugin %s: %s %s (%s)", was ? "changed" : "added",
+                                                             m->name, m->version, m->path);
+                        changed(msg, ctx);
+                }
+        }
+        for (size_t i = 0; i < old->n; i++) {
+                const struct manifest *m = old->items[i];
+                if (holds(t, m) || same_version(t, m))
+                        continue;
+                c->removed++;
+                if (changed) {
+                        _cleanup_free_ char *msg = xasprintf("plugin removed: %s %s (%s)", m->name, m->version,
+                                                             m->path);
+                        changed(msg, ctx);
+                }
+        }
+}
+
+int registry_reload(struct registry *r, bool force, void (*report)(const char *msg, void *ctx),
+                    void (*changed)(const char *msg, void *ctx), void *ctx, struct registry_changes *ret,
                     struct err *err)
 {
+        *ret = (struct registry_changes){ 0 };
+        /* Reloads come from one thread, which alone swaps r->t: the old
+         * table stays valid while it is read here without the lock. */
+        pthread_mutex_lock(&r->lock);
+        const struct table *cur = r->t;
+        pthread_mutex_unlock(&r->lock);
         struct table *t = NULL;
-        if (scan(r->dir, report, ctx, &t, err) < 0)
+        if (scan(r->dir, r->max, force ? NULL : cur, report, ctx, &t, err) < 0)
                 return -1;   /* keep serving the old table */
+        diff(cur, t, changed, ctx, ret);
+        ret->broken = t->newly_broken;
+        ret->pending = t->pending;
         pthread_mutex_lock(&r->lock);
         struct table *old = r->t;
         r->t = t;

@@ -8,29 +8,53 @@
 #ifndef EDGECD_REGISTRY_H
 #define EDGECD_REGISTRY_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <jansson.h>
 
 #include "error.h"
 #include "manifest.h"
 
+/* The default cap on loaded manifests (config max_algorithms). */
 #define REGISTRY_MAX_PLUGINS 1000
 
 struct registry;
 
-/* Scan dir.  Each broken plugin is kept as a broken entry (and reported
+/* Scan dir, loading at most max_plugins manifests (0: REGISTRY_MAX_PLUGINS;
+ * those past it are listed broken, with the reason).  Each broken plugin is kept as a broken entry (and reported
  * through report(msg, ctx) if given).  A missing or unreadable dir is
  * reported too and gives an empty registry: the daemon still starts, and a
  * rescan picks the plugins up once the dir is there.  Never fails today; err
  * is kept for callers that may. */
-int registry_load(const char *dir, void (*report)(const char *msg, void *ctx), void *ctx,
+int registry_load(const char *dir, size_t max_plugins, void (*report)(const char *msg, void *ctx), void *ctx,
                   struct registry **ret, struct err *err);
 void registry_free(struct registry *r);
 
+/* A plugin directory counts as written once nothing in it (ctime) has
+ * changed for this long; at most this many entries of its tree are looked
+ * at. */
+#define REGISTRY_SETTLE_MS 1000
+#define REGISTRY_SETTLE_ENTRIES 100000
+
+struct registry_changes {
+        size_t added, changed, removed;   /* manifests, by name and version */
+        size_t broken;                    /* broken entries the previous scan did not have */
+        size_t pending;                   /* plugins still being written: rescan later */
+};
+
 /* Rescan the directory registry_load() was given and swap the new tables in
  * atomically; lookups see either the old or the new set, never a mix.  Jobs
- * keep the manifest references they hold.  On error (the dir itself cannot
- * be read) the old tables stay. */
-int registry_reload(struct registry *r, void (*report)(const char *msg, void *ctx), void *ctx,
+ * keep the manifest references they hold.  Not forced, a plugin.yaml that
+ * is still the same file keeps its manifest, and a plugin new or changed
+ * is taken only once its directory has settled (REGISTRY_SETTLE_MS; until
+ * then a changed one keeps its old version).  Forced, every manifest is
+ * read anew.  report() gets each broken plugin not already broken the same
+ * way, changed() each plugin added, changed or removed ("plugin added: NAME
+ * VERSION (PATH)"), and *ret the counts.  On error (the dir itself cannot
+ * be read) the old tables stay.  One thread at a time (main). */
+int registry_reload(struct registry *r, bool force, void (*report)(const char *msg, void *ctx),
+                    void (*changed)(const char *msg, void *ctx), void *ctx, struct registry_changes *ret,
                     struct err *err);
 
 /* The version of name that `version` asks for: NULL, the newest (the

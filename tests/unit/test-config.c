@@ -104,6 +104,8 @@ static void assert_defaults(const struct config *c)
         ck_assert_int_eq(c->runtime_timeout_seconds, 30);
         ck_assert_int_eq(c->sweep_interval_seconds, 60);
         ck_assert(!c->keep_bundles);
+        ck_assert(c->watch_plugins);
+        ck_assert_int_eq(c->max_algorithms, 1000);
         ck_assert_str_eq(c->log_level, "info");
         ck_assert_double_eq(c->defaults.cpu_cores, 1.0);
         ck_assert_int_eq(c->defaults.memory_mb, 256);
@@ -660,7 +662,7 @@ END_TEST
 #if __SIZEOF_POINTER__ == 8
 /* A new field changes the size: poison it below and check it in
  * assert_defaults(), then update the number. */
-_Static_assert(sizeof(struct config) == 384, "struct config changed: extend the poison and assert_defaults");
+_Static_assert(sizeof(struct config) == 392, "struct config changed: extend the poison and assert_defaults");
 #endif
 START_TEST(test_shipped_file_equals_defaults)
 {
@@ -680,6 +682,8 @@ START_TEST(test_shipped_file_equals_defaults)
         cfg.max_body_bytes = cfg.max_result_bytes = cfg.max_log_bytes = 7;
         cfg.max_timeout_seconds = cfg.runtime_timeout_seconds = cfg.sweep_interval_seconds = 7;
         cfg.keep_bundles = true;
+        cfg.watch_plugins = false;
+        cfg.max_algorithms = 7;
         cfg.defaults = (struct limits){ 7.5, 7, 7, 7, 7 };
         cfg.job_users.first_uid = cfg.job_users.first_gid = cfg.job_users.count = 7;
         cfg.retry.max_attempts = cfg.retry.backoff_ms = 7;

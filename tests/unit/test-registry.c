@@ -72,7 +72,7 @@ static struct registry *load(struct msgs *m)
 {
         struct registry *r = NULL;
         struct err e = ERR_INIT;
-        ck_assert_msg(registry_load(plugins, collect, m, &r, &e) == 0, "%s", e.msg);
+        ck_assert_msg(registry_load(plugins, 0, collect, m, &r, &e) == 0, "%s", e.msg);
         return r;
 }
 
@@ -254,7 +254,7 @@ START_TEST(test_empty_and_missing_dir)
         r = NULL;
         /* A missing dir is reported and gives an empty registry: the daemon
          * still starts and a rescan finds the plugins once the dir is there. */
-        ck_assert_int_eq(registry_load(missing, collect, &msgs, &r, &e), 0);
+        ck_assert_int_eq(registry_load(missing, 0, collect, &msgs, &r, &e), 0);
         ck_assert_ptr_nonnull(r);
         ck_assert_uint_eq(registry_count(r), 0);
         ck_assert_int_ge(msgs.n, 1);
@@ -271,6 +271,7 @@ START_TEST(test_reload_swaps)
         struct registry *r = load(&msgs);
         struct manifest *held = NULL;
         struct err e = ERR_INIT;
+        struct registry_changes ch;
         ck_assert_int_eq(registry_find(r, "algo", NULL, &held, &e), 0);
 
         /* Drop in 2.0.0, remove 1.0.0, and break nothing else. */
@@ -279,7 +280,7 @@ START_TEST(test_reload_swaps)
         ck_assert_int_ge(asprintf(&old, "%s/v1", plugins), 0);
         tu_rm_rf(old);
         free(old);
-        ck_assert_int_eq(registry_reload(r, NULL, NULL, &e), 0);
+        ck_assert_int_eq(registry_reload(r, true, NULL, NULL, NULL, &ch, &e), 0);
 
         struct manifest *m = NULL;
         ck_assert_int_eq(registry_find(r, "algo", NULL, &m, &e), 0);
@@ -322,7 +323,17 @@ START_TEST(test_registry_full)
         struct registry *r = load(&msgs);
         ck_assert_uint_eq(registry_count(r), REGISTRY_MAX_PLUGINS);
         ck_assert_uint_eq(registry_broken_count(r), 2);
-        ck_assert_ptr_nonnull(strstr(msgs.last, "p1001/plugin.yaml: registry full"));
+        ck_assert_ptr_nonnull(strstr(msgs.last, "p1001/plugin.yaml: not loaded: 1000 plugins are loaded already, "
+                                                "the most max_algorithms allows"));
+        registry_free(r);
+
+        /* A cap of the operator's: the rest waits, with the reason. */
+        struct err e = ERR_INIT;
+        msgs = (struct msgs){ 0 };
+        ck_assert_int_eq(registry_load(plugins, 10, collect, &msgs, &r, &e), 0);
+        ck_assert_uint_eq(registry_count(r), 10);
+        ck_assert_uint_eq(registry_broken_count(r), REGISTRY_MAX_PLUGINS + 2 - 10);
+        ck_assert_ptr_nonnull(strstr(msgs.last, "not loaded: 10 plugins are loaded already"));
         registry_free(r);
 }
 END_TEST
@@ -350,6 +361,84 @@ static void *finder(void *arg)
         return NULL;
 }
 
+/* A rescan that is not forced (the watch's): an unchanged plugin.yaml keeps
+ * its manifest, a plugin still being written waits (a changed one keeps its
+ * old version meanwhile), changes are told once each, and a broken plugin
+ * is not reported again while it stays broken the same way. */
+START_TEST(test_incremental_reload)
+{
+        add_plugin("a", "alpha", "1.0.0", NULL);
+        add_plugin("b", "beta", "1.0.0", NULL);
+        struct msgs msgs = { 0 }, changes = { 0 };
+        struct registry *r = load(&msgs);
+        struct manifest *a0 = NULL, *b0 = NULL, *m = NULL;
+        struct err e = ERR_INIT;
+        struct registry_changes ch;
+        ck_assert_int_eq(registry_find(r, "alpha", NULL, &a0, &e), 0);
+        ck_assert_int_eq(registry_find(r, "beta", NULL, &b0, &e), 0);
+        usleep((REGISTRY_SETTLE_MS + 100) * 1000);
+
+        /* Nothing changed: the same manifests, nothing told. */
+        ck_assert_int_eq(registry_reload(r, false, collect, collect, &changes, &ch, &e), 0);
+        ck_assert_uint_eq(ch.added + ch.changed + ch.removed + ch.broken + ch.pending, 0);
+        ck_assert_uint_eq(changes.n, 0);
+        ck_assert_int_eq(registry_find(r, "alpha", NULL, &m, &e), 0);
+        ck_assert_ptr_eq(m, a0);
+        manifest_unref(m);
+
+        /* beta rewritten, gamma new, both just now: they wait, beta's old
+         * version serves meanwhile. */
+        add_plugin("b", "beta", "1.0.0", "timeout_seconds: 9\n");
+        add_plugin("c", "gamma", "1.0.0", NULL);
+        ck_assert_int_eq(registry_reload(r, false, collect, collect, &changes, &ch, &e), 0);
+        ck_assert_uint_eq(ch.pending, 2);
+        ck_assert_uint_eq(ch.added + ch.changed + ch.removed, 0);
+        ck_assert_int_eq(registry_find(r, "gamma", NULL, &m, &e), -1);
+        ck_assert_int_eq(registry_find(r, "beta", NULL, &m, &e), 0);
+        ck_assert_ptr_eq(m, b0);
+        manifest_unref(m);
+
+        /* Settled: taken. */
+        usleep((REGISTRY_SETTLE_MS + 100) * 1000);
+        ck_assert_int_eq(registry_reload(r, false, collect, collect, &changes, &ch, &e), 0);
+        ck_assert_uint_eq(ch.pending, 0);
+        ck_assert_uint_eq(ch.added, 1);
+        ck_assert_uint_eq(ch.changed, 1);
+        ck_assert_uint_eq(changes.n, 2);
+        ck_assert_int_eq(registry_find(r, "beta", NULL, &m, &e), 0);
+        ck_assert_ptr_ne(m, b0);
+        ck_assert_int_eq(m->timeout_seconds, 9);
+        manifest_unref(m);
+        ck_assert_int_eq(registry_find(r, "alpha", NULL, &m, &e), 0);
+        ck_assert_ptr_eq(m, a0);
+        manifest_unref(m);
+
+        /* Removed, and one broken: each told once. */
+        char *dir = NULL;
+        ck_assert_int_ge(asprintf(&dir, "%s/a", plugins), 0);
+        tu_rm_rf(dir);
+        free(dir);
+        add_plugin_text("d", "name: delta\nversion: 1.0.0\nbogus: 1\n");
+        usleep((REGISTRY_SETTLE_MS + 100) * 1000);
+        changes.n = 0;
+        ck_assert_int_eq(registry_reload(r, false, collect, collect, &changes, &ch, &e), 0);
+        ck_assert_uint_eq(ch.removed, 1);
+        ck_assert_uint_eq(ch.broken, 1);
+        ck_assert_uint_eq(changes.n, 2);   /* "plugin removed: alpha 1.0.0 (...)" and delta's error */
+        ck_assert_int_eq(registry_reload(r, false, collect, collect, &changes, &ch, &e), 0);
+        ck_assert_uint_eq(ch.broken, 0);
+        ck_assert_uint_eq(registry_broken_count(r), 1);
+        /* A forced rescan reads every manifest and reports again. */
+        ck_assert_int_eq(registry_reload(r, true, collect, collect, &changes, &ch, &e), 0);
+        ck_assert_uint_eq(ch.broken, 1);
+        ck_assert_uint_eq(ch.changed, 2);   /* beta and gamma, read anew */
+        ck_assert_int_eq(registry_find(r, "alpha", NULL, &m, &e), -1);
+        manifest_unref(a0);
+        manifest_unref(b0);
+        registry_free(r);
+}
+END_TEST
+
 START_TEST(test_concurrent_reload)
 {
         add_plugin("v1", "algo", "1.0.0", NULL);
@@ -361,7 +450,8 @@ START_TEST(test_concurrent_reload)
                 ck_assert_int_eq(pthread_create(&t[i], NULL, finder, &x), 0);
         for (int i = 0; i < 30; i++) {
                 struct err e = ERR_INIT;
-                ck_assert_int_eq(registry_reload(x.r, NULL, NULL, &e), 0);
+                struct registry_changes ch;
+                ck_assert_int_eq(registry_reload(x.r, true, NULL, NULL, NULL, &ch, &e), 0);
         }
         __atomic_store_n(&x.stop, 1, __ATOMIC_RELEASE);
         for (int i = 0; i < 3; i++)
@@ -386,6 +476,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_empty_and_missing_dir);
         tcase_add_test(tc, test_reload_swaps);
         tcase_add_test(tc, test_registry_full);
+        tcase_add_test(tc, test_incremental_reload);
         tcase_add_test(tc, test_concurrent_reload);
         suite_add_tcase(s, tc);
         return s;

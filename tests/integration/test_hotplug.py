@@ -1,0 +1,189 @@
+"""Plugins dropped in, changed and removed while the daemon runs: the
+plugins directory is watched (inotify), a plugin is taken once nothing in
+its directory has been written for a second, running jobs keep the version
+they started with, every change is logged and counted, a broken manifest
+shows under `broken` and is taken once repaired, and SIGHUP still rescans
+(alone, when watch_plugins is off)."""
+
+import os
+import re
+import shutil
+import signal
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import Daemon, check_job, slow_factor
+
+PICKUP_S = 8      # a generous bound: a settle second, the debounce, the retry
+
+
+def copy_plugin(src_name, dst_dir, name=None, version=None):
+    """build/test-plugins/SRC_NAME copied to dst_dir, its manifest's name
+    and version rewritten when given."""
+    shutil.copytree(os.path.join(harness.OPTIONS["plugins"], src_name), dst_dir, symlinks=True)
+    rewrite(os.path.join(dst_dir, "plugin.yaml"), name=name, version=version)
+
+
+def rewrite(path, name=None, version=None, extra=""):
+    with open(path) as f:
+        text = f.read()
+    if name:
+        text, n = re.subn(r"(?m)^name: .*$", "name: %s" % name, text)
+        assert n == 1, text
+    if version:
+        text, n = re.subn(r"(?m)^version: .*$", "version: %s" % version, text)
+        assert n == 1, text
+    with open(path, "w") as f:
+        f.write(text + extra)
+
+
+class HotPlug(unittest.TestCase):
+
+    def daemon(self, name, config=None):
+        self.tmp = tempfile.mkdtemp(prefix="edgecd-it-hotplug-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        for p in ("t_echo", "t_sleep"):
+            copy_plugin(p, os.path.join(self.tmp, p))
+        d = Daemon(name, plugins=self.tmp, config=config)
+        self.addCleanup(d.stop)
+        self.addCleanup(harness.cancel_all, d)
+        d.start()
+        return d
+
+    def algorithm(self, d, name):
+        r = d.req("GET", "/v1/algorithms/" + name)
+        return r.body if r.status == 200 else None
+
+    def broken(self, d):
+        return d.req("GET", "/v1/algorithms").body["broken"]
+
+    def until(self, fn, what, timeout=PICKUP_S):
+        deadline = time.monotonic() + timeout * slow_factor()
+        t0 = time.monotonic()
+        while True:
+            v = fn()
+            if v:
+                return time.monotonic() - t0
+            if time.monotonic() > deadline:
+                raise AssertionError("not within %.0f s: %s" % (timeout * slow_factor(), what))
+            time.sleep(0.05)
+
+    def test_drop_change_remove_with_jobs_in_flight(self):
+        d = self.daemon("hotplug")
+        # A job of t_sleep 1.0.0 in flight across its plugin's change.
+        running = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 1.5}, "timeout_seconds": 30})
+        self.assertEqual(running.status, 202, running)
+
+        copy_plugin("t_echo", os.path.join(self.tmp, "t_new"), name="t_new")
+        took = self.until(lambda: self.algorithm(d, "t_new"), "t_new loaded")
+        print("  dropped-in plugin served after %.2f s" % took)
+        job = d.run_job({"algorithm": "t_new", "parameters": {"n": 3}})
+        self.assertEqual((job["status"], job["result"]), ("succeeded", {"n": 3}), job)
+
+        rewrite(os.path.join(self.tmp, "t_sleep", "plugin.yaml"), version="1.0.1")
+        self.until(lambda: (self.algorithm(d, "t_sleep") or {}).get("versions") == ["1.0.1"], "t_sleep 1.0.1")
+        first = check_job(d.wait_final(running.body["id"], timeout=30), final=True)
+        self.assertEqual((first["status"], first["version"]), ("succeeded", "1.0.0"), first)
+        after = d.run_job({"algorithm": "t_sleep", "parameters": {"seconds": 0}})
+        self.assertEqual((after["status"], after["version"]), ("succeeded", "1.0.1"), after)
+
+        # The same version rewritten: changed in place.
+        rewrite(os.path.join(self.tmp, "t_echo", "plugin.yaml"), extra="timeout_seconds: 7\n")
+        self.until(lambda: (self.algorithm(d, "t_echo") or {}).get("timeout_seconds") == 7, "t_echo changed")
+
+        shutil.rmtree(os.path.join(self.tmp, "t_new"))
+        self.until(lambda: self.algorithm(d, "t_new") is None, "t_new gone")
+        r = d.submit({"algorithm": "t_new"})
+        self.assertEqual(r.status, 404, r)
+
+        for change in ("added", "changed", "removed"):
+            self.assertGreaterEqual(d.metric("edgecd_plugin_changes_total", {"change": change}), 1, change)
+        self.assertGreaterEqual(d.metric("edgecd_plugin_rescans_total", {"trigger": "watch"}), 3)
+        log = d.log_text()
+        self.assertIn("plugin added: t_new 1.0.0", log)
+        self.assertIn("plugin removed: t_new 1.0.0", log)
+        self.assertIn("plugin added: t_sleep 1.0.1", log)     # another version: added
+        self.assertIn("plugin removed: t_sleep 1.0.0", log)
+        self.assertIn("plugin changed: t_echo 1.0.0", log)
+        d.assert_idle_clean()
+
+    def test_slow_copy_is_taken_only_when_complete(self):
+        d = self.daemon("slowcopy")
+        src = os.path.join(harness.OPTIONS["plugins"], "t_echo")
+        dst = os.path.join(self.tmp, "t_slow")
+        # The manifest first, then the rootfs a piece at a time, the command
+        # last and in chunks: never quiet for a second until it is whole.
+        os.mkdir(dst)
+        shutil.copy(os.path.join(src, "plugin.yaml"), os.path.join(dst, "plugin.yaml"))
+        rewrite(os.path.join(dst, "plugin.yaml"), name="t_slow")
+        seen = []
+
+        def look():
+            a = self.algorithm(d, "t_slow")
+            b = [x for x in self.broken(d) if "t_slow" in x["path"]]
+            if a or b:
+                seen.append((a, b))
+
+        for sub in sorted(os.listdir(os.path.join(src, "rootfs"))):
+            os.makedirs(os.path.join(dst, "rootfs", sub))
+            time.sleep(0.3)
+            look()
+        with open(os.path.join(src, "rootfs", "bin", "testkit"), "rb") as f:
+            data = f.read()
+        exe = os.path.join(dst, "rootfs", "bin", "testkit")
+        with open(exe, "wb") as f:
+            step = len(data) // 4 + 1
+            for i in range(0, len(data), step):
+                f.write(data[i:i + step])
+                f.flush()
+                time.sleep(0.4)
+                look()
+        os.chmod(exe, 0o755)
+        look()
+        self.assertEqual(seen, [], "t_slow was taken (or reported broken) half copied")
+        took = self.until(lambda: self.algorithm(d, "t_slow"), "t_slow loaded once whole")
+        print("  slowly copied plugin served %.2f s after the copy ended" % took)
+        self.assertEqual([x for x in self.broken(d) if "t_slow" in x["path"]], [])
+        job = d.run_job({"algorithm": "t_slow", "parameters": {"n": 1}})
+        self.assertEqual((job["status"], job["result"]), ("succeeded", {"n": 1}), job)
+
+    def test_broken_manifest_and_its_repair(self):
+        d = self.daemon("repair")
+        dst = os.path.join(self.tmp, "t_bad")
+        copy_plugin("t_echo", dst, name="t_bad")
+        yaml = os.path.join(dst, "plugin.yaml")
+        with open(yaml) as f:
+            good = f.read()
+        lines = good.count("\n")
+        with open(yaml, "a") as f:
+            f.write("memroy_mb: 64\n")
+        self.until(lambda: [x for x in self.broken(d) if x["path"] == yaml], "t_bad under broken")
+        (b,) = [x for x in self.broken(d) if x["path"] == yaml]
+        self.assertIn("%s:%d:1: memroy_mb: unknown key" % (yaml, lines + 1), b["error"])
+        self.assertEqual(d.req("GET", "/readyz").body["status"], "degraded")
+        self.assertIsNone(self.algorithm(d, "t_bad"))
+        self.assertEqual(d.metric("edgecd_plugin_changes_total", {"change": "broken"}), 1)
+        # Reported once, not at every look while it stays broken.
+        time.sleep(3)
+        self.assertEqual(d.log_text().count("memroy_mb: unknown key"), 1, d.log_tail(20))
+
+        with open(yaml, "w") as f:
+            f.write(good)
+        self.until(lambda: self.algorithm(d, "t_bad"), "t_bad loaded once repaired")
+        self.assertEqual(self.broken(d), [])
+        self.assertEqual(d.req("GET", "/readyz").body["status"], "healthy")
+        job = d.run_job({"algorithm": "t_bad", "parameters": {"n": 2}})
+        self.assertEqual(job["status"], "succeeded", job)
+
+    def test_sighup_alone_when_the_watch_is_off(self):
+        d = self.daemon("nowatch", config={"watch_plugins": False})
+        copy_plugin("t_echo", os.path.join(self.tmp, "t_new"), name="t_new")
+        time.sleep(2.5)
+        self.assertIsNone(self.algorithm(d, "t_new"), "picked up with watch_plugins: false")
+        d.proc.send_signal(signal.SIGHUP)
+        self.until(lambda: self.algorithm(d, "t_new"), "t_new after SIGHUP", timeout=10)
+        self.assertEqual(d.metric("edgecd_plugin_rescans_total", {"trigger": "watch"}), 0)
+        self.assertEqual(d.metric("edgecd_plugin_rescans_total", {"trigger": "sighup"}), 1)
+        self.assertIn("plugin added: t_new 1.0.0", d.log_text())
