@@ -47,7 +47,7 @@ static void clean(struct cleaner *c, struct sandbox *sb)
         if (sandbox_destroy(&c->env, sb)) {
                 idpool_give(c->ids, ids);
         } else {
-                log_warn("run %s: uid %lld stays out of use until its container is removed", run_id,
+                log_warn("run %s: uid %lld stays out of use until its container or cgroup is removed", run_id,
                          (long long)ids.uid);
                 pthread_mutex_lock(&c->lock);
                 c->parked = xrealloc(c->parked, (c->nparked + 1) * sizeof *c->parked);

@@ -85,10 +85,14 @@ size_t collector_run(const struct collector_deps *d)
                         continue;
                 _cleanup_free_ char *path = xasprintf("%s/%s", d->cfg->cgroup_parent, cgs[i]);
                 err_clear(&err);
-                if (cgroup_destroy(path, &err) == 0)
+                if (cgroup_destroy(path, &err) == 0) {
                         n++;
-                else
+                        /* A run whose cgroup would not go kept its ids. */
+                        if (d->released)
+                                d->released(cgs[i], d->ctx);
+                } else {
                         log_warn("collector: %s", err.msg);
+                }
         }
         if (n) {
                 log_warn("collector: removed %zu cgroup(s) no run owned", n);

@@ -33,8 +33,8 @@ struct collector_deps {
         struct store *store;
         /* Is run_id in progress?  NULL: nothing is (at start). */
         bool (*is_live)(const char *run_id, void *ctx);
-        /* run_id's container is gone now (may be NULL): what the run held
-         * until then (its job user) can be given back. */
+        /* run_id's container, or its cgroup, is gone now (may be NULL):
+         * what the run held until then (its job user) can be given back. */
         void (*released)(const char *run_id, void *ctx);
         void *ctx;
         /* Set by collector_start: a pass stops early once this is true. */

@@ -334,6 +334,7 @@ static void wake_main(void *ctx)
 #define BROKEN_RETRY_MIN_MS 1000
 #define BROKEN_RETRY_MAX_MS 30000
 #define PENDING_RETRY_MS 500
+#define PERIODIC_RESCAN_MS 60000
 
 /* Rescan the plugins (forced by SIGHUP: every manifest read anew), log and
  * count what changed, bring the warm pools in line, and ask the watch to
@@ -358,7 +359,8 @@ static void reload_plugins(struct daemon *d, const char *trigger, bool force)
                          "%zu loaded, %zu broken%s", trigger, c.added, c.changed, c.removed, c.broken,
                          registry_count(d->registry), registry_broken_count(d->registry),
                          c.pending ? "; some still being written" : "");
-        warmpool_sync(d->warm, d->registry);
+        if (force || any)
+                warmpool_sync(d->warm, d->registry);
         if (c.pending) {
                 plugwatch_again(d->watch, PENDING_RETRY_MS);
         } else if (registry_broken_count(d->registry)) {
@@ -369,6 +371,10 @@ static void reload_plugins(struct daemon *d, const char *trigger, bool force)
                 plugwatch_again(d->watch, d->broken_retry_ms);
         } else {
                 d->broken_retry_ms = 0;
+                /* What the watch cannot see (deeper than a plugin's own
+                 * directory, a link re-pointed, a network filesystem):
+                 * unchanged manifests make this nearly free. */
+                plugwatch_again(d->watch, PERIODIC_RESCAN_MS);
         }
 }
 
@@ -488,8 +494,16 @@ static int start(struct daemon *d, struct err *err)
         };
         if (api_start(&deps, listen_fd, auth, &d->api, err) < 0)
                 return -1;
-        if (cfg->watch_plugins && plugwatch_start(cfg->plugins_dir, wake_main, d, &d->watch, err) < 0)
-                return -1;
+        if (cfg->watch_plugins) {
+                /* Without inotify (an instance limit reached), SIGHUP still
+                 * rescans. */
+                struct err werr = ERR_INIT;
+                if (plugwatch_start(cfg->plugins_dir, wake_main, d, &d->watch, &werr) < 0)
+                        log_warn("%s; plugins are rescanned on SIGHUP only", werr.msg);
+                /* What changed since the first scan, and what was broken
+                 * then: looked at once now. */
+                plugwatch_again(d->watch, 0);
+        }
         return 0;
 }
 

@@ -45,6 +45,7 @@ void manifest_unref(struct manifest *m)
         free(m->path);
         free(m->dir);
         free(m->rootfs);
+        free(m->rootfs_link);
         free(m->name);
         free(m->version);
         semver_done(&m->semver);
@@ -356,7 +357,8 @@ static void check_rootfs(struct mload *L)
                           L->m->rootfs, real);
                 return;
         }
-        free(L->m->rootfs);
+        free(L->m->rootfs_link);
+        L->m->rootfs_link = L->m->rootfs;
         L->m->rootfs = TAKE_PTR(real);
         if (!L->command_ok)
                 return;

@@ -22,7 +22,8 @@ struct manifest {
 
         char *path;               /* absolute path of plugin.yaml */
         char *dir;                /* absolute plugin directory */
-        char *rootfs;             /* absolute path of the rootfs (default DIR/rootfs) */
+        char *rootfs;             /* absolute path of the rootfs (default DIR/rootfs), resolved */
+        char *rootfs_link;        /* the same as written (DIR/rootfs): a rescan sees it re-pointed */
 
         char *name;               /* [a-z0-9_-]{1,64}, the algorithm name */
         char *version;            /* as written */

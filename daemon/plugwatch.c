@@ -31,6 +31,7 @@ struct plugwatch {
         int ifd;                 /* inotify */
         int stop_fd;             /* eventfd: stop, or a new `again` */
         int top_wd;              /* -1 while the directory is not watched */
+        bool warned_full;        /* the watch limit was reported */
         pthread_t thread;
         bool started;
         pthread_mutex_t lock;
@@ -55,14 +56,19 @@ static void watch_subdirs(struct plugwatch *w)
                 return;
         struct dirent *de;
         while ((de = readdir(d))) {
-                if (de->d_name[0] == '.' || (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+                /* A link to a plugin directory elsewhere is followed (and
+                 * IN_ONLYDIR refuses what is no directory). */
+                if (de->d_name[0] == '.' || (de->d_type != DT_DIR && de->d_type != DT_LNK && de->d_type != DT_UNKNOWN))
                         continue;
                 char p[PATH_MAX];
                 if (snprintf(p, sizeof p, "%s/%s", w->dir, de->d_name) >= (int)sizeof p)
                         continue;
-                if (inotify_add_watch(w->ifd, p, SUB_MASK) < 0 && errno == ENOSPC)
-                        log_warn("plugins: cannot watch `%s`: the inotify watch limit is reached "
-                                 "(fs.inotify.max_user_watches); SIGHUP rescans", p);
+                if (inotify_add_watch(w->ifd, p, SUB_MASK) < 0 && errno == ENOSPC && !w->warned_full) {
+                        w->warned_full = true;
+                        log_warn("plugins: cannot watch `%s` (and maybe more): the inotify watch limit is reached "
+                                 "(fs.inotify.max_user_watches); changes in them are seen by the rescan every "
+                                 "minute, or SIGHUP", p);
+                }
         }
         closedir(d);
 }
@@ -103,8 +109,8 @@ static bool drain_events(struct plugwatch *w)
                         /* A new plugin directory: watch it now, so that what
                          * is written in it next is seen (what came before
                          * the watch, the rescan reads anyway). */
-                        if (ev->wd == w->top_wd && (ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO)) &&
-                            ev->len && ev->name[0] != '.') {
+                        if (ev->wd == w->top_wd && (ev->mask & (IN_CREATE | IN_MOVED_TO)) && ev->len &&
+                            ev->name[0] != '.') {
                                 char sub[PATH_MAX];
                                 if (snprintf(sub, sizeof sub, "%s/%s", w->dir, ev->name) < (int)sizeof sub)
                                         inotify_add_watch(w->ifd, sub, SUB_MASK);

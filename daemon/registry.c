@@ -44,6 +44,8 @@ struct file_id {
         ino_t ino;
         off_t size;
         struct timespec mtime, ctime;
+        dev_t dir_dev;            /* and the plugin directory it was in */
+        ino_t dir_ino;
 };
 
 struct table {
@@ -91,10 +93,11 @@ static bool same_file(const struct file_id *a, const struct file_id *b)
                a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
-static struct file_id file_id_of(const struct stat *st)
+static struct file_id file_id_of(const struct stat *st, const struct stat *dir)
 {
         return (struct file_id){ .dev = st->st_dev, .ino = st->st_ino, .size = st->st_size,
-                                 .mtime = st->st_mtim, .ctime = st->st_ctim };
+                                 .mtime = st->st_mtim, .ctime = st->st_ctim,
+                                 .dir_dev = dir->st_dev, .dir_ino = dir->st_ino };
 }
 
 /* Report a broken plugin unless the previous table had it broken the same
@@ -177,19 +180,145 @@ static bool tree_settled(const char *dir)
         return fd < 0 || walk_settled(fd, &c, 0);
 }
 
-/* Scan dir into a new table.  Directories are taken in name order so which
- * of two duplicates counts as "the second" does not depend on readdir.
- * With old (a rescan that is not forced): a plugin.yaml that is still the
- * same file keeps its manifest, and a plugin new or changed since is
- * loaded only once its directory has settled (until then the old version
- * stays, or it waits: t->pending). */
-static int scan(const char *dir, size_t max, const struct table *old, void (*report)(const char *msg, void *ctx),
-                void *ctx, struct table **ret, struct err *err)
+/* Is old manifest m (loaded from a file that was `id`) still on disk: its
+ * plugin directory the same directory (not a new copy renamed over it),
+ * its rootfs link leading where it led, and (yaml_too) its plugin.yaml the
+ * same file? */
+static bool still_current(const struct manifest *m, const struct file_id *id, bool yaml_too)
 {
-        DIR *d = opendir(dir);
+        struct stat st;
+        if (stat(m->dir, &st) < 0 || st.st_dev != id->dir_dev || st.st_ino != id->dir_ino)
+                return false;
+        if (yaml_too) {
+                struct stat dst = st;
+                if (stat(m->path, &st) < 0)
+                        return false;
+                struct file_id now = file_id_of(&st, &dst);
+                if (!same_file(&now, id))
+                        return false;
+        }
+        if (!m->rootfs_link)
+                return true;
+        _cleanup_free_ char *real = realpath(m->rootfs_link, NULL);
+        return real && !strcmp(real, m->rootfs);
+}
+
+struct scan_ctx {
+        const char *dir;
+        size_t max;
+        const struct table *old;   /* the table being replaced; NULL at the first load */
+        bool settle;               /* a watch's rescan: new or changed plugins wait until settled */
+        void (*report)(const char *msg, void *ctx);
+        void *ctx;
+};
+
+/* The old manifest loaded from plugin directory real (its index), if any. */
+static size_t old_index(const struct table *old, const char *real)
+{
+        size_t k = 0;
+        while (old && real && k < old->n && strcmp(old->items[k]->dir, real))
+                k++;
+        return old && real ? k : 0;
+}
+
+/* Take the plugin in directory `name` into t.  reuse_only: only when its
+ * old manifest is still current (a first pass, so that plugins already
+ * loaded keep their places under max_algorithms).  true when it was
+ * dealt with (taken, pending, broken, or no plugin). */
+static bool scan_one(const struct scan_ctx *c, const char *name, bool reuse_only, struct table *t)
+{
+        _cleanup_free_ char *pdir = xasprintf("%s/%s", c->dir, name);
+        _cleanup_free_ char *yaml = xasprintf("%s/plugin.yaml", pdir);
+        struct stat st, yst;
+        if (stat(pdir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return true;
+        bool have_yaml = stat(yaml, &yst) == 0;
+        if (!have_yaml && errno != ENOENT) {
+                memset(&yst, 0, sizeof yst);
+                have_yaml = true;   /* unreadable: manifest_load says why */
+        }
+        _cleanup_free_ char *real = realpath(pdir, NULL);
+        const struct table *old = c->old;
+        size_t k = old_index(old, real);
+        bool had = old && real && k < old->n;
+        struct file_id id = file_id_of(&yst, &st);
+        struct manifest *m = NULL;
+
+        /* Unchanged: the same file, in the same place, on the same rootfs. */
+        if (had && have_yaml && same_file(&old->ids[k], &id) && still_current(old->items[k], &old->ids[k], true))
+                m = manifest_ref(old->items[k]);
+        if (reuse_only && !m)
+                return false;
+        if (!m && c->settle && !tree_settled(pdir)) {
+                /* Being written: it waits; the version it replaces serves
+                 * meanwhile if it is being changed in place (not a new
+                 * copy renamed over it: its manifest is not that tree's). */
+                t->pending++;
+                if (!had || !still_current(old->items[k], &old->ids[k], false)) {
+                        /* Broken before: it stays listed so until it is read again. */
+                        for (size_t b = 0; old && b < old->nbroken; b++)
+                                if (!strcmp(old->broken[b].path, yaml))
+                                        add_broken(t, old, yaml, old->broken[b].error, c->report, c->ctx);
+                        return true;
+                }
+                m = manifest_ref(old->items[k]);
+                id = old->ids[k];
+        }
+        if (!m && !have_yaml)
+                return true;   /* not a plugin (yet): a copy may be under way */
+        if (t->n >= c->max) {
+                manifest_unref(m);
+                _cleanup_free_ char *msg = xasprintf("%s: not loaded: %zu plugins are loaded already, "
+                                                     "the most max_algorithms allows", yaml, c->max);
+                add_broken(t, c->settle ? old : NULL, yaml, msg, c->report, c->ctx);
+                return true;
+        }
+        struct err e = ERR_INIT;
+        if (!m) {
+                if (manifest_load(yaml, &m, &e) < 0) {
+                        add_broken(t, c->settle ? old : NULL, yaml, e.msg, c->report, c->ctx);
+                        return true;
+                }
+                /* Read anew and the same as before (a SIGHUP, a touch): the
+                 * old manifest stays, and what hangs on it (warm pools). */
+                if (had && same_file(&old->ids[k], &id) && !strcmp(old->items[k]->name, m->name) &&
+                    !strcmp(old->items[k]->version, m->version) && !strcmp(old->items[k]->rootfs, m->rootfs)) {
+                        manifest_unref(m);
+                        m = manifest_ref(old->items[k]);
+                }
+        }
+        const struct manifest *dup = NULL;
+        for (size_t j = 0; j < t->n && !dup; j++)
+                if (!strcmp(t->items[j]->name, m->name) && semver_compare(&t->items[j]->semver, &m->semver) == 0)
+                        dup = t->items[j];
+        if (dup) {
+                _cleanup_free_ char *msg = xasprintf("%s: `%s` %s is a duplicate of %s", yaml, m->name, m->version,
+                                                     dup->dir);
+                add_broken(t, c->settle ? old : NULL, yaml, msg, c->report, c->ctx);
+                manifest_unref(m);
+                return true;
+        }
+        t->items = xrealloc(t->items, (t->n + 1) * sizeof *t->items);
+        t->ids = xrealloc(t->ids, (t->n + 1) * sizeof *t->ids);
+        t->ids[t->n] = id;
+        t->items[t->n++] = m;
+        return true;
+}
+
+/* Scan dir into a new table.  Directories are taken in name order (so
+ * which of two duplicates counts as "the second" does not depend on
+ * readdir), those whose manifest is unchanged first.  With old, a
+ * plugin.yaml still the same file (same place, same rootfs) keeps its
+ * manifest; with settle (the watch's rescans), a plugin new or changed is
+ * taken only once its directory has settled (until then the version it
+ * replaces stays, or it waits: t->pending).  A start and a SIGHUP take
+ * what is there. */
+static int scan(const struct scan_ctx *c, struct table **ret, struct err *err)
+{
+        DIR *d = opendir(c->dir);
         if (!d)
                 return err_errno(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO,
-                                 "registry: open `%s`", dir);
+                                 "registry: open `%s`", c->dir);
         _cleanup_strv_ char **names = xcalloc(1, sizeof *names);
         struct dirent *de;
         while ((de = readdir(d)))
@@ -200,65 +329,12 @@ static int scan(const char *dir, size_t max, const struct table *old, void (*rep
         qsort(names, count, sizeof *names, cmp_names);
 
         _cleanup_(table_freep) struct table *t = xcalloc(1, sizeof *t);
-        for (size_t i = 0; i < count; i++) {
-                _cleanup_free_ char *pdir = xasprintf("%s/%s", dir, names[i]);
-                _cleanup_free_ char *yaml = xasprintf("%s/plugin.yaml", pdir);
-                struct stat st, yst;
-                if (stat(pdir, &st) < 0 || !S_ISDIR(st.st_mode))
-                        continue;
-                if (stat(yaml, &yst) < 0) {
-                        if (errno == ENOENT)
-                                continue;   /* not a plugin (yet): a copy may be under way */
-                        memset(&yst, 0, sizeof yst);
-                }
-                struct file_id id = file_id_of(&yst);
-
-                struct manifest *m = NULL;
-                for (size_t k = 0; old && k < old->n && !m; k++)
-                        if (same_file(&old->ids[k], &id))
-                                m = manifest_ref(old->items[k]);
-                if (!m && old && !tree_settled(pdir)) {
-                        /* Being written: it waits, and the version it
-                         * replaces serves meanwhile. */
-                        t->pending++;
-                        _cleanup_free_ char *real = realpath(pdir, NULL);
-                        size_t k = 0;
-                        while (real && k < old->n && strcmp(old->items[k]->dir, real))
-                                k++;
-                        if (!real || k == old->n)
-                                continue;
-                        m = manifest_ref(old->items[k]);
-                        id = old->ids[k];
-                }
-                if (t->n >= max) {
-                        manifest_unref(m);
-                        _cleanup_free_ char *msg = xasprintf("%s: not loaded: %zu plugins are loaded already, "
-                                                             "the most max_algorithms allows", yaml, max);
-                        add_broken(t, old, yaml, msg, report, ctx);
-                        continue;
-                }
-                struct err e = ERR_INIT;
-                if (!m && manifest_load(yaml, &m, &e) < 0) {
-                        add_broken(t, old, yaml, e.msg, report, ctx);
-                        continue;
-                }
-                const struct manifest *dup = NULL;
-                for (size_t k = 0; k < t->n && !dup; k++)
-                        if (!strcmp(t->items[k]->name, m->name) &&
-                            semver_compare(&t->items[k]->semver, &m->semver) == 0)
-                                dup = t->items[k];
-                if (dup) {
-                        _cleanup_free_ char *msg = xasprintf("%s: `%s` %s is a duplicate of %s", yaml,
-                                                             m->name, m->version, dup->dir);
-                        add_broken(t, old, yaml, msg, report, ctx);
-                        manifest_unref(m);
-                        continue;
-                }
-                t->items = xrealloc(t->items, (t->n + 1) * sizeof *t->items);
-                t->ids = xrealloc(t->ids, (t->n + 1) * sizeof *t->ids);
-                t->ids[t->n] = id;
-                t->items[t->n++] = m;
-        }
+        _cleanup_free_ bool *done = xcalloc(count + 1, sizeof *done);
+        for (size_t i = 0; c->old && i < count; i++)
+                done[i] = scan_one(c, names[i], true, t);
+        for (size_t i = 0; i < count; i++)
+                if (!done[i])
+                        scan_one(c, names[i], false, t);
         *ret = TAKE_PTR(t);
         return 0;
 }
@@ -270,7 +346,8 @@ int registry_load(const char *dir, size_t max_plugins, void (*report)(const char
         (void)err;
         struct table *t = NULL;
         struct err e = ERR_INIT;
-        if (scan(dir, max, NULL, report, ctx, &t, &e) < 0) {
+        struct scan_ctx c = { .dir = dir, .max = max, .report = report, .ctx = ctx };
+        if (scan(&c, &t, &e) < 0) {
                 /* The directory may appear later (SIGHUP rescans): serve an
                  * empty registry, and /readyz says no plugin is loaded. */
                 if (report)
@@ -345,7 +422,9 @@ int registry_reload(struct registry *r, bool force, void (*report)(const char *m
         const struct table *cur = r->t;
         pthread_mutex_unlock(&r->lock);
         struct table *t = NULL;
-        if (scan(r->dir, r->max, force ? NULL : cur, report, ctx, &t, err) < 0)
+        struct scan_ctx sc = { .dir = r->dir, .max = r->max, .old = cur, .settle = !force, .report = report,
+                               .ctx = ctx };
+        if (scan(&sc, &t, err) < 0)
                 return -1;   /* keep serving the old table */
         diff(cur, t, changed, ctx, ret);
         ret->broken = t->newly_broken;

@@ -35,7 +35,7 @@ void registry_free(struct registry *r);
  * changed for this long; at most this many entries of its tree are looked
  * at. */
 #define REGISTRY_SETTLE_MS 1000
-#define REGISTRY_SETTLE_ENTRIES 100000
+#define REGISTRY_SETTLE_ENTRIES 20000
 
 struct registry_changes {
         size_t added, changed, removed;   /* manifests, by name and version */
@@ -45,12 +45,14 @@ struct registry_changes {
 
 /* Rescan the directory registry_load() was given and swap the new tables in
  * atomically; lookups see either the old or the new set, never a mix.  Jobs
- * keep the manifest references they hold.  Not forced, a plugin.yaml that
- * is still the same file keeps its manifest, and a plugin new or changed
- * is taken only once its directory has settled (REGISTRY_SETTLE_MS; until
- * then a changed one keeps its old version).  Forced, every manifest is
- * read anew.  report() gets each broken plugin not already broken the same
- * way, changed() each plugin added, changed or removed ("plugin added: NAME
+ * keep the manifest references they hold.  A plugin.yaml that is still the
+ * same file, in the same directory, on the same rootfs, keeps its manifest
+ * (and plugins loaded keep their places under max_algorithms).  Not forced
+ * (the watch), a plugin new or changed is taken only once its directory
+ * has settled (REGISTRY_SETTLE_MS; until then a changed one keeps its old
+ * version while that is still on disk).  Forced (SIGHUP), every manifest is
+ * read and checked anew, an unchanged one kept.  report() gets each broken
+ * plugin (not forced: only those not already broken the same way), changed() each plugin added, changed or removed ("plugin added: NAME
  * VERSION (PATH)"), and *ret the counts.  On error (the dir itself cannot
  * be read) the old tables stay.  One thread at a time (main). */
 int registry_reload(struct registry *r, bool force, void (*report)(const char *msg, void *ctx),

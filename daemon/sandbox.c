@@ -229,18 +229,22 @@ static int wait_attached(const struct sandbox_env *env, struct sandbox *sb, int6
                 }
                 if (x.status == WAIT_TIMEOUT && now_mono_ms() < create_deadline)
                         continue;
-                /* Still making the container. */
+                /* Still making the container: all of it was creating. */
                 kill_runtime(sb);
+                sb->create_ms = now_mono_ms() - sb->spawned_mono_ms;
                 ran = runtime_attached_started(env->rt, sb->run_id, sb->ws->bundle_dir, &started_ms);
                 *ret_retryable = !ran;
                 if (x.status == WAIT_CANCELLED) {
                         *ret = x;
                         return 0;
                 }
-                err_set(err, ERR_RUNTIME, 0, "%s run `%s`: did not start the container within %lld ms, and was killed",
-                        env->rt->name, sb->run_id, (long long)(now_mono_ms() - sb->spawned_mono_ms));
+                err_set(err, ERR_RUNTIME, 0, "%s run `%s`: %s within %lld ms, and was killed", env->rt->name,
+                        sb->run_id, ran ? "did not start the container's command" : "did not start the container",
+                        (long long)(now_mono_ms() - sb->spawned_mono_ms));
                 return ran ? -1 : add_runtime_words(env, sb, err);
         }
+        if (!ran)
+                sb->create_ms = now_mono_ms() - sb->spawned_mono_ms;
         if (runtime_attached_end(env->rt, sb->run_id, sb->ws->bundle_dir, &x, ret, err) < 0) {
                 /* The runtime failed: before the container ran, the host's
                  * failure, worth another try; after it, the algorithm may
@@ -279,13 +283,16 @@ static void kill_attached(const struct sandbox_env *env, struct sandbox *sb)
         struct pidref *rt_proc = &sb->init;
         struct proc_exit ignored;
         struct err e = ERR_INIT;
-        cgroup_kill(sb->cgroups_path);
-        if (pidref_wait(rt_proc, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) < 0) {
-                pidref_release(rt_proc);
-                return;
+        /* Nothing to kill there (not made yet, or no pidfd on this
+         * kernel): straight to the runtime. */
+        if (cgroup_kill(sb->cgroups_path) > 0) {
+                if (pidref_wait(rt_proc, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) < 0) {
+                        pidref_release(rt_proc);
+                        return;
+                }
+                if (ignored.status != WAIT_TIMEOUT)
+                        return;
         }
-        if (ignored.status != WAIT_TIMEOUT)
-                return;
         if (runtime_kill(env->rt, sb->run_id, "KILL", &e) < 0)
                 log_debug("run %s: %s", sb->run_id, e.msg);
         if (pidref_wait(rt_proc, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) == 0 &&
@@ -344,10 +351,12 @@ bool sandbox_destroy(const struct sandbox_env *env, struct sandbox *sb)
         /* Empty once the runtime is done with its container; else what is
          * in it is killed (a container the runtime could not delete keeps
          * its ids parked either way). */
-        /* Its ids are free once the container is gone from the runtime: a
-         * cgroup left here is the collector's to remove. */
+        /* A cgroup that will not go may still hold the run's processes
+         * (stuck in the kernel): its ids stay out of use until the
+         * collector has removed it. */
         err = (struct err)ERR_INIT;
         if (gone && cgroup_remove(sb->cgroup_dir, &err) < 0 && cgroup_destroy(sb->cgroup_dir, &err) < 0) {
+                gone = false;
                 metrics_cleanup_failed("cgroup");
                 log_warn("run %s: %s (left to the collector)", sb->run_id, err.msg);
         }

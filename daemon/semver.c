@@ -200,7 +200,8 @@ static bool parse_partial(const char *s, size_t len, struct partial *ret)
                 if (k > 0) {
                         if (s[i] != '.')
                                 break;
-                        i++;
+                        if (++i == len)
+                                return false;   /* "1." */
                 }
                 if (i < len && is_wild(s[i])) {
                         wild = true;

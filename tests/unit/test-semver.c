@@ -138,7 +138,7 @@ START_TEST(test_bad_ranges)
         static const char *const bad[] = {
                 "", " ", "^", ">=", "1.2.3.4", "^1.x.3", "01.2", "1.2.3-", "1.2-rc.1", "abc", "1.2.3 -",
                 "- 1.2.3", "1.2.3 - 2 - 3", "=>1.2.3", "<<1", "1.2.3 ||", "|| 1.2.3", "^^1", "~>1.2",
-                "1.2.3 -2.0.0",
+                "1.2.3 -2.0.0", "1.", "1.2.", "^1.",
         };
         for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
                 struct semver_range *r = (struct semver_range *)1;
