@@ -32,6 +32,7 @@ struct plugwatch {
         int stop_fd;             /* eventfd: stop, or a new `again` */
         int top_wd;              /* -1 while the directory is not watched */
         bool warned_full;        /* the watch limit was reported */
+        bool reset;              /* the directory went: start over with a new instance */
         pthread_t thread;
         bool started;
         pthread_mutex_t lock;
@@ -99,8 +100,9 @@ static bool drain_events(struct plugwatch *w)
                                 continue;
                         }
                         if (ev->wd == w->top_wd && (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))) {
-                                inotify_rm_watch(w->ifd, w->top_wd);
-                                w->top_wd = -1;
+                                /* Its plugin directories' watches go with it
+                                 * (moved away, they would still report). */
+                                w->reset = true;
                                 any = true;
                                 continue;
                         }
@@ -191,8 +193,18 @@ static void *watch_thread(void *arg)
                         last = now_mono_ms();
                         if (!first)
                                 first = last;
-                        if (w->top_wd < 0 && !rewatch_at)
-                                rewatch_at = last + REWATCH_MS;
+                }
+                if (w->reset) {
+                        int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+                        if (fd >= 0) {
+                                close(w->ifd);
+                                w->ifd = fd;
+                        } else {
+                                inotify_rm_watch(w->ifd, w->top_wd);
+                        }
+                        w->top_wd = -1;
+                        w->reset = false;
+                        rewatch_at = now_mono_ms() + REWATCH_MS;
                 }
         }
         return NULL;

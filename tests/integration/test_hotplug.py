@@ -177,6 +177,26 @@ class HotPlug(unittest.TestCase):
         job = d.run_job({"algorithm": "t_bad", "parameters": {"n": 2}})
         self.assertEqual(job["status"], "succeeded", job)
 
+    def test_plugins_dir_replaced(self):
+        # The whole directory moved away and a new one put in its place: the
+        # watch follows the name, not the old directory.
+        d = self.daemon("replaced")
+        old = self.tmp + ".old"
+        os.rename(self.tmp, old)
+        self.addCleanup(shutil.rmtree, old, True)
+        os.mkdir(self.tmp)
+        copy_plugin("t_echo", os.path.join(self.tmp, "t_echo"))
+        self.until(lambda: self.algorithm(d, "t_sleep") is None and self.algorithm(d, "t_echo"),
+                   "the new directory's plugins")
+        copy_plugin("t_echo", os.path.join(self.tmp, "t_new"), name="t_new")
+        self.until(lambda: self.algorithm(d, "t_new"), "a plugin dropped into the new directory")
+        # The old directory is no longer watched: what happens there is not served.
+        copy_plugin("t_echo", os.path.join(old, "t_ghost"), name="t_ghost")
+        time.sleep(2.5)
+        self.assertIsNone(self.algorithm(d, "t_ghost"))
+        job = d.run_job({"algorithm": "t_new", "parameters": {"n": 4}})
+        self.assertEqual((job["status"], job["result"]), ("succeeded", {"n": 4}), job)
+
     def test_sighup_alone_when_the_watch_is_off(self):
         d = self.daemon("nowatch", config={"watch_plugins": False})
         copy_plugin("t_echo", os.path.join(self.tmp, "t_new"), name="t_new")
