@@ -835,42 +835,42 @@ class RawRunner:
             json.dump(cfg, f, indent=2)
         return {"id": cid, "dir": base, "bundle": bundle, "output": outp, "cgroup": cfg["linux"]["cgroupsPath"]}
 
+    def _spawn_wait(self, args, fd):
+        """RUNTIME --root ROOT ARGS with the daemon's runtime environment,
+        stdin /dev/null, stdout and stderr on fd; (exit code, rusage)."""
+        pid = os.posix_spawn(self.rt, [self.rt, "--root", self.root] + args, RUNTIME_ENV, file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, fd, 1), (os.POSIX_SPAWN_DUP2, fd, 2)])
+        _, status, ru = os.wait4(pid, 0)
+        return os.waitstatus_to_exitcode(status), ru
+
+    @staticmethod
+    def _result(r):
+        """output/result.json's bytes, or None."""
+        try:
+            with open(os.path.join(r["output"], "result.json"), "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
     def run(self, r):
         """(wall ms, rusage, result.json bytes); raises on a failed run."""
         log = os.path.join(r["dir"], "runtime.log")
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        args = ["run", "--bundle", r["bundle"], r["id"]]
         try:
-            argv = [self.rt, "--root", self.root, "run", "--bundle", r["bundle"], r["id"]]
             t0 = time.monotonic()
-            pid = os.posix_spawn(self.rt, argv, RUNTIME_ENV, file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, fd, 1), (os.POSIX_SPAWN_DUP2, fd, 2)])
-            _, status, ru = os.wait4(pid, 0)
-            try:
-                with open(os.path.join(r["output"], "result.json"), "rb") as f:
-                    data = f.read()
-            except OSError:
-                data = None
+            rc, ru = self._spawn_wait(args, fd)
+            data = self._result(r)
             ms = (time.monotonic() - t0) * 1000
         finally:
             os.close(fd)
-        rc = os.waitstatus_to_exitcode(status)
         if rc != 0 or data is None:
-            raise AssertionError("%s: exit %s, result.json %s\n%s" % (
-                " ".join(argv), rc, "missing" if data is None else "present", harness.tail(log, 20)))
+            raise AssertionError("%s %s: exit %s, result.json %s\n%s" % (
+                self.rt, " ".join(args), rc, "missing" if data is None else "present", harness.tail(log, 20)))
         return ms, ru, data
 
-    def _call(self, args, fd):
-        argv = [self.rt, "--root", self.root] + args
-        pid = os.posix_spawn(self.rt, argv, RUNTIME_ENV, file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_DUP2, fd, 1), (os.POSIX_SPAWN_DUP2, fd, 2)])
-        _, status, _ = os.wait4(pid, 0)
-        rc = os.waitstatus_to_exitcode(status)
-        if rc != 0:
-            raise AssertionError("%s: exit %s" % (" ".join(argv), rc))
-
-    def run_split(self, r, timeout=60.0):
+    def run_split(self, r):
         """The daemon's own runtime sequence of a cold job (runtime_cli.c,
         sandbox.c, this build), driven directly: the container in a cgroup
         of the run's own (cgroupsPath PARENT/ID/job, so the run's cgroup
@@ -891,23 +891,14 @@ class RawRunner:
         ms = {}
         try:
             t0 = time.monotonic()
-            argv = ["run", "--bundle", r["bundle"], "--pid-file", pid_file, r["id"]]
-            pid = os.posix_spawn(self.rt, [self.rt, "--root", self.root] + argv, RUNTIME_ENV, file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, fd, 1), (os.POSIX_SPAWN_DUP2, fd, 2)])
-            _, status, _ = os.wait4(pid, 0)
-            try:
-                with open(os.path.join(r["output"], "result.json"), "rb") as f:
-                    data = f.read()
-            except OSError:
-                data = None
+            rc, _ = self._spawn_wait(["run", "--bundle", r["bundle"], "--pid-file", pid_file, r["id"]], fd)
+            data = self._result(r)
             t2 = time.monotonic()
             for d in harness.cgroup_dirs(r["cgroup"]):
                 os.rmdir(d)
             t3 = time.monotonic()
         finally:
             os.close(fd)
-        rc = os.waitstatus_to_exitcode(status)
         if rc != 0 or data is None:
             raise AssertionError("raw run (the daemon's sequence) of %s: exit %s, result.json %s\n%s" % (
                 r["id"], rc, "missing" if data is None else "present", harness.tail(log, 20)))
