@@ -236,6 +236,29 @@ static void *wait_thread_main(void *arg)
 /* Answer with the job's record as stored.  Only reads (GET) fill the
  * cache of final renderings: a cancel's or a submit's answer is seldom
  * asked for again. */
+/* A job running here whose algorithm reports progress: its record with the
+ * progress read now (the store has it only once the job is final).  False
+ * (nothing rendered) otherwise: the store's text is the answer. */
+static bool render_live(struct api *a, const char *id, char **ret_text, size_t *ret_len)
+{
+        struct job *j = jobtable_get(a->d.jobs, id);
+        if (!j)
+                return false;
+        _cleanup_free_ char *progress = job_progress(j);
+        bool done = false;
+        if (progress) {
+                struct job_record rec;
+                job_snapshot(j, &rec);
+                if (!job_status_is_final(rec.status)) {
+                        *ret_text = record_render(&rec, false, ret_len);
+                        done = true;
+                }
+                record_clear(&rec);
+        }
+        job_unref(j);
+        return done;
+}
+
 static void reply_record(struct api *a, struct http_request *req, unsigned status, const char *id,
                          bool location, bool read)
 {
@@ -243,7 +266,9 @@ static void reply_record(struct api *a, struct http_request *req, unsigned statu
         size_t len;
         bool final;
         struct err err = ERR_INIT;
-        if (store_render(a->d.store, id, read, &text, &len, &final, &err) < 0) {
+        if (render_live(a, id, &text, &len)) {
+                final = false;
+        } else if (store_render(a->d.store, id, read, &text, &len, &final, &err) < 0) {
                 reply_err(req, &err, err.code == ERR_UNAVAILABLE ? "storage_unavailable" : NULL);
                 return;
         }

@@ -12,7 +12,9 @@
 
 #include <uuid/uuid.h>
 
+#include "log.h"
 #include "metrics.h"
+#include "progress.h"
 #include "util.h"
 
 struct job_waiter {
@@ -123,6 +125,9 @@ void job_unref(struct job *j)
         free(j->attempts);
         free(j->error_message);
         free(j->runtime_name);
+        free(j->progress_dir);
+        free(j->progress);
+        free(j->progress_complaint);
         pthread_mutex_destroy(&j->lock);
         free(j);
 }
@@ -341,7 +346,73 @@ void job_snapshot(struct job *j, struct job_record *r)
         r->log_truncated = j->log_truncated;
         r->attempts = attempts_text_locked(j);
         r->recoveries = j->recoveries;
+        r->progress = xstrdup(j->progress);
         pthread_mutex_unlock(&j->lock);
+}
+
+void job_progress_watch(struct job *j, const char *output_dir)
+{
+        pthread_mutex_lock(&j->lock);
+        free(j->progress_dir);
+        j->progress_dir = xstrdup(output_dir);
+        if (output_dir) {
+                free(j->progress);
+                j->progress = NULL;
+                j->progress_read_mono = 0;
+        }
+        /* A read begun before this does not count. */
+        j->progress_applied = j->progress_reads;
+        pthread_mutex_unlock(&j->lock);
+}
+
+void job_progress_refresh(struct job *j, bool force)
+{
+        pthread_mutex_lock(&j->lock);
+        int64_t now = now_mono_ms();
+        if (!j->progress_dir || (!force && j->progress_read_mono &&
+                                 now - j->progress_read_mono < PROGRESS_INTERVAL_MS)) {
+                pthread_mutex_unlock(&j->lock);
+                return;
+        }
+        /* Read outside the lock: the file is the algorithm's. */
+        j->progress_read_mono = now;
+        uint64_t seq = ++j->progress_reads;
+        _cleanup_free_ char *dir = xstrdup(j->progress_dir);
+        pthread_mutex_unlock(&j->lock);
+
+        _cleanup_free_ char *text = NULL;
+        struct err err = ERR_INIT;
+        if (progress_read(dir, &text, &err) < 0 && err.code != ERR_NOT_FOUND) {
+                /* Once per reason: the file is read every PROGRESS_INTERVAL_MS. */
+                pthread_mutex_lock(&j->lock);
+                bool again = j->progress_complaint && strcmp(j->progress_complaint, err.msg) == 0;
+                if (!again) {
+                        free(j->progress_complaint);
+                        j->progress_complaint = xstrdup(err.msg);
+                }
+                pthread_mutex_unlock(&j->lock);
+                if (!again)
+                        log_info("job %s: progress ignored: %s", j->id, err.msg);
+        }
+        if (!text)
+                return;
+        pthread_mutex_lock(&j->lock);
+        /* Not when a later read, or a new run, got there first. */
+        if (seq > j->progress_applied) {
+                j->progress_applied = seq;
+                free(j->progress);
+                j->progress = TAKE_PTR(text);
+        }
+        pthread_mutex_unlock(&j->lock);
+}
+
+char *job_progress(struct job *j)
+{
+        job_progress_refresh(j, false);
+        pthread_mutex_lock(&j->lock);
+        char *p = xstrdup(j->progress);
+        pthread_mutex_unlock(&j->lock);
+        return p;
 }
 
 struct job_waiter *job_add_waiter(struct job *j, void (*fn)(void *ctx), void *ctx)

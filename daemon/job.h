@@ -76,6 +76,15 @@ struct job {
         int64_t recoveries;
         struct job_waiter *waiters;
         bool woken;                     /* waiters called: none may be added */
+        /* Progress (progress.h): the current run's output directory while
+         * its algorithm may write there, the last valid progress read
+         * from it (JSON text, kept when the job ends) and when and in
+         * which order the file was read. */
+        char *progress_dir;
+        char *progress;
+        int64_t progress_read_mono;
+        char *progress_complaint;       /* the last invalid file's reason, logged once */
+        uint64_t progress_reads, progress_applied;
 
         /* Used by the queue only, under the queue's lock. */
         struct job *qnext, *qprev;
@@ -134,6 +143,18 @@ void job_request_interrupt(struct job *j);
 bool job_stop_requested(struct job *j);
 /* The cancel eventfd, or -1.  Valid while running. */
 int job_cancel_fd(struct job *j);
+
+/* The run's algorithm may write progress in output_dir from now on (a run
+ * begins: the last run's progress is forgotten); NULL: no longer, and what
+ * was read last is kept (call job_progress_refresh(j, true) first). */
+void job_progress_watch(struct job *j, const char *output_dir);
+/* Read the progress file again, when PROGRESS_INTERVAL_MS have passed
+ * since the last read or with force.  An invalid file keeps what was read
+ * before. */
+void job_progress_refresh(struct job *j, bool force);
+/* The last valid progress after a refresh when one is due: JSON text
+ * (caller frees), or NULL. */
+char *job_progress(struct job *j);
 
 enum job_status job_get_status(struct job *j);
 void job_set_log_truncated(struct job *j, bool truncated);

@@ -45,6 +45,7 @@ void record_clear(struct job_record *r)
         free(r->error_message);
         free(r->runtime_name);
         free(r->attempts);
+        free(r->progress);
         memset(r, 0, sizeof *r);
 }
 
@@ -109,6 +110,8 @@ static json_t *to_json(const struct job_record *r)
         }
         json_object_set_new(o, "runtime", string_or_null(r->runtime_name));
         json_object_set_new(o, "submitted_by", string_or_null(r->submitted_by));
+        json_t *p = r->progress ? json_loads(r->progress, 0, NULL) : NULL;
+        json_object_set_new(o, "progress", p ? p : json_null());
         return o;
 }
 

@@ -46,6 +46,7 @@ struct job_record {
         char *runtime_name;            /* NULL before it ran */
         bool log_truncated;
         char *attempts;                /* JSON array text, never NULL once filled */
+        char *progress;                /* the algorithm's last progress.json (progress.h), or NULL */
         int64_t recoveries;            /* times a crash interrupted it and it was queued again */
         int64_t created_ms, started_ms, finished_ms;   /* wall clock; 0 = not yet */
 };

@@ -183,7 +183,11 @@ static void run_once(struct run *r)
                 return;
         }
         struct outcome out = { 0 };
+        job_progress_watch(j, r->sb->ws->output_dir);
         run_container(r, &out);
+        /* The container is gone: what it wrote last is what the job keeps. */
+        job_progress_refresh(j, true);
+        job_progress_watch(j, NULL);
         if (r->error != JOB_ERR_NONE)
                 return;
         int64_t t_collect = now_mono_ms();

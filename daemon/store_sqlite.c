@@ -77,14 +77,16 @@ static const char *const migrations[] = {
         "CREATE INDEX idempotency_by_age ON idempotency(created_ms);"
         "CREATE INDEX idempotency_by_job ON idempotency(job_id);"
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;",
+        /* 2: the algorithm's last progress.json (normalised JSON text). */
+        "ALTER TABLE jobs ADD COLUMN progress TEXT;",
 };
 
 /* Every column a read returns, in this order (see row_to_record). */
 #define COLUMNS "id, algorithm, version, status, priority, timeout_seconds, submitted_by, error, " \
                 "error_message, exit_code, queue_ms, create_ms, run_ms, collect_ms, total_ms, " \
                 "peak_memory_bytes, cpu_ms, runtime, log_truncated, attempts, recoveries, " \
-                "created_ms, started_ms, finished_ms"
-#define NCOLUMNS 24
+                "created_ms, started_ms, finished_ms, progress"
+#define NCOLUMNS 25
 
 struct reader {
         sqlite3 *db;
@@ -283,6 +285,7 @@ static void row_to_record(sqlite3_stmt *st, struct job_record *r)
         r->created_ms = sqlite3_column_int64(st, 21);
         r->started_ms = sqlite3_column_int64(st, 22);
         r->finished_ms = sqlite3_column_int64(st, 23);
+        r->progress = column_dup(st, 24, NULL);
 }
 
 /* ---- the writer ---- */
@@ -300,7 +303,7 @@ static const char SQL_UPDATE[] =
         "UPDATE jobs SET status = ?2, error = ?4, error_message = ?5, exit_code = ?6, "
         "queue_ms = ?7, create_ms = ?8, run_ms = ?9, collect_ms = ?10, total_ms = ?11, "
         "peak_memory_bytes = ?12, cpu_ms = ?13, runtime = ?14, log_truncated = ?15, attempts = ?16, "
-        "recoveries = ?17, started_ms = ?18, finished_ms = ?19 "
+        "recoveries = ?17, started_ms = ?18, finished_ms = ?19, progress = ?21 "
         "WHERE id = ?1 AND (?20 < 0 OR status = ?20)";
 static const char SQL_EXPIRED[] =
         "SELECT id, attempts FROM jobs WHERE status >= 2 AND finished_ms < ?1 ORDER BY finished_ms LIMIT ?2";
@@ -423,6 +426,7 @@ static int apply_update(struct store_backend *b, struct store_item *it, struct e
         sqlite3_bind_int64(st, 18, r->started_ms);
         sqlite3_bind_int64(st, 19, r->finished_ms);
         sqlite3_bind_int(st, 20, it->expect_status);
+        bind_str(st, 21, r->progress);
         int rc = step_done(db, st, "update job", err);
         if (rc)
                 return rc;

@@ -233,7 +233,9 @@ int read_file(const char *path, size_t max, unsigned flags, char **ret_data, siz
               struct err *err)
 {
         int nofollow = flags & READ_FOLLOW_LINKS ? 0 : O_NOFOLLOW;
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | nofollow);
+        /* O_NONBLOCK: a FIFO put where a file was expected must not hang
+         * the open; it is refused as not regular below. */
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | nofollow);
         if (fd < 0)
                 return err_errno(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, "open `%s`", path);
         struct stat st;

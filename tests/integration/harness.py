@@ -787,7 +787,7 @@ METRIC_KEYS = ("queue_ms", "create_ms", "run_ms", "collect_ms", "total_ms",
                "peak_memory_bytes", "cpu_ms")
 JOB_KEYS = ("id", "algorithm", "version", "status", "priority", "created_at", "started_at",
             "finished_at", "result", "error", "exit_code", "metrics", "runtime", "attempts",
-            "submitted_by")
+            "submitted_by", "progress")
 
 
 def _is_int(v):
@@ -815,6 +815,13 @@ def check_job(job, final=None, runtime=None):
         fail("expected a final status")
     if job["priority"] not in ("high", "normal", "low"):
         fail("bad priority")
+    p = job["progress"]
+    if p is not None and (not isinstance(p, dict) or sorted(p) != ["fraction", "message"]
+                          or not (p["fraction"] is None or isinstance(p["fraction"], (int, float))
+                                  and 0 <= p["fraction"] <= 1)
+                          or not (p["message"] is None or isinstance(p["message"], str))
+                          or (p["fraction"] is None and p["message"] is None)):
+        fail("progress is neither null nor {fraction, message}")
     for k in ("created_at", "started_at", "finished_at"):
         v = job[k]
         if v is not None and (not isinstance(v, str) or not TIME_RE.match(v)):

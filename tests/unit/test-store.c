@@ -442,6 +442,7 @@ static void rec_assert_eq(const char *ctx, const struct job_record *got, const s
         STR_EQ_NULLABLE("runtime_name", got->runtime_name, want->runtime_name);
         INT_EQ("log_truncated", got->log_truncated, want->log_truncated);
         STR_EQ_NULLABLE("attempts", got->attempts, want->attempts);
+        STR_EQ_NULLABLE("progress", got->progress, want->progress);
         INT_EQ("recoveries", got->recoveries, want->recoveries);
         INT_EQ("created_ms", got->created_ms, want->created_ms);
         INT_EQ("started_ms", got->started_ms, want->started_ms);
@@ -1258,6 +1259,7 @@ START_TEST(test_update_final_result)
         const char *result = "{ \"sum\" : 1.50e3 ,\n  \"names\": [\"\xc3\xa9t\xc3\xa9\", \"a\\\"b\\u0000c\"],"
                              "\t\"nested\": {\"x\": [1, 2, {\"y\": null}]} }\n";
         rec_set_final(&q, JOB_SUCCEEDED, T0 + 400, 1, result);
+        q.progress = xstrdup("{\"fraction\":1.0,\"message\":\"done\"}");
         update_applied(&f, &q, JOB_RUNNING);
         rec_set_final(&g, JOB_FAILED, T0 + 401, 1, NULL);
         g.recoveries = 1;
