@@ -215,7 +215,7 @@ static void check_plugins(const struct config *cfg)
 {
         struct registry *r = NULL;
         struct err err = ERR_INIT;
-        if (registry_load(cfg->plugins_dir, (size_t)cfg->max_algorithms, print_plugin_warning, NULL, &r, &err) == 0)
+        if (registry_load(cfg->plugins_dir, cfg->templates_dir, (size_t)cfg->max_algorithms, print_plugin_warning, NULL, &r, &err) == 0)
                 printf("plugins: %zu loaded, %zu broken, from %s\n", registry_count(r),
                        registry_broken_count(r), cfg->plugins_dir);
         registry_free(r);
@@ -425,7 +425,7 @@ static int start(struct daemon *d, struct err *err)
         struct collector_deps cd = { .cfg = cfg, .rt = d->runtime };
         collector_run(&cd);
 
-        if (registry_load(cfg->plugins_dir, (size_t)cfg->max_algorithms, log_broken, NULL, &d->registry, err) < 0)
+        if (registry_load(cfg->plugins_dir, cfg->templates_dir, (size_t)cfg->max_algorithms, log_broken, NULL, &d->registry, err) < 0)
                 return -1;
         log_info("plugins: %zu loaded, %zu broken, from %s", registry_count(d->registry),
                  registry_broken_count(d->registry), cfg->plugins_dir);

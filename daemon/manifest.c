@@ -474,6 +474,14 @@ int manifest_load(const char *path, struct manifest **ret, struct err *err)
                         continue;
                 }
                 keys[i].load(&L, yamldoc_node(y, p->value));
+                /* Where checks made after the load (oci_check_manifest) point. */
+                unsigned line = (unsigned)kn->start_mark.line + 1;
+                if (!strcmp(k, "resources"))
+                        m->lines.resources = line;
+                else if (!strcmp(k, "syscalls"))
+                        m->lines.syscalls = line;
+                else if (!strcmp(k, "oci_template"))
+                        m->lines.oci_template = line;
         }
         for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
                 if (keys[i].required && !yamldoc_get(y, root, keys[i].key))
@@ -487,5 +495,16 @@ int manifest_load(const char *path, struct manifest **ret, struct err *err)
         if (ydiag_result_all(&d, ERR_INVALID, err) < 0)
                 return -1;
         *ret = TAKE_PTR(m);
+        return 0;
+}
+
+unsigned manifest_key_line(const struct manifest *m, const char *key)
+{
+        if (!strcmp(key, "resources"))
+                return m->lines.resources;
+        if (!strcmp(key, "syscalls"))
+                return m->lines.syscalls;
+        if (!strcmp(key, "oci_template"))
+                return m->lines.oci_template;
         return 0;
 }

@@ -44,7 +44,14 @@ struct manifest {
         char *oci_template;       /* template name, file TEMPLATES_DIR/NAME.json; default "default" */
         char **extra_syscalls;    /* added to the seccomp allowlist; names checked at load;
                                    * never NULL, may be empty */
+        struct {
+                unsigned resources, syscalls, oci_template;   /* 0: not in the file */
+        } lines;                  /* of these keys: checks made after the load name them */
 };
+
+/* The line of key (resources, syscalls, oci_template) in m's file; 0 when
+ * not there or not one of those. */
+unsigned manifest_key_line(const struct manifest *m, const char *key);
 
 /* Parse path (a plugin.yaml).  On error, err->msg reads
  * "PATH:LINE:COL: key: what is wrong" and *ret is untouched.  All problems of

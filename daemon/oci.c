@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -169,6 +170,54 @@ static int check_mount(const json_t *m, size_t i, struct err *err)
         return 0;
 }
 
+/* A positive integer member of obj, or 0 when absent. */
+static int positive_member(const json_t *obj, const char *key, const char *where, int64_t *ret, struct err *err)
+{
+        json_t *v = json_object_get(obj, key);
+        *ret = 0;
+        if (!v)
+                return 0;
+        if (!json_is_integer(v) || json_integer_value(v) <= 0)
+                return err_set(err, ERR_INVALID, 0, "%s/%s: a ceiling must be a positive integer", where, key);
+        *ret = (int64_t)json_integer_value(v);
+        return 0;
+}
+
+/* The ceilings a template's linux.resources set on every job's limits
+ * (memory.limit in bytes, cpu.quota over cpu.period, pids.limit; 0 where
+ * none).  The job's own limits are used below them: a template can lower
+ * a limit, never raise one. */
+static int template_ceilings(const json_t *t, struct limits *ceil, struct err *err)
+{
+        *ceil = (struct limits){ 0 };
+        const json_t *res = json_object_get(json_object_get(t, "linux"), "resources");
+        if (!res)
+                return 0;
+        static const char *const mem_keys[] = { "limit" }, *const cpu_keys[] = { "quota", "period" },
+                                 *const pids_keys[] = { "limit" };
+        const json_t *mem = json_object_get(res, "memory"), *cpu = json_object_get(res, "cpu"),
+                     *pids = json_object_get(res, "pids");
+        const char *why = "a template's resources are ceilings: memory.limit, cpu.quota and cpu.period, pids.limit";
+        if ((mem && (!json_is_object(mem) || only_keys(mem, "/linux/resources/memory", mem_keys, 1, why, err) < 0)) ||
+            (cpu && (!json_is_object(cpu) || only_keys(cpu, "/linux/resources/cpu", cpu_keys, 2, why, err) < 0)) ||
+            (pids && (!json_is_object(pids) || only_keys(pids, "/linux/resources/pids", pids_keys, 1, why, err) < 0)))
+                return err->code ? -1 : err_set(err, ERR_INVALID, 0, "/linux/resources: %s", why);
+        int64_t bytes, quota, period;
+        if (positive_member(mem, "limit", "/linux/resources/memory", &bytes, err) < 0 ||
+            positive_member(cpu, "quota", "/linux/resources/cpu", &quota, err) < 0 ||
+            positive_member(cpu, "period", "/linux/resources/cpu", &period, err) < 0 ||
+            positive_member(pids, "limit", "/linux/resources/pids", &ceil->pids, err) < 0)
+                return -1;
+        if (bytes && bytes < 1024 * 1024)
+                return err_set(err, ERR_INVALID, 0, "/linux/resources/memory/limit: at least 1 MiB");
+        ceil->memory_mb = bytes / (1024 * 1024);
+        if (!quota != !period)
+                return err_set(err, ERR_INVALID, 0, "/linux/resources/cpu: quota and period go together");
+        if (quota)
+                ceil->cpu_cores = (double)quota / (double)period;
+        return 0;
+}
+
 static int check_template(const json_t *t, struct err *err)
 {
         if (only_keys(t, "", top_keys, ARRAY_SIZE(top_keys), "hooks and the like would run in every job", err) < 0)
@@ -216,6 +265,9 @@ static int check_template(const json_t *t, struct err *err)
                         if (only_keys(res, "/linux/resources", resource_keys, ARRAY_SIZE(resource_keys),
                                       "the job's limits are the manifest's", err) < 0)
                                 return -1;
+                        struct limits ceil;
+                        if (template_ceilings(t, &ceil, err) < 0)
+                                return -1;
                         json_t *dev = json_object_get(res, "devices");
                         if (dev && !json_is_array(dev))
                                 return err_set(err, ERR_INVALID, 0, "/linux/resources/devices: not an array");
@@ -258,16 +310,85 @@ static int load_template(const char *dir, const char *name, json_t **ret, struct
         return 0;
 }
 
-/* Templates as loaded and checked, by path, while the file is unchanged:
- * a job pays a stat and a copy, not a read, a parse and a check. */
+/* A template's own allowlist, shared by the cache and the jobs being
+ * built from it (a changed file replaces the cache's reference only). */
+struct allow_ref {
+        int refs;   /* atomic */
+        struct seccomp_policy *p;
+};
+
+static void allow_unref(struct allow_ref *a)
+{
+        if (a && __atomic_sub_fetch(&a->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+                seccomp_policy_free(a->p);
+                free(a);
+        }
+}
+
+static struct allow_ref *allow_ref(struct allow_ref *a)
+{
+        if (a)
+                __atomic_add_fetch(&a->refs, 1, __ATOMIC_RELAXED);
+        return a;
+}
+
+/* A template as a job uses it: its JSON (the caller's copy), its own
+ * allowlist TEMPLATES_DIR/NAME.seccomp.allow (NULL: none, the global one
+ * alone) and its ceilings. */
+struct tmpl {
+        json_t *t;
+        struct allow_ref *allow;
+        struct limits ceil;
+};
+
+static void tmpl_done(struct tmpl *v)
+{
+        json_decref(v->t);
+        allow_unref(v->allow);
+        *v = (struct tmpl){ 0 };
+}
+
+/* The template's allowlist file, if there is one.  ENOENT: *ret NULL. */
+static int load_allow(const char *path, struct allow_ref **ret, struct err *err)
+{
+        *ret = NULL;
+        if (access(path, F_OK) < 0 && errno == ENOENT)
+                return 0;
+        struct seccomp_policy *p = NULL;
+        if (seccomp_policy_load(path, &p, err) < 0)
+                return -1;
+        struct allow_ref *a = xcalloc(1, sizeof *a);
+        a->refs = 1;
+        a->p = p;
+        *ret = a;
+        return 0;
+}
+
+/* load_template() and the rest of struct tmpl. */
+static int load_tmpl(const char *dir, const char *name, struct tmpl *ret, struct err *err)
+{
+        *ret = (struct tmpl){ 0 };
+        if (load_template(dir, name, &ret->t, err) < 0)
+                return -1;
+        _cleanup_free_ char *allow = xasprintf("%s/%s.seccomp.allow", dir, name);
+        if (template_ceilings(ret->t, &ret->ceil, err) < 0 || load_allow(allow, &ret->allow, err) < 0) {
+                tmpl_done(ret);
+                return err_wrap(err, "template `%s`", name);
+        }
+        return 0;
+}
+
+/* Templates as loaded and checked, by path, while their files are
+ * unchanged: a job pays two stats and a copy, not a read, a parse and a
+ * check. */
 #define TEMPLATE_CACHE_MAX 16
 
 static struct {
         pthread_mutex_t lock;
         struct cached_template {
                 char *path;
-                struct stat st;
-                json_t *t;
+                struct stat st, allow_st;   /* allow_st zeroed: no allowlist file */
+                struct tmpl v;
         } e[TEMPLATE_CACHE_MAX];
         size_t n, next;
 } T = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -279,27 +400,42 @@ static bool same_file(const struct stat *a, const struct stat *b)
                a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-/* load_template(), from the cache when the file has not changed; a copy
- * the caller owns and may change. */
-static int cached_template(const char *dir, const char *name, json_t **ret, struct err *err)
+static void copy_tmpl(const struct tmpl *from, struct tmpl *to)
 {
+        to->t = json_deep_copy(from->t);
+        to->allow = allow_ref(from->allow);
+        to->ceil = from->ceil;
+}
+
+/* load_tmpl(), from the cache when the files have not changed; the JSON is
+ * a copy the caller owns and may change. */
+static int cached_tmpl(const char *dir, const char *name, struct tmpl *ret, struct err *err)
+{
+        *ret = (struct tmpl){ 0 };
         if (!template_name_ok(name))
                 return err_set(err, ERR_INVALID, 0, "bad template name `%s`", name);
         _cleanup_free_ char *path = xasprintf("%s/%s.json", dir, name);
-        struct stat st;
+        _cleanup_free_ char *allow = xasprintf("%s/%s.seccomp.allow", dir, name);
+        struct stat st, ast = { 0 };
         if (stat(path, &st) < 0)
-                return load_template(dir, name, ret, err);   /* it says why */
+                return load_tmpl(dir, name, ret, err);   /* it says why */
+        if (stat(allow, &ast) < 0)
+                ast = (struct stat){ 0 };
         pthread_mutex_lock(&T.lock);
         for (size_t i = 0; i < T.n; i++) {
-                if (!strcmp(T.e[i].path, path) && same_file(&T.e[i].st, &st)) {
-                        *ret = json_deep_copy(T.e[i].t);
+                if (!strcmp(T.e[i].path, path) && same_file(&T.e[i].st, &st) && same_file(&T.e[i].allow_st, &ast)) {
+                        copy_tmpl(&T.e[i].v, ret);
                         pthread_mutex_unlock(&T.lock);
-                        return *ret ? 0 : err_set(err, ERR_INTERNAL, 0, "template `%s`: out of memory", path);
+                        if (!ret->t) {
+                                tmpl_done(ret);
+                                return err_set(err, ERR_INTERNAL, 0, "template `%s`: out of memory", path);
+                        }
+                        return 0;
                 }
         }
         pthread_mutex_unlock(&T.lock);
-        json_t *t = NULL;
-        if (load_template(dir, name, &t, err) < 0)
+        struct tmpl v;
+        if (load_tmpl(dir, name, &v, err) < 0)
                 return -1;
         pthread_mutex_lock(&T.lock);
         size_t i = 0;
@@ -312,14 +448,18 @@ static int cached_template(const char *dir, const char *name, json_t **ret, stru
                         i = T.next++ % TEMPLATE_CACHE_MAX;   /* replace in turn */
         }
         free(T.e[i].path);
-        json_decref(T.e[i].t);
+        tmpl_done(&T.e[i].v);
         T.e[i].path = TAKE_PTR(path);
         T.e[i].st = st;
-        T.e[i].t = json_incref(t);
+        T.e[i].allow_st = ast;
+        T.e[i].v = v;
+        copy_tmpl(&v, ret);
         pthread_mutex_unlock(&T.lock);
-        *ret = json_deep_copy(t);
-        json_decref(t);
-        return *ret ? 0 : err_set(err, ERR_INTERNAL, 0, "template: out of memory");
+        if (!ret->t) {
+                tmpl_done(ret);
+                return err_set(err, ERR_INTERNAL, 0, "template: out of memory");
+        }
+        return 0;
 }
 
 void oci_template_cache_clear(void)
@@ -327,9 +467,8 @@ void oci_template_cache_clear(void)
         pthread_mutex_lock(&T.lock);
         for (size_t i = 0; i < T.n; i++) {
                 free(T.e[i].path);
-                json_decref(T.e[i].t);
                 T.e[i].path = NULL;
-                T.e[i].t = NULL;
+                tmpl_done(&T.e[i].v);
         }
         T.n = T.next = 0;
         pthread_mutex_unlock(&T.lock);
@@ -337,11 +476,71 @@ void oci_template_cache_clear(void)
 
 int oci_check_template(const char *templates_dir, const char *name, struct err *err)
 {
-        json_t *t = NULL;
-        if (load_template(templates_dir, name, &t, err) < 0)
+        struct tmpl v;
+        if (load_tmpl(templates_dir, name, &v, err) < 0)
                 return -1;
-        json_decref(t);
+        tmpl_done(&v);
         return 0;
+}
+
+static const char *template_of(const struct manifest *m)
+{
+        return m && m->oci_template && *m->oci_template ? m->oci_template : "default";
+}
+
+/* l under the ceilings (0: none). */
+static void apply_ceilings(struct limits *l, const struct limits *ceil)
+{
+        if (ceil->cpu_cores > 0 && l->cpu_cores > ceil->cpu_cores)
+                l->cpu_cores = ceil->cpu_cores;
+        if (ceil->memory_mb > 0 && l->memory_mb > ceil->memory_mb)
+                l->memory_mb = ceil->memory_mb;
+        if (ceil->pids > 0 && l->pids > ceil->pids)
+                l->pids = ceil->pids;
+}
+
+int oci_job_limits(const char *templates_dir, const struct manifest *m, const struct limits *defaults,
+                   struct limits *ret, struct err *err)
+{
+        *ret = oci_effective_limits(m, defaults);
+        struct tmpl v;
+        if (cached_tmpl(templates_dir, template_of(m), &v, err) < 0)
+                return err_wrap(err, "oci");
+        apply_ceilings(ret, &v.ceil);
+        tmpl_done(&v);
+        return 0;
+}
+
+int oci_check_manifest(const char *templates_dir, const struct manifest *m, struct err *err)
+{
+        struct tmpl v;
+        const char *name = template_of(m);
+        if (load_tmpl(templates_dir, name, &v, err) < 0) {
+                err_set_field(err, "oci_template");
+                return err_wrap(err, "oci_template");
+        }
+        int rc = 0;
+        const struct limits *r = &m->resources, *c = &v.ceil;
+        if (c->memory_mb && r->memory_mb > c->memory_mb)
+                rc = err_set(err, ERR_INVALID, 0, "resources: memory_mb %lld is over template `%s`'s ceiling of %lld",
+                             (long long)r->memory_mb, name, (long long)c->memory_mb);
+        else if (c->pids && r->pids > c->pids)
+                rc = err_set(err, ERR_INVALID, 0, "resources: pids %lld is over template `%s`'s ceiling of %lld",
+                             (long long)r->pids, name, (long long)c->pids);
+        else if (c->cpu_cores > 0 && r->cpu_cores > c->cpu_cores)
+                rc = err_set(err, ERR_INVALID, 0, "resources: cpu_cores %g is over template `%s`'s ceiling of %g",
+                             r->cpu_cores, name, c->cpu_cores);
+        if (rc < 0)
+                err_set_field(err, "resources");
+        for (size_t i = 0; rc == 0 && v.allow && m->extra_syscalls && m->extra_syscalls[i]; i++) {
+                if (!seccomp_policy_has(v.allow->p, m->extra_syscalls[i])) {
+                        rc = err_set(err, ERR_INVALID, 0, "syscalls: `%s` is not in template `%s`'s allowlist "
+                                     "(%s/%s.seccomp.allow)", m->extra_syscalls[i], name, templates_dir, name);
+                        err_set_field(err, "syscalls");
+                }
+        }
+        tmpl_done(&v);
+        return rc;
 }
 
 /* obj[key] as an object: created when absent; an error when it is there
@@ -566,7 +765,7 @@ static int merge_paths(json_t *linux_, const char *key, const char *const *defau
 }
 
 static int build_linux(json_t *config, const struct oci_job *job, const struct seccomp_policy *policy,
-                       struct err *err)
+                       const struct seccomp_policy *within, struct err *err)
 {
         json_t *lx = object_member(config, "linux", err);
         if (!lx)
@@ -599,7 +798,7 @@ static int build_linux(json_t *config, const struct oci_job *job, const struct s
         json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t)job->limits.pids));
 
         json_object_set_new(lx, "cgroupsPath", json_string(job->cgroups_path));
-        json_object_set_new(lx, "seccomp", seccomp_policy_oci(policy, job->manifest->extra_syscalls));
+        json_object_set_new(lx, "seccomp", seccomp_policy_oci(policy, within, job->manifest->extra_syscalls));
         if (merge_paths(lx, "maskedPaths", default_masked, ARRAY_SIZE(default_masked), err) < 0 ||
             merge_paths(lx, "readonlyPaths", default_readonly, ARRAY_SIZE(default_readonly), err) < 0)
                 return -1;
@@ -632,18 +831,24 @@ int oci_build(const char *templates_dir, const struct oci_job *job,
 {
         if (check_job(job, err) < 0)
                 return err_wrap(err, "oci");
-        const char *name = job->manifest->oci_template && *job->manifest->oci_template
-                                   ? job->manifest->oci_template
-                                   : "default";
-        _cleanup_json_ json_t *config = NULL;
-        if (cached_template(templates_dir, name, &config, err) < 0)
+        struct tmpl v;
+        if (cached_tmpl(templates_dir, template_of(job->manifest), &v, err) < 0)
                 return err_wrap(err, "oci");
+        _cleanup_json_ json_t *config = TAKE_PTR(v.t);
+        /* The ceilings hold even for a caller that did not ask oci_job_limits(). */
+        struct oci_job capped = *job;
+        apply_ceilings(&capped.limits, &v.ceil);
+        const struct seccomp_policy *within = v.allow ? v.allow->p : NULL;
 
         if (!json_is_string(json_object_get(config, "ociVersion")))
                 json_object_set_new(config, "ociVersion", json_string("1.0.2"));
-        if (build_process(config, job, err) < 0 || build_mounts(config, job, err) < 0 ||
-            build_linux(config, job, policy, err) < 0)
-                return err_wrap(err, "oci");
+        int rc = 0;
+        if (build_process(config, &capped, err) < 0 || build_mounts(config, &capped, err) < 0 ||
+            build_linux(config, &capped, policy, within, err) < 0)
+                rc = err_wrap(err, "oci");
+        tmpl_done(&v);
+        if (rc < 0)
+                return -1;
         json_object_set_new(config, "root", json_pack("{s:s,s:b}", "path", job->manifest->rootfs,
                                                       "readonly", 1));
         /* A hostname is at most 64 bytes; the id is unique in its first

@@ -58,6 +58,20 @@ int oci_build(const char *templates_dir, const struct oci_job *job,
  * "template `PATH`: /JSON/POINTER: why".  oci_build() checks the same. */
 int oci_check_template(const char *templates_dir, const char *name, struct err *err);
 
+/* The limits a job of m runs with: oci_effective_limits() under the
+ * ceilings its template sets in linux.resources (memory.limit, cpu.quota /
+ * cpu.period, pids.limit): a template lowers limits, never raises them.
+ * ERR_INVALID when the template cannot be used. */
+int oci_job_limits(const char *templates_dir, const struct manifest *m, const struct limits *defaults,
+                   struct limits *ret, struct err *err);
+
+/* At load: m's template (oci_template, default "default") exists and is
+ * valid, m's resources stay under its ceilings, and m's extra syscalls are
+ * in its own allowlist TEMPLATES_DIR/NAME.seccomp.allow when it has one (a
+ * template's list can only take system calls away from seccomp.allow).
+ * ERR_INVALID "oci_template: ...", "resources: ..." or "syscalls: ...". */
+int oci_check_manifest(const char *templates_dir, const struct manifest *m, struct err *err);
+
 /* Forget the templates oci_build() keeps parsed and checked (they are
  * reloaded when their file changes anyway); at exit. */
 void oci_template_cache_clear(void);

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "oci.h"
 #include "util.h"
 
 struct broken {
@@ -61,6 +62,7 @@ struct table {
 struct registry {
         pthread_mutex_t lock;
         char *dir;
+        char *templates_dir;      /* NULL: manifests are not checked against templates */
         size_t max;               /* manifests loaded at most */
         struct table *t;          /* guarded by lock */
 };
@@ -205,6 +207,7 @@ static bool still_current(const struct manifest *m, const struct file_id *id, bo
 
 struct scan_ctx {
         const char *dir;
+        const char *templates_dir;
         size_t max;
         const struct table *old;   /* the table being replaced; NULL at the first load */
         bool settle;               /* a watch's rescan: new or changed plugins wait until settled */
@@ -279,6 +282,15 @@ static bool scan_one(const struct scan_ctx *c, const char *name, bool reuse_only
                         add_broken(t, c->settle ? old : NULL, yaml, e.msg, c->report, c->ctx);
                         return true;
                 }
+                if (c->templates_dir && oci_check_manifest(c->templates_dir, m, &e) < 0) {
+                        /* PATH:LINE: key: what, as manifest_load() says it. */
+                        unsigned line = manifest_key_line(m, e.field);
+                        _cleanup_free_ char *msg = line ? xasprintf("%s:%u: %s", yaml, line, e.msg)
+                                                        : xasprintf("%s: %s", yaml, e.msg);
+                        add_broken(t, c->settle ? old : NULL, yaml, msg, c->report, c->ctx);
+                        manifest_unref(m);
+                        return true;
+                }
                 /* Read anew and the same as before (a SIGHUP, a touch): the
                  * old manifest stays, and what hangs on it (warm pools). */
                 if (had && same_file(&old->ids[k], &id) && !strcmp(old->items[k]->name, m->name) &&
@@ -339,14 +351,14 @@ static int scan(const struct scan_ctx *c, struct table **ret, struct err *err)
         return 0;
 }
 
-int registry_load(const char *dir, size_t max_plugins, void (*report)(const char *msg, void *ctx), void *ctx,
-                  struct registry **ret, struct err *err)
+int registry_load(const char *dir, const char *templates_dir, size_t max_plugins,
+                  void (*report)(const char *msg, void *ctx), void *ctx, struct registry **ret, struct err *err)
 {
         size_t max = max_plugins ? max_plugins : REGISTRY_MAX_PLUGINS;
         (void)err;
         struct table *t = NULL;
         struct err e = ERR_INIT;
-        struct scan_ctx c = { .dir = dir, .max = max, .report = report, .ctx = ctx };
+        struct scan_ctx c = { .dir = dir, .templates_dir = templates_dir, .max = max, .report = report, .ctx = ctx };
         if (scan(&c, &t, &e) < 0) {
                 /* The directory may appear later (SIGHUP rescans): serve an
                  * empty registry, and /readyz says no plugin is loaded. */
@@ -357,6 +369,7 @@ int registry_load(const char *dir, size_t max_plugins, void (*report)(const char
         struct registry *r = xcalloc(1, sizeof *r);
         pthread_mutex_init(&r->lock, NULL);
         r->dir = xstrdup(dir);
+        r->templates_dir = xstrdup(templates_dir);
         r->max = max;
         r->t = t;
         *ret = r;
@@ -422,7 +435,7 @@ int registry_reload(struct registry *r, bool force, void (*report)(const char *m
         const struct table *cur = r->t;
         pthread_mutex_unlock(&r->lock);
         struct table *t = NULL;
-        struct scan_ctx sc = { .dir = r->dir, .max = r->max, .old = cur, .settle = !force, .report = report,
+        struct scan_ctx sc = { .dir = r->dir, .templates_dir = r->templates_dir, .max = r->max, .old = cur, .settle = !force, .report = report,
                                .ctx = ctx };
         if (scan(&sc, &t, err) < 0)
                 return -1;   /* keep serving the old table */
@@ -443,6 +456,7 @@ void registry_free(struct registry *r)
                 return;
         table_free(r->t);
         pthread_mutex_destroy(&r->lock);
+        free(r->templates_dir);
         free(r->dir);
         free(r);
 }

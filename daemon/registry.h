@@ -25,9 +25,12 @@ struct registry;
  * those past it are listed broken, with the reason).  Each broken plugin is kept as a broken entry (and reported
  * through report(msg, ctx) if given).  A missing or unreadable dir is
  * reported too and gives an empty registry: the daemon still starts, and a
- * rescan picks the plugins up once the dir is there.  Never fails today; err
+ * rescan picks the plugins up once the dir is there.  With templates_dir,
+ * every manifest loaded is also checked against its template
+ * (oci_check_manifest(); NULL: not).  Never fails today; err
  * is kept for callers that may. */
-int registry_load(const char *dir, size_t max_plugins, void (*report)(const char *msg, void *ctx), void *ctx,
+int registry_load(const char *dir, const char *templates_dir, size_t max_plugins,
+                  void (*report)(const char *msg, void *ctx), void *ctx,
                   struct registry **ret, struct err *err);
 void registry_free(struct registry *r);
 

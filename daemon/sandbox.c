@@ -76,7 +76,6 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
         struct sandbox *sb = xcalloc(1, sizeof *sb);
         snprintf(sb->run_id, sizeof sb->run_id, "%s", run_id);
         sb->ids = ids;
-        sb->limits = oci_effective_limits(m, &cfg->defaults);
         sb->cgroup_dir = xasprintf("%s/%s", cfg->cgroup_parent, run_id);
         sb->cgroups_path = xasprintf("%s/" CONTAINER_CGROUP, sb->cgroup_dir);
         sb->log_path = xstrdup(log_path);
@@ -84,6 +83,10 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
         *ret = sb;
         *ret_retryable = true;
 
+        if (oci_job_limits(cfg->templates_dir, m, &cfg->defaults, &sb->limits, err) < 0) {
+                *ret_retryable = err->code != ERR_INVALID;
+                return -1;
+        }
         if (workspace_create(env->workspaces_dir, run_id, input, input_len, sb->limits.disk_mb, ids.uid,
                              ids.gid, &sb->ws, err) < 0) {
                 *ret_retryable = err->code != ERR_INVALID;

@@ -214,15 +214,23 @@ static json_t *native_architectures(void)
 #endif
 }
 
-json_t *seccomp_policy_oci(const struct seccomp_policy *p, char *const *extra)
+bool seccomp_policy_has(const struct seccomp_policy *p, const char *name)
+{
+        return p && bsearch(&name, p->names, p->n, sizeof *p->names, cmp_str) != NULL;
+}
+
+json_t *seccomp_policy_oci(const struct seccomp_policy *p, const struct seccomp_policy *within,
+                           char *const *extra)
 {
         size_t n = p->n + strv_len(extra);
         _cleanup_strv_ char **all = xcalloc(n + 1, sizeof *all);
         size_t k = 0;
         for (size_t i = 0; i < p->n; i++)
-                all[k++] = xstrdup(p->names[i]);
+                if (!within || seccomp_policy_has(within, p->names[i]))
+                        all[k++] = xstrdup(p->names[i]);
         for (size_t i = 0; extra && extra[i]; i++)
-                all[k++] = xstrdup(extra[i]);
+                if (!within || seccomp_policy_has(within, extra[i]))
+                        all[k++] = xstrdup(extra[i]);
         n = sort_unique(all, k);
 
         json_t *names = json_array();

@@ -7,6 +7,8 @@
 #ifndef EDGECD_SECCOMP_H
 #define EDGECD_SECCOMP_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 
 #include "error.h"
@@ -16,6 +18,8 @@ struct seccomp_policy;
 int seccomp_policy_load(const char *path, struct seccomp_policy **ret, struct err *err);
 void seccomp_policy_free(struct seccomp_policy *p);
 size_t seccomp_policy_count(const struct seccomp_policy *p);
+/* Is name in p's list?  (p NULL: no.) */
+bool seccomp_policy_has(const struct seccomp_policy *p, const char *name);
 
 /* Check names (a manifest's extra syscalls); ERR_INVALID naming the first
  * unknown one, or one that seccomp_never_allowed() refuses. */
@@ -31,7 +35,9 @@ const char *seccomp_never_allowed(const char *name);
 /* The OCI `linux.seccomp` object: defaultAction SCMP_ACT_KILL_PROCESS (so a
  * violation is a SIGSYS the daemon can name), the native architectures, and
  * one SCMP_ACT_ALLOW rule with the allowlist plus `extra` (may be NULL),
- * sorted and without duplicates.  Three rules besides:
+ * sorted and without duplicates, keeping only the names `within` lists
+ * when it is not NULL (a template's own, narrower list: it can take
+ * system calls away, never add them).  Three rules besides:
  *  - `clone`, when listed, is allowed only without namespace flags
  *    (CLONE_NEWUSER and friends get SIGSYS, SCMP_ACT_TRAP), else
  *    unshare's ban could be bypassed with clone(CLONE_NEWUSER).  Written so
@@ -43,6 +49,7 @@ const char *seccomp_never_allowed(const char *name);
  *    killing: glibc >= 2.34 tries clone3 for every thread and posix_spawn
  *    and falls back to clone on ENOSYS.
  * New reference. */
-json_t *seccomp_policy_oci(const struct seccomp_policy *p, char *const *extra);
+json_t *seccomp_policy_oci(const struct seccomp_policy *p, const struct seccomp_policy *within,
+                           char *const *extra);
 
 #endif

@@ -425,7 +425,7 @@ static const char *const careless_template =
         "   \"uidMappings\": [{\"containerID\": 0, \"hostID\": 0, \"size\": 1}],"
         "   \"gidMappings\": [{\"containerID\": 0, \"hostID\": 0, \"size\": 1}],"
         "   \"cgroupsPath\": \"/\", \"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\"},"
-        "   \"resources\": {\"memory\": {\"limit\": 1}, \"pids\": {\"limit\": 1000000},"
+        "   \"resources\": {\"memory\": {\"limit\": 1099511627776}, \"pids\": {\"limit\": 1000000},"
         "                 \"devices\": [{\"allow\": false, \"access\": \"rwm\"}]},"
         "   \"maskedPaths\": [\"/proc/custom\"]}}";
 
@@ -524,6 +524,18 @@ static const struct {
           "/linux/resources/devices/0" },
         { "hugepages", "{\"linux\": {\"resources\": {\"hugepageLimits\": [{\"pageSize\": \"2MB\", \"limit\": 1}]}}}",
           "/linux/resources/hugepageLimits" },
+        /* Resources are ceilings: positive, and nothing else. */
+        { "memory-tiny", "{\"linux\": {\"resources\": {\"memory\": {\"limit\": 1}}}}",
+          "/linux/resources/memory/limit" },
+        { "memory-negative", "{\"linux\": {\"resources\": {\"memory\": {\"limit\": -1}}}}",
+          "/linux/resources/memory/limit" },
+        { "memory-swap", "{\"linux\": {\"resources\": {\"memory\": {\"limit\": 1073741824, \"swap\": -1}}}}",
+          "/linux/resources/memory/swap" },
+        { "cpu-half", "{\"linux\": {\"resources\": {\"cpu\": {\"quota\": 50000}}}}", "/linux/resources/cpu" },
+        { "cpu-shares", "{\"linux\": {\"resources\": {\"cpu\": {\"shares\": 99999}}}}",
+          "/linux/resources/cpu/shares" },
+        { "pids-string", "{\"linux\": {\"resources\": {\"pids\": {\"limit\": \"32\"}}}}",
+          "/linux/resources/pids/limit" },
 };
 
 START_TEST(test_template_refusals)
@@ -565,10 +577,88 @@ START_TEST(test_shipped_template_passes)
         _cleanup_free_ char *tdir = templates_dir();
         struct err err = ERR_INIT;
         ck_assert_msg(oci_check_template(tdir, "default", &err) == 0, "%s", err.msg);
+        ck_assert_msg(oci_check_template(tdir, "strict", &err) == 0, "%s", err.msg);
         ck_assert_int_eq(oci_check_template(tdir, "missing", &err), -1);
         ck_assert_int_eq(err.code, ERR_NOT_FOUND);
         ck_assert_int_eq(oci_check_template(tdir, "../oci-templates/default", &err), -1);
         ck_assert_int_eq(err.code, ERR_INVALID);
+}
+END_TEST
+
+/* The shipped strict template: its ceilings lower the job's limits (never
+ * raise them), its own allowlist narrows seccomp.allow and the manifest's
+ * extra syscalls, and a manifest over a ceiling or adding a call outside
+ * the list is refused at load, naming the key. */
+START_TEST(test_strict_template)
+{
+        _cleanup_free_ char *tdir = templates_dir();
+        char *cmd[] = { "/bin/x", NULL };
+        char *extra[] = { "ptrace", "socket", NULL };
+        struct manifest m = manifest(cmd);
+        m.oci_template = "strict";
+        m.resources = (struct limits){ .cpu_cores = 4, .memory_mb = 1024, .pids = 500, .disk_mb = 8 };
+        m.extra_syscalls = extra;
+        struct limits l;
+        struct err err = ERR_INIT;
+        ck_assert_msg(oci_job_limits(tdir, &m, &defaults, &l, &err) == 0, "%s", err.msg);
+        ck_assert_int_eq(l.memory_mb, 256);
+        ck_assert_int_eq(l.pids, 32);
+        ck_assert(l.cpu_cores == 1.0);
+        ck_assert_int_eq(l.disk_mb, 8);   /* no ceiling there */
+        /* Below a ceiling the manifest's own value stays. */
+        struct manifest small = m;
+        small.resources = (struct limits){ .cpu_cores = 0.5, .memory_mb = 64, .pids = 8 };
+        ck_assert_int_eq(oci_job_limits(tdir, &small, &defaults, &l, &err), 0);
+        ck_assert_int_eq(l.memory_mb, 64);
+        ck_assert_int_eq(l.pids, 8);
+        ck_assert(l.cpu_cores == 0.5);
+
+        /* Built straight from the manifest's limits, oci_build caps them too. */
+        struct oci_job job = job_for(&m, "job-strict");
+        job.limits = oci_effective_limits(&m, &defaults);
+        _cleanup_json_ json_t *cfg = build(tdir, &job);
+        write_and_validate(cfg, "strict");
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "memory", "limit"), 256LL * 1024 * 1024);
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "pids", "limit"), 32);
+        ck_assert_int_eq(jint(cfg, "linux", "resources", "cpu", "quota"), 100000);
+        ck_assert(seccomp_allows(cfg, "read") && seccomp_allows(cfg, "execve"));
+        /* In seccomp.allow, not in strict's list; an extra outside both. */
+        ck_assert(!seccomp_allows(cfg, "bind") && !seccomp_allows(cfg, "shmget") && !seccomp_allows(cfg, "mknod"));
+        ck_assert(!seccomp_allows(cfg, "ptrace"));
+        const json_t *rules = json_object_get(json_object_get(json_object_get(cfg, "linux"), "seccomp"), "syscalls");
+        size_t i;
+        json_t *rule;
+        json_array_foreach(rules, i, rule)
+                ck_assert_msg(!has_string(json_object_get(rule, "names"), "socket"), "socket has a rule under strict");
+        /* The same manifest under the default template keeps its limits and
+         * gets both: the ceiling is the template's, not a global one. */
+        struct manifest dm = m;
+        dm.oci_template = NULL;
+        ck_assert_int_eq(oci_job_limits(tdir, &dm, &defaults, &l, &err), 0);
+        ck_assert_int_eq(l.memory_mb, 1024);
+
+        /* At load. */
+        ck_assert_int_eq(oci_check_manifest(tdir, &m, &err), -1);
+        ck_assert_str_eq(err.field, "resources");
+        ck_assert_msg(strstr(err.msg, "memory_mb 1024 is over template `strict`'s ceiling of 256"), "%s", err.msg);
+        struct manifest calls = small;
+        char *bad_extra[] = { "getpid", "ptrace", NULL };
+        calls.extra_syscalls = bad_extra;
+        err = (struct err)ERR_INIT;
+        ck_assert_int_eq(oci_check_manifest(tdir, &calls, &err), -1);
+        ck_assert_str_eq(err.field, "syscalls");
+        ck_assert_msg(strstr(err.msg, "`ptrace` is not in template `strict`'s allowlist"), "%s", err.msg);
+        char *good_extra[] = { "getpid", NULL };
+        calls.extra_syscalls = good_extra;
+        err = (struct err)ERR_INIT;
+        ck_assert_msg(oci_check_manifest(tdir, &calls, &err) == 0, "%s", err.msg);
+        struct manifest missing = small;
+        missing.oci_template = "nosuch";
+        err = (struct err)ERR_INIT;
+        ck_assert_int_eq(oci_check_manifest(tdir, &missing, &err), -1);
+        ck_assert_str_eq(err.field, "oci_template");
+        /* The default template has no ceilings and no list of its own. */
+        ck_assert_msg(oci_check_manifest(tdir, &dm, &err) == 0, "%s", err.msg);
 }
 END_TEST
 
@@ -1074,6 +1164,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_template_cannot_weaken);
         tcase_add_test(tc, test_template_refusals);
         tcase_add_test(tc, test_shipped_template_passes);
+        tcase_add_test(tc, test_strict_template);
         tcase_add_test(tc, test_template_mounts_hardened);
         tcase_add_test(tc, test_bad_templates);
         tcase_add_test(tc, test_effective_limits_and_hostname);

@@ -72,7 +72,7 @@ static struct registry *load(struct msgs *m)
 {
         struct registry *r = NULL;
         struct err e = ERR_INIT;
-        ck_assert_msg(registry_load(plugins, 0, collect, m, &r, &e) == 0, "%s", e.msg);
+        ck_assert_msg(registry_load(plugins, NULL, 0, collect, m, &r, &e) == 0, "%s", e.msg);
         return r;
 }
 
@@ -254,7 +254,7 @@ START_TEST(test_empty_and_missing_dir)
         r = NULL;
         /* A missing dir is reported and gives an empty registry: the daemon
          * still starts and a rescan finds the plugins once the dir is there. */
-        ck_assert_int_eq(registry_load(missing, 0, collect, &msgs, &r, &e), 0);
+        ck_assert_int_eq(registry_load(missing, NULL, 0, collect, &msgs, &r, &e), 0);
         ck_assert_ptr_nonnull(r);
         ck_assert_uint_eq(registry_count(r), 0);
         ck_assert_int_ge(msgs.n, 1);
@@ -330,7 +330,7 @@ START_TEST(test_registry_full)
         /* A cap of the operator's: the rest waits, with the reason. */
         struct err e = ERR_INIT;
         msgs = (struct msgs){ 0 };
-        ck_assert_int_eq(registry_load(plugins, 10, collect, &msgs, &r, &e), 0);
+        ck_assert_int_eq(registry_load(plugins, NULL, 10, collect, &msgs, &r, &e), 0);
         ck_assert_uint_eq(registry_count(r), 10);
         ck_assert_uint_eq(registry_broken_count(r), REGISTRY_MAX_PLUGINS + 2 - 10);
         ck_assert_ptr_nonnull(strstr(msgs.last, "not loaded: 10 plugins are loaded already"));

@@ -59,7 +59,7 @@ START_TEST(test_shipped_allowlist)
         ck_assert_msg(seccomp_policy_load(path, &p, &err) == 0, "%s", err.msg);
         ck_assert_uint_gt(seccomp_policy_count(p), 200);
 
-        _cleanup_json_ json_t *oci = seccomp_policy_oci(p, NULL);
+        _cleanup_json_ json_t *oci = seccomp_policy_oci(p, NULL, NULL);
         ck_assert_str_eq(json_string_value(json_object_get(oci, "defaultAction")), "SCMP_ACT_KILL_PROCESS");
 #if defined(__x86_64__)
         _cleanup_json_ json_t *arch = json_pack("[s]", "SCMP_ARCH_X86_64");
@@ -153,7 +153,7 @@ START_TEST(test_parse_comments_duplicates)
         ck_assert_uint_eq(seccomp_policy_count(p), 4);   /* read once */
 
         char *extra[] = { "getpid", "read", "mount", NULL };
-        _cleanup_json_ json_t *oci = seccomp_policy_oci(p, extra);
+        _cleanup_json_ json_t *oci = seccomp_policy_oci(p, NULL, extra);
         _cleanup_json_ json_t *want = json_pack("[ssssss]", "chown32", "exit_group", "getpid", "mount", "read",
                                                 "write");
         ck_assert(json_equal(json_object_get(json_array_get(json_object_get(oci, "syscalls"), 0), "names"),
@@ -165,7 +165,7 @@ START_TEST(test_parse_comments_duplicates)
 
         /* clone3 named explicitly (an extra): plainly allowed, no ENOSYS rule. */
         char *extra3[] = { "clone3", NULL };
-        _cleanup_json_ json_t *oci3 = seccomp_policy_oci(p, extra3);
+        _cleanup_json_ json_t *oci3 = seccomp_policy_oci(p, NULL, extra3);
         ck_assert(allows_unconditionally(oci3, "clone3"));
         ck_assert_uint_eq(json_array_size(json_object_get(oci3, "syscalls")), 1);
 
@@ -311,7 +311,7 @@ START_TEST(test_clone_rule_means_the_same_both_ways)
         struct seccomp_policy *p = NULL;
         struct err err = ERR_INIT;
         ck_assert_msg(seccomp_policy_load(path, &p, &err) == 0, "%s", err.msg);
-        _cleanup_json_ json_t *oci = seccomp_policy_oci(p, NULL);
+        _cleanup_json_ json_t *oci = seccomp_policy_oci(p, NULL, NULL);
         const json_t *syscalls = json_object_get(oci, "syscalls");
         static const unsigned long ns[] = { CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWIPC,
                                             CLONE_NEWUTS, CLONE_NEWCGROUP, CLONE_NEWUSER | CLONE_NEWNET };
