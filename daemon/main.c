@@ -40,6 +40,7 @@
 #include "collector.h"
 #include "config.h"
 #include "idpool.h"
+#include "image.h"
 #include "log.h"
 #include "oci.h"
 #include "probe.h"
@@ -215,7 +216,10 @@ static void check_plugins(const struct config *cfg)
 {
         struct registry *r = NULL;
         struct err err = ERR_INIT;
-        if (registry_load(cfg->plugins_dir, cfg->templates_dir, (size_t)cfg->max_algorithms, print_plugin_warning, NULL, &r, &err) == 0)
+        /* Templates checked; images read but not unpacked (no state dir
+         * is written by a check). */
+        struct registry_env renv = { .templates_dir = cfg->templates_dir };
+        if (registry_load(cfg->plugins_dir, &renv, (size_t)cfg->max_algorithms, print_plugin_warning, NULL, &r, &err) == 0)
                 printf("plugins: %zu loaded, %zu broken, from %s\n", registry_count(r),
                        registry_broken_count(r), cfg->plugins_dir);
         registry_free(r);
@@ -235,6 +239,7 @@ struct daemon {
         struct admission *admission;
         char *workspaces_dir;
         char *gate_path;
+        char *images_dir;
         struct sandbox_env env;
         struct liveset *live;
         struct cleaner *cleaner;
@@ -425,8 +430,15 @@ static int start(struct daemon *d, struct err *err)
         struct collector_deps cd = { .cfg = cfg, .rt = d->runtime };
         collector_run(&cd);
 
-        if (registry_load(cfg->plugins_dir, cfg->templates_dir, (size_t)cfg->max_algorithms, log_broken, NULL, &d->registry, err) < 0)
+        _cleanup_free_ char *umoci = probe_find_binary("umoci");
+        d->images_dir = xasprintf("%s/images", cfg->state_dir);
+        struct registry_env renv = { .templates_dir = cfg->templates_dir, .images_dir = d->images_dir,
+                                     .umoci = umoci };
+        if (registry_load(cfg->plugins_dir, &renv, (size_t)cfg->max_algorithms, log_broken, NULL, &d->registry, err) < 0)
                 return -1;
+        /* Nothing runs yet: unpacked images no plugin uses any more go. */
+        _cleanup_strv_ char **digests = registry_image_digests(d->registry);
+        image_cache_prune(d->images_dir, digests);
         log_info("plugins: %zu loaded, %zu broken, from %s", registry_count(d->registry),
                  registry_broken_count(d->registry), cfg->plugins_dir);
 
@@ -528,6 +540,7 @@ static void stop(struct daemon *d)
         oci_template_cache_clear();
         free(d->workspaces_dir);
         free(d->gate_path);
+        free(d->images_dir);
         jobtable_free(d->jobs);
         queue_free(d->queue);
         store_close(d->store);

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "image.h"
 #include "schema.h"
 #include "seccomp.h"
 #include "util.h"
@@ -46,6 +47,11 @@ void manifest_unref(struct manifest *m)
         free(m->dir);
         free(m->rootfs);
         free(m->rootfs_link);
+        free(m->image);
+        free(m->image_ref);
+        free(m->image_tag);
+        free(m->image_digest);
+        free(m->cwd);
         free(m->name);
         free(m->version);
         semver_done(&m->semver);
@@ -73,6 +79,7 @@ struct mload {
         const yaml_node_t *root;
         const yaml_node_t *command_node;   /* for the rootfs check's line */
         const yaml_node_t *rootfs_node;
+        const yaml_node_t *image_node, *image_tag_node;
         bool command_ok, rootfs_ok;
 };
 
@@ -277,6 +284,101 @@ static void load_syscalls(struct mload *L, const yaml_node_t *v)
         }
 }
 
+static void load_image(struct mload *L, const yaml_node_t *v)
+{
+        _cleanup_free_ char *rel = NULL;
+        L->image_node = v;
+        if (yget_string(v, "image", L->d, &rel) < 0)
+                return;
+        if (!*rel || rel[0] == '/' || path_has_dotdot(rel)) {
+                ydiag_add(L->d, v, "image", "`%s` must be a relative path inside the plugin directory without `..`",
+                          rel);
+                return;
+        }
+        L->m->image = xasprintf("%s/%s", L->m->dir, rel);
+}
+
+static void load_image_tag(struct mload *L, const yaml_node_t *v)
+{
+        L->image_tag_node = v;
+        if (yget_string(v, "image_tag", L->d, &L->m->image_ref) < 0)
+                return;
+        if (!*L->m->image_ref || strchr(L->m->image_ref, '/') || strchr(L->m->image_ref, ':'))
+                ydiag_add(L->d, v, "image_tag", "`%s` is not a tag", L->m->image_ref);
+}
+
+/* An image plugin: the layout read, its entrypoint, cmd, env and working
+ * dir taken as defaults under what the manifest says.  The rootfs comes
+ * when the registry unpacks it. */
+static void finish_image(struct mload *L)
+{
+        struct manifest *m = L->m;
+        const yaml_node_t *at = L->image_node;
+        if (L->rootfs_node) {
+                ydiag_add(L->d, L->rootfs_node, "rootfs", "a plugin has a rootfs or an image, not both");
+                return;
+        }
+        if (m->image_ref && !m->image) {
+                ydiag_add(L->d, L->image_tag_node, "image_tag", "needs `image`");
+                return;
+        }
+        free(m->rootfs);
+        m->rootfs = NULL;
+        _cleanup_free_ char *real = realpath(m->image, NULL);
+        _cleanup_free_ char *realdir = realpath(m->dir, NULL);
+        size_t n = realdir ? strlen(realdir) : 0;
+        if (!real || !realdir) {
+                ydiag_add(L->d, at, "image", "`%s`: %s", m->image, strerror(errno));
+                return;
+        }
+        if (strncmp(real, realdir, n) != 0 || real[n] != '/') {
+                ydiag_add(L->d, at, "image", "`%s` resolves to `%s`, outside the plugin directory", m->image, real);
+                return;
+        }
+        free(m->image);
+        m->image = TAKE_PTR(real);
+        struct image_config c = { 0 };
+        struct err e = ERR_INIT;
+        if (image_read(m->image, m->image_ref, &c, &e) < 0) {
+                ydiag_add(L->d, m->image_ref ? L->image_tag_node : at, m->image_ref ? "image_tag" : "image", "%s",
+                          e.msg);
+                return;
+        }
+        m->image_tag = xstrdup(c.tag);
+        m->image_digest = xstrdup(c.digest);
+        m->cwd = xstrdup(c.cwd);
+        if (!m->command) {
+                /* Docker's rule: the entrypoint, then cmd as its arguments. */
+                char **argv = strv_dup(c.entrypoint);
+                for (size_t i = 0; c.cmd[i]; i++)
+                        strv_push(&argv, c.cmd[i]);
+                m->command = argv;
+                if (!argv[0])
+                        ydiag_add(L->d, at, "image", "the image has no Entrypoint or Cmd: set `command`");
+                else if (argv[0][0] != '/')
+                        ydiag_add(L->d, at, "image", "the image's command `%s` is not an absolute path: set `command`",
+                                  argv[0]);
+        }
+        /* The image's environment first; the manifest's replaces a key. */
+        char **env = xcalloc(1, sizeof *env);
+        for (size_t i = 0; c.env[i]; i++) {
+                const char *eq = strchr(c.env[i], '=');
+                _cleanup_free_ char *key = eq ? xasprintf("%.*s", (int)(eq - c.env[i]), c.env[i]) : NULL;
+                if (!key || !valid_env_key(key))
+                        continue;
+                bool mine = false;
+                for (size_t k = 0; m->env[k] && !mine; k++)
+                        mine = !strncmp(m->env[k], c.env[i], (size_t)(eq - c.env[i]) + 1);
+                if (!mine)
+                        strv_push(&env, c.env[i]);
+        }
+        for (size_t k = 0; m->env[k]; k++)
+                strv_push(&env, m->env[k]);
+        strv_free(m->env);
+        m->env = env;
+        image_config_done(&c);
+}
+
 static void load_rootfs(struct mload *L, const yaml_node_t *v)
 {
         _cleanup_free_ char *rel = NULL;
@@ -303,7 +405,7 @@ static const struct {
         { "name", true, load_name },
         { "version", true, load_version },
         { "description", true, load_description },
-        { "command", true, load_command },
+        { "command", true, load_command },   /* but for an image plugin */
         { "env", false, load_env },
         { "input_schema", true, load_input_schema },
         { "resources", false, load_resources },
@@ -314,6 +416,8 @@ static const struct {
         { "oci_template", false, load_oci_template },
         { "syscalls", false, load_syscalls },
         { "rootfs", false, load_rootfs },
+        { "image", false, load_image },
+        { "image_tag", false, load_image_tag },
 };
 
 /* Open `dir` below rootfs_fd the way the container will see it: symlinks
@@ -330,6 +434,45 @@ static int open_in_root(int rootfs_fd, const char *dir)
         if (fd < 0 && (errno == ENOSYS || errno == EPERM))
                 fd = openat(rootfs_fd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         return fd;
+}
+
+/* Is cmd an executable file (or a link) in the rootfs open at rfd?  -1
+ * with why filled when not. */
+static int command_problem(int rfd, const char *cmd, const char *rootfs, char *why, size_t size)
+{
+        _cleanup_free_ char *rel = xstrdup(cmd + strspn(cmd, "/"));
+        char *slash = strrchr(rel, '/');
+        const char *base = slash ? slash + 1 : rel;
+        if (!*base) {
+                snprintf(why, size, "`%s` does not name a file", cmd);
+                return -1;
+        }
+        _cleanup_close_ int dfd = -1;
+        if (slash) {
+                *slash = '\0';
+                dfd = open_in_root(rfd, rel);
+                if (dfd < 0) {
+                        snprintf(why, size, "`%s` not found in the rootfs: %s", cmd, strerror(errno));
+                        return -1;
+                }
+        }
+        struct stat st;
+        if (fstatat(slash ? dfd : rfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                snprintf(why, size, "`%s` not found in the rootfs `%s`", cmd, rootfs);
+                return -1;
+        }
+        /* A symlink is fine: busybox plugins link /bin/sh -> busybox. */
+        if (S_ISLNK(st.st_mode))
+                return 0;
+        if (!S_ISREG(st.st_mode)) {
+                snprintf(why, size, "`%s` is not a regular file", cmd);
+                return -1;
+        }
+        if (!(st.st_mode & 0111)) {
+                snprintf(why, size, "`%s` is not executable", cmd);
+                return -1;
+        }
+        return 0;
 }
 
 static void check_rootfs(struct mload *L)
@@ -362,39 +505,24 @@ static void check_rootfs(struct mload *L)
         L->m->rootfs = TAKE_PTR(real);
         if (!L->command_ok)
                 return;
+        char why[512];
+        if (command_problem(rfd, L->m->command[0], L->m->rootfs, why, sizeof why) < 0)
+                ydiag_add(L->d, yamldoc_node(L->y, L->command_node->data.sequence.items.start[0]), "command[0]",
+                          "%s", why);
+}
 
-        const char *cmd = L->m->command[0];
-        const yaml_node_t *cn = yamldoc_node(L->y, L->command_node->data.sequence.items.start[0]);
-        _cleanup_free_ char *rel = xstrdup(cmd + strspn(cmd, "/"));
-        char *slash = strrchr(rel, '/');
-        const char *base = slash ? slash + 1 : rel;
-        if (!*base) {
-                ydiag_add(L->d, cn, "command[0]", "`%s` does not name a file", cmd);
-                return;
+int manifest_check_command(const struct manifest *m, struct err *err)
+{
+        _cleanup_close_ int rfd = m->rootfs ? open(m->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        char why[512];
+        if (rfd < 0)
+                snprintf(why, sizeof why, "the rootfs `%s`: %s", m->rootfs ? m->rootfs : "(none)", strerror(errno));
+        if (rfd < 0 || command_problem(rfd, m->command[0], m->rootfs, why, sizeof why) < 0) {
+                err_set(err, ERR_INVALID, 0, "command[0]: %s", why);
+                err_set_field(err, "command");
+                return -1;
         }
-        _cleanup_close_ int dfd = -1;
-        if (slash) {
-                *slash = '\0';
-                dfd = open_in_root(rfd, rel);
-                if (dfd < 0) {
-                        ydiag_add(L->d, cn, "command[0]", "`%s` not found in the rootfs: %s", cmd,
-                                  strerror(errno));
-                        return;
-                }
-        }
-        struct stat st;
-        if (fstatat(slash ? dfd : rfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                ydiag_add(L->d, cn, "command[0]", "`%s` not found in the rootfs `%s`", cmd,
-                          L->m->rootfs);
-                return;
-        }
-        /* A symlink is fine: busybox plugins link /bin/sh -> busybox. */
-        if (S_ISLNK(st.st_mode))
-                return;
-        if (!S_ISREG(st.st_mode))
-                ydiag_add(L->d, cn, "command[0]", "`%s` is not a regular file", cmd);
-        else if (!(st.st_mode & 0111))
-                ydiag_add(L->d, cn, "command[0]", "`%s` is not executable", cmd);
+        return 0;
 }
 
 /* The absolute path of the directory holding path, symlinks resolved. */
@@ -482,12 +610,19 @@ int manifest_load(const char *path, struct manifest **ret, struct err *err)
                         m->lines.syscalls = line;
                 else if (!strcmp(k, "oci_template"))
                         m->lines.oci_template = line;
+                else if (!strcmp(k, "command"))
+                        m->lines.command = line;
+                else if (!strcmp(k, "image"))
+                        m->lines.image = line;
         }
+        bool image = m->image || m->image_ref;
         for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-                if (keys[i].required && !yamldoc_get(y, root, keys[i].key))
+                if (keys[i].required && !yamldoc_get(y, root, keys[i].key) && !(image && !strcmp(keys[i].key, "command")))
                         ydiag_add(&d, root, keys[i].key, "missing required key");
 
-        if (L.rootfs_ok)
+        if (m->image || m->image_ref)
+                finish_image(&L);
+        else if (L.rootfs_ok)
                 check_rootfs(&L);
         if (!m->oci_template)
                 m->oci_template = xstrdup("default");
@@ -506,5 +641,9 @@ unsigned manifest_key_line(const struct manifest *m, const char *key)
                 return m->lines.syscalls;
         if (!strcmp(key, "oci_template"))
                 return m->lines.oci_template;
+        if (!strcmp(key, "command"))
+                return m->lines.command ? m->lines.command : m->lines.image;
+        if (!strcmp(key, "image"))
+                return m->lines.image;
         return 0;
 }

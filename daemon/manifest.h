@@ -22,8 +22,14 @@ struct manifest {
 
         char *path;               /* absolute path of plugin.yaml */
         char *dir;                /* absolute plugin directory */
-        char *rootfs;             /* absolute path of the rootfs (default DIR/rootfs), resolved */
+        char *rootfs;             /* absolute path of the rootfs (default DIR/rootfs), resolved;
+                                   * an image plugin's is set once unpacked (NULL before) */
         char *rootfs_link;        /* the same as written (DIR/rootfs): a rescan sees it re-pointed */
+        /* An image plugin (image.h): the layout directory (resolved), the
+         * tag as written (NULL: the layout's only one), the tag found and
+         * the image manifest's digest.  NULL for a rootfs plugin. */
+        char *image, *image_ref, *image_tag, *image_digest;
+        char *cwd;                /* the process's working directory: the image's WorkingDir; NULL: "/" */
 
         char *name;               /* [a-z0-9_-]{1,64}, the algorithm name */
         char *version;            /* as written */
@@ -45,13 +51,18 @@ struct manifest {
         char **extra_syscalls;    /* added to the seccomp allowlist; names checked at load;
                                    * never NULL, may be empty */
         struct {
-                unsigned resources, syscalls, oci_template;   /* 0: not in the file */
+                unsigned resources, syscalls, oci_template, command, image;   /* 0: not in the file */
         } lines;                  /* of these keys: checks made after the load name them */
 };
 
-/* The line of key (resources, syscalls, oci_template) in m's file; 0 when
- * not there or not one of those. */
+/* The line of key (resources, syscalls, oci_template, command, image) in
+ * m's file; 0 when not there or not one of those. */
 unsigned manifest_key_line(const struct manifest *m, const char *key);
+
+/* Is m's command[0] an executable file (or a link) in m->rootfs?  For an
+ * image plugin, checked once it is unpacked.  ERR_INVALID "command[0]:
+ * ..." with err->field "command". */
+int manifest_check_command(const struct manifest *m, struct err *err);
 
 /* Parse path (a plugin.yaml).  On error, err->msg reads
  * "PATH:LINE:COL: key: what is wrong" and *ret is untouched.  All problems of

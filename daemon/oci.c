@@ -645,7 +645,7 @@ static int build_process(json_t *config, const struct oci_job *job, struct err *
         }
         json_object_set_new(proc, "args", args);
         json_object_set_new(proc, "env", build_env(job->manifest->env));
-        json_object_set_new(proc, "cwd", json_string("/"));
+        json_object_set_new(proc, "cwd", json_string(job->manifest->cwd ? job->manifest->cwd : "/"));
         json_object_set_new(proc, "capabilities",
                             json_pack("{s:[],s:[],s:[],s:[],s:[]}", "bounding", "effective",
                                       "inheritable", "permitted", "ambient"));

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "image.h"
 #include "oci.h"
 #include "util.h"
 
@@ -62,7 +63,7 @@ struct table {
 struct registry {
         pthread_mutex_t lock;
         char *dir;
-        char *templates_dir;      /* NULL: manifests are not checked against templates */
+        char *templates_dir, *images_dir, *umoci;   /* struct registry_env, copied */
         size_t max;               /* manifests loaded at most */
         struct table *t;          /* guarded by lock */
 };
@@ -199,15 +200,37 @@ static bool still_current(const struct manifest *m, const struct file_id *id, bo
                 if (!same_file(&now, id))
                         return false;
         }
+        if (m->image) {
+                /* The tag may name another image now. */
+                struct image_config c = { 0 };
+                struct err e = ERR_INIT;
+                bool same = image_read(m->image, m->image_ref, &c, &e) == 0 && !strcmp(c.digest, m->image_digest);
+                image_config_done(&c);
+                return same;
+        }
         if (!m->rootfs_link)
                 return true;
         _cleanup_free_ char *real = realpath(m->rootfs_link, NULL);
         return real && !strcmp(real, m->rootfs);
 }
 
+/* An image plugin's rootfs: unpacked (or found in the cache), then its
+ * command checked in it.  The manifest is not shared yet. */
+static int unpack(const struct registry_env *env, struct manifest *m, struct err *err)
+{
+        char *rootfs = NULL;
+        if (image_unpack(env->umoci, m->image, m->image_tag, m->image_digest, env->images_dir, &rootfs, err) < 0) {
+                err_set_field(err, "image");
+                return err_wrap(err, "image");
+        }
+        free(m->rootfs);
+        m->rootfs = rootfs;
+        return manifest_check_command(m, err);
+}
+
 struct scan_ctx {
         const char *dir;
-        const char *templates_dir;
+        struct registry_env env;
         size_t max;
         const struct table *old;   /* the table being replaced; NULL at the first load */
         bool settle;               /* a watch's rescan: new or changed plugins wait until settled */
@@ -282,7 +305,8 @@ static bool scan_one(const struct scan_ctx *c, const char *name, bool reuse_only
                         add_broken(t, c->settle ? old : NULL, yaml, e.msg, c->report, c->ctx);
                         return true;
                 }
-                if (c->templates_dir && oci_check_manifest(c->templates_dir, m, &e) < 0) {
+                if ((c->env.templates_dir && oci_check_manifest(c->env.templates_dir, m, &e) < 0) ||
+                    (m->image && c->env.images_dir && unpack(&c->env, m, &e) < 0)) {
                         /* PATH:LINE: key: what, as manifest_load() says it. */
                         unsigned line = manifest_key_line(m, e.field);
                         _cleanup_free_ char *msg = line ? xasprintf("%s:%u: %s", yaml, line, e.msg)
@@ -351,14 +375,17 @@ static int scan(const struct scan_ctx *c, struct table **ret, struct err *err)
         return 0;
 }
 
-int registry_load(const char *dir, const char *templates_dir, size_t max_plugins,
+int registry_load(const char *dir, const struct registry_env *env, size_t max_plugins,
                   void (*report)(const char *msg, void *ctx), void *ctx, struct registry **ret, struct err *err)
 {
         size_t max = max_plugins ? max_plugins : REGISTRY_MAX_PLUGINS;
         (void)err;
         struct table *t = NULL;
         struct err e = ERR_INIT;
-        struct scan_ctx c = { .dir = dir, .templates_dir = templates_dir, .max = max, .report = report, .ctx = ctx };
+        struct registry_env none = { 0 };
+        if (!env)
+                env = &none;
+        struct scan_ctx c = { .dir = dir, .env = *env, .max = max, .report = report, .ctx = ctx };
         if (scan(&c, &t, &e) < 0) {
                 /* The directory may appear later (SIGHUP rescans): serve an
                  * empty registry, and /readyz says no plugin is loaded. */
@@ -369,7 +396,9 @@ int registry_load(const char *dir, const char *templates_dir, size_t max_plugins
         struct registry *r = xcalloc(1, sizeof *r);
         pthread_mutex_init(&r->lock, NULL);
         r->dir = xstrdup(dir);
-        r->templates_dir = xstrdup(templates_dir);
+        r->templates_dir = xstrdup(env->templates_dir);
+        r->images_dir = xstrdup(env->images_dir);
+        r->umoci = xstrdup(env->umoci);
         r->max = max;
         r->t = t;
         *ret = r;
@@ -435,7 +464,10 @@ int registry_reload(struct registry *r, bool force, void (*report)(const char *m
         const struct table *cur = r->t;
         pthread_mutex_unlock(&r->lock);
         struct table *t = NULL;
-        struct scan_ctx sc = { .dir = r->dir, .templates_dir = r->templates_dir, .max = r->max, .old = cur, .settle = !force, .report = report,
+        struct scan_ctx sc = { .dir = r->dir,
+                               .env = { .templates_dir = r->templates_dir, .images_dir = r->images_dir,
+                                        .umoci = r->umoci },
+                               .max = r->max, .old = cur, .settle = !force, .report = report,
                                .ctx = ctx };
         if (scan(&sc, &t, err) < 0)
                 return -1;   /* keep serving the old table */
@@ -457,6 +489,8 @@ void registry_free(struct registry *r)
         table_free(r->t);
         pthread_mutex_destroy(&r->lock);
         free(r->templates_dir);
+        free(r->images_dir);
+        free(r->umoci);
         free(r->dir);
         free(r);
 }
@@ -632,4 +666,15 @@ size_t registry_broken_count(struct registry *r)
         size_t n = r->t->nbroken;
         pthread_mutex_unlock(&r->lock);
         return n;
+}
+
+char **registry_image_digests(struct registry *r)
+{
+        char **v = xcalloc(1, sizeof *v);
+        pthread_mutex_lock(&r->lock);
+        for (size_t i = 0; i < r->t->n; i++)
+                if (r->t->items[i]->image_digest)
+                        strv_push(&v, r->t->items[i]->image_digest);
+        pthread_mutex_unlock(&r->lock);
+        return v;
 }

@@ -21,18 +21,31 @@
 
 struct registry;
 
+/* What loading a plugin needs besides its directory; any member may be
+ * NULL (tests, --check-config): then manifests are not checked against
+ * templates (oci_check_manifest()), or image plugins are read but not
+ * unpacked (their rootfs stays NULL). */
+struct registry_env {
+        const char *templates_dir;
+        const char *images_dir;    /* the unpacked image cache (image.h) */
+        const char *umoci;         /* its absolute path; NULL: not installed */
+};
+
 /* Scan dir, loading at most max_plugins manifests (0: REGISTRY_MAX_PLUGINS;
  * those past it are listed broken, with the reason).  Each broken plugin is kept as a broken entry (and reported
  * through report(msg, ctx) if given).  A missing or unreadable dir is
  * reported too and gives an empty registry: the daemon still starts, and a
- * rescan picks the plugins up once the dir is there.  With templates_dir,
- * every manifest loaded is also checked against its template
- * (oci_check_manifest(); NULL: not).  Never fails today; err
+ * rescan picks the plugins up once the dir is there.  env (may be NULL)
+ * says how manifests are checked and images unpacked; it is copied.  Never fails today; err
  * is kept for callers that may. */
-int registry_load(const char *dir, const char *templates_dir, size_t max_plugins,
+int registry_load(const char *dir, const struct registry_env *env, size_t max_plugins,
                   void (*report)(const char *msg, void *ctx), void *ctx,
                   struct registry **ret, struct err *err);
 void registry_free(struct registry *r);
+
+/* The digests of the image plugins loaded ("sha256:HEX"), NULL-terminated
+ * (caller frees with strv_free). */
+char **registry_image_digests(struct registry *r);
 
 /* A plugin directory counts as written once nothing in it (ctime) has
  * changed for this long; at most this many entries of its tree are looked

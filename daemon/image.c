@@ -1,0 +1,263 @@
+/* image.c - OCI image layouts as plugins: read and checked here, unpacked
+ * by umoci into a cache by digest. */
+#include "image.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <nettle/sha2.h>
+
+#include "spawn.h"
+#include "util.h"
+
+#define REF_NAME "org.opencontainers.image.ref.name"
+#define MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define MT_INDEX "application/vnd.oci.image.index.v1+json"
+#define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+
+void image_config_done(struct image_config *c)
+{
+        free(c->digest);
+        free(c->tag);
+        strv_free(c->entrypoint);
+        strv_free(c->cmd);
+        strv_free(c->env);
+        free(c->cwd);
+        *c = (struct image_config){ 0 };
+}
+
+/* "sha256:<64 lower-case hex>": the hex part, else NULL. */
+static const char *digest_hex(const char *digest)
+{
+        if (!digest || strncmp(digest, "sha256:", 7))
+                return NULL;
+        const char *h = digest + 7;
+        if (strlen(h) != 64 || strspn(h, "0123456789abcdef") != 64)
+                return NULL;
+        return h;
+}
+
+/* A JSON file of the layout, parsed; an object. */
+static int read_json(const char *path, const char *what, const char *want_hex, json_t **ret, struct err *err)
+{
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        if (read_file(path, IMAGE_BLOB_MAX, READ_FOLLOW_LINKS, &data, &len, err) < 0)
+                return err_wrap(err, "%s", what);
+        if (want_hex) {
+                /* A blob is named by its content's digest: one that does
+                 * not match is corrupt or tampered with. */
+                uint8_t d[SHA256_DIGEST_SIZE];
+                struct sha256_ctx ctx;
+                sha256_init(&ctx);
+                sha256_update(&ctx, len, (const uint8_t *)data);
+                sha256_digest(&ctx, sizeof d, d);
+                char hex[2 * SHA256_DIGEST_SIZE + 1];
+                for (size_t i = 0; i < sizeof d; i++)
+                        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+                if (strcmp(hex, want_hex))
+                        return err_set(err, ERR_INVALID, 0, "%s: its sha256 is %s, not the %s its digest says", what,
+                                       hex, want_hex);
+        }
+        json_error_t jerr;
+        json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!j)
+                return err_set(err, ERR_INVALID, 0, "%s:%d:%d: %s", what, jerr.line, jerr.column, jerr.text);
+        if (!json_is_object(j)) {
+                json_decref(j);
+                return err_set(err, ERR_INVALID, 0, "%s: not a JSON object", what);
+        }
+        *ret = j;
+        return 0;
+}
+
+static int read_blob(const char *dir, const char *digest, const char *what, json_t **ret, struct err *err)
+{
+        const char *hex = digest_hex(digest);
+        if (!hex)
+                return err_set(err, ERR_INVALID, 0, "%s: digest `%s` is not sha256:<64 hex digits>", what,
+                               digest ? digest : "(none)");
+        _cleanup_free_ char *path = xasprintf("%s/blobs/sha256/%s", dir, hex);
+        return read_json(path, what, hex, ret, err);
+}
+
+/* A JSON array of strings as a NULL-terminated vector (absent or null:
+ * empty).  -1 when it is something else. */
+static int strings(const json_t *a, char ***ret)
+{
+        *ret = xcalloc(1, sizeof **ret);
+        if (!a || json_is_null(a))
+                return 0;
+        if (!json_is_array(a))
+                return -1;
+        size_t i;
+        json_t *v;
+        json_array_foreach(a, i, v) {
+                if (!json_is_string(v))
+                        return -1;
+                strv_push(ret, json_string_value(v));
+        }
+        return 0;
+}
+
+/* The index entry for tag (NULL: the only one). */
+static int pick_manifest(const json_t *index, const char *tag, const json_t **ret, struct err *err)
+{
+        const json_t *list = json_object_get(index, "manifests");
+        if (!json_is_array(list) || json_array_size(list) == 0)
+                return err_set(err, ERR_INVALID, 0, "index.json lists no manifests");
+        const json_t *found = NULL;
+        size_t i, n = 0;
+        json_t *e;
+        json_array_foreach(list, i, e) {
+                const char *ref = json_string_value(json_object_get(json_object_get(e, "annotations"), REF_NAME));
+                if (tag ? ref && !strcmp(ref, tag) : true) {
+                        found = e;
+                        n++;
+                }
+        }
+        if (tag && !found)
+                return err_set(err, ERR_INVALID, 0, "index.json has no manifest tagged `%s`", tag);
+        if (!tag && n > 1)
+                return err_set(err, ERR_INVALID, 0, "index.json lists %zu manifests: name one with image_tag", n);
+        const char *mt = json_string_value(json_object_get(found, "mediaType"));
+        if (mt && !strcmp(mt, MT_INDEX))
+                return err_set(err, ERR_INVALID, 0, "the manifest is an index of several platforms: export the image "
+                               "for one platform");
+        if (mt && strcmp(mt, MT_MANIFEST) && strcmp(mt, MT_DOCKER_MANIFEST))
+                return err_set(err, ERR_INVALID, 0, "unsupported manifest media type `%s`", mt);
+        if (!json_string_value(json_object_get(json_object_get(found, "annotations"), REF_NAME)))
+                return err_set(err, ERR_INVALID, 0, "the manifest has no tag (%s): umoci unpacks by tag", REF_NAME);
+        *ret = found;
+        return 0;
+}
+
+int image_read(const char *dir, const char *tag, struct image_config *ret, struct err *err)
+{
+        _cleanup_free_ char *marker = xasprintf("%s/oci-layout", dir);
+        if (access(marker, F_OK) < 0)
+                return err_set(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, 0,
+                               "`%s` is not an OCI image layout (no oci-layout file)", dir);
+        _cleanup_free_ char *ipath = xasprintf("%s/index.json", dir);
+        _cleanup_json_ json_t *index = NULL, *manifest = NULL, *config = NULL;
+        if (read_json(ipath, "index.json", NULL, &index, err) < 0)
+                return -1;
+        const json_t *entry = NULL;
+        if (pick_manifest(index, tag, &entry, err) < 0)
+                return -1;
+        const char *digest = json_string_value(json_object_get(entry, "digest"));
+        if (read_blob(dir, digest, "image manifest", &manifest, err) < 0)
+                return -1;
+        const char *cdigest = json_string_value(json_object_get(json_object_get(manifest, "config"), "digest"));
+        if (read_blob(dir, cdigest, "image config", &config, err) < 0)
+                return -1;
+
+        struct image_config c = { 0 };
+        const json_t *cc = json_object_get(config, "config");
+        const char *cwd = json_string_value(json_object_get(cc, "WorkingDir"));
+        c.digest = xstrdup(digest);
+        c.tag = xstrdup(json_string_value(json_object_get(json_object_get(entry, "annotations"), REF_NAME)));
+        c.cwd = cwd && *cwd ? xstrdup(cwd) : NULL;
+        if (strings(json_object_get(cc, "Entrypoint"), &c.entrypoint) < 0 ||
+            strings(json_object_get(cc, "Cmd"), &c.cmd) < 0 || strings(json_object_get(cc, "Env"), &c.env) < 0) {
+                image_config_done(&c);
+                return err_set(err, ERR_INVALID, 0, "image config: Entrypoint, Cmd and Env must be arrays of strings");
+        }
+        if (c.cwd && c.cwd[0] != '/') {
+                image_config_done(&c);
+                return err_set(err, ERR_INVALID, 0, "image config: WorkingDir `%s` is not an absolute path", cwd);
+        }
+        *ret = c;
+        return 0;
+}
+
+int image_unpack(const char *umoci, const char *dir, const char *tag, const char *digest, const char *cache_dir,
+                 char **ret_rootfs, struct err *err)
+{
+        const char *hex = digest_hex(digest);
+        if (!hex)
+                return err_set(err, ERR_INVALID, 0, "image digest `%s` is not sha256", digest);
+        _cleanup_free_ char *final = xasprintf("%s/%s", cache_dir, hex);
+        _cleanup_free_ char *rootfs = xasprintf("%s/rootfs", final);
+        struct stat st;
+        if (stat(rootfs, &st) == 0 && S_ISDIR(st.st_mode)) {
+                *ret_rootfs = TAKE_PTR(rootfs);
+                return 0;
+        }
+        if (!umoci)
+                return err_set(err, ERR_NOT_FOUND, 0, "umoci is not installed (apt-get install umoci): "
+                               "an image plugin cannot be unpacked");
+        if (mkdir_p(cache_dir, 0700, err) < 0)
+                return err_wrap(err, "image cache");
+        /* A directory left by an earlier attempt with the same name goes
+         * first: umoci wants to create the bundle itself. */
+        _cleanup_free_ char *tmp = xasprintf("%s/.tmp-%s-%d", cache_dir, hex, (int)getpid());
+        struct err ignored = ERR_INIT;
+        rm_rf(tmp, &ignored);
+        _cleanup_free_ char *image = xasprintf("%s:%s", dir, tag);
+        _cleanup_free_ char *bin = xstrdup(umoci);
+        char *argv[] = { bin, "unpack", "--image", image, tmp, NULL };
+        char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+        struct spawn_request req = { .argv = argv, .envp = envp, .out_fd = -1,
+                                     .timeout_ms = IMAGE_UNPACK_TIMEOUT_MS };
+        struct spawn_result res = { 0 };
+        if (spawn_run(&req, &res, err) < 0) {
+                spawn_result_done(&res);
+                rm_rf(tmp, &ignored);
+                return err_wrap(err, "umoci unpack");
+        }
+        if (res.exit.status != WAIT_EXITED || res.exit.exit_code != 0) {
+                _cleanup_free_ char *how = spawn_exit_text(&res.exit);
+                const char *out = res.output ? res.output : "";
+                size_t n = strlen(out);
+                while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
+                        n--;
+                err_set(err, ERR_RUNTIME, 0, "umoci unpack --image %s: %s: %.*s", image, how, (int)(n > 400 ? 400 : n),
+                        out + (n > 400 ? n - 400 : 0));
+                spawn_result_done(&res);
+                rm_rf(tmp, &ignored);
+                return -1;
+        }
+        spawn_result_done(&res);
+        if (rename(tmp, final) < 0) {
+                int e = errno;
+                rm_rf(tmp, &ignored);
+                /* Another unpack of the same digest got there first. */
+                if ((e == EEXIST || e == ENOTEMPTY) && stat(rootfs, &st) == 0 && S_ISDIR(st.st_mode)) {
+                        *ret_rootfs = TAKE_PTR(rootfs);
+                        return 0;
+                }
+                errno = e;
+                return err_errno(err, ERR_IO, "image cache: rename `%s`", tmp);
+        }
+        *ret_rootfs = TAKE_PTR(rootfs);
+        return 0;
+}
+
+void image_cache_prune(const char *cache_dir, char *const *keep)
+{
+        DIR *d = opendir(cache_dir);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                bool kept = false;
+                for (size_t i = 0; keep && keep[i] && !kept; i++) {
+                        const char *hex = digest_hex(keep[i]);
+                        kept = hex && !strcmp(hex, de->d_name);
+                }
+                if (kept)
+                        continue;
+                _cleanup_free_ char *path = xasprintf("%s/%s", cache_dir, de->d_name);
+                struct err e = ERR_INIT;
+                rm_rf(path, &e);
+        }
+        closedir(d);
+}

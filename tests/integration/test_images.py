@@ -1,0 +1,176 @@
+"""Plugins shipped as OCI image layouts: a layout built here with umoci
+from a rootfs of our own (the test plugins' static testkit), loaded as a
+plugin without a rootfs/, unpacked by the daemon into its cache by
+digest, its entrypoint, cmd, env and working dir taken as defaults under
+the manifest, re-read when the tag names a new image, and refused with
+file, line and key when it is broken."""
+
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import Daemon, slow_factor
+
+UMOCI = shutil.which("umoci")
+
+
+def umoci(*args):
+    r = subprocess.run([UMOCI] + list(args), capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise AssertionError("umoci %s: %s" % (" ".join(args), r.stderr))
+    return r
+
+
+def build_layout(layout, rootfs_src, entrypoint, cmd, env, workdir, tag="latest"):
+    """An OCI image layout at `layout` holding rootfs_src's files as one
+    layer, tagged `tag`, with the config given."""
+    work = tempfile.mkdtemp(prefix="edgecd-it-umoci-")
+    try:
+        if not os.path.exists(layout):
+            umoci("init", "--layout", layout)
+        umoci("new", "--image", "%s:%s" % (layout, tag))
+        bundle = os.path.join(work, "bundle")
+        umoci("unpack", "--image", "%s:%s" % (layout, tag), bundle)
+        shutil.rmtree(os.path.join(bundle, "rootfs"))
+        shutil.copytree(rootfs_src, os.path.join(bundle, "rootfs"), symlinks=True)
+        umoci("repack", "--image", "%s:%s" % (layout, tag), bundle)
+        args = ["config", "--image", "%s:%s" % (layout, tag), "--config.workingdir", workdir]
+        for e in entrypoint:
+            args += ["--config.entrypoint", e]
+        for c in cmd:
+            args += ["--config.cmd", c]
+        for e in env:
+            args += ["--config.env", e]
+        umoci(*args)
+        umoci("gc", "--layout", layout)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def index_digest(layout, tag="latest"):
+    with open(os.path.join(layout, "index.json")) as f:
+        for m in json.load(f)["manifests"]:
+            if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
+                return m["digest"]
+    raise AssertionError("no %s in %s" % (tag, layout))
+
+
+def write_manifest(pdir, name, extra=""):
+    with open(os.path.join(pdir, "plugin.yaml"), "w") as f:
+        f.write("name: %s\nversion: 1.0.0\ndescription: An image plugin.\nimage: image\n"
+                "input_schema: {type: object}\n%s" % (name, extra))
+
+
+class ImagePlugins(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        if not UMOCI:
+            raise AssertionError("umoci is not installed: scripts/install-deps.sh installs it")
+        cls.tmp = tempfile.mkdtemp(prefix="edgecd-it-images-")
+        os.chmod(cls.tmp, 0o755)
+        cls.rootfs = os.path.join(harness.OPTIONS["plugins"], "t_sandbox", "rootfs")
+        # i_sandbox: the image's own command (testkit sandbox), env and cwd.
+        p = os.path.join(cls.tmp, "i_sandbox")
+        os.makedirs(p)
+        build_layout(os.path.join(p, "image"), cls.rootfs, ["/bin/testkit"], ["sandbox"],
+                     ["GREETING=hello", "SHADOWED=image"], "/tmp")
+        write_manifest(p, "i_sandbox", "env: {SHADOWED: manifest}\n")
+        # i_echo: the same image, the manifest's command instead.
+        p = os.path.join(cls.tmp, "i_echo")
+        shutil.copytree(os.path.join(cls.tmp, "i_sandbox"), p)
+        write_manifest(p, "i_echo", 'command: ["/bin/testkit", "echo"]\n')
+        # Broken: a tag that is not there; a blob that does not match its digest.
+        p = os.path.join(cls.tmp, "b_tag")
+        shutil.copytree(os.path.join(cls.tmp, "i_sandbox"), p)
+        write_manifest(p, "b_tag", "image_tag: nosuch\n")
+        p = os.path.join(cls.tmp, "b_blob")
+        shutil.copytree(os.path.join(cls.tmp, "i_sandbox"), p)
+        write_manifest(p, "b_blob")
+        hexd = index_digest(os.path.join(p, "image"))[len("sha256:"):]
+        blob = os.path.join(p, "image", "blobs", "sha256", hexd)
+        with open(blob) as f:
+            text = f.read()
+        os.unlink(blob)
+        with open(blob, "w") as f:
+            f.write(text.replace("{", "{ ", 1))
+        cls.d = Daemon("ImagePlugins", plugins=cls.tmp).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            if getattr(cls, "d", None):
+                harness.cancel_all(cls.d)
+                cls.d.stop()
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def cache(self):
+        return os.path.join(self.d.state_dir, "images")
+
+    def test_a_job_runs_from_the_image_with_its_defaults(self):
+        job = self.d.run_job({"algorithm": "i_sandbox", "parameters": {}})
+        self.assertEqual(job["status"], "succeeded", job)
+        r = job["result"]
+        self.assertEqual(r["cwd"], "/tmp")
+        self.assertIn("GREETING=hello", r["env"])
+        self.assertIn("SHADOWED=manifest", r["env"])
+        self.assertNotIn("SHADOWED=image", r["env"])
+        self.assertFalse(r["rootfs_writable"])
+        self.assertEqual(r["uid"], job["attempts"][-1]["uid"])
+
+    def test_the_manifest_command_wins(self):
+        job = self.d.run_job({"algorithm": "i_echo", "parameters": {"x": [1, 2]}})
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(job["result"], {"x": [1, 2]})
+
+    def test_unpacked_once_by_digest(self):
+        digest = index_digest(os.path.join(self.tmp, "i_sandbox", "image"))
+        hexd = digest[len("sha256:"):]
+        # Two plugins of one image: one cache entry, no temporaries.
+        self.assertEqual(sorted(os.listdir(self.cache())), [hexd])
+        rootfs = os.path.join(self.cache(), hexd, "rootfs")
+        self.assertTrue(os.path.isfile(os.path.join(rootfs, "bin", "testkit")))
+        ino = os.stat(rootfs).st_ino
+        rc, _ = self.d.terminate()
+        self.assertEqual(rc, 0)
+        self.d.restart()
+        self.assertEqual(os.stat(rootfs).st_ino, ino, "unpacked again after a restart")
+        self.assertEqual(self.d.run_job({"algorithm": "i_echo", "parameters": {"n": 1}})["result"], {"n": 1})
+
+    def test_broken_images_name_file_line_and_key(self):
+        broken = {b["path"]: b["error"] for b in self.d.req("GET", "/v1/algorithms").body["broken"]}
+        tag = broken.get(os.path.join(self.tmp, "b_tag", "plugin.yaml"), "")
+        self.assertRegex(tag, r"plugin\.yaml:\d+:\d+: image_tag: index.json has no manifest tagged `nosuch`")
+        blob = broken.get(os.path.join(self.tmp, "b_blob", "plugin.yaml"), "")
+        self.assertRegex(blob, r"plugin\.yaml:\d+:\d+: image: image manifest: its sha256 is [0-9a-f]{64}, not the")
+        for name in ("b_tag", "b_blob"):
+            self.assertEqual(self.d.req("GET", "/v1/algorithms/" + name).status, 404)
+
+    def test_z_a_new_image_under_the_tag_is_taken(self):
+        layout = os.path.join(self.tmp, "i_sandbox", "image")
+        old = index_digest(layout)
+        umoci("config", "--image", layout + ":latest", "--config.env", "GREETING=again")
+        new = index_digest(layout)
+        self.assertNotEqual(old, new)
+        self.d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20 * slow_factor()
+        while True:
+            env = self.d.run_job({"algorithm": "i_sandbox", "parameters": {}})["result"]["env"]
+            if "GREETING=again" in env:
+                break
+            self.assertLess(time.monotonic(), deadline, "the new image was not taken: %s" % env)
+            time.sleep(0.2)
+        self.assertTrue(os.path.isdir(os.path.join(self.cache(), new[len("sha256:"):], "rootfs")))
+
+
+if __name__ == "__main__":
+    unittest.main()
