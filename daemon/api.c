@@ -236,26 +236,32 @@ static void *wait_thread_main(void *arg)
 /* Answer with the job's record as stored.  Only reads (GET) fill the
  * cache of final renderings: a cancel's or a submit's answer is seldom
  * asked for again. */
-/* A job running here whose algorithm reports progress: its record with the
- * progress read now (the store has it only once the job is final).  False
- * (nothing rendered) otherwise: the store's text is the answer. */
+/* A job queued or running here: its record with the progress read now
+ * (the store has it only once the job is final).  False (nothing
+ * rendered) otherwise: the store's text is the answer. */
 static bool render_live(struct api *a, const char *id, char **ret_text, size_t *ret_len)
 {
         struct job *j = jobtable_get(a->d.jobs, id);
         if (!j)
                 return false;
-        _cleanup_free_ char *progress = job_progress(j);
-        bool done = false;
-        if (progress) {
-                struct job_record rec;
-                job_snapshot(j, &rec);
-                if (!job_status_is_final(rec.status)) {
-                        *ret_text = record_render(&rec, false, ret_len);
-                        done = true;
-                }
-                record_clear(&rec);
-        }
+        char *progress = job_progress(j);
         job_unref(j);
+        /* The store's record, as every other answer; only its progress is
+         * the live one (what the store has is an earlier run's, or none). */
+        struct job_record rec;
+        struct err err = ERR_INIT;
+        if (store_get(a->d.store, id, 0, &rec, &err) < 0) {
+                free(progress);
+                return false;   /* store_render says why */
+        }
+        bool done = !job_status_is_final(rec.status);
+        if (done) {
+                free(rec.progress);
+                rec.progress = TAKE_PTR(progress);
+                *ret_text = record_render(&rec, false, ret_len);
+        }
+        free(progress);
+        record_clear(&rec);
         return done;
 }
 
@@ -624,6 +630,7 @@ static int prepare_job(struct api *a, const json_t *doc, const char *user, struc
 static json_t *parse_body(struct api *a, struct http_request *req)
 {
         if (!is_json_content_type(http_header(req, "Content-Type"))) {
+                metrics_http_rejected("unsupported_media_type");
                 http_reply_error(req, 415, "unsupported_media_type",
                                  "the request body must be JSON: send Content-Type: application/json", NULL);
                 return NULL;
@@ -632,8 +639,7 @@ static json_t *parse_body(struct api *a, struct http_request *req)
         const char *body = http_body(req, &len);
         struct err derr = ERR_INIT;
         if (jsontext_check(body, len, (size_t)a->d.cfg->http.max_json_depth, &derr) < 0) {
-                if (strstr(derr.msg, "nesting deeper"))
-                        metrics_http_rejected("json_too_deep");
+                metrics_http_rejected(strstr(derr.msg, "nesting deeper") ? "json_too_deep" : "invalid_json");
                 char msg[ERR_MSG_MAX + 32];
                 snprintf(msg, sizeof msg, "malformed JSON at %s", derr.msg);
                 http_reply_error(req, 400, "invalid_json", msg, NULL);
@@ -644,6 +650,7 @@ static json_t *parse_body(struct api *a, struct http_request *req)
         if (!doc) {
                 char msg[512];
                 snprintf(msg, sizeof msg, "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+                metrics_http_rejected("invalid_json");
                 http_reply_error(req, 400, "invalid_json", msg, NULL);
         }
         return doc;

@@ -258,6 +258,7 @@ static void reply_too_large(struct http_request *req)
         _cleanup_free_ char *msg = xasprintf("request body is larger than the limit of %zu bytes",
                                              req->srv->o.max_body);
         http_add_header(req, "Connection", "close");
+        metrics_http_rejected("payload_too_large");
         http_reply_error(req, 413, "payload_too_large", msg, NULL);
 }
 
@@ -701,6 +702,7 @@ static void reply(struct http_request *req, unsigned status, const char *content
         MHD_queue_response(req->conn, status, resp);
         MHD_destroy_response(resp);
         req->replied = true;
+        metrics_http_request(req->route ? req->route->pattern : NULL, req->method, status);
 }
 
 void http_reply_json(struct http_request *req, unsigned status, json_t *body)

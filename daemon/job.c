@@ -148,6 +148,18 @@ bool job_start(struct job *j, const char *runtime_name)
         return ok;
 }
 
+/* A run begins or the job goes back to the queue: what an earlier run
+ * said of its progress is not this one's (lock held). */
+static void forget_progress_locked(struct job *j)
+{
+        free(j->progress);
+        j->progress = NULL;
+        free(j->progress_complaint);
+        j->progress_complaint = NULL;
+        j->progress_read_mono = 0;
+        j->progress_applied = j->progress_reads;   /* reads under way do not count */
+}
+
 void job_requeue(struct job *j)
 {
         pthread_mutex_lock(&j->lock);
@@ -158,6 +170,7 @@ void job_requeue(struct job *j)
                         close(j->cancel_fd);
                         j->cancel_fd = -1;
                 }
+                forget_progress_locked(j);
         }
         pthread_mutex_unlock(&j->lock);
 }
@@ -174,6 +187,7 @@ size_t job_attempt_begin(struct job *j, int64_t uid, int64_t gid, char *run_id)
                 snprintf(a->run_id, sizeof a->run_id, "%s-%zu", j->id, j->n_attempts);
         memcpy(run_id, a->run_id, RUN_ID_MAX);
         size_t n = j->n_attempts;
+        forget_progress_locked(j);
         pthread_mutex_unlock(&j->lock);
         return n;
 }
@@ -221,7 +235,7 @@ bool job_finish(struct job *j, enum job_error error, const char *message, int ex
         }
         struct job_metrics m = j->metrics;
         pthread_mutex_unlock(&j->lock);
-        metrics_job_finished(error, m.queue_ms, m.create_ms, m.run_ms, m.total_ms);
+        metrics_job_finished(j->manifest->name, error, &m);
         return true;
 }
 
@@ -355,11 +369,8 @@ void job_progress_watch(struct job *j, const char *output_dir)
         pthread_mutex_lock(&j->lock);
         free(j->progress_dir);
         j->progress_dir = xstrdup(output_dir);
-        if (output_dir) {
-                free(j->progress);
-                j->progress = NULL;
-                j->progress_read_mono = 0;
-        }
+        if (output_dir)
+                forget_progress_locked(j);
         /* A read begun before this does not count. */
         j->progress_applied = j->progress_reads;
         pthread_mutex_unlock(&j->lock);
@@ -383,16 +394,15 @@ void job_progress_refresh(struct job *j, bool force)
         _cleanup_free_ char *text = NULL;
         struct err err = ERR_INIT;
         if (progress_read(dir, &text, &err) < 0 && err.code != ERR_NOT_FOUND) {
-                /* Once per reason: the file is read every PROGRESS_INTERVAL_MS. */
+                /* Once per run: the file is the algorithm's to vary, and is
+                 * read every PROGRESS_INTERVAL_MS. */
                 pthread_mutex_lock(&j->lock);
-                bool again = j->progress_complaint && strcmp(j->progress_complaint, err.msg) == 0;
-                if (!again) {
-                        free(j->progress_complaint);
+                bool again = j->progress_complaint != NULL;
+                if (!again)
                         j->progress_complaint = xstrdup(err.msg);
-                }
                 pthread_mutex_unlock(&j->lock);
                 if (!again)
-                        log_info("job %s: progress ignored: %s", j->id, err.msg);
+                        log_info("job %s: progress ignored (said once per run): %s", j->id, err.msg);
         }
         if (!text)
                 return;

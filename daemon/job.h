@@ -83,7 +83,7 @@ struct job {
         char *progress_dir;
         char *progress;
         int64_t progress_read_mono;
-        char *progress_complaint;       /* the last invalid file's reason, logged once */
+        char *progress_complaint;       /* the run's first invalid file's reason, logged once */
         uint64_t progress_reads, progress_applied;
 
         /* Used by the queue only, under the queue's lock. */

@@ -583,6 +583,7 @@ static int hash_token(void)
 
 int main(int argc, char **argv)
 {
+        metrics_set_start_time();
         struct options o = { 0 };
         int rc = parse_args(argc, argv, &o);
         if (rc)

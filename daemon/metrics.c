@@ -2,9 +2,14 @@
  * Any thread: every counter is a relaxed atomic. */
 #include "metrics.h"
 
+#include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -14,7 +19,8 @@ static const char *const reject_reasons[] = {
         "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage", "idempotency_conflict",
 };
 static const char *const http_reasons[] = {
-        "unauthorized", "forbidden", "header_too_large", "json_too_deep", "replies_in_flight",
+        "unauthorized", "forbidden", "header_too_large", "json_too_deep", "replies_in_flight", "payload_too_large",
+        "unsupported_media_type", "invalid_json",
 };
 static const char *const kinds[] = { "container", "cgroup", "workspace" };
 static const char *const plugin_changes[] = { "added", "changed", "removed", "broken" };
@@ -27,6 +33,41 @@ static uint64_t cleanup_failed[ARRAY_SIZE(kinds)], leftovers[ARRAY_SIZE(kinds)];
 static uint64_t finished[N_ERRORS];
 static uint64_t plugin_changed[ARRAY_SIZE(plugin_changes)], reloads[ARRAY_SIZE(reload_triggers)];
 static uint64_t sum_queue_ms, sum_create_ms, sum_run_ms, sum_total_ms;
+
+/* Histograms: one count per bucket (made cumulative when rendered), a
+ * count and a sum, each a relaxed atomic. */
+static const double bucket_le[] = {
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+};
+#define N_BUCKETS ARRAY_SIZE(bucket_le)
+struct hist {
+        uint64_t b[N_BUCKETS + 1];   /* the last: above every bound (+Inf only) */
+        uint64_t count, sum_us;
+};
+
+static const char *const phases[] = { "queue", "create", "run", "collect", "total" };
+static struct hist phase_hist[ARRAY_SIZE(phases)];
+
+/* Per algorithm and per HTTP route: small tables that only grow, behind a
+ * lock taken once per job or request.  Past their size, one "other" row. */
+#define ALGORITHMS_MAX 256
+#define HTTP_ROWS_MAX 128
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+        char name[65];
+        struct hist h;
+} algorithms[ALGORITHMS_MAX];
+static size_t n_algorithms;
+static struct {
+        const char *route, *method;   /* static strings: the route table's, or "unmatched" */
+        unsigned status;
+        uint64_t n;
+} http_rows[HTTP_ROWS_MAX];
+static size_t n_http_rows;
+
+static const char *const runtime_verbs[] = { "create", "run", "start", "kill", "delete", "other" };
+static uint64_t runtime_calls[ARRAY_SIZE(runtime_verbs)], runtime_failures[ARRAY_SIZE(runtime_verbs)];
+static int64_t start_time_s;
 
 static void add(uint64_t *c, int64_t v)
 {
@@ -93,16 +134,97 @@ void metrics_records_pruned(size_t n)
         add(&pruned, (int64_t)n);
 }
 
-void metrics_job_finished(enum job_error error, int64_t queue_ms, int64_t create_ms,
-                          int64_t run_ms, int64_t total_ms)
+static void hist_add(struct hist *h, int64_t ms)
+{
+        if (ms < 0)
+                ms = 0;
+        double s = (double)ms / 1000.0;
+        size_t i = 0;
+        while (i < N_BUCKETS && s > bucket_le[i])
+                i++;
+        __atomic_add_fetch(&h->b[i], 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&h->count, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&h->sum_us, (uint64_t)ms * 1000, __ATOMIC_RELAXED);
+}
+
+void metrics_job_finished(const char *algorithm, enum job_error error, const struct job_metrics *m)
 {
         if ((int)error < 0 || error >= N_ERRORS)
                 error = JOB_ERR_RUNTIME_ERROR;
         add(&finished[error], 1);
-        add(&sum_queue_ms, queue_ms);
-        add(&sum_create_ms, create_ms);
-        add(&sum_run_ms, run_ms);
-        add(&sum_total_ms, total_ms);
+        add(&sum_queue_ms, m->queue_ms);
+        add(&sum_create_ms, m->create_ms);
+        add(&sum_run_ms, m->run_ms);
+        add(&sum_total_ms, m->total_ms);
+        const int64_t v[] = { m->queue_ms, m->create_ms, m->run_ms, m->collect_ms, m->total_ms };
+        for (size_t i = 0; i < ARRAY_SIZE(phases); i++)
+                hist_add(&phase_hist[i], v[i]);
+
+        pthread_mutex_lock(&table_lock);
+        size_t k = 0;
+        while (k < n_algorithms && strcmp(algorithms[k].name, algorithm))
+                k++;
+        if (k == n_algorithms) {
+                if (n_algorithms < ALGORITHMS_MAX - 1 || (n_algorithms == ALGORITHMS_MAX - 1 && !strcmp(algorithm, "other")))
+                        n_algorithms++;
+                else
+                        k = ALGORITHMS_MAX - 1, n_algorithms = ALGORITHMS_MAX;
+                snprintf(algorithms[k].name, sizeof algorithms[k].name, "%s",
+                         k == ALGORITHMS_MAX - 1 ? "other" : algorithm);
+        }
+        hist_add(&algorithms[k].h, m->total_ms);
+        pthread_mutex_unlock(&table_lock);
+}
+
+void metrics_http_request(const char *route, const char *method, unsigned status)
+{
+        if (!route)
+                route = "unmatched";
+        /* Methods come from the client: only these are kept by name. */
+        static const char *const known[] = { "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS" };
+        const char *mk = "other";
+        for (size_t i = 0; i < ARRAY_SIZE(known); i++)
+                if (method && !strcmp(method, known[i]))
+                        mk = known[i];
+        pthread_mutex_lock(&table_lock);
+        size_t k = 0;
+        while (k < n_http_rows && !(http_rows[k].status == status && !strcmp(http_rows[k].route, route) &&
+                                    http_rows[k].method == mk))
+                k++;
+        if (k == n_http_rows) {
+                if (n_http_rows == HTTP_ROWS_MAX - 1) {
+                        /* The last row takes the rest. */
+                        http_rows[k] = (typeof(http_rows[k])){ .route = "other", .method = "other", .status = 0 };
+                        n_http_rows++;
+                } else if (n_http_rows == HTTP_ROWS_MAX) {
+                        k = HTTP_ROWS_MAX - 1;
+                } else {
+                        n_http_rows++;
+                        http_rows[k].route = route;
+                        http_rows[k].method = mk;
+                        http_rows[k].status = status;
+                }
+        }
+        http_rows[k].n++;
+        pthread_mutex_unlock(&table_lock);
+}
+
+void metrics_runtime_call(const char *verb, bool failed)
+{
+        size_t i = index_of(runtime_verbs, ARRAY_SIZE(runtime_verbs), verb);
+        add(&runtime_calls[i], 1);
+        if (failed)
+                add(&runtime_failures[i], 1);
+}
+
+void metrics_runtime_failed(const char *verb)
+{
+        add(&runtime_failures[index_of(runtime_verbs, ARRAY_SIZE(runtime_verbs), verb)], 1);
+}
+
+void metrics_set_start_time(void)
+{
+        start_time_s = (int64_t)time(NULL);
 }
 
 /* A growing text buffer; allocation failure aborts (xrealloc). */
@@ -131,6 +253,65 @@ static void put(struct buf *b, const char *fmt, ...)
 static void family(struct buf *b, const char *name, const char *type, const char *help)
 {
         put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* NAME_bucket{LABELS,le=...}, NAME_sum{LABELS}, NAME_count{LABELS}; labels
+ * is `k="v"` or "". */
+static void put_hist(struct buf *b, const char *name, const char *labels, const struct hist *h)
+{
+        const char *sep = *labels ? "," : "";
+        uint64_t cum = 0;
+        for (size_t i = 0; i < N_BUCKETS; i++) {
+                cum += get(&h->b[i]);
+                put(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bucket_le[i], (unsigned long long)cum);
+        }
+        cum += get(&h->b[N_BUCKETS]);
+        put(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
+        put(b, "%s_sum%s%s%s %.6f\n", name, *labels ? "{" : "", labels, *labels ? "}" : "",
+            (double)get(&h->sum_us) / 1e6);
+        put(b, "%s_count%s%s%s %llu\n", name, *labels ? "{" : "", labels, *labels ? "}" : "",
+            (unsigned long long)get(&h->count));
+}
+
+/* The process_* family every Prometheus client library exports. */
+static void put_process(struct buf *b)
+{
+        long page = sysconf(_SC_PAGESIZE);
+        unsigned long long vsz = 0, rss = 0;
+        FILE *f = fopen("/proc/self/statm", "re");
+        if (f) {
+                if (fscanf(f, "%llu %llu", &vsz, &rss) != 2)
+                        vsz = rss = 0;
+                fclose(f);
+        }
+        family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        put(b, "process_resident_memory_bytes %llu\n", rss * (unsigned long long)page);
+        family(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        put(b, "process_virtual_memory_bytes %llu\n", vsz * (unsigned long long)page);
+        struct rusage ru;
+        double cpu = 0;
+        if (getrusage(RUSAGE_SELF, &ru) == 0)
+                cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                      (double)ru.ru_stime.tv_usec / 1e6;
+        family(b, "process_cpu_seconds_total", "counter", "User and system CPU time of the daemon's own threads.");
+        put(b, "process_cpu_seconds_total %.3f\n", cpu);
+        size_t fds = 0;
+        DIR *d = opendir("/proc/self/fd");
+        if (d) {
+                struct dirent *de;
+                while ((de = readdir(d)))
+                        fds += de->d_name[0] != '.';
+                closedir(d);
+                fds--;   /* the directory's own */
+        }
+        family(b, "process_open_fds", "gauge", "Open file descriptors.");
+        put(b, "process_open_fds %zu\n", fds);
+        struct rlimit rl;
+        family(b, "process_max_fds", "gauge", "The file descriptor limit (RLIMIT_NOFILE).");
+        put(b, "process_max_fds %llu\n",
+            getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long long)rl.rlim_cur : 0ULL);
+        family(b, "process_start_time_seconds", "gauge", "When the daemon started, in seconds since the epoch.");
+        put(b, "process_start_time_seconds %lld\n", (long long)start_time_s);
 }
 
 /* One sample per label value: NAME{LABEL="names[i]"} counts[i]. */
@@ -202,6 +383,32 @@ char *metrics_render(const struct metrics_gauges *g)
         put(&b, "edgecd_job_phase_seconds_total{phase=\"create\"} %.3f\n", get(&sum_create_ms) / 1000.0);
         put(&b, "edgecd_job_phase_seconds_total{phase=\"run\"} %.3f\n", get(&sum_run_ms) / 1000.0);
         put(&b, "edgecd_job_phase_seconds_total{phase=\"total\"} %.3f\n", get(&sum_total_ms) / 1000.0);
+        family(&b, "edgecd_job_duration_seconds", "histogram",
+               "Finished jobs' time by phase: queue, create (the container made), run, collect (result read), total.");
+        for (size_t i = 0; i < ARRAY_SIZE(phases); i++) {
+                char l[32];
+                snprintf(l, sizeof l, "phase=\"%s\"", phases[i]);
+                put_hist(&b, "edgecd_job_duration_seconds", l, &phase_hist[i]);
+        }
+        family(&b, "edgecd_algorithm_job_duration_seconds", "histogram",
+               "Finished jobs' total time (submit to final), by algorithm.");
+        pthread_mutex_lock(&table_lock);
+        for (size_t i = 0; i < n_algorithms; i++) {
+                /* Algorithm names are [a-z0-9_-]: nothing to escape. */
+                _cleanup_free_ char *l = xasprintf("algorithm=\"%.64s\"", algorithms[i].name);
+                put_hist(&b, "edgecd_algorithm_job_duration_seconds", l, &algorithms[i].h);
+        }
+        family(&b, "edgecd_http_requests_total", "counter", "Requests answered, by route pattern, method and status.");
+        for (size_t i = 0; i < n_http_rows; i++)
+                put(&b, "edgecd_http_requests_total{route=\"%s\",method=\"%s\",status=\"%u\"} %llu\n",
+                    http_rows[i].route, http_rows[i].method, http_rows[i].status, (unsigned long long)http_rows[i].n);
+        pthread_mutex_unlock(&table_lock);
+        family(&b, "edgecd_runtime_calls_total", "counter", "Calls to the OCI runtime, by verb.");
+        put_labelled(&b, "edgecd_runtime_calls_total", "verb", runtime_verbs, runtime_calls, ARRAY_SIZE(runtime_calls));
+        family(&b, "edgecd_runtime_failures_total", "counter", "Calls to the OCI runtime that failed, by verb.");
+        put_labelled(&b, "edgecd_runtime_failures_total", "verb", runtime_verbs, runtime_failures,
+                     ARRAY_SIZE(runtime_failures));
+        put_process(&b);
         family(&b, "edgecd_queue_length", "gauge", "Jobs waiting for a worker.");
         put(&b, "edgecd_queue_length %zu\n", g->queue_length);
         family(&b, "edgecd_queue_capacity", "gauge", "Queue capacity (queue_capacity).");

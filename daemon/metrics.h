@@ -5,10 +5,12 @@
 #ifndef EDGECD_METRICS_H
 #define EDGECD_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "breaker.h"
+#include "record.h"
 #include "result.h"
 #include "store.h"
 #include "warmpool.h"
@@ -17,8 +19,9 @@ void metrics_job_submitted(void);
 /* "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage",
  * "idempotency_conflict" */
 void metrics_job_rejected(const char *reason);
-/* A request refused before its handler: "unauthorized", "forbidden",
- * "header_too_large", "json_too_deep", "replies_in_flight". */
+/* A request refused before its handler or for its body: "unauthorized",
+ * "forbidden", "header_too_large", "json_too_deep", "replies_in_flight",
+ * "payload_too_large", "unsupported_media_type", "invalid_json". */
 void metrics_http_rejected(const char *reason);
 /* A run the runtime failed, retried. */
 void metrics_retry(void);
@@ -32,9 +35,20 @@ void metrics_records_pruned(size_t n);
 void metrics_plugin_changes(const char *change, size_t n);
 /* A rescan of the plugins directory; trigger "watch" or "sighup". */
 void metrics_plugin_reload(const char *trigger);
-/* A job became final: error JOB_ERR_NONE is a success.  Durations in ms. */
-void metrics_job_finished(enum job_error error, int64_t queue_ms, int64_t create_ms,
-                          int64_t run_ms, int64_t total_ms);
+/* A job of `algorithm` became final: error JOB_ERR_NONE is a success.
+ * Its phases go into histograms (edgecd_job_duration_seconds, by phase
+ * and, for the total, by algorithm). */
+void metrics_job_finished(const char *algorithm, enum job_error error, const struct job_metrics *m);
+/* A request answered: its route's pattern ("/v1/jobs/ *", NULL when none
+ * matched), method and status. */
+void metrics_http_request(const char *route, const char *method, unsigned status);
+/* A call to the OCI runtime ("create", "run", "start", "kill", "delete"),
+ * and whether it failed. */
+void metrics_runtime_call(const char *verb, bool failed);
+/* A call already counted turned out to have failed (a foreground run). */
+void metrics_runtime_failed(const char *verb);
+/* When the process started (for process_start_time_seconds); once, early. */
+void metrics_set_start_time(void);
 
 struct metrics_gauges {
         const char *runtime;

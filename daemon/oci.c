@@ -213,6 +213,12 @@ static int template_ceilings(const json_t *t, struct limits *ceil, struct err *e
         ceil->memory_mb = bytes / (1024 * 1024);
         if (!quota != !period)
                 return err_set(err, ERR_INVALID, 0, "/linux/resources/cpu: quota and period go together");
+        /* What build_linux() can express: a period of 100 ms and a quota of
+         * at least 1 ms, so at least 0.01 core. */
+        if (period && (period < 1000 || period > 1000000))
+                return err_set(err, ERR_INVALID, 0, "/linux/resources/cpu/period: 1000 to 1000000 microseconds");
+        if (quota && (double)quota / (double)period < 0.01)
+                return err_set(err, ERR_INVALID, 0, "/linux/resources/cpu/quota: at least 0.01 core (quota/period)");
         if (quota)
                 ceil->cpu_cores = (double)quota / (double)period;
         return 0;
@@ -348,11 +354,15 @@ static void tmpl_done(struct tmpl *v)
         *v = (struct tmpl){ 0 };
 }
 
-/* The template's allowlist file, if there is one.  ENOENT: *ret NULL. */
+/* The template's allowlist file, if there is one: only a name that is not
+ * there at all means none.  Anything else there (a dangling link, a file
+ * that cannot be read) is an error: a list that fails to load must not
+ * leave its jobs with the wider global one. */
 static int load_allow(const char *path, struct allow_ref **ret, struct err *err)
 {
         *ret = NULL;
-        if (access(path, F_OK) < 0 && errno == ENOENT)
+        struct stat st;
+        if (lstat(path, &st) < 0 && errno == ENOENT)
                 return 0;
         struct seccomp_policy *p = NULL;
         if (seccomp_policy_load(path, &p, err) < 0)
@@ -419,8 +429,11 @@ static int cached_tmpl(const char *dir, const char *name, struct tmpl *ret, stru
         struct stat st, ast = { 0 };
         if (stat(path, &st) < 0)
                 return load_tmpl(dir, name, ret, err);   /* it says why */
-        if (stat(allow, &ast) < 0)
+        /* lstat first: a dangling link is "there" (load_allow refuses it). */
+        if (lstat(allow, &ast) < 0)
                 ast = (struct stat){ 0 };
+        else if (stat(allow, &ast) < 0)
+                ast.st_ino = 0, ast.st_size = -1;   /* never the cached one's */
         pthread_mutex_lock(&T.lock);
         for (size_t i = 0; i < T.n; i++) {
                 if (!strcmp(T.e[i].path, path) && same_file(&T.e[i].st, &st) && same_file(&T.e[i].allow_st, &ast)) {

@@ -118,7 +118,9 @@ static json_t *to_json(const struct job_record *r)
 char *record_render(const struct job_record *r, bool with_result, size_t *ret_len)
 {
         _cleanup_json_ json_t *o = to_json(r);
-        char *head = json_dumps(o, JSON_COMPACT);
+        /* 15 digits: the only real in a record is progress.json's fraction,
+         * normalised so (progress.h). */
+        char *head = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
         if (!head)
                 abort();
         size_t n = strlen(head);

@@ -238,6 +238,16 @@ struct scan_ctx {
         void *ctx;
 };
 
+/* A manifest that loaded but failed a check made after the load:
+ * "PATH:LINE: key: what", as manifest_load() says its own. */
+static void broken_at_key(const struct scan_ctx *c, struct table *t, const struct table *old, const char *yaml,
+                          const struct manifest *m, const struct err *e)
+{
+        unsigned line = manifest_key_line(m, e->field);
+        _cleanup_free_ char *msg = line ? xasprintf("%s:%u: %s", yaml, line, e->msg) : xasprintf("%s: %s", yaml, e->msg);
+        add_broken(t, c->settle ? old : NULL, yaml, msg, c->report, c->ctx);
+}
+
 /* The old manifest loaded from plugin directory real (its index), if any. */
 static size_t old_index(const struct table *old, const char *real)
 {
@@ -307,21 +317,24 @@ static bool scan_one(const struct scan_ctx *c, const char *name, bool reuse_only
                 }
                 if ((c->env.templates_dir && oci_check_manifest(c->env.templates_dir, m, &e) < 0) ||
                     (m->image && c->env.images_dir && unpack(&c->env, m, &e) < 0)) {
-                        /* PATH:LINE: key: what, as manifest_load() says it. */
-                        unsigned line = manifest_key_line(m, e.field);
-                        _cleanup_free_ char *msg = line ? xasprintf("%s:%u: %s", yaml, line, e.msg)
-                                                        : xasprintf("%s: %s", yaml, e.msg);
-                        add_broken(t, c->settle ? old : NULL, yaml, msg, c->report, c->ctx);
+                        broken_at_key(c, t, old, yaml, m, &e);
                         manifest_unref(m);
                         return true;
                 }
                 /* Read anew and the same as before (a SIGHUP, a touch): the
                  * old manifest stays, and what hangs on it (warm pools). */
                 if (had && same_file(&old->ids[k], &id) && !strcmp(old->items[k]->name, m->name) &&
-                    !strcmp(old->items[k]->version, m->version) && !strcmp(old->items[k]->rootfs, m->rootfs)) {
+                    !strcmp(old->items[k]->version, m->version) &&
+                    !strcmp(old->items[k]->rootfs ? old->items[k]->rootfs : "", m->rootfs ? m->rootfs : "")) {
                         manifest_unref(m);
                         m = manifest_ref(old->items[k]);
                 }
+        } else if (!c->settle && c->env.templates_dir && oci_check_manifest(c->env.templates_dir, m, &e) < 0) {
+                /* SIGHUP: an unchanged plugin is checked again, against
+                 * templates that may have changed. */
+                broken_at_key(c, t, old, yaml, m, &e);
+                manifest_unref(m);
+                return true;
         }
         const struct manifest *dup = NULL;
         for (size_t j = 0; j < t->n && !dup; j++)

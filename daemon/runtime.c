@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics.h"
 #include "util.h"
 
 #define RETRY_FIRST_DELAY_MS 50
@@ -42,7 +43,9 @@ static int create_checked(const struct runtime *rt, const char *id, const char *
         if (!reaper_is_subreaper())
                 return err_set(err, ERR_INTERNAL, 0,
                                "runtime: %s `%s`: not a child subreaper, the init could not be waited for", verb, id);
-        return start ? rt->ops->run(rt, id, bundle, log_fd, ret, err) : rt->ops->create(rt, id, bundle, log_fd, ret, err);
+        int r = start ? rt->ops->run(rt, id, bundle, log_fd, ret, err) : rt->ops->create(rt, id, bundle, log_fd, ret, err);
+        metrics_runtime_call(verb, r < 0);
+        return r;
 }
 
 int runtime_create(const struct runtime *rt, const char *id, const char *bundle, int log_fd,
@@ -65,7 +68,10 @@ int runtime_run_attached(const struct runtime *rt, const char *id, const char *b
                 return -1;
         if (!bundle || bundle[0] != '/' || log_fd < 0)
                 return err_set(err, ERR_INVALID, 0, "runtime: run `%s`: no bundle or log fd", id);
-        return rt->ops->run_attached(rt, id, bundle, log_fd, ret, err);
+        int r = rt->ops->run_attached(rt, id, bundle, log_fd, ret, err);
+        /* Counted once: a failure after the start is counted by runtime_attached_end(). */
+        metrics_runtime_call("run", r < 0);
+        return r;
 }
 
 bool runtime_attached_started(const struct runtime *rt, const char *id, const char *bundle, int64_t *ret_ms)
@@ -79,22 +85,37 @@ int runtime_attached_end(const struct runtime *rt, const char *id, const char *b
 {
         if (check(rt, id, err) < 0)
                 return -1;
-        return rt->ops->attached_end(rt, id, bundle, runtime_exit, ret, err);
+        int r = rt->ops->attached_end(rt, id, bundle, runtime_exit, ret, err);
+        if (r < 0)
+                metrics_runtime_failed("run");
+        return r;
 }
 
 int runtime_start(const struct runtime *rt, const char *id, struct err *err)
 {
-        return check(rt, id, err) < 0 ? -1 : rt->ops->start(rt, id, err);
+        if (check(rt, id, err) < 0)
+                return -1;
+        int r = rt->ops->start(rt, id, err);
+        metrics_runtime_call("start", r < 0);
+        return r;
 }
 
 int runtime_kill(const struct runtime *rt, const char *id, const char *sig, struct err *err)
 {
-        return check(rt, id, err) < 0 ? -1 : rt->ops->kill(rt, id, sig ? sig : "KILL", err);
+        if (check(rt, id, err) < 0)
+                return -1;
+        int r = rt->ops->kill(rt, id, sig ? sig : "KILL", err);
+        metrics_runtime_call("kill", r < 0);
+        return r;
 }
 
 int runtime_delete(const struct runtime *rt, const char *id, struct err *err)
 {
-        return check(rt, id, err) < 0 ? -1 : rt->ops->delete(rt, id, err);
+        if (check(rt, id, err) < 0)
+                return -1;
+        int r = rt->ops->delete(rt, id, err);
+        metrics_runtime_call("delete", r < 0);
+        return r;
 }
 
 int runtime_list(const struct runtime *rt, char ***ret, struct err *err)

@@ -8,7 +8,7 @@ PACKAGES="build-essential pkg-config make git curl ca-certificates
 libmicrohttpd-dev libjansson-dev libyaml-dev libseccomp-dev libcgroup-dev
 libsystemd-dev uuid-dev nettle-dev libyajl-dev check musl-tools busybox-static runc crun
 python3 python3-jsonschema golang-github-opencontainers-specs-dev iproute2 procps
-valgrind slowhttptest libsqlite3-dev sqlite3 wrk nginx umoci"
+valgrind slowhttptest libsqlite3-dev sqlite3 wrk nginx umoci prometheus"
 
 missing() {
         out=""
@@ -39,10 +39,14 @@ apt-get install -y -qq --no-install-recommends $need >/dev/null
 # make bench starts nginx itself (its own config, a free port): the
 # package's service, started by the install where services start, is not
 # wanted, so one that this run installed is stopped and disabled.
-case " $was_missing " in
-*" nginx "*)
-        if command -v systemctl >/dev/null 2>&1; then
-                systemctl disable --now nginx.service >/dev/null 2>&1 || true
-        fi;;
-esac
+# Likewise prometheus: the tests need only its promtool, not a server on
+# port 9090.
+for svc in nginx prometheus; do
+        case " $was_missing " in
+        *" $svc "*)
+                if command -v systemctl >/dev/null 2>&1; then
+                        systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+                fi;;
+        esac
+done
 echo "install-deps: done" >&2

@@ -123,6 +123,9 @@ class Progress(unittest.TestCase):
             if p is not None:
                 self.assertEqual(sorted(p), ["fraction", "message"], p)
             self.assertIn(key, allowed, "progress shown that no valid file said: %s" % json.dumps(p))
+            # Once shown, never gone again (until the job ends: kept then too).
+            self.assertFalse(key is None and any(k is not None for k in seen),
+                             "progress went back to null (%s): %s" % (job["status"], seen))
             if not seen or seen[-1] != key:
                 seen.append(key)
             if job["status"] not in ("queued", "running"):

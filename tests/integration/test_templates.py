@@ -4,10 +4,13 @@ under, its own allowlist takes system calls away (no sockets), its mounts
 are fewer; a manifest over a ceiling, adding a call outside the list or
 naming a template that does not exist is broken, with file, line and key."""
 
+import json
 import os
 import re
 import shutil
+import signal
 import tempfile
+import time
 import unittest
 
 import harness
@@ -103,6 +106,42 @@ class StrictTemplate(unittest.TestCase):
             self.assertRegex(errors[0], re.escape(path) + pattern)
             r = self.d.req("GET", "/v1/algorithms/" + name)
             self.assertEqual(r.status, 404, r)
+
+
+class TemplateChanged(unittest.TestCase):
+    """SIGHUP checks unchanged plugins again against templates that changed."""
+
+    def test_sighup_rechecks_against_a_lowered_ceiling(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-templates-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        tdir = os.path.join(tmp, "templates")
+        shutil.copytree(harness.OPTIONS["templates"], tdir)
+        with open(os.path.join(tdir, "strict.json")) as f:
+            strict = json.load(f)
+
+        def ceiling(mib):
+            strict["linux"]["resources"]["memory"]["limit"] = mib << 20
+            with open(os.path.join(tdir, "mine.json.tmp"), "w") as f:
+                json.dump(strict, f)
+            os.rename(os.path.join(tdir, "mine.json.tmp"), os.path.join(tdir, "mine.json"))
+
+        ceiling(1024)
+        plugins = os.path.join(tmp, "plugins")
+        os.makedirs(plugins)
+        path = copy_plugin("t_echo", plugins, "m_echo", "oci_template: mine\nresources: {memory_mb: 512}\n")
+        d = Daemon("TemplateChanged", plugins=plugins, config={"templates_dir": tdir}).start()
+        self.addCleanup(d.stop)
+        self.assertEqual(d.run_job({"algorithm": "m_echo", "parameters": {"n": 1}})["status"], "succeeded")
+        ceiling(256)
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10 * harness.slow_factor()
+        while d.req("GET", "/v1/algorithms/m_echo").status == 200:
+            self.assertLess(time.monotonic(), deadline, "m_echo still loaded after SIGHUP")
+            time.sleep(0.1)
+        broken = {b["path"]: b["error"] for b in d.req("GET", "/v1/algorithms").body["broken"]}
+        self.assertRegex(broken.get(path, ""), re.escape(path) +
+                         r":\d+: resources: memory_mb 512 is over template `mine`'s ceiling of 256")
 
 
 if __name__ == "__main__":

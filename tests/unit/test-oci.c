@@ -536,6 +536,11 @@ static const struct {
           "/linux/resources/cpu/shares" },
         { "pids-string", "{\"linux\": {\"resources\": {\"pids\": {\"limit\": \"32\"}}}}",
           "/linux/resources/pids/limit" },
+        /* A ceiling config.json could not express would be raised. */
+        { "cpu-tiny", "{\"linux\": {\"resources\": {\"cpu\": {\"quota\": 1000, \"period\": 1000000}}}}",
+          "/linux/resources/cpu/quota" },
+        { "cpu-period", "{\"linux\": {\"resources\": {\"cpu\": {\"quota\": 100, \"period\": 100}}}}",
+          "/linux/resources/cpu/period" },
 };
 
 START_TEST(test_template_refusals)
@@ -659,6 +664,55 @@ START_TEST(test_strict_template)
         ck_assert_str_eq(err.field, "oci_template");
         /* The default template has no ceilings and no list of its own. */
         ck_assert_msg(oci_check_manifest(tdir, &dm, &err) == 0, "%s", err.msg);
+}
+END_TEST
+
+/* A template's own allowlist fails closed: a dangling link or an
+ * unreadable file in its place is an error, not "no list"; a changed list
+ * is read again. */
+START_TEST(test_template_allowlist_fails_closed)
+{
+        _cleanup_free_ char *src = templates_dir();
+        _cleanup_free_ char *tdir = xasprintf("%s/templates-allow", g_tmp);
+        ck_assert_int_eq(mkdir(tdir, 0755), 0);
+        _cleanup_free_ char *cp = xasprintf("cp %s/strict.json %s/strict.seccomp.allow %s/", src, src, tdir);
+        ck_assert_int_eq(system(cp), 0);
+        _cleanup_free_ char *allow = xasprintf("%s/strict.seccomp.allow", tdir);
+        char *cmd[] = { "/bin/x", NULL };
+        struct manifest m = manifest(cmd);
+        m.oci_template = "strict";
+        struct oci_job job = job_for(&m, "job-allow");
+        struct seccomp_policy *p = load_policy();
+        json_t *cfg = NULL;
+        struct err err = ERR_INIT;
+        ck_assert_msg(oci_build(tdir, &job, p, &cfg, &err) == 0, "%s", err.msg);
+        ck_assert(!seccomp_allows(cfg, "bind") && seccomp_allows(cfg, "getpid"));
+        json_decref(cfg);
+
+        /* Changed: getpid taken away too, seen at the next build. */
+        _cleanup_free_ char *drop = xasprintf("sed -i '/^getpid$/d' %s", allow);
+        ck_assert_int_eq(system(drop), 0);
+        cfg = NULL;
+        ck_assert_msg(oci_build(tdir, &job, p, &cfg, &err) == 0, "%s", err.msg);
+        ck_assert(!seccomp_allows(cfg, "getpid"));
+        json_decref(cfg);
+
+        /* Gone behind a dangling link: refused, never the global list. */
+        ck_assert_int_eq(unlink(allow), 0);
+        ck_assert_int_eq(symlink("/nonexistent/strict.seccomp.allow", allow), 0);
+        cfg = NULL;
+        err = (struct err)ERR_INIT;
+        ck_assert_int_eq(oci_build(tdir, &job, p, &cfg, &err), -1);
+        ck_assert_ptr_null(cfg);
+        ck_assert_int_eq(oci_check_manifest(tdir, &m, &err), -1);
+        ck_assert_str_eq(err.field, "oci_template");
+
+        /* Not there at all: the template has no list of its own. */
+        ck_assert_int_eq(unlink(allow), 0);
+        ck_assert_msg(oci_build(tdir, &job, p, &cfg, &err) == 0, "%s", err.msg);
+        ck_assert(seccomp_allows(cfg, "bind"));
+        json_decref(cfg);
+        seccomp_policy_free(p);
 }
 END_TEST
 
@@ -1165,6 +1219,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_template_refusals);
         tcase_add_test(tc, test_shipped_template_passes);
         tcase_add_test(tc, test_strict_template);
+        tcase_add_test(tc, test_template_allowlist_fails_closed);
         tcase_add_test(tc, test_template_mounts_hardened);
         tcase_add_test(tc, test_bad_templates);
         tcase_add_test(tc, test_effective_limits_and_hostname);
