@@ -25,7 +25,16 @@ one run side by side, each label saying how it was measured:
  11. CPU per job: the daemon's own and its children's (/proc/PID/stat)
      against one raw run's (wait4 rusage);
  12. a warm job (manifest `warm: 2`) against the raw run of 9; skipped when
-     the daemon has no warm pool.
+     the daemon has no warm pool;
+ 13. the matrix product's GFLOP/s at 256, 1,024 and 2,048 per side (doubles):
+     inside the container through the daemon, counted from the plugin's own
+     kernel_ms ("timing": true: the time of cblas_dgemm alone, not parsing
+     or writing; the best of a few jobs), against the same Debian OpenBLAS
+     (libopenblas.a, serial: one core) run directly on the host by
+     bench/matmul_host.c, numpy's dot on the host (Debian's numpy reaches
+     OpenBLAS through libblas.so.3), and matmul_host.c's naive i-j-k triple
+     loop (256 and 1,024 only: 2,048 would take minutes).  matmul_host.c is
+     compiled into a temp dir on the fly.
 Prints the figures and the targets; no pass/fail: the reader compares.
 
 Sections 1-6 run on the example plugins (build/plugins).  Sections 7
@@ -1410,11 +1419,104 @@ def section_12_warm(rig, warm=2, n_pairs=30, warmups=2):
                 shutil.rmtree(plugins, ignore_errors=True)
 
 
+# ----------------------------------------------------------- section 13
+
+OPENBLAS_SERIAL = "/usr/lib/x86_64-linux-gnu/openblas-serial"
+
+
+def gflops(n, seconds):
+    return 2.0 * n ** 3 / seconds / 1e9
+
+
+def build_matmul_host(tmp):
+    """bench/matmul_host.c against the plugin's libopenblas.a; its path."""
+    exe = os.path.join(tmp, "matmul_host")
+    src = os.path.join(REPO, "bench", "matmul_host.c")
+    cmd = ["gcc", "-std=gnu17", "-O2", "-I/usr/include/x86_64-linux-gnu/openblas-serial", "-o", exe, src,
+           os.path.join(OPENBLAS_SERIAL, "libopenblas.a"), "-lm"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        raise AssertionError("%s: %s" % (" ".join(cmd), p.stderr))
+    return exe
+
+
+def host_seconds(exe, mode, n, reps):
+    p = subprocess.run([exe, mode, str(n), str(reps)], capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        raise AssertionError("matmul_host %s %d: %s" % (mode, n, p.stderr))
+    return float(p.stdout)
+
+
+def section_13_gflops(sizes=(256, 1024, 2048), jobs={256: 5, 1024: 3, 2048: 2}, naive_max=1024):
+    print("\n== 13. matrix product GFLOP/s (doubles): plugin in its container vs the host")
+    import random
+    tmp = tempfile.mkdtemp(prefix="edgecd-bench-gemm-")
+    d = bench_daemon("gflops", EXAMPLE_PLUGINS,
+                     {"workers": 1, "max_body_bytes": "256MiB", "max_result_bytes": "256MiB",
+                      "http": dict(HTTP_BENCH, max_response_bytes="512MiB")})
+    try:
+        exe = build_matmul_host(tmp)
+        try:
+            import numpy
+        except ImportError:
+            numpy = None
+            print("  numpy not found (scripts/install-deps.sh installs python3-numpy): its column skipped")
+        d.start()
+        print("  %-6s %-30s %-24s %-30s %s" % ("n", "container (kernel_ms, best)", "job wall (best, body)",
+                                                "host dgemm (best / 1st call)", "numpy / naive"))
+        for n in sizes:
+            # Quarters in -2..2: short in JSON (about 5 bytes each), exact
+            # in binary, and still the double-precision path (fractions).
+            rnd = random.Random(n)
+            a = [[rnd.randint(-8, 8) / 4.0 for _ in range(n)] for _ in range(n)]
+            b = [[rnd.randint(-8, 8) / 4.0 for _ in range(n)] for _ in range(n)]
+            body = json.dumps({"algorithm": "matrix_multiplication",
+                               "parameters": {"matrix_a": a, "matrix_b": b, "timing": True}},
+                              separators=(",", ":")).encode()
+            kernel, wall = [], []
+            for _ in range(jobs[n]):
+                t0 = time.monotonic()
+                r = d.submit(body, wait="true", headers={"Content-Type": "application/json"}, timeout=600)
+                wall.append(time.monotonic() - t0)
+                if r.status != 200 or r.body.get("status") != "succeeded":
+                    raise AssertionError("matrix %d: %s" % (n, str(r)[:500]))
+                kernel.append(r.body["result"]["timing"]["kernel_ms"] / 1000.0)
+            k = min(kernel)
+            host = host_seconds(exe, "dgemm", n, 5 if n < 2048 else 3)
+            # A job is one process, one call: compare with a first call too
+            # (OpenBLAS maps and faults in its buffers on the first).
+            cold = host_seconds(exe, "dgemm", n, 1)
+            extra = []
+            if numpy is not None:
+                na, nb = numpy.array(a), numpy.array(b)
+                best = 1e300
+                for _ in range(3):
+                    t0 = time.monotonic()
+                    numpy.dot(na, nb)
+                    best = min(best, time.monotonic() - t0)
+                extra.append("%.1f" % gflops(n, best))
+            else:
+                extra.append("-")
+            naive = host_seconds(exe, "naive", n, 1) if n <= naive_max else None
+            extra.append("%.2f" % gflops(n, naive) if naive else "-")
+            print("  %-6d %6.1f GFLOP/s (%7.1f ms)     %6.2f s (%5.1f MB)       %6.1f / %6.1f GFLOP/s          %s GFLOP/s"
+                  % (n, gflops(n, k), k * 1000, min(wall), len(body) / 1e6, gflops(n, host), gflops(n, cold),
+                     " / ".join(extra)))
+            note("matrix %d: container dgemm (plugin's kernel_ms)" % n, "%.1f GFLOP/s" % gflops(n, k))
+            note("matrix %d: host OpenBLAS dgemm, one core (best / first call)" % n,
+                 "%.1f / %.1f GFLOP/s" % (gflops(n, host), gflops(n, cold)))
+            if naive:
+                note("matrix %d: host naive i-j-k loop" % n, "%.2f GFLOP/s" % gflops(n, naive))
+    finally:
+        d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- main
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", default="", help="comma-separated sections (1 = 1-5, 6, 7, 8, 9, 10, 11, 12)")
+    ap.add_argument("--only", default="", help="comma-separated sections (1 = 1-5, 6, 7, 8, 9, 10, 11, 12, 13)")
     args = ap.parse_args()
     only = set(x.strip() for x in args.only.split(",") if x.strip())
 
@@ -1464,6 +1566,8 @@ def main():
                     section_12_warm(rig)
             finally:
                 rig.close()
+        if want("13"):
+            section_13_gflops()
     finally:
         if wrk:
             wrk.close()

@@ -284,7 +284,7 @@ class Install(unittest.TestCase):
         r = run_cli("--config", conf, "--templates-dir", templates, "--plugins-dir", plugins,
                     "--check-config", daemon=binary)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertIn("plugins: 3 loaded, 0 broken", r.stdout)
+        self.assertIn("plugins: 6 loaded, 0 broken", r.stdout)
         saved = dict(harness.OPTIONS)
         self.addCleanup(harness.OPTIONS.update, saved)
         harness.OPTIONS.update(daemon=binary, templates=templates, plugins=plugins)

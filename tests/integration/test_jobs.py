@@ -382,7 +382,8 @@ class KeptBundle(unittest.TestCase):
             c = json.load(f)
         self.assertEqual(c["linux"]["cgroupsPath"], "%s/%s/job" % (d.cgroup_parent, run_id))
         self.assertEqual(c["process"]["args"], ["/bin/matrix_multiplication"])
-        self.assertEqual(c["linux"]["resources"]["memory"]["limit"], 256 * 1024 * 1024)
+        # memory_mb: 1024 in plugins/matrix_multiplication/plugin.yaml
+        self.assertEqual(c["linux"]["resources"]["memory"]["limit"], 1024 * 1024 * 1024)
         self.assertTrue(c["root"]["readonly"])
         shutil.rmtree(ws)    # the harness checks that workspaces/ ends empty
 

@@ -1,8 +1,9 @@
 #!/bin/sh
 # selftest.sh - runs the built plugin binaries OUTSIDE containers on fixed
 # inputs and compares what they write: results, exit statuses, stderr
-# messages, hostile JSON (plugins/common/json.c), write errors, and the
-# layout of every rootfs.  Containers are the integration tests' business.
+# messages, hostile JSON (jansson in the examples, tests/plugins/json.c in
+# testkit), write errors, progress.json, and the layout of every rootfs.
+# Containers are the integration tests' business.
 #
 #   tests/plugins/selftest.sh [TEST_OUT]      (default build/test-plugins)
 #
@@ -18,9 +19,12 @@ corpus=${JSONTESTSUITE:-$src/../shared/corpora/jsontestsuite/test_parsing}
 
 MM=$tp/matrix_multiplication/rootfs/bin/matrix_multiplication
 ST=$tp/statistics/rootfs/bin/statistics
+SO=$tp/sort/rootfs/bin/sort
+CV=$tp/convolve2d/rootfs/bin/convolve2d
+PI=$tp/monte_carlo_pi/rootfs/bin/monte_carlo_pi
 WB=$tp/word_count/rootfs/bin
 TK=$tp/t_echo/rootfs/bin/testkit
-for f in "$MM" "$ST" "$WB/busybox" "$WB/word_count.sh" "$TK"; do
+for f in "$MM" "$ST" "$SO" "$CV" "$PI" "$WB/busybox" "$WB/word_count.sh" "$TK"; do
         if [ ! -x "$f" ]; then
                 echo "selftest: $f missing; build the plugins first (make plugins)" >&2
                 exit 2
@@ -102,10 +106,11 @@ expect "matrix: 2x3 times 3x2" \
 expect "matrix: column times row, negatives" \
         '{"matrix_a":[[1],[-2],[3]],"matrix_b":[[4,-5]]}' \
         '{"product":[[4,-5],[-8,10],[12,-15]],"rows":3,"cols":2}' "$MM"
-# -1*2+2.5*0.1 = -1.75, ..., 0.5*1-3*0.3 = -0.3999999999999999 in double.
+# Binary fractions: exact whether or not dgemm fuses its multiply-adds
+# (OpenBLAS picks its kernel by CPU).
 expect "matrix: fractions and negatives" \
-        '{"matrix_a":[[-1,2.5],[0.5,-3]],"matrix_b":[[2,-4,1],[0.1,0.2,0.3]]}' \
-        '{"product":[[-1.75,4.5,-0.25],[0.7,-2.6,-0.3999999999999999]],"rows":2,"cols":3}' "$MM"
+        '{"matrix_a":[[-1,2.5],[0.5,-3]],"matrix_b":[[2,-4,1],[0.25,0.5,0.75]]}' \
+        '{"product":[[-1.375,5.25,0.875],[0.25,-3.5,-1.75]],"rows":2,"cols":3}' "$MM"
 expect "matrix: exponents" \
         '{"matrix_a":[[0.5,0.25],[0.125,-1e-3]],"matrix_b":[[2,4],[8,1E3]]}' \
         '{"product":[[3,252],[0.242,-0.5]],"rows":2,"cols":2}' "$MM"
@@ -116,12 +121,19 @@ expect "matrix: shortest round-trip double" \
 expect "matrix: exact int64" \
         '{"matrix_a":[[3037000499,0],[0,9007199254740993]],"matrix_b":[[3037000499,0],[0,1]]}' \
         '{"product":[[9223372030926249001,0],[0,9007199254740993]],"rows":2,"cols":2}' "$MM"
-expect "matrix: int64 overflow falls back to double" \
-        '{"matrix_a":[[9223372036854775807]],"matrix_b":[[2]]}' \
+expect_fail "matrix: int64 overflow is a bad input" \
+        '{"matrix_a":[[9223372036854775807]],"matrix_b":[[2]]}' 2 \
+        'integer overflow: product[0][0] = 18446744073709551614 is outside the 64-bit integer range' "$MM"
+expect "matrix: a partial sum beyond int64 whose total fits" \
+        '{"matrix_a":[[4611686018427387904,4611686018427387904,-4611686018427387904]],"matrix_b":[[1],[1],[1]]}' \
+        '{"product":[[4611686018427387904]],"rows":1,"cols":1}' "$MM"
+expect "matrix: the same as doubles" \
+        '{"matrix_a":[[9223372036854775807.0]],"matrix_b":[[2]]}' \
         '{"product":[[1.8446744073709552e+19]],"rows":1,"cols":1}' "$MM"
-expect "matrix: integer beyond int64 is a double" \
-        '{"matrix_a":[[123456789012345678901234567890]],"matrix_b":[[1]]}' \
-        '{"product":[[1.2345678901234568e+29]],"rows":1,"cols":1}' "$MM"
+expect "matrix: timing on request" '{"matrix_a":[[2]],"matrix_b":[[3]],"timing":false}' \
+        '{"product":[[6]],"rows":1,"cols":1}' "$MM"
+expect_fail "matrix: integer beyond int64" \
+        '{"matrix_a":[[123456789012345678901234567890]],"matrix_b":[[1]]}' 2 'too big integer' "$MM"
 expect "matrix: whitespace and key order" \
         ' { "matrix_b" : [ [ 2 ] ] ,
   "matrix_a" : [ [ 3 ] ] } ' \
@@ -146,22 +158,37 @@ expect_fail "matrix: not an object" '[[1]]' 2 'parameters must be a JSON object,
 expect_fail "matrix: product overflows double" '{"matrix_a":[[1e300]],"matrix_b":[[1e300]]}' 2 \
         'product[0][0] is beyond the range of a double' "$MM"
 
-# Hostile JSON: every one must be a clean exit 2 with a message.
+# Hostile JSON: every one must be a clean exit 2 with a message.  testkit's
+# own parser (tests/plugins/json.c) first, then jansson in the examples.
 head -c 100000 /dev/zero | tr '\0' '[' >"$work/deep"
-expect_fail "json: deep nesting" "$(cat "$work/deep")" 2 'nesting deeper than 256 levels' "$MM"
-expect_fail "json: huge number" '{"matrix_a":[[1e999]],"matrix_b":[[1]]}' 2 'number out of range' "$MM"
-expect_fail "json: bad escape" '{"matrix_a":"\x"}' 2 "invalid escape '\\x'" "$MM"
-expect_fail "json: lone surrogate" '{"matrix_a":"\ud800"}' 2 'high surrogate without low surrogate' "$MM"
-expect_fail "json: truncated" '{"matrix_a":[[1,2' 2 'line 1, column 18: expected' "$MM"
-expect_fail "json: truncated string" '{"matrix_a":"abc' 2 'unterminated string' "$MM"
-expect_fail "json: trailing garbage" '{"matrix_a":[[1]],"matrix_b":[[1]]} x' 2 "unexpected 'x' after the value" "$MM"
-expect_fail "json: leading zero" '{"a":01}' 2 'leading zero' "$MM"
-expect_fail "json: raw control character" "$(printf '{"a":"x\001"}')" 2 'control character 0x01' "$MM"
-expect_fail "json: invalid UTF-8" "$(printf '{"a":"\377"}')" 2 'invalid UTF-8' "$MM"
-expect_fail "json: overlong UTF-8" "$(printf '{"a":"\300\257"}')" 2 'invalid UTF-8' "$MM"
+TKP="$TK parse"
+expect_fail "json: deep nesting" "$(cat "$work/deep")" 2 'nesting deeper than 256 levels' $TKP
+expect_fail "json: huge number" '{"matrix_a":[[1e999]],"matrix_b":[[1]]}' 2 'number out of range' $TKP
+expect_fail "json: bad escape" '{"matrix_a":"\x"}' 2 "invalid escape '\\x'" $TKP
+expect_fail "json: lone surrogate" '{"matrix_a":"\ud800"}' 2 'high surrogate without low surrogate' $TKP
+expect_fail "json: truncated" '{"matrix_a":[[1,2' 2 'line 1, column 18: expected' $TKP
+expect_fail "json: truncated string" '{"matrix_a":"abc' 2 'unterminated string' $TKP
+expect_fail "json: trailing garbage" '{"matrix_a":[[1]],"matrix_b":[[1]]} x' 2 "unexpected 'x' after the value" $TKP
+expect_fail "json: leading zero" '{"a":01}' 2 'leading zero' $TKP
+expect_fail "json: raw control character" "$(printf '{"a":"x\001"}')" 2 'control character 0x01' $TKP
+expect_fail "json: invalid UTF-8" "$(printf '{"a":"\377"}')" 2 'invalid UTF-8' $TKP
+expect_fail "json: overlong UTF-8" "$(printf '{"a":"\300\257"}')" 2 'invalid UTF-8' $TKP
 expect_fail "json: line and column" '{
-  "a": tru }' 2 'line 2, column 8: invalid literal (expected true)' "$MM"
-expect_fail "json: empty input" '' 2 'empty input' "$MM"
+  "a": tru }' 2 'line 2, column 8: invalid literal (expected true)' $TKP
+expect_fail "json: empty input" '' 2 'empty input' $TKP
+
+expect_fail "jansson: deep nesting" "$(cat "$work/deep")" 2 'maximum parsing depth reached' "$MM"
+expect_fail "jansson: huge number" '{"matrix_a":[[1e999]],"matrix_b":[[1]]}' 2 \
+        'line 1, column 19: real number overflow' "$MM"
+expect_fail "jansson: bad escape" '{"matrix_a":"\x"}' 2 'invalid escape' "$ST"
+expect_fail "jansson: lone surrogate" '{"matrix_a":"\ud800"}' 2 "invalid Unicode '\\uD800'" "$SO"
+expect_fail "jansson: truncated" '{"matrix_a":[[1,2' 2 "line 1, column 17: ']' expected" "$CV"
+expect_fail "jansson: trailing garbage" '{"matrix_a":[[1]],"matrix_b":[[1]]} x' 2 'end of file expected' "$MM"
+expect_fail "jansson: duplicate key" '{"values":[1],"values":[2]}' 2 'duplicate object key' "$ST"
+expect_fail "jansson: raw control character" "$(printf '{"a":"x\001"}')" 2 'control character 0x1' "$PI"
+expect_fail "jansson: invalid UTF-8" "$(printf '{"a":"\377"}')" 2 'unable to decode byte 0xff' "$MM"
+expect_fail "jansson: not an object" '[1]' 2 'parameters must be a JSON object, got array' "$SO"
+expect_fail "jansson: empty input" '' 2 "'[' or '{' expected" "$MM"
 rm -f "$work/in.json"
 run "$MM"
 check_fail "matrix: no input file" 1 'No such file or directory'
@@ -211,20 +238,66 @@ fi
 # ---- statistics ----
 
 expect "statistics: 1..4" '{"values":[1,2,3,4]}' \
-        '{"count":4,"sum":10,"mean":2.5,"min":1,"max":4,"variance":1.25,"stddev":1.118033988749895,"median":2.5,"percentiles":{"p25":1.75,"p50":2.5,"p75":3.25,"p90":3.7,"p95":3.8499999999999996,"p99":3.9699999999999998}}' "$ST"
+        '{"count":4,"sum":10,"mean":2.5,"min":1,"max":4,"variance":1.25,"stddev":1.118033988749895,"median":2.5,"percentiles":{"p25":1.75,"p50":2.5,"p75":3.25,"p90":3.7,"p95":3.8499999999999996,"p99":3.9699999999999998},"histogram":{"edges":[1,1.3,1.6,1.9,2.2,2.5,2.8,3.1,3.4,3.6999999999999997,4],"counts":[1,0,0,1,0,0,1,0,0,1]}}' "$ST"
 expect "statistics: chosen percentiles, duplicate once" \
-        '{"values":[9,2,4,4,5,4,7,5],"percentiles":[0,10,50,99.9,100,50]}' \
-        '{"count":8,"sum":40,"mean":5,"min":2,"max":9,"variance":4,"stddev":2,"median":4.5,"percentiles":{"p0":2,"p10":3.4000000000000004,"p50":4.5,"p99.9":8.986,"p100":9}}' "$ST"
-expect "statistics: one value" '{"values":[-5],"percentiles":[]}' \
-        '{"count":1,"sum":-5,"mean":-5,"min":-5,"max":-5,"variance":0,"stddev":0,"median":-5,"percentiles":{}}' "$ST"
-expect "statistics: compensated sum" '{"values":[1e16,1,-1e16],"percentiles":[50]}' \
-        '{"count":3,"sum":1,"mean":0.3333333333333333,"min":-1e+16,"max":1e+16,"variance":6.666666666666667e+31,"stddev":8.16496580927726e+15,"median":1,"percentiles":{"p50":1}}' "$ST"
+        '{"values":[9,2,4,4,5,4,7,5],"percentiles":[0,10,50,99.9,100,50],"bins":2}' \
+        '{"count":8,"sum":40,"mean":5,"min":2,"max":9,"variance":4,"stddev":2,"median":4.5,"percentiles":{"p0":2,"p10":3.4000000000000004,"p50":4.5,"p99.9":8.986,"p100":9},"histogram":{"edges":[2,5.5,9],"counts":[6,2]}}' "$ST"
+expect "statistics: nearest rank" \
+        '{"values":[9,2,4,4,5,4,7,5],"percentiles":[0,10,12.5,12.6,50,99.9,100],"percentile_method":"nearest_rank","bins":1}' \
+        '{"count":8,"sum":40,"mean":5,"min":2,"max":9,"variance":4,"stddev":2,"median":4.5,"percentiles":{"p0":2,"p10":2,"p12.5":2,"p12.6":4,"p50":4,"p99.9":9,"p100":9},"histogram":{"edges":[2,9],"counts":[8]}}' "$ST"
+expect "statistics: one value" '{"values":[-5],"percentiles":[],"bins":2}' \
+        '{"count":1,"sum":-5,"mean":-5,"min":-5,"max":-5,"variance":0,"stddev":0,"median":-5,"percentiles":{},"histogram":{"edges":[-5.5,-5,-4.5],"counts":[0,1]}}' "$ST"
+expect "statistics: compensated sum" '{"values":[1e16,1,-1e16],"percentiles":[50],"bins":2}' \
+        '{"count":3,"sum":1,"mean":0.3333333333333333,"min":-1e+16,"max":1e+16,"variance":6.666666666666667e+31,"stddev":8164965809277260,"median":1,"percentiles":{"p50":1},"histogram":{"edges":[-1e+16,0,1e+16],"counts":[1,2]}}' "$ST"
 expect_fail "statistics: empty" '{"values":[]}' 2 'values is empty' "$ST"
 expect_fail "statistics: not a number" '{"values":[1,null]}' 2 'values[1] must be a number, got null' "$ST"
 expect_fail "statistics: percentile range" '{"values":[1],"percentiles":[101]}' 2 \
         'percentiles[0] is 101, must be within 0..100' "$ST"
 expect_fail "statistics: overflow" '{"values":[1e308,1e308]}' 2 'the sum is beyond the range of a double' "$ST"
 expect_fail "statistics: missing" '{"value":[1]}' 2 'values is missing' "$ST"
+expect_fail "statistics: bad method" '{"values":[1],"percentile_method":"mean"}' 2 \
+        'percentile_method is `mean`, must be one of linear, nearest_rank' "$ST"
+expect_fail "statistics: bins" '{"values":[1],"bins":2.5}' 2 'bins is 2.5, must be a whole number' "$ST"
+
+# ---- sort, convolve2d ----
+
+expect "sort: numbers, stable" '{"items":[3,1.0,2,1,-0.0,0,2.5,-7]}' \
+        '{"items":[-7,-0.0,0,1.0,1,2,2.5,3],"count":8}' "$SO"
+expect "sort: descending, stable" '{"items":[3,1.0,2,1,-0.0,0,2.5,-7],"order":"descending"}' \
+        '{"items":[3,2.5,2,1.0,1,-0.0,0,-7],"count":8}' "$SO"
+expect "sort: integers beyond 2^53 among fractions" \
+        '{"items":[9007199254740993,9007199254740992.0,9007199254740992,0.5]}' \
+        '{"items":[0.5,9007199254740992.0,9007199254740992,9007199254740993],"count":4}' "$SO"
+expect "sort: strings by code point" '{"items":["b","a","longprefix-b","longprefix-a","","\u00e9","Z","a"]}' \
+        '{"items":["","Z","a","a","b","longprefix-a","longprefix-b","é"],"count":8}' "$SO"
+expect "sort: empty" '{"items":[]}' '{"items":[],"count":0}' "$SO"
+expect_fail "sort: mixed" '{"items":["a",1]}' 2 \
+        'items must be all numbers or all strings: items[0] is a string, items[1] a number' "$SO"
+expect_fail "sort: null item" '{"items":[1,null]}' 2 'items[1] must be a number or a string, got null' "$SO"
+expect "convolve2d: wrap, flipped kernel" \
+        '{"image":[[1,2,3],[4,5,6],[7,8,9]],"kernel":[[0,0,0],[0,0,1],[0,0,0]],"border":"wrap"}' \
+        '{"image":[[3,1,2],[6,4,5],[9,7,8]],"rows":3,"cols":3}' "$CV"
+expect "convolve2d: reflect, kernel wider than the image" \
+        '{"image":[[1,2]],"kernel":[[1,1,1,1,1]],"border":"reflect"}' \
+        '{"image":[[7,8]],"rows":1,"cols":2}' "$CV"
+expect_fail "convolve2d: even kernel" '{"image":[[1]],"kernel":[[1,1]]}' 2 'kernel is 1x2: its sides must be odd' "$CV"
+expect_fail "convolve2d: bad border" '{"image":[[1]],"kernel":[[1]],"border":"mirror"}' 2 \
+        'border is `mirror`, must be one of zero, clamp, wrap, reflect, symmetric' "$CV"
+
+# ---- monte_carlo_pi: the result, and progress.json left whole ----
+
+# 801 inside: counted by a Python splitmix64 (tests/integration/test_examples.py).
+printf '{"samples":1000,"seed":7}' >"$work/in.json"
+run "$PI"
+prog=$(cat "$work/out/progress.json" 2>/dev/null)
+if [ "$rc" -eq 0 ] && [ "$prog" = '{"fraction":1,"message":"1000 of 1000 samples, pi ~ 3.204000"}' ] &&
+        [ "$(cat "$work/out/result.json")" = '{"pi":3.204,"samples":1000,"inside":801,"seed":7,"std_error":0.050501326715245806,"abs_error":0.062407346410207065}' ] &&
+        [ -z "$(find "$work/out" -name '*.tmp')" ]; then
+        ok
+else
+        bad "monte_carlo_pi: exit $rc, progress [$prog], result [$(cat "$work/out/result.json" 2>/dev/null)]"
+fi
+expect_fail "monte_carlo_pi: fractional samples" '{"samples":2.5}' 2 'samples is 2.5, must be a whole number' "$PI"
 
 # ---- word_count (busybox sh + awk from the rootfs) ----
 
@@ -394,7 +467,7 @@ expect_fail "testkit: unknown mode" '{}' 2 'unknown mode' "$TK" bogus
 # to a fixed point, i_ never a crash ----
 
 if [ -d "$corpus" ]; then
-        for bin in "$TK parse" "$MM" "$ST"; do
+        for bin in "$TK parse" "$MM" "$ST" "$SO"; do
                 nfail=0 yfail=0 ifail=0
                 for f in "$corpus"/*.json; do
                         base=${f##*/}
@@ -450,7 +523,7 @@ for dir in "$tp"/*/; do
         r=$dir/rootfs
         [ -f "$dir/plugin.yaml" ] || { bad "$name: no plugin.yaml"; continue; }
         case $name in
-        matrix_multiplication | statistics) bins=$name ;;
+        matrix_multiplication | statistics | sort | convolve2d | monte_carlo_pi) bins=$name ;;
         word_count) bins="awk busybox cat mv rm sh word_count.sh" ;;
         *) bins=testkit ;;
         esac

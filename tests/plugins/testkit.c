@@ -21,7 +21,7 @@
  *   pids        fork sleeping children until fork fails (at most
  *               parameters.max, default 1000), report, kill and reap them
  *   parse       (self-test only) parse input.json as any JSON value and
- *               write it back re-serialized; exercises plugins/common/json.c
+ *               write it back re-serialized; exercises tests/plugins/json.c
  *
  * Attacks on the sandbox and on the daemon (never run them outside a
  * container; selftest.sh runs only the harmless ones):

@@ -1,6 +1,6 @@
-/* json.h - a small, careful JSON reader and writer for the example and test
- * plugins.  They are static binaries built against musl with no libraries,
- * so this replaces jansson inside the containers.
+/* json.h - a small, careful JSON reader and writer for testkit (the test
+ * plugins' binary), a static musl binary with no libraries.  The example
+ * plugins use jansson (plugins/common/plugin.h).
  *
  * Reader: RFC 8259, strict.  Nesting is capped at JSON_MAX_DEPTH, strings
  * must be valid UTF-8 (escapes included: a lone surrogate is an error),
