@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <strings.h>
 #include <time.h>
 
@@ -56,6 +57,8 @@ struct wait {
         char *idem_key;
         char idem_hash[65];
         struct batch *batch;     /* POST /v1/jobs/batch: its items */
+        void *body_map;          /* a spooled body, taken from the request: rec.params points into it */
+        size_t body_map_len;
 };
 
 /* POST /v1/jobs/batch: its items. */
@@ -89,6 +92,7 @@ static void batch_free(struct batch *b)
 struct api {
         struct api_deps d;
         struct http_server *http;
+        char *spool_dir;
 
         pthread_mutex_t lock;
         pthread_cond_t cond;
@@ -166,6 +170,8 @@ static void wait_unref(void *p)
         record_clear(&w->rec);
         free(w->idem_key);
         batch_free(w->batch);
+        if (w->body_map)
+                munmap(w->body_map, w->body_map_len);
         free(w);
 }
 
@@ -565,8 +571,8 @@ static void reply_reject(struct http_request *req, const struct reject *rj)
 
 /* Check one submission and make its live job and record (queued, with its
  * parameters as compact text).  0, or -1 with *rj filled. */
-static int prepare_job(struct api *a, const json_t *doc, const char *user, struct job **ret_job,
-                       struct job_record *rec, struct reject *rj)
+static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t raw_len, const char *user,
+                       struct job **ret_job, struct job_record *rec, struct reject *rj)
 {
         const struct config *cfg = a->d.cfg;
         struct submit sub = { 0 };
@@ -589,12 +595,26 @@ static int prepare_job(struct api *a, const json_t *doc, const char *user, struc
                 reject_err(rj, &err, err.code == ERR_NOT_FOUND ? "unknown_algorithm" : NULL);
                 return -1;
         }
-        _cleanup_json_ json_t *parameters = sub.parameters ? json_incref(sub.parameters) : json_object();
-        if (schema_validate(m->input_schema, parameters, "/parameters", &err) < 0) {
+        /* The algorithm's own limit on its parameters, else the config's. */
+        int64_t limit = m->max_input_bytes ? m->max_input_bytes : cfg->max_body_bytes;
+        if (raw && (int64_t)raw_len > limit) {
+                err_set(&err, ERR_TOO_LARGE, 0, "the parameters are %zu bytes, over the limit of %lld for `%s` %s "
+                        "(its max_input_bytes, else max_body_bytes)", raw_len, (long long)limit, m->name, m->version);
+                err_set_field(&err, "/parameters");
+                manifest_unref(m);
+                metrics_job_rejected("invalid");
+                reject_err(rj, &err, NULL);
+                return -1;
+        }
+        _cleanup_json_ json_t *parameters = raw ? NULL : sub.parameters ? json_incref(sub.parameters) : json_object();
+        bool malformed = false;
+        if (raw ? schema_validate_text(m->input_schema, raw, raw_len, "/parameters",
+                                       (size_t)cfg->http.max_json_depth, &malformed, &err) < 0
+                : schema_validate(m->input_schema, parameters, "/parameters", &err) < 0) {
                 manifest_unref(m);
                 metrics_job_rejected("invalid");
                 err.code = ERR_INVALID;
-                reject_err(rj, &err, "invalid_parameters");
+                reject_err(rj, &err, malformed ? "invalid_json" : "invalid_parameters");
                 return -1;
         }
         if (breaker_check_submit(a->d.breaker, m->name, &err) < 0) {
@@ -604,8 +624,9 @@ static int prepare_job(struct api *a, const json_t *doc, const char *user, struc
                 return -1;
         }
         /* Kept as text, on disk: a parsed tree costs many times its size
-         * (jsontext.h), and a queued job holds nothing of it in memory. */
-        char *params = json_dumps(parameters, JSON_COMPACT | JSON_ENCODE_ANY);
+         * (jsontext.h), and a queued job holds nothing of it in memory.  A
+         * spooled body's are its own bytes, read from the mapping. */
+        char *params = raw ? (char *)(uintptr_t)raw : json_dumps(parameters, JSON_COMPACT | JSON_ENCODE_ANY);
         if (!params) {
                 manifest_unref(m);
                 err_set(&err, ERR_INTERNAL, 0, "cannot encode the parameters");
@@ -621,7 +642,19 @@ static int prepare_job(struct api *a, const json_t *doc, const char *user, struc
         manifest_unref(m);
         job_snapshot(j, rec);
         rec->params = params;
-        rec->params_len = strlen(params);
+        rec->params_len = raw ? raw_len : strlen(params);
+        rec->params_external = raw != NULL;
+        if (!raw && (int64_t)rec->params_len > limit) {
+                err_set(&err, ERR_TOO_LARGE, 0, "the parameters are %zu bytes, over the limit of %lld for `%s` %s "
+                        "(its max_input_bytes, else max_body_bytes)", rec->params_len, (long long)limit,
+                        j->manifest->name, j->manifest->version);
+                err_set_field(&err, "/parameters");
+                record_clear(rec);
+                job_unref(j);
+                metrics_job_rejected("invalid");
+                reject_err(rj, &err, NULL);
+                return -1;
+        }
         *ret_job = j;
         return 0;
 }
@@ -654,6 +687,122 @@ static json_t *parse_body(struct api *a, struct http_request *req)
                 http_reply_error(req, 400, "invalid_json", msg, NULL);
         }
         return doc;
+}
+
+/* ---- a spooled body (larger than max_body_bytes) ---- */
+
+/* The end of the JSON value at text[i] (text is valid JSON: jsontext.h
+ * checked it). */
+static size_t skip_value(const char *text, size_t len, size_t i)
+{
+        size_t depth = 0;
+        do {
+                char c = text[i];
+                if (c == '"') {
+                        for (i++; i < len && text[i] != '"'; i++)
+                                if (text[i] == '\\')
+                                        i++;
+                        i++;
+                } else if (c == '{' || c == '[') {
+                        depth++;
+                        i++;
+                } else if (c == '}' || c == ']') {
+                        depth--;
+                        i++;
+                } else if (depth) {
+                        i++;
+                } else {
+                        while (i < len && !strchr(",}] \t\r\n", text[i]))
+                                i++;
+                }
+        } while (depth && i < len);
+        return i;
+}
+
+static size_t skip_ws(const char *text, size_t len, size_t i)
+{
+        while (i < len && strchr(" \t\r\n", text[i]))
+                i++;
+        return i;
+}
+
+#define ENVELOPE_MEMBER_MAX (64 * 1024)
+
+/* The submit object of a spooled body without its parameters as a tree:
+ * every other member (each small) parsed, the parameters' bytes found in
+ * place.  NULL after replying. */
+static json_t *parse_spooled(struct api *a, struct http_request *req, const char **ret_params, size_t *ret_len)
+{
+        if (!is_json_content_type(http_header(req, "Content-Type"))) {
+                metrics_http_rejected("unsupported_media_type");
+                http_reply_error(req, 415, "unsupported_media_type",
+                                 "the request body must be JSON: send Content-Type: application/json", NULL);
+                return NULL;
+        }
+        size_t len;
+        const char *text = http_body(req, &len);
+        struct err derr = ERR_INIT;
+        if (jsontext_check(text, len, (size_t)a->d.cfg->http.max_json_depth, &derr) < 0) {
+                metrics_http_rejected(strstr(derr.msg, "nesting deeper") ? "json_too_deep" : "invalid_json");
+                char msg[ERR_MSG_MAX + 32];
+                snprintf(msg, sizeof msg, "malformed JSON at %s", derr.msg);
+                http_reply_error(req, 400, "invalid_json", msg, NULL);
+                return NULL;
+        }
+        size_t i = skip_ws(text, len, 0);
+        if (i >= len || text[i] != '{') {
+                reply_invalid(req, "", "the request body must be a JSON object");
+                return NULL;
+        }
+        _cleanup_json_ json_t *doc = json_object();
+        *ret_params = NULL;
+        for (i = skip_ws(text, len, i + 1); i < len && text[i] != '}';) {
+                size_t k0 = i, k1 = skip_value(text, len, i);
+                json_t *jk = json_loadb(text + k0, k1 - k0, JSON_DECODE_ANY, NULL);
+                _cleanup_free_ char *key = xstrdup(json_string_value(jk));
+                json_decref(jk);
+                i = skip_ws(text, len, skip_ws(text, len, k1) + 1);   /* past ':' */
+                size_t v0 = i, v1 = skip_value(text, len, i);
+                i = skip_ws(text, len, v1);
+                if (i < len && text[i] == ',')
+                        i = skip_ws(text, len, i + 1);
+                if (!key)
+                        continue;
+                if (json_object_get(doc, key) || (!strcmp(key, "parameters") && *ret_params)) {
+                        metrics_http_rejected("invalid_json");
+                        _cleanup_free_ char *msg = xasprintf("malformed JSON: duplicate object key `%.64s`", key);
+                        http_reply_error(req, 400, "invalid_json", msg, NULL);
+                        return NULL;
+                }
+                if (!strcmp(key, "parameters")) {
+                        if (text[v0] != '{') {
+                                reply_invalid(req, "/parameters", "parameters must be an object");
+                                return NULL;
+                        }
+                        *ret_params = text + v0;
+                        *ret_len = v1 - v0;
+                        continue;
+                }
+                if (v1 - v0 > ENVELOPE_MEMBER_MAX) {
+                        _cleanup_free_ char *field = xasprintf("/%.64s", key);
+                        reply_invalid(req, field, "`%.64s` is %zu bytes: only `parameters` may be large", key, v1 - v0);
+                        return NULL;
+                }
+                json_error_t jerr;
+                json_t *v = json_loadb(text + v0, v1 - v0, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+                if (!v) {
+                        metrics_http_rejected("invalid_json");
+                        _cleanup_free_ char *msg = xasprintf("malformed JSON in `%.64s`: %s", key, jerr.text);
+                        http_reply_error(req, 400, "invalid_json", msg, NULL);
+                        return NULL;
+                }
+                json_object_set_new(doc, key, v);
+        }
+        if (!*ret_params) {
+                *ret_params = "{}";
+                *ret_len = 2;
+        }
+        return TAKE_PTR(doc);
 }
 
 /* An Idempotency-Key: 1 to 128 printable ASCII characters. */
@@ -799,13 +948,15 @@ static void handle_submit(struct http_request *req, void *ctx)
                               IDEMPOTENCY_KEY_MAX);
                 return;
         }
-        _cleanup_json_ json_t *doc = parse_body(a, req);
+        const char *raw = NULL;
+        size_t raw_len = 0;
+        _cleanup_json_ json_t *doc = http_body_spooled(req) ? parse_spooled(a, req, &raw, &raw_len) : parse_body(a, req);
         if (!doc)
                 return;
         struct reject rj;
         struct job *j = NULL;
         struct job_record rec;
-        if (prepare_job(a, doc, http_user(req), &j, &rec, &rj) < 0) {
+        if (prepare_job(a, doc, raw, raw_len, http_user(req), &j, &rec, &rj) < 0) {
                 reply_reject(req, &rj);
                 return;
         }
@@ -832,6 +983,11 @@ static void handle_submit(struct http_request *req, void *ctx)
                 w->item.idem_key = w->idem_key;
                 w->item.idem_hash = w->idem_hash;
         }
+        /* The parameters point into the spooled body: it lives as long as
+         * the record does, not the request (a client may go away while the
+         * store writes them). */
+        if (raw)
+                w->body_map = http_body_take(req, &w->body_map_len);
         w->kind = COMMIT_SUBMIT;
         w->write = (struct store_write){ .kind = STORE_INSERT, .items = &w->item, .n = 1 };
         /* Never acknowledge what is not on disk. */
@@ -907,7 +1063,7 @@ static void handle_batch(struct http_request *req, void *ctx)
                 struct reject rj;
                 struct err err = ERR_INIT;
                 json_array_append_new(b->answers, json_null());
-                if (prepare_job(a, json_array_get(list, i), http_user(req), &b->jobs[i], &b->recs[i], &rj) == 0 &&
+                if (prepare_job(a, json_array_get(list, i), NULL, 0, http_user(req), &b->jobs[i], &b->recs[i], &rj) == 0 &&
                     reserve(a, &err) < 0) {
                         metrics_job_rejected(err.code == ERR_BUSY ? "queue_full" : "unavailable");
                         reject_err(&rj, &err, err.code == ERR_UNAVAILABLE ? "shutting_down" : NULL);
@@ -1200,17 +1356,17 @@ static void handle_metrics(struct http_request *req, void *ctx)
 }
 
 static const struct http_route routes[] = {
-        { "POST", "/v1/jobs", handle_submit, SCOPE_SUBMIT },
-        { "POST", "/v1/jobs/batch", handle_batch, SCOPE_SUBMIT },
-        { "GET", "/v1/jobs", handle_list, SCOPE_READ },
-        { "GET", "/v1/jobs/*", handle_get_job, SCOPE_READ },
-        { "DELETE", "/v1/jobs/*", handle_cancel, SCOPE_CANCEL },
-        { "GET", "/v1/jobs/*/logs", handle_logs, SCOPE_READ },
-        { "GET", "/v1/algorithms", handle_algorithms, SCOPE_READ },
-        { "GET", "/v1/algorithms/*", handle_algorithm, SCOPE_READ },
-        { "GET", "/healthz", handle_healthz, SCOPE_NONE },
-        { "GET", "/readyz", handle_readyz, SCOPE_NONE },
-        { "GET", "/metrics", handle_metrics, SCOPE_READ },
+        { "POST", "/v1/jobs", handle_submit, SCOPE_SUBMIT, true },
+        { "POST", "/v1/jobs/batch", handle_batch, SCOPE_SUBMIT, false },
+        { "GET", "/v1/jobs", handle_list, SCOPE_READ, false },
+        { "GET", "/v1/jobs/*", handle_get_job, SCOPE_READ, false },
+        { "DELETE", "/v1/jobs/*", handle_cancel, SCOPE_CANCEL, false },
+        { "GET", "/v1/jobs/*/logs", handle_logs, SCOPE_READ, false },
+        { "GET", "/v1/algorithms", handle_algorithms, SCOPE_READ, false },
+        { "GET", "/v1/algorithms/*", handle_algorithm, SCOPE_READ, false },
+        { "GET", "/healthz", handle_healthz, SCOPE_NONE, false },
+        { "GET", "/readyz", handle_readyz, SCOPE_NONE, false },
+        { "GET", "/metrics", handle_metrics, SCOPE_READ, false },
 };
 
 /* Before a request's body is read: who is it, and may they. */
@@ -1270,9 +1426,18 @@ int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, str
         }
         a->wait_thread_started = true;
         const struct config *cfg = deps->cfg;
+        /* Submissions over max_body_bytes go to unnamed files here. */
+        a->spool_dir = xasprintf("%s/spool", cfg->state_dir);
+        if (mkdir_p(a->spool_dir, 0700, err) < 0) {
+                api_stop(a);
+                return err_wrap(err, "spool");
+        }
         struct http_options o = {
                 .listen = cfg->listen, .listen_fd = listen_fd,
                 .max_body = (size_t)cfg->max_body_bytes, .max_header_bytes = (size_t)cfg->http.max_header_bytes,
+                .spool_dir = a->spool_dir,
+                /* The parameters' ceiling plus room for the rest of the object. */
+                .spool_max = (size_t)cfg->input_ceiling_bytes + ENVELOPE_MEMBER_MAX,
                 .max_response_bytes = (size_t)cfg->http.max_response_bytes,
                 .max_connections = (unsigned)cfg->http.max_connections,
                 .max_connections_per_client = (unsigned)cfg->http.max_connections_per_client,
@@ -1352,5 +1517,6 @@ void api_stop(struct api *a)
         pthread_mutex_destroy(&a->lock);
         pthread_mutex_destroy(&a->auth_lock);
         auth_free(a->auth);
+        free(a->spool_dir);
         free(a);
 }

@@ -36,6 +36,8 @@ struct config {
         int64_t drain_seconds;    /* on SIGTERM, running jobs may finish for this long */
         int64_t max_body_bytes;   /* request body limit (413 above) */
         int64_t max_result_bytes; /* /output/result.json limit */
+        int64_t input_ceiling_bytes;   /* the most a manifest's max_input_bytes may be */
+        int64_t result_ceiling_bytes;  /* the most a manifest's max_result_bytes may be */
         int64_t max_log_bytes;    /* per-job stdout+stderr log cap */
         int64_t max_timeout_seconds; /* ceiling for a request's timeout_seconds */
         int64_t runtime_timeout_seconds; /* any one runtime CLI call */

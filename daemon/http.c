@@ -19,8 +19,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sys/un.h>
 
 #include <microhttpd.h>
@@ -83,6 +86,9 @@ struct http_request {
         char *body;
         size_t body_len, body_cap, swallowed;
         bool too_large;
+        int spool_fd;                  /* >= 0 while a body is being spooled */
+        bool spooled, spool_failed;    /* spooled: body is a mapping of the spool file */
+        int spool_errno;
         bool replied, suspended;
         struct header *headers;
         char *user;
@@ -186,7 +192,12 @@ static void request_free(struct http_request *req)
                 free(req->params[i]);
         free(req->method);
         free(req->path);
-        free(req->body);
+        if (req->spool_fd >= 0)
+                close(req->spool_fd);
+        if (req->spooled && req->body)
+                munmap(req->body, req->body_len);
+        else
+                free(req->body);
         free(req->user);
         free(req);
 }
@@ -253,10 +264,88 @@ static bool route(struct http_request *req)
         return false;
 }
 
+static bool may_spool(const struct http_request *req)
+{
+        return req->route && req->route->spool && req->srv->o.spool_dir && req->srv->o.spool_max > req->srv->o.max_body;
+}
+
+/* The most a body of req may be. */
+static size_t body_limit(const struct http_request *req)
+{
+        return may_spool(req) ? req->srv->o.spool_max : req->srv->o.max_body;
+}
+
+/* An unnamed file in the spool directory: gone with its last descriptor,
+ * so nothing is left behind whatever happens. */
+static int spool_open(const char *dir)
+{
+        int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != ENOENT))
+                return fd;
+        /* A filesystem without O_TMPFILE: a named one, unlinked at once. */
+        _cleanup_free_ char *path = xasprintf("%s/body-XXXXXX", dir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd >= 0)
+                unlink(path);
+        return fd;
+}
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+        while (n) {
+                ssize_t w = write(fd, p, n);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        return false;
+                p += w;
+                n -= (size_t)w;
+        }
+        return true;
+}
+
+/* n more bytes of a body past max_body: to the spool file. */
+static void spool_write(struct http_request *req, const char *data, size_t n)
+{
+        if (req->spool_failed)
+                return;
+        if (req->spool_fd < 0) {
+                req->spool_fd = spool_open(req->srv->o.spool_dir);
+                if (req->spool_fd < 0 || !write_all(req->spool_fd, req->body ? req->body : "", req->body_len)) {
+                        req->spool_failed = true;
+                        req->spool_errno = errno;
+                        return;
+                }
+                free(req->body);
+                req->body = NULL;
+                req->body_cap = 0;
+        }
+        if (!write_all(req->spool_fd, data, n)) {
+                req->spool_failed = true;
+                req->spool_errno = errno;
+        }
+}
+
+/* The spooled body as a read-only mapping, for the handler. */
+static bool spool_map(struct http_request *req)
+{
+        void *m = req->body_len ? mmap(NULL, req->body_len, PROT_READ, MAP_PRIVATE, req->spool_fd, 0) : NULL;
+        if (req->body_len && m == MAP_FAILED) {
+                req->spool_errno = errno;
+                return false;
+        }
+        close(req->spool_fd);
+        req->spool_fd = -1;
+        req->body = m;
+        req->spooled = true;
+        return true;
+}
+
 static void reply_too_large(struct http_request *req)
 {
-        _cleanup_free_ char *msg = xasprintf("request body is larger than the limit of %zu bytes",
-                                             req->srv->o.max_body);
+        _cleanup_free_ char *msg = xasprintf("request body is larger than the limit of %zu bytes%s", body_limit(req),
+                                             may_spool(req) ? " (input_ceiling_bytes and 64 KiB for the rest of "
+                                                              "the submission)" : "");
         http_add_header(req, "Connection", "close");
         metrics_http_rejected("payload_too_large");
         http_reply_error(req, 413, "payload_too_large", msg, NULL);
@@ -292,6 +381,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 req->conn = conn;
                 req->method = xstrdup(method);
                 req->path = xstrdup(url);
+                req->spool_fd = -1;
                 *con_cls = req;
                 size_t head = strlen(method) + strlen(url) + 16;
                 MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_size, &head);
@@ -313,7 +403,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 }
                 const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
                 int64_t len;
-                if (cl && parse_int64(cl, 0, INT64_MAX, &len) && (uint64_t)len > srv->o.max_body) {
+                if (cl && parse_int64(cl, 0, INT64_MAX, &len) && (uint64_t)len > body_limit(req)) {
                         /* Refuse before reading a byte of it. */
                         reply_too_large(req);
                 }
@@ -327,10 +417,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (*upload_data_size > 0) {
                 size_t n = *upload_data_size;
                 *upload_data_size = 0;
-                if (req->too_large || req->body_len + n > srv->o.max_body) {
+                if (req->too_large || req->body_len + n > body_limit(req)) {
                         req->too_large = true;
                         req->swallowed += n;
                         return req->swallowed > SWALLOW_FACTOR * srv->o.max_body ? MHD_NO : MHD_YES;
+                }
+                if (req->spool_fd >= 0 || req->spool_failed || req->body_len + n > srv->o.max_body) {
+                        spool_write(req, upload_data, n);
+                        req->body_len += n;
+                        return MHD_YES;
                 }
                 if (req->body_len + n + 1 > req->body_cap) {
                         size_t cap = req->body_cap ? req->body_cap : 4096;
@@ -348,6 +443,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (req->too_large) {
                 reply_too_large(req);
+                return MHD_YES;
+        }
+        if ((req->spool_fd >= 0 || req->spool_failed) && (req->spool_failed || !spool_map(req))) {
+                /* The disk, not the client: 507, and nothing kept. */
+                _cleanup_free_ char *msg = xasprintf("the request body (%zu bytes) could not be spooled to %s: %s",
+                                                     req->body_len, srv->o.spool_dir, strerror(req->spool_errno));
+                log_warn("%s %s: %s", req->method, req->path, msg);
+                http_reply_error(req, 507, "insufficient_storage", msg, NULL);
                 return MHD_YES;
         }
         dispatch(req);
@@ -624,8 +727,24 @@ const char *http_header(struct http_request *req, const char *name)
 const char *http_body(const struct http_request *req, size_t *ret_len)
 {
         if (ret_len)
-                *ret_len = req->body_len;
+                *ret_len = req->body ? req->body_len : 0;
         return req->body ? req->body : "";
+}
+
+bool http_body_spooled(const struct http_request *req)
+{
+        return req->spooled;
+}
+
+void *http_body_take(struct http_request *req, size_t *ret_len)
+{
+        void *m = req->spooled ? req->body : NULL;
+        *ret_len = m ? req->body_len : 0;
+        if (m) {
+                req->body = NULL;
+                req->body_len = 0;
+        }
+        return m;
 }
 
 void http_set_user(struct http_request *req, const char *name)

@@ -30,6 +30,10 @@ struct http_route {
         const char *pattern;
         http_handler fn;
         unsigned scope;
+        /* A body over max_body may go up to spool_max, written to an
+         * unnamed file in spool_dir as it arrives instead of memory
+         * (http_body_spooled()). */
+        bool spool;
 };
 
 /* Called once per request when its headers are complete and its route is
@@ -40,7 +44,9 @@ typedef bool (*http_authorizer)(struct http_request *req, const struct http_rout
 struct http_options {
         const char *listen;            /* "HOST:PORT", "[V6]:PORT" or "unix:/path" */
         int listen_fd;                 /* >= 0: a socket passed by systemd, used instead */
-        size_t max_body;               /* larger: 413 */
+        size_t max_body;               /* larger: 413 (but on spool routes) */
+        const char *spool_dir;         /* where spooled bodies go; NULL: none are */
+        size_t spool_max;              /* a spooled body's limit: larger, 413 */
         size_t max_header_bytes;       /* request line and headers; larger: 431 */
         size_t max_response_bytes;     /* large replies held at once; past it: 503 busy */
         unsigned max_connections;      /* in all */
@@ -72,6 +78,11 @@ const char *http_param(const struct http_request *req, size_t i);
 const char *http_query(struct http_request *req, const char *key);
 const char *http_header(struct http_request *req, const char *name);
 const char *http_body(const struct http_request *req, size_t *ret_len);
+/* Was the body spooled (larger than max_body)?  Then http_body() is a
+ * read-only mapping of its file, and http_body_take() hands it over: the
+ * caller munmap()s it (len bytes) when done, and http_body() is empty. */
+bool http_body_spooled(const struct http_request *req);
+void *http_body_take(struct http_request *req, size_t *ret_len);
 
 /* The client's name, once authorized (a token's name), or NULL. */
 void http_set_user(struct http_request *req, const char *name);

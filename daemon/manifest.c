@@ -258,6 +258,17 @@ static void load_warm(struct mload *L, const yaml_node_t *v)
         yget_int(v, "warm", 0, MANIFEST_WARM_MAX, L->d, &L->m->warm);
 }
 
+/* The config's ceilings are checked when the registry loads the plugin. */
+static void load_max_input(struct mload *L, const yaml_node_t *v)
+{
+        yget_bytes(v, "max_input_bytes", 1024, INT64_MAX / 2, L->d, &L->m->max_input_bytes);
+}
+
+static void load_max_result(struct mload *L, const yaml_node_t *v)
+{
+        yget_bytes(v, "max_result_bytes", 1024, INT64_MAX / 2, L->d, &L->m->max_result_bytes);
+}
+
 static void load_oci_template(struct mload *L, const yaml_node_t *v)
 {
         if (yget_string(v, "oci_template", L->d, &L->m->oci_template) < 0)
@@ -418,6 +429,8 @@ static const struct {
         { "rootfs", false, load_rootfs },
         { "image", false, load_image },
         { "image_tag", false, load_image_tag },
+        { "max_input_bytes", false, load_max_input },
+        { "max_result_bytes", false, load_max_result },
 };
 
 /* Open `dir` below rootfs_fd the way the container will see it: symlinks
@@ -614,6 +627,10 @@ int manifest_load(const char *path, struct manifest **ret, struct err *err)
                         m->lines.command = line;
                 else if (!strcmp(k, "image"))
                         m->lines.image = line;
+                else if (!strcmp(k, "max_input_bytes"))
+                        m->lines.max_input_bytes = line;
+                else if (!strcmp(k, "max_result_bytes"))
+                        m->lines.max_result_bytes = line;
         }
         bool image = m->image || m->image_ref;
         for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
@@ -645,5 +662,9 @@ unsigned manifest_key_line(const struct manifest *m, const char *key)
                 return m->lines.command ? m->lines.command : m->lines.image;
         if (!strcmp(key, "image"))
                 return m->lines.image;
+        if (!strcmp(key, "max_input_bytes"))
+                return m->lines.max_input_bytes;
+        if (!strcmp(key, "max_result_bytes"))
+                return m->lines.max_result_bytes;
         return 0;
 }

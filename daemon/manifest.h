@@ -46,17 +46,21 @@ struct manifest {
         int64_t max_concurrent;   /* 0 = no per-plugin limit */
         bool rerun;               /* run again once when a daemon crash interrupted it (default true) */
         int64_t warm;             /* containers kept created ahead (warmpool.h); 0 = none */
+        int64_t max_input_bytes;  /* parameters accepted, at most; 0: the config's max_body_bytes */
+        int64_t max_result_bytes; /* result.json accepted, at most; 0: the config's max_result_bytes */
 
         char *oci_template;       /* template name, file TEMPLATES_DIR/NAME.json; default "default" */
         char **extra_syscalls;    /* added to the seccomp allowlist; names checked at load;
                                    * never NULL, may be empty */
         struct {
-                unsigned resources, syscalls, oci_template, command, image;   /* 0: not in the file */
+                unsigned resources, syscalls, oci_template, command, image, max_input_bytes,
+                        max_result_bytes;   /* 0: not in the file */
         } lines;                  /* of these keys: checks made after the load name them */
 };
 
-/* The line of key (resources, syscalls, oci_template, command, image) in
- * m's file; 0 when not there or not one of those. */
+/* The line of key (resources, syscalls, oci_template, command, image,
+ * max_input_bytes, max_result_bytes) in m's file; 0 when not there or not
+ * one of those. */
 unsigned manifest_key_line(const struct manifest *m, const char *key);
 
 /* Is m's command[0] an executable file (or a link) in m->rootfs?  For an

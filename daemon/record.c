@@ -40,7 +40,8 @@ void record_clear(struct job_record *r)
         free(r->algorithm);
         free(r->version);
         free(r->submitted_by);
-        free(r->params);
+        if (!r->params_external)
+                free(r->params);
         free(r->result);
         free(r->error_message);
         free(r->runtime_name);
@@ -65,9 +66,11 @@ static json_t *int_or_null(int64_t v)
 
 void record_clear_params(struct job_record *r)
 {
-        free(r->params);
+        if (!r->params_external)
+                free(r->params);
         r->params = NULL;
         r->params_len = 0;
+        r->params_external = false;
 }
 
 static json_t *string_or_null(const char *s)

@@ -35,6 +35,7 @@ struct job_record {
         char *submitted_by;            /* NULL: no token */
         char *params;                  /* JSON text; NULL when not read */
         size_t params_len;
+        bool params_external;          /* params is someone else's memory (a spooled body): never freed here */
         char *result;                  /* JSON text; NULL when none or not read */
         size_t result_len;
         enum job_error error;

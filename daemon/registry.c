@@ -64,6 +64,7 @@ struct registry {
         pthread_mutex_t lock;
         char *dir;
         char *templates_dir, *images_dir, *umoci;   /* struct registry_env, copied */
+        int64_t input_ceiling, result_ceiling;
         size_t max;               /* manifests loaded at most */
         struct table *t;          /* guarded by lock */
 };
@@ -214,6 +215,28 @@ static bool still_current(const struct manifest *m, const struct file_id *id, bo
         return real && !strcmp(real, m->rootfs);
 }
 
+/* The sizes a plugin asks for, under the config's ceilings. */
+static int check_ceilings(const struct registry_env *env, const struct manifest *m, struct err *err)
+{
+        const struct {
+                const char *key;
+                int64_t v, ceiling;
+                const char *config;
+        } c[] = {
+                { "max_input_bytes", m->max_input_bytes, env->input_ceiling, "input_ceiling_bytes" },
+                { "max_result_bytes", m->max_result_bytes, env->result_ceiling, "result_ceiling_bytes" },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(c); i++) {
+                if (c[i].ceiling > 0 && c[i].v > c[i].ceiling) {
+                        err_set(err, ERR_INVALID, 0, "%s: %lld is over the config's %s of %lld", c[i].key,
+                                (long long)c[i].v, c[i].config, (long long)c[i].ceiling);
+                        err_set_field(err, c[i].key);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
 /* An image plugin's rootfs: unpacked (or found in the cache), then its
  * command checked in it.  The manifest is not shared yet. */
 static int unpack(const struct registry_env *env, struct manifest *m, struct err *err)
@@ -315,7 +338,8 @@ static bool scan_one(const struct scan_ctx *c, const char *name, bool reuse_only
                         add_broken(t, c->settle ? old : NULL, yaml, e.msg, c->report, c->ctx);
                         return true;
                 }
-                if ((c->env.templates_dir && oci_check_manifest(c->env.templates_dir, m, &e) < 0) ||
+                if (check_ceilings(&c->env, m, &e) < 0 ||
+                    (c->env.templates_dir && oci_check_manifest(c->env.templates_dir, m, &e) < 0) ||
                     (m->image && c->env.images_dir && unpack(&c->env, m, &e) < 0)) {
                         broken_at_key(c, t, old, yaml, m, &e);
                         manifest_unref(m);
@@ -410,6 +434,8 @@ int registry_load(const char *dir, const struct registry_env *env, size_t max_pl
         pthread_mutex_init(&r->lock, NULL);
         r->dir = xstrdup(dir);
         r->templates_dir = xstrdup(env->templates_dir);
+        r->input_ceiling = env->input_ceiling;
+        r->result_ceiling = env->result_ceiling;
         r->images_dir = xstrdup(env->images_dir);
         r->umoci = xstrdup(env->umoci);
         r->max = max;
@@ -479,7 +505,8 @@ int registry_reload(struct registry *r, bool force, void (*report)(const char *m
         struct table *t = NULL;
         struct scan_ctx sc = { .dir = r->dir,
                                .env = { .templates_dir = r->templates_dir, .images_dir = r->images_dir,
-                                        .umoci = r->umoci },
+                                        .umoci = r->umoci, .input_ceiling = r->input_ceiling,
+                                        .result_ceiling = r->result_ceiling },
                                .max = r->max, .old = cur, .settle = !force, .report = report,
                                .ctx = ctx };
         if (scan(&sc, &t, err) < 0)

@@ -29,6 +29,7 @@ struct registry_env {
         const char *templates_dir;
         const char *images_dir;    /* the unpacked image cache (image.h) */
         const char *umoci;         /* its absolute path; NULL: not installed */
+        int64_t input_ceiling, result_ceiling;   /* manifests' max_input_bytes, max_result_bytes: at most (0: any) */
 };
 
 /* Scan dir, loading at most max_plugins manifests (0: REGISTRY_MAX_PLUGINS;

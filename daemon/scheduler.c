@@ -198,7 +198,8 @@ static void run_once(struct run *r)
                 _cleanup_free_ char *tail = read_file_tail(r->log_path, STDERR_TAIL_BYTES);
                 out.stderr_tail = tail;
                 char *message = NULL;
-                r->error = result_classify(&out, r->sb->ws->output_dir, cfg->max_result_bytes, &r->result,
+                int64_t max_result = j->manifest->max_result_bytes ? j->manifest->max_result_bytes : cfg->max_result_bytes;
+                r->error = result_classify(&out, r->sb->ws->output_dir, max_result, &r->result,
                                            &r->result_len, &message);
                 r->message = message;
                 if (out.exit.status == WAIT_EXITED)

@@ -474,3 +474,393 @@ int schema_validate(const json_t *schema, const json_t *instance, const char *ba
         ptr_init(&p, base);
         return validate_node(schema, instance, &p, 0, err);
 }
+
+/* ---- schema_validate_text: the same rules, streamed ----
+ *
+ * For parameters too large to hold as a tree.  yajl hands over one token
+ * at a time; containers keep a frame each (their schema, their count, the
+ * required properties seen, the hashes of their keys), and each scalar is
+ * checked by validate_node() as a one-value tree, so scalars mean exactly
+ * what they mean above.  A container whose schema has `enum` is built as a
+ * tree (enums of containers are small by nature) and checked whole. */
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include <yajl/yajl_parse.h>
+
+#define STREAM_MEMBERS_MAX 65536   /* members of one object: its key hashes are kept */
+
+struct frame {
+        const json_t *schema;      /* NULL: anything goes */
+        bool map;
+        size_t count;              /* items or members so far */
+        size_t ptr_len;            /* the pointer's length at this container */
+        const json_t *next;        /* a map's: the schema of the member being read */
+        bool *required_seen;       /* a map's: one per entry of schema.required */
+        size_t n_required;
+        uint64_t *keys;            /* a map's: open-addressed hashes (0: empty) */
+        size_t keys_cap;
+};
+
+struct stream {
+        struct ptr p;
+        struct frame *f;
+        size_t n, cap, max_depth;
+        const json_t *root;
+        bool root_seen;
+        struct err *err;
+        bool failed;
+        bool json_error;           /* a number jansson would not take: invalid JSON, not a schema miss */
+        /* Building one value as a tree (a container with `enum`). */
+        json_t *build_stack[SCHEMA_MAX_DEPTH + 2];
+        size_t build_n;
+        const json_t *build_schema;
+        char *build_key;
+};
+
+static uint64_t fnv1a(const unsigned char *s, size_t n)
+{
+        uint64_t h = 1469598103934665603ULL;
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ s[i]) * 1099511628211ULL;
+        return h ? h : 1;
+}
+
+static void frame_done(struct frame *f)
+{
+        free(f->required_seen);
+        free(f->keys);
+}
+
+/* Remember key h in f; false when it was there already. */
+static bool key_add(struct frame *f, uint64_t h)
+{
+        if (f->count * 2 >= f->keys_cap) {
+                size_t cap = f->keys_cap ? f->keys_cap * 2 : 16;
+                uint64_t *k = xcalloc(cap, sizeof *k);
+                for (size_t i = 0; i < f->keys_cap; i++) {
+                        if (!f->keys[i])
+                                continue;
+                        size_t j = f->keys[i] & (cap - 1);
+                        while (k[j])
+                                j = (j + 1) & (cap - 1);
+                        k[j] = f->keys[i];
+                }
+                free(f->keys);
+                f->keys = k;
+                f->keys_cap = cap;
+        }
+        size_t j = h & (f->keys_cap - 1);
+        while (f->keys[j]) {
+                if (f->keys[j] == h)
+                        return false;
+                j = (j + 1) & (f->keys_cap - 1);
+        }
+        f->keys[j] = h;
+        return true;
+}
+
+static int stream_fail(struct stream *s)
+{
+        s->failed = true;
+        return 0;   /* cancels the parse */
+}
+
+/* The schema of the value about to start, with the pointer pushed to it. */
+static const json_t *value_schema(struct stream *s)
+{
+        if (s->n == 0) {
+                s->root_seen = true;
+                return s->root;
+        }
+        struct frame *f = &s->f[s->n - 1];
+        if (f->map)
+                return f->next;   /* map_key pushed the pointer */
+        ptr_push_index(&s->p, f->count);
+        const json_t *items = f->schema ? json_object_get(f->schema, "items") : NULL;
+        f->count++;
+        if (f->schema) {
+                const json_t *max = json_object_get(f->schema, "maxItems");
+                if (json_is_integer(max) && (json_int_t)f->count > json_integer_value(max)) {
+                        ptr_pop(&s->p, f->ptr_len);
+                        fail(s->err, &s->p, "must have at most %" JSON_INTEGER_FORMAT " item%s",
+                             json_integer_value(max), json_integer_value(max) == 1 ? "" : "s");
+                        return NULL;
+                }
+        }
+        return items;
+}
+
+/* After a value: the pointer back to its container. */
+static void value_done(struct stream *s)
+{
+        if (s->n)
+                ptr_pop(&s->p, s->f[s->n - 1].ptr_len);
+}
+
+static int building(struct stream *s)
+{
+        return s->build_n > 0;
+}
+
+/* Add v (a new reference) to the tree being built; at its end, check it. */
+static int build_add(struct stream *s, json_t *v, bool open)
+{
+        if (!v)
+                return stream_fail(s);
+        json_t *top = s->build_n ? s->build_stack[s->build_n - 1] : NULL;
+        if (top && json_is_array(top))
+                json_array_append(top, v);
+        else if (top)
+                json_object_set(top, s->build_key ? s->build_key : "", v);
+        free(s->build_key);
+        s->build_key = NULL;
+        if (open) {
+                if (s->build_n >= ARRAY_SIZE(s->build_stack)) {
+                        json_decref(v);
+                        fail(s->err, &s->p, "nested too deeply (over %d levels)", SCHEMA_MAX_DEPTH);
+                        return stream_fail(s);
+                }
+                s->build_stack[s->build_n++] = v;
+                return 1;
+        }
+        json_decref(v);   /* held by its parent now */
+        return 1;
+}
+
+static int build_close(struct stream *s)
+{
+        json_t *v = s->build_stack[--s->build_n];
+        if (s->build_n) {
+                json_decref(v);   /* its parent holds it */
+                return 1;
+        }
+        int rc = validate_node(s->build_schema, v, &s->p, (int)s->n, s->err);
+        json_decref(v);
+        value_done(s);
+        return rc < 0 ? stream_fail(s) : 1;
+}
+
+/* One scalar: checked as a one-value tree (v: a new reference). */
+static int scalar(struct stream *s, json_t *v)
+{
+        if (!v) {
+                s->json_error = true;
+                return stream_fail(s);
+        }
+        if (building(s))
+                return build_add(s, v, false);
+        const json_t *sch = value_schema(s);
+        if (s->err->code != ERR_OK) {
+                json_decref(v);
+                return stream_fail(s);
+        }
+        int rc = sch ? validate_node(sch, v, &s->p, (int)s->n, s->err) : 0;
+        json_decref(v);
+        if (rc < 0)
+                return stream_fail(s);
+        value_done(s);
+        return 1;
+}
+
+static int on_null(void *ctx)
+{
+        return scalar(ctx, json_null());
+}
+
+static int on_boolean(void *ctx, int b)
+{
+        return scalar(ctx, json_boolean(b));
+}
+
+/* As jansson reads it: an integer unless it has a fraction or exponent;
+ * one out of range is invalid JSON there, so here too. */
+static int on_number(void *ctx, const char *text, size_t len)
+{
+        char buf[512];
+        if (len >= sizeof buf)
+                return scalar(ctx, NULL);
+        memcpy(buf, text, len);
+        buf[len] = '\0';
+        char *end;
+        errno = 0;
+        if (!strpbrk(buf, ".eE")) {
+                long long v = strtoll(buf, &end, 10);
+                return scalar(ctx, errno || *end ? NULL : json_integer(v));
+        }
+        double d = strtod(buf, &end);
+        return scalar(ctx, (errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL)) || *end ? NULL : json_real(d));
+}
+
+static int on_string(void *ctx, const unsigned char *str, size_t len)
+{
+        return scalar(ctx, json_stringn((const char *)str, len));
+}
+
+static int open_container(struct stream *s, bool map)
+{
+        if (building(s))
+                return build_add(s, map ? json_object() : json_array(), true);
+        if (s->n >= s->max_depth || s->n >= SCHEMA_MAX_DEPTH) {
+                fail(s->err, &s->p, "nested too deeply (over %d levels)",
+                     (int)(s->max_depth < SCHEMA_MAX_DEPTH ? s->max_depth : SCHEMA_MAX_DEPTH));
+                return stream_fail(s);
+        }
+        const json_t *sch = value_schema(s);
+        if (s->err->code != ERR_OK)
+                return stream_fail(s);
+        if (sch && json_is_object(sch)) {
+                json_t *probe = map ? json_object() : json_array();
+                const json_t *t = json_object_get(sch, "type");
+                int rc = t ? validate_type(t, probe, &s->p, s->err) : 0;
+                json_decref(probe);
+                if (rc < 0)
+                        return stream_fail(s);
+                if (json_is_array(json_object_get(sch, "enum"))) {
+                        s->build_schema = sch;
+                        return build_add(s, map ? json_object() : json_array(), true);
+                }
+        }
+        if (s->n == s->cap) {
+                s->cap = s->cap ? s->cap * 2 : 16;
+                s->f = xrealloc(s->f, s->cap * sizeof *s->f);
+        }
+        struct frame *f = &s->f[s->n++];
+        *f = (struct frame){ .schema = json_is_object(sch) ? sch : NULL, .map = map, .ptr_len = s->p.len };
+        if (map && f->schema) {
+                f->n_required = json_array_size(json_object_get(f->schema, "required"));
+                f->required_seen = f->n_required ? xcalloc(f->n_required, sizeof *f->required_seen) : NULL;
+        }
+        return 1;
+}
+
+static int on_start_map(void *ctx)
+{
+        return open_container(ctx, true);
+}
+
+static int on_start_array(void *ctx)
+{
+        return open_container(ctx, false);
+}
+
+static int on_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+        struct stream *s = ctx;
+        if (building(s)) {
+                free(s->build_key);
+                s->build_key = xasprintf("%.*s", (int)len, (const char *)key);
+                return 1;
+        }
+        struct frame *f = &s->f[s->n - 1];
+        _cleanup_free_ char *k = xasprintf("%.*s", (int)len, (const char *)key);
+        ptr_push(&s->p, k);
+        if (++f->count > STREAM_MEMBERS_MAX) {
+                ptr_pop(&s->p, f->ptr_len);
+                fail(s->err, &s->p, "an object of more than %d members", STREAM_MEMBERS_MAX);
+                return stream_fail(s);
+        }
+        if (!key_add(f, fnv1a(key, len))) {
+                s->json_error = true;
+                fail(s->err, &s->p, "duplicate object key `%s`", k);
+                return stream_fail(s);
+        }
+        f->next = NULL;
+        if (!f->schema)
+                return 1;
+        const json_t *required = json_object_get(f->schema, "required");
+        for (size_t i = 0; i < f->n_required; i++) {
+                const char *r = json_string_value(json_array_get(required, i));
+                if (r && strlen(r) == len && !memcmp(r, key, len))
+                        f->required_seen[i] = true;
+        }
+        f->next = json_object_get(json_object_get(f->schema, "properties"), k);
+        if (!f->next && json_is_false(json_object_get(f->schema, "additionalProperties"))) {
+                fail(s->err, &s->p, "unexpected property `%s`", k);
+                return stream_fail(s);
+        }
+        return 1;
+}
+
+static int close_container(struct stream *s)
+{
+        if (building(s))
+                return build_close(s);
+        struct frame *f = &s->f[s->n - 1];
+        int rc = 1;
+        if (f->schema && f->map) {
+                const json_t *required = json_object_get(f->schema, "required");
+                for (size_t i = 0; i < f->n_required && rc; i++) {
+                        const char *k = json_string_value(json_array_get(required, i));
+                        if (k && !f->required_seen[i]) {
+                                ptr_push(&s->p, k);
+                                fail(s->err, &s->p, "missing required property `%s`", k);
+                                rc = stream_fail(s);
+                        }
+                }
+        } else if (f->schema) {
+                const json_t *min = json_object_get(f->schema, "minItems");
+                if (json_is_integer(min) && (json_int_t)f->count < json_integer_value(min)) {
+                        fail(s->err, &s->p, "must have at least %" JSON_INTEGER_FORMAT " item%s",
+                             json_integer_value(min), json_integer_value(min) == 1 ? "" : "s");
+                        rc = stream_fail(s);
+                }
+        }
+        frame_done(f);
+        s->n--;
+        if (rc)
+                value_done(s);
+        return rc;
+}
+
+static int on_end(void *ctx)
+{
+        return close_container(ctx);
+}
+
+static const yajl_callbacks stream_callbacks = {
+        .yajl_null = on_null,
+        .yajl_boolean = on_boolean,
+        .yajl_number = on_number,
+        .yajl_string = on_string,
+        .yajl_start_map = on_start_map,
+        .yajl_map_key = on_map_key,
+        .yajl_end_map = on_end,
+        .yajl_start_array = on_start_array,
+        .yajl_end_array = on_end,
+};
+
+int schema_validate_text(const json_t *schema, const char *text, size_t len, const char *base, size_t max_depth,
+                         bool *ret_malformed, struct err *err)
+{
+        *ret_malformed = false;
+        struct stream s = { .root = schema, .err = err, .max_depth = max_depth ? max_depth : SCHEMA_MAX_DEPTH };
+        ptr_init(&s.p, base);
+        yajl_handle h = yajl_alloc(&stream_callbacks, NULL, &s);
+        if (!h)
+                abort();
+        yajl_status st = yajl_parse(h, (const unsigned char *)text, len);
+        if (st == yajl_status_ok)
+                st = yajl_complete_parse(h);
+        if (st != yajl_status_ok && !s.failed) {
+                unsigned char *m = yajl_get_error(h, 0, (const unsigned char *)text, len);
+                err_set(err, ERR_INVALID, 0, "malformed JSON: %s", m ? (const char *)m : "?");
+                if (m)
+                        yajl_free_error(h, m);
+                s.json_error = true;
+        } else if (s.failed && err->code == ERR_OK) {
+                err_set(err, ERR_INVALID, 0, "malformed JSON: a number out of range");
+        }
+        yajl_free(h);
+        for (size_t i = 0; i < s.n; i++)
+                frame_done(&s.f[i]);
+        free(s.f);
+        for (size_t i = 0; i < s.build_n; i++)
+                json_decref(s.build_stack[i]);
+        free(s.build_key);
+        if (st == yajl_status_ok && !s.failed)
+                return 0;
+        *ret_malformed = s.json_error;
+        return -1;
+}

@@ -6,6 +6,9 @@
 #ifndef EDGECD_SCHEMA_H
 #define EDGECD_SCHEMA_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <jansson.h>
 
 #include "error.h"
@@ -22,5 +25,16 @@ int schema_check(const json_t *schema, struct err *err);
  * base may be NULL or "". */
 int schema_validate(const json_t *schema, const json_t *instance, const char *base,
                     struct err *err);
+
+/* schema_validate() of the JSON text[0..len), streamed: memory is one
+ * frame per nesting level (at most max_depth; 0: the schema's own bound)
+ * plus, per object, 8 bytes per member (at most 65536 members), never a
+ * tree of the whole.  Accepts and refuses what schema_validate() would on
+ * the parsed text (the first error named may differ: a streamed array is
+ * refused at its first bad item, before its length is known).
+ * *ret_malformed is set when the text is not JSON as jansson takes it (a
+ * number out of range, a duplicate key): that is not a schema miss. */
+int schema_validate_text(const json_t *schema, const char *text, size_t len, const char *base, size_t max_depth,
+                         bool *ret_malformed, struct err *err);
 
 #endif

@@ -12,12 +12,15 @@ import harness
 from harness import DaemonCase, check_error, check_job, quick, raw_exchange
 
 MAX_BODY = 65536
+# POST /v1/jobs takes up to input_ceiling_bytes + 64 KiB, spooled past MAX_BODY.
+INPUT_CEILING = 2 * MAX_BODY
+SPOOL_MAX = INPUT_CEILING + 65536
 CORPUS = os.path.join(harness.REPO, "..", "shared", "corpora", "jsontestsuite", "test_parsing")
 
 
 @quick
 class HttpErrors(DaemonCase):
-    CONFIG = {"max_body_bytes": MAX_BODY, "max_timeout_seconds": 300}
+    CONFIG = {"max_body_bytes": MAX_BODY, "input_ceiling_bytes": INPUT_CEILING, "max_timeout_seconds": 300}
 
     def bad(self, method, path, body=None, headers=None, status=400, code=None, field=None):
         r = self.d.req(method, path, body, headers)
@@ -162,10 +165,18 @@ class HttpErrors(DaemonCase):
     def test_body_at_limit_and_over(self):
         r = self.d.submit(self.padded(MAX_BODY), headers={"Content-Type": "application/json"})
         check_error(r, 404, "unknown_algorithm")
-        self.post(self.padded(MAX_BODY + 1), headers={"Content-Type": "application/json"},
+        # Past max_body_bytes a submission is spooled and judged by what it says.
+        r = self.d.submit(self.padded(MAX_BODY + 1), headers={"Content-Type": "application/json"})
+        check_error(r, 404, "unknown_algorithm")
+        r = self.d.submit(self.padded(SPOOL_MAX), headers={"Content-Type": "application/json"})
+        check_error(r, 404, "unknown_algorithm")
+        self.post(self.padded(SPOOL_MAX + 1), headers={"Content-Type": "application/json"},
                   status=413, code="payload_too_large")
         self.post(self.padded(MAX_BODY * 8), headers={"Content-Type": "application/json"},
                   status=413, code="payload_too_large")
+        # Other routes are not spooled: max_body_bytes is their limit.
+        r = self.d.req("POST", "/v1/jobs/batch", self.padded(MAX_BODY + 1), {"Content-Type": "application/json"})
+        check_error(r, 413, "payload_too_large")
 
     def test_huge_content_length_is_refused_promptly(self):
         head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -179,7 +190,7 @@ class HttpErrors(DaemonCase):
 
     def test_chunked_over_limit(self):
         chunk = b"a" * 16384
-        chunks = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * (MAX_BODY * 4 // len(chunk))
+        chunks = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * (SPOOL_MAX * 2 // len(chunk))
         chunks.append(b"0\r\n\r\n")
         head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -194,13 +205,13 @@ class HttpErrors(DaemonCase):
 
     def test_chunked_exactly_at_the_limit(self):
         # Without a Content-Length the limit is counted as the body comes:
-        # max_body_bytes is read, one byte more is refused.
+        # the spool's limit is read, one byte more is refused.
         head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-        st, hdrs, body, secs = raw_exchange(self.d.port, head, self.chunked(self.padded(MAX_BODY)), timeout=10)
+        st, hdrs, body, secs = raw_exchange(self.d.port, head, self.chunked(self.padded(SPOOL_MAX)), timeout=10)
         self.assertEqual(st, 404, body)
         self.assertEqual(json.loads(body)["error"]["code"], "unknown_algorithm")
-        st, hdrs, body, secs = raw_exchange(self.d.port, head, self.chunked(self.padded(MAX_BODY + 1)), timeout=10)
+        st, hdrs, body, secs = raw_exchange(self.d.port, head, self.chunked(self.padded(SPOOL_MAX + 1)), timeout=10)
         self.assertEqual(st, 413, body)
         self.assertEqual(json.loads(body)["error"]["code"], "payload_too_large")
         self.assertHealthy()
@@ -313,8 +324,8 @@ class HttpErrors(DaemonCase):
                 continue
             if r.status >= 500:
                 problems.append("%s: %s" % (name, r))
-            elif len(data) > MAX_BODY and r.status == 413:
-                pass        # bigger than this daemon's max_body_bytes: 413 is right
+            elif len(data) > SPOOL_MAX and r.status == 413:
+                pass        # bigger than this daemon takes at all: 413 is right
             elif name.startswith("n_") and r.status != 400:
                 problems.append("%s (must be rejected): %s" % (name, r))
             elif name.startswith("y_") and r.status not in (400, 404):

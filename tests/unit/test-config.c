@@ -99,6 +99,8 @@ static void assert_defaults(const struct config *c)
         ck_assert_int_eq(c->drain_seconds, 30);
         ck_assert_int_eq(c->max_body_bytes, 1024 * 1024);
         ck_assert_int_eq(c->max_result_bytes, 1024 * 1024);
+        ck_assert_int_eq(c->input_ceiling_bytes, 256 * 1024 * 1024);
+        ck_assert_int_eq(c->result_ceiling_bytes, 256 * 1024 * 1024);
         ck_assert_int_eq(c->max_log_bytes, 64 * 1024);
         ck_assert_int_eq(c->max_timeout_seconds, 600);
         ck_assert_int_eq(c->runtime_timeout_seconds, 30);
@@ -662,7 +664,7 @@ END_TEST
 #if __SIZEOF_POINTER__ == 8
 /* A new field changes the size: poison it below and check it in
  * assert_defaults(), then update the number. */
-_Static_assert(sizeof(struct config) == 392, "struct config changed: extend the poison and assert_defaults");
+_Static_assert(sizeof(struct config) == 408, "struct config changed: extend the poison and assert_defaults");
 #endif
 START_TEST(test_shipped_file_equals_defaults)
 {
@@ -680,6 +682,7 @@ START_TEST(test_shipped_file_equals_defaults)
         config_set_string(&cfg.auth.tokens_file, "poison");
         cfg.workers = cfg.queue_capacity = cfg.memory_pool_mb = cfg.max_batch = cfg.drain_seconds = 7;
         cfg.max_body_bytes = cfg.max_result_bytes = cfg.max_log_bytes = 7;
+        cfg.input_ceiling_bytes = cfg.result_ceiling_bytes = 7;
         cfg.max_timeout_seconds = cfg.runtime_timeout_seconds = cfg.sweep_interval_seconds = 7;
         cfg.keep_bundles = true;
         cfg.watch_plugins = false;

@@ -7,6 +7,7 @@
 
 #include "schema.h"
 #include "testutil.h"
+#include "util.h"
 
 static json_t *J(const char *text)
 {
@@ -25,6 +26,19 @@ static int run(const char *schema, const char *instance, struct err *e)
                       ce.field);
         err_clear(e);
         int r = schema_validate(s, i, "/parameters", e);
+        /* The streamed validator takes and refuses the same, for the same
+         * reason (instance as the client would send it). */
+        struct err se = ERR_INIT;
+        bool malformed = true;
+        int rs = schema_validate_text(s, instance, strlen(instance), "/parameters", 0, &malformed, &se);
+        ck_assert_msg(rs == r, "`%s` against `%s`: tree %d (%s), streamed %d (%s)", instance, schema, r, e->msg, rs,
+                      se.msg);
+        ck_assert(!malformed);
+        if (r < 0) {
+                ck_assert_msg(!strcmp(se.field, e->field) && !strcmp(se.msg, e->msg),
+                              "`%s` against `%s`: tree `%s` at %s, streamed `%s` at %s", instance, schema, e->msg,
+                              e->field, se.msg, se.field);
+        }
         json_decref(s);
         json_decref(i);
         return r;
@@ -282,6 +296,69 @@ START_TEST(test_matrix_schema)
 }
 END_TEST
 
+/* What only the streamed validator meets: text jansson would not take,
+ * containers under enum, long arrays, and its memory staying flat. */
+static int streamed(const char *schema, const char *text, bool *malformed, struct err *e)
+{
+        json_t *s = J(schema);
+        err_clear(e);
+        int r = schema_validate_text(s, text, strlen(text), "/parameters", 0, malformed, e);
+        json_decref(s);
+        return r;
+}
+
+START_TEST(test_streamed)
+{
+        struct err e = ERR_INIT;
+        bool malformed = false;
+        /* Not JSON as jansson reads it: not a schema miss. */
+        ck_assert_int_eq(streamed("{}", "{\"a\": 1, \"a\": 2}", &malformed, &e), -1);
+        ck_assert(malformed);
+        ck_assert_int_eq(streamed("{}", "[99999999999999999999]", &malformed, &e), -1);
+        ck_assert(malformed);
+        ck_assert_int_eq(streamed("{}", "[1e999]", &malformed, &e), -1);
+        ck_assert(malformed);
+        ck_assert_int_eq(streamed("{}", "{\"a\": [1, 2", &malformed, &e), -1);
+        ck_assert(malformed);
+        /* Duplicate keys in different objects are fine. */
+        ck_assert_int_eq(streamed("{}", "{\"a\": {\"a\": 1}, \"b\": {\"a\": 2}}", &malformed, &e), 0);
+
+        /* enum of a container: built and compared whole. */
+        const char *en = "{\"type\": \"object\", \"properties\": {\"m\": {\"enum\": [[1, 2], {\"k\": [true]}]}}}";
+        ck_assert_int_eq(streamed(en, "{\"m\": [1, 2.0]}", &malformed, &e), 0);
+        ck_assert_int_eq(streamed(en, "{\"m\": {\"k\": [true]}}", &malformed, &e), 0);
+        ck_assert_int_eq(streamed(en, "{\"m\": [1, 2, 3]}", &malformed, &e), -1);
+        ck_assert_str_eq(e.field, "/parameters/m");
+        ck_assert(!malformed);
+
+        /* A long array: refused at its first bad item, pointer and all. */
+        const char *mat = "{\"type\": \"object\", \"required\": [\"v\"], \"properties\": {\"v\": {\"type\": \"array\", "
+                          "\"maxItems\": 300000, \"items\": {\"type\": \"array\", \"items\": {\"type\": \"integer\"}}}}}";
+        size_t n = 200000;
+        char *big = xmalloc(n * 12 + 64);
+        char *p = big + sprintf(big, "{\"v\": [");
+        for (size_t i = 0; i < n; i++)
+                p += sprintf(p, "%s[%zu]", i ? "," : "", i);
+        strcpy(p, "]}");
+        ck_assert_msg(streamed(mat, big, &malformed, &e) == 0, "%s at %s", e.msg, e.field);
+        char *bad = strstr(big, "[123456]");
+        ck_assert_ptr_nonnull(bad);
+        memcpy(bad, "[12.5e0]", 8);
+        ck_assert_int_eq(streamed(mat, big, &malformed, &e), -1);
+        ck_assert_str_eq(e.field, "/parameters/v/123456/0");
+        ck_assert_str_eq(e.msg, "expected integer, got number");
+        free(big);
+        /* maxItems: refused once one too many has come. */
+        ck_assert_int_eq(streamed("{\"type\": \"array\", \"maxItems\": 2}", "[1, 2, 3, 4]", &malformed, &e), -1);
+        ck_assert_str_eq(e.field, "/parameters");
+        ck_assert_str_eq(e.msg, "must have at most 2 items");
+        /* A missing required property, named by its pointer. */
+        ck_assert_int_eq(streamed("{\"type\": \"object\", \"properties\": {\"o\": {\"required\": [\"x\"]}}}",
+                                  "{\"o\": {\"y\": 1}}", &malformed, &e), -1);
+        ck_assert_str_eq(e.field, "/parameters/o/x");
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("schema");
@@ -296,6 +373,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_check_bad_schemas);
         tcase_add_test(tc, test_depth_cap);
         tcase_add_test(tc, test_matrix_schema);
+        tcase_add_test(tc, test_streamed);
         suite_add_tcase(s, tc);
         return s;
 }

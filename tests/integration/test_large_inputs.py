@@ -1,0 +1,149 @@
+"""Large inputs: a submission over max_body_bytes is spooled to an unnamed
+file as it arrives and checked as a stream (never a tree of the whole), up
+to what the plugin's max_input_bytes allows (at most the config's
+input_ceiling_bytes); the result likewise up to its max_result_bytes.  The
+daemon's peak memory stays well under what the parameters would cost as a
+tree, the spool leaves nothing behind, and every refusal is clear: over the
+plugin's limit, over the ceiling, malformed deep inside, a schema miss far
+into an array, a plugin asking more than the ceiling."""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import unittest
+
+import harness
+from harness import Daemon
+
+CONFIG = {"max_body_bytes": "64KiB", "input_ceiling_bytes": "48MiB", "result_ceiling_bytes": "48MiB",
+          "http": {"max_response_bytes": "128MiB"}}
+
+BIG = """name: t_big
+version: 1.0.0
+description: Echoes large parameters back.
+command: ["/bin/testkit", "echo"]
+input_schema:
+  type: object
+  required: [values]
+  additionalProperties: false
+  properties:
+    values: {type: array, items: {type: integer}}
+    label: {type: string, maxLength: 16}
+resources: {memory_mb: 256, disk_mb: 64}
+max_input_bytes: 32MiB
+max_result_bytes: 32MiB
+"""
+
+SMALL = BIG.replace("name: t_big", "name: t_small").replace("max_input_bytes: 32MiB\nmax_result_bytes: 32MiB\n", "")
+GREEDY = BIG.replace("name: t_big", "name: t_greedy").replace("max_input_bytes: 32MiB", "max_input_bytes: 1GiB")
+
+
+def plugin(root, name, manifest):
+    p = os.path.join(root, name)
+    shutil.copytree(os.path.join(harness.OPTIONS["plugins"], "t_echo", "rootfs"), os.path.join(p, "rootfs"),
+                    symlinks=True)
+    with open(os.path.join(p, "plugin.yaml"), "w") as f:
+        f.write(manifest)
+    return os.path.join(p, "plugin.yaml")
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def post(d, body, timeout=120):
+    return d.req("POST", "/v1/jobs?wait=true", body=body, headers={"Content-Type": "application/json"},
+                 timeout=timeout * harness.slow_factor())
+
+
+class LargeInputs(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
+        os.chmod(cls.tmp, 0o755)
+        plugin(cls.tmp, "t_big", BIG)
+        plugin(cls.tmp, "t_small", SMALL)
+        cls.greedy = plugin(cls.tmp, "t_greedy", GREEDY)
+        cls.d = Daemon("LargeInputs", plugins=cls.tmp, config=CONFIG).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_a_large_job_round_trip_in_bounded_memory(self):
+        n = 2500000
+        body = json.dumps({"algorithm": "t_big", "parameters": {"values": list(range(n)), "label": "big"}},
+                          separators=(",", ":")).encode()
+        self.assertGreater(len(body), 16 << 20)
+        before = vm_hwm_kib(self.d.proc.pid)
+        r = post(self.d, body)
+        self.assertEqual(r.status, 200, str(r)[:300])
+        job = r.body
+        self.assertEqual(job["status"], "succeeded", {k: job[k] for k in ("status", "error")})
+        self.assertEqual(job["result"]["values"], list(range(n)))
+        self.assertEqual(job["result"]["label"], "big")
+        peak = vm_hwm_kib(self.d.proc.pid)
+        # As a jansson tree the parameters alone would take over 150 MiB;
+        # what the daemon holds is its copies of the text (the store's, the
+        # worker's, the result's and the answer's).
+        self.assertLess(peak - before, 6 * len(body) // 1024 + 16 * 1024,
+                        "peak memory grew by %d KiB for a %d-byte body" % (peak - before, len(body)))
+        self.assertEqual(os.listdir(os.path.join(self.d.state_dir, "spool")), [])
+
+    def test_over_the_plugins_limit(self):
+        body = json.dumps({"algorithm": "t_small", "parameters": {"values": list(range(30000))}}).encode()
+        self.assertGreater(len(body), 64 << 10)
+        r = post(self.d, body)
+        self.assertEqual(r.status, 413, r)
+        self.assertEqual(r.body["error"]["code"], "payload_too_large")
+        self.assertIn("over the limit of 65536 for `t_small` 1.0.0", r.body["error"]["message"])
+        self.assertEqual(r.body["error"]["field"], "/parameters")
+
+    def test_over_the_ceiling_refused_before_reading(self):
+        r = self.d.req("POST", "/v1/jobs", body=None,
+                       headers={"Content-Type": "application/json", "Content-Length": str(64 << 20)}, timeout=10)
+        self.assertEqual(r.status, 413, r)
+        self.assertIn("input_ceiling_bytes", r.body["error"]["message"])
+
+    def test_a_miss_deep_in_a_large_array(self):
+        values = list(range(200000))
+        body = json.dumps({"algorithm": "t_big", "parameters": {"values": values}}).encode()
+        bad = body.replace(b" 123456,", b" 123456.5,", 1)
+        self.assertNotEqual(bad, body)
+        r = post(self.d, bad)
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.body["error"]["code"], "invalid_parameters")
+        self.assertEqual(r.body["error"]["field"], "/parameters/values/123456")
+        extra = body.replace(b'"values"', b'"label": "x", "oops": 1, "values"', 1)
+        r = post(self.d, extra)
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.body["error"]["field"], "/parameters/oops")
+
+    def test_malformed_deep_inside(self):
+        body = json.dumps({"algorithm": "t_big", "parameters": {"values": list(range(100000))}}).encode()
+        for broken in (body[:-5], body.replace(b"99999", b"99x99", 1),
+                       body.replace(b'{"values"', b'{"values": [1], "values"', 1),
+                       body.replace(b"77777", b"77777777777777777777777", 1)):
+            r = post(self.d, broken)
+            self.assertEqual(r.status, 400, r)
+            self.assertEqual(r.body["error"]["code"], "invalid_json", r.body)
+        self.assertTrue(self.d.healthz_ok())
+
+    def test_a_plugin_over_the_ceiling_is_broken(self):
+        broken = {b["path"]: b["error"] for b in self.d.req("GET", "/v1/algorithms").body["broken"]}
+        self.assertRegex(broken.get(self.greedy, ""), re.escape(self.greedy) +
+                         r":\d+: max_input_bytes: 1073741824 is over the config's input_ceiling_bytes of 50331648")
+
+
+if __name__ == "__main__":
+    unittest.main()
