@@ -4,6 +4,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,13 +45,72 @@ static const char *digest_hex(const char *digest)
         return h;
 }
 
-/* A JSON file of the layout, parsed; an object. */
-static int read_json(const char *path, const char *what, const char *want_hex, json_t **ret, struct err *err)
+/* A file of the layout at dir/rel, opened without following a link
+ * anywhere on the way (a layout's files are its own, never the host's),
+ * regular and not too large; *ret_fd open for reading. */
+static int open_in_layout(const char *dir, const char *rel, const char *what, int *ret_fd, struct stat *ret_st,
+                          struct err *err)
 {
-        _cleanup_free_ char *data = NULL;
-        size_t len = 0;
-        if (read_file(path, IMAGE_BLOB_MAX, READ_FOLLOW_LINKS, &data, &len, err) < 0)
-                return err_wrap(err, "%s", what);
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return err_errno(err, ERR_IO, "%s: open the layout", what);
+        struct open_how how = { .flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+                                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+        int fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof how);
+        if (fd < 0 && (errno == ENOSYS || errno == EPERM)) {
+                /* Before openat2: each directory on the way, then the file. */
+                _cleanup_free_ char *copy = xstrdup(rel);
+                int cur = dup(dfd);
+                char *save = NULL;
+                for (char *part = strtok_r(copy, "/", &save); part && cur >= 0;) {
+                        char *next = strtok_r(NULL, "/", &save);
+                        int nfd = openat(cur, part, (next ? O_DIRECTORY : O_NONBLOCK | O_NOCTTY) | O_RDONLY | O_NOFOLLOW |
+                                                    O_CLOEXEC);
+                        int e = errno;
+                        close(cur);
+                        errno = e;
+                        cur = nfd;
+                        part = next;
+                }
+                fd = cur;
+        }
+        if (fd < 0)
+                return err_set(err, errno == ENOENT ? ERR_INVALID : ERR_IO, 0, "%s: %s%s", what,
+                               errno == ELOOP || errno == EXDEV ? "a symbolic link on the way to " : "",
+                               errno == ELOOP || errno == EXDEV ? rel : strerror(errno));
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                close(fd);
+                return err_set(err, ERR_INVALID, 0, "%s: `%s` is not a regular file", what, rel);
+        }
+        *ret_fd = fd;
+        if (ret_st)
+                *ret_st = st;
+        return 0;
+}
+
+/* A JSON file of the layout, parsed; an object. */
+static int read_json(const char *dir, const char *rel, const char *what, const char *want_hex, json_t **ret,
+                     struct err *err)
+{
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        if (open_in_layout(dir, rel, what, &fd, &st, err) < 0)
+                return -1;
+        if ((uint64_t)st.st_size > IMAGE_BLOB_MAX)
+                return err_set(err, ERR_INVALID, 0, "%s: %lld bytes, over the limit of %zu", what,
+                               (long long)st.st_size, IMAGE_BLOB_MAX);
+        size_t len = (size_t)st.st_size;
+        _cleanup_free_ char *data = xmalloc(len + 1);
+        size_t got = 0;
+        while (got < len) {
+                ssize_t n = read(fd, data + got, len - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return err_errno(err, ERR_IO, "%s: read", what);
+                got += (size_t)n;
+        }
         if (want_hex) {
                 /* A blob is named by its content's digest: one that does
                  * not match is corrupt or tampered with. */
@@ -61,13 +123,16 @@ static int read_json(const char *path, const char *what, const char *want_hex, j
                 for (size_t i = 0; i < sizeof d; i++)
                         snprintf(hex + 2 * i, 3, "%02x", d[i]);
                 if (strcmp(hex, want_hex))
-                        return err_set(err, ERR_INVALID, 0, "%s: its sha256 is %s, not the %s its digest says", what,
-                                       hex, want_hex);
+                        return err_set(err, ERR_INVALID, 0, "%s: the blob does not match its digest sha256:%s", what,
+                                       want_hex);
         }
+        /* Not jansson's words: they quote the text, and a layout is not
+         * ours to quote into /readyz. */
         json_error_t jerr;
         json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!j)
-                return err_set(err, ERR_INVALID, 0, "%s:%d:%d: %s", what, jerr.line, jerr.column, jerr.text);
+                return err_set(err, ERR_INVALID, 0, "%s: not valid JSON (line %d, column %d)", what, jerr.line,
+                               jerr.column);
         if (!json_is_object(j)) {
                 json_decref(j);
                 return err_set(err, ERR_INVALID, 0, "%s: not a JSON object", what);
@@ -82,8 +147,8 @@ static int read_blob(const char *dir, const char *digest, const char *what, json
         if (!hex)
                 return err_set(err, ERR_INVALID, 0, "%s: digest `%s` is not sha256:<64 hex digits>", what,
                                digest ? digest : "(none)");
-        _cleanup_free_ char *path = xasprintf("%s/blobs/sha256/%s", dir, hex);
-        return read_json(path, what, hex, ret, err);
+        _cleanup_free_ char *rel = xasprintf("blobs/sha256/%s", hex);
+        return read_json(dir, rel, what, hex, ret, err);
 }
 
 /* A JSON array of strings as a NULL-terminated vector (absent or null:
@@ -139,13 +204,14 @@ static int pick_manifest(const json_t *index, const char *tag, const json_t **re
 
 int image_read(const char *dir, const char *tag, struct image_config *ret, struct err *err)
 {
-        _cleanup_free_ char *marker = xasprintf("%s/oci-layout", dir);
-        if (access(marker, F_OK) < 0)
-                return err_set(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, 0,
-                               "`%s` is not an OCI image layout (no oci-layout file)", dir);
-        _cleanup_free_ char *ipath = xasprintf("%s/index.json", dir);
+        _cleanup_close_ int mfd = -1;
+        if (open_in_layout(dir, "oci-layout", "oci-layout", &mfd, NULL, err) < 0) {
+                char why[ERR_MSG_MAX];
+                snprintf(why, sizeof why, "%s", err->msg);
+                return err_set(err, ERR_NOT_FOUND, 0, "`%s` is not an OCI image layout (%s)", dir, why);
+        }
         _cleanup_json_ json_t *index = NULL, *manifest = NULL, *config = NULL;
-        if (read_json(ipath, "index.json", NULL, &index, err) < 0)
+        if (read_json(dir, "index.json", "index.json", NULL, &index, err) < 0)
                 return -1;
         const json_t *entry = NULL;
         if (pick_manifest(index, tag, &entry, err) < 0)
@@ -156,6 +222,19 @@ int image_read(const char *dir, const char *tag, struct image_config *ret, struc
         const char *cdigest = json_string_value(json_object_get(json_object_get(manifest, "config"), "digest"));
         if (read_blob(dir, cdigest, "image config", &config, err) < 0)
                 return -1;
+        /* umoci reads the layers: they too must be the layout's own files. */
+        size_t li;
+        json_t *layer;
+        json_array_foreach(json_object_get(manifest, "layers"), li, layer) {
+                const char *hex = digest_hex(json_string_value(json_object_get(layer, "digest")));
+                if (!hex)
+                        return err_set(err, ERR_INVALID, 0, "image manifest: layer %zu has no sha256 digest", li);
+                _cleanup_free_ char *rel = xasprintf("blobs/sha256/%s", hex);
+                _cleanup_free_ char *what = xasprintf("layer %zu", li);
+                _cleanup_close_ int lfd = -1;
+                if (open_in_layout(dir, rel, what, &lfd, NULL, err) < 0)
+                        return -1;
+        }
 
         struct image_config c = { 0 };
         const json_t *cc = json_object_get(config, "config");
@@ -174,6 +253,18 @@ int image_read(const char *dir, const char *tag, struct image_config *ret, struc
         }
         *ret = c;
         return 0;
+}
+
+/* Did umoci unpack the manifest `digest` into bundle?  Its umoci.json
+ * records the descriptors it walked, the manifest last. */
+static int unpacked_digest_is(const char *bundle, const char *digest)
+{
+        _cleanup_free_ char *path = xasprintf("%s/umoci.json", bundle);
+        _cleanup_json_ json_t *u = json_load_file(path, 0, NULL);
+        json_t *walk = json_object_get(json_object_get(u, "from_descriptor_path"), "descriptor_walk");
+        size_t n = json_array_size(walk);
+        const char *last = n ? json_string_value(json_object_get(json_array_get(walk, n - 1), "digest")) : NULL;
+        return last && !strcmp(last, digest) ? 0 : -1;
 }
 
 int image_unpack(const char *umoci, const char *dir, const char *tag, const char *digest, const char *cache_dir,
@@ -224,6 +315,13 @@ int image_unpack(const char *umoci, const char *dir, const char *tag, const char
                 return -1;
         }
         spawn_result_done(&res);
+        /* umoci looked the tag up again: it must have found the image
+         * read before, or the cache entry would hold another one. */
+        if (unpacked_digest_is(tmp, digest) < 0) {
+                rm_rf(tmp, &ignored);
+                return err_set(err, ERR_INVALID, 0, "the tag `%s` named another image while it was unpacked; "
+                               "try again (SIGHUP)", tag);
+        }
         if (rename(tmp, final) < 0) {
                 int e = errno;
                 rm_rf(tmp, &ignored);

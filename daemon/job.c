@@ -234,8 +234,9 @@ bool job_finish(struct job *j, enum job_error error, const char *message, int ex
                 j->cancel_fd = -1;
         }
         struct job_metrics m = j->metrics;
+        bool ran = j->started_ms != 0;
         pthread_mutex_unlock(&j->lock);
-        metrics_job_finished(j->manifest->name, error, &m);
+        metrics_job_finished(j->manifest->name, error, &m, ran);
         return true;
 }
 

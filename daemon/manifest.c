@@ -51,6 +51,7 @@ void manifest_unref(struct manifest *m)
         free(m->image_ref);
         free(m->image_tag);
         free(m->image_digest);
+        free(m->image_link);
         free(m->cwd);
         free(m->name);
         free(m->version);
@@ -346,7 +347,8 @@ static void finish_image(struct mload *L)
                 ydiag_add(L->d, at, "image", "`%s` resolves to `%s`, outside the plugin directory", m->image, real);
                 return;
         }
-        free(m->image);
+        free(m->image_link);
+        m->image_link = m->image;
         m->image = TAKE_PTR(real);
         struct image_config c = { 0 };
         struct err e = ERR_INIT;

@@ -29,6 +29,7 @@ struct manifest {
          * tag as written (NULL: the layout's only one), the tag found and
          * the image manifest's digest.  NULL for a rootfs plugin. */
         char *image, *image_ref, *image_tag, *image_digest;
+        char *image_link;         /* the layout as written (DIR/image): a rescan sees it re-pointed */
         char *cwd;                /* the process's working directory: the image's WorkingDir; NULL: "/" */
 
         char *name;               /* [a-z0-9_-]{1,64}, the algorithm name */

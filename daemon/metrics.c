@@ -147,7 +147,7 @@ static void hist_add(struct hist *h, int64_t ms)
         __atomic_add_fetch(&h->sum_us, (uint64_t)ms * 1000, __ATOMIC_RELAXED);
 }
 
-void metrics_job_finished(const char *algorithm, enum job_error error, const struct job_metrics *m)
+void metrics_job_finished(const char *algorithm, enum job_error error, const struct job_metrics *m, bool ran)
 {
         if ((int)error < 0 || error >= N_ERRORS)
                 error = JOB_ERR_RUNTIME_ERROR;
@@ -157,20 +157,23 @@ void metrics_job_finished(const char *algorithm, enum job_error error, const str
         add(&sum_run_ms, m->run_ms);
         add(&sum_total_ms, m->total_ms);
         const int64_t v[] = { m->queue_ms, m->create_ms, m->run_ms, m->collect_ms, m->total_ms };
+        /* A job that never left the queue has no create, run or collect. */
         for (size_t i = 0; i < ARRAY_SIZE(phases); i++)
-                hist_add(&phase_hist[i], v[i]);
+                if (ran || i == 0 || i == ARRAY_SIZE(phases) - 1)
+                        hist_add(&phase_hist[i], v[i]);
 
         pthread_mutex_lock(&table_lock);
         size_t k = 0;
         while (k < n_algorithms && strcmp(algorithms[k].name, algorithm))
                 k++;
         if (k == n_algorithms) {
-                if (n_algorithms < ALGORITHMS_MAX - 1 || (n_algorithms == ALGORITHMS_MAX - 1 && !strcmp(algorithm, "other")))
+                /* The last row takes the rest, under a name no plugin can have. */
+                if (n_algorithms < ALGORITHMS_MAX - 1)
                         n_algorithms++;
                 else
                         k = ALGORITHMS_MAX - 1, n_algorithms = ALGORITHMS_MAX;
                 snprintf(algorithms[k].name, sizeof algorithms[k].name, "%s",
-                         k == ALGORITHMS_MAX - 1 ? "other" : algorithm);
+                         k == ALGORITHMS_MAX - 1 ? "(other)" : algorithm);
         }
         hist_add(&algorithms[k].h, m->total_ms);
         pthread_mutex_unlock(&table_lock);
@@ -194,7 +197,7 @@ void metrics_http_request(const char *route, const char *method, unsigned status
         if (k == n_http_rows) {
                 if (n_http_rows == HTTP_ROWS_MAX - 1) {
                         /* The last row takes the rest. */
-                        http_rows[k] = (typeof(http_rows[k])){ .route = "other", .method = "other", .status = 0 };
+                        http_rows[k] = (typeof(http_rows[k])){ .route = "(other)", .method = "other", .status = 0 };
                         n_http_rows++;
                 } else if (n_http_rows == HTTP_ROWS_MAX) {
                         k = HTTP_ROWS_MAX - 1;
@@ -209,8 +212,17 @@ void metrics_http_request(const char *route, const char *method, unsigned status
         pthread_mutex_unlock(&table_lock);
 }
 
+static __thread bool runtime_muted;
+
+void metrics_runtime_mute(bool on)
+{
+        runtime_muted = on;
+}
+
 void metrics_runtime_call(const char *verb, bool failed)
 {
+        if (runtime_muted)
+                return;
         size_t i = index_of(runtime_verbs, ARRAY_SIZE(runtime_verbs), verb);
         add(&runtime_calls[i], 1);
         if (failed)
@@ -219,6 +231,8 @@ void metrics_runtime_call(const char *verb, bool failed)
 
 void metrics_runtime_failed(const char *verb)
 {
+        if (runtime_muted)
+                return;
         add(&runtime_failures[index_of(runtime_verbs, ARRAY_SIZE(runtime_verbs), verb)], 1);
 }
 

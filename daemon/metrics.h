@@ -38,13 +38,16 @@ void metrics_plugin_reload(const char *trigger);
 /* A job of `algorithm` became final: error JOB_ERR_NONE is a success.
  * Its phases go into histograms (edgecd_job_duration_seconds, by phase
  * and, for the total, by algorithm). */
-void metrics_job_finished(const char *algorithm, enum job_error error, const struct job_metrics *m);
+void metrics_job_finished(const char *algorithm, enum job_error error, const struct job_metrics *m, bool ran);
 /* A request answered: its route's pattern ("/v1/jobs/ *", NULL when none
  * matched), method and status. */
 void metrics_http_request(const char *route, const char *method, unsigned status);
 /* A call to the OCI runtime ("create", "run", "start", "kill", "delete"),
  * and whether it failed. */
 void metrics_runtime_call(const char *verb, bool failed);
+/* Calls made on this thread are not counted while muted (the start-up
+ * probe's). */
+void metrics_runtime_mute(bool on);
 /* A call already counted turned out to have failed (a foreground run). */
 void metrics_runtime_failed(const char *verb);
 /* When the process started (for process_start_time_seconds); once, early. */

@@ -19,6 +19,7 @@
 #include "manifest.h"
 #include "oci.h"
 #include "result.h"
+#include "metrics.h"
 #include "util.h"
 #include "workspace.h"
 
@@ -348,7 +349,11 @@ int probe_select_runtime(const struct probe_env *pe, void (*report)(const char *
                 struct runtime *rt = runtime_cli_new(name, path, root, cfg->runtime_timeout_seconds * 1000);
                 int64_t ms = 0;
                 struct err perr = ERR_INIT;
-                if (probe_sandbox(pe, rt, &ms, &perr) == 0) {
+                /* Its runtime calls are not the jobs' (edgecd_runtime_*). */
+                metrics_runtime_mute(true);
+                int probed = probe_sandbox(pe, rt, &ms, &perr);
+                metrics_runtime_mute(false);
+                if (probed == 0) {
                         say(report, ctx, "runtime: using `%s` (%s, version %s): the sandbox probe passed in %lld ms",
                             name, path, rt->version ? rt->version : "unknown", (long long)ms);
                         *ret = rt;

@@ -202,7 +202,10 @@ static bool still_current(const struct manifest *m, const struct file_id *id, bo
                         return false;
         }
         if (m->image) {
-                /* The tag may name another image now. */
+                /* The link may point elsewhere, the tag name another image. */
+                _cleanup_free_ char *real = m->image_link ? realpath(m->image_link, NULL) : NULL;
+                if (!real || strcmp(real, m->image))
+                        return false;
                 struct image_config c = { 0 };
                 struct err e = ERR_INIT;
                 bool same = image_read(m->image, m->image_ref, &c, &e) == 0 && !strcmp(c.digest, m->image_digest);

@@ -151,9 +151,57 @@ class ImagePlugins(unittest.TestCase):
         tag = broken.get(os.path.join(self.tmp, "b_tag", "plugin.yaml"), "")
         self.assertRegex(tag, r"plugin\.yaml:\d+:\d+: image_tag: index.json has no manifest tagged `nosuch`")
         blob = broken.get(os.path.join(self.tmp, "b_blob", "plugin.yaml"), "")
-        self.assertRegex(blob, r"plugin\.yaml:\d+:\d+: image: image manifest: its sha256 is [0-9a-f]{64}, not the")
+        self.assertRegex(blob, r"plugin\.yaml:\d+:\d+: image: image manifest: the blob does not match its digest sha256:[0-9a-f]{64}$")
         for name in ("b_tag", "b_blob"):
             self.assertEqual(self.d.req("GET", "/v1/algorithms/" + name).status, 404)
+
+    def test_links_inside_a_layout_are_refused(self):
+        """A layout's files are its own: a link to a host file is never
+        followed, and nothing of that file shows in the error."""
+        secret = os.path.join(self.tmp, "host-secret")
+        with open(secret, "w") as f:
+            f.write("hunter2 is the password")
+        root = tempfile.mkdtemp(prefix="edgecd-it-images-links-")
+        self.addCleanup(shutil.rmtree, root, True)
+        os.chmod(root, 0o755)
+        for name, target in (("l_index", "index.json"), ("l_blob", None)):
+            p = os.path.join(root, name)
+            shutil.copytree(os.path.join(self.tmp, "i_echo"), p, symlinks=True)
+            write_manifest(p, name, 'command: ["/bin/testkit", "echo"]\n')
+            layout = os.path.join(p, "image")
+            rel = target or os.path.join("blobs", "sha256", index_digest(layout)[len("sha256:"):])
+            os.unlink(os.path.join(layout, rel))
+            os.symlink(secret, os.path.join(layout, rel))
+        d = Daemon("ImageLinks", plugins=root).start()
+        self.addCleanup(d.stop)
+        broken = {b["path"]: b["error"] for b in d.req("GET", "/v1/algorithms").body["broken"]}
+        for name in ("l_index", "l_blob"):
+            err = broken.get(os.path.join(root, name, "plugin.yaml"), "")
+            self.assertIn("symbolic link", err, broken)
+            self.assertNotIn("hunter", err)
+        self.assertNotIn("hunter", json.dumps(d.req("GET", "/readyz").body))
+
+    def test_a_repointed_image_link_is_taken(self):
+        root = tempfile.mkdtemp(prefix="edgecd-it-images-repoint-")
+        self.addCleanup(shutil.rmtree, root, True)
+        os.chmod(root, 0o755)
+        p = os.path.join(root, "i_link")
+        os.makedirs(p)
+        for v in ("v1", "v2"):
+            shutil.copytree(os.path.join(self.tmp, "i_sandbox", "image"), os.path.join(p, v))
+            umoci("config", "--image", os.path.join(p, v) + ":latest", "--config.env", "WHICH=" + v)
+        os.symlink("v1", os.path.join(p, "image"))
+        write_manifest(p, "i_link")
+        d = Daemon("ImageRepoint", plugins=root).start()
+        self.addCleanup(d.stop)
+        self.assertIn("WHICH=v1", d.run_job({"algorithm": "i_link", "parameters": {}})["result"]["env"])
+        os.unlink(os.path.join(p, "image"))
+        os.symlink("v2", os.path.join(p, "image"))
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20 * slow_factor()
+        while "WHICH=v2" not in d.run_job({"algorithm": "i_link", "parameters": {}})["result"]["env"]:
+            self.assertLess(time.monotonic(), deadline, "the re-pointed link was not taken")
+            time.sleep(0.2)
 
     def test_z_a_new_image_under_the_tag_is_taken(self):
         layout = os.path.join(self.tmp, "i_sandbox", "image")

@@ -50,6 +50,7 @@ class Metrics(unittest.TestCase):
         for p in ("t_echo", "t_exit"):
             shutil.copytree(os.path.join(harness.OPTIONS["plugins"], p), os.path.join(cls.tmp, p), symlinks=True)
         cls.d = Daemon("Metrics", plugins=cls.tmp).start()
+        cls.fresh = scrape(cls.d)[1]
 
     @classmethod
     def tearDownClass(cls):
@@ -132,6 +133,30 @@ class Metrics(unittest.TestCase):
                     continue
                 base = re.sub(r"_(bucket|sum|count)$", "", name)
                 self.assertTrue(name in families or base in families, "%s: %s is not in /metrics" % (e, name))
+
+    def test_the_probe_is_not_counted(self):
+        calls = {k: v for k, v in self.fresh.items() if k.startswith("edgecd_runtime_")}
+        self.assertTrue(calls)
+        self.assertEqual(set(calls.values()), {0.0}, calls)
+
+    def test_a_job_cancelled_in_the_queue_has_no_create_or_run(self):
+        blocker = self.d.submit({"algorithm": "t_echo", "parameters": {"n": 1}}).body["id"]
+        _, before = scrape(self.d)
+        # Two workers and seven jobs: the last one waits in the queue long
+        # enough to be cancelled there (skipped in the rare run where not).
+        ids = [self.d.submit({"algorithm": "t_echo", "parameters": {"n": 2}}).body["id"] for _ in range(6)]
+        r = self.d.req("DELETE", "/v1/jobs/" + ids[-1])
+        for i in [blocker] + ids:
+            self.d.wait_final(i)
+        _, after = scrape(self.d)
+        last = self.d.get_job(ids[-1])
+        if last["status"] != "cancelled" or last["started_at"] is not None:
+            self.skipTest("the job started before the cancel (%s)" % r.status)
+        d = {p: delta(before, after, 'edgecd_job_duration_seconds_count{phase="%s"}' % p)
+             for p in ("queue", "create", "run", "collect", "total")}
+        self.assertEqual(d["queue"], d["total"])
+        self.assertEqual(d["create"], d["total"] - 1, d)
+        self.assertEqual(d["run"], d["total"] - 1, d)
 
     def test_process_family(self):
         _, s = scrape(self.d)
