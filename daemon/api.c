@@ -659,8 +659,9 @@ static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t
         return 0;
 }
 
-/* Parse and check a request body as JSON.  NULL after replying. */
-static json_t *parse_body(struct api *a, struct http_request *req)
+/* The body, when it is JSON text (content type, syntax, depth; checked
+ * as a stream, never a tree); NULL after replying. */
+static const char *json_body(struct api *a, struct http_request *req, size_t *ret_len)
 {
         if (!is_json_content_type(http_header(req, "Content-Type"))) {
                 metrics_http_rejected("unsupported_media_type");
@@ -668,16 +669,25 @@ static json_t *parse_body(struct api *a, struct http_request *req)
                                  "the request body must be JSON: send Content-Type: application/json", NULL);
                 return NULL;
         }
-        size_t len;
-        const char *body = http_body(req, &len);
+        const char *body = http_body(req, ret_len);
         struct err derr = ERR_INIT;
-        if (jsontext_check(body, len, (size_t)a->d.cfg->http.max_json_depth, &derr) < 0) {
+        if (jsontext_check(body, *ret_len, (size_t)a->d.cfg->http.max_json_depth, &derr) < 0) {
                 metrics_http_rejected(strstr(derr.msg, "nesting deeper") ? "json_too_deep" : "invalid_json");
                 char msg[ERR_MSG_MAX + 32];
                 snprintf(msg, sizeof msg, "malformed JSON at %s", derr.msg);
                 http_reply_error(req, 400, "invalid_json", msg, NULL);
                 return NULL;
         }
+        return body;
+}
+
+/* Parse and check a request body as JSON.  NULL after replying. */
+static json_t *parse_body(struct api *a, struct http_request *req)
+{
+        size_t len;
+        const char *body = json_body(a, req, &len);
+        if (!body)
+                return NULL;
         json_error_t jerr;
         json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
         if (!doc) {
@@ -733,22 +743,10 @@ static size_t skip_ws(const char *text, size_t len, size_t i)
  * place.  NULL after replying. */
 static json_t *parse_spooled(struct api *a, struct http_request *req, const char **ret_params, size_t *ret_len)
 {
-        if (!is_json_content_type(http_header(req, "Content-Type"))) {
-                metrics_http_rejected("unsupported_media_type");
-                http_reply_error(req, 415, "unsupported_media_type",
-                                 "the request body must be JSON: send Content-Type: application/json", NULL);
-                return NULL;
-        }
         size_t len;
-        const char *text = http_body(req, &len);
-        struct err derr = ERR_INIT;
-        if (jsontext_check(text, len, (size_t)a->d.cfg->http.max_json_depth, &derr) < 0) {
-                metrics_http_rejected(strstr(derr.msg, "nesting deeper") ? "json_too_deep" : "invalid_json");
-                char msg[ERR_MSG_MAX + 32];
-                snprintf(msg, sizeof msg, "malformed JSON at %s", derr.msg);
-                http_reply_error(req, 400, "invalid_json", msg, NULL);
+        const char *text = json_body(a, req, &len);
+        if (!text)
                 return NULL;
-        }
         size_t i = skip_ws(text, len, 0);
         if (i >= len || text[i] != '{') {
                 reply_invalid(req, "", "the request body must be a JSON object");

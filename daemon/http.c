@@ -275,43 +275,15 @@ static size_t body_limit(const struct http_request *req)
         return may_spool(req) ? req->srv->o.spool_max : req->srv->o.max_body;
 }
 
-/* An unnamed file in the spool directory: gone with its last descriptor,
- * so nothing is left behind whatever happens. */
-static int spool_open(const char *dir)
-{
-        int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != ENOENT))
-                return fd;
-        /* A filesystem without O_TMPFILE: a named one, unlinked at once. */
-        _cleanup_free_ char *path = xasprintf("%s/body-XXXXXX", dir);
-        fd = mkostemp(path, O_CLOEXEC);
-        if (fd >= 0)
-                unlink(path);
-        return fd;
-}
-
-static bool write_all(int fd, const char *p, size_t n)
-{
-        while (n) {
-                ssize_t w = write(fd, p, n);
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w <= 0)
-                        return false;
-                p += w;
-                n -= (size_t)w;
-        }
-        return true;
-}
-
 /* n more bytes of a body past max_body: to the spool file. */
 static void spool_write(struct http_request *req, const char *data, size_t n)
 {
         if (req->spool_failed)
                 return;
         if (req->spool_fd < 0) {
-                req->spool_fd = spool_open(req->srv->o.spool_dir);
-                if (req->spool_fd < 0 || !write_all(req->spool_fd, req->body ? req->body : "", req->body_len)) {
+                /* Unnamed: nothing is left behind, whatever happens. */
+                req->spool_fd = open_unnamed(req->srv->o.spool_dir);
+                if (req->spool_fd < 0 || !write_full(req->spool_fd, req->body ? req->body : "", req->body_len)) {
                         req->spool_failed = true;
                         req->spool_errno = errno;
                         return;
@@ -320,7 +292,7 @@ static void spool_write(struct http_request *req, const char *data, size_t n)
                 req->body = NULL;
                 req->body_cap = 0;
         }
-        if (!write_all(req->spool_fd, data, n)) {
+        if (!write_full(req->spool_fd, data, n)) {
                 req->spool_failed = true;
                 req->spool_errno = errno;
         }

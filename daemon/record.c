@@ -3,6 +3,7 @@
 #include "record.h"
 
 #include <string.h>
+#include <sys/mman.h>
 
 #include <jansson.h>
 
@@ -40,8 +41,7 @@ void record_clear(struct job_record *r)
         free(r->algorithm);
         free(r->version);
         free(r->submitted_by);
-        if (!r->params_external)
-                free(r->params);
+        record_clear_params(r);
         free(r->result);
         free(r->error_message);
         free(r->runtime_name);
@@ -66,11 +66,13 @@ static json_t *int_or_null(int64_t v)
 
 void record_clear_params(struct job_record *r)
 {
-        if (!r->params_external)
+        if (r->params_mapped)
+                munmap(r->params, r->params_len);
+        else if (!r->params_external)
                 free(r->params);
         r->params = NULL;
         r->params_len = 0;
-        r->params_external = false;
+        r->params_external = r->params_mapped = false;
 }
 
 static json_t *string_or_null(const char *s)

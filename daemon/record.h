@@ -36,6 +36,7 @@ struct job_record {
         char *params;                  /* JSON text; NULL when not read */
         size_t params_len;
         bool params_external;          /* params is someone else's memory (a spooled body): never freed here */
+        bool params_mapped;            /* params is a read-only mapping (large ones): munmap()ed here */
         char *result;                  /* JSON text; NULL when none or not read */
         size_t result_len;
         enum job_error error;

@@ -16,9 +16,11 @@
  * order at open, each in its own transaction. */
 #include "store.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -95,6 +97,7 @@ struct reader {
 
 struct store_backend {
         char *path;
+        char *dir;                     /* the state dir: large parameters are read into unnamed files there */
         sqlite3 *w;                    /* the writer thread's */
         pthread_t thread;
         bool thread_started;
@@ -296,8 +299,14 @@ static const char SQL_INSERT[] =
         "INSERT INTO jobs(id, algorithm, version, status, priority, timeout_seconds, submitted_by, "
         "attempts, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 static const char SQL_INSERT_DATA[] = "INSERT INTO job_data(seq, params) VALUES (?1, ?2)";
+static const char SQL_INSERT_DATA_SIZED[] = "INSERT INTO job_data(seq, params) VALUES (?1, zeroblob(?2))";
+static const char SQL_PARAMS_SIZE[] =
+        "SELECT d.seq, length(d.params), typeof(d.params) FROM jobs JOIN job_data d USING (seq) WHERE id = ?1";
 static const char SQL_SET_RESULT[] =
         "UPDATE job_data SET result = ?2 WHERE seq = (SELECT seq FROM jobs WHERE id = ?1)";
+static const char SQL_SET_RESULT_SIZED[] =
+        "UPDATE job_data SET result = zeroblob(?2) WHERE seq = (SELECT seq FROM jobs WHERE id = ?1)";
+static const char SQL_SEQ[] = "SELECT seq FROM jobs WHERE id = ?1";
 static const char SQL_DELETE_DATA[] = "DELETE FROM job_data WHERE seq = (SELECT seq FROM jobs WHERE id = ?1)";
 static const char SQL_UPDATE[] =
         "UPDATE jobs SET status = ?2, error = ?4, error_message = ?5, exit_code = ?6, "
@@ -323,6 +332,27 @@ static bool fatal_rc(int rc)
         rc &= 0xff;
         return rc == SQLITE_FULL || rc == SQLITE_IOERR || rc == SQLITE_NOMEM || rc == SQLITE_CORRUPT ||
                rc == SQLITE_CANTOPEN || rc == SQLITE_READONLY || rc == SQLITE_BUSY || rc == SQLITE_NOTADB;
+}
+
+/* Parameters larger than this are written and read a piece at a time. */
+#define PARAMS_STREAM_MIN ((size_t)1 << 20)
+#define PARAMS_PIECE ((size_t)1 << 20)
+
+static int blob_write_all(sqlite3 *db, const char *column, sqlite3_int64 seq, const char *data, size_t len,
+                          struct err *err)
+{
+        sqlite3_blob *blob = NULL;
+        int rc = sqlite3_blob_open(db, "main", "job_data", column, seq, 1, &blob);
+        for (size_t off = 0; rc == SQLITE_OK && off < len; off += PARAMS_PIECE) {
+                size_t n = len - off < PARAMS_PIECE ? len - off : PARAMS_PIECE;
+                rc = sqlite3_blob_write(blob, data + off, (int)n, (int)off);
+        }
+        int crc = sqlite3_blob_close(blob);
+        if (rc == SQLITE_OK)
+                rc = crc;
+        if (rc != SQLITE_OK)
+                return sql_err(err, db, rc, "write a large value"), rc;
+        return 0;
 }
 
 static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct err *err)
@@ -374,12 +404,21 @@ static int apply_insert(struct store_backend *b, struct store_item *it, struct e
         int rc = step_done(db, st, "insert job", err);
         if (rc)
                 return rc;
-        st = stmt(db, SQL_INSERT_DATA, err);
+        sqlite3_int64 seq = sqlite3_last_insert_rowid(db);
+        bool streamed = r->params && r->params_len > PARAMS_STREAM_MIN;
+        st = stmt(db, streamed ? SQL_INSERT_DATA_SIZED : SQL_INSERT_DATA, err);
         if (!st)
                 return prepare_failed(db);
-        sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(db));
-        bind_text(st, 2, r->params, r->params_len);
+        sqlite3_bind_int64(st, 1, seq);
+        if (streamed)
+                sqlite3_bind_int64(st, 2, (sqlite3_int64)r->params_len);
+        else
+                bind_text(st, 2, r->params, r->params_len);
         if ((rc = step_done(db, st, "insert job parameters", err)))
+                return rc;
+        /* Large parameters go in a piece at a time (incremental blob I/O):
+         * SQLite would otherwise build the whole row in memory. */
+        if (streamed && (rc = blob_write_all(db, "params", seq, r->params, r->params_len, err)))
                 return rc;
         if (r->status != JOB_QUEUED) {
                 /* A record inserted past queued: the rest of it too. */
@@ -432,13 +471,28 @@ static int apply_update(struct store_backend *b, struct store_item *it, struct e
                 return rc;
         it->outcome = sqlite3_changes(db) > 0 ? STORE_ITEM_OK : STORE_ITEM_NOT_APPLIED;
         if (it->outcome == STORE_ITEM_OK && r->result) {
-                st = stmt(db, SQL_SET_RESULT, err);
+                /* A large one a piece at a time, as large parameters. */
+                bool streamed = r->result_len > PARAMS_STREAM_MIN;
+                st = stmt(db, streamed ? SQL_SET_RESULT_SIZED : SQL_SET_RESULT, err);
                 if (!st)
                         return prepare_failed(db);
                 bind_str(st, 1, r->id);
-                bind_text(st, 2, r->result, r->result_len);
+                if (streamed)
+                        sqlite3_bind_int64(st, 2, (sqlite3_int64)r->result_len);
+                else
+                        bind_text(st, 2, r->result, r->result_len);
                 if ((rc = step_done(db, st, "store the result", err)))
                         return rc;
+                if (streamed) {
+                        st = stmt(db, SQL_SEQ, err);
+                        if (!st)
+                                return prepare_failed(db);
+                        bind_str(st, 1, r->id);
+                        sqlite3_int64 seq = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+                        sqlite3_reset(st);
+                        if ((rc = blob_write_all(db, "result", seq, r->result, r->result_len, err)))
+                                return rc;
+                }
         }
         return 0;
 }
@@ -904,6 +958,53 @@ static const char *const SQL_GET[4] = {
         "SELECT " COLUMNS ", d.params, d.result FROM jobs LEFT JOIN job_data d USING (seq) WHERE id = ?1",
 };
 
+/* Large parameters (written a piece at a time: a BLOB) are read the same
+ * way, into an unnamed file in dir, and handed over as a read-only
+ * mapping of it: no heap copy of them, and the file is gone with the
+ * mapping.  1 when done, 0 when they are small (read them as a column),
+ * -1 on error. */
+static int params_mapped(sqlite3 *db, const char *dir, const char *id, struct job_record *ret, struct err *err)
+{
+        sqlite3_stmt *st = stmt(db, SQL_PARAMS_SIZE, err);
+        if (!st)
+                return -1;
+        bind_str(st, 1, id);
+        int rc = sqlite3_step(st);
+        sqlite3_int64 seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        sqlite3_int64 len = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+        const char *type = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 2) : NULL;
+        bool blob = type && !strcmp(type, "blob") && len > (sqlite3_int64)PARAMS_STREAM_MIN;
+        sqlite3_reset(st);
+        if (!blob)
+                return 0;
+        _cleanup_close_ int fd = open_unnamed(dir);
+        if (fd < 0)
+                return err_errno(err, ERR_IO, "read job parameters: a file in `%s`", dir);
+        sqlite3_blob *b = NULL;
+        rc = sqlite3_blob_open(db, "main", "job_data", "params", seq, 0, &b);
+        _cleanup_free_ char *piece = rc == SQLITE_OK ? xmalloc(PARAMS_PIECE) : NULL;
+        for (sqlite3_int64 off = 0; rc == SQLITE_OK && off < len; off += (sqlite3_int64)PARAMS_PIECE) {
+                int n = (int)(len - off < (sqlite3_int64)PARAMS_PIECE ? len - off : (sqlite3_int64)PARAMS_PIECE);
+                rc = sqlite3_blob_read(b, piece, n, (int)off);
+                if (rc == SQLITE_OK && !write_full(fd, piece, (size_t)n)) {
+                        sqlite3_blob_close(b);
+                        return err_errno(err, ERR_IO, "read job parameters: write `%s`", dir);
+                }
+        }
+        int crc = sqlite3_blob_close(b);
+        if (rc == SQLITE_OK)
+                rc = crc;
+        if (rc != SQLITE_OK)
+                return sql_err(err, db, rc, "read job parameters");
+        void *m = mmap(NULL, (size_t)len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED)
+                return err_errno(err, ERR_IO, "read job parameters: map them");
+        ret->params = m;
+        ret->params_len = (size_t)len;
+        ret->params_mapped = true;
+        return 1;
+}
+
 static int sqlite_get(struct store_backend *b, const char *id, unsigned what, struct job_record *ret,
                       struct err *err)
 {
@@ -912,6 +1013,16 @@ static int sqlite_get(struct store_backend *b, const char *id, unsigned what, st
                 return -1;
         int rv = 0;
         what &= STORE_READ_PARAMS | STORE_READ_RESULT;
+        struct job_record big = { 0 };
+        if (what & STORE_READ_PARAMS) {
+                int m = params_mapped(r->db, b->dir, id, &big, err);
+                if (m < 0) {
+                        reader_give(b, r);
+                        return -1;
+                }
+                if (m > 0)
+                        what &= ~STORE_READ_PARAMS;
+        }
         sqlite3_stmt *st = stmt(r->db, SQL_GET[what], err);
         if (!st) {
                 rv = -1;
@@ -933,6 +1044,13 @@ static int sqlite_get(struct store_backend *b, const char *id, unsigned what, st
                 sqlite3_reset(st);
         }
         reader_give(b, r);
+        if (rv == 0 && big.params_mapped) {
+                ret->params = big.params;
+                ret->params_len = big.params_len;
+                ret->params_mapped = true;
+        } else {
+                record_clear_params(&big);
+        }
         return rv;
 }
 
@@ -1116,6 +1234,7 @@ static void sqlite_close(struct store_backend *b)
         pthread_cond_destroy(&b->cond);
         pthread_mutex_destroy(&b->rlock);
         pthread_cond_destroy(&b->rcond);
+        free(b->dir);
         free(b->path);
         free(b);
 }
@@ -1124,6 +1243,7 @@ static int sqlite_open(const char *state_dir, struct store_backend **ret, struct
 {
         struct store_backend *b = xcalloc(1, sizeof *b);
         b->path = xasprintf("%s/%s", state_dir, DB_NAME);
+        b->dir = xstrdup(state_dir);
         b->healthy = true;
         pthread_mutex_init(&b->lock, NULL);
         pthread_cond_init(&b->cond, NULL);

@@ -417,3 +417,33 @@ int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return e;
 }
+
+int open_unnamed(const char *dir)
+{
+        int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+                return fd;
+        _cleanup_free_ char *path = xasprintf("%s/.unnamed-XXXXXX", dir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd >= 0)
+                unlink(path);
+        return fd;
+}
+
+bool write_full(int fd, const void *p, size_t n)
+{
+        const char *c = p;
+        while (n) {
+                ssize_t w = write(fd, c, n);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0) {
+                        if (w == 0)
+                                errno = EIO;
+                        return false;
+                }
+                c += w;
+                n -= (size_t)w;
+        }
+        return true;
+}

@@ -68,6 +68,12 @@ void format_rfc3339(int64_t real_ms, char *buf, size_t len);
 /* ---- files ---- */
 /* mkdir -p with the given mode for created directories. */
 int mkdir_p(const char *path, unsigned mode, struct err *err);
+/* A new file in dir without a name (O_TMPFILE; where the filesystem has
+ * none, a named one unlinked at once): gone with its last descriptor.
+ * Read-write, mode 0600.  -1 with errno. */
+int open_unnamed(const char *dir);
+/* All of p[0..n) to fd, through EINTR and short writes; false with errno. */
+bool write_full(int fd, const void *p, size_t n);
 /* rm -rf that never crosses into another mount and never follows links. */
 int rm_rf(const char *path, struct err *err);
 /* A condition variable that waits on CLOCK_MONOTONIC (timespec_in). */

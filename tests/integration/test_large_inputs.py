@@ -94,10 +94,11 @@ class LargeInputs(unittest.TestCase):
         self.assertEqual(job["result"]["label"], "big")
         peak = vm_hwm_kib(self.d.proc.pid)
         # As a jansson tree the parameters alone would take over 150 MiB;
-        # what the daemon holds is its copies of the text (the store's, the
-        # worker's, the result's and the answer's).
-        self.assertLess(peak - before, 6 * len(body) // 1024 + 16 * 1024,
-                        "peak memory grew by %d KiB for a %d-byte body" % (peak - before, len(body)))
+        # what the daemon holds is the result's copies (read, answered).
+        # ASan's shadow and quarantine make its figures meaningless.
+        if "asan" not in os.path.basename(harness.OPTIONS["daemon"]):
+            self.assertLess(peak - before, 5 * len(body) // 1024 + 16 * 1024,
+                            "peak memory grew by %d KiB for a %d-byte body" % (peak - before, len(body)))
         self.assertEqual(os.listdir(os.path.join(self.d.state_dir, "spool")), [])
 
     def test_over_the_plugins_limit(self):

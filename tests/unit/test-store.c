@@ -1293,6 +1293,64 @@ START_TEST(test_update_final_result)
 }
 END_TEST
 
+/* Large parameters and results go in and out a piece at a time: the
+ * parameters come back as a read-only mapping (no heap copy), byte for
+ * byte, and both survive a reopen. */
+START_TEST(test_large_values)
+{
+        struct fx f;
+        fx_setup(&f, _i);
+        struct job_record q;
+        rec_queued(&q, "alpha", T0 + 1);
+        size_t n = (3 << 20) + 17;
+        char *big = xmalloc(n + 1);
+        for (size_t k = 0; k < n; k++)
+                big[k] = (char)('a' + k % 26);
+        big[0] = '{';
+        big[n - 1] = '}';
+        big[n] = '\0';
+        free(q.params);
+        q.params = big;
+        q.params_len = n;
+        insert(&f, &q);
+        for (int round = 0; round < 2; round++) {
+                struct job_record got;
+                get_ok(&f, q.id, STORE_READ_PARAMS, &got);
+                ck_assert(got.params_mapped);
+                ck_assert_uint_eq(got.params_len, n);
+                ck_assert(!memcmp(got.params, big, n));
+                record_clear(&got);
+                fx_reopen(&f);
+        }
+        rec_set_running(&q, T0 + 10);
+        update_applied(&f, &q, JOB_QUEUED);
+        char *result = xmalloc(n + 1);
+        memcpy(result, big, n + 1);
+        result[5] = 'Z';
+        rec_set_final(&q, JOB_SUCCEEDED, T0 + 400, 1, NULL);
+        q.result = result;
+        q.result_len = n;
+        update_applied(&f, &q, JOB_RUNNING);
+        struct job_record got;
+        get_ok(&f, q.id, STORE_READ_RESULT | STORE_READ_PARAMS, &got);
+        ck_assert_uint_eq(got.result_len, n);
+        ck_assert(!memcmp(got.result, result, n));
+        ck_assert(!memcmp(got.params, big, n));
+        record_clear(&got);
+        /* A small one stays a plain column. */
+        struct job_record s;
+        rec_queued(&s, "alpha", T0 + 2);
+        insert(&f, &s);
+        get_ok(&f, s.id, STORE_READ_PARAMS, &got);
+        ck_assert(!got.params_mapped);
+        ck_assert_str_eq(got.params, s.params);
+        record_clear(&got);
+        record_clear(&s);
+        record_clear(&q);
+        fx_teardown(&f);
+}
+END_TEST
+
 /* Several updates in one write (as recovery does): each its own outcome. */
 START_TEST(test_update_many)
 {
@@ -2608,6 +2666,7 @@ static Suite *suite(void)
                 tcase_add_loop_test(tc, test_open_reopen, a, z);
                 tcase_add_loop_test(tc, test_schema_versions, a, z);
                 tcase_add_loop_test(tc, test_insert_get, a, z);
+                tcase_add_loop_test(tc, test_large_values, a, z);
                 tcase_add_loop_test(tc, test_insert_final_record, a, z);
                 tcase_add_loop_test(tc, test_insert_many, a, z);
                 tcase_add_loop_test(tc, test_idempotency, a, z);
