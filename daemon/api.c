@@ -569,6 +569,14 @@ static void reply_reject(struct http_request *req, const struct reject *rj)
         http_reply_error(req, rj->status, rj->code, rj->err.msg, rj->err.field);
 }
 
+/* A plugin's limits on its parameters and result: its own, else the
+ * config's defaults, never above the config's ceilings. */
+static int64_t input_limit(const struct config *cfg, const struct manifest *m)
+{
+        int64_t v = m->max_input_bytes ? m->max_input_bytes : cfg->max_body_bytes;
+        return v < cfg->input_ceiling_bytes ? v : cfg->input_ceiling_bytes;
+}
+
 /* Check one submission and make its live job and record (queued, with its
  * parameters as compact text).  0, or -1 with *rj filled. */
 static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t raw_len, const char *user,
@@ -595,11 +603,10 @@ static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t
                 reject_err(rj, &err, err.code == ERR_NOT_FOUND ? "unknown_algorithm" : NULL);
                 return -1;
         }
-        /* The algorithm's own limit on its parameters, else the config's. */
-        int64_t limit = m->max_input_bytes ? m->max_input_bytes : cfg->max_body_bytes;
+        int64_t limit = input_limit(cfg, m);
         if (raw && (int64_t)raw_len > limit) {
                 err_set(&err, ERR_TOO_LARGE, 0, "the parameters are %zu bytes, over the limit of %lld for `%s` %s "
-                        "(its max_input_bytes, else max_body_bytes)", raw_len, (long long)limit, m->name, m->version);
+                        "(its max_input_bytes, else max_body_bytes; at most input_ceiling_bytes)", raw_len, (long long)limit, m->name, m->version);
                 err_set_field(&err, "/parameters");
                 manifest_unref(m);
                 metrics_job_rejected("invalid");
@@ -646,7 +653,7 @@ static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t
         rec->params_external = raw != NULL;
         if (!raw && (int64_t)rec->params_len > limit) {
                 err_set(&err, ERR_TOO_LARGE, 0, "the parameters are %zu bytes, over the limit of %lld for `%s` %s "
-                        "(its max_input_bytes, else max_body_bytes)", rec->params_len, (long long)limit,
+                        "(its max_input_bytes, else max_body_bytes; at most input_ceiling_bytes)", rec->params_len, (long long)limit,
                         j->manifest->name, j->manifest->version);
                 err_set_field(&err, "/parameters");
                 record_clear(rec);
@@ -701,6 +708,27 @@ static json_t *parse_body(struct api *a, struct http_request *req)
 
 /* ---- a spooled body (larger than max_body_bytes) ---- */
 
+#define ENVELOPE_MEMBER_MAX (64 * 1024)
+
+/* The largest submission worth spooling: the largest plugin limit, plus
+ * room for the rest of the submission object. */
+static size_t spool_max(struct api *a)
+{
+        const struct config *cfg = a->d.cfg;
+        int64_t most = registry_max_input_bytes(a->d.registry);
+        if (most < cfg->max_body_bytes)
+                most = cfg->max_body_bytes;
+        if (most > cfg->input_ceiling_bytes)
+                most = cfg->input_ceiling_bytes;
+        return (size_t)most + ENVELOPE_MEMBER_MAX;
+}
+
+void api_plugins_changed(struct api *a)
+{
+        if (a && a->http)
+                http_set_spool_max(a->http, spool_max(a));
+}
+
 /* The end of the JSON value at text[i] (text is valid JSON: jsontext.h
  * checked it). */
 static size_t skip_value(const char *text, size_t len, size_t i)
@@ -735,8 +763,6 @@ static size_t skip_ws(const char *text, size_t len, size_t i)
                 i++;
         return i;
 }
-
-#define ENVELOPE_MEMBER_MAX (64 * 1024)
 
 /* The submit object of a spooled body without its parameters as a tree:
  * every other member (each small) parsed, the parameters' bytes found in
@@ -834,8 +860,13 @@ static void after_commit(struct api *a, struct wait *w)
 {
         bool ok = w->write.err.code == ERR_OK;
         /* The parameters are on disk now (or refused): a request that goes
-         * on waiting for its job holds nothing of them. */
+         * on waiting for its job holds nothing of them, nor of its spooled
+         * body's file. */
         record_clear_params(&w->rec);
+        if (w->body_map) {
+                munmap(w->body_map, w->body_map_len);
+                w->body_map = NULL;
+        }
         switch (w->kind) {
         case COMMIT_SUBMIT:
                 if (ok && w->item.outcome == STORE_ITEM_OK) {
@@ -1434,8 +1465,9 @@ int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, str
                 .listen = cfg->listen, .listen_fd = listen_fd,
                 .max_body = (size_t)cfg->max_body_bytes, .max_header_bytes = (size_t)cfg->http.max_header_bytes,
                 .spool_dir = a->spool_dir,
-                /* The parameters' ceiling plus room for the rest of the object. */
-                .spool_max = (size_t)cfg->input_ceiling_bytes + ENVELOPE_MEMBER_MAX,
+                .spool_max = spool_max(a),
+                /* Bodies being spooled at once, in all: room for two of the largest. */
+                .spool_budget = 2 * ((size_t)cfg->input_ceiling_bytes + ENVELOPE_MEMBER_MAX),
                 .max_response_bytes = (size_t)cfg->http.max_response_bytes,
                 .max_connections = (unsigned)cfg->http.max_connections,
                 .max_connections_per_client = (unsigned)cfg->http.max_connections_per_client,

@@ -44,6 +44,9 @@ int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, str
               struct err *err);
 /* Swap in new tokens (SIGHUP); takes auth.  Requests already authorized go on. */
 void api_set_auth(struct api *a, struct auth *auth);
+/* The plugins changed: the largest submission the HTTP side spools follows
+ * the largest max_input_bytes (under input_ceiling_bytes). */
+void api_plugins_changed(struct api *a);
 const char *api_address(const struct api *a);
 /* The daemon is stopping and its running jobs drain: /readyz says so
  * (503); the API goes on serving (submissions get 503 shutting_down from the

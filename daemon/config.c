@@ -62,8 +62,9 @@ static const struct option options[] = {
         { "drain_seconds",       OPT_INT,    OFF(drain_seconds),       0, 86400,      30,    NULL },
         { "max_body_bytes",      OPT_BYTES,  OFF(max_body_bytes),      KiB, GiB,      MiB,   NULL },
         { "max_result_bytes",    OPT_BYTES,  OFF(max_result_bytes),    KiB, GiB,      MiB,   NULL },
-        { "input_ceiling_bytes", OPT_BYTES,  OFF(input_ceiling_bytes), KiB, 16 * GiB, 256 * MiB, NULL },
-        { "result_ceiling_bytes", OPT_BYTES, OFF(result_ceiling_bytes), KiB, 16 * GiB, 256 * MiB, NULL },
+        /* At most 512 MiB: the store (SQLite) keeps no value over 1e9 bytes. */
+        { "input_ceiling_bytes", OPT_BYTES,  OFF(input_ceiling_bytes), KiB, 512 * MiB, 256 * MiB, NULL },
+        { "result_ceiling_bytes", OPT_BYTES, OFF(result_ceiling_bytes), KiB, 512 * MiB, 256 * MiB, NULL },
         { "max_log_bytes",       OPT_BYTES,  OFF(max_log_bytes),       KiB, GiB,      64 * KiB, NULL },
         { "max_timeout_seconds", OPT_INT,    OFF(max_timeout_seconds), 1, 86400,      600,   NULL },
         { "runtime_timeout_seconds", OPT_INT, OFF(runtime_timeout_seconds), 1, 3600,  30,    NULL },

@@ -53,6 +53,8 @@ struct http_server {
         http_authorizer authorize;
         void *ctx;
         size_t inflight;         /* atomic: bytes of large replies not yet sent */
+        size_t spool_max;        /* atomic: o.spool_max as it is now */
+        size_t spooled;          /* atomic: bytes in spool files of requests not yet done */
 
         pthread_mutex_t clients_lock;
         struct client *clients;  /* TCP peers with connections, by address */
@@ -88,7 +90,9 @@ struct http_request {
         bool too_large;
         int spool_fd;                  /* >= 0 while a body is being spooled */
         bool spooled, spool_failed;    /* spooled: body is a mapping of the spool file */
+        bool spool_busy;               /* failed for the spool budget, not the disk */
         int spool_errno;
+        size_t spool_bytes;            /* counted in srv->spooled */
         bool replied, suspended;
         struct header *headers;
         char *user;
@@ -194,6 +198,8 @@ static void request_free(struct http_request *req)
         free(req->path);
         if (req->spool_fd >= 0)
                 close(req->spool_fd);
+        if (req->spool_bytes)
+                __atomic_sub_fetch(&req->srv->spooled, req->spool_bytes, __ATOMIC_RELAXED);
         if (req->spooled && req->body)
                 munmap(req->body, req->body_len);
         else
@@ -264,15 +270,25 @@ static bool route(struct http_request *req)
         return false;
 }
 
+static size_t spool_max(const struct http_server *srv)
+{
+        return __atomic_load_n(&srv->spool_max, __ATOMIC_RELAXED);
+}
+
+void http_set_spool_max(struct http_server *srv, size_t max)
+{
+        __atomic_store_n(&srv->spool_max, max, __ATOMIC_RELAXED);
+}
+
 static bool may_spool(const struct http_request *req)
 {
-        return req->route && req->route->spool && req->srv->o.spool_dir && req->srv->o.spool_max > req->srv->o.max_body;
+        return req->route && req->route->spool && req->srv->o.spool_dir && spool_max(req->srv) > req->srv->o.max_body;
 }
 
 /* The most a body of req may be. */
 static size_t body_limit(const struct http_request *req)
 {
-        return may_spool(req) ? req->srv->o.spool_max : req->srv->o.max_body;
+        return may_spool(req) ? spool_max(req->srv) : req->srv->o.max_body;
 }
 
 /* n more bytes of a body past max_body: to the spool file. */
@@ -280,12 +296,26 @@ static void spool_write(struct http_request *req, const char *data, size_t n)
 {
         if (req->spool_failed)
                 return;
+        /* What all spooling requests hold on disk at once is bounded. */
+        size_t add = req->spool_fd < 0 ? req->body_len + n : n;
+        if (__atomic_add_fetch(&req->srv->spooled, add, __ATOMIC_RELAXED) > req->srv->o.spool_budget) {
+                __atomic_sub_fetch(&req->srv->spooled, add, __ATOMIC_RELAXED);
+                req->spool_failed = req->spool_busy = true;
+                if (req->spool_fd >= 0)
+                        close(req->spool_fd);
+                req->spool_fd = -1;
+                return;
+        }
+        req->spool_bytes += add;
         if (req->spool_fd < 0) {
                 /* Unnamed: nothing is left behind, whatever happens. */
                 req->spool_fd = open_unnamed(req->srv->o.spool_dir);
                 if (req->spool_fd < 0 || !write_full(req->spool_fd, req->body ? req->body : "", req->body_len)) {
                         req->spool_failed = true;
                         req->spool_errno = errno;
+                        if (req->spool_fd >= 0)
+                                close(req->spool_fd);
+                        req->spool_fd = -1;
                         return;
                 }
                 free(req->body);
@@ -295,6 +325,11 @@ static void spool_write(struct http_request *req, const char *data, size_t n)
         if (!write_full(req->spool_fd, data, n)) {
                 req->spool_failed = true;
                 req->spool_errno = errno;
+        }
+        if (req->spool_failed && req->spool_fd >= 0) {
+                /* Give the space back now, not when the client is done. */
+                close(req->spool_fd);
+                req->spool_fd = -1;
         }
 }
 
@@ -417,11 +452,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 reply_too_large(req);
                 return MHD_YES;
         }
+        if (req->spool_busy) {
+                http_add_header(req, "Retry-After", "1");
+                http_add_header(req, "Connection", "close");
+                http_reply_error(req, 503, "busy", "too many large submissions are being received at once; retry",
+                                 NULL);
+                return MHD_YES;
+        }
         if ((req->spool_fd >= 0 || req->spool_failed) && (req->spool_failed || !spool_map(req))) {
                 /* The disk, not the client: 507, and nothing kept. */
-                _cleanup_free_ char *msg = xasprintf("the request body (%zu bytes) could not be spooled to %s: %s",
-                                                     req->body_len, srv->o.spool_dir, strerror(req->spool_errno));
-                log_warn("%s %s: %s", req->method, req->path, msg);
+                log_warn("%s %s: the request body (%zu bytes) could not be spooled to %s: %s", req->method, req->path,
+                         req->body_len, srv->o.spool_dir, strerror(req->spool_errno));
+                _cleanup_free_ char *msg = xasprintf("the request body (%zu bytes) could not be stored: %s",
+                                                     req->body_len, strerror(req->spool_errno));
+                http_add_header(req, "Connection", "close");
                 http_reply_error(req, 507, "insufficient_storage", msg, NULL);
                 return MHD_YES;
         }
@@ -569,6 +613,7 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
         struct http_server *srv = xcalloc(1, sizeof *srv);
         srv->listen_fd = -1;
         srv->o = *o;
+        srv->spool_max = o->spool_max;
         srv->routes = routes;
         srv->nroutes = nroutes;
         srv->authorize = authorize;
@@ -762,8 +807,10 @@ static void release_reply(void *cls)
 static void reply(struct http_request *req, unsigned status, const char *content_type, char *data, size_t len)
 {
         struct http_server *srv = req->srv;
-        if (len > SMALL_REPLY &&
-            __atomic_add_fetch(&srv->inflight, len, __ATOMIC_RELAXED) > srv->o.max_response_bytes) {
+        /* One reply larger than the cap goes when it is alone (a result up
+         * to result_ceiling_bytes must be readable at all). */
+        size_t was = len > SMALL_REPLY ? __atomic_fetch_add(&srv->inflight, len, __ATOMIC_RELAXED) : 0;
+        if (len > SMALL_REPLY && was + len > srv->o.max_response_bytes && was > 0) {
                 /* Slow readers holding many large replies would hold the
                  * daemon's memory: refuse this one until they drain. */
                 __atomic_sub_fetch(&srv->inflight, len, __ATOMIC_RELAXED);

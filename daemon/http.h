@@ -46,7 +46,8 @@ struct http_options {
         int listen_fd;                 /* >= 0: a socket passed by systemd, used instead */
         size_t max_body;               /* larger: 413 (but on spool routes) */
         const char *spool_dir;         /* where spooled bodies go; NULL: none are */
-        size_t spool_max;              /* a spooled body's limit: larger, 413 */
+        size_t spool_max;              /* a spooled body's limit: larger, 413 (http_set_spool_max()) */
+        size_t spool_budget;           /* bodies being spooled at once, in all: past it, 503 */
         size_t max_header_bytes;       /* request line and headers; larger: 431 */
         size_t max_response_bytes;     /* large replies held at once; past it: 503 busy */
         unsigned max_connections;      /* in all */
@@ -82,6 +83,8 @@ const char *http_body(const struct http_request *req, size_t *ret_len);
  * read-only mapping of its file, and http_body_take() hands it over: the
  * caller munmap()s it (len bytes) when done, and http_body() is empty. */
 bool http_body_spooled(const struct http_request *req);
+/* A new limit for spooled bodies (the plugins changed); any thread. */
+void http_set_spool_max(struct http_server *srv, size_t max);
 void *http_body_take(struct http_request *req, size_t *ret_len);
 
 /* The client's name, once authorized (a token's name), or NULL. */

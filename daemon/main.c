@@ -218,8 +218,7 @@ static void check_plugins(const struct config *cfg)
         struct err err = ERR_INIT;
         /* Templates checked; images read but not unpacked (no state dir
          * is written by a check). */
-        struct registry_env renv = { .templates_dir = cfg->templates_dir, .input_ceiling = cfg->input_ceiling_bytes,
-                                     .result_ceiling = cfg->result_ceiling_bytes };
+        struct registry_env renv = { .templates_dir = cfg->templates_dir };
         if (registry_load(cfg->plugins_dir, &renv, (size_t)cfg->max_algorithms, print_plugin_warning, NULL, &r, &err) == 0)
                 printf("plugins: %zu loaded, %zu broken, from %s\n", registry_count(r),
                        registry_broken_count(r), cfg->plugins_dir);
@@ -365,8 +364,10 @@ static void reload_plugins(struct daemon *d, const char *trigger, bool force)
                          "%zu loaded, %zu broken%s", trigger, c.added, c.changed, c.removed, c.broken,
                          registry_count(d->registry), registry_broken_count(d->registry),
                          c.pending ? "; some still being written" : "");
-        if (force || any)
+        if (force || any) {
                 warmpool_sync(d->warm, d->registry);
+                api_plugins_changed(d->api);
+        }
         if (c.pending) {
                 plugwatch_again(d->watch, PENDING_RETRY_MS);
         } else if (registry_broken_count(d->registry)) {
@@ -434,8 +435,7 @@ static int start(struct daemon *d, struct err *err)
         _cleanup_free_ char *umoci = probe_find_binary("umoci");
         d->images_dir = xasprintf("%s/images", cfg->state_dir);
         struct registry_env renv = { .templates_dir = cfg->templates_dir, .images_dir = d->images_dir,
-                                     .umoci = umoci, .input_ceiling = cfg->input_ceiling_bytes,
-                                     .result_ceiling = cfg->result_ceiling_bytes };
+                                     .umoci = umoci };
         if (registry_load(cfg->plugins_dir, &renv, (size_t)cfg->max_algorithms, log_broken, NULL, &d->registry, err) < 0)
                 return -1;
         /* Nothing runs yet: unpacked images no plugin uses any more go. */

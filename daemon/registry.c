@@ -64,7 +64,6 @@ struct registry {
         pthread_mutex_t lock;
         char *dir;
         char *templates_dir, *images_dir, *umoci;   /* struct registry_env, copied */
-        int64_t input_ceiling, result_ceiling;
         size_t max;               /* manifests loaded at most */
         struct table *t;          /* guarded by lock */
 };
@@ -218,28 +217,6 @@ static bool still_current(const struct manifest *m, const struct file_id *id, bo
         return real && !strcmp(real, m->rootfs);
 }
 
-/* The sizes a plugin asks for, under the config's ceilings. */
-static int check_ceilings(const struct registry_env *env, const struct manifest *m, struct err *err)
-{
-        const struct {
-                const char *key;
-                int64_t v, ceiling;
-                const char *config;
-        } c[] = {
-                { "max_input_bytes", m->max_input_bytes, env->input_ceiling, "input_ceiling_bytes" },
-                { "max_result_bytes", m->max_result_bytes, env->result_ceiling, "result_ceiling_bytes" },
-        };
-        for (size_t i = 0; i < ARRAY_SIZE(c); i++) {
-                if (c[i].ceiling > 0 && c[i].v > c[i].ceiling) {
-                        err_set(err, ERR_INVALID, 0, "%s: %lld is over the config's %s of %lld", c[i].key,
-                                (long long)c[i].v, c[i].config, (long long)c[i].ceiling);
-                        err_set_field(err, c[i].key);
-                        return -1;
-                }
-        }
-        return 0;
-}
-
 /* An image plugin's rootfs: unpacked (or found in the cache), then its
  * command checked in it.  The manifest is not shared yet. */
 static int unpack(const struct registry_env *env, struct manifest *m, struct err *err)
@@ -341,8 +318,7 @@ static bool scan_one(const struct scan_ctx *c, const char *name, bool reuse_only
                         add_broken(t, c->settle ? old : NULL, yaml, e.msg, c->report, c->ctx);
                         return true;
                 }
-                if (check_ceilings(&c->env, m, &e) < 0 ||
-                    (c->env.templates_dir && oci_check_manifest(c->env.templates_dir, m, &e) < 0) ||
+                if ((c->env.templates_dir && oci_check_manifest(c->env.templates_dir, m, &e) < 0) ||
                     (m->image && c->env.images_dir && unpack(&c->env, m, &e) < 0)) {
                         broken_at_key(c, t, old, yaml, m, &e);
                         manifest_unref(m);
@@ -437,8 +413,6 @@ int registry_load(const char *dir, const struct registry_env *env, size_t max_pl
         pthread_mutex_init(&r->lock, NULL);
         r->dir = xstrdup(dir);
         r->templates_dir = xstrdup(env->templates_dir);
-        r->input_ceiling = env->input_ceiling;
-        r->result_ceiling = env->result_ceiling;
         r->images_dir = xstrdup(env->images_dir);
         r->umoci = xstrdup(env->umoci);
         r->max = max;
@@ -508,8 +482,7 @@ int registry_reload(struct registry *r, bool force, void (*report)(const char *m
         struct table *t = NULL;
         struct scan_ctx sc = { .dir = r->dir,
                                .env = { .templates_dir = r->templates_dir, .images_dir = r->images_dir,
-                                        .umoci = r->umoci, .input_ceiling = r->input_ceiling,
-                                        .result_ceiling = r->result_ceiling },
+                                        .umoci = r->umoci },
                                .max = r->max, .old = cur, .settle = !force, .report = report,
                                .ctx = ctx };
         if (scan(&sc, &t, err) < 0)
@@ -720,4 +693,15 @@ char **registry_image_digests(struct registry *r)
                         strv_push(&v, r->t->items[i]->image_digest);
         pthread_mutex_unlock(&r->lock);
         return v;
+}
+
+int64_t registry_max_input_bytes(struct registry *r)
+{
+        int64_t most = 0;
+        pthread_mutex_lock(&r->lock);
+        for (size_t i = 0; i < r->t->n; i++)
+                if (r->t->items[i]->max_input_bytes > most)
+                        most = r->t->items[i]->max_input_bytes;
+        pthread_mutex_unlock(&r->lock);
+        return most;
 }

@@ -29,7 +29,6 @@ struct registry_env {
         const char *templates_dir;
         const char *images_dir;    /* the unpacked image cache (image.h) */
         const char *umoci;         /* its absolute path; NULL: not installed */
-        int64_t input_ceiling, result_ceiling;   /* manifests' max_input_bytes, max_result_bytes: at most (0: any) */
 };
 
 /* Scan dir, loading at most max_plugins manifests (0: REGISTRY_MAX_PLUGINS;
@@ -47,6 +46,9 @@ void registry_free(struct registry *r);
 /* The digests of the image plugins loaded ("sha256:HEX"), NULL-terminated
  * (caller frees with strv_free). */
 char **registry_image_digests(struct registry *r);
+
+/* The largest max_input_bytes of the plugins loaded (0: none sets one). */
+int64_t registry_max_input_bytes(struct registry *r);
 
 /* A plugin directory counts as written once nothing in it (ctime) has
  * changed for this long; at most this many entries of its tree are looked

@@ -199,6 +199,8 @@ static void run_once(struct run *r)
                 out.stderr_tail = tail;
                 char *message = NULL;
                 int64_t max_result = j->manifest->max_result_bytes ? j->manifest->max_result_bytes : cfg->max_result_bytes;
+                if (max_result > cfg->result_ceiling_bytes)
+                        max_result = cfg->result_ceiling_bytes;
                 r->error = result_classify(&out, r->sb->ws->output_dir, max_result, &r->result,
                                            &r->result_len, &message);
                 r->message = message;

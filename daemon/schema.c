@@ -485,7 +485,10 @@ int schema_validate(const json_t *schema, const json_t *instance, const char *ba
  * tree (enums of containers are small by nature) and checked whole. */
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include <yajl/yajl_parse.h>
 
@@ -519,11 +522,27 @@ struct stream {
         char *build_key;
 };
 
-static uint64_t fnv1a(const unsigned char *s, size_t n)
+/* Keys are told apart by a 64-bit hash; seeded once per process from
+ * getrandom(), so a client cannot craft two keys that collide (and get a
+ * valid object refused as holding a duplicate). */
+static uint64_t key_seed;
+static pthread_once_t key_seed_once = PTHREAD_ONCE_INIT;
+
+static void seed_keys(void)
 {
-        uint64_t h = 1469598103934665603ULL;
+        if (getrandom(&key_seed, sizeof key_seed, 0) != sizeof key_seed)
+                key_seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL;
+}
+
+static uint64_t key_hash(const unsigned char *s, size_t n)
+{
+        pthread_once(&key_seed_once, seed_keys);
+        uint64_t h = 1469598103934665603ULL ^ key_seed;
         for (size_t i = 0; i < n; i++)
                 h = (h ^ s[i]) * 1099511628211ULL;
+        h ^= h >> 29;
+        h *= 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 32;
         return h ? h : 1;
 }
 
@@ -612,7 +631,12 @@ static int build_add(struct stream *s, json_t *v, bool open)
         json_t *top = s->build_n ? s->build_stack[s->build_n - 1] : NULL;
         if (top && json_is_array(top))
                 json_array_append(top, v);
-        else if (top)
+        else if (top && json_object_get(top, s->build_key ? s->build_key : "")) {
+                json_decref(v);
+                s->json_error = true;
+                fail(s->err, &s->p, "duplicate object key `%s`", s->build_key ? s->build_key : "");
+                return stream_fail(s);
+        } else if (top)
                 json_object_set(top, s->build_key ? s->build_key : "", v);
         free(s->build_key);
         s->build_key = NULL;
@@ -678,11 +702,7 @@ static int on_boolean(void *ctx, int b)
  * one out of range is invalid JSON there, so here too. */
 static int on_number(void *ctx, const char *text, size_t len)
 {
-        char buf[512];
-        if (len >= sizeof buf)
-                return scalar(ctx, NULL);
-        memcpy(buf, text, len);
-        buf[len] = '\0';
+        _cleanup_free_ char *buf = xasprintf("%.*s", (int)len, text);
         char *end;
         errno = 0;
         if (!strpbrk(buf, ".eE")) {
@@ -761,7 +781,7 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
                 fail(s->err, &s->p, "an object of more than %d members", STREAM_MEMBERS_MAX);
                 return stream_fail(s);
         }
-        if (!key_add(f, fnv1a(key, len))) {
+        if (!key_add(f, key_hash(key, len))) {
                 s->json_error = true;
                 fail(s->err, &s->p, "duplicate object key `%s`", k);
                 return stream_fail(s);
@@ -831,10 +851,64 @@ static const yajl_callbacks stream_callbacks = {
         .yajl_end_array = on_end,
 };
 
+static int hex4(const char *s, size_t left)
+{
+        if (left < 4)
+                return -1;
+        int v = 0;
+        for (int i = 0; i < 4; i++) {
+                char c = s[i];
+                int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+                if (d < 0)
+                        return -1;
+                v = v * 16 + d;
+        }
+        return v;
+}
+
+/* What jansson refuses in strings and yajl lets through: \u0000, and a
+ * surrogate escape that is not one half of a pair.  Both paths must take
+ * the same text.  Byte offset of the first such escape, or -1. */
+static long bad_escape(const char *t, size_t len)
+{
+        bool in = false;
+        for (size_t i = 0; i < len; i++) {
+                if (t[i] == '"') {
+                        in = !in;
+                } else if (in && t[i] == '\\' && i + 1 < len) {
+                        if (t[i + 1] != 'u') {
+                                i++;
+                                continue;
+                        }
+                        int v = hex4(t + i + 2, len - i - 2);
+                        if (v == 0)
+                                return (long)i;
+                        if (v >= 0xDC00 && v <= 0xDFFF)
+                                return (long)i;
+                        if (v >= 0xD800 && v <= 0xDBFF) {
+                                int lo = i + 11 < len && t[i + 6] == '\\' && t[i + 7] == 'u'
+                                                 ? hex4(t + i + 8, len - i - 8) : -1;
+                                if (lo < 0xDC00 || lo > 0xDFFF)
+                                        return (long)i;
+                                i += 6;
+                        }
+                        i += 5;
+                }
+        }
+        return -1;
+}
+
 int schema_validate_text(const json_t *schema, const char *text, size_t len, const char *base, size_t max_depth,
                          bool *ret_malformed, struct err *err)
 {
         *ret_malformed = false;
+        long bad = bad_escape(text, len);
+        if (bad >= 0) {
+                *ret_malformed = true;
+                return err_set(err, ERR_INVALID, 0, "malformed JSON: \\u0000 or an unpaired surrogate escape at byte %ld "
+                               "of the parameters", bad);
+        }
         struct stream s = { .root = schema, .err = err, .max_depth = max_depth ? max_depth : SCHEMA_MAX_DEPTH };
         ptr_init(&s.p, base);
         yajl_handle h = yajl_alloc(&stream_callbacks, NULL, &s);

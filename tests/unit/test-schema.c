@@ -320,6 +320,29 @@ START_TEST(test_streamed)
         ck_assert(malformed);
         ck_assert_int_eq(streamed("{}", "{\"a\": [1, 2", &malformed, &e), -1);
         ck_assert(malformed);
+        /* What jansson refuses in strings, refused here too (the small path
+         * says invalid_json for them). */
+        static const char *const bad_text[] = {
+                "{\"a\\u0000evil\": 1}", "[\"\\ud800\"]", "[\"\\udc00\"]", "[\"\\ud800x\"]",
+                "[\"\\ud800\\u0041\"]",
+        };
+        for (size_t k = 0; k < sizeof bad_text / sizeof *bad_text; k++) {
+                malformed = false;
+                ck_assert_msg(streamed("{}", bad_text[k], &malformed, &e) == -1, "took %s", bad_text[k]);
+                ck_assert_msg(malformed, "%s: %s", bad_text[k], e.msg);
+                json_t *j = json_loads(bad_text[k], 0, NULL);
+                ck_assert_msg(j == NULL, "jansson took %s", bad_text[k]);
+        }
+        ck_assert_int_eq(streamed("{}", "[\"\\ud83d\\ude00 \\\\u0000 \\\" \"]", &malformed, &e), 0);
+        /* A duplicate inside an enum's tree. */
+        ck_assert_int_eq(streamed("{\"properties\": {\"m\": {\"enum\": [{\"k\": 1}]}}}",
+                                  "{\"m\": {\"k\": 2, \"k\": 1}}", &malformed, &e), -1);
+        ck_assert(malformed);
+        /* A number of any length, as jansson reads it. */
+        char num[700] = "[0.";
+        memset(num + 3, '0', 600);
+        strcpy(num + 603, "1]");
+        ck_assert_msg(streamed("{\"items\": {\"type\": \"number\"}}", num, &malformed, &e) == 0, "%s", e.msg);
         /* Duplicate keys in different objects are fine. */
         ck_assert_int_eq(streamed("{}", "{\"a\": {\"a\": 1}, \"b\": {\"a\": 2}}", &malformed, &e), 0);
 
