@@ -158,5 +158,25 @@ class LargeInputs(unittest.TestCase):
         harness.cancel_quietly(self.d, r.body["id"])
 
 
+class OneLargeAnswer(unittest.TestCase):
+    """A result larger than http.max_response_bytes is still readable: one
+    answer over the cap goes when it is the only one."""
+
+    def test_alone_it_goes(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        plugin(tmp, "t_big", BIG)
+        d = Daemon("OneLargeAnswer", plugins=tmp, config=dict(CONFIG, http={"max_response_bytes": "1MiB"})).start()
+        self.addCleanup(d.stop)
+        body = json.dumps({"algorithm": "t_big", "parameters": {"values": list(range(300000))}}).encode()
+        self.assertGreater(len(body), 2 << 20)
+        r = post(d, body)
+        self.assertEqual(r.status, 200, str(r)[:300])
+        self.assertEqual(len(r.body["result"]["values"]), 300000)
+        g = d.req("GET", "/v1/jobs/" + r.body["id"])
+        self.assertEqual(g.status, 200, str(g)[:300])
+
+
 if __name__ == "__main__":
     unittest.main()
