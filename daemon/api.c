@@ -250,6 +250,11 @@ static bool render_live(struct api *a, const char *id, char **ret_text, size_t *
         struct job *j = jobtable_get(a->d.jobs, id);
         if (!j)
                 return false;
+        /* Final here (a waiter being answered): the store has it all. */
+        if (job_status_is_final(job_get_status(j))) {
+                job_unref(j);
+                return false;
+        }
         char *progress = job_progress(j);
         job_unref(j);
         /* The store's record, as every other answer; only its progress is
