@@ -1,6 +1,6 @@
 # edgecd - one Makefile for the daemon, its tests and the example plugins.
 #
-#   make            build/edgecd, build/edgecd-asan, build/plugins/
+#   make            build/edgecd, build/edgecd-asan, build/edgecdctl, build/plugins/
 #   make run        the daemon in the foreground on config/edgecd.yaml
 #   make check      every test (unit, integration on a real runtime, ASan build);
 #                   RUNTIME=/path/to/youki runs them on that runtime
@@ -45,7 +45,7 @@ TESTS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test-*.c
 DEPS_OK := $(B)/.deps-ok
 
 .PHONY: all deps run check unit integration plugins bench install clean fuzz
-all: $(B)/edgecd $(B)/edgecd-asan plugins
+all: $(B)/edgecd $(B)/edgecd-asan $(B)/edgecdctl plugins
 
 # Installs packages only when something is missing (needs root then).
 deps: $(DEPS_OK)
@@ -79,6 +79,15 @@ $(B)/edgecd-asan: $(AOBJS)
 $(B)/libedgecd-asan.a: $(ALIBOBJS)
 	rm -f $@ && ar rcs $@ $^
 
+# edgecdctl, the command-line client (ctl/): libcurl and jansson only.
+CTL_PKGS := libcurl jansson
+CTL_OBJS := $(patsubst ctl/%.c,$(B)/ctl/%.o,$(wildcard ctl/*.c))
+$(B)/ctl/%.o: ctl/%.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags $(CTL_PKGS)) -c $< -o $@
+$(B)/edgecdctl: $(CTL_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(shell pkg-config --libs $(CTL_PKGS)) -lm
+
 # Unit tests (Check) are built with ASan+UBSan against the daemon's modules.
 $(B)/tests/%: tests/unit/%.c $(B)/libedgecd-asan.a | $(DEPS_OK)
 	@mkdir -p $(@D)
@@ -110,8 +119,10 @@ fuzz: | $(DEPS_OK)
 
 # Paths match config/edgecd.yaml's defaults and packaging/edgecd.service.
 PREFIX  ?= /usr/local
-install: $(B)/edgecd plugins
+install: $(B)/edgecd $(B)/edgecdctl plugins
 	install -D -m 0755 $(B)/edgecd $(DESTDIR)$(PREFIX)/bin/edgecd
+	install -D -m 0755 $(B)/edgecdctl $(DESTDIR)$(PREFIX)/bin/edgecdctl
+	install -D -m 0644 ctl/edgecdctl.1 $(DESTDIR)/usr/share/man/man1/edgecdctl.1
 	install -d -m 0755 $(DESTDIR)/usr/share/edgecd/oci-templates $(DESTDIR)/usr/lib/edgecd/plugins
 	install -m 0644 oci-templates/* $(DESTDIR)/usr/share/edgecd/oci-templates/
 	cp -a $(B)/plugins/. $(DESTDIR)/usr/lib/edgecd/plugins/
@@ -124,4 +135,4 @@ install: $(B)/edgecd plugins
 clean:
 	rm -rf $(B)
 
--include $(OBJS:.o=.d) $(AOBJS:.o=.d) $(TESTS:=.d)
+-include $(OBJS:.o=.d) $(AOBJS:.o=.d) $(TESTS:=.d) $(CTL_OBJS:.o=.d)

@@ -1,0 +1,378 @@
+/* edgecdctl - the command-line client of edgecd's HTTP API v1.
+ *
+ *   edgecdctl [global options] COMMAND [options] [arguments]
+ *
+ * This file: the command line, the connection settings, and the helpers
+ * every command uses to turn a reply into output and an exit code.  The
+ * commands are in commands.c and submit.c.  Exit codes: see edgecdctl.h
+ * and edgecdctl.1.
+ */
+#include "edgecdctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_URL "http://127.0.0.1:8080"
+
+static const char USAGE[] =
+        "usage: edgecdctl [--url URL] [--unix PATH] [--token-file FILE] [--json] COMMAND ...\n"
+        "\n"
+        "commands:\n"
+        "  submit ALGO [-p KEY=VALUE ...] [--params FILE|-] [--version V] [--priority P]\n"
+        "              [--timeout S] [--wait] [--wait-timeout S]\n"
+        "  jobs [--status S] [--algorithm A] [--limit N]\n"
+        "  show ID\n"
+        "  logs ID\n"
+        "  cancel ID\n"
+        "  algorithms [NAME]\n"
+        "  health\n"
+        "\n"
+        "options:\n"
+        "  --url URL          the daemon (default $EDGECD_URL, else " DEFAULT_URL ")\n"
+        "  --unix PATH        talk to the daemon over this unix socket\n"
+        "  --token-file FILE  the API token (default $EDGECD_TOKEN)\n"
+        "  --json             print the server's JSON instead of text\n"
+        "  -h, --help         this help;  --version  the client's version\n"
+        "\n"
+        "exit codes: 0 success, 1 the job failed or was cancelled, 2 usage,\n"
+        "3 the server refused the request (4xx), 4 no answer or 5xx,\n"
+        "5 --wait-timeout passed.  See edgecdctl(1).\n";
+
+enum { O_URL = 256, O_UNIX, O_TOKEN_FILE, O_JSON, O_VERSION, O_PARAMS, O_PRIORITY, O_TIMEOUT,
+       O_WAIT, O_WAIT_TIMEOUT, O_STATUS, O_ALGORITHM, O_LIMIT, O_HELP = 'h', O_PARAM = 'p' };
+
+static const struct option GLOBAL_OPTS[] = {
+        {"url", required_argument, NULL, O_URL},
+        {"unix", required_argument, NULL, O_UNIX},
+        {"token-file", required_argument, NULL, O_TOKEN_FILE},
+        {"json", no_argument, NULL, O_JSON},
+        {"help", no_argument, NULL, O_HELP},
+        {"version", no_argument, NULL, O_VERSION},
+        {NULL, 0, NULL, 0},
+};
+
+/* After the command: the global options again (but --version), and every
+ * command's own; which command takes which is in COMMANDS. */
+static const struct option CMD_OPTS[] = {
+        {"url", required_argument, NULL, O_URL},
+        {"unix", required_argument, NULL, O_UNIX},
+        {"token-file", required_argument, NULL, O_TOKEN_FILE},
+        {"json", no_argument, NULL, O_JSON},
+        {"help", no_argument, NULL, O_HELP},
+        {"version", required_argument, NULL, O_VERSION},
+        {"params", required_argument, NULL, O_PARAMS},
+        {"priority", required_argument, NULL, O_PRIORITY},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"wait", no_argument, NULL, O_WAIT},
+        {"wait-timeout", required_argument, NULL, O_WAIT_TIMEOUT},
+        {"status", required_argument, NULL, O_STATUS},
+        {"algorithm", required_argument, NULL, O_ALGORITHM},
+        {"limit", required_argument, NULL, O_LIMIT},
+        {NULL, 0, NULL, 0},
+};
+
+struct command {
+        const char *name;
+        int (*run)(struct conn *, const struct opts *);
+        int min_pos, max_pos;
+        const int *own;               /* its options, 0-terminated */
+};
+
+static const int SUBMIT_OPTS[] = {O_PARAM, O_PARAMS, O_VERSION, O_PRIORITY, O_TIMEOUT, O_WAIT,
+                                  O_WAIT_TIMEOUT, 0};
+static const int JOBS_OPTS[] = {O_STATUS, O_ALGORITHM, O_LIMIT, 0};
+static const int NO_OPTS[] = {0};
+
+static const struct command COMMANDS[] = {
+        {"submit", cmd_submit, 1, 1, SUBMIT_OPTS},
+        {"jobs", cmd_jobs, 0, 0, JOBS_OPTS},
+        {"show", cmd_show, 1, 1, NO_OPTS},
+        {"logs", cmd_logs, 1, 1, NO_OPTS},
+        {"cancel", cmd_cancel, 1, 1, NO_OPTS},
+        {"algorithms", cmd_algorithms, 0, 1, NO_OPTS},
+        {"health", cmd_health, 0, 0, NO_OPTS},
+};
+
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("edgecdctl: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputs("\n(edgecdctl --help for usage)\n", stderr);
+        return CTL_USAGE;
+}
+
+static bool parse_long(const char *s, long min, long max, long *out)
+{
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (errno || end == s || *end || v < min || v > max)
+                return false;
+        *out = v;
+        return true;
+}
+
+static bool parse_seconds(const char *s, double *out)
+{
+        char *end;
+        errno = 0;
+        double v = strtod(s, &end);
+        if (errno || end == s || *end || !isfinite(v) || v <= 0)
+                return false;
+        *out = v;
+        return true;
+}
+
+static bool add_pair(struct opts *o, const char *kv)
+{
+        const char **p = realloc(o->pairs, (o->npairs + 1) * sizeof *p);
+        if (!p)
+                return false;
+        o->pairs = p;
+        o->pairs[o->npairs++] = kv;
+        return true;
+}
+
+/* 0 when opt is a global option (now set in o), else -1. */
+static int set_global(struct opts *o, int opt, const char *arg)
+{
+        switch (opt) {
+        case O_URL: o->url = arg; return 0;
+        case O_UNIX: o->unix_path = arg; return 0;
+        case O_TOKEN_FILE: o->token_file = arg; return 0;
+        case O_JSON: o->json = true; return 0;
+        default: return -1;
+        }
+}
+
+/* The options only some commands take; CTL_OK or CTL_USAGE. */
+static int set_own(struct opts *o, int opt, const char *arg)
+{
+        switch (opt) {
+        case O_PARAM:
+                if (!strchr(arg, '='))
+                        return usage_error("-p wants KEY=VALUE, not `%s`", arg);
+                return add_pair(o, arg) ? CTL_OK : usage_error("%s", "out of memory");
+        case O_PARAMS: o->params_file = arg; return CTL_OK;
+        case O_VERSION: o->version = arg; return CTL_OK;
+        case O_PRIORITY: o->priority = arg; return CTL_OK;
+        case O_WAIT: o->wait = true; return CTL_OK;
+        case O_STATUS: o->status = arg; return CTL_OK;
+        case O_ALGORITHM: o->algorithm = arg; return CTL_OK;
+        case O_TIMEOUT:
+                return parse_long(arg, 1, 1L << 31, &o->timeout)
+                               ? CTL_OK : usage_error("--timeout wants whole seconds, not `%s`", arg);
+        case O_LIMIT:
+                return parse_long(arg, 1, 1L << 31, &o->limit)
+                               ? CTL_OK : usage_error("--limit wants a positive number, not `%s`", arg);
+        case O_WAIT_TIMEOUT:
+                o->wait = true;
+                return parse_seconds(arg, &o->wait_timeout)
+                               ? CTL_OK : usage_error("--wait-timeout wants seconds, not `%s`", arg);
+        default:
+                return CTL_USAGE;
+        }
+}
+
+static bool takes(const struct command *cmd, int opt)
+{
+        for (const int *p = cmd->own; *p; p++)
+                if (*p == opt)
+                        return true;
+        return false;
+}
+
+/* argv[0] is the command's name.  CTL_OK, or an exit code (-1: --help). */
+static int parse_command(const struct command *cmd, int argc, char **argv, struct opts *o)
+{
+        int opt, li = -1;
+        optind = 0;
+        opterr = 1;
+        while ((opt = getopt_long(argc, argv, "hp:", CMD_OPTS, &li)) != -1) {
+                if (opt == '?')
+                        return CTL_USAGE;
+                if (opt == O_HELP)
+                        return -1;
+                if (set_global(o, opt, optarg) == 0)
+                        continue;
+                if (!takes(cmd, opt))
+                        return usage_error("`%s` does not take %s%s", cmd->name,
+                                           li >= 0 ? "--" : "-p", li >= 0 ? CMD_OPTS[li].name : "");
+                li = -1;
+                int rc = set_own(o, opt, optarg);
+                if (rc != CTL_OK)
+                        return rc;
+        }
+        o->pos = argv + optind;
+        o->npos = argc - optind;
+        if (o->npos < cmd->min_pos || o->npos > cmd->max_pos)
+                return usage_error("wrong number of arguments for `%s`", cmd->name);
+        return CTL_OK;
+}
+
+static const struct command *find_command(const char *name)
+{
+        for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+                if (!strcmp(COMMANDS[i].name, name))
+                        return &COMMANDS[i];
+        return NULL;
+}
+
+/* The global options before the command: CTL_OK with *first the command's
+ * index, -1 for --help, -2 for --version, or CTL_USAGE. */
+static int parse_global(int argc, char **argv, struct opts *o, int *first)
+{
+        int opt;
+        opterr = 1;
+        while ((opt = getopt_long(argc, argv, "+h", GLOBAL_OPTS, NULL)) != -1) {
+                if (opt == O_HELP)
+                        return -1;
+                if (opt == O_VERSION)
+                        return -2;
+                if (set_global(o, opt, optarg) < 0)
+                        return CTL_USAGE;
+        }
+        if (optind >= argc)
+                return usage_error("%s", "no command given");
+        *first = optind;
+        return CTL_OK;
+}
+
+/* The token: --token-file's first line, else $EDGECD_TOKEN, else none.
+ * CTL_OK with *out malloc'd or NULL, or CTL_USAGE. */
+static int read_token(const struct opts *o, char **out)
+{
+        *out = NULL;
+        if (!o->token_file) {
+                const char *env = getenv("EDGECD_TOKEN");
+                if (env && *env && !(*out = strdup(env)))
+                        return usage_error("%s", "out of memory");
+                return CTL_OK;
+        }
+        FILE *f = fopen(o->token_file, "r");
+        if (!f)
+                return usage_error("cannot open the token file: %s", strerror(errno));
+        size_t cap = 0;
+        ssize_t n = getline(out, &cap, f);
+        fclose(f);
+        while (n > 0 && strchr(" \t\r\n", (*out)[n - 1]))
+                (*out)[--n] = '\0';
+        if (n <= 0) {
+                free(*out);
+                *out = NULL;
+                return usage_error("the token file %s is empty", o->token_file);
+        }
+        return CTL_OK;
+}
+
+static int run(const struct command *cmd, const struct opts *o)
+{
+        char *token = NULL;
+        int rc = read_token(o, &token);
+        if (rc != CTL_OK)
+                return rc;
+        const char *url = o->url ? o->url : getenv("EDGECD_URL");
+        struct conn c;
+        if (conn_open(&c, url && *url ? url : DEFAULT_URL, o->unix_path, token) < 0) {
+                free(token);
+                return CTL_UNREACHABLE;
+        }
+        free(token);
+        rc = cmd->run(&c, o);
+        conn_close(&c);
+        return rc;
+}
+
+int main(int argc, char **argv)
+{
+        struct opts o = {.timeout = -1, .limit = -1};
+        int first = 0;
+        int rc = parse_global(argc, argv, &o, &first);
+        if (rc == -1 || rc == -2) {
+                fputs(rc == -1 ? USAGE : "edgecdctl " EDGECD_VERSION "\n", stdout);
+                return CTL_OK;
+        }
+        if (rc != CTL_OK)
+                return rc;
+        const struct command *cmd = find_command(argv[first]);
+        if (!cmd)
+                return usage_error("unknown command `%s`", argv[first]);
+        rc = parse_command(cmd, argc - first, argv + first, &o);
+        if (rc == -1) {
+                fputs(USAGE, stdout);
+                rc = CTL_OK;
+        } else if (rc == CTL_OK) {
+                rc = run(cmd, &o);
+        }
+        free(o.pairs);
+        return rc;
+}
+
+/* ---- helpers the commands share ---- */
+
+static void print_error_body(const struct reply *r)
+{
+        json_t *j = json_loadb(r->body, r->len, 0, NULL);
+        json_t *e = json_object_get(j, "error");
+        const char *code = json_string_value(json_object_get(e, "code"));
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        const char *field = json_string_value(json_object_get(e, "field"));
+        if (code)
+                fprintf(stderr, "edgecdctl: HTTP %ld %s: %s%s%s%s\n", r->status, code,
+                        msg ? msg : "", field ? " (field " : "", field ? field : "", field ? ")" : "");
+        else
+                fprintf(stderr, "edgecdctl: HTTP %ld: %.200s\n", r->status, r->body);
+        json_decref(j);
+}
+
+int reply_check(struct conn *c, int rc, const struct reply *r)
+{
+        if (rc < 0) {
+                fprintf(stderr, "edgecdctl: cannot reach %s%s%s: %s\n", c->base,
+                        c->unix_path ? " via " : "", c->unix_path ? c->unix_path : "", r->errbuf);
+                return CTL_UNREACHABLE;
+        }
+        if (r->status >= 200 && r->status < 300)
+                return CTL_OK;
+        print_error_body(r);
+        return r->status >= 400 && r->status < 500 ? CTL_REFUSED : CTL_UNREACHABLE;
+}
+
+int get_json(struct conn *c, const char *path, json_t **out, struct reply *raw)
+{
+        struct reply r;
+        *out = NULL;
+        int rc = reply_check(c, conn_request(c, "GET", path, NULL, &r), &r);
+        if (rc == CTL_OK && !(*out = reply_json(&r)))
+                rc = CTL_UNREACHABLE;
+        if (raw && rc == CTL_OK)
+                *raw = r;
+        else
+                reply_free(&r);
+        return rc;
+}
+
+void print_json(const json_t *j)
+{
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY);
+        if (s) {
+                puts(s);
+                free(s);
+        }
+}
+
+void print_raw(const struct reply *r)
+{
+        fwrite(r->body, 1, r->len, stdout);
+        if (r->len == 0 || r->body[r->len - 1] != '\n')
+                putchar('\n');
+}

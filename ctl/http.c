@@ -1,0 +1,165 @@
+/* http.c - requests to the daemon over libcurl (see http.h). */
+#include "http.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+static char *dup_trimmed_url(const char *url)
+{
+        size_t n = strlen(url);
+        while (n > 0 && url[n - 1] == '/')
+                n--;
+        return strndup(url, n);
+}
+
+int conn_open(struct conn *c, const char *url, const char *unix_path, const char *token)
+{
+        memset(c, 0, sizeof *c);
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                fprintf(stderr, "edgecdctl: curl_global_init failed\n");
+                return -1;
+        }
+        c->curl = curl_easy_init();
+        c->base = dup_trimmed_url(url);
+        c->unix_path = unix_path ? strdup(unix_path) : NULL;
+        if (token && asprintf(&c->auth, "Authorization: Bearer %s", token) < 0)
+                c->auth = NULL, token = NULL;
+        if (!c->curl || !c->base || (unix_path && !c->unix_path) || (token && !c->auth)) {
+                fprintf(stderr, "edgecdctl: out of memory\n");
+                conn_close(c);
+                return -1;
+        }
+        return 0;
+}
+
+void conn_close(struct conn *c)
+{
+        if (c->curl)
+                curl_easy_cleanup(c->curl);
+        curl_slist_free_all(c->headers);
+        free(c->base);
+        free(c->unix_path);
+        free(c->auth);
+        memset(c, 0, sizeof *c);
+        curl_global_cleanup();
+}
+
+/* curl's write callback: appends to the reply, growing it. */
+static size_t on_data(char *data, size_t size, size_t nmemb, void *userp)
+{
+        struct reply *r = userp;
+        size_t n = size * nmemb;
+        if (n > SIZE_MAX - r->len - 1)
+                return 0;
+        char *p = realloc(r->body, r->len + n + 1);
+        if (!p)
+                return 0;
+        memcpy(p + r->len, data, n);
+        r->body = p;
+        r->len += n;
+        r->body[r->len] = '\0';
+        return n;
+}
+
+static int set_headers(struct conn *c, const char *body)
+{
+        curl_slist_free_all(c->headers);
+        c->headers = NULL;
+        const char *h[] = {"Accept: application/json",
+                           body ? "Content-Type: application/json" : NULL, c->auth};
+        for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
+                if (!h[i])
+                        continue;
+                struct curl_slist *l = curl_slist_append(c->headers, h[i]);
+                if (!l)
+                        return -1;
+                c->headers = l;
+        }
+        return 0;
+}
+
+static int set_options(struct conn *c, const char *method, const char *url, const char *body,
+                       struct reply *r)
+{
+        CURL *h = c->curl;
+        curl_easy_reset(h);
+        if (set_headers(c, body) < 0)
+                return -1;
+        int bad = 0;
+        bad |= curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, (struct curl_slist *)c->headers) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, r) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_USERAGENT, "edgecdctl/" EDGECD_VERSION) != CURLE_OK;
+        if (c->unix_path)
+                bad |= curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path) != CURLE_OK;
+        if (body) {
+                bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDS, body) != CURLE_OK;
+                bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body)) != CURLE_OK;
+        }
+        if (strcmp(method, "GET") != 0)
+                bad |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK;
+        return bad ? -1 : 0;
+}
+
+int conn_request(struct conn *c, const char *method, const char *path, const char *body,
+                 struct reply *r)
+{
+        memset(r, 0, sizeof *r);
+        r->body = calloc(1, 1);
+        char *url = NULL;
+        if (!r->body || asprintf(&url, "%s%s", c->base, path) < 0) {
+                snprintf(r->errbuf, sizeof r->errbuf, "out of memory");
+                return -1;
+        }
+        int rc = -1;
+        if (set_options(c, method, url, body, r) < 0) {
+                snprintf(r->errbuf, sizeof r->errbuf, "could not set up the request");
+        } else {
+                CURLcode e = curl_easy_perform(c->curl);
+                if (e == CURLE_OK) {
+                        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &r->status);
+                        rc = 0;
+                } else if (!r->errbuf[0]) {
+                        snprintf(r->errbuf, sizeof r->errbuf, "%s", curl_easy_strerror(e));
+                }
+        }
+        /* The error buffer must not outlive r: curl keeps the pointer. */
+        curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
+        free(url);
+        return rc;
+}
+
+void reply_free(struct reply *r)
+{
+        free(r->body);
+        r->body = NULL;
+        r->len = 0;
+}
+
+json_t *reply_json(const struct reply *r)
+{
+        json_error_t e;
+        json_t *j = json_loadb(r->body ? r->body : "", r->len, JSON_DECODE_ANY, &e);
+        if (!j)
+                fprintf(stderr, "edgecdctl: the server's answer (HTTP %ld) is not JSON: %s\n",
+                        r->status, e.text);
+        return j;
+}
+
+char *conn_escape(struct conn *c, const char *s)
+{
+        char *e = curl_easy_escape(c->curl, s, 0);
+        if (!e)
+                return NULL;
+        char *copy = strdup(e);
+        curl_free(e);
+        return copy;
+}
