@@ -210,6 +210,17 @@ static void print_plugin_warning(const char *msg, void *ctx)
         fprintf(stderr, "warning: plugin skipped: %s\n", msg);
 }
 
+/* An image is about to be unpacked, maybe for minutes: under systemd, the
+ * start (or a reload) gets that much more time and says why. */
+static void unpacking(const char *path, const char *digest, void *ctx)
+{
+        bool *said = ctx;
+        *said = true;
+        log_info("plugins: unpacking %s for %s", digest, path);
+        sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=unpacking the image of %s",
+                   (unsigned long long)IMAGE_UNPACK_TIMEOUT_MS * 1000ULL + 10000000ULL, path);
+}
+
 /* Broken plugins do not stop the daemon, so they are warnings here, not
  * problems: an ExecStartPre check must not keep it from starting. */
 static void check_plugins(const struct config *cfg)
@@ -240,6 +251,7 @@ struct daemon {
         char *workspaces_dir;
         char *gate_path;
         char *images_dir;
+        bool said_unpacking;       /* STATUS= says an image is being unpacked */
         struct sandbox_env env;
         struct liveset *live;
         struct cleaner *cleaner;
@@ -350,7 +362,12 @@ static void reload_plugins(struct daemon *d, const char *trigger, bool force)
         struct registry_changes c;
         struct err err = ERR_INIT;
         metrics_plugin_reload(trigger);
-        if (registry_reload(d->registry, force, log_broken, log_change, NULL, &c, &err) < 0) {
+        int reloaded = registry_reload(d->registry, force, log_broken, log_change, NULL, &c, &err);
+        if (d->said_unpacking) {
+                sd_notify(0, "STATUS=serving");
+                d->said_unpacking = false;
+        }
+        if (reloaded < 0) {
                 log_error("plugins not reloaded (%s): %s", trigger, err.msg);
                 return;
         }
@@ -435,7 +452,8 @@ static int start(struct daemon *d, struct err *err)
         _cleanup_free_ char *umoci = probe_find_binary("umoci");
         d->images_dir = xasprintf("%s/images", cfg->state_dir);
         struct registry_env renv = { .templates_dir = cfg->templates_dir, .images_dir = d->images_dir,
-                                     .umoci = umoci };
+                                     .umoci = umoci, .unpacking = unpacking,
+                                     .unpacking_ctx = &d->said_unpacking };
         if (registry_load(cfg->plugins_dir, &renv, (size_t)cfg->max_algorithms, log_broken, NULL, &d->registry, err) < 0)
                 return -1;
         /* Nothing runs yet: unpacked images no plugin uses any more go. */
@@ -633,7 +651,8 @@ int main(int argc, char **argv)
         log_info("edgecd %s listening on %s, runtime %s (%s), %lld workers",
                  EDGECD_VERSION, api_address(d.api), d.runtime->name, d.runtime->path,
                  (long long)d.cfg.workers);
-        sd_notify(0, "READY=1");
+        sd_notify(0, "READY=1\nSTATUS=serving");
+        d.said_unpacking = false;
         /* What ran only to start (library initialisers, the probe, the
          * parsers) need not stay resident. */
         release_code_pages();

@@ -64,6 +64,8 @@ struct registry {
         pthread_mutex_t lock;
         char *dir;
         char *templates_dir, *images_dir, *umoci;   /* struct registry_env, copied */
+        void (*unpacking)(const char *path, const char *digest, void *ctx);
+        void *unpacking_ctx;
         size_t max;               /* manifests loaded at most */
         struct table *t;          /* guarded by lock */
 };
@@ -222,6 +224,8 @@ static bool still_current(const struct manifest *m, const struct file_id *id, bo
 static int unpack(const struct registry_env *env, struct manifest *m, struct err *err)
 {
         char *rootfs = NULL;
+        if (env->unpacking)
+                env->unpacking(m->path, m->image_digest, env->unpacking_ctx);
         if (image_unpack(env->umoci, m->image, m->image_tag, m->image_digest, env->images_dir, &rootfs, err) < 0) {
                 err_set_field(err, "image");
                 return err_wrap(err, "image");
@@ -414,6 +418,8 @@ int registry_load(const char *dir, const struct registry_env *env, size_t max_pl
         r->dir = xstrdup(dir);
         r->templates_dir = xstrdup(env->templates_dir);
         r->images_dir = xstrdup(env->images_dir);
+        r->unpacking = env->unpacking;
+        r->unpacking_ctx = env->unpacking_ctx;
         r->umoci = xstrdup(env->umoci);
         r->max = max;
         r->t = t;
@@ -482,7 +488,8 @@ int registry_reload(struct registry *r, bool force, void (*report)(const char *m
         struct table *t = NULL;
         struct scan_ctx sc = { .dir = r->dir,
                                .env = { .templates_dir = r->templates_dir, .images_dir = r->images_dir,
-                                        .umoci = r->umoci },
+                                        .umoci = r->umoci, .unpacking = r->unpacking,
+                                        .unpacking_ctx = r->unpacking_ctx },
                                .max = r->max, .old = cur, .settle = !force, .report = report,
                                .ctx = ctx };
         if (scan(&sc, &t, err) < 0)

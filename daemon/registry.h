@@ -29,6 +29,10 @@ struct registry_env {
         const char *templates_dir;
         const char *images_dir;    /* the unpacked image cache (image.h) */
         const char *umoci;         /* its absolute path; NULL: not installed */
+        /* Called before an image is unpacked (it may take minutes): the
+         * plugin's manifest path and the image's digest.  May be NULL. */
+        void (*unpacking)(const char *path, const char *digest, void *ctx);
+        void *unpacking_ctx;
 };
 
 /* Scan dir, loading at most max_plugins manifests (0: REGISTRY_MAX_PLUGINS;

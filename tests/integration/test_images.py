@@ -203,6 +203,29 @@ class ImagePlugins(unittest.TestCase):
             self.assertLess(time.monotonic(), deadline, "the re-pointed link was not taken")
             time.sleep(0.2)
 
+    def test_systemd_is_told_of_an_unpack(self):
+        """Under systemd an unpack extends the start's time limit and says
+        so (EXTEND_TIMEOUT_USEC, STATUS), before READY=1."""
+        from test_systemd import NotifySocket
+        root = tempfile.mkdtemp(prefix="edgecd-it-images-notify-")
+        self.addCleanup(shutil.rmtree, root, True)
+        os.chmod(root, 0o755)
+        shutil.copytree(os.path.join(self.tmp, "i_echo"), os.path.join(root, "i_echo"), symlinks=True)
+        ns = NotifySocket(self)
+        d = Daemon("ImageNotify", plugins=root, env={"NOTIFY_SOCKET": ns.path})
+        self.addCleanup(d.stop)
+        d.start(timeout=30 * slow_factor())
+        self.assertTrue(ns.wait_for("READY=1", 20 * slow_factor()), ns.messages)
+        lines = [l for m in ns.messages for l in m.split("\n")]
+        ext = [i for i, l in enumerate(lines) if l.startswith("EXTEND_TIMEOUT_USEC=")]
+        self.assertTrue(ext, lines)
+        self.assertLess(ext[0], lines.index("READY=1"))
+        st = [i for i, l in enumerate(lines) if l.startswith("STATUS=unpacking the image of ") and "i_echo" in l]
+        self.assertTrue(st, lines)
+        # And the status says so no more once it serves.
+        self.assertIn("STATUS=serving", lines[lines.index("READY=1"):])
+        self.assertEqual(d.run_job({"algorithm": "i_echo", "parameters": {"n": 1}})["result"], {"n": 1})
+
     def test_z_a_new_image_under_the_tag_is_taken(self):
         layout = os.path.join(self.tmp, "i_sandbox", "image")
         old = index_digest(layout)
