@@ -68,9 +68,10 @@ static void print_jobs_table(const json_t *jobs)
                        str(j, "status"), str(j, "created_at"));
 }
 
-int cmd_jobs(struct conn *c, const struct opts *o)
+/* GET path (taken) and print the answer: as it came with --json, else
+ * through show(). */
+static int get_and_show(struct conn *c, const struct opts *o, char *path, void (*show)(const json_t *j))
 {
-        char *path = jobs_path(c, o);
         if (!path)
                 return CTL_UNREACHABLE;
         json_t *j;
@@ -82,10 +83,20 @@ int cmd_jobs(struct conn *c, const struct opts *o)
         if (o->json)
                 print_raw(&raw);
         else
-                print_jobs_table(json_object_get(j, "jobs"));
+                show(j);
         reply_free(&raw);
         json_decref(j);
         return CTL_OK;
+}
+
+static void show_jobs(const json_t *j)
+{
+        print_jobs_table(json_object_get(j, "jobs"));
+}
+
+int cmd_jobs(struct conn *c, const struct opts *o)
+{
+        return get_and_show(c, o, jobs_path(c, o), show_jobs);
 }
 
 static void print_line(const char *label, const char *value)
@@ -126,22 +137,7 @@ void show_job(const json_t *j)
 
 int cmd_show(struct conn *c, const struct opts *o)
 {
-        char *path = job_path(c, o->pos[0], "");
-        if (!path)
-                return CTL_UNREACHABLE;
-        json_t *j;
-        struct reply raw;
-        int rc = get_json(c, path, &j, &raw);
-        free(path);
-        if (rc != CTL_OK)
-                return rc;
-        if (o->json)
-                print_raw(&raw);
-        else
-                show_job(j);
-        reply_free(&raw);
-        json_decref(j);
-        return CTL_OK;
+        return get_and_show(c, o, job_path(c, o->pos[0], ""), show_job);
 }
 
 int cmd_logs(struct conn *c, const struct opts *o)
@@ -245,23 +241,7 @@ int cmd_algorithms(struct conn *c, const struct opts *o)
                         path = NULL;
                 free(e);
         }
-        if (!path)
-                return CTL_UNREACHABLE;
-        json_t *j;
-        struct reply raw;
-        int rc = get_json(c, path, &j, &raw);
-        free(path);
-        if (rc != CTL_OK)
-                return rc;
-        if (o->json)
-                print_raw(&raw);
-        else if (o->npos == 0)
-                print_algorithm_list(j);
-        else
-                print_algorithm(j);
-        reply_free(&raw);
-        json_decref(j);
-        return CTL_OK;
+        return get_and_show(c, o, path, o->npos == 0 ? print_algorithm_list : print_algorithm);
 }
 
 /* GET path: its JSON in *out (a 503 from /readyz still has one), exit code. */
