@@ -162,15 +162,16 @@ int cmd_cancel(struct conn *c, const struct opts *o)
         struct reply r;
         int rc = reply_check(c, conn_request(c, "DELETE", path, NULL, &r), &r);
         free(path);
-        if (rc == CTL_OK) {
-                if (o->json) {
-                        print_raw(&r);
-                } else {
-                        json_t *j = json_loadb(r.body, r.len, 0, NULL);
-                        printf("%s %s\n", o->pos[0], j ? str(j, "status") : "cancelling");
-                        json_decref(j);
-                }
+        json_t *j = rc == CTL_OK ? json_defanged(r.body, r.len) : NULL;
+        if (rc == CTL_OK && !json_is_string(json_object_get(j, "id"))) {
+                fprintf(stderr, "edgecdctl: the server's answer names no job\n");
+                rc = CTL_UNREACHABLE;
         }
+        if (rc == CTL_OK && o->json)
+                print_raw(&r);
+        else if (rc == CTL_OK)
+                printf("%s %s\n", str(j, "id"), str(j, "status"));
+        json_decref(j);
         reply_free(&r);
         return rc;
 }

@@ -41,7 +41,8 @@ static const char USAGE[] =
         "\n"
         "exit codes: 0 success, 1 the job failed or was cancelled, 2 usage,\n"
         "3 the server refused the request (4xx), 4 no answer or 5xx,\n"
-        "5 --wait-timeout passed.  See edgecdctl(1).\n";
+        "5 --wait-timeout passed, 6 output not written, 130 interrupted while\n"
+        "waiting.  See edgecdctl(1).\n";
 
 enum { O_URL = 256, O_UNIX, O_TOKEN_FILE, O_JSON, O_VERSION, O_PARAMS, O_PRIORITY, O_TIMEOUT,
        O_WAIT, O_WAIT_TIMEOUT, O_STATUS, O_ALGORITHM, O_LIMIT, O_HELP = 'h', O_PARAM = 'p' };
@@ -252,25 +253,40 @@ static int parse_global(int argc, char **argv, struct opts *o, int *first)
 static int read_token(const struct opts *o, char **out)
 {
         *out = NULL;
+        char buf[TOKEN_MAX + 2] = "";
+        const char *from = "EDGECD_TOKEN";
         if (!o->token_file) {
                 const char *env = getenv("EDGECD_TOKEN");
-                if (env && *env && !(*out = strdup(env)))
-                        return usage_error("%s", "out of memory");
-                return CTL_OK;
+                if (!env || !*env)
+                        return CTL_OK;
+                snprintf(buf, sizeof buf, "%s", env);
+        } else {
+                FILE *f = fopen(o->token_file, "re");
+                if (!f)
+                        return usage_error("cannot open the token file: %s", strerror(errno));
+                bool got = fgets(buf, sizeof buf, f) != NULL;
+                int e = errno;
+                fclose(f);
+                if (!got && buf[0] == '\0')
+                        return usage_error("cannot read a token from %s%s%s", o->token_file, e ? ": " : "",
+                                           e ? strerror(e) : " (empty)");
+                from = o->token_file;
         }
-        FILE *f = fopen(o->token_file, "r");
-        if (!f)
-                return usage_error("cannot open the token file: %s", strerror(errno));
-        size_t cap = 0;
-        ssize_t n = getline(out, &cap, f);
-        fclose(f);
-        while (n > 0 && strchr(" \t\r\n", (*out)[n - 1]))
-                (*out)[--n] = '\0';
-        if (n <= 0) {
-                free(*out);
-                *out = NULL;
-                return usage_error("the token file %s is empty", o->token_file);
-        }
+        /* Spaces around it go; a control character or space inside it (a
+         * header could be smuggled in) is refused. */
+        char *t = buf + strspn(buf, " \t");
+        size_t n = strlen(t);
+        while (n > 0 && strchr(" \t\r\n", t[n - 1]))
+                t[--n] = '\0';
+        if (n == 0)
+                return usage_error("the token in %s is empty", from);
+        if (n > TOKEN_MAX)
+                return usage_error("the token in %s is longer than %d characters", from, TOKEN_MAX);
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)t[i] <= 0x20 || t[i] == 0x7F)
+                        return usage_error("the token in %s holds a space or a control character", from);
+        if (!(*out = strdup(t)))
+                return usage_error("%s", "out of memory");
         return CTL_OK;
 }
 
@@ -289,6 +305,12 @@ static int run(const struct command *cmd, const struct opts *o)
         free(token);
         rc = cmd->run(&c, o);
         conn_close(&c);
+        /* A full disk or a closed pipe is not success. */
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+                fprintf(stderr, "edgecdctl: cannot write the output: %s\n", strerror(errno));
+                if (rc == CTL_OK)
+                        rc = CTL_OUTPUT;
+        }
         return rc;
 }
 
@@ -321,7 +343,7 @@ int main(int argc, char **argv)
 
 static void print_error_body(const struct reply *r)
 {
-        json_t *j = json_loadb(r->body, r->len, 0, NULL);
+        json_t *j = json_defanged(r->body, r->len);
         json_t *e = json_object_get(j, "error");
         const char *code = json_string_value(json_object_get(e, "code"));
         const char *msg = json_string_value(json_object_get(e, "message"));
@@ -329,8 +351,14 @@ static void print_error_body(const struct reply *r)
         if (code)
                 fprintf(stderr, "edgecdctl: HTTP %ld %s: %s%s%s%s\n", r->status, code,
                         msg ? msg : "", field ? " (field " : "", field ? field : "", field ? ")" : "");
-        else
-                fprintf(stderr, "edgecdctl: HTTP %ld: %.200s\n", r->status, r->body);
+        else {
+                fprintf(stderr, "edgecdctl: HTTP %ld: ", r->status);
+                for (size_t i = 0; i < r->len && i < 200; i++) {
+                        unsigned char ch = (unsigned char)r->body[i];
+                        fputc(ch < 0x20 || ch == 0x7F ? '?' : ch, stderr);
+                }
+                fputc('\n', stderr);
+        }
         json_decref(j);
 }
 
@@ -343,6 +371,11 @@ int reply_check(struct conn *c, int rc, const struct reply *r)
         }
         if (r->status >= 200 && r->status < 300)
                 return CTL_OK;
+        if (r->status >= 300 && r->status < 400) {
+                /* Not followed: the token would go along. */
+                fprintf(stderr, "edgecdctl: HTTP %ld: the server redirects; edgecdctl does not follow\n", r->status);
+                return CTL_UNREACHABLE;
+        }
         print_error_body(r);
         return r->status >= 400 && r->status < 500 ? CTL_REFUSED : CTL_UNREACHABLE;
 }
@@ -354,6 +387,12 @@ int get_json(struct conn *c, const char *path, json_t **out, struct reply *raw)
         int rc = reply_check(c, conn_request(c, "GET", path, NULL, &r), &r);
         if (rc == CTL_OK && !(*out = reply_json(&r)))
                 rc = CTL_UNREACHABLE;
+        if (rc == CTL_OK && !json_is_object(*out)) {
+                fprintf(stderr, "edgecdctl: the server's answer is not a JSON object\n");
+                json_decref(*out);
+                *out = NULL;
+                rc = CTL_UNREACHABLE;
+        }
         if (raw && rc == CTL_OK)
                 *raw = r;
         else

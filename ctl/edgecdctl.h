@@ -3,6 +3,8 @@
 #ifndef EDGECDCTL_H
 #define EDGECDCTL_H
 
+#define TOKEN_MAX 4096
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -17,6 +19,8 @@ enum {
         CTL_REFUSED = 3,     /* the server answered 4xx */
         CTL_UNREACHABLE = 4, /* no answer, or 5xx */
         CTL_WAIT = 5,        /* --wait-timeout passed before the job ended */
+        CTL_OUTPUT = 6,      /* the output could not be written */
+        CTL_INTERRUPTED = 130, /* SIGINT or SIGTERM while waiting (the job goes on) */
 };
 
 struct opts {

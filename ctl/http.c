@@ -1,6 +1,7 @@
 /* http.c - requests to the daemon over libcurl (see http.h). */
 #include "http.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,13 +49,16 @@ void conn_close(struct conn *c)
         curl_global_cleanup();
 }
 
-/* curl's write callback: appends to the reply, growing it. */
+/* curl's write callback: appends to the reply, growing it up to
+ * REPLY_MAX (the daemon's own answers are capped well below it). */
 static size_t on_data(char *data, size_t size, size_t nmemb, void *userp)
 {
         struct reply *r = userp;
         size_t n = size * nmemb;
-        if (n > SIZE_MAX - r->len - 1)
+        if (n > REPLY_MAX - r->len) {
+                snprintf(r->errbuf, sizeof r->errbuf, "the answer is larger than %zu bytes", (size_t)REPLY_MAX);
                 return 0;
+        }
         char *p = realloc(r->body, r->len + n + 1);
         if (!p)
                 return 0;
@@ -96,6 +100,13 @@ static int set_options(struct conn *c, const char *method, const char *url, cons
         bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, r) != CURLE_OK;
         bad |= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
         bad |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L) != CURLE_OK;
+        /* A server that accepts and then says nothing must not hang us. */
+        bad |= curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms > 0 ? c->timeout_ms : 60000L) != CURLE_OK;
+        /* The daemon, not whatever http_proxy names: the token goes nowhere else. */
+        bad |= curl_easy_setopt(h, CURLOPT_NOPROXY, "*") != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+        /* "." and ".." are names here, never path steps. */
+        bad |= curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L) != CURLE_OK;
         bad |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
         bad |= curl_easy_setopt(h, CURLOPT_USERAGENT, "edgecdctl/" EDGECD_VERSION) != CURLE_OK;
         if (c->unix_path)
@@ -144,13 +155,68 @@ void reply_free(struct reply *r)
         r->len = 0;
 }
 
+/* C0, DEL and C1 (U+0080..U+009F, C2 80..C2 9F in UTF-8) to '?'. */
+static void defang(json_t *s)
+{
+        const char *v = json_string_value(s);
+        size_t n = json_string_length(s);
+        char *copy = NULL;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)v[i];
+                bool c1 = c == 0xC2 && i + 1 < n && (unsigned char)v[i + 1] >= 0x80 && (unsigned char)v[i + 1] <= 0x9F;
+                if (c >= 0x20 && c != 0x7F && !c1)
+                        continue;
+                if (!copy && !(copy = malloc(n)))
+                        return;
+                memcpy(copy, v, n);
+                for (size_t k = i; k < n; k++) {
+                        unsigned char d = (unsigned char)copy[k];
+                        if (d < 0x20 || d == 0x7F)
+                                copy[k] = '?';
+                        else if (d == 0xC2 && k + 1 < n && (unsigned char)copy[k + 1] >= 0x80 &&
+                                 (unsigned char)copy[k + 1] <= 0x9F)
+                                copy[k] = '?', copy[k + 1] = '?', k++;
+                }
+                json_string_setn_nocheck(s, copy, n);
+                free(copy);
+                return;
+        }
+}
+
+static void defang_tree(json_t *j, int depth)
+{
+        if (depth > 64)
+                return;
+        if (json_is_string(j)) {
+                defang(j);
+        } else if (json_is_array(j)) {
+                size_t i;
+                json_t *v;
+                json_array_foreach(j, i, v)
+                        defang_tree(v, depth + 1);
+        } else if (json_is_object(j)) {
+                const char *k;
+                json_t *v;
+                json_object_foreach(j, k, v)
+                        defang_tree(v, depth + 1);
+        }
+}
+
+json_t *json_defanged(const char *text, size_t len)
+{
+        json_t *j = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+        defang_tree(j, 0);
+        return j;
+}
+
 json_t *reply_json(const struct reply *r)
 {
         json_error_t e;
         json_t *j = json_loadb(r->body ? r->body : "", r->len, JSON_DECODE_ANY, &e);
         if (!j)
-                fprintf(stderr, "edgecdctl: the server's answer (HTTP %ld) is not JSON: %s\n",
-                        r->status, e.text);
+                fprintf(stderr, "edgecdctl: the server's answer (HTTP %ld) is not JSON (line %d, column %d)\n",
+                        r->status, e.line, e.column);
+        defang_tree(j, 0);
         return j;
 }
 

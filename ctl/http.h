@@ -17,7 +17,12 @@ struct conn {
         char *base;              /* base URL without a trailing slash */
         char *unix_path;         /* NULL, or the daemon's unix socket */
         char *auth;              /* NULL, or "Authorization: Bearer ..." */
+        long timeout_ms;         /* per request; 0: 60 s */
 };
+
+/* The most of one answer kept: more than any the daemon gives (its
+ * ceilings are at most 512 MiB), less than a hostile server could send. */
+#define REPLY_MAX ((size_t)600 << 20)
 
 struct reply {
         long status;             /* HTTP status; 0 when nothing came back */
@@ -37,8 +42,12 @@ int conn_request(struct conn *c, const char *method, const char *path, const cha
                  struct reply *r);
 void reply_free(struct reply *r);
 
-/* The answer parsed as JSON; NULL (and a message on stderr) when it is not. */
+/* The answer parsed as JSON; NULL (and a message on stderr) when it is not.
+ * Control characters in its strings are replaced by '?': what a server or
+ * an algorithm says is printed on a terminal. */
 json_t *reply_json(const struct reply *r);
+/* The same for any text, quietly (NULL when not JSON). */
+json_t *json_defanged(const char *text, size_t len);
 
 /* A path segment escaped for a URL; free() it.  NULL when out of memory. */
 char *conn_escape(struct conn *c, const char *s);

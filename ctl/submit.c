@@ -2,6 +2,7 @@
 #include "edgecdctl.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,16 @@
 #include "progress.h"
 
 #define POLL_MS 250
+/* Polls that fail in a row (no answer, 5xx) are retried this long. */
+#define POLL_RETRY_S 30.0
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+        (void)sig;
+        interrupted = 1;
+}
 
 static double now(void)
 {
@@ -21,7 +32,7 @@ static double now(void)
 static void sleep_ms(long ms)
 {
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        while (!interrupted && nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
 }
 
@@ -115,19 +126,29 @@ static bool is_final(const json_t *job)
         return s && (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled"));
 }
 
-/* GET the job again: CTL_OK with *job replaced (and *raw), or the exit code. */
-static int refresh(struct conn *c, const char *path, json_t **job, struct reply *raw)
+/* GET the job again, quietly (the progress line is on the terminal):
+ * CTL_OK with *job replaced (and *raw); CTL_REFUSED for a 4xx (*why
+ * says it); CTL_UNREACHABLE for no answer or a 5xx, worth a retry. */
+static int refresh(struct conn *c, const char *path, json_t **job, struct reply *raw, char *why, size_t size)
 {
-        json_t *j;
         struct reply r;
-        int rc = get_json(c, path, &j, &r);
-        if (rc != CTL_OK)
-                return rc;
-        json_decref(*job);
-        *job = j;
-        reply_free(raw);
-        *raw = r;
-        return CTL_OK;
+        int rc = conn_request(c, "GET", path, NULL, &r);
+        json_t *j = rc == 0 && r.status == 200 ? json_defanged(r.body, r.len) : NULL;
+        if (j && json_is_object(j)) {
+                json_decref(*job);
+                *job = j;
+                reply_free(raw);
+                *raw = r;
+                return CTL_OK;
+        }
+        json_decref(j);
+        if (rc < 0)
+                snprintf(why, size, "no answer: %s", r.errbuf);
+        else
+                snprintf(why, size, "HTTP %ld", r.status);
+        rc = rc == 0 && r.status >= 400 && r.status < 500 ? CTL_REFUSED : CTL_UNREACHABLE;
+        reply_free(&r);
+        return rc;
 }
 
 /* The end of a wait: the result (or the job with --json) on stdout. */
@@ -170,7 +191,13 @@ static int wait_job(struct conn *c, const struct opts *o, json_t **job, struct r
                 return CTL_UNREACHABLE;
         struct progress p;
         progress_init(&p, stderr);
+        /* Ctrl-C stops the wait, not the job: the line is ended and the id said. */
+        struct sigaction sa = { .sa_handler = on_signal }, old_int, old_term;
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
         int rc = CTL_OK;
+        char why[512] = "";
+        double failing_since = 0;
         for (;;) {
                 progress_show(&p, *job, now() - start);
                 if (is_final(*job))
@@ -183,17 +210,40 @@ static int wait_job(struct conn *c, const struct opts *o, json_t **job, struct r
                                 break;
                         }
                         ms = left * 1000 < POLL_MS ? (long)(left * 1000) + 1 : POLL_MS;
+                        /* No request outlives the wait. */
+                        c->timeout_ms = (long)(left * 1000) + 100;
                 }
                 sleep_ms(ms);
-                if ((rc = refresh(c, path, job, raw)) != CTL_OK)
+                if (interrupted) {
+                        rc = CTL_INTERRUPTED;
                         break;
+                }
+                rc = refresh(c, path, job, raw, why, sizeof why);
+                if (rc == CTL_OK) {
+                        failing_since = 0;
+                        continue;
+                }
+                if (rc == CTL_REFUSED)
+                        break;
+                /* The daemon restarting, a 503: try again for a while. */
+                if (!failing_since)
+                        failing_since = now();
+                if (now() - failing_since > POLL_RETRY_S)
+                        break;
+                rc = CTL_OK;
         }
         progress_done(&p);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
         free(path);
+        const char *id = json_string_value(json_object_get(*job, "id"));
+        const char *status = json_string_value(json_object_get(*job, "status"));
         if (rc == CTL_WAIT)
-                fprintf(stderr, "edgecdctl: job %s still %s after %g s\n",
-                        json_string_value(json_object_get(*job, "id")),
-                        json_string_value(json_object_get(*job, "status")) ?: "?", o->wait_timeout);
+                fprintf(stderr, "edgecdctl: job %s still %s after %g s\n", id, status ?: "?", o->wait_timeout);
+        else if (rc == CTL_INTERRUPTED)
+                fprintf(stderr, "edgecdctl: stopped waiting; job %s goes on (%s)\n", id, status ?: "?");
+        else if (rc != CTL_OK)
+                fprintf(stderr, "edgecdctl: job %s: cannot follow it: %s\n", id, why);
         return rc == CTL_OK ? report_final(o, *job, raw) : rc;
 }
 
@@ -204,18 +254,22 @@ int cmd_submit(struct conn *c, const struct opts *o)
         if (!body)
                 return rc;
         double start = now();
+        if (o->wait && o->wait_timeout > 0 && o->wait_timeout < 60)
+                c->timeout_ms = (long)(o->wait_timeout * 1000) + 100;
         struct reply r;
         rc = reply_check(c, conn_request(c, "POST", "/v1/jobs", body, &r), &r);
         free(body);
         json_t *job = rc == CTL_OK ? reply_json(&r) : NULL;
-        if (rc == CTL_OK && !job)
+        if (rc == CTL_OK && !json_is_string(json_object_get(job, "id"))) {
+                fprintf(stderr, "edgecdctl: the server's answer names no job\n");
                 rc = CTL_UNREACHABLE;
+        }
         if (rc == CTL_OK && o->wait)
                 rc = wait_job(c, o, &job, &r, start);
         else if (rc == CTL_OK && o->json)
                 print_raw(&r);
         else if (rc == CTL_OK)
-                puts(json_string_value(json_object_get(job, "id")) ?: "?");
+                puts(json_string_value(json_object_get(job, "id")));
         json_decref(job);
         reply_free(&r);
         return rc;

@@ -400,3 +400,147 @@ class CtlToken(unittest.TestCase):
         r = ctl("--token-file", tokfile, "submit", "t_echo", "--version", "1.0.0", "-p", "n=2",
                 url=url, env={"EDGECD_TOKEN": READER})
         self.assertEqual(r.returncode, 0, r.stderr)
+
+
+class FakeDaemon:
+    """A scripted HTTP server standing in for a hostile or broken daemon:
+    routes[(method, path)] is a list of (status, body) answers, the last
+    one repeated; "stall" answers nothing.  Paths seen are kept."""
+
+    def __init__(self, test, routes):
+        import http.server
+        import threading
+        fake = self
+        self.routes = {k: list(v) for k, v in routes.items()}
+        self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def answer(self):
+                fake.seen.append((self.command, self.path, self.headers.get("Authorization")))
+                n = int(self.headers.get("Content-Length") or 0)
+                if n:
+                    self.rfile.read(n)
+                answers = fake.routes.get((self.command, self.path)) or [(404, {"error": {"code": "not_found",
+                                                                                        "message": "no"}})]
+                status, body = answers.pop(0) if len(answers) > 1 else answers[0]
+                if status == "stall":
+                    time.sleep(30)
+                    return
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = answer
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        test.addCleanup(self.close)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+JOB_ID = "0b9c3a2e-4f5d-4e6f-8a7b-9c0d1e2f3a4b"
+
+
+def job(status, **kw):
+    j = {"id": JOB_ID, "algorithm": "alg", "version": "1.0.0", "status": status, "priority": "normal",
+         "created_at": "2026-12-02T00:00:00.000Z", "started_at": None, "finished_at": None,
+         "error": None, "exit_code": None, "result": None, "progress": None}
+    j.update(kw)
+    return j
+
+
+@unittest.skipUnless(os.path.exists(CTL), "skipped: %s not built (make build/edgecdctl)" % CTL)
+class CtlAgainstAHostileServer(unittest.TestCase):
+    """What a server or an algorithm says is never a terminal escape, a
+    silent server never hangs the client, a redirect is not followed,
+    "." and ".." stay names, a token cannot smuggle a header, a proxy
+    never sees the token, a poll that fails once does not end a wait, and
+    a full disk is not success."""
+
+    ESC = "\u001b]0;PWNED\u0007\u001b[2J\u001b[31m\r\u009b"
+
+    def test_no_escape_reaches_the_terminal(self):
+        f = FakeDaemon(self, {("GET", "/v1/jobs/" + JOB_ID): [(200, job(
+            "failed", error={"code": "x" + self.ESC, "message": "m" + self.ESC},
+            progress={"fraction": 0.5, "message": self.ESC}))]})
+        r = ctl("show", JOB_ID, url=f.url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for ch in ("\x1b", "\x07", "\r", "\u009b"):
+            self.assertNotIn(ch, r.stdout + r.stderr)
+        f2 = FakeDaemon(self, {("POST", "/v1/jobs"): [(404, {"error": {"code": "e" + self.ESC,
+                                                                     "message": self.ESC}})]})
+        r = ctl("submit", "alg", url=f2.url)
+        self.assertEqual(r.returncode, 3)
+        self.assertNotIn("\x1b", r.stderr)
+
+    def test_a_silent_server_does_not_hang_a_wait(self):
+        f = FakeDaemon(self, {("POST", "/v1/jobs"): [(202, job("queued"))],
+                              ("GET", "/v1/jobs/" + JOB_ID): [("stall", None)]})
+        t0 = time.monotonic()
+        r = ctl("submit", "alg", "--wait", "--wait-timeout", "2", url=f.url, timeout=30)
+        self.assertEqual(r.returncode, 5, r.stderr)
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertIn(JOB_ID, r.stderr)
+
+    def test_one_failed_poll_does_not_end_a_wait(self):
+        f = FakeDaemon(self, {("POST", "/v1/jobs"): [(202, job("queued"))],
+                              ("GET", "/v1/jobs/" + JOB_ID): [(503, {"error": {"code": "unavailable",
+                                                                               "message": "restarting"}}),
+                                                              (200, job("succeeded", result={"ok": 1}))]})
+        r = ctl("submit", "alg", "--wait", url=f.url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), {"ok": 1})
+
+    def test_interrupted_wait_names_the_job(self):
+        import signal as sig
+        f = FakeDaemon(self, {("POST", "/v1/jobs"): [(202, job("queued"))],
+                              ("GET", "/v1/jobs/" + JOB_ID): [(200, job("running"))]})
+        p = subprocess.Popen([CTL, "--url", f.url, "submit", "alg", "--wait"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        time.sleep(1.0)
+        p.send_signal(sig.SIGINT)
+        out, err = p.communicate(timeout=10)
+        self.assertEqual(p.returncode, 130, err)
+        self.assertIn("stopped waiting; job %s goes on" % JOB_ID, err)
+
+    def test_dot_segments_stay_names_and_redirects_are_not_followed(self):
+        f = FakeDaemon(self, {("GET", "/v1/jobs/x"): [(301, b"")]})
+        for name in ("..", "."):
+            r = ctl("show", name, url=f.url)
+            self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual([p for _, p, _ in f.seen], ["/v1/jobs/..", "/v1/jobs/."])
+        r = ctl("show", "x", url=f.url)
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn("redirect", r.stderr)
+
+    def test_tokens_are_checked_and_never_go_to_a_proxy(self):
+        f = FakeDaemon(self, {("GET", "/healthz"): [(200, {"status": "ok"})],
+                              ("GET", "/readyz"): [(200, {"status": "ready"})]})
+        r = ctl("health", url=f.url, env={"EDGECD_TOKEN": "abc\r\nX-Evil: 1"})
+        self.assertEqual(r.returncode, 2, r.stderr)
+        r = ctl("health", url=f.url, env={"EDGECD_TOKEN": "  tok  ", "http_proxy": "http://127.0.0.1:1",
+                                          "HTTP_PROXY": "http://127.0.0.1:1"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(f.seen and all(a == "Bearer tok" for _, _, a in f.seen), f.seen)
+
+    def test_answers_without_a_job_and_a_full_disk(self):
+        f = FakeDaemon(self, {("POST", "/v1/jobs"): [(202, {"status": "queued"})],
+                              ("GET", "/v1/jobs/" + JOB_ID): [(200, job("queued"))]})
+        r = ctl("submit", "alg", url=f.url)
+        self.assertEqual(r.returncode, 4, r.stderr)
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([CTL, "--url", f.url, "--json", "show", JOB_ID], stdout=full,
+                               stderr=subprocess.PIPE, text=True, timeout=30)
+        self.assertEqual(r.returncode, 6, r.stderr)
