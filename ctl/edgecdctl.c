@@ -114,6 +114,9 @@ static int usage_error(const char *fmt, ...)
 static bool parse_long(const char *s, long min, long max, long *out)
 {
         char *end;
+        /* Digits only: strtol would take " +5". */
+        if (!*s || strspn(s, "0123456789") != strlen(s))
+                return false;
         errno = 0;
         long v = strtol(s, &end, 10);
         if (errno || end == s || *end || v < min || v > max)
@@ -170,10 +173,10 @@ static int set_own(struct opts *o, int opt, const char *arg)
         case O_STATUS: o->status = arg; return CTL_OK;
         case O_ALGORITHM: o->algorithm = arg; return CTL_OK;
         case O_TIMEOUT:
-                return parse_long(arg, 1, 1L << 31, &o->timeout)
+                return parse_long(arg, 1, 2147483647L, &o->timeout)
                                ? CTL_OK : usage_error("--timeout wants whole seconds, not `%s`", arg);
         case O_LIMIT:
-                return parse_long(arg, 1, 1L << 31, &o->limit)
+                return parse_long(arg, 1, 2147483647L, &o->limit)
                                ? CTL_OK : usage_error("--limit wants a positive number, not `%s`", arg);
         case O_WAIT_TIMEOUT:
                 o->wait = true;
@@ -203,8 +206,10 @@ static int parse_command(const struct command *cmd, int argc, char **argv, struc
                         return CTL_USAGE;
                 if (opt == O_HELP)
                         return -1;
-                if (set_global(o, opt, optarg) == 0)
+                if (set_global(o, opt, optarg) == 0) {
+                        li = -1;
                         continue;
+                }
                 if (!takes(cmd, opt))
                         return usage_error("`%s` does not take %s%s", cmd->name,
                                            li >= 0 ? "--" : "-p", li >= 0 ? CMD_OPTS[li].name : "");
