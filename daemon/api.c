@@ -574,14 +574,6 @@ static void reply_reject(struct http_request *req, const struct reject *rj)
         http_reply_error(req, rj->status, rj->code, rj->err.msg, rj->err.field);
 }
 
-/* A plugin's limits on its parameters and result: its own, else the
- * config's defaults, never above the config's ceilings. */
-static int64_t input_limit(const struct config *cfg, const struct manifest *m)
-{
-        int64_t v = m->max_input_bytes ? m->max_input_bytes : cfg->max_body_bytes;
-        return v < cfg->input_ceiling_bytes ? v : cfg->input_ceiling_bytes;
-}
-
 /* Check one submission and make its live job and record (queued, with its
  * parameters as compact text).  0, or -1 with *rj filled. */
 static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t raw_len, const char *user,
@@ -608,7 +600,7 @@ static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t
                 reject_err(rj, &err, err.code == ERR_NOT_FOUND ? "unknown_algorithm" : NULL);
                 return -1;
         }
-        int64_t limit = input_limit(cfg, m);
+        int64_t limit = manifest_input_limit(m, cfg);
         if (raw && (int64_t)raw_len > limit) {
                 err_set(&err, ERR_TOO_LARGE, 0, "the parameters are %zu bytes, over the limit of %lld for `%s` %s "
                         "(its max_input_bytes, else max_body_bytes; at most input_ceiling_bytes)", raw_len, (long long)limit, m->name, m->version);

@@ -372,8 +372,8 @@ void job_progress_watch(struct job *j, const char *output_dir)
         j->progress_dir = xstrdup(output_dir);
         if (output_dir)
                 forget_progress_locked(j);
-        /* A read begun before this does not count. */
-        j->progress_applied = j->progress_reads;
+        else
+                j->progress_applied = j->progress_reads;   /* a read begun before this does not count */
         pthread_mutex_unlock(&j->lock);
 }
 

@@ -670,3 +670,19 @@ unsigned manifest_key_line(const struct manifest *m, const char *key)
                 return m->lines.max_result_bytes;
         return 0;
 }
+
+static int64_t limit_under(int64_t own, int64_t fallback, int64_t ceiling)
+{
+        int64_t v = own ? own : fallback;
+        return v < ceiling ? v : ceiling;
+}
+
+int64_t manifest_input_limit(const struct manifest *m, const struct config *cfg)
+{
+        return limit_under(m->max_input_bytes, cfg->max_body_bytes, cfg->input_ceiling_bytes);
+}
+
+int64_t manifest_result_limit(const struct manifest *m, const struct config *cfg)
+{
+        return limit_under(m->max_result_bytes, cfg->max_result_bytes, cfg->result_ceiling_bytes);
+}

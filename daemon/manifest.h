@@ -74,6 +74,11 @@ int manifest_check_command(const struct manifest *m, struct err *err);
  * the file are collected into the message, separated by "; ". */
 int manifest_load(const char *path, struct manifest **ret, struct err *err);
 
+/* A plugin's limits on its parameters and its result: its own, else the
+ * config's defaults, never above the config's ceilings. */
+int64_t manifest_input_limit(const struct manifest *m, const struct config *cfg);
+int64_t manifest_result_limit(const struct manifest *m, const struct config *cfg);
+
 struct manifest *manifest_ref(struct manifest *m);
 void manifest_unref(struct manifest *m);   /* NULL is fine */
 

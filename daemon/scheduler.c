@@ -198,9 +198,7 @@ static void run_once(struct run *r)
                 _cleanup_free_ char *tail = read_file_tail(r->log_path, STDERR_TAIL_BYTES);
                 out.stderr_tail = tail;
                 char *message = NULL;
-                int64_t max_result = j->manifest->max_result_bytes ? j->manifest->max_result_bytes : cfg->max_result_bytes;
-                if (max_result > cfg->result_ceiling_bytes)
-                        max_result = cfg->result_ceiling_bytes;
+                int64_t max_result = manifest_result_limit(j->manifest, cfg);
                 r->error = result_classify(&out, r->sb->ws->output_dir, max_result, &r->result,
                                            &r->result_len, &message);
                 r->message = message;

@@ -300,8 +300,6 @@ static const char SQL_INSERT[] =
         "attempts, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 static const char SQL_INSERT_DATA[] = "INSERT INTO job_data(seq, params) VALUES (?1, ?2)";
 static const char SQL_INSERT_DATA_SIZED[] = "INSERT INTO job_data(seq, params) VALUES (?1, zeroblob(?2))";
-static const char SQL_PARAMS_SIZE[] =
-        "SELECT d.seq, length(d.params), typeof(d.params) FROM jobs JOIN job_data d USING (seq) WHERE id = ?1";
 static const char SQL_SET_RESULT[] =
         "UPDATE job_data SET result = ?2 WHERE seq = (SELECT seq FROM jobs WHERE id = ?1)";
 static const char SQL_SET_RESULT_SIZED[] =
@@ -950,33 +948,28 @@ static void reader_give(struct store_backend *b, struct reader *r)
 }
 
 /* One statement per `what`: SQLite reads every column a statement names,
- * so a plain get never touches the parameters or the result. */
+ * so a plain get never touches the parameters or the result.  Parameters
+ * written a piece at a time (a large BLOB) are not read as a column: NULL
+ * there, and their seq and length say where to stream them from
+ * (length() of a BLOB reads no content). */
+#define PARAMS_COLUMNS \
+        "CASE WHEN typeof(d.params) = 'blob' AND length(d.params) > 1048576 THEN NULL ELSE d.params END, " \
+        "d.seq, length(d.params)"
 static const char *const SQL_GET[4] = {
         "SELECT " COLUMNS " FROM jobs WHERE id = ?1",
-        "SELECT " COLUMNS ", d.params FROM jobs LEFT JOIN job_data d USING (seq) WHERE id = ?1",
+        "SELECT " COLUMNS ", " PARAMS_COLUMNS " FROM jobs LEFT JOIN job_data d USING (seq) WHERE id = ?1",
         "SELECT " COLUMNS ", d.result FROM jobs LEFT JOIN job_data d USING (seq) WHERE id = ?1",
-        "SELECT " COLUMNS ", d.params, d.result FROM jobs LEFT JOIN job_data d USING (seq) WHERE id = ?1",
+        "SELECT " COLUMNS ", " PARAMS_COLUMNS ", d.result FROM jobs LEFT JOIN job_data d USING (seq) WHERE id = ?1",
 };
 
 /* Large parameters (written a piece at a time: a BLOB) are read the same
  * way, into an unnamed file in dir, and handed over as a read-only
  * mapping of it: no heap copy of them, and the file is gone with the
- * mapping.  1 when done, 0 when they are small (read them as a column),
- * -1 on error. */
-static int params_mapped(sqlite3 *db, const char *dir, const char *id, struct job_record *ret, struct err *err)
+ * mapping: the row's job_data `seq`, `len` bytes.  0, or -1 on error. */
+static int params_mapped(sqlite3 *db, const char *dir, sqlite3_int64 seq, sqlite3_int64 len,
+                         struct job_record *ret, struct err *err)
 {
-        sqlite3_stmt *st = stmt(db, SQL_PARAMS_SIZE, err);
-        if (!st)
-                return -1;
-        bind_str(st, 1, id);
-        int rc = sqlite3_step(st);
-        sqlite3_int64 seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-        sqlite3_int64 len = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
-        const char *type = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 2) : NULL;
-        bool blob = type && !strcmp(type, "blob") && len > (sqlite3_int64)PARAMS_STREAM_MIN;
-        sqlite3_reset(st);
-        if (!blob)
-                return 0;
+        int rc;
         _cleanup_close_ int fd = open_unnamed(dir);
         if (fd < 0)
                 return err_errno(err, ERR_IO, "read job parameters: a file in `%s`", dir);
@@ -1002,7 +995,7 @@ static int params_mapped(sqlite3 *db, const char *dir, const char *id, struct jo
         ret->params = m;
         ret->params_len = (size_t)len;
         ret->params_mapped = true;
-        return 1;
+        return 0;
 }
 
 static int sqlite_get(struct store_backend *b, const char *id, unsigned what, struct job_record *ret,
@@ -1013,16 +1006,7 @@ static int sqlite_get(struct store_backend *b, const char *id, unsigned what, st
                 return -1;
         int rv = 0;
         what &= STORE_READ_PARAMS | STORE_READ_RESULT;
-        struct job_record big = { 0 };
-        if (what & STORE_READ_PARAMS) {
-                int m = params_mapped(r->db, b->dir, id, &big, err);
-                if (m < 0) {
-                        reader_give(b, r);
-                        return -1;
-                }
-                if (m > 0)
-                        what &= ~STORE_READ_PARAMS;
-        }
+        sqlite3_int64 big_seq = 0, big_len = 0;
         sqlite3_stmt *st = stmt(r->db, SQL_GET[what], err);
         if (!st) {
                 rv = -1;
@@ -1032,8 +1016,14 @@ static int sqlite_get(struct store_backend *b, const char *id, unsigned what, st
                 if (rc == SQLITE_ROW) {
                         row_to_record(st, ret);
                         int col = NCOLUMNS;
-                        if (what & STORE_READ_PARAMS)
-                                ret->params = column_dup(st, col++, &ret->params_len);
+                        if (what & STORE_READ_PARAMS) {
+                                ret->params = column_dup(st, col, &ret->params_len);
+                                if (!ret->params && sqlite3_column_type(st, col + 2) != SQLITE_NULL) {
+                                        big_seq = sqlite3_column_int64(st, col + 1);
+                                        big_len = sqlite3_column_int64(st, col + 2);
+                                }
+                                col += 3;
+                        }
                         if (what & STORE_READ_RESULT)
                                 ret->result = column_dup(st, col, &ret->result_len);
                 } else if (rc == SQLITE_DONE) {
@@ -1043,14 +1033,11 @@ static int sqlite_get(struct store_backend *b, const char *id, unsigned what, st
                 }
                 sqlite3_reset(st);
         }
-        reader_give(b, r);
-        if (rv == 0 && big.params_mapped) {
-                ret->params = big.params;
-                ret->params_len = big.params_len;
-                ret->params_mapped = true;
-        } else {
-                record_clear_params(&big);
+        if (rv == 0 && big_len > 0 && params_mapped(r->db, b->dir, big_seq, big_len, ret, err) < 0) {
+                record_clear(ret);
+                rv = -1;
         }
+        reader_give(b, r);
         return rv;
 }
 
