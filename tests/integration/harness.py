@@ -906,6 +906,32 @@ def check_error(resp, status, code=None, field=None):
 
 # ------------------------------------------------------------- test bases
 
+def rewrite_manifest(path, name=None, version=None, extra="", drop_resources=False):
+    """Rewrite a plugin.yaml in place: its name and version when given,
+    its resources line dropped when asked, extra appended."""
+    with open(path) as f:
+        text = f.read()
+    if name:
+        text, n = re.subn(r"(?m)^name: .*$", "name: %s" % name, text)
+        assert n == 1, text
+    if version:
+        text, n = re.subn(r"(?m)^version: .*$", "version: %s" % version, text)
+        assert n == 1, text
+    if drop_resources:
+        text = re.sub(r"(?m)^resources: .*\n", "", text)
+    with open(path, "w") as f:
+        f.write(text + extra)
+
+
+def copy_plugin(src_name, dst_dir, name=None, version=None, extra="", drop_resources=False):
+    """The test plugin SRC_NAME (OPTIONS["plugins"]) copied to dst_dir, its
+    manifest rewritten (rewrite_manifest); the manifest's path."""
+    shutil.copytree(os.path.join(OPTIONS["plugins"], src_name), dst_dir, symlinks=True)
+    path = os.path.join(dst_dir, "plugin.yaml")
+    rewrite_manifest(path, name=name, version=version, extra=extra, drop_resources=drop_resources)
+    return path
+
+
 def cancel_all(d):
     """Cleanup: cancel every queued or running job of d, errors ignored."""
     if d is None or not d.alive():

@@ -6,7 +6,6 @@ shows under `broken` and is taken once repaired, and SIGHUP still rescans
 (alone, when watch_plugins is off)."""
 
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -19,24 +18,8 @@ from harness import Daemon, check_job, slow_factor
 PICKUP_S = 8      # a generous bound: a settle second, the debounce, the retry
 
 
-def copy_plugin(src_name, dst_dir, name=None, version=None):
-    """build/test-plugins/SRC_NAME copied to dst_dir, its manifest's name
-    and version rewritten when given."""
-    shutil.copytree(os.path.join(harness.OPTIONS["plugins"], src_name), dst_dir, symlinks=True)
-    rewrite(os.path.join(dst_dir, "plugin.yaml"), name=name, version=version)
-
-
-def rewrite(path, name=None, version=None, extra=""):
-    with open(path) as f:
-        text = f.read()
-    if name:
-        text, n = re.subn(r"(?m)^name: .*$", "name: %s" % name, text)
-        assert n == 1, text
-    if version:
-        text, n = re.subn(r"(?m)^version: .*$", "version: %s" % version, text)
-        assert n == 1, text
-    with open(path, "w") as f:
-        f.write(text + extra)
+copy_plugin = harness.copy_plugin
+rewrite = harness.rewrite_manifest
 
 
 class HotPlug(unittest.TestCase):

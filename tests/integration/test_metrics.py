@@ -48,7 +48,7 @@ class Metrics(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="edgecd-it-metrics-")
         os.chmod(cls.tmp, 0o755)
         for p in ("t_echo", "t_exit"):
-            shutil.copytree(os.path.join(harness.OPTIONS["plugins"], p), os.path.join(cls.tmp, p), symlinks=True)
+            harness.copy_plugin(p, os.path.join(cls.tmp, p))
         cls.d = Daemon("Metrics", plugins=cls.tmp).start()
         cls.fresh = scrape(cls.d)[1]
 

@@ -18,18 +18,9 @@ from harness import Daemon
 
 
 def copy_plugin(src, root, name, extra="", drop_resources=False):
-    dst = os.path.join(root, name)
-    shutil.copytree(os.path.join(harness.OPTIONS["plugins"], src), dst, symlinks=True)
-    path = os.path.join(dst, "plugin.yaml")
-    with open(path) as f:
-        text = f.read()
-    text, n = re.subn(r"(?m)^name: .*$", "name: %s" % name, text)
-    assert n == 1
-    if drop_resources:
-        text = re.sub(r"(?m)^resources: .*\n", "", text)
-    with open(path, "w") as f:
-        f.write(text + extra)
-    return path
+    """src copied to root/name under that name; its manifest's path."""
+    return harness.copy_plugin(src, os.path.join(root, name), name=name, extra=extra,
+                               drop_resources=drop_resources)
 
 
 STRICT = "oci_template: strict\n"
