@@ -410,16 +410,16 @@ static bool same_file(const struct stat *a, const struct stat *b)
                a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-static void copy_tmpl(const struct tmpl *from, struct tmpl *to)
+static void copy_tmpl(const struct tmpl *from, struct tmpl *to, bool json)
 {
-        to->t = json_deep_copy(from->t);
+        to->t = json ? json_deep_copy(from->t) : NULL;
         to->allow = allow_ref(from->allow);
         to->ceil = from->ceil;
 }
 
-/* load_tmpl(), from the cache when the files have not changed; the JSON is
- * a copy the caller owns and may change. */
-static int cached_tmpl(const char *dir, const char *name, struct tmpl *ret, struct err *err)
+/* load_tmpl(), from the cache when the files have not changed; the JSON
+ * (only when asked: it is a deep copy) is the caller's to change. */
+static int cached_tmpl(const char *dir, const char *name, bool json, struct tmpl *ret, struct err *err)
 {
         *ret = (struct tmpl){ 0 };
         if (!template_name_ok(name))
@@ -437,9 +437,9 @@ static int cached_tmpl(const char *dir, const char *name, struct tmpl *ret, stru
         pthread_mutex_lock(&T.lock);
         for (size_t i = 0; i < T.n; i++) {
                 if (!strcmp(T.e[i].path, path) && same_file(&T.e[i].st, &st) && same_file(&T.e[i].allow_st, &ast)) {
-                        copy_tmpl(&T.e[i].v, ret);
+                        copy_tmpl(&T.e[i].v, ret, json);
                         pthread_mutex_unlock(&T.lock);
-                        if (!ret->t) {
+                        if (json && !ret->t) {
                                 tmpl_done(ret);
                                 return err_set(err, ERR_INTERNAL, 0, "template `%s`: out of memory", path);
                         }
@@ -466,9 +466,9 @@ static int cached_tmpl(const char *dir, const char *name, struct tmpl *ret, stru
         T.e[i].st = st;
         T.e[i].allow_st = ast;
         T.e[i].v = v;
-        copy_tmpl(&v, ret);
+        copy_tmpl(&v, ret, json);
         pthread_mutex_unlock(&T.lock);
-        if (!ret->t) {
+        if (json && !ret->t) {
                 tmpl_done(ret);
                 return err_set(err, ERR_INTERNAL, 0, "template: out of memory");
         }
@@ -517,7 +517,7 @@ int oci_job_limits(const char *templates_dir, const struct manifest *m, const st
 {
         *ret = oci_effective_limits(m, defaults);
         struct tmpl v;
-        if (cached_tmpl(templates_dir, template_of(m), &v, err) < 0)
+        if (cached_tmpl(templates_dir, template_of(m), false, &v, err) < 0)
                 return err_wrap(err, "oci");
         apply_ceilings(ret, &v.ceil);
         tmpl_done(&v);
@@ -845,7 +845,7 @@ int oci_build(const char *templates_dir, const struct oci_job *job,
         if (check_job(job, err) < 0)
                 return err_wrap(err, "oci");
         struct tmpl v;
-        if (cached_tmpl(templates_dir, template_of(job->manifest), &v, err) < 0)
+        if (cached_tmpl(templates_dir, template_of(job->manifest), true, &v, err) < 0)
                 return err_wrap(err, "oci");
         _cleanup_json_ json_t *config = TAKE_PTR(v.t);
         /* The ceilings hold even for a caller that did not ask oci_job_limits(). */
