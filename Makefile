@@ -35,10 +35,12 @@ LIBSRCS := $(filter-out daemon/main.c,$(SRCS))
 PROBE   := $(B)/inside/sandbox-probe
 GATE    := $(B)/inside/warm-gate
 PAYLOAD := $(B)/inside/payload.o
-OBJS    := $(SRCS:daemon/%.c=$(B)/obj/%.o) $(PAYLOAD)
-LIBOBJS := $(LIBSRCS:daemon/%.c=$(B)/obj/%.o) $(PAYLOAD)
-AOBJS   := $(SRCS:daemon/%.c=$(B)/asan/%.o) $(PAYLOAD)
-ALIBOBJS:= $(LIBSRCS:daemon/%.c=$(B)/asan/%.o) $(PAYLOAD)
+# daemon/openapi.json, the API's OpenAPI document, embedded as it is.
+OPENAPI := $(B)/obj/openapi_doc.o
+OBJS    := $(SRCS:daemon/%.c=$(B)/obj/%.o) $(PAYLOAD) $(OPENAPI)
+LIBOBJS := $(LIBSRCS:daemon/%.c=$(B)/obj/%.o) $(PAYLOAD) $(OPENAPI)
+AOBJS   := $(SRCS:daemon/%.c=$(B)/asan/%.o) $(PAYLOAD) $(OPENAPI)
+ALIBOBJS:= $(LIBSRCS:daemon/%.c=$(B)/asan/%.o) $(PAYLOAD) $(OPENAPI)
 PROBE_CC := $(or $(shell command -v musl-gcc 2>/dev/null),gcc)
 TESTS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test-*.c))
 
@@ -71,6 +73,9 @@ $(GATE): daemon/inside/warm-gate.c | $(DEPS_OK)
 	$(PROBE_CC) -std=gnu17 -O2 -static -s $(WARN) -o $@ $<
 $(PAYLOAD): daemon/inside/payload.S $(PROBE) $(GATE)
 	$(CC) -c -DSANDBOX_PROBE_PATH='"$(abspath $(PROBE))"' -DWARM_GATE_PATH='"$(abspath $(GATE))"' -o $@ $<
+$(OPENAPI): daemon/openapi_doc.S daemon/openapi.json | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) -c -DOPENAPI_PATH='"$(abspath daemon/openapi.json)"' -o $@ $<
 
 $(B)/edgecd: $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm

@@ -1381,6 +1381,61 @@ static void handle_metrics(struct http_request *req, void *ctx)
         http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
 }
 
+/* ---- the OpenAPI document ---- */
+
+/* daemon/openapi.json as built in (openapi_doc.S). */
+extern const char openapi_doc[], openapi_doc_end[];
+
+const char *api_openapi(size_t *ret_len)
+{
+        *ret_len = (size_t)(openapi_doc_end - openapi_doc);
+        return openapi_doc;
+}
+
+/* Its ETag: the quoted SHA-256 of the bytes, computed once. */
+static char openapi_etag[68];
+static pthread_once_t openapi_etag_once = PTHREAD_ONCE_INIT;
+
+static void openapi_etag_init(void)
+{
+        size_t len;
+        const char *doc = api_openapi(&len);
+        char hex[65];
+        auth_hash(doc, len, hex);
+        snprintf(openapi_etag, sizeof openapi_etag, "\"%s\"", hex);
+}
+
+/* True when an If-None-Match value names etag (or is `*`). */
+static bool etag_matches(const char *inm, const char *etag)
+{
+        size_t n = strlen(etag);
+        for (const char *p = inm; p && *p;) {
+                p += strspn(p, " \t,");
+                if (!strncmp(p, "W/", 2))
+                        p += 2;
+                if (*p == '*' || !strncmp(p, etag, n))
+                        return true;
+                p = strchr(p, ',');
+        }
+        return false;
+}
+
+static void handle_openapi(struct http_request *req, void *ctx)
+{
+        (void)ctx;
+        pthread_once(&openapi_etag_once, openapi_etag_init);
+        size_t len;
+        const char *doc = api_openapi(&len);
+        http_add_header(req, "ETag", openapi_etag);
+        /* The same for a daemon's life; a new build may change it. */
+        http_add_header(req, "Cache-Control", "no-cache");
+        if (etag_matches(http_header(req, "If-None-Match"), openapi_etag)) {
+                http_reply_text(req, 304, "application/json", "", 0);
+                return;
+        }
+        http_reply_text(req, 200, "application/json", doc, len);
+}
+
 static const struct http_route routes[] = {
         { "POST", "/v1/jobs", handle_submit, SCOPE_SUBMIT, true },
         { "POST", "/v1/jobs/batch", handle_batch, SCOPE_SUBMIT, false },
@@ -1393,7 +1448,16 @@ static const struct http_route routes[] = {
         { "GET", "/healthz", handle_healthz, SCOPE_NONE, false },
         { "GET", "/readyz", handle_readyz, SCOPE_NONE, false },
         { "GET", "/metrics", handle_metrics, SCOPE_READ, false },
+        /* Open like /healthz: the same for every daemon of a version, it
+         * tells nothing of this one's jobs, plugins or configuration. */
+        { "GET", "/v1/openapi.json", handle_openapi, SCOPE_NONE, false },
 };
+
+const struct http_route *api_routes(size_t *ret_n)
+{
+        *ret_n = ARRAY_SIZE(routes);
+        return routes;
+}
 
 /* Before a request's body is read: who is it, and may they. */
 static bool authorize(struct http_request *req, const struct http_route *route, void *ctx)

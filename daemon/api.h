@@ -57,4 +57,12 @@ void api_quiesce(struct api *a);
 /* Answer every waiting request with what its job has now, then close. */
 void api_stop(struct api *a);
 
+/* The route table, as served (for tests that check the OpenAPI document
+ * against it). */
+struct http_route;
+const struct http_route *api_routes(size_t *ret_n);
+/* daemon/openapi.json as built in (served at GET /v1/openapi.json), *ret_len
+ * bytes, followed by a NUL. */
+const char *api_openapi(size_t *ret_len);
+
 #endif
