@@ -358,8 +358,35 @@ static pid_t *list_children(size_t *ret_n)
         return v;
 }
 
+/* Is a full scan worth it?  One waitid(WNOWAIT) over every thread's
+ * children shows the first zombie, if any: none, nothing to do (the usual
+ * case; a scan of /proc/self/task costs some 60 system calls); one nobody
+ * waits for, scan now; one whose owner is about to reap it (the exit that
+ * sent this SIGCHLD, mostly), scan only if the last scan is a second old,
+ * so an orphan behind it waits a tick at most. */
+#define FULL_SCAN_EVERY_MS 1000
+
+static bool scan_needed(void)
+{
+        static int64_t last_scan_ms;
+        siginfo_t si = { 0 };
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid <= 0)
+                return false;
+        pthread_mutex_lock(&lock);
+        struct child *c = child_find(si.si_pid);
+        bool owned = c && c->state == CHILD_OWNED;
+        pthread_mutex_unlock(&lock);
+        int64_t now = now_mono_ms();
+        if (owned && now - last_scan_ms < FULL_SCAN_EVERY_MS)
+                return false;
+        last_scan_ms = now;
+        return true;
+}
+
 void reaper_reap_orphans(void)
 {
+        if (!scan_needed())
+                return;
         size_t n;
         _cleanup_free_ pid_t *kids = list_children(&n);
         pthread_mutex_lock(&lock);

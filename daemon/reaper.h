@@ -81,7 +81,10 @@ int pidref_signal(const struct pidref *p, int sig);
 void pidref_release(struct pidref *p);
 
 /* Reap zombies that are ours by subreaping but that nobody waits for.
- * Called periodically (and on SIGCHLD). */
+ * Called periodically (and on SIGCHLD), from one thread.  Costs one
+ * waitid() when no zombie waits; the scan of every thread's children
+ * runs only when one nobody waits for is seen first, or once a second
+ * while owned zombies are. */
 void reaper_reap_orphans(void);
 
 #endif

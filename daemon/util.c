@@ -189,6 +189,29 @@ static int rm_rf_at(int dirfd, const char *name, dev_t dev, struct err *err)
         return 0;
 }
 
+static mode_t umask_value = 0777;   /* unknown: assume every bit narrowed */
+static pthread_once_t umask_once = PTHREAD_ONCE_INIT;
+
+/* /proc/self/status has it (Linux 4.7+); umask(2) would have to set it to
+ * read it, a race with threads creating files. */
+static void umask_read(void)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
+        char line[128];
+        unsigned v;
+        while (f && fgets(line, sizeof line, f))
+                if (sscanf(line, "Umask: %o", &v) == 1) {
+                        umask_value = (mode_t)(v & 0777);
+                        break;
+                }
+}
+
+bool umask_narrows(unsigned mode)
+{
+        pthread_once(&umask_once, umask_read);
+        return (mode & umask_value) != 0;
+}
+
 int rm_rf(const char *path, struct err *err)
 {
         struct stat st;

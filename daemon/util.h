@@ -76,6 +76,9 @@ int open_unnamed(const char *dir);
 bool write_full(int fd, const void *p, size_t n);
 /* rm -rf that never crosses into another mount and never follows links. */
 int rm_rf(const char *path, struct err *err);
+/* Would the process umask take bits off `mode` (so a chmod must follow the
+ * create)?  Read once. */
+bool umask_narrows(unsigned mode);
 /* A condition variable that waits on CLOCK_MONOTONIC (timespec_in). */
 void cond_init_monotonic(pthread_cond_t *c);
 /* pthread_create with every signal blocked in the new thread: signals are

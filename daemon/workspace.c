@@ -33,13 +33,14 @@ static bool job_id_ok(const char *id)
         return true;
 }
 
-/* mkdir with exactly `mode` (chmod afterwards, so the umask does not narrow
- * what the container user needs to read). */
+/* mkdir with exactly `mode` (chmod afterwards when the umask narrows it, so
+ * it does not take away what the container user needs to read). */
 static int make_dir(const char *path, unsigned mode, struct err *err)
 {
         if (mkdir(path, mode) < 0)
-                return err_errno(err, errno == EEXIST ? ERR_CONFLICT : ERR_IO, "mkdir `%s`", path);
-        if (chmod(path, mode) < 0)
+                return err_errno(err, errno == EEXIST ? ERR_CONFLICT : errno == ENOENT ? ERR_NOT_FOUND : ERR_IO,
+                                 "mkdir `%s`", path);
+        if (umask_narrows(mode) && chmod(path, mode) < 0)
                 return err_errno(err, ERR_IO, "chmod `%s`", path);
         return 0;
 }
@@ -62,17 +63,22 @@ int workspace_create(const char *root, const char *run_id, const char *input_tex
         /* Root only, all the way down to the job: the container reaches
          * /input and /output through bind mounts, never through these host
          * paths, while the paths are public in /proc/self/mountinfo. */
-        if (mkdir_p(root, 0700, err) < 0)
-                return err_wrap(err, "workspace");
-        if (chmod(root, 0700) < 0)
-                return err_errno(err, ERR_IO, "workspace: chmod `%s`", root);
-
         _cleanup_free_ char *dir = xasprintf("%s/%s", root, run_id);
         /* Plain mkdir, not mkdir -p: an existing directory belongs to
          * another job (or a leftover the sweep missed) and must not be
-         * adopted, nor removed by our cleanup below. */
-        if (make_dir(dir, 0700, err) < 0)
-                return err_wrap(err, "workspace");
+         * adopted, nor removed by our cleanup below.  The root is made
+         * only when missing (the sweep at start sets its mode). */
+        if (make_dir(dir, 0700, err) < 0) {
+                if (err->code != ERR_NOT_FOUND)
+                        return err_wrap(err, "workspace");
+                err_clear(err);
+                if (mkdir_p(root, 0700, err) < 0)
+                        return err_wrap(err, "workspace");
+                if (chmod(root, 0700) < 0)
+                        return err_errno(err, ERR_IO, "workspace: chmod `%s`", root);
+                if (make_dir(dir, 0700, err) < 0)
+                        return err_wrap(err, "workspace");
+        }
 
         /* From here on the cleanup removes whatever was made. */
         _cleanup_(workspace_destroyp) struct workspace *ws = xcalloc(1, sizeof *ws);
@@ -106,7 +112,7 @@ int workspace_place_input(struct workspace *ws, const char *input_text, size_t i
         _cleanup_free_ char *input = xasprintf("%s/input.json", ws->input_dir);
         if (write_file_unsynced(input, input_text, input_len, 0644, err) < 0)
                 return err_wrap(err, "workspace");
-        if (chmod(input, 0644) < 0)
+        if (umask_narrows(0644) && chmod(input, 0644) < 0)
                 return err_errno(err, ERR_IO, "workspace: chmod `%s`", input);
         return 0;
 }
@@ -121,6 +127,27 @@ static int unmount(const char *path, struct err *err)
         return 0;
 }
 
+static bool gone(int r)
+{
+        return r == 0 || errno == ENOENT;
+}
+
+/* The usual tree (workspace.h's layout) removed by name: a few calls where
+ * rm_rf would stat, open and read every directory.  False when anything
+ * else is there (a runtime's own file, a warm gate's, a mount): rm_rf then
+ * takes what is left, with its checks. */
+static bool remove_known(struct workspace *ws, bool keep_bundle)
+{
+        _cleanup_free_ char *input = xasprintf("%s/input.json", ws->input_dir);
+        if (!gone(unlink(input)) || !gone(rmdir(ws->input_dir)) || !gone(rmdir(ws->output_dir)))
+                return false;
+        if (keep_bundle)
+                return true;
+        _cleanup_free_ char *config = xasprintf("%s/config.json", ws->bundle_dir);
+        _cleanup_free_ char *pid = xasprintf("%s/container.pid", ws->bundle_dir);
+        return gone(unlink(config)) && gone(unlink(pid)) && gone(rmdir(ws->bundle_dir)) && gone(rmdir(ws->dir));
+}
+
 int workspace_destroy(struct workspace *ws, bool keep_bundle, struct err *err)
 {
         if (!ws)
@@ -128,7 +155,7 @@ int workspace_destroy(struct workspace *ws, bool keep_bundle, struct err *err)
         int ret = 0;
         if (ws->output_mounted && unmount(ws->output_dir, err) < 0)
                 ret = -1;
-        if (ret == 0 && ws->dir) {
+        if (ret == 0 && ws->dir && !remove_known(ws, keep_bundle)) {
                 if (!keep_bundle)
                         ret = rm_rf(ws->dir, err);
                 else if (rm_rf(ws->input_dir, err) < 0 || rm_rf(ws->output_dir, err) < 0)
@@ -228,6 +255,9 @@ int workspace_sweep(const char *root, bool (*keep)(const char *run_id, void *ctx
         char real[PATH_MAX];
         if (!realpath(root, real))
                 return errno == ENOENT ? 0 : err_errno(err, ERR_IO, "workspace: sweep `%s`", root);
+        /* Root only (workspace_create no longer checks it per job). */
+        if (chmod(real, 0700) < 0)
+                return err_errno(err, ERR_IO, "workspace: chmod `%s`", real);
 
         DIR *d = opendir(real);
         if (!d)

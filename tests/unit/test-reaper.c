@@ -97,6 +97,31 @@ START_TEST(test_unclaimed_orphan_reaped_without_windows)
 }
 END_TEST
 
+/* The reaper looks at the first zombie only, and skips the scan while that
+ * one has an owner about to reap it: an orphan behind it must still go,
+ * within a second or two, and the owned one must stay its owner's. */
+START_TEST(test_orphan_behind_an_owned_zombie)
+{
+        uint64_t w = reaper_window_open();
+        pid_t owned = child_exiting(7);          /* older: first in the list */
+        struct pidref p = PIDREF_NULL;
+        struct err e = ERR_INIT;
+        ck_assert_msg(pidref_claim(owned, &p, &e) == 0, "%s", e.msg);
+        reaper_window_close(w);
+        pid_t orphan = child_exiting(0);
+        int64_t deadline = now_mono_ms() + 5000;
+        while (is_zombie_of_ours(orphan) && now_mono_ms() < deadline) {
+                reaper_reap_orphans();
+                usleep(50 * 1000);
+        }
+        ck_assert(!is_zombie_of_ours(orphan));
+        ck_assert(is_zombie_of_ours(owned));
+        struct proc_exit ex;
+        ck_assert_msg(pidref_wait(&p, now_mono_ms() + 5000, -1, &ex, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(ex.exit_code, 7);
+}
+END_TEST
+
 START_TEST(test_claim_checks)
 {
         struct pidref p = PIDREF_NULL;
@@ -288,6 +313,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_window_keeps_an_unclaimed_init);
         tcase_add_test(tc, test_zombie_reaped_once_its_windows_close);
         tcase_add_test(tc, test_unclaimed_orphan_reaped_without_windows);
+        tcase_add_test(tc, test_orphan_behind_an_owned_zombie);
         tcase_add_test(tc, test_claim_checks);
         tcase_add_test(tc, test_released_child_is_reaped);
         tcase_add_test(tc, test_wait_deadline_and_cancel);

@@ -193,6 +193,40 @@ START_TEST(test_keep_bundle)
 }
 END_TEST
 
+/* The usual files go by name; anything else there (a runtime's own file,
+ * a directory the gate left) still goes, through the careful removal. */
+START_TEST(test_destroy_with_unexpected_files)
+{
+        struct workspace *ws = make("job-extra", "{}", 2);
+        struct err err = ERR_INIT;
+        _cleanup_free_ char *dir = xstrdup(ws->dir);
+        _cleanup_free_ char *cfg = xasprintf("%s/config.json", ws->bundle_dir);
+        _cleanup_free_ char *pid = xasprintf("%s/container.pid", ws->bundle_dir);
+        _cleanup_free_ char *own = xasprintf("%s/state.json", ws->bundle_dir);
+        _cleanup_free_ char *sub = xasprintf("%s/leftover", ws->input_dir);
+        _cleanup_free_ char *deep = xasprintf("%s/leftover/x", ws->input_dir);
+        ck_assert_int_eq(write_file(cfg, "{}", 2, 0600, &err), 0);
+        ck_assert_int_eq(write_file(pid, "1", 1, 0600, &err), 0);
+        ck_assert_int_eq(write_file(own, "{}", 2, 0600, &err), 0);
+        ck_assert_int_eq(mkdir(sub, 0700), 0);
+        ck_assert_int_eq(write_file(deep, "x", 1, 0600, &err), 0);
+        ck_assert_int_eq(workspace_destroy(ws, false, &err), 0);
+        ck_assert_int_eq(access(dir, F_OK), -1);
+        ck_assert_int_eq(mounts_under(dir), 0);
+
+        /* The usual layout alone, as after a job. */
+        ws = make("job-plain", "{}", 2);
+        _cleanup_free_ char *dir2 = xstrdup(ws->dir);
+        _cleanup_free_ char *cfg2 = xasprintf("%s/config.json", ws->bundle_dir);
+        _cleanup_free_ char *pid2 = xasprintf("%s/container.pid", ws->bundle_dir);
+        ck_assert_int_eq(write_file(cfg2, "{}", 2, 0600, &err), 0);
+        ck_assert_int_eq(write_file(pid2, "1", 1, 0600, &err), 0);
+        ck_assert_int_eq(workspace_destroy(ws, false, &err), 0);
+        ck_assert_int_eq(access(dir2, F_OK), -1);
+        ck_assert_int_eq(access(g_root, F_OK), 0);
+}
+END_TEST
+
 START_TEST(test_create_errors)
 {
         struct workspace *ws = NULL;
@@ -343,6 +377,7 @@ static Suite *suite(void)
         tcase_add_unchecked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_create_layout);
         tcase_add_test(tc, test_keep_bundle);
+        tcase_add_test(tc, test_destroy_with_unexpected_files);
         tcase_add_test(tc, test_create_errors);
         tcase_add_test(tc, test_create_fails_half_way);
         tcase_add_test(tc, test_sweep);
