@@ -7,8 +7,9 @@
 #   make bench      benchmark figures
 #   make fuzz       libFuzzer on the config, manifest, schema and request parsers
 #                   (FUZZ_SECONDS per target, default 60; installs clang-14)
-#   make install    binary, templates, plugins, config, systemd units
-#                   (DESTDIR and PREFIX as usual; PREFIX=/usr/local)
+#   make install    binaries, man pages, templates, plugins, config, systemd
+#                   units (DESTDIR and PREFIX as usual; PREFIX=/usr/local)
+#   make deb        build/edgecd_VERSION_ARCH.deb (debhelper, packaging/debian)
 #   make clean
 #
 # Every target first makes sure the Debian packages are there
@@ -22,6 +23,8 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
            -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
            -Wundef -Wnull-dereference -Wimplicit-fallthrough
 CFLAGS  ?= -O2 -g
+# Full RELRO and immediate binding, as Debian's hardening flags would give.
+LDFLAGS ?= -Wl,-z,relro -Wl,-z,now
 override CFLAGS += -std=gnu17 $(WARN) -D_GNU_SOURCE -DEDGECD_VERSION='"$(VERSION)"' \
            -fstack-protector-strong -D_FORTIFY_SOURCE=2 -pthread -MMD -MP
 ASAN    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -46,7 +49,7 @@ TESTS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test-*.c
 
 DEPS_OK := $(B)/.deps-ok
 
-.PHONY: all deps run check unit integration plugins bench install clean fuzz
+.PHONY: all deps run check unit integration plugins bench install deb clean fuzz
 all: $(B)/edgecd $(B)/edgecd-asan $(B)/edgecdctl plugins
 
 # Installs packages only when something is missing (needs root then).
@@ -78,9 +81,9 @@ $(OPENAPI): daemon/openapi_doc.S daemon/openapi.json | $(DEPS_OK)
 	$(CC) -c -DOPENAPI_PATH='"$(abspath daemon/openapi.json)"' -o $@ $<
 
 $(B)/edgecd: $(OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 $(B)/edgecd-asan: $(AOBJS)
-	$(CC) $(CFLAGS) $(ASAN) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(CFLAGS) $(ASAN) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 $(B)/libedgecd-asan.a: $(ALIBOBJS)
 	rm -f $@ && ar rcs $@ $^
 
@@ -91,7 +94,7 @@ $(B)/ctl/%.o: ctl/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags $(CTL_PKGS)) -c $< -o $@
 $(B)/edgecdctl: $(CTL_OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(shell pkg-config --libs $(CTL_PKGS)) -lm
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(CTL_PKGS)) -lm
 
 # Unit tests (Check) are built with ASan+UBSan against the daemon's modules.
 $(B)/tests/%: tests/unit/%.c $(B)/libedgecd-asan.a | $(DEPS_OK)
@@ -122,20 +125,52 @@ bench: all
 fuzz: | $(DEPS_OK)
 	@tests/fuzz/run.sh
 
-# Paths match config/edgecd.yaml's defaults and packaging/edgecd.service.
-PREFIX  ?= /usr/local
+# The binaries go to BINDIR (PREFIX/bin) and the man pages under PREFIX;
+# the templates, the plugins and /etc/edgecd go where config/edgecd.yaml's
+# defaults look for them whatever PREFIX is.  The service unit is written
+# from packaging/edgecd.service.in with @BINDIR@ replaced, so it names the
+# binary just installed.  A local install puts the units and the tmpfiles.d
+# entry in /etc (the administrator's); the Debian package gives
+# UNITDIR=/lib/systemd/system TMPFILESDIR=/usr/lib/tmpfiles.d.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+UNITDIR     ?= /etc/systemd/system
+TMPFILESDIR ?= /etc/tmpfiles.d
 install: $(B)/edgecd $(B)/edgecdctl plugins
-	install -D -m 0755 $(B)/edgecd $(DESTDIR)$(PREFIX)/bin/edgecd
-	install -D -m 0755 $(B)/edgecdctl $(DESTDIR)$(PREFIX)/bin/edgecdctl
-	install -D -m 0644 ctl/edgecdctl.1 $(DESTDIR)/usr/share/man/man1/edgecdctl.1
+	install -D -m 0755 $(B)/edgecd $(DESTDIR)$(BINDIR)/edgecd
+	install -D -m 0755 $(B)/edgecdctl $(DESTDIR)$(BINDIR)/edgecdctl
+	install -D -m 0644 daemon/edgecd.8 $(DESTDIR)$(MANDIR)/man8/edgecd.8
+	install -D -m 0644 ctl/edgecdctl.1 $(DESTDIR)$(MANDIR)/man1/edgecdctl.1
 	install -d -m 0755 $(DESTDIR)/usr/share/edgecd/oci-templates $(DESTDIR)/usr/lib/edgecd/plugins
 	install -m 0644 oci-templates/* $(DESTDIR)/usr/share/edgecd/oci-templates/
 	cp -a $(B)/plugins/. $(DESTDIR)/usr/lib/edgecd/plugins/
 	install -d -m 0755 $(DESTDIR)/etc/edgecd
 	test -e $(DESTDIR)/etc/edgecd/edgecd.yaml || install -m 0644 config/edgecd.yaml $(DESTDIR)/etc/edgecd/edgecd.yaml
-	install -D -m 0644 packaging/edgecd.service $(DESTDIR)/etc/systemd/system/edgecd.service
-	install -D -m 0644 packaging/edgecd.socket $(DESTDIR)/etc/systemd/system/edgecd.socket
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed 's|@BINDIR@|$(BINDIR)|g' packaging/edgecd.service.in >$(DESTDIR)$(UNITDIR)/edgecd.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/edgecd.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/edgecd.service.tmp $(DESTDIR)$(UNITDIR)/edgecd.service
+	install -m 0644 packaging/edgecd.socket $(DESTDIR)$(UNITDIR)/edgecd.socket
+	install -D -m 0644 packaging/edgecd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/edgecd.conf
 	install -D -m 0644 README.md $(DESTDIR)/usr/share/doc/edgecd/README.md
+
+# The Debian package, built with debhelper from packaging/debian copied into
+# a scratch tree (build/deb/), so the source tree needs no debian/.  Its
+# rules install this tree's build/ (PREFIX=/usr) rather than compile again.
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_DIR  := $(B)/deb/edgecd-$(VERSION)
+deb: $(B)/edgecd $(B)/edgecdctl plugins
+	@v=$$(dpkg-parsechangelog -l packaging/debian/changelog -S Version) && [ "$$v" = "$(VERSION)" ] || \
+	  { echo "make deb: packaging/debian/changelog is at $$v, the Makefile's VERSION is $(VERSION)" >&2; exit 1; }
+	rm -rf $(B)/deb
+	mkdir -p $(DEB_DIR)
+	cp -a packaging/debian $(DEB_DIR)/debian
+	cd $(DEB_DIR) && EDGECD_SRC=$(CURDIR) dpkg-buildpackage -b --no-sign >../build.log 2>&1 || \
+	  { tail -n 40 $(B)/deb/build.log >&2; echo "make deb: dpkg-buildpackage failed, see $(B)/deb/build.log" >&2; exit 1; }
+	mv -f $(B)/deb/edgecd_$(VERSION)_$(DEB_ARCH).deb $(B)/
+	rm -rf $(DEB_DIR)
+	@echo $(B)/edgecd_$(VERSION)_$(DEB_ARCH).deb
 
 clean:
 	rm -rf $(B)

@@ -9,6 +9,7 @@ libmicrohttpd-dev libjansson-dev libyaml-dev libseccomp-dev libcgroup-dev
 libsystemd-dev uuid-dev nettle-dev libyajl-dev check musl-tools busybox-static runc crun
 python3 python3-jsonschema golang-github-opencontainers-specs-dev iproute2 procps
 valgrind slowhttptest libsqlite3-dev sqlite3 wrk nginx umoci prometheus
+debhelper dpkg-dev lintian
 libopenblas-serial-dev python3-numpy libcurl4-openssl-dev libjson-validator-perl"
 
 missing() {
