@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import unittest
+import urllib.parse
 
 import jsonschema
 
@@ -89,12 +90,23 @@ class Spec:
             node = self.resolver.resolve(node["$ref"])[1]
         return node
 
-    def check(self, tc, method, path, resp):
+    def check(self, tc, method, path, resp, request=None):
         """Assert resp is documented for method path: its status, content
-        type, body (by the schema) and documented headers that must be
-        there."""
+        type and body (by the schema).  The query parameters sent are
+        documented ones; a request body the daemon took (2xx) meets the
+        documented request schema."""
         t, op = self.operation(method, path)
         tc.assertIsNotNone(op, "%s %s: no documented operation" % (method, path))
+        params = [self.deref(p) for p in self.doc["paths"][t].get("parameters", []) + op.get("parameters", [])]
+        query = {p["name"] for p in params if p["in"] == "query"}
+        for kv in urllib.parse.urlsplit(path).query.split("&"):
+            if kv:
+                tc.assertIn(kv.split("=")[0], query, "%s %s: an undocumented query parameter" % (method, path))
+        if isinstance(request, (dict, list)) and 200 <= resp.status < 300 and resp.status != 304:
+            rschema = json_schema(op["requestBody"]["content"]["application/json"]["schema"])
+            errors = list(jsonschema.Draft4Validator(rschema, resolver=self.resolver).iter_errors(request))
+            tc.assertEqual([], [e.message for e in errors][:5],
+                           "%s %s took a body the document refuses: %r" % (method, path, request))
         responses = op["responses"]
         tc.assertIn(str(resp.status), responses,
                     "%s %s answered %s, not documented for %s %s (documented: %s): %s"
@@ -237,7 +249,7 @@ class Answers(unittest.TestCase):
 
     def req(self, method, path, body=None, headers=None, timeout=60.0):
         r = self.d.req(method, path, body, headers, timeout=timeout * harness.slow_factor())
-        self.check(method, path, r)
+        self.spec.check(self, method, path, r, request=body)
         return r
 
     def finished_job(self):
