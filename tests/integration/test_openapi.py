@@ -386,6 +386,10 @@ class Answers(unittest.TestCase):
                 except UnicodeEncodeError:
                     continue     # http.client refuses the header itself
                 self.assertEqual(r.status, status, r)
+        # Headers over http.max_header_bytes (16 KiB): 431, on any operation.
+        for method, path in (("GET", "/v1/jobs"), ("GET", "/healthz")):
+            r = self.req(method, path, headers={"X-Padding": "p" * 20000})
+            self.assertEqual(r.status, 431, r)
         # Too large: 413 before the body is read.
         big = b'{"algorithm":"t_echo","parameters":{"s":"' + b"x" * 20000 + b'"}}'
         r = self.req("POST", "/v1/jobs/batch", big, {"Content-Type": "application/json"})
@@ -433,6 +437,32 @@ class Answers(unittest.TestCase):
         self.assertEqual(r.body["status"], "degraded")    # the broken manifests
         r = self.req("GET", "/metrics")
         self.assertEqual(r.status, 200)
+
+
+class Refusals(unittest.TestCase):
+    """A full queue: 429 with Retry-After, as documented."""
+
+    def test_queue_full(self):
+        d = Daemon("OpenAPI-full", config={"workers": 1, "queue_capacity": 1})
+        self.addCleanup(d.stop)
+        self.addCleanup(harness.cancel_all, d)
+        d.start()
+        spec = Spec(json.loads(load_doc()))
+        sleep = {"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 60}
+        statuses = []
+        for _ in range(3):
+            r = d.req("POST", "/v1/jobs", sleep)
+            spec.check(self, "POST", "/v1/jobs", r, request=sleep)
+            statuses.append(r.status)
+        self.assertEqual(statuses[-1], 429, statuses)
+        self.assertIn("Retry-After", spec.headers_of("POST", "/v1/jobs", 429))
+        self.assertRegex(r.headers.get("Retry-After", ""), r"^[0-9]+$")
+        r = d.req("POST", "/v1/jobs/batch", {"jobs": [sleep]})
+        spec.check(self, "POST", "/v1/jobs/batch", r)
+        self.assertEqual(r.body["jobs"][0]["status"], 429, r)
+        r = d.req("GET", "/readyz")
+        spec.check(self, "GET", "/readyz", r)
+        self.assertEqual(r.body["status"], "degraded", r)
 
 
 class WithAuth(unittest.TestCase):
