@@ -8,6 +8,8 @@
 #   3. integration tests: the real daemon over HTTP, real containers
 #   4. the same integration suite against the ASan+UBSan daemon
 #   5. a short scenario with the daemon under valgrind
+#   6. the Debian package (make deb, its contents, lintian, the unpacked
+#      daemon) and make install for PREFIX=/usr and /usr/local
 #
 # EDGECD_RUNTIME (make check RUNTIME=...) names the runtime every daemon and
 # unit test uses: a name or an absolute path; empty means youki, which falls
@@ -78,6 +80,10 @@ count_summary "$log_dir/integration-asan.log"
 echo "== the daemon under valgrind (memcheck, leaks)"
 $PY tests/integration/valgrind_run.py --daemon build/edgecd 2>&1 | tee "$log_dir/valgrind.log"
 count_summary "$log_dir/valgrind.log"
+
+echo "== the Debian package and make install"
+$PY tests/package/test_package.py 2>&1 | tee "$log_dir/package.log"
+count_summary "$log_dir/package.log"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
