@@ -68,9 +68,9 @@ static int add_runtime_words(const struct sandbox_env *env, struct sandbox *sb, 
         return err_wrap(err, "create container");
 }
 
-int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, const char *run_id,
-                    struct job_ids ids, const char *log_path, const char *input, size_t input_len,
-                    struct sandbox **ret, bool *ret_retryable, struct err *err)
+int sandbox_build(const struct sandbox_env *env, const struct manifest *m, const char *run_id,
+                  struct job_ids ids, const char *log_path, const char *input, size_t input_len,
+                  struct sandbox **ret, bool *ret_retryable, struct err *err)
 {
         const struct config *cfg = env->cfg;
         struct sandbox *sb = xcalloc(1, sizeof *sb);
@@ -107,6 +107,16 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
                 *ret_retryable = err->code != ERR_INVALID;
                 return -1;
         }
+        sb->warm = warm;
+        return 0;
+}
+
+int sandbox_start(const struct sandbox_env *env, struct sandbox *sb, bool *ret_retryable, struct err *err)
+{
+        const struct config *cfg = env->cfg;
+        const char *run_id = sb->run_id;
+        bool warm = sb->warm;
+        *ret_retryable = true;
         _cleanup_close_ int write_fd = -1;
         if (logpump_start(sb->log_path, (size_t)cfg->max_log_bytes, &sb->lp, &write_fd, err) < 0)
                 return -1;
@@ -126,6 +136,15 @@ int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, con
                 return 0;
         *ret_retryable = err->code != ERR_INVALID;
         return add_runtime_words(env, sb, err);
+}
+
+int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, const char *run_id,
+                    struct job_ids ids, const char *log_path, const char *input, size_t input_len,
+                    struct sandbox **ret, bool *ret_retryable, struct err *err)
+{
+        if (sandbox_build(env, m, run_id, ids, log_path, input, input_len, ret, ret_retryable, err) < 0)
+                return -1;
+        return sandbox_start(env, *ret, ret_retryable, err);
 }
 
 /* The gate's FIFO open for writing: the gate has it open for reading (a

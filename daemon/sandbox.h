@@ -61,6 +61,7 @@ struct sandbox {
         int64_t spawned_ms;          /* attached: when the runtime started, CLOCK_REALTIME */
         int64_t spawned_mono_ms;     /* and CLOCK_MONOTONIC */
         int64_t create_ms;           /* attached: until its process ran, once known */
+        bool warm;                   /* built for the pool (the gate waits for input) */
 };
 
 /* Make the workspace, the bundle, the log pump into log_path, and run the
@@ -75,6 +76,13 @@ struct sandbox {
 int sandbox_prepare(const struct sandbox_env *env, const struct manifest *m, const char *run_id,
                     struct job_ids ids, const char *log_path, const char *input, size_t input_len,
                     struct sandbox **ret, bool *ret_retryable, struct err *err);
+/* sandbox_prepare() in two halves: everything up to the bundle (no process
+ * yet), then the log pump and the runtime.  A cold run builds while its
+ * start is being committed, and starts once it is. */
+int sandbox_build(const struct sandbox_env *env, const struct manifest *m, const char *run_id,
+                  struct job_ids ids, const char *log_path, const char *input, size_t input_len,
+                  struct sandbox **ret, bool *ret_retryable, struct err *err);
+int sandbox_start(const struct sandbox_env *env, struct sandbox *sb, bool *ret_retryable, struct err *err);
 
 /* A warm sandbox's job: place its input in /input, move the log to log_path
  * (the job's; the warm container's log was its own), remove the gate's

@@ -79,7 +79,8 @@ struct run {
         struct job *job;
         char run_id[RUN_ID_MAX];
         struct job_ids ids;
-        struct sandbox *sb;      /* warm (taken before the run) or made by run_once */
+        struct sandbox *sb;      /* warm (taken before the run) or built by run_build */
+        struct job_record params;  /* a warm run's parameters, until its gate opens */
         char *log_path;
         struct job_metrics metrics;
         int exit_code;
@@ -151,33 +152,54 @@ static void run_container(struct run *r, struct outcome *out)
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, false, "the container did not run");
 }
 
-static void run_once(struct run *r)
+/* The first half of a run, done while its start is being committed: the
+ * parameters read and, cold, the sandbox built (workspace, input, bundle;
+ * nothing started).  false with the run failed. */
+static bool run_build(struct run *r)
+{
+        struct scheduler *s = r->s;
+        struct job *j = r->job;
+        struct err err = ERR_INIT;
+
+        /* The parameters stay on disk until the run needs them. */
+        if (store_get(s->d.store, j->id, STORE_READ_PARAMS, &r->params, &err) < 0) {
+                run_fail(r, JOB_ERR_RUNTIME_ERROR, true, "read the job's parameters: %s", err.msg);
+                return false;
+        }
+        if (r->sb)
+                return true;   /* warm: its input goes in once the start is on disk */
+        bool retryable = true;
+        int rc = sandbox_build(s->d.env, j->manifest, r->run_id, r->ids, r->log_path,
+                               r->params.params ? r->params.params : "{}", r->params.params ? r->params.params_len : 2,
+                               &r->sb, &retryable, &err);
+        record_clear(&r->params);
+        if (rc < 0) {
+                run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err.msg);
+                return false;
+        }
+        return true;
+}
+
+/* The second half, once the start is recorded: the container started (a
+ * warm one given its input), waited for, and its result read. */
+static void run_go(struct run *r)
 {
         struct scheduler *s = r->s;
         const struct config *cfg = s->d.cfg;
         struct job *j = r->job;
         struct err err = ERR_INIT;
-
-        /* The parameters stay on disk until the run needs them. */
-        struct job_record rec;
-        if (store_get(s->d.store, j->id, STORE_READ_PARAMS, &rec, &err) < 0) {
-                run_fail(r, JOB_ERR_RUNTIME_ERROR, true, "read the job's parameters: %s", err.msg);
-                return;
-        }
-        const char *params = rec.params ? rec.params : "{}";
-        size_t params_len = rec.params ? rec.params_len : 2;
         int rc;
         bool retryable = true;
-        if (r->sb) {
+        if (r->sb->warm) {
                 int64_t t0 = now_mono_ms();
-                rc = sandbox_adopt(r->sb, params, params_len, r->log_path, &err);
+                rc = sandbox_adopt(r->sb, r->params.params ? r->params.params : "{}",
+                                   r->params.params ? r->params.params_len : 2, r->log_path, &err);
                 r->metrics.create_ms = now_mono_ms() - t0;
+                record_clear(&r->params);
         } else {
-                rc = sandbox_prepare(s->d.env, j->manifest, r->run_id, r->ids, r->log_path, params, params_len,
-                                     &r->sb, &retryable, &err);
-                r->metrics.create_ms = r->sb ? r->sb->create_ms : 0;
+                rc = sandbox_start(s->d.env, r->sb, &retryable, &err);
+                r->metrics.create_ms = r->sb->create_ms;
         }
-        record_clear(&rec);
         if (rc < 0) {
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err.msg);
                 return;
@@ -272,18 +294,24 @@ static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_e
 }
 
 /* Record that attempt n begins (the first in this daemon takes the job
- * from queued: it is not taken when a cancel got there first).  1 when
- * recorded, 0 when the job was cancelled meanwhile, -1 when the store
- * failed. */
-static int record_attempt(struct scheduler *s, struct job *j, bool first)
+ * from queued: it is not taken when a cancel got there first), in two
+ * halves: the commit is in flight while the run is built.  The end is 1
+ * when recorded, 0 when the job was cancelled meanwhile, -1 when the store
+ * failed.  Nothing starts before it is on disk: a job that brings the
+ * daemon down has its attempts counted. */
+static struct store_pending *record_attempt_begin(struct scheduler *s, struct job *j, bool first)
 {
         struct job_record rec;
         job_snapshot(j, &rec);
+        return store_update_begin(s->d.store, &rec, first ? JOB_QUEUED : JOB_RUNNING);
+}
+
+static int record_attempt_end(struct job *j, struct store_pending *p)
+{
         struct err err = ERR_INIT;
-        int rc = store_update(s->d.store, &rec, first ? JOB_QUEUED : JOB_RUNNING, &err);
+        int rc = store_update_end(p, &err);
         if (rc < 0)
                 log_error("job %s: cannot record its start: %s", j->id, err.msg);
-        record_clear(&rec);
         return rc;
 }
 
@@ -345,8 +373,12 @@ static void run_job(struct scheduler *s, struct job *j)
                 size_t attempt = job_attempt_begin(j, r.ids.uid, r.ids.gid, r.run_id);
                 if (!r.sb)
                         liveset_add(s->d.live, r.run_id);
-                int rec = record_attempt(s, j, n == 1);
+                struct store_pending *claim = record_attempt_begin(s, j, n == 1);
+                r.log_path = store_log_path(s->d.store, j->id, attempt);
+                bool built = run_build(&r);
+                int rec = record_attempt_end(j, claim);
                 if (rec <= 0) {
+                        /* Built, perhaps, but nothing started. */
                         if (r.sb) {
                                 cleaner_push(s->d.cleaner, TAKE_PTR(r.sb));
                         } else {
@@ -360,11 +392,14 @@ static void run_job(struct scheduler *s, struct job *j)
                          * still queued on disk, for the next start. */
                         if (rec < 0)
                                 job_requeue(j);
+                        record_clear(&r.params);
+                        free(r.message);
+                        free(r.log_path);
                         return;
                 }
-                r.log_path = store_log_path(s->d.store, j->id, attempt);
-
-                run_once(&r);
+                if (built)
+                        run_go(&r);
+                record_clear(&r.params);
 
                 if (!r.sb) {
                         /* Nothing was made (the parameters could not be read). */

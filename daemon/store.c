@@ -100,24 +100,65 @@ static void wake(struct store_write *w)
         pthread_mutex_unlock(&wt->lock);
 }
 
-int store_write_sync(struct store *s, struct store_write *w, struct err *err)
+static void write_begin(struct store *s, struct store_write *w, struct waiter *wt)
 {
-        struct waiter wt = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+        pthread_mutex_init(&wt->lock, NULL);
+        pthread_cond_init(&wt->cond, NULL);
+        wt->done = false;
         w->done = wake;
-        w->ctx = &wt;
+        w->ctx = wt;
         s->ops->write(s->b, w);
-        pthread_mutex_lock(&wt.lock);
-        while (!wt.done)
-                pthread_cond_wait(&wt.cond, &wt.lock);
-        pthread_mutex_unlock(&wt.lock);
-        pthread_mutex_destroy(&wt.lock);
-        pthread_cond_destroy(&wt.cond);
+}
+
+static int write_end(struct store_write *w, struct waiter *wt, struct err *err)
+{
+        pthread_mutex_lock(&wt->lock);
+        while (!wt->done)
+                pthread_cond_wait(&wt->cond, &wt->lock);
+        pthread_mutex_unlock(&wt->lock);
+        pthread_mutex_destroy(&wt->lock);
+        pthread_cond_destroy(&wt->cond);
         if (w->err.code != ERR_OK) {
                 if (err)
                         *err = w->err;
                 return -1;
         }
         return 0;
+}
+
+int store_write_sync(struct store *s, struct store_write *w, struct err *err)
+{
+        struct waiter wt;
+        write_begin(s, w, &wt);
+        return write_end(w, &wt, err);
+}
+
+struct store_pending {
+        struct waiter wt;
+        struct store_item it;
+        struct store_write w;
+        struct job_record rec;
+};
+
+struct store_pending *store_update_begin(struct store *s, struct job_record *rec, int expect_status)
+{
+        struct store_pending *p = xcalloc(1, sizeof *p);
+        p->rec = *rec;
+        *rec = (struct job_record){ 0 };
+        p->it = (struct store_item){ .rec = &p->rec, .expect_status = expect_status };
+        p->w = (struct store_write){ .kind = STORE_UPDATE, .items = &p->it, .n = 1, .retry = true };
+        write_begin(s, &p->w, &p->wt);
+        return p;
+}
+
+int store_update_end(struct store_pending *p, struct err *err)
+{
+        int rc = write_end(&p->w, &p->wt, err);
+        if (rc == 0)
+                rc = p->it.outcome == STORE_ITEM_OK ? 1 : 0;
+        record_clear(&p->rec);
+        free(p);
+        return rc;
 }
 
 int store_update(struct store *s, struct job_record *rec, int expect_status, struct err *err)

@@ -163,6 +163,12 @@ int store_write_sync(struct store *s, struct store_write *w, struct err *err);
  * (until the store closes).  Returns 1 when applied, 0 when the stored
  * status was not expect_status, -1 on error. */
 int store_update(struct store *s, struct job_record *rec, int expect_status, struct err *err);
+/* store_update() in two halves, for a caller with work to do while the
+ * commit is in flight: begin takes rec (left empty), end waits and returns
+ * as store_update, and frees the pending write. */
+struct store_pending;
+struct store_pending *store_update_begin(struct store *s, struct job_record *rec, int expect_status);
+int store_update_end(struct store_pending *p, struct err *err);
 
 int store_get(struct store *s, const char *id, unsigned what, struct job_record *ret, struct err *err);
 /* GET /v1/jobs as JSON text: {"jobs": [...newest first...], "next":

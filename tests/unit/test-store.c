@@ -1188,6 +1188,25 @@ START_TEST(test_update_conditional)
         rec_assert_eq("after a STORE_UPDATE not applied", &got, &run, all);
         record_clear(&got);
 
+        /* The same in two halves (a worker's claim): begin takes the
+         * record, end says not applied, and the store is unchanged. */
+        struct job_record half;
+        rec_copy(&half, &again);
+        struct store_pending *p = store_update_begin(f.s, &half, JOB_QUEUED);
+        ck_assert_ptr_null(half.runtime_name);   /* taken */
+        ck_assert_int_eq(store_update_end(p, &err), 0);
+        get_ok(&f, q.id, all, &got);
+        rec_assert_eq("after a two-half update not applied", &got, &run, all);
+        record_clear(&got);
+        /* ... and applied, when the condition holds. */
+        rec_copy(&half, &again);
+        half.recoveries = 9;
+        p = store_update_begin(f.s, &half, JOB_RUNNING);
+        ck_assert_int_eq(store_update_end(p, &err), 1);
+        get_ok(&f, q.id, 0, &got);
+        ck_assert_int_eq(got.recoveries, 9);
+        record_clear(&got);
+
         /* On condition it is running: applied; expect_status -1: any. */
         ck_assert_int_eq(update(&f, &again, JOB_RUNNING), 1);
         get_ok(&f, q.id, all, &got);
