@@ -16,7 +16,7 @@
 # (scripts/install-deps.sh, a no-op when nothing is missing).
 
 CC      ?= gcc
-PKGS    := libmicrohttpd jansson yaml-0.1 libseccomp libcgroup libsystemd uuid nettle yajl sqlite3
+PKGS    := libmicrohttpd jansson yaml-0.1 libseccomp libcgroup libsystemd uuid nettle yajl sqlite3 libcurl
 VERSION := 0.1.0
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \

@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "callback.h"
 #include "http.h"
 #include "job.h"
 #include "jsontext.h"
@@ -459,13 +460,16 @@ struct submit {
         json_t *parameters;         /* NULL: {} */
         enum job_priority priority;
         int64_t timeout_seconds;    /* 0: the manifest's, else the default */
+        const char *callback_url;   /* NULL: none; checked against callbacks.allow */
 };
 
 /* Check the body's shape (not the parameters: the plugin's schema does
  * that).  ERR_INVALID with err->field the JSON pointer of the bad member. */
-static int parse_submit(const json_t *doc, int64_t max_timeout, struct submit *ret, struct err *err)
+static int parse_submit(const json_t *doc, const struct config *cfg, struct submit *ret, struct err *err)
 {
-        static const char *const known[] = { "algorithm", "version", "parameters", "priority", "timeout_seconds" };
+        static const char *const known[] = { "algorithm", "version", "parameters", "priority", "timeout_seconds",
+                                             "callback_url" };
+        int64_t max_timeout = cfg->max_timeout_seconds;
         struct submit s = { .priority = PRIO_NORMAL };
         int rc = 0;
         if (!json_is_object(doc)) {
@@ -481,7 +485,7 @@ static int parse_submit(const json_t *doc, int64_t max_timeout, struct submit *r
                         ok |= !strcmp(key, known[i]);
                 if (!ok) {
                         rc = err_set(err, ERR_INVALID, 0, "unknown field `%.64s` (known: algorithm, version, "
-                                     "parameters, priority, timeout_seconds)", key);
+                                     "parameters, priority, timeout_seconds, callback_url)", key);
                         _cleanup_free_ char *field = xasprintf("/%.64s", key);
                         err_set_field(err, field);
                         return rc;
@@ -539,6 +543,16 @@ static int parse_submit(const json_t *doc, int64_t max_timeout, struct submit *r
                 }
                 s.timeout_seconds = json_integer_value(jtimeout);
         }
+        json_t *jcb = json_object_get(doc, "callback_url");
+        if (jcb && !json_is_null(jcb)) {
+                struct err uerr = ERR_INIT;
+                if (callback_url_allowed(cfg->callbacks.allow, json_string_value(jcb), &uerr) < 0) {
+                        rc = err_set(err, ERR_INVALID, 0, "callback_url %s", uerr.msg);
+                        err_set_field(err, "/callback_url");
+                        return rc;
+                }
+                s.callback_url = json_string_value(jcb);
+        }
         *ret = s;
         return 0;
 }
@@ -582,7 +596,7 @@ static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t
         const struct config *cfg = a->d.cfg;
         struct submit sub = { 0 };
         struct err err = ERR_INIT;
-        if (parse_submit(doc, cfg->max_timeout_seconds, &sub, &err) < 0) {
+        if (parse_submit(doc, cfg, &sub, &err) < 0) {
                 metrics_job_rejected("invalid");
                 reject_err(rj, &err, NULL);
                 return -1;
@@ -644,6 +658,8 @@ static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t
                 timeout = cfg->max_timeout_seconds;
         struct job *j = job_new(m, sub.priority, timeout, user);
         manifest_unref(m);
+        if (sub.callback_url)
+                job_set_callback(j, sub.callback_url);
         job_snapshot(j, rec);
         rec->params = params;
         rec->params_len = raw ? raw_len : strlen(params);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "callback.h"
 #include "log.h"
 #include "util.h"
 #include "yamldoc.h"
@@ -35,6 +36,7 @@ enum opt_type {
         OPT_BOOL,     /* bool */
         OPT_DOUBLE,   /* double in [min,max] */
         OPT_SECTION,  /* a mapping whose keys are the rows named "NAME.key" */
+        OPT_STRV,     /* char **: a list of strings, NULL-terminated; default empty */
 };
 
 struct option {
@@ -113,6 +115,15 @@ static const struct option options[] = {
         { "auth",                OPT_SECTION, 0,                       0, 0,          0,     NULL },
         { "auth.tokens_file",    OPT_STRING, OFF(auth.tokens_file),    0, 0,          0,     "" },
         { "auth.metrics_public", OPT_BOOL,   OFF(auth.metrics_public), 0, 0,          0,     NULL },
+        { "callbacks",           OPT_SECTION, 0,                       0, 0,          0,     NULL },
+        { "callbacks.allow",     OPT_STRV,   OFF(callbacks.allow),     0, 0,          0,     NULL },
+        { "callbacks.secret_file", OPT_STRING, OFF(callbacks.secret_file), 0, 0,      0,     "" },
+        { "callbacks.max_attempts", OPT_INT, OFF(callbacks.max_attempts), 1, 100,     8,     NULL },
+        { "callbacks.backoff_ms", OPT_INT,   OFF(callbacks.backoff_ms), 10, 3600000,  1000,  NULL },
+        { "callbacks.max_backoff_ms", OPT_INT, OFF(callbacks.max_backoff_ms), 10, 86400000, 300000, NULL },
+        { "callbacks.connect_timeout_seconds", OPT_INT, OFF(callbacks.connect_timeout_seconds), 1, 300, 5, NULL },
+        { "callbacks.timeout_seconds", OPT_INT, OFF(callbacks.timeout_seconds), 1, 3600, 30,  NULL },
+        { "callbacks.concurrency", OPT_INT,  OFF(callbacks.concurrency), 1, 256,      4,     NULL },
 };
 
 #define FIELD(cfg, opt, type) ((type *)(void *)((char *)(cfg) + (opt)->offset))
@@ -144,6 +155,9 @@ void config_init_defaults(struct config *cfg)
                         break;
                 case OPT_DOUBLE:
                         *FIELD(cfg, o, double) = o->def;
+                        break;
+                case OPT_STRV:
+                        *FIELD(cfg, o, char **) = xcalloc(1, sizeof(char *));
                         break;
                 case OPT_SECTION:
                         break;
@@ -184,6 +198,10 @@ void config_free(struct config *cfg)
                         char **s = FIELD(cfg, &options[i], char *);
                         free(*s);
                         *s = NULL;
+                } else if (options[i].type == OPT_STRV) {
+                        char ***v = FIELD(cfg, &options[i], char **);
+                        strv_free(*v);
+                        *v = NULL;
                 }
         }
         free(cfg->path);
@@ -213,6 +231,23 @@ static void load_option(struct config *cfg, struct yamldoc *y, const struct opti
                 break;
         case OPT_DOUBLE:
                 yget_double(v, o->name, o->min, o->max, d, FIELD(cfg, o, double));
+                break;
+        case OPT_STRV:
+                if (yget_strv(y, v, o->name, d, FIELD(cfg, o, char **)) == 0 &&
+                    !strcmp(o->name, "callbacks.allow")) {
+                        /* Each entry parsed as callback URLs are: a typo
+                         * must not silently allow nothing (or too much). */
+                        size_t i = 0;
+                        for (yaml_node_item_t *it = v->data.sequence.items.start;
+                             it < v->data.sequence.items.top; it++, i++) {
+                                const yaml_node_t *item = yamldoc_node(y, *it);
+                                const char *why = callback_allow_problem(ynode_str(item));
+                                if (why) {
+                                        _cleanup_free_ char *key = xasprintf("%s[%zu]", o->name, i);
+                                        ydiag_add(d, item, key, "`%.200s`: %s", ynode_str(item), why);
+                                }
+                        }
+                }
                 break;
         case OPT_SECTION:
                 if (v->type != YAML_MAPPING_NODE) {
@@ -430,6 +465,13 @@ int config_validate(const struct config *cfg,
         if (cfg->job_users.first_uid + cfg->job_users.count - 1 > 4294967294LL ||
             cfg->job_users.first_gid + cfg->job_users.count - 1 > 4294967294LL)
                 ydiag_add(&d, NULL, "job_users.count", "the range ends past 4294967294");
+        if (cfg->callbacks.allow && cfg->callbacks.allow[0] && cfg->callbacks.secret_file &&
+            !*cfg->callbacks.secret_file)
+                ydiag_add(&d, NULL, "callbacks.secret_file", "must be set when callbacks.allow is not empty "
+                          "(every callback is signed with it)");
+        if (cfg->callbacks.max_backoff_ms < cfg->callbacks.backoff_ms)
+                ydiag_add(&d, NULL, "callbacks.max_backoff_ms", "%lld is below callbacks.backoff_ms (%lld)",
+                          (long long)cfg->callbacks.max_backoff_ms, (long long)cfg->callbacks.backoff_ms);
         if (cfg->defaults.timeout_seconds > cfg->max_timeout_seconds)
                 ydiag_add(&d, NULL, "defaults.timeout_seconds",
                           "%lld is over max_timeout_seconds (%lld)",

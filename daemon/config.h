@@ -80,6 +80,16 @@ struct config {
                 char *tokens_file;        /* "" when auth is off */
                 bool metrics_public;      /* /metrics without a token */
         } auth;
+        struct {
+                char **allow;             /* URL prefixes a callback_url must match (NULL-terminated); empty: none */
+                char *secret_file;        /* the HMAC key; "" when callbacks are off */
+                int64_t max_attempts;     /* deliveries of one job's callback at most */
+                int64_t backoff_ms;       /* before the second attempt; doubles after (with jitter) */
+                int64_t max_backoff_ms;   /* the most one wait between attempts grows to */
+                int64_t connect_timeout_seconds;
+                int64_t timeout_seconds;  /* one attempt, all in */
+                int64_t concurrency;      /* deliveries in flight at once (each holds its body) */
+        } callbacks;
 };
 
 /* Fill *cfg with the embedded defaults.  Never fails. */

@@ -76,6 +76,10 @@ struct job *job_from_record(const struct job_record *r, struct manifest *m)
         j->created_ms = r->created_ms;
         j->created_mono = now_mono_ms() - (now_real_ms() - r->created_ms);
         j->recoveries = r->recoveries;
+        if (r->callback.url) {
+                j->callback_url = xstrdup(r->callback.url);
+                memcpy(j->callback_delivery, r->callback.delivery, sizeof j->callback_delivery);
+        }
         size_t n = json_array_size(attempts);
         j->attempts = xcalloc(n + 1, sizeof *j->attempts);
         for (size_t i = 0; i < n; i++) {
@@ -100,6 +104,15 @@ struct job *job_from_record(const struct job_record *r, struct manifest *m)
         return j;
 }
 
+void job_set_callback(struct job *j, const char *url)
+{
+        free(j->callback_url);
+        j->callback_url = xstrdup(url);
+        uuid_t u;
+        uuid_generate_random(u);
+        uuid_unparse_lower(u, j->callback_delivery);
+}
+
 struct job *job_ref(struct job *j)
 {
         if (j)
@@ -120,6 +133,7 @@ void job_unref(struct job *j)
                 close(j->cancel_fd);
         manifest_unref(j->manifest);
         free(j->submitted_by);
+        free(j->callback_url);
         for (size_t i = 0; i < j->n_attempts; i++)
                 free(j->attempts[i].message);
         free(j->attempts);
@@ -347,6 +361,13 @@ void job_snapshot(struct job *j, struct job_record *r)
         r->timeout_seconds = j->timeout_seconds;
         r->submitted_by = xstrdup(j->submitted_by);
         r->created_ms = j->created_ms;
+        if (j->callback_url) {
+                /* As inserted; the delivery thread keeps the store's up
+                 * to date from there. */
+                r->callback.url = xstrdup(j->callback_url);
+                memcpy(r->callback.delivery, j->callback_delivery, sizeof r->callback.delivery);
+                r->callback.state = CALLBACK_PENDING;
+        }
         pthread_mutex_lock(&j->lock);
         r->status = j->status;
         r->started_ms = j->started_ms;

@@ -57,6 +57,9 @@ struct job {
         int64_t created_ms;             /* wall clock */
         int64_t created_mono;
         char *submitted_by;             /* the API token's name, or NULL */
+        /* Set before the job is shared (job_set_callback), then immutable. */
+        char *callback_url;             /* NULL: none (callback.h) */
+        char callback_delivery[CALLBACK_DELIVERY_LEN + 1];
 
         /* Guarded by lock. */
         enum job_status status;
@@ -103,6 +106,9 @@ struct job *job_new(struct manifest *m, enum job_priority prio, int64_t timeout_
 /* The live handle of a stored queued job (recovery): id, times, attempts
  * and recoveries from the record.  NULL when its attempts do not parse. */
 struct job *job_from_record(const struct job_record *r, struct manifest *m);
+/* Give a new job (not yet shared) a callback: url copied, a fresh
+ * delivery id. */
+void job_set_callback(struct job *j, const char *url);
 struct job *job_ref(struct job *j);
 void job_unref(struct job *j);   /* NULL is fine */
 

@@ -33,6 +33,7 @@
 #include "api.h"
 #include "auth.h"
 #include "breaker.h"
+#include "callback.h"
 #include "cgroup.h"
 #include "metrics.h"
 #include "plugwatch.h"
@@ -194,6 +195,18 @@ static int check_beyond_file(const struct config *cfg)
                 fprintf(stderr, "job_users: %s\n", err.msg);
                 problems++;
         }
+        if (cfg->callbacks.allow && cfg->callbacks.allow[0]) {
+                char *secret = NULL;
+                size_t len = 0;
+                err_clear(&err);
+                if (callback_secret_load(cfg->callbacks.secret_file, &secret, &len, &err) < 0) {
+                        fprintf(stderr, "%s\n", err.msg);
+                        problems++;
+                } else {
+                        explicit_bzero(secret, len);
+                        free(secret);
+                }
+        }
         if (*cfg->auth.tokens_file) {
                 struct auth *a = NULL;
                 err_clear(&err);
@@ -257,6 +270,7 @@ struct daemon {
         struct cleaner *cleaner;
         struct warmpool *warm;
         struct scheduler *scheduler;
+        struct callbacks *callbacks;    /* NULL: callbacks off */
         struct collector *collector;
         struct api *api;
         struct plugwatch *watch;     /* NULL when watch_plugins is off */
@@ -489,10 +503,14 @@ static int start(struct daemon *d, struct err *err)
                 if (warmpool_start(&wd, &d->warm, err) < 0)
                         return -1;
         }
+        /* Before the scheduler, which tells it of final jobs; what the
+         * last daemon left pending is sent from the start. */
+        if (callbacks_start(cfg, d->store, &d->callbacks, err) < 0)
+                return -1;
         struct scheduler_deps sd = {
                 .cfg = cfg, .rt = d->runtime, .env = &d->env, .queue = d->queue, .store = d->store,
                 .jobs = d->jobs, .ids = d->ids, .breaker = d->breaker, .admission = d->admission,
-                .live = d->live, .cleaner = d->cleaner, .warm = d->warm,
+                .live = d->live, .cleaner = d->cleaner, .warm = d->warm, .callbacks = d->callbacks,
         };
         if (scheduler_start(&sd, &d->scheduler, err) < 0)
                 return -1;
@@ -552,6 +570,9 @@ static void stop(struct daemon *d)
                 api_quiesce(d->api);
         api_stop(d->api);               /* no handler runs after this */
         scheduler_free(d->scheduler);
+        /* No job becomes final any more; deliveries in flight stay
+         * pending on disk. */
+        callbacks_stop(d->callbacks);
         warmpool_free(d->warm);
         /* Every sandbox is handed over by now: take them apart. */
         cleaner_free(d->cleaner);

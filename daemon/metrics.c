@@ -25,8 +25,10 @@ static const char *const http_reasons[] = {
 static const char *const kinds[] = { "container", "cgroup", "workspace" };
 static const char *const plugin_changes[] = { "added", "changed", "removed", "broken" };
 static const char *const reload_triggers[] = { "watch", "sighup" };
+static const char *const callback_outcomes[] = { "delivered", "retried", "failed" };
 
 static uint64_t submitted, retries, pruned;
+static uint64_t callbacks[ARRAY_SIZE(callback_outcomes)];
 static uint64_t rejected[ARRAY_SIZE(reject_reasons)];
 static uint64_t http_rejected[ARRAY_SIZE(http_reasons)];
 static uint64_t cleanup_failed[ARRAY_SIZE(kinds)], leftovers[ARRAY_SIZE(kinds)];
@@ -127,6 +129,11 @@ void metrics_plugin_changes(const char *change, size_t n)
 void metrics_plugin_reload(const char *trigger)
 {
         add(&reloads[index_of(reload_triggers, ARRAY_SIZE(reload_triggers), trigger)], 1);
+}
+
+void metrics_callback(const char *outcome)
+{
+        add(&callbacks[index_of(callback_outcomes, ARRAY_SIZE(callback_outcomes), outcome)], 1);
 }
 
 void metrics_records_pruned(size_t n)
@@ -456,6 +463,10 @@ char *metrics_render(const struct metrics_gauges *g)
         put(&b, "edgecd_store_healthy %d\n", g->store_healthy ? 1 : 0);
         family(&b, "edgecd_store_records", "gauge", "Job records in the store.");
         put(&b, "edgecd_store_records %zu\n", g->store_records);
+        family(&b, "edgecd_callback_attempts_total", "counter",
+               "Callback POSTs by outcome: delivered, retried (failed, tried again later), failed (for good).");
+        put_labelled(&b, "edgecd_callback_attempts_total", "outcome", callback_outcomes, callbacks,
+                     ARRAY_SIZE(callbacks));
         family(&b, "edgecd_store_records_pruned_total", "counter", "Finished records deleted past retention.");
         put(&b, "edgecd_store_records_pruned_total %llu\n", (unsigned long long)get(&pruned));
         static const struct {

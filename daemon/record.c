@@ -31,6 +31,15 @@ static int name_index(const char *const *names, size_t n, const char *s)
 int job_priority_parse(const char *s) { return name_index(priority_names, ARRAY_SIZE(priority_names), s); }
 int job_status_parse(const char *s) { return name_index(status_names, ARRAY_SIZE(status_names), s); }
 
+static const char *const callback_state_names[] = {
+        [CALLBACK_PENDING] = "pending", [CALLBACK_DELIVERED] = "delivered", [CALLBACK_FAILED] = "failed",
+};
+
+const char *callback_state_name(enum callback_state s)
+{
+        return (unsigned)s < ARRAY_SIZE(callback_state_names) ? callback_state_names[s] : "pending";
+}
+
 bool job_status_is_final(enum job_status s)
 {
         return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED;
@@ -47,6 +56,8 @@ void record_clear(struct job_record *r)
         free(r->runtime_name);
         free(r->attempts);
         free(r->progress);
+        free(r->callback.url);
+        free(r->callback.last_error);
         memset(r, 0, sizeof *r);
 }
 
@@ -117,6 +128,16 @@ static json_t *to_json(const struct job_record *r)
         json_object_set_new(o, "submitted_by", string_or_null(r->submitted_by));
         json_t *p = r->progress ? json_loads(r->progress, 0, NULL) : NULL;
         json_object_set_new(o, "progress", p ? p : json_null());
+        const struct job_callback *cb = &r->callback;
+        if (cb->url)
+                json_object_set_new(o, "callback", json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:o}",
+                        "url", cb->url, "delivery_id", cb->delivery, "state", callback_state_name(cb->state),
+                        "attempts", (json_int_t)cb->attempts,
+                        "last_status", cb->last_status ? json_integer(cb->last_status) : json_null(),
+                        "last_error", string_or_null(cb->last_error),
+                        "delivered_at", record_time_json(cb->delivered_ms)));
+        else
+                json_object_set_new(o, "callback", json_null());
         return o;
 }
 

@@ -26,6 +26,21 @@ struct job_metrics {
         int64_t peak_memory_bytes, cpu_ms;   /* -1 when unknown */
 };
 
+/* A job's callback (callback.h) and how its delivery went. */
+enum callback_state { CALLBACK_PENDING, CALLBACK_DELIVERED, CALLBACK_FAILED };
+#define CALLBACK_DELIVERY_LEN 36   /* a lower-case UUID, the same on every attempt */
+
+struct job_callback {
+        char *url;                     /* NULL: the job has no callback (nothing below is set) */
+        char delivery[CALLBACK_DELIVERY_LEN + 1];
+        enum callback_state state;
+        int64_t attempts;              /* POSTs made */
+        int last_status;               /* the last answer's HTTP status, 0: none */
+        char *last_error;              /* why the last attempt failed, NULL when it did not */
+        int64_t delivered_ms;          /* wall clock, 0: not delivered */
+        int64_t next_ms;               /* pending: the next attempt is due then (wall clock) */
+};
+
 struct job_record {
         char id[JOB_ID_LEN + 1];
         char *algorithm, *version;
@@ -51,6 +66,9 @@ struct job_record {
         char *progress;                /* the algorithm's last progress.json (progress.h), or NULL */
         int64_t recoveries;            /* times a crash interrupted it and it was queued again */
         int64_t created_ms, started_ms, finished_ms;   /* wall clock; 0 = not yet */
+        /* Written by STORE_INSERT and STORE_CALLBACK only (a job's own
+         * transitions never touch it). */
+        struct job_callback callback;
 };
 
 /* Free the members (not r itself) and zero it. */
@@ -64,6 +82,8 @@ bool job_status_is_final(enum job_status s);
 /* -1 when not a name. */
 int job_status_parse(const char *s);
 int job_priority_parse(const char *s);
+
+const char *callback_state_name(enum callback_state s);
 
 /* The API's job object as JSON text (caller frees, *ret_len its length),
  * the result spliced in as the text it is; with_result false (or no

@@ -290,6 +290,8 @@ static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_e
         /* On disk before any waiter is told. */
         record_job(s, j, r ? TAKE_PTR(r->result) : NULL, r ? r->result_len : 0);
         job_wake(j);
+        if (j->callback_url)
+                callbacks_kick(s->d.callbacks);
         jobtable_remove(s->d.jobs, j);
 }
 
@@ -606,6 +608,8 @@ void scheduler_cancel_end(struct scheduler *s, struct job *j, bool applied)
         queue_remove(s->d.queue, j);
         if (job_finish(j, JOB_ERR_CANCELLED, CANCELLED_QUEUED, -1, NULL)) {
                 job_wake(j);
+                if (j->callback_url)
+                        callbacks_kick(s->d.callbacks);
                 jobtable_remove(s->d.jobs, j);
         }
 }

@@ -22,6 +22,7 @@
 
 #include "admission.h"
 #include "breaker.h"
+#include "callback.h"
 #include "cleaner.h"
 #include "config.h"
 #include "error.h"
@@ -52,6 +53,7 @@ struct scheduler_deps {
         struct liveset *live;
         struct cleaner *cleaner;       /* takes each run's sandbox after the answer */
         struct warmpool *warm;         /* may be NULL: every run cold */
+        struct callbacks *callbacks;   /* may be NULL: callbacks off; told of final jobs with one */
 };
 
 int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, struct err *err);

@@ -284,6 +284,16 @@ int store_check(struct store *s, struct err *err)
         return s->ops->check(s->b, err);
 }
 
+int store_callbacks_due(struct store *s, struct store_due *ret, size_t max, size_t *ret_n, struct err *err)
+{
+        return s->ops->callbacks_due(s->b, ret, max, ret_n, err);
+}
+
+void store_uncache(struct store *s, const char *id)
+{
+        recordcache_drop(s->cache, id);
+}
+
 char *store_log_path(struct store *s, const char *id, size_t n)
 {
         return xasprintf("%s/%s-%zu.log", s->logs_dir, id, n);

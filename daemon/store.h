@@ -55,6 +55,11 @@ enum store_write_kind {
          * <= 0 means no cap.  The deleted ones are reported through
          * on_pruned(id, attempts, ctx) (their logs go with them). */
         STORE_PRUNE,
+        /* Set the callback delivery state (rec->callback: state, attempts,
+         * last_status, last_error, delivered_ms, next_ms) of records
+         * that have a callback; nothing else.  STORE_ITEM_NOT_APPLIED when
+         * the record is gone. */
+        STORE_CALLBACK,
 };
 
 enum store_item_outcome {
@@ -109,6 +114,12 @@ struct store_filter {
 #define STORE_READ_PARAMS 1u
 #define STORE_READ_RESULT 2u
 
+/* A callback due for delivery (store_callbacks_due). */
+struct store_due {
+        char id[JOB_ID_LEN + 1];
+        int64_t next_ms;
+};
+
 struct store_stats {
         uint64_t commits;         /* transactions committed (SQLite: WAL fsyncs) */
         uint64_t writes;          /* writes they carried */
@@ -144,6 +155,10 @@ struct store_ops {
         void (*stats)(struct store_backend *b, struct store_stats *ret);
         /* A consistency check of the stored data (SQLite: integrity_check). */
         int (*check)(struct store_backend *b, struct err *err);
+        /* Final records whose callback is pending, soonest due first, at
+         * most max of them into ret; their number. */
+        int (*callbacks_due)(struct store_backend *b, struct store_due *ret, size_t max, size_t *ret_n,
+                             struct err *err);
 };
 
 extern const struct store_ops store_sqlite_ops;
@@ -200,6 +215,13 @@ void store_set_cache(struct store *s, size_t max_bytes);
  * (with cache) cached when final.  ERR_NOT_FOUND as store_get. */
 int store_render(struct store *s, const char *id, bool cache, char **ret_text, size_t *ret_len, bool *ret_final,
                  struct err *err);
+
+/* Final records whose callback is pending, soonest due first (at most
+ * max; *ret_n of them). */
+int store_callbacks_due(struct store *s, struct store_due *ret, size_t max, size_t *ret_n, struct err *err);
+/* id's record changed after it was final (its callback's state): a cached
+ * rendering of it goes. */
+void store_uncache(struct store *s, const char *id);
 
 /* The log file of attempt n of job id: LOGS_DIR/<id>-<n>.log, whatever
  * container ran it (caller frees). */

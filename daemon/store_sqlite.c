@@ -81,14 +81,26 @@ static const char *const migrations[] = {
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;",
         /* 2: the algorithm's last progress.json (normalised JSON text). */
         "ALTER TABLE jobs ADD COLUMN progress TEXT;",
+        /* 3: a job's callback (callback.h) and its delivery state; the
+         * pending ones by when they are due (the delivery queue). */
+        "ALTER TABLE jobs ADD COLUMN callback_url TEXT;"
+        "ALTER TABLE jobs ADD COLUMN cb_delivery TEXT;"
+        "ALTER TABLE jobs ADD COLUMN cb_state INTEGER;"
+        "ALTER TABLE jobs ADD COLUMN cb_attempts INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE jobs ADD COLUMN cb_last_status INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE jobs ADD COLUMN cb_last_error TEXT;"
+        "ALTER TABLE jobs ADD COLUMN cb_delivered_ms INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE jobs ADD COLUMN cb_next_ms INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX jobs_callbacks_due ON jobs(cb_next_ms) WHERE cb_state = 0;",
 };
 
 /* Every column a read returns, in this order (see row_to_record). */
 #define COLUMNS "id, algorithm, version, status, priority, timeout_seconds, submitted_by, error, " \
                 "error_message, exit_code, queue_ms, create_ms, run_ms, collect_ms, total_ms, " \
                 "peak_memory_bytes, cpu_ms, runtime, log_truncated, attempts, recoveries, " \
-                "created_ms, started_ms, finished_ms, progress"
-#define NCOLUMNS 25
+                "created_ms, started_ms, finished_ms, progress, callback_url, cb_delivery, cb_state, " \
+                "cb_attempts, cb_last_status, cb_last_error, cb_delivered_ms, cb_next_ms"
+#define NCOLUMNS 33
 
 struct reader {
         sqlite3 *db;
@@ -289,6 +301,18 @@ static void row_to_record(sqlite3_stmt *st, struct job_record *r)
         r->started_ms = sqlite3_column_int64(st, 22);
         r->finished_ms = sqlite3_column_int64(st, 23);
         r->progress = column_dup(st, 24, NULL);
+        struct job_callback *cb = &r->callback;
+        cb->url = column_dup(st, 25, NULL);
+        if (cb->url) {
+                const char *d = (const char *)sqlite3_column_text(st, 26);
+                snprintf(cb->delivery, sizeof cb->delivery, "%s", d ? d : "");
+                cb->state = (enum callback_state)sqlite3_column_int(st, 27);
+                cb->attempts = sqlite3_column_int64(st, 28);
+                cb->last_status = sqlite3_column_int(st, 29);
+                cb->last_error = column_dup(st, 30, NULL);
+                cb->delivered_ms = sqlite3_column_int64(st, 31);
+                cb->next_ms = sqlite3_column_int64(st, 32);
+        }
 }
 
 /* ---- the writer ---- */
@@ -297,7 +321,8 @@ static const char SQL_FIND_KEY[] = "SELECT hash, job_id FROM idempotency WHERE k
 static const char SQL_ADD_KEY[] = "INSERT INTO idempotency(key, hash, job_id, created_ms) VALUES (?1, ?2, ?3, ?4)";
 static const char SQL_INSERT[] =
         "INSERT INTO jobs(id, algorithm, version, status, priority, timeout_seconds, submitted_by, "
-        "attempts, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+        "attempts, created_ms, callback_url, cb_delivery, cb_state) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 static const char SQL_INSERT_DATA[] = "INSERT INTO job_data(seq, params) VALUES (?1, ?2)";
 static const char SQL_INSERT_DATA_SIZED[] = "INSERT INTO job_data(seq, params) VALUES (?1, zeroblob(?2))";
 static const char SQL_SET_RESULT[] =
@@ -312,6 +337,9 @@ static const char SQL_UPDATE[] =
         "peak_memory_bytes = ?12, cpu_ms = ?13, runtime = ?14, log_truncated = ?15, attempts = ?16, "
         "recoveries = ?17, started_ms = ?18, finished_ms = ?19, progress = ?21 "
         "WHERE id = ?1 AND (?20 < 0 OR status = ?20)";
+static const char SQL_CALLBACK[] =
+        "UPDATE jobs SET cb_state = ?2, cb_attempts = ?3, cb_last_status = ?4, cb_last_error = ?5, "
+        "cb_delivered_ms = ?6, cb_next_ms = ?7 WHERE id = ?1 AND callback_url IS NOT NULL";
 static const char SQL_EXPIRED[] =
         "SELECT id, attempts FROM jobs WHERE status >= 2 AND finished_ms < ?1 ORDER BY finished_ms LIMIT ?2";
 static const char SQL_FINALS[] = "SELECT count(*) FROM jobs WHERE status >= 2";
@@ -399,6 +427,12 @@ static int apply_insert(struct store_backend *b, struct store_item *it, struct e
         bind_str(st, 7, r->submitted_by);
         bind_str(st, 8, r->attempts ? r->attempts : "[]");
         sqlite3_bind_int64(st, 9, r->created_ms);
+        bind_str(st, 10, r->callback.url);
+        bind_str(st, 11, r->callback.url ? r->callback.delivery : NULL);
+        if (r->callback.url)
+                sqlite3_bind_int(st, 12, (int)r->callback.state);
+        else
+                sqlite3_bind_null(st, 12);
         int rc = step_done(db, st, "insert job", err);
         if (rc)
                 return rc;
@@ -492,6 +526,27 @@ static int apply_update(struct store_backend *b, struct store_item *it, struct e
                                 return rc;
                 }
         }
+        return 0;
+}
+
+static int apply_callback(struct store_backend *b, struct store_item *it, struct err *err)
+{
+        sqlite3 *db = b->w;
+        const struct job_callback *cb = &it->rec->callback;
+        sqlite3_stmt *st = stmt(db, SQL_CALLBACK, err);
+        if (!st)
+                return prepare_failed(db);
+        bind_str(st, 1, it->rec->id);
+        sqlite3_bind_int(st, 2, (int)cb->state);
+        sqlite3_bind_int64(st, 3, cb->attempts);
+        sqlite3_bind_int(st, 4, cb->last_status);
+        bind_str(st, 5, cb->last_error);
+        sqlite3_bind_int64(st, 6, cb->delivered_ms);
+        sqlite3_bind_int64(st, 7, cb->next_ms);
+        int rc = step_done(db, st, "record the callback's delivery", err);
+        if (rc)
+                return rc;
+        it->outcome = sqlite3_changes(db) > 0 ? STORE_ITEM_OK : STORE_ITEM_NOT_APPLIED;
         return 0;
 }
 
@@ -658,7 +713,9 @@ static int apply_write(struct store_backend *b, struct store_write *w, struct vi
         } else {
                 for (size_t i = 0; i < w->n && !rc; i++) {
                         struct store_item *it = &w->items[i];
-                        rc = w->kind == STORE_INSERT ? apply_insert(b, it, &w->err) : apply_update(b, it, &w->err);
+                        rc = w->kind == STORE_INSERT ? apply_insert(b, it, &w->err)
+                             : w->kind == STORE_CALLBACK ? apply_callback(b, it, &w->err)
+                             : apply_update(b, it, &w->err);
                         if (!rc && w->kind == STORE_INSERT && it->outcome == STORE_ITEM_OK)
                                 added++;
                 }
@@ -1190,6 +1247,35 @@ static int sqlite_check(struct store_backend *b, struct err *err)
         return rv;
 }
 
+static int sqlite_callbacks_due(struct store_backend *b, struct store_due *ret, size_t max, size_t *ret_n,
+                                struct err *err)
+{
+        *ret_n = 0;
+        struct reader *rd = reader_take(b, err);
+        if (!rd)
+                return -1;
+        int rv = 0;
+        sqlite3_stmt *st = stmt(rd->db, "SELECT id, cb_next_ms FROM jobs WHERE cb_state = 0 AND status >= 2 "
+                                "ORDER BY cb_next_ms LIMIT ?1", err);
+        if (!st) {
+                rv = -1;
+        } else {
+                sqlite3_bind_int64(st, 1, (int64_t)max);
+                int rc = SQLITE_DONE;
+                while (*ret_n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                        const char *id = (const char *)sqlite3_column_text(st, 0);
+                        snprintf(ret[*ret_n].id, sizeof ret[*ret_n].id, "%s", id ? id : "");
+                        ret[*ret_n].next_ms = sqlite3_column_int64(st, 1);
+                        (*ret_n)++;
+                }
+                if (*ret_n < max && rc != SQLITE_DONE)
+                        rv = sql_err(err, rd->db, rc, "read pending callbacks");
+                sqlite3_reset(st);
+        }
+        reader_give(b, rd);
+        return rv;
+}
+
 static void close_conn(sqlite3 *db)
 {
         if (!db)
@@ -1265,4 +1351,5 @@ const struct store_ops store_sqlite_ops = {
         .health = sqlite_health,
         .stats = sqlite_stats,
         .check = sqlite_check,
+        .callbacks_due = sqlite_callbacks_due,
 };

@@ -1,0 +1,753 @@
+/* callback.c - callback URLs, their signature and their delivery (see
+ * callback.h).
+ *
+ * Threads: one delivery thread owns the curl multi handle and every slot;
+ * the store's writer thread only marks a slot's write done (under c->lock)
+ * and wakes the multi handle.  callbacks_kick() may come from any thread. */
+#include "callback.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <nettle/hmac.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+/* ---- URLs ---- */
+
+static int bad(struct err *err, const char *why)
+{
+        return err_set(err, ERR_INVALID, 0, "%s", why);
+}
+
+/* RFC 1123 labels: letters, digits, '-' (not first or last), 1..63 each,
+ * 253 in all; IPv4 dotted quads pass too.  No trailing dot: the allowlist
+ * compares names as written. */
+static bool valid_host(const char *h, size_t len)
+{
+        if (len == 0 || len > 253)
+                return false;
+        size_t label = 0;
+        for (size_t i = 0; i <= len; i++) {
+                char c = i < len ? h[i] : '.';
+                if (c == '.') {
+                        if (label == 0 || h[i - 1] == '-')
+                                return false;
+                        label = 0;
+                        continue;
+                }
+                if (!isalnum((unsigned char)c) && !(c == '-' && label > 0))
+                        return false;
+                if (++label > 63)
+                        return false;
+        }
+        return true;
+}
+
+/* A path segment that a client or server would take as "." or "..", also
+ * percent-encoded. */
+static bool dot_segment(const char *seg, size_t len)
+{
+        size_t n = 0;   /* dots seen */
+        for (size_t i = 0; i < len; i++) {
+                if (n == 2)
+                        return false;
+                if (seg[i] == '.') {
+                        n++;
+                } else if (seg[i] == '%' && len - i >= 3 && seg[i + 1] == '2' &&
+                           (seg[i + 2] == 'e' || seg[i + 2] == 'E')) {
+                        n++;
+                        i += 2;
+                } else {
+                        return false;
+                }
+        }
+        return n == 1 || n == 2;
+}
+
+int callback_url_parse(const char *url, struct callback_url *ret, struct err *err)
+{
+        memset(ret, 0, sizeof *ret);
+        if (!url)
+                return bad(err, "must be a string");
+        size_t n = strlen(url);
+        if (n == 0)
+                return bad(err, "must not be empty");
+        if (n > CALLBACK_URL_MAX)
+                return err_set(err, ERR_INVALID, 0, "is %zu bytes, over the limit of %d", n, CALLBACK_URL_MAX);
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)url[i] < 0x21 || (unsigned char)url[i] > 0x7e)
+                        return bad(err, "must be printable ASCII without spaces (percent-encode the rest)");
+        if (strchr(url, '\\'))
+                return bad(err, "must not contain a backslash");
+        if (strchr(url, '#'))
+                return bad(err, "must not have a fragment (#...)");
+        const char *a;
+        if (!strncasecmp(url, "http://", 7)) {
+                snprintf(ret->scheme, sizeof ret->scheme, "http");
+                ret->port = 80;
+                a = url + 7;
+        } else if (!strncasecmp(url, "https://", 8)) {
+                snprintf(ret->scheme, sizeof ret->scheme, "https");
+                ret->port = 443;
+                a = url + 8;
+        } else {
+                return bad(err, "must be an http:// or https:// URL");
+        }
+        size_t alen = strcspn(a, "/?");
+        if (memchr(a, '@', alen))
+                return bad(err, "must not carry user info (user@host)");
+        const char *rest;
+        if (a[0] == '[') {
+                const char *close = memchr(a, ']', alen);
+                char buf[INET6_ADDRSTRLEN + 1];
+                struct in6_addr a6;
+                size_t hl = close ? (size_t)(close - a - 1) : 0;
+                if (!close || hl == 0 || hl >= sizeof buf)
+                        return bad(err, "has a malformed IPv6 host");
+                memcpy(buf, a + 1, hl);
+                buf[hl] = '\0';
+                if (inet_pton(AF_INET6, buf, &a6) != 1)
+                        return bad(err, "has a malformed IPv6 host");
+                /* The canonical text, so that two spellings compare equal. */
+                inet_ntop(AF_INET6, &a6, ret->host, sizeof ret->host);
+                rest = close + 1;
+        } else {
+                const char *colon = memchr(a, ':', alen);
+                size_t hl = colon ? (size_t)(colon - a) : alen;
+                if (!valid_host(a, hl))
+                        return bad(err, "has no valid host name");
+                for (size_t i = 0; i < hl; i++)
+                        ret->host[i] = (char)tolower((unsigned char)a[i]);
+                ret->host[hl] = '\0';
+                rest = a + hl;
+        }
+        const char *end = a + alen;
+        if (rest < end) {
+                if (*rest != ':' || rest + 1 == end || (size_t)(end - rest - 1) > 5 ||
+                    strspn(rest + 1, "0123456789") < (size_t)(end - rest - 1))
+                        return bad(err, "has a malformed port");
+                unsigned long p = strtoul(rest + 1, NULL, 10);
+                if (p < 1 || p > 65535)
+                        return bad(err, "has a port outside 1..65535");
+                ret->port = (unsigned)p;
+        }
+        const char *path = end;
+        size_t plen = strcspn(path, "?");
+        ret->has_query = path[plen] == '?';
+        if (plen == 0) {
+                snprintf(ret->path, sizeof ret->path, "/");
+                return 0;
+        }
+        for (size_t i = 0; i < plen; i++) {
+                if (path[i] != '%')
+                        continue;
+                if (i + 2 >= plen || !isxdigit((unsigned char)path[i + 1]) ||
+                    !isxdigit((unsigned char)path[i + 2]))
+                        return bad(err, "has a malformed percent-encoding in its path");
+                char hi = path[i + 1], lo = (char)tolower((unsigned char)path[i + 2]);
+                if (hi == '2' && lo == 'f')
+                        return bad(err, "must not have an encoded slash (%2F) in its path");
+                if (hi == '5' && lo == 'c')
+                        return bad(err, "must not have an encoded backslash (%5C) in its path");
+        }
+        for (size_t i = 1; i <= plen;) {
+                size_t s = strcspn(path + i, "/?");
+                if (i + s > plen)
+                        s = plen - i;
+                if (dot_segment(path + i, s))
+                        return bad(err, "must not have `.` or `..` segments in its path");
+                i += s + 1;
+        }
+        memcpy(ret->path, path, plen);
+        ret->path[plen] = '\0';
+        return 0;
+}
+
+/* Whether path lies under prefix on a segment boundary: "/hooks" holds
+ * "/hooks" and "/hooks/a", not "/hooksmith"; "/hooks/" holds what starts
+ * with it. */
+static bool path_under(const char *prefix, const char *path)
+{
+        size_t n = strlen(prefix);
+        if (strncmp(path, prefix, n))
+                return false;
+        if (n && prefix[n - 1] == '/')
+                return true;
+        return path[n] == '\0' || path[n] == '/';
+}
+
+const char *callback_allow_problem(const char *entry)
+{
+        static __thread char why[ERR_MSG_MAX];
+        struct callback_url u;
+        struct err err = ERR_INIT;
+        if (!entry)
+                return "must be a string";
+        if (callback_url_parse(entry, &u, &err) < 0) {
+                snprintf(why, sizeof why, "%s", err.msg);
+                return why;
+        }
+        if (u.has_query)
+                return "must not have a query (an entry is a scheme, host, port and path prefix)";
+        return NULL;
+}
+
+int callback_url_allowed(char *const *allow, const char *url, struct err *err)
+{
+        struct callback_url u;
+        if (callback_url_parse(url, &u, err) < 0)
+                return -1;
+        if (!allow || !allow[0])
+                return bad(err, "is not accepted: callbacks are off on this daemon (callbacks.allow is empty)");
+        for (size_t i = 0; allow[i]; i++) {
+                struct callback_url e;
+                struct err ignored = ERR_INIT;
+                if (callback_url_parse(allow[i], &e, &ignored) < 0 || e.has_query)
+                        continue;
+                if (!strcmp(e.scheme, u.scheme) && !strcmp(e.host, u.host) && e.port == u.port &&
+                    path_under(e.path, u.path))
+                        return 0;
+        }
+        return bad(err, "matches no entry of the daemon's callbacks.allow");
+}
+
+/* ---- signature and secret ---- */
+
+void callback_sign(const void *key, size_t key_len, int64_t t, const void *body, size_t len, char *out,
+                   size_t size)
+{
+        struct hmac_sha256_ctx ctx;
+        char ts[24];
+        int tn = snprintf(ts, sizeof ts, "%lld.", (long long)t);
+        uint8_t mac[SHA256_DIGEST_SIZE];
+        hmac_sha256_set_key(&ctx, key_len, key);
+        hmac_sha256_update(&ctx, (size_t)tn, (const uint8_t *)ts);
+        hmac_sha256_update(&ctx, len, body);
+        hmac_sha256_digest(&ctx, sizeof mac, mac);
+        char hex[2 * SHA256_DIGEST_SIZE + 1];
+        for (size_t i = 0; i < sizeof mac; i++)
+                snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+        snprintf(out, size, "t=%lld,v1=%s", (long long)t, hex);
+}
+
+int callback_secret_load(const char *path, char **ret, size_t *ret_len, struct err *err)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return err_errno(err, ERR_IO, "callbacks.secret_file: open %s", path);
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return err_errno(err, ERR_IO, "callbacks.secret_file: stat %s", path);
+        if (!S_ISREG(st.st_mode))
+                return err_set(err, ERR_INVALID, 0, "callbacks.secret_file: %s is not a regular file", path);
+        if (st.st_mode & 077)
+                return err_set(err, ERR_INVALID, 0, "callbacks.secret_file: %s is open to group or others "
+                               "(mode %04o): chmod 600 it", path, (unsigned)(st.st_mode & 07777));
+        char *buf = xmalloc(CALLBACK_SECRET_MAX + 2);
+        size_t n = 0;
+        for (;;) {
+                ssize_t r = read(fd, buf + n, CALLBACK_SECRET_MAX + 1 - n);
+                if (r < 0) {
+                        free(buf);
+                        return err_errno(err, ERR_IO, "callbacks.secret_file: read %s", path);
+                }
+                if (r == 0 || (n += (size_t)r) > CALLBACK_SECRET_MAX)
+                        break;
+        }
+        while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+                n--;
+        if (n < CALLBACK_SECRET_MIN || n > CALLBACK_SECRET_MAX) {
+                explicit_bzero(buf, CALLBACK_SECRET_MAX + 2);
+                free(buf);
+                return err_set(err, ERR_INVALID, 0, "callbacks.secret_file: %s must hold %d to %d bytes "
+                               "(try: head -c 32 /dev/urandom | base64 > FILE)", path, CALLBACK_SECRET_MIN,
+                               CALLBACK_SECRET_MAX);
+        }
+        buf[n] = '\0';
+        *ret = buf;
+        *ret_len = n;
+        return 0;
+}
+
+int64_t callback_backoff_ms(int64_t backoff_ms, int64_t max_backoff_ms, int64_t n, double rnd)
+{
+        int64_t d = backoff_ms;
+        for (int64_t i = 1; i < n && d < max_backoff_ms; i++)
+                d *= 2;
+        if (d > max_backoff_ms)
+                d = max_backoff_ms;
+        /* Half of it fixed, half random: receivers that came back are not
+         * hit by every waiting delivery in the same instant. */
+        return d - (int64_t)((double)(d / 2) * rnd);
+}
+
+/* ---- delivery ---- */
+
+enum slot_state {
+        SLOT_FREE,
+        SLOT_SENDING,        /* a POST in flight */
+        SLOT_WRITING,        /* its outcome being committed */
+        SLOT_WRITTEN,        /* committed, or failed (write.err): the delivery thread looks */
+        SLOT_WRITE_AGAIN,    /* the commit failed: tried again at retry_at */
+};
+
+struct callbacks;
+
+struct slot {
+        struct callbacks *c;
+        enum slot_state state;          /* SLOT_WRITING -> SLOT_WRITTEN under c->lock */
+        CURL *easy;
+        struct curl_slist *headers;
+        char *body;
+        size_t body_len;
+        char errbuf[CURL_ERROR_SIZE];
+        struct job_record rec;          /* id and callback: what is written */
+        struct store_item item;
+        struct store_write write;
+        int64_t retry_at;               /* now_mono_ms() */
+};
+
+struct callbacks {
+        const struct config *cfg;
+        struct store *store;
+        char *secret;
+        size_t secret_len;
+        CURLM *multi;
+        pthread_t thread;
+        bool thread_started;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;            /* a write done (for the stop) */
+        bool stopping, kicked;
+        size_t nslots;
+        struct slot *slots;
+        struct store_due *due;          /* 2 * nslots */
+        uint64_t rnd;
+};
+
+#define RESCAN_IDLE_MS 60000            /* a look at the store when nothing is due */
+#define RESCAN_ERROR_MS 1000
+#define WRITE_AGAIN_MS 1000
+
+static double next_random(struct callbacks *c)
+{
+        /* xorshift64: jitter, nothing secret. */
+        c->rnd ^= c->rnd << 13;
+        c->rnd ^= c->rnd >> 7;
+        c->rnd ^= c->rnd << 17;
+        return (double)(c->rnd >> 11) / 9007199254740992.0;
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *ctx)
+{
+        (void)p;
+        (void)ctx;
+        return size * n;
+}
+
+static void slot_release(struct slot *sl)
+{
+        if (sl->easy) {
+                curl_multi_remove_handle(sl->c->multi, sl->easy);
+                curl_easy_cleanup(sl->easy);
+                sl->easy = NULL;
+        }
+        curl_slist_free_all(sl->headers);
+        sl->headers = NULL;
+        free(sl->body);
+        sl->body = NULL;
+        record_clear(&sl->rec);
+        sl->state = SLOT_FREE;
+}
+
+static void write_done(struct store_write *w)
+{
+        struct slot *sl = w->ctx;
+        struct callbacks *c = sl->c;
+        /* A final record's rendering changed: a cached one goes. */
+        if (w->err.code == ERR_OK)
+                store_uncache(c->store, sl->rec.id);
+        pthread_mutex_lock(&c->lock);
+        sl->state = SLOT_WRITTEN;
+        pthread_cond_broadcast(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+        curl_multi_wakeup(c->multi);
+}
+
+static void slot_write(struct slot *sl)
+{
+        sl->item = (struct store_item){ .rec = &sl->rec, .expect_status = -1 };
+        sl->write = (struct store_write){ .kind = STORE_CALLBACK, .items = &sl->item, .n = 1,
+                                          .done = write_done, .ctx = sl };
+        pthread_mutex_lock(&sl->c->lock);
+        sl->state = SLOT_WRITING;
+        pthread_mutex_unlock(&sl->c->lock);
+        store_write_async(sl->c->store, &sl->write);
+}
+
+static void set_error(struct job_callback *cb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(struct job_callback *cb, const char *fmt, ...)
+{
+        free(cb->last_error);
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&cb->last_error, fmt, ap) < 0)
+                abort();
+        va_end(ap);
+}
+
+/* The POST of sl ended with rc: what it means, then recorded. */
+static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
+{
+        long status = 0;
+        curl_easy_getinfo(sl->easy, CURLINFO_RESPONSE_CODE, &status);
+        struct job_callback *cb = &sl->rec.callback;
+        cb->attempts++;
+        cb->last_status = (int)status;
+        bool retry = false;
+        if (rc == CURLE_OK && status >= 200 && status < 300) {
+                cb->state = CALLBACK_DELIVERED;
+                cb->delivered_ms = now_real_ms();
+                free(cb->last_error);
+                cb->last_error = NULL;
+                metrics_callback("delivered");
+                log_info("job %s: callback delivered (attempt %lld, HTTP %ld)", sl->rec.id,
+                         (long long)cb->attempts, status);
+        } else {
+                if (rc != CURLE_OK) {
+                        set_error(cb, "%s", *sl->errbuf ? sl->errbuf : curl_easy_strerror(rc));
+                        retry = true;
+                } else if (status >= 300 && status < 400) {
+                        set_error(cb, "the receiver answered %ld (redirects are not followed)", status);
+                } else if (status >= 400 && status < 500 && status != 408 && status != 429) {
+                        set_error(cb, "the receiver answered %ld", status);
+                } else {
+                        set_error(cb, "the receiver answered %ld", status);
+                        retry = true;
+                }
+                if (retry && cb->attempts < c->cfg->callbacks.max_attempts) {
+                        int64_t wait = callback_backoff_ms(c->cfg->callbacks.backoff_ms,
+                                                           c->cfg->callbacks.max_backoff_ms, cb->attempts,
+                                                           next_random(c));
+                        cb->state = CALLBACK_PENDING;
+                        cb->next_ms = now_real_ms() + wait;
+                        metrics_callback("retried");
+                        log_info("job %s: callback attempt %lld failed (%s); again in %lld ms", sl->rec.id,
+                                 (long long)cb->attempts, cb->last_error, (long long)wait);
+                } else {
+                        cb->state = CALLBACK_FAILED;
+                        metrics_callback("failed");
+                        log_warn("job %s: callback failed for good after %lld attempt(s): %s", sl->rec.id,
+                                 (long long)cb->attempts, cb->last_error);
+                }
+        }
+        curl_multi_remove_handle(c->multi, sl->easy);
+        curl_easy_cleanup(sl->easy);
+        sl->easy = NULL;
+        curl_slist_free_all(sl->headers);
+        sl->headers = NULL;
+        free(sl->body);
+        sl->body = NULL;
+        slot_write(sl);
+}
+
+static struct curl_slist *add_header(struct curl_slist *l, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+static struct curl_slist *add_header(struct curl_slist *l, const char *fmt, ...)
+{
+        char line[256];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        struct curl_slist *n = curl_slist_append(l, line);
+        if (!n)
+                abort();
+        return n;
+}
+
+/* Begin the delivery of id's callback in sl (free).  false when there was
+ * nothing to send (gone, no longer pending, not allowed any more: then
+ * recorded so). */
+static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
+{
+        struct err err = ERR_INIT;
+        struct job_record rec;
+        if (store_get(c->store, id, STORE_READ_RESULT, &rec, &err) < 0) {
+                if (err.code != ERR_NOT_FOUND)
+                        log_warn("job %s: callback: %s", id, err.msg);
+                return false;
+        }
+        if (!rec.callback.url || rec.callback.state != CALLBACK_PENDING || !job_status_is_final(rec.status)) {
+                record_clear(&rec);
+                return false;
+        }
+        sl->state = SLOT_SENDING;
+        sl->body = record_render(&rec, true, &sl->body_len);
+        free(rec.result);
+        rec.result = NULL;
+        rec.result_len = 0;
+        sl->rec = rec;
+        struct job_callback *cb = &sl->rec.callback;
+        /* The allowlist of this start, not the one the job was accepted
+         * under: narrowing it stops what waits too. */
+        if (callback_url_allowed(c->cfg->callbacks.allow, cb->url, &err) < 0) {
+                cb->state = CALLBACK_FAILED;
+                set_error(cb, "not sent: the URL %s", err.msg);
+                metrics_callback("failed");
+                log_warn("job %s: callback not sent: the URL %s", id, err.msg);
+                free(sl->body);
+                sl->body = NULL;
+                slot_write(sl);
+                return true;
+        }
+        char sig[128];
+        callback_sign(c->secret, c->secret_len, now_real_ms() / 1000, sl->body, sl->body_len, sig, sizeof sig);
+        struct curl_slist *h = NULL;
+        h = add_header(h, "Content-Type: application/json");
+        h = add_header(h, "X-Edgecd-Job-Id: %s", sl->rec.id);
+        h = add_header(h, "X-Edgecd-Delivery: %s", cb->delivery);
+        h = add_header(h, "X-Edgecd-Attempt: %lld", (long long)cb->attempts + 1);
+        h = add_header(h, "X-Edgecd-Signature: %s", sig);
+        h = add_header(h, "Expect:");   /* no 100-continue round trip */
+        sl->headers = h;
+        CURL *e = curl_easy_init();
+        if (!e)
+                abort();
+        sl->easy = e;
+        sl->errbuf[0] = '\0';
+        const struct config *cfg = c->cfg;
+        curl_easy_setopt(e, CURLOPT_URL, cb->url);
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+        /* The allowlist names whom we call: no proxy from the environment
+         * stands in between. */
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, sl->body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)sl->body_len);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(e, CURLOPT_USERAGENT, "edgecd/" EDGECD_VERSION);
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)cfg->callbacks.connect_timeout_seconds);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)cfg->callbacks.timeout_seconds);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, sl->errbuf);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, sl);
+        if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+                abort();
+        log_debug("job %s: callback attempt %lld", sl->rec.id, (long long)cb->attempts + 1);
+        return true;
+}
+
+static bool busy(struct callbacks *c, const char *id)
+{
+        for (size_t i = 0; i < c->nslots; i++)
+                if (c->slots[i].state != SLOT_FREE && !strcmp(c->slots[i].rec.id, id))
+                        return true;
+        return false;
+}
+
+static struct slot *free_slot(struct callbacks *c)
+{
+        for (size_t i = 0; i < c->nslots; i++)
+                if (c->slots[i].state == SLOT_FREE)
+                        return &c->slots[i];
+        return NULL;
+}
+
+/* Start what is due in free slots; the next look at the store is due at
+ * the returned now_mono_ms() time. */
+static int64_t scan(struct callbacks *c)
+{
+        int64_t mono = now_mono_ms();
+        if (!free_slot(c))
+                return mono + RESCAN_IDLE_MS;   /* a slot that frees looks again */
+        size_t n = 0;
+        struct err err = ERR_INIT;
+        if (store_callbacks_due(c->store, c->due, 2 * c->nslots, &n, &err) < 0) {
+                log_warn("callbacks: %s", err.msg);
+                return mono + RESCAN_ERROR_MS;
+        }
+        int64_t next = mono + RESCAN_IDLE_MS;
+        for (size_t i = 0; i < n; i++) {
+                const struct store_due *d = &c->due[i];
+                if (busy(c, d->id))
+                        continue;
+                int64_t wait = d->next_ms - now_real_ms();
+                if (wait > 0) {
+                        if (mono + wait < next)
+                                next = mono + wait;
+                        break;
+                }
+                struct slot *sl = free_slot(c);
+                if (!sl)
+                        break;   /* looked at again when one frees */
+                slot_start(c, sl, d->id);
+        }
+        return next;
+}
+
+static void *delivery_main(void *arg)
+{
+        struct callbacks *c = arg;
+        int64_t next_scan = 0;
+        for (;;) {
+                pthread_mutex_lock(&c->lock);
+                bool stop = c->stopping;
+                if (c->kicked)
+                        next_scan = 0;
+                c->kicked = false;
+                /* Writes that ended: the slot is free, or its write is
+                 * tried again (the row must not look pending meanwhile:
+                 * it would be sent twice). */
+                for (size_t i = 0; i < c->nslots; i++) {
+                        struct slot *sl = &c->slots[i];
+                        if (sl->state != SLOT_WRITTEN)
+                                continue;
+                        if (sl->write.err.code == ERR_OK) {
+                                pthread_mutex_unlock(&c->lock);
+                                slot_release(sl);
+                                pthread_mutex_lock(&c->lock);
+                                next_scan = 0;
+                        } else {
+                                log_warn("job %s: callback outcome not recorded yet: %s", sl->rec.id,
+                                         sl->write.err.msg);
+                                sl->state = SLOT_WRITE_AGAIN;
+                                sl->retry_at = now_mono_ms() + WRITE_AGAIN_MS;
+                        }
+                }
+                pthread_mutex_unlock(&c->lock);
+                if (stop)
+                        break;
+                int64_t mono = now_mono_ms();
+                int64_t wake = next_scan;
+                for (size_t i = 0; i < c->nslots; i++) {
+                        struct slot *sl = &c->slots[i];
+                        if (sl->state != SLOT_WRITE_AGAIN)
+                                continue;
+                        if (sl->retry_at <= mono)
+                                slot_write(sl);
+                        else if (sl->retry_at < wake)
+                                wake = sl->retry_at;
+                }
+                if (next_scan <= mono)
+                        wake = next_scan = scan(c);
+                int running = 0;
+                curl_multi_perform(c->multi, &running);
+                CURLMsg *m;
+                int left;
+                while ((m = curl_multi_info_read(c->multi, &left))) {
+                        if (m->msg != CURLMSG_DONE)
+                                continue;
+                        struct slot *sl = NULL;
+                        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
+                        attempt_done(c, sl, m->data.result);
+                }
+                mono = now_mono_ms();
+                int64_t t = wake - mono;
+                if (t > 1000)
+                        t = 1000;
+                if (t < 0)
+                        t = 0;
+                curl_multi_poll(c->multi, NULL, 0, (int)t, NULL);
+        }
+        /* Stopping: what is in flight stays pending in the store (sent
+         * again by the next start); writes in flight are waited for. */
+        for (size_t i = 0; i < c->nslots; i++) {
+                struct slot *sl = &c->slots[i];
+                pthread_mutex_lock(&c->lock);
+                while (sl->state == SLOT_WRITING)
+                        pthread_cond_wait(&c->cond, &c->lock);
+                pthread_mutex_unlock(&c->lock);
+                if (sl->state != SLOT_FREE)
+                        slot_release(sl);
+        }
+        return NULL;
+}
+
+int callbacks_start(const struct config *cfg, struct store *store, struct callbacks **ret, struct err *err)
+{
+        *ret = NULL;
+        if (!cfg->callbacks.allow || !cfg->callbacks.allow[0])
+                return 0;
+        struct callbacks *c = xcalloc(1, sizeof *c);
+        c->cfg = cfg;
+        c->store = store;
+        if (callback_secret_load(cfg->callbacks.secret_file, &c->secret, &c->secret_len, err) < 0) {
+                free(c);
+                return -1;
+        }
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                free(c->secret);
+                free(c);
+                return err_set(err, ERR_INTERNAL, 0, "callbacks: libcurl would not initialise");
+        }
+        c->multi = curl_multi_init();
+        if (!c->multi)
+                abort();
+        pthread_mutex_init(&c->lock, NULL);
+        pthread_cond_init(&c->cond, NULL);
+        c->nslots = (size_t)cfg->callbacks.concurrency;
+        c->slots = xcalloc(c->nslots, sizeof *c->slots);
+        for (size_t i = 0; i < c->nslots; i++)
+                c->slots[i].c = c;
+        c->due = xcalloc(2 * c->nslots, sizeof *c->due);
+        c->rnd = (uint64_t)now_real_ms() * 2654435761u ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ULL;
+        int e = thread_start(&c->thread, delivery_main, c);
+        if (e) {
+                callbacks_stop(c);
+                return err_set(err, ERR_INTERNAL, e, "callbacks: start the delivery thread");
+        }
+        c->thread_started = true;
+        log_info("callbacks: %zu allowed prefix(es), %zu deliveries at once", strv_len(cfg->callbacks.allow),
+                 c->nslots);
+        *ret = c;
+        return 0;
+}
+
+void callbacks_kick(struct callbacks *c)
+{
+        if (!c)
+                return;
+        pthread_mutex_lock(&c->lock);
+        c->kicked = true;
+        pthread_mutex_unlock(&c->lock);
+        curl_multi_wakeup(c->multi);
+}
+
+void callbacks_stop(struct callbacks *c)
+{
+        if (!c)
+                return;
+        if (c->thread_started) {
+                pthread_mutex_lock(&c->lock);
+                c->stopping = true;
+                pthread_mutex_unlock(&c->lock);
+                curl_multi_wakeup(c->multi);
+                pthread_join(c->thread, NULL);
+        }
+        curl_multi_cleanup(c->multi);
+        curl_global_cleanup();
+        pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->cond);
+        if (c->secret)
+                explicit_bzero(c->secret, c->secret_len);
+        free(c->secret);
+        free(c->slots);
+        free(c->due);
+        free(c);
+}

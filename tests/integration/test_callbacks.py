@@ -1,0 +1,430 @@
+"""Callbacks (issue 9): a job submitted with `callback_url` has its final job
+object POSTed there, signed (X-Edgecd-Signature: t=..,v1=HMAC-SHA256 of
+"<t>.<body>"), retried after a 5xx with backoff, given up after a 4xx,
+never sent to a URL outside callbacks.allow (refused at submit, prefix
+tricks included), and delivered after a restart (SIGTERM and SIGKILL)
+when the receiver was down before.  A dead receiver does not hold up
+another job's answer or callback.
+
+The receivers are real HTTP servers in this process (http.server on
+127.0.0.1, one thread each); their behaviour is set per path."""
+
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import unittest
+
+import harness
+from harness import Daemon, check_error, slow_factor
+
+SECRET = b"test-callback-secret-0123456789abcdef"
+
+
+def echo(i):
+    return {"algorithm": "t_echo", "version": "1.0.0", "parameters": {"i": i}}
+
+
+class Receiver:
+    """An HTTP server that records every POST (path, headers, body) and
+    answers each path with the statuses queued for it (then `default`)."""
+
+    def __init__(self):
+        self.lock = threading.Condition()
+        self.got = []                  # (path, headers dict, body bytes)
+        self.plans = {}                # path -> [status, ...]
+        self.default = 200
+        rec = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                path = self.path
+                with rec.lock:
+                    rec.got.append((path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    plan = rec.plans.get(path)
+                    status = plan.pop(0) if plan else rec.default
+                    rec.lock.notify_all()
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def posts(self, path):
+        with self.lock:
+            return [g for g in self.got if g[0] == path]
+
+    def wait_posts(self, path, n, timeout=30.0):
+        deadline = time.monotonic() + timeout * slow_factor()
+        with self.lock:
+            while True:
+                got = [g for g in self.got if g[0] == path]
+                if len(got) >= n:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("receiver: %d POST(s) to %s, expected %d" % (len(got), path, n))
+                self.lock.wait(left)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def check_signature(testcase, headers, body):
+    sig = headers.get("x-edgecd-signature")
+    testcase.assertIsNotNone(sig, "no X-Edgecd-Signature")
+    parts = dict(p.split("=", 1) for p in sig.split(","))
+    testcase.assertEqual(sorted(parts), ["t", "v1"], sig)
+    t = parts["t"]
+    testcase.assertTrue(t.isdigit(), sig)
+    testcase.assertLess(abs(int(t) - time.time()), 300, "signature time far from now: %s" % sig)
+    want = hmac.new(SECRET, t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    testcase.assertTrue(hmac.compare_digest(parts["v1"], want), "signature %s, expected v1=%s" % (sig, want))
+    # Another key, or the body changed by one byte, does not verify.
+    other = hmac.new(b"not-the-secret-at-all-0123456789", t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    testcase.assertNotEqual(parts["v1"], other)
+    changed = hmac.new(SECRET, t.encode() + b"." + body + b" ", hashlib.sha256).hexdigest()
+    testcase.assertNotEqual(parts["v1"], changed)
+
+
+class CallbackBase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="edgecd-it-callbacks-")
+        self.secret_path = os.path.join(self.tmp, "callback.secret")
+        fd = os.open(self.secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, SECRET + b"\n")
+        os.close(fd)
+        self.rx = Receiver()
+        self.daemons = []
+
+    def tearDown(self):
+        try:
+            for d in self.daemons:
+                d.stop()
+        finally:
+            self.rx.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def daemon(self, allow=None, **cb):
+        conf = {"allow": allow if allow is not None else [self.rx.url("/hooks")],
+                "secret_file": self.secret_path, "backoff_ms": 100, "max_backoff_ms": 400,
+                "max_attempts": 5, "connect_timeout_seconds": 2, "timeout_seconds": 5}
+        conf.update(cb)
+        d = Daemon("callbacks", config={"callbacks": conf})
+        self.daemons.append(d)
+        return d.start()
+
+    def wait_callback(self, d, job_id, state, timeout=30.0):
+        deadline = time.monotonic() + timeout * slow_factor()
+        job = None
+        while time.monotonic() < deadline:
+            job = d.get_job(job_id)
+            if (job.get("callback") or {}).get("state") == state:
+                return job
+            time.sleep(0.05)
+        raise AssertionError("job %s: callback not %s: %s" % (job_id, state, json.dumps(job)[:600]))
+
+
+class TestCallbacks(CallbackBase):
+    def test_delivered_and_signed(self):
+        d = self.daemon()
+        url = self.rx.url("/hooks/done?tenant=7")
+        r = d.submit(dict(echo(1), callback_url=url))
+        self.assertEqual(r.status, 202, r)
+        cb = r.body["callback"]
+        self.assertEqual(cb["url"], url)
+        self.assertEqual(cb["state"], "pending")
+        self.assertEqual(cb["attempts"], 0)
+        job_id = r.body["id"]
+        (path, headers, body), = self.rx.wait_posts("/hooks/done?tenant=7", 1)
+        check_signature(self, headers, body)
+        self.assertEqual(headers.get("content-type"), "application/json")
+        self.assertEqual(headers.get("x-edgecd-job-id"), job_id)
+        self.assertEqual(headers.get("x-edgecd-delivery"), cb["delivery_id"])
+        self.assertEqual(headers.get("x-edgecd-attempt"), "1")
+        sent = json.loads(body)
+        self.assertEqual(sent["id"], job_id)
+        self.assertEqual(sent["status"], "succeeded")
+        self.assertEqual(sent["result"], {"i": 1})
+        job = self.wait_callback(d, job_id, "delivered")
+        c = job["callback"]
+        self.assertEqual((c["attempts"], c["last_status"], c["last_error"]), (1, 200, None))
+        self.assertIsNotNone(c["delivered_at"])
+        harness.parse_time(c["delivered_at"])
+        self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "delivered"}), 1)
+        self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "retried"}), 0)
+        # A job without a callback shows null and sends nothing.
+        plain = d.run_job(echo(2))
+        self.assertIsNone(plain["callback"])
+        time.sleep(0.3)
+        self.assertEqual(len(self.rx.got), 1)
+
+    def test_retried_after_500(self):
+        d = self.daemon()
+        self.rx.plans["/hooks/flaky"] = [500, 503]
+        r = d.submit(dict(echo(3), callback_url=self.rx.url("/hooks/flaky")))
+        self.assertEqual(r.status, 202, r)
+        got = self.rx.wait_posts("/hooks/flaky", 3)
+        self.assertEqual([h.get("x-edgecd-attempt") for _, h, _ in got], ["1", "2", "3"])
+        self.assertEqual(len({h.get("x-edgecd-delivery") for _, h, _ in got}), 1, "one delivery id on every attempt")
+        for _, h, b in got:
+            check_signature(self, h, b)
+        job = self.wait_callback(d, r.body["id"], "delivered")
+        c = job["callback"]
+        self.assertEqual((c["attempts"], c["last_status"]), (3, 200))
+        self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "retried"}), 2)
+        self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "delivered"}), 1)
+        time.sleep(0.5)
+        self.assertEqual(len(self.rx.posts("/hooks/flaky")), 3, "nothing sent after the delivery")
+
+    def test_gives_up(self):
+        d = self.daemon(max_attempts=3)
+        # A 4xx (not 408/429) is final at once; 5xx until max_attempts.
+        self.rx.plans["/hooks/gone"] = [404]
+        self.rx.plans["/hooks/down"] = [500] * 10
+        r1 = d.submit(dict(echo(4), callback_url=self.rx.url("/hooks/gone")))
+        r2 = d.submit(dict(echo(5), callback_url=self.rx.url("/hooks/down")))
+        j1 = self.wait_callback(d, r1.body["id"], "failed")
+        self.assertEqual((j1["callback"]["attempts"], j1["callback"]["last_status"]), (1, 404))
+        self.assertIn("404", j1["callback"]["last_error"])
+        j2 = self.wait_callback(d, r2.body["id"], "failed")
+        self.assertEqual((j2["callback"]["attempts"], j2["callback"]["last_status"]), (3, 500))
+        time.sleep(0.6)
+        self.assertEqual(len(self.rx.posts("/hooks/gone")), 1)
+        self.assertEqual(len(self.rx.posts("/hooks/down")), 3)
+        self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "failed"}), 2)
+
+    def test_never_outside_the_allowlist(self):
+        d = self.daemon()
+        p = self.rx.port
+        bad = [
+            "http://127.0.0.1:%d.evil.org/hooks" % p,
+            "http://127.0.0.1.evil.org:%d/hooks" % p,
+            "http://127.0.0.1:%d@evil.org/hooks" % p,
+            "http://user:pw@127.0.0.1:%d/hooks" % p,
+            "http://127.0.0.1:%d/hooksmith" % p,
+            "http://127.0.0.1:%d/hook" % p,
+            "http://127.0.0.1:%d/" % p,
+            "http://127.0.0.1:%d/hooks/../admin" % p,
+            "http://127.0.0.1:%d/hooks/%%2e%%2e/admin" % p,
+            "http://127.0.0.1:%d/hooks%%2f..%%2fadmin" % p,
+            "http://127.0.0.1:%d/hooks\\..\\admin" % p,
+            "http://127.0.0.1:%d/hooks#frag" % p,
+            "http://127.0.0.1:%d/hooks/a b" % p,
+            "https://127.0.0.1:%d/hooks" % p,
+            "http://127.0.0.1:%d/hooks" % (p + 1 if p < 65535 else p - 1),
+            "http://127.0.0.1/hooks",
+            "http://localhost:%d/hooks" % p,
+            "ftp://127.0.0.1:%d/hooks" % p,
+            "file:///etc/passwd",
+            "//127.0.0.1:%d/hooks" % p,
+            "",
+            "http://127.0.0.1:%d/hooks/" % p + "a" * 3000,
+            "http://127.0.0.1:%d/hooks/\u00e9" % p,
+        ]
+        for url in bad:
+            r = d.submit(dict(echo(6), callback_url=url))
+            check_error(r, 400, "invalid_request", "/callback_url")
+        for v in (7, True, ["http://x"], {"url": "x"}):
+            r = d.submit(dict(echo(6), callback_url=v))
+            check_error(r, 400, "invalid_request", "/callback_url")
+        # Also in a batch, item by item.
+        r = d.req("POST", "/v1/jobs/batch", {"jobs": [dict(echo(7), callback_url=bad[0]), echo(8)]})
+        self.assertIn(r.status, (200, 207), r)
+        self.assertEqual(self.rx.got, [])
+        # What matches, in other spellings: scheme and host case, the
+        # path under the prefix, a query.
+        ok = ["HTTP://127.0.0.1:%d/hooks" % p, "http://127.0.0.1:%d/hooks/x/y?z=1" % p]
+        ids = []
+        for url in ok:
+            r = d.submit(dict(echo(9), callback_url=url))
+            self.assertEqual(r.status, 202, "%s: %s" % (url, r))
+            ids.append(r.body["id"])
+        for i in ids:
+            self.wait_callback(d, i, "delivered")
+        self.assertEqual(sorted(g[0] for g in self.rx.got), ["/hooks", "/hooks/x/y?z=1"])
+
+    def test_off_without_allowlist(self):
+        d = self.daemon(allow=[])
+        r = d.submit(dict(echo(1), callback_url=self.rx.url("/hooks")))
+        e = check_error(r, 400, "invalid_request", "/callback_url")
+        self.assertIn("callbacks.allow", e["message"])
+        # null is no callback.
+        r = d.submit(dict(echo(1), callback_url=None))
+        self.assertEqual(r.status, 202, r)
+
+    def test_no_redirects(self):
+        d = self.daemon()
+        self.rx.plans["/hooks/moved"] = [307]
+        r = d.submit(dict(echo(1), callback_url=self.rx.url("/hooks/moved")))
+        job = self.wait_callback(d, r.body["id"], "failed")
+        self.assertEqual(job["callback"]["last_status"], 307)
+        self.assertIn("redirect", job["callback"]["last_error"])
+        self.assertEqual([g[0] for g in self.rx.got], ["/hooks/moved"])
+
+    def test_dead_receiver_does_not_delay_others(self):
+        # A receiver that takes connections and never answers.
+        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        dead.bind(("127.0.0.1", 0))
+        dead.listen(16)
+        try:
+            dport = dead.getsockname()[1]
+            d = self.daemon(allow=[self.rx.url("/hooks"), "http://127.0.0.1:%d/" % dport],
+                            timeout_seconds=600, concurrency=2)
+            stuck = [d.submit(dict(echo(10), callback_url="http://127.0.0.1:%d/x" % dport)) for _ in range(3)]
+            for r in stuck:
+                self.assertEqual(r.status, 202, r)
+            for r in stuck:
+                d.wait_final(r.body["id"])
+            # Both delivery slots are held by the dead receiver now; a new
+            # job still runs and answers, and its callback waits only for
+            # a slot, which the dead ones do not keep (they time out).
+            job = d.run_job(dict(echo(11)))
+            self.assertEqual(job["result"], {"i": 11})
+            for r in stuck:
+                c = d.get_job(r.body["id"])["callback"]
+                self.assertEqual((c["state"], c["attempts"]), ("pending", 0), c)
+        finally:
+            dead.close()
+
+    def test_dead_receiver_does_not_delay_other_callbacks(self):
+        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        dead.bind(("127.0.0.1", 0))
+        dead.listen(16)
+        try:
+            dport = dead.getsockname()[1]
+            d = self.daemon(allow=[self.rx.url("/hooks"), "http://127.0.0.1:%d/" % dport],
+                            timeout_seconds=600, concurrency=4)
+            stuck = d.submit(dict(echo(12), callback_url="http://127.0.0.1:%d/x" % dport))
+            d.wait_final(stuck.body["id"])
+            r = d.submit(dict(echo(13), callback_url=self.rx.url("/hooks/live")), wait="true")
+            self.assertEqual(r.status, 200, r)
+            self.rx.wait_posts("/hooks/live", 1)
+            self.wait_callback(d, r.body["id"], "delivered")
+            c = d.get_job(stuck.body["id"])["callback"]
+            self.assertEqual((c["state"], c["attempts"]), ("pending", 0), "the dead one is still in flight: %s" % c)
+            # A stop does not wait for it (it stays pending on disk).
+        finally:
+            dead.close()
+
+
+class TestCallbacksAcrossRestarts(CallbackBase):
+    def pending_after_failure(self, d, path):
+        self.rx.plans[path] = [500] * 1000
+        r = d.submit(dict(echo(20), callback_url=self.rx.url(path)))
+        self.assertEqual(r.status, 202, r)
+        job_id = r.body["id"]
+        self.rx.wait_posts(path, 1)
+        deadline = time.monotonic() + 20 * slow_factor()
+        while True:
+            c = d.get_job(job_id)["callback"]
+            if c["attempts"] >= 1:
+                break
+            self.assertLess(time.monotonic(), deadline, c)
+            time.sleep(0.05)
+        self.assertEqual(c["state"], "pending")
+        self.assertEqual(c["last_status"], 500)
+        return job_id, c["delivery_id"]
+
+    def finish_after_restart(self, d, job_id, delivery, path):
+        n = len(self.rx.posts(path))
+        self.rx.plans[path] = []      # the receiver is healthy again
+        d.restart()
+        self.rx.wait_posts(path, n + 1)
+        job = self.wait_callback(d, job_id, "delivered")
+        self.assertGreaterEqual(job["callback"]["attempts"], 2)
+        got = self.rx.posts(path)
+        self.assertEqual({h.get("x-edgecd-delivery") for _, h, _ in got}, {delivery})
+        _, h, b = got[-1]
+        check_signature(self, h, b)
+        self.assertEqual(json.loads(b)["id"], job_id)
+        time.sleep(0.5)
+        self.assertEqual(len(self.rx.posts(path)), len(got), "nothing sent after the delivery")
+
+    def test_delivered_after_restart(self):
+        d = self.daemon(backoff_ms=200, max_backoff_ms=200, max_attempts=100)
+        job_id, delivery = self.pending_after_failure(d, "/hooks/restart")
+        rc, _ = d.terminate()
+        self.assertEqual(rc, 0)
+        self.finish_after_restart(d, job_id, delivery, "/hooks/restart")
+
+    def test_delivered_after_sigkill(self):
+        d = self.daemon(backoff_ms=200, max_backoff_ms=200, max_attempts=100)
+        job_id, delivery = self.pending_after_failure(d, "/hooks/killed")
+        d.kill()
+        self.finish_after_restart(d, job_id, delivery, "/hooks/killed")
+
+    def test_restart_with_narrower_allowlist(self):
+        d = self.daemon(backoff_ms=200, max_backoff_ms=200, max_attempts=100)
+        job_id, _ = self.pending_after_failure(d, "/hooks/narrowed")
+        d.terminate()
+        # The operator narrows the allowlist: what waits is not sent.
+        n = len(self.rx.posts("/hooks/narrowed"))
+        self.rx.plans["/hooks/narrowed"] = []
+        d.config["callbacks"]["allow"] = [self.rx.url("/other")]
+        with open(d.config_path, "w") as f:
+            f.write("\n".join(harness.yaml_dump(d.config)) + "\n")
+        d.restart()
+        job = self.wait_callback(d, job_id, "failed")
+        self.assertIn("callbacks.allow", job["callback"]["last_error"])
+        self.assertEqual(len(self.rx.posts("/hooks/narrowed")), n)
+
+
+class TestCallbackConfig(unittest.TestCase):
+    def test_secret_file_checked(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-cbconf-")
+        try:
+            secret = os.path.join(tmp, "s")
+            with open(secret, "wb") as f:
+                f.write(SECRET)
+            os.chmod(secret, 0o644)
+            d = Daemon("cbconf", config={"callbacks": {"allow": ["http://127.0.0.1:9/"], "secret_file": secret}})
+            try:
+                d.start()
+                self.fail("started with a world-readable secret")
+            except AssertionError as e:
+                self.assertIn("chmod 600", str(e))
+            # No secret at all: a config error naming the key.
+            d2 = Daemon("cbconf", config={"callbacks": {"allow": ["http://127.0.0.1:9/"]}})
+            try:
+                d2.start()
+                self.fail("started without a secret")
+            except AssertionError as e:
+                self.assertIn("callbacks.secret_file", str(e))
+            # A bad allowlist entry: file, line and key.
+            d3 = Daemon("cbconf", config={"callbacks": {"allow": ["http://good.example/", "http://u@x/"],
+                                                        "secret_file": secret}})
+            try:
+                d3.start()
+                self.fail("started with a bad allowlist entry")
+            except AssertionError as e:
+                self.assertIn("callbacks.allow[1]", str(e))
+                self.assertIn("user info", str(e))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
