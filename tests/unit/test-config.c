@@ -137,6 +137,15 @@ static void assert_defaults(const struct config *c)
         ck_assert_str_eq(c->http.unix_group, "");
         ck_assert_str_eq(c->auth.tokens_file, "");
         ck_assert(!c->auth.metrics_public);
+        ck_assert_ptr_nonnull(c->callbacks.allow);
+        ck_assert_ptr_null(c->callbacks.allow[0]);
+        ck_assert_str_eq(c->callbacks.secret_file, "");
+        ck_assert_int_eq(c->callbacks.max_attempts, 8);
+        ck_assert_int_eq(c->callbacks.backoff_ms, 1000);
+        ck_assert_int_eq(c->callbacks.max_backoff_ms, 300000);
+        ck_assert_int_eq(c->callbacks.connect_timeout_seconds, 5);
+        ck_assert_int_eq(c->callbacks.timeout_seconds, 30);
+        ck_assert_int_eq(c->callbacks.concurrency, 4);
 }
 
 START_TEST(test_defaults)
@@ -206,7 +215,16 @@ START_TEST(test_full_file)
                      "  unix_group: edgecd\n"
                      "auth:\n"
                      "  tokens_file: /etc/edgecd/tokens.yaml\n"
-                     "  metrics_public: true\n",
+                     "  metrics_public: true\n"
+                     "callbacks:\n"
+                     "  allow: [\"https://hooks.example.com/edgecd/\", \"http://10.0.0.1:8081\"]\n"
+                     "  secret_file: /etc/edgecd/callback.secret\n"
+                     "  max_attempts: 3\n"
+                     "  backoff_ms: 50\n"
+                     "  max_backoff_ms: 60000\n"
+                     "  connect_timeout_seconds: 2\n"
+                     "  timeout_seconds: 9\n"
+                     "  concurrency: 16\n",
                      &cfg, &l, &e);
         ck_assert_msg(r == 0, "%s", e.msg);
         ck_assert_uint_eq(l.n, 0);
@@ -254,6 +272,16 @@ START_TEST(test_full_file)
         ck_assert_str_eq(cfg.http.unix_group, "edgecd");
         ck_assert_str_eq(cfg.auth.tokens_file, "/etc/edgecd/tokens.yaml");
         ck_assert(cfg.auth.metrics_public);
+        ck_assert_uint_eq(strv_len(cfg.callbacks.allow), 2);
+        ck_assert_str_eq(cfg.callbacks.allow[0], "https://hooks.example.com/edgecd/");
+        ck_assert_str_eq(cfg.callbacks.allow[1], "http://10.0.0.1:8081");
+        ck_assert_str_eq(cfg.callbacks.secret_file, "/etc/edgecd/callback.secret");
+        ck_assert_int_eq(cfg.callbacks.max_attempts, 3);
+        ck_assert_int_eq(cfg.callbacks.backoff_ms, 50);
+        ck_assert_int_eq(cfg.callbacks.max_backoff_ms, 60000);
+        ck_assert_int_eq(cfg.callbacks.connect_timeout_seconds, 2);
+        ck_assert_int_eq(cfg.callbacks.timeout_seconds, 9);
+        ck_assert_int_eq(cfg.callbacks.concurrency, 16);
         ck_assert_int_eq(config_validate(&cfg, collect, &l, &e), 0);
         ck_assert_uint_eq(l.n, 0);
         config_free(&cfg);
@@ -664,8 +692,37 @@ END_TEST
 #if __SIZEOF_POINTER__ == 8
 /* A new field changes the size: poison it below and check it in
  * assert_defaults(), then update the number. */
-_Static_assert(sizeof(struct config) == 408, "struct config changed: extend the poison and assert_defaults");
+_Static_assert(sizeof(struct config) == 472, "struct config changed: extend the poison and assert_defaults");
 #endif
+START_TEST(test_callbacks)
+{
+        /* Each allowlist entry is parsed: file, line and key of a bad one. */
+        expect_load_error("callbacks:\n  allow:\n    - http://ok.example/\n    - http://u@x.example/\n",
+                          "4:7: callbacks.allow[1]: `http://u@x.example/`: must not carry user info (user@host)");
+        expect_load_error("callbacks:\n  allow: [\"ftp://x.example/\"]\n",
+                          "2:11: callbacks.allow[0]: `ftp://x.example/`: must be an http:// or https:// URL");
+        expect_load_error("callbacks:\n  allow: [\"http://x.example/?q=1\"]\n",
+                          "2:11: callbacks.allow[0]: `http://x.example/?q=1`: must not have a query (an entry is "
+                          "a scheme, host, port and path prefix)");
+        expect_load_error("callbacks:\n  allow: http://x.example/\n",
+                          "2:10: callbacks.allow: expected a list, got a scalar");
+        expect_load_error("callbacks:\n  concurrency: 0\n",
+                          "2:16: callbacks.concurrency: must be between 1 and 256, got 0");
+        /* An allowlist needs a secret; a cap below the first wait is wrong. */
+        struct config cfg;
+        config_init_defaults(&cfg);
+        strv_push(&cfg.callbacks.allow, "http://x.example/");
+        expect_invalid(&cfg, "callbacks.secret_file: must be set when callbacks.allow is not empty "
+                       "(every callback is signed with it)");
+        config_set_string(&cfg.callbacks.secret_file, "/etc/edgecd/callback.secret");
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(config_validate(&cfg, NULL, NULL, &e), 0);
+        cfg.callbacks.max_backoff_ms = 500;
+        expect_invalid(&cfg, "callbacks.max_backoff_ms: 500 is below callbacks.backoff_ms (1000)");
+        config_free(&cfg);
+}
+END_TEST
+
 START_TEST(test_shipped_file_equals_defaults)
 {
         struct config cfg;
@@ -698,6 +755,10 @@ START_TEST(test_shipped_file_equals_defaults)
         cfg.http.connection_timeout_seconds = cfg.http.max_header_bytes = cfg.http.max_json_depth = 7;
         cfg.http.max_response_bytes = 7;
         cfg.auth.metrics_public = true;
+        strv_push(&cfg.callbacks.allow, "http://poison/");
+        config_set_string(&cfg.callbacks.secret_file, "/poison");
+        cfg.callbacks.max_attempts = cfg.callbacks.backoff_ms = cfg.callbacks.max_backoff_ms = 7;
+        cfg.callbacks.connect_timeout_seconds = cfg.callbacks.timeout_seconds = cfg.callbacks.concurrency = 7;
 
         char *file = NULL;
         ck_assert_int_ge(asprintf(&file, "%s/config/edgecd.yaml", tu_src()), 0);
@@ -738,6 +799,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_validate_listen);
         tcase_add_test(tc, test_validate_fields);
         tcase_add_test(tc, test_validate_unix_mode);
+        tcase_add_test(tc, test_callbacks);
         tcase_add_test(tc, test_shipped_file_equals_defaults);
         suite_add_tcase(s, tc);
         return s;

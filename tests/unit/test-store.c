@@ -19,7 +19,9 @@
  * threads and the group-commit counters; store_close waiting for writes in
  * flight; fail-stop (a commit that fails: unhealthy, inserts refused,
  * reads go on, updates held and applied later or failed at close); check
- * and health; the backend's operations table used directly.  Then the
+ * and health; the backend's operations table used directly; callbacks (their
+ * state written apart from the job's, what is due) and the migration of a
+ * version 2 database.  Then the
  * record helpers (record_render, record_attempt_count,
  * record_end_last_attempt, the name tables).
  *
@@ -310,6 +312,17 @@ static void rec_copy(struct job_record *dst, const struct job_record *src)
         dst->error_message = dup_or_null(src->error_message);
         dst->runtime_name = dup_or_null(src->runtime_name);
         dst->attempts = dup_or_null(src->attempts);
+        dst->progress = dup_or_null(src->progress);
+        dst->callback.url = dup_or_null(src->callback.url);
+        dst->callback.last_error = dup_or_null(src->callback.last_error);
+}
+
+/* A pending callback to url. */
+static void rec_callback(struct job_record *r, const char *url)
+{
+        r->callback.url = xstrdup(url);
+        new_id(r->callback.delivery);
+        r->callback.state = CALLBACK_PENDING;
 }
 
 /* Queued -> running: one attempt, started. */
@@ -447,6 +460,16 @@ static void rec_assert_eq(const char *ctx, const struct job_record *got, const s
         INT_EQ("created_ms", got->created_ms, want->created_ms);
         INT_EQ("started_ms", got->started_ms, want->started_ms);
         INT_EQ("finished_ms", got->finished_ms, want->finished_ms);
+        STR_EQ_NULLABLE("callback.url", got->callback.url, want->callback.url);
+        if (want->callback.url) {
+                STR_EQ_NULLABLE("callback.delivery", got->callback.delivery, want->callback.delivery);
+                INT_EQ("callback.state", got->callback.state, want->callback.state);
+                INT_EQ("callback.attempts", got->callback.attempts, want->callback.attempts);
+                INT_EQ("callback.last_status", got->callback.last_status, want->callback.last_status);
+                STR_EQ_NULLABLE("callback.last_error", got->callback.last_error, want->callback.last_error);
+                INT_EQ("callback.delivered_ms", got->callback.delivered_ms, want->callback.delivered_ms);
+                INT_EQ("callback.next_ms", got->callback.next_ms, want->callback.next_ms);
+        }
 }
 
 /* ---- store calls ---- */
@@ -2627,8 +2650,40 @@ START_TEST(test_record_render)
         ck_assert_str_eq(json_string_value(json_object_get(e, "code")), "algorithm_failed");
         ck_assert_str_eq(json_string_value(json_object_get(e, "message")), r.error_message);
         ck_assert_int_eq(json_integer_value(json_object_get(o, "exit_code")), 3);
+        ck_assert(json_is_null(json_object_get(o, "callback")));
         json_decref(o);
         free(text);
+
+        /* A callback: its URL, delivery id and how its delivery went. */
+        rec_callback(&r, "https://hooks.example.com/x?a=\"b\"");
+        text = record_render(&r, true, &len);
+        o = json_loadb(text, len, 0, &jerr);
+        ck_assert_msg(o, "not JSON (%s): %s", jerr.text, text);
+        json_t *cb = json_object_get(o, "callback");
+        ck_assert_str_eq(json_string_value(json_object_get(cb, "url")), r.callback.url);
+        ck_assert_str_eq(json_string_value(json_object_get(cb, "delivery_id")), r.callback.delivery);
+        ck_assert_str_eq(json_string_value(json_object_get(cb, "state")), "pending");
+        ck_assert_int_eq(json_integer_value(json_object_get(cb, "attempts")), 0);
+        ck_assert(json_is_null(json_object_get(cb, "last_status")));
+        ck_assert(json_is_null(json_object_get(cb, "last_error")));
+        ck_assert(json_is_null(json_object_get(cb, "delivered_at")));
+        ck_assert_uint_eq(json_object_size(cb), 7);
+        json_decref(o);
+        free(text);
+        r.callback.state = CALLBACK_DELIVERED;
+        r.callback.attempts = 2;
+        r.callback.last_status = 200;
+        r.callback.delivered_ms = T0;
+        text = record_render(&r, true, &len);
+        o = json_loadb(text, len, 0, &jerr);
+        cb = json_object_get(o, "callback");
+        ck_assert_str_eq(json_string_value(json_object_get(cb, "state")), "delivered");
+        ck_assert_int_eq(json_integer_value(json_object_get(cb, "attempts")), 2);
+        ck_assert_int_eq(json_integer_value(json_object_get(cb, "last_status")), 200);
+        ck_assert_str_eq(json_string_value(json_object_get(cb, "delivered_at")), "2023-11-14T22:13:20.000Z");
+        json_decref(o);
+        free(text);
+        ck_assert_str_eq(callback_state_name(CALLBACK_FAILED), "failed");
         record_clear(&r);
         /* record_clear zeroes. */
         ck_assert_ptr_null(r.algorithm);
@@ -2673,6 +2728,169 @@ START_TEST(test_record_helpers)
 }
 END_TEST
 
+/* ---- callbacks ---- */
+
+static enum store_item_outcome write_callback(struct fx *f, struct job_record *r)
+{
+        struct store_item it = { .rec = r, .expect_status = -1 };
+        struct store_write w = { .kind = STORE_CALLBACK, .items = &it, .n = 1, .retry = true };
+        struct err err = ERR_INIT;
+        ck_assert_msg(store_write_sync(f->s, &w, &err) == 0, "%s", err.msg);
+        return it.outcome;
+}
+
+static size_t due(struct fx *f, struct store_due *d, size_t max)
+{
+        size_t n = 99;
+        struct err err = ERR_INIT;
+        ck_assert_msg(store_callbacks_due(f->s, d, max, &n, &err) == 0, "%s", err.msg);
+        return n;
+}
+
+START_TEST(test_callbacks)
+{
+        struct fx f;
+        fx_setup(&f, _i);
+        struct job_record a, b, plain;
+        rec_queued(&a, "alpha", T0 + 1);
+        rec_callback(&a, "https://hooks.example.com/edgecd/a");
+        rec_queued(&b, "alpha", T0 + 2);
+        rec_callback(&b, "http://10.0.0.1:8081/b?x=1");
+        rec_queued(&plain, "alpha", T0 + 3);
+        insert(&f, &a);
+        insert(&f, &b);
+        insert(&f, &plain);
+        const unsigned all = STORE_READ_PARAMS | STORE_READ_RESULT;
+        struct job_record got;
+        get_ok(&f, a.id, all, &got);
+        rec_assert_eq("a callback inserted", &got, &a, all);
+        record_clear(&got);
+        get_ok(&f, plain.id, 0, &got);
+        ck_assert_ptr_null(got.callback.url);
+        record_clear(&got);
+
+        /* Pending but not final: not due. */
+        struct store_due d[8];
+        ck_assert_uint_eq(due(&f, d, 8), 0);
+        rec_set_final(&a, JOB_SUCCEEDED, T0 + 100, 1, "{\"r\":1}");
+        update_applied(&f, &a, -1);
+        rec_set_final(&b, JOB_FAILED, T0 + 101, 1, NULL);
+        update_applied(&f, &b, -1);
+        rec_set_final(&plain, JOB_SUCCEEDED, T0 + 102, 1, "{}");
+        update_applied(&f, &plain, -1);
+        ck_assert_uint_eq(due(&f, d, 8), 2);
+
+        /* An attempt failed: a's next one is due later, so b comes first. */
+        a.callback.attempts = 1;
+        a.callback.last_status = 503;
+        a.callback.last_error = xstrdup("the receiver answered 503");
+        a.callback.next_ms = T0 + 5000;
+        ck_assert_int_eq(write_callback(&f, &a), STORE_ITEM_OK);
+        ck_assert_uint_eq(due(&f, d, 8), 2);
+        ck_assert_str_eq(d[0].id, b.id);
+        ck_assert_int_eq(d[0].next_ms, 0);
+        ck_assert_str_eq(d[1].id, a.id);
+        ck_assert_int_eq(d[1].next_ms, T0 + 5000);
+        ck_assert_uint_eq(due(&f, d, 1), 1);
+        ck_assert_str_eq(d[0].id, b.id);
+
+        /* A job's own update never touches its callback's state. */
+        a.recoveries = 1;
+        struct job_record stale;
+        rec_copy(&stale, &a);
+        stale.callback.attempts = 0;
+        update_applied(&f, &stale, -1);
+        record_clear(&stale);
+        get_ok(&f, a.id, all, &got);
+        rec_assert_eq("after a job update", &got, &a, all);
+        record_clear(&got);
+
+        /* Delivered and failed are no longer due; they stay on the record
+         * across a reopen. */
+        b.callback.state = CALLBACK_DELIVERED;
+        b.callback.attempts = 1;
+        b.callback.last_status = 204;
+        b.callback.delivered_ms = T0 + 200;
+        ck_assert_int_eq(write_callback(&f, &b), STORE_ITEM_OK);
+        a.callback.state = CALLBACK_FAILED;
+        a.callback.attempts = 2;
+        a.callback.last_status = 404;
+        ck_assert_int_eq(write_callback(&f, &a), STORE_ITEM_OK);
+        ck_assert_uint_eq(due(&f, d, 8), 0);
+        fx_reopen(&f);
+        get_ok(&f, b.id, all, &got);
+        rec_assert_eq("delivered, reopened", &got, &b, all);
+        record_clear(&got);
+        get_ok(&f, a.id, all, &got);
+        rec_assert_eq("failed, reopened", &got, &a, all);
+        record_clear(&got);
+
+        /* A record without a callback (or none at all) is not written. */
+        plain.callback.state = CALLBACK_DELIVERED;
+        ck_assert_int_eq(write_callback(&f, &plain), STORE_ITEM_NOT_APPLIED);
+        get_ok(&f, plain.id, 0, &got);
+        ck_assert_ptr_null(got.callback.url);
+        record_clear(&got);
+        struct job_record ghost;
+        rec_queued(&ghost, "alpha", T0);
+        rec_callback(&ghost, "http://x.example/");
+        ck_assert_int_eq(write_callback(&f, &ghost), STORE_ITEM_NOT_APPLIED);
+
+        record_clear(&ghost);
+        record_clear(&a);
+        record_clear(&b);
+        record_clear(&plain);
+        fx_teardown(&f);
+}
+END_TEST
+
+/* A version 2 database (before callbacks) is migrated: its records read
+ * back without a callback, new ones take one. */
+START_TEST(test_migrate_v2)
+{
+        struct fx f;
+        fx_setup(&f, 0);
+        struct job_record old;
+        rec_queued(&old, "alpha", T0);
+        insert(&f, &old);
+        fx_close_store(&f);
+        sqlite3 *db = sqlite_open_db(f.dir);
+        static const char *const back[] = {
+                "DROP INDEX jobs_callbacks_due",
+                "ALTER TABLE jobs DROP COLUMN callback_url", "ALTER TABLE jobs DROP COLUMN cb_delivery",
+                "ALTER TABLE jobs DROP COLUMN cb_state", "ALTER TABLE jobs DROP COLUMN cb_attempts",
+                "ALTER TABLE jobs DROP COLUMN cb_last_status", "ALTER TABLE jobs DROP COLUMN cb_last_error",
+                "ALTER TABLE jobs DROP COLUMN cb_delivered_ms", "ALTER TABLE jobs DROP COLUMN cb_next_ms",
+                "PRAGMA user_version = 2",
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(back); i++) {
+                char *msg = NULL;
+                int rc = sqlite3_exec(db, back[i], NULL, NULL, &msg);
+                ck_assert_msg(rc == SQLITE_OK, "%s: %s", back[i], msg ? msg : sqlite3_errstr(rc));
+        }
+        ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+        ck_assert_int_eq(sqlite_schema_version(f.dir), 2);
+
+        fx_open_store(&f);
+        ck_assert_int_eq(sqlite_schema_version(f.dir), 3);
+        const unsigned all = STORE_READ_PARAMS | STORE_READ_RESULT;
+        struct job_record got;
+        get_ok(&f, old.id, all, &got);
+        rec_assert_eq("migrated", &got, &old, all);
+        record_clear(&got);
+        struct job_record fresh;
+        rec_queued(&fresh, "alpha", T0 + 1);
+        rec_callback(&fresh, "https://hooks.example.com/x");
+        insert(&f, &fresh);
+        get_ok(&f, fresh.id, all, &got);
+        rec_assert_eq("inserted after the migration", &got, &fresh, all);
+        record_clear(&got);
+        record_clear(&fresh);
+        record_clear(&old);
+        fx_teardown(&f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("store");
@@ -2710,11 +2928,13 @@ static Suite *suite(void)
                 tcase_add_loop_test(tc, test_fail_stop_abandon, a, z);
                 tcase_add_loop_test(tc, test_fail_stop_close, a, z);
                 tcase_add_loop_test(tc, test_ops_direct, a, z);
+                tcase_add_loop_test(tc, test_callbacks, a, z);
                 suite_add_tcase(s, tc);
         }
         TCase *front = tcase_create("front");
         tcase_add_unchecked_fixture(front, tu_base_setup, tu_base_teardown);
         tcase_add_test(front, test_open_unknown_backend);
+        tcase_add_test(front, test_migrate_v2);
         suite_add_tcase(s, front);
         TCase *rec = tcase_create("record");
         tcase_add_test(rec, test_record_render);
