@@ -126,7 +126,8 @@ class Metrics(unittest.TestCase):
         text, _ = scrape(self.d)
         families = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
         functions = {"sum", "by", "rate", "increase", "histogram_quantile", "le", "instance", "status", "error",
-                     "phase", "algorithm", "route", "method", "reason", "verb", "state", "kind", "change"}
+                     "phase", "algorithm", "route", "method", "reason", "verb", "state", "kind", "change",
+                     "outcome"}
         for e in exprs:
             for name in re.findall(r"\b([a-z_][a-z0-9_]*)(?=\s*[{(\[]|\s*\)|$)", e):
                 if name in functions:
