@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "callback.h"
+#include "callbackurl.h"
 #include "log.h"
 #include "util.h"
 #include "yamldoc.h"

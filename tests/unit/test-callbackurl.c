@@ -1,11 +1,11 @@
-/* test-callback.c - callback.c's pure parts: URL parsing and normalising,
+/* test-callbackurl.c - callbackurl.c: URL parsing and normalising,
  * the allowlist match (prefix confusion, ports, schemes, path segments),
  * allowlist entries, the HMAC signature against vectors computed with
  * Python's hmac module, the backoff, and the secret file's checks. */
 #include <string.h>
 #include <sys/stat.h>
 
-#include "callback.h"
+#include "callbackurl.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -263,8 +263,8 @@ END_TEST
 
 static Suite *suite(void)
 {
-        Suite *s = suite_create("callback");
-        TCase *tc = tcase_create("callback");
+        Suite *s = suite_create("callbackurl");
+        TCase *tc = tcase_create("callbackurl");
         tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_parse_normalises);
