@@ -21,7 +21,10 @@ import threading
 import time
 import unittest
 
+import jsonschema
+
 import harness
+import test_openapi
 from harness import Daemon, check_error, slow_factor
 
 SECRET = b"test-callback-secret-0123456789abcdef"
@@ -215,6 +218,39 @@ class TestCallbacks(CallbackBase):
         self.assertEqual(len(self.rx.posts("/hooks/gone")), 1)
         self.assertEqual(len(self.rx.posts("/hooks/down")), 3)
         self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "failed"}), 2)
+
+    def test_answers_match_the_openapi_document(self):
+        # The job object's callback member and the submission's
+        # callback_url, checked against GET /v1/openapi.json's document.
+        d = self.daemon()
+        spec = test_openapi.Spec(json.loads(test_openapi.load_doc()))
+        self.rx.plans["/hooks/no"] = [410]
+        body = dict(echo(30), callback_url=self.rx.url("/hooks/oa"))
+        r = d.submit(body)
+        spec.check(self, "POST", "/v1/jobs", r, request=body)
+        ok = r.body["id"]
+        r = d.submit(dict(echo(31), callback_url=self.rx.url("/hooks/no")), wait="true")
+        spec.check(self, "POST", "/v1/jobs?wait=true", r,
+                   request=dict(echo(31), callback_url=self.rx.url("/hooks/no")))
+        no = r.body["id"]
+        self.wait_callback(d, ok, "delivered")
+        self.wait_callback(d, no, "failed")
+        for jid in (ok, no):
+            r = d.req("GET", "/v1/jobs/" + jid)
+            spec.check(self, "GET", "/v1/jobs/" + jid, r)
+            self.assertIsNotNone(r.body["callback"])
+        r = d.req("GET", "/v1/jobs?result=true")
+        spec.check(self, "GET", "/v1/jobs?result=true", r)
+        r = d.submit(dict(echo(32), callback_url="http://elsewhere.example/"))
+        spec.check(self, "POST", "/v1/jobs", r)
+        check_error(r, 400, "invalid_request", "/callback_url")
+        # And the receiver got the same object (its callback as it was
+        # before the attempt).
+        _, _, sent = self.rx.wait_posts("/hooks/oa", 1)[0]
+        sent = json.loads(sent)
+        jsonschema.validate(sent, spec.converted_schema({"$ref": "#/components/schemas/Job"}),
+                            resolver=spec.resolver)
+        self.assertEqual((sent["callback"]["state"], sent["callback"]["attempts"]), ("pending", 0))
 
     def test_never_outside_the_allowlist(self):
         d = self.daemon()
