@@ -1212,11 +1212,15 @@ static void handle_logs(struct http_request *req, void *ctx)
         size_t len = 0;
         if (n) {
                 _cleanup_free_ char *path = store_log_path(a->d.store, id, n);
-                if (read_file(path, (size_t)a->d.cfg->max_log_bytes, 0, &text, &len, &err) < 0 &&
-                    err.code != ERR_NOT_FOUND) {
+                /* A log over today's max_log_bytes (lowered since the
+                 * run) is served cut, as the pump would have cut it. */
+                int rc = read_file(path, (size_t)a->d.cfg->max_log_bytes, READ_PREFIX, &text, &len, &err);
+                if (rc < 0 && err.code != ERR_NOT_FOUND) {
                         reply_err(req, &err, NULL);
                         return;
                 }
+                if (rc == 1)
+                        truncated = true;
         }
         http_add_header(req, "X-Edgecd-Log-Truncated", truncated ? "true" : "false");
         if (n)

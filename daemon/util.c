@@ -266,12 +266,13 @@ int read_file(const char *path, size_t max, unsigned flags, char **ret_data, siz
                 return err_errno(err, ERR_IO, "stat `%s`", path);
         if (!S_ISREG(st.st_mode))
                 return err_set(err, ERR_INVALID, 0, "`%s` is not a regular file", path);
-        if ((uint64_t)st.st_size > max)
+        bool prefix = flags & READ_PREFIX;
+        if ((uint64_t)st.st_size > max && !prefix)
                 return err_set(err, ERR_TOO_LARGE, 0, "`%s` is %lld bytes, over the limit of %zu",
                                path, (long long)st.st_size, max);
         /* Sized by the file, not the limit: a 1 GiB limit must not mean a
          * 1 GiB allocation for a small file.  Grows if the file does. */
-        size_t cap = (size_t)st.st_size + 1;
+        size_t cap = (uint64_t)st.st_size < max ? (size_t)st.st_size + 1 : max + 1;
         _cleanup_free_ char *buf = xmalloc(cap + 1);
         size_t got = 0;
         for (;;) {
@@ -288,14 +289,19 @@ int read_file(const char *path, size_t max, unsigned flags, char **ret_data, siz
                 if (n == 0)
                         break;
                 got += (size_t)n;
-                if (got > max)
+                if (got > max && !prefix)
                         return err_set(err, ERR_TOO_LARGE, 0, "`%s` grew over the limit of %zu bytes", path, max);
+                if (got > max)
+                        break;
         }
+        bool cut = got > max;
+        if (cut)
+                got = max;
         buf[got] = '\0';
         if (ret_len)
                 *ret_len = got;
         *ret_data = TAKE_PTR(buf);
-        return 0;
+        return cut ? 1 : 0;
 }
 
 char *read_file_tail(const char *path, size_t max)

@@ -102,6 +102,9 @@ int write_file_unsynced(const char *path, const void *data, size_t len, unsigned
  * files such as /etc/edgecd/edgecd.yaml often are links; our own state
  * files never are). */
 #define READ_FOLLOW_LINKS 1u
+/* Over max bytes is no error: the first max bytes are read, and 1 is
+ * returned instead of 0 (a run log read with a limit lowered since). */
+#define READ_PREFIX 2u
 int read_file(const char *path, size_t max, unsigned flags, char **ret_data, size_t *ret_len,
               struct err *err);
 /* Read at most the last `max` bytes of a file (for stderr tails). */

@@ -456,6 +456,29 @@ class Logs(JobCase):
         self.assertGreater(len(r.raw), MAX_LOG // 2, "capped log is nearly empty")
         self.assertEqual((r.headers.get("X-Edgecd-Log-Truncated") or "").lower(), "true")
 
+    def test_log_over_a_lowered_limit_is_served_cut(self):
+        """A log written under a higher max_log_bytes, read after a restart
+        with a lower one: served cut to today's limit and flagged, not
+        refused."""
+        d = Daemon("logcut", config={"max_log_bytes": MAX_LOG})
+        self.addCleanup(d.stop)
+        d.start()
+        job = d.run_job({"algorithm": "t_spam"})
+        self.assertEqual(job["status"], "succeeded", job)
+        whole = d.req("GET", "/v1/jobs/%s/logs" % job["id"])
+        self.assertEqual(whole.status, 200, whole)
+        self.assertGreater(len(whole.raw), 4096, "t_spam wrote too little to test a cut")
+        d.terminate()
+        d.config["max_log_bytes"] = 4096
+        with open(d.config_path, "w") as f:
+            f.write("\n".join(harness.yaml_dump(d.config)) + "\n")
+        d.restart()
+        r = d.req("GET", "/v1/jobs/%s/logs" % job["id"])
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(len(r.raw), 4096)
+        self.assertEqual(r.raw, whole.raw[:4096])
+        self.assertEqual((r.headers.get("X-Edgecd-Log-Truncated") or "").lower(), "true")
+
     @quick
     def test_log_holds_stderr(self):
         job = self.d.run_job({"algorithm": "t_exit"})
