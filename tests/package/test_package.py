@@ -186,7 +186,11 @@ class Package(unittest.TestCase):
                                    r"enable 'edgecd\.socket'")
         self.assertNotRegex(postinst, r"deb-systemd-invoke [^\n]*edgecd\.socket")
         with open(os.path.join(tmp, "postrm")) as f:
-            self.assertIn("deb-systemd-helper purge 'edgecd.service'", f.read())
+            postrm = f.read()
+        self.assertIn("deb-systemd-helper purge 'edgecd.service'", postrm)
+        # Purge takes the state (job database, logs) with it, never more.
+        self.assertRegex(postrm, r'if \[ "\$1" = "purge" \]; then\n\s*rm -rf --one-file-system '
+                                 r'"\$\{DPKG_ROOT:-\}/var/lib/edgecd"\n')
 
     def test_lintian_passes(self):
         build_deb()
