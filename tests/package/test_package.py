@@ -194,10 +194,16 @@ class Package(unittest.TestCase):
 
     def test_lintian_passes(self):
         build_deb()
-        # As nobody: lintian needs no root, and says so when it has it.
+        # As nobody (lintian needs no root, and says so when it has it), on
+        # a copy nobody can read wherever the source tree is.
+        tmp = tempfile.mkdtemp(prefix="edgecd-pkg-lintian-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        deb = shutil.copy(DEB, tmp)
+        os.chmod(deb, 0o644)
         r = run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                 "env", "HOME=/nonexistent", "lintian", "--fail-on", "error,warning",
-                "--display-info", DEB, timeout=900)
+                "--display-info", deb, timeout=900, cwd=tmp)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         tags = [l for l in r.stdout.splitlines() if re.match(r"[EWIXPN]: ", l)]
         self.assertFalse([l for l in tags if l[0] in "EW"], r.stdout)
