@@ -724,6 +724,9 @@ int scheduler_recover(struct scheduler *s, struct registry *registry, struct err
                 if (rc.n)
                         log_info("recovery: %zu job(s) queued again (%zu of them interrupted runs), %zu failed",
                                  requeued, rerun, failed);
+                /* Those failed here are final now: their callbacks are due. */
+                if (failed)
+                        callbacks_kick(s->d.callbacks);
         }
         for (size_t i = 0; i < rc.n; i++) {
                 job_unref(jobs[i]);

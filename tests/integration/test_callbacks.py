@@ -412,6 +412,29 @@ class TestCallbacksAcrossRestarts(CallbackBase):
         d.kill()
         self.finish_after_restart(d, job_id, delivery, "/hooks/killed")
 
+    def test_job_running_at_sigkill(self):
+        # The job itself is interrupted by the crash: it runs again after
+        # the restart, and its callback goes once it is final, once.
+        d = self.daemon()
+        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 1}, "timeout_seconds": 30,
+                      "callback_url": self.rx.url("/hooks/crashed")})
+        self.assertEqual(r.status, 202, r)
+        job_id = r.body["id"]
+        d.wait_status(job_id, "running")
+        d.kill()
+        self.assertEqual(self.rx.posts("/hooks/crashed"), [])
+        d.restart()
+        job = d.wait_final(job_id)
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(len(job["attempts"]), 2, job)
+        (_, h, b), = self.rx.wait_posts("/hooks/crashed", 1)
+        check_signature(self, h, b)
+        sent = json.loads(b)
+        self.assertEqual((sent["id"], sent["status"], len(sent["attempts"])), (job_id, "succeeded", 2))
+        self.wait_callback(d, job_id, "delivered")
+        time.sleep(0.5)
+        self.assertEqual(len(self.rx.posts("/hooks/crashed")), 1)
+
     def test_restart_with_narrower_allowlist(self):
         d = self.daemon(backoff_ms=200, max_backoff_ms=200, max_attempts=100)
         job_id, _ = self.pending_after_failure(d, "/hooks/narrowed")
