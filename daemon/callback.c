@@ -104,11 +104,13 @@ static void write_done(struct store_write *w)
         /* A final record's rendering changed: a cached one goes. */
         if (w->err.code == ERR_OK)
                 store_uncache(c->store, sl->rec.id);
+        /* The wakeup under the lock too: once the delivery thread sees
+         * SLOT_WRITTEN it may stop and free c. */
         pthread_mutex_lock(&c->lock);
         sl->state = SLOT_WRITTEN;
         pthread_cond_broadcast(&c->cond);
-        pthread_mutex_unlock(&c->lock);
         curl_multi_wakeup(c->multi);
+        pthread_mutex_unlock(&c->lock);
 }
 
 static void slot_write(struct slot *sl)
@@ -450,8 +452,8 @@ void callbacks_kick(struct callbacks *c)
                 return;
         pthread_mutex_lock(&c->lock);
         c->kicked = true;
-        pthread_mutex_unlock(&c->lock);
         curl_multi_wakeup(c->multi);
+        pthread_mutex_unlock(&c->lock);
 }
 
 void callbacks_stop(struct callbacks *c)
