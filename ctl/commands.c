@@ -132,6 +132,17 @@ void show_job(const json_t *j)
         const json_t *e = json_object_get(j, "error");
         if (json_is_object(e))
                 printf("%-10s %s: %s\n", "error:", str(e, "code"), str(e, "message"));
+        const json_t *cb = json_object_get(j, "callback");
+        if (json_is_object(cb)) {
+                print_line("callback:", str(cb, "url"));
+                const char *err = json_string_value(json_object_get(cb, "last_error"));
+                char line[160];
+                snprintf(line, sizeof line, "%s after %lld attempt(s)", str(cb, "state"),
+                         (long long)json_integer_value(json_object_get(cb, "attempts")));
+                print_line("delivery:", line);
+                if (err)
+                        print_line("          ", err);
+        }
         print_json_line("result:", json_object_get(j, "result"));
 }
 

@@ -24,7 +24,7 @@ static const char USAGE[] =
         "\n"
         "commands:\n"
         "  submit ALGO [-p KEY=VALUE ...] [--params FILE|-] [--version V] [--priority P]\n"
-        "              [--timeout S] [--wait] [--wait-timeout S]\n"
+        "              [--timeout S] [--callback URL] [--wait] [--wait-timeout S]\n"
         "  jobs [--status S] [--algorithm A] [--limit N]\n"
         "  show ID\n"
         "  logs ID\n"
@@ -44,7 +44,7 @@ static const char USAGE[] =
         "5 --wait-timeout passed, 6 output not written, 130 interrupted while\n"
         "waiting.  See edgecdctl(1).\n";
 
-enum { O_URL = 256, O_UNIX, O_TOKEN_FILE, O_JSON, O_VERSION, O_PARAMS, O_PRIORITY, O_TIMEOUT,
+enum { O_URL = 256, O_UNIX, O_TOKEN_FILE, O_JSON, O_VERSION, O_PARAMS, O_PRIORITY, O_TIMEOUT, O_CALLBACK,
        O_WAIT, O_WAIT_TIMEOUT, O_STATUS, O_ALGORITHM, O_LIMIT, O_HELP = 'h', O_PARAM = 'p' };
 
 static const struct option GLOBAL_OPTS[] = {
@@ -69,6 +69,7 @@ static const struct option CMD_OPTS[] = {
         {"params", required_argument, NULL, O_PARAMS},
         {"priority", required_argument, NULL, O_PRIORITY},
         {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"callback", required_argument, NULL, O_CALLBACK},
         {"wait", no_argument, NULL, O_WAIT},
         {"wait-timeout", required_argument, NULL, O_WAIT_TIMEOUT},
         {"status", required_argument, NULL, O_STATUS},
@@ -84,7 +85,7 @@ struct command {
         const int *own;               /* its options, 0-terminated */
 };
 
-static const int SUBMIT_OPTS[] = {O_PARAM, O_PARAMS, O_VERSION, O_PRIORITY, O_TIMEOUT, O_WAIT,
+static const int SUBMIT_OPTS[] = {O_PARAM, O_PARAMS, O_VERSION, O_PRIORITY, O_TIMEOUT, O_CALLBACK, O_WAIT,
                                   O_WAIT_TIMEOUT, 0};
 static const int JOBS_OPTS[] = {O_STATUS, O_ALGORITHM, O_LIMIT, 0};
 static const int NO_OPTS[] = {0};
@@ -169,6 +170,7 @@ static int set_own(struct opts *o, int opt, const char *arg)
         case O_PARAMS: o->params_file = arg; return CTL_OK;
         case O_VERSION: o->version = arg; return CTL_OK;
         case O_PRIORITY: o->priority = arg; return CTL_OK;
+        case O_CALLBACK: o->callback_url = arg; return CTL_OK;
         case O_WAIT: o->wait = true; return CTL_OK;
         case O_STATUS: o->status = arg; return CTL_OK;
         case O_ALGORITHM: o->algorithm = arg; return CTL_OK;

@@ -28,6 +28,7 @@ struct opts {
         bool json;
         /* submit */
         const char *version, *priority, *params_file;
+        const char *callback_url;     /* --callback: the daemon checks it against its allowlist */
         long timeout;                 /* -1: not given */
         bool wait;
         double wait_timeout;          /* 0: none */

@@ -107,8 +107,8 @@ static char *build_body(const struct opts *o, int *rc)
         json_t *params = build_params(o, rc);
         if (*rc != CTL_OK)
                 return NULL;
-        json_t *b = json_pack("{s:s, s:o*, s:s*, s:s*}", "algorithm", o->pos[0], "parameters", params,
-                              "version", o->version, "priority", o->priority);
+        json_t *b = json_pack("{s:s, s:o*, s:s*, s:s*, s:s*}", "algorithm", o->pos[0], "parameters", params,
+                              "version", o->version, "priority", o->priority, "callback_url", o->callback_url);
         if (b && o->timeout > 0)
                 json_object_set_new(b, "timeout_seconds", json_integer(o->timeout));
         char *s = b ? json_dumps(b, JSON_COMPACT) : NULL;

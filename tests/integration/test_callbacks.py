@@ -14,6 +14,7 @@ import hmac
 import http.server
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -24,8 +25,9 @@ import unittest
 import jsonschema
 
 import harness
+import test_ctl
 import test_openapi
-from harness import Daemon, check_error, slow_factor
+from harness import Daemon, check_error, quick, slow_factor
 
 SECRET = b"test-callback-secret-0123456789abcdef"
 
@@ -151,6 +153,7 @@ class CallbackBase(unittest.TestCase):
 
 
 class TestCallbacks(CallbackBase):
+    @quick
     def test_delivered_and_signed(self):
         d = self.daemon()
         url = self.rx.url("/hooks/done?tenant=7")
@@ -184,6 +187,7 @@ class TestCallbacks(CallbackBase):
         time.sleep(0.3)
         self.assertEqual(len(self.rx.got), 1)
 
+    @quick
     def test_retried_after_500(self):
         d = self.daemon()
         self.rx.plans["/hooks/flaky"] = [500, 503]
@@ -251,6 +255,25 @@ class TestCallbacks(CallbackBase):
         jsonschema.validate(sent, spec.converted_schema({"$ref": "#/components/schemas/Job"}),
                             resolver=spec.resolver)
         self.assertEqual((sent["callback"]["state"], sent["callback"]["attempts"]), ("pending", 0))
+
+    def test_edgecdctl_callback(self):
+        d = self.daemon()
+        url = "http://127.0.0.1:%d" % d.port
+        r = test_ctl.ctl("submit", "t_echo", "--version", "1.0.0", "-p", "i=40", "--callback",
+                         self.rx.url("/hooks/ctl"), "--wait", url=url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), {"i": 40})
+        (_, h, b), = self.rx.wait_posts("/hooks/ctl", 1)
+        job_id = h["x-edgecd-job-id"]
+        self.wait_callback(d, job_id, "delivered")
+        r = test_ctl.ctl("show", job_id, url=url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^callback:\s+%s$" % re.escape(self.rx.url("/hooks/ctl")))
+        self.assertRegex(r.stdout, r"(?m)^delivery:\s+delivered after 1 attempt\(s\)$")
+        # Outside the allowlist: refused by the daemon, exit 3 naming the field.
+        r = test_ctl.ctl("submit", "t_echo", "--callback", "http://elsewhere.example/", url=url)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("/callback_url", r.stderr)
 
     def test_never_outside_the_allowlist(self):
         d = self.daemon()
@@ -399,6 +422,7 @@ class TestCallbacksAcrossRestarts(CallbackBase):
         time.sleep(0.5)
         self.assertEqual(len(self.rx.posts(path)), len(got), "nothing sent after the delivery")
 
+    @quick
     def test_delivered_after_restart(self):
         d = self.daemon(backoff_ms=200, max_backoff_ms=200, max_attempts=100)
         job_id, delivery = self.pending_after_failure(d, "/hooks/restart")
