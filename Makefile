@@ -4,7 +4,10 @@
 #   make run        the daemon in the foreground on config/edgecd.yaml
 #   make check      every test (unit, integration on a real runtime, ASan build);
 #                   RUNTIME=/path/to/youki runs them on that runtime
+#   make check-v2   the cgroup v2 tier alone: the installed daemon on crun and
+#                   runc in a QEMU VM (tests/system/check-v2.sh; cache build/vm/)
 #   make bench      benchmark figures
+#   make bench-v2   the cold-job comparison on crun in the cgroup v2 VM
 #   make fuzz       libFuzzer on the config, manifest, schema and request parsers
 #                   (FUZZ_SECONDS per target, default 60; installs clang-14)
 #   make install    binaries, man pages, templates, plugins, config, systemd
@@ -49,7 +52,7 @@ TESTS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test-*.c
 
 DEPS_OK := $(B)/.deps-ok
 
-.PHONY: all deps run check unit integration plugins bench install deb clean fuzz
+.PHONY: all deps run check check-v2 unit integration plugins bench bench-v2 install deb clean fuzz
 all: $(B)/edgecd $(B)/edgecd-asan $(B)/edgecdctl plugins
 
 # Installs packages only when something is missing (needs root then).
@@ -118,8 +121,16 @@ integration: all
 check: all $(TESTS)
 	@EDGECD_RUNTIME="$(RUNTIME)" tests/run.sh $(TESTS)
 
+# The cgroup v2 tier: a QEMU VM (no KVM) with Debian's kernel, systemd, crun
+# and runc; make check runs it too (tests/run.sh).
+check-v2: all
+	@tests/system/check-v2.sh
+
 bench: all
 	@bench/run.sh
+
+bench-v2: all
+	@tests/system/check-v2.sh --bench
 
 # libFuzzer targets for the parsers (clang; FUZZ_SECONDS per target, default 60).
 fuzz: | $(DEPS_OK)

@@ -32,6 +32,7 @@
 #include <signal.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -212,6 +213,31 @@ static int64_t read_ctl_key(const char *dir, const char *file, const char *key)
         return -1;
 }
 
+/* memory.peak, memory.events of a v2 cgroup.  memory.peak appeared in
+ * Linux 5.19: before it the peak is unknown (-1, null in the job), and so
+ * is a 0, which no cgroup that ran a process can have: memory.current
+ * read now, after the container is gone, would say nothing of its peak. */
+static void read_v2_memory(const char *mem, struct cgroup_stats *s)
+{
+        s->peak_memory_bytes = read_ctl_int(mem, "memory.peak");
+        if (s->peak_memory_bytes == 0)
+                s->peak_memory_bytes = -1;
+        /* Hierarchical: the run's counts its container's. */
+        int64_t kills = read_ctl_key(mem, "memory.events", "oom_kill");
+        s->oom_known = kills >= 0;
+        s->oom_killed = kills > 0;
+        s->limit_hit = read_ctl_key(mem, "memory.events", "max") > 0;
+}
+
+void cgroup_read_v2_dir(const char *dir, struct cgroup_stats *ret)
+{
+        struct cgroup_stats s = { .peak_memory_bytes = -1, .cpu_ms = -1 };
+        read_v2_memory(dir, &s);
+        int64_t us = read_ctl_key(dir, "cpu.stat", "usage_usec");
+        s.cpu_ms = us < 0 ? -1 : us / 1000;
+        *ret = s;
+}
+
 int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_bytes, struct cgroup_stats *ret,
                       struct err *err)
 {
@@ -227,13 +253,7 @@ int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_b
 
         struct cgroup_stats s = { .peak_memory_bytes = -1, .cpu_ms = -1 };
         if (h->memory_v2) {
-                /* memory.peak appeared in Linux 5.19. */
-                s.peak_memory_bytes = read_ctl_int(mem, "memory.peak");
-                /* Hierarchical: the run's counts its container's. */
-                int64_t kills = read_ctl_key(mem, "memory.events", "oom_kill");
-                s.oom_known = kills >= 0;
-                s.oom_killed = kills > 0;
-                s.limit_hit = read_ctl_key(mem, "memory.events", "max") > 0;
+                read_v2_memory(mem, &s);
         } else {
                 s.peak_memory_bytes = read_ctl_int(mem, "memory.max_usage_in_bytes");
                 /* `oom_kill N` is in memory.oom_control since Linux 4.13.
@@ -471,5 +491,186 @@ int cgroup_check_parent(const char *parent, struct err *err)
         if (proc_in_cgroup(0, parent, self, sizeof self))
                 return err_set(err, ERR_INVALID, 0, "cgroup_parent `%s` holds the daemon's own cgroup `%s`: "
                                "what edgecd finds left under it is killed", parent, self);
+        return 0;
+}
+
+/* --- cgroup v2: the parent, its controllers, delegation ------------------ */
+
+/* What a job's limits need in every cgroup above its container's. */
+#define V2_CONTROLLERS "+memory +pids +cpu"
+/* The daemon's own leaf inside a cgroup delegated to it. */
+#define DAEMON_LEAF "daemon"
+
+static bool has_word(const char *list, const char *word)
+{
+        size_t n = strlen(word);
+        for (const char *p = list; (p = strstr(p, word)); p += n)
+                if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n' || p[n] == '\0'))
+                        return true;
+        return false;
+}
+
+/* Write text to dir/file in one write(); -errno on failure. */
+static int write_ctl(const char *dir, const char *file, const char *text)
+{
+        char p[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/%s", dir, file) >= (int)sizeof p)
+                return -ENAMETOOLONG;
+        _cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = write(fd, text, strlen(text));
+        if (n < 0)
+                return -errno;
+        return (size_t)n == strlen(text) ? 0 : -EIO;
+}
+
+/* memory, pids and cpu enabled for dir's children (rel names it). */
+static int enable_controllers(const char *dir, const char *rel, struct err *err)
+{
+        int r = write_ctl(dir, "cgroup.subtree_control", V2_CONTROLLERS);
+        if (r == 0)
+                return 0;
+        char have[512] = "";
+        read_ctl(dir, "cgroup.controllers", have, sizeof have);
+        have[strcspn(have, "\n")] = '\0';
+        static const char *const need[] = { "memory", "pids", "cpu" };
+        for (size_t i = 0; i < sizeof need / sizeof *need; i++)
+                if (!has_word(have, need[i]))
+                        return err_set(err, ERR_UNAVAILABLE, 0,
+                                       "cgroup `%s`: the %s controller is not offered to it (cgroup.controllers: `%s`); "
+                                       "jobs' limits need memory, pids and cpu", rel, need[i], have);
+        if (r == -EBUSY)
+                return err_set(err, ERR_BUSY, EBUSY,
+                               "cgroup `%s`: cannot enable memory, pids, cpu for its children: it holds processes "
+                               "(cgroup v2 allows none there)", rel);
+        return err_set(err, ERR_IO, -r, "cgroup `%s`: write cgroup.subtree_control", rel);
+}
+
+/* mkdir that finds an existing directory fine. */
+static int make_dir(const char *dir, const char *rel, struct err *err)
+{
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                return err_errno(err, ERR_IO, "cgroup: create `%s`", rel);
+        return 0;
+}
+
+/* systemd (251 and later) marks the cgroup of a Delegate=yes unit with
+ * the xattr trusted.delegate=1. */
+static bool is_delegated(const char *dir)
+{
+        char v[8];
+        ssize_t n = getxattr(dir, "trusted.delegate", v, sizeof v - 1);
+        return n > 0 && v[0] == '1';
+}
+
+int cgroup_setup_parent_at(const char *root, const char *self, pid_t pid, const char *configured, char **resolved,
+                           struct err *err)
+{
+        *resolved = NULL;
+        if (!path_ok(configured))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", configured ? configured : "");
+        if (!self || self[0] != '/')
+                return err_set(err, ERR_INVALID, 0, "cgroup: the daemon's own cgroup `%s` is not a path",
+                               self ? self : "");
+        /* base: the cgroup we may manage, "" for the root.  Delegated: our
+         * own, or the one above our leaf (a restart that found us there). */
+        _cleanup_free_ char *base = NULL;
+        _cleanup_free_ char *own_dir = xasprintf("%s%s", root, strcmp(self, "/") ? self : "");
+        size_t sl = strlen(self), ll = strlen("/" DAEMON_LEAF);
+        bool in_leaf = sl > ll && !strcmp(self + sl - ll, "/" DAEMON_LEAF);
+        if (strcmp(self, "/") && is_delegated(own_dir)) {
+                base = xstrdup(self);
+        } else if (in_leaf) {
+                _cleanup_free_ char *up = xasprintf("%.*s", (int)(sl - ll), self);
+                _cleanup_free_ char *up_dir = xasprintf("%s%s", root, up);
+                if (*up && is_delegated(up_dir))
+                        base = TAKE_PTR(up);
+        }
+        if (base) {
+                if (!strcmp(configured, "/" DAEMON_LEAF) || !strncmp(configured, "/" DAEMON_LEAF "/", ll + 1))
+                        return err_set(err, ERR_INVALID, 0, "cgroup_parent `%s` is the daemon's own leaf `%s/"
+                                       DAEMON_LEAF "` in its delegated cgroup", configured, base);
+                _cleanup_free_ char *leaf = xasprintf("%s/" DAEMON_LEAF, base);
+                _cleanup_free_ char *leaf_dir = xasprintf("%s%s", root, leaf);
+                if (make_dir(leaf_dir, leaf, err) < 0)
+                        return -1;
+                if (strcmp(self, leaf)) {
+                        char num[32];
+                        snprintf(num, sizeof num, "%d", (int)pid);
+                        int r = write_ctl(leaf_dir, "cgroup.procs", num);
+                        if (r < 0)
+                                return err_set(err, ERR_IO, -r, "cgroup: move the daemon into `%s`", leaf);
+                }
+        }
+        /* Enable from the top of what is ours down to the parent itself,
+         * creating what is missing. */
+        const char *top = base ? base : "";
+        _cleanup_free_ char *rel = xasprintf("%s%s", top, configured);
+        char dir[PATH_MAX];
+        if (snprintf(dir, sizeof dir, "%s%s", root, top) >= (int)sizeof dir)
+                return err_set(err, ERR_INVALID, 0, "cgroup: `%s` is too long", rel);
+        size_t dl = strlen(dir);
+        if (enable_controllers(dir, *top ? top : "/", err) < 0)
+                return err_wrap(err, "cgroup_parent `%s`", rel);
+        for (const char *p = configured; *p;) {
+                size_t n = strcspn(p + 1, "/") + 1;   /* "/name" */
+                if (dl + n >= sizeof dir)
+                        return err_set(err, ERR_INVALID, 0, "cgroup: `%s` is too long", rel);
+                memcpy(dir + dl, p, n);
+                dir[dl += n] = '\0';
+                p += n;
+                if (n == 1)     /* "//" or a trailing '/' */
+                        continue;
+                if (make_dir(dir, dir + strlen(root), err) < 0 ||
+                    enable_controllers(dir, dir + strlen(root), err) < 0)
+                        return err_wrap(err, "cgroup_parent `%s`", rel);
+        }
+        *resolved = TAKE_PTR(rel);
+        return 0;
+}
+
+/* The daemon's cgroup on the unified hierarchy ("0::/path"). */
+static char *self_cgroup_v2(void)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
+        if (!f)
+                return NULL;
+        char line[PATH_MAX + 8];
+        while (fgets(line, sizeof line, f)) {
+                if (strncmp(line, "0::", 3))
+                        continue;
+                line[strcspn(line, "\n")] = '\0';
+                return xstrdup(line + 3);
+        }
+        return NULL;
+}
+
+int cgroup_setup_parent(const char *configured, char **resolved, struct err *err)
+{
+        const struct hierarchies *h = hierarchies();
+        *resolved = NULL;
+        if (!h->v2) {
+                if (!path_ok(configured))
+                        return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`",
+                                       configured ? configured : "");
+                *resolved = xstrdup(configured);
+                return 0;
+        }
+        _cleanup_free_ char *self = self_cgroup_v2();
+        if (!self)
+                return err_set(err, ERR_IO, 0, "cgroup: no cgroup v2 line in /proc/self/cgroup");
+        return cgroup_setup_parent_at(CGROUP_ROOT, self, getpid(), configured, resolved, err);
+}
+
+int cgroup_prepare_run(const char *path, struct err *err)
+{
+        if (!path_ok(path))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
+        if (!hierarchies()->v2)
+                return 0;
+        _cleanup_free_ char *dir = xasprintf(CGROUP_ROOT "%s", path);
+        if (make_dir(dir, path, err) < 0 || enable_controllers(dir, path, err) < 0)
+                return -1;
         return 0;
 }

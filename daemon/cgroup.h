@@ -9,11 +9,13 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 
 struct cgroup_stats {
-        int64_t peak_memory_bytes;  /* -1 when unknown */
+        int64_t peak_memory_bytes;  /* -1 when unknown (v2 before Linux 5.19 has no
+                                     * memory.peak): never a 0 the kernel did not say */
         int64_t cpu_ms;             /* -1 when unknown */
         bool oom_killed;            /* the kernel OOM-killed a task in it */
         bool oom_known;             /* the kernel kept a count of OOM kills that was read (v2; v1 while
@@ -23,6 +25,37 @@ struct cgroup_stats {
                                      * v2 memory.events `max`); a hint only: reclaim
                                      * may have coped, so not an OOM kill by itself */
 };
+
+/* Resolve cgroup_parent and make it ready, once at start (main thread).
+ * On cgroup v1 and hybrid hosts: *resolved is configured, nothing else
+ * (the runtime makes the cgroups).  On a unified cgroup v2 host:
+ *   - when the daemon's own cgroup was delegated to it (systemd marks a
+ *     Delegate=yes unit's cgroup with the trusted.delegate xattr), the
+ *     daemon moves itself into the leaf `<own>/daemon` (v2 lets a cgroup
+ *     with controllers enabled for its children hold no process), and the
+ *     parent is configured taken inside its own cgroup:
+ *     "/edgecd" -> "/system.slice/edgecd.service/edgecd";
+ *   - else it is configured as it is, from the top of the hierarchy;
+ * and either way the daemon enables memory, pids and cpu in every cgroup
+ * from the top of what it may write (its delegated cgroup, or the root)
+ * down to the parent itself, so that they do not depend on which runtime
+ * runs first.  ERR_UNAVAILABLE when one of them is not offered. */
+int cgroup_setup_parent(const char *configured, char **resolved, struct err *err);
+
+/* The v2 part of cgroup_setup_parent on a tree at root (the unit tests'
+ * stand-in for /sys/fs/cgroup), for a daemon whose cgroup is self (as in
+ * /proc/self/cgroup's "0::" line) and whose pid is pid. */
+int cgroup_setup_parent_at(const char *root, const char *self, pid_t pid, const char *configured, char **resolved,
+                           struct err *err);
+
+/* The v2 stats of the cgroup directory dir (memory and cpu in one
+ * hierarchy): what cgroup_read_stats reads there; for the unit tests. */
+void cgroup_read_v2_dir(const char *dir, struct cgroup_stats *ret);
+
+/* A run's cgroup (path, under the parent) made with the controllers
+ * enabled for its container's, before the runtime is asked: v2 only, a
+ * no-op on v1. */
+int cgroup_prepare_run(const char *path, struct err *err);
 
 /* Read stats of a run's cgroup at `path` (a cgroupsPath like
  * "/edgecd/<run>"): peak memory and CPU of everything in it and below it,

@@ -447,6 +447,16 @@ static int start(struct daemon *d, struct err *err)
         if (oci_check_template(cfg->templates_dir, "default", err) < 0)
                 return -1;
 
+        /* On cgroup v2 the parent may move into our delegated cgroup (and
+         * we into a leaf of our own): from here on cfg->cgroup_parent is
+         * the resolved path, which every subsystem uses. */
+        _cleanup_free_ char *parent = NULL;
+        if (cgroup_setup_parent(cfg->cgroup_parent, &parent, err) < 0)
+                return -1;
+        if (strcmp(parent, cfg->cgroup_parent))
+                log_info("cgroup: job cgroups under `%s` (cgroup_parent `%s` in the cgroup delegated to the daemon)",
+                         parent, cfg->cgroup_parent);
+        config_set_string(&d->cfg.cgroup_parent, parent);
         if (cgroup_check_parent(cfg->cgroup_parent, err) < 0)
                 return -1;
         sweep_runtime_roots(cfg);

@@ -92,6 +92,9 @@ int sandbox_build(const struct sandbox_env *env, const struct manifest *m, const
                 *ret_retryable = err->code != ERR_INVALID;
                 return -1;
         }
+        /* v2: the run's cgroup with memory, pids and cpu for its container's. */
+        if (cgroup_prepare_run(sb->cgroup_dir, err) < 0)
+                return -1;
         bool warm = !input;
         if (warm && make_gate(sb->ws, err) < 0)
                 return -1;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 
 #include <jansson.h>
 
@@ -298,6 +299,200 @@ START_TEST(test_destroy_kills_members_only)
 }
 END_TEST
 
+/* --- cgroup v2 set-up and reads, on a stand-in tree (this host is v1) --- */
+
+static char *slurp(const char *dir, const char *name)
+{
+        char *p = NULL;
+        ck_assert_int_ge(asprintf(&p, "%s/%s", dir, name), 0);
+        char *text = read_file_tail(p, 4096);
+        free(p);
+        return text ? text : strdup("");
+}
+
+/* A cgroup directory of the stand-in tree, with the files we write. */
+static char *fake_cgroup(const char *root, const char *rel, const char *controllers)
+{
+        char *d = NULL;
+        ck_assert_int_ge(asprintf(&d, "%s%s", root, rel), 0);
+        free(run_cmd("mkdir -p '%s'", d));
+        free(tu_write(d, "cgroup.controllers", controllers));
+        free(tu_write(d, "cgroup.subtree_control", ""));
+        free(tu_write(d, "cgroup.procs", ""));
+        return d;
+}
+
+/* systemd's mark on a Delegate=yes unit's cgroup; false when this
+ * filesystem keeps no trusted xattrs. */
+static bool mark_delegated(const char *dir)
+{
+        return setxattr(dir, "trusted.delegate", "1", 1, 0) == 0;
+}
+
+START_TEST(test_v2_parent_not_delegated)
+{
+        char *root = tu_mkdtemp();
+        free(fake_cgroup(root, "", "cpuset cpu io memory pids"));
+        char *unit = fake_cgroup(root, "/system.slice/x.service", "cpu memory pids");
+        char *parent = fake_cgroup(root, "/edgecd", "cpu memory pids");
+        char *resolved = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_msg(cgroup_setup_parent_at(root, "/system.slice/x.service", 42, "/edgecd", &resolved, &e) == 0,
+                      "%s", e.msg);
+        /* Where it was, from the top, as on v1. */
+        ck_assert_str_eq(resolved, "/edgecd");
+        char *t = slurp(root, "cgroup.subtree_control");
+        ck_assert_str_eq(t, "+memory +pids +cpu");
+        free(t);
+        t = slurp(parent, "cgroup.subtree_control");
+        ck_assert_str_eq(t, "+memory +pids +cpu");
+        free(t);
+        /* The daemon stays where it is. */
+        t = slurp(unit, "cgroup.procs");
+        ck_assert_str_eq(t, "");
+        free(t);
+        free(resolved);
+        free(parent);
+        free(unit);
+        tu_rm_rf(root);
+        free(root);
+}
+END_TEST
+
+START_TEST(test_v2_parent_delegated)
+{
+        char *root = tu_mkdtemp();
+        char *unit = fake_cgroup(root, "/system.slice/edgecd.service", "cpu memory pids");
+        if (!mark_delegated(unit)) {
+                fprintf(stderr, "test_v2_parent_delegated: no trusted xattrs on %s: skipped\n", root);
+                goto out;
+        }
+        char *leaf = fake_cgroup(root, "/system.slice/edgecd.service/daemon", "");
+        char *parent = fake_cgroup(root, "/system.slice/edgecd.service/jobs/edgecd", "cpu memory pids");
+        char *mid = NULL;
+        ck_assert_int_ge(asprintf(&mid, "%s/system.slice/edgecd.service/jobs", root), 0);
+        free(tu_write(mid, "cgroup.subtree_control", ""));
+        char *resolved = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_msg(cgroup_setup_parent_at(root, "/system.slice/edgecd.service", 4242, "/jobs/edgecd", &resolved,
+                                             &e) == 0, "%s", e.msg);
+        /* Inside the delegated cgroup; the daemon in a leaf of its own;
+         * controllers from the unit's cgroup down, none above it. */
+        ck_assert_str_eq(resolved, "/system.slice/edgecd.service/jobs/edgecd");
+        char *t = slurp(leaf, "cgroup.procs");
+        ck_assert_str_eq(t, "4242");
+        free(t);
+        const char *const enabled[] = { unit, mid, parent };
+        for (size_t i = 0; i < 3; i++) {
+                t = slurp(enabled[i], "cgroup.subtree_control");
+                ck_assert_str_eq(t, "+memory +pids +cpu");
+                free(t);
+        }
+        ck_assert_int_ne(access(root, F_OK), -1);
+        char *top = NULL;
+        ck_assert_int_ge(asprintf(&top, "%s/cgroup.subtree_control", root), 0);
+        ck_assert_int_eq(access(top, F_OK), -1);
+        free(top);
+        free(resolved);
+
+        /* A restart that finds the daemon in its leaf already: the same
+         * parent, and it is not moved again. */
+        free(tu_write(leaf, "cgroup.procs", ""));
+        e = (struct err)ERR_INIT;
+        ck_assert_msg(cgroup_setup_parent_at(root, "/system.slice/edgecd.service/daemon", 4242, "/jobs/edgecd",
+                                             &resolved, &e) == 0, "%s", e.msg);
+        ck_assert_str_eq(resolved, "/system.slice/edgecd.service/jobs/edgecd");
+        t = slurp(leaf, "cgroup.procs");
+        ck_assert_str_eq(t, "");
+        free(t);
+        free(resolved);
+
+        /* The leaf itself cannot be the parent: its jobs would be swept
+         * with the daemon among them. */
+        e = (struct err)ERR_INIT;
+        ck_assert_int_eq(cgroup_setup_parent_at(root, "/system.slice/edgecd.service", 1, "/daemon", &resolved, &e), -1);
+        ck_assert_int_eq(e.code, ERR_INVALID);
+        ck_assert_ptr_null(resolved);
+        free(mid);
+        free(parent);
+        free(leaf);
+out:
+        free(unit);
+        tu_rm_rf(root);
+        free(root);
+}
+END_TEST
+
+START_TEST(test_v2_parent_missing_controller)
+{
+        char *root = tu_mkdtemp();
+        char *unit = fake_cgroup(root, "/system.slice/x.service", "cpu memory pids");
+        /* A subtree_control that refuses the write: cpu is not offered. */
+        char *top = NULL;
+        ck_assert_int_ge(asprintf(&top, "%s/cgroup.subtree_control", root), 0);
+        ck_assert_int_eq(mkdir(top, 0755), 0);
+        free(tu_write(root, "cgroup.controllers", "memory pids\n"));
+        char *resolved = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(cgroup_setup_parent_at(root, "/system.slice/x.service", 1, "/edgecd", &resolved, &e), -1);
+        ck_assert_int_eq(e.code, ERR_UNAVAILABLE);
+        ck_assert_msg(strstr(e.msg, "the cpu controller is not offered") && strstr(e.msg, "/edgecd"), "%s", e.msg);
+        ck_assert_ptr_null(resolved);
+        free(top);
+        free(unit);
+        tu_rm_rf(root);
+        free(root);
+}
+END_TEST
+
+START_TEST(test_v2_stats_without_memory_peak)
+{
+        char *dir = tu_mkdtemp();
+        free(tu_write(dir, "memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n"));
+        free(tu_write(dir, "cpu.stat", "usage_usec 12345\nuser_usec 10000\nsystem_usec 2345\n"));
+        struct cgroup_stats s;
+        /* Before Linux 5.19: no memory.peak, so the peak is unknown (null
+         * in the job), not 0. */
+        cgroup_read_v2_dir(dir, &s);
+        ck_assert_int_eq(s.peak_memory_bytes, -1);
+        ck_assert(s.oom_known && s.oom_killed && s.limit_hit);
+        ck_assert_int_eq(s.cpu_ms, 12);
+        free(tu_write(dir, "memory.peak", "0\n"));
+        cgroup_read_v2_dir(dir, &s);
+        ck_assert_int_eq(s.peak_memory_bytes, -1);
+        free(tu_write(dir, "memory.peak", "20971520\n"));
+        free(tu_write(dir, "memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"));
+        cgroup_read_v2_dir(dir, &s);
+        ck_assert_int_eq(s.peak_memory_bytes, 20971520);
+        ck_assert(s.oom_known && !s.oom_killed && !s.limit_hit);
+        tu_rm_rf(dir);
+        free(dir);
+}
+END_TEST
+
+/* On this v1 host the parent is the configured one and nothing is made:
+ * the runtime makes the cgroups, as before. */
+START_TEST(test_v1_parent_unchanged)
+{
+        char *resolved = NULL;
+        struct err e = ERR_INIT;
+        char name[64];
+        snprintf(name, sizeof name, "/edgecd-unit-v1-%d", (int)getpid());
+        ck_assert_msg(cgroup_setup_parent(name, &resolved, &e) == 0, "%s", e.msg);
+        ck_assert_str_eq(resolved, name);
+        char **kids = cgroup_list_children("/");
+        for (size_t i = 0; kids && kids[i]; i++)
+                ck_assert_str_ne(kids[i], name + 1);
+        strv_free(kids);
+        ck_assert_int_eq(cgroup_prepare_run(name, &e), 0);
+        kids = cgroup_list_children("/");
+        for (size_t i = 0; kids && kids[i]; i++)
+                ck_assert_str_ne(kids[i], name + 1);
+        strv_free(kids);
+        free(resolved);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("cgroup");
@@ -314,6 +509,13 @@ static Suite *suite(void)
         tcase_add_test(tc, test_run_cgroup_keeps_totals);
         tcase_add_test(tc, test_run_cgroup_oom);
         suite_add_tcase(s, tc);
+        TCase *v2 = tcase_create("v2");
+        tcase_add_test(v2, test_v2_parent_not_delegated);
+        tcase_add_test(v2, test_v2_parent_delegated);
+        tcase_add_test(v2, test_v2_parent_missing_controller);
+        tcase_add_test(v2, test_v2_stats_without_memory_peak);
+        tcase_add_test(v2, test_v1_parent_unchanged);
+        suite_add_tcase(s, v2);
         return s;
 }
 

@@ -1,0 +1,225 @@
+"""test_v2vm.py - what only a cgroup v2 host shows, run inside the test VM
+(tests/system/vm: make check-v2) by tests/integration/run.py beside the
+integration tests it is copied next to, once per runtime (EDGECD_RUNTIME).
+
+  - V2Daemon: a daemon the harness starts (not delegated: its cgroup_parent
+    is at the top of the hierarchy, as on v1): memory, pids and cpu enabled
+    by the daemon in the parent and in each run's cgroup; the container's
+    limits in memory.max, pids.max, cpu.max; accounting in the job object;
+    nothing new left in /sys/fs/cgroup once it stops.
+  - Delegated: the packaged edgecd.service under the VM's systemd
+    (Delegate=yes): the daemon in a leaf of its own, job cgroups inside its
+    delegated cgroup, controllers enabled by the daemon, a job's accounting,
+    nothing left after `systemctl stop`.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import unittest
+import urllib.request
+
+import harness
+from harness import Daemon
+
+CG = "/sys/fs/cgroup"
+NEEDED = {"memory", "pids", "cpu"}
+
+
+def v2():
+    return os.path.exists(os.path.join(CG, "cgroup.controllers"))
+
+
+def words(path):
+    with open(path) as f:
+        return set(f.read().split())
+
+
+def all_cgroups():
+    out = set()
+    for dirpath, dirnames, _ in os.walk(CG):
+        for d in dirnames:
+            out.add(os.path.join(dirpath, d))
+    return out
+
+
+def ours(paths):
+    """Cgroups a daemon could have made: not systemd's own slices and units
+    (which come and go with the VM's services), except edgecd.service's."""
+    out = []
+    for p in sorted(paths):
+        rel = p[len(CG):]
+        if rel.startswith(("/system.slice/", "/user.slice", "/init.scope")) and \
+                not rel.startswith("/system.slice/edgecd.service"):
+            continue
+        out.append(p)
+    return out
+
+
+@unittest.skipUnless(v2(), "cgroup v2 only (the test VM)")
+class V2Daemon(unittest.TestCase):
+
+    def setUp(self):
+        self.before = all_cgroups()
+        self.d = Daemon("v2")
+        self.addCleanup(self.d.stop)
+        self.d.start()
+
+    def test_controllers_limits_and_accounting(self):
+        d = self.d
+        parent = CG + d.cgroup_parent
+        self.assertTrue(NEEDED <= words(os.path.join(parent, "cgroup.subtree_control")),
+                        "the daemon enables memory, pids and cpu in its parent")
+        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 30}, "timeout_seconds": 60})
+        self.assertEqual(r.status, 202, r)
+        jid = r.body["id"]
+        d.wait_status(jid, "running")
+        run = os.path.join(parent, jid + "-1")
+        deadline = time.monotonic() + 20
+        while not os.path.isdir(os.path.join(run, "job")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(os.path.isdir(os.path.join(run, "job")), "the container's cgroup in the run's")
+        self.assertTrue(NEEDED <= words(os.path.join(run, "cgroup.subtree_control")))
+        job_cg = os.path.join(run, "job")
+        with open(os.path.join(job_cg, "memory.max")) as f:
+            self.assertEqual(int(f.read()), 256 * 1024 * 1024)    # defaults.memory_mb
+        with open(os.path.join(job_cg, "pids.max")) as f:
+            self.assertEqual(int(f.read()), 64)                   # defaults.pids
+        with open(os.path.join(job_cg, "cpu.max")) as f:
+            quota, period = f.read().split()
+            self.assertEqual(int(quota), int(period))             # defaults.cpu_cores 1.0
+        # The daemon itself is not in the tree it sweeps.
+        with open("/proc/%d/cgroup" % d.proc.pid) as f:
+            self.assertNotIn(d.cgroup_parent, f.read())
+        self.assertEqual(d.req("DELETE", "/v1/jobs/" + jid).status, 202)
+        job = d.wait_final(jid)
+        self.assertEqual(job["status"], "cancelled", job)
+        d.wait_cleaned()
+        self.assertEqual(harness.cgroup_children(d.cgroup_parent), [])
+
+        # Accounting: a job that touches 20 MiB has a peak of at least that.
+        job = d.run_job({"algorithm": "t_memory", "parameters": {"mb": 20}})
+        self.assertEqual(job["status"], "succeeded", job)
+        m = job["metrics"]
+        self.assertIsInstance(m["peak_memory_bytes"], int, m)
+        self.assertGreaterEqual(m["peak_memory_bytes"], 20 * 1024 * 1024, m)
+        self.assertLess(m["peak_memory_bytes"], 32 * 1024 * 1024, m)
+        self.assertIsInstance(m["cpu_ms"], int, m)
+        self.assertGreaterEqual(m["cpu_ms"], 0, m)
+        job = d.run_job({"algorithm": "matrix_multiplication",
+                         "parameters": {"matrix_a": [[1, 2, 3], [4, 5, 6]],
+                                        "matrix_b": [[7, 8], [9, 10], [11, 12]]}})
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(job["result"]["product"], [[58, 64], [139, 154]])
+        self.assertGreater(job["metrics"]["peak_memory_bytes"], 0, job)
+
+        d.stop()
+        left = ours(all_cgroups() - self.before)
+        self.assertEqual(left, [], "nothing new left in /sys/fs/cgroup")
+
+
+def systemctl(*args, check=True):
+    p = subprocess.run(["systemctl"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=120)
+    if check and p.returncode != 0:
+        raise AssertionError("systemctl %s: exit %d: %s" % (" ".join(args), p.returncode, p.stdout))
+    return p.stdout.strip()
+
+
+def journal(unit):
+    p = subprocess.run(["journalctl", "-u", unit, "--no-pager", "-n", "60", "-o", "cat"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    return p.stdout
+
+
+def http(method, path, body=None, timeout=60):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request("http://127.0.0.1:8080" + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"} if data else {})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return resp.status, json.loads(resp.read().decode())
+
+
+@unittest.skipUnless(v2() and (os.path.exists("/etc/systemd/system/edgecd.service")
+                              or os.path.exists("/lib/systemd/system/edgecd.service")),
+                     "the installed edgecd.service under the test VM's systemd")
+class Delegated(unittest.TestCase):
+    CONFIG = "/etc/edgecd/edgecd.yaml"
+
+    def setUp(self):
+        self.before = all_cgroups()
+        # The installed config, with this pass's runtime.
+        with open(self.CONFIG) as f:
+            self.saved = f.read()
+        self.addCleanup(self.restore)
+        with open(self.CONFIG, "a") as f:
+            f.write("\n# test_v2vm\nruntime: %s\n" % harness.OPTIONS["runtime"])
+
+    def restore(self):
+        systemctl("stop", "edgecd.service", check=False)
+        with open(self.CONFIG, "w") as f:
+            f.write(self.saved)
+        shutil.rmtree("/var/lib/edgecd", ignore_errors=True)
+
+    def test_packaged_unit_with_delegation(self):
+        systemctl("start", "edgecd.service")
+        try:
+            self._check()
+        except BaseException:
+            print("journal of edgecd.service:\n" + journal("edgecd.service"))
+            raise
+        systemctl("stop", "edgecd.service")
+        self.assertEqual(systemctl("is-active", "edgecd.service", check=False), "inactive")
+        left = ours(all_cgroups() - self.before)
+        self.assertEqual(left, [], "nothing left in /sys/fs/cgroup after systemctl stop")
+
+    def _check(self):
+        self.assertEqual(systemctl("show", "-p", "Delegate", "--value", "edgecd.service"), "yes")
+        unit_cg = systemctl("show", "-p", "ControlGroup", "--value", "edgecd.service")
+        self.assertTrue(unit_cg.endswith("/edgecd.service"), unit_cg)
+        pid = int(systemctl("show", "-p", "MainPID", "--value", "edgecd.service"))
+        self.assertGreater(pid, 0)
+        # The daemon moved itself into a leaf of its own ("no internal
+        # processes": its cgroup has controllers enabled for its children).
+        with open("/proc/%d/cgroup" % pid) as f:
+            self.assertEqual(f.read().strip(), "0::%s/daemon" % unit_cg)
+        unit = CG + unit_cg
+        self.assertEqual(open(os.path.join(unit, "cgroup.procs")).read(), "")
+        self.assertTrue(NEEDED <= words(os.path.join(unit, "cgroup.subtree_control")))
+        parent = os.path.join(unit, "edgecd")
+        self.assertTrue(NEEDED <= words(os.path.join(parent, "cgroup.subtree_control")))
+        self.assertFalse(os.path.exists(os.path.join(CG, "edgecd")), "nothing at the top of the hierarchy")
+        status, ready = http("GET", "/readyz")
+        self.assertEqual(ready["runtime"]["name"], os.path.basename(harness.OPTIONS["runtime"]), ready)
+
+        # A job's cgroups are inside the delegated subtree while it runs.
+        status, job = http("POST", "/v1/jobs", {"algorithm": "monte_carlo_pi",
+                                                "parameters": {"samples": 10000, "seconds": 30}})
+        self.assertEqual(status, 202, job)
+        jid = job["id"]
+        run = os.path.join(parent, jid + "-1", "job")
+        deadline = time.monotonic() + 30
+        while not os.path.isdir(run) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertTrue(os.path.isdir(run), "the job's cgroup %s" % run)
+        self.assertTrue(int(open(os.path.join(run, "pids.current")).read()) >= 1)
+        status, _ = http("DELETE", "/v1/jobs/" + jid)
+        self.assertEqual(status, 202)
+
+        status, job = http("POST", "/v1/jobs?wait=120", {
+            "algorithm": "matrix_multiplication",
+            "parameters": {"matrix_a": [[1, 2, 3], [4, 5, 6]], "matrix_b": [[7, 8], [9, 10], [11, 12]]}},
+            timeout=150)
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(job["result"]["product"], [[58, 64], [139, 154]])
+        self.assertGreater(job["metrics"]["peak_memory_bytes"], 0, job)
+        self.assertIsInstance(job["metrics"]["cpu_ms"], int, job)
+        # The cancelled job's and this one's cgroups go once they are done.
+        def runs():
+            return [e for e in os.listdir(parent) if os.path.isdir(os.path.join(parent, e))]
+        deadline = time.monotonic() + 30
+        while runs() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(runs(), [])
