@@ -607,6 +607,12 @@ int cgroup_setup_parent_at(const char *root, const char *self, pid_t pid, const 
          * creating what is missing. */
         const char *top = base ? base : "";
         _cleanup_free_ char *rel = xasprintf("%s%s", top, configured);
+        /* Leftovers under the parent are killed: the daemon must not be
+         * there (and a cgroup holding it could not enable controllers). */
+        size_t rl = strlen(rel);
+        if (!strncmp(self, rel, rl) && (self[rl] == '\0' || self[rl] == '/'))
+                return err_set(err, ERR_INVALID, 0, "cgroup_parent `%s` holds the daemon's own cgroup `%s`: "
+                               "what edgecd finds left under it is killed", rel, self);
         char dir[PATH_MAX];
         if (snprintf(dir, sizeof dir, "%s%s", root, top) >= (int)sizeof dir)
                 return err_set(err, ERR_INVALID, 0, "cgroup: `%s` is too long", rel);

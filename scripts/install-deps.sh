@@ -10,7 +10,8 @@ libsystemd-dev uuid-dev nettle-dev libyajl-dev check musl-tools busybox-static r
 python3 python3-jsonschema golang-github-opencontainers-specs-dev iproute2 procps
 valgrind slowhttptest libsqlite3-dev sqlite3 wrk nginx umoci prometheus
 debhelper dpkg-dev lintian
-libopenblas-serial-dev python3-numpy libcurl4-openssl-dev libjson-validator-perl"
+libopenblas-serial-dev python3-numpy libcurl4-openssl-dev libjson-validator-perl
+qemu-system-x86 debootstrap e2fsprogs kmod cpio"
 
 missing() {
         out=""

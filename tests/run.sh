@@ -10,6 +10,8 @@
 #   5. a short scenario with the daemon under valgrind
 #   6. the Debian package (make deb, its contents, lintian, the unpacked
 #      daemon) and make install for PREFIX=/usr and /usr/local
+#   7. the cgroup v2 tier: the installed daemon on crun and runc in a QEMU
+#      VM (tests/system/check-v2.sh; EDGECD_CHECK_V2=0 leaves it out)
 #
 # EDGECD_RUNTIME (make check RUNTIME=...) names the runtime every daemon and
 # unit test uses: a name or an absolute path; empty means youki, which falls
@@ -84,6 +86,19 @@ count_summary "$log_dir/valgrind.log"
 echo "== the Debian package and make install"
 $PY tests/package/test_package.py 2>&1 | tee "$log_dir/package.log"
 count_summary "$log_dir/package.log"
+
+# Last, as it is the longest: a Debian VM with a unified cgroup v2
+# hierarchy, the installed daemon on crun and on runc (make check-v2).
+# EDGECD_CHECK_V2=0 leaves it out, and says so.
+echo "== cgroup v2 tier (QEMU, the installed daemon on crun and runc; make check-v2)"
+if [ "${EDGECD_CHECK_V2:-1}" = 0 ]; then
+        echo "  skipped: EDGECD_CHECK_V2=0"
+else
+        tests/system/check-v2.sh >"$log_dir/check-v2.log" 2>&1
+        grep -E '^(ok|FAIL|ERROR) |^check-v2:|^run-vm:' "$log_dir/check-v2.log"
+        tail -n 1 "$log_dir/check-v2.log"
+        count_summary "$log_dir/check-v2.log"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -244,10 +244,14 @@ class CrashRecovery(unittest.TestCase):
         r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 120})
         self.assertEqual(r.status, 202, r)
         d.wait_status(r.body["id"], "running")
+        root = os.path.join(d.state_dir, "runtime")
+        # "running" is recorded before the runtime makes the container.
+        deadline = time.monotonic() + 10 * harness.slow_factor()
+        while not harness.runtime_containers(root) and time.monotonic() < deadline:
+            time.sleep(0.05)
         time.sleep(0.3)
         d.proc.kill()
         d.proc.wait(10)
-        root = os.path.join(d.state_dir, "runtime")
         left = harness.runtime_containers(root)
         self.assertEqual(left, ["%s/%s-1" % (d.runtime["name"], r.body["id"])],
                          "the killed daemon's container runs on")

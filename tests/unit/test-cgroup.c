@@ -352,6 +352,13 @@ START_TEST(test_v2_parent_not_delegated)
         ck_assert_str_eq(t, "");
         free(t);
         free(resolved);
+        /* A parent that holds the daemon is refused before anything is
+         * written: what is left under it is killed. */
+        struct err e2 = ERR_INIT;
+        ck_assert_int_eq(cgroup_setup_parent_at(root, "/edgecd/x", 1, "/edgecd", &resolved, &e2), -1);
+        ck_assert_int_eq(e2.code, ERR_INVALID);
+        ck_assert_msg(strstr(e2.msg, "cgroup_parent `/edgecd` holds the daemon's own cgroup"), "%s", e2.msg);
+        ck_assert_ptr_null(resolved);
         free(parent);
         free(unit);
         tu_rm_rf(root);

@@ -46,7 +46,7 @@ done <"$in/filters"
         say "== integration tests and test_v2vm on $rt"
         log=$out/tests-$rt.log
         # shellcheck disable=SC2086
-        /usr/bin/python3 -u "$in/src/tests/integration/run.py" --daemon "$daemon" --runtime "$rt" \
+        EDGECD_SLOW_FACTOR=4 /usr/bin/python3 -u "$in/src/tests/integration/run.py" --daemon "$daemon" --runtime "$rt" \
                 --plugins "$in/src/build/test-plugins" --templates "$in/src/oci-templates" $filters \
                 2>&1 | tee "$log"
         line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)

@@ -30,7 +30,15 @@ done
 
 # --- kernel -----------------------------------------------------------------
 kdir=$cache/kernel
-kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }') || true
+kernel_pkg() {
+        apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+}
+kpkg=$(kernel_pkg) || true
+if [ -z "$kpkg" ] && [ ! -f "$kdir/.key" ]; then
+        # A machine whose apt lists were never fetched.
+        apt-get update -qq >&2 || true
+        kpkg=$(kernel_pkg) || true
+fi
 if [ -n "$kpkg" ]; then
         kver_pkg=$(apt-cache policy "$kpkg" | awk '/Candidate:/ { print $2 }')
         kkey="$kpkg $kver_pkg $(sha256sum "$0" | cut -d' ' -f1)"

@@ -5,7 +5,7 @@
 #   tests/system/vm/run-vm.sh CACHE_DIR INPUT_TAR OUTPUT_DIR [TIMEOUT_S]
 #
 # The VM (mkvm.sh CACHE_DIR: Debian's kernel, systemd, cgroup v2 only) boots
-# under QEMU without KVM (TCG, 2 vCPUs, 512 MiB), its root image with
+# under QEMU without KVM (TCG, 2 vCPUs, EDGECD_VM_MEMORY MiB, default 1024), its root image with
 # snapshot=on (never written), INPUT_TAR as /dev/vdb and a blank output
 # disk as /dev/vdc.  At boot edgecd-vmtest.service runs the tar's run.sh and
 # writes the output directory to /dev/vdc as a tar, then powers off; here it
@@ -20,6 +20,9 @@ die() { echo "run-vm: $*" >&2; exit 125; }
 [ $# -ge 3 ] || die "usage: $0 CACHE_DIR INPUT_TAR OUTPUT_DIR [TIMEOUT_S]"
 here=$(cd "$(dirname "$0")" && pwd)
 cache=$1 input=$2 outdir=$3 timeout=${4:-900}
+# MiB: a daemon's memory pool is 3/4 of it, and two default jobs (256 MiB
+# limits each) must fit for the tests with two workers.
+memory=${EDGECD_VM_MEMORY:-1024}
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is not installed (scripts/install-deps.sh)"
 paths=$("$here/mkvm.sh" "$cache") || die "cannot build the VM (mkvm.sh $cache)"
 kernel=$(sed -n 's/^KERNEL=//p' <<<"$paths")
@@ -38,7 +41,7 @@ cp "$input" "$in_disk"
 truncate -s %512 "$in_disk"
 
 start=$(date +%s%N)
-qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 512 -smp 2 \
+qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m "$memory" -smp 2 \
         -nodefaults -display none -no-reboot -monitor none \
         -serial "file:$console" \
         -kernel "$kernel" -initrd "$initrd" \

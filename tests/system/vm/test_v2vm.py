@@ -15,6 +15,7 @@ integration tests it is copied next to, once per runtime (EDGECD_RUNTIME).
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -83,8 +84,15 @@ class V2Daemon(unittest.TestCase):
         self.assertTrue(os.path.isdir(os.path.join(run, "job")), "the container's cgroup in the run's")
         self.assertTrue(NEEDED <= words(os.path.join(run, "cgroup.subtree_control")))
         job_cg = os.path.join(run, "job")
-        with open(os.path.join(job_cg, "memory.max")) as f:
-            self.assertEqual(int(f.read()), 256 * 1024 * 1024)    # defaults.memory_mb
+        # The runtime makes the cgroup, then writes the limits.
+        def read(name):
+            with open(os.path.join(job_cg, name)) as f:
+                return f.read().strip()
+        deadline = time.monotonic() + 20
+        while read("memory.max") == "max" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(read("memory.max"), str(256 * 1024 * 1024))    # defaults.memory_mb
+        self.assertEqual(read("memory.swap.max"), "0")                   # memory+swap = memory
         with open(os.path.join(job_cg, "pids.max")) as f:
             self.assertEqual(int(f.read()), 64)                   # defaults.pids
         with open(os.path.join(job_cg, "cpu.max")) as f:
@@ -154,8 +162,10 @@ class Delegated(unittest.TestCase):
         with open(self.CONFIG) as f:
             self.saved = f.read()
         self.addCleanup(self.restore)
-        with open(self.CONFIG, "a") as f:
-            f.write("\n# test_v2vm\nruntime: %s\n" % harness.OPTIONS["runtime"])
+        text = re.sub(r"(?m)^runtime:.*$", "runtime: %s" % harness.OPTIONS["runtime"], self.saved)
+        self.assertIn("runtime: %s\n" % harness.OPTIONS["runtime"], text)
+        with open(self.CONFIG, "w") as f:
+            f.write(text)
 
     def restore(self):
         systemctl("stop", "edgecd.service", check=False)
@@ -164,8 +174,8 @@ class Delegated(unittest.TestCase):
         shutil.rmtree("/var/lib/edgecd", ignore_errors=True)
 
     def test_packaged_unit_with_delegation(self):
-        systemctl("start", "edgecd.service")
         try:
+            systemctl("start", "edgecd.service")
             self._check()
         except BaseException:
             print("journal of edgecd.service:\n" + journal("edgecd.service"))
@@ -204,7 +214,13 @@ class Delegated(unittest.TestCase):
         while not os.path.isdir(run) and time.monotonic() < deadline:
             time.sleep(0.1)
         self.assertTrue(os.path.isdir(run), "the job's cgroup %s" % run)
-        self.assertTrue(int(open(os.path.join(run, "pids.current")).read()) >= 1)
+        # The runtime makes the cgroup, then moves the container's process in.
+        def pids():
+            with open(os.path.join(run, "pids.current")) as f:
+                return int(f.read())
+        while pids() < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertGreaterEqual(pids(), 1, "the job's process in %s" % run)
         status, _ = http("DELETE", "/v1/jobs/" + jid)
         self.assertEqual(status, 202)
 
