@@ -157,6 +157,7 @@ class Delegated(unittest.TestCase):
     CONFIG = "/etc/edgecd/edgecd.yaml"
 
     def setUp(self):
+        systemctl("stop", "edgecd.service")
         self.before = all_cgroups()
         # The installed config, with this pass's runtime.
         with open(self.CONFIG) as f:
