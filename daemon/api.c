@@ -1529,7 +1529,7 @@ int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, str
         pthread_mutex_init(&a->lock, NULL);
         pthread_mutex_init(&a->auth_lock, NULL);
         cond_init_monotonic(&a->cond);
-        if (thread_start(&a->wait_thread, wait_thread_main, a) != 0) {
+        if (thread_start(&a->wait_thread, "edgecd-waits", wait_thread_main, a) != 0) {
                 err_set(err, ERR_INTERNAL, 0, "cannot start the wait thread");
                 api_stop(a);
                 return -1;

@@ -434,7 +434,7 @@ int callbacks_start(const struct config *cfg, struct store *store, struct callba
                 c->slots[i].c = c;
         c->due = xcalloc(2 * c->nslots, sizeof *c->due);
         c->rnd = (uint64_t)now_real_ms() * 2654435761u ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ULL;
-        int e = thread_start(&c->thread, delivery_main, c);
+        int e = thread_start(&c->thread, "edgecd-callback", delivery_main, c);
         if (e) {
                 callbacks_stop(c);
                 return err_set(err, ERR_INTERNAL, e, "callbacks: start the delivery thread");

@@ -102,7 +102,7 @@ int cleaner_start(const struct sandbox_env *env, struct idpool *ids, struct live
         pthread_mutex_init(&c->lock, NULL);
         cond_init_monotonic(&c->more);
         pthread_cond_init(&c->room, NULL);
-        int e = thread_start(&c->thread, cleaner_main, c);
+        int e = thread_start(&c->thread, "edgecd-cleaner", cleaner_main, c);
         if (e) {
                 pthread_mutex_destroy(&c->lock);
                 pthread_cond_destroy(&c->more);

@@ -160,7 +160,7 @@ int collector_start(const struct collector_deps *deps, struct collector **ret, s
         c->d.stop = &c->stop;
         pthread_mutex_init(&c->lock, NULL);
         cond_init_monotonic(&c->cond);
-        int e = thread_start(&c->thread, collector_main, c);
+        int e = thread_start(&c->thread, "edgecd-collect", collector_main, c);
         if (e) {
                 pthread_cond_destroy(&c->cond);
                 pthread_mutex_destroy(&c->lock);

@@ -137,7 +137,7 @@ static void start_thread(void)
                 P.start_error = errno;
                 return;
         }
-        int e = thread_start(&P.thread, pump_main, NULL);
+        int e = thread_start(&P.thread, "edgecd-logpump", pump_main, NULL);
         if (e)
                 P.start_error = e;
         else

@@ -227,7 +227,7 @@ int plugwatch_start(const char *dir, void (*wake)(void *ctx), void *ctx, struct 
         }
         if (!watch_top(w))
                 log_warn("plugins: cannot watch `%s` yet: %s; looking for it every second", dir, strerror(errno));
-        w->started = thread_start(&w->thread, watch_thread, w) == 0;
+        w->started = thread_start(&w->thread, "edgecd-watch", watch_thread, w) == 0;
         if (!w->started) {
                 err_set(err, ERR_INTERNAL, 0, "plugins: cannot start the watch thread");
                 plugwatch_stop(w);

@@ -504,7 +504,7 @@ int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, s
         }
         s->threads = xcalloc((size_t)cfg->workers, sizeof *s->threads);
         for (int64_t i = 0; i < cfg->workers; i++) {
-                int e = thread_start(&s->threads[i], worker_main, s);
+                int e = thread_start(&s->threads[i], "edgecd-worker", worker_main, s);
                 if (e) {
                         err_set(err, ERR_INTERNAL, e, "scheduler: start worker %lld", (long long)i);
                         scheduler_free(s);

@@ -1328,7 +1328,7 @@ static int sqlite_open(const char *state_dir, struct store_backend **ret, struct
         }
         int64_t n = pragma_int(b->w, "SELECT count(*) FROM jobs");
         b->count = n > 0 ? (size_t)n : 0;
-        int e = thread_start(&b->thread, writer_main, b);
+        int e = thread_start(&b->thread, "edgecd-store", writer_main, b);
         if (e) {
                 sqlite_close(b);
                 return err_set(err, ERR_INTERNAL, e, "store: start the writer thread");

@@ -437,13 +437,19 @@ void cond_init_monotonic(pthread_cond_t *c)
         pthread_condattr_destroy(&attr);
 }
 
-int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+int thread_start(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
 {
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old);
         int e = pthread_create(t, NULL, fn, arg);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
+        /* Seen in top -H, perf and /proc/PID/task/TID/comm (15 bytes). */
+        if (e == 0 && name) {
+                char comm[16];
+                snprintf(comm, sizeof comm, "%s", name);
+                pthread_setname_np(*t, comm);
+        }
         return e;
 }
 

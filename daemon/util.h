@@ -81,9 +81,10 @@ int rm_rf(const char *path, struct err *err);
 bool umask_narrows(unsigned mode);
 /* A condition variable that waits on CLOCK_MONOTONIC (timespec_in). */
 void cond_init_monotonic(pthread_cond_t *c);
-/* pthread_create with every signal blocked in the new thread: signals are
- * for the main thread.  0 or the error number. */
-int thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+/* pthread_create with every signal blocked in the new thread (signals are
+ * for the main thread), named `name` (at most 15 bytes shown).  0 or the
+ * error number. */
+int thread_start(pthread_t *t, const char *name, void *(*fn)(void *), void *arg);
 
 /* Drop this process's resident pages of executable file mappings (code run
  * once at start-up: library initialisers, the probe, the config parser).

@@ -210,7 +210,7 @@ int warmpool_start(const struct warmpool_deps *deps, struct warmpool **ret, stru
         wp->idle_ms = deps->cfg->warm.idle_seconds * 1000;
         pthread_mutex_init(&wp->lock, NULL);
         cond_init_monotonic(&wp->kick);
-        int e = thread_start(&wp->thread, refill_main, wp);
+        int e = thread_start(&wp->thread, "edgecd-warmpool", refill_main, wp);
         if (e) {
                 pthread_mutex_destroy(&wp->lock);
                 pthread_cond_destroy(&wp->kick);
