@@ -379,6 +379,19 @@ static void run_job(struct scheduler *s, struct job *j)
                 r.log_path = store_log_path(s->d.store, j->id, attempt);
                 bool built = run_build(&r);
                 int rec = record_attempt_end(j, claim);
+                if (rec == 1 && !built && r.retryable) {
+                        /* Built while the claim was held (a store that
+                         * could not write: a full disk, say, that the
+                         * build met too): not this attempt's failure now
+                         * that the store writes again.  Once more, from
+                         * nothing. */
+                        if (r.sb && !r.sb->warm && !r.sb->asked && !sandbox_destroy(s->d.env, TAKE_PTR(r.sb)))
+                                log_warn("job %s: run %s: the first build was not all removed", j->id, r.run_id);
+                        free(TAKE_PTR(r.message));
+                        r.error = JOB_ERR_NONE;
+                        r.retryable = false;
+                        built = run_build(&r);
+                }
                 if (rec <= 0) {
                         /* Built, perhaps, but nothing started. */
                         if (r.sb) {

@@ -739,8 +739,13 @@ static int apply_write(struct store_backend *b, struct store_write *w, struct vi
 
 /* Commit a batch of writes in one transaction. */
 /* Returns whether it committed; the store's health follows only when
- * update_health (a retry of one held write does not speak for all). */
-static bool commit_batch(struct store_backend *b, struct store_write *batch, bool update_health)
+ * update_health (a retry of one held write does not speak for all).  With
+ * `done` (a list's tail pointer), the writes that committed are appended
+ * there instead of finished: the caller finishes them once it has set the
+ * store's health, so no waiter sees a store still unhealthy after its own
+ * write went through. */
+static bool commit_batch(struct store_backend *b, struct store_write *batch, bool update_health,
+                         struct store_write ***done)
 {
         struct err err = ERR_INIT;
         size_t nwrites = 0;
@@ -795,7 +800,12 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
                         if (w->kind == STORE_PRUNE && w->on_pruned)
                                 for (size_t i = 0; i < nvictims[k]; i++)
                                         w->on_pruned(victims[k][i].id, victims[k][i].attempts, w->prune_ctx);
-                        finish_write(w, w->err.code ? &w->err : NULL);
+                        if (done) {
+                                **done = w;
+                                *done = &w->next;
+                        } else {
+                                finish_write(w, w->err.code ? &w->err : NULL);
+                        }
                 } else {
                         w->pruned = 0;
                         hold_or_fail(b, w, &failure);
@@ -897,10 +907,11 @@ static void *writer_main(void *arg)
                                 /* One transaction each: one that does not
                                  * fit (a large result) holds up no other. */
                                 bool all = true;
+                                struct store_write *committed = NULL, **tail = &committed;
                                 for (struct store_write *w = held, *next; w; w = next) {
                                         next = w->next;
                                         w->next = NULL;
-                                        all &= commit_batch(b, w, false);
+                                        all &= commit_batch(b, w, false, &tail);
                                 }
                                 if (all) {
                                         set_health(b, true, NULL);
@@ -910,6 +921,11 @@ static void *writer_main(void *arg)
                                         struct err ignored = ERR_INIT;
                                         exec(b->w, "PRAGMA wal_checkpoint(TRUNCATE)", &ignored);
                                         set_health(b, false, b->last_failure);
+                                }
+                                for (struct store_write *w = committed, *next; w; w = next) {
+                                        next = w->next;
+                                        w->next = NULL;
+                                        finish_write(w, w->err.code ? &w->err : NULL);
                                 }
                         } else if (probe(b)) {
                                 set_health(b, true, NULL);
@@ -928,7 +944,7 @@ static void *writer_main(void *arg)
                                 hold_or_fail(b, w, &failure);
                         }
                 } else if (batch) {
-                        commit_batch(b, batch, true);
+                        commit_batch(b, batch, true, NULL);
                 }
                 pthread_mutex_lock(&b->lock);
         }
