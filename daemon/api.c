@@ -886,8 +886,8 @@ static void after_commit(struct api *a, struct wait *w)
                         struct job *j = w->job;
                         scheduler_accept(a->d.scheduler, j);
                         metrics_job_submitted();
-                        log_debug("job %s: %s %s accepted (%s priority)", j->id, j->manifest->name,
-                                  j->manifest->version, job_priority_name(j->priority));
+                        log_job(LOG_LVL_DEBUG, j->id, j->manifest->name, NULL, "%s %s accepted (%s priority)",
+                                j->manifest->name, j->manifest->version, job_priority_name(j->priority));
                 } else {
                         queue_unreserve(a->d.queue, 1);
                         if (!ok)

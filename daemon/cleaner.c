@@ -47,8 +47,8 @@ static void clean(struct cleaner *c, struct sandbox *sb)
         if (sandbox_destroy(&c->env, sb)) {
                 idpool_give(c->ids, ids);
         } else {
-                log_warn("run %s: uid %lld stays out of use until its container or cgroup is removed", run_id,
-                         (long long)ids.uid);
+                log_job(LOG_LVL_WARN, NULL, NULL, run_id, "uid %lld stays out of use until its container or cgroup is removed",
+                        (long long)ids.uid);
                 pthread_mutex_lock(&c->lock);
                 c->parked = xrealloc(c->parked, (c->nparked + 1) * sizeof *c->parked);
                 struct parked *p = &c->parked[c->nparked++];

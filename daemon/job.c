@@ -424,7 +424,8 @@ void job_progress_refresh(struct job *j, bool force)
                         j->progress_complaint = xstrdup(err.msg);
                 pthread_mutex_unlock(&j->lock);
                 if (!again)
-                        log_info("job %s: progress ignored (said once per run): %s", j->id, err.msg);
+                        log_job(LOG_LVL_INFO, j->id, j->manifest->name, NULL, "progress ignored (said once per run): %s",
+                                err.msg);
         }
         if (!text)
                 return;

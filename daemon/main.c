@@ -223,15 +223,31 @@ static void print_plugin_warning(const char *msg, void *ctx)
         fprintf(stderr, "warning: plugin skipped: %s\n", msg);
 }
 
-/* An image is about to be unpacked, maybe for minutes: under systemd, the
- * start (or a reload) gets that much more time and says why. */
+/* systemd's watchdog (WatchdogSec=): WATCHDOG=1 every half interval while
+ * the main loop turns and no worker with a job has gone without a
+ * heartbeat (heartbeat.h) for longer than the interval (10 s at least). */
+#define WATCHDOG_STALL_MIN_MS 10000
+static uint64_t watchdog_usec;         /* 0: no watchdog */
+
+/* An image is about to be unpacked, maybe for minutes, by the main thread:
+ * under systemd, the start (or a reload) gets that much more time and says
+ * why, and the watchdog as long (restored by unpacked()). */
 static void unpacking(const char *path, const char *digest, void *ctx)
 {
         bool *said = ctx;
         *said = true;
         log_info("plugins: unpacking %s for %s", digest, path);
-        sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=unpacking the image of %s",
-                   (unsigned long long)IMAGE_UNPACK_TIMEOUT_MS * 1000ULL + 10000000ULL, path);
+        unsigned long long extra = (unsigned long long)IMAGE_UNPACK_TIMEOUT_MS * 1000ULL + 10000000ULL;
+        sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=unpacking the image of %s", extra, path);
+        if (watchdog_usec)
+                sd_notifyf(0, "WATCHDOG=1\nWATCHDOG_USEC=%llu", extra + (unsigned long long)watchdog_usec);
+}
+
+/* After an unpack: the watchdog's own interval again. */
+static void unpacked(void)
+{
+        if (watchdog_usec)
+                sd_notifyf(0, "WATCHDOG=1\nWATCHDOG_USEC=%llu", (unsigned long long)watchdog_usec);
 }
 
 /* Broken plugins do not stop the daemon, so they are warnings here, not
@@ -276,7 +292,70 @@ struct daemon {
         struct plugwatch *watch;     /* NULL when watch_plugins is off */
         pthread_t main_thread;       /* the watch wakes it with SIGUSR1 */
         int64_t broken_retry_ms;     /* the next look at broken plugins, backing off */
+        /* STATUS=: the counts last sent, and when. */
+        size_t status_running, status_queued;
+        int64_t status_ms;
+        /* The watchdog: the last WATCHDOG=1, and whether it is held back. */
+        int64_t watchdog_ms;
+        bool watchdog_held;
 };
+
+#define STATUS_MIN_INTERVAL_MS 1000
+
+/* STATUS=serving: N running, M queued, when the counts changed (at most
+ * once a second unless forced), not while an unpack says what it does. */
+static void notify_status(struct daemon *d, bool force, const char *also)
+{
+        if (d->said_unpacking || !d->scheduler) {
+                if (*also)
+                        sd_notify(0, also);
+                return;
+        }
+        size_t running = scheduler_running(d->scheduler), queued = queue_length(d->queue);
+        int64_t now = now_mono_ms();
+        if (!force && ((running == d->status_running && queued == d->status_queued) ||
+                       now - d->status_ms < STATUS_MIN_INTERVAL_MS))
+                return;
+        sd_notifyf(0, "%s%sSTATUS=serving: %zu running, %zu queued", also, *also ? "\n" : "", running, queued);
+        d->status_running = running;
+        d->status_queued = queued;
+        d->status_ms = now;
+}
+
+/* Each turn of the main loop: WATCHDOG=1 when half the interval has
+ * passed and every worker is healthy; the reason logged when not. */
+static void watchdog_tick(struct daemon *d)
+{
+        if (!watchdog_usec)
+                return;
+        int64_t interval = (int64_t)(watchdog_usec / 1000);
+        int64_t now = now_mono_ms();
+        if (now - d->watchdog_ms < interval / 2)
+                return;
+        int64_t bound = interval > WATCHDOG_STALL_MIN_MS ? interval : WATCHDOG_STALL_MIN_MS;
+        size_t worker = 0;
+        int64_t silent = scheduler_stalled(d->scheduler, &worker);
+        if (silent > bound) {
+                if (!d->watchdog_held)
+                        log_error("watchdog: worker %zu has had no heartbeat for %lld ms (more than %lld ms): "
+                                  "WATCHDOG=1 is no longer sent, so systemd restarts the daemon",
+                                  worker, (long long)silent, (long long)bound);
+                d->watchdog_held = true;
+                return;
+        }
+        if (d->watchdog_held)
+                log_warn("watchdog: every worker beats again; WATCHDOG=1 is sent again");
+        d->watchdog_held = false;
+        sd_notify(0, "WATCHDOG=1");
+        d->watchdog_ms = now;
+}
+
+static uint64_t monotonic_usec(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
 
 /* Containers a previous run left in any runtime's state root
  * (STATE/runtime/<name>), each removed with its own runtime: the binary
@@ -378,8 +457,9 @@ static void reload_plugins(struct daemon *d, const char *trigger, bool force)
         metrics_plugin_reload(trigger);
         int reloaded = registry_reload(d->registry, force, log_broken, log_change, NULL, &c, &err);
         if (d->said_unpacking) {
-                sd_notify(0, "STATUS=serving");
                 d->said_unpacking = false;
+                unpacked();
+                notify_status(d, true, "");
         }
         if (reloaded < 0) {
                 log_error("plugins not reloaded (%s): %s", trigger, err.msg);
@@ -673,6 +753,9 @@ int main(int argc, char **argv)
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        /* WATCHDOG_USEC (and WATCHDOG_PID, when set, naming us). */
+        if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
+                watchdog_usec = 0;
         struct err err = ERR_INIT;
         if (start(&d, &err) < 0) {
                 log_error("cannot start: %s", err.msg);
@@ -682,14 +765,24 @@ int main(int argc, char **argv)
         log_info("edgecd %s listening on %s, runtime %s (%s), %lld workers",
                  EDGECD_VERSION, api_address(d.api), d.runtime->name, d.runtime->path,
                  (long long)d.cfg.workers);
-        sd_notify(0, "READY=1\nSTATUS=serving");
+        if (d.said_unpacking)
+                unpacked();
         d.said_unpacking = false;
+        notify_status(&d, true, "READY=1");
+        int64_t tick_ms = 1000;
+        if (watchdog_usec) {
+                int64_t interval = (int64_t)(watchdog_usec / 1000);
+                if (interval / 4 < tick_ms)
+                        tick_ms = interval / 4 > 10 ? interval / 4 : 10;
+                log_info("watchdog: WATCHDOG=1 every %lld ms while the workers beat", (long long)interval / 2);
+                watchdog_tick(&d);
+        }
         /* What ran only to start (library initialisers, the probe, the
          * parsers) need not stay resident. */
         release_code_pages();
 
         for (;;) {
-                struct timespec tick = { .tv_sec = 1 };
+                struct timespec tick = { .tv_sec = tick_ms / 1000, .tv_nsec = (tick_ms % 1000) * 1000000 };
                 int sig = sigtimedwait(&set, NULL, &tick);
                 if (sig == SIGTERM || sig == SIGINT) {
                         log_info("signal %s: stopping", strsignal(sig));
@@ -698,6 +791,9 @@ int main(int argc, char **argv)
                 if (sig == SIGUSR1)
                         reload_plugins(&d, "watch", false);
                 if (sig == SIGHUP) {
+                        /* `systemctl reload` waits for READY=1 after this. */
+                        sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+                                   (unsigned long long)monotonic_usec());
                         struct err rerr = ERR_INIT;
                         reload_plugins(&d, "sighup", true);
                         struct auth *auth = NULL;
@@ -706,12 +802,15 @@ int main(int argc, char **argv)
                                 log_error("SIGHUP: tokens not reloaded, the old ones stay: %s", rerr.msg);
                         else if (auth)
                                 api_set_auth(d.api, auth);
+                        notify_status(&d, true, "READY=1");
                 }
                 /* SIGCHLD or the tick: containers whose init we subreaped
                  * but nobody waits for any more. */
                 reaper_reap_orphans();
+                notify_status(&d, false, "");
+                watchdog_tick(&d);
         }
-        sd_notify(0, "STOPPING=1");
+        sd_notifyf(0, "STOPPING=1\nSTATUS=stopping: %zu running job(s) drain", scheduler_running(d.scheduler));
         stop(&d);
         log_info("stopped");
         return EXIT_SUCCESS;

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "heartbeat.h"
 #include "util.h"
 
 /* Without a pidfd, look at the child this often. */
@@ -234,8 +235,10 @@ int pidref_wait(struct pidref *p, int64_t deadline_mono_ms, int cancel_fd, struc
                         pfd[n++] = (struct pollfd){ .fd = cancel_fd, .events = POLLIN };
                 if (p->fd >= 0)
                         pfd[n++] = (struct pollfd){ .fd = p->fd, .events = POLLIN };
-                int slice = p->fd >= 0 ? (int)(left > INT_MAX ? INT_MAX : left)
+                /* A watched thread beats between slices (heartbeat.h). */
+                int slice = p->fd >= 0 ? (int)(left > HEARTBEAT_SLICE_MS ? HEARTBEAT_SLICE_MS : left)
                                        : (int)(left < POLL_SLICE_MS ? left : POLL_SLICE_MS);
+                heartbeat_beat();
                 int r = poll(pfd, n, slice);
                 if (r < 0 && errno != EINTR)
                         return err_errno(err, ERR_INTERNAL, "wait for pid %d: poll", (int)p->pid);

@@ -319,12 +319,12 @@ static void kill_attached(const struct sandbox_env *env, struct sandbox *sb)
                         return;
         }
         if (runtime_kill(env->rt, sb->run_id, "KILL", &e) < 0)
-                log_debug("run %s: %s", sb->run_id, e.msg);
+                log_job(LOG_LVL_DEBUG, NULL, NULL, sb->run_id, "%s", e.msg);
         if (pidref_wait(rt_proc, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) == 0 &&
             ignored.status != WAIT_TIMEOUT)
                 return;
         /* What it leaves is deleted by sandbox_destroy() or the collector. */
-        log_warn("run %s: %s did not end after its container was killed; killing it", sb->run_id, env->rt->name);
+        log_job(LOG_LVL_WARN, NULL, NULL, sb->run_id, "%s did not end after its container was killed; killing it", env->rt->name);
         kill_runtime(sb);
 }
 
@@ -344,10 +344,10 @@ void sandbox_kill_init(const struct sandbox_env *env, struct sandbox *sb)
             ignored.status != WAIT_TIMEOUT)
                 return;
         if (runtime_kill(env->rt, sb->run_id, "KILL", &e) < 0)
-                log_warn("run %s: %s", sb->run_id, e.msg);
+                log_job(LOG_LVL_WARN, NULL, NULL, sb->run_id, "%s", e.msg);
         if (init->pid > 0 && (pidref_wait(init, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) < 0 ||
                               ignored.status == WAIT_TIMEOUT)) {
-                log_warn("run %s: the container's init did not die after SIGKILL", sb->run_id);
+                log_job(LOG_LVL_WARN, NULL, NULL, sb->run_id, "the container's init did not die after SIGKILL");
                 pidref_release(init);
         }
 }
@@ -364,14 +364,14 @@ bool sandbox_destroy(const struct sandbox_env *env, struct sandbox *sb)
                 if (runtime_delete_retry(env->rt, sb->run_id, DELETE_ATTEMPTS, &err) < 0) {
                         gone = false;
                         metrics_cleanup_failed("container");
-                        log_warn("run %s: %s (left to the collector)", sb->run_id, err.msg);
+                        log_job(LOG_LVL_WARN, NULL, NULL, sb->run_id, "%s (left to the collector)", err.msg);
                 }
         }
         sandbox_stop_log(sb, NULL);
         struct err err = ERR_INIT;
         if (workspace_destroy(TAKE_PTR(sb->ws), env->cfg->keep_bundles, &err) < 0) {
                 metrics_cleanup_failed("workspace");
-                log_warn("run %s: workspace cleanup: %s (left to the collector)", sb->run_id, err.msg);
+                log_job(LOG_LVL_WARN, NULL, NULL, sb->run_id, "workspace cleanup: %s (left to the collector)", err.msg);
         }
         /* Empty once the runtime is done with its container; else what is
          * in it is killed (a container the runtime could not delete keeps
@@ -383,7 +383,7 @@ bool sandbox_destroy(const struct sandbox_env *env, struct sandbox *sb)
         if (gone && cgroup_remove(sb->cgroup_dir, &err) < 0 && cgroup_destroy(sb->cgroup_dir, &err) < 0) {
                 gone = false;
                 metrics_cleanup_failed("cgroup");
-                log_warn("run %s: %s (left to the collector)", sb->run_id, err.msg);
+                log_job(LOG_LVL_WARN, NULL, NULL, sb->run_id, "%s (left to the collector)", err.msg);
         }
         free(sb->cgroup_dir);
         free(sb->cgroups_path);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "heartbeat.h"
 #include "log.h"
 #include "metrics.h"
 #include "oci.h"
@@ -23,11 +24,19 @@
 #include "util.h"
 #include "warmpool.h"
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <time.h>
 
 #define STDERR_TAIL_BYTES 1024
 #define IDS_WAIT_MS 60000
 #define CANCELLED_QUEUED "cancelled on request before it ran"
+
+struct worker {
+        struct scheduler *s;
+        size_t index;
+        struct heartbeat hb;
+};
 
 struct scheduler {
         struct scheduler_deps d;
@@ -42,6 +51,11 @@ struct scheduler {
 
         size_t nworkers;
         pthread_t *threads;
+        struct worker *workers;
+        /* EDGECD_TEST_WEDGE_WORKER_MS: the first job taken wedges its
+         * worker (no heartbeat) this long, for the watchdog's tests. */
+        int64_t wedge_ms;
+        atomic_bool wedged;
 };
 
 static bool stopping(struct scheduler *s)
@@ -143,7 +157,7 @@ static void run_container(struct run *r, struct outcome *out)
                 out->oom_known = st.oom_known;
                 out->limit_hit = st.limit_hit;
         } else {
-                log_debug("job %s: cgroup stats: %s", r->job->id, cerr.msg);
+                log_job(LOG_LVL_DEBUG, r->job->id, r->job->manifest->name, r->run_id, "cgroup stats: %s", cerr.msg);
         }
         bool truncated = false;
         sandbox_stop_log(sb, &truncated);
@@ -242,7 +256,8 @@ static bool backoff(struct scheduler *s, struct job *j, size_t attempt)
                 int64_t left = until - now_mono_ms();
                 if (left <= 0)
                         return !job_stop_requested(j);
-                int r = poll(&pfd, pfd.fd >= 0 ? 1 : 0, (int)left);
+                heartbeat_beat();
+                int r = poll(&pfd, pfd.fd >= 0 ? 1 : 0, (int)(left < HEARTBEAT_SLICE_MS ? left : HEARTBEAT_SLICE_MS));
                 if (r > 0 || job_stop_requested(j))
                         return false;
         }
@@ -257,34 +272,37 @@ static void record_job(struct scheduler *s, struct job *j, char *result, size_t 
         rec.result_len = result ? len : 0;
         struct err err = ERR_INIT;
         if (store_update(s->d.store, &rec, -1, &err) < 0)
-                log_error("job %s: its %s state is not recorded (the next start runs it again): %s", j->id,
-                          job_status_name(rec.status), err.msg);
+                log_job(LOG_LVL_ERROR, j->id, j->manifest->name, NULL,
+                        "its %s state is not recorded (the next start runs it again): %s",
+                        job_status_name(rec.status), err.msg);
         record_clear(&rec);
 }
 
 /* A planned stop interrupted j: it goes back to queued, for the next start. */
 static void requeue(struct scheduler *s, struct job *j)
 {
-        log_info("job %s: %s interrupted by the daemon's stop; it runs again at the next start", j->id,
-                 j->manifest->name);
+        log_job(LOG_LVL_INFO, j->id, j->manifest->name, NULL,
+                "%s interrupted by the daemon's stop; it runs again at the next start", j->manifest->name);
         job_requeue(j);
         record_job(s, j, NULL, 0);
 }
 
 static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_error e, const char *message)
 {
+        const char *run_id = r ? r->run_id : NULL;
         if (e == JOB_ERR_INTERRUPTED && interrupting(s)) {
                 requeue(s, j);
                 return;
         }
         if (e == JOB_ERR_RUNTIME_ERROR)
-                log_warn("job %s: %s failed: %s: %s", j->id, j->manifest->name, job_error_name(e), message);
+                log_job(LOG_LVL_WARN, j->id, j->manifest->name, run_id, "%s failed: %s: %s", j->manifest->name,
+                        job_error_name(e), message);
         else if (e != JOB_ERR_NONE && e != JOB_ERR_CANCELLED)
-                log_info("job %s: %s failed: %s: %s", j->id, j->manifest->name, job_error_name(e), message);
+                log_job(LOG_LVL_INFO, j->id, j->manifest->name, run_id, "%s failed: %s: %s", j->manifest->name,
+                        job_error_name(e), message);
         else
-                log_info("job %s: %s %s in %lld ms", j->id, j->manifest->name,
-                         e == JOB_ERR_NONE ? "succeeded" : "cancelled",
-                         (long long)(now_mono_ms() - j->created_mono));
+                log_job(LOG_LVL_INFO, j->id, j->manifest->name, run_id, "%s %s in %lld ms", j->manifest->name,
+                        e == JOB_ERR_NONE ? "succeeded" : "cancelled", (long long)(now_mono_ms() - j->created_mono));
         if (!job_finish(j, e, message, r ? r->exit_code : -1, r ? &r->metrics : NULL))
                 return;
         /* On disk before any waiter is told. */
@@ -313,7 +331,7 @@ static int record_attempt_end(struct job *j, struct store_pending *p)
         struct err err = ERR_INIT;
         int rc = store_update_end(p, &err);
         if (rc < 0)
-                log_error("job %s: cannot record its start: %s", j->id, err.msg);
+                log_job(LOG_LVL_ERROR, j->id, j->manifest->name, NULL, "cannot record its start: %s", err.msg);
         return rc;
 }
 
@@ -330,6 +348,7 @@ static int take_ids(struct scheduler *s, struct job *j, struct job_ids *ret, str
                         return -1;
                 struct timespec ts = { 0, 20 * 1000000 };
                 nanosleep(&ts, NULL);
+                heartbeat_beat();
         }
 }
 
@@ -350,8 +369,8 @@ static void run_job(struct scheduler *s, struct job *j)
                 finish(s, j, NULL, JOB_ERR_RUNTIME_ERROR, "cannot create the job's cancel eventfd");
                 return;
         }
-        log_debug("job %s: %s %s started after %lld ms in the queue", j->id, j->manifest->name,
-                  j->manifest->version, (long long)(now_mono_ms() - j->created_mono));
+        log_job(LOG_LVL_DEBUG, j->id, j->manifest->name, NULL, "%s %s started after %lld ms in the queue",
+                j->manifest->name, j->manifest->version, (long long)(now_mono_ms() - j->created_mono));
 
         for (size_t n = 1;; n++) {
                 struct run r = {
@@ -440,8 +459,9 @@ static void run_job(struct scheduler *s, struct job *j)
                         return;
                 }
                 if (again) {
-                        log_warn("job %s: run %s failed (%s); run %zu of %lld after a pause", j->id, r.run_id,
-                                 r.message, n + 1, (long long)cfg->retry.max_attempts);
+                        log_job(LOG_LVL_WARN, j->id, j->manifest->name, r.run_id,
+                                "run %s failed (%s); run %zu of %lld after a pause", r.run_id, r.message, n + 1,
+                                (long long)cfg->retry.max_attempts);
                         metrics_retry();
                 }
                 if (again)
@@ -471,17 +491,43 @@ static void run_job(struct scheduler *s, struct job *j)
         }
 }
 
+/* The test hook: this worker stops beating for s->wedge_ms (or until the
+ * drain is over), as a worker stuck in a call would.  True when the drain
+ * ended it: the job, not started, stays queued for the next start. */
+static bool wedge(struct worker *w, struct job *j)
+{
+        struct scheduler *s = w->s;
+        if (s->wedge_ms <= 0 || atomic_exchange(&s->wedged, true))
+                return false;
+        log_job(LOG_LVL_WARN, j->id, j->manifest->name, NULL,
+                "worker %zu wedged for %lld ms before it runs the job (EDGECD_TEST_WEDGE_WORKER_MS, for tests)",
+                w->index, (long long)s->wedge_ms);
+        int64_t until = now_mono_ms() + s->wedge_ms;
+        while (now_mono_ms() < until && !interrupting(s)) {
+                struct timespec ts = { 0, 50 * 1000000 };
+                nanosleep(&ts, NULL);
+        }
+        return interrupting(s);
+}
+
 static void *worker_main(void *arg)
 {
-        struct scheduler *s = arg;
+        struct worker *w = arg;
+        struct scheduler *s = w->s;
+        heartbeat_bind(&w->hb);
         for (;;) {
+                /* Waiting for a job is not judged: the main loop reads
+                 * the queue itself (its length, for STATUS=) each tick. */
+                heartbeat_idle(true);
                 struct job *j = queue_pop(s->d.queue, admission_try, s->d.admission);
+                heartbeat_idle(false);
                 if (!j)
                         break;
                 pthread_mutex_lock(&s->lock);
                 s->nbusy++;
                 pthread_mutex_unlock(&s->lock);
-                run_job(s, j);
+                if (!wedge(w, j))
+                        run_job(s, j);
                 admission_release(s->d.admission, j);
                 queue_kick(s->d.queue);
                 job_unref(j);
@@ -515,9 +561,17 @@ int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, s
                 scheduler_free(s);
                 return -1;
         }
+        const char *wedge_ms = getenv("EDGECD_TEST_WEDGE_WORKER_MS");
+        s->wedge_ms = wedge_ms ? strtoll(wedge_ms, NULL, 10) : 0;
+        if (s->wedge_ms > 0)
+                log_warn("the first job's worker wedges for %lld ms (EDGECD_TEST_WEDGE_WORKER_MS, for tests)",
+                         (long long)s->wedge_ms);
         s->threads = xcalloc((size_t)cfg->workers, sizeof *s->threads);
+        s->workers = xcalloc((size_t)cfg->workers, sizeof *s->workers);
         for (int64_t i = 0; i < cfg->workers; i++) {
-                int e = thread_start(&s->threads[i], "edgecd-worker", worker_main, s);
+                s->workers[i] = (struct worker){ .s = s, .index = (size_t)i };
+                atomic_init(&s->workers[i].hb.mono_ms, now_mono_ms());
+                int e = thread_start(&s->threads[i], "edgecd-worker", worker_main, &s->workers[i]);
                 if (e) {
                         err_set(err, ERR_INTERNAL, e, "scheduler: start worker %lld", (long long)i);
                         scheduler_free(s);
@@ -583,6 +637,7 @@ void scheduler_free(struct scheduler *s)
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->idle);
         free(s->threads);
+        free(s->workers);
         free(s->workspaces_dir);
         free(s->logs_dir);
         free(s);
@@ -716,7 +771,7 @@ int scheduler_recover(struct scheduler *s, struct registry *registry, struct err
                         changed[nchanged++] = (struct store_item){ .rec = r, .expect_status = -1 };
                 if (r->status == JOB_FAILED) {
                         failed++;
-                        log_warn("job %s: failed at recovery: %s", r->id, r->error_message);
+                        log_job(LOG_LVL_WARN, r->id, r->algorithm, NULL, "failed at recovery: %s", r->error_message);
                 } else {
                         requeued++;
                 }
@@ -754,4 +809,25 @@ int scheduler_recover(struct scheduler *s, struct registry *registry, struct err
 size_t scheduler_workers(struct scheduler *s)
 {
         return s->nworkers;
+}
+
+size_t scheduler_running(struct scheduler *s)
+{
+        pthread_mutex_lock(&s->lock);
+        size_t n = s->nbusy;
+        pthread_mutex_unlock(&s->lock);
+        return n;
+}
+
+int64_t scheduler_stalled(struct scheduler *s, size_t *ret_worker)
+{
+        int64_t now = now_mono_ms(), worst = 0;
+        for (size_t i = 0; i < s->nworkers; i++) {
+                int64_t age = heartbeat_age_ms(&s->workers[i].hb, now);
+                if (age > worst) {
+                        worst = age;
+                        *ret_worker = i;
+                }
+        }
+        return worst;
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "heartbeat.h"
 #include "util.h"
 
 struct tailbuf {
@@ -169,7 +170,7 @@ int spawn_run(const struct spawn_request *req, struct spawn_result *ret, struct 
                         struct pollfd pfd[2] = { { .fd = rd, .events = POLLIN },
                                                  { .fd = child.fd, .events = POLLIN } };
                         int64_t left = deadline - now_mono_ms();
-                        int slice = child.fd >= 0 ? (int)(left < 0 ? 0 : left > INT_MAX ? INT_MAX : left)
+                        int slice = child.fd >= 0 ? (int)(left < 0 ? 0 : left > HEARTBEAT_SLICE_MS ? HEARTBEAT_SLICE_MS : left)
                                                   : (int)(left < 0 ? 0 : left < 10 ? left : 10);
                         if (poll(pfd, child.fd >= 0 ? 2 : 1, slice) > 0 && pfd[0].revents && !drain(rd, out))
                                 close(TAKE_FD(rd));

@@ -223,7 +223,7 @@ class ImagePlugins(unittest.TestCase):
         st = [i for i, l in enumerate(lines) if l.startswith("STATUS=unpacking the image of ") and "i_echo" in l]
         self.assertTrue(st, lines)
         # And the status says so no more once it serves.
-        self.assertIn("STATUS=serving", lines[lines.index("READY=1"):])
+        self.assertTrue([l for l in lines[lines.index("READY=1"):] if l.startswith("STATUS=serving: ")], lines)
         self.assertEqual(d.run_job({"algorithm": "i_echo", "parameters": {"n": 1}})["result"], {"n": 1})
 
     def test_z_a_new_image_under_the_tag_is_taken(self):

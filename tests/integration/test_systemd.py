@@ -6,12 +6,21 @@ LISTEN_PID, fd 3).
 runc proxies NOTIFY_SOCKET when it finds it in its environment, and `start`
 then waits for the container to say READY: a daemon that handed its own
 environment to the runtime hung at the start-up probe and found no runtime.
-Every runtime process gets an explicit minimal environment instead."""
+Every runtime process gets an explicit minimal environment instead.
+
+Also what the daemon tells systemd as it serves: STATUS= with the running
+and queued counts, WATCHDOG=1 (WATCHDOG_USEC, WATCHDOG_PID) only while every
+worker beats (a worker wedged by EDGECD_TEST_WEDGE_WORKER_MS stops it), and
+RELOADING=1 then READY=1 around a SIGHUP rescan.  tests/system checks the
+same under a real systemd."""
 
 import os
+import re
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
 import unittest
 
@@ -23,7 +32,10 @@ MATRIX = {"algorithm": "matrix_multiplication",
 
 class NotifySocket:
     """A datagram socket collecting what the daemon says to systemd, in a
-    temporary directory of its own (removed by close)."""
+    temporary directory of its own (removed by close).  A thread reads it
+    all the time, as systemd does: a unix datagram socket queues only
+    net.unix.max_dgram_qlen (10) messages, and a daemon sending to a full
+    one blocks."""
 
     def __init__(self, test):
         self.dir = tempfile.mkdtemp(prefix="edgecd-it-notify-")
@@ -31,21 +43,54 @@ class NotifySocket:
         self.path = os.path.join(self.dir, "notify.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
+        self.sock.settimeout(0.1)
         self.messages = []
+        self.lock = threading.Lock()
+        self.closed = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
 
-    def wait_for(self, line, timeout):
+    def _read(self):
+        while not self.closed:
+            try:
+                m = self.sock.recv(4096).decode("utf-8", "replace")
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.messages.append(m)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.messages)
+
+    def find(self, line, start=0):
+        """The index of the first message from start on with this line, or -1."""
+        msgs = self.snapshot()
+        for i in range(start, len(msgs)):
+            if line in msgs[i].split("\n"):
+                return i
+        return -1
+
+    def wait_for(self, line, timeout, start=0):
+        """True once a message from index start on has this line."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(line in m.split("\n") for m in self.messages):
+            if self.find(line, start) >= 0:
                 return True
-            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
-            try:
-                self.messages.append(self.sock.recv(4096).decode("utf-8", "replace"))
-            except socket.timeout:
-                pass
-        return any(line in m.split("\n") for m in self.messages)
+            time.sleep(0.05)
+        return self.find(line, start) >= 0
+
+    def count(self, line, start=0):
+        return sum(1 for m in self.snapshot()[start:] if line in m.split("\n"))
+
+    def __len__(self):
+        return len(self.snapshot())
 
     def close(self):
+        self.closed = True
+        self.thread.join(5)
         self.sock.close()
         shutil.rmtree(self.dir, True)
 
@@ -92,3 +137,109 @@ class SocketActivation(unittest.TestCase):
         job = d.run_job(MATRIX)
         check_job(job, final=True)
         self.assertEqual(job["status"], "succeeded", job)
+
+
+def sleep_job(seconds):
+    return {"algorithm": "t_sleep", "parameters": {"seconds": seconds}, "timeout_seconds": 120}
+
+
+def wait_log(d, pattern, timeout):
+    """True once the daemon's log matches pattern (a regular expression)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if re.search(pattern, d.log_text()):
+            return True
+        time.sleep(0.1)
+    return bool(re.search(pattern, d.log_text()))
+
+
+@quick
+class Status(unittest.TestCase):
+
+    def test_status_counts_follow_the_jobs(self):
+        ns = NotifySocket(self)
+        d = Daemon("status", config={"workers": 1}, env={"NOTIFY_SOCKET": ns.path})
+        self.addCleanup(d.stop)
+        d.start(timeout=20 * slow_factor())
+        self.assertTrue(ns.wait_for("READY=1", 20 * slow_factor()), ns.messages)
+        self.assertTrue(ns.wait_for("STATUS=serving: 0 running, 0 queued", 5), ns.messages)
+        ids = []
+        for _ in range(3):
+            r = d.submit(sleep_job(60))
+            self.assertEqual(r.status, 202, r)
+            ids.append(r.body["id"])
+        d.wait_status(ids[0], "running")
+        # One worker: one running, two waiting.
+        self.assertTrue(ns.wait_for("STATUS=serving: 1 running, 2 queued", 10 * slow_factor()), ns.messages)
+        mark = len(ns)
+        for i in ids:
+            self.assertIn(d.req("DELETE", "/v1/jobs/%s" % i).status, (200, 202))
+        for i in ids:
+            d.wait_final(i)
+        self.assertTrue(ns.wait_for("STATUS=serving: 0 running, 0 queued", 10 * slow_factor(), start=mark),
+                        ns.messages)
+        # Without WATCHDOG_USEC, no watchdog.
+        self.assertEqual(ns.count("WATCHDOG=1"), 0, ns.messages)
+
+
+class Watchdog(unittest.TestCase):
+    """WATCHDOG_USEC=1 s: WATCHDOG=1 every half second; a worker silent for
+    longer than the interval (10 s at least) holds it back."""
+
+    def daemon(self, ns, env=None):
+        # WATCHDOG_PID is the daemon's own pid: the shell's, kept across exec.
+        shim = ["/bin/sh", "-c", 'export WATCHDOG_PID=$$; exec "$@"', "sh"]
+        e = {"NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000"}
+        e.update(env or {})
+        d = Daemon("watchdog", config={"workers": 1, "drain_seconds": 0}, argv0=shim, env=e)
+        self.addCleanup(d.stop)
+        d.start(timeout=20 * slow_factor())
+        self.assertTrue(ns.wait_for("READY=1", 20 * slow_factor()), ns.messages)
+        return d
+
+    def test_watchdog_sent_while_a_long_job_runs(self):
+        ns = NotifySocket(self)
+        d = self.daemon(ns)
+        # Longer than the 10 s bound: the worker waiting on the container
+        # beats all along.
+        job = d.run_job(sleep_job(12), timeout=60)
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertGreaterEqual(ns.count("WATCHDOG=1"), 10, ns.messages)
+        mark = len(ns)
+        self.assertTrue(ns.wait_for("WATCHDOG=1", 5, start=mark), ns.messages)
+        self.assertNotIn("no heartbeat", d.log_text())
+
+    def test_wedged_worker_stops_watchdog(self):
+        ns = NotifySocket(self)
+        d = self.daemon(ns, {"EDGECD_TEST_WEDGE_WORKER_MS": "600000"})
+        self.assertTrue(ns.wait_for("WATCHDOG=1", 5), ns.messages)
+        r = d.submit(sleep_job(0))
+        self.assertEqual(r.status, 202, r)
+        self.assertTrue(wait_log(d, r"warn: job \S+: worker 0 wedged", 10), d.log_tail())
+        self.assertTrue(wait_log(d, r"watchdog: worker 0 has had no heartbeat", 30 * slow_factor()),
+                        d.log_tail())
+        time.sleep(0.2)
+        mark = len(ns)
+        # Four intervals without a single WATCHDOG=1.
+        time.sleep(4)
+        self.assertEqual(ns.count("WATCHDOG=1", start=mark), 0, ns.snapshot()[mark:])
+        # The stop ends the wedge; the job, never started, stays queued.
+        d.stop()
+
+
+@quick
+class Reload(unittest.TestCase):
+
+    def test_sighup_says_reloading_then_ready(self):
+        ns = NotifySocket(self)
+        d = Daemon("reload", env={"NOTIFY_SOCKET": ns.path})
+        self.addCleanup(d.stop)
+        d.start(timeout=20 * slow_factor())
+        self.assertTrue(ns.wait_for("READY=1", 20 * slow_factor()), ns.messages)
+        mark = len(ns)
+        os.kill(d.proc.pid, signal.SIGHUP)
+        self.assertTrue(ns.wait_for("RELOADING=1", 10, start=mark), ns.messages)
+        i = ns.find("RELOADING=1", mark)
+        self.assertRegex(ns.snapshot()[i], r"(^|\n)MONOTONIC_USEC=\d+(\n|$)")
+        self.assertTrue(ns.wait_for("READY=1", 10, start=i + 1), ns.messages)
+        self.assertIn("plugins reloaded (sighup)", d.log_text())

@@ -1,0 +1,33 @@
+/* heartbeat.h - threads that say they are alive, for the watchdog.
+ *
+ * A watched thread binds its own slot (heartbeat_bind) and beats at points
+ * it passes at bounded intervals: each pass of its loop, and every wait it
+ * does (pidref_wait() and the other waits beat at least once a second, so
+ * a thread waiting on a running container keeps beating).  A slot marked
+ * idle (waiting for work on a lock-free path of its own) is not judged.
+ * The main loop asks heartbeat_age_ms() of each slot and stops sending
+ * WATCHDOG=1 when one has been silent too long. */
+#ifndef EDGECD_HEARTBEAT_H
+#define EDGECD_HEARTBEAT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* How often a watched wait wakes at least, to beat. */
+#define HEARTBEAT_SLICE_MS 1000
+
+struct heartbeat {
+        _Atomic int64_t mono_ms;    /* the last beat; -1: idle */
+};
+
+/* The calling thread beats into hb from now on (NULL: no more). */
+void heartbeat_bind(struct heartbeat *hb);
+/* Beat the calling thread's slot, if it has one.  Cheap. */
+void heartbeat_beat(void);
+/* The calling thread waits for work (or beats again: false). */
+void heartbeat_idle(bool idle);
+/* Milliseconds since hb last beat at `now`; 0 when idle. */
+int64_t heartbeat_age_ms(const struct heartbeat *hb, int64_t now_mono_ms);
+
+#endif
