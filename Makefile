@@ -4,6 +4,7 @@
 #   make run        the daemon in the foreground on config/edgecd.yaml
 #   make check      every test (unit, integration on a real runtime, ASan build);
 #                   RUNTIME=/path/to/youki runs them on that runtime
+#   make system     the daemon under a real systemd (tests/system, systemd-nspawn)
 #   make check-v2   the cgroup v2 tier alone: the installed daemon on crun and
 #                   runc in a QEMU VM (tests/system/check-v2.sh; cache build/vm/)
 #   make bench      benchmark figures
@@ -52,7 +53,7 @@ TESTS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test-*.c
 
 DEPS_OK := $(B)/.deps-ok
 
-.PHONY: all deps run check check-v2 unit integration plugins bench bench-v2 install deb clean fuzz
+.PHONY: all deps run check check-v2 unit integration system plugins bench bench-v2 install deb clean fuzz
 all: $(B)/edgecd $(B)/edgecd-asan $(B)/edgecdctl plugins
 
 # Installs packages only when something is missing (needs root then).
@@ -120,6 +121,10 @@ integration: all
 # which falls back to crun, then runc, on hosts without it).
 check: all $(TESTS)
 	@EDGECD_RUNTIME="$(RUNTIME)" tests/run.sh $(TESTS)
+
+# The system tier alone: the daemon under a real systemd (tests/system).
+system: all
+	@/usr/bin/python3 tests/system/run.py
 
 # The cgroup v2 tier: a QEMU VM (no KVM) with Debian's kernel, systemd, crun
 # and runc; make check runs it too (tests/run.sh).

@@ -11,7 +11,7 @@ python3 python3-jsonschema golang-github-opencontainers-specs-dev iproute2 procp
 valgrind slowhttptest libsqlite3-dev sqlite3 wrk nginx umoci prometheus
 debhelper dpkg-dev lintian
 libopenblas-serial-dev python3-numpy libcurl4-openssl-dev libjson-validator-perl
-qemu-system-x86 debootstrap e2fsprogs kmod cpio"
+qemu-system-x86 debootstrap e2fsprogs kmod cpio systemd-container"
 
 missing() {
         out=""

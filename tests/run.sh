@@ -10,7 +10,10 @@
 #   5. a short scenario with the daemon under valgrind
 #   6. the Debian package (make deb, its contents, lintian, the unpacked
 #      daemon) and make install for PREFIX=/usr and /usr/local
-#   7. the cgroup v2 tier: the installed daemon on crun and runc in a QEMU
+#   7. under a real systemd: the daemon installed in a Debian 12 tree booted
+#      with systemd-nspawn (tests/system/run.py; the tree is built once
+#      with debootstrap and cached under build/system/)
+#   8. the cgroup v2 tier: the installed daemon on crun and runc in a QEMU
 #      VM (tests/system/check-v2.sh; EDGECD_CHECK_V2=0 leaves it out)
 #
 # EDGECD_RUNTIME (make check RUNTIME=...) names the runtime every daemon and
@@ -86,6 +89,10 @@ count_summary "$log_dir/valgrind.log"
 echo "== the Debian package and make install"
 $PY tests/package/test_package.py 2>&1 | tee "$log_dir/package.log"
 count_summary "$log_dir/package.log"
+
+echo "== under a real systemd (systemd-nspawn, a Debian 12 tree)"
+$PY tests/system/run.py 2>&1 | tee "$log_dir/system.log"
+count_summary "$log_dir/system.log"
 
 # Last, as it is the longest: a Debian VM with a unified cgroup v2
 # hierarchy, the installed daemon on crun and on runc (make check-v2).
