@@ -150,7 +150,7 @@ static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
                 free(cb->last_error);
                 cb->last_error = NULL;
                 metrics_callback("delivered");
-                log_info("job %s: callback delivered (attempt %lld, HTTP %ld)", sl->rec.id,
+                log_job(LOG_LVL_INFO, sl->rec.id, sl->rec.algorithm, NULL, "callback delivered (attempt %lld, HTTP %ld)",
                          (long long)cb->attempts, status);
         } else {
                 if (rc != CURLE_OK) {
@@ -171,12 +171,12 @@ static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
                         cb->state = CALLBACK_PENDING;
                         cb->next_ms = now_real_ms() + wait;
                         metrics_callback("retried");
-                        log_info("job %s: callback attempt %lld failed (%s); again in %lld ms", sl->rec.id,
+                        log_job(LOG_LVL_INFO, sl->rec.id, sl->rec.algorithm, NULL, "callback attempt %lld failed (%s); again in %lld ms",
                                  (long long)cb->attempts, cb->last_error, (long long)wait);
                 } else {
                         cb->state = CALLBACK_FAILED;
                         metrics_callback("failed");
-                        log_warn("job %s: callback failed for good after %lld attempt(s): %s", sl->rec.id,
+                        log_job(LOG_LVL_WARN, sl->rec.id, sl->rec.algorithm, NULL, "callback failed for good after %lld attempt(s): %s",
                                  (long long)cb->attempts, cb->last_error);
                 }
         }
@@ -214,7 +214,7 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
         struct job_record rec;
         if (store_get(c->store, id, STORE_READ_RESULT, &rec, &err) < 0) {
                 if (err.code != ERR_NOT_FOUND)
-                        log_warn("job %s: callback: %s", id, err.msg);
+                        log_job(LOG_LVL_WARN, id, NULL, NULL, "callback: %s", err.msg);
                 return false;
         }
         if (!rec.callback.url || rec.callback.state != CALLBACK_PENDING || !job_status_is_final(rec.status)) {
@@ -234,7 +234,7 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
                 cb->state = CALLBACK_FAILED;
                 set_error(cb, "not sent: the URL %s", err.msg);
                 metrics_callback("failed");
-                log_warn("job %s: callback not sent: the URL %s", id, err.msg);
+                log_job(LOG_LVL_WARN, id, sl->rec.algorithm, NULL, "callback not sent: the URL %s", err.msg);
                 free(sl->body);
                 sl->body = NULL;
                 slot_write(sl);
@@ -276,7 +276,7 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
         curl_easy_setopt(e, CURLOPT_PRIVATE, sl);
         if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
                 abort();
-        log_debug("job %s: callback attempt %lld", sl->rec.id, (long long)cb->attempts + 1);
+        log_job(LOG_LVL_DEBUG, sl->rec.id, sl->rec.algorithm, NULL, "callback attempt %lld", (long long)cb->attempts + 1);
         return true;
 }
 
@@ -351,7 +351,7 @@ static void *delivery_main(void *arg)
                                 pthread_mutex_lock(&c->lock);
                                 next_scan = 0;
                         } else {
-                                log_warn("job %s: callback outcome not recorded yet: %s", sl->rec.id,
+                                log_job(LOG_LVL_WARN, sl->rec.id, sl->rec.algorithm, NULL, "callback outcome not recorded yet: %s",
                                          sl->write.err.msg);
                                 sl->state = SLOT_WRITE_AGAIN;
                                 sl->retry_at = now_mono_ms() + WRITE_AGAIN_MS;

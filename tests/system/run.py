@@ -6,8 +6,8 @@
 A Debian 12 tree (tests/system/mkroot.sh: systemd, dbus, runc, crun, curl
 and the daemon's libraries; built once, cached under build/system/ by its
 package list) is copied for the run, edgecd is installed into the copy (the
-Debian package build/edgecd_*.deb when there is one, else `make install
-PREFIX=/usr/local`), and the copy is booted with systemd as PID 1:
+Debian package build/edgecd_*.deb when it is newer than build/edgecd, else
+`make install PREFIX=/usr/local`), and the copy is booted with systemd as PID 1:
 
     systemd-nspawn -b --register=no --keep-unit --private-network
                    --system-call-filter='add_key keyctl request_key' -D COPY
@@ -104,8 +104,11 @@ class Machine:
         subprocess.run(["cp", "-a", "--reflink=auto", CACHED_TREE, self.tree], check=True)
         # A persistent journal, readable from the host (journalctl -D).
         os.makedirs(self.path("/var/log/journal"), exist_ok=True)
+        # The package when it is newer than the daemon built (make check
+        # builds it in the package tier, before this one).
         debs = sorted(glob.glob(os.path.join(BUILD, "edgecd_*_amd64.deb")), key=os.path.getmtime)
-        self.deb = debs[-1] if debs else None
+        built = os.path.getmtime(os.path.join(BUILD, "edgecd"))
+        self.deb = debs[-1] if debs and os.path.getmtime(debs[-1]) >= built else None
         if self.deb:
             shutil.copy(self.deb, self.path("/root/edgecd.deb"))
         else:
