@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "heartbeat.h"
 #include "log.h"
 #include "util.h"
 
@@ -101,7 +102,7 @@ int cleaner_start(const struct sandbox_env *env, struct idpool *ids, struct live
         c->delay_ms = delay ? strtoll(delay, NULL, 10) : 0;
         pthread_mutex_init(&c->lock, NULL);
         cond_init_monotonic(&c->more);
-        pthread_cond_init(&c->room, NULL);
+        cond_init_monotonic(&c->room);
         int e = thread_start(&c->thread, "edgecd-cleaner", cleaner_main, c);
         if (e) {
                 pthread_mutex_destroy(&c->lock);
@@ -124,8 +125,12 @@ void cleaner_push(struct cleaner *c, struct sandbox *sb)
         struct item *it = xcalloc(1, sizeof *it);
         it->sb = sb;
         pthread_mutex_lock(&c->lock);
-        while (c->pending >= CLEANER_BACKLOG && !c->quit)
-                pthread_cond_wait(&c->room, &c->lock);
+        /* A worker waiting for room is alive: it beats (heartbeat.h). */
+        while (c->pending >= CLEANER_BACKLOG && !c->quit) {
+                struct timespec ts = timespec_in(CLOCK_MONOTONIC, HEARTBEAT_SLICE_MS);
+                pthread_cond_timedwait(&c->room, &c->lock, &ts);
+                heartbeat_beat();
+        }
         *c->tail = it;
         c->tail = &it->next;
         c->pending++;

@@ -2,8 +2,9 @@
  *
  * A watched thread binds its own slot (heartbeat_bind) and beats at points
  * it passes at bounded intervals: each pass of its loop, and every wait it
- * does (pidref_wait() and the other waits beat at least once a second, so
- * a thread waiting on a running container keeps beating).  A slot marked
+ * does (pidref_wait(), a store write's wait, the cleaner's backlog and the
+ * retry pauses beat at least once a second, so a thread waiting on a
+ * running container, or on a write a full disk holds, keeps beating).  A slot marked
  * idle (waiting for work on a lock-free path of its own) is not judged.
  * The main loop asks heartbeat_age_ms() of each slot and stops sending
  * WATCHDOG=1 when one has been silent too long. */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "heartbeat.h"
 #include "recordcache.h"
 #include "util.h"
 
@@ -103,7 +104,7 @@ static void wake(struct store_write *w)
 static void write_begin(struct store *s, struct store_write *w, struct waiter *wt)
 {
         pthread_mutex_init(&wt->lock, NULL);
-        pthread_cond_init(&wt->cond, NULL);
+        cond_init_monotonic(&wt->cond);
         wt->done = false;
         w->done = wake;
         w->ctx = wt;
@@ -113,8 +114,14 @@ static void write_begin(struct store *s, struct store_write *w, struct waiter *w
 static int write_end(struct store_write *w, struct waiter *wt, struct err *err)
 {
         pthread_mutex_lock(&wt->lock);
-        while (!wt->done)
-                pthread_cond_wait(&wt->cond, &wt->lock);
+        /* A worker waiting for its write is alive, also while a full disk
+         * holds the write (heartbeat.h): the watchdog must not restart
+         * the daemon for that. */
+        while (!wt->done) {
+                struct timespec ts = timespec_in(CLOCK_MONOTONIC, HEARTBEAT_SLICE_MS);
+                pthread_cond_timedwait(&wt->cond, &wt->lock, &ts);
+                heartbeat_beat();
+        }
         pthread_mutex_unlock(&wt->lock);
         pthread_mutex_destroy(&wt->lock);
         pthread_cond_destroy(&wt->cond);
