@@ -222,6 +222,42 @@ def _unescape_mount(s):
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
 
 
+def state_on_small_disk(d, size="24m"):
+    """Put daemon d's state dir (not started yet) on a tmpfs of `size` of its
+    own, so that a test can fill it.  Returns the path of the file to fill
+    it with (fill_disk); the caller removes that file before d.stop() and
+    unmounts with unmount_state(d) after it."""
+    os.makedirs(d.state_dir)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size, "tmpfs", d.state_dir],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError("mount a tmpfs on %s: %s" % (d.state_dir, r.stderr))
+    d.own_mounts.append(d.state_dir)
+    return os.path.join(d.state_dir, "fill.bin")
+
+
+def unmount_state(d):
+    """After d.stop() (which unmounts lazily what it finds under its temp
+    dir), whatever happened."""
+    if d.state_dir in mounts_under(d.state_dir):
+        subprocess.run(["umount", "-R", "-l", d.state_dir], capture_output=True)
+
+
+def fill_disk(path):
+    """Write path until its file system is full (ENOSPC), in smaller and
+    smaller pieces; a short write is fine, the next one fails."""
+    import errno
+    with open(path, "wb", buffering=0) as f:
+        for size in (1 << 20, 1 << 12, 1):
+            chunk = b"\1" * size
+            try:
+                while True:
+                    f.write(chunk)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+
+
 def mounts_under(prefix, pid=None):
     path = "/proc/%d/mounts" % pid if pid else "/proc/self/mounts"
     out = []

@@ -14,7 +14,6 @@ dir, so the shared one and its counts stay as other tests expect."""
 
 import calendar
 import contextlib
-import errno
 import http.client
 import json
 import os
@@ -533,18 +532,8 @@ class Chaos(DurableCase):
 class FullDisk(DurableCase):
 
     def test_full_state_dir_refuses_work_and_recovers(self):
-        def unmount(d):
-            # After d.stop() (which unmounts lazily what it finds under its
-            # temp dir), whatever happened.
-            if d.state_dir in harness.mounts_under(d.state_dir):
-                subprocess.run(["umount", "-R", "-l", d.state_dir], capture_output=True)
-        d = self.daemon("fullstore", start=False, after_stop=unmount)
-        os.makedirs(d.state_dir)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", d.state_dir],
-                           capture_output=True, text=True)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        d.own_mounts.append(d.state_dir)
-        fill = os.path.join(d.state_dir, "fill.bin")
+        d = self.daemon("fullstore", start=False, after_stop=harness.unmount_state)
+        fill = harness.state_on_small_disk(d)
         # Before d.stop(): the daemon stops on a disk with room.
         self.addCleanup(lambda: os.path.exists(fill) and os.unlink(fill))
         d.start()
@@ -552,14 +541,7 @@ class FullDisk(DurableCase):
         first = d.run_job(echo(1))
         self.assertEcho(first, 1)
         time.sleep(0.5)
-        with open(fill, "wb", buffering=0) as f:
-            for size in (1 << 20, 1 << 12, 1):
-                chunk = b"\1" * size
-                try:
-                    while True:
-                        f.write(chunk)      # a short write is fine: the next one fails
-                except OSError as e:
-                    self.assertEqual(e.errno, errno.ENOSPC, e)
+        harness.fill_disk(fill)
         self.assertGreater(os.path.getsize(fill), 8 << 20)
 
         # A commit in WAL space the file already has may still succeed: a

@@ -282,7 +282,6 @@ class HeldClaim(unittest.TestCase):
     breaker's probe job, which would isolate its algorithm again)."""
 
     def test_build_failed_while_the_claim_was_held_is_not_the_attempts(self):
-        import errno
         tmp = tempfile.mkdtemp(prefix="edgecd-it-held-")
         self.addCleanup(shutil.rmtree, tmp, True)
         plugins, binary = flaky_plugins(tmp)
@@ -290,18 +289,10 @@ class HeldClaim(unittest.TestCase):
             "workers": 1, "retry": {"max_attempts": 3, "backoff_ms": 50},
             "breaker": {"degrade_after": 1, "isolate_after": 1, "cooldown_seconds": 3}})
 
-        def unmount(d):
-            if d.state_dir in harness.mounts_under(d.state_dir):
-                subprocess.run(["umount", "-R", "-l", d.state_dir], capture_output=True)
-        self.addCleanup(unmount, d)
+        self.addCleanup(harness.unmount_state, d)
         self.addCleanup(d.stop)
         self.addCleanup(harness.cancel_all, d)
-        os.makedirs(d.state_dir)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", d.state_dir],
-                           capture_output=True, text=True)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        d.own_mounts.append(d.state_dir)
-        fill = os.path.join(d.state_dir, "fill.bin")
+        fill = harness.state_on_small_disk(d)
         self.addCleanup(lambda: os.path.exists(fill) and os.unlink(fill))
         d.start()
         flaky = {"algorithm": "t_flaky", "parameters": {}}
@@ -309,14 +300,7 @@ class HeldClaim(unittest.TestCase):
         first = d.wait_final(ids[0])
         self.assertEqual(first["error"]["code"], "runtime_error", first)   # isolated now
         os.chmod(binary, 0o755)   # mended: the probe would succeed
-        with open(fill, "wb", buffering=0) as f:
-            for size in (1 << 20, 1 << 12, 1):
-                chunk = b"\1" * size
-                try:
-                    while True:
-                        f.write(chunk)
-                except OSError as e:
-                    self.assertEqual(e.errno, errno.ENOSPC, e)
+        harness.fill_disk(fill)
         # A failed insert makes the store notice the full disk.
         for k in range(20):
             if d.submit({"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": k}}).status != 202:
