@@ -32,7 +32,7 @@ if ls "$in"/pkg/*.deb >/dev/null 2>&1; then
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
         chmod 0755 /usr/sbin/policy-rc.d
         t0=$(cut -d' ' -f1 /proc/uptime)
-        dpkg -i "$in"/pkg/*.deb >"$out/install.log" 2>&1 || { cat "$out/install.log"; fail "$how"; finish; }
+        dpkg -i --force-unsafe-io "$in"/pkg/*.deb >"$out/install.log" 2>&1 || { cat "$out/install.log"; fail "$how"; finish; }
         rm -f /usr/sbin/policy-rc.d
         systemctl stop edgecd.service
         say "dpkg -i took $(echo "$(cut -d' ' -f1 /proc/uptime) $t0" | awk '{printf "%.1f", $1 - $2}') s"
