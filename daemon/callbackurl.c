@@ -153,7 +153,16 @@ int callback_url_parse(const char *url, struct callback_url *ret, struct err *er
                         return bad(err, "must not have an encoded slash (%2F) in its path");
                 if (hi == '5' && lo == 'c')
                         return bad(err, "must not have an encoded backslash (%5C) in its path");
+                /* Decoded twice by some servers: %252e%252e is "..". */
+                if (hi == '2' && lo == '5')
+                        return bad(err, "must not have an encoded percent sign (%25) in its path");
+                /* Path parameters: servlet containers and proxies drop
+                 * ";..." from a segment, so "/hooks/..;/admin" is "..". */
+                if (hi == '3' && lo == 'b')
+                        return bad(err, "must not have an encoded semicolon (%3B) in its path");
         }
+        if (memchr(path, ';', plen))
+                return bad(err, "must not have a semicolon (path parameters) in its path");
         for (size_t i = 1; i <= plen;) {
                 size_t s = strcspn(path + i, "/?");
                 if (i + s > plen)

@@ -87,6 +87,14 @@ START_TEST(test_parse_refuses)
                 { "http://x.example/a/.%2e", "must not have `.` or `..` segments in its path" },
                 { "http://x.example/a%2f..%2fb", "must not have an encoded slash (%2F) in its path" },
                 { "http://x.example/a%5Cb", "must not have an encoded backslash (%5C) in its path" },
+                { "http://x.example/a/..;/b", "must not have a semicolon (path parameters) in its path" },
+                { "http://x.example/a/%2e%2e;/b", "must not have a semicolon (path parameters) in its path" },
+                { "http://x.example/a/.;/b", "must not have a semicolon (path parameters) in its path" },
+                { "http://x.example/a;v=1", "must not have a semicolon (path parameters) in its path" },
+                { "http://x.example/a/..%3b/b", "must not have an encoded semicolon (%3B) in its path" },
+                { "http://x.example/a/..%3B/b", "must not have an encoded semicolon (%3B) in its path" },
+                { "http://x.example/a/%252e%252e/b", "must not have an encoded percent sign (%25) in its path" },
+                { "http://x.example/a/%25", "must not have an encoded percent sign (%25) in its path" },
                 { "http://x.example/a%zz", "has a malformed percent-encoding in its path" },
                 { "http://x.example/a%4", "has a malformed percent-encoding in its path" },
         };
@@ -155,6 +163,13 @@ START_TEST(test_allowlist)
         ck_assert(!allowed(allow, "https://hooks.example.com/"));
         ck_assert(!allowed(allow, "https://hooks.example.com/edgecd/../admin"));
         ck_assert(!allowed(allow, "https://hooks.example.com/edgecd%2f..%2fadmin"));
+        ck_assert(!allowed(allow, "https://hooks.example.com/edgecd/..;/admin"));
+        ck_assert(!allowed(allow, "https://hooks.example.com/edgecd/%2e%2e;/admin"));
+        ck_assert(!allowed(allow, "https://hooks.example.com/edgecd/..%3b/admin"));
+        ck_assert(!allowed(allow, "https://hooks.example.com/edgecd/.;/x"));
+        ck_assert(!allowed(allow, "https://hooks.example.com/edgecd/%252e%252e/admin"));
+        /* A semicolon in the query is the receiver's business. */
+        ck_assert(allowed(allow, "https://hooks.example.com/edgecd/job?a=1;b=2"));
         ck_assert(!allowed(allow, "http://10.0.0.1:80/"));
         ck_assert(!allowed(allow, "http://10.0.0.10:8081/"));
         ck_assert(!allowed(allow, "http://10.0.0.1.evil.org:8081/"));
