@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <pthread.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -33,7 +34,13 @@ struct callbacks;
 
 struct slot {
         struct callbacks *c;
-        enum slot_state state;          /* SLOT_WRITING -> SLOT_WRITTEN under c->lock */
+        /* SLOT_WRITING -> SLOT_WRITTEN by the writer thread under c->lock;
+         * the delivery thread reads it without: atomics (slot_state()). */
+        enum slot_state state;
+        char dest[CALLBACK_DEST_MAX];   /* scheme://host:port: the per-receiver cap */
+        size_t got;                     /* response body bytes so far */
+        bool truncated;                 /* ...and we stopped reading it */
+        int64_t retry_after_ms;         /* a Retry-After: header in seconds, or -1 */
         CURL *easy;
         struct curl_slist *headers;
         char *body;
@@ -57,6 +64,7 @@ struct callbacks {
         pthread_cond_t cond;            /* a write done (for the stop) */
         bool stopping, kicked;
         size_t nslots;
+        size_t per_dest;                /* in flight to one receiver at most */
         struct slot *slots;
         struct store_due *due;          /* 2 * nslots */
         uint64_t rnd;
@@ -65,6 +73,33 @@ struct callbacks {
 #define RESCAN_IDLE_MS 60000            /* a look at the store when nothing is due */
 #define RESCAN_ERROR_MS 1000
 #define WRITE_AGAIN_MS 1000
+_Static_assert(STORE_DUE_URL_MAX == CALLBACK_URL_MAX, "a due row holds a whole callback URL");
+
+#define RESPONSE_MAX 4096               /* the receiver's answer body we read, at most */
+#define SCAN_PAGES 8                    /* pages of due callbacks one scan looks at, at most */
+
+static enum slot_state slot_state(const struct slot *sl)
+{
+        return __atomic_load_n(&sl->state, __ATOMIC_ACQUIRE);
+}
+
+static void slot_set_state(struct slot *sl, enum slot_state st)
+{
+        __atomic_store_n(&sl->state, st, __ATOMIC_RELEASE);
+}
+
+/* "scheme://host:port" of url, what the per-receiver cap counts; "" when
+ * it does not parse (the allowlist check refuses it then). */
+static void dest_of(const char *url, char *out, size_t size)
+{
+        struct callback_url *u = xmalloc(sizeof *u);
+        struct err err = ERR_INIT;
+        if (callback_url_parse(url, u, &err) < 0)
+                snprintf(out, size, "%s", "");
+        else
+                snprintf(out, size, "%s://%s:%u", u->scheme, u->host, u->port);
+        free(u);
+}
 
 static double next_random(struct callbacks *c)
 {
@@ -75,11 +110,40 @@ static double next_random(struct callbacks *c)
         return (double)(c->rnd >> 11) / 9007199254740992.0;
 }
 
+/* The answer's body is not used: a few KiB are read, then the transfer is
+ * ended (a 2xx status delivered the callback whatever the body does). */
 static size_t discard(char *p, size_t size, size_t n, void *ctx)
 {
         (void)p;
-        (void)ctx;
+        struct slot *sl = ctx;
+        sl->got += size * n;
+        if (sl->got > RESPONSE_MAX) {
+                sl->truncated = true;
+                return 0;
+        }
         return size * n;
+}
+
+/* Retry-After in seconds (the date form is ignored: backoff then). */
+static size_t header_line(char *p, size_t size, size_t n, void *ctx)
+{
+        struct slot *sl = ctx;
+        size_t len = size * n;
+        static const char name[] = "retry-after:";
+        if (len > sizeof name - 1 && !strncasecmp(p, name, sizeof name - 1)) {
+                size_t i = sizeof name - 1;
+                while (i < len && (p[i] == ' ' || p[i] == '\t'))
+                        i++;
+                int64_t v = 0;
+                size_t digits = 0;
+                for (; i < len && p[i] >= '0' && p[i] <= '9' && digits < 10; i++, digits++)
+                        v = v * 10 + (p[i] - '0');
+                while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+                        i++;
+                if (digits && i == len)
+                        sl->retry_after_ms = v * 1000;
+        }
+        return len;
 }
 
 static void slot_release(struct slot *sl)
@@ -94,7 +158,8 @@ static void slot_release(struct slot *sl)
         free(sl->body);
         sl->body = NULL;
         record_clear(&sl->rec);
-        sl->state = SLOT_FREE;
+        sl->dest[0] = '\0';
+        slot_set_state(sl, SLOT_FREE);
 }
 
 static void write_done(struct store_write *w)
@@ -107,7 +172,7 @@ static void write_done(struct store_write *w)
         /* The wakeup under the lock too: once the delivery thread sees
          * SLOT_WRITTEN it may stop and free c. */
         pthread_mutex_lock(&c->lock);
-        sl->state = SLOT_WRITTEN;
+        slot_set_state(sl, SLOT_WRITTEN);
         pthread_cond_broadcast(&c->cond);
         curl_multi_wakeup(c->multi);
         pthread_mutex_unlock(&c->lock);
@@ -119,7 +184,7 @@ static void slot_write(struct slot *sl)
         sl->write = (struct store_write){ .kind = STORE_CALLBACK, .items = &sl->item, .n = 1,
                                           .done = write_done, .ctx = sl };
         pthread_mutex_lock(&sl->c->lock);
-        sl->state = SLOT_WRITING;
+        slot_set_state(sl, SLOT_WRITING);
         pthread_mutex_unlock(&sl->c->lock);
         store_write_async(sl->c->store, &sl->write);
 }
@@ -144,7 +209,10 @@ static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
         cb->attempts++;
         cb->last_status = (int)status;
         bool retry = false;
-        if (rc == CURLE_OK && status >= 200 && status < 300) {
+        /* The status decides once it came: a body that errs or never ends
+         * after a 2xx does not make the receiver's yes a no. */
+        bool answered = status > 0 && (rc == CURLE_OK || sl->truncated || (status >= 200 && status < 300));
+        if (answered && status >= 200 && status < 300) {
                 cb->state = CALLBACK_DELIVERED;
                 cb->delivered_ms = now_real_ms();
                 free(cb->last_error);
@@ -153,7 +221,7 @@ static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
                 log_job(LOG_LVL_INFO, sl->rec.id, sl->rec.algorithm, NULL, "callback delivered (attempt %lld, HTTP %ld)",
                          (long long)cb->attempts, status);
         } else {
-                if (rc != CURLE_OK) {
+                if (!answered) {
                         set_error(cb, "%s", *sl->errbuf ? sl->errbuf : curl_easy_strerror(rc));
                         retry = true;
                 } else if (status >= 300 && status < 400) {
@@ -168,6 +236,11 @@ static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
                         int64_t wait = callback_backoff_ms(c->cfg->callbacks.backoff_ms,
                                                            c->cfg->callbacks.max_backoff_ms, cb->attempts,
                                                            next_random(c));
+                        /* The receiver says when (429, 503), within our bound. */
+                        if (answered && (status == 429 || status == 503) && sl->retry_after_ms >= 0)
+                                wait = sl->retry_after_ms < c->cfg->callbacks.max_backoff_ms
+                                               ? sl->retry_after_ms
+                                               : c->cfg->callbacks.max_backoff_ms;
                         cb->state = CALLBACK_PENDING;
                         cb->next_ms = now_real_ms() + wait;
                         metrics_callback("retried");
@@ -221,7 +294,11 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
                 record_clear(&rec);
                 return false;
         }
-        sl->state = SLOT_SENDING;
+        slot_set_state(sl, SLOT_SENDING);
+        sl->got = 0;
+        sl->truncated = false;
+        sl->retry_after_ms = -1;
+        dest_of(rec.callback.url, sl->dest, sizeof sl->dest);
         sl->body = record_render(&rec, true, &sl->body_len);
         free(rec.result);
         rec.result = NULL;
@@ -233,7 +310,7 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
         if (callback_url_allowed(c->cfg->callbacks.allow, cb->url, &err) < 0) {
                 cb->state = CALLBACK_FAILED;
                 set_error(cb, "not sent: the URL %s", err.msg);
-                metrics_callback("failed");
+                metrics_callback("not_sent");
                 log_job(LOG_LVL_WARN, id, sl->rec.algorithm, NULL, "callback not sent: the URL %s", err.msg);
                 free(sl->body);
                 sl->body = NULL;
@@ -272,6 +349,13 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)cfg->callbacks.connect_timeout_seconds);
         curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)cfg->callbacks.timeout_seconds);
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, sl);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_line);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, sl);
+        /* A name lookup still running when the handle goes (a connect
+         * timeout, the stop) is left behind, not waited for: the threaded
+         * resolver would block the delivery thread until it returns. */
+        curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, sl->errbuf);
         curl_easy_setopt(e, CURLOPT_PRIVATE, sl);
         if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
@@ -280,18 +364,29 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
         return true;
 }
 
+/* Only the delivery thread sets a slot's id and dest, and only while the
+ * slot is free: reading them here needs no lock. */
 static bool busy(struct callbacks *c, const char *id)
 {
         for (size_t i = 0; i < c->nslots; i++)
-                if (c->slots[i].state != SLOT_FREE && !strcmp(c->slots[i].rec.id, id))
+                if (slot_state(&c->slots[i]) != SLOT_FREE && !strcmp(c->slots[i].rec.id, id))
                         return true;
         return false;
+}
+
+static size_t dest_in_flight(struct callbacks *c, const char *dest)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < c->nslots; i++)
+                if (slot_state(&c->slots[i]) != SLOT_FREE && !strcmp(c->slots[i].dest, dest))
+                        n++;
+        return n;
 }
 
 static struct slot *free_slot(struct callbacks *c)
 {
         for (size_t i = 0; i < c->nslots; i++)
-                if (c->slots[i].state == SLOT_FREE)
+                if (slot_state(&c->slots[i]) == SLOT_FREE)
                         return &c->slots[i];
         return NULL;
 }
@@ -303,27 +398,44 @@ static int64_t scan(struct callbacks *c)
         int64_t mono = now_mono_ms();
         if (!free_slot(c))
                 return mono + RESCAN_IDLE_MS;   /* a slot that frees looks again */
-        size_t n = 0;
-        struct err err = ERR_INIT;
-        if (store_callbacks_due(c->store, c->due, 2 * c->nslots, &n, &err) < 0) {
-                log_warn("callbacks: %s", err.msg);
-                return mono + RESCAN_ERROR_MS;
-        }
         int64_t next = mono + RESCAN_IDLE_MS;
-        for (size_t i = 0; i < n; i++) {
-                const struct store_due *d = &c->due[i];
-                if (busy(c, d->id))
-                        continue;
-                int64_t wait = d->next_ms - now_real_ms();
-                if (wait > 0) {
-                        if (mono + wait < next)
-                                next = mono + wait;
-                        break;
+        size_t max = 2 * c->nslots, skip = 0;
+        /* Due ones of a receiver at its cap are passed over: the next page
+         * may hold another receiver's (a few pages, so that a long queue
+         * for one dead receiver costs a bounded look). */
+        for (int page = 0; page < SCAN_PAGES; page++) {
+                size_t n = 0;
+                struct err err = ERR_INIT;
+                if (store_callbacks_due(c->store, c->due, max, skip, &n, &err) < 0) {
+                        log_warn("callbacks: %s", err.msg);
+                        return mono + RESCAN_ERROR_MS;
                 }
-                struct slot *sl = free_slot(c);
-                if (!sl)
-                        break;   /* looked at again when one frees */
-                slot_start(c, sl, d->id);
+                bool done = n < max;
+                char dest[CALLBACK_DEST_MAX];
+                for (size_t i = 0; i < n && !done; i++) {
+                        const struct store_due *d = &c->due[i];
+                        if (busy(c, d->id))
+                                continue;
+                        int64_t wait = d->next_ms - now_real_ms();
+                        if (wait > 0) {
+                                if (mono + wait < next)
+                                        next = mono + wait;
+                                done = true;
+                                break;
+                        }
+                        dest_of(d->url, dest, sizeof dest);
+                        if (*dest && dest_in_flight(c, dest) >= c->per_dest)
+                                continue;   /* looked at again when one of its slots frees */
+                        struct slot *sl = free_slot(c);
+                        if (!sl) {
+                                done = true;   /* looked at again when one frees */
+                                break;
+                        }
+                        slot_start(c, sl, d->id);
+                }
+                if (done || !free_slot(c))
+                        break;
+                skip += n;
         }
         return next;
 }
@@ -343,7 +455,7 @@ static void *delivery_main(void *arg)
                  * it would be sent twice). */
                 for (size_t i = 0; i < c->nslots; i++) {
                         struct slot *sl = &c->slots[i];
-                        if (sl->state != SLOT_WRITTEN)
+                        if (slot_state(sl) != SLOT_WRITTEN)
                                 continue;
                         if (sl->write.err.code == ERR_OK) {
                                 pthread_mutex_unlock(&c->lock);
@@ -353,7 +465,7 @@ static void *delivery_main(void *arg)
                         } else {
                                 log_job(LOG_LVL_WARN, sl->rec.id, sl->rec.algorithm, NULL, "callback outcome not recorded yet: %s",
                                          sl->write.err.msg);
-                                sl->state = SLOT_WRITE_AGAIN;
+                                slot_set_state(sl, SLOT_WRITE_AGAIN);
                                 sl->retry_at = now_mono_ms() + WRITE_AGAIN_MS;
                         }
                 }
@@ -364,7 +476,7 @@ static void *delivery_main(void *arg)
                 int64_t wake = next_scan;
                 for (size_t i = 0; i < c->nslots; i++) {
                         struct slot *sl = &c->slots[i];
-                        if (sl->state != SLOT_WRITE_AGAIN)
+                        if (slot_state(sl) != SLOT_WRITE_AGAIN)
                                 continue;
                         if (sl->retry_at <= mono)
                                 slot_write(sl);
@@ -397,10 +509,10 @@ static void *delivery_main(void *arg)
         for (size_t i = 0; i < c->nslots; i++) {
                 struct slot *sl = &c->slots[i];
                 pthread_mutex_lock(&c->lock);
-                while (sl->state == SLOT_WRITING)
+                while (slot_state(sl) == SLOT_WRITING)
                         pthread_cond_wait(&c->cond, &c->lock);
                 pthread_mutex_unlock(&c->lock);
-                if (sl->state != SLOT_FREE)
+                if (slot_state(sl) != SLOT_FREE)
                         slot_release(sl);
         }
         return NULL;
@@ -429,6 +541,9 @@ int callbacks_start(const struct config *cfg, struct store *store, struct callba
         pthread_mutex_init(&c->lock, NULL);
         pthread_cond_init(&c->cond, NULL);
         c->nslots = (size_t)cfg->callbacks.concurrency;
+        /* Half the slots for one receiver at most: a dead one leaves the
+         * rest to the others. */
+        c->per_dest = c->nslots / 2 ? c->nslots / 2 : 1;
         c->slots = xcalloc(c->nslots, sizeof *c->slots);
         for (size_t i = 0; i < c->nslots; i++)
                 c->slots[i].c = c;
@@ -440,8 +555,8 @@ int callbacks_start(const struct config *cfg, struct store *store, struct callba
                 return err_set(err, ERR_INTERNAL, e, "callbacks: start the delivery thread");
         }
         c->thread_started = true;
-        log_info("callbacks: %zu allowed prefix(es), %zu deliveries at once", strv_len(cfg->callbacks.allow),
-                 c->nslots);
+        log_info("callbacks: %zu allowed prefix(es), %zu deliveries at once, %zu to one receiver",
+                 strv_len(cfg->callbacks.allow), c->nslots, c->per_dest);
         *ret = c;
         return 0;
 }

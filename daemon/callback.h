@@ -14,13 +14,16 @@
  * and `X-Edgecd-Attempt`.
  *
  * How: one delivery thread (libcurl's multi interface) keeps at most
- * callbacks.concurrency deliveries in flight; the store is the queue (the
+ * callbacks.concurrency deliveries in flight, at most half of them (at
+ * least one) to one scheme://host:port; the store is the queue (the
  * jobs whose callback is pending, with when each is due), so memory holds
  * those few deliveries only, however many wait, and a restart (even after
- * SIGKILL) picks up what was pending.  2xx: delivered.  3xx and 4xx other
+ * SIGKILL) picks up what was pending.  2xx: delivered (whatever the body
+ * does after; at most a few KiB of it are read).  3xx and 4xx other
  * than 408 and 429: failed for good.  Anything else (5xx, 408, 429, no
  * connection, a timeout) is tried again after backoff_ms, doubling up to
- * max_backoff_ms with jitter, up to max_attempts in all.  At least once:
+ * max_backoff_ms with jitter (a 429/503 Retry-After in seconds instead, at
+ * most max_backoff_ms), up to max_attempts in all.  At least once:
  * a delivery whose outcome was not yet recorded when the daemon stopped is
  * sent again. */
 #ifndef EDGECD_CALLBACK_H

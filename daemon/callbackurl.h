@@ -19,6 +19,8 @@
 #include "error.h"
 
 #define CALLBACK_URL_MAX 2048
+/* "scheme://host:port" of a parsed URL, with its NUL. */
+#define CALLBACK_DEST_MAX 300
 #define CALLBACK_SECRET_MIN 16
 #define CALLBACK_SECRET_MAX 4096
 

@@ -25,7 +25,7 @@ static const char *const http_reasons[] = {
 static const char *const kinds[] = { "container", "cgroup", "workspace" };
 static const char *const plugin_changes[] = { "added", "changed", "removed", "broken" };
 static const char *const reload_triggers[] = { "watch", "sighup" };
-static const char *const callback_outcomes[] = { "delivered", "retried", "failed" };
+static const char *const callback_outcomes[] = { "delivered", "retried", "failed", "not_sent" };
 
 static uint64_t submitted, retries, pruned;
 static uint64_t callbacks[ARRAY_SIZE(callback_outcomes)];
@@ -464,7 +464,8 @@ char *metrics_render(const struct metrics_gauges *g)
         family(&b, "edgecd_store_records", "gauge", "Job records in the store.");
         put(&b, "edgecd_store_records %zu\n", g->store_records);
         family(&b, "edgecd_callback_attempts_total", "counter",
-               "Callback POSTs by outcome: delivered, retried (failed, tried again later), failed (for good).");
+               "Callback attempts by outcome: delivered, retried (failed, tried again later), failed (for good), "
+               "not_sent (the URL no longer allowed: no POST).");
         put_labelled(&b, "edgecd_callback_attempts_total", "outcome", callback_outcomes, callbacks,
                      ARRAY_SIZE(callbacks));
         family(&b, "edgecd_store_records_pruned_total", "counter", "Finished records deleted past retention.");

@@ -51,7 +51,8 @@ void metrics_runtime_mute(bool on);
 /* A call already counted turned out to have failed (a foreground run). */
 void metrics_runtime_failed(const char *verb);
 /* A callback attempt's outcome: "delivered", "retried" (failed, tried
- * again later), "failed" (for good). */
+ * again later), "failed" (for good), "not_sent" (its URL no longer
+ * allowed: no POST). */
 void metrics_callback(const char *outcome);
 /* When the process started (for process_start_time_seconds); once, early. */
 void metrics_set_start_time(void);

@@ -115,9 +115,11 @@ struct store_filter {
 #define STORE_READ_RESULT 2u
 
 /* A callback due for delivery (store_callbacks_due). */
+#define STORE_DUE_URL_MAX 2048     /* CALLBACK_URL_MAX */
 struct store_due {
         char id[JOB_ID_LEN + 1];
         int64_t next_ms;
+        char url[STORE_DUE_URL_MAX + 1];   /* its callback_url (truncated past the max) */
 };
 
 struct store_stats {
@@ -157,8 +159,8 @@ struct store_ops {
         int (*check)(struct store_backend *b, struct err *err);
         /* Final records whose callback is pending, soonest due first, at
          * most max of them into ret; their number. */
-        int (*callbacks_due)(struct store_backend *b, struct store_due *ret, size_t max, size_t *ret_n,
-                             struct err *err);
+        int (*callbacks_due)(struct store_backend *b, struct store_due *ret, size_t max, size_t skip,
+                             size_t *ret_n, struct err *err);
 };
 
 extern const struct store_ops store_sqlite_ops;
@@ -216,9 +218,10 @@ void store_set_cache(struct store *s, size_t max_bytes);
 int store_render(struct store *s, const char *id, bool cache, char **ret_text, size_t *ret_len, bool *ret_final,
                  struct err *err);
 
-/* Final records whose callback is pending, soonest due first (at most
- * max; *ret_n of them). */
-int store_callbacks_due(struct store *s, struct store_due *ret, size_t max, size_t *ret_n, struct err *err);
+/* Final records whose callback is pending, soonest due first, past the
+ * first `skip` of them (at most max; *ret_n of them). */
+int store_callbacks_due(struct store *s, struct store_due *ret, size_t max, size_t skip, size_t *ret_n,
+                        struct err *err);
 /* id's record changed after it was final (its callback's state): a cached
  * rendering of it goes. */
 void store_uncache(struct store *s, const char *id);

@@ -340,11 +340,15 @@ static const char SQL_UPDATE[] =
 static const char SQL_CALLBACK[] =
         "UPDATE jobs SET cb_state = ?2, cb_attempts = ?3, cb_last_status = ?4, cb_last_error = ?5, "
         "cb_delivered_ms = ?6, cb_next_ms = ?7 WHERE id = ?1 AND callback_url IS NOT NULL";
+/* What retention may delete: final jobs whose callback is not pending (a
+ * pending one is the delivery queue: it goes once delivered or failed, a
+ * time bounded by callbacks.max_attempts and the backoff). */
+#define PRUNABLE "status >= 2 AND (cb_state IS NULL OR cb_state <> 0)"
 static const char SQL_EXPIRED[] =
-        "SELECT id, attempts FROM jobs WHERE status >= 2 AND finished_ms < ?1 ORDER BY finished_ms LIMIT ?2";
-static const char SQL_FINALS[] = "SELECT count(*) FROM jobs WHERE status >= 2";
+        "SELECT id, attempts FROM jobs WHERE " PRUNABLE " AND finished_ms < ?1 ORDER BY finished_ms LIMIT ?2";
+static const char SQL_FINALS[] = "SELECT count(*) FROM jobs WHERE " PRUNABLE;
 static const char SQL_OLDEST_FINALS[] =
-        "SELECT id, attempts FROM jobs WHERE status >= 2 ORDER BY finished_ms LIMIT ?1";
+        "SELECT id, attempts FROM jobs WHERE " PRUNABLE " ORDER BY finished_ms LIMIT ?1";
 static const char SQL_DELETE[] = "DELETE FROM jobs WHERE id = ?1";
 static const char SQL_DELETE_JOB_KEYS[] = "DELETE FROM idempotency WHERE job_id = ?1";
 static const char SQL_DELETE_KEYS[] = "DELETE FROM idempotency WHERE created_ms < ?1";
@@ -1263,25 +1267,29 @@ static int sqlite_check(struct store_backend *b, struct err *err)
         return rv;
 }
 
-static int sqlite_callbacks_due(struct store_backend *b, struct store_due *ret, size_t max, size_t *ret_n,
-                                struct err *err)
+static int sqlite_callbacks_due(struct store_backend *b, struct store_due *ret, size_t max, size_t skip,
+                                size_t *ret_n, struct err *err)
 {
         *ret_n = 0;
         struct reader *rd = reader_take(b, err);
         if (!rd)
                 return -1;
         int rv = 0;
-        sqlite3_stmt *st = stmt(rd->db, "SELECT id, cb_next_ms FROM jobs WHERE cb_state = 0 AND status >= 2 "
-                                "ORDER BY cb_next_ms LIMIT ?1", err);
+        sqlite3_stmt *st = stmt(rd->db, "SELECT id, cb_next_ms, callback_url FROM jobs "
+                                "WHERE cb_state = 0 AND status >= 2 ORDER BY cb_next_ms, id LIMIT ?1 OFFSET ?2",
+                                err);
         if (!st) {
                 rv = -1;
         } else {
                 sqlite3_bind_int64(st, 1, (int64_t)max);
+                sqlite3_bind_int64(st, 2, (int64_t)skip);
                 int rc = SQLITE_DONE;
                 while (*ret_n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
                         const char *id = (const char *)sqlite3_column_text(st, 0);
                         snprintf(ret[*ret_n].id, sizeof ret[*ret_n].id, "%s", id ? id : "");
                         ret[*ret_n].next_ms = sqlite3_column_int64(st, 1);
+                        const char *url = (const char *)sqlite3_column_text(st, 2);
+                        snprintf(ret[*ret_n].url, sizeof ret[*ret_n].url, "%s", url ? url : "");
                         (*ret_n)++;
                 }
                 if (*ret_n < max && rc != SQLITE_DONE)

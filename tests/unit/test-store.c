@@ -2743,7 +2743,7 @@ static size_t due(struct fx *f, struct store_due *d, size_t max)
 {
         size_t n = 99;
         struct err err = ERR_INIT;
-        ck_assert_msg(store_callbacks_due(f->s, d, max, &n, &err) == 0, "%s", err.msg);
+        ck_assert_msg(store_callbacks_due(f->s, d, max, 0, &n, &err) == 0, "%s", err.msg);
         return n;
 }
 
@@ -2793,6 +2793,18 @@ START_TEST(test_callbacks)
         ck_assert_int_eq(d[1].next_ms, T0 + 5000);
         ck_assert_uint_eq(due(&f, d, 1), 1);
         ck_assert_str_eq(d[0].id, b.id);
+        ck_assert_str_eq(d[0].url, "http://10.0.0.1:8081/b?x=1");
+        size_t n = 0;
+        struct err err = ERR_INIT;
+        ck_assert_int_eq(store_callbacks_due(f.s, d, 8, 1, &n, &err), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_str_eq(d[0].id, a.id);
+        ck_assert_str_eq(d[0].url, "https://hooks.example.com/edgecd/a");
+
+        /* Retention spares a pending callback: by age (a and b finished
+         * before T0 + 102) and by count (three finals, max 1). */
+        ck_assert_uint_eq(prune(&f, T0 + 102, 1), 0);
+        ck_assert_uint_eq(due(&f, d, 8), 2);
 
         /* A job's own update never touches its callback's state. */
         a.recoveries = 1;
@@ -2835,6 +2847,8 @@ START_TEST(test_callbacks)
         rec_queued(&ghost, "alpha", T0);
         rec_callback(&ghost, "http://x.example/");
         ck_assert_int_eq(write_callback(&f, &ghost), STORE_ITEM_NOT_APPLIED);
+        /* No longer pending: retention takes them. */
+        ck_assert_uint_eq(prune(&f, T0 + 1000, 1), 3);
 
         record_clear(&ghost);
         record_clear(&a);
