@@ -410,7 +410,7 @@ static int64_t scan(struct callbacks *c)
                         log_warn("callbacks: %s", err.msg);
                         return mono + RESCAN_ERROR_MS;
                 }
-                bool done = n < max;
+                bool done = false;
                 char dest[CALLBACK_DEST_MAX];
                 for (size_t i = 0; i < n && !done; i++) {
                         const struct store_due *d = &c->due[i];
@@ -433,7 +433,7 @@ static int64_t scan(struct callbacks *c)
                         }
                         slot_start(c, sl, d->id);
                 }
-                if (done || !free_slot(c))
+                if (done || n < max || !free_slot(c))
                         break;
                 skip += n;
         }

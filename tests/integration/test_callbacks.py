@@ -16,7 +16,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -38,13 +40,17 @@ def echo(i):
 
 class Receiver:
     """An HTTP server that records every POST (path, headers, body) and
-    answers each path with the statuses queued for it (then `default`)."""
+    answers each path with the statuses queued for it (then `default`).
+    A plan entry is a status, (status, {header: value}), or "stream": 200
+    and a chunked body that never ends (until the client goes)."""
 
     def __init__(self):
         self.lock = threading.Condition()
         self.got = []                  # (path, headers dict, body bytes)
-        self.plans = {}                # path -> [status, ...]
+        self.times = []                # time.monotonic() of each POST in got
+        self.plans = {}                # path -> [status | (status, headers) | "stream", ...]
         self.default = 200
+        self.streamed = 0              # bytes of endless bodies written
         rec = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -56,13 +62,40 @@ class Receiver:
                 path = self.path
                 with rec.lock:
                     rec.got.append((path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    rec.times.append(time.monotonic())
                     plan = rec.plans.get(path)
                     status = plan.pop(0) if plan else rec.default
                     rec.lock.notify_all()
+                if status == "stream":
+                    self.stream()
+                    return
+                headers = {}
+                if isinstance(status, tuple):
+                    status, headers = status
                 self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
+
+            def stream(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk = b"x" * 1024
+                deadline = time.monotonic() + 120
+                try:
+                    while time.monotonic() < deadline:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                        with rec.lock:
+                            rec.streamed += len(chunk)
+                        time.sleep(0.01)
+                except OSError:
+                    pass          # the client closed: what a receiver sees
+                self.close_connection = True
 
             def log_message(self, *a):
                 pass
@@ -79,6 +112,10 @@ class Receiver:
     def posts(self, path):
         with self.lock:
             return [g for g in self.got if g[0] == path]
+
+    def post_times(self, path):
+        with self.lock:
+            return [t for g, t in zip(self.got, self.times) if g[0] == path]
 
     def wait_posts(self, path, n, timeout=30.0):
         deadline = time.monotonic() + timeout * slow_factor()
@@ -132,12 +169,14 @@ class CallbackBase(unittest.TestCase):
             self.rx.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def daemon(self, allow=None, **cb):
+    def daemon(self, allow=None, extra=None, env=None, **cb):
         conf = {"allow": allow if allow is not None else [self.rx.url("/hooks")],
                 "secret_file": self.secret_path, "backoff_ms": 100, "max_backoff_ms": 400,
                 "max_attempts": 5, "connect_timeout_seconds": 2, "timeout_seconds": 5}
         conf.update(cb)
-        d = Daemon("callbacks", config={"callbacks": conf})
+        config = {"callbacks": conf}
+        config.update(extra or {})
+        d = Daemon("callbacks", config=config, env=env)
         self.daemons.append(d)
         return d.start()
 
@@ -363,9 +402,9 @@ class TestCallbacks(CallbackBase):
                 self.assertEqual(r.status, 202, r)
             for r in stuck:
                 d.wait_final(r.body["id"])
-            # Both delivery slots are held by the dead receiver now; a new
-            # job still runs and answers, and its callback waits only for
-            # a slot, which the dead ones do not keep (they time out).
+            # The dead receiver holds its share of the delivery slots
+            # (one of two) for up to timeout_seconds; a new job still runs
+            # and answers: a run never waits for a callback.
             job = d.run_job(dict(echo(11)))
             self.assertEqual(job["result"], {"i": 11})
             for r in stuck:
@@ -375,24 +414,131 @@ class TestCallbacks(CallbackBase):
             dead.close()
 
     def test_dead_receiver_does_not_delay_other_callbacks(self):
+        # Two delivery slots, two callbacks to a receiver that accepts and
+        # never answers (each could hold a slot for timeout_seconds), then
+        # one to a healthy receiver: it goes at once, in the slot the dead
+        # receiver may not take.
         dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         dead.bind(("127.0.0.1", 0))
         dead.listen(16)
         try:
             dport = dead.getsockname()[1]
             d = self.daemon(allow=[self.rx.url("/hooks"), "http://127.0.0.1:%d/" % dport],
-                            timeout_seconds=600, concurrency=4)
-            stuck = d.submit(dict(echo(12), callback_url="http://127.0.0.1:%d/x" % dport))
-            d.wait_final(stuck.body["id"])
+                            timeout_seconds=600, concurrency=2)
+            stuck = [d.submit(dict(echo(12), callback_url="http://127.0.0.1:%d/x" % dport)) for _ in range(2)]
+            for r in stuck:
+                self.assertEqual(r.status, 202, r)
+                d.wait_final(r.body["id"])
             r = d.submit(dict(echo(13), callback_url=self.rx.url("/hooks/live")), wait="true")
             self.assertEqual(r.status, 200, r)
             self.rx.wait_posts("/hooks/live", 1)
             self.wait_callback(d, r.body["id"], "delivered")
-            c = d.get_job(stuck.body["id"])["callback"]
-            self.assertEqual((c["state"], c["attempts"]), ("pending", 0), "the dead one is still in flight: %s" % c)
-            # A stop does not wait for it (it stays pending on disk).
+            for s in stuck:
+                c = d.get_job(s.body["id"])["callback"]
+                self.assertEqual((c["state"], c["attempts"]), ("pending", 0), "the dead ones wait: %s" % c)
+            # A stop does not wait for them (they stay pending on disk).
+            rc, _ = d.terminate()
+            self.assertEqual(rc, 0)
         finally:
             dead.close()
+
+    def test_slow_name_lookup_blocks_nothing(self):
+        # A name whose lookup hangs (an LD_PRELOAD shim makes getaddrinfo
+        # of slowdns.test sleep 60 s): its attempt times out on
+        # connect_timeout_seconds, another job's callback goes meanwhile,
+        # and SIGTERM stops the daemon without waiting for the lookup.
+        so = os.path.join(self.tmp, "slowdns.so")
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slowdns_shim.c")
+        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", so, src], check=True)
+        env = {"LD_PRELOAD": so, "SLOWDNS_SECONDS": "60"}
+        if "asan" in os.path.basename(harness.OPTIONS["daemon"]):
+            # The shim comes before the ASan runtime in the library list:
+            # harmless here (it only wraps getaddrinfo).
+            opts = os.environ.get("ASAN_OPTIONS", "")
+            env["ASAN_OPTIONS"] = (opts + ":" if opts else "") + "verify_asan_link_order=0"
+        d = self.daemon(allow=[self.rx.url("/hooks"), "http://slowdns.test:9/"], env=env,
+                        connect_timeout_seconds=1, backoff_ms=100, max_backoff_ms=100, max_attempts=100)
+        slow = d.submit(dict(echo(14), callback_url="http://slowdns.test:9/x"))
+        self.assertEqual(slow.status, 202, slow)
+        # Its first attempt ends (the lookup left behind) and is recorded:
+        # the delivery thread did not wait for the lookup.
+        deadline = time.monotonic() + 20 * slow_factor()
+        while True:
+            c = d.get_job(slow.body["id"])["callback"]
+            if c["attempts"] >= 1:
+                break
+            self.assertLess(time.monotonic(), deadline, "the slow lookup's attempt never ended: %s" % c)
+            time.sleep(0.1)
+        self.assertEqual(c["state"], "pending", c)
+        live = d.submit(dict(echo(15), callback_url=self.rx.url("/hooks/live")))
+        self.assertEqual(live.status, 202, live)
+        self.rx.wait_posts("/hooks/live", 1, timeout=15)
+        self.wait_callback(d, live.body["id"], "delivered", timeout=15)
+        # A lookup is in flight again (the retries go on); the stop does
+        # not wait for it (the shim holds it for 60 s).
+        rc, secs = d.terminate(timeout=30)
+        self.assertEqual(rc, 0)
+        self.assertLess(secs, 20, "the stop waited for the name lookup")
+
+    def test_endless_2xx_body(self):
+        # 200, then a body that never ends: delivered, once; the daemon
+        # stops reading after a few KiB.
+        d = self.daemon(timeout_seconds=3)
+        self.rx.plans["/hooks/stream"] = ["stream"] * 10
+        r = d.submit(dict(echo(16), callback_url=self.rx.url("/hooks/stream")))
+        self.assertEqual(r.status, 202, r)
+        self.rx.wait_posts("/hooks/stream", 1)
+        job = self.wait_callback(d, r.body["id"], "delivered")
+        c = job["callback"]
+        self.assertEqual((c["attempts"], c["last_status"], c["last_error"]), (1, 200, None))
+        time.sleep(1.0)
+        self.assertEqual(len(self.rx.posts("/hooks/stream")), 1)
+        self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "delivered"}), 1)
+        self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "retried"}), 0)
+
+    def test_retry_after(self):
+        # 503 with Retry-After: 1 waits a second (the backoff would be
+        # 100 ms); Retry-After: 3600 is capped by max_backoff_ms.
+        d = self.daemon(backoff_ms=100, max_backoff_ms=2000)
+        self.rx.plans["/hooks/later"] = [(503, {"Retry-After": "1"})]
+        self.rx.plans["/hooks/capped"] = [(429, {"Retry-After": "3600"})]
+        r1 = d.submit(dict(echo(17), callback_url=self.rx.url("/hooks/later")))
+        r2 = d.submit(dict(echo(18), callback_url=self.rx.url("/hooks/capped")))
+        self.rx.wait_posts("/hooks/later", 2)
+        self.rx.wait_posts("/hooks/capped", 2)
+        self.wait_callback(d, r1.body["id"], "delivered")
+        self.wait_callback(d, r2.body["id"], "delivered")
+        t = self.rx.post_times("/hooks/later")
+        self.assertGreaterEqual(t[1] - t[0], 0.9, "Retry-After: 1 not honoured")
+        t = self.rx.post_times("/hooks/capped")
+        self.assertGreaterEqual(t[1] - t[0], 0.9, "max_backoff_ms 2000 with Retry-After: 3600")
+
+    def test_pending_callback_outlives_retention(self):
+        # Retention (max_records 1, retention_seconds 1, a sweep a second)
+        # takes other final jobs, not one whose callback is still pending.
+        d = self.daemon(extra={"store": {"retention_seconds": 1, "max_records": 1}, "sweep_interval_seconds": 1},
+                        backoff_ms=300, max_backoff_ms=300, max_attempts=100)
+        self.rx.plans["/hooks/keep"] = [500] * 1000
+        r = d.submit(dict(echo(19), callback_url=self.rx.url("/hooks/keep")))
+        self.assertEqual(r.status, 202, r)
+        kept = r.body["id"]
+        others = [d.run_job(echo(20 + i)) for i in range(2)]
+        deadline = time.monotonic() + 20 * slow_factor()
+        while any(d.req("GET", "/v1/jobs/" + j["id"]).status != 404 for j in others):
+            self.assertLess(time.monotonic(), deadline, "retention deleted nothing")
+            time.sleep(0.2)
+        n = len(self.rx.posts("/hooks/keep"))
+        time.sleep(2.5)           # more sweeps
+        job = d.get_job(kept)
+        self.assertEqual(job["callback"]["state"], "pending", job["callback"])
+        self.rx.wait_posts("/hooks/keep", n + 2)
+        # Healthy again: delivered, and then retention takes it too.
+        self.rx.plans["/hooks/keep"] = []
+        self.wait_callback(d, kept, "delivered")
+        deadline = time.monotonic() + 20 * slow_factor()
+        while d.req("GET", "/v1/jobs/" + kept).status != 404:
+            self.assertLess(time.monotonic(), deadline, "a delivered job outlived retention")
+            time.sleep(0.2)
 
 
 class TestCallbacksAcrossRestarts(CallbackBase):
@@ -479,6 +625,9 @@ class TestCallbacksAcrossRestarts(CallbackBase):
         job = self.wait_callback(d, job_id, "failed")
         self.assertIn("callbacks.allow", job["callback"]["last_error"])
         self.assertEqual(len(self.rx.posts("/hooks/narrowed")), n)
+        # No POST: counted apart from the receivers' failures.
+        self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "not_sent"}), 1)
+        self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "failed"}), 0)
 
 
 class TestCallbackConfig(unittest.TestCase):
