@@ -4,7 +4,10 @@ object POSTed there, signed (X-Edgecd-Signature: t=..,v1=HMAC-SHA256 of
 never sent to a URL outside callbacks.allow (refused at submit, prefix
 tricks included), and delivered after a restart (SIGTERM and SIGKILL)
 when the receiver was down before.  A dead receiver does not hold up
-another job's answer or callback.
+another job's answer or callback (at most half the slots per receiver),
+nor does a name lookup that hangs (slowdns_shim.c, LD_PRELOADed) or a 2xx
+body that never ends; Retry-After is honoured; retention keeps a job whose
+callback is pending.
 
 The receivers are real HTTP servers in this process (http.server on
 127.0.0.1, one thread each); their behaviour is set per path."""
