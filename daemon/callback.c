@@ -152,6 +152,7 @@ static void slot_release(struct slot *sl)
                 curl_multi_remove_handle(sl->c->multi, sl->easy);
                 curl_easy_cleanup(sl->easy);
                 sl->easy = NULL;
+                metrics_callback_in_flight(-1);
         }
         curl_slist_free_all(sl->headers);
         sl->headers = NULL;
@@ -256,6 +257,7 @@ static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
         curl_multi_remove_handle(c->multi, sl->easy);
         curl_easy_cleanup(sl->easy);
         sl->easy = NULL;
+        metrics_callback_in_flight(-1);
         curl_slist_free_all(sl->headers);
         sl->headers = NULL;
         free(sl->body);
@@ -360,6 +362,7 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
         curl_easy_setopt(e, CURLOPT_PRIVATE, sl);
         if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
                 abort();
+        metrics_callback_in_flight(1);
         log_job(LOG_LVL_DEBUG, sl->rec.id, sl->rec.algorithm, NULL, "callback attempt %lld", (long long)cb->attempts + 1);
         return true;
 }

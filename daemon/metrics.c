@@ -28,6 +28,7 @@ static const char *const reload_triggers[] = { "watch", "sighup" };
 static const char *const callback_outcomes[] = { "delivered", "retried", "failed", "not_sent" };
 
 static uint64_t submitted, retries, pruned;
+static int64_t callbacks_in_flight;
 static uint64_t callbacks[ARRAY_SIZE(callback_outcomes)];
 static uint64_t rejected[ARRAY_SIZE(reject_reasons)];
 static uint64_t http_rejected[ARRAY_SIZE(http_reasons)];
@@ -134,6 +135,11 @@ void metrics_plugin_reload(const char *trigger)
 void metrics_callback(const char *outcome)
 {
         add(&callbacks[index_of(callback_outcomes, ARRAY_SIZE(callback_outcomes), outcome)], 1);
+}
+
+void metrics_callback_in_flight(int delta)
+{
+        __atomic_add_fetch(&callbacks_in_flight, delta, __ATOMIC_RELAXED);
 }
 
 void metrics_records_pruned(size_t n)
@@ -468,6 +474,9 @@ char *metrics_render(const struct metrics_gauges *g)
                "not_sent (the URL no longer allowed: no POST).");
         put_labelled(&b, "edgecd_callback_attempts_total", "outcome", callback_outcomes, callbacks,
                      ARRAY_SIZE(callbacks));
+        family(&b, "edgecd_callbacks_in_flight", "gauge", "Callback POSTs in flight (at most callbacks.concurrency).");
+        put(&b, "edgecd_callbacks_in_flight %lld\n",
+            (long long)__atomic_load_n(&callbacks_in_flight, __ATOMIC_RELAXED));
         family(&b, "edgecd_store_records_pruned_total", "counter", "Finished records deleted past retention.");
         put(&b, "edgecd_store_records_pruned_total %llu\n", (unsigned long long)get(&pruned));
         static const struct {

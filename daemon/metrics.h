@@ -54,6 +54,8 @@ void metrics_runtime_failed(const char *verb);
  * again later), "failed" (for good), "not_sent" (its URL no longer
  * allowed: no POST). */
 void metrics_callback(const char *outcome);
+/* A callback POST began (+1) or ended (-1). */
+void metrics_callback_in_flight(int delta);
 /* When the process started (for process_start_time_seconds); once, early. */
 void metrics_set_start_time(void);
 

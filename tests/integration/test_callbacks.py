@@ -223,6 +223,7 @@ class TestCallbacks(CallbackBase):
         harness.parse_time(c["delivered_at"])
         self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "delivered"}), 1)
         self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "retried"}), 0)
+        self.assertEqual(d.metric("edgecd_callbacks_in_flight"), 0)
         # A job without a callback shows null and sends nothing.
         plain = d.run_job(echo(2))
         self.assertIsNone(plain["callback"])
@@ -439,6 +440,8 @@ class TestCallbacks(CallbackBase):
             for s in stuck:
                 c = d.get_job(s.body["id"])["callback"]
                 self.assertEqual((c["state"], c["attempts"]), ("pending", 0), "the dead ones wait: %s" % c)
+            # One of them in flight, the other held back by the cap.
+            self.assertEqual(d.metric("edgecd_callbacks_in_flight"), 1)
             # A stop does not wait for them (they stay pending on disk).
             rc, _ = d.terminate()
             self.assertEqual(rc, 0)
