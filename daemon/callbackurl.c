@@ -23,30 +23,6 @@ static int bad(struct err *err, const char *why)
         return err_set(err, ERR_INVALID, 0, "%s", why);
 }
 
-/* RFC 1123 labels: letters, digits, '-' (not first or last), 1..63 each,
- * 253 in all; IPv4 dotted quads pass too.  No trailing dot: the allowlist
- * compares names as written. */
-static bool valid_host(const char *h, size_t len)
-{
-        if (len == 0 || len > 253)
-                return false;
-        size_t label = 0;
-        for (size_t i = 0; i <= len; i++) {
-                char c = i < len ? h[i] : '.';
-                if (c == '.') {
-                        if (label == 0 || h[i - 1] == '-')
-                                return false;
-                        label = 0;
-                        continue;
-                }
-                if (!isalnum((unsigned char)c) && !(c == '-' && label > 0))
-                        return false;
-                if (++label > 63)
-                        return false;
-        }
-        return true;
-}
-
 /* A path segment that a client or server would take as "." or "..", also
  * percent-encoded. */
 static bool dot_segment(const char *seg, size_t len)
@@ -118,7 +94,7 @@ int callback_url_parse(const char *url, struct callback_url *ret, struct err *er
         } else {
                 const char *colon = memchr(a, ':', alen);
                 size_t hl = colon ? (size_t)(colon - a) : alen;
-                if (!valid_host(a, hl))
+                if (!hostname_valid(a, hl))
                         return bad(err, "has no valid host name");
                 for (size_t i = 0; i < hl; i++)
                         ret->host[i] = (char)tolower((unsigned char)a[i]);

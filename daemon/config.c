@@ -313,30 +313,6 @@ int config_load_file(struct config *cfg, const char *path,
 
 /* ---- config_validate ---- */
 
-/* RFC 1123 host name: dot-separated labels of letters, digits and '-', each
- * 1..63 long and not starting or ending with '-'. */
-static bool valid_hostname(const char *h, size_t len)
-{
-        if (len == 0 || len > 253)
-                return false;
-        size_t label = 0;
-        for (size_t i = 0; i <= len; i++) {
-                char c = i < len ? h[i] : '.';
-                if (c == '.') {
-                        if (label == 0 || label > 63 || h[i - 1] == '-')
-                                return false;
-                        label = 0;
-                        continue;
-                }
-                bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                          (c >= '0' && c <= '9') || c == '-';
-                if (!ok || (label == 0 && c == '-'))
-                        return false;
-                label++;
-        }
-        return true;
-}
-
 static bool valid_port(const char *s)
 {
         int64_t port;
@@ -391,7 +367,7 @@ static const char *listen_problem(const char *l)
                 if (strspn(buf, "0123456789.") == host_len) {
                         if (inet_pton(AF_INET, buf, &a4) != 1)
                                 return "not an IPv4 address";
-                } else if (!valid_hostname(buf, host_len)) {
+                } else if (!hostname_valid(buf, host_len)) {
                         return "not a valid host name";
                 }
         }

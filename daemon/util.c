@@ -482,3 +482,25 @@ bool write_full(int fd, const void *p, size_t n)
         }
         return true;
 }
+
+bool hostname_valid(const char *h, size_t len)
+{
+        if (len == 0 || len > 253)
+                return false;
+        size_t label = 0;
+        for (size_t i = 0; i <= len; i++) {
+                char c = i < len ? h[i] : '.';
+                if (c == '.') {
+                        if (label == 0 || label > 63 || h[i - 1] == '-')
+                                return false;
+                        label = 0;
+                        continue;
+                }
+                bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                          (c >= '0' && c <= '9') || c == '-';
+                if (!ok || (label == 0 && c == '-'))
+                        return false;
+                label++;
+        }
+        return true;
+}

@@ -125,4 +125,9 @@ bool path_has_dotdot(const char *path);
 /* Parse a decimal integer in [min,max]; false on any junk. */
 bool parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret);
 
+/* An RFC 1123 host name (IPv4 dotted quads pass too): dot-separated
+ * labels of ASCII letters, digits and '-', each 1..63 long, not starting
+ * or ending with '-', 253 in all, no trailing dot. */
+bool hostname_valid(const char *h, size_t len);
+
 #endif
