@@ -313,6 +313,21 @@ int config_load_file(struct config *cfg, const char *path,
 
 /* ---- config_validate ---- */
 
+/* "/a/b": no empty component (`//`, a trailing '/'), none starting with
+ * '.' (`.`, and cgroups systemd keeps for itself such as `.control`), so
+ * that comparing paths as strings compares cgroups. */
+static bool cgroup_parent_plain(const char *p)
+{
+        if (!strcmp(p, "/"))
+                return false;
+        for (const char *c = p; *c; ) {
+                if (*c != '/' || c[1] == '\0' || c[1] == '/' || c[1] == '.')
+                        return false;
+                c = strchrnul(c + 1, '/');
+        }
+        return true;
+}
+
 static bool valid_port(const char *s)
 {
         int64_t port;
@@ -411,6 +426,11 @@ int config_validate(const struct config *cfg,
                                   cfg->cgroup_parent);
                 else if (path_has_dotdot(cfg->cgroup_parent))
                         ydiag_add(&d, NULL, "cgroup_parent", "`%s` must not contain `..`",
+                                  cfg->cgroup_parent);
+                else if (!cgroup_parent_plain(cfg->cgroup_parent))
+                        ydiag_add(&d, NULL, "cgroup_parent",
+                                  "`%s` must be names joined by single '/', none empty or starting with '.' "
+                                  "(`.`, `//`, a trailing '/' and systemd's `.control` are not cgroups of ours)",
                                   cfg->cgroup_parent);
         }
         if (cfg->runtime && !*cfg->runtime)

@@ -267,6 +267,16 @@ static int unpacked_digest_is(const char *bundle, const char *digest)
         return last && !strcmp(last, digest) ? 0 : -1;
 }
 
+bool image_cached(const char *digest, const char *cache_dir)
+{
+        const char *hex = digest_hex(digest);
+        if (!hex)
+                return false;
+        _cleanup_free_ char *rootfs = xasprintf("%s/%s/rootfs", cache_dir, hex);
+        struct stat st;
+        return stat(rootfs, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int image_unpack(const char *umoci, const char *dir, const char *tag, const char *digest, const char *cache_dir,
                  char **ret_rootfs, struct err *err)
 {

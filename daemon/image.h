@@ -14,6 +14,8 @@
 
 #include <stdint.h>
 
+#include <stdbool.h>
+
 #include "error.h"
 
 #define IMAGE_BLOB_MAX ((size_t)1 << 20)   /* index, manifest, config: larger is refused */
@@ -42,6 +44,9 @@ void image_config_done(struct image_config *c);
  * the cache lacks it, into a temporary directory renamed into place, so
  * a crash never leaves half an image that looks whole.  ERR_NOT_FOUND when
  * umoci is not installed, ERR_RUNTIME when it fails (its words). */
+/* Is the image of `digest` unpacked in cache_dir already (image_unpack()
+ * would not run umoci)? */
+bool image_cached(const char *digest, const char *cache_dir);
 int image_unpack(const char *umoci, const char *dir, const char *tag, const char *digest, const char *cache_dir,
                  char **ret_rootfs, struct err *err);
 

@@ -228,6 +228,7 @@ static void print_plugin_warning(const char *msg, void *ctx)
  * heartbeat (heartbeat.h) for longer than the interval (10 s at least). */
 #define WATCHDOG_STALL_MIN_MS 10000
 static uint64_t watchdog_usec;         /* 0: no watchdog */
+static bool watchdog_stalled;          /* a worker is silent: nothing may feed the watchdog */
 
 /* An image is about to be unpacked, maybe for minutes, by the main thread:
  * under systemd, the start (or a reload) gets that much more time and says
@@ -239,14 +240,14 @@ static void unpacking(const char *path, const char *digest, void *ctx)
         log_info("plugins: unpacking %s for %s", digest, path);
         unsigned long long extra = (unsigned long long)IMAGE_UNPACK_TIMEOUT_MS * 1000ULL + 10000000ULL;
         sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=unpacking the image of %s", extra, path);
-        if (watchdog_usec)
+        if (watchdog_usec && !watchdog_stalled)
                 sd_notifyf(0, "WATCHDOG=1\nWATCHDOG_USEC=%llu", extra + (unsigned long long)watchdog_usec);
 }
 
 /* After an unpack: the watchdog's own interval again. */
 static void unpacked(void)
 {
-        if (watchdog_usec)
+        if (watchdog_usec && !watchdog_stalled)
                 sd_notifyf(0, "WATCHDOG=1\nWATCHDOG_USEC=%llu", (unsigned long long)watchdog_usec);
 }
 
@@ -340,12 +341,12 @@ static void watchdog_tick(struct daemon *d)
                         log_error("watchdog: worker %zu has had no heartbeat for %lld ms (more than %lld ms): "
                                   "WATCHDOG=1 is no longer sent, so systemd restarts the daemon",
                                   worker, (long long)silent, (long long)bound);
-                d->watchdog_held = true;
+                d->watchdog_held = watchdog_stalled = true;
                 return;
         }
         if (d->watchdog_held)
                 log_warn("watchdog: every worker beats again; WATCHDOG=1 is sent again");
-        d->watchdog_held = false;
+        d->watchdog_held = watchdog_stalled = false;
         sd_notify(0, "WATCHDOG=1");
         d->watchdog_ms = now;
 }

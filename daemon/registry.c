@@ -224,7 +224,7 @@ static bool still_current(const struct manifest *m, const struct file_id *id, bo
 static int unpack(const struct registry_env *env, struct manifest *m, struct err *err)
 {
         char *rootfs = NULL;
-        if (env->unpacking)
+        if (env->unpacking && !image_cached(m->image_digest, env->images_dir))
                 env->unpacking(m->path, m->image_digest, env->unpacking_ctx);
         if (image_unpack(env->umoci, m->image, m->image_tag, m->image_digest, env->images_dir, &rootfs, err) < 0) {
                 err_set_field(err, "image");

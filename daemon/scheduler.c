@@ -520,9 +520,9 @@ static void *worker_main(void *arg)
                  * the queue itself (its length, for STATUS=) each tick. */
                 heartbeat_idle(true);
                 struct job *j = queue_pop(s->d.queue, admission_try, s->d.admission);
-                heartbeat_idle(false);
                 if (!j)
-                        break;
+                        break;   /* stopping: the slot stays idle, not judged */
+                heartbeat_idle(false);
                 pthread_mutex_lock(&s->lock);
                 s->nbusy++;
                 pthread_mutex_unlock(&s->lock);

@@ -6,7 +6,9 @@
  * containerfix.h, shared with test-runtime.c. */
 #include <errno.h>
 #include <signal.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
+#include <linux/magic.h>
 #include <sys/xattr.h>
 
 #include <jansson.h>
@@ -481,6 +483,11 @@ END_TEST
  * the runtime makes the cgroups, as before. */
 START_TEST(test_v1_parent_unchanged)
 {
+        /* On a v2 host the real hierarchy would be written (the other
+         * cases use a stand-in tree). */
+        struct statfs sfs;
+        if (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
+                return;
         char *resolved = NULL;
         struct err e = ERR_INIT;
         char name[64];

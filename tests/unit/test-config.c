@@ -591,9 +591,19 @@ START_TEST(test_validate_fields)
         expect_invalid(&cfg, "cgroup_parent: `edgecd` must start with '/'");
         config_set_string(&cfg.cgroup_parent, "/edgecd/../escape");
         expect_invalid(&cfg, "cgroup_parent: `/edgecd/../escape` must not contain `..`");
-        config_set_string(&cfg.cgroup_parent, "/edgecd/..x");   /* a name, not a parent */
+        config_set_string(&cfg.cgroup_parent, "/edgecd/x..y");   /* a name, not a parent */
         struct err e = ERR_INIT;
         ck_assert_int_eq(config_validate(&cfg, NULL, NULL, &e), 0);
+        /* Compared as strings, so one spelling per cgroup; and none of
+         * systemd's hidden ones. */
+        static const char *const unplain[] = { "/", "/.", "//edgecd", "/edgecd/", "/edgecd//x", "/./edgecd",
+                                               "/.control", "/edgecd/..x" };
+        for (size_t i = 0; i < sizeof unplain / sizeof *unplain; i++) {
+                config_set_string(&cfg.cgroup_parent, unplain[i]);
+                err_clear(&e);
+                ck_assert_msg(config_validate(&cfg, NULL, NULL, &e) < 0, "`%s` accepted", unplain[i]);
+                ck_assert_msg(strstr(e.msg, "cgroup_parent"), "%s", e.msg);
+        }
         config_set_string(&cfg.cgroup_parent, "/edgecd");
 
         config_set_string(&cfg.runtime, "");

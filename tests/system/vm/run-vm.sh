@@ -53,6 +53,9 @@ qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m "$memory" -smp 2 \
 qpid=$!
 # Only the QEMU started here is ever killed, by its pid.
 trap 'kill -KILL $qpid 2>/dev/null; rm -f "$outdisk" "$in_disk"' EXIT
+# A Ctrl-C or a stop reaches this script, not QEMU (a background job of a
+# script ignores SIGINT): leave through the EXIT trap above.
+trap 'exit 130' INT TERM HUP
 waited=0
 while kill -0 $qpid 2>/dev/null; do
         if [ "$waited" -ge "$timeout" ]; then
