@@ -556,12 +556,23 @@ static int make_dir(const char *dir, const char *rel, struct err *err)
 }
 
 /* systemd (251 and later) marks the cgroup of a Delegate=yes unit with
- * the xattr trusted.delegate=1. */
+ * the xattr trusted.delegate=1, or user.delegate=1 where trusted xattrs
+ * cannot be written (the two its own cg_is_delegated() reads). */
 static bool is_delegated(const char *dir)
 {
-        char v[8];
-        ssize_t n = getxattr(dir, "trusted.delegate", v, sizeof v - 1);
-        return n > 0 && v[0] == '1';
+        static const char *const names[] = { "trusted.delegate", "user.delegate" };
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+                char v[8];
+                ssize_t n = getxattr(dir, names[i], v, sizeof v - 1);
+                if (n > 0 && v[0] == '1')
+                        return true;
+        }
+        return false;
+}
+
+bool cgroup_is_v2(void)
+{
+        return hierarchies()->v2;
 }
 
 int cgroup_setup_parent_at(const char *root, const char *self, pid_t pid, const char *configured, char **resolved,

@@ -42,6 +42,9 @@ struct cgroup_stats {
  * runs first.  ERR_UNAVAILABLE when one of them is not offered. */
 int cgroup_setup_parent(const char *configured, char **resolved, struct err *err);
 
+/* Is this host's hierarchy unified (cgroup v2 only)? */
+bool cgroup_is_v2(void);
+
 /* The v2 part of cgroup_setup_parent on a tree at root (the unit tests'
  * stand-in for /sys/fs/cgroup), for a daemon whose cgroup is self (as in
  * /proc/self/cgroup's "0::" line) and whose pid is pid. */

@@ -537,6 +537,10 @@ static int start(struct daemon *d, struct err *err)
         if (strcmp(parent, cfg->cgroup_parent))
                 log_info("cgroup: job cgroups under `%s` (cgroup_parent `%s` in the cgroup delegated to the daemon)",
                          parent, cfg->cgroup_parent);
+        else
+                log_info("cgroup: job cgroups under `%s` (from the top of the hierarchy: %s)", parent,
+                         cgroup_is_v2() ? "cgroup v2, but no cgroup delegated to the daemon (Delegate=yes)"
+                                        : "cgroup v1");
         config_set_string(&d->cfg.cgroup_parent, parent);
         if (cgroup_check_parent(cfg->cgroup_parent, err) < 0)
                 return -1;
