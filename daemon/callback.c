@@ -146,7 +146,8 @@ static size_t header_line(char *p, size_t size, size_t n, void *ctx)
         return len;
 }
 
-static void slot_release(struct slot *sl)
+/* The transfer's own parts: handle, headers, body (the record stays). */
+static void slot_drop_transfer(struct slot *sl)
 {
         if (sl->easy) {
                 curl_multi_remove_handle(sl->c->multi, sl->easy);
@@ -158,6 +159,11 @@ static void slot_release(struct slot *sl)
         sl->headers = NULL;
         free(sl->body);
         sl->body = NULL;
+}
+
+static void slot_release(struct slot *sl)
+{
+        slot_drop_transfer(sl);
         record_clear(&sl->rec);
         sl->dest[0] = '\0';
         slot_set_state(sl, SLOT_FREE);
@@ -254,14 +260,7 @@ static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
                                  (long long)cb->attempts, cb->last_error);
                 }
         }
-        curl_multi_remove_handle(c->multi, sl->easy);
-        curl_easy_cleanup(sl->easy);
-        sl->easy = NULL;
-        metrics_callback_in_flight(-1);
-        curl_slist_free_all(sl->headers);
-        sl->headers = NULL;
-        free(sl->body);
-        sl->body = NULL;
+        slot_drop_transfer(sl);
         slot_write(sl);
 }
 
