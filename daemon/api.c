@@ -49,7 +49,7 @@ struct wait {
         /* The commit before the answer (submit): the write in flight and
          * what it carries.  committing: handed to the store, not done. */
         bool committing, committed;
-        enum { COMMIT_SUBMIT, COMMIT_BATCH, COMMIT_CANCEL } kind;
+        enum { COMMIT_SUBMIT, COMMIT_BATCH, COMMIT_CANCEL, COMMIT_SYNC } kind;
         bool refused;            /* never handed to the store: the api is stopping */
         struct store_write write;
         struct store_item item;
@@ -300,12 +300,35 @@ static void reply_record(struct api *a, struct http_request *req, unsigned statu
         http_reply_json_text(req, status, text, len);
 }
 
-/* Second dispatch of a waiting submit: answer with what the job has now. */
+static bool commit(struct api *a, struct http_request *req, struct wait *w);
+
+/* After the sync a lazy submit needs before its job is named (below). */
+static void finish_synced(struct http_request *req, struct wait *w)
+{
+        w->committing = false;
+        /* Refused, the daemon is stopping: the store's close syncs. */
+        if (w->write.err.code != ERR_OK && !w->refused) {
+                reply_err(req, &w->write.err, "storage_unavailable");
+                return;
+        }
+        reply_record(w->api, req, 0, w->job->id, true, false);
+}
+
+/* Second dispatch of a waiting submit: answer with what the job has now.
+ * A lazy submit (one nobody was told of) is on disk before its job is
+ * named; a final job is, with its final commit. */
 static void finish_wait(struct http_request *req, struct wait *w)
 {
         if (w->waiter && job_remove_waiter(w->job, w->waiter))
                 wait_unref(w);   /* the callback's reference: it will not run now */
         w->waiter = NULL;
+        if (w->kind == COMMIT_SUBMIT && w->write.lazy && !job_status_is_final(job_get_status(w->job))) {
+                w->kind = COMMIT_SYNC;
+                w->write = (struct store_write){ .kind = STORE_SYNC, .retry = true };
+                if (commit(w->api, req, w))
+                        finish_synced(req, w);
+                return;
+        }
         reply_record(w->api, req, 0, w->job->id, true, false);
 }
 
@@ -915,6 +938,8 @@ static void after_commit(struct api *a, struct wait *w)
                 if (ok)
                         scheduler_cancel_end(a->d.scheduler, w->job, w->item.outcome == STORE_ITEM_OK);
                 break;
+        case COMMIT_SYNC:
+                break;
         }
 }
 
@@ -972,7 +997,9 @@ static void handle_submit(struct http_request *req, void *ctx)
         struct api *a = ctx;
         struct wait *w = http_state(req);
         if (w) {
-                if (w->committing)
+                if (w->committing && w->kind == COMMIT_SYNC)
+                        finish_synced(req, w);
+                else if (w->committing)
                         finish_submit(a, req, w);
                 else
                         finish_wait(req, w);
@@ -1031,8 +1058,11 @@ static void handle_submit(struct http_request *req, void *ctx)
         if (raw)
                 w->body_map = http_body_take(req, &w->body_map_len);
         w->kind = COMMIT_SUBMIT;
-        w->write = (struct store_write){ .kind = STORE_INSERT, .items = &w->item, .n = 1 };
-        /* Never acknowledge what is not on disk. */
+        /* Never acknowledge what is not on disk.  A submit that waits for
+         * its job, without an Idempotency-Key, tells no one of the job
+         * before its answer: lazy, and on disk by then (finish_wait). */
+        w->write = (struct store_write){ .kind = STORE_INSERT, .items = &w->item, .n = 1,
+                                         .lazy = wait_seconds > 0 && !key };
         if (commit(a, req, w))
                 finish_submit(a, req, w);
 }

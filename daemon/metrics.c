@@ -459,8 +459,12 @@ char *metrics_render(const struct metrics_gauges *g)
                 family(&b, "edgecd_algorithm_unhealthy", "gauge", "1 for each algorithm that is not healthy, by state.");
                 breaker_foreach_unhealthy(g->breaker, put_unhealthy, &b);
         }
-        family(&b, "edgecd_store_commits_total", "counter", "Store transactions committed (each one WAL fsync).");
+        family(&b, "edgecd_store_commits_total", "counter",
+               "Store transactions committed (each one WAL fsync, but the lazy ones).");
         put(&b, "edgecd_store_commits_total %llu\n", (unsigned long long)g->store.commits);
+        family(&b, "edgecd_store_lazy_commits_total", "counter",
+               "Of those, commits without an fsync (a run's start, a waited-for submit: on disk with the next).");
+        put(&b, "edgecd_store_lazy_commits_total %llu\n", (unsigned long long)g->store.lazy_commits);
         family(&b, "edgecd_store_writes_total", "counter", "Store writes (submissions, transitions) those commits carried.");
         put(&b, "edgecd_store_writes_total %llu\n", (unsigned long long)g->store.writes);
         family(&b, "edgecd_store_commit_failures_total", "counter", "Store commits that failed (disk full, I/O error).");

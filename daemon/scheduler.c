@@ -323,7 +323,9 @@ static struct store_pending *record_attempt_begin(struct scheduler *s, struct jo
 {
         struct job_record rec;
         job_snapshot(j, &rec);
-        return store_update_begin(s->d.store, &rec, first ? JOB_QUEUED : JOB_RUNNING);
+        /* Lazy: a crash of the daemon keeps it, which is what the count
+         * is for; the job's next commit that is not lazy takes it to disk. */
+        return store_update_begin(s->d.store, &rec, first ? JOB_QUEUED : JOB_RUNNING, true);
 }
 
 static int record_attempt_end(struct job *j, struct store_pending *p)

@@ -147,13 +147,13 @@ struct store_pending {
         struct job_record rec;
 };
 
-struct store_pending *store_update_begin(struct store *s, struct job_record *rec, int expect_status)
+struct store_pending *store_update_begin(struct store *s, struct job_record *rec, int expect_status, bool lazy)
 {
         struct store_pending *p = xcalloc(1, sizeof *p);
         p->rec = *rec;
         *rec = (struct job_record){ 0 };
         p->it = (struct store_item){ .rec = &p->rec, .expect_status = expect_status };
-        p->w = (struct store_write){ .kind = STORE_UPDATE, .items = &p->it, .n = 1, .retry = true };
+        p->w = (struct store_write){ .kind = STORE_UPDATE, .items = &p->it, .n = 1, .retry = true, .lazy = lazy };
         write_begin(s, &p->w, &p->wt);
         return p;
 }

@@ -60,6 +60,9 @@ enum store_write_kind {
          * that have a callback; nothing else.  STORE_ITEM_NOT_APPLIED when
          * the record is gone. */
         STORE_CALLBACK,
+        /* Nothing of its own: done once every lazy write committed before
+         * it is on disk (see `lazy`). */
+        STORE_SYNC,
 };
 
 enum store_item_outcome {
@@ -88,6 +91,12 @@ struct store_write {
         /* STORE_UPDATE only: keep retrying while the store is unhealthy
          * (a transition must not be lost); inserts never retry. */
         bool retry;
+        /* Answered once committed, before it is on disk: kept if the
+         * daemon dies, lost if the machine does before the next write
+         * that is not lazy (or a STORE_SYNC) makes it durable, as every
+         * such write does for all before it.  For what no one has been
+         * told of yet (a run's start, a waited-for submit). */
+        bool lazy;
         int64_t prune_before_ms;
         int64_t prune_max_records;
         size_t prune_limit;
@@ -123,7 +132,8 @@ struct store_due {
 };
 
 struct store_stats {
-        uint64_t commits;         /* transactions committed (SQLite: WAL fsyncs) */
+        uint64_t commits;         /* transactions committed (SQLite: WAL fsyncs, but lazy ones) */
+        uint64_t lazy_commits;    /* of those, of lazy writes only: no fsync */
         uint64_t writes;          /* writes they carried */
         uint64_t failures;        /* commits that failed */
 };
@@ -182,9 +192,10 @@ int store_write_sync(struct store *s, struct store_write *w, struct err *err);
 int store_update(struct store *s, struct job_record *rec, int expect_status, struct err *err);
 /* store_update() in two halves, for a caller with work to do while the
  * commit is in flight: begin takes rec (left empty), end waits and returns
- * as store_update, and frees the pending write. */
+ * as store_update, and frees the pending write.  With lazy, a lazy write
+ * (struct store_write). */
 struct store_pending;
-struct store_pending *store_update_begin(struct store *s, struct job_record *rec, int expect_status);
+struct store_pending *store_update_begin(struct store *s, struct job_record *rec, int expect_status, bool lazy);
 int store_update_end(struct store_pending *p, struct err *err);
 
 int store_get(struct store *s, const char *id, unsigned what, struct job_record *ret, struct err *err);

@@ -1,7 +1,10 @@
 /* store_sqlite.c - the embedded store backend: SQLite in STATE_DIR/edgecd.db.
  *
  * Durability: WAL journal, synchronous=FULL, so a commit is on disk when
- * COMMIT returns.  One writer thread owns the one writing connection and
+ * COMMIT returns; a batch of lazy writes only (store.h) commits with
+ * synchronous=NORMAL, no fsync: in the WAL, which a crash of the daemon
+ * keeps, and on disk with the next fsync of the WAL, which every later
+ * FULL commit makes.  One writer thread owns the one writing connection and
  * commits every write waiting for it in one transaction (group commit: one
  * WAL fsync for many submitters).  Readers take a connection from a small
  * pool; WAL lets them read while the writer writes.
@@ -123,6 +126,8 @@ struct store_backend {
         char last_failure[512];            /* the writer's: why a held retry failed */
         bool healthy;
         char reason[512];
+        bool sync_normal;                  /* the writer's: synchronous=NORMAL set */
+        bool unsynced;                     /* the writer's: a lazy commit not yet on disk */
         struct store_stats stats;
         size_t count;
 
@@ -354,6 +359,9 @@ static const char SQL_DELETE_JOB_KEYS[] = "DELETE FROM idempotency WHERE job_id 
 static const char SQL_DELETE_KEYS[] = "DELETE FROM idempotency WHERE created_ms < ?1";
 static const char SQL_PROBE[] = "INSERT OR REPLACE INTO meta(key, value) VALUES ('probe', zeroblob(16384))";
 static const char SQL_UNPROBE[] = "DELETE FROM meta WHERE key = 'probe'";
+/* Something to commit, so that the commit fsyncs the WAL. */
+static const char SQL_SYNC[] = "INSERT OR REPLACE INTO meta(key, value) VALUES ('sync', 0); "
+                               "DELETE FROM meta WHERE key = 'sync'";
 
 /* A statement error that spoils the whole transaction (as opposed to one
  * write's own problem, such as a constraint). */
@@ -688,9 +696,14 @@ static void finish_write(struct store_write *w, const struct err *err)
 static bool probe(struct store_backend *b)
 {
         struct err err = ERR_INIT;
-        if (exec(b->w, "BEGIN IMMEDIATE", &err) == 0 && exec(b->w, SQL_PROBE, &err) == 0 &&
-            exec(b->w, SQL_UNPROBE, &err) == 0 && exec(b->w, "COMMIT", &err) == 0)
+        /* A probe that fsyncs: the disk is the question. */
+        if (b->sync_normal && exec(b->w, "PRAGMA synchronous=FULL", &err) == 0)
+                b->sync_normal = false;
+        if (!b->sync_normal && exec(b->w, "BEGIN IMMEDIATE", &err) == 0 && exec(b->w, SQL_PROBE, &err) == 0 &&
+            exec(b->w, SQL_UNPROBE, &err) == 0 && exec(b->w, "COMMIT", &err) == 0) {
+                b->unsynced = false;
                 return true;
+        }
         struct err ignored = ERR_INIT;
         if (!sqlite3_get_autocommit(b->w))
                 exec(b->w, "ROLLBACK", &ignored);
@@ -714,6 +727,9 @@ static int apply_write(struct store_backend *b, struct store_write *w, struct vi
         long added = 0;
         if (w->kind == STORE_PRUNE) {
                 rc = apply_prune(b, w, v, nv, &w->err);
+        } else if (w->kind == STORE_SYNC) {
+                if (b->unsynced && exec(b->w, SQL_SYNC, &w->err) < 0)
+                        rc = SQLITE_IOERR;
         } else {
                 for (size_t i = 0; i < w->n && !rc; i++) {
                         struct store_item *it = &w->items[i];
@@ -759,7 +775,16 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
         struct victim **victims = xcalloc(nwrites, sizeof *victims);
         size_t *nvictims = xcalloc(nwrites, sizeof *nvictims);
         long inserted = 0, deleted = 0;
-        bool failed = exec(b->w, "BEGIN IMMEDIATE", &err) < 0;
+        bool lazy = true;
+        for (struct store_write *w = batch; w; w = w->next)
+                lazy &= w->lazy;
+        bool failed = false;
+        if (lazy != b->sync_normal) {
+                failed = exec(b->w, lazy ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", &err) < 0;
+                if (!failed)
+                        b->sync_normal = lazy;
+        }
+        failed = failed || exec(b->w, "BEGIN IMMEDIATE", &err) < 0;
         size_t k = 0;
         for (struct store_write *w = batch; w && !failed; w = w->next, k++) {
                 if (apply_write(b, w, &victims[k], &nvictims[k], &inserted)) {
@@ -779,8 +804,12 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
                         set_health(b, false, err.msg);
                 else
                         snprintf(b->last_failure, sizeof b->last_failure, "%.500s", err.msg);
-        } else if (update_health) {
-                set_health(b, true, NULL);
+        } else {
+                /* A FULL commit's fsync of the WAL takes every frame before
+                 * it to disk. */
+                b->unsynced = lazy;
+                if (update_health)
+                        set_health(b, true, NULL);
         }
 
         pthread_mutex_lock(&b->lock);
@@ -788,6 +817,7 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
                 b->stats.failures++;
         } else {
                 b->stats.commits++;
+                b->stats.lazy_commits += lazy;
                 b->stats.writes += nwrites;
                 b->count += (size_t)inserted;
                 b->count -= (size_t)deleted <= b->count ? (size_t)deleted : b->count;

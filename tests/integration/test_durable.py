@@ -906,6 +906,83 @@ class StoreMetrics(DurableCase):
             self.assertIn("# TYPE %s counter" % name, r.body)
 
 
+
+class LazyCommits(DurableCase):
+    """A run's start and a submit that waits for its job (no
+    Idempotency-Key) are committed without an fsync: nobody has been told
+    of them yet.  A crash of the daemon keeps them (they are in the WAL);
+    the job's final commit, or a sync before any answer that names a job
+    still running, takes them to disk."""
+
+    def fsyncs(self, d):
+        return d.metric("edgecd_store_commits_total") - d.metric("edgecd_store_lazy_commits_total")
+
+    @quick
+    def test_a_waited_job_costs_one_fsync(self):
+        d = self.daemon("lazy1", {"workers": 1})
+        f0, l0 = self.fsyncs(d), d.metric("edgecd_store_lazy_commits_total")
+        for i in range(4):
+            self.assertEcho(d.run_job(echo(i)), i)
+        f1, l1 = self.fsyncs(d), d.metric("edgecd_store_lazy_commits_total")
+        # Each: the submit and the start lazy, the end fsynced (the
+        # collector may have committed a prune meanwhile).
+        self.assertEqual(l1 - l0, 8, "lazy commits for 4 waited jobs")
+        self.assertIn(f1 - f0, (4, 5), "fsynced commits for 4 waited jobs")
+        # With an Idempotency-Key, or without waiting, the submit is
+        # acknowledged as such: fsynced.
+        r = d.submit(echo(7), wait="true", headers=keyed("lazy-key-1"))
+        self.assertEqual(r.status, 200, r)
+        jid = self.submit_ok(d, echo(8))
+        self.assertEcho(d.wait_final(jid), 8)
+        f2, l2 = self.fsyncs(d), d.metric("edgecd_store_lazy_commits_total")
+        self.assertEqual(l2 - l1, 2, "only the two starts are lazy")
+        self.assertIn(f2 - f1, (4, 5))
+
+    @quick
+    def test_an_answer_that_names_a_running_job_comes_after_an_fsync(self):
+        d = self.daemon("lazy2", {"workers": 1})
+        f0, l0 = self.fsyncs(d), d.metric("edgecd_store_lazy_commits_total")
+        r = d.submit(sleep(3), wait="1", timeout=30)
+        self.assertEqual(r.status, 202, r)
+        self.assertIn(r.body["status"], ("queued", "running"), r)
+        self.assertEqual(r.headers.get("Location"), "/v1/jobs/%s" % r.body["id"], r)
+        f1, l1 = self.fsyncs(d), d.metric("edgecd_store_lazy_commits_total")
+        self.assertEqual(l1 - l0, 2, "the submit and the start, lazy")
+        self.assertGreaterEqual(f1 - f0, 1, "the job was named before it was on disk")
+        job = d.wait_final(r.body["id"], timeout=30)
+        self.assertEqual(job["status"], "succeeded", job)
+
+    def test_sigkill_keeps_a_waited_job_and_its_start(self):
+        d = self.daemon("lazy3", {"workers": 1})
+        out = {}
+
+        def waiter():
+            try:
+                out["r"] = d.submit(sleep(3, timeout=30), wait="true", timeout=30)
+            except Exception as e:   # noqa: BLE001 - the daemon is killed under it
+                out["e"] = e
+        t = threading.Thread(target=waiter)
+        t.start()
+        deadline = time.monotonic() + 20 * slow_factor()
+        running = []
+        while not running and time.monotonic() < deadline:
+            running = [j for j in d.list_jobs(status="running") if (j.get("attempts") or [])]
+            time.sleep(0.05)
+        self.assertTrue(running, "the waited job never ran")
+        jid = running[0]["id"]
+        time.sleep(0.3)
+        d.kill()
+        t.join(30)
+        self.assertNotIn("r", out, "answered although the daemon was killed: %s" % out.get("r"))
+        d.restart()
+        job = d.wait_final(jid, timeout=30)
+        self.assertEqual(job["status"], "succeeded", job)
+        # Its first run was counted: the lazy start outlived the daemon.
+        self.assertRuns(job, ["interrupted", None])
+        d.wait_cleaned()
+        d.assert_idle_clean()
+
+
 class OneDaemonPerStateDir(unittest.TestCase):
     """Two daemons on one state dir would both recover and run the same
     stored jobs: the second refuses to start, naming the lock."""

@@ -36,6 +36,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -1215,7 +1216,7 @@ START_TEST(test_update_conditional)
          * record, end says not applied, and the store is unchanged. */
         struct job_record half;
         rec_copy(&half, &again);
-        struct store_pending *p = store_update_begin(f.s, &half, JOB_QUEUED);
+        struct store_pending *p = store_update_begin(f.s, &half, JOB_QUEUED, false);
         ck_assert_ptr_null(half.runtime_name);   /* taken */
         ck_assert_int_eq(store_update_end(p, &err), 0);
         get_ok(&f, q.id, all, &got);
@@ -1224,7 +1225,7 @@ START_TEST(test_update_conditional)
         /* ... and applied, when the condition holds. */
         rec_copy(&half, &again);
         half.recoveries = 9;
-        p = store_update_begin(f.s, &half, JOB_RUNNING);
+        p = store_update_begin(f.s, &half, JOB_RUNNING, true);
         ck_assert_int_eq(store_update_end(p, &err), 1);
         get_ok(&f, q.id, 0, &got);
         ck_assert_int_eq(got.recoveries, 9);
@@ -2425,6 +2426,74 @@ START_TEST(test_fail_stop_abandon)
 }
 END_TEST
 
+/* A lazy write is answered without an fsync, yet kept when the process
+ * dies without closing the store (a crash of the daemon: it is in the
+ * WAL); a STORE_SYNC after it is a commit of its own, fsynced. */
+START_TEST(test_lazy_writes)
+{
+        struct fx f;
+        fx_setup(&f, _i);
+        struct job_record q;
+        rec_queued(&q, "alpha", T0);
+        insert(&f, &q);
+        fx_close_store(&f);
+
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                /* The crash: a lazy update, then _exit without a close. */
+                struct store *s = NULL;
+                struct err err = ERR_INIT;
+                if (store_open(f.be->name, f.dir, f.logs, &s, &err) < 0)
+                        _exit(2);
+                struct job_record run;
+                rec_copy(&run, &q);
+                run.status = JOB_RUNNING;
+                run.recoveries = 3;
+                struct store_stats st0, st1;
+                store_stats(s, &st0);
+                struct store_pending *p = store_update_begin(s, &run, JOB_QUEUED, true);
+                if (store_update_end(p, &err) != 1)
+                        _exit(3);
+                store_stats(s, &st1);
+                if (st1.commits != st0.commits + 1 || st1.lazy_commits != st0.lazy_commits + 1)
+                        _exit(4);
+                _exit(0);
+        }
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child: status %#x", status);
+
+        fx_open_store(&f);
+        struct job_record got;
+        get_ok(&f, q.id, 0, &got);
+        ck_assert_int_eq(got.status, JOB_RUNNING);
+        ck_assert_int_eq(got.recoveries, 3);
+        record_clear(&got);
+
+        /* Lazy, then a sync: two commits, one of them lazy. */
+        struct store_stats st0, st1;
+        store_stats(f.s, &st0);
+        struct job_record again;
+        rec_copy(&again, &q);
+        again.status = JOB_RUNNING;
+        again.recoveries = 4;
+        struct store_pending *p = store_update_begin(f.s, &again, -1, true);
+        struct err err = ERR_INIT;
+        ck_assert_int_eq(store_update_end(p, &err), 1);
+        struct store_write sync = { .kind = STORE_SYNC };
+        ck_assert_msg(store_write_sync(f.s, &sync, &err) == 0, "%s", err.msg);
+        store_stats(f.s, &st1);
+        ck_assert_uint_eq(st1.commits - st0.commits, 2);
+        ck_assert_uint_eq(st1.lazy_commits - st0.lazy_commits, 1);
+        get_ok(&f, q.id, 0, &got);
+        ck_assert_int_eq(got.recoveries, 4);
+        record_clear(&got);
+        record_clear(&q);
+        fx_teardown(&f);
+}
+END_TEST
+
 START_TEST(test_fail_stop_close)
 {
         struct fx f;
@@ -2941,6 +3010,7 @@ static Suite *suite(void)
                 tcase_add_loop_test(tc, test_fail_stop, a, z);
                 tcase_add_loop_test(tc, test_fail_stop_abandon, a, z);
                 tcase_add_loop_test(tc, test_fail_stop_close, a, z);
+                tcase_add_loop_test(tc, test_lazy_writes, a, z);
                 tcase_add_loop_test(tc, test_ops_direct, a, z);
                 tcase_add_loop_test(tc, test_callbacks, a, z);
                 suite_add_tcase(s, tc);
