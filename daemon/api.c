@@ -96,7 +96,9 @@ struct api {
         char *spool_dir;
 
         pthread_mutex_t lock;
-        pthread_cond_t cond;
+        pthread_cond_t cond;    /* the wait thread's: a sooner deadline, the stop */
+        pthread_cond_t idle;    /* api_stop's: a commit or a wait request done, while stopping */
+        int64_t wait_wake_ms;   /* when the wait thread looks at the deadlines next */
         struct wait *waits;
         size_t waits_open;      /* wait requests not yet answered and closed */
         size_t commits_open;    /* store writes in flight for requests */
@@ -183,7 +185,8 @@ static void wait_request_done(void *p)
         struct api *a = w->api;
         pthread_mutex_lock(&a->lock);
         a->waits_open--;
-        pthread_cond_broadcast(&a->cond);
+        if (a->stopping)
+                pthread_cond_broadcast(&a->idle);
         pthread_mutex_unlock(&a->lock);
         wait_unref(w);
 }
@@ -197,7 +200,8 @@ static void wait_resume_locked(struct wait *w)
         }
 }
 
-/* The job became final (a worker thread, or an HTTP thread on cancel). */
+/* The job became final (a worker thread, or an HTTP thread on cancel).
+ * It leaves the wait list here, not waking the wait thread for it. */
 static void on_job_done(void *ctx)
 {
         struct wait *w = ctx;
@@ -205,7 +209,13 @@ static void on_job_done(void *ctx)
         pthread_mutex_lock(&a->lock);
         w->done = true;
         wait_resume_locked(w);
-        pthread_cond_signal(&a->cond);
+        for (struct wait **pp = &a->waits; *pp; pp = &(*pp)->next) {
+                if (*pp == w) {
+                        *pp = w->next;
+                        wait_unref(w);   /* the list's; the callback's is held */
+                        break;
+                }
+        }
         pthread_mutex_unlock(&a->lock);
         wait_unref(w);
 }
@@ -233,6 +243,7 @@ static void *wait_thread_main(void *arg)
                 if (a->stopping && !a->waits)
                         break;
                 int64_t delay = next - now;
+                a->wait_wake_ms = now + (delay < 1 ? 1 : delay);
                 struct timespec ts = timespec_in(CLOCK_MONOTONIC, delay < 1 ? 1 : delay);
                 pthread_cond_timedwait(&a->cond, &a->lock, &ts);
         }
@@ -377,7 +388,8 @@ static void start_wait(struct api *a, struct http_request *req, struct job *j, i
         w->suspended = true;
         w->next = a->waits;
         a->waits = wait_ref(w);   /* the list's */
-        pthread_cond_signal(&a->cond);
+        if (w->deadline < a->wait_wake_ms)
+                pthread_cond_signal(&a->cond);
         pthread_mutex_unlock(&a->lock);
 }
 
@@ -400,7 +412,8 @@ static void on_committed(struct store_write *sw)
                 http_resume(w->req);
         }
         a->commits_open--;
-        pthread_cond_broadcast(&a->cond);
+        if (a->stopping)
+                pthread_cond_broadcast(&a->idle);
         pthread_mutex_unlock(&a->lock);
         wait_unref(w);
 }
@@ -1559,6 +1572,7 @@ int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, str
         pthread_mutex_init(&a->lock, NULL);
         pthread_mutex_init(&a->auth_lock, NULL);
         cond_init_monotonic(&a->cond);
+        cond_init_monotonic(&a->idle);
         if (thread_start(&a->wait_thread, "edgecd-waits", wait_thread_main, a) != 0) {
                 err_set(err, ERR_INTERNAL, 0, "cannot start the wait thread");
                 api_stop(a);
@@ -1642,7 +1656,7 @@ void api_stop(struct api *a)
          * store answers every write, soon). */
         pthread_mutex_lock(&a->lock);
         while (a->commits_open > 0)
-                pthread_cond_wait(&a->cond, &a->lock);
+                pthread_cond_wait(&a->idle, &a->lock);
         pthread_mutex_unlock(&a->lock);
         /* Every wait is resumed now; let the HTTP threads send those answers
          * before the server closes their connections (bounded). */
@@ -1650,11 +1664,12 @@ void api_stop(struct api *a)
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += 2;
         pthread_mutex_lock(&a->lock);
-        while (a->waits_open > 0 && pthread_cond_timedwait(&a->cond, &a->lock, &until) == 0)
+        while (a->waits_open > 0 && pthread_cond_timedwait(&a->idle, &a->lock, &until) == 0)
                 ;
         pthread_mutex_unlock(&a->lock);
         http_stop(a->http);
         pthread_cond_destroy(&a->cond);
+        pthread_cond_destroy(&a->idle);
         pthread_mutex_destroy(&a->lock);
         pthread_mutex_destroy(&a->auth_lock);
         auth_free(a->auth);
