@@ -125,10 +125,16 @@ uint64_t recordcache_generation(struct recordcache *c)
         return g;
 }
 
+size_t recordcache_entry_max(struct recordcache *c)
+{
+        /* Nothing worth evicting a quarter of the cache for. */
+        return c->max_bytes / 4 > ENTRY_OVERHEAD ? c->max_bytes / 4 - ENTRY_OVERHEAD : 0;
+}
+
 void recordcache_put(struct recordcache *c, uint64_t gen, const char *id, const char *text, size_t len)
 {
-        if (strlen(id) >= ID_MAX || len + ENTRY_OVERHEAD > c->max_bytes / 4)
-                return;   /* nothing worth evicting a quarter of the cache for */
+        if (strlen(id) >= ID_MAX || len > recordcache_entry_max(c))
+                return;
         pthread_mutex_lock(&c->lock);
         struct entry **pp = slot(c, id);
         if (gen == c->gen && !*pp) {

@@ -25,6 +25,8 @@ char *recordcache_get(struct recordcache *c, const char *id, size_t *ret_len);
 uint64_t recordcache_generation(struct recordcache *c);
 /* Keep a copy of text as id's rendering, unless a drop came after gen. */
 void recordcache_put(struct recordcache *c, uint64_t gen, const char *id, const char *text, size_t len);
+/* The longest rendering put keeps (0: none). */
+size_t recordcache_entry_max(struct recordcache *c);
 /* id's record is being deleted. */
 void recordcache_drop(struct recordcache *c, const char *id);
 

@@ -271,7 +271,9 @@ static void record_job(struct scheduler *s, struct job *j, char *result, size_t 
         rec.result = result;
         rec.result_len = result ? len : 0;
         struct err err = ERR_INIT;
-        if (store_update(s->d.store, &rec, -1, &err) < 0)
+        int rc = job_status_is_final(rec.status) ? store_update_final(s->d.store, &rec, &err)
+                                                 : store_update(s->d.store, &rec, -1, &err);
+        if (rc < 0)
                 log_job(LOG_LVL_ERROR, j->id, j->manifest->name, NULL,
                         "its %s state is not recorded (the next start runs it again): %s",
                         job_status_name(rec.status), err.msg);

@@ -168,6 +168,27 @@ int store_update_end(struct store_pending *p, struct err *err)
         return rc;
 }
 
+int store_update_final(struct store *s, struct job_record *rec, struct err *err)
+{
+        uint64_t gen = recordcache_generation(s->cache);
+        struct store_item it = { .rec = rec, .expect_status = -1 };
+        struct store_write w = { .kind = STORE_UPDATE, .items = &it, .n = 1, .retry = true };
+        struct waiter wt;
+        write_begin(s, &w, &wt);
+        /* The writer only reads rec meanwhile, as this does. */
+        size_t len = 0;
+        bool fits = rec->result_len < recordcache_entry_max(s->cache);
+        _cleanup_free_ char *text = fits && !rec->callback.url && job_status_is_final(rec->status)
+                                            ? record_render(rec, true, &len) : NULL;
+        if (write_end(&w, &wt, err) < 0)
+                return -1;
+        if (it.outcome != STORE_ITEM_OK)
+                return 0;
+        if (text)
+                recordcache_put(s->cache, gen, rec->id, text, len);
+        return 1;
+}
+
 int store_update(struct store *s, struct job_record *rec, int expect_status, struct err *err)
 {
         struct store_item it = { .rec = rec, .expect_status = expect_status };

@@ -190,6 +190,11 @@ int store_write_sync(struct store *s, struct store_write *w, struct err *err);
  * (until the store closes).  Returns 1 when applied, 0 when the stored
  * status was not expect_status, -1 on error. */
 int store_update(struct store *s, struct job_record *rec, int expect_status, struct err *err);
+/* store_update() of a final record, expect_status -1, which also keeps
+ * its rendering in the cache of final ones, made while the commit is in
+ * flight: its waiters' answers and the GETs after are read from memory.
+ * Not for a record with a callback (its state changes from now on). */
+int store_update_final(struct store *s, struct job_record *rec, struct err *err);
 /* store_update() in two halves, for a caller with work to do while the
  * commit is in flight: begin takes rec (left empty), end waits and returns
  * as store_update, and frees the pending write.  With lazy, a lazy write

@@ -983,6 +983,36 @@ class LazyCommits(DurableCase):
         d.assert_idle_clean()
 
 
+
+class FinalRenderingCached(DurableCase):
+    """A job's final record is rendered by its worker while it is being
+    committed, and the answers read it from memory: byte for byte what
+    the store gives once the daemon has restarted (nothing cached)."""
+
+    @quick
+    def test_cached_answer_is_the_stored_record(self):
+        d = self.daemon("rendercache", {"workers": 1})
+        bodies = [echo(3, text="h\u00e9llo \"q\""),
+                  {"algorithm": "monte_carlo_pi", "parameters": {"samples": 2000, "seed": 5}},
+                  {"algorithm": "t_exit", "parameters": {}}]
+        answers = []
+        for b in bodies:
+            r = d.submit(b, wait="true", timeout=60)
+            self.assertEqual(r.status, 200, r)
+            self.assertIn(r.body["status"], FINAL, r)
+            answers.append(r)
+        got = [d.req("GET", "/v1/jobs/%s" % r.body["id"]) for r in answers]
+        d.terminate()
+        d.restart()
+        fresh = [d.req("GET", "/v1/jobs/%s" % r.body["id"]) for r in answers]
+        for a, g, f in zip(answers, got, fresh):
+            self.assertEqual(f.status, 200, f)
+            self.assertEqual(a.raw, f.raw, "the waited answer is not the stored record")
+            self.assertEqual(g.raw, f.raw, "the cached GET is not the stored record")
+        self.assertEqual(answers[1].body["status"], "succeeded", answers[1])
+        self.assertIn("progress", answers[1].body, answers[1])
+
+
 class OneDaemonPerStateDir(unittest.TestCase):
     """Two daemons on one state dir would both recover and run the same
     stored jobs: the second refuses to start, naming the lock."""

@@ -6,6 +6,8 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "recordcache.h"
 
@@ -93,8 +95,27 @@ START_TEST(test_zero_keeps_nothing)
         struct recordcache *c = recordcache_new(0);
         put(c, "a", "A");
         ck_assert(!has(c, "a", NULL));
+        ck_assert_uint_eq(recordcache_entry_max(c), 0);
         recordcache_free(c);
         recordcache_free(NULL);
+}
+END_TEST
+
+/* entry_max is what put keeps: that long is kept, one byte more is not. */
+START_TEST(test_entry_max)
+{
+        struct recordcache *c = recordcache_new(64 * 1024);
+        size_t max = recordcache_entry_max(c);
+        ck_assert(max > 0 && max < 16 * 1024);
+        char *text = malloc(max + 2);
+        ck_assert_ptr_nonnull(text);
+        memset(text, 'x', max + 1);
+        recordcache_put(c, recordcache_generation(c), "fits", text, max);
+        recordcache_put(c, recordcache_generation(c), "over", text, max + 1);
+        ck_assert(has(c, "fits", NULL));
+        ck_assert(!has(c, "over", NULL));
+        free(text);
+        recordcache_free(c);
 }
 END_TEST
 
@@ -141,6 +162,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_lru_past_the_bound);
         tcase_add_test(tc, test_drop_beats_a_stale_put);
         tcase_add_test(tc, test_zero_keeps_nothing);
+        tcase_add_test(tc, test_entry_max);
         tcase_add_test(tc, test_threads);
         suite_add_tcase(s, tc);
         return s;
