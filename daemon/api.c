@@ -330,12 +330,21 @@ static void finish_synced(struct http_request *req, struct wait *w)
  * named; a final job is, with its final commit. */
 static void finish_wait(struct http_request *req, struct wait *w)
 {
-        if (w->waiter && job_remove_waiter(w->job, w->waiter))
+        /* Told (the callback ran, or runs now): its final commit, which
+         * made all before it durable, came first.  Not told: the callback
+         * never runs now, and nothing else resumes the request. */
+        bool told = true;
+        if (w->waiter && job_remove_waiter(w->job, w->waiter)) {
+                told = false;
                 wait_unref(w);   /* the callback's reference: it will not run now */
+        }
         w->waiter = NULL;
-        if (w->kind == COMMIT_SUBMIT && w->write.lazy && !job_status_is_final(job_get_status(w->job))) {
+        if (w->kind == COMMIT_SUBMIT && w->write.lazy && !told) {
+                /* Not held while the store cannot write: answered 503
+                 * then (the job runs; its id was never given). */
                 w->kind = COMMIT_SYNC;
-                w->write = (struct store_write){ .kind = STORE_SYNC, .retry = true };
+                w->write = (struct store_write){ .kind = STORE_SYNC };
+                w->committed = w->suspended = w->resumed = false;
                 if (commit(w->api, req, w))
                         finish_synced(req, w);
                 return;
@@ -1076,6 +1085,7 @@ static void handle_submit(struct http_request *req, void *ctx)
          * before its answer: lazy, and on disk by then (finish_wait). */
         w->write = (struct store_write){ .kind = STORE_INSERT, .items = &w->item, .n = 1,
                                          .lazy = wait_seconds > 0 && !key };
+        j->submit_lazy = w->write.lazy;
         if (commit(a, req, w))
                 finish_submit(a, req, w);
 }

@@ -679,8 +679,8 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
          * on a kept-alive connection.  At most 32 KiB it is malloc'd, over
          * that mmap'd and unmapped per connection, which cost 0.5 ms of CPU
          * for each fresh connection here (page faults, TLB shootdowns). */
-        size_t pool = o->max_header_bytes * 2;
-        if (pool < HTTP_POOL_MALLOC_MAX)
+        size_t pool = o->max_header_bytes * 2 + 16 * 1024;
+        if (o->max_header_bytes <= HTTP_POOL_MALLOC_MAX / 2)
                 pool = HTTP_POOL_MALLOC_MAX;
         /* poll(2), not epoll: libmicrohttpd 0.9.75 with epoll leaves a connection
          * it gave up on (request header over its memory pool) hanging until the

@@ -60,6 +60,9 @@ struct job {
         /* Set before the job is shared (job_set_callback), then immutable. */
         char *callback_url;             /* NULL: none (callback.h) */
         char callback_delivery[CALLBACK_DELIVERY_LEN + 1];
+        /* Set before the job is shared: its submit was a lazy commit
+         * (store.h), and nobody has been told of it. */
+        bool submit_lazy;
 
         /* Guarded by lock. */
         enum job_status status;

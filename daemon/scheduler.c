@@ -325,9 +325,13 @@ static struct store_pending *record_attempt_begin(struct scheduler *s, struct jo
 {
         struct job_record rec;
         job_snapshot(j, &rec);
-        /* Lazy: a crash of the daemon keeps it, which is what the count
-         * is for; the job's next commit that is not lazy takes it to disk. */
-        return store_update_begin(s->d.store, &rec, first ? JOB_QUEUED : JOB_RUNNING, true);
+        /* Lazy for the first run of a job whose submit was lazy too: a
+         * crash of the daemon keeps both (the WAL), which is what the
+         * count is for; a crash of the machine loses the job with its run.
+         * A job someone was told of (acknowledged, or recovered from disk)
+         * has each run on disk before it starts: one that brings the
+         * machine down is counted, and not run for ever. */
+        return store_update_begin(s->d.store, &rec, first ? JOB_QUEUED : JOB_RUNNING, first && j->submit_lazy);
 }
 
 static int record_attempt_end(struct job *j, struct store_pending *p)

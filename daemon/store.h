@@ -92,10 +92,10 @@ struct store_write {
          * (a transition must not be lost); inserts never retry. */
         bool retry;
         /* Answered once committed, before it is on disk: kept if the
-         * daemon dies, lost if the machine does before the next write
-         * that is not lazy (or a STORE_SYNC) makes it durable, as every
-         * such write does for all before it.  For what no one has been
-         * told of yet (a run's start, a waited-for submit). */
+         * daemon dies, lost if the machine does before the next commit
+         * that is not lazy and changes something (or a STORE_SYNC, which
+         * always does) makes it durable, with all before it.  For what no
+         * one has been told of yet (a waited-for submit, its first run). */
         bool lazy;
         int64_t prune_before_ms;
         int64_t prune_max_records;

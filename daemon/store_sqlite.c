@@ -4,7 +4,7 @@
  * COMMIT returns; a batch of lazy writes only (store.h) commits with
  * synchronous=NORMAL, no fsync: in the WAL, which a crash of the daemon
  * keeps, and on disk with the next fsync of the WAL, which every later
- * FULL commit makes.  One writer thread owns the one writing connection and
+ * FULL commit that changes something makes (a STORE_SYNC always does).  One writer thread owns the one writing connection and
  * commits every write waiting for it in one transaction (group commit: one
  * WAL fsync for many submitters).  Readers take a connection from a small
  * pool; WAL lets them read while the writer writes.
@@ -127,7 +127,6 @@ struct store_backend {
         bool healthy;
         char reason[512];
         bool sync_normal;                  /* the writer's: synchronous=NORMAL set */
-        bool unsynced;                     /* the writer's: a lazy commit not yet on disk */
         struct store_stats stats;
         size_t count;
 
@@ -700,10 +699,8 @@ static bool probe(struct store_backend *b)
         if (b->sync_normal && exec(b->w, "PRAGMA synchronous=FULL", &err) == 0)
                 b->sync_normal = false;
         if (!b->sync_normal && exec(b->w, "BEGIN IMMEDIATE", &err) == 0 && exec(b->w, SQL_PROBE, &err) == 0 &&
-            exec(b->w, SQL_UNPROBE, &err) == 0 && exec(b->w, "COMMIT", &err) == 0) {
-                b->unsynced = false;
+            exec(b->w, SQL_UNPROBE, &err) == 0 && exec(b->w, "COMMIT", &err) == 0)
                 return true;
-        }
         struct err ignored = ERR_INIT;
         if (!sqlite3_get_autocommit(b->w))
                 exec(b->w, "ROLLBACK", &ignored);
@@ -728,7 +725,9 @@ static int apply_write(struct store_backend *b, struct store_write *w, struct vi
         if (w->kind == STORE_PRUNE) {
                 rc = apply_prune(b, w, v, nv, &w->err);
         } else if (w->kind == STORE_SYNC) {
-                if (b->unsynced && exec(b->w, SQL_SYNC, &w->err) < 0)
+                /* Always: a commit that changes nothing writes no frame
+                 * and syncs nothing. */
+                if (exec(b->w, SQL_SYNC, &w->err) < 0)
                         rc = SQLITE_IOERR;
         } else {
                 for (size_t i = 0; i < w->n && !rc; i++) {
@@ -804,12 +803,8 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
                         set_health(b, false, err.msg);
                 else
                         snprintf(b->last_failure, sizeof b->last_failure, "%.500s", err.msg);
-        } else {
-                /* A FULL commit's fsync of the WAL takes every frame before
-                 * it to disk. */
-                b->unsynced = lazy;
-                if (update_health)
-                        set_health(b, true, NULL);
+        } else if (update_health) {
+                set_health(b, true, NULL);
         }
 
         pthread_mutex_lock(&b->lock);

@@ -95,10 +95,10 @@ def integrity_check(path):
 
 class DurableCase(unittest.TestCase):
 
-    def daemon(self, name, config=None, plugins=None, start=True, after_stop=None):
+    def daemon(self, name, config=None, plugins=None, start=True, after_stop=None, env=None):
         cfg = {"workers": 2, "queue_capacity": 64}
         cfg.update(config or {})
-        d = Daemon(name, config=cfg, plugins=plugins)
+        d = Daemon(name, config=cfg, plugins=plugins, env=env)
         if after_stop is not None:
             self.addCleanup(after_stop, d)
         self.addCleanup(d.stop)
@@ -929,14 +929,15 @@ class LazyCommits(DurableCase):
         self.assertEqual(l1 - l0, 8, "lazy commits for 4 waited jobs")
         self.assertIn(f1 - f0, (4, 5), "fsynced commits for 4 waited jobs")
         # With an Idempotency-Key, or without waiting, the submit is
-        # acknowledged as such: fsynced.
+        # acknowledged as such, and each run is on disk before it starts
+        # (a job that brings the machine down is counted): all fsynced.
         r = d.submit(echo(7), wait="true", headers=keyed("lazy-key-1"))
         self.assertEqual(r.status, 200, r)
         jid = self.submit_ok(d, echo(8))
         self.assertEcho(d.wait_final(jid), 8)
         f2, l2 = self.fsyncs(d), d.metric("edgecd_store_lazy_commits_total")
-        self.assertEqual(l2 - l1, 2, "only the two starts are lazy")
-        self.assertIn(f2 - f1, (4, 5))
+        self.assertEqual(l2 - l1, 0, "nothing lazy for jobs someone was told of")
+        self.assertIn(f2 - f1, (6, 7))
 
     @quick
     def test_an_answer_that_names_a_running_job_comes_after_an_fsync(self):
@@ -951,6 +952,85 @@ class LazyCommits(DurableCase):
         self.assertGreaterEqual(f1 - f0, 1, "the job was named before it was on disk")
         job = d.wait_final(r.body["id"], timeout=30)
         self.assertEqual(job["status"], "succeeded", job)
+
+    def slow_fsync_daemon(self, name):
+        """A daemon whose WAL fsyncs take a second once `flag` exists."""
+        tmp = tempfile.mkdtemp(prefix="edgecd-slowfsync-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        so = os.path.join(tmp, "slowfsync.so")
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slowfsync_shim.c")
+        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", so, src, "-ldl"], check=True)
+        flag = os.path.join(tmp, "slow")
+        env = {"LD_PRELOAD": so, "SLOWFSYNC_FLAG": flag, "SLOWFSYNC_MS": "1000"}
+        if "asan" in os.path.basename(harness.OPTIONS["daemon"]):
+            # The shim comes before the ASan runtime: harmless, it only
+            # wraps fsync and fdatasync.
+            opts = os.environ.get("ASAN_OPTIONS", "")
+            env["ASAN_OPTIONS"] = (opts + ":" if opts else "") + "verify_asan_link_order=0"
+        d = self.daemon(name, {"workers": 1}, env=env)
+        return d, flag
+
+    def test_a_running_job_is_named_only_after_its_fsync(self):
+        d, flag = self.slow_fsync_daemon("lazy4")
+        keyed_job = d.submit(echo(1), headers=keyed("lazy4-key"))
+        self.assertEqual(keyed_job.status, 202, keyed_job)
+        d.wait_final(keyed_job.body["id"])
+        open(flag, "w").close()
+        out = {}
+
+        def waiter():
+            t0 = time.monotonic()
+            out["r"] = d.submit(sleep(6, timeout=30), wait="2", timeout=60)
+            out["s"] = time.monotonic() - t0
+        t = threading.Thread(target=waiter)
+        t.start()
+        time.sleep(0.5)
+        # A commit that changes nothing (a replay) fsyncs nothing: the
+        # lazy submit before it is still not on disk.
+        replay = d.submit(echo(1), headers=keyed("lazy4-key"))
+        self.assertEqual(replay.status, 200, replay)
+        t.join(60)
+        r = out.get("r")
+        self.assertIsNotNone(r, "no answer")
+        self.assertEqual(r.status, 202, r)
+        self.assertIn(r.body["status"], ("queued", "running"), r)
+        # The wait ran out at 2 s; the answer waited for an fsync (1 s).
+        self.assertGreaterEqual(out["s"], 2.9, "answered %.2f s after the submit, before its fsync" % out["s"])
+        os.unlink(flag)
+        job = d.wait_final(r.body["id"], timeout=30)
+        self.assertEqual(job["status"], "succeeded", job)
+
+    def test_a_sync_on_a_full_disk_is_a_503_and_the_store_stays_unhealthy(self):
+        d = self.daemon("lazyfull", {"workers": 1}, start=False, after_stop=harness.unmount_state)
+        fill = harness.state_on_small_disk(d)
+        self.addCleanup(lambda: os.path.exists(fill) and os.unlink(fill))
+        d.start()
+        out = {}
+
+        def waiter():
+            out["r"] = d.submit(sleep(6, timeout=30), wait="3", timeout=60)
+        t = threading.Thread(target=waiter)
+        t.start()
+        deadline = time.monotonic() + 20 * slow_factor()
+        running = []
+        while not running and time.monotonic() < deadline:
+            running = d.list_jobs(status="running")
+            time.sleep(0.05)
+        self.assertTrue(running, "the waited job never ran")
+        harness.fill_disk(fill)
+        for k in range(20):
+            if d.submit(echo(100 + k)).status == 503:
+                break
+        self.assertEqual(d.req("GET", "/readyz").status, 503)
+        t.join(60)
+        # Its id may not be given before it is on disk, which it cannot be.
+        check_error(out["r"], 503, "storage_unavailable")
+        r = d.req("GET", "/readyz")
+        self.assertEqual(r.status, 503, "the failed sync made the store look healthy: %s" % (r,))
+        os.unlink(fill)
+        job = d.wait_final(running[0]["id"], timeout=60)
+        self.assertIn(job["status"], ("succeeded", "failed"), job)
+        d.assert_idle_clean()
 
     def test_sigkill_keeps_a_waited_job_and_its_start(self):
         d = self.daemon("lazy3", {"workers": 1})
