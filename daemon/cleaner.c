@@ -118,12 +118,8 @@ int cleaner_start(const struct sandbox_env *env, struct idpool *ids, struct live
         return 0;
 }
 
-void cleaner_push(struct cleaner *c, struct sandbox *sb)
+void cleaner_hold(struct cleaner *c)
 {
-        if (!sb)
-                return;
-        struct item *it = xcalloc(1, sizeof *it);
-        it->sb = sb;
         pthread_mutex_lock(&c->lock);
         /* A worker waiting for room is alive: it beats (heartbeat.h). */
         while (c->pending >= CLEANER_BACKLOG && !c->quit) {
@@ -131,11 +127,32 @@ void cleaner_push(struct cleaner *c, struct sandbox *sb)
                 pthread_cond_timedwait(&c->room, &c->lock, &ts);
                 heartbeat_beat();
         }
-        *c->tail = it;
-        c->tail = &it->next;
         c->pending++;
-        pthread_cond_signal(&c->more);
         pthread_mutex_unlock(&c->lock);
+}
+
+void cleaner_push_held(struct cleaner *c, struct sandbox *sb)
+{
+        struct item *it = sb ? xcalloc(1, sizeof *it) : NULL;
+        pthread_mutex_lock(&c->lock);
+        if (it) {
+                it->sb = sb;
+                *c->tail = it;
+                c->tail = &it->next;
+                pthread_cond_signal(&c->more);
+        } else {
+                c->pending--;
+                pthread_cond_broadcast(&c->room);
+        }
+        pthread_mutex_unlock(&c->lock);
+}
+
+void cleaner_push(struct cleaner *c, struct sandbox *sb)
+{
+        if (!sb)
+                return;
+        cleaner_hold(c);
+        cleaner_push_held(c, sb);
 }
 
 void cleaner_released(struct cleaner *c, const char *run_id)

@@ -488,10 +488,17 @@ static void run_job(struct scheduler *s, struct job *j)
                         msg = stop_message(e);
                 }
                 /* The container, cgroup and workspace go on the cleaner's
-                 * thread (counted pending from now), beside the answer,
-                 * not before it. */
-                cleaner_push(s->d.cleaner, TAKE_PTR(r.sb));
-                finish(s, j, &r, e, msg);
+                 * thread (counted pending from now) once the answer is
+                 * out, or beside it while the store cannot write (the
+                 * final commit may wait long then). */
+                if (store_health(s->d.store, NULL, 0)) {
+                        cleaner_hold(s->d.cleaner);
+                        finish(s, j, &r, e, msg);
+                        cleaner_push_held(s->d.cleaner, TAKE_PTR(r.sb));
+                } else {
+                        cleaner_push(s->d.cleaner, TAKE_PTR(r.sb));
+                        finish(s, j, &r, e, msg);
+                }
                 free(r.message);
                 free(r.result);
                 free(r.log_path);
