@@ -231,7 +231,9 @@ static void *wait_thread_main(void *arg)
                         struct wait *w = *pp;
                         if (a->stopping || now >= w->deadline)
                                 wait_resume_locked(w);
-                        if (w->resumed) {
+                        /* Stopping: off the list whatever its state, so
+                         * that this thread ends. */
+                        if (w->resumed || a->stopping) {
                                 *pp = w->next;
                                 wait_unref(w);
                                 continue;
@@ -340,11 +342,18 @@ static void finish_wait(struct http_request *req, struct wait *w)
         }
         w->waiter = NULL;
         if (w->kind == COMMIT_SUBMIT && w->write.lazy && !told) {
-                /* Not held while the store cannot write: answered 503
-                 * then (the job runs; its id was never given). */
+                /* From now on its runs are on disk before they start
+                 * (record_attempt_end() syncs one begun before this).
+                 * Held while the store cannot write, as transitions are:
+                 * the job was taken, and its id is given once on disk. */
+                __atomic_store_n(&w->job->submit_lazy, false, __ATOMIC_SEQ_CST);
                 w->kind = COMMIT_SYNC;
-                w->write = (struct store_write){ .kind = STORE_SYNC };
+                w->write = (struct store_write){ .kind = STORE_SYNC, .retry = true };
+                /* Under the lock: the wait thread that resumed this request
+                 * reads `resumed` to take it off its list. */
+                pthread_mutex_lock(&w->api->lock);
                 w->committed = w->suspended = w->resumed = false;
+                pthread_mutex_unlock(&w->api->lock);
                 if (commit(w->api, req, w))
                         finish_synced(req, w);
                 return;

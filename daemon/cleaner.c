@@ -14,6 +14,7 @@
 
 struct item {
         struct sandbox *sb;
+        int64_t not_before;      /* now_mono_ms() clock; 0: at once */
         struct item *next;
 };
 
@@ -73,9 +74,10 @@ static void *cleaner_main(void *arg)
                 c->head = it->next;
                 if (!c->head)
                         c->tail = &c->head;
-                /* The tests' window; a stop ends it. */
-                if (c->delay_ms > 0) {
-                        struct timespec ts = timespec_in(CLOCK_MONOTONIC, c->delay_ms);
+                /* The tests' window, or a deferred one's; a stop ends it. */
+                int64_t wait = c->delay_ms > 0 ? c->delay_ms : it->not_before - now_mono_ms();
+                if (wait > 0) {
+                        struct timespec ts = timespec_in(CLOCK_MONOTONIC, wait);
                         while (!c->quit && pthread_cond_timedwait(&c->more, &c->lock, &ts) != ETIMEDOUT)
                                 ;
                 }
@@ -118,8 +120,13 @@ int cleaner_start(const struct sandbox_env *env, struct idpool *ids, struct live
         return 0;
 }
 
-void cleaner_hold(struct cleaner *c)
+static void push(struct cleaner *c, struct sandbox *sb, int64_t not_before)
 {
+        if (!sb)
+                return;
+        struct item *it = xcalloc(1, sizeof *it);
+        it->sb = sb;
+        it->not_before = not_before;
         pthread_mutex_lock(&c->lock);
         /* A worker waiting for room is alive: it beats (heartbeat.h). */
         while (c->pending >= CLEANER_BACKLOG && !c->quit) {
@@ -127,32 +134,21 @@ void cleaner_hold(struct cleaner *c)
                 pthread_cond_timedwait(&c->room, &c->lock, &ts);
                 heartbeat_beat();
         }
+        *c->tail = it;
+        c->tail = &it->next;
         c->pending++;
-        pthread_mutex_unlock(&c->lock);
-}
-
-void cleaner_push_held(struct cleaner *c, struct sandbox *sb)
-{
-        struct item *it = sb ? xcalloc(1, sizeof *it) : NULL;
-        pthread_mutex_lock(&c->lock);
-        if (it) {
-                it->sb = sb;
-                *c->tail = it;
-                c->tail = &it->next;
-                pthread_cond_signal(&c->more);
-        } else {
-                c->pending--;
-                pthread_cond_broadcast(&c->room);
-        }
+        pthread_cond_signal(&c->more);
         pthread_mutex_unlock(&c->lock);
 }
 
 void cleaner_push(struct cleaner *c, struct sandbox *sb)
 {
-        if (!sb)
-                return;
-        cleaner_hold(c);
-        cleaner_push_held(c, sb);
+        push(c, sb, 0);
+}
+
+void cleaner_push_deferred(struct cleaner *c, struct sandbox *sb)
+{
+        push(c, sb, now_mono_ms() + CLEANER_DEFER_MS);
 }
 
 void cleaner_released(struct cleaner *c, const char *run_id)

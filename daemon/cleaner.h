@@ -28,13 +28,12 @@ int cleaner_start(const struct sandbox_env *env, struct idpool *ids, struct live
                   struct cleaner **ret, struct err *err);
 /* Take sb apart in the background (sb may be NULL: nothing). */
 void cleaner_push(struct cleaner *c, struct sandbox *sb);
-/* cleaner_push() in two halves, around the answer to the sandbox's job:
- * hold counts it pending at once (nothing sees its cleanup done before it
- * began), push_held hands it over (NULL: nothing after all).  Meanwhile
- * its removal does not share an ext4 journal commit with the job's final
- * commit, whose fsync it made up to 4 ms slower. */
-void cleaner_hold(struct cleaner *c);
-void cleaner_push_held(struct cleaner *c, struct sandbox *sb);
+/* cleaner_push(), taken apart no sooner than CLEANER_DEFER_MS from now:
+ * for a sandbox whose job's final commit comes next, so that its unlinks
+ * and rmdirs do not share that commit's ext4 journal commit (which made
+ * the fsync up to 4 ms slower).  Counted pending at once. */
+#define CLEANER_DEFER_MS 20
+void cleaner_push_deferred(struct cleaner *c, struct sandbox *sb);
 /* The collector removed run_id's container: its ids are free again. */
 void cleaner_released(struct cleaner *c, const char *run_id);
 size_t cleaner_pending(struct cleaner *c);

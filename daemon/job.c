@@ -76,6 +76,7 @@ struct job *job_from_record(const struct job_record *r, struct manifest *m)
         j->created_ms = r->created_ms;
         j->created_mono = now_mono_ms() - (now_real_ms() - r->created_ms);
         j->recoveries = r->recoveries;
+        j->from_disk = true;
         if (r->callback.url) {
                 j->callback_url = xstrdup(r->callback.url);
                 memcpy(j->callback_delivery, r->callback.delivery, sizeof j->callback_delivery);

@@ -60,9 +60,12 @@ struct job {
         /* Set before the job is shared (job_set_callback), then immutable. */
         char *callback_url;             /* NULL: none (callback.h) */
         char callback_delivery[CALLBACK_DELIVERY_LEN + 1];
-        /* Set before the job is shared: its submit was a lazy commit
-         * (store.h), and nobody has been told of it. */
+        /* Its submit was a lazy commit (store.h) and nobody has been told
+         * of it: set before the job is shared, cleared (atomically) before
+         * its id is first given; see record_attempt_begin(). */
         bool submit_lazy;
+        /* Read back from the store at start (immutable). */
+        bool from_disk;
 
         /* Guarded by lock. */
         enum job_status status;

@@ -271,8 +271,10 @@ static void record_job(struct scheduler *s, struct job *j, char *result, size_t 
         rec.result = result;
         rec.result_len = result ? len : 0;
         struct err err = ERR_INIT;
-        int rc = job_status_is_final(rec.status) ? store_update_final(s->d.store, &rec, &err)
-                                                 : store_update(s->d.store, &rec, -1, &err);
+        /* Not one read back at start: its version and times are as the
+         * store keeps them, which this rendering would not match. */
+        int rc = job_status_is_final(rec.status) && !j->from_disk ? store_update_final(s->d.store, &rec, &err)
+                                                                  : store_update(s->d.store, &rec, -1, &err);
         if (rc < 0)
                 log_job(LOG_LVL_ERROR, j->id, j->manifest->name, NULL,
                         "its %s state is not recorded (the next start runs it again): %s",
@@ -321,23 +323,31 @@ static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_e
  * when recorded, 0 when the job was cancelled meanwhile, -1 when the store
  * failed.  Nothing starts before it is on disk: a job that brings the
  * daemon down has its attempts counted. */
-static struct store_pending *record_attempt_begin(struct scheduler *s, struct job *j, bool first)
+static struct store_pending *record_attempt_begin(struct scheduler *s, struct job *j, bool first, bool *ret_lazy)
 {
         struct job_record rec;
         job_snapshot(j, &rec);
+        *ret_lazy = first && __atomic_load_n(&j->submit_lazy, __ATOMIC_SEQ_CST);
         /* Lazy for the first run of a job whose submit was lazy too: a
          * crash of the daemon keeps both (the WAL), which is what the
          * count is for; a crash of the machine loses the job with its run.
          * A job someone was told of (acknowledged, or recovered from disk)
          * has each run on disk before it starts: one that brings the
          * machine down is counted, and not run for ever. */
-        return store_update_begin(s->d.store, &rec, first ? JOB_QUEUED : JOB_RUNNING, first && j->submit_lazy);
+        return store_update_begin(s->d.store, &rec, first ? JOB_QUEUED : JOB_RUNNING, *ret_lazy);
 }
 
-static int record_attempt_end(struct job *j, struct store_pending *p)
+static int record_attempt_end(struct scheduler *s, struct job *j, struct store_pending *p, bool lazy)
 {
         struct err err = ERR_INIT;
         int rc = store_update_end(p, &err);
+        /* Its id given meanwhile (a ?wait that ran out): that answer's
+         * sync may have gone before this write; one after it, then. */
+        if (rc == 1 && lazy && !__atomic_load_n(&j->submit_lazy, __ATOMIC_SEQ_CST)) {
+                struct store_write sync = { .kind = STORE_SYNC, .retry = true };
+                if (store_write_sync(s->d.store, &sync, &err) < 0)
+                        rc = -1;
+        }
         if (rc < 0)
                 log_job(LOG_LVL_ERROR, j->id, j->manifest->name, NULL, "cannot record its start: %s", err.msg);
         return rc;
@@ -402,10 +412,11 @@ static void run_job(struct scheduler *s, struct job *j)
                 size_t attempt = job_attempt_begin(j, r.ids.uid, r.ids.gid, r.run_id);
                 if (!r.sb)
                         liveset_add(s->d.live, r.run_id);
-                struct store_pending *claim = record_attempt_begin(s, j, n == 1);
+                bool lazy;
+                struct store_pending *claim = record_attempt_begin(s, j, n == 1, &lazy);
                 r.log_path = store_log_path(s->d.store, j->id, attempt);
                 bool built = run_build(&r);
-                int rec = record_attempt_end(j, claim);
+                int rec = record_attempt_end(s, j, claim, lazy);
                 if (rec == 1 && !built && r.retryable) {
                         /* Built while the claim was held (a store that
                          * could not write: a full disk, say, that the
@@ -488,17 +499,9 @@ static void run_job(struct scheduler *s, struct job *j)
                         msg = stop_message(e);
                 }
                 /* The container, cgroup and workspace go on the cleaner's
-                 * thread (counted pending from now) once the answer is
-                 * out, or beside it while the store cannot write (the
-                 * final commit may wait long then). */
-                if (store_health(s->d.store, NULL, 0)) {
-                        cleaner_hold(s->d.cleaner);
-                        finish(s, j, &r, e, msg);
-                        cleaner_push_held(s->d.cleaner, TAKE_PTR(r.sb));
-                } else {
-                        cleaner_push(s->d.cleaner, TAKE_PTR(r.sb));
-                        finish(s, j, &r, e, msg);
-                }
+                 * thread (counted pending from now), after the answer. */
+                cleaner_push_deferred(s->d.cleaner, TAKE_PTR(r.sb));
+                finish(s, j, &r, e, msg);
                 free(r.message);
                 free(r.result);
                 free(r.log_path);

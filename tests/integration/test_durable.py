@@ -976,6 +976,7 @@ class LazyCommits(DurableCase):
         self.assertEqual(keyed_job.status, 202, keyed_job)
         d.wait_final(keyed_job.body["id"])
         open(flag, "w").close()
+        f0, l0 = self.fsyncs(d), d.metric("edgecd_store_lazy_commits_total")
         out = {}
 
         def waiter():
@@ -995,12 +996,26 @@ class LazyCommits(DurableCase):
         self.assertEqual(r.status, 202, r)
         self.assertIn(r.body["status"], ("queued", "running"), r)
         # The wait ran out at 2 s; the answer waited for an fsync (1 s).
-        self.assertGreaterEqual(out["s"], 2.9, "answered %.2f s after the submit, before its fsync" % out["s"])
+        self.assertGreaterEqual(out["s"], 2.9, "answered %.2f s after the submit, before its fsync (%s fsynced, "
+                                "%s lazy commits since): %s" % (out["s"], self.fsyncs(d) - f0,
+                                d.metric("edgecd_store_lazy_commits_total") - l0, r))
         os.unlink(flag)
         job = d.wait_final(r.body["id"], timeout=30)
         self.assertEqual(job["status"], "succeeded", job)
 
-    def test_a_sync_on_a_full_disk_is_a_503_and_the_store_stays_unhealthy(self):
+    def test_a_job_named_while_queued_has_its_run_on_disk_before_it_starts(self):
+        d = self.daemon("lazy5", {"workers": 1})
+        busy = self.submit_ok(d, sleep(3))
+        d.wait_status(busy, "running")
+        l0 = d.metric("edgecd_store_lazy_commits_total")
+        r = d.submit(echo(5), wait="1", timeout=30)
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(r.body["status"], "queued", r)
+        self.assertEcho(d.wait_final(r.body["id"], timeout=30), 5)
+        # Its submit was lazy; its run, once its id was given, is not.
+        self.assertEqual(d.metric("edgecd_store_lazy_commits_total") - l0, 1)
+
+    def test_a_sync_on_a_full_disk_waits_for_room(self):
         d = self.daemon("lazyfull", {"workers": 1}, start=False, after_stop=harness.unmount_state)
         fill = harness.state_on_small_disk(d)
         self.addCleanup(lambda: os.path.exists(fill) and os.unlink(fill))
@@ -1008,7 +1023,7 @@ class LazyCommits(DurableCase):
         out = {}
 
         def waiter():
-            out["r"] = d.submit(sleep(6, timeout=30), wait="3", timeout=60)
+            out["r"] = d.submit(sleep(4, timeout=30), wait="2", timeout=60)
         t = threading.Thread(target=waiter)
         t.start()
         deadline = time.monotonic() + 20 * slow_factor()
@@ -1022,12 +1037,18 @@ class LazyCommits(DurableCase):
             if d.submit(echo(100 + k)).status == 503:
                 break
         self.assertEqual(d.req("GET", "/readyz").status, 503)
-        t.join(60)
-        # Its id may not be given before it is on disk, which it cannot be.
-        check_error(out["r"], 503, "storage_unavailable")
+        # Past its wait: no answer names the job while it cannot be on
+        # disk, and the held sync does not make the store look healthy.
+        t.join(3)
+        self.assertTrue(t.is_alive(), "answered on a full disk: %s" % out.get("r"))
         r = d.req("GET", "/readyz")
-        self.assertEqual(r.status, 503, "the failed sync made the store look healthy: %s" % (r,))
+        self.assertEqual(r.status, 503, "the held sync made the store look healthy: %s" % (r,))
         os.unlink(fill)
+        t.join(60)
+        r = out.get("r")
+        self.assertIsNotNone(r, "no answer once the disk had room")
+        self.assertIn(r.status, (200, 202), r)
+        self.assertEqual(r.body["id"], running[0]["id"], r)
         job = d.wait_final(running[0]["id"], timeout=60)
         self.assertIn(job["status"], ("succeeded", "failed"), job)
         d.assert_idle_clean()
