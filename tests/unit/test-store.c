@@ -773,14 +773,20 @@ START_TEST(test_open_reopen)
 }
 END_TEST
 
+/* A store holding one queued record, q, closed. */
+static void fx_setup_one_closed(struct fx *f, int backend, struct job_record *q)
+{
+        fx_setup(f, backend);
+        rec_queued(q, "alpha", T0);
+        insert(f, q);
+        fx_close_store(f);
+}
+
 START_TEST(test_schema_versions)
 {
         struct fx f;
-        fx_setup(&f, _i);
         struct job_record q;
-        rec_queued(&q, "alpha", T0);
-        insert(&f, &q);
-        fx_close_store(&f);
+        fx_setup_one_closed(&f, _i, &q);
 
         /* The schema is versioned, and opening twice keeps the version. */
         int64_t v = f.be->schema_version(f.dir);
@@ -2432,11 +2438,8 @@ END_TEST
 START_TEST(test_lazy_writes)
 {
         struct fx f;
-        fx_setup(&f, _i);
         struct job_record q;
-        rec_queued(&q, "alpha", T0);
-        insert(&f, &q);
-        fx_close_store(&f);
+        fx_setup_one_closed(&f, _i, &q);
 
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
