@@ -20,7 +20,10 @@
 # (scripts/install-deps.sh, a no-op when nothing is missing).
 
 CC      ?= gcc
-PKGS    := libmicrohttpd jansson yaml-0.1 libseccomp libcgroup libsystemd uuid nettle yajl sqlite3 libcurl
+PKGS    := libmicrohttpd jansson yaml-0.1 libseccomp libcgroup libsystemd uuid nettle yajl sqlite3
+# libcurl's headers only: the daemon loads it when callbacks are on
+# (daemon/curlapi.h), rather than carry it and its libraries at every start.
+DLPKGS  := libcurl
 VERSION := 0.1.0
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
@@ -62,7 +65,7 @@ $(DEPS_OK): scripts/install-deps.sh
 	@scripts/install-deps.sh --if-missing
 	@mkdir -p $(B) && touch $@
 
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(DLPKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 
 $(B)/obj/%.o: daemon/%.c | $(DEPS_OK)

@@ -14,11 +14,13 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
+#include "curlapi.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
+
+/* libcurl's calls, loaded by callbacks_start() (curlapi.h). */
+static const struct curl_api *cu;
 
 /* ---- delivery ---- */
 
@@ -150,12 +152,12 @@ static size_t header_line(char *p, size_t size, size_t n, void *ctx)
 static void slot_drop_transfer(struct slot *sl)
 {
         if (sl->easy) {
-                curl_multi_remove_handle(sl->c->multi, sl->easy);
-                curl_easy_cleanup(sl->easy);
+                cu->multi_remove_handle(sl->c->multi, sl->easy);
+                cu->easy_cleanup(sl->easy);
                 sl->easy = NULL;
                 metrics_callback_in_flight(-1);
         }
-        curl_slist_free_all(sl->headers);
+        cu->slist_free_all(sl->headers);
         sl->headers = NULL;
         free(sl->body);
         sl->body = NULL;
@@ -181,7 +183,7 @@ static void write_done(struct store_write *w)
         pthread_mutex_lock(&c->lock);
         slot_set_state(sl, SLOT_WRITTEN);
         pthread_cond_broadcast(&c->cond);
-        curl_multi_wakeup(c->multi);
+        cu->multi_wakeup(c->multi);
         pthread_mutex_unlock(&c->lock);
 }
 
@@ -211,7 +213,7 @@ static void set_error(struct job_callback *cb, const char *fmt, ...)
 static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
 {
         long status = 0;
-        curl_easy_getinfo(sl->easy, CURLINFO_RESPONSE_CODE, &status);
+        cu->easy_getinfo(sl->easy, CURLINFO_RESPONSE_CODE, &status);
         struct job_callback *cb = &sl->rec.callback;
         cb->attempts++;
         cb->last_status = (int)status;
@@ -229,7 +231,7 @@ static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
                          (long long)cb->attempts, status);
         } else {
                 if (!answered) {
-                        set_error(cb, "%s", *sl->errbuf ? sl->errbuf : curl_easy_strerror(rc));
+                        set_error(cb, "%s", *sl->errbuf ? sl->errbuf : cu->easy_strerror(rc));
                         retry = true;
                 } else if (status >= 300 && status < 400) {
                         set_error(cb, "the receiver answered %ld (redirects are not followed)", status);
@@ -273,7 +275,7 @@ static struct curl_slist *add_header(struct curl_slist *l, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(line, sizeof line, fmt, ap);
         va_end(ap);
-        struct curl_slist *n = curl_slist_append(l, line);
+        struct curl_slist *n = cu->slist_append(l, line);
         if (!n)
                 abort();
         return n;
@@ -328,38 +330,38 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
         h = add_header(h, "X-Edgecd-Signature: %s", sig);
         h = add_header(h, "Expect:");   /* no 100-continue round trip */
         sl->headers = h;
-        CURL *e = curl_easy_init();
+        CURL *e = cu->easy_init();
         if (!e)
                 abort();
         sl->easy = e;
         sl->errbuf[0] = '\0';
         const struct config *cfg = c->cfg;
-        curl_easy_setopt(e, CURLOPT_URL, cb->url);
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+        cu->easy_setopt(e, CURLOPT_URL, cb->url);
+        cu->easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        cu->easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
         /* The allowlist names whom we call: no proxy from the environment
          * stands in between. */
-        curl_easy_setopt(e, CURLOPT_PROXY, "");
-        curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, sl->body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)sl->body_len);
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(e, CURLOPT_USERAGENT, "edgecd/" EDGECD_VERSION);
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)cfg->callbacks.connect_timeout_seconds);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)cfg->callbacks.timeout_seconds);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, sl);
-        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_line);
-        curl_easy_setopt(e, CURLOPT_HEADERDATA, sl);
+        cu->easy_setopt(e, CURLOPT_PROXY, "");
+        cu->easy_setopt(e, CURLOPT_NOPROXY, "*");
+        cu->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        cu->easy_setopt(e, CURLOPT_POST, 1L);
+        cu->easy_setopt(e, CURLOPT_POSTFIELDS, sl->body);
+        cu->easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)sl->body_len);
+        cu->easy_setopt(e, CURLOPT_HTTPHEADER, h);
+        cu->easy_setopt(e, CURLOPT_USERAGENT, "edgecd/" EDGECD_VERSION);
+        cu->easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)cfg->callbacks.connect_timeout_seconds);
+        cu->easy_setopt(e, CURLOPT_TIMEOUT, (long)cfg->callbacks.timeout_seconds);
+        cu->easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+        cu->easy_setopt(e, CURLOPT_WRITEDATA, sl);
+        cu->easy_setopt(e, CURLOPT_HEADERFUNCTION, header_line);
+        cu->easy_setopt(e, CURLOPT_HEADERDATA, sl);
         /* A name lookup still running when the handle goes (a connect
          * timeout, the stop) is left behind, not waited for: the threaded
          * resolver would block the delivery thread until it returns. */
-        curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
-        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, sl->errbuf);
-        curl_easy_setopt(e, CURLOPT_PRIVATE, sl);
-        if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+        cu->easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+        cu->easy_setopt(e, CURLOPT_ERRORBUFFER, sl->errbuf);
+        cu->easy_setopt(e, CURLOPT_PRIVATE, sl);
+        if (cu->multi_add_handle(c->multi, e) != CURLM_OK)
                 abort();
         metrics_callback_in_flight(1);
         log_job(LOG_LVL_DEBUG, sl->rec.id, sl->rec.algorithm, NULL, "callback attempt %lld", (long long)cb->attempts + 1);
@@ -488,14 +490,14 @@ static void *delivery_main(void *arg)
                 if (next_scan <= mono)
                         wake = next_scan = scan(c);
                 int running = 0;
-                curl_multi_perform(c->multi, &running);
+                cu->multi_perform(c->multi, &running);
                 CURLMsg *m;
                 int left;
-                while ((m = curl_multi_info_read(c->multi, &left))) {
+                while ((m = cu->multi_info_read(c->multi, &left))) {
                         if (m->msg != CURLMSG_DONE)
                                 continue;
                         struct slot *sl = NULL;
-                        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
+                        cu->easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
                         attempt_done(c, sl, m->data.result);
                 }
                 mono = now_mono_ms();
@@ -504,7 +506,7 @@ static void *delivery_main(void *arg)
                         t = 1000;
                 if (t < 0)
                         t = 0;
-                curl_multi_poll(c->multi, NULL, 0, (int)t, NULL);
+                cu->multi_poll(c->multi, NULL, 0, (int)t, NULL);
         }
         /* Stopping: what is in flight stays pending in the store (sent
          * again by the next start); writes in flight are waited for. */
@@ -532,12 +534,17 @@ int callbacks_start(const struct config *cfg, struct store *store, struct callba
                 free(c);
                 return -1;
         }
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        if (curlapi_load(&cu, err) < 0) {
+                free(c->secret);
+                free(c);
+                return err_wrap(err, "callbacks");
+        }
+        if (cu->global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 free(c->secret);
                 free(c);
                 return err_set(err, ERR_INTERNAL, 0, "callbacks: libcurl would not initialise");
         }
-        c->multi = curl_multi_init();
+        c->multi = cu->multi_init();
         if (!c->multi)
                 abort();
         pthread_mutex_init(&c->lock, NULL);
@@ -569,7 +576,7 @@ void callbacks_kick(struct callbacks *c)
                 return;
         pthread_mutex_lock(&c->lock);
         c->kicked = true;
-        curl_multi_wakeup(c->multi);
+        cu->multi_wakeup(c->multi);
         pthread_mutex_unlock(&c->lock);
 }
 
@@ -581,11 +588,11 @@ void callbacks_stop(struct callbacks *c)
                 pthread_mutex_lock(&c->lock);
                 c->stopping = true;
                 pthread_mutex_unlock(&c->lock);
-                curl_multi_wakeup(c->multi);
+                cu->multi_wakeup(c->multi);
                 pthread_join(c->thread, NULL);
         }
-        curl_multi_cleanup(c->multi);
-        curl_global_cleanup();
+        cu->multi_cleanup(c->multi);
+        cu->global_cleanup();
         pthread_mutex_destroy(&c->lock);
         pthread_cond_destroy(&c->cond);
         if (c->secret)

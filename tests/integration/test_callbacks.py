@@ -382,6 +382,16 @@ class TestCallbacks(CallbackBase):
         # null is no callback.
         r = d.submit(dict(echo(1), callback_url=None))
         self.assertEqual(r.status, 202, r)
+        # Off, the daemon does not carry libcurl (and its libraries).
+        self.assertNotIn("libcurl", self.mapped(d))
+
+    def mapped(self, d):
+        with open("/proc/%d/maps" % d.proc.pid) as f:
+            return f.read()
+
+    def test_libcurl_loaded_when_on(self):
+        d = self.daemon()
+        self.assertIn("libcurl.so.4", self.mapped(d))
 
     def test_no_redirects(self):
         d = self.daemon()
