@@ -319,8 +319,15 @@ static bool commit(struct api *a, struct http_request *req, struct wait *w);
 static void finish_synced(struct http_request *req, struct wait *w)
 {
         w->committing = false;
-        /* Refused, the daemon is stopping: the store's close syncs. */
-        if (w->write.err.code != ERR_OK && !w->refused) {
+        if (w->refused) {
+                /* The daemon is stopping: no more commits through the
+                 * api, but the store stays open until the HTTP threads
+                 * are done.  This one waits for the disk itself. */
+                struct store_write sync = { .kind = STORE_SYNC };
+                err_clear(&w->write.err);
+                store_write_sync(w->api->d.store, &sync, &w->write.err);
+        }
+        if (w->write.err.code != ERR_OK) {
                 reply_err(req, &w->write.err, "storage_unavailable");
                 return;
         }

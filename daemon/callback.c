@@ -535,6 +535,7 @@ int callbacks_start(const struct config *cfg, struct store *store, struct callba
                 return -1;
         }
         if (curlapi_load(&cu, err) < 0) {
+                explicit_bzero(c->secret, c->secret_len);
                 free(c->secret);
                 free(c);
                 return err_wrap(err, "callbacks");

@@ -75,7 +75,9 @@ static void *cleaner_main(void *arg)
                 if (!c->head)
                         c->tail = &c->head;
                 /* The tests' window, or a deferred one's; a stop ends it. */
-                int64_t wait = c->delay_ms > 0 ? c->delay_ms : it->not_before - now_mono_ms();
+                int64_t wait = it->not_before - now_mono_ms();
+                if (c->delay_ms > wait)
+                        wait = c->delay_ms;
                 if (wait > 0) {
                         struct timespec ts = timespec_in(CLOCK_MONOTONIC, wait);
                         while (!c->quit && pthread_cond_timedwait(&c->more, &c->lock, &ts) != ETIMEDOUT)
@@ -120,13 +122,12 @@ int cleaner_start(const struct sandbox_env *env, struct idpool *ids, struct live
         return 0;
 }
 
-static void push(struct cleaner *c, struct sandbox *sb, int64_t not_before)
+static void push(struct cleaner *c, struct sandbox *sb, int64_t defer_ms)
 {
         if (!sb)
                 return;
         struct item *it = xcalloc(1, sizeof *it);
         it->sb = sb;
-        it->not_before = not_before;
         pthread_mutex_lock(&c->lock);
         /* A worker waiting for room is alive: it beats (heartbeat.h). */
         while (c->pending >= CLEANER_BACKLOG && !c->quit) {
@@ -134,6 +135,7 @@ static void push(struct cleaner *c, struct sandbox *sb, int64_t not_before)
                 pthread_cond_timedwait(&c->room, &c->lock, &ts);
                 heartbeat_beat();
         }
+        it->not_before = defer_ms > 0 ? now_mono_ms() + defer_ms : 0;
         *c->tail = it;
         c->tail = &it->next;
         c->pending++;
@@ -148,7 +150,7 @@ void cleaner_push(struct cleaner *c, struct sandbox *sb)
 
 void cleaner_push_deferred(struct cleaner *c, struct sandbox *sb)
 {
-        push(c, sb, now_mono_ms() + CLEANER_DEFER_MS);
+        push(c, sb, CLEANER_DEFER_MS);
 }
 
 void cleaner_released(struct cleaner *c, const char *run_id)

@@ -40,6 +40,7 @@
 #include "jobtable.h"
 #include "collector.h"
 #include "config.h"
+#include "curlapi.h"
 #include "idpool.h"
 #include "image.h"
 #include "log.h"
@@ -205,6 +206,12 @@ static int check_beyond_file(const struct config *cfg)
                 } else {
                         explicit_bzero(secret, len);
                         free(secret);
+                }
+                const struct curl_api *cu;
+                err_clear(&err);
+                if (curlapi_load(&cu, &err) < 0) {
+                        fprintf(stderr, "callbacks: %s\n", err.msg);
+                        problems++;
                 }
         }
         if (*cfg->auth.tokens_file) {

@@ -344,9 +344,13 @@ static int record_attempt_end(struct scheduler *s, struct job *j, struct store_p
         /* Its id given meanwhile (a ?wait that ran out): that answer's
          * sync may have gone before this write; one after it, then. */
         if (rc == 1 && lazy && !__atomic_load_n(&j->submit_lazy, __ATOMIC_SEQ_CST)) {
+                /* Recorded, if not on disk yet: only a stop fails it
+                 * (the store gave up), and the next start recovers it. */
                 struct store_write sync = { .kind = STORE_SYNC, .retry = true };
                 if (store_write_sync(s->d.store, &sync, &err) < 0)
-                        rc = -1;
+                        log_job(LOG_LVL_WARN, j->id, j->manifest->name, NULL, "its start is not on disk: %s",
+                                err.msg);
+                return rc;
         }
         if (rc < 0)
                 log_job(LOG_LVL_ERROR, j->id, j->manifest->name, NULL, "cannot record its start: %s", err.msg);

@@ -358,6 +358,9 @@ static const char SQL_DELETE_JOB_KEYS[] = "DELETE FROM idempotency WHERE job_id 
 static const char SQL_DELETE_KEYS[] = "DELETE FROM idempotency WHERE created_ms < ?1";
 static const char SQL_PROBE[] = "INSERT OR REPLACE INTO meta(key, value) VALUES ('probe', zeroblob(16384))";
 static const char SQL_UNPROBE[] = "DELETE FROM meta WHERE key = 'probe'";
+/* Something to commit, so that the commit fsyncs the WAL. */
+static const char SQL_SYNC[] = "INSERT OR REPLACE INTO meta(key, value) VALUES ('sync', 0); "
+                               "DELETE FROM meta WHERE key = 'sync'";
 
 /* A statement error that spoils the whole transaction (as opposed to one
  * write's own problem, such as a constraint). */
@@ -723,10 +726,8 @@ static int apply_write(struct store_backend *b, struct store_write *w, struct vi
                 rc = apply_prune(b, w, v, nv, &w->err);
         } else if (w->kind == STORE_SYNC) {
                 /* Always: a commit that changes nothing writes no frame
-                 * and syncs nothing.  The probe's write, so that a held
-                 * sync that goes through says as much of the disk as the
-                 * probe (store health). */
-                if (exec(b->w, SQL_PROBE, &w->err) < 0 || exec(b->w, SQL_UNPROBE, &w->err) < 0)
+                 * and syncs nothing. */
+                if (exec(b->w, SQL_SYNC, &w->err) < 0)
                         rc = SQLITE_IOERR;
         } else {
                 for (size_t i = 0; i < w->n && !rc; i++) {
@@ -939,6 +940,16 @@ static void *writer_main(void *arg)
                                 for (struct store_write *w = held, *next; w; w = next) {
                                         next = w->next;
                                         w->next = NULL;
+                                        if (w->kind == STORE_SYNC && !probe(b)) {
+                                                /* Its small write says too little
+                                                 * of a full disk: the probe's does. */
+                                                struct err failure;
+                                                err_set(&failure, ERR_UNAVAILABLE, 0,
+                                                        "the job store cannot write (its probe failed)");
+                                                hold_or_fail(b, w, &failure);
+                                                all = false;
+                                                continue;
+                                        }
                                         all &= commit_batch(b, w, false, &tail);
                                 }
                                 if (all) {
