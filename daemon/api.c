@@ -323,9 +323,8 @@ static void finish_synced(struct http_request *req, struct wait *w)
                 /* The daemon is stopping: no more commits through the
                  * api, but the store stays open until the HTTP threads
                  * are done.  This one waits for the disk itself. */
-                struct store_write sync = { .kind = STORE_SYNC };
                 err_clear(&w->write.err);
-                store_write_sync(w->api->d.store, &sync, &w->write.err);
+                store_sync(w->api->d.store, &w->write.err);
         }
         if (w->write.err.code != ERR_OK) {
                 reply_err(req, &w->write.err, "storage_unavailable");

@@ -12,9 +12,6 @@
  * by the request-completed callback. */
 #include "http.h"
 
-/* libmicrohttpd mallocs a connection's memory pool up to this size. */
-#define HTTP_POOL_MALLOC_MAX (32 * 1024)
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
@@ -34,6 +31,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
+
+/* libmicrohttpd mallocs a connection's memory pool up to this size. */
+#define HTTP_POOL_MALLOC_MAX (32 * 1024)
 
 /* A body that goes on past the limit without a Content-Length is read and
  * dropped so the client still gets its 413, up to this many times the limit;

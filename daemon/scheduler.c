@@ -321,8 +321,9 @@ static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_e
  * from queued: it is not taken when a cancel got there first), in two
  * halves: the commit is in flight while the run is built.  The end is 1
  * when recorded, 0 when the job was cancelled meanwhile, -1 when the store
- * failed.  Nothing starts before it is on disk: a job that brings the
- * daemon down has its attempts counted. */
+ * failed.  Nothing starts before it is committed (on disk, or lazily for
+ * a job nobody was told of, below): a job that brings the daemon down has
+ * its attempts counted. */
 static struct store_pending *record_attempt_begin(struct scheduler *s, struct job *j, bool first, bool *ret_lazy)
 {
         struct job_record rec;
@@ -346,8 +347,7 @@ static int record_attempt_end(struct scheduler *s, struct job *j, struct store_p
         if (rc == 1 && lazy && !__atomic_load_n(&j->submit_lazy, __ATOMIC_SEQ_CST)) {
                 /* Recorded, if not on disk yet: only a stop fails it
                  * (the store gave up), and the next start recovers it. */
-                struct store_write sync = { .kind = STORE_SYNC, .retry = true };
-                if (store_write_sync(s->d.store, &sync, &err) < 0)
+                if (store_sync(s->d.store, &err) < 0)
                         log_job(LOG_LVL_WARN, j->id, j->manifest->name, NULL, "its start is not on disk: %s",
                                 err.msg);
                 return rc;

@@ -168,18 +168,20 @@ int store_update_end(struct store_pending *p, struct err *err)
         return rc;
 }
 
-int store_update_final(struct store *s, struct job_record *rec, struct err *err)
+/* store_update(); with cache, rec's rendering made while the commit is in
+ * flight (the writer only reads rec meanwhile, as this does) and kept once
+ * it applied. */
+static int update(struct store *s, struct job_record *rec, int expect_status, bool cache, struct err *err)
 {
-        uint64_t gen = recordcache_generation(s->cache);
-        struct store_item it = { .rec = rec, .expect_status = -1 };
+        uint64_t gen = cache ? recordcache_generation(s->cache) : 0;
+        struct store_item it = { .rec = rec, .expect_status = expect_status };
         struct store_write w = { .kind = STORE_UPDATE, .items = &it, .n = 1, .retry = true };
         struct waiter wt;
         write_begin(s, &w, &wt);
-        /* The writer only reads rec meanwhile, as this does. */
         size_t len = 0;
-        bool fits = rec->result_len < recordcache_entry_max(s->cache);
-        _cleanup_free_ char *text = fits && !rec->callback.url && job_status_is_final(rec->status)
-                                            ? record_render(rec, true, &len) : NULL;
+        cache = cache && rec->result_len < recordcache_entry_max(s->cache) && !rec->callback.url &&
+                job_status_is_final(rec->status);
+        _cleanup_free_ char *text = cache ? record_render(rec, true, &len) : NULL;
         if (write_end(&w, &wt, err) < 0)
                 return -1;
         if (it.outcome != STORE_ITEM_OK)
@@ -189,13 +191,20 @@ int store_update_final(struct store *s, struct job_record *rec, struct err *err)
         return 1;
 }
 
+int store_update_final(struct store *s, struct job_record *rec, struct err *err)
+{
+        return update(s, rec, -1, true, err);
+}
+
 int store_update(struct store *s, struct job_record *rec, int expect_status, struct err *err)
 {
-        struct store_item it = { .rec = rec, .expect_status = expect_status };
-        struct store_write w = { .kind = STORE_UPDATE, .items = &it, .n = 1, .retry = true };
-        if (store_write_sync(s, &w, err) < 0)
-                return -1;
-        return it.outcome == STORE_ITEM_OK ? 1 : 0;
+        return update(s, rec, expect_status, false, err);
+}
+
+int store_sync(struct store *s, struct err *err)
+{
+        struct store_write w = { .kind = STORE_SYNC, .retry = true };
+        return store_write_sync(s, &w, err);
 }
 
 /* ---- reads ---- */

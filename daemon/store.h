@@ -193,8 +193,11 @@ int store_update(struct store *s, struct job_record *rec, int expect_status, str
 /* store_update() of a final record, expect_status -1, which also keeps
  * its rendering in the cache of final ones, made while the commit is in
  * flight: its waiters' answers and the GETs after are read from memory.
- * Not for a record with a callback (its state changes from now on). */
+ * A record with a callback is not kept (its state changes from now on). */
 int store_update_final(struct store *s, struct job_record *rec, struct err *err);
+/* Wait until every lazy write committed so far is on disk (a STORE_SYNC,
+ * held while the store cannot write, until it gives up). */
+int store_sync(struct store *s, struct err *err);
 /* store_update() in two halves, for a caller with work to do while the
  * commit is in flight: begin takes rec (left empty), end waits and returns
  * as store_update, and frees the pending write.  With lazy, a lazy write

@@ -4,10 +4,11 @@
  * COMMIT returns; a batch of lazy writes only (store.h) commits with
  * synchronous=NORMAL, no fsync: in the WAL, which a crash of the daemon
  * keeps, and on disk with the next fsync of the WAL, which every later
- * FULL commit that changes something makes (a STORE_SYNC always does).  One writer thread owns the one writing connection and
- * commits every write waiting for it in one transaction (group commit: one
- * WAL fsync for many submitters).  Readers take a connection from a small
- * pool; WAL lets them read while the writer writes.
+ * FULL commit that changes something makes (a STORE_SYNC always does).
+ * One writer thread owns the one writing connection and commits every
+ * write waiting for it in one transaction (group commit: one WAL fsync for
+ * many submitters).  Readers take a connection from a small pool; WAL lets
+ * them read while the writer writes.
  *
  * Failure: a failed COMMIT (SQLITE_FULL, SQLITE_IOERR ...) makes the store
  * unhealthy with SQLite's words as the reason.  While unhealthy, inserts
@@ -692,13 +693,24 @@ static void finish_write(struct store_write *w, const struct err *err)
 
 /* Write a little and roll it back... no: commit it, so the disk must take
  * it.  true when it worked. */
+/* The writer's synchronous mode for the next commits: NORMAL (lazy, no
+ * fsync) or FULL; changed only between transactions. */
+static int set_sync_normal(struct store_backend *b, bool normal, struct err *err)
+{
+        if (normal == b->sync_normal)
+                return 0;
+        if (exec(b->w, normal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", err) < 0)
+                return -1;
+        b->sync_normal = normal;
+        return 0;
+}
+
 static bool probe(struct store_backend *b)
 {
         struct err err = ERR_INIT;
         /* A probe that fsyncs: the disk is the question. */
-        if (b->sync_normal && exec(b->w, "PRAGMA synchronous=FULL", &err) == 0)
-                b->sync_normal = false;
-        if (!b->sync_normal && exec(b->w, "BEGIN IMMEDIATE", &err) == 0 && exec(b->w, SQL_PROBE, &err) == 0 &&
+        if (set_sync_normal(b, false, &err) == 0 && exec(b->w, "BEGIN IMMEDIATE", &err) == 0 &&
+            exec(b->w, SQL_PROBE, &err) == 0 &&
             exec(b->w, SQL_UNPROBE, &err) == 0 && exec(b->w, "COMMIT", &err) == 0)
                 return true;
         struct err ignored = ERR_INIT;
@@ -777,13 +789,7 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
         bool lazy = true;
         for (struct store_write *w = batch; w; w = w->next)
                 lazy &= w->lazy;
-        bool failed = false;
-        if (lazy != b->sync_normal) {
-                failed = exec(b->w, lazy ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", &err) < 0;
-                if (!failed)
-                        b->sync_normal = lazy;
-        }
-        failed = failed || exec(b->w, "BEGIN IMMEDIATE", &err) < 0;
+        bool failed = set_sync_normal(b, lazy, &err) < 0 || exec(b->w, "BEGIN IMMEDIATE", &err) < 0;
         size_t k = 0;
         for (struct store_write *w = batch; w && !failed; w = w->next, k++) {
                 if (apply_write(b, w, &victims[k], &nvictims[k], &inserted)) {

@@ -166,6 +166,21 @@ def tail(path, lines=80):
 
 # ---------------------------------------------------------------- host state
 
+def preload_shim(name, tmp):
+    """Build tests/integration/NAME.c (an LD_PRELOAD shim) into tmp; the
+    environment that preloads it into a daemon.  Under the ASan build the
+    shim comes before the ASan runtime in the library list: harmless for
+    these shims (each wraps a libc call or two), so the check is off."""
+    so = os.path.join(tmp, name + ".so")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".c")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", so, src, "-ldl"], check=True)
+    env = {"LD_PRELOAD": so}
+    if "asan" in os.path.basename(OPTIONS["daemon"]):
+        opts = os.environ.get("ASAN_OPTIONS", "")
+        env["ASAN_OPTIONS"] = (opts + ":" if opts else "") + "verify_asan_link_order=0"
+    return env
+
+
 def cgroup_roots():
     """Every cgroup hierarchy root on this host: v1 controllers (and
     name=systemd), the hybrid /sys/fs/cgroup/unified, or a pure v2 root."""

@@ -21,7 +21,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -463,15 +462,8 @@ class TestCallbacks(CallbackBase):
         # of slowdns.test sleep 60 s): its attempt times out on
         # connect_timeout_seconds, another job's callback goes meanwhile,
         # and SIGTERM stops the daemon without waiting for the lookup.
-        so = os.path.join(self.tmp, "slowdns.so")
-        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slowdns_shim.c")
-        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", so, src], check=True)
-        env = {"LD_PRELOAD": so, "SLOWDNS_SECONDS": "60"}
-        if "asan" in os.path.basename(harness.OPTIONS["daemon"]):
-            # The shim comes before the ASan runtime in the library list:
-            # harmless here (it only wraps getaddrinfo).
-            opts = os.environ.get("ASAN_OPTIONS", "")
-            env["ASAN_OPTIONS"] = (opts + ":" if opts else "") + "verify_asan_link_order=0"
+        env = harness.preload_shim("slowdns_shim", self.tmp)
+        env["SLOWDNS_SECONDS"] = "60"
         d = self.daemon(allow=[self.rx.url("/hooks"), "http://slowdns.test:9/"], env=env,
                         connect_timeout_seconds=1, backoff_ms=100, max_backoff_ms=100, max_attempts=100)
         slow = d.submit(dict(echo(14), callback_url="http://slowdns.test:9/x"))

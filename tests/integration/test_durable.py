@@ -957,16 +957,9 @@ class LazyCommits(DurableCase):
         """A daemon whose WAL fsyncs take a second once `flag` exists."""
         tmp = tempfile.mkdtemp(prefix="edgecd-slowfsync-")
         self.addCleanup(shutil.rmtree, tmp, True)
-        so = os.path.join(tmp, "slowfsync.so")
-        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slowfsync_shim.c")
-        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", so, src, "-ldl"], check=True)
         flag = os.path.join(tmp, "slow")
-        env = {"LD_PRELOAD": so, "SLOWFSYNC_FLAG": flag, "SLOWFSYNC_MS": "1000"}
-        if "asan" in os.path.basename(harness.OPTIONS["daemon"]):
-            # The shim comes before the ASan runtime: harmless, it only
-            # wraps fsync and fdatasync.
-            opts = os.environ.get("ASAN_OPTIONS", "")
-            env["ASAN_OPTIONS"] = (opts + ":" if opts else "") + "verify_asan_link_order=0"
+        env = harness.preload_shim("slowfsync_shim", tmp)
+        env.update({"SLOWFSYNC_FLAG": flag, "SLOWFSYNC_MS": "1000"})
         d = self.daemon(name, {"workers": 1}, env=env)
         return d, flag
 
