@@ -32,6 +32,7 @@ struct logpump {
         int file_fd;
         size_t cap, written;
         bool truncated;
+        int write_errno;         /* the first failed write's (a full disk) */
         bool done;               /* EOF or a read error: out of the epoll set */
         struct logpump *next;
 };
@@ -94,8 +95,18 @@ static void drain(struct logpump *lp, int turns)
                 size_t take = (size_t)n < room ? (size_t)n : room;
                 if ((size_t)n > room)
                         lp->truncated = true;
-                if (take > 0 && write(lp->file_fd, buf, take) == (ssize_t)take)
-                        lp->written += take;
+                if (take == 0)
+                        continue;
+                ssize_t w = write(lp->file_fd, buf, take);
+                if (w > 0)
+                        lp->written += (size_t)w;
+                if (w != (ssize_t)take) {
+                        /* A short write is a full disk too: what is lost
+                         * makes the log truncated. */
+                        if (!lp->write_errno)
+                                lp->write_errno = w < 0 ? errno : ENOSPC;
+                        lp->truncated = true;
+                }
         }
 }
 
@@ -188,7 +199,7 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
         return 0;
 }
 
-void logpump_stop(struct logpump *lp, bool *ret_truncated)
+void logpump_stop(struct logpump *lp, bool *ret_truncated, int *ret_write_errno)
 {
         if (!lp)
                 return;
@@ -202,6 +213,8 @@ void logpump_stop(struct logpump *lp, bool *ret_truncated)
         unregister(lp);
         if (ret_truncated)
                 *ret_truncated = lp->truncated;
+        if (ret_write_errno)
+                *ret_write_errno = lp->write_errno;
         pthread_mutex_unlock(&P.lock);
         close(lp->read_fd);
         close(lp->file_fd);

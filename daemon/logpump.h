@@ -24,8 +24,9 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
 
 /* Drain what is there (for a bounded time: something outside may still
  * hold the pipe), stop, free.  *ret_truncated says whether output was
- * dropped.  NULL is fine. */
-void logpump_stop(struct logpump *lp, bool *ret_truncated);
+ * dropped (over the cap, or a write failed), *ret_write_errno why the first
+ * write that failed did (0: none).  NULL is fine for all three. */
+void logpump_stop(struct logpump *lp, bool *ret_truncated, int *ret_write_errno);
 
 /* End the pump thread (at exit, after every pump has been stopped). */
 void logpump_shutdown(void);

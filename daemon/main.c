@@ -55,6 +55,7 @@
 #include "seccomp.h"
 #include "store.h"
 #include "util.h"
+#include "workspace.h"
 
 #define DEFAULT_CONFIG "/etc/edgecd/edgecd.yaml"
 
@@ -286,6 +287,8 @@ struct daemon {
         struct breaker *breaker;
         struct admission *admission;
         char *workspaces_dir;
+        bool workspaces_mounted;       /* its tmpfs is ours to unmount */
+        char *warm_logs_dir;
         char *gate_path;
         char *images_dir;
         bool said_unpacking;       /* STATUS= says an image is being unpacked */
@@ -504,6 +507,14 @@ static void reload_plugins(struct daemon *d, const char *trigger, bool force)
         }
 }
 
+/* The workspaces' tmpfs: a running job's input (at most
+ * input_ceiling_bytes), twice over for runs whose cleanup trails their
+ * answer, and a MiB for each sandbox's bundle and small files. */
+static int64_t workspaces_size(const struct config *cfg)
+{
+        return 2 * cfg->workers * cfg->input_ceiling_bytes + (cfg->workers + cfg->warm.max_containers + 8) * (int64_t)1024 * 1024;
+}
+
 static int start(struct daemon *d, struct err *err)
 {
         const struct config *cfg = &d->cfg;
@@ -591,9 +602,16 @@ static int start(struct daemon *d, struct err *err)
                 .cfg = cfg, .rt = d->runtime, .policy = d->policy,
                 .workspaces_dir = d->workspaces_dir = xasprintf("%s/workspaces", cfg->state_dir),
                 .gate_path = d->gate_path = xasprintf("%s/warm-gate", cfg->state_dir),
+                .warm_logs_dir = d->warm_logs_dir = xasprintf("%s/warm-logs", cfg->state_dir),
         };
         if (sandbox_install_gate(d->gate_path, err) < 0)
                 return -1;
+        if (workspace_root_mount(d->workspaces_dir, workspaces_size(cfg), err) < 0)
+                return -1;
+        d->workspaces_mounted = true;
+        /* Warm containers' logs a killed daemon left (none is live yet). */
+        if (rm_rf(d->warm_logs_dir, err) < 0 || mkdir_p(d->warm_logs_dir, 0700, err) < 0)
+                return err_wrap(err, "warm logs");
         d->live = liveset_new();
         if (cleaner_start(&d->env, d->ids, d->live, &d->cleaner, err) < 0)
                 return -1;
@@ -678,10 +696,16 @@ static void stop(struct daemon *d)
         warmpool_free(d->warm);
         /* Every sandbox is handed over by now: take them apart. */
         cleaner_free(d->cleaner);
+        if (d->workspaces_mounted) {
+                struct err err = ERR_INIT;
+                if (workspace_root_unmount(d->workspaces_dir, &err) < 0)
+                        log_warn("%s", err.msg);
+        }
         liveset_free(d->live);
         logpump_shutdown();
         oci_template_cache_clear();
         free(d->workspaces_dir);
+        free(d->warm_logs_dir);
         free(d->gate_path);
         free(d->images_dir);
         jobtable_free(d->jobs);

@@ -61,10 +61,14 @@ static int add_runtime_words(const struct sandbox_env *env, struct sandbox *sb, 
         sandbox_stop_log(sb, NULL);
         _cleanup_free_ char *tail = read_file_tail(sb->log_path, 4096);
         _cleanup_free_ char *words = runtime_error_text(env->rt, tail);
-        if (*words && !strstr(err->msg, words)) {
-                size_t n = strlen(err->msg);
+        size_t n = strlen(err->msg);
+        if (*words && !strstr(err->msg, words))
                 snprintf(err->msg + n, sizeof err->msg - n, ": %s", words);
-        }
+        else if (!*words && sb->log_errno)
+                /* Its words were lost where they would have said it: a
+                 * full state disk fails the runtime's own state too. */
+                snprintf(err->msg + n, sizeof err->msg - n, ": its output was lost: write `%s`: %s", sb->log_path,
+                         strerror(sb->log_errno));
         return err_wrap(err, "create container");
 }
 
@@ -111,6 +115,7 @@ int sandbox_build(const struct sandbox_env *env, const struct manifest *m, const
                 return -1;
         }
         sb->warm = warm;
+        sb->own_log = warm;
         return 0;
 }
 
@@ -182,6 +187,7 @@ int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const
                 return err_errno(err, ERR_IO, "move the log `%s` to `%s`", sb->log_path, log_path);
         free(sb->log_path);
         sb->log_path = xstrdup(log_path);
+        sb->own_log = false;
         _cleanup_free_ char *bin = xasprintf("%s/" WORKSPACE_GATE_BIN, sb->ws->input_dir);
         _cleanup_free_ char *fifo = xasprintf("%s/" WORKSPACE_GATE_FIFO, sb->ws->input_dir);
         _cleanup_close_ int fd = open_gate(sb, fifo, err);
@@ -295,7 +301,7 @@ void sandbox_stop_log(struct sandbox *sb, bool *ret_truncated)
 {
         bool truncated = false;
         if (sb->lp)
-                logpump_stop(TAKE_PTR(sb->lp), &truncated);
+                logpump_stop(TAKE_PTR(sb->lp), &truncated, &sb->log_errno);
         if (ret_truncated)
                 *ret_truncated = truncated;
 }
@@ -385,6 +391,9 @@ bool sandbox_destroy(const struct sandbox_env *env, struct sandbox *sb)
                 metrics_cleanup_failed("cgroup");
                 log_job(LOG_LVL_WARN, NULL, NULL, sb->run_id, "%s (left to the collector)", err.msg);
         }
+        if (sb->own_log && unlink(sb->log_path) < 0 && errno != ENOENT)
+                log_job(LOG_LVL_WARN, NULL, NULL, sb->run_id, "remove the warm log `%s`: %s", sb->log_path,
+                        strerror(errno));
         free(sb->cgroup_dir);
         free(sb->cgroups_path);
         free(sb->log_path);

@@ -39,6 +39,7 @@ struct sandbox_env {
         const struct runtime *rt;
         const struct seccomp_policy *policy;
         const char *workspaces_dir;
+        const char *warm_logs_dir;   /* a warm container's log until a job takes it */
         const char *gate_path;       /* the warm gate binary (sandbox_install_gate) */
 };
 
@@ -52,6 +53,7 @@ struct sandbox {
         char *cgroup_dir;            /* the run's cgroup: the totals, ours to remove */
         char *cgroups_path;          /* its container's, under it: the runtime's */
         char *log_path;              /* where the pump writes */
+        int log_errno;               /* its first failed write's, once stopped */
         struct workspace *ws;
         struct logpump *lp;
         struct pidref init;          /* the container's init (attached: the runtime's
@@ -62,6 +64,8 @@ struct sandbox {
         int64_t spawned_mono_ms;     /* and CLOCK_MONOTONIC */
         int64_t create_ms;           /* attached: until its process ran, once known */
         bool warm;                   /* built for the pool (the gate waits for input) */
+        bool own_log;                /* log_path is the sandbox's (warm, not yet a job's):
+                                      * removed with it */
 };
 
 /* Make the workspace, the bundle, the log pump into log_path, and run the

@@ -40,7 +40,6 @@ struct worker {
 
 struct scheduler {
         struct scheduler_deps d;
-        char *workspaces_dir;
         char *logs_dir;
 
         pthread_mutex_t lock;
@@ -566,18 +565,13 @@ int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, s
         struct scheduler *s = xcalloc(1, sizeof *s);
         s->d = *deps;
         const struct config *cfg = deps->cfg;
-        s->workspaces_dir = xasprintf("%s/workspaces", cfg->state_dir);
         s->logs_dir = xasprintf("%s/logs", cfg->state_dir);
         pthread_mutex_init(&s->lock, NULL);
         cond_init_monotonic(&s->idle);
 
         /* Logs outlive the daemon with their records (retention removes
-         * them); workspaces never do. */
-        int rc = mkdir_p(s->workspaces_dir, 0700, err);
-        if (rc == 0)
-                rc = mkdir_p(s->logs_dir, 0750, err);
-        if (rc == 0)
-                rc = workspace_sweep(s->workspaces_dir, NULL, NULL, NULL, err);
+         * them); workspaces never do (main mounts and sweeps their root). */
+        int rc = mkdir_p(s->logs_dir, 0750, err);
         if (rc < 0) {
                 err_wrap(err, "scheduler");
                 scheduler_free(s);
@@ -660,7 +654,6 @@ void scheduler_free(struct scheduler *s)
         pthread_cond_destroy(&s->idle);
         free(s->threads);
         free(s->workers);
-        free(s->workspaces_dir);
         free(s->logs_dir);
         free(s);
 }

@@ -146,7 +146,9 @@ static struct sandbox *make_one(struct warmpool *wp, const struct manifest *m, s
         char run_id[RUN_ID_MAX];
         snprintf(run_id, sizeof run_id, "%s-0", uuid);
         /* Its own log until a job takes it (then the job's). */
-        _cleanup_free_ char *log_path = xasprintf("%s/%s/run.log", wp->d.env->workspaces_dir, run_id);
+        /* Beside the jobs' logs, not in the workspace (a tmpfs): a job
+         * takes it over with a rename. */
+        _cleanup_free_ char *log_path = xasprintf("%s/%s.log", wp->d.env->warm_logs_dir, run_id);
         liveset_add(wp->d.live, run_id);
         struct sandbox *sb = NULL;
         bool retryable;

@@ -16,6 +16,9 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+
+#include <linux/magic.h>
 
 #include "util.h"
 
@@ -285,5 +288,44 @@ int workspace_sweep(const char *root, bool (*keep)(const char *run_id, void *ctx
                 *ret_removed = removed;
         if (ret < 0)
                 return err_wrap(err, "workspace: sweep `%s`", real);
+        return 0;
+}
+
+/* A tmpfs mounted right on path (not merely a directory in one). */
+static bool is_tmpfs_mount(const char *path)
+{
+        struct statfs sfs;
+        struct stat st, up;
+        _cleanup_free_ char *parent = xasprintf("%s/..", path);
+        return statfs(path, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC && stat(path, &st) == 0 &&
+               stat(parent, &up) == 0 && st.st_dev != up.st_dev;
+}
+
+int workspace_root_mount(const char *root, int64_t size_bytes, struct err *err)
+{
+        if (mkdir_p(root, 0700, err) < 0)
+                return err_wrap(err, "workspaces");
+        /* What a killed daemon left: its runs' trees (on the disk, or in
+         * its tmpfs), then that tmpfs itself, which may have had another
+         * size. */
+        if (workspace_sweep(root, NULL, NULL, NULL, err) < 0)
+                return -1;
+        for (int i = 0; i < 16 && is_tmpfs_mount(root); i++)
+                if (umount2(root, MNT_DETACH) < 0)
+                        return err_errno(err, ERR_IO, "workspaces: unmount the old tmpfs on `%s`", root);
+        _cleanup_free_ char *opts = xasprintf("size=%lld,mode=0700", (long long)size_bytes);
+        if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
+                return err_errno(err, ERR_IO, "workspaces: mount a tmpfs of %lld bytes on `%s`",
+                                 (long long)size_bytes, root);
+        return 0;
+}
+
+int workspace_root_unmount(const char *root, struct err *err)
+{
+        if (!is_tmpfs_mount(root))
+                return 0;
+        /* MNT_DETACH: with it goes whatever a failed cleanup left below. */
+        if (umount2(root, MNT_DETACH) < 0)
+                return err_errno(err, ERR_IO, "workspaces: unmount `%s`", root);
         return 0;
 }

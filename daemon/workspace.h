@@ -7,6 +7,7 @@
  *   bundle/config.json the OCI bundle (the rootfs is the plugin's own,
  *                      referenced by absolute path)
  *
+ * The root is a tmpfs of the daemon's own (workspace_root_mount).
  * Used by one worker thread at a time.  workspace_destroy() undoes all of it
  * (unmount, remove) whatever state creation reached. */
 #ifndef EDGECD_WORKSPACE_H
@@ -53,5 +54,15 @@ int workspace_destroy(struct workspace *ws, bool keep_bundle, struct err *err);
  * and by the collector.  *ret_removed (may be NULL) counts them. */
 int workspace_sweep(const char *root, bool (*keep)(const char *run_id, void *ctx), void *ctx,
                     size_t *ret_removed, struct err *err);
+
+/* The workspaces' root: made, swept of what a killed daemon left, and
+ * given a tmpfs of its own of size_bytes (replacing one a killed daemon
+ * left mounted there).  Workspaces live in memory: creating and removing a
+ * run's files and directories there costs none of a disk filesystem's
+ * inode allocation, journal or discards, and outputs already do. */
+int workspace_root_mount(const char *root, int64_t size_bytes, struct err *err);
+
+/* Unmount the root's tmpfs (and all below it), if it is one. */
+int workspace_root_unmount(const char *root, struct err *err);
 
 #endif

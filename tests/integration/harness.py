@@ -497,15 +497,26 @@ class Daemon:
             if kids:
                 problems.append("job cgroups left: %s" % ", ".join(kids))
         ms = mounts_under(self.tmp)
+        ws = os.path.join(self.state_dir, "workspaces")
         if self.alive():
             ms += [m for m in mounts_under(self.tmp, self.proc.pid) if m not in ms]
+            # The workspaces' own tmpfs is the running daemon's, not a leftover.
+            ms = [m for m in ms if m != ws]
         ms = [m for m in ms if m not in self.own_mounts]
         if ms:
             problems.append("mounts left: %s" % ", ".join(ms))
-        ws = os.path.join(self.state_dir, "workspaces")
         if os.path.isdir(ws) and os.listdir(ws):
             problems.append("workspaces left: %s" % ", ".join(sorted(os.listdir(ws))))
+        wl = os.path.join(self.state_dir, "warm-logs")
+        if include_parent and os.path.isdir(wl) and os.listdir(wl):
+            problems.append("warm containers' logs left: %s" % ", ".join(sorted(os.listdir(wl))))
         return problems
+
+    def job_mounts(self):
+        """Mounts under the daemon's temp dir other than its workspaces'
+        own tmpfs: the runs' (their /output tmpfs) and any leftover."""
+        ws = os.path.join(self.state_dir, "workspaces")
+        return [m for m in mounts_under(self.tmp) if m != ws]
 
     def wait_cleaned(self, timeout=15.0):
         """Wait until the daemon has taken apart every finished run (the

@@ -1107,6 +1107,67 @@ class FinalRenderingCached(DurableCase):
         self.assertIn("progress", answers[1].body, answers[1])
 
 
+class WorkspacesInMemory(DurableCase):
+    """STATE_DIR/workspaces is a tmpfs of the daemon's own while it runs
+    (its runs' files cost no disk inode, journal or discard); it goes at a
+    stop, a killed daemon's is replaced at the next start (not stacked),
+    and what lay on the disk below it is removed first, never hidden."""
+
+    def root_mounts(self, d):
+        """(fstype, options) of each mount right on STATE_DIR/workspaces."""
+        ws = os.path.join(d.state_dir, "workspaces")
+        out = []
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                p = line.split()
+                if harness._unescape_mount(p[1]) == ws:
+                    out.append((p[2], set(p[3].split(","))))
+        return out
+
+    def test_root_is_a_tmpfs_while_running_and_gone_after(self):
+        d = self.daemon("WsTmpfs")
+        (fstype, opts), = self.root_mounts(d)
+        self.assertEqual(fstype, "tmpfs")
+        self.assertTrue({"nosuid", "nodev", "noexec"} <= opts, opts)
+        jid = self.submit_ok(d, sleep(2))
+        job = self.wait_attempt_running(d, jid, 1)
+        ws = os.path.join(d.state_dir, "workspaces", job["attempts"][0]["run_id"])
+        st, root = os.stat(os.path.join(ws, "input", "input.json")), os.stat(os.path.join(d.state_dir, "workspaces"))
+        self.assertEqual(st.st_dev, root.st_dev, "the input is not on the workspaces' tmpfs")
+        self.assertNotEqual(root.st_dev, os.stat(d.state_dir).st_dev)
+        self.assertEqual(d.wait_final(jid, timeout=30)["status"], "succeeded")
+        d.stop()
+        self.assertEqual(harness.mounts_under(d.tmp), [])
+
+    def test_killed_daemons_tmpfs_is_replaced_not_stacked(self):
+        d = self.daemon("WsKill")
+        jid = self.submit_ok(d, sleep(30))
+        rid = self.wait_attempt_running(d, jid, 1)["attempts"][0]["run_id"]
+        d.kill()
+        self.assertEqual(len(self.root_mounts(d)), 1, "the killed daemon's tmpfs vanished by itself")
+        self.assertTrue(os.path.isdir(os.path.join(d.state_dir, "workspaces", rid)))
+        d.restart()
+        self.assertEqual([m[0] for m in self.root_mounts(d)], ["tmpfs"], "tmpfs stacked on tmpfs")
+        self.assertNotIn(rid, os.listdir(os.path.join(d.state_dir, "workspaces")))
+        self.assertEqual(d.get_job(jid)["attempts"][0]["error"]["code"], "interrupted")
+        harness.cancel_all(d)
+        d.stop()
+        self.assertEqual(harness.mounts_under(d.tmp), [])
+
+    def test_what_lies_below_on_the_disk_is_removed_first(self):
+        d = self.daemon("WsBelow", start=False)
+        old = os.path.join(d.state_dir, "workspaces", "0123abcd-1")
+        os.makedirs(os.path.join(old, "input"))
+        with open(os.path.join(old, "input", "input.json"), "w") as f:
+            f.write("{}")
+        d.start()
+        self.assertEqual(os.listdir(os.path.join(d.state_dir, "workspaces")), [])
+        d.stop(check=False)
+        self.assertEqual(harness.mounts_under(d.tmp), [])
+        # Now that the tmpfs is gone: the disk below it is empty too.
+        self.assertFalse(os.path.exists(old), "a leftover hidden under the tmpfs")
+
+
 class OneDaemonPerStateDir(unittest.TestCase):
     """Two daemons on one state dir would both recover and run the same
     stored jobs: the second refuses to start, naming the lock."""

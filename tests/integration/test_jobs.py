@@ -374,7 +374,7 @@ class KeptBundle(unittest.TestCase):
         config = os.path.join(ws, "bundle", "config.json")
         d.wait_cleaned()
         self.assertEqual(os.listdir(ws), ["bundle"], "only the bundle is kept")
-        self.assertEqual(harness.mounts_under(d.tmp), [], "the /output tmpfs is unmounted")
+        self.assertEqual(d.job_mounts(), [], "the /output tmpfs is unmounted")
         validator = os.path.join(harness.REPO, "tests", "tools", "oci-validate")
         r = subprocess.run(["/usr/bin/python3", validator, config], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

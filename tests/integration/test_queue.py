@@ -255,7 +255,7 @@ class CrashRecovery(unittest.TestCase):
         left = harness.runtime_containers(root)
         self.assertEqual(left, ["%s/%s-1" % (d.runtime["name"], r.body["id"])],
                          "the killed daemon's container runs on")
-        self.assertTrue(harness.mounts_under(d.tmp), "its /output tmpfs is still mounted")
+        self.assertTrue(d.job_mounts(), "its /output tmpfs is still mounted")
         self.assertTrue(harness.cgroup_children(d.cgroup_parent), "its cgroup is still there")
 
         d.logf.close()
@@ -272,7 +272,7 @@ class CrashRecovery(unittest.TestCase):
         self.assertEqual(job["attempts"][0]["error"]["code"], "interrupted", job)
         d.wait_cleaned()
         self.assertEqual(harness.runtime_containers(root), [])
-        self.assertEqual(harness.mounts_under(d.tmp), [])
+        self.assertEqual(d.job_mounts(), [])
         self.assertEqual(harness.cgroup_children(d.cgroup_parent), [])
         self.assertEqual(os.listdir(os.path.join(d.state_dir, "workspaces")), [])
         self.assertIn("removed 1 container(s) left by a previous run", d.log_text())

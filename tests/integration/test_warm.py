@@ -141,7 +141,7 @@ def run_mounts(d, rid):
 
 def traces(d, rid):
     """What of run rid is on the host: its container, workspace, cgroup,
-    mounts."""
+    mounts, and its log while no job has taken it."""
     out = []
     if rid in containers(d):
         out.append("container")
@@ -151,6 +151,8 @@ def traces(d, rid):
         out.append("cgroup")
     if run_mounts(d, rid):
         out.append("mounts")
+    if os.path.exists(os.path.join(d.state_dir, "warm-logs", rid + ".log")):
+        out.append("log")
     return out
 
 
@@ -338,7 +340,7 @@ class OneJobEach(WarmCase):
         # an empty output tmpfs), cgroup and job uid.
         uids = set()
         for rid in held:
-            self.assertEqual(traces(d, rid), ["container", "workspace", "cgroup", "mounts"], rid)
+            self.assertEqual(traces(d, rid), ["container", "workspace", "cgroup", "mounts", "log"], rid)
             ws = os.path.join(d.state_dir, "workspaces", rid)
             self.assertNotIn("input.json", os.listdir(os.path.join(ws, "input")), "a waiting container has input")
             self.assertEqual(os.listdir(os.path.join(ws, "output")), [])
