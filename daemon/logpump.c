@@ -29,7 +29,8 @@
 struct logpump {
         uint64_t id;
         int read_fd;
-        int file_fd;
+        char *path;
+        int file_fd;             /* made at the first byte: most runs print nothing */
         size_t cap, written;
         bool truncated;
         int write_errno;         /* the first failed write's (a full disk) */
@@ -97,14 +98,19 @@ static void drain(struct logpump *lp, int turns)
                         lp->truncated = true;
                 if (take == 0)
                         continue;
-                ssize_t w = write(lp->file_fd, buf, take);
+                if (lp->file_fd < 0 && !lp->write_errno) {
+                        lp->file_fd = open(lp->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+                        if (lp->file_fd < 0)
+                                lp->write_errno = errno;
+                }
+                ssize_t w = lp->file_fd < 0 ? -1 : write(lp->file_fd, buf, take);
                 if (w > 0)
                         lp->written += (size_t)w;
                 if (w != (ssize_t)take) {
                         /* A short write is a full disk too: what is lost
                          * makes the log truncated. */
                         if (!lp->write_errno)
-                                lp->write_errno = w < 0 ? errno : ENOSPC;
+                                lp->write_errno = lp->file_fd < 0 ? EBADF : w < 0 ? errno : ENOSPC;
                         lp->truncated = true;
                 }
         }
@@ -161,9 +167,6 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
         pthread_once(&P.once, start_thread);
         if (!P.running)
                 return err_set(err, ERR_INTERNAL, P.start_error, "start the log pump");
-        _cleanup_close_ int file_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-        if (file_fd < 0)
-                return err_errno(err, ERR_IO, "open log `%s`", path);
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
                 return err_errno(err, ERR_IO, "pipe");
@@ -177,7 +180,8 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
         }
         struct logpump *lp = xcalloc(1, sizeof *lp);
         lp->read_fd = p[0];
-        lp->file_fd = TAKE_FD(file_fd);
+        lp->path = xstrdup(path);
+        lp->file_fd = -1;
         lp->cap = cap;
         pthread_mutex_lock(&P.lock);
         lp->id = ++P.next_id;
@@ -187,7 +191,7 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
                 pthread_mutex_unlock(&P.lock);
                 close(p[0]);
                 close(p[1]);
-                close(lp->file_fd);
+                free(lp->path);
                 free(lp);
                 return err_set(err, ERR_IO, e, "log pump: epoll");
         }
@@ -217,8 +221,24 @@ void logpump_stop(struct logpump *lp, bool *ret_truncated, int *ret_write_errno)
                 *ret_write_errno = lp->write_errno;
         pthread_mutex_unlock(&P.lock);
         close(lp->read_fd);
-        close(lp->file_fd);
+        if (lp->file_fd >= 0)
+                close(lp->file_fd);
+        free(lp->path);
         free(lp);
+}
+
+int logpump_move(struct logpump *lp, const char *path, struct err *err)
+{
+        pthread_mutex_lock(&P.lock);
+        int rc = 0;
+        if (lp->file_fd >= 0 && rename(lp->path, path) < 0)
+                rc = err_errno(err, ERR_IO, "move the log `%s` to `%s`", lp->path, path);
+        if (rc == 0) {
+                free(lp->path);
+                lp->path = xstrdup(path);
+        }
+        pthread_mutex_unlock(&P.lock);
+        return rc;
 }
 
 void logpump_shutdown(void)

@@ -16,7 +16,10 @@
 
 struct logpump;
 
-/* Create path (truncated, 0640, no symlink followed) and start copying.
+/* Start copying into path, which is made (truncated, 0640, no symlink
+ * followed) when the first byte comes: a run that prints nothing leaves no
+ * file (read as an empty log).  A file that cannot be made is a failed
+ * write (logpump_stop's *ret_write_errno).
  * *ret_write_fd is the pipe's write end for the container (close-on-exec;
  * the caller closes it once the runtime has handed it on). */
 int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_write_fd,
@@ -27,6 +30,10 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
  * dropped (over the cap, or a write failed), *ret_write_errno why the first
  * write that failed did (0: none).  NULL is fine for all three. */
 void logpump_stop(struct logpump *lp, bool *ret_truncated, int *ret_write_errno);
+
+/* Copy into path from now on, moving what was written so far there
+ * (rename: the same filesystem). */
+int logpump_move(struct logpump *lp, const char *path, struct err *err);
 
 /* End the pump thread (at exit, after every pump has been stopped). */
 void logpump_shutdown(void);

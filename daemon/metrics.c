@@ -465,6 +465,9 @@ char *metrics_render(const struct metrics_gauges *g)
         family(&b, "edgecd_store_lazy_commits_total", "counter",
                "Of those, commits without an fsync (a run's start, a waited-for submit: on disk with the next).");
         put(&b, "edgecd_store_lazy_commits_total %llu\n", (unsigned long long)g->store.lazy_commits);
+        family(&b, "edgecd_store_checkpoints_total", "counter",
+               "WAL checkpoints, run by the store's writer when it has nothing to commit.");
+        put(&b, "edgecd_store_checkpoints_total %llu\n", (unsigned long long)g->store.checkpoints);
         family(&b, "edgecd_store_writes_total", "counter", "Store writes (submissions, transitions) those commits carried.");
         put(&b, "edgecd_store_writes_total %llu\n", (unsigned long long)g->store.writes);
         family(&b, "edgecd_store_commit_failures_total", "counter", "Store commits that failed (disk full, I/O error).");

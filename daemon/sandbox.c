@@ -183,8 +183,8 @@ int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const
 {
         if (workspace_place_input(sb->ws, input, input_len, err) < 0)
                 return -1;
-        if (rename(sb->log_path, log_path) < 0)
-                return err_errno(err, ERR_IO, "move the log `%s` to `%s`", sb->log_path, log_path);
+        if (sb->lp && logpump_move(sb->lp, log_path, err) < 0)
+                return -1;
         free(sb->log_path);
         sb->log_path = xstrdup(log_path);
         sb->own_log = false;

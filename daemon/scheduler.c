@@ -161,6 +161,9 @@ static void run_container(struct run *r, struct outcome *out)
         bool truncated = false;
         sandbox_stop_log(sb, &truncated);
         job_set_log_truncated(r->job, truncated);
+        if (sb->log_errno)
+                log_job(LOG_LVL_WARN, r->job->id, r->job->manifest->name, r->run_id,
+                        "its output was dropped: write `%s`: %s", sb->log_path, strerror(sb->log_errno));
         if (!ran && r->error == JOB_ERR_NONE)
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, false, "the container did not run");
 }

@@ -134,6 +134,7 @@ struct store_due {
 struct store_stats {
         uint64_t commits;         /* transactions committed (SQLite: WAL fsyncs, but lazy ones) */
         uint64_t lazy_commits;    /* of those, of lazy writes only: no fsync */
+        uint64_t checkpoints;     /* WAL checkpoints run (SQLite), between commits */
         uint64_t writes;          /* writes they carried */
         uint64_t failures;        /* commits that failed */
 };

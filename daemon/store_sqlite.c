@@ -38,6 +38,8 @@
 #define BATCH_MAX 512             /* writes in one transaction at most */
 #define RETRY_MS 1000             /* held writes and the probe, while unhealthy */
 #define BUSY_TIMEOUT_MS 5000
+#define CHECKPOINT_PAGES 1000     /* SQLite's own threshold, taken when idle */
+#define CHECKPOINT_FORCE_PAGES 4000  /* ...and when never idle */
 
 static const char *const migrations[] = {
         /* 1: jobs (the small, often updated part), their parameters and
@@ -128,6 +130,7 @@ struct store_backend {
         bool healthy;
         char reason[512];
         bool sync_normal;                  /* the writer's: synchronous=NORMAL set */
+        int wal_pages;                     /* the writer's: the WAL's size after its last commit */
         struct store_stats stats;
         size_t count;
 
@@ -887,12 +890,48 @@ static void fail_all(struct store_write *list, const char *why)
         }
 }
 
+/* After each commit of the writer's connection: how large the WAL is. */
+static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
+{
+        (void)db;
+        (void)name;
+        ((struct store_backend *)ctx)->wal_pages = pages;
+        return SQLITE_OK;
+}
+
+/* The WAL's pages copied back into the database (and both fsynced), which
+ * SQLite would otherwise do inside whichever commit crossed its threshold,
+ * holding up that job's answer by a checkpoint's writes and fsyncs. */
+static void checkpoint(struct store_backend *b)
+{
+        int log = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(b->w, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        /* Retried after the next commit, which reports the WAL again. */
+        b->wal_pages = 0;
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+                log_warn("store: %s: checkpoint: %s", b->path, sqlite3_errmsg(b->w));
+                return;
+        }
+        pthread_mutex_lock(&b->lock);
+        b->stats.checkpoints++;
+        pthread_mutex_unlock(&b->lock);
+}
+
 static void *writer_main(void *arg)
 {
         struct store_backend *b = arg;
         int64_t next_retry = 0;
         pthread_mutex_lock(&b->lock);
         for (;;) {
+                /* Idle (or the WAL far past its size under steady load):
+                 * the checkpoint delays only writes that come meanwhile. */
+                if (b->healthy && !b->stopping &&
+                    ((!b->head && b->wal_pages >= CHECKPOINT_PAGES) || b->wal_pages >= CHECKPOINT_FORCE_PAGES)) {
+                        pthread_mutex_unlock(&b->lock);
+                        checkpoint(b);
+                        pthread_mutex_lock(&b->lock);
+                        continue;
+                }
                 while (!b->head && !b->stopping && !(b->abandon && b->held) &&
                        (b->healthy || now_mono_ms() < next_retry)) {
                         if (b->healthy) {
@@ -1393,6 +1432,9 @@ static int sqlite_open(const char *state_dir, struct store_backend **ret, struct
         }
         int64_t n = pragma_int(b->w, "SELECT count(*) FROM jobs");
         b->count = n > 0 ? (size_t)n : 0;
+        /* Checkpoints are the writer's, between commits (checkpoint()). */
+        sqlite3_wal_autocheckpoint(b->w, 0);
+        sqlite3_wal_hook(b->w, wal_hook, b);
         int e = thread_start(&b->thread, "edgecd-store", writer_main, b);
         if (e) {
                 sqlite_close(b);

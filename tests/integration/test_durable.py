@@ -192,11 +192,13 @@ class RecordsOutliveTheDaemon(DurableCase):
         for j in jobs:
             before[j["id"]] = d.get_job(j["id"])
             run_id = j["id"] + "-1"
-            self.assertTrue(os.path.isfile(self.log_file(d, run_id)), "no log file for run %s" % run_id)
+            # A run that printed nothing (t_echo) leaves no file: an empty log.
+            self.assertEqual(os.path.isfile(self.log_file(d, run_id)), j is not echo_job, "log file of run %s" % run_id)
             r = d.req("GET", "/v1/jobs/%s/logs" % j["id"])
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.headers.get("X-Edgecd-Run-Id"), run_id, r.headers)
             logs[j["id"]] = r.raw
+        self.assertEqual(logs[echo_job["id"]], b"")
         self.assertIn(b"testkit spam: the quick brown fox", logs[spam["id"]])
         self.assertIn(b"testkit: failing on purpose with status 3", logs[failed["id"]])
         listed = [j["id"] for j in d.list_jobs()]
@@ -607,9 +609,11 @@ class Retention(DurableCase):
     def test_max_records_prunes_the_oldest_with_their_logs(self):
         d = self.daemon("maxrecords", {"store": {"retention_seconds": 3600, "max_records": 3},
                                        "sweep_interval_seconds": 1})
-        jobs = [d.run_job(echo(i)) for i in range(6)]
+        # t_spam prints: each run has a log file.
+        jobs = [d.run_job({"algorithm": "t_spam", "parameters": {"bytes": 100 + i}}) for i in range(6)]
         for j in jobs:
             self.assertEqual(j["status"], "succeeded", j)
+            self.assertTrue(os.path.isfile(self.log_file(d, j["id"] + "-1")), j)
         old, new = jobs[:3], jobs[3:]
         deadline = time.monotonic() + 5 * slow_factor()
         while any(d.req("GET", "/v1/jobs/" + j["id"]).status != 404 for j in old):
@@ -620,8 +624,8 @@ class Retention(DurableCase):
             self.assertEqual(d.req("GET", "/v1/jobs/%s/logs" % j["id"]).status, 404)
             self.assertFalse(os.path.exists(self.log_file(d, j["id"] + "-1")), "log of a pruned record")
         time.sleep(1.5)         # another sweep: the newest stay
-        for i, j in enumerate(new):
-            self.assertEcho(d.get_job(j["id"]), i + 3)
+        for j in new:
+            self.assertEqual(d.get_job(j["id"])["status"], "succeeded")
             self.assertTrue(os.path.isfile(self.log_file(d, j["id"] + "-1")), "log of a kept record")
         self.assertEqual([j["id"] for j in d.list_jobs()], [j["id"] for j in reversed(new)])
 

@@ -36,6 +36,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -2435,6 +2436,50 @@ END_TEST
 /* A lazy write is answered without an fsync, yet kept when the process
  * dies without closing the store (a crash of the daemon: it is in the
  * WAL); a STORE_SYNC after it is a commit of its own, fsynced. */
+static off_t file_size(const char *path)
+{
+        struct stat st;
+        return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* The WAL goes back into the database between commits, by the writer when
+ * it is idle, not inside the commit that crossed the threshold. */
+START_TEST(test_checkpoints_when_idle)
+{
+        struct fx f;
+        fx_setup(&f, _i);
+        _cleanup_free_ char *db = xasprintf("%s/edgecd.db", f.dir);
+        off_t before = file_size(db);
+        struct store_stats st0, st1;
+        store_stats(f.s, &st0);
+        /* About 5 pages each: past SQLite's 1000-page threshold. */
+        for (int i = 0; i < 300; i++) {
+                struct job_record r;
+                rec_queued(&r, "ckpt", 1000 + i);
+                free(r.params);
+                r.params = xmalloc(16385);
+                memset(r.params, ' ', 16384);
+                r.params[0] = '{';
+                r.params[16383] = '}';
+                r.params[16384] = '\0';
+                r.params_len = 16384;
+                insert(&f, &r);
+                record_clear(&r);
+        }
+        int64_t until = now_mono_ms() + 10000;
+        do {
+                store_stats(f.s, &st1);
+                if (st1.checkpoints > st0.checkpoints)
+                        break;
+                usleep(10000);
+        } while (now_mono_ms() < until);
+        ck_assert_msg(st1.checkpoints > st0.checkpoints, "no checkpoint after 300 commits");
+        ck_assert_msg(file_size(db) > before + 100 * 16384, "the database did not take the WAL's pages: %lld -> %lld",
+                      (long long)before, (long long)file_size(db));
+        fx_teardown(&f);
+}
+END_TEST
+
 START_TEST(test_lazy_writes)
 {
         struct fx f;
@@ -3014,6 +3059,7 @@ static Suite *suite(void)
                 tcase_add_loop_test(tc, test_fail_stop_abandon, a, z);
                 tcase_add_loop_test(tc, test_fail_stop_close, a, z);
                 tcase_add_loop_test(tc, test_lazy_writes, a, z);
+                tcase_add_loop_test(tc, test_checkpoints_when_idle, a, z);
                 tcase_add_loop_test(tc, test_ops_direct, a, z);
                 tcase_add_loop_test(tc, test_callbacks, a, z);
                 suite_add_tcase(s, tc);
