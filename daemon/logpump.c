@@ -167,6 +167,10 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
         pthread_once(&P.once, start_thread);
         if (!P.running)
                 return err_set(err, ERR_INTERNAL, P.start_error, "start the log pump");
+        /* What a run of that name left (it is made at the first byte):
+         * a silent run must not show it. */
+        if (unlink(path) < 0 && errno != ENOENT)
+                return err_errno(err, ERR_IO, "remove the old log `%s`", path);
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
                 return err_errno(err, ERR_IO, "pipe");
@@ -236,6 +240,9 @@ int logpump_move(struct logpump *lp, const char *path, struct err *err)
         if (rc == 0) {
                 free(lp->path);
                 lp->path = xstrdup(path);
+                /* A file that could not be made is tried again there. */
+                if (lp->file_fd < 0)
+                        lp->write_errno = 0;
         }
         pthread_mutex_unlock(&P.lock);
         return rc;

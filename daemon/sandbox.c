@@ -299,11 +299,12 @@ int sandbox_wait(const struct sandbox_env *env, struct sandbox *sb, int64_t time
 
 void sandbox_stop_log(struct sandbox *sb, bool *ret_truncated)
 {
-        bool truncated = false;
+        /* Once stopped (a failed start stops it early), asked again: the
+         * same answer. */
         if (sb->lp)
-                logpump_stop(TAKE_PTR(sb->lp), &truncated, &sb->log_errno);
+                logpump_stop(TAKE_PTR(sb->lp), &sb->log_truncated, &sb->log_errno);
         if (ret_truncated)
-                *ret_truncated = truncated;
+                *ret_truncated = sb->log_truncated;
 }
 
 /* An attached run: its container's processes killed (the init takes its

@@ -53,6 +53,7 @@ struct sandbox {
         char *cgroup_dir;            /* the run's cgroup: the totals, ours to remove */
         char *cgroups_path;          /* its container's, under it: the runtime's */
         char *log_path;              /* where the pump writes */
+        bool log_truncated;          /* output was dropped, once stopped */
         int log_errno;               /* its first failed write's, once stopped */
         struct workspace *ws;
         struct logpump *lp;

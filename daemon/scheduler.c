@@ -145,6 +145,9 @@ static void run_container(struct run *r, struct outcome *out)
         }
         /* Still ours: a timeout, a cancel, a failed wait. */
         sandbox_kill_init(s->d.env, sb);
+        /* Its input is in memory (the workspaces' tmpfs): gone now, not
+         * when the cleaner gets to it. */
+        workspace_drop_input(sb->ws);
 
         struct cgroup_stats st = { .peak_memory_bytes = -1, .cpu_ms = -1 };
         struct err cerr = ERR_INIT;
@@ -218,6 +221,9 @@ static void run_go(struct run *r)
         }
         if (rc < 0) {
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err.msg);
+                bool truncated = false;
+                sandbox_stop_log(r->sb, &truncated);
+                job_set_log_truncated(j, truncated);
                 return;
         }
         struct outcome out = { 0 };

@@ -16,9 +16,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
-
-#include <linux/magic.h>
 
 #include "util.h"
 
@@ -118,6 +115,14 @@ int workspace_place_input(struct workspace *ws, const char *input_text, size_t i
         if (umask_narrows(0644) && chmod(input, 0644) < 0)
                 return err_errno(err, ERR_IO, "workspace: chmod `%s`", input);
         return 0;
+}
+
+void workspace_drop_input(struct workspace *ws)
+{
+        if (!ws)
+                return;
+        _cleanup_free_ char *input = xasprintf("%s/input.json", ws->input_dir);
+        (void)unlink(input);
 }
 
 static int unmount(const char *path, struct err *err)
@@ -291,30 +296,57 @@ int workspace_sweep(const char *root, bool (*keep)(const char *run_id, void *ctx
         return 0;
 }
 
-/* A tmpfs mounted right on path (not merely a directory in one). */
-static bool is_tmpfs_mount(const char *path)
+#define ROOT_SOURCE "edgecd-workspaces"   /* our tmpfs's name in mountinfo */
+
+/* Whether the topmost mount on path is a tmpfs of ours (ROOT_SOURCE), not
+ * an operator's. */
+static bool ours_on_top(const char *path)
 {
-        struct statfs sfs;
-        struct stat st, up;
-        _cleanup_free_ char *parent = xasprintf("%s/..", path);
-        return statfs(path, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC && stat(path, &st) == 0 &&
-               stat(parent, &up) == 0 && st.st_dev != up.st_dev;
+        char real[PATH_MAX];
+        if (!realpath(path, real))
+                return false;
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return false;
+        bool ours = false;
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        /* "36 35 0:52 / /mnt rw,nosuid shared:1 - tmpfs SOURCE rw,size=..":
+         * field 5 the mount point; after " - ", the type and the source.
+         * Later lines are mounted later: the last on path is on top. */
+        while (getline(&line, &cap, f) > 0) {
+                char *sep = strstr(line, " - ");
+                if (!sep)
+                        continue;
+                *sep = '\0';
+                char *save = NULL, *mp = strtok_r(line, " ", &save);
+                for (int i = 1; mp && i < 5; i++)
+                        mp = strtok_r(NULL, " ", &save);
+                if (!mp)
+                        continue;
+                unescape_mount_path(mp);
+                if (strcmp(mp, real))
+                        continue;
+                char *save2 = NULL, *type = strtok_r(sep + 3, " ", &save2);
+                char *source = type ? strtok_r(NULL, " ", &save2) : NULL;
+                ours = type && source && !strcmp(type, "tmpfs") && !strcmp(source, ROOT_SOURCE);
+        }
+        return ours;
 }
 
 int workspace_root_mount(const char *root, int64_t size_bytes, struct err *err)
 {
         if (mkdir_p(root, 0700, err) < 0)
                 return err_wrap(err, "workspaces");
-        /* What a killed daemon left: its runs' trees (on the disk, or in
-         * its tmpfs), then that tmpfs itself, which may have had another
-         * size. */
-        if (workspace_sweep(root, NULL, NULL, NULL, err) < 0)
-                return -1;
-        for (int i = 0; i < 16 && is_tmpfs_mount(root); i++)
+        /* What a killed daemon left: its tmpfs (which may have had another
+         * size) with its runs' trees, and what lay on the disk below it. */
+        for (int i = 0; i < 16 && ours_on_top(root); i++)
                 if (umount2(root, MNT_DETACH) < 0)
                         return err_errno(err, ERR_IO, "workspaces: unmount the old tmpfs on `%s`", root);
+        if (workspace_sweep(root, NULL, NULL, NULL, err) < 0)
+                return -1;
         _cleanup_free_ char *opts = xasprintf("size=%lld,mode=0700", (long long)size_bytes);
-        if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
+        if (mount(ROOT_SOURCE, root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
                 return err_errno(err, ERR_IO, "workspaces: mount a tmpfs of %lld bytes on `%s`",
                                  (long long)size_bytes, root);
         return 0;
@@ -322,7 +354,7 @@ int workspace_root_mount(const char *root, int64_t size_bytes, struct err *err)
 
 int workspace_root_unmount(const char *root, struct err *err)
 {
-        if (!is_tmpfs_mount(root))
+        if (!ours_on_top(root))
                 return 0;
         /* MNT_DETACH: with it goes whatever a failed cleanup left below. */
         if (umount2(root, MNT_DETACH) < 0)

@@ -44,6 +44,9 @@ int workspace_create(const char *root, const char *run_id, const char *input, si
  * /input is a bind mount of the directory). */
 int workspace_place_input(struct workspace *ws, const char *input, size_t len, struct err *err);
 
+/* Remove input.json (the run is over; it is in memory).  Accepts NULL. */
+void workspace_drop_input(struct workspace *ws);
+
 /* Unmount and remove.  keep_bundle leaves bundle/ in place (debug).
  * Accepts NULL.  Frees ws even when removal fails (err says what is left). */
 int workspace_destroy(struct workspace *ws, bool keep_bundle, struct err *err);

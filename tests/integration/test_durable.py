@@ -1117,16 +1117,29 @@ class WorkspacesInMemory(DurableCase):
     stop, a killed daemon's is replaced at the next start (not stacked),
     and what lay on the disk below it is removed first, never hidden."""
 
-    def root_mounts(self, d):
-        """(fstype, options) of each mount right on STATE_DIR/workspaces."""
+    def root_mounts(self, d, source=False):
+        """(fstype, options) of each mount right on STATE_DIR/workspaces,
+        oldest first; (source, fstype) with source."""
         ws = os.path.join(d.state_dir, "workspaces")
         out = []
         with open("/proc/self/mounts") as f:
             for line in f:
                 p = line.split()
                 if harness._unescape_mount(p[1]) == ws:
-                    out.append((p[2], set(p[3].split(","))))
+                    out.append((p[0], p[2]) if source else (p[2], set(p[3].split(","))))
         return out
+
+    def on_the_disk(self, d, fn):
+        """fn(path of STATE_DIR as it is on the disk, below any mount on
+        workspaces/), through a bind mount of the state dir alone."""
+        below = os.path.join(d.tmp, "below")
+        os.makedirs(below, exist_ok=True)
+        r = subprocess.run(["mount", "--bind", d.state_dir, below], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        try:
+            return fn(below)
+        finally:
+            subprocess.run(["umount", below], check=True)
 
     def test_root_is_a_tmpfs_while_running_and_gone_after(self):
         d = self.daemon("WsTmpfs")
@@ -1150,13 +1163,44 @@ class WorkspacesInMemory(DurableCase):
         d.kill()
         self.assertEqual(len(self.root_mounts(d)), 1, "the killed daemon's tmpfs vanished by itself")
         self.assertTrue(os.path.isdir(os.path.join(d.state_dir, "workspaces", rid)))
+        # And below it on the disk, a tree an older version left.
+        old = "0123abcd-9"
+        self.on_the_disk(d, lambda p: os.makedirs(os.path.join(p, "workspaces", old, "input")))
         d.restart()
         self.assertEqual([m[0] for m in self.root_mounts(d)], ["tmpfs"], "tmpfs stacked on tmpfs")
         self.assertNotIn(rid, os.listdir(os.path.join(d.state_dir, "workspaces")))
+        self.assertEqual(self.on_the_disk(d, lambda p: os.listdir(os.path.join(p, "workspaces"))), [],
+                         "what lay on the disk below the killed daemon's tmpfs")
         self.assertEqual(d.get_job(jid)["attempts"][0]["error"]["code"], "interrupted")
         harness.cancel_all(d)
         d.stop()
         self.assertEqual(harness.mounts_under(d.tmp), [])
+
+    def test_a_runs_input_goes_when_the_run_ends(self):
+        # The cleanup waits (the tests' window): the workspace is there,
+        # its input (in memory) is not.
+        d = self.daemon("WsInput", env={"EDGECD_TEST_CLEANUP_DELAY_MS": "30000"})
+        job = d.run_job(echo(7))
+        self.assertEcho(job, 7)
+        ws = os.path.join(d.state_dir, "workspaces", job["attempts"][0]["run_id"])
+        self.assertTrue(os.path.isdir(os.path.join(ws, "bundle")), "the cleanup did not wait")
+        self.assertEqual(os.listdir(os.path.join(ws, "input")), [])
+
+    def test_an_operators_own_tmpfs_there_is_left_alone(self):
+        d = self.daemon("WsOperator", start=False)
+        ws = os.path.join(d.state_dir, "workspaces")
+        os.makedirs(ws)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "operator-tmpfs", ws],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d.own_mounts.append(ws)
+        d.start()
+        self.assertEqual(self.root_mounts(d, source=True), [("operator-tmpfs", "tmpfs"), ("edgecd-workspaces", "tmpfs")])
+        self.assertEcho(d.run_job(echo(1)), 1)
+        self.assertEqual(d.terminate()[0], 0)
+        self.assertEqual(self.root_mounts(d, source=True), [("operator-tmpfs", "tmpfs")])
+        d.restart()      # an operator's tmpfs on top is not taken for a killed daemon's
+        self.assertEqual(self.root_mounts(d, source=True), [("operator-tmpfs", "tmpfs"), ("edgecd-workspaces", "tmpfs")])
 
     def test_what_lies_below_on_the_disk_is_removed_first(self):
         d = self.daemon("WsBelow", start=False)

@@ -340,8 +340,11 @@ class FullDisk(unittest.TestCase):
         self.assertTrue(d.healthz_ok())
         # The failed transaction's WAL frames keep their disk space (the
         # next transactions reuse it), so the store can write again at once
-        # while the disk stays full: jobs are accepted again, and one whose
-        # workspace does not fit fails with a clear runtime_error.
+        # while the disk stays full: jobs are accepted again.  The workspace
+        # is on the daemon's own tmpfs, but the runtime's state is on the
+        # full disk: a job it cannot run fails with a clear runtime_error
+        # (the runtime's words were lost with its log: that is said), and
+        # its log is marked cut.
         deadline = time.monotonic() + 10
         while True:
             r = d.submit({"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 1}}, wait="true")
@@ -352,6 +355,8 @@ class FullDisk(unittest.TestCase):
         if r.body["status"] != "succeeded":
             self.assertEqual(r.body["error"]["code"], "runtime_error", r)
             self.assertIn("No space left on device", r.body["error"]["message"], r)
+            logs = d.req("GET", "/v1/jobs/%s/logs" % r.body["id"])
+            self.assertEqual(logs.headers.get("X-Edgecd-Log-Truncated"), "true", logs.headers)
         d.wait_cleaned()
         self.assertEqual(os.listdir(os.path.join(state, "workspaces")), [], "half-made workspace left")
         self.assertTrue(d.healthz_ok())

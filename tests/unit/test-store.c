@@ -2433,9 +2433,6 @@ START_TEST(test_fail_stop_abandon)
 }
 END_TEST
 
-/* A lazy write is answered without an fsync, yet kept when the process
- * dies without closing the store (a crash of the daemon: it is in the
- * WAL); a STORE_SYNC after it is a commit of its own, fsynced. */
 static off_t file_size(const char *path)
 {
         struct stat st;
@@ -2480,6 +2477,9 @@ START_TEST(test_checkpoints_when_idle)
 }
 END_TEST
 
+/* A lazy write is answered without an fsync, yet kept when the process
+ * dies without closing the store (a crash of the daemon: it is in the
+ * WAL); a STORE_SYNC after it is a commit of its own, fsynced. */
 START_TEST(test_lazy_writes)
 {
         struct fx f;
