@@ -202,6 +202,19 @@ static int cmp_len_desc(const void *a, const void *b)
         return la < lb ? 1 : la > lb ? -1 : 0;
 }
 
+/* The mount point of a /proc/self/mountinfo line ("36 35 98:0 /mnt1 /mnt2
+ * rw,noatime ... - tmpfs SOURCE ...": field 5), unescaped in place; NULL
+ * for a line without one.  The line is cut there. */
+static char *mountinfo_point(char *line)
+{
+        char *save = NULL, *tok = strtok_r(line, " ", &save);
+        for (int i = 1; tok && i < 5; i++)
+                tok = strtok_r(NULL, " ", &save);
+        if (tok)
+                unescape_mount_path(tok);
+        return tok;
+}
+
 /* Every mount point strictly below `dir`, deepest first. */
 static int mounts_below(const char *dir, char ***ret, struct err *err)
 {
@@ -213,14 +226,8 @@ static int mounts_below(const char *dir, char ***ret, struct err *err)
         _cleanup_free_ char *line = NULL;
         size_t cap = 0;
         while (getline(&line, &cap, f) > 0) {
-                /* "36 35 98:0 /mnt1 /mnt2 rw,noatime ..." - field 5 is the mount point. */
-                char *save = NULL, *tok = strtok_r(line, " ", &save);
-                for (int i = 1; tok && i < 5; i++)
-                        tok = strtok_r(NULL, " ", &save);
-                if (!tok)
-                        continue;
-                unescape_mount_path(tok);
-                if (strncmp(tok, dir, dlen) == 0 && tok[dlen] == '/')
+                char *tok = mountinfo_point(line);
+                if (tok && strncmp(tok, dir, dlen) == 0 && tok[dlen] == '/')
                         strv_push(&found, tok);
         }
         size_t n = strv_len(found);
@@ -311,21 +318,15 @@ static bool ours_on_top(const char *path)
         bool ours = false;
         _cleanup_free_ char *line = NULL;
         size_t cap = 0;
-        /* "36 35 0:52 / /mnt rw,nosuid shared:1 - tmpfs SOURCE rw,size=..":
-         * field 5 the mount point; after " - ", the type and the source.
-         * Later lines are mounted later: the last on path is on top. */
+        /* After " - ", the type and the source.  Later lines are mounted
+         * later: the last on path is on top. */
         while (getline(&line, &cap, f) > 0) {
                 char *sep = strstr(line, " - ");
                 if (!sep)
                         continue;
                 *sep = '\0';
-                char *save = NULL, *mp = strtok_r(line, " ", &save);
-                for (int i = 1; mp && i < 5; i++)
-                        mp = strtok_r(NULL, " ", &save);
-                if (!mp)
-                        continue;
-                unescape_mount_path(mp);
-                if (strcmp(mp, real))
+                char *mp = mountinfo_point(line);
+                if (!mp || strcmp(mp, real))
                         continue;
                 char *save2 = NULL, *type = strtok_r(sep + 3, " ", &save2);
                 char *source = type ? strtok_r(NULL, " ", &save2) : NULL;
