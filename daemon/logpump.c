@@ -34,6 +34,7 @@ struct logpump {
         size_t cap, written;
         bool truncated;
         int write_errno;         /* the first failed write's (a full disk) */
+        bool open_failed;        /* no file at path: not tried again there */
         bool done;               /* EOF or a read error: out of the epoll set */
         struct logpump *next;
 };
@@ -98,10 +99,13 @@ static void drain(struct logpump *lp, int turns)
                         lp->truncated = true;
                 if (take == 0)
                         continue;
-                if (lp->file_fd < 0 && !lp->write_errno) {
+                if (lp->file_fd < 0 && !lp->open_failed) {
                         lp->file_fd = open(lp->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-                        if (lp->file_fd < 0)
-                                lp->write_errno = errno;
+                        if (lp->file_fd < 0) {
+                                lp->open_failed = true;
+                                if (!lp->write_errno)
+                                        lp->write_errno = errno;
+                        }
                 }
                 ssize_t w = lp->file_fd < 0 ? -1 : write(lp->file_fd, buf, take);
                 if (w > 0)
@@ -168,9 +172,9 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
         if (!P.running)
                 return err_set(err, ERR_INTERNAL, P.start_error, "start the log pump");
         /* What a run of that name left (it is made at the first byte):
-         * a silent run must not show it. */
-        if (unlink(path) < 0 && errno != ENOENT)
-                return err_errno(err, ERR_IO, "remove the old log `%s`", path);
+         * a silent run must not show it.  One that will not go is a
+         * failed write, not a failed run. */
+        int stale_errno = unlink(path) < 0 && errno != ENOENT ? errno : 0;
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
                 return err_errno(err, ERR_IO, "pipe");
@@ -186,6 +190,7 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
         lp->read_fd = p[0];
         lp->path = xstrdup(path);
         lp->file_fd = -1;
+        lp->write_errno = stale_errno;
         lp->cap = cap;
         pthread_mutex_lock(&P.lock);
         lp->id = ++P.next_id;
@@ -240,9 +245,13 @@ int logpump_move(struct logpump *lp, const char *path, struct err *err)
         if (rc == 0) {
                 free(lp->path);
                 lp->path = xstrdup(path);
-                /* A file that could not be made is tried again there. */
-                if (lp->file_fd < 0)
-                        lp->write_errno = 0;
+                /* No file yet: none left there may pass for this one's, and
+                 * one that could not be made is tried again there. */
+                if (lp->file_fd < 0) {
+                        if (unlink(path) < 0 && errno != ENOENT && !lp->write_errno)
+                                lp->write_errno = errno;
+                        lp->open_failed = false;
+                }
         }
         pthread_mutex_unlock(&P.lock);
         return rc;

@@ -221,9 +221,13 @@ static void run_go(struct run *r)
         }
         if (rc < 0) {
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err.msg);
+                /* Its container (a warm one still waits) first: it holds
+                 * the log's pipe. */
+                sandbox_kill_init(s->d.env, r->sb);
                 bool truncated = false;
                 sandbox_stop_log(r->sb, &truncated);
-                job_set_log_truncated(j, truncated);
+                if (!r->sb->own_log)
+                        job_set_log_truncated(j, truncated);
                 return;
         }
         struct outcome out = { 0 };

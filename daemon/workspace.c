@@ -306,7 +306,9 @@ int workspace_sweep(const char *root, bool (*keep)(const char *run_id, void *ctx
 #define ROOT_SOURCE "edgecd-workspaces"   /* our tmpfs's name in mountinfo */
 
 /* Whether the topmost mount on path is a tmpfs of ours (ROOT_SOURCE), not
- * an operator's. */
+ * an operator's.  Of the mounts on one point, the top is the one no other
+ * there is mounted on (mountinfo's order is not the stacking order once a
+ * mount was moved there). */
 static bool ours_on_top(const char *path)
 {
         char real[PATH_MAX];
@@ -315,24 +317,35 @@ static bool ours_on_top(const char *path)
         _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
         if (!f)
                 return false;
-        bool ours = false;
+        struct on_point { long id, parent; bool ours; } on[32];
+        size_t n = 0;
         _cleanup_free_ char *line = NULL;
         size_t cap = 0;
-        /* After " - ", the type and the source.  Later lines are mounted
-         * later: the last on path is on top. */
-        while (getline(&line, &cap, f) > 0) {
+        while (getline(&line, &cap, f) > 0 && n < ARRAY_SIZE(on)) {
+                /* "ID PARENT ... - TYPE SOURCE OPTIONS" */
                 char *sep = strstr(line, " - ");
                 if (!sep)
                         continue;
                 *sep = '\0';
+                long id = 0, parent = 0;
+                if (sscanf(line, "%ld %ld", &id, &parent) != 2)
+                        continue;
                 char *mp = mountinfo_point(line);
                 if (!mp || strcmp(mp, real))
                         continue;
-                char *save2 = NULL, *type = strtok_r(sep + 3, " ", &save2);
-                char *source = type ? strtok_r(NULL, " ", &save2) : NULL;
-                ours = type && source && !strcmp(type, "tmpfs") && !strcmp(source, ROOT_SOURCE);
+                char *save = NULL, *type = strtok_r(sep + 3, " ", &save);
+                char *source = type ? strtok_r(NULL, " ", &save) : NULL;
+                on[n++] = (struct on_point){ id, parent,
+                                             type && source && !strcmp(type, "tmpfs") && !strcmp(source, ROOT_SOURCE) };
         }
-        return ours;
+        for (size_t i = 0; i < n; i++) {
+                bool covered = false;
+                for (size_t j = 0; j < n && !covered; j++)
+                        covered = on[j].parent == on[i].id;
+                if (!covered)
+                        return on[i].ours;
+        }
+        return false;
 }
 
 int workspace_root_mount(const char *root, int64_t size_bytes, struct err *err)
@@ -341,9 +354,15 @@ int workspace_root_mount(const char *root, int64_t size_bytes, struct err *err)
                 return err_wrap(err, "workspaces");
         /* What a killed daemon left: its tmpfs (which may have had another
          * size) with its runs' trees, and what lay on the disk below it. */
-        for (int i = 0; i < 16 && ours_on_top(root); i++)
-                if (umount2(root, MNT_DETACH) < 0)
-                        return err_errno(err, ERR_IO, "workspaces: unmount the old tmpfs on `%s`", root);
+        for (int i = 0; i < 16 && ours_on_top(root); i++) {
+                if (umount2(root, MNT_DETACH) == 0)
+                        continue;
+                /* EINVAL: listed there, but hidden (a mount over a parent
+                 * directory): not ours to reach. */
+                if (errno == EINVAL)
+                        break;
+                return err_errno(err, ERR_IO, "workspaces: unmount the old tmpfs on `%s`", root);
+        }
         if (workspace_sweep(root, NULL, NULL, NULL, err) < 0)
                 return -1;
         _cleanup_free_ char *opts = xasprintf("size=%lld,mode=0700", (long long)size_bytes);

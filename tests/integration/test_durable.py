@@ -1115,7 +1115,8 @@ class WorkspacesInMemory(DurableCase):
     """STATE_DIR/workspaces is a tmpfs of the daemon's own while it runs
     (its runs' files cost no disk inode, journal or discard); it goes at a
     stop, a killed daemon's is replaced at the next start (not stacked),
-    and what lay on the disk below it is removed first, never hidden."""
+    what lay on the disk below it is removed, never hidden, and an
+    operator's own mount there is left alone."""
 
     def root_mounts(self, d, source=False):
         """(fstype, options) of each mount right on STATE_DIR/workspaces,
@@ -1201,6 +1202,26 @@ class WorkspacesInMemory(DurableCase):
         self.assertEqual(self.root_mounts(d, source=True), [("operator-tmpfs", "tmpfs")])
         d.restart()      # an operator's tmpfs on top is not taken for a killed daemon's
         self.assertEqual(self.root_mounts(d, source=True), [("operator-tmpfs", "tmpfs"), ("edgecd-workspaces", "tmpfs")])
+
+    def test_a_mount_moved_onto_ours_is_not_taken_for_ours(self):
+        # The operator's tmpfs is older than ours (mountinfo lists it first)
+        # but is moved on top of the killed daemon's: it is on top.
+        d = self.daemon("WsMoved", start=False)
+        ws = os.path.join(d.state_dir, "workspaces")
+        elsewhere = os.path.join(d.tmp, "elsewhere")
+        os.makedirs(elsewhere)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "operator-tmpfs", elsewhere],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d.own_mounts += [ws, elsewhere]
+        d.start()
+        d.kill()
+        r = subprocess.run(["mount", "--move", elsewhere, ws], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d.restart()
+        self.assertIn(("operator-tmpfs", "tmpfs"), self.root_mounts(d, source=True))
+        self.assertEqual(d.terminate()[0], 0)
+        self.assertIn(("operator-tmpfs", "tmpfs"), self.root_mounts(d, source=True), "the operator's mount went")
 
     def test_what_lies_below_on_the_disk_is_removed_first(self):
         d = self.daemon("WsBelow", start=False)
