@@ -76,6 +76,20 @@ static void unregister(struct logpump *lp)
         lp->done = true;
 }
 
+/* The first failure is the one said. */
+static void note_failure(struct logpump *lp, int e)
+{
+        if (!lp->write_errno)
+                lp->write_errno = e;
+}
+
+/* A file a run of that name left (ours is made at the first byte): a
+ * silent run must not show it.  0, or why it would not go. */
+static int remove_stale(const char *path)
+{
+        return unlink(path) < 0 && errno != ENOENT ? errno : 0;
+}
+
 /* Under P.lock: copy what the pipe holds, up to `turns` reads (0: all);
  * at EOF leave the epoll set. */
 static void drain(struct logpump *lp, int turns)
@@ -101,20 +115,21 @@ static void drain(struct logpump *lp, int turns)
                         continue;
                 if (lp->file_fd < 0 && !lp->open_failed) {
                         lp->file_fd = open(lp->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-                        if (lp->file_fd < 0) {
-                                lp->open_failed = true;
-                                if (!lp->write_errno)
-                                        lp->write_errno = errno;
-                        }
+                        lp->open_failed = lp->file_fd < 0;
+                        if (lp->open_failed)
+                                note_failure(lp, errno);
                 }
-                ssize_t w = lp->file_fd < 0 ? -1 : write(lp->file_fd, buf, take);
+                if (lp->file_fd < 0) {
+                        lp->truncated = true;
+                        continue;
+                }
+                ssize_t w = write(lp->file_fd, buf, take);
                 if (w > 0)
                         lp->written += (size_t)w;
                 if (w != (ssize_t)take) {
                         /* A short write is a full disk too: what is lost
                          * makes the log truncated. */
-                        if (!lp->write_errno)
-                                lp->write_errno = lp->file_fd < 0 ? EBADF : w < 0 ? errno : ENOSPC;
+                        note_failure(lp, w < 0 ? errno : ENOSPC);
                         lp->truncated = true;
                 }
         }
@@ -171,10 +186,8 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
         pthread_once(&P.once, start_thread);
         if (!P.running)
                 return err_set(err, ERR_INTERNAL, P.start_error, "start the log pump");
-        /* What a run of that name left (it is made at the first byte):
-         * a silent run must not show it.  One that will not go is a
-         * failed write, not a failed run. */
-        int stale_errno = unlink(path) < 0 && errno != ENOENT ? errno : 0;
+        /* One that will not go is a failed write, not a failed run. */
+        int stale_errno = remove_stale(path);
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
                 return err_errno(err, ERR_IO, "pipe");
@@ -245,11 +258,12 @@ int logpump_move(struct logpump *lp, const char *path, struct err *err)
         if (rc == 0) {
                 free(lp->path);
                 lp->path = xstrdup(path);
-                /* No file yet: none left there may pass for this one's, and
-                 * one that could not be made is tried again there. */
+                /* No file yet: one that could not be made is tried again
+                 * there. */
                 if (lp->file_fd < 0) {
-                        if (unlink(path) < 0 && errno != ENOENT && !lp->write_errno)
-                                lp->write_errno = errno;
+                        int e = remove_stale(path);
+                        if (e)
+                                note_failure(lp, e);
                         lp->open_failed = false;
                 }
         }

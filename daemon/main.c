@@ -508,8 +508,9 @@ static void reload_plugins(struct daemon *d, const char *trigger, bool force)
 }
 
 /* The workspaces' tmpfs: a running job's input (at most
- * input_ceiling_bytes), twice over for runs whose cleanup trails their
- * answer, and a MiB for each sandbox's bundle and small files. */
+ * input_ceiling_bytes), twice over for runs that failed before they ran
+ * (their input goes with their cleanup, not when a container ends), and a
+ * MiB for each sandbox's bundle and small files. */
 static int64_t workspaces_size(const struct config *cfg)
 {
         return 2 * cfg->workers * cfg->input_ceiling_bytes + (cfg->workers + cfg->warm.max_containers + 8) * (int64_t)1024 * 1024;

@@ -119,6 +119,21 @@ static void run_fail(struct run *r, enum job_error e, bool retryable, const char
         r->retryable = retryable;
 }
 
+/* Stop the run's log; the job keeps whether it was cut (not a warm
+ * container's own log, which a failed adoption did not give it). */
+static void record_log(struct run *r)
+{
+        struct sandbox *sb = r->sb;
+        bool truncated = false;
+        sandbox_stop_log(sb, &truncated);
+        if (sb->own_log)
+                return;
+        job_set_log_truncated(r->job, truncated);
+        if (sb->log_errno)
+                log_job(LOG_LVL_WARN, r->job->id, r->job->manifest->name, r->run_id,
+                        "its output was dropped: write `%s`: %s", sb->log_path, strerror(sb->log_errno));
+}
+
 /* Wait (deadline, cancel), kill, account, stop the log.  The container
  * was started by sandbox_prepare() or sandbox_adopt(); it is left for the
  * cleaner. */
@@ -161,12 +176,7 @@ static void run_container(struct run *r, struct outcome *out)
         } else {
                 log_job(LOG_LVL_DEBUG, r->job->id, r->job->manifest->name, r->run_id, "cgroup stats: %s", cerr.msg);
         }
-        bool truncated = false;
-        sandbox_stop_log(sb, &truncated);
-        job_set_log_truncated(r->job, truncated);
-        if (sb->log_errno)
-                log_job(LOG_LVL_WARN, r->job->id, r->job->manifest->name, r->run_id,
-                        "its output was dropped: write `%s`: %s", sb->log_path, strerror(sb->log_errno));
+        record_log(r);
         if (!ran && r->error == JOB_ERR_NONE)
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, false, "the container did not run");
 }
@@ -224,10 +234,7 @@ static void run_go(struct run *r)
                 /* Its container (a warm one still waits) first: it holds
                  * the log's pipe. */
                 sandbox_kill_init(s->d.env, r->sb);
-                bool truncated = false;
-                sandbox_stop_log(r->sb, &truncated);
-                if (!r->sb->own_log)
-                        job_set_log_truncated(j, truncated);
+                record_log(r);
                 return;
         }
         struct outcome out = { 0 };

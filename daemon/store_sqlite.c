@@ -908,8 +908,10 @@ static void checkpoint(struct store_backend *b)
         int rc = sqlite3_wal_checkpoint_v2(b->w, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
         /* Retried after the next commit, which reports the WAL again. */
         b->wal_pages = 0;
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-                log_warn("store: %s: checkpoint: %s", b->path, sqlite3_errmsg(b->w));
+        if (rc != SQLITE_OK) {
+                /* BUSY: a reader held it back; the next one goes on. */
+                if (rc != SQLITE_BUSY)
+                        log_warn("store: %s: checkpoint: %s", b->path, sqlite3_errmsg(b->w));
                 return;
         }
         pthread_mutex_lock(&b->lock);

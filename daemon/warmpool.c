@@ -145,9 +145,8 @@ static struct sandbox *make_one(struct warmpool *wp, const struct manifest *m, s
         uuid_unparse_lower(u, uuid);
         char run_id[RUN_ID_MAX];
         snprintf(run_id, sizeof run_id, "%s-0", uuid);
-        /* Its own log until a job takes it (then the job's). */
-        /* Beside the jobs' logs, not in the workspace (a tmpfs): a job
-         * takes it over with a rename. */
+        /* Its own log until a job takes it over with a rename: beside the
+         * jobs' logs, not in the workspace (a tmpfs). */
         _cleanup_free_ char *log_path = xasprintf("%s/%s.log", wp->d.env->warm_logs_dir, run_id);
         liveset_add(wp->d.live, run_id);
         struct sandbox *sb = NULL;
