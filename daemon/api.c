@@ -264,8 +264,10 @@ static bool render_live(struct api *a, const char *id, char **ret_text, size_t *
         struct job *j = jobtable_get(a->d.jobs, id);
         if (!j)
                 return false;
-        /* Final here (a waiter being answered): the store has it all. */
-        if (job_status_is_final(job_get_status(j))) {
+        /* Final and told (a waiter being answered): the store has it all.
+         * Final but not told, its final commit is under way and the store
+         * still says running: the progress shown stays until then. */
+        if (job_final_recorded(j)) {
                 job_unref(j);
                 return false;
         }

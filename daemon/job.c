@@ -269,6 +269,14 @@ void job_wake(struct job *j)
         }
 }
 
+bool job_final_recorded(struct job *j)
+{
+        pthread_mutex_lock(&j->lock);
+        bool told = j->woken;
+        pthread_mutex_unlock(&j->lock);
+        return told;
+}
+
 bool job_request_cancel(struct job *j)
 {
         pthread_mutex_lock(&j->lock);

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 import unittest
 
@@ -60,10 +61,21 @@ timeout_seconds: 60
 """
 
 
-def make_plugin(root):
-    """root/t_progress: plugin.yaml and a busybox rootfs, root-owned as
-    the daemon wants (dirs 0755, /tmp 1777)."""
-    p = os.path.join(root, "t_progress")
+# Progress, then the end at once: GETs across the end see it throughout.
+QUICK_SCRIPT = r"""#!/bin/sh
+set -e
+printf '{"fraction": 0.5, "message": "half"}' > /output/p.tmp && mv /output/p.tmp /output/progress.json
+sleep 0.3
+printf '{"ok": true}' > /output/result.json
+"""
+
+QUICK_MANIFEST = MANIFEST.replace("name: t_progress", "name: t_progress_end")
+
+
+def make_plugin(root, name="t_progress", script=None, manifest=MANIFEST):
+    """root/<name>: plugin.yaml and a busybox rootfs, root-owned as the
+    daemon wants (dirs 0755, /tmp 1777)."""
+    p = os.path.join(root, name)
     fs = os.path.join(p, "rootfs")
     for d in ("bin", "proc", "dev", "sys", "tmp", "input", "output"):
         os.makedirs(os.path.join(fs, d), mode=0o755)
@@ -73,10 +85,10 @@ def make_plugin(root):
     for a in APPLETS:
         os.symlink("busybox", os.path.join(fs, "bin", a))
     with open(os.path.join(fs, "bin", "steps.sh"), "w") as f:
-        f.write(SCRIPT % {"s": STEP_S, "long": LONG, "host_file": os.path.join(root, "host.json")})
+        f.write(script or SCRIPT % {"s": STEP_S, "long": LONG, "host_file": os.path.join(root, "host.json")})
     os.chmod(os.path.join(fs, "bin", "steps.sh"), 0o755)
     with open(os.path.join(p, "plugin.yaml"), "w") as f:
-        f.write(MANIFEST)
+        f.write(manifest)
     # What the link in step 3 points to, on the host.
     with open(os.path.join(root, "host.json"), "w") as f:
         f.write('{"fraction": 0.5, "message": "a host file"}')
@@ -92,6 +104,7 @@ class Progress(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="edgecd-it-progress-")
         make_plugin(cls.tmp)
+        make_plugin(cls.tmp, "t_progress_end", QUICK_SCRIPT, QUICK_MANIFEST)
         cls.d = Daemon("Progress", plugins=cls.tmp).start()
 
     @classmethod
@@ -143,10 +156,49 @@ class Progress(unittest.TestCase):
         self.assertLess(slowest, 2.0, "a GET took %.2f s while the algorithm played tricks" % slowest)
         # The final job keeps the last, in the store: after a restart too.
         self.assertEqual(job["progress"], {"fraction": 1.0, "message": "done"})
+        self.terminate_and_restart(job_id)
+
+    def terminate_and_restart(self, job_id):
         rc, _ = self.d.terminate()
         self.assertEqual(rc, 0)
         self.d.restart()
         self.assertEqual(self.d.get_job(job_id)["progress"], {"fraction": 1.0, "message": "done"})
+
+    def test_progress_kept_across_the_end(self):
+        """Between the job's end and its final commit the store still
+        says running: a GET then shows the progress, not null (seen in CI
+        once, GETs every 0.1 s).  Two threads GET without pause across
+        the end of each job."""
+        for _ in range(6):
+            r = self.d.submit({"algorithm": "t_progress_end", "parameters": {}})
+            self.assertEqual(r.status, 202, r)
+            job_id = r.body["id"]
+            self.addCleanup(harness.cancel_quietly, self.d, job_id)
+            faults, finals = [], []
+
+            def poll():
+                shown = False
+                deadline = time.monotonic() + 30 * slow_factor()
+                while time.monotonic() < deadline:
+                    job = self.d.req("GET", "/v1/jobs/" + job_id, timeout=10).body
+                    if job["progress"] is not None:
+                        shown = True
+                    elif shown:
+                        faults.append(job["status"])
+                    if job["status"] not in ("queued", "running"):
+                        finals.append(job)
+                        return
+
+            threads = [threading.Thread(target=poll) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(len(finals), 2, "a poller never saw the job end")
+            self.assertEqual(faults, [], "progress went back to null after it was shown")
+            for job in finals:
+                self.assertEqual(job["status"], "succeeded", job)
+                self.assertEqual(job["progress"], {"fraction": 0.5, "message": "half"})
 
 
 if __name__ == "__main__":
