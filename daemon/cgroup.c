@@ -40,6 +40,7 @@
 
 #include <libcgroup.h>
 
+#include "heartbeat.h"
 #include "util.h"
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
@@ -454,6 +455,7 @@ static int destroy_in(const char *dir, const char *rel)
         }
         closedir(d);
         for (int tries = 0; tries < 50; tries++) {
+                heartbeat_beat();   /* up to a second for each hierarchy */
                 kill_members(dir, rel);
                 if (rmdir(dir) == 0 || errno == ENOENT)
                         return ret;

@@ -37,6 +37,7 @@ struct cleaner {
         size_t pending;          /* queued + the one in hand */
         bool quit;
         pthread_t thread;
+        struct heartbeat hb;     /* for the watchdog: sandboxes pile up if it sticks */
         struct parked *parked;
         size_t nparked;
 };
@@ -64,8 +65,11 @@ static void clean(struct cleaner *c, struct sandbox *sb)
 static void *cleaner_main(void *arg)
 {
         struct cleaner *c = arg;
+        heartbeat_bind(&c->hb);
         pthread_mutex_lock(&c->lock);
         for (;;) {
+                /* Waiting, for work or for a run's time, is not judged. */
+                heartbeat_idle(true);
                 while (!c->head && !c->quit)
                         pthread_cond_wait(&c->more, &c->lock);
                 if (!c->head)
@@ -84,6 +88,7 @@ static void *cleaner_main(void *arg)
                                 ;
                 }
                 pthread_mutex_unlock(&c->lock);
+                heartbeat_idle(false);
                 clean(c, it->sb);
                 free(it);
                 pthread_mutex_lock(&c->lock);
@@ -107,8 +112,10 @@ int cleaner_start(const struct sandbox_env *env, struct idpool *ids, struct live
         pthread_mutex_init(&c->lock, NULL);
         cond_init_monotonic(&c->more);
         cond_init_monotonic(&c->room);
+        heartbeat_watch(&c->hb, "the cleaner");
         int e = thread_start(&c->thread, "edgecd-cleaner", cleaner_main, c);
         if (e) {
+                heartbeat_unwatch(&c->hb);
                 pthread_mutex_destroy(&c->lock);
                 pthread_cond_destroy(&c->more);
                 pthread_cond_destroy(&c->room);
@@ -186,6 +193,7 @@ void cleaner_free(struct cleaner *c)
         pthread_cond_broadcast(&c->more);
         pthread_mutex_unlock(&c->lock);
         pthread_join(c->thread, NULL);
+        heartbeat_unwatch(&c->hb);
         free(c->parked);
         pthread_mutex_destroy(&c->lock);
         pthread_cond_destroy(&c->more);

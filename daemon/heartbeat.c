@@ -1,11 +1,55 @@
 /* heartbeat.c - see heartbeat.h. */
 #include "heartbeat.h"
 
+#include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "util.h"
 
 static _Thread_local struct heartbeat *mine;
+
+/* The watched slots: a handful, each added and removed once. */
+static pthread_mutex_t watched_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct heartbeat *watched;
+
+void heartbeat_watch(struct heartbeat *hb, const char *name)
+{
+        snprintf(hb->name, sizeof hb->name, "%s", name);
+        atomic_store(&hb->mono_ms, now_mono_ms());
+        pthread_mutex_lock(&watched_lock);
+        hb->next = watched;
+        watched = hb;
+        pthread_mutex_unlock(&watched_lock);
+}
+
+void heartbeat_unwatch(struct heartbeat *hb)
+{
+        pthread_mutex_lock(&watched_lock);
+        for (struct heartbeat **p = &watched; *p; p = &(*p)->next) {
+                if (*p == hb) {
+                        *p = hb->next;
+                        break;
+                }
+        }
+        pthread_mutex_unlock(&watched_lock);
+        hb->next = NULL;
+}
+
+int64_t heartbeat_most_silent(int64_t now, char *name, size_t size)
+{
+        int64_t worst = 0;
+        pthread_mutex_lock(&watched_lock);
+        for (struct heartbeat *hb = watched; hb; hb = hb->next) {
+                int64_t age = heartbeat_age_ms(hb, now);
+                if (age > worst) {
+                        worst = age;
+                        snprintf(name, size, "%s", hb->name);
+                }
+        }
+        pthread_mutex_unlock(&watched_lock);
+        return worst;
+}
 
 void heartbeat_bind(struct heartbeat *hb)
 {

@@ -42,6 +42,7 @@
 #include "config.h"
 #include "curlapi.h"
 #include "idpool.h"
+#include "heartbeat.h"
 #include "image.h"
 #include "log.h"
 #include "oci.h"
@@ -232,11 +233,12 @@ static void print_plugin_warning(const char *msg, void *ctx)
 }
 
 /* systemd's watchdog (WatchdogSec=): WATCHDOG=1 every half interval while
- * the main loop turns and no worker with a job has gone without a
+ * the main loop turns and no watched thread (a worker with a job, the
+ * store's writer, the cleaner at work) has gone without a
  * heartbeat (heartbeat.h) for longer than the interval (10 s at least). */
 #define WATCHDOG_STALL_MIN_MS 10000
 static uint64_t watchdog_usec;         /* 0: no watchdog */
-static bool watchdog_stalled;          /* a worker is silent: nothing may feed the watchdog */
+static bool watchdog_stalled;          /* a thread is silent: nothing may feed the watchdog */
 
 /* An image is about to be unpacked, maybe for minutes, by the main thread:
  * under systemd, the start (or a reload) gets that much more time and says
@@ -344,18 +346,18 @@ static void watchdog_tick(struct daemon *d)
         if (now - d->watchdog_ms < interval / 2)
                 return;
         int64_t bound = interval > WATCHDOG_STALL_MIN_MS ? interval : WATCHDOG_STALL_MIN_MS;
-        size_t worker = 0;
-        int64_t silent = scheduler_stalled(d->scheduler, &worker);
+        char who[40] = "";
+        int64_t silent = heartbeat_most_silent(now, who, sizeof who);
         if (silent > bound) {
                 if (!d->watchdog_held)
-                        log_error("watchdog: worker %zu has had no heartbeat for %lld ms (more than %lld ms): "
+                        log_error("watchdog: %s has had no heartbeat for %lld ms (more than %lld ms): "
                                   "WATCHDOG=1 is no longer sent, so systemd restarts the daemon",
-                                  worker, (long long)silent, (long long)bound);
+                                  who, (long long)silent, (long long)bound);
                 d->watchdog_held = watchdog_stalled = true;
                 return;
         }
         if (d->watchdog_held)
-                log_warn("watchdog: every worker beats again; WATCHDOG=1 is sent again");
+                log_warn("watchdog: every watched thread beats again; WATCHDOG=1 is sent again");
         d->watchdog_held = watchdog_stalled = false;
         sd_notify(0, "WATCHDOG=1");
         d->watchdog_ms = now;

@@ -606,7 +606,9 @@ int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, s
         s->workers = xcalloc((size_t)cfg->workers, sizeof *s->workers);
         for (int64_t i = 0; i < cfg->workers; i++) {
                 s->workers[i] = (struct worker){ .s = s, .index = (size_t)i };
-                atomic_init(&s->workers[i].hb.mono_ms, now_mono_ms());
+                char name[32];
+                snprintf(name, sizeof name, "worker %lld", (long long)i);
+                heartbeat_watch(&s->workers[i].hb, name);
                 int e = thread_start(&s->threads[i], "edgecd-worker", worker_main, &s->workers[i]);
                 if (e) {
                         err_set(err, ERR_INTERNAL, e, "scheduler: start worker %lld", (long long)i);
@@ -670,6 +672,9 @@ void scheduler_free(struct scheduler *s)
         if (!s)
                 return;
         scheduler_stop(s, 0);
+        /* Every slot watched, also one whose thread did not start. */
+        for (int64_t i = 0; s->workers && i < s->d.cfg->workers; i++)
+                heartbeat_unwatch(&s->workers[i].hb);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->idle);
         free(s->threads);
@@ -852,17 +857,4 @@ size_t scheduler_running(struct scheduler *s)
         size_t n = s->nbusy;
         pthread_mutex_unlock(&s->lock);
         return n;
-}
-
-int64_t scheduler_stalled(struct scheduler *s, size_t *ret_worker)
-{
-        int64_t now = now_mono_ms(), worst = 0;
-        for (size_t i = 0; i < s->nworkers; i++) {
-                int64_t age = heartbeat_age_ms(&s->workers[i].hb, now);
-                if (age > worst) {
-                        worst = age;
-                        *ret_worker = i;
-                }
-        }
-        return worst;
 }

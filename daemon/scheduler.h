@@ -91,9 +91,5 @@ void scheduler_cancel_end(struct scheduler *s, struct job *j, bool applied);
 size_t scheduler_workers(struct scheduler *s);
 /* Workers with a job now. */
 size_t scheduler_running(struct scheduler *s);
-/* The longest a worker with a job has gone without a heartbeat, in ms
- * (idle workers count 0), and which worker that is (*ret_worker is left
- * alone when none has). */
-int64_t scheduler_stalled(struct scheduler *s, size_t *ret_worker);
 
 #endif

@@ -30,6 +30,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "heartbeat.h"
 #include "log.h"
 #include "util.h"
 
@@ -119,6 +120,7 @@ struct store_backend {
         sqlite3 *w;                    /* the writer thread's */
         pthread_t thread;
         bool thread_started;
+        struct heartbeat hb;               /* the writer's, for the watchdog */
 
         pthread_mutex_t lock;
         pthread_cond_t cond;
@@ -923,8 +925,10 @@ static void *writer_main(void *arg)
 {
         struct store_backend *b = arg;
         int64_t next_retry = 0;
+        heartbeat_bind(&b->hb);
         pthread_mutex_lock(&b->lock);
         for (;;) {
+                heartbeat_beat();
                 /* Idle (or the WAL far past its size under steady load):
                  * the checkpoint delays only writes that come meanwhile. */
                 if (b->healthy && !b->stopping &&
@@ -934,6 +938,7 @@ static void *writer_main(void *arg)
                         pthread_mutex_lock(&b->lock);
                         continue;
                 }
+                heartbeat_idle(true);
                 while (!b->head && !b->stopping && !(b->abandon && b->held) &&
                        (b->healthy || now_mono_ms() < next_retry)) {
                         if (b->healthy) {
@@ -943,6 +948,7 @@ static void *writer_main(void *arg)
                                 pthread_cond_timedwait(&b->cond, &b->lock, &ts);
                         }
                 }
+                heartbeat_idle(false);
                 if (b->stopping && !b->head)
                         break;
                 bool abandon = b->abandon;
@@ -1037,6 +1043,7 @@ static void *writer_main(void *arg)
         /* Closing: what could not be written fails now. */
         pthread_mutex_unlock(&b->lock);
         fail_all(take_held(b), "closed before it could write");
+        heartbeat_idle(true);   /* ended: not judged */
         return NULL;
 }
 
@@ -1403,6 +1410,7 @@ static void sqlite_close(struct store_backend *b)
                 pthread_mutex_unlock(&b->lock);
                 pthread_join(b->thread, NULL);
         }
+        heartbeat_unwatch(&b->hb);
         for (size_t i = 0; i < READERS; i++)
                 close_conn(b->readers[i].db);
         if (b->w) {
@@ -1437,6 +1445,9 @@ static int sqlite_open(const char *state_dir, struct store_backend **ret, struct
         /* Checkpoints are the writer's, between commits (checkpoint()). */
         sqlite3_wal_autocheckpoint(b->w, 0);
         sqlite3_wal_hook(b->w, wal_hook, b);
+        /* A writer stuck in a write (a disk that hangs) holds every
+         * submit and every job's end: the watchdog judges it too. */
+        heartbeat_watch(&b->hb, "the store's writer");
         int e = thread_start(&b->thread, "edgecd-store", writer_main, b);
         if (e) {
                 sqlite_close(b);

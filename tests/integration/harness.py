@@ -251,6 +251,23 @@ def state_on_small_disk(d, size="24m"):
     return os.path.join(d.state_dir, "fill.bin")
 
 
+def state_on_ext4(d, size_mb=48):
+    """Put daemon d's state dir (not started yet) on an ext4 file system of
+    its own, in an image file on a loop device: one the test can freeze
+    (fsfreeze), which a tmpfs cannot be.  Unmount with unmount_state(d)
+    after d.stop()."""
+    os.makedirs(d.state_dir)
+    image = os.path.join(d.tmp, "state.ext4")
+    with open(image, "wb") as f:
+        f.truncate(size_mb << 20)
+    for argv in (["mkfs.ext4", "-q", "-F", image], ["mount", "-o", "loop", image, d.state_dir]):
+        r = subprocess.run(argv, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise AssertionError("%s: %s" % (" ".join(argv), r.stderr))
+    d.own_mounts.append(d.state_dir)
+    os.chmod(d.state_dir, 0o700)
+
+
 def unmount_state(d):
     """After d.stop() (which unmounts lazily what it finds under its temp
     dir), whatever happened."""

@@ -19,11 +19,13 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
+import harness
 from harness import Daemon, check_job, quick, slow_factor
 
 MATRIX = {"algorithm": "matrix_multiplication",
@@ -186,13 +188,15 @@ class Watchdog(unittest.TestCase):
     """WATCHDOG_USEC=1 s: WATCHDOG=1 every half second; a worker silent for
     longer than the interval (10 s at least) holds it back."""
 
-    def daemon(self, ns, env=None):
+    def daemon(self, ns, env=None, before_start=None):
         # WATCHDOG_PID is the daemon's own pid: the shell's, kept across exec.
         shim = ["/bin/sh", "-c", 'export WATCHDOG_PID=$$; exec "$@"', "sh"]
         e = {"NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000"}
         e.update(env or {})
         d = Daemon("watchdog", config={"workers": 1, "drain_seconds": 0}, argv0=shim, env=e)
         self.addCleanup(d.stop)
+        if before_start:
+            before_start(d)
         d.start(timeout=20 * slow_factor())
         self.assertTrue(ns.wait_for("READY=1", 20 * slow_factor()), ns.messages)
         return d
@@ -225,6 +229,61 @@ class Watchdog(unittest.TestCase):
         self.assertEqual(ns.count("WATCHDOG=1", start=mark), 0, ns.snapshot()[mark:])
         # The stop ends the wedge; the job, never started, stays queued.
         d.stop()
+
+    def test_store_stuck_in_a_write_stops_watchdog(self):
+        """The state dir's file system frozen (fsfreeze: every write to it
+        waits, as on a disk that hangs) while one job runs and a second is
+        submitted: the store's writer is stuck in its write, and the
+        worker, waiting on its container, still beats.  The watchdog names
+        the writer and holds WATCHDOG=1 back; after the thaw it is sent
+        again and the submit is answered."""
+        if not os.path.exists("/dev/loop-control"):
+            self.skipTest("skipped: no loop devices (/dev/loop-control)")
+        ns = NotifySocket(self)
+
+        def on_ext4(d):
+            self.addCleanup(harness.unmount_state, d)
+            harness.state_on_ext4(d)
+
+        d = self.daemon(ns, before_start=on_ext4)
+        first = d.submit(sleep_job(60))
+        self.assertEqual(first.status, 202, first)
+        self.addCleanup(harness.cancel_quietly, d, first.body["id"])
+        d.wait_status(first.body["id"], "running")
+        self.assertTrue(ns.wait_for("WATCHDOG=1", 5), ns.messages)
+
+        r = subprocess.run(["fsfreeze", "-f", d.state_dir], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        thawed = []
+
+        def thaw():
+            if not thawed:
+                thawed.append(True)
+                subprocess.run(["fsfreeze", "-u", d.state_dir], capture_output=True)
+        # Runs before the cancel and the stop above (cleanups run last first).
+        self.addCleanup(thaw)
+        answers = []
+        submit = threading.Thread(target=lambda: answers.append(d.submit(sleep_job(0), timeout=120)))
+        submit.start()
+        self.assertTrue(wait_log(d, r"watchdog: the store's writer has had no heartbeat", 30 * slow_factor()),
+                        d.log_tail())
+        self.assertNotIn("watchdog: worker", d.log_text())
+        time.sleep(0.2)
+        mark = len(ns)
+        time.sleep(3)
+        self.assertEqual(ns.count("WATCHDOG=1", start=mark), 0, ns.snapshot()[mark:])
+        self.assertTrue(submit.is_alive(), "the submit was answered while the store could not write: %s" % answers)
+
+        thaw()
+        submit.join(30 * slow_factor())
+        self.assertFalse(submit.is_alive(), "the submit is still unanswered after the thaw")
+        self.assertEqual(answers[0].status, 202, answers[0])
+        self.assertTrue(wait_log(d, r"watchdog: every watched thread beats again", 10 * slow_factor()),
+                        d.log_tail())
+        mark = len(ns)
+        self.assertTrue(ns.wait_for("WATCHDOG=1", 5, start=mark), ns.messages)
+        self.assertIn(d.req("DELETE", "/v1/jobs/" + first.body["id"]).status, (200, 202))
+        d.wait_final(first.body["id"])
 
 
 @quick
