@@ -126,24 +126,37 @@ static size_t discard(char *p, size_t size, size_t n, void *ctx)
         return size * n;
 }
 
-/* Retry-After in seconds (the date form is ignored: backoff then). */
+/* Retry-After: seconds, or an HTTP date (RFC 9110 10.2.3; a date past
+ * is now).  Anything else is ignored: the backoff then. */
 static size_t header_line(char *p, size_t size, size_t n, void *ctx)
 {
         struct slot *sl = ctx;
         size_t len = size * n;
         static const char name[] = "retry-after:";
         if (len > sizeof name - 1 && !strncasecmp(p, name, sizeof name - 1)) {
-                size_t i = sizeof name - 1;
-                while (i < len && (p[i] == ' ' || p[i] == '\t'))
+                size_t i = sizeof name - 1, end = len;
+                while (i < end && (p[i] == ' ' || p[i] == '\t'))
                         i++;
+                while (end > i && (p[end - 1] == ' ' || p[end - 1] == '\t' || p[end - 1] == '\r' ||
+                                   p[end - 1] == '\n'))
+                        end--;
                 int64_t v = 0;
-                size_t digits = 0;
-                for (; i < len && p[i] >= '0' && p[i] <= '9' && digits < 10; i++, digits++)
-                        v = v * 10 + (p[i] - '0');
-                while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
-                        i++;
-                if (digits && i == len)
+                size_t j = i;
+                for (; j < end && p[j] >= '0' && p[j] <= '9' && j - i < 10; j++)
+                        v = v * 10 + (p[j] - '0');
+                if (j > i && j == end) {
                         sl->retry_after_ms = v * 1000;
+                } else if (end - i >= 20 && end - i < 64) {
+                        /* "Sun, 06 Nov 1994 08:49:37 GMT" and the older forms */
+                        char date[64];
+                        memcpy(date, p + i, end - i);
+                        date[end - i] = '\0';
+                        time_t t = cu->getdate(date, NULL);
+                        if (t != (time_t)-1) {
+                                int64_t ms = ((int64_t)t * 1000) - now_real_ms();
+                                sl->retry_after_ms = ms > 0 ? ms : 0;
+                        }
+                }
         }
         return len;
 }

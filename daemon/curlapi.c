@@ -51,6 +51,7 @@ static void load(void)
         TAKE(multi_info_read, "curl_multi_info_read");
         TAKE(multi_poll, "curl_multi_poll");
         TAKE(multi_wakeup, "curl_multi_wakeup");
+        TAKE(getdate, "curl_getdate");
         /* The handle stays open for the daemon's life. */
 }
 

@@ -32,6 +32,7 @@ struct curl_api {
         CURLMsg *(*multi_info_read)(CURLM *m, int *left);
         CURLMcode (*multi_poll)(CURLM *m, struct curl_waitfd *fds, unsigned n, int timeout_ms, int *ret);
         CURLMcode (*multi_wakeup)(CURLM *m);
+        time_t (*getdate)(const char *p, const time_t *unused);
 };
 
 /* libcurl's calls, loaded on the first call; ERR_UNAVAILABLE naming the

@@ -12,6 +12,7 @@ callback is pending.
 The receivers are real HTTP servers in this process (http.server on
 127.0.0.1, one thread each); their behaviour is set per path."""
 
+import email.utils
 import hashlib
 import hmac
 import http.server
@@ -506,7 +507,8 @@ class TestCallbacks(CallbackBase):
 
     def test_retry_after(self):
         # 503 with Retry-After: 1 waits a second (the backoff would be
-        # 100 ms); Retry-After: 3600 is capped by max_backoff_ms.
+        # 100 ms); Retry-After: 3600 is capped by max_backoff_ms; the date
+        # form (two seconds ahead, to the second) waits until that date.
         d = self.daemon(backoff_ms=100, max_backoff_ms=2000)
         self.rx.plans["/hooks/later"] = [(503, {"Retry-After": "1"})]
         self.rx.plans["/hooks/capped"] = [(429, {"Retry-After": "3600"})]
@@ -516,6 +518,13 @@ class TestCallbacks(CallbackBase):
         self.rx.wait_posts("/hooks/capped", 2)
         self.wait_callback(d, r1.body["id"], "delivered")
         self.wait_callback(d, r2.body["id"], "delivered")
+        when = email.utils.formatdate(time.time() + 2.5, usegmt=True)
+        self.rx.plans["/hooks/dated"] = [(503, {"Retry-After": when})]
+        r3 = d.submit(dict(echo(20), callback_url=self.rx.url("/hooks/dated")))
+        self.rx.wait_posts("/hooks/dated", 2)
+        self.wait_callback(d, r3.body["id"], "delivered")
+        t = self.rx.post_times("/hooks/dated")
+        self.assertGreaterEqual(t[1] - t[0], 0.9, "Retry-After: %s not honoured" % when)
         t = self.rx.post_times("/hooks/later")
         self.assertGreaterEqual(t[1] - t[0], 0.9, "Retry-After: 1 not honoured")
         t = self.rx.post_times("/hooks/capped")
