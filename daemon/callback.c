@@ -334,7 +334,9 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
                 return true;
         }
         char sig[128];
+        pthread_mutex_lock(&c->lock);   /* a reload may swap the secret */
         callback_sign(c->secret, c->secret_len, now_real_ms() / 1000, sl->body, sl->body_len, sig, sizeof sig);
+        pthread_mutex_unlock(&c->lock);
         struct curl_slist *h = NULL;
         h = add_header(h, "Content-Type: application/json");
         h = add_header(h, "X-Edgecd-Job-Id: %s", sl->rec.id);
@@ -581,6 +583,25 @@ int callbacks_start(const struct config *cfg, struct store *store, struct callba
         log_info("callbacks: %zu allowed prefix(es), %zu deliveries at once, %zu to one receiver",
                  strv_len(cfg->callbacks.allow), c->nslots, c->per_dest);
         *ret = c;
+        return 0;
+}
+
+int callbacks_reload_secret(struct callbacks *c, struct err *err)
+{
+        if (!c)
+                return 0;
+        char *secret = NULL;
+        size_t len = 0;
+        if (callback_secret_load(c->cfg->callbacks.secret_file, &secret, &len, err) < 0)
+                return -1;
+        pthread_mutex_lock(&c->lock);
+        char *old = c->secret;
+        size_t old_len = c->secret_len;
+        c->secret = secret;
+        c->secret_len = len;
+        pthread_mutex_unlock(&c->lock);
+        explicit_bzero(old, old_len);
+        free(old);
         return 0;
 }
 

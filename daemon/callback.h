@@ -41,6 +41,10 @@ struct callbacks;
 /* Start the delivery thread (nothing when callbacks.allow is empty: *ret
  * NULL).  Reads the secret.  The store must outlive callbacks_stop(). */
 int callbacks_start(const struct config *cfg, struct store *store, struct callbacks **ret, struct err *err);
+/* Read callbacks.secret_file again (SIGHUP): callbacks signed from now on
+ * use what it holds.  A file that fails the checks leaves the secret in
+ * force (-1, err says why).  0 and nothing done when c is NULL. */
+int callbacks_reload_secret(struct callbacks *c, struct err *err);
 /* A job with a callback became final (its record is committed): look at
  * the store again now.  Any thread; NULL is fine. */
 void callbacks_kick(struct callbacks *c);

@@ -841,6 +841,12 @@ int main(int argc, char **argv)
                                 log_error("SIGHUP: tokens not reloaded, the old ones stay: %s", rerr.msg);
                         else if (auth)
                                 api_set_auth(d.api, auth);
+                        err_clear(&rerr);
+                        if (callbacks_reload_secret(d.callbacks, &rerr) < 0)
+                                log_error("SIGHUP: the callbacks' secret not reloaded, the old one stays: %s",
+                                          rerr.msg);
+                        else if (d.callbacks)
+                                log_info("callbacks: secret reloaded from %s", d.cfg.callbacks.secret_file);
                         notify_status(&d, true, "READY=1");
                 }
                 /* SIGCHLD or the tick: containers whose init we subreaped

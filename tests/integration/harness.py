@@ -492,6 +492,16 @@ class Daemon:
             return self.final_log
         return tail(self.log_path, lines)
 
+    def wait_log(self, pattern, timeout=10.0):
+        """True once the daemon's log matches pattern (a regular
+        expression), within timeout seconds (times slow_factor())."""
+        deadline = time.monotonic() + timeout * slow_factor()
+        while time.monotonic() < deadline:
+            if re.search(pattern, self.log_text()):
+                return True
+            time.sleep(0.1)
+        return bool(re.search(pattern, self.log_text()))
+
     def log_text(self):
         try:
             with open(self.log_path, "rb") as f:

@@ -137,7 +137,7 @@ class Receiver:
         self.server.server_close()
 
 
-def check_signature(testcase, headers, body):
+def check_signature(testcase, headers, body, secret=SECRET):
     sig = headers.get("x-edgecd-signature")
     testcase.assertIsNotNone(sig, "no X-Edgecd-Signature")
     parts = dict(p.split("=", 1) for p in sig.split(","))
@@ -145,12 +145,12 @@ def check_signature(testcase, headers, body):
     t = parts["t"]
     testcase.assertTrue(t.isdigit(), sig)
     testcase.assertLess(abs(int(t) - time.time()), 300, "signature time far from now: %s" % sig)
-    want = hmac.new(SECRET, t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    want = hmac.new(secret, t.encode() + b"." + body, hashlib.sha256).hexdigest()
     testcase.assertTrue(hmac.compare_digest(parts["v1"], want), "signature %s, expected v1=%s" % (sig, want))
     # Another key, or the body changed by one byte, does not verify.
     other = hmac.new(b"not-the-secret-at-all-0123456789", t.encode() + b"." + body, hashlib.sha256).hexdigest()
     testcase.assertNotEqual(parts["v1"], other)
-    changed = hmac.new(SECRET, t.encode() + b"." + body + b" ", hashlib.sha256).hexdigest()
+    changed = hmac.new(secret, t.encode() + b"." + body + b" ", hashlib.sha256).hexdigest()
     testcase.assertNotEqual(parts["v1"], changed)
 
 
@@ -504,6 +504,36 @@ class TestCallbacks(CallbackBase):
         self.assertEqual(len(self.rx.posts("/hooks/stream")), 1)
         self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "delivered"}), 1)
         self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "retried"}), 0)
+
+    def test_secret_reloaded_on_sighup(self):
+        """The secret rotated: SIGHUP reads the file again and the next
+        callback is signed with the new one; a file that fails the checks
+        at a reload leaves the one in force."""
+        d = self.daemon()
+        r = d.submit(dict(echo(21), callback_url=self.rx.url("/hooks/one")))
+        (_, h, b), = self.rx.wait_posts("/hooks/one", 1)
+        check_signature(self, h, b)
+
+        rotated = b"the-rotated-callback-secret-42424242"
+        with open(self.secret_path, "wb") as f:
+            f.write(rotated + b"\n")
+        os.kill(d.proc.pid, signal.SIGHUP)
+        self.assertTrue(d.wait_log(r"callbacks: secret reloaded from"), d.log_tail())
+        r = d.submit(dict(echo(22), callback_url=self.rx.url("/hooks/two")))
+        (_, h, b), = self.rx.wait_posts("/hooks/two", 1)
+        check_signature(self, h, b, rotated)
+
+        # Open to others: refused at the reload, the rotated one stays.
+        with open(self.secret_path, "wb") as f:
+            f.write(b"a-secret-anybody-could-read-0000000\n")
+        os.chmod(self.secret_path, 0o644)
+        os.kill(d.proc.pid, signal.SIGHUP)
+        self.assertTrue(d.wait_log(r"SIGHUP: the callbacks' secret not reloaded, the old one stays: "
+                                   r"callbacks.secret_file: .* open to group or others"), d.log_tail())
+        r = d.submit(dict(echo(23), callback_url=self.rx.url("/hooks/three")))
+        (_, h, b), = self.rx.wait_posts("/hooks/three", 1)
+        check_signature(self, h, b, rotated)
+        self.wait_callback(d, r.body["id"], "delivered")
 
     def test_retry_after(self):
         # 503 with Retry-After: 1 waits a second (the backoff would be

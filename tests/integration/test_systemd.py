@@ -15,7 +15,6 @@ RELOADING=1 then READY=1 around a SIGHUP rescan.  tests/system checks the
 same under a real systemd."""
 
 import os
-import re
 import shutil
 import signal
 import socket
@@ -147,12 +146,7 @@ def sleep_job(seconds):
 
 def wait_log(d, pattern, timeout):
     """True once the daemon's log matches pattern (a regular expression)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if re.search(pattern, d.log_text()):
-            return True
-        time.sleep(0.1)
-    return bool(re.search(pattern, d.log_text()))
+    return d.wait_log(pattern, timeout / slow_factor())
 
 
 @quick
