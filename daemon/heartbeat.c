@@ -18,8 +18,13 @@ void heartbeat_watch(struct heartbeat *hb, const char *name)
         snprintf(hb->name, sizeof hb->name, "%s", name);
         atomic_store(&hb->mono_ms, now_mono_ms());
         pthread_mutex_lock(&watched_lock);
-        hb->next = watched;
-        watched = hb;
+        bool listed = false;
+        for (struct heartbeat *w = watched; w && !listed; w = w->next)
+                listed = w == hb;
+        if (!listed) {   /* twice would make the list a loop */
+                hb->next = watched;
+                watched = hb;
+        }
         pthread_mutex_unlock(&watched_lock);
 }
 

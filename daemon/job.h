@@ -144,7 +144,8 @@ bool job_finish(struct job *j, enum job_error error, const char *message, int ex
                 const struct job_metrics *metrics);
 /* Call the waiters, once (after the final record is committed). */
 void job_wake(struct job *j);
-/* Final with its final record committed: job_wake() has run. */
+/* Final with its final commit done (or failed, and logged): job_wake()
+ * has run. */
 bool job_final_recorded(struct job *j);
 
 /* Ask a running job to stop (writes its eventfd); true when it was running. */

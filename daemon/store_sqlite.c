@@ -838,8 +838,10 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
                 w->next = NULL;
                 if (!failed) {
                         if (w->kind == STORE_PRUNE && w->on_pruned)
-                                for (size_t i = 0; i < nvictims[k]; i++)
+                                for (size_t i = 0; i < nvictims[k]; i++) {
+                                        heartbeat_beat();   /* each removes its logs */
                                         w->on_pruned(victims[k][i].id, victims[k][i].attempts, w->prune_ctx);
+                                }
                         if (done) {
                                 **done = w;
                                 *done = &w->next;
@@ -921,6 +923,16 @@ static void checkpoint(struct store_backend *b)
         pthread_mutex_unlock(&b->lock);
 }
 
+/* Every few thousand steps of a statement on the writer's connection: a
+ * long one (a retention step freeing large results, a big batch) is
+ * progress, not a hung disk (heartbeat.h). */
+static int beat_while_stepping(void *ctx)
+{
+        (void)ctx;
+        heartbeat_beat();
+        return 0;
+}
+
 static void *writer_main(void *arg)
 {
         struct store_backend *b = arg;
@@ -935,6 +947,7 @@ static void *writer_main(void *arg)
                     ((!b->head && b->wal_pages >= CHECKPOINT_PAGES) || b->wal_pages >= CHECKPOINT_FORCE_PAGES)) {
                         pthread_mutex_unlock(&b->lock);
                         checkpoint(b);
+                        heartbeat_beat();
                         pthread_mutex_lock(&b->lock);
                         continue;
                 }
@@ -991,6 +1004,7 @@ static void *writer_main(void *arg)
                                 bool all = true;
                                 struct store_write *committed = NULL, **tail = &committed;
                                 for (struct store_write *w = held, *next; w; w = next) {
+                                        heartbeat_beat();   /* each its own commit and fsync */
                                         next = w->next;
                                         w->next = NULL;
                                         if (w->kind == STORE_SYNC && !probe(b)) {
@@ -1445,6 +1459,7 @@ static int sqlite_open(const char *state_dir, struct store_backend **ret, struct
         /* Checkpoints are the writer's, between commits (checkpoint()). */
         sqlite3_wal_autocheckpoint(b->w, 0);
         sqlite3_wal_hook(b->w, wal_hook, b);
+        sqlite3_progress_handler(b->w, 4096, beat_while_stepping, NULL);
         /* A writer stuck in a write (a disk that hangs) holds every
          * submit and every job's end: the watchdog judges it too. */
         heartbeat_watch(&b->hb, "the store's writer");

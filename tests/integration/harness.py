@@ -605,6 +605,11 @@ class Daemon:
                                  % (self.name, "; ".join(problems), self.final_log))
 
     def _force_cleanup(self):
+        # A test's own file system left frozen (fsfreeze) would hang all
+        # that touches it, the daemon's kill too; thawing one not frozen
+        # is a harmless error.
+        for m in self.own_mounts:
+            subprocess.run(["fsfreeze", "-u", m], capture_output=True)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)

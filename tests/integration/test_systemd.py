@@ -188,9 +188,10 @@ class Watchdog(unittest.TestCase):
         e = {"NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000"}
         e.update(env or {})
         d = Daemon("watchdog", config={"workers": 1, "drain_seconds": 0}, argv0=shim, env=e)
-        self.addCleanup(d.stop)
+        # Before the stop is registered: what it sets up is undone after.
         if before_start:
             before_start(d)
+        self.addCleanup(d.stop)
         d.start(timeout=20 * slow_factor())
         self.assertTrue(ns.wait_for("READY=1", 20 * slow_factor()), ns.messages)
         return d
@@ -231,13 +232,14 @@ class Watchdog(unittest.TestCase):
         worker, waiting on its container, still beats.  The watchdog names
         the writer and holds WATCHDOG=1 back; after the thaw it is sent
         again and the submit is answered."""
-        if not os.path.exists("/dev/loop-control"):
-            self.skipTest("skipped: no loop devices (/dev/loop-control)")
         ns = NotifySocket(self)
 
         def on_ext4(d):
             self.addCleanup(harness.unmount_state, d)
-            harness.state_on_ext4(d)
+            try:
+                harness.state_on_ext4(d)
+            except AssertionError as e:
+                self.skipTest("skipped: no ext4 on a loop device here: %s" % e)
 
         d = self.daemon(ns, before_start=on_ext4)
         first = d.submit(sleep_job(60))
@@ -272,12 +274,14 @@ class Watchdog(unittest.TestCase):
         submit.join(30 * slow_factor())
         self.assertFalse(submit.is_alive(), "the submit is still unanswered after the thaw")
         self.assertEqual(answers[0].status, 202, answers[0])
+        self.addCleanup(harness.cancel_quietly, d, answers[0].body["id"])
         self.assertTrue(wait_log(d, r"watchdog: every watched thread beats again", 10 * slow_factor()),
                         d.log_tail())
         mark = len(ns)
         self.assertTrue(ns.wait_for("WATCHDOG=1", 5, start=mark), ns.messages)
         self.assertIn(d.req("DELETE", "/v1/jobs/" + first.body["id"]).status, (200, 202))
         d.wait_final(first.body["id"])
+        self.assertEqual(d.wait_final(answers[0].body["id"])["status"], "succeeded")
 
 
 @quick

@@ -49,6 +49,26 @@ START_TEST(test_most_silent_is_named)
 }
 END_TEST
 
+START_TEST(test_watched_twice_listed_once)
+{
+        struct heartbeat a = { 0 }, b = { 0 };
+        heartbeat_watch(&a, "worker 0");
+        heartbeat_watch(&b, "worker 1");
+        heartbeat_watch(&a, "worker 0");   /* no loop in the list */
+        int64_t now = now_mono_ms();
+        aged(&a, now, 5000);
+        aged(&b, now, 7000);
+        char who[40] = "";
+        ck_assert_int_eq(heartbeat_most_silent(now, who, sizeof who), 7000);
+        /* Once out, out: a second watch did not leave a second entry. */
+        heartbeat_unwatch(&b);
+        ck_assert_int_eq(heartbeat_most_silent(now, who, sizeof who), 5000);
+        ck_assert_str_eq(who, "worker 0");
+        heartbeat_unwatch(&a);
+        ck_assert_int_eq(heartbeat_most_silent(now, who, sizeof who), 0);
+}
+END_TEST
+
 START_TEST(test_unwatched_thread_beats_nothing)
 {
         struct heartbeat a = { 0 };
@@ -70,6 +90,7 @@ static Suite *suite(void)
         Suite *s = suite_create("heartbeat");
         TCase *tc = tcase_create("core");
         tcase_add_test(tc, test_most_silent_is_named);
+        tcase_add_test(tc, test_watched_twice_listed_once);
         tcase_add_test(tc, test_unwatched_thread_beats_nothing);
         suite_add_tcase(s, tc);
         return s;
