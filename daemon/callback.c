@@ -126,13 +126,18 @@ static size_t discard(char *p, size_t size, size_t n, void *ctx)
         return size * n;
 }
 
-/* Retry-After: seconds, or an HTTP date (RFC 9110 10.2.3; a date past
- * is now).  Anything else is ignored: the backoff then. */
+/* Retry-After: seconds, or an HTTP date (RFC 9110 10.2.3).  Anything
+ * else, and a date not ahead of this clock (a receiver's clock behind,
+ * a stale date), is ignored: the backoff then, never a burst of retries. */
 static size_t header_line(char *p, size_t size, size_t n, void *ctx)
 {
         struct slot *sl = ctx;
         size_t len = size * n;
         static const char name[] = "retry-after:";
+        /* A new status line (after a 1xx): what an interim answer said
+         * does not count. */
+        if (len >= 5 && !strncmp(p, "HTTP/", 5))
+                sl->retry_after_ms = -1;
         if (len > sizeof name - 1 && !strncasecmp(p, name, sizeof name - 1)) {
                 size_t i = sizeof name - 1, end = len;
                 while (i < end && (p[i] == ' ' || p[i] == '\t'))
@@ -152,9 +157,14 @@ static size_t header_line(char *p, size_t size, size_t n, void *ctx)
                         memcpy(date, p + i, end - i);
                         date[end - i] = '\0';
                         time_t t = cu->getdate(date, NULL);
-                        if (t != (time_t)-1) {
-                                int64_t ms = ((int64_t)t * 1000) - now_real_ms();
-                                sl->retry_after_ms = ms > 0 ? ms : 0;
+                        int64_t now_ms = now_real_ms();
+                        /* A year ahead is as good as any later date: the
+                         * wait is capped at max_backoff_ms anyway, and
+                         * seconds this far out would overflow as ms. */
+                        int64_t year_ahead_s = now_ms / 1000 + 366 * 86400;
+                        if (t != (time_t)-1 && (int64_t)t > now_ms / 1000) {
+                                int64_t s = (int64_t)t < year_ahead_s ? (int64_t)t : year_ahead_s;
+                                sl->retry_after_ms = s * 1000 - now_ms;
                         }
                 }
         }
@@ -334,9 +344,15 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
                 return true;
         }
         char sig[128];
-        pthread_mutex_lock(&c->lock);   /* a reload may swap the secret */
-        callback_sign(c->secret, c->secret_len, now_real_ms() / 1000, sl->body, sl->body_len, sig, sizeof sig);
+        /* The key copied under the lock (a reload may swap it), the body
+         * (up to a whole result) hashed outside it. */
+        char key[CALLBACK_SECRET_MAX];
+        pthread_mutex_lock(&c->lock);
+        size_t key_len = c->secret_len;
+        memcpy(key, c->secret, key_len);
         pthread_mutex_unlock(&c->lock);
+        callback_sign(key, key_len, now_real_ms() / 1000, sl->body, sl->body_len, sig, sizeof sig);
+        explicit_bzero(key, key_len);
         struct curl_slist *h = NULL;
         h = add_header(h, "Content-Type: application/json");
         h = add_header(h, "X-Edgecd-Job-Id: %s", sl->rec.id);
@@ -556,6 +572,7 @@ int callbacks_start(const struct config *cfg, struct store *store, struct callba
                 return err_wrap(err, "callbacks");
         }
         if (cu->global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                explicit_bzero(c->secret, c->secret_len);
                 free(c->secret);
                 free(c);
                 return err_set(err, ERR_INTERNAL, 0, "callbacks: libcurl would not initialise");

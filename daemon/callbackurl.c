@@ -237,6 +237,7 @@ int callback_secret_load(const char *path, char **ret, size_t *ret_len, struct e
         for (;;) {
                 ssize_t r = read(fd, buf + n, CALLBACK_SECRET_MAX + 1 - n);
                 if (r < 0) {
+                        explicit_bzero(buf, CALLBACK_SECRET_MAX + 2);
                         free(buf);
                         return err_errno(err, ERR_IO, "callbacks.secret_file: read %s", path);
                 }
