@@ -51,7 +51,11 @@ OBJS    := $(SRCS:daemon/%.c=$(B)/obj/%.o) $(PAYLOAD) $(OPENAPI)
 LIBOBJS := $(LIBSRCS:daemon/%.c=$(B)/obj/%.o) $(PAYLOAD) $(OPENAPI)
 AOBJS   := $(SRCS:daemon/%.c=$(B)/asan/%.o) $(PAYLOAD) $(OPENAPI)
 ALIBOBJS:= $(LIBSRCS:daemon/%.c=$(B)/asan/%.o) $(PAYLOAD) $(OPENAPI)
-PROBE_CC := $(or $(shell command -v musl-gcc 2>/dev/null),gcc)
+# Looked up when the recipe runs (=, not :=): on a fresh machine musl-gcc
+# only exists once $(DEPS_OK) has installed it, after the Makefile is read;
+# a glibc static probe is 18 times the size (690 KB) and does not fit where
+# the musl one does (a small state disk).
+PROBE_CC = $(or $(shell command -v musl-gcc 2>/dev/null),gcc)
 TESTS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test-*.c))
 
 DEPS_OK := $(B)/.deps-ok
