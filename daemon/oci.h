@@ -80,6 +80,19 @@ void oci_template_cache_clear(void);
  * bundle does not outlive a crash). */
 int oci_write_bundle(const char *bundle_dir, const json_t *config, struct err *err);
 
+/* oci_build()'s config.json as compact text, byte for byte what
+ * json_dumps(config, JSON_COMPACT) gives, in *ret (NUL-terminated, *ret_len
+ * bytes, the caller's).  The first job of a kind (manifest, template files
+ * as they stand, limits, policy, gate or none) is built so; its text is
+ * kept with the job's own values cut out, and the next job of that kind is
+ * a copy with its values put in. */
+int oci_render(const char *templates_dir, const struct oci_job *job, const struct seccomp_policy *policy,
+               char **ret, size_t *ret_len, struct err *err);
+
+/* oci_render() into bundle_dir/config.json, as oci_write_bundle() writes. */
+int oci_write_config(const char *templates_dir, const char *bundle_dir, const struct oci_job *job,
+                     const struct seccomp_policy *policy, struct err *err);
+
 /* Effective limits: each manifest value, or the default where it is 0. */
 struct limits oci_effective_limits(const struct manifest *m, const struct limits *defaults);
 

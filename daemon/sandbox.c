@@ -108,9 +108,7 @@ int sandbox_build(const struct sandbox_env *env, const struct manifest *m, const
                 .uid = ids.uid, .gid = ids.gid, .cgroups_path = sb->cgroups_path,
                 .gate_path = warm ? env->gate_path : NULL,
         };
-        _cleanup_json_ json_t *config = NULL;
-        if (oci_build(cfg->templates_dir, &oj, env->policy, &config, err) < 0 ||
-            oci_write_bundle(sb->ws->bundle_dir, config, err) < 0) {
+        if (oci_write_config(cfg->templates_dir, sb->ws->bundle_dir, &oj, env->policy, err) < 0) {
                 *ret_retryable = err->code != ERR_INVALID;
                 return -1;
         }

@@ -44,7 +44,11 @@ static const uint64_t clone_ns_flags[] = {
 struct seccomp_policy {
         char **names;   /* sorted, unique, NULL-terminated */
         size_t n;
+        uint64_t id;    /* unique in this process: a cache keyed by it never
+                         * mistakes a later policy at the same address */
 };
+
+static uint64_t last_policy_id;
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -135,8 +139,14 @@ int seccomp_policy_load(const char *path, struct seccomp_policy **ret, struct er
         if (p->n == 0)
                 return err_set(err, ERR_INVALID, 0, "seccomp: %s: no syscall names", path);
         p->n = sort_unique(p->names, p->n);
+        p->id = __atomic_add_fetch(&last_policy_id, 1, __ATOMIC_RELAXED);
         *ret = TAKE_PTR(p);
         return 0;
+}
+
+uint64_t seccomp_policy_id(const struct seccomp_policy *p)
+{
+        return p ? p->id : 0;
 }
 
 size_t seccomp_policy_count(const struct seccomp_policy *p)

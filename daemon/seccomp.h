@@ -8,6 +8,7 @@
 #define EDGECD_SECCOMP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -18,6 +19,8 @@ struct seccomp_policy;
 int seccomp_policy_load(const char *path, struct seccomp_policy **ret, struct err *err);
 void seccomp_policy_free(struct seccomp_policy *p);
 size_t seccomp_policy_count(const struct seccomp_policy *p);
+/* Unique among the policies this process has loaded (0: p NULL). */
+uint64_t seccomp_policy_id(const struct seccomp_policy *p);
 /* Is name in p's list?  (p NULL: no.) */
 bool seccomp_policy_has(const struct seccomp_policy *p, const char *name);
 

@@ -898,6 +898,106 @@ START_TEST(test_effective_limits_and_hostname)
 }
 END_TEST
 
+/* oci_render() must give, byte for byte, what building the config and
+ * serialising it gives: for the first job of a kind (built) and for every
+ * later one (a copy with its own values), cold and warm, for values that
+ * need escaping, past ASCII, long enough to be cut as a hostname; a
+ * manifest, limits or template changed is a kind of its own. */
+static void check_render(const char *tdir, const struct oci_job *job, const struct seccomp_policy *p)
+{
+        struct err err = ERR_INIT;
+        json_t *cfg = NULL;
+        ck_assert_msg(oci_build(tdir, job, p, &cfg, &err) == 0, "%s", err.msg);
+        _cleanup_free_ char *want = json_dumps(cfg, JSON_COMPACT);
+        json_decref(cfg);
+        _cleanup_free_ char *got = NULL;
+        size_t len = 0;
+        ck_assert_msg(oci_render(tdir, job, p, &got, &len, &err) == 0, "%s", err.msg);
+        ck_assert_uint_eq(len, strlen(got));
+        size_t at = 0;
+        while (got[at] && got[at] == want[at])
+                at++;
+        ck_assert_msg(got[at] == want[at], "job %s: rendered differs at byte %zu: `%.60s` against `%.60s`",
+                      job->container_id, at, got + at, want + at);
+}
+
+START_TEST(test_render_is_the_build)
+{
+        struct seccomp_policy *p = load_policy();
+        _cleanup_free_ char *tdir = templates_dir();
+        char *cmd[] = { "/bin/matmul", "--fast", NULL };
+        char *env[] = { "FOO=bar", NULL };
+        char *extra[] = { "personality", NULL };
+        struct manifest m = manifest(cmd);
+        static const char *const ids[] = { "run-a", "run-b", "run-\"quoted\"\\back\nline\x01", "run-caf\xc3\xa9" };
+        for (int warm = 0; warm < 2; warm++) {
+                for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
+                        struct oci_job job = job_for(&m, ids[i]);
+                        job.uid = 200000 + (int64_t)i;
+                        job.gid = 300000 + (int64_t)i;
+                        _cleanup_free_ char *in = xasprintf("/var/lib/edgecd/workspaces/%s/input", ids[i]);
+                        _cleanup_free_ char *out = xasprintf("/var/lib/edgecd/workspaces/%s/output", ids[i]);
+                        job.input_dir = in;
+                        job.output_dir = out;
+                        job.gate_path = warm ? "/var/lib/edgecd/gate \"x\"" : NULL;
+                        check_render(tdir, &job, p);
+                        check_render(tdir, &job, p);   /* from the kept shape now */
+                }
+        }
+        /* A hostname cut at 63 bytes. */
+        char id[101];
+        memset(id, 'a', 100);
+        id[100] = '\0';
+        struct oci_job job = job_for(&m, id);
+        check_render(tdir, &job, p);
+        /* Other kinds: each manifest field, the limits, the same uid and gid. */
+        m.env = env;
+        job = job_for(&m, "run-env");
+        check_render(tdir, &job, p);
+        m.extra_syscalls = extra;
+        job = job_for(&m, "run-extra");
+        check_render(tdir, &job, p);
+        m.cwd = (char *)"/work";
+        job = job_for(&m, "run-cwd");
+        check_render(tdir, &job, p);
+        m.rootfs = (char *)"/srv/plugins/other/rootfs";
+        job = job_for(&m, "run-rootfs");
+        check_render(tdir, &job, p);
+        job.limits.memory_mb = 77;
+        job.limits.cpu_cores = 0.25;
+        check_render(tdir, &job, p);
+        job.uid = job.gid = 4294967294LL;
+        check_render(tdir, &job, p);
+        seccomp_policy_free(p);
+
+        /* A template rewritten on disk: the next job has what it now says. */
+        m.oci_template = (char *)"mine";
+        _cleanup_free_ char *mine = template_dir_with("render", "mine",
+                "{\"mounts\": [{\"destination\": \"/tmp\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
+                " \"options\": [\"size=1m\", \"uid=5\"]}]}");
+        p = load_policy();
+        job = job_for(&m, "run-mine");
+        check_render(mine, &job, p);
+        check_render(mine, &job, p);
+        usleep(20000);
+        free(tu_write(mine, "mine.json", "{\"mounts\": [{\"destination\": \"/scratch\", \"type\": \"tmpfs\","
+                                         " \"source\": \"tmpfs\", \"options\": [\"size=2m\"]}]}"));
+        _cleanup_free_ char *got = NULL;
+        size_t len = 0;
+        struct err err = ERR_INIT;
+        ck_assert_msg(oci_render(mine, &job, p, &got, &len, &err) == 0, "%s", err.msg);
+        ck_assert_ptr_nonnull(strstr(got, "\"/scratch\""));
+        ck_assert_ptr_null(strstr(got, "\"/tmp\""));
+        check_render(mine, &job, p);
+        /* A policy loaded again is a kind of its own, even at the same address. */
+        seccomp_policy_free(p);
+        p = load_policy();
+        check_render(mine, &job, p);
+        seccomp_policy_free(p);
+        oci_template_cache_clear();
+}
+END_TEST
+
 /* ---- real containers, on the host's runtime (runc here, or the path in
  * $EDGECD_RUNTIME), driven through the daemon's own runtime driver ---- */
 
@@ -1223,6 +1323,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_template_mounts_hardened);
         tcase_add_test(tc, test_bad_templates);
         tcase_add_test(tc, test_effective_limits_and_hostname);
+        tcase_add_test(tc, test_render_is_the_build);
         suite_add_tcase(s, tc);
         TCase *rc = tcase_create("real");
         tcase_set_timeout(rc, 180);
