@@ -425,7 +425,7 @@ static void shape_free(struct shape *sh)
  * unchanged: a job pays two stats and a copy, not a read, a parse and a
  * check.  Each keeps the shapes rendered from it, and drops them with it. */
 #define TEMPLATE_CACHE_MAX 16
-#define SHAPES_MAX 32
+#define SHAPES_MAX 128   /* kinds of job per template: plugins, warm and cold */
 
 static struct {
         pthread_mutex_t lock;
@@ -949,15 +949,20 @@ int oci_build(const char *templates_dir, const struct oci_job *job,
         return 0;
 }
 
+static int write_config_text(const char *bundle_dir, const char *text, size_t len, struct err *err)
+{
+        _cleanup_free_ char *path = xasprintf("%s/config.json", bundle_dir);
+        if (write_file_unsynced(path, text, len, 0600, err) < 0)
+                return err_wrap(err, "oci");
+        return 0;
+}
+
 int oci_write_bundle(const char *bundle_dir, const json_t *config, struct err *err)
 {
         _cleanup_free_ char *text = json_dumps(config, JSON_COMPACT);
         if (!text)
                 return err_set(err, ERR_INTERNAL, 0, "oci: cannot serialise config.json");
-        _cleanup_free_ char *path = xasprintf("%s/config.json", bundle_dir);
-        if (write_file_unsynced(path, text, strlen(text), 0600, err) < 0)
-                return err_wrap(err, "oci");
-        return 0;
+        return write_config_text(bundle_dir, text, strlen(text), err);
 }
 
 /* ------------------------------------------------------------ rendering */
@@ -1227,8 +1232,5 @@ int oci_write_config(const char *templates_dir, const char *bundle_dir, const st
         size_t len = 0;
         if (oci_render(templates_dir, job, policy, &text, &len, err) < 0)
                 return -1;
-        _cleanup_free_ char *path = xasprintf("%s/config.json", bundle_dir);
-        if (write_file_unsynced(path, text, len, 0600, err) < 0)
-                return err_wrap(err, "oci");
-        return 0;
+        return write_config_text(bundle_dir, text, len, err);
 }
