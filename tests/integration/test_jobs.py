@@ -4,6 +4,7 @@ logs, listing, cancel, priorities.  Tests run one after another, so a test
 that checks "nothing is left while idle" may do so once its jobs are final."""
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -391,6 +392,52 @@ class KeptBundle(unittest.TestCase):
         self.assertEqual(c["linux"]["resources"]["memory"]["limit"], 1024 * 1024 * 1024)
         self.assertTrue(c["root"]["readonly"])
         shutil.rmtree(ws)    # the harness checks that workspaces/ ends empty
+
+    def test_each_run_has_its_own_config(self):
+        # A job's config.json is a copy of the first of its kind with its
+        # own values put in (oci.c): every kept one must name its own run,
+        # paths, cgroup and user, carry its own plugin's command and limits,
+        # and otherwise be the same for every job of a plugin.
+        d = Daemon("keep-kinds", config={"keep_bundles": True})
+        self.addCleanup(d.stop)
+        d.start()
+        echo = {"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 1}}
+        matrix = {"algorithm": "matrix_multiplication", "parameters": {"matrix_a": [[1]], "matrix_b": [[2]]}}
+        jobs = [d.run_job(b) for b in (echo, matrix, echo, matrix, echo)]
+        d.wait_cleaned()
+        ws_root = os.path.join(d.state_dir, "workspaces")
+        self.addCleanup(shutil.rmtree, ws_root, True)
+        shapes = {}
+        for job in jobs:
+            self.assertEqual(job["status"], "succeeded", job)
+            a = job["attempts"][-1]
+            run_id, uid, gid = a["run_id"], a["uid"], a["gid"]
+            ws = os.path.join(ws_root, run_id)
+            with open(os.path.join(ws, "bundle", "config.json")) as f:
+                c = json.load(f)
+            self.assertEqual(c["hostname"], run_id[:63])
+            self.assertEqual(c["linux"]["cgroupsPath"], "%s/%s/job" % (d.cgroup_parent, run_id))
+            self.assertEqual((c["process"]["user"]["uid"], c["process"]["user"]["gid"]), (uid, gid))
+            sources = {m["destination"]: m["source"] for m in c["mounts"]}
+            self.assertEqual(sources["/input"], os.path.join(ws, "input"))
+            self.assertEqual(sources["/output"], os.path.join(ws, "output"))
+            for m in c["mounts"]:
+                if m["type"] == "tmpfs" and m["destination"] != "/dev":
+                    self.assertIn("uid=%d" % uid, m["options"], m)
+                    self.assertIn("gid=%d" % gid, m["options"], m)
+            want = (["/bin/testkit", "echo"] if job["algorithm"] == "t_echo"
+                    else ["/bin/matrix_multiplication"])
+            self.assertEqual(c["process"]["args"], want)
+            # The rest, with this run's own values taken out, is the plugin's.
+            text = json.dumps(c, sort_keys=True)
+            for v in (os.path.join(ws, "input"), os.path.join(ws, "output"), run_id[:63],
+                      "%s/%s/job" % (d.cgroup_parent, run_id)):
+                text = text.replace(json.dumps(v), '"RUN"')
+            text = re.sub(r'("uid": |"gid": |uid=|gid=)%d\b' % uid, r"\1U", text)
+            text = re.sub(r'("gid": |gid=)%d\b' % gid, r"\1G", text)
+            shapes.setdefault(job["algorithm"], set()).add(text)
+        self.assertEqual({k: len(v) for k, v in shapes.items()}, {"t_echo": 1, "matrix_multiplication": 1})
+        self.assertNotEqual(shapes["t_echo"], shapes["matrix_multiplication"])
 
 
 @quick
