@@ -1004,8 +1004,10 @@ struct fill {
 
 static void fill_done(struct fill *f)
 {
-        for (size_t i = 0; i < SLOT_COUNT; i++)
+        for (size_t i = 0; i < SLOT_COUNT; i++) {
                 free(f->v[i]);
+                f->v[i] = NULL;
+        }
 }
 
 /* s (n bytes) as inside a JSON string, escaped as jansson escapes it;
@@ -1148,6 +1150,13 @@ static struct shape *shape_make(const char *templates_dir, const struct oci_job 
         return sh;
 }
 
+static uint64_t render_copies;
+
+uint64_t oci_render_copies(void)
+{
+        return __atomic_load_n(&render_copies, __ATOMIC_RELAXED);
+}
+
 static int render_long(const char *templates_dir, const struct oci_job *job, const struct seccomp_policy *policy,
                        char **ret, size_t *ret_len, struct err *err)
 {
@@ -1174,7 +1183,7 @@ int oci_render(const char *templates_dir, const struct oci_job *job, const struc
                 return render_long(templates_dir, job, policy, ret, ret_len, err);
         size_t key_len = 0;
         _cleanup_free_ char *key = shape_key(job, policy, &key_len);
-        _cleanup_(template_files_done) struct template_files tf;
+        _cleanup_(template_files_done) struct template_files tf = { 0 };
         if (!key || template_files(templates_dir, template_of(job->manifest), &tf, err) < 0 || !tf.there)
                 return render_long(templates_dir, job, policy, ret, ret_len, err);
 
@@ -1184,6 +1193,7 @@ int oci_render(const char *templates_dir, const struct oci_job *job, const struc
                 const struct shape *sh = e->shapes[i];
                 if (sh->key_len == key_len && !memcmp(sh->key, key, key_len)) {
                         *ret = shape_fill(sh, &f, ret_len);
+                        __atomic_add_fetch(&render_copies, 1, __ATOMIC_RELAXED);
                         pthread_mutex_unlock(&T.lock);
                         return 0;
                 }

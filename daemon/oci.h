@@ -89,6 +89,9 @@ int oci_write_bundle(const char *bundle_dir, const json_t *config, struct err *e
 int oci_render(const char *templates_dir, const struct oci_job *job, const struct seccomp_policy *policy,
                char **ret, size_t *ret_len, struct err *err);
 
+/* How many renderings were copies (for the tests). */
+uint64_t oci_render_copies(void);
+
 /* oci_render() into bundle_dir/config.json, as oci_write_bundle() writes. */
 int oci_write_config(const char *templates_dir, const char *bundle_dir, const struct oci_job *job,
                      const struct seccomp_policy *policy, struct err *err);

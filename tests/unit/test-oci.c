@@ -921,13 +921,20 @@ static void check_render(const char *tdir, const struct oci_job *job, const stru
                       job->container_id, at, got + at, want + at);
 }
 
+/* check_render(), and whether oci_render() made it as a copy. */
+static void check_copy(const char *tdir, const struct oci_job *job, const struct seccomp_policy *p, bool copy)
+{
+        uint64_t before = oci_render_copies();
+        check_render(tdir, job, p);
+        ck_assert_msg(oci_render_copies() == before + (copy ? 1 : 0), "job %s: %s", job->container_id,
+                      copy ? "built, not copied" : "copied from another kind");
+}
+
 START_TEST(test_render_is_the_build)
 {
         struct seccomp_policy *p = load_policy();
         _cleanup_free_ char *tdir = templates_dir();
         char *cmd[] = { "/bin/matmul", "--fast", NULL };
-        char *env[] = { "FOO=bar", NULL };
-        char *extra[] = { "personality", NULL };
         struct manifest m = manifest(cmd);
         static const char *const ids[] = { "run-a", "run-b", "run-\"quoted\"\\back\nline\x01", "run-caf\xc3\xa9" };
         for (int warm = 0; warm < 2; warm++) {
@@ -940,59 +947,104 @@ START_TEST(test_render_is_the_build)
                         job.input_dir = in;
                         job.output_dir = out;
                         job.gate_path = warm ? "/var/lib/edgecd/gate \"x\"" : NULL;
-                        check_render(tdir, &job, p);
-                        check_render(tdir, &job, p);   /* from the kept shape now */
+                        bool ascii = i != 3;
+                        /* The first of each kind is built; past ASCII always is. */
+                        check_copy(tdir, &job, p, ascii && i > 0);
+                        check_copy(tdir, &job, p, ascii);
                 }
         }
+        /* Every ASCII byte in each of the run's own strings, as a copy. */
+        for (int warm = 0; warm < 2; warm++) {
+                for (int c = 1; c < 128; c++) {
+                        char v[32];
+                        snprintf(v, sizeof v, "/x%cy", c);
+                        struct oci_job job = job_for(&m, v + 1);
+                        job.gate_path = warm ? v : NULL;
+                        job.input_dir = job.output_dir = job.cgroups_path = v;
+                        check_copy(tdir, &job, p, true);
+                }
+        }
+        /* Past ASCII in a path, the id ASCII: built the long way. */
+        struct oci_job job = job_for(&m, "run-ascii");
+        job.input_dir = "/var/lib/\xc3\xa9" "dge/input";
+        check_copy(tdir, &job, p, false);
         /* A hostname cut at 63 bytes. */
         char id[101];
         memset(id, 'a', 100);
         id[100] = '\0';
-        struct oci_job job = job_for(&m, id);
-        check_render(tdir, &job, p);
-        /* Other kinds: each manifest field, the limits, the same uid and gid. */
-        m.env = env;
-        job = job_for(&m, "run-env");
-        check_render(tdir, &job, p);
-        m.extra_syscalls = extra;
-        job = job_for(&m, "run-extra");
-        check_render(tdir, &job, p);
-        m.cwd = (char *)"/work";
-        job = job_for(&m, "run-cwd");
-        check_render(tdir, &job, p);
-        m.rootfs = (char *)"/srv/plugins/other/rootfs";
-        job = job_for(&m, "run-rootfs");
-        check_render(tdir, &job, p);
-        job.limits.memory_mb = 77;
-        job.limits.cpu_cores = 0.25;
-        check_render(tdir, &job, p);
-        job.uid = job.gid = 4294967294LL;
-        check_render(tdir, &job, p);
-        seccomp_policy_free(p);
+        job = job_for(&m, id);
+        check_copy(tdir, &job, p, true);
 
-        /* A template rewritten on disk: the next job has what it now says. */
+        /* Each thing a kind is made of, changed alone, is a kind of its own. */
+        char *cmd2[] = { "/bin/matmul", "--slow", NULL };
+        char *env[] = { "FOO=bar", NULL };
+        char *extra[] = { "personality", NULL };
+        for (int v = 0; v < 8; v++) {   /* gate or none: the first loop */
+                struct manifest mv = manifest(cmd);
+                char kid[32];
+                snprintf(kid, sizeof kid, "run-kind-%d", v);
+                struct oci_job jv = job_for(&mv, kid);
+                switch (v) {
+                case 0: mv.command = cmd2; break;
+                case 1: mv.env = env; break;
+                case 2: mv.extra_syscalls = extra; break;
+                case 3: mv.cwd = (char *)"/work"; break;
+                case 4: mv.rootfs = (char *)"/srv/plugins/other/rootfs"; break;
+                case 5: jv.limits.cpu_cores = 0.25; break;
+                case 6: jv.limits.memory_mb = 77; break;
+                case 7: jv.limits.pids = 7; break;
+                }
+                check_copy(tdir, &jv, p, false);
+                jv.container_id = "run-kind-again";
+                check_copy(tdir, &jv, p, true);
+        }
+        /* The largest ids. */
+        job = job_for(&m, "run-ids");
+        job.uid = job.gid = 4294967294LL;
+        check_copy(tdir, &job, p, true);
+
+        /* Another policy (a shorter list): a kind of its own. */
+        _cleanup_free_ char *allow = xasprintf("%s/seccomp.allow", tdir);
+        _cleanup_free_ char *text = NULL;
+        struct err err = ERR_INIT;
+        ck_assert_int_eq(read_file(allow, 1 << 20, READ_FOLLOW_LINKS, &text, NULL, &err), 0);
+        char *rest = strchr(strstr(text, "\nread\n") + 1, '\n');   /* from the line after `read` on */
+        _cleanup_free_ char *pdir = tu_mkdtemp();
+        free(tu_write(pdir, "short.allow", rest + 1));
+        _cleanup_free_ char *short_path = xasprintf("%s/short.allow", pdir);
+        struct seccomp_policy *p2 = NULL;
+        ck_assert_msg(seccomp_policy_load(short_path, &p2, &err) == 0, "%s", err.msg);
+        ck_assert_uint_lt(seccomp_policy_count(p2), seccomp_policy_count(p));
+        job = job_for(&m, "run-policy");
+        check_copy(tdir, &job, p2, false);
+        check_copy(tdir, &job, p2, true);
+        seccomp_policy_free(p2);
+        tu_rm_rf(pdir);
+
+        /* A template rewritten on disk, and its own allowlist: the next job
+         * has what they now say. */
         m.oci_template = (char *)"mine";
         _cleanup_free_ char *mine = template_dir_with("render", "mine",
                 "{\"mounts\": [{\"destination\": \"/tmp\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
                 " \"options\": [\"size=1m\", \"uid=5\"]}]}");
-        p = load_policy();
         job = job_for(&m, "run-mine");
-        check_render(mine, &job, p);
-        check_render(mine, &job, p);
+        check_copy(mine, &job, p, false);
+        check_copy(mine, &job, p, true);
         usleep(20000);
         free(tu_write(mine, "mine.json", "{\"mounts\": [{\"destination\": \"/scratch\", \"type\": \"tmpfs\","
                                          " \"source\": \"tmpfs\", \"options\": [\"size=2m\"]}]}"));
         _cleanup_free_ char *got = NULL;
         size_t len = 0;
-        struct err err = ERR_INIT;
         ck_assert_msg(oci_render(mine, &job, p, &got, &len, &err) == 0, "%s", err.msg);
         ck_assert_ptr_nonnull(strstr(got, "\"/scratch\""));
         ck_assert_ptr_null(strstr(got, "\"/tmp\""));
-        check_render(mine, &job, p);
-        /* A policy loaded again is a kind of its own, even at the same address. */
-        seccomp_policy_free(p);
-        p = load_policy();
-        check_render(mine, &job, p);
+        check_copy(mine, &job, p, true);
+        free(tu_write(mine, "mine.seccomp.allow", "read\nwrite\nexit_group\n"));
+        check_copy(mine, &job, p, false);
+        usleep(20000);
+        free(tu_write(mine, "mine.seccomp.allow", "read\nwrite\nexit_group\nopenat\n"));
+        check_copy(mine, &job, p, false);
+        check_copy(mine, &job, p, true);
         seccomp_policy_free(p);
         oci_template_cache_clear();
 }
