@@ -509,7 +509,7 @@ static struct cached_template *find_cached(const struct template_files *f)
 static int cached_tmpl(const char *dir, const char *name, bool json, struct tmpl *ret, struct err *err)
 {
         *ret = (struct tmpl){ 0 };
-        _cleanup_(template_files_done) struct template_files f;
+        _cleanup_(template_files_done) struct template_files f = { 0 };
         if (template_files(dir, name, &f, err) < 0)
                 return -1;
         if (!f.there)
@@ -949,6 +949,18 @@ int oci_build(const char *templates_dir, const struct oci_job *job,
         return 0;
 }
 
+/* config serialised as config.json's text; NULL with err set. */
+static char *config_text(const json_t *config, size_t *ret_len, struct err *err)
+{
+        char *text = json_dumps(config, JSON_COMPACT);
+        if (!text) {
+                err_set(err, ERR_INTERNAL, 0, "oci: cannot serialise config.json");
+                return NULL;
+        }
+        *ret_len = strlen(text);
+        return text;
+}
+
 static int write_config_text(const char *bundle_dir, const char *text, size_t len, struct err *err)
 {
         _cleanup_free_ char *path = xasprintf("%s/config.json", bundle_dir);
@@ -959,10 +971,11 @@ static int write_config_text(const char *bundle_dir, const char *text, size_t le
 
 int oci_write_bundle(const char *bundle_dir, const json_t *config, struct err *err)
 {
-        _cleanup_free_ char *text = json_dumps(config, JSON_COMPACT);
+        size_t len = 0;
+        _cleanup_free_ char *text = config_text(config, &len, err);
         if (!text)
-                return err_set(err, ERR_INTERNAL, 0, "oci: cannot serialise config.json");
-        return write_config_text(bundle_dir, text, strlen(text), err);
+                return -1;
+        return write_config_text(bundle_dir, text, len, err);
 }
 
 /* ------------------------------------------------------------ rendering */
@@ -1035,7 +1048,8 @@ static char *json_inner(const char *s, size_t n, size_t *ret_len)
         return out;
 }
 
-/* false: a value the copy cannot carry (built the long way then). */
+/* false: a value the copy cannot carry (built the long way then); f is
+ * the caller's to fill_done() either way. */
 static bool fill_values(const struct oci_job *job, struct fill *f)
 {
         *f = (struct fill){ 0 };
@@ -1046,10 +1060,8 @@ static bool fill_values(const struct oci_job *job, struct fill *f)
         for (size_t i = 0; i <= SLOT_GATE; i++) {
                 size_t n = i == SLOT_HOST && host > HOSTNAME_MAX ? HOSTNAME_MAX : strlen(strs[i]);
                 f->v[i] = json_inner(strs[i], n, &f->len[i]);
-                if (!f->v[i]) {
-                        fill_done(f);
+                if (!f->v[i])
                         return false;
-                }
         }
         f->v[SLOT_UID] = xasprintf("%lld", (long long)job->uid);
         f->v[SLOT_GID] = xasprintf("%lld", (long long)job->gid);
@@ -1130,13 +1142,12 @@ static struct shape *shape_make(const char *templates_dir, const struct oci_job 
         if (oci_build(templates_dir, &sj, policy, &config, &err) < 0)
                 return NULL;
         struct shape *sh = xcalloc(1, sizeof *sh);
-        sh->text = json_dumps(config, JSON_COMPACT);
+        sh->text = config_text(config, &sh->len, &err);
         json_decref(config);
         if (!sh->text) {
                 shape_free(sh);
                 return NULL;
         }
-        sh->len = strlen(sh->text);
         for (int i = 0; i < SLOT_COUNT; i++)
                 find_cuts(sh, s[i], i, i == SLOT_UID || i == SLOT_GID);
         /* A number stands in the text bare ("uid":N) and in strings
@@ -1148,6 +1159,15 @@ static struct shape *shape_make(const char *templates_dir, const struct oci_job 
                 }
         }
         return sh;
+}
+
+/* e's shape of this key, or NULL; T.lock held. */
+static const struct shape *find_shape(const struct cached_template *e, const char *key, size_t key_len)
+{
+        for (size_t i = 0; e && i < e->nshapes; i++)
+                if (e->shapes[i]->key_len == key_len && !memcmp(e->shapes[i]->key, key, key_len))
+                        return e->shapes[i];
+        return NULL;
 }
 
 static uint64_t render_copies;
@@ -1163,12 +1183,9 @@ static int render_long(const char *templates_dir, const struct oci_job *job, con
         json_t *config = NULL;
         if (oci_build(templates_dir, job, policy, &config, err) < 0)
                 return -1;
-        *ret = json_dumps(config, JSON_COMPACT);
+        *ret = config_text(config, ret_len, err);
         json_decref(config);
-        if (!*ret)
-                return err_set(err, ERR_INTERNAL, 0, "oci: cannot serialise config.json");
-        *ret_len = strlen(*ret);
-        return 0;
+        return *ret ? 0 : -1;
 }
 
 int oci_render(const char *templates_dir, const struct oci_job *job, const struct seccomp_policy *policy,
@@ -1188,15 +1205,12 @@ int oci_render(const char *templates_dir, const struct oci_job *job, const struc
                 return render_long(templates_dir, job, policy, ret, ret_len, err);
 
         pthread_mutex_lock(&T.lock);
-        struct cached_template *e = find_cached(&tf);
-        for (size_t i = 0; e && i < e->nshapes; i++) {
-                const struct shape *sh = e->shapes[i];
-                if (sh->key_len == key_len && !memcmp(sh->key, key, key_len)) {
-                        *ret = shape_fill(sh, &f, ret_len);
-                        __atomic_add_fetch(&render_copies, 1, __ATOMIC_RELAXED);
-                        pthread_mutex_unlock(&T.lock);
-                        return 0;
-                }
+        const struct shape *kept = find_shape(find_cached(&tf), key, key_len);
+        if (kept) {
+                *ret = shape_fill(kept, &f, ret_len);
+                __atomic_add_fetch(&render_copies, 1, __ATOMIC_RELAXED);
+                pthread_mutex_unlock(&T.lock);
+                return 0;
         }
         pthread_mutex_unlock(&T.lock);
 
@@ -1216,11 +1230,8 @@ int oci_render(const char *templates_dir, const struct oci_job *job, const struc
         sh->key = TAKE_PTR(key);
         sh->key_len = key_len;
         pthread_mutex_lock(&T.lock);
-        e = find_cached(&tf);
-        bool have = false;
-        for (size_t i = 0; e && i < e->nshapes && !have; i++)
-                have = e->shapes[i]->key_len == key_len && !memcmp(e->shapes[i]->key, sh->key, key_len);
-        if (e && !have) {
+        struct cached_template *e = find_cached(&tf);
+        if (e && !find_shape(e, sh->key, key_len)) {
                 size_t i;
                 if (e->nshapes < SHAPES_MAX) {
                         i = e->nshapes++;
