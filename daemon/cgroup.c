@@ -45,6 +45,7 @@
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
 #define MAX_HIERARCHIES 32
+#define BASE_SLACK_MAX (2 << 20)   /* see cgroup_read_stats */
 
 struct hierarchies {
         bool v2;                         /* /sys/fs/cgroup itself is cgroup2 */
@@ -214,6 +215,21 @@ static int64_t read_ctl_key(const char *dir, const char *file, const char *key)
         return -1;
 }
 
+/* Write text to dir/file in one write(); -errno on failure. */
+static int write_ctl(const char *dir, const char *file, const char *text)
+{
+        char p[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/%s", dir, file) >= (int)sizeof p)
+                return -ENAMETOOLONG;
+        _cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = write(fd, text, strlen(text));
+        if (n < 0)
+                return -errno;
+        return (size_t)n == strlen(text) ? 0 : -EIO;
+}
+
 /* memory.peak, memory.events of a v2 cgroup.  memory.peak appeared in
  * Linux 5.19: before it the peak is unknown (-1, null in the job), and so
  * is a 0, which no cgroup that ran a process can have: memory.current
@@ -239,8 +255,8 @@ void cgroup_read_v2_dir(const char *dir, struct cgroup_stats *ret)
         *ret = s;
 }
 
-int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_bytes, struct cgroup_stats *ret,
-                      struct err *err)
+int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_bytes,
+                      const struct cgroup_base *base, struct cgroup_stats *ret, struct err *err)
 {
         if (!path_ok(path) || (leaf && !path_ok(leaf)))
                 return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path_ok(path) ? leaf : path ? path : "");
@@ -256,31 +272,51 @@ int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_b
         if (h->memory_v2) {
                 read_v2_memory(mem, &s);
         } else {
-                s.peak_memory_bytes = read_ctl_int(mem, "memory.max_usage_in_bytes");
+                int64_t watermark = read_ctl_int(mem, "memory.max_usage_in_bytes");
+                /* A reused cgroup's peak restarted from what it held then
+                 * (page cache charged to the runs before): this run's is
+                 * what it rose by. */
+                s.peak_memory_bytes = watermark;
+                if (base && watermark >= 0)
+                        s.peak_memory_bytes = watermark > base->memory_bytes ? watermark - base->memory_bytes : 0;
                 /* `oom_kill N` is in memory.oom_control since Linux 4.13.
                  * Without it, failcnt only says the limit was reached, which
                  * reclaim may have survived: that is limit_hit, not an OOM
                  * kill.  With memory+swap limited too, neither failcnt
-                 * need move (seen on 6.18), so a peak at the limit counts. */
-                int64_t kills = read_ctl_key(mem, "memory.oom_control", "oom_kill");
-                s.oom_killed = kills > 0;
-                s.oom_known = !leaf && kills >= 0;   /* counted where the process was */
-                int64_t limit = read_ctl_int(mem, "memory.limit_in_bytes");
-                s.limit_hit = read_ctl_int(mem, "memory.failcnt") > 0 ||
-                              read_ctl_int(mem, "memory.memsw.failcnt") > 0 ||
-                              (limit > 0 && s.peak_memory_bytes >= limit);
+                 * need move (seen on 6.18), so a peak at the limit counts.
+                 * A reused cgroup has no limit and no process of its own:
+                 * nothing to read there. */
+                if (!base) {
+                        int64_t kills = read_ctl_key(mem, "memory.oom_control", "oom_kill");
+                        s.oom_killed = kills > 0;
+                        s.oom_known = !leaf && kills >= 0;   /* counted where the process was */
+                        int64_t limit = read_ctl_int(mem, "memory.limit_in_bytes");
+                        s.limit_hit = read_ctl_int(mem, "memory.failcnt") > 0 ||
+                                      read_ctl_int(mem, "memory.memsw.failcnt") > 0 ||
+                                      (limit > 0 && watermark >= limit);
+                }
                 /* The limit and the counters of an OOM are the container's,
                  * not hierarchical on v1: read them while it is there, else
                  * a peak at its limit says it was reached. */
                 if (leaf) {
                         _cleanup_free_ char *lmem = xasprintf("%s%s", h->memory, leaf);
-                        kills = read_ctl_key(lmem, "memory.oom_control", "oom_kill");
+                        int64_t kills = read_ctl_key(lmem, "memory.oom_control", "oom_kill");
                         s.oom_known = kills >= 0;
-                        s.oom_killed = s.oom_killed || kills > 0;
-                        s.limit_hit = s.limit_hit || read_ctl_int(lmem, "memory.failcnt") > 0 ||
-                                      read_ctl_int(lmem, "memory.memsw.failcnt") > 0;
+                        /* Gone (the runtime deleted it): the rest is too. */
+                        if (kills >= 0) {
+                                s.oom_killed = s.oom_killed || kills > 0;
+                                s.limit_hit = s.limit_hit || read_ctl_int(lmem, "memory.failcnt") > 0 ||
+                                              read_ctl_int(lmem, "memory.memsw.failcnt") > 0;
+                        }
                 }
-                if (memory_limit_bytes > 0 && s.peak_memory_bytes >= memory_limit_bytes)
+                /* A reused cgroup's base shrinks while the run goes on (the
+                 * kernel memory of the runs before it is freed late, after
+                 * RCU): what it rose by can fall short of a limit the
+                 * container did reach, by up to that much. */
+                int64_t slack = base ? base->memory_bytes : 0;
+                if (slack > BASE_SLACK_MAX)
+                        slack = BASE_SLACK_MAX;
+                if (memory_limit_bytes > 0 && s.peak_memory_bytes >= memory_limit_bytes - slack)
                         s.limit_hit = true;
         }
         if (h->cpu_v2) {
@@ -288,9 +324,76 @@ int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_b
                 s.cpu_ms = us < 0 ? -1 : us / 1000;
         } else {
                 int64_t ns = read_ctl_int(cpu, "cpuacct.usage");
+                if (base && ns >= 0)
+                        ns = ns > base->cpu_ns ? ns - base->cpu_ns : 0;
                 s.cpu_ms = ns < 0 ? -1 : ns / 1000000;
         }
         *ret = s;
+        return 0;
+}
+
+int cgroup_make(const char *path, struct err *err)
+{
+        if (!path_ok(path))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
+        const struct hierarchies *h = hierarchies();
+        const char *slash = strrchr(path, '/');
+        for (size_t i = 0; i < h->n_roots; i++) {
+                char p[PATH_MAX];
+                /* Its parent too, as the runtime's mkdir -p would. */
+                snprintf(p, sizeof p, "%s%.*s", h->roots[i], (int)(slash - path), path);
+                if (slash != path && mkdir_p(p, 0755, err) < 0)
+                        return err_wrap(err, "cgroup");
+                snprintf(p, sizeof p, "%s%s", h->roots[i], path);
+                if (mkdir(p, 0755) == 0)
+                        continue;
+                if (errno == EEXIST)
+                        return err_set(err, ERR_CONFLICT, EEXIST, "cgroup: create `%s`: already there", p);
+                return err_errno(err, ERR_IO, "cgroup: create `%s`", p);
+        }
+        return 0;
+}
+
+int cgroup_restart_counters(const char *path, struct cgroup_base *ret, struct err *err)
+{
+        if (!path_ok(path))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
+        const struct hierarchies *h = hierarchies();
+        if (h->memory_v2 || h->cpu_v2)
+                return err_set(err, ERR_INVALID, 0, "cgroup: `%s`: counters are restarted on v1 only", path);
+        _cleanup_free_ char *mem = xasprintf("%s%s", h->memory, path);
+        _cleanup_free_ char *cpu = xasprintf("%s%s", h->cpu, path);
+        /* Writing 0 sets the peak to the usage now (v1's reset). */
+        int r = write_ctl(mem, "memory.max_usage_in_bytes", "0");
+        if (r < 0)
+                return err_set(err, r == -ENOENT ? ERR_NOT_FOUND : ERR_IO, -r,
+                               "cgroup: reset `%s/memory.max_usage_in_bytes`", mem);
+        ret->memory_bytes = read_ctl_int(mem, "memory.usage_in_bytes");
+        ret->cpu_ns = read_ctl_int(cpu, "cpuacct.usage");
+        if (ret->memory_bytes < 0 || ret->cpu_ns < 0)
+                return err_set(err, ERR_IO, 0, "cgroup: read the usage of `%s`", path);
+        return 0;
+}
+
+int cgroup_rename(const char *path, const char *name, struct err *err)
+{
+        const char *slash = path ? strrchr(path, '/') : NULL;
+        if (!path_ok(path) || !slash || !*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad rename of `%s` to `%s`", path ? path : "", name);
+        const struct hierarchies *h = hierarchies();
+        int first_errno = 0;
+        for (size_t i = 0; i < h->n_roots; i++) {
+                /* cgroup2 has no rename: what is there goes as a leftover. */
+                if (cgroup_fs_version(h->roots[i]) != 1)
+                        continue;
+                _cleanup_free_ char *from = xasprintf("%s%s", h->roots[i], path);
+                _cleanup_free_ char *to = xasprintf("%s%.*s/%s", h->roots[i], (int)(slash - path), path, name);
+                if (rename(from, to) < 0 && errno != ENOENT && !first_errno)
+                        first_errno = errno;
+        }
+        if (first_errno)
+                return err_set(err, ERR_IO, first_errno, "cgroup: rename `%s` to `%s`: %s", path, name,
+                               strerror(first_errno));
         return 0;
 }
 
@@ -510,21 +613,6 @@ static bool has_word(const char *list, const char *word)
                 if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n' || p[n] == '\0'))
                         return true;
         return false;
-}
-
-/* Write text to dir/file in one write(); -errno on failure. */
-static int write_ctl(const char *dir, const char *file, const char *text)
-{
-        char p[PATH_MAX];
-        if (snprintf(p, sizeof p, "%s/%s", dir, file) >= (int)sizeof p)
-                return -ENAMETOOLONG;
-        _cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        ssize_t n = write(fd, text, strlen(text));
-        if (n < 0)
-                return -errno;
-        return (size_t)n == strlen(text) ? 0 : -EIO;
 }
 
 /* memory, pids and cpu enabled for dir's children (rel names it). */

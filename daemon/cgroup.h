@@ -1,9 +1,9 @@
 /* cgroup.h - the daemon's parent cgroup and per-job accounting, on cgroup v1
  * (hybrid hosts like this one), or v2.  Uses libcgroup where it helps.
- * A run's container cgroup sits in a cgroup of the run's own (made by the
- * runtime's mkdir -p, removed by us): the runtime deletes the container's,
- * the run's keeps the totals.  This module reads them, and removes what is
- * left (the cleaner, the collector). */
+ * A run's container cgroup sits in a run cgroup (runcgroup.h: a reused
+ * slot on v1, the run's own on v2): the runtime deletes the container's,
+ * the run's keeps the totals.  This module makes, reads and removes them
+ * (the cleaner, the collector). */
 #ifndef EDGECD_CGROUP_H
 #define EDGECD_CGROUP_H
 
@@ -24,6 +24,13 @@ struct cgroup_stats {
         bool limit_hit;             /* the memory limit was reached (v1 failcnt or a peak at the limit,
                                      * v2 memory.events `max`); a hint only: reclaim
                                      * may have coped, so not an OOM kill by itself */
+};
+
+/* A reused cgroup's counters when a run took it (cgroup_restart_counters):
+ * what the run's figures do not count. */
+struct cgroup_base {
+        int64_t memory_bytes;   /* its memory usage then, which the restarted peak starts from */
+        int64_t cpu_ns;         /* cpuacct.usage then */
 };
 
 /* Resolve cgroup_parent and make it ready, once at start (main thread).
@@ -66,10 +73,25 @@ int cgroup_prepare_run(const char *path, struct err *err);
  * deletes.  leaf (may be NULL) is that container cgroup, read too while it
  * is there: cgroup v1 counts an OOM kill only in the cgroup of the process
  * killed.  memory_limit_bytes (0: none known) is the container's limit, for
- * limit_hit.  A value the kernel does not offer is -1; ERR_NOT_FOUND when
- * the cgroup is gone.  Thread-safe. */
-int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_bytes, struct cgroup_stats *ret,
-                      struct err *err);
+ * limit_hit.  base (may be NULL: a new cgroup) is what a reused one held
+ * before the run, taken off.  A value the kernel does not offer is -1;
+ * ERR_NOT_FOUND when the cgroup is gone.  Thread-safe. */
+int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_bytes,
+                      const struct cgroup_base *base, struct cgroup_stats *ret, struct err *err);
+
+/* Make the cgroup at path in every hierarchy (v1), for runs to reuse.
+ * ERR_CONFLICT when one already had it (a leftover: never reused). */
+int cgroup_make(const char *path, struct err *err);
+
+/* A v1 cgroup at path made ready for another run: its memory peak
+ * restarted from its usage now, and what it counts now in *ret.
+ * Thread-safe. */
+int cgroup_restart_counters(const char *path, struct cgroup_base *ret, struct err *err);
+
+/* Rename the cgroup at path to name, beside it, in every v1 hierarchy (v2
+ * renames nothing): a reused cgroup that must be left to the collector
+ * under the name of the run that left something in it. */
+int cgroup_rename(const char *path, const char *name, struct err *err);
 
 /* Remove the (empty) cgroup at path from every hierarchy: a run's after its
  * container's is gone, the parent at exit.  Absent is done; ERR_BUSY when

@@ -12,6 +12,7 @@
 #include "cgroup.h"
 #include "log.h"
 #include "metrics.h"
+#include "runcgroup.h"
 #include "util.h"
 #include "workspace.h"
 
@@ -36,9 +37,11 @@ static bool is_uuid(const char *s, size_t n)
         return true;
 }
 
-/* Is name one edgecd gives a run or a probe? */
+/* Is name one edgecd gives a run, a probe or a run cgroup slot? */
 static bool name_is_ours(const char *name)
 {
+        if (runcgroup_slot_name(name, NULL))
+                return true;
         const char *dash = strrchr(name, '-');
         if (dash && dash[1] && strspn(dash + 1, "0123456789") == strlen(dash + 1) && is_uuid(name, (size_t)(dash - name)))
                 return true;

@@ -50,6 +50,7 @@
 #include "queue.h"
 #include "reaper.h"
 #include "registry.h"
+#include "runcgroup.h"
 #include "runtime.h"
 #include "runtime_cli.h"
 #include "scheduler.h"
@@ -295,6 +296,7 @@ struct daemon {
         char *images_dir;
         bool said_unpacking;       /* STATUS= says an image is being unpacked */
         struct sandbox_env env;
+        struct runcgroups *cgroups;
         struct liveset *live;
         struct cleaner *cleaner;
         struct warmpool *warm;
@@ -421,7 +423,7 @@ static void sweep_runtime_roots(const struct config *cfg)
 static bool run_is_live(const char *run_id, void *ctx)
 {
         struct daemon *d = ctx;
-        return liveset_contains(d->live, run_id);
+        return liveset_contains(d->live, run_id) || runcgroups_owns(d->cgroups, run_id);
 }
 
 static void run_released(const char *run_id, void *ctx)
@@ -606,6 +608,7 @@ static int start(struct daemon *d, struct err *err)
                 .workspaces_dir = d->workspaces_dir = xasprintf("%s/workspaces", cfg->state_dir),
                 .gate_path = d->gate_path = xasprintf("%s/warm-gate", cfg->state_dir),
                 .warm_logs_dir = d->warm_logs_dir = xasprintf("%s/warm-logs", cfg->state_dir),
+                .cgroups = d->cgroups = runcgroups_new(cfg->cgroup_parent),
         };
         if (sandbox_install_gate(d->gate_path, err) < 0)
                 return -1;
@@ -699,6 +702,7 @@ static void stop(struct daemon *d)
         warmpool_free(d->warm);
         /* Every sandbox is handed over by now: take them apart. */
         cleaner_free(d->cleaner);
+        runcgroups_free(d->cgroups);
         if (d->workspaces_mounted) {
                 struct err err = ERR_INIT;
                 if (workspace_root_unmount(d->workspaces_dir, &err) < 0)

@@ -21,7 +21,6 @@
 #define DELETE_ATTEMPTS 5
 #define GATE_WAIT_MS 2000    /* for a just-started gate to open its FIFO */
 #define CREATE_POLL_MS 50    /* a runtime slower to create than the job's time limit: looked at */
-#define CONTAINER_CGROUP "job"   /* the container's cgroup, in the run's */
 
 extern const unsigned char warm_gate_payload[];
 extern const unsigned char warm_gate_payload_end[];
@@ -80,8 +79,7 @@ int sandbox_build(const struct sandbox_env *env, const struct manifest *m, const
         struct sandbox *sb = xcalloc(1, sizeof *sb);
         snprintf(sb->run_id, sizeof sb->run_id, "%s", run_id);
         sb->ids = ids;
-        sb->cgroup_dir = xasprintf("%s/%s", cfg->cgroup_parent, run_id);
-        sb->cgroups_path = xasprintf("%s/" CONTAINER_CGROUP, sb->cgroup_dir);
+        sb->cg.slot = -1;
         sb->log_path = xstrdup(log_path);
         sb->init = PIDREF_NULL;
         *ret = sb;
@@ -96,8 +94,7 @@ int sandbox_build(const struct sandbox_env *env, const struct manifest *m, const
                 *ret_retryable = err->code != ERR_INVALID;
                 return -1;
         }
-        /* v2: the run's cgroup with memory, pids and cpu for its container's. */
-        if (cgroup_prepare_run(sb->cgroup_dir, err) < 0)
+        if (runcgroup_take(env->cgroups, run_id, &sb->cg, err) < 0)
                 return -1;
         bool warm = !input;
         if (warm && make_gate(sb->ws, err) < 0)
@@ -105,7 +102,7 @@ int sandbox_build(const struct sandbox_env *env, const struct manifest *m, const
         struct oci_job oj = {
                 .container_id = run_id, .manifest = m, .limits = sb->limits,
                 .input_dir = sb->ws->input_dir, .output_dir = sb->ws->output_dir,
-                .uid = ids.uid, .gid = ids.gid, .cgroups_path = sb->cgroups_path,
+                .uid = ids.uid, .gid = ids.gid, .cgroups_path = sb->cg.leaf,
                 .gate_path = warm ? env->gate_path : NULL,
         };
         if (oci_write_config(cfg->templates_dir, sb->ws->bundle_dir, &oj, env->policy, err) < 0) {
@@ -315,7 +312,7 @@ static void kill_attached(const struct sandbox_env *env, struct sandbox *sb)
         struct err e = ERR_INIT;
         /* Nothing to kill there (not made yet, or no pidfd on this
          * kernel): straight to the runtime. */
-        if (cgroup_kill(sb->cgroups_path) > 0) {
+        if (sb->cg.leaf && cgroup_kill(sb->cg.leaf) > 0) {
                 if (pidref_wait(rt_proc, now_mono_ms() + KILL_GRACE_MS, -1, &ignored, &e) < 0) {
                         pidref_release(rt_proc);
                         return;
@@ -378,14 +375,12 @@ bool sandbox_destroy(const struct sandbox_env *env, struct sandbox *sb)
                 metrics_cleanup_failed("workspace");
                 log_job(LOG_LVL_WARN, NULL, NULL, sb->run_id, "workspace cleanup: %s (left to the collector)", err.msg);
         }
-        /* Empty once the runtime is done with its container; else what is
-         * in it is killed (a container the runtime could not delete keeps
-         * its ids parked either way). */
         /* A cgroup that will not go may still hold the run's processes
          * (stuck in the kernel): its ids stay out of use until the
-         * collector has removed it. */
+         * collector has removed it (as a container the runtime could not
+         * delete keeps them). */
         err = (struct err)ERR_INIT;
-        if (gone && cgroup_remove(sb->cgroup_dir, &err) < 0 && cgroup_destroy(sb->cgroup_dir, &err) < 0) {
+        if (runcgroup_give(env->cgroups, &sb->cg, sb->run_id, gone, &err) < 0 && gone) {
                 gone = false;
                 metrics_cleanup_failed("cgroup");
                 log_job(LOG_LVL_WARN, NULL, NULL, sb->run_id, "%s (left to the collector)", err.msg);
@@ -393,8 +388,6 @@ bool sandbox_destroy(const struct sandbox_env *env, struct sandbox *sb)
         if (sb->own_log && unlink(sb->log_path) < 0 && errno != ENOENT)
                 log_job(LOG_LVL_WARN, NULL, NULL, sb->run_id, "remove the warm log `%s`: %s", sb->log_path,
                         strerror(errno));
-        free(sb->cgroup_dir);
-        free(sb->cgroups_path);
         free(sb->log_path);
         free(sb);
         return gone;

@@ -29,6 +29,7 @@
 #include "logpump.h"
 #include "manifest.h"
 #include "reaper.h"
+#include "runcgroup.h"
 #include "runtime.h"
 #include "seccomp.h"
 #include "workspace.h"
@@ -41,6 +42,7 @@ struct sandbox_env {
         const char *workspaces_dir;
         const char *warm_logs_dir;   /* a warm container's log until a job takes it */
         const char *gate_path;       /* the warm gate binary (sandbox_install_gate) */
+        struct runcgroups *cgroups;  /* where each run's cgroup comes from */
 };
 
 /* Write the embedded warm gate (daemon/inside/warm-gate.c) to path, 0755. */
@@ -50,8 +52,7 @@ struct sandbox {
         char run_id[RUN_ID_MAX];
         struct job_ids ids;          /* the caller's; sandbox_destroy() says when free */
         struct limits limits;
-        char *cgroup_dir;            /* the run's cgroup: the totals, ours to remove */
-        char *cgroups_path;          /* its container's, under it: the runtime's */
+        struct runcgroup cg;         /* the run's cgroup (its totals) and its container's in it */
         char *log_path;              /* where the pump writes */
         bool log_truncated;          /* output was dropped, once stopped */
         int log_errno;               /* its first failed write's, once stopped */

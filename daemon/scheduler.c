@@ -166,8 +166,7 @@ static void run_container(struct run *r, struct outcome *out)
 
         struct cgroup_stats st = { .peak_memory_bytes = -1, .cpu_ms = -1 };
         struct err cerr = ERR_INIT;
-        if (cgroup_read_stats(sb->cgroup_dir, sb->cgroups_path, (int64_t)sb->limits.memory_mb * 1024 * 1024, &st,
-                              &cerr) == 0) {
+        if (runcgroup_stats(&sb->cg, (int64_t)sb->limits.memory_mb * 1024 * 1024, &st, &cerr) == 0) {
                 r->metrics.peak_memory_bytes = st.peak_memory_bytes;
                 r->metrics.cpu_ms = st.cpu_ms;
                 out->oom_killed = st.oom_killed;

@@ -225,11 +225,51 @@ def children(pid):
     return out
 
 
+# On cgroup v1 a run's cgroup is a slot right under the parent, made once
+# and used again run after run (daemon/runcgroup.h); its container's cgroup
+# is <parent>/slot-N/<run id>.  On v2 each run has <parent>/<run id>, its
+# container's <parent>/<run id>/job.
+SLOT_RE = re.compile(r"slot-(0|[1-9][0-9]*)$")
+
+
+def cgroup_v2():
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
 def cgroup_children(parent):
+    """Every cgroup below parent, in any hierarchy, but the daemon's slots
+    themselves: what runs left (what is in a slot is listed)."""
     out = []
     for d in cgroup_dirs(parent):
         for dirpath, dirnames, _ in os.walk(d):
-            out.extend(os.path.join(dirpath, x) for x in dirnames)
+            out.extend(os.path.join(dirpath, x) for x in dirnames if not (dirpath == d and SLOT_RE.match(x)))
+    return out
+
+
+def subdirs(path):
+    try:
+        return [x for x in os.listdir(path) if os.path.isdir(os.path.join(path, x))]
+    except OSError:
+        return []
+
+
+def run_cgroups(parent):
+    """The run ids with a cgroup below parent, in any hierarchy: their own
+    (v2, or a slot left to the collector under the run's name) or their
+    container's in a slot (v1)."""
+    out = set()
+    for d in cgroup_dirs(parent):
+        for x in subdirs(d):
+            out.update(subdirs(os.path.join(d, x)) if SLOT_RE.match(x) else [x])
+    return out
+
+
+def container_cgroup_dirs(parent, rid):
+    """Where run rid's container's cgroup is, in every hierarchy that has it."""
+    out = cgroup_dirs(parent + "/" + rid + "/job")
+    for d in cgroup_dirs(parent):
+        out += [os.path.join(d, x, rid) for x in subdirs(d)
+                if SLOT_RE.match(x) and os.path.isdir(os.path.join(d, x, rid))]
     return out
 
 

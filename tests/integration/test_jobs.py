@@ -363,6 +363,14 @@ class FullDisk(unittest.TestCase):
         self.assertTrue(d.healthz_ok())
 
 
+def container_cgroup_re(d, run_id):
+    """A run's container's cgroupsPath: in its own run cgroup on cgroup v2,
+    in a reused slot on v1 (daemon/runcgroup.h)."""
+    if harness.cgroup_v2():
+        return "^%s$" % re.escape("%s/%s/job" % (d.cgroup_parent, run_id))
+    return "^%s/slot-(0|[1-9][0-9]*)/%s$" % (re.escape(d.cgroup_parent), re.escape(run_id))
+
+
 class KeptBundle(unittest.TestCase):
     """keep_bundles: the real config.json a job ran with stays behind, and it
     passes the OCI runtime-spec schema (Debian's copy, tests/tools/oci-validate)."""
@@ -386,7 +394,7 @@ class KeptBundle(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         with open(config) as f:
             c = json.load(f)
-        self.assertEqual(c["linux"]["cgroupsPath"], "%s/%s/job" % (d.cgroup_parent, run_id))
+        self.assertRegex(c["linux"]["cgroupsPath"], container_cgroup_re(d, run_id))
         self.assertEqual(c["process"]["args"], ["/bin/matrix_multiplication"])
         # memory_mb: 1024 in plugins/matrix_multiplication/plugin.yaml
         self.assertEqual(c["linux"]["resources"]["memory"]["limit"], 1024 * 1024 * 1024)
@@ -416,7 +424,7 @@ class KeptBundle(unittest.TestCase):
             with open(os.path.join(ws, "bundle", "config.json")) as f:
                 c = json.load(f)
             self.assertEqual(c["hostname"], run_id[:63])
-            self.assertEqual(c["linux"]["cgroupsPath"], "%s/%s/job" % (d.cgroup_parent, run_id))
+            self.assertRegex(c["linux"]["cgroupsPath"], container_cgroup_re(d, run_id))
             self.assertEqual((c["process"]["user"]["uid"], c["process"]["user"]["gid"]), (uid, gid))
             sources = {m["destination"]: m["source"] for m in c["mounts"]}
             self.assertEqual(sources["/input"], os.path.join(ws, "input"))
@@ -431,7 +439,7 @@ class KeptBundle(unittest.TestCase):
             # The rest, with this run's own values taken out, is the plugin's.
             text = json.dumps(c, sort_keys=True)
             for v in (os.path.join(ws, "input"), os.path.join(ws, "output"), run_id[:63],
-                      "%s/%s/job" % (d.cgroup_parent, run_id)):
+                      c["linux"]["cgroupsPath"]):
                 text = text.replace(json.dumps(v), '"RUN"')
             text = re.sub(r'("uid": |"gid": |uid=|gid=)%d\b' % uid, r"\1U", text)
             text = re.sub(r'("gid": |gid=)%d\b' % gid, r"\1G", text)

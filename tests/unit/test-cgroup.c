@@ -16,6 +16,7 @@
 #include "testutil.h"
 #include "containerfix.h"
 #include "cgroup.h"
+#include "runcgroup.h"
 #include "runtime.h"
 #include "util.h"
 
@@ -56,25 +57,22 @@ static void run_and_measure(const char *id, const char *script, int64_t mem_limi
         ck_assert_msg(pidref_wait(&init, now_mono_ms() + 30000, -1, ex, &e) == 0, "%s", e.msg);
         char cgpath[256];
         snprintf(cgpath, sizeof cgpath, "%s/%s", T_cg, id);
-        ck_assert_msg(cgroup_read_stats(cgpath, NULL, 0, stats, &e) == 0, "%s", e.msg);
+        ck_assert_msg(cgroup_read_stats(cgpath, NULL, 0, NULL, stats, &e) == 0, "%s", e.msg);
         ck_assert_msg(runtime_delete(&T_rt, id, &e) == 0, "%s", e.msg);
         /* Gone with the container. */
-        ck_assert_int_eq(cgroup_read_stats(cgpath, NULL, 0, stats + 1, &e), -1);
+        ck_assert_int_eq(cgroup_read_stats(cgpath, NULL, 0, NULL, stats + 1, &e), -1);
         ck_assert_int_eq(e.code, ERR_NOT_FOUND);
         close(log);
         free(bundle);
 }
 
 /* The cold path: the runtime runs script in the foreground in the
- * container cgroup T_cg/<id>/job and deletes that cgroup when it ends; the
- * run's cgroup T_cg/<id> above it keeps the totals, and is removed here. */
-static void run_attached_and_measure(const char *id, const char *script, int64_t mem_limit, struct proc_exit *cx,
-                                     struct cgroup_stats *st)
+ * container cgroup leaf and deletes that cgroup when it ends. */
+static void run_attached(const char *id, const char *script, int64_t mem_limit, const char *leaf,
+                         struct proc_exit *cx)
 {
         char *bundle = make_bundle(id, script, mem_limit);
-        char run[256], leaf[300], *config = NULL;
-        snprintf(run, sizeof run, "%s/%s", T_cg, id);
-        snprintf(leaf, sizeof leaf, "%s/job", run);
+        char *config = NULL;
         ck_assert_int_ge(asprintf(&config, "%s/config.json", bundle), 0);
         json_t *c = json_load_file(config, 0, NULL);
         ck_assert_ptr_nonnull(c);
@@ -87,15 +85,43 @@ static void run_attached_and_measure(const char *id, const char *script, int64_t
         struct err e = ERR_INIT;
         struct pidref proc = PIDREF_NULL;
         struct proc_exit rx;
+        struct cgroup_stats st;
         ck_assert_msg(runtime_run_attached(&T_rt, id, bundle, log, &proc, &e) == 0, "%s", e.msg);
         ck_assert_msg(pidref_wait(&proc, now_mono_ms() + 30000, -1, &rx, &e) == 0, "%s", e.msg);
         ck_assert_msg(runtime_attached_end(&T_rt, id, bundle, &rx, cx, &e) == 0, "%s", e.msg);
-        ck_assert_int_eq(cgroup_read_stats(leaf, NULL, 0, st + 1, &e), -1);   /* the runtime's: gone */
+        ck_assert_int_eq(cgroup_read_stats(leaf, NULL, 0, NULL, &st, &e), -1);   /* the runtime's: gone */
         ck_assert_int_eq(e.code, ERR_NOT_FOUND);
-        ck_assert_msg(cgroup_read_stats(run, leaf, mem_limit, st, &e) == 0, "%s", e.msg);
-        ck_assert_msg(cgroup_remove(run, &e) == 0, "%s", e.msg);
         close(log);
         free(bundle);
+}
+
+/* The run's cgroup T_cg/<id> above the container's keeps the totals, and
+ * is removed here. */
+static void run_attached_and_measure(const char *id, const char *script, int64_t mem_limit, struct proc_exit *cx,
+                                     struct cgroup_stats *st)
+{
+        char run[256], leaf[300];
+        snprintf(run, sizeof run, "%s/%s", T_cg, id);
+        snprintf(leaf, sizeof leaf, "%s/job", run);
+        run_attached(id, script, mem_limit, leaf, cx);
+        struct err e = ERR_INIT;
+        ck_assert_msg(cgroup_read_stats(run, leaf, mem_limit, NULL, st, &e) == 0, "%s", e.msg);
+        ck_assert_msg(cgroup_remove(run, &e) == 0, "%s", e.msg);
+}
+
+/* The same through a run cgroup from rcs (a reused slot on v1), given
+ * back after; *ret_slot is the slot it was (-1: its own). */
+static void run_in_runcgroup(struct runcgroups *rcs, const char *id, const char *script, int64_t mem_limit,
+                             struct proc_exit *cx, struct cgroup_stats *st, long *ret_slot)
+{
+        struct runcgroup rc;
+        struct err e = ERR_INIT;
+        ck_assert_msg(runcgroup_take(rcs, id, &rc, &e) == 0, "%s", e.msg);
+        *ret_slot = rc.slot;
+        run_attached(id, script, mem_limit, rc.leaf, cx);
+        ck_assert_msg(runcgroup_stats(&rc, mem_limit, st, &e) == 0, "%s", e.msg);
+        ck_assert_msg(runcgroup_give(rcs, &rc, id, true, &e) == 0, "%s", e.msg);
+        ck_assert_ptr_null(rc.dir);
 }
 
 START_TEST(test_run_cgroup_keeps_totals)
@@ -184,20 +210,134 @@ START_TEST(test_stats_oom_kill)
 }
 END_TEST
 
+/* Run after run in one reused cgroup (v1; its own each on v2): each run's
+ * figures are its own, not the ones before it, an OOM in a reused slot is
+ * still seen, and the slots go when the pool does. */
+START_TEST(test_runcgroup_reused_counts_each_run_alone)
+{
+        bool slots = !cgroup_is_v2();
+        /* On v1 under a parent nothing has made yet: the first slot makes it. */
+        char parent[256];
+        snprintf(parent, sizeof parent, "%s%s", T_cg, slots ? "/pool" : "");
+        struct runcgroups *rcs = runcgroups_new(parent);
+        struct proc_exit ex;
+        struct cgroup_stats big, small, oom;
+        long s1, s2, s3;
+        run_in_runcgroup(rcs, "t-slot-big", "busybox head -c 20000000 /dev/zero | busybox tail | busybox wc -c; "
+                         "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done", 0, &ex, &big, &s1);
+        ck_assert_int_eq(ex.exit_code, 0);
+        run_in_runcgroup(rcs, "t-slot-small", "true", 0, &ex, &small, &s2);
+        ck_assert_int_eq(ex.exit_code, 0);
+        fprintf(stderr, "slot %ld: peak %lld, cpu %lld ms; then slot %ld: peak %lld, cpu %lld ms\n", s1,
+                (long long)big.peak_memory_bytes, (long long)big.cpu_ms, s2, (long long)small.peak_memory_bytes,
+                (long long)small.cpu_ms);
+        if (slots) {
+                ck_assert_int_eq(s1, 0);
+                ck_assert_int_eq(s2, 0);   /* the same cgroup again */
+                ck_assert_uint_eq(runcgroups_count(rcs), 1);
+                /* Kept for the next run, empty. */
+                char slot0[300];
+                snprintf(slot0, sizeof slot0, "%s/slot-0", parent);
+                ck_assert_int_gt(cgroup_count_children(parent), 0);
+                ck_assert_int_eq(cgroup_count_children(slot0), 0);
+        }
+        ck_assert_int_gt(big.peak_memory_bytes, 10 * 1000 * 1000);
+        ck_assert_int_ge(big.cpu_ms, 50);
+        /* Not the first run's 20 MB and CPU. */
+        ck_assert_int_ge(small.peak_memory_bytes, 0);
+        ck_assert_int_lt(small.peak_memory_bytes, 8 * 1000 * 1000);
+        ck_assert_int_lt(small.cpu_ms, big.cpu_ms / 2);
+        ck_assert(!small.limit_hit && !small.oom_killed);
+
+        run_in_runcgroup(rcs, "t-slot-oom", "exec busybox tail < /dev/zero", 16 << 20, &ex, &oom, &s3);
+        fprintf(stderr, "slot %ld: oom run peak %lld, limit hit %d\n", s3, (long long)oom.peak_memory_bytes,
+                oom.limit_hit);
+        ck_assert_int_eq(ex.status, WAIT_SIGNALED);
+        ck_assert(oom.limit_hit);
+        ck_assert_int_le(oom.peak_memory_bytes, (16 << 20) + (1 << 20));
+        ck_assert_int_gt(oom.peak_memory_bytes, 8 << 20);
+        if (slots)
+                ck_assert_int_eq(s3, 0);
+        runcgroups_free(rcs);
+        if (slots) {
+                ck_assert_int_eq(cgroup_count_children(parent), 0);
+                struct err e = ERR_INIT;
+                ck_assert_msg(cgroup_remove(parent, &e) == 0, "%s", e.msg);
+        }
+        assert_no_leftovers();
+}
+END_TEST
+
+/* A slot something was left in (its container not deleted, here a
+ * process in it) is never used again: it is renamed after its run for the
+ * collector, which the pool no longer owns. */
+START_TEST(test_runcgroup_left_slot_goes_to_the_collector)
+{
+        if (cgroup_is_v2())
+                return;   /* no slots on v2 */
+        struct runcgroups *rcs = runcgroups_new(T_cg);
+        struct runcgroup rc;
+        struct err e = ERR_INIT;
+        ck_assert_msg(runcgroup_take(rcs, "t-left-1", &rc, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc.slot, 0);
+        ck_assert(runcgroups_owns(rcs, "slot-0"));
+        char *made = run_cmd("mkdir /sys/fs/cgroup/memory%s && echo ok", rc.leaf);
+        ck_assert_str_eq(made, "ok\n");
+        free(made);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-1", false, &e), -1);
+        ck_assert_int_eq(e.code, ERR_BUSY);
+        ck_assert(!runcgroups_owns(rcs, "slot-0"));
+        char *p = NULL;
+        ck_assert_int_ge(asprintf(&p, "/sys/fs/cgroup/memory%s/t-left-1/t-left-1", T_cg), 0);
+        struct stat st;
+        ck_assert_msg(stat(p, &st) == 0, "%s: not renamed after its run", p);
+        free(p);
+        /* The next run gets a new slot. */
+        ck_assert_msg(runcgroup_take(rcs, "t-left-2", &rc, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc.slot, 1);
+        ck_assert(runcgroups_owns(rcs, "slot-1"));
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-2", true, &e), 0);
+        ck_assert_uint_eq(runcgroups_count(rcs), 1);
+        /* What the collector does: cgroup2 renames nothing, so the slot's
+         * directory there is a leftover by its own name. */
+        const char *names[] = { "t-left-1", "slot-0" };
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+                char *left = NULL;
+                ck_assert_int_ge(asprintf(&left, "%s/%s", T_cg, names[i]), 0);
+                ck_assert_msg(cgroup_destroy(left, &e) == 0, "%s", e.msg);
+                free(left);
+        }
+        runcgroups_free(rcs);
+        assert_no_leftovers();
+}
+END_TEST
+
+START_TEST(test_runcgroup_slot_names)
+{
+        size_t n = 99;
+        ck_assert(runcgroup_slot_name("slot-0", &n) && n == 0);
+        ck_assert(runcgroup_slot_name("slot-12", &n) && n == 12);
+        const char *no[] = { "slot-", "slot-07", "slot-1x", "slot--1", "slot-+1", "slot- 1", "Slot-1", "slot1",
+                             "x-slot-1", "slot-99999999999999999999" };
+        for (size_t i = 0; i < ARRAY_SIZE(no); i++)
+                ck_assert_msg(!runcgroup_slot_name(no[i], NULL), "%s", no[i]);
+}
+END_TEST
+
 START_TEST(test_bad_paths)
 {
         struct cgroup_stats st;
         struct err e = ERR_INIT;
         const char *bad[] = { "relative/x", "/", "", "/a/../b", "/..", "/a/.." };
         for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-                ck_assert_int_eq(cgroup_read_stats(bad[i], NULL, 0, &st, &e), -1);
+                ck_assert_int_eq(cgroup_read_stats(bad[i], NULL, 0, NULL, &st, &e), -1);
                 ck_assert_int_eq(e.code, ERR_INVALID);
                 ck_assert_int_eq(cgroup_remove(bad[i], &e), -1);
                 ck_assert_int_eq(cgroup_count_children(bad[i]), 0);
         }
-        ck_assert_int_eq(cgroup_read_stats(NULL, NULL, 0, &st, &e), -1);
+        ck_assert_int_eq(cgroup_read_stats(NULL, NULL, 0, NULL, &st, &e), -1);
         /* dots inside a name are fine; the cgroup just is not there */
-        ck_assert_int_eq(cgroup_read_stats("/edgecd-unit-none/a..b", NULL, 0, &st, &e), -1);
+        ck_assert_int_eq(cgroup_read_stats("/edgecd-unit-none/a..b", NULL, 0, NULL, &st, &e), -1);
         ck_assert_int_eq(e.code, ERR_NOT_FOUND);
 }
 END_TEST
@@ -522,6 +662,9 @@ static Suite *suite(void)
         tcase_add_test(tc, test_stats_oom_kill);
         tcase_add_test(tc, test_run_cgroup_keeps_totals);
         tcase_add_test(tc, test_run_cgroup_oom);
+        tcase_add_test(tc, test_runcgroup_reused_counts_each_run_alone);
+        tcase_add_test(tc, test_runcgroup_left_slot_goes_to_the_collector);
+        tcase_add_test(tc, test_runcgroup_slot_names);
         suite_add_tcase(s, tc);
         TCase *v2 = tcase_create("v2");
         tcase_add_test(v2, test_v2_parent_not_delegated);

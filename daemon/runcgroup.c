@@ -1,0 +1,247 @@
+/* runcgroup.c - run cgroups: reused slots on v1, one per run on v2 (see
+ * runcgroup.h). */
+#include "runcgroup.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+#define SLOT_PREFIX "slot-"
+#define PER_RUN_LEAF "job"
+
+enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_GONE };
+
+struct runcgroup_ops {
+        const char *name;
+        int (*take)(struct runcgroups *rcs, const char *run_id, struct runcgroup *rc, struct err *err);
+        int (*give)(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, bool deleted,
+                    struct err *err);
+};
+
+struct runcgroups {
+        const struct runcgroup_ops *ops;
+        char *parent;
+        pthread_mutex_t lock;
+        enum slot_state *slots;   /* by number: slot-0, slot-1, ... (never renumbered) */
+        size_t n_slots;
+        size_t *free;             /* a stack: the slot freed last is used first */
+        size_t n_free;
+};
+
+static void release(struct runcgroup *rc)
+{
+        free(rc->dir);
+        free(rc->leaf);
+        *rc = (struct runcgroup){ .slot = -1 };
+}
+
+/* -- slots (v1) ---------------------------------------------------------- */
+
+static void set_state(struct runcgroups *rcs, size_t slot, enum slot_state st)
+{
+        pthread_mutex_lock(&rcs->lock);
+        rcs->slots[slot] = st;
+        if (st == SLOT_FREE)
+                rcs->free[rcs->n_free++] = slot;
+        pthread_mutex_unlock(&rcs->lock);
+}
+
+/* A free slot, or the number of a new one (*fresh). */
+static size_t pick_slot(struct runcgroups *rcs, bool *fresh)
+{
+        pthread_mutex_lock(&rcs->lock);
+        size_t slot;
+        *fresh = !rcs->n_free;
+        if (!*fresh) {
+                slot = rcs->free[--rcs->n_free];
+        } else {
+                slot = rcs->n_slots++;
+                rcs->slots = xrealloc(rcs->slots, rcs->n_slots * sizeof *rcs->slots);
+                rcs->free = xrealloc(rcs->free, rcs->n_slots * sizeof *rcs->free);
+        }
+        rcs->slots[slot] = SLOT_BUSY;
+        pthread_mutex_unlock(&rcs->lock);
+        return slot;
+}
+
+static int slots_take(struct runcgroups *rcs, const char *run_id, struct runcgroup *rc, struct err *err)
+{
+        /* A slot that cannot be made ready (gone from under us) is dropped
+         * and the next one tried, once. */
+        for (int attempt = 0;; attempt++) {
+                bool fresh;
+                size_t slot = pick_slot(rcs, &fresh);
+                rc->slot = (long)slot;
+                rc->dir = xasprintf("%s/" SLOT_PREFIX "%zu", rcs->parent, slot);
+                rc->leaf = xasprintf("%s/%s", rc->dir, run_id);
+                struct err e = ERR_INIT;
+                if ((!fresh || cgroup_make(rc->dir, &e) == 0) && cgroup_restart_counters(rc->dir, &rc->base, &e) == 0)
+                        return 0;
+                /* Not ours to reuse now: the collector removes what is there. */
+                set_state(rcs, slot, SLOT_GONE);
+                release(rc);
+                if (attempt == 1) {
+                        *err = e;
+                        return err_wrap(err, "run cgroup");
+                }
+                log_warn("run cgroup: %s (trying another slot)", e.msg);
+        }
+}
+
+static int slots_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, bool deleted,
+                      struct err *err)
+{
+        size_t slot = (size_t)rc->slot;
+        /* The runtime deleted its container's cgroup: this finds it gone.
+         * Anything left in the slot (a container the runtime could not
+         * delete, a process stuck in the kernel) would count in the next
+         * run's figures: the slot goes to the collector, named after the
+         * run, whose ids stay out of use until then. */
+        if (deleted && (cgroup_remove(rc->leaf, err) == 0 || cgroup_destroy(rc->leaf, err) == 0)) {
+                set_state(rcs, slot, SLOT_FREE);
+                release(rc);
+                return 0;
+        }
+        if (!deleted)
+                err_set(err, ERR_BUSY, 0, "cgroup `%s`: its container was not deleted", rc->leaf);
+        struct err re = ERR_INIT;
+        if (cgroup_rename(rc->dir, run_id, &re) < 0)
+                log_warn("run cgroup: %s", re.msg);
+        set_state(rcs, slot, SLOT_GONE);
+        release(rc);
+        return -1;
+}
+
+static const struct runcgroup_ops slot_ops = {
+        .name = "slots",
+        .take = slots_take,
+        .give = slots_give,
+};
+
+/* -- one per run (v2) ---------------------------------------------------- */
+
+static int per_run_take(struct runcgroups *rcs, const char *run_id, struct runcgroup *rc, struct err *err)
+{
+        rc->slot = -1;
+        rc->dir = xasprintf("%s/%s", rcs->parent, run_id);
+        rc->leaf = xasprintf("%s/" PER_RUN_LEAF, rc->dir);
+        /* v2: the run's cgroup with memory, pids and cpu for its container's. */
+        if (cgroup_prepare_run(rc->dir, err) < 0) {
+                release(rc);
+                return -1;
+        }
+        return 0;
+}
+
+static int per_run_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, bool deleted,
+                        struct err *err)
+{
+        (void)rcs;
+        (void)run_id;
+        int r = 0;
+        /* Empty once the runtime is done with its container; else what is
+         * in it is killed.  Not deleted: the collector takes both. */
+        if (!deleted)
+                r = err_set(err, ERR_BUSY, 0, "cgroup `%s`: its container was not deleted", rc->leaf);
+        else if (cgroup_remove(rc->dir, err) < 0 && cgroup_destroy(rc->dir, err) < 0)
+                r = -1;
+        release(rc);
+        return r;
+}
+
+static const struct runcgroup_ops per_run_ops = {
+        .name = "per run",
+        .take = per_run_take,
+        .give = per_run_give,
+};
+
+/* -- the table's users --------------------------------------------------- */
+
+struct runcgroups *runcgroups_new(const char *parent)
+{
+        struct runcgroups *rcs = xcalloc(1, sizeof *rcs);
+        rcs->ops = cgroup_is_v2() ? &per_run_ops : &slot_ops;
+        rcs->parent = xstrdup(parent);
+        pthread_mutex_init(&rcs->lock, NULL);
+        return rcs;
+}
+
+void runcgroups_free(struct runcgroups *rcs)
+{
+        if (!rcs)
+                return;
+        for (size_t i = 0; i < rcs->n_slots; i++) {
+                if (rcs->slots[i] != SLOT_FREE)
+                        continue;
+                _cleanup_free_ char *dir = xasprintf("%s/" SLOT_PREFIX "%zu", rcs->parent, i);
+                struct err err = ERR_INIT;
+                if (cgroup_remove(dir, &err) < 0 && cgroup_destroy(dir, &err) < 0)
+                        log_warn("run cgroup: %s", err.msg);
+        }
+        pthread_mutex_destroy(&rcs->lock);
+        free(rcs->slots);
+        free(rcs->free);
+        free(rcs->parent);
+        free(rcs);
+}
+
+int runcgroup_take(struct runcgroups *rcs, const char *run_id, struct runcgroup *ret, struct err *err)
+{
+        *ret = (struct runcgroup){ .slot = -1 };
+        return rcs->ops->take(rcs, run_id, ret, err);
+}
+
+int runcgroup_stats(const struct runcgroup *rc, int64_t memory_limit_bytes, struct cgroup_stats *ret,
+                    struct err *err)
+{
+        return cgroup_read_stats(rc->dir, rc->leaf, memory_limit_bytes, rc->slot >= 0 ? &rc->base : NULL, ret, err);
+}
+
+int runcgroup_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, bool deleted,
+                   struct err *err)
+{
+        if (!rc->dir)
+                return 0;   /* never taken */
+        return rcs->ops->give(rcs, rc, run_id, deleted, err);
+}
+
+bool runcgroup_slot_name(const char *name, size_t *ret)
+{
+        if (strncmp(name, SLOT_PREFIX, strlen(SLOT_PREFIX)))
+                return false;
+        const char *num = name + strlen(SLOT_PREFIX);
+        int64_t n;
+        /* Only as we write them: "slot-07" is not slot 7. */
+        if (!*num || (num[0] == '0' && num[1]) || strspn(num, "0123456789") != strlen(num) ||
+            !parse_int64(num, 0, INT64_MAX, &n))
+                return false;
+        if (ret)
+                *ret = (size_t)n;
+        return true;
+}
+
+bool runcgroups_owns(struct runcgroups *rcs, const char *name)
+{
+        size_t n;
+        if (!runcgroup_slot_name(name, &n))
+                return false;
+        pthread_mutex_lock(&rcs->lock);
+        bool ours = n < rcs->n_slots && rcs->slots[n] != SLOT_GONE;
+        pthread_mutex_unlock(&rcs->lock);
+        return ours;
+}
+
+size_t runcgroups_count(struct runcgroups *rcs)
+{
+        pthread_mutex_lock(&rcs->lock);
+        size_t n = 0;
+        for (size_t i = 0; i < rcs->n_slots; i++)
+                n += rcs->slots[i] != SLOT_GONE;
+        pthread_mutex_unlock(&rcs->lock);
+        return n;
+}

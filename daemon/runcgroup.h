@@ -1,0 +1,68 @@
+/* runcgroup.h - the cgroup a run's container sits in, and where it comes
+ * from.  The container's own cgroup (its cgroupsPath) is the runtime's to
+ * make and delete; it sits in a run cgroup of ours that keeps the run's
+ * totals after it is gone.  Two ways to get one, an operations table each:
+ *
+ *   - slots (cgroup v1): a run cgroup is a slot "<parent>/slot-N", made
+ *     once in every hierarchy and used again by run after run, its
+ *     counters restarted for each (removing a cgroup from the ten v1
+ *     hierarchies of a host like this one was the largest part of the
+ *     daemon's own CPU per job).  A slot something was left in is not used
+ *     again: it is renamed after that run and left to the collector.
+ *   - per run (cgroup v2): "<parent>/<run id>", made with its controllers
+ *     before the runtime is asked and removed after the run (one directory).
+ *
+ * Every slot goes at runcgroups_free(); after a crash the next start's
+ * collector removes them, as any cgroup under the parent no run owns.
+ * Thread-safe. */
+#ifndef EDGECD_RUNCGROUP_H
+#define EDGECD_RUNCGROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cgroup.h"
+#include "error.h"
+
+struct runcgroup {
+        char *dir;                 /* the run cgroup: its totals ("<parent>/slot-3") */
+        char *leaf;                /* its container's, the runtime's cgroupsPath, under dir */
+        struct cgroup_base base;   /* a slot's counters when taken */
+        long slot;                 /* -1: made for this run */
+};
+
+struct runcgroups;
+
+/* Slots on a v1 host, a cgroup per run on v2; parent is the resolved
+ * cgroup_parent. */
+struct runcgroups *runcgroups_new(const char *parent);
+
+/* Removes the free slots (every run has given its back by now). */
+void runcgroups_free(struct runcgroups *rcs);
+
+/* A run cgroup for run_id, ready for its container. */
+int runcgroup_take(struct runcgroups *rcs, const char *run_id, struct runcgroup *ret, struct err *err);
+
+/* The run's peak memory and CPU (see cgroup_read_stats), a slot's base
+ * taken off. */
+int runcgroup_stats(const struct runcgroup *rc, int64_t memory_limit_bytes, struct cgroup_stats *ret,
+                    struct err *err);
+
+/* Done with rc, whose container the runtime has deleted (deleted false:
+ * it could not).  0 when its cgroups are gone or the slot is free again;
+ * -1 with err when something stays, left to the collector under the name
+ * run_id.  rc is released either way. */
+int runcgroup_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, bool deleted,
+                   struct err *err);
+
+/* Is name one we give slots ("slot-N", *ret = N; ret may be NULL)? */
+bool runcgroup_slot_name(const char *name, size_t *ret);
+
+/* Is name, a cgroup right under the parent, one of this daemon's slots
+ * now (the collector's question)? */
+bool runcgroups_owns(struct runcgroups *rcs, const char *name);
+
+/* How many slots exist now (the tests' and /metrics' figure). */
+size_t runcgroups_count(struct runcgroups *rcs);
+
+#endif
