@@ -332,6 +332,17 @@ int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_b
         return 0;
 }
 
+bool cgroup_gone(const char *path)
+{
+        if (!path_ok(path))
+                return false;
+        char p[PATH_MAX];
+        struct stat st;
+        if (snprintf(p, sizeof p, "%s%s", hierarchies()->memory, path) >= (int)sizeof p)
+                return false;
+        return stat(p, &st) < 0 && errno == ENOENT;
+}
+
 int cgroup_make(const char *path, struct err *err)
 {
         if (!path_ok(path))

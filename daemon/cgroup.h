@@ -79,6 +79,11 @@ int cgroup_prepare_run(const char *path, struct err *err);
 int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_bytes,
                       const struct cgroup_base *base, struct cgroup_stats *ret, struct err *err);
 
+/* Is the cgroup at path gone from the memory hierarchy, where any process
+ * left in it would be (one stat; empty directories the runtime left in
+ * other hierarchies count nothing)? */
+bool cgroup_gone(const char *path);
+
 /* Make the cgroup at path in every hierarchy (v1), for runs to reuse.
  * ERR_CONFLICT when one already had it (a leftover: never reused). */
 int cgroup_make(const char *path, struct err *err);

@@ -35,6 +35,7 @@ struct cleaner {
         pthread_cond_t more, room;
         struct item *head, **tail;
         size_t pending;          /* queued + the one in hand */
+        bool idle;               /* waiting for work (not for a run's time) */
         bool quit;
         pthread_t thread;
         struct heartbeat hb;     /* for the watchdog: sandboxes pile up if it sticks */
@@ -70,8 +71,11 @@ static void *cleaner_main(void *arg)
         for (;;) {
                 /* Waiting, for work or for a run's time, is not judged. */
                 heartbeat_idle(true);
-                while (!c->head && !c->quit)
+                while (!c->head && !c->quit) {
+                        c->idle = true;
                         pthread_cond_wait(&c->more, &c->lock);
+                        c->idle = false;
+                }
                 if (!c->head)
                         break;   /* quit, nothing left */
                 struct item *it = c->head;
@@ -146,7 +150,11 @@ static void push(struct cleaner *c, struct sandbox *sb, int64_t defer_ms)
         *c->tail = it;
         c->tail = &it->next;
         c->pending++;
-        pthread_cond_signal(&c->more);
+        /* Only an idle cleaner needs waking: a busy one looks at the queue
+         * before it waits again, and one waiting out a run's time sees it
+         * next (each needless wake-up is a context switch per job). */
+        if (c->idle)
+                pthread_cond_signal(&c->more);
         pthread_mutex_unlock(&c->lock);
 }
 

@@ -232,7 +232,11 @@ bool queue_remove(struct queue *q, struct job *j)
 void queue_kick(struct queue *q)
 {
         pthread_mutex_lock(&q->lock);
-        pthread_cond_broadcast(&q->cond);
+        /* Nothing queued, nothing that could have become eligible: an idle
+         * worker woken for it only goes back to sleep (a context switch
+         * per job, on the job's path). */
+        if (q->length)
+                pthread_cond_broadcast(&q->cond);
         pthread_mutex_unlock(&q->lock);
 }
 

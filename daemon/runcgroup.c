@@ -102,7 +102,8 @@ static int slots_give(struct runcgroups *rcs, struct runcgroup *rc, const char *
          * delete, a process stuck in the kernel) would count in the next
          * run's figures: the slot goes to the collector, named after the
          * run, whose ids stay out of use until then. */
-        if (deleted && (cgroup_remove(rc->leaf, err) == 0 || cgroup_destroy(rc->leaf, err) == 0)) {
+        if (deleted && (cgroup_gone(rc->leaf) || cgroup_remove(rc->leaf, err) == 0 ||
+                        cgroup_destroy(rc->leaf, err) == 0)) {
                 set_state(rcs, slot, SLOT_FREE);
                 release(rc);
                 return 0;

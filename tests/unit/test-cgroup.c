@@ -296,7 +296,16 @@ START_TEST(test_runcgroup_left_slot_goes_to_the_collector)
         ck_assert_msg(runcgroup_take(rcs, "t-left-2", &rc, &e) == 0, "%s", e.msg);
         ck_assert_int_eq(rc.slot, 1);
         ck_assert(runcgroups_owns(rcs, "slot-1"));
+        /* An empty container cgroup the runtime left is removed, and the
+         * slot is free again. */
+        made = run_cmd("mkdir /sys/fs/cgroup/memory%s && echo ok", rc.leaf);
+        ck_assert_str_eq(made, "ok\n");
+        free(made);
+        char *leaf = strdup(rc.leaf);
         ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-2", true, &e), 0);
+        ck_assert(cgroup_gone(leaf));
+        free(leaf);
+        ck_assert(runcgroups_owns(rcs, "slot-1"));
         ck_assert_uint_eq(runcgroups_count(rcs), 1);
         /* What the collector does: cgroup2 renames nothing, so the slot's
          * directory there is a leftover by its own name. */
