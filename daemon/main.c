@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <systemd/sd-daemon.h>
@@ -531,14 +530,10 @@ static int start(struct daemon *d, struct err *err)
         /* One daemon per state dir: two would both recover, and run, the
          * same stored jobs. */
         _cleanup_free_ char *lock = xasprintf("%s/edgecd.lock", cfg->state_dir);
-        d->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (d->lock_fd < 0)
-                return err_errno(err, ERR_IO, "state dir: open %s", lock);
-        if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-                if (errno == EWOULDBLOCK)
-                        return err_set(err, ERR_CONFLICT, 0, "state dir %s is in use by another edgecd (%s is locked)",
-                                       cfg->state_dir, lock);
-                return err_errno(err, ERR_IO, "state dir: lock %s", lock);
+        if (lock_file(lock, &d->lock_fd, err) < 0) {
+                if (err->code == ERR_CONFLICT)
+                        return err_wrap(err, "state dir %s is in use by another edgecd", cfg->state_dir);
+                return err_wrap(err, "state dir");
         }
         if (reaper_setup(err) < 0)
                 return -1;

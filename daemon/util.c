@@ -212,6 +212,22 @@ bool umask_narrows(unsigned mode)
         return (mode & umask_value) != 0;
 }
 
+int lock_file(const char *path, int *ret_fd, struct err *err)
+{
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return err_errno(err, ERR_IO, "open %s", path);
+        struct flock whole = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        if (fcntl(fd, F_SETLK, &whole) < 0) {
+                if (errno == EAGAIN || errno == EACCES)
+                        return err_set(err, ERR_CONFLICT, 0, "%s is locked", path);
+                return err_errno(err, ERR_IO, "lock %s", path);
+        }
+        *ret_fd = fd;
+        fd = -1;
+        return 0;
+}
+
 int rm_rf(const char *path, struct err *err)
 {
         struct stat st;

@@ -74,6 +74,12 @@ int mkdir_p(const char *path, unsigned mode, struct err *err);
 int open_unnamed(const char *dir);
 /* All of p[0..n) to fd, through EINTR and short writes; false with errno. */
 bool write_full(int fd, const void *p, size_t n);
+/* Open (creating) path and take a write lock on the whole file, held
+ * until the descriptor is closed or the process ends; ERR_CONFLICT when
+ * another process holds it.  A POSIX record lock, not flock(): flock's
+ * lock lives on the open file, which a posix_spawn() child keeps until it
+ * execs, so a restart right after a SIGKILL found it still held. */
+int lock_file(const char *path, int *ret_fd, struct err *err);
 /* rm -rf that never crosses into another mount and never follows links. */
 int rm_rf(const char *path, struct err *err);
 /* Would the process umask take bits off `mode` (so a chmod must follow the
