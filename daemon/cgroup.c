@@ -45,7 +45,6 @@
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
 #define MAX_HIERARCHIES 32
-#define BASE_SLACK_MAX (2 << 20)   /* see cgroup_read_stats */
 
 struct hierarchies {
         bool v2;                         /* /sys/fs/cgroup itself is cgroup2 */
@@ -309,13 +308,14 @@ int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_b
                                               read_ctl_int(lmem, "memory.memsw.failcnt") > 0;
                         }
                 }
-                /* A reused cgroup's base shrinks while the run goes on (the
-                 * kernel memory of the runs before it is freed late, after
-                 * RCU): what it rose by can fall short of a limit the
-                 * container did reach, by up to that much. */
+                /* A reused cgroup's base shrinks while the run goes on
+                 * (kernel memory of the runs before freed late, after RCU;
+                 * their page cache reclaimed): what it rose by can fall
+                 * short of a limit the container did reach, by up to that
+                 * much, which cgroup_settle keeps small. */
                 int64_t slack = base ? base->memory_bytes : 0;
-                if (slack > BASE_SLACK_MAX)
-                        slack = BASE_SLACK_MAX;
+                if (slack > CGROUP_REUSE_MAX_BYTES)
+                        slack = CGROUP_REUSE_MAX_BYTES;
                 if (memory_limit_bytes > 0 && s.peak_memory_bytes >= memory_limit_bytes - slack)
                         s.limit_hit = true;
         }
@@ -330,17 +330,6 @@ int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_b
         }
         *ret = s;
         return 0;
-}
-
-bool cgroup_gone(const char *path)
-{
-        if (!path_ok(path))
-                return false;
-        char p[PATH_MAX];
-        struct stat st;
-        if (snprintf(p, sizeof p, "%s%s", hierarchies()->memory, path) >= (int)sizeof p)
-                return false;
-        return stat(p, &st) < 0 && errno == ENOENT;
 }
 
 int cgroup_make(const char *path, struct err *err)
@@ -383,6 +372,30 @@ int cgroup_restart_counters(const char *path, struct cgroup_base *ret, struct er
         ret->cpu_ns = read_ctl_int(cpu, "cpuacct.usage");
         if (ret->memory_bytes < 0 || ret->cpu_ns < 0)
                 return err_set(err, ERR_IO, 0, "cgroup: read the usage of `%s`", path);
+        return 0;
+}
+
+int cgroup_settle(const char *path, int64_t max_bytes, struct err *err)
+{
+        if (!path_ok(path))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
+        const struct hierarchies *h = hierarchies();
+        if (h->memory_v2)
+                return err_set(err, ERR_INVALID, 0, "cgroup: `%s`: settled on v1 only", path);
+        _cleanup_free_ char *mem = xasprintf("%s%s", h->memory, path);
+        int64_t held = read_ctl_int(mem, "memory.usage_in_bytes");
+        if (held >= 0 && held <= max_bytes)
+                return 0;
+        /* v1's reclaim of all it can from a cgroup without tasks. */
+        int r = write_ctl(mem, "memory.force_empty", "0");
+        if (r < 0)
+                return err_set(err, r == -ENOENT ? ERR_NOT_FOUND : ERR_IO, -r, "cgroup: `%s/memory.force_empty`: %s",
+                               mem, strerror(-r));
+        held = read_ctl_int(mem, "memory.usage_in_bytes");
+        if (held < 0)
+                return err_set(err, ERR_IO, 0, "cgroup: read `%s/memory.usage_in_bytes`", mem);
+        if (held > max_bytes)
+                return err_set(err, ERR_BUSY, 0, "cgroup `%s` still holds %lld bytes", path, (long long)held);
         return 0;
 }
 

@@ -79,10 +79,6 @@ int cgroup_prepare_run(const char *path, struct err *err);
 int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_bytes,
                       const struct cgroup_base *base, struct cgroup_stats *ret, struct err *err);
 
-/* Is the cgroup at path gone from the memory hierarchy, where any process
- * left in it would be (one stat; empty directories the runtime left in
- * other hierarchies count nothing)? */
-bool cgroup_gone(const char *path);
 
 /* Make the cgroup at path in every hierarchy (v1), for runs to reuse.
  * ERR_CONFLICT when one already had it (a leftover: never reused). */
@@ -92,6 +88,17 @@ int cgroup_make(const char *path, struct err *err);
  * restarted from its usage now, and what it counts now in *ret.
  * Thread-safe. */
 int cgroup_restart_counters(const char *path, struct cgroup_base *ret, struct err *err);
+
+/* The most an empty reused cgroup may still hold for the next run to
+ * start in it: what reclaim can take from it while the run goes on, so
+ * what the run's peak can be short by, and the slack within which a peak
+ * counts as its limit reached. */
+#define CGROUP_REUSE_MAX_BYTES (1 << 20)
+
+/* An empty reused cgroup (v1) made fit for the next run: holding more than
+ * max_bytes (page cache charged by the runs before), it is made to give
+ * that back; ERR_BUSY when it still holds more. */
+int cgroup_settle(const char *path, int64_t max_bytes, struct err *err);
 
 /* Rename the cgroup at path to name, beside it, in every v1 hierarchy (v2
  * renames nothing): a reused cgroup that must be left to the collector

@@ -14,7 +14,9 @@
 #define SLOT_PREFIX "slot-"
 #define PER_RUN_LEAF "job"
 
-enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_GONE };
+/* SLOT_UNMADE: free, its cgroup removed (it held too much to reuse) and
+ * made again when next taken. */
+enum slot_state { SLOT_FREE, SLOT_UNMADE, SLOT_BUSY, SLOT_GONE };
 
 struct runcgroup_ops {
         const char *name;
@@ -46,12 +48,13 @@ static void set_state(struct runcgroups *rcs, size_t slot, enum slot_state st)
 {
         pthread_mutex_lock(&rcs->lock);
         rcs->slots[slot] = st;
-        if (st == SLOT_FREE)
+        if (st == SLOT_FREE || st == SLOT_UNMADE)
                 rcs->free[rcs->n_free++] = slot;
         pthread_mutex_unlock(&rcs->lock);
 }
 
-/* A free slot, or the number of a new one (*fresh). */
+/* A free slot, or the number of a new one or an unmade one (*fresh: its
+ * cgroup is to be made). */
 static size_t pick_slot(struct runcgroups *rcs, bool *fresh)
 {
         pthread_mutex_lock(&rcs->lock);
@@ -59,6 +62,7 @@ static size_t pick_slot(struct runcgroups *rcs, bool *fresh)
         *fresh = !rcs->n_free;
         if (!*fresh) {
                 slot = rcs->free[--rcs->n_free];
+                *fresh = rcs->slots[slot] == SLOT_UNMADE;
         } else {
                 slot = rcs->n_slots++;
                 rcs->slots = xrealloc(rcs->slots, rcs->n_slots * sizeof *rcs->slots);
@@ -97,17 +101,32 @@ static int slots_give(struct runcgroups *rcs, struct runcgroup *rc, const char *
                       struct err *err)
 {
         size_t slot = (size_t)rc->slot;
-        /* The runtime deleted its container's cgroup: this finds it gone.
+        /* The runtime deleted its container's cgroup: this finds it gone
+         * in every hierarchy (one per hierarchy: a runtime killed while it
+         * created the container may have made the cpuset one and not yet
+         * the memory one, and deletes nothing it does not know of).
          * Anything left in the slot (a container the runtime could not
          * delete, a process stuck in the kernel) would count in the next
          * run's figures: the slot goes to the collector, named after the
          * run, whose ids stay out of use until then. */
-        if (deleted && (cgroup_gone(rc->leaf) || cgroup_remove(rc->leaf, err) == 0 ||
-                        cgroup_destroy(rc->leaf, err) == 0)) {
-                set_state(rcs, slot, SLOT_FREE);
+        if (deleted && (cgroup_remove(rc->leaf, err) == 0 || cgroup_destroy(rc->leaf, err) == 0)) {
+                /* What the slot still holds (page cache the runs charged
+                 * to it) is the next run's base, which reclaim may shrink
+                 * under that run: kept small, so is what its figures can
+                 * be short by.  One that will not shrink is made anew. */
+                struct err se = ERR_INIT;
+                enum slot_state next = SLOT_FREE;
+                if (cgroup_settle(rc->dir, CGROUP_REUSE_MAX_BYTES, &se) < 0) {
+                        log_debug("run cgroup: %s: made anew", se.msg);
+                        if (cgroup_remove(rc->dir, err) < 0)
+                                goto left;
+                        next = SLOT_UNMADE;
+                }
+                set_state(rcs, slot, next);
                 release(rc);
                 return 0;
         }
+left:
         if (!deleted)
                 err_set(err, ERR_BUSY, 0, "cgroup `%s`: its container was not deleted", rc->leaf);
         struct err re = ERR_INIT;
@@ -178,7 +197,7 @@ void runcgroups_free(struct runcgroups *rcs)
                 return;
         for (size_t i = 0; i < rcs->n_slots; i++) {
                 if (rcs->slots[i] != SLOT_FREE)
-                        continue;
+                        continue;   /* unmade: nothing to remove */
                 _cleanup_free_ char *dir = xasprintf("%s/" SLOT_PREFIX "%zu", rcs->parent, i);
                 struct err err = ERR_INIT;
                 if (cgroup_remove(dir, &err) < 0 && cgroup_destroy(dir, &err) < 0)
@@ -242,7 +261,7 @@ size_t runcgroups_count(struct runcgroups *rcs)
         pthread_mutex_lock(&rcs->lock);
         size_t n = 0;
         for (size_t i = 0; i < rcs->n_slots; i++)
-                n += rcs->slots[i] != SLOT_GONE;
+                n += rcs->slots[i] != SLOT_GONE && rcs->slots[i] != SLOT_UNMADE;
         pthread_mutex_unlock(&rcs->lock);
         return n;
 }

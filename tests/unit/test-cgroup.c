@@ -268,6 +268,79 @@ START_TEST(test_runcgroup_reused_counts_each_run_alone)
 }
 END_TEST
 
+static int64_t slot_usage(const char *dir)
+{
+        char *out = run_cmd("cat /sys/fs/cgroup/memory%s/memory.usage_in_bytes", dir);
+        int64_t n = strtoll(out, NULL, 10);
+        free(out);
+        return n;
+}
+
+/* What a run leaves charged to its slot (page cache) is the next run's
+ * base, which reclaim can take away under that run: its peak would be
+ * short by as much and a limit it reached missed.  A slot goes back
+ * holding at most CGROUP_REUSE_MAX_BYTES: reclaimed, or, when it will not
+ * shrink (tmpfs pages without swap), made anew. */
+START_TEST(test_runcgroup_slot_base_kept_small)
+{
+        if (cgroup_is_v2())
+                return;
+        struct runcgroups *rcs = runcgroups_new(T_cg);
+        /* Unlinked at once, written through /proc: gone with this process
+         * however the test ends. */
+        char cache[] = "/var/tmp/edgecd-test-cache-XXXXXX";   /* on disk: reclaimable */
+        char shm[] = "/dev/shm/edgecd-test-shm-XXXXXX";       /* tmpfs: not */
+        int fds[] = { mkstemp(cache), mkstemp(shm) };
+        ck_assert(fds[0] >= 0 && fds[1] >= 0);
+        unlink(cache);
+        unlink(shm);
+        char *swaps = run_cmd("tail -n +2 /proc/swaps");
+        bool swap = *swaps;
+        free(swaps);
+        const char *files[] = { cache, shm };
+        for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+                struct runcgroup rc;
+                struct err e = ERR_INIT;
+                char id[32];
+                snprintf(id, sizeof id, "t-base-%zu", i);
+                ck_assert_msg(runcgroup_take(rcs, id, &rc, &e) == 0, "%s", e.msg);
+                ck_assert_int_eq(rc.slot, 0);
+                /* A run that leaves 8 MB charged to the slot. */
+                char *made = run_cmd("mkdir /sys/fs/cgroup/memory%s && echo $$ > /sys/fs/cgroup/memory%s/tasks && "
+                                     "dd if=/dev/zero of=/proc/%d/fd/%d bs=1M count=8 conv=fsync status=none && "
+                                     "echo ok", rc.leaf, rc.leaf, (int)getpid(), fds[i]);
+                ck_assert_str_eq(made, "ok\n");
+                free(made);
+                int64_t held = slot_usage(rc.dir);
+                ck_assert_msg(held >= 8 << 20, "%s: the slot holds %lld bytes", files[i], (long long)held);
+                ck_assert_msg(runcgroup_give(rcs, &rc, id, true, &e) == 0, "%s", e.msg);
+                if (i == 0)
+                        ck_assert_uint_eq(runcgroups_count(rcs), 1);   /* reclaimed, kept */
+                else if (!swap)
+                        ck_assert_uint_eq(runcgroups_count(rcs), 0);   /* removed, made when taken */
+
+                snprintf(id, sizeof id, "t-base-%zu-next", i);
+                ck_assert_msg(runcgroup_take(rcs, id, &rc, &e) == 0, "%s", e.msg);
+                ck_assert_int_eq(rc.slot, 0);
+                ck_assert_msg(rc.base.memory_bytes <= CGROUP_REUSE_MAX_BYTES, "%s: the next run starts on %lld bytes",
+                              files[i], (long long)rc.base.memory_bytes);
+                ck_assert_msg(runcgroup_give(rcs, &rc, id, true, &e) == 0, "%s", e.msg);
+        }
+        close(fds[0]);
+        close(fds[1]);
+        /* A limit reached in the slot after all that still counts. */
+        struct proc_exit ex;
+        struct cgroup_stats oom;
+        long slot;
+        run_in_runcgroup(rcs, "t-base-oom", "exec busybox tail < /dev/zero", 16 << 20, &ex, &oom, &slot);
+        ck_assert_int_eq(ex.status, WAIT_SIGNALED);
+        ck_assert(oom.limit_hit);
+        ck_assert_int_gt(oom.peak_memory_bytes, 8 << 20);
+        runcgroups_free(rcs);
+        assert_no_leftovers();
+}
+END_TEST
+
 /* A slot something was left in (its container not deleted, here a
  * process in it) is never used again: it is renamed after its run for the
  * collector, which the pool no longer owns. */
@@ -297,13 +370,26 @@ START_TEST(test_runcgroup_left_slot_goes_to_the_collector)
         ck_assert_int_eq(rc.slot, 1);
         ck_assert(runcgroups_owns(rcs, "slot-1"));
         /* An empty container cgroup the runtime left is removed, and the
-         * slot is free again. */
-        made = run_cmd("mkdir /sys/fs/cgroup/memory%s && echo ok", rc.leaf);
+         * slot is free again: in cpuset alone too, as a runtime killed
+         * while it made the container's cgroups leaves it. */
+        made = run_cmd("mkdir /sys/fs/cgroup/memory%s /sys/fs/cgroup/cpuset%s && echo ok", rc.leaf, rc.leaf);
+        ck_assert_str_eq(made, "ok\n");
+        free(made);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-2", true, &e), 0);
+        ck_assert_msg(runcgroup_take(rcs, "t-left-3", &rc, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc.slot, 1);
+        made = run_cmd("mkdir /sys/fs/cgroup/cpuset%s && echo ok", rc.leaf);
         ck_assert_str_eq(made, "ok\n");
         free(made);
         char *leaf = strdup(rc.leaf);
-        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-2", true, &e), 0);
-        ck_assert(cgroup_gone(leaf));
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-3", true, &e), 0);
+        const char *hier[] = { "memory", "cpuset", "pids", "cpu" };
+        for (size_t i = 0; i < ARRAY_SIZE(hier); i++) {
+                char *q = NULL;
+                ck_assert_int_ge(asprintf(&q, "/sys/fs/cgroup/%s%s", hier[i], leaf), 0);
+                ck_assert_msg(stat(q, &st) < 0 && errno == ENOENT, "%s: left behind", q);
+                free(q);
+        }
         free(leaf);
         ck_assert(runcgroups_owns(rcs, "slot-1"));
         ck_assert_uint_eq(runcgroups_count(rcs), 1);
@@ -673,6 +759,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_run_cgroup_oom);
         tcase_add_test(tc, test_runcgroup_reused_counts_each_run_alone);
         tcase_add_test(tc, test_runcgroup_left_slot_goes_to_the_collector);
+        tcase_add_test(tc, test_runcgroup_slot_base_kept_small);
         tcase_add_test(tc, test_runcgroup_slot_names);
         suite_add_tcase(s, tc);
         TCase *v2 = tcase_create("v2");
