@@ -399,28 +399,6 @@ int cgroup_settle(const char *path, int64_t max_bytes, struct err *err)
         return 0;
 }
 
-int cgroup_rename(const char *path, const char *name, struct err *err)
-{
-        const char *slash = path ? strrchr(path, '/') : NULL;
-        if (!path_ok(path) || !slash || !*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
-                return err_set(err, ERR_INVALID, 0, "cgroup: bad rename of `%s` to `%s`", path ? path : "", name);
-        const struct hierarchies *h = hierarchies();
-        int first_errno = 0;
-        for (size_t i = 0; i < h->n_roots; i++) {
-                /* cgroup2 has no rename: what is there goes as a leftover. */
-                if (cgroup_fs_version(h->roots[i]) != 1)
-                        continue;
-                _cleanup_free_ char *from = xasprintf("%s%s", h->roots[i], path);
-                _cleanup_free_ char *to = xasprintf("%s%.*s/%s", h->roots[i], (int)(slash - path), path, name);
-                if (rename(from, to) < 0 && errno != ENOENT && !first_errno)
-                        first_errno = errno;
-        }
-        if (first_errno)
-                return err_set(err, ERR_IO, first_errno, "cgroup: rename `%s` to `%s`: %s", path, name,
-                               strerror(first_errno));
-        return 0;
-}
-
 int cgroup_remove(const char *path, struct err *err)
 {
         if (!path_ok(path))

@@ -100,11 +100,6 @@ int cgroup_restart_counters(const char *path, struct cgroup_base *ret, struct er
  * that back; ERR_BUSY when it still holds more. */
 int cgroup_settle(const char *path, int64_t max_bytes, struct err *err);
 
-/* Rename the cgroup at path to name, beside it, in every v1 hierarchy (v2
- * renames nothing): a reused cgroup that must be left to the collector
- * under the name of the run that left something in it. */
-int cgroup_rename(const char *path, const char *name, struct err *err);
-
 /* Remove the (empty) cgroup at path from every hierarchy: a run's after its
  * container's is gone, the parent at exit.  Absent is done; ERR_BUSY when
  * something is still in it or below it (then cgroup_destroy()). */

@@ -425,10 +425,17 @@ static bool run_is_live(const char *run_id, void *ctx)
         return liveset_contains(d->live, run_id) || runcgroups_owns(d->cgroups, run_id);
 }
 
-static void run_released(const char *run_id, void *ctx)
+/* name: a run's container or cgroup the collector removed.  A run's ids
+ * are free once nothing of it is left: a slot it left something in (which
+ * the collector removes after the containers) holds them. */
+static void run_released(const char *name, void *ctx)
 {
         struct daemon *d = ctx;
-        cleaner_released(d->cleaner, run_id);
+        _cleanup_free_ char *left_by = runcgroups_collected(d->cgroups, name);
+        if (left_by)
+                cleaner_released(d->cleaner, left_by);
+        else if (!runcgroups_holds_left(d->cgroups, name))
+                cleaner_released(d->cleaner, name);
 }
 
 static void print_token_problem(const char *line, void *ctx)

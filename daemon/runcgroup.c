@@ -30,6 +30,7 @@ struct runcgroups {
         char *parent;
         pthread_mutex_t lock;
         enum slot_state *slots;   /* by number: slot-0, slot-1, ... (never renumbered) */
+        char **left_by;           /* a SLOT_GONE slot's run, whose ids wait for it; else NULL */
         size_t n_slots;
         size_t *free;             /* a stack: the slot freed last is used first */
         size_t n_free;
@@ -44,10 +45,12 @@ static void release(struct runcgroup *rc)
 
 /* -- slots (v1) ---------------------------------------------------------- */
 
-static void set_state(struct runcgroups *rcs, size_t slot, enum slot_state st)
+static void set_state(struct runcgroups *rcs, size_t slot, enum slot_state st, const char *left_by)
 {
         pthread_mutex_lock(&rcs->lock);
         rcs->slots[slot] = st;
+        free(rcs->left_by[slot]);
+        rcs->left_by[slot] = left_by ? xstrdup(left_by) : NULL;
         if (st == SLOT_FREE || st == SLOT_UNMADE)
                 rcs->free[rcs->n_free++] = slot;
         pthread_mutex_unlock(&rcs->lock);
@@ -67,6 +70,8 @@ static size_t pick_slot(struct runcgroups *rcs, bool *fresh)
                 slot = rcs->n_slots++;
                 rcs->slots = xrealloc(rcs->slots, rcs->n_slots * sizeof *rcs->slots);
                 rcs->free = xrealloc(rcs->free, rcs->n_slots * sizeof *rcs->free);
+                rcs->left_by = xrealloc(rcs->left_by, rcs->n_slots * sizeof *rcs->left_by);
+                rcs->left_by[slot] = NULL;
         }
         rcs->slots[slot] = SLOT_BUSY;
         pthread_mutex_unlock(&rcs->lock);
@@ -87,7 +92,7 @@ static int slots_take(struct runcgroups *rcs, const char *run_id, struct runcgro
                 if ((!fresh || cgroup_make(rc->dir, &e) == 0) && cgroup_restart_counters(rc->dir, &rc->base, &e) == 0)
                         return 0;
                 /* Not ours to reuse now: the collector removes what is there. */
-                set_state(rcs, slot, SLOT_GONE);
+                set_state(rcs, slot, SLOT_GONE, NULL);
                 release(rc);
                 if (attempt == 1) {
                         *err = e;
@@ -107,8 +112,10 @@ static int slots_give(struct runcgroups *rcs, struct runcgroup *rc, const char *
          * the memory one, and deletes nothing it does not know of).
          * Anything left in the slot (a container the runtime could not
          * delete, a process stuck in the kernel) would count in the next
-         * run's figures: the slot goes to the collector, named after the
-         * run, whose ids stay out of use until then. */
+         * run's figures: the slot goes to the collector, and the run's ids
+         * stay out of use until it has removed it (runcgroups_collected).
+         * Not renamed: the runtime still finds its container's cgroup where
+         * it made it when the collector deletes the container. */
         if (deleted && (cgroup_remove(rc->leaf, err) == 0 || cgroup_destroy(rc->leaf, err) == 0)) {
                 /* What the slot still holds (page cache the runs charged
                  * to it) is the next run's base, which reclaim may shrink
@@ -122,17 +129,14 @@ static int slots_give(struct runcgroups *rcs, struct runcgroup *rc, const char *
                                 goto left;
                         next = SLOT_UNMADE;
                 }
-                set_state(rcs, slot, next);
+                set_state(rcs, slot, next, NULL);
                 release(rc);
                 return 0;
         }
 left:
         if (!deleted)
                 err_set(err, ERR_BUSY, 0, "cgroup `%s`: its container was not deleted", rc->leaf);
-        struct err re = ERR_INIT;
-        if (cgroup_rename(rc->dir, run_id, &re) < 0)
-                log_warn("run cgroup: %s", re.msg);
-        set_state(rcs, slot, SLOT_GONE);
+        set_state(rcs, slot, SLOT_GONE, run_id);
         release(rc);
         return -1;
 }
@@ -204,6 +208,9 @@ void runcgroups_free(struct runcgroups *rcs)
                         log_warn("run cgroup: %s", err.msg);
         }
         pthread_mutex_destroy(&rcs->lock);
+        for (size_t i = 0; i < rcs->n_slots; i++)
+                free(rcs->left_by[i]);
+        free(rcs->left_by);
         free(rcs->slots);
         free(rcs->free);
         free(rcs->parent);
@@ -264,4 +271,31 @@ size_t runcgroups_count(struct runcgroups *rcs)
                 n += rcs->slots[i] != SLOT_GONE && rcs->slots[i] != SLOT_UNMADE;
         pthread_mutex_unlock(&rcs->lock);
         return n;
+}
+
+bool runcgroups_holds_left(struct runcgroups *rcs, const char *run_id)
+{
+        pthread_mutex_lock(&rcs->lock);
+        bool held = false;
+        for (size_t i = 0; i < rcs->n_slots && !held; i++)
+                held = rcs->left_by[i] && !strcmp(rcs->left_by[i], run_id);
+        pthread_mutex_unlock(&rcs->lock);
+        return held;
+}
+
+char *runcgroups_collected(struct runcgroups *rcs, const char *name)
+{
+        size_t n;
+        if (!runcgroup_slot_name(name, &n))
+                return NULL;
+        pthread_mutex_lock(&rcs->lock);
+        char *run_id = NULL;
+        if (n < rcs->n_slots && rcs->slots[n] == SLOT_GONE) {
+                run_id = TAKE_PTR(rcs->left_by[n]);
+                /* Its number serves again, its cgroup made when taken. */
+                rcs->slots[n] = SLOT_UNMADE;
+                rcs->free[rcs->n_free++] = n;
+        }
+        pthread_mutex_unlock(&rcs->lock);
+        return run_id;
 }

@@ -50,8 +50,9 @@ int runcgroup_stats(const struct runcgroup *rc, int64_t memory_limit_bytes, stru
 
 /* Done with rc, whose container the runtime has deleted (deleted false:
  * it could not).  0 when its cgroups are gone or the slot is free again;
- * -1 with err when something stays, left to the collector under the name
- * run_id.  rc is released either way. */
+ * -1 with err when something stays, left to the collector (a slot
+ * remembers run_id: runcgroups_holds_left, runcgroups_collected).  rc is
+ * released either way. */
 int runcgroup_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, bool deleted,
                    struct err *err);
 
@@ -61,6 +62,16 @@ bool runcgroup_slot_name(const char *name, size_t *ret);
 /* Is name, a cgroup right under the parent, one of this daemon's slots
  * now (the collector's question)? */
 bool runcgroups_owns(struct runcgroups *rcs, const char *name);
+
+/* Is a slot run_id left something in still to be collected (so its ids
+ * are not free yet, though its container may be gone)? */
+bool runcgroups_holds_left(struct runcgroups *rcs, const char *run_id);
+
+/* The collector removed the cgroup `name` right under the parent: when it
+ * was a slot a run left something in, the slot's number serves again and
+ * that run's id is returned (the caller frees it), whose ids are now free;
+ * else NULL. */
+char *runcgroups_collected(struct runcgroups *rcs, const char *name);
 
 /* How many slots exist now (the tests' and /metrics' figure). */
 size_t runcgroups_count(struct runcgroups *rcs);

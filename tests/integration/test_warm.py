@@ -692,7 +692,7 @@ class Collected(WarmCase):
         held = self.wait_pool(d, "t_echo", 1)
         job = d.run_job(echo_job(1))
         self.assertEqual(job["status"], "succeeded", job)
-        self.assertWarm(job, held)
+        rid = self.assertWarm(job, held)
         d.wait_cleaned()     # the deletes are tried after the answer
         self.assertEqual(d.metric("edgecd_cleanup_failures_total", {"kind": "container"}), 1)
         # Its container is still there: its user may not go to another run
@@ -704,6 +704,11 @@ class Collected(WarmCase):
         # The run's job user was held until its container went, and is back.
         wait_for(lambda: d.metric("edgecd_job_users_in_use") == 1, 10, lambda: "the run's job user was not released")
         self.assertIn("collector: removed 1 container(s) no run owned", d.log_text())
+        if not harness.cgroup_v2():
+            # The reused cgroup it ran in went with it.
+            self.assertIn("collector: removed 1 cgroup(s) no run owned", d.log_text())
+            left = [p for p in harness.cgroup_children(d.cgroup_parent) if rid in p]
+            self.assertEqual(left, [])
         self.assertEqual(d.run_job(echo_job(2))["status"], "succeeded")
 
 

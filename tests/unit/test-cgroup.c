@@ -342,8 +342,8 @@ START_TEST(test_runcgroup_slot_base_kept_small)
 END_TEST
 
 /* A slot something was left in (its container not deleted, here a
- * process in it) is never used again: it is renamed after its run for the
- * collector, which the pool no longer owns. */
+ * process in it) is not used again until the collector has removed it:
+ * left where it is, it remembers its run, whose ids wait for that. */
 START_TEST(test_runcgroup_left_slot_goes_to_the_collector)
 {
         if (cgroup_is_v2())
@@ -360,10 +360,12 @@ START_TEST(test_runcgroup_left_slot_goes_to_the_collector)
         ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-1", false, &e), -1);
         ck_assert_int_eq(e.code, ERR_BUSY);
         ck_assert(!runcgroups_owns(rcs, "slot-0"));
+        ck_assert(runcgroups_holds_left(rcs, "t-left-1"));
+        /* Where the runtime made it, for it to delete. */
         char *p = NULL;
-        ck_assert_int_ge(asprintf(&p, "/sys/fs/cgroup/memory%s/t-left-1/t-left-1", T_cg), 0);
+        ck_assert_int_ge(asprintf(&p, "/sys/fs/cgroup/memory%s/slot-0/t-left-1", T_cg), 0);
         struct stat st;
-        ck_assert_msg(stat(p, &st) == 0, "%s: not renamed after its run", p);
+        ck_assert_msg(stat(p, &st) == 0, "%s: moved", p);
         free(p);
         /* The next run gets a new slot. */
         ck_assert_msg(runcgroup_take(rcs, "t-left-2", &rc, &e) == 0, "%s", e.msg);
@@ -393,15 +395,26 @@ START_TEST(test_runcgroup_left_slot_goes_to_the_collector)
         free(leaf);
         ck_assert(runcgroups_owns(rcs, "slot-1"));
         ck_assert_uint_eq(runcgroups_count(rcs), 1);
-        /* What the collector does: cgroup2 renames nothing, so the slot's
-         * directory there is a leftover by its own name. */
-        const char *names[] = { "t-left-1", "slot-0" };
-        for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-                char *left = NULL;
-                ck_assert_int_ge(asprintf(&left, "%s/%s", T_cg, names[i]), 0);
-                ck_assert_msg(cgroup_destroy(left, &e) == 0, "%s", e.msg);
-                free(left);
-        }
+        /* What the collector does: removes the slot no run owns, and hands
+         * back the run whose ids are free now; the slot's number serves
+         * again, made anew. */
+        ck_assert_ptr_null(runcgroups_collected(rcs, "slot-1"));   /* ours: not collected */
+        ck_assert_ptr_null(runcgroups_collected(rcs, "t-left-1"));
+        char *left = NULL;
+        ck_assert_int_ge(asprintf(&left, "%s/slot-0", T_cg), 0);
+        ck_assert_msg(cgroup_destroy(left, &e) == 0, "%s", e.msg);
+        free(left);
+        char *run = runcgroups_collected(rcs, "slot-0");
+        ck_assert_ptr_nonnull(run);
+        ck_assert_str_eq(run, "t-left-1");
+        free(run);
+        ck_assert(!runcgroups_holds_left(rcs, "t-left-1"));
+        ck_assert_ptr_null(runcgroups_collected(rcs, "slot-0"));   /* once */
+        ck_assert_msg(runcgroup_take(rcs, "t-left-4", &rc, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc.slot, 0);
+        ck_assert(runcgroups_owns(rcs, "slot-0"));
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-4", true, &e), 0);
+        ck_assert_uint_eq(runcgroups_count(rcs), 2);
         runcgroups_free(rcs);
         assert_no_leftovers();
 }
