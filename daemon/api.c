@@ -1465,6 +1465,7 @@ static void handle_metrics(struct http_request *req, void *ctx)
                 .store_healthy = store_health(a->d.store, NULL, 0),
                 .store_records = store_count(a->d.store),
                 .warm = a->d.warm, .cleanups_pending = cleaner_pending(a->d.cleaner),
+                .run_cgroup_slots = a->d.cgroups ? runcgroups_count(a->d.cgroups) : 0,
         };
         store_stats(a->d.store, &g.store);
         _cleanup_free_ char *text = metrics_render(&g);

@@ -17,6 +17,7 @@
 #include "scheduler.h"
 #include "warmpool.h"
 #include "cleaner.h"
+#include "runcgroup.h"
 #include "store.h"
 
 /* Everything the handlers use; borrowed, must outlive the api. */
@@ -33,6 +34,7 @@ struct api_deps {
         struct idpool *ids;
         struct warmpool *warm;         /* NULL: no pool */
         struct cleaner *cleaner;
+        struct runcgroups *cgroups;    /* the run cgroups (v1's reused slots) */
 };
 
 struct api;

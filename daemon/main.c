@@ -669,6 +669,7 @@ static int start(struct daemon *d, struct err *err)
                 .cfg = cfg, .registry = d->registry, .queue = d->queue, .store = d->store, .jobs = d->jobs,
                 .scheduler = d->scheduler, .runtime = d->runtime, .breaker = d->breaker,
                 .admission = d->admission, .ids = d->ids, .warm = d->warm, .cleaner = d->cleaner,
+                .cgroups = d->cgroups,
         };
         if (api_start(&deps, listen_fd, auth, &d->api, err) < 0)
                 return -1;

@@ -71,6 +71,7 @@ struct metrics_gauges {
         size_t store_records;
         struct warmpool *warm;        /* NULL: no pool */
         size_t cleanups_pending;
+        size_t run_cgroup_slots;
 };
 
 /* The exposition text; caller frees. */

@@ -563,6 +563,17 @@ class Daemon:
             kids = cgroup_children(self.cgroup_parent)
             if kids:
                 problems.append("job cgroups left: %s" % ", ".join(kids))
+            # Slots are the daemon's while it counts them: one it no longer
+            # does (a run left something in it) is a leftover until the
+            # collector has removed it.
+            if self.alive():
+                slots = set()
+                for d in cgroup_dirs(self.cgroup_parent):
+                    slots.update(x for x in subdirs(d) if SLOT_RE.match(x))
+                counted = self.metric("edgecd_run_cgroup_slots")
+                if len(slots) > counted:
+                    problems.append("slot cgroups the daemon does not count (%d): %s"
+                                    % (counted, ", ".join(sorted(slots))))
         ms = mounts_under(self.tmp)
         ws = os.path.join(self.state_dir, "workspaces")
         if self.alive():
