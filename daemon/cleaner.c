@@ -40,26 +40,37 @@ struct cleaner {
         pthread_t thread;
         struct heartbeat hb;     /* for the watchdog: sandboxes pile up if it sticks */
         struct parked *parked;
-        size_t nparked;
+        size_t nparked, parked_cap;
 };
+
+/* A run's ids are parked before its sandbox is taken apart, not after it
+ * failed to be: taking it apart may hand a slot it left something in to
+ * the collector, which can remove the slot and release the run
+ * (cleaner_released) before sandbox_destroy() returns. */
+static void park(struct cleaner *c, const char *run_id, struct job_ids ids)
+{
+        pthread_mutex_lock(&c->lock);
+        if (c->nparked == c->parked_cap) {
+                c->parked_cap = c->parked_cap ? 2 * c->parked_cap : 4;
+                c->parked = xrealloc(c->parked, c->parked_cap * sizeof *c->parked);
+        }
+        struct parked *p = &c->parked[c->nparked++];
+        snprintf(p->run_id, sizeof p->run_id, "%s", run_id);
+        p->ids = ids;
+        pthread_mutex_unlock(&c->lock);
+}
 
 static void clean(struct cleaner *c, struct sandbox *sb)
 {
         char run_id[RUN_ID_MAX];
         snprintf(run_id, sizeof run_id, "%s", sb->run_id);
         struct job_ids ids = sb->ids;
-        if (sandbox_destroy(&c->env, sb)) {
-                idpool_give(c->ids, ids);
-        } else {
+        park(c, run_id, ids);
+        if (sandbox_destroy(&c->env, sb))
+                cleaner_released(c, run_id);
+        else
                 log_job(LOG_LVL_WARN, NULL, NULL, run_id, "uid %lld stays out of use until its container or cgroup is removed",
                         (long long)ids.uid);
-                pthread_mutex_lock(&c->lock);
-                c->parked = xrealloc(c->parked, (c->nparked + 1) * sizeof *c->parked);
-                struct parked *p = &c->parked[c->nparked++];
-                snprintf(p->run_id, sizeof p->run_id, "%s", run_id);
-                p->ids = ids;
-                pthread_mutex_unlock(&c->lock);
-        }
         liveset_remove(c->live, run_id);
 }
 
