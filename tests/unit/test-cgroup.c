@@ -344,6 +344,59 @@ END_TEST
 /* A slot something was left in (its container not deleted, here a
  * process in it) is not used again until the collector has removed it:
  * left where it is, it remembers its run, whose ids wait for that. */
+/* A free slot that lost its cgroup in one hierarchy (an operator's rmdir,
+ * another manager's cleanup) is not used: the take goes on to a new slot,
+ * the broken one waits for the collector, and once collected its number
+ * serves again, its cgroup made anew in every hierarchy. */
+START_TEST(test_runcgroup_slot_gone_from_under_us)
+{
+        if (cgroup_is_v2())
+                return;   /* no slots on v2 */
+        struct runcgroups *rcs = runcgroups_new(T_cg);
+        struct runcgroup rc, rc2;
+        struct err e = ERR_INIT;
+        ck_assert_msg(runcgroup_take(rcs, "t-gone-1", &rc, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc.slot, 0);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-gone-1", true, &e), 0);
+        char *out = run_cmd("rmdir /sys/fs/cgroup/memory%s/slot-0 && echo ok", T_cg);
+        ck_assert_str_eq(out, "ok\n");
+        free(out);
+
+        ck_assert_msg(runcgroup_take(rcs, "t-gone-2", &rc, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc.slot, 1);
+        ck_assert(!runcgroups_owns(rcs, "slot-0"));
+        ck_assert(runcgroups_owns(rcs, "slot-1"));
+        ck_assert_uint_eq(runcgroups_count(rcs), 1);
+        ck_assert(!runcgroups_holds_left(rcs, "t-gone-1"));
+
+        /* The collector removes what is left of it; no run's ids wait on it. */
+        char *dir = NULL;
+        ck_assert_int_ge(asprintf(&dir, "%s/slot-0", T_cg), 0);
+        ck_assert_msg(cgroup_destroy(dir, &e) == 0, "%s", e.msg);
+        ck_assert_ptr_null(runcgroups_collected(rcs, "slot-0"));
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-gone-2", true, &e), 0);
+
+        /* Two runs at once: slot 1 as it was, slot 0 made again. */
+        ck_assert_msg(runcgroup_take(rcs, "t-gone-3", &rc, &e) == 0, "%s", e.msg);
+        ck_assert_msg(runcgroup_take(rcs, "t-gone-4", &rc2, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc.slot + rc2.slot, 1);
+        const char *hier[] = { "memory", "cpuset", "pids", "cpu" };
+        for (size_t i = 0; i < ARRAY_SIZE(hier); i++) {
+                char *q = NULL;
+                struct stat st;
+                ck_assert_int_ge(asprintf(&q, "/sys/fs/cgroup/%s%s", hier[i], dir), 0);
+                ck_assert_msg(stat(q, &st) == 0 && S_ISDIR(st.st_mode), "%s: not made again", q);
+                free(q);
+        }
+        free(dir);
+        ck_assert_uint_eq(runcgroups_count(rcs), 2);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-gone-3", true, &e), 0);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc2, "t-gone-4", true, &e), 0);
+        runcgroups_free(rcs);
+        assert_no_leftovers();
+}
+END_TEST
+
 START_TEST(test_runcgroup_left_slot_goes_to_the_collector)
 {
         if (cgroup_is_v2())
@@ -772,6 +825,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_run_cgroup_oom);
         tcase_add_test(tc, test_runcgroup_reused_counts_each_run_alone);
         tcase_add_test(tc, test_runcgroup_left_slot_goes_to_the_collector);
+        tcase_add_test(tc, test_runcgroup_slot_gone_from_under_us);
         tcase_add_test(tc, test_runcgroup_slot_base_kept_small);
         tcase_add_test(tc, test_runcgroup_slot_names);
         suite_add_tcase(s, tc);
