@@ -144,6 +144,37 @@ def sleep_job(seconds):
     return {"algorithm": "t_sleep", "parameters": {"seconds": seconds}, "timeout_seconds": 120}
 
 
+def wait_command_runs(d, job_id, timeout=30.0):
+    """Until job_id's container runs its command (a process of its cgroup
+    is no longer the runtime's init): its worker is past building the run
+    (writes to the state dir) and waits on the container, beating.
+    "running" alone comes before the build."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    seen = {}
+    while time.monotonic() < deadline:
+        attempts = d.get_job(job_id).get("attempts") or []
+        rid = attempts[-1].get("run_id") if attempts else None
+        for cg in harness.container_cgroup_dirs(d.cgroup_parent, rid) if rid else []:
+            try:
+                with open(os.path.join(cg, "cgroup.procs")) as f:
+                    pids = f.read().split()
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    with open("/proc/%s/comm" % pid) as f:
+                        comm = f.read().strip()
+                except OSError:
+                    continue
+                seen[pid] = comm
+                if not comm.startswith("runc") and not comm.startswith("crun") and \
+                        not comm.startswith("youki"):
+                    return
+        time.sleep(0.05)
+    raise AssertionError("job %s: its container did not run its command within %.0f s (processes seen: %s)"
+                         % (job_id, timeout * slow_factor(), seen))
+
+
 def wait_log(d, pattern, timeout):
     """True once the daemon's log matches pattern (a regular expression)."""
     return d.wait_log(pattern, timeout / slow_factor())
@@ -246,6 +277,7 @@ class Watchdog(unittest.TestCase):
         self.assertEqual(first.status, 202, first)
         self.addCleanup(harness.cancel_quietly, d, first.body["id"])
         d.wait_status(first.body["id"], "running")
+        wait_command_runs(d, first.body["id"])
         self.assertTrue(ns.wait_for("WATCHDOG=1", 5), ns.messages)
 
         r = subprocess.run(["fsfreeze", "-f", d.state_dir], capture_output=True, text=True)
