@@ -294,6 +294,95 @@ START_TEST(test_spawn_passes_only_stdio)
 }
 END_TEST
 
+/* The helper starts in a session of its own, stdin /dev/null, with every
+ * signal at its default and none blocked, whatever the spawning thread
+ * ignores (the daemon: SIGPIPE) or blocks (the daemon: all it waits for). */
+START_TEST(test_spawn_child_state)
+{
+        signal(SIGPIPE, SIG_IGN);
+        signal(SIGUSR2, SIG_IGN);
+        sigset_t block, old;
+        sigemptyset(&block);
+        sigaddset(&block, SIGTERM);
+        sigaddset(&block, SIGCHLD);
+        pthread_sigmask(SIG_BLOCK, &block, &old);
+        char *argv[] = { (char *)"/bin/cat", (char *)"/proc/self/stat", (char *)"/proc/self/status", NULL };
+        struct spawn_result res = { 0 };
+        struct err e = ERR_INIT;
+        int rc = run(argv, NULL, 10000, &res, &e);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        signal(SIGUSR2, SIG_DFL);
+        ck_assert_msg(rc == 0, "%s", e.msg);
+        ck_assert_int_eq(res.exit.status, WAIT_EXITED);
+        ck_assert_int_eq(res.exit.exit_code, 0);
+        /* "pid (cat) S ppid pgrp session ..." */
+        long pid = 0, pgrp = 0, session = 0;
+        char *nl = strchr(res.output, '\n');
+        ck_assert_ptr_nonnull(nl);
+        *nl = '\0';   /* the stat line; status has parentheses of its own */
+        const char *rp = strrchr(res.output, ')');
+        ck_assert_ptr_nonnull(rp);
+        int got = sscanf(res.output, "%ld", &pid);
+        ck_assert_int_eq(got, 1);
+        got = sscanf(rp + 1, " %*c %*d %ld %ld", &pgrp, &session);
+        ck_assert_int_eq(got, 2);
+        *nl = '\n';
+        ck_assert_int_eq(session, pid);
+        ck_assert_int_eq(pgrp, pid);
+        ck_assert_msg(strstr(res.output, "\nSigBlk:\t0000000000000000\n"), "blocked: %s", res.output);
+        ck_assert_msg(strstr(res.output, "\nSigIgn:\t0000000000000000\n"), "ignored: %s", res.output);
+        spawn_result_done(&res);
+
+        char *link[] = { (char *)"/bin/readlink", (char *)"/proc/self/fd/0", NULL };
+        ck_assert_msg(run(link, NULL, 10000, &res, &e) == 0, "%s", e.msg);
+        ck_assert_str_eq(res.output, "/dev/null\n");
+        spawn_result_done(&res);
+}
+END_TEST
+
+/* Many at once from several threads: each child its own stack, each
+ * output its own, every child reaped. */
+struct many {
+        int id;
+        int ok;
+};
+
+static void *spawn_many(void *arg)
+{
+        struct many *m = arg;
+        char text[32];
+        snprintf(text, sizeof text, "thread %d", m->id);
+        char *argv[] = { (char *)"/bin/echo", text, NULL };
+        for (int i = 0; i < 40; i++) {
+                struct spawn_result res = { 0 };
+                struct err e = ERR_INIT;
+                char want[40];
+                snprintf(want, sizeof want, "%s\n", text);
+                if (run(argv, NULL, 10000, &res, &e) == 0 && res.exit.status == WAIT_EXITED &&
+                    res.exit.exit_code == 0 && strcmp(res.output, want) == 0)
+                        m->ok++;
+                spawn_result_done(&res);
+        }
+        return NULL;
+}
+
+START_TEST(test_spawn_from_many_threads)
+{
+        pthread_t t[6];
+        struct many m[6];
+        for (int i = 0; i < 6; i++) {
+                m[i] = (struct many){ .id = i };
+                ck_assert_int_eq(pthread_create(&t[i], NULL, spawn_many, &m[i]), 0);
+        }
+        for (int i = 0; i < 6; i++) {
+                pthread_join(t[i], NULL);
+                ck_assert_int_eq(m[i].ok, 40);
+        }
+        ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);   /* no child left to reap */
+        ck_assert_int_eq(errno, ECHILD);
+}
+END_TEST
+
 START_TEST(test_spawn_exec_failure)
 {
         char *argv[] = { (char *)"/nonexistent/tool", NULL };
@@ -326,6 +415,8 @@ static Suite *suite(void)
         tcase_add_test(tc, test_spawn_grandchild_holding_the_pipe);
         tcase_add_test(tc, test_spawn_passes_only_stdio);
         tcase_add_test(tc, test_spawn_exec_failure);
+        tcase_add_test(tc, test_spawn_child_state);
+        tcase_add_test(tc, test_spawn_from_many_threads);
         suite_add_tcase(s, tc);
         return s;
 }
