@@ -54,7 +54,7 @@ bool reaper_is_subreaper(void);
 uint64_t reaper_window_open(void);
 void reaper_window_close(uint64_t ticket);
 
-/* For spawn.c: the table lock, held across posix_spawn() so the new pid is
+/* For spawn.c: the table lock, held across the clone() so the new pid is
  * registered before it can exit. */
 void reaper_lock(void);
 void reaper_unlock(void);

@@ -86,11 +86,24 @@ void spawn_result_done(struct spawn_result *r)
 
 /* The children's stacks: one for each spawn under way at once, kept. */
 #define CHILD_STACK_BYTES (64 * 1024)
-#define CHILD_STACK_GUARD 4096
 
 static pthread_mutex_t stacks_lock = PTHREAD_MUTEX_INITIALIZER;
 static void **free_stacks;
 static size_t n_free_stacks, cap_free_stacks;
+
+/* Below each stack, one page that faults (a page of this host's size:
+ * 64 KiB on some arm64 kernels). */
+static size_t guard_bytes(void)
+{
+        long pg = sysconf(_SC_PAGESIZE);
+        return pg > 0 ? (size_t)pg : 4096;
+}
+
+/* The top of a stack from stack_take(), where the child starts. */
+static void *stack_top(void *s)
+{
+        return (char *)s + guard_bytes() + CHILD_STACK_BYTES;
+}
 
 static void *stack_take(void)
 {
@@ -101,12 +114,13 @@ static void *stack_take(void)
         pthread_mutex_unlock(&stacks_lock);
         if (s)
                 return s;
-        s = mmap(NULL, CHILD_STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        size_t guard = guard_bytes();
+        s = mmap(NULL, guard + CHILD_STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                 -1, 0);
         if (s == MAP_FAILED)
                 return NULL;
-        /* Its lowest page faults rather than letting a child run past it. */
-        if (mprotect(s, CHILD_STACK_GUARD, PROT_NONE) < 0) {
-                munmap(s, CHILD_STACK_BYTES);
+        if (mprotect(s, guard, PROT_NONE) < 0) {
+                munmap(s, guard + CHILD_STACK_BYTES);
                 return NULL;
         }
         return s;
@@ -128,10 +142,47 @@ struct child {
         char *const *envp;
         int out_fd;                /* >= 3 */
         int err;                   /* the child's: errno of what failed before its execve() */
+        const char *step;          /* ...and which call that was */
 };
 
 /* The sigset the kernel takes (rt_sigprocmask's size argument). */
-#define KERNEL_SIGSET_BYTES 8
+#define KERNEL_SIGSET_BYTES sizeof(uint64_t)
+
+/* The fallback of close_range(3, ~0U) (Linux before 5.9, or a seccomp
+ * policy that refuses it, as glibc's closefrom falls back): every fd past
+ * 2 that /proc/self/fd lists, its own too (close-on-exec). */
+struct kernel_dirent64 {
+        uint64_t ino;
+        int64_t off;
+        unsigned short reclen;
+        unsigned char type;
+        char name[];
+};
+
+__attribute__((no_sanitize_address)) static long close_from_3(void)
+{
+        long dir = syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir < 0)
+                return -1;
+        char buf[2048] __attribute__((aligned(8)));
+        for (;;) {
+                long n = syscall(SYS_getdents64, dir, buf, sizeof buf);
+                if (n <= 0)
+                        return n;
+                /* procfs lists fds by number from where it left off:
+                 * closing those already listed moves nothing. */
+                for (long at = 0; at < n;) {
+                        const struct kernel_dirent64 *d = (const struct kernel_dirent64 *)(buf + at);
+                        at += d->reclen;
+                        long fd = 0;
+                        const char *p = d->name;
+                        for (; *p >= '0' && *p <= '9' && fd < (1L << 30); p++)
+                                fd = fd * 10 + (*p - '0');
+                        if (p != d->name && !*p && fd > 2 && fd != dir)
+                                syscall(SYS_close, fd);
+                }
+        }
+}
 
 /* In the child, on its own stack, sharing the daemon's memory until its
  * execve(): system calls only (no libc state, no sanitizer's interceptor
@@ -149,18 +200,24 @@ __attribute__((no_sanitize_address)) static int child_main(void *arg)
         /* A session of its own: a signal to the daemon's process group (a
          * Ctrl-C, a supervisor) never reaches a runtime, which would pass
          * it on to a running container. */
+        c->step = "setsid";
         if (syscall(SYS_setsid) < 0)
                 goto fail;
+        c->step = "dup3 of its output";
         if (syscall(SYS_dup3, c->out_fd, STDOUT_FILENO, 0) < 0 || syscall(SYS_dup3, c->out_fd, STDERR_FILENO, 0) < 0)
                 goto fail;
+        c->step = "open /dev/null";
         long in = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
         if (in < 0 || (in != STDIN_FILENO && syscall(SYS_dup3, in, STDIN_FILENO, 0) < 0))
                 goto fail;
-        if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+        c->step = "close the daemon's fds";
+        if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0 && close_from_3() < 0)
                 goto fail;
+        c->step = "unblock signals";
         uint64_t none = 0;
         if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, KERNEL_SIGSET_BYTES) < 0)
                 goto fail;
+        c->step = NULL;   /* execve's own failure: "exec `PATH`: ..." */
         syscall(SYS_execve, c->argv[0], c->argv, c->envp);
 fail:
         c->err = errno ? errno : EIO;
@@ -185,7 +242,7 @@ static int start(const struct spawn_request *req, int out_fd, struct pidref *ret
         reaper_lock();
         /* The parent waits here until the child has called execve() or
          * exited (CLONE_VFORK). */
-        pid_t pid = clone(child_main, (char *)stack + CHILD_STACK_BYTES, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+        pid_t pid = clone(child_main, stack_top(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
         int clone_errno = errno;
         if (pid > 0 && c.err) {
                 /* Its execve() failed: reaped here, never seen by the reaper. */
@@ -199,6 +256,8 @@ static int start(const struct spawn_request *req, int out_fd, struct pidref *ret
         stack_give(stack);
         if (pid < 0)
                 return err_set(err, ERR_RUNTIME, clone_errno, "exec `%s`: clone", req->argv[0]);
+        if (c.err && c.step)
+                return err_set(err, ERR_RUNTIME, c.err, "exec `%s`: the child's %s", req->argv[0], c.step);
         if (c.err)
                 return err_set(err, ERR_RUNTIME, c.err, "exec `%s`", req->argv[0]);
         return 0;

@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <seccomp.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "testutil.h"
@@ -383,6 +385,40 @@ START_TEST(test_spawn_from_many_threads)
 }
 END_TEST
 
+/* close_range refused (Linux before 5.9, a container runtime's seccomp
+ * policy): the child closes what /proc/self/fd lists instead.  This test
+ * runs in a process of its own (check forks each test), so the filter
+ * goes with it. */
+START_TEST(test_spawn_without_close_range)
+{
+        scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+        ck_assert_ptr_nonnull(ctx);
+        ck_assert_int_eq(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(close_range), 0), 0);
+        ck_assert_int_eq(seccomp_load(ctx), 0);
+        seccomp_release(ctx);
+        ck_assert_int_eq(syscall(SYS_close_range, 100U, 100U, 0U), -1);   /* the filter holds */
+        ck_assert_int_eq(errno, ENOSYS);
+
+        int fd = open("/dev/null", O_RDONLY);   /* no O_CLOEXEC on purpose */
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_ge(dup2(fd, 77), 0);
+        ck_assert_int_ge(dup2(fd, 1000), 0);
+        char *argv[] = { (char *)"/bin/sh", (char *)"-c",
+                         (char *)"ls /proc/$$/fd | sort -n | tr '\\n' ' '; echo done", NULL };
+        struct spawn_result res = { 0 };
+        struct err e = ERR_INIT;
+        ck_assert_msg(run(argv, NULL, 10000, &res, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(res.exit.status, WAIT_EXITED);
+        /* sh's own 0, 1, 2 (and the fd ls lists its directory with is
+         * ls's, not sh's). */
+        ck_assert_str_eq(res.output, "0 1 2 done\n");
+        spawn_result_done(&res);
+        close(1000);
+        close(77);
+        close(fd);
+}
+END_TEST
+
 START_TEST(test_spawn_exec_failure)
 {
         char *argv[] = { (char *)"/nonexistent/tool", NULL };
@@ -417,6 +453,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_spawn_exec_failure);
         tcase_add_test(tc, test_spawn_child_state);
         tcase_add_test(tc, test_spawn_from_many_threads);
+        tcase_add_test(tc, test_spawn_without_close_range);
         suite_add_tcase(s, tc);
         return s;
 }
