@@ -214,6 +214,35 @@ static int64_t read_ctl_key(const char *dir, const char *file, const char *key)
         return -1;
 }
 
+/* A counter from a kept file (struct cgroup_files): -1 with errno set when
+ * it cannot be read (ENODEV: its cgroup was removed). */
+static int64_t pread_int(int fd)
+{
+        char buf[64];
+        ssize_t n;
+        do
+                n = pread(fd, buf, sizeof buf - 1, 0);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+                if (n == 0)
+                        errno = EIO;
+                return -1;
+        }
+        buf[n] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        int64_t v;
+        if (!parse_int64(buf, 0, INT64_MAX, &v)) {
+                errno = EIO;
+                return -1;
+        }
+        return v;
+}
+
+static bool cgroup_gone(int e)
+{
+        return e == ENOENT || e == ENODEV;
+}
+
 /* Write text to dir/file in one write(); -errno on failure. */
 static int write_ctl(const char *dir, const char *file, const char *text)
 {
@@ -263,15 +292,19 @@ int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_b
         _cleanup_free_ char *mem = xasprintf("%s%s", h->memory, path);
         _cleanup_free_ char *cpu = xasprintf("%s%s", h->cpu, path);
 
+        /* Kept files: a removed cgroup's say so (ENODEV) when read. */
+        const struct cgroup_files *files = base ? base->files : NULL;
         struct stat st;
-        if (stat(mem, &st) < 0)
+        if (!files && stat(mem, &st) < 0)
                 return err_errno(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, "cgroup: stat `%s`", mem);
 
         struct cgroup_stats s = { .peak_memory_bytes = -1, .cpu_ms = -1 };
         if (h->memory_v2) {
                 read_v2_memory(mem, &s);
         } else {
-                int64_t watermark = read_ctl_int(mem, "memory.max_usage_in_bytes");
+                int64_t watermark = files ? pread_int(files->peak) : read_ctl_int(mem, "memory.max_usage_in_bytes");
+                if (files && watermark < 0 && cgroup_gone(errno))
+                        return err_set(err, ERR_NOT_FOUND, errno, "cgroup: `%s` is gone", mem);
                 /* A reused cgroup's peak restarted from what it held then
                  * (page cache charged to the runs before): this run's is
                  * what it rose by. */
@@ -323,7 +356,7 @@ int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_b
                 int64_t us = read_ctl_key(cpu, "cpu.stat", "usage_usec");
                 s.cpu_ms = us < 0 ? -1 : us / 1000;
         } else {
-                int64_t ns = read_ctl_int(cpu, "cpuacct.usage");
+                int64_t ns = files ? pread_int(files->cpu) : read_ctl_int(cpu, "cpuacct.usage");
                 if (base && ns >= 0)
                         ns = ns > base->cpu_ns ? ns - base->cpu_ns : 0;
                 s.cpu_ms = ns < 0 ? -1 : ns / 1000000;
@@ -354,16 +387,76 @@ int cgroup_make(const char *path, struct err *err)
         return 0;
 }
 
-int cgroup_restart_counters(const char *path, struct cgroup_base *ret, struct err *err)
+int cgroup_files_open(const char *path, struct cgroup_files *ret, struct err *err)
+{
+        *ret = CGROUP_FILES_NONE;
+        if (!path_ok(path))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
+        const struct hierarchies *h = hierarchies();
+        if (h->memory_v2 || h->cpu_v2)
+                return err_set(err, ERR_INVALID, 0, "cgroup: `%s`: counter files are kept on v1 only", path);
+        struct {
+                const char *root, *file;
+                int flags;
+                int *fd;
+        } want[] = {
+                { h->memory, "memory.max_usage_in_bytes", O_RDWR, &ret->peak },
+                { h->memory, "memory.usage_in_bytes", O_RDONLY, &ret->usage },
+                { h->cpu, "cpuacct.usage", O_RDONLY, &ret->cpu },
+        };
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+                char p[PATH_MAX];
+                if (snprintf(p, sizeof p, "%s%s/%s", want[i].root, path, want[i].file) >= (int)sizeof p) {
+                        cgroup_files_close(ret);
+                        return err_set(err, ERR_INVALID, ENAMETOOLONG, "cgroup: `%s`: path too long", path);
+                }
+                *want[i].fd = open(p, want[i].flags | O_CLOEXEC);
+                if (*want[i].fd < 0) {
+                        int e = errno;
+                        cgroup_files_close(ret);
+                        return err_set(err, cgroup_gone(e) ? ERR_NOT_FOUND : ERR_IO, e, "cgroup: open `%s`", p);
+                }
+        }
+        return 0;
+}
+
+void cgroup_files_close(struct cgroup_files *f)
+{
+        int *fds[] = { &f->peak, &f->usage, &f->cpu };
+        for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+                if (*fds[i] >= 0)
+                        close(*fds[i]);
+        *f = CGROUP_FILES_NONE;
+}
+
+int cgroup_restart_counters(const char *path, const struct cgroup_files *files, struct cgroup_base *ret,
+                            struct err *err)
 {
         if (!path_ok(path))
                 return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
         const struct hierarchies *h = hierarchies();
         if (h->memory_v2 || h->cpu_v2)
                 return err_set(err, ERR_INVALID, 0, "cgroup: `%s`: counters are restarted on v1 only", path);
+        *ret = (struct cgroup_base){ .files = files };
+        if (files) {
+                /* Writing 0 sets the peak to the usage now (v1's reset). */
+                ssize_t n = pwrite(files->peak, "0", 1, 0);
+                if (n != 1) {
+                        int e = n < 0 ? errno : EIO;
+                        return err_set(err, cgroup_gone(e) ? ERR_NOT_FOUND : ERR_IO, e,
+                                       "cgroup: reset the peak of `%s`", path);
+                }
+                ret->memory_bytes = pread_int(files->usage);
+                ret->cpu_ns = ret->memory_bytes < 0 ? -1 : pread_int(files->cpu);
+                if (ret->memory_bytes < 0 || ret->cpu_ns < 0) {
+                        int e = errno;
+                        return err_set(err, cgroup_gone(e) ? ERR_NOT_FOUND : ERR_IO, e,
+                                       "cgroup: read the usage of `%s`", path);
+                }
+                return 0;
+        }
         _cleanup_free_ char *mem = xasprintf("%s%s", h->memory, path);
         _cleanup_free_ char *cpu = xasprintf("%s%s", h->cpu, path);
-        /* Writing 0 sets the peak to the usage now (v1's reset). */
         int r = write_ctl(mem, "memory.max_usage_in_bytes", "0");
         if (r < 0)
                 return err_set(err, r == -ENOENT ? ERR_NOT_FOUND : ERR_IO, -r,
@@ -375,7 +468,7 @@ int cgroup_restart_counters(const char *path, struct cgroup_base *ret, struct er
         return 0;
 }
 
-int cgroup_settle(const char *path, int64_t max_bytes, struct err *err)
+int cgroup_settle(const char *path, const struct cgroup_files *files, int64_t max_bytes, struct err *err)
 {
         if (!path_ok(path))
                 return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
@@ -383,7 +476,7 @@ int cgroup_settle(const char *path, int64_t max_bytes, struct err *err)
         if (h->memory_v2)
                 return err_set(err, ERR_INVALID, 0, "cgroup: `%s`: settled on v1 only", path);
         _cleanup_free_ char *mem = xasprintf("%s%s", h->memory, path);
-        int64_t held = read_ctl_int(mem, "memory.usage_in_bytes");
+        int64_t held = files ? pread_int(files->usage) : read_ctl_int(mem, "memory.usage_in_bytes");
         if (held >= 0 && held <= max_bytes)
                 return 0;
         /* v1's reclaim of all it can from a cgroup without tasks. */

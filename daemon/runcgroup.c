@@ -31,6 +31,7 @@ struct runcgroups {
         pthread_mutex_t lock;
         enum slot_state *slots;   /* by number: slot-0, slot-1, ... (never renumbered) */
         char **left_by;           /* a SLOT_GONE slot's run, whose ids wait for it; else NULL */
+        struct cgroup_files **files;  /* a slot's counter files: open while it is FREE, or BUSY once taken */
         size_t n_slots;
         size_t *free;             /* a stack: the slot freed last is used first */
         size_t n_free;
@@ -41,6 +42,14 @@ static void release(struct runcgroup *rc)
         free(rc->dir);
         free(rc->leaf);
         *rc = (struct runcgroup){ .slot = -1 };
+}
+
+/* The slot's cgroup goes (removed, or left to the collector): no file of
+ * it kept. */
+static void drop_files(struct runcgroup *rc)
+{
+        if (rc->files)
+                cgroup_files_close(rc->files);
 }
 
 /* -- slots (v1) ---------------------------------------------------------- */
@@ -57,8 +66,9 @@ static void set_state(struct runcgroups *rcs, size_t slot, enum slot_state st, c
 }
 
 /* A free slot, or the number of a new one or an unmade one (*fresh: its
- * cgroup is to be made). */
-static size_t pick_slot(struct runcgroups *rcs, bool *fresh)
+ * cgroup is to be made), and where its counter files are kept (read here:
+ * the arrays move as slots are added). */
+static size_t pick_slot(struct runcgroups *rcs, bool *fresh, struct cgroup_files **files)
 {
         pthread_mutex_lock(&rcs->lock);
         size_t slot;
@@ -72,8 +82,12 @@ static size_t pick_slot(struct runcgroups *rcs, bool *fresh)
                 rcs->free = xrealloc(rcs->free, rcs->n_slots * sizeof *rcs->free);
                 rcs->left_by = xrealloc(rcs->left_by, rcs->n_slots * sizeof *rcs->left_by);
                 rcs->left_by[slot] = NULL;
+                rcs->files = xrealloc(rcs->files, rcs->n_slots * sizeof *rcs->files);
+                rcs->files[slot] = xmalloc(sizeof **rcs->files);
+                *rcs->files[slot] = CGROUP_FILES_NONE;
         }
         rcs->slots[slot] = SLOT_BUSY;
+        *files = rcs->files[slot];
         pthread_mutex_unlock(&rcs->lock);
         return slot;
 }
@@ -84,14 +98,17 @@ static int slots_take(struct runcgroups *rcs, const char *run_id, struct runcgro
          * and the next one tried, once. */
         for (int attempt = 0;; attempt++) {
                 bool fresh;
-                size_t slot = pick_slot(rcs, &fresh);
+                size_t slot = pick_slot(rcs, &fresh, &rc->files);
                 rc->slot = (long)slot;
                 rc->dir = xasprintf("%s/" SLOT_PREFIX "%zu", rcs->parent, slot);
                 rc->leaf = xasprintf("%s/%s", rc->dir, run_id);
                 struct err e = ERR_INIT;
-                if ((!fresh || cgroup_make(rc->dir, &e) == 0) && cgroup_restart_counters(rc->dir, &rc->base, &e) == 0)
+                if ((!fresh || cgroup_make(rc->dir, &e) == 0) &&
+                    (rc->files->peak >= 0 || cgroup_files_open(rc->dir, rc->files, &e) == 0) &&
+                    cgroup_restart_counters(rc->dir, rc->files, &rc->base, &e) == 0)
                         return 0;
                 /* Not ours to reuse now: the collector removes what is there. */
+                drop_files(rc);
                 set_state(rcs, slot, SLOT_GONE, NULL);
                 release(rc);
                 if (attempt == 1) {
@@ -123,8 +140,9 @@ static int slots_give(struct runcgroups *rcs, struct runcgroup *rc, const char *
                  * be short by.  One that will not shrink is made anew. */
                 struct err se = ERR_INIT;
                 enum slot_state next = SLOT_FREE;
-                if (cgroup_settle(rc->dir, CGROUP_REUSE_MAX_BYTES, &se) < 0) {
+                if (cgroup_settle(rc->dir, rc->files, CGROUP_REUSE_MAX_BYTES, &se) < 0) {
                         log_debug("run cgroup: %s: made anew", se.msg);
+                        drop_files(rc);
                         if (cgroup_remove(rc->dir, err) < 0)
                                 goto left;
                         next = SLOT_UNMADE;
@@ -134,6 +152,7 @@ static int slots_give(struct runcgroups *rcs, struct runcgroup *rc, const char *
                 return 0;
         }
 left:
+        drop_files(rc);
         if (!deleted)
                 err_set(err, ERR_BUSY, 0, "cgroup `%s`: its container was not deleted", rc->leaf);
         set_state(rcs, slot, SLOT_GONE, run_id);
@@ -208,9 +227,13 @@ void runcgroups_free(struct runcgroups *rcs)
                         log_warn("run cgroup: %s", err.msg);
         }
         pthread_mutex_destroy(&rcs->lock);
-        for (size_t i = 0; i < rcs->n_slots; i++)
+        for (size_t i = 0; i < rcs->n_slots; i++) {
                 free(rcs->left_by[i]);
+                cgroup_files_close(rcs->files[i]);
+                free(rcs->files[i]);
+        }
         free(rcs->left_by);
+        free(rcs->files);
         free(rcs->slots);
         free(rcs->free);
         free(rcs->parent);

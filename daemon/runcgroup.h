@@ -7,8 +7,10 @@
  *     once in every hierarchy and used again by run after run, its
  *     counters restarted for each (removing a cgroup from the ten v1
  *     hierarchies of a host like this one was the largest part of the
- *     daemon's own CPU per job).  A slot something was left in is not used
- *     again: it is renamed after that run and left to the collector.
+ *     daemon's own CPU per job).  A slot keeps its counter files open
+ *     while it is in use or free (struct cgroup_files).  A slot something
+ *     was left in is not used again: it stays where it is, its files
+ *     closed, and is left to the collector.
  *   - per run (cgroup v2): "<parent>/<run id>", made with its controllers
  *     before the runtime is asked and removed after the run (one directory).
  *
@@ -28,6 +30,7 @@ struct runcgroup {
         char *dir;                 /* the run cgroup: its totals ("<parent>/slot-3") */
         char *leaf;                /* its container's, the runtime's cgroupsPath, under dir */
         struct cgroup_base base;   /* a slot's counters when taken */
+        struct cgroup_files *files;  /* a slot's counter files, kept open by the slot */
         long slot;                 /* -1: made for this run */
 };
 

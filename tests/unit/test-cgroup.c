@@ -4,6 +4,7 @@
  * cgroup with and without children.  The tcase teardown removes containers
  * and cgroups even when a test fails; the fixture itself is in
  * containerfix.h, shared with test-runtime.c. */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <sys/statfs.h>
@@ -393,6 +394,84 @@ START_TEST(test_runcgroup_slot_gone_from_under_us)
         ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-gone-3", true, &e), 0);
         ck_assert_int_eq(runcgroup_give(rcs, &rc2, "t-gone-4", true, &e), 0);
         runcgroups_free(rcs);
+        assert_no_leftovers();
+}
+END_TEST
+
+static int count_open_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        ck_assert_ptr_nonnull(d);
+        int n = 0;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                n += de->d_name[0] != '.';
+        closedir(d);
+        return n - 1;   /* the directory's own */
+}
+
+/* A slot keeps its three counter files open while it is ours (a pread
+ * each instead of an open, a read and a close), and only then: none more
+ * for a slot used again, none left for one that goes to the collector,
+ * none after runcgroups_free().  What it reads through them is the slot's,
+ * and a slot removed from under them (ENODEV) is not used. */
+START_TEST(test_runcgroup_slot_files_kept)
+{
+        if (cgroup_is_v2())
+                return;   /* no slots on v2 */
+        int before = count_open_fds();
+        struct runcgroups *rcs = runcgroups_new(T_cg);
+        struct proc_exit ex;
+        struct cgroup_stats st;
+        long slot;
+        for (int i = 0; i < 4; i++) {
+                char id[32];
+                snprintf(id, sizeof id, "t-files-%d", i);
+                run_in_runcgroup(rcs, id, "busybox head -c 4000000 /dev/zero | busybox md5sum >/dev/null", 0, &ex,
+                                 &st, &slot);
+                ck_assert_int_eq(slot, 0);
+                ck_assert_int_eq(ex.status, WAIT_EXITED);
+                ck_assert_int_gt(st.peak_memory_bytes, 0);
+                ck_assert_int_ge(st.cpu_ms, 0);
+                ck_assert_int_eq(count_open_fds(), before + 3);
+        }
+        /* Left something in: the slot goes to the collector, its files closed. */
+        struct runcgroup rc;
+        struct err e = ERR_INIT;
+        ck_assert_msg(runcgroup_take(rcs, "t-files-left", &rc, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc.slot, 0);
+        ck_assert_int_ge(rc.files->peak, 0);
+        char *made = run_cmd("mkdir /sys/fs/cgroup/memory%s && echo ok", rc.leaf);
+        ck_assert_str_eq(made, "ok\n");
+        free(made);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-files-left", false, &e), -1);
+        ck_assert_int_eq(count_open_fds(), before);
+        /* The next run: a new slot, its own three files. */
+        run_in_runcgroup(rcs, "t-files-next", "true", 0, &ex, &st, &slot);
+        ck_assert_int_eq(slot, 1);
+        ck_assert_int_eq(count_open_fds(), before + 3);
+        /* Slot 1 removed from under its kept files: they say ENODEV, its
+         * files are closed, and the take goes on to a new slot. */
+        char *out = run_cmd("rmdir /sys/fs/cgroup/memory%s/slot-1 && echo ok", T_cg);
+        ck_assert_str_eq(out, "ok\n");
+        free(out);
+        run_in_runcgroup(rcs, "t-files-after", "true", 0, &ex, &st, &slot);
+        ck_assert_int_eq(slot, 2);
+        ck_assert_int_eq(count_open_fds(), before + 3);
+        ck_assert(!runcgroups_owns(rcs, "slot-1"));
+        for (int i = 0; i < 2; i++) {
+                char *dir = NULL;
+                ck_assert_int_ge(asprintf(&dir, "%s/slot-%d", T_cg, i), 0);
+                ck_assert_msg(cgroup_destroy(dir, &e) == 0, "%s", e.msg);
+                free(runcgroups_collected(rcs, dir + strlen(T_cg) + 1));
+                free(dir);
+        }
+        /* Slot 1 collected, made anew and its files opened again. */
+        run_in_runcgroup(rcs, "t-files-again", "true", 0, &ex, &st, &slot);
+        ck_assert_int_eq(slot, 1);
+        ck_assert_int_eq(count_open_fds(), before + 6);
+        runcgroups_free(rcs);
+        ck_assert_int_eq(count_open_fds(), before);
         assert_no_leftovers();
 }
 END_TEST
@@ -826,6 +905,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_runcgroup_reused_counts_each_run_alone);
         tcase_add_test(tc, test_runcgroup_left_slot_goes_to_the_collector);
         tcase_add_test(tc, test_runcgroup_slot_gone_from_under_us);
+        tcase_add_test(tc, test_runcgroup_slot_files_kept);
         tcase_add_test(tc, test_runcgroup_slot_base_kept_small);
         tcase_add_test(tc, test_runcgroup_slot_names);
         suite_add_tcase(s, tc);
