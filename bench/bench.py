@@ -22,8 +22,9 @@ one run side by side, each label saying how it was measured:
      foreground in a cgroup of the run's own) driven directly as a third arm;
  10. `workers` concurrent clients against as many parallel raw loops:
      jobs per second;
- 11. CPU per job: the daemon's own and its children's (/proc/PID/stat)
-     against one raw run's (wait4 rusage);
+ 11. CPU per job: the daemon's own (its threads' schedstat, in ns, and
+     /proc/PID/stat's ticks) and its children's (/proc/PID/stat) against
+     one raw run's (wait4 rusage);
  12. a warm job (manifest `warm: 2`) against the raw run of 9; skipped when
      the daemon has no warm pool;
  13. the matrix product's GFLOP/s at 256, 1,024 and 2,048 per side (doubles):
