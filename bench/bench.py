@@ -1235,18 +1235,27 @@ def proc_cpu_ticks(pid):
 
 
 def proc_threads_cpu_ns(pid):
-    """The CPU time of pid's threads now, in ns: the sum of the first field
-    of each /proc/PID/task/TID/schedstat (the scheduler's own count, what
-    utime+stime are scaled to, without their 10 ms steps).  A thread that
-    ended is not in it: the daemon's live as long as it does."""
-    total = 0
+    """The CPU time of each of pid's threads now, in ns, by thread id: the
+    first field of /proc/PID/task/TID/schedstat (the scheduler's own count,
+    what utime+stime are scaled to, without their 10 ms steps).  A kernel
+    without schedstat (CONFIG_SCHED_INFO) is an error, not 0 ms."""
+    out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
             with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                total += int(f.read().split()[0])
+                out[tid] = int(f.read().split()[0])
         except (OSError, ValueError, IndexError):
-            pass
-    return total
+            pass   # the thread ended meanwhile
+    if not out:
+        raise RuntimeError("no /proc/%d/task/*/schedstat to read" % pid)
+    return out
+
+
+def threads_cpu_delta_ns(before, after):
+    """What the threads used between two proc_threads_cpu_ns() readings (a
+    thread that ended meanwhile is not counted: the daemon's live as long
+    as it does)."""
+    return sum(ns - before.get(tid, 0) for tid, ns in after.items())
 
 
 def section_11_cpu(rig, k=60):
@@ -1286,7 +1295,7 @@ def section_11_cpu(rig, k=60):
         own1, kids1 = proc_cpu_ticks(d.proc.pid)
         ns1 = proc_threads_cpu_ns(d.proc.pid)
         return ((own1 - own0) * 1000.0 / hz / n, (kids1 - kids0) * 1000.0 / hz / n, own1 - own0, el,
-                (ns1 - ns0) / 1e6 / n)
+                threads_cpu_delta_ns(ns0, ns1) / 1e6 / n)
 
     own, kids, ticks, el_a, own_ns = window(lambda: timed_job(d, payload), k)
     s = d.session(timeout=120)

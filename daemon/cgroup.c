@@ -476,7 +476,19 @@ int cgroup_settle(const char *path, const struct cgroup_files *files, int64_t ma
         if (h->memory_v2)
                 return err_set(err, ERR_INVALID, 0, "cgroup: `%s`: settled on v1 only", path);
         _cleanup_free_ char *mem = xasprintf("%s%s", h->memory, path);
-        int64_t held = files ? pread_int(files->usage) : read_ctl_int(mem, "memory.usage_in_bytes");
+        int64_t held;
+        if (files) {
+                /* Its own files or nothing: a directory made again at its
+                 * name is not the cgroup they were opened in. */
+                held = pread_int(files->usage);
+                if (held < 0) {
+                        int e = errno;
+                        return err_set(err, cgroup_gone(e) ? ERR_NOT_FOUND : ERR_IO, e, "cgroup: read the usage of `%s`",
+                                       path);
+                }
+        } else {
+                held = read_ctl_int(mem, "memory.usage_in_bytes");
+        }
         if (held >= 0 && held <= max_bytes)
                 return 0;
         /* v1's reclaim of all it can from a cgroup without tasks. */

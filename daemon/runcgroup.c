@@ -103,6 +103,8 @@ static int slots_take(struct runcgroups *rcs, const char *run_id, struct runcgro
                 rc->dir = xasprintf("%s/" SLOT_PREFIX "%zu", rcs->parent, slot);
                 rc->leaf = xasprintf("%s/%s", rc->dir, run_id);
                 struct err e = ERR_INIT;
+                if (fresh)
+                        drop_files(rc);   /* none of a cgroup made anew are its */
                 if ((!fresh || cgroup_make(rc->dir, &e) == 0) &&
                     (rc->files->peak >= 0 || cgroup_files_open(rc->dir, rc->files, &e) == 0) &&
                     cgroup_restart_counters(rc->dir, rc->files, &rc->base, &e) == 0)

@@ -470,6 +470,19 @@ START_TEST(test_runcgroup_slot_files_kept)
         run_in_runcgroup(rcs, "t-files-again", "true", 0, &ex, &st, &slot);
         ck_assert_int_eq(slot, 1);
         ck_assert_int_eq(count_open_fds(), before + 6);
+        /* A slot whose directory was removed and made again under a run
+         * (its files then the old cgroup's): given back, it is removed
+         * and made anew, not kept free with files that say ENODEV. */
+        ck_assert_msg(runcgroup_take(rcs, "t-files-remade", &rc, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc.slot, 1);
+        out = run_cmd("rmdir /sys/fs/cgroup/memory%s && mkdir /sys/fs/cgroup/memory%s && echo ok", rc.dir, rc.dir);
+        ck_assert_str_eq(out, "ok\n");
+        free(out);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-files-remade", true, &e), 0);
+        ck_assert_int_eq(count_open_fds(), before + 3);
+        run_in_runcgroup(rcs, "t-files-remade-next", "true", 0, &ex, &st, &slot);
+        ck_assert_int_eq(slot, 1);
+        ck_assert_int_eq(count_open_fds(), before + 6);
         runcgroups_free(rcs);
         ck_assert_int_eq(count_open_fds(), before);
         assert_no_leftovers();
