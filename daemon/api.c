@@ -49,7 +49,7 @@ struct wait {
         /* The commit before the answer (submit): the write in flight and
          * what it carries.  committing: handed to the store, not done. */
         bool committing, committed;
-        enum { COMMIT_SUBMIT, COMMIT_BATCH, COMMIT_CANCEL, COMMIT_SYNC, COMMIT_LIST } kind;
+        enum { COMMIT_SUBMIT, COMMIT_BATCH, COMMIT_CANCEL, COMMIT_SYNC } kind;
         bool refused;            /* never handed to the store: the api is stopping */
         struct store_write write;
         struct store_item item;
@@ -60,8 +60,6 @@ struct wait {
         struct batch *batch;     /* POST /v1/jobs/batch: its items */
         void *body_map;          /* a spooled body, taken from the request: rec.params points into it */
         size_t body_map_len;
-        char *list_text;         /* GET /v1/jobs: the page, answered once what it shows is on disk */
-        size_t list_len;
 };
 
 /* POST /v1/jobs/batch: its items. */
@@ -177,7 +175,6 @@ static void wait_unref(void *p)
         batch_free(w->batch);
         if (w->body_map)
                 munmap(w->body_map, w->body_map_len);
-        free(w->list_text);
         free(w);
 }
 
@@ -981,7 +978,6 @@ static void after_commit(struct api *a, struct wait *w)
                         scheduler_cancel_end(a->d.scheduler, w->job, w->item.outcome == STORE_ITEM_OK);
                 break;
         case COMMIT_SYNC:
-        case COMMIT_LIST:
                 break;
         }
 }
@@ -1302,24 +1298,9 @@ static void handle_logs(struct http_request *req, void *ctx)
         http_reply_text(req, 200, "text/plain; charset=utf-8", text ? text : "", len);
 }
 
-/* The second dispatch of a list: the page read before the sync. */
-static void finish_list(struct http_request *req, struct wait *w)
-{
-        w->committing = false;
-        if (w->write.err.code != ERR_OK)
-                log_debug("GET /v1/jobs: answered without a sync: %s", w->write.err.msg);
-        size_t len = w->list_len;
-        http_reply_json_text(req, 200, TAKE_PTR(w->list_text), len);
-}
-
 static void handle_list(struct http_request *req, void *ctx)
 {
         struct api *a = ctx;
-        struct wait *w0 = http_state(req);
-        if (w0) {
-                finish_list(req, w0);
-                return;
-        }
         struct store_filter f = { .status = -1, .limit = LIST_DEFAULT_LIMIT };
         const char *status = http_query(req, "status");
         if (status && (f.status = job_status_parse(status)) < 0) {
@@ -1355,20 +1336,7 @@ static void handle_list(struct http_request *req, void *ctx)
                 reply_err(req, &err, NULL);
                 return;
         }
-        /* The page may show a job committed lazily (a waited submit nobody
-         * has the id of yet): its id is given once that is on disk, as a
-         * waited submit's is when its wait runs out.  Read first, synced
-         * after: all the page shows was committed before the sync.  The
-         * store's writer answers at once when nothing lazy is waiting for
-         * the disk; one that cannot write fails the sync at once (not
-         * retried), and the page is answered as it is. */
-        struct wait *w = wait_for(a, req);
-        w->kind = COMMIT_LIST;
-        w->list_text = text;
-        w->list_len = len;
-        w->write = (struct store_write){ .kind = STORE_SYNC };
-        if (commit(a, req, w))
-                finish_list(req, w);
+        http_reply_json_text(req, 200, text, len);
 }
 
 /* ---- registry and health ---- */

@@ -132,9 +132,6 @@ struct store_backend {
         bool healthy;
         char reason[512];
         bool sync_normal;                  /* the writer's: synchronous=NORMAL set */
-        /* The writer's: a lazy commit changed something that no fsync has
-         * covered yet (at open: a WAL a killed daemon left may hold one). */
-        bool lazy_unsynced;
         int wal_pages;                     /* the writer's: the WAL's size after its last commit */
         struct store_stats stats;
         size_t count;
@@ -739,10 +736,8 @@ static bool probe(struct store_backend *b)
         /* A probe that fsyncs: the disk is the question. */
         if (set_sync_normal(b, false, &err) == 0 && exec(b->w, "BEGIN IMMEDIATE", &err) == 0 &&
             exec(b->w, SQL_PROBE, &err) == 0 &&
-            exec(b->w, SQL_UNPROBE, &err) == 0 && exec(b->w, "COMMIT", &err) == 0) {
-                b->lazy_unsynced = false;   /* a commit with an fsync of the WAL */
+            exec(b->w, SQL_UNPROBE, &err) == 0 && exec(b->w, "COMMIT", &err) == 0)
                 return true;
-        }
         struct err ignored = ERR_INIT;
         if (!sqlite3_get_autocommit(b->w))
                 exec(b->w, "ROLLBACK", &ignored);
@@ -819,7 +814,6 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
         bool lazy = true;
         for (struct store_write *w = batch; w; w = w->next)
                 lazy &= w->lazy;
-        sqlite3_int64 changes = sqlite3_total_changes64(b->w);
         bool failed = set_sync_normal(b, lazy, &err) < 0 || exec_kept(b->w, "BEGIN IMMEDIATE", &err) < 0;
         size_t k = 0;
         for (struct store_write *w = batch; w && !failed; w = w->next, k++) {
@@ -832,10 +826,6 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
         }
         if (!failed && exec_kept(b->w, "COMMIT", &err) < 0)
                 failed = true;
-        /* What a commit that changed nothing leaves as it was: it wrote no
-         * frame and synced nothing. */
-        if (!failed && sqlite3_total_changes64(b->w) != changes)
-                b->lazy_unsynced = lazy;
         if (failed) {
                 struct err ignored = ERR_INIT;
                 if (!sqlite3_get_autocommit(b->w))
@@ -963,14 +953,6 @@ static int beat_while_stepping(void *ctx)
         return 0;
 }
 
-static bool syncs_only(const struct store_write *batch)
-{
-        for (const struct store_write *w = batch; w; w = w->next)
-                if (w->kind != STORE_SYNC)
-                        return false;
-        return true;
-}
-
 static void *writer_main(void *arg)
 {
         struct store_backend *b = arg;
@@ -1086,13 +1068,6 @@ static void *writer_main(void *arg)
                         for (struct store_write *w = batch, *next; w; w = next) {
                                 next = w->next;
                                 hold_or_fail(b, w, &failure);
-                        }
-                } else if (batch && syncs_only(batch) && !b->lazy_unsynced) {
-                        /* Nothing lazy waits for the disk: done. */
-                        for (struct store_write *w = batch, *next; w; w = next) {
-                                next = w->next;
-                                w->next = NULL;
-                                finish_write(w, NULL);
                         }
                 } else if (batch) {
                         commit_batch(b, batch, true, NULL);
@@ -1491,7 +1466,6 @@ static int sqlite_open(const char *state_dir, struct store_backend **ret, struct
         b->path = xasprintf("%s/%s", state_dir, DB_NAME);
         b->dir = xstrdup(state_dir);
         b->healthy = true;
-        b->lazy_unsynced = true;
         pthread_mutex_init(&b->lock, NULL);
         pthread_cond_init(&b->cond, NULL);
         pthread_mutex_init(&b->rlock, NULL);
