@@ -243,6 +243,13 @@ static bool cgroup_gone(int e)
         return e == ENOENT || e == ENODEV;
 }
 
+/* A kept file's failure (errno e) as an error: ERR_NOT_FOUND when its
+ * cgroup is gone. */
+static int files_err(struct err *err, int e, const char *what, const char *path)
+{
+        return err_set(err, cgroup_gone(e) ? ERR_NOT_FOUND : ERR_IO, e, "cgroup: %s `%s`", what, path);
+}
+
 /* Write text to dir/file in one write(); -errno on failure. */
 static int write_ctl(const char *dir, const char *file, const char *text)
 {
@@ -414,7 +421,7 @@ int cgroup_files_open(const char *path, struct cgroup_files *ret, struct err *er
                 if (*want[i].fd < 0) {
                         int e = errno;
                         cgroup_files_close(ret);
-                        return err_set(err, cgroup_gone(e) ? ERR_NOT_FOUND : ERR_IO, e, "cgroup: open `%s`", p);
+                        return files_err(err, e, "open", p);
                 }
         }
         return 0;
@@ -434,37 +441,15 @@ int cgroup_restart_counters(const char *path, const struct cgroup_files *files, 
 {
         if (!path_ok(path))
                 return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
-        const struct hierarchies *h = hierarchies();
-        if (h->memory_v2 || h->cpu_v2)
-                return err_set(err, ERR_INVALID, 0, "cgroup: `%s`: counters are restarted on v1 only", path);
         *ret = (struct cgroup_base){ .files = files };
-        if (files) {
-                /* Writing 0 sets the peak to the usage now (v1's reset). */
-                ssize_t n = pwrite(files->peak, "0", 1, 0);
-                if (n != 1) {
-                        int e = n < 0 ? errno : EIO;
-                        return err_set(err, cgroup_gone(e) ? ERR_NOT_FOUND : ERR_IO, e,
-                                       "cgroup: reset the peak of `%s`", path);
-                }
-                ret->memory_bytes = pread_int(files->usage);
-                ret->cpu_ns = ret->memory_bytes < 0 ? -1 : pread_int(files->cpu);
-                if (ret->memory_bytes < 0 || ret->cpu_ns < 0) {
-                        int e = errno;
-                        return err_set(err, cgroup_gone(e) ? ERR_NOT_FOUND : ERR_IO, e,
-                                       "cgroup: read the usage of `%s`", path);
-                }
-                return 0;
-        }
-        _cleanup_free_ char *mem = xasprintf("%s%s", h->memory, path);
-        _cleanup_free_ char *cpu = xasprintf("%s%s", h->cpu, path);
-        int r = write_ctl(mem, "memory.max_usage_in_bytes", "0");
-        if (r < 0)
-                return err_set(err, r == -ENOENT ? ERR_NOT_FOUND : ERR_IO, -r,
-                               "cgroup: reset `%s/memory.max_usage_in_bytes`", mem);
-        ret->memory_bytes = read_ctl_int(mem, "memory.usage_in_bytes");
-        ret->cpu_ns = read_ctl_int(cpu, "cpuacct.usage");
+        /* Writing 0 sets the peak to the usage now (v1's reset). */
+        ssize_t n = pwrite(files->peak, "0", 1, 0);
+        if (n != 1)
+                return files_err(err, n < 0 ? errno : EIO, "reset the peak of", path);
+        ret->memory_bytes = pread_int(files->usage);
+        ret->cpu_ns = ret->memory_bytes < 0 ? -1 : pread_int(files->cpu);
         if (ret->memory_bytes < 0 || ret->cpu_ns < 0)
-                return err_set(err, ERR_IO, 0, "cgroup: read the usage of `%s`", path);
+                return files_err(err, errno, "read the usage of", path);
         return 0;
 }
 
@@ -472,33 +457,22 @@ int cgroup_settle(const char *path, const struct cgroup_files *files, int64_t ma
 {
         if (!path_ok(path))
                 return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
-        const struct hierarchies *h = hierarchies();
-        if (h->memory_v2)
-                return err_set(err, ERR_INVALID, 0, "cgroup: `%s`: settled on v1 only", path);
-        _cleanup_free_ char *mem = xasprintf("%s%s", h->memory, path);
-        int64_t held;
-        if (files) {
-                /* Its own files or nothing: a directory made again at its
-                 * name is not the cgroup they were opened in. */
-                held = pread_int(files->usage);
-                if (held < 0) {
-                        int e = errno;
-                        return err_set(err, cgroup_gone(e) ? ERR_NOT_FOUND : ERR_IO, e, "cgroup: read the usage of `%s`",
-                                       path);
-                }
-        } else {
-                held = read_ctl_int(mem, "memory.usage_in_bytes");
-        }
-        if (held >= 0 && held <= max_bytes)
+        /* Its own files or nothing: a directory made again at its name is
+         * not the cgroup they were opened in. */
+        int64_t held = pread_int(files->usage);
+        if (held < 0)
+                return files_err(err, errno, "read the usage of", path);
+        if (held <= max_bytes)
                 return 0;
         /* v1's reclaim of all it can from a cgroup without tasks. */
+        _cleanup_free_ char *mem = xasprintf("%s%s", hierarchies()->memory, path);
         int r = write_ctl(mem, "memory.force_empty", "0");
         if (r < 0)
                 return err_set(err, r == -ENOENT ? ERR_NOT_FOUND : ERR_IO, -r, "cgroup: `%s/memory.force_empty`: %s",
                                mem, strerror(-r));
-        held = read_ctl_int(mem, "memory.usage_in_bytes");
+        held = pread_int(files->usage);
         if (held < 0)
-                return err_set(err, ERR_IO, 0, "cgroup: read `%s/memory.usage_in_bytes`", mem);
+                return files_err(err, errno, "read the usage of", path);
         if (held > max_bytes)
                 return err_set(err, ERR_BUSY, 0, "cgroup `%s` still holds %lld bytes", path, (long long)held);
         return 0;

@@ -103,9 +103,9 @@ int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_b
  * ERR_CONFLICT when one already had it (a leftover: never reused). */
 int cgroup_make(const char *path, struct err *err);
 
-/* A v1 cgroup at path made ready for another run: its memory peak
- * restarted from its usage now, and what it counts now in *ret.  files
- * (may be NULL) are its counter files, kept in ret for cgroup_read_stats:
+/* A v1 cgroup at path made ready for another run through its counter
+ * files (cgroup_files_open): its memory peak restarted from its usage now,
+ * and what it counts now in *ret, which keeps files for cgroup_read_stats:
  * they must stay open as long as ret is used.  Thread-safe. */
 int cgroup_restart_counters(const char *path, const struct cgroup_files *files, struct cgroup_base *ret,
                             struct err *err);
@@ -116,9 +116,10 @@ int cgroup_restart_counters(const char *path, const struct cgroup_files *files, 
  * counts as its limit reached. */
 #define CGROUP_REUSE_MAX_BYTES (1 << 20)
 
-/* An empty reused cgroup (v1) made fit for the next run: holding more than
- * max_bytes (page cache charged by the runs before), it is made to give
- * that back; ERR_BUSY when it still holds more. */
+/* An empty reused cgroup (v1, its counter files) made fit for the next
+ * run: holding more than max_bytes (page cache charged by the runs
+ * before), it is made to give that back; ERR_BUSY when it still holds
+ * more, ERR_NOT_FOUND when the files' cgroup is gone. */
 int cgroup_settle(const char *path, const struct cgroup_files *files, int64_t max_bytes, struct err *err);
 
 /* Remove the (empty) cgroup at path from every hierarchy: a run's after its
