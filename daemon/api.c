@@ -1099,9 +1099,12 @@ static void handle_submit(struct http_request *req, void *ctx)
         w->kind = COMMIT_SUBMIT;
         /* Never acknowledge what is not on disk.  A submit that waits for
          * its job, without an Idempotency-Key, tells no one of the job
-         * before its answer: lazy, and on disk by then (finish_wait). */
-        w->write = (struct store_write){ .kind = STORE_INSERT, .items = &w->item, .n = 1,
-                                         .lazy = wait_seconds > 0 && !key };
+         * before its answer: lazy, and on disk by then (finish_wait).
+         * No reader sees it before, so its run takes the parameters from
+         * the job (small ones, a bounded sum of them). */
+        bool lazy = wait_seconds > 0 && !key && !raw && w->rec.params_len <= STORE_LAZY_MAX_BYTES &&
+                    job_hold_params(j, w->rec.params, w->rec.params_len);
+        w->write = (struct store_write){ .kind = STORE_INSERT, .items = &w->item, .n = 1, .lazy = lazy };
         j->submit_lazy = w->write.lazy;
         if (commit(a, req, w))
                 finish_submit(a, req, w);

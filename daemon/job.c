@@ -114,6 +114,24 @@ void job_set_callback(struct job *j, const char *url)
         uuid_unparse_lower(u, j->callback_delivery);
 }
 
+/* Bytes of parameters held by jobs (job_hold_params), all of them. */
+static size_t params_held;
+
+bool job_hold_params(struct job *j, const char *params, size_t len)
+{
+        size_t held = __atomic_load_n(&params_held, __ATOMIC_RELAXED);
+        do {
+                if (len > JOB_PARAMS_HELD_MAX - held)
+                        return false;
+        } while (!__atomic_compare_exchange_n(&params_held, &held, held + len, true, __ATOMIC_RELAXED,
+                                              __ATOMIC_RELAXED));
+        j->params = xmalloc(len + 1);
+        memcpy(j->params, params, len);
+        j->params[len] = '\0';
+        j->params_len = len;
+        return true;
+}
+
 struct job *job_ref(struct job *j)
 {
         if (j)
@@ -132,6 +150,10 @@ void job_unref(struct job *j)
         }
         if (j->cancel_fd >= 0)
                 close(j->cancel_fd);
+        if (j->params) {
+                free(j->params);
+                __atomic_sub_fetch(&params_held, j->params_len, __ATOMIC_RELAXED);
+        }
         manifest_unref(j->manifest);
         free(j->submitted_by);
         free(j->callback_url);

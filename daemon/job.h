@@ -66,6 +66,11 @@ struct job {
         bool submit_lazy;
         /* Read back from the store at start (immutable). */
         bool from_disk;
+        /* A lazily submitted job's parameters (job_hold_params), which
+         * the store shows no reader before its insert is committed: set
+         * before the job is shared, then immutable; NULL otherwise. */
+        char *params;
+        size_t params_len;
 
         /* Guarded by lock. */
         enum job_status status;
@@ -115,6 +120,11 @@ struct job *job_from_record(const struct job_record *r, struct manifest *m);
 /* Give a new job (not yet shared) a callback: url copied, a fresh
  * delivery id. */
 void job_set_callback(struct job *j, const char *url);
+/* Give a new job (not yet shared) a copy of its parameters, if all jobs
+ * together hold no more than JOB_PARAMS_HELD_MAX bytes of them with these;
+ * false (nothing held) when they would not fit. */
+#define JOB_PARAMS_HELD_MAX ((size_t)16 << 20)
+bool job_hold_params(struct job *j, const char *params, size_t len);
 struct job *job_ref(struct job *j);
 void job_unref(struct job *j);   /* NULL is fine */
 

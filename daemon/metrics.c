@@ -462,11 +462,12 @@ char *metrics_render(const struct metrics_gauges *g)
                 breaker_foreach_unhealthy(g->breaker, put_unhealthy, &b);
         }
         family(&b, "edgecd_store_commits_total", "counter",
-               "Store transactions committed (each one WAL fsync, but the lazy ones).");
+               "Store transactions committed (each one WAL fsync).");
         put(&b, "edgecd_store_commits_total %llu\n", (unsigned long long)g->store.commits);
-        family(&b, "edgecd_store_lazy_commits_total", "counter",
-               "Of those, commits without an fsync (a run's start, a waited-for submit: on disk with the next).");
-        put(&b, "edgecd_store_lazy_commits_total %llu\n", (unsigned long long)g->store.lazy_commits);
+        family(&b, "edgecd_store_deferred_writes_total", "counter",
+               "Lazy writes (a waited-for submit, its run's start) answered before their commit, "
+               "which a later one carried.");
+        put(&b, "edgecd_store_deferred_writes_total %llu\n", (unsigned long long)g->store.deferred_writes);
         family(&b, "edgecd_store_checkpoints_total", "counter",
                "WAL checkpoints, run by the store's writer when it has nothing to commit.");
         put(&b, "edgecd_store_checkpoints_total %llu\n", (unsigned long long)g->store.checkpoints);

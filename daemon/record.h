@@ -75,6 +75,9 @@ struct job_record {
 void record_clear(struct job_record *r);
 /* Free just the parameters. */
 void record_clear_params(struct job_record *r);
+/* dst as a copy of src that owns all its memory (its parameters and
+ * result too, whoever's src's were). */
+void record_copy(struct job_record *dst, const struct job_record *src);
 
 const char *job_status_name(enum job_status s);
 const char *job_priority_name(enum job_priority p);

@@ -189,8 +189,13 @@ static bool run_build(struct run *r)
         struct job *j = r->job;
         struct err err = ERR_INIT;
 
-        /* The parameters stay on disk until the run needs them. */
-        if (store_get(s->d.store, j->id, STORE_READ_PARAMS, &r->params, &err) < 0) {
+        /* The parameters stay on disk until the run needs them, but a
+         * lazily submitted job's, which it holds (its insert may not be
+         * committed yet). */
+        if (j->params) {
+                r->params = (struct job_record){ .params = j->params, .params_len = j->params_len,
+                                                 .params_external = true };
+        } else if (store_get(s->d.store, j->id, STORE_READ_PARAMS, &r->params, &err) < 0) {
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, true, "read the job's parameters: %s", err.msg);
                 return false;
         }
@@ -339,20 +344,21 @@ static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_e
  * from queued: it is not taken when a cancel got there first), in two
  * halves: the commit is in flight while the run is built.  The end is 1
  * when recorded, 0 when the job was cancelled meanwhile, -1 when the store
- * failed.  Nothing starts before it is committed (on disk, or lazily for
- * a job nobody was told of, below): a job that brings the daemon down has
- * its attempts counted. */
+ * failed.  Nothing starts before it is on disk (or with the job's own
+ * insert still waiting for its commit, below): a job that brings the
+ * daemon down has its attempts counted. */
 static struct store_pending *record_attempt_begin(struct scheduler *s, struct job *j, bool first, bool *ret_lazy)
 {
         struct job_record rec;
         job_snapshot(j, &rec);
         *ret_lazy = first && __atomic_load_n(&j->submit_lazy, __ATOMIC_SEQ_CST);
-        /* Lazy for the first run of a job whose submit was lazy too: a
-         * crash of the daemon keeps both (the WAL), which is what the
-         * count is for; a crash of the machine loses the job with its run.
-         * A job someone was told of (acknowledged, or recovered from disk)
-         * has each run on disk before it starts: one that brings the
-         * machine down is counted, and not run for ever. */
+        /* Lazy for the first run of a job whose submit was lazy too:
+         * the store defers it only while that insert waits for its commit
+         * too (nobody has seen the job), and a crash then loses the job
+         * with its run.  A job someone may know of (acknowledged, listed,
+         * recovered from disk) has each run on disk before it starts: one
+         * that brings the daemon or the machine down is counted, and not
+         * run for ever. */
         return store_update_begin(s->d.store, &rec, first ? JOB_QUEUED : JOB_RUNNING, *ret_lazy);
 }
 

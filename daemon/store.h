@@ -91,11 +91,14 @@ struct store_write {
         /* STORE_UPDATE only: keep retrying while the store is unhealthy
          * (a transition must not be lost); inserts never retry. */
         bool retry;
-        /* Answered once committed, before it is on disk: kept if the
-         * daemon dies, lost if the machine does before the next commit
-         * that is not lazy and changes something (or a STORE_SYNC, which
-         * always does) makes it durable, with all before it.  For what no
-         * one has been told of yet (a waited-for submit, its first run). */
+        /* May be answered before it is committed: applied, and carried
+         * to disk by the next write that is not lazy (a STORE_SYNC is
+         * one), or within a fraction of a second (SQLite: DEFER_MS).
+         * Until then no read shows it, and a crash of the daemon loses it.
+         * For what no one has been told of yet (a waited-for submit, its
+         * first run).  An update waits only while its record's insert does
+         * (no reader has seen the record); one with parameters or a result
+         * over STORE_LAZY_MAX_BYTES is committed as any other. */
         bool lazy;
         int64_t prune_before_ms;
         int64_t prune_max_records;
@@ -110,6 +113,10 @@ struct store_write {
         /* The backend's. */
         struct store_write *next;
 };
+
+/* The largest parameters or result a lazy write may carry (its backend
+ * keeps a copy until it is committed). */
+#define STORE_LAZY_MAX_BYTES ((size_t)64 << 10)
 
 struct store_filter {
         int status;               /* enum job_status, or -1 for any */
@@ -133,7 +140,7 @@ struct store_due {
 
 struct store_stats {
         uint64_t commits;         /* transactions committed (SQLite: WAL fsyncs, but lazy ones) */
-        uint64_t lazy_commits;    /* of those, of lazy writes only: no fsync */
+        uint64_t deferred_writes; /* lazy writes answered before their commit (a later one carried them) */
         uint64_t checkpoints;     /* WAL checkpoints run (SQLite), between commits */
         uint64_t writes;          /* writes they carried */
         uint64_t failures;        /* commits that failed */

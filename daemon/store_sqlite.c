@@ -1,14 +1,16 @@
 /* store_sqlite.c - the embedded store backend: SQLite in STATE_DIR/edgecd.db.
  *
  * Durability: WAL journal, synchronous=FULL, so a commit is on disk when
- * COMMIT returns; a batch of lazy writes only (store.h) commits with
- * synchronous=NORMAL, no fsync: in the WAL, which a crash of the daemon
- * keeps, and on disk with the next fsync of the WAL, which every later
- * FULL commit that changes something makes (a STORE_SYNC always does).
- * One writer thread owns the one writing connection and commits every
- * write waiting for it in one transaction (group commit: one WAL fsync for
- * many submitters).  Readers take a connection from a small pool; WAL lets
- * them read while the writer writes.
+ * COMMIT returns.  One writer thread owns the one writing connection and
+ * commits every write waiting for it in one transaction (group commit: one
+ * WAL fsync for many submitters).  Lazy writes (store.h) are applied and
+ * answered inside a transaction left open, which the next write that is not
+ * lazy commits, or the writer DEFER_MS after the first of them: a job
+ * waited for costs one commit, its last; readers (another connection) see
+ * nothing before it is on disk.  The writer keeps a copy of each such write
+ * and applies them again when that transaction is lost (a failed commit).
+ * Readers take a connection from a small pool; WAL lets them read while the
+ * writer writes.
  *
  * Failure: a failed COMMIT (SQLITE_FULL, SQLITE_IOERR ...) makes the store
  * unhealthy with SQLite's words as the reason.  While unhealthy, inserts
@@ -41,6 +43,7 @@
 #define BUSY_TIMEOUT_MS 5000
 #define CHECKPOINT_PAGES 1000     /* SQLite's own threshold, taken when idle */
 #define CHECKPOINT_FORCE_PAGES 4000  /* ...and when never idle */
+#define DEFER_MS 250              /* a lazy write is committed this soon at the latest */
 
 static const char *const migrations[] = {
         /* 1: jobs (the small, often updated part), their parameters and
@@ -114,6 +117,15 @@ struct reader {
         bool busy;
 };
 
+/* A lazy write answered before its commit: the writer's copy, applied
+ * again if the transaction it was answered in is lost. */
+struct deferred {
+        struct deferred *next;
+        struct store_write w;
+        struct store_item item;
+        struct job_record rec;
+};
+
 struct store_backend {
         char *path;
         char *dir;                     /* the state dir: large parameters are read into unnamed files there */
@@ -131,7 +143,13 @@ struct store_backend {
         char last_failure[512];            /* the writer's: why a held retry failed */
         bool healthy;
         char reason[512];
-        bool sync_normal;                  /* the writer's: synchronous=NORMAL set */
+        /* The writer's: its transaction is open past the writes it
+         * answered (deferred: their copies, in order; to be committed by
+         * defer_until, mono ms); txn_inserted rows inserted in it so far. */
+        bool txn_open;
+        struct deferred *deferred, **deferred_tail;
+        int64_t defer_until;
+        long txn_inserted;
         int wal_pages;                     /* the writer's: the WAL's size after its last commit */
         struct store_stats stats;
         size_t count;
@@ -716,25 +734,13 @@ static void finish_write(struct store_write *w, const struct err *err)
         w->done(w);
 }
 
-/* The writer's synchronous mode for the next commits: NORMAL (lazy, no
- * fsync) or FULL; changed only between transactions. */
-static int set_sync_normal(struct store_backend *b, bool normal, struct err *err)
-{
-        if (normal == b->sync_normal)
-                return 0;
-        if (exec_kept(b->w, normal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", err) < 0)
-                return -1;
-        b->sync_normal = normal;
-        return 0;
-}
-
 /* Write a little and commit it, so the disk must take it.  true when it
  * worked. */
 static bool probe(struct store_backend *b)
 {
         struct err err = ERR_INIT;
         /* A probe that fsyncs: the disk is the question. */
-        if (set_sync_normal(b, false, &err) == 0 && exec(b->w, "BEGIN IMMEDIATE", &err) == 0 &&
+        if (exec(b->w, "BEGIN IMMEDIATE", &err) == 0 &&
             exec(b->w, SQL_PROBE, &err) == 0 &&
             exec(b->w, SQL_UNPROBE, &err) == 0 && exec(b->w, "COMMIT", &err) == 0)
                 return true;
@@ -793,7 +799,67 @@ static int apply_write(struct store_backend *b, struct store_write *w, struct vi
         return 0;
 }
 
-/* Commit a batch of writes in one transaction. */
+/* A lazy write the writer can answer before its commit: one record (no
+ * idempotency key, nothing too large to copy); an update only of a record
+ * whose insert waits for its commit too (no reader has seen it). */
+static bool deferrable(const struct store_backend *b, const struct store_write *w)
+{
+        if (!w->lazy || w->n != 1 || (w->kind != STORE_INSERT && w->kind != STORE_UPDATE))
+                return false;
+        const struct store_item *it = &w->items[0];
+        if (it->idem_key || it->rec->params_len > STORE_LAZY_MAX_BYTES || it->rec->result_len > STORE_LAZY_MAX_BYTES)
+                return false;
+        if (w->kind == STORE_INSERT)
+                return true;
+        for (const struct deferred *d = b->deferred; d; d = d->next)
+                if (d->w.kind == STORE_INSERT && !strcmp(d->rec.id, it->rec->id))
+                        return true;
+        return false;
+}
+
+static void defer_keep(struct store_backend *b, const struct store_write *w)
+{
+        struct deferred *d = xcalloc(1, sizeof *d);
+        record_copy(&d->rec, w->items[0].rec);
+        d->item = (struct store_item){ .rec = &d->rec, .expect_status = w->items[0].expect_status };
+        d->w = (struct store_write){ .kind = w->kind, .items = &d->item, .n = 1, .lazy = true };
+        *b->deferred_tail = d;
+        b->deferred_tail = &d->next;
+}
+
+static void defer_drop(struct store_backend *b)
+{
+        for (struct deferred *d = b->deferred, *next; d; d = next) {
+                next = d->next;
+                record_clear(&d->rec);
+                free(d);
+        }
+        b->deferred = NULL;
+        b->deferred_tail = &b->deferred;
+}
+
+/* In a new transaction: the writes answered in one that was lost, again,
+ * in their order.  A fatal SQLite code (err set), else 0. */
+static int defer_reapply(struct store_backend *b, long *inserted, struct err *err)
+{
+        for (struct deferred *d = b->deferred; d; d = d->next) {
+                struct victim *v = NULL;
+                size_t nv = 0;
+                int rc = apply_write(b, &d->w, &v, &nv, inserted);
+                if (rc) {
+                        *err = d->w.err;
+                        return rc;
+                }
+                if (d->w.err.code != ERR_OK)
+                        log_warn("store: %s: job %s: a write answered earlier did not apply again: %s", b->path,
+                                 d->rec.id, d->w.err.msg);
+        }
+        return 0;
+}
+
+/* Commit a batch of writes in one transaction (or, lazy writes only, answer
+ * them and leave it open: see DEFER_MS).  A NULL batch commits what the
+ * open or lost transaction holds. */
 /* Returns whether it committed; the store's health follows only when
  * update_health (a retry of one held write does not speak for all).  With
  * `done` (a list's tail pointer), the writes that committed are appended
@@ -811,10 +877,20 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
         struct victim **victims = xcalloc(nwrites, sizeof *victims);
         size_t *nvictims = xcalloc(nwrites, sizeof *nvictims);
         long inserted = 0, deleted = 0;
-        bool lazy = true;
+        /* Kept open: lazy writes only, answered as they come (never a
+         * held one's retry), until the deadline of the first of them. */
+        bool keep_open = batch && !done && (!b->deferred || now_mono_ms() < b->defer_until);
         for (struct store_write *w = batch; w; w = w->next)
-                lazy &= w->lazy;
-        bool failed = set_sync_normal(b, lazy, &err) < 0 || exec_kept(b->w, "BEGIN IMMEDIATE", &err) < 0;
+                keep_open &= deferrable(b, w);
+        bool failed = false;
+        if (!b->txn_open) {
+                b->txn_inserted = 0;
+                failed = exec_kept(b->w, "BEGIN IMMEDIATE", &err) < 0;
+                if (!failed) {
+                        b->txn_open = true;
+                        failed = defer_reapply(b, &inserted, &err) != 0;
+                }
+        }
         size_t k = 0;
         for (struct store_write *w = batch; w && !failed; w = w->next, k++) {
                 if (apply_write(b, w, &victims[k], &nvictims[k], &inserted)) {
@@ -824,8 +900,47 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
                 w->pruned = nvictims[k];
                 deleted += (long)nvictims[k];
         }
+        /* ...if it holds any (they may all have failed on their own). */
+        if (keep_open && !b->deferred) {
+                bool any = false;
+                for (struct store_write *w = batch; w; w = w->next)
+                        any |= w->err.code == ERR_OK;
+                keep_open = any;
+        }
+        if (!failed && keep_open && !sqlite3_get_autocommit(b->w)) {
+                size_t kept = 0;
+                for (struct store_write *w = batch; w; w = w->next)
+                        if (w->err.code == ERR_OK) {
+                                if (!b->deferred)
+                                        b->defer_until = now_mono_ms() + DEFER_MS;
+                                defer_keep(b, w);
+                                kept++;
+                        }
+                b->txn_inserted += inserted;
+                pthread_mutex_lock(&b->lock);
+                b->stats.writes += nwrites;
+                b->stats.deferred_writes += kept;
+                pthread_mutex_unlock(&b->lock);
+                k = 0;
+                for (struct store_write *w = batch, *next; w; w = next, k++) {
+                        next = w->next;
+                        w->next = NULL;
+                        free(victims[k]);
+                        finish_write(w, w->err.code ? &w->err : NULL);
+                }
+                free(victims);
+                free(nvictims);
+                return true;
+        }
         if (!failed && exec_kept(b->w, "COMMIT", &err) < 0)
                 failed = true;
+        b->txn_open = false;
+        if (!failed) {
+                /* What was answered before is on disk now. */
+                inserted += b->txn_inserted;
+                defer_drop(b);
+        }
+        b->txn_inserted = 0;
         if (failed) {
                 struct err ignored = ERR_INIT;
                 if (!sqlite3_get_autocommit(b->w))
@@ -843,7 +958,6 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
                 b->stats.failures++;
         } else {
                 b->stats.commits++;
-                b->stats.lazy_commits += lazy;
                 b->stats.writes += nwrites;
                 b->count += (size_t)inserted;
                 b->count -= (size_t)deleted <= b->count ? (size_t)deleted : b->count;
@@ -963,7 +1077,7 @@ static void *writer_main(void *arg)
                 heartbeat_beat();
                 /* Idle (or the WAL far past its size under steady load):
                  * the checkpoint delays only writes that come meanwhile. */
-                if (b->healthy && !b->stopping &&
+                if (b->healthy && !b->stopping && !b->txn_open &&
                     ((!b->head && b->wal_pages >= CHECKPOINT_PAGES) || b->wal_pages >= CHECKPOINT_FORCE_PAGES)) {
                         pthread_mutex_unlock(&b->lock);
                         checkpoint(b);
@@ -972,18 +1086,30 @@ static void *writer_main(void *arg)
                         continue;
                 }
                 heartbeat_idle(true);
-                while (!b->head && !b->stopping && !(b->abandon && b->held) &&
-                       (b->healthy || now_mono_ms() < next_retry)) {
-                        if (b->healthy) {
+                for (;;) {
+                        if (b->head || b->stopping || (b->abandon && b->held))
+                                break;
+                        int64_t now = now_mono_ms();
+                        bool deferred = b->deferred && b->healthy;
+                        if ((deferred && now >= b->defer_until) || (!b->healthy && now >= next_retry))
+                                break;
+                        if (b->healthy && !deferred) {
                                 pthread_cond_wait(&b->cond, &b->lock);
                         } else {
-                                struct timespec ts = timespec_in(CLOCK_REALTIME, 200);
+                                struct timespec ts = timespec_in(CLOCK_MONOTONIC, deferred ? b->defer_until - now : 200);
                                 pthread_cond_timedwait(&b->cond, &b->lock, &ts);
                         }
                 }
                 heartbeat_idle(false);
-                if (b->stopping && !b->head)
+                if (b->stopping && !b->head) {
+                        /* What was answered lazily is kept across a stop. */
+                        if (b->deferred) {
+                                pthread_mutex_unlock(&b->lock);
+                                commit_batch(b, NULL, true, NULL);
+                                pthread_mutex_lock(&b->lock);
+                        }
                         break;
+                }
                 bool abandon = b->abandon;
                 /* Take what waits, up to BATCH_MAX writes. */
                 struct store_write *batch = b->head, *last = b->head;
@@ -1053,6 +1179,15 @@ static void *writer_main(void *arg)
                                         w->next = NULL;
                                         finish_write(w, w->err.code ? &w->err : NULL);
                                 }
+                        } else if (b->deferred) {
+                                /* What was answered before the failure is
+                                 * the probe: a smaller write could fit where
+                                 * it does not. */
+                                struct store_write *none = NULL, **tail = &none;
+                                if (commit_batch(b, NULL, false, &tail))
+                                        set_health(b, true, NULL);
+                                else
+                                        set_health(b, false, b->last_failure);
                         } else if (probe(b)) {
                                 set_health(b, true, NULL);
                         }
@@ -1072,10 +1207,23 @@ static void *writer_main(void *arg)
                 } else if (batch) {
                         commit_batch(b, batch, true, NULL);
                 }
+                /* Lazy writes at their deadline: committed now. */
+                pthread_mutex_lock(&b->lock);
+                healthy = b->healthy;
+                pthread_mutex_unlock(&b->lock);
+                if (healthy && b->deferred && now_mono_ms() >= b->defer_until)
+                        commit_batch(b, NULL, true, NULL);
                 pthread_mutex_lock(&b->lock);
         }
         /* Closing: what could not be written fails now. */
         pthread_mutex_unlock(&b->lock);
+        size_t lost = 0;
+        for (struct deferred *d = b->deferred; d; d = d->next)
+                lost++;
+        if (lost)
+                log_error("store: %s: %zu lazy writes answered before their commit could not be kept "
+                          "(the store cannot write)", b->path, lost);
+        defer_drop(b);
         fail_all(take_held(b), "closed before it could write");
         heartbeat_idle(true);   /* ended: not judged */
         return NULL;
@@ -1466,8 +1614,9 @@ static int sqlite_open(const char *state_dir, struct store_backend **ret, struct
         b->path = xasprintf("%s/%s", state_dir, DB_NAME);
         b->dir = xstrdup(state_dir);
         b->healthy = true;
+        b->deferred_tail = &b->deferred;
         pthread_mutex_init(&b->lock, NULL);
-        pthread_cond_init(&b->cond, NULL);
+        cond_init_monotonic(&b->cond);   /* the writer's deadlines */
         pthread_mutex_init(&b->rlock, NULL);
         pthread_cond_init(&b->rcond, NULL);
         if (open_conn(b->path, false, &b->w, err) < 0 || migrate(b, err) < 0) {

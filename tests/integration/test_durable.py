@@ -912,48 +912,64 @@ class StoreMetrics(DurableCase):
 
 
 class LazyCommits(DurableCase):
-    """A run's start and a submit that waits for its job (no
-    Idempotency-Key) are committed without an fsync: nobody has been told
-    of them yet.  A crash of the daemon keeps them (they are in the WAL);
-    the job's final commit, or a sync before any answer that names a job
-    still running, takes them to disk."""
+    """A submit that waits for its job (no Idempotency-Key) and that job's
+    first run starting are answered before they are committed: nobody has
+    been told of them yet.  The job's final commit carries them, or a sync
+    before any answer that names a job still running, or the store's
+    writer within a fraction of a second; until then no read shows them
+    (a listing never names a job that is not on disk), and a crash of the
+    daemon loses them with the job nobody had the id of."""
 
-    def fsyncs(self, d):
-        return d.metric("edgecd_store_commits_total") - d.metric("edgecd_store_lazy_commits_total")
+    def commits(self, d):
+        return d.metric("edgecd_store_commits_total")
+
+    def deferred(self, d):
+        return d.metric("edgecd_store_deferred_writes_total")
 
     @quick
-    def test_a_waited_job_costs_one_fsync(self):
+    def test_a_waited_job_costs_one_commit(self):
         d = self.daemon("lazy1", {"workers": 1})
-        f0, l0 = self.fsyncs(d), d.metric("edgecd_store_lazy_commits_total")
+        f0, l0 = self.commits(d), self.deferred(d)
         for i in range(4):
             self.assertEcho(d.run_job(echo(i)), i)
-        f1, l1 = self.fsyncs(d), d.metric("edgecd_store_lazy_commits_total")
-        # Each: the submit and the start lazy, the end fsynced (the
-        # collector may have committed a prune meanwhile).
-        self.assertEqual(l1 - l0, 8, "lazy commits for 4 waited jobs")
-        self.assertIn(f1 - f0, (4, 5), "fsynced commits for 4 waited jobs")
+        f1, l1 = self.commits(d), self.deferred(d)
+        # Each: the submit and the start answered before their commit, the
+        # end's commit carrying them (the collector may have committed a
+        # prune meanwhile).
+        self.assertEqual(l1 - l0, 8, "deferred writes for 4 waited jobs")
+        self.assertIn(f1 - f0, (4, 5), "commits for 4 waited jobs")
         # With an Idempotency-Key, or without waiting, the submit is
         # acknowledged as such, and each run is on disk before it starts
-        # (a job that brings the machine down is counted): all fsynced.
+        # (a job that brings the machine down is counted): a commit each.
         r = d.submit(echo(7), wait="true", headers=keyed("lazy-key-1"))
         self.assertEqual(r.status, 200, r)
         jid = self.submit_ok(d, echo(8))
         self.assertEcho(d.wait_final(jid), 8)
-        f2, l2 = self.fsyncs(d), d.metric("edgecd_store_lazy_commits_total")
-        self.assertEqual(l2 - l1, 0, "nothing lazy for jobs someone was told of")
+        f2, l2 = self.commits(d), self.deferred(d)
+        self.assertEqual(l2 - l1, 0, "nothing deferred for jobs someone was told of")
         self.assertIn(f2 - f1, (6, 7))
+        # A submit with parameters over 64 KiB is committed at once (the
+        # store keeps a copy of what it answers before committing), and so
+        # is its run's start.
+        big = echo(9)
+        big["parameters"]["pad"] = "x" * (70 * 1024)
+        job = d.run_job(big, timeout=60)
+        self.assertEqual(job["status"], "succeeded", job["status"])
+        self.assertEqual(job["result"], big["parameters"], "the large parameters did not reach the run")
+        self.assertEqual(self.deferred(d) - l2, 0, "deferred writes for a job with large parameters")
 
     @quick
     def test_an_answer_that_names_a_running_job_comes_after_an_fsync(self):
         d = self.daemon("lazy2", {"workers": 1})
-        f0, l0 = self.fsyncs(d), d.metric("edgecd_store_lazy_commits_total")
+        f0, l0 = self.commits(d), self.deferred(d)
         r = d.submit(sleep(3), wait="1", timeout=30)
         self.assertEqual(r.status, 202, r)
         self.assertIn(r.body["status"], ("queued", "running"), r)
         self.assertEqual(r.headers.get("Location"), "/v1/jobs/%s" % r.body["id"], r)
-        f1, l1 = self.fsyncs(d), d.metric("edgecd_store_lazy_commits_total")
-        self.assertEqual(l1 - l0, 2, "the submit and the start, lazy")
+        f1, l1 = self.commits(d), self.deferred(d)
+        self.assertEqual(l1 - l0, 2, "the submit and the start, deferred")
         self.assertGreaterEqual(f1 - f0, 1, "the job was named before it was on disk")
+        self.assertEqual(d.req("GET", "/v1/jobs/%s" % r.body["id"]).status, 200)
         job = d.wait_final(r.body["id"], timeout=30)
         self.assertEqual(job["status"], "succeeded", job)
 
@@ -973,7 +989,7 @@ class LazyCommits(DurableCase):
         self.assertEqual(keyed_job.status, 202, keyed_job)
         d.wait_final(keyed_job.body["id"])
         open(flag, "w").close()
-        f0, l0 = self.fsyncs(d), d.metric("edgecd_store_lazy_commits_total")
+        f0, l0 = self.commits(d), self.deferred(d)
         out = {}
 
         def waiter():
@@ -983,8 +999,8 @@ class LazyCommits(DurableCase):
         t = threading.Thread(target=waiter)
         t.start()
         time.sleep(0.5)
-        # A commit that changes nothing (a replay) fsyncs nothing: the
-        # lazy submit before it is still not on disk.
+        # A replay meanwhile (a write that is not lazy) answers only once
+        # the lazy submit is on disk with it.
         replay = d.submit(echo(1), headers=keyed("lazy4-key"))
         self.assertEqual(replay.status, 200, replay)
         t.join(60)
@@ -993,9 +1009,9 @@ class LazyCommits(DurableCase):
         self.assertEqual(r.status, 202, r)
         self.assertIn(r.body["status"], ("queued", "running"), r)
         # The wait ran out at 2 s; the answer waited for an fsync (1 s).
-        self.assertGreaterEqual(out["s"], 2.9, "answered %.2f s after the submit, before its fsync (%s fsynced, "
-                                "%s lazy commits since): %s" % (out["s"], self.fsyncs(d) - f0,
-                                d.metric("edgecd_store_lazy_commits_total") - l0, r))
+        self.assertGreaterEqual(out["s"], 2.9, "answered %.2f s after the submit, before its fsync (%s commits, "
+                                "%s deferred writes since): %s" % (out["s"], self.commits(d) - f0,
+                                self.deferred(d) - l0, r))
         os.unlink(flag)
         job = d.wait_final(r.body["id"], timeout=30)
         self.assertEqual(job["status"], "succeeded", job)
@@ -1004,13 +1020,56 @@ class LazyCommits(DurableCase):
         d = self.daemon("lazy5", {"workers": 1})
         busy = self.submit_ok(d, sleep(3))
         d.wait_status(busy, "running")
-        l0 = d.metric("edgecd_store_lazy_commits_total")
+        l0 = self.deferred(d)
         r = d.submit(echo(5), wait="1", timeout=30)
         self.assertEqual(r.status, 202, r)
         self.assertEqual(r.body["status"], "queued", r)
         self.assertEcho(d.wait_final(r.body["id"], timeout=30), 5)
         # Its submit was lazy; its run, once its id was given, is not.
-        self.assertEqual(d.metric("edgecd_store_lazy_commits_total") - l0, 1)
+        self.assertEqual(self.deferred(d) - l0, 1)
+
+    def test_a_waited_job_listed_while_queued_has_its_run_on_disk_before_it_starts(self):
+        d = self.daemon("lazy7", {"workers": 1})
+        busy = self.submit_ok(d, sleep(2))
+        d.wait_status(busy, "running")
+        l0 = self.deferred(d)
+        out = {}
+        t = threading.Thread(target=lambda: out.update(r=d.submit(echo(6), wait="true", timeout=60)))
+        t.start()
+        listed = []
+        deadline = time.monotonic() + 10
+        while not listed and time.monotonic() < deadline:
+            listed = d.list_jobs(status="queued")
+            time.sleep(0.02)
+        t.join(60)
+        self.assertTrue(listed, "the waited job was never listed while queued")
+        self.assertEqual(out["r"].status, 200, out["r"])
+        self.assertEqual(out["r"].body["id"], listed[0]["id"])
+        # Its submit waited for a commit; once listed, its run's start did not.
+        self.assertEqual(self.deferred(d) - l0, 1)
+
+    def test_a_listing_names_a_waited_job_only_once_it_is_on_disk(self):
+        d, flag = self.slow_fsync_daemon("lazy6")
+        open(flag, "w").close()
+        out = {}
+
+        def waiter():
+            out["r"] = d.submit(sleep(4, timeout=30), wait="true", timeout=60)
+        t0 = time.monotonic()
+        t = threading.Thread(target=waiter)
+        t.start()
+        seen = None
+        while seen is None and time.monotonic() - t0 < 20:
+            if d.list_jobs():
+                seen = time.monotonic() - t0
+            time.sleep(0.02)
+        os.unlink(flag)
+        t.join(60)
+        self.assertIsNotNone(seen, "the running job was never listed")
+        # Committed at the latest a quarter of a second after the submit,
+        # then a second's fsync: never listed before that fsync ended.
+        self.assertGreaterEqual(seen, 1.0, "listed %.2f s after its submit, before its fsync" % seen)
+        self.assertEqual(out["r"].status, 200, out["r"])
 
     def test_a_sync_on_a_full_disk_waits_for_room(self):
         d = self.daemon("lazyfull", {"workers": 1}, start=False, after_stop=harness.unmount_state)

@@ -1234,6 +1234,8 @@ START_TEST(test_update_conditional)
         half.recoveries = 9;
         p = store_update_begin(f.s, &half, JOB_RUNNING, true);
         ck_assert_int_eq(store_update_end(p, &err), 1);
+        struct store_write sync = { .kind = STORE_SYNC };   /* a lazy one is read once committed */
+        ck_assert_msg(store_write_sync(f.s, &sync, &err) == 0, "%s", err.msg);
         get_ok(&f, q.id, 0, &got);
         ck_assert_int_eq(got.recoveries, 9);
         record_clear(&got);
@@ -2477,35 +2479,56 @@ START_TEST(test_checkpoints_when_idle)
 }
 END_TEST
 
-/* A lazy write is answered without an fsync, yet kept when the process
- * dies without closing the store (a crash of the daemon: it is in the
- * WAL); a STORE_SYNC after it is a commit of its own, fsynced. */
+/* A lazy write is answered before its commit: no reader sees it, and a
+ * crash of the process before any commit loses it.  A later write that is
+ * not lazy (here a STORE_SYNC) carries it in its own commit, else the
+ * writer commits it on its own within a fraction of a second.  A lazy
+ * update waits only with its record's insert: once that is on disk (a
+ * reader may have seen the record) the update is committed at once. */
+static int lazy_update(struct store *s, const struct job_record *of, enum job_status status, int64_t recoveries,
+                       struct err *err)
+{
+        struct job_record r;
+        rec_copy(&r, of);   /* taken by the update */
+        r.status = status;
+        r.recoveries = recoveries;
+        return store_update_end(store_update_begin(s, &r, -1, true), err);
+}
+
+static int lazy_insert(struct store *s, struct job_record *r, struct err *err)
+{
+        struct store_item it = { .rec = r, .expect_status = -1 };
+        struct store_write w = { .kind = STORE_INSERT, .items = &it, .n = 1, .lazy = true };
+        return store_write_sync(s, &w, err) < 0 || it.outcome != STORE_ITEM_OK ? -1 : 0;
+}
+
 START_TEST(test_lazy_writes)
 {
         struct fx f;
-        struct job_record q;
+        struct job_record q, a, b, c, got;
         fx_setup_one_closed(&f, _i, &q);
+        rec_queued(&a, "alpha", T0 + 1);
+        rec_queued(&b, "alpha", T0 + 2);
+        rec_queued(&c, "alpha", T0 + 3);
 
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
-                /* The crash: a lazy update, then _exit without a close. */
+                /* The crash: a lazy insert and update, then _exit without
+                 * a close. */
                 struct store *s = NULL;
                 struct err err = ERR_INIT;
                 if (store_open(f.be->name, f.dir, f.logs, &s, &err) < 0)
                         _exit(2);
-                struct job_record run;
-                rec_copy(&run, &q);
-                run.status = JOB_RUNNING;
-                run.recoveries = 3;
                 struct store_stats st0, st1;
                 store_stats(s, &st0);
-                struct store_pending *p = store_update_begin(s, &run, JOB_QUEUED, true);
-                if (store_update_end(p, &err) != 1)
+                if (lazy_insert(s, &a, &err) < 0 || lazy_update(s, &a, JOB_RUNNING, 3, &err) != 1)
                         _exit(3);
                 store_stats(s, &st1);
-                if (st1.commits != st0.commits + 1 || st1.lazy_commits != st0.lazy_commits + 1)
+                if (st1.commits != st0.commits || st1.deferred_writes != st0.deferred_writes + 2)
                         _exit(4);
+                if (store_get(s, a.id, 0, &got, &err) == 0 || err.code != ERR_NOT_FOUND)
+                        _exit(5);
                 _exit(0);
         }
         int status;
@@ -2513,31 +2536,198 @@ START_TEST(test_lazy_writes)
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child: status %#x", status);
 
         fx_open_store(&f);
-        struct job_record got;
-        get_ok(&f, q.id, 0, &got);
-        ck_assert_int_eq(got.status, JOB_RUNNING);
-        ck_assert_int_eq(got.recoveries, 3);
-        record_clear(&got);
-
-        /* Lazy, then a sync: two commits, one of them lazy. */
-        struct store_stats st0, st1;
-        store_stats(f.s, &st0);
-        struct job_record again;
-        rec_copy(&again, &q);
-        again.status = JOB_RUNNING;
-        again.recoveries = 4;
-        struct store_pending *p = store_update_begin(f.s, &again, -1, true);
+        assert_gone(&f, a.id);
         struct err err = ERR_INIT;
-        ck_assert_int_eq(store_update_end(p, &err), 1);
-        struct store_write sync = { .kind = STORE_SYNC };
-        ck_assert_msg(store_write_sync(f.s, &sync, &err) == 0, "%s", err.msg);
+        struct store_stats st0, st1;
+
+        /* A lazy update of a record on disk: committed at once. */
+        store_stats(f.s, &st0);
+        ck_assert_int_eq(lazy_update(f.s, &q, JOB_RUNNING, 4, &err), 1);
         store_stats(f.s, &st1);
-        ck_assert_uint_eq(st1.commits - st0.commits, 2);
-        ck_assert_uint_eq(st1.lazy_commits - st0.lazy_commits, 1);
+        ck_assert_uint_eq(st1.commits - st0.commits, 1);
+        ck_assert_uint_eq(st1.deferred_writes, st0.deferred_writes);
         get_ok(&f, q.id, 0, &got);
         ck_assert_int_eq(got.recoveries, 4);
         record_clear(&got);
+
+        /* A lazy insert and update, then a sync: one commit for all, and
+         * only then seen. */
+        store_stats(f.s, &st0);
+        ck_assert_int_eq(lazy_insert(f.s, &b, &err), 0);
+        ck_assert_int_eq(lazy_update(f.s, &b, JOB_RUNNING, 1, &err), 1);
+        assert_gone(&f, b.id);
+        struct store_write sync = { .kind = STORE_SYNC };
+        ck_assert_msg(store_write_sync(f.s, &sync, &err) == 0, "%s", err.msg);
+        store_stats(f.s, &st1);
+        ck_assert_uint_eq(st1.commits - st0.commits, 1);
+        ck_assert_uint_eq(st1.deferred_writes - st0.deferred_writes, 2);
+        get_ok(&f, b.id, 0, &got);
+        ck_assert_int_eq(got.status, JOB_RUNNING);
+        record_clear(&got);
+
+        /* A lazy insert alone: committed by the writer itself; an update
+         * after that is not deferred. */
+        ck_assert_int_eq(lazy_insert(f.s, &c, &err), 0);
+        int64_t until = now_mono_ms() + 10000;
+        bool seen = false;
+        while (!seen && now_mono_ms() < until) {
+                seen = store_get(f.s, c.id, 0, &got, &err) == 0;
+                record_clear(&got);
+                usleep(20000);
+        }
+        ck_assert_msg(seen, "a lazy insert was never committed on its own");
+        store_stats(f.s, &st0);
+        ck_assert_uint_eq(st0.commits - st1.commits, 1);
+        ck_assert_int_eq(lazy_update(f.s, &c, JOB_RUNNING, 2, &err), 1);
+        get_ok(&f, c.id, 0, &got);
+        ck_assert_int_eq(got.recoveries, 2);
+        record_clear(&got);
+        store_stats(f.s, &st1);
+        ck_assert_uint_eq(st1.deferred_writes, st0.deferred_writes);
+
+        fx_reopen(&f);
+        get_ok(&f, b.id, 0, &got);
+        ck_assert_int_eq(got.recoveries, 1);
+        record_clear(&got);
+        get_ok(&f, c.id, 0, &got);
+        ck_assert_int_eq(got.recoveries, 2);
+        record_clear(&got);
         record_clear(&q);
+        record_clear(&a);
+        record_clear(&b);
+        record_clear(&c);
+        fx_teardown(&f);
+}
+END_TEST
+
+/* Lazy writes answered in a transaction whose commit then fails (a full
+ * disk) are not lost: applied again with the held write that failed, once
+ * writes work, and on disk with it.  Between break_writes and mend_writes
+ * results are only noted. */
+START_TEST(test_lazy_writes_outlive_a_failed_commit)
+{
+        struct fx f;
+        fx_setup(&f, _i);
+        if (!f.be->break_writes) {
+                fx_teardown(&f);
+                return;
+        }
+        struct job_record other, a, got;
+        rec_queued(&other, "alpha", T0 + 2);
+        insert(&f, &other);
+        rec_queued(&a, "beta", T0 + 3);
+        struct err ea = ERR_INIT, er = ERR_INIT;
+        struct job_record done_other;
+        rec_copy(&done_other, &other);
+        rec_set_running(&done_other, T0 + 60);
+        struct bg_update u = { .s = f.s, .rec = &done_other, .expect_status = JOB_QUEUED };
+        waiter_init(&u.wt);
+        pthread_t th;
+
+        /* ---- writes fail: no assertions ---- */
+        bool broken = f.be->break_writes(f.dir);
+        int rca = lazy_insert(f.s, &a, &ea);
+        int rcr = lazy_update(f.s, &a, JOB_RUNNING, 7, &er);
+        int rct = pthread_create(&th, NULL, bg_update_main, &u);
+        usleep(1500 * 1000);   /* its commit failed, and a retry */
+        int calls_while_broken = waiter_calls(&u.wt);
+        bool healthy = store_health(f.s, NULL, 0);
+        bool mended = f.be->mend_writes(f.dir);
+        /* ---- writes work again ---- */
+
+        ck_assert(broken && mended);
+        ck_assert_int_eq(rct, 0);
+        ck_assert_msg(rca == 0, "%s: a lazy insert: %s", f.be->name, ea.msg);
+        ck_assert_msg(rcr == 1, "%s: a lazy update: %d: %s", f.be->name, rcr, er.msg);
+        ck_assert_msg(calls_while_broken == 0, "%s: an update returned (%d: %s) while commits fail", f.be->name,
+                      u.rc, u.err.msg);
+        ck_assert_msg(!healthy, "%s: healthy while commits fail", f.be->name);
+        ck_assert_msg(waiter_wait(&u.wt, 1), "%s: the held update never finished", f.be->name);
+        pthread_join(th, NULL);
+        ck_assert_msg(u.rc == 1, "%s: held update: %d (%s)", f.be->name, u.rc, u.err.msg);
+
+        /* All on disk: the two answered before the failure too. */
+        fx_reopen(&f);
+        get_ok(&f, a.id, STORE_READ_PARAMS, &got);
+        text_eq("lazy insert", "params", got.params, got.params_len, a.params, a.params_len);
+        ck_assert_int_eq(got.status, JOB_RUNNING);
+        ck_assert_int_eq(got.recoveries, 7);
+        record_clear(&got);
+        get_ok(&f, other.id, 0, &got);
+        ck_assert_int_eq(got.status, JOB_RUNNING);
+        record_clear(&got);
+        ck_assert_uint_eq(store_count(f.s), 2);
+
+        waiter_destroy(&u.wt);
+        record_clear(&a);
+        record_clear(&other);
+        record_clear(&done_other);
+        fx_teardown(&f);
+}
+END_TEST
+
+/* Lazy writes too large for the room a full disk leaves stay unhealthy:
+ * the retry commits them (a probe's small write would fit and call the
+ * store healthy, only for their next commit to fail again). */
+START_TEST(test_lazy_writes_too_large_keep_it_unhealthy)
+{
+        struct fx f;
+        fx_setup(&f, _i);
+        if (!f.be->break_writes || strcmp(f.be->name, "sqlite")) {
+                fx_teardown(&f);
+                return;
+        }
+        struct job_record r[8];
+        struct err err = ERR_INIT;
+        for (int i = 0; i < 8; i++) {
+                rec_queued(&r[i], "alpha", T0 + i);
+                free(r[i].params);
+                r[i].params_len = 60 * 1024;
+                r[i].params = xmalloc(r[i].params_len + 1);
+                memset(r[i].params, ' ', r[i].params_len);
+                r[i].params[0] = '{';
+                r[i].params[r[i].params_len - 1] = '}';
+                r[i].params[r[i].params_len] = '\0';
+                ck_assert_msg(lazy_insert(f.s, &r[i], &err) == 0, "%s", err.msg);
+        }
+        char *wal = xasprintf("%s/edgecd.db-wal", f.dir);
+        off_t room = file_size(wal) + 100 * 1024;
+        free(wal);
+
+        /* ---- writes fail: no assertions ---- */
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl;
+        bool broken = getrlimit(RLIMIT_FSIZE, &rl) == 0;
+        rl.rlim_cur = (rlim_t)room;
+        broken = broken && setrlimit(RLIMIT_FSIZE, &rl) == 0;
+        int healthy_seen = 0, unhealthy_seen = 0;
+        int64_t until = now_mono_ms() + 3000;
+        while (now_mono_ms() < until) {
+                if (store_health(f.s, NULL, 0))
+                        healthy_seen += unhealthy_seen > 0;
+                else
+                        unhealthy_seen++;
+                usleep(2000);
+        }
+        bool mended = f.be->mend_writes(f.dir);
+        /* ---- writes work again ---- */
+
+        ck_assert(broken && mended);
+        ck_assert_msg(unhealthy_seen > 0, "healthy although its lazy writes could not be committed");
+        ck_assert_msg(healthy_seen == 0, "healthy again %d times while its lazy writes still did not fit",
+                      healthy_seen);
+        until = now_mono_ms() + 10000;
+        while (!store_health(f.s, NULL, 0) && now_mono_ms() < until)
+                usleep(20000);
+        ck_assert_msg(store_health(f.s, NULL, 0), "still unhealthy with room again");
+        fx_reopen(&f);
+        for (int i = 0; i < 8; i++) {
+                struct job_record got;
+                get_ok(&f, r[i].id, STORE_READ_PARAMS, &got);
+                ck_assert_uint_eq(got.params_len, r[i].params_len);
+                record_clear(&got);
+                record_clear(&r[i]);
+        }
         fx_teardown(&f);
 }
 END_TEST
@@ -3059,6 +3249,8 @@ static Suite *suite(void)
                 tcase_add_loop_test(tc, test_fail_stop_abandon, a, z);
                 tcase_add_loop_test(tc, test_fail_stop_close, a, z);
                 tcase_add_loop_test(tc, test_lazy_writes, a, z);
+                tcase_add_loop_test(tc, test_lazy_writes_outlive_a_failed_commit, a, z);
+                tcase_add_loop_test(tc, test_lazy_writes_too_large_keep_it_unhealthy, a, z);
                 tcase_add_loop_test(tc, test_checkpoints_when_idle, a, z);
                 tcase_add_loop_test(tc, test_ops_direct, a, z);
                 tcase_add_loop_test(tc, test_callbacks, a, z);
