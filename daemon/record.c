@@ -93,6 +93,35 @@ void record_copy(struct job_record *dst, const struct job_record *src)
         dst->callback.last_error = dup_or_null(src->callback.last_error);
 }
 
+static void replace_str(char **dst, const char *src)
+{
+        free(*dst);
+        *dst = dup_or_null(src);
+}
+
+void record_merge_update(struct job_record *dst, const struct job_record *src)
+{
+        dst->status = src->status;
+        dst->error = src->error;
+        replace_str(&dst->error_message, src->error_message);
+        dst->has_exit_code = src->has_exit_code;
+        dst->exit_code = src->exit_code;
+        dst->has_metrics = src->has_metrics;
+        dst->metrics = src->metrics;
+        replace_str(&dst->runtime_name, src->runtime_name);
+        dst->log_truncated = src->log_truncated;
+        replace_str(&dst->attempts, src->attempts);
+        dst->recoveries = src->recoveries;
+        dst->started_ms = src->started_ms;
+        dst->finished_ms = src->finished_ms;
+        replace_str(&dst->progress, src->progress);
+        if (src->result) {
+                free(dst->result);
+                dst->result = dup_text(src->result, src->result_len);
+                dst->result_len = src->result_len;
+        }
+}
+
 json_t *record_time_json(int64_t ms)
 {
         if (!ms)

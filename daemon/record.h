@@ -78,6 +78,9 @@ void record_clear_params(struct job_record *r);
 /* dst as a copy of src that owns all its memory (its parameters and
  * result too, whoever's src's were). */
 void record_copy(struct job_record *dst, const struct job_record *src);
+/* What a STORE_UPDATE of src writes (store.h: its status and the rest
+ * of the mutable part; the result only when src has one), copied into dst. */
+void record_merge_update(struct job_record *dst, const struct job_record *src);
 
 const char *job_status_name(enum job_status s);
 const char *job_priority_name(enum job_priority p);

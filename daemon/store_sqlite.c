@@ -3,12 +3,14 @@
  * Durability: WAL journal, synchronous=FULL, so a commit is on disk when
  * COMMIT returns.  One writer thread owns the one writing connection and
  * commits every write waiting for it in one transaction (group commit: one
- * WAL fsync for many submitters).  Lazy writes (store.h) are applied and
- * answered inside a transaction left open, which the next write that is not
- * lazy commits, or the writer DEFER_MS after the first of them: a job
- * waited for costs one commit, its last; readers (another connection) see
- * nothing before it is on disk.  The writer keeps a copy of each such write
- * and applies them again when that transaction is lost (a failed commit).
+ * WAL fsync for many submitters).  Lazy writes (store.h) are answered at
+ * once on the caller's thread and kept as copies in memory (an update
+ * merged into its record's insert), which the next transaction applies
+ * first: the next write that is not lazy, or the writer's own DEFER_MS
+ * after the first of them.  A job waited for costs one commit, its last,
+ * and no hand-off to the writer before it; readers see nothing before it is
+ * on disk.  Copies in a transaction that is lost (a failed commit) go back
+ * to be applied with the next.
  * Readers take a connection from a small pool; WAL lets them read while the
  * writer writes.
  *
@@ -117,13 +119,14 @@ struct reader {
         bool busy;
 };
 
-/* A lazy write answered before its commit: the writer's copy, applied
- * again if the transaction it was answered in is lost. */
+/* A lazy insert answered before its commit, with any lazy update of its
+ * record since merged in: applied by the next transaction. */
 struct deferred {
         struct deferred *next;
         struct store_write w;
         struct store_item item;
         struct job_record rec;
+        bool updated;        /* an update merged in (its insert writes it all but when queued) */
 };
 
 struct store_backend {
@@ -143,13 +146,13 @@ struct store_backend {
         char last_failure[512];            /* the writer's: why a held retry failed */
         bool healthy;
         char reason[512];
-        /* The writer's: its transaction is open past the writes it
-         * answered (deferred: their copies, in order; to be committed by
-         * defer_until, mono ms); txn_inserted rows inserted in it so far. */
-        bool txn_open;
+        /* Lazy writes answered and not yet committed, in their order; to
+         * be committed by defer_until (mono ms).  None is answered while
+         * the writer is in a transaction (committing): one that fails makes
+         * the store refuse new jobs, these too.  Under lock. */
         struct deferred *deferred, **deferred_tail;
         int64_t defer_until;
-        long txn_inserted;
+        bool committing;
         int wal_pages;                     /* the writer's: the WAL's size after its last commit */
         struct store_stats stats;
         size_t count;
@@ -799,67 +802,121 @@ static int apply_write(struct store_backend *b, struct store_write *w, struct vi
         return 0;
 }
 
-/* A lazy write the writer can answer before its commit: one record (no
- * idempotency key, nothing too large to copy); an update only of a record
- * whose insert waits for its commit too (no reader has seen it). */
-static bool deferrable(const struct store_backend *b, const struct store_write *w)
+/* Whether a write waiting for the writer names the record `id`. */
+static bool queued_for(const struct store_backend *b, const char *id)
 {
-        if (!w->lazy || w->n != 1 || (w->kind != STORE_INSERT && w->kind != STORE_UPDATE))
-                return false;
-        const struct store_item *it = &w->items[0];
-        if (it->idem_key || it->rec->params_len > STORE_LAZY_MAX_BYTES || it->rec->result_len > STORE_LAZY_MAX_BYTES)
-                return false;
-        if (w->kind == STORE_INSERT)
-                return true;
-        for (const struct deferred *d = b->deferred; d; d = d->next)
-                if (d->w.kind == STORE_INSERT && !strcmp(d->rec.id, it->rec->id))
-                        return true;
+        for (const struct store_write *w = b->head; w; w = w->next)
+                for (size_t i = 0; i < w->n; i++)
+                        if (w->items && w->items[i].rec && !strcmp(w->items[i].rec->id, id))
+                                return true;
         return false;
 }
 
-static void defer_keep(struct store_backend *b, const struct store_write *w)
+/* Answer w now if it is a lazy write the store can keep in memory until
+ * the next transaction (under b->lock): one record, no idempotency key,
+ * nothing too large to copy; an update only of a record whose insert is
+ * kept too (no reader has seen it) and that no earlier write waits to
+ * change, merged into it, with the outcome the SQL would have given
+ * (expect_status). */
+static bool defer_write(struct store_backend *b, struct store_write *w)
 {
+        if (!w->lazy || w->n != 1 || (w->kind != STORE_INSERT && w->kind != STORE_UPDATE) || b->committing)
+                return false;
+        struct store_item *it = &w->items[0];
+        const struct job_record *r = it->rec;
+        if (it->idem_key || r->params_len > STORE_LAZY_MAX_BYTES || r->result_len > STORE_LAZY_MAX_BYTES)
+                return false;
+        if (w->kind == STORE_UPDATE) {
+                struct deferred *d = b->deferred;
+                while (d && strcmp(d->rec.id, r->id))
+                        d = d->next;
+                if (!d || queued_for(b, r->id))
+                        return false;
+                if (it->expect_status >= 0 && (int)d->rec.status != it->expect_status) {
+                        it->outcome = STORE_ITEM_NOT_APPLIED;
+                        return true;
+                }
+                record_merge_update(&d->rec, r);
+                d->updated = true;
+                it->outcome = STORE_ITEM_OK;
+                return true;
+        }
         struct deferred *d = xcalloc(1, sizeof *d);
-        record_copy(&d->rec, w->items[0].rec);
-        d->item = (struct store_item){ .rec = &d->rec, .expect_status = w->items[0].expect_status };
-        d->w = (struct store_write){ .kind = w->kind, .items = &d->item, .n = 1, .lazy = true };
+        record_copy(&d->rec, r);
+        d->item = (struct store_item){ .rec = &d->rec, .expect_status = -1 };
+        d->w = (struct store_write){ .kind = STORE_INSERT, .items = &d->item, .n = 1, .lazy = true };
+        if (!b->deferred)
+                b->defer_until = now_mono_ms() + DEFER_MS;
         *b->deferred_tail = d;
         b->deferred_tail = &d->next;
+        it->outcome = STORE_ITEM_OK;
+        return true;
 }
 
-static void defer_drop(struct store_backend *b)
+static void defer_free(struct deferred *list)
 {
-        for (struct deferred *d = b->deferred, *next; d; d = next) {
+        for (struct deferred *d = list, *next; d; d = next) {
                 next = d->next;
                 record_clear(&d->rec);
                 free(d);
         }
-        b->deferred = NULL;
-        b->deferred_tail = &b->deferred;
 }
 
-/* In a new transaction: the writes answered in one that was lost, again,
- * in their order.  A fatal SQLite code (err set), else 0. */
-static int defer_reapply(struct store_backend *b, long *inserted, struct err *err)
+/* The kept writes, for a transaction to apply (NULL when none); the
+ * writer is committing from now on. */
+static struct deferred *defer_take(struct store_backend *b)
 {
-        for (struct deferred *d = b->deferred; d; d = d->next) {
+        pthread_mutex_lock(&b->lock);
+        b->committing = true;
+        struct deferred *list = b->deferred;
+        b->deferred = NULL;
+        b->deferred_tail = &b->deferred;
+        pthread_mutex_unlock(&b->lock);
+        return list;
+}
+
+/* ...given back by a transaction that was lost: before those kept since. */
+static void defer_give_back(struct store_backend *b, struct deferred *list)
+{
+        if (!list)
+                return;
+        struct deferred *last = list;
+        while (last->next)
+                last = last->next;
+        pthread_mutex_lock(&b->lock);
+        last->next = b->deferred;
+        if (!b->deferred)
+                b->deferred_tail = &last->next;
+        b->deferred = list;
+        pthread_mutex_unlock(&b->lock);
+}
+
+/* In a new transaction, first: the kept writes, in their order.  A fatal
+ * SQLite code (err set), else 0. */
+static int defer_apply(struct store_backend *b, struct deferred *list, long *inserted, struct err *err)
+{
+        for (struct deferred *d = list; d; d = d->next) {
                 struct victim *v = NULL;
                 size_t nv = 0;
                 int rc = apply_write(b, &d->w, &v, &nv, inserted);
+                if (!rc && d->w.err.code == ERR_OK && d->updated && d->rec.status == JOB_QUEUED) {
+                        /* The insert writes the rest of a record past queued only. */
+                        struct store_item rest = { .rec = &d->rec, .expect_status = -1 };
+                        rc = apply_update(b, &rest, &d->w.err);
+                }
                 if (rc) {
                         *err = d->w.err;
                         return rc;
                 }
                 if (d->w.err.code != ERR_OK)
-                        log_warn("store: %s: job %s: a write answered earlier did not apply again: %s", b->path,
+                        log_warn("store: %s: job %s: a write answered before its commit did not apply: %s", b->path,
                                  d->rec.id, d->w.err.msg);
         }
         return 0;
 }
 
-/* Commit a batch of writes in one transaction (or, lazy writes only, answer
- * them and leave it open: see DEFER_MS).  A NULL batch commits what the
- * open or lost transaction holds. */
+/* Commit a batch of writes in one transaction, after the lazy writes kept
+ * until now (a NULL batch: those alone). */
 /* Returns whether it committed; the store's health follows only when
  * update_health (a retry of one held write does not speak for all).  With
  * `done` (a list's tail pointer), the writes that committed are appended
@@ -877,20 +934,8 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
         struct victim **victims = xcalloc(nwrites, sizeof *victims);
         size_t *nvictims = xcalloc(nwrites, sizeof *nvictims);
         long inserted = 0, deleted = 0;
-        /* Kept open: lazy writes only, answered as they come (never a
-         * held one's retry), until the deadline of the first of them. */
-        bool keep_open = batch && !done && (!b->deferred || now_mono_ms() < b->defer_until);
-        for (struct store_write *w = batch; w; w = w->next)
-                keep_open &= deferrable(b, w);
-        bool failed = false;
-        if (!b->txn_open) {
-                b->txn_inserted = 0;
-                failed = exec_kept(b->w, "BEGIN IMMEDIATE", &err) < 0;
-                if (!failed) {
-                        b->txn_open = true;
-                        failed = defer_reapply(b, &inserted, &err) != 0;
-                }
-        }
+        struct deferred *carried = defer_take(b);
+        bool failed = exec_kept(b->w, "BEGIN IMMEDIATE", &err) < 0 || defer_apply(b, carried, &inserted, &err) != 0;
         size_t k = 0;
         for (struct store_write *w = batch; w && !failed; w = w->next, k++) {
                 if (apply_write(b, w, &victims[k], &nvictims[k], &inserted)) {
@@ -900,47 +945,12 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
                 w->pruned = nvictims[k];
                 deleted += (long)nvictims[k];
         }
-        /* ...if it holds any (they may all have failed on their own). */
-        if (keep_open && !b->deferred) {
-                bool any = false;
-                for (struct store_write *w = batch; w; w = w->next)
-                        any |= w->err.code == ERR_OK;
-                keep_open = any;
-        }
-        if (!failed && keep_open && !sqlite3_get_autocommit(b->w)) {
-                size_t kept = 0;
-                for (struct store_write *w = batch; w; w = w->next)
-                        if (w->err.code == ERR_OK) {
-                                if (!b->deferred)
-                                        b->defer_until = now_mono_ms() + DEFER_MS;
-                                defer_keep(b, w);
-                                kept++;
-                        }
-                b->txn_inserted += inserted;
-                pthread_mutex_lock(&b->lock);
-                b->stats.writes += nwrites;
-                b->stats.deferred_writes += kept;
-                pthread_mutex_unlock(&b->lock);
-                k = 0;
-                for (struct store_write *w = batch, *next; w; w = next, k++) {
-                        next = w->next;
-                        w->next = NULL;
-                        free(victims[k]);
-                        finish_write(w, w->err.code ? &w->err : NULL);
-                }
-                free(victims);
-                free(nvictims);
-                return true;
-        }
         if (!failed && exec_kept(b->w, "COMMIT", &err) < 0)
                 failed = true;
-        b->txn_open = false;
-        if (!failed) {
-                /* What was answered before is on disk now. */
-                inserted += b->txn_inserted;
-                defer_drop(b);
-        }
-        b->txn_inserted = 0;
+        if (failed)
+                defer_give_back(b, carried);   /* for the next transaction */
+        else
+                defer_free(carried);
         if (failed) {
                 struct err ignored = ERR_INIT;
                 if (!sqlite3_get_autocommit(b->w))
@@ -954,6 +964,7 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
         }
 
         pthread_mutex_lock(&b->lock);
+        b->committing = false;   /* the store's health says how it went */
         if (failed) {
                 b->stats.failures++;
         } else {
@@ -1077,8 +1088,9 @@ static void *writer_main(void *arg)
                 heartbeat_beat();
                 /* Idle (or the WAL far past its size under steady load):
                  * the checkpoint delays only writes that come meanwhile. */
-                if (b->healthy && !b->stopping && !b->txn_open &&
-                    ((!b->head && b->wal_pages >= CHECKPOINT_PAGES) || b->wal_pages >= CHECKPOINT_FORCE_PAGES)) {
+                if (b->healthy && !b->stopping &&
+                    ((!b->head && !b->deferred && b->wal_pages >= CHECKPOINT_PAGES) ||
+                     b->wal_pages >= CHECKPOINT_FORCE_PAGES)) {
                         pthread_mutex_unlock(&b->lock);
                         checkpoint(b);
                         heartbeat_beat();
@@ -1125,6 +1137,7 @@ static void *writer_main(void *arg)
                         last->next = NULL;
                 }
                 bool healthy = b->healthy;
+                bool deferred = b->deferred != NULL;
                 bool retry_due = !healthy && now_mono_ms() >= next_retry;
                 char reason[512];
                 snprintf(reason, sizeof reason, "%s", b->reason);
@@ -1179,7 +1192,7 @@ static void *writer_main(void *arg)
                                         w->next = NULL;
                                         finish_write(w, w->err.code ? &w->err : NULL);
                                 }
-                        } else if (b->deferred) {
+                        } else if (deferred) {
                                 /* What was answered before the failure is
                                  * the probe: a smaller write could fit where
                                  * it does not. */
@@ -1209,21 +1222,22 @@ static void *writer_main(void *arg)
                 }
                 /* Lazy writes at their deadline: committed now. */
                 pthread_mutex_lock(&b->lock);
-                healthy = b->healthy;
+                bool due = b->healthy && b->deferred && now_mono_ms() >= b->defer_until;
                 pthread_mutex_unlock(&b->lock);
-                if (healthy && b->deferred && now_mono_ms() >= b->defer_until)
+                if (due)
                         commit_batch(b, NULL, true, NULL);
                 pthread_mutex_lock(&b->lock);
         }
         /* Closing: what could not be written fails now. */
         pthread_mutex_unlock(&b->lock);
-        size_t lost = 0;
-        for (struct deferred *d = b->deferred; d; d = d->next)
-                lost++;
-        if (lost)
-                log_error("store: %s: %zu lazy writes answered before their commit could not be kept "
-                          "(the store cannot write)", b->path, lost);
-        defer_drop(b);
+        struct deferred *lost = defer_take(b);
+        size_t n_lost = 0;
+        for (struct deferred *d = lost; d; d = d->next)
+                n_lost++;
+        if (n_lost)
+                log_error("store: %s: %zu jobs submitted with ?wait could not be kept (the store cannot write)",
+                          b->path, n_lost);
+        defer_free(lost);
         fail_all(take_held(b), "closed before it could write");
         heartbeat_idle(true);   /* ended: not judged */
         return NULL;
@@ -1247,6 +1261,16 @@ static void sqlite_write(struct store_backend *b, struct store_write *w)
                 struct err e;
                 err_set(&e, ERR_UNAVAILABLE, 0, "the job store cannot write: %s", reason);
                 finish_write(w, &e);
+                return;
+        }
+        bool first = !b->deferred;
+        if (b->healthy && defer_write(b, w)) {
+                b->stats.writes++;
+                b->stats.deferred_writes += w->items[0].outcome == STORE_ITEM_OK;
+                if (first && b->deferred)
+                        pthread_cond_signal(&b->cond);   /* the writer keeps its deadline */
+                pthread_mutex_unlock(&b->lock);
+                finish_write(w, NULL);
                 return;
         }
         if (b->tail)

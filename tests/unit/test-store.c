@@ -2585,6 +2585,45 @@ START_TEST(test_lazy_writes)
         store_stats(f.s, &st1);
         ck_assert_uint_eq(st1.deferred_writes, st0.deferred_writes);
 
+        /* A lazy update that leaves its kept insert queued: written all
+         * the same. */
+        struct job_record g;
+        rec_queued(&g, "alpha", T0 + 5);
+        ck_assert_int_eq(lazy_insert(f.s, &g, &err), 0);
+        ck_assert_int_eq(lazy_update(f.s, &g, JOB_QUEUED, 6, &err), 1);
+        ck_assert_msg(store_write_sync(f.s, &sync, &err) == 0, "%s", err.msg);
+        get_ok(&f, g.id, 0, &got);
+        ck_assert_int_eq(got.recoveries, 6);
+        record_clear(&got);
+        record_clear(&g);
+
+        /* Lazy updates of a kept insert: the condition as the SQL's,
+         * every field an update writes, and a final one (not lazy) after
+         * them, in one commit. */
+        struct job_record e, run, fin, want;
+        rec_queued(&e, "beta", T0 + 4);
+        ck_assert_int_eq(lazy_insert(f.s, &e, &err), 0);
+        rec_copy(&run, &e);
+        rec_set_running(&run, T0 + 40);
+        ck_assert_int_eq(store_update_end(store_update_begin(f.s, &run, JOB_RUNNING, true), &err), 0);
+        rec_copy(&run, &e);
+        rec_set_running(&run, T0 + 40);
+        run.recoveries = 2;
+        ck_assert_int_eq(store_update_end(store_update_begin(f.s, &run, JOB_QUEUED, true), &err), 1);
+        assert_gone(&f, e.id);
+        rec_copy(&fin, &e);
+        rec_set_running(&fin, T0 + 40);
+        fin.recoveries = 2;
+        rec_set_final(&fin, JOB_SUCCEEDED, T0 + 400, 1, "{\"x\": [1, 2]}");
+        rec_copy(&want, &fin);   /* with e's parameters */
+        store_stats(f.s, &st0);
+        update_applied(&f, &fin, JOB_RUNNING);
+        store_stats(f.s, &st1);
+        ck_assert_uint_eq(st1.commits - st0.commits, 1);
+        get_ok(&f, e.id, STORE_READ_PARAMS | STORE_READ_RESULT, &got);
+        rec_assert_eq("lazy insert, lazy update, final update", &got, &want, STORE_READ_PARAMS | STORE_READ_RESULT);
+        record_clear(&got);
+
         fx_reopen(&f);
         get_ok(&f, b.id, 0, &got);
         ck_assert_int_eq(got.recoveries, 1);
@@ -2592,10 +2631,16 @@ START_TEST(test_lazy_writes)
         get_ok(&f, c.id, 0, &got);
         ck_assert_int_eq(got.recoveries, 2);
         record_clear(&got);
+        get_ok(&f, e.id, STORE_READ_PARAMS | STORE_READ_RESULT, &got);
+        rec_assert_eq("after a reopen", &got, &want, STORE_READ_PARAMS | STORE_READ_RESULT);
+        record_clear(&got);
+        record_clear(&want);
+        record_clear(&fin);
         record_clear(&q);
         record_clear(&a);
         record_clear(&b);
         record_clear(&c);
+        record_clear(&e);
         fx_teardown(&f);
 }
 END_TEST
@@ -2728,6 +2773,58 @@ START_TEST(test_lazy_writes_too_large_keep_it_unhealthy)
                 record_clear(&got);
                 record_clear(&r[i]);
         }
+        fx_teardown(&f);
+}
+END_TEST
+
+/* A lazy write is not answered from memory while the writer is in a
+ * transaction (one that fails refuses new jobs, this one too): it waits
+ * for the writer, which commits it in its next transaction. */
+START_TEST(test_lazy_write_waits_while_the_writer_commits)
+{
+        struct fx f;
+        fx_setup(&f, _i);
+        if (strcmp(f.be->name, "sqlite")) {
+                fx_teardown(&f);
+                return;
+        }
+        struct job_record q, k, run, got;
+        rec_queued(&q, "alpha", T0 + 1);
+        insert(&f, &q);
+        sqlite3 *db = sqlite_open_db(f.dir);
+        ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+        /* The writer, in a transaction, waits for that lock. */
+        rec_copy(&run, &q);
+        rec_set_running(&run, T0 + 50);
+        struct bg_update u = { .s = f.s, .rec = &run, .expect_status = JOB_QUEUED };
+        waiter_init(&u.wt);
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, bg_update_main, &u), 0);
+        usleep(200 * 1000);
+        rec_queued(&k, "beta", T0 + 2);
+        struct store_item it = { .rec = &k, .expect_status = -1 };
+        struct waiter wk;
+        waiter_init(&wk);
+        struct store_write w = { .kind = STORE_INSERT, .items = &it, .n = 1, .lazy = true, .done = on_done,
+                                 .ctx = &wk };
+        store_write_async(f.s, &w);
+        usleep(300 * 1000);
+        int early = waiter_calls(&wk);
+        ck_assert_int_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+        ck_assert_msg(early == 0, "a lazy insert was answered while the writer was in a transaction");
+        ck_assert_msg(waiter_wait(&wk, 1), "the lazy insert was never answered");
+        ck_assert_msg(w.err.code == ERR_OK && it.outcome == STORE_ITEM_OK, "lazy insert: %s", w.err.msg);
+        ck_assert_msg(waiter_wait(&u.wt, 1), "the update was never answered");
+        pthread_join(th, NULL);
+        ck_assert_int_eq(u.rc, 1);
+        get_ok(&f, k.id, 0, &got);   /* committed, not kept */
+        record_clear(&got);
+        waiter_destroy(&wk);
+        waiter_destroy(&u.wt);
+        record_clear(&q);
+        record_clear(&k);
+        record_clear(&run);
         fx_teardown(&f);
 }
 END_TEST
@@ -3251,6 +3348,7 @@ static Suite *suite(void)
                 tcase_add_loop_test(tc, test_lazy_writes, a, z);
                 tcase_add_loop_test(tc, test_lazy_writes_outlive_a_failed_commit, a, z);
                 tcase_add_loop_test(tc, test_lazy_writes_too_large_keep_it_unhealthy, a, z);
+                tcase_add_loop_test(tc, test_lazy_write_waits_while_the_writer_commits, a, z);
                 tcase_add_loop_test(tc, test_checkpoints_when_idle, a, z);
                 tcase_add_loop_test(tc, test_ops_direct, a, z);
                 tcase_add_loop_test(tc, test_callbacks, a, z);
