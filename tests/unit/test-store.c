@@ -234,11 +234,6 @@ static void new_id(char id[JOB_ID_LEN + 1])
         uuid_unparse_lower(u, id);
 }
 
-static char *dup_or_null(const char *s)
-{
-        return s ? xstrdup(s) : NULL;
-}
-
 /* attempts JSON text: n attempts of run ids <id>-1..<id>-n, all finished
  * but the last when last_finished_ms is 0. */
 static char *attempts_text(const char *id, size_t n, int64_t started_ms, int64_t last_finished_ms)
@@ -295,28 +290,7 @@ static void rec_queued(struct job_record *r, const char *algorithm, int64_t crea
 /* Deep copy (dst's members are overwritten, not freed). */
 static void rec_copy(struct job_record *dst, const struct job_record *src)
 {
-        *dst = *src;
-        dst->algorithm = dup_or_null(src->algorithm);
-        dst->version = dup_or_null(src->version);
-        dst->submitted_by = dup_or_null(src->submitted_by);
-        dst->params = NULL;
-        if (src->params) {
-                dst->params = xmalloc(src->params_len + 1);
-                memcpy(dst->params, src->params, src->params_len);
-                dst->params[src->params_len] = '\0';
-        }
-        dst->result = NULL;
-        if (src->result) {
-                dst->result = xmalloc(src->result_len + 1);
-                memcpy(dst->result, src->result, src->result_len);
-                dst->result[src->result_len] = '\0';
-        }
-        dst->error_message = dup_or_null(src->error_message);
-        dst->runtime_name = dup_or_null(src->runtime_name);
-        dst->attempts = dup_or_null(src->attempts);
-        dst->progress = dup_or_null(src->progress);
-        dst->callback.url = dup_or_null(src->callback.url);
-        dst->callback.last_error = dup_or_null(src->callback.last_error);
+        record_copy(dst, src);
 }
 
 /* A pending callback to url. */
