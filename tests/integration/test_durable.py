@@ -930,14 +930,20 @@ class LazyCommits(DurableCase):
     def test_a_waited_job_costs_one_commit(self):
         d = self.daemon("lazy1", {"workers": 1})
         f0, l0 = self.commits(d), self.deferred(d)
+        jobs = []
         for i in range(4):
-            self.assertEcho(d.run_job(echo(i)), i)
+            jobs.append(d.run_job(echo(i)))
+            self.assertEcho(jobs[-1], i)
         f1, l1 = self.commits(d), self.deferred(d)
         # Each: the submit and the start answered before their commit, the
-        # end's commit carrying them (the collector may have committed a
-        # prune meanwhile).
-        self.assertEqual(l1 - l0, 8, "deferred writes for 4 waited jobs")
-        self.assertIn(f1 - f0, (4, 5), "commits for 4 waited jobs")
+        # end's commit carrying them.  The collector may have committed a
+        # prune meanwhile (a submit made while the store's writer commits
+        # goes through it, and so does its start), and a job that took
+        # near a quarter of a second had its first two written on their own.
+        self.assertIn(l1 - l0, (6, 8), "deferred writes for 4 waited jobs")
+        slow = sum(1 for j in jobs if j["metrics"]["total_ms"] >= 200)
+        self.assertGreaterEqual(f1 - f0, 4)
+        self.assertLessEqual(f1 - f0, 5 + slow, "commits for 4 waited jobs")
         # With an Idempotency-Key, or without waiting, the submit is
         # acknowledged as such, and each run is on disk before it starts
         # (a job that brings the machine down is counted): a commit each.
@@ -967,7 +973,8 @@ class LazyCommits(DurableCase):
         self.assertIn(r.body["status"], ("queued", "running"), r)
         self.assertEqual(r.headers.get("Location"), "/v1/jobs/%s" % r.body["id"], r)
         f1, l1 = self.commits(d), self.deferred(d)
-        self.assertEqual(l1 - l0, 2, "the submit and the start, deferred")
+        # (The start not, if a quarter of a second went by before it.)
+        self.assertIn(l1 - l0, (1, 2), "the submit and the start, deferred")
         self.assertGreaterEqual(f1 - f0, 1, "the job was named before it was on disk")
         self.assertEqual(d.req("GET", "/v1/jobs/%s" % r.body["id"]).status, 200)
         job = d.wait_final(r.body["id"], timeout=30)
@@ -1026,7 +1033,7 @@ class LazyCommits(DurableCase):
         self.assertEqual(r.body["status"], "queued", r)
         self.assertEcho(d.wait_final(r.body["id"], timeout=30), 5)
         # Its submit was lazy; its run, once its id was given, is not.
-        self.assertEqual(self.deferred(d) - l0, 1)
+        self.assertLessEqual(self.deferred(d) - l0, 1)
 
     def test_a_waited_job_listed_while_queued_has_its_run_on_disk_before_it_starts(self):
         d = self.daemon("lazy7", {"workers": 1})
@@ -1046,7 +1053,7 @@ class LazyCommits(DurableCase):
         self.assertEqual(out["r"].status, 200, out["r"])
         self.assertEqual(out["r"].body["id"], listed[0]["id"])
         # Its submit waited for a commit; once listed, its run's start did not.
-        self.assertEqual(self.deferred(d) - l0, 1)
+        self.assertLessEqual(self.deferred(d) - l0, 1)
 
     def test_a_listing_names_a_waited_job_only_once_it_is_on_disk(self):
         d, flag = self.slow_fsync_daemon("lazy6")
