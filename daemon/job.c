@@ -125,9 +125,7 @@ bool job_hold_params(struct job *j, const char *params, size_t len)
                         return false;
         } while (!__atomic_compare_exchange_n(&params_held, &held, held + len, true, __ATOMIC_RELAXED,
                                               __ATOMIC_RELAXED));
-        j->params = xmalloc(len + 1);
-        memcpy(j->params, params, len);
-        j->params[len] = '\0';
+        j->params = xmemdup0(params, len);
         j->params_len = len;
         return true;
 }

@@ -61,42 +61,27 @@ void record_clear(struct job_record *r)
         memset(r, 0, sizeof *r);
 }
 
-static char *dup_or_null(const char *s)
-{
-        return s ? xstrdup(s) : NULL;
-}
-
-static char *dup_text(const char *s, size_t len)
-{
-        if (!s)
-                return NULL;
-        char *d = xmalloc(len + 1);
-        memcpy(d, s, len);
-        d[len] = '\0';
-        return d;
-}
-
 void record_copy(struct job_record *dst, const struct job_record *src)
 {
         *dst = *src;
-        dst->algorithm = dup_or_null(src->algorithm);
-        dst->version = dup_or_null(src->version);
-        dst->submitted_by = dup_or_null(src->submitted_by);
-        dst->params = dup_text(src->params, src->params_len);
+        dst->algorithm = xstrdup(src->algorithm);
+        dst->version = xstrdup(src->version);
+        dst->submitted_by = xstrdup(src->submitted_by);
+        dst->params = xmemdup0(src->params, src->params_len);
         dst->params_external = dst->params_mapped = false;
-        dst->result = dup_text(src->result, src->result_len);
-        dst->error_message = dup_or_null(src->error_message);
-        dst->runtime_name = dup_or_null(src->runtime_name);
-        dst->attempts = dup_or_null(src->attempts);
-        dst->progress = dup_or_null(src->progress);
-        dst->callback.url = dup_or_null(src->callback.url);
-        dst->callback.last_error = dup_or_null(src->callback.last_error);
+        dst->result = xmemdup0(src->result, src->result_len);
+        dst->error_message = xstrdup(src->error_message);
+        dst->runtime_name = xstrdup(src->runtime_name);
+        dst->attempts = xstrdup(src->attempts);
+        dst->progress = xstrdup(src->progress);
+        dst->callback.url = xstrdup(src->callback.url);
+        dst->callback.last_error = xstrdup(src->callback.last_error);
 }
 
 static void replace_str(char **dst, const char *src)
 {
         free(*dst);
-        *dst = dup_or_null(src);
+        *dst = xstrdup(src);
 }
 
 void record_merge_update(struct job_record *dst, const struct job_record *src)
@@ -117,7 +102,7 @@ void record_merge_update(struct job_record *dst, const struct job_record *src)
         replace_str(&dst->progress, src->progress);
         if (src->result) {
                 free(dst->result);
-                dst->result = dup_text(src->result, src->result_len);
+                dst->result = xmemdup0(src->result, src->result_len);
                 dst->result_len = src->result_len;
         }
 }

@@ -140,9 +140,7 @@ void recordcache_put(struct recordcache *c, uint64_t gen, const char *id, const 
         if (gen == c->gen && !*pp) {
                 struct entry *e = xcalloc(1, sizeof *e);
                 snprintf(e->id, sizeof e->id, "%s", id);
-                e->text = xmalloc(len + 1);
-                memcpy(e->text, text, len);
-                e->text[len] = '\0';
+                e->text = xmemdup0(text, len);
                 e->len = len;
                 *pp = e;
                 push_newest(c, e);

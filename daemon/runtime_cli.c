@@ -121,9 +121,7 @@ char *runtime_cli_error_text(const char *output)
                                 strv_join_append(&msgs, msg);
                         free(msg);
                 } else if (tlen) {
-                        _cleanup_free_ char *l = xmalloc(tlen + 1);
-                        memcpy(l, line, tlen);
-                        l[tlen] = '\0';
+                        _cleanup_free_ char *l = xmemdup0(line, tlen);
                         strv_join_append(&plain, l);
                 }
                 line += len;
@@ -144,9 +142,7 @@ char *runtime_cli_parse_version(const char *output)
         if (!output)
                 return NULL;
         size_t len = strcspn(output, "\n");
-        _cleanup_free_ char *line = xmalloc(len + 1);
-        memcpy(line, output, len);
-        line[len] = '\0';
+        _cleanup_free_ char *line = xmemdup0(output, len);
         const char *v = strstr(line, "version");
         v = v ? v + strlen("version") : line;
         while (*v == ':' || *v == ' ' || *v == '\t')
@@ -154,10 +150,7 @@ char *runtime_cli_parse_version(const char *output)
         if (!isdigit((unsigned char)*v))
                 return NULL;
         size_t n = strcspn(v, " \t,;");
-        char *out = xmalloc(n + 1);
-        memcpy(out, v, n);
-        out[n] = '\0';
-        return out;
+        return xmemdup0(v, n);
 }
 
 /* ---- calls ---- */

@@ -315,9 +315,7 @@ static char *column_dup(sqlite3_stmt *st, int i, size_t *ret_len)
                 return NULL;
         const char *t = (const char *)sqlite3_column_text(st, i);
         size_t n = (size_t)sqlite3_column_bytes(st, i);
-        char *s = xmalloc(n + 1);
-        memcpy(s, t ? t : "", n);
-        s[n] = '\0';
+        char *s = xmemdup0(t ? t : "", n);
         if (ret_len)
                 *ret_len = n;
         return s;
@@ -845,8 +843,10 @@ static bool defer_write(struct store_backend *b, struct store_write *w)
         record_copy(&d->rec, r);
         d->item = (struct store_item){ .rec = &d->rec, .expect_status = -1 };
         d->w = (struct store_write){ .kind = STORE_INSERT, .items = &d->item, .n = 1, .lazy = true };
-        if (!b->deferred)
+        if (!b->deferred) {
                 b->defer_until = now_mono_ms() + DEFER_MS;
+                pthread_cond_signal(&b->cond);   /* the writer keeps the deadline */
+        }
         *b->deferred_tail = d;
         b->deferred_tail = &d->next;
         it->outcome = STORE_ITEM_OK;
@@ -1263,12 +1263,9 @@ static void sqlite_write(struct store_backend *b, struct store_write *w)
                 finish_write(w, &e);
                 return;
         }
-        bool first = !b->deferred;
         if (b->healthy && defer_write(b, w)) {
                 b->stats.writes++;
                 b->stats.deferred_writes += w->items[0].outcome == STORE_ITEM_OK;
-                if (first && b->deferred)
-                        pthread_cond_signal(&b->cond);   /* the writer keeps its deadline */
                 pthread_mutex_unlock(&b->lock);
                 finish_write(w, NULL);
                 return;

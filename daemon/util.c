@@ -37,6 +37,16 @@ void *xrealloc(void *p, size_t n)
         return q;
 }
 
+char *xmemdup0(const void *p, size_t len)
+{
+        if (!p)
+                return NULL;
+        char *d = xmalloc(len + 1);
+        memcpy(d, p, len);
+        d[len] = '\0';
+        return d;
+}
+
 char *xstrdup(const char *s)
 {
         if (!s)

@@ -33,6 +33,23 @@ static int lock_in_child(const char *path)
         return WEXITSTATUS(status);
 }
 
+/* xmemdup0: the bytes asked for, a NUL after them (not the source's
+ * next byte), and NULL for NULL. */
+START_TEST(test_xmemdup0)
+{
+        char *d = xmemdup0("abcdef", 3);
+        ck_assert_str_eq(d, "abc");
+        free(d);
+        d = xmemdup0("a\0b", 3);
+        ck_assert_mem_eq(d, "a\0b\0", 4);
+        free(d);
+        d = xmemdup0("", 0);
+        ck_assert_str_eq(d, "");
+        free(d);
+        ck_assert_ptr_null(xmemdup0(NULL, 0));
+}
+END_TEST
+
 START_TEST(test_lock_file_second_process_refused)
 {
         char *dir = tu_mkdtemp();
@@ -123,6 +140,7 @@ static Suite *suite(void)
         Suite *s = suite_create("util");
         TCase *tc = tcase_create("lock");
         tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_xmemdup0);
         tcase_add_test(tc, test_lock_file_second_process_refused);
         tcase_add_test(tc, test_lock_file_free_after_a_kill_while_spawning);
         suite_add_tcase(s, tc);
