@@ -14,6 +14,7 @@
 #include "util.h"
 
 static enum log_level max_level = LOG_LVL_INFO;
+static pid_t self_pid;
 static int journal;
 static int (*journal_send)(const struct iovec *iov, int n) = sd_journal_sendv;
 
@@ -36,6 +37,8 @@ static int stderr_is_journal(void)
 void log_init(enum log_level level)
 {
         max_level = level;
+        /* The daemon never forks without an exec: its pid, once. */
+        self_pid = getpid();
         journal = stderr_is_journal();
 }
 
@@ -154,7 +157,8 @@ void log_write(enum log_level level, const struct log_job *job, const char *file
         } else {
                 char ts[32];
                 format_rfc3339(now_real_ms(), ts, sizeof ts);
-                len = (size_t)snprintf(text, sizeof text, "%s edgecd[%d] %s: ", ts, (int)getpid(), tags[level]);
+                len = (size_t)snprintf(text, sizeof text, "%s edgecd[%d] %s: ", ts,
+                               (int)(self_pid ? self_pid : getpid()), tags[level]);
         }
         escape(text, &len, sizeof text, msg, mlen);
         text[len++] = '\n';

@@ -164,15 +164,12 @@ static int pidfd_open_(pid_t pid)
         return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-void pidref_register_locked(pid_t pid, struct pidref *ret)
+void pidref_register_locked(pid_t pid, int pidfd, struct pidref *ret)
 {
         child_set(pid, CHILD_OWNED);
         pending_remove(pid);
-        int fd = pidfd_open_(pid);
-        if (fd >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
-                close(fd);
-                fd = -1;
-        }
+        /* pidfd_open() sets close-on-exec itself, as CLONE_PIDFD does. */
+        int fd = pidfd >= 0 ? pidfd : pidfd_open_(pid);
         *ret = (struct pidref){ .pid = pid, .fd = fd };
 }
 
@@ -194,7 +191,7 @@ int pidref_claim(pid_t pid, struct pidref *ret, struct err *err)
                 pthread_mutex_unlock(&lock);
                 return err_set(err, ERR_RUNTIME, e, "pid %d is not a child of the daemon", (int)pid);
         }
-        pidref_register_locked(pid, ret);
+        pidref_register_locked(pid, -1, ret);
         pthread_mutex_unlock(&lock);
         return 0;
 }
@@ -220,11 +217,26 @@ static int peek_exited(pid_t pid)
         return si.si_pid == pid;
 }
 
+/* An owned child reaped if it has exited, and let go of in the same hold
+ * of the lock (its pid may be a new child's the moment it is reaped).
+ * 1 reaped (*si its exit), 0 running, -errno. */
+static int reap_exited(pid_t pid, siginfo_t *si)
+{
+        *si = (siginfo_t){ 0 };
+        pthread_mutex_lock(&lock);
+        int r = waitid(P_PID, (id_t)pid, si, WEXITED | WNOHANG) < 0 ? -errno : si->si_pid == pid;
+        if (r == 1)
+                child_remove(pid);
+        pthread_mutex_unlock(&lock);
+        return r;
+}
+
 int pidref_wait(struct pidref *p, int64_t deadline_mono_ms, int cancel_fd, struct proc_exit *ret,
                 struct err *err)
 {
         if (!p || p->pid <= 0)
                 return err_set(err, ERR_INVALID, 0, "wait: no process");
+        siginfo_t si;
         for (;;) {
                 int64_t left = deadline_mono_ms - now_mono_ms();
                 if (left < 0)
@@ -242,7 +254,7 @@ int pidref_wait(struct pidref *p, int64_t deadline_mono_ms, int cancel_fd, struc
                 int r = poll(pfd, n, slice);
                 if (r < 0 && errno != EINTR)
                         return err_errno(err, ERR_INTERNAL, "wait for pid %d: poll", (int)p->pid);
-                int exited = peek_exited(p->pid);
+                int exited = reap_exited(p->pid, &si);
                 if (exited < 0)
                         return err_set(err, ERR_INTERNAL, -exited, "wait for pid %d%s", (int)p->pid,
                                        exited == -ECHILD ? " (reaped by somebody else)" : "");
@@ -257,20 +269,9 @@ int pidref_wait(struct pidref *p, int64_t deadline_mono_ms, int cancel_fd, struc
                         return 0;
                 }
         }
-        siginfo_t si = { 0 };
-        int r;
-        while ((r = waitid(P_PID, (id_t)p->pid, &si, WEXITED)) < 0 && errno == EINTR)
-                ;
-        int e = errno;
-        pthread_mutex_lock(&lock);
-        child_remove(p->pid);
-        pthread_mutex_unlock(&lock);
-        pid_t pid = p->pid;
         if (p->fd >= 0)
                 close(p->fd);
         *p = PIDREF_NULL;
-        if (r < 0)
-                return err_set(err, ERR_INTERNAL, e, "reap pid %d", (int)pid);
         fill_exit(&si, ret);
         return 0;
 }

@@ -58,8 +58,10 @@ void reaper_window_close(uint64_t ticket);
  * registered before it can exit. */
 void reaper_lock(void);
 void reaper_unlock(void);
-/* Register pid as ours (table lock held) and open its pidfd. */
-void pidref_register_locked(pid_t pid, struct pidref *ret);
+/* Register pid as ours (table lock held) with its pidfd: pidfd when the
+ * caller has one (clone's CLONE_PIDFD; it is the pidref's now), else -1
+ * and one is opened. */
+void pidref_register_locked(pid_t pid, int pidfd, struct pidref *ret);
 
 /* Take pid, learnt from a runtime's pid file, as a child of ours that we
  * will wait for.  ERR_RUNTIME when it is not our child (a wrong pid file, or
@@ -81,7 +83,7 @@ int pidref_signal(const struct pidref *p, int sig);
 void pidref_release(struct pidref *p);
 
 /* Reap zombies that are ours by subreaping but that nobody waits for.
- * Called periodically (and on SIGCHLD), from one thread.  Costs one
+ * Called once a second (not on SIGCHLD), from one thread.  Costs one
  * waitid() when no zombie waits; the scan of every thread's children
  * runs only when one nobody waits for is seen first, or once a second
  * while owned zombies are. */

@@ -241,15 +241,20 @@ static int start(const struct spawn_request *req, int out_fd, struct pidref *ret
         syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, &old, KERNEL_SIGSET_BYTES);
         reaper_lock();
         /* The parent waits here until the child has called execve() or
-         * exited (CLONE_VFORK). */
-        pid_t pid = clone(child_main, stack_top(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+         * exited (CLONE_VFORK).  Its pidfd comes with it (CLONE_PIDFD; a
+         * kernel without it leaves pidfd at -1).  Its exit signal stays
+         * SIGCHLD: an execve() sets it back to that anyway. */
+        int pidfd = -1;
+        pid_t pid = clone(child_main, stack_top(stack), CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &c, &pidfd);
         int clone_errno = errno;
         if (pid > 0 && c.err) {
                 /* Its execve() failed: reaped here, never seen by the reaper. */
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                         ;
+                if (pidfd >= 0)
+                        close(pidfd);
         } else if (pid > 0) {
-                pidref_register_locked(pid, ret);
+                pidref_register_locked(pid, pidfd, ret);
         }
         reaper_unlock();
         syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, KERNEL_SIGSET_BYTES);

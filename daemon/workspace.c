@@ -122,7 +122,7 @@ void workspace_drop_input(struct workspace *ws)
         if (!ws)
                 return;
         _cleanup_free_ char *input = xasprintf("%s/input.json", ws->input_dir);
-        (void)unlink(input);
+        ws->input_dropped = unlink(input) == 0 || errno == ENOENT;
 }
 
 static int unmount(const char *path, struct err *err)
@@ -147,7 +147,8 @@ static bool gone(int r)
 static bool remove_known(struct workspace *ws, bool keep_bundle)
 {
         _cleanup_free_ char *input = xasprintf("%s/input.json", ws->input_dir);
-        if (!gone(unlink(input)) || !gone(rmdir(ws->input_dir)) || !gone(rmdir(ws->output_dir)))
+        if ((!ws->input_dropped && !gone(unlink(input))) || !gone(rmdir(ws->input_dir)) ||
+            !gone(rmdir(ws->output_dir)))
                 return false;
         if (keep_bundle)
                 return true;

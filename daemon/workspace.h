@@ -30,6 +30,7 @@ struct workspace {
         char *output_dir;
         char *bundle_dir;
         bool output_mounted;
+        bool input_dropped;   /* input.json is gone (workspace_drop_input) */
 };
 
 /* Make the workspace for run_id under root (STATE_DIR/workspaces), with
