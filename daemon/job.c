@@ -10,7 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <uuid/uuid.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -45,9 +44,7 @@ struct job *job_new(struct manifest *m, enum job_priority prio, int64_t timeout_
                     const char *submitted_by)
 {
         struct job *j = job_alloc(m, prio, timeout_seconds, submitted_by);
-        uuid_t u;
-        uuid_generate_random(u);
-        uuid_unparse_lower(u, j->id);
+        uuid_random_text(j->id);
         j->created_ms = now_real_ms();
         j->created_mono = now_mono_ms();
         return j;
@@ -109,9 +106,7 @@ void job_set_callback(struct job *j, const char *url)
 {
         free(j->callback_url);
         j->callback_url = xstrdup(url);
-        uuid_t u;
-        uuid_generate_random(u);
-        uuid_unparse_lower(u, j->callback_delivery);
+        uuid_random_text(j->callback_delivery);
 }
 
 /* Bytes of parameters held by jobs (job_hold_params), all of them. */

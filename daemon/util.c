@@ -10,8 +10,11 @@
 #include <signal.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+
+#include <uuid/uuid.h>
 
 void *xmalloc(size_t n)
 {
@@ -529,4 +532,25 @@ bool hostname_valid(const char *h, size_t len)
                 label++;
         }
         return true;
+}
+
+void uuid_random_text(char out[UUID_TEXT_SIZE])
+{
+        /* Straight from the kernel's generator: libuuid's
+         * uuid_generate_random() reads the same bytes, then makes four more
+         * system calls per id (it reseeds random() from getpid, getppid,
+         * getuid and gettid every time) to mix in less.  It stays the
+         * fallback while the kernel's pool is not ready. */
+        uuid_t u;
+        ssize_t n;
+        do
+                n = getrandom(u, sizeof u, GRND_NONBLOCK);
+        while (n < 0 && errno == EINTR);
+        if (n == (ssize_t)sizeof u) {
+                u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);   /* version 4 */
+                u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
+        } else {
+                uuid_generate_random(u);
+        }
+        uuid_unparse_lower(u, out);
 }

@@ -47,6 +47,10 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 /* len bytes of p and a NUL after them (NULL for a NULL p). */
 char *xmemdup0(const void *p, size_t len);
+
+/* A random (version 4) UUID as lower-case text, 36 characters and a NUL. */
+#define UUID_TEXT_SIZE 37
+void uuid_random_text(char out[UUID_TEXT_SIZE]);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 

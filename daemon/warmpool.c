@@ -12,7 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <uuid/uuid.h>
 
 #include "log.h"
 #include "oci.h"
@@ -139,10 +138,8 @@ static struct sandbox *make_one(struct warmpool *wp, const struct manifest *m, s
         struct job_ids ids;
         if (idpool_take(wp->d.ids, &ids, err) < 0)
                 return NULL;
-        uuid_t u;
-        char uuid[37];
-        uuid_generate_random(u);
-        uuid_unparse_lower(u, uuid);
+        char uuid[UUID_TEXT_SIZE];
+        uuid_random_text(uuid);
         char run_id[RUN_ID_MAX];
         snprintf(run_id, sizeof run_id, "%s-0", uuid);
         /* Its own log until a job takes it over with a rename: beside the

@@ -9,6 +9,8 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <uuid/uuid.h>
+
 #include "error.h"
 #include "util.h"
 
@@ -47,6 +49,33 @@ START_TEST(test_xmemdup0)
         ck_assert_str_eq(d, "");
         free(d);
         ck_assert_ptr_null(xmemdup0(NULL, 0));
+}
+END_TEST
+
+/* uuid_random_text: lower-case RFC 4122 version 4 text that libuuid
+ * parses back, and no two alike. */
+START_TEST(test_uuid_random_text)
+{
+        enum { N = 500 };
+        static char ids[N][UUID_TEXT_SIZE];
+        unsigned byte_seen[16] = { 0 };
+        for (int i = 0; i < N; i++) {
+                uuid_random_text(ids[i]);
+                ck_assert_uint_eq(strlen(ids[i]), 36);
+                ck_assert_uint_eq(strspn(ids[i], "0123456789abcdef-"), 36);
+                ck_assert_msg(ids[i][8] == '-' && ids[i][13] == '-' && ids[i][18] == '-' && ids[i][23] == '-', "%s", ids[i]);
+                ck_assert_msg(ids[i][14] == '4', "not version 4: %s", ids[i]);
+                ck_assert_msg(strchr("89ab", ids[i][19]), "not the RFC 4122 variant: %s", ids[i]);
+                uuid_t u;
+                ck_assert_int_eq(uuid_parse(ids[i], u), 0);
+                for (int b = 0; b < 16; b++)
+                        byte_seen[b] |= u[b];
+                for (int k = 0; k < i; k++)
+                        ck_assert_str_ne(ids[k], ids[i]);
+        }
+        /* Random bits everywhere but the version and variant ones. */
+        for (int b = 0; b < 16; b++)
+                ck_assert_uint_eq(byte_seen[b], b == 6 ? 0x4f : b == 8 ? 0xbf : 0xff);
 }
 END_TEST
 
@@ -141,6 +170,7 @@ static Suite *suite(void)
         TCase *tc = tcase_create("lock");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_xmemdup0);
+        tcase_add_test(tc, test_uuid_random_text);
         tcase_add_test(tc, test_lock_file_second_process_refused);
         tcase_add_test(tc, test_lock_file_free_after_a_kill_while_spawning);
         suite_add_tcase(s, tc);
