@@ -225,8 +225,8 @@ static int reap_exited(pid_t pid, siginfo_t *si)
         *si = (siginfo_t){ 0 };
         pthread_mutex_lock(&lock);
         int r = waitid(P_PID, (id_t)pid, si, WEXITED | WNOHANG) < 0 ? -errno : si->si_pid == pid;
-        if (r == 1)
-                child_remove(pid);
+        if (r == 1 || r == -ECHILD)
+                child_remove(pid);   /* ECHILD: no child of ours by that pid any more */
         pthread_mutex_unlock(&lock);
         return r;
 }

@@ -246,6 +246,13 @@ static int start(const struct spawn_request *req, int out_fd, struct pidref *ret
          * SIGCHLD: an execve() sets it back to that anyway. */
         int pidfd = -1;
         pid_t pid = clone(child_main, stack_top(stack), CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &c, &pidfd);
+        if (pid < 0 && (errno == EINVAL || errno == EMFILE || errno == ENFILE)) {
+                /* A kernel (or an emulation of one) that refuses the flag,
+                 * or no fd left for the pidfd: the child still starts, and
+                 * is waited for by polling. */
+                pidfd = -1;
+                pid = clone(child_main, stack_top(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+        }
         int clone_errno = errno;
         if (pid > 0 && c.err) {
                 /* Its execve() failed: reaped here, never seen by the reaper. */

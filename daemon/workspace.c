@@ -112,6 +112,7 @@ int workspace_place_input(struct workspace *ws, const char *input_text, size_t i
         _cleanup_free_ char *input = xasprintf("%s/input.json", ws->input_dir);
         if (write_file_unsynced(input, input_text, input_len, 0644, err) < 0)
                 return err_wrap(err, "workspace");
+        ws->input_dropped = false;
         if (umask_narrows(0644) && chmod(input, 0644) < 0)
                 return err_errno(err, ERR_IO, "workspace: chmod `%s`", input);
         return 0;

@@ -26,7 +26,7 @@ SECONDS_PER=${FUZZ_SECONDS:-60}
 TARGETS=${FUZZ_TARGETS:-config manifest schema request jsontext tokens}
 CC=${FUZZ_CC:-clang-14}
 B=build/fuzz
-PKGS="jansson yaml-0.1 libseccomp yajl nettle"
+PKGS="jansson yaml-0.1 libseccomp yajl nettle uuid libsystemd"
 
 # ---- toolchain ----
 

@@ -1,8 +1,10 @@
 """valgrind_run.py - the daemon under valgrind (memcheck): real jobs of each
 outcome, a cancel, a wait answered at shutdown, error requests; then SIGTERM.
 Fails on any memcheck error or definite/indirect leak, on a non-zero exit, or
-on anything left behind (the harness's checks).  valgrind has no pidfd_open,
-so this also runs the runtime driver's polling fallback.
+on anything left behind (the harness's checks).  valgrind has no pidfd_open
+but passes clone's CLONE_PIDFD through, so the runtimes spawned here have
+pidfds; the polling fallback without one is test-reaper's
+test_wait_deadline_and_cancel (its second run).
 
 Usage: /usr/bin/python3 tests/integration/valgrind_run.py [--daemon build/edgecd]
 Ends with "N passed, N failed".
