@@ -10,7 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #include "log.h"
 #include "metrics.h"
 #include "progress.h"

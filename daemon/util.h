@@ -47,12 +47,12 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 /* len bytes of p and a NUL after them (NULL for a NULL p). */
 char *xmemdup0(const void *p, size_t len);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* A random (version 4) UUID as lower-case text, 36 characters and a NUL. */
 #define UUID_TEXT_SIZE 37
 void uuid_random_text(char out[UUID_TEXT_SIZE]);
-char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* ---- NULL-terminated string vectors ---- */
 size_t strv_len(char *const *v);

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-
 #include "log.h"
 #include "oci.h"
 #include "util.h"

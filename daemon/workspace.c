@@ -107,9 +107,19 @@ int workspace_create(const char *root, const char *run_id, const char *input_tex
         return 0;
 }
 
+static char *input_path(const struct workspace *ws)
+{
+        return xasprintf("%s/input.json", ws->input_dir);
+}
+
+static bool gone(int r)
+{
+        return r == 0 || errno == ENOENT;
+}
+
 int workspace_place_input(struct workspace *ws, const char *input_text, size_t input_len, struct err *err)
 {
-        _cleanup_free_ char *input = xasprintf("%s/input.json", ws->input_dir);
+        _cleanup_free_ char *input = input_path(ws);
         if (write_file_unsynced(input, input_text, input_len, 0644, err) < 0)
                 return err_wrap(err, "workspace");
         ws->input_dropped = false;
@@ -122,8 +132,8 @@ void workspace_drop_input(struct workspace *ws)
 {
         if (!ws)
                 return;
-        _cleanup_free_ char *input = xasprintf("%s/input.json", ws->input_dir);
-        ws->input_dropped = unlink(input) == 0 || errno == ENOENT;
+        _cleanup_free_ char *input = input_path(ws);
+        ws->input_dropped = gone(unlink(input));
 }
 
 static int unmount(const char *path, struct err *err)
@@ -136,10 +146,6 @@ static int unmount(const char *path, struct err *err)
         return 0;
 }
 
-static bool gone(int r)
-{
-        return r == 0 || errno == ENOENT;
-}
 
 /* The usual tree (workspace.h's layout) removed by name: a few calls where
  * rm_rf would stat, open and read every directory.  False when anything
@@ -147,9 +153,12 @@ static bool gone(int r)
  * takes what is left, with its checks. */
 static bool remove_known(struct workspace *ws, bool keep_bundle)
 {
-        _cleanup_free_ char *input = xasprintf("%s/input.json", ws->input_dir);
-        if ((!ws->input_dropped && !gone(unlink(input))) || !gone(rmdir(ws->input_dir)) ||
-            !gone(rmdir(ws->output_dir)))
+        if (!ws->input_dropped) {
+                _cleanup_free_ char *input = input_path(ws);
+                if (!gone(unlink(input)))
+                        return false;
+        }
+        if (!gone(rmdir(ws->input_dir)) || !gone(rmdir(ws->output_dir)))
                 return false;
         if (keep_bundle)
                 return true;
