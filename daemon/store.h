@@ -112,6 +112,7 @@ struct store_write {
         struct err err;
         /* The backend's. */
         struct store_write *next;
+        bool carried;               /* merged into its record's kept insert: only waits for its commit */
 };
 
 /* The largest parameters or result a lazy write may carry (its backend

@@ -119,14 +119,14 @@ struct reader {
         bool busy;
 };
 
-/* A lazy insert answered before its commit, with any lazy update of its
- * record since merged in: applied by the next transaction. */
+/* A lazy insert answered before its commit, with any update of its record
+ * since merged in (a lazy one, or one that waits for this commit):
+ * applied by the next transaction, as one row. */
 struct deferred {
         struct deferred *next;
         struct store_write w;
         struct store_item item;
         struct job_record rec;
-        bool updated;        /* an update merged in (its insert writes it all but when queued) */
 };
 
 struct store_backend {
@@ -368,12 +368,17 @@ static void row_to_record(sqlite3_stmt *st, struct job_record *r)
 
 static const char SQL_FIND_KEY[] = "SELECT hash, job_id FROM idempotency WHERE key = ?1";
 static const char SQL_ADD_KEY[] = "INSERT INTO idempotency(key, hash, job_id, created_ms) VALUES (?1, ?2, ?3, ?4)";
+/* A record as it stands: a new job, or one past queued (its insert kept
+ * until it moved on, store.h `lazy`), in one row.  Numbered as
+ * SQL_UPDATE where they meet (bind_state). */
 static const char SQL_INSERT[] =
-        "INSERT INTO jobs(id, algorithm, version, status, priority, timeout_seconds, submitted_by, "
-        "attempts, created_ms, callback_url, cb_delivery, cb_state) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
-static const char SQL_INSERT_DATA[] = "INSERT INTO job_data(seq, params) VALUES (?1, ?2)";
-static const char SQL_INSERT_DATA_SIZED[] = "INSERT INTO job_data(seq, params) VALUES (?1, zeroblob(?2))";
+        "INSERT INTO jobs(id, status, error, error_message, exit_code, queue_ms, create_ms, run_ms, collect_ms, "
+        "total_ms, peak_memory_bytes, cpu_ms, runtime, log_truncated, attempts, recoveries, started_ms, "
+        "finished_ms, progress, algorithm, version, priority, timeout_seconds, submitted_by, created_ms, "
+        "callback_url, cb_delivery, cb_state) "
+        "VALUES (?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?21, "
+        "?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)";
+static const char SQL_INSERT_DATA[] = "INSERT INTO job_data(seq, params, result) VALUES (?1, ?2, ?3)";
 static const char SQL_SET_RESULT[] =
         "UPDATE job_data SET result = ?2 WHERE seq = (SELECT seq FROM jobs WHERE id = ?1)";
 static const char SQL_SET_RESULT_SIZED[] =
@@ -448,6 +453,41 @@ static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct err
 
 static int apply_update(struct store_backend *b, struct store_item *it, struct err *err);
 
+/* What a job's progress changes (?2, ?4 to ?19, ?21 of SQL_UPDATE and
+ * SQL_INSERT). */
+static void bind_state(sqlite3_stmt *st, const struct job_record *r)
+{
+        sqlite3_bind_int(st, 2, (int)r->status);
+        sqlite3_bind_int(st, 4, (int)r->error);
+        bind_str(st, 5, r->error_message);
+        bind_opt(st, 6, r->has_exit_code, r->exit_code);
+        const int64_t m[] = { r->metrics.queue_ms, r->metrics.create_ms, r->metrics.run_ms,
+                              r->metrics.collect_ms, r->metrics.total_ms, r->metrics.peak_memory_bytes,
+                              r->metrics.cpu_ms };
+        for (int i = 0; i < 7; i++)
+                bind_opt(st, 7 + i, r->has_metrics && m[i] >= 0, m[i]);
+        bind_str(st, 14, r->runtime_name);
+        sqlite3_bind_int(st, 15, r->log_truncated);
+        bind_str(st, 16, r->attempts ? r->attempts : "[]");
+        sqlite3_bind_int64(st, 17, r->recoveries);
+        sqlite3_bind_int64(st, 18, r->started_ms);
+        sqlite3_bind_int64(st, 19, r->finished_ms);
+        bind_str(st, 21, r->progress);
+}
+
+/* Parameters or a result: text, or when large a BLOB of its size to be
+ * written a piece at a time (true): SQLite would otherwise build the whole
+ * row in memory. */
+static bool bind_data(sqlite3_stmt *st, int i, const char *data, size_t len)
+{
+        if (data && len > PARAMS_STREAM_MIN) {
+                sqlite3_bind_zeroblob64(st, i, len);
+                return true;
+        }
+        bind_text(st, i, data, len);
+        return false;
+}
+
 static int apply_insert(struct store_backend *b, struct store_item *it, struct err *err)
 {
         sqlite3 *db = b->w;
@@ -475,45 +515,35 @@ static int apply_insert(struct store_backend *b, struct store_item *it, struct e
         if (!st)
                 return prepare_failed(db);
         bind_str(st, 1, r->id);
-        bind_str(st, 2, r->algorithm);
-        bind_str(st, 3, r->version);
-        sqlite3_bind_int(st, 4, (int)r->status);
-        sqlite3_bind_int(st, 5, (int)r->priority);
-        sqlite3_bind_int64(st, 6, r->timeout_seconds);
-        bind_str(st, 7, r->submitted_by);
-        bind_str(st, 8, r->attempts ? r->attempts : "[]");
-        sqlite3_bind_int64(st, 9, r->created_ms);
-        bind_str(st, 10, r->callback.url);
-        bind_str(st, 11, r->callback.url ? r->callback.delivery : NULL);
+        bind_state(st, r);
+        bind_str(st, 22, r->algorithm);
+        bind_str(st, 23, r->version);
+        sqlite3_bind_int(st, 24, (int)r->priority);
+        sqlite3_bind_int64(st, 25, r->timeout_seconds);
+        bind_str(st, 26, r->submitted_by);
+        sqlite3_bind_int64(st, 27, r->created_ms);
+        bind_str(st, 28, r->callback.url);
+        bind_str(st, 29, r->callback.url ? r->callback.delivery : NULL);
         if (r->callback.url)
-                sqlite3_bind_int(st, 12, (int)r->callback.state);
+                sqlite3_bind_int(st, 30, (int)r->callback.state);
         else
-                sqlite3_bind_null(st, 12);
+                sqlite3_bind_null(st, 30);
         int rc = step_done(db, st, "insert job", err);
         if (rc)
                 return rc;
         sqlite3_int64 seq = sqlite3_last_insert_rowid(db);
-        bool streamed = r->params && r->params_len > PARAMS_STREAM_MIN;
-        st = stmt(db, streamed ? SQL_INSERT_DATA_SIZED : SQL_INSERT_DATA, err);
+        st = stmt(db, SQL_INSERT_DATA, err);
         if (!st)
                 return prepare_failed(db);
         sqlite3_bind_int64(st, 1, seq);
-        if (streamed)
-                sqlite3_bind_int64(st, 2, (sqlite3_int64)r->params_len);
-        else
-                bind_text(st, 2, r->params, r->params_len);
+        bool params_streamed = bind_data(st, 2, r->params, r->params_len);
+        bool result_streamed = bind_data(st, 3, r->result, r->result_len);
         if ((rc = step_done(db, st, "insert job parameters", err)))
                 return rc;
-        /* Large parameters go in a piece at a time (incremental blob I/O):
-         * SQLite would otherwise build the whole row in memory. */
-        if (streamed && (rc = blob_write_all(db, "params", seq, r->params, r->params_len, err)))
+        if (params_streamed && (rc = blob_write_all(db, "params", seq, r->params, r->params_len, err)))
                 return rc;
-        if (r->status != JOB_QUEUED) {
-                /* A record inserted past queued: the rest of it too. */
-                struct store_item rest = { .rec = r, .expect_status = -1 };
-                if ((rc = apply_update(b, &rest, err)))
-                        return rc;
-        }
+        if (result_streamed && (rc = blob_write_all(db, "result", seq, r->result, r->result_len, err)))
+                return rc;
         if (it->idem_key) {
                 st = stmt(db, SQL_ADD_KEY, err);
                 if (!st)
@@ -537,23 +567,8 @@ static int apply_update(struct store_backend *b, struct store_item *it, struct e
         if (!st)
                 return prepare_failed(db);
         bind_str(st, 1, r->id);
-        sqlite3_bind_int(st, 2, (int)r->status);
-        sqlite3_bind_int(st, 4, (int)r->error);
-        bind_str(st, 5, r->error_message);
-        bind_opt(st, 6, r->has_exit_code, r->exit_code);
-        const int64_t m[] = { r->metrics.queue_ms, r->metrics.create_ms, r->metrics.run_ms,
-                              r->metrics.collect_ms, r->metrics.total_ms, r->metrics.peak_memory_bytes,
-                              r->metrics.cpu_ms };
-        for (int i = 0; i < 7; i++)
-                bind_opt(st, 7 + i, r->has_metrics && m[i] >= 0, m[i]);
-        bind_str(st, 14, r->runtime_name);
-        sqlite3_bind_int(st, 15, r->log_truncated);
-        bind_str(st, 16, r->attempts ? r->attempts : "[]");
-        sqlite3_bind_int64(st, 17, r->recoveries);
-        sqlite3_bind_int64(st, 18, r->started_ms);
-        sqlite3_bind_int64(st, 19, r->finished_ms);
+        bind_state(st, r);
         sqlite3_bind_int(st, 20, it->expect_status);
-        bind_str(st, 21, r->progress);
         int rc = step_done(db, st, "update job", err);
         if (rc)
                 return rc;
@@ -766,7 +781,9 @@ static int apply_write(struct store_backend *b, struct store_write *w, struct vi
                 return SQLITE_IOERR;
         int rc = 0;
         long added = 0;
-        if (w->kind == STORE_PRUNE) {
+        if (w->carried) {
+                /* Its change went in with its record's kept insert. */
+        } else if (w->kind == STORE_PRUNE) {
                 rc = apply_prune(b, w, v, nv, &w->err);
         } else if (w->kind == STORE_SYNC) {
                 /* Always: a commit that changes nothing writes no frame
@@ -810,6 +827,27 @@ static bool queued_for(const struct store_backend *b, const char *id)
         return false;
 }
 
+/* An update merged into its record's kept insert (under b->lock), when
+ * that insert is kept and no earlier write waits to change the record,
+ * with the outcome the SQL would have given (expect_status): 1 merged, 0
+ * not applied, -1 not kept. */
+static int merge_kept(struct store_backend *b, struct store_item *it)
+{
+        const struct job_record *r = it->rec;
+        struct deferred *d = b->deferred;
+        while (d && strcmp(d->rec.id, r->id))
+                d = d->next;
+        if (!d || queued_for(b, r->id))
+                return -1;
+        if (it->expect_status >= 0 && (int)d->rec.status != it->expect_status) {
+                it->outcome = STORE_ITEM_NOT_APPLIED;
+                return 0;
+        }
+        record_merge_update(&d->rec, r);
+        it->outcome = STORE_ITEM_OK;
+        return 1;
+}
+
 /* Answer w now if it is a lazy write the store can keep in memory until
  * the next transaction (under b->lock): one record, no idempotency key,
  * nothing too large to copy; an update only of a record whose insert is
@@ -824,21 +862,8 @@ static bool defer_write(struct store_backend *b, struct store_write *w)
         const struct job_record *r = it->rec;
         if (it->idem_key || r->params_len > STORE_LAZY_MAX_BYTES || r->result_len > STORE_LAZY_MAX_BYTES)
                 return false;
-        if (w->kind == STORE_UPDATE) {
-                struct deferred *d = b->deferred;
-                while (d && strcmp(d->rec.id, r->id))
-                        d = d->next;
-                if (!d || queued_for(b, r->id))
-                        return false;
-                if (it->expect_status >= 0 && (int)d->rec.status != it->expect_status) {
-                        it->outcome = STORE_ITEM_NOT_APPLIED;
-                        return true;
-                }
-                record_merge_update(&d->rec, r);
-                d->updated = true;
-                it->outcome = STORE_ITEM_OK;
-                return true;
-        }
+        if (w->kind == STORE_UPDATE)
+                return merge_kept(b, it) >= 0;
         struct deferred *d = xcalloc(1, sizeof *d);
         record_copy(&d->rec, r);
         d->item = (struct store_item){ .rec = &d->rec, .expect_status = -1 };
@@ -851,6 +876,21 @@ static bool defer_write(struct store_backend *b, struct store_write *w)
         b->deferred_tail = &d->next;
         it->outcome = STORE_ITEM_OK;
         return true;
+}
+
+/* A write that must be committed before it is answered, of a record
+ * whose insert is kept (under b->lock): merged into that insert, as a lazy
+ * update is, so that the record goes to disk once, as it ends, and not
+ * as inserted and then changed (the index entries of a status it no
+ * longer has are pages the commit would write too).  It still waits for
+ * the commit; true when it was merged.  One that would not apply is left
+ * to the SQL, which says so once the kept insert is on disk. */
+static bool carry_write(struct store_backend *b, struct store_write *w)
+{
+        if (w->kind != STORE_UPDATE || w->n != 1 || b->committing ||
+            w->items[0].rec->result_len > STORE_LAZY_MAX_BYTES)
+                return false;
+        return merge_kept(b, &w->items[0]) > 0;
 }
 
 static void defer_free(struct deferred *list)
@@ -899,11 +939,6 @@ static int defer_apply(struct store_backend *b, struct deferred *list, long *ins
                 struct victim *v = NULL;
                 size_t nv = 0;
                 int rc = apply_write(b, &d->w, &v, &nv, inserted);
-                if (!rc && d->w.err.code == ERR_OK && d->updated && d->rec.status == JOB_QUEUED) {
-                        /* The insert writes the rest of a record past queued only. */
-                        struct store_item rest = { .rec = &d->rec, .expect_status = -1 };
-                        rc = apply_update(b, &rest, &d->w.err);
-                }
                 if (rc) {
                         *err = d->w.err;
                         return rc;
@@ -934,8 +969,8 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
         struct victim **victims = xcalloc(nwrites, sizeof *victims);
         size_t *nvictims = xcalloc(nwrites, sizeof *nvictims);
         long inserted = 0, deleted = 0;
-        struct deferred *carried = defer_take(b);
-        bool failed = exec_kept(b->w, "BEGIN IMMEDIATE", &err) < 0 || defer_apply(b, carried, &inserted, &err) != 0;
+        struct deferred *kept = defer_take(b);
+        bool failed = exec_kept(b->w, "BEGIN IMMEDIATE", &err) < 0 || defer_apply(b, kept, &inserted, &err) != 0;
         size_t k = 0;
         for (struct store_write *w = batch; w && !failed; w = w->next, k++) {
                 if (apply_write(b, w, &victims[k], &nvictims[k], &inserted)) {
@@ -948,9 +983,9 @@ static bool commit_batch(struct store_backend *b, struct store_write *batch, boo
         if (!failed && exec_kept(b->w, "COMMIT", &err) < 0)
                 failed = true;
         if (failed)
-                defer_give_back(b, carried);   /* for the next transaction */
+                defer_give_back(b, kept);   /* for the next transaction */
         else
-                defer_free(carried);
+                defer_free(kept);
         if (failed) {
                 struct err ignored = ERR_INIT;
                 if (!sqlite3_get_autocommit(b->w))
@@ -1270,6 +1305,7 @@ static void sqlite_write(struct store_backend *b, struct store_write *w)
                 finish_write(w, NULL);
                 return;
         }
+        w->carried = b->healthy && carry_write(b, w);
         if (b->tail)
                 b->tail->next = w;
         else

@@ -3290,6 +3290,93 @@ START_TEST(test_migrate_v2)
 }
 END_TEST
 
+/* Rows the store's writer changed in place since the triggers went in
+ * (sqlite_watch_updates). */
+static int64_t sqlite_updates_seen(const char *state_dir)
+{
+        sqlite3 *db = sqlite_open_db(state_dir);
+        sqlite3_stmt *st = NULL;
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM t_updates", -1, &st, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        int64_t n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return n;
+}
+
+/* A job whose insert is kept (a waited-for submit, its run's start) and
+ * whose final record must be on disk before its answer: one row written
+ * as it ended, never an insert then changed (the index entries of the
+ * status it passed through would be pages of the same commit).  Counted
+ * by triggers the test adds to the database. */
+START_TEST(test_kept_insert_written_once)
+{
+        struct fx f;
+        fx_setup(&f, 0);
+        fx_close_store(&f);
+        sqlite3 *db = sqlite_open_db(f.dir);
+        char *msg = NULL;
+        int rc = sqlite3_exec(db,
+                              "CREATE TABLE t_updates(what TEXT);"
+                              "CREATE TRIGGER t_jobs AFTER UPDATE ON jobs BEGIN INSERT INTO t_updates VALUES ('jobs'); END;"
+                              "CREATE TRIGGER t_data AFTER UPDATE ON job_data BEGIN INSERT INTO t_updates VALUES ('data'); END;",
+                              NULL, NULL, &msg);
+        ck_assert_msg(rc == SQLITE_OK, "triggers: %s", msg ? msg : sqlite3_errstr(rc));
+        ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+        fx_open_store(&f);
+        const unsigned all = STORE_READ_PARAMS | STORE_READ_RESULT;
+        struct err err = ERR_INIT;
+        struct job_record e, run, fin, got;
+        struct store_stats st0, st1;
+
+        /* Kept insert, lazy start, final update: one commit, one row. */
+        rec_queued(&e, "alpha", T0 + 1);
+        store_stats(f.s, &st0);
+        ck_assert_int_eq(lazy_insert(f.s, &e, &err), 0);
+        rec_copy(&run, &e);
+        rec_set_running(&run, T0 + 10);
+        ck_assert_int_eq(store_update_end(store_update_begin(f.s, &run, JOB_QUEUED, true), &err), 1);
+        assert_gone(&f, e.id);
+        rec_copy(&fin, &e);
+        rec_set_running(&fin, T0 + 10);
+        rec_set_final(&fin, JOB_SUCCEEDED, T0 + 90, 1, "{\"sum\": 3}");
+        update_applied(&f, &fin, JOB_RUNNING);
+        store_stats(f.s, &st1);
+        ck_assert_uint_eq(st1.commits - st0.commits, 1);
+        get_ok(&f, e.id, all, &got);
+        rec_assert_eq("kept insert and its final update", &got, &fin, all);
+        record_clear(&got);
+        ck_assert_int_eq(sqlite_updates_seen(f.dir), 0);
+
+        /* A final update that would not apply (the kept record is not in
+         * the status it expects): not merged; said once the kept insert
+         * is on disk, which it is then. */
+        struct job_record k, bad;
+        rec_queued(&k, "alpha", T0 + 2);
+        ck_assert_int_eq(lazy_insert(f.s, &k, &err), 0);
+        rec_copy(&bad, &k);
+        rec_set_final(&bad, JOB_SUCCEEDED, T0 + 95, 1, "{}");
+        ck_assert_int_eq(update(&f, &bad, JOB_RUNNING), 0);
+        get_ok(&f, k.id, all, &got);
+        rec_assert_eq("kept insert, an update that did not apply", &got, &k, all);
+        record_clear(&got);
+
+        /* The triggers see an update of a record already on disk. */
+        update_applied(&f, &bad, JOB_QUEUED);
+        ck_assert_int_ge(sqlite_updates_seen(f.dir), 2);
+
+        fx_reopen(&f);
+        get_ok(&f, e.id, all, &got);
+        rec_assert_eq("after a reopen", &got, &fin, all);
+        record_clear(&got);
+        record_clear(&bad);
+        record_clear(&k);
+        record_clear(&fin);
+        record_clear(&e);
+        fx_teardown(&f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("store");
@@ -3339,6 +3426,7 @@ static Suite *suite(void)
         tcase_add_unchecked_fixture(front, tu_base_setup, tu_base_teardown);
         tcase_add_test(front, test_open_unknown_backend);
         tcase_add_test(front, test_migrate_v2);
+        tcase_add_test(front, test_kept_insert_written_once);
         suite_add_tcase(s, front);
         TCase *rec = tcase_create("record");
         tcase_add_test(rec, test_record_render);
