@@ -14,7 +14,7 @@
 
 struct item {
         struct sandbox *sb;
-        int64_t not_before;      /* now_mono_ms() clock; 0: at once */
+        uint64_t held;           /* its ticket until cleaner_go(); 0: ready */
         struct item *next;
 };
 
@@ -34,6 +34,7 @@ struct cleaner {
         pthread_mutex_t lock;
         pthread_cond_t more, room;
         struct item *head, **tail;
+        uint64_t tickets;        /* the last one given */
         size_t pending;          /* queued + the one in hand */
         bool idle;               /* waiting for work (not for a run's time) */
         bool quit;
@@ -74,31 +75,41 @@ static void clean(struct cleaner *c, struct sandbox *sb)
         liveset_remove(c->live, run_id);
 }
 
+/* The first item not held (any at a stop), out of the queue; NULL when
+ * none (under c->lock). */
+static struct item *take_ready(struct cleaner *c)
+{
+        struct item **p = &c->head;
+        while (*p && (*p)->held && !c->quit)
+                p = &(*p)->next;
+        struct item *it = *p;
+        if (!it)
+                return NULL;
+        *p = it->next;
+        if (!*p)
+                c->tail = p;
+        return it;
+}
+
 static void *cleaner_main(void *arg)
 {
         struct cleaner *c = arg;
         heartbeat_bind(&c->hb);
         pthread_mutex_lock(&c->lock);
         for (;;) {
-                /* Waiting, for work or for a run's time, is not judged. */
+                /* Waiting, for work or for a held one's go, is not judged. */
                 heartbeat_idle(true);
-                while (!c->head && !c->quit) {
+                struct item *it;
+                while (!(it = take_ready(c)) && !c->quit) {
                         c->idle = true;
                         pthread_cond_wait(&c->more, &c->lock);
                         c->idle = false;
                 }
-                if (!c->head)
+                if (!it)
                         break;   /* quit, nothing left */
-                struct item *it = c->head;
-                c->head = it->next;
-                if (!c->head)
-                        c->tail = &c->head;
-                /* The tests' window, or a deferred one's; a stop ends it. */
-                int64_t wait = it->not_before - now_mono_ms();
-                if (c->delay_ms > wait)
-                        wait = c->delay_ms;
-                if (wait > 0) {
-                        struct timespec ts = timespec_in(CLOCK_MONOTONIC, wait);
+                /* The tests' window; a stop ends it. */
+                if (c->delay_ms > 0) {
+                        struct timespec ts = timespec_in(CLOCK_MONOTONIC, c->delay_ms);
                         while (!c->quit && pthread_cond_timedwait(&c->more, &c->lock, &ts) != ETIMEDOUT)
                                 ;
                 }
@@ -144,10 +155,10 @@ int cleaner_start(const struct sandbox_env *env, struct idpool *ids, struct live
         return 0;
 }
 
-static void push(struct cleaner *c, struct sandbox *sb, int64_t defer_ms)
+static uint64_t push(struct cleaner *c, struct sandbox *sb, bool held)
 {
         if (!sb)
-                return;
+                return 0;
         struct item *it = xcalloc(1, sizeof *it);
         it->sb = sb;
         pthread_mutex_lock(&c->lock);
@@ -157,26 +168,44 @@ static void push(struct cleaner *c, struct sandbox *sb, int64_t defer_ms)
                 pthread_cond_timedwait(&c->room, &c->lock, &ts);
                 heartbeat_beat();
         }
-        it->not_before = defer_ms > 0 ? now_mono_ms() + defer_ms : 0;
+        it->held = held ? ++c->tickets : 0;
+        uint64_t ticket = it->held;
         *c->tail = it;
         c->tail = &it->next;
         c->pending++;
-        /* Only an idle cleaner needs waking: a busy one looks at the queue
-         * before it waits again, and one waiting out a run's time sees it
-         * next (each needless wake-up is a context switch per job). */
-        if (c->idle)
+        /* Only an idle cleaner needs waking, and not for what it may not
+         * take yet: a busy one looks at the queue before it waits again
+         * (each needless wake-up is a context switch per job). */
+        if (c->idle && !held)
                 pthread_cond_signal(&c->more);
         pthread_mutex_unlock(&c->lock);
+        return ticket;
 }
 
 void cleaner_push(struct cleaner *c, struct sandbox *sb)
 {
-        push(c, sb, 0);
+        push(c, sb, false);
 }
 
-void cleaner_push_deferred(struct cleaner *c, struct sandbox *sb)
+uint64_t cleaner_push_held(struct cleaner *c, struct sandbox *sb)
 {
-        push(c, sb, CLEANER_DEFER_MS);
+        return push(c, sb, true);
+}
+
+void cleaner_go(struct cleaner *c, uint64_t ticket)
+{
+        if (!ticket)
+                return;
+        pthread_mutex_lock(&c->lock);
+        /* Not found: taken apart already, at a stop. */
+        for (struct item *it = c->head; it; it = it->next)
+                if (it->held == ticket) {
+                        it->held = 0;
+                        if (c->idle)
+                                pthread_cond_signal(&c->more);
+                        break;
+                }
+        pthread_mutex_unlock(&c->lock);
 }
 
 void cleaner_released(struct cleaner *c, const char *run_id)

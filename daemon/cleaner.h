@@ -12,6 +12,7 @@
 #define EDGECD_CLEANER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 #include "idpool.h"
@@ -28,12 +29,13 @@ int cleaner_start(const struct sandbox_env *env, struct idpool *ids, struct live
                   struct cleaner **ret, struct err *err);
 /* Take sb apart in the background (sb may be NULL: nothing). */
 void cleaner_push(struct cleaner *c, struct sandbox *sb);
-/* cleaner_push(), taken apart no sooner than CLEANER_DEFER_MS from now:
- * for a sandbox whose job's final commit comes next, so that its unlinks
- * and rmdirs do not share that commit's ext4 journal commit (which made
- * the fsync up to 4 ms slower).  Counted pending at once. */
-#define CLEANER_DEFER_MS 20
-void cleaner_push_deferred(struct cleaner *c, struct sandbox *sb);
+/* cleaner_push(), held until cleaner_go(c, the ticket returned): for a
+ * sandbox whose job's final commit comes next, so that its unlinks and
+ * rmdirs do not share that commit's ext4 journal commit (which made the
+ * fsync up to 4 ms slower).  Counted pending at once; a stop takes it apart
+ * held or not (cleaner_go then finds nothing).  0 for a NULL sb. */
+uint64_t cleaner_push_held(struct cleaner *c, struct sandbox *sb);
+void cleaner_go(struct cleaner *c, uint64_t ticket);
 /* The collector removed run_id's container: its ids are free again. */
 void cleaner_released(struct cleaner *c, const char *run_id);
 size_t cleaner_pending(struct cleaner *c);

@@ -528,8 +528,9 @@ static void run_job(struct scheduler *s, struct job *j)
                 }
                 /* The container, cgroup and workspace go on the cleaner's
                  * thread (counted pending from now), after the answer. */
-                cleaner_push_deferred(s->d.cleaner, TAKE_PTR(r.sb));
+                uint64_t ticket = cleaner_push_held(s->d.cleaner, TAKE_PTR(r.sb));
                 finish(s, j, &r, e, msg);
+                cleaner_go(s->d.cleaner, ticket);
                 free(r.message);
                 free(r.result);
                 free(r.log_path);
