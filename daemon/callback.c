@@ -242,8 +242,9 @@ static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
         cb->last_status = (int)status;
         bool retry = false;
         /* The status decides once it came: a body that errs or never ends
-         * after a 2xx does not make the receiver's yes a no. */
-        bool answered = status > 0 && (rc == CURLE_OK || sl->truncated || (status >= 200 && status < 300));
+         * after it does not make the receiver's yes a no, nor its no (a
+         * 3xx, a 4xx) something to try again. */
+        bool answered = status >= 200;
         if (answered && status >= 200 && status < 300) {
                 cb->state = CALLBACK_DELIVERED;
                 cb->delivered_ms = now_real_ms();
@@ -338,6 +339,18 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
                 set_error(cb, "not sent: the URL %s", err.msg);
                 metrics_callback("not_sent");
                 log_job(LOG_LVL_WARN, id, sl->rec.algorithm, NULL, "callback not sent: the URL %s", err.msg);
+                free(sl->body);
+                sl->body = NULL;
+                slot_write(sl);
+                return true;
+        }
+        /* Attempts made under a larger callbacks.max_attempts count. */
+        if (cb->attempts >= c->cfg->callbacks.max_attempts) {
+                cb->state = CALLBACK_FAILED;
+                set_error(cb, "not sent: %lld attempt(s) made, callbacks.max_attempts is %lld", (long long)cb->attempts,
+                          (long long)c->cfg->callbacks.max_attempts);
+                metrics_callback("not_sent");
+                log_job(LOG_LVL_WARN, id, sl->rec.algorithm, NULL, "callback failed for good: %s", cb->last_error);
                 free(sl->body);
                 sl->body = NULL;
                 slot_write(sl);
@@ -553,11 +566,64 @@ static void *delivery_main(void *arg)
         return NULL;
 }
 
+/* Callbacks off (an empty callbacks.allow): those still pending from a
+ * start that had them on fail now, as a narrowed list fails what it no
+ * longer allows; else they would wait for ever and keep their jobs from
+ * retention.  A page at a time, one commit each. */
+static void fail_pending_while_off(struct store *store)
+{
+        enum { PAGE = 64 };
+        struct store_due *due = xcalloc(PAGE, sizeof *due);
+        struct job_record *recs = xcalloc(PAGE, sizeof *recs);
+        struct store_item *items = xcalloc(PAGE, sizeof *items);
+        size_t failed = 0;
+        for (;;) {
+                size_t n = 0, k = 0;
+                struct err err = ERR_INIT;
+                if (store_callbacks_due(store, due, PAGE, 0, &n, &err) < 0) {
+                        log_warn("callbacks: %s", err.msg);
+                        break;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        struct job_record *r = &recs[k];
+                        if (store_get(store, due[i].id, 0, r, &err) < 0)
+                                continue;
+                        r->callback.state = CALLBACK_FAILED;
+                        set_error(&r->callback, "not sent: callbacks are off (callbacks.allow is empty)");
+                        items[k] = (struct store_item){ .rec = r, .expect_status = -1 };
+                        k++;
+                }
+                struct store_write w = { .kind = STORE_CALLBACK, .items = items, .n = k };
+                int rc = k ? store_write_sync(store, &w, &err) : 0;
+                for (size_t i = 0; i < k; i++) {
+                        if (rc == 0) {
+                                store_uncache(store, recs[i].id);
+                                metrics_callback("not_sent");
+                        }
+                        record_clear(&recs[i]);
+                }
+                if (rc < 0) {
+                        log_warn("callbacks: pending callbacks not failed: %s", err.msg);
+                        break;
+                }
+                failed += k;
+                if (k == 0 || n < PAGE)
+                        break;
+        }
+        if (failed)
+                log_warn("callbacks: %zu pending callback(s) failed, not sent: callbacks are off", failed);
+        free(items);
+        free(recs);
+        free(due);
+}
+
 int callbacks_start(const struct config *cfg, struct store *store, struct callbacks **ret, struct err *err)
 {
         *ret = NULL;
-        if (!cfg->callbacks.allow || !cfg->callbacks.allow[0])
+        if (!cfg->callbacks.allow || !cfg->callbacks.allow[0]) {
+                fail_pending_while_off(store);
                 return 0;
+        }
         struct callbacks *c = xcalloc(1, sizeof *c);
         c->cfg = cfg;
         c->store = store;

@@ -232,22 +232,27 @@ int callback_secret_load(const char *path, char **ret, size_t *ret_len, struct e
         if (st.st_mode & 077)
                 return err_set(err, ERR_INVALID, 0, "callbacks.secret_file: %s is open to group or others "
                                "(mode %04o): chmod 600 it", path, (unsigned)(st.st_mode & 07777));
-        char *buf = xmalloc(CALLBACK_SECRET_MAX + 2);
+        /* The whole file, with room for the line ends an editor adds: one
+         * that does not fit is too long whatever its tail (a newline right
+         * past the limit must not pass for the end of it). */
+        enum { ROOM = CALLBACK_SECRET_MAX + 64 };
+        char *buf = xmalloc(ROOM + 2);
         size_t n = 0;
         for (;;) {
-                ssize_t r = read(fd, buf + n, CALLBACK_SECRET_MAX + 1 - n);
+                ssize_t r = read(fd, buf + n, ROOM + 1 - n);
                 if (r < 0) {
-                        explicit_bzero(buf, CALLBACK_SECRET_MAX + 2);
+                        explicit_bzero(buf, ROOM + 2);
                         free(buf);
                         return err_errno(err, ERR_IO, "callbacks.secret_file: read %s", path);
                 }
-                if (r == 0 || (n += (size_t)r) > CALLBACK_SECRET_MAX)
+                if (r == 0 || (n += (size_t)r) > ROOM)
                         break;
         }
-        while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-                n--;
+        if (n <= ROOM)
+                while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+                        n--;
         if (n < CALLBACK_SECRET_MIN || n > CALLBACK_SECRET_MAX) {
-                explicit_bzero(buf, CALLBACK_SECRET_MAX + 2);
+                explicit_bzero(buf, ROOM + 2);
                 free(buf);
                 return err_set(err, ERR_INVALID, 0, "callbacks.secret_file: %s must hold %d to %d bytes "
                                "(try: head -c 32 /dev/urandom | base64 > FILE)", path, CALLBACK_SECRET_MIN,

@@ -481,7 +481,7 @@ char *metrics_render(const struct metrics_gauges *g)
         put(&b, "edgecd_store_records %zu\n", g->store_records);
         family(&b, "edgecd_callback_attempts_total", "counter",
                "Callback attempts by outcome: delivered, retried (failed, tried again later), failed (for good), "
-               "not_sent (the URL no longer allowed: no POST).");
+               "not_sent (no POST: the URL no longer allowed, callbacks off, max_attempts lowered).");
         put_labelled(&b, "edgecd_callback_attempts_total", "outcome", callback_outcomes, callbacks,
                      ARRAY_SIZE(callbacks));
         family(&b, "edgecd_callbacks_in_flight", "gauge", "Callback POSTs in flight (at most callbacks.concurrency).");

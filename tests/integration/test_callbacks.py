@@ -44,8 +44,9 @@ def echo(i):
 class Receiver:
     """An HTTP server that records every POST (path, headers, body) and
     answers each path with the statuses queued for it (then `default`).
-    A plan entry is a status, (status, {header: value}), or "stream": 200
-    and a chunked body that never ends (until the client goes)."""
+    A plan entry is a status, (status, {header: value}), "stream": 200
+    and a chunked body that never ends (until the client goes), or
+    "cut N": status N and a body that breaks off (5 of 100 bytes)."""
 
     def __init__(self):
         self.lock = threading.Condition()
@@ -71,6 +72,15 @@ class Receiver:
                     rec.lock.notify_all()
                 if status == "stream":
                     self.stream()
+                    return
+                if isinstance(status, str) and status.startswith("cut "):
+                    # A status, then a body that breaks off.
+                    self.send_response(int(status.split()[1]))
+                    self.send_header("Content-Length", "100")
+                    self.end_headers()
+                    self.wfile.write(b"short")
+                    self.wfile.flush()
+                    self.close_connection = True
                     return
                 headers = {}
                 if isinstance(status, tuple):
@@ -265,6 +275,20 @@ class TestCallbacks(CallbackBase):
         self.assertEqual(len(self.rx.posts("/hooks/gone")), 1)
         self.assertEqual(len(self.rx.posts("/hooks/down")), 3)
         self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "failed"}), 2)
+
+    def test_a_3xx_or_4xx_whose_body_breaks_off_fails_for_good(self):
+        d = self.daemon()
+        for status in (404, 302):
+            path = "/hooks/cut%d" % status
+            self.rx.plans[path] = ["cut %d" % status] * 10
+            r = d.submit(dict(echo(status), callback_url=self.rx.url(path)))
+            self.assertEqual(r.status, 202, r)
+            job = self.wait_callback(d, r.body["id"], "failed")
+            c = job["callback"]
+            self.assertEqual((c["attempts"], c["last_status"]), (1, status), c)
+            self.assertIn("answered %d" % status, c["last_error"])
+            time.sleep(0.5)
+            self.assertEqual(len(self.rx.posts(path)), 1)
 
     def test_answers_match_the_openapi_document(self):
         # The job object's callback member and the submission's
@@ -667,8 +691,7 @@ class TestCallbacksAcrossRestarts(CallbackBase):
         n = len(self.rx.posts("/hooks/narrowed"))
         self.rx.plans["/hooks/narrowed"] = []
         d.config["callbacks"]["allow"] = [self.rx.url("/other")]
-        with open(d.config_path, "w") as f:
-            f.write("\n".join(harness.yaml_dump(d.config)) + "\n")
+        self.rewrite_config(d)
         d.restart()
         job = self.wait_callback(d, job_id, "failed")
         self.assertIn("callbacks.allow", job["callback"]["last_error"])
@@ -676,6 +699,43 @@ class TestCallbacksAcrossRestarts(CallbackBase):
         # No POST: counted apart from the receivers' failures.
         self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "not_sent"}), 1)
         self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "failed"}), 0)
+
+
+    def rewrite_config(self, d):
+        with open(d.config_path, "w") as f:
+            f.write("\n".join(harness.yaml_dump(d.config)) + "\n")
+
+    def test_restart_with_callbacks_off(self):
+        d = self.daemon(backoff_ms=200, max_backoff_ms=200, max_attempts=100)
+        job_id, _ = self.pending_after_failure(d, "/hooks/off")
+        d.terminate()
+        n = len(self.rx.posts("/hooks/off"))
+        self.rx.plans["/hooks/off"] = []
+        # Callbacks off: what waits fails at the start, and retention may
+        # take its job.
+        d.config["callbacks"]["allow"] = []
+        self.rewrite_config(d)
+        d.restart()
+        job = self.wait_callback(d, job_id, "failed")
+        self.assertIn("callbacks are off", job["callback"]["last_error"])
+        self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "not_sent"}), 1)
+        time.sleep(0.5)
+        self.assertEqual(len(self.rx.posts("/hooks/off")), n)
+
+    def test_restart_with_fewer_attempts_allowed(self):
+        d = self.daemon(backoff_ms=200, max_backoff_ms=200, max_attempts=100)
+        job_id, _ = self.pending_after_failure(d, "/hooks/fewer")
+        d.terminate()
+        n = len(self.rx.posts("/hooks/fewer"))
+        self.rx.plans["/hooks/fewer"] = []
+        d.config["callbacks"]["max_attempts"] = 1
+        self.rewrite_config(d)
+        d.restart()
+        job = self.wait_callback(d, job_id, "failed")
+        self.assertIn("callbacks.max_attempts is 1", job["callback"]["last_error"])
+        self.assertEqual(d.metric("edgecd_callback_attempts_total", {"outcome": "not_sent"}), 1)
+        time.sleep(0.5)
+        self.assertEqual(len(self.rx.posts("/hooks/fewer")), n, "no POST past the new max_attempts")
 
 
 class TestCallbackConfig(unittest.TestCase):

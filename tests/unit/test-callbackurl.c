@@ -272,6 +272,27 @@ START_TEST(test_secret_file)
         ck_assert_int_eq(callback_secret_load(p, &s, &n, &e), -1);
         ck_assert_ptr_nonnull(strstr(e.msg, "must hold 16 to 4096 bytes"));
         free(p);
+        /* The limit exactly, a newline, then more: too long, not the
+         * limit's bytes with the rest cut off. */
+        size_t len = CALLBACK_SECRET_MAX + 1 + 100;
+        big = xrealloc(big, len + 1);
+        memset(big, 'a', CALLBACK_SECRET_MAX);
+        big[CALLBACK_SECRET_MAX] = '\n';
+        memset(big + CALLBACK_SECRET_MAX + 1, 'b', 100);
+        big[len] = '\0';
+        p = tu_write(dir, "cut", big);
+        ck_assert_int_eq(chmod(p, 0600), 0);
+        ck_assert_int_eq(callback_secret_load(p, &s, &n, &e), -1);
+        ck_assert_ptr_nonnull(strstr(e.msg, "must hold 16 to 4096 bytes"));
+        free(p);
+        /* The limit exactly, with line ends after it: taken whole. */
+        strcpy(big + CALLBACK_SECRET_MAX, "\r\n\n");
+        p = tu_write(dir, "exact", big);
+        ck_assert_int_eq(chmod(p, 0600), 0);
+        ck_assert_msg(callback_secret_load(p, &s, &n, &e) == 0, "%s", e.msg);
+        ck_assert_uint_eq(n, CALLBACK_SECRET_MAX);
+        free(s);
+        free(p);
         free(big);
 }
 END_TEST
