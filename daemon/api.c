@@ -137,7 +137,7 @@ static void reply_err(struct http_request *req, const struct err *err, const cha
                         code = status_table[i].name;
                 }
         }
-        if (status == 429)
+        if (status == 429 || status == 503)
                 http_add_header(req, "Retry-After", RETRY_AFTER_SECONDS);
         if (status == 500)
                 log_error("%s %s: %s", http_method(req), http_path(req), err->msg);
@@ -173,16 +173,21 @@ static void wait_unref(void *p)
         record_clear(&w->rec);
         free(w->idem_key);
         batch_free(w->batch);
-        if (w->body_map)
-                munmap(w->body_map, w->body_map_len);
+        http_body_drop(w->api->http, w->body_map, w->body_map_len);
         free(w);
 }
 
-/* The request's reference, dropped when libmicrohttpd is done with it. */
+/* The request's reference, dropped when libmicrohttpd is done with it.
+ * A request resumed after its client left ends without a second dispatch
+ * (finish_wait): its waiter comes off the job here, else it would stay
+ * there, with this, until the job ends (a queued job: any number). */
 static void wait_request_done(void *p)
 {
         struct wait *w = p;
         struct api *a = w->api;
+        if (w->waiter && job_remove_waiter(w->job, w->waiter))
+                wait_unref(w);   /* the callback's: it will not run now */
+        w->waiter = NULL;
         pthread_mutex_lock(&a->lock);
         a->waits_open--;
         if (a->stopping)
@@ -857,7 +862,8 @@ static json_t *parse_spooled(struct api *a, struct http_request *req, const char
         *ret_params = NULL;
         for (i = skip_ws(text, len, i + 1); i < len && text[i] != '}';) {
                 size_t k0 = i, k1 = skip_value(text, len, i);
-                json_t *jk = json_loadb(text + k0, k1 - k0, JSON_DECODE_ANY, NULL);
+                json_error_t kerr;
+                json_t *jk = json_loadb(text + k0, k1 - k0, JSON_DECODE_ANY, &kerr);
                 _cleanup_free_ char *key = xstrdup(json_string_value(jk));
                 json_decref(jk);
                 i = skip_ws(text, len, skip_ws(text, len, k1) + 1);   /* past ':' */
@@ -865,8 +871,14 @@ static json_t *parse_spooled(struct api *a, struct http_request *req, const char
                 i = skip_ws(text, len, v1);
                 if (i < len && text[i] == ',')
                         i = skip_ws(text, len, i + 1);
-                if (!key)
-                        continue;
+                if (!key) {
+                        /* A key the in-memory parser refuses (`\u0000`):
+                         * refused here too, not passed over. */
+                        metrics_http_rejected("invalid_json");
+                        _cleanup_free_ char *msg = xasprintf("malformed JSON: object key: %s", jk ? "not a string" : kerr.text);
+                        http_reply_error(req, 400, "invalid_json", msg, NULL);
+                        return NULL;
+                }
                 if (json_object_get(doc, key) || (!strcmp(key, "parameters") && *ret_params)) {
                         metrics_http_rejected("invalid_json");
                         _cleanup_free_ char *msg = xasprintf("malformed JSON: duplicate object key `%.64s`", key);
@@ -938,10 +950,8 @@ static void after_commit(struct api *a, struct wait *w)
          * on waiting for its job holds nothing of them, nor of its spooled
          * body's file. */
         record_clear_params(&w->rec);
-        if (w->body_map) {
-                munmap(w->body_map, w->body_map_len);
-                w->body_map = NULL;
-        }
+        http_body_drop(a->http, w->body_map, w->body_map_len);
+        w->body_map = NULL;
         switch (w->kind) {
         case COMMIT_SUBMIT:
                 if (ok && w->item.outcome == STORE_ITEM_OK) {

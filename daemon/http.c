@@ -799,10 +799,21 @@ void *http_body_take(struct http_request *req, size_t *ret_len)
         void *m = req->spooled ? req->body : NULL;
         *ret_len = m ? req->body_len : 0;
         if (m) {
+                /* Its share of the spool budget goes with it. */
+                size_t counted = req->body_len < req->spool_bytes ? req->body_len : req->spool_bytes;
+                req->spool_bytes -= counted;
                 req->body = NULL;
                 req->body_len = 0;
         }
         return m;
+}
+
+void http_body_drop(struct http_server *srv, void *map, size_t len)
+{
+        if (!map)
+                return;
+        munmap(map, len);
+        __atomic_sub_fetch(&srv->spooled, len, __ATOMIC_RELAXED);
 }
 
 void http_set_user(struct http_request *req, const char *name)
@@ -857,6 +868,15 @@ static void reply(struct http_request *req, unsigned status, const char *content
                 __atomic_sub_fetch(&srv->inflight, len, __ATOMIC_RELAXED);
                 free(data);
                 metrics_http_rejected("replies_in_flight");
+                /* An answer that names what the request made (a submit's
+                 * job, its Location) is not refused: a retry would make
+                 * it again.  The client is sent to it instead. */
+                for (struct header *h = req->headers; h; h = h->next)
+                        if (!strcasecmp(h->name, "Location")) {
+                                http_reply_error(req, 303, "see_other", "done, but the answer is too large to "
+                                                 "send while other large ones are: GET the Location", NULL);
+                                return;
+                        }
                 http_add_header(req, "Retry-After", "1");
                 http_reply_error(req, 503, "busy", "too many large replies are still being sent; retry", NULL);
                 return;

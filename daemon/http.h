@@ -80,12 +80,15 @@ const char *http_query(struct http_request *req, const char *key);
 const char *http_header(struct http_request *req, const char *name);
 const char *http_body(const struct http_request *req, size_t *ret_len);
 /* Was the body spooled (larger than max_body)?  Then http_body() is a
- * read-only mapping of its file, and http_body_take() hands it over: the
- * caller munmap()s it (len bytes) when done, and http_body() is empty. */
+ * read-only mapping of its file, and http_body_take() hands it over with
+ * its share of the spool budget: the caller gives both back with
+ * http_body_drop() as soon as it is done (not when the request ends: a
+ * waiting one may live for an hour), and http_body() is empty. */
 bool http_body_spooled(const struct http_request *req);
 /* A new limit for spooled bodies (the plugins changed); any thread. */
 void http_set_spool_max(struct http_server *srv, size_t max);
 void *http_body_take(struct http_request *req, size_t *ret_len);
+void http_body_drop(struct http_server *srv, void *map, size_t len);
 
 /* The client's name, once authorized (a token's name), or NULL. */
 void http_set_user(struct http_request *req, const char *name);

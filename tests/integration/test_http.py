@@ -5,7 +5,9 @@ and JSON error, never a 5xx or a hang, and the daemon keeps serving
 import json
 import os
 import re
+import socket
 import time
+import unittest
 import uuid
 
 import harness
@@ -356,3 +358,75 @@ class HttpErrors(DaemonCase):
         self.assertHealthy()
         self.assertEqual(problems, [], "\n".join(problems))
         self.assertLess(secs, 20 * harness.slow_factor(), "corpus took %.1f s" % secs)
+
+
+class WaitersOfClientsGone(unittest.TestCase):
+    """A ?wait submit whose client hangs up before its answer: resumed at
+    its deadline, libmicrohttpd ends the request without calling the
+    handler again.  Its waiter must come off the job then, not stay on it
+    (with the request's state) until the job ends: here the job is still
+    queued at the stop, so the sanitizer build reports what stayed."""
+
+    def test_waiters_of_gone_clients_are_not_kept(self):
+        d = harness.Daemon("gonewait", config={"workers": 1, "drain_seconds": 1})
+        self.addCleanup(d.stop)
+        d.start()
+        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 60})
+        self.assertEqual(r.status, 202, r)
+        d.wait_status(r.body["id"], "running")
+        body = json.dumps({"algorithm": "t_echo", "parameters": {"n": 1}}).encode()
+        key = "gone-%s" % uuid.uuid4()
+        first = d.req("POST", "/v1/jobs", body, {"Content-Type": "application/json", "Idempotency-Key": key})
+        self.assertEqual(first.status, 202, first)
+        head = ("POST /v1/jobs?wait=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Idempotency-Key: %s\r\nContent-Length: %d\r\n\r\n" % (key, len(body))).encode() + body
+        socks = []
+        for _ in range(20):
+            c = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+            c.sendall(head)
+            socks.append(c)
+        time.sleep(0.3)
+        for c in socks:
+            c.close()           # gone before the deadline resumes them
+        time.sleep(1.5 * harness.slow_factor())
+        # The job is still queued; a replay of its key names it.
+        again = d.req("POST", "/v1/jobs", body, {"Content-Type": "application/json", "Idempotency-Key": key})
+        self.assertEqual((again.status, again.body["id"]), (200, first.body["id"]), again)
+        self.assertEqual(d.get_job(first.body["id"])["status"], "queued")
+        d.stop()                # fails on a sanitizer report (what stayed)
+
+
+class SpoolBudgetOfWaitingSubmits(unittest.TestCase):
+    """A spooled submit's share of the spool budget goes once its job is on
+    disk (its file is gone then), not when its request ends: submits that
+    wait for their jobs must not refuse every other large one meanwhile."""
+
+    def test_waiting_submits_do_not_hold_the_spool_budget(self):
+        d = harness.Daemon("spoolwait", config={"workers": 1, "max_body_bytes": "1KiB",
+                                                "input_ceiling_bytes": "1KiB"})
+        self.addCleanup(d.stop)
+        d.start()
+        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 60})
+        self.assertEqual(r.status, 202, r)
+        self.addCleanup(harness.cancel_quietly, d, r.body["id"])
+        d.wait_status(r.body["id"], "running")
+        # 60,000 bytes each, spooled: two fill most of the budget (twice
+        # input_ceiling_bytes and the other members' 64 KiB: 130 KiB).
+        body = b'{"algorithm":"t_echo","parameters":{"n":1}' + b" " * 60000 + b"}"
+        head = ("POST /v1/jobs?wait=30 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\n\r\n" % len(body)).encode()
+        socks = []
+        for _ in range(2):
+            c = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+            self.addCleanup(c.close)
+            c.sendall(head + body)
+            socks.append(c)
+        deadline = time.monotonic() + 10 * harness.slow_factor()
+        while len(d.list_jobs()) < 3:
+            self.assertLess(time.monotonic(), deadline, "the two waiting submits were never committed")
+            time.sleep(0.05)
+        # Both wait for their jobs (queued behind the sleeper); a third
+        # large submit is taken.
+        for _ in range(2):
+            r3 = d.req("POST", "/v1/jobs", body, {"Content-Type": "application/json"})
+            self.assertEqual(r3.status, 202, r3)

@@ -11,7 +11,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 import unittest
 
 import harness
@@ -147,6 +149,18 @@ class LargeInputs(unittest.TestCase):
             self.assertEqual(r.body["error"]["code"], "invalid_json", r.body)
         self.assertTrue(self.d.healthz_ok())
 
+    def test_a_member_key_refused_in_memory_is_refused_spooled(self):
+        # The same submission, small (parsed in memory) and padded past
+        # max_body_bytes (spooled): both refused, none queued.
+        small = b'{"algorithm":"t_big","parameters":{"values":[1]},"\\u0000x":1}'
+        spooled = small[:-1] + b" " * (70 << 10) + b"}"
+        before = len(self.d.list_jobs())
+        for body in (small, spooled):
+            r = post(self.d, body)
+            self.assertEqual(r.status, 400, r)
+            self.assertEqual(r.body["error"]["code"], "invalid_json", r.body)
+        self.assertEqual(len(self.d.list_jobs()), before)
+
     def test_a_plugin_over_the_ceiling_gets_the_ceiling(self):
         self.assertEqual(self.d.req("GET", "/v1/algorithms/t_greedy").status, 200)
         # 40 MiB of parameters: under its own 1 GiB, under the 48 MiB ceiling.
@@ -176,6 +190,37 @@ class OneLargeAnswer(unittest.TestCase):
         self.assertEqual(len(r.body["result"]["values"]), 300000)
         g = d.req("GET", "/v1/jobs/" + r.body["id"])
         self.assertEqual(g.status, 200, str(g)[:300])
+
+    def test_a_submits_answer_over_the_cap_sends_the_client_to_its_job(self):
+        # A large answer held for a client that does not read, then a
+        # submit whose answer is large too: not 503 (a retry would submit
+        # it again) but 303 to its job.
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        plugin(tmp, "t_big", BIG)
+        d = Daemon("SeeOther", plugins=tmp, config=dict(CONFIG, http={"max_response_bytes": "1MiB"})).start()
+        self.addCleanup(d.stop)
+        body = json.dumps({"algorithm": "t_big", "parameters": {"values": list(range(1000000))}}).encode()
+        first = post(d, body)
+        self.assertEqual(first.status, 200, str(first)[:300])
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", d.port))
+        self.addCleanup(slow.close)
+        slow.sendall(("GET /v1/jobs/%s HTTP/1.1\r\nHost: x\r\n\r\n" % first.body["id"]).encode())
+        time.sleep(0.5)
+        r = post(d, body)
+        self.assertEqual(r.status, 303, str(r)[:300])
+        self.assertEqual(r.body["error"]["code"], "see_other", r.body)
+        where = r.headers.get("location") or r.headers.get("Location")
+        self.assertTrue(where and where.startswith("/v1/jobs/"), r.headers)
+        self.assertNotIn("retry-after", {k.lower() for k in r.headers})
+        slow.close()
+        g = d.req("GET", where)
+        self.assertEqual((g.status, g.body["status"]), (200, "succeeded"), str(g)[:300])
+        self.assertEqual(len(g.body["result"]["values"]), 1000000)
+        self.assertEqual(len(d.list_jobs()), 2)
 
 
 if __name__ == "__main__":
