@@ -1395,8 +1395,7 @@ static void handle_healthz(struct http_request *req, void *ctx)
 static void add_unhealthy_reason(const char *name, enum health h, const char *reason, void *ctx)
 {
         json_t *reasons = ctx;
-        json_t *r = json_sprintf("algorithm `%s` is %s: %s", name, health_name(h), reason);
-        json_array_append_new(reasons, r ? r : json_sprintf("algorithm `%s` is %s", name, health_name(h)));
+        json_array_append_new(reasons, json_sprintf_lossy("algorithm `%s` is %s: %s", name, health_name(h), reason));
 }
 
 static void handle_readyz(struct http_request *req, void *ctx)
@@ -1416,12 +1415,12 @@ static void handle_readyz(struct http_request *req, void *ctx)
         bool store_ok = store_health(a->d.store, why, sizeof why);
         if (!store_ok) {
                 status = "unhealthy";
-                json_array_append_new(reasons, json_sprintf("the job store cannot write, new jobs are refused: %s", why));
+                json_array_append_new(reasons, json_sprintf_lossy("the job store cannot write, new jobs are refused: %s", why));
         }
         if (loaded == 0) {
                 if (!stopping && store_ok)
                         status = "degraded";
-                json_array_append_new(reasons, json_sprintf("no plugin is loaded from %s", a->d.cfg->plugins_dir));
+                json_array_append_new(reasons, json_sprintf_lossy("no plugin is loaded from %s", a->d.cfg->plugins_dir));
         }
         if (broken > 0) {
                 if (!stopping && store_ok)
@@ -1430,7 +1429,7 @@ static void handle_readyz(struct http_request *req, void *ctx)
                 size_t i;
                 json_t *b;
                 json_array_foreach(json_object_get(list, "broken"), i, b)
-                        json_array_append_new(reasons, json_sprintf("broken plugin manifest: %s",
+                        json_array_append_new(reasons, json_sprintf_lossy("broken plugin manifest: %s",
                                               json_string_value(json_object_get(b, "error"))));
                 json_decref(list);
         }

@@ -4,6 +4,23 @@
 #include <stdio.h>
 #include <string.h>
 
+/* s was cut to fit: drop a character the cut split (its first bytes
+ * alone are not UTF-8, and a message that is not cannot go out as JSON). */
+static void cut_whole(char *s)
+{
+        size_t n = strlen(s), i = n, cont = 0;
+        while (i > 0 && cont < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+                i--;
+                cont++;
+        }
+        if (i == 0)
+                return;
+        unsigned char lead = (unsigned char)s[i - 1];
+        size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+        if (want > 1 && cont + 1 < want)
+                s[i - 1] = '\0';
+}
+
 int err_set(struct err *err, enum err_code code, int errnum, const char *fmt, ...)
 {
         if (!err)
@@ -15,10 +32,13 @@ int err_set(struct err *err, enum err_code code, int errnum, const char *fmt, ..
         va_start(ap, fmt);
         int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        if (n >= (int)sizeof err->msg)
+                cut_whole(err->msg);
         if (errnum && n >= 0 && (size_t)n < sizeof err->msg) {
                 char buf[128];
                 const char *s = strerror_r(errnum, buf, sizeof buf);
-                snprintf(err->msg + n, sizeof err->msg - (size_t)n, ": %s", s);
+                if (snprintf(err->msg + n, sizeof err->msg - (size_t)n, ": %s", s) >= (int)(sizeof err->msg - (size_t)n))
+                        cut_whole(err->msg);
         }
         return -1;
 }
@@ -30,12 +50,16 @@ int err_wrap(struct err *err, const char *fmt, ...)
         char prefix[ERR_MSG_MAX], old[ERR_MSG_MAX];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(prefix, sizeof prefix, fmt, ap);
+        if (vsnprintf(prefix, sizeof prefix, fmt, ap) >= (int)sizeof prefix)
+                cut_whole(prefix);
         va_end(ap);
         memcpy(old, err->msg, sizeof old);
         /* A long chain is cut at the end: the outer context matters most. */
-        if (snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old) >= (int)sizeof err->msg)
-                memcpy(err->msg + sizeof err->msg - 4, "...", 4);
+        if (snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old) >= (int)sizeof err->msg) {
+                err->msg[sizeof err->msg - 4] = '\0';
+                cut_whole(err->msg);
+                strcat(err->msg, "...");
+        }
         if (err->code == ERR_OK)
                 err->code = ERR_INTERNAL;
         return -1;
@@ -43,8 +67,8 @@ int err_wrap(struct err *err, const char *fmt, ...)
 
 void err_set_field(struct err *err, const char *field)
 {
-        if (err)
-                snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+        if (err && snprintf(err->field, sizeof err->field, "%s", field ? field : "") >= (int)sizeof err->field)
+                cut_whole(err->field);
 }
 
 void err_clear(struct err *err)

@@ -934,11 +934,11 @@ void http_reply_text(struct http_request *req, unsigned status, const char *cont
 void http_reply_error(struct http_request *req, unsigned status, const char *code,
                       const char *message, const char *field)
 {
-        json_t *e = json_pack("{s:s, s:s}", "code", code, "message", message ? message : code);
-        if (!e)   /* a message that is not UTF-8 */
-                e = json_pack("{s:s, s:s}", "code", code, "message", code);
+        /* A message or field not UTF-8 (a name from the disk, a client's
+         * key) is shown with U+FFFD, not dropped. */
+        json_t *e = json_pack("{s:s, s:o}", "code", code, "message", json_string_lossy(message ? message : code));
         if (field && *field)
-                json_object_set_new(e, "field", json_string(field));
+                json_object_set_new(e, "field", json_string_lossy(field));
         http_reply_json(req, status, json_pack("{s:o}", "error", e));
 }
 

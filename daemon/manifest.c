@@ -619,7 +619,9 @@ int manifest_load(const char *path, struct manifest **ret, struct err *err)
                 keys[i].load(&L, yamldoc_node(y, p->value));
                 /* Where checks made after the load (oci_check_manifest) point. */
                 unsigned line = (unsigned)kn->start_mark.line + 1;
-                if (!strcmp(k, "resources"))
+                if (!strcmp(k, "version"))
+                        m->lines.version = line;
+                else if (!strcmp(k, "resources"))
                         m->lines.resources = line;
                 else if (!strcmp(k, "syscalls"))
                         m->lines.syscalls = line;
@@ -654,6 +656,8 @@ int manifest_load(const char *path, struct manifest **ret, struct err *err)
 
 unsigned manifest_key_line(const struct manifest *m, const char *key)
 {
+        if (!strcmp(key, "version"))
+                return m->lines.version;
         if (!strcmp(key, "resources"))
                 return m->lines.resources;
         if (!strcmp(key, "syscalls"))

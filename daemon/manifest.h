@@ -54,13 +54,13 @@ struct manifest {
         char **extra_syscalls;    /* added to the seccomp allowlist; names checked at load;
                                    * never NULL, may be empty */
         struct {
-                unsigned resources, syscalls, oci_template, command, image, max_input_bytes,
+                unsigned version, resources, syscalls, oci_template, command, image, max_input_bytes,
                         max_result_bytes;   /* 0: not in the file */
         } lines;                  /* of these keys: checks made after the load name them */
 };
 
-/* The line of key (resources, syscalls, oci_template, command, image,
- * max_input_bytes, max_result_bytes) in m's file; 0 when not there or not
+/* The line of key (version, resources, syscalls, oci_template, command,
+ * image, max_input_bytes, max_result_bytes) in m's file; 0 when not there or not
  * one of those. */
 unsigned manifest_key_line(const struct manifest *m, const char *key);
 

@@ -348,7 +348,8 @@ static bool scan_one(const struct scan_ctx *c, const char *name, bool reuse_only
                 if (!strcmp(t->items[j]->name, m->name) && semver_compare(&t->items[j]->semver, &m->semver) == 0)
                         dup = t->items[j];
         if (dup) {
-                _cleanup_free_ char *msg = xasprintf("%s: `%s` %s is a duplicate of %s", yaml, m->name, m->version,
+                _cleanup_free_ char *msg = xasprintf("%s:%u: version: `%s` %s is a duplicate of %s/plugin.yaml",
+                                                     yaml, manifest_key_line(m, "version"), m->name, m->version,
                                                      dup->dir);
                 add_broken(t, c->settle ? old : NULL, yaml, msg, c->report, c->ctx);
                 manifest_unref(m);
@@ -653,8 +654,8 @@ json_t *registry_list_json(struct registry *r)
         for (size_t i = 0; i < n; i++)
                 json_array_append_new(algs, algorithm_json(t, names[i]));
         for (size_t i = 0; i < t->nbroken; i++)
-                json_array_append_new(broken, json_pack("{s:s, s:s}", "path", t->broken[i].path,
-                                                        "error", t->broken[i].error));
+                json_array_append_new(broken, json_pack("{s:o, s:o}", "path", json_string_lossy(t->broken[i].path),
+                                                        "error", json_string_lossy(t->broken[i].error)));
         pthread_mutex_unlock(&r->lock);
         return json_pack("{s:o, s:o}", "algorithms", algs, "broken", broken);
 }

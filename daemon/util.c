@@ -374,6 +374,45 @@ bool parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret)
         return true;
 }
 
+json_t *json_string_lossy(const char *s)
+{
+        if (!s)
+                return NULL;
+        size_t len = strlen(s);
+        if (utf8_valid(s, len, NULL))
+                return json_string(s);
+        char *out = xmalloc(3 * len + 1), *o = out;
+        for (size_t i = 0; i < len;) {
+                size_t n = utf8_seq_len(s + i, len - i);
+                if (n) {
+                        memcpy(o, s + i, n);
+                        o += n;
+                        i += n;
+                } else {
+                        memcpy(o, "\xEF\xBF\xBD", 3);
+                        o += 3;
+                        i++;
+                }
+        }
+        *o = '\0';
+        json_t *j = json_string(out);
+        free(out);
+        return j;
+}
+
+json_t *json_sprintf_lossy(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        char *text = NULL;
+        if (vasprintf(&text, fmt, ap) < 0)
+                abort();
+        va_end(ap);
+        json_t *j = json_string_lossy(text);
+        free(text);
+        return j;
+}
+
 size_t utf8_seq_len(const char *str, size_t left)
 {
         const unsigned char *s = (const unsigned char *)str;

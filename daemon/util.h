@@ -130,6 +130,12 @@ size_t utf8_seq_len(const char *s, size_t left);
 /* Is s[0..len) valid UTF-8 throughout?  *ret_bad (may be NULL) gets the
  * offset of the first bad byte. */
 bool utf8_valid(const char *s, size_t len, size_t *ret_bad);
+/* A JSON string of s with every byte that is not UTF-8 as U+FFFD: a
+ * message or a name (a file's, from the disk) is shown, not dropped.
+ * NULL for a NULL s. */
+json_t *json_string_lossy(const char *s);
+/* json_sprintf() whose text goes through json_string_lossy(). */
+json_t *json_sprintf_lossy(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Does path have a ".." component ("a/../b", "..", "x/..")? */
 bool path_has_dotdot(const char *path);

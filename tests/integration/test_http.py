@@ -64,6 +64,18 @@ class HttpErrors(DaemonCase):
                         or re.search(r"\b3:\d+\b", e["message"]),
                         "invalid_json message should name the column: %r" % e["message"])
 
+    def test_a_long_non_ascii_field_is_named(self):
+        # A field path past the error's room, cut where a character was
+        # split: still named (valid UTF-8), with its message.
+        key = "a" + "\u00e9" * 600
+        body = json.dumps({"algorithm": "word_count", "parameters": {"text": "x", key: 1}}, ensure_ascii=False)
+        r = self.d.req("POST", "/v1/jobs", body.encode(), {"Content-Type": "application/json"})
+        self.assertEqual(r.status, 400, r)
+        e = r.body["error"]
+        self.assertEqual(e["code"], "invalid_parameters", e)
+        self.assertNotEqual(e["message"], "invalid_parameters", e)
+        self.assertTrue(e.get("field", "").startswith("/parameters/a\u00e9\u00e9"), e)
+
     def test_empty_body(self):
         self.post(b"", headers={"Content-Type": "application/json"}, code="invalid_json")
 

@@ -180,8 +180,10 @@ START_TEST(test_broken_and_skipped)
         /* dup-b sorts after dup-a, so it is the duplicate. */
         snprintf(want, sizeof want, "%s/dup-b/plugin.yaml", plugins);
         ck_assert_str_eq(json_string_value(json_object_get(json_array_get(broken, 0), "path")), want);
-        const char *err0 = json_string_value(json_object_get(json_array_get(broken, 0), "error"));
-        ck_assert_msg(strstr(err0, "`dup` 1.0.0+b is a duplicate of ") && strstr(err0, "/dup-a"), "%s", err0);
+        /* Named by its file, the version's line and key, and the other file. */
+        snprintf(want, sizeof want, "%s/dup-b/plugin.yaml:2: version: `dup` 1.0.0+b is a duplicate of %s/dup-a/plugin.yaml",
+                 plugins, plugins);
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(broken, 0), "error")), want);
         snprintf(want, sizeof want, "%s/typo/plugin.yaml", plugins);
         ck_assert_str_eq(json_string_value(json_object_get(json_array_get(broken, 1), "path")), want);
         snprintf(want, sizeof want,
@@ -194,6 +196,29 @@ START_TEST(test_broken_and_skipped)
         ck_assert_uint_eq(json_array_size(algs), 2);
         ck_assert_str_eq(json_string_value(json_object_get(json_array_get(algs, 0), "name")), "dup");
         ck_assert_str_eq(json_string_value(json_object_get(json_array_get(algs, 1), "name")), "good");
+        json_decref(list);
+        registry_free(r);
+}
+END_TEST
+
+/* A broken plugin in a directory whose name is not UTF-8 (Latin-1 from an
+ * old system): listed all the same, the bad byte shown as U+FFFD. */
+START_TEST(test_broken_with_a_name_not_utf8)
+{
+        add_plugin_text("caf\xE9", "name: cafe\nversion: 1.0.0\ndescription: x\ncommand: [/bin/run]\n"
+                                    "input_schema: {type: object}\nresources: {memroy_mb: 5}\n");
+        struct msgs msgs = { 0 };
+        struct registry *r = load(&msgs);
+        ck_assert_uint_eq(registry_broken_count(r), 1);
+        json_t *list = registry_list_json(r);
+        json_t *broken = json_object_get(list, "broken");
+        ck_assert_uint_eq(json_array_size(broken), 1);
+        const char *path = json_string_value(json_object_get(json_array_get(broken, 0), "path"));
+        const char *error = json_string_value(json_object_get(json_array_get(broken, 0), "error"));
+        ck_assert_ptr_nonnull(path);
+        ck_assert_ptr_nonnull(error);
+        ck_assert_msg(strstr(path, "/caf\xEF\xBF\xBD/plugin.yaml"), "%s", path);
+        ck_assert_msg(strstr(error, "memroy_mb: unknown key"), "%s", error);
         json_decref(list);
         registry_free(r);
 }
@@ -492,6 +517,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_only_prereleases);
         tcase_add_test(tc, test_unknown_name);
         tcase_add_test(tc, test_broken_and_skipped);
+        tcase_add_test(tc, test_broken_with_a_name_not_utf8);
         tcase_add_test(tc, test_list_json_shape);
         tcase_add_test(tc, test_empty_and_missing_dir);
         tcase_add_test(tc, test_reload_swaps);

@@ -79,6 +79,57 @@ START_TEST(test_uuid_random_text)
 }
 END_TEST
 
+/* Messages and fields cut to their room end on a whole character: what
+ * is cut is still UTF-8 (a JSON answer can carry it). */
+START_TEST(test_err_cut_whole_characters)
+{
+        char long_text[3000];
+        for (int shift = 0; shift < 4; shift++) {
+                size_t n = 0;
+                for (int i = 0; i < shift; i++)
+                        long_text[n++] = 'a';
+                while (n + 4 < sizeof long_text) {
+                        memcpy(long_text + n, "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80", 9);   /* é € 😀 */
+                        n += 9;
+                        if (n + 9 >= sizeof long_text)
+                                break;
+                }
+                long_text[n] = '\0';
+                struct err e = ERR_INIT;
+                err_set(&e, ERR_INVALID, 0, "%s", long_text);
+                ck_assert_msg(utf8_valid(e.msg, strlen(e.msg), NULL), "err_set, shift %d", shift);
+                ck_assert_uint_gt(strlen(e.msg), sizeof e.msg - 5);
+                err_set(&e, ERR_IO, ENOENT, "%s", long_text + 9 * 111 + (size_t)shift);   /* a character starts there */
+                ck_assert_msg(utf8_valid(e.msg, strlen(e.msg), NULL), "err_set with errno, shift %d", shift);
+                err_set(&e, ERR_INVALID, 0, "short");
+                err_wrap(&e, "%s", long_text);
+                ck_assert_msg(utf8_valid(e.msg, strlen(e.msg), NULL), "err_wrap prefix, shift %d", shift);
+                err_set(&e, ERR_INVALID, 0, "%s", long_text);
+                err_wrap(&e, "ctx%.*s", shift, "xyz");
+                ck_assert_msg(utf8_valid(e.msg, strlen(e.msg), NULL), "err_wrap chain, shift %d", shift);
+                ck_assert_str_eq(e.msg + strlen(e.msg) - 3, "...");
+                err_set_field(&e, long_text);
+                ck_assert_msg(utf8_valid(e.field, strlen(e.field), NULL), "err_set_field, shift %d", shift);
+        }
+}
+END_TEST
+
+START_TEST(test_json_string_lossy)
+{
+        json_t *j = json_string_lossy("caf\xE9 ok \xC3\xA9");
+        ck_assert_ptr_nonnull(j);
+        ck_assert_str_eq(json_string_value(j), "caf\xEF\xBF\xBD ok \xC3\xA9");
+        json_decref(j);
+        j = json_string_lossy("plain");
+        ck_assert_str_eq(json_string_value(j), "plain");
+        json_decref(j);
+        ck_assert_ptr_null(json_string_lossy(NULL));
+        j = json_sprintf_lossy("dir %s: %d", "\xFF\xFE", 7);
+        ck_assert_str_eq(json_string_value(j), "dir \xEF\xBF\xBD\xEF\xBF\xBD: 7");
+        json_decref(j);
+}
+END_TEST
+
 START_TEST(test_lock_file_second_process_refused)
 {
         char *dir = tu_mkdtemp();
@@ -171,6 +222,8 @@ static Suite *suite(void)
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_xmemdup0);
         tcase_add_test(tc, test_uuid_random_text);
+        tcase_add_test(tc, test_err_cut_whole_characters);
+        tcase_add_test(tc, test_json_string_lossy);
         tcase_add_test(tc, test_lock_file_second_process_refused);
         tcase_add_test(tc, test_lock_file_free_after_a_kill_while_spawning);
         suite_add_tcase(s, tc);
