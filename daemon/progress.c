@@ -9,18 +9,6 @@
 
 #include "util.h"
 
-/* The longest prefix of s, at most max bytes, that ends on a character
- * boundary (s is valid UTF-8: jansson checked it). */
-static size_t cut_utf8(const char *s, size_t len, size_t max)
-{
-        if (len <= max)
-                return len;
-        size_t n = max;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-                n--;
-        return n;
-}
-
 int progress_read(const char *output_dir, char **ret_text, struct err *err)
 {
         _cleanup_free_ char *path = xasprintf("%s/" PROGRESS_NAME, output_dir);
@@ -56,7 +44,8 @@ int progress_read(const char *output_dir, char **ret_text, struct err *err)
         if (has_m) {
                 const char *s = json_string_value(m);
                 size_t n = json_string_length(m);   /* no NUL inside: jansson refuses \u0000 */
-                msg = json_stringn(s, cut_utf8(s, n, PROGRESS_MESSAGE_MAX));
+                /* Valid UTF-8 (jansson checked it): cut between characters. */
+                msg = json_stringn(s, utf8_cut(s, n, PROGRESS_MESSAGE_MAX));
         }
         _cleanup_json_ json_t *out = json_pack("{s:o, s:o}", "fraction", has_f ? json_real(fraction) : json_null(),
                                                "message", msg);

@@ -466,6 +466,16 @@ bool utf8_valid(const char *s, size_t len, size_t *ret_bad)
         return true;
 }
 
+size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+        if (len <= max)
+                return len;
+        size_t n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+                n--;
+        return n;
+}
+
 void strv_join_append(char **acc, const char *s)
 {
         char *n = *acc ? xasprintf("%s; %s", *acc, s) : xstrdup(s);

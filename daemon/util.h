@@ -130,6 +130,10 @@ size_t utf8_seq_len(const char *s, size_t left);
 /* Is s[0..len) valid UTF-8 throughout?  *ret_bad (may be NULL) gets the
  * offset of the first bad byte. */
 bool utf8_valid(const char *s, size_t len, size_t *ret_bad);
+/* The longest prefix of s[0..len), at most max bytes, that ends on a
+ * character boundary (s valid UTF-8): where to cut a text that must stay
+ * valid, as JSON needs it. */
+size_t utf8_cut(const char *s, size_t len, size_t max);
 /* A JSON string of s with every byte that is not UTF-8 as U+FFFD: a
  * message or a name (a file's, from the disk) is shown, not dropped.
  * NULL for a NULL s. */

@@ -225,32 +225,39 @@ void ydiag_add(struct ydiag *d, const yaml_node_t *at, const char *key, const ch
         ydiag_line(d, line);
 }
 
+/* err->msg is fixed: a longer text is cut, and only between characters,
+ * since a split UTF-8 sequence makes the message unrenderable in JSON (the
+ * key and the value quoted in it come from the file).  Prefers the last
+ * whole problem (`sep`, may be NULL) that fits, then says so with `more`;
+ * `tail` (may be "") is kept whole after it. */
+static int set_cut(struct err *err, enum err_code code, const char *text, const char *sep,
+                   const char *more, const char *tail)
+{
+        size_t len = strlen(text), room = sizeof err->msg - 1 - strlen(tail);
+        if (len <= room)
+                return err_set(err, code, 0, "%s%s", text, tail);
+        size_t keep = room - strlen(more);
+        const char *cut = sep ? memrchr(text, *sep, keep) : NULL;
+        keep = cut ? (size_t)(cut - text) : utf8_cut(text, len, keep);
+        return err_set(err, code, 0, "%.*s%s%s", (int)keep, text, more, tail);
+}
+
 int ydiag_result(const struct ydiag *d, enum err_code code, struct err *err)
 {
         if (d->count == 0)
                 return 0;
-        if (d->count == 1)
-                return err_set(err, code, 0, "%s", d->first);
-        return err_set(err, code, 0, "%s (and %zu more problem%s)", d->first, d->count - 1,
-                       d->count == 2 ? "" : "s");
+        char tail[64] = "";
+        if (d->count > 1)
+                snprintf(tail, sizeof tail, " (and %zu more problem%s)", d->count - 1,
+                         d->count == 2 ? "" : "s");
+        return set_cut(err, code, d->first, NULL, "...", tail);
 }
 
 int ydiag_result_all(const struct ydiag *d, enum err_code code, struct err *err)
 {
         if (d->count == 0)
                 return 0;
-        err_set(err, code, 0, "%s", d->joined);
-        size_t len = strlen(d->joined);
-        if (len >= sizeof err->msg) {
-                /* Cut at the last whole problem that fits, and say so. */
-                static const char more[] = "; ...";
-                size_t keep = sizeof err->msg - sizeof more;
-                char *cut = memrchr(err->msg, ';', keep);
-                if (cut)
-                        keep = (size_t)(cut - err->msg);
-                memcpy(err->msg + keep, more, sizeof more);
-        }
-        return -1;
+        return set_cut(err, code, d->joined, ";", "; ...", "");
 }
 
 /* ---- mappings ---- */

@@ -170,6 +170,64 @@ START_TEST(test_alias_big_mapping)
 }
 END_TEST
 
+/* n times s, then end; caller frees. */
+static char *repeat(const char *start, const char *s, size_t n, const char *end)
+{
+        size_t len = strlen(s);
+        char *t = xmalloc(strlen(start) + n * len + strlen(end) + 1);
+        char *p = stpcpy(t, start);
+        for (size_t i = 0; i < n; i++, p += len)
+                memcpy(p, s, len);
+        strcpy(p, end);
+        return t;
+}
+
+/* err->msg is cut to fit, and only between characters: a split UTF-8
+ * sequence makes the message unrenderable in JSON, and it disappeared. */
+START_TEST(test_message_cut_utf8)
+{
+        char *long_e = repeat("", "\xc3\xa9", 600, "");
+        /* "k: " then 600 "é": byte 1018, where the cut fell, is the second
+         * of one. */
+        struct ydiag d;
+        ydiag_init(&d, NULL, NULL, NULL);
+        ydiag_add(&d, NULL, "k", "%s", long_e);
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(ydiag_result_all(&d, ERR_INVALID, &e), -1);
+        size_t n = strlen(e.msg);
+        ck_assert_msg(utf8_valid(e.msg, n, NULL), "cut inside a character");
+        ck_assert_str_eq(e.msg + n - 5, "; ...");
+        ck_assert_uint_eq(n, 1017 + 5);
+        json_t *j = json_string(e.msg);
+        ck_assert_ptr_nonnull(j);
+        json_decref(j);
+        ydiag_done(&d);
+
+        /* ydiag_result: the first problem is cut, between characters
+         * ("kk: " puts byte 999 inside one), and the count is kept. */
+        ydiag_init(&d, NULL, NULL, NULL);
+        ydiag_add(&d, NULL, "kk", "%s", long_e);
+        ydiag_add(&d, NULL, "b", "second");
+        ck_assert_int_eq(ydiag_result(&d, ERR_INVALID, &e), -1);
+        n = strlen(e.msg);
+        ck_assert_msg(utf8_valid(e.msg, n, NULL), "cut inside a character");
+        ck_assert_str_eq(e.msg + n - 24, "... (and 1 more problem)");
+        ck_assert_uint_eq(n, 998 + 24);
+        j = json_string(e.msg);
+        ck_assert_ptr_nonnull(j);
+        json_decref(j);
+        ydiag_done(&d);
+
+        /* A message that fits is left whole. */
+        ydiag_init(&d, NULL, NULL, NULL);
+        ydiag_add(&d, NULL, "k", "\xc3\xa9");
+        ck_assert_int_eq(ydiag_result_all(&d, ERR_INVALID, &e), -1);
+        ck_assert_str_eq(e.msg, "k: \xc3\xa9");
+        ydiag_done(&d);
+        free(long_e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("yamldoc");
@@ -181,6 +239,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_alias_problems_bounded);
         tcase_add_test(tc, test_alias_duplicates_budget);
         tcase_add_test(tc, test_alias_big_mapping);
+        tcase_add_test(tc, test_message_cut_utf8);
         suite_add_tcase(s, tc);
         return s;
 }
