@@ -23,8 +23,13 @@
 
 /* Deep enough for any honest schema, shallow enough for the stack. */
 #define YAML_JSON_MAX_DEPTH 64
-/* Aliases can multiply a small file into a huge tree ("billion laughs"). */
+/* Aliases can multiply a small file into a huge tree ("billion laughs"):
+ * every use of an alias is converted afresh, so both the nodes and the
+ * bytes of text (scalars and keys) converted are capped.  1 MiB is four
+ * manifests' worth (MANIFEST_MAX_BYTES): a schema without aliases always
+ * fits. */
 #define YAML_JSON_MAX_NODES 100000
+#define YAML_JSON_MAX_BYTES (1 << 20)
 /* ydiag_result_all() shows one err->msg worth of the joined lines; joining
  * stops a little past that, so thousands of problems (aliases repeat a
  * subtree's) cost no quadratic copying. */
@@ -533,6 +538,7 @@ struct to_json {
         struct ydiag *d;
         const char *key;
         size_t nodes;
+        size_t bytes;             /* of scalars and keys converted */
         char ptr[1024];           /* JSON pointer of the node being converted */
         size_t ptr_len;
 };
@@ -590,15 +596,28 @@ static json_t *plain_scalar_json(const char *s)
         return NULL;   /* a plain string */
 }
 
-/* Count one node (or mapping pair) against the budget; false, reported
- * once, when it is spent. */
+/* Count one node (or mapping pair) and its text against the budget; false,
+ * reported once, when it is spent.  An alias used ten times counts ten
+ * times: each use is converted again. */
 static bool tj_budget(struct to_json *c, const yaml_node_t *n)
 {
-        if (++c->nodes <= YAML_JSON_MAX_NODES)
-                return true;
-        if (c->nodes == YAML_JSON_MAX_NODES + 1)
+        bool spent = c->nodes > YAML_JSON_MAX_NODES || c->bytes > YAML_JSON_MAX_BYTES;
+        c->nodes++;
+        if (n->type == YAML_SCALAR_NODE)
+                c->bytes += n->data.scalar.length;
+        if (spent)
+                return false;
+        if (c->nodes > YAML_JSON_MAX_NODES) {
                 tj_report(c, n, "too many nodes (aliases?)");
-        return false;
+                return false;
+        }
+        if (c->bytes > YAML_JSON_MAX_BYTES) {
+                _cleanup_free_ char *what = xasprintf("more than %d MiB of text (aliases?)",
+                                                      YAML_JSON_MAX_BYTES >> 20);
+                tj_report(c, n, what);
+                return false;
+        }
+        return true;
 }
 
 static json_t *node_json(struct to_json *c, const yaml_node_t *n, int depth)

@@ -121,8 +121,10 @@ int yget_strv(struct yamldoc *y, const yaml_node_t *n, const char *key, struct y
 /* Convert the tree at n: mappings become objects (keys must be scalars, no
  * duplicates), sequences arrays.  Quoted scalars stay strings; plain scalars
  * that read as null, true/false, integers or floats become those JSON
- * values.  Depth is capped (YAML aliases can even build a cycle).  Problems
- * are reported under `key` plus the JSON pointer of the bad node. */
+ * values.  Depth is capped (YAML aliases can even build a cycle), and so
+ * are the nodes (100,000) and the bytes of scalars and keys (1 MiB)
+ * converted, each use of an alias counted anew.  Problems are reported
+ * under `key` plus the JSON pointer of the bad node. */
 int yamldoc_to_json(struct yamldoc *y, const yaml_node_t *n, const char *key, struct ydiag *d,
                     json_t **ret);
 /* The node that JSON pointer `ptr` ("/properties/a/type") names below n, or

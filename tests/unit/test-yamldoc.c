@@ -182,6 +182,47 @@ static char *repeat(const char *start, const char *s, size_t n, const char *end)
         return t;
 }
 
+/* An alias to a big string, used many times: each use is converted afresh,
+ * so the text is budgeted, not only the nodes (a 200 KB file was 4.1 GB
+ * and 24 s).  The problem names the line, and the key by JSON pointer. */
+START_TEST(test_alias_text_budget)
+{
+        char *big = repeat("x: [&s \"", "A", 200000, "\", *s, *s, *s, *s, *s]\n");
+        struct ydiag d;
+        struct lines l = { 0 };
+        json_t *j = NULL;
+        ck_assert_int_eq(convert(big, &d, &l, &j), -1);
+        ck_assert_ptr_null(j);
+        ck_assert_uint_eq(d.count, 1);
+        ck_assert_str_eq(d.first, "x/5: more than 1 MiB of text (aliases?)");
+        ydiag_done(&d);
+        free(big);
+
+        /* Four uses are 1,000,000 bytes: under the limit. */
+        big = repeat("x: [&s \"", "A", 200000, "\", *s, *s, *s, *s]\n");
+        ck_assert_int_eq(convert(big, &d, &l, &j), 0);
+        ck_assert_uint_eq(json_array_size(j), 5);
+        json_decref(j);
+        ydiag_done(&d);
+        free(big);
+
+        /* The whole bomb: aliases of aliases, 10,000 uses of the string. */
+        char *s = repeat("x: {type: object, default: [&s \"", "A", 200000,
+                         "\", &a [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s]"
+                         ", &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]"
+                         ", &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]"
+                         ", &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c], [*d]]}\n");
+        int64_t t0 = now_mono_ms();
+        ck_assert_int_eq(convert(s, &d, &l, &j), -1);
+        int64_t ms = now_mono_ms() - t0;
+        ck_assert_uint_eq(d.count, 1);
+        ck_assert_str_eq(d.first, "x/default/1/4: more than 1 MiB of text (aliases?)");
+        ck_assert_msg(ms < 5000, "took %lld ms", (long long)ms);   /* a backstop */
+        ydiag_done(&d);
+        free(s);
+}
+END_TEST
+
 /* err->msg is cut to fit, and only between characters: a split UTF-8
  * sequence makes the message unrenderable in JSON, and it disappeared. */
 START_TEST(test_message_cut_utf8)
@@ -239,6 +280,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_alias_problems_bounded);
         tcase_add_test(tc, test_alias_duplicates_budget);
         tcase_add_test(tc, test_alias_big_mapping);
+        tcase_add_test(tc, test_alias_text_budget);
         tcase_add_test(tc, test_message_cut_utf8);
         suite_add_tcase(s, tc);
         return s;
