@@ -179,7 +179,7 @@ int auth_load(const char *path, void (*report)(const char *line, void *ctx), voi
         struct ydiag d;
         ydiag_init(&d, path, report, ctx);
         struct yamldoc *y = NULL;
-        if (yamldoc_load(path, TOKENS_FILE_MAX, &y, err) < 0) {
+        if (yamldoc_load(path, TOKENS_FILE_MAX, NULL, &y, err) < 0) {
                 ydiag_line(&d, err->msg);
                 int r = ydiag_result(&d, err->code, err);
                 ydiag_done(&d);

@@ -290,7 +290,7 @@ int config_load_file(struct config *cfg, const char *path,
         ydiag_init(&d, path, report, ctx);
 
         struct yamldoc *y = NULL;
-        if (yamldoc_load(path, CONFIG_MAX_BYTES, &y, err) < 0) {
+        if (yamldoc_load(path, CONFIG_MAX_BYTES, NULL, &y, err) < 0) {
                 /* err->msg is already "FILE:LINE:COL: ..." or "FILE: ...". */
                 ydiag_line(&d, err->msg);
                 ydiag_done(&d);

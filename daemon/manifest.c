@@ -572,7 +572,7 @@ static void yamldoc_freep(struct yamldoc **y)
 int manifest_load(const char *path, struct manifest **ret, struct err *err)
 {
         _cleanup_(yamldoc_freep) struct yamldoc *y = NULL;
-        if (yamldoc_load(path, MANIFEST_MAX_BYTES, &y, err) < 0)
+        if (yamldoc_load(path, MANIFEST_MAX_BYTES, "input_schema", &y, err) < 0)
                 return -1;   /* the message already starts with the path */
 
         _cleanup_(manifest_unrefp) struct manifest *m = xcalloc(1, sizeof *m);

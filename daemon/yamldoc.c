@@ -23,6 +23,13 @@
 
 /* Deep enough for any honest schema, shallow enough for the stack. */
 #define YAML_JSON_MAX_DEPTH 64
+/* Nesting in the whole file, checked before libyaml builds the tree: its
+ * scanner costs time linear in the flow depth for every token (120,000
+ * "[" took 40 s).  Twice YAML_JSON_MAX_DEPTH and schema.c's 64, so those
+ * checks, which name the JSON pointer, still speak for a deep schema. */
+#define YAMLDOC_MAX_DEPTH 128
+/* Longest key path quoted by the pre-pass ("a.b[2].c"). */
+#define SCAN_NAME_MAX 160
 /* Aliases can multiply a small file into a huge tree ("billion laughs"):
  * every use of an alias is converted afresh, so both the nodes and the
  * bytes of text (scalars and keys) converted are capped.  1 MiB is four
@@ -78,12 +85,236 @@ static int syntax_error(const yaml_parser_t *p, const char *path, const char *da
                        p->problem_mark.line + 1, p->problem_mark.column + 1, problem);
 }
 
-int yamldoc_load(const char *path, size_t max_bytes, struct yamldoc **ret, struct err *err)
+/* ---- the pre-pass: the event stream, before the tree is built ---- */
+
+struct scan_frame {
+        bool map;
+        bool want_key;            /* map: the next node is a key */
+        size_t index;             /* sequence: of the next item */
+        char *key;                /* map: the current key (cut), owned; NULL if not a scalar */
+};
+
+struct scan {
+        const char *path;
+        const char *aliases_in;   /* the top-level key whose value may hold aliases, or NULL */
+        size_t docs;
+        size_t depth;
+        struct scan_frame f[YAMLDOC_MAX_DEPTH];
+};
+
+static void scan_done(struct scan *st)
+{
+        for (size_t i = 0; i < st->depth; i++)
+                free(st->f[i].key);
+        st->depth = 0;
+}
+
+/* Appends s, cut between characters to what fits; false when cut. */
+static bool name_add(char *buf, size_t *n, const char *s)
+{
+        size_t room = SCAN_NAME_MAX - *n, len = strlen(s);
+        size_t k = utf8_cut(s, len, room);
+        memcpy(buf + *n, s, k);
+        *n += k;
+        buf[*n] = '\0';
+        return k == len;
+}
+
+/* Inside the value of top-level key aliases_in (a schema reuses parts of
+ * itself); nowhere else, where every check would report an aliased node at
+ * its anchor's line, not the line that uses it. */
+static bool scan_aliases_ok(const struct scan *st)
+{
+        const struct scan_frame *top = &st->f[0];
+        return st->aliases_in && st->depth >= 1 && top->map && !top->want_key && top->key &&
+               !strcmp(top->key, st->aliases_in);
+}
+
+/* The key path of the node an event starts, as the getters name keys:
+ * "resources.memory_mb", "command[0]", "(top level)" for the root; below
+ * aliases_in as yamldoc_to_json() does, "input_schema/properties/a".  At
+ * most `levels` levels, then "...". */
+static void scan_name(const struct scan *st, size_t levels, char buf[static SCAN_NAME_MAX + 4])
+{
+        size_t n = 0;
+        bool whole = true, pointer = scan_aliases_ok(st);
+        buf[0] = '\0';
+        if (st->depth == 0)
+                name_add(buf, &n, "(top level)");
+        for (size_t i = 0; i < st->depth && whole; i++) {
+                if (i == levels) {
+                        whole = false;
+                        break;
+                }
+                const struct scan_frame *f = &st->f[i];
+                char idx[32];
+                if (pointer && i)
+                        whole = name_add(buf, &n, "/");
+                else if (f->map && i)
+                        whole = name_add(buf, &n, ".");
+                if (f->map)
+                        whole = whole && name_add(buf, &n, f->key ? f->key : "?");
+                else {
+                        snprintf(idx, sizeof idx, pointer && i ? "%zu" : "[%zu]", f->index);
+                        whole = whole && name_add(buf, &n, idx);
+                }
+        }
+        if (!whole)
+                strcpy(buf + n, "...");
+}
+
+/* A node has been read whole: the parent moves on to its next key, value
+ * or item. */
+static void scan_node_end(struct scan *st)
+{
+        if (st->depth == 0)
+                return;
+        struct scan_frame *f = &st->f[st->depth - 1];
+        if (f->map)
+                f->want_key = !f->want_key;
+        else
+                f->index++;
+}
+
+/* Checks one node event: its anchor and tag, and a scalar key is
+ * remembered for names. */
+static int scan_node(struct scan *st, const yaml_event_t *ev, const char *anchor, const char *tag,
+                     struct err *err)
+{
+        size_t line = ev->start_mark.line + 1, col = ev->start_mark.column + 1;
+        char name[SCAN_NAME_MAX + 4];
+        if (st->docs > 1)
+                return err_set(err, ERR_INVALID, 0, "%s:%zu:%zu: more than one yaml document",
+                               st->path, line, col);
+        struct scan_frame *f = st->depth ? &st->f[st->depth - 1] : NULL;
+        if (f && f->map && f->want_key) {
+                free(f->key);
+                f->key = NULL;
+                if (ev->type == YAML_SCALAR_EVENT) {
+                        const char *k = (const char *)ev->data.scalar.value;
+                        f->key = strndup(k, utf8_cut(k, ev->data.scalar.length, SCAN_NAME_MAX));
+                        if (!f->key)
+                                abort();
+                }
+        }
+        if (tag) {
+                /* libyaml reports the tag resolved: show !!str as written. */
+                static const char yaml_tag[] = "tag:yaml.org,2002:";
+                bool std = !strncmp(tag, yaml_tag, sizeof yaml_tag - 1);
+                const char *t = std ? tag + sizeof yaml_tag - 1 : tag;
+                scan_name(st, SIZE_MAX, name);
+                return err_set(err, ERR_INVALID, 0,
+                               "%s:%zu:%zu: %s: tag %s%.*s: YAML tags are not supported (quote a "
+                               "value to make it a string)", st->path, line, col, name,
+                               std ? "!!" : "", (int)utf8_cut(t, strlen(t), 64), t);
+        }
+        if ((anchor || ev->type == YAML_ALIAS_EVENT) && !scan_aliases_ok(st)) {
+                scan_name(st, SIZE_MAX, name);
+                _cleanup_free_ char *where = st->aliases_in
+                                                     ? xasprintf("allowed only inside %s", st->aliases_in)
+                                                     : xstrdup("not allowed in this file");
+                return err_set(err, ERR_INVALID, 0,
+                               "%s:%zu:%zu: %s: %s %c%s: YAML anchors and aliases are %s", st->path,
+                               line, col, name, anchor ? "anchor" : "alias", anchor ? '&' : '*',
+                               anchor ? anchor : (const char *)ev->data.alias.anchor, where);
+        }
+        return 0;
+}
+
+/* One event of the pre-pass: 1 at the end of the stream, -1 on a problem. */
+static int scan_event(struct scan *st, const yaml_event_t *ev, struct err *err)
+{
+        switch (ev->type) {
+        case YAML_STREAM_END_EVENT:
+                return 1;
+        case YAML_DOCUMENT_START_EVENT:
+                st->docs++;   /* a second one is reported at its root node */
+                return 0;
+        case YAML_ALIAS_EVENT:
+                if (scan_node(st, ev, NULL, NULL, err) < 0)
+                        return -1;
+                scan_node_end(st);
+                return 0;
+        case YAML_SCALAR_EVENT:
+                if (scan_node(st, ev, (const char *)ev->data.scalar.anchor,
+                              (const char *)ev->data.scalar.tag, err) < 0)
+                        return -1;
+                scan_node_end(st);
+                return 0;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT: {
+                bool map = ev->type == YAML_MAPPING_START_EVENT;
+                const yaml_char_t *anchor = map ? ev->data.mapping_start.anchor
+                                                : ev->data.sequence_start.anchor;
+                const yaml_char_t *tag = map ? ev->data.mapping_start.tag
+                                             : ev->data.sequence_start.tag;
+                if (scan_node(st, ev, (const char *)anchor, (const char *)tag, err) < 0)
+                        return -1;
+                if (st->depth == YAMLDOC_MAX_DEPTH) {
+                        char name[SCAN_NAME_MAX + 4];
+                        scan_name(st, 4, name);
+                        return err_set(err, ERR_INVALID, 0,
+                                       "%s:%zu:%zu: %s: nested more than %d levels deep", st->path,
+                                       ev->start_mark.line + 1, ev->start_mark.column + 1, name,
+                                       YAMLDOC_MAX_DEPTH);
+                }
+                st->f[st->depth++] = (struct scan_frame){ .map = map, .want_key = map };
+                return 0;
+        }
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+                if (st->depth) {
+                        free(st->f[st->depth - 1].key);
+                        st->depth--;
+                }
+                scan_node_end(st);
+                return 0;
+        case YAML_NO_EVENT:
+        case YAML_STREAM_START_EVENT:
+        case YAML_DOCUMENT_END_EVENT:
+                break;
+        }
+        return 0;
+}
+
+/* Reads the events once, without building the tree, and stops at the
+ * first of: nesting over YAMLDOC_MAX_DEPTH (stopping early is what keeps
+ * libyaml's scanner cheap), an anchor or alias outside aliases_in, an
+ * explicit tag (libyaml would drop it: "!!str 1" would load as 1), a
+ * second document, or a syntax error. */
+static int prescan(const char *path, const char *data, size_t len, const char *aliases_in,
+                   struct err *err)
+{
+        yaml_parser_t parser;
+        if (!yaml_parser_initialize(&parser))
+                return err_set(err, ERR_INTERNAL, 0, "%s: out of memory", path);
+        _cleanup_(yaml_parser_deletep) __attribute__((unused)) yaml_parser_t *pp = &parser;
+        yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+
+        struct scan st = { .path = path, .aliases_in = aliases_in };
+        int r = 0;
+        while (r == 0) {
+                yaml_event_t ev;
+                if (!yaml_parser_parse(&parser, &ev)) {
+                        r = syntax_error(&parser, path, data, len, err);
+                        break;
+                }
+                r = scan_event(&st, &ev, err);
+                yaml_event_delete(&ev);
+        }
+        scan_done(&st);
+        return r < 0 ? -1 : 0;
+}
+
+int yamldoc_load(const char *path, size_t max_bytes, const char *aliases_in, struct yamldoc **ret,
+                 struct err *err)
 {
         _cleanup_free_ char *data = NULL;
         size_t len = 0;
         /* Follows a symlink: /etc/edgecd/edgecd.yaml often is one. */
         if (read_file(path, max_bytes, READ_FOLLOW_LINKS, &data, &len, err) < 0)
+                return -1;
+        if (prescan(path, data, len, aliases_in, err) < 0)
                 return -1;
 
         yaml_parser_t parser;
@@ -93,25 +324,11 @@ int yamldoc_load(const char *path, size_t max_bytes, struct yamldoc **ret, struc
         _cleanup_(yaml_parser_deletep) __attribute__((unused)) yaml_parser_t *pp = &parser;
         yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
 
+        /* One document: prescan() refused a second one, which
+         * yaml_parser_load() would silently ignore. */
         yaml_document_t doc;
         if (!yaml_parser_load(&parser, &doc))   /* libyaml frees doc on failure */
                 return syntax_error(&parser, path, data, len, err);
-
-        /* Exactly one document: a second one would be silently ignored. */
-        yaml_document_t extra;
-        if (!yaml_parser_load(&parser, &extra)) {
-                yaml_document_delete(&doc);
-                return syntax_error(&parser, path, data, len, err);
-        }
-        yaml_node_t *extra_root = yaml_document_get_root_node(&extra);
-        if (extra_root) {
-                yaml_mark_t m = extra_root->start_mark;
-                yaml_document_delete(&extra);
-                yaml_document_delete(&doc);
-                return err_set(err, ERR_INVALID, 0, "%s:%zu:%zu: more than one yaml document", path,
-                               m.line + 1, m.column + 1);
-        }
-        yaml_document_delete(&extra);
 
         struct yamldoc *y = xcalloc(1, sizeof *y);
         y->path = xstrdup(path);

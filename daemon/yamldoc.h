@@ -29,8 +29,15 @@ struct yamldoc {
  * "FILE: open: No such file or directory" (ERR_NOT_FOUND),
  * "FILE: ... over the limit" (ERR_TOO_LARGE), or for a syntax error
  * "FILE:LINE:COL: syntax error: PROBLEM" from the parser's problem mark
- * (ERR_INVALID).  An empty file is a document without a root. */
-int yamldoc_load(const char *path, size_t max_bytes, struct yamldoc **ret, struct err *err);
+ * (ERR_INVALID).  An empty file is a document without a root.
+ *
+ * Also refused, as "FILE:LINE:COL: KEY: PROBLEM" (ERR_INVALID), before the
+ * tree is built: nesting deeper than 128 levels, an explicit tag ("!!str"),
+ * and an anchor or alias anywhere but inside the value of top-level key
+ * `aliases_in` (NULL: nowhere).  Checks on an aliased node would report the
+ * anchor's line, not the alias's. */
+int yamldoc_load(const char *path, size_t max_bytes, const char *aliases_in, struct yamldoc **ret,
+                 struct err *err);
 void yamldoc_free(struct yamldoc *y);   /* NULL is fine */
 
 /* The root node, or NULL when the file holds no value (empty, only comments,

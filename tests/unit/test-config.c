@@ -418,6 +418,15 @@ START_TEST(test_syntax_error)
 
         /* A second document would be silently ignored: refuse it. */
         expect_load_error("workers: 2\n---\nworkers: 3\n", "3:1: more than one yaml document");
+
+        /* No anchors or aliases (a problem on an aliased node would name
+         * the anchor's line), no tags (libyaml drops them). */
+        expect_load_error("listen: &l \"[::1]:8080\"\nruntime: *l\n",
+                          "1:9: listen: anchor &l: YAML anchors and aliases are not allowed in this "
+                          "file");
+        expect_load_error("workers: !!int 2\n",
+                          "1:10: workers: tag !!int: YAML tags are not supported (quote a value to "
+                          "make it a string)");
 }
 END_TEST
 

@@ -388,6 +388,64 @@ START_TEST(test_yaml_alias_bomb)
 }
 END_TEST
 
+/* 120,000 nested lists took 40 s in libyaml's scanner; 250,000 unclosed
+ * ones 92 s before their syntax error.  Refused at the first level past
+ * 128, before the tree is built. */
+START_TEST(test_yaml_nesting)
+{
+        char *open = repeat(HEAD "env: ", "[", 120000, "");
+        char *deep = repeat(open, "]", 120000, "\n");
+        expect_error(deep, "5:133: env[0][0][0]...: nested more than 128 levels deep");
+        free(open);
+        free(deep);
+        open = repeat(HEAD "env: ", "[", 250000, "\n");
+        expect_error(open, "5:133: env[0][0][0]...: nested more than 128 levels deep");
+        free(open);
+}
+END_TEST
+
+/* An error on an aliased node named the anchor's line ("3:14:
+ * timeout_seconds: expected an integer"): outside input_schema, anchors
+ * and aliases are refused where they stand. */
+START_TEST(test_yaml_aliases)
+{
+        expect_error("name: algo\nversion: 1.0.0\ndescription: &d [x]\ncommand: [/bin/algo]\n"
+                     "input_schema: {type: object}\n\n\n\ntimeout_seconds: *d\n",
+                     "3:14: description: anchor &d: YAML anchors and aliases are allowed only "
+                     "inside input_schema");
+        expect_error(HEAD "input_schema: {type: object, properties: {a: &n {type: number}}}\n"
+                     "\n\n\ntimeout_seconds: *n\n",
+                     "9:18: timeout_seconds: alias *n: YAML anchors and aliases are allowed only "
+                     "inside input_schema");
+        expect_error(HEAD "input_schema: {type: object, properties: {a: &n {type: number}}}\n"
+                     "syscalls: [ptrace, *n]\n",
+                     "6:20: syscalls[1]: alias *n: YAML anchors and aliases are allowed only "
+                     "inside input_schema");
+        /* A schema may reuse its own parts. */
+        struct manifest *m = load_ok(HEAD "input_schema:\n  type: object\n"
+                                     "  properties: {a: &n {type: number}, b: *n}\n");
+        char *s = json_dumps(m->input_schema, JSON_SORT_KEYS | JSON_COMPACT);
+        ck_assert_str_eq(s, "{\"properties\":{\"a\":{\"type\":\"number\"},\"b\":{\"type\":\"number\"}},"
+                            "\"type\":\"object\"}");
+        free(s);
+        manifest_unref(m);
+}
+END_TEST
+
+/* libyaml drops explicit tags: "!!str 1" loaded as 1, "!!str yes" as "yes"
+ * (PyYAML reads '1' and 'yes').  Refused rather than misread. */
+START_TEST(test_yaml_tags)
+{
+        expect_error(HEAD "input_schema:\n  type: object\n  properties:\n"
+                     "    a: {enum: [!!str 1, !!str yes]}\n",
+                     "8:16: input_schema/properties/a/enum/0: tag !!str: YAML tags are not "
+                     "supported (quote a value to make it a string)");
+        expect_error(HEAD "input_schema: {type: object}\ntimeout_seconds: !!int 5\n",
+                     "6:18: timeout_seconds: tag !!int: YAML tags are not supported (quote a "
+                     "value to make it a string)");
+}
+END_TEST
+
 START_TEST(test_rootfs_and_command)
 {
         /* Missing command binary. */
@@ -553,6 +611,9 @@ static Suite *suite(void)
         tcase_add_test(tc, test_syntax_error);
         tcase_add_test(tc, test_input_schema_errors);
         tcase_add_test(tc, test_yaml_alias_bomb);
+        tcase_add_test(tc, test_yaml_nesting);
+        tcase_add_test(tc, test_yaml_aliases);
+        tcase_add_test(tc, test_yaml_tags);
         tcase_add_test(tc, test_rootfs_and_command);
         tcase_add_test(tc, test_rootfs_missing);
         tcase_add_test(tc, test_many_problems_collected);

@@ -31,7 +31,7 @@ static int convert(const char *text, struct ydiag *d, struct lines *l, json_t **
         char *path = tu_write(tu_base, "doc.yaml", text);
         struct yamldoc *y = NULL;
         struct err e = ERR_INIT;
-        ck_assert_msg(yamldoc_load(path, 1 << 20, &y, &e) == 0, "%s", e.msg);
+        ck_assert_msg(yamldoc_load(path, 1 << 20, "x", &y, &e) == 0, "%s", e.msg);
         ydiag_init(d, NULL, count_line, l);
         yaml_node_t *x = yamldoc_get(y, yamldoc_root(y), "x");
         ck_assert_ptr_nonnull(x);
@@ -170,6 +170,26 @@ START_TEST(test_alias_big_mapping)
 }
 END_TEST
 
+/* Load text as doc.yaml with aliases allowed under "x"; 0, or -1 with *e
+ * set.  The document is freed at once. */
+static int load_text(const char *text, struct err *e)
+{
+        char *path = tu_write(tu_base, "doc.yaml", text);
+        struct yamldoc *y = NULL;
+        int r = yamldoc_load(path, 1 << 20, "x", &y, e);
+        yamldoc_free(y);
+        free(path);
+        return r;
+}
+
+/* e->msg, less the "DIR/doc.yaml:" it starts with. */
+static const char *after_path(const struct err *e)
+{
+        const char *p = strstr(e->msg, "/doc.yaml:");
+        ck_assert_msg(p, "%s", e->msg);
+        return p + strlen("/doc.yaml:");
+}
+
 /* n times s, then end; caller frees. */
 static char *repeat(const char *start, const char *s, size_t n, const char *end)
 {
@@ -220,6 +240,113 @@ START_TEST(test_alias_text_budget)
         ck_assert_msg(ms < 5000, "took %lld ms", (long long)ms);   /* a backstop */
         ydiag_done(&d);
         free(s);
+}
+END_TEST
+
+/* Nesting is refused before libyaml builds the tree, at the level past the
+ * limit: its scanner is quadratic in the flow depth (120,000 "[" took
+ * 40 s, 250,000 unclosed ones 92 s before the syntax error). */
+START_TEST(test_nesting_limit)
+{
+        struct err e = ERR_INIT;
+        /* The root mapping and 127 lists: 128 levels, the most there may be. */
+        char *t = repeat("x: ", "[", 127, "");
+        char *u = repeat(t, "]", 127, "\n");
+        ck_assert_msg(load_text(u, &e) == 0, "%s", e.msg);
+        free(t);
+        free(u);
+        t = repeat("x: ", "[", 128, "");
+        u = repeat(t, "]", 128, "\n");
+        ck_assert_int_eq(load_text(u, &e), -1);
+        ck_assert_int_eq(e.code, ERR_INVALID);
+        ck_assert_str_eq(after_path(&e), "1:131: x/0/0/0...: nested more than 128 levels deep");
+        free(t);
+        free(u);
+
+        /* The reviewer's inputs: stopped at once, not after the whole file. */
+        t = repeat("y: ", "[", 120000, "");
+        u = repeat(t, "]", 120000, "\n");
+        int64_t t0 = now_mono_ms();
+        ck_assert_int_eq(load_text(u, &e), -1);
+        ck_assert_str_eq(after_path(&e), "1:131: y[0][0][0]...: nested more than 128 levels deep");
+        free(t);
+        free(u);
+        u = repeat("y: ", "[", 250000, "\n");
+        ck_assert_int_eq(load_text(u, &e), -1);
+        ck_assert_str_eq(after_path(&e), "1:131: y[0][0][0]...: nested more than 128 levels deep");
+        int64_t ms = now_mono_ms() - t0;
+        ck_assert_msg(ms < 5000, "took %lld ms", (long long)ms);   /* a backstop */
+        free(u);
+
+        /* Block nesting counts too. */
+        struct err e2 = ERR_INIT;
+        char *b = xstrdup("");
+        for (int i = 0; i < 130; i++) {
+                char *n = xasprintf("%s%*sk:\n", b, i, "");
+                free(b);
+                b = n;
+        }
+        ck_assert_int_eq(load_text(b, &e2), -1);
+        ck_assert_str_eq(after_path(&e2), "129:129: k.k.k.k...: nested more than 128 levels deep");
+        free(b);
+}
+END_TEST
+
+/* Anchors and aliases only under the key the caller names: elsewhere each
+ * check would report an aliased node at the anchor's line.  The alias's own
+ * line and key are named. */
+START_TEST(test_aliases_only_where_allowed)
+{
+        struct err e = ERR_INIT;
+        ck_assert_msg(load_text("x: {a: &t {type: number}, b: [*t, *t]}\n", &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(load_text("x: {a: &t {type: number}}\nn: 1\nm: {k: [1, *t]}\n", &e), -1);
+        ck_assert_str_eq(after_path(&e), "3:12: m.k[1]: alias *t: YAML anchors and aliases are allowed "
+                                         "only inside x");
+        ck_assert_int_eq(load_text("a: &d [1]\nx: *d\n", &e), -1);
+        ck_assert_str_eq(after_path(&e), "1:4: a: anchor &d: YAML anchors and aliases are allowed only "
+                                         "inside x");
+        /* An anchored key of the top level is not inside x. */
+        ck_assert_int_eq(load_text("&k x: 1\n", &e), -1);
+        ck_assert_str_eq(after_path(&e), "1:1: x: anchor &k: YAML anchors and aliases are allowed only "
+                                         "inside x");
+
+        /* No key given: nowhere. */
+        char *path = tu_write(tu_base, "doc.yaml", "x: {a: &t 1}\n");
+        struct yamldoc *y = NULL;
+        ck_assert_int_eq(yamldoc_load(path, 1 << 20, NULL, &y, &e), -1);
+        ck_assert_ptr_null(y);
+        ck_assert_str_eq(after_path(&e), "1:8: x.a: anchor &t: YAML anchors and aliases are not allowed "
+                                         "in this file");
+        free(path);
+}
+END_TEST
+
+/* libyaml resolves no tags: "!!str 1" would load as the integer 1. */
+START_TEST(test_tags_refused)
+{
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(load_text("x: {enum: [!!str 1, !!str yes]}\n", &e), -1);
+        ck_assert_str_eq(after_path(&e), "1:12: x/enum/0: tag !!str: YAML tags are not supported (quote "
+                                         "a value to make it a string)");
+        ck_assert_int_eq(load_text("a:\n  b: !!map {}\n", &e), -1);
+        ck_assert_str_eq(after_path(&e), "2:6: a.b: tag !!map: YAML tags are not supported (quote a value "
+                                         "to make it a string)");
+        ck_assert_int_eq(load_text("a: [! x]\n", &e), -1);
+        ck_assert_str_eq(after_path(&e), "1:5: a[0]: tag !: YAML tags are not supported (quote a value "
+                                         "to make it a string)");
+        ck_assert_int_eq(load_text("!foo\na: 1\n", &e), -1);
+        ck_assert_str_eq(after_path(&e), "1:1: (top level): tag !foo: YAML tags are not supported (quote "
+                                         "a value to make it a string)");
+        /* Quoting is the way, and is kept as a string. */
+        struct ydiag d;
+        struct lines l = { 0 };
+        json_t *j = NULL;
+        ck_assert_int_eq(convert("x: ['1', \"yes\"]\n", &d, &l, &j), 0);
+        char *s = json_dumps(j, JSON_COMPACT);
+        ck_assert_str_eq(s, "[\"1\",\"yes\"]");
+        free(s);
+        json_decref(j);
+        ydiag_done(&d);
 }
 END_TEST
 
@@ -281,6 +408,9 @@ static Suite *suite(void)
         tcase_add_test(tc, test_alias_duplicates_budget);
         tcase_add_test(tc, test_alias_big_mapping);
         tcase_add_test(tc, test_alias_text_budget);
+        tcase_add_test(tc, test_nesting_limit);
+        tcase_add_test(tc, test_aliases_only_where_allowed);
+        tcase_add_test(tc, test_tags_refused);
         tcase_add_test(tc, test_message_cut_utf8);
         suite_add_tcase(s, tc);
         return s;
