@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -111,6 +112,36 @@ static const char *kind(const json_t *j)
         case JSON_NULL: return "null";
         }
         return "unknown";
+}
+
+/* x against d, exactly: x as a double rounds past 2^53 (9007199254740993
+ * would equal 9007199254740992.0).  JSON has no NaN (nor does jansson). */
+static int int_real_cmp(json_int_t x, double d)
+{
+        if (d >= 0x1p63)
+                return -1;
+        if (d < -0x1p63)
+                return 1;
+        double f = floor(d);   /* in [-2^63, 2^63): exact as an integer */
+        json_int_t fi = (json_int_t)f;
+        if (x != fi)
+                return x < fi ? -1 : 1;
+        return d > f ? -1 : 0;   /* x == floor(d): below d when d has a fraction */
+}
+
+/* Compare two numbers exactly, whatever their kinds. */
+static int num_cmp(const json_t *a, const json_t *b)
+{
+        if (json_is_integer(a) && json_is_integer(b)) {
+                json_int_t x = json_integer_value(a), y = json_integer_value(b);
+                return x < y ? -1 : x > y;
+        }
+        if (json_is_integer(a))
+                return int_real_cmp(json_integer_value(a), json_real_value(b));
+        if (json_is_integer(b))
+                return -int_real_cmp(json_integer_value(b), json_real_value(a));
+        double x = json_real_value(a), y = json_real_value(b);
+        return x < y ? -1 : x > y;
 }
 
 /* ---- schema_check ---- */
@@ -211,7 +242,7 @@ static int check_pair(const json_t *s, const char *lo, const char *hi, struct pt
                       struct err *err)
 {
         const json_t *a = json_object_get(s, lo), *b = json_object_get(s, hi);
-        if (!a || !b || json_number_value(a) <= json_number_value(b))
+        if (!a || !b || num_cmp(a, b) <= 0)
                 return 0;
         size_t old = ptr_push(p, hi);
         fail(err, p, "must not be below %s", lo);
@@ -298,17 +329,6 @@ static int validate_type(const json_t *t, const json_t *j, struct ptr *p, struct
         return fail(err, p, "expected %s, got %s", list, kind(j));
 }
 
-/* Compare two numbers exactly when both are integers. */
-static int num_cmp(const json_t *a, const json_t *b)
-{
-        if (json_is_integer(a) && json_is_integer(b)) {
-                json_int_t x = json_integer_value(a), y = json_integer_value(b);
-                return x < y ? -1 : x > y;
-        }
-        double x = json_number_value(a), y = json_number_value(b);
-        return x < y ? -1 : x > y;
-}
-
 /* JSON Schema equality: like json_equal(), but 1 equals 1.0. */
 static bool value_equal(const json_t *a, const json_t *b, int depth)
 {
@@ -341,12 +361,20 @@ static bool value_equal(const json_t *a, const json_t *b, int depth)
         return json_equal(a, b);
 }
 
+/* A bound as written: the shortest form that reads back as the same
+ * double (%.15g alone shows 9007199254740992.0 as 9.00719925474099e+15). */
 static void format_number(const json_t *n, char *buf, size_t len)
 {
-        if (json_is_integer(n))
+        if (json_is_integer(n)) {
                 snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(n));
-        else
-                snprintf(buf, len, "%.15g", json_number_value(n));
+                return;
+        }
+        double d = json_real_value(n);
+        for (int prec = 15; prec <= 17; prec++) {
+                snprintf(buf, len, "%.*g", prec, d);
+                if (strtod(buf, NULL) == d)
+                        return;
+        }
 }
 
 /* Unicode code points, as JSON Schema counts string length. */

@@ -169,6 +169,44 @@ START_TEST(test_minimum_maximum)
 }
 END_TEST
 
+/* An integer against a real, exactly: through a double, integers past 2^53
+ * round (9007199254740993 -> ...992) and 2^63 - 1 rounds up to 2^63. */
+START_TEST(test_exact_numbers)
+{
+        const char *max53 = "{\"type\":\"integer\",\"maximum\":9007199254740992.0}";
+        pass(max53, "9007199254740992");
+        fail_with(max53, "9007199254740993", "/parameters", "must be <= 9007199254740992");
+        const char *en = "{\"enum\":[9007199254740993]}";
+        pass(en, "9007199254740993");
+        fail_with(en, "9007199254740992.0", "/parameters", "must be one of the enum values");
+        fail_with(en, "9007199254740992", "/parameters", "must be one of the enum values");
+        pass("{\"enum\":[9007199254740992.0]}", "9007199254740992");
+        const char *min63 = "{\"minimum\":9223372036854775808.0}";
+        fail_with(min63, "9223372036854775807", "/parameters", "must be >= 9.223372036854776e+18");
+        pass(min63, "9223372036854775808.0");
+        pass(min63, "1e300");
+        const char *max63 = "{\"maximum\":-9223372036854775808.0}";
+        pass(max63, "-9223372036854775808");
+        fail_with(max63, "-9223372036854775807", "/parameters", "must be <= -9.223372036854776e+18");
+        pass("{\"maximum\":9223372036854775808.0}", "9223372036854775807");
+        fail_with("{\"minimum\":-9223372036854775808.0}", "-1e19", "/parameters", "must be >= -9.223372036854776e+18");
+        /* Fractions: 2 < 2.5 < 3, -3 < -2.5 < -2. */
+        pass("{\"maximum\":2.5}", "2");
+        fail_with("{\"maximum\":2.5}", "3", "/parameters", "must be <= 2.5");
+        pass("{\"minimum\":-2.5}", "-2");
+        fail_with("{\"minimum\":-2.5}", "-3", "/parameters", "must be >= -2.5");
+        fail_with("{\"enum\":[1.5]}", "1", "/parameters", "must be one of the enum values");
+        pass("{\"enum\":[-0.0]}", "0");
+        /* The same exactness when a schema is checked. */
+        check_fails("{\"minimum\":9007199254740993,\"maximum\":9007199254740992.0}", "/maximum",
+                    "must not be below minimum");
+        json_t *s = J("{\"minimum\":9007199254740992,\"maximum\":9007199254740992.0}");
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(schema_check(s, &e), 0);
+        json_decref(s);
+}
+END_TEST
+
 START_TEST(test_items_count)
 {
         const char *s = "{\"type\":\"array\",\"minItems\":1,\"maxItems\":3}";
@@ -391,6 +429,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_items_and_pointer);
         tcase_add_test(tc, test_enum);
         tcase_add_test(tc, test_minimum_maximum);
+        tcase_add_test(tc, test_exact_numbers);
         tcase_add_test(tc, test_items_count);
         tcase_add_test(tc, test_length);
         tcase_add_test(tc, test_check_bad_schemas);
