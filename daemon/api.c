@@ -693,9 +693,9 @@ static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t
         }
         _cleanup_json_ json_t *parameters = raw ? NULL : sub.parameters ? json_incref(sub.parameters) : json_object();
         bool malformed = false;
-        if (raw ? schema_validate_text(m->input_schema, raw, raw_len, "/parameters",
+        if (raw ? schema_validate_text(m->input_schema, m->input_index, raw, raw_len, "/parameters",
                                        (size_t)cfg->http.max_json_depth, &malformed, &err) < 0
-                : schema_validate(m->input_schema, parameters, "/parameters", &err) < 0) {
+                : schema_validate(m->input_schema, m->input_index, parameters, "/parameters", &err) < 0) {
                 manifest_unref(m);
                 metrics_job_rejected("invalid");
                 err.code = ERR_INVALID;

@@ -59,6 +59,7 @@ void manifest_unref(struct manifest *m)
         free(m->description);
         strv_free(m->command);
         strv_free(m->env);
+        schema_index_free(m->input_index);
         if (m->input_schema)
                 json_decref(m->input_schema);
         free(m->oci_template);
@@ -189,7 +190,9 @@ static void load_input_schema(struct mload *L, const yaml_node_t *v)
         if (schema_check(schema, &e) < 0) {
                 _cleanup_free_ char *name = xasprintf("input_schema%s", e.field);
                 ydiag_add(L->d, yamldoc_at_pointer(L->y, v, e.field), name, "%s", e.msg);
+                return;
         }
+        L->m->input_index = schema_index_new(schema);
 }
 
 /* An integer in [min,max], or 0 for "use the config default". */

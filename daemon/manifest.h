@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "schema.h"
 #include "semver.h"
 
 #define MANIFEST_WARM_MAX 64
@@ -39,6 +40,7 @@ struct manifest {
         char **command;           /* argv inside the container, NULL-terminated, >= 1 */
         char **env;               /* "KEY=VALUE", NULL-terminated, never NULL, may be empty */
         json_t *input_schema;     /* JSON Schema subset (schema.h), owned */
+        struct schema_index *input_index;   /* its lookup tables, owned; NULL while not checked */
 
         /* 0 (or 0.0) means "not set: use the config default". */
         struct limits resources;  /* cpu_cores, memory_mb, pids, disk_mb; its

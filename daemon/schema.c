@@ -1,21 +1,27 @@
-/* schema.c - the JSON Schema subset of schema.h: schema_check() when a
- * manifest is loaded, schema_validate() for every submitted job.
+/* schema.c - the JSON Schema subset of schema.h: schema_check() and
+ * schema_index_new() when a manifest is loaded, schema_validate() for every
+ * submitted job.
  *
- * Owns no state; any thread (HTTP threads validate concurrently against the
- * same schema, which nothing modifies after load).
+ * Owns no state but a schema's index; any thread (HTTP threads validate
+ * concurrently against the same schema and index, which nothing modifies
+ * after load).
  *
  * Both walks carry a JSON pointer (RFC 6901: "~" -> "~0", "/" -> "~1") in a
  * fixed buffer and recurse at most SCHEMA_MAX_DEPTH levels, so a hostile
  * schema or parameter object cannot exhaust the stack. */
 #include "schema.h"
 
+#include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -142,6 +148,238 @@ static int num_cmp(const json_t *a, const json_t *b)
                 return -int_real_cmp(json_integer_value(b), json_real_value(a));
         double x = json_real_value(a), y = json_real_value(b);
         return x < y ? -1 : x > y;
+}
+
+/* JSON Schema equality: like json_equal(), but 1 equals 1.0. */
+static bool value_equal(const json_t *a, const json_t *b, int depth)
+{
+        if (depth > SCHEMA_MAX_DEPTH)
+                return false;
+        if (json_is_number(a) && json_is_number(b))
+                return num_cmp(a, b) == 0;
+        if (json_typeof(a) != json_typeof(b))
+                return false;
+        if (json_is_array(a)) {
+                if (json_array_size(a) != json_array_size(b))
+                        return false;
+                for (size_t i = 0; i < json_array_size(a); i++)
+                        if (!value_equal(json_array_get(a, i), json_array_get(b, i), depth + 1))
+                                return false;
+                return true;
+        }
+        if (json_is_object(a)) {
+                if (json_object_size(a) != json_object_size(b))
+                        return false;
+                const char *k;
+                const json_t *v;
+                json_object_foreach(mut(a), k, v) {
+                        const json_t *w = json_object_get(b, k);
+                        if (!w || !value_equal(v, w, depth + 1))
+                                return false;
+                }
+                return true;
+        }
+        return json_equal(a, b);
+}
+
+/* ---- hash sets of values: enum members, required names ---- */
+
+/* Keys are told apart by a 64-bit hash; seeded once per process from
+ * getrandom(), so a client cannot craft two keys that collide (and get a
+ * valid object refused as holding a duplicate). */
+static uint64_t key_seed;
+static pthread_once_t key_seed_once = PTHREAD_ONCE_INIT;
+
+static void seed_keys(void)
+{
+        if (getrandom(&key_seed, sizeof key_seed, 0) != sizeof key_seed)
+                key_seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL;
+}
+
+static uint64_t seed(void)
+{
+        pthread_once(&key_seed_once, seed_keys);
+        return key_seed;
+}
+
+static uint64_t key_hash(const unsigned char *s, size_t n)
+{
+        uint64_t h = 1469598103934665603ULL ^ seed();
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ s[i]) * 1099511628211ULL;
+        h ^= h >> 29;
+        h *= 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 32;
+        return h ? h : 1;
+}
+
+static uint64_t mix64(uint64_t h)
+{
+        h ^= h >> 33;
+        h *= 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 33;
+        h *= 0xC4CEB9FE1A85EC53ULL;
+        h ^= h >> 33;
+        return h;
+}
+
+/* What a value costs to hold or hash: its nodes and its string bytes (keys
+ * included).  value_equal() values have the same size, so a value larger
+ * than every member of an enum is none of them. */
+struct size {
+        size_t nodes, bytes;
+};
+
+/* A real that is an integer in int64 range: that integer.  1.0 and 1 are
+ * one value to value_equal(), so they must hash the same. */
+static bool real_integer(double d, json_int_t *ret)
+{
+        if (!(d >= -0x1p63 && d < 0x1p63) || d != floor(d))
+                return false;
+        *ret = (json_int_t)d;
+        return true;
+}
+
+/* A hash of v that value_equal() keeps (equal values hash the same),
+ * seeded like key_hash().  Takes v's size from *left; false, with no
+ * hash, once v turns out larger. */
+static bool value_hash(const json_t *v, int depth, struct size *left, uint64_t *ret)
+{
+        if (left->nodes == 0)
+                return false;
+        left->nodes--;
+        uint64_t h;
+        json_int_t i;
+        switch (json_typeof(v)) {
+        case JSON_STRING: {
+                size_t n = json_string_length(v);
+                if (n > left->bytes)
+                        return false;
+                left->bytes -= n;
+                h = key_hash((const unsigned char *)json_string_value(v), n);
+                break;
+        }
+        case JSON_INTEGER:
+                h = mix64(seed() ^ 0x1000 ^ (uint64_t)json_integer_value(v));
+                break;
+        case JSON_REAL: {
+                double d = json_real_value(v);
+                if (real_integer(d, &i)) {
+                        h = mix64(seed() ^ 0x1000 ^ (uint64_t)i);
+                } else {
+                        uint64_t bits;
+                        memcpy(&bits, &d, sizeof bits);
+                        h = mix64(seed() ^ 0x2000 ^ mix64(bits));
+                }
+                break;
+        }
+        case JSON_TRUE: h = mix64(seed() ^ 0x3001); break;
+        case JSON_FALSE: h = mix64(seed() ^ 0x3002); break;
+        case JSON_NULL: h = mix64(seed() ^ 0x3003); break;
+        case JSON_ARRAY:
+                h = mix64(seed() ^ 0x4000 ^ json_array_size(v));
+                /* Past the depth value_equal() takes nothing is equal: no
+                 * need to look further (nor to recurse without end). */
+                for (size_t k = 0; k < json_array_size(v) && depth < SCHEMA_MAX_DEPTH; k++) {
+                        uint64_t c;
+                        if (!value_hash(json_array_get(v, k), depth + 1, left, &c))
+                                return false;
+                        h = mix64(h + c);
+                }
+                break;
+        case JSON_OBJECT: {
+                /* A sum: the same whatever order the members come in. */
+                uint64_t sum = 0;
+                const char *k;
+                const json_t *m;
+                json_object_foreach(mut(v), k, m) {
+                        if (depth >= SCHEMA_MAX_DEPTH)
+                                break;
+                        size_t n = strlen(k);
+                        uint64_t c;
+                        if (n > left->bytes)
+                                return false;
+                        left->bytes -= n;
+                        if (!value_hash(m, depth + 1, left, &c))
+                                return false;
+                        sum += mix64(key_hash((const unsigned char *)k, n) + c);
+                }
+                h = mix64(seed() ^ 0x5000 ^ json_object_size(v) ^ mix64(sum));
+                break;
+        }
+        default:
+                h = 0;
+        }
+        *ret = h ? h : 1;
+        return true;
+}
+
+struct vslot {
+        uint32_t tag;              /* the hash's high half, never 0; 0: empty */
+        uint32_t at;               /* the member's index in the list */
+};
+
+static uint32_t vtag(uint64_t h)
+{
+        return (uint32_t)(h >> 32) ? (uint32_t)(h >> 32) : 1;
+}
+
+/* The members of one list by value_hash(): a lookup compares a value
+ * with the members of its hash only (one, but for a collision). */
+struct vset {
+        const json_t *list;        /* an enum; in an index, NULL: an empty entry */
+        struct vslot *slots;
+        size_t cap;                /* a power of two, over twice the members */
+        struct size max;           /* the largest member's nodes and bytes (each its own max) */
+};
+
+static void vset_init(struct vset *vs, const json_t *list)
+{
+        size_t cap = 4;
+        while (cap < 2 * json_array_size(list) + 2)
+                cap *= 2;
+        *vs = (struct vset){ .list = list, .slots = xcalloc(cap, sizeof *vs->slots), .cap = cap };
+}
+
+static void vset_done(struct vset *vs)
+{
+        free(vs->slots);
+        vs->slots = NULL;
+}
+
+/* Add member i of the list; the index of an equal member added before
+ * (which stays), or SIZE_MAX. */
+static size_t vset_add(struct vset *vs, size_t i)
+{
+        const json_t *v = json_array_get(vs->list, i);
+        struct size left = { SIZE_MAX, SIZE_MAX };
+        uint64_t h;
+        if (!value_hash(v, 0, &left, &h))
+                return SIZE_MAX;   /* cannot happen: no bound */
+        if (SIZE_MAX - left.nodes > vs->max.nodes)
+                vs->max.nodes = SIZE_MAX - left.nodes;
+        if (SIZE_MAX - left.bytes > vs->max.bytes)
+                vs->max.bytes = SIZE_MAX - left.bytes;
+        size_t j = h & (vs->cap - 1);
+        for (; vs->slots[j].tag; j = (j + 1) & (vs->cap - 1))
+                if (vs->slots[j].tag == vtag(h) && value_equal(json_array_get(vs->list, vs->slots[j].at), v, 0))
+                        return vs->slots[j].at;
+        vs->slots[j] = (struct vslot){ .tag = vtag(h), .at = (uint32_t)i };
+        return SIZE_MAX;
+}
+
+/* The index of the member equal to v, or SIZE_MAX.  Costs v's size, at
+ * most the largest member's. */
+static size_t vset_find(const struct vset *vs, const json_t *v)
+{
+        struct size left = vs->max;
+        uint64_t h;
+        if (!value_hash(v, 0, &left, &h))
+                return SIZE_MAX;
+        for (size_t j = h & (vs->cap - 1); vs->slots[j].tag; j = (j + 1) & (vs->cap - 1))
+                if (vs->slots[j].tag == vtag(h) && value_equal(json_array_get(vs->list, vs->slots[j].at), v, 0))
+                        return vs->slots[j].at;
+        return SIZE_MAX;
 }
 
 /* ---- schema_check ---- */
@@ -283,6 +521,88 @@ int schema_check(const json_t *schema, struct err *err)
         return check_node(schema, &p, 0, err);
 }
 
+/* ---- schema_index ---- */
+
+struct schema_index {
+        json_t *schema;            /* held: the sets point into it */
+        struct vset *sets;         /* open addressing by the list's address */
+        size_t cap;                /* a power of two; 0: no sets */
+        size_t n;
+};
+
+static size_t ix_slot(const struct schema_index *ix, const json_t *list)
+{
+        return mix64((uint64_t)(uintptr_t)list) & (ix->cap - 1);
+}
+
+static const struct vset *ix_find(const struct schema_index *ix, const json_t *list)
+{
+        if (!ix || !ix->cap)
+                return NULL;
+        for (size_t j = ix_slot(ix, list); ix->sets[j].list; j = (j + 1) & (ix->cap - 1))
+                if (ix->sets[j].list == list)
+                        return &ix->sets[j];
+        return NULL;
+}
+
+static void ix_add(struct schema_index *ix, const json_t *list)
+{
+        if (!json_is_array(list) || json_array_size(list) > UINT32_MAX)
+                return;   /* (a manifest is far smaller) */
+        if (!ix->cap) {   /* counting */
+                ix->n++;
+                return;
+        }
+        size_t j = ix_slot(ix, list);
+        for (; ix->sets[j].list; j = (j + 1) & (ix->cap - 1))
+                if (ix->sets[j].list == list)
+                        return;   /* one list in two places */
+        vset_init(&ix->sets[j], list);
+        for (size_t i = 0; i < json_array_size(list); i++)
+                vset_add(&ix->sets[j], i);
+}
+
+/* The lists of every schema validate_node() can reach. */
+static void ix_walk(struct schema_index *ix, const json_t *s, int depth)
+{
+        if (depth > SCHEMA_MAX_DEPTH || !json_is_object(s))
+                return;
+        ix_add(ix, json_object_get(s, "enum"));
+        const json_t *props = json_object_get(s, "properties");
+        const char *k;
+        const json_t *sub;
+        if (json_is_object(props))
+                json_object_foreach(mut(props), k, sub)
+                        ix_walk(ix, sub, depth + 1);
+        ix_walk(ix, json_object_get(s, "items"), depth + 1);
+}
+
+struct schema_index *schema_index_new(const json_t *schema)
+{
+        struct schema_index *ix = xcalloc(1, sizeof *ix);
+        ix->schema = json_incref(mut(schema));
+        ix_walk(ix, schema, 0);
+        if (!ix->n)
+                return ix;
+        ix->cap = 4;
+        while (ix->cap < 2 * ix->n)
+                ix->cap *= 2;
+        ix->sets = xcalloc(ix->cap, sizeof *ix->sets);
+        ix_walk(ix, schema, 0);
+        return ix;
+}
+
+void schema_index_free(struct schema_index *ix)
+{
+        if (!ix)
+                return;
+        for (size_t j = 0; j < ix->cap; j++)
+                vset_done(&ix->sets[j]);
+        free(ix->sets);
+        json_decref(ix->schema);
+        free(ix);
+}
+
 /* ---- schema_validate ---- */
 
 static bool type_matches(const char *type, const json_t *j)
@@ -329,38 +649,6 @@ static int validate_type(const json_t *t, const json_t *j, struct ptr *p, struct
         return fail(err, p, "expected %s, got %s", list, kind(j));
 }
 
-/* JSON Schema equality: like json_equal(), but 1 equals 1.0. */
-static bool value_equal(const json_t *a, const json_t *b, int depth)
-{
-        if (depth > SCHEMA_MAX_DEPTH)
-                return false;
-        if (json_is_number(a) && json_is_number(b))
-                return num_cmp(a, b) == 0;
-        if (json_typeof(a) != json_typeof(b))
-                return false;
-        if (json_is_array(a)) {
-                if (json_array_size(a) != json_array_size(b))
-                        return false;
-                for (size_t i = 0; i < json_array_size(a); i++)
-                        if (!value_equal(json_array_get(a, i), json_array_get(b, i), depth + 1))
-                                return false;
-                return true;
-        }
-        if (json_is_object(a)) {
-                if (json_object_size(a) != json_object_size(b))
-                        return false;
-                const char *k;
-                const json_t *v;
-                json_object_foreach(mut(a), k, v) {
-                        const json_t *w = json_object_get(b, k);
-                        if (!w || !value_equal(v, w, depth + 1))
-                                return false;
-                }
-                return true;
-        }
-        return json_equal(a, b);
-}
-
 /* A bound as written: the shortest form that reads back as the same
  * double (%.15g alone shows 9007199254740992.0 as 9.00719925474099e+15). */
 static void format_number(const json_t *n, char *buf, size_t len)
@@ -387,11 +675,11 @@ static size_t utf8_length(const char *s, size_t bytes)
         return n;
 }
 
-static int validate_node(const json_t *s, const json_t *j, struct ptr *p, int depth,
-                         struct err *err);
+static int validate_node(const struct schema_index *ix, const json_t *s, const json_t *j, struct ptr *p,
+                         int depth, struct err *err);
 
-static int validate_object(const json_t *s, const json_t *j, struct ptr *p, int depth,
-                           struct err *err)
+static int validate_object(const struct schema_index *ix, const json_t *s, const json_t *j, struct ptr *p,
+                           int depth, struct err *err)
 {
         const json_t *required = json_object_get(s, "required");
         size_t i;
@@ -416,15 +704,15 @@ static int validate_object(const json_t *s, const json_t *j, struct ptr *p, int 
                 size_t old = ptr_push(p, k);
                 if (!sub && json_is_false(extra))
                         return fail(err, p, "unexpected property `%s`", k);
-                if (sub && validate_node(sub, v, p, depth + 1, err) < 0)
+                if (sub && validate_node(ix, sub, v, p, depth + 1, err) < 0)
                         return -1;
                 ptr_pop(p, old);
         }
         return 0;
 }
 
-static int validate_node(const json_t *s, const json_t *j, struct ptr *p, int depth,
-                         struct err *err)
+static int validate_node(const struct schema_index *ix, const json_t *s, const json_t *j, struct ptr *p,
+                         int depth, struct err *err)
 {
         if (depth > SCHEMA_MAX_DEPTH)
                 return fail(err, p, "nested too deeply (over %d levels)", SCHEMA_MAX_DEPTH);
@@ -437,9 +725,15 @@ static int validate_node(const json_t *s, const json_t *j, struct ptr *p, int de
 
         const json_t *e = json_object_get(s, "enum");
         if (json_is_array(e)) {
+                /* By hash when the index has it: an enum of thousands
+                 * against thousands of items must not cost their product. */
+                const struct vset *vs = ix_find(ix, e);
                 bool found = false;
-                for (size_t i = 0; i < json_array_size(e) && !found; i++)
-                        found = value_equal(json_array_get(e, i), j, 0);
+                if (vs)
+                        found = vset_find(vs, j) != SIZE_MAX;
+                else
+                        for (size_t i = 0; i < json_array_size(e) && !found; i++)
+                                found = value_equal(json_array_get(e, i), j, 0);
                 if (!found)
                         return fail(err, p, "must be one of the enum values");
         }
@@ -483,7 +777,7 @@ static int validate_node(const json_t *s, const json_t *j, struct ptr *p, int de
                         const json_t *v;
                         json_array_foreach(j, i, v) {
                                 size_t old = ptr_push_index(p, i);
-                                if (validate_node(items, v, p, depth + 1, err) < 0)
+                                if (validate_node(ix, items, v, p, depth + 1, err) < 0)
                                         return -1;
                                 ptr_pop(p, old);
                         }
@@ -491,16 +785,16 @@ static int validate_node(const json_t *s, const json_t *j, struct ptr *p, int de
         }
 
         if (json_is_object(j))
-                return validate_object(s, j, p, depth, err);
+                return validate_object(ix, s, j, p, depth, err);
         return 0;
 }
 
-int schema_validate(const json_t *schema, const json_t *instance, const char *base,
-                    struct err *err)
+int schema_validate(const json_t *schema, const struct schema_index *ix, const json_t *instance,
+                    const char *base, struct err *err)
 {
         struct ptr p;
         ptr_init(&p, base);
-        return validate_node(schema, instance, &p, 0, err);
+        return validate_node(ix, schema, instance, &p, 0, err);
 }
 
 /* ---- schema_validate_text: the same rules, streamed ----
@@ -511,12 +805,6 @@ int schema_validate(const json_t *schema, const json_t *instance, const char *ba
  * checked by validate_node() as a one-value tree, so scalars mean exactly
  * what they mean above.  A container whose schema has `enum` is built as a
  * tree (enums of containers are small by nature) and checked whole. */
-
-#include <errno.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include <yajl/yajl_parse.h>
 
@@ -539,6 +827,7 @@ struct stream {
         struct frame *f;
         size_t n, cap, max_depth;
         const json_t *root;
+        const struct schema_index *ix;
         bool root_seen;
         struct err *err;
         bool failed;
@@ -549,30 +838,6 @@ struct stream {
         const json_t *build_schema;
         char *build_key;
 };
-
-/* Keys are told apart by a 64-bit hash; seeded once per process from
- * getrandom(), so a client cannot craft two keys that collide (and get a
- * valid object refused as holding a duplicate). */
-static uint64_t key_seed;
-static pthread_once_t key_seed_once = PTHREAD_ONCE_INIT;
-
-static void seed_keys(void)
-{
-        if (getrandom(&key_seed, sizeof key_seed, 0) != sizeof key_seed)
-                key_seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL;
-}
-
-static uint64_t key_hash(const unsigned char *s, size_t n)
-{
-        pthread_once(&key_seed_once, seed_keys);
-        uint64_t h = 1469598103934665603ULL ^ key_seed;
-        for (size_t i = 0; i < n; i++)
-                h = (h ^ s[i]) * 1099511628211ULL;
-        h ^= h >> 29;
-        h *= 0xBF58476D1CE4E5B9ULL;
-        h ^= h >> 32;
-        return h ? h : 1;
-}
 
 static void frame_done(struct frame *f)
 {
@@ -688,7 +953,7 @@ static int build_close(struct stream *s)
                 json_decref(v);   /* its parent holds it */
                 return 1;
         }
-        int rc = validate_node(s->build_schema, v, &s->p, (int)s->n, s->err);
+        int rc = validate_node(s->ix, s->build_schema, v, &s->p, (int)s->n, s->err);
         json_decref(v);
         value_done(s);
         return rc < 0 ? stream_fail(s) : 1;
@@ -708,7 +973,7 @@ static int scalar(struct stream *s, json_t *v)
                 json_decref(v);
                 return stream_fail(s);
         }
-        int rc = sch ? validate_node(sch, v, &s->p, (int)s->n, s->err) : 0;
+        int rc = sch ? validate_node(s->ix, sch, v, &s->p, (int)s->n, s->err) : 0;
         json_decref(v);
         if (rc < 0)
                 return stream_fail(s);
@@ -927,8 +1192,8 @@ static long bad_escape(const char *t, size_t len)
         return -1;
 }
 
-int schema_validate_text(const json_t *schema, const char *text, size_t len, const char *base, size_t max_depth,
-                         bool *ret_malformed, struct err *err)
+int schema_validate_text(const json_t *schema, const struct schema_index *ix, const char *text, size_t len,
+                         const char *base, size_t max_depth, bool *ret_malformed, struct err *err)
 {
         *ret_malformed = false;
         long bad = bad_escape(text, len);
@@ -937,7 +1202,7 @@ int schema_validate_text(const json_t *schema, const char *text, size_t len, con
                 return err_set(err, ERR_INVALID, 0, "malformed JSON: \\u0000 or an unpaired surrogate escape at byte %ld "
                                "of the parameters", bad);
         }
-        struct stream s = { .root = schema, .err = err, .max_depth = max_depth ? max_depth : SCHEMA_MAX_DEPTH };
+        struct stream s = { .root = schema, .ix = ix, .err = err, .max_depth = max_depth ? max_depth : SCHEMA_MAX_DEPTH };
         ptr_init(&s.p, base);
         yajl_handle h = yajl_alloc(&stream_callbacks, NULL, &s);
         if (!h)

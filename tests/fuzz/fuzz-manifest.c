@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *v;
         json_array_foreach(instances, i, v) {
                 struct err verr = ERR_INIT;
-                schema_validate(m->input_schema, v, "/parameters", &verr);
+                schema_validate(m->input_schema, m->input_index, v, "/parameters", &verr);
         }
         manifest_unref(m);
         return 0;

@@ -87,7 +87,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         _cleanup_json_ json_t *parameters = params ? json_incref(params) : json_object();
         for (size_t i = 0; i < ARRAY_SIZE(manifests); i++) {
                 struct err err = ERR_INIT;
-                if (schema_validate(manifests[i]->input_schema, parameters, "/parameters", &err) < 0 &&
+                if (schema_validate(manifests[i]->input_schema, manifests[i]->input_index, parameters, "/parameters",
+                                    &err) < 0 &&
                     (err.code != ERR_INVALID || strncmp(err.field, "/parameters", 11) != 0))
                         abort();
         }

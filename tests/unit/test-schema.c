@@ -2,6 +2,7 @@
  * schema_validate() per keyword with its field pointer and message, and the
  * depth cap. */
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -24,21 +25,28 @@ static int run(const char *schema, const char *instance, struct err *e)
         struct err ce = ERR_INIT;
         ck_assert_msg(schema_check(s, &ce) == 0, "schema `%s` refused: %s at %s", schema, ce.msg,
                       ce.field);
+        struct schema_index *ix = schema_index_new(s);
         err_clear(e);
-        int r = schema_validate(s, i, "/parameters", e);
-        /* The streamed validator takes and refuses the same, for the same
-         * reason (instance as the client would send it). */
-        struct err se = ERR_INIT;
-        bool malformed = true;
-        int rs = schema_validate_text(s, instance, strlen(instance), "/parameters", 0, &malformed, &se);
-        ck_assert_msg(rs == r, "`%s` against `%s`: tree %d (%s), streamed %d (%s)", instance, schema, r, e->msg, rs,
-                      se.msg);
-        ck_assert(!malformed);
-        if (r < 0) {
-                ck_assert_msg(!strcmp(se.field, e->field) && !strcmp(se.msg, e->msg),
-                              "`%s` against `%s`: tree `%s` at %s, streamed `%s` at %s", instance, schema, e->msg,
-                              e->field, se.msg, se.field);
+        int r = schema_validate(s, ix, i, "/parameters", e);
+        /* Without the index (enums searched member by member), and streamed,
+         * with and without: the same answer, for the same reason (instance
+         * as the client would send it). */
+        for (int k = 0; k < 3; k++) {
+                struct err se = ERR_INIT;
+                bool malformed = false;
+                int rs = k == 0 ? schema_validate(s, NULL, i, "/parameters", &se)
+                        : schema_validate_text(s, k == 1 ? ix : NULL, instance, strlen(instance), "/parameters", 0,
+                                               &malformed, &se);
+                ck_assert_msg(rs == r, "`%s` against `%s`: tree %d (%s), way %d: %d (%s)", instance, schema, r,
+                              e->msg, k, rs, se.msg);
+                ck_assert(!malformed);
+                if (r < 0) {
+                        ck_assert_msg(!strcmp(se.field, e->field) && !strcmp(se.msg, e->msg),
+                                      "`%s` against `%s`: tree `%s` at %s, way %d: `%s` at %s", instance, schema,
+                                      e->msg, e->field, k, se.msg, se.field);
+                }
         }
+        schema_index_free(ix);
         json_decref(s);
         json_decref(i);
         return r;
@@ -126,9 +134,9 @@ START_TEST(test_items_and_pointer)
         /* No base: the pointer starts at the root. */
         json_t *s = J("{\"items\":{\"type\":\"string\"}}"), *i = J("[\"a\", 2]");
         struct err e = ERR_INIT;
-        ck_assert_int_eq(schema_validate(s, i, NULL, &e), -1);
+        ck_assert_int_eq(schema_validate(s, NULL, i, NULL, &e), -1);
         ck_assert_str_eq(e.field, "/1");
-        ck_assert_int_eq(schema_validate(s, i, "", &e), -1);
+        ck_assert_int_eq(schema_validate(s, NULL, i, "", &e), -1);
         ck_assert_str_eq(e.field, "/1");
         json_decref(s);
         json_decref(i);
@@ -148,6 +156,109 @@ START_TEST(test_enum)
         fail_with(s, "[2,1]", "/parameters", "must be one of the enum values");
         fail_with(s, "{\"k\":2}", "/parameters", "must be one of the enum values");
         fail_with(s, "true", "/parameters", "must be one of the enum values");
+}
+END_TEST
+
+/* The index's hash sets say what value_equal() says: run() checks every
+ * case with and without them. */
+START_TEST(test_enum_hashed)
+{
+        const char *s = "{\"enum\":[1, 2.5, \"a\", \"\", true, false, null, 9007199254740993, -0.0, 1e300,"
+                        " -9223372036854775808, 18446744073709551616.0, [1, 2], {\"a\": [1.0], \"b\": {}}, [],"
+                        " {}, \"a\", 1.0]}";
+        static const char *const in[] = {
+                "1", "1.0", "1e0", "2.5", "\"a\"", "\"\"", "true", "false", "null", "9007199254740993", "0",
+                "-0.0", "0.0", "1e300", "-9223372036854775808", "-9223372036854775808.0", "18446744073709551616.0",
+                "[1, 2]", "[1.0, 2e0]", "{\"b\": {}, \"a\": [1]}", "[]", "{}",
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(in); i++)
+                pass(s, in[i]);
+        static const char *const out[] = {
+                "2", "1.5", "\"b\"", "\"A\"", "9007199254740992", "9007199254740992.0", "1e299",
+                "-9223372036854775807", "9223372036854775807", "[2, 1]", "[1, 2, 3]", "[1]", "[[]]",
+                "{\"a\": [1]}", "{\"a\": [1], \"b\": {}, \"c\": 1}", "{\"a\": [2], \"b\": {}}", "{\"b\": {}}",
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(out); i++)
+                fail_with(s, out[i], "/parameters", "must be one of the enum values");
+        /* Enums below items and properties, and one list in two places. */
+        const char *nested = "{\"properties\": {\"m\": {\"items\": {\"enum\": [\"x\", 3]}},"
+                             " \"n\": {\"enum\": [\"y\"]}}}";
+        pass(nested, "{\"m\": [\"x\", 3.0, 3], \"n\": \"y\"}");
+        fail_with(nested, "{\"m\": [\"x\", 4]}", "/parameters/m/1", "must be one of the enum values");
+        fail_with(nested, "{\"n\": \"x\"}", "/parameters/n", "must be one of the enum values");
+        json_t *shared = J("{\"properties\": {}}"), *list = J("[\"p\", \"q\"]");
+        for (int k = 0; k < 2; k++) {
+                json_t *sub = json_object();
+                json_object_set(sub, "enum", list);
+                json_object_set_new(json_object_get(shared, "properties"), k ? "b" : "a", sub);
+        }
+        struct schema_index *ix = schema_index_new(shared);
+        json_t *ok = J("{\"a\": \"q\", \"b\": \"p\"}"), *bad = J("{\"a\": \"q\", \"b\": \"r\"}");
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(schema_validate(shared, ix, ok, "", &e), 0);
+        ck_assert_int_eq(schema_validate(shared, ix, bad, "", &e), -1);
+        ck_assert_str_eq(e.field, "/b");
+        schema_index_free(ix);
+        json_decref(ok);
+        json_decref(bad);
+        json_decref(list);
+        json_decref(shared);
+}
+END_TEST
+
+/* CPU seconds this process has used. */
+static double cpu_seconds(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* An enum of 40,000 members on the items of a 20,000-item array: by hash,
+ * each item costs its own size; searched member by member it was the
+ * product, 8e8 comparisons (9 s a request). */
+START_TEST(test_enum_large)
+{
+        size_t members = 40000, items = 20000;
+        json_t *en = json_array();
+        for (size_t i = 0; i < members; i++)
+                json_array_append_new(en, i % 2 ? json_sprintf("member-%zu", i) : json_integer((json_int_t)i));
+        json_t *s = json_pack("{s:s, s:{s:o}}", "type", "array", "items", "enum", en);
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(schema_check(s, &e), 0);
+        struct schema_index *ix = schema_index_new(s);
+        /* The last members: the worst case of a search in order. */
+        char *text = xmalloc(items * 24 + 16), *p = text;
+        *p++ = '[';
+        for (size_t i = 0; i < items; i++) {
+                size_t m = members - 1 - i % 1000;
+                p += m % 2 ? sprintf(p, "%s\"member-%zu\"", i ? "," : "", m)
+                           : sprintf(p, "%s%zu.0", i ? "," : "", m);
+        }
+        strcpy(p, "]");
+        json_t *inst = J(text);
+        double t0 = cpu_seconds();
+        ck_assert_msg(schema_validate(s, ix, inst, "/p", &e) == 0, "%s at %s", e.msg, e.field);
+        bool malformed = false;
+        ck_assert_msg(schema_validate_text(s, ix, text, strlen(text), "/p", 0, &malformed, &e) == 0, "%s", e.msg);
+        /* The last item no member. */
+        strcpy(strrchr(text, ',') + 1, "\"member-\"]");
+        json_decref(inst);
+        inst = J(text);
+        ck_assert_int_eq(schema_validate(s, ix, inst, "/p", &e), -1);
+        ck_assert_str_eq(e.field, "/p/19999");
+        ck_assert_str_eq(e.msg, "must be one of the enum values");
+        ck_assert_int_eq(schema_validate_text(s, ix, text, strlen(text), "/p", 0, &malformed, &e), -1);
+        ck_assert_str_eq(e.field, "/p/19999");
+        ck_assert_str_eq(e.msg, "must be one of the enum values");
+        double spent = cpu_seconds() - t0;
+        /* Some milliseconds by hash (ASan build); over 10 s member by member. */
+        ck_assert_msg(spent < 1.5, "4 validations of %zu items against %zu members took %.2f s of CPU", items,
+                      members, spent);
+        free(text);
+        json_decref(inst);
+        schema_index_free(ix);
+        json_decref(s);
 }
 END_TEST
 
@@ -300,11 +411,17 @@ START_TEST(test_depth_cap)
         ck_assert_int_eq(strncmp(e.field, "/items/items/items", 18), 0);
 
         json_t *arr = deep_array(60);
-        ck_assert_int_eq(schema_validate(ok, arr, "/p", &e), 0);
+        struct schema_index *ix = schema_index_new(ok);
+        ck_assert_int_eq(schema_validate(ok, ix, arr, "/p", &e), 0);
+        schema_index_free(ix);
         json_decref(arr);
-        /* An unchecked deep schema and a deep instance: refused, not a crash. */
+        /* An unchecked deep schema and a deep instance: refused, not a crash
+         * (and its index, made anyway, no harm either). */
         arr = deep_array(200);
-        ck_assert_int_eq(schema_validate(too_deep, arr, "/p", &e), -1);
+        ck_assert_int_eq(schema_validate(too_deep, NULL, arr, "/p", &e), -1);
+        ix = schema_index_new(too_deep);
+        ck_assert_int_eq(schema_validate(too_deep, ix, arr, "/p", &e), -1);
+        schema_index_free(ix);
         ck_assert_ptr_nonnull(strstr(e.msg, "nested too deeply"));
         ck_assert_int_eq(strncmp(e.field, "/p/0/0/0", 8), 0);
         json_decref(arr);
@@ -339,8 +456,10 @@ END_TEST
 static int streamed(const char *schema, const char *text, bool *malformed, struct err *e)
 {
         json_t *s = J(schema);
+        struct schema_index *ix = schema_index_new(s);
         err_clear(e);
-        int r = schema_validate_text(s, text, strlen(text), "/parameters", 0, malformed, e);
+        int r = schema_validate_text(s, ix, text, strlen(text), "/parameters", 0, malformed, e);
+        schema_index_free(ix);
         json_decref(s);
         return r;
 }
@@ -428,6 +547,8 @@ static Suite *suite(void)
         tcase_add_test(tc, test_properties_required_additional);
         tcase_add_test(tc, test_items_and_pointer);
         tcase_add_test(tc, test_enum);
+        tcase_add_test(tc, test_enum_hashed);
+        tcase_add_test(tc, test_enum_large);
         tcase_add_test(tc, test_minimum_maximum);
         tcase_add_test(tc, test_exact_numbers);
         tcase_add_test(tc, test_items_count);
