@@ -347,19 +347,25 @@ static void vset_done(struct vset *vs)
         vs->slots = NULL;
 }
 
+/* v's hash, and its size made the larger of *max and it. */
+static uint64_t member_hash(const json_t *v, struct size *max)
+{
+        struct size left = { SIZE_MAX, SIZE_MAX };
+        uint64_t h = 0;
+        value_hash(v, 0, &left, &h);   /* no bound: true */
+        if (SIZE_MAX - left.nodes > max->nodes)
+                max->nodes = SIZE_MAX - left.nodes;
+        if (SIZE_MAX - left.bytes > max->bytes)
+                max->bytes = SIZE_MAX - left.bytes;
+        return h;
+}
+
 /* Add member i of the list; the index of an equal member added before
  * (which stays), or SIZE_MAX. */
 static size_t vset_add(struct vset *vs, size_t i)
 {
         const json_t *v = json_array_get(vs->list, i);
-        struct size left = { SIZE_MAX, SIZE_MAX };
-        uint64_t h;
-        if (!value_hash(v, 0, &left, &h))
-                return SIZE_MAX;   /* cannot happen: no bound */
-        if (SIZE_MAX - left.nodes > vs->max.nodes)
-                vs->max.nodes = SIZE_MAX - left.nodes;
-        if (SIZE_MAX - left.bytes > vs->max.bytes)
-                vs->max.bytes = SIZE_MAX - left.bytes;
+        uint64_t h = member_hash(v, &vs->max);
         size_t j = h & (vs->cap - 1);
         for (; vs->slots[j].tag; j = (j + 1) & (vs->cap - 1))
                 if (vs->slots[j].tag == vtag(h) && value_equal(json_array_get(vs->list, vs->slots[j].at), v, 0))
@@ -804,7 +810,8 @@ int schema_validate(const json_t *schema, const struct schema_index *ix, const j
  * required properties seen, the hashes of their keys), and each scalar is
  * checked by validate_node() as a one-value tree, so scalars mean exactly
  * what they mean above.  A container whose schema has `enum` is built as a
- * tree (enums of containers are small by nature) and checked whole. */
+ * tree and checked whole; the tree stops (refused) once it is larger than
+ * the enum's largest member, so it never holds more than the schema. */
 
 #include <yajl/yajl_parse.h>
 
@@ -837,6 +844,8 @@ struct stream {
         size_t build_n;
         const json_t *build_schema;
         char *build_key;
+        struct size build_room;    /* the enum's largest member */
+        struct size build_left;    /* what it may grow by before it is larger than every member */
 };
 
 static void frame_done(struct frame *f)
@@ -916,20 +925,45 @@ static int building(struct stream *s)
         return s->build_n > 0;
 }
 
+/* Make room in the tree being built for that many nodes and bytes.  Past
+ * the largest enum member's size it equals none of them: refused then, as
+ * the tree path would, before the client's array is held whole. */
+static int build_take(struct stream *s, size_t nodes, size_t bytes)
+{
+        if (s->build_left.nodes < nodes || s->build_left.bytes < bytes) {
+                fail(s->err, &s->p, "must be one of the enum values");
+                return stream_fail(s);
+        }
+        s->build_left.nodes -= nodes;
+        s->build_left.bytes -= bytes;
+        return 1;
+}
+
+/* The size of an enum's largest member. */
+static struct size enum_room(const struct schema_index *ix, const json_t *e)
+{
+        const struct vset *vs = ix_find(ix, e);
+        if (vs)
+                return vs->max;
+        struct size max = { 0, 0 };
+        for (size_t i = 0; i < json_array_size(e); i++)
+                member_hash(json_array_get(e, i), &max);
+        return max;
+}
+
 /* Add v (a new reference) to the tree being built; at its end, check it. */
 static int build_add(struct stream *s, json_t *v, bool open)
 {
         if (!v)
                 return stream_fail(s);
+        if (!build_take(s, 1, 0)) {
+                json_decref(v);
+                return 0;
+        }
         json_t *top = s->build_n ? s->build_stack[s->build_n - 1] : NULL;
         if (top && json_is_array(top))
                 json_array_append(top, v);
-        else if (top && json_object_get(top, s->build_key ? s->build_key : "")) {
-                json_decref(v);
-                s->json_error = true;
-                fail(s->err, &s->p, "duplicate object key `%s`", s->build_key ? s->build_key : "");
-                return stream_fail(s);
-        } else if (top)
+        else if (top)
                 json_object_set(top, s->build_key ? s->build_key : "", v);
         free(s->build_key);
         s->build_key = NULL;
@@ -1008,6 +1042,8 @@ static int on_number(void *ctx, const char *text, size_t len)
 
 static int on_string(void *ctx, const unsigned char *str, size_t len)
 {
+        if (building(ctx) && !build_take(ctx, 0, len))
+                return 0;
         return scalar(ctx, json_stringn((const char *)str, len));
 }
 
@@ -1030,8 +1066,10 @@ static int open_container(struct stream *s, bool map)
                 json_decref(probe);
                 if (rc < 0)
                         return stream_fail(s);
-                if (json_is_array(json_object_get(sch, "enum"))) {
+                const json_t *e = json_object_get(sch, "enum");
+                if (json_is_array(e)) {
                         s->build_schema = sch;
+                        s->build_room = s->build_left = enum_room(s->ix, e);
                         return build_add(s, map ? json_object() : json_array(), true);
                 }
         }
@@ -1062,9 +1100,19 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
 {
         struct stream *s = ctx;
         if (building(s)) {
+                /* Longer than the whole room: in no member, nor in the tree
+                 * (so no duplicate), and not worth a copy. */
+                if (len > s->build_room.bytes)
+                        return build_take(s, 0, len);
                 free(s->build_key);
                 s->build_key = xasprintf("%.*s", (int)len, (const char *)key);
-                return 1;
+                /* A duplicate is malformed JSON, whatever the enum. */
+                if (json_object_get(s->build_stack[s->build_n - 1], s->build_key)) {
+                        s->json_error = true;
+                        fail(s->err, &s->p, "duplicate object key `%s`", s->build_key);
+                        return stream_fail(s);
+                }
+                return build_take(s, 0, len);
         }
         struct frame *f = &s->f[s->n - 1];
         _cleanup_free_ char *k = xasprintf("%.*s", (int)len, (const char *)key);

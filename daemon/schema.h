@@ -38,7 +38,8 @@ int schema_validate(const json_t *schema, const struct schema_index *ix, const j
 /* schema_validate() of the JSON text[0..len), streamed: memory is one
  * frame per nesting level (at most max_depth; 0: the schema's own bound)
  * plus, per object, 8 bytes per member (at most 65536 members), never a
- * tree of the whole.  Accepts and refuses what schema_validate() would on
+ * tree of the whole (a container under `enum` is built as a tree up to
+ * the size of the enum's largest member, and refused past it).  Accepts and refuses what schema_validate() would on
  * the parsed text (the first error named may differ: a streamed array is
  * refused at its first bad item, before its length is known).
  * *ret_malformed is set when the text is not JSON as jansson takes it (a

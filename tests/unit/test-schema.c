@@ -539,6 +539,116 @@ START_TEST(test_streamed)
 }
 END_TEST
 
+/* An enum of containers, streamed: the tree built stops once it is larger
+ * than the largest member, with the tree path's answer. */
+START_TEST(test_enum_containers)
+{
+        const char *pairs = "{\"enum\": [[1, 2], [3, 4]]}";
+        pass(pairs, "[3, 4.0]");
+        fail_with(pairs, "[1, 2, 3]", "/parameters", "must be one of the enum values");
+        fail_with(pairs, "[[1, 2]]", "/parameters", "must be one of the enum values");
+        fail_with(pairs, "[1, [2]]", "/parameters", "must be one of the enum values");
+        fail_with(pairs, "{\"a\": 1}", "/parameters", "must be one of the enum values");
+        const char *obj = "{\"type\": \"object\", \"enum\": [{\"k\": \"ab\"}, {\"kk\": [true]}]}";
+        pass(obj, "{\"k\": \"ab\"}");
+        pass(obj, "{\"kk\": [true]}");
+        fail_with(obj, "{\"k\": \"abc\"}", "/parameters", "must be one of the enum values");
+        fail_with(obj, "{\"kkk\": 1}", "/parameters", "must be one of the enum values");
+        fail_with(obj, "{\"kk\": [true, false]}", "/parameters", "must be one of the enum values");
+        fail_with(obj, "{\"k\": \"ab\", \"kk\": [true]}", "/parameters", "must be one of the enum values");
+        fail_with(obj, "[1, 2, 3, 4, 5]", "/parameters", "expected object, got array");   /* type first */
+        const char *items = "{\"items\": {\"enum\": [[1], [2], \"a string member\"]}}";
+        pass(items, "[[1], [2], \"a string member\"]");
+        fail_with(items, "[[1], [2, 3]]", "/parameters/1", "must be one of the enum values");
+        fail_with(items, "[[1], {\"a string member\": 1}]", "/parameters/1", "must be one of the enum values");
+        fail_with(items, "[[1], [\"a string member!\"]]", "/parameters/1", "must be one of the enum values");
+}
+END_TEST
+
+/* jansson's allocations, counted (the streamed path's trees are jansson's),
+ * and refused past a cap so that a failing test does not take the box. */
+static size_t jn_now, jn_peak, jn_cap;
+
+static void *jn_malloc(size_t n)
+{
+        if (n > jn_cap || jn_now > jn_cap - n)
+                return NULL;
+        size_t *p = malloc(n + 16);
+        if (!p)
+                return NULL;
+        p[0] = n;
+        jn_now += n;
+        if (jn_now > jn_peak)
+                jn_peak = jn_now;
+        return (char *)p + 16;
+}
+
+static void jn_free(void *q)
+{
+        if (!q)
+                return;
+        size_t *p = (size_t *)(void *)((char *)q - 16);
+        jn_now -= p[0];
+        free(p);
+}
+
+/* The streamed path holds the tree of an enum's container only up to the
+ * size of its largest member: a 20 MB array against [[1,2],[3,4]] used to
+ * be built whole (415 MB). */
+START_TEST(test_enum_stream_bounded)
+{
+        json_malloc_t old_malloc;
+        json_free_t old_free;
+        json_get_alloc_funcs(&old_malloc, &old_free);
+        jn_now = jn_peak = 0;
+        jn_cap = 16 << 20;
+        json_set_alloc_funcs(jn_malloc, jn_free);
+
+        json_t *s = J("{\"properties\": {\"m\": {\"enum\": [[1, 2], [3, 4], {\"key\": \"value\"}]}}}");
+        struct schema_index *ix = schema_index_new(s);
+        size_t n = 2 << 20;   /* items: 4 MB of text */
+        char *text = xmalloc(2 * n + 64), *p = text;
+        p += sprintf(p, "{\"m\": [");
+        for (size_t i = 0; i < n; i++) {
+                *p++ = i % 2 ? '2' : '1';
+                *p++ = ',';
+        }
+        strcpy(p - 1, "]}");
+        struct err e = ERR_INIT;
+        bool malformed = true;
+        size_t base = jn_now;
+        jn_peak = base;
+        for (int k = 0; k < 2; k++) {
+                ck_assert_int_eq(schema_validate_text(s, k ? ix : NULL, text, strlen(text), "/p", 0, &malformed,
+                                                      &e), -1);
+                ck_assert_str_eq(e.msg, "must be one of the enum values");
+                ck_assert_str_eq(e.field, "/p/m");
+                ck_assert(!malformed);
+        }
+        /* A long string and a long key: refused before they are copied. */
+        memset(text, 'x', 2 * n);
+        memcpy(text, "{\"m\": {\"key\": \"", 15);
+        strcpy(text + 2 * n, "\"}}");
+        ck_assert_int_eq(schema_validate_text(s, ix, text, strlen(text), "/p", 0, &malformed, &e), -1);
+        ck_assert_str_eq(e.msg, "must be one of the enum values");
+        ck_assert_str_eq(e.field, "/p/m");
+        memcpy(text, "{\"m\": {\"", 8);
+        strcpy(text + 2 * n, "\": 1}}");
+        ck_assert_int_eq(schema_validate_text(s, ix, text, strlen(text), "/p", 0, &malformed, &e), -1);
+        ck_assert_str_eq(e.msg, "must be one of the enum values");
+        ck_assert_str_eq(e.field, "/p/m");
+        /* A tree of a few nodes at most, whatever came in. */
+        ck_assert_msg(jn_peak - base < 4096, "jansson held %zu bytes", jn_peak - base);
+        ck_assert_uint_eq(jn_now, base);
+
+        free(text);
+        schema_index_free(ix);
+        json_decref(s);
+        ck_assert_uint_eq(jn_now, 0);
+        json_set_alloc_funcs(old_malloc, old_free);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("schema");
@@ -557,6 +667,8 @@ static Suite *suite(void)
         tcase_add_test(tc, test_depth_cap);
         tcase_add_test(tc, test_matrix_schema);
         tcase_add_test(tc, test_streamed);
+        tcase_add_test(tc, test_enum_containers);
+        tcase_add_test(tc, test_enum_stream_bounded);
         suite_add_tcase(s, tc);
         return s;
 }
