@@ -450,16 +450,17 @@ static int check_keyword(const char *key, const json_t *v, struct ptr *p, int de
         if (!strcmp(key, "required")) {
                 if (!json_is_array(v))
                         return fail(err, p, "must be a list of property names");
+                /* By hash: a list of 50,000 names compared pairwise took 14 s. */
+                _cleanup_(vset_done) struct vset names;
+                vset_init(&names, v);
                 size_t i;
                 const json_t *name;
                 json_array_foreach(v, i, name) {
                         size_t old = ptr_push_index(p, i);
                         if (!json_is_string(name))
                                 return fail(err, p, "must be a property name");
-                        for (size_t k = 0; k < i; k++)
-                                if (json_equal(json_array_get(v, k), name))
-                                        return fail(err, p, "`%s` listed twice",
-                                                    json_string_value(name));
+                        if (vset_add(&names, i) != SIZE_MAX)
+                                return fail(err, p, "`%s` listed twice", json_string_value(name));
                         ptr_pop(p, old);
                 }
                 return 0;
