@@ -38,29 +38,46 @@ struct ptr {
         size_t len;
 };
 
-static void ptr_init(struct ptr *p, const char *base)
+/* Append s (escaped when asked) as far as it fits, whole characters
+ * only: a cut through one would leave bytes that are not UTF-8, and the
+ * field would be dropped from the answer.  Cut, it still names the right
+ * subtree. */
+static void ptr_put(struct ptr *p, const char *s, bool escape)
 {
-        snprintf(p->buf, sizeof p->buf, "%s", base ? base : "");
-        p->len = strlen(p->buf);
-}
-
-/* Append "/seg", escaped; returns the old length for ptr_pop().  A pointer
- * longer than the buffer is cut: it still names the right subtree. */
-static size_t ptr_push(struct ptr *p, const char *seg)
-{
-        size_t old = p->len, n = p->len;
-        if (n + 1 < sizeof p->buf)
-                p->buf[n++] = '/';
-        for (const char *s = seg; *s && n + 2 < sizeof p->buf; s++) {
-                if (*s == '~' || *s == '/') {
+        size_t n = p->len;
+        while (*s) {
+                size_t len = utf8_seq_len(s, strnlen(s, 4)), room = len;
+                if (len == 0)
+                        len = room = 1;   /* not UTF-8: as it is (jansson and yajl let none through) */
+                else if (escape && (*s == '~' || *s == '/'))
+                        room = 2;
+                if (n + room >= sizeof p->buf)
+                        break;
+                if (room == 2 && len == 1) {
                         p->buf[n++] = '~';
                         p->buf[n++] = *s == '~' ? '0' : '1';
                 } else {
-                        p->buf[n++] = *s;
+                        memcpy(p->buf + n, s, len);
+                        n += len;
                 }
+                s += len;
         }
         p->buf[n] = '\0';
         p->len = n;
+}
+
+static void ptr_init(struct ptr *p, const char *base)
+{
+        p->len = 0;
+        ptr_put(p, base ? base : "", false);
+}
+
+/* Append "/seg", escaped; returns the old length for ptr_pop(). */
+static size_t ptr_push(struct ptr *p, const char *seg)
+{
+        size_t old = p->len;
+        ptr_put(p, "/", false);
+        ptr_put(p, seg, true);
         return old;
 }
 

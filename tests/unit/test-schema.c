@@ -143,6 +143,50 @@ START_TEST(test_items_and_pointer)
 }
 END_TEST
 
+/* A pointer longer than the field's room is cut at a whole character:
+ * "/parameters/" and then 3-byte characters used to be cut through one,
+ * and the field, not UTF-8, was dropped from the answer. */
+START_TEST(test_pointer_cut_utf8)
+{
+        char key[400] = "";
+        for (int i = 0; i < 100; i++)
+                strcat(key, "\xE2\x82\xAC");   /* U+20AC, the euro sign */
+        char *typed = xasprintf("{\"properties\": {\"%s\": {\"type\": \"string\"}}}", key);
+        char *required = xasprintf("{\"required\": [\"%s~\"]}", key);
+        char *wrong = xasprintf("{\"%s\": 1}", key);
+        char *full = xasprintf("/parameters/%s~0", key);
+        struct err e = ERR_INIT;
+        for (int k = 0; k < 2; k++) {
+                /* Both paths, the same field (run() compares them). */
+                ck_assert_int_eq(run(k ? required : typed, k ? "{}" : wrong, &e), -1);
+                const char *msg = k ? "missing required property `\xE2\x82\xAC" : "expected string, got integer";
+                ck_assert_int_eq(strncmp(e.msg, msg, strlen(msg)), 0);
+                size_t len = strlen(e.field);
+                ck_assert_msg(utf8_valid(e.field, len, NULL), "a field cut through a character: %s", e.field);
+                ck_assert_int_ge(len, ERR_FIELD_MAX - 4);   /* as much as fits */
+                ck_assert_int_eq(strncmp(e.field, full, len), 0);
+                json_t *j = json_string(e.field);
+                ck_assert_ptr_nonnull(j);
+                json_decref(j);
+        }
+        free(typed);
+        free(required);
+        free(wrong);
+        free(full);
+        /* An escape is not cut in two either: "~0" whole or not at all. */
+        char tildes[300];
+        memset(tildes, '~', 290);
+        tildes[290] = '\0';
+        json_t *s = json_pack("{s:[s]}", "required", tildes), *i = json_object();
+        ck_assert_int_eq(schema_validate(s, NULL, i, "/p", &e), -1);
+        ck_assert_uint_eq((strlen(e.field) - 3) % 2, 0);   /* "/p/" and pairs */
+        ck_assert_int_eq(strncmp(e.field, "/p/~0~0", 7), 0);
+        ck_assert_int_ne(e.field[strlen(e.field) - 1], '~');
+        json_decref(s);
+        json_decref(i);
+}
+END_TEST
+
 START_TEST(test_enum)
 {
         const char *s = "{\"enum\":[\"fast\",\"exact\",1,null,[1,2],{\"k\":1}]}";
@@ -680,6 +724,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_type);
         tcase_add_test(tc, test_properties_required_additional);
         tcase_add_test(tc, test_items_and_pointer);
+        tcase_add_test(tc, test_pointer_cut_utf8);
         tcase_add_test(tc, test_enum);
         tcase_add_test(tc, test_enum_hashed);
         tcase_add_test(tc, test_enum_large);
