@@ -344,10 +344,11 @@ static uint32_t vtag(uint64_t h)
 /* The members of one list by value_hash(): a lookup compares a value
  * with the members of its hash only (one, but for a collision). */
 struct vset {
-        const json_t *list;        /* an enum; in an index, NULL: an empty entry */
+        const json_t *list;        /* an enum or a required; in an index, NULL: an empty entry */
         struct vslot *slots;
         size_t cap;                /* a power of two, over twice the members */
         struct size max;           /* the largest member's nodes and bytes (each its own max) */
+        bool dups;                 /* a member equal to one before it (not in a checked required) */
 };
 
 static void vset_init(struct vset *vs, const json_t *list)
@@ -402,6 +403,19 @@ static size_t vset_find(const struct vset *vs, const json_t *v)
         for (size_t j = h & (vs->cap - 1); vs->slots[j].tag; j = (j + 1) & (vs->cap - 1))
                 if (vs->slots[j].tag == vtag(h) && value_equal(json_array_get(vs->list, vs->slots[j].at), v, 0))
                         return vs->slots[j].at;
+        return SIZE_MAX;
+}
+
+/* The index of the string member key[0..len), or SIZE_MAX. */
+static size_t vset_find_key(const struct vset *vs, const char *key, size_t len)
+{
+        uint64_t h = key_hash((const unsigned char *)key, len);
+        for (size_t j = h & (vs->cap - 1); vs->slots[j].tag; j = (j + 1) & (vs->cap - 1)) {
+                const json_t *m = json_array_get(vs->list, vs->slots[j].at);
+                if (vs->slots[j].tag == vtag(h) && json_is_string(m) && json_string_length(m) == len &&
+                    !memcmp(json_string_value(m), key, len))
+                        return vs->slots[j].at;
+        }
         return SIZE_MAX;
 }
 
@@ -583,7 +597,8 @@ static void ix_add(struct schema_index *ix, const json_t *list)
                         return;   /* one list in two places */
         vset_init(&ix->sets[j], list);
         for (size_t i = 0; i < json_array_size(list); i++)
-                vset_add(&ix->sets[j], i);
+                if (vset_add(&ix->sets[j], i) != SIZE_MAX)
+                        ix->sets[j].dups = true;
 }
 
 /* The lists of every schema validate_node() can reach. */
@@ -592,6 +607,7 @@ static void ix_walk(struct schema_index *ix, const json_t *s, int depth)
         if (depth > SCHEMA_MAX_DEPTH || !json_is_object(s))
                 return;
         ix_add(ix, json_object_get(s, "enum"));
+        ix_add(ix, json_object_get(s, "required"));
         const json_t *props = json_object_get(s, "properties");
         const char *k;
         const json_t *sub;
@@ -1149,10 +1165,21 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
         if (!f->schema)
                 return 1;
         const json_t *required = json_object_get(f->schema, "required");
-        for (size_t i = 0; i < f->n_required; i++) {
-                const char *r = json_string_value(json_array_get(required, i));
-                if (r && strlen(r) == len && !memcmp(r, key, len))
+        const struct vset *vs = f->n_required ? ix_find(s->ix, required) : NULL;
+        if (vs && !vs->dups) {
+                /* By hash: name by name, 50,000 keys against 50,000
+                 * required names were 2.5e9 comparisons.  (A list naming
+                 * one twice, which schema_check() refuses, goes name by
+                 * name: each copy must be marked.) */
+                size_t i = vset_find_key(vs, (const char *)key, len);
+                if (i < f->n_required)
                         f->required_seen[i] = true;
+        } else {
+                for (size_t i = 0; i < f->n_required; i++) {
+                        const char *r = json_string_value(json_array_get(required, i));
+                        if (r && strlen(r) == len && !memcmp(r, key, len))
+                                f->required_seen[i] = true;
+                }
         }
         f->next = json_object_get(json_object_get(f->schema, "properties"), k);
         if (!f->next && json_is_false(json_object_get(f->schema, "additionalProperties"))) {

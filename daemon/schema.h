@@ -26,8 +26,8 @@ struct schema_index *schema_index_new(const json_t *schema);
 void schema_index_free(struct schema_index *ix);
 
 /* Validate instance against schema.  ix: schema_index_new(schema), or NULL
- * (then each enum is searched member by member: for tests and tools, not
- * for requests).  On the first mismatch: ERR_INVALID, err->field = base + the JSON pointer of the bad value (for example
+ * (then each enum is searched member by member, and streamed, each key in
+ * the required list name by name: for tests and tools, not for requests).  On the first mismatch: ERR_INVALID, err->field = base + the JSON pointer of the bad value (for example
  * "/parameters/matrix_a/1/0"), err->msg says what was expected.  For a
  * missing required property the pointer names that property
  * ("/parameters/matrix_b", "missing required property `matrix_b`").
