@@ -102,8 +102,17 @@ static int fail(struct err *err, const struct ptr *p, const char *fmt, ...)
         char msg[ERR_MSG_MAX];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
+        int n = vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        if (n >= (int)sizeof msg) {
+                /* Cut (a long key in it): end on a whole character, or the
+                 * message is not UTF-8 and a JSON answer cannot carry it. */
+                size_t len = strlen(msg), i = len;
+                while (i > 0 && len - i < 3 && ((unsigned char)msg[i - 1] & 0xC0) == 0x80)
+                        i--;
+                if (i > 0 && utf8_seq_len(msg + i - 1, len - i + 1) == 0)
+                        msg[i - 1] = '\0';
+        }
         err_set(err, ERR_INVALID, 0, "%s", msg);
         err_set_field(err, p->buf);
         return -1;

@@ -173,6 +173,19 @@ START_TEST(test_pointer_cut_utf8)
         free(required);
         free(wrong);
         free(full);
+        /* Nor a message naming a long key. */
+        char *many = xmalloc(1300);
+        strcpy(many, "a");   /* the cut then falls inside a character */
+        for (int i = 0; i < 400; i++)
+                strcat(many, "\xE2\x82\xAC");
+        char *inst = xasprintf("{\"%s\": 1}", many);
+        ck_assert_int_eq(run("{\"additionalProperties\": false}", inst, &e), -1);
+        ck_assert_int_eq(strncmp(e.msg, "unexpected property `a\xE2\x82\xAC", 25), 0);
+        ck_assert_int_ge(strlen(e.msg), ERR_MSG_MAX - 4);
+        ck_assert_msg(utf8_valid(e.msg, strlen(e.msg), NULL), "a message cut through a character");
+        ck_assert_msg(utf8_valid(e.field, strlen(e.field), NULL), "a field cut through a character");
+        free(inst);
+        free(many);
         /* An escape is not cut in two either: "~0" whole or not at all. */
         char tildes[300];
         memset(tildes, '~', 290);
