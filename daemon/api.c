@@ -551,9 +551,10 @@ static int parse_submit(const json_t *doc, const struct config *cfg, struct subm
                 for (size_t i = 0; i < ARRAY_SIZE(known); i++)
                         ok |= !strcmp(key, known[i]);
                 if (!ok) {
-                        rc = err_set(err, ERR_INVALID, 0, "unknown field `%.64s` (known: algorithm, version, "
-                                     "parameters, priority, timeout_seconds, callback_url)", key);
-                        _cleanup_free_ char *field = xasprintf("/%.64s", key);
+                        int cut = (int)utf8_cut(key, strlen(key), 64);
+                        rc = err_set(err, ERR_INVALID, 0, "unknown field `%.*s` (known: algorithm, version, "
+                                     "parameters, priority, timeout_seconds, callback_url)", cut, key);
+                        _cleanup_free_ char *field = xasprintf("/%.*s", cut, key);
                         err_set_field(err, field);
                         return rc;
                 }
@@ -1124,9 +1125,9 @@ static void handle_submit(struct http_request *req, void *ctx)
 
 static json_t *reject_json(const struct reject *rj)
 {
-        json_t *e = json_pack("{s:s, s:s}", "code", rj->code, "message", rj->err.msg);
+        json_t *e = json_pack("{s:s, s:o}", "code", rj->code, "message", json_string_lossy(rj->err.msg));
         if (*rj->err.field)
-                json_object_set_new(e, "field", json_string(rj->err.field));
+                json_object_set_new(e, "field", json_string_lossy(rj->err.field));
         return json_pack("{s:i, s:o}", "status", (int)rj->status, "error", e);
 }
 

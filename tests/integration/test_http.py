@@ -76,6 +76,16 @@ class HttpErrors(DaemonCase):
         self.assertNotEqual(e["message"], "invalid_parameters", e)
         self.assertTrue(e.get("field", "").startswith("/parameters/a\u00e9\u00e9"), e)
 
+    def test_an_unknown_non_ascii_member_is_named_whole(self):
+        # Named by its first 64 bytes at most, cut between characters (the
+        # 64th byte is the first half of one).
+        key = "a" + "\u00e9" * 100
+        body = json.dumps({"algorithm": "word_count", "parameters": {"text": "x"}, key: 1}, ensure_ascii=False)
+        r = self.d.req("POST", "/v1/jobs", body.encode(), {"Content-Type": "application/json"})
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.body["error"]["field"], "/a" + "\u00e9" * 31, r.body)
+        self.assertIn("unknown field", r.body["error"]["message"])
+
     def test_empty_body(self):
         self.post(b"", headers={"Content-Type": "application/json"}, code="invalid_json")
 
