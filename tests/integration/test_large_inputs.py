@@ -176,13 +176,18 @@ class OneLargeAnswer(unittest.TestCase):
     """A result larger than http.max_response_bytes is still readable: one
     answer over the cap goes when it is the only one."""
 
-    def test_alone_it_goes(self):
+    def daemon(self, name):
+        """t_big alone, large answers held at once capped at 1 MiB."""
         tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
         self.addCleanup(shutil.rmtree, tmp, True)
         os.chmod(tmp, 0o755)
         plugin(tmp, "t_big", BIG)
-        d = Daemon("OneLargeAnswer", plugins=tmp, config=dict(CONFIG, http={"max_response_bytes": "1MiB"})).start()
+        d = Daemon(name, plugins=tmp, config=dict(CONFIG, http={"max_response_bytes": "1MiB"})).start()
         self.addCleanup(d.stop)
+        return d
+
+    def test_alone_it_goes(self):
+        d = self.daemon("OneLargeAnswer")
         body = json.dumps({"algorithm": "t_big", "parameters": {"values": list(range(300000))}}).encode()
         self.assertGreater(len(body), 2 << 20)
         r = post(d, body)
@@ -195,12 +200,7 @@ class OneLargeAnswer(unittest.TestCase):
         # A large answer held for a client that does not read, then a
         # submit whose answer is large too: not 503 (a retry would submit
         # it again) but 303 to its job.
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        os.chmod(tmp, 0o755)
-        plugin(tmp, "t_big", BIG)
-        d = Daemon("SeeOther", plugins=tmp, config=dict(CONFIG, http={"max_response_bytes": "1MiB"})).start()
-        self.addCleanup(d.stop)
+        d = self.daemon("SeeOther")
         body = json.dumps({"algorithm": "t_big", "parameters": {"values": list(range(1000000))}}).encode()
         first = post(d, body)
         self.assertEqual(first.status, 200, str(first)[:300])

@@ -358,18 +358,6 @@ START_TEST(test_input_schema_errors)
 }
 END_TEST
 
-/* n times s between start and end; caller frees. */
-static char *repeat(const char *start, const char *s, size_t n, const char *end)
-{
-        size_t len = strlen(s);
-        char *t = xmalloc(strlen(start) + n * len + strlen(end) + 1);
-        char *p = stpcpy(t, start);
-        for (size_t i = 0; i < n; i++, p += len)
-                memcpy(p, s, len);
-        strcpy(p, end);
-        return t;
-}
-
 #define HEAD "name: algo\nversion: 1.0.0\ndescription: x\ncommand: [/bin/algo]\n"
 
 /* A hostile manifest gets a clear FILE:LINE:COL: KEY: error, soon (Check's
@@ -378,7 +366,7 @@ static char *repeat(const char *start, const char *s, size_t n, const char *end)
  * text is budgeted. */
 START_TEST(test_yaml_alias_bomb)
 {
-        char *bomb = repeat(HEAD "input_schema: {type: object, default: [&s \"", "A", 200000,
+        char *bomb = tu_repeat(HEAD "input_schema: {type: object, default: [&s \"", "A", 200000,
                             "\", &a [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s]"
                             ", &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]"
                             ", &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]"
@@ -393,12 +381,12 @@ END_TEST
  * 128, before the tree is built. */
 START_TEST(test_yaml_nesting)
 {
-        char *open = repeat(HEAD "env: ", "[", 120000, "");
-        char *deep = repeat(open, "]", 120000, "\n");
+        char *open = tu_repeat(HEAD "env: ", "[", 120000, "");
+        char *deep = tu_repeat(open, "]", 120000, "\n");
         expect_error(deep, "5:133: env[0][0][0]...: nested more than 128 levels deep");
         free(open);
         free(deep);
-        open = repeat(HEAD "env: ", "[", 250000, "\n");
+        open = tu_repeat(HEAD "env: ", "[", 250000, "\n");
         expect_error(open, "5:133: env[0][0][0]...: nested more than 128 levels deep");
         free(open);
 }

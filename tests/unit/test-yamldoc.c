@@ -190,24 +190,12 @@ static const char *after_path(const struct err *e)
         return p + strlen("/doc.yaml:");
 }
 
-/* n times s, then end; caller frees. */
-static char *repeat(const char *start, const char *s, size_t n, const char *end)
-{
-        size_t len = strlen(s);
-        char *t = xmalloc(strlen(start) + n * len + strlen(end) + 1);
-        char *p = stpcpy(t, start);
-        for (size_t i = 0; i < n; i++, p += len)
-                memcpy(p, s, len);
-        strcpy(p, end);
-        return t;
-}
-
 /* An alias to a big string, used many times: each use is converted afresh,
  * so the text is budgeted, not only the nodes (a 200 KB file was 4.1 GB
  * and 24 s).  The problem names the line, and the key by JSON pointer. */
 START_TEST(test_alias_text_budget)
 {
-        char *big = repeat("x: [&s \"", "A", 200000, "\", *s, *s, *s, *s, *s]\n");
+        char *big = tu_repeat("x: [&s \"", "A", 200000, "\", *s, *s, *s, *s, *s]\n");
         struct ydiag d;
         struct lines l = { 0 };
         json_t *j = NULL;
@@ -219,7 +207,7 @@ START_TEST(test_alias_text_budget)
         free(big);
 
         /* Four uses are 1,000,000 bytes: under the limit. */
-        big = repeat("x: [&s \"", "A", 200000, "\", *s, *s, *s, *s]\n");
+        big = tu_repeat("x: [&s \"", "A", 200000, "\", *s, *s, *s, *s]\n");
         ck_assert_int_eq(convert(big, &d, &l, &j), 0);
         ck_assert_uint_eq(json_array_size(j), 5);
         json_decref(j);
@@ -227,7 +215,7 @@ START_TEST(test_alias_text_budget)
         free(big);
 
         /* The whole bomb: aliases of aliases, 10,000 uses of the string. */
-        char *s = repeat("x: {type: object, default: [&s \"", "A", 200000,
+        char *s = tu_repeat("x: {type: object, default: [&s \"", "A", 200000,
                          "\", &a [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s]"
                          ", &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]"
                          ", &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]"
@@ -250,13 +238,13 @@ START_TEST(test_nesting_limit)
 {
         struct err e = ERR_INIT;
         /* The root mapping and 127 lists: 128 levels, the most there may be. */
-        char *t = repeat("x: ", "[", 127, "");
-        char *u = repeat(t, "]", 127, "\n");
+        char *t = tu_repeat("x: ", "[", 127, "");
+        char *u = tu_repeat(t, "]", 127, "\n");
         ck_assert_msg(load_text(u, &e) == 0, "%s", e.msg);
         free(t);
         free(u);
-        t = repeat("x: ", "[", 128, "");
-        u = repeat(t, "]", 128, "\n");
+        t = tu_repeat("x: ", "[", 128, "");
+        u = tu_repeat(t, "]", 128, "\n");
         ck_assert_int_eq(load_text(u, &e), -1);
         ck_assert_int_eq(e.code, ERR_INVALID);
         ck_assert_str_eq(after_path(&e), "1:131: x/0/0/0...: nested more than 128 levels deep");
@@ -264,14 +252,14 @@ START_TEST(test_nesting_limit)
         free(u);
 
         /* The reviewer's inputs: stopped at once, not after the whole file. */
-        t = repeat("y: ", "[", 120000, "");
-        u = repeat(t, "]", 120000, "\n");
+        t = tu_repeat("y: ", "[", 120000, "");
+        u = tu_repeat(t, "]", 120000, "\n");
         int64_t t0 = now_mono_ms();
         ck_assert_int_eq(load_text(u, &e), -1);
         ck_assert_str_eq(after_path(&e), "1:131: y[0][0][0]...: nested more than 128 levels deep");
         free(t);
         free(u);
-        u = repeat("y: ", "[", 250000, "\n");
+        u = tu_repeat("y: ", "[", 250000, "\n");
         ck_assert_int_eq(load_text(u, &e), -1);
         ck_assert_str_eq(after_path(&e), "1:131: y[0][0][0]...: nested more than 128 levels deep");
         int64_t ms = now_mono_ms() - t0;
@@ -354,7 +342,7 @@ END_TEST
  * sequence makes the message unrenderable in JSON, and it disappeared. */
 START_TEST(test_message_cut_utf8)
 {
-        char *long_e = repeat("", "\xc3\xa9", 600, "");
+        char *long_e = tu_repeat("", "\xc3\xa9", 600, "");
         /* "k: " then 600 "é": byte 1018, where the cut fell, is the second
          * of one. */
         struct ydiag d;

@@ -38,6 +38,19 @@ static inline char *tu_write(const char *dir, const char *name, const char *cont
         return p;
 }
 
+/* start, n times s, then end; caller frees. */
+static inline char *tu_repeat(const char *start, const char *s, size_t n, const char *end)
+{
+        size_t len = strlen(s);
+        char *t = malloc(strlen(start) + n * len + strlen(end) + 1);
+        ck_assert_ptr_nonnull(t);
+        char *p = stpcpy(t, start);
+        for (size_t i = 0; i < n; i++, p += len)
+                memcpy(p, s, len);
+        strcpy(p, end);
+        return t;
+}
+
 static inline void tu_rm_rf(const char *dir)
 {
         char *cmd = NULL;
