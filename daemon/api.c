@@ -173,7 +173,8 @@ static void wait_unref(void *p)
         record_clear(&w->rec);
         free(w->idem_key);
         batch_free(w->batch);
-        http_body_drop(w->api->http, w->body_map, w->body_map_len);
+        if (w->body_map)   /* never at a stop: after_commit() gave it back */
+                http_body_drop(w->api->http, w->body_map, w->body_map_len);
         free(w);
 }
 
@@ -1145,6 +1146,7 @@ static void finish_batch(struct http_request *req, struct wait *w)
                                                             job ? job : json_null()));
         }
         json_t *o = json_pack("{s:O}", "jobs", b->answers);
+        http_must_answer(req);
         http_reply_json(req, 200, o);
 }
 

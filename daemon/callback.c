@@ -570,7 +570,7 @@ static void *delivery_main(void *arg)
  * start that had them on fail now, as a narrowed list fails what it no
  * longer allows; else they would wait for ever and keep their jobs from
  * retention.  A page at a time, one commit each. */
-static void fail_pending_while_off(struct store *store)
+void callbacks_fail_while_off(struct store *store)
 {
         enum { PAGE = 64 };
         struct store_due *due = xcalloc(PAGE, sizeof *due);
@@ -621,7 +621,7 @@ int callbacks_start(const struct config *cfg, struct store *store, struct callba
 {
         *ret = NULL;
         if (!cfg->callbacks.allow || !cfg->callbacks.allow[0]) {
-                fail_pending_while_off(store);
+                callbacks_fail_while_off(store);
                 return 0;
         }
         struct callbacks *c = xcalloc(1, sizeof *c);

@@ -47,6 +47,10 @@ int callbacks_start(const struct config *cfg, struct store *store, struct callba
 int callbacks_reload_secret(struct callbacks *c, struct err *err);
 /* A job with a callback became final (its record is committed): look at
  * the store again now.  Any thread; NULL is fine. */
+/* Callbacks off (no struct callbacks): fail the pending ones that are
+ * due, "not sent" (at the start, and whenever a job with a callback_url
+ * recovered from disk becomes final).  On the caller's thread. */
+void callbacks_fail_while_off(struct store *store);
 void callbacks_kick(struct callbacks *c);
 /* Stop: deliveries in flight are abandoned (they stay pending in the
  * store, sent again by the next start), writes in flight are waited for.

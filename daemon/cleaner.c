@@ -35,6 +35,7 @@ struct cleaner {
         pthread_cond_t more, room;
         struct item *head, **tail;
         uint64_t tickets;        /* the last one given */
+        size_t held;             /* queued items still held (one per worker at most) */
         size_t pending;          /* queued + the one in hand */
         bool idle;               /* waiting for work (not for a run's time) */
         bool quit;
@@ -85,6 +86,10 @@ static struct item *take_ready(struct cleaner *c)
         struct item *it = *p;
         if (!it)
                 return NULL;
+        if (it->held) {
+                it->held = 0;   /* taken at a stop */
+                c->held--;
+        }
         *p = it->next;
         if (!*p)
                 c->tail = p;
@@ -162,14 +167,18 @@ static uint64_t push(struct cleaner *c, struct sandbox *sb, bool held)
         struct item *it = xcalloc(1, sizeof *it);
         it->sb = sb;
         pthread_mutex_lock(&c->lock);
-        /* A worker waiting for room is alive: it beats (heartbeat.h). */
-        while (c->pending >= CLEANER_BACKLOG && !c->quit) {
+        /* A worker waiting for room is alive: it beats (heartbeat.h).
+         * Held ones do not take room: they wait for their job's commit,
+         * which a full disk holds up until the stop gives up on it, and
+         * the stop may need room first (a warm container evicted). */
+        while (!held && c->pending - c->held >= CLEANER_BACKLOG && !c->quit) {
                 struct timespec ts = timespec_in(CLOCK_MONOTONIC, HEARTBEAT_SLICE_MS);
                 pthread_cond_timedwait(&c->room, &c->lock, &ts);
                 heartbeat_beat();
         }
         it->held = held ? ++c->tickets : 0;
         uint64_t ticket = it->held;
+        c->held += held;
         *c->tail = it;
         c->tail = &it->next;
         c->pending++;
@@ -201,6 +210,7 @@ void cleaner_go(struct cleaner *c, uint64_t ticket)
         for (struct item *it = c->head; it; it = it->next)
                 if (it->held == ticket) {
                         it->held = 0;
+                        c->held--;
                         if (c->idle)
                                 pthread_cond_signal(&c->more);
                         break;

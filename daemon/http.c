@@ -97,6 +97,7 @@ struct http_request {
         int spool_errno;
         size_t spool_bytes;            /* counted in srv->spooled */
         bool replied, suspended;
+        bool must_answer;        /* http_must_answer(): past the in-flight cap too */
         struct header *headers;
         char *user;
         void *state;
@@ -832,6 +833,11 @@ void http_set_state(struct http_request *req, void *state, void (*free_fn)(void 
         req->state_free = free_fn;
 }
 
+void http_must_answer(struct http_request *req)
+{
+        req->must_answer = true;
+}
+
 void http_add_header(struct http_request *req, const char *name, const char *value)
 {
         struct header *h = xmalloc(sizeof *h);
@@ -862,7 +868,7 @@ static void reply(struct http_request *req, unsigned status, const char *content
         /* One reply larger than the cap goes when it is alone (a result up
          * to result_ceiling_bytes must be readable at all). */
         size_t was = len > SMALL_REPLY ? __atomic_fetch_add(&srv->inflight, len, __ATOMIC_RELAXED) : 0;
-        if (len > SMALL_REPLY && was + len > srv->o.max_response_bytes && was > 0) {
+        if (len > SMALL_REPLY && was + len > srv->o.max_response_bytes && was > 0 && !req->must_answer) {
                 /* Slow readers holding many large replies would hold the
                  * daemon's memory: refuse this one until they drain. */
                 __atomic_sub_fetch(&srv->inflight, len, __ATOMIC_RELAXED);

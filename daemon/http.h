@@ -99,6 +99,11 @@ void *http_state(const struct http_request *req);
 void http_set_state(struct http_request *req, void *state, void (*free_fn)(void *));
 
 /* Add a header to the coming reply. */
+/* The answer tells of what the request made and holds no result (a
+ * batch's jobs, bounded by max_batch): sent even past
+ * http.max_response_bytes, never 503 "retry" (a retry would make them
+ * again). */
+void http_must_answer(struct http_request *req);
 void http_add_header(struct http_request *req, const char *name, const char *value);
 /* Reply with JSON (takes the reference). */
 void http_reply_json(struct http_request *req, unsigned status, json_t *body);

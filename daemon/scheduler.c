@@ -314,6 +314,17 @@ static void requeue(struct scheduler *s, struct job *j)
         record_job(s, j, NULL, 0);
 }
 
+/* A job with a callback_url became final: its callback is due.  With
+ * callbacks off (a job from before they were), it fails "not sent" now
+ * rather than stay pending for ever, keeping the job from retention. */
+static void callbacks_due(struct scheduler *s)
+{
+        if (s->d.callbacks)
+                callbacks_kick(s->d.callbacks);
+        else
+                callbacks_fail_while_off(s->d.store);
+}
+
 static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_error e, const char *message)
 {
         const char *run_id = r ? r->run_id : NULL;
@@ -336,7 +347,7 @@ static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_e
         record_job(s, j, r ? TAKE_PTR(r->result) : NULL, r ? r->result_len : 0);
         job_wake(j);
         if (j->callback_url)
-                callbacks_kick(s->d.callbacks);
+                callbacks_due(s);
         jobtable_remove(s->d.jobs, j);
 }
 
@@ -723,7 +734,7 @@ void scheduler_cancel_end(struct scheduler *s, struct job *j, bool applied)
         if (job_finish(j, JOB_ERR_CANCELLED, CANCELLED_QUEUED, -1, NULL)) {
                 job_wake(j);
                 if (j->callback_url)
-                        callbacks_kick(s->d.callbacks);
+                        callbacks_due(s);
                 jobtable_remove(s->d.jobs, j);
         }
 }
@@ -840,7 +851,7 @@ int scheduler_recover(struct scheduler *s, struct registry *registry, struct err
                                  requeued, rerun, failed);
                 /* Those failed here are final now: their callbacks are due. */
                 if (failed)
-                        callbacks_kick(s->d.callbacks);
+                        callbacks_due(s);
         }
         for (size_t i = 0; i < rc.n; i++) {
                 job_unref(jobs[i]);

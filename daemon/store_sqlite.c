@@ -878,16 +878,22 @@ static bool defer_write(struct store_backend *b, struct store_write *w)
         return true;
 }
 
-/* A write that must be committed before it is answered, of a record
- * whose insert is kept (under b->lock): merged into that insert, as a lazy
- * update is, so that the record goes to disk once, as it ends, and not
+/* A job's final write, which must be committed before it is answered,
+ * of a record whose insert is kept (under b->lock): merged into that
+ * insert, as a lazy update is, so that the record goes to disk once, as it ends, and not
  * as inserted and then changed (the index entries of a status it no
  * longer has are pages the commit would write too).  It still waits for
  * the commit; true when it was merged.  One that would not apply is left
  * to the SQL, which says so once the kept insert is on disk. */
 static bool carry_write(struct store_backend *b, struct store_write *w)
 {
+        /* Only a job's final record: a carried write that fails (a commit
+         * lost, then given up at a stop) has its change kept with the
+         * insert all the same, which for the last one is what happened
+         * (the job ended), but for a run's start would say it began when
+         * its caller was told it did not. */
         if (w->kind != STORE_UPDATE || w->n != 1 || b->committing ||
+            !job_status_is_final(w->items[0].rec->status) ||
             w->items[0].rec->result_len > STORE_LAZY_MAX_BYTES)
                 return false;
         return merge_kept(b, &w->items[0]) > 0;
@@ -1172,6 +1178,11 @@ static void *writer_main(void *arg)
                         last->next = NULL;
                 }
                 bool healthy = b->healthy;
+                /* From here the batch's writes are in no queue: nothing may
+                 * be merged into a kept insert they come after (queued_for
+                 * would not see them) until commit_batch() is done. */
+                if (healthy && batch)
+                        b->committing = true;
                 bool deferred = b->deferred != NULL;
                 bool retry_due = !healthy && now_mono_ms() >= next_retry;
                 char reason[512];

@@ -722,6 +722,26 @@ class TestCallbacksAcrossRestarts(CallbackBase):
         time.sleep(0.5)
         self.assertEqual(len(self.rx.posts("/hooks/off")), n)
 
+    def test_callbacks_off_for_a_job_recovered_from_disk(self):
+        # Submitted while callbacks were on, running at a crash; callbacks
+        # off at the restart: the job runs again, and its callback fails
+        # as it ends instead of staying pending.
+        d = self.daemon()
+        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 1}, "timeout_seconds": 30,
+                      "callback_url": self.rx.url("/hooks/offlater")})
+        self.assertEqual(r.status, 202, r)
+        job_id = r.body["id"]
+        d.wait_status(job_id, "running")
+        d.kill()
+        d.config["callbacks"]["allow"] = []
+        self.rewrite_config(d)
+        d.restart()
+        job = d.wait_final(job_id)
+        self.assertEqual(job["status"], "succeeded", job)
+        job = self.wait_callback(d, job_id, "failed")
+        self.assertIn("callbacks are off", job["callback"]["last_error"])
+        self.assertEqual(self.rx.posts("/hooks/offlater"), [])
+
     def test_restart_with_fewer_attempts_allowed(self):
         d = self.daemon(backoff_ms=200, max_backoff_ms=200, max_attempts=100)
         job_id, _ = self.pending_after_failure(d, "/hooks/fewer")

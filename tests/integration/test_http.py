@@ -452,3 +452,38 @@ class SpoolBudgetOfWaitingSubmits(unittest.TestCase):
         for _ in range(2):
             r3 = d.req("POST", "/v1/jobs", body, {"Content-Type": "application/json"})
             self.assertEqual(r3.status, 202, r3)
+
+
+class BatchAnswerOverTheCap(unittest.TestCase):
+    """A batch's answer names jobs already committed and queued: past
+    http.max_response_bytes it is sent all the same, never 503 "retry"
+    (a retry would submit every job again)."""
+
+    def test_batch_answer_is_sent_past_the_in_flight_cap(self):
+        d = harness.Daemon("batchcap", config={"workers": 1, "max_batch": 10000, "queue_capacity": 30000,
+                                               "http": {"max_response_bytes": "1MiB"}})
+        self.addCleanup(d.stop)
+        d.start()
+        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 60})
+        self.assertEqual(r.status, 202, r)
+        self.addCleanup(harness.cancel_quietly, d, r.body["id"])
+        d.wait_status(r.body["id"], "running")
+        item = {"algorithm": "t_echo", "parameters": {"n": 1}, "priority": "low"}
+        body = json.dumps({"jobs": [item] * 10000}).encode()
+        # A first batch whose answer (3.5 MB) a client does not read.
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", d.port))
+        self.addCleanup(slow.close)
+        slow.sendall(("POST /v1/jobs/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %d\r\n\r\n" % len(body)).encode() + body)
+        deadline = time.monotonic() + 30 * harness.slow_factor()
+        while d.metric("edgecd_queue_length") < 10000:
+            self.assertLess(time.monotonic(), deadline, "the first batch was never queued")
+            time.sleep(0.1)
+        time.sleep(0.5)
+        second = d.req("POST", "/v1/jobs/batch", body, {"Content-Type": "application/json"})
+        self.assertEqual(second.status, 200, str(second)[:300])
+        self.assertEqual(len(second.body["jobs"]), 10000)
+        self.assertEqual({j["status"] for j in second.body["jobs"]}, {202})
+        self.assertEqual(d.metric("edgecd_queue_length"), 20000)

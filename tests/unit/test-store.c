@@ -3361,6 +3361,23 @@ START_TEST(test_kept_insert_written_once)
         rec_assert_eq("kept insert, an update that did not apply", &got, &k, all);
         record_clear(&got);
 
+        /* Only a final write is merged: a run's start, not lazy, waits
+         * for a commit of its own (a carried write given up at a stop
+         * would be written all the same), after the kept insert. */
+        struct job_record s1, s1run;
+        rec_queued(&s1, "alpha", T0 + 3);
+        ck_assert_int_eq(lazy_insert(f.s, &s1, &err), 0);
+        int64_t seen = sqlite_updates_seen(f.dir);
+        rec_copy(&s1run, &s1);
+        rec_set_running(&s1run, T0 + 30);
+        update_applied(&f, &s1run, JOB_QUEUED);
+        ck_assert_int_eq(sqlite_updates_seen(f.dir), seen + 1);
+        get_ok(&f, s1.id, 0, &got);
+        ck_assert_int_eq(got.status, JOB_RUNNING);
+        record_clear(&got);
+        record_clear(&s1run);
+        record_clear(&s1);
+
         /* The triggers see an update of a record already on disk. */
         update_applied(&f, &bad, JOB_QUEUED);
         ck_assert_int_ge(sqlite_updates_seen(f.dir), 2);
