@@ -382,6 +382,19 @@ class HttpErrors(DaemonCase):
         self.assertLess(secs, 20 * harness.slow_factor(), "corpus took %.1f s" % secs)
 
 
+def busy_daemon(test, name, config):
+    """A started daemon with one worker, held by a long t_sleep job (cancelled
+    when the test ends): what is submitted next stays queued."""
+    d = harness.Daemon(name, config=dict(config, workers=1))
+    test.addCleanup(d.stop)
+    d.start()
+    r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 60})
+    test.assertEqual(r.status, 202, r)
+    test.addCleanup(harness.cancel_quietly, d, r.body["id"])
+    d.wait_status(r.body["id"], "running")
+    return d
+
+
 class WaitersOfClientsGone(unittest.TestCase):
     """A ?wait submit whose client hangs up before its answer: resumed at
     its deadline, libmicrohttpd ends the request without calling the
@@ -390,12 +403,7 @@ class WaitersOfClientsGone(unittest.TestCase):
     queued at the stop, so the sanitizer build reports what stayed."""
 
     def test_waiters_of_gone_clients_are_not_kept(self):
-        d = harness.Daemon("gonewait", config={"workers": 1, "drain_seconds": 1})
-        self.addCleanup(d.stop)
-        d.start()
-        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 60})
-        self.assertEqual(r.status, 202, r)
-        d.wait_status(r.body["id"], "running")
+        d = busy_daemon(self, "gonewait", {"drain_seconds": 1})
         body = json.dumps({"algorithm": "t_echo", "parameters": {"n": 1}}).encode()
         key = "gone-%s" % uuid.uuid4()
         first = d.req("POST", "/v1/jobs", body, {"Content-Type": "application/json", "Idempotency-Key": key})
@@ -424,14 +432,7 @@ class SpoolBudgetOfWaitingSubmits(unittest.TestCase):
     wait for their jobs must not refuse every other large one meanwhile."""
 
     def test_waiting_submits_do_not_hold_the_spool_budget(self):
-        d = harness.Daemon("spoolwait", config={"workers": 1, "max_body_bytes": "1KiB",
-                                                "input_ceiling_bytes": "1KiB"})
-        self.addCleanup(d.stop)
-        d.start()
-        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 60})
-        self.assertEqual(r.status, 202, r)
-        self.addCleanup(harness.cancel_quietly, d, r.body["id"])
-        d.wait_status(r.body["id"], "running")
+        d = busy_daemon(self, "spoolwait", {"max_body_bytes": "1KiB", "input_ceiling_bytes": "1KiB"})
         # 60,000 bytes each, spooled: two fill most of the budget (twice
         # input_ceiling_bytes and the other members' 64 KiB: 130 KiB).
         body = b'{"algorithm":"t_echo","parameters":{"n":1}' + b" " * 60000 + b"}"
@@ -460,14 +461,8 @@ class BatchAnswerOverTheCap(unittest.TestCase):
     (a retry would submit every job again)."""
 
     def test_batch_answer_is_sent_past_the_in_flight_cap(self):
-        d = harness.Daemon("batchcap", config={"workers": 1, "max_batch": 10000, "queue_capacity": 30000,
-                                               "http": {"max_response_bytes": "1MiB"}})
-        self.addCleanup(d.stop)
-        d.start()
-        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 60})
-        self.assertEqual(r.status, 202, r)
-        self.addCleanup(harness.cancel_quietly, d, r.body["id"])
-        d.wait_status(r.body["id"], "running")
+        d = busy_daemon(self, "batchcap", {"max_batch": 10000, "queue_capacity": 30000,
+                                           "http": {"max_response_bytes": "1MiB"}})
         item = {"algorithm": "t_echo", "parameters": {"n": 1}, "priority": "low"}
         body = json.dumps({"jobs": [item] * 10000}).encode()
         # A first batch whose answer (3.5 MB) a client does not read.
