@@ -69,6 +69,7 @@ struct callbacks {
         size_t per_dest;                /* in flight to one receiver at most */
         struct slot *slots;
         struct store_due *due;          /* 2 * nslots */
+        const char **capped;            /* nslots: receivers at their cap (scan) */
         uint64_t rnd;
 };
 
@@ -88,19 +89,6 @@ static enum slot_state slot_state(const struct slot *sl)
 static void slot_set_state(struct slot *sl, enum slot_state st)
 {
         __atomic_store_n(&sl->state, st, __ATOMIC_RELEASE);
-}
-
-/* "scheme://host:port" of url, what the per-receiver cap counts; "" when
- * it does not parse (the allowlist check refuses it then). */
-static void dest_of(const char *url, char *out, size_t size)
-{
-        struct callback_url *u = xmalloc(sizeof *u);
-        struct err err = ERR_INIT;
-        if (callback_url_parse(url, u, &err) < 0)
-                snprintf(out, size, "%s", "");
-        else
-                snprintf(out, size, "%s://%s:%u", u->scheme, u->host, u->port);
-        free(u);
 }
 
 static double next_random(struct callbacks *c)
@@ -325,7 +313,7 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
         sl->got = 0;
         sl->truncated = false;
         sl->retry_after_ms = -1;
-        dest_of(rec.callback.url, sl->dest, sizeof sl->dest);
+        callback_url_dest(rec.callback.url, sl->dest, sizeof sl->dest);
         sl->body = record_render(&rec, true, &sl->body_len);
         free(rec.result);
         rec.result = NULL;
@@ -439,6 +427,23 @@ static struct slot *free_slot(struct callbacks *c)
         return NULL;
 }
 
+/* The receivers at their cap, into c->capped; their number. */
+static size_t capped_dests(struct callbacks *c)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < c->nslots; i++) {
+                const struct slot *sl = &c->slots[i];
+                if (slot_state(sl) == SLOT_FREE || !*sl->dest || dest_in_flight(c, sl->dest) < c->per_dest)
+                        continue;
+                bool seen = false;
+                for (size_t j = 0; j < n && !seen; j++)
+                        seen = !strcmp(c->capped[j], sl->dest);
+                if (!seen)
+                        c->capped[n++] = sl->dest;
+        }
+        return n;
+}
+
 /* Start what is due in free slots; the next look at the store is due at
  * the returned now_mono_ms() time. */
 static int64_t scan(struct callbacks *c)
@@ -448,17 +453,19 @@ static int64_t scan(struct callbacks *c)
                 return mono + RESCAN_IDLE_MS;   /* a slot that frees looks again */
         int64_t next = mono + RESCAN_IDLE_MS;
         size_t max = 2 * c->nslots, skip = 0;
-        /* Due ones of a receiver at its cap are passed over: the next page
-         * may hold another receiver's (a few pages, so that a long queue
-         * for one dead receiver costs a bounded look). */
+        /* Receivers at their cap are left out by the store: a long queue
+         * for one dead receiver costs nothing here.  When one reaches its
+         * cap in this look, the rest of its rows are passed over, and the
+         * store is asked again without them.  Rows from before receivers
+         * were recorded are paged through (a few pages, a bounded look). */
         for (int page = 0; page < SCAN_PAGES; page++) {
-                size_t n = 0;
+                size_t n = 0, n_capped = capped_dests(c);
                 struct err err = ERR_INIT;
-                if (store_callbacks_due(c->store, c->due, max, skip, &n, &err) < 0) {
+                if (store_callbacks_due(c->store, c->due, max, skip, c->capped, n_capped, &n, &err) < 0) {
                         log_warn("callbacks: %s", err.msg);
                         return mono + RESCAN_ERROR_MS;
                 }
-                bool done = false;
+                bool done = false, newly_capped = false;
                 char dest[CALLBACK_DEST_MAX];
                 for (size_t i = 0; i < n && !done; i++) {
                         const struct store_due *d = &c->due[i];
@@ -471,9 +478,11 @@ static int64_t scan(struct callbacks *c)
                                 done = true;
                                 break;
                         }
-                        dest_of(d->url, dest, sizeof dest);
-                        if (*dest && dest_in_flight(c, dest) >= c->per_dest)
+                        callback_url_dest(d->url, dest, sizeof dest);
+                        if (*dest && dest_in_flight(c, dest) >= c->per_dest) {
+                                newly_capped = true;
                                 continue;   /* looked at again when one of its slots frees */
+                        }
                         struct slot *sl = free_slot(c);
                         if (!sl) {
                                 done = true;   /* looked at again when one frees */
@@ -483,7 +492,7 @@ static int64_t scan(struct callbacks *c)
                 }
                 if (done || n < max || !free_slot(c))
                         break;
-                skip += n;
+                skip = newly_capped && capped_dests(c) > n_capped ? 0 : skip + n;
         }
         return next;
 }
@@ -580,7 +589,7 @@ void callbacks_fail_while_off(struct store *store)
         for (;;) {
                 size_t n = 0, k = 0;
                 struct err err = ERR_INIT;
-                if (store_callbacks_due(store, due, PAGE, 0, &n, &err) < 0) {
+                if (store_callbacks_due(store, due, PAGE, 0, NULL, 0, &n, &err) < 0) {
                         log_warn("callbacks: %s", err.msg);
                         break;
                 }
@@ -656,6 +665,7 @@ int callbacks_start(const struct config *cfg, struct store *store, struct callba
         for (size_t i = 0; i < c->nslots; i++)
                 c->slots[i].c = c;
         c->due = xcalloc(2 * c->nslots, sizeof *c->due);
+        c->capped = xcalloc(c->nslots, sizeof *c->capped);
         c->rnd = (uint64_t)now_real_ms() * 2654435761u ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ULL;
         int e = thread_start(&c->thread, "edgecd-callback", delivery_main, c);
         if (e) {
@@ -718,5 +728,6 @@ void callbacks_stop(struct callbacks *c)
         free(c->secret);
         free(c->slots);
         free(c->due);
+        free(c->capped);
         free(c);
 }

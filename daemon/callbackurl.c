@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -150,6 +151,19 @@ int callback_url_parse(const char *url, struct callback_url *ret, struct err *er
         memcpy(ret->path, path, plen);
         ret->path[plen] = '\0';
         return 0;
+}
+
+bool callback_url_dest(const char *url, char *out, size_t size)
+{
+        struct callback_url *u = xmalloc(sizeof *u);
+        struct err err = ERR_INIT;
+        bool ok = callback_url_parse(url, u, &err) == 0;
+        if (ok)
+                snprintf(out, size, "%s://%s:%u", u->scheme, u->host, u->port);
+        else if (size)
+                *out = '\0';
+        free(u);
+        return ok;
 }
 
 /* Whether path lies under prefix on a segment boundary: "/hooks" holds

@@ -38,6 +38,11 @@ struct callback_url {
 /* Parse and check url (rules above).  ERR_INVALID with why. */
 int callback_url_parse(const char *url, struct callback_url *ret, struct err *err);
 
+/* The receiver url goes to, "scheme://host:port" (what the per-receiver
+ * cap counts), into out (size >= CALLBACK_DEST_MAX); false and "" when
+ * url does not parse. */
+bool callback_url_dest(const char *url, char *out, size_t size);
+
 /* Whether url may be called: it parses and matches an entry of allow
  * (NULL-terminated; entries are checked by the config loader).  0, or -1
  * with ERR_INVALID saying why not. */

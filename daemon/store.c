@@ -321,10 +321,10 @@ int store_check(struct store *s, struct err *err)
         return s->ops->check(s->b, err);
 }
 
-int store_callbacks_due(struct store *s, struct store_due *ret, size_t max, size_t skip, size_t *ret_n,
-                        struct err *err)
+int store_callbacks_due(struct store *s, struct store_due *ret, size_t max, size_t skip, const char *const *except,
+                        size_t n_except, size_t *ret_n, struct err *err)
 {
-        return s->ops->callbacks_due(s->b, ret, max, skip, ret_n, err);
+        return s->ops->callbacks_due(s->b, ret, max, skip, except, n_except, ret_n, err);
 }
 
 void store_uncache(struct store *s, const char *id)

@@ -135,7 +135,7 @@ struct store_filter {
 #define STORE_DUE_URL_MAX 2048     /* CALLBACK_URL_MAX */
 struct store_due {
         char id[JOB_ID_LEN + 1];
-        int64_t next_ms;
+        int64_t next_ms;                   /* a retry's time (wall clock); 0: a first attempt */
         char url[STORE_DUE_URL_MAX + 1];   /* its callback_url (truncated past the max) */
 };
 
@@ -177,9 +177,10 @@ struct store_ops {
         /* A consistency check of the stored data (SQLite: integrity_check). */
         int (*check)(struct store_backend *b, struct err *err);
         /* Final records whose callback is pending, soonest due first, at
-         * most max of them into ret; their number. */
+         * most max of them into ret; their number.  Those to a receiver
+         * in except (callback_url_dest) are left out. */
         int (*callbacks_due)(struct store_backend *b, struct store_due *ret, size_t max, size_t skip,
-                             size_t *ret_n, struct err *err);
+                             const char *const *except, size_t n_except, size_t *ret_n, struct err *err);
 };
 
 extern const struct store_ops store_sqlite_ops;
@@ -246,10 +247,12 @@ void store_set_cache(struct store *s, size_t max_bytes);
 int store_render(struct store *s, const char *id, bool cache, char **ret_text, size_t *ret_len, bool *ret_final,
                  struct err *err);
 
-/* Final records whose callback is pending, soonest due first, past the
- * first `skip` of them (at most max; *ret_n of them). */
-int store_callbacks_due(struct store *s, struct store_due *ret, size_t max, size_t skip, size_t *ret_n,
-                        struct err *err);
+/* Final records whose callback is pending, soonest due first (a first
+ * attempt is due when its job ended), past the first `skip` of them (at
+ * most max; *ret_n of them), but those to a receiver in except (n_except
+ * "scheme://host:port" of callback_url_dest). */
+int store_callbacks_due(struct store *s, struct store_due *ret, size_t max, size_t skip, const char *const *except,
+                        size_t n_except, size_t *ret_n, struct err *err);
 /* id's record changed after it was final (its callback's state): a cached
  * rendering of it goes. */
 void store_uncache(struct store *s, const char *id);

@@ -34,6 +34,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "callbackurl.h"
 #include "heartbeat.h"
 #include "log.h"
 #include "util.h"
@@ -104,6 +105,15 @@ static const char *const migrations[] = {
         "ALTER TABLE jobs ADD COLUMN cb_delivered_ms INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE jobs ADD COLUMN cb_next_ms INTEGER NOT NULL DEFAULT 0;"
         "CREATE INDEX jobs_callbacks_due ON jobs(cb_next_ms) WHERE cb_state = 0;",
+        /* 4: the delivery queue by when each is due (a first attempt when
+         * its job ended: after retries that came due before it), and by
+         * receiver, so that a look at it passes over those of receivers
+         * already at their cap without reading their rows. */
+        "ALTER TABLE jobs ADD COLUMN cb_dest TEXT;"
+        "UPDATE jobs SET cb_dest = edgecd_callback_dest(callback_url) WHERE cb_state = 0;"
+        "DROP INDEX jobs_callbacks_due;"
+        "CREATE INDEX jobs_callbacks_due ON jobs(max(cb_next_ms, finished_ms), cb_dest) "
+        "WHERE cb_state = 0 AND status >= 2;",
 };
 
 /* Every column a read returns, in this order (see row_to_record). */
@@ -180,6 +190,19 @@ static int exec(sqlite3 *db, const char *sql, struct err *err)
         return 0;
 }
 
+/* edgecd_callback_dest(url): the receiver of a callback URL
+ * (callback_url_dest), NULL for none or one that does not parse. */
+static void sql_callback_dest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+        (void)argc;
+        const char *url = (const char *)sqlite3_value_text(argv[0]);
+        char dest[CALLBACK_DEST_MAX];
+        if (url && callback_url_dest(url, dest, sizeof dest))
+                sqlite3_result_text(ctx, dest, -1, SQLITE_TRANSIENT);
+        else
+                sqlite3_result_null(ctx);
+}
+
 static int open_conn(const char *path, bool readonly, sqlite3 **ret, struct err *err)
 {
         sqlite3 *db = NULL;
@@ -196,7 +219,10 @@ static int open_conn(const char *path, bool readonly, sqlite3 **ret, struct err 
         if (!readonly &&
             (exec(db, "PRAGMA journal_mode=WAL", err) < 0 || exec(db, "PRAGMA synchronous=FULL", err) < 0 ||
              exec(db, "PRAGMA journal_size_limit=16777216", err) < 0 ||
-             exec(db, "PRAGMA foreign_keys=OFF", err) < 0)) {
+             exec(db, "PRAGMA foreign_keys=OFF", err) < 0 ||
+             sqlite3_create_function(db, "edgecd_callback_dest", 1,
+                                     SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
+                                     sql_callback_dest, NULL, NULL) != SQLITE_OK)) {
                 sqlite3_close(db);
                 return err_wrap(err, "%s", path);
         }
@@ -375,9 +401,9 @@ static const char SQL_INSERT[] =
         "INSERT INTO jobs(id, status, error, error_message, exit_code, queue_ms, create_ms, run_ms, collect_ms, "
         "total_ms, peak_memory_bytes, cpu_ms, runtime, log_truncated, attempts, recoveries, started_ms, "
         "finished_ms, progress, algorithm, version, priority, timeout_seconds, submitted_by, created_ms, "
-        "callback_url, cb_delivery, cb_state) "
+        "callback_url, cb_delivery, cb_state, cb_dest) "
         "VALUES (?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?21, "
-        "?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)";
+        "?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, edgecd_callback_dest(?28))";
 static const char SQL_INSERT_DATA[] = "INSERT INTO job_data(seq, params, result) VALUES (?1, ?2, ?3)";
 static const char SQL_SET_RESULT[] =
         "UPDATE job_data SET result = ?2 WHERE seq = (SELECT seq FROM jobs WHERE id = ?1)";
@@ -1607,21 +1633,36 @@ static int sqlite_check(struct store_backend *b, struct err *err)
 }
 
 static int sqlite_callbacks_due(struct store_backend *b, struct store_due *ret, size_t max, size_t skip,
-                                size_t *ret_n, struct err *err)
+                                const char *const *except, size_t n_except, size_t *ret_n, struct err *err)
 {
         *ret_n = 0;
+        /* The receivers passed over, as a JSON array for json_each(). */
+        json_t *ex = json_array();
+        for (size_t i = 0; i < n_except; i++)
+                json_array_append_new(ex, json_string(except[i]));
+        _cleanup_free_ char *ex_text = json_dumps(ex, JSON_COMPACT);
+        json_decref(ex);
+        if (!ex_text)
+                return err_set(err, ERR_INVALID, 0, "read pending callbacks: a receiver that is not UTF-8");
         struct reader *rd = reader_take(b, err);
         if (!rd)
                 return -1;
         int rv = 0;
+        /* In the index's order (jobs_callbacks_due): a receiver's rows
+         * left out are passed over in the index alone.  A row from before
+         * receivers were recorded (NULL) is not left out here; the caller
+         * checks every row's receiver anyway. */
         sqlite3_stmt *st = stmt(rd->db, "SELECT id, cb_next_ms, callback_url FROM jobs "
-                                "WHERE cb_state = 0 AND status >= 2 ORDER BY cb_next_ms, id LIMIT ?1 OFFSET ?2",
+                                "WHERE cb_state = 0 AND status >= 2 "
+                                "AND (cb_dest IS NULL OR cb_dest NOT IN (SELECT value FROM json_each(?3))) "
+                                "ORDER BY max(cb_next_ms, finished_ms), cb_dest, seq LIMIT ?1 OFFSET ?2",
                                 err);
         if (!st) {
                 rv = -1;
         } else {
                 sqlite3_bind_int64(st, 1, (int64_t)max);
                 sqlite3_bind_int64(st, 2, (int64_t)skip);
+                sqlite3_bind_text(st, 3, ex_text, -1, SQLITE_STATIC);
                 int rc = SQLITE_DONE;
                 while (*ret_n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
                         const char *id = (const char *)sqlite3_column_text(st, 0);

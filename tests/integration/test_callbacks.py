@@ -482,6 +482,35 @@ class TestCallbacks(CallbackBase):
         finally:
             dead.close()
 
+    def test_dead_receivers_backlog_does_not_delay_others(self):
+        # Forty callbacks to a receiver that accepts and never answers: one
+        # in flight, the rest held back by its cap, more of them than one
+        # look at the queue reads page by page.  Then one to a healthy
+        # receiver, whose job ended last: it goes at once all the same.
+        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        dead.bind(("127.0.0.1", 0))
+        dead.listen(64)
+        try:
+            dport = dead.getsockname()[1]
+            d = self.daemon(allow=[self.rx.url("/hooks"), "http://127.0.0.1:%d/" % dport],
+                            timeout_seconds=600, concurrency=2)
+            stuck = [d.submit(dict(echo(i), callback_url="http://127.0.0.1:%d/x" % dport)) for i in range(40)]
+            for r in stuck:
+                self.assertEqual(r.status, 202, r)
+            for r in stuck:
+                d.wait_final(r.body["id"])
+            r = d.submit(dict(echo(99), callback_url=self.rx.url("/hooks/live")), wait="true")
+            self.assertEqual(r.status, 200, r)
+            self.rx.wait_posts("/hooks/live", 1, timeout=10)
+            self.wait_callback(d, r.body["id"], "delivered")
+            self.assertEqual(d.metric("edgecd_callbacks_in_flight"), 1)
+            pending = [d.get_job(s.body["id"])["callback"] for s in stuck]
+            self.assertEqual({(c["state"], c["attempts"]) for c in pending}, {("pending", 0)})
+            rc, _ = d.terminate()
+            self.assertEqual(rc, 0)
+        finally:
+            dead.close()
+
     def test_slow_name_lookup_blocks_nothing(self):
         # A name whose lookup hangs (an LD_PRELOAD shim makes getaddrinfo
         # of slowdns.test sleep 60 s): its attempt times out on

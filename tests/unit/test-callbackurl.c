@@ -47,6 +47,28 @@ START_TEST(test_parse_normalises)
 }
 END_TEST
 
+/* The receiver the per-receiver cap counts: one for every spelling of a
+ * scheme, host and port; none for a URL that does not parse. */
+START_TEST(test_dest)
+{
+        static const struct { const char *url, *dest; } cases[] = {
+                { "http://Hooks.Example.com/a", "http://hooks.example.com:80" },
+                { "http://hooks.example.com:80/b?x=1", "http://hooks.example.com:80" },
+                { "https://hooks.example.com/", "https://hooks.example.com:443" },
+                { "https://[2001:DB8::1]:8443/x", "https://2001:db8::1:8443" },
+                { "http://10.0.0.1:8081", "http://10.0.0.1:8081" },
+                { "ftp://hooks.example.com/", "" },
+                { "http://user@hooks.example.com/", "" },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                char dest[CALLBACK_DEST_MAX] = "junk";
+                bool ok = callback_url_dest(cases[i].url, dest, sizeof dest);
+                ck_assert_msg(ok == (*cases[i].dest != '\0'), "%s", cases[i].url);
+                ck_assert_str_eq(dest, cases[i].dest);
+        }
+}
+END_TEST
+
 START_TEST(test_parse_refuses)
 {
         static const struct {
@@ -305,6 +327,7 @@ static Suite *suite(void)
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_parse_normalises);
         tcase_add_test(tc, test_parse_refuses);
+        tcase_add_test(tc, test_dest);
         tcase_add_test(tc, test_allowlist);
         tcase_add_test(tc, test_allow_entries);
         tcase_add_test(tc, test_signature);

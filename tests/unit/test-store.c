@@ -3128,7 +3128,7 @@ static size_t due(struct fx *f, struct store_due *d, size_t max)
 {
         size_t n = 99;
         struct err err = ERR_INIT;
-        ck_assert_msg(store_callbacks_due(f->s, d, max, 0, &n, &err) == 0, "%s", err.msg);
+        ck_assert_msg(store_callbacks_due(f->s, d, max, 0, NULL, 0, &n, &err) == 0, "%s", err.msg);
         return n;
 }
 
@@ -3165,6 +3165,10 @@ START_TEST(test_callbacks)
         update_applied(&f, &plain, -1);
         ck_assert_uint_eq(due(&f, d, 8), 2);
 
+        /* First attempts in the order their jobs ended. */
+        ck_assert_str_eq(d[0].id, a.id);
+        ck_assert_str_eq(d[1].id, b.id);
+
         /* An attempt failed: a's next one is due later, so b comes first. */
         a.callback.attempts = 1;
         a.callback.last_status = 503;
@@ -3181,7 +3185,7 @@ START_TEST(test_callbacks)
         ck_assert_str_eq(d[0].url, "http://10.0.0.1:8081/b?x=1");
         size_t n = 0;
         struct err err = ERR_INIT;
-        ck_assert_int_eq(store_callbacks_due(f.s, d, 8, 1, &n, &err), 0);
+        ck_assert_int_eq(store_callbacks_due(f.s, d, 8, 1, NULL, 0, &n, &err), 0);
         ck_assert_uint_eq(n, 1);
         ck_assert_str_eq(d[0].id, a.id);
         ck_assert_str_eq(d[0].url, "https://hooks.example.com/edgecd/a");
@@ -3260,6 +3264,7 @@ START_TEST(test_migrate_v2)
                 "ALTER TABLE jobs DROP COLUMN cb_state", "ALTER TABLE jobs DROP COLUMN cb_attempts",
                 "ALTER TABLE jobs DROP COLUMN cb_last_status", "ALTER TABLE jobs DROP COLUMN cb_last_error",
                 "ALTER TABLE jobs DROP COLUMN cb_delivered_ms", "ALTER TABLE jobs DROP COLUMN cb_next_ms",
+                "ALTER TABLE jobs DROP COLUMN cb_dest",
                 "PRAGMA user_version = 2",
         };
         for (size_t i = 0; i < ARRAY_SIZE(back); i++) {
@@ -3271,7 +3276,7 @@ START_TEST(test_migrate_v2)
         ck_assert_int_eq(sqlite_schema_version(f.dir), 2);
 
         fx_open_store(&f);
-        ck_assert_int_eq(sqlite_schema_version(f.dir), 3);
+        ck_assert_int_eq(sqlite_schema_version(f.dir), 4);
         const unsigned all = STORE_READ_PARAMS | STORE_READ_RESULT;
         struct job_record got;
         get_ok(&f, old.id, all, &got);
@@ -3286,6 +3291,129 @@ START_TEST(test_migrate_v2)
         record_clear(&got);
         record_clear(&fresh);
         record_clear(&old);
+        fx_teardown(&f);
+}
+END_TEST
+
+static size_t due_except(struct fx *f, struct store_due *d, size_t max, const char *const *except,
+                         size_t n_except)
+{
+        size_t n = 99;
+        struct err err = ERR_INIT;
+        ck_assert_msg(store_callbacks_due(f->s, d, max, 0, except, n_except, &n, &err) == 0, "%s", err.msg);
+        return n;
+}
+
+/* Callbacks of one receiver (scheme, host and port, however the URL
+ * spells them) are left out when asked, wherever they stand in the queue;
+ * those of others keep their order. */
+START_TEST(test_callbacks_by_receiver)
+{
+        struct fx f;
+        fx_setup(&f, _i);
+        static const char *const urls[] = {
+                "http://dead.example:8080/a", "http://DEAD.example:8080/b", "http://dead.example:8080/c?x=1",
+                "https://live.example/x", "http://dead.example/", "https://live.example:443/y",
+        };
+        struct job_record r[ARRAY_SIZE(urls)];
+        for (size_t i = 0; i < ARRAY_SIZE(urls); i++) {
+                rec_queued(&r[i], "alpha", T0 + (int64_t)i);
+                rec_callback(&r[i], urls[i]);
+                insert(&f, &r[i]);
+        }
+        /* They end in reverse: the last submitted is due first. */
+        for (size_t i = ARRAY_SIZE(urls); i-- > 0;) {
+                rec_set_final(&r[i], JOB_SUCCEEDED, T0 + 100 - (int64_t)i, 1, "{}");
+                update_applied(&f, &r[i], -1);
+        }
+        struct store_due d[8];
+        ck_assert_uint_eq(due(&f, d, 8), 6);
+        for (size_t i = 0; i < 6; i++)
+                ck_assert_str_eq(d[i].id, r[5 - i].id);
+
+        const char *dead[] = { "http://dead.example:8080" };
+        ck_assert_uint_eq(due_except(&f, d, 8, dead, 1), 3);
+        ck_assert_str_eq(d[0].id, r[5].id);
+        ck_assert_str_eq(d[1].id, r[4].id);
+        ck_assert_str_eq(d[2].id, r[3].id);
+        /* A page of one is the first of the others. */
+        ck_assert_uint_eq(due_except(&f, d, 1, dead, 1), 1);
+        ck_assert_str_eq(d[0].id, r[5].id);
+
+        const char *both[] = { "https://live.example:443", "http://dead.example:8080", "http://nobody:1" };
+        ck_assert_uint_eq(due_except(&f, d, 8, both, 3), 1);
+        ck_assert_str_eq(d[0].id, r[4].id);
+        ck_assert_str_eq(d[0].url, "http://dead.example/");
+
+        /* A retry due later goes behind first attempts due now. */
+        r[5].callback.attempts = 1;
+        r[5].callback.next_ms = T0 + 5000;
+        ck_assert_int_eq(write_callback(&f, &r[5]), STORE_ITEM_OK);
+        ck_assert_uint_eq(due_except(&f, d, 8, dead, 1), 3);
+        ck_assert_str_eq(d[0].id, r[4].id);
+        ck_assert_str_eq(d[2].id, r[5].id);
+        ck_assert_int_eq(d[2].next_ms, T0 + 5000);
+        ck_assert_int_eq(d[0].next_ms, 0);
+
+        for (size_t i = 0; i < ARRAY_SIZE(urls); i++)
+                record_clear(&r[i]);
+        fx_teardown(&f);
+}
+END_TEST
+
+/* A version 3 database: its pending callbacks get their receivers, and
+ * the queue its new order (first attempts by when their jobs ended). */
+START_TEST(test_migrate_v3)
+{
+        struct fx f;
+        fx_setup(&f, 0);
+        struct job_record a, b, q;
+        rec_queued(&a, "alpha", T0);
+        rec_callback(&a, "http://dead.example:8080/a");
+        rec_queued(&b, "alpha", T0 + 1);
+        rec_callback(&b, "https://live.example/b");
+        rec_queued(&q, "alpha", T0 + 2);
+        rec_callback(&q, "https://live.example/q");
+        insert(&f, &a);
+        insert(&f, &b);
+        insert(&f, &q);
+        rec_set_final(&b, JOB_SUCCEEDED, T0 + 10, 1, "{}");
+        update_applied(&f, &b, -1);
+        rec_set_final(&a, JOB_SUCCEEDED, T0 + 20, 1, "{}");
+        update_applied(&f, &a, -1);
+        fx_close_store(&f);
+        sqlite3 *db = sqlite_open_db(f.dir);
+        static const char *const back[] = {
+                "DROP INDEX jobs_callbacks_due",
+                "ALTER TABLE jobs DROP COLUMN cb_dest",
+                "CREATE INDEX jobs_callbacks_due ON jobs(cb_next_ms) WHERE cb_state = 0",
+                "PRAGMA user_version = 3",
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(back); i++) {
+                char *msg = NULL;
+                int rc = sqlite3_exec(db, back[i], NULL, NULL, &msg);
+                ck_assert_msg(rc == SQLITE_OK, "%s: %s", back[i], msg ? msg : sqlite3_errstr(rc));
+        }
+        ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+
+        fx_open_store(&f);
+        ck_assert_int_eq(sqlite_schema_version(f.dir), 4);
+        struct store_due d[8];
+        ck_assert_uint_eq(due(&f, d, 8), 2);
+        ck_assert_str_eq(d[0].id, b.id);
+        ck_assert_str_eq(d[1].id, a.id);
+        const char *dead[] = { "http://dead.example:8080" };
+        ck_assert_uint_eq(due_except(&f, d, 8, dead, 1), 1);
+        ck_assert_str_eq(d[0].id, b.id);
+        /* The one queued at the migration got its receiver too. */
+        rec_set_final(&q, JOB_SUCCEEDED, T0 + 5, 1, "{}");
+        update_applied(&f, &q, -1);
+        const char *live[] = { "https://live.example:443" };
+        ck_assert_uint_eq(due_except(&f, d, 8, live, 1), 1);
+        ck_assert_str_eq(d[0].id, a.id);
+        record_clear(&a);
+        record_clear(&b);
+        record_clear(&q);
         fx_teardown(&f);
 }
 END_TEST
@@ -3437,12 +3565,14 @@ static Suite *suite(void)
                 tcase_add_loop_test(tc, test_checkpoints_when_idle, a, z);
                 tcase_add_loop_test(tc, test_ops_direct, a, z);
                 tcase_add_loop_test(tc, test_callbacks, a, z);
+                tcase_add_loop_test(tc, test_callbacks_by_receiver, a, z);
                 suite_add_tcase(s, tc);
         }
         TCase *front = tcase_create("front");
         tcase_add_unchecked_fixture(front, tu_base_setup, tu_base_teardown);
         tcase_add_test(front, test_open_unknown_backend);
         tcase_add_test(front, test_migrate_v2);
+        tcase_add_test(front, test_migrate_v3);
         tcase_add_test(front, test_kept_insert_written_once);
         suite_add_tcase(s, front);
         TCase *rec = tcase_create("record");
