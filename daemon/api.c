@@ -55,7 +55,8 @@ struct wait {
         struct store_item item;
         struct job_record rec;
         int64_t wait_seconds;
-        char *idem_key;
+        char *idem_key;          /* as the client sent it */
+        char *idem_stored;       /* ...and as stored: per API token (idempotency_key()) */
         char idem_hash[65];
         struct batch *batch;     /* POST /v1/jobs/batch: its items */
         void *body_map;          /* a spooled body, taken from the request: rec.params points into it */
@@ -172,6 +173,7 @@ static void wait_unref(void *p)
         job_unref(w->job);
         record_clear(&w->rec);
         free(w->idem_key);
+        free(w->idem_stored);
         batch_free(w->batch);
         if (w->body_map)   /* never at a stop: after_commit() gave it back */
                 http_body_drop(w->api->http, w->body_map, w->body_map_len);
@@ -930,6 +932,15 @@ static bool valid_idempotency_key(const char *k)
         return true;
 }
 
+/* A key as stored: one client's key is not another's (two clients'
+ * `order-42` are two jobs), so with auth on it is the token's name, a
+ * unit separator and the key (a key is printable ASCII: never the
+ * separator); with auth off, the key alone. */
+static char *idempotency_key(const char *user, const char *key)
+{
+        return user ? xasprintf("%s\x1f%s", user, key) : xstrdup(key);
+}
+
 /* A place in the queue for a job about to be committed; none once the
  * daemon is stopping (from the moment /readyz says so). */
 static int reserve(struct api *a, struct err *err)
@@ -1099,8 +1110,9 @@ static void handle_submit(struct http_request *req, void *ctx)
                 size_t len;
                 const char *body = http_body(req, &len);
                 w->idem_key = xstrdup(key);
+                w->idem_stored = idempotency_key(http_user(req), key);
                 auth_hash(body, len, w->idem_hash);
-                w->item.idem_key = w->idem_key;
+                w->item.idem_key = w->idem_stored;
                 w->item.idem_hash = w->idem_hash;
         }
         /* The parameters point into the spooled body: it lives as long as

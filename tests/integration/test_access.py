@@ -108,6 +108,34 @@ class Tokens(AuthCase):
         self.assertGreaterEqual(d.metric("edgecd_http_rejected_total", {"reason": "forbidden"},
                                          headers=bearer("reader")), 3)
 
+    def test_idempotency_keys_are_per_token(self):
+        d = self.daemon().start()
+        key = {"Idempotency-Key": "order-42"}
+        mine = d.submit(ECHO, headers=dict(bearer("submitter"), **key))
+        self.assertEqual(mine.status, 202, mine)
+        # Another client's "order-42" is another job, with this body or another.
+        other_body = dict(ECHO, parameters={"n": 2})
+        theirs = d.submit(other_body, headers=dict(bearer("root-ops"), **key))
+        self.assertEqual(theirs.status, 202, theirs)
+        self.assertNotEqual(theirs.body["id"], mine.body["id"])
+        self.assertEqual(theirs.body["submitted_by"], "root-ops")
+        same = d.submit(ECHO, headers=dict(bearer("root-ops"), **{"Idempotency-Key": "order-43"}))
+        self.assertEqual(same.status, 202, same)
+        again = d.submit(ECHO, headers=dict(bearer("submitter"), **{"Idempotency-Key": "order-43"}))
+        self.assertEqual(again.status, 202, again)
+        self.assertNotEqual(again.body["id"], same.body["id"])
+        # Each one's own retry is its own job; a changed body is a conflict.
+        r = d.submit(ECHO, headers=dict(bearer("submitter"), **key))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers.get("Idempotent-Replayed"), "true")
+        self.assertEqual(r.body["id"], mine.body["id"])
+        r = d.submit(other_body, headers=dict(bearer("root-ops"), **key))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body["id"], theirs.body["id"])
+        e = check_error(d.submit(other_body, headers=dict(bearer("submitter"), **key)), 409, "idempotency_conflict")
+        self.assertIn("`order-42`", e["message"])
+        self.assertIn(mine.body["id"], e["message"])
+
     def test_refused_before_the_body_is_read(self):
         d = self.daemon().start()
         head = ("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
