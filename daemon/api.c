@@ -228,7 +228,10 @@ static void on_job_done(void *ctx)
         wait_unref(w);
 }
 
-/* Resumes waits whose deadline passed and drops resumed ones from the list. */
+/* Resumes waits whose deadline passed or whose client left (checked about
+ * once a second: the answer then goes nowhere and the connection is let
+ * go, rather than held against the client's connection limit until the
+ * job ends), and drops resumed ones from the list. */
 static void *wait_thread_main(void *arg)
 {
         struct api *a = arg;
@@ -237,7 +240,8 @@ static void *wait_thread_main(void *arg)
                 int64_t now = now_mono_ms(), next = now + 1000;
                 for (struct wait **pp = &a->waits; *pp;) {
                         struct wait *w = *pp;
-                        if (a->stopping || now >= w->deadline)
+                        if (a->stopping || now >= w->deadline ||
+                            (w->suspended && !w->resumed && http_client_gone(w->req)))
                                 wait_resume_locked(w);
                         /* Stopping: off the list whatever its state, so
                          * that this thread ends. */

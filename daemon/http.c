@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <grp.h>
 #include <netdb.h>
@@ -957,4 +958,14 @@ void http_suspend(struct http_request *req)
 void http_resume(struct http_request *req)
 {
         MHD_resume_connection(req->conn);
+}
+
+bool http_client_gone(struct http_request *req)
+{
+        /* libmicrohttpd does not watch a suspended connection's socket. */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci)
+                return false;
+        struct pollfd p = { .fd = ci->connect_fd, .events = POLLRDHUP };
+        return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }

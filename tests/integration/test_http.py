@@ -426,6 +426,40 @@ class WaitersOfClientsGone(unittest.TestCase):
         d.stop()                # fails on a sanitizer report (what stayed)
 
 
+class ConnectionsOfClientsGone(unittest.TestCase):
+    """A ?wait submit whose client hung up no longer holds a connection
+    against the client's http.max_connections_per_client until its job
+    ends (libmicrohttpd does not watch a suspended connection): a client
+    that comes back after a network break is served, its jobs go on."""
+
+    def test_gone_waiters_free_their_connections(self):
+        d = busy_daemon(self, "goneconn", {"http": {"max_connections_per_client": 3}})
+        body = json.dumps({"algorithm": "t_echo", "parameters": {"n": 1}}).encode()
+        head = ("POST /v1/jobs?wait=600 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
+        socks = []
+        for _ in range(3):       # the limit
+            c = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+            c.sendall(head)
+            socks.append(c)
+        time.sleep(0.5)          # their jobs are taken, and they wait
+        for c in socks:
+            c.close()
+        deadline = time.monotonic() + 10 * harness.slow_factor()
+        while True:
+            try:
+                r = d.req("GET", "/healthz", timeout=5)
+                break
+            except OSError as e:  # refused at the limit: reset
+                if time.monotonic() > deadline:
+                    self.fail("the client is still at its connection limit: %s" % e)
+                time.sleep(0.2)
+        self.assertEqual(r.status, 200, r)
+        queued = d.req("GET", "/v1/jobs?status=queued&algorithm=t_echo")
+        self.assertEqual(queued.status, 200, queued)
+        self.assertEqual(len(queued.body["jobs"]), 3, queued.body)
+
+
 class SpoolBudgetOfWaitingSubmits(unittest.TestCase):
     """A spooled submit's share of the spool budget goes once its job is on
     disk (its file is gone then), not when its request ends: submits that
