@@ -20,6 +20,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -379,6 +380,32 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
         return MHD_YES;
 }
 
+/* How the body is framed: libmicrohttpd takes the first of two
+ * Content-Length headers, and one alongside Transfer-Encoding; a proxy in
+ * front may take the other, and read the rest of this body as another
+ * request (request smuggling).  Both are refused, as RFC 9112 allows. */
+struct framing {
+        const char *length;     /* the first Content-Length */
+        bool lengths_differ, chunked;
+};
+
+static enum MHD_Result check_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+        (void)kind;
+        struct framing *f = cls;
+        if (!value)
+                value = "";
+        if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+                if (!f->length)
+                        f->length = value;
+                else if (strcmp(f->length, value))
+                        f->lengths_differ = true;
+        } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+                f->chunked = true;
+        }
+        return MHD_YES;
+}
+
 /* libmicrohttpd keeps each query parameter in the connection's memory
  * pool (some 56 bytes each): a query of a few hundred empty parameters,
  * far under http.max_header_bytes, ran the pool out, and the connection
@@ -437,6 +464,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         metrics_http_rejected("header_too_large");
                         http_add_header(req, "Connection", "close");
                         http_reply_error(req, 431, "header_too_large", msg, NULL);
+                        return MHD_YES;
+                }
+                struct framing f = { 0 };
+                MHD_get_connection_values(conn, MHD_HEADER_KIND, check_framing, &f);
+                if (f.lengths_differ || (f.length && f.chunked)) {
+                        metrics_http_rejected("bad_framing");
+                        http_add_header(req, "Connection", "close");
+                        http_reply_error(req, 400, "invalid_request",
+                                         f.lengths_differ ? "Content-Length is given twice, with different values"
+                                                          : "both Content-Length and Transfer-Encoding are given",
+                                         f.lengths_differ ? "Content-Length" : "Transfer-Encoding");
                         return MHD_YES;
                 }
                 if (!route(req))

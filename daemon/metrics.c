@@ -20,7 +20,7 @@ static const char *const reject_reasons[] = {
 };
 static const char *const http_reasons[] = {
         "unauthorized", "forbidden", "header_too_large", "json_too_deep", "replies_in_flight", "payload_too_large",
-        "unsupported_media_type", "invalid_json",
+        "unsupported_media_type", "invalid_json", "bad_framing",
 };
 static const char *const kinds[] = { "container", "cgroup", "workspace" };
 static const char *const plugin_changes[] = { "added", "changed", "removed", "broken" };

@@ -251,6 +251,40 @@ class HttpErrors(DaemonCase):
         job = check_job(json.loads(body), final=True)
         self.assertEqual(job["result"], {"version": 2, "input": {"chunked": True}})
 
+    def test_ambiguous_framing_is_refused(self):
+        # Two lengths, or a length and chunked: which one a proxy in front
+        # would take is anybody's guess, and the rest of the body could be
+        # read as another request (smuggling).  Refused, and the connection
+        # closed; the same length twice is one length.
+        smuggled = b"GET /v1/jobs/smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+        before = self.d.metric("edgecd_http_rejected_total", {"reason": "bad_framing"})
+        for extra, field in ((b"Content-Length: 2\r\nContent-Length: %d\r\n" % (2 + len(smuggled)), "Content-Length"),
+                             (b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", "Transfer-Encoding"),
+                             (b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n", "Transfer-Encoding")):
+            head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" + extra +
+                    b"\r\n{}" + smuggled)
+            s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+            s.sendall(head)
+            got = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break       # closed: nothing after the refusal is read as a request
+                got += chunk
+            s.close()
+            hd, _, body = got.partition(b"\r\n\r\n")
+            self.assertTrue(hd.startswith(b"HTTP/1.1 400 "), got[:300])
+            self.assertIn(b"connection: close", hd.lower())
+            self.assertEqual(got.count(b"HTTP/1.1 "), 1, got)
+            e = json.loads(body)["error"]
+            self.assertEqual((e["code"], e["field"]), ("invalid_request", field), e)
+        self.assertEqual(self.d.metric("edgecd_http_rejected_total", {"reason": "bad_framing"}), before + 3)
+        head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}")
+        st, hdrs, body, secs = raw_exchange(self.d.port, head)
+        self.assertEqual((st, json.loads(body)["error"]["field"]), (400, "/algorithm"), body)
+        self.assertHealthy()
+
     # -- methods and paths
 
     def test_method_not_allowed(self):
@@ -433,12 +467,12 @@ class ConnectionsOfClientsGone(unittest.TestCase):
     that comes back after a network break is served, its jobs go on."""
 
     def test_gone_waiters_free_their_connections(self):
-        d = busy_daemon(self, "goneconn", {"http": {"max_connections_per_client": 3}})
+        d = busy_daemon(self, "goneconn", {"http": {"max_connections_per_client": 4}})
         body = json.dumps({"algorithm": "t_echo", "parameters": {"n": 1}}).encode()
         head = ("POST /v1/jobs?wait=600 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
         socks = []
-        for _ in range(3):       # the limit
+        for _ in range(3):       # one under the limit (the harness's last may not be closed yet)
             c = socket.create_connection(("127.0.0.1", d.port), timeout=5)
             c.sendall(head)
             socks.append(c)
@@ -446,16 +480,24 @@ class ConnectionsOfClientsGone(unittest.TestCase):
         for c in socks:
             c.close()
         deadline = time.monotonic() + 10 * harness.slow_factor()
-        while True:
-            try:
-                r = d.req("GET", "/healthz", timeout=5)
-                break
-            except OSError as e:  # refused at the limit: reset
-                if time.monotonic() > deadline:
-                    self.fail("the client is still at its connection limit: %s" % e)
-                time.sleep(0.2)
-        self.assertEqual(r.status, 200, r)
-        queued = d.req("GET", "/v1/jobs?status=queued&algorithm=t_echo")
+
+        def served(path):
+            while True:
+                try:
+                    return d.req("GET", path, timeout=5)
+                except OSError as e:  # refused at the limit: reset
+                    if time.monotonic() > deadline:
+                        self.fail("the client is still at its connection limit: %s" % e)
+                    time.sleep(0.2)
+        # Three at once: the gone ones hold none of the four.
+        held = [socket.create_connection(("127.0.0.1", d.port), timeout=5) for _ in range(2)]
+        try:
+            r = served("/healthz")
+            self.assertEqual(r.status, 200, r)
+        finally:
+            for c in held:
+                c.close()
+        queued = served("/v1/jobs?status=queued&algorithm=t_echo")
         self.assertEqual(queued.status, 200, queued)
         self.assertEqual(len(queued.body["jobs"]), 3, queued.body)
 
