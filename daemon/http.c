@@ -387,6 +387,7 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
 struct framing {
         const char *length;     /* the first Content-Length */
         bool lengths_differ, chunked;
+        const char *spaced;     /* a name with whitespace in it ("Content-Length :") */
 };
 
 static enum MHD_Result check_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
@@ -395,6 +396,11 @@ static enum MHD_Result check_framing(void *cls, enum MHD_ValueKind kind, const c
         struct framing *f = cls;
         if (!value)
                 value = "";
+        /* libmicrohttpd keeps "Content-Length :" as a header of another
+         * name and frames the body without it; a proxy may trim it and
+         * frame by it.  RFC 9112 5.1: a server MUST refuse it with 400. */
+        if (!f->spaced && strpbrk(key, " \t"))
+                f->spaced = key;
         if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
                 if (!f->length)
                         f->length = value;
@@ -468,13 +474,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 }
                 struct framing f = { 0 };
                 MHD_get_connection_values(conn, MHD_HEADER_KIND, check_framing, &f);
-                if (f.lengths_differ || (f.length && f.chunked)) {
+                if (f.spaced || f.lengths_differ || (f.length && f.chunked)) {
                         metrics_http_rejected("bad_framing");
                         http_add_header(req, "Connection", "close");
                         http_reply_error(req, 400, "invalid_request",
-                                         f.lengths_differ ? "Content-Length is given twice, with different values"
-                                                          : "both Content-Length and Transfer-Encoding are given",
-                                         f.lengths_differ ? "Content-Length" : "Transfer-Encoding");
+                                         f.spaced           ? "a header name has whitespace in it"
+                                         : f.lengths_differ ? "Content-Length is given twice, with different values"
+                                                            : "both Content-Length and Transfer-Encoding are given",
+                                         f.spaced           ? NULL
+                                         : f.lengths_differ ? "Content-Length"
+                                                            : "Transfer-Encoding");
                         return MHD_YES;
                 }
                 if (!route(req))

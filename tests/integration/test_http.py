@@ -260,7 +260,12 @@ class HttpErrors(DaemonCase):
         before = self.d.metric("edgecd_http_rejected_total", {"reason": "bad_framing"})
         for extra, field in ((b"Content-Length: 2\r\nContent-Length: %d\r\n" % (2 + len(smuggled)), "Content-Length"),
                              (b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", "Transfer-Encoding"),
-                             (b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n", "Transfer-Encoding")):
+                             (b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n", "Transfer-Encoding"),
+                             # libmicrohttpd frames without a name spelled
+                             # with whitespace; a proxy may trim it and not.
+                             (b"Content-Length: 2\r\nContent-Length : %d\r\n" % (2 + len(smuggled)), None),
+                             (b"Content-Length\t: %d\r\n" % (2 + len(smuggled)), None),
+                             (b"Content-Length: %d\r\nTransfer-Encoding : chunked\r\n" % (2 + len(smuggled)), None)):
             head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" + extra +
                     b"\r\n{}" + smuggled)
             s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
@@ -277,8 +282,8 @@ class HttpErrors(DaemonCase):
             self.assertIn(b"connection: close", hd.lower())
             self.assertEqual(got.count(b"HTTP/1.1 "), 1, got)
             e = json.loads(body)["error"]
-            self.assertEqual((e["code"], e["field"]), ("invalid_request", field), e)
-        self.assertEqual(self.d.metric("edgecd_http_rejected_total", {"reason": "bad_framing"}), before + 3)
+            self.assertEqual((e["code"], e.get("field")), ("invalid_request", field), e)
+        self.assertEqual(self.d.metric("edgecd_http_rejected_total", {"reason": "bad_framing"}), before + 6)
         head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}")
         st, hdrs, body, secs = raw_exchange(self.d.port, head)
