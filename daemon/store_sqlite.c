@@ -114,6 +114,15 @@ static const char *const migrations[] = {
         "DROP INDEX jobs_callbacks_due;"
         "CREATE INDEX jobs_callbacks_due ON jobs(max(cb_next_ms, finished_ms), cb_dest) "
         "WHERE cb_state = 0 AND status >= 2;",
+        /* 5: idempotency keys are per API token ("NAME\x1fKEY", api.c
+         * idempotency_key()): a key kept from before, of a job submitted
+         * with a token, becomes its token's, so that a retry across the
+         * upgrade is still the same job.  One whose new spelling is taken
+         * already (a job made again since) stays as it was. */
+        "UPDATE OR IGNORE idempotency SET key = "
+        "(SELECT submitted_by FROM jobs WHERE jobs.id = idempotency.job_id) || char(31) || key "
+        "WHERE instr(key, char(31)) = 0 AND "
+        "(SELECT submitted_by FROM jobs WHERE jobs.id = idempotency.job_id) IS NOT NULL;",
 };
 
 /* Every column a read returns, in this order (see row_to_record). */

@@ -3276,7 +3276,7 @@ START_TEST(test_migrate_v2)
         ck_assert_int_eq(sqlite_schema_version(f.dir), 2);
 
         fx_open_store(&f);
-        ck_assert_int_eq(sqlite_schema_version(f.dir), 4);
+        ck_assert_int_eq(sqlite_schema_version(f.dir), 5);
         const unsigned all = STORE_READ_PARAMS | STORE_READ_RESULT;
         struct job_record got;
         get_ok(&f, old.id, all, &got);
@@ -3397,7 +3397,7 @@ START_TEST(test_migrate_v3)
         ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
 
         fx_open_store(&f);
-        ck_assert_int_eq(sqlite_schema_version(f.dir), 4);
+        ck_assert_int_eq(sqlite_schema_version(f.dir), 5);
         struct store_due d[8];
         ck_assert_uint_eq(due(&f, d, 8), 2);
         ck_assert_str_eq(d[0].id, b.id);
@@ -3414,6 +3414,54 @@ START_TEST(test_migrate_v3)
         record_clear(&a);
         record_clear(&b);
         record_clear(&q);
+        fx_teardown(&f);
+}
+END_TEST
+
+/* A version 4 database: keys were kept as the client sent them; a job's
+ * submitted with a token is its token's now ("NAME\x1fKEY", as api.c
+ * asks), so that a retry across the upgrade replays it; one without a
+ * token (auth off) stays as it was. */
+START_TEST(test_migrate_v4)
+{
+        struct fx f;
+        fx_setup(&f, 0);
+        struct job_record a, b, c;
+        rec_queued(&a, "alpha", T0);
+        rec_queued(&b, "alpha", T0 + 1);
+        free(b.submitted_by);
+        b.submitted_by = NULL;
+        rec_queued(&c, "alpha", T0 + 2);
+        ck_assert_int_eq(insert_keyed(&f, &a, "order-42", HASH_A, NULL), STORE_ITEM_OK);
+        ck_assert_int_eq(insert_keyed(&f, &b, "order-43", HASH_A, NULL), STORE_ITEM_OK);
+        /* Made again since under its new spelling: that one stays. */
+        ck_assert_int_eq(insert_keyed(&f, &c, "order-44", HASH_A, NULL), STORE_ITEM_OK);
+        fx_close_store(&f);
+        sqlite3 *db = sqlite_open_db(f.dir);
+        char *sql = sqlite3_mprintf("INSERT INTO idempotency(key, hash, job_id, created_ms) "
+                                    "VALUES ('ci-bot' || char(31) || 'order-44', '%q', '%q', 1); "
+                                    "PRAGMA user_version = 4", HASH_B, b.id);
+        char *msg = NULL;
+        int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+        ck_assert_msg(rc == SQLITE_OK, "%s", msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(sql);
+        ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+
+        fx_open_store(&f);
+        ck_assert_int_eq(sqlite_schema_version(f.dir), 5);
+        char existing[JOB_ID_LEN + 1] = "";
+        struct job_record r;
+        rec_queued(&r, "alpha", T0 + 3);
+        ck_assert_int_eq(insert_keyed(&f, &r, "ci-bot\x1forder-42", HASH_A, existing), STORE_ITEM_REPLAYED);
+        ck_assert_str_eq(existing, a.id);
+        ck_assert_int_eq(insert_keyed(&f, &r, "order-43", HASH_A, existing), STORE_ITEM_REPLAYED);
+        ck_assert_str_eq(existing, b.id);
+        ck_assert_int_eq(insert_keyed(&f, &r, "ci-bot\x1forder-44", HASH_B, existing), STORE_ITEM_REPLAYED);
+        ck_assert_str_eq(existing, b.id);
+        record_clear(&r);
+        record_clear(&a);
+        record_clear(&b);
+        record_clear(&c);
         fx_teardown(&f);
 }
 END_TEST
@@ -3573,6 +3621,7 @@ static Suite *suite(void)
         tcase_add_test(front, test_open_unknown_backend);
         tcase_add_test(front, test_migrate_v2);
         tcase_add_test(front, test_migrate_v3);
+        tcase_add_test(front, test_migrate_v4);
         tcase_add_test(front, test_kept_insert_written_once);
         suite_add_tcase(s, front);
         TCase *rec = tcase_create("record");
