@@ -3247,6 +3247,19 @@ START_TEST(test_callbacks)
 }
 END_TEST
 
+/* Run sql[] in the closed store's database, each statement asserted:
+ * how a test makes an older schema out of the current one. */
+static void run_sql(const char *state_dir, const char *const *sql, size_t n)
+{
+        sqlite3 *db = sqlite_open_db(state_dir);
+        for (size_t i = 0; i < n; i++) {
+                char *msg = NULL;
+                int rc = sqlite3_exec(db, sql[i], NULL, NULL, &msg);
+                ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql[i], msg ? msg : sqlite3_errstr(rc));
+        }
+        ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+}
+
 /* A version 2 database (before callbacks) is migrated: its records read
  * back without a callback, new ones take one. */
 START_TEST(test_migrate_v2)
@@ -3257,7 +3270,6 @@ START_TEST(test_migrate_v2)
         rec_queued(&old, "alpha", T0);
         insert(&f, &old);
         fx_close_store(&f);
-        sqlite3 *db = sqlite_open_db(f.dir);
         static const char *const back[] = {
                 "DROP INDEX jobs_callbacks_due",
                 "ALTER TABLE jobs DROP COLUMN callback_url", "ALTER TABLE jobs DROP COLUMN cb_delivery",
@@ -3267,12 +3279,7 @@ START_TEST(test_migrate_v2)
                 "ALTER TABLE jobs DROP COLUMN cb_dest",
                 "PRAGMA user_version = 2",
         };
-        for (size_t i = 0; i < ARRAY_SIZE(back); i++) {
-                char *msg = NULL;
-                int rc = sqlite3_exec(db, back[i], NULL, NULL, &msg);
-                ck_assert_msg(rc == SQLITE_OK, "%s: %s", back[i], msg ? msg : sqlite3_errstr(rc));
-        }
-        ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+        run_sql(f.dir, back, ARRAY_SIZE(back));
         ck_assert_int_eq(sqlite_schema_version(f.dir), 2);
 
         fx_open_store(&f);
@@ -3382,19 +3389,13 @@ START_TEST(test_migrate_v3)
         rec_set_final(&a, JOB_SUCCEEDED, T0 + 20, 1, "{}");
         update_applied(&f, &a, -1);
         fx_close_store(&f);
-        sqlite3 *db = sqlite_open_db(f.dir);
         static const char *const back[] = {
                 "DROP INDEX jobs_callbacks_due",
                 "ALTER TABLE jobs DROP COLUMN cb_dest",
                 "CREATE INDEX jobs_callbacks_due ON jobs(cb_next_ms) WHERE cb_state = 0",
                 "PRAGMA user_version = 3",
         };
-        for (size_t i = 0; i < ARRAY_SIZE(back); i++) {
-                char *msg = NULL;
-                int rc = sqlite3_exec(db, back[i], NULL, NULL, &msg);
-                ck_assert_msg(rc == SQLITE_OK, "%s: %s", back[i], msg ? msg : sqlite3_errstr(rc));
-        }
-        ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+        run_sql(f.dir, back, ARRAY_SIZE(back));
 
         fx_open_store(&f);
         ck_assert_int_eq(sqlite_schema_version(f.dir), 5);
