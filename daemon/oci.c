@@ -576,6 +576,24 @@ static const char *template_of(const struct manifest *m)
         return m && m->oci_template && *m->oci_template ? m->oci_template : "default";
 }
 
+void oci_template_stamp(const char *templates_dir, const struct manifest *m, struct oci_template_stamp *ret)
+{
+        *ret = (struct oci_template_stamp){ 0 };
+        _cleanup_(template_files_done) struct template_files f = { 0 };
+        if (template_files(templates_dir, template_of(m), &f, NULL) < 0 || !f.there)
+                return;
+        ret->st = f.st;
+        ret->ast = f.ast;
+        ret->there = true;
+}
+
+bool oci_template_same(const char *templates_dir, const struct manifest *m, const struct oci_template_stamp *s)
+{
+        struct oci_template_stamp now;
+        oci_template_stamp(templates_dir, m, &now);
+        return s->there && now.there && same_file(&s->st, &now.st) && same_file(&s->ast, &now.ast);
+}
+
 /* l under the ceilings (0: none). */
 static void apply_ceilings(struct limits *l, const struct limits *ceil)
 {

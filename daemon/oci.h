@@ -5,7 +5,9 @@
 #ifndef EDGECD_OCI_H
 #define EDGECD_OCI_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -71,6 +73,17 @@ int oci_job_limits(const char *templates_dir, const struct manifest *m, const st
  * template's list can only take system calls away from seccomp.allow).
  * ERR_INVALID "oci_template: ...", "resources: ..." or "syscalls: ...". */
 int oci_check_manifest(const char *templates_dir, const struct manifest *m, struct err *err);
+
+/* What a manifest's template files (NAME.json, NAME.seccomp.allow) are
+ * now: a container built under them keeps this, and is of the template as
+ * it stands while oci_template_same() says so (a template edited since: a
+ * cold run would get other limits, mounts or system calls). */
+struct oci_template_stamp {
+        struct stat st, ast;
+        bool there;
+};
+void oci_template_stamp(const char *templates_dir, const struct manifest *m, struct oci_template_stamp *ret);
+bool oci_template_same(const char *templates_dir, const struct manifest *m, const struct oci_template_stamp *s);
 
 /* Forget the templates oci_build() keeps parsed and checked (they are
  * reloaded when their file changes anyway); at exit. */

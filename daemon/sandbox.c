@@ -85,6 +85,9 @@ int sandbox_build(const struct sandbox_env *env, const struct manifest *m, const
         *ret = sb;
         *ret_retryable = true;
 
+        /* Before its limits and config are read: a template changed
+         * meanwhile shows as changed, never the other way. */
+        oci_template_stamp(cfg->templates_dir, m, &sb->tmpl);
         if (oci_job_limits(cfg->templates_dir, m, &cfg->defaults, &sb->limits, err) < 0) {
                 *ret_retryable = err->code != ERR_INVALID;
                 return -1;

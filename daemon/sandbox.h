@@ -28,6 +28,7 @@
 #include "job.h"
 #include "logpump.h"
 #include "manifest.h"
+#include "oci.h"
 #include "reaper.h"
 #include "runcgroup.h"
 #include "runtime.h"
@@ -68,6 +69,8 @@ struct sandbox {
         bool warm;                   /* built for the pool (the gate waits for input) */
         bool own_log;                /* log_path is the sandbox's (warm, not yet a job's):
                                       * removed with it */
+        struct oci_template_stamp tmpl;  /* its template's files when it was built (before its
+                                          * limits and config were read from them) */
 };
 
 /* Make the workspace, the bundle, the log pump into log_path, and run the

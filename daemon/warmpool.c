@@ -285,12 +285,11 @@ void warmpool_sync(struct warmpool *wp, struct registry *r)
         pthread_mutex_unlock(&wp->lock);
 }
 
-struct sandbox *warmpool_take(struct warmpool *wp, const struct manifest *m)
+/* Under the lock: a ready container of m's pool, now the caller's, or
+ * NULL (a miss, counted, when m has a pool). */
+static struct sandbox *take_one(struct warmpool *wp, const struct manifest *m)
 {
-        if (!wp || m->warm <= 0)
-                return NULL;
         struct sandbox *sb = NULL;
-        pthread_mutex_lock(&wp->lock);
         for (struct pool *p = wp->pools; p && !wp->quit; p = p->next) {
                 if (p->m != m || p->draining)
                         continue;
@@ -305,8 +304,42 @@ struct sandbox *warmpool_take(struct warmpool *wp, const struct manifest *m)
                 pthread_cond_signal(&wp->kick);
                 break;
         }
-        pthread_mutex_unlock(&wp->lock);
         return sb;
+}
+
+/* A hit counted for a container given up: the take that follows counts
+ * (a hit or a miss) in its place. */
+static void undo_hit(struct warmpool *wp, const struct manifest *m)
+{
+        for (struct pool *p = wp->pools; p; p = p->next) {
+                if (p->m == m && !p->draining) {
+                        if (p->hits)
+                                p->hits--;
+                        break;
+                }
+        }
+}
+
+struct sandbox *warmpool_take(struct warmpool *wp, const struct manifest *m)
+{
+        if (!wp || m->warm <= 0)
+                return NULL;
+        for (;;) {
+                pthread_mutex_lock(&wp->lock);
+                struct sandbox *sb = take_one(wp, m);
+                pthread_mutex_unlock(&wp->lock);
+                /* Built under the template as it stands: a template edited
+                 * since (its limits, mounts, system calls) is what a cold
+                 * run of m would get now, so this one goes. */
+                if (!sb || oci_template_same(wp->d.cfg->templates_dir, m, &sb->tmpl))
+                        return sb;
+                log_info("warm pool %s %s: container %s was made under template files changed since; removed",
+                         m->name, m->version, sb->run_id);
+                pthread_mutex_lock(&wp->lock);
+                undo_hit(wp, m);
+                pthread_mutex_unlock(&wp->lock);
+                cleaner_push(wp->d.cleaner, sb);
+        }
 }
 
 void warmpool_each(struct warmpool *wp, void (*fn)(const struct warmpool_stats *st, void *ctx), void *ctx)

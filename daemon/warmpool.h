@@ -46,8 +46,10 @@ int warmpool_start(const struct warmpool_deps *deps, struct warmpool **ret, stru
 /* The registry's manifests with `warm` > 0 get pools (up to
  * warm.max_containers in all); pools of manifests no longer in it drain. */
 void warmpool_sync(struct warmpool *wp, struct registry *r);
-/* A ready sandbox of exactly manifest m, now the caller's; NULL when there
- * is none (a miss, counted, when m has a pool) or wp is NULL. */
+/* A ready sandbox of exactly manifest m, made under m's template files as
+ * they stand (one made before they were edited is given to the cleaner),
+ * now the caller's; NULL when there is none (a miss, counted, when m has a
+ * pool) or wp is NULL. */
 struct sandbox *warmpool_take(struct warmpool *wp, const struct manifest *m);
 
 struct warmpool_stats {

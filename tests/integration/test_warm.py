@@ -536,6 +536,44 @@ class Reload(WarmCase):
         self.assertEqual(workspaces(d), new2 | ws)
         self.assertEqual(cgroups(d), new2 | ws)
 
+    def test_edited_template_is_not_served_warm(self):
+        # The pool fills under the plugin's template; the template is then
+        # tightened (RLIMIT_FSIZE 16 bytes), the manifest unchanged.  A cold
+        # run gets the template as it stands: the next job must too, and
+        # not find a container made under the old one.
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-warmtmpl-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        tdir = os.path.join(tmp, "templates")
+        shutil.copytree(harness.OPTIONS["templates"], tdir)
+        with open(os.path.join(tdir, "default.json")) as f:
+            tpl = json.load(f)
+
+        def fsize(limit):
+            tpl["process"]["rlimits"] = [r for r in tpl["process"]["rlimits"] if r["type"] != "RLIMIT_FSIZE"]
+            tpl["process"]["rlimits"].append({"type": "RLIMIT_FSIZE", "hard": limit, "soft": limit})
+            with open(os.path.join(tdir, "mine.json.tmp"), "w") as f:
+                json.dump(tpl, f)
+            os.rename(os.path.join(tdir, "mine.json.tmp"), os.path.join(tdir, "mine.json"))
+
+        fsize(1 << 26)
+        d = self.daemon("WarmTemplate", {"t_echo": 1}, config={"templates_dir": tdir}, start=False)
+        with open(os.path.join(d.config["plugins_dir"], "t_echo", "plugin.yaml"), "a") as f:
+            f.write("oci_template: mine\n")
+        d.start()
+        old = self.wait_pool(d, "t_echo", 1)
+        fsize(16)
+        job = d.run_job({"algorithm": "t_echo", "version": V1, "parameters": {"n": 1, "pad": "x" * 64}})
+        self.assertEqual(job["status"], "failed", "ran under the template as it was: %s" % json.dumps(job)[:800])
+        self.assertIn("File too large", job["error"]["message"], job)
+        self.assertNotIn(job["attempts"][-1]["run_id"], old, "the job took a container of the old template")
+        self.assertGone(d, old)
+        # The pool refills under the new template, and serves warm again.
+        self.wait_pool(d, "t_echo", 1)
+        job = d.run_job({"algorithm": "t_echo", "version": V1, "parameters": {"n": 1, "pad": "x" * 64}})
+        self.assertWarm(job)
+        self.assertIn("File too large", job["error"]["message"], job)
+
     def test_counters_survive_a_reload(self):
         # SIGHUP replaces every manifest; the same name and version keep
         # their hit and miss counters (Prometheus counters never go back).
