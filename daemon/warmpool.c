@@ -16,7 +16,8 @@
 #include "oci.h"
 #include "util.h"
 
-#define RETRY_MS 5000       /* after a failed prepare */
+#define RETRY_MS 5000       /* after a failed prepare, doubled for each one after it */
+#define RETRY_MAX_MS 300000 /* up to this: a plugin whose containers never start */
 #define TICK_MS 1000        /* idle expiry is checked this often */
 
 struct pool {
@@ -31,6 +32,7 @@ struct pool {
         bool idle;                   /* expired: no refill until the next job */
         int64_t last_use;            /* a take (hit or miss), or the pool's birth */
         int64_t retry_at;            /* after a failed prepare, not before */
+        int64_t retry_ms;            /* the pause after the last failed prepare (0: it did not fail) */
         uint64_t hits, misses;
         struct pool *next;
 };
@@ -185,11 +187,22 @@ static void *refill_main(void *arg)
                 pthread_mutex_lock(&wp->lock);
                 p->making--;
                 if (!sb) {
-                        p->retry_at = now_mono_ms() + RETRY_MS;
-                        log_warn("warm pool %s %s: %s (next try in %d s)", p->m->name, p->m->version, err.msg,
-                                 RETRY_MS / 1000);
+                        /* Backing off: a plugin whose containers never
+                         * start (a broken rootfs, a runtime that fails
+                         * create) is not made again every few seconds for
+                         * ever, each failure a runtime call and a warning.
+                         * No job user to spare is not the plugin's doing. */
+                        if (err.code == ERR_BUSY)
+                                p->retry_ms = RETRY_MS;
+                        else
+                                p->retry_ms = !p->retry_ms ? RETRY_MS
+                                              : p->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : p->retry_ms * 2;
+                        p->retry_at = now_mono_ms() + p->retry_ms;
+                        log_warn("warm pool %s %s: %s (next try in %lld s)", p->m->name, p->m->version, err.msg,
+                                 (long long)(p->retry_ms / 1000));
                         continue;
                 }
+                p->retry_ms = 0;
                 if (p->nready == p->cap) {
                         p->cap = p->cap ? p->cap * 2 : 4;
                         p->ready = xrealloc(p->ready, p->cap * sizeof *p->ready);

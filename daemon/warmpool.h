@@ -12,7 +12,9 @@
  * against the budget, and are given up first when jobs need it).  A pool no
  * job took from for warm.idle_seconds empties until the next job of its
  * plugin; a plugin changed or removed (warmpool_sync after a registry
- * reload) drains its pool; warmpool_free() drains them all.  Warm
+ * reload) drains its pool; warmpool_free() drains them all.  A pool whose
+ * containers fail to start tries again after 5 s, the pause doubling up to
+ * 5 min until one starts.  Warm
  * containers are in the live set while they wait; after a crash nothing
  * owns them and the start-up sweep removes them.  Any thread. */
 #ifndef EDGECD_WARMPOOL_H

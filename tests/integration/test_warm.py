@@ -486,6 +486,28 @@ class Refill(WarmCase):
         p = pool(d, "t_echo")
         self.assertEqual((p["size"], p["target"], p["hits"], p["misses"]), (3, 3, 3, 0), p)
 
+    def test_failing_create_backs_off(self):
+        # A plugin whose containers never start (rootfs/output a file: the
+        # runtime cannot mount the output there) is not made again every
+        # 5 s for ever: the pauses double (5, 10, 20 s ...), and each
+        # failure leaves nothing behind.
+        d = self.daemon("WarmBackoff", {"t_echo": 1}, start=False)
+        out = os.path.join(d.config["plugins_dir"], "t_echo", "rootfs", "output")
+        os.rmdir(out)
+        open(out, "w").close()
+        d.start()
+        t0 = time.monotonic()
+        wait_for(lambda: d.metric("edgecd_runtime_failures_total", {"verb": "run"}), 10,
+                 lambda: "no failed create: %s" % d.log_tail(20))
+        time.sleep(max(0.0, 21 - (time.monotonic() - t0)))
+        fails = d.metric("edgecd_runtime_failures_total", {"verb": "run"})
+        # Tries at 0, 5 and 15 s; at a fixed 5 s, 5 of them.
+        self.assertLessEqual(fails, 3, d.log_tail(30))
+        self.assertIn("(next try in 10 s)", d.log_text())
+        self.assertEqual(pool(d, "t_echo").get("size"), 0)
+        holds(lambda: not containers(d) and not workspaces(d), 0.2,
+              lambda: "left behind: %s %s" % (containers(d), workspaces(d)))
+
     def test_max_containers_caps_all_pools(self):
         d = self.daemon("WarmCap", {"t_echo": 2, "t_workspace": 2}, config={"warm": {"max_containers": 3}})
         state = {}
