@@ -444,6 +444,40 @@ static size_t capped_dests(struct callbacks *c)
         return n;
 }
 
+enum take { TAKEN, TAKE_CAPPED, TAKE_NO_SLOT };
+
+/* Start d in a free slot, unless its receiver is at its cap. */
+static enum take take(struct callbacks *c, const struct store_due *d)
+{
+        char dest[CALLBACK_DEST_MAX];
+        callback_url_dest(d->url, dest, sizeof dest);
+        if (*dest && dest_in_flight(c, dest) >= c->per_dest)
+                return TAKE_CAPPED;     /* looked at again when one of its slots frees */
+        struct slot *sl = free_slot(c);
+        if (!sl)
+                return TAKE_NO_SLOT;    /* looked at again when one frees */
+        slot_start(c, sl, d->id);
+        return TAKEN;
+}
+
+/* First attempts of jobs recorded as ending after now: the wall clock
+ * was stepped back since.  They are due, but the queue sorts them behind
+ * every retry due before that time, where the look below stops. */
+static int take_ended_ahead(struct callbacks *c)
+{
+        size_t n = 0;
+        struct err err = ERR_INIT;
+        if (store_callbacks_ended_ahead(c->store, c->due, 2 * c->nslots, now_real_ms(), c->capped, capped_dests(c),
+                                        &n, &err) < 0) {
+                log_warn("callbacks: %s", err.msg);
+                return -1;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (!busy(c, c->due[i].id) && take(c, &c->due[i]) == TAKE_NO_SLOT)
+                        break;
+        return 0;
+}
+
 /* Start what is due in free slots; the next look at the store is due at
  * the returned now_mono_ms() time. */
 static int64_t scan(struct callbacks *c)
@@ -451,6 +485,8 @@ static int64_t scan(struct callbacks *c)
         int64_t mono = now_mono_ms();
         if (!free_slot(c))
                 return mono + RESCAN_IDLE_MS;   /* a slot that frees looks again */
+        if (take_ended_ahead(c) < 0)
+                return mono + RESCAN_ERROR_MS;
         int64_t next = mono + RESCAN_IDLE_MS;
         size_t max = 2 * c->nslots, skip = 0;
         /* Receivers at their cap are left out by the store: a long queue
@@ -459,7 +495,7 @@ static int64_t scan(struct callbacks *c)
          * cap in this look, the rest of its rows are passed over, and the
          * store is asked again without them.  Rows from before receivers
          * were recorded are paged through (a few pages, a bounded look). */
-        for (int page = 0; page < SCAN_PAGES; page++) {
+        for (int page = 0; page < SCAN_PAGES && free_slot(c); page++) {
                 size_t n = 0, n_capped = capped_dests(c);
                 struct err err = ERR_INIT;
                 if (store_callbacks_due(c->store, c->due, max, skip, c->capped, n_capped, &n, &err) < 0) {
@@ -467,7 +503,6 @@ static int64_t scan(struct callbacks *c)
                         return mono + RESCAN_ERROR_MS;
                 }
                 bool done = false, newly_capped = false;
-                char dest[CALLBACK_DEST_MAX];
                 for (size_t i = 0; i < n && !done; i++) {
                         const struct store_due *d = &c->due[i];
                         if (busy(c, d->id))
@@ -479,17 +514,9 @@ static int64_t scan(struct callbacks *c)
                                 done = true;
                                 break;
                         }
-                        callback_url_dest(d->url, dest, sizeof dest);
-                        if (*dest && dest_in_flight(c, dest) >= c->per_dest) {
-                                newly_capped = true;
-                                continue;   /* looked at again when one of its slots frees */
-                        }
-                        struct slot *sl = free_slot(c);
-                        if (!sl) {
-                                done = true;   /* looked at again when one frees */
-                                break;
-                        }
-                        slot_start(c, sl, d->id);
+                        enum take t = take(c, d);
+                        newly_capped |= t == TAKE_CAPPED;
+                        done = t == TAKE_NO_SLOT;
                 }
                 if (done || n < max || !free_slot(c))
                         break;

@@ -327,6 +327,12 @@ int store_callbacks_due(struct store *s, struct store_due *ret, size_t max, size
         return s->ops->callbacks_due(s->b, ret, max, skip, except, n_except, ret_n, err);
 }
 
+int store_callbacks_ended_ahead(struct store *s, struct store_due *ret, size_t max, int64_t now_ms,
+                                const char *const *except, size_t n_except, size_t *ret_n, struct err *err)
+{
+        return s->ops->callbacks_ended_ahead(s->b, ret, max, now_ms, except, n_except, ret_n, err);
+}
+
 void store_uncache(struct store *s, const char *id)
 {
         recordcache_drop(s->cache, id);

@@ -181,6 +181,11 @@ struct store_ops {
          * in except (callback_url_dest) are left out. */
         int (*callbacks_due)(struct store_backend *b, struct store_due *ret, size_t max, size_t skip,
                              const char *const *except, size_t n_except, size_t *ret_n, struct err *err);
+        /* First attempts of final records that ended after now_ms (the
+         * wall clock was stepped back since), soonest first, but those to
+         * a receiver in except: at most max into ret; their number. */
+        int (*callbacks_ended_ahead)(struct store_backend *b, struct store_due *ret, size_t max, int64_t now_ms,
+                                     const char *const *except, size_t n_except, size_t *ret_n, struct err *err);
 };
 
 extern const struct store_ops store_sqlite_ops;
@@ -253,6 +258,11 @@ int store_render(struct store *s, const char *id, bool cache, char **ret_text, s
  * "scheme://host:port" of callback_url_dest). */
 int store_callbacks_due(struct store *s, struct store_due *ret, size_t max, size_t skip, const char *const *except,
                         size_t n_except, size_t *ret_n, struct err *err);
+/* First attempts whose job's recorded end is after now_ms: due, though
+ * store_callbacks_due() sorts them behind every retry due before that
+ * (the wall clock was stepped back since they ended).  Normally none. */
+int store_callbacks_ended_ahead(struct store *s, struct store_due *ret, size_t max, int64_t now_ms,
+                                const char *const *except, size_t n_except, size_t *ret_n, struct err *err);
 /* id's record changed after it was final (its callback's state): a cached
  * rendering of it goes. */
 void store_uncache(struct store *s, const char *id);

@@ -1641,36 +1641,39 @@ static int sqlite_check(struct store_backend *b, struct err *err)
         return rv;
 }
 
-static int sqlite_callbacks_due(struct store_backend *b, struct store_due *ret, size_t max, size_t skip,
-                                const char *const *except, size_t n_except, size_t *ret_n, struct err *err)
+/* The receivers passed over, as a JSON array for json_each() (caller
+ * frees); NULL if one is not UTF-8. */
+static char *except_json(const char *const *except, size_t n_except, struct err *err)
 {
-        *ret_n = 0;
-        /* The receivers passed over, as a JSON array for json_each(). */
         json_t *ex = json_array();
         for (size_t i = 0; i < n_except; i++)
                 json_array_append_new(ex, json_string(except[i]));
-        _cleanup_free_ char *ex_text = json_dumps(ex, JSON_COMPACT);
+        char *text = json_dumps(ex, JSON_COMPACT);
         json_decref(ex);
+        if (!text)
+                err_set(err, ERR_INVALID, 0, "read pending callbacks: a receiver that is not UTF-8");
+        return text;
+}
+
+/* The rows (id, cb_next_ms, callback_url) of sql with ?1 = a1, ?2 = a2
+ * and ?3 the receivers left out, into ret: at most max, *ret_n of them. */
+static int read_due(struct store_backend *b, const char *sql, int64_t a1, int64_t a2, const char *const *except,
+                    size_t n_except, struct store_due *ret, size_t max, size_t *ret_n, struct err *err)
+{
+        *ret_n = 0;
+        _cleanup_free_ char *ex_text = except_json(except, n_except, err);
         if (!ex_text)
-                return err_set(err, ERR_INVALID, 0, "read pending callbacks: a receiver that is not UTF-8");
+                return -1;
         struct reader *rd = reader_take(b, err);
         if (!rd)
                 return -1;
         int rv = 0;
-        /* In the index's order (jobs_callbacks_due): a receiver's rows
-         * left out are passed over in the index alone.  A row from before
-         * receivers were recorded (NULL) is not left out here; the caller
-         * checks every row's receiver anyway. */
-        sqlite3_stmt *st = stmt(rd->db, "SELECT id, cb_next_ms, callback_url FROM jobs "
-                                "WHERE cb_state = 0 AND status >= 2 "
-                                "AND (cb_dest IS NULL OR cb_dest NOT IN (SELECT value FROM json_each(?3))) "
-                                "ORDER BY max(cb_next_ms, finished_ms), cb_dest, seq LIMIT ?1 OFFSET ?2",
-                                err);
+        sqlite3_stmt *st = stmt(rd->db, sql, err);
         if (!st) {
                 rv = -1;
         } else {
-                sqlite3_bind_int64(st, 1, (int64_t)max);
-                sqlite3_bind_int64(st, 2, (int64_t)skip);
+                sqlite3_bind_int64(st, 1, a1);
+                sqlite3_bind_int64(st, 2, a2);
                 sqlite3_bind_text(st, 3, ex_text, -1, SQLITE_STATIC);
                 int rc = SQLITE_DONE;
                 while (*ret_n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1687,6 +1690,33 @@ static int sqlite_callbacks_due(struct store_backend *b, struct store_due *ret, 
         }
         reader_give(b, rd);
         return rv;
+}
+
+static int sqlite_callbacks_due(struct store_backend *b, struct store_due *ret, size_t max, size_t skip,
+                                const char *const *except, size_t n_except, size_t *ret_n, struct err *err)
+{
+        /* In the index's order (jobs_callbacks_due): a receiver's rows
+         * left out are passed over in the index alone.  A row from before
+         * receivers were recorded (NULL) is not left out here; the caller
+         * checks every row's receiver anyway. */
+        return read_due(b,
+                        "SELECT id, cb_next_ms, callback_url FROM jobs "
+                        "WHERE cb_state = 0 AND status >= 2 "
+                        "AND (cb_dest IS NULL OR cb_dest NOT IN (SELECT value FROM json_each(?3))) "
+                        "ORDER BY max(cb_next_ms, finished_ms), cb_dest, seq LIMIT ?1 OFFSET ?2",
+                        (int64_t)max, (int64_t)skip, except, n_except, ret, max, ret_n, err);
+}
+
+static int sqlite_callbacks_ended_ahead(struct store_backend *b, struct store_due *ret, size_t max, int64_t now_ms,
+                                        const char *const *except, size_t n_except, size_t *ret_n, struct err *err)
+{
+        /* By jobs_by_finish: past now, there is nothing but after a step. */
+        return read_due(b,
+                        "SELECT id, cb_next_ms, callback_url FROM jobs "
+                        "WHERE status >= 2 AND finished_ms > ?2 AND cb_state = 0 AND cb_attempts = 0 "
+                        "AND (cb_dest IS NULL OR cb_dest NOT IN (SELECT value FROM json_each(?3))) "
+                        "ORDER BY finished_ms LIMIT ?1",
+                        (int64_t)max, now_ms, except, n_except, ret, max, ret_n, err);
 }
 
 static void close_conn(sqlite3 *db)
@@ -1774,4 +1804,5 @@ const struct store_ops store_sqlite_ops = {
         .stats = sqlite_stats,
         .check = sqlite_check,
         .callbacks_due = sqlite_callbacks_due,
+        .callbacks_ended_ahead = sqlite_callbacks_ended_ahead,
 };

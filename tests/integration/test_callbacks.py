@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import tempfile
 import threading
 import time
@@ -786,6 +787,34 @@ class TestCallbacksAcrossRestarts(CallbackBase):
         time.sleep(0.5)
         self.assertEqual(len(self.rx.posts("/hooks/fewer")), n, "no POST past the new max_attempts")
 
+
+    def test_first_attempt_not_held_behind_a_retry_after_a_clock_step(self):
+        # The wall clock was stepped back (NTP correcting an edge box whose
+        # clock ran ahead) after job A ended: its end is recorded an hour
+        # ahead of now.  Its first attempt is due all the same, and does not
+        # wait behind job B's retry, due in 30 s.
+        d = self.daemon(backoff_ms=30000, max_backoff_ms=30000, max_attempts=100)
+        a = d.submit(dict(echo(1), callback_url=self.rx.url("/hooks/ahead")))
+        b = d.submit(dict(echo(2), callback_url=self.rx.url("/hooks/retry")))
+        for r in (a, b):
+            self.assertEqual(r.status, 202, r)
+            self.wait_callback(d, r.body["id"], "delivered")
+        rc, _ = d.terminate()
+        self.assertEqual(rc, 0)
+        now = int(time.time() * 1000)
+        db = sqlite3.connect(d.db_path)
+        db.execute("UPDATE jobs SET cb_state = 0, cb_attempts = 0, cb_next_ms = 0, finished_ms = ? WHERE id = ?",
+                   (now + 3600 * 1000, a.body["id"]))
+        db.execute("UPDATE jobs SET cb_state = 0, cb_attempts = 1, cb_next_ms = ? WHERE id = ?",
+                   (now + 30 * 1000, b.body["id"]))
+        db.commit()
+        db.close()
+        n_ahead, n_retry = len(self.rx.posts("/hooks/ahead")), len(self.rx.posts("/hooks/retry"))
+        d.restart()
+        self.rx.wait_posts("/hooks/ahead", n_ahead + 1, timeout=10)
+        job = self.wait_callback(d, a.body["id"], "delivered", timeout=10)
+        self.assertEqual(job["callback"]["attempts"], 1)
+        self.assertEqual(len(self.rx.posts("/hooks/retry")), n_retry, "the retry waits for its time")
 
 class TestCallbackConfig(unittest.TestCase):
     def test_secret_file_checked(self):

@@ -3368,6 +3368,62 @@ START_TEST(test_callbacks_by_receiver)
 }
 END_TEST
 
+static size_t ended_ahead(struct fx *f, struct store_due *d, size_t max, int64_t now, const char *const *except,
+                          size_t n_except)
+{
+        size_t n = 99;
+        struct err err = ERR_INIT;
+        ck_assert_msg(store_callbacks_ended_ahead(f->s, d, max, now, except, n_except, &n, &err) == 0, "%s", err.msg);
+        return n;
+}
+
+/* A job recorded as ending after now (the wall clock was stepped back
+ * since): the queue sorts its first attempt behind a retry due before
+ * then, so it is asked for on its own.  Only first attempts, not those
+ * of receivers left out, and none once the clock has caught up. */
+START_TEST(test_callbacks_after_clock_step)
+{
+        struct fx f;
+        fx_setup(&f, _i);
+        int64_t now = now_real_ms();
+        struct job_record r[3];
+        for (size_t i = 0; i < 3; i++) {
+                rec_queued(&r[i], "alpha", T0 + (int64_t)i);
+                rec_callback(&r[i], "https://hooks.example.com/x");
+                insert(&f, &r[i]);
+        }
+        rec_set_final(&r[0], JOB_SUCCEEDED, now + 3600 * 1000, 1, "{}");
+        rec_set_final(&r[1], JOB_SUCCEEDED, T0 + 10, 1, "{}");
+        rec_set_final(&r[2], JOB_SUCCEEDED, T0 + 20, 1, "{}");
+        for (size_t i = 0; i < 3; i++)
+                update_applied(&f, &r[i], -1);
+        r[1].callback.attempts = 1;
+        r[1].callback.next_ms = now + 60 * 1000;
+        ck_assert_int_eq(write_callback(&f, &r[1]), STORE_ITEM_OK);
+        struct store_due d[8];
+        /* The queue: the retry (not yet due) before the first attempt. */
+        ck_assert_uint_eq(due(&f, d, 8), 3);
+        ck_assert_str_eq(d[0].id, r[2].id);
+        ck_assert_str_eq(d[1].id, r[1].id);
+        ck_assert_str_eq(d[2].id, r[0].id);
+        ck_assert_uint_eq(ended_ahead(&f, d, 8, now, NULL, 0), 1);
+        ck_assert_str_eq(d[0].id, r[0].id);
+        ck_assert_int_eq(d[0].next_ms, 0);
+        ck_assert_str_eq(d[0].url, "https://hooks.example.com/x");
+        const char *hooks[] = { "https://hooks.example.com:443" };
+        ck_assert_uint_eq(ended_ahead(&f, d, 8, now, hooks, 1), 0);
+        ck_assert_uint_eq(ended_ahead(&f, d, 8, now + 3600 * 1000, NULL, 0), 0);
+        /* Once tried, it is a retry, ordered by its own time. */
+        r[0].callback.attempts = 1;
+        r[0].callback.next_ms = now + 1000;
+        ck_assert_int_eq(write_callback(&f, &r[0]), STORE_ITEM_OK);
+        ck_assert_uint_eq(ended_ahead(&f, d, 8, now, NULL, 0), 0);
+        for (size_t i = 0; i < 3; i++)
+                record_clear(&r[i]);
+        fx_teardown(&f);
+}
+END_TEST
+
 /* A version 3 database: its pending callbacks get their receivers, and
  * the queue its new order (first attempts by when their jobs ended). */
 START_TEST(test_migrate_v3)
@@ -3615,6 +3671,7 @@ static Suite *suite(void)
                 tcase_add_loop_test(tc, test_ops_direct, a, z);
                 tcase_add_loop_test(tc, test_callbacks, a, z);
                 tcase_add_loop_test(tc, test_callbacks_by_receiver, a, z);
+                tcase_add_loop_test(tc, test_callbacks_after_clock_step, a, z);
                 suite_add_tcase(s, tc);
         }
         TCase *front = tcase_create("front");
