@@ -235,13 +235,30 @@ static void on_job_done(void *ctx)
 static void *wait_thread_main(void *arg)
 {
         struct api *a = arg;
+        /* The suspended requests, and whether their clients left. */
+        struct http_request **reqs = NULL;
+        bool *gone = NULL;
+        size_t cap = 0;
         pthread_mutex_lock(&a->lock);
         for (;;) {
                 int64_t now = now_mono_ms(), next = now + 1000;
+                size_t n = 0;
+                for (struct wait *w = a->waits; w; w = w->next) {
+                        if (!w->suspended || w->resumed)
+                                continue;
+                        if (n == cap) {
+                                cap = cap ? 2 * cap : 64;
+                                reqs = xrealloc(reqs, cap * sizeof *reqs);
+                                gone = xrealloc(gone, cap * sizeof *gone);
+                        }
+                        reqs[n++] = w->req;
+                }
+                http_clients_gone(reqs, n, gone);
+                size_t i = 0;
                 for (struct wait **pp = &a->waits; *pp;) {
                         struct wait *w = *pp;
-                        if (a->stopping || now >= w->deadline ||
-                            (w->suspended && !w->resumed && http_client_gone(w->req)))
+                        bool left = w->suspended && !w->resumed && gone[i++];
+                        if (a->stopping || now >= w->deadline || left)
                                 wait_resume_locked(w);
                         /* Stopping: off the list whatever its state, so
                          * that this thread ends. */
@@ -262,6 +279,8 @@ static void *wait_thread_main(void *arg)
                 pthread_cond_timedwait(&a->cond, &a->lock, &ts);
         }
         pthread_mutex_unlock(&a->lock);
+        free(reqs);
+        free(gone);
         return NULL;
 }
 

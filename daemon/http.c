@@ -1007,12 +1007,19 @@ void http_resume(struct http_request *req)
         MHD_resume_connection(req->conn);
 }
 
-bool http_client_gone(struct http_request *req)
+void http_clients_gone(struct http_request *const *reqs, size_t n, bool *ret_gone)
 {
-        /* libmicrohttpd does not watch a suspended connection's socket. */
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (!ci)
-                return false;
-        struct pollfd p = { .fd = ci->connect_fd, .events = POLLRDHUP };
-        return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+        if (n == 0)
+                return;
+        /* libmicrohttpd does not watch a suspended connection's socket:
+         * one poll() for them all. */
+        _cleanup_free_ struct pollfd *p = xcalloc(n, sizeof *p);
+        for (size_t i = 0; i < n; i++) {
+                const union MHD_ConnectionInfo *ci =
+                        MHD_get_connection_info(reqs[i]->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                p[i] = (struct pollfd){ .fd = ci ? ci->connect_fd : -1, .events = POLLRDHUP };
+        }
+        int k = poll(p, n, 0);
+        for (size_t i = 0; i < n; i++)
+                ret_gone[i] = k > 0 && (p[i].revents & (POLLRDHUP | POLLHUP | POLLERR));
 }

@@ -119,10 +119,11 @@ void http_reply_error(struct http_request *req, unsigned status, const char *cod
 void http_suspend(struct http_request *req);
 /* Hand a suspended request back to its handler.  Any thread, once per suspend. */
 void http_resume(struct http_request *req);
-/* Whether a suspended request's client closed its connection (or it
- * broke): then nothing waits for the answer, and the connection, which
- * counts against the client's limit, is best resumed and let go.  Any
- * thread, while the request is suspended (a resumed one may be gone). */
-bool http_client_gone(struct http_request *req);
+/* Whether each of n suspended requests' client closed its connection (or
+ * it broke), into ret_gone: then nothing waits for the answer, and the
+ * connection, which counts against the client's limit, is best resumed
+ * and let go.  Any thread, while the requests are suspended (a resumed
+ * one may be gone). */
+void http_clients_gone(struct http_request *const *reqs, size_t n, bool *ret_gone);
 
 #endif
