@@ -54,6 +54,8 @@ struct slot {
         int64_t retry_at;               /* now_mono_ms() */
 };
 
+#define KICK_DESTS 8                    /* receivers of kicks remembered; past that, a look whatever */
+
 struct callbacks {
         const struct config *cfg;
         struct store *store;
@@ -65,6 +67,11 @@ struct callbacks {
         pthread_mutex_t lock;
         pthread_cond_t cond;            /* a write done (for the stop) */
         bool stopping, kicked;
+        /* Receivers of the callbacks kicked since the delivery thread last
+         * looked (all of them: a look whatever, kick_any). */
+        char kick_dests[KICK_DESTS][CALLBACK_DEST_MAX];
+        size_t n_kick_dests;
+        bool kick_any;
         size_t nslots;
         size_t per_dest;                /* in flight to one receiver at most */
         struct slot *slots;
@@ -80,6 +87,7 @@ _Static_assert(STORE_DUE_URL_MAX == CALLBACK_URL_MAX, "a due row holds a whole c
 
 #define RESPONSE_MAX 4096               /* the receiver's answer body we read, at most */
 #define SCAN_PAGES 8                    /* pages of due callbacks one scan looks at, at most */
+#define SCAN_REST 9                     /* a look's cost, times this, before the next */
 
 static enum slot_state slot_state(const struct slot *sl)
 {
@@ -491,7 +499,7 @@ static int64_t scan(struct callbacks *c)
         size_t max = 2 * c->nslots, skip = 0;
         /* Receivers at their cap are left out by the store: a long queue
          * for one dead receiver hides nobody's (the store passes over its
-         * index entries: ~10 ms a look per 100,000).  When one reaches its
+         * index entries: 10-20 ms a look per 100,000).  When one reaches its
          * cap in this look, the rest of its rows are passed over, and the
          * store is asked again without them.  Rows from before receivers
          * were recorded are paged through (a few pages, a bounded look). */
@@ -525,16 +533,32 @@ static int64_t scan(struct callbacks *c)
         return next;
 }
 
+/* Whether the callbacks kicked since the last look can start: a look for
+ * a receiver at its cap finds nothing new, and passes over the index
+ * entries of its whole backlog (a dead receiver's: ~10 ms per 100,000).
+ * Under c->lock. */
+static bool kicks_can_start(struct callbacks *c)
+{
+        if (c->kick_any)
+                return true;
+        for (size_t i = 0; i < c->n_kick_dests; i++)
+                if (dest_in_flight(c, c->kick_dests[i]) < c->per_dest)
+                        return true;
+        return false;
+}
+
 static void *delivery_main(void *arg)
 {
         struct callbacks *c = arg;
         int64_t next_scan = 0;
+        int64_t rest_until = 0;         /* no look before (now_mono_ms()) */
         for (;;) {
                 pthread_mutex_lock(&c->lock);
                 bool stop = c->stopping;
-                if (c->kicked)
+                if (c->kicked && kicks_can_start(c))
                         next_scan = 0;
-                c->kicked = false;
+                c->kicked = c->kick_any = false;
+                c->n_kick_dests = 0;
                 /* Writes that ended: the slot is free, or its write is
                  * tried again (the row must not look pending meanwhile:
                  * it would be sent twice). */
@@ -558,7 +582,7 @@ static void *delivery_main(void *arg)
                 if (stop)
                         break;
                 int64_t mono = now_mono_ms();
-                int64_t wake = next_scan;
+                int64_t wake = INT64_MAX;
                 for (size_t i = 0; i < c->nslots; i++) {
                         struct slot *sl = &c->slots[i];
                         if (slot_state(sl) != SLOT_WRITE_AGAIN)
@@ -568,8 +592,18 @@ static void *delivery_main(void *arg)
                         else if (sl->retry_at < wake)
                                 wake = sl->retry_at;
                 }
-                if (next_scan <= mono)
-                        wake = next_scan = scan(c);
+                if (next_scan <= mono && rest_until <= mono) {
+                        /* A look that cost much (a long queue passed over)
+                         * rests SCAN_REST times as long before the next:
+                         * at most a tenth of a CPU, whatever the queue. */
+                        int64_t t0 = now_mono_us();
+                        next_scan = scan(c);
+                        int64_t t1 = now_mono_us();
+                        rest_until = t1 / 1000 + (t1 - t0) * SCAN_REST / 1000;
+                }
+                int64_t look_at = next_scan > rest_until ? next_scan : rest_until;
+                if (look_at < wake)
+                        wake = look_at;
                 int running = 0;
                 cu->multi_perform(c->multi, &running);
                 CURLMsg *m;
@@ -726,12 +760,19 @@ int callbacks_reload_secret(struct callbacks *c, struct err *err)
         return 0;
 }
 
-void callbacks_kick(struct callbacks *c)
+void callbacks_kick(struct callbacks *c, const char *url)
 {
         if (!c)
                 return;
+        char dest[CALLBACK_DEST_MAX] = "";
+        if (url)
+                callback_url_dest(url, dest, sizeof dest);
         pthread_mutex_lock(&c->lock);
         c->kicked = true;
+        if (!*dest || c->n_kick_dests == KICK_DESTS)
+                c->kick_any = true;
+        else
+                memcpy(c->kick_dests[c->n_kick_dests++], dest, sizeof dest);
         cu->multi_wakeup(c->multi);
         pthread_mutex_unlock(&c->lock);
 }

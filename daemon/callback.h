@@ -45,13 +45,15 @@ int callbacks_start(const struct config *cfg, struct store *store, struct callba
  * use what it holds.  A file that fails the checks leaves the secret in
  * force (-1, err says why).  0 and nothing done when c is NULL. */
 int callbacks_reload_secret(struct callbacks *c, struct err *err);
-/* A job with a callback became final (its record is committed): look at
- * the store again now.  Any thread; NULL is fine. */
 /* Callbacks off (no struct callbacks): fail the pending ones that are
  * due, "not sent" (at the start, and whenever a job with a callback_url
  * recovered from disk becomes final).  On the caller's thread. */
 void callbacks_fail_while_off(struct store *store);
-void callbacks_kick(struct callbacks *c);
+/* A job with a callback to url became final (its record is committed):
+ * look at the store again now, unless url's receiver is at its cap (its
+ * callback goes when one of that receiver's slots frees).  NULL url: look
+ * whatever (jobs to several receivers).  Any thread; NULL c is fine. */
+void callbacks_kick(struct callbacks *c, const char *url);
 /* Stop: deliveries in flight are abandoned (they stay pending in the
  * store, sent again by the next start), writes in flight are waited for.
  * Frees c; NULL is fine. */

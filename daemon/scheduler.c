@@ -317,10 +317,10 @@ static void requeue(struct scheduler *s, struct job *j)
 /* A job with a callback_url became final: its callback is due.  With
  * callbacks off (a job from before they were), it fails "not sent" now
  * rather than stay pending for ever, keeping the job from retention. */
-static void callbacks_due(struct scheduler *s)
+static void callbacks_due(struct scheduler *s, const char *url)
 {
         if (s->d.callbacks)
-                callbacks_kick(s->d.callbacks);
+                callbacks_kick(s->d.callbacks, url);
         else
                 callbacks_fail_while_off(s->d.store);
 }
@@ -347,7 +347,7 @@ static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_e
         record_job(s, j, r ? TAKE_PTR(r->result) : NULL, r ? r->result_len : 0);
         job_wake(j);
         if (j->callback_url)
-                callbacks_due(s);
+                callbacks_due(s, j->callback_url);
         jobtable_remove(s->d.jobs, j);
 }
 
@@ -734,7 +734,7 @@ void scheduler_cancel_end(struct scheduler *s, struct job *j, bool applied)
         if (job_finish(j, JOB_ERR_CANCELLED, CANCELLED_QUEUED, -1, NULL)) {
                 job_wake(j);
                 if (j->callback_url)
-                        callbacks_due(s);
+                        callbacks_due(s, j->callback_url);
                 jobtable_remove(s->d.jobs, j);
         }
 }
@@ -851,7 +851,7 @@ int scheduler_recover(struct scheduler *s, struct registry *registry, struct err
                                  requeued, rerun, failed);
                 /* Those failed here are final now: their callbacks are due. */
                 if (failed)
-                        callbacks_due(s);
+                        callbacks_due(s, NULL);
         }
         for (size_t i = 0; i < rc.n; i++) {
                 job_unref(jobs[i]);

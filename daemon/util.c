@@ -122,6 +122,13 @@ static int64_t clock_ms(clockid_t id)
 
 int64_t now_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 
+int64_t now_mono_us(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 struct timespec timespec_in(int clock, int64_t ms)
 {
         struct timespec ts;

@@ -64,6 +64,7 @@ void strv_join_append(char **acc, const char *s);
 
 /* ---- time ---- */
 int64_t now_mono_ms(void);   /* CLOCK_MONOTONIC, for durations */
+int64_t now_mono_us(void);
 int64_t now_real_ms(void);   /* CLOCK_REALTIME, for timestamps */
 /* ms milliseconds from now on `clock`, for pthread_cond_timedwait (whose
  * condition variable must use that clock). */

@@ -165,6 +165,21 @@ def check_signature(testcase, headers, body, secret=SECRET):
     testcase.assertNotEqual(parts["v1"], changed)
 
 
+def thread_cpu(pid, name):
+    """CPU seconds (user + system) of pid's thread called name."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                if f.read().strip() != name:
+                    continue
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    raise AssertionError("no thread %s in %d" % (name, pid))
+
+
 class CallbackBase(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="edgecd-it-callbacks-")
@@ -507,6 +522,56 @@ class TestCallbacks(CallbackBase):
             self.assertEqual(d.metric("edgecd_callbacks_in_flight"), 1)
             pending = [d.get_job(s.body["id"])["callback"] for s in stuck]
             self.assertEqual({(c["state"], c["attempts"]) for c in pending}, {("pending", 0)})
+            rc, _ = d.terminate()
+            self.assertEqual(rc, 0)
+        finally:
+            dead.close()
+
+    def test_dead_receivers_long_backlog_costs_little_cpu(self):
+        # 100,000 callbacks pending to a receiver that accepts and never
+        # answers (one in flight, at its cap).  A look at the queue passes
+        # over their index entries (~10-20 ms here): jobs ending with
+        # callbacks to that receiver do not look (theirs cannot start),
+        # and those to a live receiver look at most a tenth of the time.
+        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        dead.bind(("127.0.0.1", 0))
+        dead.listen(64)
+        try:
+            durl = "http://127.0.0.1:%d/x" % dead.getsockname()[1]
+            d = self.daemon(allow=[self.rx.url("/hooks"), durl], timeout_seconds=600, concurrency=2)
+            r = d.submit(dict(echo(0), callback_url=durl))
+            self.assertEqual(r.status, 202, r)
+            d.wait_final(r.body["id"])
+            rc, _ = d.terminate()
+            self.assertEqual(rc, 0)
+            db = sqlite3.connect(d.db_path)
+            db.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) "
+                       "INSERT INTO jobs (id, algorithm, version, status, priority, timeout_seconds, created_ms, "
+                       "started_ms, finished_ms, callback_url, cb_delivery, cb_state, cb_attempts, cb_next_ms, "
+                       "cb_dest) "
+                       "SELECT printf('%08x-0000-4000-8000-%012x', i, i), algorithm, version, status, priority, "
+                       "timeout_seconds, created_ms, started_ms, finished_ms - i, callback_url, cb_delivery || i, "
+                       "0, 0, 0, cb_dest FROM jobs, n WHERE id = ?", (r.body["id"],))
+            db.commit()
+            db.close()
+            d.restart()
+            deadline = time.monotonic() + 10 * slow_factor()
+            while d.metric("edgecd_callbacks_in_flight") != 1:
+                self.assertLess(time.monotonic(), deadline, "no attempt in flight to the dead receiver")
+                time.sleep(0.05)
+
+            def run(url, n):
+                c0, t0 = thread_cpu(d.proc.pid, "edgecd-callback"), time.monotonic()
+                for i in range(n):
+                    x = d.submit(dict(echo(i), callback_url=url), wait="true")
+                    self.assertEqual(x.status, 200, x)
+                return thread_cpu(d.proc.pid, "edgecd-callback") - c0, time.monotonic() - t0
+
+            cpu, _ = run(durl, 30)
+            self.assertLess(cpu / 30, 0.003, "CPU per job ending with a callback to the capped receiver")
+            cpu, secs = run(self.rx.url("/hooks/live"), 30)
+            self.rx.wait_posts("/hooks/live", 30, timeout=20)
+            self.assertLess(cpu / secs, 0.25, "share of a CPU for looks past the dead receiver's backlog")
             rc, _ = d.terminate()
             self.assertEqual(rc, 0)
         finally:
