@@ -1081,6 +1081,27 @@ def copy_plugin(src_name, dst_dir, name=None, version=None, extra="", drop_resou
     return path
 
 
+def copy_templates(testcase, prefix):
+    """A copy of the OCI templates directory (OPTIONS["templates"]) for
+    testcase to edit, in a temporary directory removed after it: the
+    copy's path (its parent is free for the test's other files)."""
+    tmp = tempfile.mkdtemp(prefix="edgecd-it-%s-" % prefix)
+    testcase.addCleanup(shutil.rmtree, tmp, True)
+    os.chmod(tmp, 0o755)
+    tdir = os.path.join(tmp, "templates")
+    shutil.copytree(OPTIONS["templates"], tdir)
+    return tdir
+
+
+def write_template(tdir, name, spec):
+    """Template `name` in tdir replaced by spec, in one rename (as an
+    editor saves it)."""
+    tmp = os.path.join(tdir, name + ".json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(spec, f)
+    os.rename(tmp, os.path.join(tdir, name + ".json"))
+
+
 def cancel_all(d):
     """Cleanup: cancel every queued or running job of d, errors ignored."""
     if d is None or not d.alive():

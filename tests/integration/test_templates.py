@@ -103,22 +103,16 @@ class TemplateChanged(unittest.TestCase):
     """SIGHUP checks unchanged plugins again against templates that changed."""
 
     def test_sighup_rechecks_against_a_lowered_ceiling(self):
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-templates-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        os.chmod(tmp, 0o755)
-        tdir = os.path.join(tmp, "templates")
-        shutil.copytree(harness.OPTIONS["templates"], tdir)
+        tdir = harness.copy_templates(self, "templates")
         with open(os.path.join(tdir, "strict.json")) as f:
             strict = json.load(f)
 
         def ceiling(mib):
             strict["linux"]["resources"]["memory"]["limit"] = mib << 20
-            with open(os.path.join(tdir, "mine.json.tmp"), "w") as f:
-                json.dump(strict, f)
-            os.rename(os.path.join(tdir, "mine.json.tmp"), os.path.join(tdir, "mine.json"))
+            harness.write_template(tdir, "mine", strict)
 
         ceiling(1024)
-        plugins = os.path.join(tmp, "plugins")
+        plugins = os.path.join(os.path.dirname(tdir), "plugins")
         os.makedirs(plugins)
         path = copy_plugin("t_echo", plugins, "m_echo", "oci_template: mine\nresources: {memory_mb: 512}\n")
         d = Daemon("TemplateChanged", plugins=plugins, config={"templates_dir": tdir}).start()

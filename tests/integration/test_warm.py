@@ -283,7 +283,7 @@ class WarmCase(unittest.TestCase):
         return r.body["id"]
 
     def wait_running(self, d, job_id, timeout=30):
-        job = d.wait_status(job_id, "running", timeout=timeout)
+        d.wait_status(job_id, "running", timeout=timeout)
         wait_for(lambda: d.get_job(job_id).get("attempts"), 10, lambda: "job %s has no attempt" % job_id)
         return d.get_job(job_id)
 
@@ -563,20 +563,14 @@ class Reload(WarmCase):
         # tightened (RLIMIT_FSIZE 16 bytes), the manifest unchanged.  A cold
         # run gets the template as it stands: the next job must too, and
         # not find a container made under the old one.
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-warmtmpl-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        os.chmod(tmp, 0o755)
-        tdir = os.path.join(tmp, "templates")
-        shutil.copytree(harness.OPTIONS["templates"], tdir)
+        tdir = harness.copy_templates(self, "warmtmpl")
         with open(os.path.join(tdir, "default.json")) as f:
             tpl = json.load(f)
 
         def fsize(limit):
             tpl["process"]["rlimits"] = [r for r in tpl["process"]["rlimits"] if r["type"] != "RLIMIT_FSIZE"]
             tpl["process"]["rlimits"].append({"type": "RLIMIT_FSIZE", "hard": limit, "soft": limit})
-            with open(os.path.join(tdir, "mine.json.tmp"), "w") as f:
-                json.dump(tpl, f)
-            os.rename(os.path.join(tdir, "mine.json.tmp"), os.path.join(tdir, "mine.json"))
+            harness.write_template(tdir, "mine", tpl)
 
         fsize(1 << 26)
         d = self.daemon("WarmTemplate", {"t_echo": 1}, config={"templates_dir": tdir}, start=False)
