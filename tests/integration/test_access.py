@@ -15,12 +15,11 @@ import socket
 import stat
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
 import harness
-from harness import Daemon, check_error, quick, slow_factor
+from harness import Daemon, check_error, quick
 
 ECHO = {"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 1}}
 

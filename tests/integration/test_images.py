@@ -5,10 +5,8 @@ digest, its entrypoint, cmd, env and working dir taken as defaults under
 the manifest, re-read when the tag names a new image, and refused with
 file, line and key when it is broken."""
 
-import glob
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess

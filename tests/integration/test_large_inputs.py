@@ -9,7 +9,6 @@ into an array, a plugin asking more than the ceiling."""
 
 import json
 import os
-import re
 import shutil
 import socket
 import tempfile
