@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -36,6 +37,8 @@ struct logpump {
         int write_errno;         /* the first failed write's (a full disk) */
         bool open_failed;        /* no file at path: not tried again there */
         bool done;               /* EOF or a read error: out of the epoll set */
+        char tail[LOGPUMP_TAIL_MAX];   /* the last bytes read, written or not */
+        size_t tail_len;
         struct logpump *next;
 };
 
@@ -90,6 +93,23 @@ static int remove_stale(const char *path)
         return unlink(path) < 0 && errno != ENOENT ? errno : 0;
 }
 
+/* The last LOGPUMP_TAIL_MAX bytes of all read so far end with buf[0..n). */
+static void keep_tail(struct logpump *lp, const char *buf, size_t n)
+{
+        if (n >= sizeof lp->tail) {
+                memcpy(lp->tail, buf + n - sizeof lp->tail, sizeof lp->tail);
+                lp->tail_len = sizeof lp->tail;
+                return;
+        }
+        if (lp->tail_len + n > sizeof lp->tail) {
+                size_t drop = lp->tail_len + n - sizeof lp->tail;
+                memmove(lp->tail, lp->tail + drop, lp->tail_len - drop);
+                lp->tail_len -= drop;
+        }
+        memcpy(lp->tail + lp->tail_len, buf, n);
+        lp->tail_len += n;
+}
+
 /* Under P.lock: copy what the pipe holds, up to `turns` reads (0: all);
  * at EOF leave the epoll set. */
 static void drain(struct logpump *lp, int turns)
@@ -107,6 +127,7 @@ static void drain(struct logpump *lp, int turns)
                         pthread_cond_broadcast(&P.done);
                         return;
                 }
+                keep_tail(lp, buf, (size_t)n);
                 size_t room = lp->cap - lp->written;
                 size_t take = (size_t)n < room ? (size_t)n : room;
                 if ((size_t)n > room)
@@ -225,8 +246,10 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
         return 0;
 }
 
-void logpump_stop(struct logpump *lp, bool *ret_truncated, int *ret_write_errno)
+void logpump_stop(struct logpump *lp, bool *ret_truncated, int *ret_write_errno, char **ret_tail)
 {
+        if (ret_tail)
+                *ret_tail = NULL;
         if (!lp)
                 return;
         pthread_mutex_lock(&P.lock);
@@ -242,6 +265,13 @@ void logpump_stop(struct logpump *lp, bool *ret_truncated, int *ret_write_errno)
         if (ret_write_errno)
                 *ret_write_errno = lp->write_errno;
         pthread_mutex_unlock(&P.lock);
+        if (ret_tail) {
+                char *t = xmalloc(lp->tail_len + 1);
+                for (size_t i = 0; i < lp->tail_len; i++)
+                        t[i] = lp->tail[i] ? lp->tail[i] : '?';
+                t[lp->tail_len] = '\0';
+                *ret_tail = t;
+        }
         close(lp->read_fd);
         if (lp->file_fd >= 0)
                 close(lp->file_fd);

@@ -16,6 +16,11 @@
 
 struct logpump;
 
+/* The last bytes a run printed are kept in memory whatever the cap and the
+ * disk did with them: a failed run's message quotes its end, not the end of
+ * what fit in the file. */
+#define LOGPUMP_TAIL_MAX 1024
+
 /* Start copying into path, which is made (truncated, 0640, no symlink
  * followed) when the first byte comes: a run that prints nothing leaves no
  * file (read as an empty log).  A file that cannot be made is a failed
@@ -28,8 +33,10 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
 /* Drain what is there (for a bounded time: something outside may still
  * hold the pipe), stop, free.  *ret_truncated says whether output was
  * dropped (over the cap, or a write failed), *ret_write_errno why the first
- * write that failed did (0: none).  NULL is fine for all three. */
-void logpump_stop(struct logpump *lp, bool *ret_truncated, int *ret_write_errno);
+ * write that failed did (0: none), *ret_tail (the caller frees) holds the
+ * last LOGPUMP_TAIL_MAX bytes that came down the pipe, a NUL byte among
+ * them as '?'.  NULL is fine for all four. */
+void logpump_stop(struct logpump *lp, bool *ret_truncated, int *ret_write_errno, char **ret_tail);
 
 /* Copy into path from now on, moving what was written so far there
  * (rename: the same filesystem). */

@@ -300,7 +300,7 @@ void sandbox_stop_log(struct sandbox *sb, bool *ret_truncated)
         /* Once stopped (a failed start stops it early), asked again: the
          * same answer. */
         if (sb->lp)
-                logpump_stop(TAKE_PTR(sb->lp), &sb->log_truncated, &sb->log_errno);
+                logpump_stop(TAKE_PTR(sb->lp), &sb->log_truncated, &sb->log_errno, &sb->log_tail);
         if (ret_truncated)
                 *ret_truncated = sb->log_truncated;
 }
@@ -392,6 +392,7 @@ bool sandbox_destroy(const struct sandbox_env *env, struct sandbox *sb)
                 log_job(LOG_LVL_WARN, NULL, NULL, sb->run_id, "remove the warm log `%s`: %s", sb->log_path,
                         strerror(errno));
         free(sb->log_path);
+        free(sb->log_tail);
         free(sb);
         return gone;
 }

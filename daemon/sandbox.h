@@ -57,6 +57,7 @@ struct sandbox {
         char *log_path;              /* where the pump writes */
         bool log_truncated;          /* output was dropped, once stopped */
         int log_errno;               /* its first failed write's, once stopped */
+        char *log_tail;              /* the end of its output (logpump.h), once stopped */
         struct workspace *ws;
         struct logpump *lp;
         struct pidref init;          /* the container's init (attached: the runtime's

@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define STDERR_TAIL_BYTES 1024
 #define IDS_WAIT_MS 60000
 #define CANCELLED_QUEUED "cancelled on request before it ran"
 
@@ -254,8 +253,10 @@ static void run_go(struct run *r)
                 enum job_error e = stop_reason(s, j);
                 run_fail(r, e, false, "%s", stop_message(e));
         } else {
-                _cleanup_free_ char *tail = read_file_tail(r->log_path, STDERR_TAIL_BYTES);
-                out.stderr_tail = tail;
+                /* From the pump, not the file: the file holds the
+                 * first max_log_bytes (or nothing, on a full disk), and
+                 * a failing run says why at its end. */
+                out.stderr_tail = r->sb->log_tail;
                 char *message = NULL;
                 int64_t max_result = manifest_result_limit(j->manifest, cfg);
                 r->error = result_classify(&out, r->sb->ws->output_dir, max_result, &r->result,

@@ -540,6 +540,21 @@ class Logs(JobCase):
         self.assertEqual((r.headers.get("X-Edgecd-Log-Truncated") or "").lower(), "true")
 
     @quick
+    def test_failure_message_quotes_the_end_of_a_capped_output(self):
+        """A run that prints past max_log_bytes, then says why it fails:
+        the message quotes what it said last (the log file holds only the
+        first max_log_bytes), and a NUL byte before it hides nothing."""
+        job = self.d.run_job({"algorithm": "t_spam", "parameters": {"fail": 3}})
+        self.assertFailedWith(job, "algorithm_failed")
+        self.assertEqual(job["exit_code"], 3)
+        msg = job["error"]["message"]
+        self.assertTrue(msg.endswith("testkit: gave up after all that output"), msg)
+        self.assertIn("testkit: stderr line 999", msg)
+        self.assertNotIn("quick brown fox", msg)
+        r = self.d.req("GET", "/v1/jobs/%s/logs" % job["id"])
+        self.assertEqual((r.headers.get("X-Edgecd-Log-Truncated") or "").lower(), "true")
+
+    @quick
     def test_log_holds_stderr(self):
         job = self.d.run_job({"algorithm": "t_exit"})
         r = self.d.req("GET", "/v1/jobs/%s/logs" % job["id"])

@@ -17,7 +17,8 @@
  *   syscall int80  the same with a 32-bit getpid through int 0x80
  *   memory      allocate and touch parameters.mb MiB (default 512)
  *   spam        parameters.bytes (default 1 MiB) to stdout, 1000 lines to
- *               stderr, then {"ok": true}
+ *               stderr, then {"ok": true}; with parameters.fail N, a NUL
+ *               byte to stdout and a last line to stderr, then exit N
  *   pids        fork sleeping children until fork fails (at most
  *               parameters.max, default 1000), report, kill and reap them
  *   parse       (self-test only) parse input.json as any JSON value and
@@ -597,6 +598,7 @@ static int mode_spam(void)
         struct json_value params;
         plugin_read_params(&params);
         size_t bytes = (size_t)param_number(&params, "bytes", 1048576, 0, 1 << 30);
+        int fail = (int)param_number(&params, "fail", 0, 0, 255);
         json_value_done(&params);
 
         /* 64-byte lines, the last one cut to make the total exact. */
@@ -615,6 +617,11 @@ static int mode_spam(void)
                 char msg[64];
                 int n = snprintf(msg, sizeof(msg), "testkit: stderr line %d\n", i);
                 write_all(STDERR_FILENO, msg, (size_t)n);
+        }
+        if (fail) {
+                /* A binary byte, then why it failed, last. */
+                write_all(STDOUT_FILENO, "\0", 1);
+                plugin_die(fail, "gave up after all that output");
         }
 
         struct jw w;
