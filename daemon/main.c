@@ -25,6 +25,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -811,6 +812,15 @@ int main(int argc, char **argv)
         struct err err = ERR_INIT;
         if (start(&d, &err) < 0) {
                 log_error("cannot start: %s", err.msg);
+                /* A full state disk fails the runtime's own state first,
+                 * in words that blame the runtime ("no usable OCI
+                 * runtime"): the cause is named.  Root may use the
+                 * blocks reserved for it; no inode left is full too. */
+                struct statvfs vfs;
+                if (d.cfg.state_dir && statvfs(d.cfg.state_dir, &vfs) == 0 &&
+                    ((geteuid() == 0 ? vfs.f_bfree : vfs.f_bavail) == 0 || (vfs.f_files && vfs.f_ffree == 0)))
+                        log_error("the state dir %s is full (the runtime's state, the store and the logs are "
+                                  "there): make room, then start again", d.cfg.state_dir);
                 stop(&d);
                 return EXIT_FAILURE;
         }

@@ -602,6 +602,31 @@ class FullDisk(DurableCase):
         self.assertEqual(integrity_check(d.db_path), ["ok"])
 
 
+    def test_start_on_a_full_state_dir_names_the_disk(self):
+        """A start on a full state disk fails (the runtime cannot keep its
+        state there), saying that the disk is full, not only that no
+        runtime works; with room again it starts, its jobs intact."""
+        d = self.daemon("fullstart", start=False, after_stop=harness.unmount_state)
+        fill = harness.state_on_small_disk(d)
+        self.addCleanup(lambda: os.path.exists(fill) and os.unlink(fill))
+        d.start()
+        first = d.run_job(echo(1))
+        self.assertEcho(first, 1)
+        rc, _ = d.terminate()
+        self.assertEqual(rc, 0)
+        harness.fill_disk(fill)
+        r = subprocess.run([harness.OPTIONS["daemon"], "--config", d.config_path], cwd=d.tmp,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0, r.stderr[-3000:])
+        self.assertIn("cannot start", r.stderr, r.stderr[-3000:])
+        self.assertIn("the state dir %s is full" % d.state_dir, r.stderr, r.stderr[-3000:])
+        os.unlink(fill)
+        d.restart()
+        self.assertEcho(d.get_job(first["id"]), 1)
+        self.assertEcho(d.run_job(echo(2)), 2)
+        d.assert_idle_clean()
+
+
 # ------------------------------------------------------------ 7. retention
 
 class Retention(DurableCase):
