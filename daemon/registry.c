@@ -207,6 +207,10 @@ static bool still_current(const struct manifest *m, const struct file_id *id, bo
                 _cleanup_free_ char *real = m->image_link ? realpath(m->image_link, NULL) : NULL;
                 if (!real || strcmp(real, m->image))
                         return false;
+                /* Its unpacked rootfs removed from the cache (space freed
+                 * by hand): unpacked again, or every job would fail. */
+                if (m->rootfs && (stat(m->rootfs, &st) < 0 || !S_ISDIR(st.st_mode)))
+                        return false;
                 struct image_config c = { 0 };
                 struct err e = ERR_INIT;
                 bool same = image_read(m->image, m->image_ref, &c, &e) == 0 && !strcmp(c.digest, m->image_digest);

@@ -201,6 +201,30 @@ class ImagePlugins(unittest.TestCase):
             self.assertLess(time.monotonic(), deadline, "the re-pointed link was not taken")
             time.sleep(0.2)
 
+    def test_a_removed_unpacked_rootfs_is_unpacked_again(self):
+        """The cache emptied by hand (space freed): a rescan unpacks the
+        image again instead of keeping a rootfs that is gone, on which
+        every job failed as a runtime error until a restart."""
+        root = tempfile.mkdtemp(prefix="edgecd-it-images-gone-")
+        self.addCleanup(shutil.rmtree, root, True)
+        os.chmod(root, 0o755)
+        shutil.copytree(os.path.join(self.tmp, "i_echo"), os.path.join(root, "i_echo"), symlinks=True)
+        d = Daemon("ImageGone", plugins=root).start()
+        self.addCleanup(d.stop)
+        self.assertEqual(d.run_job({"algorithm": "i_echo", "parameters": {"n": 1}})["result"], {"n": 1})
+        cache = os.path.join(d.state_dir, "images")
+        for e in os.listdir(cache):
+            shutil.rmtree(os.path.join(cache, e))
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20 * slow_factor()
+        while not os.path.isdir(os.path.join(cache, index_digest(os.path.join(root, "i_echo", "image"))[len("sha256:"):],
+                                             "rootfs")):
+            self.assertLess(time.monotonic(), deadline, "not unpacked again")
+            time.sleep(0.1)
+        job = d.run_job({"algorithm": "i_echo", "parameters": {"n": 2}})
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(job["result"], {"n": 2})
+
     def test_systemd_is_told_of_an_unpack(self):
         """Under systemd an unpack extends the start's time limit and says
         so (EXTEND_TIMEOUT_USEC, STATUS), before READY=1."""
