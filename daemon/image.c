@@ -293,6 +293,8 @@ int image_unpack(const char *umoci, const char *dir, const char *tag, const char
         if (!umoci)
                 return err_set(err, ERR_NOT_FOUND, 0, "umoci is not installed (apt-get install umoci): "
                                "an image plugin cannot be unpacked");
+        if (cache_dir[0] != '/')   /* umoci runs in the layout */
+                return err_set(err, ERR_INVALID, 0, "image cache `%s` is not an absolute path", cache_dir);
         if (mkdir_p(cache_dir, 0700, err) < 0)
                 return err_wrap(err, "image cache");
         /* A directory left by an earlier attempt with the same name goes
@@ -300,12 +302,16 @@ int image_unpack(const char *umoci, const char *dir, const char *tag, const char
         _cleanup_free_ char *tmp = xasprintf("%s/.tmp-%s-%d", cache_dir, hex, (int)getpid());
         struct err ignored = ERR_INIT;
         rm_rf(tmp, &ignored);
+        /* umoci cuts --image at its first ':' (and refuses a layout path
+         * holding one): the layout is named as ".", from inside it, so a
+         * plugin directory such as "algo:v2" still unpacks. */
         _cleanup_free_ char *image = xasprintf("%s:%s", dir, tag);
+        _cleanup_free_ char *here = xasprintf(".:%s", tag);
         _cleanup_free_ char *bin = xstrdup(umoci);
-        char *argv[] = { bin, "unpack", "--image", image, tmp, NULL };
+        char *argv[] = { bin, "unpack", "--image", here, tmp, NULL };
         char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
         struct spawn_request req = { .argv = argv, .envp = envp, .out_fd = -1,
-                                     .timeout_ms = IMAGE_UNPACK_TIMEOUT_MS };
+                                     .timeout_ms = IMAGE_UNPACK_TIMEOUT_MS, .cwd = dir };
         struct spawn_result res = { 0 };
         if (spawn_run(&req, &res, err) < 0) {
                 spawn_result_done(&res);

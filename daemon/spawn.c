@@ -141,6 +141,7 @@ struct child {
         char *const *argv;
         char *const *envp;
         int out_fd;                /* >= 3 */
+        const char *cwd;           /* NULL: the daemon's */
         int err;                   /* the child's: errno of what failed before its execve() */
         const char *step;          /* ...and which call that was */
 };
@@ -213,6 +214,9 @@ __attribute__((no_sanitize_address)) static int child_main(void *arg)
         c->step = "close the daemon's fds";
         if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0 && close_from_3() < 0)
                 goto fail;
+        c->step = "chdir";
+        if (c->cwd && syscall(SYS_chdir, c->cwd) < 0)
+                goto fail;
         c->step = "unblock signals";
         uint64_t none = 0;
         if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, KERNEL_SIGSET_BYTES) < 0)
@@ -234,7 +238,8 @@ static int start(const struct spawn_request *req, int out_fd, struct pidref *ret
         void *stack = stack_take();
         if (!stack)
                 return err_errno(err, ERR_RUNTIME, "exec `%s`: a stack for the child", req->argv[0]);
-        struct child c = { .argv = req->argv, .envp = req->envp ? req->envp : no_env, .out_fd = out_fd };
+        struct child c = { .argv = req->argv, .envp = req->envp ? req->envp : no_env, .out_fd = out_fd,
+                           .cwd = req->cwd };
         /* Every signal blocked across the clone (glibc's own ones too): no
          * handler may run in the child while it shares our memory. */
         uint64_t all = ~(uint64_t)0, old = 0;

@@ -23,6 +23,7 @@ struct spawn_request {
         char *const *envp;      /* the helper's whole environment (NULL: empty) */
         int out_fd;             /* stdout and stderr go here; -1: captured */
         int64_t timeout_ms;     /* killed (SIGKILL) after this long */
+        const char *cwd;        /* its working directory (NULL: the daemon's) */
 };
 
 struct spawn_result {

@@ -225,6 +225,23 @@ class ImagePlugins(unittest.TestCase):
         self.assertEqual(job["status"], "succeeded", job)
         self.assertEqual(job["result"], {"n": 2})
 
+    def test_a_colon_in_the_plugin_directory(self):
+        """umoci cuts --image at its first ':': a plugin directory named
+        "algo:v2" (or a plugins_dir holding a ':') still unpacks, instead
+        of being broken by "read oci-layout: invalid image detected"."""
+        root = tempfile.mkdtemp(prefix="edgecd-it-images-colon-")
+        self.addCleanup(shutil.rmtree, root, True)
+        os.chmod(root, 0o755)
+        p = os.path.join(root, "i_echo:2")
+        shutil.copytree(os.path.join(self.tmp, "i_echo"), p, symlinks=True)
+        write_manifest(p, "i_colon", 'command: ["/bin/testkit", "echo"]\n')
+        d = Daemon("ImageColon", plugins=root).start()
+        self.addCleanup(d.stop)
+        self.assertEqual(d.req("GET", "/v1/algorithms").body["broken"], [])
+        job = d.run_job({"algorithm": "i_colon", "parameters": {"n": 3}})
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(job["result"], {"n": 3})
+
     def test_systemd_is_told_of_an_unpack(self):
         """Under systemd an unpack extends the start's time limit and says
         so (EXTEND_TIMEOUT_USEC, STATUS), before READY=1."""
