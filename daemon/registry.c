@@ -60,6 +60,24 @@ struct table {
         size_t pending;           /* plugins not settled yet, left for a later rescan */
 };
 
+/* An image unpack that failed (umoci ran and failed, or ran out of time).
+ * A watch's rescan does not run it again until something in the layout
+ * has changed since: a corrupt layer was unpacked anew at every retry
+ * of the broken plugins (every 30 s for ever, minutes each for a large
+ * image, on the thread that handles signals).  SIGHUP tries again. */
+struct unpack_failure {
+        char *image;              /* the layout, resolved */
+        char *digest;
+        struct timespec at;       /* when the failed unpack began */
+        char *error;
+        bool seen;                /* looked up in the scan under way */
+};
+
+struct unpack_failures {
+        struct unpack_failure *v;
+        size_t n;
+};
+
 struct registry {
         pthread_mutex_t lock;
         char *dir;
@@ -68,6 +86,7 @@ struct registry {
         void *unpacking_ctx;
         size_t max;               /* manifests loaded at most */
         struct table *t;          /* guarded by lock */
+        struct unpack_failures fails;   /* the reload thread's only */
 };
 
 static void table_free(struct table *t)
@@ -169,20 +188,27 @@ static bool walk_settled(int dirfd, struct settle_ctx *c, int depth)
         return !c->busy;
 }
 
-static bool tree_settled(const char *dir)
+/* Has anything in dir's tree been created or written at or after since? */
+static bool tree_changed_since(const char *dir, const struct timespec *since)
 {
-        struct settle_ctx c = { .left = REGISTRY_SETTLE_ENTRIES };
-        clock_gettime(CLOCK_REALTIME, &c.since);
-        int64_t ns = (int64_t)c.since.tv_sec * 1000000000 + c.since.tv_nsec - (int64_t)REGISTRY_SETTLE_MS * 1000000;
-        c.since.tv_sec = (time_t)(ns / 1000000000);
-        c.since.tv_nsec = (long)(ns % 1000000000);
+        struct settle_ctx c = { .since = *since, .left = REGISTRY_SETTLE_ENTRIES };
         struct stat st;
         if (stat(dir, &st) < 0)
-                return true;
-        if (changed_since(&st, &c.since))
                 return false;
+        if (changed_since(&st, &c.since))
+                return true;
         int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        return fd < 0 || walk_settled(fd, &c, 0);
+        return fd >= 0 && !walk_settled(fd, &c, 0);
+}
+
+static bool tree_settled(const char *dir)
+{
+        struct timespec since;
+        clock_gettime(CLOCK_REALTIME, &since);
+        int64_t ns = (int64_t)since.tv_sec * 1000000000 + since.tv_nsec - (int64_t)REGISTRY_SETTLE_MS * 1000000;
+        since.tv_sec = (time_t)(ns / 1000000000);
+        since.tv_nsec = (long)(ns % 1000000000);
+        return !tree_changed_since(dir, &since);
 }
 
 /* Is old manifest m (loaded from a file that was `id`) still on disk: its
@@ -223,17 +249,85 @@ static bool still_current(const struct manifest *m, const struct file_id *id, bo
         return real && !strcmp(real, m->rootfs);
 }
 
-/* An image plugin's rootfs: unpacked (or found in the cache), then its
- * command checked in it.  The manifest is not shared yet. */
-static int unpack(const struct registry_env *env, struct manifest *m, struct err *err)
+static void unpack_failures_done(struct unpack_failures *f)
 {
+        for (size_t i = 0; i < f->n; i++) {
+                free(f->v[i].image);
+                free(f->v[i].digest);
+                free(f->v[i].error);
+        }
+        free(f->v);
+        *f = (struct unpack_failures){ 0 };
+}
+
+/* Those not looked up by the scan just made go (their plugin went, or
+ * now names another image); the rest are marked unseen for the next. */
+static void unpack_failures_sweep(struct unpack_failures *f)
+{
+        size_t k = 0;
+        for (size_t i = 0; i < f->n; i++) {
+                if (f->v[i].seen) {
+                        f->v[i].seen = false;
+                        f->v[k++] = f->v[i];
+                } else {
+                        free(f->v[i].image);
+                        free(f->v[i].digest);
+                        free(f->v[i].error);
+                }
+        }
+        f->n = k;
+}
+
+static struct unpack_failure *unpack_failure_of(struct unpack_failures *f, const struct manifest *m)
+{
+        for (size_t i = 0; f && i < f->n; i++)
+                if (!strcmp(f->v[i].image, m->image) && !strcmp(f->v[i].digest, m->image_digest))
+                        return &f->v[i];
+        return NULL;
+}
+
+/* An image plugin's rootfs: unpacked (or found in the cache), then its
+ * command checked in it.  The manifest is not shared yet.  fails: the
+ * unpacks that failed (NULL: none kept); retry: run one again even if
+ * nothing in its layout changed since (a start, a SIGHUP). */
+static int unpack(const struct registry_env *env, struct unpack_failures *fails, bool retry, struct manifest *m,
+                  struct err *err)
+{
+        struct unpack_failure *f = unpack_failure_of(fails, m);
+        if (f) {
+                f->seen = true;
+                if (!retry && !tree_changed_since(m->image, &f->at)) {
+                        err_set(err, ERR_RUNTIME, 0, "%s", f->error);
+                        err_set_field(err, "image");
+                        return -1;
+                }
+        }
+        struct timespec at;
+        clock_gettime(CLOCK_REALTIME, &at);
         char *rootfs = NULL;
         if (env->unpacking && !image_cached(m->image_digest, env->images_dir))
                 env->unpacking(m->path, m->image_digest, env->unpacking_ctx);
         if (image_unpack(env->umoci, m->image, m->image_tag, m->image_digest, env->images_dir, &rootfs, err) < 0) {
+                err_wrap(err, "image");
+                /* umoci ran and failed: the same layout fails the same way. */
+                if (fails && err->code == ERR_RUNTIME) {
+                        if (!f) {
+                                fails->v = xrealloc(fails->v, (fails->n + 1) * sizeof *fails->v);
+                                f = &fails->v[fails->n++];
+                                *f = (struct unpack_failure){ .image = xstrdup(m->image),
+                                                              .digest = xstrdup(m->image_digest) };
+                        }
+                        f->seen = true;
+                        f->at = at;
+                        free(f->error);
+                        f->error = xasprintf("%s (tried again once its layout changes, or on SIGHUP)", err->msg);
+                        err_set(err, ERR_RUNTIME, 0, "%s", f->error);
+                }
                 err_set_field(err, "image");
-                return err_wrap(err, "image");
+                return -1;
         }
+        if (f)
+                f->seen = false;   /* unpacked: swept at the end of the scan */
         free(m->rootfs);
         m->rootfs = rootfs;
         return manifest_check_command(m, err);
@@ -245,6 +339,7 @@ struct scan_ctx {
         size_t max;
         const struct table *old;   /* the table being replaced; NULL at the first load */
         bool settle;               /* a watch's rescan: new or changed plugins wait until settled */
+        struct unpack_failures *fails;   /* the image unpacks that failed */
         void (*report)(const char *msg, void *ctx);
         void *ctx;
 };
@@ -327,7 +422,7 @@ static bool scan_one(const struct scan_ctx *c, const char *name, bool reuse_only
                         return true;
                 }
                 if ((c->env.templates_dir && oci_check_manifest(c->env.templates_dir, m, &e) < 0) ||
-                    (m->image && c->env.images_dir && unpack(&c->env, m, &e) < 0)) {
+                    (m->image && c->env.images_dir && unpack(&c->env, c->fails, !c->settle, m, &e) < 0)) {
                         broken_at_key(c, t, old, yaml, m, &e);
                         manifest_unref(m);
                         return true;
@@ -410,7 +505,9 @@ int registry_load(const char *dir, const struct registry_env *env, size_t max_pl
         struct registry_env none = { 0 };
         if (!env)
                 env = &none;
-        struct scan_ctx c = { .dir = dir, .env = *env, .max = max, .report = report, .ctx = ctx };
+        struct unpack_failures fails = { 0 };
+        struct scan_ctx c = { .dir = dir, .env = *env, .max = max, .report = report, .ctx = ctx,
+                              .fails = &fails };
         if (scan(&c, &t, &e) < 0) {
                 /* The directory may appear later (SIGHUP rescans): serve an
                  * empty registry, and /readyz says no plugin is loaded. */
@@ -428,6 +525,8 @@ int registry_load(const char *dir, const struct registry_env *env, size_t max_pl
         r->umoci = xstrdup(env->umoci);
         r->max = max;
         r->t = t;
+        unpack_failures_sweep(&fails);
+        r->fails = fails;
         *ret = r;
         return 0;
 }
@@ -496,9 +595,10 @@ int registry_reload(struct registry *r, bool force, void (*report)(const char *m
                                         .umoci = r->umoci, .unpacking = r->unpacking,
                                         .unpacking_ctx = r->unpacking_ctx },
                                .max = r->max, .old = cur, .settle = !force, .report = report,
-                               .ctx = ctx };
+                               .ctx = ctx, .fails = &r->fails };
         if (scan(&sc, &t, err) < 0)
                 return -1;   /* keep serving the old table */
+        unpack_failures_sweep(&r->fails);
         diff(cur, t, changed, ctx, ret);
         ret->broken = t->newly_broken;
         ret->pending = t->pending;
@@ -515,6 +615,7 @@ void registry_free(struct registry *r)
         if (!r)
                 return;
         table_free(r->t);
+        unpack_failures_done(&r->fails);
         pthread_mutex_destroy(&r->lock);
         free(r->templates_dir);
         free(r->images_dir);

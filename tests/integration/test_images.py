@@ -242,6 +242,53 @@ class ImagePlugins(unittest.TestCase):
         self.assertEqual(job["status"], "succeeded", job)
         self.assertEqual(job["result"], {"n": 3})
 
+    def test_a_failed_unpack_is_not_run_again_until_the_layout_changes(self):
+        """A layer that umoci cannot unpack (cut short) makes the plugin
+        broken once; the watch's retries of broken plugins (1 s doubling
+        to 30 s, for ever) do not run umoci again while nothing in the
+        layout changed (each run of a large image took minutes on the
+        thread that handles signals); a repaired layer is taken."""
+        root = tempfile.mkdtemp(prefix="edgecd-it-images-badlayer-")
+        self.addCleanup(shutil.rmtree, root, True)
+        os.chmod(root, 0o755)
+        p = os.path.join(root, "i_badlayer")
+        shutil.copytree(os.path.join(self.tmp, "i_echo"), p, symlinks=True)
+        write_manifest(p, "i_badlayer", 'command: ["/bin/testkit", "echo"]\n')
+        layout = os.path.join(p, "image")
+        with open(os.path.join(layout, "blobs", "sha256", index_digest(layout)[len("sha256:"):])) as f:
+            layer = os.path.join(layout, "blobs", "sha256", json.load(f)["layers"][0]["digest"][len("sha256:"):])
+        with open(layer, "rb") as f:
+            good = f.read()
+        os.unlink(layer)
+        with open(layer, "wb") as f:
+            f.write(good[:len(good) // 2])
+        time.sleep(1.2)   # settled before the start: the start takes what is there
+        d = Daemon("ImageBadLayer", plugins=root).start()
+        self.addCleanup(d.stop)
+        yaml = os.path.join(p, "plugin.yaml")
+
+        def unpacks():
+            with open(d.log_path) as f:
+                return sum(1 for l in f if "plugins: unpacking" in l and yaml in l)
+
+        broken = {b["path"]: b["error"] for b in d.req("GET", "/v1/algorithms").body["broken"]}
+        self.assertRegex(broken.get(yaml, ""), r"plugin\.yaml:\d+: image: umoci unpack")
+        self.assertEqual(unpacks(), 1)
+        time.sleep(8)   # retries at 1, 2 and 4 s after the first
+        broken = {b["path"]: b["error"] for b in d.req("GET", "/v1/algorithms").body["broken"]}
+        self.assertIn("tried again once its layout changes, or on SIGHUP", broken.get(yaml, ""))
+        self.assertEqual(unpacks(), 1, "umoci ran again on an unchanged layout")
+        # Repaired: a new file in the layout, taken by the next retry.
+        tmp = layer + ".new"
+        with open(tmp, "wb") as f:
+            f.write(good)
+        os.rename(tmp, layer)
+        deadline = time.monotonic() + 45 * slow_factor()
+        while d.req("GET", "/v1/algorithms/i_badlayer").status != 200:
+            self.assertLess(time.monotonic(), deadline, "the repaired layer was not taken")
+            time.sleep(0.2)
+        self.assertEqual(d.run_job({"algorithm": "i_badlayer", "parameters": {"n": 4}})["result"], {"n": 4})
+
     def test_systemd_is_told_of_an_unpack(self):
         """Under systemd an unpack extends the start's time limit and says
         so (EXTEND_TIMEOUT_USEC, STATUS), before READY=1."""
