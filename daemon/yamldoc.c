@@ -727,7 +727,11 @@ int yget_strv(struct yamldoc *y, const yaml_node_t *n, const char *key, struct y
                 ydiag_add(d, n, key, "expected a list, got %s", ynode_kind(n));
                 return -1;
         }
-        _cleanup_strv_ char **v = xcalloc(1, sizeof *v);
+        /* Filled in place, not by strv_push() (which counts the vector at
+         * every call): a file can hold a list of 500,000 items, seconds
+         * of quadratic work on the thread that loads it. */
+        size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start), k = 0;
+        _cleanup_strv_ char **v = xcalloc(count + 1, sizeof *v);
         int bad = 0;
         size_t i = 0;
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
@@ -739,7 +743,7 @@ int yget_strv(struct yamldoc *y, const yaml_node_t *n, const char *key, struct y
                         bad++;
                         continue;
                 }
-                strv_push(&v, s);
+                v[k++] = xstrdup(s);
         }
         if (bad)
                 return -1;
