@@ -574,15 +574,22 @@ static void yamldoc_freep(struct yamldoc **y)
 
 int manifest_load(const char *path, struct manifest **ret, struct err *err)
 {
-        _cleanup_(yamldoc_freep) struct yamldoc *y = NULL;
-        if (yamldoc_load(path, MANIFEST_MAX_BYTES, "input_schema", &y, err) < 0)
-                return -1;   /* the message already starts with the path */
-
         _cleanup_(manifest_unrefp) struct manifest *m = xcalloc(1, sizeof *m);
         m->refs = 1;
         m->rerun = true;
         if (plugin_dir_of(path, &m->dir, err) < 0)
                 return -1;
+        /* The manifest, like the rootfs, is the plugin directory's own: a
+         * link to a file elsewhere would be read as root and its values
+         * quoted in the errors that GET /v1/algorithms lists. */
+        _cleanup_free_ char *real = realpath(path, NULL);
+        size_t n = strlen(m->dir);
+        if (real && (strncmp(real, m->dir, n) != 0 || real[n] != '/'))
+                return err_set(err, ERR_INVALID, 0, "%s: resolves to `%s`, outside the plugin directory", path, real);
+
+        _cleanup_(yamldoc_freep) struct yamldoc *y = NULL;
+        if (yamldoc_load(path, MANIFEST_MAX_BYTES, "input_schema", &y, err) < 0)
+                return -1;   /* the message already starts with the path */
         const char *slash = strrchr(path, '/');
         m->path = xasprintf("%s/%s", m->dir, slash ? slash + 1 : path);
         m->rootfs = xasprintf("%s/rootfs", m->dir);

@@ -581,6 +581,32 @@ START_TEST(test_rootfs_must_stay_in_the_plugin_dir)
 }
 END_TEST
 
+START_TEST(test_manifest_must_stay_in_the_plugin_dir)
+{
+        /* plugin.yaml a link to a file elsewhere: refused before it is
+         * read, so nothing of that file is quoted (it was read as root and
+         * its values shown in GET /v1/algorithms's broken list). */
+        char *secret = tu_write(tu_base, "secret.yaml", "name: Hunter2.Secret\n");
+        ck_assert_int_eq(symlink(secret, yaml), 0);
+        struct manifest *bad = NULL;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(manifest_load(yaml, &bad, &e), -1);
+        ck_assert_ptr_null(bad);
+        ck_assert_int_eq(e.code, ERR_INVALID);
+        ck_assert_msg(strstr(e.msg, "outside the plugin directory"), "%s", e.msg);
+        ck_assert_msg(!strstr(e.msg, "Hunter2"), "%s", e.msg);
+        ck_assert_int_eq(unlink(yaml), 0);
+        /* A link inside the plugin directory is fine. */
+        mkdirs("manifests");
+        put_file("manifests/v1.yaml", MINIMAL, 0644);
+        put_link("manifests/v1.yaml", "plugin.yaml");
+        struct manifest *m = NULL;
+        ck_assert_msg(manifest_load(yaml, &m, &e) == 0, "%s", e.msg);
+        manifest_unref(m);
+        free(secret);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("manifest");
@@ -595,6 +621,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_bad_name);
         tcase_add_test(tc, test_unknown_syscall);
         tcase_add_test(tc, test_rootfs_must_stay_in_the_plugin_dir);
+        tcase_add_test(tc, test_manifest_must_stay_in_the_plugin_dir);
         tcase_add_test(tc, test_unknown_key);
         tcase_add_test(tc, test_syntax_error);
         tcase_add_test(tc, test_input_schema_errors);
