@@ -62,13 +62,19 @@ struct table {
 
 /* An image unpack that failed (umoci ran and failed, or ran out of time).
  * A watch's rescan does not run it again until something in the layout
- * has changed since: a corrupt layer was unpacked anew at every retry
- * of the broken plugins (every 30 s for ever, minutes each for a large
- * image, on the thread that handles signals).  SIGHUP tries again. */
+ * has changed since, or its backoff ran out: a corrupt layer was unpacked
+ * anew at every retry of the broken plugins (every 30 s for ever, minutes
+ * each for a large image, on the thread that handles signals).  The
+ * backoff (10 min doubling to an hour) heals what was not the layout's
+ * fault (a full disk).  SIGHUP tries again. */
+#define UNPACK_BACKOFF_FIRST_MS (10 * 60 * 1000)
+#define UNPACK_BACKOFF_MAX_MS (60 * 60 * 1000)
 struct unpack_failure {
         char *image;              /* the layout, resolved */
         char *digest;
         struct timespec at;       /* when the failed unpack began */
+        int64_t again_ms;         /* now_mono_ms() when it is run again whatever */
+        int64_t backoff_ms;       /* the wait before again_ms, doubling */
         char *error;
         bool seen;                /* looked up in the scan under way */
 };
@@ -296,7 +302,7 @@ static int unpack(const struct registry_env *env, struct unpack_failures *fails,
         struct unpack_failure *f = unpack_failure_of(fails, m);
         if (f) {
                 f->seen = true;
-                if (!retry && !tree_changed_since(m->image, &f->at)) {
+                if (!retry && now_mono_ms() < f->again_ms && !tree_changed_since(m->image, &f->at)) {
                         err_set(err, ERR_RUNTIME, 0, "%s", f->error);
                         err_set_field(err, "image");
                         return -1;
@@ -319,8 +325,13 @@ static int unpack(const struct registry_env *env, struct unpack_failures *fails,
                         }
                         f->seen = true;
                         f->at = at;
+                        f->backoff_ms = !f->backoff_ms ? UNPACK_BACKOFF_FIRST_MS
+                                        : f->backoff_ms >= UNPACK_BACKOFF_MAX_MS / 2 ? UNPACK_BACKOFF_MAX_MS
+                                                                                     : 2 * f->backoff_ms;
+                        f->again_ms = now_mono_ms() + f->backoff_ms;
                         free(f->error);
-                        f->error = xasprintf("%s (tried again once its layout changes, or on SIGHUP)", err->msg);
+                        f->error = xasprintf("%s (tried again once its layout changes, on SIGHUP, or in %lld min)",
+                                             err->msg, (long long)(f->backoff_ms / 60000));
                         err_set(err, ERR_RUNTIME, 0, "%s", f->error);
                 }
                 err_set_field(err, "image");

@@ -276,7 +276,7 @@ class ImagePlugins(unittest.TestCase):
         self.assertEqual(unpacks(), 1)
         time.sleep(8)   # retries at 1, 2 and 4 s after the first
         broken = {b["path"]: b["error"] for b in d.req("GET", "/v1/algorithms").body["broken"]}
-        self.assertIn("tried again once its layout changes, or on SIGHUP", broken.get(yaml, ""))
+        self.assertIn("tried again once its layout changes, on SIGHUP, or in 10 min", broken.get(yaml, ""))
         self.assertEqual(unpacks(), 1, "umoci ran again on an unchanged layout")
         # Repaired: a new file in the layout, taken by the next retry.
         tmp = layer + ".new"
