@@ -13,6 +13,8 @@
 #include <arpa/inet.h>
 #include <stddef.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -129,6 +131,13 @@ static const struct option options[] = {
 #define FIELD(cfg, opt, type) ((type *)(void *)((char *)(cfg) + (opt)->offset))
 #define CFIELD(cfg, opt, type) ((const type *)(const void *)((const char *)(cfg) + (opt)->offset))
 
+/* Where the file set each option (options[] order): config_validate()
+ * names the line of what it refuses, as the loader does. */
+struct config_marks {
+        bool set[ARRAY_SIZE(options)];
+        yaml_mark_t at[ARRAY_SIZE(options)];
+};
+
 static const struct option *option_find(const char *name)
 {
         for (size_t i = 0; i < ARRAY_SIZE(options); i++)
@@ -172,6 +181,16 @@ void config_set_string(char **field, const char *value)
         *field = copy;
 }
 
+void config_override(struct config *cfg, const char *name, const char *value)
+{
+        const struct option *o = option_find(name);
+        if (!o || o->type != OPT_STRING)
+                abort();   /* a caller's mistake */
+        config_set_string(FIELD(cfg, o, char *), value);
+        if (cfg->marks)
+                cfg->marks->set[o - options] = false;
+}
+
 int config_absolute_paths(struct config *cfg, struct err *err)
 {
         char *const dirs[] = { cfg->plugins_dir, cfg->templates_dir, cfg->state_dir };
@@ -206,6 +225,8 @@ void config_free(struct config *cfg)
         }
         free(cfg->path);
         cfg->path = NULL;
+        free(cfg->marks);
+        cfg->marks = NULL;
 }
 
 static void load_mapping(struct config *cfg, struct yamldoc *y, const yaml_node_t *map,
@@ -216,6 +237,10 @@ static void load_mapping(struct config *cfg, struct yamldoc *y, const yaml_node_
 static void load_option(struct config *cfg, struct yamldoc *y, const struct option *o,
                         const yaml_node_t *v, struct ydiag *d)
 {
+        if (!cfg->marks)
+                cfg->marks = xcalloc(1, sizeof *cfg->marks);
+        cfg->marks->set[o - options] = true;
+        cfg->marks->at[o - options] = v->start_mark;
         switch (o->type) {
         case OPT_STRING:
                 yget_string(v, o->name, d, FIELD(cfg, o, char *));
@@ -313,6 +338,32 @@ int config_load_file(struct config *cfg, const char *path,
 
 /* ---- config_validate ---- */
 
+/* A problem with option `key`, at its line in the file; when the file
+ * does not set it, at the line of `also` (the option it is judged
+ * against; NULL: none), else with no line (a default, or a command-line
+ * option). */
+static void __attribute__((format(printf, 5, 6)))
+bad(struct ydiag *d, const struct config *cfg, const char *key, const char *also, const char *fmt, ...)
+{
+        _cleanup_free_ char *what = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&what, fmt, ap) < 0)
+                abort();
+        va_end(ap);
+        yaml_node_t at = { 0 };
+        bool found = false;
+        const char *keys[] = { key, also };
+        for (size_t i = 0; i < ARRAY_SIZE(keys) && !found && cfg->marks; i++) {
+                const struct option *o = keys[i] ? option_find(keys[i]) : NULL;
+                if (o && cfg->marks->set[o - options]) {
+                        at.start_mark = cfg->marks->at[o - options];
+                        found = true;
+                }
+        }
+        ydiag_add(d, found ? &at : NULL, key, "%s", what);
+}
+
 /* "/a/b": no empty component (`//`, a trailing '/'), none starting with
  * '.' (`.`, and cgroups systemd keeps for itself such as `.control`), so
  * that comparing paths as strings compares cgroups. */
@@ -404,72 +455,72 @@ int config_validate(const struct config *cfg,
                 if (o->type == OPT_INT || o->type == OPT_BYTES) {
                         int64_t v = *CFIELD(cfg, o, int64_t);
                         if (v < (int64_t)o->min || v > (int64_t)o->max)
-                                ydiag_add(&d, NULL, o->name, "must be between %lld and %lld, got %lld",
+                                bad(&d, cfg, o->name, NULL, "must be between %lld and %lld, got %lld",
                                           (long long)o->min, (long long)o->max, (long long)v);
                 } else if (o->type == OPT_DOUBLE) {
                         double v = *CFIELD(cfg, o, double);
                         if (!(v >= o->min && v <= o->max))
-                                ydiag_add(&d, NULL, o->name, "must be between %g and %g, got %g",
+                                bad(&d, cfg, o->name, NULL, "must be between %g and %g, got %g",
                                           o->min, o->max, v);
                 } else if (o->type == OPT_STRING && !*(char *const *)(const void *)((const char *)cfg + o->offset)) {
-                        ydiag_add(&d, NULL, o->name, "not set");
+                        bad(&d, cfg, o->name, NULL, "not set");
                 }
         }
         if (cfg->listen) {
                 const char *why = listen_problem(cfg->listen);
                 if (why)
-                        ydiag_add(&d, NULL, "listen", "`%s`: %s", cfg->listen, why);
+                        bad(&d, cfg, "listen", NULL, "`%s`: %s", cfg->listen, why);
         }
         if (cfg->cgroup_parent) {
                 if (cfg->cgroup_parent[0] != '/')
-                        ydiag_add(&d, NULL, "cgroup_parent", "`%s` must start with '/'",
+                        bad(&d, cfg, "cgroup_parent", NULL, "`%s` must start with '/'",
                                   cfg->cgroup_parent);
                 else if (path_has_dotdot(cfg->cgroup_parent))
-                        ydiag_add(&d, NULL, "cgroup_parent", "`%s` must not contain `..`",
+                        bad(&d, cfg, "cgroup_parent", NULL, "`%s` must not contain `..`",
                                   cfg->cgroup_parent);
                 else if (!cgroup_parent_plain(cfg->cgroup_parent))
-                        ydiag_add(&d, NULL, "cgroup_parent",
+                        bad(&d, cfg, "cgroup_parent", NULL,
                                   "`%s` must be names joined by single '/', none empty or starting with '.' "
                                   "(`.`, `//`, a trailing '/' and systemd's `.control` are not cgroups of ours)",
                                   cfg->cgroup_parent);
         }
         if (cfg->runtime && !*cfg->runtime)
-                ydiag_add(&d, NULL, "runtime", "must not be empty");
+                bad(&d, cfg, "runtime", NULL, "must not be empty");
         if (cfg->plugins_dir && !*cfg->plugins_dir)
-                ydiag_add(&d, NULL, "plugins_dir", "must not be empty");
+                bad(&d, cfg, "plugins_dir", NULL, "must not be empty");
         if (cfg->templates_dir && !*cfg->templates_dir)
-                ydiag_add(&d, NULL, "templates_dir", "must not be empty");
+                bad(&d, cfg, "templates_dir", NULL, "must not be empty");
         if (cfg->state_dir && !*cfg->state_dir)
-                ydiag_add(&d, NULL, "state_dir", "must not be empty");
+                bad(&d, cfg, "state_dir", NULL, "must not be empty");
         if (cfg->log_level && log_level_parse(cfg->log_level) < 0)
-                ydiag_add(&d, NULL, "log_level", "`%s` is not one of error, warn, info, debug",
+                bad(&d, cfg, "log_level", NULL, "`%s` is not one of error, warn, info, debug",
                           cfg->log_level);
         if (cfg->http.unix_mode) {
                 size_t n = strlen(cfg->http.unix_mode);
                 if (n == 0 || n > 4 || strspn(cfg->http.unix_mode, "01234567") != n ||
                     strtoul(cfg->http.unix_mode, NULL, 8) > 0777)
-                        ydiag_add(&d, NULL, "http.unix_mode", "`%s` is not an octal file mode (0000..0777)",
+                        bad(&d, cfg, "http.unix_mode", NULL, "`%s` is not an octal file mode (0000..0777)",
                                   cfg->http.unix_mode);
         }
         if (cfg->breaker.isolate_after < cfg->breaker.degrade_after)
-                ydiag_add(&d, NULL, "breaker.isolate_after", "%lld is below breaker.degrade_after (%lld)",
+                bad(&d, cfg, "breaker.isolate_after", "breaker.degrade_after", "%lld is below breaker.degrade_after (%lld)",
                           (long long)cfg->breaker.isolate_after, (long long)cfg->breaker.degrade_after);
         if (cfg->job_users.count < cfg->workers + 1)
-                ydiag_add(&d, NULL, "job_users.count", "%lld is too few: each worker's run and the start-up probe "
+                bad(&d, cfg, "job_users.count", "workers", "%lld is too few: each worker's run and the start-up probe "
                           "need one (workers + 1 = %lld)", (long long)cfg->job_users.count,
                           (long long)cfg->workers + 1);
         if (cfg->job_users.first_uid + cfg->job_users.count - 1 > 4294967294LL ||
             cfg->job_users.first_gid + cfg->job_users.count - 1 > 4294967294LL)
-                ydiag_add(&d, NULL, "job_users.count", "the range ends past 4294967294");
+                bad(&d, cfg, "job_users.count", "job_users.first_uid", "the range ends past 4294967294");
         if (cfg->callbacks.allow && cfg->callbacks.allow[0] && cfg->callbacks.secret_file &&
             !*cfg->callbacks.secret_file)
-                ydiag_add(&d, NULL, "callbacks.secret_file", "must be set when callbacks.allow is not empty "
+                bad(&d, cfg, "callbacks.secret_file", "callbacks.allow", "must be set when callbacks.allow is not empty "
                           "(every callback is signed with it)");
         if (cfg->callbacks.max_backoff_ms < cfg->callbacks.backoff_ms)
-                ydiag_add(&d, NULL, "callbacks.max_backoff_ms", "%lld is below callbacks.backoff_ms (%lld)",
+                bad(&d, cfg, "callbacks.max_backoff_ms", "callbacks.backoff_ms", "%lld is below callbacks.backoff_ms (%lld)",
                           (long long)cfg->callbacks.max_backoff_ms, (long long)cfg->callbacks.backoff_ms);
         if (cfg->defaults.timeout_seconds > cfg->max_timeout_seconds)
-                ydiag_add(&d, NULL, "defaults.timeout_seconds",
+                bad(&d, cfg, "defaults.timeout_seconds", "max_timeout_seconds",
                           "%lld is over max_timeout_seconds (%lld)",
                           (long long)cfg->defaults.timeout_seconds,
                           (long long)cfg->max_timeout_seconds);

@@ -20,8 +20,12 @@ struct limits {
         int64_t timeout_seconds;
 };
 
+struct config_marks;
+
 struct config {
         char *path;               /* file it came from, or NULL for embedded defaults */
+        struct config_marks *marks;   /* where in it each option was set (NULL: nowhere), for
+                                       * config_validate()'s messages */
 
         char *listen;             /* "127.0.0.1:8080", "[::1]:8080" or "unix:/run/edgecd.sock" */
         char *plugins_dir;
@@ -112,6 +116,9 @@ int config_validate(const struct config *cfg,
 
 /* Replace a string option (for --listen and friends); takes a copy. */
 void config_set_string(char **field, const char *value);
+/* A command-line option: string option `name` (as in the file) set to
+ * value, no longer where the file set it. */
+void config_override(struct config *cfg, const char *name, const char *value);
 
 /* Make plugins_dir, templates_dir and state_dir absolute against the
  * current directory, so that OCI bundles (which need absolute paths) and

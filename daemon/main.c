@@ -165,11 +165,11 @@ static int load_config(const struct options *o, struct config *cfg)
                 path = DEFAULT_CONFIG;
         if (path)
                 config_load_file(cfg, path, print_problem, &problems, &err);
-        if (o->listen) config_set_string(&cfg->listen, o->listen);
-        if (o->plugins_dir) config_set_string(&cfg->plugins_dir, o->plugins_dir);
-        if (o->templates_dir) config_set_string(&cfg->templates_dir, o->templates_dir);
-        if (o->state_dir) config_set_string(&cfg->state_dir, o->state_dir);
-        if (o->log_level) config_set_string(&cfg->log_level, o->log_level);
+        if (o->listen) config_override(cfg, "listen", o->listen);
+        if (o->plugins_dir) config_override(cfg, "plugins_dir", o->plugins_dir);
+        if (o->templates_dir) config_override(cfg, "templates_dir", o->templates_dir);
+        if (o->state_dir) config_override(cfg, "state_dir", o->state_dir);
+        if (o->log_level) config_override(cfg, "log_level", o->log_level);
         config_validate(cfg, print_problem, &problems, &err);
         if (config_absolute_paths(cfg, &err) < 0)
                 print_problem(err.msg, &problems);

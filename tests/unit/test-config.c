@@ -559,6 +559,14 @@ static void expect_invalid(struct config *cfg, const char *want)
         lines_free(&l);
 }
 
+/* As expect_invalid, the message "PATH:" + rest. */
+static void expect_invalid_at(struct config *cfg, const char *rest)
+{
+        char want[1024];
+        snprintf(want, sizeof want, "%s:%s", path, rest);
+        expect_invalid(cfg, want);
+}
+
 START_TEST(test_validate_listen)
 {
         static const char *const good[] = {
@@ -667,7 +675,8 @@ START_TEST(test_validate_fields)
         cfg.workers = 2;
         cfg.job_users.count = 65536;
 
-        /* With a file, messages name it but no line. */
+        /* With a file that did not set the key, messages name it but
+         * no line. */
         config_set_string(&cfg.path, "/etc/edgecd/edgecd.yaml");
         config_set_string(&cfg.runtime, "");
         expect_invalid(&cfg, "/etc/edgecd/edgecd.yaml: runtime: must not be empty");
@@ -679,6 +688,53 @@ START_TEST(test_validate_fields)
         ck_assert_uint_eq(l.n, 2);
         ck_assert_ptr_nonnull(strstr(e.msg, "(and 1 more problem)"));
         lines_free(&l);
+        config_free(&cfg);
+}
+END_TEST
+
+/* Loaded from a file, what validation refuses names the line that set it
+ * (or, when the file does not set the key, the line of the one it is
+ * judged against); a command-line option's value has no line. */
+static void expect_validate_error(const char *content, const char *rest)
+{
+        struct config cfg;
+        struct lines l = { 0 };
+        struct err e = ERR_INIT;
+        ck_assert_msg(load(content, &cfg, &l, &e) == 0, "%s", e.msg);
+        expect_invalid_at(&cfg, rest);
+        config_free(&cfg);
+}
+
+START_TEST(test_validate_names_the_line)
+{
+        expect_validate_error("workers: 2\nlisten: nowhere\n",
+                              "2:9: listen: `nowhere`: expected HOST:PORT or unix:/PATH");
+        expect_validate_error("\n\ncgroup_parent: edgecd\n", "3:16: cgroup_parent: `edgecd` must start with '/'");
+        expect_validate_error("log_level: loud\n", "1:12: log_level: `loud` is not one of error, warn, info, debug");
+        expect_validate_error("http:\n  unix_mode: \"999\"\n",
+                              "2:14: http.unix_mode: `999` is not an octal file mode (0000..0777)");
+        expect_validate_error("breaker:\n  degrade_after: 5\n  isolate_after: 3\n",
+                              "3:18: breaker.isolate_after: 3 is below breaker.degrade_after (5)");
+        /* Not set in the file: the line of the key it is judged against. */
+        expect_validate_error("breaker:\n  degrade_after: 50\n",
+                              "2:18: breaker.isolate_after: 5 is below breaker.degrade_after (50)");
+        expect_validate_error("callbacks:\n  allow: [\"http://x.example/\"]\n",
+                              "2:10: callbacks.secret_file: must be set when callbacks.allow is not empty "
+                              "(every callback is signed with it)");
+        expect_validate_error("workers: 100\njob_users:\n  count: 50\n",
+                              "3:10: job_users.count: 50 is too few: each worker's run and the start-up "
+                              "probe need one (workers + 1 = 101)");
+        expect_validate_error("job_users:\n  first_uid: 4294960000\n",
+                              "2:14: job_users.count: the range ends past 4294967294");
+        expect_validate_error("max_timeout_seconds: 10\n",
+                              "1:22: defaults.timeout_seconds: 30 is over max_timeout_seconds (10)");
+        /* A command-line option replaces the file's value: no line. */
+        struct config cfg;
+        struct lines l = { 0 };
+        struct err e = ERR_INIT;
+        ck_assert_msg(load("listen: 127.0.0.1:1\n", &cfg, &l, &e) == 0, "%s", e.msg);
+        config_override(&cfg, "listen", "nowhere");
+        expect_invalid_at(&cfg, " listen: `nowhere`: expected HOST:PORT or unix:/PATH");
         config_free(&cfg);
 }
 END_TEST
@@ -711,7 +767,7 @@ END_TEST
 #if __SIZEOF_POINTER__ == 8
 /* A new field changes the size: poison it below and check it in
  * assert_defaults(), then update the number. */
-_Static_assert(sizeof(struct config) == 472, "struct config changed: extend the poison and assert_defaults");
+_Static_assert(sizeof(struct config) == 480, "struct config changed: extend the poison and assert_defaults");
 #endif
 START_TEST(test_callbacks)
 {
@@ -818,6 +874,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_validate_listen);
         tcase_add_test(tc, test_validate_fields);
         tcase_add_test(tc, test_validate_unix_mode);
+        tcase_add_test(tc, test_validate_names_the_line);
         tcase_add_test(tc, test_callbacks);
         tcase_add_test(tc, test_shipped_file_equals_defaults);
         suite_add_tcase(s, tc);
