@@ -16,6 +16,7 @@
 #include <nettle/sha2.h>
 
 #include "spawn.h"
+#include "log.h"
 #include "util.h"
 
 #define REF_NAME "org.opencontainers.image.ref.name"
@@ -351,6 +352,22 @@ int image_unpack(const char *umoci, const char *dir, const char *tag, const char
         }
         *ret_rootfs = TAKE_PTR(rootfs);
         return 0;
+}
+
+void image_cache_drop(const char *cache_dir, const char *digest)
+{
+        const char *hex = digest_hex(digest);
+        if (!hex)
+                return;
+        _cleanup_free_ char *path = xasprintf("%s/%s", cache_dir, hex);
+        struct stat st;
+        if (lstat(path, &st) < 0)
+                return;
+        struct err e = ERR_INIT;
+        if (rm_rf(path, &e) < 0)
+                log_warn("image cache: %s", e.msg);
+        else
+                log_info("image cache: %s removed (no plugin uses it any more)", digest);
 }
 
 void image_cache_prune(const char *cache_dir, char *const *keep)

@@ -54,5 +54,7 @@ int image_unpack(const char *umoci, const char *dir, const char *tag, const char
  * "sha256:HEX"), and temporary directories a crash left.  At start, before
  * any job runs. */
 void image_cache_prune(const char *cache_dir, char *const *keep);
+/* Remove digest's unpacked image from cache_dir (nothing if not there). */
+void image_cache_drop(const char *cache_dir, const char *digest);
 
 #endif

@@ -67,6 +67,11 @@ void manifest_unref(struct manifest *m)
         free(m);
 }
 
+bool manifest_shared(const struct manifest *m)
+{
+        return __atomic_load_n(&m->refs, __ATOMIC_ACQUIRE) > 1;
+}
+
 static void manifest_unrefp(struct manifest **m)
 {
         manifest_unref(*m);

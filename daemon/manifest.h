@@ -83,5 +83,7 @@ int64_t manifest_result_limit(const struct manifest *m, const struct config *cfg
 
 struct manifest *manifest_ref(struct manifest *m);
 void manifest_unref(struct manifest *m);   /* NULL is fine */
+/* Whether anyone but the caller (one reference) holds m. */
+bool manifest_shared(const struct manifest *m);
 
 #endif

@@ -93,6 +93,11 @@ struct registry {
         size_t max;               /* manifests loaded at most */
         struct table *t;          /* guarded by lock */
         struct unpack_failures fails;   /* the reload thread's only */
+        /* Image plugins no longer in the table whose jobs or warm
+         * containers may still use their unpacked image: it goes from the
+         * cache once nothing else holds them (the reload thread's only). */
+        struct manifest **retired;
+        size_t nretired;
 };
 
 static void table_free(struct table *t)
@@ -590,6 +595,37 @@ static void diff(const struct table *old, const struct table *t, void (*changed)
         }
 }
 
+static bool table_uses_digest(const struct table *t, const char *digest)
+{
+        for (size_t i = 0; i < t->n; i++)
+                if (t->items[i]->image_digest && !strcmp(t->items[i]->image_digest, digest))
+                        return true;
+        return false;
+}
+
+/* Unpacked images of retired plugins that nothing runs any more go from
+ * the cache: a re-tagged image left every earlier one on disk until the
+ * next start.  An image the table took up again since stays. */
+static void release_images(struct registry *r)
+{
+        size_t k = 0;
+        for (size_t i = 0; i < r->nretired; i++) {
+                struct manifest *m = r->retired[i];
+                if (manifest_shared(m)) {
+                        r->retired[k++] = m;
+                        continue;
+                }
+                bool used = table_uses_digest(r->t, m->image_digest);
+                for (size_t j = 0; j < r->nretired && !used; j++)
+                        used = j != i && r->retired[j] && !strcmp(r->retired[j]->image_digest, m->image_digest);
+                if (!used && r->images_dir)
+                        image_cache_drop(r->images_dir, m->image_digest);
+                manifest_unref(m);
+                r->retired[i] = NULL;
+        }
+        r->nretired = k;
+}
+
 int registry_reload(struct registry *r, bool force, void (*report)(const char *msg, void *ctx),
                     void (*changed)(const char *msg, void *ctx), void *ctx, struct registry_changes *ret,
                     struct err *err)
@@ -617,7 +653,13 @@ int registry_reload(struct registry *r, bool force, void (*report)(const char *m
         struct table *old = r->t;
         r->t = t;
         pthread_mutex_unlock(&r->lock);
+        for (size_t i = 0; i < old->n; i++)
+                if (old->items[i]->image_digest && !table_uses_digest(t, old->items[i]->image_digest)) {
+                        r->retired = xrealloc(r->retired, (r->nretired + 1) * sizeof *r->retired);
+                        r->retired[r->nretired++] = manifest_ref(old->items[i]);
+                }
         table_free(old);
+        release_images(r);
         return 0;
 }
 
@@ -626,6 +668,9 @@ void registry_free(struct registry *r)
         if (!r)
                 return;
         table_free(r->t);
+        for (size_t i = 0; i < r->nretired; i++)
+                manifest_unref(r->retired[i]);
+        free(r->retired);
         unpack_failures_done(&r->fails);
         pthread_mutex_destroy(&r->lock);
         free(r->templates_dir);

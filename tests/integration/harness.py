@@ -1081,6 +1081,19 @@ def copy_plugin(src_name, dst_dir, name=None, version=None, extra="", drop_resou
     return path
 
 
+def wait_for(fn, timeout, what):
+    """Poll fn() until it returns something true (returned); what() says
+    what was awaited and what the state is when it never comes."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("not within %.0f s: %s" % (timeout * slow_factor(), what()))
+        time.sleep(0.05)
+
+
 def copy_templates(testcase, prefix):
     """A copy of the OCI templates directory (OPTIONS["templates"]) for
     testcase to edit, in a temporary directory removed after it: the

@@ -225,6 +225,53 @@ class ImagePlugins(unittest.TestCase):
         self.assertEqual(job["status"], "succeeded", job)
         self.assertEqual(job["result"], {"n": 2})
 
+    def test_an_image_no_plugin_uses_leaves_the_cache(self):
+        """A tag moved to a new image: the old one's unpacked rootfs leaves
+        the cache once no job runs from it (it stayed until a restart, a
+        device updated weekly filling its disk), not while one does."""
+        root = tempfile.mkdtemp(prefix="edgecd-it-images-retired-")
+        self.addCleanup(shutil.rmtree, root, True)
+        os.chmod(root, 0o755)
+        p = os.path.join(root, "i_sleep")
+        shutil.copytree(os.path.join(self.tmp, "i_sandbox"), p, symlinks=True)
+        write_manifest(p, "i_sleep", 'command: ["/bin/testkit", "sleep"]\n')
+        layout = os.path.join(p, "image")
+        d = Daemon("ImageRetired", plugins=root).start()
+        self.addCleanup(d.stop)
+        cache = os.path.join(d.state_dir, "images")
+
+        def retag(env):
+            old = index_digest(layout)[len("sha256:"):]
+            umoci("config", "--image", layout + ":latest", "--config.env", env)
+            new = index_digest(layout)[len("sha256:"):]
+            d.proc.send_signal(signal.SIGHUP)
+            harness.wait_for(lambda: os.path.isdir(os.path.join(cache, new, "rootfs")), 20,
+                             lambda: "the new image %s was not unpacked: %s" % (new, os.listdir(cache)))
+            return old, new
+
+        # A job runs from the image: it stays while the job runs.
+        r = d.submit({"algorithm": "i_sleep", "parameters": {"seconds": 60}})
+        self.assertEqual(r.status, 202, r)
+        d.wait_status(r.body["id"], "running")
+        first, second = retag("ROUND=2")
+        d.proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        self.assertTrue(os.path.isdir(os.path.join(cache, first)), "removed under a running job")
+        self.assertEqual(d.req("DELETE", "/v1/jobs/" + r.body["id"]).status, 202)
+        self.assertEqual(d.wait_final(r.body["id"])["status"], "cancelled")
+        # The next rescan (a SIGHUP here; at most a minute on its own) removes it.
+        d.proc.send_signal(signal.SIGHUP)
+        harness.wait_for(lambda: not os.path.exists(os.path.join(cache, first)), 20,
+                         lambda: "the unused image stayed: %s" % os.listdir(cache))
+        self.assertIn("image cache: sha256:%s removed (no plugin uses it any more)" % first, d.log_text())
+        # Nothing runs from it: it goes at the reload that drops it.
+        old, third = retag("ROUND=3")
+        self.assertEqual(old, second)
+        harness.wait_for(lambda: sorted(os.listdir(cache)) == [third], 20,
+                         lambda: "the cache holds %s, not only %s" % (os.listdir(cache), third))
+        job = d.run_job({"algorithm": "i_sleep", "parameters": {"seconds": 0}})
+        self.assertEqual(job["status"], "succeeded", job)
+
     def test_a_colon_in_the_plugin_directory(self):
         """umoci cuts --image at its first ':': a plugin directory named
         "algo:v2" (or a plugins_dir holding a ':') still unpacks, instead

@@ -61,7 +61,7 @@ import time
 import unittest
 
 import harness
-from harness import Daemon, check_job, quick, slow_factor
+from harness import Daemon, check_job, quick, slow_factor, wait_for
 
 V1 = "1.0.0"
 WARM_RUN_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-0$")
@@ -85,18 +85,6 @@ def sleep_job(seconds, timeout=60):
     return {"algorithm": "t_sleep", "version": V1, "parameters": {"seconds": seconds},
             "timeout_seconds": timeout}
 
-
-def wait_for(fn, timeout, what):
-    """Poll fn() until it returns something true (returned); what() says
-    what was awaited and what the state is when it never comes."""
-    deadline = time.monotonic() + timeout * slow_factor()
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("not within %.0f s: %s" % (timeout * slow_factor(), what()))
-        time.sleep(0.05)
 
 
 def holds(fn, seconds, what):
