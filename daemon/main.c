@@ -878,7 +878,17 @@ int main(int argc, char **argv)
                 notify_status(&d, false, "");
                 watchdog_tick(&d);
         }
-        sd_notifyf(0, "STOPPING=1\nSTATUS=stopping: %zu running job(s) drain", scheduler_running(d.scheduler));
+        /* The unit's TimeoutStopSec= knows nothing of drain_seconds: without
+         * more time, a drain longer than it ends in SIGKILL, the stop failed
+         * and the running containers (in cgroups of the daemon's, outside
+         * the unit's) left running with nobody to take them apart.  The
+         * drain, then a kill and a delete of each container, each a runtime
+         * call bounded by runtime_timeout_seconds; this never shortens the
+         * unit's own timeout. */
+        unsigned long long stop_usec = (unsigned long long)(d.cfg.drain_seconds + 2 * d.cfg.runtime_timeout_seconds) *
+                                       1000000ULL;
+        sd_notifyf(0, "STOPPING=1\nEXTEND_TIMEOUT_USEC=%llu\nSTATUS=stopping: %zu running job(s) drain", stop_usec,
+                   scheduler_running(d.scheduler));
         stop(&d);
         log_info("stopped");
         return EXIT_SUCCESS;

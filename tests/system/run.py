@@ -392,6 +392,40 @@ class SystemdTier(unittest.TestCase):
         self.assertEqual(after["result"], {"slept": 3}, after)
         self.assertEqual(len(after["attempts"]), 1, after)
 
+    def test_05b_a_drain_longer_than_timeout_stop_sec(self):
+        # drain_seconds may be up to a day, TimeoutStopSec= is the unit's:
+        # the daemon asks for the time its drain takes (EXTEND_TIMEOUT_USEC).
+        # Before, systemd killed it mid-drain and the job's container (in
+        # the daemon's cgroups, outside the unit's) went on running.
+        self.m.write("/etc/systemd/system/edgecd.service.d/50-short-stop.conf", "[Service]\nTimeoutStopSec=4\n")
+        self.addCleanup(self.drop_dropin, "50-short-stop.conf")
+        self.m.sh("systemctl daemon-reload")
+        self.restart(runtime="runc", drain_seconds=8)
+        status, job = self.m.curl("POST", "/v1/jobs", {"algorithm": "t_sleep", "parameters": {"seconds": 60},
+                                                       "timeout_seconds": 120})
+        self.assertEqual(status, 202, job)
+        self.addCleanup(self.m.curl, "DELETE", "/v1/jobs/" + job["id"])
+        self.wait("the job running", lambda: self.m.curl("GET", "/v1/jobs/" + job["id"])[1]["status"] == "running",
+                  20)
+        since = self.now()
+        self.m.sh("systemctl stop edgecd", check=False, timeout=90)
+        j = self.notifications(since)
+        self.assertIn("drain time over: stopping 1 running job(s)", j)
+        self.assertNotIn("timed out", j)
+        self.assertEqual(self.m.show("edgecd", "Result"), "success", j)
+        # Nothing of the job is left on the host.
+        self.assertEqual(self.m.sh("runc --root /var/lib/edgecd/runtime/runc list -q").stdout.strip(), "")
+        self.assertEqual(self.m.sh("ls -d /sys/fs/cgroup/*/edgecd 2>/dev/null", check=False).stdout.strip(), "")
+        self.m.sh("systemctl start edgecd")
+        status, after = self.m.curl("GET", "/v1/jobs/" + job["id"])
+        # Stopped by the drain's end: interrupted once, queued, run again.
+        self.assertIn(after["status"], ("queued", "running"), after)
+        self.assertEqual(after["attempts"][0]["error"]["code"], "interrupted", after)
+
+    def drop_dropin(self, name):
+        os.unlink(self.m.path("/etc/systemd/system/edgecd.service.d/" + name))
+        self.m.sh("systemctl daemon-reload")
+
     def test_06_socket_activation(self):
         self.m.config(runtime="crun")
         self.m.sh("systemctl stop edgecd")
