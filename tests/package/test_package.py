@@ -185,6 +185,15 @@ class Package(unittest.TestCase):
                                    r"'edgecd\.socket'; then\n(.*\n)*?\t\t\tdeb-systemd-helper "
                                    r"enable 'edgecd\.socket'")
         self.assertNotRegex(postinst, r"deb-systemd-invoke [^\n]*edgecd\.socket")
+        # An upgrade leaves a started socket up (it was stopped in the
+        # preinst and never started again: socket activation listened
+        # nowhere after an upgrade); a remove stops it, then the service.
+        self.assertFalse(os.path.exists(os.path.join(tmp, "preinst")) and
+                         "edgecd.socket" in open(os.path.join(tmp, "preinst")).read())
+        with open(os.path.join(tmp, "prerm")) as f:
+            prerm = f.read()
+        self.assertRegex(prerm, r'"\$1" = remove \][^\n]*\n\s*deb-systemd-invoke stop edgecd\.socket(.*\n)*'
+                                r"\s*deb-systemd-invoke stop 'edgecd\.service'")
         with open(os.path.join(tmp, "postrm")) as f:
             postrm = f.read()
         self.assertIn("deb-systemd-helper purge 'edgecd.service'", postrm)

@@ -479,6 +479,33 @@ class SystemdTier(unittest.TestCase):
         self.assertEqual(sorted(self.m.show("edgecd", "RestrictAddressFamilies").split()),
                          ["AF_INET", "AF_INET6", "AF_NETLINK", "AF_UNIX"])
 
+    def test_09_package_upgrade_keeps_the_socket_and_remove_stops_it(self):
+        # Last: it removes the package.
+        if not self.m.deb:
+            self.skipTest("edgecd is installed by make install here, not by the package (make deb first)")
+        active = lambda u: self.m.sh("systemctl is-active " + u, check=False).stdout.strip()  # noqa: E731
+        upgrade = "DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold /root/edgecd.deb"
+        self.m.config(runtime="runc")
+        # The README's way to socket activation.
+        self.m.sh("systemctl disable --now edgecd.service")
+        self.m.sh("systemctl enable --now edgecd.socket")
+        self.assertEqual(self.m.curl("GET", "/healthz")[0], 200)
+        self.assertEqual(active("edgecd.service"), "active")
+        # An upgrade with the service started by the socket...
+        self.m.sh(upgrade)
+        self.assertEqual(active("edgecd.socket"), "active")
+        self.assertEqual(self.m.curl("GET", "/healthz")[0], 200)
+        # ...and one with only the socket listening.
+        self.m.sh("systemctl stop edgecd.service")
+        self.m.sh(upgrade)
+        self.assertEqual(active("edgecd.socket"), "active")
+        self.assertEqual(self.m.curl("GET", "/healthz")[0], 200)
+        self.assertEqual(active("edgecd.service"), "active")
+        # A remove stops both: no unit left active with its file gone.
+        self.m.sh("dpkg -r edgecd")
+        self.assertNotEqual(active("edgecd.socket"), "active")
+        self.assertNotEqual(active("edgecd.service"), "active")
+
 
 CACHED_TREE = None
 
