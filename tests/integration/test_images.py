@@ -114,6 +114,21 @@ class ImagePlugins(unittest.TestCase):
     def cache(self):
         return os.path.join(self.d.state_dir, "images")
 
+    def plugins_root(self, what):
+        """A plugins directory of the test's own, removed after it."""
+        root = tempfile.mkdtemp(prefix="edgecd-it-images-%s-" % what)
+        self.addCleanup(shutil.rmtree, root, True)
+        os.chmod(root, 0o755)
+        return root
+
+    def image_plugin(self, root, src, dirname, name, extra=""):
+        """The class's plugin src copied to root/dirname, its manifest
+        written anew (write_manifest); the copy's path."""
+        p = os.path.join(root, dirname)
+        shutil.copytree(os.path.join(self.tmp, src), p, symlinks=True)
+        write_manifest(p, name, extra)
+        return p
+
     def test_a_job_runs_from_the_image_with_its_defaults(self):
         job = self.d.run_job({"algorithm": "i_sandbox", "parameters": {}})
         self.assertEqual(job["status"], "succeeded", job)
@@ -159,13 +174,9 @@ class ImagePlugins(unittest.TestCase):
         secret = os.path.join(self.tmp, "host-secret")
         with open(secret, "w") as f:
             f.write("hunter2 is the password")
-        root = tempfile.mkdtemp(prefix="edgecd-it-images-links-")
-        self.addCleanup(shutil.rmtree, root, True)
-        os.chmod(root, 0o755)
+        root = self.plugins_root("links")
         for name, target in (("l_index", "index.json"), ("l_blob", None)):
-            p = os.path.join(root, name)
-            shutil.copytree(os.path.join(self.tmp, "i_echo"), p, symlinks=True)
-            write_manifest(p, name, 'command: ["/bin/testkit", "echo"]\n')
+            p = self.image_plugin(root, "i_echo", name, name, 'command: ["/bin/testkit", "echo"]\n')
             layout = os.path.join(p, "image")
             rel = target or os.path.join("blobs", "sha256", index_digest(layout)[len("sha256:"):])
             os.unlink(os.path.join(layout, rel))
@@ -180,9 +191,7 @@ class ImagePlugins(unittest.TestCase):
         self.assertNotIn("hunter", json.dumps(d.req("GET", "/readyz").body))
 
     def test_a_repointed_image_link_is_taken(self):
-        root = tempfile.mkdtemp(prefix="edgecd-it-images-repoint-")
-        self.addCleanup(shutil.rmtree, root, True)
-        os.chmod(root, 0o755)
+        root = self.plugins_root("repoint")
         p = os.path.join(root, "i_link")
         os.makedirs(p)
         for v in ("v1", "v2"):
@@ -205,9 +214,7 @@ class ImagePlugins(unittest.TestCase):
         """The cache emptied by hand (space freed): a rescan unpacks the
         image again instead of keeping a rootfs that is gone, on which
         every job failed as a runtime error until a restart."""
-        root = tempfile.mkdtemp(prefix="edgecd-it-images-gone-")
-        self.addCleanup(shutil.rmtree, root, True)
-        os.chmod(root, 0o755)
+        root = self.plugins_root("gone")
         shutil.copytree(os.path.join(self.tmp, "i_echo"), os.path.join(root, "i_echo"), symlinks=True)
         d = Daemon("ImageGone", plugins=root).start()
         self.addCleanup(d.stop)
@@ -229,12 +236,8 @@ class ImagePlugins(unittest.TestCase):
         """A tag moved to a new image: the old one's unpacked rootfs leaves
         the cache once no job runs from it (it stayed until a restart, a
         device updated weekly filling its disk), not while one does."""
-        root = tempfile.mkdtemp(prefix="edgecd-it-images-retired-")
-        self.addCleanup(shutil.rmtree, root, True)
-        os.chmod(root, 0o755)
-        p = os.path.join(root, "i_sleep")
-        shutil.copytree(os.path.join(self.tmp, "i_sandbox"), p, symlinks=True)
-        write_manifest(p, "i_sleep", 'command: ["/bin/testkit", "sleep"]\n')
+        root = self.plugins_root("retired")
+        p = self.image_plugin(root, "i_sandbox", "i_sleep", "i_sleep", 'command: ["/bin/testkit", "sleep"]\n')
         layout = os.path.join(p, "image")
         d = Daemon("ImageRetired", plugins=root).start()
         self.addCleanup(d.stop)
@@ -276,12 +279,8 @@ class ImagePlugins(unittest.TestCase):
         """umoci cuts --image at its first ':': a plugin directory named
         "algo:v2" (or a plugins_dir holding a ':') still unpacks, instead
         of being broken by "read oci-layout: invalid image detected"."""
-        root = tempfile.mkdtemp(prefix="edgecd-it-images-colon-")
-        self.addCleanup(shutil.rmtree, root, True)
-        os.chmod(root, 0o755)
-        p = os.path.join(root, "i_echo:2")
-        shutil.copytree(os.path.join(self.tmp, "i_echo"), p, symlinks=True)
-        write_manifest(p, "i_colon", 'command: ["/bin/testkit", "echo"]\n')
+        root = self.plugins_root("colon")
+        self.image_plugin(root, "i_echo", "i_echo:2", "i_colon", 'command: ["/bin/testkit", "echo"]\n')
         d = Daemon("ImageColon", plugins=root).start()
         self.addCleanup(d.stop)
         self.assertEqual(d.req("GET", "/v1/algorithms").body["broken"], [])
@@ -295,12 +294,8 @@ class ImagePlugins(unittest.TestCase):
         to 30 s, for ever) do not run umoci again while nothing in the
         layout changed (each run of a large image took minutes on the
         thread that handles signals); a repaired layer is taken."""
-        root = tempfile.mkdtemp(prefix="edgecd-it-images-badlayer-")
-        self.addCleanup(shutil.rmtree, root, True)
-        os.chmod(root, 0o755)
-        p = os.path.join(root, "i_badlayer")
-        shutil.copytree(os.path.join(self.tmp, "i_echo"), p, symlinks=True)
-        write_manifest(p, "i_badlayer", 'command: ["/bin/testkit", "echo"]\n')
+        root = self.plugins_root("badlayer")
+        p = self.image_plugin(root, "i_echo", "i_badlayer", "i_badlayer", 'command: ["/bin/testkit", "echo"]\n')
         layout = os.path.join(p, "image")
         with open(os.path.join(layout, "blobs", "sha256", index_digest(layout)[len("sha256:"):])) as f:
             layer = os.path.join(layout, "blobs", "sha256", json.load(f)["layers"][0]["digest"][len("sha256:"):])
@@ -340,9 +335,7 @@ class ImagePlugins(unittest.TestCase):
         """Under systemd an unpack extends the start's time limit and says
         so (EXTEND_TIMEOUT_USEC, STATUS), before READY=1."""
         from test_systemd import NotifySocket
-        root = tempfile.mkdtemp(prefix="edgecd-it-images-notify-")
-        self.addCleanup(shutil.rmtree, root, True)
-        os.chmod(root, 0o755)
+        root = self.plugins_root("notify")
         shutil.copytree(os.path.join(self.tmp, "i_echo"), os.path.join(root, "i_echo"), symlinks=True)
         ns = NotifySocket(self)
         d = Daemon("ImageNotify", plugins=root, env={"NOTIFY_SOCKET": ns.path})
