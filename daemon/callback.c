@@ -535,7 +535,7 @@ static int64_t scan(struct callbacks *c)
 
 /* Whether the callbacks kicked since the last look can start: a look for
  * a receiver at its cap finds nothing new, and passes over the index
- * entries of its whole backlog (a dead receiver's: ~10 ms per 100,000).
+ * entries of its whole backlog (a dead receiver's: 10-20 ms per 100,000).
  * Under c->lock. */
 static bool kicks_can_start(struct callbacks *c)
 {
