@@ -345,23 +345,17 @@ int config_load_file(struct config *cfg, const char *path,
 static void __attribute__((format(printf, 5, 6)))
 bad(struct ydiag *d, const struct config *cfg, const char *key, const char *also, const char *fmt, ...)
 {
-        _cleanup_free_ char *what = NULL;
+        const yaml_mark_t *at = NULL;
+        const char *keys[] = { key, also };
+        for (size_t i = 0; i < ARRAY_SIZE(keys) && !at && cfg->marks; i++) {
+                const struct option *o = keys[i] ? option_find(keys[i]) : NULL;
+                if (o && cfg->marks->set[o - options])
+                        at = &cfg->marks->at[o - options];
+        }
         va_list ap;
         va_start(ap, fmt);
-        if (vasprintf(&what, fmt, ap) < 0)
-                abort();
+        ydiag_vadd_at(d, at, key, fmt, ap);
         va_end(ap);
-        yaml_node_t at = { 0 };
-        bool found = false;
-        const char *keys[] = { key, also };
-        for (size_t i = 0; i < ARRAY_SIZE(keys) && !found && cfg->marks; i++) {
-                const struct option *o = keys[i] ? option_find(keys[i]) : NULL;
-                if (o && cfg->marks->set[o - options]) {
-                        at.start_mark = cfg->marks->at[o - options];
-                        found = true;
-                }
-        }
-        ydiag_add(d, found ? &at : NULL, key, "%s", what);
 }
 
 /* "/a/b": no empty component (`//`, a trailing '/'), none starting with

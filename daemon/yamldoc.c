@@ -427,17 +427,21 @@ void ydiag_line(struct ydiag *d, const char *line)
 
 void ydiag_add(struct ydiag *d, const yaml_node_t *at, const char *key, const char *fmt, ...)
 {
-        _cleanup_free_ char *what = NULL;
         va_list ap;
         va_start(ap, fmt);
+        ydiag_vadd_at(d, at ? &at->start_mark : NULL, key, fmt, ap);
+        va_end(ap);
+}
+
+void ydiag_vadd_at(struct ydiag *d, const yaml_mark_t *at, const char *key, const char *fmt, va_list ap)
+{
+        _cleanup_free_ char *what = NULL;
         if (vasprintf(&what, fmt, ap) < 0)
                 abort();
-        va_end(ap);
 
         _cleanup_free_ char *where = NULL;
         if (d->path && at)
-                where = xasprintf("%s:%zu:%zu: ", d->path, at->start_mark.line + 1,
-                                  at->start_mark.column + 1);
+                where = xasprintf("%s:%zu:%zu: ", d->path, at->line + 1, at->column + 1);
         else if (d->path)
                 where = xasprintf("%s: ", d->path);
         else

@@ -11,6 +11,7 @@
 #define EDGECD_YAMLDOC_H
 
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,6 +71,9 @@ void ydiag_done(struct ydiag *d);
  * "KEY: ..." without a path); key may be NULL. */
 void ydiag_add(struct ydiag *d, const yaml_node_t *at, const char *key, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
+/* The same at a mark kept from a node (NULL: no line), with a va_list. */
+void ydiag_vadd_at(struct ydiag *d, const yaml_mark_t *at, const char *key, const char *fmt, va_list ap)
+        __attribute__((format(printf, 4, 0)));
 /* One preformatted line (from yamldoc_load, say). */
 void ydiag_line(struct ydiag *d, const char *line);
 /* 0 when nothing was reported; else fills err (code, and a message that is
