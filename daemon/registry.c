@@ -605,7 +605,8 @@ static bool table_uses_digest(const struct table *t, const char *digest)
 
 /* Unpacked images of retired plugins that nothing runs any more go from
  * the cache: a re-tagged image left every earlier one on disk until the
- * next start.  An image the table took up again since stays. */
+ * next start.  An image the table uses (again), or another retired
+ * manifest still held, stays. */
 static void release_images(struct registry *r)
 {
         size_t k = 0;
@@ -653,8 +654,12 @@ int registry_reload(struct registry *r, bool force, void (*report)(const char *m
         struct table *old = r->t;
         r->t = t;
         pthread_mutex_unlock(&r->lock);
+        /* Every image manifest that left the table, its image still used
+         * by the new one or not: a job of an edited plugin.yaml runs from
+         * the same image, which must stay while it does even once a later
+         * reload drops the manifest that replaced it. */
         for (size_t i = 0; i < old->n; i++)
-                if (old->items[i]->image_digest && !table_uses_digest(t, old->items[i]->image_digest)) {
+                if (old->items[i]->image_digest && !holds(t, old->items[i])) {
                         r->retired = xrealloc(r->retired, (r->nretired + 1) * sizeof *r->retired);
                         r->retired[r->nretired++] = manifest_ref(old->items[i]);
                 }

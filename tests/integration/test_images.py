@@ -275,6 +275,47 @@ class ImagePlugins(unittest.TestCase):
         job = d.run_job({"algorithm": "i_sleep", "parameters": {"seconds": 0}})
         self.assertEqual(job["status"], "succeeded", job)
 
+    def test_an_image_stays_under_a_job_of_an_earlier_manifest(self):
+        """A plugin.yaml edited while a job runs (the image the same), then
+        its image re-tagged: the job's manifest left the table at the edit,
+        the image still in use then; the image stays while that job runs
+        (it was removed under it: only the edited manifest was looked at)."""
+        root = tempfile.mkdtemp(prefix="edgecd-it-images-edited-")
+        self.addCleanup(shutil.rmtree, root, True)
+        os.chmod(root, 0o755)
+        p = os.path.join(root, "i_sleep")
+        shutil.copytree(os.path.join(self.tmp, "i_sandbox"), p, symlinks=True)
+        write_manifest(p, "i_sleep", 'command: ["/bin/testkit", "sleep"]\n')
+        layout = os.path.join(p, "image")
+        d = Daemon("ImageEdited", plugins=root).start()
+        self.addCleanup(d.stop)
+        cache = os.path.join(d.state_dir, "images")
+        first = index_digest(layout)[len("sha256:"):]
+
+        r = d.submit({"algorithm": "i_sleep", "parameters": {"seconds": 60}})
+        self.assertEqual(r.status, 202, r)
+        d.wait_status(r.body["id"], "running")
+        # The manifest changes, the image does not.
+        write_manifest(p, "i_sleep", 'command: ["/bin/testkit", "sleep"]\ntimeout_seconds: 100\n')
+        d.proc.send_signal(signal.SIGHUP)
+        harness.wait_for(lambda: "timeout_seconds" in (p and open(os.path.join(p, "plugin.yaml")).read())
+                         and d.req("GET", "/v1/algorithms/i_sleep").status == 200, 20, lambda: "no reload")
+        time.sleep(1)
+        # Then the image is re-tagged.
+        umoci("config", "--image", layout + ":latest", "--config.env", "ROUND=2")
+        second = index_digest(layout)[len("sha256:"):]
+        d.proc.send_signal(signal.SIGHUP)
+        harness.wait_for(lambda: os.path.isdir(os.path.join(cache, second, "rootfs")), 20,
+                         lambda: "the new image %s was not unpacked: %s" % (second, os.listdir(cache)))
+        d.proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        self.assertTrue(os.path.isdir(os.path.join(cache, first)), "removed under a running job")
+        self.assertEqual(d.req("DELETE", "/v1/jobs/" + r.body["id"]).status, 202)
+        self.assertEqual(d.wait_final(r.body["id"])["status"], "cancelled")
+        d.proc.send_signal(signal.SIGHUP)
+        harness.wait_for(lambda: not os.path.exists(os.path.join(cache, first)), 20,
+                         lambda: "the unused image stayed: %s" % os.listdir(cache))
+
     def test_a_colon_in_the_plugin_directory(self):
         """umoci cuts --image at its first ':': a plugin directory named
         "algo:v2" (or a plugins_dir holding a ':') still unpacks, instead
