@@ -121,6 +121,28 @@ class ImagePlugins(unittest.TestCase):
         os.chmod(root, 0o755)
         return root
 
+    def sleep_plugin(self, what):
+        """A daemon of its own with one image plugin, i_sleep (testkit
+        sleep); the plugin's directory, the daemon and its image cache."""
+        p = self.image_plugin(self.plugins_root(what), "i_sandbox", "i_sleep", "i_sleep",
+                              'command: ["/bin/testkit", "sleep"]\n')
+        d = Daemon("Image" + what.capitalize(), plugins=os.path.dirname(p)).start()
+        self.addCleanup(d.stop)
+        return p, d, os.path.join(d.state_dir, "images")
+
+    def assert_kept_while_running(self, d, cache, digest, job_id):
+        """digest stays in the cache while job_id runs (a rescan after the
+        reload that retired it), and leaves at the rescan after it ends."""
+        d.proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        self.assertTrue(os.path.isdir(os.path.join(cache, digest)), "removed under a running job")
+        self.assertEqual(d.req("DELETE", "/v1/jobs/" + job_id).status, 202)
+        self.assertEqual(d.wait_final(job_id)["status"], "cancelled")
+        # The next rescan (a SIGHUP here; at most a minute on its own) removes it.
+        d.proc.send_signal(signal.SIGHUP)
+        harness.wait_for(lambda: not os.path.exists(os.path.join(cache, digest)), 20,
+                         lambda: "the unused image stayed: %s" % os.listdir(cache))
+
     def image_plugin(self, root, src, dirname, name, extra=""):
         """The class's plugin src copied to root/dirname, its manifest
         written anew (write_manifest); the copy's path."""
@@ -236,12 +258,8 @@ class ImagePlugins(unittest.TestCase):
         """A tag moved to a new image: the old one's unpacked rootfs leaves
         the cache once no job runs from it (it stayed until a restart, a
         device updated weekly filling its disk), not while one does."""
-        root = self.plugins_root("retired")
-        p = self.image_plugin(root, "i_sandbox", "i_sleep", "i_sleep", 'command: ["/bin/testkit", "sleep"]\n')
+        p, d, cache = self.sleep_plugin("retired")
         layout = os.path.join(p, "image")
-        d = Daemon("ImageRetired", plugins=root).start()
-        self.addCleanup(d.stop)
-        cache = os.path.join(d.state_dir, "images")
 
         def retag(env):
             old = index_digest(layout)[len("sha256:"):]
@@ -257,15 +275,7 @@ class ImagePlugins(unittest.TestCase):
         self.assertEqual(r.status, 202, r)
         d.wait_status(r.body["id"], "running")
         first, second = retag("ROUND=2")
-        d.proc.send_signal(signal.SIGHUP)
-        time.sleep(1)
-        self.assertTrue(os.path.isdir(os.path.join(cache, first)), "removed under a running job")
-        self.assertEqual(d.req("DELETE", "/v1/jobs/" + r.body["id"]).status, 202)
-        self.assertEqual(d.wait_final(r.body["id"])["status"], "cancelled")
-        # The next rescan (a SIGHUP here; at most a minute on its own) removes it.
-        d.proc.send_signal(signal.SIGHUP)
-        harness.wait_for(lambda: not os.path.exists(os.path.join(cache, first)), 20,
-                         lambda: "the unused image stayed: %s" % os.listdir(cache))
+        self.assert_kept_while_running(d, cache, first, r.body["id"])
         self.assertIn("image cache: sha256:%s removed (no plugin uses it any more)" % first, d.log_text())
         # Nothing runs from it: it goes at the reload that drops it.
         old, third = retag("ROUND=3")
@@ -280,16 +290,8 @@ class ImagePlugins(unittest.TestCase):
         its image re-tagged: the job's manifest left the table at the edit,
         the image still in use then; the image stays while that job runs
         (it was removed under it: only the edited manifest was looked at)."""
-        root = tempfile.mkdtemp(prefix="edgecd-it-images-edited-")
-        self.addCleanup(shutil.rmtree, root, True)
-        os.chmod(root, 0o755)
-        p = os.path.join(root, "i_sleep")
-        shutil.copytree(os.path.join(self.tmp, "i_sandbox"), p, symlinks=True)
-        write_manifest(p, "i_sleep", 'command: ["/bin/testkit", "sleep"]\n')
+        p, d, cache = self.sleep_plugin("edited")
         layout = os.path.join(p, "image")
-        d = Daemon("ImageEdited", plugins=root).start()
-        self.addCleanup(d.stop)
-        cache = os.path.join(d.state_dir, "images")
         first = index_digest(layout)[len("sha256:"):]
 
         r = d.submit({"algorithm": "i_sleep", "parameters": {"seconds": 60}})
@@ -298,8 +300,8 @@ class ImagePlugins(unittest.TestCase):
         # The manifest changes, the image does not.
         write_manifest(p, "i_sleep", 'command: ["/bin/testkit", "sleep"]\ntimeout_seconds: 100\n')
         d.proc.send_signal(signal.SIGHUP)
-        harness.wait_for(lambda: "timeout_seconds" in (p and open(os.path.join(p, "plugin.yaml")).read())
-                         and d.req("GET", "/v1/algorithms/i_sleep").status == 200, 20, lambda: "no reload")
+        harness.wait_for(lambda: d.req("GET", "/v1/algorithms/i_sleep").body.get("timeout_seconds") == 100, 20,
+                         lambda: "the edited manifest was not loaded")
         time.sleep(1)
         # Then the image is re-tagged.
         umoci("config", "--image", layout + ":latest", "--config.env", "ROUND=2")
@@ -307,14 +309,7 @@ class ImagePlugins(unittest.TestCase):
         d.proc.send_signal(signal.SIGHUP)
         harness.wait_for(lambda: os.path.isdir(os.path.join(cache, second, "rootfs")), 20,
                          lambda: "the new image %s was not unpacked: %s" % (second, os.listdir(cache)))
-        d.proc.send_signal(signal.SIGHUP)
-        time.sleep(1)
-        self.assertTrue(os.path.isdir(os.path.join(cache, first)), "removed under a running job")
-        self.assertEqual(d.req("DELETE", "/v1/jobs/" + r.body["id"]).status, 202)
-        self.assertEqual(d.wait_final(r.body["id"])["status"], "cancelled")
-        d.proc.send_signal(signal.SIGHUP)
-        harness.wait_for(lambda: not os.path.exists(os.path.join(cache, first)), 20,
-                         lambda: "the unused image stayed: %s" % os.listdir(cache))
+        self.assert_kept_while_running(d, cache, first, r.body["id"])
 
     def test_a_colon_in_the_plugin_directory(self):
         """umoci cuts --image at its first ':': a plugin directory named
