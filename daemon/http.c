@@ -170,7 +170,18 @@ static int listen_tcp(struct http_server *srv, const char *listen_addr, struct e
                 }
                 int one = 1;
                 setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-                if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0)
+                int r = bind(fd, ai->ai_addr, ai->ai_addrlen);
+                /* An address not on the host yet (DHCP, a link still down
+                 * at boot) is bound anyway and served once it comes:
+                 * failing would restart the unit until systemd gives up. */
+                if (r < 0 && errno == EADDRNOTAVAIL &&
+                    setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one) == 0) {
+                        r = bind(fd, ai->ai_addr, ai->ai_addrlen);
+                        if (r == 0)
+                                log_warn("listen address `%s` is not on this host (yet): edgecd listens "
+                                         "for it and serves once it comes up", listen_addr);
+                }
+                if (r == 0 && listen(fd, 128) == 0)
                         break;
                 saved = errno;
                 close(fd);

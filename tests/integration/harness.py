@@ -419,6 +419,7 @@ class Daemon:
         self.config_path = os.path.join(self.tmp, "edgecd.yaml")
         self.port = free_port()
         self.unix_path = None
+        self.host = "127.0.0.1"   # where req() connects
         self.cgroup_parent = "/edgecd-it-%d-%d" % (os.getpid(), n)
         self.proc = None
         self.runtime = {}         # what this daemon said it uses (GET /readyz)
@@ -740,7 +741,7 @@ class Daemon:
         if self.unix_path:
             c = UnixHTTPConnection(self.unix_path, timeout)
         else:
-            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+            c = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             t0 = time.monotonic()
             c.request(method, path, body=data, headers=hdrs)

@@ -15,6 +15,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -184,6 +185,33 @@ class Startup(AuthCase):
         d.start()
         r = d.submit(ECHO, wait="true", headers=bearer("submitter"))
         self.assertEqual(r.status, 200, r)
+
+    def test_an_address_not_up_yet_is_served_once_it_comes(self):
+        # TEST-NET-1: on no host; put on lo for the second half.
+        addr = "192.0.2.77"
+        if subprocess.run(["ip", "-4", "-o", "addr", "show", "to", addr], capture_output=True,
+                          text=True).stdout.strip():
+            self.skipTest("%s is on this host already" % addr)
+        port = harness.free_port()
+        d = self.daemon(config={"listen": "%s:%d" % (addr, port)}, name="notup")
+        d.port, d.host = port, addr
+        started = []
+        t = threading.Thread(target=lambda: started.append(d.start(timeout=60)))
+        t.start()
+        try:
+            harness.wait_for(lambda: "is not on this host (yet)" in harness.tail(d.log_path), 20,
+                             "the warning for an address not up")
+            time.sleep(1)
+            self.assertIsNone(d.proc.poll(), "the daemon exited: %s" % harness.tail(d.log_path))
+            subprocess.run(["ip", "addr", "add", addr + "/32", "dev", "lo"], check=True)
+            self.addCleanup(subprocess.run, ["ip", "addr", "del", addr + "/32", "dev", "lo"],
+                            capture_output=True)
+            t.join(60)
+            self.assertTrue(started, "the daemon did not answer once %s came up" % addr)
+            r = d.submit(ECHO, wait="true", headers=bearer("submitter"))
+            self.assertEqual(r.status, 200, r)
+        finally:
+            t.join(70)
 
     def test_broken_tokens_file_names_file_line_key(self):
         d = self.daemon(name="badtokens")
