@@ -237,6 +237,9 @@ static void run_go(struct run *r)
                 /* Its container (a warm one still waits) first: it holds
                  * the log's pipe. */
                 sandbox_kill_init(s->d.env, r->sb);
+                /* Not left for the cleaner: a run of failed starts would
+                 * fill the workspaces' tmpfs with inputs while it lags. */
+                workspace_drop_input(r->sb->ws);
                 record_log(r);
                 return;
         }
@@ -473,6 +476,7 @@ static void run_job(struct scheduler *s, struct job *j)
                 if (rec <= 0) {
                         /* Built, perhaps, but nothing started. */
                         if (r.sb) {
+                                workspace_drop_input(r.sb->ws);
                                 cleaner_push(s->d.cleaner, TAKE_PTR(r.sb));
                         } else {
                                 liveset_remove(s->d.live, r.run_id);

@@ -910,14 +910,18 @@ def raw_exchange(port, head, body_chunks=(), timeout=10.0):
         th.join(5)
 
 
+def real_runtime():
+    """The runtime the daemons report, the configured path, else runc."""
+    return RUNTIME.get("path") or (OPTIONS["runtime"] if OPTIONS["runtime"].startswith("/") else None) \
+        or runtime_binary("runc")
+
+
 def write_runtime_wrapper(directory, name, body):
     """A shell script `name` in directory standing in for the runtime: body
     runs first (with $op the operation and $id the container id), then the
-    real runtime (the one the daemons report, the configured path, else
-    runc) takes over with the same arguments unless body exits.  Returns
-    its path."""
-    real = RUNTIME.get("path") or (OPTIONS["runtime"] if OPTIONS["runtime"].startswith("/") else None) \
-        or runtime_binary("runc")
+    real runtime (real_runtime()) takes over with the same arguments unless
+    body exits.  Returns its path."""
+    real = real_runtime()
     path = os.path.join(directory, name)
     with open(path, "w") as f:
         f.write("#!/bin/sh\n"

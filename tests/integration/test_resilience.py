@@ -313,6 +313,40 @@ class HeldClaim(unittest.TestCase):
         self.assertEqual(job["status"], "succeeded", job)
         self.assertEqual(len(job["attempts"]), 1, job["attempts"])
 
+class FailedStarts(unittest.TestCase):
+
+    def test_inputs_of_failed_starts_do_not_fill_the_workspaces(self):
+        # The workspaces' tmpfs holds two inputs per worker: the input of a
+        # run whose creation failed must not wait there for the cleaner,
+        # which lags here (each delete takes a second).  Not runc or crun
+        # by name: the container is created, then started (as on youki).
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-wrap-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        fail, slow = os.path.join(tmp, "fail"), os.path.join(tmp, "slow")
+        body = ('case "$op:$id" in\n'
+                '  create:edgecd-probe-*|run:edgecd-probe-*) ;;\n'
+                '  create:*|run:*) [ -e %s ] && { %s "$@" && echo "injected start failure" >&2; exit 1; } ;;\n'
+                '  delete:*) [ -e %s ] && sleep 1 ;;\n'
+                'esac' % (fail, harness.real_runtime(), slow))
+        w = harness.write_runtime_wrapper(tmp, "failstart", body)
+        d = Daemon("failstart", config={"runtime": w, "input_ceiling_bytes": "1MiB",
+                                        "retry": {"max_attempts": 1}, "warm": {"max_containers": 0},
+                                        "breaker": {"degrade_after": 1000, "isolate_after": 1000}})
+        self.addCleanup(d.stop)
+        d.start()
+        for path in (fail, slow):
+            open(path, "w").close()
+        big = dict(ECHO, parameters={"n": 1, "pad": "x" * 900000})
+        for _ in range(24):
+            job = d.run_job(big)
+            self.assertEqual((job["status"], "injected start failure" in (job["error"] or {}).get("message", "")),
+                             ("failed", True), job["error"])
+        os.unlink(fail)
+        job = d.run_job(big)
+        os.unlink(slow)
+        self.assertEqual(job["status"], "succeeded", job["error"])
+
+
 class Attached(unittest.TestCase):
     """A cold job's runtime runs in the foreground (runc and crun: a wrapper
     named runc stands in here): its creation is bounded by
