@@ -162,30 +162,35 @@ static int listen_tcp(struct http_server *srv, const char *listen_addr, struct e
         if (gai)
                 return err_set(err, ERR_INVALID, 0, "listen address `%s`: %s", listen_addr, gai_strerror(gai));
         int fd = -1, saved = 0;
-        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-                fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-                if (fd < 0) {
-                        saved = errno;
-                        continue;
-                }
-                int one = 1;
-                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-                int r = bind(fd, ai->ai_addr, ai->ai_addrlen);
-                /* An address not on the host yet (DHCP, a link still down
-                 * at boot) is bound anyway and served once it comes:
-                 * failing would restart the unit until systemd gives up. */
-                if (r < 0 && errno == EADDRNOTAVAIL &&
-                    setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one) == 0) {
-                        r = bind(fd, ai->ai_addr, ai->ai_addrlen);
-                        if (r == 0)
-                                log_warn("listen address `%s` is not on this host (yet): edgecd listens "
-                                         "for it and serves once it comes up", listen_addr);
-                }
-                if (r == 0 && listen(fd, 128) == 0)
+        bool only_not_here = true;   /* every failure so far: EADDRNOTAVAIL */
+        /* An address not on the host yet (DHCP, a link still down at
+         * boot) is bound anyway (IP_FREEBIND) and served once it comes:
+         * failing would restart the unit until systemd gives up.  Only
+         * when no address of the name can be bound as it is: a name's
+         * IPv6 address still to come must not win over its IPv4 one. */
+        for (int free_bind = 0; free_bind < 2 && fd < 0; free_bind++) {
+                if (free_bind && (!only_not_here || !saved))
                         break;
-                saved = errno;
-                close(fd);
-                fd = -1;
+                for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+                        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                        if (fd < 0) {
+                                saved = errno;
+                                continue;
+                        }
+                        int one = 1;
+                        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+                        if ((!free_bind || setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one) == 0) &&
+                            bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0) {
+                                if (free_bind)
+                                        log_warn("listen address `%s` is not on this host (yet): edgecd "
+                                                 "listens for it and serves once it comes up", listen_addr);
+                                break;
+                        }
+                        saved = errno;
+                        only_not_here &= saved == EADDRNOTAVAIL;
+                        close(fd);
+                        fd = -1;
+                }
         }
         freeaddrinfo(res);
         if (fd < 0)
