@@ -86,8 +86,11 @@ int sandbox_build(const struct sandbox_env *env, const struct manifest *m, const
         *ret_retryable = true;
 
         /* Before its limits and config are read: a template changed
-         * meanwhile shows as changed, never the other way. */
-        oci_template_stamp(cfg->templates_dir, m, &sb->tmpl);
+         * meanwhile shows as changed, never the other way.  Only a warm
+         * container's is ever compared (two stats a cold job saves). */
+        bool warm = !input;
+        if (warm)
+                oci_template_stamp(cfg->templates_dir, m, &sb->tmpl);
         if (oci_job_limits(cfg->templates_dir, m, &cfg->defaults, &sb->limits, err) < 0) {
                 *ret_retryable = err->code != ERR_INVALID;
                 return -1;
@@ -99,7 +102,6 @@ int sandbox_build(const struct sandbox_env *env, const struct manifest *m, const
         }
         if (runcgroup_take(env->cgroups, run_id, &sb->cg, err) < 0)
                 return -1;
-        bool warm = !input;
         if (warm && make_gate(sb->ws, err) < 0)
                 return -1;
         struct oci_job oj = {
