@@ -313,6 +313,7 @@ class HeldClaim(unittest.TestCase):
         self.assertEqual(job["status"], "succeeded", job)
         self.assertEqual(len(job["attempts"]), 1, job["attempts"])
 
+
 class FailedStarts(unittest.TestCase):
 
     def test_inputs_of_failed_starts_do_not_fill_the_workspaces(self):
@@ -320,20 +321,17 @@ class FailedStarts(unittest.TestCase):
         # run whose creation failed must not wait there for the cleaner,
         # which lags here (each delete takes a second).  Not runc or crun
         # by name: the container is created, then started (as on youki).
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-wrap-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        fail, slow = os.path.join(tmp, "fail"), os.path.join(tmp, "slow")
         body = ('case "$op:$id" in\n'
                 '  create:edgecd-probe-*|run:edgecd-probe-*) ;;\n'
-                '  create:*|run:*) [ -e %s ] && { %s "$@" && echo "injected start failure" >&2; exit 1; } ;;\n'
-                '  delete:*) [ -e %s ] && sleep 1 ;;\n'
-                'esac' % (fail, harness.real_runtime(), slow))
-        w = harness.write_runtime_wrapper(tmp, "failstart", body)
-        d = Daemon("failstart", config={"runtime": w, "input_ceiling_bytes": "1MiB",
-                                        "retry": {"max_attempts": 1}, "warm": {"max_containers": 0},
-                                        "breaker": {"degrade_after": 1000, "isolate_after": 1000}})
-        self.addCleanup(d.stop)
-        d.start()
+                '  create:*|run:*) [ -e COUNTER.fail ] && { %s "$@" && echo "injected start failure" >&2; exit 1; } ;;\n'
+                '  delete:*) [ -e COUNTER.slow ] && sleep 1 ;;\n'
+                'esac' % harness.real_runtime())
+        d = wrapped_daemon(self, "failstart", "failstart", body,
+                           {"input_ceiling_bytes": "1MiB", "retry": {"max_attempts": 1},
+                            "warm": {"max_containers": 0},
+                            "breaker": {"degrade_after": 1000, "isolate_after": 1000}})
+        counter = os.path.join(os.path.dirname(d.runtime["path"]), "count")
+        fail, slow = counter + ".fail", counter + ".slow"
         for path in (fail, slow):
             open(path, "w").close()
         big = dict(ECHO, parameters={"n": 1, "pad": "x" * 900000})
