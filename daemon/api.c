@@ -29,6 +29,9 @@
 #define LIST_MAX_LIMIT 1000
 #define RETRY_AFTER_SECONDS "2"
 #define IDEMPOTENCY_KEY_MAX 128
+/* How long a running job's cancel waits for the job's end to be on disk
+ * before it is answered with the job as it is then. */
+#define CANCEL_WAIT_SECONDS 10
 /* A page of GET /v1/jobs stops once it holds this much: a page of 1,000
  * jobs with megabyte results would be a gigabyte on the HTTP threads. */
 #define LIST_PAGE_BYTES (4 * 1024 * 1024)
@@ -44,6 +47,7 @@ struct wait {
         struct job_waiter *waiter;
         int64_t deadline;        /* now_mono_ms() clock */
         bool suspended, resumed, done;
+        bool cancel_ending;      /* a cancel waiting for its running job's end */
         struct wait *next;
 
         /* The commit before the answer (submit): the write in flight and
@@ -418,6 +422,17 @@ static struct wait *wait_for(struct api *a, struct http_request *req)
         return w;
 }
 
+static void finish_cancel_wait(struct api *a, struct http_request *req, struct wait *w);
+
+/* The second dispatch of a wait, or its answer at once. */
+static void wait_answer(struct http_request *req, struct wait *w)
+{
+        if (w->cancel_ending)
+                finish_cancel_wait(w->api, req, w);
+        else
+                finish_wait(req, w);
+}
+
 /* Park req until j is final or `seconds` pass. */
 static void start_wait(struct api *a, struct http_request *req, struct job *j, int64_t seconds)
 {
@@ -431,14 +446,15 @@ static void start_wait(struct api *a, struct http_request *req, struct job *j, i
         wait_ref(w);   /* the callback's */
         w->waiter = job_add_waiter(j, on_job_done, w);
         if (!w->waiter) {
+                /* Told already: final and on disk. */
                 wait_unref(w);
-                reply_record(a, req, 0, j->id, true, false);
+                wait_answer(req, w);
                 return;
         }
         pthread_mutex_lock(&a->lock);
         if (w->done || a->stopping) {
                 pthread_mutex_unlock(&a->lock);
-                finish_wait(req, w);
+                wait_answer(req, w);
                 return;
         }
         http_suspend(req);
@@ -1261,11 +1277,53 @@ static void handle_get_job(struct http_request *req, void *ctx)
         reply_record(ctx, req, 200, http_param(req, 0), false, true);
 }
 
-/* After the cancel's commit (second dispatch). */
+/* A running job's cancel is answered once the job's end is on disk:
+ * answered while the store still said `running`, a crash would run the
+ * cancelled job again.  Its worker ends it within milliseconds; past
+ * CANCEL_WAIT_SECONDS the answer is the job as it is then, or 503 when
+ * that is because the store cannot write (the cancel is not on disk: ask
+ * again). */
+static void wait_for_cancel_end(struct api *a, struct http_request *req, struct job *j)
+{
+        struct wait *w = wait_for(a, req);
+        w->cancel_ending = true;
+        start_wait(a, req, j, CANCEL_WAIT_SECONDS);
+}
+
+static void finish_cancel_wait(struct api *a, struct http_request *req, struct wait *w)
+{
+        if (w->waiter && job_remove_waiter(w->job, w->waiter))
+                wait_unref(w);   /* the callback's reference: it will not run now */
+        w->waiter = NULL;
+        char why[256];
+        if (!job_final_recorded(w->job) && !store_health(a->d.store, why, sizeof why)) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "job `%s` is being cancelled, but the store cannot record it: %s",
+                         w->job->id, why);
+                http_add_header(req, "Retry-After", RETRY_AFTER_SECONDS);
+                http_reply_error(req, 503, "storage_unavailable", msg, NULL);
+                return;
+        }
+        /* Ended on its own before the kill: 200, as when it ended before
+         * the cancel came. */
+        bool own_end = job_final_recorded(w->job) && job_get_status(w->job) != JOB_CANCELLED;
+        reply_record(a, req, own_end ? 200 : 202, w->job->id, false, false);
+}
+
+/* After the cancel's commit (second dispatch), or after its wait. */
 static void finish_cancel(struct api *a, struct http_request *req, struct wait *w)
 {
+        if (w->cancel_ending) {
+                finish_cancel_wait(a, req, w);
+                return;
+        }
         if (reply_if_not_written(req, w))
                 return;
+        if (w->item.outcome != STORE_ITEM_OK) {
+                /* A worker took it first: it is cancelled running. */
+                wait_for_cancel_end(a, req, w->job);
+                return;
+        }
         reply_record(a, req, 202, w->job->id, false, false);
 }
 
@@ -1299,8 +1357,8 @@ static void handle_cancel(struct http_request *req, void *ctx)
         }
         if (scheduler_cancel_begin(a->d.scheduler, j, &rec) == 0) {
                 /* Running: its worker ends it. */
+                wait_for_cancel_end(a, req, j);
                 job_unref(j);
-                reply_record(a, req, 202, id, false, false);
                 return;
         }
         /* A queued job: on disk before the answer, as a submit; the HTTP

@@ -259,6 +259,25 @@ class CrashRecovery(DurableCase):
         self.assertEqual(harness.cgroup_children(d.cgroup_parent), [])
         self.assertEqual(os.listdir(os.path.join(d.state_dir, "workspaces")), [])
 
+    def test_a_cancel_answered_is_not_undone_by_a_crash(self):
+        # The answer to a running job's cancel comes once its end is on
+        # disk: a SIGKILL right after it must not run the job again.
+        d = self.daemon("cancelcrash", {"workers": 1})
+        sid = self.submit_ok(d, sleep(5, timeout=30))
+        d.wait_status(sid, "running")
+        r = d.req("DELETE", "/v1/jobs/" + sid)
+        d.kill()
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(r.body["status"], "cancelled", json.dumps(r.body)[:1500])
+        d.restart()
+        job = d.wait_final(sid, timeout=30)
+        self.assertEqual(job["status"], "cancelled", json.dumps(job)[:1500])
+        self.assertRuns(job, ["cancelled"])
+        # Nobody asked: a second cancel is refused, the job stays as it was.
+        self.assertEqual(d.req("DELETE", "/v1/jobs/" + sid).status, 409)
+        d.wait_cleaned()
+        d.assert_idle_clean()
+
 
 # ---------------------------------------------- 3. a crash re-runs only once
 
@@ -601,6 +620,33 @@ class FullDisk(DurableCase):
         self.assertEqual(rc, 0)
         self.assertEqual(integrity_check(d.db_path), ["ok"])
 
+
+    def test_a_cancel_the_store_cannot_record_is_503(self):
+        # A running job's cancel is answered once the end is on disk; with
+        # a full disk that never comes: 503 after the wait, and the cancel
+        # lands once there is room.
+        d = self.daemon("fullcancel", start=False, after_stop=harness.unmount_state)
+        fill = harness.state_on_small_disk(d)
+        self.addCleanup(lambda: os.path.exists(fill) and os.unlink(fill))
+        d.start()
+        sid = self.submit_ok(d, sleep(60, timeout=90))
+        d.wait_status(sid, "running")
+        harness.fill_disk(fill)
+        for k in range(20):
+            if d.submit(echo(k)).status == 503:
+                break
+        else:
+            self.fail("20 submits accepted on a full disk")
+        t0 = time.monotonic()
+        r = d.req("DELETE", "/v1/jobs/" + sid, timeout=60)
+        check_error(r, 503, "storage_unavailable")
+        self.assertGreaterEqual(time.monotonic() - t0, 5, "answered before the wait for the end")
+        self.assertIn(sid, r.body["error"]["message"])
+        os.unlink(fill)
+        job = d.wait_final(sid, timeout=30)
+        self.assertEqual(job["status"], "cancelled", json.dumps(job)[:1500])
+        self.assertTrue(d.alive(), "the daemon died")
+        d.assert_idle_clean()
 
     def test_start_on_a_full_state_dir_names_the_disk(self):
         """A start on a full state disk fails (the runtime cannot keep its
