@@ -117,9 +117,10 @@ int cgroup_restart_counters(const char *path, const struct cgroup_files *files, 
 #define CGROUP_REUSE_MAX_BYTES (1 << 20)
 
 /* An empty reused cgroup (v1, its counter files) made fit for the next
- * run: holding more than max_bytes (page cache charged by the runs
- * before), it is made to give that back; ERR_BUSY when it still holds
- * more, ERR_NOT_FOUND when the files' cgroup is gone. */
+ * run: holding more than max_bytes, kernel memory of the runs before is
+ * reclaimed; ERR_BUSY when it holds page cache (not evicted: remove the
+ * cgroup and make it anew) or still more than max_bytes, ERR_NOT_FOUND
+ * when the files' cgroup is gone. */
 int cgroup_settle(const char *path, const struct cgroup_files *files, int64_t max_bytes, struct err *err);
 
 /* Remove the (empty) cgroup at path from every hierarchy: a run's after its

@@ -139,7 +139,9 @@ static int slots_give(struct runcgroups *rcs, struct runcgroup *rc, const char *
                 /* What the slot still holds (page cache the runs charged
                  * to it) is the next run's base, which reclaim may shrink
                  * under that run: kept small, so is what its figures can
-                 * be short by.  One that will not shrink is made anew. */
+                 * be short by.  One that holds page cache, or will not
+                 * shrink, is made anew (its charges go to the parent; see
+                 * cgroup_settle). */
                 struct err se = ERR_INIT;
                 enum slot_state next = SLOT_FREE;
                 if (cgroup_settle(rc->dir, rc->files, CGROUP_REUSE_MAX_BYTES, &se) < 0) {
