@@ -194,9 +194,9 @@ class Ctl(unittest.TestCase):
         self.assertIn("still", r.stderr)
         r = self.run_ctl("cancel", job_id)
         self.assertExit(r, 0)
-        self.assertIn(job_id, r.stdout)
-        job = self.d.wait_final(job_id)
-        self.assertEqual(job["status"], "cancelled")
+        # The running job's end, on disk before the answer.
+        self.assertEqual(r.stdout.split(), [job_id, "cancelled"], r.stdout)
+        self.assertEqual(self.d.get_job(job_id)["status"], "cancelled")
         # Cancelling a final job: 409 conflict.
         r = self.run_ctl("cancel", job_id)
         self.assertExit(r, 3)
