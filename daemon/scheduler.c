@@ -401,12 +401,19 @@ static int record_attempt_end(struct scheduler *s, struct job *j, struct store_p
 static int take_ids(struct scheduler *s, struct job *j, struct job_ids *ret, struct err *err)
 {
         int64_t until = now_mono_ms() + IDS_WAIT_MS;
+        bool told = false;
         for (;;) {
                 err_clear(err);
                 if (idpool_take(s->d.ids, ret, err) == 0)
                         return 0;
                 if (err->code != ERR_BUSY || now_mono_ms() > until || job_stop_requested(j))
                         return -1;
+                if (!told) {
+                        log_job(LOG_LVL_INFO, j->id, j->manifest->name, NULL,
+                                "waiting for a job user: all %lld are in use (job_users.count)",
+                                (long long)s->d.cfg->job_users.count);
+                        told = true;
+                }
                 struct timespec ts = { 0, 20 * 1000000 };
                 nanosleep(&ts, NULL);
                 heartbeat_beat();
@@ -449,6 +456,15 @@ static void run_job(struct scheduler *s, struct job *j)
                 } else if (take_ids(s, j, &r.ids, &err) < 0) {
                         if (probe)
                                 breaker_probe_abandoned(s->d.breaker, j->manifest->name);
+                        if (job_stop_requested(j)) {
+                                /* Stopped before this run began: a cancel
+                                 * ends it cancelled, the daemon's stop
+                                 * leaves it queued for the next start. */
+                                enum job_error e = stop_reason(s, j);
+                                finish(s, j, NULL, e, e == JOB_ERR_CANCELLED && n == 1 ? CANCELLED_QUEUED
+                                                                                       : stop_message(e));
+                                return;
+                        }
                         finish(s, j, NULL, JOB_ERR_RUNTIME_ERROR, err.msg);
                         return;
                 }

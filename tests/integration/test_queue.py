@@ -232,6 +232,58 @@ class StopWithJobsInFlight(unittest.TestCase):
         self.assertEqual(sorted(answers), [(202, "queued")] * 6, answers)
 
 
+class WaitingForAJobUser(unittest.TestCase):
+    """A worker whose job finds every job user in use (runs still waiting
+    for their cleanup hold theirs) waits for one.  A cancel meanwhile ends
+    the job cancelled; the daemon's stop leaves it queued, and the next
+    start runs it: neither is the runtime's failure."""
+
+    def waiting(self, name):
+        # Two job users, one worker; the cleanup (which gives a run's user
+        # back) held for a minute: two quick jobs use both up.
+        d = Daemon(name, config={"workers": 1, "job_users": {"count": 2}},
+                   env={"EDGECD_TEST_CLEANUP_DELAY_MS": "60000"})
+        self.addCleanup(d.stop, False)
+        d.start()
+        for i in range(2):
+            job = d.run_job({"algorithm": "t_echo", "parameters": {"i": i}})
+            self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(d.metric("edgecd_job_users_in_use"), 2)
+        r = d.submit({"algorithm": "t_echo", "parameters": {"i": 2}})
+        self.assertEqual(r.status, 202, r)
+        jid = r.body["id"]
+        self.assertTrue(d.wait_log(r"job %s: waiting for a job user: all 2 are in use" % jid),
+                        d.log_tail(20))
+        return d, jid
+
+    @quick
+    def test_a_cancel_while_it_waits_cancels_it(self):
+        d, jid = self.waiting("IdsCancel")
+        r = d.req("DELETE", "/v1/jobs/" + jid)
+        self.assertEqual(r.status, 202, r)
+        job = check_job(d.wait_final(jid), final=True)
+        self.assertEqual(job["status"], "cancelled", job)
+        self.assertEqual(job["error"]["code"], "cancelled", job)
+        self.assertEqual(job["attempts"], [], "a run began without a job user")
+        self.assertNotIn("t_echo failed", d.log_text())
+        d.stop()
+
+    @quick
+    def test_a_stop_while_it_waits_leaves_it_queued(self):
+        d, jid = self.waiting("IdsStop")
+        rc, _ = d.terminate()
+        self.assertEqual(rc, 0, d.log_tail(20))
+        self.assertIn("job %s: t_echo interrupted by the daemon's stop; it runs again at the next start" % jid,
+                      d.log_text())
+        d.env.pop("EDGECD_TEST_CLEANUP_DELAY_MS")
+        d.restart()
+        job = check_job(d.wait_final(jid), final=True)
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(job["result"], {"version": 2, "input": {"i": 2}})
+        self.assertEqual(len(job["attempts"]), 1, job)
+        d.stop()
+
+
 class CrashRecovery(unittest.TestCase):
     """A daemon that died without cleaning up (SIGKILL) leaves a running
     container, its cgroup, its workspace and /output mount behind; the next
