@@ -81,6 +81,15 @@ static bool may_run(struct admission *a, struct job *j)
                breaker_would_admit(a->breaker, j->manifest->name, s->running);
 }
 
+/* Does x leave the queue before y: higher priority first, then older (the
+ * queue's order; under the queue lock, which admission_try runs under)? */
+static bool ahead_of(const struct job *x, const struct job *y)
+{
+        if (x->priority != y->priority)
+                return x->priority < y->priority;
+        return x->qseq < y->qseq;
+}
+
 bool admission_try(struct job *j, void *ctx)
 {
         struct admission *a = ctx;
@@ -96,9 +105,16 @@ bool admission_try(struct job *j, void *ctx)
         struct slot *s = slot_for(a, j->manifest->name);
         bool runnable = may_run(a, j);
         bool fits = a->running == 0 || a->used_mb + need <= a->pool_mb;
-        bool ok = runnable && fits && (!a->memory_waiter || a->memory_waiter == j);
-        if (runnable && !fits && !a->memory_waiter)
+        /* The line holds back only the jobs behind its holder: a job
+         * ahead of it (a higher priority that came later) is not made to
+         * wait for a lower one's memory, and takes the line itself when
+         * it does not fit either. */
+        bool ahead = a->memory_waiter && ahead_of(j, a->memory_waiter);
+        bool ok = runnable && fits && (!a->memory_waiter || a->memory_waiter == j || ahead);
+        if (runnable && !fits && (!a->memory_waiter || ahead)) {
+                job_unref(a->memory_waiter);
                 a->memory_waiter = job_ref(j);
+        }
         bool probe = false;
         if (ok)
                 ok = breaker_admit(a->breaker, j->manifest->name, s->running, &probe);

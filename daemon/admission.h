@@ -4,9 +4,11 @@
  * max_concurrent jobs (and one at a time when its algorithm is degraded,
  * none while isolated: breaker.h), and (2) its memory limit fits the pool
  * next to the running jobs' (a job alone always fits).  The first job, in
- * queue order, that waits for memory holds the line: no job behind it
- * starts until it has, or a stream of small jobs could keep a big one
- * waiting for ever; if it leaves the queue (cancelled), the line is free.
+ * queue order (priority, then age), that waits for memory holds the line:
+ * no job behind it starts until it has, or a stream of small jobs could
+ * keep a big one waiting for ever; if it leaves the queue (cancelled), the
+ * line is free.  A job ahead of it (a higher priority, come later) is not
+ * held, and takes the line when it waits for memory too.
  * The global concurrency limit is the number of workers.
  *
  * admission_try() is the queue's predicate: it runs under the queue lock

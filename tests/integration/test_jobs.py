@@ -764,8 +764,9 @@ class MemoryHoldsTheLine(unittest.TestCase):
         self.addCleanup(d.stop)
         d.start()
 
-        def submit(algorithm, seconds):
-            r = d.submit({"algorithm": algorithm, "parameters": {"seconds": seconds}, "timeout_seconds": 30})
+        def submit(algorithm, seconds, priority="normal"):
+            r = d.submit({"algorithm": algorithm, "parameters": {"seconds": seconds}, "timeout_seconds": 30,
+                          "priority": priority})
             self.assertEqual(r.status, 202, r)
             return r.body["id"]
         return d, submit
@@ -807,6 +808,31 @@ class MemoryHoldsTheLine(unittest.TestCase):
         self.assertNotEqual(first["status"], "succeeded", "s3 waited for a running job to end: %s" % first)
         for i in (s1, s2):
             d.wait_final(i, timeout=30)
+
+    def test_a_higher_priority_job_is_not_held_by_a_lower_ones_line(self):
+        # 300 of 500 MiB run; a low-priority large job does not fit and
+        # holds the line.  A high-priority small one that came later is
+        # ahead of it in queue order and fits: it starts at once, while the
+        # low-priority small one behind the large one still waits.
+        d, submit = self.daemon("memprio", {"workers": 3, "memory_pool_mb": 500})
+        s1 = submit("t_small", 4)
+        s2 = submit("t_small", 4)
+        d.wait_status(s1, "running")
+        d.wait_status(s2, "running")
+        large = submit("t_large", 0.2, "low")
+        behind = submit("t_small", 0.2, "low")
+        time.sleep(0.5)
+        self.assertEqual(d.get_job(large)["status"], "queued")
+        high = submit("t_small", 0.2, "high")
+        done = d.wait_final(high, timeout=10)
+        self.assertEqual(done["status"], "succeeded", done)
+        first = d.get_job(s1)
+        self.assertNotEqual(first["status"], "succeeded",
+                            "the high-priority job waited behind the low-priority one's line: %s" % first)
+        self.assertEqual(d.get_job(behind)["status"], "queued", "the line was not held for the job behind it")
+        jobs = {i: d.wait_final(i, timeout=30) for i in (s1, s2, large, behind)}
+        for j in jobs.values():
+            self.assertEqual(j["status"], "succeeded", j)
 
 
 @quick

@@ -59,6 +59,56 @@ START_TEST(test_plugin_limit_and_memory)
 }
 END_TEST
 
+/* A job as the queue offers it, at place seq of its order (qseq; the
+ * others here all have 0 and tie, each behind a waiter). */
+static struct job *queued_at(struct manifest *m, enum job_priority prio, uint64_t seq)
+{
+        struct job *j = job_new(m, prio, 10, NULL);
+        j->queued = true;
+        j->qseq = seq;
+        return j;
+}
+
+/* The line holds back only the jobs behind its holder in queue order
+ * (priority, then age): a higher-priority job that came later and fits
+ * starts; one that does not fit takes the line. */
+START_TEST(test_line_is_held_in_queue_order)
+{
+        struct breaker *b = breaker_new(3, 5, 60000);
+        struct admission *a = admission_new(100, &DEFAULTS, b);
+        struct manifest big = plugin("big", 60, 0), small = plugin("small", 20, 0), mid = plugin("mid", 30, 0),
+                        tiny = plugin("tiny", 10, 0);
+        struct job *r1 = queued_at(&big, PRIO_NORMAL, 1), *w = queued_at(&big, PRIO_LOW, 2),
+                   *h = queued_at(&small, PRIO_HIGH, 3), *l = queued_at(&tiny, PRIO_LOW, 4),
+                   *h2 = queued_at(&mid, PRIO_HIGH, 5);
+        ck_assert(admission_try(r1, a));    /* 60 of 100 */
+        ck_assert(!admission_try(w, a));    /* 120: waits, holds the line */
+        ck_assert(admission_try(h, a));     /* ahead of w: 80 of 100 */
+        ck_assert(!admission_try(l, a));    /* fits (90), but behind w */
+        ck_assert(!admission_try(h2, a));   /* 110: ahead of w, takes the line */
+        admission_release(a, r1);           /* 20 of 100 */
+        ck_assert(!admission_try(w, a));    /* fits (80), but behind h2 now */
+        ck_assert(!admission_try(l, a));
+        ck_assert(admission_try(h2, a));    /* 50 of 100 */
+        ck_assert(!admission_try(w, a));    /* 110: holds the line again */
+        ck_assert(!admission_try(l, a));    /* fits (60), but behind w */
+        admission_release(a, h);            /* 30 of 100 */
+        ck_assert(admission_try(w, a));     /* 90 of 100 */
+        ck_assert(admission_try(l, a));     /* 100 of 100 */
+        admission_release(a, h2);
+        admission_release(a, w);
+        admission_release(a, l);
+        ck_assert_uint_eq(admission_running(a), 0);
+        job_unref(r1);
+        job_unref(w);
+        job_unref(h);
+        job_unref(l);
+        job_unref(h2);
+        admission_free(a);
+        breaker_free(b);
+}
+END_TEST
+
 /* A cancelled waiter frees the line. */
 START_TEST(test_cancelled_waiter_frees_the_line)
 {
@@ -146,6 +196,7 @@ static Suite *suite(void)
         Suite *s = suite_create("admission");
         TCase *tc = tcase_create("core");
         tcase_add_test(tc, test_plugin_limit_and_memory);
+        tcase_add_test(tc, test_line_is_held_in_queue_order);
         tcase_add_test(tc, test_cancelled_waiter_frees_the_line);
         tcase_add_test(tc, test_breaker_held_job_does_not_hold_the_line);
         tcase_add_test(tc, test_isolated_then_probe);
