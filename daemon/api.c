@@ -1056,28 +1056,35 @@ static bool reply_if_not_written(struct http_request *req, struct wait *w)
         return true;
 }
 
+/* The answer to a submit whose Idempotency-Key was used before: 409 for
+ * another body, else the first job as it is now (waited for, with ?wait). */
+static void reply_keyed(struct api *a, struct http_request *req, const char *key, enum store_item_outcome outcome,
+                        const char *existing_id, int64_t wait_seconds)
+{
+        if (outcome == STORE_ITEM_CONFLICT) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "Idempotency-Key `%.128s` was used for job %s with another request body",
+                         key, existing_id);
+                http_reply_error(req, 409, "idempotency_conflict", msg, "Idempotency-Key");
+                return;
+        }
+        http_add_header(req, "Idempotent-Replayed", "true");
+        struct job *live = wait_seconds > 0 ? jobtable_get(a->d.jobs, existing_id) : NULL;
+        if (live) {
+                start_wait(a, req, live, wait_seconds);
+                job_unref(live);
+        } else {
+                reply_record(a, req, 200, existing_id, true, false);
+        }
+}
+
 static void finish_submit(struct api *a, struct http_request *req, struct wait *w)
 {
         struct store_item *it = &w->item;
         if (reply_if_not_written(req, w))
                 return;
-        if (it->outcome == STORE_ITEM_CONFLICT) {
-                char msg[512];
-                snprintf(msg, sizeof msg, "Idempotency-Key `%.128s` was used for job %s with another request body",
-                         w->idem_key, it->existing_id);
-                http_reply_error(req, 409, "idempotency_conflict", msg, "Idempotency-Key");
-                return;
-        }
-        if (it->outcome == STORE_ITEM_REPLAYED) {
-                /* The first job, as it is now. */
-                http_add_header(req, "Idempotent-Replayed", "true");
-                struct job *live = w->wait_seconds > 0 ? jobtable_get(a->d.jobs, it->existing_id) : NULL;
-                if (live) {
-                        start_wait(a, req, live, w->wait_seconds);
-                        job_unref(live);
-                } else {
-                        reply_record(a, req, 200, it->existing_id, true, false);
-                }
+        if (it->outcome == STORE_ITEM_CONFLICT || it->outcome == STORE_ITEM_REPLAYED) {
+                reply_keyed(a, req, w->idem_key, it->outcome, it->existing_id, w->wait_seconds);
                 return;
         }
         struct job *j = w->job;
@@ -1118,6 +1125,30 @@ static void handle_submit(struct http_request *req, void *ctx)
                               IDEMPOTENCY_KEY_MAX);
                 return;
         }
+        /* A key used before is looked up first: a retry is its job (or a
+         * conflict) whatever a new job would be told now (a full queue, a
+         * stop, its algorithm gone or unavailable).  The insert looks again
+         * (a first submit still being committed is not seen here). */
+        _cleanup_free_ char *idem_stored = NULL;
+        char idem_hash[65];
+        if (key) {
+                size_t len;
+                const char *body = http_body(req, &len);
+                idem_stored = idempotency_key(http_user(req), key);
+                auth_hash(body, len, idem_hash);
+                enum store_item_outcome seen;
+                char existing_id[JOB_ID_LEN + 1];
+                struct err ferr = ERR_INIT;
+                int found = store_find_key(a->d.store, idem_stored, idem_hash, &seen, existing_id, &ferr);
+                if (found > 0) {
+                        if (seen == STORE_ITEM_CONFLICT)
+                                metrics_job_rejected("idempotency_conflict");
+                        reply_keyed(a, req, key, seen, existing_id, wait_seconds);
+                        return;
+                }
+                if (found < 0)
+                        log_debug("POST /v1/jobs: Idempotency-Key look-up (the insert looks again): %s", ferr.msg);
+        }
         const char *raw = NULL;
         size_t raw_len = 0;
         _cleanup_json_ json_t *doc = http_body_spooled(req) ? parse_spooled(a, req, &raw, &raw_len) : parse_body(a, req);
@@ -1146,11 +1177,9 @@ static void handle_submit(struct http_request *req, void *ctx)
         w->wait_seconds = wait_seconds;
         w->item = (struct store_item){ .rec = &w->rec };
         if (key) {
-                size_t len;
-                const char *body = http_body(req, &len);
                 w->idem_key = xstrdup(key);
-                w->idem_stored = idempotency_key(http_user(req), key);
-                auth_hash(body, len, w->idem_hash);
+                w->idem_stored = TAKE_PTR(idem_stored);
+                memcpy(w->idem_hash, idem_hash, sizeof w->idem_hash);
                 w->item.idem_key = w->idem_stored;
                 w->item.idem_hash = w->idem_hash;
         }

@@ -214,6 +214,12 @@ int store_get(struct store *s, const char *id, unsigned what, struct job_record 
         return s->ops->get(s->b, id, what, ret, err);
 }
 
+int store_find_key(struct store *s, const char *key, const char *hash, enum store_item_outcome *ret_outcome,
+                   char ret_id[JOB_ID_LEN + 1], struct err *err)
+{
+        return s->ops->find_key(s->b, key, hash, ret_outcome, ret_id, err);
+}
+
 struct page {
         char *out;
         size_t len, cap, shown, limit, max_bytes;

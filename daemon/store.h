@@ -167,6 +167,13 @@ struct store_ops {
          * parameters (recovery at start). */
         int (*load_unfinished)(struct store_backend *b, void (*fn)(struct job_record *r, void *ctx),
                                void *ctx, struct err *err);
+        /* An Idempotency-Key (as stored) and the request body's hash: 1
+         * when the key was used (*ret_outcome STORE_ITEM_REPLAYED for the
+         * same hash, else STORE_ITEM_CONFLICT; ret_id its job), 0 when not,
+         * -1 on error.  A read: a key whose insert is not committed yet is
+         * not seen (the insert then finds it). */
+        int (*find_key)(struct store_backend *b, const char *key, const char *hash,
+                        enum store_item_outcome *ret_outcome, char ret_id[JOB_ID_LEN + 1], struct err *err);
         /* Give up retrying: held writes fail now, and later ones that fail
          * are not held (a stop that must not wait for the disk). */
         void (*abandon)(struct store_backend *b);
@@ -222,6 +229,11 @@ struct store_pending *store_update_begin(struct store *s, struct job_record *rec
 int store_update_end(struct store_pending *p, struct err *err);
 
 int store_get(struct store *s, const char *id, unsigned what, struct job_record *ret, struct err *err);
+/* Whether an Idempotency-Key was used, before a submit is tried (struct
+ * store_ops find_key): a retry is its job's replay whatever a new job
+ * would be told (a full queue, a stop, an algorithm gone). */
+int store_find_key(struct store *s, const char *key, const char *hash, enum store_item_outcome *ret_outcome,
+                   char ret_id[JOB_ID_LEN + 1], struct err *err);
 /* GET /v1/jobs as JSON text: {"jobs": [...newest first...], "next":
  * id-or-null}; a page stops early once it holds max_bytes (at least one
  * job), `next` then naming the last job shown.  Caller frees *ret_text. */

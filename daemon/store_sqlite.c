@@ -1561,6 +1561,35 @@ static int sqlite_list(struct store_backend *b, const struct store_filter *f,
         return rv;
 }
 
+static int sqlite_find_key(struct store_backend *b, const char *key, const char *hash,
+                           enum store_item_outcome *ret_outcome, char ret_id[JOB_ID_LEN + 1], struct err *err)
+{
+        struct reader *rd = reader_take(b, err);
+        if (!rd)
+                return -1;
+        int rv = 0;
+        sqlite3_stmt *st = stmt(rd->db, SQL_FIND_KEY, err);
+        if (!st) {
+                rv = -1;
+        } else {
+                bind_str(st, 1, key);
+                int rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW) {
+                        /* As apply_insert() decides it. */
+                        const char *h = (const char *)sqlite3_column_text(st, 0);
+                        const char *id = (const char *)sqlite3_column_text(st, 1);
+                        *ret_outcome = h && hash && !strcmp(h, hash) ? STORE_ITEM_REPLAYED : STORE_ITEM_CONFLICT;
+                        snprintf(ret_id, JOB_ID_LEN + 1, "%s", id ? id : "");
+                        rv = 1;
+                } else if (rc != SQLITE_DONE) {
+                        rv = sql_err(err, rd->db, rc, "find idempotency key");
+                }
+                sqlite3_reset(st);
+        }
+        reader_give(b, rd);
+        return rv;
+}
+
 static int sqlite_load_unfinished(struct store_backend *b, void (*fn)(struct job_record *r, void *ctx),
                                   void *ctx, struct err *err)
 {
@@ -1798,6 +1827,7 @@ const struct store_ops store_sqlite_ops = {
         .get = sqlite_get,
         .list = sqlite_list,
         .load_unfinished = sqlite_load_unfinished,
+        .find_key = sqlite_find_key,
         .abandon = sqlite_abandon,
         .count = sqlite_count,
         .health = sqlite_health,

@@ -826,6 +826,76 @@ class Idempotency(DurableCase):
         self.assertEqual(len(d.list_jobs(algorithm="t_echo")), 1)
         self.assertEqual(len(d.list_jobs(algorithm="t_sleep")), 1)
 
+    def replayed(self, r, jid):
+        self.assertEqual((r.headers.get("Idempotent-Replayed") or "").lower(), "true", r)
+        self.assertEqual(check_job(r.body)["id"], jid, r)
+
+    @quick
+    def test_a_retry_is_its_job_when_the_queue_is_full(self):
+        # The key is looked up first: a retry whose job exists is that job
+        # (or a conflict), not the 429 a new job gets.
+        d = self.daemon("idemfull", {"workers": 1, "queue_capacity": 1})
+        running, queued = body_bytes(sleep(30, timeout=60)), body_bytes(sleep(29, timeout=60))
+        r = d.req("POST", "/v1/jobs", running, keyed("running-key"))
+        self.assertEqual(r.status, 202, r)
+        rid = r.body["id"]
+        d.wait_status(rid, "running")
+        r = d.req("POST", "/v1/jobs", queued, keyed("queued-key"))
+        self.assertEqual(r.status, 202, r)
+        qid = r.body["id"]
+        check_error(d.req("POST", "/v1/jobs", body_bytes(echo(1)), JSON), 429, "queue_full")
+        check_error(d.req("POST", "/v1/jobs", body_bytes(echo(1)), keyed("new-key")), 429, "queue_full")
+
+        r = d.req("POST", "/v1/jobs", running, keyed("running-key"))
+        self.assertEqual((r.status, r.body.get("status")), (200, "running"), r)
+        self.replayed(r, rid)
+        r = d.req("POST", "/v1/jobs", queued, keyed("queued-key"))
+        self.assertEqual((r.status, r.body.get("status")), (200, "queued"), r)
+        self.replayed(r, qid)
+        # A retry that waits waits for its job (here: until ?wait runs out).
+        r = d.req("POST", "/v1/jobs?wait=1", running, keyed("running-key"))
+        self.assertEqual((r.status, r.body.get("status")), (202, "running"), r)
+        self.replayed(r, rid)
+        r = d.req("POST", "/v1/jobs", queued, keyed("running-key"))
+        check_error(r, 409, "idempotency_conflict", "Idempotency-Key")
+        self.assertIn(rid, r.body["error"]["message"])
+        self.assertEqual(sorted(j["id"] for j in d.list_jobs(algorithm="t_sleep")), sorted([rid, qid]))
+
+    def test_a_retry_is_its_job_when_its_algorithm_is_gone(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-idemgone-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        harness.copy_plugin("t_echo", os.path.join(tmp, "t_echo"))
+        d = self.daemon("idemgone", plugins=tmp)
+        data = body_bytes(echo(7))
+        r = d.req("POST", "/v1/jobs", data, keyed("gone-key"))
+        self.assertEqual(r.status, 202, r)
+        jid = r.body["id"]
+        self.assertEcho(d.wait_final(jid), 7)
+        shutil.rmtree(os.path.join(tmp, "t_echo"))
+        harness.wait_for(lambda: d.req("GET", "/v1/algorithms/t_echo").status == 404, 10, lambda: "t_echo still served")
+        check_error(d.req("POST", "/v1/jobs", data, keyed("another-key")), 404, "unknown_algorithm")
+        r = d.req("POST", "/v1/jobs", data, keyed("gone-key"))
+        self.assertEqual(r.status, 200, r)
+        self.replayed(r, jid)
+        self.assertEcho(r.body, 7)
+
+    def test_a_retry_is_its_job_while_the_daemon_drains(self):
+        d = self.daemon("idemdrain", {"workers": 1, "drain_seconds": 20})
+        data = body_bytes(sleep(30, timeout=60))
+        r = d.req("POST", "/v1/jobs", data, keyed("drain-key"))
+        self.assertEqual(r.status, 202, r)
+        jid = r.body["id"]
+        d.wait_status(jid, "running")
+        d.proc.send_signal(signal.SIGTERM)
+        harness.wait_for(lambda: d.req("GET", "/readyz").status == 503, 5, lambda: "/readyz still 200")
+        check_error(d.req("POST", "/v1/jobs", data, keyed("another-key")), 503, "shutting_down")
+        r = d.req("POST", "/v1/jobs", data, keyed("drain-key"))
+        self.assertEqual((r.status, r.body.get("status")), (200, "running"), r)
+        self.replayed(r, jid)
+        self.assertEqual(d.req("DELETE", "/v1/jobs/" + jid).status, 202)
+        self.assertEqual(d.proc.wait(15 * slow_factor()), 0)
+        d.logf.close()
+
     @quick
     def test_bad_keys(self):
         d = self.daemon("idembad")
