@@ -1559,7 +1559,8 @@ static void handle_readyz(struct http_request *req, void *ctx)
                 json_decref(list);
         }
         size_t queued = queue_length(a->d.queue), cap = queue_capacity(a->d.queue);
-        if (queued >= cap) {
+        /* As a submit is told: places held for jobs being committed count. */
+        if (queue_full(a->d.queue)) {
                 if (!stopping && store_ok)
                         status = "degraded";
                 json_array_append_new(reasons, json_string("the job queue is full"));

@@ -278,3 +278,11 @@ size_t queue_capacity(struct queue *q)
 {
         return q->capacity;
 }
+
+bool queue_full(struct queue *q)
+{
+        pthread_mutex_lock(&q->lock);
+        bool full = q->length + q->reserved >= q->capacity;
+        pthread_mutex_unlock(&q->lock);
+        return full;
+}

@@ -65,5 +65,9 @@ void queue_close(struct queue *q, void (*fn)(struct job *j, void *ctx), void *ct
 
 size_t queue_length(struct queue *q);
 size_t queue_capacity(struct queue *q);
+/* No place for one more job, as queue_reserve() and queue_push() count
+ * (the queued jobs and the places held for jobs being committed): what a
+ * submit is told (429), and what /readyz says. */
+bool queue_full(struct queue *q);
 
 #endif

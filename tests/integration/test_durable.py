@@ -1052,6 +1052,45 @@ class StoreMetrics(DurableCase):
 
 
 
+class QueueFullAsSubmitsAreTold(DurableCase):
+    """/readyz calls the queue full exactly when a submit would get 429:
+    the places held for jobs being committed count, as they do for a
+    submit."""
+
+    def test_readyz_counts_the_places_held_for_jobs_being_committed(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-slowfsync-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        flag = os.path.join(tmp, "slow")
+        env = harness.preload_shim("slowfsync_shim", tmp)
+        env.update({"SLOWFSYNC_FLAG": flag, "SLOWFSYNC_MS": "3000"})
+        d = self.daemon("readyfull", {"workers": 1, "queue_capacity": 1}, env=env)
+        busy = self.submit_ok(d, sleep(30, timeout=60))
+        d.wait_status(busy, "running")
+        full = "the job queue is full"
+        ready = d.req("GET", "/readyz")
+        self.assertNotIn(full, ready.body["reasons"], ready)
+        open(flag, "w").close()
+        self.addCleanup(lambda: os.path.exists(flag) and os.unlink(flag))
+        out = {}
+
+        def committing():
+            out["r"] = d.submit(sleep(29, timeout=60), timeout=60)
+        t = threading.Thread(target=committing)
+        t.start()
+        self.addCleanup(t.join, 60)
+        time.sleep(0.5)
+        # Its commit (3 s of fsync) holds the queue's one place.
+        check_error(d.submit(echo(1)), 429, "queue_full")
+        ready = d.req("GET", "/readyz")
+        self.assertIsNone(out.get("r"), "the commit ended before /readyz answered: %s" % out.get("r"))
+        self.assertIn(full, ready.body["reasons"], ready)
+        self.assertEqual(ready.body["status"], "degraded", ready)
+        self.assertEqual(ready.body["jobs"]["queued"], 0, ready)
+        os.unlink(flag)
+        t.join(60)
+        self.assertEqual(out["r"].status, 202, out["r"])
+
+
 class LazyCommits(DurableCase):
     """A submit that waits for its job (no Idempotency-Key) and that job's
     first run starting are answered before they are committed: nobody has
