@@ -76,6 +76,7 @@ struct batch {
         struct store_item *items;     /* the accepted ones */
         size_t *item_of;              /* items[k] is answers[item_of[k]] */
         size_t nitems;
+        bool retry_after;             /* an item refused for now (429, 503): say when to try again */
 };
 
 static void batch_free(struct batch *b)
@@ -1226,6 +1227,8 @@ static void finish_batch(struct http_request *req, struct wait *w)
                                                             job ? job : json_null()));
         }
         json_t *o = json_pack("{s:O}", "jobs", b->answers);
+        if (b->retry_after)
+                http_add_header(req, "Retry-After", RETRY_AFTER_SECONDS);
         http_must_answer(req);
         http_reply_json(req, 200, o);
 }
@@ -1279,6 +1282,9 @@ static void handle_batch(struct http_request *req, void *ctx)
                         record_clear(&b->recs[i]);
                 }
                 if (!b->jobs[i]) {
+                        /* As a single submit's 429 or 503 carries it. */
+                        if (rj.status == 429 || rj.status == 503)
+                                b->retry_after = true;
                         /* The item's own pointer, not the batch's. */
                         _cleanup_free_ char *field = xasprintf("/jobs/%zu%s", i, rj.err.field);
                         err_set_field(&rj.err, field);
@@ -1290,6 +1296,8 @@ static void handle_batch(struct http_request *req, void *ctx)
         }
         if (!b->nitems) {
                 json_t *o = json_pack("{s:O}", "jobs", b->answers);
+                if (b->retry_after)
+                        http_add_header(req, "Retry-After", RETRY_AFTER_SECONDS);
                 http_reply_json(req, 200, o);
                 return;
         }

@@ -42,6 +42,30 @@ class QueueFull(DaemonCase):
         self.assertEqual(r.body["status"], "succeeded")
         self.d.assert_idle_clean()
 
+    def test_a_batch_item_refused_for_a_full_queue_says_when_to_retry(self):
+        # Its 429 item carries Retry-After on the answer, as a single
+        # submit's 429 does; a batch with no such item does not.
+        sleep = {"algorithm": "t_sleep", "parameters": {"seconds": 30}, "timeout_seconds": 60}
+        echo = {"algorithm": "t_echo", "parameters": {"b": 1}}
+        r = self.d.req("POST", "/v1/jobs/batch", {"jobs": [sleep, {"algorithm": "t_nope"}]})
+        self.assertEqual([x["status"] for x in r.body["jobs"]], [202, 404], r)
+        self.assertIsNone(r.headers.get("Retry-After"), r.headers)
+        first = self.track(r.body["jobs"][0]["job"]["id"])
+        self.d.wait_status(first, "running")
+        r = self.d.req("POST", "/v1/jobs/batch", {"jobs": [sleep, echo]})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([x["status"] for x in r.body["jobs"]], [202, 429], r)
+        self.track(r.body["jobs"][0]["job"]["id"])
+        self.assertEqual(r.body["jobs"][1]["error"]["code"], "queue_full", r)
+        single = self.d.submit(echo)
+        check_error(single, 429, "queue_full")
+        self.assertEqual(r.headers.get("Retry-After"), single.headers.get("Retry-After"), (r.headers, single.headers))
+        self.assertRegex(r.headers.get("Retry-After") or "", r"^\d+$")
+        # All refused: the same.
+        r = self.d.req("POST", "/v1/jobs/batch", {"jobs": [echo]})
+        self.assertEqual([x["status"] for x in r.body["jobs"]], [429], r)
+        self.assertEqual(r.headers.get("Retry-After"), single.headers.get("Retry-After"), r.headers)
+
 
 @quick
 class Waiting(DaemonCase):
