@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <signal.h>
 #include <sys/statfs.h>
@@ -687,6 +688,31 @@ int cgroup_check_parent(const char *parent, struct err *err)
         if (proc_in_cgroup(0, parent, self, sizeof self))
                 return err_set(err, ERR_INVALID, 0, "cgroup_parent `%s` holds the daemon's own cgroup `%s`: "
                                "what edgecd finds left under it is killed", parent, self);
+        return 0;
+}
+
+/* The memory hierarchy's copy of the parent is the directory we lock:
+ * it exists on v1 (memory controller) and v2 (the unified tree) alike,
+ * and every edgecd on this host resolves the same one. */
+int cgroup_lock_parent(const char *parent, int *ret_fd, struct err *err)
+{
+        if (!path_ok(parent))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", parent ? parent : "");
+        const struct hierarchies *h = hierarchies();
+        _cleanup_free_ char *p = xasprintf("%s%s", h->memory, parent);
+        if (mkdir_p(p, 0755, err) < 0)
+                return err_wrap(err, "cgroup_parent");
+        _cleanup_close_ int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return err_errno(err, ERR_IO, "cgroup_parent: open `%s`", p);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno == EWOULDBLOCK)
+                        return err_set(err, ERR_CONFLICT, 0, "cgroup_parent %s is in use by another edgecd "
+                                       "(`%s` is locked)", parent, p);
+                return err_errno(err, ERR_IO, "cgroup_parent: lock `%s`", p);
+        }
+        *ret_fd = fd;
+        fd = -1;
         return 0;
 }
 

@@ -280,6 +280,7 @@ static void check_plugins(const struct config *cfg)
 struct daemon {
         struct config cfg;
         int lock_fd;                 /* STATE_DIR/edgecd.lock, held while we run */
+        int parent_lock_fd;          /* the cgroup parent, held while we run */
         struct idpool *ids;
         struct runtime *runtime;
         struct seccomp_policy *policy;
@@ -570,6 +571,9 @@ static int start(struct daemon *d, struct err *err)
         config_set_string(&d->cfg.cgroup_parent, parent);
         if (cgroup_check_parent(cfg->cgroup_parent, err) < 0)
                 return -1;
+        /* Before anything sweeps the parent: another daemon's jobs are not leftovers. */
+        if (cgroup_lock_parent(cfg->cgroup_parent, &d->parent_lock_fd, err) < 0)
+                return -1;
         sweep_runtime_roots(cfg);
         struct probe_env pe = { .cfg = cfg, .policy = d->policy, .ids = d->ids };
         if (probe_select_runtime(&pe, log_report, NULL, &d->runtime, err) < 0)
@@ -735,6 +739,8 @@ static void stop(struct daemon *d)
         idpool_free(d->ids);
         if (d->lock_fd >= 0)
                 close(d->lock_fd);
+        if (d->parent_lock_fd >= 0)
+                close(d->parent_lock_fd);
         config_free(&d->cfg);
 }
 
@@ -769,7 +775,7 @@ int main(int argc, char **argv)
 
         if (o.hash_token)
                 return hash_token();
-        struct daemon d = { .lock_fd = -1, .main_thread = pthread_self() };
+        struct daemon d = { .lock_fd = -1, .parent_lock_fd = -1, .main_thread = pthread_self() };
         int problems = load_config(&o, &d.cfg);
         if (o.check_only) {
                 if (!problems)

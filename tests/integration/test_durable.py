@@ -1503,6 +1503,34 @@ class OneDaemonPerStateDir(unittest.TestCase):
         self.assertTrue(d.healthz_ok(), "the first daemon was disturbed")
         self.assertEqual(d.run_job(echo(1))["status"], "succeeded")
 
+    @quick
+    def test_second_daemon_on_the_same_cgroup_parent_is_refused(self):
+        # Its start-up sweep would take the first daemon's job cgroups for
+        # leftovers and kill them.
+        d = Daemon("cglock1")
+        self.addCleanup(d.stop)
+        d.start()
+        r = d.submit(sleep(3))
+        self.assertEqual(r.status, 202, r)
+        job_id = r.body["id"]
+        d.wait_status(job_id, "running")
+        other = Daemon("cglock2", config={"cgroup_parent": d.cgroup_parent})
+        other.write_config = True
+        cmd = [harness.OPTIONS["daemon"], "--config", other.config_path]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            out, _ = p.communicate(timeout=20 * slow_factor())
+        except subprocess.TimeoutExpired:
+            p.kill()                                # ours, by its pid
+            out, _ = p.communicate()
+        finally:
+            other.stopped = True
+            shutil.rmtree(other.tmp, ignore_errors=True)
+        self.assertNotEqual(p.returncode, 0, out)
+        self.assertIn("cgroup_parent %s is in use by another edgecd" % d.cgroup_parent, out)
+        self.assertTrue(d.healthz_ok(), "the first daemon was disturbed")
+        self.assertEqual(d.wait_final(job_id)["status"], "succeeded")
+
 
 class ClientGoneDuringCommit(unittest.TestCase):
     """A client that hangs up while its submit is being committed: the job
