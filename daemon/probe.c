@@ -195,8 +195,11 @@ static int probe_sandbox(const struct probe_env *pe, const struct runtime *rt, i
         if (make_rootfs(rootfs, err) < 0)
                 return err_wrap(err, "probe rootfs");
         runtime_delete(rt, id, &ignore);   /* a leftover of an earlier run */
-        _cleanup_free_ char *old = xasprintf("%s/%s", work, id);
-        rm_rf(old, &ignore);
+        /* A daemon killed mid-probe had another pid, so another id: its
+         * workspace (with its tmpfs mounts) is swept whatever its name.
+         * The state dir's lock keeps every other daemon out of here. */
+        if (workspace_sweep(work, NULL, NULL, NULL, err) < 0)
+                return err_wrap(err, "probe: leftovers");
 
         struct job_ids ids;
         if (idpool_take(pe->ids, &ids, err) < 0)

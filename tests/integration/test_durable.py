@@ -229,6 +229,42 @@ class RecordsOutliveTheDaemon(DurableCase):
 
 class CrashRecovery(DurableCase):
 
+    def test_killed_during_the_sandbox_probe_leaves_nothing(self):
+        # The first probe stops before the runtime's create, its workspace
+        # (and tmpfs mounts) made, and waits there to be killed.
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-probekill-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        reached = os.path.join(tmp, "reached")
+        body = ('case "$op:$id" in create:edgecd-probe-*) if [ ! -e %s ]; then '
+                'echo $$ > %s; exec sleep 60; fi;; esac' % (reached, reached))
+        w = harness.write_runtime_wrapper(tmp, "slowprobe", body)
+        d = Daemon("probekill", config={"runtime": w})
+        self.addCleanup(d.stop)
+        p = subprocess.Popen([harness.OPTIONS["daemon"], "--config", d.config_path],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, cwd=d.tmp)
+        try:
+            deadline = time.monotonic() + 20 * slow_factor()
+            while time.monotonic() < deadline and not os.path.exists(reached):
+                self.assertIsNone(p.poll(), "the daemon exited before probing")
+                time.sleep(0.05)
+            self.assertTrue(os.path.exists(reached), "the probe never reached create")
+            self.assertTrue(harness.mounts_under(d.tmp), "the probe had mounted nothing to leave")
+        finally:
+            p.kill()                                # ours, by its pid
+            p.wait()
+            with contextlib.suppress(OSError, ValueError):
+                with open(reached) as f:
+                    sleeper = int(f.read().strip())   # the wrapper we started, now sleep
+                if sleeper > 0:
+                    os.kill(sleeper, signal.SIGKILL)
+        d.start()
+        # (workspaces/ is the running daemon's own tmpfs.)
+        self.assertEqual(harness.mounts_under(os.path.join(d.state_dir, "probe")), [],
+                         "the killed probe's mounts outlived the restart")
+        d.stop()
+        self.assertEqual(harness.mounts_under(d.tmp), [])
+
     def test_sigkill_reruns_the_running_job_and_runs_the_queued_ones(self):
         d = self.daemon("sigkill", {"workers": 1})
         sid = self.submit_ok(d, sleep(3, timeout=30))
