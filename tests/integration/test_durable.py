@@ -1560,6 +1560,9 @@ class OneDaemonPerStateDir(unittest.TestCase):
             p.kill()                                # ours, by its pid
             out, _ = p.communicate()
         finally:
+            # A daemon B that was not refused left its workspaces tmpfs.
+            for m in sorted(harness.mounts_under(other.tmp), key=len, reverse=True):
+                subprocess.run(["umount", "-l", m], capture_output=True)
             other.stopped = True
             shutil.rmtree(other.tmp, ignore_errors=True)
         self.assertNotEqual(p.returncode, 0, out)
