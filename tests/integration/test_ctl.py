@@ -485,6 +485,42 @@ class CtlAgainstAHostileServer(unittest.TestCase):
         self.assertEqual(r.returncode, 3)
         self.assertNotIn("\x1b", r.stderr)
 
+    def test_logs_on_a_terminal_carry_no_escape(self):
+        """A job's own output is the algorithm's: on a terminal its control
+        characters (but newline and tab) are '?'; piped, it is as it is."""
+        body = ("line 1\tx\n" + self.ESC + "\n").encode()
+        f = FakeDaemon(self, {("GET", "/v1/jobs/%s/logs" % JOB_ID): [(200, body)]})
+        r = subprocess.run([CTL, "--url", f.url, "logs", JOB_ID], capture_output=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, body)
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.Popen([CTL, "--url", f.url, "logs", JOB_ID], stdin=subprocess.DEVNULL,
+                                 stdout=slave, stderr=slave)
+            os.close(slave)
+            slave = None
+            out = b""
+            while True:
+                ready, _, _ = select.select([master], [], [], 10.0)
+                if not ready:
+                    break
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            self.assertEqual(p.wait(timeout=30), 0, out)
+        finally:
+            os.close(master)
+            if slave is not None:
+                os.close(slave)
+        self.assertIn(b"line 1\tx", out)
+        for ch in (b"\x1b", b"\x07", b"\xc2\x9b"):
+            self.assertNotIn(ch, out)
+
     def test_a_silent_server_does_not_hang_a_wait(self):
         f = FakeDaemon(self, {("POST", "/v1/jobs"): [(202, job("queued"))],
                               ("GET", "/v1/jobs/" + JOB_ID): [("stall", None)]})
