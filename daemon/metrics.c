@@ -45,7 +45,7 @@ static const double bucket_le[] = {
 #define N_BUCKETS ARRAY_SIZE(bucket_le)
 struct hist {
         uint64_t b[N_BUCKETS + 1];   /* the last: above every bound (+Inf only) */
-        uint64_t count, sum_us;
+        uint64_t sum_us;
 };
 
 static const char *const phases[] = { "queue", "create", "run", "collect", "total" };
@@ -156,7 +156,6 @@ static void hist_add(struct hist *h, int64_t ms)
         while (i < N_BUCKETS && s > bucket_le[i])
                 i++;
         __atomic_add_fetch(&h->b[i], 1, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&h->count, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&h->sum_us, (uint64_t)ms * 1000, __ATOMIC_RELAXED);
 }
 
@@ -296,8 +295,10 @@ static void put_hist(struct buf *b, const char *name, const char *labels, const 
         put(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
         put(b, "%s_sum%s%s%s %.6f\n", name, *labels ? "{" : "", labels, *labels ? "}" : "",
             (double)get(&h->sum_us) / 1e6);
+        /* The +Inf bucket: a count read apart from the buckets differed
+         * from it in the same scrape while jobs finished. */
         put(b, "%s_count%s%s%s %llu\n", name, *labels ? "{" : "", labels, *labels ? "}" : "",
-            (unsigned long long)get(&h->count));
+            (unsigned long long)cum);
 }
 
 /* The process_* family every Prometheus client library exports. */
