@@ -153,8 +153,20 @@ static int parse_args(int argc, char **argv, struct options *o)
         return 0;
 }
 
-/* Load and check the configuration; prints each problem.  Problem count. */
-static int load_config(const struct options *o, struct config *cfg)
+/* The file's change time at the start: SIGHUP compares it. */
+static struct timespec config_ctime;
+
+static void log_problem(const char *line, void *ctx)
+{
+        int *count = ctx;
+        log_error("%s", line);
+        (*count)++;
+}
+
+/* Load and check the configuration; reports each problem through report.
+ * Problem count. */
+static int load_config_with(const struct options *o, struct config *cfg,
+                            void (*report)(const char *line, void *ctx))
 {
         int problems = 0;
         struct err err = ERR_INIT;
@@ -163,17 +175,49 @@ static int load_config(const struct options *o, struct config *cfg)
         struct stat st;
         if (!path && stat(DEFAULT_CONFIG, &st) == 0)
                 path = DEFAULT_CONFIG;
+        if (path && stat(path, &st) == 0)
+                config_ctime = st.st_ctim;
         if (path)
-                config_load_file(cfg, path, print_problem, &problems, &err);
+                config_load_file(cfg, path, report, &problems, &err);
         if (o->listen) config_override(cfg, "listen", o->listen);
         if (o->plugins_dir) config_override(cfg, "plugins_dir", o->plugins_dir);
         if (o->templates_dir) config_override(cfg, "templates_dir", o->templates_dir);
         if (o->state_dir) config_override(cfg, "state_dir", o->state_dir);
         if (o->log_level) config_override(cfg, "log_level", o->log_level);
-        config_validate(cfg, print_problem, &problems, &err);
+        config_validate(cfg, report, &problems, &err);
         if (config_absolute_paths(cfg, &err) < 0)
-                print_problem(err.msg, &problems);
+                report(err.msg, &problems);
         return problems;
+}
+
+static int load_config(const struct options *o, struct config *cfg)
+{
+        return load_config_with(o, cfg, print_problem);
+}
+
+/* SIGHUP does not apply the configuration file (only the plugins, the
+ * tokens file and the callbacks' secret): a file changed since the start
+ * is read again so that the operator hears that its keys wait for a
+ * restart, or which file, line and key are wrong, not silence. */
+static void recheck_config(const struct options *o)
+{
+        const char *path = o->config;
+        struct stat st;
+        if (!path && stat(DEFAULT_CONFIG, &st) == 0)
+                path = DEFAULT_CONFIG;
+        if (!path || stat(path, &st) < 0 ||
+            (st.st_ctim.tv_sec == config_ctime.tv_sec && st.st_ctim.tv_nsec == config_ctime.tv_nsec))
+                return;
+        struct config cfg;
+        struct timespec start = config_ctime;   /* compared with the start's, each time */
+        int problems = load_config_with(o, &cfg, log_problem);
+        config_ctime = start;
+        config_free(&cfg);
+        if (problems)
+                log_error("SIGHUP: %s has %d problem(s) (above); the running configuration stays", path, problems);
+        else
+                log_warn("SIGHUP: %s changed since the start; SIGHUP does not apply it (only the plugins, the "
+                         "tokens file and the callbacks' secret): restart to take it", path);
 }
 
 /* The parts of --check-config beyond the file itself: the templates, the
@@ -864,6 +908,7 @@ int main(int argc, char **argv)
                                    (unsigned long long)monotonic_usec());
                         struct err rerr = ERR_INIT;
                         reload_plugins(&d, "sighup", true);
+                        recheck_config(&o);
                         struct auth *auth = NULL;
                         err_clear(&rerr);
                         if (load_tokens(&d.cfg, &auth, &rerr) < 0)

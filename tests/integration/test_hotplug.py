@@ -35,6 +35,28 @@ class HotPlug(unittest.TestCase):
         d.start()
         return d
 
+    def test_sighup_says_what_it_does_with_a_changed_config(self):
+        """SIGHUP does not apply edgecd.yaml: a file changed since the start
+        is said to wait for a restart, a broken one names its file, line and
+        key, and the daemon goes on with what it started with."""
+        d = self.daemon("cfgreload")
+        with open(d.config_path) as f:
+            good = f.read()
+        with open(d.config_path, "a") as f:
+            f.write("no_such_key: 1\n")
+        line = good.count("\n") + 1
+        d.proc.send_signal(signal.SIGHUP)
+        want = "%s:%d:" % (d.config_path, line)
+        self.until(lambda: "the running configuration stays" in d.log_text(), "the broken file reported", 10)
+        text = d.log_text()
+        self.assertIn(want, text)
+        self.assertIn("no_such_key", text)
+        self.assertEqual(d.req("GET", "/healthz").status, 200)
+        with open(d.config_path, "w") as f:
+            f.write(good + "# edited\n")
+        d.proc.send_signal(signal.SIGHUP)
+        self.until(lambda: "restart to take it" in d.log_text(), "the changed file reported", 10)
+
     def algorithm(self, d, name):
         r = d.req("GET", "/v1/algorithms/" + name)
         return r.body if r.status == 200 else None
