@@ -360,9 +360,24 @@ static void print_error_body(const struct reply *r)
                         msg ? msg : "", field ? " (field " : "", field ? field : "", field ? ")" : "");
         else {
                 fprintf(stderr, "edgecdctl: HTTP %ld: ", r->status);
-                for (size_t i = 0; i < r->len && i < 200; i++) {
-                        unsigned char ch = (unsigned char)r->body[i];
-                        fputc(ch < 0x20 || ch == 0x7F ? '?' : ch, stderr);
+                size_t n = r->len < 200 ? r->len : 200;
+                for (size_t i = 0; i < n; i++) {
+                        const unsigned char *u = (const unsigned char *)r->body + i;
+                        /* Whole UTF-8 sequences but C1 (C2 80..C2 9F) go out;
+                         * a stray byte (a bare 9B is CSI on an 8-bit
+                         * terminal), C0 and DEL are '?'. */
+                        size_t len = u[0] < 0x80 ? 1 : u[0] >= 0xC2 && u[0] <= 0xDF ? 2
+                                     : u[0] >= 0xE0 && u[0] <= 0xEF ? 3 : u[0] >= 0xF0 && u[0] <= 0xF4 ? 4 : 0;
+                        bool ok = len > 0 && i + len <= n && !(u[0] < 0x20 || u[0] == 0x7F) &&
+                                  !(u[0] == 0xC2 && u[1] <= 0x9F);
+                        for (size_t k = 1; ok && k < len; k++)
+                                ok = (u[k] & 0xC0) == 0x80;
+                        if (!ok) {
+                                fputc('?', stderr);
+                                continue;
+                        }
+                        fwrite(u, 1, len, stderr);
+                        i += len - 1;
                 }
                 fputc('\n', stderr);
         }

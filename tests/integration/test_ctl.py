@@ -521,6 +521,17 @@ class CtlAgainstAHostileServer(unittest.TestCase):
         for ch in (b"\x1b", b"\x07", b"\xc2\x9b"):
             self.assertNotIn(ch, out)
 
+    def test_a_non_json_error_carries_no_c1_control(self):
+        """A refusal that is not JSON is printed cut and cleaned: C1 controls
+        (CSI as UTF-8 C2 9B, or a bare 9B byte) go as well as C0 ones."""
+        f = FakeDaemon(self, {("GET", "/v1/jobs/" + JOB_ID): [(500, "oops \u00e9 ".encode() + b"\x1b[2J \xc2\x9b2J \x9b2J")]})
+        r = subprocess.run([CTL, "--url", f.url, "show", JOB_ID], capture_output=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn("oops \u00e9".encode(), r.stderr)
+        for ch in (b"\x1b", b"\xc2\x9b", b"\x9b"):
+            self.assertNotIn(ch, r.stderr)
+
     def test_a_silent_server_does_not_hang_a_wait(self):
         f = FakeDaemon(self, {("POST", "/v1/jobs"): [(202, job("queued"))],
                               ("GET", "/v1/jobs/" + JOB_ID): [("stall", None)]})
