@@ -152,23 +152,6 @@ int cmd_show(struct conn *c, const struct opts *o)
         return get_and_show(c, o, job_path(c, o->pos[0], ""), show_job);
 }
 
-/* The logs are what the algorithm printed: on a terminal, its C0 (but
- * newline and tab), DEL and C1 (C2 80..C2 9F) become '?', so a job cannot
- * drive the operator's terminal; piped, the bytes go out as they are. */
-static void write_logs(char *s, size_t n)
-{
-        if (isatty(STDOUT_FILENO))
-                for (size_t i = 0; i < n; i++) {
-                        unsigned char c = (unsigned char)s[i];
-                        if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
-                            (unsigned char)s[i + 1] <= 0x9F)
-                                s[i] = s[i + 1] = '?', i++;
-                        else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7F)
-                                s[i] = '?';
-                }
-        fwrite(s, 1, n, stdout);
-}
-
 int cmd_logs(struct conn *c, const struct opts *o)
 {
         char *path = job_path(c, o->pos[0], "/logs");
@@ -178,7 +161,7 @@ int cmd_logs(struct conn *c, const struct opts *o)
         int rc = reply_check(c, conn_request(c, "GET", path, NULL, &r), &r);
         free(path);
         if (rc == CTL_OK)
-                write_logs(r.body, r.len);
+                write_to_terminal(r.body, r.len);
         reply_free(&r);
         return rc;
 }

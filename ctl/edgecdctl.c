@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 
@@ -431,9 +432,24 @@ void print_json(const json_t *j)
         }
 }
 
+void write_to_terminal(char *s, size_t n)
+{
+        if (isatty(STDOUT_FILENO))
+                for (size_t i = 0; i < n; i++) {
+                        unsigned char c = (unsigned char)s[i];
+                        if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+                            (unsigned char)s[i + 1] <= 0x9F)
+                                s[i] = s[i + 1] = '?', i++;
+                        else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7F)
+                                s[i] = '?';
+                }
+        fwrite(s, 1, n, stdout);
+}
+
 void print_raw(const struct reply *r)
 {
-        fwrite(r->body, 1, r->len, stdout);
+        /* Valid JSON may hold C1 controls unescaped (CSI as C2 9B). */
+        write_to_terminal(r->body, r->len);
         if (r->len == 0 || r->body[r->len - 1] != '\n')
                 putchar('\n');
 }

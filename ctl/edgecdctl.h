@@ -51,6 +51,11 @@ int get_json(struct conn *c, const char *path, json_t **out, struct reply *raw);
 /* Prints j on stdout, indented, with a newline. */
 void print_json(const json_t *j);
 /* Prints a reply's body on stdout as it came, ending with a newline. */
+/* Out to stdout; on a terminal, C0 controls but newline and tab, DEL and
+ * C1 (C2 80..C2 9F) become '?' first, so that what a job or the server
+ * sent cannot drive the operator's terminal; piped, the bytes as they are. */
+void write_to_terminal(char *s, size_t n);
+/* A reply's body as it is (write_to_terminal), ending with a newline. */
 void print_raw(const struct reply *r);
 /* A job object as a few labelled lines on stdout. */
 void show_job(const json_t *j);

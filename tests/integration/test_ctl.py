@@ -485,18 +485,12 @@ class CtlAgainstAHostileServer(unittest.TestCase):
         self.assertEqual(r.returncode, 3)
         self.assertNotIn("\x1b", r.stderr)
 
-    def test_logs_on_a_terminal_carry_no_escape(self):
-        """A job's own output is the algorithm's: on a terminal its control
-        characters (but newline and tab) are '?'; piped, it is as it is."""
-        body = ("line 1\tx\n" + self.ESC + "\n").encode()
-        f = FakeDaemon(self, {("GET", "/v1/jobs/%s/logs" % JOB_ID): [(200, body)]})
-        r = subprocess.run([CTL, "--url", f.url, "logs", JOB_ID], capture_output=True, timeout=30,
-                           stdin=subprocess.DEVNULL)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout, body)
+    def run_on_a_terminal(self, f, *args):
+        """edgecdctl against f with its stdout and stderr on a
+        pseudo-terminal: what the terminal got."""
         master, slave = pty.openpty()
         try:
-            p = subprocess.Popen([CTL, "--url", f.url, "logs", JOB_ID], stdin=subprocess.DEVNULL,
+            p = subprocess.Popen([CTL, "--url", f.url] + list(args), stdin=subprocess.DEVNULL,
                                  stdout=slave, stderr=slave)
             os.close(slave)
             slave = None
@@ -517,8 +511,33 @@ class CtlAgainstAHostileServer(unittest.TestCase):
             os.close(master)
             if slave is not None:
                 os.close(slave)
+        return out
+
+    def test_logs_on_a_terminal_carry_no_escape(self):
+        """A job's own output is the algorithm's: on a terminal its control
+        characters (but newline and tab) are '?'; piped, it is as it is."""
+        body = ("line 1\tx\n" + self.ESC + "\n").encode()
+        f = FakeDaemon(self, {("GET", "/v1/jobs/%s/logs" % JOB_ID): [(200, body)]})
+        r = subprocess.run([CTL, "--url", f.url, "logs", JOB_ID], capture_output=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, body)
+        out = self.run_on_a_terminal(f, "logs", JOB_ID)
         self.assertIn(b"line 1\tx", out)
         for ch in (b"\x1b", b"\x07", b"\xc2\x9b"):
+            self.assertNotIn(ch, out)
+
+    def test_json_on_a_terminal_carries_no_c1_control(self):
+        """--json prints the server's JSON, which may hold C1 controls
+        unescaped (CSI as C2 9B): on a terminal they are '?'."""
+        job = {"id": JOB_ID, "status": "failed", "error": {"code": "algorithm_failed",
+                                                          "message": "x\u009b2J\u009d0;t\u0007y"}}
+        body = json.dumps(job, ensure_ascii=False).encode()
+        self.assertIn(b"\xc2\x9b", body)
+        f = FakeDaemon(self, {("GET", "/v1/jobs/" + JOB_ID): [(200, body)]})
+        out = self.run_on_a_terminal(f, "show", "--json", JOB_ID)
+        self.assertIn(JOB_ID.encode(), out)
+        for ch in (b"\xc2\x9b", b"\xc2\x9d"):
             self.assertNotIn(ch, out)
 
     def test_a_non_json_error_carries_no_c1_control(self):
