@@ -648,6 +648,9 @@ static int start(struct daemon *d, struct err *err)
         if (store_open("sqlite", cfg->state_dir, logs_dir, &d->store, err) < 0)
                 return -1;
         log_info("store: %zu job record(s) in %s/edgecd.db", store_count(d->store), cfg->state_dir);
+        size_t orphans = store_sweep_logs(d->store);
+        if (orphans)
+                log_info("store: %zu log(s) of jobs with no record removed", orphans);
         store_set_cache(d->store, (size_t)cfg->store.cache_bytes);
         d->queue = queue_new((size_t)cfg->queue_capacity);
         d->jobs = jobtable_new();

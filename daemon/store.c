@@ -1,13 +1,18 @@
 /* store.c - the store's front: picks a backend, waits for writes that a
  * caller must wait for, renders listings, removes the logs of pruned
- * records (see store.h).  Any thread. */
+ * records, and those a crash left without a record (see store.h).  Any
+ * thread. */
 #include "store.h"
 
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "heartbeat.h"
+#include "log.h"
 #include "recordcache.h"
 #include "util.h"
 
@@ -288,6 +293,54 @@ static void remove_logs(const char *id, size_t attempts, void *ctx)
                 _cleanup_free_ char *log = store_log_path(s, id, i);
                 unlink(log);
         }
+}
+
+/* A run's log name: "<job id>-<n>.log"; the job id into id. */
+static bool log_name(const char *name, char id[JOB_ID_LEN + 1])
+{
+        size_t len = strlen(name);
+        if (len < JOB_ID_LEN + 6 || name[JOB_ID_LEN] != '-' || strcmp(name + len - 4, ".log"))
+                return false;
+        for (size_t i = JOB_ID_LEN + 1; i < len - 4; i++)
+                if (!isdigit((unsigned char)name[i]))
+                        return false;
+        for (size_t i = 0; i < JOB_ID_LEN; i++)
+                if (!isxdigit((unsigned char)name[i]) && name[i] != '-')
+                        return false;
+        memcpy(id, name, JOB_ID_LEN);
+        id[JOB_ID_LEN] = '\0';
+        return true;
+}
+
+size_t store_sweep_logs(struct store *s)
+{
+        DIR *dir = opendir(s->logs_dir);
+        if (!dir) {
+                if (errno != ENOENT)
+                        log_warn("store: logs `%s`: %s", s->logs_dir, strerror(errno));
+                return 0;
+        }
+        size_t removed = 0;
+        struct dirent *de;
+        while ((de = readdir(dir))) {
+                char id[JOB_ID_LEN + 1];
+                if (!log_name(de->d_name, id))
+                        continue;   /* not a run's log: not ours to judge */
+                struct job_record rec;
+                struct err err = ERR_INIT;
+                if (store_get(s, id, 0, &rec, &err) == 0) {
+                        record_clear(&rec);
+                        continue;
+                }
+                if (err.code != ERR_NOT_FOUND)
+                        continue;   /* cannot tell: kept */
+                if (unlinkat(dirfd(dir), de->d_name, 0) == 0)
+                        removed++;
+                else
+                        log_warn("store: remove `%s/%s`: %s", s->logs_dir, de->d_name, strerror(errno));
+        }
+        closedir(dir);
+        return removed;
 }
 
 int store_prune(struct store *s, int64_t before_ms, int64_t max_records, size_t *ret_removed, struct err *err)

@@ -282,5 +282,9 @@ void store_uncache(struct store *s, const char *id);
 /* The log file of attempt n of job id: LOGS_DIR/<id>-<n>.log, whatever
  * container ran it (caller frees). */
 char *store_log_path(struct store *s, const char *id, size_t n);
+/* At start, before any run: remove the logs of jobs the store has no
+ * record of (a crash between a prune's commit and its unlinks leaves
+ * them).  Their number. */
+size_t store_sweep_logs(struct store *s);
 
 #endif

@@ -28,6 +28,7 @@ import threading
 import time
 import unittest
 import urllib.parse
+import uuid
 
 import harness
 from harness import Daemon, FINAL, check_error, check_job, parse_time, quick, slow_factor
@@ -735,6 +736,31 @@ class Retention(DurableCase):
             self.assertEqual(d.get_job(j["id"])["status"], "succeeded")
             self.assertTrue(os.path.isfile(self.log_file(d, j["id"] + "-1")), "log of a kept record")
         self.assertEqual([j["id"] for j in d.list_jobs()], [j["id"] for j in reversed(new)])
+
+    def test_logs_without_a_record_go_at_the_next_start(self):
+        # A crash between a prune's commit and its unlinks, or before a
+        # waited job's first commit, leaves logs no record names: the next
+        # start removes them, and nothing else in the logs directory.
+        d = self.daemon("orphanlogs")
+        job = d.run_job({"algorithm": "t_spam", "parameters": {"bytes": 200}})
+        self.assertEqual(job["status"], "succeeded", job)
+        kept = self.log_file(d, job["id"] + "-1")
+        self.assertTrue(os.path.isfile(kept))
+        d.kill()
+        logs = os.path.dirname(kept)
+        orphans = [os.path.join(logs, "%s-%d.log" % (uuid.uuid4(), n)) for n in (1, 2)]
+        other = os.path.join(logs, "operator-notes.txt")
+        for p in orphans + [other]:
+            with open(p, "w") as f:
+                f.write("x\n")
+        d.restart()
+        for p in orphans:
+            self.assertFalse(os.path.exists(p), "a log with no record is still there: %s" % p)
+        self.assertTrue(os.path.isfile(kept), "the log of a kept record went")
+        self.assertTrue(os.path.isfile(other), "a file that is not a run's log went")
+        r = d.req("GET", "/v1/jobs/%s/logs" % job["id"])
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b"quick brown fox", r.raw)
 
     def test_retention_seconds_spare_active_jobs(self):
         d = self.daemon("retentionsecs", {"workers": 1, "store": {"retention_seconds": 1, "max_records": 100000},
