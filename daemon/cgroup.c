@@ -514,6 +514,19 @@ int cgroup_remove(const char *path, struct err *err)
         return 0;
 }
 
+int cgroup_remove_ended(const char *path, struct err *err)
+{
+        if (!path_ok(path))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
+        const struct hierarchies *h = hierarchies();
+        if (!h->memory_v2 && h->memory[0]) {
+                _cleanup_free_ char *p = xasprintf("%s%s", h->memory, path);
+                if (rmdir(p) < 0 && errno == ENOENT)
+                        return 0;
+        }
+        return cgroup_remove(path, err);
+}
+
 /* fn(name, ctx) for every directory right below path, in every hierarchy
  * (a name present in several comes once per hierarchy). */
 static void each_child(const char *path, void (*fn)(const char *name, void *ctx), void *ctx)
@@ -562,6 +575,27 @@ char **cgroup_list_children(const char *path)
         char **names = NULL;
         each_child(path, add_once, &names);
         return names;
+}
+
+int cgroup_sweep_children(const char *path, bool (*keep)(const char *name, void *ctx), void *ctx,
+                          size_t *ret_removed, struct err *err)
+{
+        *ret_removed = 0;
+        _cleanup_strv_ char **names = cgroup_list_children(path);
+        int ret = 0;
+        for (size_t i = 0; names && names[i]; i++) {
+                if (keep(names[i], ctx))
+                        continue;
+                _cleanup_free_ char *child = xasprintf("%s/%s", path, names[i]);
+                struct err e = ERR_INIT;
+                if (cgroup_destroy(child, &e) == 0)
+                        (*ret_removed)++;
+                else if (ret == 0) {
+                        *err = e;
+                        ret = -1;
+                }
+        }
+        return ret;
 }
 
 /* Is a cgroup of process pid (0: this one), in any hierarchy, at path or

@@ -128,6 +128,20 @@ int cgroup_settle(const char *path, const struct cgroup_files *files, int64_t ma
  * something is still in it or below it (then cgroup_destroy()). */
 int cgroup_remove(const char *path, struct err *err);
 
+/* cgroup_remove() of a container's cgroup its runtime deleted when it
+ * ended on its own (an attached `run`): on v1 the memory hierarchy, where
+ * every task of the container is charged, is looked at first, and gone
+ * from there is taken as gone (one rmdir, not one per hierarchy; what an
+ * interrupted delete leaves in another hierarchy holds no task, and the
+ * collector removes it, cgroup_sweep_children). */
+int cgroup_remove_ended(const char *path, struct err *err);
+
+/* Destroy each cgroup right below path (any hierarchy) for which keep(name)
+ * is false; how many went in *ret_removed.  0, or -1 with err naming the
+ * first that would not go (the others are tried). */
+int cgroup_sweep_children(const char *path, bool (*keep)(const char *name, void *ctx), void *ctx,
+                          size_t *ret_removed, struct err *err);
+
 /* Does any hierarchy hold a cgroup under path?  Count of leftovers: the
  * direct sub-directories of path, summed over every hierarchy (so one
  * leftover container cgroup on a v1 host counts once per hierarchy). */

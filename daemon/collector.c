@@ -97,6 +97,19 @@ size_t collector_run(const struct collector_deps *d)
                         log_warn("collector: %s", err.msg);
                 }
         }
+        /* In a slot (v1), what a run's delete left in a hierarchy other
+         * than memory's (see cgroup_remove_ended): no process, and no run
+         * of ours owns it. */
+        for (size_t i = 0; cgs && cgs[i]; i++) {
+                if (!runcgroup_slot_name(cgs[i], NULL) || !keep(cgs[i], (void *)(uintptr_t)d))
+                        continue;
+                _cleanup_free_ char *slot = xasprintf("%s/%s", d->cfg->cgroup_parent, cgs[i]);
+                size_t k = 0;
+                err_clear(&err);
+                if (cgroup_sweep_children(slot, keep, (void *)(uintptr_t)d, &k, &err) < 0)
+                        log_warn("collector: %s", err.msg);
+                n += k;
+        }
         if (n) {
                 log_warn("collector: removed %zu cgroup(s) no run owned", n);
                 metrics_leftovers_removed("cgroup", n);

@@ -21,7 +21,7 @@ enum slot_state { SLOT_FREE, SLOT_UNMADE, SLOT_BUSY, SLOT_GONE };
 struct runcgroup_ops {
         const char *name;
         int (*take)(struct runcgroups *rcs, const char *run_id, struct runcgroup *rc, struct err *err);
-        int (*give)(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, bool deleted,
+        int (*give)(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, enum runcgroup_end end,
                     struct err *err);
 };
 
@@ -121,7 +121,7 @@ static int slots_take(struct runcgroups *rcs, const char *run_id, struct runcgro
         }
 }
 
-static int slots_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, bool deleted,
+static int slots_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, enum runcgroup_end end,
                       struct err *err)
 {
         size_t slot = (size_t)rc->slot;
@@ -134,8 +134,12 @@ static int slots_give(struct runcgroups *rcs, struct runcgroup *rc, const char *
          * run's figures: the slot goes to the collector, and the run's ids
          * stay out of use until it has removed it (runcgroups_collected).
          * Not renamed: the runtime still finds its container's cgroup where
-         * it made it when the collector deletes the container. */
-        if (deleted && (cgroup_remove(rc->leaf, err) == 0 || cgroup_destroy(rc->leaf, err) == 0)) {
+         * it made it when the collector deletes the container.  A runtime
+         * that ended on its own finished its delete: the memory hierarchy
+         * alone is looked at (cgroup_remove_ended). */
+        bool deleted = end != RUNCG_NOT_DELETED;
+        if (deleted && ((end == RUNCG_ENDED ? cgroup_remove_ended(rc->leaf, err) : cgroup_remove(rc->leaf, err)) == 0 ||
+                        cgroup_destroy(rc->leaf, err) == 0)) {
                 /* What the slot still holds (page cache the runs charged
                  * to it) is the next run's base, which reclaim may shrink
                  * under that run: kept small, so is what its figures can
@@ -185,7 +189,7 @@ static int per_run_take(struct runcgroups *rcs, const char *run_id, struct runcg
         return 0;
 }
 
-static int per_run_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, bool deleted,
+static int per_run_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, enum runcgroup_end end,
                         struct err *err)
 {
         (void)rcs;
@@ -193,7 +197,7 @@ static int per_run_give(struct runcgroups *rcs, struct runcgroup *rc, const char
         int r = 0;
         /* Empty once the runtime is done with its container; else what is
          * in it is killed.  Not deleted: the collector takes both. */
-        if (!deleted)
+        if (end == RUNCG_NOT_DELETED)
                 r = err_set(err, ERR_BUSY, 0, "cgroup `%s`: its container was not deleted", rc->leaf);
         else if (cgroup_remove(rc->dir, err) < 0 && cgroup_destroy(rc->dir, err) < 0)
                 r = -1;
@@ -256,12 +260,12 @@ int runcgroup_stats(const struct runcgroup *rc, int64_t memory_limit_bytes, stru
         return cgroup_read_stats(rc->dir, rc->leaf, memory_limit_bytes, rc->slot >= 0 ? &rc->base : NULL, ret, err);
 }
 
-int runcgroup_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, bool deleted,
+int runcgroup_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, enum runcgroup_end end,
                    struct err *err)
 {
         if (!rc->dir)
                 return 0;   /* never taken */
-        return rcs->ops->give(rcs, rc, run_id, deleted, err);
+        return rcs->ops->give(rcs, rc, run_id, end, err);
 }
 
 bool runcgroup_slot_name(const char *name, size_t *ret)

@@ -51,12 +51,18 @@ int runcgroup_take(struct runcgroups *rcs, const char *run_id, struct runcgroup 
 int runcgroup_stats(const struct runcgroup *rc, int64_t memory_limit_bytes, struct cgroup_stats *ret,
                     struct err *err);
 
-/* Done with rc, whose container the runtime has deleted (deleted false:
- * it could not).  0 when its cgroups are gone or the slot is free again;
+/* What became of a run's container when its cgroup is given back. */
+enum runcgroup_end {
+        RUNCG_NOT_DELETED,   /* the runtime could not delete it */
+        RUNCG_DELETED,       /* deleted by a `delete` (or never made) */
+        RUNCG_ENDED,         /* an attached `run` ended on its own, deleting it */
+};
+
+/* Done with rc.  0 when its cgroups are gone or the slot is free again;
  * -1 with err when something stays, left to the collector (a slot
  * remembers run_id: runcgroups_holds_left, runcgroups_collected).  rc is
  * released either way. */
-int runcgroup_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, bool deleted,
+int runcgroup_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, enum runcgroup_end end,
                    struct err *err);
 
 /* Is name one we give slots ("slot-N", *ret = N; ret may be NULL)? */

@@ -283,6 +283,7 @@ static int wait_attached(const struct sandbox_env *env, struct sandbox *sb, int6
                 *ret_retryable = !ran;
                 return ran ? -1 : add_runtime_words(env, sb, err);
         }
+        sb->ended = true;
         return 0;
 }
 
@@ -385,7 +386,8 @@ bool sandbox_destroy(const struct sandbox_env *env, struct sandbox *sb)
          * collector has removed it (as a container the runtime could not
          * delete keeps them). */
         err = (struct err)ERR_INIT;
-        if (runcgroup_give(env->cgroups, &sb->cg, sb->run_id, gone, &err) < 0 && gone) {
+        enum runcgroup_end end = !gone ? RUNCG_NOT_DELETED : sb->ended ? RUNCG_ENDED : RUNCG_DELETED;
+        if (runcgroup_give(env->cgroups, &sb->cg, sb->run_id, end, &err) < 0 && gone) {
                 gone = false;
                 metrics_cleanup_failed("cgroup");
                 log_job(LOG_LVL_WARN, NULL, NULL, sb->run_id, "%s (left to the collector)", err.msg);

@@ -64,6 +64,8 @@ struct sandbox {
                                       * process), while ours */
         bool attached;               /* run in the foreground (cold) */
         bool asked;                  /* the runtime was called: delete needed */
+        bool ended;                  /* attached: the runtime ended on its own (and deleted
+                                      * the container) */
         int64_t spawned_ms;          /* attached: when the runtime started, CLOCK_REALTIME */
         int64_t spawned_mono_ms;     /* and CLOCK_MONOTONIC */
         int64_t create_ms;           /* attached: until its process ran, once known */

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import uuid
 
 import harness
 from harness import Daemon, check_error, quick, slow_factor
@@ -510,6 +511,38 @@ class CgroupParent(unittest.TestCase):
         time.sleep(2.5)         # two collector passes
         self.assertIsNone(sleeper.poll(), "the collector killed a process that is not edgecd's")
         self.assertTrue(os.path.isdir(foreign))
+        cleanup()               # before the daemon stops: it checks its parent is gone
+
+    def test_what_a_run_left_in_a_slot_is_swept(self):
+        """A run whose runtime ended on its own is checked in the memory
+        hierarchy only (one rmdir, not one per hierarchy); what it would
+        have left in another hierarchy's slot is the collector's."""
+        roots = [r for r in harness.cgroup_roots() if not r.endswith(("/memory", "/unified"))]
+        if roots == ["/sys/fs/cgroup"]:
+            self.skipTest("cgroup v2: one run cgroup per run, no slots")
+        d = Daemon("slotsweep", config={"sweep_interval_seconds": 1})
+        self.addCleanup(d.stop)
+        d.start()
+        self.assertEqual(d.run_job(ECHO)["status"], "succeeded")
+        slot = os.path.join(roots[0], d.cgroup_parent.strip("/"), "slot-0")
+        self.assertTrue(os.path.isdir(slot), "no slot-0 in %s" % roots[0])
+        left = os.path.join(slot, "%s-1" % uuid.uuid4())
+        foreign = os.path.join(slot, "not-edgecd")
+        os.mkdir(left)
+        os.mkdir(foreign)
+
+        def cleanup():
+            for p in (left, foreign):
+                if os.path.isdir(p):
+                    os.rmdir(p)
+        self.addCleanup(cleanup)
+        deadline = time.monotonic() + 5 * slow_factor()
+        while os.path.isdir(left) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertFalse(os.path.isdir(left), "the collector left %s" % left)
+        self.assertTrue(os.path.isdir(foreign), "the collector removed what is not edgecd's")
+        self.assertIn("collector: removed 1 cgroup(s) no run owned", d.log_text())
+        self.assertEqual(d.run_job(ECHO)["status"], "succeeded")
         cleanup()               # before the daemon stops: it checks its parent is gone
 
     def test_parent_holding_the_daemon_is_refused(self):

@@ -138,7 +138,7 @@ static void run_in_runcgroup(struct runcgroups *rcs, const char *id, const char 
         *ret_slot = rc.slot;
         run_attached(id, script, mem_limit, rc.leaf, cx);
         ck_assert_msg(runcgroup_stats(&rc, mem_limit, st, &e) == 0, "%s", e.msg);
-        ck_assert_msg(runcgroup_give(rcs, &rc, id, true, &e) == 0, "%s", e.msg);
+        ck_assert_msg(runcgroup_give(rcs, &rc, id, RUNCG_DELETED, &e) == 0, "%s", e.msg);
         ck_assert_ptr_null(rc.dir);
 }
 
@@ -348,7 +348,7 @@ START_TEST(test_runcgroup_slot_base_kept_small)
                 free(made);
                 int64_t held = slot_usage(rc.dir);
                 ck_assert_msg(held >= 8 << 20, "%s: the slot holds %lld bytes", files[i], (long long)held);
-                ck_assert_msg(runcgroup_give(rcs, &rc, id, true, &e) == 0, "%s", e.msg);
+                ck_assert_msg(runcgroup_give(rcs, &rc, id, RUNCG_DELETED, &e) == 0, "%s", e.msg);
                 if (i == 0) {
                         int64_t cached = resident_bytes(fds[i], 8 << 20);
                         ck_assert_msg(cached >= 7 << 20, "%s: %lld bytes of 8 MiB still cached", files[i],
@@ -361,7 +361,7 @@ START_TEST(test_runcgroup_slot_base_kept_small)
                 ck_assert_int_eq(rc.slot, 0);
                 ck_assert_msg(rc.base.memory_bytes <= CGROUP_REUSE_MAX_BYTES, "%s: the next run starts on %lld bytes",
                               files[i], (long long)rc.base.memory_bytes);
-                ck_assert_msg(runcgroup_give(rcs, &rc, id, true, &e) == 0, "%s", e.msg);
+                ck_assert_msg(runcgroup_give(rcs, &rc, id, RUNCG_DELETED, &e) == 0, "%s", e.msg);
         }
         close(fds[0]);
         close(fds[1]);
@@ -395,7 +395,7 @@ START_TEST(test_runcgroup_slot_gone_from_under_us)
         struct err e = ERR_INIT;
         ck_assert_msg(runcgroup_take(rcs, "t-gone-1", &rc, &e) == 0, "%s", e.msg);
         ck_assert_int_eq(rc.slot, 0);
-        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-gone-1", true, &e), 0);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-gone-1", RUNCG_DELETED, &e), 0);
         char *out = run_cmd("rmdir /sys/fs/cgroup/memory%s/slot-0 && echo ok", T_cg);
         ck_assert_str_eq(out, "ok\n");
         free(out);
@@ -412,7 +412,7 @@ START_TEST(test_runcgroup_slot_gone_from_under_us)
         ck_assert_int_ge(asprintf(&dir, "%s/slot-0", T_cg), 0);
         ck_assert_msg(cgroup_destroy(dir, &e) == 0, "%s", e.msg);
         ck_assert_ptr_null(runcgroups_collected(rcs, "slot-0"));
-        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-gone-2", true, &e), 0);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-gone-2", RUNCG_DELETED, &e), 0);
 
         /* Two runs at once: slot 1 as it was, slot 0 made again. */
         ck_assert_msg(runcgroup_take(rcs, "t-gone-3", &rc, &e) == 0, "%s", e.msg);
@@ -428,8 +428,8 @@ START_TEST(test_runcgroup_slot_gone_from_under_us)
         }
         free(dir);
         ck_assert_uint_eq(runcgroups_count(rcs), 2);
-        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-gone-3", true, &e), 0);
-        ck_assert_int_eq(runcgroup_give(rcs, &rc2, "t-gone-4", true, &e), 0);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-gone-3", RUNCG_DELETED, &e), 0);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc2, "t-gone-4", RUNCG_DELETED, &e), 0);
         runcgroups_free(rcs);
         assert_no_leftovers();
 }
@@ -482,7 +482,7 @@ START_TEST(test_runcgroup_slot_files_kept)
         char *made = run_cmd("mkdir /sys/fs/cgroup/memory%s && echo ok", rc.leaf);
         ck_assert_str_eq(made, "ok\n");
         free(made);
-        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-files-left", false, &e), -1);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-files-left", RUNCG_NOT_DELETED, &e), -1);
         ck_assert_int_eq(count_open_fds(), before);
         /* The next run: a new slot, its own three files. */
         run_in_runcgroup(rcs, "t-files-next", "true", 0, &ex, &st, &slot);
@@ -516,7 +516,7 @@ START_TEST(test_runcgroup_slot_files_kept)
         out = run_cmd("rmdir /sys/fs/cgroup/memory%s && mkdir /sys/fs/cgroup/memory%s && echo ok", rc.dir, rc.dir);
         ck_assert_str_eq(out, "ok\n");
         free(out);
-        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-files-remade", true, &e), 0);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-files-remade", RUNCG_DELETED, &e), 0);
         ck_assert_int_eq(count_open_fds(), before + 3);
         run_in_runcgroup(rcs, "t-files-remade-next", "true", 0, &ex, &st, &slot);
         ck_assert_int_eq(slot, 1);
@@ -541,7 +541,7 @@ START_TEST(test_runcgroup_left_slot_goes_to_the_collector)
         char *made = run_cmd("mkdir /sys/fs/cgroup/memory%s && echo ok", rc.leaf);
         ck_assert_str_eq(made, "ok\n");
         free(made);
-        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-1", false, &e), -1);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-1", RUNCG_NOT_DELETED, &e), -1);
         ck_assert_int_eq(e.code, ERR_BUSY);
         ck_assert(!runcgroups_owns(rcs, "slot-0"));
         ck_assert(runcgroups_holds_left(rcs, "t-left-1"));
@@ -561,14 +561,14 @@ START_TEST(test_runcgroup_left_slot_goes_to_the_collector)
         made = run_cmd("mkdir /sys/fs/cgroup/memory%s /sys/fs/cgroup/cpuset%s && echo ok", rc.leaf, rc.leaf);
         ck_assert_str_eq(made, "ok\n");
         free(made);
-        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-2", true, &e), 0);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-2", RUNCG_DELETED, &e), 0);
         ck_assert_msg(runcgroup_take(rcs, "t-left-3", &rc, &e) == 0, "%s", e.msg);
         ck_assert_int_eq(rc.slot, 1);
         made = run_cmd("mkdir /sys/fs/cgroup/cpuset%s && echo ok", rc.leaf);
         ck_assert_str_eq(made, "ok\n");
         free(made);
         char *leaf = strdup(rc.leaf);
-        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-3", true, &e), 0);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-3", RUNCG_DELETED, &e), 0);
         const char *hier[] = { "memory", "cpuset", "pids", "cpu" };
         for (size_t i = 0; i < ARRAY_SIZE(hier); i++) {
                 char *q = NULL;
@@ -597,7 +597,7 @@ START_TEST(test_runcgroup_left_slot_goes_to_the_collector)
         ck_assert_msg(runcgroup_take(rcs, "t-left-4", &rc, &e) == 0, "%s", e.msg);
         ck_assert_int_eq(rc.slot, 0);
         ck_assert(runcgroups_owns(rcs, "slot-0"));
-        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-4", true, &e), 0);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-left-4", RUNCG_DELETED, &e), 0);
         ck_assert_uint_eq(runcgroups_count(rcs), 2);
         runcgroups_free(rcs);
         assert_no_leftovers();
@@ -631,6 +631,81 @@ START_TEST(test_bad_paths)
         /* dots inside a name are fine; the cgroup just is not there */
         ck_assert_int_eq(cgroup_read_stats("/edgecd-unit-none/a..b", NULL, 0, NULL, &st, &e), -1);
         ck_assert_int_eq(e.code, ERR_NOT_FOUND);
+}
+END_TEST
+
+/* A cgroup its runtime deleted when it ended (cgroup_remove_ended): on
+ * v1, gone from the memory hierarchy is gone (one rmdir); there, it is
+ * removed from each hierarchy as by cgroup_remove.  What is left in
+ * another hierarchy is the collector's (cgroup_sweep_children). */
+static bool keep_named_keep(const char *name, void *ctx)
+{
+        (*(int *)ctx)++;
+        return !strcmp(name, "keep");
+}
+
+START_TEST(test_remove_ended_looks_at_memory)
+{
+        if (pure_v2())
+                return;   /* one hierarchy: cgroup_remove itself (test_remove_parent) */
+        char *leaf = NULL, *mem = NULL, *pids = NULL;
+        ck_assert_int_ge(asprintf(&leaf, "%s/ended", T_cg), 0);
+        ck_assert_int_ge(asprintf(&mem, "/sys/fs/cgroup/memory%s", leaf), 0);
+        ck_assert_int_ge(asprintf(&pids, "/sys/fs/cgroup/pids%s", leaf), 0);
+        struct err e = ERR_INIT;
+
+        /* There in every hierarchy (the runtime was stopped mid-delete):
+         * removed from all of them. */
+        ck_assert_msg(cgroup_make(leaf, &e) == 0, "%s", e.msg);
+        ck_assert_msg(cgroup_remove_ended(leaf, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(access(mem, F_OK), -1);
+        ck_assert_int_eq(access(pids, F_OK), -1);
+
+        /* Gone from memory's: the others are not looked at. */
+        ck_assert_msg(cgroup_make(leaf, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rmdir(mem), 0);
+        ck_assert_msg(cgroup_remove_ended(leaf, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(access(pids, F_OK), 0);
+
+        /* ...and the collector's sweep of the parent removes it, leaving
+         * what keep() keeps. */
+        char *kept = NULL;
+        ck_assert_int_ge(asprintf(&kept, "/sys/fs/cgroup/pids%s/keep", T_cg), 0);
+        ck_assert_int_eq(mkdir(kept, 0755), 0);
+        size_t removed = 99;
+        int asked = 0;
+        ck_assert_msg(cgroup_sweep_children(T_cg, keep_named_keep, &asked, &removed, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(removed, 1);
+        ck_assert_int_eq(asked, 2);
+        ck_assert_int_eq(access(pids, F_OK), -1);
+        ck_assert_int_eq(access(kept, F_OK), 0);
+        ck_assert_int_eq(rmdir(kept), 0);
+
+        /* A task still in memory's: busy, as cgroup_remove says. */
+        ck_assert_msg(cgroup_make(leaf, &e) == 0, "%s", e.msg);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                pause();
+                _exit(0);
+        }
+        char *procs = NULL;
+        ck_assert_int_ge(asprintf(&procs, "%s/cgroup.procs", mem), 0);
+        FILE *f = fopen(procs, "w");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "%d\n", (int)pid);
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_int_eq(cgroup_remove_ended(leaf, &e), -1);
+        ck_assert_int_eq(e.code, ERR_BUSY);
+        ck_assert_int_eq(access(mem, F_OK), 0);
+        kill(pid, SIGKILL);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        ck_assert_msg(cgroup_remove(leaf, &e) == 0, "%s", e.msg);
+        free(procs);
+        free(kept);
+        free(leaf);
+        free(mem);
+        free(pids);
 }
 END_TEST
 
@@ -948,6 +1023,7 @@ static Suite *suite(void)
         tcase_add_checked_fixture(tc, setup_reaper, NULL);
         tcase_add_test(tc, test_bad_paths);
         tcase_add_test(tc, test_remove_parent);
+        tcase_add_test(tc, test_remove_ended_looks_at_memory);
         tcase_add_test(tc, test_destroy_kills_members_only);
         tcase_add_test(tc, test_stats_peak_and_cpu);
         tcase_add_test(tc, test_stats_cpu_time);
