@@ -15,28 +15,30 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
 
-/* After stop, what still arrives is copied for at most this long. */
-#define DRAIN_MS 2000
 #define EVENTS_MAX 32
 /* Reads of one pipe per wake-up: a run that prints without end gets its
  * turn and no more (the epoll set is level-triggered: the rest waits). */
 #define READS_PER_TURN 4
+/* At stop, what the pipe holds (the largest pipe an unprivileged writer
+ * can make is fs.pipe-max-size, 1 MiB by default: 64 reads). */
+#define READS_AT_STOP 64
 
 struct logpump {
         uint64_t id;
         int read_fd;
+        int write_fd;            /* ours too: EOF never wakes the pump (a silent run
+                                  * costs it nothing); stop reads what is there */
         char *path;
         int file_fd;             /* made at the first byte: most runs print nothing */
         size_t cap, written;
         bool truncated;
         int write_errno;         /* the first failed write's (a full disk) */
         bool open_failed;        /* no file at path: not tried again there */
-        bool done;               /* EOF or a read error: out of the epoll set */
+        bool done;               /* a read error (or EOF): out of the epoll set */
         char tail[LOGPUMP_TAIL_MAX];   /* the last bytes read, written or not */
         size_t tail_len;
         struct logpump *next;
@@ -44,7 +46,6 @@ struct logpump {
 
 static struct {
         pthread_mutex_t lock;
-        pthread_cond_t done;     /* some pump reached EOF */
         pthread_once_t once;
         int epfd, wake_fd;
         bool running, quit;
@@ -124,7 +125,6 @@ static void drain(struct logpump *lp, int turns)
                 if (n <= 0) {
                         epoll_ctl(P.epfd, EPOLL_CTL_DEL, lp->read_fd, NULL);
                         lp->done = true;
-                        pthread_cond_broadcast(&P.done);
                         return;
                 }
                 keep_tail(lp, buf, (size_t)n);
@@ -182,7 +182,6 @@ static void *pump_main(void *arg)
 
 static void start_thread(void)
 {
-        cond_init_monotonic(&P.done);
         P.epfd = epoll_create1(EPOLL_CLOEXEC);
         P.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (P.epfd < 0 || P.wake_fd < 0) {
@@ -222,6 +221,7 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
         }
         struct logpump *lp = xcalloc(1, sizeof *lp);
         lp->read_fd = p[0];
+        lp->write_fd = p[1];
         lp->path = xstrdup(path);
         lp->file_fd = -1;
         lp->write_errno = stale_errno;
@@ -253,12 +253,10 @@ void logpump_stop(struct logpump *lp, bool *ret_truncated, int *ret_write_errno,
         if (!lp)
                 return;
         pthread_mutex_lock(&P.lock);
-        /* Until EOF, for a bounded time: something may still hold the pipe. */
-        struct timespec until = timespec_in(CLOCK_MONOTONIC, DRAIN_MS);
-        while (!lp->done && pthread_cond_timedwait(&P.done, &P.lock, &until) != ETIMEDOUT)
-                ;
+        /* The run has ended: what it wrote is in the pipe (writes to a
+         * pipe are done when they return). */
         if (!lp->done)
-                drain(lp, READS_PER_TURN);   /* some of what is there now, then no more */
+                drain(lp, READS_AT_STOP);
         unregister(lp);
         if (ret_truncated)
                 *ret_truncated = lp->truncated;
@@ -273,6 +271,7 @@ void logpump_stop(struct logpump *lp, bool *ret_truncated, int *ret_write_errno,
                 *ret_tail = t;
         }
         close(lp->read_fd);
+        close(lp->write_fd);
         if (lp->file_fd >= 0)
                 close(lp->file_fd);
         free(lp->path);

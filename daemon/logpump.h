@@ -25,13 +25,14 @@ struct logpump;
  * followed) when the first byte comes: a run that prints nothing leaves no
  * file (read as an empty log).  A file that cannot be made is a failed
  * write (logpump_stop's *ret_write_errno).
- * *ret_write_fd is the pipe's write end for the container (close-on-exec;
- * the caller closes it once the runtime has handed it on). */
+ * *ret_write_fd is the pipe's write end for the container (close-on-exec),
+ * still the pump's: logpump_stop closes it. */
 int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_write_fd,
                   struct err *err);
 
-/* Drain what is there (for a bounded time: something outside may still
- * hold the pipe), stop, free.  *ret_truncated says whether output was
+/* After the run's end: copy what the pipe holds, stop, free.  What
+ * arrives later (nothing a run that ended can write) is not read.
+ * *ret_truncated says whether output was
  * dropped (over the cap, or a write failed), *ret_write_errno why the first
  * write that failed did (0: none), *ret_tail (the caller frees) holds the
  * last LOGPUMP_TAIL_MAX bytes that came down the pipe, a NUL byte among

@@ -125,7 +125,7 @@ int sandbox_start(const struct sandbox_env *env, struct sandbox *sb, bool *ret_r
         const char *run_id = sb->run_id;
         bool warm = sb->warm;
         *ret_retryable = true;
-        _cleanup_close_ int write_fd = -1;
+        int write_fd = -1;   /* the pump's */
         if (logpump_start(sb->log_path, (size_t)cfg->max_log_bytes, &sb->lp, &write_fd, err) < 0)
                 return -1;
 
@@ -136,9 +136,6 @@ int sandbox_start(const struct sandbox_env *env, struct sandbox *sb, bool *ret_r
         sb->spawned_mono_ms = t0;
         int rc = sb->attached ? runtime_run_attached(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err)
                               : runtime_run(env->rt, run_id, sb->ws->bundle_dir, write_fd, &sb->init, err);
-        /* Only the container (and an attached run's runtime) keeps the
-         * write end now, so the pump sees EOF when they end. */
-        close(TAKE_FD(write_fd));
         sb->create_ms = now_mono_ms() - t0;
         if (rc == 0)
                 return 0;

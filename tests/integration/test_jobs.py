@@ -561,6 +561,27 @@ class Logs(JobCase):
         self.assertIn("testkit: failing on purpose with status 3", r.body)
         self.assertNotEqual((r.headers.get("X-Edgecd-Log-Truncated") or "").lower(), "true")
 
+    def test_runs_leave_no_descriptor_behind(self):
+        """Each run's log pipe (both ends are the pump's until it stops),
+        workspace and runtime handles are closed with the run: the
+        daemon's descriptors are as many after runs that print, stay
+        quiet or fail as before them."""
+        d = Daemon("fds")
+        self.addCleanup(d.stop)
+        d.start()
+        jobs = [{"algorithm": "t_echo"}, {"algorithm": "t_spam", "parameters": {"bytes": 5000}},
+                {"algorithm": "t_exit"}]
+        for j in jobs:                  # the first of each kind opens what stays (templates, slots)
+            d.run_job(j)
+        d.wait_cleaned()
+        before = sorted(os.listdir("/proc/%d/fd" % d.proc.pid))
+        for _ in range(4):
+            for j in jobs:
+                d.run_job(j)
+        d.wait_cleaned()
+        after = sorted(os.listdir("/proc/%d/fd" % d.proc.pid))
+        self.assertEqual(len(after), len(before), "descriptors before %s, after %s" % (before, after))
+
     def test_log_of_quiet_job(self):
         job = self.d.run_job({"algorithm": "t_echo"})
         r = self.d.req("GET", "/v1/jobs/%s/logs" % job["id"])
