@@ -786,6 +786,7 @@ static Suite *suite(void)
 {
         Suite *s = suite_create("schema");
         TCase *tc = tcase_create("schema");
+        tcase_set_timeout(tc, 60);   /* the streamed tests parse megabytes: seconds on a loaded host */
         tcase_add_test(tc, test_type);
         tcase_add_test(tc, test_properties_required_additional);
         tcase_add_test(tc, test_items_and_pointer);
