@@ -197,9 +197,58 @@ class Package(unittest.TestCase):
         with open(os.path.join(tmp, "postrm")) as f:
             postrm = f.read()
         self.assertIn("deb-systemd-helper purge 'edgecd.service'", postrm)
-        # Purge takes the state (job database, logs) with it, never more.
-        self.assertRegex(postrm, r'if \[ "\$1" = "purge" \]; then\n\s*rm -rf --one-file-system '
-                                 r'"\$\{DPKG_ROOT:-\}/var/lib/edgecd"\n')
+        # Purge takes the state (job database, logs) with it, never more
+        # (test_purge_takes_the_state_and_leftover_mounts runs it).
+        self.assertRegex(postrm, r'if \[ "\$1" = "purge" \]; then\n\s*state="\$\{DPKG_ROOT:-\}/var/lib/edgecd"\n')
+        self.assertIn('rm -rf --one-file-system "$state"', postrm)
+
+    def test_purge_takes_the_state_and_leftover_mounts(self):
+        """The packaged postrm, run for a purge under DPKG_ROOT in a mount
+        namespace of its own: a killed daemon's tmpfs mounts below the
+        state directory (its workspaces, a run's /output) are taken off
+        and the state goes, where `rm --one-file-system` alone stopped at
+        them and failed the purge; a state directory that is a
+        filesystem of its own is emptied and left mounted.  The systemd
+        helpers it calls are stubs on PATH."""
+        build_deb()
+        tmp = tempfile.mkdtemp(prefix="edgecd-pkg-purge-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        ctrl, stubs = os.path.join(tmp, "ctrl"), os.path.join(tmp, "stubs")
+        os.mkdir(stubs)
+        r = run("dpkg-deb", "--control", DEB, ctrl)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for name in ("deb-systemd-helper", "deb-systemd-invoke", "systemctl"):
+            with open(os.path.join(stubs, name), "w") as f:
+                f.write("#!/bin/sh\nexit 0\n")
+            os.chmod(os.path.join(stubs, name), 0o755)
+        script = r"""
+set -e
+mount --make-rprivate /
+for case in plain own_fs; do
+    root="$TMP/root-$case"; state="$root/var/lib/edgecd"
+    mkdir -p "$state/logs" "$state/workspaces"
+    if [ $case = own_fs ]; then mount -t tmpfs disk "$state"; mkdir -p "$state/logs" "$state/workspaces"; fi
+    echo db > "$state/edgecd.db"; echo log > "$state/logs/a-1.log"
+    mount -t tmpfs edgecd-workspaces "$state/workspaces"
+    mkdir -p "$state/workspaces/r-1/output"
+    mount -t tmpfs tmpfs "$state/workspaces/r-1/output"
+    echo '{}' > "$state/workspaces/r-1/output/result.json"
+    DPKG_ROOT="$root" PATH="$STUBS:$PATH" sh "$CTRL/postrm" purge
+    if [ $case = plain ]; then
+        [ ! -e "$state" ] || { echo "plain: $state is still there"; exit 1; }
+    else
+        mountpoint -q "$state" || { echo "own_fs: $state is no longer mounted"; exit 1; }
+        [ -z "$(ls -A "$state")" ] || { echo "own_fs: $state is not empty: $(ls -A "$state")"; exit 1; }
+        umount "$state"
+    fi
+    ! grep -q " $root" /proc/self/mountinfo || { echo "$case: mounts left under $root"; exit 1; }
+    echo "$case ok"
+done
+"""
+        env = dict(os.environ, TMP=tmp, STUBS=stubs, CTRL=ctrl)
+        r = run("unshare", "-m", "sh", "-c", script, env=env, timeout=60)
+        self.assertEqual(r.returncode, 0, "postrm purge: %s\n%s" % (r.stdout, r.stderr))
+        self.assertEqual(r.stdout.split(), ["plain", "ok", "own_fs", "ok"], r.stdout)
 
     def test_lintian_passes(self):
         build_deb()
