@@ -85,11 +85,12 @@ static const struct option options[] = {
         { "defaults.disk_mb",    OPT_INT,    OFF(defaults.disk_mb),    1, 1048576,    16,    NULL },
         { "defaults.timeout_seconds", OPT_INT, OFF(defaults.timeout_seconds), 1, 86400, 30,  NULL },
         /* Above the ranges systemd gives users, dynamic users and nspawn
-         * containers, and sssd's default ID map; below 2^31 (signed-int
-         * tools).  (uid_t)-1 means "no change" to the kernel. */
+         * containers, and sssd's default ID map; at most 2^31 - 1, which
+         * is as far as runc goes ("uids and gids must be in range
+         * 0-2147483647"; the kernel's end, (uid_t)-1, means "no change"). */
         { "job_users",           OPT_SECTION, 0,                       0, 0,          0,     NULL },
-        { "job_users.first_uid", OPT_INT,    OFF(job_users.first_uid), 1, 4294967294.0, 2001000000, NULL },
-        { "job_users.first_gid", OPT_INT,    OFF(job_users.first_gid), 1, 4294967294.0, 2001000000, NULL },
+        { "job_users.first_uid", OPT_INT,    OFF(job_users.first_uid), 1, 2147483647, 2001000000, NULL },
+        { "job_users.first_gid", OPT_INT,    OFF(job_users.first_gid), 1, 2147483647, 2001000000, NULL },
         { "job_users.count",     OPT_INT,    OFF(job_users.count),     1, 1048576,    65536, NULL },
         { "retry",               OPT_SECTION, 0,                       0, 0,          0,     NULL },
         { "retry.max_attempts",  OPT_INT,    OFF(retry.max_attempts),  1, 100,        3,     NULL },
@@ -503,9 +504,9 @@ int config_validate(const struct config *cfg,
                 bad(&d, cfg, "job_users.count", "workers", "%lld is too few: each worker's run and the start-up probe "
                           "need one (workers + 1 = %lld)", (long long)cfg->job_users.count,
                           (long long)cfg->workers + 1);
-        if (cfg->job_users.first_uid + cfg->job_users.count - 1 > 4294967294LL ||
-            cfg->job_users.first_gid + cfg->job_users.count - 1 > 4294967294LL)
-                bad(&d, cfg, "job_users.count", "job_users.first_uid", "the range ends past 4294967294");
+        if (cfg->job_users.first_uid + cfg->job_users.count - 1 > 2147483647LL ||
+            cfg->job_users.first_gid + cfg->job_users.count - 1 > 2147483647LL)
+                bad(&d, cfg, "job_users.count", "job_users.first_uid", "the range ends past 2147483647");
         if (cfg->callbacks.allow && cfg->callbacks.allow[0] && cfg->callbacks.secret_file &&
             !*cfg->callbacks.secret_file)
                 bad(&d, cfg, "callbacks.secret_file", "callbacks.allow", "must be set when callbacks.allow is not empty "

@@ -3,12 +3,17 @@
  * bitmap says which are out.  One mutex. */
 #include "idpool.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
+
+#define CLAIM_GID_OFFSET ((off_t)1 << 33)   /* past every uid */
 
 struct idpool {
         pthread_mutex_t lock;
@@ -117,4 +122,35 @@ int idpool_check_host(int64_t first_uid, int64_t first_gid, int64_t count, struc
         }
         endgrent();
         return ret;
+}
+
+static int claim(int fd, off_t start, int64_t count)
+{
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = start, .l_len = (off_t)count };
+        return fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+int idpool_claim(const char *path, int64_t first_uid, int64_t first_gid, int64_t count, int *ret_fd,
+                 struct err *err)
+{
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return err_errno(err, ERR_IO, "open `%s`", path);
+        const char *which = "uid";
+        int64_t first = first_uid;
+        int r = claim(fd, (off_t)first_uid, count);
+        if (r == 0) {
+                which = "gid";
+                first = first_gid;
+                r = claim(fd, CLAIM_GID_OFFSET + (off_t)first_gid, count);
+        }
+        if (r < 0) {
+                if (errno == EAGAIN || errno == EACCES)
+                        return err_set(err, ERR_CONFLICT, errno, "the job %s range %lld-%lld is another edgecd's on "
+                                       "this host, in whole or in part (claimed in `%s`): give each its own",
+                                       which, (long long)first, (long long)(first + count - 1), path);
+                return err_errno(err, ERR_IO, "lock `%s`", path);
+        }
+        *ret_fd = TAKE_FD(fd);
+        return 0;
 }

@@ -40,4 +40,16 @@ size_t idpool_in_use(struct idpool *p);
  * ERR_INVALID naming the first one found. */
 int idpool_check_host(int64_t first_uid, int64_t first_gid, int64_t count, struct err *err);
 
+/* Where every edgecd on the host claims its ranges (/run: gone at boot). */
+#define IDPOOL_CLAIMS_PATH "/run/lock/edgecd-job-users"
+
+/* Claim the ranges against every other edgecd on this host: two daemons
+ * handing out the same uid would let their jobs use up each other's
+ * per-uid limits.  Byte-range locks on the file at path (open file
+ * description locks: released when *ret_fd is closed, or the process
+ * ends), uid U at offset U and gid G at 2^33 + G.  ERR_CONFLICT when
+ * another process holds any of them; ERR_IO when path cannot be used. */
+int idpool_claim(const char *path, int64_t first_uid, int64_t first_gid, int64_t count, int *ret_fd,
+                 struct err *err);
+
 #endif

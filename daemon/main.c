@@ -325,6 +325,7 @@ struct daemon {
         struct config cfg;
         int lock_fd;                 /* STATE_DIR/edgecd.lock, held while we run */
         int parent_lock_fd;          /* the cgroup parent, held while we run */
+        int ids_lock_fd;             /* the job_users ranges, claimed while we run */
         struct idpool *ids;
         struct runtime *runtime;
         struct seccomp_policy *policy;
@@ -592,6 +593,15 @@ static int start(struct daemon *d, struct err *err)
                 return -1;
         if (idpool_check_host(cfg->job_users.first_uid, cfg->job_users.first_gid, cfg->job_users.count, err) < 0)
                 return err_wrap(err, "job_users");
+        struct err ce = ERR_INIT;
+        if (idpool_claim(IDPOOL_CLAIMS_PATH, cfg->job_users.first_uid, cfg->job_users.first_gid,
+                         cfg->job_users.count, &d->ids_lock_fd, &ce) < 0) {
+                if (ce.code == ERR_CONFLICT) {
+                        *err = ce;
+                        return err_wrap(err, "job_users");
+                }
+                log_warn("job_users: cannot tell whether another edgecd on this host uses the same ids: %s", ce.msg);
+        }
         d->ids = idpool_new(cfg->job_users.first_uid, cfg->job_users.first_gid, cfg->job_users.count);
         if (seccomp_policy_load(allow, &d->policy, err) < 0)
                 return -1;
@@ -788,6 +798,8 @@ static void stop(struct daemon *d)
                 close(d->lock_fd);
         if (d->parent_lock_fd >= 0)
                 close(d->parent_lock_fd);
+        if (d->ids_lock_fd >= 0)
+                close(d->ids_lock_fd);
         config_free(&d->cfg);
 }
 
@@ -822,7 +834,7 @@ int main(int argc, char **argv)
 
         if (o.hash_token)
                 return hash_token();
-        struct daemon d = { .lock_fd = -1, .parent_lock_fd = -1, .main_thread = pthread_self() };
+        struct daemon d = { .lock_fd = -1, .parent_lock_fd = -1, .ids_lock_fd = -1, .main_thread = pthread_self() };
         int problems = load_config(&o, &d.cfg);
         if (o.check_only) {
                 if (!problems)

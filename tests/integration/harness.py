@@ -445,7 +445,18 @@ class Daemon:
             # start); tests of the drain set it themselves.
             "drain_seconds": 0,
         }
+        # Every edgecd claims its job_users ranges on the host (idpool.h):
+        # each test daemon gets ranges of its own, past the default one,
+        # so that daemons of one test, or of runs side by side, do not
+        # refuse each other.  A test's own job_users keys win.
+        # 140,000 ranges of 1024 between the default's end and 2^31 - 1,
+        # the highest id runc takes.
+        slot = (os.getpid() * 64 + n % 64) % 140000
+        first = 2001000000 + 65536 + slot * 1024
+        users = {"first_uid": first, "first_gid": first, "count": 1024}
+        users.update((config or {}).get("job_users") or {})
         cfg.update(config or {})
+        cfg["job_users"] = users
         self.config = cfg
         if write_config:
             with open(self.config_path, "w") as f:

@@ -351,7 +351,7 @@ class Refusals(unittest.TestCase):
         cfg = os.path.join(tmp, "edgecd.yaml")
         with open(cfg, "w") as f:
             f.write("templates_dir: %s\nauth:\n  tokens_file: %s\njob_users:\n  first_uid: 1\n"
-                    "  first_gid: 3000000000\n  count: 5\n" % (harness.OPTIONS["templates"], tokens))
+                    "  first_gid: 2100000000\n  count: 5\n" % (harness.OPTIONS["templates"], tokens))
         r = subprocess.run([harness.OPTIONS["daemon"], "--config", cfg, "--check-config"], capture_output=True,
                            text=True, timeout=20)
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
@@ -361,5 +361,5 @@ class Refusals(unittest.TestCase):
     def test_job_users_overlapping_a_host_account(self):
         import pwd
         name = pwd.getpwuid(1).pw_name           # "daemon" on Debian
-        log = self.refused("jobusers", config={"job_users": {"first_uid": 1, "first_gid": 3000000000, "count": 10}})
+        log = self.refused("jobusers", config={"job_users": {"first_uid": 1, "first_gid": 2100000000, "count": 10}})
         self.assertIn("job_users: the job uid range 1-10 holds host user `%s` (uid 1)" % name, log)

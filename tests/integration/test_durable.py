@@ -1597,6 +1597,32 @@ class OneDaemonPerStateDir(unittest.TestCase):
         self.assertEqual(d.wait_final(job_id)["status"], "succeeded")
 
 
+    @quick
+    def test_second_daemon_with_the_same_job_users_is_refused(self):
+        # Its jobs would run as the first one's job users: per-uid limits
+        # (inotify instances, message queues, RLIMIT_NPROC) shared across
+        # the two daemons' jobs.
+        d = Daemon("uids1")
+        self.addCleanup(d.stop)
+        d.start()
+        users = d.config["job_users"]
+        overlap = {"first_uid": users["first_uid"] + users["count"] - 1,
+                   "first_gid": users["first_gid"] + 10 * users["count"], "count": 8}
+        other = Daemon("uids2", config={"job_users": overlap})
+        self.addCleanup(other.stop, check=False)
+        with self.assertRaises(AssertionError) as cm:
+            other.start(timeout=20)
+        self.assertIn("job_users: the job uid range %d-%d is another edgecd's on this host"
+                      % (overlap["first_uid"], overlap["first_uid"] + 7), str(cm.exception))
+        self.assertTrue(d.healthz_ok(), "the first daemon was disturbed")
+        self.assertEqual(d.run_job(echo(1))["status"], "succeeded")
+        # Ranges of its own: it starts, beside the first.
+        third = Daemon("uids3")
+        self.addCleanup(third.stop)
+        third.start()
+        self.assertEqual(third.run_job(echo(1))["status"], "succeeded")
+
+
 class ClientGoneDuringCommit(unittest.TestCase):
     """A client that hangs up while its submit is being committed: the job
     is on disk, so it is queued and runs, and its place in the queue is

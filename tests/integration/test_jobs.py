@@ -457,7 +457,9 @@ class Sandbox(JobCase):
         s = job["result"]
         a = job["attempts"][-1]
         self.assertEqual((s["uid"], s["gid"], s["euid"]), (a["uid"], a["gid"], a["uid"]), s)
-        self.assertTrue(2001000000 <= a["uid"] < 2001000000 + 65536, a)
+        users = self.d.config["job_users"]
+        self.assertTrue(users["first_uid"] <= a["uid"] < users["first_uid"] + users["count"], (a, users))
+        self.assertEqual(a["gid"] - users["first_gid"], a["uid"] - users["first_uid"], (a, users))
         self.assertNotEqual(s["uid"], 65534, "never the host's nobody")
         self.assertEqual(s["pid"], 1, "own pid namespace")
         for k in ("cap_inh", "cap_prm", "cap_eff", "cap_bnd", "cap_amb"):

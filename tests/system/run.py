@@ -310,6 +310,11 @@ class SystemdTier(unittest.TestCase):
         self.assertEqual(self.m.show("edgecd", "NotifyAccess"), "main")
         self.assertEqual(self.m.show("edgecd", "WatchdogUSec"), "30s")
         self.assertEqual(self.m.show("edgecd", "StatusText"), "serving: 0 running, 0 queued")
+        # Its job_users claimed in /run/lock under ProtectSystem=strict
+        # (ReadWritePaths), not a warning that it could not.
+        pid = self.m.show("edgecd", "MainPID")
+        self.assertIn("/run/lock/edgecd-job-users", self.m.sh("ls -l /proc/%s/fd" % pid).stdout)
+        self.assertNotIn("cannot tell whether another edgecd", self.m.journal("-u edgecd -b"))
 
     def test_02_a_job_on_runc_and_on_crun_with_journal_fields(self):
         for rt in ("runc", "crun"):

@@ -191,8 +191,8 @@ START_TEST(test_full_file)
                      "  disk_mb: 32\n"
                      "  timeout_seconds: 120\n"
                      "job_users:\n"
-                     "  first_uid: 3000000000\n"
-                     "  first_gid: 3000000100\n"
+                     "  first_uid: 2100000000\n"
+                     "  first_gid: 2100000100\n"
                      "  count: 16\n"
                      "retry:\n"
                      "  max_attempts: 1\n"
@@ -252,8 +252,8 @@ START_TEST(test_full_file)
         ck_assert_int_eq(cfg.defaults.pids, 128);
         ck_assert_int_eq(cfg.defaults.disk_mb, 32);
         ck_assert_int_eq(cfg.defaults.timeout_seconds, 120);
-        ck_assert_int_eq(cfg.job_users.first_uid, 3000000000LL);
-        ck_assert_int_eq(cfg.job_users.first_gid, 3000000100LL);
+        ck_assert_int_eq(cfg.job_users.first_uid, 2100000000LL);
+        ck_assert_int_eq(cfg.job_users.first_gid, 2100000100LL);
         ck_assert_int_eq(cfg.job_users.count, 16);
         ck_assert_int_eq(cfg.retry.max_attempts, 1);
         ck_assert_int_eq(cfg.retry.backoff_ms, 0);
@@ -358,11 +358,11 @@ START_TEST(test_out_of_range)
 {
         expect_load_error("workers: 0\n", "1:10: workers: must be between 1 and 1024, got 0");
         expect_load_error("job_users:\n  first_uid: -1\n",
-                          "2:14: job_users.first_uid: must be between 1 and 4294967294, got -1");
+                          "2:14: job_users.first_uid: must be between 1 and 2147483647, got -1");
         expect_load_error("job_users:\n  first_gid: 99999999999999999999999\n",
-                          "2:14: job_users.first_gid: must be between 1 and 4294967294, got 99999999999999999999999");
+                          "2:14: job_users.first_gid: must be between 1 and 2147483647, got 99999999999999999999999");
         expect_load_error("job_users:\n  first_uid: 0\n",
-                          "2:14: job_users.first_uid: must be between 1 and 4294967294, got 0");
+                          "2:14: job_users.first_uid: must be between 1 and 2147483647, got 0");
         expect_load_error("http:\n  max_json_depth: 0\n",
                           "2:19: http.max_json_depth: must be between 1 and 10000, got 0");
         expect_load_error("retry:\n  max_attempts: 101\n",
@@ -654,16 +654,16 @@ START_TEST(test_validate_fields)
         ck_assert_int_eq(config_validate(&cfg, NULL, NULL, &e), 0);
         cfg.breaker.isolate_after = 5;
 
-        /* The job id ranges must end at 4294967294: (uid_t)-1 is "no change". */
-        cfg.job_users.first_uid = 4294967294LL - 11;
-        cfg.job_users.count = 12;   /* ends at 4294967294 exactly */
-        cfg.job_users.first_gid = 4294967294LL - 11;
+        /* The job id ranges must end at 2147483647: runc refuses ids above. */
+        cfg.job_users.first_uid = 2147483647LL - 11;
+        cfg.job_users.count = 12;   /* ends at 2147483647 exactly */
+        cfg.job_users.first_gid = 2147483647LL - 11;
         ck_assert_int_eq(config_validate(&cfg, NULL, NULL, &e), 0);
         cfg.job_users.first_uid++;
-        expect_invalid(&cfg, "job_users.count: the range ends past 4294967294");
+        expect_invalid(&cfg, "job_users.count: the range ends past 2147483647");
         cfg.job_users.first_uid--;
         cfg.job_users.first_gid++;
-        expect_invalid(&cfg, "job_users.count: the range ends past 4294967294");
+        expect_invalid(&cfg, "job_users.count: the range ends past 2147483647");
         cfg.job_users.first_gid = cfg.job_users.first_uid = 2001000000;
         /* Each worker's run and the start-up probe take a pair. */
         cfg.workers = 8;
@@ -724,8 +724,8 @@ START_TEST(test_validate_names_the_line)
         expect_validate_error("workers: 100\njob_users:\n  count: 50\n",
                               "3:10: job_users.count: 50 is too few: each worker's run and the start-up "
                               "probe need one (workers + 1 = 101)");
-        expect_validate_error("job_users:\n  first_uid: 4294960000\n",
-                              "2:14: job_users.count: the range ends past 4294967294");
+        expect_validate_error("job_users:\n  first_uid: 2147480000\n",
+                              "2:14: job_users.count: the range ends past 2147483647");
         expect_validate_error("max_timeout_seconds: 10\n",
                               "1:22: defaults.timeout_seconds: 30 is over max_timeout_seconds (10)");
         /* A command-line option replaces the file's value: no line. */

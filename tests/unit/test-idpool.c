@@ -3,6 +3,8 @@
  * bad give-backs ignored, and the check against the host's accounts. */
 #include "testutil.h"
 
+#include <unistd.h>
+
 #include "idpool.h"
 
 #define FIRST_UID 3000000000LL
@@ -122,6 +124,48 @@ START_TEST(test_check_host)
 }
 END_TEST
 
+/* Two daemons' claims (two opens of one claims file: open file description
+ * locks, which conflict within one process too): overlapping uid or gid
+ * ranges refused, named; disjoint ones taken; a claim ends with its fd. */
+START_TEST(test_claims_conflict_by_range)
+{
+        char path[] = "/tmp/edgecd-unit-claims-XXXXXX";
+        int tmp = mkstemp(path);
+        ck_assert_int_ge(tmp, 0);
+        close(tmp);
+        struct err err = ERR_INIT;
+        int a = -1, b = -1, c = -1;
+        ck_assert_msg(idpool_claim(path, 2000000000, 2000000000, 100, &a, &err) == 0, "%s", err.msg);
+        ck_assert_int_ge(a, 0);
+        /* uids 2000000099..2000000108: the last of a's. */
+        ck_assert_int_eq(idpool_claim(path, 2000000099, 2100000000, 10, &b, &err), -1);
+        ck_assert_int_eq(err.code, ERR_CONFLICT);
+        ck_assert_msg(strstr(err.msg, "the job uid range 2000000099-2000000108 is another edgecd's"), "%s", err.msg);
+        ck_assert_msg(strstr(err.msg, path), "%s", err.msg);
+        ck_assert_int_eq(b, -1);
+        /* Disjoint uids, gids inside a's. */
+        err = (struct err)ERR_INIT;
+        ck_assert_int_eq(idpool_claim(path, 2100000000, 1999999995, 10, &b, &err), -1);
+        ck_assert_int_eq(err.code, ERR_CONFLICT);
+        ck_assert_msg(strstr(err.msg, "the job gid range 1999999995-2000000004"), "%s", err.msg);
+        /* Disjoint both: taken beside a. */
+        err = (struct err)ERR_INIT;
+        ck_assert_msg(idpool_claim(path, 2000000100, 2000000100, 10, &b, &err) == 0, "%s", err.msg);
+        /* a's ends with its fd: the overlapping one is taken then. */
+        err = (struct err)ERR_INIT;
+        ck_assert_int_eq(idpool_claim(path, 2000000000, 2000000000, 50, &c, &err), -1);
+        close(a);
+        ck_assert_msg(idpool_claim(path, 2000000000, 2000000000, 50, &c, &err) == 0, "%s", err.msg);
+        close(b);
+        close(c);
+        /* A claims file that cannot be made: ERR_IO, for the caller to say. */
+        err = (struct err)ERR_INIT;
+        ck_assert_int_eq(idpool_claim("/nonexistent-dir/claims", 1, 1, 1, &a, &err), -1);
+        ck_assert_int_eq(err.code, ERR_IO);
+        unlink(path);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("idpool");
@@ -130,6 +174,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_busy_when_all_in_use);
         tcase_add_test(tc, test_bad_give_ignored);
         tcase_add_test(tc, test_check_host);
+        tcase_add_test(tc, test_claims_conflict_by_range);
         suite_add_tcase(s, tc);
         return s;
 }
