@@ -138,10 +138,17 @@ class ImagePlugins(unittest.TestCase):
         self.assertTrue(os.path.isdir(os.path.join(cache, digest)), "removed under a running job")
         self.assertEqual(d.req("DELETE", "/v1/jobs/" + job_id).status, 202)
         self.assertEqual(d.wait_final(job_id)["status"], "cancelled")
-        # The next rescan (a SIGHUP here; at most a minute on its own) removes it.
-        d.proc.send_signal(signal.SIGHUP)
-        harness.wait_for(lambda: not os.path.exists(os.path.join(cache, digest)), 20,
-                         lambda: "the unused image stayed: %s" % os.listdir(cache))
+        # A rescan once the run is taken apart (a SIGHUP here; at most a
+        # minute on its own) removes it.  The run's parts go after its
+        # answer, and a rescan before they have gone keeps the image: a
+        # SIGHUP each second until it goes.
+        d.wait_cleaned()
+
+        def rescanned_and_gone():
+            d.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            return not os.path.exists(os.path.join(cache, digest))
+        harness.wait_for(rescanned_and_gone, 20, lambda: "the unused image stayed: %s" % os.listdir(cache))
 
     def image_plugin(self, root, src, dirname, name, extra=""):
         """The class's plugin src copied to root/dirname, its manifest
