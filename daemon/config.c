@@ -71,6 +71,9 @@ static const struct option options[] = {
         { "result_ceiling_bytes", OPT_BYTES, OFF(result_ceiling_bytes), KiB, 512 * MiB, 256 * MiB, NULL },
         { "max_log_bytes",       OPT_BYTES,  OFF(max_log_bytes),       KiB, GiB,      64 * KiB, NULL },
         { "max_timeout_seconds", OPT_INT,    OFF(max_timeout_seconds), 1, 86400,      600,   NULL },
+        /* Every job shares the host's pid space (kernel.pid_max, 32768 on
+         * many hosts) with the host itself: a manifest may ask for 65536. */
+        { "max_pids",            OPT_INT,    OFF(max_pids),            1, 65536,      4096,  NULL },
         { "runtime_timeout_seconds", OPT_INT, OFF(runtime_timeout_seconds), 1, 3600,  30,    NULL },
         { "sweep_interval_seconds", OPT_INT, OFF(sweep_interval_seconds), 1, 86400,   60,    NULL },
         { "keep_bundles",        OPT_BOOL,   OFF(keep_bundles),        0, 0,          0,     NULL },
@@ -519,6 +522,9 @@ int config_validate(const struct config *cfg,
                           "%lld is over max_timeout_seconds (%lld)",
                           (long long)cfg->defaults.timeout_seconds,
                           (long long)cfg->max_timeout_seconds);
+        if (cfg->defaults.pids > cfg->max_pids)
+                bad(&d, cfg, "defaults.pids", "max_pids", "%lld is over max_pids (%lld)",
+                          (long long)cfg->defaults.pids, (long long)cfg->max_pids);
 
         int r = ydiag_result(&d, ERR_INVALID, err);
         ydiag_done(&d);

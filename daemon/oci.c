@@ -606,7 +606,7 @@ static void apply_ceilings(struct limits *l, const struct limits *ceil)
 }
 
 int oci_job_limits(const char *templates_dir, const struct manifest *m, const struct limits *defaults,
-                   struct limits *ret, struct err *err)
+                   int64_t max_pids, struct limits *ret, struct err *err)
 {
         *ret = oci_effective_limits(m, defaults);
         struct tmpl v;
@@ -614,6 +614,8 @@ int oci_job_limits(const char *templates_dir, const struct manifest *m, const st
                 return err_wrap(err, "oci");
         apply_ceilings(ret, &v.ceil);
         tmpl_done(&v);
+        if (max_pids > 0 && ret->pids > max_pids)
+                ret->pids = max_pids;
         return 0;
 }
 

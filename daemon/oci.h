@@ -63,9 +63,11 @@ int oci_check_template(const char *templates_dir, const char *name, struct err *
 /* The limits a job of m runs with: oci_effective_limits() under the
  * ceilings its template sets in linux.resources (memory.limit, cpu.quota /
  * cpu.period, pids.limit): a template lowers limits, never raises them.
- * ERR_INVALID when the template cannot be used. */
+ * ERR_INVALID when the template cannot be used.  And pids at most max_pids
+ * (the config's; 0: no ceiling): the host's pid space is every job's and
+ * the host's own, and a manifest may ask for more than the host has. */
 int oci_job_limits(const char *templates_dir, const struct manifest *m, const struct limits *defaults,
-                   struct limits *ret, struct err *err);
+                   int64_t max_pids, struct limits *ret, struct err *err);
 
 /* At load: m's template (oci_template, default "default") exists and is
  * valid, m's resources stay under its ceilings, and m's extra syscalls are

@@ -91,7 +91,7 @@ int sandbox_build(const struct sandbox_env *env, const struct manifest *m, const
         bool warm = !input;
         if (warm)
                 oci_template_stamp(cfg->templates_dir, m, &sb->tmpl);
-        if (oci_job_limits(cfg->templates_dir, m, &cfg->defaults, &sb->limits, err) < 0) {
+        if (oci_job_limits(cfg->templates_dir, m, &cfg->defaults, cfg->max_pids, &sb->limits, err) < 0) {
                 *ret_retryable = err->code != ERR_INVALID;
                 return -1;
         }

@@ -12,9 +12,11 @@ test_out_of_memory; a symlinked result: test_symlinked_result_is_refused.)
 
 import json
 import os
+import shutil
+import tempfile
 import time
 
-from harness import DaemonCase, quick, slow_factor
+from harness import Daemon, DaemonCase, copy_plugin, quick, slow_factor
 
 SIGSYS = 31
 
@@ -233,3 +235,34 @@ class Neighbours(HostileCase):
         self.assertEqual(p["kill_all"], [], p)
         self.assertHostUnchanged(prober)
         self.assertHostUnchanged(holder)
+
+
+@quick
+class PidsCeiling(HostileCase):
+    """A manifest's `pids` is held to the config's max_pids: the host's pid
+    space (kernel.pid_max, 32768 by default) is shared by every job and the
+    host itself, and a manifest may ask for up to 65536."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="edgecd-it-pidsceiling-")
+        os.chmod(cls.tmp, 0o755)
+        copy_plugin("t_echo", os.path.join(cls.tmp, "t_echo"))
+        copy_plugin("t_pids", os.path.join(cls.tmp, "t_manypids"), name="t_manypids", drop_resources=True,
+                    extra="resources: {pids: 64}\n")
+        config = {"workers": 2, "max_pids": 8, "defaults": {"pids": 8}}
+        cls.d = Daemon(cls.__name__, plugins=cls.tmp, config=config).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_manifest_pids_over_max_pids_is_cut(self):
+        job = self.d.run_job({"algorithm": "t_manypids"})
+        self.assertEnded(job, None)
+        n = job["result"]["forked"]
+        self.assertTrue(0 < n < 8, "forked %d children under max_pids 8 (the manifest asks for 64)" % n)
+        self.assertHostUnchanged(job)

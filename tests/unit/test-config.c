@@ -103,6 +103,7 @@ static void assert_defaults(const struct config *c)
         ck_assert_int_eq(c->result_ceiling_bytes, 256 * 1024 * 1024);
         ck_assert_int_eq(c->max_log_bytes, 64 * 1024);
         ck_assert_int_eq(c->max_timeout_seconds, 600);
+        ck_assert_int_eq(c->max_pids, 4096);
         ck_assert_int_eq(c->runtime_timeout_seconds, 30);
         ck_assert_int_eq(c->sweep_interval_seconds, 60);
         ck_assert(!c->keep_bundles);
@@ -647,6 +648,9 @@ START_TEST(test_validate_fields)
         cfg.defaults.timeout_seconds = 700;
         expect_invalid(&cfg, "defaults.timeout_seconds: 700 is over max_timeout_seconds (600)");
         cfg.defaults.timeout_seconds = 30;
+        cfg.defaults.pids = 5000;
+        expect_invalid(&cfg, "defaults.pids: 5000 is over max_pids (4096)");
+        cfg.defaults.pids = 64;
 
         cfg.breaker.isolate_after = 2;   /* below degrade_after 3 */
         expect_invalid(&cfg, "breaker.isolate_after: 2 is below breaker.degrade_after (3)");
@@ -728,6 +732,7 @@ START_TEST(test_validate_names_the_line)
                               "2:14: job_users.count: the range ends past 2147483647");
         expect_validate_error("max_timeout_seconds: 10\n",
                               "1:22: defaults.timeout_seconds: 30 is over max_timeout_seconds (10)");
+        expect_validate_error("max_pids: 10\n", "1:11: defaults.pids: 64 is over max_pids (10)");
         /* A command-line option replaces the file's value: no line. */
         struct config cfg;
         struct lines l = { 0 };
@@ -767,7 +772,7 @@ END_TEST
 #if __SIZEOF_POINTER__ == 8
 /* A new field changes the size: poison it below and check it in
  * assert_defaults(), then update the number. */
-_Static_assert(sizeof(struct config) == 480, "struct config changed: extend the poison and assert_defaults");
+_Static_assert(sizeof(struct config) == 488, "struct config changed: extend the poison and assert_defaults");
 #endif
 START_TEST(test_callbacks)
 {
@@ -816,6 +821,7 @@ START_TEST(test_shipped_file_equals_defaults)
         cfg.max_body_bytes = cfg.max_result_bytes = cfg.max_log_bytes = 7;
         cfg.input_ceiling_bytes = cfg.result_ceiling_bytes = 7;
         cfg.max_timeout_seconds = cfg.runtime_timeout_seconds = cfg.sweep_interval_seconds = 7;
+        cfg.max_pids = 7;
         cfg.keep_bundles = true;
         cfg.watch_plugins = false;
         cfg.max_algorithms = 7;

@@ -605,7 +605,7 @@ START_TEST(test_strict_template)
         m.extra_syscalls = extra;
         struct limits l;
         struct err err = ERR_INIT;
-        ck_assert_msg(oci_job_limits(tdir, &m, &defaults, &l, &err) == 0, "%s", err.msg);
+        ck_assert_msg(oci_job_limits(tdir, &m, &defaults, 0, &l, &err) == 0, "%s", err.msg);
         ck_assert_int_eq(l.memory_mb, 256);
         ck_assert_int_eq(l.pids, 32);
         ck_assert(l.cpu_cores == 1.0);
@@ -613,7 +613,7 @@ START_TEST(test_strict_template)
         /* Below a ceiling the manifest's own value stays. */
         struct manifest small = m;
         small.resources = (struct limits){ .cpu_cores = 0.5, .memory_mb = 64, .pids = 8 };
-        ck_assert_int_eq(oci_job_limits(tdir, &small, &defaults, &l, &err), 0);
+        ck_assert_int_eq(oci_job_limits(tdir, &small, &defaults, 0, &l, &err), 0);
         ck_assert_int_eq(l.memory_mb, 64);
         ck_assert_int_eq(l.pids, 8);
         ck_assert(l.cpu_cores == 0.5);
@@ -639,8 +639,15 @@ START_TEST(test_strict_template)
          * gets both: the ceiling is the template's, not a global one. */
         struct manifest dm = m;
         dm.oci_template = NULL;
-        ck_assert_int_eq(oci_job_limits(tdir, &dm, &defaults, &l, &err), 0);
+        ck_assert_int_eq(oci_job_limits(tdir, &dm, &defaults, 0, &l, &err), 0);
         ck_assert_int_eq(l.memory_mb, 1024);
+        ck_assert_int_eq(l.pids, 500);
+        /* The config's max_pids holds under any template; a lower limit stays. */
+        ck_assert_int_eq(oci_job_limits(tdir, &dm, &defaults, 100, &l, &err), 0);
+        ck_assert_int_eq(l.pids, 100);
+        ck_assert_int_eq(l.memory_mb, 1024);
+        ck_assert_int_eq(oci_job_limits(tdir, &m, &defaults, 100, &l, &err), 0);
+        ck_assert_int_eq(l.pids, 32);
 
         /* At load. */
         ck_assert_int_eq(oci_check_manifest(tdir, &m, &err), -1);
