@@ -152,6 +152,23 @@ static int read_blob(const char *dir, const char *digest, const char *what, json
         return read_json(dir, rel, what, hex, ret, err);
 }
 
+/* The pseudo filesystem the runtime mounts that an absolute path lies on,
+ * or NULL.  A working directory there is never the image's own: with runc
+ * before 1.1.12, /proc/self/fd/N was a descriptor the runtime leaked into
+ * the container, and a process started there stood in the host's mount
+ * tree (CVE-2024-21626).  Empty components are skipped ("//proc" is
+ * "/proc"); `..` is refused by the caller. */
+static const char *pseudo_fs_of(const char *path)
+{
+        static const char *const pseudo[] = { "proc", "sys", "dev" };
+        const char *p = path + strspn(path, "/");
+        size_t n = strcspn(p, "/");
+        for (size_t i = 0; i < ARRAY_SIZE(pseudo); i++)
+                if (n == strlen(pseudo[i]) && !strncmp(p, pseudo[i], n))
+                        return pseudo[i];
+        return NULL;
+}
+
 /* A JSON array of strings as a NULL-terminated vector (absent or null:
  * empty).  -1 when it is something else. */
 static int strings(const json_t *a, char ***ret)
@@ -251,6 +268,16 @@ int image_read(const char *dir, const char *tag, struct image_config *ret, struc
         if (c.cwd && c.cwd[0] != '/') {
                 image_config_done(&c);
                 return err_set(err, ERR_INVALID, 0, "image config: WorkingDir `%s` is not an absolute path", cwd);
+        }
+        if (c.cwd && path_has_dotdot(c.cwd)) {
+                image_config_done(&c);
+                return err_set(err, ERR_INVALID, 0, "image config: WorkingDir `%s` has a `..`", cwd);
+        }
+        const char *fs = c.cwd ? pseudo_fs_of(c.cwd) : NULL;
+        if (fs) {
+                image_config_done(&c);
+                return err_set(err, ERR_INVALID, 0, "image config: WorkingDir `%s` is on /%s, which the runtime mounts "
+                               "(a working directory there may reach the host's files)", cwd, fs);
         }
         *ret = c;
         return 0;

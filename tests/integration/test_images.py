@@ -100,6 +100,12 @@ class ImagePlugins(unittest.TestCase):
         os.unlink(blob)
         with open(blob, "w") as f:
             f.write(text.replace("{", "{ ", 1))
+        # A working directory on /proc: with runc before 1.1.12, /proc/self/fd/7
+        # was a leaked descriptor of the host's /sys/fs/cgroup (CVE-2024-21626).
+        p = os.path.join(cls.tmp, "b_cwd")
+        os.makedirs(p)
+        build_layout(os.path.join(p, "image"), cls.rootfs, ["/bin/testkit"], ["echo"], [], "/proc/self/fd/7")
+        write_manifest(p, "b_cwd")
         cls.d = Daemon("ImagePlugins", plugins=cls.tmp).start()
 
     @classmethod
@@ -194,7 +200,10 @@ class ImagePlugins(unittest.TestCase):
         self.assertRegex(tag, r"plugin\.yaml:\d+:\d+: image_tag: index.json has no manifest tagged `nosuch`")
         blob = broken.get(os.path.join(self.tmp, "b_blob", "plugin.yaml"), "")
         self.assertRegex(blob, r"plugin\.yaml:\d+:\d+: image: image manifest: the blob does not match its digest sha256:[0-9a-f]{64}$")
-        for name in ("b_tag", "b_blob"):
+        cwd = broken.get(os.path.join(self.tmp, "b_cwd", "plugin.yaml"), "")
+        self.assertRegex(cwd, r"plugin\.yaml:\d+:\d+: image: image config: WorkingDir `/proc/self/fd/7` is on "
+                              r"/proc")
+        for name in ("b_tag", "b_blob", "b_cwd"):
             self.assertEqual(self.d.req("GET", "/v1/algorithms/" + name).status, 404)
 
     def test_links_inside_a_layout_are_refused(self):
