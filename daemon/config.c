@@ -74,6 +74,9 @@ static const struct option options[] = {
         /* Every job shares the host's pid space (kernel.pid_max, 32768 on
          * many hosts) with the host itself: a manifest may ask for 65536. */
         { "max_pids",            OPT_INT,    OFF(max_pids),            1, 65536,      4096,  NULL },
+        /* A small layer unpacks into as much as it says (gzip, sparse tar
+         * entries): the store and the logs share that disk. */
+        { "max_image_bytes",     OPT_BYTES,  OFF(max_image_bytes),     MiB, 1024 * GiB, 4 * GiB, NULL },
         { "runtime_timeout_seconds", OPT_INT, OFF(runtime_timeout_seconds), 1, 3600,  30,    NULL },
         { "sweep_interval_seconds", OPT_INT, OFF(sweep_interval_seconds), 1, 86400,   60,    NULL },
         { "keep_bundles",        OPT_BOOL,   OFF(keep_bundles),        0, 0,          0,     NULL },

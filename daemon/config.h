@@ -45,6 +45,7 @@ struct config {
         int64_t max_log_bytes;    /* per-job stdout+stderr log cap */
         int64_t max_timeout_seconds; /* ceiling for a request's timeout_seconds */
         int64_t max_pids;            /* ceiling for a job's pids (a manifest's or defaults.pids) */
+        int64_t max_image_bytes;     /* of the state disk one image plugin's unpack may take */
         int64_t runtime_timeout_seconds; /* any one runtime CLI call */
         int64_t sweep_interval_seconds;  /* how often leftovers are collected */
         bool keep_bundles;        /* debug: keep each job's bundle after it ends */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -305,8 +306,37 @@ bool image_cached(const char *digest, const char *cache_dir)
         return stat(rootfs, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* What an unpack has taken of the cache's filesystem: the blocks free when
+ * it started less those free now, and the inodes in use now less those in
+ * use then (not the free ones: XFS counts fewer free inodes as its free
+ * blocks go).  Others' writes meanwhile count too, so it is never less than
+ * the unpack's own. */
+struct unpack_watch {
+        const char *dir;
+        int64_t max_bytes;
+        struct statvfs at;
+};
+
+static int unpack_watch(void *ctx, struct err *err)
+{
+        const struct unpack_watch *w = ctx;
+        struct statvfs now;
+        if (statvfs(w->dir, &now) < 0)
+                return 0;   /* not known now: the time limit still holds */
+        uint64_t bytes = now.f_bfree < w->at.f_bfree ? (uint64_t)(w->at.f_bfree - now.f_bfree) * now.f_frsize : 0;
+        uint64_t used_then = w->at.f_files - w->at.f_ffree, used_now = now.f_files - now.f_ffree;
+        uint64_t files = used_now > used_then ? used_now - used_then : 0;
+        if (w->max_bytes > 0 && bytes > (uint64_t)w->max_bytes)
+                return err_set(err, ERR_RUNTIME, 0, "the unpacked image took more than max_image_bytes (%lld bytes) "
+                               "of `%s`", (long long)w->max_bytes, w->dir);
+        if (files > IMAGE_UNPACK_MAX_FILES)
+                return err_set(err, ERR_RUNTIME, 0, "the unpacked image made more than %d files in `%s`",
+                               IMAGE_UNPACK_MAX_FILES, w->dir);
+        return 0;
+}
+
 int image_unpack(const char *umoci, const char *dir, const char *tag, const char *digest, const char *cache_dir,
-                 char **ret_rootfs, struct err *err)
+                 int64_t max_bytes, char **ret_rootfs, struct err *err)
 {
         const char *hex = digest_hex(digest);
         if (!hex)
@@ -338,8 +368,12 @@ int image_unpack(const char *umoci, const char *dir, const char *tag, const char
         _cleanup_free_ char *bin = xstrdup(umoci);
         char *argv[] = { bin, "unpack", "--image", here, tmp, NULL };
         char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+        struct unpack_watch w = { .dir = cache_dir, .max_bytes = max_bytes };
+        if (statvfs(cache_dir, &w.at) < 0)
+                return err_errno(err, ERR_IO, "image cache: statvfs `%s`", cache_dir);
         struct spawn_request req = { .argv = argv, .envp = envp, .out_fd = -1,
-                                     .timeout_ms = IMAGE_UNPACK_TIMEOUT_MS, .cwd = dir };
+                                     .timeout_ms = IMAGE_UNPACK_TIMEOUT_MS, .cwd = dir,
+                                     .watch = unpack_watch, .watch_ctx = &w, .watch_ms = IMAGE_UNPACK_WATCH_MS };
         struct spawn_result res = { 0 };
         if (spawn_run(&req, &res, err) < 0) {
                 spawn_result_done(&res);

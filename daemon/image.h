@@ -20,6 +20,11 @@
 
 #define IMAGE_BLOB_MAX ((size_t)1 << 20)   /* index, manifest, config: larger is refused */
 #define IMAGE_UNPACK_TIMEOUT_MS 300000
+/* Files an unpack may make: a rootfs of more is not an algorithm's, and a
+ * layer of empty files (512 bytes of tar each, less gzipped) would empty
+ * the state filesystem's inodes. */
+#define IMAGE_UNPACK_MAX_FILES 1000000
+#define IMAGE_UNPACK_WATCH_MS 100
 
 struct image_config {
         char *digest;        /* the image manifest's, "sha256:<64 hex>" */
@@ -43,11 +48,17 @@ void image_config_done(struct image_config *c);
  * (caller frees): unpacked with `UMOCI unpack --image DIR:TAG` first when
  * the cache lacks it, into a temporary directory renamed into place, so
  * a crash never leaves half an image that looks whole.  ERR_NOT_FOUND when
- * umoci is not installed, ERR_RUNTIME when it fails (its words). */
+ * umoci is not installed, ERR_RUNTIME when it fails (its words), or when it
+ * takes more than max_bytes (0: no limit) or IMAGE_UNPACK_MAX_FILES inodes
+ * of cache_dir's filesystem: a layer is compressed, and a sparse tar entry
+ * of a few hundred bytes unpacks into as many gigabytes of zeros as it
+ * says (umoci writes them), so a small layout could fill the disk the
+ * store and the logs are on. */
 /* Is the image of `digest` unpacked in cache_dir already (image_unpack()
  * would not run umoci)? */
 bool image_cached(const char *digest, const char *cache_dir);
 int image_unpack(const char *umoci, const char *dir, const char *tag, const char *digest, const char *cache_dir,
+                 int64_t max_bytes,
                  char **ret_rootfs, struct err *err);
 
 /* Remove what the cache holds but the digests in keep (NULL-terminated,

@@ -645,7 +645,8 @@ static int start(struct daemon *d, struct err *err)
         _cleanup_free_ char *umoci = probe_find_binary("umoci");
         d->images_dir = xasprintf("%s/images", cfg->state_dir);
         struct registry_env renv = { .templates_dir = cfg->templates_dir, .images_dir = d->images_dir,
-                                     .umoci = umoci, .unpacking = unpacking,
+                                     .umoci = umoci, .max_image_bytes = cfg->max_image_bytes,
+                                     .unpacking = unpacking,
                                      .unpacking_ctx = &d->said_unpacking };
         if (registry_load(cfg->plugins_dir, &renv, (size_t)cfg->max_algorithms, log_broken, NULL, &d->registry, err) < 0)
                 return -1;

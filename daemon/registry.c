@@ -88,6 +88,7 @@ struct registry {
         pthread_mutex_t lock;
         char *dir;
         char *templates_dir, *images_dir, *umoci;   /* struct registry_env, copied */
+        int64_t max_image_bytes;
         void (*unpacking)(const char *path, const char *digest, void *ctx);
         void *unpacking_ctx;
         size_t max;               /* manifests loaded at most */
@@ -318,7 +319,8 @@ static int unpack(const struct registry_env *env, struct unpack_failures *fails,
         char *rootfs = NULL;
         if (env->unpacking && !image_cached(m->image_digest, env->images_dir))
                 env->unpacking(m->path, m->image_digest, env->unpacking_ctx);
-        if (image_unpack(env->umoci, m->image, m->image_tag, m->image_digest, env->images_dir, &rootfs, err) < 0) {
+        if (image_unpack(env->umoci, m->image, m->image_tag, m->image_digest, env->images_dir, env->max_image_bytes,
+                         &rootfs, err) < 0) {
                 err_wrap(err, "image");
                 /* umoci ran and failed: the same layout fails the same way. */
                 if (fails && err->code == ERR_RUNTIME) {
@@ -539,6 +541,7 @@ int registry_load(const char *dir, const struct registry_env *env, size_t max_pl
         r->unpacking = env->unpacking;
         r->unpacking_ctx = env->unpacking_ctx;
         r->umoci = xstrdup(env->umoci);
+        r->max_image_bytes = env->max_image_bytes;
         r->max = max;
         r->t = t;
         unpack_failures_sweep(&fails);
@@ -640,7 +643,8 @@ int registry_reload(struct registry *r, bool force, void (*report)(const char *m
         struct table *t = NULL;
         struct scan_ctx sc = { .dir = r->dir,
                                .env = { .templates_dir = r->templates_dir, .images_dir = r->images_dir,
-                                        .umoci = r->umoci, .unpacking = r->unpacking,
+                                        .umoci = r->umoci, .max_image_bytes = r->max_image_bytes,
+                                        .unpacking = r->unpacking,
                                         .unpacking_ctx = r->unpacking_ctx },
                                .max = r->max, .old = cur, .settle = !force, .report = report,
                                .ctx = ctx, .fails = &r->fails };

@@ -29,6 +29,7 @@ struct registry_env {
         const char *templates_dir;
         const char *images_dir;    /* the unpacked image cache (image.h) */
         const char *umoci;         /* its absolute path; NULL: not installed */
+        int64_t max_image_bytes;   /* of the images dir's disk an unpack may take (0: no limit) */
         /* Called before an image is unpacked (it may take minutes): the
          * plugin's manifest path and the image's digest.  May be NULL. */
         void (*unpacking)(const char *path, const char *digest, void *ctx);

@@ -304,6 +304,16 @@ int spawn_start(const struct spawn_request *req, struct pidref *ret, struct err 
         return start(req, out_fd, ret, err);
 }
 
+/* SIGKILL, then reaped (or given up on after 5 s). */
+static void kill_child(struct pidref *child)
+{
+        pidref_signal(child, SIGKILL);
+        struct proc_exit ignored;
+        struct err e2 = ERR_INIT;
+        if (pidref_wait(child, now_mono_ms() + 5000, -1, &ignored, &e2) < 0)
+                pidref_release(child);
+}
+
 int spawn_run(const struct spawn_request *req, struct spawn_result *ret, struct err *err)
 {
         _cleanup_close_ int rd = -1, wr = -1, low_fd = -1;
@@ -329,6 +339,7 @@ int spawn_run(const struct spawn_request *req, struct spawn_result *ret, struct 
 
         struct tailbuf *out = rd >= 0 ? xcalloc(1, sizeof *out) : NULL;
         int64_t deadline = now_mono_ms() + req->timeout_ms;
+        int64_t watch_ms = req->watch ? (req->watch_ms > 0 ? req->watch_ms : HEARTBEAT_SLICE_MS) : 0;
         struct proc_exit ex = { 0 };
         int ret_code = 0;
         for (;;) {
@@ -340,22 +351,27 @@ int spawn_run(const struct spawn_request *req, struct spawn_result *ret, struct 
                         int64_t left = deadline - now_mono_ms();
                         int slice = child.fd >= 0 ? (int)(left < 0 ? 0 : left > HEARTBEAT_SLICE_MS ? HEARTBEAT_SLICE_MS : left)
                                                   : (int)(left < 0 ? 0 : left < 10 ? left : 10);
+                        if (watch_ms && slice > watch_ms)
+                                slice = (int)watch_ms;
                         if (poll(pfd, child.fd >= 0 ? 2 : 1, slice) > 0 && pfd[0].revents && !drain(rd, out))
                                 close(TAKE_FD(rd));
                 }
                 int64_t until = rd >= 0 ? now_mono_ms() : deadline;
+                if (rd < 0 && watch_ms && until > now_mono_ms() + watch_ms)
+                        until = now_mono_ms() + watch_ms;
                 if (pidref_wait(&child, until, -1, &ex, err) < 0) {
                         ret_code = err_wrap(err, "`%s`", req->argv[0]);
                         break;
                 }
                 if (ex.status != WAIT_TIMEOUT)
                         break;
+                if (req->watch && req->watch(req->watch_ctx, err) < 0) {
+                        kill_child(&child);
+                        ret_code = err_wrap(err, "`%s` was killed", req->argv[0]);
+                        break;
+                }
                 if (now_mono_ms() >= deadline) {
-                        pidref_signal(&child, SIGKILL);
-                        struct proc_exit ignored;
-                        struct err e2 = ERR_INIT;
-                        if (pidref_wait(&child, now_mono_ms() + 5000, -1, &ignored, &e2) < 0)
-                                pidref_release(&child);
+                        kill_child(&child);
                         ret_code = err_set(err, ERR_RUNTIME, 0, "`%s` timed out after %lld ms and was killed",
                                            req->argv[0], (long long)req->timeout_ms);
                         break;

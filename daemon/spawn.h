@@ -24,6 +24,12 @@ struct spawn_request {
         int out_fd;             /* stdout and stderr go here; -1: captured */
         int64_t timeout_ms;     /* killed (SIGKILL) after this long */
         const char *cwd;        /* its working directory (NULL: the daemon's) */
+        /* spawn_run() only: called about every watch_ms while the child
+         * runs (NULL: never).  A negative return, with err set, kills the
+         * child and is spawn_run()'s error (what it takes of a disk, say). */
+        int (*watch)(void *ctx, struct err *err);
+        void *watch_ctx;
+        int64_t watch_ms;
 };
 
 struct spawn_result {
@@ -34,7 +40,8 @@ struct spawn_result {
 /* Run it and wait.  0 when it ran to its end, whatever its status; -1 when
  * it could not be started (ERR_RUNTIME "exec `PATH`: No such file or
  * directory") or had to be killed for the time limit (ERR_RUNTIME "`PATH`
- * timed out after N ms and was killed").  stdin is /dev/null, no other fd
+ * timed out after N ms and was killed") or by its watch ("`PATH` was
+ * killed: " and the watch's words).  stdin is /dev/null, no other fd
  * is inherited, signals are at their defaults and unblocked. */
 int spawn_run(const struct spawn_request *req, struct spawn_result *ret, struct err *err);
 void spawn_result_done(struct spawn_result *r);

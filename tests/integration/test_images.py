@@ -5,6 +5,7 @@ digest, its entrypoint, cmd, env and working dir taken as defaults under
 the manifest, re-read when the tag names a new image, and refused with
 file, line and key when it is broken."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -59,6 +60,40 @@ def index_digest(layout, tag="latest"):
             if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
                 return m["digest"]
     raise AssertionError("no %s in %s" % (tag, layout))
+
+
+def sparse_layout(layout, work, size):
+    """An OCI image layout whose one layer is an uncompressed tar holding a
+    sparse file of `size` bytes: GNU tar writes a few hundred bytes for
+    it, an unpack writes `size` bytes of zeros."""
+    src = os.path.join(work, "src")
+    os.makedirs(src)
+    with open(os.path.join(src, "zeros"), "wb") as f:
+        f.truncate(size)
+    tar = os.path.join(work, "layer.tar")
+    subprocess.run(["tar", "--sparse", "--format=posix", "-cf", tar, "-C", src, "zeros"], check=True)
+    os.makedirs(os.path.join(layout, "blobs", "sha256"))
+
+    def blob(data):
+        h = hashlib.sha256(data).hexdigest()
+        with open(os.path.join(layout, "blobs", "sha256", h), "wb") as f:
+            f.write(data)
+        return {"digest": "sha256:" + h, "size": len(data)}
+    with open(tar, "rb") as f:
+        layer = f.read()
+    config = blob(json.dumps({"architecture": "amd64", "os": "linux", "config": {"Entrypoint": ["/zeros"]},
+                              "rootfs": {"type": "layers",
+                                         "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode())
+    manifest = blob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                "config": dict(config, mediaType="application/vnd.oci.image.config.v1+json"),
+                                "layers": [dict(blob(layer), mediaType="application/vnd.oci.image.layer.v1.tar")]}
+                               ).encode())
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [dict(manifest, mediaType="application/vnd.oci.image.manifest.v1+json",
+                                                          annotations={"org.opencontainers.image.ref.name": "latest"})]}, f)
+    with open(os.path.join(layout, "oci-layout"), "w") as f:
+        f.write('{"imageLayoutVersion": "1.0.0"}')
+    return os.path.getsize(tar)
 
 
 def write_manifest(pdir, name, extra=""):
@@ -205,6 +240,30 @@ class ImagePlugins(unittest.TestCase):
                               r"/proc")
         for name in ("b_tag", "b_blob", "b_cwd"):
             self.assertEqual(self.d.req("GET", "/v1/algorithms/" + name).status, 404)
+
+    def test_an_unpack_is_held_to_max_image_bytes(self):
+        """A layout of a few kilobytes whose layer holds a sparse file of
+        1 GiB: umoci writes the zeros, into the disk the store and the logs
+        are on.  The unpack is stopped past max_image_bytes, nothing of it
+        is left in the cache, and the plugin is listed as broken."""
+        root = self.plugins_root("bomb")
+        p = os.path.join(root, "i_bomb")
+        os.makedirs(p)
+        work = tempfile.mkdtemp(prefix="edgecd-it-bomb-")
+        self.addCleanup(shutil.rmtree, work, True)
+        size = sparse_layout(os.path.join(p, "image"), work, 1 << 30)
+        self.assertLess(size, 64 * 1024, "GNU tar did not write a sparse entry")
+        write_manifest(p, "i_bomb")
+        d = Daemon("ImageBomb", plugins=root, config={"max_image_bytes": "64MiB"}).start()
+        self.addCleanup(d.stop)
+        yaml = os.path.join(p, "plugin.yaml")
+        broken = {b["path"]: b["error"] for b in d.req("GET", "/v1/algorithms").body["broken"]}
+        self.assertRegex(broken.get(yaml, ""), r"plugin\.yaml:\d+: image: umoci unpack: `\S*umoci` was killed: "
+                                               r"the unpacked image took more than max_image_bytes \(67108864 bytes\)",
+                         broken)
+        cache = os.path.join(d.state_dir, "images")
+        self.assertEqual(os.listdir(cache) if os.path.isdir(cache) else [], [], "the unpack left files behind")
+        self.assertEqual(d.req("GET", "/healthz").status, 200)
 
     def test_links_inside_a_layout_are_refused(self):
         """A layout's files are its own: a link to a host file is never

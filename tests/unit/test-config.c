@@ -104,6 +104,7 @@ static void assert_defaults(const struct config *c)
         ck_assert_int_eq(c->max_log_bytes, 64 * 1024);
         ck_assert_int_eq(c->max_timeout_seconds, 600);
         ck_assert_int_eq(c->max_pids, 4096);
+        ck_assert_int_eq(c->max_image_bytes, 4LL * 1024 * 1024 * 1024);
         ck_assert_int_eq(c->runtime_timeout_seconds, 30);
         ck_assert_int_eq(c->sweep_interval_seconds, 60);
         ck_assert(!c->keep_bundles);
@@ -772,7 +773,7 @@ END_TEST
 #if __SIZEOF_POINTER__ == 8
 /* A new field changes the size: poison it below and check it in
  * assert_defaults(), then update the number. */
-_Static_assert(sizeof(struct config) == 488, "struct config changed: extend the poison and assert_defaults");
+_Static_assert(sizeof(struct config) == 496, "struct config changed: extend the poison and assert_defaults");
 #endif
 START_TEST(test_callbacks)
 {
@@ -822,6 +823,7 @@ START_TEST(test_shipped_file_equals_defaults)
         cfg.input_ceiling_bytes = cfg.result_ceiling_bytes = 7;
         cfg.max_timeout_seconds = cfg.runtime_timeout_seconds = cfg.sweep_interval_seconds = 7;
         cfg.max_pids = 7;
+        cfg.max_image_bytes = 7;
         cfg.keep_bundles = true;
         cfg.watch_plugins = false;
         cfg.max_algorithms = 7;

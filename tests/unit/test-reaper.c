@@ -270,6 +270,38 @@ START_TEST(test_spawn_time_limit)
 }
 END_TEST
 
+static int watch_third(void *ctx, struct err *err)
+{
+        int *calls = ctx;
+        if (++*calls < 3)
+                return 0;
+        return err_set(err, ERR_RUNTIME, 0, "it took too much");
+}
+
+/* A watch that says no kills the helper at once, in its own words, with
+ * and without captured output. */
+START_TEST(test_spawn_watch_kills)
+{
+        char *argv[] = { (char *)"/bin/sleep", (char *)"30", NULL };
+        for (int captured = 0; captured < 2; captured++) {
+                int calls = 0;
+                int fd = captured ? -1 : open("/dev/null", O_WRONLY | O_CLOEXEC);
+                struct spawn_request req = { .argv = argv, .out_fd = fd, .timeout_ms = 20000,
+                                             .watch = watch_third, .watch_ctx = &calls, .watch_ms = 20 };
+                struct spawn_result res = { 0 };
+                struct err e = ERR_INIT;
+                int64_t t0 = now_mono_ms();
+                ck_assert_int_eq(spawn_run(&req, &res, &e), -1);
+                ck_assert_int_lt(now_mono_ms() - t0, 5000);
+                ck_assert_int_eq(calls, 3);
+                ck_assert_int_eq(e.code, ERR_RUNTIME);
+                ck_assert_str_eq(e.msg, "`/bin/sleep` was killed: it took too much");
+                if (fd >= 0)
+                        close(fd);
+        }
+}
+END_TEST
+
 /* A grandchild that keeps the output pipe open must not hold the caller
  * once the helper itself has ended. */
 START_TEST(test_spawn_grandchild_holding_the_pipe)
@@ -473,6 +505,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_spawn_environment_is_exactly_the_given_one);
         tcase_add_test(tc, test_spawn_status_and_output_tail);
         tcase_add_test(tc, test_spawn_time_limit);
+        tcase_add_test(tc, test_spawn_watch_kills);
         tcase_add_test(tc, test_spawn_grandchild_holding_the_pipe);
         tcase_add_test(tc, test_spawn_passes_only_stdio);
         tcase_add_test(tc, test_spawn_exec_failure);
