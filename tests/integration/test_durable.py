@@ -717,11 +717,15 @@ class Retention(DurableCase):
     def test_max_records_prunes_the_oldest_with_their_logs(self):
         d = self.daemon("maxrecords", {"store": {"retention_seconds": 3600, "max_records": 3},
                                        "sweep_interval_seconds": 1})
-        # t_spam prints: each run has a log file.
-        jobs = [d.run_job({"algorithm": "t_spam", "parameters": {"bytes": 100 + i}}) for i in range(6)]
-        for j in jobs:
+        # t_spam prints: each run has a log file, looked at as it ends (the
+        # six take more than a sweep's second: the oldest may go before the
+        # last ends).
+        jobs = []
+        for i in range(6):
+            j = d.run_job({"algorithm": "t_spam", "parameters": {"bytes": 100 + i}})
             self.assertEqual(j["status"], "succeeded", j)
             self.assertTrue(os.path.isfile(self.log_file(d, j["id"] + "-1")), j)
+            jobs.append(j)
         old, new = jobs[:3], jobs[3:]
         deadline = time.monotonic() + 5 * slow_factor()
         while any(d.req("GET", "/v1/jobs/" + j["id"]).status != 404 for j in old):
