@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -420,6 +421,17 @@ static int take_ids(struct scheduler *s, struct job *j, struct job_ids *ret, str
         }
 }
 
+/* Is the plugin files j runs from gone (its plugin removed, or its rootfs
+ * moved away, after the job was accepted)?  The runtime would refuse
+ * every run ("invalid rootfs"), retry each, and count each against the
+ * algorithm's breaker: a few jobs queued for a plugin removed a moment
+ * later isolated the name, and a fixed copy put back got 503. */
+static bool rootfs_gone(const struct manifest *m)
+{
+        struct stat st;
+        return m->rootfs && (stat(m->rootfs, &st) < 0 || !S_ISDIR(st.st_mode));
+}
+
 static void run_job(struct scheduler *s, struct job *j)
 {
         const struct config *cfg = s->d.cfg;
@@ -441,6 +453,19 @@ static void run_job(struct scheduler *s, struct job *j)
                 j->manifest->name, j->manifest->version, (long long)(now_mono_ms() - j->created_mono));
 
         for (size_t n = 1;; n++) {
+                if (rootfs_gone(j->manifest)) {
+                        /* Checked before each run: a plugin removed during
+                         * a retry's pause ends the job too. */
+                        if (probe)
+                                breaker_probe_abandoned(s->d.breaker, j->manifest->name);
+                        _cleanup_free_ char *msg = xasprintf(
+                                "%s %s is no longer installed: its rootfs `%s` is gone (the plugin was removed "
+                                "or replaced after the job was accepted; %s); not run%s",
+                                j->manifest->name, j->manifest->version, j->manifest->rootfs, j->manifest->path,
+                                n > 1 ? " again" : "");
+                        finish(s, j, NULL, JOB_ERR_RUNTIME_ERROR, msg);
+                        return;
+                }
                 struct run r = {
                         .s = s, .job = j, .exit_code = -1, .error = JOB_ERR_NONE,
                         .metrics = { .peak_memory_bytes = -1, .cpu_ms = -1 },

@@ -114,6 +114,37 @@ class HotPlug(unittest.TestCase):
         self.assertIn("plugin changed: t_echo 1.0.0", log)
         d.assert_idle_clean()
 
+    def test_plugin_removed_with_jobs_queued(self):
+        """Jobs queued for a plugin removed before they run fail at once,
+        saying so, and count nothing against the algorithm's breaker: each
+        used to run retry.max_attempts times into the runtime's "invalid
+        rootfs", and two such jobs isolated the name, so the plugin put
+        back got 503 algorithm_unavailable."""
+        d = self.daemon("removedq", config={"workers": 1})
+        blocker = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 3}, "timeout_seconds": 30})
+        d.wait_status(blocker.body["id"], "running")
+        queued = []
+        for n in range(2):
+            r = d.submit({"algorithm": "t_echo", "parameters": {"n": n}})
+            self.assertEqual(r.status, 202, r)
+            queued.append(r.body["id"])
+        saved = self.tmp + ".t_echo"
+        self.addCleanup(shutil.rmtree, saved, True)
+        os.rename(os.path.join(self.tmp, "t_echo"), saved)
+        self.until(lambda: self.algorithm(d, "t_echo") is None, "t_echo gone")
+        for jid in queued:
+            job = check_job(d.wait_final(jid, timeout=60), final=True)
+            self.assertEqual((job["status"], job["error"]["code"]), ("failed", "runtime_error"), job)
+            self.assertIn("t_echo 1.0.0 is no longer installed", job["error"]["message"])
+            self.assertEqual(job.get("attempts") or [], [], job)
+        self.assertEqual(d.metric("edgecd_job_retries_total"), 0)
+        # Put back: served at once, not isolated by the runs that never were.
+        os.rename(saved, os.path.join(self.tmp, "t_echo"))
+        self.until(lambda: self.algorithm(d, "t_echo"), "t_echo back")
+        job = d.run_job({"algorithm": "t_echo", "parameters": {"n": 5}})
+        self.assertEqual((job["status"], job["result"]), ("succeeded", {"n": 5}), job)
+        d.assert_idle_clean()
+
     def test_slow_copy_is_taken_only_when_complete(self):
         d = self.daemon("slowcopy")
         src = os.path.join(harness.OPTIONS["plugins"], "t_echo")
