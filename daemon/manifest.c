@@ -669,6 +669,25 @@ int manifest_load(const char *path, struct manifest **ret, struct err *err)
         return 0;
 }
 
+int manifest_peek(const char *path, char **ret_name, char **ret_version)
+{
+        _cleanup_(yamldoc_freep) struct yamldoc *y = NULL;
+        struct err e = ERR_INIT;
+        if (yamldoc_load(path, MANIFEST_MAX_BYTES, "input_schema", &y, &e) < 0)
+                return -1;
+        const yaml_node_t *root = yamldoc_root(y);
+        if (!root || root->type != YAML_MAPPING_NODE)
+                return -1;
+        const yaml_node_t *n = yamldoc_get(y, root, "name"), *v = yamldoc_get(y, root, "version");
+        const char *name = n && n->type == YAML_SCALAR_NODE && !ynode_is_null(n) ? ynode_str(n) : NULL;
+        const char *version = v && v->type == YAML_SCALAR_NODE && !ynode_is_null(v) ? ynode_str(v) : NULL;
+        if (!name)
+                return -1;
+        *ret_name = xstrdup(name);
+        *ret_version = version ? xstrdup(version) : NULL;
+        return 0;
+}
+
 unsigned manifest_key_line(const struct manifest *m, const char *key)
 {
         if (!strcmp(key, "version"))

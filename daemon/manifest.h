@@ -76,6 +76,13 @@ int manifest_check_command(const struct manifest *m, struct err *err);
  * the file are collected into the message, separated by "; ". */
 int manifest_load(const char *path, struct manifest **ret, struct err *err);
 
+/* The top-level `name` and `version` strings of the manifest at path, as
+ * written, whether or not the manifest is valid (a broken plugin's jobs
+ * are told why it is not loaded): 0 with *ret_name set (*ret_version may
+ * be NULL), -1 when the file cannot be parsed or has no string `name`.
+ * Caller frees both. */
+int manifest_peek(const char *path, char **ret_name, char **ret_version);
+
 /* A plugin's limits on its parameters and its result: its own, else the
  * config's defaults, never above the config's ceilings. */
 int64_t manifest_input_limit(const struct manifest *m, const struct config *cfg);

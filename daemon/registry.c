@@ -37,6 +37,10 @@
 struct broken {
         char *path;
         char *error;
+        /* Its manifest's `name` and `version` as written, when they could
+         * be read (manifest_peek()), else NULL: a job of it is told why it
+         * is not loaded. */
+        char *name, *version;
 };
 
 /* What a plugin.yaml was when it was loaded: a rescan keeps the manifest
@@ -110,6 +114,8 @@ static void table_free(struct table *t)
         for (size_t i = 0; i < t->nbroken; i++) {
                 free(t->broken[i].path);
                 free(t->broken[i].error);
+                free(t->broken[i].name);
+                free(t->broken[i].version);
         }
         free(t->items);
         free(t->ids);
@@ -142,7 +148,10 @@ static void add_broken(struct table *t, const struct table *old, const char *pat
                        void (*report)(const char *msg, void *ctx), void *ctx)
 {
         t->broken = xrealloc(t->broken, (t->nbroken + 1) * sizeof *t->broken);
-        t->broken[t->nbroken++] = (struct broken){ .path = xstrdup(path), .error = xstrdup(error) };
+        struct broken *b = &t->broken[t->nbroken++];
+        *b = (struct broken){ .path = xstrdup(path), .error = xstrdup(error) };
+        if (manifest_peek(path, &b->name, &b->version) < 0)
+                b->name = b->version = NULL;
         for (size_t i = 0; old && i < old->nbroken; i++)
                 if (!strcmp(old->broken[i].path, path) && !strcmp(old->broken[i].error, error))
                         return;
@@ -852,6 +861,34 @@ size_t registry_count(struct registry *r)
         size_t n = r->t->n;
         pthread_mutex_unlock(&r->lock);
         return n;
+}
+
+char *registry_broken_reason(struct registry *r, const char *name, const char *version, bool *ret_exact)
+{
+        struct semver want = { 0 };
+        bool have = version && semver_parse(version, &want, NULL) == 0;
+        char *why = NULL;
+        bool exact = false;
+        pthread_mutex_lock(&r->lock);
+        for (size_t i = 0; i < r->t->nbroken && !exact; i++) {
+                const struct broken *b = &r->t->broken[i];
+                if (!b->name || strcmp(b->name, name))
+                        continue;
+                struct semver v = { 0 };
+                bool same = have && b->version && semver_parse(b->version, &v, NULL) == 0 &&
+                            semver_compare(&v, &want) == 0;
+                semver_done(&v);
+                if (same || !why) {
+                        free(why);
+                        why = xstrdup(b->error);
+                        exact = same;
+                }
+        }
+        pthread_mutex_unlock(&r->lock);
+        semver_done(&want);
+        if (why)
+                *ret_exact = exact;
+        return why;
 }
 
 size_t registry_broken_count(struct registry *r)

@@ -108,4 +108,11 @@ void registry_foreach(struct registry *r, void (*fn)(struct manifest *m, void *c
 size_t registry_count(struct registry *r);         /* loaded manifests */
 size_t registry_broken_count(struct registry *r);
 
+/* Why `name` (at `version`, which may be NULL) is not loaded when a broken
+ * plugin's manifest names it: that entry's error ("PATH:LINE:COL: key:
+ * what"), newly allocated, *ret_exact true when its version is `version`
+ * (else the first broken one of that name, *ret_exact false).  NULL when
+ * no broken manifest names it (*ret_exact untouched). */
+char *registry_broken_reason(struct registry *r, const char *name, const char *version, bool *ret_exact);
+
 #endif

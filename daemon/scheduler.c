@@ -848,7 +848,18 @@ int scheduler_recover(struct scheduler *s, struct registry *registry, struct err
                          * cgroup and workspace are gone (the start-up sweep). */
                         record_end_last_attempt(r, JOB_ERR_INTERRUPTED,
                                                 "the daemon stopped while the run was in progress");
-                if (!m)
+                bool exact = false;
+                _cleanup_free_ char *broken = m ? NULL : registry_broken_reason(registry, r->algorithm,
+                                                                              r->version, &exact);
+                if (!m && broken && exact)
+                        /* Broken while the daemon was stopped: the job
+                         * says which file, line and key. */
+                        fail_record(r, "%s %s is not loaded: its manifest is broken: %s", r->algorithm,
+                                    r->version, broken);
+                else if (!m && broken)
+                        fail_record(r, "%s %s is no longer installed (a broken manifest names %s: %s)",
+                                    r->algorithm, r->version, r->algorithm, broken);
+                else if (!m)
                         fail_record(r, "%s %s is no longer installed", r->algorithm, r->version);
                 else if (record_attempt_count(r, NULL, 0) >= JOB_ATTEMPTS_MAX)
                         fail_record(r, "run %zu times already", record_attempt_count(r, NULL, 0));

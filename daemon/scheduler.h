@@ -61,7 +61,8 @@ int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, s
 /* Recovery, at start before serving: queued records are queued again in
  * their order; a record left running by a daemon that died is run again
  * once (a new run id) or fails `interrupted` when it was run again once
- * already, its manifest says `rerun: false`, or its plugin is gone. */
+ * already, its manifest says `rerun: false`, or its plugin is gone (or
+ * broken: the message then quotes the manifest's file, line and key). */
 int scheduler_recover(struct scheduler *s, struct registry *registry, struct err *err);
 
 /* A job whose record is committed: into the job table and the queue (a

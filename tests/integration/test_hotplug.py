@@ -145,6 +145,37 @@ class HotPlug(unittest.TestCase):
         self.assertEqual((job["status"], job["result"]), ("succeeded", {"n": 5}), job)
         d.assert_idle_clean()
 
+    def test_manifest_broken_while_stopped(self):
+        """A plugin whose manifest was broken (not removed) while the
+        daemon was stopped: its queued jobs fail at the next start with
+        `interrupted`, saying the manifest is broken and naming its file,
+        line and key (they said "no longer installed", as if it were
+        gone); the plugin is listed under `broken`, the other plugins'
+        jobs run."""
+        d = self.daemon("brokenstop", config={"workers": 1, "drain_seconds": 1})
+        blocker = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 6}, "timeout_seconds": 60})
+        d.wait_status(blocker.body["id"], "running")
+        echo = d.submit({"algorithm": "t_echo", "parameters": {"n": 1}})
+        self.assertEqual(echo.status, 202, echo)
+        rc, _ = d.terminate()
+        self.assertEqual(rc, 0)
+        yaml = os.path.join(self.tmp, "t_echo", "plugin.yaml")
+        with open(yaml) as f:
+            lines = f.read().count("\n")
+        with open(yaml, "a") as f:
+            f.write("memroy_mb: 64\n")
+        d.restart()
+        where = "%s:%d:1: memroy_mb: unknown key" % (yaml, lines + 1)
+        self.assertTrue([x for x in self.broken(d) if where in x["error"]], self.broken(d))
+        job = check_job(d.wait_final(echo.body["id"], timeout=30), final=True)
+        self.assertEqual((job["status"], job["error"]["code"]), ("failed", "interrupted"), job)
+        self.assertIn("t_echo 1.0.0 is not loaded: its manifest is broken: ", job["error"]["message"])
+        self.assertIn(where, job["error"]["message"])
+        self.assertIn(where, d.log_text().split("--- harness: restart 1")[1])
+        # The job that was running runs again, its plugin loaded.
+        first = check_job(d.wait_final(blocker.body["id"], timeout=60), final=True)
+        self.assertEqual(first["status"], "succeeded", first)
+
     def test_slow_copy_is_taken_only_when_complete(self):
         d = self.daemon("slowcopy")
         src = os.path.join(harness.OPTIONS["plugins"], "t_echo")

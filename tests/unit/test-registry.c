@@ -201,6 +201,40 @@ START_TEST(test_broken_and_skipped)
 }
 END_TEST
 
+/* Which broken manifest names an algorithm that is not loaded (a job of
+ * it is told why at the next start): the one of its version first. */
+START_TEST(test_broken_reason)
+{
+        add_plugin_text("typo", "name: typo\nversion: 1.0.0\ndescription: x\ncommand: [/bin/run]\n"
+                                "input_schema: {type: object}\nmemroy_mb: 5\n");
+        add_plugin_text("typo2", "name: typo\nversion: 2.0.0\ndescription: x\ncommand: [/bin/run]\n"
+                                 "input_schema: {type: object}\ntimeout_seconds: -1\n");
+        add_plugin_text("syntax", "name: [unclosed\n");
+        struct msgs msgs = { 0 };
+        struct registry *r = load(&msgs);
+        ck_assert_uint_eq(registry_broken_count(r), 3);
+        bool exact = true;
+        char want[2048];
+        char *why = registry_broken_reason(r, "typo", "2.0.0", &exact);
+        ck_assert_ptr_nonnull(why);
+        ck_assert(exact);
+        snprintf(want, sizeof want, "%s/typo2/plugin.yaml:6:", plugins);
+        ck_assert_msg(!strncmp(why, want, strlen(want)), "%s", why);
+        free(why);
+        why = registry_broken_reason(r, "typo", "1.0.0+build", &exact);
+        ck_assert(exact);
+        snprintf(want, sizeof want, "%s/typo/plugin.yaml:6:1: memroy_mb: unknown key", plugins);
+        ck_assert_str_eq(why, want);
+        free(why);
+        why = registry_broken_reason(r, "typo", "3.0.0", &exact);
+        ck_assert_ptr_nonnull(why);
+        ck_assert(!exact);
+        free(why);
+        ck_assert_ptr_null(registry_broken_reason(r, "nope", NULL, &exact));
+        registry_free(r);
+}
+END_TEST
+
 /* A broken plugin in a directory whose name is not UTF-8 (Latin-1 from an
  * old system): listed all the same, the bad byte shown as U+FFFD. */
 START_TEST(test_broken_with_a_name_not_utf8)
@@ -518,6 +552,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_unknown_name);
         tcase_add_test(tc, test_broken_and_skipped);
         tcase_add_test(tc, test_broken_with_a_name_not_utf8);
+        tcase_add_test(tc, test_broken_reason);
         tcase_add_test(tc, test_list_json_shape);
         tcase_add_test(tc, test_empty_and_missing_dir);
         tcase_add_test(tc, test_reload_swaps);
