@@ -368,6 +368,9 @@ static void put_warm(const struct warmpool_stats *st, void *ctx)
         struct warm_family *f = ctx;
         unsigned long long v = f->which == 0 ? st->ready : f->which == 1 ? st->target
                                : f->which == 2 ? st->hits : st->misses;
+        /* Names are [a-z0-9_-], versions semver ([0-9A-Za-z.+-]): no
+         * backslash, quote or newline to escape (test-manifest's
+         * test_name_and_version_are_label_safe tries every byte). */
         put(f->b, "%s{algorithm=\"%s\",version=\"%s\"} %llu\n", f->name, st->algorithm, st->version, v);
 }
 

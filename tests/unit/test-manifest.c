@@ -292,6 +292,52 @@ START_TEST(test_bad_name)
 }
 END_TEST
 
+/* A plugin's name and version become Prometheus label values as they are
+ * (edgecd_warm_pool_*{algorithm,version}, edgecd_algorithm_*{algorithm}),
+ * unescaped: that is safe only because no manifest that loads can carry a
+ * backslash, a double quote or a line feed in either.  Every byte value
+ * is tried in both, written as a YAML escape. */
+START_TEST(test_name_and_version_are_label_safe)
+{
+        static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._+";
+        for (int i = 0; i < 3 * 255; i++) {
+                int c = i % 255 + 1;
+                /* In the name, in a pre-release, in build metadata. */
+                char head[128], text[512];
+                if (i < 255)
+                        snprintf(head, sizeof head, "name: \"a\\x%02xb\"\nversion: 1.0.0\n", c);
+                else
+                        snprintf(head, sizeof head, "name: algo\nversion: \"1.0.0%ca\\x%02xb\"\n",
+                                 i < 510 ? '-' : '+', c);
+                snprintf(text, sizeof text, "%sdescription: x\ncommand: [/bin/algo]\ninput_schema: {type: object}\n",
+                         head);
+                write_yaml(text);
+                struct manifest *m = NULL;
+                struct err e = ERR_INIT;
+                if (manifest_load(yaml, &m, &e) < 0)
+                        continue;
+                /* Only what the names and semver allow got through. */
+                ck_assert_msg(c < 128 && strchr(plain, c), "byte 0x%02x loaded", (unsigned)c);
+                ck_assert_ptr_null(strpbrk(m->name, "\"\\\n"));
+                ck_assert_ptr_null(strpbrk(m->version, "\"\\\n"));
+                manifest_unref(m);
+        }
+        /* The three by name, and a version's build metadata too. */
+        const char *bad[] = { "\"1.0.0-a\\\"b\"", "\"1.0.0+a\\\\b\"", "\"1.0.0\\n\"", "\"1.0.0+b\\nx\"" };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+                char text[512];
+                snprintf(text, sizeof text,
+                         "name: algo\nversion: %s\ndescription: x\ncommand: [/bin/algo]\n"
+                         "input_schema: {type: object}\n", bad[i]);
+                write_yaml(text);
+                struct manifest *m = NULL;
+                struct err e = ERR_INIT;
+                ck_assert_msg(manifest_load(yaml, &m, &e) < 0, "%s loaded", bad[i]);
+                ck_assert_msg(strstr(e.msg, ":2:10: version: "), "%s", e.msg);
+        }
+}
+END_TEST
+
 START_TEST(test_unknown_syscall)
 {
         expect_error(MINIMAL "syscalls:\n  - read\n  - nosuchcall\n",
@@ -619,6 +665,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_wrong_types);
         tcase_add_test(tc, test_bad_semver);
         tcase_add_test(tc, test_bad_name);
+        tcase_add_test(tc, test_name_and_version_are_label_safe);
         tcase_add_test(tc, test_unknown_syscall);
         tcase_add_test(tc, test_rootfs_must_stay_in_the_plugin_dir);
         tcase_add_test(tc, test_manifest_must_stay_in_the_plugin_dir);
