@@ -595,6 +595,10 @@ int manifest_load(const char *path, struct manifest **ret, struct err *err)
         _cleanup_(yamldoc_freep) struct yamldoc *y = NULL;
         if (yamldoc_load(path, MANIFEST_MAX_BYTES, "input_schema", &y, err) < 0)
                 return -1;   /* the message already starts with the path */
+        /* After the read: a copy renamed over it in between makes it
+         * differ later, which only costs a second look (manifest_peek()). */
+        if (stat(m->dir, &m->dir_st) < 0)
+                memset(&m->dir_st, 0, sizeof m->dir_st);
         const char *slash = strrchr(path, '/');
         m->path = xasprintf("%s/%s", m->dir, slash ? slash + 1 : path);
         m->rootfs = xasprintf("%s/rootfs", m->dir);

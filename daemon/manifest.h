@@ -8,6 +8,7 @@
 #define EDGECD_MANIFEST_H
 
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -22,6 +23,7 @@ struct manifest {
         int refs;
 
         char *path;               /* absolute path of plugin.yaml */
+        struct stat dir_st;       /* dir when path was read (all 0: unknown): a copy renamed over it is another */
         char *dir;                /* absolute plugin directory */
         char *rootfs;             /* absolute path of the rootfs (default DIR/rootfs), resolved;
                                    * an image plugin's is set once unpacked (NULL before) */

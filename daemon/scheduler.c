@@ -421,15 +421,39 @@ static int take_ids(struct scheduler *s, struct job *j, struct job_ids *ret, str
         }
 }
 
-/* Is the plugin files j runs from gone (its plugin removed, or its rootfs
- * moved away, after the job was accepted)?  The runtime would refuse
- * every run ("invalid rootfs"), retry each, and count each against the
- * algorithm's breaker: a few jobs queued for a plugin removed a moment
- * later isolated the name, and a fixed copy put back got 503. */
-static bool rootfs_gone(const struct manifest *m)
+/* Why the plugin files m would run from are no longer m's, or NULL:
+ * its rootfs or plugin.yaml gone (the plugin removed), or its directory
+ * replaced (a copy renamed over it) by one whose plugin.yaml names another
+ * algorithm or version.  The runtime would refuse each run ("invalid
+ * rootfs", or the command not found), or worse, run another version's
+ * files under this version's name; each refused run was retried and
+ * counted against the algorithm's breaker: a few jobs queued for a plugin
+ * removed a moment later isolated the name, and a fixed copy put back got
+ * 503.  A plugin changed in place (the same directory) runs m as before:
+ * the registry serves m itself until the change has settled.  Two or
+ * three stats when nothing changed. */
+static char *plugin_gone(const struct manifest *m)
 {
         struct stat st;
-        return m->rootfs && (stat(m->rootfs, &st) < 0 || !S_ISDIR(st.st_mode));
+        if (m->rootfs && (stat(m->rootfs, &st) < 0 || !S_ISDIR(st.st_mode)))
+                return xasprintf("its rootfs `%s` is gone", m->rootfs);
+        if (stat(m->path, &st) < 0)
+                return xasprintf("its manifest `%s` is gone", m->path);
+        if (stat(m->dir, &st) < 0)
+                return xasprintf("its directory `%s` is gone", m->dir);
+        if (st.st_dev == m->dir_st.st_dev && st.st_ino == m->dir_st.st_ino)
+                return NULL;
+        /* Another directory under its name: which version is it? */
+        _cleanup_free_ char *name = NULL, *version = NULL;
+        if (manifest_peek(m->path, &name, &version) < 0)
+                return xasprintf("its directory `%s` was replaced by one whose manifest names no algorithm", m->dir);
+        struct semver v = { 0 };
+        bool same = version && semver_parse(version, &v, NULL) == 0 && !strcmp(name, m->name) &&
+                    semver_compare(&v, &m->semver) == 0;
+        semver_done(&v);
+        if (same)
+                return NULL;   /* a copy of the same version */
+        return xasprintf("`%s` now holds %s %s", m->path, name, version ? version : "(no version)");
 }
 
 static void run_job(struct scheduler *s, struct job *j)
@@ -453,16 +477,16 @@ static void run_job(struct scheduler *s, struct job *j)
                 j->manifest->name, j->manifest->version, (long long)(now_mono_ms() - j->created_mono));
 
         for (size_t n = 1;; n++) {
-                if (rootfs_gone(j->manifest)) {
+                _cleanup_free_ char *gone = plugin_gone(j->manifest);
+                if (gone) {
                         /* Checked before each run: a plugin removed during
                          * a retry's pause ends the job too. */
                         if (probe)
                                 breaker_probe_abandoned(s->d.breaker, j->manifest->name);
                         _cleanup_free_ char *msg = xasprintf(
-                                "%s %s is no longer installed: its rootfs `%s` is gone (the plugin was removed "
-                                "or replaced after the job was accepted; %s); not run%s",
-                                j->manifest->name, j->manifest->version, j->manifest->rootfs, j->manifest->path,
-                                n > 1 ? " again" : "");
+                                "%s %s is no longer installed: %s (the plugin was removed or replaced after the "
+                                "job was accepted); not run%s",
+                                j->manifest->name, j->manifest->version, gone, n > 1 ? " again" : "");
                         finish(s, j, NULL, JOB_ERR_RUNTIME_ERROR, msg);
                         return;
                 }

@@ -145,6 +145,39 @@ class HotPlug(unittest.TestCase):
         self.assertEqual((job["status"], job["result"]), ("succeeded", {"n": 5}), job)
         d.assert_idle_clean()
 
+    def test_plugin_replaced_with_jobs_queued(self):
+        """A job queued for t_echo 1.0.0 whose directory is then replaced
+        by a copy of 2.0.0 (renamed over it) is not run: it ran 1.0.0's
+        manifest on 2.0.0's files under 1.0.0's name (here 2.0.0 moved
+        its binary, so three runs failed into runc's "exec: /bin/testkit:
+        no such file", each counted by the breaker)."""
+        d = self.daemon("replacedq", config={"workers": 1})
+        blocker = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 3}, "timeout_seconds": 30})
+        d.wait_status(blocker.body["id"], "running")
+        q = d.submit({"algorithm": "t_echo", "parameters": {"n": 1}})
+        self.assertEqual(q.status, 202, q)
+        new = os.path.join(self.tmp, ".new")
+        yaml = copy_plugin("t_echo", new, version="2.0.0")
+        os.rename(os.path.join(new, "rootfs", "bin", "testkit"), os.path.join(new, "rootfs", "bin", "testkit2"))
+        with open(yaml) as f:
+            text = f.read().replace("/bin/testkit", "/bin/testkit2")
+        with open(yaml, "w") as f:
+            f.write(text)
+        old = self.tmp + ".old"
+        self.addCleanup(shutil.rmtree, old, True)
+        os.rename(os.path.join(self.tmp, "t_echo"), old)
+        os.rename(new, os.path.join(self.tmp, "t_echo"))
+        self.until(lambda: (self.algorithm(d, "t_echo") or {}).get("versions") == ["2.0.0"], "t_echo 2.0.0")
+        job = check_job(d.wait_final(q.body["id"], timeout=60), final=True)
+        self.assertEqual((job["status"], job["version"], job["error"]["code"]),
+                         ("failed", "1.0.0", "runtime_error"), job)
+        self.assertIn("t_echo 1.0.0 is no longer installed: `%s` now holds t_echo 2.0.0"
+                      % os.path.join(self.tmp, "t_echo", "plugin.yaml"), job["error"]["message"])
+        self.assertEqual(job.get("attempts") or [], [], job)
+        job = d.run_job({"algorithm": "t_echo", "parameters": {"n": 2}})
+        self.assertEqual((job["status"], job["version"], job["result"]), ("succeeded", "2.0.0", {"n": 2}), job)
+        d.assert_idle_clean()
+
     def test_manifest_broken_while_stopped(self):
         """A plugin whose manifest was broken (not removed) while the
         daemon was stopped: its queued jobs fail at the next start with
