@@ -32,6 +32,10 @@
 /* How long a running job's cancel waits for the job's end to be on disk
  * before it is answered with the job as it is then. */
 #define CANCEL_WAIT_SECONDS 10
+/* How long a cancel looks for a job whose submit is committed but not yet
+ * handed to the scheduler (microseconds, unless the writer thread is held
+ * up by a long batch). */
+#define ACCEPT_WAIT_MS 2000
 /* A page of GET /v1/jobs stops once it holds this much: a page of 1,000
  * jobs with megabyte results would be a gigabyte on the HTTP threads. */
 #define LIST_PAGE_BYTES (4 * 1024 * 1024)
@@ -115,6 +119,7 @@ struct api {
 
         pthread_mutex_t auth_lock;
         struct auth *auth;       /* NULL: auth off */
+        int64_t accept_delay_ms; /* EDGECD_TEST_ACCEPT_DELAY_MS: a committed submit's window */
 };
 
 /* ---- errors ---- */
@@ -1009,6 +1014,8 @@ static void after_commit(struct api *a, struct wait *w)
         case COMMIT_SUBMIT:
                 if (ok && w->item.outcome == STORE_ITEM_OK) {
                         struct job *j = w->job;
+                        if (a->accept_delay_ms > 0)
+                                sleep_ms(a->accept_delay_ms);   /* the tests' window */
                         scheduler_accept(a->d.scheduler, j);
                         metrics_job_submitted();
                         log_job(LOG_LVL_DEBUG, j->id, j->manifest->name, NULL, "%s %s accepted (%s priority)",
@@ -1387,6 +1394,23 @@ static void handle_cancel(struct http_request *req, void *ctx)
                 return;
         }
         struct job *j = jobtable_get(a->d.jobs, id);
+        /* Queued on disk and not in the table: final since the read, or
+         * its submit's commit is done and the job not yet handed to the
+         * scheduler (after_commit, on the store's writer thread: a moment
+         * later).  Looked at again until it is one or the other: answered
+         * as not live, the cancel was not applied and the job ran. */
+        for (int64_t until = now_mono_ms() + ACCEPT_WAIT_MS; !j && now_mono_ms() < until;) {
+                sleep_ms(1);
+                if (store_get(a->d.store, id, 0, &rec, &err) < 0) {
+                        reply_err(req, &err, NULL);
+                        return;
+                }
+                status = rec.status;
+                record_clear(&rec);
+                if (job_status_is_final(status))
+                        break;
+                j = jobtable_get(a->d.jobs, id);
+        }
         if (!j) {
                 /* It became final between the two reads. */
                 reply_record(a, req, 0, id, false, false);
@@ -1743,6 +1767,11 @@ int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, str
         struct api *a = xcalloc(1, sizeof *a);
         a->d = *deps;
         a->auth = auth;
+        const char *delay = getenv("EDGECD_TEST_ACCEPT_DELAY_MS");
+        a->accept_delay_ms = delay ? strtoll(delay, NULL, 10) : 0;
+        if (a->accept_delay_ms > 0)
+                log_warn("each submit handed to the scheduler %lld ms after its commit "
+                         "(EDGECD_TEST_ACCEPT_DELAY_MS, for tests)", (long long)a->accept_delay_ms);
         pthread_mutex_init(&a->lock, NULL);
         pthread_mutex_init(&a->auth_lock, NULL);
         cond_init_monotonic(&a->cond);

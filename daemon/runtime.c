@@ -130,13 +130,6 @@ char *runtime_error_text(const struct runtime *rt, const char *output)
         return rt && rt->ops && rt->ops->error_text ? rt->ops->error_text(output) : xstrdup("");
 }
 
-static void sleep_ms(int64_t ms)
-{
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
 int runtime_delete_retry(const struct runtime *rt, const char *id, int attempts, struct err *err)
 {
         int64_t delay = RETRY_FIRST_DELAY_MS;

@@ -610,3 +610,10 @@ void uuid_random_text(char out[UUID_TEXT_SIZE])
         }
         uuid_unparse_lower(u, out);
 }
+
+void sleep_ms(int64_t ms)
+{
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}

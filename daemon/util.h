@@ -64,6 +64,8 @@ void strv_join_append(char **acc, const char *s);
 
 /* ---- time ---- */
 int64_t now_mono_ms(void);   /* CLOCK_MONOTONIC, for durations */
+/* Sleep ms milliseconds, whatever signals come. */
+void sleep_ms(int64_t ms);
 int64_t now_mono_us(void);
 int64_t now_real_ms(void);   /* CLOCK_REALTIME, for timestamps */
 /* ms milliseconds from now on `clock`, for pthread_cond_timedwait (whose

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import math
 import random
+import threading
 import time
 import unittest
 
@@ -696,6 +697,37 @@ class Cancel(JobCase):
         self.assertIsNotNone(job["started_at"])
         check_error(self.d.req("DELETE", "/v1/jobs/" + jid), 409)
         self.d.assert_idle_clean()
+
+    def test_cancel_between_a_submits_commit_and_its_queueing(self):
+        """A client that takes ids from a listing can cancel a job whose
+        submit is on disk but not yet handed to the scheduler (widened
+        here by EDGECD_TEST_ACCEPT_DELAY_MS): it is cancelled, not
+        answered as it stands and then run."""
+        d = Daemon("acceptwin", config={"workers": 1}, env={"EDGECD_TEST_ACCEPT_DELAY_MS": "1500"})
+        self.addCleanup(d.stop)
+        d.start()
+        blocker = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 120})
+        self.assertEqual(blocker.status, 202, blocker)
+        self.addCleanup(harness.cancel_quietly, d, blocker.body["id"])
+        d.wait_status(blocker.body["id"], "running")
+        answers = []
+        t = threading.Thread(target=lambda: answers.append(d.submit({"algorithm": "t_echo", "parameters": {"w": 1}})))
+        t.start()
+        self.addCleanup(t.join)
+        deadline = time.monotonic() + 10
+        queued = []
+        while not queued and time.monotonic() < deadline:
+            queued = [j["id"] for j in d.list_jobs(status="queued")]
+            time.sleep(0.02)
+        self.assertTrue(queued, "the submit never showed in the listing")
+        self.assertFalse(answers, "the submit was answered before the window: %s" % answers)
+        r = d.req("DELETE", "/v1/jobs/" + queued[0])
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(r.body["status"], "cancelled", r.body)
+        t.join(10)
+        self.assertEqual(answers[0].status, 202, answers)
+        job = d.wait_final(queued[0], timeout=10)
+        self.assertEqual((job["status"], job["started_at"]), ("cancelled", None), job)
 
     def test_cancel_queued(self):
         running = [self.sleeper(), self.sleeper()]
