@@ -1097,6 +1097,19 @@ def copy_plugin(src_name, dst_dir, name=None, version=None, extra="", drop_resou
     return path
 
 
+def busy_daemon(test, name, config, env=None):
+    """A started daemon with one worker, held by a long t_sleep job (cancelled
+    when the test ends): what is submitted next stays queued."""
+    d = Daemon(name, config=dict(config, workers=1), env=env)
+    test.addCleanup(d.stop)
+    d.start()
+    r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 60})
+    test.assertEqual(r.status, 202, r)
+    test.addCleanup(cancel_quietly, d, r.body["id"])
+    d.wait_status(r.body["id"], "running")
+    return d
+
+
 def wait_for(fn, timeout, what):
     """Poll fn() until it returns something true (returned); what() says
     what was awaited and what the state is when it never comes."""

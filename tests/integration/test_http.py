@@ -421,18 +421,6 @@ class HttpErrors(DaemonCase):
         self.assertLess(secs, 20 * harness.slow_factor(), "corpus took %.1f s" % secs)
 
 
-def busy_daemon(test, name, config):
-    """A started daemon with one worker, held by a long t_sleep job (cancelled
-    when the test ends): what is submitted next stays queued."""
-    d = harness.Daemon(name, config=dict(config, workers=1))
-    test.addCleanup(d.stop)
-    d.start()
-    r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 60})
-    test.assertEqual(r.status, 202, r)
-    test.addCleanup(harness.cancel_quietly, d, r.body["id"])
-    d.wait_status(r.body["id"], "running")
-    return d
-
 
 class WaitersOfClientsGone(unittest.TestCase):
     """A ?wait submit whose client hangs up before its answer: resumed at
@@ -442,7 +430,7 @@ class WaitersOfClientsGone(unittest.TestCase):
     queued at the stop, so the sanitizer build reports what stayed."""
 
     def test_waiters_of_gone_clients_are_not_kept(self):
-        d = busy_daemon(self, "gonewait", {"drain_seconds": 1})
+        d = harness.busy_daemon(self, "gonewait", {"drain_seconds": 1})
         body = json.dumps({"algorithm": "t_echo", "parameters": {"n": 1}}).encode()
         key = "gone-%s" % uuid.uuid4()
         first = d.req("POST", "/v1/jobs", body, {"Content-Type": "application/json", "Idempotency-Key": key})
@@ -472,7 +460,7 @@ class ConnectionsOfClientsGone(unittest.TestCase):
     that comes back after a network break is served, its jobs go on."""
 
     def test_gone_waiters_free_their_connections(self):
-        d = busy_daemon(self, "goneconn", {"http": {"max_connections_per_client": 4}})
+        d = harness.busy_daemon(self, "goneconn", {"http": {"max_connections_per_client": 4}})
         body = json.dumps({"algorithm": "t_echo", "parameters": {"n": 1}}).encode()
         head = ("POST /v1/jobs?wait=600 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
@@ -513,7 +501,7 @@ class SpoolBudgetOfWaitingSubmits(unittest.TestCase):
     wait for their jobs must not refuse every other large one meanwhile."""
 
     def test_waiting_submits_do_not_hold_the_spool_budget(self):
-        d = busy_daemon(self, "spoolwait", {"max_body_bytes": "1KiB", "input_ceiling_bytes": "1KiB"})
+        d = harness.busy_daemon(self, "spoolwait", {"max_body_bytes": "1KiB", "input_ceiling_bytes": "1KiB"})
         # 60,000 bytes each, spooled: two fill most of the budget (twice
         # input_ceiling_bytes and the other members' 64 KiB: 130 KiB).
         body = b'{"algorithm":"t_echo","parameters":{"n":1}' + b" " * 60000 + b"}"
@@ -542,7 +530,7 @@ class BatchAnswerOverTheCap(unittest.TestCase):
     (a retry would submit every job again)."""
 
     def test_batch_answer_is_sent_past_the_in_flight_cap(self):
-        d = busy_daemon(self, "batchcap", {"max_batch": 10000, "queue_capacity": 30000,
+        d = harness.busy_daemon(self, "batchcap", {"max_batch": 10000, "queue_capacity": 30000,
                                            "http": {"max_response_bytes": "1MiB"}})
         item = {"algorithm": "t_echo", "parameters": {"n": 1}, "priority": "low"}
         body = json.dumps({"jobs": [item] * 10000}).encode()

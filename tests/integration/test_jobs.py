@@ -703,13 +703,7 @@ class Cancel(JobCase):
         submit is on disk but not yet handed to the scheduler (widened
         here by EDGECD_TEST_ACCEPT_DELAY_MS): it is cancelled, not
         answered as it stands and then run."""
-        d = Daemon("acceptwin", config={"workers": 1}, env={"EDGECD_TEST_ACCEPT_DELAY_MS": "1500"})
-        self.addCleanup(d.stop)
-        d.start()
-        blocker = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 120})
-        self.assertEqual(blocker.status, 202, blocker)
-        self.addCleanup(harness.cancel_quietly, d, blocker.body["id"])
-        d.wait_status(blocker.body["id"], "running")
+        d = harness.busy_daemon(self, "acceptwin", {}, env={"EDGECD_TEST_ACCEPT_DELAY_MS": "1500"})
         answers = []
         t = threading.Thread(target=lambda: answers.append(d.submit({"algorithm": "t_echo", "parameters": {"w": 1}})))
         t.start()
