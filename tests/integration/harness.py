@@ -330,6 +330,34 @@ def fill_disk(path):
                     raise
 
 
+def keep_disk_full(path):
+    """fill_disk(path), then keep the file system full from a thread: space
+    the daemon frees (a run's files taken apart) is taken again within a
+    few milliseconds.  Returns the function that stops the thread; the
+    caller still removes path."""
+    import errno
+    fill_disk(path)
+    stop = threading.Event()
+
+    def refill():
+        with open(path, "ab", buffering=0) as f:
+            while not stop.wait(0.002):
+                for size in (1 << 16, 1 << 12, 1):
+                    try:
+                        while True:
+                            f.write(b"\1" * size)
+                    except OSError as e:
+                        if e.errno != errno.ENOSPC:
+                            raise
+    t = threading.Thread(target=refill, daemon=True)
+    t.start()
+
+    def release():
+        stop.set()
+        t.join()
+    return release
+
+
 def mounts_under(prefix, pid=None):
     path = "/proc/%d/mounts" % pid if pid else "/proc/self/mounts"
     out = []
