@@ -788,9 +788,13 @@ static void stop(struct daemon *d)
         breaker_free(d->breaker);
         registry_free(d->registry);
         seccomp_policy_free(d->policy);
-        if (d->runtime) {
+        /* The parent is ours while we hold its lock, made by us at start
+         * if it was not there: it goes when empty, after a start that
+         * failed before the runtime was chosen too (said only when there
+         * was one: before, leftovers may still be in it). */
+        if (d->parent_lock_fd >= 0) {
                 struct err err = ERR_INIT;
-                if (cgroup_remove(d->cfg.cgroup_parent, &err) < 0)
+                if (cgroup_remove(d->cfg.cgroup_parent, &err) < 0 && d->runtime)
                         log_warn("cgroup: %s", err.msg);
         }
         runtime_free(d->runtime);

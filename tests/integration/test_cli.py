@@ -183,13 +183,15 @@ class NoRuntime(unittest.TestCase):
     the daemon refuses to start, says why for each, and exits non-zero."""
 
     def test_no_runtime_is_a_clear_startup_error(self):
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-nort-")
-        self.addCleanup(shutil.rmtree, tmp, True)
+        # The harness's config: a cgroup parent and job ids of the test's
+        # own (the default /edgecd was made, and left, by this start), and
+        # d.stop() checks that nothing is left under them.
+        d = Daemon("nort")
+        self.addCleanup(d.stop)
         daemon = os.path.abspath(harness.OPTIONS["daemon"])
         script = ("mount -t tmpfs none /usr/sbin && mount -t tmpfs none /usr/local/sbin && "
                   "mount -t tmpfs none /usr/local/bin && mount -t tmpfs none /usr/bin && "
-                  "exec %s --listen 127.0.0.1:%d --state-dir %s/state --plugins-dir %s --templates-dir %s"
-                  % (daemon, harness.free_port(), tmp, harness.OPTIONS["plugins"], harness.OPTIONS["templates"]))
+                  "exec %s --config %s" % (daemon, d.config_path))
         r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
         self.assertEqual(r.returncode, 1, r.stderr)
