@@ -541,7 +541,8 @@ class CgroupParent(unittest.TestCase):
             time.sleep(0.1)
         self.assertFalse(os.path.isdir(left), "the collector left %s" % left)
         self.assertTrue(os.path.isdir(foreign), "the collector removed what is not edgecd's")
-        self.assertIn("collector: removed 1 cgroup(s) no run owned", d.log_text())
+        # Said a moment after the rmdir.
+        self.assertTrue(d.wait_log(r"collector: removed 1 cgroup\(s\) no run owned", 5), d.log_text())
         self.assertEqual(d.run_job(ECHO)["status"], "succeeded")
         cleanup()               # before the daemon stops: it checks its parent is gone
 
