@@ -8,6 +8,7 @@ file, line and key when it is broken."""
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -351,7 +352,8 @@ class ImagePlugins(unittest.TestCase):
         d.wait_status(r.body["id"], "running")
         first, second = retag("ROUND=2")
         self.assert_kept_while_running(d, cache, first, r.body["id"])
-        self.assertIn("image cache: sha256:%s removed (no plugin uses it any more)" % first, d.log_text())
+        self.assertTrue(d.wait_log(re.escape("image cache: sha256:%s removed (no plugin uses it any more)" % first), 5),
+                        d.log_tail(20))
         # Nothing runs from it: it goes at the reload that drops it.
         old, third = retag("ROUND=3")
         self.assertEqual(old, second)
