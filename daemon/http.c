@@ -269,7 +269,11 @@ static bool route(struct http_request *req)
                 const struct http_route *r = &srv->routes[i];
                 char *params[MAX_PARAMS] = { 0 };
                 bool match = route_match(r->pattern, req->path, params);
-                if (match && !strcmp(r->method, req->method)) {
+                /* HEAD is GET without the body (libmicrohttpd leaves it
+                 * out): load balancers' health checks send it. */
+                bool same = !strcmp(r->method, req->method) ||
+                            (!strcmp(req->method, "HEAD") && !strcmp(r->method, "GET"));
+                if (match && same) {
                         memcpy(req->params, params, sizeof params);
                         req->route = r;
                         return true;
@@ -277,7 +281,8 @@ static bool route(struct http_request *req)
                 clear_params(params);
                 if (match && !strstr(allow, r->method)) {
                         size_t n = strlen(allow);
-                        snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "", r->method);
+                        snprintf(allow + n, sizeof allow - n, "%s%s%s", n ? ", " : "", r->method,
+                                 strcmp(r->method, "GET") ? "" : ", HEAD");
                 }
         }
         if (*allow) {
@@ -402,9 +407,17 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
  * request (request smuggling).  Both are refused, as RFC 9112 allows. */
 struct framing {
         const char *length;     /* the first Content-Length */
-        bool lengths_differ, chunked;
+        bool lengths_differ;
+        const char *coding;     /* the first Transfer-Encoding */
+        int codings;            /* how many Transfer-Encoding headers */
         const char *spaced;     /* a name with whitespace in it ("Content-Length :") */
+        const char *twice;      /* a header the API reads once, given twice */
+        unsigned seen;          /* bit i: once[i] was given */
 };
+
+/* The headers the API reads one value of (libmicrohttpd's lookup takes
+ * the first): a proxy in front may act on another copy. */
+static const char *const once[] = { "Authorization", "Idempotency-Key", "Content-Type" };
 
 static enum MHD_Result check_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
@@ -423,9 +436,56 @@ static enum MHD_Result check_framing(void *cls, enum MHD_ValueKind kind, const c
                 else if (strcmp(f->length, value))
                         f->lengths_differ = true;
         } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
-                f->chunked = true;
+                if (!f->codings++)
+                        f->coding = value;
+        }
+        for (size_t i = 0; i < sizeof once / sizeof *once; i++) {
+                if (strcasecmp(key, once[i]))
+                        continue;
+                if (f->seen & (1u << i) && !f->twice)
+                        f->twice = once[i];
+                f->seen |= 1u << i;
         }
         return MHD_YES;
+}
+
+/* Transfer-Encoding as libmicrohttpd frames a body: `chunked` alone, in
+ * any case.  It reads any other value (gzip; "gzip, chunked"; "chunked "
+ * with a space it keeps) as "until the client closes", holding the
+ * connection with no answer. */
+static bool coding_is_chunked(const char *v)
+{
+        return !strcasecmp(v, "chunked");
+}
+
+/* Why the request's headers cannot be taken as they are, with the header
+ * to name; NULL when they can. */
+static const char *framing_problem(const struct framing *f, const char **ret_field, char *buf, size_t size)
+{
+        *ret_field = NULL;
+        if (f->spaced)
+                return "a header name has whitespace in it";
+        if (f->lengths_differ) {
+                *ret_field = "Content-Length";
+                return "Content-Length is given twice, with different values";
+        }
+        if (f->codings) {
+                *ret_field = "Transfer-Encoding";
+                if (f->length)
+                        return "both Content-Length and Transfer-Encoding are given";
+                if (f->codings > 1 || !coding_is_chunked(f->coding)) {
+                        snprintf(buf, size, "Transfer-Encoding `%.64s`%s is not supported: a body is sent "
+                                 "with Content-Length or as `chunked` alone", f->coding,
+                                 f->codings > 1 ? " (and more)" : "");
+                        return buf;
+                }
+        }
+        if (f->twice) {
+                *ret_field = f->twice;
+                snprintf(buf, size, "%s is given twice", f->twice);
+                return buf;
+        }
+        return NULL;
 }
 
 /* libmicrohttpd keeps each query parameter in the connection's memory
@@ -435,10 +495,13 @@ static enum MHD_Result check_framing(void *cls, enum MHD_ValueKind kind, const c
  * cut before libmicrohttpd parses it, and the request answered 431. */
 #define HTTP_MAX_QUERY_PARAMS 64
 static char query_cut;   /* con_cls of a request whose query was cut */
+static char uri_nul;     /* con_cls of a request whose target has a %00 */
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
         (void)cls, (void)conn;
+        if (strstr(uri, "%00"))
+                return &uri_nul;
         const char *q = strchr(uri, '?');
         if (!q)
                 return NULL;
@@ -459,8 +522,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
         (void)version;
         struct http_server *srv = cls;
-        bool cut = *con_cls == &query_cut;
-        struct http_request *req = cut ? NULL : *con_cls;
+        bool cut = *con_cls == &query_cut, bad_uri = *con_cls == &uri_nul;
+        struct http_request *req = cut || bad_uri ? NULL : *con_cls;
 
         if (!req) {
                 req = xcalloc(1, sizeof *req);
@@ -488,18 +551,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         http_reply_error(req, 431, "header_too_large", msg, NULL);
                         return MHD_YES;
                 }
-                struct framing f = { 0 };
-                MHD_get_connection_values(conn, MHD_HEADER_KIND, check_framing, &f);
-                if (f.spaced || f.lengths_differ || (f.length && f.chunked)) {
-                        metrics_http_rejected("bad_framing");
+                if (bad_uri) {
+                        /* libmicrohttpd decodes the path in place: a %00
+                         * cut it, and "/v1/jobs/ID%00/logs" was routed
+                         * as /v1/jobs/ID (a proxy saw the whole). */
                         http_add_header(req, "Connection", "close");
                         http_reply_error(req, 400, "invalid_request",
-                                         f.spaced           ? "a header name has whitespace in it"
-                                         : f.lengths_differ ? "Content-Length is given twice, with different values"
-                                                            : "both Content-Length and Transfer-Encoding are given",
-                                         f.spaced           ? NULL
-                                         : f.lengths_differ ? "Content-Length"
-                                                            : "Transfer-Encoding");
+                                         "the request target has an encoded NUL byte (%00) in it", NULL);
+                        return MHD_YES;
+                }
+                struct framing f = { 0 };
+                MHD_get_connection_values(conn, MHD_HEADER_KIND, check_framing, &f);
+                char why[256];
+                const char *field;
+                const char *problem = framing_problem(&f, &field, why, sizeof why);
+                if (problem) {
+                        metrics_http_rejected("bad_framing");
+                        http_add_header(req, "Connection", "close");
+                        http_reply_error(req, 400, "invalid_request", problem, field);
                         return MHD_YES;
                 }
                 if (!route(req))

@@ -2,6 +2,7 @@
 and JSON error, never a 5xx or a hang, and the daemon keeps serving
 /healthz after each one.  Also the JSONTestSuite corpus sent as bodies."""
 
+import http.client
 import json
 import os
 import re
@@ -251,6 +252,85 @@ class HttpErrors(DaemonCase):
         job = check_job(json.loads(body), final=True)
         self.assertEqual(job["result"], {"version": 2, "input": {"chunked": True}})
 
+    def refused_and_closed(self, head, field):
+        """head sent raw: one JSON 400 invalid_request naming field, and the
+        connection closed at once (what followed is not read as a request).
+        The error."""
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+        s.sendall(head)
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break       # closed: nothing after the refusal is read as a request
+            got += chunk
+        s.close()
+        hd, _, body = got.partition(b"\r\n\r\n")
+        self.assertTrue(hd.startswith(b"HTTP/1.1 400 "), (head[:200], got[:300]))
+        self.assertIn(b"connection: close", hd.lower())
+        self.assertEqual(got.count(b"HTTP/1.1 "), 1, got)
+        e = json.loads(body)["error"]
+        self.assertEqual((e["code"], e.get("field")), ("invalid_request", field), (head[:200], e))
+        return e
+
+    def test_codings_other_than_chunked_are_refused(self):
+        # libmicrohttpd framed these as "read until the client closes": no
+        # answer until the idle timeout, and a request after it swallowed.
+        smuggled = b"GET /v1/jobs/smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+        body = b'{"algorithm":"t_echo","parameters":{}}'
+        for te in (b"gzip", b"identity", b"chunked, chunked", b"chunked, gzip", b"gzip, chunked", b"chunked ",
+                   b"chunked\r\nTransfer-Encoding: chunked"):
+            head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    b"Transfer-Encoding: " + te + b"\r\n\r\n" + body + smuggled)
+            e = self.refused_and_closed(head, "Transfer-Encoding")
+            self.assertIn("not supported", e["message"])
+        # Chunked in any case is chunked.
+        head = (b"POST /v1/jobs?wait=true HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: Chunked\r\nConnection: close\r\n\r\n")
+        st, hdrs, got, secs = raw_exchange(self.d.port, head, self.chunked(body))
+        self.assertEqual(st, 200, got)
+        self.assertHealthy()
+
+    def test_headers_read_one_way_only(self):
+        # Of a header given twice the daemon took the first, a proxy
+        # perhaps the last; a %00 in the target cut the path
+        # ("/v1/jobs/ID%00/logs" was served as the job).
+        jid = self.d.run_job({"algorithm": "t_echo", "parameters": {"n": 1}})["id"]
+        cases = (
+            (b"GET /v1/jobs/" + jid.encode() + b"%00/logs HTTP/1.1\r\nHost: x\r\n\r\n", None),
+            (b"GET /healthz%00/../v1/jobs HTTP/1.1\r\nHost: x\r\n\r\n", None),
+            (b"GET /v1/jobs?after=" + jid.encode() + b"%00zz HTTP/1.1\r\nHost: x\r\n\r\n", None),
+            (b"GET /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n",
+             "Authorization"),
+            (b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nIdempotency-Key: a1\r\n"
+             b"idempotency-key: b2\r\nContent-Length: 2\r\n\r\n{}", "Idempotency-Key"),
+            (b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             b"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}", "Content-Type"),
+        )
+        for head, field in cases:
+            self.refused_and_closed(head, field)
+        # The same job through the same target without the NUL: its log.
+        r = self.d.req("GET", "/v1/jobs/%s/logs" % jid)
+        self.assertEqual(r.status, 200, r)
+        self.assertHealthy()
+
+    def test_head_is_get_without_a_body(self):
+        jid = self.d.run_job({"algorithm": "t_echo", "parameters": {"n": 1}})["id"]
+        for path in ("/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/algorithms",
+                     "/v1/algorithms/t_echo", "/v1/jobs", "/v1/jobs/" + jid, "/v1/jobs/%s/logs" % jid,
+                     "/v1/jobs/" + str(uuid.uuid4())):
+            got = self.d.req("GET", path)
+            conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=10)
+            conn.request("HEAD", path)
+            r = conn.getresponse()
+            body = r.read()
+            conn.close()
+            self.assertEqual((r.status, body), (got.status, b""), path)
+            self.assertEqual(r.getheader("Content-Type"), got.headers.get("Content-Type"), path)
+        # And it is listed where GET is.
+        r, e = self.bad("POST", "/healthz", status=405, code="method_not_allowed")
+        self.assertEqual(r.headers.get("Allow"), "GET, HEAD")
+
     def test_ambiguous_framing_is_refused(self):
         # Two lengths, or a length and chunked: which one a proxy in front
         # would take is anybody's guess, and the rest of the body could be
@@ -268,21 +348,7 @@ class HttpErrors(DaemonCase):
                              (b"Content-Length: %d\r\nTransfer-Encoding : chunked\r\n" % (2 + len(smuggled)), None)):
             head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" + extra +
                     b"\r\n{}" + smuggled)
-            s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
-            s.sendall(head)
-            got = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break       # closed: nothing after the refusal is read as a request
-                got += chunk
-            s.close()
-            hd, _, body = got.partition(b"\r\n\r\n")
-            self.assertTrue(hd.startswith(b"HTTP/1.1 400 "), got[:300])
-            self.assertIn(b"connection: close", hd.lower())
-            self.assertEqual(got.count(b"HTTP/1.1 "), 1, got)
-            e = json.loads(body)["error"]
-            self.assertEqual((e["code"], e.get("field")), ("invalid_request", field), e)
+            self.refused_and_closed(head, field)
         self.assertEqual(self.d.metric("edgecd_http_rejected_total", {"reason": "bad_framing"}), before + 6)
         head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}")
