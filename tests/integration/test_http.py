@@ -12,7 +12,7 @@ import unittest
 import uuid
 
 import harness
-from harness import DaemonCase, check_error, check_job, quick, raw_exchange
+from harness import DaemonCase, check_error, check_job, quick, raw_exchange, wait_for
 
 MAX_BODY = 65536
 # POST /v1/jobs takes up to input_ceiling_bytes + 64 KiB, spooled past MAX_BODY.
@@ -535,7 +535,10 @@ class ConnectionsOfClientsGone(unittest.TestCase):
             c = socket.create_connection(("127.0.0.1", d.port), timeout=5)
             c.sendall(head)
             socks.append(c)
-        time.sleep(0.5)          # their jobs are taken, and they wait
+        # Their jobs are taken, and they wait (from the log: a request
+        # would take a connection).  0.5 s was short on a loaded ASan run.
+        wait_for(lambda: d.log_text().count("t_echo 2.0.0 accepted") >= 3, 10,
+                 lambda: "3 waiting submits not accepted: %s" % d.log_tail(10))
         for c in socks:
             c.close()
         deadline = time.monotonic() + 10 * harness.slow_factor()
