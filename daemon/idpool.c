@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -134,6 +135,18 @@ int idpool_claim(const char *path, int64_t first_uid, int64_t first_gid, int64_t
                  struct err *err)
 {
         _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        struct stat st;
+        /* The claims file lives in a world-writable sticky directory
+         * (/run/lock): one made by another user (who may hold a lock on
+         * every range, or that fs.protected_regular keeps us from opening)
+         * is not ours to trust.  Put aside and made anew, once. */
+        if ((fd < 0 && errno == EACCES) || (fd >= 0 && fstat(fd, &st) == 0 && st.st_uid != geteuid())) {
+                if (fd >= 0)
+                        close(TAKE_FD(fd));
+                if (unlink(path) < 0 && errno != ENOENT)
+                        return err_errno(err, ERR_IO, "`%s` is another user's and cannot be removed", path);
+                fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        }
         if (fd < 0)
                 return err_errno(err, ERR_IO, "open `%s`", path);
         const char *which = "uid";

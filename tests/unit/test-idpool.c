@@ -1,3 +1,8 @@
+#include <stdio.h>
+#include <sys/wait.h>
+#include <sys/stat.h>
+#include <signal.h>
+#include <fcntl.h>
 /* test-idpool.c - the job user and group ids: pairs handed out round robin
  * (an id given back rests while others are free), busy when all are out,
  * bad give-backs ignored, and the check against the host's accounts. */
@@ -166,6 +171,48 @@ START_TEST(test_claims_conflict_by_range)
 }
 END_TEST
 
+
+/* REVIEW PROOF: a claims file in a world-writable sticky dir (/run/lock is
+ * 1777) made first by an unprivileged user, who holds a lock on the range,
+ * must not keep root's daemon from starting. */
+START_TEST(test_claim_not_blocked_by_other_user)
+{
+        if (geteuid() != 0)
+                return;
+        char dir[] = "/tmp/edgecd-unit-lockdir-XXXXXX";
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        chmod(dir, 01777);
+        char path[128];
+        snprintf(path, sizeof path, "%s/edgecd-job-users", dir);
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+                        _exit(1);
+                int fd = open(path, O_RDWR | O_CREAT, 0600);
+                struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+                if (fd < 0 || fcntl(fd, F_SETLK, &fl) < 0)
+                        _exit(2);
+                (void)!write(p[1], "x", 1);
+                pause();
+                _exit(0);
+        }
+        char c;
+        ck_assert_int_eq(read(p[0], &c, 1), 1);
+        struct err err = ERR_INIT;
+        int fd = -1;
+        int r = idpool_claim(path, 2000000000, 2000000000, 100, &fd, &err);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        unlink(path);
+        rmdir(dir);
+        ck_assert_msg(!(r < 0 && err.code == ERR_CONFLICT), "nobody's lock refused root's claim: %s", err.msg);
+        if (fd >= 0)
+                close(fd);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("idpool");
@@ -175,6 +222,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_bad_give_ignored);
         tcase_add_test(tc, test_check_host);
         tcase_add_test(tc, test_claims_conflict_by_range);
+        tcase_add_test(tc, test_claim_not_blocked_by_other_user);
         suite_add_tcase(s, tc);
         return s;
 }
