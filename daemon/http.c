@@ -449,15 +449,6 @@ static enum MHD_Result check_framing(void *cls, enum MHD_ValueKind kind, const c
         return MHD_YES;
 }
 
-/* Transfer-Encoding as libmicrohttpd frames a body: `chunked` alone, in
- * any case.  It reads any other value (gzip; "gzip, chunked"; "chunked "
- * with a space it keeps) as "until the client closes", holding the
- * connection with no answer. */
-static bool coding_is_chunked(const char *v)
-{
-        return !strcasecmp(v, "chunked");
-}
-
 /* Why the request's headers cannot be taken as they are, with the header
  * to name; NULL when they can. */
 static const char *framing_problem(const struct framing *f, const char **ret_field, char *buf, size_t size)
@@ -473,7 +464,11 @@ static const char *framing_problem(const struct framing *f, const char **ret_fie
                 *ret_field = "Transfer-Encoding";
                 if (f->length)
                         return "both Content-Length and Transfer-Encoding are given";
-                if (f->codings > 1 || !coding_is_chunked(f->coding)) {
+                /* libmicrohttpd frames a body by `chunked` alone, in
+                 * any case; any other value (gzip; "gzip, chunked";
+                 * "chunked " with a space it keeps) it reads "until the
+                 * client closes", holding the connection unanswered. */
+                if (f->codings > 1 || strcasecmp(f->coding, "chunked")) {
                         snprintf(buf, size, "Transfer-Encoding `%.64s`%s is not supported: a body is sent "
                                  "with Content-Length or as `chunked` alone", f->coding,
                                  f->codings > 1 ? " (and more)" : "");

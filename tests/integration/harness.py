@@ -318,16 +318,20 @@ def unmount_state(d):
 def fill_disk(path):
     """Write path until its file system is full (ENOSPC), in smaller and
     smaller pieces; a short write is fine, the next one fails."""
-    import errno
     with open(path, "wb", buffering=0) as f:
-        for size in (1 << 20, 1 << 12, 1):
-            chunk = b"\1" * size
-            try:
-                while True:
-                    f.write(chunk)
-            except OSError as e:
-                if e.errno != errno.ENOSPC:
-                    raise
+        _write_until_full(f, (1 << 20, 1 << 12, 1))
+
+
+def _write_until_full(f, sizes):
+    import errno
+    for size in sizes:
+        chunk = b"\1" * size
+        try:
+            while True:
+                f.write(chunk)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
 
 
 def keep_disk_full(path):
@@ -335,20 +339,13 @@ def keep_disk_full(path):
     the daemon frees (a run's files taken apart) is taken again within a
     few milliseconds.  Returns the function that stops the thread; the
     caller still removes path."""
-    import errno
     fill_disk(path)
     stop = threading.Event()
 
     def refill():
         with open(path, "ab", buffering=0) as f:
             while not stop.wait(0.002):
-                for size in (1 << 16, 1 << 12, 1):
-                    try:
-                        while True:
-                            f.write(b"\1" * size)
-                    except OSError as e:
-                        if e.errno != errno.ENOSPC:
-                            raise
+                _write_until_full(f, (1 << 16, 1 << 12, 1))
     t = threading.Thread(target=refill, daemon=True)
     t.start()
 
