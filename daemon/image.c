@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fts.h>
+#include <search.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
 #include <stdio.h>
@@ -306,33 +308,116 @@ bool image_cached(const char *digest, const char *cache_dir)
         return stat(rootfs, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* What an unpack has taken of the cache's filesystem: the blocks free when
- * it started less those free now, and the inodes in use now less those in
+/* What the tree at path takes: bytes allocated (st_blocks) and inodes, a
+ * file with several names counted once (a busybox image names one binary
+ * hundreds of times).  A path that is not there yet takes nothing. */
+struct inode_key {
+        dev_t dev;
+        ino_t ino;
+};
+
+static int inode_cmp(const void *a, const void *b)
+{
+        const struct inode_key *x = a, *y = b;
+        if (x->dev != y->dev)
+                return x->dev < y->dev ? -1 : 1;
+        return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static int tree_usage(const char *path, uint64_t *ret_bytes, uint64_t *ret_files, struct err *err)
+{
+        *ret_bytes = *ret_files = 0;
+        char *const paths[] = { (char *)(uintptr_t)path, NULL };
+        FTS *fts = fts_open(paths, FTS_PHYSICAL | FTS_NOCHDIR | FTS_XDEV, NULL);
+        if (!fts)
+                return err_errno(err, ERR_IO, "fts_open `%s`", path);
+        void *seen = NULL;
+        int ret = 0;
+        FTSENT *e;
+        errno = 0;
+        while ((e = fts_read(fts))) {
+                if (e->fts_info == FTS_DP)
+                        continue;       /* a directory, after its contents: counted before them */
+                if (e->fts_info == FTS_NS) {
+                        if (e->fts_level == FTS_ROOTLEVEL && e->fts_errno == ENOENT)
+                                continue;
+                        errno = e->fts_errno;
+                        ret = err_errno(err, ERR_IO, "stat `%s`", e->fts_path);
+                        break;
+                }
+                const struct stat *st = e->fts_statp;
+                if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
+                        struct inode_key *k = xmalloc(sizeof *k);
+                        *k = (struct inode_key){ .dev = st->st_dev, .ino = st->st_ino };
+                        struct inode_key **found = tsearch(k, &seen, inode_cmp);
+                        if (!found)
+                                abort();   /* out of memory, as xmalloc */
+                        if (*found != k) {
+                                free(k);
+                                continue;
+                        }
+                }
+                *ret_bytes += (uint64_t)st->st_blocks * 512;
+                (*ret_files)++;
+                errno = 0;
+        }
+        if (!ret && errno)
+                ret = err_errno(err, ERR_IO, "walk `%s`", path);
+        tdestroy(seen, free);
+        fts_close(fts);
+        return ret;
+}
+
+/* An unpack is held to max_bytes and IMAGE_UNPACK_MAX_FILES of its own.
+ * Watched cheaply: the blocks free on the cache's filesystem when it
+ * started less those free now, and the inodes in use now less those in
  * use then (not the free ones: XFS counts fewer free inodes as its free
- * blocks go).  Others' writes meanwhile count too, so it is never less than
- * the unpack's own. */
+ * blocks go), less what others were seen to write meanwhile.  That is
+ * never less than the unpack's own (unless others free space), so only
+ * past a limit is the tree itself measured: within it, the rest is
+ * others' (the logs, the store, another unpack), and is not counted
+ * again.  Its size at the end is measured too (space freed meanwhile
+ * hides an unpack from the watch). */
 struct unpack_watch {
-        const char *dir;
+        const char *dir, *tree;
         int64_t max_bytes;
         struct statvfs at;
+        uint64_t others_bytes, others_files;
 };
+
+static uint64_t less(uint64_t a, uint64_t b)
+{
+        return a > b ? a - b : 0;
+}
+
+static int over_limits(const struct unpack_watch *w, uint64_t bytes, uint64_t files, struct err *err)
+{
+        if (w->max_bytes > 0 && bytes > (uint64_t)w->max_bytes)
+                return err_set(err, ERR_RUNTIME, 0, "the unpacked image took more than max_image_bytes (%lld bytes)",
+                               (long long)w->max_bytes);
+        if (files > IMAGE_UNPACK_MAX_FILES)
+                return err_set(err, ERR_RUNTIME, 0, "the unpacked image made more than %d files",
+                               IMAGE_UNPACK_MAX_FILES);
+        return 0;
+}
 
 static int unpack_watch(void *ctx, struct err *err)
 {
-        const struct unpack_watch *w = ctx;
+        struct unpack_watch *w = ctx;
         struct statvfs now;
         if (statvfs(w->dir, &now) < 0)
                 return 0;   /* not known now: the time limit still holds */
-        uint64_t bytes = now.f_bfree < w->at.f_bfree ? (uint64_t)(w->at.f_bfree - now.f_bfree) * now.f_frsize : 0;
-        uint64_t used_then = w->at.f_files - w->at.f_ffree, used_now = now.f_files - now.f_ffree;
-        uint64_t files = used_now > used_then ? used_now - used_then : 0;
-        if (w->max_bytes > 0 && bytes > (uint64_t)w->max_bytes)
-                return err_set(err, ERR_RUNTIME, 0, "the unpacked image took more than max_image_bytes (%lld bytes) "
-                               "of `%s`", (long long)w->max_bytes, w->dir);
-        if (files > IMAGE_UNPACK_MAX_FILES)
-                return err_set(err, ERR_RUNTIME, 0, "the unpacked image made more than %d files in `%s`",
-                               IMAGE_UNPACK_MAX_FILES, w->dir);
-        return 0;
+        uint64_t bytes = less(w->at.f_bfree, now.f_bfree) * now.f_frsize;
+        uint64_t files = less(now.f_files - now.f_ffree, w->at.f_files - w->at.f_ffree);
+        struct err e = ERR_INIT;
+        if (over_limits(w, less(bytes, w->others_bytes), less(files, w->others_files), &e) == 0)
+                return 0;
+        uint64_t own_bytes, own_files;
+        if (tree_usage(w->tree, &own_bytes, &own_files, &e) < 0)
+                return over_limits(w, bytes, files, err);   /* cannot tell whose: all of it */
+        w->others_bytes = less(bytes, own_bytes);
+        w->others_files = less(files, own_files);
+        return over_limits(w, own_bytes, own_files, err);
 }
 
 int image_unpack(const char *umoci, const char *dir, const char *tag, const char *digest, const char *cache_dir,
@@ -368,7 +453,7 @@ int image_unpack(const char *umoci, const char *dir, const char *tag, const char
         _cleanup_free_ char *bin = xstrdup(umoci);
         char *argv[] = { bin, "unpack", "--image", here, tmp, NULL };
         char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
-        struct unpack_watch w = { .dir = cache_dir, .max_bytes = max_bytes };
+        struct unpack_watch w = { .dir = cache_dir, .tree = tmp, .max_bytes = max_bytes };
         if (statvfs(cache_dir, &w.at) < 0)
                 return err_errno(err, ERR_IO, "image cache: statvfs `%s`", cache_dir);
         struct spawn_request req = { .argv = argv, .envp = envp, .out_fd = -1,
@@ -393,6 +478,11 @@ int image_unpack(const char *umoci, const char *dir, const char *tag, const char
                 return -1;
         }
         spawn_result_done(&res);
+        uint64_t bytes, files;
+        if (tree_usage(tmp, &bytes, &files, err) < 0 || over_limits(&w, bytes, files, err) < 0) {
+                rm_rf(tmp, &ignored);
+                return err_wrap(err, "umoci unpack");
+        }
         /* umoci looked the tag up again: it must have found the image
          * read before, or the cache entry would hold another one. */
         if (unpacked_digest_is(tmp, digest) < 0) {

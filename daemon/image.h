@@ -50,7 +50,7 @@ void image_config_done(struct image_config *c);
  * a crash never leaves half an image that looks whole.  ERR_NOT_FOUND when
  * umoci is not installed, ERR_RUNTIME when it fails (its words), or when it
  * takes more than max_bytes (0: no limit) or IMAGE_UNPACK_MAX_FILES inodes
- * of cache_dir's filesystem: a layer is compressed, and a sparse tar entry
+ * (watched while umoci runs, measured when it is done): a layer is compressed, and a sparse tar entry
  * of a few hundred bytes unpacks into as many gigabytes of zeros as it
  * says (umoci writes them), so a small layout could fill the disk the
  * store and the logs are on. */

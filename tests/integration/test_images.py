@@ -266,6 +266,63 @@ class ImagePlugins(unittest.TestCase):
         self.assertEqual(os.listdir(cache) if os.path.isdir(cache) else [], [], "the unpack left files behind")
         self.assertEqual(d.req("GET", "/healthz").status, 200)
 
+    def wrapped_umoci(self, d, script):
+        """Daemon d (not started) finds, first in its PATH, an umoci that
+        runs the shell script, then the real umoci."""
+        bindir = os.path.join(d.tmp, "bin")
+        os.makedirs(bindir)
+        wrapper = os.path.join(bindir, "umoci")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nset -e\n%s\nexec %s \"$@\"\n" % (script, UMOCI))
+        os.chmod(wrapper, 0o755)
+        d.env["PATH"] = bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin")
+
+    def test_others_writes_do_not_count_against_an_unpack(self):
+        """The cache's disk fills by 48 MiB while a small image unpacks
+        (the logs, the store, another unpack would): the image, a few
+        MiB of its own, is within max_image_bytes 32MiB and loads."""
+        root = self.plugins_root("others")
+        self.image_plugin(root, "i_echo", "i_small", "i_small", 'command: ["/bin/testkit", "echo"]\n')
+        d = Daemon("ImageOthers", plugins=root, config={"max_image_bytes": "32MiB"})
+        self.addCleanup(d.stop)
+        others = os.path.join(d.tmp, "others.bin")
+        # Then a pause: the watch looks every 100 ms.
+        self.wrapped_umoci(d, "dd if=/dev/zero of=%s bs=1M count=48 status=none\nsleep 0.5" % others)
+        d.start()
+        self.assertEqual(os.path.getsize(others), 48 << 20, "the wrapper did not run")
+        r = d.req("GET", "/v1/algorithms")
+        self.assertEqual(r.body["broken"], [], r)
+        job = d.run_job({"algorithm": "i_small", "parameters": {"x": 7}})
+        self.assertEqual(job["status"], "succeeded", job)
+
+    def test_an_unpack_is_measured_when_done(self):
+        """Space freed while an image unpacks hides it from the disk's
+        count: a 48 MiB image unpacked while 64 MiB elsewhere are removed
+        is still over max_image_bytes 32MiB, and refused."""
+        root = self.plugins_root("freed")
+        p = os.path.join(root, "i_big")
+        os.makedirs(p)
+        work = tempfile.mkdtemp(prefix="edgecd-it-freed-")
+        self.addCleanup(shutil.rmtree, work, True)
+        sparse_layout(os.path.join(p, "image"), work, 48 << 20)
+        write_manifest(p, "i_big")
+        d = Daemon("ImageFreed", plugins=root, config={"max_image_bytes": "32MiB"})
+        self.addCleanup(d.stop)
+        ballast = os.path.join(d.tmp, "ballast.bin")
+        with open(ballast, "wb") as f:
+            for _ in range(64):
+                f.write(b"\1" * (1 << 20))
+        self.wrapped_umoci(d, "rm %s" % ballast)
+        d.start()
+        self.assertFalse(os.path.exists(ballast), "the wrapper did not run")
+        yaml = os.path.join(p, "plugin.yaml")
+        broken = {b["path"]: b["error"] for b in d.req("GET", "/v1/algorithms").body["broken"]}
+        self.assertRegex(broken.get(yaml, ""), r"plugin\.yaml:\d+: image: umoci unpack: "
+                                               r"the unpacked image took more than max_image_bytes \(33554432 bytes\)",
+                         broken)
+        cache = os.path.join(d.state_dir, "images")
+        self.assertEqual(os.listdir(cache) if os.path.isdir(cache) else [], [], "the unpack left files behind")
+
     def test_links_inside_a_layout_are_refused(self):
         """A layout's files are its own: a link to a host file is never
         followed, and nothing of that file shows in the error."""

@@ -172,7 +172,7 @@ START_TEST(test_claims_conflict_by_range)
 END_TEST
 
 
-/* REVIEW PROOF: a claims file in a world-writable sticky dir (/run/lock is
+/* A claims file in a world-writable sticky dir (/run/lock is
  * 1777) made first by an unprivileged user, who holds a lock on the range,
  * must not keep root's daemon from starting. */
 START_TEST(test_claim_not_blocked_by_other_user)
