@@ -260,13 +260,20 @@ static void clear_params(char **params)
         }
 }
 
-/* Find the route; on a miss reply 404, or 405 with Allow. */
+/* Find the route; on a miss reply 404, or 405 with Allow.  A path that
+ * is one route's literal pattern is not also a template's (as OpenAPI
+ * matches): /v1/jobs/batch is no job id. */
 static bool route(struct http_request *req)
 {
         struct http_server *srv = req->srv;
         char allow[128] = "";
+        bool literal = false;
+        for (size_t i = 0; i < srv->nroutes && !literal; i++)
+                literal = !strcmp(srv->routes[i].pattern, req->path);
         for (size_t i = 0; i < srv->nroutes; i++) {
                 const struct http_route *r = &srv->routes[i];
+                if (literal && strcmp(r->pattern, req->path))
+                        continue;
                 char *params[MAX_PARAMS] = { 0 };
                 bool match = route_match(r->pattern, req->path, params);
                 /* HEAD is GET without the body (libmicrohttpd leaves it

@@ -366,12 +366,16 @@ class HttpErrors(DaemonCase):
                  ("PUT", "/v1/algorithms", {"GET"}), ("POST", "/v1/algorithms/t_echo", {"GET"}),
                  ("PUT", "/v1/jobs/" + jid, {"GET", "DELETE"}),
                  ("POST", "/v1/jobs/" + jid, {"GET", "DELETE"}),
-                 ("POST", "/v1/jobs/%s/logs" % jid, {"GET"})]
+                 ("POST", "/v1/jobs/%s/logs" % jid, {"GET"}),
+                 # A literal path wins over a template: batch is no job id.
+                 ("GET", "/v1/jobs/batch", {"POST"}), ("DELETE", "/v1/jobs/batch", {"POST"})]
         for method, path, allow in cases:
             r, e = self.bad(method, path, status=405, code="method_not_allowed")
             got = {m.strip().upper() for m in (r.headers.get("Allow") or "").split(",") if m.strip()}
             self.assertTrue(allow <= got, "%s %s: Allow %r should list %s" % (method, path, got, allow))
             self.assertNotIn(method, got, "%s %s: Allow lists the refused method" % (method, path))
+            if path == "/v1/jobs/batch":
+                self.assertEqual(got, allow, "%s %s: Allow %r" % (method, path, got))
 
     def test_unknown_path(self):
         for path in ("/", "/nope", "/v1", "/v1/", "/v1/nope", "/v2/jobs", "/healthz/x",
