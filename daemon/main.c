@@ -702,6 +702,7 @@ static int start(struct daemon *d, struct err *err)
                 .cfg = cfg, .rt = d->runtime, .env = &d->env, .queue = d->queue, .store = d->store,
                 .jobs = d->jobs, .ids = d->ids, .breaker = d->breaker, .admission = d->admission,
                 .live = d->live, .cleaner = d->cleaner, .warm = d->warm, .callbacks = d->callbacks,
+                .registry = d->registry,
         };
         if (scheduler_start(&sd, &d->scheduler, err) < 0)
                 return -1;

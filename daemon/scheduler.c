@@ -20,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "oci.h"
+#include "registry.h"
 #include "result.h"
 #include "sandbox.h"
 #include "util.h"
@@ -272,12 +273,9 @@ static void run_go(struct run *r)
         r->metrics.collect_ms = now_mono_ms() - t_collect;
 }
 
-/* Wait before the next run; false when the job was cancelled meanwhile. */
-static bool backoff(struct scheduler *s, struct job *j, size_t attempt)
+/* Wait ms; false when the job was asked to stop meanwhile. */
+static bool pause_ms(struct job *j, int64_t ms)
 {
-        int64_t ms = s->d.cfg->retry.backoff_ms;
-        for (size_t i = 1; i < attempt && ms < 60000; i++)
-                ms *= 2;
         struct pollfd pfd = { .fd = job_cancel_fd(j), .events = POLLIN };
         int64_t until = now_mono_ms() + ms;
         for (;;) {
@@ -289,6 +287,15 @@ static bool backoff(struct scheduler *s, struct job *j, size_t attempt)
                 if (r > 0 || job_stop_requested(j))
                         return false;
         }
+}
+
+/* Wait before the next run; false when the job was cancelled meanwhile. */
+static bool backoff(struct scheduler *s, struct job *j, size_t attempt)
+{
+        int64_t ms = s->d.cfg->retry.backoff_ms;
+        for (size_t i = 1; i < attempt && ms < 60000; i++)
+                ms *= 2;
+        return pause_ms(j, ms);
 }
 
 /* Commit j's state as it stands (with the result, when final: taken). */
@@ -432,15 +439,17 @@ static int take_ids(struct scheduler *s, struct job *j, struct job_ids *ret, str
  * 503.  A plugin changed in place (the same directory) runs m as before:
  * the registry serves m itself until the change has settled.  Two or
  * three stats when nothing changed. */
-static char *plugin_gone(const struct manifest *m)
+static char *plugin_gone(const struct manifest *m, bool *ret_missing)
 {
         struct stat st;
+        *ret_missing = true;
         if (m->rootfs && (stat(m->rootfs, &st) < 0 || !S_ISDIR(st.st_mode)))
                 return xasprintf("its rootfs `%s` is gone", m->rootfs);
         if (stat(m->path, &st) < 0)
                 return xasprintf("its manifest `%s` is gone", m->path);
         if (stat(m->dir, &st) < 0)
                 return xasprintf("its directory `%s` is gone", m->dir);
+        *ret_missing = false;
         if (st.st_dev == m->dir_st.st_dev && st.st_ino == m->dir_st.st_ino)
                 return NULL;
         /* Another directory under its name: which version is it? */
@@ -454,6 +463,59 @@ static char *plugin_gone(const struct manifest *m)
         if (same)
                 return NULL;   /* a copy of the same version */
         return xasprintf("`%s` now holds %s %s", m->path, name, version ? version : "(no version)");
+}
+
+/* Is m's version served again, from the directory there now (loaded, so
+ * whole: the registry loads a directory once it has settled)? */
+static bool plugin_back(struct scheduler *s, const struct manifest *m)
+{
+        struct manifest *now = NULL;
+        struct err err = ERR_INIT;
+        if (registry_find(s->d.registry, m->name, m->version, &now, &err) < 0)
+                return false;
+        struct stat st;
+        bool back = stat(m->dir, &st) == 0 && st.st_dev == now->dir_st.st_dev && st.st_ino == now->dir_st.st_ino;
+        manifest_unref(now);
+        bool missing;
+        _cleanup_free_ char *gone = back ? plugin_gone(m, &missing) : NULL;
+        return back && !gone;
+}
+
+/* plugin_gone(), waiting out a reinstall: a plugin removed and copied in
+ * again (rm -rf, then cp -r) is missing for a moment, and a job that finds
+ * it so waits for its version to be served again, up to
+ * PLUGIN_BACK_WAIT_MS from when any job of that manifest first found it
+ * missing; past that, they fail at once.  A directory replaced by another
+ * version's is not waited for.  *ret_stopped: the job was asked to stop
+ * while it waited. */
+static char *plugin_gone_for_good(struct scheduler *s, struct job *j, bool *ret_stopped)
+{
+        struct manifest *m = j->manifest;
+        *ret_stopped = false;
+        bool missing;
+        char *gone = plugin_gone(m, &missing);
+        if (!gone || !missing || !s->d.registry)
+                return gone;
+        int64_t since = 0, now = now_mono_ms();
+        if (__atomic_compare_exchange_n(&m->missing_since_ms, &since, now, false, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+                since = now;
+        if (now - since < PLUGIN_BACK_WAIT_MS)
+                log_job(LOG_LVL_INFO, j->id, m->name, NULL, "%s %s is missing (%s): waiting up to %lld ms for it "
+                        "to be installed again", m->name, m->version, gone,
+                        (long long)(since + PLUGIN_BACK_WAIT_MS - now));
+        while (now_mono_ms() - since < PLUGIN_BACK_WAIT_MS) {
+                if (!pause_ms(j, PLUGIN_BACK_POLL_MS)) {
+                        *ret_stopped = true;
+                        return gone;
+                }
+                if (plugin_back(s, m)) {
+                        __atomic_store_n(&m->missing_since_ms, 0, __ATOMIC_SEQ_CST);
+                        free(gone);
+                        return NULL;
+                }
+        }
+        return gone;
 }
 
 static void run_job(struct scheduler *s, struct job *j)
@@ -477,7 +539,15 @@ static void run_job(struct scheduler *s, struct job *j)
                 j->manifest->name, j->manifest->version, (long long)(now_mono_ms() - j->created_mono));
 
         for (size_t n = 1;; n++) {
-                _cleanup_free_ char *gone = plugin_gone(j->manifest);
+                bool stopped;
+                _cleanup_free_ char *gone = plugin_gone_for_good(s, j, &stopped);
+                if (gone && stopped) {
+                        if (probe)
+                                breaker_probe_abandoned(s->d.breaker, j->manifest->name);
+                        enum job_error e = stop_reason(s, j);
+                        finish(s, j, NULL, e, e == JOB_ERR_CANCELLED && n == 1 ? CANCELLED_QUEUED : stop_message(e));
+                        return;
+                }
                 if (gone) {
                         /* Checked before each run: a plugin removed during
                          * a retry's pause ends the job too. */

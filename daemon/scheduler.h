@@ -54,7 +54,13 @@ struct scheduler_deps {
         struct cleaner *cleaner;       /* takes each run's sandbox after the answer */
         struct warmpool *warm;         /* may be NULL: every run cold */
         struct callbacks *callbacks;   /* may be NULL: callbacks off; told of final jobs with one */
+        struct registry *registry;     /* may be NULL: a plugin found missing is not waited for */
 };
+
+/* How long jobs wait for a plugin found missing to be installed again
+ * (removed, then copied in: a reinstall), and how often they look. */
+#define PLUGIN_BACK_WAIT_MS 5000
+#define PLUGIN_BACK_POLL_MS 100
 
 int scheduler_start(const struct scheduler_deps *deps, struct scheduler **ret, struct err *err);
 

@@ -6,6 +6,7 @@ shows under `broken` and is taken once repaired, and SIGHUP still rescans
 (alone, when watch_plugins is off)."""
 
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -115,8 +116,8 @@ class HotPlug(unittest.TestCase):
         d.assert_idle_clean()
 
     def test_plugin_removed_with_jobs_queued(self):
-        """Jobs queued for a plugin removed before they run fail at once,
-        saying so, and count nothing against the algorithm's breaker: each
+        """Jobs queued for a plugin removed before they run fail (the first
+        after waiting PLUGIN_BACK_WAIT_MS for it to come back), saying so, and count nothing against the algorithm's breaker: each
         used to run retry.max_attempts times into the runtime's "invalid
         rootfs", and two such jobs isolated the name, so the plugin put
         back got 503 algorithm_unavailable."""
@@ -143,6 +144,31 @@ class HotPlug(unittest.TestCase):
         self.until(lambda: self.algorithm(d, "t_echo"), "t_echo back")
         job = d.run_job({"algorithm": "t_echo", "parameters": {"n": 5}})
         self.assertEqual((job["status"], job["result"]), ("succeeded", {"n": 5}), job)
+        d.assert_idle_clean()
+
+    def test_plugin_reinstalled_with_a_job_queued(self):
+        """A plugin reinstalled as a shell does it (rm -rf, then cp -r) is
+        missing for a moment: the job a worker takes then waits for the
+        same version to be served again, and runs (it failed "no longer
+        installed")."""
+        d = self.daemon("reinstalledq", config={"workers": 1})
+        blocker = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 1}, "timeout_seconds": 30})
+        d.wait_status(blocker.body["id"], "running")
+        q = d.submit({"algorithm": "t_echo", "parameters": {"n": 3}})
+        self.assertEqual(q.status, 202, q)
+        where = os.path.join(self.tmp, "t_echo")
+        saved = self.tmp + ".t_echo"
+        self.addCleanup(shutil.rmtree, saved, True)
+        shutil.copytree(where, saved, symlinks=True)
+        shutil.rmtree(where)
+        self.assertEqual(d.wait_final(blocker.body["id"], timeout=30)["status"], "succeeded")
+        self.assertTrue(d.wait_log(r"t_echo 1\.0\.0 is missing \(its rootfs `%s/rootfs` is gone\): waiting"
+                                   % re.escape(where)), "the worker did not find t_echo missing")
+        shutil.copytree(saved, where, symlinks=True)
+        job = check_job(d.wait_final(q.body["id"], timeout=60), final=True)
+        self.assertEqual((job["status"], job["result"]), ("succeeded", {"n": 3}), job)
+        self.assertEqual(len(job["attempts"]), 1, job)
+        self.assertEqual(d.metric("edgecd_job_retries_total"), 0)
         d.assert_idle_clean()
 
     def test_plugin_replaced_with_jobs_queued(self):
