@@ -1698,20 +1698,20 @@ static void handle_openapi(struct http_request *req, void *ctx)
 }
 
 static const struct http_route routes[] = {
-        { "POST", "/v1/jobs", handle_submit, SCOPE_SUBMIT, true },
-        { "POST", "/v1/jobs/batch", handle_batch, SCOPE_SUBMIT, false },
-        { "GET", "/v1/jobs", handle_list, SCOPE_READ, false },
-        { "GET", "/v1/jobs/*", handle_get_job, SCOPE_READ, false },
-        { "DELETE", "/v1/jobs/*", handle_cancel, SCOPE_CANCEL, false },
-        { "GET", "/v1/jobs/*/logs", handle_logs, SCOPE_READ, false },
-        { "GET", "/v1/algorithms", handle_algorithms, SCOPE_READ, false },
-        { "GET", "/v1/algorithms/*", handle_algorithm, SCOPE_READ, false },
-        { "GET", "/healthz", handle_healthz, SCOPE_NONE, false },
-        { "GET", "/readyz", handle_readyz, SCOPE_NONE, false },
-        { "GET", "/metrics", handle_metrics, SCOPE_READ, false },
+        { "POST", "/v1/jobs", handle_submit, SCOPE_SUBMIT, true, "wait" },
+        { "POST", "/v1/jobs/batch", handle_batch, SCOPE_SUBMIT, false, NULL },
+        { "GET", "/v1/jobs", handle_list, SCOPE_READ, false, "status algorithm limit after result" },
+        { "GET", "/v1/jobs/*", handle_get_job, SCOPE_READ, false, NULL },
+        { "DELETE", "/v1/jobs/*", handle_cancel, SCOPE_CANCEL, false, NULL },
+        { "GET", "/v1/jobs/*/logs", handle_logs, SCOPE_READ, false, NULL },
+        { "GET", "/v1/algorithms", handle_algorithms, SCOPE_READ, false, NULL },
+        { "GET", "/v1/algorithms/*", handle_algorithm, SCOPE_READ, false, NULL },
+        { "GET", "/healthz", handle_healthz, SCOPE_NONE, false, NULL },
+        { "GET", "/readyz", handle_readyz, SCOPE_NONE, false, NULL },
+        { "GET", "/metrics", handle_metrics, SCOPE_READ, false, NULL },
         /* Open like /healthz: the same for every daemon of a version, it
          * tells nothing of this one's jobs, plugins or configuration. */
-        { "GET", "/v1/openapi.json", handle_openapi, SCOPE_NONE, false },
+        { "GET", "/v1/openapi.json", handle_openapi, SCOPE_NONE, false, NULL },
 };
 
 const struct http_route *api_routes(size_t *ret_n)

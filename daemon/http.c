@@ -79,6 +79,13 @@ struct client {
 
 #define RESERVE_STALE_MS 1000
 
+/* libmicrohttpd keeps each query parameter in the connection's memory
+ * pool (some 56 bytes each): a query of a few hundred empty parameters,
+ * far under http.max_header_bytes, ran the pool out, and the connection
+ * was closed without an answer.  A query with more than the API reads is
+ * cut before libmicrohttpd parses it, and the request answered 431. */
+#define HTTP_MAX_QUERY_PARAMS 64
+
 struct header {
         char *name, *value;
         struct header *next;
@@ -304,6 +311,71 @@ static bool route(struct http_request *req)
         return false;
 }
 
+/* Is word one of list's space-separated words? */
+static bool word_in(const char *list, const char *word)
+{
+        size_t n = strlen(word);
+        for (const char *p = list; p && *p;) {
+                size_t len = strcspn(p, " ");
+                if (len == n && !strncmp(p, word, n))
+                        return true;
+                p += len;
+                p += strspn(p, " ");
+        }
+        return false;
+}
+
+struct query_check {
+        const char *allowed;
+        const char *seen[HTTP_MAX_QUERY_PARAMS];
+        size_t n;
+        const char *bad;
+        bool twice;
+};
+
+static enum MHD_Result check_query_key(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+        (void)kind;
+        (void)value;
+        struct query_check *q = cls;
+        if (!word_in(q->allowed, key)) {
+                q->bad = key;
+                return MHD_NO;
+        }
+        for (size_t i = 0; i < q->n; i++)
+                if (!strcmp(q->seen[i], key)) {
+                        q->bad = key;
+                        q->twice = true;
+                        return MHD_NO;
+                }
+        if (q->n < HTTP_MAX_QUERY_PARAMS)
+                q->seen[q->n++] = key;
+        return MHD_YES;
+}
+
+/* A query parameter the route does not read would be ignored (a typo,
+ * ?limt=5, answered as if not asked), and of one given twice a proxy may
+ * read the other copy: both are refused. */
+static bool query_ok(struct http_request *req)
+{
+        struct query_check q = { .allowed = req->route->query };
+        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_query_key, &q);
+        if (!q.bad)
+                return true;
+        _cleanup_free_ char *field = xasprintf("?%s", q.bad);
+        _cleanup_free_ char *takes = NULL;
+        if (q.twice)
+                takes = xasprintf("the query parameter `%s` is given twice", q.bad);
+        else if (req->route->query)
+                takes = xasprintf("unknown query parameter `%s`: %s %s takes %s", q.bad, req->route->method,
+                                  req->route->pattern, req->route->query);
+        else
+                takes = xasprintf("unknown query parameter `%s`: %s %s takes none", q.bad, req->route->method,
+                                  req->route->pattern);
+        http_reply_error(req, 400, "invalid_request", takes, field);
+        return false;
+}
+
 static size_t spool_max(const struct http_server *srv)
 {
         return __atomic_load_n(&srv->spool_max, __ATOMIC_RELAXED);
@@ -490,12 +562,6 @@ static const char *framing_problem(const struct framing *f, const char **ret_fie
         return NULL;
 }
 
-/* libmicrohttpd keeps each query parameter in the connection's memory
- * pool (some 56 bytes each): a query of a few hundred empty parameters,
- * far under http.max_header_bytes, ran the pool out, and the connection
- * was closed without an answer.  A query with more than the API reads is
- * cut before libmicrohttpd parses it, and the request answered 431. */
-#define HTTP_MAX_QUERY_PARAMS 64
 static char query_cut;   /* con_cls of a request whose query was cut */
 static char uri_nul;     /* con_cls of a request whose target has a %00 */
 
@@ -581,6 +647,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                 http_reply_error(req, 500, "internal", "the authorizer gave no reply", NULL);
                         return MHD_YES;
                 }
+                if (!query_ok(req))
+                        return MHD_YES;
                 const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
                 int64_t len;
                 if (cl && parse_int64(cl, 0, INT64_MAX, &len) && (uint64_t)len > body_limit(req)) {

@@ -34,6 +34,10 @@ struct http_route {
          * unnamed file in spool_dir as it arrives instead of memory
          * (http_body_spooled()). */
         bool spool;
+        /* The query parameters it reads, space-separated (NULL: none):
+         * any other, or one given twice, is refused with 400 before the
+         * handler runs. */
+        const char *query;
 };
 
 /* Called once per request when its headers are complete and its route is

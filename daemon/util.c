@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -370,7 +371,9 @@ bool path_has_dotdot(const char *p)
 
 bool parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret)
 {
-        if (!s || !*s)
+        /* Digits, with a minus before them or not: strtoll() would also
+         * take leading space and a plus sign. */
+        if (!s || !(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1]))))
                 return false;
         char *end;
         errno = 0;

@@ -113,6 +113,24 @@ static size_t compare(json_t *doc, const struct http_route *routes, size_t n, ch
                                 open ? "needs" : "needs no", open ? "does not" : "does");
                 if (!json_object_get(op, "responses") || !json_object_size(json_object_get(op, "responses")))
                         PROBLEM("%s %s: no responses documented", r->method, r->pattern);
+                /* The query parameters it takes (others are refused): the
+                 * documented ones, of the operation and of its path. */
+                char documented[256] = "";
+                json_t *lists[] = { json_object_get(item, "parameters"), json_object_get(op, "parameters") };
+                for (size_t l = 0; l < 2; l++) {
+                        size_t k;
+                        json_t *prm;
+                        json_array_foreach(lists[l], k, prm) {
+                                if (strcmp(json_string_value(json_object_get(prm, "in")) ?: "", "query"))
+                                        continue;
+                                size_t at = strlen(documented);
+                                snprintf(documented + at, sizeof documented - at, "%s%s", at ? " " : "",
+                                         json_string_value(json_object_get(prm, "name")) ?: "?");
+                        }
+                }
+                if (strcmp(documented, r->query ? r->query : ""))
+                        PROBLEM("%s %s: the query parameters documented are `%s`, the route takes `%s`", r->method,
+                                r->pattern, documented, r->query ? r->query : "");
         }
         /* Every documented operation, served. */
         const char *path;
@@ -222,12 +240,25 @@ START_TEST(test_compare_catches)
         ck_assert_uint_eq(compare(doc, routes, n, why, sizeof why), 1);
         json_decref(doc);
 
+        /* A query parameter the route takes that the document does not
+         * name (the order of the names is the document's). */
+        doc = load_doc();
+        struct http_route fewer[64];
+        memcpy(fewer, routes, n * sizeof *routes);
+        for (size_t i = 0; i < n; i++)
+                if (!strcmp(fewer[i].method, "GET") && !strcmp(fewer[i].pattern, "/v1/jobs"))
+                        fewer[i].query = "status algorithm limit after";
+        ck_assert_uint_eq(compare(doc, fewer, n, why, sizeof why), 1);
+        ck_assert_ptr_nonnull(strstr(why, "GET /v1/jobs: the query parameters documented are "
+                                          "`status algorithm limit after result`"));
+        json_decref(doc);
+
         /* And a route the table had but the document does not know. */
         doc = load_doc();
         struct http_route more[64];
         ck_assert_uint_lt(n, 64);
         memcpy(more, routes, n * sizeof *routes);
-        more[n] = (struct http_route){ "PUT", "/v1/algorithms/*", NULL, SCOPE_ADMIN, false };
+        more[n] = (struct http_route){ "PUT", "/v1/algorithms/*", NULL, SCOPE_ADMIN, false, NULL };
         ck_assert_uint_eq(compare(doc, more, n + 1, why, sizeof why), 1);
         ck_assert_ptr_nonnull(strstr(why, "PUT /v1/algorithms/* is served but not documented"));
         json_decref(doc);

@@ -130,6 +130,19 @@ START_TEST(test_json_string_lossy)
 }
 END_TEST
 
+START_TEST(test_parse_int64_takes_digits_only)
+{
+        int64_t v = 0;
+        ck_assert(parse_int64("42", 0, 100, &v) && v == 42);
+        ck_assert(parse_int64("-7", -10, 10, &v) && v == -7);
+        ck_assert(parse_int64("0", 0, 0, &v) && v == 0);
+        const char *bad[] = { "", " 5", "\t5", "+5", "5 ", "5x", "-", "- 5", "0x10", "101", "99999999999999999999" };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                ck_assert_msg(!parse_int64(bad[i], 0, 100, &v), "`%s` was taken", bad[i]);
+        ck_assert(!parse_int64(NULL, 0, 100, &v));
+}
+END_TEST
+
 START_TEST(test_lock_file_second_process_refused)
 {
         char *dir = tu_mkdtemp();
@@ -224,6 +237,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_uuid_random_text);
         tcase_add_test(tc, test_err_cut_whole_characters);
         tcase_add_test(tc, test_json_string_lossy);
+        tcase_add_test(tc, test_parse_int64_takes_digits_only);
         tcase_add_test(tc, test_lock_file_second_process_refused);
         tcase_add_test(tc, test_lock_file_free_after_a_kill_while_spawning);
         suite_add_tcase(s, tc);
