@@ -25,6 +25,7 @@ struct manifest {
         char *path;               /* absolute path of plugin.yaml */
         struct stat dir_st;       /* dir when path was read (all 0: unknown): a copy renamed over it is another */
         int64_t missing_since_ms; /* atomic; the scheduler's: when a job first found its files missing (0: not) */
+        int64_t missing_seen_ms;  /* atomic; the scheduler's: when a job last found them missing (0: not) */
         char *dir;                /* absolute plugin directory */
         char *rootfs;             /* absolute path of the rootfs (default DIR/rootfs), resolved;
                                    * an image plugin's is set once unpacked (NULL before) */

@@ -494,9 +494,20 @@ static char *plugin_gone_for_good(struct scheduler *s, struct job *j, bool *ret_
         *ret_stopped = false;
         bool missing;
         char *gone = plugin_gone(m, &missing);
-        if (!gone || !missing || !s->d.registry)
+        if (!gone || !missing) {
+                /* There (or replaced): a later outage is waited for anew. */
+                if (__atomic_load_n(&m->missing_since_ms, __ATOMIC_RELAXED))
+                        __atomic_store_n(&m->missing_since_ms, 0, __ATOMIC_SEQ_CST);
+                return gone;
+        }
+        if (!s->d.registry)
                 return gone;
         int64_t since = 0, now = now_mono_ms();
+        /* Not found missing for a while: it may have been back meanwhile
+         * with no job to see it, and this is another removal. */
+        int64_t seen = __atomic_exchange_n(&m->missing_seen_ms, now, __ATOMIC_SEQ_CST);
+        if (seen && now - seen > PLUGIN_BACK_WAIT_MS)
+                __atomic_store_n(&m->missing_since_ms, 0, __ATOMIC_SEQ_CST);
         if (__atomic_compare_exchange_n(&m->missing_since_ms, &since, now, false, __ATOMIC_SEQ_CST,
                                         __ATOMIC_SEQ_CST))
                 since = now;
@@ -509,6 +520,7 @@ static char *plugin_gone_for_good(struct scheduler *s, struct job *j, bool *ret_
                         *ret_stopped = true;
                         return gone;
                 }
+                __atomic_store_n(&m->missing_seen_ms, now_mono_ms(), __ATOMIC_SEQ_CST);
                 if (plugin_back(s, m)) {
                         __atomic_store_n(&m->missing_since_ms, 0, __ATOMIC_SEQ_CST);
                         free(gone);

@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
 import time
 import unittest
 
@@ -169,6 +170,29 @@ class HotPlug(unittest.TestCase):
         self.assertEqual((job["status"], job["result"]), ("succeeded", {"n": 3}), job)
         self.assertEqual(len(job["attempts"]), 1, job)
         self.assertEqual(d.metric("edgecd_job_retries_total"), 0)
+        d.assert_idle_clean()
+
+    def test_a_second_removal_is_waited_for_too(self):
+        """A plugin missing past PLUGIN_BACK_WAIT_MS, then back (a job runs
+        from it), then missing again for a moment: the job that finds it
+        missing the second time waits for it as the first did (it failed at
+        once: the first removal's time was kept)."""
+        d = self.daemon("secondremoval", config={"workers": 1, "watch_plugins": False})
+        rootfs = os.path.join(self.tmp, "t_echo", "rootfs")
+        saved = self.tmp + ".rootfs"
+        self.addCleanup(shutil.rmtree, saved, True)
+        spec = {"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 1}}
+        os.rename(rootfs, saved)
+        job = d.wait_final(d.submit(spec).body["id"], timeout=30)
+        self.assertEqual(job["status"], "failed", job)
+        os.rename(saved, rootfs)
+        time.sleep(6)
+        os.rename(rootfs, saved)
+        put_back = threading.Timer(1.5, os.rename, (saved, rootfs))
+        put_back.start()
+        self.addCleanup(put_back.join)
+        job = d.wait_final(d.submit(spec).body["id"], timeout=30)
+        self.assertEqual((job["status"], job["result"]), ("succeeded", {"n": 1}), job)
         d.assert_idle_clean()
 
     def test_plugin_replaced_with_jobs_queued(self):
