@@ -339,7 +339,10 @@ static int tree_usage(const char *path, uint64_t *ret_bytes, uint64_t *ret_files
                 if (e->fts_info == FTS_DP)
                         continue;       /* a directory, after its contents: counted before them */
                 if (e->fts_info == FTS_NS) {
-                        if (e->fts_level == FTS_ROOTLEVEL && e->fts_errno == ENOENT)
+                        /* Not there yet (the root), or removed since it
+                         * was listed (umoci applies whiteouts, and
+                         * replaces files, while it is watched). */
+                        if (e->fts_errno == ENOENT)
                                 continue;
                         errno = e->fts_errno;
                         ret = err_errno(err, ERR_IO, "stat `%s`", e->fts_path);
@@ -383,6 +386,7 @@ struct unpack_watch {
         int64_t max_bytes;
         struct statvfs at;
         uint64_t others_bytes, others_files;
+        uint64_t walked_bytes;   /* the filesystem's count when others_* were set */
 };
 
 static uint64_t less(uint64_t a, uint64_t b)
@@ -409,6 +413,12 @@ static int unpack_watch(void *ctx, struct err *err)
                 return 0;   /* not known now: the time limit still holds */
         uint64_t bytes = less(w->at.f_bfree, now.f_bfree) * now.f_frsize;
         uint64_t files = less(now.f_files - now.f_ffree, w->at.f_files - w->at.f_ffree);
+        if (bytes < w->walked_bytes) {
+                /* Some of what others wrote is freed: how much is not
+                 * known, and counting it still would let the unpack take
+                 * that much more unseen.  Measured again when over. */
+                w->others_bytes = w->others_files = w->walked_bytes = 0;
+        }
         struct err e = ERR_INIT;
         if (over_limits(w, less(bytes, w->others_bytes), less(files, w->others_files), &e) == 0)
                 return 0;
@@ -417,6 +427,7 @@ static int unpack_watch(void *ctx, struct err *err)
                 return over_limits(w, bytes, files, err);   /* cannot tell whose: all of it */
         w->others_bytes = less(bytes, own_bytes);
         w->others_files = less(files, own_files);
+        w->walked_bytes = bytes;
         return over_limits(w, own_bytes, own_files, err);
 }
 
