@@ -338,6 +338,8 @@ static enum MHD_Result check_query_key(void *cls, enum MHD_ValueKind kind, const
         (void)kind;
         (void)value;
         struct query_check *q = cls;
+        if (!*key && !value)
+                return MHD_YES;   /* "?&limit=5", "a=1&&b=2": an empty piece, as a trailing '&' is */
         if (!word_in(q->allowed, key)) {
                 q->bad = key;
                 return MHD_NO;
