@@ -428,7 +428,8 @@ class HttpErrors(DaemonCase):
                  ("GET", "/v1/jobs/%s?wait=10" % uuid.uuid4(), "?wait", "takes none"),
                  ("GET", "/v1/jobs?limit=%205", "?limit", "integer"),
                  ("GET", "/v1/jobs?limit=+5", "?limit", "integer"),
-                 ("POST", "/v1/jobs?wait=%2010", "?wait", None)]
+                 ("POST", "/v1/jobs?wait=%2010", "?wait", None),
+                 ("GET", "/v1/jobs?=5", "?", "unknown query parameter ``")]
         for method, path, field, words in cases:
             body = {"algorithm": "t_echo"} if method == "POST" else None
             if path.startswith("/v1/jobs/batch"):
@@ -437,7 +438,9 @@ class HttpErrors(DaemonCase):
             self.assertEqual(e.get("field"), field, "%s %s: %s" % (method, path, e))
             if words:
                 self.assertIn(words, e["message"], "%s %s" % (method, path))
-        for ok in ("/v1/jobs?status=succeeded&algorithm=t_echo&limit=2&result=true", "/healthz"):
+        # An empty piece is nothing, as a trailing '&' is; an empty name with a value is not.
+        for ok in ("/v1/jobs?status=succeeded&algorithm=t_echo&limit=2&result=true", "/healthz",
+                   "/v1/jobs?&limit=5", "/v1/jobs?limit=1&&status=queued", "/v1/jobs?limit=1&", "/healthz?&"):
             self.assertEqual(self.d.req("GET", ok).status, 200, ok)
         self.assertHealthy()
 
