@@ -59,6 +59,22 @@ class HotPlug(unittest.TestCase):
         d.proc.send_signal(signal.SIGHUP)
         self.until(lambda: "restart to take it" in d.log_text(), "the changed file reported", 10)
 
+    def queued_behind(self, name, seconds, echoes, config=None):
+        """A daemon of one worker, held by t_sleep for `seconds`, with a
+        t_echo job {"n": k} queued behind it for each k of echoes: the
+        daemon, the sleeper's id and the queued ids."""
+        d = self.daemon(name, config=dict(config or {}, workers=1))
+        blocker = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": seconds},
+                            "timeout_seconds": max(30, 10 * seconds)})
+        self.assertEqual(blocker.status, 202, blocker)
+        d.wait_status(blocker.body["id"], "running")
+        queued = []
+        for n in echoes:
+            r = d.submit({"algorithm": "t_echo", "parameters": {"n": n}})
+            self.assertEqual(r.status, 202, r)
+            queued.append(r.body["id"])
+        return d, blocker.body["id"], queued
+
     def algorithm(self, d, name):
         r = d.req("GET", "/v1/algorithms/" + name)
         return r.body if r.status == 200 else None
@@ -118,18 +134,12 @@ class HotPlug(unittest.TestCase):
 
     def test_plugin_removed_with_jobs_queued(self):
         """Jobs queued for a plugin removed before they run fail (the first
-        after waiting PLUGIN_BACK_WAIT_MS for it to come back), saying so, and count nothing against the algorithm's breaker: each
-        used to run retry.max_attempts times into the runtime's "invalid
+        after waiting PLUGIN_BACK_WAIT_MS for it to come back), saying so,
+        and count nothing against the algorithm's breaker: each used to
+        run retry.max_attempts times into the runtime's "invalid
         rootfs", and two such jobs isolated the name, so the plugin put
         back got 503 algorithm_unavailable."""
-        d = self.daemon("removedq", config={"workers": 1})
-        blocker = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 3}, "timeout_seconds": 30})
-        d.wait_status(blocker.body["id"], "running")
-        queued = []
-        for n in range(2):
-            r = d.submit({"algorithm": "t_echo", "parameters": {"n": n}})
-            self.assertEqual(r.status, 202, r)
-            queued.append(r.body["id"])
+        d, _, queued = self.queued_behind("removedq", 3, range(2))
         saved = self.tmp + ".t_echo"
         self.addCleanup(shutil.rmtree, saved, True)
         os.rename(os.path.join(self.tmp, "t_echo"), saved)
@@ -152,21 +162,17 @@ class HotPlug(unittest.TestCase):
         missing for a moment: the job a worker takes then waits for the
         same version to be served again, and runs (it failed "no longer
         installed")."""
-        d = self.daemon("reinstalledq", config={"workers": 1})
-        blocker = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 1}, "timeout_seconds": 30})
-        d.wait_status(blocker.body["id"], "running")
-        q = d.submit({"algorithm": "t_echo", "parameters": {"n": 3}})
-        self.assertEqual(q.status, 202, q)
+        d, blocker, (q,) = self.queued_behind("reinstalledq", 1, [3])
         where = os.path.join(self.tmp, "t_echo")
         saved = self.tmp + ".t_echo"
         self.addCleanup(shutil.rmtree, saved, True)
         shutil.copytree(where, saved, symlinks=True)
         shutil.rmtree(where)
-        self.assertEqual(d.wait_final(blocker.body["id"], timeout=30)["status"], "succeeded")
+        self.assertEqual(d.wait_final(blocker, timeout=30)["status"], "succeeded")
         self.assertTrue(d.wait_log(r"t_echo 1\.0\.0 is missing \(its rootfs `%s/rootfs` is gone\): waiting"
                                    % re.escape(where)), "the worker did not find t_echo missing")
         shutil.copytree(saved, where, symlinks=True)
-        job = check_job(d.wait_final(q.body["id"], timeout=60), final=True)
+        job = check_job(d.wait_final(q, timeout=60), final=True)
         self.assertEqual((job["status"], job["result"]), ("succeeded", {"n": 3}), job)
         self.assertEqual(len(job["attempts"]), 1, job)
         self.assertEqual(d.metric("edgecd_job_retries_total"), 0)
@@ -201,11 +207,7 @@ class HotPlug(unittest.TestCase):
         manifest on 2.0.0's files under 1.0.0's name (here 2.0.0 moved
         its binary, so three runs failed into runc's "exec: /bin/testkit:
         no such file", each counted by the breaker)."""
-        d = self.daemon("replacedq", config={"workers": 1})
-        blocker = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 3}, "timeout_seconds": 30})
-        d.wait_status(blocker.body["id"], "running")
-        q = d.submit({"algorithm": "t_echo", "parameters": {"n": 1}})
-        self.assertEqual(q.status, 202, q)
+        d, _, (q,) = self.queued_behind("replacedq", 3, [1])
         new = os.path.join(self.tmp, ".new")
         yaml = copy_plugin("t_echo", new, version="2.0.0")
         os.rename(os.path.join(new, "rootfs", "bin", "testkit"), os.path.join(new, "rootfs", "bin", "testkit2"))
@@ -218,7 +220,7 @@ class HotPlug(unittest.TestCase):
         os.rename(os.path.join(self.tmp, "t_echo"), old)
         os.rename(new, os.path.join(self.tmp, "t_echo"))
         self.until(lambda: (self.algorithm(d, "t_echo") or {}).get("versions") == ["2.0.0"], "t_echo 2.0.0")
-        job = check_job(d.wait_final(q.body["id"], timeout=60), final=True)
+        job = check_job(d.wait_final(q, timeout=60), final=True)
         self.assertEqual((job["status"], job["version"], job["error"]["code"]),
                          ("failed", "1.0.0", "runtime_error"), job)
         self.assertIn("t_echo 1.0.0 is no longer installed: `%s` now holds t_echo 2.0.0"
@@ -235,11 +237,7 @@ class HotPlug(unittest.TestCase):
         line and key (they said "no longer installed", as if it were
         gone); the plugin is listed under `broken`, the other plugins'
         jobs run."""
-        d = self.daemon("brokenstop", config={"workers": 1, "drain_seconds": 1})
-        blocker = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 6}, "timeout_seconds": 60})
-        d.wait_status(blocker.body["id"], "running")
-        echo = d.submit({"algorithm": "t_echo", "parameters": {"n": 1}})
-        self.assertEqual(echo.status, 202, echo)
+        d, blocker, (echo,) = self.queued_behind("brokenstop", 6, [1], {"drain_seconds": 1})
         rc, _ = d.terminate()
         self.assertEqual(rc, 0)
         yaml = os.path.join(self.tmp, "t_echo", "plugin.yaml")
@@ -250,13 +248,13 @@ class HotPlug(unittest.TestCase):
         d.restart()
         where = "%s:%d:1: memroy_mb: unknown key" % (yaml, lines + 1)
         self.assertTrue([x for x in self.broken(d) if where in x["error"]], self.broken(d))
-        job = check_job(d.wait_final(echo.body["id"], timeout=30), final=True)
+        job = check_job(d.wait_final(echo, timeout=30), final=True)
         self.assertEqual((job["status"], job["error"]["code"]), ("failed", "interrupted"), job)
         self.assertIn("t_echo 1.0.0 is not loaded: its manifest is broken: ", job["error"]["message"])
         self.assertIn(where, job["error"]["message"])
         self.assertIn(where, d.log_text().split("--- harness: restart 1")[1])
         # The job that was running runs again, its plugin loaded.
-        first = check_job(d.wait_final(blocker.body["id"], timeout=60), final=True)
+        first = check_job(d.wait_final(blocker, timeout=60), final=True)
         self.assertEqual(first["status"], "succeeded", first)
 
     def test_slow_copy_is_taken_only_when_complete(self):

@@ -257,14 +257,19 @@ class ImagePlugins(unittest.TestCase):
         write_manifest(p, "i_bomb")
         d = Daemon("ImageBomb", plugins=root, config={"max_image_bytes": "64MiB"}).start()
         self.addCleanup(d.stop)
+        self.assert_unpack_refused(d, p, r"`\S*umoci` was killed: the unpacked image took more than "
+                                         r"max_image_bytes \(67108864 bytes\)")
+        self.assertEqual(d.req("GET", "/healthz").status, 200)
+
+    def assert_unpack_refused(self, d, p, why):
+        """Plugin directory p is listed broken by daemon d, its unpack
+        refused for `why` (a regular expression), and nothing of it is
+        left in the image cache."""
         yaml = os.path.join(p, "plugin.yaml")
         broken = {b["path"]: b["error"] for b in d.req("GET", "/v1/algorithms").body["broken"]}
-        self.assertRegex(broken.get(yaml, ""), r"plugin\.yaml:\d+: image: umoci unpack: `\S*umoci` was killed: "
-                                               r"the unpacked image took more than max_image_bytes \(67108864 bytes\)",
-                         broken)
+        self.assertRegex(broken.get(yaml, ""), r"plugin\.yaml:\d+: image: umoci unpack: " + why, broken)
         cache = os.path.join(d.state_dir, "images")
         self.assertEqual(os.listdir(cache) if os.path.isdir(cache) else [], [], "the unpack left files behind")
-        self.assertEqual(d.req("GET", "/healthz").status, 200)
 
     def wrapped_umoci(self, d, script):
         """Daemon d (not started) finds, first in its PATH, an umoci that
@@ -315,13 +320,7 @@ class ImagePlugins(unittest.TestCase):
         self.wrapped_umoci(d, "rm %s" % ballast)
         d.start()
         self.assertFalse(os.path.exists(ballast), "the wrapper did not run")
-        yaml = os.path.join(p, "plugin.yaml")
-        broken = {b["path"]: b["error"] for b in d.req("GET", "/v1/algorithms").body["broken"]}
-        self.assertRegex(broken.get(yaml, ""), r"plugin\.yaml:\d+: image: umoci unpack: "
-                                               r"the unpacked image took more than max_image_bytes \(33554432 bytes\)",
-                         broken)
-        cache = os.path.join(d.state_dir, "images")
-        self.assertEqual(os.listdir(cache) if os.path.isdir(cache) else [], [], "the unpack left files behind")
+        self.assert_unpack_refused(d, p, r"the unpacked image took more than max_image_bytes \(33554432 bytes\)")
 
     def test_links_inside_a_layout_are_refused(self):
         """A layout's files are its own: a link to a host file is never
