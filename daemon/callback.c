@@ -427,6 +427,24 @@ static size_t dest_in_flight(struct callbacks *c, const char *dest)
         return n;
 }
 
+static size_t free_slots(struct callbacks *c)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < c->nslots; i++)
+                n += slot_state(&c->slots[i]) == SLOT_FREE;
+        return n;
+}
+
+/* May no more attempts to dest start now?  Up to per_dest at once, and
+ * not into the last free slot while one is in flight: two receivers that
+ * take connections and never answer held every slot (half each) for
+ * timeout_seconds at a time, and every other receiver waited. */
+static bool dest_capped(struct callbacks *c, const char *dest)
+{
+        size_t n = dest_in_flight(c, dest);
+        return n >= c->per_dest || (n > 0 && free_slots(c) <= 1);
+}
+
 static struct slot *free_slot(struct callbacks *c)
 {
         for (size_t i = 0; i < c->nslots; i++)
@@ -441,7 +459,7 @@ static size_t capped_dests(struct callbacks *c)
         size_t n = 0;
         for (size_t i = 0; i < c->nslots; i++) {
                 const struct slot *sl = &c->slots[i];
-                if (slot_state(sl) == SLOT_FREE || !*sl->dest || dest_in_flight(c, sl->dest) < c->per_dest)
+                if (slot_state(sl) == SLOT_FREE || !*sl->dest || !dest_capped(c, sl->dest))
                         continue;
                 bool seen = false;
                 for (size_t j = 0; j < n && !seen; j++)
@@ -459,7 +477,7 @@ static enum take take(struct callbacks *c, const struct store_due *d)
 {
         char dest[CALLBACK_DEST_MAX];
         callback_url_dest(d->url, dest, sizeof dest);
-        if (*dest && dest_in_flight(c, dest) >= c->per_dest)
+        if (*dest && dest_capped(c, dest))
                 return TAKE_CAPPED;     /* looked at again when one of its slots frees */
         struct slot *sl = free_slot(c);
         if (!sl)
@@ -542,7 +560,7 @@ static bool kicks_can_start(struct callbacks *c)
         if (c->kick_any)
                 return true;
         for (size_t i = 0; i < c->n_kick_dests; i++)
-                if (dest_in_flight(c, c->kick_dests[i]) < c->per_dest)
+                if (!dest_capped(c, c->kick_dests[i]))
                         return true;
         return false;
 }

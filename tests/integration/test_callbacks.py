@@ -498,6 +498,42 @@ class TestCallbacks(CallbackBase):
         finally:
             dead.close()
 
+    def test_two_dead_receivers_do_not_hold_every_slot(self):
+        # Four delivery slots, two receivers that accept and never answer,
+        # three callbacks each: at half the slots each they held all four
+        # for timeout_seconds, and a healthy receiver waited that long.
+        # The last free slot is kept from a receiver with one in flight.
+        deads = []
+        try:
+            for _ in range(2):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.bind(("127.0.0.1", 0))
+                s.listen(16)
+                deads.append(s)
+            ports = [s.getsockname()[1] for s in deads]
+            d = self.daemon(allow=[self.rx.url("/hooks")] + ["http://127.0.0.1:%d/" % p for p in ports],
+                            timeout_seconds=600, concurrency=4)
+            stuck = [d.submit(dict(echo(20 + i), callback_url="http://127.0.0.1:%d/x" % p))
+                     for p in ports for i in range(3)]
+            for r in stuck:
+                self.assertEqual(r.status, 202, r)
+            for r in stuck:
+                d.wait_final(r.body["id"])
+            deadline = time.monotonic() + 10 * slow_factor()
+            while d.metric("edgecd_callbacks_in_flight") < 3:
+                self.assertLess(time.monotonic(), deadline, "the dead receivers' POSTs did not start")
+                time.sleep(0.05)
+            r = d.submit(dict(echo(29), callback_url=self.rx.url("/hooks/live")), wait="true")
+            self.assertEqual(r.status, 200, r)
+            self.rx.wait_posts("/hooks/live", 1, timeout=10)
+            self.wait_callback(d, r.body["id"], "delivered")
+            self.assertEqual(d.metric("edgecd_callbacks_in_flight"), 3)
+            rc, _ = d.terminate()
+            self.assertEqual(rc, 0)
+        finally:
+            for s in deads:
+                s.close()
+
     def test_dead_receivers_backlog_does_not_delay_others(self):
         # Forty callbacks to a receiver that accepts and never answers: one
         # in flight, the rest held back by its cap, more of them than one
