@@ -43,6 +43,7 @@ struct slot {
         size_t got;                     /* response body bytes so far */
         bool truncated;                 /* ...and we stopped reading it */
         int64_t retry_after_ms;         /* a Retry-After: header in seconds, or -1 */
+        bool head_done;                 /* the answer's header section ended (its empty line) */
         CURL *easy;
         struct curl_slist *headers;
         char *body;
@@ -132,8 +133,12 @@ static size_t header_line(char *p, size_t size, size_t n, void *ctx)
         static const char name[] = "retry-after:";
         /* A new status line (after a 1xx): what an interim answer said
          * does not count. */
-        if (len >= 5 && !strncmp(p, "HTTP/", 5))
+        if (len >= 5 && !strncmp(p, "HTTP/", 5)) {
                 sl->retry_after_ms = -1;
+                sl->head_done = false;
+        }
+        if ((len == 2 && p[0] == '\r' && p[1] == '\n') || (len == 1 && p[0] == '\n'))
+                sl->head_done = true;
         if (len > sizeof name - 1 && !strncasecmp(p, name, sizeof name - 1)) {
                 size_t i = sizeof name - 1, end = len;
                 while (i < end && (p[i] == ' ' || p[i] == '\t'))
@@ -237,10 +242,13 @@ static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
         cb->attempts++;
         cb->last_status = (int)status;
         bool retry = false;
-        /* The status decides once it came: a body that errs or never ends
-         * after it does not make the receiver's yes a no, nor its no (a
-         * 3xx, a 4xx) something to try again. */
-        bool answered = status >= 200;
+        /* The status decides once the answer's header section came whole:
+         * a body that errs or never ends after it does not make the
+         * receiver's yes a no, nor its no (a 3xx, a 4xx) something to try
+         * again.  A status line whose headers broke off (a proxy that
+         * died mid-answer) is no answer, though libcurl calls a close
+         * there the end of a whole answer (CURLE_OK). */
+        bool answered = status >= 200 && sl->head_done;
         if (answered && status >= 200 && status < 300) {
                 cb->state = CALLBACK_DELIVERED;
                 cb->delivered_ms = now_real_ms();
@@ -251,7 +259,13 @@ static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
                          (long long)cb->attempts, status);
         } else {
                 if (!answered) {
-                        set_error(cb, "%s", *sl->errbuf ? sl->errbuf : cu->easy_strerror(rc));
+                        const char *why = *sl->errbuf ? sl->errbuf
+                                          : rc == CURLE_OK ? "the receiver closed the connection"
+                                                           : cu->easy_strerror(rc);
+                        if (status >= 200)
+                                set_error(cb, "the answer broke off in its headers, after HTTP %ld: %s", status, why);
+                        else
+                                set_error(cb, "%s", why);
                         retry = true;
                 } else if (status >= 300 && status < 400) {
                         set_error(cb, "the receiver answered %ld (redirects are not followed)", status);
@@ -321,6 +335,7 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
         sl->got = 0;
         sl->truncated = false;
         sl->retry_after_ms = -1;
+        sl->head_done = false;
         callback_url_dest(rec.callback.url, sl->dest, sizeof sl->dest);
         sl->body = record_render(&rec, true, &sl->body_len);
         free(rec.result);

@@ -47,7 +47,8 @@ class Receiver:
     answers each path with the statuses queued for it (then `default`).
     A plan entry is a status, (status, {header: value}), "stream": 200
     and a chunked body that never ends (until the client goes), or
-    "cut N": status N and a body that breaks off (5 of 100 bytes)."""
+    "cut N": status N and a body that breaks off (5 of 100 bytes), or
+    "headcut N": status N and a header section that breaks off."""
 
     def __init__(self):
         self.lock = threading.Condition()
@@ -73,6 +74,12 @@ class Receiver:
                     rec.lock.notify_all()
                 if status == "stream":
                     self.stream()
+                    return
+                if isinstance(status, str) and status.startswith("headcut "):
+                    # A proxy that died while it passed the answer on.
+                    self.wfile.write(b"HTTP/1.1 %d OK\r\nContent-Le" % int(status.split()[1]))
+                    self.wfile.flush()
+                    self.close_connection = True
                     return
                 if isinstance(status, str) and status.startswith("cut "):
                     # A status, then a body that breaks off.
@@ -305,6 +312,21 @@ class TestCallbacks(CallbackBase):
             self.assertIn("answered %d" % status, c["last_error"])
             time.sleep(0.5)
             self.assertEqual(len(self.rx.posts(path)), 1)
+
+    def test_a_2xx_whose_headers_break_off_is_no_answer(self):
+        # The status line alone was taken as the receiver's yes: the job
+        # was "delivered" though its answer broke off in the headers.
+        d = self.daemon(max_attempts=2)
+        path = "/hooks/headcut"
+        self.rx.plans[path] = ["headcut 200"]
+        r = d.submit(dict(echo(7), callback_url=self.rx.url(path)))
+        self.assertEqual(r.status, 202, r)
+        job = self.wait_callback(d, r.body["id"], "delivered")
+        c = job["callback"]
+        self.assertEqual((c["attempts"], c["last_status"]), (2, 200), c)
+        self.assertEqual(len(self.rx.posts(path)), 2)
+        self.assertTrue(d.wait_log(r"callback attempt 1 failed \(the answer broke off in its headers, after "
+                                   r"HTTP 200: the receiver closed the connection\)"), "the broken-off answer was not said")
 
     def test_answers_match_the_openapi_document(self):
         # The job object's callback member and the submission's
