@@ -308,9 +308,6 @@ bool image_cached(const char *digest, const char *cache_dir)
         return stat(rootfs, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* What the tree at path takes: bytes allocated (st_blocks) and inodes, a
- * file with several names counted once (a busybox image names one binary
- * hundreds of times).  A path that is not there yet takes nothing. */
 struct inode_key {
         dev_t dev;
         ino_t ino;
@@ -324,6 +321,9 @@ static int inode_cmp(const void *a, const void *b)
         return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
+/* What the tree at path takes: bytes allocated (st_blocks) and inodes, a
+ * file with several names counted once (a busybox image names one binary
+ * hundreds of times).  A path that is not there yet takes nothing. */
 static int tree_usage(const char *path, uint64_t *ret_bytes, uint64_t *ret_files, struct err *err)
 {
         *ret_bytes = *ret_files = 0;
@@ -338,14 +338,14 @@ static int tree_usage(const char *path, uint64_t *ret_bytes, uint64_t *ret_files
         while ((e = fts_read(fts))) {
                 if (e->fts_info == FTS_DP)
                         continue;       /* a directory, after its contents: counted before them */
-                if (e->fts_info == FTS_NS) {
+                if (e->fts_info == FTS_NS || e->fts_info == FTS_DNR || e->fts_info == FTS_ERR) {
                         /* Not there yet (the root), or removed since it
                          * was listed (umoci applies whiteouts, and
                          * replaces files, while it is watched). */
                         if (e->fts_errno == ENOENT)
                                 continue;
                         errno = e->fts_errno;
-                        ret = err_errno(err, ERR_IO, "stat `%s`", e->fts_path);
+                        ret = err_errno(err, ERR_IO, "read `%s`", e->fts_path);
                         break;
                 }
                 const struct stat *st = e->fts_statp;

@@ -50,10 +50,10 @@ void image_config_done(struct image_config *c);
  * a crash never leaves half an image that looks whole.  ERR_NOT_FOUND when
  * umoci is not installed, ERR_RUNTIME when it fails (its words), or when it
  * takes more than max_bytes (0: no limit) or IMAGE_UNPACK_MAX_FILES inodes
- * (watched while umoci runs, measured when it is done): a layer is compressed, and a sparse tar entry
- * of a few hundred bytes unpacks into as many gigabytes of zeros as it
- * says (umoci writes them), so a small layout could fill the disk the
- * store and the logs are on. */
+ * (watched while umoci runs, measured when it is done): a layer is
+ * compressed, and a sparse tar entry of a few hundred bytes unpacks into
+ * as many gigabytes of zeros as it says (umoci writes them), so a small
+ * layout could fill the disk the store and the logs are on. */
 /* Is the image of `digest` unpacked in cache_dir already (image_unpack()
  * would not run umoci)? */
 bool image_cached(const char *digest, const char *cache_dir);
