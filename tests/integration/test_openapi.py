@@ -68,9 +68,6 @@ class Spec:
             rx = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$"
             self.templates.append((re.compile(rx), path))
 
-    def matches(self, template, path):
-        return any(t == template and rx.match(path) for rx, t in self.templates)
-
     def template(self, path):
         path = path.split("?")[0]
         # A literal path wins over a template (/v1/jobs/batch, not {id}).
