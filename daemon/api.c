@@ -757,6 +757,13 @@ static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t
                 reject_err(rj, &err, "algorithm_unavailable");
                 return -1;
         }
+        if (sub.callback_url && callbacks_admit(cfg, a->d.store, sub.callback_url, &err) < 0) {
+                manifest_unref(m);
+                metrics_job_rejected("callback_backlog");
+                err_set_field(&err, "/callback_url");
+                reject_err(rj, &err, "callback_backlog");
+                return -1;
+        }
         /* Kept as text, on disk: a parsed tree costs many times its size
          * (jsontext.h), and a queued job holds nothing of it in memory.  A
          * spooled body's are its own bytes, read from the mapping. */

@@ -22,6 +22,25 @@
 /* libcurl's calls, loaded by callbacks_start() (curlapi.h). */
 static const struct curl_api *cu;
 
+/* ---- admission ---- */
+
+int callbacks_admit(const struct config *cfg, struct store *store, const char *url, struct err *err)
+{
+        char dest[CALLBACK_DEST_MAX];
+        if (!callback_url_dest(url, dest, sizeof dest))
+                return 0;       /* the allowlist's check refuses it */
+        size_t max = (size_t)cfg->callbacks.max_pending, n = 0;
+        struct err serr = ERR_INIT;
+        if (store_callbacks_pending(store, dest, max, &n, &serr) < 0) {
+                log_warn("callbacks: the backlog of %s not counted: %s", dest, serr.msg);
+                return 0;
+        }
+        if (n >= max)
+                return err_set(err, ERR_BUSY, 0, "%zu callbacks to %s are pending (callbacks.max_pending): "
+                               "submit again once some are delivered or failed", n, dest);
+        return 0;
+}
+
 /* ---- delivery ---- */
 
 enum slot_state {

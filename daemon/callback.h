@@ -34,6 +34,16 @@
 #include "error.h"
 #include "store.h"
 
+/* ---- admission ---- */
+
+/* May a job with a callback to url be accepted?  Not when
+ * callbacks.max_pending callbacks to its receiver are pending already
+ * (jobs queued, running or ended): -1 with ERR_BUSY.  A receiver that
+ * never answers would otherwise grow the store without end, since a job
+ * whose callback is pending is never pruned.  A store that cannot be read
+ * admits (the commit after meets its trouble and says so). */
+int callbacks_admit(const struct config *cfg, struct store *store, const char *url, struct err *err);
+
 /* ---- delivery ---- */
 
 struct callbacks;

@@ -133,6 +133,7 @@ static const struct option options[] = {
         { "callbacks.connect_timeout_seconds", OPT_INT, OFF(callbacks.connect_timeout_seconds), 1, 300, 5, NULL },
         { "callbacks.timeout_seconds", OPT_INT, OFF(callbacks.timeout_seconds), 1, 3600, 30,  NULL },
         { "callbacks.concurrency", OPT_INT,  OFF(callbacks.concurrency), 1, 256,      4,     NULL },
+        { "callbacks.max_pending", OPT_INT,  OFF(callbacks.max_pending), 1, 10000000, 10000, NULL },
 };
 
 #define FIELD(cfg, opt, type) ((type *)(void *)((char *)(cfg) + (opt)->offset))

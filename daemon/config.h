@@ -95,6 +95,7 @@ struct config {
                 int64_t connect_timeout_seconds;
                 int64_t timeout_seconds;  /* one attempt, all in */
                 int64_t concurrency;      /* deliveries in flight at once (each holds its body) */
+                int64_t max_pending;      /* pending callbacks to one receiver: past it, submits to it are 429 */
         } callbacks;
 };
 

@@ -17,6 +17,7 @@
 
 static const char *const reject_reasons[] = {
         "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage", "idempotency_conflict",
+        "callback_backlog",
 };
 static const char *const http_reasons[] = {
         "unauthorized", "forbidden", "header_too_large", "json_too_deep", "replies_in_flight", "payload_too_large",

@@ -392,6 +392,11 @@ int store_callbacks_ended_ahead(struct store *s, struct store_due *ret, size_t m
         return s->ops->callbacks_ended_ahead(s->b, ret, max, now_ms, except, n_except, ret_n, err);
 }
 
+int store_callbacks_pending(struct store *s, const char *dest, size_t max, size_t *ret_n, struct err *err)
+{
+        return s->ops->callbacks_pending(s->b, dest, max, ret_n, err);
+}
+
 void store_uncache(struct store *s, const char *id)
 {
         recordcache_drop(s->cache, id);

@@ -193,6 +193,10 @@ struct store_ops {
          * a receiver in except: at most max into ret; their number. */
         int (*callbacks_ended_ahead)(struct store_backend *b, struct store_due *ret, size_t max, int64_t now_ms,
                                      const char *const *except, size_t n_except, size_t *ret_n, struct err *err);
+        /* Records, whatever their status, whose callback to the receiver
+         * dest (callback_url_dest) is pending: counted up to max. */
+        int (*callbacks_pending)(struct store_backend *b, const char *dest, size_t max, size_t *ret_n,
+                                 struct err *err);
 };
 
 extern const struct store_ops store_sqlite_ops;
@@ -275,6 +279,10 @@ int store_callbacks_due(struct store *s, struct store_due *ret, size_t max, size
  * (the wall clock was stepped back since they ended).  Normally none. */
 int store_callbacks_ended_ahead(struct store *s, struct store_due *ret, size_t max, int64_t now_ms,
                                 const char *const *except, size_t n_except, size_t *ret_n, struct err *err);
+/* The records whose callback to the receiver dest ("scheme://host:port")
+ * is pending, queued, running and final alike, as committed so far:
+ * *ret_n, counted up to max (a receiver's backlog is not read whole). */
+int store_callbacks_pending(struct store *s, const char *dest, size_t max, size_t *ret_n, struct err *err);
 /* id's record changed after it was final (its callback's state): a cached
  * rendering of it goes. */
 void store_uncache(struct store *s, const char *id);

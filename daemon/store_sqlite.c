@@ -123,6 +123,10 @@ static const char *const migrations[] = {
         "(SELECT submitted_by FROM jobs WHERE jobs.id = idempotency.job_id) || char(31) || key "
         "WHERE instr(key, char(31)) = 0 AND "
         "(SELECT submitted_by FROM jobs WHERE jobs.id = idempotency.job_id) IS NOT NULL;",
+        /* 6: the pending callbacks by receiver, queued and running jobs'
+         * too: a submit counts its receiver's backlog against
+         * callbacks.max_pending in the index alone. */
+        "CREATE INDEX jobs_callbacks_by_dest ON jobs(cb_dest) WHERE cb_state = 0;",
 };
 
 /* Every column a read returns, in this order (see row_to_record). */
@@ -1748,6 +1752,34 @@ static int sqlite_callbacks_ended_ahead(struct store_backend *b, struct store_du
                         (int64_t)max, now_ms, except, n_except, ret, max, ret_n, err);
 }
 
+static int sqlite_callbacks_pending(struct store_backend *b, const char *dest, size_t max, size_t *ret_n,
+                                   struct err *err)
+{
+        *ret_n = 0;
+        struct reader *rd = reader_take(b, err);
+        if (!rd)
+                return -1;
+        int rv = 0;
+        /* By jobs_callbacks_by_dest, and no further than max: a dead
+         * receiver's backlog is not counted whole at every submit. */
+        sqlite3_stmt *st = stmt(rd->db, "SELECT count(*) FROM (SELECT 1 FROM jobs "
+                                "WHERE cb_state = 0 AND cb_dest = ?1 LIMIT ?2)", err);
+        if (!st) {
+                rv = -1;
+        } else {
+                bind_str(st, 1, dest);
+                sqlite3_bind_int64(st, 2, (int64_t)max);
+                int rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW)
+                        *ret_n = (size_t)sqlite3_column_int64(st, 0);
+                else
+                        rv = sql_err(err, rd->db, rc, "count pending callbacks");
+                sqlite3_reset(st);
+        }
+        reader_give(b, rd);
+        return rv;
+}
+
 static void close_conn(sqlite3 *db)
 {
         if (!db)
@@ -1835,4 +1867,5 @@ const struct store_ops store_sqlite_ops = {
         .check = sqlite_check,
         .callbacks_due = sqlite_callbacks_due,
         .callbacks_ended_ahead = sqlite_callbacks_ended_ahead,
+        .callbacks_pending = sqlite_callbacks_pending,
 };

@@ -585,6 +585,61 @@ class TestCallbacks(CallbackBase):
         finally:
             dead.close()
 
+    def test_a_dead_receivers_backlog_is_capped(self):
+        # A job whose callback is pending is never pruned: a receiver that
+        # never answers grew the store without end.  At max_pending
+        # callbacks pending to one receiver (queued, running or ended),
+        # a submit with a callback to it is 429; others go on, and once
+        # its callbacks fail it is taken again.
+        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        dead.bind(("127.0.0.1", 0))
+        dead.listen(16)
+        closed = False
+        try:
+            durl = "http://127.0.0.1:%d/x" % dead.getsockname()[1]
+            d = self.daemon(allow=[self.rx.url("/hooks"), durl], timeout_seconds=600, max_attempts=1,
+                            max_pending=3)
+            stuck = [d.submit(dict(echo(i), callback_url=durl)) for i in range(3)]
+            for r in stuck:
+                self.assertEqual(r.status, 202, r)
+            r = d.submit(dict(echo(3), callback_url=durl))
+            e = check_error(r, 429, "callback_backlog")
+            self.assertEqual(e["field"], "/callback_url", r)
+            self.assertIn("127.0.0.1:%d" % dead.getsockname()[1], e["message"], r)
+            self.assertIn("callbacks.max_pending", e["message"], r)
+            self.assertTrue(r.headers.get("Retry-After"), r)
+            # The same receiver spelled another way is the same receiver.
+            r = d.submit(dict(echo(4), callback_url=durl + "/deeper?again=1"))
+            check_error(r, 429, "callback_backlog")
+            # A batch: that item is refused, the rest accepted.
+            r = d.req("POST", "/v1/jobs/batch", {"jobs": [dict(echo(5), callback_url=durl),
+                                                          dict(echo(6), callback_url=self.rx.url("/hooks/b")),
+                                                          echo(7)]})
+            self.assertEqual(r.status, 200, r)
+            items = r.body["jobs"]
+            self.assertEqual([x["status"] for x in items], [429, 202, 202], r)
+            self.assertEqual(items[0]["error"]["code"], "callback_backlog", r)
+            self.assertEqual(items[0]["error"]["field"], "/jobs/0/callback_url", r)
+            self.assertRegex(r.headers.get("Retry-After") or "", r"^\d+$")
+            # Other receivers and jobs without a callback go on.
+            r = d.submit(dict(echo(8), callback_url=self.rx.url("/hooks/live")), wait="true")
+            self.assertEqual(r.status, 200, r)
+            self.wait_callback(d, r.body["id"], "delivered")
+            self.assertEqual(d.metric("edgecd_jobs_rejected_total", {"reason": "callback_backlog"}), 3)
+            # The receiver goes away: its callbacks fail (one attempt
+            # each), and it is taken again.
+            dead.close()
+            closed = True
+            for s in stuck:
+                self.wait_callback(d, s.body["id"], "failed")
+            r = d.submit(dict(echo(9), callback_url=durl))
+            self.assertEqual(r.status, 202, r)
+            rc, _ = d.terminate()
+            self.assertEqual(rc, 0)
+        finally:
+            if not closed:
+                dead.close()
+
     def test_dead_receivers_long_backlog_costs_little_cpu(self):
         # 100,000 callbacks pending to a receiver that accepts and never
         # answers (one in flight, at its cap).  A look at the queue passes
@@ -596,7 +651,8 @@ class TestCallbacks(CallbackBase):
         dead.listen(64)
         try:
             durl = "http://127.0.0.1:%d/x" % dead.getsockname()[1]
-            d = self.daemon(allow=[self.rx.url("/hooks"), durl], timeout_seconds=600, concurrency=2)
+            d = self.daemon(allow=[self.rx.url("/hooks"), durl], timeout_seconds=600, concurrency=2,
+                            max_pending=200000)
             r = d.submit(dict(echo(0), callback_url=durl))
             self.assertEqual(r.status, 202, r)
             d.wait_final(r.body["id"])

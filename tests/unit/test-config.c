@@ -148,6 +148,7 @@ static void assert_defaults(const struct config *c)
         ck_assert_int_eq(c->callbacks.connect_timeout_seconds, 5);
         ck_assert_int_eq(c->callbacks.timeout_seconds, 30);
         ck_assert_int_eq(c->callbacks.concurrency, 4);
+        ck_assert_int_eq(c->callbacks.max_pending, 10000);
 }
 
 START_TEST(test_defaults)
@@ -773,7 +774,7 @@ END_TEST
 #if __SIZEOF_POINTER__ == 8
 /* A new field changes the size: poison it below and check it in
  * assert_defaults(), then update the number. */
-_Static_assert(sizeof(struct config) == 496, "struct config changed: extend the poison and assert_defaults");
+_Static_assert(sizeof(struct config) == 504, "struct config changed: extend the poison and assert_defaults");
 #endif
 START_TEST(test_callbacks)
 {
@@ -842,6 +843,7 @@ START_TEST(test_shipped_file_equals_defaults)
         config_set_string(&cfg.callbacks.secret_file, "/poison");
         cfg.callbacks.max_attempts = cfg.callbacks.backoff_ms = cfg.callbacks.max_backoff_ms = 7;
         cfg.callbacks.connect_timeout_seconds = cfg.callbacks.timeout_seconds = cfg.callbacks.concurrency = 7;
+        cfg.callbacks.max_pending = 7;
 
         char *file = NULL;
         ck_assert_int_ge(asprintf(&file, "%s/config/edgecd.yaml", tu_src()), 0);

@@ -3271,6 +3271,7 @@ START_TEST(test_migrate_v2)
         insert(&f, &old);
         fx_close_store(&f);
         static const char *const back[] = {
+                "DROP INDEX jobs_callbacks_by_dest",
                 "DROP INDEX jobs_callbacks_due",
                 "ALTER TABLE jobs DROP COLUMN callback_url", "ALTER TABLE jobs DROP COLUMN cb_delivery",
                 "ALTER TABLE jobs DROP COLUMN cb_state", "ALTER TABLE jobs DROP COLUMN cb_attempts",
@@ -3283,7 +3284,7 @@ START_TEST(test_migrate_v2)
         ck_assert_int_eq(sqlite_schema_version(f.dir), 2);
 
         fx_open_store(&f);
-        ck_assert_int_eq(sqlite_schema_version(f.dir), 5);
+        ck_assert_int_eq(sqlite_schema_version(f.dir), 6);
         const unsigned all = STORE_READ_PARAMS | STORE_READ_RESULT;
         struct job_record got;
         get_ok(&f, old.id, all, &got);
@@ -3368,6 +3369,58 @@ START_TEST(test_callbacks_by_receiver)
 }
 END_TEST
 
+static size_t pending_to(struct fx *f, const char *dest, size_t max)
+{
+        size_t n = 99;
+        struct err err = ERR_INIT;
+        ck_assert_msg(store_callbacks_pending(f->s, dest, max, &n, &err) == 0, "%s", err.msg);
+        return n;
+}
+
+/* A receiver's pending callbacks count whatever their job's status
+ * (queued, running, ended), however the URL spells the receiver; not
+ * those delivered or failed, not other receivers', and no more than max. */
+START_TEST(test_callbacks_pending_by_receiver)
+{
+        struct fx f;
+        fx_setup(&f, _i);
+        static const char *const urls[] = {
+                "http://dead.example:8080/a", "http://DEAD.example:8080/b", "http://dead.example:8080/c?x=1",
+                "http://dead.example:8080/d", "https://live.example/x", "http://dead.example/",
+        };
+        struct job_record r[ARRAY_SIZE(urls)];
+        for (size_t i = 0; i < ARRAY_SIZE(urls); i++) {
+                rec_queued(&r[i], "alpha", T0 + (int64_t)i);
+                rec_callback(&r[i], urls[i]);
+                insert(&f, &r[i]);
+        }
+        const char *dead = "http://dead.example:8080";
+        ck_assert_uint_eq(pending_to(&f, dead, 100), 4);
+        ck_assert_uint_eq(pending_to(&f, dead, 3), 3);
+        ck_assert_uint_eq(pending_to(&f, "https://live.example:443", 100), 1);
+        ck_assert_uint_eq(pending_to(&f, "http://dead.example:80", 100), 1);
+        ck_assert_uint_eq(pending_to(&f, "http://nobody:1", 100), 0);
+        /* Running and ended still count; delivered and failed do not. */
+        rec_set_running(&r[0], T0 + 10);
+        update_applied(&f, &r[0], JOB_QUEUED);
+        rec_set_final(&r[1], JOB_SUCCEEDED, T0 + 20, 1, "{}");
+        update_applied(&f, &r[1], -1);
+        ck_assert_uint_eq(pending_to(&f, dead, 100), 4);
+        rec_set_final(&r[2], JOB_SUCCEEDED, T0 + 30, 1, "{}");
+        update_applied(&f, &r[2], -1);
+        r[2].callback.state = CALLBACK_DELIVERED;
+        r[2].callback.attempts = 1;
+        ck_assert_int_eq(write_callback(&f, &r[2]), STORE_ITEM_OK);
+        r[1].callback.state = CALLBACK_FAILED;
+        r[1].callback.attempts = 8;
+        ck_assert_int_eq(write_callback(&f, &r[1]), STORE_ITEM_OK);
+        ck_assert_uint_eq(pending_to(&f, dead, 100), 2);
+        for (size_t i = 0; i < ARRAY_SIZE(urls); i++)
+                record_clear(&r[i]);
+        fx_teardown(&f);
+}
+END_TEST
+
 static size_t ended_ahead(struct fx *f, struct store_due *d, size_t max, int64_t now, const char *const *except,
                           size_t n_except)
 {
@@ -3446,6 +3499,7 @@ START_TEST(test_migrate_v3)
         update_applied(&f, &a, -1);
         fx_close_store(&f);
         static const char *const back[] = {
+                "DROP INDEX jobs_callbacks_by_dest",
                 "DROP INDEX jobs_callbacks_due",
                 "ALTER TABLE jobs DROP COLUMN cb_dest",
                 "CREATE INDEX jobs_callbacks_due ON jobs(cb_next_ms) WHERE cb_state = 0",
@@ -3454,7 +3508,7 @@ START_TEST(test_migrate_v3)
         run_sql(f.dir, back, ARRAY_SIZE(back));
 
         fx_open_store(&f);
-        ck_assert_int_eq(sqlite_schema_version(f.dir), 5);
+        ck_assert_int_eq(sqlite_schema_version(f.dir), 6);
         struct store_due d[8];
         ck_assert_uint_eq(due(&f, d, 8), 2);
         ck_assert_str_eq(d[0].id, b.id);
@@ -3497,7 +3551,7 @@ START_TEST(test_migrate_v4)
         sqlite3 *db = sqlite_open_db(f.dir);
         char *sql = sqlite3_mprintf("INSERT INTO idempotency(key, hash, job_id, created_ms) "
                                     "VALUES ('ci-bot' || char(31) || 'order-44', '%q', '%q', 1); "
-                                    "PRAGMA user_version = 4", HASH_B, b.id);
+                                    "DROP INDEX jobs_callbacks_by_dest; PRAGMA user_version = 4", HASH_B, b.id);
         char *msg = NULL;
         int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
         ck_assert_msg(rc == SQLITE_OK, "%s", msg ? msg : sqlite3_errstr(rc));
@@ -3505,7 +3559,7 @@ START_TEST(test_migrate_v4)
         ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
 
         fx_open_store(&f);
-        ck_assert_int_eq(sqlite_schema_version(f.dir), 5);
+        ck_assert_int_eq(sqlite_schema_version(f.dir), 6);
         char existing[JOB_ID_LEN + 1] = "";
         struct job_record r;
         rec_queued(&r, "alpha", T0 + 3);
@@ -3671,6 +3725,7 @@ static Suite *suite(void)
                 tcase_add_loop_test(tc, test_ops_direct, a, z);
                 tcase_add_loop_test(tc, test_callbacks, a, z);
                 tcase_add_loop_test(tc, test_callbacks_by_receiver, a, z);
+                tcase_add_loop_test(tc, test_callbacks_pending_by_receiver, a, z);
                 tcase_add_loop_test(tc, test_callbacks_after_clock_step, a, z);
                 suite_add_tcase(s, tc);
         }
