@@ -709,8 +709,13 @@ void callbacks_fail_while_off(struct store *store)
                 }
                 for (size_t i = 0; i < n; i++) {
                         struct job_record *r = &recs[k];
-                        if (store_get(store, due[i].id, 0, r, &err) < 0)
+                        struct err gerr = ERR_INIT;
+                        if (store_get(store, due[i].id, 0, r, &gerr) < 0) {
+                                /* Tried again at the next start (or the
+                                 * next job recovered from disk to end). */
+                                log_job(LOG_LVL_WARN, due[i].id, NULL, NULL, "callback not failed yet: %s", gerr.msg);
                                 continue;
+                        }
                         r->callback.state = CALLBACK_FAILED;
                         set_error(&r->callback, "not sent: callbacks are off (callbacks.allow is empty)");
                         items[k] = (struct store_item){ .rec = r, .expect_status = -1 };
