@@ -63,6 +63,7 @@ struct slot {
         bool truncated;                 /* ...and we stopped reading it */
         int64_t retry_after_ms;         /* a Retry-After: header in seconds, or -1 */
         bool head_done;                 /* the answer's header section ended (its empty line) */
+        bool unanswering;               /* dest is noted unanswering (while the slot is held) */
         CURL *easy;
         struct curl_slist *headers;
         char *body;
@@ -75,6 +76,14 @@ struct slot {
 };
 
 #define KICK_DESTS 8                    /* receivers of kicks remembered; past that, a look whatever */
+#define UNANSWERING_MAX 64              /* unanswering receivers remembered, the least recently noted go */
+
+/* A receiver whose last attempt that ended got no answer (no status with
+ * a whole header section: a timeout, a refused or dropped connection). */
+struct unanswering {
+        char dest[CALLBACK_DEST_MAX];   /* "" when the entry is free */
+        uint64_t noted;                 /* when noted last (c->note_clock) */
+};
 
 struct callbacks {
         const struct config *cfg;
@@ -96,7 +105,11 @@ struct callbacks {
         size_t per_dest;                /* in flight to one receiver at most */
         struct slot *slots;
         struct store_due *due;          /* 2 * nslots */
-        const char **capped;            /* nslots: receivers at their cap (scan) */
+        const char **capped;            /* nslots + UNANSWERING_MAX: receivers at their cap (scan) */
+        /* The delivery thread's alone (attempt_done() writes it, the slot
+         * rules read it, all on that thread): no lock. */
+        struct unanswering unanswering[UNANSWERING_MAX];
+        uint64_t note_clock;
         uint64_t rnd;
 };
 
@@ -211,6 +224,7 @@ static void slot_release(struct slot *sl)
         slot_drop_transfer(sl);
         record_clear(&sl->rec);
         sl->dest[0] = '\0';
+        sl->unanswering = false;
         slot_set_state(sl, SLOT_FREE);
 }
 
@@ -252,6 +266,57 @@ static void set_error(struct job_callback *cb, const char *fmt, ...)
         va_end(ap);
 }
 
+static struct unanswering *unanswering_find(struct callbacks *c, const char *dest)
+{
+        for (size_t i = 0; i < UNANSWERING_MAX; i++)
+                if (*c->unanswering[i].dest && !strcmp(c->unanswering[i].dest, dest))
+                        return &c->unanswering[i];
+        return NULL;
+}
+
+/* The held slots to dest learn whether it is unanswering now. */
+static void mark_slots(struct callbacks *c, const char *dest, bool unanswering)
+{
+        for (size_t i = 0; i < c->nslots; i++) {
+                struct slot *sl = &c->slots[i];
+                if (slot_state(sl) != SLOT_FREE && !strcmp(sl->dest, dest))
+                        sl->unanswering = unanswering;
+        }
+}
+
+/* An attempt to dest ended, answered or not: remembered for the share of
+ * unanswering receivers (dest_capped()).  A full table forgets the one
+ * noted longest ago (it counts as answering again: bounded memory). */
+static void note_answer(struct callbacks *c, const char *dest, bool answered)
+{
+        if (!*dest)
+                return;
+        struct unanswering *u = unanswering_find(c, dest);
+        if (answered) {
+                if (u) {
+                        u->dest[0] = '\0';
+                        mark_slots(c, dest, false);
+                }
+                return;
+        }
+        if (!u) {
+                for (size_t i = 0; i < UNANSWERING_MAX; i++) {
+                        struct unanswering *e = &c->unanswering[i];
+                        if (!*e->dest) {
+                                u = e;
+                                break;
+                        }
+                        if (!u || e->noted < u->noted)
+                                u = e;
+                }
+                if (*u->dest)
+                        mark_slots(c, u->dest, false);
+                snprintf(u->dest, sizeof u->dest, "%s", dest);
+        }
+        u->noted = ++c->note_clock;
+        mark_slots(c, dest, true);
+}
+
 /* The POST of sl ended with rc: what it means, then recorded. */
 static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
 {
@@ -268,6 +333,7 @@ static void attempt_done(struct callbacks *c, struct slot *sl, CURLcode rc)
          * died mid-answer) is no answer, though libcurl calls a close
          * there the end of a whole answer (CURLE_OK). */
         bool answered = status >= 200 && sl->head_done;
+        note_answer(c, sl->dest, answered);
         if (answered && status >= 200 && status < 300) {
                 cb->state = CALLBACK_DELIVERED;
                 cb->delivered_ms = now_real_ms();
@@ -356,6 +422,7 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
         sl->retry_after_ms = -1;
         sl->head_done = false;
         callback_url_dest(rec.callback.url, sl->dest, sizeof sl->dest);
+        sl->unanswering = *sl->dest && unanswering_find(c, sl->dest);
         sl->body = record_render(&rec, true, &sl->body_len);
         free(rec.result);
         rec.result = NULL;
@@ -469,14 +536,28 @@ static size_t free_slots(struct callbacks *c)
         return n;
 }
 
+/* Slots held by receivers noted unanswering. */
+static size_t unanswering_held(struct callbacks *c)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < c->nslots; i++)
+                n += slot_state(&c->slots[i]) != SLOT_FREE && c->slots[i].unanswering;
+        return n;
+}
+
 /* May no more attempts to dest start now?  Up to per_dest at once, and
  * not into the last free slot while one is in flight: two receivers that
  * take connections and never answer held every slot (half each) for
- * timeout_seconds at a time, and every other receiver waited. */
+ * timeout_seconds at a time, and every other receiver waited.  And the
+ * unanswering receivers (their last attempt got no answer) hold nslots - 1
+ * slots together at most: four or more dead ones, one slot each, held
+ * them all.  Not with one slot: it would never go to them. */
 static bool dest_capped(struct callbacks *c, const char *dest)
 {
         size_t n = dest_in_flight(c, dest);
-        return n >= c->per_dest || (n > 0 && free_slots(c) <= 1);
+        if (n >= c->per_dest || (n > 0 && free_slots(c) <= 1))
+                return true;
+        return c->nslots >= 2 && unanswering_held(c) >= c->nslots - 1 && unanswering_find(c, dest);
 }
 
 static struct slot *free_slot(struct callbacks *c)
@@ -487,20 +568,28 @@ static struct slot *free_slot(struct callbacks *c)
         return NULL;
 }
 
-/* The receivers at their cap, into c->capped; their number. */
+static size_t add_capped(struct callbacks *c, size_t n, const char *dest)
+{
+        if (!*dest || !dest_capped(c, dest))
+                return n;
+        for (size_t j = 0; j < n; j++)
+                if (!strcmp(c->capped[j], dest))
+                        return n;
+        c->capped[n] = dest;
+        return n + 1;
+}
+
+/* The receivers at their cap, into c->capped; their number.  Those with
+ * a slot, and the unanswering ones (all of them once their share is
+ * full: else a look could read page after page of their rows). */
 static size_t capped_dests(struct callbacks *c)
 {
         size_t n = 0;
-        for (size_t i = 0; i < c->nslots; i++) {
-                const struct slot *sl = &c->slots[i];
-                if (slot_state(sl) == SLOT_FREE || !*sl->dest || !dest_capped(c, sl->dest))
-                        continue;
-                bool seen = false;
-                for (size_t j = 0; j < n && !seen; j++)
-                        seen = !strcmp(c->capped[j], sl->dest);
-                if (!seen)
-                        c->capped[n++] = sl->dest;
-        }
+        for (size_t i = 0; i < c->nslots; i++)
+                if (slot_state(&c->slots[i]) != SLOT_FREE)
+                        n = add_capped(c, n, c->slots[i].dest);
+        for (size_t i = 0; i < UNANSWERING_MAX; i++)
+                n = add_capped(c, n, c->unanswering[i].dest);
         return n;
 }
 
@@ -784,7 +873,7 @@ int callbacks_start(const struct config *cfg, struct store *store, struct callba
         for (size_t i = 0; i < c->nslots; i++)
                 c->slots[i].c = c;
         c->due = xcalloc(2 * c->nslots, sizeof *c->due);
-        c->capped = xcalloc(c->nslots, sizeof *c->capped);
+        c->capped = xcalloc(c->nslots + UNANSWERING_MAX, sizeof *c->capped);
         c->rnd = (uint64_t)now_real_ms() * 2654435761u ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ULL;
         int e = thread_start(&c->thread, "edgecd-callback", delivery_main, c);
         if (e) {

@@ -15,7 +15,11 @@
  *
  * How: one delivery thread (libcurl's multi interface) keeps at most
  * callbacks.concurrency deliveries in flight, at most half of them (at
- * least one) to one scheme://host:port; the store is the queue (the
+ * least one) to one scheme://host:port, the last free one never to a
+ * receiver with one in flight, and (with two or more) all but one at most
+ * to unanswering receivers: those whose last attempt that ended got no
+ * answer (a timeout, no connection; the 64 noted last are remembered,
+ * until one answers).  The store is the queue (the
  * jobs whose callback is pending, with when each is due), so memory holds
  * those few deliveries only, however many wait, and a restart (even after
  * SIGKILL) picks up what was pending.  2xx: delivered (whatever the body
@@ -61,7 +65,7 @@ int callbacks_reload_secret(struct callbacks *c, struct err *err);
 void callbacks_fail_while_off(struct store *store);
 /* A job with a callback to url became final (its record is committed):
  * look at the store again now, unless url's receiver is at its cap (its
- * callback goes when one of that receiver's slots frees).  NULL url: look
+ * callback goes when a slot frees).  NULL url: look
  * whatever (jobs to several receivers).  Any thread; NULL c is fine. */
 void callbacks_kick(struct callbacks *c, const char *url);
 /* Stop: deliveries in flight are abandoned (they stay pending in the

@@ -4,7 +4,8 @@ object POSTed there, signed (X-Edgecd-Signature: t=..,v1=HMAC-SHA256 of
 never sent to a URL outside callbacks.allow (refused at submit, prefix
 tricks included), and delivered after a restart (SIGTERM and SIGKILL)
 when the receiver was down before.  A dead receiver does not hold up
-another job's answer or callback (at most half the slots per receiver),
+another job's answer or callback (at most half the slots per receiver,
+all but one for those whose last attempt got no answer),
 nor does a name lookup that hangs (slowdns_shim.c, LD_PRELOADed) or a 2xx
 body that never ends; Retry-After is honoured; retention keeps a job whose
 callback is pending.
@@ -550,6 +551,65 @@ class TestCallbacks(CallbackBase):
             self.rx.wait_posts("/hooks/live", 1, timeout=10)
             self.wait_callback(d, r.body["id"], "delivered")
             self.assertEqual(d.metric("edgecd_callbacks_in_flight"), 3)
+            rc, _ = d.terminate()
+            self.assertEqual(rc, 0)
+        finally:
+            for s in deads:
+                s.close()
+
+    def test_four_dead_receivers_do_not_hold_every_slot(self):
+        # Four delivery slots, four receivers that accept and never answer,
+        # one slot each: they held all four for timeout_seconds, round
+        # after round, and a healthy receiver waited.  Once their first
+        # attempts time out they are unanswering, and those share three
+        # slots at most: the fourth is for the healthy one.
+        deads = []
+        try:
+            for _ in range(4):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.bind(("127.0.0.1", 0))
+                s.listen(16)
+                deads.append(s)
+            urls = ["http://127.0.0.1:%d/x" % s.getsockname()[1] for s in deads]
+            # Long enough that the healthy callback's wait below is
+            # clearly shorter; the backoff keeps retries out of the test.
+            timeout = round(5 * slow_factor())
+            d = self.daemon(allow=[self.rx.url("/hooks")] + urls, timeout_seconds=timeout, concurrency=4,
+                            backoff_ms=600000, max_backoff_ms=600000)
+            # One callback each first: every dead receiver has an attempt
+            # in the first round (with all at once, one could take two
+            # slots and another none, and stay unknown, not unanswering).
+            first = [d.submit(dict(echo(30 + i), callback_url=u)) for i, u in enumerate(urls)]
+            for r in first:
+                self.assertEqual(r.status, 202, r)
+                d.wait_final(r.body["id"])
+            deadline = time.monotonic() + 10 * slow_factor()
+            while d.metric("edgecd_callbacks_in_flight") < 4:
+                self.assertLess(time.monotonic(), deadline, "the dead receivers' first POSTs did not start")
+                time.sleep(0.05)
+            more = [d.submit(dict(echo(40 + 4 * i + j), callback_url=u))
+                    for i in range(2) for j, u in enumerate(urls)]
+            for r in more:
+                self.assertEqual(r.status, 202, r)
+                d.wait_final(r.body["id"])
+            stuck = first + more
+            # The first round times out: all four are unanswering, and
+            # their next callbacks start.
+            deadline = time.monotonic() + timeout + 10 * slow_factor()
+            while any(d.get_job(r.body["id"])["callback"]["attempts"] < 1 for r in first):
+                self.assertLess(time.monotonic(), deadline, "the first attempts did not time out")
+                time.sleep(0.05)
+            while d.metric("edgecd_callbacks_in_flight") < 3:
+                self.assertLess(time.monotonic(), deadline, "the dead receivers' retries did not start")
+                time.sleep(0.05)
+            r = d.submit(dict(echo(49), callback_url=self.rx.url("/hooks/live")), wait="true")
+            self.assertEqual(r.status, 200, r)
+            self.rx.wait_posts("/hooks/live", 1, timeout=2)         # times slow_factor()
+            self.wait_callback(d, r.body["id"], "delivered")
+            # ...while the dead ones' second round is still in flight.
+            self.assertEqual(d.metric("edgecd_callbacks_in_flight"), 3)
+            attempts = [d.get_job(x.body["id"])["callback"]["attempts"] for x in stuck]
+            self.assertEqual(sum(attempts), 4, attempts)
             rc, _ = d.terminate()
             self.assertEqual(rc, 0)
         finally:
