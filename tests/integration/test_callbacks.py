@@ -13,6 +13,7 @@ callback is pending.
 The receivers are real HTTP servers in this process (http.server on
 127.0.0.1, one thread each); their behaviour is set per path."""
 
+import contextlib
 import email.utils
 import hashlib
 import hmac
@@ -186,6 +187,24 @@ def thread_cpu(pid, name):
             continue
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     raise AssertionError("no thread %s in %d" % (name, pid))
+
+
+@contextlib.contextmanager
+def dead_receivers(n):
+    """n receivers that take connections and never answer: listening
+    sockets nobody accepts on (closed at the end; closing one early resets
+    the connections waiting on it)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            s.listen(64)
+            socks.append(s)
+        yield socks
+    finally:
+        for s in socks:
+            s.close()
 
 
 class CallbackBase(unittest.TestCase):
@@ -467,10 +486,7 @@ class TestCallbacks(CallbackBase):
 
     def test_dead_receiver_does_not_delay_others(self):
         # A receiver that takes connections and never answers.
-        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        dead.bind(("127.0.0.1", 0))
-        dead.listen(16)
-        try:
+        with dead_receivers(1) as (dead,):
             dport = dead.getsockname()[1]
             d = self.daemon(allow=[self.rx.url("/hooks"), "http://127.0.0.1:%d/" % dport],
                             timeout_seconds=600, concurrency=2)
@@ -487,18 +503,13 @@ class TestCallbacks(CallbackBase):
             for r in stuck:
                 c = d.get_job(r.body["id"])["callback"]
                 self.assertEqual((c["state"], c["attempts"]), ("pending", 0), c)
-        finally:
-            dead.close()
 
     def test_dead_receiver_does_not_delay_other_callbacks(self):
         # Two delivery slots, two callbacks to a receiver that accepts and
         # never answers (each could hold a slot for timeout_seconds), then
         # one to a healthy receiver: it goes at once, in the slot the dead
         # receiver may not take.
-        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        dead.bind(("127.0.0.1", 0))
-        dead.listen(16)
-        try:
+        with dead_receivers(1) as (dead,):
             dport = dead.getsockname()[1]
             d = self.daemon(allow=[self.rx.url("/hooks"), "http://127.0.0.1:%d/" % dport],
                             timeout_seconds=600, concurrency=2)
@@ -518,21 +529,13 @@ class TestCallbacks(CallbackBase):
             # A stop does not wait for them (they stay pending on disk).
             rc, _ = d.terminate()
             self.assertEqual(rc, 0)
-        finally:
-            dead.close()
 
     def test_two_dead_receivers_do_not_hold_every_slot(self):
         # Four delivery slots, two receivers that accept and never answer,
         # three callbacks each: at half the slots each they held all four
         # for timeout_seconds, and a healthy receiver waited that long.
         # The last free slot is kept from a receiver with one in flight.
-        deads = []
-        try:
-            for _ in range(2):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                s.bind(("127.0.0.1", 0))
-                s.listen(16)
-                deads.append(s)
+        with dead_receivers(2) as deads:
             ports = [s.getsockname()[1] for s in deads]
             d = self.daemon(allow=[self.rx.url("/hooks")] + ["http://127.0.0.1:%d/" % p for p in ports],
                             timeout_seconds=600, concurrency=4)
@@ -553,9 +556,6 @@ class TestCallbacks(CallbackBase):
             self.assertEqual(d.metric("edgecd_callbacks_in_flight"), 3)
             rc, _ = d.terminate()
             self.assertEqual(rc, 0)
-        finally:
-            for s in deads:
-                s.close()
 
     def test_four_dead_receivers_do_not_hold_every_slot(self):
         # Four delivery slots, four receivers that accept and never answer,
@@ -563,13 +563,7 @@ class TestCallbacks(CallbackBase):
         # after round, and a healthy receiver waited.  Once their first
         # attempts time out they are unanswering, and those share three
         # slots at most: the fourth is for the healthy one.
-        deads = []
-        try:
-            for _ in range(4):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                s.bind(("127.0.0.1", 0))
-                s.listen(16)
-                deads.append(s)
+        with dead_receivers(4) as deads:
             urls = ["http://127.0.0.1:%d/x" % s.getsockname()[1] for s in deads]
             # Long enough that the healthy callback's wait below is
             # clearly shorter; the backoff keeps retries out of the test.
@@ -612,19 +606,13 @@ class TestCallbacks(CallbackBase):
             self.assertEqual(sum(attempts), 4, attempts)
             rc, _ = d.terminate()
             self.assertEqual(rc, 0)
-        finally:
-            for s in deads:
-                s.close()
 
     def test_dead_receivers_backlog_does_not_delay_others(self):
         # Forty callbacks to a receiver that accepts and never answers: one
         # in flight, the rest held back by its cap, more of them than one
         # look at the queue reads page by page.  Then one to a healthy
         # receiver, whose job ended last: it goes at once all the same.
-        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        dead.bind(("127.0.0.1", 0))
-        dead.listen(64)
-        try:
+        with dead_receivers(1) as (dead,):
             dport = dead.getsockname()[1]
             d = self.daemon(allow=[self.rx.url("/hooks"), "http://127.0.0.1:%d/" % dport],
                             timeout_seconds=600, concurrency=2)
@@ -642,8 +630,6 @@ class TestCallbacks(CallbackBase):
             self.assertEqual({(c["state"], c["attempts"]) for c in pending}, {("pending", 0)})
             rc, _ = d.terminate()
             self.assertEqual(rc, 0)
-        finally:
-            dead.close()
 
     def test_a_dead_receivers_backlog_is_capped(self):
         # A job whose callback is pending is never pruned: a receiver that
@@ -651,11 +637,7 @@ class TestCallbacks(CallbackBase):
         # callbacks pending to one receiver (queued, running or ended),
         # a submit with a callback to it is 429; others go on, and once
         # its callbacks fail it is taken again.
-        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        dead.bind(("127.0.0.1", 0))
-        dead.listen(16)
-        closed = False
-        try:
+        with dead_receivers(1) as (dead,):
             durl = "http://127.0.0.1:%d/x" % dead.getsockname()[1]
             d = self.daemon(allow=[self.rx.url("/hooks"), durl], timeout_seconds=600, max_attempts=1,
                             max_pending=3)
@@ -689,16 +671,12 @@ class TestCallbacks(CallbackBase):
             # The receiver goes away: its callbacks fail (one attempt
             # each), and it is taken again.
             dead.close()
-            closed = True
             for s in stuck:
                 self.wait_callback(d, s.body["id"], "failed")
             r = d.submit(dict(echo(9), callback_url=durl))
             self.assertEqual(r.status, 202, r)
             rc, _ = d.terminate()
             self.assertEqual(rc, 0)
-        finally:
-            if not closed:
-                dead.close()
 
     def test_dead_receivers_long_backlog_costs_little_cpu(self):
         # 100,000 callbacks pending to a receiver that accepts and never
@@ -706,10 +684,7 @@ class TestCallbacks(CallbackBase):
         # over their index entries (~10-20 ms here): jobs ending with
         # callbacks to that receiver do not look (theirs cannot start),
         # and those to a live receiver look at most a tenth of the time.
-        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        dead.bind(("127.0.0.1", 0))
-        dead.listen(64)
-        try:
+        with dead_receivers(1) as (dead,):
             durl = "http://127.0.0.1:%d/x" % dead.getsockname()[1]
             d = self.daemon(allow=[self.rx.url("/hooks"), durl], timeout_seconds=600, concurrency=2,
                             max_pending=200000)
@@ -748,8 +723,6 @@ class TestCallbacks(CallbackBase):
             self.assertLess(cpu / secs, 0.25, "share of a CPU for looks past the dead receiver's backlog")
             rc, _ = d.terminate()
             self.assertEqual(rc, 0)
-        finally:
-            dead.close()
 
     def test_slow_name_lookup_blocks_nothing(self):
         # A name whose lookup hangs (an LD_PRELOAD shim makes getaddrinfo
