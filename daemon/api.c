@@ -707,7 +707,8 @@ static void reply_reject(struct http_request *req, const struct reject *rj)
 /* Check one submission and make its live job and record (queued, with its
  * parameters as compact text).  0, or -1 with *rj filled. */
 static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t raw_len, const char *user,
-                       struct job **ret_job, struct job_record *rec, struct reject *rj)
+                       struct callback_tally *tally, struct job **ret_job, struct job_record *rec,
+                       struct reject *rj)
 {
         const struct config *cfg = a->d.cfg;
         struct submit sub = { 0 };
@@ -757,7 +758,7 @@ static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t
                 reject_err(rj, &err, "algorithm_unavailable");
                 return -1;
         }
-        if (sub.callback_url && callbacks_admit(cfg, a->d.store, sub.callback_url, &err) < 0) {
+        if (sub.callback_url && callbacks_admit(cfg, a->d.store, sub.callback_url, tally, &err) < 0) {
                 manifest_unref(m);
                 metrics_job_rejected("callback_backlog");
                 err_set_field(&err, "/callback_url");
@@ -1172,7 +1173,7 @@ static void handle_submit(struct http_request *req, void *ctx)
         struct reject rj;
         struct job *j = NULL;
         struct job_record rec;
-        if (prepare_job(a, doc, raw, raw_len, http_user(req), &j, &rec, &rj) < 0) {
+        if (prepare_job(a, doc, raw, raw_len, http_user(req), NULL, &j, &rec, &rj) < 0) {
                 reply_reject(req, &rj);
                 return;
         }
@@ -1283,12 +1284,16 @@ static void handle_batch(struct http_request *req, void *ctx)
         b->item_of = xcalloc(n, sizeof *b->item_of);
         w = wait_for(a, req);
         w->batch = b;
-        /* Each item on its own; the good ones share one transaction. */
+        /* Each item on its own; the good ones share one transaction.  A
+         * receiver's backlog counts the items taken before (none is in the
+         * store yet), read from the store once per receiver. */
+        struct callback_tally tally = { 0 };
         for (size_t i = 0; i < n; i++) {
                 struct reject rj;
                 struct err err = ERR_INIT;
                 json_array_append_new(b->answers, json_null());
-                if (prepare_job(a, json_array_get(list, i), NULL, 0, http_user(req), &b->jobs[i], &b->recs[i], &rj) == 0 &&
+                if (prepare_job(a, json_array_get(list, i), NULL, 0, http_user(req), &tally, &b->jobs[i],
+                                &b->recs[i], &rj) == 0 &&
                     reserve(a, &err) < 0) {
                         metrics_job_rejected(err.code == ERR_BUSY ? "queue_full" : "unavailable");
                         reject_err(&rj, &err, err.code == ERR_UNAVAILABLE ? "shutting_down" : NULL);
@@ -1305,9 +1310,11 @@ static void handle_batch(struct http_request *req, void *ctx)
                         json_array_set_new(b->answers, i, reject_json(&rj));
                         continue;
                 }
+                callbacks_taken(&tally, b->jobs[i]->callback_url);
                 b->items[b->nitems] = (struct store_item){ .rec = &b->recs[i] };
                 b->item_of[b->nitems++] = i;
         }
+        callback_tally_clear(&tally);
         if (!b->nitems) {
                 json_t *o = json_pack("{s:O}", "jobs", b->answers);
                 if (b->retry_after)

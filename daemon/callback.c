@@ -24,21 +24,55 @@ static const struct curl_api *cu;
 
 /* ---- admission ---- */
 
-int callbacks_admit(const struct config *cfg, struct store *store, const char *url, struct err *err)
+static struct callback_backlog *tally_find(struct callback_tally *t, const char *dest)
+{
+        for (size_t i = 0; t && i < t->n; i++)
+                if (!strcmp(t->v[i].dest, dest))
+                        return &t->v[i];
+        return NULL;
+}
+
+int callbacks_admit(const struct config *cfg, struct store *store, const char *url, struct callback_tally *tally,
+                    struct err *err)
 {
         char dest[CALLBACK_DEST_MAX];
         if (!callback_url_dest(url, dest, sizeof dest))
                 return 0;       /* the allowlist's check refuses it */
         size_t max = (size_t)cfg->callbacks.max_pending, n = 0;
-        struct err serr = ERR_INIT;
-        if (store_callbacks_pending(store, dest, max, &n, &serr) < 0) {
-                log_warn("callbacks: the backlog of %s not counted: %s", dest, serr.msg);
-                return 0;
+        struct callback_backlog *known = tally_find(tally, dest);
+        if (known) {
+                n = known->pending;
+        } else {
+                struct err serr = ERR_INIT;
+                if (store_callbacks_pending(store, dest, max, &n, &serr) < 0) {
+                        log_warn("callbacks: the backlog of %s not counted: %s", dest, serr.msg);
+                        n = 0;
+                }
+                if (tally) {
+                        tally->v = xrealloc(tally->v, (tally->n + 1) * sizeof *tally->v);
+                        known = &tally->v[tally->n++];
+                        snprintf(known->dest, sizeof known->dest, "%s", dest);
+                        known->pending = n;
+                }
         }
         if (n >= max)
                 return err_set(err, ERR_BUSY, 0, "%zu callbacks to %s are pending (callbacks.max_pending): "
                                "submit again once some are delivered or failed", n, dest);
         return 0;
+}
+
+void callbacks_taken(struct callback_tally *tally, const char *url)
+{
+        char dest[CALLBACK_DEST_MAX];
+        struct callback_backlog *known;
+        if (url && callback_url_dest(url, dest, sizeof dest) && (known = tally_find(tally, dest)))
+                known->pending++;
+}
+
+void callback_tally_clear(struct callback_tally *tally)
+{
+        free(tally->v);
+        *tally = (struct callback_tally){ 0 };
 }
 
 /* ---- delivery ---- */

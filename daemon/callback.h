@@ -40,13 +40,32 @@
 
 /* ---- admission ---- */
 
+/* A batch's receivers' backlogs: each counted from the store once, at its
+ * first item, then kept up to date with the batch's own items as they are
+ * taken (callbacks_taken).  Its items are not in the store before the
+ * batch is committed: counted there alone, every item to a receiver one
+ * short of its cap was accepted, and each item read that receiver's
+ * backlog again (up to max_pending index entries). */
+struct callback_tally {
+        size_t n;
+        struct callback_backlog {
+                char dest[CALLBACK_DEST_MAX];
+                size_t pending;
+        } *v;
+};
+
 /* May a job with a callback to url be accepted?  Not when
  * callbacks.max_pending callbacks to its receiver are pending already
- * (jobs queued, running or ended): -1 with ERR_BUSY.  A receiver that
- * never answers would otherwise grow the store without end, since a job
- * whose callback is pending is never pruned.  A store that cannot be read
- * admits (the commit after meets its trouble and says so). */
-int callbacks_admit(const struct config *cfg, struct store *store, const char *url, struct err *err);
+ * (jobs queued, running or ended; with tally, a batch's items taken
+ * before it too): -1 with ERR_BUSY.  A receiver that never answers would
+ * otherwise grow the store without end, since a job whose callback is
+ * pending is never pruned.  A store that cannot be read admits (logged).
+ * tally may be NULL (a single submit). */
+int callbacks_admit(const struct config *cfg, struct store *store, const char *url, struct callback_tally *tally,
+                    struct err *err);
+/* A job with a callback to url, admitted with tally, was taken. */
+void callbacks_taken(struct callback_tally *tally, const char *url);
+void callback_tally_clear(struct callback_tally *tally);
 
 /* ---- delivery ---- */
 

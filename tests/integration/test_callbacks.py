@@ -678,6 +678,40 @@ class TestCallbacks(CallbackBase):
             rc, _ = d.terminate()
             self.assertEqual(rc, 0)
 
+    def test_a_batch_stops_at_the_cap_by_its_own_items(self):
+        # A batch's items are not in the store before it is committed:
+        # counted there alone, every item to a receiver under its cap was
+        # accepted (20 of 20 with max_pending 3).  Its own items taken
+        # before count: 2 pending, 1 more is taken, the rest 429; other
+        # receivers' items are not held back by them, and an item refused
+        # for another reason does not count.
+        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        dead.bind(("127.0.0.1", 0))
+        dead.listen(16)
+        try:
+            durl = "http://127.0.0.1:%d/x" % dead.getsockname()[1]
+            d = self.daemon(allow=[self.rx.url("/hooks"), durl], timeout_seconds=600, max_attempts=1,
+                            max_pending=3)
+            for i in range(2):
+                r = d.submit(dict(echo(i), callback_url=durl))
+                self.assertEqual(r.status, 202, r)
+            bad = dict(echo(2), callback_url=durl, priority="urgent")
+            jobs = [bad] + [dict(echo(3 + i), callback_url=durl) for i in range(20)]
+            jobs.insert(5, dict(echo(40), callback_url=self.rx.url("/hooks/b")))
+            r = d.req("POST", "/v1/jobs/batch", {"jobs": jobs})
+            self.assertEqual(r.status, 200, r)
+            got = [x["status"] for x in r.body["jobs"]]
+            self.assertEqual(got, [400, 202] + [429] * 3 + [202] + [429] * 16, r)
+            self.assertEqual({x["error"]["code"] for x in r.body["jobs"] if x["status"] == 429},
+                             {"callback_backlog"}, r)
+            self.assertEqual(d.metric("edgecd_jobs_rejected_total", {"reason": "callback_backlog"}), 19)
+            r = d.submit(dict(echo(99), callback_url=durl))
+            check_error(r, 429, "callback_backlog")
+            rc, _ = d.terminate()
+            self.assertEqual(rc, 0)
+        finally:
+            dead.close()
+
     def test_dead_receivers_long_backlog_costs_little_cpu(self):
         # 100,000 callbacks pending to a receiver that accepts and never
         # answers (one in flight, at its cap).  A look at the queue passes
