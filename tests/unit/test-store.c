@@ -145,6 +145,24 @@ static void sqlite_set_schema_version(const char *state_dir, int64_t version)
         ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
 }
 
+/* EXPLAIN QUERY PLAN of sql, its details one a line. */
+static char *sqlite_plan(const char *state_dir, const char *sql)
+{
+        sqlite3 *db = sqlite_open_db(state_dir);
+        char *q = xasprintf("EXPLAIN QUERY PLAN %s", sql), *plan = xstrdup("");
+        sqlite3_stmt *st = NULL;
+        ck_assert_msg(sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK, "%s: %s", q, sqlite3_errmsg(db));
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                char *more = xasprintf("%s%s\n", plan, (const char *)sqlite3_column_text(st, 3));
+                free(plan);
+                plan = more;
+        }
+        sqlite3_finalize(st);
+        free(q);
+        ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+        return plan;
+}
+
 /* A file size limit of 4 kB: every commit fails with EFBIG as on a full
  * disk (a WAL frame never fits below it).  Check's assertions write to a
  * message file too, so none may run until writes are mended: these hooks
@@ -3522,6 +3540,15 @@ START_TEST(test_migrate_v3)
         const char *live[] = { "https://live.example:443" };
         ck_assert_uint_eq(due_except(&f, d, 8, live, 1), 1);
         ck_assert_str_eq(d[0].id, a.id);
+        /* Schema 6: the pending callbacks kept from version 3, whatever
+         * their job's status, count against their receiver's cap, by the
+         * index the migration made (a submit runs this count). */
+        ck_assert_uint_eq(pending_to(&f, "http://dead.example:8080", 100), 1);
+        ck_assert_uint_eq(pending_to(&f, "https://live.example:443", 100), 2);
+        char *plan = sqlite_plan(f.dir, "SELECT count(*) FROM (SELECT 1 FROM jobs "
+                                 "WHERE cb_state = 0 AND cb_dest = ?1 LIMIT ?2)");
+        ck_assert_msg(strstr(plan, "USING INDEX jobs_callbacks_by_dest (cb_dest=?)"), "%s", plan);
+        free(plan);
         record_clear(&a);
         record_clear(&b);
         record_clear(&q);
