@@ -685,10 +685,7 @@ class TestCallbacks(CallbackBase):
         # before count: 2 pending, 1 more is taken, the rest 429; other
         # receivers' items are not held back by them, and an item refused
         # for another reason does not count.
-        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        dead.bind(("127.0.0.1", 0))
-        dead.listen(16)
-        try:
+        with dead_receivers(1) as (dead,):
             durl = "http://127.0.0.1:%d/x" % dead.getsockname()[1]
             d = self.daemon(allow=[self.rx.url("/hooks"), durl], timeout_seconds=600, max_attempts=1,
                             max_pending=3)
@@ -709,8 +706,6 @@ class TestCallbacks(CallbackBase):
             check_error(r, 429, "callback_backlog")
             rc, _ = d.terminate()
             self.assertEqual(rc, 0)
-        finally:
-            dead.close()
 
     def test_dead_receivers_long_backlog_costs_little_cpu(self):
         # 100,000 callbacks pending to a receiver that accepts and never
