@@ -31,6 +31,10 @@ struct proc_exit {
         enum proc_wait_status status;
         int exit_code;    /* WAIT_EXITED */
         int signal;       /* WAIT_SIGNALED */
+        /* WAIT_SIGNALED read from a runtime's exit status 128+N (a runtime
+         * run in the foreground): a process that exited with that status
+         * (exit_code) by itself reads the same. */
+        bool from_status;
 };
 
 /* A child and its pidfd, kept together from the moment the pid is known, so

@@ -200,21 +200,35 @@ enum job_error result_classify(const struct outcome *o, const char *output_dir,
                 return fail(JOB_ERR_CANCELLED, ret_message, xstrdup("cancelled while running"));
         case WAIT_TIMEOUT:
                 return fail(JOB_ERR_TIMEOUT, ret_message, xstrdup("did not finish within its time limit"));
-        case WAIT_SIGNALED:
-                if (x->signal == SIGSYS)
-                        return fail(JOB_ERR_SANDBOX_VIOLATION, ret_message,
-                                    xstrdup("killed by seccomp: forbidden system call"));
-                /* Nobody else sends a SIGKILL (a timeout or cancel is told
-                         * apart above): at the memory limit it is the OOM killer,
-                         * when the kernel kept no count of it (cgroup v1, the
-                         * container's cgroup gone with its runtime). */
-                if (o->oom_killed || (!o->oom_known && x->signal == SIGKILL && o->limit_hit))
-                        return fail(JOB_ERR_OUT_OF_MEMORY, ret_message,
-                                    xstrdup("killed by the kernel: out of memory (memory limit reached)"));
-                {
+        case WAIT_SIGNALED: {
+                enum job_error e;
+                _cleanup_free_ char *what = NULL;
+                if (x->signal == SIGSYS) {
+                        e = JOB_ERR_SANDBOX_VIOLATION;
+                        what = xstrdup("killed by seccomp: forbidden system call");
+                } else if (o->oom_killed || (!o->oom_known && x->signal == SIGKILL && o->limit_hit)) {
+                        /* Nobody else sends a SIGKILL (a timeout or cancel is
+                         * told apart above): at the memory limit it is the OOM
+                         * killer, when the kernel kept no count of it (cgroup
+                         * v1, the container's cgroup gone with its runtime). */
+                        e = JOB_ERR_OUT_OF_MEMORY;
+                        what = xstrdup("killed by the kernel: out of memory (memory limit reached)");
+                } else {
                         _cleanup_free_ char *name = signal_name(x->signal);
-                        return fail(JOB_ERR_ALGORITHM_FAILED, ret_message, xasprintf("killed by signal %s", name));
+                        e = JOB_ERR_ALGORITHM_FAILED;
+                        what = xasprintf("killed by signal %s", name);
                 }
+                if (!x->from_status)
+                        return fail(e, ret_message, TAKE_PTR(what));
+                /* The runtime said 128+N: an algorithm that exited with
+                 * that status itself (a shell passing on a child's, or its
+                 * own choice) reads the same, so say both, with the output
+                 * tail an exit would have had. */
+                _cleanup_free_ char *tail = trim_tail(o->stderr_tail);
+                return fail(e, ret_message,
+                            tail ? xasprintf("%s (or exited with status %d): %s", what, x->exit_code, tail)
+                                 : xasprintf("%s (or exited with status %d)", what, x->exit_code));
+        }
         case WAIT_EXITED:
                 break;
         }

@@ -321,7 +321,8 @@ static int cli_attached_end(const struct runtime *rt, const char *id, const char
         /* 128+N: killed by signal N, in runc (utils.ExitStatus), crun and
          * youki alike; a process that exits 128+N by itself reads the same. */
         if (x->exit_code > 128 && x->exit_code < 128 + 65)
-                *ret = (struct proc_exit){ .status = WAIT_SIGNALED, .signal = x->exit_code - 128 };
+                *ret = (struct proc_exit){ .status = WAIT_SIGNALED, .signal = x->exit_code - 128,
+                                           .exit_code = x->exit_code, .from_status = true };
         else
                 *ret = *x;
         return 0;

@@ -266,3 +266,46 @@ class PidsCeiling(HostileCase):
         n = job["result"]["forked"]
         self.assertTrue(0 < n < 8, "forked %d children under max_pids 8 (the manifest asks for 64)" % n)
         self.assertHostUnchanged(job)
+
+
+@quick
+class ExitStatusOver128(HostileCase):
+    """A runtime run in the foreground (runc, crun) exits 128+N for a
+    container killed by signal N, and with the same status for an algorithm
+    that exited with it itself.  The job must not drop what an exit has:
+    the status, and the line the algorithm printed (README: "its message
+    includes the exit status and the tail of the output")."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="edgecd-it-exit128-")
+        os.chmod(cls.tmp, 0o755)
+        copy_plugin("t_echo", os.path.join(cls.tmp, "t_echo"))
+        for status in (139, 159):
+            path = copy_plugin("t_exit", os.path.join(cls.tmp, "t_exit%d" % status), name="t_exit%d" % status)
+            with open(path) as f:
+                text = f.read()
+            with open(path, "w") as f:
+                f.write(text.replace('"exit", "3"]', '"exit", "%d"]' % status))
+        cls.d = Daemon(cls.__name__, plugins=cls.tmp, config={"workers": 2}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_exit_status_and_output_are_kept(self):
+        for status in (139, 159):
+            with self.subTest(status=status):
+                job = self.d.run_job({"algorithm": "t_exit%d" % status})
+                self.assertEqual(job["status"], "failed", job)
+                msg = job["error"]["message"]
+                self.assertIn(str(status), msg, job)
+                self.assertIn("failing on purpose with status %d" % status, msg, job)
+                if job["error"]["code"] != "algorithm_failed":
+                    # Only where the runtime cannot tell an exit from a
+                    # signal; the message then says it may be either.
+                    self.assertIn("or exited with status %d" % status, msg, job)
+        self.assertHostUnchanged(job)
