@@ -1,6 +1,8 @@
 /* http.c - requests to the daemon over libcurl (see http.h). */
 #include "http.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -202,9 +204,123 @@ static void defang_tree(json_t *j, int depth)
         }
 }
 
+static int hex4(const char *s, size_t left)
+{
+        if (left < 4)
+                return -1;
+        int v = 0;
+        for (int i = 0; i < 4; i++) {
+                char c = s[i];
+                int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+                if (d < 0)
+                        return -1;
+                v = v * 16 + d;
+        }
+        return v;
+}
+
+/* A copy of JSON text with what the daemon passes on from a result (any
+ * valid JSON) but jansson cannot hold made holdable: \u0000 and an
+ * unpaired surrogate escape become \ufffd, an integer past 64 bits a real,
+ * a number past a double's range null.  NULL when nothing needed it (or
+ * out of memory). */
+static char *holdable_copy(const char *t, size_t len, size_t *ret_len)
+{
+        char *out = malloc(len * 2 + 8);
+        if (!out)
+                return NULL;
+        size_t o = 0;
+        bool in = false, changed = false;
+        for (size_t i = 0; i < len;) {
+                char c = t[i];
+                if (in && c == '\\' && i + 1 < len) {
+                        int v = t[i + 1] == 'u' ? hex4(t + i + 2, len - i - 2) : -1;
+                        bool pair = v >= 0xD800 && v <= 0xDBFF && i + 11 < len && t[i + 6] == '\\' &&
+                                    t[i + 7] == 'u' && hex4(t + i + 8, len - i - 8) >= 0xDC00 &&
+                                    hex4(t + i + 8, len - i - 8) <= 0xDFFF;
+                        size_t n = v < 0 ? 2 : pair ? 12 : 6;
+                        if (v == 0 || (v >= 0xD800 && v <= 0xDFFF && !pair)) {
+                                memcpy(out + o, "\\ufffd", 6);
+                                o += 6;
+                                changed = true;
+                        } else {
+                                memcpy(out + o, t + i, n);
+                                o += n;
+                        }
+                        i += n;
+                        continue;
+                }
+                if (c == '"')
+                        in = !in;
+                if (!in && (c == '-' || (c >= '0' && c <= '9'))) {
+                        size_t n = strspn(t + i, "+-0123456789.eE");
+                        if (n > len - i)
+                                n = len - i;
+                        char *num = strndup(t + i, n);
+                        if (!num) {
+                                free(out);
+                                return NULL;
+                        }
+                        bool real = strpbrk(num, ".eE") != NULL;
+                        errno = 0;
+                        if (!real)
+                                (void)strtoll(num, NULL, 10);
+                        bool int_over = !real && errno == ERANGE;
+                        errno = 0;
+                        double d = strtod(num, NULL);
+                        bool over = errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL);
+                        free(num);
+                        if (over) {
+                                memcpy(out + o, "null", 4);
+                                o += 4;
+                                changed = true;
+                        } else {
+                                memcpy(out + o, t + i, n);
+                                o += n;
+                                if (int_over) {
+                                        memcpy(out + o, ".0", 2);
+                                        o += 2;
+                                        changed = true;
+                                }
+                        }
+                        i += n;
+                        continue;
+                }
+                out[o++] = c;
+                i++;
+        }
+        if (!changed) {
+                free(out);
+                return NULL;
+        }
+        *ret_len = o;
+        return out;
+}
+
+/* json_loadb of a daemon's answer; one holding what jansson cannot hold is
+ * read from holdable_copy, saying so on stderr. */
+static json_t *load_answer(const char *text, size_t len, json_error_t *e)
+{
+        json_t *j = json_loadb(text, len, JSON_DECODE_ANY, e);
+        if (j)
+                return j;
+        size_t n = 0;
+        char *copy = holdable_copy(text, len, &n);
+        if (!copy)
+                return NULL;
+        j = json_loadb(copy, n, JSON_DECODE_ANY, NULL);
+        free(copy);
+        if (j)
+                fprintf(stderr, "edgecdctl: the answer holds values this client cannot show as they are "
+                                "(\\u0000, an unpaired surrogate, a number out of range): shown replaced; "
+                                "the daemon's own text is unchanged\n");
+        return j;
+}
+
 json_t *json_defanged(const char *text, size_t len)
 {
-        json_t *j = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+        json_t *j = load_answer(text, len, NULL);
         defang_tree(j, 0);
         return j;
 }
@@ -212,7 +328,7 @@ json_t *json_defanged(const char *text, size_t len)
 json_t *reply_json(const struct reply *r)
 {
         json_error_t e;
-        json_t *j = json_loadb(r->body ? r->body : "", r->len, JSON_DECODE_ANY, &e);
+        json_t *j = load_answer(r->body ? r->body : "", r->len, &e);
         if (!j)
                 fprintf(stderr, "edgecdctl: the server's answer (HTTP %ld) is not JSON (line %d, column %d)\n",
                         r->status, e.line, e.column);

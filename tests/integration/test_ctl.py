@@ -361,6 +361,46 @@ class CtlUnix(unittest.TestCase):
         self.assertEqual(r.returncode, 4, r.stderr)
 
 
+@unittest.skipUnless(os.path.exists(CTL), "skipped: %s not built" % CTL)
+class CtlUnusualResult(unittest.TestCase):
+    """A result is any valid JSON the algorithm wrote, kept as text: a
+    \\u0000, an unpaired surrogate escape, a number past a double or past
+    64 bits.  jansson holds none of them; edgecdctl must still show the job
+    (it once said "the server's answer (HTTP 200) is not JSON" and exited
+    4, "no answer or 5xx", for a job that had succeeded)."""
+
+    RAW = '["\\u0000","\\ud800",1e400,123456789012345678901234567890,"\\ud83d\\ude00"]'
+
+    def test_show_and_wait_on_a_result_jansson_cannot_hold(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-ctlraw-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        path = harness.copy_plugin("t_invalid", os.path.join(tmp, "t_raw"), name="t_raw")
+        with open(path) as f:
+            text = f.read()
+        line = "command: [\"/bin/testkit\", \"raw\", '%s']" % self.RAW
+        text, n = re.subn(r'(?m)^command: .*$', lambda m: line, text)
+        self.assertEqual(n, 1, text)
+        with open(path, "w") as f:
+            f.write(text)
+        d = Daemon("ctlraw", plugins=tmp)
+        self.addCleanup(d.stop)
+        d.start()
+        job = d.run_job({"algorithm": "t_raw"})
+        self.assertEqual(job["status"], "succeeded", job)
+        r = ctl("show", job["id"], url=url_of(d))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^status:\s+succeeded$")
+        self.assertIn("shown replaced", r.stderr)
+        r = ctl("--json", "show", job["id"], url=url_of(d))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # --json prints the daemon's own text, unchanged.
+        self.assertEqual(json.loads(r.stdout)["result"],
+                         ["\x00", "\ud800", float("inf"), 123456789012345678901234567890, "\U0001F600"])
+        r = ctl("submit", "t_raw", "--wait", url=url_of(d))
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+
 TOKEN = "ctl-test-token-0123456789abcdef"
 READER = "ctl-reader-token-0123456789abcd"
 

@@ -228,6 +228,17 @@ static int mode_sleep(void)
         return 0;
 }
 
+/* result.json is argv[2], byte for byte (a manifest's command holds it). */
+static int mode_raw(int argc, char **argv)
+{
+        if (argc < 3)
+                plugin_die(EXIT_BAD_INPUT, "raw: usage: testkit raw TEXT");
+        out_open_result(&out);
+        out_puts(&out, argv[2]);
+        out_commit(&out);
+        return 0;
+}
+
 static int mode_invalid(void)
 {
         out_open_result(&out);
@@ -1811,6 +1822,8 @@ int main(int argc, char **argv)
                 return mode_echo(argc, argv);
         if (strcmp(mode, "exit") == 0)
                 return mode_exit(argc, argv);
+        if (strcmp(mode, "raw") == 0)
+                return mode_raw(argc, argv);
         if (strcmp(mode, "sleep") == 0)
                 return mode_sleep();
         if (strcmp(mode, "noresult") == 0)
