@@ -155,13 +155,16 @@ char *runtime_cli_parse_version(const char *output)
 
 /* ---- calls ---- */
 
-static int run(const struct runtime *rt, char **argv, int out_fd, struct spawn_result *res, struct err *err)
+/* oom_first: it makes a container (spawn_request). */
+static int run(const struct runtime *rt, char **argv, int out_fd, bool oom_first, struct spawn_result *res,
+               struct err *err)
 {
         if (!argv)
                 return err_set(err, ERR_INVALID, 0, "no runtime");
         struct spawn_request req = {
                 .argv = argv, .envp = rt->env ? rt->env : (char *const *)(uintptr_t)default_env,
                 .out_fd = out_fd, .timeout_ms = rt->cli_timeout_ms > 0 ? rt->cli_timeout_ms : 30000,
+                .oom_first = oom_first,
         };
         return spawn_run(&req, res, err);
 }
@@ -173,7 +176,7 @@ static int call(const struct runtime *rt, enum runtime_cli_op op, const char *wh
 {
         _cleanup_strv_ char **argv = runtime_cli_argv(rt, op, id, NULL, NULL, sig);
         struct spawn_result res = { 0 };
-        if (run(rt, argv, -1, &res, err) < 0)
+        if (run(rt, argv, -1, false, &res, err) < 0)
                 return err_wrap(err, "%s %s `%s`", rt->name, what, id);
         int ret = 0;
         if (res.exit.status != WAIT_EXITED || res.exit.exit_code != 0) {
@@ -226,7 +229,7 @@ static int create_or_run(const struct runtime *rt, enum runtime_cli_op op, const
 
         uint64_t window = reaper_window_open();
         struct spawn_result res = { 0 };
-        int r = run(rt, argv, log_fd, &res, err);
+        int r = run(rt, argv, log_fd, true, &res, err);
         if (r < 0) {
                 reaper_window_close(window);
                 return err_wrap(err, "%s %s `%s`", rt->name, verb, id);
@@ -285,7 +288,7 @@ static int cli_run_attached(const struct runtime *rt, const char *id, const char
         _cleanup_strv_ char **argv = runtime_cli_argv(rt, CLI_RUN_ATTACHED, id, bundle, pid_file, NULL);
         struct spawn_request req = {
                 .argv = argv, .envp = rt->env ? rt->env : (char *const *)(uintptr_t)default_env,
-                .out_fd = log_fd,
+                .out_fd = log_fd, .oom_first = true,
         };
         if (spawn_start(&req, ret, err) < 0)
                 return err_wrap(err, "%s run `%s`", rt->name, id);

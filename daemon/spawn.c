@@ -142,6 +142,7 @@ struct child {
         char *const *envp;
         int out_fd;                /* >= 3 */
         const char *cwd;           /* NULL: the daemon's */
+        bool oom_first;            /* spawn_request's */
         int err;                   /* the child's: errno of what failed before its execve() */
         const char *step;          /* ...and which call that was */
 };
@@ -217,6 +218,13 @@ __attribute__((no_sanitize_address)) static int child_main(void *arg)
         c->step = "chdir";
         if (c->cwd && syscall(SYS_chdir, c->cwd) < 0)
                 goto fail;
+        if (c->oom_first) {
+                c->step = "set its oom_score_adj";
+                long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+                if (fd < 0 || syscall(SYS_write, fd, "1000", 4) != 4)
+                        goto fail;
+                syscall(SYS_close, fd);
+        }
         c->step = "unblock signals";
         uint64_t none = 0;
         if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, KERNEL_SIGSET_BYTES) < 0)
@@ -239,7 +247,7 @@ static int start(const struct spawn_request *req, int out_fd, struct pidref *ret
         if (!stack)
                 return err_errno(err, ERR_RUNTIME, "exec `%s`: a stack for the child", req->argv[0]);
         struct child c = { .argv = req->argv, .envp = req->envp ? req->envp : no_env, .out_fd = out_fd,
-                           .cwd = req->cwd };
+                           .cwd = req->cwd, .oom_first = req->oom_first };
         /* Every signal blocked across the clone (glibc's own ones too): no
          * handler may run in the child while it shares our memory. */
         uint64_t all = ~(uint64_t)0, old = 0;

@@ -24,6 +24,12 @@ struct spawn_request {
         int out_fd;             /* stdout and stderr go here; -1: captured */
         int64_t timeout_ms;     /* killed (SIGKILL) after this long */
         const char *cwd;        /* its working directory (NULL: the daemon's) */
+        /* Its oom_score_adj set to 1000 before the execve, while it has our
+         * privilege: that also makes 1000 its floor, so what it forks (a
+         * container's processes) goes first under memory pressure and
+         * cannot lower that (a runtime setting the spec's oomScoreAdj
+         * leaves the floor at 0: a job could write 0). */
+        bool oom_first;
         /* spawn_run() only: called about every watch_ms while the child
          * runs (NULL: never).  A negative return, with err set, kills the
          * child and is spawn_run()'s error (what it takes of a disk, say). */

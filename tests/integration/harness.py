@@ -77,6 +77,19 @@ def slow_factor():
     return f * float(os.environ.get("EDGECD_SLOW_FACTOR") or 1)
 
 
+def has_capability(bit):
+    """Whether this process (and so a daemon it starts) has capability
+    `bit` in its effective set (CAP_SYS_RESOURCE is 24)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> bit & 1)
+    return False
+
+
+CAP_SYS_RESOURCE = 24
+
+
 def free_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

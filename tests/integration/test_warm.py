@@ -383,6 +383,25 @@ class OneJobEach(WarmCase):
         self.assertEqual(seen(warm), seen(cold), "a warm run's sandbox differs from a cold run's")
         self.assertTrue(seen(cold)["stdin_eof"], cold)
 
+    @unittest.skipUnless(harness.has_capability(harness.CAP_SYS_RESOURCE),
+                         "skipped: no CAP_SYS_RESOURCE here (nothing can set a floor for oom_score_adj)")
+    def test_a_job_cannot_lower_its_oom_score(self):
+        # A job is at oom_score_adj 1000 (it goes first under memory
+        # pressure, not the daemon), and its floor too: the daemon sets it,
+        # with privilege, on the runtime it starts, warm or cold, whatever
+        # the runtime does with the spec's oomScoreAdj.  Where the daemon
+        # lacks CAP_SYS_RESOURCE (this CI's sandbox) no write sets a floor,
+        # and the job could write 0: the cgroup v2 VM runs this.
+        d = self.daemon("WarmOom", {"t_oomadj": 1, "t_oomadj@1.0.1": None})
+        held = self.wait_pool(d, "t_oomadj", 1)
+        warm = d.run_job({"algorithm": "t_oomadj", "version": "1.0.0"})
+        cold = d.run_job({"algorithm": "t_oomadj", "version": "1.0.1"})
+        self.assertWarm(warm, held)
+        self.assertCold(cold)
+        for job in (warm, cold):
+            self.assertEqual(job["status"], "succeeded", job)
+            self.assertEqual(job["result"], {"before": 1000, "after": 1000, "refused": True}, job)
+
     def test_concurrent_jobs_never_share(self):
         d = self.daemon("WarmShare", {"t_workspace": 2}, config={"workers": 2})
         held = self.wait_pool(d, "t_workspace", 2)
