@@ -220,11 +220,39 @@ static int hex4(const char *s, size_t left)
         return v;
 }
 
+/* jansson's parser refuses arrays and objects nested deeper than
+ * JSON_PARSER_MAX_DEPTH (2048); the daemon keeps a result of any depth. */
+#define HOLDABLE_DEPTH 2000
+
+/* Just past the array or object that opens at t[i] (len if it never closes). */
+static size_t skip_nested(const char *t, size_t len, size_t i)
+{
+        size_t depth = 0;
+        bool in = false;
+        for (; i < len; i++) {
+                char c = t[i];
+                if (in) {
+                        if (c == '\\')
+                                i++;
+                        else if (c == '"')
+                                in = false;
+                } else if (c == '"') {
+                        in = true;
+                } else if (c == '[' || c == '{') {
+                        depth++;
+                } else if ((c == ']' || c == '}') && --depth == 0) {
+                        return i + 1;
+                }
+        }
+        return len;
+}
+
 /* A copy of JSON text with what the daemon passes on from a result (any
  * valid JSON) but jansson cannot hold made holdable: \u0000 and an
  * unpaired surrogate escape become \ufffd, an integer past 64 bits a real,
- * a number past a double's range null.  NULL when nothing needed it (or
- * out of memory). */
+ * a number past a double's range null, and an array or object nested
+ * past HOLDABLE_DEPTH null.  NULL when nothing needed it (or out of
+ * memory).  The copy is at most twice as long ("[]" -> "null"). */
 static char *holdable_copy(const char *t, size_t len, size_t *ret_len)
 {
         char *out = malloc(len * 2 + 8);
@@ -232,8 +260,20 @@ static char *holdable_copy(const char *t, size_t len, size_t *ret_len)
                 return NULL;
         size_t o = 0;
         bool in = false, changed = false;
+        size_t depth = 0;
         for (size_t i = 0; i < len;) {
                 char c = t[i];
+                if (!in && (c == '[' || c == '{') && depth == HOLDABLE_DEPTH) {
+                        memcpy(out + o, "null", 4);
+                        o += 4;
+                        changed = true;
+                        i = skip_nested(t, len, i);
+                        continue;
+                }
+                if (!in && (c == '[' || c == '{'))
+                        depth++;
+                else if (!in && (c == ']' || c == '}') && depth > 0)
+                        depth--;
                 if (in && c == '\\' && i + 1 < len) {
                         int v = t[i + 1] == 'u' ? hex4(t + i + 2, len - i - 2) : -1;
                         bool pair = v >= 0xD800 && v <= 0xDBFF && i + 11 < len && t[i + 6] == '\\' &&
@@ -313,7 +353,8 @@ static json_t *load_answer(const char *text, size_t len, json_error_t *e)
         free(copy);
         if (j)
                 fprintf(stderr, "edgecdctl: the answer holds values this client cannot show as they are "
-                                "(\\u0000, an unpaired surrogate, a number out of range): shown replaced; "
+                                "(\\u0000, an unpaired surrogate, a number out of range, nesting too deep): "
+                                "shown replaced; "
                                 "the daemon's own text is unchanged\n");
         return j;
 }

@@ -13,6 +13,7 @@ import select
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 import termios
 import time
@@ -399,6 +400,37 @@ class CtlUnusualResult(unittest.TestCase):
                          ["\x00", "\ud800", float("inf"), 123456789012345678901234567890, "\U0001F600"])
         r = ctl("submit", "t_raw", "--wait", url=url_of(d))
         self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_show_a_result_nested_deeper_than_jansson_parses(self):
+        # The daemon keeps a result nested to any depth (results have no
+        # depth cap); jansson refuses past 2048 levels.
+        deep = "[" * 2100 + "1" + "]" * 2100
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 10000))    # json.loads of the job, here
+        self.addCleanup(sys.setrecursionlimit, limit)
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-ctldeep-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        path = harness.copy_plugin("t_invalid", os.path.join(tmp, "t_deep"), name="t_deep")
+        with open(path) as f:
+            text = f.read()
+        line = "command: [\"/bin/testkit\", \"raw\", '%s']" % deep
+        text, n = re.subn(r'(?m)^command: .*$', lambda m: line, text)
+        self.assertEqual(n, 1, text)
+        with open(path, "w") as f:
+            f.write(text)
+        d = Daemon("ctldeep", plugins=tmp)
+        self.addCleanup(d.stop)
+        d.start()
+        job = d.run_job({"algorithm": "t_deep"})
+        self.assertEqual(job["status"], "succeeded", job)
+        r = ctl("show", job["id"], url=url_of(d))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^status:\s+succeeded$")
+        self.assertIn("shown replaced", r.stderr)
+        r = ctl("--json", "show", job["id"], url=url_of(d))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(deep, r.stdout)
 
 
 TOKEN = "ctl-test-token-0123456789abcdef"
