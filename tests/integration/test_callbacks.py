@@ -607,6 +607,41 @@ class TestCallbacks(CallbackBase):
             rc, _ = d.terminate()
             self.assertEqual(rc, 0)
 
+    def test_a_receiver_that_missed_once_is_not_queued_behind_a_dead_ones_backlog(self):
+        # Two slots: one dead receiver with a backlog holds the unanswering
+        # share (one slot).  A live receiver whose one attempt broke off
+        # (no whole answer: unanswering) must get its retry into the other
+        # slot, which is free; it was kept from it and queued behind every
+        # row of the dead receiver's due before its retry, timeout_seconds
+        # each, while that slot sat idle.
+        with dead_receivers(1) as (dead,):
+            durl = "http://127.0.0.1:%d/x" % dead.getsockname()[1]
+            timeout = round(5 * slow_factor())
+            d = self.daemon(allow=[self.rx.url("/hooks"), durl], timeout_seconds=timeout, concurrency=2,
+                            backoff_ms=100, max_backoff_ms=100)
+            backlog = [d.submit(dict(echo(60 + i), callback_url=durl)) for i in range(4)]
+            for r in backlog:
+                self.assertEqual(r.status, 202, r)
+                d.wait_final(r.body["id"])
+            # The dead receiver's first attempt times out: it is unanswering,
+            # and its next callback holds its share (the one slot).
+            deadline = time.monotonic() + timeout + 10 * slow_factor()
+            while sum(d.get_job(r.body["id"])["callback"]["attempts"] for r in backlog) < 1:
+                self.assertLess(time.monotonic(), deadline, "the dead receiver's first attempt did not time out")
+                time.sleep(0.05)
+            while d.metric("edgecd_callbacks_in_flight") < 1:
+                self.assertLess(time.monotonic(), deadline, "the dead receiver's next attempt did not start")
+                time.sleep(0.05)
+            self.rx.plans["/hooks/blip"] = ["headcut 200"]
+            r = d.submit(dict(echo(69), callback_url=self.rx.url("/hooks/blip")), wait="true")
+            self.assertEqual(r.status, 200, r)
+            self.rx.wait_posts("/hooks/blip", 1, timeout=2)          # times slow_factor()
+            # Its retry is due 100 ms later (at most), the other slot is free.
+            self.rx.wait_posts("/hooks/blip", 2, timeout=2)          # times slow_factor()
+            self.wait_callback(d, r.body["id"], "delivered", timeout=2)
+            rc, _ = d.terminate()
+            self.assertEqual(rc, 0)
+
     def test_dead_receivers_backlog_does_not_delay_others(self):
         # Forty callbacks to a receiver that accepts and never answers: one
         # in flight, the rest held back by its cap, more of them than one
