@@ -117,6 +117,7 @@ struct slot {
 struct unanswering {
         char dest[CALLBACK_DEST_MAX];   /* "" when the entry is free */
         uint64_t noted;                 /* when noted last (c->note_clock) */
+        int64_t noted_ms;               /* ...in now_mono_ms() */
 };
 
 struct callbacks {
@@ -308,6 +309,18 @@ static struct unanswering *unanswering_find(struct callbacks *c, const char *des
         return NULL;
 }
 
+/* Is dest held to the unanswering share now?  For max_backoff_ms after
+ * its last attempt got no answer, no longer (the longest any retry waits):
+ * then it may have the last slot again, for one attempt, and is noted
+ * anew if that gets no answer either.  Else a receiver that missed once
+ * queued behind a dead one's whole backlog, timeout_seconds a row, while
+ * the last slot sat idle. */
+static bool unanswering_now(struct callbacks *c, const char *dest)
+{
+        const struct unanswering *u = unanswering_find(c, dest);
+        return u && now_mono_ms() - u->noted_ms < c->cfg->callbacks.max_backoff_ms;
+}
+
 /* The held slots to dest learn whether it is unanswering now. */
 static void mark_slots(struct callbacks *c, const char *dest, bool unanswering)
 {
@@ -348,6 +361,7 @@ static void note_answer(struct callbacks *c, const char *dest, bool answered)
                 snprintf(u->dest, sizeof u->dest, "%s", dest);
         }
         u->noted = ++c->note_clock;
+        u->noted_ms = now_mono_ms();
         mark_slots(c, dest, true);
 }
 
@@ -456,7 +470,7 @@ static bool slot_start(struct callbacks *c, struct slot *sl, const char *id)
         sl->retry_after_ms = -1;
         sl->head_done = false;
         callback_url_dest(rec.callback.url, sl->dest, sizeof sl->dest);
-        sl->unanswering = *sl->dest && unanswering_find(c, sl->dest);
+        sl->unanswering = *sl->dest && unanswering_now(c, sl->dest);
         sl->body = record_render(&rec, true, &sl->body_len);
         free(rec.result);
         rec.result = NULL;
@@ -585,13 +599,14 @@ static size_t unanswering_held(struct callbacks *c)
  * timeout_seconds at a time, and every other receiver waited.  And the
  * unanswering receivers (their last attempt got no answer) hold nslots - 1
  * slots together at most: four or more dead ones, one slot each, held
- * them all.  Not with one slot: it would never go to them. */
+ * them all (for max_backoff_ms after each one's last miss: unanswering_now).
+ * Not with one slot: it would never go to them. */
 static bool dest_capped(struct callbacks *c, const char *dest)
 {
         size_t n = dest_in_flight(c, dest);
         if (n >= c->per_dest || (n > 0 && free_slots(c) <= 1))
                 return true;
-        return c->nslots >= 2 && unanswering_held(c) >= c->nslots - 1 && unanswering_find(c, dest);
+        return c->nslots >= 2 && unanswering_held(c) >= c->nslots - 1 && unanswering_now(c, dest);
 }
 
 static struct slot *free_slot(struct callbacks *c)
@@ -704,6 +719,15 @@ static int64_t scan(struct callbacks *c)
                 if (done || n < max || !free_slot(c))
                         break;
                 skip = newly_capped && capped_dests(c) > n_capped ? 0 : skip + n;
+        }
+        /* A receiver kept from the last slot for its miss may have it
+         * once that mark runs out: a look then (nothing else wakes us
+         * for its rows, left out of this look). */
+        for (size_t i = 0; i < UNANSWERING_MAX; i++) {
+                const struct unanswering *u = &c->unanswering[i];
+                int64_t until = u->noted_ms + c->cfg->callbacks.max_backoff_ms;
+                if (*u->dest && until > mono && until < next)
+                        next = until;
         }
         return next;
 }

@@ -19,7 +19,8 @@
  * receiver with one in flight, and (with two or more) all but one at most
  * to unanswering receivers: those whose last attempt that ended got no
  * answer (a timeout, no connection; the 64 noted last are remembered,
- * until one answers).  The store is the queue (the
+ * until one answers), each for max_backoff_ms after its last miss.  The
+ * store is the queue (the
  * jobs whose callback is pending, with when each is due), so memory holds
  * those few deliveries only, however many wait, and a restart (even after
  * SIGKILL) picks up what was pending.  2xx: delivered (whatever the body
