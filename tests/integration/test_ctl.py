@@ -372,21 +372,26 @@ class CtlUnusualResult(unittest.TestCase):
 
     RAW = '["\\u0000","\\ud800",1e400,123456789012345678901234567890,"\\ud83d\\ude00"]'
 
-    def test_show_and_wait_on_a_result_jansson_cannot_hold(self):
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-ctlraw-")
+    def daemon_writing(self, name, result):
+        """A started daemon whose plugin `name` writes result as its
+        result.json, byte for byte."""
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-%s-" % name)
         self.addCleanup(shutil.rmtree, tmp, True)
         os.chmod(tmp, 0o755)
-        path = harness.copy_plugin("t_invalid", os.path.join(tmp, "t_raw"), name="t_raw")
+        path = harness.copy_plugin("t_invalid", os.path.join(tmp, name), name=name)
         with open(path) as f:
             text = f.read()
-        line = "command: [\"/bin/testkit\", \"raw\", '%s']" % self.RAW
+        line = "command: [\"/bin/testkit\", \"raw\", '%s']" % result
         text, n = re.subn(r'(?m)^command: .*$', lambda m: line, text)
         self.assertEqual(n, 1, text)
         with open(path, "w") as f:
             f.write(text)
-        d = Daemon("ctlraw", plugins=tmp)
+        d = Daemon(name, plugins=tmp)
         self.addCleanup(d.stop)
-        d.start()
+        return d.start()
+
+    def test_show_and_wait_on_a_result_jansson_cannot_hold(self):
+        d = self.daemon_writing("t_raw", self.RAW)
         job = d.run_job({"algorithm": "t_raw"})
         self.assertEqual(job["status"], "succeeded", job)
         r = ctl("show", job["id"], url=url_of(d))
@@ -408,20 +413,7 @@ class CtlUnusualResult(unittest.TestCase):
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(max(limit, 10000))    # json.loads of the job, here
         self.addCleanup(sys.setrecursionlimit, limit)
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-ctldeep-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        os.chmod(tmp, 0o755)
-        path = harness.copy_plugin("t_invalid", os.path.join(tmp, "t_deep"), name="t_deep")
-        with open(path) as f:
-            text = f.read()
-        line = "command: [\"/bin/testkit\", \"raw\", '%s']" % deep
-        text, n = re.subn(r'(?m)^command: .*$', lambda m: line, text)
-        self.assertEqual(n, 1, text)
-        with open(path, "w") as f:
-            f.write(text)
-        d = Daemon("ctldeep", plugins=tmp)
-        self.addCleanup(d.stop)
-        d.start()
+        d = self.daemon_writing("t_deep", deep)
         job = d.run_job({"algorithm": "t_deep"})
         self.assertEqual(job["status"], "succeeded", job)
         r = ctl("show", job["id"], url=url_of(d))

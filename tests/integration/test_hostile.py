@@ -237,21 +237,16 @@ class Neighbours(HostileCase):
         self.assertHostUnchanged(holder)
 
 
-@quick
-class PidsCeiling(HostileCase):
-    """A manifest's `pids` is held to the config's max_pids: the host's pid
-    space (kernel.pid_max, 32768 by default) is shared by every job and the
-    host itself, and a manifest may ask for up to 65536."""
+class OwnPluginsCase(HostileCase):
+    """A daemon on a plugins dir of the class's own (cls.tmp, made by
+    plugins_dir()), removed after it."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="edgecd-it-pidsceiling-")
+    def plugins_dir(cls, prefix):
+        cls.tmp = tempfile.mkdtemp(prefix=prefix)
         os.chmod(cls.tmp, 0o755)
         copy_plugin("t_echo", os.path.join(cls.tmp, "t_echo"))
-        copy_plugin("t_pids", os.path.join(cls.tmp, "t_manypids"), name="t_manypids", drop_resources=True,
-                    extra="resources: {pids: 64}\n")
-        config = {"workers": 2, "max_pids": 8, "defaults": {"pids": 8}}
-        cls.d = Daemon(cls.__name__, plugins=cls.tmp, config=config).start()
+        return cls.tmp
 
     @classmethod
     def tearDownClass(cls):
@@ -259,6 +254,21 @@ class PidsCeiling(HostileCase):
             super().tearDownClass()
         finally:
             shutil.rmtree(cls.tmp, ignore_errors=True)
+
+
+@quick
+class PidsCeiling(OwnPluginsCase):
+    """A manifest's `pids` is held to the config's max_pids: the host's pid
+    space (kernel.pid_max, 32768 by default) is shared by every job and the
+    host itself, and a manifest may ask for up to 65536."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.plugins_dir("edgecd-it-pidsceiling-")
+        copy_plugin("t_pids", os.path.join(cls.tmp, "t_manypids"), name="t_manypids", drop_resources=True,
+                    extra="resources: {pids: 64}\n")
+        config = {"workers": 2, "max_pids": 8, "defaults": {"pids": 8}}
+        cls.d = Daemon(cls.__name__, plugins=cls.tmp, config=config).start()
 
     def test_manifest_pids_over_max_pids_is_cut(self):
         job = self.d.run_job({"algorithm": "t_manypids"})
@@ -269,7 +279,7 @@ class PidsCeiling(HostileCase):
 
 
 @quick
-class ExitStatusOver128(HostileCase):
+class ExitStatusOver128(OwnPluginsCase):
     """A runtime run in the foreground (runc, crun) exits 128+N for a
     container killed by signal N, and with the same status for an algorithm
     that exited with it itself.  The job must not drop what an exit has:
@@ -278,9 +288,7 @@ class ExitStatusOver128(HostileCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="edgecd-it-exit128-")
-        os.chmod(cls.tmp, 0o755)
-        copy_plugin("t_echo", os.path.join(cls.tmp, "t_echo"))
+        cls.plugins_dir("edgecd-it-exit128-")
         for status in (139, 159):
             path = copy_plugin("t_exit", os.path.join(cls.tmp, "t_exit%d" % status), name="t_exit%d" % status)
             with open(path) as f:
@@ -288,13 +296,6 @@ class ExitStatusOver128(HostileCase):
             with open(path, "w") as f:
                 f.write(text.replace('"exit", "3"]', '"exit", "%d"]' % status))
         cls.d = Daemon(cls.__name__, plugins=cls.tmp, config={"workers": 2}).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def test_exit_status_and_output_are_kept(self):
         for status in (139, 159):
