@@ -247,6 +247,12 @@ static size_t skip_nested(const char *t, size_t len, size_t i)
         return len;
 }
 
+static void put(char *out, size_t *o, const char *s, size_t n)
+{
+        memcpy(out + *o, s, n);
+        *o += n;
+}
+
 /* A copy of JSON text with what the daemon passes on from a result (any
  * valid JSON) but jansson cannot hold made holdable: \u0000 and an
  * unpaired surrogate escape become \ufffd, an integer past 64 bits a real,
@@ -264,8 +270,7 @@ static char *holdable_copy(const char *t, size_t len, size_t *ret_len)
         for (size_t i = 0; i < len;) {
                 char c = t[i];
                 if (!in && (c == '[' || c == '{') && depth == HOLDABLE_DEPTH) {
-                        memcpy(out + o, "null", 4);
-                        o += 4;
+                        put(out, &o, "null", 4);
                         changed = true;
                         i = skip_nested(t, len, i);
                         continue;
@@ -276,17 +281,15 @@ static char *holdable_copy(const char *t, size_t len, size_t *ret_len)
                         depth--;
                 if (in && c == '\\' && i + 1 < len) {
                         int v = t[i + 1] == 'u' ? hex4(t + i + 2, len - i - 2) : -1;
-                        bool pair = v >= 0xD800 && v <= 0xDBFF && i + 11 < len && t[i + 6] == '\\' &&
-                                    t[i + 7] == 'u' && hex4(t + i + 8, len - i - 8) >= 0xDC00 &&
-                                    hex4(t + i + 8, len - i - 8) <= 0xDFFF;
+                        int low = v >= 0xD800 && v <= 0xDBFF && i + 11 < len && t[i + 6] == '\\' &&
+                                  t[i + 7] == 'u' ? hex4(t + i + 8, len - i - 8) : -1;
+                        bool pair = low >= 0xDC00 && low <= 0xDFFF;
                         size_t n = v < 0 ? 2 : pair ? 12 : 6;
                         if (v == 0 || (v >= 0xD800 && v <= 0xDFFF && !pair)) {
-                                memcpy(out + o, "\\ufffd", 6);
-                                o += 6;
+                                put(out, &o, "\\ufffd", 6);
                                 changed = true;
                         } else {
-                                memcpy(out + o, t + i, n);
-                                o += n;
+                                put(out, &o, t + i, n);
                         }
                         i += n;
                         continue;
@@ -312,15 +315,12 @@ static char *holdable_copy(const char *t, size_t len, size_t *ret_len)
                         bool over = errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL);
                         free(num);
                         if (over) {
-                                memcpy(out + o, "null", 4);
-                                o += 4;
+                                put(out, &o, "null", 4);
                                 changed = true;
                         } else {
-                                memcpy(out + o, t + i, n);
-                                o += n;
+                                put(out, &o, t + i, n);
                                 if (int_over) {
-                                        memcpy(out + o, ".0", 2);
-                                        o += 2;
+                                        put(out, &o, ".0", 2);
                                         changed = true;
                                 }
                         }

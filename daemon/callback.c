@@ -116,8 +116,7 @@ struct slot {
  * a whole header section: a timeout, a refused or dropped connection). */
 struct unanswering {
         char dest[CALLBACK_DEST_MAX];   /* "" when the entry is free */
-        uint64_t noted;                 /* when noted last (c->note_clock) */
-        int64_t noted_ms;               /* ...in now_mono_ms() */
+        int64_t noted_ms;               /* when noted last, now_mono_ms() */
 };
 
 struct callbacks {
@@ -144,7 +143,6 @@ struct callbacks {
         /* The delivery thread's alone (attempt_done() writes it, the slot
          * rules read it, all on that thread): no lock. */
         struct unanswering unanswering[UNANSWERING_MAX];
-        uint64_t note_clock;
         uint64_t rnd;
 };
 
@@ -353,14 +351,13 @@ static void note_answer(struct callbacks *c, const char *dest, bool answered)
                                 u = e;
                                 break;
                         }
-                        if (!u || e->noted < u->noted)
+                        if (!u || e->noted_ms < u->noted_ms)
                                 u = e;
                 }
                 if (*u->dest)
                         mark_slots(c, u->dest, false);
                 snprintf(u->dest, sizeof u->dest, "%s", dest);
         }
-        u->noted = ++c->note_clock;
         u->noted_ms = now_mono_ms();
         mark_slots(c, dest, true);
 }

@@ -390,9 +390,9 @@ class CtlUnusualResult(unittest.TestCase):
         self.addCleanup(d.stop)
         return d.start()
 
-    def test_show_and_wait_on_a_result_jansson_cannot_hold(self):
-        d = self.daemon_writing("t_raw", self.RAW)
-        job = d.run_job({"algorithm": "t_raw"})
+    def assert_shown_replaced(self, d, job):
+        """job succeeded; `show` shows it, saying what it replaced; the
+        answer of `--json show` (returned) is whole."""
         self.assertEqual(job["status"], "succeeded", job)
         r = ctl("show", job["id"], url=url_of(d))
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -400,6 +400,12 @@ class CtlUnusualResult(unittest.TestCase):
         self.assertIn("shown replaced", r.stderr)
         r = ctl("--json", "show", job["id"], url=url_of(d))
         self.assertEqual(r.returncode, 0, r.stderr)
+        return r
+
+    def test_show_and_wait_on_a_result_jansson_cannot_hold(self):
+        d = self.daemon_writing("t_raw", self.RAW)
+        job = d.run_job({"algorithm": "t_raw"})
+        r = self.assert_shown_replaced(d, job)
         # --json prints the daemon's own text, unchanged.
         self.assertEqual(json.loads(r.stdout)["result"],
                          ["\x00", "\ud800", float("inf"), 123456789012345678901234567890, "\U0001F600"])
@@ -415,13 +421,7 @@ class CtlUnusualResult(unittest.TestCase):
         self.addCleanup(sys.setrecursionlimit, limit)
         d = self.daemon_writing("t_deep", deep)
         job = d.run_job({"algorithm": "t_deep"})
-        self.assertEqual(job["status"], "succeeded", job)
-        r = ctl("show", job["id"], url=url_of(d))
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertRegex(r.stdout, r"(?m)^status:\s+succeeded$")
-        self.assertIn("shown replaced", r.stderr)
-        r = ctl("--json", "show", job["id"], url=url_of(d))
-        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.assert_shown_replaced(d, job)
         self.assertIn(deep, r.stdout)
 
 
