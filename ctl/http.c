@@ -352,10 +352,10 @@ static json_t *load_answer(const char *text, size_t len, json_error_t *e)
         j = json_loadb(copy, n, JSON_DECODE_ANY, NULL);
         free(copy);
         if (j)
-                fprintf(stderr, "edgecdctl: the answer holds values this client cannot show as they are "
+                fprintf(stderr, "edgecdctl: the answer holds values this client cannot hold as they are "
                                 "(\\u0000, an unpaired surrogate, a number out of range, nesting too deep): "
-                                "shown replaced; "
-                                "the daemon's own text is unchanged\n");
+                                "it reads them replaced; the daemon's text is unchanged, and --json "
+                                "prints it as it is\n");
         return j;
 }
 

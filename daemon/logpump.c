@@ -4,7 +4,11 @@
  * an epoll set of the pipes' read ends, so a job costs no thread of its own
  * and a warm container's idle pipe costs nothing but its fds.  Pumps are
  * found by id, never by a pointer kept in the epoll set: a pump stopped
- * and freed while its event is in flight is simply not found. */
+ * and freed while its event is in flight is simply not found.
+ * P.lock guards the list, each pump's own lock its state and file: a write
+ * to a slow disk (dirty pages throttled, a stalled NFS server) holds up
+ * that run's log and no other run's start or end.  Lock order: P.lock,
+ * then a pump's. */
 #include "logpump.h"
 
 #include <errno.h>
@@ -28,6 +32,7 @@
 #define READS_AT_STOP 64
 
 struct logpump {
+        pthread_mutex_t lock;
         uint64_t id;
         int read_fd;
         int write_fd;            /* ours too: EOF never wakes the pump (a silent run
@@ -67,6 +72,7 @@ static struct logpump *find(uint64_t id)
         return NULL;
 }
 
+/* Under P.lock: off the list, so the pump thread no longer finds it. */
 static void unregister(struct logpump *lp)
 {
         for (struct logpump **pp = &P.pumps; *pp; pp = &(*pp)->next) {
@@ -75,9 +81,6 @@ static void unregister(struct logpump *lp)
                         break;
                 }
         }
-        if (!lp->done)
-                epoll_ctl(P.epfd, EPOLL_CTL_DEL, lp->read_fd, NULL);
-        lp->done = true;
 }
 
 /* The first failure is the one said. */
@@ -111,7 +114,7 @@ static void keep_tail(struct logpump *lp, const char *buf, size_t n)
         lp->tail_len += n;
 }
 
-/* Under P.lock: copy what the pipe holds, up to `turns` reads (0: all);
+/* Under lp->lock: copy what the pipe holds, up to `turns` reads (0: all);
  * at EOF leave the epoll set. */
 static void drain(struct logpump *lp, int turns)
 {
@@ -164,15 +167,26 @@ static void *pump_main(void *arg)
                 int n = epoll_wait(P.epfd, ev, EVENTS_MAX, -1);
                 if (n < 0 && errno != EINTR)
                         break;
-                pthread_mutex_lock(&P.lock);
-                bool quit = P.quit;
+                bool quit = false;
                 for (int i = 0; i < n && !quit; i++) {
                         if (ev[i].data.u64 == 0)
                                 continue;   /* the wake-up eventfd */
-                        struct logpump *lp = find(ev[i].data.u64);
-                        if (lp && !lp->done)
+                        pthread_mutex_lock(&P.lock);
+                        quit = P.quit;
+                        struct logpump *lp = quit ? NULL : find(ev[i].data.u64);
+                        /* Taken before P.lock goes: a stop waits for this
+                         * drain before it frees the pump. */
+                        if (lp)
+                                pthread_mutex_lock(&lp->lock);
+                        pthread_mutex_unlock(&P.lock);
+                        if (!lp)
+                                continue;
+                        if (!lp->done)
                                 drain(lp, READS_PER_TURN);
+                        pthread_mutex_unlock(&lp->lock);
                 }
+                pthread_mutex_lock(&P.lock);
+                quit = quit || P.quit;
                 pthread_mutex_unlock(&P.lock);
                 if (quit)
                         break;
@@ -220,6 +234,7 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
                 return err_set(err, ERR_IO, e, "pipe");
         }
         struct logpump *lp = xcalloc(1, sizeof *lp);
+        pthread_mutex_init(&lp->lock, NULL);
         lp->read_fd = p[0];
         lp->write_fd = p[1];
         lp->path = xstrdup(path);
@@ -234,6 +249,7 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
                 pthread_mutex_unlock(&P.lock);
                 close(p[0]);
                 close(p[1]);
+                pthread_mutex_destroy(&lp->lock);
                 free(lp->path);
                 free(lp);
                 return err_set(err, ERR_IO, e, "log pump: epoll");
@@ -253,16 +269,23 @@ void logpump_stop(struct logpump *lp, bool *ret_truncated, int *ret_write_errno,
         if (!lp)
                 return;
         pthread_mutex_lock(&P.lock);
+        unregister(lp);
+        pthread_mutex_unlock(&P.lock);
+        /* Waits for a drain of the pump thread's that began before. */
+        pthread_mutex_lock(&lp->lock);
         /* The run has ended: what it wrote is in the pipe (writes to a
          * pipe are done when they return). */
         if (!lp->done)
                 drain(lp, READS_AT_STOP);
-        unregister(lp);
+        if (!lp->done)
+                epoll_ctl(P.epfd, EPOLL_CTL_DEL, lp->read_fd, NULL);
+        lp->done = true;
         if (ret_truncated)
                 *ret_truncated = lp->truncated;
         if (ret_write_errno)
                 *ret_write_errno = lp->write_errno;
-        pthread_mutex_unlock(&P.lock);
+        pthread_mutex_unlock(&lp->lock);
+        pthread_mutex_destroy(&lp->lock);
         if (ret_tail) {
                 char *t = xmalloc(lp->tail_len + 1);
                 for (size_t i = 0; i < lp->tail_len; i++)
@@ -280,7 +303,7 @@ void logpump_stop(struct logpump *lp, bool *ret_truncated, int *ret_write_errno,
 
 int logpump_move(struct logpump *lp, const char *path, struct err *err)
 {
-        pthread_mutex_lock(&P.lock);
+        pthread_mutex_lock(&lp->lock);
         int rc = 0;
         if (lp->file_fd >= 0 && rename(lp->path, path) < 0)
                 rc = err_errno(err, ERR_IO, "move the log `%s` to `%s`", lp->path, path);
@@ -296,7 +319,7 @@ int logpump_move(struct logpump *lp, const char *path, struct err *err)
                         lp->open_failed = false;
                 }
         }
-        pthread_mutex_unlock(&P.lock);
+        pthread_mutex_unlock(&lp->lock);
         return rc;
 }
 

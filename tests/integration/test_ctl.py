@@ -397,7 +397,7 @@ class CtlUnusualResult(unittest.TestCase):
         r = ctl("show", job["id"], url=url_of(d))
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout, r"(?m)^status:\s+succeeded$")
-        self.assertIn("shown replaced", r.stderr)
+        self.assertIn("reads them replaced", r.stderr)
         r = ctl("--json", "show", job["id"], url=url_of(d))
         self.assertEqual(r.returncode, 0, r.stderr)
         return r

@@ -595,6 +595,41 @@ class Logs(JobCase):
         # One left per run would be 12 more.
         self.assertLess(len(after), len(before) + 4, "descriptors before %s, after %s" % (before, after))
 
+    def test_a_log_on_a_stalled_disk_holds_up_no_other_run(self):
+        """Writes of one run's log that stall (a throttled or stalled disk;
+        here 8 s each) hold up that run's log alone: another job starts,
+        runs and ends meanwhile, and the stalled run still ends with its
+        log.  (Every run's log once shared one lock, held through each
+        write: the other job waited for the stalled writes, 15 s here.)"""
+        tmp = tempfile.mkdtemp(prefix="edgecd-slowlog-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        flag = os.path.join(tmp, "slow")
+        d = Daemon("slowlog", config={"max_log_bytes": MAX_LOG}, env=harness.preload_shim("slowlog_shim", tmp))
+        d.env.update({"SLOWLOG_FLAG": flag, "SLOWLOG_DIR": os.path.join(d.state_dir, "logs") + "/",
+                      "SLOWLOG_MS": "8000"})
+        self.addCleanup(d.stop)
+        d.start()
+        open(flag, "w").close()
+        self.addCleanup(lambda: os.path.exists(flag) and os.unlink(flag))
+        r = d.submit({"algorithm": "t_spam", "parameters": {"bytes": 1048576}, "timeout_seconds": 120})
+        self.assertEqual(r.status, 202, r)
+        spam = r.body["id"]
+        d.wait_status(spam, "running")
+        time.sleep(1)       # its log's first write has begun, and stalls
+        t0 = time.monotonic()
+        job = d.run_job({"algorithm": "t_echo", "parameters": {"n": 1}})
+        took = time.monotonic() - t0
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertLess(took, 6, "a job took %.1f s while another run's log write stalled" % took)
+        self.assertNotEqual(d.get_job(spam)["status"], "succeeded", "the stall ended too soon to tell")
+        os.unlink(flag)
+        job = d.wait_final(spam, timeout=60)
+        self.assertEqual(job["status"], "succeeded", job)
+        r = d.req("GET", "/v1/jobs/%s/logs" % spam)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(len(r.raw), MAX_LOG)
+        self.assertTrue(r.raw.startswith(b"testkit spam: the quick brown fox"), r.raw[:100])
+
     def test_log_of_quiet_job(self):
         job = self.d.run_job({"algorithm": "t_echo"})
         r = self.d.req("GET", "/v1/jobs/%s/logs" % job["id"])
