@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -198,6 +199,20 @@ int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const
         if (write(fd, "g", 1) != 1)
                 return err_errno(err, ERR_RUNTIME, "warm container: open its gate `%s`", fifo);
         return 0;
+}
+
+bool sandbox_waiting(const struct sandbox *sb)
+{
+        if (sb->init.fd >= 0) {
+                struct pollfd pfd = { .fd = sb->init.fd, .events = POLLIN };
+                return poll(&pfd, 1, 0) == 0;   /* readable: it exited */
+        }
+        if (sb->init.pid <= 0)
+                return false;
+        /* No pidfd: an exited child of ours stays a zombie until its owner
+         * reaps it; look without reaping. */
+        siginfo_t si = { 0 };
+        return waitid(P_PID, (id_t)sb->init.pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
 }
 
 /* Kill an attached run's runtime process and reap it: it is still making

@@ -101,6 +101,9 @@ int sandbox_start(const struct sandbox_env *env, struct sandbox *sb, bool *ret_r
  * files and open the gate: the command runs. */
 int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const char *log_path,
                   struct err *err);
+/* A warm sandbox's gate still waits: false once its process ended (killed
+ * from outside, out of memory) and it can serve no job. */
+bool sandbox_waiting(const struct sandbox *sb);
 
 /* Wait for the container's end, for timeout_ms of its running (an attached
  * run's from when its container ran) or until cancel_fd (as pidref_wait):

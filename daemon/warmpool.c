@@ -33,6 +33,7 @@ struct pool {
         int64_t last_use;            /* a take (hit or miss), or the pool's birth */
         int64_t retry_at;            /* after a failed prepare, not before */
         int64_t retry_ms;            /* the pause after the last failed prepare (0: it did not fail) */
+        int64_t dead_ms;             /* the pause after the last container found dead (0: none since a hit) */
         uint64_t hits, misses;
         struct pool *next;
 };
@@ -63,12 +64,17 @@ static int64_t warm_mb(struct warmpool *wp)
         return mb;
 }
 
-static struct sandbox *pop_oldest(struct pool *p)
+static struct sandbox *pop_at(struct pool *p, size_t i)
 {
-        struct sandbox *sb = p->ready[0];
-        memmove(p->ready, p->ready + 1, (p->nready - 1) * sizeof *p->ready);
+        struct sandbox *sb = p->ready[i];
+        memmove(p->ready + i, p->ready + i + 1, (p->nready - i - 1) * sizeof *p->ready);
         p->nready--;
         return sb;
+}
+
+static struct sandbox *pop_oldest(struct pool *p)
+{
+        return pop_at(p, 0);
 }
 
 /* Under the lock: a ready container to give up, if any must go: its pool
@@ -90,6 +96,25 @@ static struct sandbox *victim(struct warmpool *wp, int64_t now)
                                          p->m->name, p->m->version, (long long)(wp->idle_ms / 1000));
                         p->idle = true;
                         return pop_oldest(p);
+                }
+                /* One whose gate died while it waited (killed, out of
+                 * memory) serves no job: gone, and made again. */
+                for (size_t i = 0; i < p->nready; i++) {
+                        if (!sandbox_waiting(p->ready[i])) {
+                                /* Made again after a pause, as a failed
+                                 * prepare: gates that die as soon as they
+                                 * wait are not made for ever without one.
+                                 * Those found dead together count once. */
+                                if (now >= p->retry_at) {
+                                        p->dead_ms = !p->dead_ms ? RETRY_MS
+                                                     : p->dead_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : p->dead_ms * 2;
+                                        p->retry_at = now + p->dead_ms;
+                                }
+                                log_info("warm pool %s %s: container %s ended while it waited; removed "
+                                         "(next one in %lld s)", p->m->name, p->m->version, p->ready[i]->run_id,
+                                         (long long)((p->retry_at - now + 999) / 1000));
+                                return pop_at(p, i);
+                        }
                 }
                 if (!fattest || p->nready > fattest->nready)
                         fattest = p;
@@ -311,6 +336,7 @@ static struct sandbox *take_one(struct warmpool *wp, const struct manifest *m)
                 if (p->nready) {
                         sb = pop_oldest(p);
                         p->hits++;
+                        p->dead_ms = 0;
                 } else {
                         p->misses++;
                 }
@@ -344,10 +370,20 @@ struct sandbox *warmpool_take(struct warmpool *wp, const struct manifest *m)
                 /* Built under the template as it stands: a template edited
                  * since (its limits, mounts, system calls) is what a cold
                  * run of m would get now, so this one goes. */
-                if (!sb || oci_template_same(wp->d.cfg->templates_dir, m, &sb->tmpl))
+                if (!sb)
+                        return NULL;
+                /* A gate that died since the refill thread last looked
+                 * would fail the job's attempt (and count against its
+                 * algorithm): not the job's doing, so the next or cold. */
+                bool alive = sandbox_waiting(sb);
+                if (alive && oci_template_same(wp->d.cfg->templates_dir, m, &sb->tmpl))
                         return sb;
-                log_info("warm pool %s %s: container %s was made under template files changed since; removed",
-                         m->name, m->version, sb->run_id);
+                if (!alive)
+                        log_info("warm pool %s %s: container %s ended while it waited; removed", m->name,
+                                 m->version, sb->run_id);
+                else
+                        log_info("warm pool %s %s: container %s was made under template files changed since; removed",
+                                 m->name, m->version, sb->run_id);
                 pthread_mutex_lock(&wp->lock);
                 undo_hit(wp, m);
                 pthread_mutex_unlock(&wp->lock);

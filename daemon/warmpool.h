@@ -14,7 +14,9 @@
  * plugin; a plugin changed or removed (warmpool_sync after a registry
  * reload) drains its pool; warmpool_free() drains them all.  A pool whose
  * containers fail to start tries again after 5 s, the pause doubling up to
- * 5 min until one starts.  Warm
+ * 5 min until one starts; one whose gate died while it waited is removed
+ * (by the refill thread, or at the take) and made again after such a
+ * pause.  Warm
  * containers are in the live set while they wait; after a crash nothing
  * owns them and the start-up sweep removes them.  Any thread. */
 #ifndef EDGECD_WARMPOOL_H

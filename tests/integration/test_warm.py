@@ -38,7 +38,9 @@ Covered, each on a daemon of its own:
     refill while a warm job holds the memory, and gives its container up
     when a cold job needs the memory;
   - a warm container whose process died while it waited does not fail
-    the next job, and is removed;
+    the next job, and is removed; nor do more dead ones than a job has
+    attempts, and dead ones are replaced without a job, after a pause
+    (gates that always die are not made in a loop);
   - a cancelled warm job ends cancelled and leaves nothing; a warm job's
     timeout counts from the job, not from its container's making, and a
     warm job past it is stopped and leaves nothing;
@@ -921,6 +923,68 @@ class WarmJobs(WarmCase):
         r = d.req("GET", "/v1/jobs/%s/logs" % cold["id"])
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.headers.get("X-Edgecd-Run-Id"), self.assertCold(cold))
+
+
+class DeadGates(WarmCase):
+
+    def kill_waiting(self, d, rid):
+        pids = set()
+        for cg in harness.container_cgroup_dirs(d.cgroup_parent, rid):
+            with open(os.path.join(cg, "cgroup.procs")) as f:
+                pids.update(int(x) for x in f.read().split())
+        self.assertTrue(pids, "no process in the waiting container %s" % rid)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+
+    def test_dead_waiting_containers_fail_no_job(self):
+        # More dead waiting containers than a job has attempts: none of
+        # them is the job's failure, nor the algorithm's.
+        d = self.daemon("WarmAllDead", {"t_echo": 3}, config={"retry": {"max_attempts": 2}})
+        held = self.wait_pool(d, "t_echo", 3)
+        for rid in held:
+            self.kill_waiting(d, rid)
+        job = d.run_job(echo_job(4))
+        self.assertEqual((job["status"], job.get("result")), ("succeeded", {"i": 4}), json.dumps(job)[:2000])
+        self.assertFalse({a["run_id"] for a in job["attempts"]} & held, job)
+        # The dead ones go by themselves and the pool is made whole again.
+        new = self.wait_pool(d, "t_echo", 3)
+        self.assertFalse(new & held)
+        self.assertGone(d, held)
+        # Nor does a dead one wait for a job to find it: killed while no job
+        # comes, it is replaced.
+        victim = sorted(new)[0]
+        self.kill_waiting(d, victim)
+        wait_for(lambda: victim not in containers(d), 20, lambda: "the dead container stays: %s" % containers(d))
+        self.assertFalse(self.wait_pool(d, "t_echo", 3) & (held | {victim}))
+        p = pool(d, "t_echo")
+        self.assertEqual(p["hits"] + p["misses"], 1, p)    # the one job, hit or miss
+
+    def test_gates_that_always_die_are_not_made_in_a_loop(self):
+        # Each container dies as soon as it waits (here: killed as soon as
+        # it is seen): the pool makes them again after a pause that grows,
+        # as after a failed create, not one after another.
+        d = self.daemon("WarmAlwaysDead", {"t_echo": 1})
+        seen = set()
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            # Once ready (its gate waits): killed while being made, it
+            # would be a failed create.
+            if pool(d, "t_echo").get("size") != 1:
+                time.sleep(0.02)
+                continue
+            for rid in warm_of(d, "t_echo")[0] - seen:
+                try:
+                    self.kill_waiting(d, rid)
+                    seen.add(rid)
+                except (OSError, AssertionError):
+                    pass    # not running yet, or going
+            time.sleep(0.02)
+
+        # The first at once, then after 5 s and 10 s: three, four at most.
+        self.assertLessEqual(len(seen), 4, "%d containers made in 12 s" % len(seen))
+        self.assertGreaterEqual(len(seen), 2, seen)
+        job = d.run_job(echo_job(1))
+        self.assertEqual(job["status"], "succeeded", job)
 
 
 if __name__ == "__main__":
