@@ -341,9 +341,19 @@ static struct sandbox *take_one(struct warmpool *wp, const struct manifest *m)
                         p->misses++;
                 }
                 pthread_cond_signal(&wp->kick);
-                break;
+                return sb;
         }
-        return sb;
+        /* m's pool drained (its plugin changed after this job was
+         * accepted under m): it runs cold, a miss of the series its
+         * algorithm and version show, which the pool now serving them
+         * carries. */
+        for (struct pool *p = wp->pools; p && !wp->quit; p = p->next) {
+                if (!p->draining && !strcmp(p->m->name, m->name) && !strcmp(p->m->version, m->version)) {
+                        p->misses++;
+                        break;
+                }
+        }
+        return NULL;
 }
 
 /* A hit counted for a container given up: the take that follows counts

@@ -987,5 +987,28 @@ class DeadGates(WarmCase):
         self.assertEqual(job["status"], "succeeded", job)
 
 
+class DrainCounts(WarmCase):
+
+    def test_a_job_queued_before_a_change_is_a_miss(self):
+        # A job accepted under the manifest before a change keeps it; the
+        # pool it would take from drains, so it runs cold: a miss of its
+        # algorithm and version like any other.
+        d = self.daemon("WarmDrainMiss", {"t_echo": 1, "t_sleep": None}, config={"workers": 1})
+        held = self.wait_pool(d, "t_echo", 1)
+        blocker = self.submit_ok(d, sleep_job(3))
+        self.addCleanup(harness.cancel_quietly, d, blocker)
+        self.wait_running(d, blocker)
+        jid = self.submit_ok(d, echo_job(1))
+        path = os.path.join(d.config["plugins_dir"], "t_echo", "plugin.yaml")
+        with open(path, "a") as f:
+            f.write("# changed\n")
+        wait_for(lambda: not (held & containers(d)), 20, lambda: "the old pool did not drain: %s" % containers(d))
+        job = d.wait_final(jid)
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertCold(job)
+        p = pool(d, "t_echo")
+        self.assertEqual((p["hits"], p["misses"]), (0, 1), p)
+
+
 if __name__ == "__main__":
     unittest.main()
