@@ -180,7 +180,10 @@ int auth_load(const char *path, void (*report)(const char *line, void *ctx), voi
         ydiag_init(&d, path, report, ctx);
         struct yamldoc *y = NULL;
         if (yamldoc_load(path, TOKENS_FILE_MAX, NULL, &y, err) < 0) {
-                ydiag_line(&d, err->msg);
+                /* Not a line of the file: the key that named it, as every
+                 * other configuration problem names its key. */
+                _cleanup_free_ char *line = xasprintf("auth.tokens_file: %s", err->msg);
+                ydiag_line(&d, line);
                 int r = ydiag_result(&d, err->code, err);
                 ydiag_done(&d);
                 return r;

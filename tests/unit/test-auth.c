@@ -183,6 +183,14 @@ START_TEST(test_load_reports_every_problem)
         ck_assert_int_eq(auth_load(missing, NULL, NULL, &a, &err), -1);
         ck_assert_int_eq(err.code, ERR_NOT_FOUND);
         ck_assert_ptr_null(a);
+        /* Its report names the configuration key that named the file, as
+         * every other --check-config problem does. */
+        err_clear(&err);
+        ck_assert_int_eq(auth_load(missing, collect, &l, &a, &err), -1);
+        ck_assert_uint_eq(l.n, 1);
+        ck_assert_msg(!strncmp(l.v[0], "auth.tokens_file: ", 18) && strstr(l.v[0], "nope.yaml"), "%s", l.v[0]);
+        ck_assert_msg(!strncmp(err.msg, "auth.tokens_file: ", 18), "%s", err.msg);
+        lines_free(&l);
 }
 END_TEST
 
