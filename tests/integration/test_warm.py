@@ -252,6 +252,17 @@ class WarmCase(unittest.TestCase):
         with open(path, "w") as f:
             f.write(text)
 
+    def kill_waiting(self, d, rid):
+        """Kill the processes of waiting container rid (by pid: processes
+        of this test's daemon's container), as the OOM killer would."""
+        pids = set()
+        for cg in harness.container_cgroup_dirs(d.cgroup_parent, rid):
+            with open(os.path.join(cg, "cgroup.procs")) as f:
+                pids.update(int(x) for x in f.read().split())
+        self.assertTrue(pids, "no process in the waiting container %s" % rid)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+
     def wait_pool(self, d, plugin, n, algorithm=None, version=V1, timeout=40):
         """Wait until plugin's pool reports n ready and the runtime lists
         exactly n warm containers of that plugin; returns their run ids."""
@@ -886,15 +897,8 @@ class WarmJobs(WarmCase):
         d = self.daemon("WarmDied", {"t_echo": 1})
         held = self.wait_pool(d, "t_echo", 1)
         rid = next(iter(held))
-        # Its process dies while it waits (killed here by pid: a process of
-        # this test's daemon's container).
-        pids = set()
-        for cg in harness.container_cgroup_dirs(d.cgroup_parent, rid):
-            with open(os.path.join(cg, "cgroup.procs")) as f:
-                pids.update(int(x) for x in f.read().split())
-        self.assertTrue(pids, "no process in the waiting container %s" % rid)
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
+        # Its process dies while it waits.
+        self.kill_waiting(d, rid)
         # A job still gets its answer (from another container), and the dead
         # one goes like any other.
         job = d.run_job(echo_job(4))
@@ -926,15 +930,6 @@ class WarmJobs(WarmCase):
 
 
 class DeadGates(WarmCase):
-
-    def kill_waiting(self, d, rid):
-        pids = set()
-        for cg in harness.container_cgroup_dirs(d.cgroup_parent, rid):
-            with open(os.path.join(cg, "cgroup.procs")) as f:
-                pids.update(int(x) for x in f.read().split())
-        self.assertTrue(pids, "no process in the waiting container %s" % rid)
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
 
     def test_dead_waiting_containers_fail_no_job(self):
         # More dead waiting containers than a job has attempts: none of
