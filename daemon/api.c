@@ -1633,6 +1633,37 @@ static void handle_readyz(struct http_request *req, void *ctx)
         http_reply_json(req, stopping || !store_ok ? 503 : 200, o);
 }
 
+struct names {
+        char **v;
+        size_t n;
+};
+
+static void add_name(struct manifest *m, void *ctx)
+{
+        struct names *ns = ctx;
+        for (size_t i = 0; i < ns->n; i++)
+                if (!strcmp(ns->v[i], m->name))
+                        return;
+        ns->v = xrealloc(ns->v, (ns->n + 1) * sizeof *ns->v);
+        ns->v[ns->n++] = xstrdup(m->name);
+}
+
+/* Loaded algorithms (by name, all versions one) the breaker calls healthy;
+ * the names are copied out first, so no lock of the registry's is held
+ * while the breaker's is taken. */
+static size_t algorithms_healthy(const struct api *a)
+{
+        struct names ns = { 0 };
+        registry_foreach(a->d.registry, add_name, &ns);
+        size_t healthy = 0;
+        for (size_t i = 0; i < ns.n; i++) {
+                healthy += breaker_state(a->d.breaker, ns.v[i]) == HEALTH_HEALTHY;
+                free(ns.v[i]);
+        }
+        free(ns.v);
+        return healthy;
+}
+
 static void handle_metrics(struct http_request *req, void *ctx)
 {
         struct api *a = ctx;
@@ -1644,6 +1675,7 @@ static void handle_metrics(struct http_request *req, void *ctx)
                 .queue_length = queue_length(a->d.queue), .queue_capacity = queue_capacity(a->d.queue),
                 .running = admission_running(a->d.admission), .workers = scheduler_workers(a->d.scheduler),
                 .ids_in_use = idpool_in_use(a->d.ids), .breaker = a->d.breaker,
+                .algorithms_healthy = algorithms_healthy(a),
                 .plugins_loaded = registry_count(a->d.registry),
                 .plugins_broken = registry_broken_count(a->d.registry),
                 .store_healthy = store_health(a->d.store, NULL, 0),

@@ -460,9 +460,12 @@ char *metrics_render(const struct metrics_gauges *g)
         if (g->breaker) {
                 size_t c[4];
                 breaker_counts(g->breaker, c);
+                /* The breaker holds only algorithms that failed once: a
+                 * loaded one it never saw is healthy too. */
+                c[HEALTH_HEALTHY] = g->algorithms_healthy;
                 family(&b, "edgecd_algorithms_by_health", "gauge",
-                       "Algorithms that have had a runtime error or sandbox violation since the start, by "
-                       "circuit-breaker state (one that never failed so is counted nowhere, not as healthy).");
+                       "Algorithms by circuit-breaker state: healthy counts the loaded ones, the other states "
+                       "every algorithm held there.");
                 for (int h = 0; h < 4; h++)
                         put(&b, "edgecd_algorithms_by_health{state=\"%s\"} %zu\n", health_name((enum health)h), c[h]);
                 family(&b, "edgecd_algorithm_unhealthy", "gauge", "1 for each algorithm that is not healthy, by state.");

@@ -66,6 +66,7 @@ struct metrics_gauges {
         int64_t memory_reserved_mb, memory_pool_mb;
         size_t ids_in_use;
         struct breaker *breaker;      /* algorithm health */
+        size_t algorithms_healthy;    /* loaded algorithms (by name) the breaker calls healthy */
         struct store_stats store;
         bool store_healthy;
         size_t store_records;

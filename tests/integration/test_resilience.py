@@ -191,6 +191,11 @@ class Breaker(unittest.TestCase):
         d, binary = self.daemon({"breaker": {"degrade_after": 2, "isolate_after": 3, "cooldown_seconds": 2}})
         flaky = {"algorithm": "t_flaky", "parameters": {}}
         self.assertEqual(self.health(d)["state"], "healthy")
+        # Every loaded algorithm is counted healthy, failed once or never
+        # (only those that had failed were counted, in their state).
+        names = {a["name"] for a in d.req("GET", "/v1/algorithms").body["algorithms"]}
+        self.assertIn("t_flaky", names)
+        self.assertEqual(d.metric("edgecd_algorithms_by_health", {"state": "healthy"}), len(names))
         job = d.run_job(flaky)
         self.assertEqual(job["error"]["code"], "runtime_error", job)
         self.assertEqual(self.health(d)["state"], "healthy")
@@ -204,6 +209,8 @@ class Breaker(unittest.TestCase):
         self.assertEqual(ready["status"], "degraded", ready)
         self.assertTrue(any("t_flaky" in r and "degraded" in r for r in ready["reasons"]), ready)
         self.assertEqual(d.metric("edgecd_algorithm_unhealthy", {"algorithm": "t_flaky", "state": "degraded"}), 1)
+        self.assertEqual(d.metric("edgecd_algorithms_by_health", {"state": "healthy"}), len(names) - 1)
+        self.assertEqual(d.metric("edgecd_algorithms_by_health", {"state": "degraded"}), 1)
 
         d.run_job(flaky)
         h = self.health(d)
@@ -230,6 +237,7 @@ class Breaker(unittest.TestCase):
         self.assertEqual((h["state"], h["consecutive_failures"]), ("healthy", 0), h)
         self.assertEqual(d.req("GET", "/readyz").body["status"], "healthy")
         self.assertIsNone(d.metric("edgecd_algorithm_unhealthy", {"algorithm": "t_flaky"}))
+        self.assertEqual(d.metric("edgecd_algorithms_by_health", {"state": "healthy"}), len(names))
 
     def test_queued_jobs_run_after_the_cool_down(self):
         # Isolated with jobs still queued, and no request after: the next
