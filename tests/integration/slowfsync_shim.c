@@ -3,32 +3,18 @@
  * ends in "-wal" (SQLite's WAL) first sleeps SLOWFSYNC_MS milliseconds
  * (default 1000), so that an answer sent before its fsync ended shows in
  * its time.  Built by the test. */
-#define _GNU_SOURCE
+#include "shim.h"
+
 #include <dlfcn.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 static void maybe_sleep(int fd)
 {
-        const char *flag = getenv("SLOWFSYNC_FLAG");
-        if (!flag || access(flag, F_OK) != 0)
-                return;
-        char link[64], path[4096];
-        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(link, path, sizeof path - 1);
-        if (n < 4)
-                return;
-        path[n] = '\0';
-        if (strcmp(path + n - 4, "-wal"))
-                return;
-        const char *ms = getenv("SLOWFSYNC_MS");
-        long v = ms ? atol(ms) : 1000;
-        struct timespec ts = { .tv_sec = v / 1000, .tv_nsec = (v % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) != 0)
-                ;
+        char path[4096];
+        ssize_t n;
+        if (shim_on("SLOWFSYNC_FLAG") && (n = shim_fd_path(fd, path, sizeof path)) >= 4 &&
+            !strcmp(path + n - 4, "-wal"))
+                shim_sleep("SLOWFSYNC_MS", 1000);
 }
 
 int fsync(int fd)
