@@ -1664,6 +1664,23 @@ static size_t algorithms_healthy(const struct api *a)
         return healthy;
 }
 
+struct warm_copies {
+        struct metrics_warm_pool *v;
+        size_t n;
+};
+
+/* Under the pool's lock: its names are copied, as the manifest they point
+ * into may go with its pool once the lock is let go. */
+static void copy_warm(const struct warmpool_stats *st, void *ctx)
+{
+        struct warm_copies *c = ctx;
+        c->v = xrealloc(c->v, (c->n + 1) * sizeof *c->v);
+        c->v[c->n++] = (struct metrics_warm_pool){
+                .algorithm = xstrdup(st->algorithm), .version = xstrdup(st->version),
+                .ready = st->ready, .target = st->target, .hits = st->hits, .misses = st->misses,
+        };
+}
+
 static void handle_metrics(struct http_request *req, void *ctx)
 {
         struct api *a = ctx;
@@ -1680,11 +1697,20 @@ static void handle_metrics(struct http_request *req, void *ctx)
                 .plugins_broken = registry_broken_count(a->d.registry),
                 .store_healthy = store_health(a->d.store, NULL, 0),
                 .store_records = store_count(a->d.store),
-                .warm = a->d.warm, .cleanups_pending = cleaner_pending(a->d.cleaner),
+                .cleanups_pending = cleaner_pending(a->d.cleaner),
                 .run_cgroup_slots = a->d.cgroups ? runcgroups_count(a->d.cgroups) : 0,
         };
         store_stats(a->d.store, &g.store);
+        struct warm_copies warm = { 0 };
+        warmpool_each(a->d.warm, copy_warm, &warm);
+        g.warm_pools = warm.v;
+        g.n_warm_pools = warm.n;
         _cleanup_free_ char *text = metrics_render(&g);
+        for (size_t i = 0; i < warm.n; i++) {
+                free(warm.v[i].algorithm);
+                free(warm.v[i].version);
+        }
+        free(warm.v);
         http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
 }
 

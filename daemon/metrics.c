@@ -358,23 +358,6 @@ static void put_unhealthy(const char *name, enum health h, const char *reason, v
         put(ctx, "edgecd_algorithm_unhealthy{algorithm=\"%s\",state=\"%s\"} 1\n", name, health_name(h));
 }
 
-struct warm_family {
-        struct buf *b;
-        const char *name;
-        int which;                     /* 0 ready, 1 target, 2 hits, 3 misses */
-};
-
-static void put_warm(const struct warmpool_stats *st, void *ctx)
-{
-        struct warm_family *f = ctx;
-        unsigned long long v = f->which == 0 ? st->ready : f->which == 1 ? st->target
-                               : f->which == 2 ? st->hits : st->misses;
-        /* Names are [a-z0-9_-], versions semver ([0-9A-Za-z.+-]): no
-         * backslash, quote or newline to escape (test-manifest's
-         * test_name_and_version_are_label_safe tries every byte). */
-        put(f->b, "%s{algorithm=\"%s\",version=\"%s\"} %llu\n", f->name, st->algorithm, st->version, v);
-}
-
 char *metrics_render(const struct metrics_gauges *g)
 {
         struct buf b = { .cap = 4096 };
@@ -509,8 +492,17 @@ char *metrics_render(const struct metrics_gauges *g)
         };
         for (int i = 0; i < 4; i++) {
                 family(&b, warm[i].name, warm[i].type, warm[i].help);
-                struct warm_family f = { .b = &b, .name = warm[i].name, .which = i };
-                warmpool_each(g->warm, put_warm, &f);
+                for (size_t k = 0; k < g->n_warm_pools; k++) {
+                        const struct metrics_warm_pool *w = &g->warm_pools[k];
+                        unsigned long long v = i == 0 ? w->ready : i == 1 ? w->target : i == 2 ? w->hits : w->misses;
+                        /* Names are [a-z0-9_-], versions semver
+                         * ([0-9A-Za-z.+-]): no backslash, quote or newline
+                         * to escape (test-manifest's
+                         * test_name_and_version_are_label_safe tries
+                         * every byte). */
+                        put(&b, "%s{algorithm=\"%s\",version=\"%s\"} %llu\n", warm[i].name, w->algorithm,
+                            w->version, v);
+                }
         }
         family(&b, "edgecd_cleanups_pending", "gauge", "Finished runs whose container and workspace are still being removed.");
         put(&b, "edgecd_cleanups_pending %zu\n", g->cleanups_pending);

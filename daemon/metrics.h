@@ -13,7 +13,6 @@
 #include "record.h"
 #include "result.h"
 #include "store.h"
-#include "warmpool.h"
 
 void metrics_job_submitted(void);
 /* "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage",
@@ -59,6 +58,14 @@ void metrics_callback_in_flight(int delta);
 /* When the process started (for process_start_time_seconds); once, early. */
 void metrics_set_start_time(void);
 
+/* One warm pool's figures, copied out of the pool for the exposition (the
+ * caller's to free: metrics reads the pools only through these). */
+struct metrics_warm_pool {
+        char *algorithm, *version;
+        size_t ready, target;
+        uint64_t hits, misses;
+};
+
 struct metrics_gauges {
         const char *runtime;
         size_t queue_length, queue_capacity, running, workers;
@@ -70,7 +77,8 @@ struct metrics_gauges {
         struct store_stats store;
         bool store_healthy;
         size_t store_records;
-        struct warmpool *warm;        /* NULL: no pool */
+        const struct metrics_warm_pool *warm_pools;
+        size_t n_warm_pools;
         size_t cleanups_pending;
         size_t run_cgroup_slots;
 };
