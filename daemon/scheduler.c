@@ -267,7 +267,9 @@ static void run_go(struct run *r)
                 r->error = result_classify(&out, r->sb->ws->output_dir, max_result, &r->result,
                                            &r->result_len, &message);
                 r->message = message;
-                if (out.exit.status == WAIT_EXITED)
+                /* 128+N from a foreground runtime may be an exit or
+                 * signal N: the status it passed on is what there is. */
+                if (out.exit.status == WAIT_EXITED || (out.exit.status == WAIT_SIGNALED && out.exit.from_status))
                         r->exit_code = out.exit.exit_code;
         }
         r->metrics.collect_ms = now_mono_ms() - t_collect;

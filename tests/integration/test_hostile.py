@@ -304,6 +304,9 @@ class ExitStatusOver128(OwnPluginsCase):
                 self.assertEqual(job["status"], "failed", job)
                 msg = job["error"]["message"]
                 self.assertIn(str(status), msg, job)
+                # An exit, or a status the runtime passed on: the number
+                # the message names, never null.
+                self.assertEqual(job["exit_code"], status, job)
                 self.assertIn("failing on purpose with status %d" % status, msg, job)
                 if job["error"]["code"] != "algorithm_failed":
                     # Only where the runtime cannot tell an exit from a
