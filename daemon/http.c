@@ -64,6 +64,11 @@ struct http_server {
         pthread_mutex_t clients_lock;
         struct client *clients;  /* TCP peers with connections, by address */
         size_t nclients, capclients;
+
+        pthread_mutex_t spare_lock;
+        int spare_fd;            /* kept to answer a connection when out of descriptors */
+        int64_t shed_logged_at;  /* guarded by spare_lock: last "out of descriptors" warning */
+        size_t shed_unlogged;    /* guarded by spare_lock: connections refused since */
 };
 
 /* One TCP peer's connections.  `reserved`: let in by the accept policy, not
@@ -716,16 +721,89 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
 }
 
+/* ---- out of descriptors ---- */
+
+#define SHED_MAX 64              /* connections refused in one go */
+#define SHED_LOG_MS 10000        /* one warning per this long */
+
+#define SHED_BODY "{\"error\":{\"code\":\"busy\",\"message\":\"the server is out of file descriptors " \
+                  "(RLIMIT_NOFILE); try again later\"}}\n"
+
+/* Answer a connection we cannot serve and close it; what the client sent
+ * is read first, so the close does not reset the answer away. */
+static void refuse(int fd)
+{
+        char buf[4096];
+        while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+                ;
+        char reply[512];
+        int len = snprintf(reply, sizeof reply,
+                           "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                           "Retry-After: 1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                           strlen(SHED_BODY), SHED_BODY);
+        if (send(fd, reply, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+                /* the client is gone: nothing to tell */
+        }
+        shutdown(fd, SHUT_WR);
+        while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+                ;
+        close(fd);
+}
+
+/* libmicrohttpd 0.9.75 leaves a connection it cannot accept (EMFILE,
+ * ENFILE) in the backlog: a polling thread with no connections of its own
+ * then retries at once, forever (100% CPU, a warning each time), and the
+ * client waits for an answer that never comes.  Here the spare descriptor
+ * makes room to take each waiting connection and answer it 503 `busy`, so
+ * the backlog empties and the thread sleeps in poll() again.  false: none
+ * could be taken (the spare is gone too). */
+static bool shed_connections(struct http_server *srv, const char *why)
+{
+        pthread_mutex_lock(&srv->spare_lock);
+        if (srv->spare_fd >= 0) {
+                close(srv->spare_fd);
+                srv->spare_fd = -1;
+        }
+        size_t n = 0;
+        int fd;
+        while (n < SHED_MAX && (fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+                refuse(fd);
+                n++;
+        }
+        srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        srv->shed_unlogged += n;
+        int64_t now = now_mono_ms();
+        if (!srv->shed_logged_at || now - srv->shed_logged_at >= SHED_LOG_MS) {
+                log_warn("http: %s; %zu new connection(s) answered 503 busy since the last warning%s", why,
+                         srv->shed_unlogged, srv->spare_fd < 0 ? " (no spare descriptor either)" : "");
+                srv->shed_logged_at = now;
+                srv->shed_unlogged = 0;
+        }
+        pthread_mutex_unlock(&srv->spare_lock);
+        return n > 0;
+}
+
 /* libmicrohttpd's own complaints (a request it gave up on, a socket error)
  * have no caller to return to: send them through our log so they get a
  * timestamp and a journal priority like everything else. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-        (void)cls;
+        struct http_server *srv = cls;
         char msg[512];
         vsnprintf(msg, sizeof msg, fmt, ap);
         msg[strcspn(msg, "\n")] = '\0';
+        /* "Error accepting connection: Too many open files" comes first,
+         * "Hit process or system resource limit ..." right after it. */
+        if (!strncmp(msg, "Error accepting connection: ", 28) &&
+            (!strcmp(msg + 28, strerror(EMFILE)) || !strcmp(msg + 28, strerror(ENFILE))))
+                return;
+        if (!strncmp(msg, "Hit process or system resource limit", 36)) {
+                /* Nothing taken: pause this thread rather than spin. */
+                if (!shed_connections(srv, "cannot accept connections: out of file descriptors"))
+                        usleep(50 * 1000);
+                return;
+        }
         log_warn("http: %s", msg);
 }
 
@@ -856,6 +934,7 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
 {
         struct http_server *srv = xcalloc(1, sizeof *srv);
         srv->listen_fd = -1;
+        srv->spare_fd = -1;
         srv->o = *o;
         srv->spool_max = o->spool_max;
         srv->routes = routes;
@@ -892,6 +971,12 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
          * it gave up on (request header over its memory pool) hanging until the
          * connection timeout; with poll it is closed at once. */
         pthread_mutex_init(&srv->clients_lock, NULL);
+        pthread_mutex_init(&srv->spare_lock, NULL);
+        srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        /* shed_connections() must never block in accept() (ours are). */
+        int fl = fcntl(srv->listen_fd, F_GETFL);
+        if (fl >= 0 && !(fl & O_NONBLOCK))
+                fcntl(srv->listen_fd, F_SETFL, fl | O_NONBLOCK);
         srv->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
                                     0, on_accept, srv, on_request, srv,
@@ -962,8 +1047,12 @@ void http_stop(struct http_server *srv)
                 unlink(srv->unix_path);
                 free(srv->unix_path);
         }
-        if (srv->mhd)
+        if (srv->mhd) {
                 pthread_mutex_destroy(&srv->clients_lock);
+                pthread_mutex_destroy(&srv->spare_lock);
+        }
+        if (srv->spare_fd >= 0)
+                close(srv->spare_fd);
         free(srv->clients);
         free(srv);
 }

@@ -1,0 +1,87 @@
+"""The daemon itself short of a resource: every client gets a clear answer,
+nothing spins, and it recovers once the resource comes back.
+
+File descriptors are taken away from a running daemon by lowering its
+RLIMIT_NOFILE (prlimit on its pid) to just above what it holds, and given
+back afterwards (also when the test fails)."""
+
+import http.client
+import os
+import resource
+import socket
+import time
+
+import harness
+from harness import DaemonCase, slow_factor
+
+ECHO = {"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 1}}
+
+
+def open_fds(pid):
+    return [int(x) for x in os.listdir("/proc/%d/fd" % pid)]
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class FileDescriptors(DaemonCase):
+    CONFIG = {"workers": 1}
+
+    def starve(self, spare=1):
+        """Lower the daemon's soft RLIMIT_NOFILE so that `spare`
+        descriptors are left; restored when the test ends."""
+        pid = self.d.proc.pid
+        old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        self.addCleanup(resource.prlimit, pid, resource.RLIMIT_NOFILE, old)
+        fds = open_fds(pid)
+        soft = max(len(fds) + spare, max(fds) + 1)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, old[1]))
+        return old
+
+    def test_a_connection_past_the_limit_is_answered_503_and_nothing_spins(self):
+        d = self.d
+        pid = d.proc.pid
+        sessions = []
+        self.addCleanup(lambda: [s.close() for s in sessions])
+        self.starve()
+        answers = []
+        # Kept-alive connections, each one descriptor, until one is refused.
+        for _ in range(6):
+            c = http.client.HTTPConnection(d.host, d.port, timeout=3 * slow_factor())
+            sessions.append(c)
+            try:
+                c.request("GET", "/healthz")
+                r = c.getresponse()
+                answers.append((r.status, r.read()))
+            except (OSError, http.client.HTTPException) as e:
+                answers.append((None, repr(e)))
+                break
+            if r.status == 503:
+                break
+        self.assertEqual(answers[-1][0], 503, "a connection past the descriptor limit: %r" % (answers,))
+        self.assertIn(b'"code":"busy"', answers[-1][1])
+        self.assertIn(b"file descriptors", answers[-1][1])
+        # Still out of descriptors, a client waiting: no thread may spin.
+        waiting = socket.create_connection((d.host, d.port), timeout=3)
+        sessions.append(waiting)
+        c0, t0 = cpu_seconds(pid), time.monotonic()
+        time.sleep(2)
+        busy = (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+        self.assertLess(busy, 0.3, "the daemon used %.0f%% of a CPU while out of descriptors" % (busy * 100))
+        waiting.settimeout(3)
+        self.assertTrue(waiting.recv(4096).startswith(b"HTTP/1.1 503"))
+        spam = [line for line in d.log_text().splitlines()
+                if "resource limit" in line or "out of file descriptors" in line]
+        self.assertLess(len(spam), 5, "warnings while out of descriptors:\n" + "\n".join(spam[:10]))
+        # The descriptors come back: connections are served again, and jobs run.
+        for s in sessions:
+            s.close()
+        self.doCleanups()
+        r = d.req("GET", "/healthz", timeout=5)
+        self.assertEqual(r.status, 200, r)
+        job = d.run_job(ECHO)
+        self.assertEqual(job["status"], "succeeded", job)
+        d.assert_idle_clean()
