@@ -530,7 +530,20 @@ static void reload_plugins(struct daemon *d, const char *trigger, bool force)
                 notify_status(d, true, "");
         }
         if (reloaded < 0) {
-                log_error("plugins not reloaded (%s): %s", trigger, err.msg);
+                /* The watch has said what changed already and will not say
+                 * it again: without a retry of its own a rescan that failed
+                 * for want of descriptors or memory was never made. */
+                if (!d->watch) {
+                        log_error("plugins not reloaded (%s): %s", trigger, err.msg);
+                        return;
+                }
+                if (!d->broken_retry_ms)
+                        d->broken_retry_ms = BROKEN_RETRY_MIN_MS;
+                else if (d->broken_retry_ms < BROKEN_RETRY_MAX_MS)
+                        d->broken_retry_ms *= 2;
+                log_error("plugins not reloaded (%s): %s; trying again in %lld ms", trigger, err.msg,
+                          (long long)d->broken_retry_ms);
+                plugwatch_again(d->watch, d->broken_retry_ms);
                 return;
         }
         metrics_plugin_changes("added", c.added);

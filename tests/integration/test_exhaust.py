@@ -8,11 +8,14 @@ back afterwards (also when the test fails)."""
 import http.client
 import os
 import resource
+import shutil
 import socket
+import tempfile
 import time
+import unittest
 
 import harness
-from harness import DaemonCase, slow_factor
+from harness import Daemon, DaemonCase, copy_plugin, slow_factor, wait_for
 
 ECHO = {"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 1}}
 
@@ -25,6 +28,15 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def starve(test, pid, soft):
+    """Set pid's soft RLIMIT_NOFILE to soft (below the descriptors it holds:
+    it can open none); put back when the test ends.  The old limits."""
+    old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    test.addCleanup(resource.prlimit, pid, resource.RLIMIT_NOFILE, old)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, old[1]))
+    return old
 
 
 class FileDescriptors(DaemonCase):
@@ -85,3 +97,22 @@ class FileDescriptors(DaemonCase):
         job = d.run_job(ECHO)
         self.assertEqual(job["status"], "succeeded", job)
         d.assert_idle_clean()
+
+
+class PluginRescan(unittest.TestCase):
+    def test_a_plugin_added_while_out_of_descriptors_is_loaded_once_they_come_back(self):
+        plugins = tempfile.mkdtemp(prefix="edgecd-it-exhaust-plugins-")
+        self.addCleanup(shutil.rmtree, plugins, True)
+        copy_plugin("t_echo", os.path.join(plugins, "t_echo"))
+        d = Daemon("PluginRescan", plugins=plugins)
+        self.addCleanup(d.stop)
+        d.start()
+        old = starve(self, d.proc.pid, 3)
+        copy_plugin("t_echo", os.path.join(plugins, "t_late"), name="t_late")
+        self.assertTrue(d.wait_log(r"plugins not reloaded \(watch\).*Too many open files", 5),
+                        "no rescan failed for want of descriptors")
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, old)
+        names = lambda: [a["name"] for a in d.req("GET", "/v1/algorithms").body["algorithms"]]
+        wait_for(lambda: "t_late" in names(), 5, lambda: "t_late not loaded: %r" % names())
+        job = d.run_job({"algorithm": "t_late", "version": "1.0.0", "parameters": {"n": 1}})
+        self.assertEqual(job["status"], "succeeded", job)
