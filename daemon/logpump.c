@@ -51,16 +51,15 @@ struct logpump {
 
 static struct {
         pthread_mutex_t lock;
-        pthread_once_t once;
+        pthread_mutex_t start_lock;
         int epfd, wake_fd;
         bool running, quit;
         pthread_t thread;
         uint64_t next_id;
         struct logpump *pumps;   /* registered, not yet stopped */
-        int start_error;
 } P = {
         .lock = PTHREAD_MUTEX_INITIALIZER,
-        .once = PTHREAD_ONCE_INIT,
+        .start_lock = PTHREAD_MUTEX_INITIALIZER,
         .epfd = -1, .wake_fd = -1,
 };
 
@@ -194,32 +193,43 @@ static void *pump_main(void *arg)
         return NULL;
 }
 
-static void start_thread(void)
+/* Under P.start_lock: the thread and its descriptors, or an errno with
+ * nothing made. */
+static int start_thread(void)
 {
         P.epfd = epoll_create1(EPOLL_CLOEXEC);
         P.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (P.epfd < 0 || P.wake_fd < 0) {
-                P.start_error = errno;
-                return;
-        }
         struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0 };
-        if (epoll_ctl(P.epfd, EPOLL_CTL_ADD, P.wake_fd, &ev) < 0) {
-                P.start_error = errno;
-                return;
-        }
-        int e = thread_start(&P.thread, "edgecd-logpump", pump_main, NULL);
-        if (e)
-                P.start_error = e;
+        int e = 0;
+        if (P.epfd < 0 || P.wake_fd < 0 || epoll_ctl(P.epfd, EPOLL_CTL_ADD, P.wake_fd, &ev) < 0)
+                e = errno;
         else
-                P.running = true;
+                e = thread_start(&P.thread, "edgecd-logpump", pump_main, NULL);
+        if (e) {
+                if (P.epfd >= 0)
+                        close(P.epfd);
+                if (P.wake_fd >= 0)
+                        close(P.wake_fd);
+                P.epfd = P.wake_fd = -1;
+                return e;
+        }
+        pthread_mutex_lock(&P.lock);
+        P.running = true;
+        pthread_mutex_unlock(&P.lock);
+        return 0;
 }
 
 int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_write_fd,
                   struct err *err)
 {
-        pthread_once(&P.once, start_thread);
-        if (!P.running)
-                return err_set(err, ERR_INTERNAL, P.start_error, "start the log pump");
+        /* Started by the first run, or by a later one when that failed (the
+         * daemon out of descriptors or threads for a while): once for good,
+         * it failed every run after it until a restart. */
+        pthread_mutex_lock(&P.start_lock);
+        int failed = P.running ? 0 : start_thread();
+        pthread_mutex_unlock(&P.start_lock);
+        if (failed)
+                return err_set(err, ERR_INTERNAL, failed, "start the log pump");
         /* One that will not go is a failed write, not a failed run. */
         int stale_errno = remove_stale(path);
         int p[2];

@@ -116,3 +116,48 @@ class PluginRescan(unittest.TestCase):
         wait_for(lambda: "t_late" in names(), 5, lambda: "t_late not loaded: %r" % names())
         job = d.run_job({"algorithm": "t_late", "version": "1.0.0", "parameters": {"n": 1}})
         self.assertEqual(job["status"], "succeeded", job)
+
+
+PIDS_V1 = "/sys/fs/cgroup/pids"
+
+
+@unittest.skipUnless(os.path.isfile(os.path.join(PIDS_V1, "cgroup.procs")), "needs the cgroup v1 pids hierarchy")
+class Processes(unittest.TestCase):
+    """The daemon in a pids cgroup of its own (systemd's TasksMax=); each
+    test starts a daemon and moves it back out at its end."""
+
+    def setUp(self):
+        self.d = Daemon("ExhaustPids", config={"workers": 1})
+        self.cg = os.path.join(PIDS_V1, "edgecd-it-exhaust-%d" % os.getpid())
+        os.mkdir(self.cg)
+        self.addCleanup(os.rmdir, self.cg)
+        self.addCleanup(self.d.stop)
+        self.d.start()
+        self.write("cgroup.procs", self.d.proc.pid)
+        self.addCleanup(self.lift)
+
+    def write(self, name, value):
+        with open(os.path.join(self.cg, name), "w") as f:
+            f.write(str(value))
+
+    def squeeze(self):
+        """No room for one more thread or process (TasksMax=, reached)."""
+        with open(os.path.join(self.cg, "pids.current")) as f:
+            self.write("pids.max", int(f.read()))
+
+    def lift(self):
+        self.write("pids.max", "max")
+        with open(os.path.join(PIDS_V1, "cgroup.procs"), "w") as f:
+            f.write(str(self.d.proc.pid))
+
+    def assertFailedShort(self, job):
+        self.assertEqual((job["status"], job["error"]["code"]), ("failed", "runtime_error"), job)
+        self.assertIn("Resource temporarily unavailable", job["error"]["message"])
+
+    def test_a_log_pump_that_could_not_start_starts_for_a_later_job(self):
+        d = self.d
+        self.squeeze()
+        self.assertFailedShort(d.wait_final(d.submit(ECHO).body["id"], timeout=30))
+        self.lift()
+        job = d.run_job(dict(ECHO, parameters={"n": 9}))
+        self.assertEqual(job["status"], "succeeded", job)
