@@ -104,7 +104,16 @@ struct run {
         char *result;
         size_t result_len;
         bool retryable;          /* the runtime or host failed before the algorithm ran */
+        bool daemon_short;       /* failed for want of the daemon's own descriptors, memory or processes */
 };
+
+/* An errno that says the daemon itself ran short (RLIMIT_NOFILE, a pids
+ * limit, memory), which no algorithm causes: such a run is not counted
+ * against its algorithm by the circuit breaker. */
+static bool daemon_short(int errnum)
+{
+        return errnum == EMFILE || errnum == ENFILE || errnum == ENOMEM || errnum == EAGAIN;
+}
 
 static void run_fail(struct run *r, enum job_error e, bool retryable, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
@@ -150,6 +159,7 @@ static void run_container(struct run *r, struct outcome *out)
         if (sandbox_wait(s->d.env, sb, r->job->timeout_seconds * 1000, job_cancel_fd(r->job), &out->exit, &retryable,
                          &err) < 0) {
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err.msg);
+                r->daemon_short = daemon_short(err.errnum);
                 ran = false;
         }
         r->metrics.run_ms = now_mono_ms() - t1;
@@ -209,6 +219,7 @@ static bool run_build(struct run *r)
         record_clear(&r->params);
         if (rc < 0) {
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err.msg);
+                r->daemon_short = daemon_short(err.errnum);
                 return false;
         }
         return true;
@@ -236,6 +247,7 @@ static void run_go(struct run *r)
         }
         if (rc < 0) {
                 run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err.msg);
+                r->daemon_short = daemon_short(err.errnum);
                 /* Its container (a warm one still waits) first: it holds
                  * the log's pipe. */
                 sandbox_kill_init(s->d.env, r->sb);
@@ -653,7 +665,10 @@ static void run_job(struct scheduler *s, struct job *j)
                         idpool_give(s->d.ids, r.ids);
                 }
                 job_attempt_end(j, r.error, r.message);
-                breaker_record(s->d.breaker, j->manifest->name, r.error, r.message, probe);
+                if (!r.daemon_short)
+                        breaker_record(s->d.breaker, j->manifest->name, r.error, r.message, probe);
+                else if (probe)
+                        breaker_probe_abandoned(s->d.breaker, j->manifest->name);
 
                 bool again = r.error == JOB_ERR_RUNTIME_ERROR && r.retryable &&
                              n < (size_t)cfg->retry.max_attempts && !job_cancel_requested(j) &&

@@ -161,3 +161,17 @@ class Processes(unittest.TestCase):
         self.lift()
         job = d.run_job(dict(ECHO, parameters={"n": 9}))
         self.assertEqual(job["status"], "succeeded", job)
+
+    def test_runs_failed_for_want_of_the_daemons_processes_do_not_isolate_the_algorithm(self):
+        d = self.d
+        self.squeeze()
+        # Two jobs, three runs each: more runtime errors in a row than
+        # breaker.isolate_after (5).
+        ids = [d.submit(dict(ECHO, parameters={"n": k})).body["id"] for k in range(2)]
+        for i in ids:
+            self.assertFailedShort(d.wait_final(i, timeout=30))
+        self.lift()
+        algs = {a["name"]: a for a in d.req("GET", "/v1/algorithms").body["algorithms"]}
+        self.assertEqual(algs["t_echo"]["health"]["state"], "healthy", algs["t_echo"])
+        job = d.run_job(dict(ECHO, parameters={"n": 9}))
+        self.assertEqual(job["status"], "succeeded", job)
