@@ -14,11 +14,16 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "heartbeat.h"
 #include "jsontext.h"
 #include "util.h"
 
 #define RESULT_NAME "result.json"
 #define STDERR_TAIL_MAX 1024
+/* How long a result the daemon cannot read for want of its own descriptors
+ * or memory is tried again (under WatchdogSec's 30 s). */
+#define RESULT_RETRY_MS 10000
+#define RESULT_RETRY_PAUSE_MS 100
 
 const char *job_error_name(enum job_error e)
 {
@@ -251,7 +256,17 @@ enum job_error result_classify(const struct outcome *o, const char *output_dir,
         char *result = NULL;
         size_t len = 0;
         struct err e = ERR_INIT;
-        if (result_read(output_dir, max_result_bytes, &result, &len, &e) < 0) {
+        int rc;
+        /* The run succeeded and its output is still there: a daemon short
+         * of descriptors for a moment must not lose the result. */
+        for (int64_t until = now_mono_ms() + RESULT_RETRY_MS;
+             (rc = result_read(output_dir, max_result_bytes, &result, &len, &e)) < 0 &&
+             (e.errnum == EMFILE || e.errnum == ENFILE || e.errnum == ENOMEM) && now_mono_ms() < until;) {
+                heartbeat_beat();
+                sleep_ms(RESULT_RETRY_PAUSE_MS);
+                err_clear(&e);
+        }
+        if (rc < 0) {
                 enum job_error je;
                 switch (e.code) {
                 case ERR_NOT_FOUND:

@@ -24,6 +24,19 @@ def open_fds(pid):
     return [int(x) for x in os.listdir("/proc/%d/fd" % pid)]
 
 
+def procs_of_uid(uid):
+    """Host processes whose real uid is uid."""
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/status" % pid) as f:
+                if any(line.startswith("Uid:") and int(line.split()[1]) == uid for line in f):
+                    out.append(int(pid))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -96,6 +109,28 @@ class FileDescriptors(DaemonCase):
         self.assertEqual(r.status, 200, r)
         job = d.run_job(ECHO)
         self.assertEqual(job["status"], "succeeded", job)
+        d.assert_idle_clean()
+
+
+class RunningJob(DaemonCase):
+    CONFIG = {"workers": 1}
+
+    def test_a_result_written_while_the_daemon_is_out_of_descriptors_is_kept(self):
+        d = self.d
+        jid = self.track(d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 1.5},
+                                   "timeout_seconds": 30}).body["id"])
+        d.wait_status(jid, "running")
+        # Its container, log and wait are set up (the algorithm runs); it
+        # ends while the daemon can open nothing, and the descriptors come
+        # back 2 s later.
+        wait_for(lambda: d.get_job(jid)["attempts"] and procs_of_uid(d.get_job(jid)["attempts"][-1]["uid"]), 10,
+                 lambda: "t_sleep not running: %r" % d.get_job(jid))
+        old = starve(self, d.proc.pid, 3)
+        time.sleep(2.5)
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, old)
+        job = d.wait_final(jid, timeout=30)
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertIsNotNone(job["result"], job)
         d.assert_idle_clean()
 
 
