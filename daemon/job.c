@@ -163,6 +163,7 @@ void job_unref(struct job *j)
 
 bool job_start(struct job *j, const char *runtime_name)
 {
+        int e = 0;
         pthread_mutex_lock(&j->lock);
         bool ok = j->status == JOB_QUEUED && !j->cancel_requested;
         if (ok) {
@@ -170,10 +171,12 @@ bool job_start(struct job *j, const char *runtime_name)
                 j->started_ms = now_real_ms();
                 j->metrics.queue_ms = now_mono_ms() - j->created_mono;
                 j->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+                e = errno;
                 free(j->runtime_name);
                 j->runtime_name = xstrdup(runtime_name);
         }
         pthread_mutex_unlock(&j->lock);
+        errno = e;   /* eventfd's, for the caller that finds no cancel_fd */
         return ok;
 }
 

@@ -133,7 +133,7 @@ void job_unref(struct job *j);   /* NULL is fine */
 void job_snapshot(struct job *j, struct job_record *rec);
 
 /* queued -> running; false when the job was cancelled first.  Creates the
- * cancel eventfd. */
+ * cancel eventfd (job_cancel_fd() < 0 when that failed, errno saying why). */
 bool job_start(struct job *j, const char *runtime_name);
 /* running -> queued: a planned stop interrupted it, the next start runs it
  * again (the attempt stays recorded). */

@@ -548,7 +548,9 @@ static void run_job(struct scheduler *s, struct job *j)
 {
         const struct config *cfg = s->d.cfg;
         bool probe = j->breaker_probe;
-        if (!job_start(j, s->d.rt->name)) {
+        bool started = job_start(j, s->d.rt->name);
+        int start_errno = errno;
+        if (!started) {
                 /* Cancelled while queued: the cancel finished it. */
                 if (probe)
                         breaker_probe_abandoned(s->d.breaker, j->manifest->name);
@@ -558,7 +560,8 @@ static void run_job(struct scheduler *s, struct job *j)
                 /* Without its eventfd a running job could not be cancelled. */
                 if (probe)
                         breaker_probe_abandoned(s->d.breaker, j->manifest->name);
-                finish(s, j, NULL, JOB_ERR_RUNTIME_ERROR, "cannot create the job's cancel eventfd");
+                _cleanup_free_ char *msg = xasprintf("cannot create the job's cancel eventfd: %s", strerror(start_errno));
+                finish(s, j, NULL, JOB_ERR_RUNTIME_ERROR, msg);
                 return;
         }
         log_job(LOG_LVL_DEBUG, j->id, j->manifest->name, NULL, "%s %s started after %lld ms in the queue",

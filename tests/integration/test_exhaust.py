@@ -134,6 +134,29 @@ class RunningJob(DaemonCase):
         d.assert_idle_clean()
 
 
+    def test_a_job_started_while_the_daemon_is_out_of_descriptors_says_so(self):
+        d = self.d
+        session = d.session()
+        self.addCleanup(session.close)
+        self.assertEqual(session.req("GET", "/healthz").status, 200)
+        # The connection is open before the descriptors go; the job is
+        # taken on it and started while the daemon can open nothing.
+        old = starve(self, d.proc.pid, 3)
+        r = session.req("POST", "/v1/jobs", ECHO)
+        self.assertEqual(r.status, 202, r)
+        self.track(r.body["id"])
+        job = None
+        deadline = time.monotonic() + 10 * slow_factor()
+        while time.monotonic() < deadline:
+            job = session.req("GET", "/v1/jobs/" + r.body["id"]).body
+            if job["status"] in harness.FINAL:
+                break
+            time.sleep(0.1)
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, old)
+        self.assertEqual((job["status"], job["error"]["code"]), ("failed", "runtime_error"), job)
+        self.assertIn("Too many open files", job["error"]["message"])
+
+
 class PluginRescan(unittest.TestCase):
     def test_a_plugin_added_while_out_of_descriptors_is_loaded_once_they_come_back(self):
         plugins = tempfile.mkdtemp(prefix="edgecd-it-exhaust-plugins-")
