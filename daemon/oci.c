@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -728,8 +729,15 @@ static json_t *build_rlimits(const json_t *tmpl)
         /* No core dumps: they would land in the read-only rootfs or /output
          * and leak memory contents into a result. */
         json_array_append_new(out, json_pack("{s:s,s:i,s:i}", "type", "RLIMIT_CORE", "hard", 0, "soft", 0));
-        json_array_append_new(out, json_pack("{s:s,s:i,s:i}", "type", "RLIMIT_NOFILE", "hard", 1024,
-                                             "soft", 1024));
+        /* 1024 open files, but no more than the daemon's own hard limit
+         * (LimitNOFILE= under 1024): the runtime, in the container without
+         * CAP_SYS_RESOURCE, cannot raise it (EPERM), and no job started. */
+        json_int_t nofile = 1024;
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max < (rlim_t)nofile)
+                nofile = (json_int_t)rl.rlim_max;
+        json_array_append_new(out, json_pack("{s:s,s:I,s:I}", "type", "RLIMIT_NOFILE", "hard", nofile,
+                                             "soft", nofile));
         /* No real-time priority, no raised nice: the host's processes come
          * first. */
         json_array_append_new(out, json_pack("{s:s,s:i,s:i}", "type", "RLIMIT_RTPRIO", "hard", 0, "soft", 0));

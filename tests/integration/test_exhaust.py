@@ -2,8 +2,10 @@
 nothing spins, and it recovers once the resource comes back.
 
 File descriptors are taken away from a running daemon by lowering its
-RLIMIT_NOFILE (prlimit on its pid) to just above what it holds, and given
-back afterwards (also when the test fails)."""
+RLIMIT_NOFILE (prlimit on its pid) to just above what it holds, or under it,
+and given back afterwards (also when the test fails).  Processes and threads
+are taken away with a cgroup v1 pids cgroup (TasksMax=) the daemon is moved
+into and out of.  LowHardLimit starts a daemon whose hard limit is 512."""
 
 import http.client
 import os
@@ -155,6 +157,17 @@ class RunningJob(DaemonCase):
         resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, old)
         self.assertEqual((job["status"], job["error"]["code"]), ("failed", "runtime_error"), job)
         self.assertIn("Too many open files", job["error"]["message"])
+
+
+class LowHardLimit(unittest.TestCase):
+    def test_a_daemon_whose_hard_descriptor_limit_is_under_1024_runs_jobs(self):
+        # LimitNOFILE=512: the containers get 512, not the 1024 that the
+        # runtime could not give them.
+        d = Daemon("LowHardLimit", argv0=["prlimit", "--nofile=512:512", "--"])
+        self.addCleanup(d.stop)
+        d.start()
+        job = d.run_job(ECHO)
+        self.assertEqual(job["status"], "succeeded", job)
 
 
 class PluginRescan(unittest.TestCase):
