@@ -105,12 +105,27 @@ static int slots_take(struct runcgroups *rcs, const char *run_id, struct runcgro
                 struct err e = ERR_INIT;
                 if (fresh)
                         drop_files(rc);   /* none of a cgroup made anew are its */
-                if ((!fresh || cgroup_make(rc->dir, &e) == 0) &&
+                bool made = !fresh;
+                if ((made || (made = cgroup_make(rc->dir, &e) == 0)) &&
                     (rc->files->peak >= 0 || cgroup_files_open(rc->dir, rc->files, &e) == 0) &&
                     cgroup_restart_counters(rc->dir, rc->files, &rc->base, &e) == 0)
                         return 0;
-                /* Not ours to reuse now: the collector removes what is there. */
                 drop_files(rc);
+                if (e.errnum == EMFILE || e.errnum == ENFILE || e.errnum == ENOMEM) {
+                        /* The slot is sound, the daemon short of descriptors
+                         * or memory: it serves again (its files opened when
+                         * next taken; one not all made, made anew).  Given
+                         * to the collector, it stayed until the next sweep,
+                         * after the daemon's stop too.  Another slot would
+                         * fail the same way. */
+                        struct err re = ERR_INIT;
+                        set_state(rcs, slot, made ? SLOT_FREE : cgroup_remove(rc->dir, &re) == 0 ? SLOT_UNMADE : SLOT_GONE,
+                                  NULL);
+                        release(rc);
+                        *err = e;
+                        return err_wrap(err, "run cgroup");
+                }
+                /* Not ours to reuse now: the collector removes what is there. */
                 set_state(rcs, slot, SLOT_GONE, NULL);
                 release(rc);
                 if (attempt == 1) {

@@ -170,6 +170,50 @@ class LowHardLimit(unittest.TestCase):
         self.assertEqual(job["status"], "succeeded", job)
 
 
+
+
+@unittest.skipIf(harness.cgroup_v2(), "run cgroup slots are cgroup v1's")
+class RunCgroupSlot(unittest.TestCase):
+    def test_a_slot_whose_files_could_not_be_opened_is_not_left_behind(self):
+        # Jobs started with 1, 2, ... descriptors to spare (what the daemon
+        # opens meanwhile varies: a few rounds) until one finds none left
+        # for its run cgroup's counter files.
+        d = Daemon("RunCgroupSlot", config={"workers": 1, "retry": {"max_attempts": 1}})
+        self.addCleanup(d.stop)
+        d.start()
+        session = d.session()
+        self.addCleanup(session.close)
+        self.assertEqual(session.req("GET", "/healthz").status, 200)
+        pid = d.proc.pid
+        old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        self.addCleanup(resource.prlimit, pid, resource.RLIMIT_NOFILE, old)
+        errors = []
+        for spare in list(range(1, 12)) * 4:
+            if [e for e in errors if e and e.startswith("run cgroup:")]:
+                break
+            fds = open_fds(pid)
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (max(len(fds) + spare, max(fds) + 1), old[1]))
+            r = session.req("POST", "/v1/jobs", ECHO)
+            if r.status == 202:
+                deadline = time.monotonic() + 10 * slow_factor()
+                while time.monotonic() < deadline:
+                    g = session.req("GET", "/v1/jobs/" + r.body["id"])
+                    if g.status == 200 and g.body["status"] in harness.FINAL:
+                        break
+                    time.sleep(0.05)
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
+            self.assertEqual(r.status, 202, r)
+            job = d.wait_final(r.body["id"], timeout=30)
+            errors.append(job["error"] and job["error"]["message"])
+        self.assertTrue([e for e in errors if e and e.startswith("run cgroup:") and "Too many open files" in e],
+                        "no run met the limit at its run cgroup: %r" % errors)
+        # The slots serve again, and the daemon's stop (d.stop, checked)
+        # leaves no cgroup behind.
+        for k in range(3):
+            job = d.run_job(dict(ECHO, parameters={"n": k}))
+            self.assertEqual(job["status"], "succeeded", job)
+
+
 class PluginRescan(unittest.TestCase):
     def test_a_plugin_added_while_out_of_descriptors_is_loaded_once_they_come_back(self):
         plugins = tempfile.mkdtemp(prefix="edgecd-it-exhaust-plugins-")
