@@ -7,8 +7,8 @@
  * and freed while its event is in flight is simply not found.
  * P.lock guards the list, each pump's own lock its state and file: a write
  * to a slow disk (dirty pages throttled, a stalled NFS server) holds up
- * that run's log and no other run's start or end.  Lock order: P.lock,
- * then a pump's. */
+ * that run's log and no other run's start or end.  Lock order:
+ * P.start_lock (starting the thread), P.lock, then a pump's. */
 #include "logpump.h"
 
 #include <errno.h>
@@ -226,7 +226,12 @@ int logpump_start(const char *path, size_t cap, struct logpump **ret, int *ret_w
          * daemon out of descriptors or threads for a while): once for good,
          * it failed every run after it until a restart. */
         pthread_mutex_lock(&P.start_lock);
-        int failed = P.running ? 0 : start_thread();
+        pthread_mutex_lock(&P.lock);
+        bool quit = P.quit, running = P.running;
+        pthread_mutex_unlock(&P.lock);
+        /* Not after logpump_shutdown(): a thread started then would end
+         * at once and leave the run's pipe unread. */
+        int failed = quit ? ECANCELED : running ? 0 : start_thread();
         pthread_mutex_unlock(&P.start_lock);
         if (failed)
                 return err_set(err, ERR_INTERNAL, failed, "start the log pump");
