@@ -17,11 +17,26 @@
 
 #include <uuid/uuid.h>
 
+/* Past its memory limit the daemon cannot go on in any state worth
+ * keeping (systemd restarts it, the next start sweeps what is left), but
+ * it says why: a bare SIGABRT in the journal told nothing.  No allocation
+ * here, nor in anything it calls. */
+static _Noreturn void out_of_memory(size_t n)
+{
+        char line[128];
+        int len = n ? snprintf(line, sizeof line, "edgecd: out of memory (allocating %zu bytes); aborting\n", n)
+                    : snprintf(line, sizeof line, "edgecd: out of memory; aborting\n");
+        if (len > 0 && write(STDERR_FILENO, line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1) < 0) {
+                /* nowhere else to say it */
+        }
+        abort();
+}
+
 void *xmalloc(size_t n)
 {
         void *p = malloc(n ? n : 1);
         if (!p)
-                abort();
+                out_of_memory(n);
         return p;
 }
 
@@ -29,7 +44,7 @@ void *xcalloc(size_t n, size_t size)
 {
         void *p = calloc(n ? n : 1, size ? size : 1);
         if (!p)
-                abort();
+                out_of_memory(size && n > SIZE_MAX / size ? SIZE_MAX : n * size);
         return p;
 }
 
@@ -37,7 +52,7 @@ void *xrealloc(void *p, size_t n)
 {
         void *q = realloc(p, n ? n : 1);
         if (!q)
-                abort();
+                out_of_memory(n);
         return q;
 }
 
@@ -57,7 +72,7 @@ char *xstrdup(const char *s)
                 return NULL;
         char *d = strdup(s);
         if (!d)
-                abort();
+                out_of_memory(strlen(s) + 1);
         return d;
 }
 
@@ -65,7 +80,7 @@ char *xvasprintf(const char *fmt, va_list ap)
 {
         char *s = NULL;
         if (vasprintf(&s, fmt, ap) < 0)
-                abort();
+                out_of_memory(0);
         return s;
 }
 
@@ -416,7 +431,7 @@ json_t *json_sprintf_lossy(const char *fmt, ...)
         va_start(ap, fmt);
         char *text = NULL;
         if (vasprintf(&text, fmt, ap) < 0)
-                abort();
+                out_of_memory(0);
         va_end(ap);
         json_t *j = json_string_lossy(text);
         free(text);

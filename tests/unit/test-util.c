@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <uuid/uuid.h>
@@ -228,6 +229,45 @@ START_TEST(test_lock_file_free_after_a_kill_while_spawning)
 }
 END_TEST
 
+/* ASan's allocator reports a request past its largest and ends the
+ * process; here it returns NULL as glibc's does, so that xmalloc's own
+ * handling is what runs. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+        return "allocator_may_return_null=1";
+}
+
+START_TEST(test_out_of_memory_says_so_before_it_aborts)
+{
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                struct rlimit none = { 0, 0 };
+                setrlimit(RLIMIT_CORE, &none);
+                dup2(p[1], STDERR_FILENO);
+                free(xmalloc(SIZE_MAX / 2));
+                _exit(0);
+        }
+        close(p[1]);
+        char buf[256] = { 0 };
+        size_t got = 0;
+        ssize_t n;
+        while (got < sizeof buf - 1 && (n = read(p[0], buf + got, sizeof buf - 1 - got)) > 0)
+                got += (size_t)n;
+        close(p[0]);
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x", status);
+        char want[128];
+        snprintf(want, sizeof want, "edgecd: out of memory (allocating %zu bytes); aborting\n", SIZE_MAX / 2);
+        /* (ASan warns first of the failed allocation.) */
+        ck_assert_msg(strstr(buf, want), "stderr: %s", buf);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("util");
@@ -240,6 +280,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_parse_int64_takes_digits_only);
         tcase_add_test(tc, test_lock_file_second_process_refused);
         tcase_add_test(tc, test_lock_file_free_after_a_kill_while_spawning);
+        tcase_add_test(tc, test_out_of_memory_says_so_before_it_aborts);
         suite_add_tcase(s, tc);
         return s;
 }
