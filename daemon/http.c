@@ -58,6 +58,7 @@ struct http_server {
         http_authorizer authorize;
         void *ctx;
         size_t inflight;         /* atomic: bytes of large replies not yet sent */
+        int sndbuf;              /* SO_SNDBUF of each connection (conn_sndbuf()) */
         size_t spool_max;        /* atomic: o.spool_max as it is now */
         size_t spooled;          /* atomic: bytes in spool files of requests not yet done */
 
@@ -891,6 +892,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
         struct http_server *srv = cls;
         if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+                /* A reply counts against max_response_bytes only until the
+                 * kernel has taken it, so the kernel must not take much:
+                 * left to autotuning, each slow reader's send buffer grew
+                 * to a few MiB (tcp_wmem), hundreds of MiB in all. */
+                const union MHD_ConnectionInfo *fi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                if (fi && setsockopt(fi->connect_fd, SOL_SOCKET, SO_SNDBUF, &srv->sndbuf, sizeof srv->sndbuf) < 0)
+                        log_debug("http: SO_SNDBUF %d: %s", srv->sndbuf, strerror(errno));
                 const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
                 struct counted k;
                 if (!ci || !client_key(ci->client_addr, &k.family, k.addr))
@@ -919,6 +927,16 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         }
 }
 
+/* Each connection's share of max_response_bytes, 64 KiB at least (about
+ * a millisecond of a gigabit link), 4 MiB at most (what autotuning would
+ * reach): what all the send buffers hold is then about twice the cap (the
+ * kernel doubles the figure for its own bookkeeping). */
+static int conn_sndbuf(const struct http_options *o)
+{
+        size_t n = o->max_connections ? o->max_response_bytes / o->max_connections : 0;
+        return n < SMALL_REPLY ? SMALL_REPLY : n > (4 << 20) ? 4 << 20 : (int)n;
+}
+
 /* One polling thread per core (2 to 8): reads and submits of many clients
  * go on in parallel.  Never more than connections: libmicrohttpd gives each
  * thread its share of http.max_connections. */
@@ -937,6 +955,7 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
         srv->spare_fd = -1;
         srv->o = *o;
         srv->spool_max = o->spool_max;
+        srv->sndbuf = conn_sndbuf(o);
         srv->routes = routes;
         srv->nroutes = nroutes;
         srv->authorize = authorize;

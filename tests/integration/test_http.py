@@ -666,3 +666,51 @@ class BatchAnswerOverTheCap(unittest.TestCase):
         self.assertEqual(len(second.body["jobs"]), 10000)
         self.assertEqual({j["status"] for j in second.body["jobs"]}, {202})
         self.assertEqual(d.metric("edgecd_queue_length"), 20000)
+
+
+def send_queue_bytes(port):
+    """Bytes waiting in the send queues of the IPv4 TCP connections whose
+    local port is `port` (the daemon's ends), from /proc/net/tcp."""
+    total = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":   # ESTABLISHED
+                total += int(fields[4].split(":")[0], 16)
+    return total
+
+
+class SlowReadersOfLargeAnswers(unittest.TestCase):
+    """Clients that never read a 1 MB answer: what they hold, in the
+    daemon and in its sockets' send buffers, is bounded by
+    http.max_response_bytes, and past it they get 503 busy.  Left to
+    autotuning, each socket took its whole answer from the daemon (and the
+    cap never counted it): 1 MB of kernel memory per client."""
+
+    def test_the_kernel_does_not_take_what_the_cap_refuses(self):
+        d = harness.Daemon("slowreaders", config={"http": {"max_response_bytes": "2MiB", "max_connections": 32,
+                                                           "max_connections_per_client": 32}}).start()
+        self.addCleanup(d.stop)
+        job = d.run_job({"algorithm": "t_big", "parameters": {"bytes": 1000000}})
+        self.assertEqual(job["status"], "succeeded", job)
+        socks = []
+        for _ in range(24):
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.connect(("127.0.0.1", d.port))
+            self.addCleanup(c.close)
+            c.sendall(("GET /v1/jobs/%s HTTP/1.1\r\nHost: x\r\n\r\n" % job["id"]).encode())
+            socks.append(c)
+        time.sleep(1.5 * harness.slow_factor())
+        queued = send_queue_bytes(d.port)
+        statuses = []
+        for c in socks:
+            c.settimeout(10)
+            statuses.append(c.recv(12)[9:12])
+        # Each socket's buffer is max_response_bytes / max_connections
+        # (64 KiB), doubled by the kernel: 24 x 128 KiB = 3 MiB at most.
+        self.assertLess(queued, 4 << 20, "%d bytes of answers waiting in the sockets" % queued)
+        self.assertIn(b"503", statuses, statuses)
+        self.assertIn(b"200", statuses, statuses)
+        self.assertTrue(d.healthz_ok())
