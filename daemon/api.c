@@ -333,6 +333,21 @@ static bool render_live(struct api *a, const char *id, char **ret_text, size_t *
         return done;
 }
 
+/* While large answers wait for slow readers, one that would be refused
+ * past http.max_response_bytes is refused before its record is read and
+ * rendered: each refused request took two or three copies of its result
+ * (up to result_ceiling_bytes) first, as many at once as HTTP threads. */
+static bool refused_unread(struct api *a, struct http_request *req, const char *id, bool location)
+{
+        size_t len = 0;
+        struct err err = ERR_INIT;
+        if (!http_large_in_flight(req) || store_result_size(a->d.store, id, &len, &err) < 0)
+                return false;   /* a missing record is told by the render */
+        char where[64];
+        snprintf(where, sizeof where, "/v1/jobs/%s", id);
+        return http_refuse_large(req, len, location ? where : NULL);
+}
+
 static void reply_record(struct api *a, struct http_request *req, unsigned status, const char *id,
                          bool location, bool read)
 {
@@ -342,6 +357,8 @@ static void reply_record(struct api *a, struct http_request *req, unsigned statu
         struct err err = ERR_INIT;
         if (render_live(a, id, &text, &len)) {
                 final = false;
+        } else if (refused_unread(a, req, id, location)) {
+                return;
         } else if (store_render(a->d.store, id, read, &text, &len, &final, &err) < 0) {
                 reply_err(req, &err, err.code == ERR_UNAVAILABLE ? "storage_unavailable" : NULL);
                 return;

@@ -1175,6 +1175,41 @@ static void release_reply(void *cls)
         free(h);
 }
 
+/* Slow readers holding many large replies would hold the daemon's
+ * memory: one past the cap is refused until they drain. */
+static void refuse_large(struct http_request *req)
+{
+        metrics_http_rejected("replies_in_flight");
+        /* An answer that names what the request made (a submit's job, its
+         * Location) is not refused: a retry would make it again.  The
+         * client is sent to it instead. */
+        for (struct header *h = req->headers; h; h = h->next)
+                if (!strcasecmp(h->name, "Location")) {
+                        http_reply_error(req, 303, "see_other", "done, but the answer is too large to "
+                                         "send while other large ones are: GET the Location", NULL);
+                        return;
+                }
+        http_add_header(req, "Retry-After", "1");
+        http_reply_error(req, 503, "busy", "too many large replies are still being sent; retry", NULL);
+}
+
+bool http_large_in_flight(const struct http_request *req)
+{
+        return __atomic_load_n(&req->srv->inflight, __ATOMIC_RELAXED) > 0;
+}
+
+bool http_refuse_large(struct http_request *req, size_t len, const char *location)
+{
+        struct http_server *srv = req->srv;
+        size_t was = __atomic_load_n(&srv->inflight, __ATOMIC_RELAXED);
+        if (len <= SMALL_REPLY || was == 0 || was + len <= srv->o.max_response_bytes || req->must_answer)
+                return false;
+        if (location)
+                http_add_header(req, "Location", location);
+        refuse_large(req);
+        return true;
+}
+
 static void reply(struct http_request *req, unsigned status, const char *content_type, char *data, size_t len)
 {
         struct http_server *srv = req->srv;
@@ -1182,22 +1217,9 @@ static void reply(struct http_request *req, unsigned status, const char *content
          * to result_ceiling_bytes must be readable at all). */
         size_t was = len > SMALL_REPLY ? __atomic_fetch_add(&srv->inflight, len, __ATOMIC_RELAXED) : 0;
         if (len > SMALL_REPLY && was + len > srv->o.max_response_bytes && was > 0 && !req->must_answer) {
-                /* Slow readers holding many large replies would hold the
-                 * daemon's memory: refuse this one until they drain. */
                 __atomic_sub_fetch(&srv->inflight, len, __ATOMIC_RELAXED);
                 free(data);
-                metrics_http_rejected("replies_in_flight");
-                /* An answer that names what the request made (a submit's
-                 * job, its Location) is not refused: a retry would make
-                 * it again.  The client is sent to it instead. */
-                for (struct header *h = req->headers; h; h = h->next)
-                        if (!strcasecmp(h->name, "Location")) {
-                                http_reply_error(req, 303, "see_other", "done, but the answer is too large to "
-                                                 "send while other large ones are: GET the Location", NULL);
-                                return;
-                        }
-                http_add_header(req, "Retry-After", "1");
-                http_reply_error(req, 503, "busy", "too many large replies are still being sent; retry", NULL);
+                refuse_large(req);
                 return;
         }
         struct MHD_Response *resp;

@@ -108,6 +108,12 @@ void http_set_state(struct http_request *req, void *state, void (*free_fn)(void 
  * http.max_response_bytes, never 503 "retry" (a retry would make them
  * again). */
 void http_must_answer(struct http_request *req);
+/* Do large replies wait for their clients now (http.max_response_bytes)? */
+bool http_large_in_flight(const struct http_request *req);
+/* A reply of at least len bytes would be refused now: refuse it (503
+ * busy, or with location 303 see_other to it) and return true, before
+ * the caller builds it. */
+bool http_refuse_large(struct http_request *req, size_t len, const char *location);
 void http_add_header(struct http_request *req, const char *name, const char *value);
 /* Reply with JSON (takes the reference). */
 void http_reply_json(struct http_request *req, unsigned status, json_t *body);

@@ -219,6 +219,11 @@ int store_get(struct store *s, const char *id, unsigned what, struct job_record 
         return s->ops->get(s->b, id, what, ret, err);
 }
 
+int store_result_size(struct store *s, const char *id, size_t *ret_len, struct err *err)
+{
+        return s->ops->result_size(s->b, id, ret_len, err);
+}
+
 int store_find_key(struct store *s, const char *key, const char *hash, enum store_item_outcome *ret_outcome,
                    char ret_id[JOB_ID_LEN + 1], struct err *err)
 {

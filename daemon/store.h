@@ -157,6 +157,9 @@ struct store_ops {
         /* ERR_NOT_FOUND when there is no such record. */
         int (*get)(struct store_backend *b, const char *id, unsigned what, struct job_record *ret,
                    struct err *err);
+        /* At least the size in bytes of a record's result (0: none),
+         * without reading a large one.  ERR_NOT_FOUND as get. */
+        int (*result_size)(struct store_backend *b, const char *id, size_t *ret_len, struct err *err);
         /* Newest first in the order the records were inserted (a sequence,
          * not created_ms); fn gets each record (borrowed, without
          * parameters) and returns false to stop.  ERR_NOT_FOUND when
@@ -233,6 +236,8 @@ struct store_pending *store_update_begin(struct store *s, struct job_record *rec
 int store_update_end(struct store_pending *p, struct err *err);
 
 int store_get(struct store *s, const char *id, unsigned what, struct job_record *ret, struct err *err);
+/* At least the size of id's result in bytes (struct store_ops result_size). */
+int store_result_size(struct store *s, const char *id, size_t *ret_len, struct err *err);
 /* Whether an Idempotency-Key was used, before a submit is tried (struct
  * store_ops find_key): a retry is its job's replay whatever a new job
  * would be told (a full queue, a stop, an algorithm gone). */

@@ -1496,6 +1496,34 @@ static int sqlite_get(struct store_backend *b, const char *id, unsigned what, st
         return rv;
 }
 
+/* length() of a BLOB (a large result, streamed in) is read from the row
+ * without its content; of a text (1 MiB at most) it counts characters,
+ * at most its bytes. */
+static int sqlite_result_size(struct store_backend *b, const char *id, size_t *ret_len, struct err *err)
+{
+        struct reader *r = reader_take(b, err);
+        if (!r)
+                return -1;
+        int rv = 0;
+        sqlite3_stmt *st = stmt(r->db, "SELECT length(d.result) FROM jobs LEFT JOIN job_data d USING (seq) "
+                                "WHERE id = ?1", err);
+        if (!st) {
+                rv = -1;
+        } else {
+                bind_str(st, 1, id);
+                int rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW)
+                        *ret_len = (size_t)sqlite3_column_int64(st, 0);
+                else if (rc == SQLITE_DONE)
+                        rv = err_set(err, ERR_NOT_FOUND, 0, "no job `%.64s`", id);
+                else
+                        rv = sql_err(err, r->db, rc, "read the size of a job's result");
+                sqlite3_reset(st);
+        }
+        reader_give(b, r);
+        return rv;
+}
+
 static int sqlite_list(struct store_backend *b, const struct store_filter *f,
                        bool (*fn)(const struct job_record *r, void *ctx), void *ctx, struct err *err)
 {
@@ -1857,6 +1885,7 @@ const struct store_ops store_sqlite_ops = {
         .close = sqlite_close,
         .write = sqlite_write,
         .get = sqlite_get,
+        .result_size = sqlite_result_size,
         .list = sqlite_list,
         .load_unfinished = sqlite_load_unfinished,
         .find_key = sqlite_find_key,

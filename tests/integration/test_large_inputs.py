@@ -270,5 +270,64 @@ class MemoryGoesBack(unittest.TestCase):
             self.assertLess(grown, 24 * 1024, "the daemon kept %d KiB after sending its answers" % grown)
 
 
+def read_chars(pid):
+    """Bytes the process has read (rchar of /proc/PID/io: the store's
+    preads among them)."""
+    with open("/proc/%d/io" % pid) as f:
+        for line in f:
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    raise AssertionError("no rchar")
+
+
+def get_once_released(d, path):
+    """GET path once the daemon has noticed a slow reader gone (its answer
+    released): 503 busy until then."""
+    deadline = time.monotonic() + 10 * harness.slow_factor()
+    while True:
+        g = d.req("GET", path, timeout=60 * harness.slow_factor())
+        if g.status != 503 or time.monotonic() > deadline:
+            return g
+        time.sleep(0.1)
+
+
+class RefusedUnread(unittest.TestCase):
+    """While large answers wait for a slow reader, GETs past
+    http.max_response_bytes are refused (503 busy) without reading and
+    rendering their result first: each took two or three copies of it,
+    as many at once as HTTP threads, only to throw them away."""
+
+    def test_refused_before_the_result_is_read(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        plugin(tmp, "t_writer", WRITER)
+        d = Daemon("RefusedUnread", plugins=tmp, config=dict(CONFIG, http={"max_response_bytes": "16MiB"})).start()
+        self.addCleanup(d.stop)
+        size = 20 << 20
+        r = d.submit({"algorithm": "t_writer", "parameters": {"bytes": size}}, wait="true",
+                     timeout=60 * harness.slow_factor())
+        self.assertEqual((r.status, r.body["status"]), (200, "succeeded"), str(r)[:300])
+        path = "/v1/jobs/" + r.body["id"]
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", d.port))
+        self.addCleanup(slow.close)
+        slow.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+        slow.settimeout(10 * harness.slow_factor())
+        self.assertIn(b" 200 ", slow.recv(16))   # alone, it goes
+        before = read_chars(d.proc.pid)
+        for _ in range(10):
+            g = d.req("GET", path)
+            self.assertEqual((g.status, g.body["error"]["code"]), (503, "busy"), str(g)[:300])
+            self.assertEqual(g.headers.get("Retry-After"), "1", g.headers)
+        read = read_chars(d.proc.pid) - before
+        self.assertLess(read, size, "%d bytes read for 10 refused answers" % read)
+        slow.close()
+        g = get_once_released(d, path)
+        self.assertEqual(g.status, 200, str(g)[:300])
+        self.assertEqual(len(g.body["result"][0]), size - 4)
+
+
 if __name__ == "__main__":
     unittest.main()

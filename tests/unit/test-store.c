@@ -1381,6 +1381,11 @@ START_TEST(test_large_values)
         ck_assert(!memcmp(got.result, result, n));
         ck_assert(!memcmp(got.params, big, n));
         record_clear(&got);
+        /* Its size, without reading it. */
+        struct err err = ERR_INIT;
+        size_t size = 0;
+        ck_assert_msg(store_result_size(f.s, q.id, &size, &err) == 0, "%s", err.msg);
+        ck_assert_uint_eq(size, n);
         /* A small one stays a plain column. */
         struct job_record s;
         rec_queued(&s, "alpha", T0 + 2);
@@ -1389,6 +1394,19 @@ START_TEST(test_large_values)
         ck_assert(!got.params_mapped);
         ck_assert_str_eq(got.params, s.params);
         record_clear(&got);
+        /* No result yet: 0; no such job: ERR_NOT_FOUND. */
+        size = 1;
+        ck_assert_msg(store_result_size(f.s, s.id, &size, &err) == 0, "%s", err.msg);
+        ck_assert_uint_eq(size, 0);
+        ck_assert_int_eq(store_result_size(f.s, "no-such-job", &size, &err), -1);
+        ck_assert_int_eq(err.code, ERR_NOT_FOUND);
+        rec_set_running(&s, T0 + 11);
+        update_applied(&f, &s, JOB_QUEUED);
+        rec_set_final(&s, JOB_SUCCEEDED, T0 + 401, 1, "[1, 2]");
+        update_applied(&f, &s, JOB_RUNNING);
+        err_clear(&err);
+        ck_assert_msg(store_result_size(f.s, s.id, &size, &err) == 0, "%s", err.msg);
+        ck_assert_uint_eq(size, 6);
         record_clear(&s);
         record_clear(&q);
         fx_teardown(&f);
