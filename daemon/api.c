@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <time.h>
 
@@ -1483,6 +1484,14 @@ static void handle_logs(struct http_request *req, void *ctx)
         size_t len = 0;
         if (n) {
                 _cleanup_free_ char *path = store_log_path(a->d.store, id, n);
+                /* One that would be refused past http.max_response_bytes
+                 * is refused before it is read (max_log_bytes raised). */
+                struct stat st;
+                if (http_large_in_flight(req) && stat(path, &st) == 0) {
+                        size_t size = (size_t)st.st_size, cap = (size_t)a->d.cfg->max_log_bytes;
+                        if (http_refuse_large(req, size < cap ? size : cap, NULL))
+                                return;
+                }
                 /* A log over today's max_log_bytes (lowered since the
                  * run) is served cut, as the pump would have cut it. */
                 int rc = read_file(path, (size_t)a->d.cfg->max_log_bytes, READ_PREFIX, &text, &len, &err);

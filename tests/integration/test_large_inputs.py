@@ -233,6 +233,14 @@ resources: {memory_mb: 128, disk_mb: 48}
 max_result_bytes: 32MiB
 """
 
+# Writes parameters.bytes to stdout (and 1000 lines to stderr).
+SPAM = """name: t_spam
+version: 1.0.0
+description: Floods its log.
+command: ["/bin/testkit", "spam"]
+input_schema: {type: object}
+"""
+
 
 class MemoryGoesBack(unittest.TestCase):
     """Large results read, stored and answered, several at once: once the
@@ -327,6 +335,37 @@ class RefusedUnread(unittest.TestCase):
         g = get_once_released(d, path)
         self.assertEqual(g.status, 200, str(g)[:300])
         self.assertEqual(len(g.body["result"][0]), size - 4)
+
+    def test_a_log_refused_before_it_is_read(self):
+        # max_log_bytes raised: a 12 MiB log is a large answer too.
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        plugin(tmp, "t_spam", SPAM)
+        d = Daemon("RefusedUnreadLog", plugins=tmp, config=dict(CONFIG, max_log_bytes="16MiB",
+                                                                http={"max_response_bytes": "8MiB"})).start()
+        self.addCleanup(d.stop)
+        size = 12 << 20
+        job = d.run_job({"algorithm": "t_spam", "parameters": {"bytes": size}})
+        self.assertEqual(job["status"], "succeeded", job)
+        path = "/v1/jobs/%s/logs" % job["id"]
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", d.port))
+        self.addCleanup(slow.close)
+        slow.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+        slow.settimeout(10 * harness.slow_factor())
+        self.assertIn(b" 200 ", slow.recv(16))   # alone, it goes
+        before = read_chars(d.proc.pid)
+        for _ in range(10):
+            g = d.req("GET", path)
+            self.assertEqual((g.status, g.body["error"]["code"]), (503, "busy"), str(g)[:300])
+        read = read_chars(d.proc.pid) - before
+        self.assertLess(read, size, "%d bytes read for 10 refused logs" % read)
+        slow.close()
+        g = get_once_released(d, path)
+        self.assertEqual(g.status, 200, str(g)[:300])
+        self.assertGreater(len(g.raw), size)
 
 
 if __name__ == "__main__":
