@@ -131,7 +131,9 @@ size_t collector_run(const struct collector_deps *d)
         if (d->store) {
                 size_t gone = 0, step = 0;
                 err_clear(&err);
-                int64_t before = now_real_ms() - d->cfg->store.retention_seconds * 1000;
+                /* Aged in monotonic time: a step of the wall clock ahead
+                 * makes no record (nor key) old at once. */
+                int64_t before = wall_cutoff_ms(d->cfg->store.retention_seconds * 1000);
                 /* In steps, so submissions never wait long behind it and a
                  * stop does not wait for a long backlog. */
                 do {

@@ -157,7 +157,83 @@ struct timespec timespec_in(int clock, int64_t ms)
         }
         return ts;
 }
-int64_t now_real_ms(void) { return clock_ms(CLOCK_REALTIME); }
+/* Wall-clock steps.  A label (now_real_ms()) is taken at an offset, wall
+ * less monotonic time; a step (NTP at boot on a box without an RTC) moves
+ * it by hours or years.  The offsets labels were taken at lately are kept,
+ * each with when the last label at it could have been taken, so that the
+ * age of a label can be told from below whatever steps came between
+ * (wall_cutoff_ms()).  Slewing moves the offset by far less than
+ * WALL_STEP_MS between steps. */
+#define WALL_STEP_MS 1000
+#define WALL_FRAMES 16
+
+static pthread_mutex_t wall_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t wall_off = INT64_MIN;            /* the current offset (INT64_MIN: none yet) */
+static struct wall_frame {
+        int64_t off;                            /* an offset labels were taken at before */
+        int64_t until_mono;                     /* ...until then at the latest */
+} wall_frames[WALL_FRAMES];
+static size_t wall_nframes;
+
+static bool wall_stepped(int64_t off, int64_t from)
+{
+        return off - from > WALL_STEP_MS || from - off > WALL_STEP_MS;
+}
+
+/* Note the offset real - mono (under wall_lock). */
+static void wall_note(int64_t real, int64_t mono)
+{
+        int64_t off = real - mono;
+        if (wall_off != INT64_MIN && !wall_stepped(off, wall_off))
+                return;
+        if (wall_off != INT64_MIN) {
+                if (wall_nframes == WALL_FRAMES) {
+                        /* Two merged: the lower offset and the later end
+                         * make no label look older than it is. */
+                        struct wall_frame *a = &wall_frames[0], *b = &wall_frames[1];
+                        b->off = a->off < b->off ? a->off : b->off;
+                        b->until_mono = a->until_mono > b->until_mono ? a->until_mono : b->until_mono;
+                        memmove(a, b, (WALL_FRAMES - 1) * sizeof *a);
+                        wall_nframes--;
+                }
+                wall_frames[wall_nframes++] = (struct wall_frame){ .off = wall_off, .until_mono = mono };
+        }
+        __atomic_store_n(&wall_off, off, __ATOMIC_RELAXED);
+}
+
+int64_t now_real_ms(void)
+{
+        int64_t real = clock_ms(CLOCK_REALTIME), mono = clock_ms(CLOCK_MONOTONIC);
+        int64_t off = real - mono;
+        /* The lock only when the offset moved (a step, or the first label). */
+        int64_t seen = __atomic_load_n(&wall_off, __ATOMIC_RELAXED);
+        if (seen == INT64_MIN || wall_stepped(off, seen)) {
+                pthread_mutex_lock(&wall_lock);
+                wall_note(real, mono);
+                pthread_mutex_unlock(&wall_lock);
+        }
+        return real;
+}
+
+int64_t wall_cutoff_ms(int64_t age_ms)
+{
+        pthread_mutex_lock(&wall_lock);
+        int64_t mono = clock_ms(CLOCK_MONOTONIC);
+        wall_note(clock_ms(CLOCK_REALTIME), mono);
+        int64_t low = wall_off;
+        size_t k = 0;
+        for (size_t i = 0; i < wall_nframes; i++) {
+                /* Every label taken at an offset left age_ms ago is that old. */
+                if (mono - wall_frames[i].until_mono >= age_ms)
+                        continue;
+                if (wall_frames[i].off < low)
+                        low = wall_frames[i].off;
+                wall_frames[k++] = wall_frames[i];
+        }
+        wall_nframes = k;
+        pthread_mutex_unlock(&wall_lock);
+        return mono + low - age_ms;
+}
 
 void format_rfc3339(int64_t real_ms, char *buf, size_t len)
 {

@@ -68,6 +68,14 @@ int64_t now_mono_ms(void);   /* CLOCK_MONOTONIC, for durations */
 void sleep_ms(int64_t ms);
 int64_t now_mono_us(void);
 int64_t now_real_ms(void);   /* CLOCK_REALTIME, for timestamps */
+/* The wall-clock label before which every label now_real_ms() gave (and
+ * those of before the start, taken as at its first offset) is age_ms old
+ * at least, in CLOCK_MONOTONIC time, whatever steps of the wall clock came
+ * since: after a step ahead the labels of before it age as time passes,
+ * not by the step; after a step back those of before it are kept as much
+ * longer (the two overlap), once it is noticed.  The wall clock less
+ * age_ms when it was not stepped. */
+int64_t wall_cutoff_ms(int64_t age_ms);
 /* ms milliseconds from now on `clock`, for pthread_cond_timedwait (whose
  * condition variable must use that clock). */
 struct timespec timespec_in(int clock, int64_t ms);

@@ -1,0 +1,84 @@
+"""Wall-clock steps while the daemon runs (an edge box without an RTC: NTP
+steps the clock by hours or years, forward or back, after boot).  The
+daemon's wall clock alone is stepped, by an LD_PRELOAD shim
+(clockstep_shim.c: CLOCK_REALTIME, time(), gettimeofday() plus the seconds
+in a file; CLOCK_MONOTONIC untouched).  A step loses no record, kills no
+job early, and makes no timer fire a step late or early."""
+
+import os
+import shutil
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import Daemon, slow_factor
+
+YEAR = 366 * 86400
+
+
+class StepCase(unittest.TestCase):
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="edgecd-clockstep-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.step_file = os.path.join(self.tmp, "step")
+
+    def shim_env(self):
+        env = harness.preload_shim("clockstep_shim", self.tmp)
+        env["CLOCKSTEP_FILE"] = self.step_file
+        return env
+
+    def step(self, seconds):
+        """Step the daemon's wall clock to `seconds` from the real one (the
+        shim reads its file again within 20 ms)."""
+        with open(self.step_file + ".new", "w") as f:
+            f.write("%d\n" % seconds)
+        os.rename(self.step_file + ".new", self.step_file)
+        time.sleep(0.1)
+
+    def daemon(self, config):
+        d = Daemon("clockstep", config=config, env=self.shim_env())
+        self.addCleanup(d.stop)
+        self.addCleanup(harness.cancel_all, d)
+        return d.start()
+
+
+class Retention(StepCase):
+
+    def test_a_forward_step_prunes_no_fresh_record(self):
+        """A job that ended a second ago is a second old after the wall
+        clock steps a year ahead: retention (4 s here) keeps it, and its
+        Idempotency-Key still answers with it, until it is 4 s old; a job
+        that ends after the step goes 4 s later too.  (The cutoff was the
+        wall clock less the retention: the step made every record a year
+        old, and the next sweep deleted them all with their keys.)"""
+        d = self.daemon({"store": {"retention_seconds": 4, "max_records": 1000},
+                         "sweep_interval_seconds": 1})
+        body = {"algorithm": "t_echo", "version": "1.0.0", "parameters": {"i": 1}}
+        r = d.submit(body, headers={"Idempotency-Key": "clockstep-1"})
+        self.assertEqual(r.status, 202, r)
+        job = d.wait_final(r.body["id"])
+        self.assertEqual(job["status"], "succeeded", job)
+        self.step(YEAR)
+        t0 = time.monotonic()
+        time.sleep(1.2)         # a sweep and more
+        r = d.req("GET", "/v1/jobs/" + job["id"])
+        self.assertEqual(r.status, 200, "a record one second old was pruned after a step ahead: %s" % (r,))
+        r = d.submit(body, headers={"Idempotency-Key": "clockstep-1"})
+        self.assertIn(r.status, (200, 202), r)
+        self.assertEqual(r.body["id"], job["id"], "the Idempotency-Key made a second job after a step ahead")
+        after = d.run_job(dict(body, parameters={"i": 2}))
+        t1 = time.monotonic()
+        self.assertEqual([j["id"] for j in d.list_jobs()], [after["id"], job["id"]])
+        # Both still expire, each about 4 s after it ended.
+        for j, since in ((job, t0), (after, t1)):
+            deadline = since + 8 * slow_factor()
+            while d.req("GET", "/v1/jobs/" + j["id"]).status != 404:
+                self.assertLess(time.monotonic(), deadline, "a record outlived retention after a step")
+                time.sleep(0.2)
+            self.assertGreater(time.monotonic() - since, 2, "a record went early")
+
+
+if __name__ == "__main__":
+    unittest.main()
