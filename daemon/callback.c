@@ -655,15 +655,18 @@ static enum take take(struct callbacks *c, const struct store_due *d)
         return TAKEN;
 }
 
-/* First attempts of jobs recorded as ending after now: the wall clock
- * was stepped back since.  They are due, but the queue sorts them behind
+/* First attempts of jobs recorded as ending after now, and retries
+ * recorded as due later than any backoff waits: the wall clock was
+ * stepped back since.  They are due (a retry up to max_backoff_ms early,
+ * rather than as much late as the step), but the queue sorts them behind
  * every retry due before that time, where the look below stops. */
 static int take_ended_ahead(struct callbacks *c)
 {
         size_t n = 0;
         struct err err = ERR_INIT;
-        if (store_callbacks_ended_ahead(c->store, c->due, 2 * c->nslots, now_real_ms(), c->capped, capped_dests(c),
-                                        &n, &err) < 0) {
+        int64_t now = now_real_ms();
+        if (store_callbacks_ended_ahead(c->store, c->due, 2 * c->nslots, now, now + c->cfg->callbacks.max_backoff_ms,
+                                        c->capped, capped_dests(c), &n, &err) < 0) {
                 log_warn("callbacks: %s", err.msg);
                 return -1;
         }
@@ -703,6 +706,9 @@ static int64_t scan(struct callbacks *c)
                         if (busy(c, d->id))
                                 continue;
                         int64_t wait = d->next_ms - now_real_ms();
+                        /* No backoff is longer: recorded before a step back. */
+                        if (wait > c->cfg->callbacks.max_backoff_ms)
+                                wait = 0;
                         if (wait > 0) {
                                 if (mono + wait < next)
                                         next = mono + wait;

@@ -392,9 +392,10 @@ int store_callbacks_due(struct store *s, struct store_due *ret, size_t max, size
 }
 
 int store_callbacks_ended_ahead(struct store *s, struct store_due *ret, size_t max, int64_t now_ms,
-                                const char *const *except, size_t n_except, size_t *ret_n, struct err *err)
+                                int64_t ahead_ms, const char *const *except, size_t n_except, size_t *ret_n,
+                                struct err *err)
 {
-        return s->ops->callbacks_ended_ahead(s->b, ret, max, now_ms, except, n_except, ret_n, err);
+        return s->ops->callbacks_ended_ahead(s->b, ret, max, now_ms, ahead_ms, except, n_except, ret_n, err);
 }
 
 int store_callbacks_pending(struct store *s, const char *dest, size_t max, size_t *ret_n, struct err *err)

@@ -191,11 +191,13 @@ struct store_ops {
          * in except (callback_url_dest) are left out. */
         int (*callbacks_due)(struct store_backend *b, struct store_due *ret, size_t max, size_t skip,
                              const char *const *except, size_t n_except, size_t *ret_n, struct err *err);
-        /* First attempts of final records that ended after now_ms (the
-         * wall clock was stepped back since), soonest first, but those to
-         * a receiver in except: at most max into ret; their number. */
+        /* First attempts of final records that ended after now_ms, and
+         * retries due after ahead_ms (the wall clock was stepped back
+         * since), but those to a receiver in except: at most max into
+         * ret; their number. */
         int (*callbacks_ended_ahead)(struct store_backend *b, struct store_due *ret, size_t max, int64_t now_ms,
-                                     const char *const *except, size_t n_except, size_t *ret_n, struct err *err);
+                                     int64_t ahead_ms, const char *const *except, size_t n_except, size_t *ret_n,
+                                     struct err *err);
         /* Records, whatever their status, whose callback to the receiver
          * dest (callback_url_dest) is pending: counted up to max. */
         int (*callbacks_pending)(struct store_backend *b, const char *dest, size_t max, size_t *ret_n,
@@ -279,11 +281,14 @@ int store_render(struct store *s, const char *id, bool cache, char **ret_text, s
  * "scheme://host:port" of callback_url_dest). */
 int store_callbacks_due(struct store *s, struct store_due *ret, size_t max, size_t skip, const char *const *except,
                         size_t n_except, size_t *ret_n, struct err *err);
-/* First attempts whose job's recorded end is after now_ms: due, though
+/* First attempts whose job's recorded end is after now_ms, and retries
+ * recorded as due after ahead_ms (further than any backoff): due, though
  * store_callbacks_due() sorts them behind every retry due before that
- * (the wall clock was stepped back since they ended).  Normally none. */
+ * (the wall clock was stepped back since they were recorded).  Normally
+ * none. */
 int store_callbacks_ended_ahead(struct store *s, struct store_due *ret, size_t max, int64_t now_ms,
-                                const char *const *except, size_t n_except, size_t *ret_n, struct err *err);
+                                int64_t ahead_ms, const char *const *except, size_t n_except, size_t *ret_n,
+                                struct err *err);
 /* The records whose callback to the receiver dest ("scheme://host:port")
  * is pending, queued, running and final alike, as committed so far:
  * *ret_n, counted up to max (a receiver's backlog is not read whole). */

@@ -1769,15 +1769,32 @@ static int sqlite_callbacks_due(struct store_backend *b, struct store_due *ret, 
 }
 
 static int sqlite_callbacks_ended_ahead(struct store_backend *b, struct store_due *ret, size_t max, int64_t now_ms,
-                                        const char *const *except, size_t n_except, size_t *ret_n, struct err *err)
+                                        int64_t ahead_ms, const char *const *except, size_t n_except,
+                                        size_t *ret_n, struct err *err)
 {
         /* By jobs_by_finish: past now, there is nothing but after a step. */
-        return read_due(b,
-                        "SELECT id, cb_next_ms, callback_url FROM jobs "
-                        "WHERE status >= 2 AND finished_ms > ?2 AND cb_state = 0 AND cb_attempts = 0 "
-                        "AND (cb_dest IS NULL OR cb_dest NOT IN (SELECT value FROM json_each(?3))) "
-                        "ORDER BY finished_ms LIMIT ?1",
-                        (int64_t)max, now_ms, except, n_except, ret, max, ret_n, err);
+        if (read_due(b,
+                     "SELECT id, cb_next_ms, callback_url FROM jobs "
+                     "WHERE status >= 2 AND finished_ms > ?2 AND cb_state = 0 AND cb_attempts = 0 "
+                     "AND (cb_dest IS NULL OR cb_dest NOT IN (SELECT value FROM json_each(?3))) "
+                     "ORDER BY finished_ms LIMIT ?1",
+                     (int64_t)max, now_ms, except, n_except, ret, max, ret_n, err) < 0)
+                return -1;
+        if (*ret_n == max)
+                return 0;
+        /* By jobs_callbacks_due, whose order is the retry's time here:
+         * past the longest backoff, there is nothing but after a step. */
+        size_t more = 0;
+        int rv = read_due(b,
+                          "SELECT id, cb_next_ms, callback_url FROM jobs "
+                          "WHERE cb_state = 0 AND status >= 2 AND max(cb_next_ms, finished_ms) > ?2 "
+                          "AND cb_next_ms > ?2 "
+                          "AND (cb_dest IS NULL OR cb_dest NOT IN (SELECT value FROM json_each(?3))) "
+                          "ORDER BY max(cb_next_ms, finished_ms), cb_dest, seq LIMIT ?1",
+                          (int64_t)(max - *ret_n), ahead_ms, except, n_except, ret + *ret_n, max - *ret_n, &more,
+                          err);
+        *ret_n += more;
+        return rv;
 }
 
 static int sqlite_callbacks_pending(struct store_backend *b, const char *dest, size_t max, size_t *ret_n,

@@ -12,6 +12,7 @@ import time
 import unittest
 
 import harness
+import test_callbacks
 from harness import Daemon, slow_factor
 
 YEAR = 366 * 86400
@@ -78,6 +79,32 @@ class Retention(StepCase):
                 self.assertLess(time.monotonic(), deadline, "a record outlived retention after a step")
                 time.sleep(0.2)
             self.assertGreater(time.monotonic() - since, 2, "a record went early")
+
+
+class Callbacks(test_callbacks.CallbackBase):
+
+    def test_a_backward_step_holds_up_no_retry(self):
+        """A callback retry due in max_backoff_ms at most is tried again
+        that soon though the wall clock stepped a year back meanwhile.
+        (Its due time was a wall-clock label compared with the wall
+        clock: the retry waited a year.)"""
+        tmp = tempfile.mkdtemp(prefix="edgecd-clockstep-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        step_file = os.path.join(tmp, "step")
+        env = harness.preload_shim("clockstep_shim", tmp)
+        env["CLOCKSTEP_FILE"] = step_file
+        d = self.daemon(env=env, backoff_ms=1000, max_backoff_ms=2000)
+        url = self.rx.url("/hooks/back")
+        self.rx.plans["/hooks/back"] = [503]
+        r = d.submit(dict(test_callbacks.echo(1), callback_url=url))
+        self.assertEqual(r.status, 202, r)
+        self.rx.wait_posts("/hooks/back", 1)
+        with open(step_file, "w") as f:
+            f.write("%d\n" % -YEAR)
+        t0 = time.monotonic()
+        job = self.wait_callback(d, r.body["id"], "delivered", timeout=10)
+        self.assertEqual(job["callback"]["attempts"], 2, job)
+        self.assertLess(time.monotonic() - t0, 5 * slow_factor())
 
 
 if __name__ == "__main__":

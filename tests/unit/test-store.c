@@ -3457,13 +3457,22 @@ START_TEST(test_callbacks_pending_by_receiver)
 }
 END_TEST
 
-static size_t ended_ahead(struct fx *f, struct store_due *d, size_t max, int64_t now, const char *const *except,
-                          size_t n_except)
+/* ...and retries due past the longest backoff (300 s), or past ahead. */
+#define MAX_BACKOFF_MS (300 * 1000)
+static size_t ended_ahead_of(struct fx *f, struct store_due *d, size_t max, int64_t now, int64_t ahead,
+                             const char *const *except, size_t n_except)
 {
         size_t n = 99;
         struct err err = ERR_INIT;
-        ck_assert_msg(store_callbacks_ended_ahead(f->s, d, max, now, except, n_except, &n, &err) == 0, "%s", err.msg);
+        ck_assert_msg(store_callbacks_ended_ahead(f->s, d, max, now, ahead, except, n_except, &n, &err) == 0, "%s",
+                      err.msg);
         return n;
+}
+
+static size_t ended_ahead(struct fx *f, struct store_due *d, size_t max, int64_t now, const char *const *except,
+                          size_t n_except)
+{
+        return ended_ahead_of(f, d, max, now, now + MAX_BACKOFF_MS, except, n_except);
 }
 
 /* A job recorded as ending after now (the wall clock was stepped back
@@ -3507,6 +3516,12 @@ START_TEST(test_callbacks_after_clock_step)
         r[0].callback.next_ms = now + 1000;
         ck_assert_int_eq(write_callback(&f, &r[0]), STORE_ITEM_OK);
         ck_assert_uint_eq(ended_ahead(&f, d, 8, now, NULL, 0), 0);
+        /* A retry due further ahead than any backoff (60 s, past a 30 s
+         * bound) was recorded before a step back: it is asked for too. */
+        ck_assert_uint_eq(ended_ahead_of(&f, d, 8, now, now + 30 * 1000, NULL, 0), 1);
+        ck_assert_str_eq(d[0].id, r[1].id);
+        ck_assert_int_eq(d[0].next_ms, now + 60 * 1000);
+        ck_assert_uint_eq(ended_ahead_of(&f, d, 8, now, now + 30 * 1000, hooks, 1), 0);
         for (size_t i = 0; i < 3; i++)
                 record_clear(&r[i]);
         fx_teardown(&f);
