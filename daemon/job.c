@@ -70,7 +70,11 @@ struct job *job_from_record(const struct job_record *r, struct manifest *m)
         struct job *j = job_alloc(m, r->priority, r->timeout_seconds, r->submitted_by);
         memcpy(j->id, r->id, sizeof j->id);
         j->created_ms = r->created_ms;
-        j->created_mono = now_mono_ms() - (now_real_ms() - r->created_ms);
+        /* Across a restart only the wall clock tells the time queued; a
+         * record ahead of it (the clock stepped back since) is as if just
+         * made, not a negative time queued (stored as none at all). */
+        int64_t since = now_real_ms() - r->created_ms;
+        j->created_mono = now_mono_ms() - (since > 0 ? since : 0);
         j->recoveries = r->recoveries;
         j->from_disk = true;
         if (r->callback.url) {

@@ -950,8 +950,10 @@ static void fail_record(struct job_record *r, const char *fmt, ...)
         r->error_message = msg;
         r->finished_ms = now_real_ms();
         r->has_metrics = true;
-        r->metrics = (struct job_metrics){ .total_ms = r->finished_ms - r->created_ms,
-                                           .peak_memory_bytes = -1, .cpu_ms = -1 };
+        /* 0, not negative (stored as none), if the clock was stepped back
+         * since it was made. */
+        int64_t total = r->finished_ms - r->created_ms;
+        r->metrics = (struct job_metrics){ .total_ms = total > 0 ? total : 0, .peak_memory_bytes = -1, .cpu_ms = -1 };
 }
 
 int scheduler_recover(struct scheduler *s, struct registry *registry, struct err *err)

@@ -5,6 +5,7 @@ daemon's wall clock alone is stepped, by an LD_PRELOAD shim
 in a file; CLOCK_MONOTONIC untouched).  A step loses no record, kills no
 job early, and makes no timer fire a step late or early."""
 
+import json
 import os
 import shutil
 import tempfile
@@ -105,6 +106,90 @@ class Callbacks(test_callbacks.CallbackBase):
         job = self.wait_callback(d, r.body["id"], "delivered", timeout=10)
         self.assertEqual(job["callback"]["attempts"], 2, job)
         self.assertLess(time.monotonic() - t0, 5 * slow_factor())
+
+
+class Jobs(StepCase):
+
+    def wait_final(self, d, job_id, timeout=15.0):
+        """The final job (harness.wait_final's check that finished_at is
+        not before created_at does not hold across a step back: the wall
+        clock labels, and it went back)."""
+        deadline = time.monotonic() + timeout * slow_factor()
+        while time.monotonic() < deadline:
+            job = d.get_job(job_id)
+            if job["status"] in harness.FINAL:
+                return job
+            time.sleep(0.05)
+        self.fail("job %s not final: %s" % (job_id, job))
+
+    def check_durations(self, job):
+        self.assertIsNotNone(job.get("metrics"), "a final job without metrics: %s" % json.dumps(job)[:1000])
+        for k, v in (job.get("metrics") or {}).items():
+            if k.endswith("_ms") and v is not None:
+                self.assertGreaterEqual(v, 0, "metrics.%s: %s" % (k, job))
+
+    def test_steps_neither_kill_nor_extend_a_run(self):
+        """A 2 s run with a 4 s timeout succeeds through steps of a year
+        ahead and a year back; a 30 s run with a 2 s timeout times out
+        after about 2 s though the clock steps back a year meanwhile."""
+        d = self.daemon({"workers": 2})
+        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 2}, "timeout_seconds": 4})
+        self.assertEqual(r.status, 202, r)
+        ok = r.body["id"]
+        d.wait_status(ok, "running")
+        self.step(YEAR)
+        time.sleep(0.5)
+        self.step(-YEAR)
+        job = self.wait_final(d, ok)
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertGreaterEqual(job["metrics"]["run_ms"], 1900, job)
+        self.check_durations(job)
+
+        self.step(0)
+        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 30}, "timeout_seconds": 2})
+        self.assertEqual(r.status, 202, r)
+        d.wait_status(r.body["id"], "running")
+        t0 = time.monotonic()
+        self.step(-YEAR)
+        job = self.wait_final(d, r.body["id"])
+        self.assertEqual((job.get("error") or {}).get("code"), "timeout", job)
+        self.assertLess(time.monotonic() - t0, 8 * slow_factor())
+        self.check_durations(job)
+
+    def test_wait_deadline_ignores_steps(self):
+        """POST ?wait=2 answers after about 2 s though the clock steps a
+        year back, then ahead, meanwhile."""
+        d = self.daemon({"workers": 1})
+        self.step(-YEAR)
+        t0 = time.monotonic()
+        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 30}, "timeout_seconds": 60}, wait=2)
+        took = time.monotonic() - t0
+        self.assertEqual(r.status, 202, r)
+        self.assertLess(took, 6 * slow_factor(), r)
+        self.assertGreater(took, 1.5, r)
+
+    def test_recovered_jobs_keep_their_metrics_after_a_step_back(self):
+        """Jobs recovered by a start whose clock is a year behind their
+        records (killed, then started again after a step back) end with
+        their metrics, none negative.  (Their time queued was the wall
+        clock less the recorded creation: a year below zero, and a
+        negative total is stored as none: "metrics": null.)"""
+        d = self.daemon({"workers": 1})
+        r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 4}, "timeout_seconds": 30})
+        self.assertEqual(r.status, 202, r)
+        run = r.body["id"]
+        r = d.submit({"algorithm": "t_echo", "version": "1.0.0", "parameters": {"i": 1}})
+        self.assertEqual(r.status, 202, r)
+        queued = r.body["id"]
+        d.wait_status(run, "running")
+        d.kill()
+        self.step(-YEAR)
+        d.restart()
+        job = self.wait_final(d, queued, timeout=40)
+        self.check_durations(job)
+        harness.cancel_all(d)
+        job = self.wait_final(d, run)
+        self.check_durations(job)
 
 
 if __name__ == "__main__":
