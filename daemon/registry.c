@@ -167,14 +167,16 @@ static int cmp_names(const void *a, const void *b)
 
 struct settle_ctx {
         struct timespec since;    /* changed at or after this: not settled */
+        int64_t until;            /* ...but not after this (the clock was stepped back since) */
         bool busy;
         size_t left;              /* entries still to look at */
 };
 
-static bool changed_since(const struct stat *st, const struct timespec *since)
+static bool changed_since(const struct stat *st, const struct settle_ctx *c)
 {
-        return st->st_ctim.tv_sec > since->tv_sec ||
-               (st->st_ctim.tv_sec == since->tv_sec && st->st_ctim.tv_nsec >= since->tv_nsec);
+        return (st->st_ctim.tv_sec > c->since.tv_sec ||
+                (st->st_ctim.tv_sec == c->since.tv_sec && st->st_ctim.tv_nsec >= c->since.tv_nsec)) &&
+               (int64_t)st->st_ctim.tv_sec <= c->until;
 }
 
 /* Has nothing in dir's tree been created or written for REGISTRY_SETTLE_MS?
@@ -195,7 +197,7 @@ static bool walk_settled(int dirfd, struct settle_ctx *c, int depth)
                 struct stat st;
                 if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                         continue;
-                if (changed_since(&st, &c->since)) {
+                if (changed_since(&st, c)) {
                         c->busy = true;
                         break;
                 }
@@ -210,13 +212,13 @@ static bool walk_settled(int dirfd, struct settle_ctx *c, int depth)
 }
 
 /* Has anything in dir's tree been created or written at or after since? */
-static bool tree_changed_since(const char *dir, const struct timespec *since)
+static bool tree_changed_since(const char *dir, const struct timespec *since, int64_t until)
 {
-        struct settle_ctx c = { .since = *since, .left = REGISTRY_SETTLE_ENTRIES };
+        struct settle_ctx c = { .since = *since, .until = until, .left = REGISTRY_SETTLE_ENTRIES };
         struct stat st;
         if (stat(dir, &st) < 0)
                 return false;
-        if (changed_since(&st, &c.since))
+        if (changed_since(&st, &c))
                 return true;
         int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         return fd >= 0 && !walk_settled(fd, &c, 0);
@@ -227,9 +229,12 @@ static bool tree_settled(const char *dir)
         struct timespec since;
         clock_gettime(CLOCK_REALTIME, &since);
         int64_t ns = (int64_t)since.tv_sec * 1000000000 + since.tv_nsec - (int64_t)REGISTRY_SETTLE_MS * 1000000;
+        int64_t now_s = since.tv_sec;
         since.tv_sec = (time_t)(ns / 1000000000);
         since.tv_nsec = (long)(ns % 1000000000);
-        return !tree_changed_since(dir, &since);
+        /* A time ahead of the clock is of a write before it was stepped
+         * back, not a recent one: else the tree waits as long as the step. */
+        return !tree_changed_since(dir, &since, now_s + 1);
 }
 
 /* Is old manifest m (loaded from a file that was `id`) still on disk: its
@@ -317,7 +322,7 @@ static int unpack(const struct registry_env *env, struct unpack_failures *fails,
         struct unpack_failure *f = unpack_failure_of(fails, m);
         if (f) {
                 f->seen = true;
-                if (!retry && now_mono_ms() < f->again_ms && !tree_changed_since(m->image, &f->at)) {
+                if (!retry && now_mono_ms() < f->again_ms && !tree_changed_since(m->image, &f->at, INT64_MAX)) {
                         err_set(err, ERR_RUNTIME, 0, "%s", f->error);
                         err_set_field(err, "image");
                         return -1;

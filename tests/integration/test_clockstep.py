@@ -192,5 +192,28 @@ class Jobs(StepCase):
         self.check_durations(job)
 
 
+class Plugins(StepCase):
+
+    def test_a_plugin_dropped_in_before_a_step_back_is_taken(self):
+        """A plugin copied in just before the wall clock steps an hour back
+        is taken as soon as it settles (a second unwritten), not an hour
+        later: its files' times are ahead of the clock, not recent."""
+        plugins = os.path.join(self.tmp, "plugins")
+        os.mkdir(plugins)
+        harness.copy_plugin("t_echo", os.path.join(plugins, "t_echo"))
+        d = Daemon("clockstep", plugins=plugins, env=self.shim_env())
+        self.addCleanup(d.stop)
+        self.addCleanup(harness.cancel_all, d)
+        d.start()
+        harness.copy_plugin("t_echo", os.path.join(plugins, "t_new"), name="t_new")
+        self.step(-3600)
+        deadline = time.monotonic() + 8 * slow_factor()
+        while d.req("GET", "/v1/algorithms/t_new").status != 200:
+            self.assertLess(time.monotonic(), deadline, "t_new not taken after a step back")
+            time.sleep(0.05)
+        job = d.run_job({"algorithm": "t_new", "parameters": {"n": 3}})
+        self.assertEqual(job["status"], "succeeded", job)
+
+
 if __name__ == "__main__":
     unittest.main()
