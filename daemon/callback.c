@@ -657,10 +657,11 @@ static enum take take(struct callbacks *c, const struct store_due *d)
 
 /* First attempts of jobs recorded as ending after now, and retries
  * recorded as due later than any backoff waits: the wall clock was
- * stepped back since.  They are due (a retry up to max_backoff_ms early,
- * rather than as much late as the step), but the queue sorts them behind
- * every retry due before that time, where the look below stops. */
-static int take_ended_ahead(struct callbacks *c)
+ * stepped back since.  They are due (a retry once its wait by the clock
+ * it was recorded by ends, wall_wait_ms(); *next, a now_mono_ms() time,
+ * is the look for it), but the queue sorts them behind every retry due
+ * before that time, where the look below stops. */
+static int take_ended_ahead(struct callbacks *c, int64_t *next)
 {
         size_t n = 0;
         struct err err = ERR_INIT;
@@ -670,9 +671,19 @@ static int take_ended_ahead(struct callbacks *c)
                 log_warn("callbacks: %s", err.msg);
                 return -1;
         }
-        for (size_t i = 0; i < n; i++)
-                if (!busy(c, c->due[i].id) && take(c, &c->due[i]) == TAKE_NO_SLOT)
+        for (size_t i = 0; i < n; i++) {
+                if (busy(c, c->due[i].id))
+                        continue;
+                int64_t wait = !c->due[i].next_ms ? 0
+                               : wall_wait_ms(c->due[i].next_ms, c->cfg->callbacks.max_backoff_ms);
+                if (wait > 0) {
+                        if (now_mono_ms() + wait < *next)
+                                *next = now_mono_ms() + wait;
+                        continue;
+                }
+                if (take(c, &c->due[i]) == TAKE_NO_SLOT)
                         break;
+        }
         return 0;
 }
 
@@ -683,9 +694,9 @@ static int64_t scan(struct callbacks *c)
         int64_t mono = now_mono_ms();
         if (!free_slot(c))
                 return mono + RESCAN_IDLE_MS;   /* a slot that frees looks again */
-        if (take_ended_ahead(c) < 0)
-                return mono + RESCAN_ERROR_MS;
         int64_t next = mono + RESCAN_IDLE_MS;
+        if (take_ended_ahead(c, &next) < 0)
+                return mono + RESCAN_ERROR_MS;
         size_t max = 2 * c->nslots, skip = 0;
         /* Receivers at their cap are left out by the store: a long queue
          * for one dead receiver hides nobody's (the store passes over its
@@ -705,13 +716,17 @@ static int64_t scan(struct callbacks *c)
                         const struct store_due *d = &c->due[i];
                         if (busy(c, d->id))
                                 continue;
-                        int64_t wait = d->next_ms - now_real_ms();
-                        /* No backoff is longer: recorded before a step back. */
-                        if (wait > c->cfg->callbacks.max_backoff_ms)
-                                wait = 0;
+                        /* By the offsets of the wall clock lately: a step
+                         * ahead or back makes a retry neither early nor late. */
+                        int64_t wait = wall_wait_ms(d->next_ms, c->cfg->callbacks.max_backoff_ms);
                         if (wait > 0) {
                                 if (mono + wait < next)
                                         next = mono + wait;
+                                /* Past by the clock now: recorded before a
+                                 * step ahead, and those after it, recorded
+                                 * since, may be due before it. */
+                                if (d->next_ms <= now_real_ms())
+                                        continue;
                                 done = true;
                                 break;
                         }

@@ -221,18 +221,31 @@ int64_t wall_cutoff_ms(int64_t age_ms)
         int64_t mono = clock_ms(CLOCK_MONOTONIC);
         wall_note(clock_ms(CLOCK_REALTIME), mono);
         int64_t low = wall_off;
-        size_t k = 0;
-        for (size_t i = 0; i < wall_nframes; i++) {
-                /* Every label taken at an offset left age_ms ago is that old. */
-                if (mono - wall_frames[i].until_mono >= age_ms)
-                        continue;
-                if (wall_frames[i].off < low)
+        for (size_t i = 0; i < wall_nframes; i++)
+                /* Every label taken at an offset left age_ms ago is that
+                 * old: its offset no longer counts. */
+                if (mono - wall_frames[i].until_mono < age_ms && wall_frames[i].off < low)
                         low = wall_frames[i].off;
-                wall_frames[k++] = wall_frames[i];
-        }
-        wall_nframes = k;
         pthread_mutex_unlock(&wall_lock);
         return mono + low - age_ms;
+}
+
+int64_t wall_wait_ms(int64_t due_ms, int64_t bound_ms)
+{
+        pthread_mutex_lock(&wall_lock);
+        int64_t mono = clock_ms(CLOCK_MONOTONIC);
+        wall_note(clock_ms(CLOCK_REALTIME), mono);
+        int64_t wait = INT64_MIN;
+        for (size_t i = 0; i <= wall_nframes; i++) {
+                /* Labels made at an offset left bound_ms ago are all due. */
+                if (i < wall_nframes && mono - wall_frames[i].until_mono >= bound_ms)
+                        continue;
+                int64_t w = due_ms - mono - (i < wall_nframes ? wall_frames[i].off : wall_off);
+                if (w <= bound_ms && w > wait)
+                        wait = w;
+        }
+        pthread_mutex_unlock(&wall_lock);
+        return wait == INT64_MIN ? 0 : wait;
 }
 
 void format_rfc3339(int64_t real_ms, char *buf, size_t len)

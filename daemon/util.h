@@ -76,6 +76,12 @@ int64_t now_real_ms(void);   /* CLOCK_REALTIME, for timestamps */
  * longer (the two overlap), once it is noticed.  The wall clock less
  * age_ms when it was not stepped. */
 int64_t wall_cutoff_ms(int64_t age_ms);
+/* The wait, in CLOCK_MONOTONIC time, for the wall-clock label due_ms that
+ * now_real_ms() + a wait of at most bound_ms made: the longest that an
+ * offset labels were taken at in the last bound_ms gives, as long as it is
+ * no longer than bound_ms (<= 0: due); 0 if none gives one (a label from
+ * before a step back further ago, or from before the start). */
+int64_t wall_wait_ms(int64_t due_ms, int64_t bound_ms);
 /* ms milliseconds from now on `clock`, for pthread_cond_timedwait (whose
  * condition variable must use that clock). */
 struct timespec timespec_in(int clock, int64_t ms);

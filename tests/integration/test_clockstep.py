@@ -84,28 +84,61 @@ class Retention(StepCase):
 
 class Callbacks(test_callbacks.CallbackBase):
 
-    def test_a_backward_step_holds_up_no_retry(self):
-        """A callback retry due in max_backoff_ms at most is tried again
-        that soon though the wall clock stepped a year back meanwhile.
-        (Its due time was a wall-clock label compared with the wall
-        clock: the retry waited a year.)"""
+    def step_env(self):
         tmp = tempfile.mkdtemp(prefix="edgecd-clockstep-")
         self.addCleanup(shutil.rmtree, tmp, True)
-        step_file = os.path.join(tmp, "step")
+        self.step_file = os.path.join(tmp, "step")
         env = harness.preload_shim("clockstep_shim", tmp)
-        env["CLOCKSTEP_FILE"] = step_file
-        d = self.daemon(env=env, backoff_ms=1000, max_backoff_ms=2000)
-        url = self.rx.url("/hooks/back")
-        self.rx.plans["/hooks/back"] = [503]
+        env["CLOCKSTEP_FILE"] = self.step_file
+        return env
+
+    def step(self, seconds):
+        with open(self.step_file + ".new", "w") as f:
+            f.write("%d\n" % seconds)
+        os.rename(self.step_file + ".new", self.step_file)
+
+    def retry_after_step(self, seconds, then=None):
+        """A callback answered 503 once, the wall clock stepped `seconds`
+        right after; the seconds between its two POSTs."""
+        d = self.daemon(env=self.step_env(), backoff_ms=3000, max_backoff_ms=6000)
+        url = self.rx.url("/hooks/step")
+        self.rx.plans["/hooks/step"] = [503]
         r = d.submit(dict(test_callbacks.echo(1), callback_url=url))
         self.assertEqual(r.status, 202, r)
-        self.rx.wait_posts("/hooks/back", 1)
-        with open(step_file, "w") as f:
-            f.write("%d\n" % -YEAR)
-        t0 = time.monotonic()
-        job = self.wait_callback(d, r.body["id"], "delivered", timeout=10)
+        self.rx.wait_posts("/hooks/step", 1)
+        self.step(seconds)
+        if then:
+            then(d)
+        job = self.wait_callback(d, r.body["id"], "delivered", timeout=15)
         self.assertEqual(job["callback"]["attempts"], 2, job)
-        self.assertLess(time.monotonic() - t0, 5 * slow_factor())
+        t = self.rx.post_times("/hooks/step")
+        return t[1] - t[0]
+
+    def test_a_backward_step_holds_up_no_retry(self):
+        """A callback retry due in 1.5-3 s is tried again then though the
+        wall clock stepped a year back meanwhile.  (Its due time was a
+        wall-clock label compared with the wall clock: the retry waited a
+        year.)"""
+        took = self.retry_after_step(-YEAR)
+        self.assertGreater(took, 1.4, "a retry went early after a step back")
+        self.assertLess(took, 3.5 * slow_factor(), "a retry went late after a step back")
+
+    def test_a_forward_step_hastens_no_retry(self):
+        """A callback retry due in 1.5-3 s waits that long though the
+        wall clock stepped a year ahead meanwhile.  (It went at once: the
+        step made its wall-clock time long past.)"""
+        took = self.retry_after_step(YEAR, then=lambda d: self.other(d))
+        self.assertGreater(took, 1.4, "a retry went early after a step ahead")
+        self.assertLess(took, 3.5 * slow_factor(), "a retry went late after a step ahead")
+        # A job that ended after the step is recorded as ending a year
+        # after that retry's time: its first attempt is not held behind it.
+        t = self.rx.post_times("/hooks/other")
+        self.assertEqual(len(t), 1, t)
+        self.assertLess(t[0], self.rx.post_times("/hooks/step")[1], "a first attempt waited for a retry")
+
+    def other(self, d):
+        r = d.submit(dict(test_callbacks.echo(2), callback_url=self.rx.url("/hooks/other")))
+        self.assertEqual(r.status, 202, r)
 
 
 class Jobs(StepCase):
