@@ -14,6 +14,7 @@ import unittest
 
 import harness
 import test_callbacks
+import test_resilience
 from harness import Daemon, slow_factor
 
 YEAR = 366 * 86400
@@ -246,6 +247,37 @@ class Plugins(StepCase):
             time.sleep(0.05)
         job = d.run_job({"algorithm": "t_new", "parameters": {"n": 3}})
         self.assertEqual(job["status"], "succeeded", job)
+
+
+class Breaker(StepCase):
+
+    def test_cooldown_ends_on_time_through_steps(self):
+        """An isolated algorithm (cool-down 2 s) is probing again about
+        2 s later though the wall clock steps a year back meanwhile, and
+        not before, though it steps a year ahead first."""
+        plugins, _ = test_resilience.flaky_plugins(self.tmp)
+        d = Daemon("clockstep", plugins=plugins, env=self.shim_env(),
+                   config={"retry": {"max_attempts": 1},
+                           "breaker": {"degrade_after": 1, "isolate_after": 1, "cooldown_seconds": 2}})
+        self.addCleanup(d.stop)
+        self.addCleanup(harness.cancel_all, d)
+        d.start()
+        job = d.run_job({"algorithm": "t_flaky", "parameters": {}})
+        self.assertEqual(job["error"]["code"], "runtime_error", job)
+        t0 = time.monotonic()
+
+        def health():
+            return d.req("GET", "/v1/algorithms/t_flaky").body["health"]["state"]
+        self.assertEqual(health(), "isolated")
+        self.step(YEAR)
+        time.sleep(0.5)
+        self.assertEqual(health(), "isolated", "a step ahead ended the cool-down")
+        self.step(-YEAR)
+        deadline = t0 + 6 * slow_factor()
+        while health() == "isolated":
+            self.assertLess(time.monotonic(), deadline, "a step back held the cool-down up")
+            time.sleep(0.05)
+        self.assertGreater(time.monotonic() - t0, 1.8)
 
 
 if __name__ == "__main__":
