@@ -305,6 +305,18 @@ class RefusedUnread(unittest.TestCase):
     rendering their result first: each took two or three copies of it,
     as many at once as HTTP threads, only to throw them away."""
 
+    def slow_reader(self, d, path):
+        """A client that GETs path and reads no more than the status line
+        of its answer (alone, it goes): the answer waits, held."""
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", d.port))
+        self.addCleanup(slow.close)
+        slow.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+        slow.settimeout(10 * harness.slow_factor())
+        self.assertIn(b" 200 ", slow.recv(16))
+        return slow
+
     def test_refused_before_the_result_is_read(self):
         tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
         self.addCleanup(shutil.rmtree, tmp, True)
@@ -317,13 +329,7 @@ class RefusedUnread(unittest.TestCase):
                      timeout=60 * harness.slow_factor())
         self.assertEqual((r.status, r.body["status"]), (200, "succeeded"), str(r)[:300])
         path = "/v1/jobs/" + r.body["id"]
-        slow = socket.socket()
-        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        slow.connect(("127.0.0.1", d.port))
-        self.addCleanup(slow.close)
-        slow.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
-        slow.settimeout(10 * harness.slow_factor())
-        self.assertIn(b" 200 ", slow.recv(16))   # alone, it goes
+        slow = self.slow_reader(d, path)
         before = read_chars(d.proc.pid)
         for _ in range(10):
             g = d.req("GET", path)
@@ -349,13 +355,7 @@ class RefusedUnread(unittest.TestCase):
         job = d.run_job({"algorithm": "t_spam", "parameters": {"bytes": size}})
         self.assertEqual(job["status"], "succeeded", job)
         path = "/v1/jobs/%s/logs" % job["id"]
-        slow = socket.socket()
-        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        slow.connect(("127.0.0.1", d.port))
-        self.addCleanup(slow.close)
-        slow.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
-        slow.settimeout(10 * harness.slow_factor())
-        self.assertIn(b" 200 ", slow.recv(16))   # alone, it goes
+        slow = self.slow_reader(d, path)
         before = read_chars(d.proc.pid)
         for _ in range(10):
             g = d.req("GET", path)
