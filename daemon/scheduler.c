@@ -635,6 +635,7 @@ static void run_job(struct scheduler *s, struct job *j)
                         free(TAKE_PTR(r.message));
                         r.error = JOB_ERR_NONE;
                         r.retryable = false;
+                        r.daemon_short = false;   /* the first build's, not this one's */
                         built = run_build(&r);
                 }
                 if (rec <= 0) {
