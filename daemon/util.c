@@ -241,8 +241,10 @@ int64_t wall_wait_ms(int64_t due_ms, int64_t bound_ms)
                 if (i < wall_nframes && mono - wall_frames[i].until_mono >= bound_ms)
                         continue;
                 int64_t w = due_ms - mono - (i < wall_nframes ? wall_frames[i].off : wall_off);
-                if (w <= bound_ms && w > wait)
-                        wait = w;
+                /* A step under WALL_STEP_MS is not noted: a label made
+                 * bound_ms ahead may read that much further. */
+                if (w <= bound_ms + WALL_STEP_MS && w > wait)
+                        wait = w < bound_ms ? w : bound_ms;
         }
         pthread_mutex_unlock(&wall_lock);
         return wait == INT64_MIN ? 0 : wait;

@@ -8,7 +8,9 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <uuid/uuid.h>
 
@@ -229,6 +231,39 @@ START_TEST(test_lock_file_free_after_a_kill_while_spawning)
 }
 END_TEST
 
+/* The wall clock as the code under test sees it: CLOCK_REALTIME moved by
+ * wall_shift_ms (a step of NTP's), everything else as it is. */
+static int64_t wall_shift_ms;
+
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+        int rc = (int)syscall(SYS_clock_gettime, id, ts);
+        if (rc == 0 && id == CLOCK_REALTIME && wall_shift_ms) {
+                int64_t ns = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec + wall_shift_ms * 1000000;
+                ts->tv_sec = (time_t)(ns / 1000000000);
+                ts->tv_nsec = (long)(ns % 1000000000);
+        }
+        return rc;
+}
+
+START_TEST(test_wall_wait_after_a_step_too_small_to_note)
+{
+        /* A callback retry put off by the longest backoff (a Retry-After
+         * past it is cut to it), recorded just after a step ahead of
+         * 0.6 s, which is under the step that is noted: it still waits
+         * the backoff.  (It read as further ahead than any backoff, as
+         * if from before a step back, and went at once.) */
+        const int64_t bound = 300000;
+        (void)now_real_ms();          /* the offset noted */
+        wall_shift_ms = 600;
+        int64_t due = now_real_ms() + bound;
+        int64_t wait = wall_wait_ms(due, bound);
+        ck_assert_msg(wait > bound - 1000 && wait <= bound, "waits %lld ms of %lld", (long long)wait,
+                      (long long)bound);
+        wall_shift_ms = 0;
+}
+END_TEST
+
 /* ASan's allocator reports a request past its largest and ends the
  * process; here it returns NULL as glibc's does, so that xmalloc's own
  * handling is what runs. */
@@ -281,6 +316,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_lock_file_second_process_refused);
         tcase_add_test(tc, test_lock_file_free_after_a_kill_while_spawning);
         tcase_add_test(tc, test_out_of_memory_says_so_before_it_aborts);
+        tcase_add_test(tc, test_wall_wait_after_a_step_too_small_to_note);
         suite_add_tcase(s, tc);
         return s;
 }
