@@ -340,6 +340,9 @@ int logpump_move(struct logpump *lp, const char *path, struct err *err)
 
 void logpump_shutdown(void)
 {
+        /* No logpump_start() between the look at P.running and the join:
+         * its thread would be left unjoined, its epoll set closed. */
+        pthread_mutex_lock(&P.start_lock);
         pthread_mutex_lock(&P.lock);
         bool running = P.running;
         P.quit = true;
@@ -357,4 +360,5 @@ void logpump_shutdown(void)
                 close(P.wake_fd);
         P.epfd = P.wake_fd = -1;
         P.running = false;
+        pthread_mutex_unlock(&P.start_lock);
 }
