@@ -129,6 +129,15 @@ static void run_fail(struct run *r, enum job_error e, bool retryable, const char
         r->retryable = retryable;
 }
 
+/* The runtime or the host failed the run (err says why): retried when
+ * retryable, and not counted against the algorithm when the daemon itself
+ * was short. */
+static void run_fail_runtime(struct run *r, bool retryable, const struct err *err)
+{
+        run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err->msg);
+        r->daemon_short = daemon_short(err->errnum);
+}
+
 /* Stop the run's log; the job keeps whether it was cut (not a warm
  * container's own log, which a failed adoption did not give it). */
 static void record_log(struct run *r)
@@ -158,8 +167,7 @@ static void run_container(struct run *r, struct outcome *out)
         bool retryable = false;
         if (sandbox_wait(s->d.env, sb, r->job->timeout_seconds * 1000, job_cancel_fd(r->job), &out->exit, &retryable,
                          &err) < 0) {
-                run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err.msg);
-                r->daemon_short = daemon_short(err.errnum);
+                run_fail_runtime(r, retryable, &err);
                 ran = false;
         }
         r->metrics.run_ms = now_mono_ms() - t1;
@@ -218,8 +226,7 @@ static bool run_build(struct run *r)
                                &r->sb, &retryable, &err);
         record_clear(&r->params);
         if (rc < 0) {
-                run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err.msg);
-                r->daemon_short = daemon_short(err.errnum);
+                run_fail_runtime(r, retryable, &err);
                 return false;
         }
         return true;
@@ -246,8 +253,7 @@ static void run_go(struct run *r)
                 r->metrics.create_ms = r->sb->create_ms;
         }
         if (rc < 0) {
-                run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err.msg);
-                r->daemon_short = daemon_short(err.errnum);
+                run_fail_runtime(r, retryable, &err);
                 /* Its container (a warm one still waits) first: it holds
                  * the log's pipe. */
                 sandbox_kill_init(s->d.env, r->sb);
