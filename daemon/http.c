@@ -45,6 +45,8 @@
 /* Replies up to this size are always sent; larger ones count against
  * max_response_bytes while libmicrohttpd holds them. */
 #define SMALL_REPLY (64 * 1024)
+/* More than libmicrohttpd's threads (http_threads()). */
+#define LIMITED_MAX 16
 
 struct http_server {
         struct MHD_Daemon *mhd;
@@ -70,6 +72,17 @@ struct http_server {
         int spare_fd;            /* kept to answer a connection when out of descriptors */
         int64_t shed_logged_at;  /* guarded by spare_lock: last "out of descriptors" warning */
         size_t shed_unlogged;    /* guarded by spare_lock: connections refused since */
+
+        /* libmicrohttpd's threads that stopped accepting at the limit, and
+         * ours that accepts for them meanwhile (stand_in()). */
+        pthread_mutex_t limit_lock;
+        pthread_cond_t limit_cond;
+        pthread_t limited[LIMITED_MAX];
+        size_t nlimited;
+        bool any_limited;        /* atomic: nlimited > 0, read without the lock */
+        bool quiesced, stopping; /* guarded by limit_lock */
+        bool stand_in_started;
+        pthread_t stand_in;
 };
 
 /* One TCP peer's connections.  `reserved`: let in by the accept policy, not
@@ -784,6 +797,84 @@ static bool shed_connections(struct http_server *srv, const char *why)
         return n > 0;
 }
 
+/* A libmicrohttpd 0.9.75 thread that meets EMFILE while it holds
+ * connections stops polling the listening socket until one of its own
+ * connections closes ("temporarily suspending accept()").  Once every
+ * thread holds one, no thread takes a new connection, not even to refuse
+ * it: the client waits in the backlog for as long as it stays.  While any
+ * thread is so suspended, stand_in() takes new connections in its stead:
+ * served by libmicrohttpd (MHD_add_connection) when a descriptor is free,
+ * answered 503 by shed_connections() when none is. */
+static void limit_mark(struct http_server *srv)
+{
+        pthread_t self = pthread_self();
+        pthread_mutex_lock(&srv->limit_lock);
+        size_t i = 0;
+        while (i < srv->nlimited && !pthread_equal(srv->limited[i], self))
+                i++;
+        if (i == srv->nlimited && i < LIMITED_MAX)
+                srv->limited[srv->nlimited++] = self;
+        __atomic_store_n(&srv->any_limited, true, __ATOMIC_RELEASE);
+        pthread_cond_signal(&srv->limit_cond);
+        pthread_mutex_unlock(&srv->limit_lock);
+}
+
+/* A connection of this thread closed: libmicrohttpd has cleared its limit
+ * just before telling us. */
+static void limit_clear(struct http_server *srv)
+{
+        if (!__atomic_load_n(&srv->any_limited, __ATOMIC_ACQUIRE))
+                return;
+        pthread_t self = pthread_self();
+        pthread_mutex_lock(&srv->limit_lock);
+        for (size_t i = 0; i < srv->nlimited; i++)
+                if (pthread_equal(srv->limited[i], self)) {
+                        srv->limited[i] = srv->limited[--srv->nlimited];
+                        break;
+                }
+        if (!srv->nlimited)
+                __atomic_store_n(&srv->any_limited, false, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&srv->limit_lock);
+}
+
+static void stand_in_accept(struct http_server *srv)
+{
+        struct pollfd p = { .fd = srv->listen_fd, .events = POLLIN };
+        if (poll(&p, 1, 100) <= 0)
+                return;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+                /* It closes the socket itself when it cannot take it. */
+                if (MHD_add_connection(srv->mhd, fd, (struct sockaddr *)&ss, len) != MHD_YES)
+                        log_debug("http: a connection taken for a thread at the descriptor limit was refused: %s",
+                                  strerror(errno));
+        } else if (errno == EMFILE || errno == ENFILE) {
+                if (!shed_connections(srv, "cannot accept connections: out of file descriptors"))
+                        usleep(50 * 1000);
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+                usleep(50 * 1000);   /* ENOMEM, ENOBUFS: not at once again */
+        }
+}
+
+static void *stand_in(void *arg)
+{
+        struct http_server *srv = arg;
+        pthread_mutex_lock(&srv->limit_lock);
+        for (;;) {
+                while (!srv->stopping && (!srv->nlimited || srv->quiesced))
+                        pthread_cond_wait(&srv->limit_cond, &srv->limit_lock);
+                if (srv->stopping)
+                        break;
+                pthread_mutex_unlock(&srv->limit_lock);
+                stand_in_accept(srv);
+                pthread_mutex_lock(&srv->limit_lock);
+        }
+        pthread_mutex_unlock(&srv->limit_lock);
+        return NULL;
+}
+
 /* libmicrohttpd's own complaints (a request it gave up on, a socket error)
  * have no caller to return to: send them through our log so they get a
  * timestamp and a journal priority like everything else. */
@@ -800,6 +891,10 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
             (!strcmp(msg + 28, strerror(EMFILE)) || !strcmp(msg + 28, strerror(ENFILE))))
                 return;
         if (!strncmp(msg, "Hit process or system resource limit", 36)) {
+                /* "at N connections": this thread accepts no more until one
+                 * of them closes ("at FIRST connection": it retries). */
+                if (!strstr(msg, "at FIRST connection"))
+                        limit_mark(srv);
                 /* Nothing taken: pause this thread rather than spin. */
                 if (!shed_connections(srv, "cannot accept connections: out of file descriptors"))
                         usleep(50 * 1000);
@@ -891,6 +986,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                           enum MHD_ConnectionNotificationCode toe)
 {
         struct http_server *srv = cls;
+        if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+                limit_clear(srv);
         if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
                 /* A reply counts against max_response_bytes only until the
                  * kernel has taken it, so the kernel must not take much:
@@ -991,6 +1088,8 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
          * connection timeout; with poll it is closed at once. */
         pthread_mutex_init(&srv->clients_lock, NULL);
         pthread_mutex_init(&srv->spare_lock, NULL);
+        pthread_mutex_init(&srv->limit_lock, NULL);
+        pthread_cond_init(&srv->limit_cond, NULL);
         srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         /* shed_connections() must never block in accept() (ours are). */
         int fl = fcntl(srv->listen_fd, F_GETFL);
@@ -1017,6 +1116,13 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
                 http_stop(srv);
                 return -1;
         }
+        int e = thread_start(&srv->stand_in, "edgecd-accept", stand_in, srv);
+        if (e) {
+                err_set(err, ERR_IO, e, "cannot start the HTTP server's accepting thread");
+                http_stop(srv);
+                return -1;
+        }
+        srv->stand_in_started = true;
         *ret = srv;
         return 0;
 }
@@ -1050,14 +1156,25 @@ const char *http_address(const struct http_server *srv)
 
 void http_quiesce(struct http_server *srv)
 {
-        if (srv && srv->mhd)
-                MHD_quiesce_daemon(srv->mhd);
+        if (!srv || !srv->mhd)
+                return;
+        pthread_mutex_lock(&srv->limit_lock);
+        srv->quiesced = true;
+        pthread_mutex_unlock(&srv->limit_lock);
+        MHD_quiesce_daemon(srv->mhd);
 }
 
 void http_stop(struct http_server *srv)
 {
         if (!srv)
                 return;
+        if (srv->stand_in_started) {
+                pthread_mutex_lock(&srv->limit_lock);
+                srv->stopping = true;
+                pthread_cond_signal(&srv->limit_cond);
+                pthread_mutex_unlock(&srv->limit_lock);
+                pthread_join(srv->stand_in, NULL);
+        }
         if (srv->mhd)
                 MHD_stop_daemon(srv->mhd);
         if (srv->listen_fd >= 0 && srv->own_fd)
@@ -1069,6 +1186,8 @@ void http_stop(struct http_server *srv)
         if (srv->mhd) {
                 pthread_mutex_destroy(&srv->clients_lock);
                 pthread_mutex_destroy(&srv->spare_lock);
+                pthread_mutex_destroy(&srv->limit_lock);
+                pthread_cond_destroy(&srv->limit_cond);
         }
         if (srv->spare_fd >= 0)
                 close(srv->spare_fd);

@@ -114,6 +114,53 @@ class FileDescriptors(DaemonCase):
         d.assert_idle_clean()
 
 
+    def test_every_connection_past_the_limit_is_answered_while_it_lasts(self):
+        # Each HTTP thread holds a kept-alive connection; libmicrohttpd then
+        # stops polling the listening socket in a thread that met the limit
+        # until one of that thread's connections closes.  Every connection
+        # that comes while the shortage lasts must still get its 503.
+        d = self.d
+        sessions = []
+        self.addCleanup(lambda: [s.close() for s in sessions])
+        for _ in range(8):
+            c = http.client.HTTPConnection(d.host, d.port, timeout=5 * slow_factor())
+            sessions.append(c)
+            c.request("GET", "/healthz")
+            r = c.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+        old = self.starve(spare=0)
+        refused = 0
+        for i in range(16):
+            s = socket.create_connection((d.host, d.port), timeout=5 * slow_factor())
+            sessions.append(s)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                got = s.recv(4096)
+            except TimeoutError:
+                got = b"(no answer)"
+            if refused or not got.startswith(b"HTTP/1.1 200"):
+                # Served while a descriptor was free (kept open), then refused.
+                self.assertTrue(got.startswith(b"HTTP/1.1 503"),
+                                "connection %d past the limit: %r" % (refused + 1, got[:80]))
+                refused += 1
+            if refused == 6:
+                break
+            time.sleep(0.2)
+        self.assertEqual(refused, 6)
+        # The descriptors come back while the threads still hold their
+        # kept-alive connections: new connections are served, not refused.
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, old)
+        for _ in range(3):
+            r = d.req("GET", "/healthz", timeout=5)
+            self.assertEqual(r.status, 200, r)
+        for s in sessions:
+            s.close()
+        self.doCleanups()
+        r = d.req("GET", "/healthz", timeout=5)
+        self.assertEqual(r.status, 200, r)
+
+
 class RunningJob(DaemonCase):
     CONFIG = {"workers": 1}
 
