@@ -334,15 +334,16 @@ static bool render_live(struct api *a, const char *id, char **ret_text, size_t *
         return done;
 }
 
-/* While large answers wait for slow readers, one that would be refused
- * past http.max_response_bytes is refused before its record is read and
- * rendered: each refused request took two or three copies of its result
- * (up to result_ceiling_bytes) first, as many at once as HTTP threads. */
+/* An answer's result is reserved against http.max_response_bytes before
+ * its record is read and rendered, and one past the cap refused unread: a
+ * refused request took two or three copies of its result (up to
+ * result_ceiling_bytes) first, and answers being built were not counted,
+ * so each HTTP thread could build one past the cap at the same time. */
 static bool refused_unread(struct api *a, struct http_request *req, const char *id, bool location)
 {
         size_t len = 0;
         struct err err = ERR_INIT;
-        if (!http_large_in_flight(req) || store_result_size(a->d.store, id, &len, &err) < 0)
+        if (store_result_size(a->d.store, id, &len, &err) < 0)
                 return false;   /* a missing record is told by the render */
         char where[64];
         snprintf(where, sizeof where, "/v1/jobs/%s", id);
@@ -1484,10 +1485,10 @@ static void handle_logs(struct http_request *req, void *ctx)
         size_t len = 0;
         if (n) {
                 _cleanup_free_ char *path = store_log_path(a->d.store, id, n);
-                /* One that would be refused past http.max_response_bytes
-                 * is refused before it is read (max_log_bytes raised). */
+                /* Reserved against http.max_response_bytes before it is
+                 * read, or refused (max_log_bytes raised). */
                 struct stat st;
-                if (http_large_in_flight(req) && stat(path, &st) == 0) {
+                if (stat(path, &st) == 0) {
                         size_t size = (size_t)st.st_size, cap = (size_t)a->d.cfg->max_log_bytes;
                         if (http_refuse_large(req, size < cap ? size : cap, NULL))
                                 return;

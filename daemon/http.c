@@ -126,6 +126,8 @@ struct http_request {
         size_t spool_bytes;            /* counted in srv->spooled */
         bool replied, suspended;
         bool must_answer;        /* http_must_answer(): past the in-flight cap too */
+        size_t reserved;         /* http_reserve_large(): bytes of the answer being built */
+        size_t counted;          /* what of them srv->inflight counts (none while small) */
         struct header *headers;
         char *user;
         void *state;
@@ -248,6 +250,9 @@ static void request_free(struct http_request *req)
                 close(req->spool_fd);
         if (req->spool_bytes)
                 __atomic_sub_fetch(&req->srv->spooled, req->spool_bytes, __ATOMIC_RELAXED);
+        /* Reserved for an answer never given (reply() takes it over). */
+        if (req->counted)
+                __atomic_sub_fetch(&req->srv->inflight, req->counted, __ATOMIC_RELAXED);
         if (req->spooled && req->body)
                 munmap(req->body, req->body_len);
         else
@@ -1312,16 +1317,32 @@ static void refuse_large(struct http_request *req)
         http_reply_error(req, 503, "busy", "too many large replies are still being sent; retry", NULL);
 }
 
-bool http_large_in_flight(const struct http_request *req)
+bool http_reserve_large(struct http_request *req, size_t len)
 {
-        return __atomic_load_n(&req->srv->inflight, __ATOMIC_RELAXED) > 0;
+        struct http_server *srv = req->srv;
+        size_t total = req->reserved + len;
+        /* Small answers always go, uncounted (as in reply()). */
+        if (total <= SMALL_REPLY) {
+                req->reserved = total;
+                return true;
+        }
+        size_t add = total - req->counted;
+        size_t was = __atomic_fetch_add(&srv->inflight, add, __ATOMIC_RELAXED);
+        /* As reply() decides, with the answers being built counted: one
+         * larger than the cap goes when nothing else is held or built (its
+         * own first reservation), a further part of it must fit. */
+        if (was > 0 && was + add > srv->o.max_response_bytes && !req->must_answer) {
+                __atomic_sub_fetch(&srv->inflight, add, __ATOMIC_RELAXED);
+                return false;
+        }
+        req->reserved = total;
+        req->counted = total;
+        return true;
 }
 
 bool http_refuse_large(struct http_request *req, size_t len, const char *location)
 {
-        struct http_server *srv = req->srv;
-        size_t was = __atomic_load_n(&srv->inflight, __ATOMIC_RELAXED);
-        if (len <= SMALL_REPLY || was == 0 || was + len <= srv->o.max_response_bytes || req->must_answer)
+        if (http_reserve_large(req, len))
                 return false;
         if (location)
                 http_add_header(req, "Location", location);
@@ -1332,14 +1353,28 @@ bool http_refuse_large(struct http_request *req, size_t len, const char *locatio
 static void reply(struct http_request *req, unsigned status, const char *content_type, char *data, size_t len)
 {
         struct http_server *srv = req->srv;
-        /* One reply larger than the cap goes when it is alone (a result up
-         * to result_ceiling_bytes must be readable at all). */
-        size_t was = len > SMALL_REPLY ? __atomic_fetch_add(&srv->inflight, len, __ATOMIC_RELAXED) : 0;
-        if (len > SMALL_REPLY && was + len > srv->o.max_response_bytes && was > 0 && !req->must_answer) {
-                __atomic_sub_fetch(&srv->inflight, len, __ATOMIC_RELAXED);
-                free(data);
-                refuse_large(req);
-                return;
+        size_t counted = req->counted;
+        req->reserved = req->counted = 0;
+        if (counted) {
+                /* Reserved before it was built (http_reserve_large()): it
+                 * goes, held as what it came to. */
+                if (len <= SMALL_REPLY)
+                        __atomic_sub_fetch(&srv->inflight, counted, __ATOMIC_RELAXED);
+                else if (len > counted)
+                        __atomic_add_fetch(&srv->inflight, len - counted, __ATOMIC_RELAXED);
+                else if (len < counted)
+                        __atomic_sub_fetch(&srv->inflight, counted - len, __ATOMIC_RELAXED);
+        } else if (len > SMALL_REPLY) {
+                /* One reply larger than the cap goes when it is alone (a
+                 * result up to result_ceiling_bytes must be readable at
+                 * all). */
+                size_t was = __atomic_fetch_add(&srv->inflight, len, __ATOMIC_RELAXED);
+                if (was + len > srv->o.max_response_bytes && was > 0 && !req->must_answer) {
+                        __atomic_sub_fetch(&srv->inflight, len, __ATOMIC_RELAXED);
+                        free(data);
+                        refuse_large(req);
+                        return;
+                }
         }
         struct MHD_Response *resp;
         if (len > SMALL_REPLY) {

@@ -108,9 +108,16 @@ void http_set_state(struct http_request *req, void *state, void (*free_fn)(void 
  * http.max_response_bytes, never 503 "retry" (a retry would make them
  * again). */
 void http_must_answer(struct http_request *req);
-/* Do large replies wait for their clients now (http.max_response_bytes)? */
-bool http_large_in_flight(const struct http_request *req);
-/* A reply of at least len bytes would be refused now: refuse it (503
+/* Take len more bytes of http.max_response_bytes for the answer about
+ * to be built, before reading what it holds: false (nothing taken) when
+ * an answer of all that the request reserved would be refused now, the
+ * answers being built counted as those held (each handler thread's build
+ * of a large result was not, and went on past the cap).  One over the cap
+ * goes when nothing else is held or built.  The reply takes the
+ * reservation over, counted as what it came to (it is not refused then);
+ * the end of the request gives back one never used. */
+bool http_reserve_large(struct http_request *req, size_t len);
+/* http_reserve_large(), or when it says no, refuse the request (503
  * busy, or with location 303 see_other to it) and return true, before
  * the caller builds it. */
 bool http_refuse_large(struct http_request *req, size_t len, const char *location);

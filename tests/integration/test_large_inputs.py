@@ -379,5 +379,48 @@ class RefusedUnread(unittest.TestCase):
         self.assertGreater(len(g.raw), size)
 
 
+class BuildsCounted(unittest.TestCase):
+    """Answers being built count against http.max_response_bytes as those
+    held do: many GETs of a large result at once read it no more often
+    than it is sent, each one past the cap refused before it is read.
+    Each HTTP thread read and rendered its copy first, to find at the
+    reply that another had taken the cap meanwhile."""
+
+    def test_concurrent_gets_read_only_what_is_sent(self):
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        plugin(tmp, "t_writer", WRITER)
+        # 40 connections at once from one address: over the default 32.
+        d = Daemon("BuildsCounted", plugins=tmp, config=dict(CONFIG, http={"max_response_bytes": "16MiB",
+                                                                         "max_connections_per_client": 64})).start()
+        self.addCleanup(d.stop)
+        size = 12 << 20
+        r = d.submit({"algorithm": "t_writer", "parameters": {"bytes": size}}, wait="true",
+                     timeout=60 * harness.slow_factor())
+        self.assertEqual((r.status, r.body["status"]), (200, "succeeded"), str(r)[:300])
+        path = "/v1/jobs/" + r.body["id"]
+
+        def get(_):
+            g = d.req("GET", path, timeout=60 * harness.slow_factor())
+            if g.status == 200:
+                self.assertEqual(len(g.body["result"][0]), size - 4)
+            else:
+                self.assertEqual((g.status, g.body["error"]["code"]), (503, "busy"), str(g)[:300])
+            return g.status
+
+        before = read_chars(d.proc.pid)
+        statuses = []
+        with concurrent.futures.ThreadPoolExecutor(40) as ex:
+            for _ in range(5):
+                statuses.extend(ex.map(get, range(40)))
+        read = read_chars(d.proc.pid) - before
+        sent = statuses.count(200)
+        self.assertGreater(sent, 0)
+        # Two 12 MiB answers are past the 16 MiB cap: one at a time.
+        self.assertLess(read, sent * size + size // 2,
+                        "%d bytes read for %d answers sent (%d refused)" % (read, sent, len(statuses) - sent))
+
+
 if __name__ == "__main__":
     unittest.main()
