@@ -1509,6 +1509,25 @@ static void handle_logs(struct http_request *req, void *ctx)
         http_reply_text(req, 200, "text/plain; charset=utf-8", text ? text : "", len);
 }
 
+/* A listing's results count against http.max_response_bytes as they are
+ * admitted, before each is read: the first one past it is refused (503
+ * busy, as a GET of its job), a later one ends the page early, `next`
+ * going on from there.  A page was read and rendered whole first, a
+ * result more than it showed, and only then refused. */
+struct list_admit {
+        struct http_request *req;
+        bool refused;
+};
+
+static bool admit_result(size_t len, bool first, void *ctx)
+{
+        struct list_admit *la = ctx;
+        if (!first)
+                return http_reserve_large(la->req, len);
+        la->refused = http_refuse_large(la->req, len, NULL);
+        return !la->refused;
+}
+
 static void handle_list(struct http_request *req, void *ctx)
 {
         struct api *a = ctx;
@@ -1538,13 +1557,20 @@ static void handle_list(struct http_request *req, void *ctx)
         char *text = NULL;
         size_t len = 0;
         struct err err = ERR_INIT;
-        if (store_list(a->d.store, &f, LIST_PAGE_BYTES, &text, &len, &err) < 0) {
+        struct list_admit la = { .req = req };
+        if (store_list(a->d.store, &f, LIST_PAGE_BYTES, admit_result, &la, &text, &len, &err) < 0) {
                 /* An unknown `after` is a bad query, not a missing resource. */
                 if (err.code == ERR_NOT_FOUND) {
                         err.code = ERR_INVALID;
                         err_set_field(&err, "?after");
                 }
-                reply_err(req, &err, NULL);
+                /* Refused first: the reply is given. */
+                if (!la.refused)
+                        reply_err(req, &err, NULL);
+                return;
+        }
+        if (la.refused) {
+                free(text);
                 return;
         }
         http_reply_json_text(req, 200, text, len);

@@ -236,7 +236,22 @@ struct page {
         bool more;
         char last_id[JOB_ID_LEN + 1];
         bool with_result;
+        bool (*admit)(size_t len, bool first, void *ctx);
+        void *admit_ctx;
 };
+
+/* Before a result is read: a page that could not take it ends here, so
+ * no result is read only to be left out (a page of large ones read the
+ * next one whole, up to result_ceiling_bytes, to find it was full). */
+static bool admit_to_page(size_t len, void *ctx)
+{
+        struct page *p = ctx;
+        bool go = p->shown < p->limit && (p->shown == 0 || p->len + len <= p->max_bytes) &&
+                  (!p->admit || p->admit(len, p->shown == 0, p->admit_ctx));
+        if (!go)
+                p->more = true;
+        return go;
+}
 
 static bool add_to_page(const struct job_record *r, void *ctx)
 {
@@ -261,15 +276,17 @@ static bool add_to_page(const struct job_record *r, void *ctx)
         return true;
 }
 
-int store_list(struct store *s, const struct store_filter *f, size_t max_bytes, char **ret_text,
+int store_list(struct store *s, const struct store_filter *f, size_t max_bytes,
+               bool (*admit)(size_t len, bool first, void *ctx), void *admit_ctx, char **ret_text,
                size_t *ret_len, struct err *err)
 {
         /* {"jobs":[...],"next":"<id>"|null}; a page ends early once it
          * holds max_bytes, and `next` goes on from there. */
-        struct page p = { .cap = 4096, .limit = f->limit, .max_bytes = max_bytes, .with_result = f->with_result };
+        struct page p = { .cap = 4096, .limit = f->limit, .max_bytes = max_bytes, .with_result = f->with_result,
+                          .admit = admit, .admit_ctx = admit_ctx };
         p.out = xmalloc(p.cap);
         p.len = (size_t)snprintf(p.out, p.cap, "{\"jobs\":[");
-        if (s->ops->list(s->b, f, add_to_page, &p, err) < 0) {
+        if (s->ops->list(s->b, f, admit_to_page, add_to_page, &p, err) < 0) {
                 free(p.out);
                 return -1;
         }

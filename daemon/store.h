@@ -162,9 +162,14 @@ struct store_ops {
         int (*result_size)(struct store_backend *b, const char *id, size_t *ret_len, struct err *err);
         /* Newest first in the order the records were inserted (a sequence,
          * not created_ms); fn gets each record (borrowed, without
-         * parameters) and returns false to stop.  ERR_NOT_FOUND when
-         * f->after names no record. */
+         * parameters) and returns false to stop.  With f->with_result a
+         * succeeded record's result is read only after admit(len, ctx)
+         * said yes to its size as result_size gives it, asked before any
+         * of it is read; false stops the list before that record (fn
+         * does not get it).  ERR_NOT_FOUND when f->after names no
+         * record. */
         int (*list)(struct store_backend *b, const struct store_filter *f,
+                    bool (*admit)(size_t result_len, void *ctx),
                     bool (*fn)(const struct job_record *r, void *ctx), void *ctx, struct err *err);
         /* Queued and running records in insertion order, without
          * parameters (recovery at start). */
@@ -246,9 +251,14 @@ int store_result_size(struct store *s, const char *id, size_t *ret_len, struct e
 int store_find_key(struct store *s, const char *key, const char *hash, enum store_item_outcome *ret_outcome,
                    char ret_id[JOB_ID_LEN + 1], struct err *err);
 /* GET /v1/jobs as JSON text: {"jobs": [...newest first...], "next":
- * id-or-null}; a page stops early once it holds max_bytes (at least one
- * job), `next` then naming the last job shown.  Caller frees *ret_text. */
-int store_list(struct store *s, const struct store_filter *f, size_t max_bytes, char **ret_text,
+ * id-or-null}; a page stops early once it holds max_bytes, or before a
+ * result that would take it past them (at least one job), `next` then
+ * naming the last job shown.  With f->with_result, admit(len, first, ctx)
+ * (may be NULL) is asked before each result is read, with its size and
+ * whether the page is empty yet: false ends the page before its job.
+ * Caller frees *ret_text. */
+int store_list(struct store *s, const struct store_filter *f, size_t max_bytes,
+               bool (*admit)(size_t len, bool first, void *ctx), void *admit_ctx, char **ret_text,
                size_t *ret_len, struct err *err);
 int store_load_unfinished(struct store *s, void (*fn)(struct job_record *r, void *ctx), void *ctx,
                           struct err *err);

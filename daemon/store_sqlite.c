@@ -1524,7 +1524,24 @@ static int sqlite_result_size(struct store_backend *b, const char *id, size_t *r
         return rv;
 }
 
+/* A listed record's result, read once admitted by its size (the list's
+ * statement reads length() alone): on the list's own connection, so from
+ * the same snapshot while that statement is stepping. */
+static int list_result(sqlite3 *db, sqlite3_int64 seq, struct job_record *rec, struct err *err)
+{
+        sqlite3_stmt *st = stmt(db, "SELECT result FROM job_data WHERE seq = ?1", err);
+        if (!st)
+                return -1;
+        sqlite3_bind_int64(st, 1, seq);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                rec->result = column_dup(st, 0, &rec->result_len);
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sql_err(err, db, rc, "list jobs: read a result");
+}
+
 static int sqlite_list(struct store_backend *b, const struct store_filter *f,
+                       bool (*admit)(size_t result_len, void *ctx),
                        bool (*fn)(const struct job_record *r, void *ctx), void *ctx, struct err *err)
 {
         struct reader *rd = reader_take(b, err);
@@ -1546,18 +1563,20 @@ static int sqlite_list(struct store_backend *b, const struct store_filter *f,
                         rv = err_set(err, ERR_NOT_FOUND, 0, "no job `%.64s` to list after", f->after);
                 sqlite3_reset(st);
         }
-        /* One statement per filter shape, so each uses its index. */
+        /* One statement per filter shape, so each uses its index.  With
+         * results, a row carries its result's seq and length() (of a BLOB,
+         * read without its content): the result itself is read after
+         * admit(), not by the step (SQLite reads every column a statement
+         * names, a page of large results all of them). */
+#define RESULT_SIZE_COLUMNS ", seq, length(d.result) FROM jobs LEFT JOIN job_data d USING (seq) "
         static const char *const shapes[4] = {
-                "SELECT " COLUMNS ", d.result FROM jobs LEFT JOIN job_data d USING (seq) "
-                "WHERE seq < ?1 ORDER BY seq DESC LIMIT ?4",
-                "SELECT " COLUMNS ", d.result FROM jobs LEFT JOIN job_data d USING (seq) "
-                "WHERE seq < ?1 AND status = ?2 ORDER BY seq DESC LIMIT ?4",
-                "SELECT " COLUMNS ", d.result FROM jobs LEFT JOIN job_data d USING (seq) "
-                "WHERE seq < ?1 AND algorithm = ?3 ORDER BY seq DESC LIMIT ?4",
-                "SELECT " COLUMNS ", d.result FROM jobs LEFT JOIN job_data d USING (seq) "
-                "WHERE seq < ?1 AND status = ?2 AND algorithm = ?3 "
+                "SELECT " COLUMNS RESULT_SIZE_COLUMNS "WHERE seq < ?1 ORDER BY seq DESC LIMIT ?4",
+                "SELECT " COLUMNS RESULT_SIZE_COLUMNS "WHERE seq < ?1 AND status = ?2 ORDER BY seq DESC LIMIT ?4",
+                "SELECT " COLUMNS RESULT_SIZE_COLUMNS "WHERE seq < ?1 AND algorithm = ?3 ORDER BY seq DESC LIMIT ?4",
+                "SELECT " COLUMNS RESULT_SIZE_COLUMNS "WHERE seq < ?1 AND status = ?2 AND algorithm = ?3 "
                 "ORDER BY seq DESC LIMIT ?4",
         };
+#undef RESULT_SIZE_COLUMNS
         static const char *const shapes_nores[4] = {
                 "SELECT " COLUMNS " FROM jobs WHERE seq < ?1 ORDER BY seq DESC LIMIT ?4",
                 "SELECT " COLUMNS " FROM jobs WHERE seq < ?1 AND status = ?2 ORDER BY seq DESC LIMIT ?4",
@@ -1578,14 +1597,22 @@ static int sqlite_list(struct store_backend *b, const struct store_filter *f,
                 while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                         struct job_record rec;
                         row_to_record(st, &rec);
-                        if (f->with_result)
-                                rec.result = column_dup(st, NCOLUMNS, &rec.result_len);
-                        bool go_on = fn(&rec, ctx);
+                        /* Only a succeeded job's result is shown. */
+                        bool go_on = true;
+                        if (f->with_result && rec.status == JOB_SUCCEEDED &&
+                            sqlite3_column_type(st, NCOLUMNS + 1) != SQLITE_NULL) {
+                                sqlite3_int64 len = sqlite3_column_int64(st, NCOLUMNS + 1);
+                                go_on = admit((size_t)(len > 0 ? len : 0), ctx);
+                                if (go_on && list_result(rd->db, sqlite3_column_int64(st, NCOLUMNS), &rec, err) < 0)
+                                        rv = -1;
+                        }
+                        if (go_on && rv == 0)
+                                go_on = fn(&rec, ctx);
                         record_clear(&rec);
-                        if (!go_on)
+                        if (!go_on || rv < 0)
                                 break;
                 }
-                if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                if (rv == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
                         rv = sql_err(err, rd->db, rc, "list jobs");
                 sqlite3_reset(st);
         }

@@ -378,6 +378,48 @@ class RefusedUnread(unittest.TestCase):
         self.assertEqual(g.status, 200, str(g)[:300])
         self.assertGreater(len(g.raw), size)
 
+    def test_a_listing_reads_only_the_results_it_sends(self):
+        # A listing with results decides from each result's size before
+        # reading it: past http.max_response_bytes its first result is
+        # refused (503 busy) unread, a later one ends the page (`next`
+        # goes on from there).  A page read and rendered every result it
+        # listed, and one more, and only then could be refused.
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        plugin(tmp, "t_writer", WRITER)
+        d = Daemon("ListingUnread", plugins=tmp, config=dict(CONFIG, http={"max_response_bytes": "16MiB"})).start()
+        self.addCleanup(d.stop)
+        size = 12 << 20
+        ids = []
+        for _ in range(2):
+            r = d.submit({"algorithm": "t_writer", "parameters": {"bytes": size}}, wait="true",
+                         timeout=60 * harness.slow_factor())
+            self.assertEqual((r.status, r.body["status"]), (200, "succeeded"), str(r)[:300])
+            ids.append(r.body["id"])
+        listing = "/v1/jobs?result=true&limit=10"
+        # Alone: one large result per page, the other one not read.
+        before = read_chars(d.proc.pid)
+        g = d.req("GET", listing, timeout=60 * harness.slow_factor())
+        read = read_chars(d.proc.pid) - before
+        self.assertEqual(g.status, 200, str(g)[:300])
+        self.assertEqual(([j["id"] for j in g.body["jobs"]], g.body["next"]), ([ids[1]], ids[1]))
+        self.assertLess(read, size + size // 2, "%d bytes read for a page of one result" % read)
+        # Held for a slow reader: refused, none read.
+        slow = self.slow_reader(d, "/v1/jobs/" + ids[0])
+        before = read_chars(d.proc.pid)
+        for _ in range(10):
+            g = d.req("GET", listing)
+            self.assertEqual((g.status, g.body["error"]["code"]), (503, "busy"), str(g)[:300])
+            self.assertEqual(g.headers.get("Retry-After"), "1", g.headers)
+        read = read_chars(d.proc.pid) - before
+        self.assertLess(read, size, "%d bytes read for 10 refused listings" % read)
+        slow.close()
+        get_once_released(d, listing)
+        jobs = d.list_jobs(result="true", limit=10)
+        self.assertEqual([j["id"] for j in jobs], ids[::-1])
+        self.assertEqual([len(j["result"][0]) for j in jobs], [size - 4] * 2)
+
 
 class BuildsCounted(unittest.TestCase):
     """Answers being built count against http.max_response_bytes as those

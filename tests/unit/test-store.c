@@ -549,7 +549,7 @@ static json_t *list_page(struct fx *f, const struct store_filter *flt, size_t ma
         char *text = NULL;
         size_t len = 0;
         struct err err = ERR_INIT;
-        ck_assert_msg(store_list(f->s, flt, max_bytes, &text, &len, &err) == 0, "%s: store_list: %s", f->be->name,
+        ck_assert_msg(store_list(f->s, flt, max_bytes, NULL, NULL, &text, &len, &err) == 0, "%s: store_list: %s", f->be->name,
                       err.msg);
         ck_assert_ptr_nonnull(text);
         ck_assert_uint_eq(strlen(text), len);
@@ -1590,7 +1590,7 @@ START_TEST(test_list_order_filters_pages)
         char *text = NULL;
         size_t len = 0;
         struct err err = ERR_INIT;
-        ck_assert_int_eq(store_list(f.s, &flt, SIZE_MAX, &text, &len, &err), -1);
+        ck_assert_int_eq(store_list(f.s, &flt, SIZE_MAX, NULL, NULL, &text, &len, &err), -1);
         ck_assert_int_eq(err.code, ERR_NOT_FOUND);
         free(text);
 
@@ -1637,12 +1637,91 @@ START_TEST(test_list_results)
         char *text = NULL;
         size_t len = 0;
         struct err err = ERR_INIT;
-        ck_assert_msg(store_list(f.s, &flt, SIZE_MAX, &text, &len, &err) == 0, "%s", err.msg);
+        ck_assert_msg(store_list(f.s, &flt, SIZE_MAX, NULL, NULL, &text, &len, &err) == 0, "%s", err.msg);
         for (int i = 0; i < 7; i++)
                 if (L.r[i].result)
                         ck_assert_msg(strstr(text, L.r[i].result), "result text of %s not spliced as is: %s",
                                       L.r[i].id, text);
         free(text);
+        listing_clear(&L);
+        fx_teardown(&f);
+}
+END_TEST
+
+/* What store_list asked its admit hook: each result's size and whether
+ * the page was empty yet, before any of it was read. */
+struct admit_log {
+        size_t n, yes;          /* calls; the first `yes` are admitted */
+        size_t len[8];
+        bool first[8];
+};
+
+static bool admit_logged(size_t len, bool first, void *ctx)
+{
+        struct admit_log *a = ctx;
+        ck_assert_uint_lt(a->n, 8);
+        a->len[a->n] = len;
+        a->first[a->n] = first;
+        return a->n++ < a->yes;
+}
+
+static char *list_text(struct fx *f, const struct store_filter *flt, size_t max_bytes, struct admit_log *a)
+{
+        char *text = NULL;
+        size_t len = 0;
+        struct err err = ERR_INIT;
+        ck_assert_msg(store_list(f->s, flt, max_bytes, admit_logged, a, &text, &len, &err) == 0, "%s: %s",
+                      f->be->name, err.msg);
+        return text;
+}
+
+/* Results are admitted by their size before they are read: a no ends
+ * the page before its job, `next` going on from the last shown; a result
+ * past max_bytes ends it before admit is asked; only succeeded jobs'. */
+START_TEST(test_list_admit)
+{
+        struct fx f;
+        fx_setup(&f, _i);
+        struct listing L;
+        listing_make(&f, &L);
+        /* Newest first: 6 cancelled, 5 queued, 4 failed, 3 succeeded, 2
+         * running, 1 succeeded, 0 queued. */
+        struct store_filter flt = { .status = -1, .limit = 100, .with_result = true };
+        struct admit_log a = { .yes = 1 };
+        char *text = list_text(&f, &flt, SIZE_MAX, &a);
+        ck_assert_uint_eq(a.n, 2);
+        ck_assert_uint_eq(a.len[0], L.r[3].result_len);
+        ck_assert_uint_eq(a.len[1], L.r[1].result_len);
+        ck_assert(!a.first[0] && !a.first[1]);
+        json_t *doc = json_loads(text, 0, NULL);
+        free(text);
+        ck_assert_uint_eq(json_array_size(json_object_get(doc, "jobs")), 5);
+        ck_assert_str_eq(job_id_at(doc, 3), L.r[3].id);
+        ck_assert_str_eq(json_string_value(json_object_get(doc, "next")), L.r[2].id);
+        json_decref(doc);
+
+        /* The first refused: an empty page, nothing read. */
+        flt.status = JOB_SUCCEEDED;
+        a = (struct admit_log){ .yes = 0 };
+        text = list_text(&f, &flt, SIZE_MAX, &a);
+        ck_assert_uint_eq(a.n, 1);
+        ck_assert(a.first[0]);
+        doc = json_loads(text, 0, NULL);
+        free(text);
+        ck_assert_uint_eq(json_array_size(json_object_get(doc, "jobs")), 0);
+        json_decref(doc);
+
+        /* A page of 1 byte: the first goes whatever its size, the next
+         * result is past the page and not asked for. */
+        a = (struct admit_log){ .yes = 8 };
+        text = list_text(&f, &flt, 1, &a);
+        ck_assert_uint_eq(a.n, 1);
+        doc = json_loads(text, 0, NULL);
+        free(text);
+        ck_assert_uint_eq(json_array_size(json_object_get(doc, "jobs")), 1);
+        ck_assert_str_eq(json_string_value(json_object_get(doc, "next")), L.r[3].id);
+        json_decref(doc);
+
         listing_clear(&L);
         fx_teardown(&f);
 }
@@ -2334,7 +2413,7 @@ START_TEST(test_fail_stop)
         store_stats(f.s, &st1);
         int rcb = store_write_sync(f.s, &wb, &eb);   /* refused at once */
         int rcg = store_get(f.s, q.id, STORE_READ_PARAMS, &got2, &eg);
-        int rcl = store_list(f.s, &flt, SIZE_MAX, &text, &len, &el);
+        int rcl = store_list(f.s, &flt, SIZE_MAX, NULL, NULL, &text, &len, &el);
         int rct = pthread_create(&th, NULL, bg_update_main, &u);
         usleep(1500 * 1000);   /* past a retry */
         int calls_while_broken = waiter_calls(&u.wt);
@@ -2961,13 +3040,13 @@ START_TEST(test_ops_direct)
         /* list: newest first, and fn returning false stops it. */
         struct first_n c = { .stop_after = 2 };
         struct store_filter flt = { .status = -1, .limit = 100 };
-        ck_assert_msg(ops->list(b, &flt, take_first_n, &c, &err) == 0, "%s", err.msg);
+        ck_assert_msg(ops->list(b, &flt, NULL, take_first_n, &c, &err) == 0, "%s", err.msg);
         ck_assert_uint_eq(c.seen, 2);
         ck_assert_str_eq(c.first, recs[N - 1].id);
         flt.after = unknown;
         c = (struct first_n){ .stop_after = 100 };
         err = (struct err)ERR_INIT;
-        ck_assert_int_eq(ops->list(b, &flt, take_first_n, &c, &err), -1);
+        ck_assert_int_eq(ops->list(b, &flt, NULL, take_first_n, &c, &err), -1);
         ck_assert_int_eq(err.code, ERR_NOT_FOUND);
 
         char reason[256] = "";
@@ -3764,6 +3843,7 @@ static Suite *suite(void)
                 tcase_add_loop_test(tc, test_update_many, a, z);
                 tcase_add_loop_test(tc, test_list_order_filters_pages, a, z);
                 tcase_add_loop_test(tc, test_list_results, a, z);
+                tcase_add_loop_test(tc, test_list_admit, a, z);
                 tcase_add_loop_test(tc, test_list_same_created_ms, a, z);
                 tcase_add_loop_test(tc, test_load_unfinished, a, z);
                 tcase_add_loop_test(tc, test_prune_by_time, a, z);
