@@ -117,6 +117,16 @@ char *recordcache_get(struct recordcache *c, const char *id, size_t *ret_len)
         return copy;
 }
 
+bool recordcache_len(struct recordcache *c, const char *id, size_t *ret_len)
+{
+        pthread_mutex_lock(&c->lock);
+        struct entry *e = *slot(c, id);
+        if (e)
+                *ret_len = e->len;
+        pthread_mutex_unlock(&c->lock);
+        return e != NULL;
+}
+
 uint64_t recordcache_generation(struct recordcache *c)
 {
         pthread_mutex_lock(&c->lock);

@@ -10,6 +10,7 @@
 #ifndef EDGECD_RECORDCACHE_H
 #define EDGECD_RECORDCACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,8 @@ void recordcache_free(struct recordcache *c);   /* NULL is fine */
 
 /* A copy of id's rendering (caller frees), NULL when not cached. */
 char *recordcache_get(struct recordcache *c, const char *id, size_t *ret_len);
+/* The length of id's rendering, without copying it: false when not cached. */
+bool recordcache_len(struct recordcache *c, const char *id, size_t *ret_len);
 /* The generation to pass to put, taken before reading the record. */
 uint64_t recordcache_generation(struct recordcache *c);
 /* Keep a copy of text as id's rendering, unless a drop came after gen. */

@@ -221,6 +221,8 @@ int store_get(struct store *s, const char *id, unsigned what, struct job_record 
 
 int store_result_size(struct store *s, const char *id, size_t *ret_len, struct err *err)
 {
+        if (recordcache_len(s->cache, id, ret_len))
+                return 0;
         return s->ops->result_size(s->b, id, ret_len, err);
 }
 

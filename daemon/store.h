@@ -243,7 +243,9 @@ struct store_pending *store_update_begin(struct store *s, struct job_record *rec
 int store_update_end(struct store_pending *p, struct err *err);
 
 int store_get(struct store *s, const char *id, unsigned what, struct job_record *ret, struct err *err);
-/* At least the size of id's result in bytes (struct store_ops result_size). */
+/* At least the size of id's result in bytes (struct store_ops result_size):
+ * of a cached final record, its whole rendering's, without a store read
+ * (the hottest GET would pay one for each answer). */
 int store_result_size(struct store *s, const char *id, size_t *ret_len, struct err *err);
 /* Whether an Idempotency-Key was used, before a submit is tried (struct
  * store_ops find_key): a retry is its job's replay whatever a new job

@@ -37,6 +37,11 @@ START_TEST(test_get_is_a_copy_of_put)
         t[0] = 'X';   /* the caller's own */
         free(t);
         ck_assert(has(c, "a", "{\"id\":\"a\"}"));
+        /* Its length without a copy (a GET reserves it before the copy). */
+        len = 0;
+        ck_assert(recordcache_len(c, "a", &len));
+        ck_assert_uint_eq(len, 10);
+        ck_assert(!recordcache_len(c, "b", &len));
         /* A second put of the same id keeps the first (final is final). */
         put(c, "a", "other");
         ck_assert(has(c, "a", "{\"id\":\"a\"}"));
