@@ -209,7 +209,11 @@ class OneLargeAnswer(unittest.TestCase):
         slow.connect(("127.0.0.1", d.port))
         self.addCleanup(slow.close)
         slow.sendall(("GET /v1/jobs/%s HTTP/1.1\r\nHost: x\r\n\r\n" % first.body["id"]).encode())
-        time.sleep(0.5)
+        # Its answer is held once its status line comes.  A fixed 0.5 s
+        # could end before the daemon had read and rendered the result (a
+        # loaded ASan run): the submit's answer then went alone, 200.
+        slow.settimeout(10 * harness.slow_factor())
+        self.assertIn(b" 200 ", slow.recv(16))
         r = post(d, body)
         self.assertEqual(r.status, 303, str(r)[:300])
         self.assertEqual(r.body["error"]["code"], "see_other", r.body)
