@@ -649,7 +649,10 @@ class Daemon:
     def wait_cleaned(self, timeout=15.0):
         """Wait until the daemon has taken apart every finished run (the
         container, cgroup and workspace go after the job's answer):
-        edgecd_cleanups_pending reaches 0."""
+        edgecd_cleanups_pending reaches 0.  The timeout is times
+        slow_factor(): the runtime's deletes, unmounts and rmdirs are
+        daemon work."""
+        timeout *= slow_factor()
         deadline = time.monotonic() + timeout
         while True:
             v = self.metric("edgecd_cleanups_pending")
@@ -661,9 +664,10 @@ class Daemon:
 
     def assert_idle_clean(self, timeout=5.0):
         """While the daemon runs and no job is active: no container, no job
-        cgroup, no mount, no workspace.  Polls briefly (removal may trail
-        the HTTP answer by a few ms)."""
-        deadline = time.monotonic() + timeout
+        cgroup, no mount, no workspace.  Polls briefly (removal trails
+        the HTTP answer: the cleaner takes a run apart after its answer),
+        timeout times slow_factor()."""
+        deadline = time.monotonic() + timeout * slow_factor()
         while True:
             p = self.leftovers(include_parent=False)
             if not p:
