@@ -350,7 +350,9 @@ class Limits(unittest.TestCase):
         held = [served(connect_from("127.0.0.3", d.port)) for _ in range(4)]
         self.addCleanup(lambda: [s.close() for s in held])
         extra = connect_from("127.0.0.3", d.port)
-        self.assertTrue(closed_soon(extra, 1), "a fifth connection from one client was kept")
+        # Closed as the daemon accepts it: 1 s, unscaled, was tight for an
+        # ASan daemon on a loaded host; 15 s is still half the idle timeout.
+        self.assertTrue(closed_soon(extra, 5 * harness.slow_factor()), "a fifth connection from one client was kept")
         extra.close()
         # Another client is served meanwhile.
         self.assertEqual(get_from("127.0.0.2", d.port, "/healthz"), 200)
