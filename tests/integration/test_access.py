@@ -153,7 +153,7 @@ class Tokens(AuthCase):
         late = dict(TOKENS, late=("late-token-eeeeeeeeeeeeeeeeee", ["read"]))
         write_tokens(self.tokens_path, late)
         d.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 5 * harness.slow_factor()
         while d.req("GET", "/v1/jobs", headers=bearer("late", late)).status != 200:
             self.assertLess(time.monotonic(), deadline, "the new token never worked")
             time.sleep(0.1)
@@ -161,9 +161,11 @@ class Tokens(AuthCase):
         with open(self.tokens_path, "w") as f:
             f.write("tokens:\n  - name: x\n    sha256: nothex\n    scopes: [read]\n")
         d.proc.send_signal(signal.SIGHUP)
-        time.sleep(0.5)
+        # The reload rescans every plugin before it reads the tokens: wait
+        # for it to have tried (a fixed 0.5 s could end before on a loaded
+        # ASan run, and then looked at the tokens before the reload).
+        self.assertTrue(d.wait_log("tokens not reloaded"), d.log_tail(20))
         self.assertEqual(d.req("GET", "/v1/jobs", headers=bearer("late", late)).status, 200)
-        self.assertIn("tokens not reloaded", d.log_text())
         self.assertIn("tokens[0].sha256", d.log_text())
 
 
