@@ -639,7 +639,11 @@ class CtlAgainstAHostileServer(unittest.TestCase):
                               ("GET", "/v1/jobs/" + JOB_ID): [(200, job("running"))]})
         p = subprocess.Popen([CTL, "--url", f.url, "submit", "alg", "--wait"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-        time.sleep(1.0)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.communicate()))
+        # Its wait has begun (the Ctrl-C handler is set, the id known) once
+        # it polls the job; a fixed second could end before on a loaded host.
+        harness.wait_for(lambda: ("GET", "/v1/jobs/" + JOB_ID) in [s[:2] for s in f.seen], 10,
+                         lambda: "the wait never polled: %s" % f.seen)
         p.send_signal(sig.SIGINT)
         out, err = p.communicate(timeout=10)
         self.assertEqual(p.returncode, 130, err)
