@@ -10,6 +10,7 @@ write_runtime_wrapper): shell scripts that fail an operation for job
 containers (never for the start-up probe's, edgecd-probe-*) and otherwise
 hand over to the real runtime."""
 
+import datetime
 import os
 import shutil
 import signal
@@ -219,6 +220,7 @@ class Breaker(unittest.TestCase):
         h = self.health(d)
         self.assertEqual(h["state"], "isolated", h)
         self.assertIn("retry_at", h)
+        retry_at = harness.parse_time(h["retry_at"])
         r = d.submit(flaky)
         e = check_error(r, 503, "algorithm_unavailable")
         self.assertIn("t_flaky", e["message"])
@@ -226,10 +228,18 @@ class Breaker(unittest.TestCase):
         self.assertEqual(d.metric("edgecd_jobs_rejected_total", {"reason": "algorithm_unavailable"}), 1)
         # Others go on.
         self.assertEqual(d.run_job(ECHO)["status"], "succeeded")
-        # A rescan does not forget it.
+        # A rescan does not forget it.  Waited for (0.3 s could end before
+        # it on a loaded host); and the 2 s cool-down may have run out by
+        # then (the run above took long): probing is its end, not a reset.
+        reloads = d.log_text().count("plugins reloaded (sighup)")
         d.proc.send_signal(signal.SIGHUP)
-        time.sleep(0.3)
-        self.assertEqual(self.health(d)["state"], "isolated")
+        harness.wait_for(lambda: d.log_text().count("plugins reloaded (sighup)") > reloads, 10,
+                         lambda: "no rescan after SIGHUP: %s" % d.log_tail(10))
+        h = self.health(d)
+        over = datetime.datetime.utcnow() >= retry_at + datetime.timedelta(seconds=0.05)
+        self.assertIn(h["state"], ("isolated", "probing") if over else ("isolated",),
+                      "after a rescan, %s the cool-down's end (%s): %s"
+                      % ("after" if over else "before", retry_at, h))
 
         # Mended; after the cool-down one probe job decides.
         os.chmod(binary, 0o755)
