@@ -1148,8 +1148,12 @@ class QueueFullAsSubmitsAreTold(DurableCase):
         t = threading.Thread(target=committing)
         t.start()
         self.addCleanup(t.join, 60)
-        time.sleep(0.5)
-        # Its commit (3 s of fsync) holds the queue's one place.
+        # Its commit (3 s of fsync) holds the queue's one place from when
+        # the daemon has its request: waited for (a fixed 0.5 s could end
+        # before it came on a loaded host, and the submit below took the
+        # place), then the submit and /readyz must both say so.
+        harness.wait_for(lambda: full in d.req("GET", "/readyz").body["reasons"], 10,
+                         lambda: "/readyz never called the queue full while a submit was committed: %s" % out)
         check_error(d.submit(echo(1)), 429, "queue_full")
         ready = d.req("GET", "/readyz")
         self.assertIsNone(out.get("r"), "the commit ended before /readyz answered: %s" % out.get("r"))
