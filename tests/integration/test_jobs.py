@@ -837,6 +837,11 @@ class MemoryPool(unittest.TestCase):
         self.assertIn("edgecd_memory_pool_bytes %d" % (300 * 1024 * 1024), metrics)
 
 
+# Jobs that hold memory until the test cancels them (under the submits'
+# timeout_seconds of 30).
+HOLD_S = 20
+
+
 class MemoryHoldsTheLine(unittest.TestCase):
     """A big job waiting for memory is not overtaken for ever by small ones:
     once it waits, no job behind it starts before it."""
@@ -862,8 +867,17 @@ class MemoryHoldsTheLine(unittest.TestCase):
             r = d.submit({"algorithm": algorithm, "parameters": {"seconds": seconds}, "timeout_seconds": 30,
                           "priority": priority})
             self.assertEqual(r.status, 202, r)
+            self.addCleanup(harness.cancel_quietly, d, r.body["id"])
             return r.body["id"]
         return d, submit
+
+    def cancel(self, d, *ids):
+        """Cancel the jobs that hold memory (HOLD_S sleepers): each ends cancelled."""
+        for i in ids:
+            self.assertEqual(d.req("DELETE", "/v1/jobs/" + i).status, 202)
+        for i in ids:
+            job = d.wait_final(i, timeout=30)
+            self.assertEqual(job["status"], "cancelled", job)
 
     def test_big_job_is_not_starved_by_small_ones(self):
         # Two small jobs fill 300 of 400 MiB; the large one needs the pool to
@@ -887,8 +901,11 @@ class MemoryHoldsTheLine(unittest.TestCase):
         # 300 of 500 MiB run; the large job does not fit and holds the line;
         # the small one behind it would fit.
         d, submit = self.daemon("memcancel", {"workers": 3, "memory_pool_mb": 500})
-        s1 = submit("t_small", 4)
-        s2 = submit("t_small", 4)
+        # s1 and s2 run until cancelled at the end: with 4 s each, what
+        # follows (s3's own start and run among it) could outlast them on a
+        # loaded host, and s3 seemed to have waited for them.
+        s1 = submit("t_small", HOLD_S)
+        s2 = submit("t_small", HOLD_S)
         d.wait_status(s1, "running")
         d.wait_status(s2, "running")
         large = submit("t_large", 0.2)
@@ -900,8 +917,7 @@ class MemoryHoldsTheLine(unittest.TestCase):
         self.assertEqual(done["status"], "succeeded", done)
         first = d.get_job(s1)
         self.assertNotEqual(first["status"], "succeeded", "s3 waited for a running job to end: %s" % first)
-        for i in (s1, s2):
-            d.wait_final(i, timeout=30)
+        self.cancel(d, s1, s2)
 
     def test_a_higher_priority_job_is_not_held_by_a_lower_ones_line(self):
         # 300 of 500 MiB run; a low-priority large job does not fit and
@@ -909,8 +925,8 @@ class MemoryHoldsTheLine(unittest.TestCase):
         # ahead of it in queue order and fits: it starts at once, while the
         # low-priority small one behind the large one still waits.
         d, submit = self.daemon("memprio", {"workers": 3, "memory_pool_mb": 500})
-        s1 = submit("t_small", 4)
-        s2 = submit("t_small", 4)
+        s1 = submit("t_small", HOLD_S)      # until cancelled (see above)
+        s2 = submit("t_small", HOLD_S)
         d.wait_status(s1, "running")
         d.wait_status(s2, "running")
         large = submit("t_large", 0.2, "low")
@@ -924,7 +940,8 @@ class MemoryHoldsTheLine(unittest.TestCase):
         self.assertNotEqual(first["status"], "succeeded",
                             "the high-priority job waited behind the low-priority one's line: %s" % first)
         self.assertEqual(d.get_job(behind)["status"], "queued", "the line was not held for the job behind it")
-        jobs = {i: d.wait_final(i, timeout=30) for i in (s1, s2, large, behind)}
+        self.cancel(d, s1, s2)
+        jobs = {i: d.wait_final(i, timeout=30) for i in (large, behind)}
         for j in jobs.values():
             self.assertEqual(j["status"], "succeeded", j)
 
