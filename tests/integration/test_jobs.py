@@ -950,9 +950,12 @@ class MemoryHoldsTheLine(unittest.TestCase):
 class Priority(JobCase):
 
     def test_high_before_normal_before_low(self):
-        short = self.d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 1},
+        # The four below must all be queued before `short` frees a worker:
+        # 3 s from its container's start (1 s could be over before the
+        # last submit on a loaded host, and `low`, first in, ran first).
+        short = self.d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 3},
                                "timeout_seconds": 10})
-        long_ = self.d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 4},
+        long_ = self.d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 6},
                                "timeout_seconds": 10})
         for r in (short, long_):
             self.assertEqual(r.status, 202, r)
