@@ -821,8 +821,10 @@ class MemoryPool(unittest.TestCase):
         self.addCleanup(d.stop)
         d.start()
         ids = []
+        # 2 s each: the first must still run at the looks below (1 s from
+        # its container's start was short for a loaded host).
         for _ in range(2):
-            r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 1}})
+            r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 2}, "timeout_seconds": 10})
             self.assertEqual(r.status, 202, r)
             ids.append(r.body["id"])
         d.wait_status(ids[0], "running")
