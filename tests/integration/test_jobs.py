@@ -786,7 +786,10 @@ class MaxConcurrent(JobCase):
     plugin waits."""
 
     def test_one_at_a_time(self):
-        ids = [self.track(self.d.submit({"algorithm": "t_single", "parameters": {"seconds": 0.7}}).body["id"])
+        # 2.5 s each: the echo beside them (a cold run of its own) must end
+        # before the second starts; with 0.7 s that was a margin of about
+        # half a second, which a loaded host's container starts can eat.
+        ids = [self.track(self.d.submit({"algorithm": "t_single", "parameters": {"seconds": 2.5}}).body["id"])
                for _ in range(2)]
         time.sleep(0.2)
         echo = self.d.run_job({"algorithm": "t_echo", "version": "1.0.0", "parameters": {"beside": 1}})
