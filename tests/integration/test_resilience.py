@@ -269,7 +269,10 @@ class Breaker(unittest.TestCase):
         self.assertEqual(self.health(d)["state"], "healthy")
 
     def test_failed_probe_isolates_again(self):
-        d, _ = self.daemon({"breaker": {"degrade_after": 1, "isolate_after": 1, "cooldown_seconds": 1}})
+        # A 3 s cool-down: each isolation is looked at (and a submit
+        # refused) after the failed run's answer, which a loaded host can
+        # hold up for as long as a 1 s cool-down lasts.
+        d, _ = self.daemon({"breaker": {"degrade_after": 1, "isolate_after": 1, "cooldown_seconds": 3}})
         flaky = {"algorithm": "t_flaky", "parameters": {}}
         d.run_job(flaky)
         first = self.health(d)
