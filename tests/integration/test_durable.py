@@ -1294,7 +1294,10 @@ class LazyCommits(DurableCase):
 
     def test_a_waited_job_listed_while_queued_has_its_run_on_disk_before_it_starts(self):
         d = self.daemon("lazy7", {"workers": 1})
-        busy = self.submit_ok(d, sleep(2))
+        # 4 s: the waited job must be listed queued behind it (2 s from
+        # its container's start left little for the submit and its commit
+        # on a loaded host; the job then ran at once, never listed queued).
+        busy = self.submit_ok(d, sleep(4))
         d.wait_status(busy, "running")
         l0 = self.deferred(d)
         out = {}
@@ -1470,7 +1473,9 @@ class WorkspacesInMemory(DurableCase):
         (fstype, opts), = self.root_mounts(d)
         self.assertEqual(fstype, "tmpfs")
         self.assertTrue({"nosuid", "nodev", "noexec"} <= opts, opts)
-        jid = self.submit_ok(d, sleep(2))
+        # 4 s: its workspace must still be there at the looks below, made
+        # 0.3 s after it is seen running (2 s was little on a loaded host).
+        jid = self.submit_ok(d, sleep(4))
         job = self.wait_attempt_running(d, jid, 1)
         ws = os.path.join(d.state_dir, "workspaces", job["attempts"][0]["run_id"])
         st, root = os.stat(os.path.join(ws, "input", "input.json")), os.stat(os.path.join(d.state_dir, "workspaces"))
