@@ -162,7 +162,10 @@ class HotPlug(unittest.TestCase):
         missing for a moment: the job a worker takes then waits for the
         same version to be served again, and runs (it failed "no longer
         installed")."""
-        d, blocker, (q,) = self.queued_behind("reinstalledq", 1, [3])
+        # A 3 s blocker: the plugin must be gone (copied away, removed)
+        # before it frees the worker; 1 s from its container's start was
+        # little margin for that on a loaded host.
+        d, blocker, (q,) = self.queued_behind("reinstalledq", 3, [3])
         where = os.path.join(self.tmp, "t_echo")
         saved = self.tmp + ".t_echo"
         self.addCleanup(shutil.rmtree, saved, True)
