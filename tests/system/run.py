@@ -285,6 +285,9 @@ class SystemdTier(unittest.TestCase):
         execs the daemon, and journald may go on filing that pid's lines
         under the context it cached then (init.scope) for a while."""
         q = shlex.quote(since)
+        # Lines sent just before may not be written yet: journald files
+        # them asynchronously.
+        self.m.sh("journalctl --sync", check=False)
         return (self.m.journal("-u edgecd --since %s" % q) +
                 self.m.journal("SYSLOG_IDENTIFIER=edgecd --since %s" % q))
 
