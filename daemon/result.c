@@ -190,7 +190,7 @@ static enum job_error fail(enum job_error e, char **ret_message, char *msg)
 
 enum job_error result_classify(const struct outcome *o, const char *output_dir,
                                int64_t max_result_bytes, char **ret_result, size_t *ret_len,
-                               char **ret_message)
+                               char **ret_message, int *ret_errnum)
 {
         if (ret_result)
                 *ret_result = NULL;
@@ -198,6 +198,8 @@ enum job_error result_classify(const struct outcome *o, const char *output_dir,
                 *ret_len = 0;
         if (ret_message)
                 *ret_message = NULL;
+        if (ret_errnum)
+                *ret_errnum = 0;
 
         const struct proc_exit *x = &o->exit;
         switch (x->status) {
@@ -279,8 +281,12 @@ enum job_error result_classify(const struct outcome *o, const char *output_dir,
                         je = JOB_ERR_INVALID_RESULT;
                         break;
                 default:
-                        /* The daemon could not look: not the algorithm's fault. */
+                        /* The daemon could not look: not the algorithm's
+                         * fault, and the caller is told why (out of
+                         * descriptors past the retries, say). */
                         je = JOB_ERR_RUNTIME_ERROR;
+                        if (ret_errnum)
+                                *ret_errnum = e.errnum;
                         break;
                 }
                 return fail(je, ret_message, xasprintf("%s", e.msg));

@@ -57,10 +57,12 @@ struct outcome {
  * length, and *ret_message is NULL;
  * otherwise *ret_result is NULL and *ret_message (caller frees) says what
  * went wrong in words an operator understands, valid UTF-8 (bytes quoted
- * from the algorithm that are not are replaced with '?').  Either pointer
- * may be NULL when the caller does not want it. */
+ * from the algorithm that are not are replaced with '?').  *ret_errnum is
+ * the errno that kept the daemon from reading the output (a runtime_error:
+ * EMFILE still after the retries, say), else 0.  Any pointer may be NULL
+ * when the caller does not want it. */
 enum job_error result_classify(const struct outcome *o, const char *output_dir,
                                int64_t max_result_bytes, char **ret_result, size_t *ret_len,
-                               char **ret_message);
+                               char **ret_message, int *ret_errnum);
 
 #endif

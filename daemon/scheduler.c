@@ -281,10 +281,14 @@ static void run_go(struct run *r)
                  * a failing run says why at its end. */
                 out.stderr_tail = r->sb->log_tail;
                 char *message = NULL;
+                int errnum = 0;
                 int64_t max_result = manifest_result_limit(j->manifest, cfg);
                 r->error = result_classify(&out, r->sb->ws->output_dir, max_result, &r->result,
-                                           &r->result_len, &message);
+                                           &r->result_len, &message, &errnum);
                 r->message = message;
+                /* A result the daemon could not read for want of its own
+                 * descriptors is not the algorithm's failure. */
+                r->daemon_short = daemon_short(errnum);
                 /* 128+N from a foreground runtime may be an exit or
                  * signal N: the status it passed on is what there is. */
                 if (out.exit.status == WAIT_EXITED || (out.exit.status == WAIT_SIGNALED && out.exit.from_status))

@@ -206,6 +206,43 @@ class RunningJob(DaemonCase):
         self.assertIn("Too many open files", job["error"]["message"])
 
 
+class ResultRead(DaemonCase):
+    # One counted failure would show: degraded and isolated at the first.
+    CONFIG = {"workers": 1, "retry": {"max_attempts": 1},
+              "breaker": {"degrade_after": 1, "isolate_after": 1}}
+
+    def test_a_result_unread_for_want_of_descriptors_is_not_counted_against_the_algorithm(self):
+        d = self.d
+        session = d.session()
+        self.addCleanup(session.close)
+        jid = self.track(session.req("POST", "/v1/jobs", {"algorithm": "t_sleep", "parameters": {"seconds": 1.5},
+                                                           "timeout_seconds": 60}).body["id"])
+        wait_for(lambda: session.req("GET", "/v1/jobs/" + jid).body["attempts"] and
+                 procs_of_uid(session.req("GET", "/v1/jobs/" + jid).body["attempts"][-1]["uid"]), 10,
+                 lambda: "t_sleep not running: %r" % d.get_job(jid))
+        # It ends while the daemon can open nothing, and the descriptors
+        # stay away past the result read's retries (10 s): the job is
+        # told on the session opened before.
+        old = starve(self, d.proc.pid, 3)
+        job = None
+        deadline = time.monotonic() + 40 * slow_factor()
+        while time.monotonic() < deadline:
+            job = session.req("GET", "/v1/jobs/" + jid).body
+            if job["status"] in harness.FINAL:
+                break
+            time.sleep(0.2)
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, old)
+        self.assertEqual((job["status"], job["error"] and job["error"]["code"]), ("failed", "runtime_error"), job)
+        self.assertIn("Too many open files", job["error"]["message"])
+        self.assertRegex(job["error"]["message"], "result.json|output directory")
+        # The daemon was short, not the algorithm: its breaker did not count it.
+        algs = {a["name"]: a for a in d.req("GET", "/v1/algorithms").body["algorithms"]}
+        self.assertEqual(algs["t_sleep"]["health"]["state"], "healthy", algs["t_sleep"])
+        job = d.run_job({"algorithm": "t_sleep", "parameters": {"seconds": 0}})
+        self.assertEqual(job["status"], "succeeded", job)
+        d.assert_idle_clean(timeout=30)
+
+
 class LowHardLimit(unittest.TestCase):
     def test_a_daemon_whose_hard_descriptor_limit_is_under_1024_runs_jobs(self):
         # LimitNOFILE=512: the containers get 512, not the 1024 that the

@@ -251,7 +251,7 @@ static char *classify(const struct outcome *o, const char *out, enum job_error w
         char *res = (char *)1;
         size_t len = 99;
         char *msg = (char *)1;
-        enum job_error e = result_classify(o, out, MAX, &res, &len, &msg);
+        enum job_error e = result_classify(o, out, MAX, &res, &len, &msg, NULL);
         ck_assert_msg(e == want, "got %s, want %s (%s)", job_error_name(e), job_error_name(want),
                       msg ? msg : "");
         if (e == JOB_ERR_NONE) {
@@ -360,7 +360,7 @@ START_TEST(test_classify)
         {
                 char *res = NULL;
                 size_t len = 0;
-                ck_assert_int_eq(result_classify(&o, out, MAX, &res, &len, NULL), JOB_ERR_NONE);
+                ck_assert_int_eq(result_classify(&o, out, MAX, &res, &len, NULL, NULL), JOB_ERR_NONE);
                 ck_assert_uint_eq(len, 11);
                 ck_assert_str_eq(res, "{\"ok\":true}");
                 free(res);
@@ -383,13 +383,21 @@ START_TEST(test_classify)
         expect(&o, out, JOB_ERR_INVALID_RESULT, "symlink");
         _cleanup_free_ char *gone = xasprintf("%s/nonexistent", out);
         expect(&o, gone, JOB_ERR_RUNTIME_ERROR, NULL);
+        /* Why the daemon could not look is told (the scheduler does not
+         * count its own shortage against the algorithm); 0 otherwise. */
+        int errnum = -1;
+        ck_assert_int_eq(result_classify(&o, gone, MAX, NULL, NULL, NULL, &errnum), JOB_ERR_RUNTIME_ERROR);
+        ck_assert_int_eq(errnum, ENOENT);
+        errnum = -1;
+        ck_assert_int_eq(result_classify(&o, out, MAX, NULL, NULL, NULL, &errnum), JOB_ERR_INVALID_RESULT);
+        ck_assert_int_eq(errnum, 0);
 
         /* Callers may pass NULL for what they do not want. */
         unlink(path);
         free(tu_write(out, "result.json", "[]"));
-        ck_assert_int_eq(result_classify(&o, out, MAX, NULL, NULL, NULL), JOB_ERR_NONE);
+        ck_assert_int_eq(result_classify(&o, out, MAX, NULL, NULL, NULL, NULL), JOB_ERR_NONE);
         o = exited(2);
-        ck_assert_int_eq(result_classify(&o, out, MAX, NULL, NULL, NULL), JOB_ERR_ALGORITHM_FAILED);
+        ck_assert_int_eq(result_classify(&o, out, MAX, NULL, NULL, NULL, NULL), JOB_ERR_ALGORITHM_FAILED);
         tu_rm_rf(out);
 }
 END_TEST
