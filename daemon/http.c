@@ -70,8 +70,9 @@ struct http_server {
 
         pthread_mutex_t spare_lock;
         int spare_fd;            /* kept to answer a connection when out of descriptors */
-        int64_t shed_logged_at;  /* guarded by spare_lock: last "out of descriptors" warning */
+        int64_t shed_logged_at;  /* guarded by spare_lock: last "cannot accept" warning */
         size_t shed_unlogged;    /* guarded by spare_lock: connections refused since */
+        size_t shed_failures;    /* guarded by spare_lock: accepts failed since */
 
         /* libmicrohttpd's threads that stopped accepting at the limit, and
          * ours that accepts for them meanwhile (stand_in()). */
@@ -745,21 +746,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 #define SHED_MAX 64              /* connections refused in one go */
 #define SHED_LOG_MS 10000        /* one warning per this long */
 
-#define SHED_BODY "{\"error\":{\"code\":\"busy\",\"message\":\"the server is out of file descriptors " \
-                  "(RLIMIT_NOFILE); try again later\"}}\n"
+/* What a refused client is told, after what accept() met. */
+static const char *shed_reason(int errnum)
+{
+        switch (errnum) {
+        case EMFILE:
+                return "the server is out of file descriptors (RLIMIT_NOFILE)";
+        case ENFILE:
+                return "the server's host is out of file descriptors";
+        default:
+                return "the server is out of memory for connections";
+        }
+}
 
 /* Answer a connection we cannot serve and close it; what the client sent
  * is read first, so the close does not reset the answer away. */
-static void refuse(int fd)
+static void refuse(int fd, const char *reason)
 {
         char buf[4096];
         while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
                 ;
+        char body[256];
+        int blen = snprintf(body, sizeof body, "{\"error\":{\"code\":\"busy\",\"message\":\"%s; try again later\"}}\n",
+                            reason);
         char reply[512];
         int len = snprintf(reply, sizeof reply,
                            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                           "Retry-After: 1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-                           strlen(SHED_BODY), SHED_BODY);
+                           "Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+                           blen, body);
         if (send(fd, reply, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
                 /* the client is gone: nothing to tell */
         }
@@ -770,13 +784,15 @@ static void refuse(int fd)
 }
 
 /* libmicrohttpd 0.9.75 leaves a connection it cannot accept (EMFILE,
- * ENFILE) in the backlog: a polling thread with no connections of its own
- * then retries at once, forever (100% CPU, a warning each time), and the
- * client waits for an answer that never comes.  Here the spare descriptor
- * makes room to take each waiting connection and answer it 503 `busy`, so
- * the backlog empties and the thread sleeps in poll() again.  false: none
- * could be taken (the spare is gone too). */
-static bool shed_connections(struct http_server *srv, const char *why)
+ * ENFILE, ENOMEM, ENOBUFS) in the backlog: a polling thread with no
+ * connections of its own then retries at once, forever (100% CPU, a
+ * warning each time), and the client waits for an answer that never
+ * comes.  Here the spare descriptor makes room to take each waiting
+ * connection and answer it 503 `busy`, so the backlog empties and the
+ * thread sleeps in poll() again.  errnum is what accept() met, told in
+ * one warning per SHED_LOG_MS with how often since.  false: none could be
+ * taken (the spare is gone too, or memory is short still). */
+static bool shed_connections(struct http_server *srv, int errnum)
 {
         pthread_mutex_lock(&srv->spare_lock);
         if (srv->spare_fd >= 0) {
@@ -786,24 +802,40 @@ static bool shed_connections(struct http_server *srv, const char *why)
         size_t n = 0;
         int fd;
         while (n < SHED_MAX && (fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
-                refuse(fd);
+                refuse(fd, shed_reason(errnum));
                 n++;
         }
         srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         srv->shed_unlogged += n;
+        srv->shed_failures++;
         int64_t now = now_mono_ms();
         if (!srv->shed_logged_at || now - srv->shed_logged_at >= SHED_LOG_MS) {
-                log_warn("http: %s; %zu new connection(s) answered 503 busy since the last warning%s", why,
-                         srv->shed_unlogged, srv->spare_fd < 0 ? " (no spare descriptor either)" : "");
+                log_warn("http: cannot accept connections: %s (%zu time(s)); %zu new connection(s) answered 503 busy "
+                         "since the last warning%s",
+                         strerror(errnum), srv->shed_failures, srv->shed_unlogged,
+                         srv->spare_fd < 0 ? " (no spare descriptor either)" : "");
                 srv->shed_logged_at = now;
                 srv->shed_unlogged = 0;
+                srv->shed_failures = 0;
         }
         pthread_mutex_unlock(&srv->spare_lock);
         return n > 0;
 }
 
-/* A libmicrohttpd 0.9.75 thread that meets EMFILE while it holds
- * connections stops polling the listening socket until one of its own
+/* The accept() failures libmicrohttpd gives up a connection for (its
+ * MHD_SCKT_ERR_IS_LOW_RESOURCES_), by the words it logs them with; 0 for
+ * any other. */
+static int accept_shortage(const char *what)
+{
+        static const int shortage[] = { EMFILE, ENFILE, ENOMEM, ENOBUFS };
+        for (size_t i = 0; i < ARRAY_SIZE(shortage); i++)
+                if (!strcmp(what, strerror(shortage[i])))
+                        return shortage[i];
+        return 0;
+}
+
+/* A libmicrohttpd 0.9.75 thread whose accept() runs short (EMFILE,
+ * ENFILE, ENOMEM, ENOBUFS) while it holds connections stops polling the listening socket until one of its own
  * connections closes ("temporarily suspending accept()").  Once every
  * thread holds one, no thread takes a new connection, not even to refuse
  * it: the client waits in the backlog for as long as it stays.  While any
@@ -855,11 +887,11 @@ static void stand_in_accept(struct http_server *srv)
                 if (MHD_add_connection(srv->mhd, fd, (struct sockaddr *)&ss, len) != MHD_YES)
                         log_debug("http: a connection taken for a thread at the descriptor limit was refused: %s",
                                   strerror(errno));
-        } else if (errno == EMFILE || errno == ENFILE) {
-                if (!shed_connections(srv, "cannot accept connections: out of file descriptors"))
+        } else if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
+                if (!shed_connections(srv, errno))
                         usleep(50 * 1000);
         } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
-                usleep(50 * 1000);   /* ENOMEM, ENOBUFS: not at once again */
+                usleep(50 * 1000);   /* not at once again */
         }
 }
 
@@ -886,22 +918,28 @@ static void *stand_in(void *arg)
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+        /* "Error accepting connection: Too many open files" comes first,
+         * "Hit process or system resource limit ..." right after it, on
+         * the same thread: the first's errno is told with the second. */
+        static _Thread_local int accept_errno;
         struct http_server *srv = cls;
         char msg[512];
         vsnprintf(msg, sizeof msg, fmt, ap);
         msg[strcspn(msg, "\n")] = '\0';
-        /* "Error accepting connection: Too many open files" comes first,
-         * "Hit process or system resource limit ..." right after it. */
-        if (!strncmp(msg, "Error accepting connection: ", 28) &&
-            (!strcmp(msg + 28, strerror(EMFILE)) || !strcmp(msg + 28, strerror(ENFILE))))
+        int e;
+        if (!strncmp(msg, "Error accepting connection: ", 28) && (e = accept_shortage(msg + 28))) {
+                accept_errno = e;
                 return;
+        }
         if (!strncmp(msg, "Hit process or system resource limit", 36)) {
                 /* "at N connections": this thread accepts no more until one
                  * of them closes ("at FIRST connection": it retries). */
                 if (!strstr(msg, "at FIRST connection"))
                         limit_mark(srv);
+                e = accept_errno ? accept_errno : EMFILE;
+                accept_errno = 0;
                 /* Nothing taken: pause this thread rather than spin. */
-                if (!shed_connections(srv, "cannot accept connections: out of file descriptors"))
+                if (!shed_connections(srv, e))
                         usleep(50 * 1000);
                 return;
         }

@@ -9,6 +9,7 @@ into and out of.  LowHardLimit starts a daemon whose hard limit is 512."""
 
 import http.client
 import os
+import re
 import resource
 import shutil
 import socket
@@ -101,7 +102,7 @@ class FileDescriptors(DaemonCase):
         waiting.settimeout(3)
         self.assertTrue(waiting.recv(4096).startswith(b"HTTP/1.1 503"))
         spam = [line for line in d.log_text().splitlines()
-                if "resource limit" in line or "out of file descriptors" in line]
+                if "resource limit" in line or "cannot accept connections" in line or "Too many open files" in line]
         self.assertLess(len(spam), 5, "warnings while out of descriptors:\n" + "\n".join(spam[:10]))
         # The descriptors come back: connections are served again, and jobs run.
         for s in sessions:
@@ -241,6 +242,40 @@ class ResultRead(DaemonCase):
         job = d.run_job({"algorithm": "t_sleep", "parameters": {"seconds": 0}})
         self.assertEqual(job["status"], "succeeded", job)
         d.assert_idle_clean(timeout=30)
+
+
+class AcceptMemory(unittest.TestCase):
+    def test_a_connection_not_taken_for_want_of_memory_is_warned_of_as_such_and_once(self):
+        # accept() failing ENOBUFS (the kernel short of memory for a
+        # socket) comes from a shim: nothing on the host brings it about.
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-exhaust-accept-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        flag = os.path.join(tmp, "fail")
+        env = harness.preload_shim("acceptfail_shim", tmp)
+        env["ACCEPTFAIL_FLAG"] = flag
+        d = Daemon("AcceptMemory", env=env)
+        self.addCleanup(d.stop)
+        d.start()
+        open(flag, "w").close()
+        self.addCleanup(lambda: os.path.exists(flag) and os.unlink(flag))
+        # A client waits in the backlog while every accept fails.
+        waiting = socket.create_connection((d.host, d.port), timeout=10 * slow_factor())
+        self.addCleanup(waiting.close)
+        waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: edgecd\r\n\r\n")
+        time.sleep(2.5)
+        os.unlink(flag)
+        # Memory back: it is served (or, taken by a shed that began just
+        # before, told to try again).
+        answer = waiting.recv(4096)
+        self.assertRegex(answer, b"^HTTP/1.1 (200|503)", answer)
+        said = [line for line in d.log_text().splitlines()
+                if re.search("accepting connection|cannot accept|resource limit|No buffer space|file descriptors", line)]
+        self.assertTrue([line for line in said if "cannot accept connections: No buffer space available" in line],
+                        "no warning says what accept() met:\n" + "\n".join(said[:10]))
+        self.assertEqual([line for line in said if "file descriptors" in line], [],
+                         "descriptors were not what was short")
+        self.assertLess(len(said), 3, "%d warnings in 2.5 s:\n%s" % (len(said), "\n".join(said[:10])))
+        self.assertEqual(d.req("GET", "/healthz", timeout=5).status, 200)
 
 
 class LowHardLimit(unittest.TestCase):
