@@ -8,6 +8,7 @@
 #include "api.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -139,6 +140,15 @@ static const struct {
         { ERR_UNAVAILABLE, 503, "unavailable" },
 };
 
+/* The daemon itself short of descriptors or memory (a store connection
+ * it could not open: SQLite's "unable to open database file"): not a
+ * fault, but a moment's shortage, answered as a connection it cannot
+ * take is. */
+static bool daemon_short(int errnum)
+{
+        return errnum == EMFILE || errnum == ENFILE || errnum == ENOMEM;
+}
+
 static void reply_err(struct http_request *req, const struct err *err, const char *code_override)
 {
         unsigned status = 500;
@@ -148,6 +158,11 @@ static void reply_err(struct http_request *req, const struct err *err, const cha
                         status = status_table[i].status;
                         code = status_table[i].name;
                 }
+        }
+        if (status == 500 && daemon_short(err->errnum)) {
+                status = 503;
+                code = "busy";
+                code_override = NULL;
         }
         if (status == 429 || status == 503)
                 http_add_header(req, "Retry-After", RETRY_AFTER_SECONDS);

@@ -185,9 +185,26 @@ struct store_backend {
         struct reader readers[READERS];
 };
 
+/* The errno behind a file SQLite could not open or use (it keeps the
+ * last one it met), ENOMEM for its memory: what tells a daemon short of
+ * descriptors (EMFILE: "unable to open database file") from a broken
+ * store; 0 for any other failure. */
+static int sql_errno(sqlite3 *db, int rc)
+{
+        switch (rc & 0xff) {
+        case SQLITE_NOMEM:
+                return ENOMEM;
+        case SQLITE_CANTOPEN:
+        case SQLITE_IOERR:
+                return db ? sqlite3_system_errno(db) : 0;
+        default:
+                return 0;
+        }
+}
+
 static int sql_err(struct err *err, sqlite3 *db, int rc, const char *what)
 {
-        return err_set(err, rc == SQLITE_FULL ? ERR_UNAVAILABLE : ERR_IO, 0, "%s: %s", what,
+        return err_set(err, rc == SQLITE_FULL ? ERR_UNAVAILABLE : ERR_IO, sql_errno(db, rc), "%s: %s", what,
                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
@@ -196,7 +213,8 @@ static int exec(sqlite3 *db, const char *sql, struct err *err)
         char *msg = NULL;
         int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
         if (rc != SQLITE_OK) {
-                err_set(err, rc == SQLITE_FULL ? ERR_UNAVAILABLE : ERR_IO, 0, "%s", msg ? msg : sqlite3_errstr(rc));
+                err_set(err, rc == SQLITE_FULL ? ERR_UNAVAILABLE : ERR_IO, sql_errno(db, rc), "%s",
+                        msg ? msg : sqlite3_errstr(rc));
                 sqlite3_free(msg);
                 return -1;
         }
@@ -223,7 +241,8 @@ static int open_conn(const char *path, bool readonly, sqlite3 **ret, struct err 
                     SQLITE_OPEN_NOMUTEX;
         int rc = sqlite3_open_v2(path, &db, flags, NULL);
         if (rc != SQLITE_OK) {
-                err_set(err, ERR_IO, 0, "open %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+                err_set(err, ERR_IO, sql_errno(db, rc), "open %s: %s", path,
+                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
                 sqlite3_close(db);
                 return -1;
         }
@@ -314,7 +333,7 @@ static int exec_kept(sqlite3 *db, const char *sql, struct err *err)
                 sqlite3_reset(st);
                 return 0;
         }
-        err_set(err, rc == SQLITE_FULL ? ERR_UNAVAILABLE : ERR_IO, 0, "%s", sqlite3_errmsg(db));
+        err_set(err, rc == SQLITE_FULL ? ERR_UNAVAILABLE : ERR_IO, sql_errno(db, rc), "%s", sqlite3_errmsg(db));
         sqlite3_reset(st);
         return -1;
 }

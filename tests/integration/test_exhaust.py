@@ -207,6 +207,74 @@ class RunningJob(DaemonCase):
         self.assertIn("Too many open files", job["error"]["message"])
 
 
+class JobRead(DaemonCase):
+    CONFIG = {"workers": 1}
+
+    def test_a_job_read_while_out_of_descriptors_is_503_busy(self):
+        d = self.d
+        # A running job is read from the store at each GET (a final one
+        # is rendered from the cache).
+        jid = self.track(d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 60},
+                                   "timeout_seconds": 120}).body["id"])
+        # Its start read the store (its parameters) while nothing else
+        # did: no store connection opened for reads at once yet.
+        time.sleep(1)
+        d.wait_status(jid, "running")
+        # Connections taken before, spread over the HTTP threads; each is
+        # sent its GETs at once (pipelined), so that the threads read at
+        # the same moment and need store connections that are opened on
+        # first need, for which there is no descriptor now.
+        conns = []
+        self.addCleanup(lambda: [c.close() for c in conns])
+        for _ in range(24):   # under http.max_connections_per_client
+            c = socket.create_connection((d.host, d.port), timeout=10 * slow_factor())
+            conns.append(c)
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: edgecd\r\n\r\n")
+            self.assertTrue(c.recv(4096).startswith(b"HTTP/1.1 200"))
+        # The limit at the lowest free descriptor: none can be opened
+        # (the kernel gives the lowest).  Not under 16: the HTTP threads'
+        # poll() fails EINVAL past the limit's count of descriptors, which
+        # no daemon meets by running out.
+        pid = d.proc.pid
+        fds = set(settled_fds(pid))
+        free = min(set(range(len(fds) + 1)) - fds)
+        old = starve(self, pid, max(free, 16))
+        n = 40
+        get = ("GET /v1/jobs/%s HTTP/1.1\r\nHost: edgecd\r\n\r\n" % jid).encode()
+        answers, odd = [], []
+        # A few rounds: which thread takes a connection is the server's
+        # choice, and a round may find the reads one after another.
+        for _ in range(5):
+            for c in conns:
+                c.sendall(get * n)
+            got = []
+            for c in conns:
+                data = b""
+                deadline = time.monotonic() + 10 * slow_factor()
+                while data.count(b"HTTP/1.1 ") < n and time.monotonic() < deadline:
+                    data += c.recv(1 << 16)
+                got += [b"HTTP/1.1 " + a for a in data.split(b"HTTP/1.1 ")[1:]]
+            self.assertEqual(len(got), len(conns) * n)
+            answers += got
+            odd = [a for a in answers if not a.startswith(b"HTTP/1.1 200")]
+            if odd:
+                break
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
+        for c in conns:
+            c.close()
+        db = [f for f in fds if os.path.realpath("/proc/%d/fd/%d" % (pid, f)) == os.path.realpath(d.db_path)]
+        self.assertTrue(odd, "no read met the limit: %d answers, all 200 (%d descriptors of the store)"
+                        % (len(answers), len(db)))
+        for a in odd:
+            self.assertRegex(a, b"^HTTP/1.1 503 ", a)
+            self.assertRegex(a, b"\r\nRetry-After: \\d+\r\n", a)
+            self.assertIn(b'"code":"busy"', a)
+            self.assertIn(b"Too many open files", a)
+        self.assertEqual(d.get_job(jid)["status"], "running")
+        self.assertIn(d.req("DELETE", "/v1/jobs/" + jid).status, (200, 202))
+        self.assertEqual(d.wait_final(jid)["status"], "cancelled")
+
+
 class ResultRead(DaemonCase):
     # One counted failure would show: degraded and isolated at the first.
     CONFIG = {"workers": 1, "retry": {"max_attempts": 1},

@@ -916,6 +916,45 @@ START_TEST(test_insert_get)
 }
 END_TEST
 
+/* A read for which the process has no descriptor left (a reader
+ * connection is opened on first need) says so by its errno, which the API
+ * answers 503 busy rather than 500: SQLite's own words ("unable to open
+ * database file") do not tell it from a broken store. */
+START_TEST(test_read_out_of_descriptors)
+{
+        struct fx f;
+        fx_setup(&f, _i);
+        struct job_record q;
+        rec_queued(&q, "image-resize", T0 + 1);
+        insert(&f, &q);
+        /* Every descriptor taken (each test runs in a child of its own). */
+        struct rlimit old, rl;
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+        rl = old;
+        rl.rlim_cur = 256;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        int fds[256];
+        size_t n = 0;
+        int fd;
+        while (n < ARRAY_SIZE(fds) && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+                fds[n++] = fd;
+        ck_assert_int_eq(errno, EMFILE);
+        struct job_record got = { 0 };
+        struct err err = ERR_INIT;
+        int rc = store_get(f.s, q.id, 0, &got, &err);
+        while (n)
+                close(fds[--n]);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        ck_assert_msg(rc == -1, "%s: a read with no descriptor left succeeded", f.be->name);
+        ck_assert_msg(err.errnum == EMFILE, "%s: errno %d, not EMFILE: %s", f.be->name, err.errnum, err.msg);
+        /* Descriptors back: it reads. */
+        get_ok(&f, q.id, 0, &got);
+        record_clear(&got);
+        record_clear(&q);
+        fx_teardown(&f);
+}
+END_TEST
+
 /* A record inserted as it is (here final, as an import or a test would
  * write it) keeps every field: an insert stores the whole record. */
 START_TEST(test_insert_final_record)
@@ -3832,6 +3871,7 @@ static Suite *suite(void)
                 tcase_add_loop_test(tc, test_open_reopen, a, z);
                 tcase_add_loop_test(tc, test_schema_versions, a, z);
                 tcase_add_loop_test(tc, test_insert_get, a, z);
+                tcase_add_loop_test(tc, test_read_out_of_descriptors, a, z);
                 tcase_add_loop_test(tc, test_large_values, a, z);
                 tcase_add_loop_test(tc, test_insert_final_record, a, z);
                 tcase_add_loop_test(tc, test_insert_many, a, z);
