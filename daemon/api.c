@@ -140,15 +140,6 @@ static const struct {
         { ERR_UNAVAILABLE, 503, "unavailable" },
 };
 
-/* The daemon itself short of descriptors or memory (a store connection
- * it could not open: SQLite's "unable to open database file"): not a
- * fault, but a moment's shortage, answered as a connection it cannot
- * take is. */
-static bool daemon_short(int errnum)
-{
-        return errnum == EMFILE || errnum == ENFILE || errnum == ENOMEM;
-}
-
 static void reply_err(struct http_request *req, const struct err *err, const char *code_override)
 {
         unsigned status = 500;
@@ -159,7 +150,11 @@ static void reply_err(struct http_request *req, const struct err *err, const cha
                         code = status_table[i].name;
                 }
         }
-        if (status == 500 && daemon_short(err->errnum)) {
+        /* The daemon itself short of descriptors or memory (a store
+         * connection it could not open: SQLite's "unable to open database
+         * file"): a moment's shortage, answered as a connection it cannot
+         * take is, not a fault. */
+        if (status == 500 && errno_is_shortage(err->errnum)) {
                 status = 503;
                 code = "busy";
                 code_override = NULL;

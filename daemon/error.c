@@ -1,6 +1,7 @@
 /* error.c - the error value every module returns (see error.h). */
 #include "error.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -79,6 +80,11 @@ void err_clear(struct err *err)
                 err->field[0] = '\0';
                 err->msg[0] = '\0';
         }
+}
+
+bool errno_is_shortage(int errnum)
+{
+        return errnum == EMFILE || errnum == ENFILE || errnum == ENOMEM || errnum == EAGAIN;
 }
 
 const char *err_code_name(enum err_code code)

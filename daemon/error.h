@@ -12,6 +12,7 @@
 #define EDGECD_ERROR_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum err_code {
         ERR_OK = 0,
@@ -49,6 +50,10 @@ int err_wrap(struct err *err, const char *fmt, ...) __attribute__((format(printf
 /* Set the JSON pointer of the offending input field. */
 void err_set_field(struct err *err, const char *field);
 void err_clear(struct err *err);
+/* An errno that says the daemon itself ran short (RLIMIT_NOFILE, a pids
+ * limit, memory) rather than that something is wrong: EMFILE, ENFILE,
+ * ENOMEM, EAGAIN. */
+bool errno_is_shortage(int errnum);
 const char *err_code_name(enum err_code code);
 
 #endif

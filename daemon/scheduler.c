@@ -107,14 +107,6 @@ struct run {
         bool daemon_short;       /* failed for want of the daemon's own descriptors, memory or processes */
 };
 
-/* An errno that says the daemon itself ran short (RLIMIT_NOFILE, a pids
- * limit, memory), which no algorithm causes: such a run is not counted
- * against its algorithm by the circuit breaker. */
-static bool daemon_short(int errnum)
-{
-        return errnum == EMFILE || errnum == ENFILE || errnum == ENOMEM || errnum == EAGAIN;
-}
-
 static void run_fail(struct run *r, enum job_error e, bool retryable, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 static void run_fail(struct run *r, enum job_error e, bool retryable, const char *fmt, ...)
@@ -135,7 +127,7 @@ static void run_fail(struct run *r, enum job_error e, bool retryable, const char
 static void run_fail_runtime(struct run *r, bool retryable, const struct err *err)
 {
         run_fail(r, JOB_ERR_RUNTIME_ERROR, retryable, "%s", err->msg);
-        r->daemon_short = daemon_short(err->errnum);
+        r->daemon_short = errno_is_shortage(err->errnum);
 }
 
 /* Stop the run's log; the job keeps whether it was cut (not a warm
@@ -215,7 +207,8 @@ static bool run_build(struct run *r)
                 r->params = (struct job_record){ .params = j->params, .params_len = j->params_len,
                                                  .params_external = true };
         } else if (store_get(s->d.store, j->id, STORE_READ_PARAMS, &r->params, &err) < 0) {
-                run_fail(r, JOB_ERR_RUNTIME_ERROR, true, "read the job's parameters: %s", err.msg);
+                err_wrap(&err, "read the job's parameters");
+                run_fail_runtime(r, true, &err);
                 return false;
         }
         if (r->sb)
@@ -288,7 +281,7 @@ static void run_go(struct run *r)
                 r->message = message;
                 /* A result the daemon could not read for want of its own
                  * descriptors is not the algorithm's failure. */
-                r->daemon_short = daemon_short(errnum);
+                r->daemon_short = errno_is_shortage(errnum);
                 /* 128+N from a foreground runtime may be an exit or
                  * signal N: the status it passed on is what there is. */
                 if (out.exit.status == WAIT_EXITED || (out.exit.status == WAIT_SIGNALED && out.exit.from_status))
