@@ -876,8 +876,22 @@ static void limit_clear(struct http_server *srv)
 
 static void stand_in_accept(struct http_server *srv)
 {
+        /* At max_connections libmicrohttpd's threads stop accepting too,
+         * and the client waits for a place: MHD_add_connection would close
+         * it unanswered. */
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (di && di->num_connections >= srv->o.max_connections) {
+                usleep(100 * 1000);
+                return;
+        }
         struct pollfd p = { .fd = srv->listen_fd, .events = POLLIN };
         if (poll(&p, 1, 100) <= 0)
+                return;
+        /* Draining: no new connection, as libmicrohttpd takes none now. */
+        pthread_mutex_lock(&srv->limit_lock);
+        bool quiesced = srv->quiesced || srv->stopping;
+        pthread_mutex_unlock(&srv->limit_lock);
+        if (quiesced)
                 return;
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
@@ -931,6 +945,10 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
                 accept_errno = e;
                 return;
         }
+        /* A unix socket connection handed over by stand_in() is taken for
+         * TCP: its TCP_NODELAY/TCP_CORK fail, harmless, on every send. */
+        if (!strncmp(msg, "Setting TCP_", 12) && strstr(msg, strerror(EOPNOTSUPP)))
+                return;
         if (!strncmp(msg, "Hit process or system resource limit", 36)) {
                 /* "at N connections": this thread accepts no more until one
                  * of them closes ("at FIRST connection": it retries). */
