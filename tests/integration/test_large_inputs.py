@@ -51,6 +51,18 @@ def plugin(root, name, manifest):
     return os.path.join(p, "plugin.yaml")
 
 
+def plugin_daemon(test, name, plugin_name, manifest, **config):
+    """A daemon of its own with one plugin (manifest) in a directory of its
+    own, config on top of CONFIG; both gone when the test ends."""
+    tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
+    test.addCleanup(shutil.rmtree, tmp, True)
+    os.chmod(tmp, 0o755)
+    plugin(tmp, plugin_name, manifest)
+    d = Daemon(name, plugins=tmp, config=dict(CONFIG, **config)).start()
+    test.addCleanup(d.stop)
+    return d
+
+
 def vm_hwm_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -178,13 +190,7 @@ class OneLargeAnswer(unittest.TestCase):
 
     def daemon(self, name):
         """t_big alone, large answers held at once capped at 1 MiB."""
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        os.chmod(tmp, 0o755)
-        plugin(tmp, "t_big", BIG)
-        d = Daemon(name, plugins=tmp, config=dict(CONFIG, http={"max_response_bytes": "1MiB"})).start()
-        self.addCleanup(d.stop)
-        return d
+        return plugin_daemon(self, name, "t_big", BIG, http={"max_response_bytes": "1MiB"})
 
     def test_alone_it_goes(self):
         d = self.daemon("OneLargeAnswer")
@@ -263,12 +269,7 @@ class MemoryGoesBack(unittest.TestCase):
     what glibc kept of the largest blocks it freed."""
 
     def test_after_large_answers(self):
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        os.chmod(tmp, 0o755)
-        plugin(tmp, "t_writer", WRITER)
-        d = Daemon("MemoryGoesBack", plugins=tmp, config=CONFIG).start()
-        self.addCleanup(d.stop)
+        d = plugin_daemon(self, "MemoryGoesBack", "t_writer", WRITER)
         before = d.rss_kib()
         size = 16 << 20
         ids = []
@@ -338,12 +339,7 @@ class RefusedUnread(unittest.TestCase):
         return slow
 
     def test_refused_before_the_result_is_read(self):
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        os.chmod(tmp, 0o755)
-        plugin(tmp, "t_writer", WRITER)
-        d = Daemon("RefusedUnread", plugins=tmp, config=dict(CONFIG, http={"max_response_bytes": "16MiB"})).start()
-        self.addCleanup(d.stop)
+        d = plugin_daemon(self, "RefusedUnread", "t_writer", WRITER, http={"max_response_bytes": "16MiB"})
         size = 20 << 20
         r = d.submit({"algorithm": "t_writer", "parameters": {"bytes": size}}, wait="true",
                      timeout=60 * harness.slow_factor())
@@ -364,13 +360,8 @@ class RefusedUnread(unittest.TestCase):
 
     def test_a_log_refused_before_it_is_read(self):
         # max_log_bytes raised: a 12 MiB log is a large answer too.
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        os.chmod(tmp, 0o755)
-        plugin(tmp, "t_spam", SPAM)
-        d = Daemon("RefusedUnreadLog", plugins=tmp, config=dict(CONFIG, max_log_bytes="16MiB",
-                                                                http={"max_response_bytes": "8MiB"})).start()
-        self.addCleanup(d.stop)
+        d = plugin_daemon(self, "RefusedUnreadLog", "t_spam", SPAM, max_log_bytes="16MiB",
+                          http={"max_response_bytes": "8MiB"})
         size = 12 << 20
         job = d.run_job({"algorithm": "t_spam", "parameters": {"bytes": size}})
         self.assertEqual(job["status"], "succeeded", job)
@@ -393,12 +384,7 @@ class RefusedUnread(unittest.TestCase):
         # refused (503 busy) unread, a later one ends the page (`next`
         # goes on from there).  A page read and rendered every result it
         # listed, and one more, and only then could be refused.
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        os.chmod(tmp, 0o755)
-        plugin(tmp, "t_writer", WRITER)
-        d = Daemon("ListingUnread", plugins=tmp, config=dict(CONFIG, http={"max_response_bytes": "16MiB"})).start()
-        self.addCleanup(d.stop)
+        d = plugin_daemon(self, "ListingUnread", "t_writer", WRITER, http={"max_response_bytes": "16MiB"})
         size = 12 << 20
         ids = []
         for _ in range(2):
@@ -438,14 +424,9 @@ class BuildsCounted(unittest.TestCase):
     reply that another had taken the cap meanwhile."""
 
     def test_concurrent_gets_read_only_what_is_sent(self):
-        tmp = tempfile.mkdtemp(prefix="edgecd-it-large-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        os.chmod(tmp, 0o755)
-        plugin(tmp, "t_writer", WRITER)
         # 40 connections at once from one address: over the default 32.
-        d = Daemon("BuildsCounted", plugins=tmp, config=dict(CONFIG, http={"max_response_bytes": "16MiB",
-                                                                         "max_connections_per_client": 64})).start()
-        self.addCleanup(d.stop)
+        d = plugin_daemon(self, "BuildsCounted", "t_writer", WRITER,
+                          http={"max_response_bytes": "16MiB", "max_connections_per_client": 64})
         size = 12 << 20
         r = d.submit({"algorithm": "t_writer", "parameters": {"bytes": size}}, wait="true",
                      timeout=60 * harness.slow_factor())
