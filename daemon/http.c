@@ -45,6 +45,7 @@
 /* Replies up to this size are always sent; larger ones count against
  * max_response_bytes while libmicrohttpd holds them. */
 #define SMALL_REPLY (64 * 1024)
+#define SPARE_FDS 2
 /* More than libmicrohttpd's threads (http_threads()). */
 #define LIMITED_MAX 16
 
@@ -69,7 +70,10 @@ struct http_server {
         size_t nclients, capclients;
 
         pthread_mutex_t spare_lock;
-        int spare_fd;            /* kept to answer a connection when out of descriptors */
+        /* Kept to answer connections when out of descriptors: two, as
+         * another thread may open a file in the one freed before the
+         * accept meant for it (seen: then no spare, and no answer). */
+        int spare_fds[SPARE_FDS];
         int64_t shed_logged_at;  /* guarded by spare_lock: last "cannot accept" warning */
         size_t shed_unlogged;    /* guarded by spare_lock: connections refused since */
         size_t shed_failures;    /* guarded by spare_lock: accepts failed since */
@@ -783,11 +787,33 @@ static void refuse(int fd, const char *reason)
         close(fd);
 }
 
+static void spares_close(struct http_server *srv)
+{
+        for (size_t i = 0; i < SPARE_FDS; i++)
+                if (srv->spare_fds[i] >= 0) {
+                        close(srv->spare_fds[i]);
+                        srv->spare_fds[i] = -1;
+                }
+}
+
+/* How many spares there are now (those lost to another thread's open
+ * come back at a later shed). */
+static size_t spares_open(struct http_server *srv)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < SPARE_FDS; i++) {
+                if (srv->spare_fds[i] < 0)
+                        srv->spare_fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                n += srv->spare_fds[i] >= 0;
+        }
+        return n;
+}
+
 /* libmicrohttpd 0.9.75 leaves a connection it cannot accept (EMFILE,
  * ENFILE, ENOMEM, ENOBUFS) in the backlog: a polling thread with no
  * connections of its own then retries at once, forever (100% CPU, a
  * warning each time), and the client waits for an answer that never
- * comes.  Here the spare descriptor makes room to take each waiting
+ * comes.  Here the spare descriptors make room to take each waiting
  * connection and answer it 503 `busy`, so the backlog empties and the
  * thread sleeps in poll() again.  errnum is what accept() met, told in
  * one warning per SHED_LOG_MS with how often since.  false: none could be
@@ -795,17 +821,14 @@ static void refuse(int fd, const char *reason)
 static bool shed_connections(struct http_server *srv, int errnum)
 {
         pthread_mutex_lock(&srv->spare_lock);
-        if (srv->spare_fd >= 0) {
-                close(srv->spare_fd);
-                srv->spare_fd = -1;
-        }
+        spares_close(srv);
         size_t n = 0;
         int fd;
         while (n < SHED_MAX && (fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
                 refuse(fd, shed_reason(errnum));
                 n++;
         }
-        srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        size_t spares = spares_open(srv);
         srv->shed_unlogged += n;
         srv->shed_failures++;
         int64_t now = now_mono_ms();
@@ -813,7 +836,7 @@ static bool shed_connections(struct http_server *srv, int errnum)
                 log_warn("http: cannot accept connections: %s (%zu time(s)); %zu new connection(s) answered 503 busy "
                          "since the last warning%s",
                          strerror(errnum), srv->shed_failures, srv->shed_unlogged,
-                         srv->spare_fd < 0 ? " (no spare descriptor either)" : "");
+                         spares == 0 ? " (no spare descriptor either)" : "");
                 srv->shed_logged_at = now;
                 srv->shed_unlogged = 0;
                 srv->shed_failures = 0;
@@ -895,7 +918,14 @@ static void stand_in_accept(struct http_server *srv)
                 return;
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
+        /* Not between a shed's close of the spare descriptor and its
+         * accept: taking that descriptor here would leave the shed none to
+         * answer with, and no spare after it. */
+        pthread_mutex_lock(&srv->spare_lock);
         int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int accept_errno = errno;
+        pthread_mutex_unlock(&srv->spare_lock);
+        errno = accept_errno;
         if (fd >= 0) {
                 /* It closes the socket itself when it cannot take it. */
                 if (MHD_add_connection(srv->mhd, fd, (struct sockaddr *)&ss, len) != MHD_YES)
@@ -950,14 +980,17 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
         if (!strncmp(msg, "Setting TCP_", 12) && strstr(msg, strerror(EOPNOTSUPP)))
                 return;
         if (!strncmp(msg, "Hit process or system resource limit", 36)) {
-                /* "at N connections": this thread accepts no more until one
-                 * of them closes ("at FIRST connection": it retries). */
-                if (!strstr(msg, "at FIRST connection"))
-                        limit_mark(srv);
                 e = accept_errno ? accept_errno : EMFILE;
                 accept_errno = 0;
+                bool shed = shed_connections(srv, e);
+                /* "at N connections": this thread accepts no more until one
+                 * of them closes ("at FIRST connection": it retries).  Told
+                 * after the shed, which the stand-in would race for the
+                 * spare descriptor. */
+                if (!strstr(msg, "at FIRST connection"))
+                        limit_mark(srv);
                 /* Nothing taken: pause this thread rather than spin. */
-                if (!shed_connections(srv, e))
+                else if (!shed)
                         usleep(50 * 1000);
                 return;
         }
@@ -1110,7 +1143,8 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
 {
         struct http_server *srv = xcalloc(1, sizeof *srv);
         srv->listen_fd = -1;
-        srv->spare_fd = -1;
+        for (size_t i = 0; i < SPARE_FDS; i++)
+                srv->spare_fds[i] = -1;
         srv->o = *o;
         srv->spool_max = o->spool_max;
         srv->sndbuf = conn_sndbuf(o);
@@ -1151,7 +1185,7 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
         pthread_mutex_init(&srv->spare_lock, NULL);
         pthread_mutex_init(&srv->limit_lock, NULL);
         pthread_cond_init(&srv->limit_cond, NULL);
-        srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        spares_open(srv);
         /* shed_connections() must never block in accept() (ours are). */
         int fl = fcntl(srv->listen_fd, F_GETFL);
         if (fl >= 0 && !(fl & O_NONBLOCK))
@@ -1250,8 +1284,7 @@ void http_stop(struct http_server *srv)
                 pthread_mutex_destroy(&srv->limit_lock);
                 pthread_cond_destroy(&srv->limit_cond);
         }
-        if (srv->spare_fd >= 0)
-                close(srv->spare_fd);
+        spares_close(srv);
         free(srv->clients);
         free(srv);
 }

@@ -95,12 +95,16 @@ class FileDescriptors(DaemonCase):
         # Still out of descriptors, a client waiting: no thread may spin.
         waiting = socket.create_connection((d.host, d.port), timeout=3)
         sessions.append(waiting)
+        waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         c0, t0 = cpu_seconds(pid), time.monotonic()
         time.sleep(2)
         busy = (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
         self.assertLess(busy, 0.3, "the daemon used %.0f%% of a CPU while out of descriptors" % (busy * 100))
-        waiting.settimeout(3)
-        self.assertTrue(waiting.recv(4096).startswith(b"HTTP/1.1 503"))
+        waiting.settimeout(3 * slow_factor())
+        # Refused; or served, when a descriptor came free for a moment (the
+        # spares are closed while a shed accepts): never left waiting.
+        got = waiting.recv(4096)
+        self.assertTrue(got.startswith(b"HTTP/1.1 503") or got.startswith(b"HTTP/1.1 200"), got[:80])
         spam = [line for line in d.log_text().splitlines()
                 if "resource limit" in line or "cannot accept connections" in line or "Too many open files" in line]
         self.assertLess(len(spam), 5, "warnings while out of descriptors:\n" + "\n".join(spam[:10]))
@@ -140,11 +144,12 @@ class FileDescriptors(DaemonCase):
                 got = s.recv(4096)
             except TimeoutError:
                 got = b"(no answer)"
-            if refused or not got.startswith(b"HTTP/1.1 200"):
-                # Served while a descriptor was free (kept open), then refused.
-                self.assertTrue(got.startswith(b"HTTP/1.1 503"),
-                                "connection %d past the limit: %r" % (refused + 1, got[:80]))
-                refused += 1
+            # Served while a descriptor is free (one the daemon closed
+            # meanwhile; the connection is kept open), else refused: never
+            # left unanswered.
+            self.assertTrue(got.startswith(b"HTTP/1.1 200") or got.startswith(b"HTTP/1.1 503"),
+                            "connection %d (%d refused before it): %r" % (i + 1, refused, got[:80]))
+            refused += got.startswith(b"HTTP/1.1 503")
             if refused == 6:
                 break
             time.sleep(0.2)
@@ -152,6 +157,8 @@ class FileDescriptors(DaemonCase):
         # The descriptors come back while the threads still hold their
         # kept-alive connections: new connections are served, not refused.
         resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, old)
+        # (A shed under way may still refuse one that comes meanwhile.)
+        wait_for(lambda: d.req("GET", "/healthz", timeout=5).status == 200, 5, lambda: "not served again")
         for _ in range(3):
             r = d.req("GET", "/healthz", timeout=5)
             self.assertEqual(r.status, 200, r)
