@@ -338,6 +338,16 @@ class RefusedUnread(unittest.TestCase):
         self.assertIn(b" 200 ", slow.recv(16))
         return slow
 
+    def assert_refused_unread(self, d, path, size, what):
+        """10 GETs of path are refused 503 busy, reading less than size."""
+        before = read_chars(d.proc.pid)
+        for _ in range(10):
+            g = d.req("GET", path)
+            self.assertEqual((g.status, g.body["error"]["code"]), (503, "busy"), str(g)[:300])
+            self.assertEqual(g.headers.get("Retry-After"), "1", g.headers)
+        read = read_chars(d.proc.pid) - before
+        self.assertLess(read, size, "%d bytes read for 10 refused %s" % (read, what))
+
     def test_refused_before_the_result_is_read(self):
         d = plugin_daemon(self, "RefusedUnread", "t_writer", WRITER, http={"max_response_bytes": "16MiB"})
         size = 20 << 20
@@ -346,13 +356,7 @@ class RefusedUnread(unittest.TestCase):
         self.assertEqual((r.status, r.body["status"]), (200, "succeeded"), str(r)[:300])
         path = "/v1/jobs/" + r.body["id"]
         slow = self.slow_reader(d, path)
-        before = read_chars(d.proc.pid)
-        for _ in range(10):
-            g = d.req("GET", path)
-            self.assertEqual((g.status, g.body["error"]["code"]), (503, "busy"), str(g)[:300])
-            self.assertEqual(g.headers.get("Retry-After"), "1", g.headers)
-        read = read_chars(d.proc.pid) - before
-        self.assertLess(read, size, "%d bytes read for 10 refused answers" % read)
+        self.assert_refused_unread(d, path, size, "answers")
         slow.close()
         g = get_once_released(d, path)
         self.assertEqual(g.status, 200, str(g)[:300])
@@ -402,13 +406,7 @@ class RefusedUnread(unittest.TestCase):
         self.assertLess(read, size + size // 2, "%d bytes read for a page of one result" % read)
         # Held for a slow reader: refused, none read.
         slow = self.slow_reader(d, "/v1/jobs/" + ids[0])
-        before = read_chars(d.proc.pid)
-        for _ in range(10):
-            g = d.req("GET", listing)
-            self.assertEqual((g.status, g.body["error"]["code"]), (503, "busy"), str(g)[:300])
-            self.assertEqual(g.headers.get("Retry-After"), "1", g.headers)
-        read = read_chars(d.proc.pid) - before
-        self.assertLess(read, size, "%d bytes read for 10 refused listings" % read)
+        self.assert_refused_unread(d, listing, size, "listings")
         slow.close()
         get_once_released(d, listing)
         jobs = d.list_jobs(result="true", limit=10)
