@@ -858,8 +858,9 @@ static int accept_shortage(const char *what)
 }
 
 /* A libmicrohttpd 0.9.75 thread whose accept() runs short (EMFILE,
- * ENFILE, ENOMEM, ENOBUFS) while it holds connections stops polling the listening socket until one of its own
- * connections closes ("temporarily suspending accept()").  Once every
+ * ENFILE, ENOMEM, ENOBUFS) while it holds connections stops polling the
+ * listening socket until one of its own connections closes ("temporarily
+ * suspending accept()").  Once every
  * thread holds one, no thread takes a new connection, not even to refuse
  * it: the client waits in the backlog for as long as it stays.  While any
  * thread is so suspended, stand_in() takes new connections in its stead:
@@ -918,9 +919,9 @@ static void stand_in_accept(struct http_server *srv)
                 return;
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
-        /* Not between a shed's close of the spare descriptor and its
-         * accept: taking that descriptor here would leave the shed none to
-         * answer with, and no spare after it. */
+        /* Not between a shed's close of the spare descriptors and its
+         * accept: taking one here would leave the shed fewer to answer
+         * with, and fewer spares after it. */
         pthread_mutex_lock(&srv->spare_lock);
         int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
         int accept_errno = errno;
