@@ -74,6 +74,7 @@ struct http_server {
          * another thread may open a file in the one freed before the
          * accept meant for it (seen: then no spare, and no answer). */
         int spare_fds[SPARE_FDS];
+        bool spares_missing;     /* atomic: some could not be opened again (spares_top_up()) */
         int64_t shed_logged_at;  /* guarded by spare_lock: last "cannot accept" warning */
         size_t shed_unlogged;    /* guarded by spare_lock: connections refused since */
         size_t shed_failures;    /* guarded by spare_lock: accepts failed since */
@@ -765,11 +766,18 @@ static const char *shed_reason(int errnum)
 
 /* Answer a connection we cannot serve and close it; what the client sent
  * is read first, so the close does not reset the answer away. */
-static void refuse(int fd, const char *reason)
+/* Read what a client has sent, a bounded amount: one that goes on
+ * sending must not hold the shed (and its lock). */
+static void drain(int fd)
 {
         char buf[4096];
-        while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+        for (int i = 0; i < 16 && recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0; i++)
                 ;
+}
+
+static void refuse(int fd, const char *reason)
+{
+        drain(fd);
         char body[256];
         int blen = snprintf(body, sizeof body, "{\"error\":{\"code\":\"busy\",\"message\":\"%s; try again later\"}}\n",
                             reason);
@@ -782,8 +790,7 @@ static void refuse(int fd, const char *reason)
                 /* the client is gone: nothing to tell */
         }
         shutdown(fd, SHUT_WR);
-        while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
-                ;
+        drain(fd);
         close(fd);
 }
 
@@ -806,7 +813,19 @@ static size_t spares_open(struct http_server *srv)
                         srv->spare_fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 n += srv->spare_fds[i] >= 0;
         }
+        __atomic_store_n(&srv->spares_missing, n < SPARE_FDS, __ATOMIC_RELAXED);
         return n;
+}
+
+/* A spare lost to another open (between a shed's close and its accept)
+ * came back only at a later shed, which runs when no descriptor is free:
+ * taken again when a new connection shows there are some. */
+static void spares_top_up(struct http_server *srv)
+{
+        if (!__atomic_load_n(&srv->spares_missing, __ATOMIC_RELAXED) || pthread_mutex_trylock(&srv->spare_lock))
+                return;
+        spares_open(srv);
+        pthread_mutex_unlock(&srv->spare_lock);
 }
 
 /* libmicrohttpd 0.9.75 leaves a connection it cannot accept (EMFILE,
@@ -1084,6 +1103,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
                 limit_clear(srv);
         if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+                spares_top_up(srv);
                 /* A reply counts against max_response_bytes only until the
                  * kernel has taken it, so the kernel must not take much:
                  * left to autotuning, each slow reader's send buffer grew
@@ -1271,8 +1291,13 @@ void http_stop(struct http_server *srv)
                 pthread_mutex_unlock(&srv->limit_lock);
                 pthread_join(srv->stand_in, NULL);
         }
-        if (srv->mhd)
+        if (srv->mhd) {
+                /* Quiesced, libmicrohttpd leaves the listening socket to us
+                 * (it would close it too: twice with ours below). */
+                if (!srv->quiesced)
+                        MHD_quiesce_daemon(srv->mhd);
                 MHD_stop_daemon(srv->mhd);
+        }
         if (srv->listen_fd >= 0 && srv->own_fd)
                 close(srv->listen_fd);
         if (srv->unix_path) {
