@@ -63,6 +63,14 @@ def plugin_daemon(test, name, plugin_name, manifest, **config):
     return d
 
 
+def written(test, d, size):
+    """The id of a t_writer job that wrote a result of size bytes."""
+    r = d.submit({"algorithm": "t_writer", "parameters": {"bytes": size}}, wait="true",
+                 timeout=60 * harness.slow_factor())
+    test.assertEqual((r.status, r.body["status"]), (200, "succeeded"), str(r)[:300])
+    return r.body["id"]
+
+
 def vm_hwm_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -272,12 +280,7 @@ class MemoryGoesBack(unittest.TestCase):
         d = plugin_daemon(self, "MemoryGoesBack", "t_writer", WRITER)
         before = d.rss_kib()
         size = 16 << 20
-        ids = []
-        for _ in range(2):
-            r = d.submit({"algorithm": "t_writer", "parameters": {"bytes": size}}, wait="true",
-                         timeout=60 * harness.slow_factor())
-            self.assertEqual((r.status, r.body["status"]), (200, "succeeded"), str(r)[:300])
-            ids.append(r.body["id"])
+        ids = [written(self, d, size) for _ in range(2)]
 
         def get(job_id):
             g = d.req("GET", "/v1/jobs/" + job_id, timeout=60 * harness.slow_factor())
@@ -390,12 +393,7 @@ class RefusedUnread(unittest.TestCase):
         # listed, and one more, and only then could be refused.
         d = plugin_daemon(self, "ListingUnread", "t_writer", WRITER, http={"max_response_bytes": "16MiB"})
         size = 12 << 20
-        ids = []
-        for _ in range(2):
-            r = d.submit({"algorithm": "t_writer", "parameters": {"bytes": size}}, wait="true",
-                         timeout=60 * harness.slow_factor())
-            self.assertEqual((r.status, r.body["status"]), (200, "succeeded"), str(r)[:300])
-            ids.append(r.body["id"])
+        ids = [written(self, d, size) for _ in range(2)]
         listing = "/v1/jobs?result=true&limit=10"
         # Alone: one large result per page, the other one not read.
         before = read_chars(d.proc.pid)
