@@ -101,6 +101,7 @@ static const struct option options[] = {
         { "retry",               OPT_SECTION, 0,                       0, 0,          0,     NULL },
         { "retry.max_attempts",  OPT_INT,    OFF(retry.max_attempts),  1, 100,        3,     NULL },
         { "retry.backoff_ms",    OPT_INT,    OFF(retry.backoff_ms),    0, 600000,     250,   NULL },
+        { "retry.shortage_retries", OPT_INT, OFF(retry.shortage_retries), 0, 50,      8,     NULL },
         { "breaker",             OPT_SECTION, 0,                       0, 0,          0,     NULL },
         { "breaker.degrade_after", OPT_INT,  OFF(breaker.degrade_after), 1, 1000000,  3,     NULL },
         { "breaker.isolate_after", OPT_INT,  OFF(breaker.isolate_after), 1, 1000000,  5,     NULL },

@@ -59,6 +59,7 @@ struct config {
         struct {
                 int64_t max_attempts;     /* a job's runs in all, when the runtime fails */
                 int64_t backoff_ms;       /* before the second run; doubles after */
+                int64_t shortage_retries; /* runs failed for want of the daemon's own resources, not counted */
         } retry;
         struct {
                 int64_t degrade_after, isolate_after;  /* consecutive runtime errors or violations */

@@ -184,6 +184,18 @@ bool job_start(struct job *j, const char *runtime_name)
         return ok;
 }
 
+int job_retry_cancel_fd(struct job *j)
+{
+        int e = 0;
+        pthread_mutex_lock(&j->lock);
+        if (j->cancel_fd < 0) {
+                j->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+                e = j->cancel_fd < 0 ? errno : 0;
+        }
+        pthread_mutex_unlock(&j->lock);
+        return e;
+}
+
 /* A run begins or the job goes back to the queue: what an earlier run
  * said of its progress is not this one's (lock held). */
 static void forget_progress_locked(struct job *j)

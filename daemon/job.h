@@ -135,6 +135,9 @@ void job_snapshot(struct job *j, struct job_record *rec);
 /* queued -> running; false when the job was cancelled first.  Creates the
  * cancel eventfd (job_cancel_fd() < 0 when that failed, errno saying why). */
 bool job_start(struct job *j, const char *runtime_name);
+/* Another try at the cancel eventfd job_start() could not create: 0, or
+ * the errno that failed it. */
+int job_retry_cancel_fd(struct job *j);
 /* running -> queued: a planned stop interrupted it, the next start runs it
  * again (the attempt stays recorded). */
 void job_requeue(struct job *j);

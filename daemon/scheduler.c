@@ -306,13 +306,28 @@ static bool pause_ms(struct job *j, int64_t ms)
         }
 }
 
-/* Wait before the next run; false when the job was cancelled meanwhile. */
-static bool backoff(struct scheduler *s, struct job *j, size_t attempt)
+/* Runs failed because the daemon itself was out of descriptors, memory or
+ * processes are retried without counting against retry.max_attempts,
+ * retry.shortage_retries times at most, after a pause from 1 s doubling to
+ * 30 s (about two minutes at the default 8): a shortage that passes costs
+ * the job a wait, not its result. */
+#define SHORT_BACKOFF_MIN_MS 1000
+#define SHORT_BACKOFF_MAX_MS 30000
+
+/* The pause before the next run: retry.backoff_ms doubled per earlier
+ * counted run, or after the nth shortage its own. */
+static int64_t backoff_ms(const struct scheduler *s, size_t counted, size_t nth_shortage)
 {
         int64_t ms = s->d.cfg->retry.backoff_ms;
-        for (size_t i = 1; i < attempt && ms < 60000; i++)
+        if (nth_shortage > 0) {
+                ms = ms > SHORT_BACKOFF_MIN_MS ? ms : SHORT_BACKOFF_MIN_MS;
+                for (size_t i = 1; i < nth_shortage && ms < SHORT_BACKOFF_MAX_MS; i++)
+                        ms *= 2;
+                return ms < SHORT_BACKOFF_MAX_MS ? ms : SHORT_BACKOFF_MAX_MS;
+        }
+        for (size_t i = 1; i < counted && ms < 60000; i++)
                 ms *= 2;
-        return pause_ms(j, ms);
+        return ms;
 }
 
 /* Commit j's state as it stands (with the result, when final: taken). */
@@ -559,10 +574,31 @@ static void run_job(struct scheduler *s, struct job *j)
                         breaker_probe_abandoned(s->d.breaker, j->manifest->name);
                 return;
         }
+        /* Pauses for the daemon's shortage (retry.shortage_retries in all),
+         * and the runs among them: not counted against retry.max_attempts.
+         * Without its eventfd a running job could not be cancelled: short
+         * of descriptors, the job waits for one as a run would. */
+        size_t short_pauses = 0, short_runs = 0;
+        while (job_cancel_fd(j) < 0 && errno_is_shortage(start_errno) &&
+               short_pauses < (size_t)cfg->retry.shortage_retries) {
+                int64_t pause = backoff_ms(s, 0, ++short_pauses);
+                log_job(LOG_LVL_WARN, j->id, j->manifest->name, NULL, "cannot create the job's cancel eventfd "
+                        "(%s): trying again after %lld ms (%zu of %lld such pauses)", strerror(start_errno),
+                        (long long)pause, short_pauses, (long long)cfg->retry.shortage_retries);
+                if (!pause_ms(j, pause))
+                        break;
+                start_errno = job_retry_cancel_fd(j);
+        }
         if (job_cancel_fd(j) < 0) {
-                /* Without its eventfd a running job could not be cancelled. */
                 if (probe)
                         breaker_probe_abandoned(s->d.breaker, j->manifest->name);
+                if (job_stop_requested(j)) {
+                        /* Cancelled, or the daemon stops (queued again for
+                         * its next start), while waiting for it. */
+                        enum job_error e = stop_reason(s, j);
+                        finish(s, j, NULL, e, e == JOB_ERR_CANCELLED ? CANCELLED_QUEUED : stop_message(e));
+                        return;
+                }
                 _cleanup_free_ char *msg = xasprintf("cannot create the job's cancel eventfd: %s", strerror(start_errno));
                 finish(s, j, NULL, JOB_ERR_RUNTIME_ERROR, msg);
                 return;
@@ -677,8 +713,18 @@ static void run_job(struct scheduler *s, struct job *j)
                 else if (probe)
                         breaker_probe_abandoned(s->d.breaker, j->manifest->name);
 
+                /* The stored attempts stay under JOB_ATTEMPTS_MAX (a start
+                 * fails a record with that many). */
+                bool short_retry = r.daemon_short && r.error == JOB_ERR_RUNTIME_ERROR && r.retryable &&
+                                   short_pauses < (size_t)cfg->retry.shortage_retries &&
+                                   attempt + 1 < JOB_ATTEMPTS_MAX;
+                if (short_retry) {
+                        short_runs++;
+                        short_pauses++;
+                }
                 bool again = r.error == JOB_ERR_RUNTIME_ERROR && r.retryable &&
-                             n < (size_t)cfg->retry.max_attempts && !job_cancel_requested(j) &&
+                             (short_retry || n - short_runs < (size_t)cfg->retry.max_attempts) &&
+                             !job_cancel_requested(j) &&
                              breaker_state(s->d.breaker, j->manifest->name) != HEALTH_ISOLATED;
                 if (again) {
                         /* The next run gets a sandbox of its own. */
@@ -692,15 +738,23 @@ static void run_job(struct scheduler *s, struct job *j)
                         requeue(s, j);
                         return;
                 }
-                if (again) {
+                int64_t pause = backoff_ms(s, n - short_runs, short_retry ? short_pauses : 0);
+                if (again && short_retry) {
                         log_job(LOG_LVL_WARN, j->id, j->manifest->name, r.run_id,
-                                "run %s failed (%s); run %zu of %lld after a pause", r.run_id, r.message, n + 1,
-                                (long long)cfg->retry.max_attempts);
+                                "run %s failed for want of the daemon's own resources (%s); not counted against "
+                                "its %lld runs: run again after %lld ms (%zu of %lld such pauses)",
+                                r.run_id, r.message, (long long)cfg->retry.max_attempts, (long long)pause,
+                                short_pauses, (long long)cfg->retry.shortage_retries);
+                        metrics_retry();
+                } else if (again) {
+                        log_job(LOG_LVL_WARN, j->id, j->manifest->name, r.run_id,
+                                "run %s failed (%s); run %zu of %lld after a pause", r.run_id, r.message,
+                                n - short_runs + 1, (long long)cfg->retry.max_attempts);
                         metrics_retry();
                 }
                 if (again)
                         record_job(s, j, NULL, 0);   /* the failed run, on disk before the pause */
-                if (again && backoff(s, j, n)) {
+                if (again && pause_ms(j, pause)) {
                         free(r.message);
                         free(r.result);
                         free(r.log_path);

@@ -37,8 +37,10 @@ missing config file).
 """
 
 import argparse
+import faulthandler
 import fnmatch
 import os
+import signal
 import sys
 import time
 import traceback
@@ -80,6 +82,8 @@ class LineResult(unittest.TestResult):
         self.passed = 0
         self.failed = 0
         self.cur = None
+        self.cur_test = None
+        self.interrupted = False   # set by the signal handler, before it raises
 
     def _w(self, s):
         self.stream.write(s + "\n")
@@ -89,6 +93,22 @@ class LineResult(unittest.TestResult):
         super().startTest(test)
         del harness.TOUCHED[:]
         self.cur = {"status": "ok", "t0": time.monotonic(), "errs": []}
+        self.cur_test = test
+
+    def report_interrupted(self):
+        """What a stop (SIGINT, SIGTERM: a watchdog's timeout) found: the
+        test under way and its daemons' log tails (the signal handler
+        printed every thread's stack)."""
+        if self.cur is None or self.cur_test is None:
+            self._w("interrupted between tests")
+            return
+        self.failed += 1
+        self._w("%-5s %s %.2fs (interrupted)" % ("ERROR", self.cur_test.id(),
+                                                 time.monotonic() - self.cur["t0"]))
+        logs = ["--- log tail of daemon %s (%s) ---\n%s" % (d.name, d.tmp, d.log_tail(60))
+                for d in list(harness.TOUCHED)]
+        self.details.append("INTERRUPTED: %s\n%s" % (self.cur_test, "\n".join(logs)))
+        self.cur = None
 
     def _record(self, test, kind, err):
         text = self._exc_info_to_string(err, test)
@@ -136,6 +156,8 @@ class LineResult(unittest.TestResult):
 
     def stopTest(self, test):
         super().stopTest(test)
+        if self.interrupted:
+            return      # not passed: report_interrupted() says where it stood
         c = self.cur
         self.cur = None
         dt = time.monotonic() - c["t0"]
@@ -199,11 +221,31 @@ def main():
 
     result = LineResult(sys.stdout)
     t0 = time.monotonic()
+
+    def stop(signum, frame):
+        result.interrupted = True
+        sys.stdout.write("--- %s: where each thread was ---\n" % signal.Signals(signum).name)
+        sys.stdout.flush()
+        faulthandler.dump_traceback(file=sys.stdout, all_threads=True)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+    # A watchdog's `timeout` (the cgroup v2 VM's) ends a hung run with
+    # SIGTERM, a user with SIGINT: both say where it stood before the summary.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         unittest.TestSuite(tests).run(result)
-    except KeyboardInterrupt:
-        print("interrupted")
-        result.failed += 1
+    except KeyboardInterrupt as e:
+        print("interrupted%s" % (" by " + str(e) if str(e) else ""))
+        result.report_interrupted()
+        # The interrupted test's cleanups not yet run (its cgroups, its
+        # mounts); the daemons are stopped below.
+        if result.cur_test is not None:
+            try:
+                result.cur_test.doCleanups()
+            except Exception:  # noqa: BLE001
+                traceback.print_exc()
+        if result.failed == 0:
+            result.failed = 1
     finally:
         harness._atexit_cleanup()
     if result.details:

@@ -191,7 +191,7 @@ class RunningJob(DaemonCase):
         d.assert_idle_clean()
 
 
-    def test_a_job_started_while_the_daemon_is_out_of_descriptors_says_so(self):
+    def test_a_job_started_while_the_daemon_is_out_of_descriptors_waits_it_out_and_says_why(self):
         d = self.d
         session = d.session()
         self.addCleanup(session.close)
@@ -201,17 +201,21 @@ class RunningJob(DaemonCase):
         old = starve(self, d.proc.pid, 3)
         r = session.req("POST", "/v1/jobs", ECHO)
         self.assertEqual(r.status, 202, r)
-        self.track(r.body["id"])
-        job = None
-        deadline = time.monotonic() + 10 * slow_factor()
-        while time.monotonic() < deadline:
-            job = session.req("GET", "/v1/jobs/" + r.body["id"]).body
-            if job["status"] in harness.FINAL:
-                break
-            time.sleep(0.1)
+        jid = self.track(r.body["id"])
+        # Not even its cancel eventfd can be made: the job waits (it failed
+        # at once before), says why in the log, and is still not final after
+        # three pauses (1, 2 and 4 s).
+        self.assertTrue(d.wait_log(r"cannot create the job's cancel eventfd \(Too many open files\): trying again "
+                                   r"after \d+ ms \(3 of 8 such pauses\)", 15), d.log_tail(20))
+        job = session.req("GET", "/v1/jobs/" + jid).body
         resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, old)
-        self.assertEqual((job["status"], job["error"]["code"]), ("failed", "runtime_error"), job)
-        self.assertIn("Too many open files", job["error"]["message"])
+        self.assertNotIn(job["status"], harness.FINAL, job)
+        # Once they are back, the job runs (after the pause under way, 8 s).
+        job = d.wait_final(jid, timeout=30)
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(job["result"], ECHO["parameters"], job)
+        algs = {a["name"]: a for a in d.req("GET", "/v1/algorithms").body["algorithms"]}
+        self.assertEqual(algs["t_echo"]["health"]["state"], "healthy", algs["t_echo"])
 
 
 class JobRead(DaemonCase):
@@ -403,7 +407,8 @@ class RunCgroupSlot(unittest.TestCase):
         # opens them: a run that got past them (what the daemon opens
         # meanwhile varies) holds them, and the daemon is started again
         # for a fresh slot, a step back.
-        d = Daemon("RunCgroupSlot", config={"workers": 1, "retry": {"max_attempts": 1}})
+        # One run a job, its shortage not waited out: the job ends on it.
+        d = Daemon("RunCgroupSlot", config={"workers": 1, "retry": {"max_attempts": 1, "shortage_retries": 0}})
         self.addCleanup(d.stop)
         d.start()
         spare, errors, restarts = 1, [], 0
@@ -479,7 +484,10 @@ class Processes(unittest.TestCase):
     test starts a daemon and moves it back out at its end."""
 
     def setUp(self):
-        self.d = Daemon("ExhaustPids", config={"workers": 1})
+        # Isolated after 2 runtime errors in a row: 3 runs failed short
+        # (1 s and 2 s pauses between them) would have done it.
+        self.d = Daemon("ExhaustPids", config={"workers": 1,
+                                               "breaker": {"degrade_after": 1, "isolate_after": 2}})
         self.cg = os.path.join(PIDS_V1, "edgecd-it-exhaust-%d" % os.getpid())
         os.mkdir(self.cg)
         self.addCleanup(os.rmdir, self.cg)
@@ -502,28 +510,41 @@ class Processes(unittest.TestCase):
         with open(os.path.join(PIDS_V1, "cgroup.procs"), "w") as f:
             f.write(str(self.d.proc.pid))
 
-    def assertFailedShort(self, job):
-        self.assertEqual((job["status"], job["error"]["code"]), ("failed", "runtime_error"), job)
-        self.assertIn("Resource temporarily unavailable", job["error"]["message"])
+    def assertRunsFailedShort(self, job_id, runs):
+        """Waits until job_id has runs failed runs, each for want of the
+        daemon's processes, and is not final: the shortage does not end it."""
+        job = wait_for(lambda: (lambda j: j if len([a for a in j.get("attempts") or [] if a.get("error")]) >= runs
+                                or j["status"] in harness.FINAL else None)(self.d.get_job(job_id)),
+                       30, lambda: "job %s: fewer than %d failed runs" % (job_id, runs))
+        self.assertNotIn(job["status"], harness.FINAL, job)
+        for a in job["attempts"]:
+            if a.get("error"):
+                self.assertEqual(a["error"]["code"], "runtime_error", job)
+                self.assertIn("Resource temporarily unavailable", a["error"]["message"], job)
+        return job
 
-    def test_a_log_pump_that_could_not_start_starts_for_a_later_job(self):
+    def test_a_log_pump_that_could_not_start_starts_for_a_later_run(self):
         d = self.d
         self.squeeze()
-        self.assertFailedShort(d.wait_final(d.submit(ECHO).body["id"], timeout=30))
+        jid = d.submit(ECHO).body["id"]
+        self.assertRunsFailedShort(jid, 1)
         self.lift()
+        job = d.wait_final(jid, timeout=30)
+        self.assertEqual(job["status"], "succeeded", job)
         job = d.run_job(dict(ECHO, parameters={"n": 9}))
         self.assertEqual(job["status"], "succeeded", job)
 
     def test_runs_failed_for_want_of_the_daemons_processes_do_not_isolate_the_algorithm(self):
         d = self.d
         self.squeeze()
-        # Two jobs, three runs each: more runtime errors in a row than
-        # breaker.isolate_after (5).
-        ids = [d.submit(dict(ECHO, parameters={"n": k})).body["id"] for k in range(2)]
-        for i in ids:
-            self.assertFailedShort(d.wait_final(i, timeout=30))
-        self.lift()
+        # More runs failed in a row than breaker.isolate_after (2) and than
+        # retry.max_attempts (3): the job waits, the algorithm is not
+        # isolated, and the job runs once the room is back.
+        jid = d.submit(ECHO).body["id"]
+        self.assertRunsFailedShort(jid, 4)
         algs = {a["name"]: a for a in d.req("GET", "/v1/algorithms").body["algorithms"]}
         self.assertEqual(algs["t_echo"]["health"]["state"], "healthy", algs["t_echo"])
-        job = d.run_job(dict(ECHO, parameters={"n": 9}))
+        self.lift()
+        job = d.wait_final(jid, timeout=30)
         self.assertEqual(job["status"], "succeeded", job)
+        self.assertGreaterEqual(len(job["attempts"]), 5, job)

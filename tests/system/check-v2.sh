@@ -57,6 +57,9 @@ cp -a build/test-plugins "$input/src/build/"
 rm -rf "$input/src/tests/integration/__pycache__"
 cp tests/system/vm/inside.sh "$input/run.sh"
 cp tests/system/vm/filters "$input/filters"
+# The VM's script bounds its test runs within this many seconds after boot,
+# leaving two minutes of the host's timeout to write the output and power off.
+echo $((timeout > 300 ? timeout - 120 : timeout * 3 / 5)) >"$input/budget"
 if $bench; then
         # The benchmark alone, no tests.
         cp -a bench "$input/src/"

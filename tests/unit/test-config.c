@@ -121,6 +121,7 @@ static void assert_defaults(const struct config *c)
         ck_assert_int_eq(c->job_users.count, 65536);
         ck_assert_int_eq(c->retry.max_attempts, 3);
         ck_assert_int_eq(c->retry.backoff_ms, 250);
+        ck_assert_int_eq(c->retry.shortage_retries, 8);
         ck_assert_int_eq(c->breaker.degrade_after, 3);
         ck_assert_int_eq(c->breaker.isolate_after, 5);
         ck_assert_int_eq(c->breaker.cooldown_seconds, 30);
@@ -200,6 +201,7 @@ START_TEST(test_full_file)
                      "retry:\n"
                      "  max_attempts: 1\n"
                      "  backoff_ms: 0\n"
+                     "  shortage_retries: 0\n"
                      "breaker:\n"
                      "  degrade_after: 2\n"
                      "  isolate_after: 2\n"
@@ -260,6 +262,7 @@ START_TEST(test_full_file)
         ck_assert_int_eq(cfg.job_users.count, 16);
         ck_assert_int_eq(cfg.retry.max_attempts, 1);
         ck_assert_int_eq(cfg.retry.backoff_ms, 0);
+        ck_assert_int_eq(cfg.retry.shortage_retries, 0);
         ck_assert_int_eq(cfg.breaker.degrade_after, 2);
         ck_assert_int_eq(cfg.breaker.isolate_after, 2);
         ck_assert_int_eq(cfg.breaker.cooldown_seconds, 600);
@@ -774,7 +777,7 @@ END_TEST
 #if __SIZEOF_POINTER__ == 8
 /* A new field changes the size: poison it below and check it in
  * assert_defaults(), then update the number. */
-_Static_assert(sizeof(struct config) == 504, "struct config changed: extend the poison and assert_defaults");
+_Static_assert(sizeof(struct config) == 512, "struct config changed: extend the poison and assert_defaults");
 #endif
 START_TEST(test_callbacks)
 {
@@ -830,7 +833,7 @@ START_TEST(test_shipped_file_equals_defaults)
         cfg.max_algorithms = 7;
         cfg.defaults = (struct limits){ 7.5, 7, 7, 7, 7 };
         cfg.job_users.first_uid = cfg.job_users.first_gid = cfg.job_users.count = 7;
-        cfg.retry.max_attempts = cfg.retry.backoff_ms = 7;
+        cfg.retry.max_attempts = cfg.retry.backoff_ms = cfg.retry.shortage_retries = 7;
         cfg.breaker.degrade_after = cfg.breaker.isolate_after = cfg.breaker.cooldown_seconds = 7;
         cfg.store.retention_seconds = cfg.store.max_records = 7;
         cfg.warm.max_containers = cfg.warm.idle_seconds = 7;

@@ -51,11 +51,24 @@ while read -r f; do
         filters="$filters --filter $f"
 done <"$in/filters"
 
+# Seconds since boot this script may use (check-v2.sh: the host's timeout
+# less a margin to write the output and power off).  Each runtime's run gets
+# an equal share of what is left; past it run.py is stopped (SIGTERM) and
+# says which test hung and where, so a hang leaves its log, not just the
+# host's timeout.
+budget=$(cat "$in/budget" 2>/dev/null || echo 1080)
+left=2
 [ -n "$filters" ] && for rt in crun runc; do
         say "== integration tests and test_v2vm on $rt"
         log=$out/tests-$rt.log
+        now=$(cut -d. -f1 /proc/uptime)
+        share=$(( (budget - now) / left ))
+        left=$((left - 1))
+        [ "$share" -ge 60 ] || share=60
+        say "$rt: run.py is stopped after $share s"
         # shellcheck disable=SC2086
-        EDGECD_SLOW_FACTOR=4 /usr/bin/python3 -u "$in/src/tests/integration/run.py" --daemon "$daemon" --runtime "$rt" \
+        EDGECD_SLOW_FACTOR=4 timeout -k 30 "$share" /usr/bin/python3 -u "$in/src/tests/integration/run.py" \
+                --daemon "$daemon" --runtime "$rt" \
                 --plugins "$in/src/build/test-plugins" --templates "$in/src/oci-templates" $filters \
                 2>&1 | tee "$log"
         line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
