@@ -791,9 +791,15 @@ static int enable_controllers(const char *dir, const char *rel, struct err *err)
 /* mkdir that finds an existing directory fine. */
 static int make_dir(const char *dir, const char *rel, struct err *err)
 {
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-                return err_errno(err, ERR_IO, "cgroup: create `%s`", rel);
-        return 0;
+        /* EAGAIN here is cgroup v2's limit on the subtree, set by whoever
+         * delegated it, not the daemon short of processes: no errno, so
+         * that its runs are counted as any runtime failure. */
+        if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+                return 0;
+        if (errno == EAGAIN)
+                return err_set(err, ERR_UNAVAILABLE, 0, "cgroup: create `%s`: the subtree's cgroup.max.descendants "
+                               "or cgroup.max.depth is reached", rel);
+        return err_errno(err, ERR_IO, "cgroup: create `%s`", rel);
 }
 
 /* systemd (251 and later) marks the cgroup of a Delegate=yes unit with

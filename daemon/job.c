@@ -191,6 +191,13 @@ int job_retry_cancel_fd(struct job *j)
         if (j->cancel_fd < 0) {
                 j->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
                 e = j->cancel_fd < 0 ? errno : 0;
+                /* A cancel or interrupt that came while there was none
+                 * wrote to nothing: the new one says so at once. */
+                uint64_t one = 1;
+                if (j->cancel_fd >= 0 && (j->cancel_requested || j->interrupt_requested) &&
+                    write(j->cancel_fd, &one, sizeof one) < 0) {
+                        /* A fresh eventfd takes a write. */
+                }
         }
         pthread_mutex_unlock(&j->lock);
         return e;

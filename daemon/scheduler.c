@@ -290,8 +290,9 @@ static void run_go(struct run *r)
         r->metrics.collect_ms = now_mono_ms() - t_collect;
 }
 
-/* Wait ms; false when the job was asked to stop meanwhile. */
-static bool pause_ms(struct job *j, int64_t ms)
+/* Wait ms; false when the job was asked to stop meanwhile, or (s given)
+ * when the daemon begins its stop: a pause holds no work to drain. */
+static bool pause_ms(struct scheduler *s, struct job *j, int64_t ms)
 {
         struct pollfd pfd = { .fd = job_cancel_fd(j), .events = POLLIN };
         int64_t until = now_mono_ms() + ms;
@@ -301,7 +302,7 @@ static bool pause_ms(struct job *j, int64_t ms)
                         return !job_stop_requested(j);
                 heartbeat_beat();
                 int r = poll(&pfd, pfd.fd >= 0 ? 1 : 0, (int)(left < HEARTBEAT_SLICE_MS ? left : HEARTBEAT_SLICE_MS));
-                if (r > 0 || job_stop_requested(j))
+                if (r > 0 || job_stop_requested(j) || (s && stopping(s)))
                         return false;
         }
 }
@@ -320,7 +321,7 @@ static int64_t backoff_ms(const struct scheduler *s, size_t counted, size_t nth_
 {
         int64_t ms = s->d.cfg->retry.backoff_ms;
         if (nth_shortage > 0) {
-                ms = ms > SHORT_BACKOFF_MIN_MS ? ms : SHORT_BACKOFF_MIN_MS;
+                ms = SHORT_BACKOFF_MIN_MS;
                 for (size_t i = 1; i < nth_shortage && ms < SHORT_BACKOFF_MAX_MS; i++)
                         ms *= 2;
                 return ms < SHORT_BACKOFF_MAX_MS ? ms : SHORT_BACKOFF_MAX_MS;
@@ -548,7 +549,7 @@ static char *plugin_gone_for_good(struct scheduler *s, struct job *j, bool *ret_
                         "to be installed again", m->name, m->version, gone,
                         (long long)(since + PLUGIN_BACK_WAIT_MS - now));
         while (now_mono_ms() - since < PLUGIN_BACK_WAIT_MS) {
-                if (!pause_ms(j, PLUGIN_BACK_POLL_MS)) {
+                if (!pause_ms(NULL, j, PLUGIN_BACK_POLL_MS)) {
                         *ret_stopped = true;
                         return gone;
                 }
@@ -585,13 +586,17 @@ static void run_job(struct scheduler *s, struct job *j)
                 log_job(LOG_LVL_WARN, j->id, j->manifest->name, NULL, "cannot create the job's cancel eventfd "
                         "(%s): trying again after %lld ms (%zu of %lld such pauses)", strerror(start_errno),
                         (long long)pause, short_pauses, (long long)cfg->retry.shortage_retries);
-                if (!pause_ms(j, pause))
+                if (!pause_ms(s, j, pause))
                         break;
                 start_errno = job_retry_cancel_fd(j);
         }
         if (job_cancel_fd(j) < 0) {
                 if (probe)
                         breaker_probe_abandoned(s->d.breaker, j->manifest->name);
+                if (!job_stop_requested(j) && stopping(s)) {
+                        requeue(s, j);   /* nothing ran: the next start runs it */
+                        return;
+                }
                 if (job_stop_requested(j)) {
                         /* Cancelled, or the daemon stops (queued again for
                          * its next start), while waiting for it. */
@@ -713,16 +718,15 @@ static void run_job(struct scheduler *s, struct job *j)
                 else if (probe)
                         breaker_probe_abandoned(s->d.breaker, j->manifest->name);
 
-                /* The stored attempts stay under JOB_ATTEMPTS_MAX (a start
-                 * fails a record with that many). */
                 bool short_retry = r.daemon_short && r.error == JOB_ERR_RUNTIME_ERROR && r.retryable &&
-                                   short_pauses < (size_t)cfg->retry.shortage_retries &&
-                                   attempt + 1 < JOB_ATTEMPTS_MAX;
+                                   short_pauses < (size_t)cfg->retry.shortage_retries;
                 if (short_retry) {
                         short_runs++;
                         short_pauses++;
                 }
-                bool again = r.error == JOB_ERR_RUNTIME_ERROR && r.retryable &&
+                /* No more than JOB_ATTEMPTS_MAX runs stored (a start fails
+                 * a record with that many). */
+                bool again = r.error == JOB_ERR_RUNTIME_ERROR && r.retryable && attempt < JOB_ATTEMPTS_MAX &&
                              (short_retry || n - short_runs < (size_t)cfg->retry.max_attempts) &&
                              !job_cancel_requested(j) &&
                              breaker_state(s->d.breaker, j->manifest->name) != HEALTH_ISOLATED;
@@ -730,35 +734,35 @@ static void run_job(struct scheduler *s, struct job *j)
                         /* The next run gets a sandbox of its own. */
                         cleaner_push(s->d.cleaner, TAKE_PTR(r.sb));
                 }
-                if (again && stopping(s)) {
-                        /* The next start retries it. */
+                int64_t pause = backoff_ms(s, n - short_runs, short_retry ? short_pauses : 0);
+                if (again && !stopping(s)) {
+                        if (short_retry)
+                                log_job(LOG_LVL_WARN, j->id, j->manifest->name, r.run_id,
+                                        "run %s failed for want of the daemon's own resources (%s); not counted "
+                                        "against its %lld runs: run again after %lld ms (%zu of %lld such pauses)",
+                                        r.run_id, r.message, (long long)cfg->retry.max_attempts, (long long)pause,
+                                        short_pauses, (long long)cfg->retry.shortage_retries);
+                        else
+                                log_job(LOG_LVL_WARN, j->id, j->manifest->name, r.run_id,
+                                        "run %s failed (%s); run %zu of %lld after a pause", r.run_id, r.message,
+                                        n - short_runs + 1, (long long)cfg->retry.max_attempts);
+                        metrics_retry();
+                        record_job(s, j, NULL, 0);   /* the failed run, on disk before the pause */
+                        if (pause_ms(s, j, pause)) {
+                                free(r.message);
+                                free(r.result);
+                                free(r.log_path);
+                                continue;
+                        }
+                }
+                if (again && !job_cancel_requested(j) && stopping(s)) {
+                        /* The daemon stops (before the pause or during it):
+                         * the next start retries it. */
                         free(r.message);
                         free(r.result);
                         free(r.log_path);
                         requeue(s, j);
                         return;
-                }
-                int64_t pause = backoff_ms(s, n - short_runs, short_retry ? short_pauses : 0);
-                if (again && short_retry) {
-                        log_job(LOG_LVL_WARN, j->id, j->manifest->name, r.run_id,
-                                "run %s failed for want of the daemon's own resources (%s); not counted against "
-                                "its %lld runs: run again after %lld ms (%zu of %lld such pauses)",
-                                r.run_id, r.message, (long long)cfg->retry.max_attempts, (long long)pause,
-                                short_pauses, (long long)cfg->retry.shortage_retries);
-                        metrics_retry();
-                } else if (again) {
-                        log_job(LOG_LVL_WARN, j->id, j->manifest->name, r.run_id,
-                                "run %s failed (%s); run %zu of %lld after a pause", r.run_id, r.message,
-                                n - short_runs + 1, (long long)cfg->retry.max_attempts);
-                        metrics_retry();
-                }
-                if (again)
-                        record_job(s, j, NULL, 0);   /* the failed run, on disk before the pause */
-                if (again && pause_ms(j, pause)) {
-                        free(r.message);
-                        free(r.result);
-                        free(r.log_path);
-                        continue;
                 }
                 enum job_error e = r.error;
                 const char *msg = r.message;

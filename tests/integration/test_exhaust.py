@@ -12,6 +12,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -210,12 +211,38 @@ class RunningJob(DaemonCase):
         job = session.req("GET", "/v1/jobs/" + jid).body
         resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, old)
         self.assertNotIn(job["status"], harness.FINAL, job)
-        # Once they are back, the job runs (after the pause under way, 8 s).
+        # Once they are back, the job runs (after the pause under way, 4 s).
         job = d.wait_final(jid, timeout=30)
         self.assertEqual(job["status"], "succeeded", job)
         self.assertEqual(job["result"], ECHO["parameters"], job)
         algs = {a["name"]: a for a in d.req("GET", "/v1/algorithms").body["algorithms"]}
         self.assertEqual(algs["t_echo"]["health"]["state"], "healthy", algs["t_echo"])
+
+    def test_a_job_waiting_for_a_descriptor_is_cancelled_at_once(self):
+        d = self.d
+        session = d.session()
+        self.addCleanup(session.close)
+        self.assertEqual(session.req("GET", "/healthz").status, 200)
+        old = starve(self, d.proc.pid, 3)
+        r = session.req("POST", "/v1/jobs", ECHO)
+        self.assertEqual(r.status, 202, r)
+        jid = self.track(r.body["id"])
+        self.assertTrue(d.wait_log(r"cannot create the job's cancel eventfd .*\(2 of 8 such pauses\)", 15),
+                        d.log_tail(20))
+        # In its 2 s pause: the cancel ends it there.
+        c = session.req("DELETE", "/v1/jobs/" + jid)
+        self.assertIn(c.status, (200, 202), c)
+        job = None
+        deadline = time.monotonic() + 5 * slow_factor()
+        while time.monotonic() < deadline:
+            job = session.req("GET", "/v1/jobs/" + jid).body
+            if job["status"] in harness.FINAL:
+                break
+            time.sleep(0.1)
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, old)
+        self.assertEqual(job["status"], "cancelled", job)
+        self.assertEqual(job["attempts"], [], job)
+        d.assert_idle_clean()
 
 
 class JobRead(DaemonCase):
@@ -486,7 +513,9 @@ class Processes(unittest.TestCase):
     def setUp(self):
         # Isolated after 2 runtime errors in a row: 3 runs failed short
         # (1 s and 2 s pauses between them) would have done it.
-        self.d = Daemon("ExhaustPids", config={"workers": 1,
+        # A stop drains running jobs for up to 30 s (the harness's 0 would
+        # interrupt them at once).
+        self.d = Daemon("ExhaustPids", config={"workers": 1, "drain_seconds": 30,
                                                "breaker": {"degrade_after": 1, "isolate_after": 2}})
         self.cg = os.path.join(PIDS_V1, "edgecd-it-exhaust-%d" % os.getpid())
         os.mkdir(self.cg)
@@ -507,8 +536,11 @@ class Processes(unittest.TestCase):
 
     def lift(self):
         self.write("pids.max", "max")
-        with open(os.path.join(PIDS_V1, "cgroup.procs"), "w") as f:
-            f.write(str(self.d.proc.pid))
+        try:
+            with open(os.path.join(PIDS_V1, "cgroup.procs"), "w") as f:
+                f.write(str(self.d.proc.pid))
+        except ProcessLookupError:
+            pass    # it has exited (a test that stopped it)
 
     def assertRunsFailedShort(self, job_id, runs):
         """Waits until job_id has runs failed runs, each for want of the
@@ -533,6 +565,24 @@ class Processes(unittest.TestCase):
         self.assertEqual(job["status"], "succeeded", job)
         job = d.run_job(dict(ECHO, parameters={"n": 9}))
         self.assertEqual(job["status"], "succeeded", job)
+
+    def test_a_stop_during_a_shortage_pause_keeps_the_job_for_the_next_start(self):
+        d = self.d
+        self.squeeze()
+        jid = d.submit(ECHO).body["id"]
+        self.assertRunsFailedShort(jid, 4)
+        # In the 8 s pause after its fourth run: the stop does not wait it
+        # out (and then run the job in the drain, the room given back just
+        # before): the job is queued again for the next start.
+        self.lift()
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(20)
+        d.logf.close()
+        self.assertIn("interrupted by the daemon's stop; it runs again at the next start", d.log_text())
+        d.restart()
+        job = d.wait_final(jid, timeout=30)
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(len(job["attempts"]), 5, job)
 
     def test_runs_failed_for_want_of_the_daemons_processes_do_not_isolate_the_algorithm(self):
         d = self.d
