@@ -67,7 +67,6 @@ import http.client
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import statistics
@@ -1243,7 +1242,9 @@ def proc_threads_cpu_ns(pid):
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
             with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                out[tid] = int(f.read().split()[0])
+                ns = int(f.read().split()[0])
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                out[(tid, f.read().strip())] = ns
         except (OSError, ValueError, IndexError):
             pass   # the thread ended meanwhile
     if not out:
@@ -1256,6 +1257,14 @@ def threads_cpu_delta_ns(before, after):
     thread that ended meanwhile is not counted: the daemon's live as long
     as it does)."""
     return sum(ns - before.get(tid, 0) for tid, ns in after.items())
+
+
+def threads_cpu_by_name_ns(before, after):
+    """threads_cpu_delta_ns() by thread name (the daemon names each kind)."""
+    out = {}
+    for (tid, name), ns in after.items():
+        out[name] = out.get(name, 0) + ns - before.get((tid, name), 0)
+    return out
 
 
 def section_11_cpu(rig, k=60):
@@ -1294,10 +1303,15 @@ def section_11_cpu(rig, k=60):
         settle(d)      # the last job's cleanup (delete, workspace) belongs to it
         own1, kids1 = proc_cpu_ticks(d.proc.pid)
         ns1 = proc_threads_cpu_ns(d.proc.pid)
+        by_name.clear()
+        by_name.update(threads_cpu_by_name_ns(ns0, ns1))
         return ((own1 - own0) * 1000.0 / hz / n, (kids1 - kids0) * 1000.0 / hz / n, own1 - own0, el,
                 threads_cpu_delta_ns(ns0, ns1) / 1e6 / n)
 
+    by_name = {}
     own, kids, ticks, el_a, own_ns = window(lambda: timed_job(d, payload), k)
+    threads = ", ".join("%s %.3f" % (name, ns / 1e6 / k)
+                        for name, ns in sorted(by_name.items(), key=lambda kv: -kv[1]) if ns / 1e6 / k >= 0.005)
     s = d.session(timeout=120)
 
     def keepalive_job():
@@ -1318,6 +1332,7 @@ def section_11_cpu(rig, k=60):
     print("11. CPU per reference job over %d jobs one at a time (%.1f s), /proc/PID/stat at %d Hz, "
           "vs %d raw runs (os.wait4 rusage)" % (k, el_a, hz, k))
     print("  daemon's own (its threads' schedstat)          %7.3f ms per job  (a fresh connection each)" % own_ns)
+    print("    by thread (ms per job): %s" % threads)
     print("    the same over one keep-alive connection      %7.3f ms per job" % own_ns_ka)
     print("    utime+stime, all threads (ticks)             %7.2f ms per job  (%d ticks; keep-alive %.2f, %d ticks)"
           % (own, ticks, own_ka, ticks_ka))
