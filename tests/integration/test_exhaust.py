@@ -191,23 +191,28 @@ class RunningJob(DaemonCase):
         self.assertIsNotNone(job["result"], job)
         d.assert_idle_clean()
 
-
-    def test_a_job_started_while_the_daemon_is_out_of_descriptors_waits_it_out_and_says_why(self):
+    def submit_starved(self, pauses):
+        """A job submitted, on a connection opened before, while the daemon
+        can open nothing; returns (session, job id, old limits) once the
+        log says the job's pauses-th wait for its cancel eventfd began."""
         d = self.d
         session = d.session()
         self.addCleanup(session.close)
         self.assertEqual(session.req("GET", "/healthz").status, 200)
-        # The connection is open before the descriptors go; the job is
-        # taken on it and started while the daemon can open nothing.
         old = starve(self, d.proc.pid, 3)
         r = session.req("POST", "/v1/jobs", ECHO)
         self.assertEqual(r.status, 202, r)
         jid = self.track(r.body["id"])
+        self.assertTrue(d.wait_log(r"cannot create the job's cancel eventfd \(Too many open files\): trying again "
+                                   r"after \d+ ms \(%d of 8 such pauses\)" % pauses, 15), d.log_tail(20))
+        return session, jid, old
+
+    def test_a_job_started_while_the_daemon_is_out_of_descriptors_waits_it_out_and_says_why(self):
+        d = self.d
         # Not even its cancel eventfd can be made: the job waits (it failed
         # at once before), says why in the log, and is still not final after
         # three pauses (1, 2 and 4 s).
-        self.assertTrue(d.wait_log(r"cannot create the job's cancel eventfd \(Too many open files\): trying again "
-                                   r"after \d+ ms \(3 of 8 such pauses\)", 15), d.log_tail(20))
+        session, jid, old = self.submit_starved(3)
         job = session.req("GET", "/v1/jobs/" + jid).body
         resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, old)
         self.assertNotIn(job["status"], harness.FINAL, job)
@@ -220,15 +225,7 @@ class RunningJob(DaemonCase):
 
     def test_a_job_waiting_for_a_descriptor_is_cancelled_at_once(self):
         d = self.d
-        session = d.session()
-        self.addCleanup(session.close)
-        self.assertEqual(session.req("GET", "/healthz").status, 200)
-        old = starve(self, d.proc.pid, 3)
-        r = session.req("POST", "/v1/jobs", ECHO)
-        self.assertEqual(r.status, 202, r)
-        jid = self.track(r.body["id"])
-        self.assertTrue(d.wait_log(r"cannot create the job's cancel eventfd .*\(2 of 8 such pauses\)", 15),
-                        d.log_tail(20))
+        session, jid, old = self.submit_starved(2)
         # In its 2 s pause: the cancel ends it there.
         c = session.req("DELETE", "/v1/jobs/" + jid)
         self.assertIn(c.status, (200, 202), c)
