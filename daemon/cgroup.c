@@ -791,14 +791,15 @@ static int enable_controllers(const char *dir, const char *rel, struct err *err)
 /* mkdir that finds an existing directory fine. */
 static int make_dir(const char *dir, const char *rel, struct err *err)
 {
-        /* EAGAIN here is cgroup v2's limit on the subtree, set by whoever
-         * delegated it, not the daemon short of processes: no errno, so
-         * that its runs are counted as any runtime failure. */
+        /* EAGAIN here is cgroup v2's cgroup.max.descendants or max.depth:
+         * often reached by the daemon's own run cgroups waiting for the
+         * cleaner, so a shortage (errno kept) that passes, not the
+         * algorithm's failure; said as what it is. */
         if (mkdir(dir, 0755) == 0 || errno == EEXIST)
                 return 0;
         if (errno == EAGAIN)
-                return err_set(err, ERR_UNAVAILABLE, 0, "cgroup: create `%s`: the subtree's cgroup.max.descendants "
-                               "or cgroup.max.depth is reached", rel);
+                return err_set(err, ERR_UNAVAILABLE, EAGAIN, "cgroup: create `%s`: the subtree's "
+                               "cgroup.max.descendants or cgroup.max.depth is reached", rel);
         return err_errno(err, ERR_IO, "cgroup: create `%s`", rel);
 }
 

@@ -215,10 +215,14 @@ static void forget_progress_locked(struct job *j)
         j->progress_applied = j->progress_reads;   /* reads under way do not count */
 }
 
-void job_requeue(struct job *j)
+bool job_requeue(struct job *j, bool *ret_ran)
 {
         pthread_mutex_lock(&j->lock);
-        if (j->status == JOB_RUNNING) {
+        /* A client's cancel that came meanwhile (it found the job running
+         * and only asked) is answered by the caller, not lost in the queue. */
+        bool ok = !j->cancel_requested;
+        *ret_ran = j->n_attempts > 0;
+        if (ok && j->status == JOB_RUNNING) {
                 j->status = JOB_QUEUED;
                 j->started_ms = 0;
                 if (j->cancel_fd >= 0) {
@@ -228,6 +232,7 @@ void job_requeue(struct job *j)
                 forget_progress_locked(j);
         }
         pthread_mutex_unlock(&j->lock);
+        return ok;
 }
 
 size_t job_attempt_begin(struct job *j, int64_t uid, int64_t gid, char *run_id)

@@ -139,8 +139,9 @@ bool job_start(struct job *j, const char *runtime_name);
  * the errno that failed it. */
 int job_retry_cancel_fd(struct job *j);
 /* running -> queued: a planned stop interrupted it, the next start runs it
- * again (the attempt stays recorded). */
-void job_requeue(struct job *j);
+ * again (the attempt stays recorded).  False, and still running, when a
+ * cancel was asked for first; *ret_ran says whether it has an attempt. */
+bool job_requeue(struct job *j, bool *ret_ran);
 
 /* A new attempt begins (running jobs only), n counting from 1.  Its run id
  * is run_id when that is not "" (a warm container's), else "<id>-<n>",

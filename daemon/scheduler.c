@@ -351,11 +351,25 @@ static void record_job(struct scheduler *s, struct job *j, char *result, size_t 
 }
 
 /* A planned stop interrupted j: it goes back to queued, for the next start. */
+static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_error e, const char *message);
+
+/* running -> queued (in memory); false when a client's cancel came first
+ * (it found the job running and only asked): it is finished cancelled. */
+static bool back_to_queue(struct scheduler *s, struct job *j)
+{
+        bool ran;
+        if (job_requeue(j, &ran))
+                return true;
+        finish(s, j, NULL, JOB_ERR_CANCELLED, ran ? stop_message(JOB_ERR_CANCELLED) : CANCELLED_QUEUED);
+        return false;
+}
+
 static void requeue(struct scheduler *s, struct job *j)
 {
+        if (!back_to_queue(s, j))
+                return;
         log_job(LOG_LVL_INFO, j->id, j->manifest->name, NULL,
                 "%s interrupted by the daemon's stop; it runs again at the next start", j->manifest->name);
-        job_requeue(j);
         record_job(s, j, NULL, 0);
 }
 
@@ -590,7 +604,9 @@ static void run_job(struct scheduler *s, struct job *j)
                         break;
                 start_errno = job_retry_cancel_fd(j);
         }
-        if (job_cancel_fd(j) < 0) {
+        /* A stop or cancel that came as the eventfd was made at last ends
+         * the wait here too: nothing has run. */
+        if (job_cancel_fd(j) < 0 || (short_pauses > 0 && (job_stop_requested(j) || stopping(s)))) {
                 if (probe)
                         breaker_probe_abandoned(s->d.breaker, j->manifest->name);
                 if (!job_stop_requested(j) && stopping(s)) {
@@ -697,7 +713,7 @@ static void run_job(struct scheduler *s, struct job *j)
                          * not recorded as started, so it did not start:
                          * still queued on disk, for the next start. */
                         if (rec < 0)
-                                job_requeue(j);
+                                back_to_queue(s, j);
                         record_clear(&r.params);
                         free(r.message);
                         free(r.log_path);

@@ -12,6 +12,12 @@ failure (with the tail of the log of each daemon the test used), then the
 line "N passed, N failed".  Exit status 1 on any failure (or when nothing
 matched the filter), 0 otherwise.
 
+A SIGTERM or SIGINT (a watchdog's `timeout`, Ctrl-C) stops the run: it
+prints every thread's stack, the test under way as ERROR with its daemons'
+log tails, runs that test's remaining tearDown and cleanups, stops the
+daemons and prints the summary (at least one failure); a second signal
+ends it at once.
+
 --filter PATTERN keeps tests whose id (module.Class.method) contains
 PATTERN, or matches it as a shell glob; repeatable.
 
@@ -83,7 +89,7 @@ class LineResult(unittest.TestResult):
         self.failed = 0
         self.cur = None
         self.cur_test = None
-        self.interrupted = False   # set by the signal handler, before it raises
+        self.interrupted = None    # the signal's name, set by its handler before it raises
 
     def _w(self, s):
         self.stream.write(s + "\n")
@@ -98,17 +104,46 @@ class LineResult(unittest.TestResult):
     def report_interrupted(self):
         """What a stop (SIGINT, SIGTERM: a watchdog's timeout) found: the
         test under way and its daemons' log tails (the signal handler
-        printed every thread's stack)."""
+        printed every thread's stack); at least one failure."""
         if self.cur is None or self.cur_test is None:
-            self._w("interrupted between tests")
+            self._w("interrupted between tests (or in a class's set-up or tear-down)")
+            daemons, what = list(harness._LIVE), "the run"
+        else:
+            self.failed += 1
+            self._w("%-5s %s %.2fs (interrupted)" % ("ERROR", self.cur_test.id(),
+                                                     time.monotonic() - self.cur["t0"]))
+            daemons, what = list(harness.TOUCHED), str(self.cur_test)
+            self.cur = None
+        logs = ["--- log tail of daemon %s (%s) ---\n%s" % (d.name, d.tmp, d.log_tail(60)) for d in daemons]
+        self.details.append("INTERRUPTED: %s\n%s" % (what, "\n".join(logs)))
+        self.failed = max(self.failed, 1)
+
+    def print_details(self):
+        if self.details:
+            print("\n==================== failures ====================")
+            for d in self.details:
+                print(d)
+                print("-" * 50)
+            del self.details[:]
+        sys.stdout.flush()
+
+    def tidy_interrupted_test(self, torn_down):
+        """The interrupted test's tearDown (unless unittest ran it) and its
+        cleanups not yet run (its cgroups, its mounts), each error printed;
+        the daemons are stopped after."""
+        t = self.cur_test
+        if t is None:
             return
-        self.failed += 1
-        self._w("%-5s %s %.2fs (interrupted)" % ("ERROR", self.cur_test.id(),
-                                                 time.monotonic() - self.cur["t0"]))
-        logs = ["--- log tail of daemon %s (%s) ---\n%s" % (d.name, d.tmp, d.log_tail(60))
-                for d in list(harness.TOUCHED)]
-        self.details.append("INTERRUPTED: %s\n%s" % (self.cur_test, "\n".join(logs)))
-        self.cur = None
+        steps = [] if torn_down else [t.tearDown]
+        while steps or t._cleanups:
+            if steps:
+                fn, args, kwargs = steps.pop(), (), {}
+            else:
+                fn, args, kwargs = t._cleanups.pop()
+            try:
+                fn(*args, **kwargs)
+            except Exception:  # noqa: BLE001
+                traceback.print_exc()
 
     def _record(self, test, kind, err):
         text = self._exc_info_to_string(err, test)
@@ -159,7 +194,7 @@ class LineResult(unittest.TestResult):
         if self.interrupted:
             return      # not passed: report_interrupted() says where it stood
         c = self.cur
-        self.cur = None
+        self.cur = self.cur_test = None
         dt = time.monotonic() - c["t0"]
         if c["status"] == "ok":
             self.passed += 1
@@ -223,36 +258,42 @@ def main():
     t0 = time.monotonic()
 
     def stop(signum, frame):
-        result.interrupted = True
-        sys.stdout.write("--- %s: where each thread was ---\n" % signal.Signals(signum).name)
-        sys.stdout.flush()
-        faulthandler.dump_traceback(file=sys.stdout, all_threads=True)
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        result.interrupted = name
+        result.stop()      # no later test starts, whatever becomes of the exception
+        # A second signal ends the run at once: a loop that swallows the
+        # first (an `except BaseException`) cannot hold it.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        try:
+            sys.stdout.write("--- %s: where each thread was ---\n" % name)
+            sys.stdout.flush()
+            faulthandler.dump_traceback(file=sys.stdout, all_threads=True)
+        except (OSError, ValueError):
+            pass    # no one reads the output any more (its pipe closed)
+        raise KeyboardInterrupt(name)
     # A watchdog's `timeout` (the cgroup v2 VM's) ends a hung run with
     # SIGTERM, a user with SIGINT: both say where it stood before the summary.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        unittest.TestSuite(tests).run(result)
-    except KeyboardInterrupt as e:
-        print("interrupted%s" % (" by " + str(e) if str(e) else ""))
-        result.report_interrupted()
-        # The interrupted test's cleanups not yet run (its cgroups, its
-        # mounts); the daemons are stopped below.
-        if result.cur_test is not None:
-            try:
-                result.cur_test.doCleanups()
-            except Exception:  # noqa: BLE001
-                traceback.print_exc()
-        if result.failed == 0:
-            result.failed = 1
+        in_test_method = False
+        try:
+            unittest.TestSuite(tests).run(result)
+        except KeyboardInterrupt as e:
+            result.interrupted = result.interrupted or "SIGINT"
+            # Stopped in the test itself: unittest skipped its tearDown.
+            in_test_method = any(f.f_code.co_name == "_callTestMethod"
+                                 for f, _ in traceback.walk_tb(e.__traceback__))
+        if result.interrupted:
+            # Said before the cleanups: a watchdog's kill may end those.
+            print("interrupted by %s" % result.interrupted)
+            result.report_interrupted()
+            result.print_details()
+            result.tidy_interrupted_test(torn_down=not in_test_method)
     finally:
         harness._atexit_cleanup()
-    if result.details:
-        print("\n==================== failures ====================")
-        for d in result.details:
-            print(d)
-            print("-" * 50)
+    result.print_details()
     rt = harness.RUNTIME
     print("(%.0f s; runtime %s %s at %s)" % (time.monotonic() - t0, rt.get("name", "?"),
                                             rt.get("version", "?"), rt.get("path", "?")))

@@ -6,7 +6,11 @@
  * the result spliced in; a record's attempts. */
 #include "testutil.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -728,7 +732,9 @@ START_TEST(test_job_requeue)
         struct job *j = new_job(m, PRIO_NORMAL);
         struct seen s = { .j = j, .status = -1 };
         ck_assert_ptr_nonnull(job_add_waiter(j, saw, &s));
-        job_requeue(j);   /* queued already: nothing to do */
+        bool ran = true;
+        ck_assert(job_requeue(j, &ran));   /* queued already: nothing to do */
+        ck_assert(!ran);
         ck_assert_int_eq(job_get_status(j), JOB_QUEUED);
         ck_assert(job_start(j, "runc"));
         ck_assert_int_ge(job_cancel_fd(j), 0);
@@ -736,7 +742,8 @@ START_TEST(test_job_requeue)
         ck_assert_uint_eq(job_attempt_begin(j, 1000, 1000, run_id), 1);
         job_attempt_end(j, JOB_ERR_INTERRUPTED, "stopped by the daemon");
 
-        job_requeue(j);
+        ck_assert(job_requeue(j, &ran));
+        ck_assert(ran);
         ck_assert_int_eq(job_get_status(j), JOB_QUEUED);
         ck_assert_int_eq(job_cancel_fd(j), -1);
         ck_assert_uint_eq(j->n_attempts, 1);
@@ -771,12 +778,60 @@ START_TEST(test_job_requeue)
         json_decref(o);
         ck_assert(job_finish(j, JOB_ERR_NONE, NULL, 0, NULL));
         /* Final is final: requeue leaves it alone. */
-        job_requeue(j);
+        ck_assert(job_requeue(j, &ran));
         ck_assert_int_eq(job_get_status(j), JOB_SUCCEEDED);
         ck_assert_int_eq(s.calls, 0);
         job_wake(j);
         ck_assert_int_eq(s.calls, 2);   /* both waiters, once each */
         ck_assert_int_eq(s.status, JOB_SUCCEEDED);
+        job_unref(j);
+        manifest_unref(m);
+}
+END_TEST
+
+/* A client's cancel that finds the job running only asks; a requeue
+ * after it (the daemon's stop) must not put it back in the queue. */
+START_TEST(test_requeue_after_a_cancel_is_refused)
+{
+        struct manifest *m = fake_manifest("a", 0);
+        struct job *j = new_job(m, PRIO_NORMAL);
+        ck_assert(job_start(j, "runc"));
+        ck_assert(job_request_cancel(j));   /* running: asked */
+        bool ran = true;
+        ck_assert(!job_requeue(j, &ran));
+        ck_assert(!ran);
+        ck_assert_int_eq(job_get_status(j), JOB_RUNNING);
+        ck_assert(job_finish(j, JOB_ERR_CANCELLED, "cancelled on request before it ran", -1, NULL));
+        job_unref(j);
+        manifest_unref(m);
+}
+END_TEST
+
+/* A cancel asked for while the job had no eventfd (the daemon out of
+ * descriptors at its start) is seen on the eventfd made later. */
+START_TEST(test_cancel_before_the_eventfd_is_made_is_not_lost)
+{
+        struct manifest *m = fake_manifest("a", 0);
+        struct job *j = new_job(m, PRIO_NORMAL);
+        struct rlimit old;
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+        int lowest = dup(0);   /* every descriptor below it is open */
+        ck_assert_int_ge(lowest, 0);
+        close(lowest);
+        struct rlimit tight = { .rlim_cur = (rlim_t)lowest, .rlim_max = old.rlim_max };
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &tight), 0);
+        bool started = job_start(j, "runc");
+        int start_errno = errno;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        ck_assert(started);
+        ck_assert_int_eq(job_cancel_fd(j), -1);
+        ck_assert_int_eq(start_errno, EMFILE);
+        ck_assert(job_request_cancel(j));
+        ck_assert_int_eq(job_retry_cancel_fd(j), 0);
+        struct pollfd pfd = { .fd = job_cancel_fd(j), .events = POLLIN };
+        ck_assert_int_ge(pfd.fd, 0);
+        ck_assert_int_eq(poll(&pfd, 1, 0), 1);
+        ck_assert(job_finish(j, JOB_ERR_CANCELLED, "cancelled on request before it ran", -1, NULL));
         job_unref(j);
         manifest_unref(m);
 }
@@ -1016,6 +1071,8 @@ static Suite *suite(void)
         tcase_add_test(tc, test_job_states_and_waiters);
         tcase_add_test(tc, test_queued_job_cancelled);
         tcase_add_test(tc, test_job_requeue);
+        tcase_add_test(tc, test_requeue_after_a_cancel_is_refused);
+        tcase_add_test(tc, test_cancel_before_the_eventfd_is_made_is_not_lost);
         tcase_add_test(tc, test_render_splices_result_text);
         tcase_add_test(tc, test_record_attempts);
         suite_add_tcase(s, tc);
