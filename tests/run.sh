@@ -28,6 +28,9 @@ passed=0
 failed=0
 log_dir=build/test-logs
 mkdir -p "$log_dir"
+# A Ctrl-C or a stop ends the run after the tier under way has cleaned up
+# (run.py stops its daemons itself): no later tier starts.
+trap 'echo "interrupted"; echo "$passed passed, $((failed + 1)) failed"; exit 130' INT TERM
 
 # Add the counts of the last "N passed, N failed" line of a log.
 count_summary() {
