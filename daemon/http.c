@@ -865,14 +865,23 @@ static bool shed_connections(struct http_server *srv, int errnum)
 }
 
 /* The accept() failures libmicrohttpd gives up a connection for (its
- * MHD_SCKT_ERR_IS_LOW_RESOURCES_), by the words it logs them with; 0 for
- * any other. */
+ * MHD_SCKT_ERR_IS_LOW_RESOURCES_). */
+static const int accept_shortages[] = { EMFILE, ENFILE, ENOMEM, ENOBUFS };
+
+static bool is_accept_shortage(int errnum)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(accept_shortages); i++)
+                if (errnum == accept_shortages[i])
+                        return true;
+        return false;
+}
+
+/* One of them by the words libmicrohttpd logs it with; 0 for any other. */
 static int accept_shortage(const char *what)
 {
-        static const int shortage[] = { EMFILE, ENFILE, ENOMEM, ENOBUFS };
-        for (size_t i = 0; i < ARRAY_SIZE(shortage); i++)
-                if (!strcmp(what, strerror(shortage[i])))
-                        return shortage[i];
+        for (size_t i = 0; i < ARRAY_SIZE(accept_shortages); i++)
+                if (!strcmp(what, strerror(accept_shortages[i])))
+                        return accept_shortages[i];
         return 0;
 }
 
@@ -951,7 +960,7 @@ static void stand_in_accept(struct http_server *srv)
                 if (MHD_add_connection(srv->mhd, fd, (struct sockaddr *)&ss, len) != MHD_YES)
                         log_debug("http: a connection taken for a thread at the descriptor limit was refused: %s",
                                   strerror(errno));
-        } else if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
+        } else if (is_accept_shortage(errno)) {
                 if (!shed_connections(srv, errno))
                         usleep(50 * 1000);
         } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {

@@ -350,7 +350,6 @@ static void record_job(struct scheduler *s, struct job *j, char *result, size_t 
         record_clear(&rec);
 }
 
-/* A planned stop interrupted j: it goes back to queued, for the next start. */
 static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_error e, const char *message);
 
 /* running -> queued (in memory); false when a client's cancel came first
@@ -364,6 +363,7 @@ static bool back_to_queue(struct scheduler *s, struct job *j)
         return false;
 }
 
+/* A planned stop interrupted j: it goes back to queued, for the next start. */
 static void requeue(struct scheduler *s, struct job *j)
 {
         if (!back_to_queue(s, j))
