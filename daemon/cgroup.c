@@ -437,6 +437,15 @@ void cgroup_files_close(struct cgroup_files *f)
         *f = CGROUP_FILES_NONE;
 }
 
+int64_t cgroup_files_usage(const struct cgroup_files *f)
+{
+        if (f->usage < 0) {
+                errno = EBADF;
+                return -1;
+        }
+        return pread_int(f->usage);
+}
+
 int cgroup_restart_counters(const char *path, const struct cgroup_files *files, struct cgroup_base *ret,
                             struct err *err)
 {
@@ -454,7 +463,8 @@ int cgroup_restart_counters(const char *path, const struct cgroup_files *files, 
         return 0;
 }
 
-int cgroup_settle(const char *path, const struct cgroup_files *files, int64_t max_bytes, struct err *err)
+int cgroup_settle(const char *path, const struct cgroup_files *files, int64_t max_bytes, bool reclaim,
+                  struct err *err)
 {
         if (!path_ok(path))
                 return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
@@ -475,6 +485,8 @@ int cgroup_settle(const char *path, const struct cgroup_files *files, int64_t ma
         if (cache != 0)
                 return err_set(err, ERR_BUSY, 0, "cgroup `%s` holds %lld bytes, %lld of them page cache", path,
                                (long long)held, (long long)cache);
+        if (!reclaim)
+                return 1;
         /* Kernel memory of the runs before (dentries, inodes): v1's
          * reclaim of all it can from a cgroup without tasks. */
         int r = write_ctl(mem, "memory.force_empty", "0");

@@ -32,6 +32,7 @@ struct runcgroups {
         enum slot_state *slots;   /* by number: slot-0, slot-1, ... (never renumbered) */
         char **left_by;           /* a SLOT_GONE slot's run, whose ids wait for it; else NULL */
         struct cgroup_files **files;  /* a slot's counter files: open while it is FREE, or BUSY once taken */
+        bool *unsettled;          /* FREE, given back holding kernel memory: settled when next taken */
         size_t n_slots;
         size_t *free;             /* a stack: the slot freed last is used first */
         size_t n_free;
@@ -54,10 +55,11 @@ static void drop_files(struct runcgroup *rc)
 
 /* -- slots (v1) ---------------------------------------------------------- */
 
-static void set_state(struct runcgroups *rcs, size_t slot, enum slot_state st, const char *left_by)
+static void set_state(struct runcgroups *rcs, size_t slot, enum slot_state st, bool unsettled, const char *left_by)
 {
         pthread_mutex_lock(&rcs->lock);
         rcs->slots[slot] = st;
+        rcs->unsettled[slot] = unsettled;
         free(rcs->left_by[slot]);
         rcs->left_by[slot] = left_by ? xstrdup(left_by) : NULL;
         if (st == SLOT_FREE || st == SLOT_UNMADE)
@@ -65,28 +67,67 @@ static void set_state(struct runcgroups *rcs, size_t slot, enum slot_state st, c
         pthread_mutex_unlock(&rcs->lock);
 }
 
+/* The most free slots passed over while they still hold their runs'
+ * kernel memory (unsettled) before a take reclaims one: a new slot is
+ * made instead until then. */
+#define SLOTS_UNSETTLED_SPARE 2
+
+/* Under rcs->lock: may the free slot be taken as it is?  One given back
+ * holding more than the next run may start on (a container's kernel
+ * memory, which the kernel frees within about 10 ms of its end, after
+ * RCU) is, once it holds little enough. */
+static bool slot_ready(struct runcgroups *rcs, size_t slot)
+{
+        if (!rcs->unsettled[slot] || rcs->slots[slot] == SLOT_UNMADE)
+                return true;
+        int64_t held = cgroup_files_usage(rcs->files[slot]);
+        if (held < 0 || held > CGROUP_REUSE_MAX_BYTES)
+                return false;
+        rcs->unsettled[slot] = false;
+        return true;
+}
+
 /* A free slot, or the number of a new one or an unmade one (*fresh: its
- * cgroup is to be made), and where its counter files are kept (read here:
- * the arrays move as slots are added). */
-static size_t pick_slot(struct runcgroups *rcs, bool *fresh, struct cgroup_files **files)
+ * cgroup is to be made), whether it is to be settled first, and where its
+ * counter files are kept (read here: the arrays move as slots are added).
+ * The free slot given back last that is ready is taken; while fewer than
+ * SLOTS_UNSETTLED_SPARE are not, a new one rather than v1's reclaim of
+ * one of them (about 0.1 ms of CPU, mostly for nothing: the kernel is
+ * freeing that memory itself); past that, the one given back first. */
+static size_t pick_slot(struct runcgroups *rcs, bool *fresh, bool *settle, struct cgroup_files **files)
 {
         pthread_mutex_lock(&rcs->lock);
-        size_t slot;
-        *fresh = !rcs->n_free;
+        size_t slot, waiting = 0, at = rcs->n_free;
+        for (size_t i = rcs->n_free; i-- > 0;) {
+                if (slot_ready(rcs, rcs->free[i])) {
+                        at = i;
+                        break;
+                }
+                waiting++;
+        }
+        if (at == rcs->n_free && waiting >= SLOTS_UNSETTLED_SPARE)
+                at = 0;
+        *fresh = at == rcs->n_free;
+        *settle = false;
         if (!*fresh) {
-                slot = rcs->free[--rcs->n_free];
+                slot = rcs->free[at];
+                memmove(rcs->free + at, rcs->free + at + 1, (rcs->n_free - at - 1) * sizeof *rcs->free);
+                rcs->n_free--;
                 *fresh = rcs->slots[slot] == SLOT_UNMADE;
+                *settle = rcs->unsettled[slot];
         } else {
                 slot = rcs->n_slots++;
                 rcs->slots = xrealloc(rcs->slots, rcs->n_slots * sizeof *rcs->slots);
                 rcs->free = xrealloc(rcs->free, rcs->n_slots * sizeof *rcs->free);
                 rcs->left_by = xrealloc(rcs->left_by, rcs->n_slots * sizeof *rcs->left_by);
                 rcs->left_by[slot] = NULL;
+                rcs->unsettled = xrealloc(rcs->unsettled, rcs->n_slots * sizeof *rcs->unsettled);
                 rcs->files = xrealloc(rcs->files, rcs->n_slots * sizeof *rcs->files);
                 rcs->files[slot] = xmalloc(sizeof **rcs->files);
                 *rcs->files[slot] = CGROUP_FILES_NONE;
         }
         rcs->slots[slot] = SLOT_BUSY;
+        rcs->unsettled[slot] = false;
         *files = rcs->files[slot];
         pthread_mutex_unlock(&rcs->lock);
         return slot;
@@ -97,16 +138,26 @@ static int slots_take(struct runcgroups *rcs, const char *run_id, struct runcgro
         /* A slot that cannot be made ready (gone from under us) is dropped
          * and the next one tried, once. */
         for (int attempt = 0;; attempt++) {
-                bool fresh;
-                size_t slot = pick_slot(rcs, &fresh, &rc->files);
+                bool fresh, settle;
+                size_t slot = pick_slot(rcs, &fresh, &settle, &rc->files);
                 rc->slot = (long)slot;
                 rc->dir = xasprintf("%s/" SLOT_PREFIX "%zu", rcs->parent, slot);
                 rc->leaf = xasprintf("%s/%s", rc->dir, run_id);
                 struct err e = ERR_INIT;
                 if (fresh)
                         drop_files(rc);   /* none of a cgroup made anew are its */
+                /* Given back holding more than the next run may start on,
+                 * and still: what it holds is reclaimed, or the cgroup is
+                 * made anew (one that cannot be removed goes to the
+                 * collector, below). */
+                if (settle && cgroup_settle(rc->dir, rc->files, CGROUP_REUSE_MAX_BYTES, true, &e) < 0) {
+                        log_debug("run cgroup: %s: made anew", e.msg);
+                        err_clear(&e);
+                        drop_files(rc);
+                        fresh = cgroup_remove(rc->dir, &e) == 0;
+                }
                 bool made = !fresh;
-                if ((made || (made = cgroup_make(rc->dir, &e) == 0)) &&
+                if (e.code == ERR_OK && (made || (made = cgroup_make(rc->dir, &e) == 0)) &&
                     (rc->files->peak >= 0 || cgroup_files_open(rc->dir, rc->files, &e) == 0) &&
                     cgroup_restart_counters(rc->dir, rc->files, &rc->base, &e) == 0)
                         return 0;
@@ -120,13 +171,13 @@ static int slots_take(struct runcgroups *rcs, const char *run_id, struct runcgro
                          * fail the same way. */
                         struct err re = ERR_INIT;
                         set_state(rcs, slot, made ? SLOT_FREE : cgroup_remove(rc->dir, &re) == 0 ? SLOT_UNMADE : SLOT_GONE,
-                                  NULL);
+                                  false, NULL);
                         release(rc);
                         *err = e;
                         return err_wrap(err, "run cgroup");
                 }
                 /* Not ours to reuse now: the collector removes what is there. */
-                set_state(rcs, slot, SLOT_GONE, NULL);
+                set_state(rcs, slot, SLOT_GONE, false, NULL);
                 release(rc);
                 if (attempt == 1) {
                         *err = e;
@@ -163,14 +214,15 @@ static int slots_give(struct runcgroups *rcs, struct runcgroup *rc, const char *
                  * cgroup_settle). */
                 struct err se = ERR_INIT;
                 enum slot_state next = SLOT_FREE;
-                if (cgroup_settle(rc->dir, rc->files, CGROUP_REUSE_MAX_BYTES, &se) < 0) {
+                int settled = cgroup_settle(rc->dir, rc->files, CGROUP_REUSE_MAX_BYTES, false, &se);
+                if (settled < 0) {
                         log_debug("run cgroup: %s: made anew", se.msg);
                         drop_files(rc);
                         if (cgroup_remove(rc->dir, err) < 0)
                                 goto left;
                         next = SLOT_UNMADE;
                 }
-                set_state(rcs, slot, next, NULL);
+                set_state(rcs, slot, next, settled == 1, NULL);
                 release(rc);
                 return 0;
         }
@@ -178,7 +230,7 @@ left:
         drop_files(rc);
         if (!deleted)
                 err_set(err, ERR_BUSY, 0, "cgroup `%s`: its container was not deleted", rc->leaf);
-        set_state(rcs, slot, SLOT_GONE, run_id);
+        set_state(rcs, slot, SLOT_GONE, false, run_id);
         release(rc);
         return -1;
 }
@@ -256,6 +308,7 @@ void runcgroups_free(struct runcgroups *rcs)
                 free(rcs->files[i]);
         }
         free(rcs->left_by);
+        free(rcs->unsettled);
         free(rcs->files);
         free(rcs->slots);
         free(rcs->free);
