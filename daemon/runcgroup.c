@@ -32,9 +32,10 @@ struct runcgroups {
         enum slot_state *slots;   /* by number: slot-0, slot-1, ... (never renumbered) */
         char **left_by;           /* a SLOT_GONE slot's run, whose ids wait for it; else NULL */
         struct cgroup_files **files;  /* a slot's counter files: open while it is FREE, or BUSY once taken */
-        bool *unsettled;          /* FREE, given back holding kernel memory: settled when next taken */
+        bool *unsettled;          /* FREE, given back holding its runs' kernel memory (pick_slot) */
+        unsigned *eager;          /* gives left that reclaim at once: that memory outlasted a wait */
         size_t n_slots;
-        size_t *free;             /* a stack: the slot freed last is used first */
+        size_t *free;             /* in the order given back: the last one ready is used first */
         size_t n_free;
 };
 
@@ -72,6 +73,11 @@ static void set_state(struct runcgroups *rcs, size_t slot, enum slot_state st, b
  * made instead until then. */
 #define SLOTS_UNSETTLED_SPARE 2
 
+/* A slot whose runs' kernel memory outlasted the wait (settled when
+ * taken, on a job's way to its start) has it reclaimed as it is given
+ * back, in the cleaner, for this many gives; then it is waited for again. */
+#define SLOTS_EAGER_GIVES 8
+
 /* Under rcs->lock: may the free slot be taken as it is?  One given back
  * holding more than the next run may start on (a container's kernel
  * memory, which the kernel frees within about 10 ms of its end, after
@@ -80,8 +86,10 @@ static bool slot_ready(struct runcgroups *rcs, size_t slot)
 {
         if (!rcs->unsettled[slot] || rcs->slots[slot] == SLOT_UNMADE)
                 return true;
+        /* Unreadable (its cgroup removed from under us): taken, and found
+         * so (slots_take). */
         int64_t held = cgroup_files_usage(rcs->files[slot]);
-        if (held < 0 || held > CGROUP_REUSE_MAX_BYTES)
+        if (held > CGROUP_REUSE_MAX_BYTES)
                 return false;
         rcs->unsettled[slot] = false;
         return true;
@@ -115,6 +123,8 @@ static size_t pick_slot(struct runcgroups *rcs, bool *fresh, bool *settle, struc
                 rcs->n_free--;
                 *fresh = rcs->slots[slot] == SLOT_UNMADE;
                 *settle = rcs->unsettled[slot];
+                if (*settle)
+                        rcs->eager[slot] = SLOTS_EAGER_GIVES;
         } else {
                 slot = rcs->n_slots++;
                 rcs->slots = xrealloc(rcs->slots, rcs->n_slots * sizeof *rcs->slots);
@@ -122,6 +132,8 @@ static size_t pick_slot(struct runcgroups *rcs, bool *fresh, bool *settle, struc
                 rcs->left_by = xrealloc(rcs->left_by, rcs->n_slots * sizeof *rcs->left_by);
                 rcs->left_by[slot] = NULL;
                 rcs->unsettled = xrealloc(rcs->unsettled, rcs->n_slots * sizeof *rcs->unsettled);
+                rcs->eager = xrealloc(rcs->eager, rcs->n_slots * sizeof *rcs->eager);
+                rcs->eager[slot] = 0;
                 rcs->files = xrealloc(rcs->files, rcs->n_slots * sizeof *rcs->files);
                 rcs->files[slot] = xmalloc(sizeof **rcs->files);
                 *rcs->files[slot] = CGROUP_FILES_NONE;
@@ -151,10 +163,12 @@ static int slots_take(struct runcgroups *rcs, const char *run_id, struct runcgro
                  * made anew (one that cannot be removed goes to the
                  * collector, below). */
                 if (settle && cgroup_settle(rc->dir, rc->files, CGROUP_REUSE_MAX_BYTES, true, &e) < 0) {
-                        log_debug("run cgroup: %s: made anew", e.msg);
+                        struct err why = e;
                         err_clear(&e);
                         drop_files(rc);
                         fresh = cgroup_remove(rc->dir, &e) == 0;
+                        if (fresh)
+                                log_debug("run cgroup: %s: made anew", why.msg);
                 }
                 bool made = !fresh;
                 if (e.code == ERR_OK && (made || (made = cgroup_make(rc->dir, &e) == 0)) &&
@@ -187,6 +201,18 @@ static int slots_take(struct runcgroups *rcs, const char *run_id, struct runcgro
         }
 }
 
+/* Is the slot's give to reclaim at once (SLOTS_EAGER_GIVES)?  Counts
+ * one such give. */
+static bool eager_give(struct runcgroups *rcs, size_t slot)
+{
+        pthread_mutex_lock(&rcs->lock);
+        bool eager = rcs->eager[slot] > 0;
+        if (eager)
+                rcs->eager[slot]--;
+        pthread_mutex_unlock(&rcs->lock);
+        return eager;
+}
+
 static int slots_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, enum runcgroup_end end,
                       struct err *err)
 {
@@ -211,10 +237,12 @@ static int slots_give(struct runcgroups *rcs, struct runcgroup *rc, const char *
                  * under that run: kept small, so is what its figures can
                  * be short by.  One that holds page cache, or will not
                  * shrink, is made anew (its charges go to the parent; see
-                 * cgroup_settle). */
+                 * cgroup_settle).  Kernel memory is left to the kernel,
+                 * which frees most of it within milliseconds (pick_slot
+                 * waits for that), unless the slot's runs' did not. */
                 struct err se = ERR_INIT;
                 enum slot_state next = SLOT_FREE;
-                int settled = cgroup_settle(rc->dir, rc->files, CGROUP_REUSE_MAX_BYTES, false, &se);
+                int settled = cgroup_settle(rc->dir, rc->files, CGROUP_REUSE_MAX_BYTES, eager_give(rcs, slot), &se);
                 if (settled < 0) {
                         log_debug("run cgroup: %s: made anew", se.msg);
                         drop_files(rc);
@@ -309,6 +337,7 @@ void runcgroups_free(struct runcgroups *rcs)
         }
         free(rcs->left_by);
         free(rcs->unsettled);
+        free(rcs->eager);
         free(rcs->files);
         free(rcs->slots);
         free(rcs->free);
