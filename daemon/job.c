@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jsontext.h"
 #include "log.h"
 #include "metrics.h"
 #include "progress.h"
@@ -387,22 +388,52 @@ void job_set_log_truncated(struct job *j, bool truncated)
         pthread_mutex_unlock(&j->lock);
 }
 
-/* The attempts as the record keeps them (lock held). */
+static void put_time(struct jsonbuf *b, int64_t ms)
+{
+        if (!ms) {
+                jsonbuf_lit(b, "null");
+                return;
+        }
+        char t[40];
+        format_rfc3339(ms, t, sizeof t);
+        jsonbuf_string(b, t);
+}
+
+/* The attempts as the record keeps them (lock held), as record_time_json()
+ * and record_error_json() would have them in a jansson tree, written
+ * directly: rendered twice a job (its run's start and end), the tree was
+ * most of what the job's records cost the worker. */
 static char *attempts_text_locked(struct job *j)
 {
-        _cleanup_json_ json_t *attempts = json_array();
+        struct jsonbuf b = JSONBUF_INIT;
+        jsonbuf_lit(&b, "[");
         for (size_t i = 0; i < j->n_attempts; i++) {
                 const struct job_attempt *a = &j->attempts[i];
-                json_array_append_new(attempts, json_pack("{s:s, s:b, s:I, s:I, s:o, s:o, s:o}",
-                        "run_id", a->run_id, "warm", a->warm, "uid", (json_int_t)a->uid, "gid", (json_int_t)a->gid,
-                        "started_at", record_time_json(a->started_ms),
-                        "finished_at", record_time_json(a->finished_ms),
-                        "error", a->finished_ms ? record_error_json(a->error, a->message) : json_null()));
+                char ids[96];
+                if (i)
+                        jsonbuf_lit(&b, ",");
+                jsonbuf_lit(&b, "{\"run_id\":");
+                jsonbuf_string(&b, a->run_id);
+                int n = snprintf(ids, sizeof ids, ",\"warm\":%s,\"uid\":%lld,\"gid\":%lld,\"started_at\":",
+                                 a->warm ? "true" : "false", (long long)a->uid, (long long)a->gid);
+                jsonbuf_put(&b, ids, (size_t)n);
+                put_time(&b, a->started_ms);
+                jsonbuf_lit(&b, ",\"finished_at\":");
+                put_time(&b, a->finished_ms);
+                jsonbuf_lit(&b, ",\"error\":");
+                if (a->finished_ms && a->error != JOB_ERR_NONE) {
+                        jsonbuf_lit(&b, "{\"code\":");
+                        jsonbuf_string(&b, job_error_name(a->error));
+                        jsonbuf_lit(&b, ",\"message\":");
+                        jsonbuf_string(&b, a->message ? a->message : "");
+                        jsonbuf_lit(&b, "}");
+                } else {
+                        jsonbuf_lit(&b, "null");
+                }
+                jsonbuf_lit(&b, "}");
         }
-        char *text = json_dumps(attempts, JSON_COMPACT);
-        if (!text)
-                abort();
-        return text;
+        jsonbuf_lit(&b, "]");
+        return b.text;
 }
 
 void job_snapshot(struct job *j, struct job_record *r)

@@ -111,3 +111,57 @@ int jsontext_check(const char *text, size_t len, size_t max_depth, struct err *e
         yajl_free(h);
         return ret;
 }
+
+void jsonbuf_put(struct jsonbuf *b, const char *s, size_t n)
+{
+        if (b->len + n + 1 > b->cap) {
+                b->cap = 2 * (b->len + n + 1) < 256 ? 256 : 2 * (b->len + n + 1);
+                b->text = xrealloc(b->text, b->cap);
+        }
+        memcpy(b->text + b->len, s, n);
+        b->len += n;
+        b->text[b->len] = '\0';
+}
+
+void jsonbuf_string(struct jsonbuf *b, const char *s)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        size_t len = strlen(s);
+        jsonbuf_lit(b, "\"");
+        for (size_t i = 0; i < len;) {
+                unsigned char c = (unsigned char)s[i];
+                if (c >= 0x80) {
+                        size_t n = utf8_seq_len(s + i, len - i);
+                        if (n)
+                                jsonbuf_put(b, s + i, n);
+                        else
+                                jsonbuf_lit(b, "\xEF\xBF\xBD");
+                        i += n ? n : 1;
+                        continue;
+                }
+                if (c >= 0x20 && c != '"' && c != '\\') {
+                        size_t run = i + 1;
+                        while (run < len && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x80 &&
+                               s[run] != '"' && s[run] != '\\')
+                                run++;
+                        jsonbuf_put(b, s + i, run - i);
+                        i = run;
+                        continue;
+                }
+                char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+                size_t n = 2;
+                switch (c) {
+                case '"':  esc[1] = '"'; break;
+                case '\\': esc[1] = '\\'; break;
+                case '\b': esc[1] = 'b'; break;
+                case '\f': esc[1] = 'f'; break;
+                case '\n': esc[1] = 'n'; break;
+                case '\r': esc[1] = 'r'; break;
+                case '\t': esc[1] = 't'; break;
+                default:   n = 6; break;
+                }
+                jsonbuf_put(b, esc, n);
+                i++;
+        }
+        jsonbuf_lit(b, "\"");
+}

@@ -18,4 +18,22 @@
  * deeper than N" for the depth. */
 int jsontext_check(const char *text, size_t len, size_t max_depth, struct err *err);
 
+/* JSON text written piece by piece, for what is rendered on every job's
+ * way (a jansson tree of it, then dumped, costs several times as much).
+ * Start from JSONBUF_INIT; text is NUL-terminated, the caller's to free. */
+struct jsonbuf {
+        char *text;
+        size_t len, cap;
+};
+
+#define JSONBUF_INIT { .text = NULL }
+
+void jsonbuf_put(struct jsonbuf *b, const char *s, size_t n);
+#define jsonbuf_lit(b, s) jsonbuf_put((b), "" s, sizeof(s) - 1)
+/* s as a JSON string, byte for byte as jansson's json_dumps() writes it
+ * (", \ and control characters escaped, \u00XX for those without a short
+ * form, the rest as it is), any byte that is not UTF-8 as U+FFFD, as
+ * json_string_lossy() takes it. */
+void jsonbuf_string(struct jsonbuf *b, const char *s);
+
 #endif

@@ -250,14 +250,43 @@ int64_t wall_wait_ms(int64_t due_ms, int64_t bound_ms)
         return wait == INT64_MIN ? 0 : wait;
 }
 
+/* n as `width` decimal digits at p (0 <= n < 10^width). */
+static char *put_digits(char *p, int n, int width)
+{
+        for (int i = width - 1; i >= 0; i--, n /= 10)
+                p[i] = (char)('0' + n % 10);
+        return p + width;
+}
+
 void format_rfc3339(int64_t real_ms, char *buf, size_t len)
 {
         time_t secs = (time_t)(real_ms / 1000);
         struct tm tm;
         gmtime_r(&secs, &tm);
-        char base[24];
-        strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(buf, len, "%s.%03dZ", base, (int)(real_ms % 1000));
+        int year = tm.tm_year + 1900;
+        if (real_ms < 0 || year > 9999 || len < sizeof "YYYY-MM-DDTHH:MM:SS.mmmZ") {
+                char base[40];
+                strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+                snprintf(buf, len, "%s.%03dZ", base, (int)(real_ms % 1000));
+                return;
+        }
+        /* By hand: strftime() and snprintf() for each of the dozen times
+         * a job's records and log lines show were worth saving. */
+        char *p = put_digits(buf, year, 4);
+        *p++ = '-';
+        p = put_digits(p, tm.tm_mon + 1, 2);
+        *p++ = '-';
+        p = put_digits(p, tm.tm_mday, 2);
+        *p++ = 'T';
+        p = put_digits(p, tm.tm_hour, 2);
+        *p++ = ':';
+        p = put_digits(p, tm.tm_min, 2);
+        *p++ = ':';
+        p = put_digits(p, tm.tm_sec, 2);
+        *p++ = '.';
+        p = put_digits(p, (int)(real_ms % 1000), 3);
+        *p++ = 'Z';
+        *p = '\0';
 }
 
 int mkdir_p(const char *path, unsigned mode, struct err *err)

@@ -3,6 +3,8 @@
  * through, UTF-8, the depth cap and the position in messages. */
 #include "testutil.h"
 
+#include <jansson.h>
+
 #include "jsontext.h"
 #include "util.h"
 
@@ -186,6 +188,51 @@ START_TEST(test_position)
 }
 END_TEST
 
+/* jsonbuf_string() writes what jansson's json_dumps() writes of
+ * json_string_lossy(s), byte for byte: every byte value alone and among
+ * others, UTF-8 of every length, bytes that are not UTF-8. */
+static void same_as_jansson(const char *s)
+{
+        json_t *j = json_string_lossy(s);
+        ck_assert_ptr_nonnull(j);
+        char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+        json_decref(j);
+        struct jsonbuf b = JSONBUF_INIT;
+        jsonbuf_lit(&b, "x");
+        jsonbuf_string(&b, s);
+        ck_assert_uint_eq(b.len, strlen(b.text));
+        ck_assert_str_eq(b.text + 1, want);
+        free(want);
+        free(b.text);
+}
+
+START_TEST(test_jsonbuf_string_as_jansson_writes_it)
+{
+        char s[8];
+        for (int c = 1; c < 256; c++) {
+                snprintf(s, sizeof s, "%c", c);
+                same_as_jansson(s);
+                snprintf(s, sizeof s, "a%cb", c);
+                same_as_jansson(s);
+        }
+        static const char *const texts[] = {
+                "", "plain text", "say \"no\"", "C:\\dir\\", "a/b", "line\nnext\r\n\ttab\x01\x1f\x7f",
+                "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xe2\x80\xa8",   /* 2, 3, 4 bytes, U+2028 */
+                "bad \xff byte", "cut \xe2\x82", "overlong \xc0\xaf", "surrogate \xed\xa0\x80",
+                "runc: error: \"container_linux.go:380: starting container process caused: exec: \\\"/x\\\"\"",
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(texts); i++)
+                same_as_jansson(texts[i]);
+        /* Long, so the buffer grows more than once. */
+        char *big = xmalloc(70001);
+        for (size_t i = 0; i < 70000; i++)
+                big[i] = (char)("a\"\\\n\x02\xc3\xa9z"[i % 8]);
+        big[70000] = '\0';
+        same_as_jansson(big);
+        free(big);
+}
+END_TEST
+
 START_TEST(test_length_not_nul)
 {
         /* The length decides, not a NUL: a value cut short is an error,
@@ -209,6 +256,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_max_depth);
         tcase_add_test(tc, test_position);
         tcase_add_test(tc, test_length_not_nul);
+        tcase_add_test(tc, test_jsonbuf_string_as_jansson_writes_it);
         suite_add_tcase(s, tc);
         return s;
 }

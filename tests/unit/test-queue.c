@@ -837,6 +837,62 @@ START_TEST(test_cancel_before_the_eventfd_is_made_is_not_lost)
 }
 END_TEST
 
+/* A job's attempts as the record keeps them: what a jansson tree of
+ * record_time_json() and record_error_json() dumped, as they were made
+ * before, byte for byte (a message with quotes, a new line, UTF-8 and a
+ * byte that is not UTF-8, now shown as U+FFFD where the tree lost the
+ * whole attempt; a warm run; one still running). */
+START_TEST(test_attempts_text_as_the_tree_had_it)
+{
+        struct manifest *m = fake_manifest("a", 0);
+        struct job *j = job_new(m, PRIO_NORMAL, 7, "ci");
+        ck_assert(job_start(j, "runc"));
+        char run_id[RUN_ID_MAX] = "";
+        job_attempt_begin(j, 1000, 1001, run_id);
+        job_attempt_end(j, JOB_ERR_RUNTIME_ERROR, "runc: \"exec\" failed:\n\tcaf\xc3\xa9 \x01");
+        snprintf(run_id, sizeof run_id, "warm-%s", "0123");
+        job_attempt_begin(j, 1002, 1003, run_id);
+        job_attempt_end(j, JOB_ERR_NONE, NULL);
+        run_id[0] = '\0';
+        job_attempt_begin(j, 1004, 1005, run_id);
+        job_attempt_end(j, JOB_ERR_TIMEOUT, NULL);
+        run_id[0] = '\0';
+        job_attempt_begin(j, 1006, 1007, run_id);
+        struct job_record rec;
+        job_snapshot(j, &rec);
+        json_t *want = json_array();
+        for (size_t i = 0; i < j->n_attempts; i++) {
+                const struct job_attempt *a = &j->attempts[i];
+                json_array_append_new(want, json_pack("{s:s, s:b, s:I, s:I, s:o, s:o, s:o}",
+                        "run_id", a->run_id, "warm", a->warm, "uid", (json_int_t)a->uid, "gid", (json_int_t)a->gid,
+                        "started_at", record_time_json(a->started_ms),
+                        "finished_at", record_time_json(a->finished_ms),
+                        "error", a->finished_ms ? record_error_json(a->error, a->message) : json_null()));
+        }
+        ck_assert_uint_eq(json_array_size(want), 4);
+        char *text = json_dumps(want, JSON_COMPACT);
+        ck_assert_str_eq(rec.attempts, text);
+        free(text);
+        json_decref(want);
+        /* Not UTF-8: U+FFFD, the attempt kept. */
+        job_attempt_end(j, JOB_ERR_RUNTIME_ERROR, "bad \xff byte");
+        record_clear(&rec);
+        job_snapshot(j, &rec);
+        json_error_t jerr;
+        json_t *got = json_loads(rec.attempts, 0, &jerr);
+        ck_assert_msg(got != NULL, "%s: %s", jerr.text, rec.attempts);
+        ck_assert_uint_eq(json_array_size(got), 4);
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_array_get(got, 3), "error"),
+                                                            "message")), "bad \xef\xbf\xbd byte");
+        ck_assert(json_is_true(json_object_get(json_array_get(got, 1), "warm")));
+        json_decref(got);
+        record_clear(&rec);
+        ck_assert(job_finish(j, JOB_ERR_RUNTIME_ERROR, "x", -1, NULL));
+        job_unref(j);
+        manifest_unref(m);
+}
+END_TEST
+
 START_TEST(test_render_splices_result_text)
 {
         /* The result is stored and shown as the text the algorithm wrote,
@@ -1074,6 +1130,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_requeue_after_a_cancel_is_refused);
         tcase_add_test(tc, test_cancel_before_the_eventfd_is_made_is_not_lost);
         tcase_add_test(tc, test_render_splices_result_text);
+        tcase_add_test(tc, test_attempts_text_as_the_tree_had_it);
         tcase_add_test(tc, test_record_attempts);
         suite_add_tcase(s, tc);
         return s;

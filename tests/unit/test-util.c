@@ -133,6 +133,45 @@ START_TEST(test_json_string_lossy)
 }
 END_TEST
 
+/* What strftime() and snprintf() made of a time, which format_rfc3339()
+ * now writes by hand where it can: the same text, and the same as before
+ * where it cannot (a time before 1970, after 9999, a short buffer). */
+static void rfc3339_by_libc(int64_t ms, char *buf, size_t len)
+{
+        time_t secs = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        char base[40];
+        strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf, len, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+START_TEST(test_format_rfc3339)
+{
+        char got[64], want[64];
+        format_rfc3339(0, got, sizeof got);
+        ck_assert_str_eq(got, "1970-01-01T00:00:00.000Z");
+        format_rfc3339(1709251199999, got, sizeof got);
+        ck_assert_str_eq(got, "2024-02-29T23:59:59.999Z");
+        format_rfc3339(253402300799999, got, sizeof got);
+        ck_assert_str_eq(got, "9999-12-31T23:59:59.999Z");
+        const int64_t ms[] = { 1, 999, 1000, 86399999, 951782400000, 1798761600123, 4102444800007,
+                               253402300800000, -1, -1000 };
+        for (size_t i = 0; i < ARRAY_SIZE(ms); i++) {
+                format_rfc3339(ms[i], got, sizeof got);
+                rfc3339_by_libc(ms[i], want, sizeof want);
+                ck_assert_str_eq(got, want);
+        }
+        for (int64_t t = 1764979200000; t < 1764979200000 + 400LL * 86400000; t += 86400000 / 7 + 12345) {
+                format_rfc3339(t, got, sizeof got);
+                rfc3339_by_libc(t, want, sizeof want);
+                ck_assert_str_eq(got, want);
+        }
+        format_rfc3339(1709251199999, got, 11);
+        ck_assert_str_eq(got, "2024-02-29");
+}
+END_TEST
+
 START_TEST(test_parse_int64_takes_digits_only)
 {
         int64_t v = 0;
@@ -312,6 +351,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_uuid_random_text);
         tcase_add_test(tc, test_err_cut_whole_characters);
         tcase_add_test(tc, test_json_string_lossy);
+        tcase_add_test(tc, test_format_rfc3339);
         tcase_add_test(tc, test_parse_int64_takes_digits_only);
         tcase_add_test(tc, test_lock_file_second_process_refused);
         tcase_add_test(tc, test_lock_file_free_after_a_kill_while_spawning);
