@@ -388,21 +388,9 @@ void job_set_log_truncated(struct job *j, bool truncated)
         pthread_mutex_unlock(&j->lock);
 }
 
-static void put_time(struct jsonbuf *b, int64_t ms)
-{
-        if (!ms) {
-                jsonbuf_lit(b, "null");
-                return;
-        }
-        char t[40];
-        format_rfc3339(ms, t, sizeof t);
-        jsonbuf_string(b, t);
-}
-
-/* The attempts as the record keeps them (lock held), as record_time_json()
- * and record_error_json() would have them in a jansson tree, written
- * directly: rendered twice a job (its run's start and end), the tree was
- * most of what the job's records cost the worker. */
+/* The attempts as the record keeps them (lock held), written as text:
+ * rendered twice a job (its run's start and end), a jansson tree of them
+ * was most of what the job's records cost the worker. */
 static char *attempts_text_locked(struct job *j)
 {
         struct jsonbuf b = JSONBUF_INIT;
@@ -417,19 +405,11 @@ static char *attempts_text_locked(struct job *j)
                 int n = snprintf(ids, sizeof ids, ",\"warm\":%s,\"uid\":%lld,\"gid\":%lld,\"started_at\":",
                                  a->warm ? "true" : "false", (long long)a->uid, (long long)a->gid);
                 jsonbuf_put(&b, ids, (size_t)n);
-                put_time(&b, a->started_ms);
+                record_time_text(&b, a->started_ms);
                 jsonbuf_lit(&b, ",\"finished_at\":");
-                put_time(&b, a->finished_ms);
+                record_time_text(&b, a->finished_ms);
                 jsonbuf_lit(&b, ",\"error\":");
-                if (a->finished_ms && a->error != JOB_ERR_NONE) {
-                        jsonbuf_lit(&b, "{\"code\":");
-                        jsonbuf_string(&b, job_error_name(a->error));
-                        jsonbuf_lit(&b, ",\"message\":");
-                        jsonbuf_string(&b, a->message ? a->message : "");
-                        jsonbuf_lit(&b, "}");
-                } else {
-                        jsonbuf_lit(&b, "null");
-                }
+                record_error_text(&b, a->finished_ms ? a->error : JOB_ERR_NONE, a->message);
                 jsonbuf_lit(&b, "}");
         }
         jsonbuf_lit(&b, "]");

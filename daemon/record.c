@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "jsontext.h"
 #include "util.h"
 
 static const char *const status_names[] = {
@@ -116,11 +117,6 @@ json_t *record_time_json(int64_t ms)
         return json_string(buf);
 }
 
-static json_t *int_or_null(int64_t v)
-{
-        return v < 0 ? json_null() : json_integer(v);
-}
-
 void record_clear_params(struct job_record *r)
 {
         if (r->params_mapped)
@@ -132,11 +128,6 @@ void record_clear_params(struct job_record *r)
         r->params_external = r->params_mapped = false;
 }
 
-static json_t *string_or_null(const char *s)
-{
-        return s ? json_string(s) : json_null();
-}
-
 json_t *record_error_json(enum job_error e, const char *message)
 {
         if (e == JOB_ERR_NONE)
@@ -144,81 +135,163 @@ json_t *record_error_json(enum job_error e, const char *message)
         return json_pack("{s:s, s:s}", "code", job_error_name(e), "message", message ? message : "");
 }
 
-/* The job object but its attempts and result. */
-static json_t *to_json(const struct job_record *r)
+void record_time_text(struct jsonbuf *b, int64_t ms)
 {
-        json_t *o = json_object();
-        json_object_set_new(o, "id", json_string(r->id));
-        json_object_set_new(o, "algorithm", string_or_null(r->algorithm));
-        json_object_set_new(o, "version", string_or_null(r->version));
-        json_object_set_new(o, "status", json_string(status_names[r->status]));
-        json_object_set_new(o, "priority", json_string(priority_names[r->priority]));
-        json_object_set_new(o, "timeout_seconds", json_integer(r->timeout_seconds));
-        json_object_set_new(o, "created_at", record_time_json(r->created_ms));
-        json_object_set_new(o, "started_at", record_time_json(r->started_ms));
-        json_object_set_new(o, "finished_at", record_time_json(r->finished_ms));
-        json_object_set_new(o, "error", record_error_json(r->error, r->error_message));
-        json_object_set_new(o, "exit_code", r->has_exit_code ? json_integer(r->exit_code) : json_null());
-        if (r->has_metrics) {
-                const struct job_metrics *m = &r->metrics;
-                json_object_set_new(o, "metrics", json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
-                        "queue_ms", (json_int_t)m->queue_ms, "create_ms", (json_int_t)m->create_ms,
-                        "run_ms", (json_int_t)m->run_ms, "collect_ms", (json_int_t)m->collect_ms,
-                        "total_ms", (json_int_t)m->total_ms,
-                        "peak_memory_bytes", int_or_null(m->peak_memory_bytes),
-                        "cpu_ms", int_or_null(m->cpu_ms)));
-        } else {
-                json_object_set_new(o, "metrics", json_null());
+        if (!ms) {
+                jsonbuf_lit(b, "null");
+                return;
         }
-        json_object_set_new(o, "runtime", string_or_null(r->runtime_name));
-        json_object_set_new(o, "submitted_by", string_or_null(r->submitted_by));
-        json_t *p = r->progress ? json_loads(r->progress, 0, NULL) : NULL;
-        json_object_set_new(o, "progress", p ? p : json_null());
-        const struct job_callback *cb = &r->callback;
-        if (cb->url)
-                json_object_set_new(o, "callback", json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:o}",
-                        "url", cb->url, "delivery_id", cb->delivery, "state", callback_state_name(cb->state),
-                        "attempts", (json_int_t)cb->attempts,
-                        "last_status", cb->last_status ? json_integer(cb->last_status) : json_null(),
-                        "last_error", string_or_null(cb->last_error),
-                        "delivered_at", record_time_json(cb->delivered_ms)));
-        else
-                json_object_set_new(o, "callback", json_null());
-        return o;
+        char buf[40];
+        format_rfc3339(ms, buf, sizeof buf);
+        jsonbuf_string(b, buf);
 }
 
+void record_error_text(struct jsonbuf *b, enum job_error e, const char *message)
+{
+        if (e == JOB_ERR_NONE) {
+                jsonbuf_lit(b, "null");
+                return;
+        }
+        jsonbuf_lit(b, "{\"code\":");
+        jsonbuf_string(b, job_error_name(e));
+        jsonbuf_lit(b, ",\"message\":");
+        jsonbuf_string(b, message ? message : "");
+        jsonbuf_lit(b, "}");
+}
+
+static void put_string_or_null(struct jsonbuf *b, const char *s)
+{
+        if (s)
+                jsonbuf_string(b, s);
+        else
+                jsonbuf_lit(b, "null");
+}
+
+static void put_int(struct jsonbuf *b, int64_t v)
+{
+        char n[24];
+        int len = snprintf(n, sizeof n, "%lld", (long long)v);
+        jsonbuf_put(b, n, (size_t)len);
+}
+
+static void put_int_or_null(struct jsonbuf *b, int64_t v)
+{
+        if (v < 0)
+                jsonbuf_lit(b, "null");
+        else
+                put_int(b, v);
+}
+
+/* progress.json's text as jansson writes it back (15 digits: the only
+ * real in a record is its fraction, normalised so, progress.h), or null. */
+static void put_progress(struct jsonbuf *b, const char *progress)
+{
+        _cleanup_json_ json_t *p = progress ? json_loads(progress, 0, NULL) : NULL;
+        _cleanup_free_ char *text = p ? json_dumps(p, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15)) : NULL;
+        if (text)
+                jsonbuf_put(b, text, strlen(text));
+        else
+                jsonbuf_lit(b, "null");
+}
+
+/* Written as text, not as a jansson tree dumped: every record is rendered
+ * on a job's way (twice), and the tree cost several times the text.  The
+ * same bytes as the tree gave (tests/unit/test-queue.c keeps it). */
 char *record_render(const struct job_record *r, bool with_result, size_t *ret_len)
 {
-        _cleanup_json_ json_t *o = to_json(r);
-        /* 15 digits: the only real in a record is progress.json's fraction,
-         * normalised so (progress.h). */
-        char *head = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
-        if (!head)
-                abort();
-        size_t n = strlen(head);
-        /* {...} -> {...,"attempts":<text>,"result":<text>}: both are JSON
-         * text already (the result checked by jsontext.h when it was read). */
-        const char *attempts = r->attempts && *r->attempts ? r->attempts : "[]";
-        bool splice = with_result && r->result && r->status == JOB_SUCCEEDED;
-        const char *result = splice ? r->result : "null";
-        size_t alen = strlen(attempts), rlen = splice ? r->result_len : 4;
-        static const char k1[] = ",\"attempts\":", k2[] = ",\"result\":";
-        size_t total = n - 1 + sizeof k1 - 1 + alen + sizeof k2 - 1 + rlen + 1;
-        char *text = xrealloc(head, total + 1);
-        char *p = text + n - 1;
-        memcpy(p, k1, sizeof k1 - 1);
-        p += sizeof k1 - 1;
-        memcpy(p, attempts, alen);
-        p += alen;
-        memcpy(p, k2, sizeof k2 - 1);
-        p += sizeof k2 - 1;
-        memcpy(p, result, rlen);
-        p += rlen;
-        *p++ = '}';
-        *p = '\0';
+        struct jsonbuf b = JSONBUF_INIT;
+        jsonbuf_lit(&b, "{\"id\":");
+        jsonbuf_string(&b, r->id);
+        jsonbuf_lit(&b, ",\"algorithm\":");
+        put_string_or_null(&b, r->algorithm);
+        jsonbuf_lit(&b, ",\"version\":");
+        put_string_or_null(&b, r->version);
+        jsonbuf_lit(&b, ",\"status\":");
+        jsonbuf_string(&b, status_names[r->status]);
+        jsonbuf_lit(&b, ",\"priority\":");
+        jsonbuf_string(&b, priority_names[r->priority]);
+        jsonbuf_lit(&b, ",\"timeout_seconds\":");
+        put_int(&b, r->timeout_seconds);
+        jsonbuf_lit(&b, ",\"created_at\":");
+        record_time_text(&b, r->created_ms);
+        jsonbuf_lit(&b, ",\"started_at\":");
+        record_time_text(&b, r->started_ms);
+        jsonbuf_lit(&b, ",\"finished_at\":");
+        record_time_text(&b, r->finished_ms);
+        jsonbuf_lit(&b, ",\"error\":");
+        record_error_text(&b, r->error, r->error_message);
+        jsonbuf_lit(&b, ",\"exit_code\":");
+        if (r->has_exit_code)
+                put_int(&b, r->exit_code);
+        else
+                jsonbuf_lit(&b, "null");
+        jsonbuf_lit(&b, ",\"metrics\":");
+        if (r->has_metrics) {
+                const struct job_metrics *m = &r->metrics;
+                jsonbuf_lit(&b, "{\"queue_ms\":");
+                put_int(&b, m->queue_ms);
+                jsonbuf_lit(&b, ",\"create_ms\":");
+                put_int(&b, m->create_ms);
+                jsonbuf_lit(&b, ",\"run_ms\":");
+                put_int(&b, m->run_ms);
+                jsonbuf_lit(&b, ",\"collect_ms\":");
+                put_int(&b, m->collect_ms);
+                jsonbuf_lit(&b, ",\"total_ms\":");
+                put_int(&b, m->total_ms);
+                jsonbuf_lit(&b, ",\"peak_memory_bytes\":");
+                put_int_or_null(&b, m->peak_memory_bytes);
+                jsonbuf_lit(&b, ",\"cpu_ms\":");
+                put_int_or_null(&b, m->cpu_ms);
+                jsonbuf_lit(&b, "}");
+        } else {
+                jsonbuf_lit(&b, "null");
+        }
+        jsonbuf_lit(&b, ",\"runtime\":");
+        put_string_or_null(&b, r->runtime_name);
+        jsonbuf_lit(&b, ",\"submitted_by\":");
+        put_string_or_null(&b, r->submitted_by);
+        jsonbuf_lit(&b, ",\"progress\":");
+        put_progress(&b, r->progress);
+        jsonbuf_lit(&b, ",\"callback\":");
+        const struct job_callback *cb = &r->callback;
+        if (cb->url) {
+                jsonbuf_lit(&b, "{\"url\":");
+                jsonbuf_string(&b, cb->url);
+                jsonbuf_lit(&b, ",\"delivery_id\":");
+                jsonbuf_string(&b, cb->delivery);
+                jsonbuf_lit(&b, ",\"state\":");
+                jsonbuf_string(&b, callback_state_name(cb->state));
+                jsonbuf_lit(&b, ",\"attempts\":");
+                put_int(&b, cb->attempts);
+                jsonbuf_lit(&b, ",\"last_status\":");
+                if (cb->last_status)
+                        put_int(&b, cb->last_status);
+                else
+                        jsonbuf_lit(&b, "null");
+                jsonbuf_lit(&b, ",\"last_error\":");
+                put_string_or_null(&b, cb->last_error);
+                jsonbuf_lit(&b, ",\"delivered_at\":");
+                record_time_text(&b, cb->delivered_ms);
+                jsonbuf_lit(&b, "}");
+        } else {
+                jsonbuf_lit(&b, "null");
+        }
+        /* Both are JSON text already (the result checked by jsontext.h
+         * when it was read). */
+        jsonbuf_lit(&b, ",\"attempts\":");
+        if (r->attempts && *r->attempts)
+                jsonbuf_put(&b, r->attempts, strlen(r->attempts));
+        else
+                jsonbuf_lit(&b, "[]");
+        jsonbuf_lit(&b, ",\"result\":");
+        if (with_result && r->result && r->status == JOB_SUCCEEDED)
+                jsonbuf_put(&b, r->result, r->result_len);
+        else
+                jsonbuf_lit(&b, "null");
+        jsonbuf_lit(&b, "}");
         if (ret_len)
-                *ret_len = total;
-        return text;
+                *ret_len = b.len;
+        return b.text;
 }
 
 size_t record_attempt_count(const struct job_record *r, char *ret_last_run_id, size_t size)

@@ -97,10 +97,15 @@ const char *callback_state_name(enum callback_state s);
 char *record_render(const struct job_record *r, bool with_result, size_t *ret_len);
 
 /* JSON pieces of the job object, shared with job.c's attempts: an RFC 3339
- * time or null for 0; {"code","message"} or null for JOB_ERR_NONE. */
+ * time or null for 0; {"code","message"} or null for JOB_ERR_NONE.  As
+ * jansson values (record_end_last_attempt) and as text (record_render,
+ * the attempts), the same. */
 struct json_t;
 struct json_t *record_time_json(int64_t ms);
 struct json_t *record_error_json(enum job_error e, const char *message);
+struct jsonbuf;
+void record_time_text(struct jsonbuf *b, int64_t ms);
+void record_error_text(struct jsonbuf *b, enum job_error e, const char *message);
 
 /* The last attempt of r->attempts, if it has not finished, marked finished
  * now with error e and message (a crash or a stop interrupted it). */

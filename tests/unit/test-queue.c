@@ -893,6 +893,114 @@ START_TEST(test_attempts_text_as_the_tree_had_it)
 }
 END_TEST
 
+/* record_render() as it was: a jansson tree of the job object, dumped,
+ * the attempts and the result spliced after. */
+static char *render_by_tree(const struct job_record *r, bool with_result)
+{
+        static const char *const status[] = { "queued", "running", "succeeded", "failed", "cancelled" };
+        static const char *const prio[] = { "high", "normal", "low" };
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_string(r->id));
+        json_object_set_new(o, "algorithm", r->algorithm ? json_string(r->algorithm) : json_null());
+        json_object_set_new(o, "version", r->version ? json_string(r->version) : json_null());
+        json_object_set_new(o, "status", json_string(status[r->status]));
+        json_object_set_new(o, "priority", json_string(prio[r->priority]));
+        json_object_set_new(o, "timeout_seconds", json_integer(r->timeout_seconds));
+        json_object_set_new(o, "created_at", record_time_json(r->created_ms));
+        json_object_set_new(o, "started_at", record_time_json(r->started_ms));
+        json_object_set_new(o, "finished_at", record_time_json(r->finished_ms));
+        json_object_set_new(o, "error", record_error_json(r->error, r->error_message));
+        json_object_set_new(o, "exit_code", r->has_exit_code ? json_integer(r->exit_code) : json_null());
+        const struct job_metrics *m = &r->metrics;
+        json_object_set_new(o, "metrics", !r->has_metrics ? json_null() :
+                json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "queue_ms", (json_int_t)m->queue_ms,
+                          "create_ms", (json_int_t)m->create_ms, "run_ms", (json_int_t)m->run_ms,
+                          "collect_ms", (json_int_t)m->collect_ms, "total_ms", (json_int_t)m->total_ms,
+                          "peak_memory_bytes", m->peak_memory_bytes < 0 ? json_null() : json_integer(m->peak_memory_bytes),
+                          "cpu_ms", m->cpu_ms < 0 ? json_null() : json_integer(m->cpu_ms)));
+        json_object_set_new(o, "runtime", r->runtime_name ? json_string(r->runtime_name) : json_null());
+        json_object_set_new(o, "submitted_by", r->submitted_by ? json_string(r->submitted_by) : json_null());
+        json_t *p = r->progress ? json_loads(r->progress, 0, NULL) : NULL;
+        json_object_set_new(o, "progress", p ? p : json_null());
+        const struct job_callback *cb = &r->callback;
+        json_object_set_new(o, "callback", !cb->url ? json_null() :
+                json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:o}", "url", cb->url, "delivery_id", cb->delivery,
+                          "state", callback_state_name(cb->state), "attempts", (json_int_t)cb->attempts,
+                          "last_status", cb->last_status ? json_integer(cb->last_status) : json_null(),
+                          "last_error", cb->last_error ? json_string(cb->last_error) : json_null(),
+                          "delivered_at", record_time_json(cb->delivered_ms)));
+        char *head = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
+        json_decref(o);
+        bool splice = with_result && r->result && r->status == JOB_SUCCEEDED;
+        char *text = xasprintf("%.*s,\"attempts\":%s,\"result\":%.*s}", (int)strlen(head) - 1, head,
+                               r->attempts && *r->attempts ? r->attempts : "[]", splice ? (int)r->result_len : 4,
+                               splice ? r->result : "null");
+        free(head);
+        return text;
+}
+
+static void renders_as_the_tree_did(const struct job_record *r)
+{
+        for (int with = 0; with < 2; with++) {
+                size_t len = 0;
+                char *got = record_render(r, with, &len), *want = render_by_tree(r, with);
+                ck_assert_uint_eq(len, strlen(got));
+                ck_assert_str_eq(got, want);
+                free(got);
+                free(want);
+        }
+}
+
+/* record_render() writes the text itself now: the same bytes as the tree
+ * gave, for a record at each stage, with and without each part. */
+START_TEST(test_render_as_the_tree_did)
+{
+        struct job_record r = { .status = JOB_QUEUED, .priority = PRIO_NORMAL, .timeout_seconds = 30,
+                                .created_ms = 1764979200123 };
+        snprintf(r.id, sizeof r.id, "%s", "0b6e4a5c-1f1e-4d8e-9a4b-6f0e2c1d3b7a");
+        r.algorithm = xstrdup("matrix_multiplication");
+        r.version = xstrdup("1.2.0");
+        renders_as_the_tree_did(&r);
+        r.submitted_by = xstrdup("ci \"bot\"");
+        r.attempts = xstrdup("[{\"run_id\":\"x-1\",\"warm\":false}]");
+        r.status = JOB_RUNNING;
+        r.started_ms = 1764979200456;
+        r.runtime_name = xstrdup("runc");
+        r.progress = xstrdup("{\"fraction\":0.333333333333333,\"message\":\"caf\u00e9 \\\"x\\\"\"}");
+        renders_as_the_tree_did(&r);
+        r.status = JOB_SUCCEEDED;
+        r.finished_ms = 1764979201999;
+        r.has_exit_code = true;
+        r.exit_code = 0;
+        r.has_metrics = true;
+        r.metrics = (struct job_metrics){ .queue_ms = 1, .create_ms = 2, .run_ms = 3, .collect_ms = 4,
+                                          .total_ms = 10, .peak_memory_bytes = 123456789012, .cpu_ms = -1 };
+        r.result = xstrdup("{\"product\":[[30,24,18]]}");
+        r.result_len = strlen(r.result);
+        r.callback.url = xstrdup("http://example.test/hook?a=1&b=\u00e9");
+        snprintf(r.callback.delivery, sizeof r.callback.delivery, "%s", "5d9b3c1e-2a4f-4b6d-8e7f-0a1b2c3d4e5f");
+        renders_as_the_tree_did(&r);
+        r.callback.state = CALLBACK_FAILED;
+        r.callback.attempts = 3;
+        r.callback.last_status = 503;
+        r.callback.last_error = xstrdup("HTTP 503\nretry");
+        r.callback.delivered_ms = 1764979209000;
+        r.status = JOB_FAILED;
+        r.error = JOB_ERR_TIMEOUT;
+        r.error_message = xstrdup("ran past its 30 s\t(killed)");
+        r.has_exit_code = false;
+        r.metrics.cpu_ms = 7;
+        r.metrics.peak_memory_bytes = -1;
+        renders_as_the_tree_did(&r);
+        r.status = JOB_CANCELLED;
+        r.priority = PRIO_LOW;
+        free(r.progress);
+        r.progress = xstrdup("not json");   /* null, as the tree had it */
+        renders_as_the_tree_did(&r);
+        record_clear(&r);
+}
+END_TEST
+
 START_TEST(test_render_splices_result_text)
 {
         /* The result is stored and shown as the text the algorithm wrote,
@@ -1131,6 +1239,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_cancel_before_the_eventfd_is_made_is_not_lost);
         tcase_add_test(tc, test_render_splices_result_text);
         tcase_add_test(tc, test_attempts_text_as_the_tree_had_it);
+        tcase_add_test(tc, test_render_as_the_tree_did);
         tcase_add_test(tc, test_record_attempts);
         suite_add_tcase(s, tc);
         return s;
