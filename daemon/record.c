@@ -196,7 +196,9 @@ static void put_progress(struct jsonbuf *b, const char *progress)
 
 /* Written as text, not as a jansson tree dumped: every record is rendered
  * on a job's way (twice), and the tree cost several times the text.  The
- * same bytes as the tree gave (tests/unit/test-queue.c keeps it). */
+ * same bytes as the tree gave (tests/unit/test-queue.c keeps it), but for
+ * text that is not UTF-8, which the tree dropped with its key (a required
+ * one) and which is U+FFFD here. */
 char *record_render(const struct job_record *r, bool with_result, size_t *ret_len)
 {
         struct jsonbuf b = JSONBUF_INIT;
@@ -206,10 +208,11 @@ char *record_render(const struct job_record *r, bool with_result, size_t *ret_le
         put_string_or_null(&b, r->algorithm);
         jsonbuf_lit(&b, ",\"version\":");
         put_string_or_null(&b, r->version);
+        /* Out of range only from a damaged store: null, not a crash. */
         jsonbuf_lit(&b, ",\"status\":");
-        jsonbuf_string(&b, status_names[r->status]);
+        put_string_or_null(&b, (unsigned)r->status < ARRAY_SIZE(status_names) ? status_names[r->status] : NULL);
         jsonbuf_lit(&b, ",\"priority\":");
-        jsonbuf_string(&b, priority_names[r->priority]);
+        put_string_or_null(&b, (unsigned)r->priority < ARRAY_SIZE(priority_names) ? priority_names[r->priority] : NULL);
         jsonbuf_lit(&b, ",\"timeout_seconds\":");
         put_int(&b, r->timeout_seconds);
         jsonbuf_lit(&b, ",\"created_at\":");

@@ -996,7 +996,24 @@ START_TEST(test_render_as_the_tree_did)
         r.priority = PRIO_LOW;
         free(r.progress);
         r.progress = xstrdup("not json");   /* null, as the tree had it */
+        r.metrics.cpu_ms = 0;
+        r.metrics.peak_memory_bytes = 0;
+        r.timeout_seconds = INT64_MAX;
+        r.metrics.total_ms = INT64_MIN;
         renders_as_the_tree_did(&r);
+        /* Text that is not UTF-8: the tree dropped it with its key (the
+         * whole callback for its error); here it is U+FFFD. */
+        free(r.error_message);
+        r.error_message = xstrdup("bad \xff byte");
+        free(r.callback.last_error);
+        r.callback.last_error = xstrdup("\xc0 reset");
+        json_t *o = rendered_record(&r, true);
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "error"), "message")),
+                         "bad \xef\xbf\xbd byte");
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "callback"), "last_error")),
+                         "\xef\xbf\xbd reset");
+        ck_assert_int_eq(json_integer_value(json_object_get(o, "timeout_seconds")), INT64_MAX);
+        json_decref(o);
         record_clear(&r);
 }
 END_TEST

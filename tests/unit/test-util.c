@@ -169,6 +169,13 @@ START_TEST(test_format_rfc3339)
         }
         format_rfc3339(1709251199999, got, 11);
         ck_assert_str_eq(got, "2024-02-29");
+        /* At the edge of the hand-written path: 24 characters and a NUL. */
+        char *exact = xmalloc(25);
+        format_rfc3339(1709251199999, exact, 25);
+        ck_assert_str_eq(exact, "2024-02-29T23:59:59.999Z");
+        format_rfc3339(1709251199999, exact, 24);
+        ck_assert_str_eq(exact, "2024-02-29T23:59:59.999");
+        free(exact);
 }
 END_TEST
 
