@@ -132,7 +132,9 @@ json_t *record_error_json(enum job_error e, const char *message)
 {
         if (e == JOB_ERR_NONE)
                 return json_null();
-        return json_pack("{s:s, s:s}", "code", job_error_name(e), "message", message ? message : "");
+        /* Lossy, as record_error_text(): a message that is not UTF-8 is
+         * shown with U+FFFD, not dropped with the whole object. */
+        return json_pack("{s:s, s:o}", "code", job_error_name(e), "message", json_string_lossy(message ? message : ""));
 }
 
 void record_time_text(struct jsonbuf *b, int64_t ms)

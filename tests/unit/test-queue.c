@@ -1014,6 +1014,16 @@ START_TEST(test_render_as_the_tree_did)
                          "\xef\xbf\xbd reset");
         ck_assert_int_eq(json_integer_value(json_object_get(o, "timeout_seconds")), INT64_MAX);
         json_decref(o);
+        /* An attempt a crash ended (recovery, record_end_last_attempt):
+         * the same, not "error": null. */
+        free(r.attempts);
+        r.attempts = xstrdup("[{\"run_id\":\"x-1\",\"warm\":false,\"finished_at\":null,\"error\":null}]");
+        record_end_last_attempt(&r, JOB_ERR_RUNTIME_ERROR, "lost \xfe here");
+        o = json_loads(r.attempts, 0, NULL);
+        ck_assert_ptr_nonnull(o);
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_array_get(o, 0), "error"), "message")),
+                         "lost \xef\xbf\xbd here");
+        json_decref(o);
         record_clear(&r);
 }
 END_TEST
