@@ -479,13 +479,22 @@ static void template_files_done(struct template_files *f)
         free(f->allow);
 }
 
-static int template_files(const char *dir, const char *name, struct template_files *ret, struct err *err)
+/* The files as they stand now; with `seen` (there), as they stood then
+ * (no stat: the job's limits were read from them, its config must be). */
+static int template_files(const char *dir, const char *name, const struct oci_template_stamp *seen,
+                          struct template_files *ret, struct err *err)
 {
         *ret = (struct template_files){ 0 };
         if (!template_name_ok(name))
                 return err_set(err, ERR_INVALID, 0, "bad template name `%s`", name);
         ret->path = xasprintf("%s/%s.json", dir, name);
         ret->allow = xasprintf("%s/%s.seccomp.allow", dir, name);
+        if (seen && seen->there) {
+                ret->st = seen->st;
+                ret->ast = seen->ast;
+                ret->there = true;
+                return 0;
+        }
         ret->there = stat(ret->path, &ret->st) == 0;
         /* lstat first: a dangling link is "there" (load_allow refuses it). */
         if (lstat(ret->allow, &ret->ast) < 0)
@@ -506,13 +515,17 @@ static struct cached_template *find_cached(const struct template_files *f)
 }
 
 /* load_tmpl(), from the cache when the files have not changed; the JSON
- * (only when asked: it is a deep copy) is the caller's to change. */
-static int cached_tmpl(const char *dir, const char *name, bool json, struct tmpl *ret, struct err *err)
+ * (only when asked: it is a deep copy) is the caller's to change.  With
+ * ret_stamp: the files' stats, taken before anything was read from them. */
+static int cached_tmpl(const char *dir, const char *name, bool json, struct tmpl *ret,
+                       struct oci_template_stamp *ret_stamp, struct err *err)
 {
         *ret = (struct tmpl){ 0 };
         _cleanup_(template_files_done) struct template_files f = { 0 };
-        if (template_files(dir, name, &f, err) < 0)
+        if (template_files(dir, name, NULL, &f, err) < 0)
                 return -1;
+        if (ret_stamp)
+                *ret_stamp = (struct oci_template_stamp){ .st = f.st, .ast = f.ast, .there = f.there };
         if (!f.there)
                 return load_tmpl(dir, name, ret, err);   /* it says why */
         pthread_mutex_lock(&T.lock);
@@ -581,7 +594,7 @@ void oci_template_stamp(const char *templates_dir, const struct manifest *m, str
 {
         *ret = (struct oci_template_stamp){ 0 };
         _cleanup_(template_files_done) struct template_files f = { 0 };
-        if (template_files(templates_dir, template_of(m), &f, NULL) < 0 || !f.there)
+        if (template_files(templates_dir, template_of(m), NULL, &f, NULL) < 0 || !f.there)
                 return;
         ret->st = f.st;
         ret->ast = f.ast;
@@ -607,11 +620,13 @@ static void apply_ceilings(struct limits *l, const struct limits *ceil)
 }
 
 int oci_job_limits(const char *templates_dir, const struct manifest *m, const struct limits *defaults,
-                   int64_t max_pids, struct limits *ret, struct err *err)
+                   int64_t max_pids, struct limits *ret, struct oci_template_stamp *ret_stamp, struct err *err)
 {
         *ret = oci_effective_limits(m, defaults);
+        if (ret_stamp)
+                *ret_stamp = (struct oci_template_stamp){ 0 };
         struct tmpl v;
-        if (cached_tmpl(templates_dir, template_of(m), false, &v, err) < 0)
+        if (cached_tmpl(templates_dir, template_of(m), false, &v, ret_stamp, err) < 0)
                 return err_wrap(err, "oci");
         apply_ceilings(ret, &v.ceil);
         tmpl_done(&v);
@@ -948,7 +963,7 @@ int oci_build(const char *templates_dir, const struct oci_job *job,
         if (check_job(job, err) < 0)
                 return err_wrap(err, "oci");
         struct tmpl v;
-        if (cached_tmpl(templates_dir, template_of(job->manifest), true, &v, err) < 0)
+        if (cached_tmpl(templates_dir, template_of(job->manifest), true, &v, NULL, err) < 0)
                 return err_wrap(err, "oci");
         _cleanup_json_ json_t *config = TAKE_PTR(v.t);
         /* The ceilings hold even for a caller that did not ask oci_job_limits(). */
@@ -1229,7 +1244,7 @@ int oci_render(const char *templates_dir, const struct oci_job *job, const struc
         size_t key_len = 0;
         _cleanup_free_ char *key = shape_key(job, policy, &key_len);
         _cleanup_(template_files_done) struct template_files tf = { 0 };
-        if (!key || template_files(templates_dir, template_of(job->manifest), &tf, err) < 0 || !tf.there)
+        if (!key || template_files(templates_dir, template_of(job->manifest), job->tmpl, &tf, err) < 0 || !tf.there)
                 return render_long(templates_dir, job, policy, ret, ret_len, err);
 
         pthread_mutex_lock(&T.lock);

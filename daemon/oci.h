@@ -29,6 +29,10 @@ struct oci_job {
          * bound read-only (exec allowed) at OCI_GATE_BIN, and the process
          * is `OCI_GATE_BIN OCI_GATE_FIFO COMMAND...`; NULL: the command. */
         const char *gate_path;
+        /* The template's files as oci_job_limits() read the limits from
+         * them: rendered from that same version while it is cached (the
+         * files not stat'ed again).  NULL: as they stand. */
+        const struct oci_template_stamp *tmpl;
 };
 
 /* Where a warm container's gate is, inside; both live in the input
@@ -65,9 +69,11 @@ int oci_check_template(const char *templates_dir, const char *name, struct err *
  * cpu.period, pids.limit): a template lowers limits, never raises them.
  * ERR_INVALID when the template cannot be used.  And pids at most max_pids
  * (the config's; 0: no ceiling): the host's pid space is every job's and
- * the host's own, and a manifest may ask for more than the host has. */
+ * the host's own, and a manifest may ask for more than the host has.
+ * With ret_stamp: the template's files as they were when read (see struct
+ * oci_job's tmpl and oci_template_same()). */
 int oci_job_limits(const char *templates_dir, const struct manifest *m, const struct limits *defaults,
-                   int64_t max_pids, struct limits *ret, struct err *err);
+                   int64_t max_pids, struct limits *ret, struct oci_template_stamp *ret_stamp, struct err *err);
 
 /* At load: m's template (oci_template, default "default") exists and is
  * valid, m's resources stay under its ceilings, and m's extra syscalls are

@@ -86,13 +86,12 @@ int sandbox_build(const struct sandbox_env *env, const struct manifest *m, const
         *ret = sb;
         *ret_retryable = true;
 
-        /* Before its limits and config are read: a template changed
-         * meanwhile shows as changed, never the other way.  Only a warm
-         * container's is ever compared (two stats a cold job saves). */
+        /* The template's files as its limits are read (stat'ed before they
+         * are read: a template changed meanwhile shows as changed, never the
+         * other way); its config is rendered from that same version, and a
+         * warm container is compared with it before it serves a job. */
         bool warm = !input;
-        if (warm)
-                oci_template_stamp(cfg->templates_dir, m, &sb->tmpl);
-        if (oci_job_limits(cfg->templates_dir, m, &cfg->defaults, cfg->max_pids, &sb->limits, err) < 0) {
+        if (oci_job_limits(cfg->templates_dir, m, &cfg->defaults, cfg->max_pids, &sb->limits, &sb->tmpl, err) < 0) {
                 *ret_retryable = err->code != ERR_INVALID;
                 return -1;
         }
@@ -109,7 +108,7 @@ int sandbox_build(const struct sandbox_env *env, const struct manifest *m, const
                 .container_id = run_id, .manifest = m, .limits = sb->limits,
                 .input_dir = sb->ws->input_dir, .output_dir = sb->ws->output_dir,
                 .uid = ids.uid, .gid = ids.gid, .cgroups_path = sb->cg.leaf,
-                .gate_path = warm ? env->gate_path : NULL,
+                .gate_path = warm ? env->gate_path : NULL, .tmpl = &sb->tmpl,
         };
         if (oci_write_config(cfg->templates_dir, sb->ws->bundle_dir, &oj, env->policy, err) < 0) {
                 *ret_retryable = err->code != ERR_INVALID;

@@ -72,8 +72,8 @@ struct sandbox {
         bool warm;                   /* built for the pool (the gate waits for input) */
         bool own_log;                /* log_path is the sandbox's (warm, not yet a job's):
                                       * removed with it */
-        struct oci_template_stamp tmpl;  /* a warm one's: its template's files when built (before its
-                                          * limits and config were read from them) */
+        struct oci_template_stamp tmpl;  /* its template's files when built (before its limits and
+                                          * config were read from them) */
 };
 
 /* Make the workspace, the bundle, the log pump into log_path, and run the

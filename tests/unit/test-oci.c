@@ -605,7 +605,7 @@ START_TEST(test_strict_template)
         m.extra_syscalls = extra;
         struct limits l;
         struct err err = ERR_INIT;
-        ck_assert_msg(oci_job_limits(tdir, &m, &defaults, 0, &l, &err) == 0, "%s", err.msg);
+        ck_assert_msg(oci_job_limits(tdir, &m, &defaults, 0, &l, NULL, &err) == 0, "%s", err.msg);
         ck_assert_int_eq(l.memory_mb, 256);
         ck_assert_int_eq(l.pids, 32);
         ck_assert(l.cpu_cores == 1.0);
@@ -613,7 +613,7 @@ START_TEST(test_strict_template)
         /* Below a ceiling the manifest's own value stays. */
         struct manifest small = m;
         small.resources = (struct limits){ .cpu_cores = 0.5, .memory_mb = 64, .pids = 8 };
-        ck_assert_int_eq(oci_job_limits(tdir, &small, &defaults, 0, &l, &err), 0);
+        ck_assert_int_eq(oci_job_limits(tdir, &small, &defaults, 0, &l, NULL, &err), 0);
         ck_assert_int_eq(l.memory_mb, 64);
         ck_assert_int_eq(l.pids, 8);
         ck_assert(l.cpu_cores == 0.5);
@@ -639,14 +639,14 @@ START_TEST(test_strict_template)
          * gets both: the ceiling is the template's, not a global one. */
         struct manifest dm = m;
         dm.oci_template = NULL;
-        ck_assert_int_eq(oci_job_limits(tdir, &dm, &defaults, 0, &l, &err), 0);
+        ck_assert_int_eq(oci_job_limits(tdir, &dm, &defaults, 0, &l, NULL, &err), 0);
         ck_assert_int_eq(l.memory_mb, 1024);
         ck_assert_int_eq(l.pids, 500);
         /* The config's max_pids holds under any template; a lower limit stays. */
-        ck_assert_int_eq(oci_job_limits(tdir, &dm, &defaults, 100, &l, &err), 0);
+        ck_assert_int_eq(oci_job_limits(tdir, &dm, &defaults, 100, &l, NULL, &err), 0);
         ck_assert_int_eq(l.pids, 100);
         ck_assert_int_eq(l.memory_mb, 1024);
-        ck_assert_int_eq(oci_job_limits(tdir, &m, &defaults, 100, &l, &err), 0);
+        ck_assert_int_eq(oci_job_limits(tdir, &m, &defaults, 100, &l, NULL, &err), 0);
         ck_assert_int_eq(l.pids, 32);
 
         /* At load. */
@@ -1057,6 +1057,68 @@ START_TEST(test_render_is_the_build)
 }
 END_TEST
 
+/* A job's config is rendered from the template its limits were read from:
+ * oci_job_limits()'s stamp, given to oci_render(), stands for the files
+ * (no second stat), so a template rewritten between the two still renders
+ * the version the limits came from while it is cached, and the stamp says
+ * it changed; without a stamp the files are looked at again. */
+START_TEST(test_render_from_the_limits_version)
+{
+        struct seccomp_policy *p = load_policy();
+        char *cmd[] = { "/bin/matmul", NULL };
+        struct manifest m = manifest(cmd);
+        m.oci_template = (char *)"mine";
+        m.resources = (struct limits){ .cpu_cores = 1, .memory_mb = 512, .pids = 64, .disk_mb = 8 };
+        _cleanup_free_ char *mine = template_dir_with("stamped", "mine",
+                "{\"linux\": {\"resources\": {\"memory\": {\"limit\": 268435456}}},"
+                " \"mounts\": [{\"destination\": \"/tmp\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
+                " \"options\": [\"size=1m\"]}]}");
+        struct err err = ERR_INIT;
+        struct limits l;
+        struct oci_template_stamp stamp;
+        ck_assert_msg(oci_job_limits(mine, &m, &defaults, 0, &l, &stamp, &err) == 0, "%s", err.msg);
+        ck_assert(stamp.there);
+        ck_assert_int_eq(l.memory_mb, 256);
+        struct oci_job job = job_for(&m, "run-stamped");
+        job.limits = l;
+        job.tmpl = &stamp;
+        check_copy(mine, &job, p, false);   /* the first of its kind: built */
+        ck_assert(oci_template_same(mine, &m, &stamp));
+
+        usleep(20000);
+        free(tu_write(mine, "mine.json", "{\"mounts\": [{\"destination\": \"/scratch\", \"type\": \"tmpfs\","
+                                         " \"source\": \"tmpfs\", \"options\": [\"size=2m\"]}]}"));
+        ck_assert(!oci_template_same(mine, &m, &stamp));
+        _cleanup_free_ char *old = NULL, *now = NULL;
+        size_t len = 0;
+        uint64_t copies = oci_render_copies();
+        ck_assert_msg(oci_render(mine, &job, p, &old, &len, &err) == 0, "%s", err.msg);
+        ck_assert_uint_eq(oci_render_copies(), copies + 1);
+        ck_assert_ptr_nonnull(strstr(old, "\"/tmp\""));
+        ck_assert_ptr_null(strstr(old, "\"/scratch\""));
+        job.tmpl = NULL;
+        ck_assert_msg(oci_render(mine, &job, p, &now, &len, &err) == 0, "%s", err.msg);
+        ck_assert_ptr_nonnull(strstr(now, "\"/scratch\""));
+        ck_assert_ptr_null(strstr(now, "\"/tmp\""));
+
+        /* The stamped version gone from the cache (the template read anew):
+         * rendered from the files as they stand, never kept as that version's. */
+        job.tmpl = &stamp;
+        copies = oci_render_copies();
+        _cleanup_free_ char *after = NULL;
+        ck_assert_msg(oci_render(mine, &job, p, &after, &len, &err) == 0, "%s", err.msg);
+        ck_assert_ptr_nonnull(strstr(after, "\"/scratch\""));
+        ck_assert_uint_eq(oci_render_copies(), copies);
+
+        /* A stamp of no files (never read): the files as they stand. */
+        struct oci_template_stamp none = { 0 };
+        job.tmpl = &none;
+        check_copy(mine, &job, p, true);
+        seccomp_policy_free(p);
+        oci_template_cache_clear();
+}
+END_TEST
+
 /* ---- real containers, on the host's runtime (runc here, or the path in
  * $EDGECD_RUNTIME), driven through the daemon's own runtime driver ---- */
 
@@ -1383,6 +1445,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_bad_templates);
         tcase_add_test(tc, test_effective_limits_and_hostname);
         tcase_add_test(tc, test_render_is_the_build);
+        tcase_add_test(tc, test_render_from_the_limits_version);
         suite_add_tcase(s, tc);
         TCase *rc = tcase_create("real");
         tcase_set_timeout(rc, 180);
