@@ -53,6 +53,7 @@ struct http_server {
         struct MHD_Daemon *mhd;
         int listen_fd;
         bool own_fd;             /* not socket-activated: ours to close */
+        int mhd_fd;              /* libmicrohttpd's duplicate of listen_fd (-1: none of ours) */
         char *unix_path;
         char address[128];
         struct http_options o;
@@ -1172,7 +1173,7 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
                http_authorizer authorize, void *ctx, struct http_server **ret, struct err *err)
 {
         struct http_server *srv = xcalloc(1, sizeof *srv);
-        srv->listen_fd = -1;
+        srv->listen_fd = srv->mhd_fd = -1;
         for (size_t i = 0; i < SPARE_FDS; i++)
                 srv->spare_fds[i] = -1;
         srv->o = *o;
@@ -1220,12 +1221,24 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
         int fl = fcntl(srv->listen_fd, F_GETFL);
         if (fl >= 0 && !(fl & O_NONBLOCK))
                 fcntl(srv->listen_fd, F_SETFL, fl | O_NONBLOCK);
+        /* libmicrohttpd gets a duplicate of its own: on most of its
+         * start-up failure paths (0.9.75) it closes the socket it was given,
+         * on some not, and a number closed twice may by then be another
+         * thread's file.  Its duplicate is left to it when it fails (one
+         * descriptor perhaps left open as the daemon gives up), and given
+         * back by MHD_quiesce_daemon() otherwise. */
+        srv->mhd_fd = fcntl(srv->listen_fd, F_DUPFD_CLOEXEC, 3);
+        if (srv->mhd_fd < 0) {
+                err_errno(err, ERR_IO, "cannot start the HTTP server on `%s`: dup", srv->address);
+                http_stop(srv);
+                return -1;
+        }
         srv->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
                                     0, on_accept, srv, on_request, srv,
                                     /* first, or some messages miss it */
                                     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
-                                    MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
+                                    MHD_OPTION_LISTEN_SOCKET, srv->mhd_fd,
                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                                     MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
                                     MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout_seconds,
@@ -1237,6 +1250,7 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
                                     MHD_OPTION_THREAD_POOL_SIZE, http_threads(o->max_connections),
                                     MHD_OPTION_END);
         if (!srv->mhd) {
+                srv->mhd_fd = -1;   /* closed by it, or not: never by us */
                 err_set(err, ERR_IO, 0, "cannot start the HTTP server on `%s`", srv->address);
                 http_stop(srv);
                 return -1;
@@ -1301,12 +1315,13 @@ void http_stop(struct http_server *srv)
                 pthread_join(srv->stand_in, NULL);
         }
         if (srv->mhd) {
-                /* Quiesced, libmicrohttpd leaves the listening socket to us
-                 * (it would close it too: twice with ours below). */
+                /* Quiesced, libmicrohttpd leaves its socket to us. */
                 if (!srv->quiesced)
                         MHD_quiesce_daemon(srv->mhd);
                 MHD_stop_daemon(srv->mhd);
         }
+        if (srv->mhd_fd >= 0)
+                close(srv->mhd_fd);
         if (srv->listen_fd >= 0 && srv->own_fd)
                 close(srv->listen_fd);
         if (srv->unix_path) {

@@ -381,6 +381,31 @@ class AcceptMemory(unittest.TestCase):
         self.assertEqual(d.req("GET", "/healthz", timeout=5).status, 200)
 
 
+class HttpStartFailure(unittest.TestCase):
+    def test_an_http_server_that_fails_to_start_closes_each_descriptor_once(self):
+        # libmicrohttpd closes the listening socket it was given on most of
+        # its start-up failures (not all); the daemon closed it again, a
+        # number that another thread may have opened by then.  Its eventfd()
+        # failing (out of descriptors) comes from a shim, for its first
+        # worker (it closes the socket itself) and its second (it stops
+        # the half-started server, which closes it).
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-exhaust-mhd-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        for at in ("1", "2"):
+            with self.subTest(failing_eventfd=at):
+                env = harness.preload_shim("mhdfail_shim", tmp)
+                env["MHDFAIL_AT"] = at
+                d = Daemon("HttpStartFailure", env=env)
+                self.addCleanup(d.stop, check=False)
+                with self.assertRaises(AssertionError) as cm:
+                    d.start(timeout=30)
+                self.assertRegex(str(cm.exception), "exited with status [1-9][0-9]* during startup")
+                log = d.log_tail()   # the start's last 80 lines (its temp dir is gone)
+                self.assertIn("mhdfail shim: libmicrohttpd's eventfd() fails", log)
+                self.assertIn("cannot start the HTTP server", log)
+                self.assertNotIn("closed twice", log)
+
+
 class LowHardLimit(unittest.TestCase):
     def test_a_daemon_whose_hard_descriptor_limit_is_under_1024_runs_jobs(self):
         # LimitNOFILE=512: the containers get 512, not the 1024 that the
