@@ -260,14 +260,20 @@ static char *put_digits(char *p, int n, int width)
 
 void format_rfc3339(int64_t real_ms, char *buf, size_t len)
 {
+        /* Floored: a millisecond before 1970 is 1969-12-31T23:59:59.999Z. */
+        int ms = (int)(real_ms % 1000);
         time_t secs = (time_t)(real_ms / 1000);
+        if (ms < 0) {
+                ms += 1000;
+                secs--;
+        }
         struct tm tm;
         gmtime_r(&secs, &tm);
         int year = tm.tm_year + 1900;
-        if (real_ms < 0 || year > 9999 || len < sizeof "YYYY-MM-DDTHH:MM:SS.mmmZ") {
+        if (year < 0 || year > 9999 || len < sizeof "YYYY-MM-DDTHH:MM:SS.mmmZ") {
                 char base[40];
                 strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-                snprintf(buf, len, "%s.%03dZ", base, (int)(real_ms % 1000));
+                snprintf(buf, len, "%s.%03dZ", base, ms);
                 return;
         }
         /* By hand: strftime() and snprintf() for each of the dozen times
@@ -284,7 +290,7 @@ void format_rfc3339(int64_t real_ms, char *buf, size_t len)
         *p++ = ':';
         p = put_digits(p, tm.tm_sec, 2);
         *p++ = '.';
-        p = put_digits(p, (int)(real_ms % 1000), 3);
+        p = put_digits(p, ms, 3);
         *p++ = 'Z';
         *p = '\0';
 }

@@ -139,11 +139,16 @@ END_TEST
 static void rfc3339_by_libc(int64_t ms, char *buf, size_t len)
 {
         time_t secs = (time_t)(ms / 1000);
+        int frac = (int)(ms % 1000);
+        if (frac < 0) {
+                frac += 1000;
+                secs--;
+        }
         struct tm tm;
         gmtime_r(&secs, &tm);
         char base[40];
         strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(buf, len, "%s.%03dZ", base, (int)(ms % 1000));
+        snprintf(buf, len, "%s.%03dZ", base, frac);
 }
 
 START_TEST(test_format_rfc3339)
@@ -155,8 +160,20 @@ START_TEST(test_format_rfc3339)
         ck_assert_str_eq(got, "2024-02-29T23:59:59.999Z");
         format_rfc3339(253402300799999, got, sizeof got);
         ck_assert_str_eq(got, "9999-12-31T23:59:59.999Z");
+        /* Before 1970 (a damaged record, a clock far off): floored, not
+         * "1970-01-01T00:00:00.-01Z". */
+        format_rfc3339(-1, got, sizeof got);
+        ck_assert_str_eq(got, "1969-12-31T23:59:59.999Z");
+        format_rfc3339(-1000, got, sizeof got);
+        ck_assert_str_eq(got, "1969-12-31T23:59:59.000Z");
+        format_rfc3339(-1001, got, sizeof got);
+        ck_assert_str_eq(got, "1969-12-31T23:59:58.999Z");
+        format_rfc3339(-86400000LL * 365 - 1, got, sizeof got);
+        ck_assert_str_eq(got, "1968-12-31T23:59:59.999Z");
+        format_rfc3339(-62135596800001, got, sizeof got);   /* year 0: four digits, as RFC 3339 has them */
+        ck_assert_str_eq(got, "0000-12-31T23:59:59.999Z");
         const int64_t ms[] = { 1, 999, 1000, 86399999, 951782400000, 1798761600123, 4102444800007,
-                               253402300800000, -1, -1000 };
+                               253402300800000, -1, -1000, -1001, -999 };
         for (size_t i = 0; i < ARRAY_SIZE(ms); i++) {
                 format_rfc3339(ms[i], got, sizeof got);
                 rfc3339_by_libc(ms[i], want, sizeof want);
