@@ -19,14 +19,52 @@
 #include "util.h"
 
 struct depth {
-        size_t depth, max, reached_at;
+        size_t depth, max;
         bool too_deep;
+        /* Where the top-level value ends: yajl 2.1 lets an unterminated
+         * string after it through (`{} "`), so the rest is looked at here. */
+        yajl_handle h;
+        bool flushing;             /* in yajl_complete_parse(): its offsets are not the text's */
+        bool ended;
+        size_t end;                /* just past the value (the whole text when it ended in the flush) */
 };
+
+static void value_done(struct depth *d)
+{
+        if (d->depth == 0 && !d->ended) {
+                d->ended = true;
+                d->end = d->flushing ? SIZE_MAX : yajl_get_bytes_consumed(d->h);
+        }
+}
+
+static int on_scalar(void *ctx)
+{
+        value_done(ctx);
+        return 1;
+}
+
+static int on_boolean(void *ctx, int b)
+{
+        (void)b;
+        return on_scalar(ctx);
+}
+
+static int on_number(void *ctx, const char *s, size_t n)
+{
+        (void)s, (void)n;
+        return on_scalar(ctx);
+}
+
+static int on_string(void *ctx, const unsigned char *s, size_t n)
+{
+        (void)s, (void)n;
+        return on_scalar(ctx);
+}
 
 static int open_level(void *ctx)
 {
         struct depth *d = ctx;
-        if (d->max && ++d->depth > d->max) {
+        if (++d->depth > d->max && d->max) {
                 d->too_deep = true;
                 return 0;   /* cancels the parse */
         }
@@ -36,12 +74,16 @@ static int open_level(void *ctx)
 static int close_level(void *ctx)
 {
         struct depth *d = ctx;
-        if (d->max)
-                d->depth--;
+        d->depth--;
+        value_done(d);
         return 1;
 }
 
 static const yajl_callbacks callbacks = {
+        .yajl_null = on_scalar,
+        .yajl_boolean = on_boolean,
+        .yajl_number = on_number,
+        .yajl_string = on_string,
         .yajl_start_map = open_level,
         .yajl_end_map = close_level,
         .yajl_start_array = open_level,
@@ -82,14 +124,22 @@ int jsontext_check(const char *text, size_t len, size_t max_depth, struct err *e
         yajl_handle h = yajl_alloc(&callbacks, NULL, &d);
         if (!h)
                 abort();
+        d.h = h;
         yajl_status s = yajl_parse(h, (const unsigned char *)text, len);
         bool at_end = false;
         if (s == yajl_status_ok) {
+                d.flushing = true;
                 s = yajl_complete_parse(h);
                 at_end = true;
         }
         int ret = 0;
-        if (s != yajl_status_ok) {
+        size_t rest = d.ended && d.end < len ? d.end : len;
+        while (rest < len && (text[rest] == ' ' || text[rest] == '\t' || text[rest] == '\n' || text[rest] == '\r'))
+                rest++;
+        if (s == yajl_status_ok && rest < len) {
+                position(text, rest, &line, &col);
+                ret = err_set(err, ERR_INVALID, 0, "line %zu, column %zu: trailing garbage after the value", line, col);
+        } else if (s != yajl_status_ok) {
                 /* After complete_parse yajl counts a chunk of its own, not
                  * the text: the problem is at the end. */
                 size_t off = at_end ? len : yajl_get_bytes_consumed(h);

@@ -252,6 +252,20 @@ class Outcomes(JobCase):
     def test_invalid_result(self):
         self.assertFailedWith(self.d.run_job({"algorithm": "t_invalid"}), "invalid_result")
 
+    def test_a_result_with_an_unterminated_string_after_it_is_invalid(self):
+        # yajl 2.1 takes `{} "x` as one value: such a result was kept and
+        # spliced into its job's every reply, which was then not JSON.
+        for text in ('{"ok": 1} "', '[1] "x', '1 "', '"a" "b'):
+            job = self.d.run_job({"algorithm": "t_invalid", "parameters": {"text": text}})
+            self.assertFailedWith(job, "invalid_result")
+            self.assertIn("trailing garbage", job["error"]["message"], job)
+            r = self.d.req("GET", "/v1/jobs/%s" % job["id"])
+            self.assertEqual(r.status, 200, r)
+            self.assertIsInstance(r.body, dict, "GET of the job is not JSON: %r" % (r.body,))
+        job = self.d.run_job({"algorithm": "t_invalid", "parameters": {"text": ' {"ok": "a \\" b"} \n'}})
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(job["result"], {"ok": 'a " b'})
+
     def test_result_too_large(self):
         self.assertFailedWith(self.d.run_job({"algorithm": "t_big"}), "result_too_large")
         job = self.d.run_job({"algorithm": "t_big", "parameters": {"bytes": 1000}})

@@ -338,6 +338,7 @@ printf '{}' >"$work/in.json"
 run "$TK" noresult
 if [ "$rc" -eq 0 ] && [ -z "$(ls -A "$work/out")" ]; then ok; else bad "testkit noresult: exit $rc or files written"; fi
 expect "testkit invalid" '{}' '{"unterminated": ' "$TK" invalid
+expect "testkit invalid: text" '{"text":"{} \"x"}' '{} "x' "$TK" invalid
 printf '{"bytes":1000}' >"$work/in.json"
 run "$TK" big
 if [ "$rc" -eq 0 ] && [ "$(wc -c <"$work/out/result.json")" -eq 1000 ]; then ok; else bad "testkit big: exit $rc or wrong size"; fi

@@ -268,11 +268,18 @@ static int mode_oomadj(void)
         return 0;
 }
 
+static const char *param_string(const struct json_value *params, const char *name, const char *def);
+
+/* parameters.text as result.json (default `{"unterminated": `), as it is. */
 static int mode_invalid(void)
 {
+        struct json_value params;
+        plugin_read_params(&params);
+        const char *text = param_string(&params, "text", "{\"unterminated\": ");
         out_open_result(&out);
-        out_puts(&out, "{\"unterminated\": ");
+        out_puts(&out, text);
         out_commit(&out);
+        json_value_done(&params);
         return 0;
 }
 

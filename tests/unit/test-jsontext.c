@@ -63,6 +63,27 @@ START_TEST(test_not_one_value)
         expect_bad("{\n\"a\": 1\n}\n2", 13, "line 4, column 2: ");
         expect_bad("\"\\x\"", 4, "line 1, column ");
         expect_bad("\"\\u00\"", 6, "line 1, column ");
+        /* An unterminated string after the value: yajl 2.1's complete
+         * parse lets it through, and a result so written was spliced into
+         * every reply of its job. */
+        static const struct { const char *text, *msg; } trailing[] = {
+                { "{} \"", "line 1, column 4: trailing garbage" },
+                { "{}\"abc", "line 1, column 3: trailing garbage" },
+                { "[1] \"x", "line 1, column 5: trailing garbage" },
+                { "1 \"", "line 1, column 3: trailing garbage" },
+                { "\"a\" \"", "line 1, column 5: trailing garbage" },
+                { "null\"", "line 1, column 5: trailing garbage" },
+                { "true \"", "line 1, column 6: trailing garbage" },
+                { "{\"a\":{}}\n \"x", "line 2, column 2: trailing garbage" },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(trailing); i++)
+                expect_bad(trailing[i].text, strlen(trailing[i].text), trailing[i].msg);
+        /* ...while whitespace after a value, a number ending the text and
+         * a string with quotes inside are still whole values. */
+        static const char *const whole[] = { "{} \n\t\r ", "123", "-0.5e-3 ", "\"a\\\"\" ", "[\"\\\"\"]",
+                                             "{\"\\\"\":\"\\\\\"}" };
+        for (size_t i = 0; i < ARRAY_SIZE(whole); i++)
+                expect_ok(whole[i], 0);
 }
 END_TEST
 
