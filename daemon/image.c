@@ -176,7 +176,9 @@ static const char *pseudo_fs_of(const char *path)
  * empty).  -1 when it is something else. */
 static int strings(const json_t *a, char ***ret)
 {
-        *ret = xcalloc(1, sizeof **ret);
+        /* Sized once: strv_push() counts the vector at each push, and a
+         * config blob of 1 MiB holds some 200,000 strings. */
+        *ret = xcalloc((json_is_array(a) ? json_array_size(a) : 0) + 1, sizeof **ret);
         if (!a || json_is_null(a))
                 return 0;
         if (!json_is_array(a))
@@ -186,7 +188,7 @@ static int strings(const json_t *a, char ***ret)
         json_array_foreach(a, i, v) {
                 if (!json_is_string(v))
                         return -1;
-                strv_push(ret, json_string_value(v));
+                (*ret)[i] = xstrdup(json_string_value(v));
         }
         return 0;
 }

@@ -370,9 +370,10 @@ static void finish_image(struct mload *L)
         m->cwd = xstrdup(c.cwd);
         if (!m->command) {
                 /* Docker's rule: the entrypoint, then cmd as its arguments. */
-                char **argv = strv_dup(c.entrypoint);
-                for (size_t i = 0; c.cmd[i]; i++)
-                        strv_push(&argv, c.cmd[i]);
+                size_t ne = strv_len(c.entrypoint), nc = strv_len(c.cmd);
+                char **argv = xcalloc(ne + nc + 1, sizeof *argv);
+                for (size_t i = 0; i < ne + nc; i++)
+                        argv[i] = xstrdup(i < ne ? c.entrypoint[i] : c.cmd[i - ne]);
                 m->command = argv;
                 if (!argv[0])
                         ydiag_add(L->d, at, "image", "the image has no Entrypoint or Cmd: set `command`");
@@ -380,8 +381,10 @@ static void finish_image(struct mload *L)
                         ydiag_add(L->d, at, "image", "the image's command `%s` is not an absolute path: set `command`",
                                   argv[0]);
         }
-        /* The image's environment first; the manifest's replaces a key. */
-        char **env = xcalloc(1, sizeof *env);
+        /* The image's environment first; the manifest's replaces a key.
+         * Sized once (strv_push() counts the vector at each push). */
+        char **env = xcalloc(strv_len(c.env) + strv_len(m->env) + 1, sizeof *env);
+        size_t nenv = 0;
         for (size_t i = 0; c.env[i]; i++) {
                 const char *eq = strchr(c.env[i], '=');
                 _cleanup_free_ char *key = eq ? xasprintf("%.*s", (int)(eq - c.env[i]), c.env[i]) : NULL;
@@ -391,10 +394,10 @@ static void finish_image(struct mload *L)
                 for (size_t k = 0; m->env[k] && !mine; k++)
                         mine = !strncmp(m->env[k], c.env[i], (size_t)(eq - c.env[i]) + 1);
                 if (!mine)
-                        strv_push(&env, c.env[i]);
+                        env[nenv++] = xstrdup(c.env[i]);
         }
         for (size_t k = 0; m->env[k]; k++)
-                strv_push(&env, m->env[k]);
+                env[nenv++] = xstrdup(m->env[k]);
         strv_free(m->env);
         m->env = env;
         image_config_done(&c);

@@ -73,6 +73,14 @@ def sparse_layout(layout, work, size):
         f.truncate(size)
     tar = os.path.join(work, "layer.tar")
     subprocess.run(["tar", "--sparse", "--format=posix", "-cf", tar, "-C", src, "zeros"], check=True)
+    with open(tar, "rb") as f:
+        hand_layout(layout, f.read(), {"Entrypoint": ["/zeros"]})
+    return os.path.getsize(tar)
+
+
+def hand_layout(layout, layer, image_config):
+    """An OCI image layout written by hand: one uncompressed tar layer
+    (bytes), the image config's `config` object, tagged latest."""
     os.makedirs(os.path.join(layout, "blobs", "sha256"))
 
     def blob(data):
@@ -80,11 +88,10 @@ def sparse_layout(layout, work, size):
         with open(os.path.join(layout, "blobs", "sha256", h), "wb") as f:
             f.write(data)
         return {"digest": "sha256:" + h, "size": len(data)}
-    with open(tar, "rb") as f:
-        layer = f.read()
-    config = blob(json.dumps({"architecture": "amd64", "os": "linux", "config": {"Entrypoint": ["/zeros"]},
+    config = blob(json.dumps({"architecture": "amd64", "os": "linux", "config": image_config,
                               "rootfs": {"type": "layers",
-                                         "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode())
+                                         "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}},
+                             separators=(",", ":")).encode())
     manifest = blob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                                 "config": dict(config, mediaType="application/vnd.oci.image.config.v1+json"),
                                 "layers": [dict(blob(layer), mediaType="application/vnd.oci.image.layer.v1.tar")]}
@@ -94,13 +101,40 @@ def sparse_layout(layout, work, size):
                                                           annotations={"org.opencontainers.image.ref.name": "latest"})]}, f)
     with open(os.path.join(layout, "oci-layout"), "w") as f:
         f.write('{"imageLayoutVersion": "1.0.0"}')
-    return os.path.getsize(tar)
 
 
 def write_manifest(pdir, name, extra=""):
     with open(os.path.join(pdir, "plugin.yaml"), "w") as f:
         f.write("name: %s\nversion: 1.0.0\ndescription: An image plugin.\nimage: image\n"
                 "input_schema: {type: object}\n%s" % (name, extra))
+
+
+class HugeImageConfig(unittest.TestCase):
+    def test_an_image_config_of_300000_strings_loads_in_linear_time(self):
+        # Entrypoint, Cmd and Env were built one push at a time, each push
+        # counting the list: a config blob of under 1 MiB (its limit) held
+        # the plugin loader for a minute (minutes under ASan); now seconds.
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-images-huge-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        src = os.path.join(tmp, "src")
+        os.makedirs(src)
+        shutil.copy(os.path.join(harness.OPTIONS["plugins"], "t_sandbox", "rootfs", "bin", "testkit"),
+                    os.path.join(src, "testkit"))
+        tar = os.path.join(tmp, "layer.tar")
+        subprocess.run(["tar", "--format=posix", "-cf", tar, "-C", src, "testkit"], check=True)
+        pdir = os.path.join(tmp, "plugins", "i_huge")
+        os.makedirs(pdir)
+        with open(tar, "rb") as f:
+            hand_layout(os.path.join(pdir, "image"), f.read(),
+                        {"Entrypoint": ["/testkit"], "Cmd": ["echo"] + [""] * 300000,
+                         "Env": ["K%d=v" % i for i in range(5000)]})
+        write_manifest(pdir, "i_huge")
+        d = Daemon("HugeImageConfig", plugins=os.path.join(tmp, "plugins"))
+        self.addCleanup(d.stop)
+        d.start(timeout=30)
+        algs = d.req("GET", "/v1/algorithms").body
+        self.assertIn("i_huge", [a["name"] for a in algs["algorithms"]], algs.get("broken"))
 
 
 class ImagePlugins(unittest.TestCase):
