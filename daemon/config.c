@@ -307,7 +307,9 @@ static void load_mapping(struct config *cfg, struct yamldoc *y, const yaml_node_
                 if (!k || yamldoc_key_dup(y, map, p))
                         continue;   /* already reported */
                 _cleanup_free_ char *name = prefix ? xasprintf("%s.%s", prefix, k) : xstrdup(k);
-                const struct option *o = option_find(name);
+                /* `defaults.pids:` is the name of an option, not a key of the
+                 * file: taken, it would override `defaults: {pids: }` unseen. */
+                const struct option *o = strchr(k, '.') ? NULL : option_find(name);
                 if (!o) {
                         ydiag_add(d, kn, name, "unknown key");
                         continue;

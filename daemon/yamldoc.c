@@ -411,8 +411,33 @@ void ydiag_done(struct ydiag *d)
         d->count = 0;
 }
 
-void ydiag_line(struct ydiag *d, const char *line)
+/* line with each control character (a key or value quoted from the file:
+ * a newline, an escape sequence) written as \n, \t, \r or \xHH: one problem
+ * stays one line, and nothing reaches a terminal or the journal raw. */
+static char *escape_controls(const char *line)
 {
+        size_t n = 0;
+        for (const char *p = line; *p; p++)
+                n += (unsigned char)*p < 0x20 || *p == 0x7f ? 4 : 1;
+        char *out = xmalloc(n + 1), *o = out;
+        for (const char *p = line; *p; p++) {
+                unsigned char c = (unsigned char)*p;
+                if (c >= 0x20 && c != 0x7f) {
+                        *o++ = (char)c;
+                } else if (c == '\n' || c == '\t' || c == '\r') {
+                        *o++ = '\\';
+                        *o++ = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+                } else {
+                        o += sprintf(o, "\\x%02x", c);
+                }
+        }
+        *o = '\0';
+        return out;
+}
+
+void ydiag_line(struct ydiag *d, const char *raw)
+{
+        _cleanup_free_ char *line = escape_controls(raw);
         if (d->report)
                 d->report(line, d->ctx);
         if (!d->first)

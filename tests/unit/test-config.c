@@ -329,6 +329,13 @@ START_TEST(test_unknown_key)
         expect_load_error("defaults:\n  memroy_mb: 3\n", "2:3: defaults.memroy_mb: unknown key");
         expect_load_error("http:\n  max_conections: 3\n", "2:3: http.max_conections: unknown key");
         expect_load_error("store:\n  max_record: 3\n", "2:3: store.max_record: unknown key");
+        /* An option's dotted name is not a key of the file: it would
+         * override the nested one unseen. */
+        expect_load_error("defaults:\n  pids: 10\ndefaults.pids: 20\n", "3:1: defaults.pids: unknown key");
+        expect_load_error("http.unix_mode: \"0600\"\n", "1:1: http.unix_mode: unknown key");
+        expect_load_error("http:\n  tls.cert: x\n", "2:3: http.tls.cert: unknown key");
+        /* A key quoted back is one line, its control characters escaped. */
+        expect_load_error("\"a\\nb\\e[2J\\x7f\": 1\n", "1:1: a\\nb\\x1b[2J\\x7f: unknown key");
 }
 END_TEST
 
