@@ -1100,9 +1100,14 @@ static int open_container(struct stream *s, bool map)
 {
         if (building(s))
                 return build_add(s, map ? json_object() : json_array(), true);
-        if (s->n >= s->max_depth || s->n >= SCHEMA_MAX_DEPTH) {
-                fail(s->err, &s->p, "nested too deeply (over %d levels)",
-                     (int)(s->max_depth < SCHEMA_MAX_DEPTH ? s->max_depth : SCHEMA_MAX_DEPTH));
+        /* The caller's cap (http.max_json_depth), as jsontext_check() has
+         * it: past the schema's own depth (SCHEMA_MAX_DEPTH) a value is
+         * not looked into, in the tree as here.  And jansson's parser's:
+         * deeper, the tree is not made (malformed, not a schema miss). */
+        if (s->n >= s->max_depth || s->n >= JSON_PARSER_MAX_DEPTH) {
+                s->json_error = s->n >= JSON_PARSER_MAX_DEPTH;
+                fail(s->err, &s->p, "nested too deeply (over %zu levels)",
+                     s->max_depth < JSON_PARSER_MAX_DEPTH ? s->max_depth : (size_t)JSON_PARSER_MAX_DEPTH);
                 return stream_fail(s);
         }
         const json_t *sch = value_schema(s);

@@ -43,7 +43,10 @@ int schema_validate(const json_t *schema, const struct schema_index *ix, const j
  * the parsed text (the first error named may differ: a streamed array is
  * refused at its first bad item, before its length is known).
  * *ret_malformed is set when the text is not JSON as jansson takes it (a
- * number out of range, a duplicate key): that is not a schema miss. */
+ * number out of range, a duplicate key, nesting past jansson's 2048
+ * levels) and that is what stopped the stream: that is not a schema miss.
+ * A schema miss met earlier in the text is named instead (the tree is
+ * never made, so the parse never gets that far). */
 int schema_validate_text(const json_t *schema, const struct schema_index *ix, const char *text, size_t len,
                          const char *base, size_t max_depth, bool *ret_malformed, struct err *err);
 

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "jsontext.h"
 #include "schema.h"
 #include "testutil.h"
 #include "util.h"
@@ -635,6 +636,39 @@ START_TEST(test_streamed)
         ck_assert_msg(streamed("{\"items\": {\"type\": \"number\"}}", num, &malformed, &e) == 0, "%s", e.msg);
         /* Duplicate keys in different objects are fine. */
         ck_assert_int_eq(streamed("{}", "{\"a\": {\"a\": 1}, \"b\": {\"a\": 2}}", &malformed, &e), 0);
+
+        /* Nesting deeper than a schema can be (64) but within the caller's
+         * cap (http.max_json_depth past its default): taken, as the tree
+         * takes it; past the cap, refused; past jansson's own 2048 levels,
+         * malformed, as the tree is never made. */
+        static const size_t depths[] = { 65, 100, 2048, 2049 };
+        for (size_t di = 0; di < ARRAY_SIZE(depths); di++) {
+                size_t depth = depths[di];
+                char *text = xmalloc(2 * depth + 1);
+                memset(text, '[', depth);
+                memset(text + depth, ']', depth);
+                text[2 * depth] = '\0';
+                json_t *sch = J("{}");
+                for (size_t cap = depth - 1; cap <= depth; cap++) {
+                        malformed = false;
+                        err_clear(&e);
+                        int r = schema_validate_text(sch, NULL, text, 2 * depth, "/p", cap, &malformed, &e);
+                        bool want = depth <= cap && depth <= 2048;
+                        ck_assert_msg(want ? r == 0 : r == -1, "depth %zu, cap %zu: %d %s", depth, cap, r, e.msg);
+                        if (!want)
+                                ck_assert_ptr_nonnull(strstr(e.msg, "nested too deeply"));
+                        ck_assert_msg(malformed == (!want && depth > 2048), "depth %zu: malformed %d", depth, malformed);
+                        struct err je = ERR_INIT;
+                        json_error_t jerr;
+                        json_t *tree = json_loads(text, 0, &jerr);
+                        if (want)
+                                ck_assert_msg(jsontext_check(text, 2 * depth, cap, &je) == 0 && tree &&
+                                              schema_validate(sch, NULL, tree, "/p", &je) == 0, "%s", je.msg);
+                        json_decref(tree);
+                }
+                json_decref(sch);
+                free(text);
+        }
 
         /* enum of a container: built and compared whole. */
         const char *en = "{\"type\": \"object\", \"properties\": {\"m\": {\"enum\": [[1, 2], {\"k\": [true]}]}}}";
