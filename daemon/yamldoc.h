@@ -26,9 +26,10 @@ struct yamldoc {
 };
 
 /* Read path (a regular file of at most max_bytes) and parse exactly one YAML
- * document.  On failure err->msg is already a full diagnostic line:
- * "FILE: open: No such file or directory" (ERR_NOT_FOUND),
- * "FILE: ... over the limit" (ERR_TOO_LARGE), or for a syntax error
+ * document.  On failure err->msg is already a full diagnostic line naming
+ * the file: "open `FILE`: No such file or directory" (ERR_NOT_FOUND),
+ * "`FILE` is not a regular file" (ERR_INVALID), "`FILE` is N bytes, over
+ * the limit of M" (ERR_TOO_LARGE; read_file()'s words), or for a syntax error
  * "FILE:LINE:COL: syntax error: PROBLEM" from the parser's problem mark
  * (ERR_INVALID).  An empty file is a document without a root.
  *
