@@ -1293,6 +1293,15 @@ const char *http_address(const struct http_server *srv)
         return srv->address;
 }
 
+/* libmicrohttpd stops listening and gives its socket back to us; when it
+ * cannot (a mode without its inter-thread channel), MHD_stop_daemon()
+ * closes it itself, and so must we not. */
+static void quiesce_mhd(struct http_server *srv)
+{
+        if (MHD_quiesce_daemon(srv->mhd) == MHD_INVALID_SOCKET)
+                srv->mhd_fd = -1;
+}
+
 void http_quiesce(struct http_server *srv)
 {
         if (!srv || !srv->mhd)
@@ -1300,7 +1309,7 @@ void http_quiesce(struct http_server *srv)
         pthread_mutex_lock(&srv->limit_lock);
         srv->quiesced = true;
         pthread_mutex_unlock(&srv->limit_lock);
-        MHD_quiesce_daemon(srv->mhd);
+        quiesce_mhd(srv);
 }
 
 void http_stop(struct http_server *srv)
@@ -1315,9 +1324,8 @@ void http_stop(struct http_server *srv)
                 pthread_join(srv->stand_in, NULL);
         }
         if (srv->mhd) {
-                /* Quiesced, libmicrohttpd leaves its socket to us. */
                 if (!srv->quiesced)
-                        MHD_quiesce_daemon(srv->mhd);
+                        quiesce_mhd(srv);
                 MHD_stop_daemon(srv->mhd);
         }
         if (srv->mhd_fd >= 0)

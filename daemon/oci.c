@@ -517,13 +517,34 @@ static struct cached_template *find_cached(const struct template_files *f)
 /* load_tmpl(), from the cache when the files have not changed; the JSON
  * (only when asked: it is a deep copy) is the caller's to change.  With
  * ret_stamp: the files' stats, taken before anything was read from them. */
-static int cached_tmpl(const char *dir, const char *name, bool json, struct tmpl *ret,
-                       struct oci_template_stamp *ret_stamp, struct err *err)
+static int cached_tmpl(const char *dir, const char *name, const struct oci_template_stamp *seen, bool json,
+                       struct tmpl *ret, struct oci_template_stamp *ret_stamp, struct err *err)
 {
         *ret = (struct tmpl){ 0 };
         _cleanup_(template_files_done) struct template_files f = { 0 };
-        if (template_files(dir, name, NULL, &f, err) < 0)
+        if (template_files(dir, name, seen, &f, err) < 0)
                 return -1;
+        if (seen && seen->there) {
+                /* The version seen, while it is kept; else the files as they
+                 * stand (never a load kept under the stats seen). */
+                pthread_mutex_lock(&T.lock);
+                struct cached_template *e = find_cached(&f);
+                if (e)
+                        copy_tmpl(&e->v, ret, json);
+                pthread_mutex_unlock(&T.lock);
+                if (e) {
+                        if (ret_stamp)
+                                *ret_stamp = *seen;
+                        if (json && !ret->t) {
+                                tmpl_done(ret);
+                                return err_set(err, ERR_INTERNAL, 0, "template `%s`: out of memory", f.path);
+                        }
+                        return 0;
+                }
+                template_files_done(&f);
+                if (template_files(dir, name, NULL, &f, err) < 0)
+                        return -1;
+        }
         if (ret_stamp)
                 *ret_stamp = (struct oci_template_stamp){ .st = f.st, .ast = f.ast, .there = f.there };
         if (!f.there)
@@ -626,7 +647,7 @@ int oci_job_limits(const char *templates_dir, const struct manifest *m, const st
         if (ret_stamp)
                 *ret_stamp = (struct oci_template_stamp){ 0 };
         struct tmpl v;
-        if (cached_tmpl(templates_dir, template_of(m), false, &v, ret_stamp, err) < 0)
+        if (cached_tmpl(templates_dir, template_of(m), NULL, false, &v, ret_stamp, err) < 0)
                 return err_wrap(err, "oci");
         apply_ceilings(ret, &v.ceil);
         tmpl_done(&v);
@@ -963,7 +984,7 @@ int oci_build(const char *templates_dir, const struct oci_job *job,
         if (check_job(job, err) < 0)
                 return err_wrap(err, "oci");
         struct tmpl v;
-        if (cached_tmpl(templates_dir, template_of(job->manifest), true, &v, NULL, err) < 0)
+        if (cached_tmpl(templates_dir, template_of(job->manifest), job->tmpl, true, &v, NULL, err) < 0)
                 return err_wrap(err, "oci");
         _cleanup_json_ json_t *config = TAKE_PTR(v.t);
         /* The ceilings hold even for a caller that did not ask oci_job_limits(). */

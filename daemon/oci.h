@@ -30,8 +30,9 @@ struct oci_job {
          * is `OCI_GATE_BIN OCI_GATE_FIFO COMMAND...`; NULL: the command. */
         const char *gate_path;
         /* The template's files as oci_job_limits() read the limits from
-         * them: rendered from that same version while it is cached (the
-         * files not stat'ed again).  NULL: as they stand. */
+         * them: built and rendered from that same version while it is
+         * cached (the files not stat'ed again), else from the files as they
+         * stand.  NULL: as they stand. */
         const struct oci_template_stamp *tmpl;
 };
 

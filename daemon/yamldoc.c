@@ -412,17 +412,31 @@ void ydiag_done(struct ydiag *d)
 }
 
 /* line with each control character (a key or value quoted from the file:
- * a newline, an escape sequence) written as \n, \t, \r or \xHH: one problem
- * stays one line, and nothing reaches a terminal or the journal raw. */
+ * a newline, an escape sequence) written as \n, \t, \r, \xHH, or \u00HH for
+ * the C1 ones in UTF-8 (U+0080 to U+009F, CSI among them): one problem stays
+ * one line, and no control reaches a terminal or the journal raw. */
+static bool is_c1(const unsigned char *p)
+{
+        return p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
+}
+
 static char *escape_controls(const char *line)
 {
         size_t n = 0;
-        for (const char *p = line; *p; p++)
-                n += (unsigned char)*p < 0x20 || *p == 0x7f ? 4 : 1;
+        for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
+                if (is_c1(p)) {
+                        n += 6;
+                        p++;
+                } else {
+                        n += *p < 0x20 || *p == 0x7f ? 4 : 1;
+                }
+        }
         char *out = xmalloc(n + 1), *o = out;
-        for (const char *p = line; *p; p++) {
-                unsigned char c = (unsigned char)*p;
-                if (c >= 0x20 && c != 0x7f) {
+        for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
+                unsigned char c = *p;
+                if (is_c1(p)) {
+                        o += sprintf(o, "\\u%04x", *++p);
+                } else if (c >= 0x20 && c != 0x7f) {
                         *o++ = (char)c;
                 } else if (c == '\n' || c == '\t' || c == '\r') {
                         *o++ = '\\';

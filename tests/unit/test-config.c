@@ -335,7 +335,8 @@ START_TEST(test_unknown_key)
         expect_load_error("http.unix_mode: \"0600\"\n", "1:1: http.unix_mode: unknown key");
         expect_load_error("http:\n  tls.cert: x\n", "2:3: http.tls.cert: unknown key");
         /* A key quoted back is one line, its control characters escaped. */
-        expect_load_error("\"a\\nb\\e[2J\\x7f\": 1\n", "1:1: a\\nb\\x1b[2J\\x7f: unknown key");
+        expect_load_error("\"a\\nb\\e[2J\\x7f\\u009b1m\\u00a0\": 1\n",
+                          "1:1: a\\nb\\x1b[2J\\x7f\\u009b1m\xc2\xa0: unknown key");
 }
 END_TEST
 
@@ -377,7 +378,10 @@ START_TEST(test_out_of_range)
         expect_load_error("job_users:\n  first_uid: 0\n",
                           "2:14: job_users.first_uid: must be between 1 and 2147483647, got 0");
         expect_load_error("http:\n  max_json_depth: 0\n",
-                          "2:19: http.max_json_depth: must be between 1 and 10000, got 0");
+                          "2:19: http.max_json_depth: must be between 1 and 2046, got 0");
+        /* Deeper, jansson would refuse a body the check took. */
+        expect_load_error("http:\n  max_json_depth: 2047\n",
+                          "2:19: http.max_json_depth: must be between 1 and 2046, got 2047");
         expect_load_error("retry:\n  max_attempts: 101\n",
                           "2:17: retry.max_attempts: must be between 1 and 100, got 101");
         expect_load_error("defaults:\n  memory_mb: 2\n",

@@ -1096,6 +1096,16 @@ START_TEST(test_render_from_the_limits_version)
         ck_assert_uint_eq(oci_render_copies(), copies + 1);
         ck_assert_ptr_nonnull(strstr(old, "\"/tmp\""));
         ck_assert_ptr_null(strstr(old, "\"/scratch\""));
+        /* A kind with no kept shape yet is built the long way, from that
+         * same version too. */
+        struct oci_job other = job;
+        other.limits.pids = 7;
+        _cleanup_free_ char *built = NULL;
+        copies = oci_render_copies();
+        ck_assert_msg(oci_render(mine, &other, p, &built, &len, &err) == 0, "%s", err.msg);
+        ck_assert_uint_eq(oci_render_copies(), copies);
+        ck_assert_ptr_nonnull(strstr(built, "\"/tmp\""));
+        ck_assert_ptr_null(strstr(built, "\"/scratch\""));
         job.tmpl = NULL;
         ck_assert_msg(oci_render(mine, &job, p, &now, &len, &err) == 0, "%s", err.msg);
         ck_assert_ptr_nonnull(strstr(now, "\"/scratch\""));
