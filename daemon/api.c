@@ -733,6 +733,14 @@ static void reply_reject(struct http_request *req, const struct reject *rj)
         http_reply_error(req, rj->status, rj->code, rj->err.msg, rj->err.field);
 }
 
+/* http.max_json_depth as the checks apply it: jansson's parser refuses a
+ * body past 2048 levels, a scalar counted as one, so a cap past 2046 would
+ * let through, as text or spooled, what it then refuses in memory. */
+static size_t json_depth_cap(const struct config *cfg)
+{
+        return cfg->http.max_json_depth > 2046 ? 2046 : (size_t)cfg->http.max_json_depth;
+}
+
 /* Check one submission and make its live job and record (queued, with its
  * parameters as compact text).  0, or -1 with *rj filled. */
 static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t raw_len, const char *user,
@@ -773,7 +781,7 @@ static int prepare_job(struct api *a, const json_t *doc, const char *raw, size_t
         _cleanup_json_ json_t *parameters = raw ? NULL : sub.parameters ? json_incref(sub.parameters) : json_object();
         bool malformed = false;
         if (raw ? schema_validate_text(m->input_schema, m->input_index, raw, raw_len, "/parameters",
-                                       (size_t)cfg->http.max_json_depth, &malformed, &err) < 0
+                                       json_depth_cap(cfg), &malformed, &err) < 0
                 : schema_validate(m->input_schema, m->input_index, parameters, "/parameters", &err) < 0) {
                 manifest_unref(m);
                 metrics_job_rejected("invalid");
@@ -844,7 +852,7 @@ static const char *json_body(struct api *a, struct http_request *req, size_t *re
         }
         const char *body = http_body(req, ret_len);
         struct err derr = ERR_INIT;
-        if (jsontext_check(body, *ret_len, (size_t)a->d.cfg->http.max_json_depth, &derr) < 0) {
+        if (jsontext_check(body, *ret_len, json_depth_cap(a->d.cfg), &derr) < 0) {
                 metrics_http_rejected(strstr(derr.msg, "nesting deeper") ? "json_too_deep" : "invalid_json");
                 char msg[ERR_MSG_MAX + 32];
                 snprintf(msg, sizeof msg, "malformed JSON at %s", derr.msg);

@@ -119,9 +119,7 @@ static const struct option options[] = {
         { "http.connection_timeout_seconds", OPT_INT, OFF(http.connection_timeout_seconds), 1, 3600, 15, NULL },
         { "http.max_header_bytes", OPT_BYTES, OFF(http.max_header_bytes), KiB, MiB,    16 * KiB, NULL },
         { "http.max_response_bytes", OPT_BYTES, OFF(http.max_response_bytes), MiB, 64 * GiB, 64 * MiB, NULL },
-        /* At most 2046: past that jansson (2048 levels, the body's object
-         * one of them, a scalar another) refuses a body the check took. */
-        { "http.max_json_depth", OPT_INT,    OFF(http.max_json_depth), 1, 2046,       64,    NULL },
+        { "http.max_json_depth", OPT_INT,    OFF(http.max_json_depth), 1, 10000,      64,    NULL },
         { "http.unix_mode",      OPT_STRING, OFF(http.unix_mode),      0, 0,          0,     "0660" },
         { "http.unix_group",     OPT_STRING, OFF(http.unix_group),     0, 0,          0,     "" },
         { "auth",                OPT_SECTION, 0,                       0, 0,          0,     NULL },

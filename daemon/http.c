@@ -1307,9 +1307,11 @@ void http_quiesce(struct http_server *srv)
         if (!srv || !srv->mhd)
                 return;
         pthread_mutex_lock(&srv->limit_lock);
+        bool again = srv->quiesced;
         srv->quiesced = true;
         pthread_mutex_unlock(&srv->limit_lock);
-        quiesce_mhd(srv);
+        if (!again)   /* a second quiesce fails, and would drop the socket given back */
+                quiesce_mhd(srv);
 }
 
 void http_stop(struct http_server *srv)

@@ -564,6 +564,19 @@ static int cached_tmpl(const char *dir, const char *name, const struct oci_templ
         struct tmpl v;
         if (load_tmpl(dir, name, &v, err) < 0)
                 return -1;
+        /* Kept only under the stats of what was read: files changed while
+         * they were read are this caller's alone (a stamp of the stats
+         * before must never find content from after). */
+        _cleanup_(template_files_done) struct template_files g = { 0 };
+        if (template_files(dir, name, NULL, &g, NULL) < 0 || !g.there || !same_file(&f.st, &g.st) ||
+            !same_file(&f.ast, &g.ast)) {
+                if (!json) {
+                        json_decref(v.t);
+                        v.t = NULL;
+                }
+                *ret = v;
+                return 0;
+        }
         pthread_mutex_lock(&T.lock);
         size_t i = 0;
         while (i < T.n && strcmp(T.e[i].path, f.path))

@@ -323,6 +323,29 @@ def get_once_released(d, path):
         time.sleep(0.1)
 
 
+class DeepPastTheParser(unittest.TestCase):
+    def test_a_cap_past_the_parsers_refuses_alike_in_memory_and_spooled(self):
+        # http.max_json_depth 5000: jansson refuses past 2048 levels, so the
+        # checks cap at 2046.  A body 2048 levels deep was refused in memory
+        # (by jansson) but taken spooled (its check let it through).
+        d = Daemon("DeepPastTheParser", config={"max_body_bytes": "64KiB", "http": {"max_json_depth": 5000}})
+        self.addCleanup(d.stop)
+        d.start()
+        small = b'{"algorithm":"t_echo","parameters":{"a":' + b"[" * 2046 + b"1" + b"]" * 2046 + b"}}"
+        spooled = small[:-1] + b" " * (70 << 10) + b"}"
+        for body in (small, spooled):
+            r = post(d, body)
+            self.assertEqual(r.status, 400, r)
+            self.assertEqual(r.body["error"]["code"], "invalid_json", r.body)
+            self.assertIn("nesting deeper than 2046 levels", r.body["error"]["message"])
+        self.assertEqual(d.list_jobs(), [])
+        # Within it, alike: taken, and run.
+        ok = b'{"algorithm":"t_echo","parameters":{"a":' + b"[" * 100 + b"1" + b"]" * 100 + b"}}"
+        for body in (ok, ok[:-1] + b" " * (70 << 10) + b"}"):
+            r = post(d, body)
+            self.assertEqual(r.status, 200, r)
+
+
 class RefusedUnread(unittest.TestCase):
     """While large answers wait for a slow reader, GETs past
     http.max_response_bytes are refused (503 busy) without reading and
