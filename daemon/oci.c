@@ -514,6 +514,27 @@ static struct cached_template *find_cached(const struct template_files *f)
         return NULL;
 }
 
+/* A copy of the cache's entry for these files into ret, if it has one. */
+static bool copy_cached(const struct template_files *f, bool json, struct tmpl *ret)
+{
+        pthread_mutex_lock(&T.lock);
+        struct cached_template *e = find_cached(f);
+        if (e)
+                copy_tmpl(&e->v, ret, json);
+        pthread_mutex_unlock(&T.lock);
+        return e != NULL;
+}
+
+/* 0 for a copy made, or -1 when its JSON (asked for) could not be. */
+static int copied(struct tmpl *ret, bool json, const char *path, struct err *err)
+{
+        if (json && !ret->t) {
+                tmpl_done(ret);
+                return err_set(err, ERR_INTERNAL, 0, "template `%s`: out of memory", path);
+        }
+        return 0;
+}
+
 /* load_tmpl(), from the cache when the files have not changed; the JSON
  * (only when asked: it is a deep copy) is the caller's to change.  With
  * ret_stamp: the files' stats, taken before anything was read from them. */
@@ -524,23 +545,10 @@ static int cached_tmpl(const char *dir, const char *name, const struct oci_templ
         _cleanup_(template_files_done) struct template_files f = { 0 };
         if (template_files(dir, name, seen, &f, err) < 0)
                 return -1;
-        if (seen && seen->there) {
-                /* The version seen, while it is kept; else the files as they
-                 * stand (never a load kept under the stats seen). */
-                pthread_mutex_lock(&T.lock);
-                struct cached_template *e = find_cached(&f);
-                if (e)
-                        copy_tmpl(&e->v, ret, json);
-                pthread_mutex_unlock(&T.lock);
-                if (e) {
-                        if (ret_stamp)
-                                *ret_stamp = *seen;
-                        if (json && !ret->t) {
-                                tmpl_done(ret);
-                                return err_set(err, ERR_INTERNAL, 0, "template `%s`: out of memory", f.path);
-                        }
-                        return 0;
-                }
+        /* The version seen, while it is kept; else the files as they stand
+         * (never a load kept under the stats seen). */
+        bool hit = seen && seen->there && copy_cached(&f, json, ret);
+        if (seen && seen->there && !hit) {
                 template_files_done(&f);
                 if (template_files(dir, name, NULL, &f, err) < 0)
                         return -1;
@@ -549,18 +557,8 @@ static int cached_tmpl(const char *dir, const char *name, const struct oci_templ
                 *ret_stamp = (struct oci_template_stamp){ .st = f.st, .ast = f.ast, .there = f.there };
         if (!f.there)
                 return load_tmpl(dir, name, ret, err);   /* it says why */
-        pthread_mutex_lock(&T.lock);
-        struct cached_template *e = find_cached(&f);
-        if (e) {
-                copy_tmpl(&e->v, ret, json);
-                pthread_mutex_unlock(&T.lock);
-                if (json && !ret->t) {
-                        tmpl_done(ret);
-                        return err_set(err, ERR_INTERNAL, 0, "template `%s`: out of memory", f.path);
-                }
-                return 0;
-        }
-        pthread_mutex_unlock(&T.lock);
+        if (hit || copy_cached(&f, json, ret))
+                return copied(ret, json, f.path, err);
         struct tmpl v;
         if (load_tmpl(dir, name, &v, err) < 0)
                 return -1;
@@ -594,11 +592,7 @@ static int cached_tmpl(const char *dir, const char *name, const struct oci_templ
         T.e[i].v = v;
         copy_tmpl(&v, ret, json);
         pthread_mutex_unlock(&T.lock);
-        if (json && !ret->t) {
-                tmpl_done(ret);
-                return err_set(err, ERR_INTERNAL, 0, "template: out of memory");
-        }
-        return 0;
+        return copied(ret, json, name, err);
 }
 
 void oci_template_cache_clear(void)
