@@ -1164,7 +1164,7 @@ def section_10_concurrent(rig, per_client=12, n_rounds=12):
     reported: the median of the per-round ratio A/B and both medians.
     Twelve rounds, not four: this host's speed moves by tens of per cent
     within seconds (one round's ratio 0.78, the next 1.12), and the same
-    build's median of four rounds was 0.92 in one run, 1.07 in the next."""
+    build's median of four rounds was 0.90 in one run, 1.07 in another."""
     d, raw = rig.d, rig.raw
     n = d.req("GET", "/readyz").body["jobs"]["workers"]
     b = rig.bundles["matrix_multiplication"]
