@@ -29,7 +29,7 @@
 #define WAIT_MAX_SECONDS 3600
 #define LIST_DEFAULT_LIMIT 50
 #define LIST_MAX_LIMIT 1000
-#define RETRY_AFTER_SECONDS "2"
+#define RETRY_AFTER_SECONDS 2         /* a 429 or 503 but a full queue's (retry_after()) */
 #define IDEMPOTENCY_KEY_MAX 128
 /* How long a running job's cancel waits for the job's end to be on disk
  * before it is answered with the job as it is then. */
@@ -82,7 +82,7 @@ struct batch {
         struct store_item *items;     /* the accepted ones */
         size_t *item_of;              /* items[k] is answers[item_of[k]] */
         size_t nitems;
-        bool retry_after;             /* an item refused for now (429, 503): say when to try again */
+        int retry_after;              /* an item refused for now (429, 503): when to try again, s; 0 none */
 };
 
 static void batch_free(struct batch *b)
@@ -140,6 +140,13 @@ static const struct {
         { ERR_UNAVAILABLE, 503, "unavailable" },
 };
 
+static void add_retry_after(struct http_request *req, int seconds)
+{
+        char v[16];
+        snprintf(v, sizeof v, "%d", seconds);
+        http_add_header(req, "Retry-After", v);
+}
+
 static void reply_err(struct http_request *req, const struct err *err, const char *code_override)
 {
         unsigned status = 500;
@@ -160,7 +167,7 @@ static void reply_err(struct http_request *req, const struct err *err, const cha
                 code_override = NULL;
         }
         if (status == 429 || status == 503)
-                http_add_header(req, "Retry-After", RETRY_AFTER_SECONDS);
+                add_retry_after(req, RETRY_AFTER_SECONDS);
         if (status == 500)
                 log_error("%s %s: %s", http_method(req), http_path(req), err->msg);
         http_reply_error(req, status, code_override ? code_override : code, err->msg, err->field);
@@ -724,10 +731,22 @@ static void reject_err(struct reject *rj, const struct err *err, const char *cod
         rj->err = *err;
 }
 
-static void reply_reject(struct http_request *req, const struct reject *rj)
+/* When a client refused rj should try again (seconds; 0: no Retry-After):
+ * for a full queue, about when a worker takes the next queued job (it may
+ * be minutes for long jobs, and well under the old fixed 2 s for short
+ * ones); for the rest, a moment. */
+static int retry_after(struct api *a, const struct reject *rj)
 {
-        if (rj->status == 429 || rj->status == 503)
-                http_add_header(req, "Retry-After", RETRY_AFTER_SECONDS);
+        if (rj->status != 429 && rj->status != 503)
+                return 0;
+        return !strcmp(rj->code, "queue_full") ? scheduler_retry_after(a->d.scheduler) : RETRY_AFTER_SECONDS;
+}
+
+static void reply_reject(struct api *a, struct http_request *req, const struct reject *rj)
+{
+        int secs = retry_after(a, rj);
+        if (secs)
+                add_retry_after(req, secs);
         if (rj->status == 500)
                 log_error("%s %s: %s", http_method(req), http_path(req), rj->err.msg);
         http_reply_error(req, rj->status, rj->code, rj->err.msg, rj->err.field);
@@ -1105,7 +1124,7 @@ static bool reply_if_not_written(struct http_request *req, struct wait *w)
                 return false;
         struct reject rj;
         reject_err(&rj, &w->write.err, w->refused ? "shutting_down" : "storage_unavailable");
-        reply_reject(req, &rj);
+        reply_reject(w->api, req, &rj);
         return true;
 }
 
@@ -1211,7 +1230,7 @@ static void handle_submit(struct http_request *req, void *ctx)
         struct job *j = NULL;
         struct job_record rec;
         if (prepare_job(a, doc, raw, raw_len, http_user(req), NULL, &j, &rec, &rj) < 0) {
-                reply_reject(req, &rj);
+                reply_reject(a, req, &rj);
                 return;
         }
         /* A place in the queue before the commit: what the store accepts
@@ -1221,7 +1240,8 @@ static void handle_submit(struct http_request *req, void *ctx)
                 record_clear(&rec);
                 job_unref(j);
                 metrics_job_rejected(err.code == ERR_BUSY ? "queue_full" : "unavailable");
-                reply_err(req, &err, err.code == ERR_UNAVAILABLE ? "shutting_down" : NULL);
+                reject_err(&rj, &err, err.code == ERR_UNAVAILABLE ? "shutting_down" : NULL);
+                reply_reject(a, req, &rj);
                 return;
         }
         w = wait_for(a, req);
@@ -1280,7 +1300,7 @@ static void finish_batch(struct http_request *req, struct wait *w)
         }
         json_t *o = json_pack("{s:O}", "jobs", b->answers);
         if (b->retry_after)
-                http_add_header(req, "Retry-After", RETRY_AFTER_SECONDS);
+                add_retry_after(req, b->retry_after);
         http_must_answer(req);
         http_reply_json(req, 200, o);
 }
@@ -1339,8 +1359,9 @@ static void handle_batch(struct http_request *req, void *ctx)
                 }
                 if (!b->jobs[i]) {
                         /* As a single submit's 429 or 503 carries it. */
-                        if (rj.status == 429 || rj.status == 503)
-                                b->retry_after = true;
+                        int secs = retry_after(a, &rj);
+                        if (secs > b->retry_after)
+                                b->retry_after = secs;
                         /* The item's own pointer, not the batch's. */
                         _cleanup_free_ char *field = xasprintf("/jobs/%zu%s", i, rj.err.field);
                         err_set_field(&rj.err, field);
@@ -1355,7 +1376,7 @@ static void handle_batch(struct http_request *req, void *ctx)
         if (!b->nitems) {
                 json_t *o = json_pack("{s:O}", "jobs", b->answers);
                 if (b->retry_after)
-                        http_add_header(req, "Retry-After", RETRY_AFTER_SECONDS);
+                        add_retry_after(req, b->retry_after);
                 http_reply_json(req, 200, o);
                 return;
         }
@@ -1395,7 +1416,7 @@ static void finish_cancel_wait(struct api *a, struct http_request *req, struct w
                 char msg[512];
                 snprintf(msg, sizeof msg, "job `%s` is being cancelled, but the store cannot record it: %s",
                          w->job->id, why);
-                http_add_header(req, "Retry-After", RETRY_AFTER_SECONDS);
+                add_retry_after(req, RETRY_AFTER_SECONDS);
                 http_reply_error(req, 503, "storage_unavailable", msg, NULL);
                 return;
         }

@@ -49,6 +49,11 @@ struct scheduler {
         bool stopping;           /* no new job is taken */
         bool interrupting;       /* the drain is over: running jobs are stopped */
 
+        /* How long a job held its worker, on average (the last few,
+         * weighted 1/8 each; 0: none yet): when a place in a full queue
+         * frees (scheduler_retry_after). */
+        int64_t held_ms_avg;
+
         size_t nworkers;
         pthread_t *threads;
         struct worker *workers;
@@ -834,12 +839,19 @@ static void *worker_main(void *arg)
                 pthread_mutex_lock(&s->lock);
                 s->nbusy++;
                 pthread_mutex_unlock(&s->lock);
+                int64_t took = now_mono_ms();
                 if (!wedge(w, j))
                         run_job(s, j);
+                /* One stopped early (a cancel, the daemon's stop) says
+                 * nothing of how long jobs take. */
+                bool counts = !job_stop_requested(j);
                 admission_release(s->d.admission, j);
                 queue_kick(s->d.queue);
                 job_unref(j);
+                int64_t held = now_mono_ms() - took;
                 pthread_mutex_lock(&s->lock);
+                if (counts)
+                        s->held_ms_avg = s->held_ms_avg ? s->held_ms_avg + (held - s->held_ms_avg) / 8 : held + 1;
                 s->nbusy--;
                 pthread_cond_broadcast(&s->idle);
                 pthread_mutex_unlock(&s->lock);
@@ -1129,6 +1141,21 @@ int scheduler_recover(struct scheduler *s, struct registry *registry, struct err
 size_t scheduler_workers(struct scheduler *s)
 {
         return s->nworkers;
+}
+
+int scheduler_retry_after(struct scheduler *s)
+{
+        pthread_mutex_lock(&s->lock);
+        int64_t avg = s->held_ms_avg;
+        size_t busy = s->nbusy;
+        pthread_mutex_unlock(&s->lock);
+        if (!avg)
+                return SCHEDULER_RETRY_AFTER_UNKNOWN;
+        /* With every worker busy, one frees every avg / busy on average;
+         * a queue held back by admission frees as its running jobs end. */
+        int64_t ms = avg / (int64_t)(busy ? busy : s->nworkers ? s->nworkers : 1);
+        int64_t secs = (ms + 999) / 1000;
+        return secs < 1 ? 1 : secs > SCHEDULER_RETRY_AFTER_MAX ? SCHEDULER_RETRY_AFTER_MAX : (int)secs;
 }
 
 size_t scheduler_running(struct scheduler *s)

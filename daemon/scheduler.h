@@ -99,4 +99,12 @@ size_t scheduler_workers(struct scheduler *s);
 /* Workers with a job now. */
 size_t scheduler_running(struct scheduler *s);
 
+/* When a client refused for a full queue should try again, in seconds
+ * (a Retry-After): about how soon a worker takes the next queued job,
+ * from how long jobs have held their workers lately and how many are
+ * busy, 1 to SCHEDULER_RETRY_AFTER_MAX; UNKNOWN before any job ended. */
+#define SCHEDULER_RETRY_AFTER_UNKNOWN 2
+#define SCHEDULER_RETRY_AFTER_MAX 60
+int scheduler_retry_after(struct scheduler *s);
+
 #endif

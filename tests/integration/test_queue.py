@@ -68,6 +68,50 @@ class QueueFull(DaemonCase):
 
 
 @quick
+class RetryAfter(DaemonCase):
+    """A full queue's Retry-After says about when a worker takes the next
+    job: how long jobs held their worker lately over the busy workers,
+    rounded up to a second (1 to 60); 2 before any job has ended."""
+    CONFIG = {"workers": 1, "queue_capacity": 1}
+
+    def refused_retry_after(self):
+        """Fill the one worker and the one queue place with long jobs
+        (cancelled at the end), then a submit's 429: its Retry-After."""
+        long = {"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 120}
+        first = self.track(check_job(self.d.submit(long).body)["id"])
+        self.d.wait_status(first, "running")
+        r = self.d.submit(long)
+        if r.status == 202:
+            self.track(r.body["id"])
+        r = self.d.submit({"algorithm": "t_echo"})
+        check_error(r, 429, "queue_full")
+        ra = r.headers.get("Retry-After") or ""
+        self.assertRegex(ra, r"^\d+$", r.headers)
+        harness.cancel_all(self.d)
+        return int(ra)
+
+    def held_seconds(self, job):
+        """What the job held its worker for, rounded up (total less queue
+        time; the worker's own commit after it may add a few ms)."""
+        m = job["metrics"]
+        return -(-(m["total_ms"] - m["queue_ms"]) // 1000)
+
+    def test_learned_from_the_jobs_that_ended(self):
+        self.assertEqual(self.refused_retry_after(), 2, "no job had ended yet")
+        # A long job ended: a place frees about that long after a refusal,
+        # not after a fixed 2 s.
+        job = self.d.run_job({"algorithm": "t_sleep", "parameters": {"seconds": 3.2}, "timeout_seconds": 30})
+        self.assertEqual(job["status"], "succeeded", job)
+        held = self.held_seconds(job)
+        self.assertGreaterEqual(held, 4, job)
+        self.assertIn(self.refused_retry_after(), (held, held + 1), job)
+        # Short jobs bring it down, an eighth of the way each.
+        for _ in range(40):
+            self.d.run_job({"algorithm": "t_echo"})
+        self.assertEqual(self.refused_retry_after(), 1)
+
+
+@quick
 class Waiting(DaemonCase):
     # 100 waiting clients come from one address here.
     CONFIG = {"workers": 2, "queue_capacity": 128, "http": {"max_connections_per_client": 256}}
