@@ -88,6 +88,7 @@ struct http_server {
         size_t nlimited;
         bool any_limited;        /* atomic: nlimited > 0, read without the lock */
         bool quiesced, stopping; /* guarded by limit_lock */
+        bool locks_made;         /* the locks and limit_cond exist: http_stop() after a failed start too */
         bool stand_in_started;
         pthread_t stand_in;
 };
@@ -1216,6 +1217,7 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
         pthread_mutex_init(&srv->spare_lock, NULL);
         pthread_mutex_init(&srv->limit_lock, NULL);
         pthread_cond_init(&srv->limit_cond, NULL);
+        srv->locks_made = true;
         spares_open(srv);
         /* shed_connections() must never block in accept() (ours are). */
         int fl = fcntl(srv->listen_fd, F_GETFL);
@@ -1338,7 +1340,7 @@ void http_stop(struct http_server *srv)
                 unlink(srv->unix_path);
                 free(srv->unix_path);
         }
-        if (srv->mhd) {
+        if (srv->locks_made) {
                 pthread_mutex_destroy(&srv->clients_lock);
                 pthread_mutex_destroy(&srv->spare_lock);
                 pthread_mutex_destroy(&srv->limit_lock);
