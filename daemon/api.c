@@ -29,7 +29,7 @@
 #define WAIT_MAX_SECONDS 3600
 #define LIST_DEFAULT_LIMIT 50
 #define LIST_MAX_LIMIT 1000
-#define RETRY_AFTER_SECONDS 2         /* a 429 or 503 but a full queue's (retry_after()) */
+#define RETRY_AFTER_SECONDS 2         /* every 429 and 503 but queue_full (retry_after()) */
 #define IDEMPOTENCY_KEY_MAX 128
 /* How long a running job's cancel waits for the job's end to be on disk
  * before it is answered with the job as it is then. */
