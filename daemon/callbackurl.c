@@ -95,6 +95,10 @@ int callback_url_parse(const char *url, struct callback_url *ret, struct err *er
         } else {
                 const char *colon = memchr(a, ':', alen);
                 size_t hl = colon ? (size_t)(colon - a) : alen;
+                /* libcurl would send to the address it reads there. */
+                if (ipv4_odd_spelling(a, hl))
+                        return bad(err, "has an IPv4 address spelled other than a.b.c.d in decimal (leading "
+                                        "zeros, hex or fewer parts: libcurl reads another address)");
                 if (!hostname_valid(a, hl))
                         return bad(err, "has no valid host name");
                 for (size_t i = 0; i < hl; i++)

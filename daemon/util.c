@@ -1,6 +1,7 @@
 /* util.c - helpers shared by every module (see util.h). */
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <ctype.h>
 #include <errno.h>
@@ -712,9 +713,23 @@ bool write_full(int fd, const void *p, size_t n)
         return true;
 }
 
+bool ipv4_odd_spelling(const char *h, size_t len)
+{
+        char buf[64];
+        struct in_addr a;
+        if (len == 0 || len >= sizeof buf)
+                return false;
+        memcpy(buf, h, len);
+        buf[len] = '\0';
+        /* inet_aton() takes octal, hex and fewer than four parts, as
+         * getaddrinfo() and libcurl do; inet_pton() only a.b.c.d in
+         * decimal without leading zeros. */
+        return inet_aton(buf, &a) && inet_pton(AF_INET, buf, &a) != 1;
+}
+
 bool hostname_valid(const char *h, size_t len)
 {
-        if (len == 0 || len > 253)
+        if (len == 0 || len > 253 || ipv4_odd_spelling(h, len))
                 return false;
         size_t label = 0;
         for (size_t i = 0; i <= len; i++) {

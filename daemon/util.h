@@ -164,9 +164,16 @@ bool path_has_dotdot(const char *path);
 /* Parse a decimal integer in [min,max]; false on any junk. */
 bool parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret);
 
+/* Does h read as an IPv4 address to inet_aton(), and so to getaddrinfo()
+ * and libcurl, in a spelling other than a.b.c.d in decimal: 0177.0.0.1,
+ * 0x7f.1, 127.1, 2130706433 (each 127.0.0.1 there), 192.168.001.010
+ * (192.168.1.8)?  Such a host looks like one name and means another. */
+bool ipv4_odd_spelling(const char *h, size_t len);
+
 /* An RFC 1123 host name (IPv4 dotted quads pass too): dot-separated
  * labels of ASCII letters, digits and '-', each 1..63 long, not starting
- * or ending with '-', 253 in all, no trailing dot. */
+ * or ending with '-', 253 in all, no trailing dot; not an IPv4 address in
+ * another spelling (ipv4_odd_spelling). */
 bool hostname_valid(const char *h, size_t len);
 
 #endif

@@ -69,6 +69,9 @@ START_TEST(test_dest)
 }
 END_TEST
 
+#define IPV4_ODD "has an IPv4 address spelled other than a.b.c.d in decimal (leading zeros, hex or fewer parts: " \
+                 "libcurl reads another address)"
+
 START_TEST(test_parse_refuses)
 {
         static const struct {
@@ -92,6 +95,12 @@ START_TEST(test_parse_refuses)
                 { "http://-x.example/", "has no valid host name" },
                 { "http://x_y.example/", "has no valid host name" },
                 { "http://x%2eexample/", "has no valid host name" },
+                /* libcurl reads these as 192.168.1.8, 127.0.0.1 (three), 0.0.0.0 */
+                { "http://192.168.001.010:8080/hooks", IPV4_ODD },
+                { "http://0x7f.1/", IPV4_ODD },
+                { "http://2130706433/", IPV4_ODD },
+                { "http://127.1/", IPV4_ODD },
+                { "http://0/", IPV4_ODD },
                 { "http://x.example:/", "has a malformed port" },
                 { "http://x.example:8o/", "has a malformed port" },
                 { "http://x.example:123456/", "has a malformed port" },
@@ -224,6 +233,12 @@ START_TEST(test_allow_entries)
                          "must not have a query (an entry is a scheme, host, port and path prefix)");
         ck_assert_str_eq(callback_allow_problem("h.example"), "must be an http:// or https:// URL");
         ck_assert_str_eq(callback_allow_problem(NULL), "must be a string");
+        /* An entry that reads as one host and is another to libcurl. */
+        ck_assert_str_eq(callback_allow_problem("http://192.168.001.010:8080/hooks"), IPV4_ODD);
+        ck_assert_ptr_null(callback_allow_problem("http://192.168.1.10:8080/hooks"));
+        /* Names with numeric labels that are no IPv4 address stay names. */
+        ck_assert_ptr_null(callback_allow_problem("http://1.2.3.4.5/"));
+        ck_assert_ptr_null(callback_allow_problem("http://0x7f.example/"));
 }
 END_TEST
 

@@ -209,6 +209,26 @@ START_TEST(test_parse_int64_takes_digits_only)
 }
 END_TEST
 
+START_TEST(test_hostname_valid_refuses_odd_ipv4)
+{
+        static const char *odd[] = { "0177.0.0.1", "0x7f.1", "127.1", "2130706433", "192.168.001.010", "0",
+                                     "127.0.0.01", "0x7f000001", "10.0.0.0x1" };
+        for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+                ck_assert_msg(ipv4_odd_spelling(odd[i], strlen(odd[i])), "`%s`", odd[i]);
+                ck_assert_msg(!hostname_valid(odd[i], strlen(odd[i])), "`%s` was taken", odd[i]);
+        }
+        static const char *fine[] = { "127.0.0.1", "192.168.1.10", "0.0.0.0", "255.255.255.255", "h.example",
+                                      "1.2.3.4.5", "0x7f.example", "123abc", "a1" };
+        for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+                ck_assert_msg(!ipv4_odd_spelling(fine[i], strlen(fine[i])), "`%s`", fine[i]);
+                ck_assert_msg(hostname_valid(fine[i], strlen(fine[i])), "`%s` was refused", fine[i]);
+        }
+        /* Only the first len bytes count. */
+        ck_assert(hostname_valid("127.0.0.1:80", 9));
+        ck_assert(!hostname_valid("127.1:80", 5));
+}
+END_TEST
+
 START_TEST(test_lock_file_second_process_refused)
 {
         char *dir = tu_mkdtemp();
@@ -377,6 +397,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_json_string_lossy);
         tcase_add_test(tc, test_format_rfc3339);
         tcase_add_test(tc, test_parse_int64_takes_digits_only);
+        tcase_add_test(tc, test_hostname_valid_refuses_odd_ipv4);
         tcase_add_test(tc, test_lock_file_second_process_refused);
         tcase_add_test(tc, test_lock_file_free_after_a_kill_while_spawning);
         tcase_add_test(tc, test_out_of_memory_says_so_before_it_aborts);
