@@ -41,6 +41,17 @@ const char *auth_scope_name(unsigned scope)
         return "none";
 }
 
+const char *auth_token_trim(const char *s, size_t *ret_len)
+{
+        while (*s == ' ' || *s == '\t')
+                s++;
+        size_t len = strlen(s);
+        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+                len--;
+        *ret_len = len;
+        return s;
+}
+
 void auth_hash(const char *token, size_t len, char out[65])
 {
         struct sha256_ctx ctx;
@@ -95,6 +106,7 @@ static void load_token(struct yamldoc *y, const yaml_node_t *map, size_t i, stru
                 return;
         struct token t = { 0 };
         bool have_hash = false, ok = true;
+        const yaml_node_t *hash_node = NULL;
         for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
                 const yaml_node_t *kn = yamldoc_node(y, p->key);
                 const yaml_node_t *vn = yamldoc_node(y, p->value);
@@ -124,6 +136,7 @@ static void load_token(struct yamldoc *y, const yaml_node_t *map, size_t i, stru
                                 ok = false;
                         }
                         have_hash = good;
+                        hash_node = vn;
                 } else if (!strcmp(k, "scopes")) {
                         _cleanup_strv_ char **v = NULL;
                         if (yget_strv(y, vn, key, d, &v) < 0) {
@@ -162,6 +175,13 @@ static void load_token(struct yamldoc *y, const yaml_node_t *map, size_t i, stru
         for (size_t o = 0; ok && o < a->n; o++) {
                 if (!strcmp(a->tokens[o].name, t.name)) {
                         ydiag_add(d, map, prefix, "name `%s` is used twice", t.name);
+                        ok = false;
+                } else if (!memcmp(a->tokens[o].hash, t.hash, sizeof t.hash)) {
+                        /* One token would answer to both, with the scopes
+                         * and name of whichever came last. */
+                        _cleanup_free_ char *key = xasprintf("%s.sha256", prefix);
+                        ydiag_add(d, hash_node, key, "the same as token `%s`'s: each token needs its own",
+                                  a->tokens[o].name);
                         ok = false;
                 }
         }
@@ -239,12 +259,8 @@ enum auth_result auth_check(const struct auth *a, const char *authorization, uns
                 authorization++;
         if (strncasecmp(authorization, "Bearer ", 7))
                 return AUTH_MISSING;
-        const char *tok = authorization + 7;
-        while (*tok == ' ')
-                tok++;
-        size_t len = strlen(tok);
-        while (len && tok[len - 1] == ' ')
-                len--;
+        size_t len;
+        const char *tok = auth_token_trim(authorization + 7, &len);
         if (len == 0)
                 return AUTH_MISSING;
         struct sha256_ctx ctx;

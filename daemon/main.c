@@ -832,14 +832,17 @@ static int hash_token(void)
                 return 2;
         }
         buf[strcspn(buf, "\r\n")] = '\0';
-        size_t len = strlen(buf);
+        /* Hashed as a request's token is: `echo "$T "` makes an entry
+         * that the token matches. */
+        size_t len;
+        const char *tok = auth_token_trim(buf, &len);
         if (len < AUTH_TOKEN_MIN) {
                 fprintf(stderr, "edgecd: --hash-token: a token needs at least %d characters "
                         "(try: head -c 32 /dev/urandom | base64)\n", AUTH_TOKEN_MIN);
                 return 2;
         }
         char hex[65];
-        auth_hash(buf, len, hex);
+        auth_hash(tok, len, hex);
         printf("  - name: NAME\n    sha256: %s\n    scopes: [read, submit, cancel]\n", hex);
         return 0;
 }

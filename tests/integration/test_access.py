@@ -231,10 +231,18 @@ class Startup(AuthCase):
                            capture_output=True, text=True, timeout=10)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("sha256: " + hashlib.sha256(b"a-fine-long-token-123").hexdigest(), r.stdout)
-        r = subprocess.run([harness.OPTIONS["daemon"], "--hash-token"], input="short\n",
+        # Blanks around the token are not part of it, as a request's
+        # `Authorization: Bearer` token is read: `echo "$T "` gives the
+        # entry T matches.
+        r = subprocess.run([harness.OPTIONS["daemon"], "--hash-token"], input=" a-fine-long-token-123 \t\n",
                            capture_output=True, text=True, timeout=10)
-        self.assertEqual(r.returncode, 2)
-        self.assertIn("at least 16 characters", r.stderr)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("sha256: " + hashlib.sha256(b"a-fine-long-token-123").hexdigest(), r.stdout)
+        for short in ("short\n", "   short      \n"):
+            r = subprocess.run([harness.OPTIONS["daemon"], "--hash-token"], input=short,
+                               capture_output=True, text=True, timeout=10)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("at least 16 characters", r.stderr)
 
 
 class UnixSocket(unittest.TestCase):

@@ -144,6 +144,13 @@ START_TEST(test_load_errors)
                           "  - name: ci\n    sha256: " PASSWORD_SHA256 "\n    scopes: [read]\n"
                           "  - name: ci\n    sha256: " PASSWORD_SHA256 "\n    scopes: [admin]\n",
                           "5:5: tokens[1]: name `ci` is used twice");
+        /* Two entries for one token (hex case aside): it would get the
+         * last one's scopes and name. */
+        expect_load_error("tokens:\n"
+                          "  - name: ci\n    sha256: " PASSWORD_SHA256 "\n    scopes: [read]\n"
+                          "  - name: ops\n    sha256: 5E884898DA28047151D0E56F8DC6292773603D0D6AABBDD62A11EF721D1542D8\n"
+                          "    scopes: [admin]\n",
+                          "6:13: tokens[1].sha256: the same as token `ci`'s: each token needs its own");
         expect_load_error("tokens:\n  - name: ci\n    sha256: " PASSWORD_SHA256 "\n    secret: x\n    scopes: [read]\n",
                           "4:5: tokens[0].secret: unknown key (expected name, sha256, scopes)");
         expect_load_error("tokens:\n  - name: ci\n    scopes: [read]\n", "2:5: tokens[0]: sha256 is required");
@@ -244,6 +251,14 @@ START_TEST(test_check)
                 ck_assert_msg(check(a, spellings[i], SCOPE_READ, &name) == AUTH_OK, "`%s`", spellings[i]);
                 ck_assert_str_eq(name, "ci");
         }
+        /* Tabs around it do not count either (as --hash-token reads it). */
+        ck_assert_int_eq(check(a, "Bearer \tpassword\t ", SCOPE_READ, &name), AUTH_OK);
+        size_t len;
+        const char *t = auth_token_trim(" \t to ken \t", &len);
+        ck_assert_uint_eq(len, 6);
+        ck_assert(!strncmp(t, "to ken", len));
+        auth_token_trim(" \t ", &len);
+        ck_assert_uint_eq(len, 0);
         /* The token itself is case-sensitive. */
         ck_assert_int_eq(check(a, "Bearer PASSWORD", SCOPE_READ, &name), AUTH_INVALID);
         auth_free(a);
