@@ -141,6 +141,10 @@ int callback_url_parse(const char *url, struct callback_url *ret, struct err *er
                  * ";..." from a segment, so "/hooks/..;/admin" is "..". */
                 if (hi == '3' && lo == 'b')
                         return bad(err, "must not have an encoded semicolon (%3B) in its path");
+                /* A receiver that stops at a NUL takes "/hooks/..%00/x"
+                 * as "/hooks/.."; raw control characters are refused too. */
+                if (hi == '0' || hi == '1' || (hi == '7' && lo == 'f'))
+                        return bad(err, "must not have an encoded control character (%00 to %1F, %7F) in its path");
         }
         if (memchr(path, ';', plen))
                 return bad(err, "must not have a semicolon (path parameters) in its path");

@@ -72,6 +72,8 @@ END_TEST
 #define IPV4_ODD "has an IPv4 address spelled other than a.b.c.d in decimal (leading zeros, hex or fewer parts: " \
                  "libcurl reads another address)"
 
+#define CONTROL "must not have an encoded control character (%00 to %1F, %7F) in its path"
+
 START_TEST(test_parse_refuses)
 {
         static const struct {
@@ -126,6 +128,10 @@ START_TEST(test_parse_refuses)
                 { "http://x.example/a/..%3B/b", "must not have an encoded semicolon (%3B) in its path" },
                 { "http://x.example/a/%252e%252e/b", "must not have an encoded percent sign (%25) in its path" },
                 { "http://x.example/a/%25", "must not have an encoded percent sign (%25) in its path" },
+                { "http://x.example/hooks/..%00/admin", CONTROL },
+                { "http://x.example/a%0a", CONTROL },
+                { "http://x.example/a%1F", CONTROL },
+                { "http://x.example/a%7f", CONTROL },
                 { "http://x.example/a%zz", "has a malformed percent-encoding in its path" },
                 { "http://x.example/a%4", "has a malformed percent-encoding in its path" },
         };
