@@ -1831,16 +1831,26 @@ static void openapi_etag_init(void)
 }
 
 /* True when an If-None-Match value names etag (or is `*`). */
+/* Does If-None-Match (a list of entity tags, or "*") name etag?  Each
+ * item whole: "\"TAG\"xyz" or "*x" is no match. */
 static bool etag_matches(const char *inm, const char *etag)
 {
         size_t n = strlen(etag);
         for (const char *p = inm; p && *p;) {
                 p += strspn(p, " \t,");
-                if (!strncmp(p, "W/", 2))
-                        p += 2;
-                if (*p == '*' || !strncmp(p, etag, n))
+                size_t len = strcspn(p, ",");
+                const char *next = p + len;
+                while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+                        len--;
+                if (len == 1 && *p == '*')
                         return true;
-                p = strchr(p, ',');
+                if (len >= 2 && !strncmp(p, "W/", 2)) {
+                        p += 2;
+                        len -= 2;
+                }
+                if (len == n && !memcmp(p, etag, n))
+                        return true;
+                p = next;
         }
         return false;
 }

@@ -167,6 +167,11 @@ class Document(unittest.TestCase):
         r3 = self.d.req("GET", "/v1/openapi.json", headers={"If-None-Match": '"0000"'})
         self.assertEqual(r3.status, 200)
         self.assertEqual(r3.raw, load_doc())
+        # Each listed tag whole (RFC 9110 13.1.2), weak ones too; "*" alone.
+        for inm, status in (('"0000", %s' % etag, 304), (' W/%s ,"1"' % etag, 304), ("*", 304),
+                            ('%sxyz' % etag, 200), ('%s0"' % etag[:-1], 200), ("*x", 200), (etag[:-2] + '"', 200)):
+            r4 = self.d.req("GET", "/v1/openapi.json", headers={"If-None-Match": inm})
+            self.assertEqual(r4.status, status, inm)
         spec = Spec(doc)
         spec.check(self, "GET", "/v1/openapi.json", r)
         spec.check(self, "GET", "/v1/openapi.json", r2)
