@@ -1830,7 +1830,6 @@ static void openapi_etag_init(void)
         snprintf(openapi_etag, sizeof openapi_etag, "\"%s\"", hex);
 }
 
-/* True when an If-None-Match value names etag (or is `*`). */
 /* Does If-None-Match (a list of entity tags, or "*") name etag?  Each
  * item whole: "\"TAG\"xyz" or "*x" is no match. */
 static bool etag_matches(const char *inm, const char *etag)

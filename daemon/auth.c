@@ -43,10 +43,10 @@ const char *auth_scope_name(unsigned scope)
 
 const char *auth_token_trim(const char *s, size_t *ret_len)
 {
-        while (*s == ' ' || *s == '\t')
+        while (*s == ' ')
                 s++;
         size_t len = strlen(s);
-        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        while (len && s[len - 1] == ' ')
                 len--;
         *ret_len = len;
         return s;

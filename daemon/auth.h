@@ -57,8 +57,9 @@ enum auth_result auth_check(const struct auth *a, const char *authorization, uns
 /* "read", "submit"... for messages. */
 const char *auth_scope_name(unsigned scope);
 
-/* A token as auth_check() compares it: blanks (spaces, tabs) around it
- * are not part of it.  Points into s; *ret_len its length. */
+/* A token as auth_check() compares it: spaces around it are not part of
+ * it (tabs are: an entry hashed with one still matches the same header).
+ * Points into s; *ret_len its length. */
 const char *auth_token_trim(const char *s, size_t *ret_len);
 
 /* The lower-case hex SHA-256 of token (65 bytes with the NUL). */

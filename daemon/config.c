@@ -438,6 +438,8 @@ static const char *listen_problem(const char *l)
                 if (strspn(buf, "0123456789.") == host_len) {
                         if (inet_pton(AF_INET, buf, &a4) != 1)
                                 return "not an IPv4 address";
+                } else if (ipv4_odd_spelling(buf, host_len)) {
+                        return "an IPv4 address must be a.b.c.d in decimal";
                 } else if (!hostname_valid(buf, host_len)) {
                         return "not a valid host name";
                 }

@@ -253,6 +253,14 @@ size_t job_attempt_begin(struct job *j, int64_t uid, int64_t gid, char *run_id)
         return n;
 }
 
+size_t job_attempt_count(struct job *j)
+{
+        pthread_mutex_lock(&j->lock);
+        size_t n = j->n_attempts;
+        pthread_mutex_unlock(&j->lock);
+        return n;
+}
+
 void job_attempt_end(struct job *j, enum job_error e, const char *message)
 {
         pthread_mutex_lock(&j->lock);

@@ -147,6 +147,8 @@ bool job_requeue(struct job *j, bool *ret_ran);
  * is run_id when that is not "" (a warm container's), else "<id>-<n>",
  * written to run_id (RUN_ID_MAX bytes).  Returns n. */
 size_t job_attempt_begin(struct job *j, int64_t uid, int64_t gid, char *run_id);
+/* How many attempts it has (from before a restart too). */
+size_t job_attempt_count(struct job *j);
 /* The current attempt ended (message copied; may be NULL). */
 void job_attempt_end(struct job *j, enum job_error e, const char *message);
 

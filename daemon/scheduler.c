@@ -49,9 +49,9 @@ struct scheduler {
         bool stopping;           /* no new job is taken */
         bool interrupting;       /* the drain is over: running jobs are stopped */
 
-        /* How long a job held its worker, on average (the last few,
-         * weighted 1/8 each; 0: none yet): when a place in a full queue
-         * frees (scheduler_retry_after). */
+        /* How long a job that ran held its worker, on average (the last
+         * few, weighted 1/8 each; 0: none yet): when a place in a full
+         * queue frees (scheduler_retry_after). */
         int64_t held_ms_avg;
 
         size_t nworkers;
@@ -840,11 +840,13 @@ static void *worker_main(void *arg)
                 s->nbusy++;
                 pthread_mutex_unlock(&s->lock);
                 int64_t took = now_mono_ms();
+                size_t attempts = job_attempt_count(j);
                 if (!wedge(w, j))
                         run_job(s, j);
-                /* One stopped early (a cancel, the daemon's stop) says
-                 * nothing of how long jobs take. */
-                bool counts = !job_stop_requested(j);
+                /* One stopped early (a cancel, the daemon's stop), or that
+                 * never began a run (its plugin gone, the host short of
+                 * something), says nothing of how long jobs take. */
+                bool counts = !job_stop_requested(j) && job_attempt_count(j) > attempts;
                 admission_release(s->d.admission, j);
                 queue_kick(s->d.queue);
                 job_unref(j);

@@ -101,8 +101,10 @@ size_t scheduler_running(struct scheduler *s);
 
 /* When a client refused for a full queue should try again, in seconds
  * (a Retry-After): about how soon a worker takes the next queued job,
- * from how long jobs have held their workers lately and how many are
- * busy, 1 to SCHEDULER_RETRY_AFTER_MAX; UNKNOWN before any job ended. */
+ * from how long jobs that ran have held their workers lately and how
+ * many are busy, 1 to SCHEDULER_RETRY_AFTER_MAX; UNKNOWN before any job
+ * ran to its end (one cancelled or stopped, or that never began a run,
+ * does not count). */
 #define SCHEDULER_RETRY_AFTER_UNKNOWN 2
 #define SCHEDULER_RETRY_AFTER_MAX 60
 int scheduler_retry_after(struct scheduler *s);

@@ -715,7 +715,9 @@ bool write_full(int fd, const void *p, size_t n)
 
 bool ipv4_odd_spelling(const char *h, size_t len)
 {
-        char buf[64];
+        /* A host name's whole length: inet_aton() takes any number of
+         * leading zeros. */
+        char buf[256];
         struct in_addr a;
         if (len == 0 || len >= sizeof buf)
                 return false;

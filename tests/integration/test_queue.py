@@ -105,10 +105,12 @@ class RetryAfter(DaemonCase):
         held = self.held_seconds(job)
         self.assertGreaterEqual(held, 4, job)
         self.assertIn(self.refused_retry_after(), (held, held + 1), job)
-        # Short jobs bring it down, an eighth of the way each.
+        # Short jobs bring it down, an eighth of the way each (a few ms of
+        # the 3.2 s left after 40; a t_echo job holds its worker well
+        # under a second, slow builds too).
         for _ in range(40):
             self.d.run_job({"algorithm": "t_echo"})
-        self.assertEqual(self.refused_retry_after(), 1)
+        self.assertIn(self.refused_retry_after(), (1, 2))
 
 
 @quick

@@ -251,13 +251,16 @@ START_TEST(test_check)
                 ck_assert_msg(check(a, spellings[i], SCOPE_READ, &name) == AUTH_OK, "`%s`", spellings[i]);
                 ck_assert_str_eq(name, "ci");
         }
-        /* Tabs around it do not count either (as --hash-token reads it). */
-        ck_assert_int_eq(check(a, "Bearer \tpassword\t ", SCOPE_READ, &name), AUTH_OK);
+        /* Spaces around it, as --hash-token reads it; a tab is part of it. */
+        ck_assert_int_eq(check(a, "Bearer password\t", SCOPE_READ, &name), AUTH_INVALID);
         size_t len;
-        const char *t = auth_token_trim(" \t to ken \t", &len);
+        const char *t = auth_token_trim("   to ken  ", &len);
         ck_assert_uint_eq(len, 6);
         ck_assert(!strncmp(t, "to ken", len));
-        auth_token_trim(" \t ", &len);
+        t = auth_token_trim(" \tto ken\t ", &len);
+        ck_assert_uint_eq(len, 8);
+        ck_assert(!strncmp(t, "\tto ken\t", len));
+        auth_token_trim("   ", &len);
         ck_assert_uint_eq(len, 0);
         /* The token itself is case-sensitive. */
         ck_assert_int_eq(check(a, "Bearer PASSWORD", SCOPE_READ, &name), AUTH_INVALID);

@@ -223,6 +223,11 @@ START_TEST(test_hostname_valid_refuses_odd_ipv4)
                 ck_assert_msg(!ipv4_odd_spelling(fine[i], strlen(fine[i])), "`%s`", fine[i]);
                 ck_assert_msg(hostname_valid(fine[i], strlen(fine[i])), "`%s` was refused", fine[i]);
         }
+        /* However many leading zeros (inet_aton and libcurl take them all). */
+        char longer[80];
+        snprintf(longer, sizeof longer, "%060d177.1", 0);
+        ck_assert(ipv4_odd_spelling(longer, strlen(longer)));
+        ck_assert(!hostname_valid(longer, strlen(longer)));
         /* Only the first len bytes count. */
         ck_assert(hostname_valid("127.0.0.1:80", 9));
         ck_assert(!hostname_valid("127.1:80", 5));
