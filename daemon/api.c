@@ -147,30 +147,52 @@ static void add_retry_after(struct http_request *req, int seconds)
         http_add_header(req, "Retry-After", v);
 }
 
-static void reply_err(struct http_request *req, const struct err *err, const char *code_override)
+/* Why a request, or one submission of a batch, was refused: an HTTP
+ * status and API code. */
+struct reject {
+        unsigned status;
+        const char *code;
+        struct err err;
+};
+
+static void reject_err(struct reject *rj, const struct err *err, const char *code_override)
 {
-        unsigned status = 500;
-        const char *code = "internal";
+        rj->status = 500;
+        rj->code = "internal";
         for (size_t i = 0; i < ARRAY_SIZE(status_table); i++) {
                 if (status_table[i].code == err->code) {
-                        status = status_table[i].status;
-                        code = status_table[i].name;
+                        rj->status = status_table[i].status;
+                        rj->code = status_table[i].name;
                 }
         }
+        if (code_override)
+                rj->code = code_override;
+        rj->err = *err;
+}
+
+/* Answer a refusal, with Retry-After when retry_secs > 0. */
+static void send_reject(struct http_request *req, const struct reject *rj, int retry_secs)
+{
+        if (retry_secs)
+                add_retry_after(req, retry_secs);
+        if (rj->status == 500)
+                log_error("%s %s: %s", http_method(req), http_path(req), rj->err.msg);
+        http_reply_error(req, rj->status, rj->code, rj->err.msg, rj->err.field);
+}
+
+static void reply_err(struct http_request *req, const struct err *err, const char *code_override)
+{
+        struct reject rj;
+        reject_err(&rj, err, code_override);
         /* The daemon itself short of descriptors or memory (a store
          * connection it could not open: SQLite's "unable to open database
          * file"): a moment's shortage, answered as a connection it cannot
          * take is, not a fault. */
-        if (status == 500 && errno_is_shortage(err->errnum)) {
-                status = 503;
-                code = "busy";
-                code_override = NULL;
+        if (rj.status == 500 && errno_is_shortage(err->errnum)) {
+                rj.status = 503;
+                rj.code = "busy";
         }
-        if (status == 429 || status == 503)
-                add_retry_after(req, RETRY_AFTER_SECONDS);
-        if (status == 500)
-                log_error("%s %s: %s", http_method(req), http_path(req), err->msg);
-        http_reply_error(req, status, code_override ? code_override : code, err->msg, err->field);
+        send_reject(req, &rj, rj.status == 429 || rj.status == 503 ? RETRY_AFTER_SECONDS : 0);
 }
 
 static void reply_invalid(struct http_request *req, const char *field, const char *fmt, ...)
@@ -709,28 +731,6 @@ static int parse_submit(const json_t *doc, const struct config *cfg, struct subm
         return 0;
 }
 
-/* Why one submission was refused: an HTTP status and API code. */
-struct reject {
-        unsigned status;
-        const char *code;
-        struct err err;
-};
-
-static void reject_err(struct reject *rj, const struct err *err, const char *code_override)
-{
-        rj->status = 500;
-        rj->code = "internal";
-        for (size_t i = 0; i < ARRAY_SIZE(status_table); i++) {
-                if (status_table[i].code == err->code) {
-                        rj->status = status_table[i].status;
-                        rj->code = status_table[i].name;
-                }
-        }
-        if (code_override)
-                rj->code = code_override;
-        rj->err = *err;
-}
-
 /* When a client refused rj should try again (seconds; 0: no Retry-After):
  * for a full queue, about when a worker takes the next queued job (it may
  * be minutes for long jobs, and well under the old fixed 2 s for short
@@ -744,12 +744,7 @@ static int retry_after(struct api *a, const struct reject *rj)
 
 static void reply_reject(struct api *a, struct http_request *req, const struct reject *rj)
 {
-        int secs = retry_after(a, rj);
-        if (secs)
-                add_retry_after(req, secs);
-        if (rj->status == 500)
-                log_error("%s %s: %s", http_method(req), http_path(req), rj->err.msg);
-        http_reply_error(req, rj->status, rj->code, rj->err.msg, rj->err.field);
+        send_reject(req, rj, retry_after(a, rj));
 }
 
 /* http.max_json_depth as the checks apply it: jansson's parser refuses a
