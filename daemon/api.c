@@ -1768,6 +1768,20 @@ static void copy_warm(const struct warmpool_stats *st, void *ctx)
         };
 }
 
+struct unhealthy_copies {
+        struct metrics_unhealthy *v;
+        size_t n;
+};
+
+/* Under the breaker's lock: the name is copied, the state's is static. */
+static void copy_unhealthy(const char *name, enum health h, const char *reason, void *ctx)
+{
+        (void)reason;
+        struct unhealthy_copies *c = ctx;
+        c->v = xrealloc(c->v, (c->n + 1) * sizeof *c->v);
+        c->v[c->n++] = (struct metrics_unhealthy){ .algorithm = xstrdup(name), .state = health_name(h) };
+}
+
 static void handle_metrics(struct http_request *req, void *ctx)
 {
         struct api *a = ctx;
@@ -1778,8 +1792,7 @@ static void handle_metrics(struct http_request *req, void *ctx)
                 .memory_reserved_mb = mem_used, .memory_pool_mb = mem_pool,
                 .queue_length = queue_length(a->d.queue), .queue_capacity = queue_capacity(a->d.queue),
                 .running = admission_running(a->d.admission), .workers = scheduler_workers(a->d.scheduler),
-                .ids_in_use = idpool_in_use(a->d.ids), .breaker = a->d.breaker,
-                .algorithms_healthy = algorithms_healthy(a),
+                .ids_in_use = idpool_in_use(a->d.ids),
                 .plugins_loaded = registry_count(a->d.registry),
                 .plugins_broken = registry_broken_count(a->d.registry),
                 .store_healthy = store_health(a->d.store, NULL, 0),
@@ -1787,7 +1800,25 @@ static void handle_metrics(struct http_request *req, void *ctx)
                 .cleanups_pending = cleaner_pending(a->d.cleaner),
                 .run_cgroup_slots = a->d.cgroups ? runcgroups_count(a->d.cgroups) : 0,
         };
-        store_stats(a->d.store, &g.store);
+        struct store_stats st;
+        store_stats(a->d.store, &st);
+        g.store = (struct metrics_store){ .commits = st.commits, .deferred_writes = st.deferred_writes,
+                                          .checkpoints = st.checkpoints, .writes = st.writes,
+                                          .failures = st.failures };
+        /* The breaker holds only algorithms that failed once: a loaded one
+         * it never saw is healthy too. */
+        size_t counts[4];
+        breaker_counts(a->d.breaker, counts);
+        counts[HEALTH_HEALTHY] = algorithms_healthy(a);
+        struct metrics_health health[4];
+        for (int h = 0; h < 4; h++)
+                health[h] = (struct metrics_health){ .state = health_name((enum health)h), .algorithms = counts[h] };
+        g.health = health;
+        g.n_health = 4;
+        struct unhealthy_copies sick = { 0 };
+        breaker_foreach_unhealthy(a->d.breaker, copy_unhealthy, &sick);
+        g.unhealthy = sick.v;
+        g.n_unhealthy = sick.n;
         struct warm_copies warm = { 0 };
         warmpool_each(a->d.warm, copy_warm, &warm);
         g.warm_pools = warm.v;
@@ -1798,6 +1829,9 @@ static void handle_metrics(struct http_request *req, void *ctx)
                 free(warm.v[i].version);
         }
         free(warm.v);
+        for (size_t i = 0; i < sick.n; i++)
+                free(sick.v[i].algorithm);
+        free(sick.v);
         http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
 }
 

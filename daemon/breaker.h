@@ -25,7 +25,7 @@
 #include <jansson.h>
 
 #include "error.h"
-#include "result.h"
+#include "joberror.h"
 
 enum health { HEALTH_HEALTHY, HEALTH_DEGRADED, HEALTH_ISOLATED, HEALTH_PROBING };
 

@@ -29,7 +29,6 @@
 #include "record.h"
 #include "result.h"
 
-#define RUN_ID_MAX 48       /* "<job id>-<attempt>", a warm container's "<uuid>-0" */
 #define JOB_ATTEMPTS_MAX 100
 
 /* One run of the job: its own container, cgroup, workspace, log and user. */

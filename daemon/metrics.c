@@ -13,7 +13,7 @@
 
 #include "util.h"
 
-#define N_ERRORS (JOB_ERR_CANCELLED + 1)
+#define N_ERRORS JOB_ERR_COUNT
 
 static const char *const reject_reasons[] = {
         "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage", "idempotency_conflict",
@@ -351,13 +351,6 @@ static void put_labelled(struct buf *b, const char *name, const char *label, con
                 put(b, "%s{%s=\"%s\"} %llu\n", name, label, names[i], (unsigned long long)get(&counts[i]));
 }
 
-static void put_unhealthy(const char *name, enum health h, const char *reason, void *ctx)
-{
-        (void)reason;
-        /* Algorithm names are [a-z0-9_-]: nothing to escape. */
-        put(ctx, "edgecd_algorithm_unhealthy{algorithm=\"%s\",state=\"%s\"} 1\n", name, health_name(h));
-}
-
 char *metrics_render(const struct metrics_gauges *g)
 {
         struct buf b = { .cap = 4096 };
@@ -440,19 +433,18 @@ char *metrics_render(const struct metrics_gauges *g)
         put(&b, "edgecd_job_users_in_use %zu\n", g->ids_in_use);
         family(&b, "edgecd_run_cgroup_slots", "gauge", "Run cgroups made once and reused (cgroup v1; 0 on v2).");
         put(&b, "edgecd_run_cgroup_slots %zu\n", g->run_cgroup_slots);
-        if (g->breaker) {
-                size_t c[4];
-                breaker_counts(g->breaker, c);
-                /* The breaker holds only algorithms that failed once: a
-                 * loaded one it never saw is healthy too. */
-                c[HEALTH_HEALTHY] = g->algorithms_healthy;
+        if (g->n_health) {
                 family(&b, "edgecd_algorithms_by_health", "gauge",
                        "Algorithms by circuit-breaker state: healthy counts the loaded ones, the other states "
                        "every algorithm held there.");
-                for (int h = 0; h < 4; h++)
-                        put(&b, "edgecd_algorithms_by_health{state=\"%s\"} %zu\n", health_name((enum health)h), c[h]);
+                for (size_t i = 0; i < g->n_health; i++)
+                        put(&b, "edgecd_algorithms_by_health{state=\"%s\"} %zu\n", g->health[i].state,
+                            g->health[i].algorithms);
                 family(&b, "edgecd_algorithm_unhealthy", "gauge", "1 for each algorithm that is not healthy, by state.");
-                breaker_foreach_unhealthy(g->breaker, put_unhealthy, &b);
+                /* Algorithm names are [a-z0-9_-]: nothing to escape. */
+                for (size_t i = 0; i < g->n_unhealthy; i++)
+                        put(&b, "edgecd_algorithm_unhealthy{algorithm=\"%s\",state=\"%s\"} 1\n",
+                            g->unhealthy[i].algorithm, g->unhealthy[i].state);
         }
         family(&b, "edgecd_store_commits_total", "counter",
                "Store transactions committed (each one WAL fsync).");

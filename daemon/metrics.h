@@ -9,10 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "breaker.h"
-#include "record.h"
-#include "result.h"
-#include "store.h"
+#include "joberror.h"
+
+/* A job's phase timings and accounting, as its record keeps them
+ * (record.h) and /metrics counts them. */
+struct job_metrics {
+        int64_t queue_ms, create_ms, run_ms, collect_ms, total_ms;
+        int64_t peak_memory_bytes, cpu_ms;   /* -1 when unknown */
+};
 
 void metrics_job_submitted(void);
 /* "queue_full", "invalid", "unavailable", "algorithm_unavailable", "storage",
@@ -66,15 +70,35 @@ struct metrics_warm_pool {
         uint64_t hits, misses;
 };
 
+/* An algorithm's circuit-breaker state, copied out of the breaker
+ * (breaker.h): "healthy", "degraded", ... */
+struct metrics_health {
+        const char *state;
+        size_t algorithms;
+};
+struct metrics_unhealthy {
+        char *algorithm;
+        const char *state;
+};
+
+/* The store's counters (store.h's store_stats), copied. */
+struct metrics_store {
+        uint64_t commits, deferred_writes, checkpoints, writes, failures;
+};
+
 struct metrics_gauges {
         const char *runtime;
         size_t queue_length, queue_capacity, running, workers;
         size_t plugins_loaded, plugins_broken;
         int64_t memory_reserved_mb, memory_pool_mb;
         size_t ids_in_use;
-        struct breaker *breaker;      /* algorithm health */
-        size_t algorithms_healthy;    /* loaded algorithms (by name) the breaker calls healthy */
-        struct store_stats store;
+        /* Algorithms by breaker state (healthy: the loaded ones it calls
+         * so); none: the families are left out. */
+        const struct metrics_health *health;
+        size_t n_health;
+        const struct metrics_unhealthy *unhealthy;
+        size_t n_unhealthy;
+        struct metrics_store store;
         bool store_healthy;
         size_t store_records;
         const struct metrics_warm_pool *warm_pools;

@@ -15,7 +15,6 @@
 #include "error.h"
 #include "manifest.h"
 #include "seccomp.h"
-#include "workspace.h"
 
 struct oci_job {
         const char *container_id;   /* also the hostname */
@@ -36,10 +35,13 @@ struct oci_job {
         const struct oci_template_stamp *tmpl;
 };
 
-/* Where a warm container's gate is, inside; both live in the input
- * directory on the host (workspace.h) and are gone once the job starts. */
-#define OCI_GATE_BIN "/input/" WORKSPACE_GATE_BIN
-#define OCI_GATE_FIFO "/input/" WORKSPACE_GATE_FIFO
+/* A warm container's gate in its input directory (workspace.h): the mount
+ * point of the gate binary and the FIFO it waits on, both removed when the
+ * job's input is placed; then where they are, inside. */
+#define OCI_GATE_BIN_NAME ".edgecd-gate"
+#define OCI_GATE_FIFO_NAME ".edgecd-go"
+#define OCI_GATE_BIN "/input/" OCI_GATE_BIN_NAME
+#define OCI_GATE_FIFO "/input/" OCI_GATE_FIFO_NAME
 
 /* Build config.json.  What the template says is kept unless the job decides
  * it; the job always decides: process.args/env/user/cwd, root (the plugin

@@ -13,18 +13,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "result.h"
+#include "joberror.h"
+#include "metrics.h"
 
 enum job_status { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED };
 enum job_priority { PRIO_HIGH = 0, PRIO_NORMAL = 1, PRIO_LOW = 2 };
 #define PRIO_COUNT 3
 
 #define JOB_ID_LEN 36       /* a lower-case UUID */
-
-struct job_metrics {
-        int64_t queue_ms, create_ms, run_ms, collect_ms, total_ms;
-        int64_t peak_memory_bytes, cpu_ms;   /* -1 when unknown */
-};
+#define RUN_ID_MAX 48       /* "<job id>-<attempt>", a warm container's "<uuid>-0" */
 
 /* A job's callback (callback.h) and how its delivery went. */
 enum callback_state { CALLBACK_PENDING, CALLBACK_DELIVERED, CALLBACK_FAILED };

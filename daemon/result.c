@@ -1,5 +1,5 @@
-/* result.c - owns the error taxonomy of finished jobs and the reading of
- * /output/result.json.  No state: any worker thread may call it.
+/* result.c - a finished container's outcome turned into a code of the error
+ * taxonomy (joberror.h), and the reading of /output/result.json.  No state: any worker thread may call it.
  *
  * result.json was written by untrusted code, so it is opened without
  * following links, relative to the output directory, non-blocking (a FIFO
@@ -24,24 +24,6 @@
  * or memory is tried again (under WatchdogSec's 30 s). */
 #define RESULT_RETRY_MS 10000
 #define RESULT_RETRY_PAUSE_MS 100
-
-const char *job_error_name(enum job_error e)
-{
-        switch (e) {
-        case JOB_ERR_NONE: return "none";
-        case JOB_ERR_TIMEOUT: return "timeout";
-        case JOB_ERR_OUT_OF_MEMORY: return "out_of_memory";
-        case JOB_ERR_SANDBOX_VIOLATION: return "sandbox_violation";
-        case JOB_ERR_ALGORITHM_FAILED: return "algorithm_failed";
-        case JOB_ERR_NO_RESULT: return "no_result";
-        case JOB_ERR_INVALID_RESULT: return "invalid_result";
-        case JOB_ERR_RESULT_TOO_LARGE: return "result_too_large";
-        case JOB_ERR_RUNTIME_ERROR: return "runtime_error";
-        case JOB_ERR_INTERRUPTED: return "interrupted";
-        case JOB_ERR_CANCELLED: return "cancelled";
-        }
-        return "runtime_error";
-}
 
 static const char *file_kind(mode_t m)
 {
@@ -168,14 +150,6 @@ static void sanitize_utf8(char *msg)
                 }
                 s += n;
         }
-}
-
-enum job_error job_error_parse(const char *s)
-{
-        for (int e = JOB_ERR_NONE; s && e <= JOB_ERR_CANCELLED; e++)
-                if (!strcmp(s, job_error_name((enum job_error)e)))
-                        return (enum job_error)e;
-        return JOB_ERR_RUNTIME_ERROR;
 }
 
 static enum job_error fail(enum job_error e, char **ret_message, char *msg)

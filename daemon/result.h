@@ -1,6 +1,7 @@
 /* result.h - what a finished container left behind, turned into either the
- * algorithm's JSON result or one code of the fixed error taxonomy (the seed's
- * ExceptionHandler, ErrorTranslator and ResultProcessor).  Pure, any thread. */
+ * algorithm's JSON result or one code of the fixed error taxonomy
+ * (joberror.h; the seed's ExceptionHandler, ErrorTranslator and
+ * ResultProcessor).  Pure, any thread. */
 #ifndef EDGECD_RESULT_H
 #define EDGECD_RESULT_H
 
@@ -8,26 +9,8 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "joberror.h"
 #include "reaper.h"
-
-enum job_error {
-        JOB_ERR_NONE = 0,
-        JOB_ERR_TIMEOUT,
-        JOB_ERR_OUT_OF_MEMORY,
-        JOB_ERR_SANDBOX_VIOLATION,
-        JOB_ERR_ALGORITHM_FAILED,
-        JOB_ERR_NO_RESULT,
-        JOB_ERR_INVALID_RESULT,
-        JOB_ERR_RESULT_TOO_LARGE,
-        JOB_ERR_RUNTIME_ERROR,
-        JOB_ERR_INTERRUPTED,
-        JOB_ERR_CANCELLED,
-};
-
-/* "timeout", "out_of_memory", ... as in the API; "none" for JOB_ERR_NONE. */
-const char *job_error_name(enum job_error e);
-/* The inverse; an unknown name is JOB_ERR_RUNTIME_ERROR. */
-enum job_error job_error_parse(const char *s);
 
 /* Read output_dir/result.json: opened with O_NOFOLLOW relative to the
  * directory, must be a regular file, size checked with fstat before reading

@@ -45,8 +45,8 @@ int sandbox_install_gate(const char *path, struct err *err)
 /* A warm workspace's input/: the gate binary's mount point and its FIFO. */
 static int make_gate(struct workspace *ws, struct err *err)
 {
-        _cleanup_free_ char *bin = xasprintf("%s/" WORKSPACE_GATE_BIN, ws->input_dir);
-        _cleanup_free_ char *fifo = xasprintf("%s/" WORKSPACE_GATE_FIFO, ws->input_dir);
+        _cleanup_free_ char *bin = xasprintf("%s/" OCI_GATE_BIN_NAME, ws->input_dir);
+        _cleanup_free_ char *fifo = xasprintf("%s/" OCI_GATE_FIFO_NAME, ws->input_dir);
         if (write_file_unsynced(bin, "", 0, 0644, err) < 0)
                 return -1;
         if (mkfifo(fifo, 0644) < 0 || chmod(fifo, 0644) < 0)
@@ -185,8 +185,8 @@ int sandbox_adopt(struct sandbox *sb, const char *input, size_t input_len, const
         free(sb->log_path);
         sb->log_path = xstrdup(log_path);
         sb->own_log = false;
-        _cleanup_free_ char *bin = xasprintf("%s/" WORKSPACE_GATE_BIN, sb->ws->input_dir);
-        _cleanup_free_ char *fifo = xasprintf("%s/" WORKSPACE_GATE_FIFO, sb->ws->input_dir);
+        _cleanup_free_ char *bin = xasprintf("%s/" OCI_GATE_BIN_NAME, sb->ws->input_dir);
+        _cleanup_free_ char *fifo = xasprintf("%s/" OCI_GATE_FIFO_NAME, sb->ws->input_dir);
         _cleanup_close_ int fd = open_gate(sb, fifo, err);
         if (fd < 0)
                 return -1;

@@ -19,11 +19,6 @@
 
 #include "error.h"
 
-/* A warm container's gate in input/: the mount point of the gate binary
- * and the FIFO it waits on (removed when the job's input is placed). */
-#define WORKSPACE_GATE_BIN ".edgecd-gate"
-#define WORKSPACE_GATE_FIFO ".edgecd-go"
-
 struct workspace {
         char *dir;
         char *input_dir;
