@@ -22,7 +22,7 @@
 CC      ?= gcc
 PKGS    := libmicrohttpd jansson yaml-0.1 libseccomp libcgroup libsystemd uuid nettle yajl sqlite3
 # libcurl's headers only: the daemon loads it when callbacks are on
-# (daemon/curlapi.h), rather than carry it and its libraries at every start.
+# (daemon/callbacks/curlapi.h), rather than carry it and its libraries at every start.
 DLPKGS  := libcurl
 VERSION := 0.1.0
 
@@ -37,7 +37,10 @@ override CFLAGS += -std=gnu17 $(WARN) -D_GNU_SOURCE -DEDGECD_VERSION='"$(VERSION
 ASAN    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 B       := build
-SRCS    := $(wildcard daemon/*.c)
+# daemon/main.c and a folder per subsystem (README: Layout).  An include
+# names another folder's header by folder (-iquote daemon), its own bare.
+SRCS    := $(wildcard daemon/*.c daemon/*/*.c)
+SRCS    := $(filter-out daemon/inside/%,$(SRCS))
 LIBSRCS := $(filter-out daemon/main.c,$(SRCS))
 # The sandbox probe and the warm containers' gate run inside containers:
 # static musl binaries, embedded in the daemon (daemon/inside/payload.S),
@@ -45,7 +48,7 @@ LIBSRCS := $(filter-out daemon/main.c,$(SRCS))
 PROBE   := $(B)/inside/sandbox-probe
 GATE    := $(B)/inside/warm-gate
 PAYLOAD := $(B)/inside/payload.o
-# daemon/openapi.json, the API's OpenAPI document, embedded as it is.
+# daemon/http/openapi.json, the API's OpenAPI document, embedded as it is.
 OPENAPI := $(B)/obj/openapi_doc.o
 OBJS    := $(SRCS:daemon/%.c=$(B)/obj/%.o) $(PAYLOAD) $(OPENAPI)
 LIBOBJS := $(LIBSRCS:daemon/%.c=$(B)/obj/%.o) $(PAYLOAD) $(OPENAPI)
@@ -74,10 +77,10 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 
 $(B)/obj/%.o: daemon/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -iquote daemon -c $< -o $@
 $(B)/asan/%.o: daemon/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(ASAN) $(PKG_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(ASAN) $(PKG_CFLAGS) -iquote daemon -c $< -o $@
 
 $(PROBE): daemon/inside/sandbox-probe.c | $(DEPS_OK)
 	@mkdir -p $(@D)
@@ -87,9 +90,9 @@ $(GATE): daemon/inside/warm-gate.c | $(DEPS_OK)
 	$(PROBE_CC) -std=gnu17 -O2 -static -s $(WARN) -o $@ $<
 $(PAYLOAD): daemon/inside/payload.S $(PROBE) $(GATE)
 	$(CC) -c -DSANDBOX_PROBE_PATH='"$(abspath $(PROBE))"' -DWARM_GATE_PATH='"$(abspath $(GATE))"' -o $@ $<
-$(OPENAPI): daemon/openapi_doc.S daemon/openapi.json | $(DEPS_OK)
+$(OPENAPI): daemon/http/openapi_doc.S daemon/http/openapi.json | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) -c -DOPENAPI_PATH='"$(abspath daemon/openapi.json)"' -o $@ $<
+	$(CC) -c -DOPENAPI_PATH='"$(abspath daemon/http/openapi.json)"' -o $@ $<
 
 $(B)/edgecd: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm

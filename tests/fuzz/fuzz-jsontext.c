@@ -9,8 +9,8 @@
 
 #include <jansson.h>
 
+#include "base/jsontext.h"
 #include "fuzz-common.h"
-#include "jsontext.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

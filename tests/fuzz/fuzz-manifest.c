@@ -8,8 +8,8 @@
 #include <stdlib.h>
 
 #include "fuzz-common.h"
-#include "manifest.h"
-#include "schema.h"
+#include "registry/manifest.h"
+#include "registry/schema.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

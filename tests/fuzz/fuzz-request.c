@@ -16,8 +16,8 @@
 #include <jansson.h>
 
 #include "fuzz-common.h"
-#include "manifest.h"
-#include "schema.h"
+#include "registry/manifest.h"
+#include "registry/schema.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,8 +13,8 @@
 
 #include <jansson.h>
 
-#include "schema.h"
-#include "util.h"
+#include "base/util.h"
+#include "registry/schema.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

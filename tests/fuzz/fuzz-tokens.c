@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "auth.h"
 #include "fuzz-common.h"
+#include "http/auth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

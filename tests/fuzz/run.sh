@@ -59,26 +59,29 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fram
 CFLAGS="-std=gnu17 -O1 -g $WARN -D_GNU_SOURCE -pthread $SAN $(pkg-config --cflags $PKGS)"
 # shellcheck disable=SC2086
 LIBS="$(pkg-config --libs $PKGS) -lm"
-# The daemon modules the targets need: daemon/X.c for every "X.h" that the
-# targets include, directly or through the modules' own includes (so a new
-# dependency of manifest.c, say, is picked up without editing this list).
+# The daemon modules the targets need: daemon/.../X.c for every "X.h" that
+# the targets include, directly or through the modules' own includes (so a
+# new dependency of manifest.c, say, is picked up without editing this
+# list).  Module names are unique across daemon/'s folders.
+header() { find daemon -path daemon/inside -prune -o -name "$1.h" -print | head -n 1; }
 modules() {
-        local have="" next files m
+        local have="" next files m h
         next=$(cat tests/fuzz/*.c tests/fuzz/*.h)
         while :; do
                 files=""
-                for m in $(printf '%s\n' "$next" | sed -n 's/^#include "\([a-z_]*\)\.h".*/\1/p' | sort -u); do
+                for m in $(printf '%s\n' "$next" | sed -n 's/^#include "\([a-z_]*\/\)\{0,1\}\([a-z_]*\)\.h".*/\2/p' | sort -u); do
                         case " $have " in *" $m "*) continue ;; esac
-                        [ -f "daemon/$m.h" ] || continue
+                        h=$(header "$m")
+                        [ -n "$h" ] || continue
                         have="$have $m"
-                        files="$files daemon/$m.h"
-                        [ -f "daemon/$m.c" ] && files="$files daemon/$m.c"
+                        files="$files $h"
+                        [ -f "${h%.h}.c" ] && files="$files ${h%.h}.c"
                 done
                 [ -n "$files" ] || break
                 # shellcheck disable=SC2086
                 next=$(cat $files)
         done
-        for m in $have; do [ -f "daemon/$m.c" ] && printf '%s\n' "$m"; done | sort | tr '\n' ' ' | sed 's/ $//'
+        for m in $have; do h=$(header "$m"); [ -f "${h%.h}.c" ] && printf '%s\n' "${h%.h}"; done | sort | tr '\n' ' ' | sed 's/ $//'
 }
 MODULES=$(modules)
 
@@ -87,8 +90,8 @@ build() {
         local m objs=""
         for m in $MODULES; do
                 # shellcheck disable=SC2086
-                "$CC" $CFLAGS -fsanitize=fuzzer-no-link -c "daemon/$m.c" -o "$B/obj/$m.o" || return 1
-                objs="$objs $B/obj/$m.o"
+                "$CC" $CFLAGS -fsanitize=fuzzer-no-link -iquote daemon -c "$m.c" -o "$B/obj/${m##*/}.o" || return 1
+                objs="$objs $B/obj/${m##*/}.o"
         done
         local t
         for t in $TARGETS; do

@@ -239,7 +239,7 @@ def children(pid):
 
 
 # On cgroup v1 a run's cgroup is a slot right under the parent, made once
-# and used again run after run (daemon/runcgroup.h); its container's cgroup
+# and used again run after run (daemon/sandbox/runcgroup.h); its container's cgroup
 # is <parent>/slot-N/<run id>.  On v2 each run has <parent>/<run id>, its
 # container's <parent>/<run id>/job.
 SLOT_RE = re.compile(r"slot-(0|[1-9][0-9]*)$")

@@ -68,13 +68,13 @@ def db_connect(path):
                                               timeout=10))
 
 
-# enum job_status in daemon/record.h, as the jobs table stores it.
+# enum job_status in daemon/store/record.h, as the jobs table stores it.
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
 def db_record_status(path, job_id):
     """The status stored for job_id in the jobs table (schema version 1 of
-    daemon/store_sqlite.c), read straight from the file; None when there is
+    daemon/store/store_sqlite.c), read straight from the file; None when there is
     no such row."""
     with db_connect(path) as c:
         row = c.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()

@@ -380,7 +380,7 @@ class FullDisk(unittest.TestCase):
 
 def container_cgroup_re(d, run_id):
     """A run's container's cgroupsPath: in its own run cgroup on cgroup v2,
-    in a reused slot on v1 (daemon/runcgroup.h)."""
+    in a reused slot on v1 (daemon/sandbox/runcgroup.h)."""
     if harness.cgroup_v2():
         return "^%s$" % re.escape("%s/%s/job" % (d.cgroup_parent, run_id))
     return "^%s/slot-(0|[1-9][0-9]*)/%s$" % (re.escape(d.cgroup_parent), re.escape(run_id))

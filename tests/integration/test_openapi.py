@@ -1,4 +1,4 @@
-"""The OpenAPI document (daemon/openapi.json, served at GET /v1/openapi.json):
+"""The OpenAPI document (daemon/http/openapi.json, served at GET /v1/openapi.json):
 served byte for byte as the file in the repo, valid by a real OpenAPI
 validator (Perl's JSON::Validator, Debian libjson-validator-perl, through
 tests/tools/openapi-validate.pl) which is shown to refuse broken copies,
@@ -24,7 +24,7 @@ import jsonschema
 import harness
 from harness import Daemon, quick
 
-DOC_PATH = os.path.join(harness.REPO, "daemon", "openapi.json")
+DOC_PATH = os.path.join(harness.REPO, "daemon", "http", "openapi.json")
 VALIDATOR = os.path.join(harness.REPO, "tests", "tools", "openapi-validate.pl")
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 TOKEN = "openapi-test-token-0123456789abcdef"
@@ -151,7 +151,7 @@ class Document(unittest.TestCase):
         r = self.d.req("GET", "/v1/openapi.json")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.headers.get("Content-Type"), "application/json")
-        self.assertEqual(r.raw, load_doc(), "the served document is not daemon/openapi.json")
+        self.assertEqual(r.raw, load_doc(), "the served document is not daemon/http/openapi.json")
         doc = json.loads(r.raw)
         self.assertEqual(doc["openapi"], "3.0.3")
         v = subprocess.run([harness.OPTIONS["daemon"], "--version"], stdout=subprocess.PIPE, text=True).stdout
@@ -178,7 +178,7 @@ class Document(unittest.TestCase):
 
     def test_valid_by_openapi_validator(self):
         rc, out = validate_doc(DOC_PATH)
-        self.assertEqual(rc, 0, "daemon/openapi.json is not a valid OpenAPI 3.0 document:\n" + out)
+        self.assertEqual(rc, 0, "daemon/http/openapi.json is not a valid OpenAPI 3.0 document:\n" + out)
 
     def test_validator_refuses_broken_documents(self):
         """The negative control: each broken copy is refused, so the check

@@ -20,12 +20,12 @@
 
 #include <jansson.h>
 
+#include "base/error.h"
+#include "runtime/reaper.h"
+#include "runtime/runtime.h"
+#include "runtime/runtime_cli.h"
+#include "sandbox/cgroup.h"
 #include "testutil.h"
-#include "cgroup.h"
-#include "error.h"
-#include "reaper.h"
-#include "runtime.h"
-#include "runtime_cli.h"
 
 /* ---- shared state, set up once per tcase in the parent process ---- */
 

@@ -1,11 +1,11 @@
 /* test-admission.c - who may start: per-plugin limits, the memory budget
  * and the job that holds its line, the circuit breaker; and that a job held
  * back by its plugin or its breaker never holds the line for everybody. */
+#include "base/util.h"
+#include "jobs/admission.h"
+#include "jobs/breaker.h"
+#include "jobs/job.h"
 #include "testutil.h"
-#include "admission.h"
-#include "breaker.h"
-#include "job.h"
-#include "util.h"
 
 static struct limits DEFAULTS = { .cpu_cores = 1, .memory_mb = 256, .pids = 64, .disk_mb = 16, .timeout_seconds = 30 };
 

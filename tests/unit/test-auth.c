@@ -3,8 +3,8 @@
  * missing, unknown, lacking the scope, admin, the spelling of "Bearer". */
 #include "testutil.h"
 
-#include "auth.h"
-#include "util.h"
+#include "base/util.h"
+#include "http/auth.h"
 
 /* sha256 of "password", as `edgecd --hash-token` prints it. */
 #define PASSWORD_SHA256 "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"

@@ -5,8 +5,8 @@
  * bound, nothing asserts how long anything took. */
 #include "testutil.h"
 
-#include "breaker.h"
-#include "util.h"
+#include "base/util.h"
+#include "jobs/breaker.h"
 
 #define DEGRADE 2
 #define ISOLATE 4

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "callbackurl.h"
+#include "base/callbackurl.h"
+#include "base/util.h"
 #include "testutil.h"
-#include "util.h"
 
 static char *dir;
 

@@ -15,12 +15,12 @@
 
 #include <jansson.h>
 
-#include "testutil.h"
+#include "base/util.h"
 #include "containerfix.h"
-#include "cgroup.h"
-#include "runcgroup.h"
-#include "runtime.h"
-#include "util.h"
+#include "runtime/runtime.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/runcgroup.h"
+#include "testutil.h"
 
 /* The fake children of test_remove_parent. */
 static void sweep_fake_children(void)

@@ -11,7 +11,7 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "cleaner.h"
+#include "sandbox/cleaner.h"
 
 #define FIRST_UID 3000000000LL
 #define FIRST_GID 3100000000LL

@@ -3,9 +3,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "config.h"
+#include "base/config.h"
+#include "base/util.h"
 #include "testutil.h"
-#include "util.h"
 
 /* Collects reported lines. */
 struct lines {

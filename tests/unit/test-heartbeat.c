@@ -3,8 +3,8 @@
  * longer watched is never judged. */
 #include "testutil.h"
 
-#include "heartbeat.h"
-#include "util.h"
+#include "base/heartbeat.h"
+#include "base/util.h"
 
 /* Make hb look as if it last beat ago_ms before now. */
 static void aged(struct heartbeat *hb, int64_t now, int64_t ago_ms)

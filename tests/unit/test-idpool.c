@@ -10,7 +10,7 @@
 
 #include <unistd.h>
 
-#include "idpool.h"
+#include "sandbox/idpool.h"
 
 #define FIRST_UID 3000000000LL
 #define FIRST_GID 3100000000LL

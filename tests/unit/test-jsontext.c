@@ -5,8 +5,8 @@
 
 #include <jansson.h>
 
-#include "jsontext.h"
-#include "util.h"
+#include "base/jsontext.h"
+#include "base/util.h"
 
 /* Check the NUL-terminated s; returns what jsontext_check returned. */
 static int check(const char *s, size_t max_depth, struct err *err)

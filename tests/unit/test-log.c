@@ -9,8 +9,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 /* Run fn with stderr sent to a file; return what it wrote (caller frees). */
 static char *capture_stderr(void (*fn)(void))

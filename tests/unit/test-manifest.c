@@ -4,9 +4,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "manifest.h"
+#include "base/util.h"
+#include "registry/manifest.h"
 #include "testutil.h"
-#include "util.h"
 
 static char *dir;    /* the plugin directory */
 static char *yaml;   /* dir/plugin.yaml */

@@ -4,7 +4,7 @@
 
 #include <pthread.h>
 
-#include "metrics.h"
+#include "base/metrics.h"
 
 static volatile int stop;
 

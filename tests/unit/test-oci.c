@@ -13,13 +13,13 @@
 
 #include "testutil.h"
 
-#include "oci.h"
-#include "reaper.h"
-#include "runtime.h"
-#include "runtime_cli.h"
-#include "seccomp.h"
-#include "util.h"
-#include "workspace.h"
+#include "base/util.h"
+#include "registry/oci.h"
+#include "registry/seccomp.h"
+#include "runtime/reaper.h"
+#include "runtime/runtime.h"
+#include "runtime/runtime_cli.h"
+#include "sandbox/workspace.h"
 
 static char *g_tmp;       /* per-tcase scratch directory */
 static char g_cgparent[64];

@@ -1,5 +1,5 @@
 /* test-openapi.c - the OpenAPI document built into the daemon
- * (daemon/openapi.json, served at GET /v1/openapi.json) against the route
+ * (daemon/http/openapi.json, served at GET /v1/openapi.json) against the route
  * table the daemon serves (api_routes()), both ways: every route is
  * documented with its method and scope, and every documented operation is
  * a route.  The check is run on broken copies of the document too, so it
@@ -11,9 +11,9 @@
 #include <ctype.h>
 #include <jansson.h>
 
-#include "api.h"
-#include "auth.h"
-#include "http.h"
+#include "http/api.h"
+#include "http/auth.h"
+#include "http/http.h"
 
 static const char *const http_methods[] = { "get", "put", "post", "delete", "options", "head", "patch", "trace" };
 
@@ -174,9 +174,9 @@ static json_t *load_doc(void)
 
 START_TEST(test_same_as_source)
 {
-        /* What the daemon has built in is daemon/openapi.json as it is. */
+        /* What the daemon has built in is daemon/http/openapi.json as it is. */
         char *path = NULL;
-        ck_assert_int_ge(asprintf(&path, "%s/daemon/openapi.json", tu_src()), 0);
+        ck_assert_int_ge(asprintf(&path, "%s/daemon/http/openapi.json", tu_src()), 0);
         FILE *f = fopen(path, "rb");
         ck_assert_msg(f, "%s", path);
         size_t len;

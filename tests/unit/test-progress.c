@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "progress.h"
-#include "util.h"
+#include "base/util.h"
+#include "jobs/progress.h"
 
 static char *dir;
 

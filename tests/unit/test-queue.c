@@ -14,10 +14,10 @@
 
 #include <jansson.h>
 
-#include "job.h"
-#include "queue.h"
-#include "record.h"
-#include "util.h"
+#include "base/util.h"
+#include "jobs/job.h"
+#include "jobs/queue.h"
+#include "store/record.h"
 
 static struct manifest *fake_manifest(const char *name, int64_t max_concurrent)
 {

@@ -16,10 +16,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "base/util.h"
+#include "runtime/reaper.h"
+#include "runtime/spawn.h"
 #include "testutil.h"
-#include "reaper.h"
-#include "spawn.h"
-#include "util.h"
 
 static void setup(void)
 {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "recordcache.h"
+#include "store/recordcache.h"
 
 static void put(struct recordcache *c, const char *id, const char *text)
 {

@@ -4,9 +4,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "registry.h"
+#include "base/util.h"
+#include "registry/registry.h"
 #include "testutil.h"
-#include "util.h"
 
 static char *plugins;
 

@@ -10,8 +10,8 @@
 
 #include "testutil.h"
 
-#include "result.h"
-#include "util.h"
+#include "base/util.h"
+#include "runtime/result.h"
 
 #define MAX (1024 * 1024)
 

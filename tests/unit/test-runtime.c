@@ -22,15 +22,15 @@
 
 #include <jansson.h>
 
-#include "testutil.h"
+#include "base/config.h"
+#include "base/util.h"
 #include "containerfix.h"
-#include "config.h"
-#include "idpool.h"
-#include "probe.h"
-#include "runtime.h"
-#include "runtime_cli.h"
-#include "seccomp.h"
-#include "util.h"
+#include "registry/seccomp.h"
+#include "runtime/runtime.h"
+#include "runtime/runtime_cli.h"
+#include "sandbox/idpool.h"
+#include "sandbox/probe.h"
+#include "testutil.h"
 
 static char T_stub[4096];    /* tests/data/stub-runtime */
 

@@ -6,10 +6,10 @@
 
 #include <jansson.h>
 
-#include "jsontext.h"
-#include "schema.h"
+#include "base/jsontext.h"
+#include "base/util.h"
+#include "registry/schema.h"
 #include "testutil.h"
-#include "util.h"
 
 static json_t *J(const char *text)
 {

@@ -14,8 +14,8 @@
 
 #include "testutil.h"
 
-#include "seccomp.h"
-#include "util.h"
+#include "base/util.h"
+#include "registry/seccomp.h"
 
 static char *allow_path(void)
 {

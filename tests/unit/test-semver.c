@@ -3,7 +3,7 @@
  * pre-releases taken only when a range names them. */
 #include "testutil.h"
 
-#include "semver.h"
+#include "base/semver.h"
 
 START_TEST(test_semver)
 {

@@ -44,9 +44,9 @@
 #include <sqlite3.h>
 #include <uuid/uuid.h>
 
-#include "record.h"
-#include "store.h"
-#include "util.h"
+#include "base/util.h"
+#include "store/record.h"
+#include "store/store.h"
 
 #define T0 1700000000000LL   /* 2023-11-14T22:13:20Z: creation times count from here */
 

@@ -14,8 +14,8 @@
 
 #include <uuid/uuid.h>
 
-#include "error.h"
-#include "util.h"
+#include "base/error.h"
+#include "base/util.h"
 
 extern char **environ;
 

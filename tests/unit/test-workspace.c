@@ -11,8 +11,8 @@
 
 #include "testutil.h"
 
-#include "util.h"
-#include "workspace.h"
+#include "base/util.h"
+#include "sandbox/workspace.h"
 
 static char *g_root;   /* STATE_DIR/workspaces stand-in, made by the fixture */
 

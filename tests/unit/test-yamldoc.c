@@ -4,9 +4,9 @@
  * problems they repeat nor the duplicate-key check may grow quadratically. */
 #include <string.h>
 
+#include "base/util.h"
+#include "base/yamldoc.h"
 #include "testutil.h"
-#include "util.h"
-#include "yamldoc.h"
 
 /* yamldoc.c's YAML_JSON_MAX_NODES: nodes and mapping pairs converted. */
 #define MAX_NODES 100000
