@@ -41,6 +41,10 @@ B       := build
 # names another folder's header by folder (-iquote daemon), its own bare.
 SRCS    := $(wildcard daemon/*.c daemon/*/*.c)
 SRCS    := $(filter-out daemon/inside/%,$(SRCS))
+# Objects go into one archive by name (ar) and the fuzz build finds modules
+# by name: a module's name is its own across the folders.
+DUPS    := $(sort $(foreach f,$(notdir $(SRCS)),$(if $(word 2,$(filter %/$(f),$(SRCS))),$(f))))
+$(if $(DUPS),$(error module names must be unique across daemon/'s folders: $(DUPS)))
 LIBSRCS := $(filter-out daemon/main.c,$(SRCS))
 # The sandbox probe and the warm containers' gate run inside containers:
 # static musl binaries, embedded in the daemon (daemon/inside/payload.S),

@@ -1,6 +1,7 @@
-/* joberror.h - the fixed error taxonomy a job ends with (MISSION.md): the
- * codes the API shows, the store keeps, the breaker weighs and /metrics
- * counts.  Which code a finished container earns is result.h's to decide. */
+/* joberror.h - the fixed error taxonomy a job ends with (README: the error
+ * table of the HTTP API): the codes the API shows, the store keeps, the
+ * breaker weighs and /metrics counts.  Which code a finished container
+ * earns is result.h's to decide. */
 #ifndef EDGECD_JOBERROR_H
 #define EDGECD_JOBERROR_H
 

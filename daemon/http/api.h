@@ -1,4 +1,4 @@
-/* api.h - the HTTP API v1 (MISSION.md): routes, request validation, job
+/* api.h - the HTTP API v1 (README: HTTP API v1): routes, request validation, job
  * submission and waiting, and the mapping from error codes to HTTP statuses.
  * Handlers validate and enqueue; they never build argv or touch containers. */
 #ifndef EDGECD_API_H

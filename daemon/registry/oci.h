@@ -24,9 +24,10 @@ struct oci_job {
         const char *output_dir;     /* host path bound writable at /output */
         int64_t uid, gid;
         const char *cgroups_path;   /* "<cgroup_parent>/<container_id>" */
-        /* A warm container's: the host path of the gate binary (warmpool.h),
-         * bound read-only (exec allowed) at OCI_GATE_BIN, and the process
-         * is `OCI_GATE_BIN OCI_GATE_FIFO COMMAND...`; NULL: the command. */
+        /* A warm container's: the host path of the gate binary
+         * (STATE_DIR/warm-gate, sandbox_install_gate()), bound read-only
+         * (exec allowed) at OCI_GATE_BIN, and the process is
+         * `OCI_GATE_BIN OCI_GATE_FIFO COMMAND...`; NULL: the command. */
         const char *gate_path;
         /* The template's files as oci_job_limits() read the limits from
          * them: built and rendered from that same version while it is
@@ -35,9 +36,9 @@ struct oci_job {
         const struct oci_template_stamp *tmpl;
 };
 
-/* A warm container's gate in its input directory (workspace.h): the mount
- * point of the gate binary and the FIFO it waits on, both removed when the
- * job's input is placed; then where they are, inside. */
+/* A warm container's gate in its input directory: the mount point of the
+ * gate binary and the FIFO it waits on (sandbox.c makes them, and removes
+ * them when the job's input is placed); then where they are, inside. */
 #define OCI_GATE_BIN_NAME ".edgecd-gate"
 #define OCI_GATE_FIFO_NAME ".edgecd-go"
 #define OCI_GATE_BIN "/input/" OCI_GATE_BIN_NAME

@@ -1,5 +1,6 @@
 /* result.c - a finished container's outcome turned into a code of the error
- * taxonomy (joberror.h), and the reading of /output/result.json.  No state: any worker thread may call it.
+ * taxonomy (joberror.h), and the reading of /output/result.json.  No
+ * state: any worker thread may call it.
  *
  * result.json was written by untrusted code, so it is opened without
  * following links, relative to the output directory, non-blocking (a FIFO
