@@ -133,6 +133,12 @@ struct http_request {
         int spool_errno;
         size_t spool_bytes;            /* counted in srv->spooled */
         bool replied, suspended;
+        /* In the first call, before any body: a reply there makes
+         * libmicrohttpd 0.9.75 close the connection after it, so one to a
+         * request without a body waits (`pending`) for the next call. */
+        bool in_head, bodyless;
+        struct MHD_Response *pending;
+        unsigned pending_status;
         bool must_answer;        /* http_must_answer(): past the in-flight cap too */
         size_t reserved;         /* http_reserve_large(): bytes of the answer being built */
         size_t counted;          /* what of them srv->inflight counts (none while small) */
@@ -256,6 +262,8 @@ static void request_free(struct http_request *req)
         free(req->path);
         if (req->spool_fd >= 0)
                 close(req->spool_fd);
+        if (req->pending)
+                MHD_destroy_response(req->pending);
         if (req->spool_bytes)
                 __atomic_sub_fetch(&req->srv->spooled, req->spool_bytes, __ATOMIC_RELAXED);
         /* Reserved for an answer never given (reply() takes it over). */
@@ -618,6 +626,65 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         return &query_cut;
 }
 
+/* The first call of a request: its line and headers, before any body.
+ * Whatever is refused here is answered here. */
+static void on_head(struct http_server *srv, struct http_request *req, bool cut, bool bad_uri)
+{
+        size_t head = strlen(req->method) + strlen(req->path) + 16;
+        MHD_get_connection_values(req->conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_size, &head);
+        if (cut) {
+                metrics_http_rejected("header_too_large");
+                http_add_header(req, "Connection", "close");
+                _cleanup_free_ char *msg = xasprintf("the query string has more than %d parameters",
+                                                     HTTP_MAX_QUERY_PARAMS);
+                http_reply_error(req, 431, "header_too_large", msg, NULL);
+                return;
+        }
+        if (head > srv->o.max_header_bytes) {
+                _cleanup_free_ char *msg = xasprintf("the request line and headers are %zu bytes, over the "
+                                                     "limit of %zu", head, srv->o.max_header_bytes);
+                metrics_http_rejected("header_too_large");
+                http_add_header(req, "Connection", "close");
+                http_reply_error(req, 431, "header_too_large", msg, NULL);
+                return;
+        }
+        if (bad_uri) {
+                /* libmicrohttpd decodes the path in place: a %00
+                 * cut it, and "/v1/jobs/ID%00/logs" was routed
+                 * as /v1/jobs/ID (a proxy saw the whole). */
+                http_add_header(req, "Connection", "close");
+                http_reply_error(req, 400, "invalid_request",
+                                 "the request target has an encoded NUL byte (%00) in it", NULL);
+                return;
+        }
+        struct framing f = { 0 };
+        MHD_get_connection_values(req->conn, MHD_HEADER_KIND, check_framing, &f);
+        char why[256];
+        const char *field;
+        const char *problem = framing_problem(&f, &field, why, sizeof why);
+        if (problem) {
+                metrics_http_rejected("bad_framing");
+                http_add_header(req, "Connection", "close");
+                http_reply_error(req, 400, "invalid_request", problem, field);
+                return;
+        }
+        int64_t len = 0;
+        bool has_len = f.length && parse_int64(f.length, 0, INT64_MAX, &len);
+        req->bodyless = !f.codings && (!f.length || (has_len && len == 0));
+        if (!route(req))
+                return;
+        /* Who may: before a byte of the body is read. */
+        if (srv->authorize && !srv->authorize(req, req->route, srv->ctx)) {
+                if (!req->replied)
+                        http_reply_error(req, 500, "internal", "the authorizer gave no reply", NULL);
+                return;
+        }
+        if (!query_ok(req))
+                return;
+        if (has_len && (uint64_t)len > body_limit(req))
+                reply_too_large(req);   /* before reading a byte of it */
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -635,63 +702,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 req->path = xstrdup(url);
                 req->spool_fd = -1;
                 *con_cls = req;
-                size_t head = strlen(method) + strlen(url) + 16;
-                MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_size, &head);
-                if (cut) {
-                        metrics_http_rejected("header_too_large");
-                        http_add_header(req, "Connection", "close");
-                        _cleanup_free_ char *msg = xasprintf("the query string has more than %d parameters",
-                                                             HTTP_MAX_QUERY_PARAMS);
-                        http_reply_error(req, 431, "header_too_large", msg, NULL);
-                        return MHD_YES;
-                }
-                if (head > srv->o.max_header_bytes) {
-                        _cleanup_free_ char *msg = xasprintf("the request line and headers are %zu bytes, over the "
-                                                             "limit of %zu", head, srv->o.max_header_bytes);
-                        metrics_http_rejected("header_too_large");
-                        http_add_header(req, "Connection", "close");
-                        http_reply_error(req, 431, "header_too_large", msg, NULL);
-                        return MHD_YES;
-                }
-                if (bad_uri) {
-                        /* libmicrohttpd decodes the path in place: a %00
-                         * cut it, and "/v1/jobs/ID%00/logs" was routed
-                         * as /v1/jobs/ID (a proxy saw the whole). */
-                        http_add_header(req, "Connection", "close");
-                        http_reply_error(req, 400, "invalid_request",
-                                         "the request target has an encoded NUL byte (%00) in it", NULL);
-                        return MHD_YES;
-                }
-                struct framing f = { 0 };
-                MHD_get_connection_values(conn, MHD_HEADER_KIND, check_framing, &f);
-                char why[256];
-                const char *field;
-                const char *problem = framing_problem(&f, &field, why, sizeof why);
-                if (problem) {
-                        metrics_http_rejected("bad_framing");
-                        http_add_header(req, "Connection", "close");
-                        http_reply_error(req, 400, "invalid_request", problem, field);
-                        return MHD_YES;
-                }
-                if (!route(req))
-                        return MHD_YES;
-                /* Who may: before a byte of the body is read. */
-                if (srv->authorize && !srv->authorize(req, req->route, srv->ctx)) {
-                        if (!req->replied)
-                                http_reply_error(req, 500, "internal", "the authorizer gave no reply", NULL);
-                        return MHD_YES;
-                }
-                if (!query_ok(req))
-                        return MHD_YES;
-                const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-                int64_t len;
-                if (cl && parse_int64(cl, 0, INT64_MAX, &len) && (uint64_t)len > body_limit(req)) {
-                        /* Refuse before reading a byte of it. */
-                        reply_too_large(req);
-                }
+                req->in_head = true;
+                on_head(srv, req, cut, bad_uri);
+                req->in_head = false;
                 return MHD_YES;
         }
         if (req->replied) {
+                if (req->pending) {
+                        MHD_queue_response(conn, req->pending_status, req->pending);
+                        MHD_destroy_response(req->pending);
+                        req->pending = NULL;
+                }
                 /* Replied early (404, 405, 413): drop whatever body follows. */
                 *upload_data_size = 0;
                 return MHD_YES;
@@ -1544,8 +1565,13 @@ static void reply(struct http_request *req, unsigned status, const char *content
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
         for (struct header *h = req->headers; h; h = h->next)
                 MHD_add_response_header(resp, h->name, h->value);
-        MHD_queue_response(req->conn, status, resp);
-        MHD_destroy_response(resp);
+        if (req->in_head && req->bodyless) {
+                req->pending = resp;
+                req->pending_status = status;
+        } else {
+                MHD_queue_response(req->conn, status, resp);
+                MHD_destroy_response(resp);
+        }
         req->replied = true;
         metrics_http_request(req->route ? req->route->pattern : NULL, req->method, status);
 }

@@ -143,6 +143,22 @@ class Tokens(AuthCase):
         status, hdrs, body, secs = harness.raw_exchange(d.port, head, [b"x" * 65536] * 4)
         self.assertEqual(status, 401, body)
 
+    def test_refusals_keep_the_connection(self):
+        """401 and 403 to requests without a body leave a kept-alive
+        connection open for the next request."""
+        d = self.daemon().start()
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+        self.addCleanup(c.close)
+        sock = None
+        for headers, status in (({}, 401), (bearer("canceller"), 403), (bearer("reader"), 200)):
+            c.request("GET", "/v1/jobs", headers=headers)
+            r = c.getresponse()
+            r.read()
+            self.assertEqual(r.status, status)
+            self.assertFalse(r.will_close, (status, r.getheaders()))
+            sock = sock or c.sock
+            self.assertIs(c.sock, sock, "a new connection for the request after a %d" % status)
+
     def test_metrics_public(self):
         d = self.daemon(config={"auth": {"metrics_public": True}}).start()
         self.assertEqual(d.req("GET", "/metrics").status, 200)

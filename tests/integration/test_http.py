@@ -285,6 +285,48 @@ class HttpErrors(DaemonCase):
         self.assertEqual((e["code"], e.get("field")), ("invalid_request", field), (head[:200], e))
         return e
 
+    def test_bodyless_refusals_keep_the_connection(self):
+        """A request without a body refused before its handler runs (no
+        such route, a method the route lacks, a bad query) is answered and
+        its kept-alive connection serves the next request, as after a
+        handler's own 404; one refused so with a body still unread is
+        answered and closed."""
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+
+        def exchange(head):
+            s.sendall(head)
+            line = f.readline()
+            self.assertTrue(line.startswith(b"HTTP/1.1 "), (head, line))
+            hdrs = {}
+            while True:
+                h = f.readline()
+                if h in (b"\r\n", b""):
+                    break
+                k, _, v = h.decode("latin-1").partition(":")
+                hdrs[k.strip().lower()] = v.strip().lower()
+            body = f.read(int(hdrs.get("content-length", "0")))
+            return int(line.split()[1]), hdrs, body
+
+        missing = "/v1/jobs/" + str(uuid.uuid4())
+        for line, status in (("GET /v1/no-such-route", 404), ("DELETE /healthz", 405),
+                             ("GET /v1/jobs?limit=x", 400), ("POST /v1/nowhere", 404),
+                             ("GET " + missing, 404), ("GET /healthz", 200)):
+            extra = "Content-Length: 0\r\n" if line.startswith("POST") else ""
+            st, hdrs, body = exchange(("%s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (line, extra)).encode())
+            self.assertEqual(st, status, (line, body))
+            self.assertNotIn("close", hdrs.get("connection", ""), (line, hdrs))
+            if status != 200:
+                check_error(harness.Response(st, {"Content-Type": hdrs.get("content-type", "")}, json.loads(body)),
+                            status)
+        # A body the refusal leaves unread: the connection goes.
+        st, hdrs, _ = exchange(b"POST /v1/nowhere HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: 2\r\n\r\n{}")
+        self.assertEqual(st, 404)
+        self.assertIn("close", hdrs.get("connection", ""), hdrs)
+        self.assertEqual(f.read(1), b"", "the connection stayed open")
+
     def test_codings_other_than_chunked_are_refused(self):
         # libmicrohttpd framed these as "read until the client closes": no
         # answer until the idle timeout, and a request after it swallowed.
