@@ -192,7 +192,8 @@ static bool is_wild(char c)
 static bool parse_partial(const char *s, size_t len, struct partial *ret)
 {
         *ret = (struct partial){ .n = 0 };
-        if (len && (s[0] == 'v' || s[0] == 'V'))
+        /* npm's `v`; not `V`, which it refuses. */
+        if (len && s[0] == 'v')
                 s++, len--;
         size_t i = 0;
         bool wild = false;

@@ -271,29 +271,36 @@ void format_rfc3339(int64_t real_ms, char *buf, size_t len)
         struct tm tm;
         gmtime_r(&secs, &tm);
         int year = tm.tm_year + 1900;
-        if (year < 0 || year > 9999 || len < sizeof "YYYY-MM-DDTHH:MM:SS.mmmZ") {
-                char base[40];
-                strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-                snprintf(buf, len, "%s.%03dZ", base, ms);
-                return;
+        char text[sizeof "YYYY-MM-DDTHH:MM:SS.mmmZ"];
+        if (year < 0 || year > 9999) {
+                /* RFC 3339 has four digits of year: a time outside them (a
+                 * damaged record) is shown at the nearer end. */
+                memcpy(text, year < 0 ? "0000-01-01T00:00:00.000Z" : "9999-12-31T23:59:59.999Z", sizeof text);
+        } else {
+                /* By hand: strftime() and snprintf() for each of the dozen
+                 * times a job's records and log lines show were worth
+                 * saving. */
+                char *p = put_digits(text, year, 4);
+                *p++ = '-';
+                p = put_digits(p, tm.tm_mon + 1, 2);
+                *p++ = '-';
+                p = put_digits(p, tm.tm_mday, 2);
+                *p++ = 'T';
+                p = put_digits(p, tm.tm_hour, 2);
+                *p++ = ':';
+                p = put_digits(p, tm.tm_min, 2);
+                *p++ = ':';
+                p = put_digits(p, tm.tm_sec, 2);
+                *p++ = '.';
+                p = put_digits(p, ms, 3);
+                *p++ = 'Z';
+                *p = '\0';
         }
-        /* By hand: strftime() and snprintf() for each of the dozen times
-         * a job's records and log lines show were worth saving. */
-        char *p = put_digits(buf, year, 4);
-        *p++ = '-';
-        p = put_digits(p, tm.tm_mon + 1, 2);
-        *p++ = '-';
-        p = put_digits(p, tm.tm_mday, 2);
-        *p++ = 'T';
-        p = put_digits(p, tm.tm_hour, 2);
-        *p++ = ':';
-        p = put_digits(p, tm.tm_min, 2);
-        *p++ = ':';
-        p = put_digits(p, tm.tm_sec, 2);
-        *p++ = '.';
-        p = put_digits(p, ms, 3);
-        *p++ = 'Z';
-        *p = '\0';
+        if (!len)
+                return;
+        size_t n = sizeof text - 1 < len - 1 ? sizeof text - 1 : len - 1;   /* a short buffer: cut */
+        memcpy(buf, text, n);
+        buf[n] = '\0';
 }
 
 int mkdir_p(const char *path, unsigned mode, struct err *err)

@@ -85,7 +85,9 @@ int64_t wall_wait_ms(int64_t due_ms, int64_t bound_ms);
 /* ms milliseconds from now on `clock`, for pthread_cond_timedwait (whose
  * condition variable must use that clock). */
 struct timespec timespec_in(int clock, int64_t ms);
-/* RFC 3339 UTC with milliseconds: "2026-11-25T08:48:06.123Z"; buf >= 32. */
+/* RFC 3339 UTC with milliseconds: "2026-11-25T08:48:06.123Z" (25 bytes
+ * with the NUL; a shorter buf gets it cut).  A time outside the years
+ * 0000 to 9999 is shown as the nearer end of them. */
 void format_rfc3339(int64_t real_ms, char *buf, size_t len);
 
 /* ---- files ---- */
