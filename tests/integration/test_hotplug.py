@@ -15,7 +15,7 @@ import time
 import unittest
 
 import harness
-from harness import Daemon, check_job, slow_factor
+from harness import Daemon, check_error, check_job, slow_factor
 
 PICKUP_S = 8      # a generous bound: a settle second, the debounce, the retry
 
@@ -156,6 +156,51 @@ class HotPlug(unittest.TestCase):
         job = d.run_job({"algorithm": "t_echo", "parameters": {"n": 5}})
         self.assertEqual((job["status"], job["result"]), ("succeeded", {"n": 5}), job)
         d.assert_idle_clean()
+
+    def test_jobs_that_never_ran_leave_retry_after_alone(self):
+        """A full queue's Retry-After learns how long jobs hold their worker
+        from those that began a run: ten that failed without one (their
+        plugin removed while they were queued) leave it where the 3 s jobs
+        put it.  Counted, they took it to 1 or 2 seconds."""
+        d = self.daemon("retryafterq", config={"workers": 1, "queue_capacity": 10})
+
+        def refused():
+            r = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 0}})
+            check_error(r, 429, "queue_full")
+            self.assertRegex(r.headers.get("Retry-After") or "", r"^\d+$", r.headers)
+            return int(r.headers["Retry-After"])
+
+        job = d.run_job({"algorithm": "t_sleep", "parameters": {"seconds": 3.2}, "timeout_seconds": 30})
+        self.assertEqual(job["status"], "succeeded", job)
+        # A 6 s blocker: t_echo must be gone before it frees the worker.
+        blocker = d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 6}, "timeout_seconds": 60})
+        self.assertEqual(blocker.status, 202, blocker)
+        d.wait_status(blocker.body["id"], "running")
+        queued = []
+        for n in range(10):
+            r = d.submit({"algorithm": "t_echo", "parameters": {"n": n}})
+            self.assertEqual(r.status, 202, r)
+            queued.append(r.body["id"])
+        before = refused()
+        self.assertGreaterEqual(before, 3, "after a 3.2 s job")
+        saved = self.tmp + ".t_echo"
+        self.addCleanup(shutil.rmtree, saved, True)
+        os.rename(os.path.join(self.tmp, "t_echo"), saved)
+        self.until(lambda: self.algorithm(d, "t_echo") is None, "t_echo gone")
+        self.assertEqual(d.wait_final(blocker.body["id"], timeout=60)["status"], "succeeded")
+        for jid in queued:
+            job = check_job(d.wait_final(jid, timeout=60), final=True)
+            self.assertEqual((job["status"], job.get("attempts") or []), ("failed", []), job)
+        # The worker and the queue full again, of jobs that would run.
+        long = {"algorithm": "t_sleep", "parameters": {"seconds": 60}, "timeout_seconds": 120}
+        first = d.submit(long)
+        self.assertEqual(first.status, 202, first)
+        d.wait_status(first.body["id"], "running")
+        for _ in range(10):
+            self.assertEqual(d.submit(long).status, 202)
+        after = refused()
+        self.assertGreaterEqual(after, 3, "ten jobs that never ran brought it from %d to %d" % (before, after))
+        self.assertLessEqual(after, before + 1)
 
     def test_plugin_reinstalled_with_a_job_queued(self):
         """A plugin reinstalled as a shell does it (rm -rf, then cp -r) is
