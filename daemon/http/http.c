@@ -670,7 +670,10 @@ static void on_head(struct http_server *srv, struct http_request *req, bool cut,
         }
         int64_t len = 0;
         bool has_len = f.length && parse_int64(f.length, 0, INT64_MAX, &len);
-        req->bodyless = !f.codings && (!f.length || (has_len && len == 0));
+        /* With `Expect: 100-continue` libmicrohttpd would send 100 before a
+         * held answer: that one goes at once, as before. */
+        req->bodyless = !f.codings && (!f.length || (has_len && len == 0)) &&
+                        !MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
         if (!route(req))
                 return;
         /* Who may: before a byte of the body is read. */
@@ -709,9 +712,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (req->replied) {
                 if (req->pending) {
-                        MHD_queue_response(conn, req->pending_status, req->pending);
+                        enum MHD_Result queued = MHD_queue_response(conn, req->pending_status, req->pending);
                         MHD_destroy_response(req->pending);
                         req->pending = NULL;
+                        if (queued != MHD_YES)
+                                return MHD_NO;   /* closed, rather than left unanswered */
                 }
                 /* Replied early (404, 405, 413): drop whatever body follows. */
                 *upload_data_size = 0;
@@ -1053,7 +1058,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
         (void)cls, (void)conn, (void)toe;
-        if (*con_cls != &query_cut)
+        /* A marker of on_uri()'s stays when the handler never ran (the
+         * client gone before its headers ended, libmicrohttpd's own 400
+         * or 431): not a request of ours to free. */
+        if (*con_cls != &query_cut && *con_cls != &uri_nul)
                 request_free(*con_cls);
         *con_cls = NULL;
 }
@@ -1566,6 +1574,10 @@ static void reply(struct http_request *req, unsigned status, const char *content
         for (struct header *h = req->headers; h; h = h->next)
                 MHD_add_response_header(resp, h->name, h->value);
         if (req->in_head && req->bodyless) {
+                if (req->pending) {
+                        MHD_destroy_response(resp);   /* the first answer stands, as MHD would have it */
+                        return;
+                }
                 req->pending = resp;
                 req->pending_status = status;
         } else {
