@@ -670,6 +670,9 @@ static void on_head(struct http_server *srv, struct http_request *req, bool cut,
         }
         int64_t len = 0;
         bool has_len = f.length && parse_int64(f.length, 0, INT64_MAX, &len);
+        /* libmicrohttpd takes digits alone, up to 2^64 - 1: one it took
+         * that is past INT64_MAX is past any limit. */
+        bool huge = f.length && !has_len && f.length[0] && !f.length[strspn(f.length, "0123456789")];
         /* With `Expect: 100-continue` libmicrohttpd would send 100 before a
          * held answer: that one goes at once, as before. */
         req->bodyless = !f.codings && (!f.length || (has_len && len == 0)) &&
@@ -684,7 +687,7 @@ static void on_head(struct http_server *srv, struct http_request *req, bool cut,
         }
         if (!query_ok(req))
                 return;
-        if (has_len && (uint64_t)len > body_limit(req))
+        if (huge || (has_len && (uint64_t)len > body_limit(req)))
                 reply_too_large(req);   /* before reading a byte of it */
 }
 
