@@ -609,7 +609,7 @@ static int start(struct daemon *d, struct err *err)
                 return err_wrap(err, "job_users");
         struct err ce = ERR_INIT;
         if (idpool_claim(IDPOOL_CLAIMS_PATH, cfg->job_users.first_uid, cfg->job_users.first_gid,
-                         cfg->job_users.count, &d->ids_lock_fd, &ce) < 0) {
+                         cfg->job_users.count, HELD_GRACE_MS, &d->ids_lock_fd, &ce) < 0) {
                 if (ce.code == ERR_CONFLICT) {
                         *err = ce;
                         return err_wrap(err, "job_users");

@@ -398,6 +398,19 @@ int lock_file(const char *path, int *ret_fd, struct err *err)
         return 0;
 }
 
+bool held_retry_wait(int64_t *since, int64_t grace_ms)
+{
+        int saved = errno;
+        int64_t now = now_mono_ms();
+        if (!*since)
+                *since = now;
+        bool again = now - *since < grace_ms;
+        if (again)
+                sleep_ms(10);
+        errno = saved;
+        return again;
+}
+
 int rm_rf(const char *path, struct err *err)
 {
         struct stat st;

@@ -105,6 +105,18 @@ bool write_full(int fd, const void *p, size_t n);
  * lock lives on the open file, which a posix_spawn() child keeps until it
  * execs, so a restart right after a SIGKILL found it still held. */
 int lock_file(const char *path, int *ret_fd, struct err *err);
+/* What lives on an open file (flock() and OFD locks: a cgroup directory
+ * cannot take a write record lock, and one process's record locks never
+ * conflict; a listening socket) outlives a process SIGKILLed while it
+ * spawned: its child between the clone and the exec holds copies of its
+ * descriptors for a moment, longer on a loaded host, and a restart right
+ * then found them taken.  Found taken, such a thing is tried again for
+ * HELD_GRACE_MS before it is called another process's.  Call after each
+ * attempt found it taken: false once grace_ms have passed since the
+ * first call (*since is 0 before it), else true after a short sleep.
+ * errno is kept. */
+#define HELD_GRACE_MS 2000
+bool held_retry_wait(int64_t *since, int64_t grace_ms);
 /* rm -rf that never crosses into another mount and never follows links. */
 int rm_rf(const char *path, struct err *err);
 /* Would the process umask take bits off `mode` (so a chmod must follow the

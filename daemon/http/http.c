@@ -183,6 +183,45 @@ static int listen_unix(struct http_server *srv, const char *path, struct err *er
         return 0;
 }
 
+/* The first of res that binds and listens; -1 with *saved the last
+ * error. */
+static int listen_first(struct addrinfo *res, const char *listen_addr, int *saved)
+{
+        int fd = -1;
+        *saved = 0;
+        bool only_not_here = true;   /* every failure so far: EADDRNOTAVAIL */
+        /* An address not on the host yet (DHCP, a link still down at
+         * boot) is bound anyway (IP_FREEBIND) and served once it comes:
+         * failing would restart the unit until systemd gives up.  Only
+         * when no address of the name can be bound as it is: a name's
+         * IPv6 address still to come must not win over its IPv4 one. */
+        for (int free_bind = 0; free_bind < 2 && fd < 0; free_bind++) {
+                if (free_bind && (!only_not_here || !*saved))
+                        break;
+                for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+                        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                        if (fd < 0) {
+                                *saved = errno;
+                                continue;
+                        }
+                        int one = 1;
+                        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+                        if ((!free_bind || setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one) == 0) &&
+                            bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0) {
+                                if (free_bind)
+                                        log_warn("listen address `%s` is not on this host (yet): edgecd "
+                                                 "listens for it and serves once it comes up", listen_addr);
+                                break;
+                        }
+                        *saved = errno;
+                        only_not_here &= *saved == EADDRNOTAVAIL;
+                        close(fd);
+                        fd = -1;
+                }
+        }
+        return fd;
+}
+
 static int listen_tcp(struct http_server *srv, const char *listen_addr, struct err *err)
 {
         _cleanup_free_ char *host = NULL;
@@ -203,37 +242,13 @@ static int listen_tcp(struct http_server *srv, const char *listen_addr, struct e
         int gai = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res);
         if (gai)
                 return err_set(err, ERR_INVALID, 0, "listen address `%s`: %s", listen_addr, gai_strerror(gai));
-        int fd = -1, saved = 0;
-        bool only_not_here = true;   /* every failure so far: EADDRNOTAVAIL */
-        /* An address not on the host yet (DHCP, a link still down at
-         * boot) is bound anyway (IP_FREEBIND) and served once it comes:
-         * failing would restart the unit until systemd gives up.  Only
-         * when no address of the name can be bound as it is: a name's
-         * IPv6 address still to come must not win over its IPv4 one. */
-        for (int free_bind = 0; free_bind < 2 && fd < 0; free_bind++) {
-                if (free_bind && (!only_not_here || !saved))
-                        break;
-                for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-                        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-                        if (fd < 0) {
-                                saved = errno;
-                                continue;
-                        }
-                        int one = 1;
-                        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-                        if ((!free_bind || setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one) == 0) &&
-                            bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0) {
-                                if (free_bind)
-                                        log_warn("listen address `%s` is not on this host (yet): edgecd "
-                                                 "listens for it and serves once it comes up", listen_addr);
-                                break;
-                        }
-                        saved = errno;
-                        only_not_here &= saved == EADDRNOTAVAIL;
-                        close(fd);
-                        fd = -1;
-                }
-        }
+        /* A predecessor SIGKILLed a moment ago may have left a spawn
+         * child still holding a copy of its listening socket. */
+        int fd, saved = 0;
+        int64_t since = 0;
+        do
+                fd = listen_first(res, listen_addr, &saved);
+        while (fd < 0 && saved == EADDRINUSE && held_retry_wait(&since, HELD_GRACE_MS));
         freeaddrinfo(res);
         if (fd < 0)
                 return err_set(err, ERR_IO, saved, "listen on `%s`", listen_addr);

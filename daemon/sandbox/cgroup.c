@@ -751,7 +751,12 @@ int cgroup_lock_parent(const char *parent, int *ret_fd, struct err *err)
         _cleanup_close_ int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return err_errno(err, ERR_IO, "cgroup_parent: open `%s`", p);
-        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int64_t since = 0;
+        int r;
+        do
+                r = flock(fd, LOCK_EX | LOCK_NB);
+        while (r < 0 && errno == EWOULDBLOCK && held_retry_wait(&since, HELD_GRACE_MS));
+        if (r < 0) {
                 if (errno == EWOULDBLOCK)
                         return err_set(err, ERR_CONFLICT, 0, "cgroup_parent %s is in use by another edgecd "
                                        "(`%s` is locked)", parent, p);

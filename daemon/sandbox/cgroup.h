@@ -165,7 +165,8 @@ char **cgroup_list_children(const char *path);
  * are killed, and the daemon must not be among them. */
 int cgroup_check_parent(const char *parent, struct err *err);
 /* An exclusive lock on the parent, held in *ret_fd for the daemon's life,
- * so two daemons never sweep each other's jobs; ERR_CONFLICT if taken. */
+ * so two daemons never sweep each other's jobs; ERR_CONFLICT if taken
+ * for HELD_GRACE_MS (a flock(): see held_retry_wait()). */
 int cgroup_lock_parent(const char *parent, int *ret_fd, struct err *err);
 
 /* SIGKILL every process in the cgroup at path (not below it), in every

@@ -131,8 +131,8 @@ static int claim(int fd, off_t start, int64_t count)
         return fcntl(fd, F_OFD_SETLK, &fl);
 }
 
-int idpool_claim(const char *path, int64_t first_uid, int64_t first_gid, int64_t count, int *ret_fd,
-                 struct err *err)
+int idpool_claim(const char *path, int64_t first_uid, int64_t first_gid, int64_t count, int64_t grace_ms,
+                 int *ret_fd, struct err *err)
 {
         _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         struct stat st;
@@ -149,14 +149,20 @@ int idpool_claim(const char *path, int64_t first_uid, int64_t first_gid, int64_t
         }
         if (fd < 0)
                 return err_errno(err, ERR_IO, "open `%s`", path);
-        const char *which = "uid";
-        int64_t first = first_uid;
-        int r = claim(fd, (off_t)first_uid, count);
-        if (r == 0) {
-                which = "gid";
-                first = first_gid;
-                r = claim(fd, CLAIM_GID_OFFSET + (off_t)first_gid, count);
-        }
+        const char *which;
+        int64_t first;
+        int64_t since = 0;
+        int r;
+        do {
+                which = "uid";
+                first = first_uid;
+                r = claim(fd, (off_t)first_uid, count);
+                if (r == 0) {
+                        which = "gid";
+                        first = first_gid;
+                        r = claim(fd, CLAIM_GID_OFFSET + (off_t)first_gid, count);
+                }
+        } while (r < 0 && (errno == EAGAIN || errno == EACCES) && held_retry_wait(&since, grace_ms));
         if (r < 0) {
                 if (errno == EAGAIN || errno == EACCES)
                         return err_set(err, ERR_CONFLICT, errno, "the job %s range %lld-%lld is another edgecd's on "

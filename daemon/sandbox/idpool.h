@@ -48,8 +48,10 @@ int idpool_check_host(int64_t first_uid, int64_t first_gid, int64_t count, struc
  * per-uid limits.  Byte-range locks on the file at path (open file
  * description locks: released when *ret_fd is closed, or the process
  * ends), uid U at offset U and gid G at 2^33 + G.  ERR_CONFLICT when
- * another process holds any of them; ERR_IO when path cannot be used. */
-int idpool_claim(const char *path, int64_t first_uid, int64_t first_gid, int64_t count, int *ret_fd,
-                 struct err *err);
+ * another process holds any of them for grace_ms (held_retry_wait(): a
+ * predecessor's last spawn child lets go in moments); ERR_IO when path
+ * cannot be used. */
+int idpool_claim(const char *path, int64_t first_uid, int64_t first_gid, int64_t count, int64_t grace_ms,
+                 int *ret_fd, struct err *err);
 
 #endif

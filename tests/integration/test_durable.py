@@ -14,6 +14,7 @@ dir, so the shared one and its counts stay as other tests expect."""
 
 import calendar
 import contextlib
+import ctypes
 import http.client
 import json
 import os
@@ -1641,6 +1642,68 @@ class OneDaemonPerStateDir(unittest.TestCase):
         self.addCleanup(third.stop)
         third.start()
         self.assertEqual(third.run_job(echo(1))["status"], "succeeded")
+
+    def test_restart_while_a_killed_daemons_copies_hold_its_locks(self):
+        # SIGKILLed while it spawns its runtime, a daemon leaves a child
+        # between its clone and its exec holding copies of the daemon's
+        # open files for a moment, longer on a loaded host; the job_users
+        # claim and the cgroup_parent lock live on the open file, so a
+        # restart right then was refused ("is another edgecd's").  Here
+        # the test takes a copy of one of them itself (pidfd_getfd) and
+        # lets it go a second after the kill: the restart waits and starts.
+        # The listening socket too: its port was "in use".
+        d = Daemon("heldlocks")
+        self.addCleanup(d.stop)
+        d.start()
+        parent = os.path.basename(d.cgroup_parent)
+
+        def listening_inodes():
+            found = set()
+            with open("/proc/net/tcp") as f:
+                for line in list(f)[1:]:
+                    col = line.split()
+                    if int(col[1].split(":")[1], 16) == d.port and col[3] == "0A":
+                        found.add("socket:[%s]" % col[9])
+            return found
+
+        def is_lock(lock, target):
+            if lock == "job_users claim":
+                return target == "/run/lock/edgecd-job-users"
+            if lock == "cgroup_parent lock":
+                return target.startswith("/sys/fs/cgroup/") and os.path.basename(target) == parent
+            return target in listening_inodes()
+        libc = ctypes.CDLL(None, use_errno=True)
+        copies = []
+
+        def let_go():
+            while copies:
+                os.close(copies.pop())
+        self.addCleanup(let_go)
+        for lock in ("job_users claim", "cgroup_parent lock", "listening socket"):
+            with self.subTest(lock=lock):
+                fd_dir = "/proc/%d/fd" % d.proc.pid
+                pidfd = os.pidfd_open(d.proc.pid)
+                try:
+                    for name in os.listdir(fd_dir):
+                        try:
+                            target = os.readlink(os.path.join(fd_dir, name))
+                        except OSError:
+                            continue
+                        if is_lock(lock, target):
+                            fd = libc.syscall(438, pidfd, int(name), 0)     # pidfd_getfd
+                            self.assertGreaterEqual(fd, 0, os.strerror(ctypes.get_errno()))
+                            copies.append(fd)
+                finally:
+                    os.close(pidfd)
+                self.assertTrue(copies, "the daemon's %s not found among its fds" % lock)
+                timer = threading.Timer(1.0, let_go)
+                d.kill()
+                timer.start()
+                self.addCleanup(timer.join)
+                t0 = time.monotonic()
+                d.restart(timeout=20)
+                self.assertGreaterEqual(time.monotonic() - t0, 0.8, "started while the copy held the lock")
+                self.assertEqual(d.run_job(echo(1))["status"], "succeeded")
 
 
 class ClientGoneDuringCommit(unittest.TestCase):

@@ -1,15 +1,18 @@
-#include <stdio.h>
-#include <sys/wait.h>
-#include <sys/stat.h>
-#include <signal.h>
-#include <fcntl.h>
 /* test-idpool.c - the job user and group ids: pairs handed out round robin
  * (an id given back rests while others are free), busy when all are out,
- * bad give-backs ignored, and the check against the host's accounts. */
+ * bad give-backs ignored, the check against the host's accounts, and the
+ * claims against other daemons on the host. */
 #include "testutil.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "sandbox/idpool.h"
 
 #define FIRST_UID 3000000000LL
@@ -140,32 +143,32 @@ START_TEST(test_claims_conflict_by_range)
         close(tmp);
         struct err err = ERR_INIT;
         int a = -1, b = -1, c = -1;
-        ck_assert_msg(idpool_claim(path, 2000000000, 2000000000, 100, &a, &err) == 0, "%s", err.msg);
+        ck_assert_msg(idpool_claim(path, 2000000000, 2000000000, 100, 0, &a, &err) == 0, "%s", err.msg);
         ck_assert_int_ge(a, 0);
         /* uids 2000000099..2000000108: the last of a's. */
-        ck_assert_int_eq(idpool_claim(path, 2000000099, 2100000000, 10, &b, &err), -1);
+        ck_assert_int_eq(idpool_claim(path, 2000000099, 2100000000, 10, 0, &b, &err), -1);
         ck_assert_int_eq(err.code, ERR_CONFLICT);
         ck_assert_msg(strstr(err.msg, "the job uid range 2000000099-2000000108 is another edgecd's"), "%s", err.msg);
         ck_assert_msg(strstr(err.msg, path), "%s", err.msg);
         ck_assert_int_eq(b, -1);
         /* Disjoint uids, gids inside a's. */
         err = (struct err)ERR_INIT;
-        ck_assert_int_eq(idpool_claim(path, 2100000000, 1999999995, 10, &b, &err), -1);
+        ck_assert_int_eq(idpool_claim(path, 2100000000, 1999999995, 10, 0, &b, &err), -1);
         ck_assert_int_eq(err.code, ERR_CONFLICT);
         ck_assert_msg(strstr(err.msg, "the job gid range 1999999995-2000000004"), "%s", err.msg);
         /* Disjoint both: taken beside a. */
         err = (struct err)ERR_INIT;
-        ck_assert_msg(idpool_claim(path, 2000000100, 2000000100, 10, &b, &err) == 0, "%s", err.msg);
+        ck_assert_msg(idpool_claim(path, 2000000100, 2000000100, 10, 0, &b, &err) == 0, "%s", err.msg);
         /* a's ends with its fd: the overlapping one is taken then. */
         err = (struct err)ERR_INIT;
-        ck_assert_int_eq(idpool_claim(path, 2000000000, 2000000000, 50, &c, &err), -1);
+        ck_assert_int_eq(idpool_claim(path, 2000000000, 2000000000, 50, 0, &c, &err), -1);
         close(a);
-        ck_assert_msg(idpool_claim(path, 2000000000, 2000000000, 50, &c, &err) == 0, "%s", err.msg);
+        ck_assert_msg(idpool_claim(path, 2000000000, 2000000000, 50, 0, &c, &err) == 0, "%s", err.msg);
         close(b);
         close(c);
         /* A claims file that cannot be made: ERR_IO, for the caller to say. */
         err = (struct err)ERR_INIT;
-        ck_assert_int_eq(idpool_claim("/nonexistent-dir/claims", 1, 1, 1, &a, &err), -1);
+        ck_assert_int_eq(idpool_claim("/nonexistent-dir/claims", 1, 1, 1, 0, &a, &err), -1);
         ck_assert_int_eq(err.code, ERR_IO);
         unlink(path);
 }
@@ -202,7 +205,7 @@ START_TEST(test_claim_not_blocked_by_other_user)
         ck_assert_int_eq(read(p[0], &c, 1), 1);
         struct err err = ERR_INIT;
         int fd = -1;
-        int r = idpool_claim(path, 2000000000, 2000000000, 100, &fd, &err);
+        int r = idpool_claim(path, 2000000000, 2000000000, 100, 0, &fd, &err);
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         unlink(path);
@@ -210,6 +213,76 @@ START_TEST(test_claim_not_blocked_by_other_user)
         ck_assert_msg(!(r < 0 && err.code == ERR_CONFLICT), "nobody's lock refused root's claim: %s", err.msg);
         if (fd >= 0)
                 close(fd);
+}
+END_TEST
+
+/* A daemon SIGKILLed while it spawned its runtime: the spawn child, made
+ * before the kill and not yet at its exec, holds a copy of the claims
+ * file's open description and with it the claim (the restart right after
+ * such a kill was refused).  Here a grandchild of a killed claimer holds
+ * the copy until told, then lets go 200 ms later: refused without a grace
+ * or with a short one, taken with the daemon's grace once it lets go. */
+START_TEST(test_claim_waits_for_a_dead_claimers_child)
+{
+        char path[] = "/tmp/edgecd-unit-claims-XXXXXX";
+        int tmp = mkstemp(path);
+        ck_assert_int_ge(tmp, 0);
+        close(tmp);
+        /* The grandchild is ours to reap once its parent is gone. */
+        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+        int ready[2], go[2];
+        ck_assert_int_eq(pipe(ready), 0);
+        ck_assert_int_eq(pipe(go), 0);
+        pid_t claimer = fork();
+        ck_assert_int_ge(claimer, 0);
+        if (claimer == 0) {
+                struct err e = ERR_INIT;
+                int fd = -1;
+                if (idpool_claim(path, 2000000000, 2000000000, 100, 0, &fd, &e) < 0)
+                        _exit(3);
+                pid_t copy = fork();
+                if (copy == 0) {
+                        close(go[1]);
+                        char c;
+                        if (read(go[0], &c, 1) == 1)
+                                usleep(200 * 1000);
+                        _exit(0);
+                }
+                (void)!write(ready[1], &copy, sizeof copy);
+                pause();
+                _exit(0);
+        }
+        close(ready[1]);
+        close(go[0]);
+        pid_t copy = -1;
+        ck_assert_int_eq(read(ready[0], &copy, sizeof copy), (ssize_t)sizeof copy);
+        ck_assert_int_gt(copy, 0);
+        kill(claimer, SIGKILL);
+        int status;
+        ck_assert_int_eq(waitpid(claimer, &status, 0), claimer);
+        ck_assert(WIFSIGNALED(status));
+
+        struct err err = ERR_INIT;
+        int fd = -1;
+        ck_assert_int_eq(idpool_claim(path, 2000000000, 2000000000, 100, 0, &fd, &err), -1);
+        ck_assert_int_eq(err.code, ERR_CONFLICT);
+        err = (struct err)ERR_INIT;
+        int64_t t0 = now_mono_ms();
+        ck_assert_int_eq(idpool_claim(path, 2000000000, 2000000000, 100, 300, &fd, &err), -1);
+        ck_assert_int_eq(err.code, ERR_CONFLICT);
+        ck_assert_int_ge(now_mono_ms() - t0, 300);
+
+        ck_assert_int_eq(write(go[1], "x", 1), 1);
+        err = (struct err)ERR_INIT;
+        t0 = now_mono_ms();
+        ck_assert_msg(idpool_claim(path, 2000000000, 2000000000, 100, HELD_GRACE_MS, &fd, &err) == 0, "%s",
+                      err.msg);
+        ck_assert_int_ge(now_mono_ms() - t0, 150);
+        ck_assert_int_eq(waitpid(copy, &status, 0), copy);
+        close(fd);
+        close(go[1]);
+        close(ready[0]);
+        unlink(path);
 }
 END_TEST
 
@@ -223,6 +296,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_check_host);
         tcase_add_test(tc, test_claims_conflict_by_range);
         tcase_add_test(tc, test_claim_not_blocked_by_other_user);
+        tcase_add_test(tc, test_claim_waits_for_a_dead_claimers_child);
         suite_add_tcase(s, tc);
         return s;
 }
