@@ -642,6 +642,22 @@ static int start(struct daemon *d, struct err *err)
         /* Before anything sweeps the parent: another daemon's jobs are not leftovers. */
         if (cgroup_lock_parent(cfg->cgroup_parent, &d->parent_lock_fd, err) < 0)
                 return -1;
+        /* Listening before any work is taken on: an address in use, or
+         * open to other hosts with no tokens, stops the start before a
+         * stored job runs again (served from api_start()). */
+        struct auth *auth = NULL;
+        if (load_tokens(cfg, &auth, err) < 0)
+                return -1;
+        int listen_fd = -1;
+        int n = sd_listen_fds(1);
+        if (n > 1) {
+                auth_free(auth);
+                return err_set(err, ERR_INVALID, 0, "socket activation passed %d sockets, expected 1", n);
+        }
+        if (n == 1)
+                listen_fd = SD_LISTEN_FDS_START;
+        if (api_listen(cfg, listen_fd, auth, &d->api, err) < 0)
+                return -1;
         sweep_runtime_roots(cfg);
         struct probe_env pe = { .cfg = cfg, .policy = d->policy, .ids = d->ids };
         if (probe_select_runtime(&pe, log_report, NULL, &d->runtime, err) < 0)
@@ -732,24 +748,13 @@ static int start(struct daemon *d, struct err *err)
         if (collector_start(&cd, &d->collector, err) < 0)
                 return -1;
 
-        struct auth *auth = NULL;
-        if (load_tokens(cfg, &auth, err) < 0)
-                return -1;
-        int listen_fd = -1;
-        int n = sd_listen_fds(1);
-        if (n > 1) {
-                auth_free(auth);
-                return err_set(err, ERR_INVALID, 0, "socket activation passed %d sockets, expected 1", n);
-        }
-        if (n == 1)
-                listen_fd = SD_LISTEN_FDS_START;
         struct api_deps deps = {
                 .cfg = cfg, .registry = d->registry, .queue = d->queue, .store = d->store, .jobs = d->jobs,
                 .scheduler = d->scheduler, .runtime = d->runtime, .breaker = d->breaker,
                 .admission = d->admission, .ids = d->ids, .warm = d->warm, .cleaner = d->cleaner,
                 .cgroups = d->cgroups,
         };
-        if (api_start(&deps, listen_fd, auth, &d->api, err) < 0)
+        if (api_start(d->api, &deps, err) < 0)
                 return -1;
         if (cfg->watch_plugins) {
                 /* Without inotify (an instance limit reached), SIGHUP still

@@ -913,7 +913,7 @@ static size_t spool_max(struct api *a)
 
 void api_plugins_changed(struct api *a)
 {
-        if (a && a->http)
+        if (a && a->http && a->d.registry)
                 http_set_spool_max(a->http, spool_max(a));
 }
 
@@ -1964,27 +1964,15 @@ static bool authorize(struct http_request *req, const struct http_route *route, 
         return false;
 }
 
-int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, struct api **ret, struct err *err)
+int api_listen(const struct config *cfg, int listen_fd, struct auth *auth, struct api **ret, struct err *err)
 {
         struct api *a = xcalloc(1, sizeof *a);
-        a->d = *deps;
+        a->d.cfg = cfg;
         a->auth = auth;
-        const char *delay = getenv("EDGECD_TEST_ACCEPT_DELAY_MS");
-        a->accept_delay_ms = delay ? strtoll(delay, NULL, 10) : 0;
-        if (a->accept_delay_ms > 0)
-                log_warn("each submit handed to the scheduler %lld ms after its commit "
-                         "(EDGECD_TEST_ACCEPT_DELAY_MS, for tests)", (long long)a->accept_delay_ms);
         pthread_mutex_init(&a->lock, NULL);
         pthread_mutex_init(&a->auth_lock, NULL);
         cond_init_monotonic(&a->cond);
         cond_init_monotonic(&a->idle);
-        if (thread_start(&a->wait_thread, "edgecd-waits", wait_thread_main, a) != 0) {
-                err_set(err, ERR_INTERNAL, 0, "cannot start the wait thread");
-                api_stop(a);
-                return -1;
-        }
-        a->wait_thread_started = true;
-        const struct config *cfg = deps->cfg;
         /* Submissions over max_body_bytes go to unnamed files here. */
         a->spool_dir = xasprintf("%s/spool", cfg->state_dir);
         if (mkdir_p(a->spool_dir, 0700, err) < 0) {
@@ -1995,7 +1983,8 @@ int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, str
                 .listen = cfg->listen, .listen_fd = listen_fd,
                 .max_body = (size_t)cfg->max_body_bytes, .max_header_bytes = (size_t)cfg->http.max_header_bytes,
                 .spool_dir = a->spool_dir,
-                .spool_max = spool_max(a),
+                /* api_start() sets it from the plugins. */
+                .spool_max = (size_t)cfg->max_body_bytes + ENVELOPE_MEMBER_MAX,
                 /* Bodies being spooled at once, in all: room for two of the largest. */
                 .spool_budget = 2 * ((size_t)cfg->input_ceiling_bytes + ENVELOPE_MEMBER_MAX),
                 .max_response_bytes = (size_t)cfg->http.max_response_bytes,
@@ -2004,7 +1993,7 @@ int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, str
                 .connection_timeout_seconds = (unsigned)cfg->http.connection_timeout_seconds,
                 .unix_mode = (unsigned)strtoul(cfg->http.unix_mode, NULL, 8), .unix_group = cfg->http.unix_group,
         };
-        if (http_start(&o, routes, ARRAY_SIZE(routes), authorize, a, &a->http, err) < 0) {
+        if (http_listen(&o, &a->http, err) < 0) {
                 api_stop(a);
                 return -1;
         }
@@ -2017,6 +2006,21 @@ int api_start(const struct api_deps *deps, int listen_fd, struct auth *auth, str
         }
         *ret = a;
         return 0;
+}
+
+int api_start(struct api *a, const struct api_deps *deps, struct err *err)
+{
+        a->d = *deps;
+        const char *delay = getenv("EDGECD_TEST_ACCEPT_DELAY_MS");
+        a->accept_delay_ms = delay ? strtoll(delay, NULL, 10) : 0;
+        if (a->accept_delay_ms > 0)
+                log_warn("each submit handed to the scheduler %lld ms after its commit "
+                         "(EDGECD_TEST_ACCEPT_DELAY_MS, for tests)", (long long)a->accept_delay_ms);
+        if (thread_start(&a->wait_thread, "edgecd-waits", wait_thread_main, a) != 0)
+                return err_set(err, ERR_INTERNAL, 0, "cannot start the wait thread");
+        a->wait_thread_started = true;
+        http_set_spool_max(a->http, spool_max(a));
+        return http_serve(a->http, routes, ARRAY_SIZE(routes), authorize, a, err);
 }
 
 void api_set_auth(struct api *a, struct auth *auth)

@@ -184,7 +184,8 @@ static int listen_unix(struct http_server *srv, const char *path, struct err *er
 }
 
 /* The first of res that binds and listens; -1 with *saved the last
- * error. */
+ * error.  An address in use ends the search: another address of the
+ * name (IPv6 only beside an IPv4 in use) is not what was asked for. */
 static int listen_first(struct addrinfo *res, const char *listen_addr, int *saved)
 {
         int fd = -1;
@@ -217,6 +218,8 @@ static int listen_first(struct addrinfo *res, const char *listen_addr, int *save
                         only_not_here &= *saved == EADDRNOTAVAIL;
                         close(fd);
                         fd = -1;
+                        if (*saved == EADDRINUSE)
+                                return -1;
                 }
         }
         return fd;
@@ -1217,8 +1220,7 @@ static unsigned http_threads(size_t max_connections)
         return max_connections < t ? (unsigned)max_connections : t;
 }
 
-int http_start(const struct http_options *o, const struct http_route *routes, size_t nroutes,
-               http_authorizer authorize, void *ctx, struct http_server **ret, struct err *err)
+int http_listen(const struct http_options *o, struct http_server **ret, struct err *err)
 {
         struct http_server *srv = xcalloc(1, sizeof *srv);
         srv->listen_fd = srv->mhd_fd = -1;
@@ -1227,10 +1229,6 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
         srv->o = *o;
         srv->spool_max = o->spool_max;
         srv->sndbuf = conn_sndbuf(o);
-        srv->routes = routes;
-        srv->nroutes = nroutes;
-        srv->authorize = authorize;
-        srv->ctx = ctx;
         int rc;
         if (o->listen_fd >= 0) {
                 srv->listen_fd = o->listen_fd;
@@ -1247,6 +1245,18 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
                 free(srv);
                 return -1;
         }
+        *ret = srv;
+        return 0;
+}
+
+int http_serve(struct http_server *srv, const struct http_route *routes, size_t nroutes,
+               http_authorizer authorize, void *ctx, struct err *err)
+{
+        const struct http_options *o = &srv->o;
+        srv->routes = routes;
+        srv->nroutes = nroutes;
+        srv->authorize = authorize;
+        srv->ctx = ctx;
         /* The pool holds the request line and headers (in the read buffer,
          * half the pool at first): room for our own 431 check to see them
          * whole (past the pool libmicrohttpd answers 431 itself, in HTML).
@@ -1277,11 +1287,8 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
          * descriptor perhaps left open as the daemon gives up), and given
          * back by MHD_quiesce_daemon() otherwise. */
         srv->mhd_fd = fcntl(srv->listen_fd, F_DUPFD_CLOEXEC, 3);
-        if (srv->mhd_fd < 0) {
-                err_errno(err, ERR_IO, "cannot start the HTTP server on `%s`: dup", srv->address);
-                http_stop(srv);
-                return -1;
-        }
+        if (srv->mhd_fd < 0)
+                return err_errno(err, ERR_IO, "cannot start the HTTP server on `%s`: dup", srv->address);
         srv->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
                                     0, on_accept, srv, on_request, srv,
@@ -1300,18 +1307,12 @@ int http_start(const struct http_options *o, const struct http_route *routes, si
                                     MHD_OPTION_END);
         if (!srv->mhd) {
                 srv->mhd_fd = -1;   /* closed by it, or not: never by us */
-                err_set(err, ERR_IO, 0, "cannot start the HTTP server on `%s`", srv->address);
-                http_stop(srv);
-                return -1;
+                return err_set(err, ERR_IO, 0, "cannot start the HTTP server on `%s`", srv->address);
         }
         int e = thread_start(&srv->stand_in, "edgecd-accept", stand_in, srv);
-        if (e) {
-                err_set(err, ERR_IO, e, "cannot start the HTTP server's accepting thread");
-                http_stop(srv);
-                return -1;
-        }
+        if (e)
+                return err_set(err, ERR_IO, e, "cannot start the HTTP server's accepting thread");
         srv->stand_in_started = true;
-        *ret = srv;
         return 0;
 }
 

@@ -61,10 +61,15 @@ struct http_options {
         const char *unix_group;        /* its group; NULL or "" for the daemon's */
 };
 
-/* Start serving.  routes, authorize and ctx are borrowed for the server's
- * life; authorize may be NULL. */
-int http_start(const struct http_options *o, const struct http_route *routes, size_t nroutes,
-               http_authorizer authorize, void *ctx, struct http_server **ret, struct err *err);
+/* Bind and listen where o says, or take o->listen_fd: nothing is served
+ * (connections wait in the backlog) until http_serve().  An address in use
+ * is tried again for HELD_GRACE_MS.  http_stop() releases it either way. */
+int http_listen(const struct http_options *o, struct http_server **ret, struct err *err);
+/* Start serving on srv.  routes, authorize and ctx are borrowed for the
+ * server's life; authorize may be NULL.  On failure srv is still the
+ * caller's to http_stop(). */
+int http_serve(struct http_server *srv, const struct http_route *routes, size_t nroutes,
+               http_authorizer authorize, void *ctx, struct err *err);
 /* The address actually bound (for logs), e.g. "127.0.0.1:8080". */
 const char *http_address(const struct http_server *srv);
 /* Does the server listen only where no other host can reach it: a unix

@@ -2,11 +2,13 @@
 and starting with a plugins dir that is missing or holds only broken
 manifests."""
 
+import errno
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -219,6 +221,24 @@ class Listening(unittest.TestCase):
         self.assertEqual(job["result"], {"n": 3}, job)
         d.stop()
         self.assertFalse(os.path.exists(sock), "the socket file must go with the daemon")
+
+    @quick
+    def test_port_in_use_refuses_the_start(self):
+        # Tried again for 2 s (a killed predecessor's last child may hold
+        # it a moment: test_durable), then a clear error.
+        d = Daemon("portinuse")
+        self.addCleanup(d.stop, check=False)
+        holder = socket.socket()
+        self.addCleanup(holder.close)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", d.port))
+        holder.listen(1)
+        t0 = time.monotonic()
+        with self.assertRaises(AssertionError) as cm:
+            d.start(timeout=20)
+        self.assertGreaterEqual(time.monotonic() - t0, 1.9)
+        self.assertIn("cannot start: listen on `127.0.0.1:%d`: %s" % (d.port, os.strerror(errno.EADDRINUSE)),
+                      str(cm.exception))
 
     def test_sighup_rescans_plugins(self):
         tmp = tempfile.mkdtemp(prefix="edgecd-it-hup-")

@@ -1696,7 +1696,7 @@ class OneDaemonPerStateDir(unittest.TestCase):
                 finally:
                     os.close(pidfd)
                 self.assertTrue(copies, "the daemon's %s not found among its fds" % lock)
-                timer = threading.Timer(1.0, let_go)
+                timer = threading.Timer(1.0, let_go)     # within the daemon's grace, 2 s
                 d.kill()
                 timer.start()
                 self.addCleanup(timer.join)
@@ -1704,6 +1704,39 @@ class OneDaemonPerStateDir(unittest.TestCase):
                 d.restart(timeout=20)
                 self.assertGreaterEqual(time.monotonic() - t0, 0.8, "started while the copy held the lock")
                 self.assertEqual(d.run_job(echo(1))["status"], "succeeded")
+
+
+class ListenBeforeWork(unittest.TestCase):
+    """A daemon that cannot serve (its port in use) stops before it takes
+    on any work: a stored job does not run again, or lose an attempt, in a
+    start that fails."""
+
+    def test_port_in_use_at_a_restart_runs_no_stored_job(self):
+        d = Daemon("listenfirst")
+        self.addCleanup(d.stop)
+        d.start()
+        r = d.submit(sleep(1))
+        self.assertEqual(r.status, 202, r)
+        job_id = r.body["id"]
+        d.wait_status(job_id, "running")
+        d.kill()
+        holder = socket.socket()
+        self.addCleanup(holder.close)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", d.port))
+        holder.listen(1)
+        p = subprocess.run([harness.OPTIONS["daemon"], "--config", d.config_path], capture_output=True,
+                           text=True, timeout=60, stdin=subprocess.DEVNULL)
+        out = p.stdout + p.stderr
+        self.assertNotEqual(p.returncode, 0, out)
+        self.assertIn("listen on `127.0.0.1:%d`" % d.port, out)
+        self.assertNotIn("job %s: t_sleep 1.0.0 started" % job_id, out)
+        holder.close()
+        d.restart()
+        job = d.wait_final(job_id)
+        self.assertEqual(job["status"], "succeeded", job)
+        # The first daemon's run and the last one's, none for the refused start.
+        self.assertEqual(len(job["attempts"]), 2, job)
 
 
 class ClientGoneDuringCommit(unittest.TestCase):

@@ -132,15 +132,28 @@ START_TEST(test_check_host)
 }
 END_TEST
 
+/* The claims tests' file, made and removed by the runner's process
+ * (an unchecked fixture), so that a test that fails leaves nothing. */
+static char claims_path[] = "/tmp/edgecd-unit-claims-XXXXXX";
+
+static void claims_make(void)
+{
+        int tmp = mkstemp(claims_path);
+        ck_assert_int_ge(tmp, 0);
+        close(tmp);
+}
+
+static void claims_remove(void)
+{
+        unlink(claims_path);
+}
+
 /* Two daemons' claims (two opens of one claims file: open file description
  * locks, which conflict within one process too): overlapping uid or gid
  * ranges refused, named; disjoint ones taken; a claim ends with its fd. */
 START_TEST(test_claims_conflict_by_range)
 {
-        char path[] = "/tmp/edgecd-unit-claims-XXXXXX";
-        int tmp = mkstemp(path);
-        ck_assert_int_ge(tmp, 0);
-        close(tmp);
+        const char *path = claims_path;
         struct err err = ERR_INIT;
         int a = -1, b = -1, c = -1;
         ck_assert_msg(idpool_claim(path, 2000000000, 2000000000, 100, 0, &a, &err) == 0, "%s", err.msg);
@@ -170,7 +183,6 @@ START_TEST(test_claims_conflict_by_range)
         err = (struct err)ERR_INIT;
         ck_assert_int_eq(idpool_claim("/nonexistent-dir/claims", 1, 1, 1, 0, &a, &err), -1);
         ck_assert_int_eq(err.code, ERR_IO);
-        unlink(path);
 }
 END_TEST
 
@@ -224,10 +236,7 @@ END_TEST
  * or with a short one, taken with the daemon's grace once it lets go. */
 START_TEST(test_claim_waits_for_a_dead_claimers_child)
 {
-        char path[] = "/tmp/edgecd-unit-claims-XXXXXX";
-        int tmp = mkstemp(path);
-        ck_assert_int_ge(tmp, 0);
-        close(tmp);
+        const char *path = claims_path;
         /* The grandchild is ours to reap once its parent is gone. */
         ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
         int ready[2], go[2];
@@ -282,7 +291,6 @@ START_TEST(test_claim_waits_for_a_dead_claimers_child)
         close(fd);
         close(go[1]);
         close(ready[0]);
-        unlink(path);
 }
 END_TEST
 
@@ -290,6 +298,7 @@ static Suite *suite(void)
 {
         Suite *s = suite_create("idpool");
         TCase *tc = tcase_create("core");
+        tcase_add_unchecked_fixture(tc, claims_make, claims_remove);
         tcase_add_test(tc, test_round_robin);
         tcase_add_test(tc, test_busy_when_all_in_use);
         tcase_add_test(tc, test_bad_give_ignored);
