@@ -642,9 +642,9 @@ static int start(struct daemon *d, struct err *err)
         /* Before anything sweeps the parent: another daemon's jobs are not leftovers. */
         if (cgroup_lock_parent(cfg->cgroup_parent, &d->parent_lock_fd, err) < 0)
                 return -1;
-        /* Listening before any work is taken on: an address in use, or
+        /* The address bound before any work is taken on: one in use, or
          * open to other hosts with no tokens, stops the start before a
-         * stored job runs again (served from api_start()). */
+         * stored job runs again (listened on and served from api_start()). */
         struct auth *auth = NULL;
         if (load_tokens(cfg, &auth, err) < 0)
                 return -1;
@@ -656,7 +656,7 @@ static int start(struct daemon *d, struct err *err)
         }
         if (n == 1)
                 listen_fd = SD_LISTEN_FDS_START;
-        if (api_listen(cfg, listen_fd, auth, &d->api, err) < 0)
+        if (api_bind(cfg, listen_fd, auth, &d->api, err) < 0)
                 return -1;
         sweep_runtime_roots(cfg);
         struct probe_env pe = { .cfg = cfg, .policy = d->policy, .ids = d->ids };

@@ -1964,7 +1964,7 @@ static bool authorize(struct http_request *req, const struct http_route *route, 
         return false;
 }
 
-int api_listen(const struct config *cfg, int listen_fd, struct auth *auth, struct api **ret, struct err *err)
+int api_bind(const struct config *cfg, int listen_fd, struct auth *auth, struct api **ret, struct err *err)
 {
         struct api *a = xcalloc(1, sizeof *a);
         a->d.cfg = cfg;
@@ -1993,7 +1993,7 @@ int api_listen(const struct config *cfg, int listen_fd, struct auth *auth, struc
                 .connection_timeout_seconds = (unsigned)cfg->http.connection_timeout_seconds,
                 .unix_mode = (unsigned)strtoul(cfg->http.unix_mode, NULL, 8), .unix_group = cfg->http.unix_group,
         };
-        if (http_listen(&o, &a->http, err) < 0) {
+        if (http_bind(&o, &a->http, err) < 0) {
                 api_stop(a);
                 return -1;
         }

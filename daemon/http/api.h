@@ -39,13 +39,14 @@ struct api_deps {
 
 struct api;
 
-/* Listen on cfg->listen, or on listen_fd (socket activation) when >= 0,
+/* Bind cfg->listen, or take listen_fd (socket activation) when >= 0,
  * before the daemon takes on any work: an address in use, or one other
  * hosts reach with auth off, stops the start before a stored job runs
  * again.  auth: the tokens (taken, also on failure; NULL when auth is
  * off: then only a local listener is allowed, ERR_INVALID otherwise).
- * Nothing is served until api_start(); api_stop() releases it. */
-int api_listen(const struct config *cfg, int listen_fd, struct auth *auth, struct api **ret, struct err *err);
+ * Nothing is served, and connections are refused, until api_start();
+ * api_stop() releases it. */
+int api_bind(const struct config *cfg, int listen_fd, struct auth *auth, struct api **ret, struct err *err);
 /* Serve on a's socket.  On failure a is still the caller's to api_stop(). */
 int api_start(struct api *a, const struct api_deps *deps, struct err *err);
 /* Swap in new tokens (SIGHUP); takes auth.  Requests already authorized go on. */

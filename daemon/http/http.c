@@ -172,7 +172,7 @@ static int listen_unix(struct http_server *srv, const char *path, struct err *er
         if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
                 unlink(path);
         if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, srv->o.unix_mode) < 0 ||
-            (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) || listen(fd, 128) < 0) {
+            (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)) {
                 err_errno(err, ERR_IO, "listen on `unix:%s`", path);
                 close(fd);
                 return -1;
@@ -183,10 +183,10 @@ static int listen_unix(struct http_server *srv, const char *path, struct err *er
         return 0;
 }
 
-/* The first of res that binds and listens; -1 with *saved the last
- * error.  An address in use ends the search: another address of the
- * name (IPv6 only beside an IPv4 in use) is not what was asked for. */
-static int listen_first(struct addrinfo *res, const char *listen_addr, int *saved)
+/* The first of res that binds; -1 with *saved the last error.  An
+ * address in use ends the search: another address of the name (IPv6 only
+ * beside an IPv4 in use) is not what was asked for. */
+static int bind_first(struct addrinfo *res, const char *listen_addr, int *saved)
 {
         int fd = -1;
         *saved = 0;
@@ -208,7 +208,7 @@ static int listen_first(struct addrinfo *res, const char *listen_addr, int *save
                         int one = 1;
                         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
                         if ((!free_bind || setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one) == 0) &&
-                            bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0) {
+                            bind(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
                                 if (free_bind)
                                         log_warn("listen address `%s` is not on this host (yet): edgecd "
                                                  "listens for it and serves once it comes up", listen_addr);
@@ -250,7 +250,7 @@ static int listen_tcp(struct http_server *srv, const char *listen_addr, struct e
         int fd, saved = 0;
         int64_t since = 0;
         do
-                fd = listen_first(res, listen_addr, &saved);
+                fd = bind_first(res, listen_addr, &saved);
         while (fd < 0 && saved == EADDRINUSE && held_retry_wait(&since, HELD_GRACE_MS));
         freeaddrinfo(res);
         if (fd < 0)
@@ -1220,7 +1220,7 @@ static unsigned http_threads(size_t max_connections)
         return max_connections < t ? (unsigned)max_connections : t;
 }
 
-int http_listen(const struct http_options *o, struct http_server **ret, struct err *err)
+int http_bind(const struct http_options *o, struct http_server **ret, struct err *err)
 {
         struct http_server *srv = xcalloc(1, sizeof *srv);
         srv->listen_fd = srv->mhd_fd = -1;
@@ -1253,6 +1253,11 @@ int http_serve(struct http_server *srv, const struct http_route *routes, size_t 
                http_authorizer authorize, void *ctx, struct err *err)
 {
         const struct http_options *o = &srv->o;
+        /* Connections are refused until now, not left waiting while the
+         * daemon starts (a client that gave up would still have its
+         * request carried out).  A passed socket listens already. */
+        if (srv->own_fd && listen(srv->listen_fd, 128) < 0)
+                return err_errno(err, ERR_IO, "listen on `%s`", srv->address);
         srv->routes = routes;
         srv->nroutes = nroutes;
         srv->authorize = authorize;

@@ -61,10 +61,11 @@ struct http_options {
         const char *unix_group;        /* its group; NULL or "" for the daemon's */
 };
 
-/* Bind and listen where o says, or take o->listen_fd: nothing is served
- * (connections wait in the backlog) until http_serve().  An address in use
- * is tried again for HELD_GRACE_MS.  http_stop() releases it either way. */
-int http_listen(const struct http_options *o, struct http_server **ret, struct err *err);
+/* Bind where o says (the address is the daemon's from here), or take
+ * o->listen_fd: connections are refused (a passed socket's wait) until
+ * http_serve() listens.  An address in use is tried again for
+ * HELD_GRACE_MS.  http_stop() releases it either way. */
+int http_bind(const struct http_options *o, struct http_server **ret, struct err *err);
 /* Start serving on srv.  routes, authorize and ctx are borrowed for the
  * server's life; authorize may be NULL.  On failure srv is still the
  * caller's to http_stop(). */

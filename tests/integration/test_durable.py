@@ -1706,7 +1706,7 @@ class OneDaemonPerStateDir(unittest.TestCase):
                 self.assertEqual(d.run_job(echo(1))["status"], "succeeded")
 
 
-class ListenBeforeWork(unittest.TestCase):
+class BindBeforeWork(unittest.TestCase):
     """A daemon that cannot serve (its port in use) stops before it takes
     on any work: a stored job does not run again, or lose an attempt, in a
     start that fails."""
@@ -1723,7 +1723,16 @@ class ListenBeforeWork(unittest.TestCase):
         holder = socket.socket()
         self.addCleanup(holder.close)
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        holder.bind(("127.0.0.1", d.port))
+        # A child of the killed daemon may hold its socket a moment yet.
+        deadline = time.monotonic() + 2
+        while True:
+            try:
+                holder.bind(("127.0.0.1", d.port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         holder.listen(1)
         p = subprocess.run([harness.OPTIONS["daemon"], "--config", d.config_path], capture_output=True,
                            text=True, timeout=60, stdin=subprocess.DEVNULL)
