@@ -913,7 +913,7 @@ static size_t spool_max(struct api *a)
 
 void api_plugins_changed(struct api *a)
 {
-        if (a && a->http && a->d.registry)
+        if (a && a->http)
                 http_set_spool_max(a->http, spool_max(a));
 }
 
@@ -1982,9 +1982,7 @@ int api_bind(const struct config *cfg, int listen_fd, struct auth *auth, struct 
         struct http_options o = {
                 .listen = cfg->listen, .listen_fd = listen_fd,
                 .max_body = (size_t)cfg->max_body_bytes, .max_header_bytes = (size_t)cfg->http.max_header_bytes,
-                .spool_dir = a->spool_dir,
-                /* api_start() sets it from the plugins. */
-                .spool_max = (size_t)cfg->max_body_bytes + ENVELOPE_MEMBER_MAX,
+                .spool_dir = a->spool_dir,      /* .spool_max: api_start() sets it from the plugins */
                 /* Bodies being spooled at once, in all: room for two of the largest. */
                 .spool_budget = 2 * ((size_t)cfg->input_ceiling_bytes + ENVELOPE_MEMBER_MAX),
                 .max_response_bytes = (size_t)cfg->http.max_response_bytes,

@@ -99,6 +99,26 @@ def free_port():
         s.close()
 
 
+def hold_port(port, wait=2.0):
+    """A socket of the test's listening on 127.0.0.1:port (the caller
+    closes it), so that a daemon finds the port in use.  Bound within wait
+    seconds: a child of a daemon killed a moment ago may hold it yet."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            s.bind(("127.0.0.1", port))
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                s.close()
+                raise
+            time.sleep(0.05)
+    s.listen(1)
+    return s
+
+
 def _yaml_scalar(v):
     if isinstance(v, bool):
         return "true" if v else "false"

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -228,11 +227,8 @@ class Listening(unittest.TestCase):
         # it a moment: test_durable), then a clear error.
         d = Daemon("portinuse")
         self.addCleanup(d.stop, check=False)
-        holder = socket.socket()
+        holder = harness.hold_port(d.port)
         self.addCleanup(holder.close)
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        holder.bind(("127.0.0.1", d.port))
-        holder.listen(1)
         t0 = time.monotonic()
         with self.assertRaises(AssertionError) as cm:
             d.start(timeout=20)

@@ -1720,20 +1720,8 @@ class BindBeforeWork(unittest.TestCase):
         job_id = r.body["id"]
         d.wait_status(job_id, "running")
         d.kill()
-        holder = socket.socket()
+        holder = harness.hold_port(d.port)
         self.addCleanup(holder.close)
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # A child of the killed daemon may hold its socket a moment yet.
-        deadline = time.monotonic() + 2
-        while True:
-            try:
-                holder.bind(("127.0.0.1", d.port))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        holder.listen(1)
         p = subprocess.run([harness.OPTIONS["daemon"], "--config", d.config_path], capture_output=True,
                            text=True, timeout=60, stdin=subprocess.DEVNULL)
         out = p.stdout + p.stderr
