@@ -336,7 +336,14 @@ static int64_t backoff_ms(const struct scheduler *s, size_t counted, size_t nth_
         return ms;
 }
 
-/* Commit j's state as it stands (with the result, when final: taken). */
+static void wake_job(void *ctx)
+{
+        job_wake(ctx);
+}
+
+/* Commit j's state as it stands (with the result, when final: taken).  A
+ * final one's waiters are told as soon as it is on disk, by the store's
+ * writer (store_update_final). */
 static void record_job(struct scheduler *s, struct job *j, char *result, size_t len)
 {
         struct job_record rec;
@@ -346,8 +353,9 @@ static void record_job(struct scheduler *s, struct job *j, char *result, size_t 
         struct err err = ERR_INIT;
         /* Not one read back at start: its version and times are as the
          * store keeps them, which this rendering would not match. */
-        int rc = job_status_is_final(rec.status) && !j->from_disk ? store_update_final(s->d.store, &rec, &err)
-                                                                  : store_update(s->d.store, &rec, -1, &err);
+        int rc = job_status_is_final(rec.status) && !j->from_disk
+                         ? store_update_final(s->d.store, &rec, wake_job, j, &err)
+                         : store_update(s->d.store, &rec, -1, &err);
         if (rc < 0)
                 log_job(LOG_LVL_ERROR, j->id, j->manifest->name, NULL,
                         "its %s state is not recorded (the next start runs it again): %s",
@@ -407,7 +415,8 @@ static void finish(struct scheduler *s, struct job *j, struct run *r, enum job_e
                         e == JOB_ERR_NONE ? "succeeded" : "cancelled", (long long)(now_mono_ms() - j->created_mono));
         if (!job_finish(j, e, message, r ? r->exit_code : -1, r ? &r->metrics : NULL))
                 return;
-        /* On disk before any waiter is told. */
+        /* On disk before any waiter is told (told by record_job(), or
+         * here when the record is not a final one's first). */
         record_job(s, j, r ? TAKE_PTR(r->result) : NULL, r ? r->result_len : 0);
         job_wake(j);
         if (j->callback_url)

@@ -173,37 +173,108 @@ int store_update_end(struct store_pending *p, struct err *err)
         return rc;
 }
 
-/* store_update(); with cache, rec's rendering made while the commit is in
- * flight (the writer only reads rec meanwhile, as this does) and kept once
- * it applied. */
-static int update(struct store *s, struct job_record *rec, int expect_status, bool cache, struct err *err)
-{
-        uint64_t gen = cache ? recordcache_generation(s->cache) : 0;
-        struct store_item it = { .rec = rec, .expect_status = expect_status };
-        struct store_write w = { .kind = STORE_UPDATE, .items = &it, .n = 1, .retry = true };
+/* A final record's write, and what its commit lets happen at once on the
+ * writer's thread: its rendering kept in the cache, then `then` (the
+ * job's waiters told), without waiting for the worker to be woken first.
+ * Which thread does those two depends on who is ready first (under
+ * wt.lock): the writer, if the rendering was made before the commit was
+ * done (the usual case: a rendering takes microseconds, a commit an
+ * fsync); else the caller, once it has made it. */
+struct final_write {
         struct waiter wt;
-        write_begin(s, &w, &wt);
-        size_t len = 0;
-        cache = cache && rec->result_len < recordcache_entry_max(s->cache) && !rec->callback.url &&
-                job_status_is_final(rec->status);
-        _cleanup_free_ char *text = cache ? record_render(rec, true, &len) : NULL;
-        if (write_end(&w, &wt, err) < 0)
-                return -1;
-        if (it.outcome != STORE_ITEM_OK)
-                return 0;
-        if (text)
-                recordcache_put(s->cache, gen, rec->id, text, len);
-        return 1;
+        struct store *s;
+        uint64_t gen;
+        const char *id;
+        const struct store_item *it;
+        bool rendered, told;
+        bool writer_tells;   /* the writer may tell: the copy is small */
+        char *text;     /* NULL: not to be kept */
+        size_t len;
+        void (*then)(void *ctx);
+        void *ctx;
+};
+
+#define WRITER_TELLS_MAX (64 * 1024)
+
+/* Under f->wt.lock (or once the writer is done with f), once the write is
+ * done and the rendering made. */
+static void final_tell(struct final_write *f, const struct store_write *w)
+{
+        if (f->told)
+                return;
+        f->told = true;
+        if (f->text && w->err.code == ERR_OK && f->it->outcome == STORE_ITEM_OK)
+                recordcache_put(f->s->cache, f->gen, f->id, f->text, f->len);
+        if (f->then)
+                f->then(f->ctx);
 }
 
-int store_update_final(struct store *s, struct job_record *rec, struct err *err)
+static void final_done(struct store_write *w)
 {
-        return update(s, rec, -1, true, err);
+        struct final_write *f = w->ctx;
+        pthread_mutex_lock(&f->wt.lock);
+        f->wt.done = true;
+        if (f->rendered && f->writer_tells)
+                final_tell(f, w);
+        pthread_cond_signal(&f->wt.cond);
+        pthread_mutex_unlock(&f->wt.lock);
+}
+
+/* store_update(); with `final`, rec's rendering made while the commit is in
+ * flight (the writer only reads rec meanwhile, as this does) and kept once
+ * it applied, and then(ctx) called as soon as both are done
+ * (struct final_write). */
+static int update(struct store *s, struct job_record *rec, int expect_status, bool final,
+                  void (*then)(void *ctx), void *ctx, struct err *err)
+{
+        struct store_item it = { .rec = rec, .expect_status = expect_status };
+        struct store_write w = { .kind = STORE_UPDATE, .items = &it, .n = 1, .retry = true };
+        if (!final) {
+                struct waiter wt;
+                write_begin(s, &w, &wt);
+                if (write_end(&w, &wt, err) < 0)
+                        return -1;
+                return it.outcome == STORE_ITEM_OK ? 1 : 0;
+        }
+        struct final_write f = {
+                .s = s, .gen = recordcache_generation(s->cache), .id = rec->id, .it = &it,
+                .then = then, .ctx = ctx,
+        };
+        pthread_mutex_init(&f.wt.lock, NULL);
+        cond_init_monotonic(&f.wt.cond);
+        w.done = final_done;
+        w.ctx = &f;
+        s->ops->write(s->b, &w);
+        bool keep = rec->result_len < recordcache_entry_max(s->cache) && !rec->callback.url &&
+                    job_status_is_final(rec->status);
+        _cleanup_free_ char *text = keep ? record_render(rec, true, &f.len) : NULL;
+        pthread_mutex_lock(&f.wt.lock);
+        f.text = text;
+        f.rendered = true;
+        /* A large rendering is copied into the cache here, not on the
+         * writer's thread, where the next commit would wait for it. */
+        f.writer_tells = !text || f.len <= WRITER_TELLS_MAX;
+        if (f.wt.done)
+                final_tell(&f, &w);
+        pthread_mutex_unlock(&f.wt.lock);
+        /* final_done() has run or is under way; write_end() waits for it
+         * to let go of f. */
+        int rc = write_end(&w, &f.wt, err);
+        final_tell(&f, &w);   /* if the writer did not */
+        if (rc < 0)
+                return -1;
+        return it.outcome == STORE_ITEM_OK ? 1 : 0;
+}
+
+int store_update_final(struct store *s, struct job_record *rec, void (*then)(void *ctx), void *ctx,
+                       struct err *err)
+{
+        return update(s, rec, -1, true, then, ctx, err);
 }
 
 int store_update(struct store *s, struct job_record *rec, int expect_status, struct err *err)
 {
-        return update(s, rec, expect_status, false, err);
+        return update(s, rec, expect_status, false, NULL, NULL, err);
 }
 
 int store_sync(struct store *s, struct err *err)

@@ -229,8 +229,15 @@ int store_update(struct store *s, struct job_record *rec, int expect_status, str
 /* store_update() of a final record, expect_status -1, which also keeps
  * its rendering in the cache of final ones, made while the commit is in
  * flight: its waiters' answers and the GETs after are read from memory.
- * A record with a callback is not kept (its state changes from now on). */
-int store_update_final(struct store *s, struct job_record *rec, struct err *err);
+ * A record with a callback is not kept (its state changes from now on).
+ * then(ctx), if given, is called once the commit is done (or has failed)
+ * and the rendering kept, before this returns, on whichever thread gets
+ * there last, most often the store's writer: a job's waiters are told
+ * without waiting for the caller's thread to be woken.  It must not wait
+ * for the store or for the caller's thread, nor take a lock the caller
+ * holds across this call. */
+int store_update_final(struct store *s, struct job_record *rec, void (*then)(void *ctx), void *ctx,
+                       struct err *err);
 /* Wait until every lazy write committed so far is on disk (a STORE_SYNC,
  * held while the store cannot write, until it gives up). */
 int store_sync(struct store *s, struct err *err);
