@@ -419,6 +419,24 @@ static uint64_t monotonic_usec(void)
         return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
+#define STRAY_WAIT_MS 5000
+
+/* A SIGKILLed edgecd's runtime calls go on without it; one that saves its
+ * container after the sweeps below would leave it running for nobody. */
+static void stop_stray_runtimes(const struct config *cfg)
+{
+        _cleanup_free_ char *roots = xasprintf("%s/runtime", cfg->state_dir);
+        size_t left = 0;
+        size_t n = runtime_cli_stop_strays(roots, STRAY_WAIT_MS, &left);
+        if (left)
+                log_error("runtime: %zu of %zu runtime process(es) on `%s` that a previous edgecd left running "
+                          "did not end within %d ms of SIGKILL; a container one of them makes later is removed "
+                          "by the collector's next pass", left, n, roots, STRAY_WAIT_MS);
+        else if (n)
+                log_warn("runtime: ended %zu runtime process(es) on `%s` that a previous edgecd left running",
+                         n, roots);
+}
+
 /* Containers a previous run left in any runtime's state root
  * (STATE/runtime/<name>), each removed with its own runtime: the binary
  * that root was last used with (STATE/runtime/<name>.path, written when a
@@ -658,6 +676,7 @@ static int start(struct daemon *d, struct err *err)
                 listen_fd = SD_LISTEN_FDS_START;
         if (api_bind(cfg, listen_fd, auth, &d->api, err) < 0)
                 return -1;
+        stop_stray_runtimes(cfg);
         sweep_runtime_roots(cfg);
         struct probe_env pe = { .cfg = cfg, .policy = d->policy, .ids = d->ids };
         if (probe_select_runtime(&pe, log_report, NULL, &d->runtime, err) < 0)

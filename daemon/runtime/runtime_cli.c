@@ -13,8 +13,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -443,4 +446,125 @@ struct runtime *runtime_cli_new(const char *name, const char *path, const char *
                 rt->version = runtime_cli_parse_version(res.output);
         spawn_result_done(&res);
         return rt;
+}
+
+/* ---- runtime calls another daemon left running ---- */
+
+static bool in_roots(const char *dir, const char *roots_dir, size_t rl)
+{
+        return !strncmp(dir, roots_dir, rl) && dir[rl] == '/' && dir[rl + 1] && dir[rl + 1] != '/';
+}
+
+bool runtime_cli_cmdline_in_roots(const char *cmdline, size_t len, const char *roots_dir)
+{
+        size_t rl = strlen(roots_dir);
+        while (rl > 1 && roots_dir[rl - 1] == '/')
+                rl--;
+        const char *end = cmdline + len;
+        bool root_next = false;
+        for (const char *a = cmdline; a < end;) {
+                const char *nul = memchr(a, '\0', (size_t)(end - a));
+                if (!nul)
+                        break;   /* a cut-off last argument is no path */
+                if (root_next && in_roots(a, roots_dir, rl))
+                        return true;
+                root_next = !strcmp(a, "--root");
+                if (!strncmp(a, "--root=", 7) && in_roots(a + 7, roots_dir, rl))
+                        return true;
+                a = nul + 1;
+        }
+        return false;
+}
+
+#define CMDLINE_MAX 16384
+
+/* pid's command line, NUL-separated; its length, or -1. */
+static ssize_t read_cmdline(pid_t pid, char *buf, size_t size)
+{
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        size_t n = 0;
+        while (n < size) {
+                ssize_t r = read(fd, buf + n, size - n);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        break;
+                n += (size_t)r;
+        }
+        close(fd);
+        return (ssize_t)n;
+}
+
+/* One look through /proc: each match killed, its pidfd added to *fds. */
+static size_t kill_strays_once(const char *roots_dir, int **fds, size_t *n_fds)
+{
+        DIR *d = opendir("/proc");
+        if (!d)
+                return 0;
+        _cleanup_free_ char *buf = xmalloc(CMDLINE_MAX);
+        pid_t self = getpid();
+        size_t killed = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                char *e;
+                long pid = strtol(de->d_name, &e, 10);
+                if (*e || pid <= 0 || pid == self)
+                        continue;
+                ssize_t n = read_cmdline((pid_t)pid, buf, CMDLINE_MAX);
+                if (n <= 0 || !runtime_cli_cmdline_in_roots(buf, (size_t)n, roots_dir))
+                        continue;
+                int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+                if (fd < 0)
+                        continue;   /* gone meanwhile */
+                /* The pidfd holds this process: the pid read again now is
+                 * not another's. */
+                n = read_cmdline((pid_t)pid, buf, CMDLINE_MAX);
+                if (n <= 0 || !runtime_cli_cmdline_in_roots(buf, (size_t)n, roots_dir) ||
+                    syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) < 0) {
+                        close(fd);
+                        continue;
+                }
+                killed++;
+                *fds = xrealloc(*fds, (*n_fds + 1) * sizeof **fds);
+                (*fds)[(*n_fds)++] = fd;
+        }
+        closedir(d);
+        return killed;
+}
+
+size_t runtime_cli_stop_strays(const char *roots_dir, int64_t timeout_ms, size_t *ret_left)
+{
+        int64_t deadline = now_mono_ms() + timeout_ms;
+        size_t killed = 0, left = 0;
+        for (int pass = 0; pass < 3; pass++) {
+                _cleanup_free_ int *fds = NULL;
+                size_t n = 0;
+                if (kill_strays_once(roots_dir, &fds, &n) == 0)
+                        break;
+                killed += n;
+                /* A pidfd of a process not our child reads as ready once
+                 * it has ended. */
+                size_t done = 0;
+                while (done < n) {
+                        int64_t wait = deadline - now_mono_ms();
+                        if (wait <= 0)
+                                break;
+                        struct pollfd pfd = { .fd = fds[done], .events = POLLIN };
+                        int r = poll(&pfd, 1, (int)(wait < 1000 ? wait : 1000));
+                        if (r > 0 || (r < 0 && errno != EINTR))
+                                done++;
+                }
+                left = n - done;
+                for (size_t i = 0; i < n; i++)
+                        close(fds[i]);
+                if (left)
+                        break;
+        }
+        if (ret_left)
+                *ret_left = left;
+        return killed;
 }

@@ -1706,6 +1706,49 @@ class OneDaemonPerStateDir(unittest.TestCase):
                 self.assertEqual(d.run_job(echo(1))["status"], "succeeded")
 
 
+class StrayRuntimes(unittest.TestCase):
+    """An edgecd killed with SIGKILL alone (not its whole service) leaves
+    its runtime calls running; a `run` that had not saved its container
+    when the next start swept the runtime's root would make one after the
+    sweep, running for nobody with a job uid handed out again.  The start
+    ends them first.  The strays here stand in for such calls: a shell
+    whose command line names `--root` on this state dir's roots (a real
+    runtime call caught in that moment cannot be made to order)."""
+
+    @staticmethod
+    def fake_runtime_call(root):
+        # The shell's own `read` on a pipe we hold: it waits, with no child.
+        p = subprocess.Popen(["sh", "-c", "read x", "sh", "--root", root, "run", "--bundle", "/nowhere", "x"],
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Until it has exec'd, its command line is this test's.
+        until = time.monotonic() + 10 * slow_factor()
+        while time.monotonic() < until:
+            with open("/proc/%d/cmdline" % p.pid, "rb") as f:
+                if b"--root\0" + root.encode() + b"\0" in f.read():
+                    return p
+            time.sleep(0.01)
+        p.kill()
+        p.wait()
+        raise AssertionError("the stand-in runtime call never showed its command line")
+
+    @quick
+    def test_runtime_calls_left_on_its_roots_are_ended_at_start(self):
+        d = Daemon("stray")
+        self.addCleanup(d.stop)
+        mine = self.fake_runtime_call(os.path.join(d.state_dir, "runtime", "runc"))
+        other = self.fake_runtime_call(os.path.join(d.tmp, "another-state", "runtime", "runc"))
+        for p in (mine, other):
+            self.addCleanup(p.wait)
+            self.addCleanup(p.kill)                    # ours, by its pid
+        d.start()
+        # Ended before the daemon served: start() returned once it did.
+        self.assertEqual(mine.poll(), -signal.SIGKILL)
+        self.assertIsNone(other.poll(), "a runtime call on another state dir's roots was ended")
+        self.assertIn("ended 1 runtime process(es) on `%s/runtime` that a previous edgecd left running"
+                      % d.state_dir, d.log_text())
+        self.assertEqual(d.run_job(echo(1))["status"], "succeeded")
+
+
 class BindBeforeWork(unittest.TestCase):
     """A daemon that cannot serve (its port in use) stops before it takes
     on any work: a stored job does not run again, or lose an attempt, in a

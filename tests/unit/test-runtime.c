@@ -176,6 +176,103 @@ START_TEST(test_error_text)
 }
 END_TEST
 
+/* Which command lines are runtime calls on one of a state dir's roots. */
+START_TEST(test_cmdline_in_roots)
+{
+        static const struct {
+                const char *argv[8];
+                bool want;
+        } cases[] = {
+                { { "/usr/sbin/runc", "--root", "/var/lib/edgecd/runtime/runc", "run", "--bundle", "/b", "x" }, true },
+                { { "crun", "--root=/var/lib/edgecd/runtime/crun", "create", "x" }, true },
+                { { "youki", "--root", "/var/lib/edgecd/runtime/youki/", "run", "x" }, true },
+                /* Another state dir, the roots' directory itself, a prefix. */
+                { { "runc", "--root", "/var/lib/edgecd2/runtime/runc", "run", "x" }, false },
+                { { "runc", "--root", "/var/lib/edgecd/runtime", "list" }, false },
+                { { "runc", "--root", "/var/lib/edgecd/runtimes/runc", "list" }, false },
+                { { "runc", "--root", "/var/lib/edgecd/runtime/", "list" }, false },
+                /* The path not after --root. */
+                { { "cat", "/var/lib/edgecd/runtime/runc/x/state.json" }, false },
+                { { "runc", "--root" }, false },
+                { { "runc", "init" }, false },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                char buf[512];
+                size_t n = 0;
+                for (size_t k = 0; cases[i].argv[k]; k++) {
+                        size_t l = strlen(cases[i].argv[k]) + 1;
+                        memcpy(buf + n, cases[i].argv[k], l);
+                        n += l;
+                }
+                ck_assert_msg(runtime_cli_cmdline_in_roots(buf, n, "/var/lib/edgecd/runtime") == cases[i].want,
+                              "case %zu", i);
+                ck_assert_msg(runtime_cli_cmdline_in_roots(buf, n, "/var/lib/edgecd/runtime/") == cases[i].want,
+                              "case %zu with a trailing slash", i);
+        }
+        /* A last argument cut off (no NUL) is not taken for a path. */
+        static const char cut[] = "runc\0--root\0/var/lib/edgecd/runtime/runc";
+        ck_assert(!runtime_cli_cmdline_in_roots(cut, sizeof cut - 1, "/var/lib/edgecd/runtime"));
+        ck_assert(runtime_cli_cmdline_in_roots(cut, sizeof cut, "/var/lib/edgecd/runtime"));
+}
+END_TEST
+
+static pid_t start_sleeper(const char *root)
+{
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                /* The shell's own `read` on a pipe nobody writes to: no
+                 * child of its own to outlive it. */
+                int p[2];
+                if (pipe(p) < 0 || dup2(p[0], 0) < 0)
+                        _exit(127);
+                execl("/bin/sh", "sh", "-c", "read x", "sh", "--root", root, "run", "x", (char *)NULL);
+                _exit(127);
+        }
+        return pid;
+}
+
+/* A runtime call left running on one of the roots is killed and waited
+ * for; one on another state dir's root is left alone. */
+START_TEST(test_stop_strays)
+{
+        char *dir = tu_mkdtemp();
+        char *roots = xasprintf("%s/runtime", dir);
+        char *mine = xasprintf("%s/runc", roots);
+        char *other = xasprintf("%s/other/runtime/runc", dir);
+        pid_t a = start_sleeper(mine), b = start_sleeper(other);
+        /* Until sh has exec'd, its command line is ours. */
+        int64_t until = now_mono_ms() + 5000;
+        char path[64], buf[256];
+        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)a);
+        for (;;) {
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf) : -1;
+                if (fd >= 0)
+                        close(fd);
+                if (n > 0 && runtime_cli_cmdline_in_roots(buf, (size_t)n, roots))
+                        break;
+                ck_assert_msg(now_mono_ms() < until, "the sleeper never showed its command line");
+                usleep(10000);
+        }
+        size_t left = 99;
+        ck_assert_uint_eq(runtime_cli_stop_strays(roots, 5000, &left), 1);
+        ck_assert_uint_eq(left, 0);
+        int st;
+        ck_assert_int_eq(waitpid(a, &st, WNOHANG), a);   /* ended before it returned */
+        ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        ck_assert_int_eq(waitpid(b, &st, WNOHANG), 0);   /* still running */
+        ck_assert_uint_eq(runtime_cli_stop_strays(roots, 5000, &left), 0);
+        kill(b, SIGKILL);
+        ck_assert_int_eq(waitpid(b, &st, 0), b);
+        tu_rm_rf(dir);
+        free(other);
+        free(mine);
+        free(roots);
+        free(dir);
+}
+END_TEST
+
 /* The first line of `--version` of each runtime, as they print it. */
 START_TEST(test_parse_version)
 {
@@ -1098,6 +1195,8 @@ static Suite *suite(void)
         tcase_add_test(tc, test_argv_others);
         tcase_add_test(tc, test_error_text);
         tcase_add_test(tc, test_parse_version);
+        tcase_add_test(tc, test_cmdline_in_roots);
+        tcase_add_test(tc, test_stop_strays);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("stub");
