@@ -426,15 +426,18 @@ static uint64_t monotonic_usec(void)
 static void stop_stray_runtimes(const struct config *cfg)
 {
         _cleanup_free_ char *roots = xasprintf("%s/runtime", cfg->state_dir);
-        size_t left = 0;
-        size_t n = runtime_cli_stop_strays(roots, STRAY_WAIT_MS, &left);
-        if (left)
+        struct runtime_strays r;
+        runtime_cli_stop_strays(roots, STRAY_WAIT_MS, &r);
+        if (r.skipped)
+                log_warn("runtime: %zu runtime process(es) on `%s` that a previous edgecd left running were not "
+                         "ended: no pidfd for them (%s)", r.skipped, roots, strerror(r.pidfd_errno));
+        if (r.left)
                 log_error("runtime: %zu of %zu runtime process(es) on `%s` that a previous edgecd left running "
-                          "did not end within %d ms of SIGKILL; a container one of them makes later is removed "
-                          "by the collector's next pass", left, n, roots, STRAY_WAIT_MS);
-        else if (n)
+                          "did not end within %d ms of SIGKILL; a container one of them makes later is left for "
+                          "the collector or the next start", r.left, r.killed, roots, STRAY_WAIT_MS);
+        else if (r.killed)
                 log_warn("runtime: ended %zu runtime process(es) on `%s` that a previous edgecd left running",
-                         n, roots);
+                         r.killed, roots);
 }
 
 /* Containers a previous run left in any runtime's state root

@@ -455,11 +455,13 @@ static bool in_roots(const char *dir, const char *roots_dir, size_t rl)
         return !strncmp(dir, roots_dir, rl) && dir[rl] == '/' && dir[rl + 1] && dir[rl + 1] != '/';
 }
 
-bool runtime_cli_cmdline_in_roots(const char *cmdline, size_t len, const char *roots_dir)
+const char *runtime_cli_cmdline_root(const char *cmdline, size_t len, const char *roots_dir)
 {
         size_t rl = strlen(roots_dir);
         while (rl > 1 && roots_dir[rl - 1] == '/')
                 rl--;
+        if (roots_dir[0] != '/' || rl < 2)
+                return NULL;   /* never "anything under /" */
         const char *end = cmdline + len;
         bool root_next = false;
         for (const char *a = cmdline; a < end;) {
@@ -467,22 +469,23 @@ bool runtime_cli_cmdline_in_roots(const char *cmdline, size_t len, const char *r
                 if (!nul)
                         break;   /* a cut-off last argument is no path */
                 if (root_next && in_roots(a, roots_dir, rl))
-                        return true;
+                        return a;
                 root_next = !strcmp(a, "--root");
                 if (!strncmp(a, "--root=", 7) && in_roots(a + 7, roots_dir, rl))
-                        return true;
+                        return a + 7;
                 a = nul + 1;
         }
-        return false;
+        return NULL;
 }
 
 #define CMDLINE_MAX 16384
+#define COMM_MAX 15   /* TASK_COMM_LEN - 1: a longer name is cut there */
 
-/* pid's command line, NUL-separated; its length, or -1. */
-static ssize_t read_cmdline(pid_t pid, char *buf, size_t size)
+/* pid's /proc file `what` into buf, whole or cut at size; its length, or -1. */
+static ssize_t read_proc(pid_t pid, const char *what, char *buf, size_t size)
 {
         char path[64];
-        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+        snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, what);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return -1;
@@ -499,53 +502,136 @@ static ssize_t read_cmdline(pid_t pid, char *buf, size_t size)
         return (ssize_t)n;
 }
 
-/* One look through /proc: each match killed, its pidfd added to *fds. */
-static size_t kill_strays_once(const char *roots_dir, int **fds, size_t *n_fds)
+/* name as the kernel keeps a process's: its first COMM_MAX bytes. */
+static void push_name(char ***names, const char *name)
+{
+        char cut[COMM_MAX + 1];
+        size_t n = strnlen(name, COMM_MAX);
+        memcpy(cut, name, n);
+        cut[n] = '\0';
+        strv_push(names, cut);
+}
+
+/* The names a runtime process on these roots runs under: each root is
+ * named after its runtime (ROOTS/NAME), whose binary ROOTS/NAME.path
+ * records.  Reading a command line takes the process's memory lock, which
+ * a process stuck in a page fault holds for as long as it is stuck: only
+ * processes of these names are read, not every one on the host. */
+static char **runtime_names(const char *roots_dir)
+{
+        char **names = NULL;
+        DIR *d = opendir(roots_dir);
+        if (!d)
+                return NULL;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                size_t n = strlen(de->d_name);
+                if (n > 5 && !strcmp(de->d_name + n - 5, ".path")) {
+                        _cleanup_free_ char *path = xasprintf("%s/%s", roots_dir, de->d_name);
+                        _cleanup_free_ char *bin = NULL;
+                        struct err ignored = ERR_INIT;
+                        if (read_file(path, PATH_MAX, 0, &bin, NULL, &ignored) == 0) {
+                                bin[strcspn(bin, "\n")] = '\0';
+                                const char *base = strrchr(bin, '/');
+                                if (base && base[1])
+                                        push_name(&names, base + 1);
+                        }
+                } else if (de->d_type == DT_DIR) {
+                        push_name(&names, de->d_name);
+                }
+        }
+        closedir(d);
+        return names;
+}
+
+static bool named(const char *comm, char *const *names)
+{
+        for (size_t i = 0; names && names[i]; i++)
+                if (!strcmp(comm, names[i]))
+                        return true;
+        return false;
+}
+
+/* Is roots_dir, seen from pid's root (its mount namespace, its chroot),
+ * the directory it is here?  A daemon in a container may use the same
+ * path for its own state dir. */
+static bool same_roots(pid_t pid, const char *roots_dir, const struct stat *ours)
+{
+        _cleanup_free_ char *theirs = xasprintf("/proc/%d/root%s", (int)pid, roots_dir);
+        struct stat st;
+        return stat(theirs, &st) == 0 && st.st_dev == ours->st_dev && st.st_ino == ours->st_ino;
+}
+
+/* pid is a runtime process on our roots: its name, its command line, where
+ * that points. */
+static bool is_stray(pid_t pid, const char *roots_dir, const struct stat *roots_st, char *const *names, char *buf)
+{
+        char comm[COMM_MAX + 2];
+        ssize_t n = read_proc(pid, "comm", comm, sizeof comm - 1);
+        if (n <= 0)
+                return false;
+        comm[n] = '\0';
+        comm[strcspn(comm, "\n")] = '\0';
+        if (!named(comm, names))
+                return false;
+        n = read_proc(pid, "cmdline", buf, CMDLINE_MAX);
+        return n > 0 && runtime_cli_cmdline_root(buf, (size_t)n, roots_dir) && same_roots(pid, roots_dir, roots_st);
+}
+
+/* One look through /proc: each stray killed, its pidfd added to *fds. */
+static void kill_strays_once(const char *roots_dir, const struct stat *roots_st, char *const *names, int **fds,
+                             size_t *n_fds, struct runtime_strays *r)
 {
         DIR *d = opendir("/proc");
         if (!d)
-                return 0;
+                return;
         _cleanup_free_ char *buf = xmalloc(CMDLINE_MAX);
         pid_t self = getpid();
-        size_t killed = 0;
         struct dirent *de;
         while ((de = readdir(d))) {
                 char *e;
                 long pid = strtol(de->d_name, &e, 10);
-                if (*e || pid <= 0 || pid == self)
-                        continue;
-                ssize_t n = read_cmdline((pid_t)pid, buf, CMDLINE_MAX);
-                if (n <= 0 || !runtime_cli_cmdline_in_roots(buf, (size_t)n, roots_dir))
+                if (*e || pid <= 0 || pid == self || !is_stray((pid_t)pid, roots_dir, roots_st, names, buf))
                         continue;
                 int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-                if (fd < 0)
-                        continue;   /* gone meanwhile */
-                /* The pidfd holds this process: the pid read again now is
-                 * not another's. */
-                n = read_cmdline((pid_t)pid, buf, CMDLINE_MAX);
-                if (n <= 0 || !runtime_cli_cmdline_in_roots(buf, (size_t)n, roots_dir) ||
+                if (fd < 0) {
+                        if (errno != ESRCH) {   /* not "gone meanwhile" */
+                                r->skipped++;
+                                r->pidfd_errno = errno;
+                        }
+                        continue;
+                }
+                /* The pidfd holds this process: the pid looked at again
+                 * now is not another's. */
+                if (!is_stray((pid_t)pid, roots_dir, roots_st, names, buf) ||
                     syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) < 0) {
                         close(fd);
                         continue;
                 }
-                killed++;
+                r->killed++;
                 *fds = xrealloc(*fds, (*n_fds + 1) * sizeof **fds);
                 (*fds)[(*n_fds)++] = fd;
         }
         closedir(d);
-        return killed;
 }
 
-size_t runtime_cli_stop_strays(const char *roots_dir, int64_t timeout_ms, size_t *ret_left)
+void runtime_cli_stop_strays(const char *roots_dir, int64_t timeout_ms, struct runtime_strays *ret)
 {
+        *ret = (struct runtime_strays){ 0 };
+        struct stat roots_st;
+        _cleanup_strv_ char **names = runtime_names(roots_dir);
+        if (!names || stat(roots_dir, &roots_st) < 0)
+                return;   /* no runtime has had a root here */
         int64_t deadline = now_mono_ms() + timeout_ms;
-        size_t killed = 0, left = 0;
-        for (int pass = 0; pass < 3; pass++) {
+        /* Again until a look finds none: one may have been starting. */
+        for (int pass = 0; pass < 3 && now_mono_ms() < deadline; pass++) {
                 _cleanup_free_ int *fds = NULL;
                 size_t n = 0;
-                if (kill_strays_once(roots_dir, &fds, &n) == 0)
+                kill_strays_once(roots_dir, &roots_st, names, &fds, &n, ret);
+                if (n == 0)
                         break;
-                killed += n;
                 /* A pidfd of a process not our child reads as ready once
                  * it has ended. */
                 size_t done = 0;
@@ -554,17 +640,15 @@ size_t runtime_cli_stop_strays(const char *roots_dir, int64_t timeout_ms, size_t
                         if (wait <= 0)
                                 break;
                         struct pollfd pfd = { .fd = fds[done], .events = POLLIN };
-                        int r = poll(&pfd, 1, (int)(wait < 1000 ? wait : 1000));
-                        if (r > 0 || (r < 0 && errno != EINTR))
+                        int rc = poll(&pfd, 1, (int)(wait < 1000 ? wait : 1000));
+                        if (rc > 0 || (rc < 0 && errno != EINTR))
                                 done++;
                 }
-                left = n - done;
                 for (size_t i = 0; i < n; i++)
                         close(fds[i]);
-                if (left)
+                if (done < n) {
+                        ret->left = n - done;
                         break;
+                }
         }
-        if (ret_left)
-                *ret_left = left;
-        return killed;
 }

@@ -33,23 +33,32 @@ char *runtime_cli_error_text(const char *output);
  * give the number; NULL when there is none.  Caller frees. */
 char *runtime_cli_parse_version(const char *output);
 
-/* Does the NUL-separated command line cmdline[0..len) (as in
- * /proc/PID/cmdline) give `--root DIR` or `--root=DIR` with DIR inside
- * roots_dir (roots_dir/NAME...)?  Such a process is a runtime call on one
- * of the state dir's roots. */
-bool runtime_cli_cmdline_in_roots(const char *cmdline, size_t len, const char *roots_dir);
+/* The DIR of `--root DIR` or `--root=DIR` in the NUL-separated command
+ * line cmdline[0..len) (as in /proc/PID/cmdline) when DIR is inside
+ * roots_dir (roots_dir/NAME...), a pointer into cmdline; else NULL.  Such a
+ * process is a runtime call on one of a state dir's roots.  roots_dir is
+ * absolute, and not "/". */
+const char *runtime_cli_cmdline_root(const char *cmdline, size_t len, const char *roots_dir);
 
 /* Runtime processes working on roots under roots_dir that another process
  * left running: an edgecd killed with SIGKILL (not its whole service)
  * leaves its runtime calls running, and a `run` or `create` that has not
  * saved its container yet would make one after the start-up sweep, for a
  * run nobody waits for, with a job uid the new daemon hands out again.
- * Each is killed (SIGKILL, through a pidfd, its command line read again
- * first) and waited for up to timeout_ms; /proc is read again until it
- * shows none (three times at most).  At start, before the sweep, while
- * this daemon has no runtime call of its own.  Returns how many were
- * killed; ret_left (if not NULL) is set to how many had not ended by the
- * deadline. */
-size_t runtime_cli_stop_strays(const char *roots_dir, int64_t timeout_ms, size_t *ret_left);
+ * Any process is one that runs under a runtime's name (a root's name
+ * under roots_dir, or its binary's in NAME.path), has `--root` on one of
+ * these roots in its command line, and sees roots_dir as the same
+ * directory as this process does (not a daemon in a container with a
+ * state dir of the same path).  Each is killed (SIGKILL, through a pidfd,
+ * looked at again first) and waited for up to timeout_ms; /proc is read
+ * again until it shows none (three times at most).  At start, before the
+ * sweep, while this daemon has no runtime call of its own. */
+struct runtime_strays {
+        size_t killed;
+        size_t left;        /* of those, not ended by the deadline */
+        size_t skipped;     /* found, not killed: no pidfd for it */
+        int pidfd_errno;    /* why, when skipped */
+};
+void runtime_cli_stop_strays(const char *roots_dir, int64_t timeout_ms, struct runtime_strays *ret);
 
 #endif

@@ -1711,15 +1711,27 @@ class StrayRuntimes(unittest.TestCase):
     its runtime calls running; a `run` that had not saved its container
     when the next start swept the runtime's root would make one after the
     sweep, running for nobody with a job uid handed out again.  The start
-    ends them first.  The strays here stand in for such calls: a shell
-    whose command line names `--root` on this state dir's roots (a real
-    runtime call caught in that moment cannot be made to order)."""
+    ends them first.  The strays here stand in for such calls (a real one
+    caught in that moment cannot be made to order): a shell run under the
+    runtime's name, whose command line names `--root` on a root of the
+    state dir, or of another one."""
 
-    @staticmethod
-    def fake_runtime_call(root):
+    def fake_runtime_call(self, d, name, root, own_roots=False):
+        """own_roots: in a mount namespace of its own, where the roots'
+        directory is another one at the same path (a daemon in a container
+        with the same state dir path)."""
+        exe = os.path.join(d.tmp, name)
+        if not os.path.exists(exe):
+            os.symlink("/bin/sh", exe)     # the process's name is the link's
         # The shell's own `read` on a pipe we hold: it waits, with no child.
-        p = subprocess.Popen(["sh", "-c", "read x", "sh", "--root", root, "run", "--bundle", "/nowhere", "x"],
-                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        argv = [exe, "-c", "read x", "sh", "--root", root, "run", "--bundle", "/nowhere", "x"]
+        if own_roots:
+            roots = os.path.dirname(root)
+            argv = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none "$1" && shift && exec "$@"', "sh",
+                    roots] + argv
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)                        # ours, by its pid
         # Until it has exec'd, its command line is this test's.
         until = time.monotonic() + 10 * slow_factor()
         while time.monotonic() < until:
@@ -1727,26 +1739,31 @@ class StrayRuntimes(unittest.TestCase):
                 if b"--root\0" + root.encode() + b"\0" in f.read():
                     return p
             time.sleep(0.01)
-        p.kill()
-        p.wait()
         raise AssertionError("the stand-in runtime call never showed its command line")
 
     @quick
-    def test_runtime_calls_left_on_its_roots_are_ended_at_start(self):
+    def test_runtime_calls_left_on_its_roots_are_ended_at_restart(self):
         d = Daemon("stray")
         self.addCleanup(d.stop)
-        mine = self.fake_runtime_call(os.path.join(d.state_dir, "runtime", "runc"))
-        other = self.fake_runtime_call(os.path.join(d.tmp, "another-state", "runtime", "runc"))
-        for p in (mine, other):
-            self.addCleanup(p.wait)
-            self.addCleanup(p.kill)                    # ours, by its pid
         d.start()
-        # Ended before the daemon served: start() returned once it did.
+        self.assertEqual(d.run_job(echo(1))["status"], "succeeded")
+        name = d.runtime["name"]
+        root = os.path.join(d.state_dir, "runtime", name)
+        self.assertTrue(os.path.isdir(root), root)
+        d.kill()
+        mine = self.fake_runtime_call(d, name, root)
+        elsewhere = self.fake_runtime_call(d, name, os.path.join(d.tmp, "another-state", "runtime", name))
+        unnamed = self.fake_runtime_call(d, "not-a-runtime", root)
+        contained = self.fake_runtime_call(d, name, root, own_roots=True)
+        d.restart()
+        # Ended before the daemon served: restart() returned once it did.
         self.assertEqual(mine.poll(), -signal.SIGKILL)
-        self.assertIsNone(other.poll(), "a runtime call on another state dir's roots was ended")
+        self.assertIsNone(elsewhere.poll(), "a runtime call on another state dir's roots was ended")
+        self.assertIsNone(unnamed.poll(), "a process not named as a runtime was ended")
+        self.assertIsNone(contained.poll(), "a runtime call on another mount namespace's roots was ended")
         self.assertIn("ended 1 runtime process(es) on `%s/runtime` that a previous edgecd left running"
                       % d.state_dir, d.log_text())
-        self.assertEqual(d.run_job(echo(1))["status"], "succeeded")
+        self.assertEqual(d.run_job(echo(2))["status"], "succeeded")
 
 
 class BindBeforeWork(unittest.TestCase):

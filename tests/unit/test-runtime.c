@@ -177,24 +177,25 @@ START_TEST(test_error_text)
 END_TEST
 
 /* Which command lines are runtime calls on one of a state dir's roots. */
-START_TEST(test_cmdline_in_roots)
+START_TEST(test_cmdline_root)
 {
         static const struct {
                 const char *argv[8];
-                bool want;
+                const char *want;
         } cases[] = {
-                { { "/usr/sbin/runc", "--root", "/var/lib/edgecd/runtime/runc", "run", "--bundle", "/b", "x" }, true },
-                { { "crun", "--root=/var/lib/edgecd/runtime/crun", "create", "x" }, true },
-                { { "youki", "--root", "/var/lib/edgecd/runtime/youki/", "run", "x" }, true },
+                { { "/usr/sbin/runc", "--root", "/var/lib/edgecd/runtime/runc", "run", "--bundle", "/b", "x" },
+                  "/var/lib/edgecd/runtime/runc" },
+                { { "crun", "--root=/var/lib/edgecd/runtime/crun", "create", "x" }, "/var/lib/edgecd/runtime/crun" },
+                { { "youki", "--root", "/var/lib/edgecd/runtime/youki/", "run", "x" }, "/var/lib/edgecd/runtime/youki/" },
                 /* Another state dir, the roots' directory itself, a prefix. */
-                { { "runc", "--root", "/var/lib/edgecd2/runtime/runc", "run", "x" }, false },
-                { { "runc", "--root", "/var/lib/edgecd/runtime", "list" }, false },
-                { { "runc", "--root", "/var/lib/edgecd/runtimes/runc", "list" }, false },
-                { { "runc", "--root", "/var/lib/edgecd/runtime/", "list" }, false },
+                { { "runc", "--root", "/var/lib/edgecd2/runtime/runc", "run", "x" }, NULL },
+                { { "runc", "--root", "/var/lib/edgecd/runtime", "list" }, NULL },
+                { { "runc", "--root", "/var/lib/edgecd/runtimes/runc", "list" }, NULL },
+                { { "runc", "--root", "/var/lib/edgecd/runtime/", "list" }, NULL },
                 /* The path not after --root. */
-                { { "cat", "/var/lib/edgecd/runtime/runc/x/state.json" }, false },
-                { { "runc", "--root" }, false },
-                { { "runc", "init" }, false },
+                { { "cat", "/var/lib/edgecd/runtime/runc/x/state.json" }, NULL },
+                { { "runc", "--root" }, NULL },
+                { { "runc", "init" }, NULL },
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
                 char buf[512];
@@ -204,68 +205,108 @@ START_TEST(test_cmdline_in_roots)
                         memcpy(buf + n, cases[i].argv[k], l);
                         n += l;
                 }
-                ck_assert_msg(runtime_cli_cmdline_in_roots(buf, n, "/var/lib/edgecd/runtime") == cases[i].want,
-                              "case %zu", i);
-                ck_assert_msg(runtime_cli_cmdline_in_roots(buf, n, "/var/lib/edgecd/runtime/") == cases[i].want,
-                              "case %zu with a trailing slash", i);
+                for (int slash = 0; slash < 2; slash++) {
+                        const char *got = runtime_cli_cmdline_root(buf, n, slash ? "/var/lib/edgecd/runtime/"
+                                                                                 : "/var/lib/edgecd/runtime");
+                        if (cases[i].want)
+                                ck_assert_msg(got && !strcmp(got, cases[i].want), "case %zu", i);
+                        else
+                                ck_assert_msg(!got, "case %zu: %s", i, got);
+                }
         }
         /* A last argument cut off (no NUL) is not taken for a path. */
         static const char cut[] = "runc\0--root\0/var/lib/edgecd/runtime/runc";
-        ck_assert(!runtime_cli_cmdline_in_roots(cut, sizeof cut - 1, "/var/lib/edgecd/runtime"));
-        ck_assert(runtime_cli_cmdline_in_roots(cut, sizeof cut, "/var/lib/edgecd/runtime"));
+        ck_assert_ptr_null(runtime_cli_cmdline_root(cut, sizeof cut - 1, "/var/lib/edgecd/runtime"));
+        ck_assert_ptr_nonnull(runtime_cli_cmdline_root(cut, sizeof cut, "/var/lib/edgecd/runtime"));
+        /* Never "anything absolute". */
+        static const char any[] = "runc\0--root\0/run/docker/runtime-runc/moby\0";
+        ck_assert_ptr_null(runtime_cli_cmdline_root(any, sizeof any - 1, ""));
+        ck_assert_ptr_null(runtime_cli_cmdline_root(any, sizeof any - 1, "/"));
+        ck_assert_ptr_null(runtime_cli_cmdline_root(any, sizeof any - 1, "run"));
 }
 END_TEST
 
-static pid_t start_sleeper(const char *root)
+/* A stand-in for a runtime call: exe (a link to sh, for the process's
+ * name) waiting in the shell's own `read` on a pipe whose other end is
+ * the test's, so it ends when the test does, however that ends.  Returns
+ * once it has exec'd (its command line is its own). */
+static pid_t start_sleeper(const char *exe, const char *root, int *ret_pipe)
 {
+        int p[2];
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
-                /* The shell's own `read` on a pipe nobody writes to: no
-                 * child of its own to outlive it. */
-                int p[2];
-                if (pipe(p) < 0 || dup2(p[0], 0) < 0)
+                if (dup2(p[0], 0) < 0)
                         _exit(127);
-                execl("/bin/sh", "sh", "-c", "read x", "sh", "--root", root, "run", "x", (char *)NULL);
+                execl(exe, "runc", "-c", "read x", "sh", "--root", root, "run", "x", (char *)NULL);
                 _exit(127);
         }
-        return pid;
+        close(p[0]);
+        *ret_pipe = p[1];
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+        int64_t until = now_mono_ms() + 5000;
+        for (;;) {
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf) : -1;
+                if (fd >= 0)
+                        close(fd);
+                if (n > 0 && memmem(buf, (size_t)n, root, strlen(root)))
+                        return pid;
+                ck_assert_msg(now_mono_ms() < until, "the stand-in never showed its command line");
+                usleep(10000);
+        }
+}
+
+static bool ended_by_sigkill(pid_t pid)
+{
+        int st;
+        return waitpid(pid, &st, WNOHANG) == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
 }
 
 /* A runtime call left running on one of the roots is killed and waited
- * for; one on another state dir's root is left alone. */
+ * for; one on another state dir's root, and one under a name no runtime
+ * of these roots has, are left alone. */
 START_TEST(test_stop_strays)
 {
         char *dir = tu_mkdtemp();
         char *roots = xasprintf("%s/runtime", dir);
         char *mine = xasprintf("%s/runc", roots);
         char *other = xasprintf("%s/other/runtime/runc", dir);
-        pid_t a = start_sleeper(mine), b = start_sleeper(other);
-        /* Until sh has exec'd, its command line is ours. */
-        int64_t until = now_mono_ms() + 5000;
-        char path[64], buf[256];
-        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)a);
-        for (;;) {
-                int fd = open(path, O_RDONLY | O_CLOEXEC);
-                ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf) : -1;
-                if (fd >= 0)
-                        close(fd);
-                if (n > 0 && runtime_cli_cmdline_in_roots(buf, (size_t)n, roots))
-                        break;
-                ck_assert_msg(now_mono_ms() < until, "the sleeper never showed its command line");
-                usleep(10000);
-        }
-        size_t left = 99;
-        ck_assert_uint_eq(runtime_cli_stop_strays(roots, 5000, &left), 1);
-        ck_assert_uint_eq(left, 0);
+        char *runc = xasprintf("%s/runc", dir);   /* the name a process of `mine` runs under */
+        char *sh = xasprintf("%s/shell", dir);
+        ck_assert_int_eq(mkdir(roots, 0700), 0);
+        ck_assert_int_eq(mkdir(mine, 0700), 0);
+        ck_assert_int_eq(symlink("/bin/sh", runc), 0);
+        ck_assert_int_eq(symlink("/bin/sh", sh), 0);
+        int pa, pb, pc;
+        pid_t a = start_sleeper(runc, mine, &pa), b = start_sleeper(runc, other, &pb), c = start_sleeper(sh, mine, &pc);
+        struct runtime_strays r;
+        runtime_cli_stop_strays(roots, 5000, &r);
+        ck_assert_uint_eq(r.killed, 1);
+        ck_assert_uint_eq(r.left, 0);
+        ck_assert_uint_eq(r.skipped, 0);
+        ck_assert(ended_by_sigkill(a));   /* ended before it returned */
         int st;
-        ck_assert_int_eq(waitpid(a, &st, WNOHANG), a);   /* ended before it returned */
-        ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-        ck_assert_int_eq(waitpid(b, &st, WNOHANG), 0);   /* still running */
-        ck_assert_uint_eq(runtime_cli_stop_strays(roots, 5000, &left), 0);
-        kill(b, SIGKILL);
+        ck_assert_int_eq(waitpid(b, &st, WNOHANG), 0);
+        ck_assert_int_eq(waitpid(c, &st, WNOHANG), 0);
+        runtime_cli_stop_strays(roots, 5000, &r);
+        ck_assert_uint_eq(r.killed, 0);
+        /* Their pipes closed: `read` ends, and so do they. */
+        close(pa);
+        close(pb);
+        close(pc);
         ck_assert_int_eq(waitpid(b, &st, 0), b);
+        ck_assert_int_eq(waitpid(c, &st, 0), c);
+        /* No roots at all (a first start): nothing is looked at. */
+        char *none = xasprintf("%s/none", dir);
+        runtime_cli_stop_strays(none, 5000, &r);
+        ck_assert_uint_eq(r.killed + r.left + r.skipped, 0);
         tu_rm_rf(dir);
+        free(none);
+        free(sh);
+        free(runc);
         free(other);
         free(mine);
         free(roots);
@@ -1195,7 +1236,11 @@ static Suite *suite(void)
         tcase_add_test(tc, test_argv_others);
         tcase_add_test(tc, test_error_text);
         tcase_add_test(tc, test_parse_version);
-        tcase_add_test(tc, test_cmdline_in_roots);
+        tcase_add_test(tc, test_cmdline_root);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("strays");
+        tcase_set_timeout(tc, 30);
         tcase_add_test(tc, test_stop_strays);
         suite_add_tcase(s, tc);
 
