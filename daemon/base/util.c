@@ -362,6 +362,22 @@ static int rm_rf_at(int dirfd, const char *name, dev_t dev, struct err *err)
 static mode_t umask_value = 0777;   /* unknown: assume every bit narrowed */
 static pthread_once_t umask_once = PTHREAD_ONCE_INIT;
 
+ssize_t read_full(int fd, void *buf, size_t size)
+{
+        size_t got = 0;
+        while (got < size) {
+                ssize_t n = read(fd, (char *)buf + got, size - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -1;
+                if (n == 0)
+                        break;
+                got += (size_t)n;
+        }
+        return (ssize_t)got;
+}
+
 /* /proc/self/status has it (Linux 4.7+); umask(2) would have to set it to
  * read it, a race with threads creating files. */
 static void umask_read(void)

@@ -140,6 +140,9 @@ int write_file(const char *path, const void *data, size_t len, unsigned mode, st
 /* The same without the fsync: for files a crash makes worthless anyway (a
  * run's workspace), where the fsync would only cost the job time. */
 int write_file_unsynced(const char *path, const void *data, size_t len, unsigned mode, struct err *err);
+/* read() into buf until it holds size bytes or fd is at its end (EINTR
+ * retried): the bytes read, or -1 with errno. */
+ssize_t read_full(int fd, void *buf, size_t size);
 /* Read a whole regular file of at most max bytes; *ret_data is NUL-terminated
  * and owned by the caller.  ERR_NOT_FOUND when missing, ERR_TOO_LARGE when
  * bigger.  A symlink is refused unless flags has READ_FOLLOW_LINKS (operator

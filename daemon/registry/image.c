@@ -106,15 +106,11 @@ static int read_json(const char *dir, const char *rel, const char *what, const c
                                (long long)st.st_size, IMAGE_BLOB_MAX);
         size_t len = (size_t)st.st_size;
         _cleanup_free_ char *data = xmalloc(len + 1);
-        size_t got = 0;
-        while (got < len) {
-                ssize_t n = read(fd, data + got, len - got);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return err_errno(err, ERR_IO, "%s: read", what);
-                got += (size_t)n;
-        }
+        ssize_t got = read_full(fd, data, len);
+        if (got < 0)
+                return err_errno(err, ERR_IO, "%s: read", what);
+        if ((size_t)got < len)
+                return err_set(err, ERR_IO, 0, "%s: read %zd of its %zu bytes", what, got, len);
         if (want_hex) {
                 /* A blob is named by its content's digest: one that does
                  * not match is corrupt or tampered with. */

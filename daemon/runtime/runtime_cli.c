@@ -486,20 +486,8 @@ static ssize_t read_proc(pid_t pid, const char *what, char *buf, size_t size)
 {
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, what);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -1;
-        size_t n = 0;
-        while (n < size) {
-                ssize_t r = read(fd, buf + n, size - n);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r <= 0)
-                        break;
-                n += (size_t)r;
-        }
-        close(fd);
-        return (ssize_t)n;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        return fd < 0 ? -1 : read_full(fd, buf, size);
 }
 
 /* name as the kernel keeps a process's: its first COMM_MAX bytes. */

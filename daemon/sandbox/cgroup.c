@@ -169,16 +169,8 @@ static bool read_ctl(const char *dir, const char *file, char *buf, size_t len)
         _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return false;
-        size_t got = 0;
-        while (got < len - 1) {
-                ssize_t n = read(fd, buf + got, len - 1 - got);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                got += (size_t)n;
-        }
-        buf[got] = '\0';
+        ssize_t got = read_full(fd, buf, len - 1);
+        buf[got > 0 ? got : 0] = '\0';
         return got > 0;
 }
 
