@@ -45,10 +45,10 @@ const char *runtime_cli_cmdline_root(const char *cmdline, size_t len, const char
  * leaves its runtime calls running, and a `run` or `create` that has not
  * saved its container yet would make one after the start-up sweep, for a
  * run nobody waits for, with a job uid the new daemon hands out again.
- * Any process is one that runs under a runtime's name (a root's name
- * under roots_dir, or its binary's in NAME.path), has `--root` on one of
- * these roots in its command line, and sees roots_dir as the same
- * directory as this process does (not a daemon in a container with a
+ * A process is taken for one when it runs under a runtime's name (a
+ * root's name under roots_dir, or its binary's in NAME.path), has `--root`
+ * on one of these roots in its command line, and sees roots_dir as the
+ * same directory as this process does (not a daemon in a container with a
  * state dir of the same path).  Each is killed (SIGKILL, through a pidfd,
  * looked at again first) and waited for up to timeout_ms; /proc is read
  * again until it shows none (three times at most).  At start, before the
