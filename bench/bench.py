@@ -918,7 +918,7 @@ class RawRunner:
         ms = {}
         try:
             t0 = time.monotonic()
-            rc, _ = self._spawn_wait(["run", "--bundle", r["bundle"], "--pid-file", pid_file, r["id"]], fd)
+            rc, ru = self._spawn_wait(["run", "--bundle", r["bundle"], "--pid-file", pid_file, r["id"]], fd)
             data = self._result(r)
             t2 = time.monotonic()
             for d in [] if slots else harness.cgroup_dirs(r["cgroup"]):
@@ -929,7 +929,8 @@ class RawRunner:
         if rc != 0 or data is None:
             raise AssertionError("raw run (the daemon's sequence) of %s: exit %s, result.json %s\n%s" % (
                 r["id"], rc, "missing" if data is None else "present", harness.tail(log, 20)))
-        ms.update(run=(t2 - t0) * 1000, remove=(t3 - t2) * 1000, total=(t3 - t0) * 1000)
+        ms.update(run=(t2 - t0) * 1000, remove=(t3 - t2) * 1000, total=(t3 - t0) * 1000,
+                  cpu=(ru.ru_utime + ru.ru_stime) * 1000)
         return ms, data
 
     def finish(self, r):
@@ -1301,7 +1302,9 @@ def section_11_cpu(rig, k=60):
     GET /healthz on fresh connections against 3,000 on one keep-alive
     connection, /proc/PID/stat).  Then k raw runs one after the other:
     ru_utime+ru_stime of os.wait4 of each `run` (the runtime and the
-    container it waited for), summed / k."""
+    container it waited for), summed / k; and k more in the daemon's
+    cgroup layout (RawRunner.run_split, section 9's C), whose difference
+    from the first is what the layout costs the runtime."""
     d, raw = rig.d, rig.raw
     b = rig.bundles["matrix_multiplication"]
     payload = compact(MATRIX)
@@ -1346,6 +1349,18 @@ def section_11_cpu(rig, k=60):
         _, ru = raw.one(b["config"], b["input"], b["result"])
         raw_cpu.append((ru.ru_utime + ru.ru_stime) * 1000)
     rawm = sum(raw_cpu) / k
+    # The same runs in the daemon's cgroup layout (section 9's C): on v2 a
+    # run cgroup with the container's nested in it.
+    split_cpu = []
+    for _ in range(k):
+        r = raw.prepare(b["config"], b["input"])
+        try:
+            ms, data = raw.run_split(r)
+        finally:
+            raw.finish(r)
+        check_same_result(b["result"], data, r["id"])
+        split_cpu.append(ms["cpu"])
+    splitm = sum(split_cpu) / k
     print("11. CPU per reference job over %d jobs one at a time (%.1f s), /proc/PID/stat at %d Hz, "
           "vs %d raw runs (os.wait4 rusage)" % (k, el_a, hz, k))
     print("  daemon's own (its threads' schedstat)          %7.3f ms per job  (a fresh connection each)" % own_ns)
@@ -1360,9 +1375,12 @@ def section_11_cpu(rig, k=60):
     print("  daemon own + children                          %7.2f ms per job" % (own_ns + kids))
     print("  raw `run` (runtime + container, rusage)        %7.2f ms per run  (median %.2f)"
           % (rawm, statistics.median(raw_cpu)))
+    print("  the same in the daemon's cgroup layout (9's C)  %7.2f ms per run  (median %.2f)"
+          % (splitm, statistics.median(split_cpu)))
     note("11. daemon's own CPU per job (threads' schedstat / %d jobs)" % k,
          "%.3f ms (keep-alive %.3f; utime+stime %.2f)" % (own_ns, own_ns_ka, own), "< 1 ms")
-    note("11. daemon's children CPU per job / raw run CPU", "%.1f / %.1f ms" % (kids, rawm))
+    note("11. daemon's children CPU per job / raw run CPU", "%.1f / %.1f ms (in the daemon's cgroup layout %.1f)"
+         % (kids, rawm, splitm))
 
 
 def metric_value(d, name, algorithm):
