@@ -950,6 +950,17 @@ class RawRunner:
         check_same_result(expect, data, r["id"])
         return ms, ru
 
+    def one_split(self, template, input_bytes, expect):
+        """prepare, run_split, check the result against the job's, finish:
+        ({phase: ms}, as run_split)."""
+        r = self.prepare(template, input_bytes)
+        try:
+            ph, data = self.run_split(r)
+        finally:
+            self.finish(r)
+        check_same_result(expect, data, r["id"])
+        return ph
+
     def noop_ms(self):
         """One `RUNTIME --root ROOT list` (an empty root): the cost of starting
         the runtime's binary at all, in ms."""
@@ -1119,14 +1130,8 @@ def section_9_cold(rig, n_pairs=80, warmups=3):
 
         def c_fn():
             settle(d)
-            r = raw.prepare(b["config"], b["input"])
-            try:
-                ph, data = raw.run_split(r)
-            finally:
-                raw.finish(r)
-            check_same_result(b["result"], data, r["id"])
-            split.append(ph)
-            return ph["total"]
+            split.append(raw.one_split(b["config"], b["input"], b["result"]))
+            return split[-1]["total"]
         a, bb, _ = rounds((a_fn, b_fn, c_fn), n_pairs, warmups)
         jobs = jobs[warmups:]
         split = split[warmups:]
@@ -1351,15 +1356,7 @@ def section_11_cpu(rig, k=60):
     rawm = sum(raw_cpu) / k
     # The same runs in the daemon's cgroup layout (section 9's C): on v2 a
     # run cgroup with the container's nested in it.
-    split_cpu = []
-    for _ in range(k):
-        r = raw.prepare(b["config"], b["input"])
-        try:
-            ms, data = raw.run_split(r)
-        finally:
-            raw.finish(r)
-        check_same_result(b["result"], data, r["id"])
-        split_cpu.append(ms["cpu"])
+    split_cpu = [raw.one_split(b["config"], b["input"], b["result"])["cpu"] for _ in range(k)]
     splitm = sum(split_cpu) / k
     print("11. CPU per reference job over %d jobs one at a time (%.1f s), /proc/PID/stat at %d Hz, "
           "vs %d raw runs (os.wait4 rusage)" % (k, el_a, hz, k))

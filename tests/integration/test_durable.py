@@ -1566,6 +1566,19 @@ class WorkspacesInMemory(DurableCase):
         self.assertFalse(os.path.exists(old), "a leftover hidden under the tmpfs")
 
 
+def daemon_running_a_sleep(test, name, seconds):
+    """A started daemon (stopped at the test's end) and the id of a
+    t_sleep job of `seconds` it is running."""
+    d = Daemon(name)
+    test.addCleanup(d.stop)
+    d.start()
+    r = d.submit(sleep(seconds))
+    test.assertEqual(r.status, 202, r)
+    job_id = r.body["id"]
+    d.wait_status(job_id, "running")
+    return d, job_id
+
+
 class OneDaemonPerStateDir(unittest.TestCase):
     """Two daemons on one state dir would both recover and run the same
     stored jobs: the second refuses to start, naming the lock."""
@@ -1590,13 +1603,7 @@ class OneDaemonPerStateDir(unittest.TestCase):
     def test_second_daemon_on_the_same_cgroup_parent_is_refused(self):
         # Its start-up sweep would take the first daemon's job cgroups for
         # leftovers and kill them.
-        d = Daemon("cglock1")
-        self.addCleanup(d.stop)
-        d.start()
-        r = d.submit(sleep(3))
-        self.assertEqual(r.status, 202, r)
-        job_id = r.body["id"]
-        d.wait_status(job_id, "running")
+        d, job_id = daemon_running_a_sleep(self, "cglock1", 3)
         other = Daemon("cglock2", config={"cgroup_parent": d.cgroup_parent})
         other.write_config = True
         cmd = [harness.OPTIONS["daemon"], "--config", other.config_path]
@@ -1772,13 +1779,7 @@ class BindBeforeWork(unittest.TestCase):
     start that fails."""
 
     def test_port_in_use_at_a_restart_runs_no_stored_job(self):
-        d = Daemon("listenfirst")
-        self.addCleanup(d.stop)
-        d.start()
-        r = d.submit(sleep(1))
-        self.assertEqual(r.status, 202, r)
-        job_id = r.body["id"]
-        d.wait_status(job_id, "running")
+        d, job_id = daemon_running_a_sleep(self, "listenfirst", 1)
         d.kill()
         holder = harness.hold_port(d.port)
         self.addCleanup(holder.close)
