@@ -55,6 +55,7 @@
 #include "sandbox/cgroup.h"
 #include "sandbox/collector.h"
 #include "sandbox/idpool.h"
+#include "sandbox/mountns.h"
 #include "sandbox/probe.h"
 #include "sandbox/runcgroup.h"
 #include "sandbox/workspace.h"
@@ -614,6 +615,10 @@ static int start(struct daemon *d, struct err *err)
         _cleanup_free_ char *logs_dir = xasprintf("%s/logs", cfg->state_dir);
         _cleanup_free_ char *allow = xasprintf("%s/seccomp.allow", cfg->templates_dir);
 
+        /* Before the first mount and the first thread (mountns.h). */
+        struct err me = ERR_INIT;
+        if (mountns_own(&me) < 0)
+                log_warn("%s: the daemon's mounts stay in the namespace it was started in", me.msg);
         if (mkdir_p(cfg->state_dir, 0700, err) < 0)
                 return err_wrap(err, "state dir");
         /* One daemon per state dir: two would both recover, and run, the

@@ -573,6 +573,14 @@ class Daemon:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def view(self, path):
+        """path as the daemon sees it: through /proc/PID/root while it runs
+        (its mounts, the workspaces' tmpfs and each run's, are in a mount
+        namespace of its own: mountns.h), else as it is here."""
+        if self.alive():
+            return "/proc/%d/root%s" % (self.proc.pid, os.path.abspath(path))
+        return path
+
     def rss_kib(self):
         """The daemon's resident memory now (VmRSS), in KiB."""
         with open("/proc/%d/status" % self.proc.pid) as f:
@@ -653,8 +661,9 @@ class Daemon:
         ms = [m for m in ms if m not in self.own_mounts]
         if ms:
             problems.append("mounts left: %s" % ", ".join(ms))
-        if os.path.isdir(ws) and os.listdir(ws):
-            problems.append("workspaces left: %s" % ", ".join(sorted(os.listdir(ws))))
+        wsv = self.view(ws)
+        if os.path.isdir(wsv) and os.listdir(wsv):
+            problems.append("workspaces left: %s" % ", ".join(sorted(os.listdir(wsv))))
         wl = os.path.join(self.state_dir, "warm-logs")
         if include_parent and os.path.isdir(wl) and os.listdir(wl):
             problems.append("warm containers' logs left: %s" % ", ".join(sorted(os.listdir(wl))))
@@ -664,7 +673,10 @@ class Daemon:
         """Mounts under the daemon's temp dir other than its workspaces'
         own tmpfs: the runs' (their /output tmpfs) and any leftover."""
         ws = os.path.join(self.state_dir, "workspaces")
-        return [m for m in mounts_under(self.tmp) if m != ws]
+        ms = mounts_under(self.tmp)
+        if self.alive():
+            ms += [m for m in mounts_under(self.tmp, self.proc.pid) if m not in ms]
+        return [m for m in ms if m != ws]
 
     def wait_cleaned(self, timeout=15.0):
         """Wait until the daemon has taken apart every finished run (the

@@ -251,7 +251,7 @@ class CrashRecovery(DurableCase):
                 self.assertIsNone(p.poll(), "the daemon exited before probing")
                 time.sleep(0.05)
             self.assertTrue(os.path.exists(reached), "the probe never reached create")
-            self.assertTrue(harness.mounts_under(d.tmp), "the probe had mounted nothing to leave")
+            self.assertTrue(harness.mounts_under(d.tmp, p.pid), "the probe had mounted nothing to leave")
         finally:
             p.kill()                                # ours, by its pid
             p.wait()
@@ -262,7 +262,8 @@ class CrashRecovery(DurableCase):
                     os.kill(sleeper, signal.SIGKILL)
         d.start()
         # (workspaces/ is the running daemon's own tmpfs.)
-        self.assertEqual(harness.mounts_under(os.path.join(d.state_dir, "probe")), [],
+        probe = os.path.join(d.state_dir, "probe")
+        self.assertEqual(harness.mounts_under(probe) + harness.mounts_under(probe, d.proc.pid), [],
                          "the killed probe's mounts outlived the restart")
         d.stop()
         self.assertEqual(harness.mounts_under(d.tmp), [])
@@ -295,7 +296,7 @@ class CrashRecovery(DurableCase):
         d.assert_idle_clean()
         self.assertEqual(harness.runtime_containers(root), [])
         self.assertEqual(harness.cgroup_children(d.cgroup_parent), [])
-        self.assertEqual(os.listdir(os.path.join(d.state_dir, "workspaces")), [])
+        self.assertEqual(os.listdir(d.view(os.path.join(d.state_dir, "workspaces"))), [])
 
     def test_a_cancel_answered_is_not_undone_by_a_crash(self):
         # The answer to a running job's cancel comes once its end is on
@@ -1440,17 +1441,19 @@ class FinalRenderingCached(DurableCase):
 
 class WorkspacesInMemory(DurableCase):
     """STATE_DIR/workspaces is a tmpfs of the daemon's own while it runs
-    (its runs' files cost no disk inode, journal or discard); it goes at a
-    stop, a killed daemon's is replaced at the next start (not stacked),
-    what lay on the disk below it is removed, never hidden, and an
-    operator's own mount there is left alone."""
+    (its runs' files cost no disk inode, journal or discard), in its own
+    mount namespace; it goes at a stop, a killed daemon's is never seen
+    here nor by the next start (not stacked), what lay on the disk below
+    it is removed, never hidden, and an operator's own mount there is left
+    alone."""
 
     def root_mounts(self, d, source=False):
         """(fstype, options) of each mount right on STATE_DIR/workspaces,
-        oldest first; (source, fstype) with source."""
+        oldest first, as the daemon sees them while it runs and as this
+        process does otherwise; (source, fstype) with source."""
         ws = os.path.join(d.state_dir, "workspaces")
         out = []
-        with open("/proc/self/mounts") as f:
+        with open("/proc/%d/mounts" % d.proc.pid if d.alive() else "/proc/self/mounts") as f:
             for line in f:
                 p = line.split()
                 if harness._unescape_mount(p[1]) == ws:
@@ -1478,10 +1481,15 @@ class WorkspacesInMemory(DurableCase):
         # 0.3 s after it is seen running (2 s was little on a loaded host).
         jid = self.submit_ok(d, sleep(4))
         job = self.wait_attempt_running(d, jid, 1)
-        ws = os.path.join(d.state_dir, "workspaces", job["attempts"][0]["run_id"])
-        st, root = os.stat(os.path.join(ws, "input", "input.json")), os.stat(os.path.join(d.state_dir, "workspaces"))
+        ws = d.view(os.path.join(d.state_dir, "workspaces", job["attempts"][0]["run_id"]))
+        st, root = os.stat(os.path.join(ws, "input", "input.json")), os.stat(d.view(os.path.join(d.state_dir, "workspaces")))
         self.assertEqual(st.st_dev, root.st_dev, "the input is not on the workspaces' tmpfs")
         self.assertNotEqual(root.st_dev, os.stat(d.state_dir).st_dev)
+        # All of it in the daemon's own mount namespace (mountns.h): its
+        # run's /output there, nothing of it in this process's.
+        out = os.path.join(d.state_dir, "workspaces", job["attempts"][0]["run_id"], "output")
+        self.assertIn(out, harness.mounts_under(d.state_dir, d.proc.pid))
+        self.assertEqual(harness.mounts_under(d.state_dir), [], "the daemon's mounts are in this namespace")
         self.assertEqual(d.wait_final(jid, timeout=30)["status"], "succeeded")
         d.stop()
         self.assertEqual(harness.mounts_under(d.tmp), [])
@@ -1491,14 +1499,15 @@ class WorkspacesInMemory(DurableCase):
         jid = self.submit_ok(d, sleep(30))
         rid = self.wait_attempt_running(d, jid, 1)["attempts"][0]["run_id"]
         d.kill()
-        self.assertEqual(len(self.root_mounts(d)), 1, "the killed daemon's tmpfs vanished by itself")
-        self.assertTrue(os.path.isdir(os.path.join(d.state_dir, "workspaces", rid)))
-        # And below it on the disk, a tree an older version left.
+        # Its tmpfs was in its own mount namespace, not this one.
+        self.assertEqual(self.root_mounts(d), [], "the killed daemon's tmpfs is here")
+        self.assertFalse(os.path.exists(os.path.join(d.state_dir, "workspaces", rid)))
+        # And on the disk, a tree an older version left.
         old = "0123abcd-9"
         self.on_the_disk(d, lambda p: os.makedirs(os.path.join(p, "workspaces", old, "input")))
         d.restart()
         self.assertEqual([m[0] for m in self.root_mounts(d)], ["tmpfs"], "tmpfs stacked on tmpfs")
-        self.assertNotIn(rid, os.listdir(os.path.join(d.state_dir, "workspaces")))
+        self.assertNotIn(rid, os.listdir(d.view(os.path.join(d.state_dir, "workspaces"))))
         self.assertEqual(self.on_the_disk(d, lambda p: os.listdir(os.path.join(p, "workspaces"))), [],
                          "what lay on the disk below the killed daemon's tmpfs")
         self.assertEqual(d.get_job(jid)["attempts"][0]["error"]["code"], "interrupted")
@@ -1512,7 +1521,7 @@ class WorkspacesInMemory(DurableCase):
         d = self.daemon("WsInput", env={"EDGECD_TEST_CLEANUP_DELAY_MS": "30000"})
         job = d.run_job(echo(7))
         self.assertEcho(job, 7)
-        ws = os.path.join(d.state_dir, "workspaces", job["attempts"][0]["run_id"])
+        ws = d.view(os.path.join(d.state_dir, "workspaces", job["attempts"][0]["run_id"]))
         self.assertTrue(os.path.isdir(os.path.join(ws, "bundle")), "the cleanup did not wait")
         self.assertEqual(os.listdir(os.path.join(ws, "input")), [])
 

@@ -402,6 +402,8 @@ class KeptBundle(unittest.TestCase):
         ws = os.path.join(d.state_dir, "workspaces", run_id)
         config = os.path.join(ws, "bundle", "config.json")
         d.wait_cleaned()
+        # The workspaces' tmpfs is in the daemon's mount namespace.
+        ws, config = d.view(ws), d.view(config)
         self.assertEqual(os.listdir(ws), ["bundle"], "only the bundle is kept")
         self.assertEqual(d.job_mounts(), [], "the /output tmpfs is unmounted")
         validator = os.path.join(harness.REPO, "tests", "tools", "oci-validate")
@@ -429,14 +431,14 @@ class KeptBundle(unittest.TestCase):
         jobs = [d.run_job(b) for b in (echo, matrix, echo, matrix, echo)]
         d.wait_cleaned()
         ws_root = os.path.join(d.state_dir, "workspaces")
-        self.addCleanup(shutil.rmtree, ws_root, True)
+        self.addCleanup(shutil.rmtree, d.view(ws_root), True)
         shapes = {}
         for job in jobs:
             self.assertEqual(job["status"], "succeeded", job)
             a = job["attempts"][-1]
             run_id, uid, gid = a["run_id"], a["uid"], a["gid"]
             ws = os.path.join(ws_root, run_id)
-            with open(os.path.join(ws, "bundle", "config.json")) as f:
+            with open(d.view(os.path.join(ws, "bundle", "config.json"))) as f:
                 c = json.load(f)
             self.assertEqual(c["hostname"], run_id[:63])
             self.assertRegex(c["linux"]["cgroupsPath"], container_cgroup_re(d, run_id))

@@ -359,8 +359,9 @@ class WaitingForAJobUser(unittest.TestCase):
 
 class CrashRecovery(unittest.TestCase):
     """A daemon that died without cleaning up (SIGKILL) leaves a running
-    container, its cgroup, its workspace and /output mount behind; the next
-    daemon on the same state dir removes all of it before serving."""
+    container and its cgroup behind (its workspace and /output mount were in
+    its own mount namespace); the next daemon on the same state dir removes
+    all of it before serving."""
 
     def test_restart_after_sigkill_removes_leftovers(self):
         d = Daemon("crash", config={"workers": 1})
@@ -375,12 +376,14 @@ class CrashRecovery(unittest.TestCase):
         while not harness.runtime_containers(root) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)
+        self.assertTrue(d.job_mounts(), "its /output tmpfs is not mounted")
         d.proc.kill()
         d.proc.wait(10)
         left = harness.runtime_containers(root)
         self.assertEqual(left, ["%s/%s-1" % (d.runtime["name"], r.body["id"])],
                          "the killed daemon's container runs on")
-        self.assertTrue(d.job_mounts(), "its /output tmpfs is still mounted")
+        # Its mounts were in its own mount namespace, never in ours.
+        self.assertEqual(harness.mounts_under(d.tmp), [], "the killed daemon's mounts are here")
         self.assertTrue(harness.cgroup_children(d.cgroup_parent), "its cgroup is still there")
 
         d.logf.close()

@@ -109,7 +109,7 @@ def containers(d):
 
 
 def workspaces(d):
-    ws = os.path.join(d.state_dir, "workspaces")
+    ws = d.view(os.path.join(d.state_dir, "workspaces"))
     return set(os.listdir(ws)) if os.path.isdir(ws) else set()
 
 
@@ -132,7 +132,7 @@ def traces(d, rid):
     out = []
     if rid in containers(d):
         out.append("container")
-    if os.path.exists(os.path.join(d.state_dir, "workspaces", rid)):
+    if os.path.exists(d.view(os.path.join(d.state_dir, "workspaces", rid))):
         out.append("workspace")
     if rid in harness.run_cgroups(d.cgroup_parent):
         out.append("cgroup")
@@ -146,7 +146,7 @@ def traces(d, rid):
 def bundle(d, rid):
     """Run rid's OCI config (its bundle), or None when unreadable."""
     try:
-        with open(os.path.join(d.state_dir, "workspaces", rid, "bundle", "config.json")) as f:
+        with open(d.view(os.path.join(d.state_dir, "workspaces", rid, "bundle", "config.json"))) as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
@@ -340,8 +340,9 @@ class OneJobEach(WarmCase):
         for rid in held:
             self.assertEqual(traces(d, rid), ["container", "workspace", "cgroup", "mounts"], rid)
             ws = os.path.join(d.state_dir, "workspaces", rid)
-            self.assertNotIn("input.json", os.listdir(os.path.join(ws, "input")), "a waiting container has input")
-            self.assertEqual(os.listdir(os.path.join(ws, "output")), [])
+            self.assertNotIn("input.json", os.listdir(d.view(os.path.join(ws, "input"))),
+                             "a waiting container has input")
+            self.assertEqual(os.listdir(d.view(os.path.join(ws, "output"))), [])
             self.assertIn(os.path.join(ws, "output"), run_mounts(d, rid))
             uids.add(bundle(d, rid)["process"]["user"]["uid"])
         self.assertEqual(len(uids), 2, "two waiting containers share a uid")
