@@ -1,6 +1,7 @@
 /* main.c - edgecd: command line, start-up order, signals, shut-down order.
  *
- * Start: config (file, then flags) -> log -> state dir -> job identities
+ * Start: config (file, then flags) -> log -> state dir (locked) -> a mount
+ * namespace of the daemon's own where / is shared -> job identities
  * checked against the host's accounts -> seccomp policy -> leftovers of a
  * previous run removed (every runtime's state root, cgroups, workspaces) ->
  * runtime chosen by the sandbox probe -> plugin registry -> job store
@@ -615,10 +616,6 @@ static int start(struct daemon *d, struct err *err)
         _cleanup_free_ char *logs_dir = xasprintf("%s/logs", cfg->state_dir);
         _cleanup_free_ char *allow = xasprintf("%s/seccomp.allow", cfg->templates_dir);
 
-        /* Before the first mount and the first thread (mountns.h). */
-        struct err me = ERR_INIT;
-        if (mountns_own(&me) < 0)
-                log_warn("%s: the daemon's mounts stay in the namespace it was started in", me.msg);
         if (mkdir_p(cfg->state_dir, 0700, err) < 0)
                 return err_wrap(err, "state dir");
         /* One daemon per state dir: two would both recover, and run, the
@@ -629,6 +626,19 @@ static int start(struct daemon *d, struct err *err)
                         return err_wrap(err, "state dir %s is in use by another edgecd", cfg->state_dir);
                 return err_wrap(err, "state dir");
         }
+        /* Our own mount namespace (mountns.h), before the first mount and
+         * the first thread; first, what a killed daemon without one left
+         * here, which a copy could not take away. */
+        _cleanup_free_ char *workspaces = xasprintf("%s/workspaces", cfg->state_dir);
+        struct err me = ERR_INIT;
+        int moved = workspace_root_clear(workspaces, &me) < 0 ? -1 : mountns_own(&me);
+        if (moved < 0)
+                log_warn("%s: the daemon's mounts stay in the mount namespace it was started in", me.msg);
+        else
+                log_info("mounts: %s", moved ? "in a mount namespace of the daemon's own, a slave of the one it was "
+                                               "started in"
+                                             : "in the mount namespace the daemon was started in (its / is not "
+                                               "shared: nothing propagates from them)");
         if (reaper_setup(err) < 0)
                 return -1;
         if (idpool_check_host(cfg->job_users.first_uid, cfg->job_users.first_gid, cfg->job_users.count, err) < 0)

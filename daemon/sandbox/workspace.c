@@ -359,12 +359,10 @@ static bool ours_on_top(const char *path)
         return false;
 }
 
-int workspace_root_mount(const char *root, int64_t size_bytes, struct err *err)
+int workspace_root_clear(const char *root, struct err *err)
 {
-        if (mkdir_p(root, 0700, err) < 0)
-                return err_wrap(err, "workspaces");
         /* What a killed daemon left: its tmpfs (which may have had another
-         * size) with its runs' trees, and what lay on the disk below it. */
+         * size) with its runs' trees. */
         for (int i = 0; i < 16 && ours_on_top(root); i++) {
                 if (umount2(root, MNT_DETACH) == 0)
                         continue;
@@ -374,6 +372,16 @@ int workspace_root_mount(const char *root, int64_t size_bytes, struct err *err)
                         break;
                 return err_errno(err, ERR_IO, "workspaces: unmount the old tmpfs on `%s`", root);
         }
+        return 0;
+}
+
+int workspace_root_mount(const char *root, int64_t size_bytes, struct err *err)
+{
+        if (mkdir_p(root, 0700, err) < 0)
+                return err_wrap(err, "workspaces");
+        /* A killed daemon's tmpfs, and what lay on the disk below it. */
+        if (workspace_root_clear(root, err) < 0)
+                return -1;
         if (workspace_sweep(root, NULL, NULL, NULL, err) < 0)
                 return -1;
         _cleanup_free_ char *opts = xasprintf("size=%lld,mode=0700", (long long)size_bytes);

@@ -61,6 +61,13 @@ int workspace_sweep(const char *root, bool (*keep)(const char *run_id, void *ctx
  * inode allocation, journal or discards, and outputs already do. */
 int workspace_root_mount(const char *root, int64_t size_bytes, struct err *err);
 
+/* Unmount the tmpfs a killed daemon left on the root (each one of ours on
+ * top of it), not an operator's; a root that is not there is fine.  Done
+ * again by workspace_root_mount(), and before the daemon leaves the mount
+ * namespace it was started in (mountns.h), where a daemon that had none
+ * of its own left them. */
+int workspace_root_clear(const char *root, struct err *err);
+
 /* Unmount the root's tmpfs (and all below it), if it is one. */
 int workspace_root_unmount(const char *root, struct err *err);
 

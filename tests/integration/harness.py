@@ -265,6 +265,18 @@ def children(pid):
 SLOT_RE = re.compile(r"slot-(0|[1-9][0-9]*)$")
 
 
+def root_shared():
+    """Is / a shared mount here (systemd makes it so; the daemon then takes
+    a mount namespace of its own, mountns.h)?"""
+    shared = False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            head = line.split(" - ", 1)[0].split()
+            if len(head) >= 6 and head[4] == "/":
+                shared = any(o.startswith("shared:") for o in head[6:])
+    return shared
+
+
 def cgroup_v2():
     return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 
@@ -580,6 +592,11 @@ class Daemon:
         if self.alive():
             return "/proc/%d/root%s" % (self.proc.pid, os.path.abspath(path))
         return path
+
+    def own_mount_ns(self):
+        """Is the running daemon in a mount namespace other than this
+        process's (mountns.h: where / is shared, as under systemd)?"""
+        return os.stat("/proc/%d/ns/mnt" % self.proc.pid).st_ino != os.stat("/proc/self/ns/mnt").st_ino
 
     def rss_kib(self):
         """The daemon's resident memory now (VmRSS), in KiB."""

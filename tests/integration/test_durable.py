@@ -1485,11 +1485,16 @@ class WorkspacesInMemory(DurableCase):
         st, root = os.stat(os.path.join(ws, "input", "input.json")), os.stat(d.view(os.path.join(d.state_dir, "workspaces")))
         self.assertEqual(st.st_dev, root.st_dev, "the input is not on the workspaces' tmpfs")
         self.assertNotEqual(root.st_dev, os.stat(d.state_dir).st_dev)
-        # All of it in the daemon's own mount namespace (mountns.h): its
-        # run's /output there, nothing of it in this process's.
+        # In a mount namespace of the daemon's own where / is shared
+        # (mountns.h): its run's /output there, nothing of it in this
+        # process's; else all of it here.
         out = os.path.join(d.state_dir, "workspaces", job["attempts"][0]["run_id"], "output")
         self.assertIn(out, harness.mounts_under(d.state_dir, d.proc.pid))
-        self.assertEqual(harness.mounts_under(d.state_dir), [], "the daemon's mounts are in this namespace")
+        self.assertEqual(d.own_mount_ns(), harness.root_shared(), "a daemon in a namespace of its own")
+        if d.own_mount_ns():
+            self.assertEqual(harness.mounts_under(d.state_dir), [], "the daemon's mounts are in this namespace")
+        else:
+            self.assertIn(out, harness.mounts_under(d.state_dir))
         self.assertEqual(d.wait_final(jid, timeout=30)["status"], "succeeded")
         d.stop()
         self.assertEqual(harness.mounts_under(d.tmp), [])
@@ -1498,11 +1503,16 @@ class WorkspacesInMemory(DurableCase):
         d = self.daemon("WsKill")
         jid = self.submit_ok(d, sleep(30))
         rid = self.wait_attempt_running(d, jid, 1)["attempts"][0]["run_id"]
+        own = d.own_mount_ns()
         d.kill()
-        # Its tmpfs was in its own mount namespace, not this one.
-        self.assertEqual(self.root_mounts(d), [], "the killed daemon's tmpfs is here")
-        self.assertFalse(os.path.exists(os.path.join(d.state_dir, "workspaces", rid)))
-        # And on the disk, a tree an older version left.
+        if own:
+            # Its tmpfs was in its own mount namespace, not this one.
+            self.assertEqual(self.root_mounts(d), [], "the killed daemon's tmpfs is here")
+            self.assertFalse(os.path.exists(os.path.join(d.state_dir, "workspaces", rid)))
+        else:
+            self.assertEqual(len(self.root_mounts(d)), 1, "the killed daemon's tmpfs vanished by itself")
+            self.assertTrue(os.path.isdir(os.path.join(d.state_dir, "workspaces", rid)))
+        # And below it on the disk, a tree an older version left.
         old = "0123abcd-9"
         self.on_the_disk(d, lambda p: os.makedirs(os.path.join(p, "workspaces", old, "input")))
         d.restart()
@@ -1524,6 +1534,25 @@ class WorkspacesInMemory(DurableCase):
         ws = d.view(os.path.join(d.state_dir, "workspaces", job["attempts"][0]["run_id"]))
         self.assertTrue(os.path.isdir(os.path.join(ws, "bundle")), "the cleanup did not wait")
         self.assertEqual(os.listdir(os.path.join(ws, "input")), [])
+
+    def test_a_killed_daemons_tmpfs_here_goes_at_the_next_start(self):
+        # What a daemon without a namespace of its own (an older one, or
+        # one where / was private) left in this namespace: the start takes
+        # it away here, not only from a copy in its own namespace.
+        d = self.daemon("WsLeft", start=False)
+        ws = os.path.join(d.state_dir, "workspaces")
+        os.makedirs(ws)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "edgecd-workspaces", ws],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.makedirs(os.path.join(ws, "0123abcd-1", "input"))
+        d.start()
+        here = [m for m in harness.mounts_under(ws) if m == ws]
+        self.assertEqual(here, [] if d.own_mount_ns() else [ws], "the old tmpfs is still here")
+        self.assertEqual([m[0] for m in self.root_mounts(d)], ["tmpfs"], "tmpfs stacked on tmpfs")
+        self.assertEqual(os.listdir(d.view(ws)), [])
+        d.stop()
+        self.assertEqual(harness.mounts_under(d.tmp), [])
 
     def test_an_operators_own_tmpfs_there_is_left_alone(self):
         d = self.daemon("WsOperator", start=False)

@@ -351,7 +351,7 @@ class FullDisk(unittest.TestCase):
         self.assertEqual(r.status, 503, r)
         self.assertEqual(r.error_code(), "storage_unavailable", r)
         self.assertIn("full", r.body["error"]["message"], r)
-        self.assertEqual(os.listdir(os.path.join(state, "workspaces")), [], "half-made workspace left")
+        self.assertEqual(os.listdir(d.view(os.path.join(state, "workspaces"))), [], "half-made workspace left")
         self.assertEqual(d.list_jobs(), [], "a refused job was recorded")
         self.assertTrue(d.healthz_ok())
         # The failed transaction's WAL frames keep their disk space (the
@@ -374,7 +374,7 @@ class FullDisk(unittest.TestCase):
             logs = d.req("GET", "/v1/jobs/%s/logs" % r.body["id"])
             self.assertEqual(logs.headers.get("X-Edgecd-Log-Truncated"), "true", logs.headers)
         d.wait_cleaned()
-        self.assertEqual(os.listdir(os.path.join(state, "workspaces")), [], "half-made workspace left")
+        self.assertEqual(os.listdir(d.view(os.path.join(state, "workspaces"))), [], "half-made workspace left")
         self.assertTrue(d.healthz_ok())
 
 

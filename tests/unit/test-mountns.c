@@ -1,11 +1,14 @@
-/* test-mountns.c - the daemon's own mount namespace: a mount made after
- * mountns_own() is not seen outside, one made outside afterwards is seen
- * inside (slave), and a process with a second thread is refused and left
- * where it was.  Each case runs in a child of its own, so the test
- * process stays in its namespace.  Needs root (unshare, mount). */
+/* test-mountns.c - the daemon's own mount namespace: where / is shared, a
+ * mount made after mountns_own() is not seen outside and one made outside
+ * afterwards is seen inside (slave); where / is private nothing moves; a
+ * process with a second thread is refused and left where it was.  Each
+ * test first puts itself in a private namespace of its own (so nothing it
+ * mounts outlives it, whatever fails), and runs mountns_own() in a child.
+ * Needs root (unshare, mount). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/vfs.h>
@@ -54,6 +57,18 @@ static char hear(int fd)
         return read(fd, &c, 1) == 1 ? c : 0;
 }
 
+/* This test process in a mount namespace of its own, cut off from the
+ * host's; with shared_root, its / a shared mount (a peer group of its
+ * own), as systemd makes a host's. */
+static void sandbox_self(bool shared_root)
+{
+        ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
+        ck_assert_int_eq(mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+        if (shared_root)
+                ck_assert_int_eq(mount("none", "/", NULL, MS_SHARED, NULL), 0);
+        ck_assert(mountns_root_shared() == shared_root);
+}
+
 static int child_status(pid_t pid)
 {
         int st = 0;
@@ -64,6 +79,7 @@ static int child_status(pid_t pid)
 
 START_TEST(test_own_namespace_keeps_its_mounts)
 {
+        sandbox_self(true);
         _cleanup_free_ char *top = tu_mkdtemp();
         _cleanup_free_ char *inside = xasprintf("%s/inside", top);
         _cleanup_free_ char *outside = xasprintf("%s/outside", top);
@@ -81,9 +97,12 @@ START_TEST(test_own_namespace_keeps_its_mounts)
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
+                close(up[0]);
+                close(down[1]);
                 struct err err = ERR_INIT;
-                if (mountns_own(&err) < 0) {
-                        fprintf(stderr, "mountns_own: %s\n", err.msg);
+                int r = mountns_own(&err);
+                if (r != 1) {
+                        fprintf(stderr, "mountns_own: %d %s\n", r, err.msg);
                         _exit(10);
                 }
                 if (mnt_ns() == before)
@@ -99,6 +118,8 @@ START_TEST(test_own_namespace_keeps_its_mounts)
                         _exit(14);
                 _exit(0);
         }
+        close(up[1]);
+        close(down[0]);
         char c = hear(up[0]);
         bool leaked = mounted_in(0, inside), kept = c == 'm' && mounted_in(pid, inside);
         ck_assert_int_eq(mount("tmpfs", outside, "tmpfs", 0, "size=1m"), 0);
@@ -106,15 +127,13 @@ START_TEST(test_own_namespace_keeps_its_mounts)
         int rc = child_status(pid);
         ck_assert_int_eq(umount2(outside, MNT_DETACH), 0);
         ck_assert_int_eq(umount2(top, MNT_DETACH), 0);
-        for (int i = 0; i < 2; i++) {
-                close(up[i]);
-                close(down[i]);
-        }
+        close(up[0]);
+        close(down[1]);
         tu_rm_rf(top);
         ck_assert_int_eq(c, 'm');
         ck_assert_msg(!leaked, "the child's mount is in the parent's namespace");
         ck_assert_msg(kept, "the child's mount is not in its own namespace");
-        ck_assert_msg(rc == 0, "child exit %d (14: a mount made outside later did not reach it)", rc);
+        ck_assert_msg(rc == 0, "child exit %d (10: not moved, 14: a mount made outside later did not reach it)", rc);
         ck_assert_int_eq(mnt_ns(), before);
 }
 END_TEST
@@ -125,8 +144,24 @@ static void *sit(void *arg)
         return NULL;
 }
 
+START_TEST(test_a_private_root_stays)
+{
+        sandbox_self(false);
+        ino_t before = mnt_ns();
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                struct err err = ERR_INIT;
+                _exit(mountns_own(&err) != 0 ? 10 : mnt_ns() != before ? 11 : 0);
+        }
+        int rc = child_status(pid);
+        ck_assert_msg(rc == 0, "child exit %d (10: did not answer 0, 11: moved)", rc);
+}
+END_TEST
+
 START_TEST(test_a_second_thread_is_refused)
 {
+        sandbox_self(true);
         ino_t before = mnt_ns();
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
@@ -158,6 +193,7 @@ static Suite *suite(void)
         TCase *tc = tcase_create("core");
         tcase_set_timeout(tc, 30);
         tcase_add_test(tc, test_own_namespace_keeps_its_mounts);
+        tcase_add_test(tc, test_a_private_root_stays);
         tcase_add_test(tc, test_a_second_thread_is_refused);
         suite_add_tcase(s, tc);
         return s;
