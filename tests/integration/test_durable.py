@@ -1573,6 +1573,8 @@ class WorkspacesInMemory(DurableCase):
     def test_a_mount_moved_onto_ours_is_not_taken_for_ours(self):
         # The operator's tmpfs is older than ours (mountinfo lists it first)
         # but is moved on top of the killed daemon's: it is on top.
+        if harness.root_shared():
+            self.skipTest("skipped: the kernel moves no mount that sits under a shared one (/ is shared here)")
         d = self.daemon("WsMoved", start=False)
         ws = os.path.join(d.state_dir, "workspaces")
         elsewhere = os.path.join(d.tmp, "elsewhere")
