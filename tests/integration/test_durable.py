@@ -1460,6 +1460,12 @@ class WorkspacesInMemory(DurableCase):
                     out.append((p[0], p[2]) if source else (p[2], set(p[3].split(","))))
         return out
 
+    def mount_tmpfs(self, source, path):
+        """A small tmpfs named source on path (made), in this namespace."""
+        os.makedirs(path, exist_ok=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", source, path], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def on_the_disk(self, d, fn):
         """fn(path of STATE_DIR as it is on the disk, below any mount on
         workspaces/), through a bind mount of the state dir alone."""
@@ -1541,10 +1547,7 @@ class WorkspacesInMemory(DurableCase):
         # it away here, not only from a copy in its own namespace.
         d = self.daemon("WsLeft", start=False)
         ws = os.path.join(d.state_dir, "workspaces")
-        os.makedirs(ws)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "edgecd-workspaces", ws],
-                           capture_output=True, text=True)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.mount_tmpfs("edgecd-workspaces", ws)
         os.makedirs(os.path.join(ws, "0123abcd-1", "input"))
         d.start()
         here = [m for m in harness.mounts_under(ws) if m == ws]
@@ -1557,10 +1560,7 @@ class WorkspacesInMemory(DurableCase):
     def test_an_operators_own_tmpfs_there_is_left_alone(self):
         d = self.daemon("WsOperator", start=False)
         ws = os.path.join(d.state_dir, "workspaces")
-        os.makedirs(ws)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "operator-tmpfs", ws],
-                           capture_output=True, text=True)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.mount_tmpfs("operator-tmpfs", ws)
         d.own_mounts.append(ws)
         d.start()
         self.assertEqual(self.root_mounts(d, source=True), [("operator-tmpfs", "tmpfs"), ("edgecd-workspaces", "tmpfs")])
@@ -1578,10 +1578,7 @@ class WorkspacesInMemory(DurableCase):
         d = self.daemon("WsMoved", start=False)
         ws = os.path.join(d.state_dir, "workspaces")
         elsewhere = os.path.join(d.tmp, "elsewhere")
-        os.makedirs(elsewhere)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "operator-tmpfs", elsewhere],
-                           capture_output=True, text=True)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.mount_tmpfs("operator-tmpfs", elsewhere)
         d.own_mounts += [ws, elsewhere]
         d.start()
         d.kill()
