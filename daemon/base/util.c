@@ -814,3 +814,36 @@ void sleep_ms(int64_t ms)
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
 }
+
+/* Undo the octal escapes (\040 space, \011 tab, \012 newline, \134
+ * backslash) of a /proc/self/mountinfo path, in place. */
+static void unescape_mount_path(char *s)
+{
+        char *w = s;
+        for (char *r = s; *r; r++) {
+                if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+                    r[3] >= '0' && r[3] <= '7') {
+                        *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+                        r += 3;
+                } else {
+                        *w++ = *r;
+                }
+        }
+        *w = '\0';
+}
+
+/* The mount point of a /proc/self/mountinfo line ("36 35 98:0 /mnt1 /mnt2
+ * rw,noatime ... - tmpfs SOURCE ...": field 5), unescaped in place; NULL
+ * for a line without one.  The line is cut there; *rest (if rest) is what
+ * follows it (the options, the optional fields, ...). */
+char *mountinfo_point(char *line, char **rest)
+{
+        char *save = NULL, *tok = strtok_r(line, " ", &save);
+        for (int i = 1; tok && i < 5; i++)
+                tok = strtok_r(NULL, " ", &save);
+        if (tok)
+                unescape_mount_path(tok);
+        if (rest)
+                *rest = tok ? save : NULL;
+        return tok;
+}

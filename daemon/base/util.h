@@ -157,6 +157,11 @@ int read_file(const char *path, size_t max, unsigned flags, char **ret_data, siz
 /* Read at most the last `max` bytes of a file (for stderr tails). */
 char *read_file_tail(const char *path, size_t max);
 
+/* The mount point of a /proc/self/mountinfo line (field 5), its octal
+ * escapes undone in place; NULL for a line without one.  The line is cut
+ * there; *rest (rest may be NULL) is what follows it. */
+char *mountinfo_point(char *line, char **rest);
+
 /* Length of the valid UTF-8 sequence at s (at most `left` bytes there):
  * RFC 3629, no overlong forms, no surrogates, nothing above U+10FFFF; 0
  * when invalid. */

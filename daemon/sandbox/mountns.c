@@ -29,19 +29,18 @@ bool mountns_root_shared(void)
         _cleanup_free_ char *line = NULL;
         size_t cap = 0;
         bool shared = false;
-        /* "ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - ...": the
-         * last line for / is the one on top. */
+        /* "... POINT OPTIONS [OPTIONAL...] - ...": the last line for / is
+         * the one on top. */
         while (f && getline(&line, &cap, f) > 0) {
                 char *sep = strstr(line, " - ");
                 if (!sep)
                         continue;
                 *sep = '\0';
-                char *save = NULL, *tok = strtok_r(line, " ", &save);
-                for (int i = 1; tok && i < 5; i++)
-                        tok = strtok_r(NULL, " ", &save);
-                if (!tok || strcmp(tok, "/"))
+                char *rest = NULL, *point = mountinfo_point(line, &rest);
+                if (!point || !rest || strcmp(point, "/"))
                         continue;
-                strtok_r(NULL, " ", &save);     /* OPTIONS */
+                char *save = NULL;
+                strtok_r(rest, " ", &save);     /* OPTIONS */
                 shared = false;
                 for (char *opt; (opt = strtok_r(NULL, " ", &save));)
                         shared |= !strncmp(opt, "shared:", 7);

@@ -190,40 +190,10 @@ int workspace_destroy(struct workspace *ws, bool keep_bundle, struct err *err)
         return ret;
 }
 
-/* Undo the octal escapes (\040 space, \011 tab, \012 newline, \134
- * backslash) of a /proc/self/mountinfo path, in place. */
-static void unescape_mount_path(char *s)
-{
-        char *w = s;
-        for (char *r = s; *r; r++) {
-                if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
-                    r[3] >= '0' && r[3] <= '7') {
-                        *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-                        r += 3;
-                } else {
-                        *w++ = *r;
-                }
-        }
-        *w = '\0';
-}
-
 static int cmp_len_desc(const void *a, const void *b)
 {
         size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
         return la < lb ? 1 : la > lb ? -1 : 0;
-}
-
-/* The mount point of a /proc/self/mountinfo line ("36 35 98:0 /mnt1 /mnt2
- * rw,noatime ... - tmpfs SOURCE ...": field 5), unescaped in place; NULL
- * for a line without one.  The line is cut there. */
-static char *mountinfo_point(char *line)
-{
-        char *save = NULL, *tok = strtok_r(line, " ", &save);
-        for (int i = 1; tok && i < 5; i++)
-                tok = strtok_r(NULL, " ", &save);
-        if (tok)
-                unescape_mount_path(tok);
-        return tok;
 }
 
 /* Every mount point strictly below `dir`, deepest first. */
@@ -237,7 +207,7 @@ static int mounts_below(const char *dir, char ***ret, struct err *err)
         _cleanup_free_ char *line = NULL;
         size_t cap = 0;
         while (getline(&line, &cap, f) > 0) {
-                char *tok = mountinfo_point(line);
+                char *tok = mountinfo_point(line, NULL);
                 if (tok && strncmp(tok, dir, dlen) == 0 && tok[dlen] == '/')
                         strv_push(&found, tok);
         }
@@ -341,7 +311,7 @@ static bool ours_on_top(const char *path)
                 long id = 0, parent = 0;
                 if (sscanf(line, "%ld %ld", &id, &parent) != 2)
                         continue;
-                char *mp = mountinfo_point(line);
+                char *mp = mountinfo_point(line, NULL);
                 if (!mp || strcmp(mp, real))
                         continue;
                 char *save = NULL, *type = strtok_r(sep + 3, " ", &save);
