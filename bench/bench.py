@@ -901,9 +901,11 @@ class RawRunner:
         container's, `run --bundle B --pid-file P ID` in the foreground,
         read result.json (the daemon answers here).  On cgroup v1 the run
         cgroup is a slot used again round after round (cgroupsPath
-        PARENT/bench-raw-slot/ID; nothing to remove); on v2 the run's own
-        (PARENT/ID/job), then PARENT/ID removed (the daemon does it after
-        the answer).  Returns ({phase: ms}, result.json bytes)."""
+        PARENT/bench-raw-slot/ID; nothing to remove); on v2 one made for
+        this run before it, untimed, with its controllers (the daemon makes
+        it after the answer before: PARENT/ID, the container's PARENT/ID/ID),
+        then removed (the daemon does it after the answer).  Returns
+        ({phase: ms}, result.json bytes)."""
         log = os.path.join(r["dir"], "runtime.log")
         pid_file = os.path.join(r["bundle"], "container.pid")
         cfg_path = os.path.join(r["bundle"], "config.json")
@@ -913,7 +915,11 @@ class RawRunner:
         if slots:
             cfg["linux"]["cgroupsPath"] = "%s/%sslot/%s" % (self.parent.rstrip("/"), RAW_PREFIX, r["id"])
         else:
-            cfg["linux"]["cgroupsPath"] = r["cgroup"] + "/job"
+            cfg["linux"]["cgroupsPath"] = "%s/%s" % (r["cgroup"], r["id"])
+            for d in harness.cgroup_dirs(r["cgroup"]):
+                os.mkdir(d)
+                with open(os.path.join(d, "cgroup.subtree_control"), "w") as f:
+                    f.write("+memory +pids +cpu")
         with open(cfg_path, "w") as f:
             json.dump(cfg, f, indent=2)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -1162,7 +1168,7 @@ def section_9_cold(rig, n_pairs=80, warmups=3):
         c_b = statistics.median(y - z for y, z in zip(upto, bb))
         print("  C  the daemon's sequence driven directly (in the same rounds, not in the ratio):")
         print("    run (foreground, cgroup %s) %.1f + remove %s %.1f ms (medians)"
-              % ("PARENT/ID/job" if harness.cgroup_v2() else "PARENT/SLOT/ID", sm("run"),
+              % ("PARENT/ID/ID, PARENT/ID made before" if harness.cgroup_v2() else "PARENT/SLOT/ID", sm("run"),
                  "PARENT/ID" if harness.cgroup_v2() else "nothing (a slot)", sm("remove")))
         print("    per round, median of A - C(run) = %.1f ms: the daemon's own work on the job's path (the "
               "cleanup comes after the answer); of C(run) - B = %.1f ms: the container's cgroup "

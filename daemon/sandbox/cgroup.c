@@ -797,19 +797,25 @@ static int enable_controllers(const char *dir, const char *rel, struct err *err)
         return err_set(err, ERR_IO, -r, "cgroup `%s`: write cgroup.subtree_control", rel);
 }
 
-/* mkdir that finds an existing directory fine. */
-static int make_dir(const char *dir, const char *rel, struct err *err)
+/* A cgroup's mkdir failed (errno): why. */
+static int mkdir_failed(const char *rel, struct err *err)
 {
         /* EAGAIN here is cgroup v2's cgroup.max.descendants or max.depth:
          * often reached by the daemon's own run cgroups waiting for the
          * cleaner, so a shortage (errno kept) that passes, not the
          * algorithm's failure; said as what it is. */
-        if (mkdir(dir, 0755) == 0 || errno == EEXIST)
-                return 0;
         if (errno == EAGAIN)
                 return err_set(err, ERR_UNAVAILABLE, EAGAIN, "cgroup: create `%s`: the subtree's "
                                "cgroup.max.descendants or cgroup.max.depth is reached", rel);
         return err_errno(err, ERR_IO, "cgroup: create `%s`", rel);
+}
+
+/* mkdir that finds an existing directory fine. */
+static int make_dir(const char *dir, const char *rel, struct err *err)
+{
+        if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+                return 0;
+        return mkdir_failed(rel, err);
 }
 
 /* systemd (251 and later) marks the cgroup of a Delegate=yes unit with
@@ -937,14 +943,23 @@ int cgroup_setup_parent(const char *configured, char **resolved, struct err *err
         return cgroup_setup_parent_at(CGROUP_ROOT, self, getpid(), configured, resolved, err);
 }
 
-int cgroup_prepare_run(const char *path, struct err *err)
+int cgroup_make_run(const char *path, struct err *err)
 {
         if (!path_ok(path))
                 return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
         if (!hierarchies()->v2)
-                return 0;
+                return cgroup_make(path, err);
         _cleanup_free_ char *dir = xasprintf(CGROUP_ROOT "%s", path);
-        if (make_dir(dir, path, err) < 0 || enable_controllers(dir, path, err) < 0)
+        /* New, never one found there: a leftover could hold a process or
+         * the peak of a run before (the collector removes it). */
+        if (mkdir(dir, 0755) < 0) {
+                if (errno == EEXIST)
+                        return err_set(err, ERR_CONFLICT, EEXIST, "cgroup: create `%s`: already there", path);
+                return mkdir_failed(path, err);
+        }
+        if (enable_controllers(dir, path, err) < 0) {
+                rmdir(dir);
                 return -1;
+        }
         return 0;
 }

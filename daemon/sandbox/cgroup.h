@@ -1,7 +1,7 @@
 /* cgroup.h - the daemon's parent cgroup and per-job accounting, on cgroup v1
  * (hybrid hosts like this one), or v2.  Uses libcgroup where it helps.
  * A run's container cgroup sits in a run cgroup (runcgroup.h: a reused
- * slot on v1, the run's own on v2): the runtime deletes the container's,
+ * slot on v1, one made ahead for the run on v2): the runtime deletes the container's,
  * the run's keeps the totals.  This module makes, reads and removes them
  * (the cleaner, the collector). */
 #ifndef EDGECD_CGROUP_H
@@ -85,10 +85,11 @@ int cgroup_setup_parent_at(const char *root, const char *self, pid_t pid, const 
  * hierarchy): what cgroup_read_stats reads there; for the unit tests. */
 void cgroup_read_v2_dir(const char *dir, struct cgroup_stats *ret);
 
-/* A run's cgroup (path, under the parent) made with the controllers
- * enabled for its container's, before the runtime is asked: v2 only, a
- * no-op on v1. */
-int cgroup_prepare_run(const char *path, struct err *err);
+/* A new run cgroup at path (under the parent), ready for its container's
+ * inside it: on v2 with memory, pids and cpu enabled for its children (a
+ * partly made one is removed), on v1 in every hierarchy (cgroup_make).
+ * ERR_CONFLICT when one was there already (a leftover: never used). */
+int cgroup_make_run(const char *path, struct err *err);
 
 /* Read stats of a run's cgroup at `path` (a cgroupsPath like
  * "/edgecd/<run>"): peak memory and CPU of everything in it and below it,

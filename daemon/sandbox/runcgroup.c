@@ -1,5 +1,5 @@
-/* runcgroup.c - run cgroups: reused slots on v1, one per run on v2 (see
- * runcgroup.h). */
+/* runcgroup.c - run cgroups: reused slots on v1, made ahead for one run
+ * each on v2 (see runcgroup.h). */
 #include "runcgroup.h"
 
 #include <errno.h>
@@ -12,7 +12,6 @@
 #include "base/util.h"
 
 #define SLOT_PREFIX "slot-"
-#define PER_RUN_LEAF "job"
 
 /* SLOT_UNMADE: free, its cgroup removed (it held too much to reuse) and
  * made again when next taken. */
@@ -269,52 +268,100 @@ static const struct runcgroup_ops slot_ops = {
         .give = slots_give,
 };
 
-/* -- one per run (v2) ---------------------------------------------------- */
+/* -- made ahead, each for one run (v2) ------------------------------------ */
 
-static int per_run_take(struct runcgroups *rcs, const char *run_id, struct runcgroup *rc, struct err *err)
+/* The slot's cgroup could not be made for a take (e).  What is there (a
+ * leftover under its name with a process in it) is the collector's, and
+ * the number serves again once it removed it; nothing there, or what
+ * could be removed, and it serves again at once, so a host that keeps
+ * failing does not add a number per take.  -1 with err (short of
+ * descriptors or memory, or the second try), or 0 to try again. */
+static int fresh_failed(struct runcgroups *rcs, struct runcgroup *rc, size_t slot, int attempt, struct err *e,
+                        struct err *err)
 {
-        rc->slot = -1;
-        rc->dir = xasprintf("%s/%s", rcs->parent, run_id);
-        rc->leaf = xasprintf("%s/" PER_RUN_LEAF, rc->dir);
-        /* v2: the run's cgroup with memory, pids and cpu for its container's. */
-        if (cgroup_prepare_run(rc->dir, err) < 0) {
-                release(rc);
-                return -1;
+        bool shortage = e->errnum == EMFILE || e->errnum == ENFILE || e->errnum == ENOMEM || e->errnum == EAGAIN;
+        struct err re = ERR_INIT;
+        set_state(rcs, slot, cgroup_remove(rc->dir, &re) == 0 ? SLOT_UNMADE : SLOT_GONE, false, NULL);
+        release(rc);
+        if (shortage || attempt == 1) {
+                *err = *e;
+                return err_wrap(err, "run cgroup");
         }
+        log_warn("run cgroup: %s (trying again)", e->msg);
         return 0;
 }
 
-static int per_run_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, enum runcgroup_end end,
-                        struct err *err)
+/* v2 cannot reset a cgroup's memory.peak (before Linux 6.12), so a run's
+ * cgroup serves that run only; but it is made ahead, when the one before
+ * it under the same slot number is removed after its answer (in the
+ * cleaner), so that making it and enabling its controllers (1.2 ms of a
+ * job's path in the QEMU VM) is not on the job's path.  Only the first
+ * runs at once, or one after a failure, make theirs when taken. */
+static int fresh_take(struct runcgroups *rcs, const char *run_id, struct runcgroup *rc, struct err *err)
 {
-        (void)rcs;
-        (void)run_id;
-        int r = 0;
-        /* Empty once the runtime is done with its container; else what is
-         * in it is killed.  Not deleted: the collector takes both. */
-        if (end == RUNCG_NOT_DELETED)
-                r = err_set(err, ERR_BUSY, 0, "cgroup `%s`: its container was not deleted", rc->leaf);
-        else if (cgroup_remove(rc->dir, err) < 0 && cgroup_destroy(rc->dir, err) < 0)
-                r = -1;
-        release(rc);
-        return r;
+        for (int attempt = 0;; attempt++) {
+                bool unmade, settle;
+                struct cgroup_files *files;   /* v1's counters: none kept here */
+                size_t slot = pick_slot(rcs, &unmade, &settle, &files);
+                rc->slot = (long)slot;
+                rc->dir = xasprintf("%s/" SLOT_PREFIX "%zu", rcs->parent, slot);
+                rc->leaf = xasprintf("%s/%s", rc->dir, run_id);
+                struct err e = ERR_INIT;
+                if (!unmade || cgroup_make_run(rc->dir, &e) == 0)
+                        return 0;
+                if (fresh_failed(rcs, rc, slot, attempt, &e, err) < 0)
+                        return -1;
+        }
 }
 
-static const struct runcgroup_ops per_run_ops = {
-        .name = "per run",
-        .take = per_run_take,
-        .give = per_run_give,
+static int fresh_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, enum runcgroup_end end,
+                      struct err *err)
+{
+        size_t slot = (size_t)rc->slot;
+        /* Empty once the runtime is done with its container; else what is
+         * in it is killed.  Not deleted, or not removable: the collector
+         * removes it, and the run's ids wait for that
+         * (runcgroups_collected). */
+        if (end == RUNCG_NOT_DELETED)
+                err_set(err, ERR_BUSY, 0, "cgroup `%s`: its container was not deleted", rc->leaf);
+        if (end == RUNCG_NOT_DELETED || (cgroup_remove(rc->dir, err) < 0 && cgroup_destroy(rc->dir, err) < 0)) {
+                set_state(rcs, slot, SLOT_GONE, false, run_id);
+                release(rc);
+                return -1;
+        }
+        /* The next run's, made now, after this one's answer. */
+        struct err e = ERR_INIT;
+        enum slot_state next = SLOT_FREE;
+        if (cgroup_make_run(rc->dir, &e) < 0) {
+                log_debug("run cgroup: %s (made when taken)", e.msg);
+                err_clear(&e);
+                next = cgroup_remove(rc->dir, &e) == 0 ? SLOT_UNMADE : SLOT_GONE;
+        }
+        set_state(rcs, slot, next, false, NULL);
+        release(rc);
+        return 0;
+}
+
+static const struct runcgroup_ops fresh_ops = {
+        .name = "made ahead",
+        .take = fresh_take,
+        .give = fresh_give,
 };
 
 /* -- the table's users --------------------------------------------------- */
 
-struct runcgroups *runcgroups_new(const char *parent)
+struct runcgroups *runcgroups_new_kind(const char *parent, enum runcgroup_kind kind)
 {
         struct runcgroups *rcs = xcalloc(1, sizeof *rcs);
-        rcs->ops = cgroup_is_v2() ? &per_run_ops : &slot_ops;
+        rcs->ops = kind == RUNCG_FRESH ? &fresh_ops : &slot_ops;
         rcs->parent = xstrdup(parent);
         pthread_mutex_init(&rcs->lock, NULL);
         return rcs;
+}
+
+struct runcgroups *runcgroups_new(const char *parent)
+{
+        return runcgroups_new_kind(parent, cgroup_is_v2() ? RUNCG_FRESH : RUNCG_REUSED);
 }
 
 void runcgroups_free(struct runcgroups *rcs)
@@ -354,7 +401,7 @@ int runcgroup_take(struct runcgroups *rcs, const char *run_id, struct runcgroup 
 int runcgroup_stats(const struct runcgroup *rc, int64_t memory_limit_bytes, struct cgroup_stats *ret,
                     struct err *err)
 {
-        return cgroup_read_stats(rc->dir, rc->leaf, memory_limit_bytes, rc->slot >= 0 ? &rc->base : NULL, ret, err);
+        return cgroup_read_stats(rc->dir, rc->leaf, memory_limit_bytes, rc->files ? &rc->base : NULL, ret, err);
 }
 
 int runcgroup_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, enum runcgroup_end end,

@@ -11,10 +11,14 @@
  *     while it is in use or free (struct cgroup_files).  A slot something
  *     was left in is not used again: it stays where it is, its files
  *     closed, and is left to the collector.
- *   - per run (cgroup v2): "<parent>/<run id>", made with its controllers
- *     before the runtime is asked and removed after the run (one directory).
+ *   - made ahead (cgroup v2, which cannot restart a cgroup's memory
+ *     peak): a slot serves one run, is removed after it and made again
+ *     at once with its controllers, empty, for the next run; so making a
+ *     cgroup is not on a job's path (only the first runs at once make
+ *     theirs when taken).
  *
- * Every slot goes at runcgroups_free(); after a crash the next start's
+ * Either way the container's cgroup is "<parent>/slot-N/<run id>".  Every
+ * slot goes at runcgroups_free(); after a crash the next start's
  * collector removes them, as any cgroup under the parent no run owns.
  * Thread-safe. */
 #ifndef EDGECD_RUNCGROUP_H
@@ -29,16 +33,20 @@
 struct runcgroup {
         char *dir;                 /* the run cgroup: its totals ("<parent>/slot-3") */
         char *leaf;                /* its container's, the runtime's cgroupsPath, under dir */
-        struct cgroup_base base;   /* a slot's counters when taken */
-        struct cgroup_files *files;  /* a slot's counter files, kept open by the slot */
-        long slot;                 /* -1: made for this run */
+        struct cgroup_base base;   /* a reused slot's counters when taken (v1) */
+        struct cgroup_files *files;  /* a reused slot's counter files, kept open by it (v1); else NULL */
+        long slot;                 /* its number, -1 when none is held */
 };
 
 struct runcgroups;
 
-/* Slots on a v1 host, a cgroup per run on v2; parent is the resolved
+/* Reused slots on a v1 host, made ahead on v2; parent is the resolved
  * cgroup_parent. */
 struct runcgroups *runcgroups_new(const char *parent);
+
+/* The same with the kind chosen (the tests run both on one host). */
+enum runcgroup_kind { RUNCG_REUSED, RUNCG_FRESH };
+struct runcgroups *runcgroups_new_kind(const char *parent, enum runcgroup_kind kind);
 
 /* Removes the free slots (every run has given its back by now). */
 void runcgroups_free(struct runcgroups *rcs);

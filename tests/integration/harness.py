@@ -258,10 +258,9 @@ def children(pid):
     return out
 
 
-# On cgroup v1 a run's cgroup is a slot right under the parent, made once
-# and used again run after run (daemon/sandbox/runcgroup.h); its container's cgroup
-# is <parent>/slot-N/<run id>.  On v2 each run has <parent>/<run id>, its
-# container's <parent>/<run id>/job.
+# A run's cgroup is a slot right under the parent (daemon/sandbox/runcgroup.h):
+# on cgroup v1 made once and used again run after run, on v2 made ahead for
+# one run each; its container's cgroup is <parent>/slot-N/<run id>.
 SLOT_RE = re.compile(r"slot-(0|[1-9][0-9]*)$")
 
 
@@ -299,9 +298,8 @@ def subdirs(path):
 
 
 def run_cgroups(parent):
-    """The run ids with a cgroup below parent, in any hierarchy: their own
-    (v2, or a slot left to the collector under the run's name) or their
-    container's in a slot (v1)."""
+    """The run ids with a cgroup below parent, in any hierarchy: their
+    container's in a slot, or one of an older layout under the run's name."""
     out = set()
     for d in cgroup_dirs(parent):
         for x in subdirs(d):
@@ -311,7 +309,7 @@ def run_cgroups(parent):
 
 def container_cgroup_dirs(parent, rid):
     """Where run rid's container's cgroup is, in every hierarchy that has it."""
-    out = cgroup_dirs(parent + "/" + rid + "/job")
+    out = []
     for d in cgroup_dirs(parent):
         out += [os.path.join(d, x, rid) for x in subdirs(d)
                 if SLOT_RE.match(x) and os.path.isdir(os.path.join(d, x, rid))]

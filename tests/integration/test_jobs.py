@@ -379,10 +379,8 @@ class FullDisk(unittest.TestCase):
 
 
 def container_cgroup_re(d, run_id):
-    """A run's container's cgroupsPath: in its own run cgroup on cgroup v2,
-    in a reused slot on v1 (daemon/sandbox/runcgroup.h)."""
-    if harness.cgroup_v2():
-        return "^%s$" % re.escape("%s/%s/job" % (d.cgroup_parent, run_id))
+    """A run's container's cgroupsPath: in a slot, reused on cgroup v1, made
+    ahead for this run on v2 (daemon/sandbox/runcgroup.h)."""
     return "^%s/slot-(0|[1-9][0-9]*)/%s$" % (re.escape(d.cgroup_parent), re.escape(run_id))
 
 

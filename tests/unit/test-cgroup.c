@@ -243,38 +243,42 @@ START_TEST(test_stats_oom_kill)
 }
 END_TEST
 
-/* Run after run in one reused cgroup (v1; its own each on v2): each run's
- * figures are its own, not the ones before it, an OOM in a reused slot is
- * still seen, and the slots go when the pool does. */
-START_TEST(test_runcgroup_reused_counts_each_run_alone)
+/* Run after run under slot-0 (reused on v1; made ahead, once per run, on
+ * v2, and here on v1 too): each run's figures are its own, not the ones
+ * before it, an OOM is still seen, and the slots go when the pool does. */
+static void counts_each_run_alone(enum runcgroup_kind kind)
 {
         warm_page_cache();
         bool slots = !cgroup_is_v2();
         /* On v1 under a parent nothing has made yet: the first slot makes it. */
         char parent[256];
         snprintf(parent, sizeof parent, "%s%s", T_cg, slots ? "/pool" : "");
-        struct runcgroups *rcs = runcgroups_new(parent);
+        struct runcgroups *rcs = runcgroups_new_kind(parent, kind);
         struct proc_exit ex;
         struct cgroup_stats big, small, oom;
         long s1, s2, s3;
-        run_in_runcgroup(rcs, "t-slot-big", "busybox head -c 20000000 /dev/zero | busybox tail | busybox wc -c; "
+        /* Ids of their own: a run's bundle directory stays (fixture). */
+        const char *k = kind == RUNCG_FRESH ? "fresh" : "slot";
+        char big_id[32], small_id[32], oom_id[32];
+        snprintf(big_id, sizeof big_id, "t-%s-big", k);
+        snprintf(small_id, sizeof small_id, "t-%s-small", k);
+        snprintf(oom_id, sizeof oom_id, "t-%s-oom", k);
+        run_in_runcgroup(rcs, big_id, "busybox head -c 20000000 /dev/zero | busybox tail | busybox wc -c; "
                          "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done", 0, &ex, &big, &s1);
         ck_assert_int_eq(ex.exit_code, 0);
-        run_in_runcgroup(rcs, "t-slot-small", "true", 0, &ex, &small, &s2);
+        run_in_runcgroup(rcs, small_id, "true", 0, &ex, &small, &s2);
         ck_assert_int_eq(ex.exit_code, 0);
         fprintf(stderr, "slot %ld: peak %lld, cpu %lld ms; then slot %ld: peak %lld, cpu %lld ms\n", s1,
                 (long long)big.peak_memory_bytes, (long long)big.cpu_ms, s2, (long long)small.peak_memory_bytes,
                 (long long)small.cpu_ms);
-        if (slots) {
-                ck_assert_int_eq(s1, 0);
-                ck_assert_int_eq(s2, 0);   /* the same cgroup again */
-                ck_assert_uint_eq(runcgroups_count(rcs), 1);
-                /* Kept for the next run, empty. */
-                char slot0[300];
-                snprintf(slot0, sizeof slot0, "%s/slot-0", parent);
-                ck_assert_int_gt(cgroup_count_children(parent), 0);
-                ck_assert_int_eq(cgroup_count_children(slot0), 0);
-        }
+        ck_assert_int_eq(s1, 0);
+        ck_assert_int_eq(s2, 0);   /* slot-0 again: reused, or made again for it */
+        ck_assert_uint_eq(runcgroups_count(rcs), 1);
+        /* Kept for the next run, empty. */
+        char slot0[300];
+        snprintf(slot0, sizeof slot0, "%s/slot-0", parent);
+        ck_assert_int_gt(cgroup_count_children(parent), 0);
+        ck_assert_int_eq(cgroup_count_children(slot0), 0);
         ck_assert_int_gt(big.peak_memory_bytes, 10 * 1000 * 1000);
         ck_assert_int_ge(big.cpu_ms, 50);
         /* Not the first run's 20 MB and CPU. */
@@ -283,21 +287,131 @@ START_TEST(test_runcgroup_reused_counts_each_run_alone)
         ck_assert_int_lt(small.cpu_ms, big.cpu_ms / 2);
         ck_assert(!small.limit_hit && !small.oom_killed);
 
-        run_in_runcgroup(rcs, "t-slot-oom", "exec busybox tail < /dev/zero", 16 << 20, &ex, &oom, &s3);
+        run_in_runcgroup(rcs, oom_id, "exec busybox tail < /dev/zero", 16 << 20, &ex, &oom, &s3);
         fprintf(stderr, "slot %ld: oom run peak %lld, limit hit %d\n", s3, (long long)oom.peak_memory_bytes,
                 oom.limit_hit);
         ck_assert_int_eq(ex.status, WAIT_SIGNALED);
         ck_assert(oom.limit_hit);
         ck_assert_int_le(oom.peak_memory_bytes, (16 << 20) + (1 << 20));
         ck_assert_int_gt(oom.peak_memory_bytes, 8 << 20);
-        if (slots)
-                ck_assert_int_eq(s3, 0);
+        ck_assert_int_eq(s3, 0);
         runcgroups_free(rcs);
+        ck_assert_int_eq(cgroup_count_children(parent), 0);
         if (slots) {
                 ck_assert_int_eq(cgroup_count_children(parent), 0);
                 struct err e = ERR_INIT;
                 ck_assert_msg(cgroup_remove(parent, &e) == 0, "%s", e.msg);
         }
+        assert_no_leftovers();
+}
+
+START_TEST(test_runcgroup_reused_counts_each_run_alone)
+{
+        if (cgroup_is_v2())
+                return;   /* v1's counters */
+        counts_each_run_alone(RUNCG_REUSED);
+}
+END_TEST
+
+START_TEST(test_runcgroup_fresh_counts_each_run_alone)
+{
+        counts_each_run_alone(RUNCG_FRESH);
+}
+END_TEST
+
+static ino_t dir_inode(const char *cgroup)
+{
+        char *p = NULL;
+        ck_assert_int_ge(asprintf(&p, "%s%s", cgroup_is_v2() ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory", cgroup), 0);
+        struct stat st;
+        ino_t ino = stat(p, &st) == 0 && S_ISDIR(st.st_mode) ? st.st_ino : 0;
+        free(p);
+        return ino;
+}
+
+/* Made ahead (v2's kind, run here on v1's hierarchies as well): a run's
+ * cgroup is new, the next one is made as the run's is given back, a
+ * leftover under a slot's name is never used, and one a run left
+ * something in keeps that run's ids until the collector removed it. */
+START_TEST(test_runcgroup_fresh_made_ahead)
+{
+        warm_page_cache();
+        struct runcgroups *rcs = runcgroups_new_kind(T_cg, RUNCG_FRESH);
+        struct runcgroup rc, rc2;
+        struct err e = ERR_INIT;
+        ck_assert_msg(runcgroup_take(rcs, "t-fresh-1", &rc, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc.slot, 0);
+        ck_assert_ptr_null(rc.files);
+        char *slot0 = NULL, *leaf = NULL;
+        ck_assert_int_ge(asprintf(&slot0, "%s/slot-0", T_cg), 0);
+        ck_assert_int_ge(asprintf(&leaf, "%s/t-fresh-1", slot0), 0);
+        ck_assert_str_eq(rc.dir, slot0);
+        ck_assert_str_eq(rc.leaf, leaf);
+        ino_t first = dir_inode(slot0);
+        ck_assert_uint_ne(first, 0);   /* made when taken: none was ahead */
+        ck_assert(runcgroups_owns(rcs, "slot-0"));
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-fresh-1", RUNCG_ENDED, &e), 0);
+
+        /* Made again at once, empty, for the next run: another cgroup. */
+        ino_t ahead = dir_inode(slot0);
+        ck_assert_uint_ne(ahead, 0);
+        ck_assert_uint_ne(ahead, first);
+        ck_assert_int_eq(cgroup_count_children(slot0), 0);
+        ck_assert(runcgroups_owns(rcs, "slot-0"));
+        ck_assert_uint_eq(runcgroups_count(rcs), 1);
+        ck_assert_msg(runcgroup_take(rcs, "t-fresh-2", &rc, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc.slot, 0);
+        ck_assert_uint_eq(dir_inode(slot0), ahead);   /* taken as it was made */
+
+        /* A leftover where the next number would go is never used: an
+         * empty one is removed and made anew; one that cannot be removed
+         * (a cgroup in it) is left to the collector, and the take goes on
+         * to the next number. */
+        char *left = NULL, *stuck = NULL, *stuck_kid = NULL;
+        ck_assert_int_ge(asprintf(&left, "%s/slot-1", T_cg), 0);
+        ck_assert_msg(cgroup_make(left, &e) == 0, "%s", e.msg);
+        ino_t left_ino = dir_inode(left);
+        ck_assert_msg(runcgroup_take(rcs, "t-fresh-3", &rc2, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc2.slot, 1);
+        ck_assert_uint_ne(dir_inode(left), 0);
+        ck_assert_uint_ne(dir_inode(left), left_ino);
+        ck_assert_int_ge(asprintf(&stuck, "%s/slot-2", T_cg), 0);
+        ck_assert_int_ge(asprintf(&stuck_kid, "%s/slot-2/x", T_cg), 0);
+        ck_assert_msg(cgroup_make(stuck, &e) == 0 && cgroup_make(stuck_kid, &e) == 0, "%s", e.msg);
+        struct runcgroup rc3;
+        ck_assert_msg(runcgroup_take(rcs, "t-fresh-4", &rc3, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc3.slot, 3);
+        ck_assert(!runcgroups_owns(rcs, "slot-2"));
+        ck_assert_uint_ne(dir_inode(stuck_kid), 0);   /* the collector's */
+        ck_assert_msg(cgroup_destroy(stuck, &e) == 0, "%s", e.msg);
+        ck_assert_ptr_null(runcgroups_collected(rcs, "slot-2"));
+        ck_assert_int_eq(runcgroup_give(rcs, &rc3, "t-fresh-4", RUNCG_ENDED, &e), 0);
+
+        /* A run whose container was not deleted: its slot stays for the
+         * collector, which gives its ids back once it removed it. */
+        ck_assert_int_eq(runcgroup_give(rcs, &rc2, "t-fresh-3", RUNCG_NOT_DELETED, &e), -1);
+        ck_assert_int_eq(e.code, ERR_BUSY);
+        err_clear(&e);
+        ck_assert(!runcgroups_owns(rcs, "slot-1"));
+        ck_assert(runcgroups_holds_left(rcs, "t-fresh-3"));
+        ck_assert_uint_ne(dir_inode(left), 0);
+        ck_assert_msg(cgroup_destroy(left, &e) == 0, "%s", e.msg);
+        char *back = runcgroups_collected(rcs, "slot-1");
+        ck_assert_ptr_nonnull(back);
+        ck_assert_str_eq(back, "t-fresh-3");
+        free(back);
+        ck_assert(!runcgroups_holds_left(rcs, "t-fresh-3"));
+
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-fresh-2", RUNCG_DELETED, &e), 0);
+        /* The free ones go with the pool. */
+        runcgroups_free(rcs);
+        ck_assert_uint_eq(dir_inode(slot0), 0);
+        ck_assert_int_eq(cgroup_count_children(T_cg), 0);
+        free(slot0);
+        free(leaf);
+        free(left);
+        free(stuck);
+        free(stuck_kid);
         assert_no_leftovers();
 }
 END_TEST
@@ -1139,11 +1253,6 @@ START_TEST(test_v1_parent_unchanged)
         for (size_t i = 0; kids && kids[i]; i++)
                 ck_assert_str_ne(kids[i], name + 1);
         strv_free(kids);
-        ck_assert_int_eq(cgroup_prepare_run(name, &e), 0);
-        kids = cgroup_list_children("/");
-        for (size_t i = 0; kids && kids[i]; i++)
-                ck_assert_str_ne(kids[i], name + 1);
-        strv_free(kids);
         free(resolved);
 }
 END_TEST
@@ -1165,6 +1274,8 @@ static Suite *suite(void)
         tcase_add_test(tc, test_run_cgroup_keeps_totals);
         tcase_add_test(tc, test_run_cgroup_oom);
         tcase_add_test(tc, test_runcgroup_reused_counts_each_run_alone);
+        tcase_add_test(tc, test_runcgroup_fresh_counts_each_run_alone);
+        tcase_add_test(tc, test_runcgroup_fresh_made_ahead);
         tcase_add_test(tc, test_runcgroup_left_slot_goes_to_the_collector);
         tcase_add_test(tc, test_runcgroup_slot_gone_from_under_us);
         tcase_add_test(tc, test_runcgroup_slot_files_kept);

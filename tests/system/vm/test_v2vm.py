@@ -59,6 +59,29 @@ def ours(paths):
     return out
 
 
+def container_cgroup(parent, rid, timeout=20):
+    """The slot (parent/slot-N, the run's cgroup) that holds run rid's
+    container's cgroup, once the runtime made it: (slot, container's)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for e in os.listdir(parent):
+            if harness.SLOT_RE.match(e) and os.path.isdir(os.path.join(parent, e, rid)):
+                return os.path.join(parent, e), os.path.join(parent, e, rid)
+        if time.monotonic() > deadline:
+            raise AssertionError("no slot under %s holds %s: %s" % (parent, rid, os.listdir(parent)))
+        time.sleep(0.05)
+
+
+def slots_hold_nothing(parent):
+    """Every cgroup right under parent is a slot with nothing in it."""
+    out = []
+    for e in os.listdir(parent):
+        p = os.path.join(parent, e)
+        if os.path.isdir(p) and (not harness.SLOT_RE.match(e) or harness.subdirs(p)):
+            out.append(e)
+    return out
+
+
 @unittest.skipUnless(v2(), "cgroup v2 only (the test VM)")
 class V2Daemon(unittest.TestCase):
 
@@ -77,13 +100,9 @@ class V2Daemon(unittest.TestCase):
         self.assertEqual(r.status, 202, r)
         jid = r.body["id"]
         d.wait_status(jid, "running")
-        run = os.path.join(parent, jid + "-1")
-        deadline = time.monotonic() + 20
-        while not os.path.isdir(os.path.join(run, "job")) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.assertTrue(os.path.isdir(os.path.join(run, "job")), "the container's cgroup in the run's")
+        run, job_cg = container_cgroup(parent, jid + "-1")
         self.assertTrue(NEEDED <= words(os.path.join(run, "cgroup.subtree_control")))
-        job_cg = os.path.join(run, "job")
+        run_ino = os.stat(run).st_ino
         # The runtime makes the cgroup, then writes the limits.
         def read(name):
             with open(os.path.join(job_cg, name)) as f:
@@ -106,6 +125,22 @@ class V2Daemon(unittest.TestCase):
         self.assertEqual(job["status"], "cancelled", job)
         d.wait_cleaned()
         self.assertEqual(harness.cgroup_children(d.cgroup_parent), [])
+        # Its slot was made again for the next run (a new cgroup, never one
+        # a run used: v2 cannot restart memory.peak), ready with its
+        # controllers, and the daemon counts it.
+        def made_again():
+            try:
+                return os.stat(run).st_ino != run_ino
+            except FileNotFoundError:
+                return False
+        deadline = time.monotonic() + 10
+        while not made_again() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(made_again(), "%s not made again after the run" % run)
+        self.assertTrue(NEEDED <= words(os.path.join(run, "cgroup.subtree_control")))
+        self.assertEqual(harness.subdirs(run), [])
+        slots = [e for e in os.listdir(parent) if harness.SLOT_RE.match(e)]
+        self.assertEqual(d.metric("edgecd_run_cgroup_slots"), len(slots), slots)
 
         # Accounting: a job that touches 20 MiB has a peak of at least that.
         job = d.run_job({"algorithm": "t_memory", "parameters": {"mb": 20}})
@@ -210,11 +245,8 @@ class Delegated(unittest.TestCase):
                                                 "parameters": {"samples": 10000, "seconds": 30}})
         self.assertEqual(status, 202, job)
         jid = job["id"]
-        run = os.path.join(parent, jid + "-1", "job")
+        _, run = container_cgroup(parent, jid + "-1", timeout=30)
         deadline = time.monotonic() + 30
-        while not os.path.isdir(run) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self.assertTrue(os.path.isdir(run), "the job's cgroup %s" % run)
         # The runtime makes the cgroup, then moves the container's process in.
         def pids():
             with open(os.path.join(run, "pids.current")) as f:
@@ -233,10 +265,9 @@ class Delegated(unittest.TestCase):
         self.assertEqual(job["result"]["product"], [[58, 64], [139, 154]])
         self.assertGreater(job["metrics"]["peak_memory_bytes"], 0, job)
         self.assertIsInstance(job["metrics"]["cpu_ms"], int, job)
-        # The cancelled job's and this one's cgroups go once they are done.
-        def runs():
-            return [e for e in os.listdir(parent) if os.path.isdir(os.path.join(parent, e))]
+        # The cancelled job's and this one's cgroups go once they are done
+        # (their slots stay, empty, made again for the next runs).
         deadline = time.monotonic() + 30
-        while runs() and time.monotonic() < deadline:
+        while slots_hold_nothing(parent) and time.monotonic() < deadline:
             time.sleep(0.1)
-        self.assertEqual(runs(), [])
+        self.assertEqual(slots_hold_nothing(parent), [])
