@@ -916,10 +916,10 @@ class RawRunner:
             cfg["linux"]["cgroupsPath"] = "%s/%sslot/%s" % (self.parent.rstrip("/"), RAW_PREFIX, r["id"])
         else:
             cfg["linux"]["cgroupsPath"] = "%s/%s" % (r["cgroup"], r["id"])
-            for d in harness.cgroup_dirs(r["cgroup"]):
-                os.mkdir(d)
-                with open(os.path.join(d, "cgroup.subtree_control"), "w") as f:
-                    f.write("+memory +pids +cpu")
+            d = os.path.join("/sys/fs/cgroup", r["cgroup"].strip("/"))
+            os.mkdir(d)
+            with open(os.path.join(d, "cgroup.subtree_control"), "w") as f:
+                f.write("+memory +pids +cpu")
         with open(cfg_path, "w") as f:
             json.dump(cfg, f, indent=2)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)

@@ -431,7 +431,7 @@ char *metrics_render(const struct metrics_gauges *g)
         put(&b, "edgecd_memory_pool_bytes %lld\n", (long long)g->memory_pool_mb * 1024 * 1024);
         family(&b, "edgecd_job_users_in_use", "gauge", "Job user ids held by runs.");
         put(&b, "edgecd_job_users_in_use %zu\n", g->ids_in_use);
-        family(&b, "edgecd_run_cgroup_slots", "gauge", "Run cgroups made once and reused (cgroup v1; 0 on v2).");
+        family(&b, "edgecd_run_cgroup_slots", "gauge", "Run cgroup slots: reused (cgroup v1), or made ahead for one run each (v2).");
         put(&b, "edgecd_run_cgroup_slots %zu\n", g->run_cgroup_slots);
         if (g->n_health) {
                 family(&b, "edgecd_algorithms_by_health", "gauge",

@@ -97,9 +97,9 @@ size_t collector_run(const struct collector_deps *d)
                         log_warn("collector: %s", err.msg);
                 }
         }
-        /* In a slot (v1), what a run's delete left in a hierarchy other
-         * than memory's (see cgroup_remove_ended): no process, and no run
-         * of ours owns it. */
+        /* In a slot, what no run of ours owns: on v1 what a run's delete
+         * left in a hierarchy other than memory's (see
+         * cgroup_remove_ended), with no process. */
         for (size_t i = 0; cgs && cgs[i]; i++) {
                 if (!runcgroup_slot_name(cgs[i], NULL) || !keep(cgs[i], (void *)(uintptr_t)d))
                         continue;

@@ -53,7 +53,7 @@ static void drop_files(struct runcgroup *rc)
                 cgroup_files_close(rc->files);
 }
 
-/* -- slots (v1) ---------------------------------------------------------- */
+/* -- slots: their state (both kinds), reused (v1) ---------------------------- */
 
 static void set_state(struct runcgroups *rcs, size_t slot, enum slot_state st, bool unsettled, const char *left_by)
 {
@@ -270,24 +270,26 @@ static const struct runcgroup_ops slot_ops = {
 
 /* -- made ahead, each for one run (v2) ------------------------------------ */
 
-/* The slot's cgroup could not be made for a take (e).  What is there (a
- * leftover under its name with a process in it) is the collector's, and
- * the number serves again once it removed it; nothing there, or what
- * could be removed, and it serves again at once, so a host that keeps
- * failing does not add a number per take.  -1 with err (short of
- * descriptors or memory, or the second try), or 0 to try again. */
+/* The slot's cgroup could not be made for a take (e).  A leftover under
+ * its name (ERR_CONFLICT) is the collector's, never removed here: the
+ * collector may have found it unowned already and be about to destroy
+ * whatever is there, and the number serves again once it has
+ * (runcgroups_collected).  Anything else (nothing made, or a part the
+ * make could not undo) is removed now, so a host that keeps failing does
+ * not add a number per take.  -1 with err (short of descriptors or
+ * memory, or the second try), or 0 to try again. */
 static int fresh_failed(struct runcgroups *rcs, struct runcgroup *rc, size_t slot, int attempt, struct err *e,
                         struct err *err)
 {
-        bool shortage = e->errnum == EMFILE || e->errnum == ENFILE || e->errnum == ENOMEM || e->errnum == EAGAIN;
         struct err re = ERR_INIT;
-        set_state(rcs, slot, cgroup_remove(rc->dir, &re) == 0 ? SLOT_UNMADE : SLOT_GONE, false, NULL);
+        bool gone = e->code != ERR_CONFLICT && cgroup_remove(rc->dir, &re) == 0;
+        set_state(rcs, slot, gone ? SLOT_UNMADE : SLOT_GONE, false, NULL);
         release(rc);
-        if (shortage || attempt == 1) {
+        if (errno_is_shortage(e->errnum) || attempt == 1) {
                 *err = *e;
                 return err_wrap(err, "run cgroup");
         }
-        log_warn("run cgroup: %s (trying again)", e->msg);
+        log_warn("run cgroup: %s (trying another)", e->msg);
         return 0;
 }
 
@@ -322,18 +324,24 @@ static int fresh_give(struct runcgroups *rcs, struct runcgroup *rc, const char *
          * in it is killed.  Not deleted, or not removable: the collector
          * removes it, and the run's ids wait for that
          * (runcgroups_collected). */
+        struct err e = ERR_INIT;
         if (end == RUNCG_NOT_DELETED)
-                err_set(err, ERR_BUSY, 0, "cgroup `%s`: its container was not deleted", rc->leaf);
-        if (end == RUNCG_NOT_DELETED || (cgroup_remove(rc->dir, err) < 0 && cgroup_destroy(rc->dir, err) < 0)) {
+                err_set(&e, ERR_BUSY, 0, "cgroup `%s`: its container was not deleted", rc->leaf);
+        else if (cgroup_remove(rc->dir, &e) < 0) {
+                /* Only the destroy's error, when it fails too, is the caller's. */
+                err_clear(&e);
+                cgroup_destroy(rc->dir, &e);
+        }
+        if (e.code != ERR_OK) {
+                *err = e;
                 set_state(rcs, slot, SLOT_GONE, false, run_id);
                 release(rc);
                 return -1;
         }
         /* The next run's, made now, after this one's answer. */
-        struct err e = ERR_INIT;
         enum slot_state next = SLOT_FREE;
         if (cgroup_make_run(rc->dir, &e) < 0) {
-                log_debug("run cgroup: %s (made when taken)", e.msg);
+                log_warn("run cgroup: %s (to be made when taken)", e.msg);
                 err_clear(&e);
                 next = cgroup_remove(rc->dir, &e) == 0 ? SLOT_UNMADE : SLOT_GONE;
         }

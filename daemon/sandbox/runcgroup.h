@@ -14,8 +14,9 @@
  *   - made ahead (cgroup v2, which cannot restart a cgroup's memory
  *     peak): a slot serves one run, is removed after it and made again
  *     at once with its controllers, empty, for the next run; so making a
- *     cgroup is not on a job's path (only the first runs at once make
- *     theirs when taken).
+ *     cgroup is not on a job's path (a take makes one itself only for
+ *     a number not made yet: the first runs at once, or after a failure
+ *     or a collection).
  *
  * Either way the container's cgroup is "<parent>/slot-N/<run id>".  Every
  * slot goes at runcgroups_free(); after a crash the next start's

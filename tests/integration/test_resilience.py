@@ -542,7 +542,7 @@ class CgroupParent(unittest.TestCase):
         hierarchy only (one rmdir, not one per hierarchy); what it would
         have left in another hierarchy's slot is the collector's."""
         if harness.cgroup_v2():
-            self.skipTest("cgroup v2: one run cgroup per run, no slots")
+            self.skipTest("cgroup v2: a slot serves one run and is removed after it")
         roots = [r for r in harness.cgroup_roots() if not r.endswith(("/memory", "/unified"))]
         d = Daemon("slotsweep", config={"sweep_interval_seconds": 1})
         self.addCleanup(d.stop)

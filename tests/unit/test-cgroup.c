@@ -363,28 +363,28 @@ START_TEST(test_runcgroup_fresh_made_ahead)
         ck_assert_int_eq(rc.slot, 0);
         ck_assert_uint_eq(dir_inode(slot0), ahead);   /* taken as it was made */
 
-        /* A leftover where the next number would go is never used: an
-         * empty one is removed and made anew; one that cannot be removed
-         * (a cgroup in it) is left to the collector, and the take goes on
-         * to the next number. */
-        char *left = NULL, *stuck = NULL, *stuck_kid = NULL;
+        /* A leftover where the next number would go is never used nor
+         * touched: the collector's (which may be about to destroy what is
+         * there); the take goes on to the next number, and the leftover's
+         * serves again once collected, made anew. */
+        char *left = NULL, *left_kid = NULL, *slot2 = NULL;
         ck_assert_int_ge(asprintf(&left, "%s/slot-1", T_cg), 0);
-        ck_assert_msg(cgroup_make(left, &e) == 0, "%s", e.msg);
+        ck_assert_int_ge(asprintf(&left_kid, "%s/slot-1/x", T_cg), 0);
+        ck_assert_int_ge(asprintf(&slot2, "%s/slot-2", T_cg), 0);
+        ck_assert_msg(cgroup_make(left, &e) == 0 && cgroup_make(left_kid, &e) == 0, "%s", e.msg);
         ino_t left_ino = dir_inode(left);
         ck_assert_msg(runcgroup_take(rcs, "t-fresh-3", &rc2, &e) == 0, "%s", e.msg);
-        ck_assert_int_eq(rc2.slot, 1);
-        ck_assert_uint_ne(dir_inode(left), 0);
-        ck_assert_uint_ne(dir_inode(left), left_ino);
-        ck_assert_int_ge(asprintf(&stuck, "%s/slot-2", T_cg), 0);
-        ck_assert_int_ge(asprintf(&stuck_kid, "%s/slot-2/x", T_cg), 0);
-        ck_assert_msg(cgroup_make(stuck, &e) == 0 && cgroup_make(stuck_kid, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc2.slot, 2);
+        ck_assert(!runcgroups_owns(rcs, "slot-1"));
+        ck_assert_uint_eq(dir_inode(left), left_ino);
+        ck_assert_uint_ne(dir_inode(left_kid), 0);
+        ck_assert_msg(cgroup_destroy(left, &e) == 0, "%s", e.msg);
+        ck_assert_ptr_null(runcgroups_collected(rcs, "slot-1"));
         struct runcgroup rc3;
         ck_assert_msg(runcgroup_take(rcs, "t-fresh-4", &rc3, &e) == 0, "%s", e.msg);
-        ck_assert_int_eq(rc3.slot, 3);
-        ck_assert(!runcgroups_owns(rcs, "slot-2"));
-        ck_assert_uint_ne(dir_inode(stuck_kid), 0);   /* the collector's */
-        ck_assert_msg(cgroup_destroy(stuck, &e) == 0, "%s", e.msg);
-        ck_assert_ptr_null(runcgroups_collected(rcs, "slot-2"));
+        ck_assert_int_eq(rc3.slot, 1);
+        ck_assert_uint_ne(dir_inode(left), 0);
+        ck_assert_uint_eq(dir_inode(left_kid), 0);
         ck_assert_int_eq(runcgroup_give(rcs, &rc3, "t-fresh-4", RUNCG_ENDED, &e), 0);
 
         /* A run whose container was not deleted: its slot stays for the
@@ -392,11 +392,11 @@ START_TEST(test_runcgroup_fresh_made_ahead)
         ck_assert_int_eq(runcgroup_give(rcs, &rc2, "t-fresh-3", RUNCG_NOT_DELETED, &e), -1);
         ck_assert_int_eq(e.code, ERR_BUSY);
         err_clear(&e);
-        ck_assert(!runcgroups_owns(rcs, "slot-1"));
+        ck_assert(!runcgroups_owns(rcs, "slot-2"));
         ck_assert(runcgroups_holds_left(rcs, "t-fresh-3"));
-        ck_assert_uint_ne(dir_inode(left), 0);
-        ck_assert_msg(cgroup_destroy(left, &e) == 0, "%s", e.msg);
-        char *back = runcgroups_collected(rcs, "slot-1");
+        ck_assert_uint_ne(dir_inode(slot2), 0);
+        ck_assert_msg(cgroup_destroy(slot2, &e) == 0, "%s", e.msg);
+        char *back = runcgroups_collected(rcs, "slot-2");
         ck_assert_ptr_nonnull(back);
         ck_assert_str_eq(back, "t-fresh-3");
         free(back);
@@ -408,10 +408,10 @@ START_TEST(test_runcgroup_fresh_made_ahead)
         ck_assert_uint_eq(dir_inode(slot0), 0);
         ck_assert_int_eq(cgroup_count_children(T_cg), 0);
         free(slot0);
+        free(slot2);
         free(leaf);
         free(left);
-        free(stuck);
-        free(stuck_kid);
+        free(left_kid);
         assert_no_leftovers();
 }
 END_TEST
