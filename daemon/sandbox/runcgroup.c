@@ -297,8 +297,9 @@ static int fresh_failed(struct runcgroups *rcs, struct runcgroup *rc, size_t slo
  * cgroup serves that run only; but it is made ahead, when the one before
  * it under the same slot number is removed after its answer (in the
  * cleaner), so that making it and enabling its controllers (1.2 ms of a
- * job's path in the QEMU VM) is not on the job's path.  Only the first
- * runs at once, or one after a failure, make theirs when taken. */
+ * job's path in the QEMU VM) is not on the job's path.  A take makes one
+ * only for a number not made yet: the first runs at once, or after a
+ * failure or a collection. */
 static int fresh_take(struct runcgroups *rcs, const char *run_id, struct runcgroup *rc, struct err *err)
 {
         for (int attempt = 0;; attempt++) {
