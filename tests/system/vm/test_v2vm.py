@@ -91,6 +91,41 @@ class V2Daemon(unittest.TestCase):
         self.addCleanup(self.d.stop)
         self.d.start()
 
+    def test_a_leftover_under_a_slots_name_is_never_used(self):
+        """A cgroup found under the next slot's name (made here after the
+        start's sweep, with a cgroup in it) is neither used nor touched by
+        a take: the run goes on to the next number and the leftover waits
+        for the collector (runcgroup.c, fresh_failed)."""
+        d = self.d
+        parent = CG + d.cgroup_parent
+        left = os.path.join(parent, "slot-0")
+        kid = os.path.join(left, "x")
+
+        def remove():
+            for p in (kid, left):
+                if os.path.isdir(p):
+                    os.rmdir(p)
+        self.addCleanup(remove)      # before the daemon's stop checks for leftovers
+        os.mkdir(left)
+        os.mkdir(kid)
+        ino = os.stat(left).st_ino
+        job = d.run_job({"algorithm": "matrix_multiplication",
+                         "parameters": {"matrix_a": [[1, 2]], "matrix_b": [[3], [4]]}})
+        self.assertEqual(job["result"]["product"], [[11]], job)
+        self.assertEqual(os.stat(left).st_ino, ino)
+        self.assertTrue(os.path.isdir(kid), "the leftover's content was touched")
+        d.wait_cleaned()
+        # The run's slot, made again for the next run; the leftover not counted.
+        self.assertTrue(os.path.isdir(os.path.join(parent, "slot-1")), os.listdir(parent))
+        self.assertEqual(harness.subdirs(os.path.join(parent, "slot-1")), [])
+        self.assertEqual(d.metric("edgecd_run_cgroup_slots"), 1)
+        self.assertIn("slot-0`: already there", d.log_text())
+        # A second job takes the slot made ahead, not the leftover.
+        job = d.run_job({"algorithm": "matrix_multiplication",
+                         "parameters": {"matrix_a": [[2]], "matrix_b": [[3]]}})
+        self.assertEqual(job["result"]["product"], [[6]], job)
+        self.assertEqual(os.stat(left).st_ino, ino)
+
     def test_controllers_limits_and_accounting(self):
         d = self.d
         parent = CG + d.cgroup_parent
