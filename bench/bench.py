@@ -744,14 +744,29 @@ def wait_for_daemon_binary(timeout=180.0):
         time.sleep(10)
 
 
-def timed_job(d, payload):
+def server_timing(headers):
+    """A Server-Timing header's durations: {name: ms}."""
+    out = {}
+    for part in (headers.get("Server-Timing") or "").split(","):
+        name, _, params = part.strip().partition(";")
+        for p in params.split(";"):
+            k, _, v = p.strip().partition("=")
+            if k == "dur" and name:
+                out[name] = float(v)
+    return out
+
+
+def timed_job(d, payload, timings=None):
     """POST payload (bytes) with ?wait=true: (client latency in ms, job).
-    Only the request is timed; the checks come after."""
+    Only the request is timed; the checks come after.  timings: a list to
+    append the answer's Server-Timing to (server_timing())."""
     t0 = time.monotonic()
     r = d.req("POST", "/v1/jobs?wait=true", payload, {"Content-Type": "application/json"}, timeout=120)
     ms = (time.monotonic() - t0) * 1000
     if r.status != 200 or not isinstance(r.body, dict) or r.body.get("status") != "succeeded":
         raise AssertionError("POST /v1/jobs?wait=true %s: %s" % (payload[:120], r))
+    if timings is not None:
+        timings.append(server_timing(r.headers))
     return ms, r.body
 
 
@@ -1113,11 +1128,11 @@ def section_9_cold(rig, n_pairs=80, warmups=3):
     for name, _, body in COMPARE:
         b = rig.bundles[name]
         payload = compact(body)
-        jobs, prep = [], []
+        jobs, prep, timings = [], [], []
 
         def a_fn():
             settle(d)
-            ms, job = timed_job(d, payload)
+            ms, job = timed_job(d, payload, timings)
             if job["result"] != b["result"]:
                 raise AssertionError("job %s: result %r, expected %r" % (job["id"], job["result"], b["result"]))
             jobs.append(job)
@@ -1159,6 +1174,7 @@ def section_9_cold(rig, n_pairs=80, warmups=3):
               % (m("total_ms"), m("queue_ms"), m("create_ms"), m("run_ms"), m("collect_ms"), rest))
         print("    client latency - total_ms (HTTP, submit commit, reply): median %.1f ms"
               % statistics.median(x - j["metrics"]["total_ms"] for x, j in zip(a, jobs)))
+        timing_line(a, timings[warmups:])
         print("    B's untimed preparation (dirs, input.json, config.json): median %.2f ms; one `%s list` "
               "(the runtime binary starting at all): median %.1f ms" % (statistics.median(prep),
                                                                         d.runtime.get("name"),
@@ -1176,6 +1192,20 @@ def section_9_cold(rig, n_pairs=80, warmups=3):
         note("9. cold %s job / raw run, median per-pair A/B" % name, "%.3f (A %.0f / B %.0f ms)"
              % (statistics.median(ratio), statistics.median(a), statistics.median(bb)), "<= 1.05")
         note("9.   %s job p99 / raw run p99" % name, "%.0f / %.0f ms" % (pct(a, 99), pct(bb, 99)))
+
+
+def timing_line(latency, timings):
+    """The answers' Server-Timing (medians): the daemon's clock from the
+    request's head to its answer, and what the client saw beyond it."""
+    keys = ("admit", "job", "commit", "reply")
+    if not timings or any(k not in t for t in timings for k in keys):
+        print("    Server-Timing: missing from some answers")
+        return
+    med = {k: statistics.median(t[k] for t in timings) for k in keys}
+    beyond = statistics.median(x - sum(t[k] for k in keys) for x, t in zip(latency, timings))
+    print("    Server-Timing (medians, ms): admit %.2f (head in to job made) + job %.1f + commit %.2f (final "
+          "to its commit done) + reply %.2f; client latency beyond them %.2f (connect, send, receive, "
+          "the client's own parsing)" % (med["admit"], med["job"], med["commit"], med["reply"], beyond))
 
 
 def section_10_concurrent(rig, per_client=12, n_rounds=30):
@@ -1490,13 +1520,14 @@ def section_12_warm(rig, warm=2, n_pairs=30, warmups=2):
         for name, _, body in COMPARE:
             b = rig.bundles[name]
             payload = compact(body)
-            misses, jobs = [], []
+            misses, jobs, timings = [], [], []
             wait_pool_full(d, name, warm)
 
             def a_fn():
                 settle(d, name, warm)
                 h0 = metric_value(d, "edgecd_warm_pool_hits_total", name) or 0
-                ms, job = timed_job(d, payload)
+                t = []
+                ms, job = timed_job(d, payload, t)
                 if job["result"] != b["result"]:
                     raise AssertionError("warm job %s: result %r, expected %r" % (job["id"], job["result"],
                                                                                   b["result"]))
@@ -1505,6 +1536,7 @@ def section_12_warm(rig, warm=2, n_pairs=30, warmups=2):
                     misses.append(job["id"])
                     return None
                 jobs.append(job)
+                timings.append(t[0])
                 return ms
 
             def b_fn():
@@ -1532,6 +1564,7 @@ def section_12_warm(rig, warm=2, n_pairs=30, warmups=2):
                                         - j["metrics"]["collect_ms"] - j["metrics"]["queue_ms"] for j in jobs)))
             print("    client latency - total_ms (HTTP, submit commit, reply): median %.1f ms"
                   % statistics.median(x - j["metrics"]["total_ms"] for x, j in zip(a, jobs)))
+            timing_line(a, timings[-len(kept):])
             note("12. warm %s job / raw run, median per-pair A/B" % name, "%.3f (A %.0f / B %.0f ms)"
                  % (statistics.median(ratio), statistics.median(a), statistics.median(bb)), "<= 0.35")
     finally:

@@ -434,6 +434,29 @@ static void finish_synced(struct http_request *req, struct wait *w)
         reply_record(w->api, req, 0, w->job->id, true, false);
 }
 
+/* Server-Timing (W3C) on the answer to a job this request made: where the
+ * request's time went on the daemon's clock, in milliseconds.  admit: its
+ * head in to the job made (body, parsing, validation, admission); then,
+ * answered final, job: made to final (the job's total_ms), commit: final
+ * to its final commit done, reply: to this answer; or, answered at once,
+ * submit: made to this answer (its record on disk). */
+static void add_timing(struct http_request *req, struct job *j)
+{
+        int64_t head = http_started_us(req), now = now_mono_us();
+        if (j->created_us < head)
+                return;   /* not made by this request (a replay, a recovered job) */
+        struct job_timing t;
+        char v[160];
+        if (job_timing(j, &t) && now >= t.woken_us)
+                snprintf(v, sizeof v, "admit;dur=%.3f, job;dur=%.3f, commit;dur=%.3f, reply;dur=%.3f",
+                         (t.created_us - head) / 1000.0, (t.finished_us - t.created_us) / 1000.0,
+                         (t.woken_us - t.finished_us) / 1000.0, (now - t.woken_us) / 1000.0);
+        else
+                snprintf(v, sizeof v, "admit;dur=%.3f, submit;dur=%.3f", (j->created_us - head) / 1000.0,
+                         (now - j->created_us) / 1000.0);
+        http_add_header(req, "Server-Timing", v);
+}
+
 /* Second dispatch of a waiting submit: answer with what the job has now.
  * A lazy submit (one nobody was told of) is on disk before its job is
  * named; a final job is, with its final commit. */
@@ -465,6 +488,8 @@ static void finish_wait(struct http_request *req, struct wait *w)
                         finish_synced(req, w);
                 return;
         }
+        if (w->kind == COMMIT_SUBMIT)
+                add_timing(req, w->job);
         reply_record(w->api, req, 0, w->job->id, true, false);
 }
 
@@ -1162,6 +1187,7 @@ static void finish_submit(struct api *a, struct http_request *req, struct wait *
         char location[64];
         snprintf(location, sizeof location, "/v1/jobs/%s", j->id);
         http_add_header(req, "Location", location);
+        add_timing(req, j);
         size_t len;
         char *text = record_render(&w->rec, false, &len);
         http_reply_json_text(req, 202, text, len);

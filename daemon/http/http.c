@@ -133,6 +133,7 @@ struct http_request {
         int spool_errno;
         size_t spool_bytes;            /* counted in srv->spooled */
         bool replied, suspended;
+        int64_t started_us;            /* now_mono_us() when its head was in */
         /* In the first call, before any body: a reply there makes
          * libmicrohttpd 0.9.75 close the connection after it, so one to a
          * request without a body waits (`pending`) for the next call. */
@@ -725,6 +726,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 req->method = xstrdup(method);
                 req->path = xstrdup(url);
                 req->spool_fd = -1;
+                req->started_us = now_mono_us();
                 *con_cls = req;
                 req->in_head = true;
                 on_head(srv, req, cut, bad_uri);
@@ -1465,6 +1467,8 @@ void http_set_user(struct http_request *req, const char *name)
 }
 
 const char *http_user(const struct http_request *req) { return req->user; }
+
+int64_t http_started_us(const struct http_request *req) { return req->started_us; }
 
 void *http_state(const struct http_request *req) { return req->state; }
 

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -103,6 +104,8 @@ void http_body_drop(struct http_server *srv, void *map, size_t len);
 /* The client's name, once authorized (a token's name), or NULL. */
 void http_set_user(struct http_request *req, const char *name);
 const char *http_user(const struct http_request *req);
+/* When the request's head was in (now_mono_us()). */
+int64_t http_started_us(const struct http_request *req);
 
 /* Per-request state of the handler, freed with free_fn when the request ends. */
 void *http_state(const struct http_request *req);

@@ -47,6 +47,7 @@ struct job *job_new(struct manifest *m, enum job_priority prio, int64_t timeout_
         uuid_random_text(j->id);
         j->created_ms = now_real_ms();
         j->created_mono = now_mono_ms();
+        j->created_us = now_mono_us();
         return j;
 }
 
@@ -298,6 +299,7 @@ bool job_finish(struct job *j, enum job_error error, const char *message, int ex
         if (j->started_ms == 0)
                 j->metrics.queue_ms = now_mono_ms() - j->created_mono;
         j->metrics.total_ms = now_mono_ms() - j->created_mono;
+        j->finished_us = now_mono_us();
         if (j->cancel_fd >= 0) {
                 close(j->cancel_fd);
                 j->cancel_fd = -1;
@@ -314,6 +316,8 @@ void job_wake(struct job *j)
         pthread_mutex_lock(&j->lock);
         struct job_waiter *waiters = j->woken ? NULL : j->waiters;
         j->waiters = NULL;
+        if (!j->woken)
+                j->woken_us = now_mono_us();
         j->woken = true;
         pthread_mutex_unlock(&j->lock);
         for (struct job_waiter *w = waiters, *n; w; w = n) {
@@ -329,6 +333,14 @@ bool job_final_recorded(struct job *j)
         bool told = j->woken;
         pthread_mutex_unlock(&j->lock);
         return told;
+}
+
+bool job_timing(struct job *j, struct job_timing *ret)
+{
+        pthread_mutex_lock(&j->lock);
+        *ret = (struct job_timing){ j->created_us, j->finished_us, j->woken ? j->woken_us : 0 };
+        pthread_mutex_unlock(&j->lock);
+        return ret->created_us > 0 && ret->finished_us >= ret->created_us && ret->woken_us >= ret->finished_us;
 }
 
 bool job_request_cancel(struct job *j)

@@ -55,6 +55,7 @@ struct job {
         int64_t timeout_seconds;        /* effective */
         int64_t created_ms;             /* wall clock */
         int64_t created_mono;
+        int64_t created_us;             /* now_mono_us(); 0: recovered from disk */
         char *submitted_by;             /* the API token's name, or NULL */
         /* Set before the job is shared (job_set_callback), then immutable. */
         char *callback_url;             /* NULL: none (callback.h) */
@@ -89,6 +90,7 @@ struct job {
         int64_t recoveries;
         struct job_waiter *waiters;
         bool woken;                     /* waiters called: none may be added */
+        int64_t finished_us, woken_us;  /* now_mono_us() at job_finish(), job_wake() */
         /* Progress (progress.h): the current run's output directory while
          * its algorithm may write there, the last valid progress read
          * from it (JSON text, kept when the job ends) and when and in
@@ -162,6 +164,14 @@ void job_wake(struct job *j);
 /* Final with its final commit done (or failed, and logged): job_wake()
  * has run. */
 bool job_final_recorded(struct job *j);
+
+/* Where a job's time went on the daemon's clock (now_mono_us()), for a
+ * client's Server-Timing: made, made final, its final commit done (the
+ * waiters told).  false unless all three are known in this process. */
+struct job_timing {
+        int64_t created_us, finished_us, woken_us;
+};
+bool job_timing(struct job *j, struct job_timing *ret);
 
 /* Ask a running job to stop (writes its eventfd); true when it was running. */
 bool job_request_cancel(struct job *j);

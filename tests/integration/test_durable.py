@@ -111,6 +111,16 @@ class DurableCase(unittest.TestCase):
             d.start()
         return d
 
+    def slow_fsync_daemon(self, name):
+        """A daemon whose WAL fsyncs take a second once `flag` exists."""
+        tmp = tempfile.mkdtemp(prefix="edgecd-slowfsync-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        flag = os.path.join(tmp, "slow")
+        env = harness.preload_shim("slowfsync_shim", tmp)
+        env.update({"SLOWFSYNC_FLAG": flag, "SLOWFSYNC_MS": "1000"})
+        d = self.daemon(name, {"workers": 1}, env=env)
+        return d, flag
+
     def submit_ok(self, d, body, headers=None):
         r = d.submit(body, headers=headers)
         self.assertEqual(r.status, 202, "submit %s: %s" % (json.dumps(body)[:200], r))
@@ -1239,16 +1249,6 @@ class LazyCommits(DurableCase):
         job = d.wait_final(r.body["id"], timeout=30)
         self.assertEqual(job["status"], "succeeded", job)
 
-    def slow_fsync_daemon(self, name):
-        """A daemon whose WAL fsyncs take a second once `flag` exists."""
-        tmp = tempfile.mkdtemp(prefix="edgecd-slowfsync-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        flag = os.path.join(tmp, "slow")
-        env = harness.preload_shim("slowfsync_shim", tmp)
-        env.update({"SLOWFSYNC_FLAG": flag, "SLOWFSYNC_MS": "1000"})
-        d = self.daemon(name, {"workers": 1}, env=env)
-        return d, flag
-
     def test_a_running_job_is_named_only_after_its_fsync(self):
         d, flag = self.slow_fsync_daemon("lazy4")
         keyed_job = d.submit(echo(1), headers=keyed("lazy4-key"))
@@ -1408,6 +1408,85 @@ class LazyCommits(DurableCase):
         d.wait_cleaned()
         d.assert_idle_clean()
 
+
+
+class ServerTiming(DurableCase):
+    """The answer to a job this request made says where its time went on the
+    daemon's clock (Server-Timing, milliseconds): admit (head in to job
+    made), then for a final answer job (made to final: total_ms), commit
+    (final to its final commit done) and reply; for an answer at once,
+    submit (made to its record on disk, then this answer)."""
+
+    @staticmethod
+    def timing(r):
+        out = {}
+        for part in (r.headers.get("Server-Timing") or "").split(","):
+            name, _, dur = part.strip().partition(";dur=")
+            if name:
+                out[name] = float(dur)
+        return out
+
+    def assertPhases(self, r, names):
+        t = self.timing(r)
+        self.assertEqual(sorted(t), sorted(names), r.headers.get("Server-Timing"))
+        for k, v in t.items():
+            self.assertGreaterEqual(v, 0, "%s: %s" % (k, r.headers.get("Server-Timing")))
+        # All on the daemon's side of the client's own timing of the request.
+        self.assertLessEqual(sum(t.values()), r.elapsed * 1000 + 1, r.headers.get("Server-Timing"))
+        return t
+
+    @quick
+    def test_each_phase_is_where_the_time_went(self):
+        d, flag = self.slow_fsync_daemon("timing")
+        r = d.submit(echo(1), wait="true")
+        self.assertEqual(r.status, 200, r)
+        t = self.assertPhases(r, ("admit", "job", "commit", "reply"))
+        self.assertLessEqual(abs(t["job"] - r.body["metrics"]["total_ms"]), 2, (t, r.body["metrics"]))
+        # Its final commit's fsync held for a second: in commit, not in job.
+        open(flag, "w").close()
+        self.addCleanup(lambda: os.path.exists(flag) and os.unlink(flag))
+        r = d.submit(echo(2), wait="true", timeout=30)
+        self.assertEqual(r.status, 200, r)
+        t = self.assertPhases(r, ("admit", "job", "commit", "reply"))
+        self.assertGreaterEqual(t["commit"], 990, t)
+        self.assertLess(t["job"] + t["admit"] + t["reply"], 990, t)
+        # Answered at once: its submit's commit (and fsync) before the 202.
+        r = d.submit(echo(3), headers=keyed("timing-key"), timeout=30)
+        self.assertEqual(r.status, 202, r)
+        t = self.assertPhases(r, ("admit", "submit"))
+        self.assertGreaterEqual(t["submit"], 990, t)
+        os.unlink(flag)
+        d.wait_final(r.body["id"])
+        # Not made by this request: a replay, a read.
+        again = d.submit(echo(3), headers=keyed("timing-key"))
+        self.assertEqual(again.status, 200, again)
+        self.assertNotIn("Server-Timing", again.headers, again.headers)
+        got = d.req("GET", "/v1/jobs/%s" % r.body["id"])
+        self.assertNotIn("Server-Timing", got.headers, got.headers)
+
+    @quick
+    def test_admit_counts_from_the_requests_head(self):
+        d = self.daemon("timing2", {"workers": 1})
+        body = body_bytes(echo(4))
+
+        def slowly():
+            yield body[:5]
+            time.sleep(0.6)
+            yield body[5:]
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+        self.addCleanup(c.close)
+        t0 = time.monotonic()
+        c.request("POST", "/v1/jobs?wait=true", body=slowly(),
+                  headers={"Content-Type": "application/json", "Content-Length": str(len(body))})
+        resp = c.getresponse()
+        raw = resp.read()
+        elapsed = time.monotonic() - t0
+        self.assertEqual(resp.status, 200, raw[:500])
+        self.assertEqual(json.loads(raw)["result"], echo(4)["parameters"])
+        r = harness.Response(resp.status, resp.headers, json.loads(raw))
+        r.elapsed = elapsed
+        t = self.assertPhases(r, ("admit", "job", "commit", "reply"))
+        self.assertGreaterEqual(t["admit"], 590, t)
 
 
 class FinalRenderingCached(DurableCase):
