@@ -50,6 +50,7 @@ struct wait {
         struct api *api;
         struct http_request *req;
         struct job *job;
+        bool made;               /* job is the one this request made (not a replay's) */
         struct job_waiter *waiter;
         int64_t deadline;        /* now_mono_ms() clock */
         bool suspended, resumed, done;
@@ -434,7 +435,7 @@ static void finish_synced(struct http_request *req, struct wait *w)
         reply_record(w->api, req, 0, w->job->id, true, false);
 }
 
-/* Server-Timing (W3C) on the answer to a job this request made: where the
+/* Server-Timing (W3C) on the answer to the job this request made: where the
  * request's time went on the daemon's clock, in milliseconds.  admit: its
  * head in to the job made (body, parsing, validation, admission); then,
  * answered final, job: made to final (the job's total_ms), commit: final
@@ -443,8 +444,6 @@ static void finish_synced(struct http_request *req, struct wait *w)
 static void add_timing(struct http_request *req, struct job *j)
 {
         int64_t head = http_started_us(req), now = now_mono_us();
-        if (j->created_us < head)
-                return;   /* not made by this request (a replay, a recovered job) */
         struct job_timing t;
         char v[160];
         if (job_timing(j, &t) && now >= t.woken_us)
@@ -488,7 +487,7 @@ static void finish_wait(struct http_request *req, struct wait *w)
                         finish_synced(req, w);
                 return;
         }
-        if (w->kind == COMMIT_SUBMIT)
+        if (w->made)
                 add_timing(req, w->job);
         reply_record(w->api, req, 0, w->job->id, true, false);
 }
@@ -528,6 +527,7 @@ static void start_wait(struct api *a, struct http_request *req, struct job *j, i
         struct wait *w = wait_for(a, req);
         struct job *old = w->job;
         w->job = job_ref(j);      /* before the old one goes: j may be it */
+        w->made &= j == old;
         job_unref(old);
         w->deadline = now_mono_ms() + seconds * 1000;
         w->suspended = w->resumed = w->done = false;
@@ -1267,6 +1267,7 @@ static void handle_submit(struct http_request *req, void *ctx)
         }
         w = wait_for(a, req);
         w->job = j;
+        w->made = true;
         w->rec = rec;
         w->wait_seconds = wait_seconds;
         w->item = (struct store_item){ .rec = &w->rec };
