@@ -24,14 +24,20 @@
  * order at open, each in its own transaction. */
 #include "store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include <jansson.h>
+#include <linux/magic.h>
 #include <sqlite3.h>
 
 #include "base/callbackurl.h"
@@ -46,6 +52,11 @@
 #define BUSY_TIMEOUT_MS 5000
 #define CHECKPOINT_PAGES 1000     /* SQLite's own threshold, taken when idle */
 #define CHECKPOINT_FORCE_PAGES 4000  /* ...and when never idle */
+/* SQLite's WAL format: a 32-byte header, then frames of a 24-byte header
+ * and a page; the slack covers what a commit adds past the threshold. */
+#define WAL_HEADER_BYTES 32
+#define WAL_FRAME_HEADER_BYTES 24
+#define WAL_SLACK_PAGES 100
 #define DEFER_MS 250              /* a lazy write is committed this soon at the latest */
 
 static const char *const migrations[] = {
@@ -1908,6 +1919,55 @@ static void sqlite_close(struct store_backend *b)
         free(b);
 }
 
+/* The WAL made as long as it grows between the writer's checkpoints, with
+ * zeros past SQLite's frames (which it reads as the log's end), so that a
+ * commit writes blocks the file has: an fdatasync that changes the file's
+ * size commits the filesystem's journal too.  Measured in the QEMU VM, a
+ * job's final commit took 8.8 ms (median) on a WAL that grew against 2.9
+ * on one made so; SQLite deletes the WAL at each clean stop, and after a
+ * start every commit grew it until the first checkpoint.  Only here, before
+ * the writer's thread and any reader: nothing else writes the file now.
+ * Not on a tmpfs (no disk, no journal) nor where the disk is short of
+ * room; a failure is a warning, and the file gets its length back. */
+static void wal_prefill(struct store_backend *b)
+{
+        int64_t page = pragma_int(b->w, "PRAGMA page_size");
+        if (page <= 0)
+                return;
+        off_t want = WAL_HEADER_BYTES + (off_t)(CHECKPOINT_PAGES + WAL_SLACK_PAGES) * (page + WAL_FRAME_HEADER_BYTES);
+        struct statfs fs;
+        struct statvfs vfs;
+        if (statfs(b->dir, &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC))
+                return;
+        if (statvfs(b->dir, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < (uint64_t)want * 8)
+                return;
+        _cleanup_free_ char *wal = xasprintf("%s-wal", b->path);
+        _cleanup_close_ int fd = open(wal, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size >= want)
+                return;
+        static const char zeros[64 * 1024];
+        int e = 0;
+        for (off_t at = st.st_size; at < want && !e;) {
+                size_t n = want - at < (off_t)sizeof zeros ? (size_t)(want - at) : sizeof zeros;
+                ssize_t w = pwrite(fd, zeros, n, at);
+                if (w < 0 && errno != EINTR)
+                        e = errno;
+                else if (w == 0)
+                        e = EIO;
+                else if (w > 0)
+                        at += w;
+        }
+        if (!e && fdatasync(fd) < 0)
+                e = errno;
+        if (e) {
+                log_warn("store: %s: could not make the WAL %lld bytes ahead (%s); commits grow it as they go",
+                         wal, (long long)want, strerror(e));
+                if (ftruncate(fd, st.st_size) < 0)
+                        log_warn("store: %s: could not give it back its length: %s", wal, strerror(errno));
+        }
+}
+
 static int sqlite_open(const char *state_dir, struct store_backend **ret, struct err *err)
 {
         struct store_backend *b = xcalloc(1, sizeof *b);
@@ -1923,6 +1983,7 @@ static int sqlite_open(const char *state_dir, struct store_backend **ret, struct
                 sqlite_close(b);
                 return -1;
         }
+        wal_prefill(b);
         int64_t n = pragma_int(b->w, "SELECT count(*) FROM jobs");
         b->count = n > 0 ? (size_t)n : 0;
         /* Checkpoints are the writer's, between commits (checkpoint()). */

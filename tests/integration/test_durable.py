@@ -1489,6 +1489,44 @@ class ServerTiming(DurableCase):
         self.assertGreaterEqual(t["admit"], 590, t)
 
 
+class WalMadeAhead(DurableCase):
+    """At each start the store makes its WAL as long as it grows between
+    the writer's checkpoints (zeros past SQLite's frames), so a job's
+    commit writes blocks the file has and its fdatasync does not commit the
+    filesystem's journal too; SQLite reads the zeros as the log's end."""
+
+    WANT = 32 + (1000 + 100) * (4096 + 24)   # store_sqlite.c: wal_prefill()
+
+    def test_commits_do_not_grow_it_and_a_kill_loses_nothing(self):
+        d = self.daemon("walahead", {"workers": 1})
+        fs = subprocess.run(["stat", "-f", "-c", "%T", d.state_dir], capture_output=True, text=True).stdout.strip()
+        if fs in ("tmpfs", "ramfs"):
+            self.skipTest("the state dir is on %s: no WAL is made ahead there" % fs)
+        wal = os.path.join(d.state_dir, "edgecd.db-wal")
+        size = os.path.getsize(wal)
+        self.assertEqual(size, self.WANT, "the WAL after start")
+        jobs = [d.run_job(echo(i)) for i in range(5)]
+        for i, job in enumerate(jobs):
+            self.assertEcho(job, i)
+        self.assertEqual(os.path.getsize(wal), size, "the jobs' commits grew the WAL")
+        # Killed: what was committed is read back from the frames before
+        # the zeros, nothing after them is taken for a frame.
+        d.kill()
+        d.restart()
+        for i, job in enumerate(jobs):
+            self.assertEcho(d.get_job(job["id"]), i)
+        self.assertEqual(os.path.getsize(wal), size, "the WAL after a restart")
+        self.assertEcho(d.run_job(echo(5)), 5)
+        self.assertEqual(len(d.list_jobs(limit=100)), 6)
+        # A clean stop: SQLite removes the WAL, the next start makes it again.
+        rc, _ = d.terminate()
+        self.assertEqual(rc, 0)
+        self.assertFalse(os.path.exists(wal), "the WAL outlived a clean stop")
+        d.restart()
+        self.assertEqual(os.path.getsize(wal), self.WANT, "the WAL after a clean restart")
+        self.assertEcho(d.get_job(jobs[0]["id"]), 0)
+
+
 class FinalRenderingCached(DurableCase):
     """A job's final record is rendered by its worker while it is being
     committed, and the answers read it from memory: byte for byte what
