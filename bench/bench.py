@@ -764,27 +764,33 @@ def lean_post(d, path, payload, timeout=120):
     Content-Length, then the clock stopped; parsed after.  (ms, status,
     {header: value}, body bytes).  http.client would charge A its own
     header parsing (email.parser) and the harness's JSON decoding, which
-    under QEMU without KVM cost milliseconds that are the client's."""
+    under QEMU without KVM cost milliseconds that are the client's.  The
+    daemon answers with a Content-Length (never chunked), which this
+    needs."""
     req = (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
            b"Content-Length: %d\r\n\r\n" % (path.encode(), d.port, len(payload))) + payload
     t0 = time.monotonic()
     s = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
     try:
         s.sendall(req)
-        buf, end, need = b"", -1, None
-        while need is None or len(buf) < need:
+        chunks, have, head, end, need = [], 0, b"", -1, None
+        while need is None or have < need:
             chunk = s.recv(65536)
             if not chunk:
-                raise AssertionError("POST %s: connection closed after %d bytes: %r" % (path, len(buf), buf[:300]))
-            buf += chunk
+                raise AssertionError("POST %s: connection closed after %d bytes: %r"
+                                     % (path, have, b"".join(chunks)[:300]))
+            chunks.append(chunk)
+            have += len(chunk)
             if end < 0:
-                end = buf.find(b"\r\n\r\n")
+                head += chunk
+                end = head.find(b"\r\n\r\n")
                 if end >= 0:
-                    m = re.search(rb"\r\ncontent-length:\s*(\d+)", buf[:end], re.I)
+                    m = re.search(rb"\r\ncontent-length:\s*(\d+)", head[:end], re.I)
                     if not m:
-                        raise AssertionError("POST %s: no Content-Length in %r" % (path, buf[:end]))
+                        raise AssertionError("POST %s: no Content-Length in %r" % (path, head[:end]))
                     need = end + 4 + int(m.group(1))
         ms = (time.monotonic() - t0) * 1000
+        buf = b"".join(chunks)
     finally:
         s.close()
     lines = buf[:end].decode("latin-1").split("\r\n")
@@ -801,8 +807,10 @@ def timed_job(d, payload, timings=None):
     timings: a list to append the answer's Server-Timing to
     (server_timing())."""
     ms, status, headers, raw = lean_post(d, "/v1/jobs?wait=true", payload)
-    body = json.loads(raw) if raw else None
-    if status != 200 or not isinstance(body, dict) or body.get("status") != "succeeded":
+    if status != 200:
+        raise AssertionError("POST /v1/jobs?wait=true %s: %s %r" % (payload[:120], status, raw[:500]))
+    body = json.loads(raw)
+    if not isinstance(body, dict) or body.get("status") != "succeeded":
         raise AssertionError("POST /v1/jobs?wait=true %s: %s %r" % (payload[:120], status, raw[:500]))
     if timings is not None:
         timings.append(server_timing(headers))

@@ -390,8 +390,33 @@ static bool refused_unread(struct api *a, struct http_request *req, const char *
         return http_refuse_large(req, len, location ? where : NULL);
 }
 
+/* Server-Timing (W3C) on the answer to the job this request made: where the
+ * request's time went on the daemon's clock, in milliseconds.  admit: its
+ * head in to the job made (body, parsing, validation, admission); then,
+ * answered final, job: made to final (the job's total_ms), commit: final
+ * to its final commit done, reply: to this answer (its rendering
+ * included); or, answered before the job's end, submit: made to this
+ * answer (its record on disk, and any wait). */
+static void add_timing(struct http_request *req, struct job *j)
+{
+        struct job_timing t;
+        bool told = job_timing(j, &t);
+        int64_t head = http_started_us(req), now = now_mono_us();
+        char v[160];
+        if (told)
+                snprintf(v, sizeof v, "admit;dur=%.3f, job;dur=%.3f, commit;dur=%.3f, reply;dur=%.3f",
+                         (t.created_us - head) / 1000.0, (t.finished_us - t.created_us) / 1000.0,
+                         (t.woken_us - t.finished_us) / 1000.0, (now - t.woken_us) / 1000.0);
+        else
+                snprintf(v, sizeof v, "admit;dur=%.3f, submit;dur=%.3f", (j->created_us - head) / 1000.0,
+                         (now - j->created_us) / 1000.0);
+        http_add_header(req, "Server-Timing", v);
+}
+
+/* timed: the job this request made (its answer says where the time went,
+ * add_timing()), or NULL. */
 static void reply_record(struct api *a, struct http_request *req, unsigned status, const char *id,
-                         bool location, bool read)
+                         bool location, bool read, struct job *timed)
 {
         char *text;
         size_t len;
@@ -412,6 +437,8 @@ static void reply_record(struct api *a, struct http_request *req, unsigned statu
         }
         if (status == 0)
                 status = final ? 200 : 202;
+        if (timed)
+                add_timing(req, timed);
         http_reply_json_text(req, status, text, len);
 }
 
@@ -432,28 +459,7 @@ static void finish_synced(struct http_request *req, struct wait *w)
                 reply_err(req, &w->write.err, "storage_unavailable");
                 return;
         }
-        reply_record(w->api, req, 0, w->job->id, true, false);
-}
-
-/* Server-Timing (W3C) on the answer to the job this request made: where the
- * request's time went on the daemon's clock, in milliseconds.  admit: its
- * head in to the job made (body, parsing, validation, admission); then,
- * answered final, job: made to final (the job's total_ms), commit: final
- * to its final commit done, reply: to this answer; or, answered at once,
- * submit: made to this answer (its record on disk). */
-static void add_timing(struct http_request *req, struct job *j)
-{
-        int64_t head = http_started_us(req), now = now_mono_us();
-        struct job_timing t;
-        char v[160];
-        if (job_timing(j, &t) && now >= t.woken_us)
-                snprintf(v, sizeof v, "admit;dur=%.3f, job;dur=%.3f, commit;dur=%.3f, reply;dur=%.3f",
-                         (t.created_us - head) / 1000.0, (t.finished_us - t.created_us) / 1000.0,
-                         (t.woken_us - t.finished_us) / 1000.0, (now - t.woken_us) / 1000.0);
-        else
-                snprintf(v, sizeof v, "admit;dur=%.3f, submit;dur=%.3f", (j->created_us - head) / 1000.0,
-                         (now - j->created_us) / 1000.0);
-        http_add_header(req, "Server-Timing", v);
+        reply_record(w->api, req, 0, w->job->id, true, false, w->made ? w->job : NULL);
 }
 
 /* Second dispatch of a waiting submit: answer with what the job has now.
@@ -487,9 +493,7 @@ static void finish_wait(struct http_request *req, struct wait *w)
                         finish_synced(req, w);
                 return;
         }
-        if (w->made)
-                add_timing(req, w->job);
-        reply_record(w->api, req, 0, w->job->id, true, false);
+        reply_record(w->api, req, 0, w->job->id, true, false, w->made ? w->job : NULL);
 }
 
 /* The request's state: one struct wait for its whole life (the commit,
@@ -1166,7 +1170,7 @@ static void reply_keyed(struct api *a, struct http_request *req, const char *key
                 start_wait(a, req, live, wait_seconds);
                 job_unref(live);
         } else {
-                reply_record(a, req, 200, existing_id, true, false);
+                reply_record(a, req, 200, existing_id, true, false, NULL);
         }
 }
 
@@ -1187,9 +1191,9 @@ static void finish_submit(struct api *a, struct http_request *req, struct wait *
         char location[64];
         snprintf(location, sizeof location, "/v1/jobs/%s", j->id);
         http_add_header(req, "Location", location);
-        add_timing(req, j);
         size_t len;
         char *text = record_render(&w->rec, false, &len);
+        add_timing(req, j);
         http_reply_json_text(req, 202, text, len);
 }
 
@@ -1412,7 +1416,7 @@ static void handle_batch(struct http_request *req, void *ctx)
 
 static void handle_get_job(struct http_request *req, void *ctx)
 {
-        reply_record(ctx, req, 200, http_param(req, 0), false, true);
+        reply_record(ctx, req, 200, http_param(req, 0), false, true, NULL);
 }
 
 /* A running job's cancel is answered once the job's end is on disk:
@@ -1445,7 +1449,7 @@ static void finish_cancel_wait(struct api *a, struct http_request *req, struct w
         /* Ended on its own before the kill: 200, as when it ended before
          * the cancel came. */
         bool own_end = job_final_recorded(w->job) && job_get_status(w->job) != JOB_CANCELLED;
-        reply_record(a, req, own_end ? 200 : 202, w->job->id, false, false);
+        reply_record(a, req, own_end ? 200 : 202, w->job->id, false, false, NULL);
 }
 
 /* After the cancel's commit (second dispatch), or after its wait. */
@@ -1462,7 +1466,7 @@ static void finish_cancel(struct api *a, struct http_request *req, struct wait *
                 wait_for_cancel_end(a, req, w->job);
                 return;
         }
-        reply_record(a, req, 202, w->job->id, false, false);
+        reply_record(a, req, 202, w->job->id, false, false, NULL);
 }
 
 static void handle_cancel(struct http_request *req, void *ctx)
@@ -1507,7 +1511,7 @@ static void handle_cancel(struct http_request *req, void *ctx)
         }
         if (!j) {
                 /* It became final between the two reads. */
-                reply_record(a, req, 0, id, false, false);
+                reply_record(a, req, 0, id, false, false, NULL);
                 return;
         }
         if (scheduler_cancel_begin(a->d.scheduler, j, &rec) == 0) {

@@ -46,8 +46,9 @@ struct job *job_new(struct manifest *m, enum job_priority prio, int64_t timeout_
         struct job *j = job_alloc(m, prio, timeout_seconds, submitted_by);
         uuid_random_text(j->id);
         j->created_ms = now_real_ms();
-        j->created_mono = now_mono_ms();
+        /* One clock read: Server-Timing's job phase and total_ms agree. */
         j->created_us = now_mono_us();
+        j->created_mono = j->created_us / 1000;
         return j;
 }
 
@@ -296,10 +297,10 @@ bool job_finish(struct job *j, enum job_error error, const char *message, int ex
                 j->metrics = *metrics;
                 j->metrics.queue_ms = queue_ms;
         }
-        if (j->started_ms == 0)
-                j->metrics.queue_ms = now_mono_ms() - j->created_mono;
-        j->metrics.total_ms = now_mono_ms() - j->created_mono;
         j->finished_us = now_mono_us();
+        if (j->started_ms == 0)
+                j->metrics.queue_ms = j->finished_us / 1000 - j->created_mono;
+        j->metrics.total_ms = j->finished_us / 1000 - j->created_mono;
         if (j->cancel_fd >= 0) {
                 close(j->cancel_fd);
                 j->cancel_fd = -1;

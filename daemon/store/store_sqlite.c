@@ -57,6 +57,7 @@
 #define WAL_HEADER_BYTES 32
 #define WAL_FRAME_HEADER_BYTES 24
 #define WAL_SLACK_PAGES 100
+#define WAL_SIZE_LIMIT 16777216   /* open_conn()'s PRAGMA journal_size_limit */
 #define DEFER_MS 250              /* a lazy write is committed this soon at the latest */
 
 static const char *const migrations[] = {
@@ -261,7 +262,7 @@ static int open_conn(const char *path, bool readonly, sqlite3 **ret, struct err 
         sqlite3_extended_result_codes(db, 1);
         if (!readonly &&
             (exec(db, "PRAGMA journal_mode=WAL", err) < 0 || exec(db, "PRAGMA synchronous=FULL", err) < 0 ||
-             exec(db, "PRAGMA journal_size_limit=16777216", err) < 0 ||
+             exec(db, "PRAGMA journal_size_limit=16777216", err) < 0 ||   /* WAL_SIZE_LIMIT */
              exec(db, "PRAGMA foreign_keys=OFF", err) < 0 ||
              sqlite3_create_function(db, "edgecd_callback_dest", 1,
                                      SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
@@ -1926,26 +1927,34 @@ static void sqlite_close(struct store_backend *b)
  * job's final commit took 8.8 ms (median) on a WAL that grew against 2.9
  * on one made so; SQLite deletes the WAL at each clean stop, and after a
  * start every commit grew it until the first checkpoint.  Only here, before
- * the writer's thread and any reader: nothing else writes the file now.
- * Not on a tmpfs (no disk, no journal) nor where the disk is short of
- * room; a failure is a warning, and the file gets its length back. */
+ * the writer's thread and any reader, and under the WAL's write lock.  Not
+ * on a tmpfs (no disk, no journal) nor where the disk is short of room; a
+ * failure is a warning, and the file gets its length back.  A full disk
+ * is then told by the first commit past these blocks, not before it. */
 static void wal_prefill(struct store_backend *b)
 {
         int64_t page = pragma_int(b->w, "PRAGMA page_size");
         if (page <= 0)
                 return;
         off_t want = WAL_HEADER_BYTES + (off_t)(CHECKPOINT_PAGES + WAL_SLACK_PAGES) * (page + WAL_FRAME_HEADER_BYTES);
+        if (want > WAL_SIZE_LIMIT)
+                want = WAL_SIZE_LIMIT;   /* SQLite would cut it back to this */
+        /* The WAL's write lock: no other connection (a sqlite3 shell,
+         * another process) appends frames under the zeros meanwhile. */
+        struct err ignored = ERR_INIT;
+        if (exec(b->w, "BEGIN IMMEDIATE", &ignored) < 0)
+                return;
+        const char *wal = sqlite3_filename_wal(sqlite3_db_filename(b->w, "main"));
+        _cleanup_close_ int fd = wal ? open(wal, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) : -1;
+        struct stat st;
         struct statfs fs;
         struct statvfs vfs;
-        if (statfs(b->dir, &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC))
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size >= want ||
+            fstatfs(fd, &fs) < 0 || fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC ||
+            fstatvfs(fd, &vfs) < 0 || (uint64_t)vfs.f_bavail * vfs.f_frsize < (uint64_t)want * 8) {
+                exec(b->w, "ROLLBACK", &ignored);
                 return;
-        if (statvfs(b->dir, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < (uint64_t)want * 8)
-                return;
-        _cleanup_free_ char *wal = xasprintf("%s-wal", b->path);
-        _cleanup_close_ int fd = open(wal, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-        struct stat st;
-        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size >= want)
-                return;
+        }
         static const char zeros[64 * 1024];
         int e = 0;
         for (off_t at = st.st_size; at < want && !e;) {
@@ -1966,6 +1975,7 @@ static void wal_prefill(struct store_backend *b)
                 if (ftruncate(fd, st.st_size) < 0)
                         log_warn("store: %s: could not give it back its length: %s", wal, strerror(errno));
         }
+        exec(b->w, "ROLLBACK", &ignored);
 }
 
 static int sqlite_open(const char *state_dir, struct store_backend **ret, struct err *err)

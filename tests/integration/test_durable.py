@@ -1440,8 +1440,9 @@ class ServerTiming(DurableCase):
         d, flag = self.slow_fsync_daemon("timing")
         r = d.submit(echo(1), wait="true")
         self.assertEqual(r.status, 200, r)
-        t = self.assertPhases(r, ("admit", "job", "commit", "reply"))
-        self.assertLessEqual(abs(t["job"] - r.body["metrics"]["total_ms"]), 2, (t, r.body["metrics"]))
+        t1 = self.assertPhases(r, ("admit", "job", "commit", "reply"))
+        # One clock read each end (job.c): total_ms is the phase, floored.
+        self.assertLessEqual(abs(t1["job"] - r.body["metrics"]["total_ms"]), 1, (t1, r.body["metrics"]))
         # Its final commit's fsync held for a second: in commit, not in job.
         open(flag, "w").close()
         self.addCleanup(lambda: os.path.exists(flag) and os.unlink(flag))
@@ -1449,7 +1450,8 @@ class ServerTiming(DurableCase):
         self.assertEqual(r.status, 200, r)
         t = self.assertPhases(r, ("admit", "job", "commit", "reply"))
         self.assertGreaterEqual(t["commit"], 990, t)
-        self.assertLess(t["job"] + t["admit"] + t["reply"], 990, t)
+        self.assertLess(t["job"], t1["job"] + 900, (t1, t))
+        self.assertLess(t["reply"], 900, t)
         # Answered at once: its submit's commit (and fsync) before the 202.
         r = d.submit(echo(3), headers=keyed("timing-key"), timeout=30)
         self.assertEqual(r.status, 202, r)
@@ -1463,6 +1465,45 @@ class ServerTiming(DurableCase):
         self.assertNotIn("Server-Timing", again.headers, again.headers)
         got = d.req("GET", "/v1/jobs/%s" % r.body["id"])
         self.assertNotIn("Server-Timing", got.headers, got.headers)
+        # A replay that waits for the first request's job, still running,
+        # and is answered when it ends: not this request's job either.
+        first = d.submit(sleep(1, timeout=30), headers=keyed("timing-key-2"))
+        self.assertEqual(first.status, 202, first)
+        again = d.submit(sleep(1, timeout=30), wait="true", headers=keyed("timing-key-2"), timeout=30)
+        self.assertEqual((again.status, again.body["id"]), (200, first.body["id"]), again)
+        self.assertNotIn("Server-Timing", again.headers, again.headers)
+        # A wait that ends before the job (its submit committed then, as
+        # the answer names it): admit and submit, the wait in submit.
+        r = d.submit(sleep(3, timeout=30), wait="1", timeout=30)
+        self.assertEqual(r.status, 202, r)
+        t = self.assertPhases(r, ("admit", "submit"))
+        self.assertGreaterEqual(t["submit"], 990, t)
+        d.wait_final(r.body["id"], timeout=30)
+
+    def test_a_replay_found_only_at_its_commit_carries_none(self):
+        # The first request's commit held by a slow fsync: the second,
+        # same key and body, finds no key before its own commit, makes a
+        # job of its own, and learns it is a replay only there; it then
+        # waits for the first request's job.
+        d, flag = self.slow_fsync_daemon("timing3")
+        open(flag, "w").close()
+        self.addCleanup(lambda: os.path.exists(flag) and os.unlink(flag))
+        out = {}
+
+        def first():
+            out["a"] = d.submit(echo(6), wait="true", headers=keyed("timing-race"), timeout=60)
+        t = threading.Thread(target=first)
+        t.start()
+        self.addCleanup(t.join, 60)
+        time.sleep(0.3)
+        b = d.submit(echo(6), wait="true", headers=keyed("timing-race"), timeout=60)
+        t.join(60)
+        a = out["a"]
+        self.assertEqual((a.status, b.status), (200, 200), (a, b))
+        self.assertEqual(b.body["id"], a.body["id"], "the second is a replay of the first")
+        self.assertEqual(b.headers.get("Idempotent-Replayed"), "true", b.headers)
+        self.assertNotIn("Server-Timing", b.headers, b.headers)
+        self.assertPhases(a, ("admit", "job", "commit", "reply"))
 
     @quick
     def test_admit_counts_from_the_requests_head(self):
@@ -1495,16 +1536,22 @@ class WalMadeAhead(DurableCase):
     commit writes blocks the file has and its fdatasync does not commit the
     filesystem's journal too; SQLite reads the zeros as the log's end."""
 
-    WANT = 32 + (1000 + 100) * (4096 + 24)   # store_sqlite.c: wal_prefill()
-
     def test_commits_do_not_grow_it_and_a_kill_loses_nothing(self):
         d = self.daemon("walahead", {"workers": 1})
         fs = subprocess.run(["stat", "-f", "-c", "%T", d.state_dir], capture_output=True, text=True).stdout.strip()
         if fs in ("tmpfs", "ramfs"):
             self.skipTest("the state dir is on %s: no WAL is made ahead there" % fs)
+        with db_connect(d.db_path) as db:
+            page = db.execute("PRAGMA page_size").fetchone()[0]
+        want = min(32 + (1000 + 100) * (page + 24), 16 << 20)   # store_sqlite.c: wal_prefill()
+        vfs = os.statvfs(d.state_dir)
+        if vfs.f_bavail * vfs.f_frsize < 8 * want + (64 << 20):
+            self.skipTest("%d MiB free where the state dir is: too little for a WAL made ahead"
+                          % (vfs.f_bavail * vfs.f_frsize >> 20))
+        self.WANT = want
         wal = os.path.join(d.state_dir, "edgecd.db-wal")
         size = os.path.getsize(wal)
-        self.assertEqual(size, self.WANT, "the WAL after start")
+        self.assertEqual(size, want, "the WAL after start")
         jobs = [d.run_job(echo(i)) for i in range(5)]
         for i, job in enumerate(jobs):
             self.assertEcho(job, i)
