@@ -24,9 +24,8 @@
  * order at open, each in its own transaction. */
 #include "store.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -35,6 +34,7 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <linux/magic.h>

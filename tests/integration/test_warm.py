@@ -262,6 +262,22 @@ class WarmCase(unittest.TestCase):
         self.assertTrue(pids, "no process in the waiting container %s" % rid)
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
+        # Dead, not dying: a SIGKILL is delivered at once but the exit comes
+        # a moment later (longer on a loaded host), and until then the
+        # daemon rightly takes the container for alive.
+        deadline = time.monotonic() + 10 * slow_factor()
+        for pid in pids:
+            while time.monotonic() < deadline:
+                try:
+                    with open("/proc/%d/stat" % pid) as f:
+                        state = f.read().rsplit(")", 1)[1].split()[0]
+                except OSError:
+                    break
+                if state in ("Z", "X"):
+                    break
+                time.sleep(0.005)
+            else:
+                self.fail("process %d of waiting container %s outlived its SIGKILL for 10 s" % (pid, rid))
 
     def wait_pool(self, d, plugin, n, algorithm=None, version=V1, timeout=40):
         """Wait until plugin's pool reports n ready and the runtime lists
