@@ -2850,10 +2850,17 @@ START_TEST(test_lazy_writes_too_large_keep_it_unhealthy)
                 fx_teardown(&f);
                 return;
         }
-        struct job_record r[8];
-        struct err err[8];
-        int rc[8];
-        for (int i = 0; i < 8; i++) {
+        /* More than the WAL has room for past what it holds: the store
+         * makes it about 4.5 MB long at open (wal_prefill()), and writes
+         * inside a file's length are not held back by RLIMIT_FSIZE. */
+        char *wal = xasprintf("%s/edgecd.db-wal", f.dir);
+        off_t wal_len = file_size(wal);
+        free(wal);
+        int n = (int)((wal_len + 200 * 1024) / (60 * 1024)) + 1;
+        struct job_record *r = xcalloc((size_t)n, sizeof *r);
+        struct err *err = xcalloc((size_t)n, sizeof *err);
+        int *rc = xcalloc((size_t)n, sizeof *rc);
+        for (int i = 0; i < n; i++) {
                 rec_queued(&r[i], "alpha", T0 + i);
                 free(r[i].params);
                 r[i].params_len = 60 * 1024;
@@ -2866,9 +2873,7 @@ START_TEST(test_lazy_writes_too_large_keep_it_unhealthy)
         }
         /* Room for a probe, not for them (kept in memory, they write
          * nothing before their commit). */
-        char *wal = xasprintf("%s/edgecd.db-wal", f.dir);
-        off_t room = file_size(wal) + 100 * 1024;
-        free(wal);
+        off_t room = wal_len + 100 * 1024;
 
         /* ---- writes fail: no assertions ---- */
         signal(SIGXFSZ, SIG_IGN);
@@ -2876,7 +2881,7 @@ START_TEST(test_lazy_writes_too_large_keep_it_unhealthy)
         bool broken = getrlimit(RLIMIT_FSIZE, &rl) == 0;
         rl.rlim_cur = (rlim_t)room;
         broken = broken && setrlimit(RLIMIT_FSIZE, &rl) == 0;
-        for (int i = 0; i < 8; i++)
+        for (int i = 0; i < n; i++)
                 rc[i] = lazy_insert(f.s, &r[i], &err[i]);
         int healthy_seen = 0, unhealthy_seen = 0;
         int64_t until = now_mono_ms() + 3000;
@@ -2891,7 +2896,7 @@ START_TEST(test_lazy_writes_too_large_keep_it_unhealthy)
         /* ---- writes work again ---- */
 
         ck_assert(broken && mended);
-        for (int i = 0; i < 8; i++)
+        for (int i = 0; i < n; i++)
                 ck_assert_msg(rc[i] == 0, "lazy insert %d: %s", i, err[i].msg);
         ck_assert_msg(unhealthy_seen > 0, "healthy although its lazy writes could not be committed");
         ck_assert_msg(healthy_seen == 0, "healthy again %d times while its lazy writes still did not fit",
@@ -2901,13 +2906,16 @@ START_TEST(test_lazy_writes_too_large_keep_it_unhealthy)
                 usleep(20000);
         ck_assert_msg(store_health(f.s, NULL, 0), "still unhealthy with room again");
         fx_reopen(&f);
-        for (int i = 0; i < 8; i++) {
+        for (int i = 0; i < n; i++) {
                 struct job_record got;
                 get_ok(&f, r[i].id, STORE_READ_PARAMS, &got);
                 ck_assert_uint_eq(got.params_len, r[i].params_len);
                 record_clear(&got);
                 record_clear(&r[i]);
         }
+        free(r);
+        free(err);
+        free(rc);
         fx_teardown(&f);
 }
 END_TEST
