@@ -823,7 +823,9 @@ static void stop(struct daemon *d)
          * pending on disk. */
         callbacks_stop(d->callbacks);
         warmpool_free(d->warm);
-        /* Every sandbox is handed over by now: take them apart. */
+        /* Every sandbox is handed over by now: take them apart, and make
+         * no run cgroup ahead for a run that will not come. */
+        runcgroups_stopping(d->cgroups);
         cleaner_free(d->cleaner);
         runcgroups_free(d->cgroups);
         if (d->workspaces_mounted) {

@@ -184,15 +184,13 @@ static int64_t read_ctl_int(const char *dir, const char *file)
         return parse_int64(buf, 0, INT64_MAX, &v) ? v : -1;
 }
 
-/* The value of `key N` in a flat keyed file (memory.events, cpu.stat,
- * memory.oom_control); -1 when the key is not there. */
-static int64_t read_ctl_key(const char *dir, const char *file, const char *key)
+/* The value of `key N` in the text of a flat keyed file (memory.events,
+ * cpu.stat, memory.oom_control, cgroup.events); -1 when the key is not
+ * there. */
+static int64_t key_value(const char *text, const char *key)
 {
-        char buf[4096];
-        if (!read_ctl(dir, file, buf, sizeof buf))
-                return -1;
         size_t klen = strlen(key);
-        for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
                 if (strncmp(line, key, klen) || line[klen] != ' ')
                         continue;
                 char num[32];
@@ -207,21 +205,38 @@ static int64_t read_ctl_key(const char *dir, const char *file, const char *key)
         return -1;
 }
 
+static int64_t read_ctl_key(const char *dir, const char *file, const char *key)
+{
+        char buf[4096];
+        if (!read_ctl(dir, file, buf, sizeof buf))
+                return -1;
+        return key_value(buf, key);
+}
+
+/* A kept file's text at offset 0 into buf: false with errno set when it
+ * cannot be read (ENODEV: its cgroup was removed). */
+static bool pread_text(int fd, char *buf, size_t len)
+{
+        ssize_t n;
+        do
+                n = pread(fd, buf, len - 1, 0);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+                if (n == 0)
+                        errno = EIO;
+                return false;
+        }
+        buf[n] = '\0';
+        return true;
+}
+
 /* A counter from a kept file (struct cgroup_files): -1 with errno set when
  * it cannot be read (ENODEV: its cgroup was removed). */
 static int64_t pread_int(int fd)
 {
         char buf[64];
-        ssize_t n;
-        do
-                n = pread(fd, buf, sizeof buf - 1, 0);
-        while (n < 0 && errno == EINTR);
-        if (n <= 0) {
-                if (n == 0)
-                        errno = EIO;
+        if (!pread_text(fd, buf, sizeof buf))
                 return -1;
-        }
-        buf[n] = '\0';
         buf[strcspn(buf, "\n")] = '\0';
         int64_t v;
         if (!parse_int64(buf, 0, INT64_MAX, &v)) {
@@ -258,29 +273,39 @@ static int write_ctl(const char *dir, const char *file, const char *text)
         return (size_t)n == strlen(text) ? 0 : -EIO;
 }
 
-/* memory.peak, memory.events of a v2 cgroup.  memory.peak appeared in
- * Linux 5.19: before it the peak is unknown (-1, null in the job), and so
- * is a 0, which no cgroup that ran a process can have: memory.current
- * read now, after the container is gone, would say nothing of its peak. */
-static void read_v2_memory(const char *mem, struct cgroup_stats *s)
-{
-        s->peak_memory_bytes = read_ctl_int(mem, "memory.peak");
-        if (s->peak_memory_bytes == 0)
-                s->peak_memory_bytes = -1;
-        /* Hierarchical: the run's counts its container's. */
-        int64_t kills = read_ctl_key(mem, "memory.events", "oom_kill");
-        s->oom_known = kills >= 0;
-        s->oom_killed = kills > 0;
-        s->limit_hit = read_ctl_key(mem, "memory.events", "max") > 0;
-}
-
-void cgroup_read_v2_dir(const char *dir, struct cgroup_stats *ret)
+/* memory.peak, memory.events and cpu.stat of a v2 cgroup, by name or
+ * from its kept files (files not NULL).  memory.peak appeared in Linux
+ * 5.19: before it the peak is unknown (-1, null in the job), and so is a 0,
+ * which no cgroup that ran a process can have: memory.current read now,
+ * after the container is gone, would say nothing of its peak.  -1 with
+ * errno set when a kept file cannot be read. */
+int cgroup_read_v2_dir(const char *dir, const struct cgroup_files *files, struct cgroup_stats *ret)
 {
         struct cgroup_stats s = { .peak_memory_bytes = -1, .cpu_ms = -1 };
-        read_v2_memory(dir, &s);
-        int64_t us = read_ctl_key(dir, "cpu.stat", "usage_usec");
+        char events[4096], cpu[4096];
+        if (files) {
+                if (!pread_text(files->events, events, sizeof events) || !pread_text(files->cpu, cpu, sizeof cpu))
+                        return -1;
+                if (files->peak >= 0 && (s.peak_memory_bytes = pread_int(files->peak)) < 0)
+                        return -1;
+        } else {
+                s.peak_memory_bytes = read_ctl_int(dir, "memory.peak");
+                if (!read_ctl(dir, "memory.events", events, sizeof events))
+                        events[0] = '\0';
+                if (!read_ctl(dir, "cpu.stat", cpu, sizeof cpu))
+                        cpu[0] = '\0';
+        }
+        if (s.peak_memory_bytes == 0)
+                s.peak_memory_bytes = -1;
+        /* Hierarchical: the run's counts its container's. */
+        int64_t kills = key_value(events, "oom_kill");
+        s.oom_known = kills >= 0;
+        s.oom_killed = kills > 0;
+        s.limit_hit = key_value(events, "max") > 0;
+        int64_t us = key_value(cpu, "usage_usec");
         s.cpu_ms = us < 0 ? -1 : us / 1000;
         *ret = s;
+        return 0;
 }
 
 int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_bytes,
@@ -293,14 +318,25 @@ int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_b
         _cleanup_free_ char *cpu = xasprintf("%s%s", h->cpu, path);
 
         /* Kept files: a removed cgroup's say so (ENODEV) when read. */
-        const struct cgroup_files *files = base ? base->files : NULL;
+        const struct cgroup_files *files = base && cgroup_files_kept(base->files) ? base->files : NULL;
         struct stat st;
         if (!files && stat(mem, &st) < 0)
                 return err_errno(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, "cgroup: stat `%s`", mem);
 
         struct cgroup_stats s = { .peak_memory_bytes = -1, .cpu_ms = -1 };
+        if (h->memory_v2 && h->cpu_v2) {
+                /* Files kept on v2 are a run cgroup's made ahead: nothing
+                 * held before the run to take off. */
+                if (cgroup_read_v2_dir(mem, files, ret) < 0)
+                        return files_err(err, errno, "read the counters of", mem);
+                return 0;
+        }
         if (h->memory_v2) {
-                read_v2_memory(mem, &s);
+                /* One controller on each version (not a host we know of). */
+                struct cgroup_stats v2;
+                cgroup_read_v2_dir(mem, NULL, &v2);
+                s = v2;
+                s.cpu_ms = -1;
         } else {
                 int64_t watermark = files ? pread_int(files->peak) : read_ctl_int(mem, "memory.max_usage_in_bytes");
                 if (files && watermark < 0 && cgroup_gone(errno))
@@ -387,31 +423,25 @@ int cgroup_make(const char *path, struct err *err)
         return 0;
 }
 
-int cgroup_files_open(const char *path, struct cgroup_files *ret, struct err *err)
+struct wanted_file {
+        const char *root, *file;
+        int flags;
+        bool optional;   /* absent: left -1 */
+        int *fd;
+};
+
+/* Open root + path + "/" + file for each of want into *ret: all or none. */
+static int open_wanted(const char *path, const struct wanted_file *want, size_t n, struct cgroup_files *ret,
+                       struct err *err)
 {
-        *ret = CGROUP_FILES_NONE;
-        if (!path_ok(path))
-                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
-        const struct hierarchies *h = hierarchies();
-        if (h->memory_v2 || h->cpu_v2)
-                return err_set(err, ERR_INVALID, 0, "cgroup: `%s`: counter files are kept on v1 only", path);
-        struct {
-                const char *root, *file;
-                int flags;
-                int *fd;
-        } want[] = {
-                { h->memory, "memory.max_usage_in_bytes", O_RDWR, &ret->peak },
-                { h->memory, "memory.usage_in_bytes", O_RDONLY, &ret->usage },
-                { h->cpu, "cpuacct.usage", O_RDONLY, &ret->cpu },
-        };
-        for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        for (size_t i = 0; i < n; i++) {
                 char p[PATH_MAX];
                 if (snprintf(p, sizeof p, "%s%s/%s", want[i].root, path, want[i].file) >= (int)sizeof p) {
                         cgroup_files_close(ret);
                         return err_set(err, ERR_INVALID, ENAMETOOLONG, "cgroup: `%s`: path too long", path);
                 }
                 *want[i].fd = open(p, want[i].flags | O_CLOEXEC);
-                if (*want[i].fd < 0) {
+                if (*want[i].fd < 0 && !(want[i].optional && errno == ENOENT)) {
                         int e = errno;
                         cgroup_files_close(ret);
                         return files_err(err, e, "open", p);
@@ -420,9 +450,66 @@ int cgroup_files_open(const char *path, struct cgroup_files *ret, struct err *er
         return 0;
 }
 
+int cgroup_files_open_v2_dir(const char *dir, struct cgroup_files *ret, struct err *err)
+{
+        *ret = CGROUP_FILES_NONE;
+        const struct wanted_file want[] = {
+                { dir, "memory.peak", O_RDONLY, true, &ret->peak },   /* Linux 5.19 */
+                { dir, "memory.events", O_RDONLY, false, &ret->events },
+                { dir, "cpu.stat", O_RDONLY, false, &ret->cpu },
+                { dir, "cgroup.events", O_RDONLY, false, &ret->populated },
+        };
+        return open_wanted("", want, sizeof want / sizeof *want, ret, err);
+}
+
+int cgroup_files_open(const char *path, struct cgroup_files *ret, struct err *err)
+{
+        *ret = CGROUP_FILES_NONE;
+        if (!path_ok(path))
+                return err_set(err, ERR_INVALID, 0, "cgroup: bad cgroup path `%s`", path ? path : "");
+        const struct hierarchies *h = hierarchies();
+        if (h->memory_v2 && h->cpu_v2) {
+                _cleanup_free_ char *dir = xasprintf("%s%s", h->memory, path);
+                return cgroup_files_open_v2_dir(dir, ret, err);
+        }
+        if (h->memory_v2 || h->cpu_v2)
+                return err_set(err, ERR_INVALID, 0, "cgroup: `%s`: memory and cpu on two versions: no files kept", path);
+        const struct wanted_file want[] = {
+                { h->memory, "memory.max_usage_in_bytes", O_RDWR, false, &ret->peak },
+                { h->memory, "memory.usage_in_bytes", O_RDONLY, false, &ret->usage },
+                { h->cpu, "cpuacct.usage", O_RDONLY, false, &ret->cpu },
+        };
+        return open_wanted(path, want, sizeof want / sizeof *want, ret, err);
+}
+
+bool cgroup_files_kept(const struct cgroup_files *f)
+{
+        return f && (f->peak >= 0 || f->events >= 0);
+}
+
+int cgroup_files_untouched(const struct cgroup_files *f)
+{
+        char text[256];
+        if (f->populated < 0) {
+                errno = EBADF;
+                return -1;
+        }
+        if (!pread_text(f->populated, text, sizeof text))
+                return -1;
+        int64_t populated = key_value(text, "populated");
+        if (populated < 0) {
+                errno = EIO;
+                return -1;
+        }
+        if (populated > 0 || f->peak < 0)
+                return populated == 0;
+        int64_t peak = pread_int(f->peak);
+        return peak < 0 ? -1 : peak == 0;
+}
+
 void cgroup_files_close(struct cgroup_files *f)
 {
-        int *fds[] = { &f->peak, &f->usage, &f->cpu };
+        int *fds[] = { &f->peak, &f->usage, &f->cpu, &f->events, &f->populated };
         for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
                 if (*fds[i] >= 0)
                         close(*fds[i]);

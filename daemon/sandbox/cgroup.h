@@ -26,23 +26,39 @@ struct cgroup_stats {
                                      * may have coped, so not an OOM kill by itself */
 };
 
-/* A reused v1 cgroup's counter files, kept open by its owner for as long
- * as it reuses the cgroup: a pread or pwrite each time instead of an open,
- * a read and a close (some 7 us against 1.4 on a VM; a run reads them
- * seven times).  -1: not open. */
+/* A run cgroup's counter files, kept open by its owner: a pread or pwrite
+ * each time instead of an open, a read and a close (some 7 us against 1.4
+ * on a VM; a run reads them seven times).  A reused v1 slot keeps them as
+ * long as it is reused; a v2 run cgroup from when it is made ahead (after
+ * the answer before it) to its removal.  -1: not open. */
 struct cgroup_files {
-        int peak;    /* memory.max_usage_in_bytes, read and write */
-        int usage;   /* memory.usage_in_bytes */
-        int cpu;     /* cpuacct.usage */
+        int peak;       /* v1 memory.max_usage_in_bytes, read and write; v2 memory.peak (-1 before Linux 5.19) */
+        int usage;      /* v1 memory.usage_in_bytes */
+        int cpu;        /* v1 cpuacct.usage; v2 cpu.stat */
+        int events;     /* v2 memory.events */
+        int populated;  /* v2 cgroup.events */
 };
 
-#define CGROUP_FILES_NONE ((struct cgroup_files){ .peak = -1, .usage = -1, .cpu = -1 })
+#define CGROUP_FILES_NONE ((struct cgroup_files){ .peak = -1, .usage = -1, .cpu = -1, .events = -1, .populated = -1 })
 
-/* Open the counter files of the v1 cgroup at path into *ret (all or
- * none); ERR_NOT_FOUND when it is gone.  Close them with
- * cgroup_files_close(), which leaves *f CGROUP_FILES_NONE. */
+/* Open the counter files of the cgroup at path into *ret (all or none;
+ * on v2 memory.peak where the kernel has it); ERR_NOT_FOUND when it is
+ * gone.  Close them with cgroup_files_close(), which leaves *f
+ * CGROUP_FILES_NONE. */
 int cgroup_files_open(const char *path, struct cgroup_files *ret, struct err *err);
 void cgroup_files_close(struct cgroup_files *f);
+
+/* The same for the v2 cgroup directory dir; for the unit tests. */
+int cgroup_files_open_v2_dir(const char *dir, struct cgroup_files *ret, struct err *err);
+
+/* Are f open (for cgroup_read_stats)?  false for NULL. */
+bool cgroup_files_kept(const struct cgroup_files *f);
+
+/* Has nothing run in the v2 cgroup of f since it was made: no process in
+ * it or below (cgroup.events `populated 0`) and a memory peak of 0 (where
+ * the kernel keeps one)?  1 yes, 0 no, -1 with errno set when a file
+ * cannot be read (ENODEV: its cgroup was removed from under us). */
+int cgroup_files_untouched(const struct cgroup_files *f);
 
 /* What the cgroup of f holds now, in bytes (memory.usage_in_bytes); -1
  * with errno set when it cannot be read. */
@@ -82,8 +98,10 @@ int cgroup_setup_parent_at(const char *root, const char *self, pid_t pid, const 
                            struct err *err);
 
 /* The v2 stats of the cgroup directory dir (memory and cpu in one
- * hierarchy): what cgroup_read_stats reads there; for the unit tests. */
-void cgroup_read_v2_dir(const char *dir, struct cgroup_stats *ret);
+ * hierarchy), by name or (files not NULL) from its kept files: what
+ * cgroup_read_stats reads there; for the unit tests.  -1 with errno set
+ * when a kept file cannot be read (ENODEV: the cgroup was removed). */
+int cgroup_read_v2_dir(const char *dir, const struct cgroup_files *files, struct cgroup_stats *ret);
 
 /* A new run cgroup at path (under the parent), ready for its container's
  * inside it: on v2 with memory, pids and cpu enabled for its children (a
@@ -97,8 +115,9 @@ int cgroup_make_run(const char *path, struct err *err);
  * deletes.  leaf (may be NULL) is that container cgroup, read too while it
  * is there: cgroup v1 counts an OOM kill only in the cgroup of the process
  * killed.  memory_limit_bytes (0: none known) is the container's limit, for
- * limit_hit.  base (may be NULL: a new cgroup) is what a reused one held
- * before the run, taken off.  A value the kernel does not offer is -1;
+ * limit_hit.  base (may be NULL: read by name) is what a reused one held
+ * before the run, taken off, and its kept files (a v2 cgroup's hold
+ * nothing before its run).  A value the kernel does not offer is -1;
  * ERR_NOT_FOUND when the cgroup is gone.  Thread-safe. */
 int cgroup_read_stats(const char *path, const char *leaf, int64_t memory_limit_bytes,
                       const struct cgroup_base *base, struct cgroup_stats *ret, struct err *err);

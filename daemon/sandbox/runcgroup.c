@@ -36,6 +36,7 @@ struct runcgroups {
         size_t n_slots;
         size_t *free;             /* in the order given back: the last one ready is used first */
         size_t n_free;
+        bool stopping;            /* no take any more: nothing made ahead (under lock) */
 };
 
 static void release(struct runcgroup *rc)
@@ -281,6 +282,7 @@ static const struct runcgroup_ops slot_ops = {
 static int fresh_failed(struct runcgroups *rcs, struct runcgroup *rc, size_t slot, int attempt, struct err *e,
                         struct err *err)
 {
+        drop_files(rc);
         struct err re = ERR_INIT;
         bool gone = e->code != ERR_CONFLICT && cgroup_remove(rc->dir, &re) == 0;
         set_state(rcs, slot, gone ? SLOT_UNMADE : SLOT_GONE, false, NULL);
@@ -293,25 +295,53 @@ static int fresh_failed(struct runcgroups *rcs, struct runcgroup *rc, size_t slo
         return 0;
 }
 
+/* The counter files of a run cgroup just made, kept from now to its
+ * removal (rc->files: its slot's); left closed when they cannot be opened,
+ * and its figures read by name. */
+static void open_files(struct runcgroup *rc)
+{
+        struct err e = ERR_INIT;
+        if (cgroup_is_v2() && cgroup_files_open(rc->dir, rc->files, &e) < 0)
+                log_debug("run cgroup: %s (its figures read by name)", e.msg);
+}
+
 /* v2 cannot reset a cgroup's memory.peak (before Linux 6.12), so a run's
  * cgroup serves that run only; but it is made ahead, when the one before
  * it under the same slot number is removed after its answer (in the
  * cleaner), so that making it and enabling its controllers (1.2 ms of a
- * job's path in the QEMU VM) is not on the job's path.  A take makes one
- * only for a number not made yet: the first runs at once, or after a
- * failure or a collection. */
+ * job's path in the QEMU VM), and opening its counter files, are not on
+ * the job's path.  A take makes one only for a number not made yet: the
+ * first runs at once, or after a failure or a collection.  One made ahead
+ * that something has run in since (a process put in a cgroup below it:
+ * its figures would count in the run's) is not used: the collector's, as
+ * a leftover is. */
 static int fresh_take(struct runcgroups *rcs, const char *run_id, struct runcgroup *rc, struct err *err)
 {
         for (int attempt = 0;; attempt++) {
                 bool unmade, settle;
-                struct cgroup_files *files;   /* v1's counters: none kept here */
-                size_t slot = pick_slot(rcs, &unmade, &settle, &files);
+                size_t slot = pick_slot(rcs, &unmade, &settle, &rc->files);
                 rc->slot = (long)slot;
                 rc->dir = xasprintf("%s/" SLOT_PREFIX "%zu", rcs->parent, slot);
                 rc->leaf = xasprintf("%s/%s", rc->dir, run_id);
+                rc->base = (struct cgroup_base){ .files = rc->files };
                 struct err e = ERR_INIT;
-                if (!unmade || cgroup_make_run(rc->dir, &e) == 0)
-                        return 0;
+                if (unmade) {
+                        if (cgroup_make_run(rc->dir, &e) == 0) {
+                                open_files(rc);
+                                return 0;
+                        }
+                } else {
+                        int untouched = cgroup_files_kept(rc->files) ? cgroup_files_untouched(rc->files) : 1;
+                        if (untouched == 1)
+                                return 0;
+                        /* Unreadable (removed from under us): removed here,
+                         * as one that could not be made. */
+                        if (untouched < 0)
+                                err_errno(&e, ERR_IO, "cgroup `%s`: read its counters", rc->dir);
+                        else
+                                err_set(&e, ERR_CONFLICT, 0, "cgroup `%s`: something ran in it after it was made",
+                                        rc->dir);
+                }
                 if (fresh_failed(rcs, rc, slot, attempt, &e, err) < 0)
                         return -1;
         }
@@ -321,6 +351,7 @@ static int fresh_give(struct runcgroups *rcs, struct runcgroup *rc, const char *
                       struct err *err)
 {
         size_t slot = (size_t)rc->slot;
+        drop_files(rc);
         /* Empty once the runtime is done with its container; else what is
          * in it is killed.  Not deleted, or not removable: the collector
          * removes it, and the run's ids wait for that
@@ -339,9 +370,17 @@ static int fresh_give(struct runcgroups *rcs, struct runcgroup *rc, const char *
                 release(rc);
                 return -1;
         }
-        /* The next run's, made now, after this one's answer. */
+        /* The next run's, made now, after this one's answer; none once
+         * the daemon stops. */
         enum slot_state next = SLOT_FREE;
-        if (cgroup_make_run(rc->dir, &e) < 0) {
+        pthread_mutex_lock(&rcs->lock);
+        bool stopping = rcs->stopping;
+        pthread_mutex_unlock(&rcs->lock);
+        if (stopping) {
+                next = SLOT_UNMADE;
+        } else if (cgroup_make_run(rc->dir, &e) == 0) {
+                open_files(rc);
+        } else {
                 log_warn("run cgroup: %s (to be made when taken)", e.msg);
                 err_clear(&e);
                 next = cgroup_remove(rc->dir, &e) == 0 ? SLOT_UNMADE : SLOT_GONE;
@@ -371,6 +410,15 @@ struct runcgroups *runcgroups_new_kind(const char *parent, enum runcgroup_kind k
 struct runcgroups *runcgroups_new(const char *parent)
 {
         return runcgroups_new_kind(parent, cgroup_is_v2() ? RUNCG_FRESH : RUNCG_REUSED);
+}
+
+void runcgroups_stopping(struct runcgroups *rcs)
+{
+        if (!rcs)
+                return;
+        pthread_mutex_lock(&rcs->lock);
+        rcs->stopping = true;
+        pthread_mutex_unlock(&rcs->lock);
 }
 
 void runcgroups_free(struct runcgroups *rcs)
@@ -410,7 +458,8 @@ int runcgroup_take(struct runcgroups *rcs, const char *run_id, struct runcgroup 
 int runcgroup_stats(const struct runcgroup *rc, int64_t memory_limit_bytes, struct cgroup_stats *ret,
                     struct err *err)
 {
-        return cgroup_read_stats(rc->dir, rc->leaf, memory_limit_bytes, rc->files ? &rc->base : NULL, ret, err);
+        return cgroup_read_stats(rc->dir, rc->leaf, memory_limit_bytes, cgroup_files_kept(rc->files) ? &rc->base : NULL,
+                                 ret, err);
 }
 
 int runcgroup_give(struct runcgroups *rcs, struct runcgroup *rc, const char *run_id, enum runcgroup_end end,

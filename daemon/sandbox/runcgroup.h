@@ -13,10 +13,11 @@
  *     closed, and is left to the collector.
  *   - made ahead (cgroup v2, which cannot restart a cgroup's memory
  *     peak): a slot serves one run, is removed after it and made again
- *     at once with its controllers, empty, for the next run; so making a
- *     cgroup is not on a job's path (a take makes one itself only for
- *     a number not made yet: the first runs at once, or after a failure
- *     or a collection).
+ *     at once with its controllers, empty, for the next run, its
+ *     counter files opened; so making a cgroup is not on a job's path (a
+ *     take makes one itself only for a number not made yet: the first
+ *     runs at once, or after a failure or a collection).  One that
+ *     something ran in after it was made is left to the collector.
  *
  * Either way the container's cgroup is "<parent>/slot-N/<run id>".  Every
  * slot goes at runcgroups_free(); after a crash the next start's
@@ -34,8 +35,10 @@
 struct runcgroup {
         char *dir;                 /* the run cgroup: its totals ("<parent>/slot-3") */
         char *leaf;                /* its container's, the runtime's cgroupsPath, under dir */
-        struct cgroup_base base;   /* a reused slot's counters when taken (v1) */
-        struct cgroup_files *files;  /* a reused slot's counter files, kept open by it (v1); else NULL */
+        struct cgroup_base base;   /* a reused slot's counters when taken (v1), and its kept files */
+        struct cgroup_files *files;  /* the slot's counter files, kept open by it (v1: while it is reused;
+                                      * v2: from the cgroup's making to its removal; not open where they
+                                      * could not be) */
         long slot;                 /* its number, -1 when none is held */
 };
 
@@ -48,6 +51,10 @@ struct runcgroups *runcgroups_new(const char *parent);
 /* The same with the kind chosen (the tests run both on one host). */
 enum runcgroup_kind { RUNCG_REUSED, RUNCG_FRESH };
 struct runcgroups *runcgroups_new_kind(const char *parent, enum runcgroup_kind kind);
+
+/* No take comes any more (the daemon stops): a v2 run cgroup given back
+ * is removed and no other made ahead in its place. */
+void runcgroups_stopping(struct runcgroups *rcs);
 
 /* Removes the free slots (every run has given its back by now). */
 void runcgroups_free(struct runcgroups *rcs);

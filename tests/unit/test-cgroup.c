@@ -341,7 +341,8 @@ START_TEST(test_runcgroup_fresh_made_ahead)
         struct err e = ERR_INIT;
         ck_assert_msg(runcgroup_take(rcs, "t-fresh-1", &rc, &e) == 0, "%s", e.msg);
         ck_assert_int_eq(rc.slot, 0);
-        ck_assert_ptr_null(rc.files);
+        /* Its counter files kept open on v2 only (v1 reads by name here). */
+        ck_assert(cgroup_files_kept(rc.files) == cgroup_is_v2());
         char *slot0 = NULL, *leaf = NULL;
         ck_assert_int_ge(asprintf(&slot0, "%s/slot-0", T_cg), 0);
         ck_assert_int_ge(asprintf(&leaf, "%s/t-fresh-1", slot0), 0);
@@ -402,7 +403,13 @@ START_TEST(test_runcgroup_fresh_made_ahead)
         free(back);
         ck_assert(!runcgroups_holds_left(rcs, "t-fresh-3"));
 
+        /* Once the daemon stops, a give makes none ahead: removed. */
+        runcgroups_stopping(rcs);
+        ck_assert_uint_ne(dir_inode(rc.dir), 0);
+        char *given = strdup(rc.dir);
         ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-fresh-2", RUNCG_DELETED, &e), 0);
+        ck_assert_uint_eq(dir_inode(given), 0);
+        free(given);
         /* The free ones go with the pool. */
         runcgroups_free(rcs);
         ck_assert_uint_eq(dir_inode(slot0), 0);
@@ -1209,26 +1216,98 @@ START_TEST(test_v2_parent_missing_controller)
 }
 END_TEST
 
+/* Read by name, or (kept) through files opened at the start and read
+ * again at offset 0, as a run cgroup made ahead keeps them. */
+static void read_v2(const char *dir, bool kept, struct cgroup_files *files, struct cgroup_stats *s)
+{
+        ck_assert_int_eq(cgroup_read_v2_dir(dir, kept ? files : NULL, s), 0);
+}
+
 START_TEST(test_v2_stats_without_memory_peak)
 {
+        for (int kept = 0; kept <= 1; kept++) {
+                char *dir = tu_mkdtemp();
+                free(tu_write(dir, "memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n"));
+                free(tu_write(dir, "cpu.stat", "usage_usec 12345\nuser_usec 10000\nsystem_usec 2345\n"));
+                free(tu_write(dir, "cgroup.events", "populated 0\nfrozen 0\n"));
+                struct cgroup_files files = CGROUP_FILES_NONE;
+                struct err e = ERR_INIT;
+                if (kept) {
+                        /* memory.peak is optional: before Linux 5.19 there is none. */
+                        ck_assert_int_eq(cgroup_files_open_v2_dir(dir, &files, &e), 0);
+                        ck_assert_int_eq(files.peak, -1);
+                        ck_assert(cgroup_files_kept(&files));
+                }
+                struct cgroup_stats s;
+                /* Before Linux 5.19: no memory.peak, so the peak is unknown (null
+                 * in the job), not 0. */
+                read_v2(dir, kept, &files, &s);
+                ck_assert_int_eq(s.peak_memory_bytes, -1);
+                ck_assert(s.oom_known && s.oom_killed && s.limit_hit);
+                ck_assert_int_eq(s.cpu_ms, 12);
+                free(tu_write(dir, "memory.peak", "0\n"));
+                if (kept) {
+                        cgroup_files_close(&files);
+                        ck_assert_int_eq(cgroup_files_open_v2_dir(dir, &files, &e), 0);
+                        ck_assert_int_ge(files.peak, 0);
+                }
+                read_v2(dir, kept, &files, &s);
+                ck_assert_int_eq(s.peak_memory_bytes, -1);
+                /* Kept files read what is there now, from its start. */
+                free(tu_write(dir, "memory.peak", "20971520\n"));
+                free(tu_write(dir, "memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"));
+                free(tu_write(dir, "cpu.stat", "usage_usec 2345678\n"));
+                read_v2(dir, kept, &files, &s);
+                ck_assert_int_eq(s.peak_memory_bytes, 20971520);
+                ck_assert(s.oom_known && !s.oom_killed && !s.limit_hit);
+                ck_assert_int_eq(s.cpu_ms, 2345);
+                cgroup_files_close(&files);
+                ck_assert(!cgroup_files_kept(&files));
+                ck_assert_int_eq(files.events, -1);
+                tu_rm_rf(dir);
+                free(dir);
+        }
+}
+END_TEST
+
+/* A run cgroup made ahead is used only while nothing has run in it:
+ * nothing in it or below, and no memory peak. */
+START_TEST(test_v2_untouched)
+{
         char *dir = tu_mkdtemp();
-        free(tu_write(dir, "memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n"));
-        free(tu_write(dir, "cpu.stat", "usage_usec 12345\nuser_usec 10000\nsystem_usec 2345\n"));
-        struct cgroup_stats s;
-        /* Before Linux 5.19: no memory.peak, so the peak is unknown (null
-         * in the job), not 0. */
-        cgroup_read_v2_dir(dir, &s);
-        ck_assert_int_eq(s.peak_memory_bytes, -1);
-        ck_assert(s.oom_known && s.oom_killed && s.limit_hit);
-        ck_assert_int_eq(s.cpu_ms, 12);
+        struct cgroup_files files;
+        struct err e = ERR_INIT;
+        /* All or none: without cgroup.events nothing is kept open. */
+        free(tu_write(dir, "memory.events", "max 0\noom_kill 0\n"));
+        free(tu_write(dir, "cpu.stat", "usage_usec 0\n"));
+        ck_assert_int_eq(cgroup_files_open_v2_dir(dir, &files, &e), -1);
+        ck_assert_int_eq(e.code, ERR_NOT_FOUND);
+        ck_assert_msg(strstr(e.msg, "cgroup.events"), "%s", e.msg);
+        ck_assert(!cgroup_files_kept(&files));
+        ck_assert_int_eq(files.events, -1);
+        ck_assert_int_eq(files.cpu, -1);
+
+        free(tu_write(dir, "cgroup.events", "populated 0\nfrozen 0\n"));
         free(tu_write(dir, "memory.peak", "0\n"));
-        cgroup_read_v2_dir(dir, &s);
-        ck_assert_int_eq(s.peak_memory_bytes, -1);
-        free(tu_write(dir, "memory.peak", "20971520\n"));
-        free(tu_write(dir, "memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"));
-        cgroup_read_v2_dir(dir, &s);
-        ck_assert_int_eq(s.peak_memory_bytes, 20971520);
-        ck_assert(s.oom_known && !s.oom_killed && !s.limit_hit);
+        e = (struct err)ERR_INIT;
+        ck_assert_int_eq(cgroup_files_open_v2_dir(dir, &files, &e), 0);
+        ck_assert_int_eq(cgroup_files_untouched(&files), 1);
+        free(tu_write(dir, "cgroup.events", "populated 1\nfrozen 0\n"));
+        ck_assert_int_eq(cgroup_files_untouched(&files), 0);
+        free(tu_write(dir, "cgroup.events", "populated 0\nfrozen 0\n"));
+        ck_assert_int_eq(cgroup_files_untouched(&files), 1);
+        /* A process came and went: its peak stays. */
+        free(tu_write(dir, "memory.peak", "4096\n"));
+        ck_assert_int_eq(cgroup_files_untouched(&files), 0);
+        /* Unreadable: not taken for untouched, and said so. */
+        free(tu_write(dir, "memory.peak", "0\n"));
+        free(tu_write(dir, "cgroup.events", ""));
+        errno = 0;
+        ck_assert_int_eq(cgroup_files_untouched(&files), -1);
+        ck_assert_int_eq(errno, EIO);
+        free(tu_write(dir, "cgroup.events", "frozen 0\n"));
+        ck_assert_int_eq(cgroup_files_untouched(&files), -1);
+        cgroup_files_close(&files);
         tu_rm_rf(dir);
         free(dir);
 }
@@ -1289,6 +1368,7 @@ static Suite *suite(void)
         tcase_add_test(v2, test_v2_parent_delegated);
         tcase_add_test(v2, test_v2_parent_missing_controller);
         tcase_add_test(v2, test_v2_stats_without_memory_peak);
+        tcase_add_test(v2, test_v2_untouched);
         tcase_add_test(v2, test_v1_parent_unchanged);
         suite_add_tcase(s, v2);
         return s;

@@ -126,6 +126,72 @@ class V2Daemon(unittest.TestCase):
         self.assertEqual(job["result"]["product"], [[6]], job)
         self.assertEqual(os.stat(left).st_ino, ino)
 
+    def intrude(self, stays):
+        """A run cgroup made ahead (after the run before it) that a process
+        entered since, through a cgroup below it, is not taken: while the
+        process is there (cgroup.events `populated 1`), or after it left
+        (memory.peak no longer 0): either would count in the run's figures.
+        The run goes on to another number; the slot is left to the
+        collector (runcgroup.c, fresh_take)."""
+        d = self.d
+        parent = CG + d.cgroup_parent
+        slot = os.path.join(parent, "slot-0")
+        small = {"algorithm": "matrix_multiplication",
+                 "parameters": {"matrix_a": [[1, 2]], "matrix_b": [[3], [4]]}}
+        self.assertEqual(d.run_job(small)["result"]["product"], [[11]])
+        d.wait_cleaned()
+        if not os.path.exists(os.path.join(slot, "memory.peak")):
+            self.skipTest("no memory.peak (Linux before 5.19)")
+        ino = os.stat(slot).st_ino
+        with open(os.path.join(slot, "memory.peak")) as f:
+            self.assertEqual(int(f.read()), 0, "made ahead: nothing ran in it yet")
+        kid = os.path.join(slot, "intruder")
+        os.mkdir(kid)
+
+        def enter():
+            with open(os.path.join(kid, "cgroup.procs"), "w") as f:
+                f.write("0")
+        p = subprocess.Popen(["sleep", "60"] if stays else ["true"], preexec_fn=enter)
+
+        def end():
+            p.kill()
+            p.wait()
+            for path in (kid, slot):
+                try:
+                    # The slot is ours to remove only while it is the one entered.
+                    if path == kid or os.stat(slot).st_ino == ino:
+                        os.rmdir(path)
+                except FileNotFoundError:
+                    pass   # the collector removed it
+                except OSError as e:
+                    if os.path.isdir(path):
+                        raise AssertionError("cannot remove %s: %s" % (path, e))
+        self.addCleanup(end)      # before the daemon's stop checks for leftovers
+        if not stays:
+            p.wait()
+            os.rmdir(kid)
+        with open(os.path.join(slot, "memory.peak")) as f:
+            self.assertGreater(int(f.read()), 0)
+        why = "slot-0`: something ran in it after it was made"
+        job = d.run_job(small)
+        self.assertEqual(job["result"]["product"], [[11]], job)
+        self.assertIn(why, d.log_text())
+        try:
+            self.assertEqual(os.stat(slot).st_ino, ino, "the take touched it")
+        except FileNotFoundError:
+            pass   # the collector removed it meanwhile
+        # The run's slot was made ahead again and serves the next job.
+        d.wait_cleaned()
+        job = d.run_job(small)
+        self.assertEqual(job["result"]["product"], [[11]], job)
+        self.assertEqual(d.log_text().count(why), 1, d.log_text()[-2000:])
+
+    def test_a_slot_a_process_entered_after_it_was_made_is_not_used(self):
+        self.intrude(stays=True)
+
+    def test_a_slot_a_process_ran_in_after_it_was_made_is_not_used(self):
+        self.intrude(stays=False)
+
     def test_controllers_limits_and_accounting(self):
         d = self.d
         parent = CG + d.cgroup_parent
@@ -138,12 +204,15 @@ class V2Daemon(unittest.TestCase):
         run, job_cg = container_cgroup(parent, jid + "-1")
         self.assertTrue(NEEDED <= words(os.path.join(run, "cgroup.subtree_control")))
         run_ino = os.stat(run).st_ino
-        # The runtime makes the cgroup, then writes the limits.
+        # The runtime makes the cgroup, then writes the limits, one file
+        # after another (runc's cpu.max was seen still "max" after its
+        # memory.max was written).
         def read(name):
             with open(os.path.join(job_cg, name)) as f:
                 return f.read().strip()
         deadline = time.monotonic() + 20
-        while read("memory.max") == "max" and time.monotonic() < deadline:
+        while any(read(n).startswith("max") for n in ("memory.max", "pids.max", "cpu.max")) and \
+                time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertEqual(read("memory.max"), str(256 * 1024 * 1024))    # defaults.memory_mb
         self.assertEqual(read("memory.swap.max"), "0")                   # memory+swap = memory
