@@ -819,13 +819,13 @@ static void stop(struct daemon *d)
                 api_quiesce(d->api);
         api_stop(d->api);               /* no handler runs after this */
         scheduler_free(d->scheduler);
+        /* No run comes any more: no run cgroup made ahead for one. */
+        runcgroups_stopping(d->cgroups);
         /* No job becomes final any more; deliveries in flight stay
          * pending on disk. */
         callbacks_stop(d->callbacks);
         warmpool_free(d->warm);
-        /* Every sandbox is handed over by now: take them apart, and make
-         * no run cgroup ahead for a run that will not come. */
-        runcgroups_stopping(d->cgroups);
+        /* Every sandbox is handed over by now: take them apart. */
         cleaner_free(d->cleaner);
         runcgroups_free(d->cgroups);
         if (d->workspaces_mounted) {

@@ -501,8 +501,20 @@ int cgroup_files_untouched(const struct cgroup_files *f)
                 errno = EIO;
                 return -1;
         }
-        if (populated > 0 || f->peak < 0)
-                return populated == 0;
+        if (populated > 0)
+                return 0;
+        /* What ran and left: CPU time, on every v2 kernel; a memory peak
+         * where the kernel keeps one (5.19). */
+        char cpu[4096];
+        if (!pread_text(f->cpu, cpu, sizeof cpu))
+                return -1;
+        int64_t us = key_value(cpu, "usage_usec");
+        if (us < 0) {
+                errno = EIO;
+                return -1;
+        }
+        if (us > 0 || f->peak < 0)
+                return us == 0;
         int64_t peak = pread_int(f->peak);
         return peak < 0 ? -1 : peak == 0;
 }

@@ -55,9 +55,10 @@ int cgroup_files_open_v2_dir(const char *dir, struct cgroup_files *ret, struct e
 bool cgroup_files_kept(const struct cgroup_files *f);
 
 /* Has nothing run in the v2 cgroup of f since it was made: no process in
- * it or below (cgroup.events `populated 0`) and a memory peak of 0 (where
- * the kernel keeps one)?  1 yes, 0 no, -1 with errno set when a file
- * cannot be read (ENODEV: its cgroup was removed from under us). */
+ * it or below (cgroup.events `populated 0`), no CPU time (cpu.stat
+ * `usage_usec 0`) and a memory peak of 0 (where the kernel keeps one)?
+ * 1 yes, 0 no, -1 with errno set when a file cannot be read (ENODEV: its
+ * cgroup was removed from under us). */
 int cgroup_files_untouched(const struct cgroup_files *f);
 
 /* What the cgroup of f holds now, in bytes (memory.usage_in_bytes); -1

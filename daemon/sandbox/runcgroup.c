@@ -271,20 +271,24 @@ static const struct runcgroup_ops slot_ops = {
 
 /* -- made ahead, each for one run (v2) ------------------------------------ */
 
-/* The slot's cgroup could not be made for a take (e).  A leftover under
- * its name (ERR_CONFLICT) is the collector's, never removed here: the
- * collector may have found it unowned already and be about to destroy
- * whatever is there, and the number serves again once it has
- * (runcgroups_collected).  Anything else (nothing made, or a part the
- * make could not undo) is removed now, so a host that keeps failing does
- * not add a number per take.  -1 with err (short of descriptors or
+/* The slot's cgroup could not be made or used for a take (e).  A
+ * leftover under its name, or one something ran in (ERR_CONFLICT), is the
+ * collector's, never removed here: the collector may have found it
+ * unowned already and be about to destroy whatever is there, and the
+ * number serves again once it has (runcgroups_collected).  Ours removed
+ * from under us (ERR_NOT_FOUND): what may be there now is not ours to
+ * remove; the number is made again when next taken (a leftover then
+ * found there is a conflict).  Anything else (nothing made, or a part
+ * the make could not undo) is removed now, so a host that keeps failing
+ * does not add a number per take.  -1 with err (short of descriptors or
  * memory, or the second try), or 0 to try again. */
 static int fresh_failed(struct runcgroups *rcs, struct runcgroup *rc, size_t slot, int attempt, struct err *e,
                         struct err *err)
 {
         drop_files(rc);
         struct err re = ERR_INIT;
-        bool gone = e->code != ERR_CONFLICT && cgroup_remove(rc->dir, &re) == 0;
+        bool gone = e->code == ERR_NOT_FOUND ||
+                    (e->code != ERR_CONFLICT && cgroup_remove(rc->dir, &re) == 0);
         set_state(rcs, slot, gone ? SLOT_UNMADE : SLOT_GONE, false, NULL);
         release(rc);
         if (errno_is_shortage(e->errnum) || attempt == 1) {
@@ -296,13 +300,13 @@ static int fresh_failed(struct runcgroups *rcs, struct runcgroup *rc, size_t slo
 }
 
 /* The counter files of a run cgroup just made, kept from now to its
- * removal (rc->files: its slot's); left closed when they cannot be opened,
- * and its figures read by name. */
-static void open_files(struct runcgroup *rc)
+ * removal (rc->files: its slot's); left closed when they cannot be opened
+ * (then tried again when it is taken). */
+static int open_files(struct runcgroup *rc, struct err *err)
 {
-        struct err e = ERR_INIT;
-        if (cgroup_is_v2() && cgroup_files_open(rc->dir, rc->files, &e) < 0)
-                log_debug("run cgroup: %s (its figures read by name)", e.msg);
+        if (!cgroup_is_v2() || cgroup_files_kept(rc->files))
+                return 0;
+        return cgroup_files_open(rc->dir, rc->files, err);
 }
 
 /* v2 cannot reset a cgroup's memory.peak (before Linux 6.12), so a run's
@@ -326,21 +330,21 @@ static int fresh_take(struct runcgroups *rcs, const char *run_id, struct runcgro
                 rc->base = (struct cgroup_base){ .files = rc->files };
                 struct err e = ERR_INIT;
                 if (unmade) {
-                        if (cgroup_make_run(rc->dir, &e) == 0) {
-                                open_files(rc);
+                        if (cgroup_make_run(rc->dir, &e) == 0 && open_files(rc, &e) == 0)
                                 return 0;
-                        }
-                } else {
+                        if (e.code == ERR_NOT_FOUND)
+                                e.code = ERR_IO;   /* made here: ours to remove */
+                } else if (open_files(rc, &e) == 0) {
+                        /* On v1 (the tests' hosts) nothing is kept: used as made. */
                         int untouched = cgroup_files_kept(rc->files) ? cgroup_files_untouched(rc->files) : 1;
                         if (untouched == 1)
                                 return 0;
-                        /* Unreadable (removed from under us): removed here,
-                         * as one that could not be made. */
                         if (untouched < 0)
-                                err_errno(&e, ERR_IO, "cgroup `%s`: read its counters", rc->dir);
+                                err_set(&e, errno == ENOENT || errno == ENODEV ? ERR_NOT_FOUND : ERR_IO, errno,
+                                        "cgroup `%s`: read its counters", rc->dir);
                         else
-                                err_set(&e, ERR_CONFLICT, 0, "cgroup `%s`: something ran in it after it was made",
-                                        rc->dir);
+                                err_set(&e, ERR_CONFLICT, 0, "cgroup `%s`: something ran in it, or runs in it, "
+                                        "after it was made", rc->dir);
                 }
                 if (fresh_failed(rcs, rc, slot, attempt, &e, err) < 0)
                         return -1;
@@ -379,7 +383,10 @@ static int fresh_give(struct runcgroups *rcs, struct runcgroup *rc, const char *
         if (stopping) {
                 next = SLOT_UNMADE;
         } else if (cgroup_make_run(rc->dir, &e) == 0) {
-                open_files(rc);
+                if (open_files(rc, &e) < 0) {
+                        log_warn("run cgroup: %s (opened when taken)", e.msg);
+                        err_clear(&e);
+                }
         } else {
                 log_warn("run cgroup: %s (to be made when taken)", e.msg);
                 err_clear(&e);

@@ -1296,9 +1296,28 @@ START_TEST(test_v2_untouched)
         ck_assert_int_eq(cgroup_files_untouched(&files), 0);
         free(tu_write(dir, "cgroup.events", "populated 0\nfrozen 0\n"));
         ck_assert_int_eq(cgroup_files_untouched(&files), 1);
-        /* A process came and went: its peak stays. */
+        /* A process came and went: its CPU time stays, and its peak. */
+        free(tu_write(dir, "cpu.stat", "usage_usec 1\nuser_usec 1\n"));
+        ck_assert_int_eq(cgroup_files_untouched(&files), 0);
+        free(tu_write(dir, "cpu.stat", "usage_usec 0\n"));
+        ck_assert_int_eq(cgroup_files_untouched(&files), 1);
         free(tu_write(dir, "memory.peak", "4096\n"));
         ck_assert_int_eq(cgroup_files_untouched(&files), 0);
+        /* Before Linux 5.19 (no memory.peak): the CPU time tells. */
+        cgroup_files_close(&files);
+        char *peak = NULL;
+        ck_assert_int_ge(asprintf(&peak, "%s/memory.peak", dir), 0);
+        ck_assert_int_eq(unlink(peak), 0);
+        free(peak);
+        ck_assert_int_eq(cgroup_files_open_v2_dir(dir, &files, &e), 0);
+        ck_assert_int_eq(files.peak, -1);
+        ck_assert_int_eq(cgroup_files_untouched(&files), 1);
+        free(tu_write(dir, "cpu.stat", "usage_usec 7\n"));
+        ck_assert_int_eq(cgroup_files_untouched(&files), 0);
+        free(tu_write(dir, "cpu.stat", "user_usec 7\n"));
+        ck_assert_int_eq(cgroup_files_untouched(&files), -1);
+        free(tu_write(dir, "cpu.stat", "usage_usec 0\n"));
+        free(tu_write(dir, "memory.peak", "0\n"));
         /* Unreadable: not taken for untouched, and said so. */
         free(tu_write(dir, "memory.peak", "0\n"));
         free(tu_write(dir, "cgroup.events", ""));
