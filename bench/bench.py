@@ -1490,9 +1490,15 @@ def section_11_cpu(rig, k=60):
     print("  the same in the daemon's cgroup layout (9's C)  %7.2f ms per run  (median %.2f)"
           % (splitm, statistics.median(split_cpu)))
     if p1_jobs is not None and p1_raw is not None:
-        ns_shared = os.stat("/proc/self/ns/mnt").st_ino == os.stat("/proc/1/ns/mnt").st_ino
-        print("  PID 1 (%s), its CPU per job of the daemon's  %7.2f ms, per raw run %.2f  (%s PID 1's mount namespace)"
-              % (pid1_name(), p1_jobs, p1_raw, "in" if ns_shared else "not in"))
+        # PID 1's namespace may not be ours to look at (a container's
+        # sandbox refuses it even to root: EACCES).
+        try:
+            ns = "in" if os.stat("/proc/self/ns/mnt").st_ino == os.stat("/proc/1/ns/mnt").st_ino else "not in"
+            ns += " PID 1's mount namespace"
+        except OSError as e:
+            ns = "PID 1's mount namespace not known here: %s" % e.strerror
+        print("  PID 1 (%s), its CPU per job of the daemon's  %7.2f ms, per raw run %.2f  (%s)"
+              % (pid1_name(), p1_jobs, p1_raw, ns))
     note("11. daemon's own CPU per job (threads' schedstat / %d jobs)" % k,
          "%.3f ms (keep-alive %.3f; utime+stime %.2f)" % (own_ns, own_ns_ka, own), "< 1 ms")
     note("11. daemon's children CPU per job / raw run CPU", "%.1f / %.1f ms (in the daemon's cgroup layout %.1f)"
