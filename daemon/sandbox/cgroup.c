@@ -487,34 +487,35 @@ bool cgroup_files_kept(const struct cgroup_files *f)
         return f && (f->peak >= 0 || f->events >= 0);
 }
 
-int cgroup_files_untouched(const struct cgroup_files *f)
+/* The value of key in a kept flat keyed file: -1 with errno set when it
+ * cannot be read or has no such key (EIO). */
+static int64_t pread_key(int fd, const char *key)
 {
-        char text[256];
-        if (f->populated < 0) {
+        char text[4096];
+        if (fd < 0) {
                 errno = EBADF;
                 return -1;
         }
-        if (!pread_text(f->populated, text, sizeof text))
+        if (!pread_text(fd, text, sizeof text))
                 return -1;
-        int64_t populated = key_value(text, "populated");
-        if (populated < 0) {
+        int64_t v = key_value(text, key);
+        if (v < 0)
                 errno = EIO;
-                return -1;
-        }
-        if (populated > 0)
-                return 0;
+        return v;
+}
+
+int cgroup_files_untouched(const struct cgroup_files *f)
+{
+        int64_t populated = pread_key(f->populated, "populated");
+        if (populated != 0)
+                return populated > 0 ? 0 : -1;
         /* What ran and left: CPU time, on every v2 kernel; a memory peak
          * where the kernel keeps one (5.19). */
-        char cpu[4096];
-        if (!pread_text(f->cpu, cpu, sizeof cpu))
-                return -1;
-        int64_t us = key_value(cpu, "usage_usec");
-        if (us < 0) {
-                errno = EIO;
-                return -1;
-        }
-        if (us > 0 || f->peak < 0)
-                return us == 0;
+        int64_t us = pread_key(f->cpu, "usage_usec");
+        if (us != 0)
+                return us > 0 ? 0 : -1;
+        if (f->peak < 0)
+                return 1;
         int64_t peak = pread_int(f->peak);
         return peak < 0 ? -1 : peak == 0;
 }
