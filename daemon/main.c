@@ -808,6 +808,10 @@ static int start(struct daemon *d, struct err *err)
 
 static void stop(struct daemon *d)
 {
+        /* No run cgroup made ahead from now on, for the runs given back
+         * as the jobs drain and the warm pool empties: a run that still
+         * comes makes its own. */
+        runcgroups_stopping(d->cgroups);
         plugwatch_stop(d->watch);
         api_drain(d->api);
         collector_stop(d->collector);
@@ -819,8 +823,6 @@ static void stop(struct daemon *d)
                 api_quiesce(d->api);
         api_stop(d->api);               /* no handler runs after this */
         scheduler_free(d->scheduler);
-        /* No run comes any more: no run cgroup made ahead for one. */
-        runcgroups_stopping(d->cgroups);
         /* No job becomes final any more; deliveries in flight stay
          * pending on disk. */
         callbacks_stop(d->callbacks);

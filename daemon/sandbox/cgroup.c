@@ -278,15 +278,25 @@ static int write_ctl(const char *dir, const char *file, const char *text)
  * 5.19: before it the peak is unknown (-1, null in the job), and so is a 0,
  * which no cgroup that ran a process can have: memory.current read now,
  * after the container is gone, would say nothing of its peak.  -1 with
- * errno set when a kept file cannot be read. */
+ * errno set when a kept file says its cgroup is gone. */
 int cgroup_read_v2_dir(const char *dir, const struct cgroup_files *files, struct cgroup_stats *ret)
 {
         struct cgroup_stats s = { .peak_memory_bytes = -1, .cpu_ms = -1 };
         char events[4096], cpu[4096];
         if (files) {
-                if (!pread_text(files->events, events, sizeof events) || !pread_text(files->cpu, cpu, sizeof cpu))
-                        return -1;
-                if (files->peak >= 0 && (s.peak_memory_bytes = pread_int(files->peak)) < 0)
+                /* Gone: said so; a file that cannot be read otherwise
+                 * leaves its figures unknown, as by name. */
+                if (!pread_text(files->events, events, sizeof events)) {
+                        if (cgroup_gone(errno))
+                                return -1;
+                        events[0] = '\0';
+                }
+                if (!pread_text(files->cpu, cpu, sizeof cpu)) {
+                        if (cgroup_gone(errno))
+                                return -1;
+                        cpu[0] = '\0';
+                }
+                if (files->peak >= 0 && (s.peak_memory_bytes = pread_int(files->peak)) < 0 && cgroup_gone(errno))
                         return -1;
         } else {
                 s.peak_memory_bytes = read_ctl_int(dir, "memory.peak");

@@ -101,7 +101,8 @@ int cgroup_setup_parent_at(const char *root, const char *self, pid_t pid, const 
 /* The v2 stats of the cgroup directory dir (memory and cpu in one
  * hierarchy), by name or (files not NULL) from its kept files: what
  * cgroup_read_stats reads there; for the unit tests.  -1 with errno set
- * when a kept file cannot be read (ENODEV: the cgroup was removed). */
+ * when a kept file says the cgroup was removed (ENODEV); a figure that
+ * cannot be read otherwise is unknown. */
 int cgroup_read_v2_dir(const char *dir, const struct cgroup_files *files, struct cgroup_stats *ret);
 
 /* A new run cgroup at path (under the parent), ready for its container's

@@ -13,8 +13,9 @@
 
 #define SLOT_PREFIX "slot-"
 
-/* SLOT_UNMADE: free, its cgroup removed (it held too much to reuse) and
- * made again when next taken. */
+/* SLOT_UNMADE: free, with no cgroup of ours under its name (v1: removed,
+ * it held too much to reuse; v2: not made yet, or removed at a failure, a
+ * collection or the stop), made when next taken. */
 enum slot_state { SLOT_FREE, SLOT_UNMADE, SLOT_BUSY, SLOT_GONE };
 
 struct runcgroup_ops {
@@ -30,7 +31,8 @@ struct runcgroups {
         pthread_mutex_t lock;
         enum slot_state *slots;   /* by number: slot-0, slot-1, ... (never renumbered) */
         char **left_by;           /* a SLOT_GONE slot's run, whose ids wait for it; else NULL */
-        struct cgroup_files **files;  /* a slot's counter files: open while it is FREE, or BUSY once taken */
+        struct cgroup_files **files;  /* a slot's counter files: open while it is FREE (v2: where they
+                                       * could be opened), or BUSY once taken */
         bool *unsettled;          /* FREE, given back holding its runs' kernel memory (pick_slot) */
         unsigned *eager;          /* gives left that reclaim at once: that memory outlasted a wait */
         size_t n_slots;
@@ -275,20 +277,17 @@ static const struct runcgroup_ops slot_ops = {
  * leftover under its name, or one something ran in (ERR_CONFLICT), is the
  * collector's, never removed here: the collector may have found it
  * unowned already and be about to destroy whatever is there, and the
- * number serves again once it has (runcgroups_collected).  Ours removed
- * from under us (ERR_NOT_FOUND): what may be there now is not ours to
- * remove; the number is made again when next taken (a leftover then
- * found there is a conflict).  Anything else (nothing made, or a part
- * the make could not undo) is removed now, so a host that keeps failing
- * does not add a number per take.  -1 with err (short of descriptors or
- * memory, or the second try), or 0 to try again. */
+ * number serves again once it has (runcgroups_collected).  Anything else
+ * (nothing made, or a part the make could not undo) is removed now, so a
+ * host that keeps failing does not add a number per take.  -1 with err
+ * (short of descriptors or memory, or the second try), or 0 to try
+ * again. */
 static int fresh_failed(struct runcgroups *rcs, struct runcgroup *rc, size_t slot, int attempt, struct err *e,
                         struct err *err)
 {
         drop_files(rc);
         struct err re = ERR_INIT;
-        bool gone = e->code == ERR_NOT_FOUND ||
-                    (e->code != ERR_CONFLICT && cgroup_remove(rc->dir, &re) == 0);
+        bool gone = e->code != ERR_CONFLICT && cgroup_remove(rc->dir, &re) == 0;
         set_state(rcs, slot, gone ? SLOT_UNMADE : SLOT_GONE, false, NULL);
         release(rc);
         if (errno_is_shortage(e->errnum) || attempt == 1) {
@@ -329,22 +328,34 @@ static int fresh_take(struct runcgroups *rcs, const char *run_id, struct runcgro
                 rc->leaf = xasprintf("%s/%s", rc->dir, run_id);
                 rc->base = (struct cgroup_base){ .files = rc->files };
                 struct err e = ERR_INIT;
+                if (!unmade) {
+                        /* Made ahead: used if nothing ran in it since. */
+                        int untouched = open_files(rc, &e) < 0 ? -1
+                                        : cgroup_files_kept(rc->files) ? cgroup_files_untouched(rc->files)
+                                                                       : 1;   /* v1 (the tests): nothing kept */
+                        if (untouched == 1)
+                                return 0;
+                        if (untouched == 0)
+                                err_set(&e, ERR_CONFLICT, 0, "cgroup `%s`: something ran in it, or runs in it, "
+                                        "after it was made", rc->dir);
+                        else if (e.code == ERR_OK)
+                                err_errno(&e, ERR_IO, "cgroup `%s`: read its counters", rc->dir);
+                        /* Unreadable (removed from under us, or not whole):
+                         * made anew here, where one found under its name
+                         * is a leftover, the collector's.  Short of
+                         * descriptors or memory: the take fails. */
+                        unmade = untouched < 0 && !errno_is_shortage(e.errnum);
+                        if (unmade) {
+                                log_debug("run cgroup: %s (made anew)", e.msg);
+                                drop_files(rc);
+                                err_clear(&e);
+                        }
+                }
                 if (unmade) {
                         if (cgroup_make_run(rc->dir, &e) == 0 && open_files(rc, &e) == 0)
                                 return 0;
                         if (e.code == ERR_NOT_FOUND)
                                 e.code = ERR_IO;   /* made here: ours to remove */
-                } else if (open_files(rc, &e) == 0) {
-                        /* On v1 (the tests' hosts) nothing is kept: used as made. */
-                        int untouched = cgroup_files_kept(rc->files) ? cgroup_files_untouched(rc->files) : 1;
-                        if (untouched == 1)
-                                return 0;
-                        if (untouched < 0)
-                                err_set(&e, errno == ENOENT || errno == ENODEV ? ERR_NOT_FOUND : ERR_IO, errno,
-                                        "cgroup `%s`: read its counters", rc->dir);
-                        else
-                                err_set(&e, ERR_CONFLICT, 0, "cgroup `%s`: something ran in it, or runs in it, "
-                                        "after it was made", rc->dir);
                 }
                 if (fresh_failed(rcs, rc, slot, attempt, &e, err) < 0)
                         return -1;

@@ -52,8 +52,8 @@ struct runcgroups *runcgroups_new(const char *parent);
 enum runcgroup_kind { RUNCG_REUSED, RUNCG_FRESH };
 struct runcgroups *runcgroups_new_kind(const char *parent, enum runcgroup_kind kind);
 
-/* No take comes any more (the daemon stops): a v2 run cgroup given back
- * is removed and no other made ahead in its place. */
+/* The daemon stops: a v2 run cgroup given back is removed and no other
+ * made ahead in its place (a take still makes its own). */
 void runcgroups_stopping(struct runcgroups *rcs);
 
 /* Removes the free slots (every run has given its back by now). */
