@@ -83,6 +83,9 @@ def slots_hold_nothing(parent):
     return out
 
 
+SMALL = {"algorithm": "matrix_multiplication", "parameters": {"matrix_a": [[1, 2]], "matrix_b": [[3], [4]]}}
+
+
 def cpu_usec(cgroup):
     with open(os.path.join(cgroup, "cpu.stat")) as f:
         for line in f:
@@ -150,6 +153,16 @@ class V2Daemon(unittest.TestCase):
         self.assertEqual(job["result"]["product"], [[6]], job)
         self.assertEqual(os.stat(left).st_ino, ino)
 
+    def slot_made_ahead(self):
+        """After one job, the cgroup parent, its slot-0 made ahead for the
+        next run, and that slot's inode."""
+        d = self.d
+        parent = CG + d.cgroup_parent
+        slot = os.path.join(parent, "slot-0")
+        self.assertEqual(d.run_job(SMALL)["result"]["product"], [[11]])
+        d.wait_cleaned()
+        return parent, slot, os.stat(slot).st_ino
+
     def intrude(self, stays):
         """A run cgroup made ahead (after the run before it) that a process
         entered since, through a cgroup below it, is not taken: while the
@@ -158,13 +171,7 @@ class V2Daemon(unittest.TestCase):
         The run goes on to another number; the slot is left to the
         collector (runcgroup.c, fresh_take)."""
         d = self.d
-        parent = CG + d.cgroup_parent
-        slot = os.path.join(parent, "slot-0")
-        small = {"algorithm": "matrix_multiplication",
-                 "parameters": {"matrix_a": [[1, 2]], "matrix_b": [[3], [4]]}}
-        self.assertEqual(d.run_job(small)["result"]["product"], [[11]])
-        d.wait_cleaned()
-        ino = os.stat(slot).st_ino
+        parent, slot, ino = self.slot_made_ahead()
         peak = os.path.exists(os.path.join(slot, "memory.peak"))   # Linux 5.19
         self.assertEqual(cpu_usec(slot), 0, "made ahead: nothing ran in it yet")
         kid = os.path.join(slot, "intruder")
@@ -197,7 +204,7 @@ class V2Daemon(unittest.TestCase):
                 with open(os.path.join(slot, "memory.peak")) as f:
                     self.assertGreater(int(f.read()), 0)
         why = "slot-0`: something ran in it, or runs in it, after it was made"
-        job = d.run_job(small)
+        job = d.run_job(SMALL)
         self.assertEqual(job["result"]["product"], [[11]], job)
         self.assertIn(why, d.log_text())
         try:
@@ -206,7 +213,7 @@ class V2Daemon(unittest.TestCase):
             pass   # the collector removed it meanwhile
         # The run's slot was made ahead again and serves the next job.
         d.wait_cleaned()
-        job = d.run_job(small)
+        job = d.run_job(SMALL)
         self.assertEqual(job["result"]["product"], [[11]], job)
         self.assertEqual(d.log_text().count(why), 1, d.log_text()[-2000:])
         # Each slot made ahead keeps its counter files open, no other:
@@ -249,15 +256,9 @@ class V2Daemon(unittest.TestCase):
         someone else: its kept files say ENODEV) is made again under its
         number at the take, and the job runs in it."""
         d = self.d
-        parent = CG + d.cgroup_parent
-        slot = os.path.join(parent, "slot-0")
-        small = {"algorithm": "matrix_multiplication",
-                 "parameters": {"matrix_a": [[1, 2]], "matrix_b": [[3], [4]]}}
-        self.assertEqual(d.run_job(small)["result"]["product"], [[11]])
-        d.wait_cleaned()
-        ino = os.stat(slot).st_ino
+        parent, slot, ino = self.slot_made_ahead()
         os.rmdir(slot)
-        job = d.run_job(small)
+        job = d.run_job(SMALL)
         self.assertEqual(job["result"]["product"], [[11]], job)
         self.assertIn("slot-0`: read its counters", d.log_text())
         d.wait_cleaned()
@@ -277,7 +278,7 @@ class V2Daemon(unittest.TestCase):
             except FileNotFoundError:
                 pass   # the collector removed it
         self.addCleanup(remove)
-        job = d.run_job(small)
+        job = d.run_job(SMALL)
         self.assertEqual(job["result"]["product"], [[11]], job)
         self.assertIn("slot-0`: already there", d.log_text())
         try:
