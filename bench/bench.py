@@ -757,7 +757,7 @@ def server_timing(headers):
     return out
 
 
-def lean_post(d, path, payload, timeout=120):
+def lean_post(d, path, payload, timeout=120, method="POST"):
     """POST payload (bytes, JSON) on a fresh TCP connection, timed as B's
     raw run is (B reads result.json's bytes, and parses them after its
     clock): the request written whole, the answer read to its
@@ -766,9 +766,12 @@ def lean_post(d, path, payload, timeout=120):
     header parsing (email.parser) and the harness's JSON decoding, which
     under QEMU without KVM cost milliseconds that are the client's.  The
     daemon answers with a Content-Length (never chunked), which this
-    needs."""
-    req = (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-           b"Content-Length: %d\r\n\r\n" % (path.encode(), d.port, len(payload))) + payload
+    needs.  method "GET" with payload None: the same for a GET."""
+    if payload is None:
+        req = b"%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (method.encode(), path.encode(), d.port)
+    else:
+        req = (b"%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n" % (method.encode(), path.encode(), d.port, len(payload))) + payload
     t0 = time.monotonic()
     s = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
     try:
@@ -777,8 +780,8 @@ def lean_post(d, path, payload, timeout=120):
         while need is None or have < need:
             chunk = s.recv(65536)
             if not chunk:
-                raise AssertionError("POST %s: connection closed after %d bytes: %r"
-                                     % (path, have, b"".join(chunks)[:300]))
+                raise AssertionError("%s %s: connection closed after %d bytes: %r"
+                                     % (method, path, have, b"".join(chunks)[:300]))
             chunks.append(chunk)
             have += len(chunk)
             if end < 0:
@@ -787,7 +790,7 @@ def lean_post(d, path, payload, timeout=120):
                 if end >= 0:
                     m = re.search(rb"\r\ncontent-length:\s*(\d+)", head[:end], re.I)
                     if not m:
-                        raise AssertionError("POST %s: no Content-Length in %r" % (path, head[:end]))
+                        raise AssertionError("%s %s: no Content-Length in %r" % (method, path, head[:end]))
                     need = end + 4 + int(m.group(1))
         ms = (time.monotonic() - t0) * 1000
         buf = b"".join(chunks)
@@ -1208,6 +1211,14 @@ def section_9_cold(rig, n_pairs=80, warmups=3):
         split = split[warmups:]
         ratio = [x / y for x, y in zip(a, bb)]
         noop = [raw.noop_ms() for _ in range(10)]
+        # What any answer on a fresh connection costs this client here.
+        floor = []
+        for _ in range(30):
+            settle(d)
+            ms, status, _, _ = lean_post(d, "/healthz", None, method="GET")
+            if status != 200:
+                raise AssertionError("GET /healthz: %s" % status)
+            floor.append(ms)
         sm = lambda k: statistics.median(x[k] for x in split)  # noqa: E731
         m = lambda k: statistics.median(j["metrics"][k] for j in jobs)  # noqa: E731
         rest = statistics.median(j["metrics"]["total_ms"] - j["metrics"]["create_ms"] - j["metrics"]["run_ms"]
@@ -1223,6 +1234,8 @@ def section_9_cold(rig, n_pairs=80, warmups=3):
         print("    client latency - total_ms (HTTP, submit commit, reply): median %.1f ms"
               % statistics.median(x - j["metrics"]["total_ms"] for x, j in zip(a, jobs)))
         timing_line(a, timings[warmups:])
+        print("    the HTTP floor: a GET /healthz on a fresh connection, the same client, median %.2f ms (n=%d)"
+              % (statistics.median(floor), len(floor)))
         print("    B's untimed preparation (dirs, input.json, config.json): median %.2f ms; one `%s list` "
               "(the runtime binary starting at all): median %.1f ms" % (statistics.median(prep),
                                                                         d.runtime.get("name"),

@@ -93,7 +93,7 @@ struct store_write {
         bool retry;
         /* May be answered before it is committed: applied, and carried
          * to disk by the next write that is not lazy (a STORE_SYNC is
-         * one), or within a fraction of a second (SQLite: DEFER_MS).
+         * one), or within a second (SQLite: DEFER_MS).
          * Until then no read shows it, and a crash of the daemon loses it.
          * For what no one has been told of yet (a waited-for submit, its
          * first run).  An update waits only while its record's insert does

@@ -58,7 +58,11 @@
 #define WAL_FRAME_HEADER_BYTES 24
 #define WAL_SLACK_PAGES 100
 #define WAL_SIZE_LIMIT 16777216   /* open_conn()'s PRAGMA journal_size_limit */
-#define DEFER_MS 250              /* a lazy write is committed this soon at the latest */
+/* A lazy write is committed this soon at the latest: past a job's usual
+ * length, so that a waited job commits once, as it ends (at 250 ms a cold
+ * job in the QEMU VM, 200 to 250 ms, often paid a second commit near its
+ * end); short enough that a listing soon names a long one running. */
+#define DEFER_MS 1000
 
 static const char *const migrations[] = {
         /* 1: jobs (the small, often updated part), their parameters and

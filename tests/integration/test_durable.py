@@ -1208,9 +1208,9 @@ class LazyCommits(DurableCase):
         # end's commit carrying them.  The collector may have committed a
         # prune meanwhile (a submit made while the store's writer commits
         # goes through it, and so does its start), and a job that took
-        # near a quarter of a second had its first two written on their own.
+        # near a second had its first two written on their own.
         self.assertIn(l1 - l0, (6, 8), "deferred writes for 4 waited jobs")
-        slow = sum(1 for j in jobs if j["metrics"]["total_ms"] >= 200)
+        slow = sum(1 for j in jobs if j["metrics"]["total_ms"] >= 900)
         self.assertGreaterEqual(f1 - f0, 4)
         self.assertLessEqual(f1 - f0, 5 + slow, "commits for 4 waited jobs")
         # With an Idempotency-Key, or without waiting, the submit is
@@ -1234,6 +1234,34 @@ class LazyCommits(DurableCase):
         self.assertEqual(self.deferred(d) - l2, 0, "deferred writes for a job with large parameters")
 
     @quick
+    def test_a_waited_job_of_over_half_a_second_still_makes_one_commit(self):
+        # The store's own deadline for what it keeps is a second: a job
+        # of 0.6 s (a quarter of a second was the deadline once, and a
+        # cold job in the QEMU VM takes about that) is neither listed
+        # while it runs nor committed twice.  Nothing else commits here:
+        # the collector's first pass is a minute after the start.
+        d = self.daemon("lazy7", {"workers": 1})
+        f0, l0 = self.commits(d), self.deferred(d)
+        out = {}
+
+        def waiter():
+            out["r"] = d.submit(sleep(0.6), wait="true", timeout=60)
+        t = threading.Thread(target=waiter)
+        t.start()
+        listed = []
+        while t.is_alive():
+            listed += [j["status"] for j in d.list_jobs()]
+            time.sleep(0.02)
+        t.join()
+        r = out["r"]
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body["status"], "succeeded", r)
+        self.assertGreaterEqual(r.body["metrics"]["total_ms"], 600, r.body["metrics"])
+        self.assertNotIn("running", listed, "listed while it ran: committed before its end")
+        self.assertEqual(self.deferred(d) - l0, 2, "the submit and the start, deferred")
+        self.assertEqual(self.commits(d) - f0, 1, "commits for one waited job of 0.6 s")
+
+    @quick
     def test_an_answer_that_names_a_running_job_comes_after_an_fsync(self):
         d = self.daemon("lazy2", {"workers": 1})
         f0, l0 = self.commits(d), self.deferred(d)
@@ -1242,7 +1270,7 @@ class LazyCommits(DurableCase):
         self.assertIn(r.body["status"], ("queued", "running"), r)
         self.assertEqual(r.headers.get("Location"), "/v1/jobs/%s" % r.body["id"], r)
         f1, l1 = self.commits(d), self.deferred(d)
-        # (The start not, if a quarter of a second went by before it.)
+        # (The start not, if a second went by before it.)
         self.assertIn(l1 - l0, (1, 2), "the submit and the start, deferred")
         self.assertGreaterEqual(f1 - f0, 1, "the job was named before it was on disk")
         self.assertEqual(d.req("GET", "/v1/jobs/%s" % r.body["id"]).status, 200)
@@ -1335,8 +1363,8 @@ class LazyCommits(DurableCase):
         os.unlink(flag)
         t.join(60)
         self.assertIsNotNone(seen, "the running job was never listed")
-        # Committed at the latest a quarter of a second after the submit,
-        # then a second's fsync: never listed before that fsync ended.
+        # Committed at the latest a second after the submit, then a
+        # second's fsync: never listed before that fsync ended.
         self.assertGreaterEqual(seen, 1.0, "listed %.2f s after its submit, before its fsync" % seen)
         self.assertEqual(out["r"].status, 200, out["r"])
 
