@@ -1234,18 +1234,22 @@ class LazyCommits(DurableCase):
         self.assertEqual(self.deferred(d) - l2, 0, "deferred writes for a job with large parameters")
 
     @quick
-    def test_a_waited_job_of_over_half_a_second_still_makes_one_commit(self):
-        # The store's own deadline for what it keeps is a second: a job
-        # of 0.6 s (a quarter of a second was the deadline once, and a
-        # cold job in the QEMU VM takes about that) is neither listed
-        # while it runs nor committed twice.  Nothing else commits here:
-        # the collector's first pass is a minute after the start.
+    def test_a_waited_job_of_near_half_a_second_still_makes_one_commit(self):
+        # The store's own deadline for what it keeps is a second after
+        # the submit: a job of 0.4 s (past the quarter of a second that
+        # was the deadline once, which a cold job in the QEMU VM often
+        # passed) is neither listed while it runs nor committed twice.
+        # Nothing else commits here: the collector's first pass is a
+        # minute after the start.  A host so slow that the answer took
+        # near the deadline itself only shows that it made two at most.
         d = self.daemon("lazy7", {"workers": 1})
         f0, l0 = self.commits(d), self.deferred(d)
         out = {}
 
         def waiter():
-            out["r"] = d.submit(sleep(0.6), wait="true", timeout=60)
+            t0 = time.monotonic()
+            out["r"] = d.submit(sleep(0.4), wait="true", timeout=60)
+            out["s"] = time.monotonic() - t0
         t = threading.Thread(target=waiter)
         t.start()
         listed = []
@@ -1256,10 +1260,14 @@ class LazyCommits(DurableCase):
         r = out["r"]
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.body["status"], "succeeded", r)
-        self.assertGreaterEqual(r.body["metrics"]["total_ms"], 600, r.body["metrics"])
+        self.assertGreaterEqual(r.body["metrics"]["total_ms"], 400, r.body["metrics"])
+        commits = self.commits(d) - f0
+        if out["s"] >= 0.9:
+            self.assertLessEqual(commits, 2, "commits for one waited job of %.2f s" % out["s"])
+            return
         self.assertNotIn("running", listed, "listed while it ran: committed before its end")
         self.assertEqual(self.deferred(d) - l0, 2, "the submit and the start, deferred")
-        self.assertEqual(self.commits(d) - f0, 1, "commits for one waited job of 0.6 s")
+        self.assertEqual(commits, 1, "commits for one waited job of %.2f s" % out["s"])
 
     @quick
     def test_an_answer_that_names_a_running_job_comes_after_an_fsync(self):
