@@ -63,6 +63,7 @@ struct http_server {
         void *ctx;
         size_t inflight;         /* atomic: bytes of large replies not yet sent */
         int sndbuf;              /* SO_SNDBUF of each connection (conn_sndbuf()) */
+        bool sndbuf_inherited;   /* set on the TCP listening socket, which passes it on */
         size_t spool_max;        /* atomic: o.spool_max as it is now */
         size_t spooled;          /* atomic: bytes in spool files of requests not yet done */
 
@@ -1171,7 +1172,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                  * kernel has taken it, so the kernel must not take much:
                  * left to autotuning, each slow reader's send buffer grew
                  * to a few MiB (tcp_wmem), hundreds of MiB in all. */
-                const union MHD_ConnectionInfo *fi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                const union MHD_ConnectionInfo *fi =
+                        srv->sndbuf_inherited ? NULL : MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
                 if (fi && setsockopt(fi->connect_fd, SOL_SOCKET, SO_SNDBUF, &srv->sndbuf, sizeof srv->sndbuf) < 0)
                         log_debug("http: SO_SNDBUF %d: %s", srv->sndbuf, strerror(errno));
                 const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -1255,6 +1257,15 @@ int http_serve(struct http_server *srv, const struct http_route *routes, size_t 
                http_authorizer authorize, void *ctx, struct err *err)
 {
         const struct http_options *o = &srv->o;
+        /* A TCP connection is born with its listening socket's send
+         * buffer (a unix one is not): set once there, a system call less
+         * for each connection.  Not on a passed socket: connections made
+         * before we set it would keep the kernel's own. */
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof ss;
+        srv->sndbuf_inherited = srv->own_fd && getsockname(srv->listen_fd, (struct sockaddr *)&ss, &sslen) == 0 &&
+                                (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
+                                setsockopt(srv->listen_fd, SOL_SOCKET, SO_SNDBUF, &srv->sndbuf, sizeof srv->sndbuf) == 0;
         /* Connections are refused until now, not left waiting while the
          * daemon starts (a client that gave up would still have its
          * request carried out).  A passed socket listens already. */

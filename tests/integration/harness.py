@@ -473,6 +473,27 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = s
 
 
+def socket_activated(case, name, config=None, env=None):
+    """A Daemon (not started) given its listening socket the way systemd's
+    socket activation gives it: a TCP socket on a free port, listening,
+    at fd 3, LISTEN_FDS=1, LISTEN_PID the daemon's own pid (the shell's,
+    kept across exec).  The configured address is not used."""
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    case.addCleanup(lsock.close)
+    fd = lsock.fileno()
+    shim = ["/bin/sh", "-c",
+            'fd=$1; shift; [ "$fd" = 3 ] || { eval "exec 3<&$fd $fd<&-"; }; '
+            'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@"', "sh", str(fd)]
+    cfg = dict(config or {})
+    cfg["listen"] = "127.0.0.1:9"
+    d = Daemon(name, config=cfg, pass_fds=(fd,), argv0=shim, env=env)
+    d.port = lsock.getsockname()[1]
+    case.addCleanup(d.stop)
+    return d
+
+
 class Daemon:
     """One edgecd process with its own temp dir, config, state and port.
     Set unix_path (and listen on it) to talk over a unix socket instead."""

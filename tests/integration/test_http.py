@@ -755,10 +755,22 @@ class SlowReadersOfLargeAnswers(unittest.TestCase):
     autotuning, each socket took its whole answer from the daemon (and the
     cap never counted it): 1 MB of kernel memory per client."""
 
+    LIMITS = {"http": {"max_response_bytes": "2MiB", "max_connections": 32, "max_connections_per_client": 32}}
+
     def test_the_kernel_does_not_take_what_the_cap_refuses(self):
-        d = harness.Daemon("slowreaders", config={"http": {"max_response_bytes": "2MiB", "max_connections": 32,
-                                                           "max_connections_per_client": 32}}).start()
+        d = harness.Daemon("slowreaders", config=self.LIMITS).start()
         self.addCleanup(d.stop)
+        self.slow_readers(d)
+
+    def test_the_same_on_a_socket_systemd_passed(self):
+        # The daemon's own TCP socket hands its send buffer to each
+        # connection; a passed one is set connection by connection.
+        d = harness.socket_activated(self, "slowreaders-act", config=self.LIMITS)
+        d.start()
+        self.assertIn("socket-activated fd 3", d.log_text())
+        self.slow_readers(d)
+
+    def slow_readers(self, d):
         job = d.run_job({"algorithm": "t_big", "parameters": {"bytes": 1000000}})
         self.assertEqual(job["status"], "succeeded", job)
         socks = []

@@ -117,21 +117,8 @@ class SocketActivation(unittest.TestCase):
 
     def test_passed_socket_serves_and_runs_jobs(self):
         ns = NotifySocket(self)
-        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        lsock.bind(("127.0.0.1", 0))
-        lsock.listen(16)
-        self.addCleanup(lsock.close)
-        fd = lsock.fileno()
-        # systemd's way: the socket at fd 3, LISTEN_FDS=1, LISTEN_PID the
-        # daemon's own pid (the shell's, kept across exec).
-        shim = ["/bin/sh", "-c",
-                'fd=$1; shift; [ "$fd" = 3 ] || { eval "exec 3<&$fd $fd<&-"; }; '
-                'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@"', "sh", str(fd)]
         # The configured address is not used: the passed socket wins.
-        d = Daemon("sockact", config={"listen": "127.0.0.1:9"}, pass_fds=(fd,), argv0=shim,
-                   env={"NOTIFY_SOCKET": ns.path})
-        d.port = lsock.getsockname()[1]
-        self.addCleanup(d.stop)
+        d = harness.socket_activated(self, "sockact", env={"NOTIFY_SOCKET": ns.path})
         d.start(timeout=20 * slow_factor())
         self.assertTrue(ns.wait_for("READY=1", 20 * slow_factor()), ns.messages)
         self.assertIn("socket-activated fd 3", d.log_text())
