@@ -768,6 +768,7 @@ def lean_post(d, path, payload, timeout=120, method="POST"):
     daemon answers with a Content-Length (never chunked), which this
     needs.  method "GET" with payload None: the same for a GET."""
     if payload is None:
+        assert method != "POST", "a POST needs a body"
         req = b"%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (method.encode(), path.encode(), d.port)
     else:
         req = (b"%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"

@@ -1185,7 +1185,7 @@ class LazyCommits(DurableCase):
     first run starting are answered before they are committed: nobody has
     been told of them yet.  The job's final commit carries them, or a sync
     before any answer that names a job still running, or the store's
-    writer within a fraction of a second; until then no read shows them
+    writer within a second (DEFER_MS); until then no read shows them
     (a listing never names a job that is not on disk), and a crash of the
     daemon loses them with the job nobody had the id of."""
 
@@ -1242,7 +1242,7 @@ class LazyCommits(DurableCase):
         # Nothing else commits here: the collector's first pass is a
         # minute after the start.  A host so slow that the answer took
         # near the deadline itself only shows that it made two at most.
-        d = self.daemon("lazy7", {"workers": 1})
+        d = self.daemon("lazyonce", {"workers": 1})
         f0, l0 = self.commits(d), self.deferred(d)
         out = {}
 
@@ -1255,14 +1255,16 @@ class LazyCommits(DurableCase):
         listed = []
         while t.is_alive():
             listed += [j["status"] for j in d.list_jobs()]
-            time.sleep(0.02)
+            time.sleep(0.05)
         t.join()
-        r = out["r"]
+        r = out.get("r")
+        self.assertIsNotNone(r, "the waited submit got no answer")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.body["status"], "succeeded", r)
         self.assertGreaterEqual(r.body["metrics"]["total_ms"], 400, r.body["metrics"])
         commits = self.commits(d) - f0
         if out["s"] >= 0.9:
+            print("  [slow host: the answer took %.2f s; two commits at most checked]" % out["s"], flush=True)
             self.assertLessEqual(commits, 2, "commits for one waited job of %.2f s" % out["s"])
             return
         self.assertNotIn("running", listed, "listed while it ran: committed before its end")
@@ -1371,9 +1373,10 @@ class LazyCommits(DurableCase):
         os.unlink(flag)
         t.join(60)
         self.assertIsNotNone(seen, "the running job was never listed")
-        # Committed at the latest a second after the submit, then a
-        # second's fsync: never listed before that fsync ended.
-        self.assertGreaterEqual(seen, 1.0, "listed %.2f s after its submit, before its fsync" % seen)
+        # Committed a second after the submit (nothing else commits
+        # meanwhile), then a second's fsync: never listed before that
+        # fsync ended, two seconds after the submit.
+        self.assertGreaterEqual(seen, 1.9, "listed %.2f s after its submit, before its fsync" % seen)
         self.assertEqual(out["r"].status, 200, out["r"])
 
     def test_a_sync_on_a_full_disk_waits_for_room(self):

@@ -2610,7 +2610,7 @@ END_TEST
 /* A lazy write is answered before its commit: no reader sees it, and a
  * crash of the process before any commit loses it.  A later write that is
  * not lazy (here a STORE_SYNC) carries it in its own commit, else the
- * writer commits it on its own within a fraction of a second.  A lazy
+ * writer commits it on its own within a second (DEFER_MS).  A lazy
  * update waits only with its record's insert: once that is on disk (a
  * reader may have seen the record) the update is committed at once. */
 static int lazy_update(struct store *s, const struct job_record *of, enum job_status status, int64_t recoveries,
@@ -2883,13 +2883,16 @@ START_TEST(test_lazy_writes_too_large_keep_it_unhealthy)
         broken = broken && setrlimit(RLIMIT_FSIZE, &rl) == 0;
         for (int i = 0; i < n; i++)
                 rc[i] = lazy_insert(f.s, &r[i], &err[i]);
+        /* The writer tries them at its deadline (a second after the
+         * first), then holds them: watched from then on for 2 s. */
         int healthy_seen = 0, unhealthy_seen = 0;
-        int64_t until = now_mono_ms() + 3000;
+        int64_t until = now_mono_ms() + 10000;
         while (now_mono_ms() < until) {
-                if (store_health(f.s, NULL, 0))
+                if (store_health(f.s, NULL, 0)) {
                         healthy_seen += unhealthy_seen > 0;
-                else
-                        unhealthy_seen++;
+                } else if (!unhealthy_seen++) {
+                        until = now_mono_ms() + 2000;
+                }
                 usleep(2000);
         }
         bool mended = f.be->mend_writes(f.dir);
