@@ -273,6 +273,17 @@ static int write_ctl(const char *dir, const char *file, const char *text)
         return (size_t)n == strlen(text) ? 0 : -EIO;
 }
 
+/* A kept file's text into buf; false when it says its cgroup is gone.  A
+ * file that cannot be read otherwise leaves buf empty: its figures
+ * unknown, as when read by name. */
+static bool pread_kept(int fd, char *buf, size_t size)
+{
+        if (pread_text(fd, buf, size))
+                return true;
+        buf[0] = '\0';
+        return !cgroup_gone(errno);
+}
+
 /* memory.peak, memory.events and cpu.stat of a v2 cgroup, by name or
  * from its kept files (files not NULL).  memory.peak appeared in Linux
  * 5.19: before it the peak is unknown (-1, null in the job), and so is a 0,
@@ -284,18 +295,8 @@ int cgroup_read_v2_dir(const char *dir, const struct cgroup_files *files, struct
         struct cgroup_stats s = { .peak_memory_bytes = -1, .cpu_ms = -1 };
         char events[4096], cpu[4096];
         if (files) {
-                /* Gone: said so; a file that cannot be read otherwise
-                 * leaves its figures unknown, as by name. */
-                if (!pread_text(files->events, events, sizeof events)) {
-                        if (cgroup_gone(errno))
-                                return -1;
-                        events[0] = '\0';
-                }
-                if (!pread_text(files->cpu, cpu, sizeof cpu)) {
-                        if (cgroup_gone(errno))
-                                return -1;
-                        cpu[0] = '\0';
-                }
+                if (!pread_kept(files->events, events, sizeof events) || !pread_kept(files->cpu, cpu, sizeof cpu))
+                        return -1;
                 if (files->peak >= 0 && (s.peak_memory_bytes = pread_int(files->peak)) < 0 && cgroup_gone(errno))
                         return -1;
         } else {
