@@ -2,11 +2,17 @@
 and JSON error, never a 5xx or a hang, and the daemon keeps serving
 /healthz after each one.  Also the JSONTestSuite corpus sent as bodies."""
 
+import fcntl
 import http.client
 import json
 import os
 import re
+import shutil
 import socket
+import struct
+import subprocess
+import tempfile
+import termios
 import time
 import unittest
 import uuid
@@ -770,19 +776,55 @@ class SlowReadersOfLargeAnswers(unittest.TestCase):
         self.assertIn("socket-activated fd 3", d.log_text())
         self.slow_readers(d)
 
-    def slow_readers(self, d):
+    def test_the_same_on_a_unix_socket(self):
+        # A unix connection does not inherit its listening socket's send
+        # buffer: each is set as it comes.  What a unix socket's sender has
+        # sent waits in its peer's receive queue (charged to the sender's
+        # send buffer), so the clients count it themselves.
+        tmp = tempfile.mkdtemp(prefix="edgecd-it-slowunix-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "api.sock")
+        d = harness.Daemon("slowreaders-unix", config=dict(self.LIMITS, listen="unix:" + path))
+        d.unix_path = path
+        self.addCleanup(d.stop)
+        d.start()
+
+        def connect():
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(path)
+            return c
+
+        sndbufs = []
+
+        def queued(socks):
+            # The daemon's ends, as ss(8) shows them: tb is SO_SNDBUF,
+            # which the kernel doubles (socket(7)).
+            out = subprocess.run(["ss", "-x", "-m", "-n", "-H", "state", "established", "src", path],
+                                 capture_output=True, text=True, timeout=30, check=True).stdout
+            sndbufs.extend(int(x) for x in re.findall(r"\btb(\d+)", out))
+            return sum(struct.unpack("i", fcntl.ioctl(c.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+                       for c in socks)
+        self.slow_readers(d, connect, queued)
+        # 2 MiB / 32 connections, doubled; the kernel's default is 208 KiB.
+        self.assertGreaterEqual(len(sndbufs), 2, sndbufs)
+        self.assertLessEqual(max(sndbufs), 2 * (2 << 20) // 32, sndbufs)
+
+    def slow_readers(self, d, connect=None, queued_bytes=None):
         job = d.run_job({"algorithm": "t_big", "parameters": {"bytes": 1000000}})
         self.assertEqual(job["status"], "succeeded", job)
         socks = []
         for _ in range(24):
-            c = socket.socket()
-            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            c.connect(("127.0.0.1", d.port))
+            if connect:
+                c = connect()
+            else:
+                c = socket.socket()
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                c.connect(("127.0.0.1", d.port))
             self.addCleanup(c.close)
             c.sendall(("GET /v1/jobs/%s HTTP/1.1\r\nHost: x\r\n\r\n" % job["id"]).encode())
             socks.append(c)
         time.sleep(1.5 * harness.slow_factor())
-        queued = send_queue_bytes(d.port)
+        queued = queued_bytes(socks) if queued_bytes else send_queue_bytes(d.port)
         statuses = []
         for c in socks:
             c.settimeout(10)
