@@ -7,7 +7,10 @@
 # Prints three lines, KERNEL=..., INITRD=..., IMAGE=..., the paths to boot.
 #   - kernel: Debian's own linux-image-amd64 (the package it depends on),
 #     fetched with apt-get download and unpacked with dpkg-deb -x into
-#     CACHE_DIR/kernel/; the key is that package's name and version.
+#     CACHE_DIR/kernel/; the key is that package's name and version.  Or,
+#     with EDGECD_VM_KERNEL_DEB set, that kernel package (a path, or an
+#     address curl fetches once into CACHE_DIR/debs/), e.g. a newer
+#     Debian kernel from trixie-backports; the key is that setting.
 #   - initramfs: busybox-static and the virtio and ext4 modules (with what
 #     modules.dep says they need), an /init that mounts /dev/vda and
 #     switch_roots into it; built beside the kernel.
@@ -33,13 +36,34 @@ kdir=$cache/kernel
 kernel_pkg() {
         apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
 }
-kpkg=$(kernel_pkg) || true
-if [ -z "$kpkg" ] && [ ! -f "$kdir/.key" ]; then
-        # A machine whose apt lists were never fetched.
-        apt-get update -qq >&2 || true
+kdeb=${EDGECD_VM_KERNEL_DEB:-}
+kpkg=
+if [ -n "$kdeb" ]; then
+        case $kdeb in
+        http://*|https://*)
+                mkdir -p "$cache/debs"
+                local_deb=$cache/debs/$(basename "$kdeb")
+                if [ ! -f "$local_deb" ]; then
+                        curl -fsSL -o "$local_deb.part" "$kdeb" || die "cannot fetch $kdeb"
+                        mv "$local_deb.part" "$local_deb"
+                fi
+                kdeb=$local_deb ;;
+        esac
+        [ -f "$kdeb" ] || die "EDGECD_VM_KERNEL_DEB: no file $kdeb"
+        kpkg=$(basename "$kdeb")
+        kver_pkg="(EDGECD_VM_KERNEL_DEB)"
+        kkey="$kpkg $(sha256sum "$0" | cut -d' ' -f1)"
+else
         kpkg=$(kernel_pkg) || true
+        if [ -z "$kpkg" ] && [ ! -f "$kdir/.key" ]; then
+                # A machine whose apt lists were never fetched.
+                apt-get update -qq >&2 || true
+                kpkg=$(kernel_pkg) || true
+        fi
 fi
-if [ -n "$kpkg" ]; then
+if [ -n "$kdeb" ]; then
+        :   # kkey above
+elif [ -n "$kpkg" ]; then
         kver_pkg=$(apt-cache policy "$kpkg" | awk '/Candidate:/ { print $2 }')
         kkey="$kpkg $kver_pkg $(sha256sum "$0" | cut -d' ' -f1)"
 elif [ -f "$kdir/.key" ]; then
@@ -51,11 +75,17 @@ if [ ! -f "$kdir/.key" ] || [ "$(cat "$kdir/.key")" != "$kkey" ]; then
         echo "mkvm: kernel $kpkg $kver_pkg" >&2
         rm -rf "$kdir.new"
         mkdir -p "$kdir.new/dl"
-        (cd "$kdir.new/dl" && apt-get download "$kpkg" >/dev/null 2>&1) ||
-                die "apt-get download $kpkg failed"
+        if [ -n "$kdeb" ]; then
+                cp "$kdeb" "$kdir.new/dl/"
+        else
+                (cd "$kdir.new/dl" && apt-get download "$kpkg" >/dev/null 2>&1) ||
+                        die "apt-get download $kpkg failed"
+        fi
         dpkg-deb -x "$kdir.new"/dl/*.deb "$kdir.new/x"
         rm -rf "$kdir.new/dl"
-        kver=$(ls "$kdir.new/x/lib/modules")
+        # Newer packages put the modules under /usr (merged /usr).
+        [ -d "$kdir.new/x/lib/modules" ] || ln -s usr/lib "$kdir.new/x/lib"
+        kver=$(ls "$kdir.new/x/lib/modules/")
         depmod -b "$kdir.new/x" "$kver"
         cp "$kdir.new/x/boot/vmlinuz-$kver" "$kdir.new/vmlinuz"
         mods=$kdir.new/x/lib/modules/$kver
@@ -68,7 +98,7 @@ if [ ! -f "$kdir/.key" ] || [ "$(cat "$kdir/.key")" != "$kkey" ]; then
         : >"$ir/modules"
         add_mod() {     # name: its dependencies first (modules.dep lists them nearest last)
                 local line path deps d
-                line=$(grep -E "/$1\.ko:" "$mods/modules.dep" | head -n 1) || die "module $1 not in $kver"
+                line=$(grep -E "/$1\.ko(\.xz)?:" "$mods/modules.dep" | head -n 1) || die "module $1 not in $kver"
                 path=${line%%:*}
                 deps=${line#*:}
                 for d in $(echo $deps | tr ' ' '\n' | tac); do
@@ -77,12 +107,22 @@ if [ ! -f "$kdir/.key" ] || [ "$(cat "$kdir/.key")" != "$kkey" ]; then
                 grep -qx "$path" "$ir/modules" || echo "$path" >>"$ir/modules"
         }
         for m in virtio_pci virtio_blk crc32c_generic crc32c-intel ext4; do
+                # Built in, or gone (crc32c became a library in 6.14).
+                if ! grep -qE "/$m\.ko(\.xz)?:" "$mods/modules.dep" && grep -qE "/$m\.ko(\.xz)?\$" "$mods/modules.builtin"; then
+                        continue
+                fi
+                case $m in crc32c*) grep -qE "/$m\.ko(\.xz)?:" "$mods/modules.dep" || continue ;; esac
                 add_mod "$m"
         done
+        # busybox insmod takes plain modules: xz ones are unpacked.
         while read -r p; do
                 mkdir -p "$ir/lib/modules/$(dirname "$p")"
-                cp "$mods/$p" "$ir/lib/modules/$p"
+                case $p in
+                *.xz) xz -dc "$mods/$p" >"$ir/lib/modules/${p%.xz}" ;;
+                *) cp "$mods/$p" "$ir/lib/modules/$p" ;;
+                esac
         done <"$ir/modules"
+        sed -i 's/\.xz$//' "$ir/modules"
         cat >"$ir/init" <<'EOF'
 #!/bin/busybox sh
 # The test VM's init: load virtio and ext4, mount /dev/vda, hand over.
