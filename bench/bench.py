@@ -67,10 +67,10 @@ import http.client
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
-import select
 import statistics
 import subprocess
 import sys
@@ -1008,47 +1008,61 @@ class RawRunner:
                   cpu=(ru.ru_utime + ru.ru_stime) * 1000)
         return ms, data
 
-    def run_tail(self, r):
+    def run_tail(self, r, timeout=60.0):
         """A raw `run --pid-file P` (untimed spawn as in run()), watching
         its container: the pid file polled every 0.2 ms, the container's
         process then held by a pidfd.  Returns (the runtime's time from that
-        process's end to its own exit, ms; the whole run, ms), or None when
-        the process had ended before it could be held (a short job often
-        has: the runtime writes the pid file once the process runs)."""
+        process's end to its own exit, ms; the whole run as watched so, ms),
+        or None when the process could not be held while it ran (a short
+        job often ends first: the runtime writes the pid file once the
+        process runs; held already ended, its end time is not known).  The
+        runtime is killed past timeout s."""
         log = os.path.join(r["dir"], "runtime.log")
         pid_file = os.path.join(r["bundle"], "container.pid")
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        pidfd = -1
+        pid, status, rtfd, pidfd, late = None, None, -1, -1, False
         try:
             t0 = time.monotonic()
             pid = os.posix_spawn(self.rt, [self.rt, "--root", self.root, "run", "--bundle", r["bundle"],
                                            "--pid-file", pid_file, r["id"]], RUNTIME_ENV, file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_DUP2, fd, 1), (os.POSIX_SPAWN_DUP2, fd, 2)])
-            status = None
-            while pidfd < 0:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    break
+            rtfd = os.pidfd_open(pid)
+            deadline = t0 + timeout
+            while pidfd < 0 and time.monotonic() < deadline:
+                if select.select([rtfd], [], [], 0)[0]:
+                    break   # the runtime has ended
                 try:
                     with open(pid_file) as f:
                         pidfd = os.pidfd_open(int(f.read().strip()))
-                except (OSError, ValueError):
+                except (FileNotFoundError, ProcessLookupError, ValueError):
                     time.sleep(0.0002)
             if pidfd >= 0:
-                select.select([pidfd], [], [])
+                late = bool(select.select([pidfd], [], [], 0)[0])   # ended before it was held
+                ready = select.select([pidfd, rtfd], [], [], max(0.0, deadline - time.monotonic()))[0]
                 t1 = time.monotonic()
+                if pidfd not in ready:
+                    late = True   # the runtime ended first, or the time ran out
+            if select.select([rtfd], [], [], max(0.0, deadline - time.monotonic()))[0]:
                 _, status = os.waitpid(pid, 0)
+                pid = None
                 t2 = time.monotonic()
         finally:
             os.close(fd)
-            if pidfd >= 0:
-                os.close(pidfd)
+            for x in (pidfd, rtfd):
+                if x >= 0:
+                    os.close(x)
+            if pid is not None:   # past the deadline, or an exception
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        if status is None:
+            raise AssertionError("%s run %s: not ended within %.0f s\n%s" % (self.rt, r["id"], timeout,
+                                                                             harness.tail(log, 20)))
         if os.waitstatus_to_exitcode(status) != 0:
             raise AssertionError("%s run %s: exit %s\n%s" % (self.rt, r["id"], os.waitstatus_to_exitcode(status),
                                                               harness.tail(log, 20)))
-        if pidfd < 0:
-            return None   # the runtime had ended (and reaped it) before the pid file was read
+        if pidfd < 0 or late:
+            return None
         return (t2 - t1) * 1000, (t2 - t0) * 1000
 
     def finish(self, r):
@@ -1216,7 +1230,9 @@ def section_9_cold(rig, n_pairs=80, warmups=3):
     foreground in the run cgroup, on v2 that cgroup removed after, each
     timed); and after the rounds, the
     cost of starting the runtime binary at all (`list` on an empty root,
-    x10).  Before every A, B and C the daemon is settled (settle(): the
+    x10); the HTTP floor (a GET /healthz on a fresh connection, x30); and
+    the runtime's teardown after its container's end (RawRunner.run_tail,
+    x20), which A and B both wait for.  Before every A, B and C the daemon is settled (settle(): the
     previous job's cleanup, which runs after its answer, is over)."""
     d, raw = rig.d, rig.raw
     print("9. cold job vs raw `%s run` of the daemon's own config.json, %d alternated rounds after %d warm-ups"
@@ -1295,11 +1311,11 @@ def section_9_cold(rig, n_pairs=80, warmups=3):
               % (statistics.median(floor), len(floor)))
         if tails:
             print("    the runtime after its container's process ended (its teardown, in A and B alike): median "
-                  "%.2f ms of a %.1f ms run (%d of 20 runs caught the process before it ended)"
+                  "%.2f ms of a %.1f ms run watched so (%d of 20 runs held the process while it ran)"
                   % (statistics.median(t[0] for t in tails), statistics.median(t[1] for t in tails), len(tails)))
         else:
-            print("    the runtime after its container's process ended: not caught (every process ended before "
-                  "its pid file could be read)")
+            print("    the runtime after its container's process ended: not measured (no process was held while "
+                  "it ran: each ended before its pid file could be read)")
         print("    B's untimed preparation (dirs, input.json, config.json): median %.2f ms; one `%s list` "
               "(the runtime binary starting at all): median %.1f ms" % (statistics.median(prep),
                                                                         d.runtime.get("name"),

@@ -27,6 +27,8 @@
 
 /* Without a pidfd, look at the child this often. */
 #define POLL_SLICE_MS 10
+/* How long a claimed pid may take to become our child (pidref_claim). */
+#define CLAIM_WAIT_MS 2000
 
 enum child_state {
         CHILD_OWNED,      /* somebody waits for it */
@@ -173,6 +175,29 @@ void pidref_register_locked(pid_t pid, int pidfd, struct pidref *ret)
         *ret = (struct pidref){ .pid = pid, .fd = fd };
 }
 
+/* Is pid's parent a child of ours (then pid becomes ours when it exits)? */
+static bool parent_is_ours(pid_t pid)
+{
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+                return false;
+        buf[n] = '\0';
+        /* "pid (comm) state ppid ...": comm may hold anything, ')' too. */
+        const char *p = strrchr(buf, ')');
+        int ppid;
+        char state;
+        if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2 || ppid <= 1)
+                return false;
+        siginfo_t si = { 0 };
+        return waitid(P_PID, (id_t)ppid, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
 int pidref_claim(pid_t pid, struct pidref *ret, struct err *err)
 {
         if (pid <= 0)
@@ -184,12 +209,23 @@ int pidref_claim(pid_t pid, struct pidref *ret, struct err *err)
                 return err_set(err, ERR_INTERNAL, 0, "pid %d is claimed already", (int)pid);
         }
         /* A running or exited-but-unreaped child of ours: a zombie keeps
-         * its pid, so this cannot be somebody else's process. */
-        siginfo_t si = { 0 };
-        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+         * its pid, so this cannot be somebody else's process.  Not ours
+         * yet while the runtime's last process, its parent, outlives the
+         * command we waited for (crun's `run --detach` daemonises and
+         * exits just after): the kernel hands it to us, the subreaper,
+         * when that process exits, soon. */
+        int64_t until = now_mono_ms() + CLAIM_WAIT_MS;
+        for (;;) {
+                siginfo_t si = { 0 };
+                if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0)
+                        break;
                 int e = errno;
                 pthread_mutex_unlock(&lock);
-                return err_set(err, ERR_RUNTIME, e, "pid %d is not a child of the daemon", (int)pid);
+                if (e != ECHILD || !parent_is_ours(pid) || now_mono_ms() > until)
+                        return err_set(err, ERR_RUNTIME, e, "pid %d is not a child of the daemon", (int)pid);
+                struct timespec ts = { 0, 1000000 };
+                nanosleep(&ts, NULL);
+                pthread_mutex_lock(&lock);
         }
         pidref_register_locked(pid, -1, ret);
         pthread_mutex_unlock(&lock);

@@ -435,11 +435,12 @@ struct runtime *runtime_cli_new(const char *name, const char *path, const char *
         rt->root = xstrdup(root);
         rt->env = strv_dup((char *const *)(uintptr_t)default_env);
         rt->cli_timeout_ms = cli_timeout_ms;
-        /* crun must stay attached: its `run --detach` daemonises (fork,
-         * setsid, fork) and that last process, the init's parent, can
-         * outlive the command we wait for, so its init is not yet ours
-         * when we claim it (seen in the QEMU VM: "not a child of the
-         * daemon").  runc and youki make the init the command's own child. */
+        /* Cold runs in the foreground: one runtime call, no `delete`
+         * after.  Elsewhere (warm containers; youki) `run --detach`:
+         * runc and youki make the init the command's own child, ours once
+         * the command has exited; crun daemonises (fork, setsid, fork) and
+         * its last process, the init's parent, can outlive the command
+         * (seen in the QEMU VM), which pidref_claim() waits out. */
         rt->attached_ok = !strcmp(name, "runc") || !strcmp(name, "crun");
 
         char *argv[] = { rt->path, (char *)(uintptr_t)"--version", NULL };

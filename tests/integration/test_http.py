@@ -796,17 +796,25 @@ class SlowReadersOfLargeAnswers(unittest.TestCase):
 
         sndbufs = []
 
+        sndbufs, lines = [], []
+
         def queued(socks):
             # The daemon's ends, as ss(8) shows them: tb is SO_SNDBUF,
             # which the kernel doubles (socket(7)).
             out = subprocess.run(["ss", "-x", "-m", "-n", "-H", "state", "established", "src", path],
                                  capture_output=True, text=True, timeout=30, check=True).stdout
-            sndbufs.extend(int(x) for x in re.findall(r"\btb(\d+)", out))
+            lines.extend(x for x in out.splitlines() if x.strip())
+            for mem in re.findall(r"skmem:\(([^)]*)\)", out):
+                sndbufs.extend(int(x) for x in re.findall(r"(?:^|,)tb(\d+)", mem))
             return sum(struct.unpack("i", fcntl.ioctl(c.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
                        for c in socks)
         self.slow_readers(d, connect, queued)
-        # 2 MiB / 32 connections, doubled; the kernel's default is 208 KiB.
-        self.assertGreaterEqual(len(sndbufs), 2, sndbufs)
+        if lines and not sndbufs:
+            self.skipTest("ss shows no socket memory here (no unix_diag): %r" % lines[:2])
+        # The bound on what the clients hold cannot fail on a unix socket
+        # (no autotuning: the kernel's default buffer is 208 KiB); this
+        # does: 2 MiB / 32 connections, doubled.
+        self.assertGreaterEqual(len(sndbufs), 2, lines)
         self.assertLessEqual(max(sndbufs), 2 * (2 << 20) // 32, sndbufs)
 
     def slow_readers(self, d, connect=None, queued_bytes=None):

@@ -146,6 +146,47 @@ START_TEST(test_claim_checks)
 }
 END_TEST
 
+/* A pid whose parent is a child of ours becomes ours when that parent
+ * exits (crun's `run --detach` leaves its last process a moment after the
+ * command): the claim waits for it. */
+START_TEST(test_claim_waits_for_the_parent_to_go)
+{
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        uint64_t w = reaper_window_open();
+        pid_t c = fork();
+        ck_assert_int_ge(c, 0);
+        if (c == 0) {
+                pid_t g = fork();
+                if (g == 0) {
+                        signal(SIGTERM, SIG_DFL);
+                        pause();
+                        _exit(0);
+                }
+                if (write(p[1], &g, sizeof g) != sizeof g)
+                        _exit(1);
+                usleep(200000);
+                _exit(0);
+        }
+        close(p[1]);
+        pid_t g;
+        ck_assert_int_eq(read(p[0], &g, sizeof g), sizeof g);
+        close(p[0]);
+        struct pidref ref = PIDREF_NULL;
+        struct err e = ERR_INIT;
+        int64_t t0 = now_mono_ms();
+        ck_assert_msg(pidref_claim(g, &ref, &e) == 0, "%s", e.msg);
+        ck_assert_int_ge(now_mono_ms() - t0, 100);   /* it waited for c */
+        reaper_window_close(w);
+        ck_assert_int_eq(waitpid(c, NULL, 0), c);
+        struct proc_exit ex;
+        ck_assert_int_eq(pidref_signal(&ref, SIGTERM), 0);
+        ck_assert_msg(pidref_wait(&ref, now_mono_ms() + 5000, -1, &ex, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(ex.status, WAIT_SIGNALED);
+        ck_assert_int_eq(ex.signal, SIGTERM);
+}
+END_TEST
+
 /* Released before it ended: the orphan reaper takes it afterwards. */
 START_TEST(test_released_child_is_reaped)
 {
@@ -497,6 +538,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_unclaimed_orphan_reaped_without_windows);
         tcase_add_test(tc, test_orphan_behind_an_owned_zombie);
         tcase_add_test(tc, test_claim_checks);
+        tcase_add_test(tc, test_claim_waits_for_the_parent_to_go);
         tcase_add_test(tc, test_released_child_is_reaped);
         tcase_add_loop_test(tc, test_wait_deadline_and_cancel, 0, 2);
         suite_add_tcase(s, tc);

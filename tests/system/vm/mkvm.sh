@@ -9,8 +9,9 @@
 #     fetched with apt-get download and unpacked with dpkg-deb -x into
 #     CACHE_DIR/kernel/; the key is that package's name and version.  Or,
 #     with EDGECD_VM_KERNEL_DEB set, that kernel package (a path, or an
-#     address curl fetches once into CACHE_DIR/debs/), e.g. a newer
-#     Debian kernel from trixie-backports; the key is that setting.
+#     address curl fetches once into CACHE_DIR/debs/; a relative path is
+#     the repository's), e.g. a newer Debian kernel from trixie-backports;
+#     the key is that file's sha256.
 #   - initramfs: busybox-static and the virtio and ext4 modules (with what
 #     modules.dep says they need), an /init that mounts /dev/vda and
 #     switch_roots into it; built beside the kernel.
@@ -27,7 +28,7 @@ die() { echo "mkvm: $*" >&2; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 cache=$(realpath -m "$1")
 mkdir -p "$cache"
-for t in debootstrap mkfs.ext4 depmod cpio busybox dpkg-deb; do
+for t in debootstrap mkfs.ext4 depmod cpio busybox dpkg-deb xz; do
         command -v "$t" >/dev/null || die "$t is not installed (scripts/install-deps.sh)"
 done
 
@@ -41,6 +42,7 @@ kpkg=
 if [ -n "$kdeb" ]; then
         case $kdeb in
         http://*|https://*)
+                command -v curl >/dev/null || die "curl is not installed (scripts/install-deps.sh)"
                 mkdir -p "$cache/debs"
                 local_deb=$cache/debs/$(basename "$kdeb")
                 if [ ! -f "$local_deb" ]; then
@@ -52,7 +54,7 @@ if [ -n "$kdeb" ]; then
         [ -f "$kdeb" ] || die "EDGECD_VM_KERNEL_DEB: no file $kdeb"
         kpkg=$(basename "$kdeb")
         kver_pkg="(EDGECD_VM_KERNEL_DEB)"
-        kkey="$kpkg $(sha256sum "$0" | cut -d' ' -f1)"
+        kkey="deb:$(sha256sum "$kdeb" | cut -d' ' -f1) $(sha256sum "$0" | cut -d' ' -f1)"
 else
         kpkg=$(kernel_pkg) || true
         if [ -z "$kpkg" ] && [ ! -f "$kdir/.key" ]; then
@@ -66,8 +68,8 @@ if [ -n "$kdeb" ]; then
 elif [ -n "$kpkg" ]; then
         kver_pkg=$(apt-cache policy "$kpkg" | awk '/Candidate:/ { print $2 }')
         kkey="$kpkg $kver_pkg $(sha256sum "$0" | cut -d' ' -f1)"
-elif [ -f "$kdir/.key" ]; then
-        kkey=$(cat "$kdir/.key")       # no apt lists: keep what is cached
+elif [ -f "$kdir/.key" ] && [ "$(cut -c1-4 "$kdir/.key")" != "deb:" ]; then
+        kkey=$(cat "$kdir/.key")       # no apt lists: keep what is cached (Debian 12's)
 else
         die "cannot find linux-image-amd64's kernel package (run apt-get update)"
 fi
@@ -76,7 +78,7 @@ if [ ! -f "$kdir/.key" ] || [ "$(cat "$kdir/.key")" != "$kkey" ]; then
         rm -rf "$kdir.new"
         mkdir -p "$kdir.new/dl"
         if [ -n "$kdeb" ]; then
-                cp "$kdeb" "$kdir.new/dl/"
+                cp "$kdeb" "$kdir.new/dl/kernel.deb"
         else
                 (cd "$kdir.new/dl" && apt-get download "$kpkg" >/dev/null 2>&1) ||
                         die "apt-get download $kpkg failed"
