@@ -1232,8 +1232,9 @@ def section_9_cold(rig, n_pairs=80, warmups=3):
     cost of starting the runtime binary at all (`list` on an empty root,
     x10); the HTTP floor (a GET /healthz on a fresh connection, x30); and
     the runtime's teardown after its container's end (RawRunner.run_tail,
-    x20), which A and B both wait for.  Before every A, B and C the daemon is settled (settle(): the
-    previous job's cleanup, which runs after its answer, is over)."""
+    x20), which A and B both wait for.  Before every A, B and C the daemon
+    is settled (settle(): the previous job's cleanup, which runs after its
+    answer, is over)."""
     d, raw = rig.d, rig.raw
     print("9. cold job vs raw `%s run` of the daemon's own config.json, %d alternated rounds after %d warm-ups"
           % (d.runtime.get("name"), n_pairs, warmups))
