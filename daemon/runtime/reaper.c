@@ -175,27 +175,30 @@ void pidref_register_locked(pid_t pid, int pidfd, struct pidref *ret)
         *ret = (struct pidref){ .pid = pid, .fd = fd };
 }
 
+/* The parent of the process /proc/<name>, or -1. */
+static long parent_of(const char *name)
+{
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%.20s/stat", name);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t len = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+        if (len <= 0)
+                return -1;
+        buf[len] = '\0';
+        /* "pid (comm) S ppid ...": comm may hold ')' */
+        const char *rp = strrchr(buf, ')');
+        long ppid;
+        return rp && sscanf(rp + 1, " %*c %ld", &ppid) == 1 ? ppid : -1;
+}
+
 /* Is pid's parent a child of ours (then pid becomes ours when it exits)? */
 static bool parent_is_ours(pid_t pid)
 {
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return false;
-        ssize_t n = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (n <= 0)
-                return false;
-        buf[n] = '\0';
-        /* "pid (comm) state ppid ...": comm may hold anything, ')' too. */
-        const char *p = strrchr(buf, ')');
-        int ppid;
-        char state;
-        if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2 || ppid <= 1)
-                return false;
+        char name[24];
+        snprintf(name, sizeof name, "%d", (int)pid);
+        long ppid = parent_of(name);
         siginfo_t si = { 0 };
-        return waitid(P_PID, (id_t)ppid, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
+        return ppid > 1 && waitid(P_PID, (id_t)ppid, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 
 int pidref_claim(pid_t pid, struct pidref *ret, struct err *err)
@@ -379,17 +382,7 @@ static pid_t *list_children(size_t *ret_n)
                 while ((de = readdir(d))) {
                         if (de->d_name[0] < '1' || de->d_name[0] > '9')
                                 continue;
-                        char p[64], buf[512];
-                        snprintf(p, sizeof p, "/proc/%.20s/stat", de->d_name);
-                        _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
-                        ssize_t len = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-                        if (len <= 0)
-                                continue;
-                        buf[len] = '\0';
-                        /* "pid (comm) S ppid ...": comm may hold ')' */
-                        const char *rp = strrchr(buf, ')');
-                        long ppid;
-                        if (rp && sscanf(rp + 1, " %*c %ld", &ppid) == 1 && ppid == self)
+                        if (parent_of(de->d_name) == self)
                                 push_pid(&v, &n, &cap, (pid_t)atol(de->d_name));
                 }
                 closedir(d);

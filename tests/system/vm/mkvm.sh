@@ -62,16 +62,14 @@ else
                 apt-get update -qq >&2 || true
                 kpkg=$(kernel_pkg) || true
         fi
-fi
-if [ -n "$kdeb" ]; then
-        :   # kkey above
-elif [ -n "$kpkg" ]; then
-        kver_pkg=$(apt-cache policy "$kpkg" | awk '/Candidate:/ { print $2 }')
-        kkey="$kpkg $kver_pkg $(sha256sum "$0" | cut -d' ' -f1)"
-elif [ -f "$kdir/.key" ] && [ "$(cut -c1-4 "$kdir/.key")" != "deb:" ]; then
-        kkey=$(cat "$kdir/.key")       # no apt lists: keep what is cached (Debian 12's)
-else
-        die "cannot find linux-image-amd64's kernel package (run apt-get update)"
+        if [ -n "$kpkg" ]; then
+                kver_pkg=$(apt-cache policy "$kpkg" | awk '/Candidate:/ { print $2 }')
+                kkey="$kpkg $kver_pkg $(sha256sum "$0" | cut -d' ' -f1)"
+        elif [ -f "$kdir/.key" ] && [ "$(cut -c1-4 "$kdir/.key")" != "deb:" ]; then
+                kkey=$(cat "$kdir/.key")       # no apt lists: keep what is cached (Debian 12's)
+        else
+                die "cannot find linux-image-amd64's kernel package (run apt-get update)"
+        fi
 fi
 if [ ! -f "$kdir/.key" ] || [ "$(cat "$kdir/.key")" != "$kkey" ]; then
         echo "mkvm: kernel $kpkg $kver_pkg" >&2
@@ -109,11 +107,12 @@ if [ ! -f "$kdir/.key" ] || [ "$(cat "$kdir/.key")" != "$kkey" ]; then
                 grep -qx "$path" "$ir/modules" || echo "$path" >>"$ir/modules"
         }
         for m in virtio_pci virtio_blk crc32c_generic crc32c-intel ext4; do
-                # Built in, or gone (crc32c became a library in 6.14).
-                if ! grep -qE "/$m\.ko(\.xz)?:" "$mods/modules.dep" && grep -qE "/$m\.ko(\.xz)?\$" "$mods/modules.builtin"; then
-                        continue
+                # Not a module: built in, or gone (crc32c became a
+                # library in 6.14).  Anything else missing is an error.
+                if ! grep -qE "/$m\.ko(\.xz)?:" "$mods/modules.dep"; then
+                        case $m in crc32c*) continue ;; esac
+                        grep -qE "/$m\.ko(\.xz)?\$" "$mods/modules.builtin" && continue
                 fi
-                case $m in crc32c*) grep -qE "/$m\.ko(\.xz)?:" "$mods/modules.dep" || continue ;; esac
                 add_mod "$m"
         done
         # busybox insmod takes plain modules: xz ones are unpacked.
