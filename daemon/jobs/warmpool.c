@@ -30,6 +30,7 @@ struct pool {
         bool draining;               /* the plugin changed or went */
         bool seen;                   /* in the registry at this sync */
         bool idle;                   /* expired: no refill until the next job */
+        bool told_short;             /* logged that its target does not fit in memory */
         int64_t last_use;            /* a take (hit or miss), or the pool's birth */
         int64_t retry_at;            /* after a failed prepare, not before */
         int64_t retry_ms;            /* the pause after the last failed prepare (0: it did not fail) */
@@ -131,8 +132,19 @@ static struct pool *wanting(struct warmpool *wp, int64_t now)
         for (struct pool *p = wp->pools; p; p = p->next) {
                 if (p->draining || p->idle || now < p->retry_at || p->nready + p->making >= p->target)
                         continue;
-                if (used + warm + p->memory_mb > budget)
+                if (used + warm + p->memory_mb > budget) {
+                        /* Short even with no job running: the operator's
+                         * settings, said once, not the load of the moment. */
+                        if (warm + p->memory_mb > budget && !p->told_short) {
+                                p->told_short = true;
+                                log_warn("warm pool %s %s: has %zu of its %zu containers; another does not fit "
+                                         "in memory_pool_mb (%lld MiB; each container %lld MiB, warm containers "
+                                         "%lld MiB in all)",
+                                         p->m->name, p->m->version, p->nready + p->making, p->target,
+                                         (long long)budget, (long long)p->memory_mb, (long long)warm);
+                        }
                         continue;
+                }
                 return p;
         }
         return NULL;

@@ -229,7 +229,9 @@ class WarmCase(unittest.TestCase):
 
     def daemon(self, name, spec, config=None, env=None, start=True):
         plugins = self.plugins(spec)
-        cfg = {"workers": 2}
+        # memory_pool_mb's default is 3/4 of the host's memory: 3 warm
+        # containers of 256 MiB do not fit a 1 GiB VM's.  Limits, not use.
+        cfg = {"workers": 2, "memory_pool_mb": 16384}
         cfg.update(config or {})
         d = Daemon(name, config=cfg, plugins=plugins, env=env)
         self.addCleanup(d.stop)
@@ -837,8 +839,12 @@ class Memory(WarmCase):
                         config={"memory_pool_mb": 300, "defaults": {"memory_mb": 256}})
         one = self.wait_pool(d, "t_sleep", 1)
         self.assertEqual(pool(d, "t_sleep")["target"], 3)
+        # The operator is told, once, why the pool stays short.
+        msg = "warm pool t_sleep 1.0.0: has 1 of its 3 containers; another does not fit in memory_pool_mb (300 MiB;"
+        wait_for(lambda: msg in d.log_text(), 10, lambda: d.log_tail(10))
         holds(lambda: pool(d, "t_sleep").get("size") == 1 and warm_of(d, "t_sleep") == (one, 0), WINDOW,
               lambda: "the pool outgrew the memory budget: %s %s" % (pool(d, "t_sleep"), warm_of(d, "t_sleep")))
+        self.assertEqual(d.log_text().count(msg), 1, d.log_tail(10))
 
         # A warm job holds the memory: no refill while it runs.
         jid = self.submit_ok(d, sleep_job(30))
