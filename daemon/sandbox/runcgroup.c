@@ -280,9 +280,8 @@ static const struct runcgroup_ops slot_ops = {
  * number serves again once it has (runcgroups_collected).  Anything else
  * (nothing made, or a part the make could not undo) is removed now, so a
  * host that keeps failing does not add a number per take.  -1 with err
- * (short of descriptors or memory, or the second try), or 0 to try
- * again. */
-static int fresh_failed(struct runcgroups *rcs, struct runcgroup *rc, size_t slot, int attempt, struct err *e,
+ * (short of descriptors or memory, or the last try), or 0 to try again. */
+static int fresh_failed(struct runcgroups *rcs, struct runcgroup *rc, size_t slot, bool last, struct err *e,
                         struct err *err)
 {
         drop_files(rc);
@@ -290,7 +289,7 @@ static int fresh_failed(struct runcgroups *rcs, struct runcgroup *rc, size_t slo
         bool gone = e->code != ERR_CONFLICT && cgroup_remove(rc->dir, &re) == 0;
         set_state(rcs, slot, gone ? SLOT_UNMADE : SLOT_GONE, false, NULL);
         release(rc);
-        if (errno_is_shortage(e->errnum) || attempt == 1) {
+        if (errno_is_shortage(e->errnum) || last) {
                 *err = *e;
                 return err_wrap(err, "run cgroup");
         }
@@ -308,6 +307,12 @@ static int open_files(struct runcgroup *rc, struct err *err)
         return cgroup_files_open(rc->dir, rc->files, err);
 }
 
+/* A take tries a second slot after a failure, and passes over up to this
+ * many in use (leftovers, or entered since made ahead: each out of use
+ * until collected, so the free ones run out first); the bound is against
+ * leftovers made as fast as it goes. */
+#define FRESH_CONFLICTS_MAX 64
+
 /* v2 cannot reset a cgroup's memory.peak (before Linux 6.12), so a run's
  * cgroup serves that run only; but it is made ahead, when the one before
  * it under the same slot number is removed after its answer (in the
@@ -320,7 +325,8 @@ static int open_files(struct runcgroup *rc, struct err *err)
  * a leftover is. */
 static int fresh_take(struct runcgroups *rcs, const char *run_id, struct runcgroup *rc, struct err *err)
 {
-        for (int attempt = 0;; attempt++) {
+        int failures = 0, conflicts = 0;
+        for (;;) {
                 bool unmade, settle;
                 size_t slot = pick_slot(rcs, &unmade, &settle, &rc->files);
                 rc->slot = (long)slot;
@@ -357,7 +363,8 @@ static int fresh_take(struct runcgroups *rcs, const char *run_id, struct runcgro
                         if (e.code == ERR_NOT_FOUND)
                                 e.code = ERR_IO;   /* made here: ours to remove */
                 }
-                if (fresh_failed(rcs, rc, slot, attempt, &e, err) < 0)
+                bool last = e.code == ERR_CONFLICT ? ++conflicts == FRESH_CONFLICTS_MAX : ++failures == 2;
+                if (fresh_failed(rcs, rc, slot, last, &e, err) < 0)
                         return -1;
         }
 }

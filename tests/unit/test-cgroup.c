@@ -423,6 +423,50 @@ START_TEST(test_runcgroup_fresh_made_ahead)
 }
 END_TEST
 
+/* Made ahead: a take passes over leftovers under the numbers it tries
+ * (each left to the collector) however many there are, up to 64 in one
+ * take, where it gives up (leftovers made as fast as it goes). */
+START_TEST(test_runcgroup_fresh_passes_over_leftovers)
+{
+        enum { N = 64 + 1 + 3 };
+        struct runcgroups *rcs = runcgroups_new_kind(T_cg, RUNCG_FRESH);
+        struct runcgroup rc, rc2;
+        struct err e = ERR_INIT;
+        char *dirs[N];
+        for (int i = 0; i < N; i++)
+                ck_assert_int_ge(asprintf(&dirs[i], "%s/slot-%d", T_cg, i), 0);
+        /* Three in the way: the third try is not the last. */
+        for (int i = 0; i < 3; i++)
+                ck_assert_msg(cgroup_make(dirs[i], &e) == 0, "%s", e.msg);
+        ck_assert_msg(runcgroup_take(rcs, "t-past-1", &rc, &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(rc.slot, 3);
+        for (int i = 0; i < 3; i++)
+                ck_assert(!runcgroups_owns(rcs, dirs[i] + strlen(T_cg) + 1));
+        /* 64 more, taken while slot-3 is: the take fails at the 64th. */
+        for (int i = 4; i < N; i++)
+                ck_assert_msg(cgroup_make(dirs[i], &e) == 0, "%s", e.msg);
+        ck_assert_int_eq(runcgroup_take(rcs, "t-past-2", &rc2, &e), -1);
+        ck_assert_msg(strstr(e.msg, "slot-67`: already there"), "%s", e.msg);
+        err_clear(&e);
+        for (int i = 0; i < N; i++) {
+                if (i == 3)
+                        continue;
+                ck_assert_msg(cgroup_destroy(dirs[i], &e) == 0, "%s", e.msg);
+                free(runcgroups_collected(rcs, dirs[i] + strlen(T_cg) + 1));
+        }
+        /* Collected, their numbers serve again, made anew: no new one. */
+        ck_assert_msg(runcgroup_take(rcs, "t-past-3", &rc2, &e) == 0, "%s", e.msg);
+        ck_assert(rc2.slot != 3 && rc2.slot < N);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc2, "t-past-3", RUNCG_ENDED, &e), 0);
+        ck_assert_int_eq(runcgroup_give(rcs, &rc, "t-past-1", RUNCG_ENDED, &e), 0);
+        runcgroups_free(rcs);
+        ck_assert_int_eq(cgroup_count_children(T_cg), 0);
+        for (int i = 0; i < N; i++)
+                free(dirs[i]);
+        assert_no_leftovers();
+}
+END_TEST
+
 static int64_t slot_usage(const char *dir)
 {
         char *out = run_cmd("cat /sys/fs/cgroup/memory%s/memory.usage_in_bytes", dir);
@@ -1379,6 +1423,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_runcgroup_reused_counts_each_run_alone);
         tcase_add_test(tc, test_runcgroup_fresh_counts_each_run_alone);
         tcase_add_test(tc, test_runcgroup_fresh_made_ahead);
+        tcase_add_test(tc, test_runcgroup_fresh_passes_over_leftovers);
         tcase_add_test(tc, test_runcgroup_left_slot_goes_to_the_collector);
         tcase_add_test(tc, test_runcgroup_slot_gone_from_under_us);
         tcase_add_test(tc, test_runcgroup_slot_files_kept);

@@ -251,6 +251,54 @@ class V2Daemon(unittest.TestCase):
     def test_a_slot_a_process_ran_in_after_it_was_made_is_not_used(self):
         self.intrude(stays=False)
 
+    def test_every_slot_made_ahead_a_process_ran_in_is_passed_over(self):
+        """Two run cgroups made ahead that processes ran in since: the take
+        passes over both (each left to the collector) and makes one for
+        the run (it used to give up at the second, and the run started
+        over)."""
+        d = self.d
+        parent = CG + d.cgroup_parent
+        # Two jobs at once: two numbers, each made ahead again after its run.
+        ids = [d.submit({"algorithm": "t_sleep", "parameters": {"seconds": 1}}).body["id"] for _ in range(2)]
+        for jid in ids:
+            self.assertEqual(d.wait_final(jid, timeout=60)["status"], "succeeded")
+        d.wait_cleaned()
+        slots = [os.path.join(parent, "slot-%d" % i) for i in range(2)]
+        inos = {}
+        for slot in slots:
+            self.assertEqual(cpu_usec(slot), 0, "made ahead: nothing ran in it yet")
+            inos[slot] = os.stat(slot).st_ino
+
+        def end(slot, kid):
+            for path in (kid, slot):
+                try:
+                    # The slot is ours to remove only while it is the one entered.
+                    if path == kid or os.stat(slot).st_ino == inos[slot]:
+                        rmdir_soon(path)
+                except FileNotFoundError:
+                    pass   # removed already, or by the collector
+        for slot in slots:
+            kid = os.path.join(slot, "intruder")
+            self.addCleanup(end, slot, kid)
+            os.mkdir(kid)
+
+            def enter(kid=kid):
+                with open(os.path.join(kid, "cgroup.procs"), "w") as f:
+                    f.write("0")
+            subprocess.run(["true"], preexec_fn=enter, check=True)
+            rmdir_soon(kid)
+            self.assertGreater(cpu_usec(slot), 0)
+        job = d.run_job(SMALL)
+        self.assertEqual(job["result"]["product"], [[11]], job)
+        self.assertEqual(len(job["attempts"]), 1, job["attempts"])
+        for slot in slots:
+            self.assertIn("%s`: something ran in it, or runs in it, after it was made (trying another)"
+                          % os.path.basename(slot), d.log_text())
+            try:
+                self.assertEqual(os.stat(slot).st_ino, inos[slot], "the take touched it")
+            except FileNotFoundError:
+                pass   # the collector removed it meanwhile
+
     def test_a_slot_removed_from_under_the_daemon_is_made_anew(self):
         """A run cgroup made ahead that is gone when taken (removed by
         someone else: its kept files say ENODEV) is made again under its
