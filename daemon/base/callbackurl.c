@@ -243,7 +243,9 @@ void callback_sign(const void *key, size_t key_len, int64_t t, const void *body,
 
 int callback_secret_load(const char *path, char **ret, size_t *ret_len, struct err *err)
 {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* Non-blocking: a named pipe would hold the open (at a SIGHUP, the
+         * main thread) until something wrote to it; refused below. */
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return err_errno(err, ERR_IO, "callbacks.secret_file: open %s", path);
         struct stat st;

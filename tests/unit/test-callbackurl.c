@@ -300,8 +300,15 @@ START_TEST(test_secret_file)
         ck_assert_int_eq(callback_secret_load(p, &s, &n, &e), -1);
         ck_assert_ptr_nonnull(strstr(e.msg, "must hold 16 to 4096 bytes"));
         free(p);
-        /* A directory, a missing file. */
+        /* A directory, a named pipe (no writer: opened, not waited on),
+         * a missing file. */
         ck_assert_int_eq(callback_secret_load(dir, &s, &n, &e), -1);
+        p = xasprintf("%s/fifo", dir);
+        ck_assert_int_eq(mkfifo(p, 0600), 0);
+        ck_assert_int_eq(callback_secret_load(p, &s, &n, &e), -1);
+        ck_assert_msg(strstr(e.msg, "is not a regular file"), "%s", e.msg);
+        ck_assert_int_eq(unlink(p), 0);
+        free(p);
         p = xasprintf("%s/missing", dir);
         ck_assert_int_eq(callback_secret_load(p, &s, &n, &e), -1);
         ck_assert_int_eq(e.code, ERR_IO);
