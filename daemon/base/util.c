@@ -467,6 +467,30 @@ int write_file_unsynced(const char *path, const void *data, size_t len, unsigned
         return write_whole(path, data, len, mode, false, err);
 }
 
+/* READ_BENEATH's check: the file open on fd, by the kernel's name for it,
+ * is below path's directory (its real path). */
+static int check_beneath(int fd, const char *path, struct err *err)
+{
+        _cleanup_free_ char *copy = xstrdup(path);
+        char *slash = strrchr(copy, '/');
+        const char *dir = !slash ? "." : slash == copy ? "/" : (*slash = '\0', copy);
+        _cleanup_free_ char *real_dir = realpath(dir, NULL);
+        if (!real_dir)
+                return err_errno(err, ERR_IO, "resolve the directory of `%s`", path);
+        char link[64], real[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, real, sizeof real - 1);
+        if (n < 0)
+                return err_errno(err, ERR_IO, "resolve `%s`", path);
+        real[n] = '\0';
+        size_t dl = strlen(real_dir);
+        if (dl == 1)
+                dl = 0;   /* "/": every absolute path is below it */
+        if (strncmp(real, real_dir, dl) != 0 || real[dl] != '/')
+                return err_set(err, ERR_INVALID, 0, "`%s` resolves to `%s`, outside its directory", path, real);
+        return 0;
+}
+
 int read_file(const char *path, size_t max, unsigned flags, char **ret_data, size_t *ret_len,
               struct err *err)
 {
@@ -481,6 +505,8 @@ int read_file(const char *path, size_t max, unsigned flags, char **ret_data, siz
                 return err_errno(err, ERR_IO, "stat `%s`", path);
         if (!S_ISREG(st.st_mode))
                 return err_set(err, ERR_INVALID, 0, "`%s` is not a regular file", path);
+        if ((flags & READ_BENEATH) && check_beneath(fd, path, err) < 0)
+                return -1;
         bool prefix = flags & READ_PREFIX;
         if ((uint64_t)st.st_size > max && !prefix)
                 return err_set(err, ERR_TOO_LARGE, 0, "`%s` is %lld bytes, over the limit of %zu",

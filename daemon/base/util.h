@@ -152,6 +152,11 @@ ssize_t read_full(int fd, void *buf, size_t size);
 /* Over max bytes is no error: the first max bytes are read, and 1 is
  * returned instead of 0 (a run log read with a limit lowered since). */
 #define READ_PREFIX 2u
+/* The file as opened must be inside the directory its path names it in
+ * (checked on the open file, so a link renamed over it after a check by
+ * path cannot slip another file in): ERR_INVALID "`PATH` resolves to
+ * `REAL`, outside its directory". */
+#define READ_BENEATH 4u
 int read_file(const char *path, size_t max, unsigned flags, char **ret_data, size_t *ret_len,
               struct err *err);
 /* Read at most the last `max` bytes of a file (for stderr tails). */

@@ -306,13 +306,13 @@ static int prescan(const char *path, const char *data, size_t len, const char *a
         return r < 0 ? -1 : 0;
 }
 
-int yamldoc_load(const char *path, size_t max_bytes, const char *aliases_in, struct yamldoc **ret,
-                 struct err *err)
+static int load(const char *path, size_t max_bytes, const char *aliases_in, unsigned read_flags,
+                struct yamldoc **ret, struct err *err)
 {
         _cleanup_free_ char *data = NULL;
         size_t len = 0;
         /* Follows a symlink: /etc/edgecd/edgecd.yaml often is one. */
-        if (read_file(path, max_bytes, READ_FOLLOW_LINKS, &data, &len, err) < 0)
+        if (read_file(path, max_bytes, READ_FOLLOW_LINKS | read_flags, &data, &len, err) < 0)
                 return -1;
         if (prescan(path, data, len, aliases_in, err) < 0)
                 return -1;
@@ -335,6 +335,18 @@ int yamldoc_load(const char *path, size_t max_bytes, const char *aliases_in, str
         y->doc = doc;
         *ret = y;
         return 0;
+}
+
+int yamldoc_load(const char *path, size_t max_bytes, const char *aliases_in, struct yamldoc **ret,
+                 struct err *err)
+{
+        return load(path, max_bytes, aliases_in, 0, ret, err);
+}
+
+int yamldoc_load_beneath(const char *path, size_t max_bytes, const char *aliases_in, struct yamldoc **ret,
+                         struct err *err)
+{
+        return load(path, max_bytes, aliases_in, READ_BENEATH, ret, err);
 }
 
 void yamldoc_free(struct yamldoc *y)

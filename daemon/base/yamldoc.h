@@ -40,6 +40,10 @@ struct yamldoc {
  * anchor's line, not the alias's. */
 int yamldoc_load(const char *path, size_t max_bytes, const char *aliases_in, struct yamldoc **ret,
                  struct err *err);
+/* The same for a file that must be inside its directory as it is read (a
+ * plugin's manifest: read_file()'s READ_BENEATH). */
+int yamldoc_load_beneath(const char *path, size_t max_bytes, const char *aliases_in, struct yamldoc **ret,
+                         struct err *err);
 void yamldoc_free(struct yamldoc *y);   /* NULL is fine */
 
 /* The root node, or NULL when the file holds no value (empty, only comments,

@@ -589,14 +589,16 @@ int manifest_load(const char *path, struct manifest **ret, struct err *err)
                 return -1;
         /* The manifest, like the rootfs, is the plugin directory's own: a
          * link to a file elsewhere would be read as root and its values
-         * quoted in the errors that GET /v1/algorithms lists. */
+         * quoted in the errors that GET /v1/algorithms lists.  Said here
+         * in the plugin's words; checked again on the file as read, which
+         * a link renamed over it in between cannot pass. */
         _cleanup_free_ char *real = realpath(path, NULL);
         size_t n = strlen(m->dir);
         if (real && (strncmp(real, m->dir, n) != 0 || real[n] != '/'))
                 return err_set(err, ERR_INVALID, 0, "%s: resolves to `%s`, outside the plugin directory", path, real);
 
         _cleanup_(yamldoc_freep) struct yamldoc *y = NULL;
-        if (yamldoc_load(path, MANIFEST_MAX_BYTES, "input_schema", &y, err) < 0)
+        if (yamldoc_load_beneath(path, MANIFEST_MAX_BYTES, "input_schema", &y, err) < 0)
                 return -1;   /* the message already starts with the path */
         /* After the read: a copy renamed over it in between makes it
          * differ later, which only costs a second look (manifest_peek()). */
@@ -680,7 +682,7 @@ int manifest_peek(const char *path, char **ret_name, char **ret_version)
 {
         _cleanup_(yamldoc_freep) struct yamldoc *y = NULL;
         struct err e = ERR_INIT;
-        if (yamldoc_load(path, MANIFEST_MAX_BYTES, "input_schema", &y, &e) < 0)
+        if (yamldoc_load_beneath(path, MANIFEST_MAX_BYTES, "input_schema", &y, &e) < 0)
                 return -1;
         const yaml_node_t *root = yamldoc_root(y);
         if (!root || root->type != YAML_MAPPING_NODE)

@@ -40,6 +40,40 @@ static int lock_in_child(const char *path)
 
 /* xmemdup0: the bytes asked for, a NUL after them (not the source's
  * next byte), and NULL for NULL. */
+/* READ_BENEATH judges the file as opened: a link out of its directory is
+ * refused (nothing of it read), one within it is read. */
+START_TEST(test_read_file_beneath)
+{
+        char *base = tu_mkdtemp();
+        char *dir = xasprintf("%s/plugin", base);
+        ck_assert_int_eq(mkdir(dir, 0755), 0);
+        char *outside = tu_write(base, "outside.yaml", "name: Hunter2\n");
+        free(tu_write(dir, "real.yaml", "ok\n"));
+        char *out_link = xasprintf("%s/out.yaml", dir), *in_link = xasprintf("%s/in.yaml", dir);
+        ck_assert_int_eq(symlink(outside, out_link), 0);
+        ck_assert_int_eq(symlink("real.yaml", in_link), 0);
+        char *data = NULL;
+        size_t len = 0;
+        struct err e = ERR_INIT;
+        ck_assert_int_eq(read_file(out_link, 100, READ_FOLLOW_LINKS | READ_BENEATH, &data, &len, &e), -1);
+        ck_assert_int_eq(e.code, ERR_INVALID);
+        ck_assert_msg(strstr(e.msg, "outside its directory") && !strstr(e.msg, "Hunter2"), "%s", e.msg);
+        ck_assert_ptr_null(data);
+        err_clear(&e);
+        ck_assert_msg(read_file(out_link, 100, READ_FOLLOW_LINKS, &data, &len, &e) == 0, "%s", e.msg);
+        free(data);
+        ck_assert_msg(read_file(in_link, 100, READ_FOLLOW_LINKS | READ_BENEATH, &data, &len, &e) == 0, "%s", e.msg);
+        ck_assert_str_eq(data, "ok\n");
+        free(data);
+        tu_rm_rf(base);
+        free(outside);
+        free(out_link);
+        free(in_link);
+        free(dir);
+        free(base);
+}
+END_TEST
+
 START_TEST(test_xmemdup0)
 {
         char *d = xmemdup0("abcdef", 3);
@@ -405,6 +439,7 @@ static Suite *suite(void)
         TCase *tc = tcase_create("lock");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_xmemdup0);
+        tcase_add_test(tc, test_read_file_beneath);
         tcase_add_test(tc, test_uuid_random_text);
         tcase_add_test(tc, test_err_cut_whole_characters);
         tcase_add_test(tc, test_json_string_lossy);
