@@ -467,16 +467,24 @@ int write_file_unsynced(const char *path, const void *data, size_t len, unsigned
         return write_whole(path, data, len, mode, false, err);
 }
 
-/* READ_BENEATH's check: the file open on fd, by the kernel's name for it,
- * is below path's directory (its real path). */
-static int check_beneath(int fd, const char *path, struct err *err)
+/* READ_BENEATH's directory: path's, resolved before the file is opened
+ * (resolved after, a link swapped in for the directory meanwhile would
+ * move it to wherever the file is). */
+static char *real_dir_of(const char *path, struct err *err)
 {
         _cleanup_free_ char *copy = xstrdup(path);
         char *slash = strrchr(copy, '/');
         const char *dir = !slash ? "." : slash == copy ? "/" : (*slash = '\0', copy);
-        _cleanup_free_ char *real_dir = realpath(dir, NULL);
+        char *real_dir = realpath(dir, NULL);
         if (!real_dir)
-                return err_errno(err, ERR_IO, "resolve the directory of `%s`", path);
+                err_errno(err, ERR_IO, "resolve the directory of `%s`", path);
+        return real_dir;
+}
+
+/* READ_BENEATH's check: the file open on fd, by the kernel's name for it,
+ * is below real_dir. */
+static int check_beneath(int fd, const char *path, const char *real_dir, struct err *err)
+{
         char link[64], real[PATH_MAX];
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
         ssize_t n = readlink(link, real, sizeof real - 1);
@@ -495,6 +503,9 @@ int read_file(const char *path, size_t max, unsigned flags, char **ret_data, siz
               struct err *err)
 {
         int nofollow = flags & READ_FOLLOW_LINKS ? 0 : O_NOFOLLOW;
+        _cleanup_free_ char *real_dir = NULL;
+        if ((flags & READ_BENEATH) && !(real_dir = real_dir_of(path, err)))
+                return -1;
         /* O_NONBLOCK: a FIFO put where a file was expected must not hang
          * the open; it is refused as not regular below. */
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | nofollow);
@@ -505,7 +516,7 @@ int read_file(const char *path, size_t max, unsigned flags, char **ret_data, siz
                 return err_errno(err, ERR_IO, "stat `%s`", path);
         if (!S_ISREG(st.st_mode))
                 return err_set(err, ERR_INVALID, 0, "`%s` is not a regular file", path);
-        if ((flags & READ_BENEATH) && check_beneath(fd, path, err) < 0)
+        if (real_dir && check_beneath(fd, path, real_dir, err) < 0)
                 return -1;
         bool prefix = flags & READ_PREFIX;
         if ((uint64_t)st.st_size > max && !prefix)

@@ -249,6 +249,35 @@ class HotPlug(unittest.TestCase):
         self.assertEqual((job["status"], job["result"]), ("succeeded", {"n": 1}), job)
         d.assert_idle_clean()
 
+    def test_rootfs_replaced_by_a_link_out_of_the_plugin_is_not_run(self):
+        """A rootfs checked inside its plugin at load, then renamed away and
+        a link put in its place to a directory elsewhere (watch_plugins off:
+        no reload to see it): the job fails naming it, and no container
+        runs from the link's target (it ran, with the files out there)."""
+        d = self.daemon("rootfslink", config={"workers": 1, "watch_plugins": False})
+        rootfs = os.path.join(self.tmp, "t_echo", "rootfs")
+        spec = {"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 1}}
+        self.assertEqual(d.run_job(spec)["result"], {"n": 1})
+        outside = tempfile.mkdtemp(prefix="edgecd-it-outside-")
+        self.addCleanup(shutil.rmtree, outside, True)
+        elsewhere = os.path.join(outside, "rootfs")
+        os.rename(rootfs, elsewhere)
+
+        def put_back():
+            if os.path.islink(rootfs):
+                os.unlink(rootfs)
+            if not os.path.exists(rootfs):
+                os.rename(elsewhere, rootfs)
+        self.addCleanup(put_back)
+        os.symlink(elsewhere, rootfs)
+        job = check_job(d.wait_final(d.submit(spec).body["id"], timeout=30), final=True)
+        self.assertEqual((job["status"], job["error"]["code"]), ("failed", "runtime_error"), job)
+        self.assertIn("its rootfs `%s` was replaced by a link" % rootfs, job["error"]["message"])
+        self.assertFalse(job.get("attempts"), job)
+        put_back()
+        self.assertEqual(d.run_job(spec)["result"], {"n": 1})
+        d.assert_idle_clean()
+
     def test_plugin_replaced_with_jobs_queued(self):
         """A job queued for t_echo 1.0.0 whose directory is then replaced
         by a copy of 2.0.0 (renamed over it) is not run: it ran 1.0.0's

@@ -641,6 +641,11 @@ START_TEST(test_manifest_must_stay_in_the_plugin_dir)
         ck_assert_int_eq(e.code, ERR_INVALID);
         ck_assert_msg(strstr(e.msg, "outside the plugin directory"), "%s", e.msg);
         ck_assert_msg(!strstr(e.msg, "Hunter2"), "%s", e.msg);
+        /* Nor is it peeked at (a broken plugin's name and version, a
+         * replaced directory's). */
+        char *name = NULL, *version = NULL;
+        ck_assert_int_eq(manifest_peek(yaml, &name, &version), -1);
+        ck_assert_ptr_null(name);
         ck_assert_int_eq(unlink(yaml), 0);
         /* A link inside the plugin directory is fine. */
         mkdirs("manifests");

@@ -38,8 +38,6 @@ static int lock_in_child(const char *path)
         return WEXITSTATUS(status);
 }
 
-/* xmemdup0: the bytes asked for, a NUL after them (not the source's
- * next byte), and NULL for NULL. */
 /* READ_BENEATH judges the file as opened: a link out of its directory is
  * refused (nothing of it read), one within it is read. */
 START_TEST(test_read_file_beneath)
@@ -52,6 +50,11 @@ START_TEST(test_read_file_beneath)
         char *out_link = xasprintf("%s/out.yaml", dir), *in_link = xasprintf("%s/in.yaml", dir);
         ck_assert_int_eq(symlink(outside, out_link), 0);
         ck_assert_int_eq(symlink("real.yaml", in_link), 0);
+        /* A sibling whose name begins with the directory's is not in it. */
+        char *sibling = xasprintf("%s/plugin2", base), *sib_link = xasprintf("%s/sib.yaml", dir);
+        ck_assert_int_eq(mkdir(sibling, 0755), 0);
+        char *sib_file = tu_write(sibling, "x.yaml", "name: Hunter2\n");
+        ck_assert_int_eq(symlink(sib_file, sib_link), 0);
         char *data = NULL;
         size_t len = 0;
         struct err e = ERR_INIT;
@@ -60,12 +63,18 @@ START_TEST(test_read_file_beneath)
         ck_assert_msg(strstr(e.msg, "outside its directory") && !strstr(e.msg, "Hunter2"), "%s", e.msg);
         ck_assert_ptr_null(data);
         err_clear(&e);
+        ck_assert_int_eq(read_file(sib_link, 100, READ_FOLLOW_LINKS | READ_BENEATH, &data, &len, &e), -1);
+        ck_assert_msg(strstr(e.msg, "outside its directory"), "%s", e.msg);
+        err_clear(&e);
         ck_assert_msg(read_file(out_link, 100, READ_FOLLOW_LINKS, &data, &len, &e) == 0, "%s", e.msg);
         free(data);
         ck_assert_msg(read_file(in_link, 100, READ_FOLLOW_LINKS | READ_BENEATH, &data, &len, &e) == 0, "%s", e.msg);
         ck_assert_str_eq(data, "ok\n");
         free(data);
         tu_rm_rf(base);
+        free(sibling);
+        free(sib_link);
+        free(sib_file);
         free(outside);
         free(out_link);
         free(in_link);
@@ -74,6 +83,8 @@ START_TEST(test_read_file_beneath)
 }
 END_TEST
 
+/* xmemdup0: the bytes asked for, a NUL after them (not the source's
+ * next byte), and NULL for NULL. */
 START_TEST(test_xmemdup0)
 {
         char *d = xmemdup0("abcdef", 3);
