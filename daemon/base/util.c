@@ -477,7 +477,7 @@ static char *real_dir_of(const char *path, struct err *err)
         const char *dir = !slash ? "." : slash == copy ? "/" : (*slash = '\0', copy);
         char *real_dir = realpath(dir, NULL);
         if (!real_dir)
-                err_errno(err, ERR_IO, "resolve the directory of `%s`", path);
+                err_errno(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, "resolve the directory of `%s`", path);
         return real_dir;
 }
 
