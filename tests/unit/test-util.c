@@ -42,7 +42,7 @@ static int lock_in_child(const char *path)
  * refused (nothing of it read), one within it is read. */
 START_TEST(test_read_file_beneath)
 {
-        char *base = tu_mkdtemp();
+        char *base = tu_test_dir();
         char *dir = xasprintf("%s/plugin", base);
         ck_assert_int_eq(mkdir(dir, 0755), 0);
         char *outside = tu_write(base, "outside.yaml", "name: Hunter2\n");
@@ -71,7 +71,6 @@ START_TEST(test_read_file_beneath)
         ck_assert_msg(read_file(in_link, 100, READ_FOLLOW_LINKS | READ_BENEATH, &data, &len, &e) == 0, "%s", e.msg);
         ck_assert_str_eq(data, "ok\n");
         free(data);
-        tu_rm_rf(base);
         free(sibling);
         free(sib_link);
         free(sib_file);
@@ -449,6 +448,8 @@ static Suite *suite(void)
         Suite *s = suite_create("util");
         TCase *tc = tcase_create("lock");
         tcase_set_timeout(tc, 60);
+        /* In the parent: a failed test's directory goes too. */
+        tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
         tcase_add_test(tc, test_xmemdup0);
         tcase_add_test(tc, test_read_file_beneath);
         tcase_add_test(tc, test_uuid_random_text);
