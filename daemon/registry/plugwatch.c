@@ -33,6 +33,7 @@ struct plugwatch {
         int top_wd;              /* -1 while the directory is not watched */
         bool warned_full;        /* the watch limit was reported */
         bool reset;              /* the directory went: start over with a new instance */
+        bool rebuild;            /* a plugin directory moved away: its watch must go */
         pthread_t thread;
         bool started;
         pthread_mutex_t lock;
@@ -108,6 +109,12 @@ static bool drain_events(struct plugwatch *w)
                         }
                         if (ev->mask & IN_IGNORED)
                                 continue;
+                        /* Moved out (or to a dot-name), a plugin directory
+                         * (or a link's target) keeps its watch, and writes
+                         * there would wake rescans for ever; watches have
+                         * no names to drop one by, so all are made again. */
+                        if (ev->wd == w->top_wd && (ev->mask & IN_MOVED_FROM))
+                                w->rebuild = true;
                         /* A new plugin directory: watch it now, so that what
                          * is written in it next is seen (what came before
                          * the watch, the rescan reads anyway). */
@@ -194,6 +201,18 @@ static void *watch_thread(void *arg)
                         if (!first)
                                 first = last;
                 }
+                if (w->rebuild && !w->reset) {
+                        /* What changes meanwhile, the rescan this event
+                         * brings reads. */
+                        int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+                        if (fd >= 0) {
+                                close(w->ifd);
+                                w->ifd = fd;
+                                if (!watch_top(w))
+                                        rewatch_at = now_mono_ms() + REWATCH_MS;
+                        }
+                }
+                w->rebuild = false;
                 if (w->reset) {
                         int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
                         if (fd >= 0) {

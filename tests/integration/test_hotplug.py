@@ -278,6 +278,28 @@ class HotPlug(unittest.TestCase):
         self.assertEqual(d.run_job(spec)["result"], {"n": 1})
         d.assert_idle_clean()
 
+    def test_a_plugin_moved_out_is_no_longer_watched(self):
+        """A plugin directory moved out of plugins_dir (or to a dot-name)
+        is dropped, and what is written in it afterwards wakes no rescan:
+        its watch went with it (it stayed, and every write there woke a
+        rescan of plugins_dir)."""
+        d = self.daemon("movedout")
+        outside = tempfile.mkdtemp(prefix="edgecd-it-movedout-")
+        self.addCleanup(shutil.rmtree, outside, True)
+        for name, where in (("t_echo", os.path.join(outside, "t_echo")),
+                            ("t_sleep", os.path.join(self.tmp, ".t_sleep.old"))):
+            os.rename(os.path.join(self.tmp, name), where)
+            self.until(lambda: self.algorithm(d, name) is None, "%s dropped" % name)
+            time.sleep(0.6)   # past the watch's quiet time: its rescan is done
+            before = d.metric("edgecd_plugin_rescans_total", {"trigger": "watch"})
+            for i in range(5):
+                with open(os.path.join(where, "note-%d" % i), "w") as f:
+                    f.write("x")
+                time.sleep(0.1)
+            time.sleep(0.6 * slow_factor())
+            self.assertEqual(d.metric("edgecd_plugin_rescans_total", {"trigger": "watch"}), before,
+                             "writes in %s, moved out, woke rescans" % where)
+
     def test_plugin_replaced_with_jobs_queued(self):
         """A job queued for t_echo 1.0.0 whose directory is then replaced
         by a copy of 2.0.0 (renamed over it) is not run: it ran 1.0.0's
