@@ -34,6 +34,7 @@ struct plugwatch {
         bool warned_full;        /* the watch limit was reported */
         bool reset;              /* the directory went: start over with a new instance */
         bool rebuild;            /* a plugin directory moved away: its watch must go */
+        bool warned_renew;       /* a new instance for that was refused, and reported */
         pthread_t thread;
         bool started;
         pthread_mutex_t lock;
@@ -97,6 +98,7 @@ static bool drain_events(struct plugwatch *w)
                         const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
                         p += sizeof *ev + ev->len;
                         if (ev->mask & IN_Q_OVERFLOW) {
+                                w->rebuild = true;   /* a move out may be among the lost */
                                 any = true;
                                 continue;
                         }
@@ -110,10 +112,12 @@ static bool drain_events(struct plugwatch *w)
                         if (ev->mask & IN_IGNORED)
                                 continue;
                         /* Moved out (or to a dot-name), a plugin directory
-                         * (or a link's target) keeps its watch, and writes
-                         * there would wake rescans for ever; watches have
-                         * no names to drop one by, so all are made again. */
-                        if (ev->wd == w->top_wd && (ev->mask & IN_MOVED_FROM))
+                         * keeps its watch, as a link's target does when the
+                         * link goes, and writes there would wake rescans
+                         * for ever; watches have no names to drop one by,
+                         * so all are made again at the rescan. */
+                        if (ev->wd == w->top_wd && ev->len && ev->name[0] != '.' &&
+                            ((ev->mask & IN_MOVED_FROM) || ((ev->mask & IN_DELETE) && !(ev->mask & IN_ISDIR))))
                                 w->rebuild = true;
                         /* A new plugin directory: watch it now, so that what
                          * is written in it next is seen (what came before
@@ -127,6 +131,27 @@ static bool drain_events(struct plugwatch *w)
                         any = true;
                 }
         }
+}
+
+/* The watches made again in a new instance, before a rescan (which reads
+ * what changed while none was there).  false: the directory is not
+ * watched now (rewatched later).  An instance that cannot be had keeps
+ * the old watches, and is tried again at the next rescan. */
+static bool renew(struct plugwatch *w)
+{
+        int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (fd < 0) {
+                if (!w->warned_renew) {
+                        w->warned_renew = true;
+                        log_warn("plugins: cannot renew the watches of `%s`: %s; a plugin directory moved out of "
+                                 "it may still wake rescans", w->dir, strerror(errno));
+                }
+                return true;
+        }
+        close(w->ifd);
+        w->ifd = fd;
+        w->rebuild = false;
+        return watch_top(w);
 }
 
 static void *watch_thread(void *arg)
@@ -170,6 +195,8 @@ static void *watch_thread(void *arg)
                         }
                 }
                 if (fire) {
+                        if (w->rebuild && w->top_wd >= 0 && !renew(w))
+                                rewatch_at = now_mono_ms() + REWATCH_MS;
                         watch_subdirs(w);
                         w->wake(w->ctx);
                         continue;
@@ -201,19 +228,8 @@ static void *watch_thread(void *arg)
                         if (!first)
                                 first = last;
                 }
-                if (w->rebuild && !w->reset) {
-                        /* What changes meanwhile, the rescan this event
-                         * brings reads. */
-                        int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-                        if (fd >= 0) {
-                                close(w->ifd);
-                                w->ifd = fd;
-                                if (!watch_top(w))
-                                        rewatch_at = now_mono_ms() + REWATCH_MS;
-                        }
-                }
-                w->rebuild = false;
                 if (w->reset) {
+                        w->rebuild = false;
                         int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
                         if (fd >= 0) {
                                 close(w->ifd);

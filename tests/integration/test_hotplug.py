@@ -279,16 +279,26 @@ class HotPlug(unittest.TestCase):
         d.assert_idle_clean()
 
     def test_a_plugin_moved_out_is_no_longer_watched(self):
-        """A plugin directory moved out of plugins_dir (or to a dot-name)
-        is dropped, and what is written in it afterwards wakes no rescan:
-        its watch went with it (it stayed, and every write there woke a
-        rescan of plugins_dir)."""
+        """A plugin directory moved out of plugins_dir, or renamed to a
+        dot-name, or a link to one elsewhere removed: the plugin is dropped,
+        and what is written in that directory afterwards wakes no rescan
+        (its watch stayed, and every write there woke a rescan)."""
         d = self.daemon("movedout")
         outside = tempfile.mkdtemp(prefix="edgecd-it-movedout-")
         self.addCleanup(shutil.rmtree, outside, True)
-        for name, where in (("t_echo", os.path.join(outside, "t_echo")),
-                            ("t_sleep", os.path.join(self.tmp, ".t_sleep.old"))):
-            os.rename(os.path.join(self.tmp, name), where)
+        linked = os.path.join(outside, "t_linked")
+        copy_plugin("t_echo", linked, name="t_linked")
+        os.symlink(linked, os.path.join(self.tmp, "t_linked"))
+        self.until(lambda: self.algorithm(d, "t_linked") is not None, "t_linked loaded")
+
+        def move(name, where):
+            return lambda: os.rename(os.path.join(self.tmp, name), where)
+        for name, gone, where in (
+                ("t_echo", move("t_echo", os.path.join(outside, "t_echo")), os.path.join(outside, "t_echo")),
+                ("t_sleep", move("t_sleep", os.path.join(self.tmp, ".t_sleep.old")),
+                 os.path.join(self.tmp, ".t_sleep.old")),
+                ("t_linked", lambda: os.unlink(os.path.join(self.tmp, "t_linked")), linked)):
+            gone()
             self.until(lambda: self.algorithm(d, name) is None, "%s dropped" % name)
             time.sleep(0.6)   # past the watch's quiet time: its rescan is done
             before = d.metric("edgecd_plugin_rescans_total", {"trigger": "watch"})
@@ -298,7 +308,7 @@ class HotPlug(unittest.TestCase):
                 time.sleep(0.1)
             time.sleep(0.6 * slow_factor())
             self.assertEqual(d.metric("edgecd_plugin_rescans_total", {"trigger": "watch"}), before,
-                             "writes in %s, moved out, woke rescans" % where)
+                             "writes in %s, no longer a plugin, woke rescans" % where)
 
     def test_plugin_replaced_with_jobs_queued(self):
         """A job queued for t_echo 1.0.0 whose directory is then replaced
