@@ -253,7 +253,8 @@ class HotPlug(unittest.TestCase):
         """A rootfs checked inside its plugin at load, then renamed away and
         a link put in its place to a directory elsewhere (watch_plugins off:
         no reload to see it): the job fails naming it, and no container
-        runs from the link's target (it ran, with the files out there)."""
+        runs from the link's target (a runtime that follows the link ran it
+        with the files out there; runc refused it, in its own words)."""
         d = self.daemon("rootfslink", config={"workers": 1, "watch_plugins": False})
         rootfs = os.path.join(self.tmp, "t_echo", "rootfs")
         spec = {"algorithm": "t_echo", "version": "1.0.0", "parameters": {"n": 1}}
