@@ -467,10 +467,7 @@ int write_file_unsynced(const char *path, const void *data, size_t len, unsigned
         return write_whole(path, data, len, mode, false, err);
 }
 
-/* READ_BENEATH's directory: path's, resolved before the file is opened
- * (resolved after, a link swapped in for the directory meanwhile would
- * move it to wherever the file is). */
-static char *real_dir_of(const char *path, struct err *err)
+char *real_dir_of(const char *path, struct err *err)
 {
         _cleanup_free_ char *copy = xstrdup(path);
         char *slash = strrchr(copy, '/');
@@ -481,8 +478,17 @@ static char *real_dir_of(const char *path, struct err *err)
         return real_dir;
 }
 
+bool path_is_below(const char *path, const char *dir)
+{
+        size_t n = strlen(dir);
+        if (n == 1 && dir[0] == '/')
+                n = 0;   /* every absolute path is below "/" */
+        return !strncmp(path, dir, n) && path[n] == '/';
+}
+
 /* READ_BENEATH's check: the file open on fd, by the kernel's name for it,
- * is below real_dir. */
+ * is below real_dir (resolved before the open: resolved after, a link
+ * swapped in for the directory meanwhile would move it to the file). */
 static int check_beneath(int fd, const char *path, const char *real_dir, struct err *err)
 {
         char link[64], real[PATH_MAX];
@@ -491,10 +497,7 @@ static int check_beneath(int fd, const char *path, const char *real_dir, struct 
         if (n < 0)
                 return err_errno(err, ERR_IO, "resolve `%s`", path);
         real[n] = '\0';
-        size_t dl = strlen(real_dir);
-        if (dl == 1)
-                dl = 0;   /* "/": every absolute path is below it */
-        if (strncmp(real, real_dir, dl) != 0 || real[dl] != '/')
+        if (!path_is_below(real, real_dir))
                 return err_set(err, ERR_INVALID, 0, "`%s` resolves to `%s`, outside its directory", path, real);
         return 0;
 }

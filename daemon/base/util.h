@@ -159,6 +159,11 @@ ssize_t read_full(int fd, void *buf, size_t size);
 #define READ_BENEATH 4u
 int read_file(const char *path, size_t max, unsigned flags, char **ret_data, size_t *ret_len,
               struct err *err);
+/* The real path (realpath) of the directory path is in, or NULL with err
+ * (ERR_NOT_FOUND when it is not there). */
+char *real_dir_of(const char *path, struct err *err);
+/* Is path (a real path) inside dir (a real path), not dir itself? */
+bool path_is_below(const char *path, const char *dir);
 /* Read at most the last `max` bytes of a file (for stderr tails). */
 char *read_file_tail(const char *path, size_t max);
 

@@ -346,12 +346,11 @@ static void finish_image(struct mload *L)
         m->rootfs = NULL;
         _cleanup_free_ char *real = realpath(m->image, NULL);
         _cleanup_free_ char *realdir = realpath(m->dir, NULL);
-        size_t n = realdir ? strlen(realdir) : 0;
         if (!real || !realdir) {
                 ydiag_add(L->d, at, "image", "`%s`: %s", m->image, strerror(errno));
                 return;
         }
-        if (strncmp(real, realdir, n) != 0 || real[n] != '/') {
+        if (!path_is_below(real, realdir)) {
                 ydiag_add(L->d, at, "image", "`%s` resolves to `%s`, outside the plugin directory", m->image, real);
                 return;
         }
@@ -520,8 +519,7 @@ static void check_rootfs(struct mload *L)
                 ydiag_add(L->d, at, "rootfs", "`%s`: %s", L->m->rootfs, strerror(errno));
                 return;
         }
-        size_t n = strlen(realdir);
-        if (strncmp(real, realdir, n) != 0 || real[n] != '/') {
+        if (!path_is_below(real, realdir)) {
                 ydiag_add(L->d, at, "rootfs", "`%s` resolves to `%s`, outside the plugin directory",
                           L->m->rootfs, real);
                 return;
@@ -551,25 +549,6 @@ int manifest_check_command(const struct manifest *m, struct err *err)
         return 0;
 }
 
-/* The absolute path of the directory holding path, symlinks resolved. */
-static int plugin_dir_of(const char *path, char **ret, struct err *err)
-{
-        _cleanup_free_ char *copy = xstrdup(path);
-        char *slash = strrchr(copy, '/');
-        const char *dir = ".";
-        if (slash == copy)
-                dir = "/";
-        else if (slash) {
-                *slash = '\0';
-                dir = copy;
-        }
-        char *abs = realpath(dir, NULL);
-        if (!abs)
-                return err_errno(err, ERR_IO, "%s: resolve directory", path);
-        *ret = abs;
-        return 0;
-}
-
 static void ydiag_donep(struct ydiag *d)
 {
         ydiag_done(d);
@@ -585,7 +564,7 @@ int manifest_load(const char *path, struct manifest **ret, struct err *err)
         _cleanup_(manifest_unrefp) struct manifest *m = xcalloc(1, sizeof *m);
         m->refs = 1;
         m->rerun = true;
-        if (plugin_dir_of(path, &m->dir, err) < 0)
+        if (!(m->dir = real_dir_of(path, err)))
                 return -1;
         /* The manifest, like the rootfs, is the plugin directory's own: a
          * link to a file elsewhere would be read as root and its values
@@ -593,8 +572,7 @@ int manifest_load(const char *path, struct manifest **ret, struct err *err)
          * in the plugin's words; checked again on the file as read, which
          * a link renamed over it in between cannot pass. */
         _cleanup_free_ char *real = realpath(path, NULL);
-        size_t n = strlen(m->dir);
-        if (real && (strncmp(real, m->dir, n) != 0 || real[n] != '/'))
+        if (real && !path_is_below(real, m->dir))
                 return err_set(err, ERR_INVALID, 0, "%s: resolves to `%s`, outside the plugin directory", path, real);
 
         _cleanup_(yamldoc_freep) struct yamldoc *y = NULL;
