@@ -506,12 +506,15 @@ static char *plugin_gone(const struct manifest *m, bool *ret_missing)
         *ret_missing = true;
         /* m->rootfs was resolved at load: a link there now (renamed over
          * the directory) would take the runtime out of the plugin. */
-        if (m->rootfs && lstat(m->rootfs, &st) == 0 && S_ISLNK(st.st_mode)) {
-                *ret_missing = false;
-                return xasprintf("its rootfs `%s` was replaced by a link", m->rootfs);
+        if (m->rootfs) {
+                bool there = lstat(m->rootfs, &st) == 0;
+                if (there && S_ISLNK(st.st_mode)) {
+                        *ret_missing = false;
+                        return xasprintf("its rootfs `%s` was replaced by a link", m->rootfs);
+                }
+                if (!there || !S_ISDIR(st.st_mode))
+                        return xasprintf("its rootfs `%s` is gone", m->rootfs);
         }
-        if (m->rootfs && (stat(m->rootfs, &st) < 0 || !S_ISDIR(st.st_mode)))
-                return xasprintf("its rootfs `%s` is gone", m->rootfs);
         if (stat(m->path, &st) < 0)
                 return xasprintf("its manifest `%s` is gone", m->path);
         if (stat(m->dir, &st) < 0)
